@@ -1,0 +1,56 @@
+"""API base classes shared by every app: pagination, permissions, throttling, error mapping."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError
+from rest_framework import pagination, permissions, status, throttling
+from rest_framework.response import Response
+
+from .errors import DomainError, DomainValidationError
+
+
+class Pagination(pagination.PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+
+
+class ModelPermissions(permissions.DjangoModelPermissions):
+    """Django model permissions, with ``view`` required for reads (DRF's default lets any user read)."""
+
+    perms_map = {
+        **permissions.DjangoModelPermissions.perms_map,
+        "GET": ["%(app_label)s.view_%(model_name)s"],
+        "HEAD": ["%(app_label)s.view_%(model_name)s"],
+        "OPTIONS": [],
+    }
+
+
+class WriteThrottle(throttling.UserRateThrottle):
+    """Rate limit on API writes per user (``API_WRITE_RATE``); reads are not throttled."""
+
+    scope = "writes"
+
+    def allow_request(self, request, view):
+        if request.method in permissions.SAFE_METHODS:
+            return True
+        return super().allow_request(request, view)
+
+
+def exception_handler(exc, context):
+    """Map domain errors to 400/404/409 with a machine code and per-field messages; never 500 for bad input."""
+    from rest_framework.views import exception_handler as drf_exception_handler  # lazy: avoids an import cycle
+
+    if isinstance(exc, DomainError):
+        return Response(exc.as_dict(), status=exc.status_code)
+    if isinstance(exc, DjangoValidationError):
+        detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        return Response({"code": "invalid", **detail}, status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, IntegrityError):
+        return Response({"code": "conflict", "detail": "The change conflicts with existing data."},
+                        status=status.HTTP_409_CONFLICT)
+    return drf_exception_handler(exc, context)
+
+
+__all__ = ["DomainValidationError", "ModelPermissions", "Pagination", "WriteThrottle", "exception_handler"]

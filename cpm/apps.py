@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class CpmConfig(AppConfig):
+    name = "cpm"
+    verbose_name = "cpm (audit)"

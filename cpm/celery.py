@@ -1,0 +1,23 @@
+"""The Celery app.
+
+Tasks are autodiscovered from each app's ``tasks.py``. Periodic work is a beat schedule of UTC ticks defined here in
+code; each tick reads what is due from the database (never far-future ETAs on the broker, which Redis redelivers).
+Tasks are enqueued only after the surrounding transaction commits (``cpm.tasks.enqueue_on_commit``).
+"""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cpm.settings")
+
+app = Celery("cpm")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+app.conf.beat_schedule = {
+    # Moves events through DISPATCHED / ACTIVE / COMPLETED and hands completed events to settlement.
+    "events-tick": {"task": "events.tick", "schedule": 60.0},
+    # Creates customer settlements that have come due (billing periods, season ends).
+    "settlement-tick": {"task": "settlement.tick", "schedule": 3600.0},
+}

@@ -1,0 +1,66 @@
+"""Status transitions: an explicit map per status field, enforced by services, audited.
+
+Usage in a service::
+
+    transition(obj=program, field="status", to=ProgramStatus.ACTIVE, allowed=PROGRAM_TRANSITIONS,
+               now=now, actor=actor, reason="launch")
+
+The change is a conditional UPDATE (``WHERE status = <from>``), so two concurrent transitions of the same row cannot
+both succeed: the loser gets ``TransitionNotAllowed``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+from django.db import models
+
+from .audit import audit_record
+from .errors import TransitionNotAllowed
+
+TransitionMap = Mapping[str, frozenset[str] | set[str] | tuple[str, ...]]
+
+
+def check_transition(*, allowed: TransitionMap, current: str, to: str, label: str) -> None:
+    """Raise ``TransitionNotAllowed`` unless ``current -> to`` is in ``allowed``."""
+    if to not in allowed.get(current, ()):
+        permitted = ", ".join(sorted(allowed.get(current, ()))) or "none"
+        raise TransitionNotAllowed(
+            f"{label} cannot go from {current} to {to} (allowed from {current}: {permitted}).",
+            from_status=current,
+            to_status=to,
+        )
+
+
+def transition(
+    *,
+    obj: models.Model,
+    to: str,
+    allowed: TransitionMap,
+    now: dt.datetime,
+    actor: Any = None,
+    reason: str = "",
+    field: str = "status",
+    extra_updates: dict[str, Any] | None = None,
+) -> models.Model:
+    """Move ``obj.<field>`` to ``to`` if the map allows it; audit who, when, from, to and why.
+
+    Raises ``TransitionNotAllowed`` for a refused transition or when another transaction changed the status first.
+    """
+    current = getattr(obj, field)
+    label = f"{obj._meta.verbose_name.capitalize()} {obj}"
+    check_transition(allowed=allowed, current=current, to=to, label=label)
+    updates = {field: to, **(extra_updates or {})}
+    if "updated_at" in {f.name for f in obj._meta.concrete_fields}:
+        updates["updated_at"] = now
+    changed = type(obj)._default_manager.filter(pk=obj.pk, **{field: current}).update(**updates)
+    if changed != 1:
+        raise TransitionNotAllowed(f"{label} changed status concurrently; reload and try again.",
+                                   from_status=current, to_status=to)
+    for key, value in updates.items():
+        setattr(obj, key, value)
+    audit_record(obj=obj, action="status_change", now=now, actor=actor, from_status=current, to_status=to,
+                 reason=reason)
+    return obj

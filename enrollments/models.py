@@ -1,0 +1,146 @@
+"""Who takes part: customers, accounts, service agreements, enrollments and program subscriptions.
+
+Dates are local calendar dates in the program's zone; periods are half-open ``[start, end)``.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import F, Q
+from simple_history.models import HistoricalRecords
+
+from devices.models import Device, ServicePoint
+from programs.models import Program
+
+from .choices import OPEN_ENROLLMENT_STATUSES, AccountStatus, EnrollmentSource, EnrollmentStatus, ReasonCode
+
+
+class Customer(models.Model):
+    cis_person_id = models.CharField(max_length=64, unique=True, help_text="CIS person id.")
+    first_name = models.CharField(max_length=100, blank=True)
+    last_name = models.CharField(max_length=100, db_index=True)
+    email = models.EmailField(blank=True)
+    phone = models.CharField(max_length=32, blank=True)
+    life_support = models.BooleanField(default=False, help_text="Life-support / medical equipment on file.")
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["last_name", "first_name", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip()
+
+
+class Account(models.Model):
+    account_number = models.CharField(max_length=64, unique=True)
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="accounts")
+    status = models.CharField(max_length=8, choices=AccountStatus.choices, default=AccountStatus.OPEN, editable=False)
+    opened_on = models.DateField()
+    closed_on = models.DateField(null=True, blank=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["account_number"]
+        constraints = [
+            models.CheckConstraint(condition=Q(closed_on__isnull=True) | Q(closed_on__gte=F("opened_on")),
+                                   name="account_period_ordered"),
+            models.CheckConstraint(
+                condition=Q(status=AccountStatus.OPEN, closed_on__isnull=True)
+                | Q(status=AccountStatus.CLOSED, closed_on__isnull=False),
+                name="account_closed_has_date"),
+        ]
+
+    def __str__(self) -> str:
+        return self.account_number
+
+
+class ServiceAgreement(models.Model):
+    """An account served at a service point for local dates ``[start_date, end_date)``."""
+
+    agreement_id = models.CharField(max_length=64, unique=True)
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="service_agreements")
+    service_point = models.ForeignKey(ServicePoint, on_delete=models.PROTECT, related_name="service_agreements")
+    start_date = models.DateField()
+    end_date = models.DateField(null=True, blank=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["service_point", "start_date"]
+        constraints = [
+            models.CheckConstraint(condition=Q(end_date__isnull=True) | Q(end_date__gte=F("start_date")),
+                                   name="agreement_period_ordered"),
+            models.UniqueConstraint(fields=["service_point"], condition=Q(end_date__isnull=True),
+                                    name="one_open_agreement_per_service_point"),
+        ]
+
+    def __str__(self) -> str:
+        return self.agreement_id
+
+
+class Enrollment(models.Model):
+    """An account at a service point in a program. Status changes only through ``enrollments.services``."""
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="enrollments")
+    service_point = models.ForeignKey(ServicePoint, on_delete=models.PROTECT, related_name="enrollments")
+    program = models.ForeignKey(Program, on_delete=models.PROTECT, related_name="enrollments")
+    status = models.CharField(max_length=20, choices=EnrollmentStatus.choices, default=EnrollmentStatus.REQUESTED,
+                              editable=False)
+    source = models.CharField(max_length=20, choices=EnrollmentSource.choices)
+    external_transaction_id = models.CharField(max_length=128, null=True, blank=True,
+                                               help_text="Idempotency key of the requesting channel.")
+    requested_at = models.DateTimeField()
+    effective_date = models.DateField(null=True, blank=True, help_text="First local day enrolled.")
+    end_date = models.DateField(null=True, blank=True, help_text="First local day no longer enrolled.")
+    reason_code = models.CharField(max_length=20, choices=ReasonCode.choices, blank=True)
+    reason_text = models.CharField(max_length=500, blank=True)
+    answers = models.JSONField(default=dict, blank=True, help_text="Qualification answers by question code.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["program", "service_point"],
+                                    condition=Q(status__in=OPEN_ENROLLMENT_STATUSES),
+                                    name="one_open_enrollment_per_program_service_point",
+                                    violation_error_message="This service point is already enrolled in the program."),
+            models.UniqueConstraint(fields=["source", "external_transaction_id"],
+                                    condition=Q(external_transaction_id__isnull=False),
+                                    name="enrollment_external_transaction_unique"),
+            models.CheckConstraint(condition=Q(end_date__isnull=True) | Q(effective_date__isnull=True)
+                                   | Q(end_date__gte=F("effective_date")), name="enrollment_period_ordered"),
+        ]
+        indexes = [models.Index(fields=["program", "status"], name="enrollment_program_status_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.program_id}:{self.account_id}@{self.service_point_id}"
+
+
+class ProgramSubscription(models.Model):
+    """An enrollment's device for local dates ``[start_date, end_date)``; ``device`` empty for service-point-only
+    programs. ``exclusive`` copies "program does not allow co-enrollment" so the database can hold the rule
+    "at most one open exclusive subscription per device"."""
+
+    enrollment = models.ForeignKey(Enrollment, on_delete=models.CASCADE, related_name="subscriptions")
+    device = models.ForeignKey(Device, null=True, blank=True, on_delete=models.PROTECT, related_name="subscriptions")
+    start_date = models.DateField()
+    end_date = models.DateField(null=True, blank=True)
+    end_reason = models.CharField(max_length=20, choices=ReasonCode.choices, blank=True)
+    exclusive = models.BooleanField(default=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["enrollment", "start_date", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["device"], condition=Q(end_date__isnull=True, exclusive=True),
+                                    name="one_open_exclusive_subscription_per_device",
+                                    violation_error_message="This device is already subscribed in another program."),
+            models.UniqueConstraint(fields=["enrollment", "device"], condition=Q(end_date__isnull=True),
+                                    name="one_open_subscription_per_enrollment_device"),
+            models.CheckConstraint(condition=Q(end_date__isnull=True) | Q(end_date__gte=F("start_date")),
+                                   name="subscription_period_ordered"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.enrollment_id}/{self.device_id or 'service point'} from {self.start_date}"

@@ -1,0 +1,284 @@
+"""Programs: what is offered, to whom, under which participation and incentive rules.
+
+All dates of seasons, enrollment windows and rule effectivity are local calendar dates in the program's IANA zone;
+times of day (event windows) are local wall-clock times there.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db import models
+from django.db.models import F, Q
+from simple_history.models import HistoricalRecords
+
+from .choices import (
+    AnswerType,
+    BaselineMethod,
+    DeviceOwnership,
+    HolidayCalendar,
+    IncentiveBasis,
+    IncentiveKind,
+    OptOutAllowanceKind,
+    OptOutConsequence,
+    PerformanceMeasurement,
+    ProgramStatus,
+    ProgramType,
+    SettlementTiming,
+)
+
+
+class Program(models.Model):
+    code = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True, help_text="What the program is, and the published source it follows.")
+    program_type = models.CharField(max_length=32, choices=ProgramType.choices)
+    time_zone = models.CharField(max_length=64, help_text="IANA zone for local days, windows, seasons, baselines.")
+    status = models.CharField(max_length=16, choices=ProgramStatus.choices, default=ProgramStatus.DRAFT,
+                              editable=False)
+    enrollment_opens_on = models.DateField(null=True, blank=True, help_text="Local date; empty = always open.")
+    enrollment_closes_on = models.DateField(null=True, blank=True, help_text="Local date, inclusive.")
+    eligible_device_types = models.JSONField(default=list, blank=True, help_text="List of device type codes.")
+    eligible_customer_classes = models.JSONField(default=list, blank=True, help_text="Empty = any class.")
+    eligible_rate_codes = models.JSONField(default=list, blank=True, help_text="Empty = any rate code.")
+    eligible_territories = models.JSONField(default=list, blank=True, help_text="Service territory codes; empty = any.")
+    eligible_substations = models.JSONField(default=list, blank=True, help_text="Substation codes; empty = any.")
+    eligible_feeders = models.JSONField(default=list, blank=True, help_text="Feeder codes; empty = any.")
+    excludes_life_support = models.BooleanField(default=False,
+                                                help_text="Customers on life-support / medical equipment excluded.")
+    device_ownership = models.CharField(max_length=16, choices=DeviceOwnership.choices,
+                                        default=DeviceOwnership.CUSTOMER_OWNED,
+                                        help_text="Only customer-owned (BYOD) programs are in scope.")
+    requires_device = models.BooleanField(default=True, help_text="False for peak-time rebates on a service point.")
+    requires_approval = models.BooleanField(default=False)
+    allows_co_enrollment = models.BooleanField(default=False,
+                                               help_text="A device may also be subscribed in another program.")
+    settlement_timing = models.CharField(max_length=16, choices=SettlementTiming.choices,
+                                         default=SettlementTiming.AFTER_EVENT)
+    performance_measurement = models.CharField(max_length=20, choices=PerformanceMeasurement.choices,
+                                               default=PerformanceMeasurement.METER_BASELINE)
+    baseline_method = models.CharField(max_length=20, choices=BaselineMethod.choices,
+                                       default=BaselineMethod.CAISO_AUTO)
+    baseline_params = models.JSONField(default=dict, blank=True,
+                                       help_text="Overrides of the preset (x, y, selection, lookback_days, ...).")
+    holiday_calendar = models.CharField(max_length=16, choices=HolidayCalendar.choices, default=HolidayCalendar.NERC)
+    device_online_threshold_minutes = models.PositiveIntegerField(
+        default=24 * 60, help_text="A device not seen online for longer is skipped at reservation.")
+    charges_negative_performance = models.BooleanField(
+        default=False, help_text="If set, a negative reduction is charged; otherwise it pays $0.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["code"]
+        constraints = [
+            models.CheckConstraint(condition=Q(device_ownership=DeviceOwnership.CUSTOMER_OWNED),
+                                   name="program_customer_owned_devices_only",
+                                   violation_error_message="Programs for utility-owned devices are out of scope."),
+            models.CheckConstraint(
+                condition=Q(enrollment_opens_on__isnull=True) | Q(enrollment_closes_on__isnull=True)
+                | Q(enrollment_closes_on__gte=F("enrollment_opens_on")),
+                name="program_enrollment_window_ordered"),
+            models.CheckConstraint(condition=Q(status__in=ProgramStatus.values), name="program_status_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == ProgramStatus.ACTIVE
+
+
+class QualificationQuestion(models.Model):
+    """A question asked at enrollment; ``qualifying_answers`` empty means any answer qualifies."""
+
+    program = models.ForeignKey(Program, on_delete=models.CASCADE, related_name="questions")
+    code = models.SlugField(max_length=64)
+    position = models.PositiveSmallIntegerField(default=0)
+    text = models.CharField(max_length=500)
+    answer_type = models.CharField(max_length=16, choices=AnswerType.choices, default=AnswerType.BOOLEAN)
+    required = models.BooleanField(default=True)
+    choices = models.JSONField(default=list, blank=True, help_text="Allowed answers for a choice question.")
+    qualifying_answers = models.JSONField(default=list, blank=True, help_text="Answers that qualify; empty = any.")
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["program", "position", "id"]
+        constraints = [models.UniqueConstraint(fields=["program", "code"], name="question_code_unique_per_program")]
+
+    def __str__(self) -> str:
+        return f"{self.program.code}:{self.code}"
+
+
+class Season(models.Model):
+    """A named season in local dates, both inclusive (e.g. Summer 2026: 2026-06-01 to 2026-09-30)."""
+
+    program = models.ForeignKey(Program, on_delete=models.CASCADE, related_name="seasons")
+    name = models.CharField(max_length=100)
+    start_date = models.DateField(help_text="First local day of the season.")
+    end_date = models.DateField(help_text="Last local day of the season (inclusive).")
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["program", "start_date"]
+        constraints = [
+            models.UniqueConstraint(fields=["program", "name"], name="season_name_unique_per_program"),
+            models.CheckConstraint(condition=Q(end_date__gte=F("start_date")), name="season_end_after_start",
+                                   violation_error_message="Season end_date must be on or after start_date."),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.program.code} {self.name}"
+
+    def contains(self, day: dt.date) -> bool:
+        return self.start_date <= day <= self.end_date
+
+
+class ParticipationRule(models.Model):
+    """Event limits, effective from a local date; the latest rule in effect on a day wins.
+
+    Empty limits mean "no limit". Times are local wall-clock in the program's zone; ``window_end`` 00:00 means
+    midnight at the end of the day.
+    """
+
+    program = models.ForeignKey(Program, on_delete=models.CASCADE, related_name="participation_rules")
+    effective_from = models.DateField()
+    weekdays_allowed = models.BooleanField(default=True)
+    weekends_allowed = models.BooleanField(default=False)
+    holidays_allowed = models.BooleanField(default=False)
+    window_start = models.TimeField(null=True, blank=True, help_text="Earliest local start; empty = any time.")
+    window_end = models.TimeField(null=True, blank=True, help_text="Latest local end; empty = any time.")
+    min_duration_minutes = models.PositiveIntegerField(null=True, blank=True)
+    max_duration_minutes = models.PositiveIntegerField(null=True, blank=True)
+    max_events_per_day = models.PositiveIntegerField(null=True, blank=True)
+    max_events_per_week = models.PositiveIntegerField(null=True, blank=True)
+    max_events_per_season = models.PositiveIntegerField(null=True, blank=True)
+    max_event_hours_per_day = models.DecimalField(max_digits=6, decimal_places=2, null=True, blank=True)
+    max_event_hours_per_season = models.DecimalField(max_digits=7, decimal_places=2, null=True, blank=True)
+    min_rest_minutes = models.PositiveIntegerField(null=True, blank=True, help_text="Between events of a device.")
+    max_consecutive_event_days = models.PositiveIntegerField(null=True, blank=True)
+    min_notice_minutes = models.PositiveIntegerField(null=True, blank=True)
+    opt_out_allowance_kind = models.CharField(max_length=16, choices=OptOutAllowanceKind.choices,
+                                              default=OptOutAllowanceKind.UNLIMITED)
+    opt_out_allowance_count = models.PositiveIntegerField(null=True, blank=True)
+    opt_out_allowance_percent = models.DecimalField(max_digits=5, decimal_places=2, null=True, blank=True,
+                                                    help_text="Percent of the season's event hours.")
+    opt_out_cutoff_minutes = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Opt-outs refused this many minutes before start; empty = any time.")
+    refuse_opt_out_beyond_allowance = models.BooleanField(
+        default=False, help_text="Refuse opt-outs once the allowance is used (else allow and count them).")
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["program", "-effective_from"]
+        constraints = [
+            models.UniqueConstraint(fields=["program", "effective_from"], name="rule_unique_per_effective_date"),
+            models.CheckConstraint(
+                condition=Q(min_duration_minutes__isnull=True) | Q(max_duration_minutes__isnull=True)
+                | Q(max_duration_minutes__gte=F("min_duration_minutes")),
+                name="rule_max_duration_gte_min",
+                violation_error_message="max_duration_minutes must be at least min_duration_minutes."),
+            models.CheckConstraint(
+                condition=Q(opt_out_allowance_percent__isnull=True)
+                | Q(opt_out_allowance_percent__gte=0, opt_out_allowance_percent__lte=100),
+                name="rule_opt_out_percent_range"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.program.code} rules from {self.effective_from}"
+
+
+class MutualExclusion(models.Model):
+    """Two programs no service point or device may be in at overlapping dates (stored once, lower id first)."""
+
+    program_a = models.ForeignKey(Program, on_delete=models.CASCADE, related_name="+")
+    program_b = models.ForeignKey(Program, on_delete=models.CASCADE, related_name="+")
+    reason = models.CharField(max_length=200, blank=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["program_a", "program_b"], name="mutual_exclusion_unique_pair"),
+            models.CheckConstraint(condition=Q(program_a__lt=F("program_b")), name="mutual_exclusion_ordered_pair",
+                                   violation_error_message="A program cannot exclude itself."),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.program_a_id} x {self.program_b_id}"
+
+
+class IntervalPriceSet(models.Model):
+    """A named series of (interval start, $/kWh) with a fixed interval length, in the program's zone."""
+
+    program = models.ForeignKey(Program, on_delete=models.CASCADE, related_name="price_sets")
+    name = models.CharField(max_length=100)
+    interval_minutes = models.PositiveSmallIntegerField(default=60)
+    history = HistoricalRecords()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["program", "name"], name="price_set_name_unique_per_program"),
+            models.CheckConstraint(condition=Q(interval_minutes__in=[5, 15, 30, 60]), name="price_set_interval_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.program.code} {self.name}"
+
+
+class IntervalPrice(models.Model):
+    price_set = models.ForeignKey(IntervalPriceSet, on_delete=models.CASCADE, related_name="prices")
+    interval_start = models.DateTimeField(help_text="UTC start of the interval.")
+    price_per_kwh = models.DecimalField(max_digits=10, decimal_places=5)
+
+    class Meta:
+        ordering = ["price_set", "interval_start"]
+        constraints = [models.UniqueConstraint(fields=["price_set", "interval_start"], name="price_unique_interval")]
+
+
+class IncentiveRule(models.Model):
+    """One way the program pays (or penalises). ``amount`` is dollars per ``basis`` unit.
+
+    Kind-specific fields: ``price_set`` (performance per kWh with an interval price set); ``top_percent_events`` (kW
+    drop averaged over the top N% of the season's events); ``min_participation_share`` / ``max_opt_outs``
+    (seasonal); ``requires_no_skipped_event`` (monthly); ``opt_out_consequence`` (opt-out penalty).
+    ``season`` empty = every season.
+    """
+
+    program = models.ForeignKey(Program, on_delete=models.CASCADE, related_name="incentive_rules")
+    season = models.ForeignKey(Season, null=True, blank=True, on_delete=models.CASCADE, related_name="incentive_rules")
+    kind = models.CharField(max_length=20, choices=IncentiveKind.choices)
+    basis = models.CharField(max_length=20, choices=IncentiveBasis.choices, default=IncentiveBasis.FLAT)
+    amount = models.DecimalField(max_digits=10, decimal_places=4, default=0, help_text="Dollars per basis unit.")
+    price_set = models.ForeignKey(IntervalPriceSet, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    top_percent_events = models.DecimalField(max_digits=5, decimal_places=2, null=True, blank=True)
+    opted_out_counts_zero = models.BooleanField(default=True, help_text="kW drop: an opted-out event counts 0 kW.")
+    min_participation_share = models.DecimalField(max_digits=5, decimal_places=4, null=True, blank=True,
+                                                  help_text="Seasonal: minimum share (0-1) of event hours.")
+    max_opt_outs = models.PositiveIntegerField(null=True, blank=True, help_text="Seasonal: more opt-outs forfeit it.")
+    requires_no_skipped_event = models.BooleanField(default=False, help_text="Monthly: only months with no opt-out.")
+    opt_out_consequence = models.CharField(max_length=16, choices=OptOutConsequence.choices, blank=True)
+    description = models.CharField(max_length=300, blank=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["program", "kind", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gte=0), name="incentive_amount_non_negative",
+                                   violation_error_message="amount must be zero or more."),
+            models.CheckConstraint(
+                condition=~Q(basis=IncentiveBasis.PRICE_SET) | Q(price_set__isnull=False),
+                name="incentive_price_set_required",
+                violation_error_message="price_set is required when basis is price_set."),
+            models.CheckConstraint(
+                condition=Q(min_participation_share__isnull=True)
+                | Q(min_participation_share__gte=0, min_participation_share__lte=1),
+                name="incentive_min_share_range"),
+            models.CheckConstraint(
+                condition=Q(top_percent_events__isnull=True) | Q(top_percent_events__gt=0, top_percent_events__lte=100),
+                name="incentive_top_percent_range"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.program.code} {self.get_kind_display()} {self.amount} {self.basis}"

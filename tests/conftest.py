@@ -1,0 +1,75 @@
+"""Shared fixtures and markers.
+
+- ``@pytest.mark.postgres``: needs PostgreSQL behaviour (row locks, concurrency); skipped on SQLite.
+- ``@pytest.mark.celery_worker``: runs a real Celery worker against the broker; skipped without CELERY_BROKER_URL.
+- Everything else runs Celery tasks eagerly, whatever the environment, so tests are deterministic.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+
+def pytest_collection_modifyitems(config, items):
+    is_pg = connection.vendor == "postgresql"
+    has_broker = bool(os.environ.get("CELERY_BROKER_URL"))
+    skip_pg = pytest.mark.skip(reason="needs PostgreSQL (set DATABASE_URL=postgres://...)")
+    skip_broker = pytest.mark.skip(reason="needs a broker (set CELERY_BROKER_URL=redis://...)")
+    for item in items:
+        if "postgres" in item.keywords and not is_pg:
+            item.add_marker(skip_pg)
+        if "celery_worker" in item.keywords and not has_broker:
+            item.add_marker(skip_broker)
+
+
+@pytest.fixture(autouse=True)
+def _eager_celery(request):
+    """Run tasks in-process unless the test asks for a real worker."""
+    from cpm.celery import app
+
+    if "celery_worker" in request.keywords:
+        yield
+        return
+    old = app.conf.task_always_eager, app.conf.task_eager_propagates
+    app.conf.task_always_eager = True
+    app.conf.task_eager_propagates = True
+    yield
+    app.conf.task_always_eager, app.conf.task_eager_propagates = old
+
+
+@pytest.fixture(autouse=True)
+def _no_axes_lockouts(settings):
+    settings.AXES_ENABLED = False
+
+
+@pytest.fixture
+def now() -> dt.datetime:
+    """A fixed 'now' for services (2026-05-15 16:00 UTC)."""
+    return dt.datetime(2026, 5, 15, 16, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def admin_user(db, django_user_model):
+    return django_user_model.objects.create_superuser("admin", "admin@example.com", "pw-admin-123")
+
+
+@pytest.fixture
+def api_client():
+    from rest_framework.test import APIClient
+
+    return APIClient()
+
+
+@pytest.fixture
+def admin_api(api_client, admin_user):
+    api_client.force_authenticate(admin_user)
+    return api_client
+
+
+def pytest_report_header(config):
+    return f"cpm database: {settings.DATABASES['default']['ENGINE']}"
