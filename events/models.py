@@ -1,1 +1,192 @@
+"""Events: when a program is called, who was reserved (and why not), who took part, opted out, and what was sent.
 
+Instants are stored in UTC; the program's zone is used for local days, windows and limits. Periods are half-open.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from simple_history.models import HistoricalRecords
+
+from devices.models import Aggregator, Device, ServicePoint
+from enrollments.models import Enrollment, ProgramSubscription
+from programs.models import Program
+
+from .choices import (
+    DeliveryStatus,
+    DispatchKind,
+    EventCategory,
+    EventDirection,
+    EventStatus,
+    OptOutChannel,
+    ParticipationStatus,
+    ReservationDecision,
+)
+
+
+class Event(models.Model):
+    program = models.ForeignKey(Program, on_delete=models.PROTECT, related_name="events")
+    name = models.CharField(max_length=200)
+    category = models.CharField(max_length=16, choices=EventCategory.choices, default=EventCategory.ECONOMIC)
+    direction = models.CharField(max_length=8, choices=EventDirection.choices, default=EventDirection.REDUCE)
+    start = models.DateTimeField(help_text="UTC start (inclusive).")
+    end = models.DateTimeField(help_text="UTC end (exclusive).")
+    notification_at = models.DateTimeField(help_text="UTC time participants are notified (dispatch).")
+    status = models.CharField(max_length=12, choices=EventStatus.choices, default=EventStatus.DRAFT, editable=False)
+    revision = models.PositiveIntegerField(default=1, editable=False)
+    # Targeting: all empty = every enrolled device of the program.
+    target_territories = models.JSONField(default=list, blank=True)
+    target_substations = models.JSONField(default=list, blank=True)
+    target_feeders = models.JSONField(default=list, blank=True)
+    target_device_types = models.JSONField(default=list, blank=True)
+    target_devices = models.ManyToManyField(Device, blank=True, related_name="targeted_by_events")
+    target_kw = models.DecimalField(max_digits=12, decimal_places=3, null=True, blank=True)
+    overrides_rules = models.BooleanField(default=False, editable=False,
+                                          help_text="Emergency event scheduled over a participation rule (audited).")
+    override_reason = models.CharField(max_length=500, blank=True, editable=False)
+    cancel_reason = models.CharField(max_length=500, blank=True, editable=False)
+    reserved_at = models.DateTimeField(null=True, blank=True, editable=False)
+    settlement_handed_off_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-start", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(end__gt=F("start")), name="event_end_after_start",
+                                   violation_error_message="end must be after start."),
+            models.CheckConstraint(condition=Q(notification_at__lte=F("start")), name="event_notified_before_start",
+                                   violation_error_message="notification_at must be at or before start."),
+        ]
+        indexes = [models.Index(fields=["status", "start"], name="event_status_start_idx"),
+                   models.Index(fields=["program", "start"], name="event_program_start_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.start:%Y-%m-%d %H:%M}Z)"
+
+    @property
+    def duration_hours(self) -> float:
+        return (self.end - self.start).total_seconds() / 3600.0
+
+
+class EventRevision(models.Model):
+    """A snapshot of an event as it was before a modification (revision numbers increase by one)."""
+
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="revisions")
+    revision = models.PositiveIntegerField()
+    snapshot = models.JSONField()
+    changed_at = models.DateTimeField()
+    changed_by = models.CharField(max_length=150, blank=True)
+    reason = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["event", "revision"]
+        constraints = [models.UniqueConstraint(fields=["event", "revision"], name="event_revision_unique")]
+
+
+class Unavailability(models.Model):
+    """A customer-declared period ``[start, end)`` (UTC) when a device (or a whole service point) must not be called."""
+
+    enrollment = models.ForeignKey(Enrollment, on_delete=models.CASCADE, related_name="unavailabilities")
+    device = models.ForeignKey(Device, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    reason = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["start"]
+        verbose_name_plural = "unavailabilities"
+        constraints = [models.CheckConstraint(condition=Q(end__gt=F("start")), name="unavailability_end_after_start")]
+
+
+class Reservation(models.Model):
+    """The reservation ledger: one decision per (event, candidate subscription), RESERVED or the skip reason.
+
+    Re-running reservation replaces decisions of the same event (idempotent); it answers "why was my device (not)
+    called?".
+    """
+
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="reservations")
+    subscription = models.ForeignKey(ProgramSubscription, on_delete=models.CASCADE, related_name="reservations")
+    enrollment = models.ForeignKey(Enrollment, on_delete=models.CASCADE, related_name="reservations")
+    device = models.ForeignKey(Device, null=True, blank=True, on_delete=models.CASCADE, related_name="reservations")
+    service_point = models.ForeignKey(ServicePoint, on_delete=models.CASCADE, related_name="reservations")
+    decision = models.CharField(max_length=24, choices=ReservationDecision.choices)
+    detail = models.CharField(max_length=300, blank=True, help_text="Plain-language explanation with numbers.")
+    capacity_kw = models.DecimalField(max_digits=9, decimal_places=3, default=0)
+    decided_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["event", "decision", "id"]
+        constraints = [models.UniqueConstraint(fields=["event", "subscription"], name="reservation_unique_candidate")]
+        indexes = [models.Index(fields=["event", "decision"], name="reservation_event_decision_idx")]
+
+
+class Participation(models.Model):
+    """A reserved participant's part in an event. ``start``/``end`` copy the event window so the database can refuse
+    a device held by two overlapping events (exclusion constraint on PostgreSQL; service check elsewhere)."""
+
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="participations")
+    subscription = models.ForeignKey(ProgramSubscription, on_delete=models.PROTECT, related_name="participations")
+    enrollment = models.ForeignKey(Enrollment, on_delete=models.PROTECT, related_name="participations")
+    device = models.ForeignKey(Device, null=True, blank=True, on_delete=models.PROTECT, related_name="participations")
+    service_point = models.ForeignKey(ServicePoint, on_delete=models.PROTECT, related_name="participations")
+    status = models.CharField(max_length=16, choices=ParticipationStatus.choices,
+                              default=ParticipationStatus.RESERVED, editable=False)
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    opted_out_at = models.DateTimeField(null=True, blank=True)
+    outcome_revision = models.PositiveIntegerField(null=True, blank=True, help_text="Event revision of the outcome.")
+    outcome_reported_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["event", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["event", "subscription"], name="participation_unique_per_event"),
+            models.CheckConstraint(condition=Q(end__gt=F("start")), name="participation_end_after_start"),
+        ]
+        indexes = [models.Index(fields=["device", "start"], name="participation_device_start_idx"),
+                   models.Index(fields=["service_point", "start"], name="participation_sp_start_idx")]
+
+    @property
+    def minutes_participated(self) -> float:
+        """Minutes of the event window before an opt-out (the whole window otherwise)."""
+        stop = self.opted_out_at if self.opted_out_at and self.opted_out_at < self.end else self.end
+        return max(0.0, (stop - self.start).total_seconds() / 60.0)
+
+
+class OptOut(models.Model):
+    """An opt-out of a participation, through a channel, at a time (counted against the allowance)."""
+
+    participation = models.OneToOneField(Participation, on_delete=models.CASCADE, related_name="opt_out")
+    channel = models.CharField(max_length=20, choices=OptOutChannel.choices)
+    at = models.DateTimeField()
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+")
+    reason = models.CharField(max_length=300, blank=True)
+
+
+class DispatchMessage(models.Model):
+    """What was sent to one aggregator for one event revision (dispatch, modification or cancellation)."""
+
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="dispatch_messages")
+    aggregator = models.ForeignKey(Aggregator, on_delete=models.CASCADE, related_name="dispatch_messages")
+    kind = models.CharField(max_length=8, choices=DispatchKind.choices)
+    revision = models.PositiveIntegerField()
+    payload = models.JSONField()
+    delivery_status = models.CharField(max_length=12, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["event", "revision", "aggregator"]
+        constraints = [models.UniqueConstraint(fields=["event", "aggregator", "kind", "revision"],
+                                               name="dispatch_message_unique")]
