@@ -7,7 +7,7 @@ from django.db.models import Q
 
 from devices.models import Device, ServicePoint
 
-from .choices import Channel
+from ..choices import Channel
 
 
 class IntervalDay(models.Model):
