@@ -1,6 +1,12 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class CpmConfig(AppConfig):
     name = "cpm"
-    verbose_name = "cpm (audit)"
+    verbose_name = "cpm (audit and roles)"
+
+    def ready(self) -> None:
+        from .roles import sync_roles
+
+        post_migrate.connect(sync_roles, dispatch_uid="cpm.sync_roles")

@@ -38,3 +38,22 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.actor_label} {self.action} {self.object_type}#{self.object_id}"
+
+
+class Capability(models.Model):
+    """No table: carries the cross-app permissions that roles grant (checked by services, API views and pages)."""
+
+    class Meta:
+        managed = False
+        default_permissions = ()
+        permissions = [
+            ("use_csr_page", "Use the CSR customer program page"),
+            ("view_personal_data", "See customers' unmasked contact details"),
+            ("approve_enrollments", "Approve or reject enrollment requests"),
+            ("manage_events", "Schedule, dispatch and cancel events"),
+            ("opt_out_on_behalf", "Opt a customer's device out of an event"),
+            ("approve_settlements", "Approve and reverse settlements"),
+            ("export_credits", "Create bill-credit export batches"),
+            ("pull_bill_credits", "Pull and acknowledge bill-credit export batches"),
+            ("report_outcomes", "Report device outcomes for events (aggregators)"),
+        ]

@@ -4,6 +4,7 @@ from importlib.util import find_spec
 
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 api_v1 = []
@@ -18,6 +19,6 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("", RedirectView.as_view(url="/csr/", permanent=False)),
 ]
-if find_spec("cpm.csr"):
-    urlpatterns.append(path("csr/", include("cpm.csr")))
+urlpatterns.append(path("csr/", include("cpm.csr.urls")))

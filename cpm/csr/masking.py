@@ -1,0 +1,20 @@
+"""Masking of personal data for roles without ``cpm.view_personal_data``."""
+
+from __future__ import annotations
+
+
+def mask_email(value: str) -> str:
+    """``pat.jones@example.com`` -> ``p*******@example.com``."""
+    if not value or "@" not in value:
+        return "***" if value else ""
+    local, domain = value.split("@", 1)
+    return f"{local[:1]}{'*' * max(1, len(local) - 1)}@{domain}"
+
+
+def mask_phone(value: str) -> str:
+    """Keep the last two digits: ``555-0142`` -> ``***-**42``."""
+    if not value:
+        return ""
+    digits = [c for c in value if c.isdigit()]
+    tail = "".join(digits[-2:])
+    return f"***-**{tail}"

@@ -1,0 +1,114 @@
+"""Reads for the CSR page, each a fixed number of queries whatever the customer's size."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from django.db.models import Prefetch, Q
+
+from cpm.models import AuditEntry
+from devices.models import Device, DeviceInstallation, ServicePoint
+from enrollments.models import Account, Customer, Enrollment, ServiceAgreement
+from events.choices import ParticipationStatus, ReservationDecision
+from events.models import Participation, Reservation, Unavailability
+
+SEARCH_LIMIT = 50
+
+
+def customer_search(*, query: str, limit: int = SEARCH_LIMIT) -> list[Customer]:
+    """Customers matching ``query`` by name (prefix, case-insensitive), account number, service point id, meter
+    number, device serial (exact) or street address (prefix). Each probe is one indexed query."""
+    q = (query or "").strip()
+    if len(q) < 2:
+        return []
+    ids: set[int] = set()
+    ids.update(Account.objects.filter(account_number=q).values_list("customer_id", flat=True))
+    sp_ids = set(ServicePoint.objects.filter(Q(service_point_id=q) | Q(meter_number=q)).values_list("id", flat=True))
+    sp_ids.update(DeviceInstallation.objects.filter(device__serial_number=q).values_list("service_point_id", flat=True))
+    sp_ids.update(ServicePoint.objects.filter(premise__address_line1__istartswith=q).values_list("id", flat=True)[:limit])
+    if sp_ids:
+        ids.update(ServiceAgreement.objects.filter(service_point_id__in=sp_ids)
+                   .values_list("account__customer_id", flat=True))
+    parts = q.split()
+    name_q = Q(last_name__istartswith=parts[-1])
+    if len(parts) > 1:
+        name_q &= Q(first_name__istartswith=parts[0])
+    name_q |= Q(last_name__iexact=q) | Q(cis_person_id=q)
+    ids.update(Customer.objects.filter(name_q).values_list("id", flat=True)[:limit])
+    return list(Customer.objects.filter(id__in=ids).prefetch_related("accounts").order_by("last_name", "first_name")
+                [:limit])
+
+
+@dataclass
+class DeviceHistory:
+    device: Device
+    service_point: ServicePoint
+    participations: list[Participation] = field(default_factory=list)
+    decisions: list[Reservation] = field(default_factory=list)
+
+    @property
+    def success_rate(self) -> float | None:
+        done = [p for p in self.participations if p.status in (
+            ParticipationStatus.PARTICIPATED, ParticipationStatus.OPTED_OUT, ParticipationStatus.NON_RESPONSIVE,
+            ParticipationStatus.FAILED)]
+        if not done:
+            return None
+        return sum(p.status == ParticipationStatus.PARTICIPATED for p in done) / len(done)
+
+
+@dataclass
+class CustomerPage:
+    customer: Customer
+    accounts: list[Account]
+    agreements: list[ServiceAgreement]
+    service_points: list[ServicePoint]
+    devices: list[DeviceHistory]
+    enrollments: list[Enrollment]
+    status_history: dict[int, list[AuditEntry]]
+    upcoming: list[Participation]
+    unavailability: list[Unavailability]
+    skipped: list[Reservation]
+
+
+def customer_page(*, customer_id: int, now: dt.datetime) -> CustomerPage:
+    """Everything the CSR page shows for one customer (raises ``Customer.DoesNotExist``)."""
+    customer = Customer.objects.get(pk=customer_id)
+    accounts = list(Account.objects.filter(customer=customer).order_by("account_number"))
+    agreements = list(ServiceAgreement.objects.filter(account__in=accounts)
+                      .select_related("service_point__premise", "account").order_by("-start_date"))
+    sp_by_id = {a.service_point_id: a.service_point for a in agreements}
+    installs = list(DeviceInstallation.objects.filter(service_point_id__in=sp_by_id, removed_on__isnull=True)
+                    .select_related("device__aggregator", "service_point"))
+    enrollments = list(Enrollment.objects.filter(account__in=accounts)
+                       .select_related("program", "service_point", "account")
+                       .prefetch_related(Prefetch("subscriptions")).order_by("-requested_at"))
+    history: dict[int, list[AuditEntry]] = {}
+    for entry in AuditEntry.objects.filter(object_type="enrollments.enrollment",
+                                           object_id__in=[str(e.pk) for e in enrollments]).order_by("at", "id"):
+        history.setdefault(int(entry.object_id), []).append(entry)
+    for e in enrollments:
+        e.audit_entries = history.get(e.pk, [])
+    participations = list(Participation.objects.filter(enrollment__in=enrollments)
+                          .select_related("event__program", "device").order_by("-start"))
+    decisions = list(Reservation.objects.filter(enrollment__in=enrollments)
+                     .select_related("event__program", "device").order_by("-event__start"))
+    by_device: dict[int, DeviceHistory] = {}
+    for inst in installs:
+        by_device[inst.device_id] = DeviceHistory(device=inst.device, service_point=inst.service_point)
+    for p in participations:
+        if p.device_id in by_device:
+            by_device[p.device_id].participations.append(p)
+    for r in decisions:
+        if r.device_id in by_device:
+            by_device[r.device_id].decisions.append(r)
+    upcoming = [p for p in participations if p.end > now and p.status in (
+        ParticipationStatus.RESERVED, ParticipationStatus.DISPATCHED)]
+    unavailability = list(Unavailability.objects.filter(enrollment__in=enrollments, end__gt=now)
+                          .select_related("device").order_by("start"))
+    skipped = [r for r in decisions if r.decision != ReservationDecision.RESERVED]
+    return CustomerPage(customer=customer, accounts=accounts, agreements=agreements,
+                        service_points=list(sp_by_id.values()), devices=list(by_device.values()),
+                        enrollments=enrollments, status_history=history, upcoming=sorted(upcoming,
+                                                                                         key=lambda p: p.start),
+                        unavailability=unavailability, skipped=skipped)
