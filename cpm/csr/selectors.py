@@ -26,7 +26,8 @@ def customer_search(*, query: str, limit: int = SEARCH_LIMIT) -> list[Customer]:
     ids.update(Account.objects.filter(account_number=q).values_list("customer_id", flat=True))
     sp_ids = set(ServicePoint.objects.filter(Q(service_point_id=q) | Q(meter_number=q)).values_list("id", flat=True))
     sp_ids.update(DeviceInstallation.objects.filter(device__serial_number=q).values_list("service_point_id", flat=True))
-    sp_ids.update(ServicePoint.objects.filter(premise__address_line1__istartswith=q).values_list("id", flat=True)[:limit])
+    by_address = ServicePoint.objects.filter(premise__address_line1__istartswith=q).values_list("id", flat=True)
+    sp_ids.update(by_address[:limit])
     if sp_ids:
         ids.update(ServiceAgreement.objects.filter(service_point_id__in=sp_ids)
                    .values_list("account__customer_id", flat=True))
