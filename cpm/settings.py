@@ -154,6 +154,7 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "cpm.api.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["cpm.api.WriteThrottle"],
     "DEFAULT_THROTTLE_RATES": {"writes": env.str("API_WRITE_RATE", default="600/minute")},
 }
 SPECTACULAR_SETTINGS = {
