@@ -43,8 +43,10 @@ def _eager_celery(request):
 
 
 @pytest.fixture(autouse=True)
-def _no_axes_lockouts(settings):
+def _test_settings(settings):
     settings.AXES_ENABLED = False
+    # Fast hashing: tests create many users; production keeps Django's default PBKDF2.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture
