@@ -120,8 +120,12 @@ class EnrollmentFacts:
     service_point_id: int | None = None
 
     def running_on_or_after(self, day: dt.date) -> bool:
-        """Still counts for a new open-ended period from ``day``: open status, and not ended by ``day``."""
-        return self.status in OPEN_STATUSES and (self.end_date is None or self.end_date > day)
+        """Still counts for a new open-ended period from ``day``: open, or unenrolled from a later date.
+
+        Rejected and cancelled requests never held anything."""
+        if self.status in OPEN_STATUSES:
+            return self.end_date is None or self.end_date > day
+        return self.status == "unenrolled" and self.end_date is not None and self.end_date > day
 
 
 @dataclass(frozen=True)
