@@ -19,7 +19,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from cpm.audit import audit_record
-from cpm.errors import ConflictError, DomainValidationError
+from cpm.errors import ConflictError, DomainValidationError, TransitionNotAllowed
 from cpm.states import transition
 from cpm.timeutils import local_date, zone
 from devices.models import Device, DeviceInstallation, ServicePoint
@@ -206,6 +206,10 @@ def enrollment_approve(*, enrollment: Enrollment, now: dt.datetime, actor: Any =
                        ) -> Enrollment:
     """PENDING_APPROVAL -> ACTIVE. Refused (409) if the program stopped taking enrollments or the account closed."""
     enrollment = _lock_enrollment(enrollment)
+    if enrollment.status not in (EnrollmentStatus.REQUESTED, EnrollmentStatus.PENDING_APPROVAL):
+        # ACTIVE is also reachable from SUSPENDED, but that is a resume, not an approval.
+        raise TransitionNotAllowed(f"Enrollment {enrollment.pk} is {enrollment.status}; only a pending request can "
+                                   "be approved.", from_status=enrollment.status, to_status=EnrollmentStatus.ACTIVE)
     if enrollment.status == EnrollmentStatus.PENDING_APPROVAL:
         on = enrollment.effective_date or program_today(enrollment.program, now)
         problems = el.check_program(selectors.program_facts([enrollment.program])[enrollment.program_id], on)
