@@ -166,7 +166,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {},
+    "ENUM_NAME_OVERRIDES": {
+        "DeviceStatusEnum": "devices.choices.DeviceStatus",
+        "AccountStatusEnum": "enrollments.choices.AccountStatus",
+        "EnrollmentStatusEnum": "enrollments.choices.EnrollmentStatus",
+        "ReasonCodeEnum": "enrollments.choices.ReasonCode",
+    },
 }
 
 # Celery: unset broker -> tasks run eagerly in-process (embedded default).

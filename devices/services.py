@@ -1,1 +1,289 @@
+"""Write path of the devices app: premises, service points, aggregators, devices and their installation history.
 
+Every function is keyword-only, takes ``now`` (aware UTC) and ``actor`` (a User, a job name or None), owns its
+transaction and audits what it changes. Dates of installations are local calendar dates; periods are half-open
+``[installed_on, removed_on)``.
+
+Errors: ``DomainValidationError`` (400, per field), ``ConflictError`` (409, naming the conflicting row),
+``TransitionNotAllowed`` (409).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+
+from cpm.audit import audit_record
+from cpm.errors import ConflictError, DomainValidationError
+from cpm.states import transition
+
+from .choices import DEVICE_TRANSITIONS, DeviceOwnership, DeviceStatus, DeviceType
+from .models import Aggregator, Device, DeviceInstallation, Premise, ServicePoint
+from .signals import device_removed
+
+UTILITY_OWNED_MESSAGE = ("Utility-owned devices are out of scope: cpm enrolls customer-owned devices only "
+                         "(bring your own device).")
+
+# Fields a caller may set on a device (status and last_seen_at have their own services).
+DEVICE_FIELDS = ("device_type", "manufacturer", "model", "serial_number", "capacity_kw", "usable_energy_kwh",
+                 "firmware_version", "ownership")
+
+
+def _decimal(value: Any, *, field: str, errors: dict[str, list[str]], required: bool) -> Decimal | None:
+    if value is None or value == "":
+        if required:
+            errors.setdefault(field, []).append(f"{field} is required.")
+        return None
+    try:
+        number = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        errors.setdefault(field, []).append(f"{field} must be a number, got {value!r}.")
+        return None
+    if not number.is_finite() or number < 0:
+        errors.setdefault(field, []).append(f"{field} must be zero or more, got {value!r}.")
+        return None
+    return number
+
+
+def validate_device_fields(data: dict[str, Any], *, partial: bool = False) -> dict[str, Any]:
+    """Check device attributes (``DEVICE_FIELDS``); return cleaned values or raise ``DomainValidationError``.
+
+    ``capacity_kw`` (kW) and ``usable_energy_kwh`` (kWh) are non-negative decimals; ``ownership`` must be
+    customer-owned (utility-owned devices are refused with code ``utility_owned_device``).
+    """
+    errors: dict[str, list[str]] = {}
+    clean: dict[str, Any] = {}
+    if "ownership" in data or not partial:
+        ownership = data.get("ownership") or DeviceOwnership.CUSTOMER_OWNED
+        if ownership == DeviceOwnership.UTILITY_OWNED:
+            raise DomainValidationError({"ownership": [UTILITY_OWNED_MESSAGE]}, code="utility_owned_device")
+        if ownership not in DeviceOwnership.values:
+            errors["ownership"] = [f"Unknown ownership {ownership!r}."]
+        clean["ownership"] = ownership
+    if "device_type" in data or not partial:
+        device_type = data.get("device_type")
+        if device_type not in DeviceType.values:
+            errors["device_type"] = [f"Unknown device type {device_type!r}; expected one of "
+                                     f"{', '.join(DeviceType.values)}."]
+        clean["device_type"] = device_type
+    if "capacity_kw" in data or not partial:
+        clean["capacity_kw"] = _decimal(data.get("capacity_kw"), field="capacity_kw", errors=errors, required=True)
+    if "usable_energy_kwh" in data:
+        clean["usable_energy_kwh"] = _decimal(data.get("usable_energy_kwh"), field="usable_energy_kwh",
+                                              errors=errors, required=False)
+    for name in ("manufacturer", "model", "serial_number", "firmware_version"):
+        if name in data:
+            clean[name] = (data.get(name) or "").strip()
+    if errors:
+        raise DomainValidationError(errors)
+    return clean
+
+
+@transaction.atomic
+def device_register(
+    *,
+    aggregator: Aggregator,
+    aggregator_device_id: str,
+    device_type: str,
+    capacity_kw: Decimal | str | float,
+    now: dt.datetime,
+    actor: Any = None,
+    manufacturer: str = "",
+    model: str = "",
+    serial_number: str = "",
+    usable_energy_kwh: Decimal | str | None = None,
+    firmware_version: str = "",
+    ownership: str = DeviceOwnership.CUSTOMER_OWNED,
+) -> Device:
+    """Register a customer-owned device known to ``aggregator`` as ``aggregator_device_id`` (status REGISTERED).
+
+    Raises ``DomainValidationError`` for a utility-owned device (code ``utility_owned_device``) or bad fields, and
+    ``ConflictError`` when the aggregator already has a device with that id.
+    """
+    aggregator_device_id = (aggregator_device_id or "").strip()
+    if not aggregator_device_id:
+        raise DomainValidationError({"aggregator_device_id": ["aggregator_device_id is required."]})
+    clean = validate_device_fields({
+        "device_type": device_type, "capacity_kw": capacity_kw, "manufacturer": manufacturer, "model": model,
+        "serial_number": serial_number, "usable_energy_kwh": usable_energy_kwh,
+        "firmware_version": firmware_version, "ownership": ownership,
+    })
+    existing = Device.objects.filter(aggregator=aggregator, aggregator_device_id=aggregator_device_id).first()
+    if existing is not None:
+        raise ConflictError(f"Aggregator {aggregator.code} already has device {aggregator_device_id!r} "
+                            f"(device {existing.pk}).", code="device_exists", device=existing.pk)
+    try:
+        with transaction.atomic():
+            device = Device.objects.create(aggregator=aggregator, aggregator_device_id=aggregator_device_id,
+                                           status=DeviceStatus.REGISTERED, **clean)
+    except IntegrityError as exc:  # a concurrent registration of the same id won
+        raise ConflictError(f"Aggregator {aggregator.code} already has device {aggregator_device_id!r}.",
+                            code="device_exists") from exc
+    audit_record(obj=device, action="create", now=now, actor=actor,
+                 changes={k: str(v) for k, v in clean.items() if v not in (None, "")})
+    return device
+
+
+@transaction.atomic
+def device_update(*, device: Device, data: dict[str, Any], now: dt.datetime, actor: Any = None) -> Device:
+    """Change a device's attributes (``DEVICE_FIELDS``); returns the device. Only changed values are audited."""
+    clean = validate_device_fields(data, partial=True)
+    changes = {k: [str(getattr(device, k)), str(v)] for k, v in clean.items() if getattr(device, k) != v}
+    if changes:
+        for key in changes:
+            setattr(device, key, clean[key])
+        device.save(update_fields=[*changes, "updated_at"])
+        audit_record(obj=device, action="update", now=now, actor=actor, changes=changes)
+    return device
+
+
+@transaction.atomic
+def device_set_status(*, device: Device, status: str, now: dt.datetime, actor: Any = None, reason: str = "") -> Device:
+    """Move a device along REGISTERED -> ACTIVE <-> INACTIVE -> RETIRED (``DEVICE_TRANSITIONS``), audited.
+
+    Raises ``DomainValidationError`` for an unknown status and ``TransitionNotAllowed`` (409) for a refused move.
+    """
+    if status not in DeviceStatus.values:
+        raise DomainValidationError({"status": [f"Unknown device status {status!r}."]})
+    return transition(obj=device, to=status, allowed=DEVICE_TRANSITIONS, now=now, actor=actor, reason=reason)
+
+
+def device_heartbeat(*, device: Device, seen_at: dt.datetime, now: dt.datetime) -> Device:
+    """Record that the device was online at ``seen_at`` (aware; stored UTC). Never moves ``last_seen_at`` back and
+    refuses times in the future (more than 5 minutes after ``now``, clock skew allowance)."""
+    if seen_at.tzinfo is None:
+        raise DomainValidationError({"seen_at": ["seen_at must include a time zone offset."]})
+    seen_at = seen_at.astimezone(dt.UTC)
+    if seen_at > now + dt.timedelta(minutes=5):
+        raise DomainValidationError({"seen_at": [f"seen_at {seen_at.isoformat()} is in the future."]})
+    # Conditional update: concurrent heartbeats keep the latest time.
+    Device.objects.filter(Q(last_seen_at__isnull=True) | Q(last_seen_at__lt=seen_at), pk=device.pk).update(
+        last_seen_at=seen_at, updated_at=now)
+    device.refresh_from_db(fields=["last_seen_at", "updated_at"])
+    return device
+
+
+def _lock_device(device: Device) -> Device:
+    return Device.objects.select_for_update().get(pk=device.pk)
+
+
+@transaction.atomic
+def device_install(
+    *, device: Device, service_point: ServicePoint, installed_on: dt.date, now: dt.datetime, actor: Any = None
+) -> DeviceInstallation:
+    """Install ``device`` at ``service_point`` from local date ``installed_on``.
+
+    A device is at one service point at a time: an open installation elsewhere is closed on ``installed_on`` (a
+    move). Installing where it already is returns the open installation unchanged (idempotent). Raises
+    ``DomainValidationError`` if ``installed_on`` is before the open installation's start or the device is retired.
+    """
+    device = _lock_device(device)
+    if device.status == DeviceStatus.RETIRED:
+        raise DomainValidationError({"device": [f"Device {device.pk} is retired and cannot be installed."]})
+    current = DeviceInstallation.objects.filter(device=device, removed_on__isnull=True).first()
+    if current is not None:
+        if current.service_point_id == service_point.pk:
+            return current
+        if installed_on < current.installed_on:
+            raise DomainValidationError({"installed_on": [
+                f"installed_on {installed_on} is before the current installation at {current.service_point} "
+                f"(from {current.installed_on})."]})
+        _close_installation(current, removed_on=installed_on, now=now, actor=actor, reason="moved")
+    later = DeviceInstallation.objects.filter(device=device, removed_on__gt=installed_on).order_by("-removed_on")
+    if later.exists():
+        raise DomainValidationError({"installed_on": [
+            f"installed_on {installed_on} overlaps an earlier installation that ended {later[0].removed_on}."]})
+    installation = DeviceInstallation.objects.create(device=device, service_point=service_point,
+                                                     installed_on=installed_on)
+    audit_record(obj=installation, action="create", now=now, actor=actor,
+                 changes={"service_point": service_point.service_point_id, "installed_on": str(installed_on)})
+    return installation
+
+
+def _close_installation(installation: DeviceInstallation, *, removed_on: dt.date, now, actor, reason: str) -> None:
+    installation.removed_on = removed_on
+    installation.save(update_fields=["removed_on"])
+    audit_record(obj=installation, action="update", now=now, actor=actor, reason=reason,
+                 changes={"removed_on": str(removed_on)})
+    device_removed.send(sender=Device, device=installation.device, installation=installation,
+                        removed_on=removed_on, now=now, actor=actor)
+
+
+@transaction.atomic
+def device_remove(*, device: Device, removed_on: dt.date, now: dt.datetime, actor: Any = None) -> DeviceInstallation:
+    """Close the device's open installation on local date ``removed_on`` (the device is uninstalled).
+
+    Sends ``devices.signals.device_removed`` (enrollments end the device's subscriptions that date). Raises
+    ``DomainValidationError`` if the device is not installed or ``removed_on`` is before the installation.
+    """
+    device = _lock_device(device)
+    current = DeviceInstallation.objects.filter(device=device, removed_on__isnull=True).first()
+    if current is None:
+        raise DomainValidationError({"device": [f"Device {device.pk} is not installed anywhere."]})
+    if removed_on < current.installed_on:
+        raise DomainValidationError({"removed_on": [
+            f"removed_on {removed_on} is before the installation date {current.installed_on}."]})
+    _close_installation(current, removed_on=removed_on, now=now, actor=actor, reason="removed")
+    return current
+
+
+# --- CIS reference data (premises, service points, aggregators): upserts used by imports and admin ---------------
+
+PREMISE_FIELDS = ("address_line1", "address_line2", "city", "state", "postal_code", "service_territory",
+                  "substation", "feeder", "transformer", "latitude", "longitude")
+SERVICE_POINT_FIELDS = ("meter_number", "customer_class", "rate_code", "is_active", "net_metered")
+
+
+def upsert(model, *, lookup: dict[str, Any], values: dict[str, Any], now: dt.datetime, actor: Any = None):
+    """Create or update one row by ``lookup``; returns ``(obj, outcome)`` with outcome new/updated/unchanged.
+
+    Idempotent: saving the same values again writes nothing and reports ``unchanged``. ``full_clean`` runs so bad
+    values raise ``django.core.exceptions.ValidationError`` naming the field.
+    """
+    obj = model.objects.filter(**lookup).first()
+    if obj is None:
+        obj = model(**lookup, **values)
+        obj.full_clean()
+        obj.save()
+        audit_record(obj=obj, action="create", now=now, actor=actor, changes={k: str(v) for k, v in values.items()})
+        return obj, "new"
+    changes = {}
+    for key, value in values.items():
+        field = model._meta.get_field(key)
+        if field.is_relation:
+            old, new = getattr(obj, field.attname), value.pk
+            if old != new:
+                changes[key] = [str(old), str(new)]
+                setattr(obj, key, value)
+            continue
+        old, new = getattr(obj, key), field.to_python(value)
+        if old != new:
+            changes[key] = [str(old), str(new)]
+            setattr(obj, key, new)
+    if not changes:
+        return obj, "unchanged"
+    obj.full_clean()
+    obj.save()
+    audit_record(obj=obj, action="update", now=now, actor=actor, changes=changes)
+    return obj, "updated"
+
+
+def premise_upsert(*, premise_id: str, values: dict[str, Any], now: dt.datetime, actor: Any = None):
+    """Create or update a premise by CIS ``premise_id``; ``values`` keys from ``PREMISE_FIELDS``."""
+    return upsert(Premise, lookup={"premise_id": premise_id}, values=values, now=now, actor=actor)
+
+
+def service_point_upsert(*, service_point_id: str, premise: Premise, values: dict[str, Any], now: dt.datetime,
+                         actor: Any = None):
+    """Create or update a service point by ``service_point_id``; ``values`` keys from ``SERVICE_POINT_FIELDS``."""
+    return upsert(ServicePoint, lookup={"service_point_id": service_point_id},
+                  values={"premise": premise, **values}, now=now, actor=actor)
+
+
+def aggregator_upsert(*, code: str, values: dict[str, Any], now: dt.datetime, actor: Any = None):
+    """Create or update an aggregator by ``code``."""
+    return upsert(Aggregator, lookup={"code": code}, values=values, now=now, actor=actor)

@@ -1,1 +1,235 @@
+"""Read path of the enrollments app: list querysets with their joins, aggregator scoping, and the fact gathering
+behind the eligibility engine (a constant number of queries whatever the number of programs, points or devices).
+"""
 
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable
+
+from django.db.models import Prefetch, Q, QuerySet
+
+from devices.models import Device, DeviceInstallation, ServicePoint
+from devices.selectors import aggregator_of
+from programs.choices import ProgramStatus
+from programs.models import MutualExclusion, Program, QualificationQuestion
+
+from . import eligibility as el
+from .models import Account, Customer, Enrollment, ProgramSubscription, ServiceAgreement
+
+# --- list querysets -------------------------------------------------------------------------------------------
+
+
+def enrollment_list(*, user=None) -> QuerySet[Enrollment]:
+    """Enrollments with account, customer, service point, program and subscriptions (with devices).
+
+    An aggregator's API client sees only enrollments subscribing one of its devices.
+    """
+    qs = Enrollment.objects.select_related("account", "account__customer", "service_point", "program")
+    qs = qs.prefetch_related(Prefetch("subscriptions",
+                                      queryset=ProgramSubscription.objects.select_related("device")))
+    aggregator = aggregator_of(user)
+    if aggregator is not None:
+        qs = qs.filter(pk__in=ProgramSubscription.objects.filter(device__aggregator=aggregator)
+                       .values("enrollment_id"))
+    return qs
+
+
+def subscription_list(*, user=None) -> QuerySet[ProgramSubscription]:
+    qs = ProgramSubscription.objects.select_related("enrollment", "enrollment__program", "device",
+                                                    "device__aggregator")
+    aggregator = aggregator_of(user)
+    if aggregator is not None:
+        qs = qs.filter(device__aggregator=aggregator)
+    return qs
+
+
+def _aggregator_account_ids(aggregator):
+    return ProgramSubscription.objects.filter(device__aggregator=aggregator).values("enrollment__account_id")
+
+
+def account_list(*, user=None) -> QuerySet[Account]:
+    """Accounts with their customer; an aggregator sees accounts that enrolled one of its devices."""
+    qs = Account.objects.select_related("customer")
+    aggregator = aggregator_of(user)
+    if aggregator is not None:
+        qs = qs.filter(pk__in=_aggregator_account_ids(aggregator))
+    return qs
+
+
+def customer_list(*, user=None) -> QuerySet[Customer]:
+    qs = Customer.objects.all()
+    aggregator = aggregator_of(user)
+    if aggregator is not None:
+        qs = qs.filter(accounts__in=_aggregator_account_ids(aggregator)).distinct()
+    return qs
+
+
+def service_agreement_list(*, user=None) -> QuerySet[ServiceAgreement]:
+    qs = ServiceAgreement.objects.select_related("account", "service_point")
+    aggregator = aggregator_of(user)
+    if aggregator is not None:
+        qs = qs.filter(account__in=_aggregator_account_ids(aggregator))
+    return qs
+
+
+def enrollment_history(*, enrollment: Enrollment) -> QuerySet[ProgramSubscription]:
+    """All subscriptions of an enrollment, ended ones included, oldest first."""
+    return enrollment.subscriptions.select_related("device").order_by("start_date", "id")
+
+
+# --- facts for the eligibility engine -------------------------------------------------------------------------
+
+
+def _in_effect(prefix: str, start: str, end: str, on: dt.date) -> Q:
+    """Periods ``[start, end)`` in effect on ``on``."""
+    ended_after = Q(**{f"{prefix}{end}__isnull": True}) | Q(**{f"{prefix}{end}__gt": on})
+    return Q(**{f"{prefix}{start}__lte": on}) & ended_after
+
+
+def program_facts(programs: Iterable[Program]) -> dict[int, el.ProgramFacts]:
+    """Facts of the given programs: 2 queries (questions, mutual exclusions)."""
+    programs = list(programs)
+    ids = [p.pk for p in programs]
+    questions = defaultdict(list)
+    for q in QualificationQuestion.objects.filter(program_id__in=ids).order_by("position", "id"):
+        questions[q.program_id].append(el.QuestionFacts(
+            code=q.code, text=q.text, required=q.required, answer_type=q.answer_type,
+            choices=tuple(q.choices or ()), qualifying_answers=tuple(q.qualifying_answers or ())))
+    excluded = defaultdict(set)
+    for a, b in MutualExclusion.objects.filter(Q(program_a_id__in=ids) | Q(program_b_id__in=ids)).values_list(
+            "program_a_id", "program_b_id"):
+        excluded[a].add(b)
+        excluded[b].add(a)
+    return {p.pk: el.ProgramFacts(
+        id=p.pk, code=p.code, status=p.status, enrollment_opens_on=p.enrollment_opens_on,
+        enrollment_closes_on=p.enrollment_closes_on,
+        eligible_device_types=tuple(p.eligible_device_types or ()),
+        eligible_customer_classes=tuple(p.eligible_customer_classes or ()),
+        eligible_rate_codes=tuple(p.eligible_rate_codes or ()),
+        eligible_territories=tuple(p.eligible_territories or ()),
+        eligible_substations=tuple(p.eligible_substations or ()),
+        eligible_feeders=tuple(p.eligible_feeders or ()),
+        excludes_life_support=p.excludes_life_support, requires_device=p.requires_device,
+        allows_co_enrollment=p.allows_co_enrollment, questions=tuple(questions[p.pk]),
+        excluded_program_ids=frozenset(excluded[p.pk])) for p in programs}
+
+
+_ENROLLMENT_VALUES = ("id", "program_id", "program__code", "account_id", "status", "effective_date", "end_date",
+                      "service_point_id")
+
+
+def _enrollment_facts(row: dict, prefix: str = "") -> el.EnrollmentFacts:
+    return el.EnrollmentFacts(
+        id=row[f"{prefix}id"], program_id=row[f"{prefix}program_id"], program_code=row[f"{prefix}program__code"],
+        account_id=row[f"{prefix}account_id"], status=row[f"{prefix}status"],
+        effective_date=row[f"{prefix}effective_date"], end_date=row[f"{prefix}end_date"],
+        service_point_id=row[f"{prefix}service_point_id"])
+
+
+def enrollments_at(service_point_ids: Iterable[int]) -> dict[int, list[el.EnrollmentFacts]]:
+    """Enrollments (any account, any status) at the service points, by service point id: 1 query."""
+    out = defaultdict(list)
+    for row in Enrollment.objects.filter(service_point_id__in=list(service_point_ids)).values(*_ENROLLMENT_VALUES):
+        out[row["service_point_id"]].append(_enrollment_facts(row))
+    return out
+
+
+def device_facts(devices: Iterable[Device], on: dt.date) -> list[el.DeviceFacts]:
+    """Facts of the given devices on local date ``on``: 2 queries (installations, subscriptions)."""
+    devices = list(devices)
+    ids = [d.pk for d in devices]
+    installed = dict(DeviceInstallation.objects.filter(_in_effect("", "installed_on", "removed_on", on),
+                                                       device_id__in=ids).values_list("device_id", "service_point_id"))
+    subs = defaultdict(list)
+    rows = ProgramSubscription.objects.filter(device_id__in=ids).values(
+        "id", "device_id", "start_date", "end_date", "exclusive",
+        *(f"enrollment__{name}" for name in _ENROLLMENT_VALUES))
+    for row in rows:
+        subs[row["device_id"]].append(el.SubscriptionFacts(
+            id=row["id"], enrollment=_enrollment_facts(row, "enrollment__"), start_date=row["start_date"],
+            end_date=row["end_date"], exclusive=row["exclusive"]))
+    return [el.DeviceFacts(id=d.pk, label=d.serial_number or d.aggregator_device_id, device_type=d.device_type,
+                           ownership=d.ownership, status=d.status, installed_service_point_id=installed.get(d.pk),
+                           subscriptions=tuple(subs[d.pk])) for d in devices]
+
+
+def site_facts(*, account: Account, service_point: ServicePoint, on: dt.date, has_agreement: bool,
+               enrollments: list[el.EnrollmentFacts]) -> el.SiteFacts:
+    """Facts of ``account`` at ``service_point`` (its premise and the account's customer must be loaded)."""
+    premise = service_point.premise
+    return el.SiteFacts(
+        account_id=account.pk, account_number=account.account_number, account_status=account.status,
+        account_closed_on=account.closed_on, life_support=account.customer.life_support,
+        service_point_id=service_point.pk, service_point_label=service_point.service_point_id,
+        has_agreement=has_agreement, customer_class=service_point.customer_class, rate_code=service_point.rate_code,
+        territory=premise.service_territory, substation=premise.substation, feeder=premise.feeder,
+        enrollments=tuple(enrollments))
+
+
+def enrollment_facts(*, program: Program, account: Account, service_point: ServicePoint, devices: list[Device],
+                     on: dt.date) -> tuple[el.ProgramFacts, el.SiteFacts, list[el.DeviceFacts]]:
+    """Everything ``eligibility.check_enrollment`` needs for one request, in a constant number of queries."""
+    account = Account.objects.select_related("customer").get(pk=account.pk)
+    service_point = ServicePoint.objects.select_related("premise").get(pk=service_point.pk)
+    has_agreement = ServiceAgreement.objects.filter(_in_effect("", "start_date", "end_date", on), account=account,
+                                                    service_point=service_point).exists()
+    site = site_facts(account=account, service_point=service_point, on=on, has_agreement=has_agreement,
+                      enrollments=enrollments_at([service_point.pk])[service_point.pk])
+    return program_facts([program])[program.pk], site, device_facts(devices, on)
+
+
+def check_request(*, program: Program, account: Account, service_point: ServicePoint, devices: list[Device],
+                  on: dt.date, answers: dict | None = None) -> list[el.Reason]:
+    """Every reason ``account`` at ``service_point`` may not enroll ``devices`` in ``program`` from local date
+    ``on`` (empty list = eligible). Reads only; see ``enrollments.eligibility``."""
+    program_f, site, devices_f = enrollment_facts(program=program, account=account, service_point=service_point,
+                                                  devices=devices, on=on)
+    return el.check_enrollment(program_f, site, devices_f, on, answers)
+
+
+def account_eligibility(*, account: Account, on: dt.date, programs: QuerySet[Program] | None = None,
+                        ) -> list[el.ProgramEligibility]:
+    """For each program (all but drafts by default) and each service point the account is served at on local date
+    ``on``: eligible or not, with every reason and the installed devices that could enroll.
+
+    Constant number of queries (9) whatever the number of programs, service points or devices. An account with no
+    service agreement on ``on`` gets one line per program with the ``no_service_agreement`` reason.
+    """
+    account = Account.objects.select_related("customer").get(pk=account.pk)
+    if programs is None:
+        programs = Program.objects.exclude(status=ProgramStatus.DRAFT)
+    programs = list(programs.order_by("code"))
+    facts = program_facts(programs)
+    agreements = list(ServiceAgreement.objects.filter(_in_effect("", "start_date", "end_date", on), account=account)
+                      .select_related("service_point", "service_point__premise").order_by("service_point_id"))
+    points = list({a.service_point_id: a.service_point for a in agreements}.values())
+    sp_ids = [p.pk for p in points]
+    enrollments = enrollments_at(sp_ids)
+    installs = list(DeviceInstallation.objects.filter(_in_effect("", "installed_on", "removed_on", on),
+                                                      service_point_id__in=sp_ids).select_related("device"))
+    all_devices = device_facts([i.device for i in installs], on)
+    by_point = defaultdict(list)
+    device_point = {i.device_id: i.service_point_id for i in installs}
+    for d in all_devices:
+        by_point[device_point[d.id]].append(d)
+    out = []
+    if not points:
+        site = el.SiteFacts(account_id=account.pk, account_number=account.account_number,
+                            account_status=account.status, account_closed_on=account.closed_on,
+                            life_support=account.customer.life_support, service_point_id=0,
+                            service_point_label="(none)", has_agreement=False)
+        return [el.evaluate_site_for_program(facts[p.pk], site, [], on) for p in programs]
+    for point in points:
+        site = site_facts(account=account, service_point=point, on=on, has_agreement=True,
+                          enrollments=enrollments[point.pk])
+        for p in programs:
+            out.append(el.evaluate_site_for_program(facts[p.pk], site, by_point[point.pk], on))
+    return out
+
+
+def conflicting_subscription(*, device_ids: Iterable[int]) -> ProgramSubscription | None:
+    """The open exclusive subscription holding one of the devices (used to name the winner of a race)."""
+    return (ProgramSubscription.objects.filter(device_id__in=list(device_ids), end_date__isnull=True, exclusive=True)
+            .select_related("enrollment", "enrollment__program").first())

@@ -1,1 +1,495 @@
+"""Write path of the enrollments app: the only way enrollments, program subscriptions and accounts change.
 
+Lifecycle (``choices.ENROLLMENT_TRANSITIONS``): REQUESTED -> PENDING_APPROVAL (program.requires_approval) -> ACTIVE
+<-> SUSPENDED -> UNENROLLED; REJECTED and CANCELLED end a request. Every change is audited (``cpm.audit``).
+
+Dates are local calendar dates in the program's zone; periods are half-open ``[start, end)``: a subscription ending
+on D no longer holds the device on D. Concurrency: device rows are locked (``select_for_update``, ascending id)
+before subscribing; the partial unique constraints on enrollments and subscriptions are the backstop, and their
+``IntegrityError`` becomes a ``ConflictError`` naming the enrollment and program that hold the device or point.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+
+from cpm.audit import audit_record
+from cpm.errors import ConflictError, DomainValidationError, TransitionNotAllowed
+from cpm.states import transition
+from cpm.timeutils import local_date, zone
+from devices.models import Device, DeviceInstallation, ServicePoint
+from devices.services import device_install, upsert
+from programs.models import Program
+
+from . import eligibility as el
+from . import selectors
+from .choices import (
+    ACCOUNT_TRANSITIONS,
+    ENROLLMENT_TRANSITIONS,
+    OPEN_ENROLLMENT_STATUSES,
+    AccountStatus,
+    EnrollmentSource,
+    EnrollmentStatus,
+    ReasonCode,
+)
+from .errors import eligibility_error
+from .models import Account, Customer, Enrollment, ProgramSubscription, ServiceAgreement
+from .signals import enrollment_ended, subscription_ended
+
+
+def program_today(program: Program, now: dt.datetime) -> dt.date:
+    """The local date of ``now`` in the program's zone."""
+    return local_date(now, zone(program.time_zone))
+
+
+def _lock_devices(devices: Iterable[Device]) -> list[Device]:
+    """Lock device rows in ascending id order (a fixed order, so two requests cannot deadlock)."""
+    ids = sorted({d.pk for d in devices})
+    if not ids:
+        return []
+    locked = {d.pk: d for d in Device.objects.select_for_update().filter(pk__in=ids).order_by("pk")}
+    return [locked[i] for i in ids]
+
+
+def _raise_for_integrity(*, device_ids: Sequence[int], program: Program, service_point: ServicePoint) -> None:
+    """After a constraint refused a write: raise a ConflictError naming the enrollment/program that won."""
+    sub = selectors.conflicting_subscription(device_ids=device_ids)
+    if sub is not None:
+        raise ConflictError(f"Device {sub.device_id} is already subscribed in {sub.enrollment.program.code} "
+                            f"(enrollment {sub.enrollment_id}).", code="device_already_subscribed",
+                            conflicting_enrollment=sub.enrollment_id, conflicting_program=sub.enrollment.program.code)
+    other = Enrollment.objects.filter(program=program, service_point=service_point,
+                                      status__in=OPEN_ENROLLMENT_STATUSES).first()
+    if other is not None:
+        raise ConflictError(f"Service point {service_point} is already enrolled in {program.code} (enrollment "
+                            f"{other.pk}).", code="already_enrolled", conflicting_enrollment=other.pk,
+                            conflicting_program=program.code)
+    raise ConflictError("The enrollment conflicts with an existing enrollment or subscription.")
+
+
+def _end_subscriptions(subs: Iterable[ProgramSubscription], *, end_date: dt.date, reason_code: str,
+                       now: dt.datetime, actor: Any) -> list[ProgramSubscription]:
+    """End subscriptions running on or after ``end_date`` at ``end_date`` (never before their start)."""
+    ended = []
+    for sub in subs:
+        if sub.end_date is not None and sub.end_date <= end_date:
+            continue
+        sub.end_date = max(end_date, sub.start_date)
+        sub.end_reason = reason_code
+        sub.save(update_fields=["end_date", "end_reason"])
+        audit_record(obj=sub, action="update", now=now, actor=actor, reason=reason_code,
+                     changes={"end_date": str(sub.end_date)})
+        ended.append(sub)
+    return ended
+
+
+def _running_subscriptions(enrollment: Enrollment, on: dt.date):
+    return enrollment.subscriptions.filter(Q(end_date__isnull=True) | Q(end_date__gt=on)).order_by("id")
+
+
+def _send_enrollment_ended(enrollment: Enrollment) -> None:
+    kwargs = {"enrollment_id": enrollment.pk, "program_id": enrollment.program_id, "status": enrollment.status,
+              "end_date": enrollment.end_date, "reason_code": enrollment.reason_code}
+    transaction.on_commit(lambda: enrollment_ended.send(sender=Enrollment, **kwargs))
+
+
+def _send_subscription_ended(sub: ProgramSubscription) -> None:
+    kwargs = {"subscription_id": sub.pk, "enrollment_id": sub.enrollment_id, "device_id": sub.device_id,
+              "end_date": sub.end_date, "reason_code": sub.end_reason}
+    transaction.on_commit(lambda: subscription_ended.send(sender=ProgramSubscription, **kwargs))
+
+
+def _check_request_input(*, source: str, devices: Sequence[Device], answers: Any) -> None:
+    errors: dict[str, list[str]] = {}
+    if source not in EnrollmentSource.values:
+        errors["source"] = [f"Unknown source {source!r}; expected one of {', '.join(EnrollmentSource.values)}."]
+    ids = [d.pk for d in devices]
+    if len(ids) != len(set(ids)):
+        errors["devices"] = ["A device is listed more than once."]
+    if answers is not None and not isinstance(answers, dict):
+        errors["answers"] = ["answers must be an object of question code to answer."]
+    if errors:
+        raise DomainValidationError(errors)
+
+
+def _same_request(enrollment: Enrollment, *, account, service_point, program) -> Enrollment:
+    if (enrollment.account_id, enrollment.service_point_id, enrollment.program_id) != (
+            account.pk, service_point.pk, program.pk):
+        raise ConflictError(f"External transaction id {enrollment.external_transaction_id!r} was already used for "
+                            f"enrollment {enrollment.pk} (another account, service point or program).",
+                            code="external_transaction_reused", conflicting_enrollment=enrollment.pk)
+    return enrollment
+
+
+def enrollment_request(
+    *,
+    account: Account,
+    service_point: ServicePoint,
+    program: Program,
+    source: str,
+    now: dt.datetime,
+    actor: Any = None,
+    devices: Sequence[Device] = (),
+    effective_date: dt.date | None = None,
+    external_transaction_id: str | None = None,
+    answers: dict | None = None,
+) -> tuple[Enrollment, bool]:
+    """Request enrollment of ``account`` at ``service_point`` in ``program`` with ``devices``; returns
+    ``(enrollment, created)``.
+
+    - Idempotent on ``(source, external_transaction_id)``: a retried request returns the same enrollment with
+      ``created`` False and writes nothing (``ConflictError`` if the id was used for another account/point/program).
+    - Runs the eligibility engine on ``effective_date`` (local date; default today in the program's zone). Failing
+      checks raise ``IneligibleError`` (400) or ``EnrollmentConflictError`` (409) listing EVERY reason; nothing is
+      written.
+    - Eligible: the enrollment is created ACTIVE (or PENDING_APPROVAL when ``program.requires_approval``) with one
+      subscription per device from ``effective_date`` (one with no device for programs that need none). Pending
+      enrollments already hold their devices, so two pending requests cannot both be approved.
+    """
+    devices = list(devices)
+    _check_request_input(source=source, devices=devices, answers=answers)
+    external_transaction_id = (external_transaction_id or "").strip() or None
+    lookup = {"source": source, "external_transaction_id": external_transaction_id}
+    if external_transaction_id:
+        existing = Enrollment.objects.filter(**lookup).first()
+        if existing is not None:
+            return _same_request(existing, account=account, service_point=service_point, program=program), False
+    on = effective_date or program_today(program, now)
+    with transaction.atomic():
+        locked = _lock_devices(devices)
+        # Serialises requests for the same point (mutual exclusion across programs has no DB constraint).
+        ServicePoint.objects.select_for_update().filter(pk=service_point.pk).first()
+        if external_transaction_id:  # a concurrent retry may have committed while we waited for the locks
+            existing = Enrollment.objects.filter(**lookup).first()
+            if existing is not None:
+                return _same_request(existing, account=account, service_point=service_point, program=program), False
+        reasons = selectors.check_request(program=program, account=account, service_point=service_point,
+                                          devices=locked, on=on, answers=answers)
+        if reasons:
+            raise eligibility_error(reasons)
+        try:
+            with transaction.atomic():
+                enrollment = Enrollment.objects.create(
+                    account=account, service_point=service_point, program=program, source=source,
+                    external_transaction_id=external_transaction_id, requested_at=now, effective_date=on,
+                    answers=answers or {}, status=EnrollmentStatus.REQUESTED)
+                exclusive = not program.allows_co_enrollment
+                for device in locked or [None]:
+                    ProgramSubscription.objects.create(enrollment=enrollment, device=device, start_date=on,
+                                                       exclusive=exclusive)
+        except IntegrityError:
+            if external_transaction_id:
+                existing = Enrollment.objects.filter(**lookup).first()
+                if existing is not None:
+                    return _same_request(existing, account=account, service_point=service_point,
+                                         program=program), False
+            _raise_for_integrity(device_ids=[d.pk for d in locked], program=program, service_point=service_point)
+        audit_record(obj=enrollment, action="create", now=now, actor=actor,
+                     changes={"source": source, "devices": [d.pk for d in locked], "effective_date": str(on)})
+        to = EnrollmentStatus.PENDING_APPROVAL if program.requires_approval else EnrollmentStatus.ACTIVE
+        transition(obj=enrollment, to=to, allowed=ENROLLMENT_TRANSITIONS, now=now, actor=actor,
+                   reason="eligible; awaiting approval" if program.requires_approval else "eligible")
+    return enrollment, True
+
+
+def _lock_enrollment(enrollment: Enrollment) -> Enrollment:
+    return Enrollment.objects.select_for_update().select_related("program", "account").get(pk=enrollment.pk)
+
+
+@transaction.atomic
+def enrollment_approve(*, enrollment: Enrollment, now: dt.datetime, actor: Any = None, reason: str = "",
+                       ) -> Enrollment:
+    """PENDING_APPROVAL -> ACTIVE. Refused (409) if the program stopped taking enrollments or the account closed."""
+    enrollment = _lock_enrollment(enrollment)
+    if enrollment.status not in (EnrollmentStatus.REQUESTED, EnrollmentStatus.PENDING_APPROVAL):
+        # ACTIVE is also reachable from SUSPENDED, but that is a resume, not an approval.
+        raise TransitionNotAllowed(f"Enrollment {enrollment.pk} is {enrollment.status}; only a pending request can "
+                                   "be approved.", from_status=enrollment.status, to_status=EnrollmentStatus.ACTIVE)
+    if enrollment.status == EnrollmentStatus.PENDING_APPROVAL:
+        on = enrollment.effective_date or program_today(enrollment.program, now)
+        problems = el.check_program(selectors.program_facts([enrollment.program])[enrollment.program_id], on)
+        problems = [p for p in problems if p.code == el.PROGRAM_NOT_ACTIVE]
+        if enrollment.account.status != AccountStatus.OPEN:
+            problems.append(el.Reason(el.ACCOUNT_CLOSED, f"Account {enrollment.account} is closed.", "account"))
+        if problems:
+            raise ConflictError(" ".join(p.message for p in problems), code=problems[0].code)
+    return transition(obj=enrollment, to=EnrollmentStatus.ACTIVE, allowed=ENROLLMENT_TRANSITIONS, now=now,
+                      actor=actor, reason=reason or "approved")
+
+
+def _close_request(enrollment: Enrollment, *, to: str, reason_code: str, reason_text: str, now, actor) -> Enrollment:
+    """REQUESTED/PENDING_APPROVAL -> REJECTED/CANCELLED; its subscriptions end on their start (empty periods)."""
+    _check_reason(reason_code)
+    end = enrollment.effective_date or program_today(enrollment.program, now)
+    transition(obj=enrollment, to=to, allowed=ENROLLMENT_TRANSITIONS, now=now, actor=actor,
+               reason=f"{reason_code}: {reason_text}".strip(": "),
+               extra_updates={"end_date": end, "reason_code": reason_code, "reason_text": reason_text})
+    for sub in _running_subscriptions(enrollment, dt.date.min):
+        _end_subscriptions([sub], end_date=sub.start_date, reason_code=reason_code, now=now, actor=actor)
+    _send_enrollment_ended(enrollment)
+    return enrollment
+
+
+def _check_reason(reason_code: str) -> None:
+    if reason_code not in ReasonCode.values:
+        raise DomainValidationError({"reason_code": [f"Unknown reason code {reason_code!r}; expected one of "
+                                                     f"{', '.join(ReasonCode.values)}."]})
+
+
+@transaction.atomic
+def enrollment_reject(*, enrollment: Enrollment, now: dt.datetime, actor: Any = None,
+                      reason_code: str = ReasonCode.OTHER, reason_text: str = "") -> Enrollment:
+    """REQUESTED/PENDING_APPROVAL -> REJECTED with a coded reason; the devices it held are released."""
+    return _close_request(_lock_enrollment(enrollment), to=EnrollmentStatus.REJECTED, reason_code=reason_code,
+                          reason_text=reason_text, now=now, actor=actor)
+
+
+@transaction.atomic
+def enrollment_cancel(*, enrollment: Enrollment, now: dt.datetime, actor: Any = None,
+                      reason_code: str = ReasonCode.CUSTOMER_REQUEST, reason_text: str = "") -> Enrollment:
+    """REQUESTED/PENDING_APPROVAL -> CANCELLED (withdrawn before approval); the devices it held are released."""
+    return _close_request(_lock_enrollment(enrollment), to=EnrollmentStatus.CANCELLED, reason_code=reason_code,
+                          reason_text=reason_text, now=now, actor=actor)
+
+
+def _unenroll(enrollment: Enrollment, *, effective_date: dt.date, reason_code: str, reason_text: str, now,
+              actor) -> Enrollment:
+    _check_reason(reason_code)
+    end = max(effective_date, enrollment.effective_date or effective_date)
+    transition(obj=enrollment, to=EnrollmentStatus.UNENROLLED, allowed=ENROLLMENT_TRANSITIONS, now=now, actor=actor,
+               reason=f"{reason_code}: {reason_text}".strip(": "),
+               extra_updates={"end_date": end, "reason_code": reason_code, "reason_text": reason_text})
+    _end_subscriptions(_running_subscriptions(enrollment, end), end_date=end, reason_code=reason_code, now=now,
+                       actor=actor)
+    _send_enrollment_ended(enrollment)
+    return enrollment
+
+
+@transaction.atomic
+def enrollment_unenroll(*, enrollment: Enrollment, effective_date: dt.date, now: dt.datetime, actor: Any = None,
+                        reason_code: str = ReasonCode.CUSTOMER_REQUEST, reason_text: str = "") -> Enrollment:
+    """ACTIVE/SUSPENDED -> UNENROLLED from local date ``effective_date`` (the first day no longer enrolled).
+
+    Its subscriptions end that date, so the devices are free for another enrollment from then on; events before it
+    still settle to this enrollment. ``enrollment_ended`` is sent on commit. A request not yet active is cancelled
+    instead. Raises ``TransitionNotAllowed`` (409) from other statuses.
+    """
+    enrollment = _lock_enrollment(enrollment)
+    if enrollment.status in (EnrollmentStatus.REQUESTED, EnrollmentStatus.PENDING_APPROVAL):
+        return _close_request(enrollment, to=EnrollmentStatus.CANCELLED, reason_code=reason_code,
+                              reason_text=reason_text, now=now, actor=actor)
+    return _unenroll(enrollment, effective_date=effective_date, reason_code=reason_code, reason_text=reason_text,
+                     now=now, actor=actor)
+
+
+@transaction.atomic
+def enrollment_suspend(*, enrollment: Enrollment, now: dt.datetime, actor: Any = None, reason: str = "",
+                       ) -> Enrollment:
+    """ACTIVE -> SUSPENDED (not called for events; subscriptions stay, the devices stay held)."""
+    return transition(obj=_lock_enrollment(enrollment), to=EnrollmentStatus.SUSPENDED,
+                      allowed=ENROLLMENT_TRANSITIONS, now=now, actor=actor, reason=reason)
+
+
+@transaction.atomic
+def enrollment_resume(*, enrollment: Enrollment, now: dt.datetime, actor: Any = None, reason: str = "",
+                      ) -> Enrollment:
+    """SUSPENDED -> ACTIVE."""
+    return transition(obj=_lock_enrollment(enrollment), to=EnrollmentStatus.ACTIVE,
+                      allowed=ENROLLMENT_TRANSITIONS, now=now, actor=actor, reason=reason)
+
+
+def _device_reasons(enrollment: Enrollment, device: Device, on: dt.date) -> list[el.Reason]:
+    program_f, site, devices_f = selectors.enrollment_facts(
+        program=enrollment.program, account=enrollment.account, service_point=enrollment.service_point,
+        devices=[device], on=on)
+    site_reasons = [r for r in el.check_site(program_f, site, on, exclude_enrollment_id=enrollment.pk)
+                    if r.code in (el.ACCOUNT_CLOSED, el.NO_SERVICE_AGREEMENT)]
+    return site_reasons + el.check_device(program_f, site, devices_f[0], on, exclude_enrollment_id=enrollment.pk)
+
+
+def _subscribe(enrollment: Enrollment, device: Device, on: dt.date, *, now, actor) -> ProgramSubscription:
+    if not enrollment.program.requires_device:
+        raise DomainValidationError({"device": [f"{enrollment.program.code} enrolls the service point alone; it "
+                                                "takes no devices."]})
+    if enrollment.status not in OPEN_ENROLLMENT_STATUSES:
+        raise ConflictError(f"Enrollment {enrollment.pk} is {enrollment.status}; devices can only be added to an "
+                            "open enrollment.", code="enrollment_not_open")
+    if enrollment.subscriptions.filter(device=device, end_date__isnull=True).exists():
+        raise ConflictError(f"Device {device.pk} is already subscribed in enrollment {enrollment.pk}.",
+                            code="device_already_subscribed", conflicting_enrollment=enrollment.pk)
+    reasons = _device_reasons(enrollment, device, on)
+    if reasons:
+        raise eligibility_error(reasons)
+    try:
+        with transaction.atomic():
+            sub = ProgramSubscription.objects.create(enrollment=enrollment, device=device, start_date=on,
+                                                     exclusive=not enrollment.program.allows_co_enrollment)
+    except IntegrityError:
+        _raise_for_integrity(device_ids=[device.pk], program=enrollment.program,
+                             service_point=enrollment.service_point)
+    audit_record(obj=sub, action="create", now=now, actor=actor, changes={"device": device.pk, "start": str(on)})
+    return sub
+
+
+@transaction.atomic
+def enrollment_add_device(*, enrollment: Enrollment, device: Device, now: dt.datetime, actor: Any = None,
+                          start_date: dt.date | None = None) -> ProgramSubscription:
+    """Subscribe one more device to an open enrollment from local date ``start_date`` (default today in the
+    program's zone): e.g. a second EV charger. Device checks as at enrollment (installed at the point, eligible
+    type, customer-owned, not held elsewhere); 400/409 listing every reason."""
+    enrollment = _lock_enrollment(enrollment)
+    (device,) = _lock_devices([device])
+    on = start_date or program_today(enrollment.program, now)
+    return _subscribe(enrollment, device, on, now=now, actor=actor)
+
+
+@transaction.atomic
+def enrollment_replace_device(*, enrollment: Enrollment, old_device: Device, new_device: Device, now: dt.datetime,
+                              actor: Any = None, on: dt.date | None = None) -> ProgramSubscription:
+    """Replace ``old_device`` by ``new_device`` in the same enrollment from local date ``on``.
+
+    The old subscription ends on ``on`` (reason ``device_removed``), the new one starts on ``on``: the enrollment,
+    and with it the season's event counts and opt-outs, carries on; exactly one of the two devices is subscribed
+    from then on. Both device rows are locked in id order. Raises 400/409 like ``enrollment_add_device``.
+    """
+    if old_device.pk == new_device.pk:
+        raise DomainValidationError({"new_device": ["The new device is the device being replaced."]})
+    enrollment = _lock_enrollment(enrollment)
+    _lock_devices([old_device, new_device])
+    on = on or program_today(enrollment.program, now)
+    old = enrollment.subscriptions.filter(Q(end_date__isnull=True) | Q(end_date__gte=on), device=old_device).first()
+    if old is None:
+        raise DomainValidationError({"old_device": [f"Device {old_device.pk} is not subscribed in enrollment "
+                                                    f"{enrollment.pk} on {on}."]})
+    if on < old.start_date:
+        raise DomainValidationError({"on": [f"The replacement date {on} is before the old device's subscription "
+                                            f"started ({old.start_date})."]})
+    ended = _end_subscriptions([old], end_date=on, reason_code=ReasonCode.DEVICE_REMOVED, now=now, actor=actor)
+    sub = _subscribe(enrollment, new_device, on, now=now, actor=actor)
+    for s in ended:
+        _send_subscription_ended(s)
+    return sub
+
+
+@transaction.atomic
+def subscription_end(*, subscription: ProgramSubscription, end_date: dt.date, now: dt.datetime, actor: Any = None,
+                     reason_code: str = ReasonCode.DEVICE_REMOVED) -> ProgramSubscription:
+    """End one subscription on local date ``end_date`` while its enrollment continues."""
+    _check_reason(reason_code)
+    subscription = ProgramSubscription.objects.select_for_update().get(pk=subscription.pk)
+    for s in _end_subscriptions([subscription], end_date=end_date, reason_code=reason_code, now=now, actor=actor):
+        _send_subscription_ended(s)
+    return subscription
+
+
+@transaction.atomic
+def account_close(*, account: Account, closed_on: dt.date, now: dt.datetime, actor: Any = None,
+                  reason_text: str = "") -> Account:
+    """Close ``account`` on local date ``closed_on`` (move-out): OPEN -> CLOSED.
+
+    Every running enrollment ends that date (ACTIVE/SUSPENDED -> UNENROLLED, requests -> CANCELLED; reason
+    ``account_closed``) with its subscriptions, and open service agreements end too. Events before ``closed_on``
+    still settle to this account's enrollments; nothing carries over to the next occupant of the service point.
+    """
+    account = Account.objects.select_for_update().get(pk=account.pk)
+    if closed_on < account.opened_on:
+        raise DomainValidationError({"closed_on": [f"closed_on {closed_on} is before the account opened "
+                                                   f"({account.opened_on})."]})
+    transition(obj=account, to=AccountStatus.CLOSED, allowed=ACCOUNT_TRANSITIONS, now=now, actor=actor,
+               reason=reason_text or "account closed", extra_updates={"closed_on": closed_on})
+    for enrollment in Enrollment.objects.filter(account=account, status__in=OPEN_ENROLLMENT_STATUSES).order_by("pk"):
+        enrollment = _lock_enrollment(enrollment)
+        if enrollment.status in (EnrollmentStatus.REQUESTED, EnrollmentStatus.PENDING_APPROVAL):
+            _close_request(enrollment, to=EnrollmentStatus.CANCELLED, reason_code=ReasonCode.ACCOUNT_CLOSED,
+                           reason_text=reason_text, now=now, actor=actor)
+        else:
+            _unenroll(enrollment, effective_date=closed_on, reason_code=ReasonCode.ACCOUNT_CLOSED,
+                      reason_text=reason_text, now=now, actor=actor)
+    for agreement in account.service_agreements.filter(Q(end_date__isnull=True) | Q(end_date__gt=closed_on)):
+        agreement.end_date = max(closed_on, agreement.start_date)
+        agreement.save(update_fields=["end_date"])
+        audit_record(obj=agreement, action="update", now=now, actor=actor, reason="account closed",
+                     changes={"end_date": str(agreement.end_date)})
+    return account
+
+
+def device_transfer(*, device: Device, to_account: Account, service_point: ServicePoint, program: Program,
+                    source: str, now: dt.datetime, actor: Any = None, on: dt.date | None = None,
+                    external_transaction_id: str | None = None, answers: dict | None = None,
+                    ) -> tuple[Enrollment, bool]:
+    """Enroll a device already known to cpm for a new account (e.g. the next occupant), from local date ``on``.
+
+    Allowed only once the previous account's enrollment of the device has ended (409 naming it otherwise); the old
+    enrollments and subscriptions stay as history. The device is installed at ``service_point`` first if it is
+    elsewhere. Returns ``enrollment_request``'s ``(enrollment, created)``.
+    """
+    on = on or program_today(program, now)
+    with transaction.atomic():
+        (device,) = _lock_devices([device])
+        holding = (ProgramSubscription.objects.filter(Q(end_date__isnull=True) | Q(end_date__gt=on), device=device,
+                                                      enrollment__status__in=OPEN_ENROLLMENT_STATUSES)
+                   .exclude(enrollment__account=to_account).select_related("enrollment__program").first())
+        if holding is not None:
+            raise ConflictError(f"Device {device.pk} is still enrolled by another account in "
+                                f"{holding.enrollment.program.code} (enrollment {holding.enrollment_id}); it can "
+                                "be transferred once that enrollment has ended.",
+                                code="device_enrolled_by_other_account",
+                                conflicting_enrollment=holding.enrollment_id,
+                                conflicting_program=holding.enrollment.program.code)
+        installed_here = DeviceInstallation.objects.filter(
+            Q(removed_on__isnull=True) | Q(removed_on__gt=on), device=device, service_point=service_point,
+            installed_on__lte=on).exists()
+        if not installed_here:
+            device_install(device=device, service_point=service_point, installed_on=on, now=now, actor=actor)
+        return enrollment_request(account=to_account, service_point=service_point, program=program, source=source,
+                                  devices=[device], effective_date=on, external_transaction_id=external_transaction_id,
+                                  answers=answers, now=now, actor=actor)
+
+
+def device_removed_receiver(sender, *, device, installation, removed_on, now, actor, **kwargs) -> None:
+    """``devices.signals.device_removed``: subscriptions of the device at that service point end on
+    ``removed_on`` (reason ``device_removed``); the enrollments themselves continue."""
+    subs = ProgramSubscription.objects.filter(
+        Q(end_date__isnull=True) | Q(end_date__gt=removed_on), device=device,
+        enrollment__service_point_id=installation.service_point_id)
+    for sub in _end_subscriptions(subs, end_date=removed_on, reason_code=ReasonCode.DEVICE_REMOVED, now=now,
+                                  actor=actor):
+        _send_subscription_ended(sub)
+
+
+# --- CIS reference data ---------------------------------------------------------------------------------------
+
+def customer_upsert(*, cis_person_id: str, values: dict[str, Any], now: dt.datetime, actor: Any = None):
+    """Create or update a customer by CIS person id; returns ``(customer, "new"|"updated"|"unchanged")``."""
+    return upsert(Customer, lookup={"cis_person_id": cis_person_id}, values=values, now=now, actor=actor)
+
+
+def account_upsert(*, account_number: str, customer: Customer, opened_on: dt.date, closed_on: dt.date | None,
+                   now: dt.datetime, actor: Any = None):
+    """Create or update an account; a ``closed_on`` on an open account closes it through ``account_close`` (its
+    enrollments end). Returns ``(account, outcome)``."""
+    account, outcome = upsert(Account, lookup={"account_number": account_number},
+                              values={"customer": customer, "opened_on": opened_on}, now=now, actor=actor)
+    if closed_on is not None and account.status == AccountStatus.OPEN:
+        account_close(account=account, closed_on=closed_on, now=now, actor=actor, reason_text="CIS import")
+        account.refresh_from_db()
+        outcome = "updated" if outcome == "unchanged" else outcome
+    elif closed_on is not None and account.closed_on != closed_on:
+        raise DomainValidationError({"closed_on": [f"Account {account_number} closed on {account.closed_on}; "
+                                                   f"cannot change it to {closed_on}."]})
+    elif closed_on is None and account.status == AccountStatus.CLOSED:
+        raise DomainValidationError({"closed_on": [f"Account {account_number} is closed; it cannot reopen."]})
+    return account, outcome
+
+
+def service_agreement_upsert(*, agreement_id: str, account: Account, service_point: ServicePoint,
+                             start_date: dt.date, end_date: dt.date | None, now: dt.datetime, actor: Any = None):
+    """Create or update a service agreement (``[start_date, end_date)``); returns ``(agreement, outcome)``."""
+    return upsert(ServiceAgreement, lookup={"agreement_id": agreement_id},
+                  values={"account": account, "service_point": service_point, "start_date": start_date,
+                          "end_date": end_date}, now=now, actor=actor)

@@ -71,10 +71,13 @@ class ProgramSubscriptionFactory(factory.django.DjangoModelFactory):
 
 def active_participant(*, program, device_kwargs=None, service_point=None, account=None, start=dt.date(2026, 1, 1)):
     """Create account + agreement + installed device + ACTIVE enrollment + open subscription; return the
-    subscription. ``device_kwargs`` go to ``DeviceFactory``; ``device_kwargs=False`` subscribes no device."""
+    subscription. ``device_kwargs`` go to ``DeviceFactory``; ``device_kwargs=False`` subscribes no device.
+    An open agreement of ``account`` at ``service_point`` is reused when there is one."""
     service_point = service_point or ServicePointFactory()
     account = account or AccountFactory()
-    ServiceAgreementFactory(account=account, service_point=service_point)
+    if not ServiceAgreement.objects.filter(account=account, service_point=service_point,
+                                           end_date__isnull=True).exists():
+        ServiceAgreementFactory(account=account, service_point=service_point)
     enrollment = EnrollmentFactory(account=account, service_point=service_point, program=program,
                                    effective_date=start)
     device = None

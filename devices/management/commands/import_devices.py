@@ -1,0 +1,31 @@
+"""``manage.py import_devices --aggregator CODE FILE``: import an aggregator's device list (columns:
+``devices.imports``)."""
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from devices.imports import ImportFailed, import_devices
+from devices.models import Aggregator
+
+
+class Command(BaseCommand):
+    help = "Import an aggregator's device list (all or nothing; re-importing changes nothing)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--aggregator", required=True, help="Aggregator code.")
+        parser.add_argument("file")
+
+    def handle(self, *args, aggregator, file, **options):
+        agg = Aggregator.objects.filter(code=aggregator).first()
+        if agg is None:
+            raise CommandError(f"Unknown aggregator {aggregator!r}.")
+        try:
+            with open(file, "rb") as fh:
+                report = import_devices(fh, aggregator=agg, now=timezone.now(), actor="import_devices")
+        except OSError as exc:
+            raise CommandError(f"Cannot read {file}: {exc}") from exc
+        except ImportFailed as exc:
+            for number, message in exc.report.errors:
+                self.stderr.write(f"row {number}: {message}")
+            raise CommandError(f"{len(exc.report.errors)} row error(s); nothing imported.") from exc
+        self.stdout.write(report.summary())

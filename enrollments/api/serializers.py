@@ -1,0 +1,145 @@
+"""Serializers of the enrollments API: output serializers render, input serializers validate (services write)."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from devices.api.common import ReasonSerializer
+from devices.models import ServicePoint
+from programs.models import Program
+
+from ..choices import EnrollmentSource, ReasonCode
+from ..models import Account, Customer, Enrollment, ProgramSubscription, ServiceAgreement
+
+
+class CustomerSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Customer
+        fields = ["id", "cis_person_id", "first_name", "last_name", "email", "phone", "life_support"]
+
+
+class AccountSerializer(serializers.ModelSerializer):
+    customer = serializers.CharField(source="customer.cis_person_id", read_only=True)
+    customer_name = serializers.CharField(source="customer.__str__", read_only=True)
+
+    class Meta:
+        model = Account
+        fields = ["id", "account_number", "customer", "customer_name", "status", "opened_on", "closed_on"]
+
+
+class ServiceAgreementSerializer(serializers.ModelSerializer):
+    account = serializers.CharField(source="account.account_number", read_only=True)
+    service_point = serializers.CharField(source="service_point.service_point_id", read_only=True)
+
+    class Meta:
+        model = ServiceAgreement
+        fields = ["id", "agreement_id", "account", "service_point", "start_date", "end_date"]
+
+
+class SubscriptionSerializer(serializers.ModelSerializer):
+    device_type = serializers.CharField(source="device.device_type", read_only=True, allow_null=True, default=None)
+    program = serializers.CharField(source="enrollment.program.code", read_only=True)
+
+    class Meta:
+        model = ProgramSubscription
+        fields = ["id", "enrollment", "program", "device", "device_type", "start_date", "end_date", "end_reason",
+                  "exclusive"]
+
+
+class NestedSubscriptionSerializer(serializers.ModelSerializer):
+    device_type = serializers.CharField(source="device.device_type", read_only=True, allow_null=True, default=None)
+
+    class Meta:
+        model = ProgramSubscription
+        fields = ["id", "device", "device_type", "start_date", "end_date", "end_reason"]
+
+
+class EnrollmentSerializer(serializers.ModelSerializer):
+    program_code = serializers.CharField(source="program.code", read_only=True)
+    account_number = serializers.CharField(source="account.account_number", read_only=True)
+    service_point_code = serializers.CharField(source="service_point.service_point_id", read_only=True)
+    subscriptions = NestedSubscriptionSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Enrollment
+        fields = ["id", "program", "program_code", "account", "account_number", "service_point",
+                  "service_point_code", "status", "source", "external_transaction_id", "requested_at",
+                  "effective_date", "end_date", "reason_code", "reason_text", "answers", "subscriptions",
+                  "created_at", "updated_at"]
+
+
+class EnrollmentRequestSerializer(serializers.Serializer):
+    account = serializers.PrimaryKeyRelatedField(queryset=Account.objects.all())
+    service_point = serializers.PrimaryKeyRelatedField(queryset=ServicePoint.objects.all())
+    program = serializers.SlugRelatedField(slug_field="code", queryset=Program.objects.all(),
+                                           help_text="Program code.")
+    devices = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False, default=list,
+                                    help_text="Device ids (empty for programs that need no device).")
+    source = serializers.ChoiceField(choices=EnrollmentSource.choices, required=False,
+                                     help_text="Defaults to aggregator_api for an aggregator client, else csr.")
+    external_transaction_id = serializers.CharField(max_length=128, required=False, allow_null=True,
+                                                    allow_blank=True, help_text="Idempotency key of the channel.")
+    effective_date = serializers.DateField(required=False, allow_null=True,
+                                           help_text="Local date; default today in the program's zone.")
+    answers = serializers.DictField(required=False, default=dict, help_text="Answers by question code.")
+
+
+class ReasonInputSerializer(serializers.Serializer):
+    reason_code = serializers.ChoiceField(choices=ReasonCode.choices, default=ReasonCode.OTHER)
+    reason_text = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+
+class UnenrollSerializer(ReasonInputSerializer):
+    reason_code = serializers.ChoiceField(choices=ReasonCode.choices, default=ReasonCode.CUSTOMER_REQUEST)
+    effective_date = serializers.DateField(help_text="First local day no longer enrolled.")
+
+
+class NoteSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+
+class AddDeviceSerializer(serializers.Serializer):
+    device = serializers.IntegerField(min_value=1)
+    start_date = serializers.DateField(required=False, allow_null=True)
+
+
+class ReplaceDeviceSerializer(serializers.Serializer):
+    old_device = serializers.IntegerField(min_value=1)
+    new_device = serializers.IntegerField(min_value=1)
+    on = serializers.DateField(required=False, allow_null=True, help_text="Local replacement date; default today.")
+
+
+class AccountCloseSerializer(serializers.Serializer):
+    closed_on = serializers.DateField()
+    reason_text = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+
+class EligibilityQuerySerializer(serializers.Serializer):
+    date = serializers.DateField(required=False, help_text="Local date; default today (UTC).")
+
+
+class EligibilityLineSerializer(serializers.Serializer):
+    program = serializers.IntegerField(source="program.id")
+    program_code = serializers.CharField(source="program.code")
+    program_status = serializers.CharField(source="program.status")
+    service_point = serializers.IntegerField(source="site.service_point_id", allow_null=True)
+    service_point_code = serializers.CharField(source="site.service_point_label")
+    eligible = serializers.BooleanField()
+    reasons = serializers.SerializerMethodField()
+    eligible_devices = serializers.ListField(source="eligible_device_ids", child=serializers.IntegerField())
+    questions = serializers.SerializerMethodField()
+
+    @extend_schema_field(ReasonSerializer(many=True))
+    def get_reasons(self, obj):
+        return [r.as_dict() for r in obj.reasons]
+
+    def get_questions(self, obj) -> list[str]:
+        return [q.code for q in obj.program.questions]
+
+
+class EligibilityResponseSerializer(serializers.Serializer):
+    account = serializers.IntegerField()
+    date = serializers.DateField()
+    programs = EligibilityLineSerializer(many=True)
+

@@ -1,0 +1,27 @@
+"""``manage.py import_cis --kind KIND FILE``: import a CIS extract (columns: ``enrollments.imports``)."""
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from devices.imports import ImportFailed
+from enrollments.imports import KINDS, import_cis
+
+
+class Command(BaseCommand):
+    help = "Import a CIS extract (premises, service points, customers, accounts, agreements, or combined)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--kind", required=True, choices=KINDS)
+        parser.add_argument("file")
+
+    def handle(self, *args, kind, file, **options):
+        try:
+            with open(file, "rb") as fh:
+                report = import_cis(fh, kind=kind, now=timezone.now(), actor="import_cis")
+        except OSError as exc:
+            raise CommandError(f"Cannot read {file}: {exc}") from exc
+        except ImportFailed as exc:
+            for number, message in exc.report.errors:
+                self.stderr.write(f"row {number}: {message}")
+            raise CommandError(f"{len(exc.report.errors)} row error(s); nothing imported.") from exc
+        self.stdout.write(report.summary())

@@ -1,0 +1,234 @@
+"""Enrollments API: status codes, every reason in a 400, 409 naming the conflict, aggregator isolation, queries."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from rest_framework.test import APIClient
+
+from enrollments.models import Enrollment, ProgramSubscription
+from tests.factories.devices import AggregatorFactory, DeviceFactory, DeviceInstallationFactory
+from tests.factories.enrollments import active_participant
+from tests.factories.programs import ProgramFactory
+
+from .conftest import make_site
+
+pytestmark = pytest.mark.django_db
+
+URL = "/api/v1/enrollments/"
+
+
+def body(site, **overrides):
+    data = {"account": site.account.pk, "service_point": site.service_point.pk, "program": site.program.code,
+            "devices": [site.device.pk], "effective_date": "2026-05-15"}
+    data.update(overrides)
+    return data
+
+
+def test_enroll_then_retry_returns_same(admin_api, site):
+    r = admin_api.post(URL, body(site, external_transaction_id="csr-1"), format="json")
+    assert r.status_code == 201, r.json()
+    data = r.json()
+    assert data["status"] == "active" and data["source"] == "csr"
+    assert [s["device"] for s in data["subscriptions"]] == [site.device.pk]
+    again = admin_api.post(URL, body(site, external_transaction_id="csr-1"), format="json")
+    assert again.status_code == 200 and again.json()["id"] == data["id"]
+    assert Enrollment.objects.count() == 1
+
+
+def test_ineligible_is_400_with_every_reason(admin_api, site):
+    site.program.eligible_rate_codes = ["E-1"]
+    site.program.excludes_life_support = True
+    site.program.save()
+    site.account.customer.life_support = True
+    site.account.customer.save()
+    r = admin_api.post(URL, body(site), format="json")
+    assert r.status_code == 400
+    data = r.json()
+    assert data["code"] == "ineligible"
+    assert {x["code"] for x in data["reasons"]} == {"rate_code_not_eligible", "life_support_excluded"}
+    assert "service_point" in data and "account" in data
+    assert not Enrollment.objects.exists() and not ProgramSubscription.objects.exists()
+
+
+def test_second_account_same_device_is_409_naming_enrollment(admin_api, site):
+    first = admin_api.post(URL, body(site), format="json").json()
+    other = make_site(site.program)
+    # The device is physically moved next door but still subscribed (stale state): 409, not a second enrollment.
+    site.device.installations.update(removed_on=dt.date(2026, 5, 1))
+    DeviceInstallationFactory(device=site.device, service_point=other.service_point, installed_on=dt.date(2026, 5, 1))
+    r = admin_api.post(URL, body(other, devices=[site.device.pk]), format="json")
+    assert r.status_code == 409
+    data = r.json()
+    assert data["code"] == "device_enrolled_by_other_account"
+    assert data["conflicting_enrollment"] == first["id"]
+    assert data["conflicting_program"] == site.program.code
+    assert f"enrollment {first['id']}" in data["detail"]
+
+
+@pytest.mark.parametrize("payload", [
+    {},
+    {"account": "x", "service_point": None, "program": 5, "devices": "all"},
+    {"account": 999999, "service_point": 999999, "program": "nope", "devices": [1], "effective_date": "tomorrow"},
+    {"answers": [1, 2]},
+])
+def test_bad_input_is_400_per_field_never_500(admin_api, site, payload):
+    r = admin_api.post(URL, payload, format="json")
+    assert r.status_code == 400, r.content
+    assert set(r.json()) - {"code"}
+
+
+def test_unknown_device_is_404(admin_api, site):
+    r = admin_api.post(URL, body(site, devices=[987654]), format="json")
+    assert r.status_code == 404 and r.json()["devices"] == ["Device 987654 not found."]
+
+
+def test_lifecycle_actions(admin_api, site):
+    site.program.requires_approval = True
+    site.program.save()
+    e = admin_api.post(URL, body(site), format="json").json()
+    assert e["status"] == "pending_approval"
+    r = admin_api.post(f"{URL}{e['id']}/approve/", {}, format="json")
+    assert r.status_code == 200 and r.json()["status"] == "active"
+    assert admin_api.post(f"{URL}{e['id']}/approve/", {}, format="json").status_code == 409
+    assert admin_api.post(f"{URL}{e['id']}/suspend/", {"reason": "audit"}, format="json").json()["status"] == \
+        "suspended"
+    assert admin_api.post(f"{URL}{e['id']}/resume/", {}, format="json").json()["status"] == "active"
+    new = DeviceFactory()
+    DeviceInstallationFactory(device=new, service_point=site.service_point)
+    r = admin_api.post(f"{URL}{e['id']}/replace-device/", {"old_device": site.device.pk, "new_device": new.pk,
+                                                           "on": "2026-07-01"}, format="json")
+    assert r.status_code == 200, r.json()
+    subs = {s["device"]: s for s in r.json()["subscriptions"]}
+    assert subs[site.device.pk]["end_date"] == "2026-07-01" and subs[new.pk]["end_date"] is None
+    r = admin_api.post(f"{URL}{e['id']}/unenroll/", {"effective_date": "2026-08-01", "reason_code": "customer_request",
+                                                     "reason_text": "moving"}, format="json")
+    assert r.status_code == 200 and r.json()["end_date"] == "2026-08-01" and r.json()["status"] == "unenrolled"
+    assert admin_api.post(f"{URL}{e['id']}/unenroll/", {"effective_date": "2026-08-01"},
+                          format="json").status_code == 409
+    assert admin_api.post(f"{URL}{e['id']}/unenroll/", {}, format="json").status_code == 400
+    assert admin_api.post(f"{URL}999999/approve/", {}, format="json").status_code == 404
+
+
+def test_reject_and_add_device(admin_api):
+    program = ProgramFactory(code="ev", eligible_device_types=["ev_charger"], requires_approval=True)
+    site = make_site(program, device_type="ev_charger")
+    e = admin_api.post(URL, body(site), format="json").json()
+    r = admin_api.post(f"{URL}{e['id']}/reject/", {"reason_code": "ineligible_rate", "reason_text": "EV rate only"},
+                       format="json")
+    assert r.status_code == 200 and r.json()["status"] == "rejected" and r.json()["reason_code"] == "ineligible_rate"
+    e = admin_api.post(URL, body(site), format="json").json()
+    second = DeviceFactory(device_type="ev_charger")
+    DeviceInstallationFactory(device=second, service_point=site.service_point)
+    r = admin_api.post(f"{URL}{e['id']}/add-device/", {"device": second.pk}, format="json")
+    assert r.status_code == 201
+    assert len([s for s in r.json()["subscriptions"] if s["end_date"] is None]) == 2
+
+
+def test_account_eligibility_endpoint(admin_api, site):
+    ProgramFactory(code="ev", eligible_device_types=["ev_charger"])
+    r = admin_api.get(f"/api/v1/accounts/{site.account.pk}/eligibility/?date=2026-05-15")
+    assert r.status_code == 200
+    lines = {line["program_code"]: line for line in r.json()["programs"]}
+    assert lines[site.program.code]["eligible"] is True
+    assert lines[site.program.code]["eligible_devices"] == [site.device.pk]
+    assert lines["ev"]["eligible"] is False and lines["ev"]["reasons"][0]["code"] == "device_required"
+    assert admin_api.get(f"/api/v1/accounts/{site.account.pk}/eligibility/?date=nope").status_code == 400
+
+
+def test_account_close_endpoint(admin_api, site):
+    e = admin_api.post(URL, body(site), format="json").json()
+    r = admin_api.post(f"/api/v1/accounts/{site.account.pk}/close/", {"closed_on": "2026-06-30"}, format="json")
+    assert r.status_code == 200 and r.json()["status"] == "closed"
+    assert Enrollment.objects.get(pk=e["id"]).end_date == dt.date(2026, 6, 30)
+
+
+def test_filters(admin_api, site):
+    admin_api.post(URL, body(site), format="json")
+    ev = make_site(ProgramFactory(code="ev", eligible_device_types=["ev_charger"]), device_type="ev_charger")
+    admin_api.post(URL, body(ev), format="json")
+    assert admin_api.get(f"{URL}?program=ev").json()["count"] == 1
+    assert admin_api.get(f"{URL}?device_type=thermostat").json()["count"] == 1
+    assert admin_api.get(f"{URL}?status=active").json()["count"] == 2
+    assert admin_api.get(f"{URL}?aggregator={site.device.aggregator.code}").json()["count"] == 1
+    assert admin_api.get(f"{URL}?territory=NORTH&active_on=2026-05-15").json()["count"] == 2
+    assert admin_api.get(f"{URL}?active_on=2026-05-14").json()["count"] == 0
+    assert admin_api.get("/api/v1/subscriptions/?program=ev&open=true").json()["count"] == 1
+    assert admin_api.get("/api/v1/devices/?device_type=ev_charger").json()["count"] == 1
+    assert admin_api.get(f"/api/v1/devices/?service_point={site.service_point.service_point_id}").json()["count"] == 1
+    assert admin_api.get(f"{URL}?effective_after=2026-06-01").json()["count"] == 0
+
+
+@pytest.mark.parametrize("url", [
+    "/api/v1/enrollments/", "/api/v1/subscriptions/", "/api/v1/accounts/", "/api/v1/customers/", "/api/v1/devices/",
+    "/api/v1/service-points/", "/api/v1/premises/", "/api/v1/aggregators/", "/api/v1/service-agreements/",
+])
+def test_list_endpoints_constant_queries(admin_api, django_assert_num_queries, url):
+    program = ProgramFactory()
+    active_participant(program=program)
+    admin_api.get(url)  # warm per-process caches (content types)
+    with CaptureQueriesContext(connection) as one:
+        assert admin_api.get(url).status_code == 200
+    for _ in range(6):
+        active_participant(program=program)
+    with django_assert_num_queries(len(one.captured_queries)):
+        r = admin_api.get(url)
+    assert r.json()["count"] >= 6
+
+
+# --- aggregator isolation -----------------------------------------------------------------------------------------
+
+def aggregator_client(code, django_user_model):
+    user = django_user_model.objects.create_user(f"{code}-api", password="x-Secret-123")
+    user.user_permissions.add(*Permission.objects.filter(codename__in=[
+        "view_enrollment", "add_enrollment", "change_enrollment", "view_device", "add_device", "change_device",
+        "view_programsubscription", "view_account", "view_customer", "view_servicepoint"]))
+    aggregator = AggregatorFactory(code=code, api_user=user)
+    client = APIClient()
+    client.force_authenticate(user)
+    return client, aggregator
+
+
+def test_aggregator_sees_and_changes_only_its_own(django_user_model):
+    client, mine = aggregator_client("ecobee", django_user_model)
+    program = ProgramFactory()
+    own = active_participant(program=program, device_kwargs={"aggregator": mine})
+    theirs = active_participant(program=program)
+    assert [e["id"] for e in client.get(URL).json()["results"]] == [own.enrollment_id]
+    assert [d["id"] for d in client.get("/api/v1/devices/").json()["results"]] == [own.device_id]
+    assert [s["id"] for s in client.get("/api/v1/subscriptions/").json()["results"]] == [own.pk]
+    assert [a["id"] for a in client.get("/api/v1/accounts/").json()["results"]] == [own.enrollment.account_id]
+    assert client.get(f"{URL}{theirs.enrollment_id}/").status_code == 404
+    assert client.get(f"/api/v1/devices/{theirs.device_id}/").status_code == 404
+    assert client.post(f"{URL}{theirs.enrollment_id}/suspend/", {}, format="json").status_code == 404
+    # Enrolling someone else's device: 404, nothing written.
+    site = make_site(program)
+    r = client.post(URL, body(site), format="json")
+    assert r.status_code == 404
+    assert not Enrollment.objects.filter(account=site.account).exists()
+    # Its own device at a new site enrolls, with source forced to aggregator_api.
+    device = DeviceFactory(aggregator=mine)
+    DeviceInstallationFactory(device=device, service_point=site.service_point)
+    r = client.post(URL, body(site, devices=[device.pk], source="csr", external_transaction_id="eco-77"),
+                    format="json")
+    assert r.status_code == 201 and r.json()["source"] == "aggregator_api"
+    # Registering a device for another aggregator is refused; for itself the aggregator is implied.
+    other = AggregatorFactory(code="tesla")
+    r = client.post("/api/v1/devices/", {"aggregator": other.code, "aggregator_device_id": "x", "device_type":
+                                         "battery", "capacity_kw": "5"}, format="json")
+    assert r.status_code == 403
+    r = client.post("/api/v1/devices/", {"aggregator_device_id": "x", "device_type": "battery", "capacity_kw": "5"},
+                    format="json")
+    assert r.status_code == 201 and r.json()["aggregator"] == "ecobee"
+
+
+def test_anonymous_and_unprivileged_are_refused(api_client, django_user_model, site):
+    assert api_client.get(URL).status_code in (401, 403)
+    user = django_user_model.objects.create_user("nobody", password="x-Secret-123")
+    api_client.force_authenticate(user)
+    assert api_client.get(URL).status_code == 403
+    assert api_client.post(URL, body(site), format="json").status_code == 403
