@@ -38,8 +38,11 @@ def flatten_errors(errors, prefix: str = "") -> dict[str, list[str]]:
     flat: dict[str, list[str]] = {}
     if isinstance(errors, dict):
         for key, value in errors.items():
-            name = key if key != "non_field_errors" or not prefix else ""
-            path = f"{prefix}.{name}" if prefix and name else (prefix or name)
+            if isinstance(key, int):  # ListField / DictField items
+                path = f"{prefix}[{key}]"
+            else:
+                name = key if key != "non_field_errors" or not prefix else ""
+                path = f"{prefix}.{name}" if prefix and name else (prefix or name)
             flat.update(flatten_errors(value, path))
     elif isinstance(errors, list) and errors and all(isinstance(e, str) for e in errors):
         flat.setdefault(prefix or "non_field_errors", []).extend(str(e) for e in errors)
