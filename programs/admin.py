@@ -135,6 +135,9 @@ class QuestionInline(admin.TabularInline):
     extra = 0
 
 
+PAST = {"activate": "Activated", "suspend": "Suspended", "resume": "Resumed", "close": "Closed"}
+
+
 def _status_action(service, verb: str):
     def run(modeladmin, request, queryset):
         done = 0
@@ -145,7 +148,7 @@ def _status_action(service, verb: str):
             except DomainError as exc:
                 modeladmin.message_user(request, exc.message, level=messages.ERROR)
         if done:
-            modeladmin.message_user(request, f"{verb.capitalize()}d {done} program(s).", level=messages.SUCCESS)
+            modeladmin.message_user(request, f"{PAST[verb]} {done} program(s).", level=messages.SUCCESS)
 
     run.__name__ = f"action_{verb}"
     run.short_description = f"{verb.capitalize()} selected programs"
