@@ -51,6 +51,8 @@ class Program(models.Model):
                                         help_text="Only customer-owned (BYOD) programs are in scope.")
     requires_device = models.BooleanField(default=True, help_text="False for peak-time rebates on a service point.")
     requires_approval = models.BooleanField(default=False)
+    auto_activate = models.BooleanField(
+        default=False, help_text="Activate automatically (programs.activate_due task) once enrollment opens.")
     allows_co_enrollment = models.BooleanField(default=False,
                                                help_text="A device may also be subscribed in another program.")
     settlement_timing = models.CharField(max_length=16, choices=SettlementTiming.choices,
@@ -184,6 +186,31 @@ class ParticipationRule(models.Model):
                 condition=Q(opt_out_allowance_percent__isnull=True)
                 | Q(opt_out_allowance_percent__gte=0, opt_out_allowance_percent__lte=100),
                 name="rule_opt_out_percent_range"),
+            # window_end 00:00 means midnight at the end of the day, so it is after any start.
+            models.CheckConstraint(
+                condition=Q(window_start__isnull=True) | Q(window_end__isnull=True) | Q(window_end=dt.time(0))
+                | Q(window_end__gt=F("window_start")),
+                name="rule_window_end_after_start",
+                violation_error_message="window_end must be after window_start (00:00 means end of day)."),
+            models.CheckConstraint(
+                condition=~Q(opt_out_allowance_kind=OptOutAllowanceKind.COUNT)
+                | Q(opt_out_allowance_count__isnull=False),
+                name="rule_opt_out_count_required",
+                violation_error_message="opt_out_allowance_count is required when the allowance kind is count."),
+            models.CheckConstraint(
+                condition=~Q(opt_out_allowance_kind=OptOutAllowanceKind.PERCENT_HOURS)
+                | Q(opt_out_allowance_percent__isnull=False),
+                name="rule_opt_out_percent_required",
+                violation_error_message="opt_out_allowance_percent is required when the allowance kind is "
+                                        "percent_hours."),
+            models.CheckConstraint(
+                condition=Q(max_event_hours_per_day__isnull=True)
+                | Q(max_event_hours_per_day__gt=0, max_event_hours_per_day__lte=24),
+                name="rule_max_hours_per_day_range"),
+            models.CheckConstraint(
+                condition=Q(weekdays_allowed=True) | Q(weekends_allowed=True) | Q(holidays_allowed=True),
+                name="rule_some_day_allowed",
+                violation_error_message="At least one of weekdays, weekends or holidays must be allowed."),
         ]
 
     def __str__(self) -> str:
@@ -278,6 +305,19 @@ class IncentiveRule(models.Model):
             models.CheckConstraint(
                 condition=Q(top_percent_events__isnull=True) | Q(top_percent_events__gt=0, top_percent_events__lte=100),
                 name="incentive_top_percent_range"),
+            models.CheckConstraint(
+                condition=~Q(kind=IncentiveKind.PERFORMANCE_KWH)
+                | Q(basis__in=[IncentiveBasis.PER_KWH, IncentiveBasis.PRICE_SET]),
+                name="incentive_performance_kwh_basis",
+                violation_error_message="A performance per kWh incentive needs basis per_kwh or price_set."),
+            models.CheckConstraint(
+                condition=~Q(kind=IncentiveKind.PERFORMANCE_KW) | Q(basis=IncentiveBasis.PER_KW),
+                name="incentive_performance_kw_basis",
+                violation_error_message="A performance per kW incentive needs basis per_kw."),
+            models.CheckConstraint(
+                condition=~Q(kind=IncentiveKind.OPT_OUT_PENALTY) | ~Q(opt_out_consequence=""),
+                name="incentive_opt_out_consequence_required",
+                violation_error_message="An opt-out penalty needs an opt_out_consequence."),
         ]
 
     def __str__(self) -> str:

@@ -1,12 +1,13 @@
 """Factories for the programs app. Programs default to ACTIVE thermostat programs in America/Los_Angeles."""
 
 import datetime as dt
+import itertools
 from decimal import Decimal
 
 import factory
 
-from programs.choices import IncentiveBasis, IncentiveKind, ProgramStatus, ProgramType
-from programs.models import IncentiveRule, ParticipationRule, Program, Season
+from programs.choices import AnswerType, IncentiveBasis, IncentiveKind, ProgramStatus, ProgramType
+from programs.models import IncentiveRule, MutualExclusion, ParticipationRule, Program, QualificationQuestion, Season
 
 
 class ProgramFactory(factory.django.DjangoModelFactory):
@@ -56,3 +57,41 @@ class IncentiveRuleFactory(factory.django.DjangoModelFactory):
     kind = IncentiveKind.PERFORMANCE_KWH
     basis = IncentiveBasis.PER_KWH
     amount = Decimal("1.25")
+
+
+class QuestionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = QualificationQuestion
+
+    program = factory.SubFactory(ProgramFactory)
+    code = factory.Sequence(lambda n: f"q{n}")
+    text = "Does the thermostat control central air conditioning?"
+    answer_type = AnswerType.BOOLEAN
+    qualifying_answers = factory.LazyFunction(lambda: [True])
+
+
+class MutualExclusionFactory(factory.django.DjangoModelFactory):
+    """Pass two saved programs; they are stored lower id first."""
+
+    class Meta:
+        model = MutualExclusion
+
+    program_a = factory.SubFactory(ProgramFactory)
+    program_b = factory.SubFactory(ProgramFactory)
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        a, b = kwargs["program_a"], kwargs["program_b"]
+        kwargs["program_a"], kwargs["program_b"] = (a, b) if a.pk < b.pk else (b, a)
+        return super()._create(model_class, *args, **kwargs)
+
+
+def draft_program_data(**changes) -> dict:
+    """Program fields for ``programs.services.program_create`` (a thermostat program in Los Angeles)."""
+    n = next(_draft_counter)
+    return {"code": f"draft-{n}", "name": f"Draft program {n}", "program_type": ProgramType.THERMOSTAT_DR,
+            "time_zone": "America/Los_Angeles", "eligible_device_types": ["thermostat"],
+            "eligible_customer_classes": ["residential"], **changes}
+
+
+_draft_counter = itertools.count(1)
