@@ -20,4 +20,6 @@ app.conf.beat_schedule = {
     "events-tick": {"task": "events.tick", "schedule": 60.0},
     # Creates customer settlements that have come due (billing periods, season ends).
     "settlement-tick": {"task": "settlement.tick", "schedule": 3600.0},
+    # Activates auto-activate draft programs whose enrollment window has opened (local date of each program).
+    "programs-activate-due": {"task": "programs.activate_due", "schedule": 3600.0},
 }

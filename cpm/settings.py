@@ -171,6 +171,14 @@ SPECTACULAR_SETTINGS = {
         "AccountStatusEnum": "enrollments.choices.AccountStatus",
         "EnrollmentStatusEnum": "enrollments.choices.EnrollmentStatus",
         "ReasonCodeEnum": "enrollments.choices.ReasonCode",
+        "ProgramStatusEnum": "programs.choices.ProgramStatus",
+        "ProgramTypeEnum": "programs.choices.ProgramType",
+        "IncentiveKindEnum": "programs.choices.IncentiveKind",
+        "IncentiveBasisEnum": "programs.choices.IncentiveBasis",
+        "DeviceTypeEnum": "programs.choices.DeviceType",
+        "CustomerClassEnum": "programs.choices.CustomerClass",
+        "OptOutConsequenceEnum": "programs.choices.OptOutConsequence",
+        "DeviceOwnershipEnum": "programs.choices.DeviceOwnership",
     },
 }
 
