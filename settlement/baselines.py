@@ -786,3 +786,32 @@ def _batch_chunk(plan: BaselinePlan, kwh, ev_mask, ab_mask, out, n_ev, n_adj, ho
         out["kw_drop_max"][:] = drop.max(axis=1)
         out["kw_drop_min"][:] = drop.min(axis=1)
         out["kw_drop_avg"][:] = drop.mean(axis=1)
+
+
+def series_from_points(starts: Sequence[dt.datetime], kwh: Sequence[float],
+                       interval_minutes: int | None = None) -> IntervalSeries:
+    """A regular ``IntervalSeries`` from (interval start, kWh) points in any order; absent intervals become NaN.
+
+    ``interval_minutes`` defaults to the smallest gap between consecutive starts. Raises ``ValueError`` for naive
+    times, duplicates, an interval that is not 5/15/30/60 minutes, or a start off the grid.
+    """
+    if not starts:
+        raise ValueError("no readings")
+    if any(s.tzinfo is None for s in starts):
+        raise ValueError("timestamps must include a UTC offset")
+    epoch = np.array([int(s.timestamp()) for s in starts], dtype=np.int64)
+    order = np.argsort(epoch, kind="stable")
+    epoch, values = epoch[order], np.asarray(kwh, dtype=np.float64)[order]
+    diffs = np.diff(epoch)
+    if (diffs == 0).any():
+        dup = dt.datetime.fromtimestamp(int(epoch[1:][diffs == 0][0]), UTC)
+        raise ValueError(f"duplicate interval start {dup.isoformat()}")
+    if interval_minutes is None:
+        interval_minutes = int(diffs.min() // 60) if diffs.size else 60
+    step = interval_minutes * 60
+    if interval_minutes not in (5, 15, 30, 60) or ((epoch - epoch[0]) % step).any():
+        raise ValueError(f"readings are not on a regular 5/15/30/60-minute grid (found {interval_minutes} min)")
+    out = np.full(int((epoch[-1] - epoch[0]) // step) + 1, np.nan)
+    out[(epoch - epoch[0]) // step] = values
+    return IntervalSeries(start=dt.datetime.fromtimestamp(int(epoch[0]), UTC), interval_minutes=interval_minutes,
+                          kwh=out)
