@@ -43,14 +43,17 @@ REQUIRED = ("service_point_id", "interval_start", "kwh")
 class ParsedReadings:
     """Readings as parallel arrays (one element per accepted row).
 
-    ``sp_keys``: external service point ids (strings); ``device_keys``: device serials (``""`` = none);
+    ``sp_unique`` + ``sp_code``: external service point ids, as distinct strings and an int64 code per row;
+    ``device_unique`` + ``device_code``: device serials the same way (code -1 = no device);
     ``channel``: int8 (0 delivered, 1 received); ``start``: int64 UTC epoch seconds of the interval start;
     ``minutes``: int16; ``kwh``: float64 (NaN = not provided); ``rows``: int64 row (line) numbers for error messages.
     ``errors``: ``[{row, field, message}]`` of the rejected rows.
     """
 
-    sp_keys: list[str]
-    device_keys: list[str]
+    sp_unique: list[str]
+    sp_code: np.ndarray
+    device_unique: list[str]
+    device_code: np.ndarray
     channel: np.ndarray
     start: np.ndarray
     minutes: np.ndarray
@@ -61,11 +64,11 @@ class ParsedReadings:
 
     @classmethod
     def empty(cls) -> ParsedReadings:
-        return cls([], [], np.zeros(0, np.int8), np.zeros(0, np.int64), np.zeros(0, np.int16), np.zeros(0),
-                   np.zeros(0, np.int64))
+        return cls([], np.zeros(0, np.int64), [], np.zeros(0, np.int64), np.zeros(0, np.int8),
+                   np.zeros(0, np.int64), np.zeros(0, np.int16), np.zeros(0), np.zeros(0, np.int64))
 
     def __len__(self) -> int:
-        return len(self.sp_keys)
+        return int(self.sp_code.size)
 
 
 class CsvFormatError(ValueError):
@@ -234,13 +237,25 @@ def parse_csv(source: str | bytes | io.TextIOBase | Iterable[str], *, tz: str | 
         ok[k] = False
 
     keep = np.flatnonzero(ok)
-    devices = [d.strip() for d in columns[i_dev]] if i_dev is not None else None
-    all_ok = keep.size == n_rows
+    sp_unique, sp_code = _factorize(sp_keys)
+    if i_dev is not None:
+        dev_unique, dev_code = _factorize([d.strip() for d in columns[i_dev]])
+        if "" in dev_unique:  # "" = no device -> code -1
+            blank = dev_unique.index("")
+            dev_code = np.where(dev_code == blank, -1, dev_code - (dev_code > blank))
+            dev_unique.pop(blank)
+    else:
+        dev_unique, dev_code = [], np.full(n_rows, -1, dtype=np.int64)
     return ParsedReadings(
-        sp_keys=sp_keys if all_ok else [sp_keys[k] for k in keep],
-        device_keys=(devices if all_ok else [devices[k] for k in keep]) if devices is not None else [],
+        sp_unique=sp_unique, sp_code=sp_code[keep], device_unique=dev_unique, device_code=dev_code[keep],
         channel=ch[keep], start=start[keep], minutes=minutes[keep], kwh=kwh[keep], rows=row_no[keep],
         errors=errors, rejected=rejected)
+
+
+def _factorize(values: list[str]) -> tuple[list[str], np.ndarray]:
+    index: dict[str, int] = {}
+    codes = np.fromiter((index.setdefault(v, len(index)) for v in values), dtype=np.int64, count=len(values))
+    return list(index), codes
 
 
 def _resolve_local(local_rows, ts_col, zone, sp_keys, dev_col, ch, start, ok, row_no, reject) -> None:

@@ -88,6 +88,27 @@ def meter_readings_load(*, now: dt.datetime, source: str = Source.API, rows: Ite
     return _finish(load, counts, errors, now=now, actor=actor)
 
 
+def meter_csv_load(*, content: bytes | str, now: dt.datetime, file_name: str = "", tz: str | None = None,
+                   actor=None) -> MeterDataLoad:
+    """Load a CSV (see ``settlement.csvreadings``) synchronously in this process (CLI, bench); same rules as the job.
+
+    A file-level problem (missing header column) gives a FAILED load with the message; row errors are recorded.
+    """
+    load = MeterDataLoad.objects.create(source=Source.CSV, file_name=file_name[:300], created_at=now,
+                                        options={"tz": tz} if tz else {})
+    transition(obj=load, to=Status.RUNNING, allowed=LOAD_TRANSITIONS, now=now, actor=actor,
+               extra_updates={"started_at": now})
+    try:
+        parsed = parse_csv(content, tz=tz)
+    except CsvFormatError as exc:
+        return _fail(load, str(exc), now=now, actor=actor)
+    errors = _Errors(parsed.errors, parsed.rejected)
+    resolved = _resolve(parsed, errors)
+    del parsed
+    counts = _apply(resolved, errors=errors, load=load, now=now)
+    return _finish(load, counts, errors, now=now, actor=actor)
+
+
 def meter_data_load_submit(*, source: str, content: bytes, now: dt.datetime, file_name: str = "",
                            tz: str | None = None, service_point_id: str | None = None, usage_point: str | None = None,
                            actor=None) -> MeterDataLoad:
@@ -140,11 +161,7 @@ def meter_data_load_run(*, load_id: int, now: dt.datetime, actor="meter-load-job
             resolved, errors = _green_button(content, opts.get("service_point_id"), opts.get("usage_point"))
     except (CsvFormatError, GreenButtonError, OSError, KeyError, DomainValidationError) as exc:
         message = exc.message if isinstance(exc, DomainValidationError) else str(exc)
-        load.errors = [{"row": None, "field": "file", "message": message}]
-        load.finished_at = now
-        load.save(update_fields=["errors", "finished_at"])
-        return transition(obj=load, to=Status.FAILED, allowed=LOAD_TRANSITIONS, now=now, actor=actor,
-                          reason=message[:200])
+        return _fail(load, message, now=now, actor=actor)
     counts = _apply(resolved, errors=errors, load=load, now=now)
     return _finish(load, counts, errors, now=now, actor=actor)
 
@@ -182,40 +199,40 @@ def _parse_rows(rows: Iterable[Mapping], *, tz: str | None) -> ParsedReadings:
 
 def _resolve(parsed: ParsedReadings, errors: _Errors) -> dict[str, np.ndarray]:
     """External service point ids and device serials -> pks (one query per 5,000 distinct keys)."""
-    n = len(parsed)
-    keys = parsed.sp_keys
+    unique = parsed.sp_unique
     mapping: dict[str, int] = {}
-    distinct = sorted({k for k in keys if not k.startswith("#pk")})
+    distinct = sorted({k for k in unique if not k.startswith("#pk")})
     for i in range(0, len(distinct), 5000):
         mapping.update(ServicePoint.objects.filter(service_point_id__in=distinct[i:i + 5000])
                        .values_list("service_point_id", "pk"))
-    pk_keys = sorted({int(k[3:]) for k in keys if k.startswith("#pk")})
+    pk_keys = sorted({int(k[3:]) for k in unique if k.startswith("#pk")})
     for i in range(0, len(pk_keys), 5000):
         for pk in ServicePoint.objects.filter(pk__in=pk_keys[i:i + 5000]).values_list("pk", flat=True):
             mapping[f"#pk{pk}"] = pk
-    sp = np.fromiter((mapping.get(k, 0) for k in keys), dtype=np.int64, count=n)
+    pk_of = np.fromiter((mapping.get(k, 0) for k in unique), dtype=np.int64, count=len(unique))
+    sp = pk_of[parsed.sp_code] if len(unique) else np.zeros(0, dtype=np.int64)
     ok = sp > 0
     for k in np.flatnonzero(~ok):
-        shown = keys[k][3:] if keys[k].startswith("#pk") else keys[k]
+        key = unique[parsed.sp_code[k]]
+        shown = key[3:] if key.startswith("#pk") else key
         errors.add(parsed.rows[k], "service_point_id", f"unknown service point {shown!r}")
-    dev = np.zeros(n, dtype=np.int64)
-    if parsed.device_keys and any(parsed.device_keys):
-        serials = sorted({d for d in parsed.device_keys if d})
+    dev = np.zeros(sp.size, dtype=np.int64)
+    if parsed.device_unique:
         found: dict[str, list[int]] = {}
+        serials = sorted(set(parsed.device_unique))
         for i in range(0, len(serials), 5000):
             for serial, pk in Device.objects.filter(serial_number__in=serials[i:i + 5000]).values_list(
                     "serial_number", "pk"):
                 found.setdefault(serial, []).append(pk)
-        for k, serial in enumerate(parsed.device_keys):
-            if not serial:
-                continue
-            pks = found.get(serial, [])
-            if len(pks) == 1:
-                dev[k] = pks[0]
-            elif ok[k]:
-                ok[k] = False
-                errors.add(parsed.rows[k], "device", f"unknown device serial {serial!r}" if not pks
-                           else f"device serial {serial!r} is ambiguous")
+        dev_pk = np.array([found[s][0] if len(found.get(s, [])) == 1 else 0 for s in parsed.device_unique],
+                          dtype=np.int64)
+        has = parsed.device_code >= 0
+        dev[has] = dev_pk[parsed.device_code[has]]
+        for k in np.flatnonzero(has & (dev == 0) & ok):
+            serial = parsed.device_unique[parsed.device_code[k]]
+            errors.add(parsed.rows[k], "device", f"unknown device serial {serial!r}" if not found.get(serial)
+                       else f"device serial {serial!r} is ambiguous")
+            ok[k] = False
     keep = np.flatnonzero(ok)
     return {"sp": sp[keep], "dev": dev[keep], "channel": parsed.channel[keep], "start": parsed.start[keep],
             "minutes": parsed.minutes[keep], "kwh": parsed.kwh[keep], "rows": parsed.rows[keep]}
@@ -413,6 +430,14 @@ def _insert(records, *, load: MeterDataLoad, now: dt.datetime) -> None:
         [IntervalDay(service_point_id=sp, device_id=dev, channel=ch, day=day, interval_minutes=minutes, values=blob,
                      version=version, is_current=True, received_at=received_at, load=load)
          for sp, dev, ch, day, minutes, blob, version in records], batch_size=2000)
+
+
+def _fail(load: MeterDataLoad, message: str, *, now: dt.datetime, actor) -> MeterDataLoad:
+    load.errors = [{"row": None, "field": "file", "message": message}]
+    load.finished_at = now
+    load.save(update_fields=["errors", "finished_at"])
+    return transition(obj=load, to=Status.FAILED, allowed=LOAD_TRANSITIONS, now=now, actor=actor,
+                      reason=message[:200])
 
 
 def _finish(load: MeterDataLoad, counts: dict[str, int], errors: _Errors, *, now: dt.datetime, actor) -> MeterDataLoad:
