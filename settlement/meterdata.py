@@ -202,6 +202,12 @@ def _resolve(parsed: ParsedReadings, errors: _Errors) -> dict[str, np.ndarray]:
     unique = parsed.sp_unique
     mapping: dict[str, int] = {}
     distinct = sorted({k for k in unique if not k.startswith("#pk")})
+    if connection.vendor == "postgresql" and distinct:
+        with connection.cursor() as cur:  # one query whatever the count
+            cur.execute(f"SELECT s.service_point_id, s.id FROM {ServicePoint._meta.db_table} s "
+                        "JOIN unnest(%s::text[]) AS k(key) ON s.service_point_id = k.key", [distinct])
+            mapping.update(cur.fetchall())
+        distinct = []
     for i in range(0, len(distinct), 5000):
         mapping.update(ServicePoint.objects.filter(service_point_id__in=distinct[i:i + 5000])
                        .values_list("service_point_id", "pk"))
@@ -345,28 +351,43 @@ def _apply(r: dict[str, np.ndarray], *, errors: _Errors, load: MeterDataLoad, no
     return counts
 
 
+def _fetch_current(g_sp, g_dy) -> list[tuple]:
+    """Current rows (id, sp, device or 0, channel, day as days since 1970, minutes, version, values) for a chunk."""
+    sps = np.unique(g_sp).tolist()
+    days = [dt.date.fromordinal(_EPOCH_ORDINAL + int(d)) for d in np.unique(g_dy)]
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cur:
+            # a join on unnest (hash join), not "= ANY(array)", which a sequential scan evaluates row x element
+            cur.execute(f"SELECT t.id, t.service_point_id, COALESCE(t.device_id, 0), t.channel, "
+                        f"t.day - DATE '1970-01-01', t.interval_minutes, t.version, t.\"values\" "
+                        f"FROM {IntervalDay._meta.db_table} t JOIN unnest(%s::bigint[]) AS k(sp) "
+                        "ON t.service_point_id = k.sp WHERE t.is_current AND t.day BETWEEN %s AND %s",
+                        [sps, days[0], days[-1]])
+            return cur.fetchall()
+    return [(pk, sp, dev or 0, ch, day.toordinal() - _EPOCH_ORDINAL, mn, ver, blob)
+            for pk, sp, dev, ch, day, mn, ver, blob in
+            IntervalDay.objects.filter(is_current=True, service_point_id__in=sps, day__in=days).values_list(
+                "id", "service_point_id", "device_id", "channel", "day", "interval_minutes", "version", "values")]
+
+
 def _apply_chunk(g_sp, g_dev, g_ch, g_dy, g_mn, gid, sl, kwh, rows, *, counts, errors, load, now) -> None:
     m = g_sp.size
-    days = [dt.date.fromordinal(_EPOCH_ORDINAL + int(d)) for d in np.unique(g_dy)]
-    index = {(int(a), int(b), int(c), int(d)): i for i, (a, b, c, d) in enumerate(zip(g_sp, g_dev, g_ch, g_dy,
-                                                                                      strict=True))}
-    existing = (IntervalDay.objects.filter(is_current=True, service_point_id__in=np.unique(g_sp).tolist(),
-                                           day__in=days)
-                .values_list("id", "service_point_id", "device_id", "channel", "day", "interval_minutes",
-                             "version", "values"))
+    fetched = _fetch_current(g_sp, g_dy)
     ex_id = np.zeros(m, dtype=np.int64)
     ex_version = np.zeros(m, dtype=np.int64)
-    ex_values: dict[int, np.ndarray] = {}
+    ex_row = np.full(m, -1, dtype=np.int64)  # index into fetched
     group_ok = np.ones(m, dtype=bool)
-    for pk, sp_pk, dev_pk, channel, day, minutes, version, blob in existing.iterator(chunk_size=5000):
-        i = index.get((sp_pk, dev_pk or 0, CHANNEL_NAMES.index(channel), day.toordinal() - _EPOCH_ORDINAL))
-        if i is None:
-            continue
-        if minutes != g_mn[i]:
-            group_ok[i] = False
-            continue
-        ex_id[i], ex_version[i] = pk, version
-        ex_values[i] = intervals.decode(blob)
+    if fetched:
+        f_id, f_sp, f_dev, f_ch, f_day, f_mn, f_ver, _ = (list(c) for c in zip(*fetched, strict=True))
+        f_ch = np.array([CHANNEL_NAMES.index(c) for c in f_ch], dtype=np.int64)
+        f_idx, g_idx = _match(g_sp, g_dev, g_ch, g_dy, np.array(f_sp), np.array(f_dev), f_ch, np.array(f_day))
+        f_mn = np.array(f_mn)
+        same_len = f_mn[f_idx] == g_mn[g_idx]
+        group_ok[g_idx[~same_len]] = False
+        g_idx, f_idx = g_idx[same_len], f_idx[same_len]
+        ex_id[g_idx] = np.array(f_id)[f_idx]
+        ex_version[g_idx] = np.array(f_ver)[f_idx]
+        ex_row[g_idx] = f_idx
     for i in np.flatnonzero(~group_ok):
         bad = gid == i
         for k in rows[bad][:5]:
@@ -374,7 +395,7 @@ def _apply_chunk(g_sp, g_dev, g_ch, g_dy, g_mn, gid, sl, kwh, rows, *, counts, e
                        f"{int(g_mn[i])}-minute readings for a day stored in another interval length")
         errors.rejected += max(0, int(bad.sum()) - min(5, int(bad.sum())))
 
-    changed_groups: list[tuple[int, np.ndarray]] = []
+    batches: list[tuple[np.ndarray, np.ndarray]] = []  # (group indices, merged day values)
     for minutes in np.unique(g_mn):
         sel = np.flatnonzero((g_mn == minutes) & group_ok)
         if sel.size == 0:
@@ -386,50 +407,118 @@ def _apply_chunk(g_sp, g_dev, g_ch, g_dy, g_mn, gid, sl, kwh, rows, *, counts, e
         new = np.full((sel.size, width), np.nan)
         new[local[gid[rmask]], sl[rmask]] = kwh[rmask]
         old = np.full((sel.size, width), np.nan)
-        for j, i in enumerate(sel):
-            values = ex_values.get(int(i))
-            if values is not None:
-                old[j] = values
+        has_old = np.flatnonzero(ex_row[sel] >= 0)
+        if has_old.size:
+            blobs = b"".join(fetched[int(ex_row[sel[j]])][7] for j in has_old)
+            old[has_old] = np.frombuffer(blobs, dtype=intervals.DTYPE).reshape(has_old.size, width)
         provided = ~np.isnan(new)
         old_known = ~np.isnan(old)
         is_new = provided & ~old_known
-        unchanged = provided & old_known & (old == new)
         corrected = provided & old_known & (old != new)
         counts["new"] += int(is_new.sum())
-        counts["unchanged"] += int(unchanged.sum())
+        counts["unchanged"] += int((provided & old_known & (old == new)).sum())
         counts["corrected"] += int(corrected.sum())
-        changed = (is_new | corrected).any(axis=1)
-        merged = np.where(provided, new, old)
-        for j in np.flatnonzero(changed):
-            changed_groups.append((int(sel[j]), merged[j]))
-    if not changed_groups:
+        changed = np.flatnonzero((is_new | corrected).any(axis=1))
+        if changed.size:
+            batches.append((sel[changed], np.where(provided[changed], new[changed], old[changed])))
+    if not batches:
         return
-    superseded = [int(ex_id[i]) for i, _ in changed_groups if ex_id[i]]
-    if superseded:
-        IntervalDay.objects.filter(pk__in=superseded).update(is_current=False)
-    records = [(int(g_sp[i]), int(g_dev[i]) or None, CHANNEL_NAMES[int(g_ch[i])],
-                dt.date.fromordinal(_EPOCH_ORDINAL + int(g_dy[i])), int(g_mn[i]), intervals.encode(values),
-                int(ex_version[i]) + 1) for i, values in changed_groups]
-    _insert(records, load=load, now=now)
+    superseded = np.concatenate([ex_id[idx] for idx, _ in batches])
+    superseded = superseded[superseded > 0]
+    if superseded.size:
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cur:
+                cur.execute(f"UPDATE {IntervalDay._meta.db_table} t SET is_current = false "
+                            "FROM unnest(%s::bigint[]) AS k(id) WHERE t.id = k.id", [superseded.tolist()])
+        else:
+            for i in range(0, superseded.size, 5000):
+                IntervalDay.objects.filter(pk__in=superseded[i:i + 5000].tolist()).update(is_current=False)
+    for idx, values in batches:
+        _insert(sp=g_sp[idx], dev=g_dev[idx], ch=g_ch[idx], day=g_dy[idx], minutes=int(g_mn[idx[0]]),
+                values=values, version=ex_version[idx] + 1, load=load)
 
 
-def _insert(records, *, load: MeterDataLoad, now: dt.datetime) -> None:
+def _match(g_sp, g_dev, g_ch, g_dy, f_sp, f_dev, f_ch, f_day) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (fetched, group) of fetched rows whose (sp, device, channel, day) is one of the chunk's groups.
+
+    Groups are sorted by that key: one ``searchsorted`` on a packed int64 key when the numbers fit, else a dict.
+    """
+    d0 = int(g_dy.min())
+    if (int(g_sp.max()) < 2**26 and int(g_dev.max()) < 2**20 and int(np.max(f_sp)) < 2**26
+            and int(np.max(f_dev)) < 2**20 and int(g_dy.max()) - d0 < 2**16):
+        def pack(sp, dev, ch, day):
+            key = (np.asarray(sp, dtype=np.int64) << 37) | (np.asarray(dev, dtype=np.int64) << 17)
+            return key | (np.asarray(ch, dtype=np.int64) << 16) | (np.asarray(day, dtype=np.int64) - d0)
+
+        packed_g, packed_f = pack(g_sp, g_dev, g_ch, g_dy), pack(f_sp, f_dev, f_ch, f_day)
+        inside = (f_day >= d0) & (f_day - d0 < 2**16)
+        pos = np.searchsorted(packed_g, packed_f)
+        pos_c = np.minimum(pos, packed_g.size - 1)
+        hit = np.flatnonzero(inside & (pos < packed_g.size) & (packed_g[pos_c] == packed_f))
+        return hit, pos[hit]
+    index = {(int(a), int(b), int(c), int(d)): i for i, (a, b, c, d) in enumerate(zip(g_sp, g_dev, g_ch, g_dy,
+                                                                                      strict=True))}
+    pairs = [(k, index[key]) for k, key in enumerate(zip(f_sp.tolist(), f_dev.tolist(), f_ch.tolist(),
+                                                          f_day.tolist(), strict=True)) if key in index]
+    return (np.array([p[0] for p in pairs], dtype=np.int64), np.array([p[1] for p in pairs], dtype=np.int64))
+
+
+_PG_EPOCH_DAYS = (dt.date(2000, 1, 1) - dt.date(1970, 1, 1)).days
+_PG_EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
+COPY_TRAILER = (-1).to_bytes(2, "big", signed=True)
+
+
+def _insert(*, sp, dev, ch, day, minutes: int, values: np.ndarray, version, load: MeterDataLoad) -> None:
+    """Insert new current versions: one PostgreSQL binary COPY built with numpy (``bulk_create`` elsewhere).
+
+    ``values`` ``[n, 1440 / minutes]`` float64 (NaN = missing); ``day`` days since 1970-01-01.
+    """
     received_at = load.created_at  # receipt time of the data = when the load was received, not when it ran
-    if connection.vendor == "postgresql":
-        table = IntervalDay._meta.db_table
-        with connection.cursor() as cur:
-            raw = cur.cursor  # the psycopg cursor under Django's wrapper
-            with raw.copy(f'COPY {table} (service_point_id, device_id, channel, day, interval_minutes, "values", '
-                          "version, is_current, received_at, load_id) FROM STDIN (FORMAT BINARY)") as copy:
-                copy.set_types(["int8", "int8", "varchar", "date", "int2", "bytea", "int4", "bool", "timestamptz",
-                                "int8"])
-                for sp, dev, ch, day, minutes, blob, version in records:
-                    copy.write_row((sp, dev, ch, day, minutes, blob, version, True, received_at, load.pk))
+    n, width = values.shape
+    if connection.vendor != "postgresql":
+        IntervalDay.objects.bulk_create(
+            [IntervalDay(service_point_id=int(sp[k]), device_id=int(dev[k]) or None, channel=CHANNEL_NAMES[ch[k]],
+                         day=dt.date.fromordinal(_EPOCH_ORDINAL + int(day[k])), interval_minutes=minutes,
+                         values=intervals.encode(values[k]), version=int(version[k]), is_current=True,
+                         received_at=received_at, load=load) for k in range(n)], batch_size=2000)
         return
-    IntervalDay.objects.bulk_create(
-        [IntervalDay(service_point_id=sp, device_id=dev, channel=ch, day=day, interval_minutes=minutes, values=blob,
-                     version=version, is_current=True, received_at=received_at, load=load)
-         for sp, dev, ch, day, minutes, blob, version in records], batch_size=2000)
+    received_us = int((received_at - _PG_EPOCH).total_seconds() * 1_000_000)
+    parts = [COPY_HEADER]
+    for has_dev in (False, True):
+        for c in (0, 1):
+            sel = np.flatnonzero(((dev > 0) == has_dev) & (ch == c))
+            if not sel.size:
+                continue
+            name = CHANNEL_NAMES[c].encode()
+            fields = [("nf", ">i2"), ("l0", ">i4"), ("sp", ">i8"), ("l1", ">i4")]
+            fields += [("dev", ">i8")] if has_dev else []
+            fields += [("l2", ">i4"), ("ch", f"S{len(name)}"), ("l3", ">i4"), ("day", ">i4"), ("l4", ">i4"),
+                       ("mn", ">i2"), ("l5", ">i4"), ("vals", "<f8", (width,)), ("l6", ">i4"), ("ver", ">i4"),
+                       ("l7", ">i4"), ("cur", "u1"), ("l8", ">i4"), ("rcv", ">i8"), ("l9", ">i4"), ("load", ">i8")]
+            rec = np.empty(sel.size, dtype=np.dtype(fields))
+            rec["nf"] = 10
+            rec["l0"], rec["sp"] = 8, sp[sel]
+            if has_dev:
+                rec["l1"], rec["dev"] = 8, dev[sel]
+            else:
+                rec["l1"] = -1  # NULL
+            rec["l2"], rec["ch"] = len(name), name
+            rec["l3"], rec["day"] = 4, day[sel] - _PG_EPOCH_DAYS
+            rec["l4"], rec["mn"] = 2, minutes
+            rec["l5"], rec["vals"] = 8 * width, values[sel]
+            rec["l6"], rec["ver"] = 4, version[sel]
+            rec["l7"], rec["cur"] = 1, 1
+            rec["l8"], rec["rcv"] = 8, received_us
+            rec["l9"], rec["load"] = 8, load.pk
+            parts.append(rec.tobytes())
+    parts.append(COPY_TRAILER)
+    table = IntervalDay._meta.db_table
+    with connection.cursor() as cur:
+        with cur.cursor.copy(f'COPY {table} (service_point_id, device_id, channel, day, interval_minutes, "values", '
+                             "version, is_current, received_at, load_id) FROM STDIN (FORMAT BINARY)") as copy:
+            for part in parts:
+                copy.write(part)
 
 
 def _fail(load: MeterDataLoad, message: str, *, now: dt.datetime, actor) -> MeterDataLoad:
