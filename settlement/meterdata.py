@@ -111,15 +111,15 @@ def meter_csv_load(*, content: bytes | str, now: dt.datetime, file_name: str = "
 
 def meter_data_load_submit(*, source: str, content: bytes, now: dt.datetime, file_name: str = "",
                            tz: str | None = None, service_point_id: str | None = None, usage_point: str | None = None,
-                           actor=None) -> MeterDataLoad:
+                           row_offset: int = 0, actor=None) -> MeterDataLoad:
     """Create a PENDING load for a file (CSV or Green Button XML) and enqueue its job after commit.
 
     The file is spooled under ``MEDIA_ROOT/meterdata/``. ``tz``: zone of CSV times without offset.
     ``service_point_id``: the service point a Green Button file belongs to (required for Green Button);
     ``usage_point``: the UsagePoint title or href when the file holds several.
     """
-    if source not in (Source.CSV, Source.GREEN_BUTTON):
-        raise DomainValidationError({"source": [f"must be csv or green_button, not {source!r}"]})
+    if source not in (Source.CSV, Source.GREEN_BUTTON, Source.API):  # API bulk readings are spooled as CSV
+        raise DomainValidationError({"source": [f"must be csv, green_button or api, not {source!r}"]})
     if source == Source.GREEN_BUTTON and not service_point_id:
         raise DomainValidationError({"service_point_id": ["is required for a Green Button file"]})
     if tz:
@@ -133,7 +133,8 @@ def meter_data_load_submit(*, source: str, content: bytes, now: dt.datetime, fil
     path.write_bytes(content)
     load = MeterDataLoad.objects.create(
         source=source, file_name=file_name[:300], created_at=now,
-        options={"path": str(path), "tz": tz, "service_point_id": service_point_id, "usage_point": usage_point})
+        options={"path": str(path), "tz": tz, "service_point_id": service_point_id, "usage_point": usage_point,
+                 "row_offset": row_offset})
     from .meter_tasks import run_meter_data_load
 
     enqueue_on_commit(run_meter_data_load, load_id=load.pk)
@@ -153,8 +154,8 @@ def meter_data_load_run(*, load_id: int, now: dt.datetime, actor="meter-load-job
     opts = load.options or {}
     try:
         content = Path(opts["path"]).read_bytes()
-        if load.source == Source.CSV:
-            parsed = parse_csv(content, tz=opts.get("tz"))
+        if load.source in (Source.CSV, Source.API):
+            parsed = _shift_rows(parse_csv(content, tz=opts.get("tz")), int(opts.get("row_offset") or 0))
             errors = _Errors(parsed.errors, parsed.rejected)
             resolved = _resolve(parsed, errors)
         else:
@@ -167,8 +168,9 @@ def meter_data_load_run(*, load_id: int, now: dt.datetime, actor="meter-load-job
 
 
 # ----------------------------------------------------------------------------------------------- parsing helpers
-def _parse_rows(rows: Iterable[Mapping], *, tz: str | None) -> ParsedReadings:
-    """Dict rows -> ParsedReadings via the CSV parser's rules (same validation, same messages)."""
+def readings_to_csv(rows: Iterable[Mapping]) -> tuple[str, dict[int, int]]:
+    """Dict rows (see ``meter_readings_load``) -> CSV text in the documented columns, and {line: pk} for rows
+    that named a service point by pk."""
     lines = ["service_point_id,channel,interval_start,interval_minutes,kwh,device"]
     pk_rows: dict[int, int] = {}
     for n, row in enumerate(rows, start=2):
@@ -187,13 +189,22 @@ def _parse_rows(rows: Iterable[Mapping], *, tz: str | None) -> ParsedReadings:
                   str(row.get("interval_minutes") or 60), "" if kwh is None else repr(float(kwh)),
                   str(row.get("device") or "")]
         lines.append(",".join(f.replace(",", " ") for f in fields))
-    parsed = parse_csv("\n".join(lines), tz=tz)
-    parsed.pk_rows = pk_rows  # type: ignore[attr-defined]
+    return "\n".join(lines) + "\n", pk_rows
+
+
+def _parse_rows(rows: Iterable[Mapping], *, tz: str | None) -> ParsedReadings:
+    """Dict rows -> ParsedReadings via the CSV parser's rules (same validation, same messages)."""
+    text, pk_rows = readings_to_csv(rows)
     # rows are numbered from 1 for API callers (line 2 of the synthetic CSV is row 1)
-    parsed.rows = parsed.rows - 1
-    for e in parsed.errors:
-        if e["row"] is not None:
-            e["row"] -= 1
+    return _shift_rows(parse_csv(text, tz=tz), -1)
+
+
+def _shift_rows(parsed: ParsedReadings, offset: int) -> ParsedReadings:
+    if offset:
+        parsed.rows = parsed.rows + offset
+        for e in parsed.errors:
+            if e["row"] is not None:
+                e["row"] += offset
     return parsed
 
 
