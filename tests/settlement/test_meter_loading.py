@@ -198,3 +198,41 @@ def test_run_is_idempotent(now):
     load = csv_load("service_point_id,interval_start,kwh\nSP-1,2026-05-14T00:00Z,1\n", now)
     again = meter_data_load_run(load_id=load.pk, now=now)
     assert again.status == MeterDataLoad.Status.COMPLETED and IntervalDay.objects.count() == 1
+
+
+def test_fast_and_general_parsers_agree():
+    from settlement.csvreadings import _parse_fast, parse_csv
+
+    text = ("service_point_id,channel,interval_start,interval_minutes,kwh,device\n"
+            "SP-2,delivered,2026-05-14T00:00:00Z,60,1.5,\n"
+            "SP-1,received,2026-05-14T01:00:00+02:00,15,-2.25,BAT-1\n"
+            "\n"
+            "SP-2,net,2026-05-14T00:15:00-07:00,15,,BAT-1\n"
+            "SP-1,delivered,2026-05-14T03:00:00Z,30,1e-3,\n")
+    fast = _parse_fast(text.encode())
+    slow = parse_csv(text)  # text goes through the general per-row parser
+    assert fast is not None
+    for name in ("channel", "start", "minutes", "rows"):
+        np.testing.assert_array_equal(getattr(fast, name), getattr(slow, name))
+    np.testing.assert_array_equal(fast.kwh, slow.kwh)  # NaN == NaN here
+    assert [fast.sp_unique[c] for c in fast.sp_code] == [slow.sp_unique[c] for c in slow.sp_code]
+    assert [fast.device_unique[c] if c >= 0 else "" for c in fast.device_code] == \
+        [slow.device_unique[c] if c >= 0 else "" for c in slow.device_code]
+    assert list(fast.rows) == [2, 3, 5, 6]
+    # anything needing a row message falls back to the general parser
+    assert _parse_fast(text.replace("net", "sideways").encode()) is None
+    assert _parse_fast(b"service_point_id,interval_start,kwh\nSP-1,2026-05-14T00:00,1\n") is None
+
+
+def test_load_intervals_command(tmp_path, now):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    ServicePointFactory(service_point_id="SP-1")
+    path = tmp_path / "r.csv"
+    path.write_text("service_point_id,interval_start,kwh\nSP-1,2026-05-14T00:00Z,1\nSP-1,2026-05-14T00:00Z,2\n")
+    out = StringIO()
+    call_command("load_intervals", str(path), stdout=out)
+    assert "completed_with_errors: 1 new, 0 unchanged, 0 corrected, 1 rejected" in out.getvalue()
+    assert "row 3: interval_start: duplicate reading for this interval in the same load" in out.getvalue()
