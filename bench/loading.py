@@ -32,6 +32,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--service-points", type=int, default=100_000)
     parser.add_argument("--days", type=int, default=1)
+    parser.add_argument("--baselines", action="store_true",
+                        help="Also time baselines.baseline_batch on N service points x 48 days of hourly data.")
     args = parser.parse_args(argv)
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith("postgres"):
@@ -97,7 +99,29 @@ def main(argv=None) -> int:
     print(f"plain COPY (bare table): {plain:7.2f} s  {copied / plain:12,.0f} readings/s")
     print(f"ratio fast/plain: {plain / fast:.0%}  (target >= 30 %); target >= 200,000 readings/s: "
           f"{'met' if readings / fast >= 200_000 else 'NOT met'}")
+    if args.baselines:
+        _bench_baselines(n_sp)
     return 0
+
+
+def _bench_baselines(n_sp: int) -> None:
+    """baseline_batch on n_sp x 48 days hourly (45-day lookback), CAISO auto and PJM high 4 of 5."""
+    from zoneinfo import ZoneInfo
+
+    import numpy as np
+
+    from settlement.baselines import baseline_batch, resolve_params
+
+    la = ZoneInfo("America/Los_Angeles")
+    kwh = np.random.default_rng(1).gamma(2.0, 1.0, size=(n_sp, 48 * 24))
+    start = dt.datetime(2026, 5, 30, tzinfo=la).astimezone(dt.UTC)
+    for method in ("caiso-auto", "pjm-high-4-of-5"):
+        t = time.perf_counter()
+        result = baseline_batch(start=start, interval_minutes=60, kwh=kwh, tz=la,
+                                event_start=dt.datetime(2026, 7, 15, 16, tzinfo=la),
+                                event_end=dt.datetime(2026, 7, 15, 20, tzinfo=la), params=resolve_params(method))
+        print(f"baseline_batch {method}: {n_sp:,} service points in {time.perf_counter() - t:.2f} s "
+              f"({int(result.ok.sum()):,} OK)")
 
 
 if __name__ == "__main__":
