@@ -1,0 +1,84 @@
+"""API of interval data: load jobs (file upload, bulk readings) and stored interval days."""
+
+from __future__ import annotations
+
+import django_filters
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.response import Response
+
+from cpm.api import WriteThrottle
+from settlement.meterdata import meter_data_load_submit, readings_to_csv
+from settlement.models import IntervalDay, MeterDataLoad
+
+from .meter_serializers import (
+    BulkReadingsSerializer,
+    IntervalDaySerializer,
+    MeterDataLoadSerializer,
+    MeterFileUploadSerializer,
+)
+
+
+class MeterDataLoadFilter(django_filters.FilterSet):
+    class Meta:
+        model = MeterDataLoad
+        fields = {"status": ["exact"], "source": ["exact"], "created_at": ["gte", "lt"]}
+
+
+class IntervalDayFilter(django_filters.FilterSet):
+    service_point_id = django_filters.CharFilter(field_name="service_point__service_point_id")
+
+    class Meta:
+        model = IntervalDay
+        fields = {"service_point": ["exact"], "device": ["exact", "isnull"], "channel": ["exact"],
+                  "day": ["exact", "gte", "lte"], "is_current": ["exact"], "load": ["exact"]}
+
+
+class MeterDataLoadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Meter data loads (jobs). POST ``upload/`` (a CSV or Green Button file) or ``bulk/`` (JSON readings) creates a
+    load and queues its job; the response is the load record (202), to be polled for counts and row errors."""
+
+    queryset = MeterDataLoad.objects.all()
+    serializer_class = MeterDataLoadSerializer
+    filterset_class = MeterDataLoadFilter
+    ordering_fields = ["created_at", "id"]
+    throttle_classes = [WriteThrottle]
+
+    @extend_schema(request={"multipart/form-data": MeterFileUploadSerializer},
+                   responses={202: MeterDataLoadSerializer})
+    @action(detail=False, methods=["post"], parser_classes=[MultiPartParser, FormParser])
+    def upload(self, request):
+        data = MeterFileUploadSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        upload = v["file"]
+        load = meter_data_load_submit(source=v["source"], content=upload.read(), now=timezone.now(),
+                                      file_name=upload.name or "", tz=v.get("tz") or None,
+                                      service_point_id=v.get("service_point_id") or None,
+                                      usage_point=v.get("usage_point") or None, actor=request.user)
+        load.refresh_from_db()
+        return Response(MeterDataLoadSerializer(load).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=BulkReadingsSerializer, responses={202: MeterDataLoadSerializer})
+    @action(detail=False, methods=["post"], parser_classes=[JSONParser])
+    def bulk(self, request):
+        data = BulkReadingsSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        text, _ = readings_to_csv(data.validated_data["readings"])
+        load = meter_data_load_submit(source=MeterDataLoad.Source.API, content=text.encode(), now=timezone.now(),
+                                      file_name="bulk", tz=data.validated_data.get("tz") or None, row_offset=-1,
+                                      actor=request.user)
+        load.refresh_from_db()
+        return Response(MeterDataLoadSerializer(load).data, status=status.HTTP_202_ACCEPTED)
+
+
+class IntervalDayViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Stored UTC days of interval kWh (all versions; filter ``is_current=true`` for the current ones)."""
+
+    queryset = IntervalDay.objects.select_related("service_point")
+    serializer_class = IntervalDaySerializer
+    filterset_class = IntervalDayFilter
+    ordering_fields = ["day", "id", "version"]

@@ -1,0 +1,420 @@
+"""CSV interval readings: parse in bulk into column arrays (no Django).
+
+Columns (header required, order free, names case-insensitive):
+
+=================== ==========================================================================================
+``service_point_id`` the service point's id (``ServicePoint.service_point_id``)
+``channel``          ``delivered`` (import), ``received`` (export) or ``net`` (delivered minus received, stored on
+                     the delivered channel; negative values kept). Anything else is a row error. Optional: default
+                     ``delivered``.
+``interval_start``   start of the interval: ISO 8601 with offset (``2026-07-15T16:00:00-07:00``) or ``Z``; or a
+                     local time without offset when the load declares a time zone (``tz``): the repeated hour of the
+                     autumn change is resolved by order (first occurrence = daylight time, second = standard time,
+                     per service point/device/channel), and a time that does not exist in spring is a row error.
+``interval_minutes`` 5, 15, 30 or 60. Optional: default 60.
+``kwh``              energy of the interval in kWh; empty = not provided (a gap stays a gap, never a zero).
+``device``           optional: the device's serial number, for per-device readings.
+=================== ==========================================================================================
+
+Rows are numbered as lines of the file (the header is line 1). Parsing is vectorised: each distinct timestamp text
+is parsed once (a file of 100,000 service points x 24 hours has 24 distinct timestamps).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+UTC = dt.UTC
+CHANNELS = {"delivered": 0, "received": 1, "net": 0, "": 0}
+CHANNEL_NAMES = ("delivered", "received")
+_UNSEEN = object()
+REQUIRED = ("service_point_id", "interval_start", "kwh")
+
+
+@dataclass
+class ParsedReadings:
+    """Readings as parallel arrays (one element per accepted row).
+
+    ``sp_unique`` + ``sp_code``: external service point ids, as distinct strings and an int64 code per row;
+    ``device_unique`` + ``device_code``: device serials the same way (code -1 = no device);
+    ``channel``: int8 (0 delivered, 1 received); ``start``: int64 UTC epoch seconds of the interval start;
+    ``minutes``: int16; ``kwh``: float64 (NaN = not provided); ``rows``: int64 row (line) numbers for error messages.
+    ``errors``: ``[{row, field, message}]`` of the rejected rows.
+    """
+
+    sp_unique: list[str]
+    sp_code: np.ndarray
+    device_unique: list[str]
+    device_code: np.ndarray
+    channel: np.ndarray
+    start: np.ndarray
+    minutes: np.ndarray
+    kwh: np.ndarray
+    rows: np.ndarray
+    errors: list[dict] = field(default_factory=list)
+    rejected: int = 0
+
+    @classmethod
+    def empty(cls) -> ParsedReadings:
+        return cls([], np.zeros(0, np.int64), [], np.zeros(0, np.int64), np.zeros(0, np.int8),
+                   np.zeros(0, np.int64), np.zeros(0, np.int16), np.zeros(0), np.zeros(0, np.int64))
+
+    def __len__(self) -> int:
+        return int(self.sp_code.size)
+
+
+class CsvFormatError(ValueError):
+    """The file as a whole is unreadable (header missing columns): nothing is loaded."""
+
+
+def _parse_aware(text: str) -> int | None:
+    try:
+        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
+    except ValueError:
+        return None
+    if value.tzinfo is None:
+        return -1
+    return int(value.timestamp())
+
+
+def parse_csv(source: str | bytes | io.TextIOBase | Iterable[str], *, tz: str | None = None) -> ParsedReadings:
+    """Parse CSV readings (see the module docstring for the columns).
+
+    source: the text, bytes (UTF-8, BOM allowed) or an open text file. tz: IANA zone for timestamps without offset
+    (``None``: such timestamps are row errors). Raises ``CsvFormatError`` for a missing header column; every other
+    problem is a per-row error in ``ParsedReadings.errors`` while the other rows load.
+    """
+    if isinstance(source, bytes | bytearray | memoryview):
+        fast = _parse_fast(bytes(source))
+        if fast is not None:
+            return fast
+        source = bytes(source).decode("utf-8-sig")
+    text = source if isinstance(source, str) else "".join(source)
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    lines = text.splitlines()
+    if not lines:
+        raise CsvFormatError("the file is empty")
+    header = [h.strip().lower() for h in lines[0].split(",")]
+    missing = [c for c in REQUIRED if c not in header]
+    if missing:
+        raise CsvFormatError(f"missing column{'s' if len(missing) > 1 else ''}: {', '.join(missing)}")
+    zone = ZoneInfo(tz) if tz else None
+    width = len(header)
+    col = {name: header.index(name) for name in header}
+    i_sp, i_ts, i_kwh = col["service_point_id"], col["interval_start"], col["kwh"]
+    i_ch, i_min, i_dev = col.get("channel"), col.get("interval_minutes"), col.get("device")
+
+    errors: list[dict] = []
+    rejected = 0
+
+    def reject(row: int, field_name: str, message: str) -> None:
+        nonlocal rejected
+        rejected += 1
+        if len(errors) < 1000:  # keep the record bounded; the count stays exact
+            errors.append({"row": row, "field": field_name, "message": message})
+
+    # Split rows; quoted fields are rare in meter files: fall back to the csv module only for lines with quotes.
+    rows: list[list[str]] = []
+    numbers: list[int] = []
+    for n, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        parts = line.split(",") if '"' not in line else next(csv.reader([line]))
+        if len(parts) != width:
+            reject(n, "row", f"expected {width} columns, found {len(parts)}")
+            continue
+        rows.append(parts)
+        numbers.append(n)
+    if not rows:
+        out = ParsedReadings.empty()
+        out.errors, out.rejected = errors, rejected
+        return out
+
+    columns = list(zip(*rows, strict=True))
+    row_no = np.array(numbers, dtype=np.int64)
+    n_rows = len(rows)
+    ok = np.ones(n_rows, dtype=bool)
+
+    sp_keys = [s.strip() for s in columns[i_sp]]
+    for k in np.flatnonzero(np.array([not s for s in sp_keys], dtype=bool)):
+        reject(int(row_no[k]), "service_point_id", "is required")
+        ok[k] = False
+
+    # channel
+    if i_ch is not None:
+        cache: dict[str, int] = {}
+        ch = np.empty(n_rows, dtype=np.int8)
+        for k, raw in enumerate(columns[i_ch]):
+            code = cache.get(raw)
+            if code is None:
+                code = CHANNELS.get(raw.strip().lower(), -1)
+                cache[raw] = code
+            if code < 0:
+                reject(int(row_no[k]), "channel", f"unknown flow direction {raw.strip()!r} "
+                                                  "(delivered, received or net)")
+                ok[k] = False
+                code = 0
+            ch[k] = code
+    else:
+        ch = np.zeros(n_rows, dtype=np.int8)
+
+    # interval minutes
+    if i_min is not None:
+        cache_m: dict[str, int] = {}
+        minutes = np.empty(n_rows, dtype=np.int16)
+        for k, raw in enumerate(columns[i_min]):
+            m = cache_m.get(raw)
+            if m is None:
+                try:
+                    m = int(raw.strip() or 60)
+                except ValueError:
+                    m = -1
+                m = m if m in (5, 15, 30, 60) else -1
+                cache_m[raw] = m
+            if m < 0:
+                reject(int(row_no[k]), "interval_minutes", f"must be 5, 15, 30 or 60, not {raw.strip()!r}")
+                ok[k] = False
+                m = 60
+            minutes[k] = m
+    else:
+        minutes = np.full(n_rows, 60, dtype=np.int16)
+
+    # kWh: vectorised conversion, per-row fallback only when a value is not a plain number
+    kwh_col = columns[i_kwh]
+    try:
+        kwh = np.array(kwh_col, dtype=np.float64)
+    except ValueError:
+        kwh = np.empty(n_rows, dtype=np.float64)
+        for k, raw in enumerate(kwh_col):
+            raw = raw.strip()
+            if not raw:
+                kwh[k] = math.nan
+                continue
+            try:
+                kwh[k] = float(raw)
+            except ValueError:
+                reject(int(row_no[k]), "kwh", f"not a number: {raw!r}")
+                ok[k] = False
+                kwh[k] = math.nan
+    bad = ~np.isfinite(kwh) & ~np.isnan(kwh)
+    for k in np.flatnonzero(bad & ok):
+        reject(int(row_no[k]), "kwh", "must be finite")
+        ok[k] = False
+
+    # timestamps: parse each distinct text once
+    start = np.zeros(n_rows, dtype=np.int64)
+    aware_cache: dict[str, int | None] = {}
+    local_rows: list[int] = []
+    for k, raw in enumerate(columns[i_ts]):
+        value = aware_cache.get(raw, _UNSEEN)
+        if value is _UNSEEN:
+            value = aware_cache[raw] = _parse_aware(raw.strip())
+        if value is None:
+            reject(int(row_no[k]), "interval_start", f"not an ISO 8601 date-time: {raw.strip()!r}")
+            ok[k] = False
+        elif value == -1:
+            local_rows.append(k)
+        else:
+            start[k] = value
+    if local_rows:
+        if zone is None:
+            for k in local_rows:
+                reject(int(row_no[k]), "interval_start", "has no UTC offset and the load declares no time zone")
+                ok[k] = False
+        else:
+            _resolve_local(local_rows, columns[i_ts], zone, sp_keys, columns[i_dev] if i_dev is not None else None,
+                           ch, start, ok, row_no, reject)
+
+    misaligned = ok & ((start % (minutes.astype(np.int64) * 60)) != 0)
+    for k in np.flatnonzero(misaligned):
+        reject(int(row_no[k]), "interval_start", f"does not start a {int(minutes[k])}-minute interval")
+        ok[k] = False
+
+    keep = np.flatnonzero(ok)
+    sp_unique, sp_code = _factorize(sp_keys)
+    if i_dev is not None:
+        dev_unique, dev_code = _factorize([d.strip() for d in columns[i_dev]])
+        if "" in dev_unique:  # "" = no device -> code -1
+            blank = dev_unique.index("")
+            dev_code = np.where(dev_code == blank, -1, dev_code - (dev_code > blank))
+            dev_unique.pop(blank)
+    else:
+        dev_unique, dev_code = [], np.full(n_rows, -1, dtype=np.int64)
+    return ParsedReadings(
+        sp_unique=sp_unique, sp_code=sp_code[keep], device_unique=dev_unique, device_code=dev_code[keep],
+        channel=ch[keep], start=start[keep], minutes=minutes[keep], kwh=kwh[keep], rows=row_no[keep],
+        errors=errors, rejected=rejected)
+
+
+def _factorize(values: list[str]) -> tuple[list[str], np.ndarray]:
+    index: dict[str, int] = {}
+    codes = np.fromiter((index.setdefault(v, len(index)) for v in values), dtype=np.int64, count=len(values))
+    return list(index), codes
+
+
+def _resolve_local(local_rows, ts_col, zone, sp_keys, dev_col, ch, start, ok, row_no, reject) -> None:
+    """Local wall times -> UTC: spring gaps rejected; the repeated autumn hour resolved by order of appearance."""
+    cache: dict[str, tuple[int, int, bool] | None] = {}
+    seen: dict[tuple, int] = {}
+    for k in local_rows:
+        raw = ts_col[k].strip()
+        info = cache.get(raw, False)
+        if info is False:
+            try:
+                naive = dt.datetime.fromisoformat(raw)
+            except ValueError:
+                info = None
+            else:
+                first = naive.replace(tzinfo=zone, fold=0)
+                exists = first.astimezone(UTC).astimezone(zone).replace(tzinfo=None) == naive
+                second = naive.replace(tzinfo=zone, fold=1)
+                info = (int(first.timestamp()), int(second.timestamp()), exists)
+            cache[raw] = info
+        if info is None:
+            reject(int(row_no[k]), "interval_start", f"not an ISO 8601 date-time: {raw!r}")
+            ok[k] = False
+            continue
+        t0, t1, exists = info
+        if not exists:
+            reject(int(row_no[k]), "interval_start",
+                   f"{raw} does not exist in {zone.key} (skipped by the daylight-saving change)")
+            ok[k] = False
+            continue
+        if t0 == t1:
+            start[k] = t0
+            continue
+        key = (sp_keys[k], dev_col[k].strip() if dev_col is not None else "", int(ch[k]), raw)
+        occurrence = seen.get(key, 0)
+        seen[key] = occurrence + 1
+        if occurrence > 1:
+            reject(int(row_no[k]), "interval_start", f"{raw} occurs more than twice for this service point")
+            ok[k] = False
+            continue
+        start[k] = t0 if occurrence == 0 else t1
+
+
+# ----------------------------------------------------------------------------------------------- vectorised path
+_MULT = np.random.default_rng(20260515).integers(1, 2**63, size=16, dtype=np.uint64) | np.uint64(1)
+
+
+def _factorize_column(column: np.ndarray) -> tuple[list[str], np.ndarray] | None:
+    """Distinct texts of a fixed-width bytes column (``S<w>``) and an int64 code per row.
+
+    The column is viewed as uint64 words, hashed (wrap-around), and every row is checked word for word against its
+    code's representative: a hash collision makes the caller fall back (None). No Python string per row.
+    """
+    n = column.size
+    width = column.dtype.itemsize
+    k = -(-width // 8)
+    if k > _MULT.size:
+        return None
+    padded = np.zeros((n, 8 * k), dtype=np.uint8)
+    padded[:, :width] = np.ascontiguousarray(column).view(np.uint8).reshape(n, width)
+    w = padded.view("<u8")
+    with np.errstate(over="ignore"):
+        hashes = (w * _MULT[:k]).sum(axis=1, dtype=np.uint64)
+    _, first, codes = np.unique(hashes, return_index=True, return_inverse=True)
+    if not np.array_equal(w, w[first][codes]):
+        return None
+    texts = [bytes(t).decode("utf-8").strip() for t in column[first]]
+    return texts, codes.astype(np.int64)
+
+
+def _parse_fast(content: bytes) -> ParsedReadings | None:
+    """Vectorised parse of a plain file (no quotes, no CR, every row complete, times with offsets, valid numbers,
+    known channels and lengths). Returns None whenever anything needs a per-row message: the general parser then
+    runs and reports row errors."""
+    if content.startswith(b"\xef\xbb\xbf"):
+        content = content[3:]
+    if not content or b'"' in content or b"\r" in content:
+        return None
+    a = np.frombuffer(content, dtype=np.uint8)
+    newlines = np.flatnonzero(a == 10)
+    ends = newlines if a[-1] == 10 else np.r_[newlines, a.size]
+    starts = np.r_[0, newlines + 1][: ends.size]
+    header = [h.strip().lower() for h in content[: ends[0]].decode("utf-8").split(",")]
+    if any(c not in header for c in REQUIRED) or len(set(header)) != len(header):
+        return None
+    width = len(header)
+    starts, ends = starts[1:], ends[1:]
+    nonblank = ends > starts
+    starts, ends = starts[nonblank], ends[nonblank]
+    n = starts.size
+    if n == 0:
+        return None
+    commas = np.flatnonzero(a == 44)
+    commas = commas[commas > (newlines[0] if newlines.size else a.size)]
+    if commas.size != n * (width - 1):
+        return None
+    commas = commas.reshape(n, width - 1)
+    if not ((commas[:, 0] > starts).all() and (commas[:, -1] < ends).all()):
+        return None
+    bounds = np.column_stack([starts - 1, commas, ends])  # field i spans (bounds[i] + 1, bounds[i + 1])
+    widths = (bounds[:, 1:] - bounds[:, :-1] - 1).max(axis=0)
+    if (widths > 128).any():
+        return None
+    rows = np.arange(n, dtype=np.int64) + 2 + np.cumsum(~nonblank)[nonblank] if not nonblank.all() \
+        else np.arange(2, n + 2, dtype=np.int64)
+    # numpy's C reader splits the file into fixed-width bytes columns (widths measured above: nothing truncated)
+    table = np.loadtxt(io.BytesIO(content), delimiter=",", skiprows=1, comments=None, quotechar=None, ndmin=1,
+                       dtype=[(f"c{i}", f"S{max(int(w), 1)}") for i, w in enumerate(widths)])
+    if table.size != n:
+        return None
+    col = {name: table[f"c{i}"] for i, name in enumerate(header)}
+    sp = _factorize_column(col["service_point_id"])
+    ts = _factorize_column(col["interval_start"])
+    if sp is None or ts is None or any(not t for t in sp[0]):
+        return None
+    epochs = []
+    for text in ts[0]:
+        value = _parse_aware(text)
+        if value is None or value == -1:
+            return None
+        epochs.append(value)
+    start = np.asarray(epochs, dtype=np.int64)[ts[1]]
+    if "channel" in col:
+        ch = _factorize_column(col["channel"])
+        if ch is None or any(t.lower() not in CHANNELS for t in ch[0]):
+            return None
+        channel = np.asarray([CHANNELS[t.lower()] for t in ch[0]], dtype=np.int8)[ch[1]]
+    else:
+        channel = np.zeros(n, dtype=np.int8)
+    if "interval_minutes" in col:
+        mn = _factorize_column(col["interval_minutes"])
+        if mn is None or any(t not in ("5", "15", "30", "60") for t in mn[0]):
+            return None
+        minutes = np.asarray([int(t) for t in mn[0]], dtype=np.int16)[mn[1]]
+    else:
+        minutes = np.full(n, 60, dtype=np.int16)
+    if "device" in col:
+        dev = _factorize_column(col["device"])
+        if dev is None:
+            return None
+        dev_unique, dev_code = dev
+        if "" in dev_unique:
+            blank = dev_unique.index("")
+            dev_code = np.where(dev_code == blank, -1, dev_code - (dev_code > blank))
+            dev_unique = dev_unique[:blank] + dev_unique[blank + 1:]
+    else:
+        dev_unique, dev_code = [], np.full(n, -1, dtype=np.int64)
+    texts = col["kwh"]
+    empty = texts == b""
+    if empty.any():
+        texts = np.where(empty, b"nan", texts)
+    try:
+        kwh = texts.astype(np.float64)
+    except ValueError:
+        return None
+    if np.isinf(kwh).any() or (start % (minutes.astype(np.int64) * 60)).any():
+        return None
+    return ParsedReadings(sp_unique=sp[0], sp_code=sp[1], device_unique=dev_unique, device_code=dev_code,
+                          channel=channel, start=start, minutes=minutes, kwh=kwh, rows=rows)

@@ -1,0 +1,157 @@
+"""Green Button (NAESB REQ.21 ESPI) XML: parse an Atom feed of interval data into reading arrays (no Django).
+
+What is read (namespaces Atom ``http://www.w3.org/2005/Atom`` and ESPI ``http://naesb.org/espi``):
+
+- ``UsagePoint`` entries (their ``self`` link and title) own ``MeterReading`` entries (``up`` link below the usage
+  point); a ``MeterReading`` names its ``ReadingType`` through a ``related`` link; ``IntervalBlock`` entries belong
+  to the ``MeterReading`` above their ``up`` link.
+- ``ReadingType``: ``uom`` (72 = Wh is the energy unit accepted), ``powerOfTenMultiplier`` (value x 10^n),
+  ``intervalLength`` (seconds; each reading's own ``duration`` wins), ``flowDirection`` (1 = forward -> delivered,
+  19 = reverse -> received, 4 = net -> delivered with negative values kept; anything else is an error).
+- ``IntervalReading``: ``timePeriod/start`` (UTC epoch seconds), ``timePeriod/duration`` (seconds), ``value``.
+- ``LocalTimeParameters``: ``tzOffset`` and ``dstOffset`` (seconds), reported for information (times are UTC).
+
+kWh = value x 10^powerOfTenMultiplier / 1000. Source: NAESB REQ.21 ESPI; Green Button Alliance sample data.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+
+import numpy as np
+
+ATOM = "{http://www.w3.org/2005/Atom}"
+ESPI = "{http://naesb.org/espi}"
+FLOW_DIRECTIONS = {1: 0, 4: 0, 19: 1}  # ESPI flowDirection -> channel code (0 delivered, 1 received)
+UOM_WH = 72
+
+
+class GreenButtonError(ValueError):
+    """The file cannot be loaded as a whole (not ESPI XML, unknown flow direction, unsupported unit)."""
+
+
+@dataclass
+class UsagePointReadings:
+    """Readings of one usage point: parallel arrays ``channel`` (int8), ``start`` (int64 epoch s), ``minutes``
+    (int16), ``kwh`` (float64); ``rows`` numbers each IntervalReading in file order (1-based) for error messages."""
+
+    href: str
+    title: str
+    channel: np.ndarray
+    start: np.ndarray
+    minutes: np.ndarray
+    kwh: np.ndarray
+    rows: np.ndarray
+    errors: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class GreenButtonFile:
+    usage_points: list[UsagePointReadings]
+    tz_offset_s: int | None
+    dst_offset_s: int | None
+
+
+def _text(el, path: str, default=None):
+    found = el.find(path)
+    return found.text.strip() if found is not None and found.text is not None else default
+
+
+def _links(entry) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for link in entry.findall(f"{ATOM}link"):
+        out.setdefault(link.get("rel", ""), []).append(link.get("href", "").rstrip("/"))
+    return out
+
+
+def parse_green_button(source: bytes | str) -> GreenButtonFile:
+    """Parse a Green Button feed (bytes or text). Raises ``GreenButtonError`` naming the entry at fault."""
+    try:
+        root = ET.fromstring(source.encode() if isinstance(source, str) else source)
+    except ET.ParseError as exc:
+        raise GreenButtonError(f"not well-formed XML: {exc}") from exc
+    if root.tag != f"{ATOM}feed" and root.tag != f"{ATOM}entry":
+        raise GreenButtonError("not a Green Button (Atom) feed")
+    entries = root.findall(f"{ATOM}entry") if root.tag == f"{ATOM}feed" else [root]
+
+    usage_points: dict[str, str] = {}
+    meter_readings: dict[str, tuple[str, str | None]] = {}  # href -> (usage point href, reading type href)
+    reading_types: dict[str, dict] = {}
+    blocks: list[tuple[str, object]] = []  # (meter reading href, IntervalBlock element)
+    tz_offset = dst_offset = None
+    for entry in entries:
+        content = entry.find(f"{ATOM}content")
+        if content is None:
+            continue
+        links = _links(entry)
+        self_href = (links.get("self") or [""])[0]
+        up_href = (links.get("up") or [""])[0]
+        title = _text(entry, f"{ATOM}title", "") or ""
+        for child in content:
+            tag = child.tag.replace(ESPI, "")
+            if tag == "UsagePoint":
+                usage_points[self_href] = title
+            elif tag == "MeterReading":
+                related = [h for h in links.get("related", []) if "/ReadingType/" in h]
+                meter_readings[self_href] = (up_href.rsplit("/MeterReading", 1)[0], related[0] if related else None)
+            elif tag == "ReadingType":
+                reading_types[self_href] = _reading_type(child, self_href)
+            elif tag == "IntervalBlock":
+                blocks.append((up_href.rsplit("/IntervalBlock", 1)[0], child))
+            elif tag == "LocalTimeParameters":
+                tz_offset = int(_text(child, f"{ESPI}tzOffset", "0"))
+                dst_offset = int(_text(child, f"{ESPI}dstOffset", "0"))
+
+    per_up: dict[str, dict[str, list]] = {}
+    row = 0
+    for mr_href, block in blocks:
+        up_href, rt_href = meter_readings.get(mr_href, (None, None))
+        if rt_href is None or rt_href not in reading_types:
+            raise GreenButtonError(f"IntervalBlock under {mr_href or '?'}: no ReadingType found for its MeterReading")
+        rt = reading_types[rt_href]
+        acc = per_up.setdefault(up_href, {"channel": [], "start": [], "minutes": [], "kwh": [], "rows": [],
+                                          "errors": []})
+        for reading in block.findall(f"{ESPI}IntervalReading"):
+            row += 1
+            start = _text(reading, f"{ESPI}timePeriod/{ESPI}start")
+            duration = _text(reading, f"{ESPI}timePeriod/{ESPI}duration", rt["interval_s"])
+            value = _text(reading, f"{ESPI}value")
+            try:
+                start_s, duration_s = int(start), int(duration)
+            except (TypeError, ValueError):
+                acc["errors"].append({"row": row, "field": "timePeriod",
+                                      "message": "missing or invalid start/duration"})
+                continue
+            if duration_s not in (300, 900, 1800, 3600) or start_s % duration_s:
+                acc["errors"].append({"row": row, "field": "timePeriod",
+                                      "message": f"interval of {duration_s} s at {start_s} is not on a 5/15/30/60-"
+                                                 "minute grid"})
+                continue
+            acc["channel"].append(rt["channel"])
+            acc["start"].append(start_s)
+            acc["minutes"].append(duration_s // 60)
+            acc["kwh"].append(float(value) * rt["scale"] if value not in (None, "") else np.nan)
+            acc["rows"].append(row)
+    result = []
+    for href, acc in per_up.items():
+        result.append(UsagePointReadings(
+            href=href or "", title=usage_points.get(href, ""), channel=np.array(acc["channel"], dtype=np.int8),
+            start=np.array(acc["start"], dtype=np.int64), minutes=np.array(acc["minutes"], dtype=np.int16),
+            kwh=np.array(acc["kwh"], dtype=np.float64), rows=np.array(acc["rows"], dtype=np.int64),
+            errors=acc["errors"]))
+    return GreenButtonFile(usage_points=result, tz_offset_s=tz_offset, dst_offset_s=dst_offset)
+
+
+def _reading_type(el, href: str) -> dict:
+    flow = _text(el, f"{ESPI}flowDirection", "1")
+    try:
+        channel = FLOW_DIRECTIONS[int(flow)]
+    except (KeyError, ValueError) as exc:
+        raise GreenButtonError(f"ReadingType {href}: unknown flowDirection {flow!r} (1 forward, 19 reverse, 4 net)") \
+            from exc
+    uom = _text(el, f"{ESPI}uom", str(UOM_WH))
+    if uom != str(UOM_WH):
+        raise GreenButtonError(f"ReadingType {href}: unsupported uom {uom} (only 72 = Wh energy readings)")
+    power = int(_text(el, f"{ESPI}powerOfTenMultiplier", "0"))
+    return {"channel": channel, "scale": 10.0 ** power / 1000.0, "interval_s": _text(el, f"{ESPI}intervalLength")}

@@ -1,0 +1,157 @@
+"""Read path of interval data: regular kWh matrices and series for settlement and baselines.
+
+Everything here reads current versions only (``IntervalDay.is_current``), one query per chunk of service points, and
+assembles arrays with numpy (no per-interval Python). Gaps are NaN, never zeros.
+
+Typical use by settlement (one event, many service points)::
+
+    start, end = baseline_span(event_start=ev.start, event_end=ev.end, tz=program.time_zone, lookback_days=45)
+    m = interval_kwh_matrix(service_point_ids=sp_ids, start=start, end=end)
+    result = baselines.baseline_batch(start=m.start, interval_minutes=m.interval_minutes, kwh=m.kwh,
+                                      tz=program.time_zone, event_start=ev.start, event_end=ev.end, params=params,
+                                      holidays=..., event_days={row: dates}, abnormal_days=...)
+    # row k of result == m.service_point_ids[k]
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from .baselines import IntervalSeries
+from .models import IntervalDay
+
+UTC = dt.UTC
+_DAY = dt.timedelta(days=1)
+
+
+@dataclass
+class IntervalMatrix:
+    """``kwh[k, i]`` = energy (kWh) of service point ``service_point_ids[k]`` in the interval starting
+    ``start + i * interval_minutes`` (UTC); NaN = no reading. Rows follow the order of the ids asked for."""
+
+    service_point_ids: np.ndarray
+    start: dt.datetime
+    interval_minutes: int
+    kwh: np.ndarray
+
+    @property
+    def kw(self) -> np.ndarray:
+        """Average demand per interval (kW)."""
+        return self.kwh * (60.0 / self.interval_minutes)
+
+    @property
+    def end(self) -> dt.datetime:
+        return self.start + dt.timedelta(minutes=self.interval_minutes * self.kwh.shape[1])
+
+    def series(self, k: int) -> IntervalSeries:
+        return IntervalSeries(start=self.start, interval_minutes=self.interval_minutes, kwh=self.kwh[k])
+
+
+def _utc(value: dt.datetime, name: str) -> dt.datetime:
+    if value.tzinfo is None:
+        raise ValueError(f"{name} must be timezone-aware")
+    return value.astimezone(UTC)
+
+
+def interval_kwh_matrix(*, service_point_ids: Sequence[int], start: dt.datetime, end: dt.datetime,
+                        channel: str = "delivered", device_id: int | None = None, interval_minutes: int = 60,
+                        chunk_size: int = 5000) -> IntervalMatrix:
+    """kWh matrix ``[len(service_point_ids), (end - start) / interval_minutes]`` of current readings.
+
+    service_point_ids: ServicePoint pks (rows keep this order; unknown ids give NaN rows).
+    start, end: aware datetimes on the ``interval_minutes`` grid; ``[start, end)``.
+    channel: ``delivered`` or ``received``. device_id: ``None`` = service-point meter data (no device), else that
+    device's readings. interval_minutes: the grid of the result; days stored at a finer resolution are summed into
+    it (NaN if any part is missing); days stored coarser than the grid are NaN (cannot be split).
+    One query per ``chunk_size`` service points.
+    """
+    start, end = _utc(start, "start"), _utc(end, "end")
+    step = interval_minutes * 60
+    if interval_minutes not in (5, 15, 30, 60):
+        raise ValueError(f"interval_minutes must be 5, 15, 30 or 60, not {interval_minutes}")
+    if end <= start or int(start.timestamp()) % step or int(end.timestamp()) % step:
+        raise ValueError(f"[start, end) must be a non-empty span on the {interval_minutes}-minute grid")
+    ids = np.asarray(list(service_point_ids), dtype=np.int64)
+    first_day, last_day = start.date(), (end - dt.timedelta(seconds=1)).date()
+    n_days = (last_day - first_day).days + 1
+    per_day = 1440 // interval_minutes
+    grid = np.full((ids.size, n_days, per_day), np.nan)
+    row_of = {int(pk): k for k, pk in enumerate(ids)}
+    ordinal0 = first_day.toordinal()
+    for lo in range(0, ids.size, chunk_size):
+        chunk = ids[lo:lo + chunk_size].tolist()
+        qs = IntervalDay.objects.filter(service_point_id__in=chunk, channel=channel, is_current=True,
+                                        day__gte=first_day, day__lte=last_day)
+        qs = qs.filter(device__isnull=True) if device_id is None else qs.filter(device_id=device_id)
+        fetched = list(qs.values_list("service_point_id", "day", "interval_minutes", "values").order_by())
+        if not fetched:
+            continue
+        by_minutes: dict[int, tuple[list[int], list[int], list]] = {}
+        for sp_pk, day, minutes, blob in fetched:
+            rows, days, blobs = by_minutes.setdefault(minutes, ([], [], []))
+            rows.append(row_of[sp_pk])
+            days.append(day.toordinal() - ordinal0)
+            blobs.append(blob)
+        for minutes, (rows, days, blobs) in by_minutes.items():
+            if minutes > interval_minutes:
+                continue  # coarser than the grid: stays NaN
+            values = np.frombuffer(b"".join(blobs), dtype="<f8").reshape(len(blobs), 1440 // minutes)
+            if minutes < interval_minutes:
+                values = values.reshape(len(blobs), per_day, interval_minutes // minutes).sum(axis=2)
+            grid[np.asarray(rows), np.asarray(days)] = values
+    flat = grid.reshape(ids.size, n_days * per_day)
+    offset = int((start - dt.datetime.combine(first_day, dt.time(0), tzinfo=UTC)).total_seconds()) // step
+    count = int((end - start).total_seconds()) // step
+    return IntervalMatrix(service_point_ids=ids, start=start, interval_minutes=interval_minutes,
+                          kwh=flat[:, offset:offset + count])
+
+
+def load_series(*, service_point_ids: Sequence[int], start: dt.datetime, end: dt.datetime,
+                channel: str = "delivered", device_id: int | None = None,
+                interval_minutes: int = 60) -> dict[int, IntervalSeries]:
+    """``{service point pk: IntervalSeries(start, interval_minutes, kwh)}`` over ``[start, end)``.
+
+    Every series shares ``start`` and ``interval_minutes``; ``kwh`` is a float64 array (NaN = no reading) of
+    ``(end - start) / interval_minutes`` values. Same arguments as ``interval_kwh_matrix`` (which it wraps: the arrays
+    are views of one matrix).
+    """
+    m = interval_kwh_matrix(service_point_ids=service_point_ids, start=start, end=end, channel=channel,
+                            device_id=device_id, interval_minutes=interval_minutes)
+    return {int(pk): m.series(k) for k, pk in enumerate(m.service_point_ids)}
+
+
+def baseline_span(*, event_start: dt.datetime, event_end: dt.datetime, tz: str | ZoneInfo,
+                  lookback_days: int = 45, interval_minutes: int = 60) -> tuple[dt.datetime, dt.datetime]:
+    """UTC ``[start, end)`` covering the ``lookback_days`` local days before the event's local day through the end
+    of the event's local day (what a baseline reads), aligned to the interval grid."""
+    zone = tz if isinstance(tz, ZoneInfo) else ZoneInfo(tz)
+    event_day = _utc(event_start, "event_start").astimezone(zone).date()
+    last_day = _utc(event_end - dt.timedelta(seconds=1), "event_end").astimezone(zone).date()
+    first = dt.datetime.combine(event_day - lookback_days * _DAY, dt.time(0), tzinfo=zone).astimezone(UTC)
+    # one extra day before: an adjustment window may reach back across local midnight
+    first -= _DAY
+    end = dt.datetime.combine(last_day + _DAY, dt.time(0), tzinfo=zone).astimezone(UTC)
+    step = interval_minutes * 60
+    first = dt.datetime.fromtimestamp(int(first.timestamp()) // step * step, UTC)
+    end = dt.datetime.fromtimestamp(-(-int(end.timestamp()) // step) * step, UTC)
+    return first, end
+
+
+def interval_kw_frame(*, service_point_ids: Sequence[int], tz: str | ZoneInfo, first_day: dt.date,
+                      last_day: dt.date, channel: str = "delivered", device_id: int | None = None,
+                      interval_minutes: int = 60) -> IntervalMatrix:
+    """Interval matrix over the program's local days ``[first_day, last_day]`` (inclusive) in zone ``tz``.
+
+    ``.kwh`` feeds ``baselines.baseline_batch`` directly; ``.kw`` gives average demand. The span is the UTC instants
+    from local midnight of ``first_day`` to local midnight after ``last_day`` (23/24/25-hour days included).
+    """
+    zone = tz if isinstance(tz, ZoneInfo) else ZoneInfo(tz)
+    start = dt.datetime.combine(first_day, dt.time(0), tzinfo=zone).astimezone(UTC)
+    end = dt.datetime.combine(last_day + _DAY, dt.time(0), tzinfo=zone).astimezone(UTC)
+    return interval_kwh_matrix(service_point_ids=service_point_ids, start=start, end=end, channel=channel,
+                               device_id=device_id, interval_minutes=interval_minutes)
