@@ -179,6 +179,9 @@ SPECTACULAR_SETTINGS = {
         "CustomerClassEnum": "programs.choices.CustomerClass",
         "OptOutConsequenceEnum": "programs.choices.OptOutConsequence",
         "DeviceOwnershipEnum": "programs.choices.DeviceOwnership",
+        "EnrollmentSourceEnum": "enrollments.choices.EnrollmentSource",
+        "MeterDataSourceEnum": "settlement.models.meterdata.MeterDataLoad.Source",
+        "MeterDataLoadStatusEnum": "settlement.models.meterdata.MeterDataLoad.Status",
     },
 }
 
