@@ -12,6 +12,8 @@ from devices.models import Device, DeviceInstallation, ServicePoint
 from enrollments.models import Account, Customer, Enrollment, ServiceAgreement
 from events.choices import ParticipationStatus, ReservationDecision
 from events.models import Participation, Reservation, Unavailability
+from programs.choices import ProgramStatus
+from programs.models import Program
 
 SEARCH_LIMIT = 50
 
@@ -59,6 +61,43 @@ class DeviceHistory:
 
 
 @dataclass
+class EligibilityLine:
+    """One program at one service point of one account, for the CSR page."""
+
+    account: Account
+    program: Program
+    service_point_label: str
+    service_point_id: int
+    eligible: bool
+    reasons: list
+    devices: list[Device]
+    questions: list
+
+
+def customer_eligibility(*, accounts: list[Account], on: dt.date) -> list[EligibilityLine]:
+    """Every program (not drafts) for each open account: eligible or not, with the reasons in plain language."""
+    from enrollments.selectors import account_eligibility
+
+    programs = {p.pk: p for p in Program.objects.exclude(status=ProgramStatus.DRAFT).prefetch_related("questions")}
+    lines: list[EligibilityLine] = []
+    device_ids: set[int] = set()
+    raw = []
+    for account in accounts:
+        for line in account_eligibility(account=account, on=on):
+            raw.append((account, line))
+            device_ids.update(line.eligible_device_ids)
+    devices = Device.objects.in_bulk(device_ids)
+    for account, line in raw:
+        program = programs[line.program.id]
+        lines.append(EligibilityLine(
+            account=account, program=program, service_point_label=line.site.service_point_label,
+            service_point_id=line.site.service_point_id, eligible=line.eligible, reasons=line.reasons,
+            devices=[devices[i] for i in line.eligible_device_ids if i in devices],
+            questions=list(program.questions.all())))
+    return lines
+
+
+@dataclass
 class CustomerPage:
     customer: Customer
     accounts: list[Account]
@@ -70,6 +109,7 @@ class CustomerPage:
     upcoming: list[Participation]
     unavailability: list[Unavailability]
     skipped: list[Reservation]
+    eligibility: list[EligibilityLine]
 
 
 def customer_page(*, customer_id: int, now: dt.datetime) -> CustomerPage:
@@ -112,4 +152,6 @@ def customer_page(*, customer_id: int, now: dt.datetime) -> CustomerPage:
                         service_points=list(sp_by_id.values()), devices=list(by_device.values()),
                         enrollments=enrollments, status_history=history, upcoming=sorted(upcoming,
                                                                                          key=lambda p: p.start),
-                        unavailability=unavailability, skipped=skipped)
+                        unavailability=unavailability, skipped=skipped,
+                        eligibility=customer_eligibility(accounts=[a for a in accounts if a.status == "open"],
+                                                         on=now.date()))

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.http import Http404
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
+from django.views.decorators.http import require_POST
 
 from cpm.audit import audit_record
-from enrollments.models import Customer
+from cpm.errors import DomainError
+from devices.models import Device, ServicePoint
+from enrollments.choices import EnrollmentSource, ReasonCode
+from enrollments.models import Account, Customer, Enrollment
+from enrollments.services import enrollment_request, enrollment_unenroll, program_today
+from programs.choices import AnswerType
+from programs.models import Program
 
 from . import selectors
 from .masking import mask_email, mask_phone
@@ -44,4 +53,76 @@ def customer_detail(request, customer_id: int):
     }
     audit_record(obj=page.customer, action="view_personal_data", now=now, actor=request.user,
                  changes={"unmasked": show_pii, "page": "csr_customer"})
-    return render(request, "csr/customer.html", {"page": page, "contact": contact, "now": now})
+    return render(request, "csr/customer.html", {"page": page, "contact": contact, "now": now,
+                                                 "reason_codes": ReasonCode.choices})
+
+
+def _redirect_customer(customer_id: int, anchor: str = ""):
+    return redirect(reverse("csr:customer", args=[customer_id]) + (f"#{anchor}" if anchor else ""))
+
+
+def _error_text(exc: DomainError) -> str:
+    reasons = getattr(exc, "reasons", None)
+    if reasons:
+        return " ".join(r.message for r in reasons)
+    return exc.message
+
+
+def _answers_from(post, program: Program) -> dict:
+    """Qualification answers from form fields ``q_<code>``, typed per question."""
+    answers: dict = {}
+    for question in program.questions.all():
+        raw = post.get(f"q_{question.code}", "").strip()
+        if raw == "":
+            continue
+        if question.answer_type == AnswerType.BOOLEAN:
+            answers[question.code] = raw in ("yes", "true", "on", "1")
+        elif question.answer_type == AnswerType.NUMBER:
+            try:
+                answers[question.code] = float(raw)
+            except ValueError:
+                answers[question.code] = raw
+        else:
+            answers[question.code] = raw
+    return answers
+
+
+@login_required
+@permission_required(CSR_PERMISSION, raise_exception=True)
+@permission_required("enrollments.add_enrollment", raise_exception=True)
+@require_POST
+def enroll(request, customer_id: int):
+    """Enroll one of the customer's accounts at a service point in a program, with chosen devices and answers."""
+    account = get_object_or_404(Account, pk=request.POST.get("account"), customer_id=customer_id)
+    program = get_object_or_404(Program.objects.prefetch_related("questions"), pk=request.POST.get("program"))
+    service_point = get_object_or_404(ServicePoint, pk=request.POST.get("service_point"))
+    device_ids = [int(x) for x in request.POST.getlist("devices") if x.isdigit()]
+    devices = list(Device.objects.filter(pk__in=device_ids))
+    try:
+        enrollment, _ = enrollment_request(
+            account=account, service_point=service_point, program=program, source=EnrollmentSource.CSR,
+            devices=devices, answers=_answers_from(request.POST, program), now=timezone.now(), actor=request.user)
+    except DomainError as exc:
+        messages.error(request, f"Not enrolled in {program.name}: {_error_text(exc)}")
+    else:
+        messages.success(request, f"Enrolled in {program.name} ({enrollment.get_status_display()}).")
+    return _redirect_customer(customer_id, "enrollments")
+
+
+@login_required
+@permission_required(CSR_PERMISSION, raise_exception=True)
+@permission_required("enrollments.change_enrollment", raise_exception=True)
+@require_POST
+def unenroll(request, customer_id: int, enrollment_id: int):
+    enrollment = get_object_or_404(Enrollment.objects.select_related("program"), pk=enrollment_id,
+                                   account__customer_id=customer_id)
+    now = timezone.now()
+    reason = request.POST.get("reason_code") or ReasonCode.CUSTOMER_REQUEST
+    try:
+        enrollment_unenroll(enrollment=enrollment, effective_date=program_today(enrollment.program, now), now=now,
+                            actor=request.user, reason_code=reason, reason_text=request.POST.get("reason_text", ""))
+    except DomainError as exc:
+        messages.error(request, f"Not unenrolled: {_error_text(exc)}")
+    else:
+        messages.success(request, f"Unenrolled from {enrollment.program.name}.")
+    return _redirect_customer(customer_id, "enrollments")

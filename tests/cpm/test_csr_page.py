@@ -67,3 +67,50 @@ def test_user_without_csr_role_is_refused(client, django_user_model, customer_wi
 def test_anonymous_is_sent_to_login(client):
     response = client.get("/csr/")
     assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
+
+
+def test_eligibility_reasons_enroll_and_unenroll_through_services(client, django_user_model, customer_with_device):
+    from enrollments.choices import EnrollmentStatus
+    from enrollments.models import Enrollment
+    from tests.factories.programs import ProgramFactory
+
+    ok = ProgramFactory(code="tstat", name="Thermostat Rewards", eligible_rate_codes=["TOU-D"])
+    ProgramFactory(code="cpp", name="Critical Peak Business", eligible_rate_codes=["TOU-GS-1"])
+    csr = user_with_role(django_user_model, roles.CSR)
+    client.force_login(csr)
+    body = client.get(f"/csr/customers/{customer_with_device.pk}/").content.decode()
+    assert "Thermostat Rewards" in body and "Critical Peak Business" in body
+    assert "TOU-D" in body and "not eligible" in body.lower()  # the rate-code reason in plain words
+
+    account = customer_with_device.accounts.get()
+    sp = account.service_agreements.get().service_point
+    device = sp.installations.get().device
+    response = client.post(f"/csr/customers/{customer_with_device.pk}/enroll/",
+                           {"account": account.pk, "program": ok.pk, "service_point": sp.pk, "devices": [device.pk]},
+                           follow=True)
+    assert "Enrolled in Thermostat Rewards (Active)." in response.content.decode()
+    enrollment = Enrollment.objects.get(program=ok)
+    assert enrollment.status == EnrollmentStatus.ACTIVE and enrollment.source == "csr"
+    assert list(enrollment.subscriptions.values_list("device_id", flat=True)) == [device.pk]
+
+    again = client.post(f"/csr/customers/{customer_with_device.pk}/enroll/",
+                        {"account": account.pk, "program": ok.pk, "service_point": sp.pk, "devices": [device.pk]},
+                        follow=True).content.decode()
+    assert "Not enrolled in Thermostat Rewards" in again
+    assert Enrollment.objects.filter(program=ok).count() == 1
+
+    response = client.post(f"/csr/customers/{customer_with_device.pk}/enrollments/{enrollment.pk}/unenroll/",
+                           {"reason_code": "customer_request"}, follow=True)
+    assert "Unenrolled from Thermostat Rewards." in response.content.decode()
+    enrollment.refresh_from_db()
+    assert enrollment.status == EnrollmentStatus.UNENROLLED and enrollment.reason_code == "customer_request"
+
+
+def test_auditor_cannot_enroll(client, django_user_model, customer_with_device):
+    from django.contrib.auth.models import Permission
+
+    user = user_with_role(django_user_model, roles.AUDITOR)
+    user.user_permissions.add(Permission.objects.get(codename="use_csr_page"))
+    client.force_login(user)
+    response = client.post(f"/csr/customers/{customer_with_device.pk}/enroll/", {})
+    assert response.status_code == 403
