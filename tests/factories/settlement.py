@@ -90,3 +90,24 @@ def run_on_commit():
     from django.test import TestCase
 
     return TestCase.captureOnCommitCallbacks(execute=True)
+
+
+class EventSettlementFactory(factory.django.DjangoModelFactory):
+    """An event settlement row for a participation (without measuring): pass ``participation``."""
+
+    class Meta:
+        model = "settlement.EventSettlement"
+
+    participation = factory.SubFactory(ParticipationFactory)
+    event = factory.LazyAttribute(lambda o: o.participation.event)
+    program = factory.LazyAttribute(lambda o: o.participation.event.program)
+    enrollment = factory.LazyAttribute(lambda o: o.participation.enrollment)
+    account = factory.LazyAttribute(lambda o: o.participation.enrollment.account)
+    service_point = factory.LazyAttribute(lambda o: o.participation.service_point)
+    device = factory.LazyAttribute(lambda o: o.participation.device)
+    event_day = factory.LazyAttribute(lambda o: o.participation.event.start.astimezone(
+        __import__("zoneinfo").ZoneInfo(o.participation.event.program.time_zone)).date())
+    status = "calculated"
+    method = "caiso-10-in-10"
+    created_at = RECEIVED_AT
+    updated_at = RECEIVED_AT
