@@ -162,7 +162,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {},
+    "ENUM_NAME_OVERRIDES": {
+        "SettlementBatchStatusEnum": "settlement.choices.BatchStatus",
+        "EventSettlementStatusEnum": "settlement.choices.EventSettlementStatus",
+        "CustomerSettlementStatusEnum": "settlement.choices.CustomerSettlementStatus",
+        "BillCreditExportStatusEnum": "settlement.choices.ExportStatus",
+    },
 }
 
 # Celery: unset broker -> tasks run eagerly in-process (embedded default).
