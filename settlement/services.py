@@ -797,15 +797,18 @@ def bill_credit_export_render(export: BillCreditExport) -> str:
     return buf.getvalue()
 
 
-def bill_credit_export_create(*, now: dt.datetime, actor: Any = None,
-                              program: Program | None = None) -> BillCreditExport | None:
-    """Export every APPROVED customer settlement not yet exported (optionally of one program) as one batch file;
+def bill_credit_export_create(*, now: dt.datetime, actor: Any = None, program: Program | None = None,
+                              settlements=None) -> BillCreditExport | None:
+    """Export every APPROVED customer settlement not yet exported (optionally of one program, or only among
+    ``settlements``) as one batch file;
     they become EXPORTED. Returns None when there is nothing to export, so exporting twice never duplicates a
     credit. The file content is stored: pulling the batch again returns the same bytes."""
     with transaction.atomic():
         qs = CustomerSettlement.objects.filter(status=CS.APPROVED, export_batch__isnull=True)
         if program is not None:
             qs = qs.filter(program=program)
+        if settlements is not None:
+            qs = qs.filter(pk__in=[cs.pk for cs in settlements])
         ids = list(qs.select_for_update().order_by("pk").values_list("pk", flat=True))
         if not ids:
             return None
