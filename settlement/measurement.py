@@ -92,13 +92,15 @@ def holiday_set(calendar: str, years: set[int]) -> set[dt.date]:
 def _read_interval_rows(*, key_field: str, keys: list[int], channel: str, device_rows: bool,
                         first_day: dt.date, last_day: dt.date):
     """Current ``IntervalDay`` rows as ``(key, day, interval_minutes, values bytes)`` through one plain SQL query
-    (the ORM builds the SQL; rows are not turned into model instances)."""
+    (the ORM builds the SQL; rows are not turned into model instances). Keys are selected by their id range (one
+    index range scan, no list of thousands of parameters); rows of keys outside ``keys`` are dropped later."""
     from django.db import connection
 
     from .models import IntervalDay
 
     qs = IntervalDay.objects.filter(is_current=True, channel=channel, day__gte=first_day, day__lte=last_day,
-                                    **{f"{key_field}__in": keys, "device__isnull": not device_rows})
+                                    **{f"{key_field}__gte": keys[0], f"{key_field}__lte": keys[-1],
+                                       "device__isnull": not device_rows})
     sql, params = qs.values_list(key_field, "day", "interval_minutes", "values").query.sql_with_params()
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -107,22 +109,29 @@ def _read_interval_rows(*, key_field: str, keys: list[int], channel: str, device
 
 def _to_array(rows, keys: list[int], first_day: dt.date, n_days: int) -> tuple[np.ndarray, int]:
     """Rows -> ``[key, n_days * intervals]`` float64 kWh at the coarsest interval length present (finer rows are
-    summed into it; a missing sub-interval makes the coarse interval missing)."""
+    summed into it; a missing sub-interval makes the coarse interval missing). Vectorised: one pass in C over the
+    rows' bytes; key and day positions by ``searchsorted`` on arrays."""
     minutes = max((r[2] for r in rows), default=60)
     ipd = 1440 // minutes
     flat = np.full((len(keys), n_days, ipd), np.nan)
-    index = {k: i for i, k in enumerate(keys)}
-    by_minutes: dict[int, list] = {}
-    for row in rows:
-        by_minutes.setdefault(row[2], []).append(row)
-    for row_minutes, group in by_minutes.items():
-        row_ipd = 1440 // row_minutes
-        values = np.frombuffer(b"".join(bytes(r[3]) for r in group), dtype="<f8").reshape(len(group), row_ipd)
+    if not rows:
+        return flat.reshape(len(keys), n_days * ipd), minutes
+    keys_arr = np.asarray(keys, dtype=np.int64)
+    row_keys = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    first_ordinal = first_day.toordinal()
+    row_days = np.fromiter((_as_date(r[1]).toordinal() for r in rows), dtype=np.int64, count=len(rows)) - first_ordinal
+    row_minutes = np.fromiter((r[2] for r in rows), dtype=np.int64, count=len(rows))
+    pos = np.minimum(np.searchsorted(keys_arr, row_keys), len(keys_arr) - 1)
+    wanted = (keys_arr[pos] == row_keys) & (row_days >= 0) & (row_days < n_days)
+    for row_min in np.unique(row_minutes):
+        sel = np.flatnonzero(wanted & (row_minutes == row_min))
+        if not len(sel):
+            continue
+        row_ipd = 1440 // int(row_min)
+        values = np.frombuffer(b"".join([rows[i][3] for i in sel.tolist()]), dtype="<f8").reshape(len(sel), row_ipd)
         if row_ipd != ipd:
-            values = values.reshape(len(group), ipd, row_ipd // ipd).sum(axis=2)
-        key_idx = np.fromiter((index[r[0]] for r in group), dtype=np.int64, count=len(group))
-        day_idx = np.fromiter(((_as_date(r[1]) - first_day).days for r in group), dtype=np.int64, count=len(group))
-        flat[key_idx, day_idx] = values
+            values = values.reshape(len(sel), ipd, row_ipd // ipd).sum(axis=2)
+        flat[pos[sel], row_days[sel]] = values
     return flat.reshape(len(keys), n_days * ipd), minutes
 
 
@@ -206,7 +215,7 @@ def _measure_meters(event, participations) -> dict[int, Measurement]:
         local_date(s, tz) for s in Event.objects.filter(
             program_id=program.id, status__in=COUNTED_EVENT_STATUSES, start__gte=range_start,
             start__lt=event.start).exclude(pk=event.pk).values_list("start", flat=True)}
-    excluded_global: list[tuple[dt.date, str]] = []
+    excluded_global: list[tuple[dt.date, str]] = []  # sorted by date at the end
     global_ok = np.ones(len(candidates), dtype=bool)
     for c, day in enumerate(candidates):
         reason = ""
@@ -218,6 +227,7 @@ def _measure_meters(event, participations) -> dict[int, Measurement]:
         if reason:
             global_ok[c] = False
             excluded_global.append((day, reason))
+    excluded_global.sort()
 
     sp_ids = sorted({p.service_point_id for p in participations})
     sp_index = {sp: i for i, sp in enumerate(sp_ids)}
@@ -279,9 +289,12 @@ def _measure_meters(event, participations) -> dict[int, Measurement]:
         mask = participated[i]
         red = reduction[s]
         sel_days = [candidates[c] for c in np.flatnonzero(selected[s])]
-        excluded = list(excluded_global)
-        excluded += [(candidates[c], "own event day") for c in np.flatnonzero(sp_event[s] & global_ok)]
-        excluded += [(candidates[c], "missing data") for c in np.flatnonzero(~complete[s] & global_ok & ~sp_event[s])]
+        excluded = excluded_global  # shared, not copied: most service points add nothing of their own
+        own = sp_event[s] & global_ok
+        missing = ~complete[s] & global_ok & ~sp_event[s]
+        if own.any() or missing.any():
+            excluded = sorted([*excluded_global, *((candidates[c], "own event day") for c in np.flatnonzero(own)),
+                               *((candidates[c], "missing data") for c in np.flatnonzero(missing))])
         status, detail = OK, ""
         if n_selected[s] < min_days:
             status = INSUFFICIENT_DATA
@@ -294,7 +307,7 @@ def _measure_meters(event, participations) -> dict[int, Measurement]:
             participation_id=p.pk, status=status, method=method, interval_minutes=minutes, interval_starts=starts,
             baseline_kw=baseline[s] * to_kw, adjusted_baseline_kw=adjusted[s] * to_kw, actual_kw=actual[s] * to_kw,
             reduction_kwh=red, participated=mask, kwh_avoided=kwh, kw_drop_avg=kwh / hours if hours else 0.0,
-            selected_days=sel_days, excluded_days=sorted(excluded), adjustment=float(ratio[s]), detail=detail)
+            selected_days=sel_days, excluded_days=excluded, adjustment=float(ratio[s]), detail=detail)
     return out
 
 

@@ -209,9 +209,37 @@ def event_settle(*, event: Event, now: dt.datetime, actor: Any = None, recalcula
     return batch
 
 
+_ISO: dict[dt.date, str] = {}
+
+
+def _iso(day: dt.date) -> str:
+    text = _ISO.get(day)
+    if text is None:
+        text = _ISO[day] = day.isoformat()
+    return text
+
+
+class _Part:
+    """A participation as plain values (chunks of 5,000+ rows: no model instances)."""
+
+    __slots__ = ("pk", "service_point_id", "device_id", "enrollment_id", "account_id", "status", "start", "end",
+                 "opted_out_at")
+    FIELDS = ("pk", "service_point_id", "device_id", "enrollment_id", "enrollment__account_id", "status", "start",
+              "end", "opted_out_at")
+
+    def __init__(self, row) -> None:
+        (self.pk, self.service_point_id, self.device_id, self.enrollment_id, self.account_id, self.status,
+         self.start, self.end, self.opted_out_at) = row
+
+    minutes_participated = Participation.minutes_participated
+
+
 def _float_list(values: np.ndarray, digits: int = 4) -> list:
-    rounded = np.round(values.astype(float), digits)
-    return [None if v != v else v for v in rounded.tolist()]
+    """Rounded floats for JSON, NaN (no data) as None."""
+    rounded = np.round(np.asarray(values, dtype=float), digits)
+    if np.isnan(rounded).any():
+        return [None if v != v else v for v in rounded.tolist()]
+    return rounded.tolist()
 
 
 def _settlement_record(*, event: Event, p: Participation, m: meas.Measurement, rules: list[inc.RuleSpec],
@@ -230,8 +258,8 @@ def _settlement_record(*, event: Event, p: Participation, m: meas.Measurement, r
         "participated": [first, int(m.participated.sum())],
         "baseline_kw": _float_list(m.baseline_kw), "adjusted_baseline_kw": _float_list(m.adjusted_baseline_kw),
         "actual_kw": _float_list(m.actual_kw), "reduction_kwh": _float_list(m.reduction_kwh),
-        "selected_days": [d.isoformat() for d in m.selected_days],
-        "excluded_days": [[d.isoformat(), why] for d, why in m.excluded_days],
+        "selected_days": [_iso(d) for d in m.selected_days],
+        "excluded_days": [[_iso(d), why] for d, why in m.excluded_days],
         "adjustment": round(m.adjustment, 6), "detail": m.detail,
         "minutes_participated": round(p.minutes_participated, 2), "event_minutes": round(event_minutes, 2),
         "participation_status": p.status,
@@ -263,9 +291,14 @@ def _settlement_record(*, event: Event, p: Participation, m: meas.Measurement, r
         "participation_fraction": fraction, "opted_out": opted_out, "amount": amount, "components": comps,
         "inputs": inputs, "explanation": explanation,
     }
-    digest = json.dumps({k: str(v) if isinstance(v, Decimal) else v for k, v in fields.items()
-                         if k != "explanation"}, sort_keys=True, default=str)
-    fields["fingerprint"] = hashlib.sha256(digest.encode()).hexdigest()
+    # Fingerprint of what the settlement says: summary, components, selected days and the raw interval arrays.
+    digest = hashlib.sha256(json.dumps(
+        [target, fields["measurement_status"], m.method, str(kwh), str(kw), str(fraction), opted_out, str(amount),
+         comps, inputs["selected_days"], inputs["adjustment"], inputs["participated"], p.status],
+        default=str).encode())
+    for arr in (m.baseline_kw, m.adjusted_baseline_kw, m.actual_kw):
+        digest.update(np.round(np.asarray(arr, dtype=float), 4).tobytes())
+    fields["fingerprint"] = digest.hexdigest()
     return fields
 
 
@@ -301,10 +334,9 @@ def event_settle_chunk(*, batch: SettlementBatch, sp_first: int, sp_last: int, n
     program = event.program
     tz = zone(program.time_zone)
     event_day = local_date(event.start, tz)
-    parts = list(Participation.objects.filter(event=event, service_point_id__gte=sp_first,
-                                              service_point_id__lte=sp_last)
-                 .exclude(status=ParticipationStatus.CANCELLED).select_related("enrollment")
-                 .order_by("service_point_id", "id"))
+    parts = [_Part(row) for row in Participation.objects.filter(
+        event=event, service_point_id__gte=sp_first, service_point_id__lte=sp_last)
+        .exclude(status=ParticipationStatus.CANCELLED).order_by("service_point_id", "id").values_list(*_Part.FIELDS)]
     measurements = meas.measure_event(event=event, participations=parts, now=now)
     rules = rule_specs(program, kinds=[IncentiveKind.PERFORMANCE_KWH, IncentiveKind.PER_EVENT,
                                        IncentiveKind.OPT_OUT_PENALTY], on_day=event_day,
@@ -323,9 +355,10 @@ def event_settle_chunk(*, batch: SettlementBatch, sp_first: int, sp_last: int, n
         if fields["status"] == ES.PENDING:
             counts["pending"] += 1
         if es is None:
-            creates.append(EventSettlement(
-                batch=batch, event=event, participation=p, program=program, enrollment_id=p.enrollment_id,
-                account_id=p.enrollment.account_id, service_point_id=p.service_point_id, device_id=p.device_id,
+            creates.append(dict(
+                batch_id=batch.pk, event_id=event.pk, participation_id=p.pk, program_id=program.pk,
+                enrollment_id=p.enrollment_id, account_id=p.account_id, service_point_id=p.service_point_id,
+                device_id=p.device_id, revision=1, posted_amount=ZERO, approved_at=None,
                 event_day=event_day, calculated_at=now, created_at=now, updated_at=now, **fields))
             counts["calculated"] += fields["status"] != ES.PENDING
             continue
@@ -350,7 +383,7 @@ def event_settle_chunk(*, batch: SettlementBatch, sp_first: int, sp_last: int, n
         es.batch, es.calculated_at, es.updated_at = batch, now, now
         updates.append(es)
     with transaction.atomic():
-        EventSettlement.objects.bulk_create(creates, batch_size=1000)
+        _insert(EventSettlement, creates)
         EventSettlement.objects.bulk_update(updates, [*fields.keys(), "revision", "batch", "calculated_at",
                                                       "updated_at"], batch_size=1000) if updates else None
         for (frm, to), pks in reopened.items():
@@ -358,6 +391,27 @@ def event_settle_chunk(*, batch: SettlementBatch, sp_first: int, sp_last: int, n
                         reason=f"recalculated by batch {batch.pk}"
                         + (" (correction after approval)" if frm == ES.APPROVED else ""))
     return counts
+
+
+def _insert(model, rows: list[dict]) -> None:
+    """Insert new rows given as ``{attname: value}`` (every concrete field but the primary key): PostgreSQL COPY
+    (fast for chunks of thousands of rows), ``bulk_create`` elsewhere."""
+    from django.db import connection
+
+    if not rows:
+        return
+    if connection.vendor != "postgresql":
+        model.objects.bulk_create([model(**row) for row in rows], batch_size=1000)
+        return
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    names = [f.attname for f in fields]
+    json_fields = {f.attname for f in fields if f.get_internal_type() == "JSONField"}
+    dumps = json.dumps
+    with connection.cursor() as cursor:
+        with cursor.cursor.copy(f"COPY {model._meta.db_table} ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row([dumps(row[n]) if n in json_fields else row[n] for n in names])
 
 
 def _post_lines(es: EventSettlement, *, now, customer_settlement: CustomerSettlement | None = None) -> None:
