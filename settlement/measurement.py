@@ -117,10 +117,12 @@ def _to_array(rows, keys: list[int], first_day: dt.date, n_days: int) -> tuple[n
     if not rows:
         return flat.reshape(len(keys), n_days * ipd), minutes
     keys_arr = np.asarray(keys, dtype=np.int64)
-    row_keys = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-    first_ordinal = first_day.toordinal()
-    row_days = np.fromiter((_as_date(r[1]).toordinal() for r in rows), dtype=np.int64, count=len(rows)) - first_ordinal
-    row_minutes = np.fromiter((r[2] for r in rows), dtype=np.int64, count=len(rows))
+    col_keys, col_days, col_minutes, col_values = zip(*rows, strict=True)  # transpose in C
+    row_keys = np.array(col_keys, dtype=np.int64)
+    if isinstance(col_days[0], str):
+        col_days = [dt.date.fromisoformat(d) for d in col_days]
+    row_days = (np.array(col_days, dtype="datetime64[D]") - np.datetime64(first_day, "D")).astype(np.int64)
+    row_minutes = np.array(col_minutes, dtype=np.int64)
     pos = np.minimum(np.searchsorted(keys_arr, row_keys), len(keys_arr) - 1)
     wanted = (keys_arr[pos] == row_keys) & (row_days >= 0) & (row_days < n_days)
     for row_min in np.unique(row_minutes):
@@ -128,15 +130,12 @@ def _to_array(rows, keys: list[int], first_day: dt.date, n_days: int) -> tuple[n
         if not len(sel):
             continue
         row_ipd = 1440 // int(row_min)
-        values = np.frombuffer(b"".join([rows[i][3] for i in sel.tolist()]), dtype="<f8").reshape(len(sel), row_ipd)
+        blobs = col_values if len(sel) == len(rows) else [col_values[i] for i in sel.tolist()]
+        values = np.frombuffer(b"".join(blobs), dtype="<f8").reshape(len(sel), row_ipd)
         if row_ipd != ipd:
             values = values.reshape(len(sel), ipd, row_ipd // ipd).sum(axis=2)
         flat[pos[sel], row_days[sel]] = values
     return flat.reshape(len(keys), n_days * ipd), minutes
-
-
-def _as_date(value) -> dt.date:
-    return dt.date.fromisoformat(value) if isinstance(value, str) else value
 
 
 def measure_event(*, event, participations, now: dt.datetime) -> dict[int, Measurement]:

@@ -219,6 +219,21 @@ def _iso(day: dt.date) -> str:
     return text
 
 
+_EXCLUDED: dict[int, tuple[list, list]] = {}
+
+
+def _excluded_json(excluded: list) -> list:
+    """``[[iso date, reason], ...]``; the list shared by most service points of a chunk is converted once."""
+    cached = _EXCLUDED.get(id(excluded))
+    if cached is not None and cached[0] is excluded:
+        return cached[1]
+    out = [[_iso(d), why] for d, why in excluded]
+    if len(_EXCLUDED) > 64:
+        _EXCLUDED.clear()
+    _EXCLUDED[id(excluded)] = (excluded, out)
+    return out
+
+
 class _Part:
     """A participation as plain values (chunks of 5,000+ rows: no model instances)."""
 
@@ -259,7 +274,7 @@ def _settlement_record(*, event: Event, p: Participation, m: meas.Measurement, r
         "baseline_kw": _float_list(m.baseline_kw), "adjusted_baseline_kw": _float_list(m.adjusted_baseline_kw),
         "actual_kw": _float_list(m.actual_kw), "reduction_kwh": _float_list(m.reduction_kwh),
         "selected_days": [_iso(d) for d in m.selected_days],
-        "excluded_days": [[_iso(d), why] for d, why in m.excluded_days],
+        "excluded_days": _excluded_json(m.excluded_days),
         "adjustment": round(m.adjustment, 6), "detail": m.detail,
         "minutes_participated": round(p.minutes_participated, 2), "event_minutes": round(event_minutes, 2),
         "participation_status": p.status,
