@@ -86,3 +86,15 @@ def test_acknowledge_is_idempotent(approved_july, admin_user):
     again = services.bill_credit_export_acknowledge(export=export, now=NOW + dt.timedelta(days=1), actor=admin_user)
     assert (again.status, again.acknowledged_at, again.acknowledged_by_label) == (ExportStatus.ACKNOWLEDGED, NOW,
                                                                                   "admin")
+
+
+def test_export_credits_command_writes_the_same_bytes_again(approved_july, tmp_path):
+    from django.core.management import call_command
+
+    first, again = tmp_path / "a.csv", tmp_path / "b.csv"
+    call_command("export_credits", "--out", str(first))
+    export = BillCreditExport.objects.get()
+    call_command("export_credits", "--batch", str(export.pk), "--out", str(again))
+    assert first.read_bytes() == again.read_bytes() == export.content.encode()
+    call_command("export_credits", "--out", str(tmp_path / "c.csv"))  # nothing left: no second batch
+    assert BillCreditExport.objects.count() == 1 and not (tmp_path / "c.csv").exists()
