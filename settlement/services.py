@@ -272,7 +272,7 @@ def _settlement_record(*, event: Event, p: Participation, m: meas.Measurement, r
         "day_start": m.interval_starts[0].isoformat() if m.interval_starts else None,
         "participated": [first, int(m.participated.sum())],
         "baseline_kw": _float_list(m.baseline_kw), "adjusted_baseline_kw": _float_list(m.adjusted_baseline_kw),
-        "actual_kw": _float_list(m.actual_kw), "reduction_kwh": _float_list(m.reduction_kwh),
+        "actual_kw": _float_list(m.actual_kw), "reduction_kwh": _float_list(m.reduction_kwh[m.participated]),
         "selected_days": [_iso(d) for d in m.selected_days],
         "excluded_days": _excluded_json(m.excluded_days),
         "adjustment": round(m.adjustment, 6), "detail": m.detail,

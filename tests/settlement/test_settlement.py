@@ -95,7 +95,7 @@ def test_meter_baseline_settlement_pays_kwh_avoided_with_inputs(program):
     assert len(es.inputs["baseline_kw"]) == 24
     assert es.inputs["participated"] == [16, 3]  # local 16:00, three hours
     assert es.inputs["actual_kw"][16:19] == [0.5, 0.5, 0.5]
-    assert es.inputs["reduction_kwh"][16:19] == [1.5, 1.5, 1.5]
+    assert es.inputs["reduction_kwh"] == [1.5, 1.5, 1.5]  # the counted intervals
     assert "4.5000 kWh avoided" in es.explanation and "$5.63" in es.explanation
 
 
