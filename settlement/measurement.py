@@ -121,7 +121,7 @@ def _to_array(rows, keys: list[int], first_day: dt.date, n_days: int) -> tuple[n
     row_keys = np.array(col_keys, dtype=np.int64)
     if isinstance(col_days[0], str):
         col_days = [dt.date.fromisoformat(d) for d in col_days]
-    row_days = (np.array(col_days, dtype="datetime64[D]") - np.datetime64(first_day, "D")).astype(np.int64)
+    row_days = np.array([d.toordinal() for d in col_days], dtype=np.int64) - first_day.toordinal()
     row_minutes = np.array(col_minutes, dtype=np.int64)
     pos = np.minimum(np.searchsorted(keys_arr, row_keys), len(keys_arr) - 1)
     wanted = (keys_arr[pos] == row_keys) & (row_days >= 0) & (row_days < n_days)
