@@ -182,6 +182,10 @@ SPECTACULAR_SETTINGS = {
         "EnrollmentSourceEnum": "enrollments.choices.EnrollmentSource",
         "MeterDataSourceEnum": "settlement.models.meterdata.MeterDataLoad.Source",
         "MeterDataLoadStatusEnum": "settlement.models.meterdata.MeterDataLoad.Status",
+        "SettlementBatchStatusEnum": "settlement.choices.BatchStatus",
+        "EventSettlementStatusEnum": "settlement.choices.EventSettlementStatus",
+        "CustomerSettlementStatusEnum": "settlement.choices.CustomerSettlementStatus",
+        "BillCreditExportStatusEnum": "settlement.choices.ExportStatus",
     },
 }
 

@@ -3,3 +3,8 @@ from django.apps import AppConfig
 
 class SettlementConfig(AppConfig):
     name = "settlement"
+
+    def ready(self) -> None:
+        from . import signals
+
+        signals.connect()

@@ -1,1 +1,33 @@
+"""Settlement read path: querysets with the joins their lists need (shared by API, admin and pages)."""
 
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from .models import BillCreditExport, CustomerSettlement, EventSettlement, SettlementBatch, SettlementLine
+
+
+def batch_list() -> QuerySet[SettlementBatch]:
+    return SettlementBatch.objects.select_related("program", "event", "season")
+
+
+def event_settlement_list() -> QuerySet[EventSettlement]:
+    return EventSettlement.objects.select_related("event", "program", "account", "service_point", "device",
+                                                  "enrollment")
+
+
+def event_settlement_get(pk: int) -> EventSettlement:
+    return event_settlement_list().prefetch_related("lines").get(pk=pk)
+
+
+def customer_settlement_list() -> QuerySet[CustomerSettlement]:
+    return CustomerSettlement.objects.select_related("account", "program", "season", "export_batch")
+
+
+def settlement_line_list() -> QuerySet[SettlementLine]:
+    return SettlementLine.objects.select_related("account", "program", "service_point", "event_settlement",
+                                                 "customer_settlement")
+
+
+def export_list() -> QuerySet[BillCreditExport]:
+    return BillCreditExport.objects.select_related("program").defer("content")

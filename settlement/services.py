@@ -1,1 +1,934 @@
+"""Settlement write path: event settlements, customer settlements, bill-credit exports and the batches that run them.
 
+Every service takes ``now`` and ``actor`` and is idempotent: running it twice with the same data changes nothing.
+Money: components are computed in full precision (``settlement.incentives``) and rounded once per line with
+``cpm.money.round_money``. Corrections never edit posted money (see ``settlement.models.credits``: "-old, +new").
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+import json
+import logging
+from collections import defaultdict
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q, Sum
+
+from cpm.audit import actor_label, audit_record
+from cpm.errors import ConflictError, DomainValidationError
+from cpm.models import AuditEntry
+from cpm.money import ZERO, round_money
+from cpm.states import check_transition, transition
+from cpm.timeutils import local_date, local_midnight, zone
+from enrollments.choices import EnrollmentStatus
+from enrollments.models import Account, Enrollment, ProgramSubscription, ServiceAgreement
+from events.choices import COUNTED_EVENT_STATUSES, EventStatus, ParticipationStatus
+from events.models import Event, Participation
+from programs.choices import IncentiveKind, OptOutConsequence, SettlementTiming
+from programs.models import IncentiveRule, IntervalPrice, Program, Season
+
+from . import incentives as inc
+from . import measurement as meas
+from .choices import (
+    BATCH_TRANSITIONS,
+    CUSTOMER_SETTLEMENT_TRANSITIONS,
+    EVENT_SETTLEMENT_TRANSITIONS,
+    EXPORT_TRANSITIONS,
+    LINE_CODES,
+    BatchKind,
+    BatchStatus,
+    CustomerSettlementStatus,
+    EventSettlementStatus,
+    ExportStatus,
+    LineKind,
+    MeasurementStatus,
+    PeriodKind,
+)
+from .models import BillCreditExport, CustomerSettlement, EventSettlement, SettlementBatch, SettlementLine
+
+log = logging.getLogger(__name__)
+
+ES = EventSettlementStatus
+CS = CustomerSettlementStatus
+ENROLLED_STATUSES = (EnrollmentStatus.ACTIVE, EnrollmentStatus.SUSPENDED, EnrollmentStatus.UNENROLLED)
+Q4 = Decimal("0.0001")
+NOT_RESPONDED = (ParticipationStatus.NON_RESPONSIVE, ParticipationStatus.FAILED)
+
+
+# --------------------------------------------------------------------------------------------------- helpers
+
+
+def _bulk_audit(*, model, pks, from_status: str, to_status: str, now, actor, reason: str) -> None:
+    """One audit entry per row for a bulk status change (same content as ``cpm.audit.audit_record``)."""
+    user = actor if getattr(actor, "pk", None) is not None and hasattr(actor, "get_username") else None
+    label = actor_label(actor)[:150]
+    AuditEntry.objects.bulk_create([
+        AuditEntry(at=now, actor=user, actor_label=label, action=AuditEntry.Action.STATUS_CHANGE,
+                   object_type=model._meta.label_lower, object_id=str(pk),
+                   object_repr=f"{model._meta.verbose_name.capitalize()} #{pk}"[:200], from_status=from_status,
+                   to_status=to_status, reason=reason) for pk in pks], batch_size=2000)
+
+
+def _chunks(keys: list[int], size: int) -> list[tuple[int, int]]:
+    """Inclusive (first, last) key ranges of ``size`` sorted distinct keys each."""
+    return [(keys[i], keys[min(i + size, len(keys)) - 1]) for i in range(0, len(keys), size)]
+
+
+def _enqueue_group(task, kwargs_list: list[dict]) -> None:
+    """Send one task per chunk as a Celery group once the transaction commits."""
+    from celery import group
+
+    sigs = [task.si(**kw) for kw in kwargs_list]
+    if sigs:
+        transaction.on_commit(lambda: group(sigs).apply_async())
+
+
+def batch_chunk_done(*, batch_id: int, now: dt.datetime, counts: dict[str, int] | None = None,
+                     error: str | None = None) -> SettlementBatch:
+    """Record one finished chunk (counters by conditional ``F()`` updates, safe across workers); the chunk that
+    completes the batch moves it to COMPLETED (or COMPLETED_WITH_ERRORS)."""
+    updates: dict[str, Any] = {"chunks_done": F("chunks_done") + 1}
+    for key, value in (counts or {}).items():
+        updates[f"items_{key}"] = F(f"items_{key}") + value
+    with transaction.atomic():
+        batch = SettlementBatch.objects.select_for_update().get(pk=batch_id)
+        if error:
+            batch.errors = [*batch.errors, error][-100:]
+            updates["errors"] = batch.errors
+        SettlementBatch.objects.filter(pk=batch_id).update(**updates)
+        batch.refresh_from_db()
+        if batch.chunks_done >= batch.chunks_total and batch.status == BatchStatus.RUNNING:
+            final = BatchStatus.COMPLETED_WITH_ERRORS if (batch.errors or batch.items_failed) else BatchStatus.COMPLETED
+            transition(obj=batch, to=final, allowed=BATCH_TRANSITIONS, now=now, actor="settlement",
+                       reason=f"{batch.chunks_done} chunks done", extra_updates={"finished_at": now})
+    return batch
+
+
+def _start_batch(batch: SettlementBatch, *, chunks: int, items: int, now, actor) -> None:
+    batch.chunks_total, batch.items_total = chunks, items
+    batch.save(update_fields=["chunks_total", "items_total"])
+    if chunks == 0:
+        transition(obj=batch, to=BatchStatus.RUNNING, allowed=BATCH_TRANSITIONS, now=now, actor=actor,
+                   extra_updates={"started_at": now})
+        transition(obj=batch, to=BatchStatus.COMPLETED, allowed=BATCH_TRANSITIONS, now=now, actor=actor,
+                   reason="nothing to settle", extra_updates={"finished_at": now})
+    else:
+        transition(obj=batch, to=BatchStatus.RUNNING, allowed=BATCH_TRANSITIONS, now=now, actor=actor,
+                   reason=f"{chunks} chunks of at most {settings.CPM_CHUNK_SIZE}", extra_updates={"started_at": now})
+
+
+def rule_specs(program: Program, *, kinds, on_day: dt.date | None = None, season: Season | None = None,
+               price_window: tuple[dt.datetime, dt.datetime] | None = None) -> list[inc.RuleSpec]:
+    """The program's incentive rules of ``kinds`` in effect (rule season empty, or the season of ``on_day`` /
+    equal to ``season``) as ``incentives.RuleSpec``; price-set prices are loaded for ``price_window`` (UTC)."""
+    rules = list(IncentiveRule.objects.filter(program=program, kind__in=kinds).select_related("season", "price_set")
+                 .order_by("kind", "id"))
+    out = []
+    for r in rules:
+        if r.season_id is not None:
+            if season is not None and r.season_id != season.pk:
+                continue
+            if on_day is not None and not r.season.contains(on_day):
+                continue
+        prices = None
+        if r.price_set_id and price_window:
+            prices = dict(IntervalPrice.objects.filter(
+                price_set_id=r.price_set_id, interval_start__gte=price_window[0] - dt.timedelta(hours=1),
+                interval_start__lt=price_window[1]).values_list("interval_start", "price_per_kwh"))
+            prices = {k.astimezone(dt.UTC): v for k, v in prices.items()}
+        out.append(inc.RuleSpec(
+            rule_id=r.pk, kind=r.kind, basis=r.basis, amount=r.amount, prices=prices,
+            price_interval_minutes=r.price_set.interval_minutes if r.price_set_id else 60,
+            price_set_name=r.price_set.name if r.price_set_id else "", top_percent_events=r.top_percent_events,
+            opted_out_counts_zero=r.opted_out_counts_zero, min_participation_share=r.min_participation_share,
+            max_opt_outs=r.max_opt_outs, requires_no_skipped_event=r.requires_no_skipped_event,
+            opt_out_consequence=r.opt_out_consequence, description=r.description))
+    return out
+
+
+def enrolled_capacity(enrollment_ids: list[int], *, start: dt.date, end: dt.date) -> dict[int, inc.EnrolledCapacity]:
+    """Devices subscribed per enrollment at some time in local dates ``[start, end)``: count, kW, usable kWh."""
+    acc: dict[int, list] = defaultdict(lambda: [0, Decimal(0), Decimal(0)])
+    subs = ProgramSubscription.objects.filter(enrollment_id__in=enrollment_ids, device__isnull=False,
+                                              start_date__lt=end).filter(
+        Q(end_date__isnull=True) | Q(end_date__gt=start)).values_list(
+        "enrollment_id", "device__capacity_kw", "device__usable_energy_kwh")
+    for enrollment_id, kw, kwh in subs:
+        a = acc[enrollment_id]
+        a[0] += 1
+        a[1] += kw or 0
+        a[2] += kwh or 0
+    return {e: inc.EnrolledCapacity(a[0], a[1], a[2]) for e, a in acc.items()}
+
+
+# --------------------------------------------------------------------------------------------------- event
+
+
+def event_settle(*, event: Event, now: dt.datetime, actor: Any = None, recalculate: bool = False) -> SettlementBatch:
+    """Settle a COMPLETED event: one ``EventSettlement`` per participation (except cancelled ones), computed in
+    chunks of ``settings.CPM_CHUNK_SIZE`` service points by a Celery group; returns the batch with its progress.
+
+    The first settlement of an event happens once (returns the existing EVENT batch); ``recalculate=True`` starts an
+    EVENT_RECALC batch (new meter data or prices): unchanged settlements stay as they are, changed unapproved ones are
+    updated, changed approved ones are re-opened (their reversal is posted when approved again).
+    Raises ``ConflictError`` when the event is not completed.
+    """
+    from .tasks import settle_event_chunk
+
+    if event.status != EventStatus.COMPLETED:
+        raise ConflictError(f"Event {event.pk} ({event.name}) is {event.status}; only completed events are settled.",
+                            field="event")
+    kind = BatchKind.EVENT_RECALC if recalculate else BatchKind.EVENT
+    if not recalculate:
+        existing = SettlementBatch.objects.filter(kind=BatchKind.EVENT, event=event).first()
+        if existing:
+            return existing
+    try:
+        with transaction.atomic():
+            batch = SettlementBatch.objects.create(kind=kind, event=event, program_id=event.program_id,
+                                                   created_at=now, actor_label=actor_label(actor)[:150])
+            sp_ids = list(Participation.objects.filter(event=event).exclude(status=ParticipationStatus.CANCELLED)
+                          .order_by("service_point_id").values_list("service_point_id", flat=True).distinct())
+            ranges = _chunks(sp_ids, settings.CPM_CHUNK_SIZE)
+            items = Participation.objects.filter(event=event).exclude(status=ParticipationStatus.CANCELLED).count()
+            audit_record(obj=batch, action="create", now=now, actor=actor,
+                         reason=f"{kind} for event {event.pk}: {items} participations in {len(ranges)} chunks")
+            _start_batch(batch, chunks=len(ranges), items=items, now=now, actor=actor)
+            _enqueue_group(settle_event_chunk, [{"batch_id": batch.pk, "sp_first": a, "sp_last": b,
+                                                 "now": now.isoformat()} for a, b in ranges])
+    except IntegrityError:
+        return SettlementBatch.objects.get(kind=BatchKind.EVENT, event=event)
+    return batch
+
+
+_ISO: dict[dt.date, str] = {}
+
+
+def _iso(day: dt.date) -> str:
+    text = _ISO.get(day)
+    if text is None:
+        text = _ISO[day] = day.isoformat()
+    return text
+
+
+_EXCLUDED: dict[int, tuple[list, list]] = {}
+
+
+def _excluded_json(excluded: list) -> list:
+    """``[[iso date, reason], ...]``; the list shared by most service points of a chunk is converted once."""
+    cached = _EXCLUDED.get(id(excluded))
+    if cached is not None and cached[0] is excluded:
+        return cached[1]
+    out = [[_iso(d), why] for d, why in excluded]
+    if len(_EXCLUDED) > 64:
+        _EXCLUDED.clear()
+    _EXCLUDED[id(excluded)] = (excluded, out)
+    return out
+
+
+class _Part:
+    """A participation as plain values (chunks of 5,000+ rows: no model instances)."""
+
+    __slots__ = ("pk", "service_point_id", "device_id", "enrollment_id", "account_id", "status", "start", "end",
+                 "opted_out_at")
+    FIELDS = ("pk", "service_point_id", "device_id", "enrollment_id", "enrollment__account_id", "status", "start",
+              "end", "opted_out_at")
+
+    def __init__(self, row) -> None:
+        (self.pk, self.service_point_id, self.device_id, self.enrollment_id, self.account_id, self.status,
+         self.start, self.end, self.opted_out_at) = row
+
+    minutes_participated = Participation.minutes_participated
+
+
+def _float_list(values: np.ndarray, digits: int = 4) -> list:
+    """Rounded floats for JSON, NaN (no data) as None."""
+    rounded = np.round(np.asarray(values, dtype=float), digits)
+    if np.isnan(rounded).any():
+        return [None if v != v else v for v in rounded.tolist()]
+    return rounded.tolist()
+
+
+def _settlement_record(*, event: Event, p: Participation, m: meas.Measurement, rules: list[inc.RuleSpec],
+                       capacity: inc.EnrolledCapacity, event_day: dt.date) -> dict:
+    """Fields of the event settlement of participation ``p`` from its measurement and the rules."""
+    program = event.program
+    event_minutes = (event.end - event.start).total_seconds() / 60.0
+    fraction = inc.proration_fraction(p.minutes_participated, event_minutes)
+    opted_out = bool(p.opted_out_at) or p.status == ParticipationStatus.OPTED_OUT
+    kwh = Decimal(f"{m.kwh_avoided:.4f}")
+    kw = Decimal(f"{m.kw_drop_avg:.4f}")
+    first = int(np.argmax(m.participated)) if m.participated.any() else 0
+    inputs = {
+        "method": m.method, "interval_minutes": m.interval_minutes,
+        "day_start": m.interval_starts[0].isoformat() if m.interval_starts else None,
+        "participated": [first, int(m.participated.sum())],
+        "baseline_kw": _float_list(m.baseline_kw), "adjusted_baseline_kw": _float_list(m.adjusted_baseline_kw),
+        "actual_kw": _float_list(m.actual_kw), "reduction_kwh": _float_list(m.reduction_kwh[m.participated]),
+        "selected_days": [_iso(d) for d in m.selected_days],
+        "excluded_days": _excluded_json(m.excluded_days),
+        "adjustment": round(m.adjustment, 6), "detail": m.detail,
+        "minutes_participated": round(p.minutes_participated, 2), "event_minutes": round(event_minutes, 2),
+        "participation_status": p.status,
+    }
+    components: list[inc.Component] = []
+    status_note = m.detail
+    if m.status == meas.OK:
+        outcome = inc.EventOutcome(
+            kwh_avoided=kwh, fraction=fraction, opted_out=opted_out, responded=p.status not in NOT_RESPONDED,
+            interval_kwh=[(s, Decimal(f"{v:.6f}")) for s, v in m.participated_interval_kwh()], capacity=capacity,
+            charges_negative_performance=program.charges_negative_performance)
+        try:
+            components = inc.event_components(outcome, rules)
+        except inc.MissingPrice as exc:
+            status_note = str(exc)
+    if status_note or m.status != meas.OK:
+        target = ES.PENDING
+    elif program.settlement_timing == SettlementTiming.SEASON_END:
+        target = ES.DEFERRED
+    else:
+        target = ES.CALCULATED
+    comps = [{**c.as_dict(), "rounded": str(round_money(c.amount))} for c in components]
+    amount = sum((round_money(c.amount) for c in components), ZERO)
+    explanation = _explain(event=event, p=p, m=m, kwh=kwh, kw=kw, fraction=fraction, opted_out=opted_out,
+                           components=components, amount=amount, note=status_note, target=target)
+    fields = {
+        "status": target, "measurement_status": MeasurementStatus.OK if m.status == meas.OK
+        else MeasurementStatus.INSUFFICIENT_DATA, "method": m.method, "kwh_avoided": kwh, "kw_drop_avg": kw,
+        "participation_fraction": fraction, "opted_out": opted_out, "amount": amount, "components": comps,
+        "inputs": inputs, "explanation": explanation,
+    }
+    # Fingerprint of what the settlement says: summary, components, selected days and the raw interval arrays.
+    digest = hashlib.sha256(json.dumps(
+        [target, fields["measurement_status"], m.method, str(kwh), str(kw), str(fraction), opted_out, str(amount),
+         comps, inputs["selected_days"], inputs["adjustment"], inputs["participated"], p.status],
+        default=str).encode())
+    for arr in (m.baseline_kw, m.adjusted_baseline_kw, m.actual_kw):
+        digest.update(np.round(np.asarray(arr, dtype=float), 4).tobytes())
+    fields["fingerprint"] = digest.hexdigest()
+    return fields
+
+
+def _explain(*, event, p, m, kwh, kw, fraction, opted_out, components, amount, note, target) -> str:
+    parts = []
+    if m.method == meas.METHOD_DEVICE:
+        parts.append("Device telemetry (no load baseline): kWh avoided = metered device discharge in the event.")
+    else:
+        x = "10" if m.method == meas.METHOD_10_IN_10 else "4"
+        days = ", ".join(d.isoformat() for d in m.selected_days) or "none"
+        parts.append(f"{m.method}: baseline = mean of {len(m.selected_days)} of up to {x} similar days ({days}); "
+                     f"day-of adjustment x{m.adjustment:.4f} (capped to +/-20%).")
+    parts.append(f"{kwh} kWh avoided over {int(m.participated.sum())} intervals of {m.interval_minutes} min; "
+                 f"average kW drop {kw} kW over the event window.")
+    if opted_out:
+        parts.append(f"Opted out at {p.opted_out_at:%Y-%m-%d %H:%M}Z: participated {fraction} of the event."
+                     if p.opted_out_at else "Opted out.")
+    if note:
+        parts.append(f"Pending: {note}.")
+    for c in components:
+        parts.append(f"{c.kind}: {c.description} -> ${round_money(c.amount)}.")
+    parts.append(f"Total ${amount} ({target}).")
+    return " ".join(parts)
+
+
+def event_settle_chunk(*, batch: SettlementBatch, sp_first: int, sp_last: int, now: dt.datetime) -> dict[str, int]:
+    """Settle the participations of the batch's event at service points ``sp_first..sp_last`` (inclusive ids).
+
+    Creates missing settlements, leaves unchanged ones (same fingerprint) untouched, updates changed unapproved ones
+    and re-opens changed approved ones (revision + 1, status back to CALCULATED/DEFERRED, audited). Returns counts.
+    """
+    event = Event.objects.select_related("program").get(pk=batch.event_id)
+    program = event.program
+    tz = zone(program.time_zone)
+    event_day = local_date(event.start, tz)
+    parts = [_Part(row) for row in Participation.objects.filter(
+        event=event, service_point_id__gte=sp_first, service_point_id__lte=sp_last)
+        .exclude(status=ParticipationStatus.CANCELLED).order_by("service_point_id", "id").values_list(*_Part.FIELDS)]
+    measurements = meas.measure_event(event=event, participations=parts, now=now)
+    rules = rule_specs(program, kinds=[IncentiveKind.PERFORMANCE_KWH, IncentiveKind.PER_EVENT,
+                                       IncentiveKind.OPT_OUT_PENALTY], on_day=event_day,
+                       price_window=(event.start, event.end))
+    capacity = enrolled_capacity(sorted({p.enrollment_id for p in parts}), start=event_day,
+                                 end=event_day + dt.timedelta(days=1))
+    existing = {es.participation_id: es
+                for es in EventSettlement.objects.filter(participation__in=[p.pk for p in parts])}
+    counts = {"calculated": 0, "unchanged": 0, "corrected": 0, "pending": 0}
+    creates, updates, reopened = [], [], defaultdict(list)
+    for p in parts:
+        fields = _settlement_record(event=event, p=p, m=measurements[p.pk], rules=rules,
+                                    capacity=capacity.get(p.enrollment_id, inc.EnrolledCapacity()),
+                                    event_day=event_day)
+        es = existing.get(p.pk)
+        if fields["status"] == ES.PENDING:
+            counts["pending"] += 1
+        if es is None:
+            creates.append(dict(
+                batch_id=batch.pk, event_id=event.pk, participation_id=p.pk, program_id=program.pk,
+                enrollment_id=p.enrollment_id, account_id=p.account_id, service_point_id=p.service_point_id,
+                device_id=p.device_id, revision=1, posted_amount=ZERO, approved_at=None,
+                event_day=event_day, calculated_at=now, created_at=now, updated_at=now, **fields))
+            counts["calculated"] += fields["status"] != ES.PENDING
+            continue
+        if es.fingerprint == fields["fingerprint"] or es.status == ES.REVERSED:
+            counts["unchanged"] += 1
+            continue
+        if es.status == ES.APPROVED:
+            if fields["status"] == ES.PENDING:
+                # Corrected data became insufficient: approved money stays; the batch reports it.
+                counts["unchanged"] += 1
+                continue
+            es.revision += 1
+            counts["corrected"] += 1
+        else:
+            counts["calculated"] += fields["status"] != ES.PENDING
+        if es.status != fields["status"]:
+            check_transition(allowed=EVENT_SETTLEMENT_TRANSITIONS, current=es.status, to=fields["status"],
+                             label=str(es))
+            reopened[(es.status, fields["status"])].append(es.pk)
+        for k, v in fields.items():
+            setattr(es, k, v)
+        es.batch, es.calculated_at, es.updated_at = batch, now, now
+        updates.append(es)
+    with transaction.atomic():
+        _insert(EventSettlement, creates)
+        EventSettlement.objects.bulk_update(updates, [*fields.keys(), "revision", "batch", "calculated_at",
+                                                      "updated_at"], batch_size=1000) if updates else None
+        for (frm, to), pks in reopened.items():
+            _bulk_audit(model=EventSettlement, pks=pks, from_status=frm, to_status=to, now=now, actor="settlement",
+                        reason=f"recalculated by batch {batch.pk}"
+                        + (" (correction after approval)" if frm == ES.APPROVED else ""))
+    return counts
+
+
+def _insert(model, rows: list[dict]) -> None:
+    """Insert new rows given as ``{attname: value}`` (every concrete field but the primary key): PostgreSQL COPY
+    (fast for chunks of thousands of rows), ``bulk_create`` elsewhere."""
+    from django.db import connection
+
+    if not rows:
+        return
+    if connection.vendor != "postgresql":
+        model.objects.bulk_create([model(**row) for row in rows], batch_size=1000)
+        return
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    names = [f.attname for f in fields]
+    json_fields = {f.attname for f in fields if f.get_internal_type() == "JSONField"}
+    dumps = json.dumps
+    with connection.cursor() as cursor:
+        with cursor.cursor.copy(f"COPY {model._meta.db_table} ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row([dumps(row[n]) if n in json_fields else row[n] for n in names])
+
+
+def _post_lines(es: EventSettlement, *, now, customer_settlement: CustomerSettlement | None = None) -> None:
+    """Post the settlement's components as lines; if it had live lines (approved before), post a reversal of each
+    (-old) and the new lines (+new), unless the amounts are the same (then nothing changes)."""
+    live = list(es.lines.filter(reverses__isnull=True, reversed_by__isnull=True))
+    wanted = [c for c in es.components if Decimal(c["rounded"]) != 0]
+    if sorted((x.kind, x.amount) for x in live) == sorted((c["kind"], Decimal(c["rounded"])) for c in wanted):
+        return
+    common = {"account_id": es.account_id, "program_id": es.program_id, "enrollment_id": es.enrollment_id,
+              "service_point_id": es.service_point_id, "event_settlement": es, "created_at": now,
+              "customer_settlement": customer_settlement, "event_revision": es.revision}
+    new = [SettlementLine(kind=x.kind, line_code=x.line_code, amount=-x.amount, quantity=x.quantity, unit=x.unit,
+                          rate=x.rate, reverses=x,
+                          description=f"Reversal of line {x.pk} (event settlement revision {es.revision})",
+                          **common) for x in live]
+    new += [SettlementLine(kind=c["kind"], line_code=LINE_CODES[c["kind"]], amount=Decimal(c["rounded"]),
+                           quantity=None if c["quantity"] is None else Decimal(c["quantity"]).quantize(Q4),
+                           unit=c["unit"], rate=None if c["rate"] is None else Decimal(c["rate"]),
+                           description=c["description"][:300], **common) for c in wanted]
+    SettlementLine.objects.bulk_create(new)
+    posted = es.lines.aggregate(s=Sum("amount"))["s"] or ZERO
+    EventSettlement.objects.filter(pk=es.pk).update(posted_amount=posted)
+    es.posted_amount = posted
+
+
+def event_settlement_approve(*, settlement: EventSettlement, now: dt.datetime, actor: Any = None, reason: str = "",
+                             customer_settlement: CustomerSettlement | None = None) -> EventSettlement:
+    """Approve a CALCULATED or DEFERRED event settlement: post its money as settlement lines (after a correction:
+    reversal lines of the old amounts, then the new ones). Approving an APPROVED settlement changes nothing.
+    Raises ``TransitionNotAllowed`` for PENDING or REVERSED settlements."""
+    with transaction.atomic():
+        es = EventSettlement.objects.select_for_update().get(pk=settlement.pk)
+        if es.status == ES.APPROVED:
+            return es
+        transition(obj=es, to=ES.APPROVED, allowed=EVENT_SETTLEMENT_TRANSITIONS, now=now, actor=actor,
+                   reason=reason or f"approved revision {es.revision}", extra_updates={"approved_at": now})
+        _post_lines(es, now=now, customer_settlement=customer_settlement)
+    return es
+
+
+def event_settlements_approve(*, settlements, now: dt.datetime, actor: Any = None) -> int:
+    """Approve many event settlements (admin and API bulk action); returns how many were approved now."""
+    done = 0
+    for es in settlements:
+        if es.status in (ES.CALCULATED, ES.DEFERRED):
+            event_settlement_approve(settlement=es, now=now, actor=actor)
+            done += 1
+    return done
+
+
+def event_settlement_reverse(*, settlement: EventSettlement, reason: str, now: dt.datetime,
+                             actor: Any = None) -> EventSettlement:
+    """Reverse an APPROVED event settlement entirely (settled in error): a negative line for each live line;
+    status REVERSED. ``reason`` is required. Raises ``DomainValidationError`` / ``TransitionNotAllowed``."""
+    if not (reason or "").strip():
+        raise DomainValidationError({"reason": ["A reason is required to reverse a settlement."]})
+    with transaction.atomic():
+        es = EventSettlement.objects.select_for_update().get(pk=settlement.pk)
+        transition(obj=es, to=ES.REVERSED, allowed=EVENT_SETTLEMENT_TRANSITIONS, now=now, actor=actor, reason=reason)
+        live = list(es.lines.filter(reverses__isnull=True, reversed_by__isnull=True))
+        SettlementLine.objects.bulk_create([SettlementLine(
+            account_id=x.account_id, program_id=x.program_id, enrollment_id=x.enrollment_id,
+            service_point_id=x.service_point_id, event_settlement=es, kind=x.kind, line_code=x.line_code,
+            amount=-x.amount, quantity=x.quantity, unit=x.unit, rate=x.rate, reverses=x, event_revision=es.revision,
+            description=f"Reversal of line {x.pk}: {reason}"[:300], created_at=now) for x in live])
+        es.posted_amount = es.lines.aggregate(s=Sum("amount"))["s"] or ZERO
+        EventSettlement.objects.filter(pk=es.pk).update(posted_amount=es.posted_amount)
+    return es
+
+
+# --------------------------------------------------------------------------------------------------- customer
+
+
+def _months(start: dt.date, end: dt.date):
+    """First days of the months overlapping local dates ``[start, end)``."""
+    month = start.replace(day=1)
+    while month < end:
+        yield month
+        month = (month + dt.timedelta(days=32)).replace(day=1)
+
+
+def _season_for(program: Program, day: dt.date) -> Season | None:
+    return Season.objects.filter(program=program, start_date__lte=day, end_date__gte=day).first()
+
+
+def _season_events(enrollment: Enrollment, season: Season, tz) -> list[inc.SeasonEvent]:
+    """Counted events of the season for an enrollment (cancelled events and participations left out)."""
+    start, end = local_midnight(season.start_date, tz), local_midnight(season.end_date + dt.timedelta(days=1), tz)
+    parts = (Participation.objects.filter(enrollment=enrollment, event__status__in=COUNTED_EVENT_STATUSES,
+                                          event__start__gte=start, event__start__lt=end)
+             .exclude(status=ParticipationStatus.CANCELLED).select_related("event", "settlement"))
+    out = []
+    for p in parts:
+        hours = Decimal(f"{p.event.duration_hours:.4f}")
+        opted_out = bool(p.opted_out_at) or p.status == ParticipationStatus.OPTED_OUT
+        not_opted = Decimal(f"{p.minutes_participated / 60:.4f}") if opted_out else hours
+        es = getattr(p, "settlement", None)
+        kw = es.kw_drop_avg if es is not None and es.measurement_status == MeasurementStatus.OK else None
+        out.append(inc.SeasonEvent(p.event_id, hours, not_opted, opted_out, kw))
+    return out
+
+
+def _opt_out_months(enrollment: Enrollment, tz) -> set[dt.date]:
+    starts = (Participation.objects.filter(enrollment=enrollment, event__status__in=COUNTED_EVENT_STATUSES)
+              .filter(Q(opted_out_at__isnull=False) | Q(status=ParticipationStatus.OPTED_OUT))
+              .values_list("event__start", flat=True))
+    return {local_date(s, tz).replace(day=1) for s in starts}
+
+
+def customer_settlement_calculate(*, account: Account, program: Program, period_kind: str, period_start: dt.date,
+                                  period_end: dt.date, now: dt.datetime, actor: Any = None,
+                                  season: Season | None = None,
+                                  batch: SettlementBatch | None = None) -> CustomerSettlement:
+    """Calculate (or recalculate, while not approved) an account's credits in a program for local dates
+    ``[period_start, period_end)``.
+
+    Sums: approved event-settlement lines not yet in a customer settlement (including reversal lines of corrections);
+    at season end, deferred event settlements of the season; the enrollment bonus (once per account or service point
+    and program); monthly incentives for the months enrolled whose first enrolled day falls in the period (not for a
+    month with an opt-out when the rule or an opt-out rule says so); at season end the seasonal incentive (share of
+    event hours not opted out, cancelled events excluded) and performance per kW (top N% of the season's per-event kW
+    drops); then a negative cap line keeps the season's net within the program's season cap. An APPROVED or EXPORTED
+    settlement is returned unchanged. Raises ``DomainValidationError`` for a bad period.
+    """
+    if period_end <= period_start:
+        raise DomainValidationError({"period_end": ["period_end must be after period_start."]})
+    if period_kind not in PeriodKind.values:
+        raise DomainValidationError({"period_kind": [f"Unknown period kind {period_kind!r}."]})
+    tz = zone(program.time_zone)
+    if season is None:
+        season = _season_for(program, period_end - dt.timedelta(days=1))
+    with transaction.atomic():
+        cs, created = CustomerSettlement.objects.get_or_create(
+            account=account, program=program, period_kind=period_kind, period_start=period_start,
+            period_end=period_end, defaults={"season": season, "created_at": now, "updated_at": now, "batch": batch})
+        cs = CustomerSettlement.objects.select_for_update().get(pk=cs.pk)
+        if cs.status in (CS.APPROVED, CS.EXPORTED):
+            return cs
+        # Recomputable lines: incentive lines and deferred event lines of this (unapproved) settlement.
+        cs.lines.filter(Q(event_settlement__isnull=True) | Q(event_settlement__status=ES.DEFERRED)).delete()
+        end_utc = local_midnight(period_end, tz)
+        SettlementLine.objects.filter(account=account, program=program, customer_settlement__isnull=True,
+                                      event_settlement__isnull=False,
+                                      event_settlement__event__start__lt=end_utc).update(customer_settlement=cs)
+        notes: list[str] = []
+        new: list[SettlementLine] = []
+
+        def line(kind, amount, description, *, enrollment=None, key="", quantity=None, unit="", rate=None):
+            new.append(SettlementLine(
+                account=account, program=program, enrollment=enrollment, customer_settlement=cs, kind=kind,
+                line_code=LINE_CODES[kind], amount=round_money(amount), quantity=quantity, unit=unit, rate=rate,
+                service_point_id=enrollment.service_point_id if enrollment else None, description=description[:300],
+                incentive_key=key, created_at=now))
+
+        if period_kind == PeriodKind.SEASON_END and season is not None:
+            deferred = EventSettlement.objects.filter(account=account, program=program, status=ES.DEFERRED,
+                                                      event_day__gte=season.start_date, event_day__lte=season.end_date)
+            for es in deferred:
+                for c in es.components:
+                    if Decimal(c["rounded"]):
+                        new.append(SettlementLine(
+                            account=account, program=program, enrollment_id=es.enrollment_id,
+                            service_point_id=es.service_point_id, event_settlement=es, customer_settlement=cs,
+                            kind=c["kind"], line_code=LINE_CODES[c["kind"]], amount=Decimal(c["rounded"]),
+                            description=c["description"][:300], event_revision=es.revision, created_at=now))
+        enrollments = list(Enrollment.objects.filter(
+            account=account, program=program, status__in=ENROLLED_STATUSES, effective_date__isnull=False,
+            effective_date__lt=period_end).filter(Q(end_date__isnull=True) | Q(end_date__gt=period_start))
+            .order_by("id"))
+        rules = rule_specs(program, kinds=[IncentiveKind.ENROLLMENT_BONUS, IncentiveKind.MONTHLY,
+                                           IncentiveKind.SEASONAL, IncentiveKind.PERFORMANCE_KW,
+                                           IncentiveKind.OPT_OUT_PENALTY])
+        rule_seasons = dict(IncentiveRule.objects.filter(program=program).values_list("id", "season_id"))
+        capacities = enrolled_capacity([e.pk for e in enrollments], start=period_start, end=period_end)
+        forfeit_month = any(r.kind == IncentiveKind.OPT_OUT_PENALTY
+                            and r.opt_out_consequence == OptOutConsequence.FORFEIT_MONTH for r in rules)
+        forfeit_season = any(r.kind == IncentiveKind.OPT_OUT_PENALTY
+                             and r.opt_out_consequence == OptOutConsequence.FORFEIT_SEASON for r in rules)
+        elsewhere = (SettlementLine.objects.filter(program=program, reverses__isnull=True)
+                     .exclude(customer_settlement=cs))
+        for enrollment in enrollments:
+            capacity = capacities.get(enrollment.pk, inc.EnrolledCapacity())
+            enr_end = enrollment.end_date or dt.date.max
+            opt_out_months = None
+            season_events = None
+            for rule in rules:
+                rule_season = rule_seasons.get(rule.rule_id)
+                qty, unit = inc.basis_quantity(rule.basis, capacity)
+                if rule.kind == IncentiveKind.ENROLLMENT_BONUS:
+                    key = f"bonus:{rule.rule_id}"
+                    paid = any(x.kind == LineKind.ENROLLMENT_BONUS for x in new) or elsewhere.filter(
+                        kind=LineKind.ENROLLMENT_BONUS).filter(
+                        Q(account=account) | Q(service_point_id=enrollment.service_point_id)).exists()
+                    if paid:
+                        notes.append(f"Enrollment bonus already paid for account {account} or its service point.")
+                    else:
+                        line(LineKind.ENROLLMENT_BONUS, rule.amount * qty, f"Enrollment bonus ${rule.amount}"
+                             + (f" x {qty} {unit}" if unit else ""), enrollment=enrollment, key=key, quantity=qty,
+                             unit=unit, rate=rule.amount)
+                elif rule.kind == IncentiveKind.MONTHLY:
+                    for month in _months(period_start, period_end):
+                        next_month = (month + dt.timedelta(days=32)).replace(day=1)
+                        first_day = max(month, enrollment.effective_date)
+                        if not (period_start <= first_day < period_end and first_day < min(next_month, enr_end)):
+                            continue
+                        if rule_season and not Season.objects.filter(
+                                pk=rule_season, start_date__lt=next_month, end_date__gte=month).exists():
+                            continue
+                        key = f"monthly:{rule.rule_id}:{month:%Y-%m}"
+                        if elsewhere.filter(enrollment=enrollment, incentive_key=key).exists():
+                            continue
+                        if rule.requires_no_skipped_event or forfeit_month:
+                            opt_out_months = opt_out_months if opt_out_months is not None else _opt_out_months(
+                                enrollment, tz)
+                            if month in opt_out_months:
+                                notes.append(f"{month:%Y-%m}: monthly incentive forfeited (opted out of an event).")
+                                continue
+                        line(LineKind.MONTHLY, rule.amount * qty, f"Monthly incentive {month:%Y-%m}",
+                             enrollment=enrollment, key=key, quantity=qty, unit=unit, rate=rule.amount)
+                elif rule.kind in (IncentiveKind.SEASONAL, IncentiveKind.PERFORMANCE_KW):
+                    if period_kind != PeriodKind.SEASON_END or season is None:
+                        continue
+                    if rule_season and rule_season != season.pk:
+                        continue
+                    season_events = season_events if season_events is not None else _season_events(
+                        enrollment, season, tz)
+                    if rule.kind == IncentiveKind.SEASONAL:
+                        comp = inc.seasonal_component(rule, season_events, capacity,
+                                                      forfeit_on_any_opt_out=forfeit_season)
+                        key = f"seasonal:{rule.rule_id}:{season.pk}"
+                    else:
+                        comp = inc.performance_kw_component(
+                            rule, season_events, charges_negative_performance=program.charges_negative_performance)
+                        key = f"kw:{rule.rule_id}:{season.pk}"
+                    if elsewhere.filter(enrollment=enrollment, incentive_key=key).exists():
+                        continue
+                    notes.append(f"{season.name}: {comp.description}.")
+                    if round_money(comp.amount):
+                        line(comp.kind, comp.amount, comp.description, enrollment=enrollment, key=key,
+                             quantity=None if comp.quantity is None else comp.quantity.quantize(Q4),
+                             unit=comp.unit, rate=comp.rate)
+        SettlementLine.objects.bulk_create(new)
+        this_net = cs.lines.aggregate(s=Sum("amount"))["s"] or ZERO
+        cap_rules = IncentiveRule.objects.filter(program=program, kind=IncentiveKind.SEASON_CAP)
+        cap_rule = None
+        if season is not None:
+            cap_rule = cap_rules.filter(Q(season=season) | Q(season__isnull=True)).order_by("season_id").first()
+        if cap_rule is not None:
+            prior = (SettlementLine.objects.filter(
+                account=account, program=program, customer_settlement__period_start__gte=season.start_date,
+                customer_settlement__period_start__lte=season.end_date).exclude(customer_settlement=cs)
+                .aggregate(s=Sum("amount"))["s"] or ZERO)
+            adj = inc.cap_adjustment(prior_net=prior, this_net=this_net, cap=cap_rule.amount)
+            if adj:
+                SettlementLine.objects.create(
+                    account=account, program=program, customer_settlement=cs, kind=LineKind.CAP_ADJUSTMENT,
+                    line_code=LINE_CODES[LineKind.CAP_ADJUSTMENT], amount=round_money(adj), created_at=now,
+                    description=f"Season cap ${cap_rule.amount}: earlier ${prior} + this ${this_net} exceeds it")
+                notes.append(f"Season cap ${cap_rule.amount} applied: {round_money(adj)}.")
+        total = cs.lines.aggregate(s=Sum("amount"))["s"] or ZERO
+        cs.total_amount, cs.season, cs.calculated_at, cs.updated_at = total, season, now, now
+        cs.inputs = {"enrollments": [e.pk for e in enrollments], "notes": notes,
+                     "season": season.pk if season else None}
+        cs.explanation = " ".join([*notes, f"Total ${total}."])
+        cs.save(update_fields=["total_amount", "season", "calculated_at", "updated_at", "inputs", "explanation"])
+        if cs.status == CS.PENDING:
+            transition(obj=cs, to=CS.CALCULATED, allowed=CUSTOMER_SETTLEMENT_TRANSITIONS, now=now, actor=actor,
+                       reason=f"{period_kind} {period_start}..{period_end}: ${total}")
+        elif not created:
+            audit_record(obj=cs, action="update", now=now, actor=actor, reason=f"recalculated: ${total}")
+    return cs
+
+
+def customer_settlement_approve(*, settlement: CustomerSettlement, now: dt.datetime,
+                                actor: Any = None) -> CustomerSettlement:
+    """Approve a CALCULATED customer settlement (and the deferred event settlements it pays). Idempotent."""
+    with transaction.atomic():
+        cs = CustomerSettlement.objects.select_for_update().get(pk=settlement.pk)
+        if cs.status in (CS.APPROVED, CS.EXPORTED):
+            return cs
+        transition(obj=cs, to=CS.APPROVED, allowed=CUSTOMER_SETTLEMENT_TRANSITIONS, now=now, actor=actor,
+                   reason=f"${cs.total_amount}", extra_updates={"approved_at": now})
+        deferred = EventSettlement.objects.filter(lines__customer_settlement=cs, status=ES.DEFERRED).distinct()
+        for es in deferred:
+            transition(obj=es, to=ES.APPROVED, allowed=EVENT_SETTLEMENT_TRANSITIONS, now=now, actor=actor,
+                       reason=f"paid at season end by customer settlement {cs.pk}", extra_updates={"approved_at": now})
+            es.posted_amount = es.lines.aggregate(s=Sum("amount"))["s"] or ZERO
+            EventSettlement.objects.filter(pk=es.pk).update(posted_amount=es.posted_amount)
+    return cs
+
+
+def customer_settlements_approve(*, settlements, now: dt.datetime, actor: Any = None) -> int:
+    done = 0
+    for cs in settlements:
+        if cs.status == CS.CALCULATED:
+            customer_settlement_approve(settlement=cs, now=now, actor=actor)
+            done += 1
+    return done
+
+
+def _accounts_for(program: Program, start: dt.date, end: dt.date) -> list[int]:
+    return list(Enrollment.objects.filter(program=program, status__in=ENROLLED_STATUSES, effective_date__lt=end)
+                .filter(Q(end_date__isnull=True) | Q(end_date__gt=start)).order_by("account_id")
+                .values_list("account_id", flat=True).distinct())
+
+
+def customer_batch_start(*, program: Program, kind: str, period_kind: str, period_start: dt.date,
+                         period_end: dt.date, season: Season | None, now: dt.datetime,
+                         actor: Any = None) -> SettlementBatch:
+    """Start a batch calculating the customer settlements of every account enrolled in ``[period_start,
+    period_end)``, in chunks of accounts; a batch for the same program and period is returned as it is."""
+    from .tasks import settle_customer_chunk
+
+    lookup = {"kind": kind, "program": program}
+    lookup.update({"season": season} if kind == BatchKind.SEASON else
+                  {"period_start": period_start, "period_end": period_end})
+    existing = SettlementBatch.objects.filter(**lookup).first()
+    if existing:
+        return existing
+    try:
+        with transaction.atomic():
+            batch = SettlementBatch.objects.create(**{**lookup, "period_start": period_start, "period_end": period_end,
+                                                      "season": season}, created_at=now,
+                                                   actor_label=actor_label(actor)[:150])
+            accounts = _accounts_for(program, period_start, period_end)
+            ranges = _chunks(accounts, settings.CPM_CHUNK_SIZE)
+            audit_record(obj=batch, action="create", now=now, actor=actor,
+                         reason=f"{period_kind} {period_start}..{period_end}: {len(accounts)} accounts")
+            _start_batch(batch, chunks=len(ranges), items=len(accounts), now=now, actor=actor)
+            _enqueue_group(settle_customer_chunk, [{"batch_id": batch.pk, "account_first": a, "account_last": b,
+                                                    "period_kind": period_kind, "now": now.isoformat()}
+                                                   for a, b in ranges])
+    except IntegrityError:
+        return SettlementBatch.objects.get(**lookup)
+    return batch
+
+
+def customer_settle_chunk(*, batch: SettlementBatch, account_first: int, account_last: int, period_kind: str,
+                          now: dt.datetime) -> dict[str, int]:
+    """Calculate the customer settlements of the batch's accounts ``account_first..account_last``."""
+    program = batch.program
+    accounts = [a for a in _accounts_for(program, batch.period_start, batch.period_end)
+                if account_first <= a <= account_last]
+    counts = {"calculated": 0, "failed": 0}
+    for account in Account.objects.filter(pk__in=accounts).order_by("pk"):
+        try:
+            customer_settlement_calculate(account=account, program=program, period_kind=period_kind,
+                                          period_start=batch.period_start, period_end=batch.period_end,
+                                          season=batch.season, now=now, actor="settlement", batch=batch)
+            counts["calculated"] += 1
+        except Exception as exc:  # one account's failure must not stop the others; reported on the batch
+            log.exception("customer settlement failed for account %s", account.pk)
+            counts["failed"] += 1
+            SettlementBatch.objects.filter(pk=batch.pk).update(errors=[*batch.errors, f"account {account}: {exc}"])
+    return counts
+
+
+def season_settle(*, program: Program, season: Season, now: dt.datetime, actor: Any = None) -> SettlementBatch:
+    """Season-end customer settlements for every account of the program (idempotent: one batch per season).
+    Raises ``ConflictError`` before the season has ended (local date in the program's zone)."""
+    if local_date(now, zone(program.time_zone)) <= season.end_date:
+        raise ConflictError(f"Season {season} ends on {season.end_date}; settle it after that.", field="season")
+    return customer_batch_start(program=program, kind=BatchKind.SEASON, period_kind=PeriodKind.SEASON_END,
+                                period_start=season.start_date, period_end=season.end_date + dt.timedelta(days=1),
+                                season=season, now=now, actor=actor)
+
+
+def customer_settlements_create_due(*, now: dt.datetime, actor: Any = "settlement.tick") -> list:
+    """Create what has come due: season-end settlements of ended seasons, last calendar month's billing-period
+    settlements of after-event programs (a monthly billing cycle until billing cycles are fed to cpm) and final bills
+    of enrollments that ended. Idempotent: existing batches and settlements are left as they are."""
+    started = []
+    for program in Program.objects.exclude(status="draft"):
+        today = local_date(now, zone(program.time_zone))
+        for season in Season.objects.filter(program=program, end_date__lt=today,
+                                            end_date__gte=today - dt.timedelta(days=366)):
+            if program.settlement_timing == SettlementTiming.SEASON_END or program.incentive_rules.filter(
+                    kind__in=[IncentiveKind.SEASONAL, IncentiveKind.PERFORMANCE_KW, IncentiveKind.SEASON_CAP]
+            ).exists():
+                started.append(season_settle(program=program, season=season, now=now, actor=actor))
+        if program.settlement_timing == SettlementTiming.AFTER_EVENT:
+            this_month = today.replace(day=1)
+            last_month = (this_month - dt.timedelta(days=1)).replace(day=1)
+            started.append(customer_batch_start(program=program, kind=BatchKind.CUSTOMER,
+                                                period_kind=PeriodKind.BILLING_PERIOD, period_start=last_month,
+                                                period_end=this_month, season=None, now=now, actor=actor))
+        ended = Enrollment.objects.filter(program=program, status=EnrollmentStatus.UNENROLLED,
+                                          end_date__isnull=False, end_date__lte=today, effective_date__isnull=False)
+        for enrollment in ended.select_related("account"):
+            if CustomerSettlement.objects.filter(account=enrollment.account, program=program,
+                                                 period_kind=PeriodKind.FINAL_BILL,
+                                                 period_end=enrollment.end_date).exists():
+                continue
+            last = (CustomerSettlement.objects.filter(account=enrollment.account, program=program,
+                                                      period_end__lte=enrollment.end_date)
+                    .order_by("-period_end").values_list("period_end", flat=True).first())
+            start = max(last or enrollment.effective_date, enrollment.effective_date)
+            if start < enrollment.end_date:
+                started.append(customer_settlement_calculate(
+                    account=enrollment.account, program=program, period_kind=PeriodKind.FINAL_BILL,
+                    period_start=start, period_end=enrollment.end_date, now=now, actor=actor))
+    return started
+
+
+# --------------------------------------------------------------------------------------------------- export
+
+EXPORT_COLUMNS = ["batch_id", "line_id", "account_number", "service_agreement_id", "service_point_id",
+                  "program_code", "period_kind", "period_start", "period_end", "line_code", "amount",
+                  "customer_settlement_id", "event_settlement_id", "reverses_line_id", "description"]
+
+
+def bill_credit_export_render(export: BillCreditExport) -> str:
+    """The CSV of an export batch, deterministic: same batch, same bytes (ordered by settlement and line id; no
+    clock values). One row per settlement line; reversal lines are negative and name the line they reverse."""
+    lines = list(SettlementLine.objects.filter(customer_settlement__export_batch=export).exclude(amount=0)
+                 .select_related("account", "program", "service_point", "customer_settlement")
+                 .order_by("customer_settlement_id", "id"))
+    pairs = {(x.account_id, x.service_point_id) for x in lines if x.service_point_id}
+    agreements: dict[tuple[int, int], list[ServiceAgreement]] = defaultdict(list)
+    if pairs:
+        for sa in ServiceAgreement.objects.filter(account_id__in={a for a, _ in pairs},
+                                                  service_point_id__in={s for _, s in pairs}).order_by("start_date"):
+            agreements[(sa.account_id, sa.service_point_id)].append(sa)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(EXPORT_COLUMNS)
+    for x in lines:
+        cs = x.customer_settlement
+        candidates = [sa for sa in agreements.get((x.account_id, x.service_point_id), [])
+                      if sa.start_date < cs.period_end and (sa.end_date is None or sa.end_date > cs.period_start)]
+        agreement = candidates[-1].agreement_id if candidates else ""
+        writer.writerow([export.pk, x.pk, x.account.account_number, agreement,
+                         x.service_point.service_point_id if x.service_point_id else "", x.program.code,
+                         cs.period_kind, cs.period_start.isoformat(), cs.period_end.isoformat(), x.line_code,
+                         f"{x.amount:.2f}", cs.pk, x.event_settlement_id or "", x.reverses_id or "", x.description])
+    return buf.getvalue()
+
+
+def bill_credit_export_create(*, now: dt.datetime, actor: Any = None, program: Program | None = None,
+                              settlements=None) -> BillCreditExport | None:
+    """Export every APPROVED customer settlement not yet exported (optionally of one program, or only among
+    ``settlements``) as one batch file;
+    they become EXPORTED. Returns None when there is nothing to export, so exporting twice never duplicates a
+    credit. The file content is stored: pulling the batch again returns the same bytes."""
+    with transaction.atomic():
+        qs = CustomerSettlement.objects.filter(status=CS.APPROVED, export_batch__isnull=True)
+        if program is not None:
+            qs = qs.filter(program=program)
+        if settlements is not None:
+            qs = qs.filter(pk__in=[cs.pk for cs in settlements])
+        ids = list(qs.select_for_update().order_by("pk").values_list("pk", flat=True))
+        if not ids:
+            return None
+        export = BillCreditExport.objects.create(program=program, file_name="", content="", sha256="",
+                                                 created_at=now, created_by_label=actor_label(actor)[:150])
+        export.file_name = f"bill-credits-{export.pk:06d}.csv"
+        changed = CustomerSettlement.objects.filter(pk__in=ids, status=CS.APPROVED).update(
+            status=CS.EXPORTED, export_batch=export, exported_at=now, updated_at=now)
+        if changed != len(ids):
+            raise ConflictError("Customer settlements changed during export; try again.")
+        _bulk_audit(model=CustomerSettlement, pks=ids, from_status=CS.APPROVED, to_status=CS.EXPORTED, now=now,
+                    actor=actor, reason=f"exported in {export.file_name}")
+        content = bill_credit_export_render(export)
+        totals = SettlementLine.objects.filter(customer_settlement__export_batch=export).exclude(amount=0).aggregate(
+            s=Sum("amount"))
+        export.content = content
+        export.sha256 = hashlib.sha256(content.encode()).hexdigest()
+        export.line_count = content.count("\n") - 1
+        export.settlement_count = len(ids)
+        export.total_amount = totals["s"] or ZERO
+        export.save()
+        audit_record(obj=export, action="export", now=now, actor=actor,
+                     reason=f"{export.settlement_count} settlements, {export.line_count} lines, ${export.total_amount}")
+    return export
+
+
+def bill_credit_export_acknowledge(*, export: BillCreditExport, now: dt.datetime,
+                                   actor: Any = None) -> BillCreditExport:
+    """Billing confirms it loaded the batch. Acknowledging twice changes nothing."""
+    with transaction.atomic():
+        export = BillCreditExport.objects.select_for_update().get(pk=export.pk)
+        if export.status == ExportStatus.ACKNOWLEDGED:
+            return export
+        transition(obj=export, to=ExportStatus.ACKNOWLEDGED, allowed=EXPORT_TRANSITIONS, now=now, actor=actor,
+                   reason="acknowledged by billing",
+                   extra_updates={"acknowledged_at": now, "acknowledged_by_label": actor_label(actor)[:150]})
+    return export
+
+
+# --------------------------------------------------------------------------------------------------- tick
+
+
+def settlement_tick(*, now: dt.datetime, actor: Any = "settlement.tick") -> dict[str, int]:
+    """Periodic work: settle every COMPLETED event that has no settlement batch yet (after-event programs get
+    CALCULATED settlements, season-end programs DEFERRED ones that feed the season's kW drop), then create the
+    customer settlements that have come due. Idempotent."""
+    pending = (Event.objects.filter(status=EventStatus.COMPLETED).exclude(settlement_batches__kind=BatchKind.EVENT)
+               .select_related("program").order_by("end"))
+    events = 0
+    for event in pending:
+        event_settle(event=event, now=now, actor=actor)
+        events += 1
+    due = customer_settlements_create_due(now=now, actor=actor)
+    return {"events": events, "customer": len(due)}

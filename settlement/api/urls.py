@@ -1,11 +1,16 @@
-"""Settlement API routes (interval data; settlement routes are added here too)."""
+"""Settlement API routes: interval data and load jobs; settlement batches, event and customer settlements, exports."""
 
 from rest_framework.routers import DefaultRouter
 
+from . import views
 from .meter_views import IntervalDayViewSet, MeterDataLoadViewSet
 
 router = DefaultRouter()
 router.register("meter-data-loads", MeterDataLoadViewSet, basename="meter-data-load")
 router.register("interval-days", IntervalDayViewSet, basename="interval-day")
+router.register("settlement-batches", views.SettlementBatchViewSet, basename="settlement-batch")
+router.register("event-settlements", views.EventSettlementViewSet, basename="event-settlement")
+router.register("customer-settlements", views.CustomerSettlementViewSet, basename="customer-settlement")
+router.register("bill-credit-exports", views.BillCreditExportViewSet, basename="bill-credit-export")
 
 urlpatterns = router.urls

@@ -1,0 +1,116 @@
+"""Serializers of the settlement API: output serializers for lists and details, input serializers for actions."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from events.models import Event
+from programs.models import Program, Season
+
+from ..choices import PeriodKind
+from ..models import BillCreditExport, CustomerSettlement, EventSettlement, SettlementBatch, SettlementLine
+
+
+class SettlementBatchSerializer(serializers.ModelSerializer):
+    progress_percent = serializers.IntegerField(read_only=True)
+    program_code = serializers.CharField(source="program.code", read_only=True, default=None)
+
+    class Meta:
+        model = SettlementBatch
+        fields = ["id", "kind", "status", "program", "program_code", "event", "season", "period_start", "period_end",
+                  "chunks_total", "chunks_done", "progress_percent", "items_total", "items_calculated",
+                  "items_unchanged", "items_corrected", "items_pending", "items_failed", "errors", "actor_label",
+                  "created_at", "started_at", "finished_at"]
+        read_only_fields = fields
+
+
+class SettlementLineSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = SettlementLine
+        fields = ["id", "kind", "line_code", "amount", "quantity", "unit", "rate", "description", "incentive_key",
+                  "event_settlement", "customer_settlement", "reverses", "event_revision", "created_at"]
+        read_only_fields = fields
+
+
+class EventSettlementSerializer(serializers.ModelSerializer):
+    account_number = serializers.CharField(source="account.account_number", read_only=True)
+    service_point_id = serializers.CharField(source="service_point.service_point_id", read_only=True)
+    program_code = serializers.CharField(source="program.code", read_only=True)
+    event_name = serializers.CharField(source="event.name", read_only=True)
+
+    class Meta:
+        model = EventSettlement
+        fields = ["id", "event", "event_name", "event_day", "participation", "program", "program_code", "enrollment",
+                  "account", "account_number", "service_point", "service_point_id", "device", "status",
+                  "measurement_status", "method", "kwh_avoided", "kw_drop_avg", "participation_fraction",
+                  "opted_out", "amount", "posted_amount", "revision", "explanation", "calculated_at", "approved_at"]
+        read_only_fields = fields
+
+
+class EventSettlementDetailSerializer(EventSettlementSerializer):
+    lines = SettlementLineSerializer(many=True, read_only=True)
+
+    class Meta(EventSettlementSerializer.Meta):
+        fields = [*EventSettlementSerializer.Meta.fields, "components", "inputs", "lines"]
+        read_only_fields = fields
+
+
+class CustomerSettlementSerializer(serializers.ModelSerializer):
+    account_number = serializers.CharField(source="account.account_number", read_only=True)
+    program_code = serializers.CharField(source="program.code", read_only=True)
+
+    class Meta:
+        model = CustomerSettlement
+        fields = ["id", "account", "account_number", "program", "program_code", "season", "period_kind",
+                  "period_start", "period_end", "status", "total_amount", "explanation", "export_batch",
+                  "calculated_at", "approved_at", "exported_at"]
+        read_only_fields = fields
+
+
+class CustomerSettlementDetailSerializer(CustomerSettlementSerializer):
+    lines = SettlementLineSerializer(many=True, read_only=True)
+
+    class Meta(CustomerSettlementSerializer.Meta):
+        fields = [*CustomerSettlementSerializer.Meta.fields, "inputs", "lines"]
+        read_only_fields = fields
+
+
+class BillCreditExportSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = BillCreditExport
+        fields = ["id", "status", "program", "file_name", "sha256", "line_count", "settlement_count", "total_amount",
+                  "created_at", "created_by_label", "acknowledged_at", "acknowledged_by_label"]
+        read_only_fields = fields
+
+
+class SettleEventInputSerializer(serializers.Serializer):
+    event = serializers.PrimaryKeyRelatedField(queryset=Event.objects.select_related("program"))
+    recalculate = serializers.BooleanField(default=False, help_text="Recalculate after new meter data or prices.")
+
+
+class SettleSeasonInputSerializer(serializers.Serializer):
+    program = serializers.PrimaryKeyRelatedField(queryset=Program.objects.all())
+    season = serializers.PrimaryKeyRelatedField(queryset=Season.objects.all())
+
+    def validate(self, attrs):
+        if attrs["season"].program_id != attrs["program"].pk:
+            raise serializers.ValidationError({"season": ["The season belongs to another program."]})
+        return attrs
+
+
+class CustomerSettlementCalculateInputSerializer(serializers.Serializer):
+    account = serializers.PrimaryKeyRelatedField(queryset=CustomerSettlement._meta.get_field("account")
+                                                 .related_model.objects.all())
+    program = serializers.PrimaryKeyRelatedField(queryset=Program.objects.all())
+    period_kind = serializers.ChoiceField(choices=PeriodKind.choices)
+    period_start = serializers.DateField(help_text="Local date (program zone), inclusive.")
+    period_end = serializers.DateField(help_text="Local date, exclusive.")
+
+
+class SettlementReasonInputSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=500)
+
+
+class ExportCreateInputSerializer(serializers.Serializer):
+    program = serializers.PrimaryKeyRelatedField(queryset=Program.objects.all(), required=False, allow_null=True,
+                                                 help_text="Only this program's settlements; empty = all.")

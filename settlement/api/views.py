@@ -1,0 +1,159 @@
+"""Settlement API: jobs (batches), event settlements, customer settlements, bill-credit exports.
+
+Input serializer -> service -> output serializer. Lists run a constant number of queries (joins in selectors).
+"""
+
+from __future__ import annotations
+
+from django.http import HttpResponse
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from cpm.api import WriteThrottle
+
+from .. import selectors, services
+from ..filtersets import BillCreditExportFilter, CustomerSettlementFilter, EventSettlementFilter, SettlementBatchFilter
+from . import serializers as s
+
+
+class SettlementBatchViewSet(viewsets.ReadOnlyModelViewSet):
+    """Settlement jobs with their progress (chunks done / total) and counts."""
+
+    serializer_class = s.SettlementBatchSerializer
+    filterset_class = SettlementBatchFilter
+    ordering_fields = ["created_at", "id"]
+    throttle_classes = [WriteThrottle]
+
+    def get_queryset(self):
+        return selectors.batch_list()
+
+    @extend_schema(request=s.SettleEventInputSerializer, responses={202: s.SettlementBatchSerializer})
+    @action(detail=False, methods=["post"], url_path="settle-event")
+    def settle_event(self, request):
+        data = s.SettleEventInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        batch = services.event_settle(event=data.validated_data["event"], now=timezone.now(), actor=request.user,
+                                      recalculate=data.validated_data["recalculate"])
+        batch.refresh_from_db()
+        return Response(s.SettlementBatchSerializer(batch).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=s.SettleSeasonInputSerializer, responses={202: s.SettlementBatchSerializer})
+    @action(detail=False, methods=["post"], url_path="settle-season")
+    def settle_season(self, request):
+        data = s.SettleSeasonInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        batch = services.season_settle(program=data.validated_data["program"], season=data.validated_data["season"],
+                                       now=timezone.now(), actor=request.user)
+        batch.refresh_from_db()
+        return Response(s.SettlementBatchSerializer(batch).data, status=status.HTTP_202_ACCEPTED)
+
+
+class EventSettlementViewSet(viewsets.ReadOnlyModelViewSet):
+    """Event settlements; filters: program, event, account, status (repeatable), period_after/period_before."""
+
+    filterset_class = EventSettlementFilter
+    ordering_fields = ["event_day", "amount", "id"]
+    search_fields = ["account__account_number", "service_point__service_point_id"]
+    throttle_classes = [WriteThrottle]
+
+    def get_queryset(self):
+        qs = selectors.event_settlement_list().defer("inputs", "components")
+        if self.action == "retrieve":
+            return selectors.event_settlement_list().prefetch_related("lines")
+        return qs
+
+    def get_serializer_class(self):
+        return s.EventSettlementDetailSerializer if self.action == "retrieve" else s.EventSettlementSerializer
+
+    @extend_schema(request=None, responses={200: s.EventSettlementDetailSerializer})
+    @action(detail=True, methods=["post"])
+    def approve(self, request, pk=None):
+        es = services.event_settlement_approve(settlement=self.get_object(), now=timezone.now(), actor=request.user)
+        return Response(s.EventSettlementDetailSerializer(selectors.event_settlement_get(es.pk)).data)
+
+    @extend_schema(request=s.SettlementReasonInputSerializer, responses={200: s.EventSettlementDetailSerializer})
+    @action(detail=True, methods=["post"])
+    def reverse(self, request, pk=None):
+        data = s.SettlementReasonInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        es = services.event_settlement_reverse(settlement=self.get_object(), reason=data.validated_data["reason"],
+                                               now=timezone.now(), actor=request.user)
+        return Response(s.EventSettlementDetailSerializer(selectors.event_settlement_get(es.pk)).data)
+
+
+class CustomerSettlementViewSet(viewsets.ReadOnlyModelViewSet):
+    """Customer settlements; filters: program, account, status, period_kind, period_after/period_before."""
+
+    filterset_class = CustomerSettlementFilter
+    ordering_fields = ["period_end", "total_amount", "id"]
+    search_fields = ["account__account_number"]
+    throttle_classes = [WriteThrottle]
+
+    def get_queryset(self):
+        qs = selectors.customer_settlement_list()
+        return qs.prefetch_related("lines") if self.action == "retrieve" else qs.defer("inputs")
+
+    def get_serializer_class(self):
+        return s.CustomerSettlementDetailSerializer if self.action == "retrieve" else s.CustomerSettlementSerializer
+
+    @extend_schema(request=s.CustomerSettlementCalculateInputSerializer,
+                   responses={200: s.CustomerSettlementDetailSerializer})
+    @action(detail=False, methods=["post"])
+    def calculate(self, request):
+        data = s.CustomerSettlementCalculateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        cs = services.customer_settlement_calculate(**data.validated_data, now=timezone.now(), actor=request.user)
+        return Response(s.CustomerSettlementDetailSerializer(
+            selectors.customer_settlement_list().prefetch_related("lines").get(pk=cs.pk)).data)
+
+    @extend_schema(request=None, responses={200: s.CustomerSettlementDetailSerializer})
+    @action(detail=True, methods=["post"])
+    def approve(self, request, pk=None):
+        cs = services.customer_settlement_approve(settlement=self.get_object(), now=timezone.now(),
+                                                  actor=request.user)
+        return Response(s.CustomerSettlementDetailSerializer(
+            selectors.customer_settlement_list().prefetch_related("lines").get(pk=cs.pk)).data)
+
+
+class BillCreditExportViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+    """Bill-credit export batches for billing: create (export approved settlements), list, download, acknowledge."""
+
+    serializer_class = s.BillCreditExportSerializer
+    filterset_class = BillCreditExportFilter
+    ordering_fields = ["created_at", "id"]
+    throttle_classes = [WriteThrottle]
+
+    def get_queryset(self):
+        return selectors.export_list()
+
+    @extend_schema(request=s.ExportCreateInputSerializer,
+                   responses={201: s.BillCreditExportSerializer,
+                              204: OpenApiResponse(description="Nothing to export (no approved settlement left).")})
+    def create(self, request, *args, **kwargs):
+        data = s.ExportCreateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        export = services.bill_credit_export_create(now=timezone.now(), actor=request.user,
+                                                    program=data.validated_data.get("program"))
+        if export is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response(s.BillCreditExportSerializer(export).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={(200, "text/csv"): OpenApiTypes.STR})
+    @action(detail=True, methods=["get"])
+    def download(self, request, pk=None):
+        export = self.get_object()
+        content = type(export).objects.values_list("content", flat=True).get(pk=export.pk)
+        response = HttpResponse(content.encode(), content_type="text/csv")
+        response["Content-Disposition"] = f'attachment; filename="{export.file_name}"'
+        return response
+
+    @extend_schema(request=None, responses={200: s.BillCreditExportSerializer})
+    @action(detail=True, methods=["post"])
+    def acknowledge(self, request, pk=None):
+        export = services.bill_credit_export_acknowledge(export=self.get_object(), now=timezone.now(),
+                                                         actor=request.user)
+        return Response(s.BillCreditExportSerializer(export).data)

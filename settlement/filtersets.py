@@ -1,0 +1,65 @@
+"""FilterSets shared by the API and pages."""
+
+from __future__ import annotations
+
+import django_filters as filters
+
+from .choices import BatchKind, BatchStatus, CustomerSettlementStatus, EventSettlementStatus, ExportStatus, PeriodKind
+from .models import BillCreditExport, CustomerSettlement, EventSettlement, SettlementBatch
+
+
+class SettlementBatchFilter(filters.FilterSet):
+    kind = filters.ChoiceFilter(choices=BatchKind.choices)
+    status = filters.ChoiceFilter(choices=BatchStatus.choices)
+    program = filters.NumberFilter(field_name="program_id")
+    event = filters.NumberFilter(field_name="event_id")
+
+    class Meta:
+        model = SettlementBatch
+        fields = ["kind", "status", "program", "event"]
+
+
+class EventSettlementFilter(filters.FilterSet):
+    """``period_after`` / ``period_before``: local event dates, inclusive."""
+
+    program = filters.NumberFilter(field_name="program_id")
+    program_code = filters.CharFilter(field_name="program__code")
+    event = filters.NumberFilter(field_name="event_id")
+    account = filters.NumberFilter(field_name="account_id")
+    account_number = filters.CharFilter(field_name="account__account_number")
+    service_point = filters.NumberFilter(field_name="service_point_id")
+    status = filters.MultipleChoiceFilter(choices=EventSettlementStatus.choices)
+    period_after = filters.DateFilter(field_name="event_day", lookup_expr="gte")
+    period_before = filters.DateFilter(field_name="event_day", lookup_expr="lte")
+
+    class Meta:
+        model = EventSettlement
+        fields = ["program", "program_code", "event", "account", "account_number", "service_point", "status",
+                  "measurement_status"]
+
+
+class CustomerSettlementFilter(filters.FilterSet):
+    """``period_after``: periods ending after the date; ``period_before``: periods starting on or before it."""
+
+    program = filters.NumberFilter(field_name="program_id")
+    program_code = filters.CharFilter(field_name="program__code")
+    account = filters.NumberFilter(field_name="account_id")
+    account_number = filters.CharFilter(field_name="account__account_number")
+    status = filters.MultipleChoiceFilter(choices=CustomerSettlementStatus.choices)
+    period_kind = filters.ChoiceFilter(choices=PeriodKind.choices)
+    period_after = filters.DateFilter(field_name="period_end", lookup_expr="gt")
+    period_before = filters.DateFilter(field_name="period_start", lookup_expr="lte")
+    export_batch = filters.NumberFilter(field_name="export_batch_id")
+
+    class Meta:
+        model = CustomerSettlement
+        fields = ["program", "program_code", "account", "account_number", "status", "period_kind", "export_batch"]
+
+
+class BillCreditExportFilter(filters.FilterSet):
+    status = filters.ChoiceFilter(choices=ExportStatus.choices)
+    program = filters.NumberFilter(field_name="program_id")
+
+    class Meta:
+        model = BillCreditExport
+        fields = ["status", "program"]

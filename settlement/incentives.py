@@ -1,0 +1,295 @@
+"""Incentive arithmetic: what an event or a season earns, from measured results and the program's incentive rules.
+
+Pure module (no Django): inputs are plain dataclasses, money is ``Decimal`` in full precision; callers round once with
+``cpm.money.round_money`` when they post a line. Kinds and bases are the string values of
+``programs.choices.IncentiveKind`` / ``IncentiveBasis`` / ``OptOutConsequence`` and ``settlement.choices.LineKind``.
+
+Rules implemented (sources: the programs in shared/data/programs/real-programs.json):
+- performance per kWh: ``kWh avoided x $/kWh`` (PGE Smart Battery Pilot, $1.70/kWh), or with an interval price set
+  the sum over intervals of ``kWh avoided_i x price_i``. A negative total pays $0 unless the program charges
+  negative performance.
+- per-event participation: ``amount x basis quantity x participation fraction`` (proration: 1 h of a 3 h event
+  counts a third); non-responsive or failed participations earn nothing.
+- opt-out: PENALTY charges ``amount`` per opt-out; FORFEIT_EVENT pays nothing for that event.
+- seasonal: paid when the share of event hours not opted out reaches ``min_participation_share`` (PGE Energy
+  Partner: >= 50 % of event hours) and opt-outs do not exceed ``max_opt_outs`` (Alliant: more than 3 forfeits).
+- performance per kW: average of the top N % of the season's per-event kW drops x $/kW (ConnectedSolutions: all
+  events, i.e. N = 100; an opted-out event counts 0 kW, Efficiency Maine).
+- season cap: the season's net credits never exceed the cap; the excess is removed by a negative cap line.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+ZERO = Decimal(0)
+ONE = Decimal(1)
+
+# programs.choices.IncentiveKind values
+K_ENROLLMENT_BONUS = "enrollment_bonus"
+K_SEASONAL = "seasonal"
+K_MONTHLY = "monthly"
+K_PER_EVENT = "per_event"
+K_PERFORMANCE_KWH = "performance_kwh"
+K_PERFORMANCE_KW = "performance_kw"
+K_OPT_OUT_PENALTY = "opt_out_penalty"
+K_SEASON_CAP = "season_cap"
+# programs.choices.IncentiveBasis values
+B_FLAT = "flat"
+B_PER_KW_ENROLLED = "per_kw_enrolled"
+B_PER_KWH_ENROLLED = "per_kwh_enrolled"
+B_PER_DEVICE = "per_device"
+B_PER_KWH = "per_kwh"
+B_PRICE_SET = "price_set"
+B_PER_KW = "per_kw"
+# programs.choices.OptOutConsequence values
+C_PENALTY = "penalty"
+C_FORFEIT_EVENT = "forfeit_event"
+C_FORFEIT_MONTH = "forfeit_month"
+C_FORFEIT_SEASON = "forfeit_season"
+# settlement.choices.LineKind values
+L_CAP = "cap_adjustment"
+
+
+class MissingPrice(ValueError):
+    """The interval price set has no price for an interval that earned kWh; names the UTC interval start."""
+
+    def __init__(self, start: dt.datetime, price_set: str) -> None:
+        super().__init__(f"price set {price_set!r} has no price for the interval starting {start.isoformat()}")
+        self.start = start
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    """An incentive rule as plain data (``programs.models.IncentiveRule``)."""
+
+    rule_id: int
+    kind: str
+    basis: str = B_FLAT
+    amount: Decimal = ZERO
+    prices: Mapping[dt.datetime, Decimal] | None = None  # UTC interval start -> $/kWh (price_set basis)
+    price_interval_minutes: int = 60
+    price_set_name: str = ""
+    top_percent_events: Decimal | None = None
+    opted_out_counts_zero: bool = True
+    min_participation_share: Decimal | None = None
+    max_opt_outs: int | None = None
+    requires_no_skipped_event: bool = False
+    opt_out_consequence: str = ""
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Component:
+    """One computed amount (dollars, unrounded) with the quantity and rate that explain it."""
+
+    kind: str
+    amount: Decimal
+    description: str
+    quantity: Decimal | None = None
+    unit: str = ""
+    rate: Decimal | None = None
+    rule_id: int | None = None
+
+    def as_dict(self) -> dict:
+        return {"kind": self.kind, "amount": str(self.amount), "description": self.description,
+                "quantity": None if self.quantity is None else str(self.quantity), "unit": self.unit,
+                "rate": None if self.rate is None else str(self.rate), "rule_id": self.rule_id}
+
+
+@dataclass(frozen=True)
+class EnrolledCapacity:
+    """What flat-type bases multiply by: devices, their kW and usable kWh."""
+
+    device_count: int = 1
+    capacity_kw: Decimal = ZERO
+    usable_energy_kwh: Decimal = ZERO
+
+
+@dataclass(frozen=True)
+class EventOutcome:
+    """The measured result of one participation in one event.
+
+    ``interval_kwh``: ``(UTC interval start, kWh avoided)`` for the participated intervals (before an opt-out).
+    ``fraction``: minutes participated / event minutes, in [0, 1]. ``responded``: False for non-responsive or failed.
+    """
+
+    kwh_avoided: Decimal
+    fraction: Decimal
+    opted_out: bool
+    responded: bool = True
+    interval_kwh: Sequence[tuple[dt.datetime, Decimal]] = ()
+    capacity: EnrolledCapacity = field(default_factory=EnrolledCapacity)
+    charges_negative_performance: bool = False
+
+
+def basis_quantity(basis: str, capacity: EnrolledCapacity) -> tuple[Decimal, str]:
+    """Quantity and unit that a flat-type ``amount`` is multiplied by."""
+    if basis == B_PER_DEVICE:
+        return Decimal(capacity.device_count), "device"
+    if basis == B_PER_KW_ENROLLED:
+        return capacity.capacity_kw, "kW"
+    if basis == B_PER_KWH_ENROLLED:
+        return capacity.usable_energy_kwh, "kWh"
+    return ONE, ""
+
+
+def proration_fraction(minutes_participated: float, event_minutes: float) -> Decimal:
+    """``minutes_participated / event_minutes`` clamped to [0, 1], as a Decimal with 6 places."""
+    if event_minutes <= 0:
+        return ZERO
+    value = max(0.0, min(1.0, minutes_participated / event_minutes))
+    return Decimal(f"{value:.6f}")
+
+
+def _price_for(rule: RuleSpec, start: dt.datetime) -> Decimal:
+    step = rule.price_interval_minutes * 60
+    key_ts = math.floor(start.timestamp() / step) * step
+    key = dt.datetime.fromtimestamp(key_ts, tz=dt.UTC)
+    prices = rule.prices or {}
+    if key not in prices:
+        raise MissingPrice(key, rule.price_set_name)
+    return prices[key]
+
+
+def event_components(outcome: EventOutcome, rules: Iterable[RuleSpec]) -> list[Component]:
+    """Components earned by one participation in one event (per-event kinds only; season kinds are elsewhere).
+
+    Raises ``MissingPrice`` when a price-set rule lacks the price of a participated interval.
+    """
+    rules = list(rules)
+    forfeits_event = outcome.opted_out and any(
+        r.kind == K_OPT_OUT_PENALTY and r.opt_out_consequence == C_FORFEIT_EVENT for r in rules)
+    out: list[Component] = []
+    for rule in rules:
+        if rule.kind == K_PERFORMANCE_KWH:
+            if forfeits_event:
+                out.append(Component(K_PERFORMANCE_KWH, ZERO, "Forfeited: opted out of the event",
+                                     outcome.kwh_avoided, "kWh", None, rule.rule_id))
+                continue
+            if rule.basis == B_PRICE_SET:
+                total = ZERO
+                for start, kwh in outcome.interval_kwh:
+                    total += kwh * _price_for(rule, start)
+                rate = None
+                text = f"{outcome.kwh_avoided} kWh avoided priced per interval ({rule.price_set_name})"
+            else:
+                total = outcome.kwh_avoided * rule.amount
+                rate = rule.amount
+                text = f"{outcome.kwh_avoided} kWh avoided x ${rule.amount}/kWh"
+            if total < 0 and not outcome.charges_negative_performance:
+                text += f" = ${total:.2f}, negative: pays $0 (program does not charge negative performance)"
+                total = ZERO
+            out.append(Component(K_PERFORMANCE_KWH, total, text, outcome.kwh_avoided, "kWh", rate, rule.rule_id))
+        elif rule.kind == K_PER_EVENT:
+            qty, unit = basis_quantity(rule.basis, outcome.capacity)
+            if forfeits_event:
+                out.append(Component(K_PER_EVENT, ZERO, "Forfeited: opted out of the event", qty, unit,
+                                     rule.amount, rule.rule_id))
+            elif not outcome.responded:
+                out.append(Component(K_PER_EVENT, ZERO, "Device did not respond: no participation payment",
+                                     qty, unit, rule.amount, rule.rule_id))
+            else:
+                total = rule.amount * qty * outcome.fraction
+                text = f"${rule.amount}{' per ' + unit if unit else ''} x {qty if unit else 1}"
+                text += f" x participation {outcome.fraction} of the event"
+                out.append(Component(K_PER_EVENT, total, text, qty, unit, rule.amount, rule.rule_id))
+        elif rule.kind == K_OPT_OUT_PENALTY and outcome.opted_out and rule.opt_out_consequence == C_PENALTY:
+            out.append(Component(K_OPT_OUT_PENALTY, -rule.amount, f"Opt-out penalty ${rule.amount}", ONE, "opt-out",
+                                 rule.amount, rule.rule_id))
+    return out
+
+
+@dataclass(frozen=True)
+class SeasonEvent:
+    """One counted event of the season for one enrollment: hours, hours not opted out, kW drop (None = no data)."""
+
+    event_id: int
+    hours: Decimal
+    hours_not_opted_out: Decimal
+    opted_out: bool
+    kw_drop: Decimal | None
+
+
+def participation_share(events: Sequence[SeasonEvent]) -> Decimal | None:
+    """Share (0-1) of the season's event hours not opted out; None when there were no events.
+
+    Callers pass counted events only: cancelled events are excluded from both numerator and denominator.
+    """
+    hours = sum((e.hours for e in events), ZERO)
+    if hours <= 0:
+        return None
+    return sum((e.hours_not_opted_out for e in events), ZERO) / hours
+
+
+def seasonal_component(rule: RuleSpec, events: Sequence[SeasonEvent], capacity: EnrolledCapacity,
+                       *, forfeit_on_any_opt_out: bool = False) -> Component:
+    """The seasonal incentive: ``amount x basis quantity`` if the participation tests pass, else $0 with why."""
+    qty, unit = basis_quantity(rule.basis, capacity)
+    opt_outs = sum(1 for e in events if e.opted_out)
+    share = participation_share(events)
+    full = rule.amount * qty
+    share_text = "no events" if share is None else f"{(share * 100):.1f}% of event hours not opted out"
+    if rule.max_opt_outs is not None and opt_outs > rule.max_opt_outs:
+        return Component(K_SEASONAL, ZERO, f"Forfeited: {opt_outs} opt-outs > {rule.max_opt_outs} allowed",
+                         qty, unit, rule.amount, rule.rule_id)
+    if forfeit_on_any_opt_out and opt_outs:
+        return Component(K_SEASONAL, ZERO, f"Forfeited: {opt_outs} opt-out(s) this season", qty, unit, rule.amount,
+                         rule.rule_id)
+    if rule.min_participation_share is not None and share is not None and share < rule.min_participation_share:
+        return Component(K_SEASONAL, ZERO,
+                         f"Not paid: {share_text} < minimum {(rule.min_participation_share * 100):.1f}%",
+                         qty, unit, rule.amount, rule.rule_id)
+    return Component(K_SEASONAL, full, f"Seasonal incentive ({share_text})", qty, unit, rule.amount, rule.rule_id)
+
+
+def top_percent_average(values: Sequence[Decimal], percent: Decimal | None) -> tuple[Decimal, int]:
+    """Average of the largest ``ceil(percent% x len(values))`` values (at least one); all values when percent is
+    None. Returns ``(average, number used)``; ``(0, 0)`` for no values."""
+    if not values:
+        return ZERO, 0
+    n = len(values)
+    if percent is not None:
+        n = max(1, math.ceil(Decimal(len(values)) * Decimal(percent) / Decimal(100)))
+    top = sorted(values, reverse=True)[:n]
+    return sum(top, ZERO) / Decimal(n), n
+
+
+def performance_kw_component(rule: RuleSpec, events: Sequence[SeasonEvent],
+                             *, charges_negative_performance: bool = False) -> Component:
+    """Performance per kW for a season: top-N% average of per-event kW drops x $/kW.
+
+    An opted-out event counts 0 kW when ``rule.opted_out_counts_zero`` (else it is left out); events without data
+    (``kw_drop`` None) are left out.
+    """
+    drops: list[Decimal] = []
+    for e in events:
+        if e.opted_out and rule.opted_out_counts_zero:
+            drops.append(ZERO)
+        elif e.opted_out:
+            continue
+        elif e.kw_drop is not None:
+            drops.append(e.kw_drop)
+    avg, used = top_percent_average(drops, rule.top_percent_events)
+    total = avg * rule.amount
+    pct = "all" if rule.top_percent_events is None else f"top {rule.top_percent_events}%"
+    text = f"Average kW drop of {pct} events ({used} of {len(drops)}) = {avg:.4f} kW x ${rule.amount}/kW"
+    if total < 0 and not charges_negative_performance:
+        text += ", negative: pays $0"
+        total = ZERO
+    return Component(K_PERFORMANCE_KW, total, text, avg, "kW", rule.amount, rule.rule_id)
+
+
+def cap_adjustment(*, prior_net: Decimal, this_net: Decimal, cap: Decimal) -> Decimal:
+    """Negative adjustment (or 0) keeping the season's net credits (earlier settlements + this one) within ``cap``.
+
+    Never takes back more than this settlement adds: money already paid in earlier settlements stays paid.
+    """
+    excess = prior_net + this_net - cap
+    if excess <= 0 or this_net <= 0:
+        return ZERO
+    return -min(excess, this_net)

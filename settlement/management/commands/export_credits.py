@@ -1,0 +1,41 @@
+"""Export approved customer settlements as a bill-credit batch file: ``manage.py export_credits [--program CODE]
+[--out FILE]`` (``--batch ID`` writes an existing batch again, same bytes)."""
+
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from programs.models import Program
+from settlement.models import BillCreditExport
+from settlement.services import bill_credit_export_create
+
+
+class Command(BaseCommand):
+    help = "Export approved customer settlements as bill credits (CSV), or write an existing batch again."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--program", help="Program code (default: every program).")
+        parser.add_argument("--batch", type=int, help="Write this existing batch instead of creating one.")
+        parser.add_argument("--out", help="File to write (default: standard output).")
+
+    def handle(self, *args, program=None, batch=None, out=None, **options):
+        if batch:
+            export = BillCreditExport.objects.filter(pk=batch).first()
+            if export is None:
+                raise CommandError(f"No export batch {batch}.")
+        else:
+            prog = None
+            if program:
+                prog = Program.objects.filter(code=program).first()
+                if prog is None:
+                    raise CommandError(f"No program {program!r}.")
+            export = bill_credit_export_create(now=timezone.now(), actor="manage.py export_credits", program=prog)
+            if export is None:
+                self.stderr.write("Nothing to export: no approved customer settlement left.")
+                return
+        if out:
+            Path(out).write_bytes(export.content.encode())
+            self.stderr.write(f"{export.file_name}: {export.line_count} lines, ${export.total_amount} -> {out}")
+        else:
+            self.stdout.write(export.content, ending="")

@@ -1,0 +1,227 @@
+"""Customer settlements: enrollment bonus once, monthly incentives, seasonal threshold, top-N% kW drop, season cap,
+claimed event lines, statuses and the due-settlement tick. Dollar amounts are hand-computed."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from enrollments.choices import EnrollmentStatus
+from events.choices import EventStatus, ParticipationStatus
+from programs.choices import IncentiveBasis, IncentiveKind, SettlementTiming
+from settlement import services
+from settlement.choices import CustomerSettlementStatus, EventSettlementStatus, LineKind, PeriodKind
+from settlement.models import CustomerSettlement, EventSettlement
+from tests.factories.enrollments import active_participant
+from tests.factories.programs import IncentiveRuleFactory, ProgramFactory, SeasonFactory
+from tests.factories.settlement import EventFactory, EventSettlementFactory, ParticipationFactory, run_on_commit
+
+pytestmark = pytest.mark.django_db
+NOW = dt.datetime(2026, 10, 5, 12, 0, tzinfo=dt.UTC)
+CS = CustomerSettlementStatus
+
+
+def calc(sub, start, end, kind=PeriodKind.BILLING_PERIOD, now=NOW, **kw):
+    enrollment = sub.enrollment
+    return services.customer_settlement_calculate(account=enrollment.account, program=enrollment.program,
+                                                  period_kind=kind, period_start=start, period_end=end, now=now, **kw)
+
+
+def lines(cs):
+    return sorted((x.kind, x.amount) for x in cs.lines.all())
+
+
+def event_on(program, day: dt.date, *, hours=3, status=EventStatus.COMPLETED):
+    start = dt.datetime.combine(day, dt.time(23, 0), tzinfo=dt.UTC)  # 16:00 PDT
+    return EventFactory(program=program, start=start, end=start + dt.timedelta(hours=hours), status=status)
+
+
+def test_enrollment_bonus_is_paid_once_per_account():
+    program = ProgramFactory()
+    IncentiveRuleFactory(program=program, kind=IncentiveKind.ENROLLMENT_BONUS, basis=IncentiveBasis.FLAT,
+                         amount=Decimal("75"))
+    sub = active_participant(program=program, start=dt.date(2026, 6, 10))
+    june = calc(sub, dt.date(2026, 6, 1), dt.date(2026, 7, 1))
+    assert (june.status, june.total_amount, lines(june)) == (CS.CALCULATED, Decimal("75.00"),
+                                                              [(LineKind.ENROLLMENT_BONUS, Decimal("75.00"))])
+    # Recalculating the same period changes nothing (still one bonus line).
+    again = calc(sub, dt.date(2026, 6, 1), dt.date(2026, 7, 1))
+    assert again.pk == june.pk and lines(again) == [(LineKind.ENROLLMENT_BONUS, Decimal("75.00"))]
+    july = calc(sub, dt.date(2026, 7, 1), dt.date(2026, 8, 1))
+    assert july.total_amount == Decimal("0.00")
+    # Unenrolled, then enrolled again at the same account: no second bonus.
+    enrollment = sub.enrollment
+    type(enrollment).objects.filter(pk=enrollment.pk).update(status=EnrollmentStatus.UNENROLLED,
+                                                             end_date=dt.date(2026, 7, 20))
+    again = active_participant(program=program, account=enrollment.account, start=dt.date(2026, 8, 5))
+    august = calc(again, dt.date(2026, 8, 1), dt.date(2026, 9, 1))
+    assert august.total_amount == Decimal("0.00")
+    assert "already paid" in august.explanation
+
+
+def test_monthly_incentive_for_months_enrolled_in_season_without_opt_out():
+    program = ProgramFactory()
+    season = SeasonFactory(program=program)  # 2026-06-01 .. 2026-09-30
+    IncentiveRuleFactory(program=program, kind=IncentiveKind.MONTHLY, amount=Decimal("20"), season=season,
+                         requires_no_skipped_event=True)
+    sub = active_participant(program=program, start=dt.date(2026, 5, 20))
+    type(sub.enrollment).objects.filter(pk=sub.enrollment_id).update(status=EnrollmentStatus.UNENROLLED,
+                                                                    end_date=dt.date(2026, 8, 15))
+    sub.enrollment.refresh_from_db()
+    july_event = event_on(program, dt.date(2026, 7, 8))
+    ParticipationFactory(event=july_event, subscription=sub, status=ParticipationStatus.OPTED_OUT,
+                         opted_out_at=july_event.start + dt.timedelta(minutes=30))
+    cs = calc(sub, dt.date(2026, 5, 1), dt.date(2026, 10, 1))
+    # May: outside the rule's season. June: $20. July: opted out, forfeited. August: enrolled until the 15th: $20.
+    # September: not enrolled.
+    assert sorted(cs.lines.values_list("incentive_key", "amount")) == [
+        (f"monthly:{program.incentive_rules.get().pk}:2026-06", Decimal("20.00")),
+        (f"monthly:{program.incentive_rules.get().pk}:2026-08", Decimal("20.00"))]
+    assert cs.total_amount == Decimal("40.00")
+    assert "2026-07: monthly incentive forfeited" in cs.explanation
+    # A later settlement over the same months does not pay them again.
+    assert calc(sub, dt.date(2026, 6, 1), dt.date(2026, 9, 1), kind=PeriodKind.FINAL_BILL).total_amount == 0
+
+
+def test_seasonal_incentive_needs_the_minimum_share_of_event_hours_not_opted_out():
+    program = ProgramFactory()
+    season = SeasonFactory(program=program)
+    IncentiveRuleFactory(program=program, kind=IncentiveKind.SEASONAL, amount=Decimal("60"),
+                         min_participation_share=Decimal("0.5"))
+    good = active_participant(program=program)
+    poor = active_participant(program=program)
+    e1, e2 = event_on(program, dt.date(2026, 7, 1)), event_on(program, dt.date(2026, 7, 8))
+    cancelled = event_on(program, dt.date(2026, 7, 15), status=EventStatus.CANCELLED)
+    ParticipationFactory(event=e1, subscription=good)
+    ParticipationFactory(event=e2, subscription=good, status=ParticipationStatus.OPTED_OUT,
+                         opted_out_at=e2.start + dt.timedelta(hours=1))
+    # Opted out of a cancelled event: cancelled events are not in the share (else 4 of 9 h = 44% < 50%).
+    ParticipationFactory(event=cancelled, subscription=good, status=ParticipationStatus.OPTED_OUT,
+                         opted_out_at=cancelled.start)
+    ParticipationFactory(event=e1, subscription=poor, status=ParticipationStatus.OPTED_OUT,
+                         opted_out_at=e1.start + dt.timedelta(minutes=30))
+    ParticipationFactory(event=e2, subscription=poor, status=ParticipationStatus.OPTED_OUT,
+                         opted_out_at=e2.start + dt.timedelta(hours=2))
+    start, end = season.start_date, season.end_date + dt.timedelta(days=1)
+    paid = calc(good, start, end, kind=PeriodKind.SEASON_END)
+    assert lines(paid) == [(LineKind.SEASONAL, Decimal("60.00"))]  # (3 + 1) / 6 h = 66.7%
+    assert "66.7% of event hours not opted out" in paid.explanation
+    unpaid = calc(poor, start, end, kind=PeriodKind.SEASON_END)
+    assert unpaid.total_amount == 0  # (0.5 + 2) / 6 h = 41.7%
+    assert "41.7% of event hours not opted out < minimum 50.0%" in unpaid.explanation
+    # The seasonal incentive is a season-end payment: a billing period does not pay it.
+    assert calc(good, dt.date(2026, 7, 1), dt.date(2026, 8, 1)).total_amount == 0
+
+
+def test_top_percent_kw_drop_pays_at_season_end_and_approves_deferred_settlements(admin_user):
+    program = ProgramFactory(settlement_timing=SettlementTiming.SEASON_END)
+    season = SeasonFactory(program=program)
+    IncentiveRuleFactory(program=program, kind=IncentiveKind.PERFORMANCE_KW, basis=IncentiveBasis.PER_KW,
+                         amount=Decimal("275"), top_percent_events=Decimal("50"))
+    sub = active_participant(program=program)
+    drops = [("3.0", False), ("1.0", False), ("2.0", False), ("2.5", True)]
+    for i, (kw, opted) in enumerate(drops):
+        event = event_on(program, dt.date(2026, 7, 1) + dt.timedelta(days=7 * i))
+        part = ParticipationFactory(
+            event=event, subscription=sub, status=ParticipationStatus.OPTED_OUT if opted else "participated",
+            opted_out_at=event.start + dt.timedelta(hours=1) if opted else None)
+        EventSettlementFactory(participation=part, status=EventSettlementStatus.DEFERRED, kw_drop_avg=Decimal(kw))
+    cs = calc(sub, season.start_date, season.end_date + dt.timedelta(days=1), kind=PeriodKind.SEASON_END)
+    # kW drops 3, 1, 2 and 0 (the opted-out event counts 0 kW); top 50% = 3 and 2: 2.5 kW x $275 = $687.50.
+    assert lines(cs) == [(LineKind.PERFORMANCE_KW, Decimal("687.50"))]
+    assert cs.lines.get().quantity == Decimal("2.5000")
+    services.customer_settlement_approve(settlement=cs, now=NOW, actor=admin_user)
+    cs.refresh_from_db()
+    assert cs.status == CS.APPROVED
+    # Deferred event settlements with no per-event money stay deferred (nothing of theirs was paid here).
+    assert set(EventSettlement.objects.values_list("status", flat=True)) == {EventSettlementStatus.DEFERRED}
+
+
+def test_deferred_event_money_is_paid_by_the_season_settlement(admin_user):
+    program = ProgramFactory(settlement_timing=SettlementTiming.SEASON_END)
+    season = SeasonFactory(program=program)
+    sub = active_participant(program=program)
+    part = ParticipationFactory(event=event_on(program, dt.date(2026, 7, 1)), subscription=sub)
+    es = EventSettlementFactory(participation=part, status=EventSettlementStatus.DEFERRED, amount=Decimal("4.00"),
+                                components=[{"kind": "per_event", "amount": "4", "rounded": "4.00",
+                                             "description": "$4 per event", "quantity": "1", "unit": "",
+                                             "rate": "4", "rule_id": None}])
+    cs = calc(sub, season.start_date, season.end_date + dt.timedelta(days=1), kind=PeriodKind.SEASON_END)
+    assert lines(cs) == [(LineKind.PER_EVENT, Decimal("4.00"))]
+    calc(sub, season.start_date, season.end_date + dt.timedelta(days=1), kind=PeriodKind.SEASON_END)
+    assert cs.lines.count() == 1  # recalculation replaces, never duplicates
+    services.customer_settlement_approve(settlement=cs, now=NOW, actor=admin_user)
+    es.refresh_from_db()
+    assert (es.status, es.posted_amount) == (EventSettlementStatus.APPROVED, Decimal("4.00"))
+
+
+def test_season_cap_limits_the_season_net():
+    program = ProgramFactory()
+    season = SeasonFactory(program=program)
+    IncentiveRuleFactory(program=program, kind=IncentiveKind.MONTHLY, amount=Decimal("30"), season=season)
+    IncentiveRuleFactory(program=program, kind=IncentiveKind.SEASONAL, amount=Decimal("60"))
+    IncentiveRuleFactory(program=program, kind=IncentiveKind.SEASON_CAP, amount=Decimal("100"), season=season)
+    sub = active_participant(program=program)
+    first = calc(sub, dt.date(2026, 6, 1), dt.date(2026, 8, 1))
+    assert first.total_amount == Decimal("60.00")  # June + July, under the cap
+    end = calc(sub, season.start_date, season.end_date + dt.timedelta(days=1), kind=PeriodKind.SEASON_END)
+    # August + September $60 + seasonal $60 = $120; with the earlier $60 the season would be $180: cap -$80.
+    assert lines(end) == sorted([(LineKind.MONTHLY, Decimal("30.00")), (LineKind.MONTHLY, Decimal("30.00")),
+                                 (LineKind.SEASONAL, Decimal("60.00")), (LineKind.CAP_ADJUSTMENT, Decimal("-80.00"))])
+    assert end.total_amount == Decimal("40.00")
+    assert "Season cap $100" in end.explanation
+
+
+def test_approved_event_lines_are_claimed_once_and_approved_settlements_do_not_change(admin_user):
+    program = ProgramFactory()
+    sub = active_participant(program=program)
+    part = ParticipationFactory(event=event_on(program, dt.date(2026, 7, 1)), subscription=sub)
+    es = EventSettlementFactory(participation=part, amount=Decimal("5.63"), components=[
+        {"kind": "performance_kwh", "amount": "5.625", "rounded": "5.63", "description": "4.5 kWh x $1.25",
+         "quantity": "4.5", "unit": "kWh", "rate": "1.25", "rule_id": None}])
+    services.event_settlement_approve(settlement=es, now=NOW, actor=admin_user)
+    july = calc(sub, dt.date(2026, 7, 1), dt.date(2026, 8, 1))
+    assert lines(july) == [(LineKind.PERFORMANCE_KWH, Decimal("5.63"))]
+    august = calc(sub, dt.date(2026, 8, 1), dt.date(2026, 9, 1))
+    assert august.total_amount == 0
+    services.customer_settlement_approve(settlement=july, now=NOW, actor=admin_user)
+    services.customer_settlement_approve(settlement=july, now=NOW, actor=admin_user)  # idempotent
+    july.refresh_from_db()
+    assert july.status == CS.APPROVED
+    assert calc(sub, dt.date(2026, 7, 1), dt.date(2026, 8, 1)).total_amount == Decimal("5.63")
+
+
+def test_period_must_be_ordered():
+    from cpm.errors import DomainValidationError
+
+    sub = active_participant(program=ProgramFactory())
+    with pytest.raises(DomainValidationError) as err:
+        calc(sub, dt.date(2026, 7, 1), dt.date(2026, 7, 1))
+    assert "period_end" in err.value.errors
+
+
+def test_due_settlements_billing_period_and_final_bill_created_once():
+    program = ProgramFactory()
+    IncentiveRuleFactory(program=program, kind=IncentiveKind.MONTHLY, amount=Decimal("10"))
+    staying = active_participant(program=program, start=dt.date(2026, 6, 1))
+    leaving = active_participant(program=program, start=dt.date(2026, 6, 1))
+    type(leaving.enrollment).objects.filter(pk=leaving.enrollment_id).update(status=EnrollmentStatus.UNENROLLED,
+                                                                            end_date=dt.date(2026, 9, 20))
+    now = dt.datetime(2026, 10, 2, 12, tzinfo=dt.UTC)
+    with run_on_commit():
+        services.customer_settlements_create_due(now=now)
+    with run_on_commit():
+        services.customer_settlements_create_due(now=now)
+    september = CustomerSettlement.objects.filter(period_kind=PeriodKind.BILLING_PERIOD)
+    assert sorted(september.values_list("account_id", "period_start", "period_end", "total_amount")) == [
+        (staying.enrollment.account_id, dt.date(2026, 9, 1), dt.date(2026, 10, 1), Decimal("10.00")),
+        (leaving.enrollment.account_id, dt.date(2026, 9, 1), dt.date(2026, 10, 1), Decimal("0.00"))]
+    final = CustomerSettlement.objects.get(period_kind=PeriodKind.FINAL_BILL)
+    assert (final.account_id, final.period_start, final.period_end) == (
+        leaving.enrollment.account_id, dt.date(2026, 6, 1), dt.date(2026, 9, 20))
+    # Nothing was billed before: the final bill pays June to September ($40), so the September billing period pays
+    # the leaving account nothing more: each month once.
+    assert final.total_amount == Decimal("40.00")
+    assert staying.enrollment.account.customer_settlements.count() == 1

@@ -1,0 +1,100 @@
+"""Bill-credit export: one batch per export run, stored bytes, no duplicate credits, negative reversal lines."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from settlement import services
+from settlement.choices import CustomerSettlementStatus, EventSettlementStatus, ExportStatus, PeriodKind
+from settlement.models import BillCreditExport, EventSettlement
+from tests.factories.enrollments import active_participant
+from tests.factories.programs import ProgramFactory
+from tests.factories.settlement import EventFactory, EventSettlementFactory, ParticipationFactory
+
+pytestmark = pytest.mark.django_db
+NOW = dt.datetime(2026, 8, 3, 12, 0, tzinfo=dt.UTC)
+
+
+def component(rounded, kwh):
+    return [{"kind": "performance_kwh", "amount": rounded, "rounded": rounded, "quantity": kwh, "unit": "kWh",
+             "rate": "1.25", "rule_id": None, "description": f"{kwh} kWh avoided x $1.25/kWh"}]
+
+
+@pytest.fixture
+def approved_july(admin_user):
+    program = ProgramFactory(code="sep-thermostat")
+    sub = active_participant(program=program)
+    part = ParticipationFactory(event=EventFactory(program=program), subscription=sub)
+    es = EventSettlementFactory(participation=part, amount=Decimal("5.63"), components=component("5.63", "4.5"))
+    services.event_settlement_approve(settlement=es, now=NOW, actor=admin_user)
+    cs = services.customer_settlement_calculate(account=sub.enrollment.account, program=program,
+                                                period_kind=PeriodKind.BILLING_PERIOD, period_start=dt.date(2026, 7, 1),
+                                                period_end=dt.date(2026, 8, 1), now=NOW, actor=admin_user)
+    services.customer_settlement_approve(settlement=cs, now=NOW, actor=admin_user)
+    return sub, es, cs
+
+
+def test_export_is_idempotent_with_the_same_bytes(approved_july, admin_user):
+    sub, es, cs = approved_july
+    export = services.bill_credit_export_create(now=NOW, actor=admin_user)
+    cs.refresh_from_db()
+    assert (cs.status, cs.export_batch_id) == (CustomerSettlementStatus.EXPORTED, export.pk)
+    agreement = sub.enrollment.account.service_agreements.get().agreement_id
+    line = es.lines.get()
+    assert export.content == (
+        "batch_id,line_id,account_number,service_agreement_id,service_point_id,program_code,period_kind,"
+        "period_start,period_end,line_code,amount,customer_settlement_id,event_settlement_id,reverses_line_id,"
+        "description\n"
+        f"{export.pk},{line.pk},{sub.enrollment.account.account_number},{agreement},"
+        f"{sub.enrollment.service_point.service_point_id},sep-thermostat,billing_period,2026-07-01,2026-08-01,DRPK,"
+        f"5.63,{cs.pk},{es.pk},,4.5 kWh avoided x $1.25/kWh\n")
+    assert (export.line_count, export.settlement_count, export.total_amount) == (1, 1, Decimal("5.63"))
+    # Exporting again finds nothing new: no second batch, no duplicate credit.
+    assert services.bill_credit_export_create(now=NOW + dt.timedelta(hours=1), actor=admin_user) is None
+    assert BillCreditExport.objects.count() == 1
+    # Re-rendering the same batch gives the same bytes.
+    assert services.bill_credit_export_render(export) == export.content
+
+
+def test_correction_reversal_is_exported_as_a_negative_line(approved_july, admin_user):
+    sub, es, cs = approved_july
+    first = services.bill_credit_export_create(now=NOW, actor=admin_user)
+    # A correction re-opened the approved settlement with a new amount (as the recalculation does, see
+    # test_settlement.test_correction_after_approval_posts_a_reversal_and_the_new_amount).
+    EventSettlement.objects.filter(pk=es.pk).update(status=EventSettlementStatus.CALCULATED, revision=2,
+                                                    amount=Decimal("4.38"), components=component("4.38", "3.5"))
+    services.event_settlement_approve(settlement=es, now=NOW, actor=admin_user)
+    august = services.customer_settlement_calculate(
+        account=sub.enrollment.account, program=es.program, period_kind=PeriodKind.BILLING_PERIOD,
+        period_start=dt.date(2026, 8, 1), period_end=dt.date(2026, 9, 1), now=NOW, actor=admin_user)
+    assert august.total_amount == Decimal("-1.25")
+    services.customer_settlement_approve(settlement=august, now=NOW, actor=admin_user)
+    second = services.bill_credit_export_create(now=NOW, actor=admin_user)
+    rows = [r.split(",") for r in second.content.splitlines()[1:]]
+    original = es.lines.order_by("id").first().pk
+    assert [(r[9], r[10], r[13]) for r in rows] == [("DRPK", "-5.63", str(original)), ("DRPK", "4.38", "")]
+    assert second.total_amount == Decimal("-1.25")
+    assert first.content.count("\n") == 2 and str(first.pk) != str(second.pk)
+
+
+def test_acknowledge_is_idempotent(approved_july, admin_user):
+    export = services.bill_credit_export_create(now=NOW, actor=admin_user)
+    services.bill_credit_export_acknowledge(export=export, now=NOW, actor=admin_user)
+    again = services.bill_credit_export_acknowledge(export=export, now=NOW + dt.timedelta(days=1), actor=admin_user)
+    assert (again.status, again.acknowledged_at, again.acknowledged_by_label) == (ExportStatus.ACKNOWLEDGED, NOW,
+                                                                                  "admin")
+
+
+def test_export_credits_command_writes_the_same_bytes_again(approved_july, tmp_path):
+    from django.core.management import call_command
+
+    first, again = tmp_path / "a.csv", tmp_path / "b.csv"
+    call_command("export_credits", "--out", str(first))
+    export = BillCreditExport.objects.get()
+    call_command("export_credits", "--batch", str(export.pk), "--out", str(again))
+    assert first.read_bytes() == again.read_bytes() == export.content.encode()
+    call_command("export_credits", "--out", str(tmp_path / "c.csv"))  # nothing left: no second batch
+    assert BillCreditExport.objects.count() == 1 and not (tmp_path / "c.csv").exists()

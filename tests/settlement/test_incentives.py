@@ -1,0 +1,111 @@
+"""Pure incentive arithmetic (no database): hand-computed dollars."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal as D
+
+import pytest
+
+from cpm.money import round_money
+from settlement import incentives as inc
+
+
+def rule(kind, **kw):
+    return inc.RuleSpec(rule_id=1, kind=kind, **kw)
+
+
+def test_proration_fraction():
+    assert inc.proration_fraction(60, 180) == D("0.333333")
+    assert inc.proration_fraction(200, 180) == D("1.000000")
+    assert inc.proration_fraction(0, 0) == D(0)
+
+
+def test_per_event_is_prorated_and_non_responders_earn_nothing():
+    r = rule(inc.K_PER_EVENT, amount=D("10"))
+    partial = inc.EventOutcome(kwh_avoided=D(0), fraction=D("0.333333"), opted_out=True)
+    assert round_money(inc.event_components(partial, [r])[0].amount) == D("3.33")
+    silent = inc.EventOutcome(kwh_avoided=D(0), fraction=D(1), opted_out=False, responded=False)
+    assert inc.event_components(silent, [r])[0].amount == 0
+    per_kw = rule(inc.K_PER_EVENT, basis=inc.B_PER_KW_ENROLLED, amount=D("2"))
+    full = inc.EventOutcome(kwh_avoided=D(0), fraction=D(1), opted_out=False,
+                            capacity=inc.EnrolledCapacity(1, D("13.5"), D(0)))
+    assert inc.event_components(full, [per_kw])[0].amount == D("27.0")
+
+
+def test_performance_kwh_flat_negative_and_charged():
+    r = rule(inc.K_PERFORMANCE_KWH, basis=inc.B_PER_KWH, amount=D("1.25"))
+    assert inc.event_components(inc.EventOutcome(D("4.5"), D(1), False), [r])[0].amount == D("5.625")
+    negative = inc.EventOutcome(D("-2"), D(1), False)
+    assert inc.event_components(negative, [r])[0].amount == 0
+    charged = inc.EventOutcome(D("-2"), D(1), False, charges_negative_performance=True)
+    assert inc.event_components(charged, [r])[0].amount == D("-2.50")
+
+
+def test_price_set_sums_interval_kwh_times_price_and_names_a_missing_price():
+    t0 = dt.datetime(2026, 7, 15, 23, tzinfo=dt.UTC)
+    t1, t2 = t0 + dt.timedelta(hours=1), t0 + dt.timedelta(hours=2)
+    r = rule(inc.K_PERFORMANCE_KWH, basis=inc.B_PRICE_SET, prices={t0: D("0.5"), t1: D("1.0"), t2: D("3.0")},
+             price_set_name="DA")
+    outcome = inc.EventOutcome(D("3"), D(1), False, interval_kwh=[(t0, D("1")), (t1, D("1.5")), (t2, D("0.5"))])
+    assert inc.event_components(outcome, [r])[0].amount == D("3.50")
+    # A 15-minute interval takes the price of the hour it falls in.
+    quarter = inc.EventOutcome(D("1"), D(1), False, interval_kwh=[(t1 + dt.timedelta(minutes=45), D("1"))])
+    assert inc.event_components(quarter, [r])[0].amount == D("1.0")
+    with pytest.raises(inc.MissingPrice, match="2026-07-16T02:00:00"):
+        inc.event_components(inc.EventOutcome(D("1"), D(1), False, interval_kwh=[(t2 + dt.timedelta(hours=1),
+                                                                                    D("1"))]), [r])
+
+
+def test_opt_out_penalty_and_forfeit_event():
+    perf = rule(inc.K_PERFORMANCE_KWH, amount=D("1"))
+    penalty = rule(inc.K_OPT_OUT_PENALTY, amount=D("5"), opt_out_consequence=inc.C_PENALTY)
+    forfeit = rule(inc.K_OPT_OUT_PENALTY, opt_out_consequence=inc.C_FORFEIT_EVENT)
+    opted = inc.EventOutcome(D("3"), D("0.5"), True)
+    comps = inc.event_components(opted, [perf, penalty, forfeit])
+    assert [(c.kind, c.amount) for c in comps] == [("performance_kwh", 0), ("opt_out_penalty", D("-5"))]
+    stayed = inc.EventOutcome(D("3"), D(1), False)
+    assert [c.amount for c in inc.event_components(stayed, [perf, penalty, forfeit])] == [D("3")]
+
+
+def ev(hours, not_opted=None, kw=None, opted=False):
+    return inc.SeasonEvent(1, D(hours), D(hours if not_opted is None else not_opted), opted, kw)
+
+
+def test_participation_share_and_seasonal_threshold():
+    # 3 h + 3 h (opted out after 1 h) + 2 h: (3 + 1 + 2) / 8 = 75 %.
+    events = [ev(3), ev(3, 1, opted=True), ev(2)]
+    assert inc.participation_share(events) == D("0.75")
+    at_75 = rule(inc.K_SEASONAL, amount=D("60"), min_participation_share=D("0.75"))
+    at_80 = rule(inc.K_SEASONAL, amount=D("60"), min_participation_share=D("0.80"))
+    assert inc.seasonal_component(at_75, events, inc.EnrolledCapacity()).amount == D("60")
+    comp = inc.seasonal_component(at_80, events, inc.EnrolledCapacity())
+    assert comp.amount == 0 and "75.0% of event hours not opted out < minimum 80.0%" in comp.description
+    max_one = rule(inc.K_SEASONAL, amount=D("25"), max_opt_outs=0)
+    assert inc.seasonal_component(max_one, events, inc.EnrolledCapacity()).amount == 0
+
+
+def test_top_percent_average():
+    values = [D(3), D(1), D(2), D(0)]
+    assert inc.top_percent_average(values, D(50)) == (D("2.5"), 2)
+    assert inc.top_percent_average(values, D(10)) == (D(3), 1)  # ceil(0.4) = 1 event at least
+    assert inc.top_percent_average(values, None) == (D("1.5"), 4)
+    assert inc.top_percent_average([], D(50)) == (D(0), 0)
+
+
+def test_performance_kw_counts_opted_out_events_as_zero():
+    events = [ev(3, kw=D("4")), ev(3, 1, kw=D("2"), opted=True), ev(3, kw=D("3")), ev(3, kw=None)]
+    r = rule(inc.K_PERFORMANCE_KW, amount=D("275"), top_percent_events=D(100))
+    comp = inc.performance_kw_component(r, events)
+    # drops 4, 0 (opted out), 3; the event without data is left out: (4 + 0 + 3) / 3 x $275 = $641.67
+    assert round_money(comp.amount) == D("641.67")
+    skip_opted = rule(inc.K_PERFORMANCE_KW, amount=D("275"), opted_out_counts_zero=False,
+                      top_percent_events=D(50))
+    assert inc.performance_kw_component(skip_opted, events).amount == D("1100")  # top 1 of 2: 4 kW x $275
+
+
+def test_cap_adjustment():
+    assert inc.cap_adjustment(prior_net=D("80"), this_net=D("50"), cap=D("100")) == D("-30")
+    assert inc.cap_adjustment(prior_net=D("0"), this_net=D("50"), cap=D("100")) == 0
+    assert inc.cap_adjustment(prior_net=D("120"), this_net=D("10"), cap=D("100")) == D("-10")  # never more
+    assert inc.cap_adjustment(prior_net=D("120"), this_net=D("-5"), cap=D("100")) == 0

@@ -1,0 +1,77 @@
+"""Settlement admin: pages render (batch list with progress, event settlement with its chart), lists run constant
+queries, actions call services."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from settlement.choices import EventSettlementStatus
+from settlement.models import EventSettlement, SettlementBatch
+from tests.factories.enrollments import active_participant
+from tests.factories.programs import IncentiveRuleFactory, ProgramFactory
+from tests.factories.settlement import EventFactory, ParticipationFactory, event_hours, run_on_commit, write_hourly
+
+pytestmark = pytest.mark.django_db
+NOW = dt.datetime(2026, 7, 20, 12, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture(autouse=True)
+def _http(settings):
+    settings.SECURE_SSL_REDIRECT = False
+
+
+@pytest.fixture
+def settled():
+    from settlement import services
+
+    program = ProgramFactory()
+    IncentiveRuleFactory(program=program, amount=Decimal("1.25"))
+    event = EventFactory(program=program)
+    for _ in range(2):
+        sub = active_participant(program=program)
+        write_hourly(service_point=sub.enrollment.service_point, first=dt.date(2026, 5, 25),
+                     last=dt.date(2026, 7, 16), overrides={h: 0.5 for h in event_hours()})
+        ParticipationFactory(event=event, subscription=sub)
+    with run_on_commit():
+        services.event_settle(event=event, now=NOW)
+    return event
+
+
+def test_batch_list_shows_progress(client, admin_user, settled, django_assert_max_num_queries):
+    client.force_login(admin_user)
+    with django_assert_max_num_queries(20):
+        r = client.get("/admin/settlement/settlementbatch/")
+    assert r.status_code == 200
+    assert '<progress max="100" value="100"></progress> 1 / 1 chunks (100%)' in r.content.decode()
+
+
+def test_event_settlement_change_page_has_the_chart_and_explanation(client, admin_user, settled):
+    client.force_login(admin_user)
+    es = EventSettlement.objects.first()
+    r = client.get(f"/admin/settlement/eventsettlement/{es.pk}/change/")
+    html = r.content.decode()
+    assert r.status_code == 200
+    assert '<div class="settlement-chart"><svg' in html
+    assert "Adjusted baseline" in html and "4.5000 kWh avoided" in html
+
+
+def test_event_settlement_list_constant_queries_and_approve_action(client, admin_user, settled,
+                                                                   django_assert_max_num_queries):
+    client.force_login(admin_user)
+    with django_assert_max_num_queries(20):
+        assert client.get("/admin/settlement/eventsettlement/").status_code == 200
+    ids = list(EventSettlement.objects.values_list("pk", flat=True))
+    r = client.post("/admin/settlement/eventsettlement/", {"action": "approve", "_selected_action": ids},
+                    follow=True)
+    assert "2 settlement(s) approved." in r.content.decode()
+    assert set(EventSettlement.objects.values_list("status", flat=True)) == {EventSettlementStatus.APPROVED}
+    r = client.post("/admin/settlement/eventsettlement/", {"action": "reverse", "_selected_action": ids[:1]},
+                    follow=True)
+    assert "1 settlement(s) reversed." in r.content.decode()
+    for url in ("/admin/settlement/customersettlement/", "/admin/settlement/settlementline/",
+                "/admin/settlement/billcreditexport/"):
+        assert client.get(url).status_code == 200, url
+    assert SettlementBatch.objects.count() == 1
