@@ -161,8 +161,11 @@ def limit_decision(
         if limits.allowance_kind == "count" and len(used) > limits.allowance:
             return "opt_out_allowance_used", (f"{_plural(len(used), 'opt-out')} in {season.name}, beyond the "
                                               f"allowance of {limits.allowance:g}.")
-        if limits.allowance_kind == "percent_hours" and in_season:
-            share = 100.0 * sum(e.hours for e in used) / sum(e.hours for e in in_season)
+        # Percent of the season's event hours: the rule's season maximum when set (the hours the customer signed
+        # up for), else the hours called so far (the same denominator as the opt-out service).
+        denominator = limits.max_event_hours_per_season or sum(e.hours for e in in_season)
+        if limits.allowance_kind == "percent_hours" and denominator:
+            share = 100.0 * sum(e.hours for e in used) / denominator
             if share > limits.allowance + 1e-9:
                 return "opt_out_allowance_used", (f"Opted out of {share:.1f}% of {season.name}'s event hours, beyond "
                                                   f"the allowance of {limits.allowance:g}%.")
