@@ -19,7 +19,7 @@ def decision_count_annotations() -> dict:
 def event_list() -> QuerySet[Event]:
     """Events with their program and the reservation counts by decision (one query)."""
     return (Event.objects.select_related("program").prefetch_related("target_devices")
-            .annotate(**decision_count_annotations()))
+            .annotate(**decision_count_annotations()).order_by("-start", "-id"))
 
 
 def reservation_list() -> QuerySet[Reservation]:

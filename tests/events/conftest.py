@@ -23,3 +23,9 @@ def rule(program):
 def july_now():
     """2026-07-14 16:00 UTC (09:00 in Los Angeles), the day before the default event."""
     return dt.datetime(2026, 7, 14, 16, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture(autouse=True)
+def _plain_http(settings):
+    """The test client speaks plain HTTP; production settings redirect it to HTTPS."""
+    settings.SECURE_SSL_REDIRECT = False
