@@ -25,7 +25,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import CharField, Q, StringAgg, Value
 from django.db.models.functions import Cast
 
@@ -343,6 +343,7 @@ class Decided:
     decision: str | None  # None = passes every check (RESERVED or TARGET_MET once the target is applied)
     detail: str
     held: bool = False  # already dispatched/opted out for this event: keeps its participation
+    provisional_id: int | None = None  # this event's RESERVED (not yet dispatched) participation, if any
 
 
 def _candidates_qs(event: Event, ctx: ProgramContext, subscription_ids: list[int] | None = None):
@@ -408,9 +409,9 @@ def _evaluate(event: Event, ctx: ProgramContext, *, now: dt.datetime, subscripti
     win_end = dt.datetime.combine(win_last + dt.timedelta(days=1), dt.time(0), tzinfo=ctx.tz)
     past = {eid: ctx.ledger_event(eid, s, e) for eid, s, e in Event.objects.filter(
         program_id=program.pk, status__in=COUNTED_EVENT_STATUSES, start__lt=win_end, end__gt=win_start,
-    ).exclude(pk=event.pk).values_list("pk", "start", "end")}
-    history: dict[int, set[int]] = {}
-    opted: dict[int, set[int]] = {}
+    ).exclude(pk=event.pk).order_by().values_list("pk", "start", "end")}
+    history: dict[int, frozenset[int]] = {}
+    opted: dict[int, frozenset[int]] = {}
     if past:
         as_text = Cast("event_id", CharField())
         for enrollment_id, evs, outs in (
@@ -420,12 +421,12 @@ def _evaluate(event: Event, ctx: ProgramContext, *, now: dt.datetime, subscripti
                       outs=StringAgg(as_text, Value(","), filter=Q(status=ParticipationStatus.OPTED_OUT)))
             .order_by().values_list("enrollment_id", "evs", "outs")
         ):
-            history[enrollment_id] = {int(x) for x in evs.split(",")} if evs else set()
-            opted[enrollment_id] = {int(x) for x in outs.split(",")} if outs else set()
+            history[enrollment_id] = frozenset(map(int, evs.split(","))) if evs else frozenset()
+            opted[enrollment_id] = frozenset(map(int, outs.split(","))) if outs else frozenset()
     unavailable: dict[tuple[int, int | None], str] = {}
     for enrollment_id, device_id, u_start, u_end, why in Unavailability.objects.filter(
             enrollment_id__in=cands.values("enrollment_id"), start__lt=event.end, end__gt=event.start,
-    ).values_list("enrollment_id", "device_id", "start", "end", "reason"):
+    ).order_by().values_list("enrollment_id", "device_id", "start", "end", "reason"):
         text = (f"Customer declared unavailable {u_start.astimezone(ctx.tz):%Y-%m-%d %H:%M} to "
                 f"{u_end.astimezone(ctx.tz):%Y-%m-%d %H:%M}" + (f" ({why})." if why else "."))
         unavailable.setdefault((enrollment_id, device_id), text)
@@ -436,7 +437,7 @@ def _evaluate(event: Event, ctx: ProgramContext, *, now: dt.datetime, subscripti
             start__lt=event.end, end__gt=event.start).filter(
             Q(device_id__in=cands.values("device_id"))
             | Q(device__isnull=True, service_point_id__in=cands.filter(device__isnull=True)
-                .values("enrollment__service_point_id"))).values_list(
+                .values("enrollment__service_point_id"))).order_by().values_list(
             "device_id", "service_point_id", "event_id", "event__name", "event__program__code"):
         text = f"Already reserved for event #{other_id} '{other_name}' of program {other_code} at the same time."
         if device_id is not None:
@@ -444,18 +445,31 @@ def _evaluate(event: Event, ctx: ProgramContext, *, now: dt.datetime, subscripti
         else:
             busy_sp.setdefault(sp_id, text)
     existing = {sid: (pid, status) for sid, pid, status in Participation.objects.filter(
-        event_id=event.pk, subscription_id__in=cands.values("pk")).values_list("subscription_id", "pk", "status")}
+        event_id=event.pk, subscription_id__in=cands.values("pk")).order_by().values_list(
+        "subscription_id", "pk", "status")}
 
     online_since = now - dt.timedelta(minutes=program.device_online_threshold_minutes)
     out: list[Decided] = []
+    # Participants with the same history get the same limit decision: compute it once per distinct history
+    # (a handful of combinations for most programs) instead of once per device.
+    by_history: dict[tuple[frozenset, frozenset], tuple[int, tuple[str, str] | None]] = {}
+    empty: frozenset[int] = frozenset()
     for (sid, enrollment_id, e_status, e_from, e_to, s_from, s_to, device_id, d_status, last_seen, cap,
          sp_id) in rows:
-        evs = history.get(enrollment_id, ())
-        hist = [past[i] for i in evs]
-        season_count = sum(1 for h in hist if period.contains(h.local_day))
+        key = (history.get(enrollment_id, empty), opted.get(enrollment_id, empty))
+        known = by_history.get(key)
+        if known is None:
+            hist = [past[i] for i in key[0]]
+            season_count = sum(1 for h in hist if period.contains(h.local_day))
+            skip = ledger.limit_decision(target=target, season=period, limits=limits, history=hist,
+                                         opted_out=[past[i] for i in key[1]])
+            known = by_history[key] = (season_count, skip)
+        season_count, limit_skip = known
         d = Decided(sid, enrollment_id, device_id, sp_id, cap if cap is not None else Decimal("0"), season_count,
                     None, "")
         held = existing.get(sid)
+        if held and held[1] == ParticipationStatus.RESERVED:
+            d.provisional_id = held[0]
         if held and held[1] not in (ParticipationStatus.RESERVED, RELEASED):
             d.held = True
             d.detail = f"Reserved; participation already {held[1]}."
@@ -468,10 +482,8 @@ def _evaluate(event: Event, ctx: ProgramContext, *, now: dt.datetime, subscripti
             enrollment_id=enrollment_id, busy=busy_device.get(device_id) if device_id else busy_sp.get(sp_id),
         ) or (None, "")
         if d.decision is None:
-            skip = ledger.limit_decision(target=target, season=period, limits=limits, history=hist,
-                                         opted_out=[past[i] for i in opted.get(enrollment_id, ())])
-            if skip:
-                d.decision, d.detail = skip
+            if limit_skip:
+                d.decision, d.detail = limit_skip
             else:
                 d.detail = f"{season_count} other event(s) so far in {period.name}."
         out.append(d)
@@ -521,12 +533,14 @@ def _choose(decided: list[Decided], target_kw: Decimal | None) -> set[int] | Non
     return chosen | {d.subscription_id for d in held}
 
 
-def _write(event: Event, decided: list[Decided], chosen: set[int] | None, *, now: dt.datetime) -> dict[str, int]:
-    """Replace the ledger rows of these candidates; create participations for the newly reserved; release
-    provisional (RESERVED, never dispatched) participations of those no longer reserved."""
+def _write(event: Event, decided: list[Decided], chosen: set[int] | None, *, now: dt.datetime,
+           whole_event: bool) -> dict[str, int]:
+    """Replace the ledger rows of these candidates (all of the event's when ``whole_event``); create participations
+    for the newly reserved; delete provisional (RESERVED, never dispatched) participations of those no longer
+    reserved. A constant number of statements (COPY on PostgreSQL)."""
     counts: dict[str, int] = {}
-    reservations: list[Reservation] = []
-    new_participations: list[Participation] = []
+    reservations: list[tuple] = []
+    new_participations: list[tuple] = []
     release: list[int] = []
     target_note = (f"Target {event.target_kw} kW met by devices ranked before it (least called this season "
                    "first, then larger capacity).") if event.target_kw is not None else ""
@@ -537,38 +551,77 @@ def _write(event: Event, decided: list[Decided], chosen: set[int] | None, *, now
                 decision = ReservationDecision.RESERVED
             else:
                 decision, detail = ReservationDecision.TARGET_MET, target_note
+        decision = str(decision)
         counts[decision] = counts.get(decision, 0) + 1
-        reservations.append(Reservation(
-            event_id=event.pk, subscription_id=d.subscription_id, enrollment_id=d.enrollment_id,
-            device_id=d.device_id, service_point_id=d.service_point_id, decision=decision, detail=detail[:300],
-            capacity_kw=d.capacity_kw, decided_at=now))
+        reservations.append((event.pk, d.subscription_id, d.enrollment_id, d.device_id, d.service_point_id,
+                             decision, detail[:300], d.capacity_kw, now))
         if d.held:
             continue
         if decision == ReservationDecision.RESERVED:
-            new_participations.append(Participation(
-                event_id=event.pk, subscription_id=d.subscription_id, enrollment_id=d.enrollment_id,
-                device_id=d.device_id, service_point_id=d.service_point_id, start=event.start, end=event.end))
-        else:
-            release.append(d.subscription_id)
-    sub_ids = [d.subscription_id for d in decided]
-    Reservation.objects.filter(event_id=event.pk, subscription_id__in=sub_ids).delete()
+            if d.provisional_id is None:
+                new_participations.append((event.pk, d.subscription_id, d.enrollment_id, d.device_id,
+                                           d.service_point_id, ParticipationStatus.RESERVED.value, event.start,
+                                           event.end, now, now))
+        elif d.provisional_id is not None:
+            release.append(d.provisional_id)
+    if whole_event:
+        Reservation.objects.filter(event_id=event.pk).delete()
+    else:
+        Reservation.objects.filter(event_id=event.pk,
+                                   subscription_id__in=[d.subscription_id for d in decided]).delete()
     if release:
-        Participation.objects.filter(event_id=event.pk, status=ParticipationStatus.RESERVED,
-                                     subscription_id__in=release).delete()
-    Reservation.objects.bulk_create(reservations, batch_size=WRITE_BATCH)
-    if new_participations:
-        # Keep the provisional participations that are reserved again (idempotent re-run).
-        keep = set(Participation.objects.filter(event_id=event.pk, subscription_id__in=[
-            p.subscription_id for p in new_participations]).values_list("subscription_id", flat=True))
-        fresh = [p for p in new_participations if p.subscription_id not in keep]
-        try:
-            with transaction.atomic():
-                Participation.objects.bulk_create(fresh, batch_size=WRITE_BATCH)
-        except IntegrityError as exc:
-            # The exclusion constraint caught a concurrent reservation the locks did not serialize.
-            raise ConflictError("A device was reserved concurrently for an overlapping event; run the reservation "
-                                "again.") from exc
+        Participation.objects.filter(pk__in=release).delete()
+    _insert(Reservation, ["event_id", "subscription_id", "enrollment_id", "device_id", "service_point_id",
+                          "decision", "detail", "capacity_kw", "decided_at"], reservations)
+    try:
+        with transaction.atomic():
+            _insert(Participation, ["event_id", "subscription_id", "enrollment_id", "device_id", "service_point_id",
+                                    "status", "start", "end", "created_at", "updated_at"], new_participations)
+    except IntegrityError as exc:
+        # The exclusion constraint caught a concurrent reservation the locks did not serialize.
+        raise ConflictError("A device was reserved concurrently for an overlapping event; run the reservation "
+                            "again.") from exc
     return counts
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _insert(model, columns: list[str], rows: list[tuple]) -> None:
+    """Insert many rows: COPY on PostgreSQL (one statement, fastest), ``bulk_create`` elsewhere.
+
+    Row values are ints, None, Decimals, str or aware datetimes (formatted once per distinct value)."""
+    if not rows:
+        return
+    if connection.vendor != "postgresql":
+        model.objects.bulk_create([model(**dict(zip(columns, row, strict=True))) for row in rows],
+                                  batch_size=WRITE_BATCH)
+        return
+    cache: dict = {None: "\\N"}
+
+    def text(value) -> str:
+        try:
+            return cache[value]
+        except KeyError:
+            pass
+        except TypeError:  # unhashable: never the case for these rows
+            return str(value)
+        if isinstance(value, str):
+            out = value.translate(_COPY_ESCAPES)
+        elif isinstance(value, dt.datetime):
+            out = value.isoformat()
+        else:
+            out = str(value)
+        if len(cache) < 50_000:
+            cache[value] = out
+        return out
+
+    table = connection.ops.quote_name(model._meta.db_table)
+    cols = ", ".join(connection.ops.quote_name(model._meta.get_field(c.removesuffix("_id")).column
+                                               if c.endswith("_id") else c) for c in columns)
+    with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
+        for start in range(0, len(rows), WRITE_BATCH):
+            copy.write("".join("\t".join(map(text, row)) + "\n" for row in rows[start:start + WRITE_BATCH]))
 
 
 def reserve_chunk(*, event_id: int, subscription_ids: list[int], chosen_ids: list[int] | None,
@@ -585,7 +638,7 @@ def reserve_chunk(*, event_id: int, subscription_ids: list[int], chosen_ids: lis
             return {}
         ctx = ProgramContext.load(event.program)
         decided = _evaluate(event, ctx, now=now, subscription_ids=subscription_ids, lock=True)
-        return _write(event, decided, None if chosen_ids is None else set(chosen_ids), now=now)
+        return _write(event, decided, None if chosen_ids is None else set(chosen_ids), now=now, whole_event=False)
 
 
 def event_reservation_plan(*, event: Event, now: dt.datetime, chunk_size: int) -> tuple[list[list[int]],
@@ -618,8 +671,10 @@ def event_reserve(*, event: Event, now: dt.datetime, actor: Any = None, chunk_si
         with transaction.atomic():
             Event.objects.select_for_update().filter(pk=event.pk).values_list("pk").first()
             decided = _evaluate(event, ctx, now=now, lock=True)
-            _drop_stale(event, [d.subscription_id for d in decided])
-            counts = _write(event, decided, _choose(decided, event.target_kw), now=now)
+            # The whole ledger of the event is rewritten: drop provisional participations of ex-candidates.
+            Participation.objects.filter(event_id=event.pk, status=ParticipationStatus.RESERVED).exclude(
+                subscription_id__in=_candidates_qs(event, ctx).values("pk")).delete()
+            counts = _write(event, decided, _choose(decided, event.target_kw), now=now, whole_event=True)
             _finish_reservation(event, counts, now=now, actor=actor)
         return counts
     chunks, chosen = event_reservation_plan(event=event, now=now, chunk_size=chunk_size)

@@ -139,6 +139,8 @@ def test_overlap_with_another_program_event_for_the_same_device(program, july_no
     sub_other.exclusive = False
     sub_other.save()
     other_event = past_event(other, la(2026, 7, 15, 17), hours=2, subs=[sub_other], status=EventStatus.SCHEDULED)
+    other_event.name = "Peak\t5 \\ 7pm"  # survives the COPY text format on PostgreSQL
+    other_event.save()
     got = reserve(EventFactory(program=program), july_now)
     assert got[a.pk] == (D.OVERLAP, f"Already reserved for event #{other_event.pk} '{other_event.name}' of program "
                                     "ev-charge at the same time.")
