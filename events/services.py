@@ -444,8 +444,10 @@ def _evaluate(event: Event, ctx: ProgramContext, *, now: dt.datetime, subscripti
             busy_device.setdefault(device_id, text)
         else:
             busy_sp.setdefault(sp_id, text)
-    existing = {sid: (pid, status) for sid, pid, status in Participation.objects.filter(
-        event_id=event.pk, subscription_id__in=cands.values("pk")).order_by().values_list(
+    mine = Participation.objects.filter(event_id=event.pk)
+    if subscription_ids is not None:
+        mine = mine.filter(subscription_id__in=subscription_ids)
+    existing = {sid: (pid, status) for sid, pid, status in mine.order_by().values_list(
         "subscription_id", "pk", "status")}
 
     online_since = now - dt.timedelta(minutes=program.device_online_threshold_minutes)
