@@ -1,0 +1,1 @@
+"""Benchmarks: scripts printing numbers (not timed tests)."""

@@ -1,1 +1,186 @@
+"""Admin for events: lists with reservation counts by decision (annotated: constant queries); statuses change only
+through actions that call services."""
 
+from __future__ import annotations
+
+import datetime as dt
+
+from django.contrib import admin, messages
+from django.db.models import Count, Q
+from simple_history.admin import SimpleHistoryAdmin
+
+from cpm.errors import DomainError
+
+from . import services
+from .choices import DeliveryStatus, ReservationDecision
+from .models import DispatchMessage, Event, EventRevision, OptOut, Participation, Reservation, Unavailability
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _run(modeladmin, request, queryset, label, fn):
+    done = 0
+    for obj in queryset:
+        try:
+            fn(obj)
+            done += 1
+        except DomainError as exc:
+            modeladmin.message_user(request, f"{obj}: {exc.message}", messages.ERROR)
+    if done:
+        modeladmin.message_user(request, f"{label}: {done}.", messages.SUCCESS)
+
+
+class RevisionInline(admin.TabularInline):
+    model = EventRevision
+    extra = 0
+    can_delete = False
+    readonly_fields = ("revision", "changed_at", "changed_by", "reason", "snapshot")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Event)
+class EventAdmin(SimpleHistoryAdmin):
+    list_display = ("name", "program", "category", "status", "start", "end", "revision", "target_kw", "n_reserved",
+                    "n_skipped")
+    list_filter = ("status", "category", "direction", "program")
+    search_fields = ("name", "program__code")
+    date_hierarchy = "start"
+    list_select_related = ("program",)
+    raw_id_fields = ("target_devices",)
+    readonly_fields = ("status", "revision", "overrides_rules", "override_reason", "cancel_reason", "reserved_at",
+                       "settlement_handed_off_at", "created_at", "updated_at")
+    inlines = [RevisionInline]
+    actions = ["schedule", "reserve_again", "dispatch_now", "cancel"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(
+            n_reserved_=Count("reservations", filter=Q(reservations__decision=ReservationDecision.RESERVED)),
+            n_skipped_=Count("reservations", filter=~Q(reservations__decision=ReservationDecision.RESERVED)))
+
+    @admin.display(description="Reserved", ordering="n_reserved_")
+    def n_reserved(self, obj):
+        return obj.n_reserved_
+
+    @admin.display(description="Skipped", ordering="n_skipped_")
+    def n_skipped(self, obj):
+        return obj.n_skipped_
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None and obj.status != "draft":
+            return [f.name for f in Event._meta.fields] + ["target_devices"]
+        return self.readonly_fields
+
+    def save_model(self, request, obj, form, change):
+        """New and draft events are written through the services (audited; revisions after scheduling)."""
+        if not change:
+            data = {k: form.cleaned_data.get(k) for k in services.EDITABLE_FIELDS}
+            created = services.event_create(program=form.cleaned_data["program"], now=_now(), actor=request.user,
+                                            **{k: v for k, v in data.items() if v is not None})
+            obj.pk = created.pk
+            obj.refresh_from_db()
+            return
+        changes = {k: form.cleaned_data[k] for k in form.changed_data if k in services.EDITABLE_FIELDS}
+        if changes:
+            services.event_update(event=obj, changes=changes, now=_now(), actor=request.user, reason="admin")
+
+    @admin.action(description="Schedule (checks the program's participation rules)")
+    def schedule(self, request, queryset):
+        _run(self, request, queryset, "Scheduled",
+             lambda e: services.event_schedule(event=e, now=_now(), actor=request.user))
+
+    @admin.action(description="Reserve devices again")
+    def reserve_again(self, request, queryset):
+        _run(self, request, queryset, "Reserved",
+             lambda e: services.event_reserve(event=e, now=_now(), actor=request.user))
+
+    @admin.action(description="Dispatch now")
+    def dispatch_now(self, request, queryset):
+        _run(self, request, queryset, "Dispatched",
+             lambda e: services.event_dispatch(event=e, now=_now(), actor=request.user))
+
+    @admin.action(description="Cancel (releases every reservation)")
+    def cancel(self, request, queryset):
+        _run(self, request, queryset, "Cancelled",
+             lambda e: services.event_cancel(event=e, reason=f"Cancelled in the admin by {request.user}",
+                                             now=_now(), actor=request.user))
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Reservation)
+class ReservationAdmin(ReadOnlyAdmin):
+    list_display = ("event", "device", "service_point", "decision", "detail", "capacity_kw", "decided_at")
+    list_filter = ("decision", "event__program")
+    search_fields = ("event__name", "device__serial_number", "device__aggregator_device_id",
+                     "service_point__service_point_id", "detail")
+    list_select_related = ("event", "device", "service_point")
+    raw_id_fields = ("event", "subscription", "enrollment", "device", "service_point")
+
+
+@admin.register(Participation)
+class ParticipationAdmin(ReadOnlyAdmin):
+    list_display = ("event", "device", "service_point", "status", "start", "end", "opted_out_at",
+                    "outcome_revision")
+    list_filter = ("status", "event__program")
+    search_fields = ("event__name", "device__serial_number", "service_point__service_point_id")
+    list_select_related = ("event", "device", "service_point")
+    raw_id_fields = ("event", "subscription", "enrollment", "device", "service_point")
+
+
+@admin.register(OptOut)
+class OptOutAdmin(ReadOnlyAdmin):
+    list_display = ("participation", "channel", "at", "recorded_by", "reason")
+    list_filter = ("channel",)
+    search_fields = ("participation__event__name", "reason")
+    list_select_related = ("participation", "participation__event", "recorded_by")
+
+
+@admin.register(Unavailability)
+class UnavailabilityAdmin(admin.ModelAdmin):
+    list_display = ("enrollment", "device", "start", "end", "reason")
+    search_fields = ("reason", "enrollment__service_point__service_point_id")
+    list_select_related = ("enrollment", "device")
+    raw_id_fields = ("enrollment", "device")
+
+
+@admin.register(DispatchMessage)
+class DispatchMessageAdmin(ReadOnlyAdmin):
+    list_display = ("event", "aggregator", "kind", "revision", "delivery_status", "attempts", "last_attempt_at",
+                    "last_error")
+    list_filter = ("kind", "delivery_status", "aggregator")
+    search_fields = ("event__name", "aggregator__code")
+    list_select_related = ("event", "aggregator")
+    actions = ["retry_delivery"]
+
+    @admin.action(description="Retry webhook delivery")
+    def retry_delivery(self, request, queryset):
+        from cpm.tasks import enqueue_on_commit
+
+        from .tasks import deliver_dispatch_message
+
+        n = 0
+        for msg in queryset.exclude(aggregator__webhook_url=""):
+            DispatchMessage.objects.filter(pk=msg.pk).update(delivery_status=DeliveryStatus.PENDING, attempts=0)
+            enqueue_on_commit(deliver_dispatch_message, message_id=msg.pk)
+            n += 1
+        self.message_user(request, f"Queued {n} message(s).", messages.SUCCESS)
+
+
+@admin.register(EventRevision)
+class EventRevisionAdmin(ReadOnlyAdmin):
+    list_display = ("event", "revision", "changed_at", "changed_by", "reason")
+    list_select_related = ("event",)
+    search_fields = ("event__name",)

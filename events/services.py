@@ -1,1 +1,1061 @@
+"""Events: the write path (create, modify, schedule, reserve, dispatch, tick, cancel, opt-out, outcomes).
 
+Every service takes ``now`` (aware UTC) and ``actor`` (User, job name or None) keyword-only, owns its transaction,
+and records status changes through ``cpm.states.transition`` (audited). Times are stored in UTC; the program's IANA
+zone is used for local days, windows, weeks and seasons.
+
+Reservation (``event_reserve``) is set-based: a constant number of SQL queries whatever the number of devices
+(candidates, history, unavailability, overlaps and existing participations are each one query; the decision is
+computed in Python by ``events.ledger``; rows are bulk-inserted). It can also run in chunks
+(``event_reservation_plan`` + ``reserve_chunk``) so a Celery group can split the writes; with a target kW the
+rotation order is computed centrally by the plan. See ``events.ledger`` for the counting choice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import logging
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.db import IntegrityError, connection, transaction
+from django.db.models import CharField, Q, StringAgg, Value
+from django.db.models.functions import Cast
+
+from cpm.audit import audit_record
+from cpm.errors import ConflictError, DomainValidationError, NotFound, TransitionNotAllowed
+from cpm.states import check_transition, transition
+from cpm.tasks import enqueue_on_commit
+from cpm.timeutils import zone
+from devices.choices import DeviceStatus
+from devices.models import Aggregator, Device
+from enrollments.choices import EnrollmentStatus
+from enrollments.models import Enrollment, ProgramSubscription
+from programs.choices import ProgramStatus, SettlementTiming
+from programs.models import Program
+
+from . import ledger, rules
+from .choices import (
+    COUNTED_EVENT_STATUSES,
+    EVENT_TRANSITIONS,
+    PARTICIPATION_TRANSITIONS,
+    DeliveryStatus,
+    DispatchKind,
+    EventCategory,
+    EventStatus,
+    OptOutChannel,
+    ParticipationStatus,
+    ReservationDecision,
+)
+from .models import DispatchMessage, Event, EventRevision, OptOut, Participation, Reservation, Unavailability
+from .signals import event_completed
+
+logger = logging.getLogger(__name__)
+
+WRITE_BATCH = 5000
+MAX_DELIVERY_ATTEMPTS = 5
+# Participation statuses that hold a device (the exclusion constraint uses the same condition).
+RELEASED = ParticipationStatus.CANCELLED
+# Opt-out channels that are requests (refused after the cut-off); the others report what happened at the device.
+REQUEST_CHANNELS = (OptOutChannel.CSR, OptOutChannel.PORTAL, OptOutChannel.AGGREGATOR_API)
+EDITABLE_FIELDS = ("name", "category", "direction", "start", "end", "notification_at", "target_territories",
+                   "target_substations", "target_feeders", "target_device_types", "target_kw")
+
+
+# --------------------------------------------------------------------------------------------------------- context
+@dataclass
+class ProgramContext:
+    """A program's zone, rules and seasons, loaded once per service call (2 queries)."""
+
+    program: Program
+    tz: ZoneInfo
+    rules: list
+    seasons: list
+
+    @classmethod
+    def load(cls, program: Program) -> ProgramContext:
+        return cls(program=program, tz=zone(program.time_zone), rules=list(program.participation_rules.all()),
+                   seasons=list(program.seasons.all()))
+
+    def rule_on(self, day: dt.date):
+        return rules.rule_in_effect(self.rules, day)
+
+    def period_of(self, day: dt.date) -> ledger.Period:
+        """The season containing ``day``; the calendar year when none does (documented choice)."""
+        season = rules.season_of(self.seasons, day)
+        if season is not None:
+            return ledger.Period(season.name, season.start_date, season.end_date)
+        return ledger.Period(str(day.year), dt.date(day.year, 1, 1), dt.date(day.year, 12, 31))
+
+    def local_day(self, instant: dt.datetime) -> dt.date:
+        return instant.astimezone(self.tz).date()
+
+    def ledger_event(self, event_id: int, start: dt.datetime, end: dt.datetime) -> ledger.LedgerEvent:
+        return ledger.LedgerEvent(event_id, start, end, self.local_day(start), (end - start).total_seconds() / 3600)
+
+
+def event_local_dates(event: Event, tz: ZoneInfo) -> tuple[dt.date, dt.date]:
+    """First and last local dates the event touches (end is exclusive: an event ending at midnight stays on its
+    start day)."""
+    return (event.start.astimezone(tz).date(),
+            (event.end - dt.timedelta(microseconds=1)).astimezone(tz).date())
+
+
+def _to_utc(value: dt.datetime, tz: ZoneInfo, field: str) -> dt.datetime:
+    """An aware datetime in UTC; a naive one is local wall-clock time in the program's zone, refused when it does
+    not exist (spring DST gap) or is ambiguous (autumn repeated hour) without an offset."""
+    if not isinstance(value, dt.datetime):
+        raise DomainValidationError({field: ["Enter a date and time."]})
+    if value.tzinfo is not None and value.utcoffset() is not None:
+        return value.astimezone(dt.UTC)
+    first = value.replace(tzinfo=tz, fold=0)
+    second = value.replace(tzinfo=tz, fold=1)
+    if first.astimezone(dt.UTC).astimezone(tz).replace(tzinfo=None) != value:
+        raise DomainValidationError({field: [f"{value:%Y-%m-%d %H:%M} does not exist in {tz.key} (DST change)."]})
+    if first.utcoffset() != second.utcoffset():
+        raise DomainValidationError({field: [f"{value:%Y-%m-%d %H:%M} occurs twice in {tz.key} (DST change); "
+                                             "give a UTC offset."]})
+    return first.astimezone(dt.UTC)
+
+
+def _snapshot(event: Event, device_ids: list[int]) -> dict[str, Any]:
+    return {
+        "name": event.name, "category": event.category, "direction": event.direction,
+        "start": event.start.isoformat(), "end": event.end.isoformat(),
+        "notification_at": event.notification_at.isoformat(), "status": event.status,
+        "target_territories": event.target_territories, "target_substations": event.target_substations,
+        "target_feeders": event.target_feeders, "target_device_types": event.target_device_types,
+        "target_devices": sorted(device_ids),
+        "target_kw": None if event.target_kw is None else str(event.target_kw),
+    }
+
+
+def _validate_window(event: Event) -> None:
+    errors: dict[str, list[str]] = {}
+    if event.end <= event.start:
+        errors["end"] = ["end must be after start."]
+    if event.notification_at > event.start:
+        errors["notification_at"] = ["notification_at must be at or before start."]
+    if event.target_kw is not None and event.target_kw <= 0:
+        errors["target_kw"] = ["target_kw must be positive."]
+    if errors:
+        raise DomainValidationError(errors)
+
+
+# ------------------------------------------------------------------------------------------------- create / modify
+@transaction.atomic
+def event_create(
+    *,
+    program: Program,
+    name: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    notification_at: dt.datetime | None = None,
+    category: str = EventCategory.ECONOMIC,
+    direction: str = "reduce",
+    target_territories: list[str] | None = None,
+    target_substations: list[str] | None = None,
+    target_feeders: list[str] | None = None,
+    target_device_types: list[str] | None = None,
+    target_device_ids: list[int] | None = None,
+    target_kw: Decimal | None = None,
+    now: dt.datetime,
+    actor: Any = None,
+) -> Event:
+    """Create a DRAFT event. ``start``/``end``/``notification_at``: aware instants, or naive local wall-clock times
+    in the program's zone (refused if skipped or repeated by a DST change). ``notification_at`` defaults to
+    ``start``. Targeting lists empty = every enrolled device. Raises ``DomainValidationError`` naming the field."""
+    if program.status == ProgramStatus.CLOSED:
+        raise ConflictError(f"Program {program.code} is closed.")
+    tz = zone(program.time_zone)
+    start_utc = _to_utc(start, tz, "start")
+    event = Event(
+        program=program, name=name, category=category, direction=direction, start=start_utc,
+        end=_to_utc(end, tz, "end"),
+        notification_at=_to_utc(notification_at, tz, "notification_at") if notification_at else start_utc,
+        target_territories=list(target_territories or []), target_substations=list(target_substations or []),
+        target_feeders=list(target_feeders or []), target_device_types=list(target_device_types or []),
+        target_kw=target_kw,
+    )
+    _validate_window(event)
+    event.save()
+    if target_device_ids:
+        _set_target_devices(event, target_device_ids)
+    audit_record(obj=event, action="create", now=now, actor=actor, to_status=event.status,
+                 changes=_snapshot(event, list(target_device_ids or [])))
+    return event
+
+
+def _set_target_devices(event: Event, device_ids: list[int]) -> None:
+    found = set(Device.objects.filter(pk__in=device_ids).values_list("pk", flat=True))
+    missing = sorted(set(device_ids) - found)
+    if missing:
+        raise DomainValidationError({"target_devices": [f"Unknown device ids: {missing[:20]}."]})
+    event.target_devices.set(sorted(found))
+
+
+def event_update(
+    *,
+    event: Event,
+    changes: dict[str, Any],
+    now: dt.datetime,
+    actor: Any = None,
+    reason: str = "",
+) -> Event:
+    """Modify an event (fields in ``EDITABLE_FIELDS`` and ``target_device_ids``).
+
+    A DRAFT event is edited in place. After scheduling, the previous version is kept as an ``EventRevision`` and
+    ``revision`` increases by one; the participation rules are checked again (unless an emergency override), the
+    reserved participations follow the new window (a clash with another event of a device -> ``ConflictError``), a
+    SCHEDULED event is reserved again, and a DISPATCHED event sends MODIFY messages to its aggregators. ACTIVE,
+    COMPLETED and CANCELLED events cannot be modified (``TransitionNotAllowed``).
+    """
+    unknown = set(changes) - set(EDITABLE_FIELDS) - {"target_device_ids"}
+    if unknown:
+        raise DomainValidationError({sorted(unknown)[0]: ["This field cannot be changed."]})
+    with transaction.atomic():
+        event = Event.objects.select_for_update().select_related("program").get(pk=event.pk)
+        if event.status not in (EventStatus.DRAFT, EventStatus.SCHEDULED, EventStatus.DISPATCHED):
+            raise TransitionNotAllowed(f"Event {event} is {event.status} and can no longer be modified.",
+                                       from_status=event.status, to_status=event.status)
+        tz = zone(event.program.time_zone)
+        old_devices = list(event.target_devices.values_list("pk", flat=True))
+        before = _snapshot(event, old_devices)
+        for key, value in changes.items():
+            if key == "target_device_ids":
+                continue
+            if key in ("start", "end", "notification_at"):
+                value = _to_utc(value, tz, key)
+            setattr(event, key, value)
+        _validate_window(event)
+        new_devices = changes.get("target_device_ids")
+        after = _snapshot(event, new_devices if new_devices is not None else old_devices)
+        if after == before:
+            return event
+        if event.status != EventStatus.DRAFT:
+            ctx = ProgramContext.load(event.program)
+            if not event.overrides_rules:
+                _check_rules(event, ctx, now=now)
+            EventRevision.objects.create(event=event, revision=event.revision, snapshot=before, changed_at=now,
+                                         changed_by=_actor_name(actor), reason=reason[:500])
+            event.revision += 1
+        event.save()
+        if new_devices is not None:
+            _set_target_devices(event, new_devices)
+        if event.status != EventStatus.DRAFT and (before["start"], before["end"]) != (after["start"], after["end"]):
+            try:
+                with transaction.atomic():
+                    Participation.objects.filter(event=event).exclude(status=RELEASED).update(
+                        start=event.start, end=event.end, updated_at=now)
+            except IntegrityError as exc:
+                raise ConflictError("A reserved device already takes part in another event overlapping the new "
+                                    "window; cancel and re-create the event instead.") from exc
+        audit_record(obj=event, action="update", now=now, actor=actor, reason=reason,
+                     changes={"before": before, "after": after, "revision": event.revision})
+        if event.status == EventStatus.SCHEDULED:
+            from .tasks import reserve_event
+
+            enqueue_on_commit(reserve_event, event_id=event.pk)
+        elif event.status == EventStatus.DISPATCHED:
+            _create_dispatch_messages(event, kind=DispatchKind.MODIFY, now=now)
+    return event
+
+
+def _actor_name(actor: Any) -> str:
+    from cpm.audit import actor_label
+
+    return actor_label(actor)[:150]
+
+
+# --------------------------------------------------------------------------------------------------------- schedule
+def _check_rules(event: Event, ctx: ProgramContext, *, now: dt.datetime) -> list[rules.RuleViolation]:
+    violations = rules.check_event_window(
+        rule=ctx.rule_on(ctx.local_day(event.start)), seasons=ctx.seasons, start=event.start, end=event.end,
+        notification_at=event.notification_at, tz=ctx.tz, holiday_calendar=ctx.program.holiday_calendar, now=now)
+    if violations:
+        raise DomainValidationError({v.rule: [v.message] for v in violations}, code="participation_rule")
+    return violations
+
+
+def event_schedule(
+    *,
+    event: Event,
+    now: dt.datetime,
+    actor: Any = None,
+    override_rules: bool = False,
+    override_reason: str = "",
+) -> Event:
+    """DRAFT -> SCHEDULED, then reserve devices (Celery task after commit).
+
+    The program must be ACTIVE (``ConflictError``) and the event must start in the future. The program's
+    participation rules (season, allowed days and holidays, window, duration, notice) are checked; violations are
+    refused with ``DomainValidationError`` keyed by the rule's field name. An EMERGENCY event may be scheduled over
+    the rules with ``override_rules=True`` and a reason; the override and the rules overridden are audited.
+    """
+    with transaction.atomic():
+        event = Event.objects.select_for_update().select_related("program").get(pk=event.pk)
+        program = event.program
+        if program.status != ProgramStatus.ACTIVE:
+            raise ConflictError(f"Program {program.code} is {program.status}; events can be scheduled only in an "
+                                "active program.")
+        if event.start <= now:
+            raise DomainValidationError({"start": ["The event must start in the future."]})
+        ctx = ProgramContext.load(program)
+        violations = rules.check_event_window(
+            rule=ctx.rule_on(ctx.local_day(event.start)), seasons=ctx.seasons, start=event.start, end=event.end,
+            notification_at=event.notification_at, tz=ctx.tz, holiday_calendar=program.holiday_calendar, now=now)
+        extra: dict[str, Any] = {}
+        if violations:
+            if not override_rules:
+                raise DomainValidationError({v.rule: [v.message] for v in violations}, code="participation_rule")
+            if event.category != EventCategory.EMERGENCY:
+                raise DomainValidationError({"override_rules": ["Only an emergency event may override the "
+                                                                "participation rules."]})
+            if not override_reason.strip():
+                raise DomainValidationError({"override_reason": ["Give the reason for overriding the rules."]})
+            extra = {"overrides_rules": True, "override_reason": override_reason[:500]}
+            audit_record(obj=event, action="override", now=now, actor=actor, reason=override_reason,
+                         changes={"violations": [str(v) for v in violations]})
+        transition(obj=event, to=EventStatus.SCHEDULED, allowed=EVENT_TRANSITIONS, now=now, actor=actor,
+                   reason=override_reason if violations else "scheduled", extra_updates=extra)
+        from .tasks import reserve_event
+
+        enqueue_on_commit(reserve_event, event_id=event.pk)
+    return event
+
+
+# ------------------------------------------------------------------------------------------------------ reservation
+@dataclass(slots=True)
+class Decided:
+    subscription_id: int
+    enrollment_id: int
+    device_id: int | None
+    service_point_id: int
+    capacity_kw: Decimal
+    season_count: int
+    decision: str | None  # None = passes every check (RESERVED or TARGET_MET once the target is applied)
+    detail: str
+    held: bool = False  # already dispatched/opted out for this event: keeps its participation
+    provisional_id: int | None = None  # this event's RESERVED (not yet dispatched) participation, if any
+
+
+def _candidates_qs(event: Event, ctx: ProgramContext, subscription_ids: list[int] | None = None):
+    """Subscriptions of the program's ACTIVE/SUSPENDED enrollments overlapping the event's local dates, inside the
+    event's targeting (whole-event coverage and device checks are decided in Python, with a reason)."""
+    first, last = event_local_dates(event, ctx.tz)
+    qs = ProgramSubscription.objects.filter(
+        enrollment__program_id=event.program_id,
+        enrollment__status__in=(EnrollmentStatus.ACTIVE, EnrollmentStatus.SUSPENDED),
+        start_date__lte=last,
+    ).filter(Q(end_date__isnull=True) | Q(end_date__gt=first)).filter(
+        Q(enrollment__end_date__isnull=True) | Q(enrollment__end_date__gt=first))
+    premise = "enrollment__service_point__premise__"
+    if event.target_territories:
+        qs = qs.filter(**{premise + "service_territory__in": event.target_territories})
+    if event.target_substations:
+        qs = qs.filter(**{premise + "substation__in": event.target_substations})
+    if event.target_feeders:
+        qs = qs.filter(**{premise + "feeder__in": event.target_feeders})
+    if event.target_device_types:
+        qs = qs.filter(device__device_type__in=event.target_device_types)
+    through = Event.target_devices.through.objects.filter(event_id=event.pk)
+    if through.exists():
+        qs = qs.filter(device_id__in=through.values("device_id"))
+    if subscription_ids is not None:
+        qs = qs.filter(pk__in=subscription_ids)
+    return qs
+
+
+def _lock_candidates(cands) -> None:
+    """Row locks on the candidates' devices (device programs) and subscriptions (device-less), in id order, so two
+    reservations touching the same device or participant serialize (no deadlock: same order everywhere)."""
+    list(Device.objects.filter(pk__in=cands.filter(device__isnull=False).values("device_id"))
+         .order_by("pk").select_for_update().values_list("pk", flat=True))
+    list(ProgramSubscription.objects.filter(pk__in=cands.filter(device__isnull=True).values("pk"))
+         .order_by("pk").select_for_update().values_list("pk", flat=True))
+
+
+def _evaluate(event: Event, ctx: ProgramContext, *, now: dt.datetime, subscription_ids: list[int] | None = None,
+              lock: bool) -> list[Decided]:
+    """Decide every candidate (without the target kW): a constant number of queries (locks, candidates, events of
+    the history window, per-enrollment history, unavailability, overlaps, this event's participations)."""
+    program = ctx.program
+    cands = _candidates_qs(event, ctx, subscription_ids)
+    if lock:
+        _lock_candidates(cands)
+    first, last = event_local_dates(event, ctx.tz)
+    rows = list(cands.order_by("pk").values_list(
+        "pk", "enrollment_id", "enrollment__status", "enrollment__effective_date", "enrollment__end_date",
+        "start_date", "end_date", "device_id", "device__status", "device__last_seen_at", "device__capacity_kw",
+        "enrollment__service_point_id"))
+    if not rows:
+        return []
+    target = ctx.ledger_event(event.pk, event.start, event.end)
+    period = ctx.period_of(target.local_day)
+    rule = ctx.rule_on(target.local_day)
+    kind, allowance = rules.opt_out_allowance(rule)
+    limits = ledger.Limits.from_rule(rule, allowance_kind=kind, allowance=allowance)
+    around = dt.timedelta(days=limits.lookaround_days)
+    win_first = min(period.first, target.local_day - around)
+    win_last = max(period.last, target.local_day + around)
+    win_start = dt.datetime.combine(win_first, dt.time(0), tzinfo=ctx.tz)
+    win_end = dt.datetime.combine(win_last + dt.timedelta(days=1), dt.time(0), tzinfo=ctx.tz)
+    past = {eid: ctx.ledger_event(eid, s, e) for eid, s, e in Event.objects.filter(
+        program_id=program.pk, status__in=COUNTED_EVENT_STATUSES, start__lt=win_end, end__gt=win_start,
+    ).exclude(pk=event.pk).order_by().values_list("pk", "start", "end")}
+    history: dict[int, frozenset[int]] = {}
+    opted: dict[int, frozenset[int]] = {}
+    if past:
+        as_text = Cast("event_id", CharField())
+        for enrollment_id, evs, outs in (
+            Participation.objects.filter(event_id__in=list(past), enrollment_id__in=cands.values("enrollment_id"))
+            .exclude(status=RELEASED).values("enrollment_id")
+            .annotate(evs=StringAgg(as_text, Value(",")),
+                      outs=StringAgg(as_text, Value(","), filter=Q(status=ParticipationStatus.OPTED_OUT)))
+            .order_by().values_list("enrollment_id", "evs", "outs")
+        ):
+            history[enrollment_id] = frozenset(map(int, evs.split(","))) if evs else frozenset()
+            opted[enrollment_id] = frozenset(map(int, outs.split(","))) if outs else frozenset()
+    unavailable: dict[tuple[int, int | None], str] = {}
+    for enrollment_id, device_id, u_start, u_end, why in Unavailability.objects.filter(
+            enrollment_id__in=cands.values("enrollment_id"), start__lt=event.end, end__gt=event.start,
+    ).order_by().values_list("enrollment_id", "device_id", "start", "end", "reason"):
+        text = (f"Customer declared unavailable {u_start.astimezone(ctx.tz):%Y-%m-%d %H:%M} to "
+                f"{u_end.astimezone(ctx.tz):%Y-%m-%d %H:%M}" + (f" ({why})." if why else "."))
+        unavailable.setdefault((enrollment_id, device_id), text)
+    busy_device: dict[int, str] = {}
+    busy_sp: dict[int, str] = {}
+    for device_id, sp_id, other_id, other_name, other_code in Participation.objects.exclude(
+            event_id=event.pk).exclude(status=RELEASED).exclude(event__status=EventStatus.CANCELLED).filter(
+            start__lt=event.end, end__gt=event.start).filter(
+            Q(device_id__in=cands.values("device_id"))
+            | Q(device__isnull=True, service_point_id__in=cands.filter(device__isnull=True)
+                .values("enrollment__service_point_id"))).order_by().values_list(
+            "device_id", "service_point_id", "event_id", "event__name", "event__program__code"):
+        text = f"Already reserved for event #{other_id} '{other_name}' of program {other_code} at the same time."
+        if device_id is not None:
+            busy_device.setdefault(device_id, text)
+        else:
+            busy_sp.setdefault(sp_id, text)
+    mine = Participation.objects.filter(event_id=event.pk)
+    if subscription_ids is not None:
+        mine = mine.filter(subscription_id__in=subscription_ids)
+    existing = {sid: (pid, status) for sid, pid, status in mine.order_by().values_list(
+        "subscription_id", "pk", "status")}
+
+    online_since = now - dt.timedelta(minutes=program.device_online_threshold_minutes)
+    out: list[Decided] = []
+    # Participants with the same history get the same limit decision: compute it once per distinct history
+    # (a handful of combinations for most programs) instead of once per device.
+    by_history: dict[tuple[frozenset, frozenset], tuple[int, tuple[str, str] | None]] = {}
+    empty: frozenset[int] = frozenset()
+    for (sid, enrollment_id, e_status, e_from, e_to, s_from, s_to, device_id, d_status, last_seen, cap,
+         sp_id) in rows:
+        key = (history.get(enrollment_id, empty), opted.get(enrollment_id, empty))
+        known = by_history.get(key)
+        if known is None:
+            hist = [past[i] for i in key[0]]
+            season_count = sum(1 for h in hist if period.contains(h.local_day))
+            skip = ledger.limit_decision(target=target, season=period, limits=limits, history=hist,
+                                         opted_out=[past[i] for i in key[1]])
+            known = by_history[key] = (season_count, skip)
+        season_count, limit_skip = known
+        d = Decided(sid, enrollment_id, device_id, sp_id, cap if cap is not None else Decimal("0"), season_count,
+                    None, "")
+        held = existing.get(sid)
+        if held and held[1] == ParticipationStatus.RESERVED:
+            d.provisional_id = held[0]
+        if held and held[1] not in (ParticipationStatus.RESERVED, RELEASED):
+            d.held = True
+            d.detail = f"Reserved; participation already {held[1]}."
+            out.append(d)
+            continue
+        d.decision, d.detail = _first_skip(
+            ctx=ctx, first=first, last=last, e_status=e_status, e_from=e_from, e_to=e_to, s_from=s_from, s_to=s_to,
+            device_id=device_id, d_status=d_status, last_seen=last_seen, online_since=online_since,
+            threshold=program.device_online_threshold_minutes, unavailable=unavailable,
+            enrollment_id=enrollment_id, busy=busy_device.get(device_id) if device_id else busy_sp.get(sp_id),
+        ) or (None, "")
+        if d.decision is None:
+            if limit_skip:
+                d.decision, d.detail = limit_skip
+            else:
+                d.detail = f"{season_count} other event(s) so far in {period.name}."
+        out.append(d)
+    return out
+
+
+def _first_skip(*, ctx, first, last, e_status, e_from, e_to, s_from, s_to, device_id, d_status, last_seen,
+                online_since, threshold, unavailable, enrollment_id, busy) -> tuple[str, str] | None:
+    if e_status != EnrollmentStatus.ACTIVE:
+        return ReservationDecision.NOT_ELIGIBLE, f"Enrollment is {e_status}."
+    if e_from is None or e_from > first:
+        return ReservationDecision.NOT_ELIGIBLE, f"Enrollment starts {e_from}, after the event day {first}."
+    if e_to is not None and e_to <= last:
+        return ReservationDecision.NOT_ELIGIBLE, f"Enrollment ends {e_to}, before the event ends on {last}."
+    if s_from > first:
+        return ReservationDecision.NOT_ELIGIBLE, f"Subscription starts {s_from}, after the event day {first}."
+    if s_to is not None and s_to <= last:
+        return ReservationDecision.NOT_ELIGIBLE, f"Subscription ends {s_to}, before the event ends on {last}."
+    if ctx.program.requires_device and device_id is None:
+        return ReservationDecision.NOT_ELIGIBLE, "The program needs a device and the subscription has none."
+    if device_id is not None:
+        if d_status != DeviceStatus.ACTIVE:
+            return ReservationDecision.NOT_ELIGIBLE, f"Device status is {d_status}."
+        if last_seen is None:
+            return ReservationDecision.OFFLINE, "Device has never been seen online."
+        if last_seen < online_since:
+            return ReservationDecision.OFFLINE, (f"Device last seen {last_seen:%Y-%m-%d %H:%M} UTC, more than "
+                                                 f"{threshold} minutes before reservation.")
+    text = unavailable.get((enrollment_id, None)) or (device_id and unavailable.get((enrollment_id, device_id)))
+    if text:
+        return ReservationDecision.UNAVAILABLE, text
+    if busy:
+        return ReservationDecision.OVERLAP, busy
+    return None
+
+
+def _choose(decided: list[Decided], target_kw: Decimal | None) -> set[int] | None:
+    """Subscription ids to reserve under a target kW (rotation order), or None = every passing candidate."""
+    if target_kw is None:
+        return None
+    held = [d for d in decided if d.held]
+    passing = [d for d in decided if d.decision is None and not d.held]
+    order = ledger.rotation_order((d.subscription_id, d.season_count, float(d.capacity_kw)) for d in passing)
+    cap = {d.subscription_id: float(d.capacity_kw) for d in passing}
+    already = sum(float(d.capacity_kw) for d in held)
+    chosen = ledger.pick_until_target(((sid, cap[sid]) for sid in order), max(float(target_kw) - already, 0.0))
+    return chosen | {d.subscription_id for d in held}
+
+
+def _write(event: Event, decided: list[Decided], chosen: set[int] | None, *, now: dt.datetime,
+           whole_event: bool) -> dict[str, int]:
+    """Replace the ledger rows of these candidates (all of the event's when ``whole_event``); create participations
+    for the newly reserved; delete provisional (RESERVED, never dispatched) participations of those no longer
+    reserved. A constant number of statements (COPY on PostgreSQL)."""
+    counts: dict[str, int] = {}
+    reservations: list[tuple] = []
+    new_participations: list[tuple] = []
+    release: list[int] = []
+    target_note = (f"Target {event.target_kw} kW met by devices ranked before it (least called this season "
+                   "first, then larger capacity).") if event.target_kw is not None else ""
+    for d in decided:
+        decision, detail = d.decision, d.detail
+        if decision is None:
+            if d.held or chosen is None or d.subscription_id in chosen:
+                decision = ReservationDecision.RESERVED
+            else:
+                decision, detail = ReservationDecision.TARGET_MET, target_note
+        decision = str(decision)
+        counts[decision] = counts.get(decision, 0) + 1
+        reservations.append((event.pk, d.subscription_id, d.enrollment_id, d.device_id, d.service_point_id,
+                             decision, detail[:300], d.capacity_kw, now))
+        if d.held:
+            continue
+        if decision == ReservationDecision.RESERVED:
+            if d.provisional_id is None:
+                new_participations.append((event.pk, d.subscription_id, d.enrollment_id, d.device_id,
+                                           d.service_point_id, ParticipationStatus.RESERVED.value, event.start,
+                                           event.end, now, now))
+        elif d.provisional_id is not None:
+            release.append(d.provisional_id)
+    if whole_event:
+        Reservation.objects.filter(event_id=event.pk).delete()
+    else:
+        Reservation.objects.filter(event_id=event.pk,
+                                   subscription_id__in=[d.subscription_id for d in decided]).delete()
+    if release:
+        Participation.objects.filter(pk__in=release).delete()
+    _insert(Reservation, ["event_id", "subscription_id", "enrollment_id", "device_id", "service_point_id",
+                          "decision", "detail", "capacity_kw", "decided_at"], reservations)
+    try:
+        with transaction.atomic():
+            _insert(Participation, ["event_id", "subscription_id", "enrollment_id", "device_id", "service_point_id",
+                                    "status", "start", "end", "created_at", "updated_at"], new_participations)
+    except IntegrityError as exc:
+        # The exclusion constraint caught a concurrent reservation the locks did not serialize.
+        raise ConflictError("A device was reserved concurrently for an overlapping event; run the reservation "
+                            "again.") from exc
+    return counts
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _insert(model, columns: list[str], rows: list[tuple]) -> None:
+    """Insert many rows: COPY on PostgreSQL (one statement, fastest), ``bulk_create`` elsewhere.
+
+    Row values are ints, None, Decimals, str or aware datetimes (formatted once per distinct value)."""
+    if not rows:
+        return
+    if connection.vendor != "postgresql":
+        model.objects.bulk_create([model(**dict(zip(columns, row, strict=True))) for row in rows],
+                                  batch_size=WRITE_BATCH)
+        return
+    cache: dict = {None: "\\N"}
+
+    def text(value) -> str:
+        try:
+            return cache[value]
+        except KeyError:
+            pass
+        except TypeError:  # unhashable: never the case for these rows
+            return str(value)
+        if isinstance(value, str):
+            out = value.translate(_COPY_ESCAPES)
+        elif isinstance(value, dt.datetime):
+            out = value.isoformat()
+        else:
+            out = str(value)
+        if len(cache) < 50_000:
+            cache[value] = out
+        return out
+
+    table = connection.ops.quote_name(model._meta.db_table)
+    cols = ", ".join(connection.ops.quote_name(model._meta.get_field(c.removesuffix("_id")).column
+                                               if c.endswith("_id") else c) for c in columns)
+    with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
+        for start in range(0, len(rows), WRITE_BATCH):
+            copy.write("".join("\t".join(map(text, row)) + "\n" for row in rows[start:start + WRITE_BATCH]))
+
+
+def reserve_chunk(*, event_id: int, subscription_ids: list[int], chosen_ids: list[int] | None,
+                  now: dt.datetime) -> dict[str, int]:
+    """Reserve one chunk of candidates (subscription ids) in its own transaction, under row locks.
+
+    ``chosen_ids``: the ids the central plan picked for the target kW (None = no target: reserve all that pass).
+    A candidate that passed in the plan but fails now (e.g. reserved meanwhile for an overlapping event) gets its
+    new skip reason. Returns counts by decision.
+    """
+    with transaction.atomic():
+        event = Event.objects.select_related("program").get(pk=event_id)
+        if event.status != EventStatus.SCHEDULED:
+            return {}
+        ctx = ProgramContext.load(event.program)
+        decided = _evaluate(event, ctx, now=now, subscription_ids=subscription_ids, lock=True)
+        return _write(event, decided, None if chosen_ids is None else set(chosen_ids), now=now, whole_event=False)
+
+
+def event_reservation_plan(*, event: Event, now: dt.datetime, chunk_size: int) -> tuple[list[list[int]],
+                                                                                        list[int] | None]:
+    """The central step of a chunked reservation: every candidate's subscription id, split into chunks, and the
+    global target-kW choice (rotation order needs all candidates; None when there is no target). Read-only."""
+    ctx = ProgramContext.load(event.program)
+    decided = _evaluate(event, ctx, now=now, lock=False)
+    ids = [d.subscription_id for d in decided]
+    chosen = _choose(decided, event.target_kw)
+    chunks = [ids[i:i + chunk_size] for i in range(0, len(ids), chunk_size)]
+    return chunks, None if chosen is None else sorted(chosen)
+
+
+def event_reserve(*, event: Event, now: dt.datetime, actor: Any = None, chunk_size: int | None = None
+                  ) -> dict[str, int]:
+    """Reserve devices for a SCHEDULED event and write a decision for every candidate (re-runnable, idempotent).
+
+    ``chunk_size`` None: one transaction, a constant number of queries. Otherwise the plan is computed centrally
+    and the writes run chunk by chunk (each its own transaction and locks). Ledger rows of subscriptions that are
+    no longer candidates (targeting changed) are removed with their provisional participations.
+    Raises ``TransitionNotAllowed`` unless the event is SCHEDULED. Returns counts by decision.
+    """
+    event = Event.objects.select_related("program").get(pk=event.pk)
+    if event.status != EventStatus.SCHEDULED:
+        raise TransitionNotAllowed(f"Event {event} is {event.status}; devices are reserved only for a scheduled "
+                                   "event.", from_status=event.status, to_status=event.status)
+    ctx = ProgramContext.load(event.program)
+    if chunk_size is None:
+        with transaction.atomic():
+            Event.objects.select_for_update().filter(pk=event.pk).values_list("pk").first()
+            decided = _evaluate(event, ctx, now=now, lock=True)
+            # The whole ledger of the event is rewritten: drop provisional participations of ex-candidates.
+            Participation.objects.filter(event_id=event.pk, status=ParticipationStatus.RESERVED).exclude(
+                subscription_id__in=_candidates_qs(event, ctx).values("pk")).delete()
+            counts = _write(event, decided, _choose(decided, event.target_kw), now=now, whole_event=True)
+            _finish_reservation(event, counts, now=now, actor=actor)
+        return counts
+    chunks, chosen = event_reservation_plan(event=event, now=now, chunk_size=chunk_size)
+    with transaction.atomic():
+        _drop_stale(event, [sid for chunk in chunks for sid in chunk])
+    counts: dict[str, int] = {}
+    for chunk in chunks:
+        for key, n in reserve_chunk(event_id=event.pk, subscription_ids=chunk, chosen_ids=chosen, now=now).items():
+            counts[key] = counts.get(key, 0) + n
+    with transaction.atomic():
+        _finish_reservation(event, counts, now=now, actor=actor)
+    return counts
+
+
+def _drop_stale(event: Event, keep_subscription_ids: list[int]) -> None:
+    keep = set(keep_subscription_ids)
+    stale = [sid for sid in Reservation.objects.filter(event_id=event.pk).values_list("subscription_id", flat=True)
+             if sid not in keep]
+    if stale:
+        Reservation.objects.filter(event_id=event.pk, subscription_id__in=stale).delete()
+        Participation.objects.filter(event_id=event.pk, subscription_id__in=stale,
+                                     status=ParticipationStatus.RESERVED).delete()
+
+
+def _finish_reservation(event: Event, counts: dict[str, int], *, now: dt.datetime, actor: Any) -> None:
+    Event.objects.filter(pk=event.pk).update(reserved_at=now)
+    event.reserved_at = now
+    audit_record(obj=event, action="update", now=now, actor=actor or "events.reserve", reason="reservation",
+                 changes={"reservation_counts": counts})
+
+
+# ---------------------------------------------------------------------------------------------- dispatch messages
+def _message_payload(event: Event, kind: str, devices: list[str]) -> dict[str, Any]:
+    return {
+        "event_id": event.pk, "program": event.program.code, "kind": kind, "revision": event.revision,
+        "name": event.name, "category": event.category, "direction": event.direction,
+        "start": event.start.isoformat(), "end": event.end.isoformat(),
+        "notification_at": event.notification_at.isoformat(),
+        "target_kw": None if event.target_kw is None else str(event.target_kw),
+        "devices": sorted(devices),
+    }
+
+
+def _create_dispatch_messages(event: Event, *, kind: str, now: dt.datetime) -> list[int]:
+    """One message per aggregator of the event's participating devices for (event, kind, revision); idempotent
+    (unique constraint). Messages to aggregators with a webhook are delivered by a task after commit; the others
+    are POLL_ONLY."""
+    by_agg: dict[int, list[str]] = {}
+    hooks: dict[int, str] = {}
+    qs = Participation.objects.filter(event_id=event.pk, device__isnull=False)
+    if kind != DispatchKind.CANCEL:
+        qs = qs.exclude(status__in=(RELEASED, ParticipationStatus.OPTED_OUT))
+    for agg_id, dev, hook in qs.values_list("device__aggregator_id", "device__aggregator_device_id",
+                                            "device__aggregator__webhook_url"):
+        by_agg.setdefault(agg_id, []).append(dev)
+        hooks[agg_id] = hook
+    msgs = [DispatchMessage(event_id=event.pk, aggregator_id=agg_id, kind=kind, revision=event.revision,
+                            payload=_message_payload(event, kind, devs),
+                            delivery_status=DeliveryStatus.PENDING if hooks[agg_id] else DeliveryStatus.POLL_ONLY,
+                            created_at=now) for agg_id, devs in sorted(by_agg.items())]
+    DispatchMessage.objects.bulk_create(msgs, ignore_conflicts=True)
+    pending = list(DispatchMessage.objects.filter(event_id=event.pk, kind=kind, revision=event.revision,
+                                                  delivery_status=DeliveryStatus.PENDING).values_list("pk", flat=True))
+    from .tasks import deliver_dispatch_message
+
+    for pk in pending:
+        enqueue_on_commit(deliver_dispatch_message, message_id=pk)
+    return pending
+
+
+def _urlopen(request: urllib.request.Request, timeout: float):  # seam for tests
+    return urllib.request.urlopen(request, timeout=timeout)  # noqa: S310 - URL set by an administrator
+
+
+def dispatch_message_deliver(*, message: DispatchMessage, now: dt.datetime) -> bool:
+    """POST one dispatch message to its aggregator's webhook (JSON; ``X-CPM-Signature`` = HMAC-SHA256 of the body
+    with the aggregator's webhook secret). Records the attempt; after ``MAX_DELIVERY_ATTEMPTS`` failures the
+    message is FAILED. Returns True when delivered (or nothing left to do)."""
+    message = DispatchMessage.objects.select_related("aggregator").get(pk=message.pk)
+    if message.delivery_status != DeliveryStatus.PENDING:
+        return True
+    agg = message.aggregator
+    body = json.dumps(message.payload, sort_keys=True).encode()
+    headers = {"Content-Type": "application/json", "User-Agent": "cpm-dispatch/1"}
+    if agg.webhook_secret:
+        headers["X-CPM-Signature"] = hmac.new(agg.webhook_secret.encode(), body, hashlib.sha256).hexdigest()
+    error = ""
+    try:
+        with _urlopen(urllib.request.Request(agg.webhook_url, data=body, headers=headers, method="POST"),
+                      timeout=10) as resp:
+            status = getattr(resp, "status", 200)
+            if not 200 <= status < 300:
+                error = f"HTTP {status}"
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        error = str(exc)[:500] or exc.__class__.__name__
+    attempts = message.attempts + 1
+    if not error:
+        new_status = DeliveryStatus.DELIVERED
+    elif attempts >= MAX_DELIVERY_ATTEMPTS:
+        new_status = DeliveryStatus.FAILED
+    else:
+        new_status = DeliveryStatus.PENDING
+    DispatchMessage.objects.filter(pk=message.pk).update(delivery_status=new_status, attempts=attempts,
+                                                         last_attempt_at=now, last_error=error)
+    return new_status != DeliveryStatus.PENDING
+
+
+# ---------------------------------------------------------------------------------------------- status changes
+def event_dispatch(*, event: Event, now: dt.datetime, actor: Any = None) -> Event:
+    """SCHEDULED -> DISPATCHED: reserved participations become DISPATCHED and each aggregator gets a DISPATCH
+    message. If the reservation never ran (task lost), it runs first."""
+    if Event.objects.filter(pk=event.pk, reserved_at__isnull=True, status=EventStatus.SCHEDULED).exists():
+        event_reserve(event=event, now=now, actor=actor)
+    with transaction.atomic():
+        event = Event.objects.select_for_update().select_related("program").get(pk=event.pk)
+        transition(obj=event, to=EventStatus.DISPATCHED, allowed=EVENT_TRANSITIONS, now=now, actor=actor,
+                   reason="notification time")
+        n = Participation.objects.filter(event=event, status=ParticipationStatus.RESERVED).update(
+            status=ParticipationStatus.DISPATCHED, updated_at=now)
+        audit_record(obj=event, action="update", now=now, actor=actor, reason="participations dispatched",
+                     changes={"participations_dispatched": n})
+        _create_dispatch_messages(event, kind=DispatchKind.DISPATCH, now=now)
+    return event
+
+
+def event_activate(*, event: Event, now: dt.datetime, actor: Any = None) -> Event:
+    """DISPATCHED -> ACTIVE (at start)."""
+    with transaction.atomic():
+        event = Event.objects.select_for_update().get(pk=event.pk)
+        return transition(obj=event, to=EventStatus.ACTIVE, allowed=EVENT_TRANSITIONS, now=now, actor=actor,
+                          reason="start time")
+
+
+def event_complete(*, event: Event, now: dt.datetime, actor: Any = None) -> Event:
+    """ACTIVE -> COMPLETED (at end); an after-event program's event is handed to settlement once
+    (``settlement_handed_off_at``; ``events.signals.event_completed`` sent after commit)."""
+    with transaction.atomic():
+        event = Event.objects.select_for_update().select_related("program").get(pk=event.pk)
+        transition(obj=event, to=EventStatus.COMPLETED, allowed=EVENT_TRANSITIONS, now=now, actor=actor,
+                   reason="end time")
+        _hand_off(event, now=now)
+    return event
+
+
+def _hand_off(event: Event, *, now: dt.datetime) -> bool:
+    if event.program.settlement_timing != SettlementTiming.AFTER_EVENT:
+        return False
+    if not Event.objects.filter(pk=event.pk, status=EventStatus.COMPLETED,
+                                settlement_handed_off_at__isnull=True).update(settlement_handed_off_at=now):
+        return False
+    event.settlement_handed_off_at = now
+    event_id = event.pk
+    transaction.on_commit(lambda: event_completed.send(sender=Event, event_id=event_id))
+    return True
+
+
+def event_cancel(*, event: Event, reason: str, now: dt.datetime, actor: Any = None) -> Event:
+    """Cancel an event before it completes (reason required): every participation not yet final is CANCELLED
+    (devices released; the event no longer counts toward limits, opt-out allowances or payments), and aggregators
+    that were sent the event get a CANCEL message."""
+    if not (reason or "").strip():
+        raise DomainValidationError({"reason": ["Give the reason for cancelling."]})
+    with transaction.atomic():
+        event = Event.objects.select_for_update().select_related("program").get(pk=event.pk)
+        was_sent = event.status in (EventStatus.DISPATCHED, EventStatus.ACTIVE)
+        transition(obj=event, to=EventStatus.CANCELLED, allowed=EVENT_TRANSITIONS, now=now, actor=actor,
+                   reason=reason, extra_updates={"cancel_reason": reason[:500]})
+        if was_sent:
+            _create_dispatch_messages(event, kind=DispatchKind.CANCEL, now=now)
+        n = Participation.objects.filter(event=event).exclude(status=RELEASED).update(
+            status=RELEASED, updated_at=now)
+        audit_record(obj=event, action="update", now=now, actor=actor, reason=reason,
+                     changes={"participations_cancelled": n})
+    return event
+
+
+def events_tick(*, now: dt.datetime) -> dict[str, int]:
+    """The scheduling tick (UTC, every minute): DISPATCHED at notification time, ACTIVE at start, COMPLETED at
+    end, and completed after-event events handed to settlement. Idempotent; each event in its own transaction
+    (one failing event is logged and does not stop the others)."""
+    done = {"dispatched": 0, "activated": 0, "completed": 0, "handed_off": 0}
+    steps = (
+        ("dispatched", EventStatus.SCHEDULED, "notification_at", event_dispatch),
+        ("activated", EventStatus.DISPATCHED, "start", event_activate),
+        ("completed", EventStatus.ACTIVE, "end", event_complete),
+    )
+    for key, status, field, service in steps:
+        for event in Event.objects.filter(status=status, **{f"{field}__lte": now}).order_by(field, "pk"):
+            try:
+                service(event=event, now=now, actor="events.tick")
+                done[key] += 1
+            except (TransitionNotAllowed, ConflictError) as exc:
+                logger.warning("events.tick: event %s: %s", event.pk, exc)
+    for event in Event.objects.filter(status=EventStatus.COMPLETED, settlement_handed_off_at__isnull=True,
+                                      program__settlement_timing=SettlementTiming.AFTER_EVENT).select_related(
+                                      "program"):
+        with transaction.atomic():
+            done["handed_off"] += _hand_off(event, now=now)
+    return done
+
+
+# -------------------------------------------------------------------------------------------------------- opt-outs
+def _season_usage(p: Participation, ctx: ProgramContext) -> tuple[ledger.Period, list[ledger.LedgerEvent],
+                                                                  list[ledger.LedgerEvent]]:
+    """The enrollment's counted events of the season (distinct) and those opted out, this participation excluded."""
+    period = ctx.period_of(ctx.local_day(p.event.start))
+    first = dt.datetime.combine(period.first, dt.time(0), tzinfo=ctx.tz)
+    last = dt.datetime.combine(period.last + dt.timedelta(days=1), dt.time(0), tzinfo=ctx.tz)
+    seen: dict[int, ledger.LedgerEvent] = {}
+    outs: dict[int, ledger.LedgerEvent] = {}
+    for eid, start, end, status in Participation.objects.filter(
+            enrollment_id=p.enrollment_id, event__program_id=ctx.program.pk, event__status__in=COUNTED_EVENT_STATUSES,
+            event__start__gte=first, event__start__lt=last).exclude(status=RELEASED).exclude(pk=p.pk).values_list(
+            "event_id", "event__start", "event__end", "status"):
+        seen[eid] = ctx.ledger_event(eid, start, end)
+        if status == ParticipationStatus.OPTED_OUT:
+            outs[eid] = seen[eid]
+    return period, list(seen.values()), list(outs.values())
+
+
+def participation_opt_out(
+    *,
+    participation: Participation,
+    channel: str,
+    at: dt.datetime | None = None,
+    now: dt.datetime,
+    actor: Any = None,
+    reason: str = "",
+) -> OptOut:
+    """Record an opt-out of a participation at ``at`` (default ``now``); the minutes before it are kept
+    (``Participation.opted_out_at``) for proration.
+
+    Requests (CSR page, portal, aggregator API) are refused (``ConflictError``) after the program's cut-off
+    (``opt_out_cutoff_minutes`` before start) and, when the rule sets ``refuse_opt_out_beyond_allowance``, once the
+    allowance is used: a count per season, or a percentage of the season's event hours (denominator: the rule's
+    ``max_event_hours_per_season`` when set, else the enrollment's event hours so far including this event).
+    Reports of what happened at the device (aggregator outcome report, device override) are recorded whatever the
+    time, and counted. Opting out twice returns the first opt-out (idempotent). Cancelled events: ``ConflictError``.
+    """
+    at = at or now
+    with transaction.atomic():
+        p = Participation.objects.select_for_update().select_related("event__program").get(pk=participation.pk)
+        # Serialize opt-outs of the same enrollment so two requests cannot both take the last allowance.
+        Enrollment.objects.select_for_update().filter(pk=p.enrollment_id).values_list("pk").first()
+        event = p.event
+        existing = OptOut.objects.filter(participation=p).first()
+        if existing:
+            return existing
+        if event.status == EventStatus.CANCELLED or p.status == RELEASED:
+            raise ConflictError(f"Event #{event.pk} '{event.name}' was cancelled; there is nothing to opt out of.")
+        check_transition(allowed=PARTICIPATION_TRANSITIONS, current=p.status, to=ParticipationStatus.OPTED_OUT,
+                         label=f"Participation #{p.pk}")
+        if at >= event.end:
+            raise DomainValidationError({"at": [f"The event ended at {event.end.isoformat()}; an opt-out must be "
+                                                "before the end."]})
+        ctx = ProgramContext.load(event.program)
+        rule = ctx.rule_on(ctx.local_day(event.start))
+        if channel in REQUEST_CHANNELS and rule is not None:
+            if rule.opt_out_cutoff_minutes is not None:
+                cutoff = event.start - dt.timedelta(minutes=rule.opt_out_cutoff_minutes)
+                if at > cutoff:
+                    raise ConflictError(
+                        f"Opt-outs close {rule.opt_out_cutoff_minutes} minutes before the event starts (cut-off "
+                        f"{cutoff.astimezone(ctx.tz):%Y-%m-%d %H:%M %Z}).", code="opt_out_cutoff")
+            kind, allowance = rules.opt_out_allowance(rule)
+            if rule.refuse_opt_out_beyond_allowance and allowance is not None:
+                period, seen, outs = _season_usage(p, ctx)
+                this = ctx.ledger_event(event.pk, event.start, event.end)
+                if kind in ("none", "count") and len(outs) + 1 > allowance:
+                    raise ConflictError(f"The opt-out allowance of {allowance:g} per season is used "
+                                        f"({len(outs)} in {period.name}).", code="opt_out_allowance")
+                if kind == "percent_hours":
+                    used = sum(e.hours for e in outs) + this.hours
+                    denominator = (float(rule.max_event_hours_per_season) if rule.max_event_hours_per_season
+                                   else sum(e.hours for e in seen) + this.hours)
+                    share = 100.0 * used / denominator
+                    if share > allowance + 1e-9:
+                        raise ConflictError(f"Opting out would reach {share:.1f}% of {period.name}'s event hours, "
+                                            f"beyond the allowance of {allowance:g}%.", code="opt_out_allowance")
+        user = actor if getattr(actor, "pk", None) is not None and hasattr(actor, "get_username") else None
+        opt_out = OptOut.objects.create(participation=p, channel=channel, at=at, recorded_by=user,
+                                        reason=(reason or "")[:300])
+        transition(obj=p, to=ParticipationStatus.OPTED_OUT, allowed=PARTICIPATION_TRANSITIONS, now=now, actor=actor,
+                   reason=f"opt-out via {channel}" + (f": {reason}" if reason else ""),
+                   extra_updates={"opted_out_at": at})
+        return opt_out
+
+
+OUTCOME_STATUSES = (ParticipationStatus.PARTICIPATED, ParticipationStatus.OPTED_OUT,
+                    ParticipationStatus.NON_RESPONSIVE, ParticipationStatus.FAILED)
+
+
+def participation_outcomes_report(
+    *,
+    aggregator: Aggregator,
+    outcomes: list[dict[str, Any]],
+    now: dt.datetime,
+    actor: Any = None,
+) -> list[dict[str, Any]]:
+    """Record per-device outcomes reported by an aggregator, each row on its own (per-row result, nothing
+    half-written for a row). A row: ``event`` (id), ``device`` (the aggregator's device id), ``revision``,
+    ``status`` (participated, opted_out, non_responsive, failed), optional ``opted_out_at`` (aware).
+
+    Idempotent per (event, device, revision): the same report again is ``unchanged``. Returns
+    ``[{"index", "event", "device", "result": "recorded"|"unchanged"|"error", "detail"}]``.
+    """
+    keys = {(int(o["event"]), str(o["device"])) for o in outcomes}
+    found = {
+        (p.event_id, p.device.aggregator_device_id): p
+        for p in Participation.objects.filter(
+            event_id__in={k[0] for k in keys}, device__aggregator=aggregator,
+            device__aggregator_device_id__in={k[1] for k in keys}).select_related("event", "device")
+    }
+    results = []
+    for index, row in enumerate(outcomes):
+        key = (int(row["event"]), str(row["device"]))
+        base = {"index": index, "event": key[0], "device": key[1]}
+        p = found.get(key)
+        status, revision = row["status"], int(row["revision"])
+        if p is None:
+            results.append({**base, "result": "error", "detail": "This device is not reserved for this event."})
+            continue
+        if revision > p.event.revision or revision < 1:
+            results.append({**base, "result": "error",
+                            "detail": f"Unknown revision {revision} (event is at revision {p.event.revision})."})
+            continue
+        if p.outcome_revision == revision and p.status == status:
+            results.append({**base, "result": "unchanged", "detail": ""})
+            continue
+        try:
+            with transaction.atomic():
+                if status == ParticipationStatus.OPTED_OUT:
+                    participation_opt_out(participation=p, channel=OptOutChannel.AGGREGATOR_REPORT,
+                                          at=row.get("opted_out_at") or now, now=now, actor=actor,
+                                          reason="aggregator outcome report")
+                    Participation.objects.filter(pk=p.pk).update(outcome_revision=revision, outcome_reported_at=now)
+                else:
+                    locked = Participation.objects.select_for_update().get(pk=p.pk)
+                    transition(obj=locked, to=status, allowed=PARTICIPATION_TRANSITIONS, now=now, actor=actor,
+                               reason=f"aggregator {aggregator.code} outcome, revision {revision}",
+                               extra_updates={"outcome_revision": revision, "outcome_reported_at": now})
+            results.append({**base, "result": "recorded", "detail": ""})
+        except (ConflictError, DomainValidationError) as exc:
+            results.append({**base, "result": "error", "detail": exc.message})
+    return results
+
+
+# ------------------------------------------------------------------------------------------------- unavailability
+@transaction.atomic
+def unavailability_create(
+    *,
+    enrollment: Enrollment,
+    start: dt.datetime,
+    end: dt.datetime,
+    device: Device | None = None,
+    reason: str = "",
+    now: dt.datetime,
+    actor: Any = None,
+) -> Unavailability:
+    """Record a customer-declared period ``[start, end)`` (aware) when the enrollment's devices (or one device)
+    must not be called. The device must be subscribed in the enrollment (``DomainValidationError``)."""
+    errors: dict[str, list[str]] = {}
+    if end <= start:
+        errors["end"] = ["end must be after start."]
+    if end <= now:
+        errors["end"] = ["The period is already over."]
+    if device is not None and not ProgramSubscription.objects.filter(enrollment=enrollment, device=device).exists():
+        errors["device"] = [f"Device {device.pk} is not subscribed in enrollment {enrollment.pk}."]
+    if errors:
+        raise DomainValidationError(errors)
+    item = Unavailability.objects.create(enrollment=enrollment, device=device, start=start, end=end,
+                                         reason=(reason or "")[:300])
+    audit_record(obj=item, action="create", now=now, actor=actor, reason=reason,
+                 changes={"start": start.isoformat(), "end": end.isoformat(), "device": device and device.pk})
+    return item
+
+
+def get_or_404(model, pk) -> Any:
+    try:
+        return model.objects.get(pk=pk)
+    except (model.DoesNotExist, ValueError, TypeError) as exc:
+        raise NotFound(f"{model._meta.verbose_name} {pk} not found.") from exc

@@ -1,0 +1,75 @@
+"""Celery tasks of the events app: load by id, call one service, idempotent, keyword-only arguments."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from celery import shared_task
+from django.conf import settings
+
+from . import services
+from .models import DispatchMessage, Event
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@shared_task(name="events.tick")
+def tick() -> dict[str, int]:
+    """Every minute (beat, UTC): move due events through their statuses and hand completed ones to settlement."""
+    return services.events_tick(now=_now())
+
+
+@shared_task(name="events.reserve")
+def reserve_event(*, event_id: int) -> dict[str, int]:
+    """Reserve devices for a scheduled event (re-runnable). Large programs are written chunk by chunk
+    (``CPM_CHUNK_SIZE``); for a Celery group over chunks use ``reserve_event_distributed``."""
+    event = Event.objects.filter(pk=event_id, status="scheduled").first()
+    if event is None:
+        return {}
+    return services.event_reserve(event=event, now=_now(), actor="events.reserve")
+
+
+@shared_task(name="events.reserve_chunk")
+def reserve_chunk(*, event_id: int, subscription_ids: list[int], chosen_ids: list[int] | None,
+                  now: str) -> dict[str, int]:
+    """One chunk of a distributed reservation (see ``services.reserve_chunk``)."""
+    return services.reserve_chunk(event_id=event_id, subscription_ids=subscription_ids, chosen_ids=chosen_ids,
+                                  now=dt.datetime.fromisoformat(now))
+
+
+@shared_task(name="events.reserve_finish")
+def reserve_finish(results: list[dict[str, int]] | None = None, *, event_id: int, now: str) -> dict[str, int]:
+    """Chord callback: sum the chunk counts and mark the event reserved."""
+    counts: dict[str, int] = {}
+    for part in results or []:
+        for key, n in part.items():
+            counts[key] = counts.get(key, 0) + n
+    event = Event.objects.get(pk=event_id)
+    services._finish_reservation(event, counts, now=dt.datetime.fromisoformat(now), actor="events.reserve")
+    return counts
+
+
+def reserve_event_distributed(*, event_id: int, chunk_size: int | None = None):
+    """Split a reservation over workers: plan centrally (target kW order), then a chord of chunk tasks."""
+    from celery import chord
+
+    now = _now()
+    event = Event.objects.select_related("program").get(pk=event_id)
+    chunks, chosen = services.event_reservation_plan(event=event, now=now,
+                                                     chunk_size=chunk_size or settings.CPM_CHUNK_SIZE)
+    stamp = now.isoformat()
+    return chord(reserve_chunk.s(event_id=event_id, subscription_ids=c, chosen_ids=chosen, now=stamp)
+                 for c in chunks)(reserve_finish.s(event_id=event_id, now=stamp))
+
+
+@shared_task(name="events.deliver_dispatch_message", bind=True, max_retries=services.MAX_DELIVERY_ATTEMPTS)
+def deliver_dispatch_message(self, *, message_id: int) -> str:
+    """POST a dispatch message to the aggregator's webhook; retried with backoff until delivered or FAILED."""
+    message = DispatchMessage.objects.filter(pk=message_id).first()
+    if message is None:
+        return "missing"
+    if not services.dispatch_message_deliver(message=message, now=_now()):
+        raise self.retry(countdown=min(30 * 2 ** self.request.retries, 900))
+    return DispatchMessage.objects.get(pk=message_id).delivery_status

@@ -1,0 +1,69 @@
+"""Admin: changelists run a constant number of queries; actions call services."""
+
+import datetime as dt
+
+import pytest
+import time_machine
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from cpm.models import AuditEntry
+from events import services
+from events.choices import EventStatus
+from events.models import Event
+from tests.factories.enrollments import active_participant
+from tests.factories.events import EventFactory, la
+
+pytestmark = pytest.mark.django_db
+JULY_NOW = dt.datetime(2026, 7, 14, 16, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def admin_client_(client, admin_user):
+    client.force_login(admin_user)
+    return client
+
+
+def queries(client, url):
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.get(url)
+    assert response.status_code == 200
+    return len(ctx.captured_queries), response.content.decode()
+
+
+def add_event(program, day):
+    active_participant(program=program, device_kwargs={"last_seen_at": JULY_NOW})
+    event = EventFactory(program=program, start=la(2026, 7, day, 15), end=la(2026, 7, day, 16))
+    services.event_schedule(event=event, now=JULY_NOW)
+    services.event_reserve(event=event, now=JULY_NOW)
+    return event
+
+
+@pytest.mark.parametrize("model", ["event", "reservation", "participation", "dispatchmessage", "optout",
+                                   "unavailability", "eventrevision"])
+def test_changelists_constant_queries(admin_client_, program, model):
+    add_event(program, 15)
+    one, _ = queries(admin_client_, f"/admin/events/{model}/")
+    for day in (16, 17, 20, 21):
+        event = add_event(program, day)
+        services.event_dispatch(event=event, now=JULY_NOW)
+    many, _ = queries(admin_client_, f"/admin/events/{model}/")
+    assert one == many
+
+
+def test_event_changelist_shows_counts_and_actions_call_services(admin_client_, program):
+    add_event(program, 15)
+    _, html = queries(admin_client_, "/admin/events/event/")
+    assert '<td class="field-n_reserved">1</td>' in html
+    draft = EventFactory(program=program, start=la(2026, 7, 22, 15), end=la(2026, 7, 22, 16))
+    with time_machine.travel(JULY_NOW, tick=False):
+        r = admin_client_.post("/admin/events/event/", {"action": "schedule", "_selected_action": [draft.pk]})
+    assert r.status_code == 302
+    draft.refresh_from_db()
+    assert draft.status == EventStatus.SCHEDULED
+    assert AuditEntry.objects.filter(object_id=str(draft.pk), to_status="scheduled").exists()
+    with time_machine.travel(JULY_NOW, tick=False):
+        admin_client_.post("/admin/events/event/", {"action": "cancel", "_selected_action": [draft.pk]})
+    draft.refresh_from_db()
+    assert (draft.status, draft.cancel_reason) == (EventStatus.CANCELLED, "Cancelled in the admin by admin")
+    assert Event.objects.count() == 2

@@ -1,0 +1,190 @@
+"""Events API: create/modify/schedule/cancel/reserve, ledger and participation lists (constant queries), opt-out,
+aggregator polling (back-to-back events both listed) and bulk outcomes, unavailability."""
+
+import datetime as dt
+
+import pytest
+import time_machine
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from events import services
+from events.choices import EventStatus, ParticipationStatus
+from events.models import Event, Participation, Reservation
+from tests.factories.devices import AggregatorFactory
+from tests.factories.enrollments import active_participant
+from tests.factories.events import EventFactory, la
+
+pytestmark = pytest.mark.django_db
+JULY_NOW = dt.datetime(2026, 7, 14, 16, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture(autouse=True)
+def frozen_clock():
+    with time_machine.travel(JULY_NOW, tick=False):
+        yield
+
+
+def participant(program, **device):
+    return active_participant(program=program, device_kwargs={"last_seen_at": JULY_NOW, **device})
+
+
+def scheduled_event(program, start=None, end=None, **kw):
+    start = start or la(2026, 7, 15, 15)
+    event = EventFactory(program=program, start=start, end=end or start + dt.timedelta(hours=2), **kw)
+    services.event_schedule(event=event, now=JULY_NOW)
+    services.event_reserve(event=event, now=JULY_NOW)
+    return event
+
+
+def count_queries(client, url):
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.get(url)
+    assert response.status_code == 200, response.content
+    return len(ctx.captured_queries), response.json()
+
+
+def test_create_in_local_time_schedule_and_rule_refusal(admin_api, program):
+    body = {"program": "smart-ac", "name": "Heat wave", "start": "2026-07-15T15:00:00",
+            "end": "2026-07-15T18:00:00", "notification_at": "2026-07-15T13:00:00-07:00", "target_kw": "50"}
+    r = admin_api.post("/api/v1/events/", body, format="json")
+    assert r.status_code == 201, r.content
+    data = r.json()
+    assert (data["start"], data["start_local"]) == ("2026-07-15T22:00:00Z", "2026-07-15T15:00:00-07:00")
+    assert (data["duration_minutes"], data["quarter_hours"], data["status"]) == (180, 12, "draft")
+    r = admin_api.post(f"/api/v1/events/{data['id']}/schedule/", {}, format="json")
+    assert r.status_code == 200 and r.json()["status"] == "scheduled"
+    saturday = {**body, "start": "2026-07-18T15:00:00", "end": "2026-07-18T16:00:00", "notification_at": None}
+    sid = admin_api.post("/api/v1/events/", saturday, format="json").json()["id"]
+    r = admin_api.post(f"/api/v1/events/{sid}/schedule/", {}, format="json")
+    assert r.status_code == 400
+    assert r.json()["code"] == "participation_rule"
+    assert "Saturday" in r.json()["weekends_allowed"][0]
+    bad = admin_api.post("/api/v1/events/", {**body, "start": "2026-03-08T02:30:00"}, format="json")
+    assert bad.status_code == 400 and "does not exist" in bad.json()["start"][0]
+
+
+def test_modify_cancel_reserve_and_revisions(admin_api, program, django_capture_on_commit_callbacks):
+    participant(program)
+    event = scheduled_event(program)
+    r = admin_api.patch(f"/api/v1/events/{event.pk}/", {"end": "2026-07-15T18:00:00-07:00", "reason": "longer"},
+                        format="json")
+    assert r.status_code == 200 and r.json()["revision"] == 2
+    revs = admin_api.get(f"/api/v1/events/{event.pk}/revisions/").json()
+    assert [(x["revision"], x["snapshot"]["end"], x["reason"]) for x in revs] == [
+        (1, "2026-07-16T00:00:00+00:00", "longer")]
+    with django_capture_on_commit_callbacks(execute=True):
+        r = admin_api.post(f"/api/v1/events/{event.pk}/reserve/")
+    assert r.status_code == 202
+    assert r.json()["reservation_counts"] == {"reserved": 1}
+    assert admin_api.post(f"/api/v1/events/{event.pk}/cancel/", {}, format="json").status_code == 400
+    r = admin_api.post(f"/api/v1/events/{event.pk}/cancel/", {"reason": "Cooler forecast"}, format="json")
+    assert (r.status_code, r.json()["status"], r.json()["cancel_reason"]) == (200, "cancelled", "Cooler forecast")
+    assert admin_api.post(f"/api/v1/events/{event.pk}/cancel/", {"reason": "again"}, format="json").status_code == 409
+
+
+def test_event_list_constant_queries_with_counts(admin_api, program):
+    participant(program)
+    scheduled_event(program)
+    one, data = count_queries(admin_api, "/api/v1/events/")
+    assert data["results"][0]["reservation_counts"] == {"reserved": 1}
+    for day in (16, 17, 20, 21, 22):
+        participant(program)
+        scheduled_event(program, start=la(2026, 7, day, 15))
+    many, data = count_queries(admin_api, "/api/v1/events/")
+    assert data["count"] == 6
+    assert one == many
+
+
+def test_reservation_ledger_filters_and_constant_queries(admin_api, program):
+    participant(program)
+    first = scheduled_event(program)
+    one, _ = count_queries(admin_api, f"/api/v1/reservations/?event={first.pk}")
+    participant(program)
+    stale = participant(program, last_seen_at=JULY_NOW - dt.timedelta(days=5))
+    event = scheduled_event(program, start=la(2026, 7, 16, 15))
+    many, data = count_queries(admin_api, f"/api/v1/reservations/?event={event.pk}")
+    assert data["count"] == 3 and one == many
+    _, data = count_queries(admin_api, f"/api/v1/reservations/?decision=offline&event={event.pk}")
+    assert [(x["device"], x["decision_label"]) for x in data["results"]] == [(stale.device_id, "Device offline")]
+    assert data["results"][0]["detail"].startswith("Device last seen 2026-07-09")
+    _, data = count_queries(admin_api, f"/api/v1/reservations/?device={stale.device_id}")
+    assert [x["event"] for x in data["results"]] == [event.pk]
+
+
+def test_participations_list_and_opt_out(admin_api, program, rule):
+    rule.opt_out_cutoff_minutes = 60
+    rule.save()
+    a = participant(program)
+    scheduled_event(program, start=la(2026, 7, 16, 15))
+    one, _ = count_queries(admin_api, "/api/v1/participations/")
+    b = participant(program)
+    event = scheduled_event(program)
+    many, data = count_queries(admin_api, "/api/v1/participations/")
+    assert data["count"] == 3 and one == many
+    pa = Participation.objects.get(subscription=a, event=event)
+    r = admin_api.post(f"/api/v1/participations/{pa.pk}/opt-out/", {"channel": "portal", "reason": "hot"},
+                       format="json")
+    assert r.status_code == 201, r.content
+    assert (r.json()["status"], r.json()["opt_out"]["channel"]) == ("opted_out", "portal")
+    pb = Participation.objects.get(subscription=b, event=event)
+    r = admin_api.post(f"/api/v1/participations/{pb.pk}/opt-out/", {"at": "2026-07-15T14:30:00-07:00"},
+                       format="json")
+    assert r.status_code == 409 and r.json()["code"] == "opt_out_cutoff"
+
+
+def test_aggregator_polls_back_to_back_events_and_reports_outcomes(api_client, django_user_model, program):
+    user = django_user_model.objects.create_user("ecobee-api", password="pw-agg-123456")
+    agg = AggregatorFactory(code="ecobee", api_user=user)
+    other = AggregatorFactory(code="nest", api_user=django_user_model.objects.create_user("nest-api"))
+    participant(program, aggregator=agg, aggregator_device_id="e-1")
+    participant(program, aggregator=other, aggregator_device_id="n-1")
+    first = scheduled_event(program, start=la(2026, 7, 15, 15), end=la(2026, 7, 15, 16))
+    second = scheduled_event(program, start=la(2026, 7, 15, 16), end=la(2026, 7, 15, 17))
+    for e in (first, second):
+        services.event_dispatch(event=e, now=JULY_NOW)
+    api_client.force_authenticate(user)
+    one, data = count_queries(api_client, "/api/v1/aggregator/events/")
+    assert [(e["id"], [d["device"] for d in e["devices"]]) for e in data["results"]] == [
+        (first.pk, ["e-1"]), (second.pk, ["e-1"])]
+    services.event_activate(event=first, now=JULY_NOW)
+    participant(program, aggregator=agg, aggregator_device_id="e-2")
+    third = scheduled_event(program, start=la(2026, 7, 16, 15))
+    services.event_dispatch(event=third, now=JULY_NOW)
+    many, data = count_queries(api_client, "/api/v1/aggregator/events/")
+    assert [e["status"] for e in data["results"]] == ["active", "dispatched", "dispatched"]
+    assert one == many
+    rows = [{"event": first.pk, "device": "e-1", "revision": 1, "status": "participated"},
+            {"event": first.pk, "device": "n-1", "revision": 1, "status": "participated"}]
+    r = api_client.post("/api/v1/aggregator/outcomes/", {"outcomes": rows}, format="json")
+    assert r.status_code == 200
+    assert [x["result"] for x in r.json()["results"]] == ["recorded", "error"]  # n-1 belongs to nest
+    r = api_client.post("/api/v1/aggregator/outcomes/", {"outcomes": rows[:1]}, format="json")
+    assert r.json()["results"][0]["result"] == "unchanged"
+    assert Participation.objects.get(event=first, device__aggregator=agg).status == ParticipationStatus.PARTICIPATED
+    bad = api_client.post("/api/v1/aggregator/outcomes/", {"outcomes": [{**rows[0], "status": "great"}]},
+                          format="json")
+    assert bad.status_code == 400
+    api_client.force_authenticate(django_user_model.objects.create_user("plain"))
+    assert api_client.get("/api/v1/aggregator/events/").status_code == 403
+
+
+def test_unavailability_create_and_list(admin_api, program):
+    sub = participant(program)
+    body = {"enrollment": sub.enrollment_id, "device": sub.device_id, "start": "2026-07-15T00:00:00-07:00",
+            "end": "2026-07-16T00:00:00-07:00", "reason": "Away"}
+    r = admin_api.post("/api/v1/unavailabilities/", body, format="json")
+    assert r.status_code == 201, r.content
+    bad = admin_api.post("/api/v1/unavailabilities/", {**body, "end": "2026-07-14T00:00:00-07:00"}, format="json")
+    assert bad.status_code == 400 and "end" in bad.json()
+    listed = admin_api.get(f"/api/v1/unavailabilities/?enrollment={sub.enrollment_id}").json()
+    assert [x["reason"] for x in listed["results"]] == ["Away"]
+    event = scheduled_event(program)
+    assert Reservation.objects.get(event=event).decision == "unavailable"
+
+
+def test_plain_user_without_permissions_is_refused(api_client, django_user_model, program):
+    api_client.force_authenticate(django_user_model.objects.create_user("nobody"))
+    assert api_client.get("/api/v1/events/").status_code == 403
+    assert Event.objects.count() == 0
+    assert EventStatus.DRAFT == "draft"

@@ -1,0 +1,286 @@
+"""Reservation ledger: each limit and skip reason, rotation with a target kW, replaced devices, device-less
+programs, idempotent re-runs, chunked runs and constant query counts."""
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from devices.choices import DeviceStatus
+from enrollments.choices import EnrollmentStatus
+from events import services
+from events.choices import EventStatus, ParticipationStatus
+from events.choices import ReservationDecision as D
+from events.models import Participation, Reservation
+from tests.factories.devices import DeviceFactory, PremiseFactory, ServicePointFactory
+from tests.factories.enrollments import ProgramSubscriptionFactory, active_participant
+from tests.factories.events import EventFactory, UnavailabilityFactory, la
+from tests.factories.programs import ParticipationRuleFactory, ProgramFactory, SeasonFactory
+
+from .helpers import past_event
+
+pytestmark = pytest.mark.django_db
+
+
+def participant(program, now, **device):
+    return active_participant(program=program, device_kwargs={"last_seen_at": now, **device})
+
+
+def reserve(event, now, **kw):
+    if event.status == EventStatus.DRAFT:
+        event.status = EventStatus.SCHEDULED
+        event.save(update_fields=["status"])
+    services.event_reserve(event=event, now=now, **kw)
+    return {r.subscription_id: (r.decision, r.detail) for r in Reservation.objects.filter(event=event)}
+
+
+def set_rule(rule, **kw):
+    for k, v in kw.items():
+        setattr(rule, k, v)
+    rule.save()
+
+
+def test_all_pass_reserved_with_participations(program, july_now):
+    subs = [participant(program, july_now) for _ in range(3)]
+    event = EventFactory(program=program)
+    got = reserve(event, july_now)
+    assert {k: v[0] for k, v in got.items()} == {s.pk: D.RESERVED for s in subs}
+    parts = Participation.objects.filter(event=event)
+    assert parts.count() == 3
+    assert {(p.start, p.end, p.status) for p in parts} == {(event.start, event.end, ParticipationStatus.RESERVED)}
+    event.refresh_from_db()
+    assert event.reserved_at == july_now
+
+
+def test_day_limit_and_day_hours_limit(program, rule, july_now):
+    a, b = participant(program, july_now), participant(program, july_now)
+    past_event(program, la(2026, 7, 15, 10), hours=2, subs=[a], status=EventStatus.SCHEDULED)
+    set_rule(rule, max_events_per_day=1)
+    got = reserve(EventFactory(program=program), july_now)
+    assert got[a.pk] == (D.DAY_LIMIT, "Already 1 event on 2026-07-15; the program allows 1 per day.")
+    assert got[b.pk][0] == D.RESERVED
+    set_rule(rule, max_events_per_day=None, max_event_hours_per_day=Decimal("4"))
+    got = reserve(EventFactory(program=program, start=la(2026, 7, 15, 19), end=la(2026, 7, 15, 21)), july_now)
+    # a was skipped from the 15:00-18:00 event (2 h that day: 2 + 2 = 4 is allowed); b took it (3 + 2 > 4).
+    assert got[a.pk][0] == D.RESERVED
+    assert got[b.pk] == (D.DAY_HOURS_LIMIT, "3 event hours already on 2026-07-15 plus 2 would exceed the daily "
+                                            "maximum of 4 hours.")
+
+
+def test_week_limit_counts_monday_to_sunday(program, rule, july_now):
+    a, b = participant(program, july_now), participant(program, july_now)
+    # Friday 07-10 is the week before; Monday 07-13 and Tuesday 07-14 are in the event's week.
+    past_event(program, la(2026, 7, 10, 15), subs=[a, b])
+    past_event(program, la(2026, 7, 13, 15), subs=[a, b])
+    past_event(program, la(2026, 7, 14, 15), subs=[a])
+    set_rule(rule, max_events_per_week=2)
+    got = reserve(EventFactory(program=program), july_now)
+    assert got[a.pk] == (D.WEEK_LIMIT, "Already 2 events in the week of 2026-07-13; the program allows 2 per week.")
+    assert got[b.pk][0] == D.RESERVED
+
+
+def test_season_limit_ignores_other_seasons_and_cancelled_events(program, rule, july_now):
+    a, b = participant(program, july_now), participant(program, july_now)
+    past_event(program, la(2026, 5, 20, 15), subs=[a, b])  # before the season
+    past_event(program, la(2026, 6, 10, 15), subs=[a, b])
+    past_event(program, la(2026, 6, 20, 15), subs=[a])
+    past_event(program, la(2026, 6, 25, 15), subs=[b], status=EventStatus.CANCELLED)
+    set_rule(rule, max_events_per_season=2)
+    got = reserve(EventFactory(program=program), july_now)
+    assert got[a.pk] == (D.SEASON_LIMIT, "Already 2 events in Summer 2026; the program allows 2 per season.")
+    assert got[b.pk] == (D.RESERVED, "1 other event(s) so far in Summer 2026.")
+
+
+def test_season_hours_limit(program, rule, july_now):
+    a, b = participant(program, july_now), participant(program, july_now)
+    past_event(program, la(2026, 6, 10, 15), hours=3, subs=[a])
+    past_event(program, la(2026, 6, 11, 15), hours=1, subs=[b])
+    set_rule(rule, max_event_hours_per_season=Decimal("5.5"))
+    got = reserve(EventFactory(program=program), july_now)
+    assert got[a.pk] == (D.HOURS_LIMIT, "3 event hours already in Summer 2026 plus 3 would exceed the season "
+                                        "maximum of 5.5 hours.")
+    assert got[b.pk][0] == D.RESERVED
+
+
+def test_minimum_rest_between_events(program, rule, july_now):
+    a, b = participant(program, july_now), participant(program, july_now)
+    past_event(program, la(2026, 7, 14, 17), hours=2, subs=[a])  # ends 07-14 19:00, 20 h before
+    past_event(program, la(2026, 7, 13, 13), hours=2, subs=[b])  # ends 07-13 15:00, 48 h before
+    set_rule(rule, min_rest_minutes=24 * 60)
+    got = reserve(EventFactory(program=program), july_now)
+    assert got[a.pk][0] == D.REST
+    assert got[a.pk][1].startswith("Only 1200 minutes from event #")
+    assert got[b.pk][0] == D.RESERVED
+
+
+def test_consecutive_event_days(program, rule, july_now):
+    a, b = participant(program, july_now), participant(program, july_now)
+    past_event(program, la(2026, 7, 13, 15), subs=[a])
+    past_event(program, la(2026, 7, 14, 15), subs=[a])
+    past_event(program, la(2026, 7, 12, 15), subs=[b])  # a gap on 07-13 for b
+    past_event(program, la(2026, 7, 14, 15, 30), subs=[b])
+    set_rule(rule, max_consecutive_event_days=2)
+    got = reserve(EventFactory(program=program), july_now)
+    assert got[a.pk] == (D.CONSECUTIVE_DAYS, "2026-07-15 would make 3 consecutive event days; the program "
+                                             "allows 2.")
+    assert got[b.pk][0] == D.RESERVED
+
+
+def test_overlap_with_another_program_event_for_the_same_device(program, july_now):
+    other = ProgramFactory(code="ev-charge", allows_co_enrollment=True)
+    program.allows_co_enrollment = True
+    program.save()
+    a = participant(program, july_now)
+    b = participant(program, july_now)
+    sub_other = active_participant(program=other, device_kwargs=False)
+    sub_other.device = a.device
+    sub_other.exclusive = False
+    sub_other.save()
+    other_event = past_event(other, la(2026, 7, 15, 17), hours=2, subs=[sub_other], status=EventStatus.SCHEDULED)
+    other_event.name = "Peak\t5 \\ 7pm"  # survives the COPY text format on PostgreSQL
+    other_event.save()
+    got = reserve(EventFactory(program=program), july_now)
+    assert got[a.pk] == (D.OVERLAP, f"Already reserved for event #{other_event.pk} '{other_event.name}' of program "
+                                    "ev-charge at the same time.")
+    assert got[b.pk][0] == D.RESERVED
+
+
+def test_offline_unavailable_and_not_eligible_reasons(program, july_now):
+    stale = participant(program, july_now, last_seen_at=july_now - dt.timedelta(days=2))
+    never = participant(program, july_now, last_seen_at=None)
+    inactive = participant(program, july_now, status=DeviceStatus.INACTIVE)
+    away = participant(program, july_now)
+    UnavailabilityFactory(enrollment=away.enrollment, reason="Vacation")
+    suspended = participant(program, july_now)
+    suspended.enrollment.status = EnrollmentStatus.SUSPENDED
+    suspended.enrollment.save()
+    got = reserve(EventFactory(program=program), july_now)
+    assert got[stale.pk] == (D.OFFLINE, "Device last seen 2026-07-12 16:00 UTC, more than 1440 minutes before "
+                                        "reservation.")
+    assert got[never.pk] == (D.OFFLINE, "Device has never been seen online.")
+    assert got[inactive.pk] == (D.NOT_ELIGIBLE, "Device status is inactive.")
+    assert got[away.pk] == (D.UNAVAILABLE, "Customer declared unavailable 2026-07-15 00:00 to 2026-07-16 00:00 "
+                                           "(Vacation).")
+    assert got[suspended.pk] == (D.NOT_ELIGIBLE, "Enrollment is suspended.")
+    assert Participation.objects.count() == 0
+
+
+def test_opt_out_allowance_used(program, rule, july_now):
+    a, b = participant(program, july_now), participant(program, july_now)
+    e1 = past_event(program, la(2026, 6, 10, 15), subs=[a, b], opted_out=[a, b])
+    past_event(program, la(2026, 6, 11, 15), subs=[a], opted_out=[a])
+    assert e1.participations.count() == 2
+    set_rule(rule, opt_out_allowance_kind="count", opt_out_allowance_count=1)
+    got = reserve(EventFactory(program=program), july_now)
+    assert got[a.pk] == (D.OPT_OUT_ALLOWANCE_USED, "2 opt-outs in Summer 2026, beyond the allowance of 1.")
+    assert got[b.pk][0] == D.RESERVED
+
+
+def test_targeting_by_feeder_and_device_list(program, july_now):
+    north = participant(program, july_now)
+    south_sp = ServicePointFactory(premise=PremiseFactory(feeder="FDR-99"))
+    south = active_participant(program=program, service_point=south_sp, device_kwargs={"last_seen_at": july_now})
+    got = reserve(EventFactory(program=program, target_feeders=["FDR-99"]), july_now)
+    assert got == {south.pk: (D.RESERVED, "0 other event(s) so far in Summer 2026.")}
+    listed = EventFactory(program=program, start=la(2026, 7, 16, 15), end=la(2026, 7, 16, 16))
+    listed.target_devices.set([north.device])
+    assert set(reserve(listed, july_now)) == {north.pk}
+
+
+def test_target_kw_rotation_least_called_first_then_capacity(program, july_now):
+    often = participant(program, july_now, capacity_kw=Decimal("5"))
+    small = participant(program, july_now, capacity_kw=Decimal("1"))
+    big = participant(program, july_now, capacity_kw=Decimal("3"))
+    mid = participant(program, july_now, capacity_kw=Decimal("2"))
+    past_event(program, la(2026, 6, 10, 15), subs=[often, mid])
+    past_event(program, la(2026, 6, 11, 15), subs=[often])
+    # Order: big (0 events, 3 kW), small (0, 1 kW), mid (1 event), often (2 events). 4 kW needs big + small.
+    got = reserve(EventFactory(program=program, target_kw=Decimal("4")), july_now)
+    assert {k: v[0] for k, v in got.items()} == {big.pk: D.RESERVED, small.pk: D.RESERVED,
+                                                 mid.pk: D.TARGET_MET, often.pk: D.TARGET_MET}
+    assert got[mid.pk][1].startswith("Target 4.000 kW met")
+    # Next event: big, small and mid now have 1 event each, often 2: big (3 kW) + mid (2 kW) reach 4.5 kW.
+    got = reserve(EventFactory(program=program, target_kw=Decimal("4.5"), start=la(2026, 7, 22, 15),
+                               end=la(2026, 7, 22, 16)), july_now)
+    assert {k for k, v in got.items() if v[0] == D.RESERVED} == {big.pk, mid.pk}
+
+
+def test_chunked_run_matches_single_run(program, july_now):
+    subs = [participant(program, july_now, capacity_kw=Decimal(n % 4 + 1)) for n in range(7)]
+    past_event(program, la(2026, 6, 10, 15), subs=subs[:3])
+    event = EventFactory(program=program, target_kw=Decimal("7"))
+    chunked = reserve(event, july_now, chunk_size=2)
+    # Least called first (subs 3..6 with 0 events: 4, 1, 2, 3 kW), larger capacity first: 4 + 3 = 7 kW.
+    assert {k for k, v in chunked.items() if v[0] == D.RESERVED} == {subs[3].pk, subs[6].pk}
+    single = reserve(event, july_now)
+    assert single == chunked
+
+
+def test_replaced_device_keeps_the_enrollment_season_history(program, rule, july_now):
+    old = participant(program, july_now)
+    past_event(program, la(2026, 6, 10, 15), subs=[old])
+    past_event(program, la(2026, 6, 20, 15), subs=[old])
+    old.end_date = dt.date(2026, 7, 1)
+    old.save()
+    new = ProgramSubscriptionFactory(enrollment=old.enrollment, device=DeviceFactory(last_seen_at=july_now),
+                                     start_date=dt.date(2026, 7, 1))
+    set_rule(rule, max_events_per_season=2)
+    got = reserve(EventFactory(program=program), july_now)
+    assert got[new.pk][0] == D.SEASON_LIMIT
+    assert old.pk not in got  # ended before the event: not a candidate
+
+
+def test_program_without_devices_reserves_service_points(july_now):
+    ptr = ProgramFactory(code="ptr", requires_device=False, eligible_device_types=[])
+    SeasonFactory(program=ptr)
+    ParticipationRuleFactory(program=ptr)
+    a = active_participant(program=ptr, device_kwargs=False)
+    b = active_participant(program=ptr, device_kwargs=False)
+    UnavailabilityFactory(enrollment=b.enrollment)
+    got = reserve(EventFactory(program=ptr), july_now)
+    assert got[a.pk][0] == D.RESERVED
+    assert got[b.pk][0] == D.UNAVAILABLE
+    p = Participation.objects.get()
+    assert (p.device_id, p.service_point_id) == (None, a.enrollment.service_point_id)
+    other = ProgramFactory(code="ptr-2", requires_device=False, eligible_device_types=[])
+    c = ProgramSubscriptionFactory(enrollment__program=other, enrollment__service_point=a.enrollment.service_point,
+                                   device=None)
+    got = reserve(EventFactory(program=other, start=la(2026, 7, 15, 16), end=la(2026, 7, 15, 17)), july_now)
+    assert got[c.pk][0] == D.OVERLAP
+
+
+def test_rerun_is_idempotent_and_releases_devices_gone_offline(program, july_now):
+    subs = [participant(program, july_now) for _ in range(3)]
+    event = EventFactory(program=program)
+    first = reserve(event, july_now)
+    ids = set(Participation.objects.values_list("pk", flat=True))
+    assert reserve(event, july_now) == first
+    assert set(Participation.objects.values_list("pk", flat=True)) == ids
+    assert Reservation.objects.count() == 3
+    device = subs[0].device
+    device.last_seen_at = july_now - dt.timedelta(days=3)
+    device.save()
+    again = reserve(event, july_now)
+    assert again[subs[0].pk][0] == D.OFFLINE
+    assert Participation.objects.filter(event=event).count() == 2
+
+
+def test_constant_query_count_whatever_the_number_of_candidates(program, rule, july_now):
+    set_rule(rule, max_events_per_season=5, min_rest_minutes=60, max_consecutive_event_days=3)
+
+    def run(n):
+        subs = [participant(program, july_now) for _ in range(n)]
+        past_event(program, la(2026, 6, 10 + n, 15), subs=subs)
+        event = EventFactory(program=program, start=la(2026, 7, 15 + n, 15), end=la(2026, 7, 15 + n, 16))
+        event.status = EventStatus.SCHEDULED
+        event.save()
+        with CaptureQueriesContext(connection) as ctx:
+            counts = services.event_reserve(event=event, now=july_now)
+        return len(ctx.captured_queries), counts
+
+    small, counts_small = run(1)
+    large, counts_large = run(12)
+    assert counts_large[D.RESERVED] >= 12
+    assert small == large

@@ -1,0 +1,390 @@
+"""Event services: scheduling under the rules, overrides, DST and cross-midnight events, revisions, cancellation,
+the tick and settlement hand-off, opt-outs, dispatch messages and webhook delivery, aggregator outcomes."""
+
+import datetime as dt
+import io
+import json
+import urllib.error
+from decimal import Decimal
+
+import pytest
+
+from cpm.errors import ConflictError, DomainValidationError, TransitionNotAllowed
+from cpm.models import AuditEntry
+from events import services
+from events.choices import (
+    DeliveryStatus,
+    DispatchKind,
+    EventCategory,
+    EventStatus,
+    OptOutChannel,
+    ParticipationStatus,
+)
+from events.choices import ReservationDecision as D
+from events.models import DispatchMessage, Event, EventRevision, OptOut, Participation, Reservation
+from events.signals import event_completed
+from programs.choices import ProgramStatus, SettlementTiming
+from tests.factories.devices import AggregatorFactory
+from tests.factories.enrollments import active_participant
+from tests.factories.events import la
+
+pytestmark = pytest.mark.django_db
+
+
+def participant(program, now, **device):
+    return active_participant(program=program, device_kwargs={"last_seen_at": now, **device})
+
+
+def create(program, now, start, end, **kw):
+    if kw.get("notification_at") is None:
+        kw["notification_at"] = start - dt.timedelta(hours=2)
+    return services.event_create(program=program, name="Heat wave", start=start, end=end, now=now, **kw)
+
+
+def scheduled(program, now, start=None, end=None, **kw):
+    event = create(program, now, start or la(2026, 7, 15, 15), end or la(2026, 7, 15, 18), **kw)
+    services.event_schedule(event=event, now=now)
+    services.event_reserve(event=event, now=now)  # the task runs after commit, which tests do not reach
+    event.refresh_from_db()
+    return event
+
+
+def test_schedule_refuses_each_rule_by_name(program, rule, july_now):
+    rule.min_notice_minutes = 120
+    rule.save()
+    cases = {
+        "weekends_allowed": (la(2026, 7, 18, 15), la(2026, 7, 18, 16), None),
+        "holidays_allowed": (la(2026, 9, 7, 15), la(2026, 9, 7, 16), None),
+        "window_start": (la(2026, 7, 15, 12), la(2026, 7, 15, 13), None),
+        "max_duration_minutes": (la(2026, 7, 15, 15), la(2026, 7, 15, 20), None),
+        "min_notice_minutes": (la(2026, 7, 15, 15), la(2026, 7, 15, 16), la(2026, 7, 15, 14, 30)),
+        "season": (la(2026, 10, 14, 15), la(2026, 10, 14, 16), None),
+    }
+    for name, (start, end, notice) in cases.items():
+        event = create(program, july_now, start, end, notification_at=notice)
+        with pytest.raises(DomainValidationError) as exc:
+            services.event_schedule(event=event, now=july_now)
+        assert name in exc.value.errors, (name, exc.value.errors)
+        event.refresh_from_db()
+        assert event.status == EventStatus.DRAFT
+
+
+def test_schedule_needs_an_active_program(program, july_now):
+    event = create(program, july_now, la(2026, 7, 15, 15), la(2026, 7, 15, 16))
+    program.status = ProgramStatus.SUSPENDED
+    program.save()
+    with pytest.raises(ConflictError, match="smart-ac is suspended"):
+        services.event_schedule(event=event, now=july_now)
+
+
+def test_emergency_override_is_audited_and_only_for_emergencies(program, july_now):
+    sub = participant(program, july_now)
+    saturday = (la(2026, 7, 18, 10), la(2026, 7, 18, 12))
+    economic = create(program, july_now, *saturday)
+    with pytest.raises(DomainValidationError) as exc:
+        services.event_schedule(event=economic, now=july_now, override_rules=True, override_reason="grid")
+    assert "override_rules" in exc.value.errors
+    event = create(program, july_now, *saturday, category=EventCategory.EMERGENCY)
+    with pytest.raises(DomainValidationError):
+        services.event_schedule(event=event, now=july_now, override_rules=True)
+    services.event_schedule(event=event, now=july_now, override_rules=True, override_reason="CAISO EEA 2",
+                            actor="csr-1")
+    event.refresh_from_db()
+    assert (event.status, event.overrides_rules, event.override_reason) == (EventStatus.SCHEDULED, True,
+                                                                            "CAISO EEA 2")
+    entry = AuditEntry.objects.get(action="override", object_id=str(event.pk))
+    assert entry.actor_label == "csr-1"
+    assert entry.changes["violations"][0].startswith("weekends_allowed")
+    services.event_reserve(event=event, now=july_now)
+    assert Reservation.objects.get(event=event).subscription_id == sub.pk
+
+
+def test_dst_nights_durations_and_local_wall_times(program, rule, july_now):
+    rule.window_start = rule.window_end = None
+    rule.weekends_allowed = True
+    rule.max_duration_minutes = None
+    rule.save()
+    autumn = create(program, july_now, dt.datetime(2026, 11, 1, 0), dt.datetime(2026, 11, 1, 3))  # naive = local
+    assert autumn.start == dt.datetime(2026, 11, 1, 7, tzinfo=dt.UTC)
+    assert autumn.duration_hours == 4
+    assert services.rules.interval_count(autumn.start, autumn.end, 15) == 16
+    spring = create(program, july_now, dt.datetime(2026, 3, 8, 0), dt.datetime(2026, 3, 8, 3))
+    assert spring.duration_hours == 2
+    assert services.rules.interval_count(spring.start, spring.end, 15) == 8
+    with pytest.raises(DomainValidationError) as exc:
+        create(program, july_now, dt.datetime(2026, 3, 8, 2, 30), dt.datetime(2026, 3, 8, 4))
+    assert "does not exist in America/Los_Angeles" in exc.value.errors["start"][0]
+    with pytest.raises(DomainValidationError) as exc:
+        create(program, july_now, dt.datetime(2026, 11, 1, 1, 30), dt.datetime(2026, 11, 1, 4))
+    assert "occurs twice" in exc.value.errors["start"][0]
+
+
+def test_cross_midnight_event_needs_the_subscription_for_both_local_days(program, rule, july_now):
+    rule.window_start, rule.window_end, rule.max_duration_minutes = dt.time(20), None, None
+    rule.save()
+    whole = participant(program, july_now)
+    ending = participant(program, july_now)
+    ending.end_date = dt.date(2026, 7, 16)
+    ending.save()
+    event = scheduled(program, july_now, la(2026, 7, 15, 23), la(2026, 7, 16, 2))
+    assert event.duration_hours == 3
+    services.event_reserve(event=event, now=july_now)
+    got = dict(Reservation.objects.values_list("subscription_id", "decision"))
+    assert got == {whole.pk: D.RESERVED, ending.pk: D.NOT_ELIGIBLE}
+    assert Reservation.objects.get(subscription=ending).detail == ("Subscription ends 2026-07-16, before the event "
+                                                                   "ends on 2026-07-16.")
+
+
+def test_modification_after_scheduling_keeps_the_previous_revision(program, july_now):
+    sub = participant(program, july_now)
+    event = scheduled(program, july_now)
+    services.event_update(event=event, changes={"end": la(2026, 7, 15, 19), "name": "Heat wave (extended)"},
+                          now=july_now, actor="csr-1", reason="forecast")
+    event.refresh_from_db()
+    assert event.revision == 2
+    rev = EventRevision.objects.get(event=event)
+    assert (rev.revision, rev.snapshot["end"], rev.changed_by) == (1, "2026-07-16T01:00:00+00:00", "csr-1")
+    p = Participation.objects.get(subscription=sub)
+    assert p.end == la(2026, 7, 15, 19)
+    # No change, no revision.
+    services.event_update(event=event, changes={"name": "Heat wave (extended)"}, now=july_now)
+    event.refresh_from_db()
+    assert event.revision == 2
+    services.event_dispatch(event=event, now=july_now)
+    services.event_update(event=event, changes={"target_kw": Decimal("10")}, now=july_now)
+    kinds = list(DispatchMessage.objects.order_by("revision").values_list("kind", "revision"))
+    assert kinds == [(DispatchKind.DISPATCH, 2), (DispatchKind.MODIFY, 3)]
+
+
+def test_completed_event_cannot_be_modified_or_cancelled(program, july_now):
+    participant(program, july_now)
+    event = scheduled(program, july_now)
+    services.events_tick(now=la(2026, 7, 15, 19))
+    event.refresh_from_db()
+    assert event.status == EventStatus.COMPLETED
+    with pytest.raises(TransitionNotAllowed):
+        services.event_update(event=event, changes={"name": "x"}, now=july_now)
+    with pytest.raises(TransitionNotAllowed):
+        services.event_cancel(event=event, reason="late", now=july_now)
+
+
+def test_tick_moves_statuses_and_hands_off_once(program, july_now, django_capture_on_commit_callbacks):
+    sub = participant(program, july_now)
+    received = []
+
+    def on_completed(sender, event_id, **kw):
+        received.append(event_id)
+
+    event_completed.connect(on_completed)
+    try:
+        event = scheduled(program, july_now)
+        assert services.events_tick(now=la(2026, 7, 15, 12)) == {"dispatched": 0, "activated": 0, "completed": 0,
+                                                                 "handed_off": 0}
+        services.events_tick(now=la(2026, 7, 15, 13))
+        event.refresh_from_db()
+        assert event.status == EventStatus.DISPATCHED
+        assert Participation.objects.get(subscription=sub).status == ParticipationStatus.DISPATCHED
+        services.events_tick(now=la(2026, 7, 15, 15))
+        event.refresh_from_db()
+        assert event.status == EventStatus.ACTIVE
+        with django_capture_on_commit_callbacks(execute=True):
+            assert services.events_tick(now=la(2026, 7, 15, 18))["completed"] == 1
+        with django_capture_on_commit_callbacks(execute=True):
+            assert services.events_tick(now=la(2026, 7, 15, 19)) == {"dispatched": 0, "activated": 0,
+                                                                     "completed": 0, "handed_off": 0}
+        event.refresh_from_db()
+        assert (event.status, event.settlement_handed_off_at) == (EventStatus.COMPLETED, la(2026, 7, 15, 18))
+        assert received == [event.pk]
+    finally:
+        event_completed.disconnect(on_completed)
+
+
+def test_tick_does_not_hand_off_season_end_programs(program, july_now):
+    program.settlement_timing = SettlementTiming.SEASON_END
+    program.save()
+    event = scheduled(program, july_now)
+    services.events_tick(now=la(2026, 7, 16, 0))
+    event.refresh_from_db()
+    assert (event.status, event.settlement_handed_off_at) == (EventStatus.COMPLETED, None)
+
+
+def test_cancellation_after_notice_releases_and_does_not_count(program, rule, july_now):
+    rule.max_events_per_season = 1
+    rule.opt_out_allowance_kind, rule.opt_out_allowance_count = "count", 1
+    rule.refuse_opt_out_beyond_allowance = True
+    rule.save()
+    agg = AggregatorFactory(code="nest")
+    sub = participant(program, july_now, aggregator=agg, aggregator_device_id="t-1")
+    first = scheduled(program, july_now)
+    services.event_dispatch(event=first, now=la(2026, 7, 15, 13))
+    p = Participation.objects.get(event=first)
+    services.participation_opt_out(participation=p, channel=OptOutChannel.PORTAL, now=la(2026, 7, 15, 13, 30))
+    services.event_cancel(event=first, reason="Forecast dropped", now=la(2026, 7, 15, 14), actor="operator")
+    first.refresh_from_db()
+    assert (first.status, first.cancel_reason) == (EventStatus.CANCELLED, "Forecast dropped")
+    assert Participation.objects.get(event=first).status == ParticipationStatus.CANCELLED
+    cancel = DispatchMessage.objects.get(event=first, kind=DispatchKind.CANCEL)
+    assert (cancel.payload["devices"], cancel.delivery_status) == (["t-1"], DeliveryStatus.POLL_ONLY)
+    # The cancelled event does not count toward the season limit of 1 nor the opt-out allowance of 1.
+    second = scheduled(program, july_now, la(2026, 7, 16, 15), la(2026, 7, 16, 17))
+    services.event_reserve(event=second, now=july_now)
+    assert Reservation.objects.get(event=second, subscription=sub).decision == D.RESERVED
+    p2 = Participation.objects.get(event=second)
+    services.participation_opt_out(participation=p2, channel=OptOutChannel.CSR, now=la(2026, 7, 16, 10))
+    assert Participation.objects.get(event=second).status == ParticipationStatus.OPTED_OUT
+    # Never handed to settlement, so never paid.
+    services.events_tick(now=la(2026, 7, 17, 0))
+    first.refresh_from_db()
+    assert first.settlement_handed_off_at is None
+
+
+def test_opt_out_after_the_cutoff_is_refused_but_device_reports_are_recorded(program, rule, july_now):
+    rule.opt_out_cutoff_minutes = 60
+    rule.save()
+    a, b = participant(program, july_now), participant(program, july_now)
+    event = scheduled(program, july_now)
+    services.event_dispatch(event=event, now=la(2026, 7, 15, 13))
+    pa = Participation.objects.get(subscription=a)
+    with pytest.raises(ConflictError) as exc:
+        services.participation_opt_out(participation=pa, channel=OptOutChannel.PORTAL, now=la(2026, 7, 15, 14, 30))
+    assert exc.value.code == "opt_out_cutoff"
+    assert "cut-off 2026-07-15 14:00 PDT" in exc.value.message
+    assert Participation.objects.get(pk=pa.pk).status == ParticipationStatus.DISPATCHED
+    ok = services.participation_opt_out(participation=pa, channel=OptOutChannel.CSR, now=la(2026, 7, 15, 13, 59))
+    assert ok.channel == OptOutChannel.CSR
+    pb = Participation.objects.get(subscription=b)
+    services.participation_opt_out(participation=pb, channel=OptOutChannel.DEVICE, at=la(2026, 7, 15, 15, 45),
+                                   now=la(2026, 7, 15, 16))
+    pb.refresh_from_db()
+    assert (pb.status, pb.minutes_participated) == (ParticipationStatus.OPTED_OUT, 45.0)
+    # Idempotent: a second opt-out returns the first.
+    again = services.participation_opt_out(participation=pb, channel=OptOutChannel.PORTAL, now=la(2026, 7, 15, 17))
+    assert again.channel == OptOutChannel.DEVICE and OptOut.objects.count() == 2
+
+
+def test_opt_out_allowance_count_and_percent_hours(program, rule, july_now):
+    rule.opt_out_allowance_kind, rule.opt_out_allowance_count = "count", 1
+    rule.refuse_opt_out_beyond_allowance = True
+    rule.save()
+    sub = participant(program, july_now)
+    e1 = scheduled(program, july_now)
+    e2 = scheduled(program, july_now, la(2026, 7, 16, 15), la(2026, 7, 16, 17))
+    for e in (e1, e2):
+        services.event_reserve(event=e, now=july_now)
+    p1, p2 = (Participation.objects.get(event=e, subscription=sub) for e in (e1, e2))
+    services.participation_opt_out(participation=p1, channel=OptOutChannel.PORTAL, now=july_now)
+    with pytest.raises(ConflictError, match="allowance of 1 per season is used"):
+        services.participation_opt_out(participation=p2, channel=OptOutChannel.PORTAL, now=july_now)
+    rule.opt_out_allowance_kind, rule.opt_out_allowance_percent = "percent_hours", Decimal("50")
+    rule.max_event_hours_per_season = Decimal("10")
+    rule.save()
+    # 3 h opted out + 2 h = 5 of 10 season hours = 50%: allowed; a third would exceed.
+    services.participation_opt_out(participation=p2, channel=OptOutChannel.PORTAL, now=july_now)
+    e3 = scheduled(program, july_now, la(2026, 7, 17, 15), la(2026, 7, 17, 16))
+    services.event_reserve(event=e3, now=july_now)
+    p3 = Participation.objects.get(event=e3, subscription=sub)
+    with pytest.raises(ConflictError, match="60.0% of Summer 2026's event hours"):
+        services.participation_opt_out(participation=p3, channel=OptOutChannel.PORTAL, now=july_now)
+
+
+class FakeResponse(io.BytesIO):
+    status = 200
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_dispatch_messages_per_aggregator_and_webhook_delivery(program, july_now, monkeypatch,
+                                                               django_capture_on_commit_callbacks):
+    hooked = AggregatorFactory(code="ecobee", webhook_url="https://agg.example.com/dr", webhook_secret="s3cret")
+    polling = AggregatorFactory(code="nest")
+    participant(program, july_now, aggregator=hooked, aggregator_device_id="e-1")
+    participant(program, july_now, aggregator=hooked, aggregator_device_id="e-2")
+    participant(program, july_now, aggregator=polling, aggregator_device_id="n-1")
+    sent = []
+
+    def fake_urlopen(request, timeout):
+        sent.append((request.full_url, json.loads(request.data), request.get_header("X-cpm-signature")))
+        return FakeResponse(b"ok")
+
+    monkeypatch.setattr(services, "_urlopen", fake_urlopen)
+    event = scheduled(program, july_now)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.event_dispatch(event=event, now=la(2026, 7, 15, 13))
+    msgs = {m.aggregator.code: m for m in DispatchMessage.objects.select_related("aggregator")}
+    assert msgs["ecobee"].delivery_status == DeliveryStatus.DELIVERED
+    assert msgs["ecobee"].attempts == 1
+    assert msgs["ecobee"].payload["devices"] == ["e-1", "e-2"]
+    assert msgs["nest"].delivery_status == DeliveryStatus.POLL_ONLY
+    url, body, signature = sent[0]
+    assert url == "https://agg.example.com/dr"
+    assert (body["kind"], body["revision"], body["direction"], body["start"]) == (
+        "dispatch", 1, "reduce", "2026-07-15T22:00:00+00:00")
+    assert len(signature) == 64
+    # Re-dispatching the same revision does not duplicate messages.
+    services._create_dispatch_messages(event, kind=DispatchKind.DISPATCH, now=july_now)
+    assert DispatchMessage.objects.count() == 2
+
+
+def test_webhook_failures_retry_then_fail(program, july_now, monkeypatch):
+    agg = AggregatorFactory(code="down", webhook_url="https://down.example.com/dr")
+    participant(program, july_now, aggregator=agg)
+    calls = []
+
+    def failing(request, timeout):
+        calls.append(1)
+        raise urllib.error.URLError("connection refused")
+
+    monkeypatch.setattr(services, "_urlopen", failing)
+    event = scheduled(program, july_now)
+    services.event_dispatch(event=event, now=la(2026, 7, 15, 13))
+    msg = DispatchMessage.objects.get()
+    for _ in range(services.MAX_DELIVERY_ATTEMPTS):
+        services.dispatch_message_deliver(message=msg, now=july_now)
+    msg.refresh_from_db()
+    assert (msg.delivery_status, msg.attempts, len(calls)) == (DeliveryStatus.FAILED, 5, 5)
+    assert "connection refused" in msg.last_error
+    assert services.dispatch_message_deliver(message=msg, now=july_now) is True
+    assert len(calls) == 5
+
+
+def test_aggregator_outcomes_are_idempotent_per_revision(program, july_now):
+    agg = AggregatorFactory(code="nest")
+    participant(program, july_now, aggregator=agg, aggregator_device_id="n-1")
+    participant(program, july_now, aggregator=agg, aggregator_device_id="n-2")
+    event = scheduled(program, july_now)
+    services.event_dispatch(event=event, now=la(2026, 7, 15, 13))
+    rows = [{"event": event.pk, "device": "n-1", "revision": 1, "status": "participated"},
+            {"event": event.pk, "device": "n-2", "revision": 1, "status": "opted_out",
+             "opted_out_at": la(2026, 7, 15, 16)},
+            {"event": event.pk, "device": "zz", "revision": 1, "status": "participated"},
+            {"event": event.pk, "device": "n-1", "revision": 9, "status": "participated"}]
+    out = services.participation_outcomes_report(aggregator=agg, outcomes=rows, now=la(2026, 7, 15, 19))
+    assert [r["result"] for r in out] == ["recorded", "recorded", "error", "error"]
+    assert out[2]["detail"] == "This device is not reserved for this event."
+    assert out[3]["detail"] == "Unknown revision 9 (event is at revision 1)."
+    again = services.participation_outcomes_report(aggregator=agg, outcomes=rows[:2], now=la(2026, 7, 15, 20))
+    assert [r["result"] for r in again] == ["unchanged", "unchanged"]
+    parts = {p.device.aggregator_device_id: p for p in Participation.objects.select_related("device")}
+    assert (parts["n-1"].status, parts["n-1"].outcome_revision) == (ParticipationStatus.PARTICIPATED, 1)
+    assert (parts["n-2"].status, parts["n-2"].minutes_participated) == (ParticipationStatus.OPTED_OUT, 60.0)
+    assert OptOut.objects.get().channel == OptOutChannel.AGGREGATOR_REPORT
+
+
+def test_unavailability_create_validates(program, july_now):
+    sub = participant(program, july_now)
+    other = participant(program, july_now)
+    with pytest.raises(DomainValidationError) as exc:
+        services.unavailability_create(enrollment=sub.enrollment, device=other.device, start=la(2026, 7, 15),
+                                       end=la(2026, 7, 16), now=july_now)
+    assert "is not subscribed in enrollment" in exc.value.errors["device"][0]
+    u = services.unavailability_create(enrollment=sub.enrollment, device=sub.device, start=la(2026, 7, 15),
+                                       end=la(2026, 7, 16), reason="Guests", now=july_now)
+    event = scheduled(program, july_now)
+    services.event_reserve(event=event, now=july_now)
+    assert Reservation.objects.get(subscription=sub).decision == D.UNAVAILABLE
+    assert u.reason == "Guests"
+    assert Event.objects.get().pk == event.pk
