@@ -14,6 +14,7 @@ from events.choices import ParticipationStatus, ReservationDecision
 from events.models import Participation, Reservation, Unavailability
 from programs.choices import ProgramStatus
 from programs.models import Program
+from settlement.models import CustomerSettlement, EventSettlement
 
 SEARCH_LIMIT = 50
 
@@ -110,6 +111,8 @@ class CustomerPage:
     unavailability: list[Unavailability]
     skipped: list[Reservation]
     eligibility: list[EligibilityLine]
+    event_settlements: list
+    customer_settlements: list
 
 
 def customer_page(*, customer_id: int, now: dt.datetime) -> CustomerPage:
@@ -153,5 +156,11 @@ def customer_page(*, customer_id: int, now: dt.datetime) -> CustomerPage:
                         enrollments=enrollments, status_history=history, upcoming=sorted(upcoming,
                                                                                          key=lambda p: p.start),
                         unavailability=unavailability, skipped=skipped,
+                        event_settlements=list(EventSettlement.objects.filter(account__in=accounts)
+                                               .select_related("event", "program", "device")
+                                               .order_by("-event_day", "-id")),
+                        customer_settlements=list(CustomerSettlement.objects.filter(account__in=accounts)
+                                                  .select_related("program", "account")
+                                                  .order_by("-period_end", "-id")),
                         eligibility=customer_eligibility(accounts=[a for a in accounts if a.status == "open"],
                                                          on=now.date()))

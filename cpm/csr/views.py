@@ -2,22 +2,31 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
 from cpm.audit import audit_record
 from cpm.errors import DomainError
+from cpm.timeutils import zone
 from devices.models import Device, ServicePoint
 from enrollments.choices import EnrollmentSource, ReasonCode
 from enrollments.models import Account, Customer, Enrollment
 from enrollments.services import enrollment_request, enrollment_unenroll, program_today
+from events.choices import OptOutChannel
+from events.models import Participation
+from events.services import participation_opt_out, unavailability_create
 from programs.choices import AnswerType
 from programs.models import Program
+from settlement.charts import event_settlement_chart_svg
+from settlement.models import EventSettlement
 
 from . import selectors
 from .masking import mask_email, mask_phone
@@ -126,3 +135,58 @@ def unenroll(request, customer_id: int, enrollment_id: int):
     else:
         messages.success(request, f"Unenrolled from {enrollment.program.name}.")
     return _redirect_customer(customer_id, "enrollments")
+
+
+@login_required
+@permission_required(CSR_PERMISSION, raise_exception=True)
+@permission_required("cpm.opt_out_on_behalf", raise_exception=True)
+@require_POST
+def opt_out(request, customer_id: int, participation_id: int):
+    """Opt a device out of an upcoming event for the customer (cut-off and allowance enforced by the service)."""
+    participation = get_object_or_404(Participation.objects.select_related("event"), pk=participation_id,
+                                      enrollment__account__customer_id=customer_id)
+    try:
+        participation_opt_out(participation=participation, channel=OptOutChannel.CSR, now=timezone.now(),
+                              actor=request.user, reason=request.POST.get("reason", "")[:300])
+    except DomainError as exc:
+        messages.error(request, f"Opt-out refused: {_error_text(exc)}")
+    else:
+        messages.success(request, f"Opted out of {participation.event.name}.")
+    return _redirect_customer(customer_id, "upcoming")
+
+
+@login_required
+@permission_required(CSR_PERMISSION, raise_exception=True)
+@permission_required("events.add_unavailability", raise_exception=True)
+@require_POST
+def declare_unavailability(request, customer_id: int):
+    """Record a period (local times in the program's zone) when the customer's devices must not be called."""
+    enrollment = get_object_or_404(Enrollment.objects.select_related("program"), pk=request.POST.get("enrollment"),
+                                   account__customer_id=customer_id)
+    tz = zone(enrollment.program.time_zone)
+    try:
+        start = dt.datetime.fromisoformat(request.POST.get("start", "")).replace(tzinfo=tz)
+        end = dt.datetime.fromisoformat(request.POST.get("end", "")).replace(tzinfo=tz)
+    except ValueError:
+        messages.error(request, "Unavailability not recorded: start and end must be dates and times "
+                                "(YYYY-MM-DDTHH:MM) in the program's time zone.")
+        return _redirect_customer(customer_id, "unavailability")
+    try:
+        unavailability_create(enrollment=enrollment, start=start, end=end, reason=request.POST.get("reason", ""),
+                              now=timezone.now(), actor=request.user)
+    except DomainError as exc:
+        messages.error(request, f"Unavailability not recorded: {_error_text(exc)}")
+    else:
+        messages.success(request, f"Unavailability recorded for {enrollment.program.name}.")
+    return _redirect_customer(customer_id, "unavailability")
+
+
+@login_required
+@permission_required(CSR_PERMISSION, raise_exception=True)
+def settlement_detail(request, customer_id: int, settlement_id: int):
+    """One event settlement explained: the baseline chart and the numbers behind the credit."""
+    settlement = get_object_or_404(EventSettlement.objects.select_related("event", "program", "device",
+                                                                          "service_point", "account"),
+                                   pk=settlement_id, account__customer_id=customer_id)
+    return render(request, "csr/settlement.html", {"s": settlement, "customer_id": customer_id,
+                                                   "chart": mark_safe(event_settlement_chart_svg(settlement))})

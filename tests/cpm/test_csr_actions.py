@@ -1,0 +1,112 @@
+"""CSR page actions on events and credits: opt-out (cut-off enforced), unavailability, settlement explanation."""
+
+import datetime as dt
+
+import pytest
+from django.contrib.auth.models import Group
+from django.utils import timezone
+
+from cpm import roles
+from events.choices import EventStatus, ParticipationStatus
+from events.models import OptOut, Unavailability
+from tests.factories.enrollments import active_participant
+from tests.factories.events import EventFactory, ParticipationFactory
+from tests.factories.programs import ParticipationRuleFactory, ProgramFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def csr_client(client, django_user_model):
+    user = django_user_model.objects.create_user("csr", password="pw-123-long-enough")
+    user.groups.add(Group.objects.get(name=roles.CSR))
+    client.force_login(user)
+    return client
+
+
+def upcoming(*, hours_ahead: float, cutoff_minutes: int | None = 60):
+    program = ProgramFactory()
+    ParticipationRuleFactory(program=program, opt_out_cutoff_minutes=cutoff_minutes, window_start=None,
+                             window_end=None)
+    sub = active_participant(program=program)
+    start = (timezone.now() + dt.timedelta(hours=hours_ahead)).replace(microsecond=0)
+    event = EventFactory(program=program, name="Heat wave", start=start, end=start + dt.timedelta(hours=2),
+                         notification_at=start - dt.timedelta(minutes=10), status=EventStatus.SCHEDULED)
+    participation = ParticipationFactory(event=event, subscription=sub)
+    return sub.enrollment.account.customer, participation
+
+
+def test_csr_opts_a_device_out_of_an_upcoming_event(csr_client):
+    customer, participation = upcoming(hours_ahead=24)
+    page = csr_client.get(f"/csr/customers/{customer.pk}/").content.decode()
+    assert "Heat wave" in page and f"/participations/{participation.pk}/opt-out/" in page
+    response = csr_client.post(f"/csr/customers/{customer.pk}/participations/{participation.pk}/opt-out/",
+                               {"reason": "Hosting a party"}, follow=True)
+    assert "Opted out of Heat wave." in response.content.decode()
+    participation.refresh_from_db()
+    assert participation.status == ParticipationStatus.OPTED_OUT
+    assert OptOut.objects.get(participation=participation).channel == "csr"
+
+
+def test_opt_out_after_cutoff_is_refused_with_the_reason(csr_client):
+    customer, participation = upcoming(hours_ahead=0.5, cutoff_minutes=60)
+    response = csr_client.post(f"/csr/customers/{customer.pk}/participations/{participation.pk}/opt-out/",
+                               follow=True)
+    body = response.content.decode()
+    assert "Opt-out refused:" in body and "cut-off" in body.lower()
+    participation.refresh_from_db()
+    assert participation.status == ParticipationStatus.RESERVED
+    assert not OptOut.objects.exists()
+
+
+def test_csr_declares_unavailability_in_program_time(csr_client):
+    customer, participation = upcoming(hours_ahead=48)
+    enrollment = participation.enrollment
+    day = (timezone.now() + dt.timedelta(days=3)).date()
+    response = csr_client.post(f"/csr/customers/{customer.pk}/unavailability/",
+                               {"enrollment": enrollment.pk, "start": f"{day}T08:00", "end": f"{day}T20:00",
+                                "reason": "Vacation"}, follow=True)
+    assert "Unavailability recorded" in response.content.decode()
+    item = Unavailability.objects.get()
+    assert item.end - item.start == dt.timedelta(hours=12)
+    assert item.start.astimezone(dt.UTC).hour in (15, 16)  # 08:00 Los Angeles (PDT or PST)
+
+    bad = csr_client.post(f"/csr/customers/{customer.pk}/unavailability/",
+                          {"enrollment": enrollment.pk, "start": "tomorrow", "end": ""}, follow=True)
+    assert "start and end must be dates and times" in bad.content.decode()
+    assert Unavailability.objects.count() == 1
+
+
+def test_opt_out_of_another_customers_participation_is_404(csr_client):
+    customer, _ = upcoming(hours_ahead=24)
+    _, other = upcoming(hours_ahead=24)
+    response = csr_client.post(f"/csr/customers/{customer.pk}/participations/{other.pk}/opt-out/")
+    assert response.status_code == 404
+
+
+def test_csr_sees_the_credit_and_its_explanation_with_the_baseline_chart(csr_client):
+    from decimal import Decimal
+
+    from settlement import services
+    from tests.factories.programs import IncentiveRuleFactory
+    from tests.factories.settlement import EventFactory as SettledEventFactory
+    from tests.factories.settlement import ParticipationFactory as SettledParticipationFactory
+    from tests.factories.settlement import event_hours, run_on_commit, write_hourly
+
+    program = ProgramFactory(name="Smart Energy")
+    IncentiveRuleFactory(program=program, amount=Decimal("1.25"))
+    event = SettledEventFactory(program=program)
+    sub = active_participant(program=program)
+    # 2 kWh every hour for 10 weeks, 0.5 kWh in the 3 event hours: 4.5 kWh avoided x $1.25 = $5.625 -> $5.63.
+    write_hourly(service_point=sub.enrollment.service_point, first=dt.date(2026, 5, 25), last=dt.date(2026, 7, 16),
+                 overrides={h: 0.5 for h in event_hours()})
+    SettledParticipationFactory(event=event, subscription=sub)
+    with run_on_commit():
+        services.event_settle(event=event, now=dt.datetime(2026, 7, 20, 12, 0, tzinfo=dt.UTC))
+    customer = sub.enrollment.account.customer
+    page = csr_client.get(f"/csr/customers/{customer.pk}/").content.decode()
+    assert "$5.63" in page and "4.50" in page
+    settlement = sub.enrollment.account.event_settlements.get()
+    detail = csr_client.get(f"/csr/customers/{customer.pk}/settlements/{settlement.pk}/").content.decode()
+    assert "<svg" in detail and "$5.63" in detail
+    assert "Adjusted baseline" in detail or "adjusted baseline" in detail
