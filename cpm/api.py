@@ -17,7 +17,12 @@ class Pagination(pagination.PageNumberPagination):
 
 
 class ModelPermissions(permissions.DjangoModelPermissions):
-    """Django model permissions, with ``view`` required for reads (DRF's default lets any user read)."""
+    """Django model permissions, with ``view`` required for reads (DRF's default lets any user read).
+
+    A view may name the permission an action needs instead (``action_permissions = {"approve":
+    "cpm.approve_enrollments"}``): approvals, exports and opt-outs are capabilities of roles (``cpm/roles.py``),
+    not mere model changes, so a CSR who may change enrollments still cannot approve them.
+    """
 
     perms_map = {
         **permissions.DjangoModelPermissions.perms_map,
@@ -25,6 +30,13 @@ class ModelPermissions(permissions.DjangoModelPermissions):
         "HEAD": ["%(app_label)s.view_%(model_name)s"],
         "OPTIONS": [],
     }
+
+    def has_permission(self, request, view):
+        required = getattr(view, "action_permissions", {}).get(getattr(view, "action", None))
+        if required:
+            user = request.user
+            return bool(user and user.is_authenticated and user.has_perm(required))
+        return super().has_permission(request, view)
 
 
 class WriteThrottle(throttling.UserRateThrottle):

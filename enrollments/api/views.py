@@ -105,11 +105,15 @@ class EnrollmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     search_fields = ["account__account_number", "service_point__service_point_id", "external_transaction_id"]
     ordering_fields = ["requested_at", "effective_date", "id"]
     throttle_classes = [WriteThrottle]
+    # Approvals are a program administrator's capability, not a mere change (a CSR may change, not approve).
+    action_permissions = {"approve": "cpm.approve_enrollments", "reject": "cpm.approve_enrollments"}
 
     def get_queryset(self):
         return selectors.enrollment_list(user=self.request.user)
 
     def get_permissions(self):
+        if self.action in self.action_permissions:
+            return super().get_permissions()
         if self.action not in ("list", "retrieve", "create"):
             return [StatusChangePermission()]
         return super().get_permissions()

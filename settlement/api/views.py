@@ -55,6 +55,8 @@ class SettlementBatchViewSet(viewsets.ReadOnlyModelViewSet):
 class EventSettlementViewSet(viewsets.ReadOnlyModelViewSet):
     """Event settlements; filters: program, event, account, status (repeatable), period_after/period_before."""
 
+    action_permissions = {"approve": "cpm.approve_settlements", "reverse": "cpm.approve_settlements"}
+
     filterset_class = EventSettlementFilter
     ordering_fields = ["event_day", "amount", "id"]
     search_fields = ["account__account_number", "service_point__service_point_id"]
@@ -87,6 +89,8 @@ class EventSettlementViewSet(viewsets.ReadOnlyModelViewSet):
 
 class CustomerSettlementViewSet(viewsets.ReadOnlyModelViewSet):
     """Customer settlements; filters: program, account, status, period_kind, period_after/period_before."""
+
+    action_permissions = {"calculate": "cpm.approve_settlements", "approve": "cpm.approve_settlements"}
 
     filterset_class = CustomerSettlementFilter
     ordering_fields = ["period_end", "total_amount", "id"]
@@ -121,6 +125,9 @@ class CustomerSettlementViewSet(viewsets.ReadOnlyModelViewSet):
 
 class BillCreditExportViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     """Bill-credit export batches for billing: create (export approved settlements), list, download, acknowledge."""
+
+    action_permissions = {"create": "cpm.export_credits", "download": "cpm.pull_bill_credits",
+                          "acknowledge": "cpm.pull_bill_credits"}
 
     serializer_class = s.BillCreditExportSerializer
     filterset_class = BillCreditExportFilter

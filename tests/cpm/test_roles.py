@@ -1,0 +1,76 @@
+"""Every role against every sensitive action: allowed (with the status the action answers) or refused (403).
+
+Roles are the groups of ``cpm/roles.py``; users are plain members of one group (no superuser).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.contrib.auth.models import Group
+from rest_framework.test import APIClient
+
+from cpm import roles
+from enrollments.choices import EnrollmentStatus
+from programs.choices import ProgramStatus
+from tests.factories.enrollments import EnrollmentFactory, active_participant
+from tests.factories.events import EventFactory
+from tests.factories.programs import ProgramFactory
+from tests.factories.settlement import EventSettlementFactory, ParticipationFactory
+
+pytestmark = pytest.mark.django_db
+
+ALL_ROLES = [roles.PROGRAM_ADMIN, roles.CSR, roles.SETTLEMENT_ANALYST, roles.AUDITOR, roles.CIS_INTEGRATION,
+             roles.BILLING_INTEGRATION, roles.AGGREGATOR]
+
+
+@pytest.fixture
+def world():
+    program = ProgramFactory(status=ProgramStatus.ACTIVE)
+    pending = EnrollmentFactory(program=program, status=EnrollmentStatus.PENDING_APPROVAL)
+    event = EventFactory(program=program, start=dt.datetime(2026, 7, 15, 22, tzinfo=dt.UTC))
+    settlement = EventSettlementFactory(participation=ParticipationFactory(
+        event=event, subscription=active_participant(program=program)))
+    return {"program": program, "pending": pending, "settlement": settlement}
+
+
+# action: (method, url template, body, {role: status when allowed}); every other role must get 403.
+ACTIONS = {
+    "suspend program": ("post", "/api/v1/programs/{program}/suspend/", {"reason": "storm"},
+                        {roles.PROGRAM_ADMIN: 200}),
+    "approve enrollment": ("post", "/api/v1/enrollments/{pending}/approve/", {"reason": "ok"},
+                           {roles.PROGRAM_ADMIN: 200}),
+    "approve event settlement": ("post", "/api/v1/event-settlements/{settlement}/approve/", {},
+                                 {roles.SETTLEMENT_ANALYST: 200}),
+    "create bill-credit export": ("post", "/api/v1/bill-credit-exports/", {},
+                                  {roles.SETTLEMENT_ANALYST: 204}),
+    "list bill-credit exports": ("get", "/api/v1/bill-credit-exports/", None,
+                                 {roles.SETTLEMENT_ANALYST: 200, roles.BILLING_INTEGRATION: 200, roles.AUDITOR: 200,
+                                  roles.CSR: 200, roles.PROGRAM_ADMIN: 200}),
+    "list customers (personal data)": ("get", "/api/v1/customers/", None,
+                                       {roles.PROGRAM_ADMIN: 200, roles.CSR: 200, roles.SETTLEMENT_ANALYST: 200,
+                                        roles.AUDITOR: 200, roles.CIS_INTEGRATION: 200}),
+    "create event": ("post", "/api/v1/events/", {}, {roles.PROGRAM_ADMIN: 400}),
+    "CSR customer search page": ("get", "/csr/?q=Doe", None, {roles.PROGRAM_ADMIN: 200, roles.CSR: 200}),
+}
+
+
+def _client(django_user_model, role: str) -> APIClient:
+    user = django_user_model.objects.create_user(f"user-{role}".replace(" ", "-").lower(), password="x" * 12)
+    user.groups.add(Group.objects.get(name=role))
+    client = APIClient()
+    client.force_authenticate(user)
+    client.force_login(user)
+    return client
+
+
+@pytest.mark.parametrize("role", ALL_ROLES)
+@pytest.mark.parametrize("action", list(ACTIONS))
+def test_role_against_sensitive_action(django_user_model, world, role, action):
+    method, url, body, allowed = ACTIONS[action]
+    url = url.format(**{k: v.pk for k, v in world.items()})
+    client = _client(django_user_model, role)
+    response = getattr(client, method)(url, body, format="json") if body is not None else getattr(client, method)(url)
+    expected = allowed.get(role, 403)
+    assert response.status_code == expected, (action, role, response.status_code, getattr(response, "data", None))
