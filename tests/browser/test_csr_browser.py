@@ -1,0 +1,116 @@
+"""The CSR page in a real browser (Playwright driving Debian's chromium against Django's live server).
+
+A CSR logs in, finds a customer, sees eligibility with reasons, enrolls the customer, opts a device out of an
+upcoming event and sees the change; a screenshot is kept in ``test-artifacts/``. A user without the CSR role is
+refused.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import Group
+from django.utils import timezone
+
+from cpm import roles
+from enrollments.models import Enrollment
+from events.choices import EventStatus, ParticipationStatus
+from events.models import Participation
+from tests.factories.devices import DeviceFactory, DeviceInstallationFactory
+from tests.factories.enrollments import active_participant
+from tests.factories.events import EventFactory, ParticipationFactory
+from tests.factories.programs import ParticipationRuleFactory, ProgramFactory
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed (apt-get install "
+                                                            "chromium)"),
+]
+
+# Django's live server runs in a thread; the sync Playwright API runs an event loop in this one.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+@pytest.fixture
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def scenario(transactional_db, django_user_model):
+    csr = django_user_model.objects.create_user("carol", password="carol-password-1")
+    csr.groups.add(Group.objects.get(name=roles.CSR))
+    analyst = django_user_model.objects.create_user("sam", password="sam-password-1")
+    analyst.groups.add(Group.objects.get(name=roles.SETTLEMENT_ANALYST))
+
+    ev_program = ProgramFactory(code="ev", name="EV Smart Charging", eligible_device_types=["ev_charger"])
+    ParticipationRuleFactory(program=ev_program, window_start=None, window_end=None, opt_out_cutoff_minutes=30)
+    sub = active_participant(program=ev_program, device_kwargs={"device_type": "ev_charger",
+                                                                "serial_number": "EVSE-77"})
+    account = sub.enrollment.account
+    account.customer.last_name = "Okafor"
+    account.customer.save()
+    thermostat = DeviceFactory(serial_number="TSTAT-1")
+    DeviceInstallationFactory(device=thermostat, service_point=sub.enrollment.service_point)
+    ProgramFactory(code="tstat", name="Thermostat Rewards", eligible_rate_codes=["TOU-D"])
+    ProgramFactory(code="biz", name="Business Peak Saver", eligible_rate_codes=["TOU-GS-1"])
+    start = (timezone.now() + dt.timedelta(days=2)).replace(minute=0, second=0, microsecond=0)
+    event = EventFactory(program=ev_program, name="Evening peak", start=start, end=start + dt.timedelta(hours=2),
+                         notification_at=start - dt.timedelta(hours=1), status=EventStatus.SCHEDULED)
+    participation = ParticipationFactory(event=event, subscription=sub)
+    return {"customer": account.customer, "participation": participation}
+
+
+def _login(page, base, username, password):
+    page.goto(f"{base}/accounts/login/?next=/csr/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("input[type=submit]")
+
+
+def test_csr_finds_enrolls_and_opts_out(live_server, browser, scenario):
+    page = browser.new_page()
+    _login(page, live_server.url, "carol", "carol-password-1")
+    page.fill("input[name=q]", "Okafor")
+    page.click("button[type=submit]")
+    page.click("table a:has-text('Okafor')")
+    assert page.is_visible("h1:has-text('Okafor')")
+
+    biz = page.locator("tr.eligibility[data-program=biz]")
+    assert "Not eligible" in biz.inner_text()
+    assert "TOU-GS-1" in biz.inner_text() or "rate" in biz.inner_text().lower()
+
+    page.locator("tr.eligibility[data-program=tstat] form.enroll-form button").click()
+    assert page.is_visible("text=Enrolled in Thermostat Rewards (Active).")
+    assert Enrollment.objects.filter(program__code="tstat", status="active").count() == 1
+
+    page.locator("#upcoming form.opt-out-form input[name=reason]").fill("Road trip")
+    page.locator("#upcoming form.opt-out-form button").click()
+    assert page.is_visible("text=Opted out of Evening peak.")
+    assert Participation.objects.get(pk=scenario["participation"].pk).status == ParticipationStatus.OPTED_OUT
+    assert "No upcoming events." in page.locator("#upcoming").inner_text()
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "csr-customer-page.png"), full_page=True)
+    assert (ARTIFACTS / "csr-customer-page.png").stat().st_size > 10_000
+
+
+def test_user_without_csr_role_is_refused(live_server, browser, scenario):
+    page = browser.new_page()
+    _login(page, live_server.url, "sam", "sam-password-1")
+    response = page.goto(f"{live_server.url}/csr/")
+    assert response.status == 403
