@@ -11,6 +11,7 @@ from django.utils import timezone
 from simple_history.admin import SimpleHistoryAdmin
 
 from cpm.errors import DomainError
+from cpm.uploads import validate_upload
 
 from . import imports, services
 from .choices import DeviceStatus
@@ -34,6 +35,11 @@ def run_service_action(modeladmin, request, queryset, call, label: str) -> None:
 
 class ImportForm(forms.Form):
     file = forms.FileField(help_text="CSV, UTF-8, header row first.")
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        validate_upload(upload, kinds=("csv",))
+        return upload
 
 
 def import_view(modeladmin, request, *, title: str, columns: str, extra_form=None, run):

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import math
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from cpm.uploads import validate_upload
 from settlement import intervals
 from settlement.models import IntervalDay, MeterDataLoad
 
@@ -31,6 +33,14 @@ class MeterFileUploadSerializer(serializers.Serializer):
                                              help_text="Service point of a Green Button file (required for it).")
     usage_point = serializers.CharField(required=False, allow_blank=True,
                                         help_text="UsagePoint title or href when the file holds several.")
+
+    def validate(self, attrs):
+        kinds = ("xml",) if attrs.get("source") == MeterDataLoad.Source.GREEN_BUTTON else ("csv",)
+        try:
+            validate_upload(attrs["file"], kinds=kinds)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError({"file": exc.messages}) from exc
+        return attrs
 
 
 class ReadingSerializer(serializers.Serializer):
