@@ -157,7 +157,8 @@ def build_summary(result: DemoResult) -> Summary:
         if row.events:
             row.avg_kw_drop_event = (sum((e.kw_drop for e in row.events), Decimal(0)) / len(row.events)).quantize(
                 Decimal("0.01"))
-        row.credits = exported.filter(program=program).aggregate(s=Sum("amount"))["s"] or ZERO
+        row.credits = Decimal(exported.filter(program=program).aggregate(s=Sum("amount"))["s"] or 0).quantize(
+            Decimal("0.01"))
         programs.append(row)
 
     customers = []
