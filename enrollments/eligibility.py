@@ -83,7 +83,7 @@ class QuestionFacts:
     required: bool = True
     answer_type: str = "boolean"  # boolean | choice | number | text
     choices: tuple = ()
-    qualifying_answers: tuple = ()
+    qualifying_answers: tuple | dict = ()  # answers that qualify, or a number range {"min": x, "max": y}
 
 
 @dataclass(frozen=True)
@@ -290,7 +290,8 @@ def _is_number(value) -> bool:
 
 def check_answers(program: ProgramFacts, answers: dict | None) -> list[Reason]:
     """Each required question answered; answers of the right type (boolean, one of ``choices``, number, text);
-    an answer qualifies when ``qualifying_answers`` is empty or contains it."""
+    an answer qualifies when ``qualifying_answers`` is empty or contains it (for numbers, or lies in its
+    ``{"min": x, "max": y}`` range)."""
     answers = answers or {}
     reasons = []
     for q in program.questions:
@@ -312,7 +313,14 @@ def check_answers(program: ProgramFacts, answers: dict | None) -> list[Reason]:
             reasons.append(Reason(ANSWER_INVALID, f"Answer to {q.code!r} must be {expected}, got {value!r}.",
                                   "answers"))
             continue
-        if q.qualifying_answers:
+        if isinstance(q.qualifying_answers, dict):  # a number range {"min": x, "max": y}, inclusive (programs.rules)
+            low, high = q.qualifying_answers.get("min"), q.qualifying_answers.get("max")
+            if (low is not None and float(value) < float(low)) or (high is not None and float(value) > float(high)):
+                reasons.append(Reason(ANSWER_NOT_QUALIFYING, f"Answer {value!r} to {q.code!r} is outside the "
+                                      f"qualifying range {low if low is not None else '-'} to "
+                                      f"{high if high is not None else '-'} for {program.code}.", "answers",
+                                      program_code=program.code))
+        elif q.qualifying_answers:
             qualifying = value in q.qualifying_answers
             if q.answer_type == "number" and not qualifying:
                 qualifying = any(_is_number(a) and float(a) == float(value) for a in q.qualifying_answers)

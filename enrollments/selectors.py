@@ -96,7 +96,9 @@ def program_facts(programs: Iterable[Program]) -> dict[int, el.ProgramFacts]:
     for q in QualificationQuestion.objects.filter(program_id__in=ids).order_by("position", "id"):
         questions[q.program_id].append(el.QuestionFacts(
             code=q.code, text=q.text, required=q.required, answer_type=q.answer_type,
-            choices=tuple(q.choices or ()), qualifying_answers=tuple(q.qualifying_answers or ())))
+            choices=tuple(q.choices or ()),
+            qualifying_answers=(q.qualifying_answers if isinstance(q.qualifying_answers, dict)  # a number range
+                                else tuple(q.qualifying_answers or ()))))
     excluded = defaultdict(set)
     for a, b in MutualExclusion.objects.filter(Q(program_a_id__in=ids) | Q(program_b_id__in=ids)).values_list(
             "program_a_id", "program_b_id"):

@@ -184,6 +184,16 @@ def test_qualification_answers(site):
     assert codes(site, answers={"has-central-ac": True, "heating": "gas", "sq-ft": 1800}) == []
 
 
+def test_number_answer_in_a_qualifying_range(site):
+    # programs.rules accepts {"min": x, "max": y} for number questions (Eversource CT sample: 1 to 4 homes).
+    QualificationQuestion.objects.create(program=site.program, code="dwelling_units", text="Homes in the building?",
+                                         answer_type="number", qualifying_answers={"min": 1, "max": 4})
+    assert codes(site, answers={"dwelling_units": 1}) == []
+    assert codes(site, answers={"dwelling_units": "4"}) == []
+    assert codes(site, answers={"dwelling_units": 5}) == [el.ANSWER_NOT_QUALIFYING]
+    assert codes(site, answers={"dwelling_units": 0}) == [el.ANSWER_NOT_QUALIFYING]
+
+
 def test_every_failing_reason_is_returned_at_once(site):
     site.program.status = ProgramStatus.CLOSED
     site.program.eligible_rate_codes = ["E-1"]

@@ -1,58 +1,90 @@
-"""Temporary main job: load the sample programs and print a readable summary of each.
+"""The main job end to end: a summer 2011 DR season from Green Button meter data to bill credits.
 
-The end-to-end demo (customers, enrollments, events, settlement) replaces it later.
+Thin wrapper over ``cpm.demo``: parse options, run the scenario, print the season summary, write the HTML report and
+the bill-credit export under ``var/demo/``; with ``--ci-check``, assert the results are sane and agree with an
+independent recomputation (``tests/cpm/demo_check.py``).
 """
 
-from django.core.management.base import BaseCommand
-from django.utils import timezone
+from __future__ import annotations
 
-from programs import selectors
-from programs.samples import DEFAULT_YEARS, sample_programs_load
+import logging
+import os
+import time
+from pathlib import Path
 
-BASIS_LABELS = {"flat": "", "per_kw_enrolled": " per kW enrolled", "per_kwh_enrolled": " per kWh enrolled",
-                "per_device": " per device", "per_kwh": " per kWh avoided", "price_set": " per kWh (price set)",
-                "per_kw": " per kW of average kW drop"}
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
 
-
-def _limit(value, unit=""):
-    return "no limit" if value is None else f"{value}{unit}"
-
-
-def describe_program(program) -> list[str]:
-    """Readable lines describing a program (prefetched children, see ``programs.selectors.program_list``)."""
-    lines = [f"{program.name} [{program.code}] - {program.get_status_display()}",
-             f"  {program.get_program_type_display()}; devices: {', '.join(program.eligible_device_types) or '-'}; "
-             f"customers: {', '.join(program.eligible_customer_classes) or 'any'}; zone {program.time_zone}; "
-             f"settled {program.get_settlement_timing_display().lower()} by "
-             f"{program.get_performance_measurement_display().lower()}"]
-    seasons = ", ".join(f"{s.name} ({s.start_date:%Y-%m-%d} to {s.end_date:%Y-%m-%d})" for s in program.seasons.all())
-    lines.append(f"  seasons: {seasons or '-'}")
-    for rule in program.participation_rules.all():
-        days = "/".join(d for d, ok in (("weekdays", rule.weekdays_allowed), ("weekends", rule.weekends_allowed),
-                                        ("holidays", rule.holidays_allowed)) if ok)
-        window = f"{rule.window_start:%H:%M}-{rule.window_end:%H:%M}" if rule.window_start else "any time"
-        lines.append(f"  rules from {rule.effective_from}: {days}, {window}, max {_limit(rule.max_duration_minutes)} "
-                     f"min per event, {_limit(rule.max_events_per_season)} events per season, opt-outs "
-                     f"{rule.get_opt_out_allowance_kind_display().lower()}")
-    for incentive in program.incentive_rules.all():
-        season = f" ({incentive.season.name})" if incentive.season_id else ""
-        lines.append(f"  incentive: {incentive.get_kind_display()}{season}: ${incentive.amount.normalize():f}"
-                     f"{BASIS_LABELS.get(incentive.basis, '')} - {incentive.description}")
-    for question in program.questions.all():
-        lines.append(f"  question [{question.code}]: {question.text}")
-    lines.append(f"  source: {program.description}")
-    return lines
+from cpm.demo import fleet
+from cpm.demo.report import build_summary, summary_text, write_html
+from cpm.demo.scenario import Demo, DemoError, Options
 
 
 class Command(BaseCommand):
-    help = "Demo: load the sample programs and print a summary of them."
+    help = ("Run a summer 2011 demand-response season end to end (Green Button data, enrollments, events, "
+            "settlement, bill-credit export). Starts by erasing the database (a demo database).")
 
     def add_arguments(self, parser):
-        parser.add_argument("--ci-check", action="store_true", help="Accepted for CI; no effect yet.")
+        parser.add_argument("--quick", action="store_true", help="Fewer customers and events (tests).")
+        parser.add_argument("--ci-check", action="store_true",
+                            help="Assert the results are sane and pass the independent recomputation.")
+        parser.add_argument("--seed", type=int, default=2011, help="Seed of every random choice (default 2011).")
+        parser.add_argument("--greenbutton-dir", default=os.environ.get("GREENBUTTON_DIR", ""),
+                            help="Directory of Green Button XML files (env GREENBUTTON_DIR; default "
+                                 "../shared/data/greenbutton/ from the repository root when it exists).")
+        parser.add_argument("--out-dir", default="", help="Where to write the report and export (default var/demo).")
+        parser.add_argument("--timeout", type=float, default=300.0,
+                            help="Seconds to wait for each batch of worker tasks (real stack).")
+        parser.add_argument("--flush", action="store_true",
+                            help="Erase the database even if it holds data the demo did not create.")
 
-    def handle(self, *args, **options):
-        report = sample_programs_load(years=DEFAULT_YEARS, now=timezone.now(), actor="demo")
-        self.stdout.write(f"Sample programs: {len(report['created'])} created, {len(report['updated'])} updated, "
-                          f"{len(report['unchanged'])} unchanged.\n")
-        for program in selectors.program_list():
-            self.stdout.write("\n".join(describe_program(program)) + "\n")
+    def handle(self, *args, **opts):
+        started = time.monotonic()
+        gb_dir = Path(opts["greenbutton_dir"]) if opts["greenbutton_dir"] else fleet.default_green_button_dir(
+            Path(settings.BASE_DIR))
+        out_dir = Path(opts["out_dir"]) if opts["out_dir"] else Path(settings.VAR_DIR) / "demo"
+        options = Options(quick=opts["quick"], seed=opts["seed"], greenbutton_dir=gb_dir, out_dir=out_dir,
+                          timeout=opts["timeout"], force_flush=opts["flush"])
+        verbose = opts["verbosity"] >= 1
+        if opts["verbosity"] < 2:  # one line per eager task is noise here; -v 2 shows them
+            logging.getLogger("celery").setLevel(logging.WARNING)
+            logging.getLogger("kombu").setLevel(logging.ERROR)  # "no hostname" when tasks run eagerly
+        demo = Demo(options, log=(lambda line: self.stdout.write(line)) if verbose else (lambda line: None))
+        try:
+            result = demo.run()
+        except DemoError as exc:
+            raise CommandError(str(exc)) from exc
+        summary = build_summary(result)
+        result.report_path = write_html(result, summary, out_dir / "report.html")
+        result.timings["total"] = round(time.monotonic() - started, 1)
+        self.stdout.write(summary_text(result, summary))
+        self.stdout.write(f"Finished in {result.timings['total']} s.")
+        if opts["ci_check"]:
+            self.ci_check(result, summary)
+
+    def ci_check(self, result, summary) -> None:
+        from settlement.models import BillCreditExport, EventSettlement
+
+        problems = []
+        if not result.event_ids:
+            problems.append("no events")
+        if not EventSettlement.objects.exists():
+            problems.append("no event settlements")
+        if summary.file_total <= 0:
+            problems.append(f"credits are not positive ({summary.file_total})")
+        if result.export_path is None or not result.export_path.exists():
+            problems.append("the export file is missing")
+        db_total = sum((x.total_amount for x in BillCreditExport.objects.all()), 0)
+        if summary.file_total != db_total:
+            problems.append(f"export file total {summary.file_total} != database export total {db_total}")
+        try:
+            from tests.cpm.demo_check import check_demo
+        except ImportError as exc:  # the check lives with the tests; a release without tests cannot run it
+            raise CommandError(f"--ci-check needs tests/cpm/demo_check.py: {exc}") from exc
+        report = check_demo(result.export_path)
+        self.stdout.write(report.text())
+        problems += report.errors
+        if problems:
+            raise CommandError("demo check failed:\n  " + "\n  ".join(problems))
+        self.stdout.write(self.style.SUCCESS("demo check passed: events, settlements, credits, export total and the "
+                                             "independent recomputation agree."))
