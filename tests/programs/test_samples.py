@@ -64,17 +64,3 @@ def test_more_years_adds_only_missing_seasons():
     assert Season.objects.filter(name="Summer 2027").count() == 6
     ev = Program.objects.get(code="eversource-ct-ev-managed-charging")
     assert ev.incentive_rules.filter(season__name="Summer 2027", amount=20).count() == 1
-
-
-def test_demo_command_prints_summary():
-    out = StringIO()
-    call_command("demo", "--ci-check", stdout=out)
-    text = out.getvalue()
-    assert text.startswith("Sample programs: 6 created, 0 updated, 0 unchanged.")
-    assert "National Grid MA ConnectedSolutions Batteries (Daily Dispatch) [ngrid-ma-connectedsolutions-battery]" \
-           " - Active" in text
-    assert "incentive: Performance per kW drop: $275 per kW of average kW drop" in text
-    assert "rules from 2000-01-01: weekdays, 15:00-20:00, max 180 min per event, 60 events per season" in text
-    out = StringIO()
-    call_command("demo", stdout=out)
-    assert out.getvalue().startswith("Sample programs: 0 created, 0 updated, 6 unchanged.")
