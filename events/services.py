@@ -22,6 +22,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -38,10 +39,12 @@ from devices.choices import DeviceStatus
 from devices.models import Aggregator, Device
 from enrollments.choices import EnrollmentStatus
 from enrollments.models import Enrollment, ProgramSubscription
+from programs import calendars
+from programs import rules as program_rules
 from programs.choices import ProgramStatus, SettlementTiming
 from programs.models import Program
 
-from . import ledger, rules
+from . import ledger
 from .choices import (
     COUNTED_EVENT_STATUSES,
     EVENT_TRANSITIONS,
@@ -85,11 +88,11 @@ class ProgramContext:
                    seasons=list(program.seasons.all()))
 
     def rule_on(self, day: dt.date):
-        return rules.rule_in_effect(self.rules, day)
+        return program_rules.rule_in_effect(self.rules, day)
 
     def period_of(self, day: dt.date) -> ledger.Period:
         """The season containing ``day``; the calendar year when none does (documented choice)."""
-        season = rules.season_of(self.seasons, day)
+        season = program_rules.season_containing(self.seasons, day)
         if season is not None:
             return ledger.Period(season.name, season.start_date, season.end_date)
         return ledger.Period(str(day.year), dt.date(day.year, 1, 1), dt.date(day.year, 12, 31))
@@ -275,13 +278,30 @@ def _actor_name(actor: Any) -> str:
 
 
 # --------------------------------------------------------------------------------------------------------- schedule
-def _check_rules(event: Event, ctx: ProgramContext, *, now: dt.datetime) -> list[rules.RuleViolation]:
-    violations = rules.check_event_window(
-        rule=ctx.rule_on(ctx.local_day(event.start)), seasons=ctx.seasons, start=event.start, end=event.end,
-        notification_at=event.notification_at, tz=ctx.tz, holiday_calendar=ctx.program.holiday_calendar, now=now)
+def _rule_violations(event: Event, ctx: ProgramContext, *, now: dt.datetime) -> list[program_rules.Violation]:
+    """The event against the program's seasons and the participation rule in effect on its local start day
+    (``programs.rules.check_event_against_rule``, holidays from the program's calendar). Notice is measured from
+    ``max(now, notification_at)`` to start: a notification already late gives less notice."""
+    local_start = event.start.astimezone(ctx.tz)
+    notice = (event.start - max(now, event.notification_at)).total_seconds() / 60
+    return program_rules.check_event_against_rule(
+        ctx.rule_on(local_start.date()), start_local=local_start, end_local=event.end.astimezone(ctx.tz),
+        is_holiday=partial(calendars.is_holiday, ctx.program.holiday_calendar), notice_minutes=notice,
+        seasons=ctx.seasons)
+
+
+def _violation_errors(violations: list[program_rules.Violation]) -> dict[str, list[str]]:
+    """``{rule field: [messages]}`` for ``DomainValidationError`` (a field may be broken twice, e.g. two days)."""
+    errors: dict[str, list[str]] = {}
+    for v in violations:
+        errors.setdefault(v.field, []).append(v.message)
+    return errors
+
+
+def _check_rules(event: Event, ctx: ProgramContext, *, now: dt.datetime) -> None:
+    violations = _rule_violations(event, ctx, now=now)
     if violations:
-        raise DomainValidationError({v.rule: [v.message] for v in violations}, code="participation_rule")
-    return violations
+        raise DomainValidationError(_violation_errors(violations), code="participation_rule")
 
 
 def event_schedule(
@@ -308,13 +328,11 @@ def event_schedule(
         if event.start <= now:
             raise DomainValidationError({"start": ["The event must start in the future."]})
         ctx = ProgramContext.load(program)
-        violations = rules.check_event_window(
-            rule=ctx.rule_on(ctx.local_day(event.start)), seasons=ctx.seasons, start=event.start, end=event.end,
-            notification_at=event.notification_at, tz=ctx.tz, holiday_calendar=program.holiday_calendar, now=now)
+        violations = _rule_violations(event, ctx, now=now)
         extra: dict[str, Any] = {}
         if violations:
             if not override_rules:
-                raise DomainValidationError({v.rule: [v.message] for v in violations}, code="participation_rule")
+                raise DomainValidationError(_violation_errors(violations), code="participation_rule")
             if event.category != EventCategory.EMERGENCY:
                 raise DomainValidationError({"override_rules": ["Only an emergency event may override the "
                                                                 "participation rules."]})
@@ -322,7 +340,7 @@ def event_schedule(
                 raise DomainValidationError({"override_reason": ["Give the reason for overriding the rules."]})
             extra = {"overrides_rules": True, "override_reason": override_reason[:500]}
             audit_record(obj=event, action="override", now=now, actor=actor, reason=override_reason,
-                         changes={"violations": [str(v) for v in violations]})
+                         changes={"violations": [f"{v.field}: {v.message}" for v in violations]})
         transition(obj=event, to=EventStatus.SCHEDULED, allowed=EVENT_TRANSITIONS, now=now, actor=actor,
                    reason=override_reason if violations else "scheduled", extra_updates=extra)
         from .tasks import reserve_event
@@ -400,7 +418,7 @@ def _evaluate(event: Event, ctx: ProgramContext, *, now: dt.datetime, subscripti
     target = ctx.ledger_event(event.pk, event.start, event.end)
     period = ctx.period_of(target.local_day)
     rule = ctx.rule_on(target.local_day)
-    kind, allowance = rules.opt_out_allowance(rule)
+    kind, allowance = program_rules.opt_out_allowance(rule)
     limits = ledger.Limits.from_rule(rule, allowance_kind=kind, allowance=allowance)
     around = dt.timedelta(days=limits.lookaround_days)
     win_first = min(period.first, target.local_day - around)
@@ -941,7 +959,7 @@ def participation_opt_out(
                     raise ConflictError(
                         f"Opt-outs close {rule.opt_out_cutoff_minutes} minutes before the event starts (cut-off "
                         f"{cutoff.astimezone(ctx.tz):%Y-%m-%d %H:%M %Z}).", code="opt_out_cutoff")
-            kind, allowance = rules.opt_out_allowance(rule)
+            kind, allowance = program_rules.opt_out_allowance(rule)
             if rule.refuse_opt_out_beyond_allowance and allowance is not None:
                 period, seen, outs = _season_usage(p, ctx)
                 this = ctx.ledger_event(event.pk, event.start, event.end)

@@ -149,6 +149,37 @@ def validate_participation_rule(rule: Any) -> dict[str, list[str]]:
     return errors
 
 
+def rule_in_effect(rules: Iterable[Any], day: dt.date) -> Any | None:
+    """The rule with the latest ``effective_from`` on or before local ``day`` (None before the first rule).
+
+    ``rules``: objects/mappings with ``effective_from`` (a date), in any order.
+    """
+    in_effect = [r for r in rules if _get(r, "effective_from") <= day]
+    return max(in_effect, key=lambda r: _get(r, "effective_from"), default=None)
+
+
+def season_containing(seasons: Iterable[Any], day: dt.date) -> Any | None:
+    """The season whose inclusive local dates ``start_date..end_date`` contain ``day``, or None."""
+    return next((s for s in seasons if _get(s, "start_date") <= day <= _get(s, "end_date")), None)
+
+
+def opt_out_allowance(rule: Any) -> tuple[str, float | None]:
+    """The opt-out allowance of a rule as ``(kind, number)``: ``("count", n)`` opt-outs per season,
+    ``("percent_hours", p)`` percent of the season's event hours, ``("none", 0.0)`` or ``("unlimited", None)``.
+
+    No rule, or a count/percent kind without its number (refused by ``validate_participation_rule``), is unlimited.
+    """
+    kind = _get(rule, "opt_out_allowance_kind") if rule is not None else None
+    count, percent = _get(rule, "opt_out_allowance_count"), _get(rule, "opt_out_allowance_percent")
+    if kind == OPT_OUT_COUNT and count is not None:
+        return kind, float(count)
+    if kind == OPT_OUT_PERCENT and percent is not None:
+        return kind, float(percent)
+    if kind == OPT_OUT_NONE:
+        return kind, 0.0
+    return OPT_OUT_UNLIMITED, None
+
+
 def check_event_against_rule(
     rule: Any,
     *,
@@ -156,8 +187,9 @@ def check_event_against_rule(
     end_local: dt.datetime,
     is_holiday: bool | Callable[[dt.date], bool],
     notice_minutes: float | None,
+    seasons: Iterable[Any] | None = None,
 ) -> list[Violation]:
-    """Check one event against a participation rule: allowed days, window, duration, daily hours, notice.
+    """Check one event against a participation rule: season, allowed days, window, duration, daily hours, notice.
 
     ``start_local``/``end_local``: aware datetimes (any zone; the window is compared on their wall clock, so pass
     them in the program's zone). The event is ``[start, end)`` and may cross midnight: every local day it touches
@@ -165,6 +197,9 @@ def check_event_against_rule(
     (a 01:00-03:00 event on the spring DST day lasts 60 minutes). ``is_holiday``: a bool for the start day, or a
     callable ``date -> bool`` (e.g. ``functools.partial(programs.calendars.is_holiday, "NERC")``).
     ``notice_minutes``: minutes between notification and start (None = not yet known, not checked).
+    ``seasons``: the program's seasons (objects/mappings with ``name``, ``start_date``, ``end_date``); when given and
+    not empty, the event's local start day must fall in one (code ``outside_season``, field ``season``; an event
+    belongs to the day it starts on). ``rule`` None means the program sets no rule: only the season is checked.
     Raises ``ValueError`` for naive datetimes. Caps over several events (per day/week/season, rest, consecutive
     days) need the schedule and are checked by the events app.
     """
@@ -176,6 +211,13 @@ def check_event_against_rule(
     minutes = (end_local.astimezone(dt.UTC) - start_local.astimezone(dt.UTC)).total_seconds() / 60
     if minutes <= 0:
         return [Violation("event_end_not_after_start", "end", "The event must end after it starts.")]
+    seasons = list(seasons or ())
+    if seasons and season_containing(seasons, start_local.date()) is None:
+        names = ", ".join(f"{_get(s, 'name')} {_get(s, 'start_date')} to {_get(s, 'end_date')}" for s in seasons)
+        violations.append(Violation("outside_season", "season", f"The event day {start_local.date().isoformat()} "
+                                                                f"is outside every season of the program ({names})."))
+    if rule is None:
+        return violations
 
     # Allowed days: each local date the half-open event touches.
     last_day = (end_local - dt.timedelta(microseconds=1)).date() if end_local.time() == MIDNIGHT else end_local.date()
@@ -189,7 +231,7 @@ def check_event_against_rule(
         elif day.weekday() >= 5:
             if not _get(rule, "weekends_allowed"):
                 violations.append(Violation("weekend_not_allowed", "weekends_allowed",
-                                            f"Events are not allowed on weekends ({day.isoformat()})."))
+                                            f"Events are not allowed on weekends ({day:%A} {day.isoformat()})."))
         elif not _get(rule, "weekdays_allowed"):
             violations.append(Violation("weekday_not_allowed", "weekdays_allowed",
                                         f"Events are not allowed on weekdays ({day.isoformat()})."))

@@ -13,7 +13,6 @@ from programs.models import Program
 
 from ..choices import EventCategory, EventDirection, OptOutChannel, ParticipationStatus, ReservationDecision
 from ..models import DispatchMessage, Event, EventRevision, OptOut, Participation, Reservation, Unavailability
-from ..rules import interval_count
 
 
 class WallClockDateTimeField(serializers.DateTimeField):
@@ -89,7 +88,8 @@ class EventSerializer(serializers.ModelSerializer):
         return (obj.end - obj.start).total_seconds() / 60
 
     def get_quarter_hours(self, obj) -> int:
-        return interval_count(obj.start, obj.end, 15)
+        """Whole quarter-hours of real elapsed time (16 for 00:00-03:00 local on the autumn DST night)."""
+        return int((obj.end - obj.start).total_seconds() // 900)
 
     @extend_schema_field(serializers.DictField(child=serializers.IntegerField()))
     def get_reservation_counts(self, obj) -> dict:

@@ -12,6 +12,7 @@ import pytest
 from cpm.errors import ConflictError, DomainValidationError, TransitionNotAllowed
 from cpm.models import AuditEntry
 from events import services
+from events.api.serializers import EventSerializer
 from events.choices import (
     DeliveryStatus,
     DispatchKind,
@@ -107,10 +108,10 @@ def test_dst_nights_durations_and_local_wall_times(program, rule, july_now):
     autumn = create(program, july_now, dt.datetime(2026, 11, 1, 0), dt.datetime(2026, 11, 1, 3))  # naive = local
     assert autumn.start == dt.datetime(2026, 11, 1, 7, tzinfo=dt.UTC)
     assert autumn.duration_hours == 4
-    assert services.rules.interval_count(autumn.start, autumn.end, 15) == 16
+    assert EventSerializer(autumn).data["quarter_hours"] == 16
     spring = create(program, july_now, dt.datetime(2026, 3, 8, 0), dt.datetime(2026, 3, 8, 3))
     assert spring.duration_hours == 2
-    assert services.rules.interval_count(spring.start, spring.end, 15) == 8
+    assert EventSerializer(spring).data["quarter_hours"] == 8
     with pytest.raises(DomainValidationError) as exc:
         create(program, july_now, dt.datetime(2026, 3, 8, 2, 30), dt.datetime(2026, 3, 8, 4))
     assert "does not exist in America/Los_Angeles" in exc.value.errors["start"][0]
@@ -388,3 +389,21 @@ def test_unavailability_create_validates(program, july_now):
     assert Reservation.objects.get(subscription=sub).decision == D.UNAVAILABLE
     assert u.reason == "Guests"
     assert Event.objects.get().pk == event.pk
+
+
+def test_schedule_uses_the_program_rule_checks_daily_hours_and_both_days(program, rule, july_now):
+    """The checks are ``programs.rules.check_event_against_rule``: the event's length against the daily hour cap,
+    and every local day a cross-midnight event touches (Friday night into Saturday)."""
+    rule.max_event_hours_per_day = Decimal("2")
+    rule.save()
+    long = create(program, july_now, la(2026, 7, 15, 15), la(2026, 7, 15, 18))
+    with pytest.raises(DomainValidationError) as exc:
+        services.event_schedule(event=long, now=july_now)
+    assert exc.value.errors == {"max_event_hours_per_day": ["The event lasts 3 h; at most 2.00 h per day."]}
+    rule.max_event_hours_per_day = None
+    rule.window_start = rule.window_end = None
+    rule.save()
+    friday_night = create(program, july_now, la(2026, 7, 17, 23), la(2026, 7, 18, 1))
+    with pytest.raises(DomainValidationError) as exc:
+        services.event_schedule(event=friday_night, now=july_now)
+    assert exc.value.errors == {"weekends_allowed": ["Events are not allowed on weekends (Saturday 2026-07-18)."]}
