@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
 
 from devices.models import Aggregator
 
-from .choices import EventStatus, ReservationDecision
+from .choices import EventStatus, ParticipationStatus, ReservationDecision
 from .models import Event, Participation, Reservation, Unavailability
 
 
@@ -48,13 +48,17 @@ def aggregator_for_user(user) -> Aggregator | None:
     return Aggregator.objects.filter(api_user=user).first()
 
 
-def aggregator_events(*, aggregator: Aggregator) -> QuerySet[Event]:
-    """Every upcoming (dispatched) or active event with a device of ``aggregator`` taking part, oldest start first;
-    ``agg_participations`` holds that aggregator's participations (constant queries)."""
-    from django.db.models import Prefetch
+AGGREGATOR_EVENT_STATUSES = (EventStatus.SCHEDULED, EventStatus.DISPATCHED, EventStatus.ACTIVE)
 
-    mine = Participation.objects.filter(device__aggregator=aggregator).select_related("device").order_by("id")
-    return (Event.objects.filter(status__in=(EventStatus.DISPATCHED, EventStatus.ACTIVE),
-                                 participations__device__aggregator=aggregator)
-            .distinct().select_related("program").order_by("start", "id")
+
+def aggregator_events(*, aggregator: Aggregator) -> QuerySet[Event]:
+    """Every upcoming (SCHEDULED with reserved participations, DISPATCHED) or ACTIVE event in which a device of
+    ``aggregator`` takes part (a participation that is not cancelled), oldest start first, all of them (back-to-back
+    events are both listed). ``agg_participations`` holds that aggregator's participations with their devices, in
+    id order. A constant number of queries (the events, then the participations) whatever the number of rows."""
+    mine = (Participation.objects.filter(device__aggregator=aggregator).exclude(status=ParticipationStatus.CANCELLED)
+            .select_related("device").order_by("id"))
+    return (Event.objects.filter(status__in=AGGREGATOR_EVENT_STATUSES)
+            .filter(Exists(mine.filter(event_id=OuterRef("pk"))))
+            .select_related("program").order_by("start", "id")
             .prefetch_related(Prefetch("participations", queryset=mine, to_attr="agg_participations")))
