@@ -68,6 +68,8 @@ MAX_DELIVERY_ATTEMPTS = 5
 RELEASED = ParticipationStatus.CANCELLED
 # Opt-out channels that are requests (refused after the cut-off); the others report what happened at the device.
 REQUEST_CHANNELS = (OptOutChannel.CSR, OptOutChannel.PORTAL, OptOutChannel.AGGREGATOR_API)
+# Participation statuses a reservation run decides again (an opt-out or an outcome is kept as recorded).
+REEVALUATED = (ParticipationStatus.RESERVED, ParticipationStatus.DISPATCHED, ParticipationStatus.CANCELLED)
 EDITABLE_FIELDS = ("name", "category", "direction", "start", "end", "notification_at", "target_territories",
                    "target_substations", "target_feeders", "target_device_types", "target_kw")
 
@@ -204,6 +206,11 @@ def _set_target_devices(event: Event, device_ids: list[int]) -> None:
     event.target_devices.set(sorted(found))
 
 
+# Changes that move devices in or out: the reservation runs again for them.
+RESERVATION_FIELDS = ("start", "end", "target_territories", "target_substations", "target_feeders",
+                      "target_device_types", "target_devices", "target_kw")
+
+
 def event_update(
     *,
     event: Event,
@@ -212,13 +219,18 @@ def event_update(
     actor: Any = None,
     reason: str = "",
 ) -> Event:
-    """Modify an event (fields in ``EDITABLE_FIELDS`` and ``target_device_ids``).
+    """Modify an event (fields in ``EDITABLE_FIELDS`` and ``target_device_ids``); window times as in
+    ``event_create``.
 
-    A DRAFT event is edited in place. After scheduling, the previous version is kept as an ``EventRevision`` and
-    ``revision`` increases by one; the participation rules are checked again (unless an emergency override), the
-    reserved participations follow the new window (a clash with another event of a device -> ``ConflictError``), a
-    SCHEDULED event is reserved again, and a DISPATCHED event sends MODIFY messages to its aggregators. ACTIVE,
-    COMPLETED and CANCELLED events cannot be modified (``TransitionNotAllowed``).
+    A DRAFT event is edited in place. After scheduling (SCHEDULED or DISPATCHED), in one transaction: the previous
+    version is kept as an ``EventRevision`` and ``revision`` increases by one; the participation rules are checked
+    again (unless an emergency override; ``DomainValidationError`` keyed by the rule field); when the window or the
+    targeting changed, the reservation runs again for the new window (same checks as ``event_reserve``,
+    idempotent): devices that still fit keep their participation (moved to the new window), devices that no longer
+    fit get their skip reason in the ledger and their participation CANCELLED, newly fitting devices are added
+    (DISPATCHED at once in a dispatched event). A DISPATCHED event then sends one MODIFY message per aggregator
+    (its devices taking part, and those released). ACTIVE, COMPLETED and CANCELLED events cannot be modified
+    (``TransitionNotAllowed``). No change at all: nothing happens (no revision).
     """
     unknown = set(changes) - set(EDITABLE_FIELDS) - {"target_device_ids"}
     if unknown:
@@ -242,7 +254,10 @@ def event_update(
         after = _snapshot(event, new_devices if new_devices is not None else old_devices)
         if after == before:
             return event
-        if event.status != EventStatus.DRAFT:
+        live = event.status != EventStatus.DRAFT
+        if live:
+            if event.start <= now and (before["start"], before["end"]) != (after["start"], after["end"]):
+                raise DomainValidationError({"start": ["A scheduled event's window can only move to the future."]})
             ctx = ProgramContext.load(event.program)
             if not event.overrides_rules:
                 _check_rules(event, ctx, now=now)
@@ -252,21 +267,14 @@ def event_update(
         event.save()
         if new_devices is not None:
             _set_target_devices(event, new_devices)
-        if event.status != EventStatus.DRAFT and (before["start"], before["end"]) != (after["start"], after["end"]):
-            try:
-                with transaction.atomic():
-                    Participation.objects.filter(event=event).exclude(status=RELEASED).update(
-                        start=event.start, end=event.end, updated_at=now)
-            except IntegrityError as exc:
-                raise ConflictError("A reserved device already takes part in another event overlapping the new "
-                                    "window; cancel and re-create the event instead.") from exc
+        counts = None
+        if live and any(before[f] != after[f] for f in RESERVATION_FIELDS):
+            counts = _reserve_locked(event, ctx, now=now)
+            _finish_reservation(event, counts, now=now, actor=actor)
         audit_record(obj=event, action="update", now=now, actor=actor, reason=reason,
-                     changes={"before": before, "after": after, "revision": event.revision})
-        if event.status == EventStatus.SCHEDULED:
-            from .tasks import reserve_event
-
-            enqueue_on_commit(reserve_event, event_id=event.pk)
-        elif event.status == EventStatus.DISPATCHED:
+                     changes={"before": before, "after": after, "revision": event.revision,
+                              "reservation_counts": counts})
+        if event.status == EventStatus.DISPATCHED:
             _create_dispatch_messages(event, kind=DispatchKind.MODIFY, now=now)
     return event
 
@@ -360,8 +368,9 @@ class Decided:
     season_count: int
     decision: str | None  # None = passes every check (RESERVED or TARGET_MET once the target is applied)
     detail: str
-    held: bool = False  # already dispatched/opted out for this event: keeps its participation
-    provisional_id: int | None = None  # this event's RESERVED (not yet dispatched) participation, if any
+    held: bool = False  # an outcome or opt-out is recorded for this event: keeps its participation as it is
+    participation_id: int | None = None  # this event's participation, if any (re-evaluated unless held)
+    participation_status: str | None = None
 
 
 def _candidates_qs(event: Event, ctx: ProgramContext, subscription_ids: list[int] | None = None):
@@ -487,14 +496,14 @@ def _evaluate(event: Event, ctx: ProgramContext, *, now: dt.datetime, subscripti
         season_count, limit_skip = known
         d = Decided(sid, enrollment_id, device_id, sp_id, cap if cap is not None else Decimal("0"), season_count,
                     None, "")
-        held = existing.get(sid)
-        if held and held[1] == ParticipationStatus.RESERVED:
-            d.provisional_id = held[0]
-        if held and held[1] not in (ParticipationStatus.RESERVED, RELEASED):
-            d.held = True
-            d.detail = f"Reserved; participation already {held[1]}."
-            out.append(d)
-            continue
+        current = existing.get(sid)
+        if current:
+            d.participation_id, d.participation_status = current
+            if current[1] not in REEVALUATED:
+                d.held = True
+                d.detail = f"Reserved; participation already {current[1]}."
+                out.append(d)
+                continue
         d.decision, d.detail = _first_skip(
             ctx=ctx, first=first, last=last, e_status=e_status, e_from=e_from, e_to=e_to, s_from=s_from, s_to=s_to,
             device_id=device_id, d_status=d_status, last_seen=last_seen, online_since=online_since,
@@ -546,7 +555,12 @@ def _choose(decided: list[Decided], target_kw: Decimal | None) -> set[int] | Non
         return None
     held = [d for d in decided if d.held]
     passing = [d for d in decided if d.decision is None and not d.held]
-    order = ledger.rotation_order((d.subscription_id, d.season_count, float(d.capacity_kw)) for d in passing)
+    # Devices already told (dispatched) keep their place before the others when a dispatched event is modified.
+    told = [d for d in passing if d.participation_status == ParticipationStatus.DISPATCHED]
+    rest = [d for d in passing if d.participation_status != ParticipationStatus.DISPATCHED]
+    order = [sid for group in (told, rest)
+             for sid in ledger.rotation_order((d.subscription_id, d.season_count, float(d.capacity_kw))
+                                              for d in group)]
     cap = {d.subscription_id: float(d.capacity_kw) for d in passing}
     already = sum(float(d.capacity_kw) for d in held)
     chosen = ledger.pick_until_target(((sid, cap[sid]) for sid in order), max(float(target_kw) - already, 0.0))
@@ -556,12 +570,17 @@ def _choose(decided: list[Decided], target_kw: Decimal | None) -> set[int] | Non
 def _write(event: Event, decided: list[Decided], chosen: set[int] | None, *, now: dt.datetime,
            whole_event: bool) -> dict[str, int]:
     """Replace the ledger rows of these candidates (all of the event's when ``whole_event``); create participations
-    for the newly reserved; delete provisional (RESERVED, never dispatched) participations of those no longer
-    reserved. A constant number of statements (COPY on PostgreSQL)."""
+    for the newly reserved (RESERVED, or DISPATCHED in a dispatched event) and re-open those cancelled by an earlier
+    revision; CANCEL the participations (reserved or dispatched) of those no longer reserved, whose ledger row says
+    why; move the other participations to the event's window. A constant number of statements (COPY on
+    PostgreSQL)."""
+    live_status = (ParticipationStatus.RESERVED if event.status == EventStatus.SCHEDULED
+                   else ParticipationStatus.DISPATCHED)
     counts: dict[str, int] = {}
     reservations: list[tuple] = []
     new_participations: list[tuple] = []
     release: list[int] = []
+    reopen: list[int] = []
     target_note = (f"Target {event.target_kw} kW met by devices ranked before it (least called this season "
                    "first, then larger capacity).") if event.target_kw is not None else ""
     for d in decided:
@@ -578,30 +597,60 @@ def _write(event: Event, decided: list[Decided], chosen: set[int] | None, *, now
         if d.held:
             continue
         if decision == ReservationDecision.RESERVED:
-            if d.provisional_id is None:
+            if d.participation_id is None:
                 new_participations.append((event.pk, d.subscription_id, d.enrollment_id, d.device_id,
-                                           d.service_point_id, ParticipationStatus.RESERVED.value, event.start,
-                                           event.end, now, now))
-        elif d.provisional_id is not None:
-            release.append(d.provisional_id)
+                                           d.service_point_id, live_status.value, event.start, event.end, now, now))
+            elif d.participation_status == RELEASED:
+                reopen.append(d.participation_id)
+        elif d.participation_id is not None and d.participation_status != RELEASED:
+            release.append(d.participation_id)
     if whole_event:
         Reservation.objects.filter(event_id=event.pk).delete()
     else:
         Reservation.objects.filter(event_id=event.pk,
                                    subscription_id__in=[d.subscription_id for d in decided]).delete()
-    if release:
-        Participation.objects.filter(pk__in=release).delete()
     _insert(Reservation, ["event_id", "subscription_id", "enrollment_id", "device_id", "service_point_id",
                           "decision", "detail", "capacity_kw", "decided_at"], reservations)
     try:
         with transaction.atomic():
+            # Release first, then move the window, then add: the exclusion constraint sees no transient overlap.
+            if release:
+                Participation.objects.filter(pk__in=release).update(status=RELEASED, updated_at=now)
+            Participation.objects.filter(event_id=event.pk).exclude(status=RELEASED).exclude(
+                start=event.start, end=event.end).update(start=event.start, end=event.end, updated_at=now)
+            if reopen:
+                Participation.objects.filter(pk__in=reopen).update(status=live_status, start=event.start,
+                                                                   end=event.end, updated_at=now)
             _insert(Participation, ["event_id", "subscription_id", "enrollment_id", "device_id", "service_point_id",
                                     "status", "start", "end", "created_at", "updated_at"], new_participations)
     except IntegrityError as exc:
-        # The exclusion constraint caught a concurrent reservation the locks did not serialize.
-        raise ConflictError("A device was reserved concurrently for an overlapping event; run the reservation "
-                            "again.") from exc
+        # The exclusion constraint caught a concurrent reservation the locks did not serialize, or a participation
+        # whose outcome is already recorded (kept as it is) would overlap another event in the new window.
+        raise ConflictError("A device would take part in two overlapping events (reserved concurrently, or an "
+                            "opted-out device moved into another event's window); run the reservation again or "
+                            "cancel and re-create the event.") from exc
     return counts
+
+
+def _stale_decisions(event: Event, ctx: ProgramContext) -> list[Decided]:
+    """Live (reserved or dispatched) participations of subscriptions that are no longer candidates of the event
+    (targeting changed, enrollment or subscription ended): NOT_ELIGIBLE ledger rows, so ``_write`` cancels them."""
+    keep = _candidates_qs(event, ctx).values("pk")
+    return [Decided(sid, eid, dev, sp, cap if cap is not None else Decimal("0"), 0, ReservationDecision.NOT_ELIGIBLE,
+                    f"No longer a candidate in revision {event.revision} (targeting, enrollment or subscription "
+                    "changed).", participation_id=pid, participation_status=status)
+            for pid, sid, eid, dev, sp, cap, status in Participation.objects.filter(
+                event_id=event.pk, status__in=(ParticipationStatus.RESERVED, ParticipationStatus.DISPATCHED))
+            .exclude(subscription_id__in=keep).order_by("pk").values_list(
+                "pk", "subscription_id", "enrollment_id", "device_id", "service_point_id", "device__capacity_kw",
+                "status")]
+
+
+def _reserve_locked(event: Event, ctx: ProgramContext, *, now: dt.datetime) -> dict[str, int]:
+    """The whole reservation of an event inside the caller's transaction (event row locked by the caller)."""
+    decided = _evaluate(event, ctx, now=now, lock=True)
+    chosen = _choose(decided, event.target_kw)
+    return _write(event, decided + _stale_decisions(event, ctx), chosen, now=now, whole_event=True)
 
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -690,16 +739,12 @@ def event_reserve(*, event: Event, now: dt.datetime, actor: Any = None, chunk_si
     if chunk_size is None:
         with transaction.atomic():
             Event.objects.select_for_update().filter(pk=event.pk).values_list("pk").first()
-            decided = _evaluate(event, ctx, now=now, lock=True)
-            # The whole ledger of the event is rewritten: drop provisional participations of ex-candidates.
-            Participation.objects.filter(event_id=event.pk, status=ParticipationStatus.RESERVED).exclude(
-                subscription_id__in=_candidates_qs(event, ctx).values("pk")).delete()
-            counts = _write(event, decided, _choose(decided, event.target_kw), now=now, whole_event=True)
+            counts = _reserve_locked(event, ctx, now=now)
             _finish_reservation(event, counts, now=now, actor=actor)
         return counts
     chunks, chosen = event_reservation_plan(event=event, now=now, chunk_size=chunk_size)
     with transaction.atomic():
-        _drop_stale(event, [sid for chunk in chunks for sid in chunk])
+        _drop_stale(event, ctx, [sid for chunk in chunks for sid in chunk], now=now)
     counts: dict[str, int] = {}
     for chunk in chunks:
         for key, n in reserve_chunk(event_id=event.pk, subscription_ids=chunk, chosen_ids=chosen, now=now).items():
@@ -709,14 +754,17 @@ def event_reserve(*, event: Event, now: dt.datetime, actor: Any = None, chunk_si
     return counts
 
 
-def _drop_stale(event: Event, keep_subscription_ids: list[int]) -> None:
+def _drop_stale(event: Event, ctx: ProgramContext, keep_subscription_ids: list[int], *, now: dt.datetime) -> None:
+    """Before a chunked run: ledger rows of ex-candidates go; their live participations are CANCELLED, with a
+    NOT_ELIGIBLE row saying why."""
     keep = set(keep_subscription_ids)
     stale = [sid for sid in Reservation.objects.filter(event_id=event.pk).values_list("subscription_id", flat=True)
              if sid not in keep]
     if stale:
         Reservation.objects.filter(event_id=event.pk, subscription_id__in=stale).delete()
-        Participation.objects.filter(event_id=event.pk, subscription_id__in=stale,
-                                     status=ParticipationStatus.RESERVED).delete()
+    gone = _stale_decisions(event, ctx)
+    if gone:
+        _write(event, gone, None, now=now, whole_event=False)
 
 
 def _finish_reservation(event: Event, counts: dict[str, int], *, now: dt.datetime, actor: Any) -> None:
@@ -727,8 +775,9 @@ def _finish_reservation(event: Event, counts: dict[str, int], *, now: dt.datetim
 
 
 # ---------------------------------------------------------------------------------------------- dispatch messages
-def _message_payload(event: Event, kind: str, devices: list[str]) -> dict[str, Any]:
-    return {
+def _message_payload(event: Event, kind: str, devices: list[str], released: list[str] | None = None
+                     ) -> dict[str, Any]:
+    payload = {
         "event_id": event.pk, "program": event.program.code, "kind": kind, "revision": event.revision,
         "name": event.name, "category": event.category, "direction": event.direction,
         "start": event.start.isoformat(), "end": event.end.isoformat(),
@@ -736,25 +785,37 @@ def _message_payload(event: Event, kind: str, devices: list[str]) -> dict[str, A
         "target_kw": None if event.target_kw is None else str(event.target_kw),
         "devices": sorted(devices),
     }
+    if released is not None:
+        payload["released_devices"] = sorted(released)
+    return payload
 
 
 def _create_dispatch_messages(event: Event, *, kind: str, now: dt.datetime) -> list[int]:
-    """One message per aggregator of the event's participating devices for (event, kind, revision); idempotent
-    (unique constraint). Messages to aggregators with a webhook are delivered by a task after commit; the others
-    are POLL_ONLY."""
+    """One message per aggregator for (event, kind, revision); idempotent (unique constraint).
+
+    DISPATCH: aggregators of the devices taking part (not opted out). CANCEL: every aggregator with a device in the
+    event. MODIFY: aggregators with devices taking part and every aggregator already sent this event, with
+    ``released_devices`` (its devices whose participation was cancelled, e.g. no longer fitting the new window).
+    Messages to aggregators with a webhook are delivered by a task after commit; the others are POLL_ONLY."""
     by_agg: dict[int, list[str]] = {}
+    released: dict[int, list[str]] = {}
     hooks: dict[int, str] = {}
-    qs = Participation.objects.filter(event_id=event.pk, device__isnull=False)
-    if kind != DispatchKind.CANCEL:
-        qs = qs.exclude(status__in=(RELEASED, ParticipationStatus.OPTED_OUT))
-    for agg_id, dev, hook in qs.values_list("device__aggregator_id", "device__aggregator_device_id",
-                                            "device__aggregator__webhook_url"):
-        by_agg.setdefault(agg_id, []).append(dev)
+    for status, agg_id, dev, hook in Participation.objects.filter(event_id=event.pk, device__isnull=False).values_list(
+            "status", "device__aggregator_id", "device__aggregator_device_id", "device__aggregator__webhook_url"):
         hooks[agg_id] = hook
+        if kind == DispatchKind.CANCEL or status not in (RELEASED, ParticipationStatus.OPTED_OUT):
+            by_agg.setdefault(agg_id, []).append(dev)
+        elif status == RELEASED:
+            released.setdefault(agg_id, []).append(dev)
+    recipients = set(by_agg)
+    if kind == DispatchKind.MODIFY:
+        recipients |= set(DispatchMessage.objects.filter(event_id=event.pk).values_list("aggregator_id", flat=True))
     msgs = [DispatchMessage(event_id=event.pk, aggregator_id=agg_id, kind=kind, revision=event.revision,
-                            payload=_message_payload(event, kind, devs),
-                            delivery_status=DeliveryStatus.PENDING if hooks[agg_id] else DeliveryStatus.POLL_ONLY,
-                            created_at=now) for agg_id, devs in sorted(by_agg.items())]
+                            payload=_message_payload(event, kind, by_agg.get(agg_id, []),
+                                                     released.get(agg_id, []) if kind == DispatchKind.MODIFY
+                                                     else None),
+                            delivery_status=DeliveryStatus.PENDING if hooks.get(agg_id) else DeliveryStatus.POLL_ONLY,
+                            created_at=now) for agg_id in sorted(recipients)]
     DispatchMessage.objects.bulk_create(msgs, ignore_conflicts=True)
     pending = list(DispatchMessage.objects.filter(event_id=event.pk, kind=kind, revision=event.revision,
                                                   delivery_status=DeliveryStatus.PENDING).values_list("pk", flat=True))
