@@ -7,8 +7,9 @@ zone is used for local days, windows, weeks and seasons.
 Reservation (``event_reserve``) is set-based: a constant number of SQL queries whatever the number of devices
 (candidates, history, unavailability, overlaps and existing participations are each one query; the decision is
 computed in Python by ``events.ledger``; rows are bulk-inserted). It can also run in chunks
-(``event_reservation_plan`` + ``reserve_chunk``) so a Celery group can split the writes; with a target kW the
-rotation order is computed centrally by the plan. See ``events.ledger`` for the counting choice.
+(``event_reservation_start`` + ``reserve_chunk`` + ``event_reservation_finish``) so a Celery chord can split the
+writes; with a target kW the rotation order is computed centrally by the plan. See ``events.ledger`` for the
+counting choice.
 """
 
 from __future__ import annotations
@@ -710,16 +711,40 @@ def reserve_chunk(*, event_id: int, subscription_ids: list[int], chosen_ids: lis
         return _write(event, decided, None if chosen_ids is None else set(chosen_ids), now=now, whole_event=False)
 
 
-def event_reservation_plan(*, event: Event, now: dt.datetime, chunk_size: int) -> tuple[list[list[int]],
-                                                                                        list[int] | None]:
-    """The central step of a chunked reservation: every candidate's subscription id, split into chunks, and the
-    global target-kW choice (rotation order needs all candidates; None when there is no target). Read-only."""
+def event_reservation_start(*, event: Event, now: dt.datetime, chunk_size: int) -> tuple[list[list[int]],
+                                                                                         list[int] | None]:
+    """The central step of a chunked reservation (``reserve_chunk`` per chunk, then ``event_reservation_finish``):
+    every candidate's subscription id, split into chunks of ``chunk_size``, and the global target-kW choice
+    (rotation order needs all candidates; None when there is no target). Ex-candidates' ledger rows go and their
+    live participations are CANCELLED (own transaction). Raises ``TransitionNotAllowed`` unless SCHEDULED."""
+    event = Event.objects.select_related("program").get(pk=event.pk)
+    _require_scheduled(event)
     ctx = ProgramContext.load(event.program)
     decided = _evaluate(event, ctx, now=now, lock=False)
     ids = [d.subscription_id for d in decided]
     chosen = _choose(decided, event.target_kw)
+    with transaction.atomic():
+        _drop_stale(event, ctx, ids, now=now)
     chunks = [ids[i:i + chunk_size] for i in range(0, len(ids), chunk_size)]
     return chunks, None if chosen is None else sorted(chosen)
+
+
+def event_reservation_finish(*, event_id: int, counts: list[dict[str, int]], now: dt.datetime, actor: Any = None
+                             ) -> dict[str, int]:
+    """Last step of a chunked reservation: sum the chunks' counts by decision, mark the event reserved, audit."""
+    total: dict[str, int] = {}
+    for part in counts:
+        for key, n in part.items():
+            total[key] = total.get(key, 0) + n
+    with transaction.atomic():
+        _finish_reservation(Event.objects.get(pk=event_id), total, now=now, actor=actor)
+    return total
+
+
+def _require_scheduled(event: Event) -> None:
+    if event.status != EventStatus.SCHEDULED:
+        raise TransitionNotAllowed(f"Event {event} is {event.status}; devices are reserved only for a scheduled "
+                                   "event.", from_status=event.status, to_status=event.status)
 
 
 def event_reserve(*, event: Event, now: dt.datetime, actor: Any = None, chunk_size: int | None = None
@@ -732,26 +757,17 @@ def event_reserve(*, event: Event, now: dt.datetime, actor: Any = None, chunk_si
     Raises ``TransitionNotAllowed`` unless the event is SCHEDULED. Returns counts by decision.
     """
     event = Event.objects.select_related("program").get(pk=event.pk)
-    if event.status != EventStatus.SCHEDULED:
-        raise TransitionNotAllowed(f"Event {event} is {event.status}; devices are reserved only for a scheduled "
-                                   "event.", from_status=event.status, to_status=event.status)
-    ctx = ProgramContext.load(event.program)
+    _require_scheduled(event)
     if chunk_size is None:
+        ctx = ProgramContext.load(event.program)
         with transaction.atomic():
             Event.objects.select_for_update().filter(pk=event.pk).values_list("pk").first()
             counts = _reserve_locked(event, ctx, now=now)
             _finish_reservation(event, counts, now=now, actor=actor)
         return counts
-    chunks, chosen = event_reservation_plan(event=event, now=now, chunk_size=chunk_size)
-    with transaction.atomic():
-        _drop_stale(event, ctx, [sid for chunk in chunks for sid in chunk], now=now)
-    counts: dict[str, int] = {}
-    for chunk in chunks:
-        for key, n in reserve_chunk(event_id=event.pk, subscription_ids=chunk, chosen_ids=chosen, now=now).items():
-            counts[key] = counts.get(key, 0) + n
-    with transaction.atomic():
-        _finish_reservation(event, counts, now=now, actor=actor)
-    return counts
+    chunks, chosen = event_reservation_start(event=event, now=now, chunk_size=chunk_size)
+    parts = [reserve_chunk(event_id=event.pk, subscription_ids=chunk, chosen_ids=chosen, now=now) for chunk in chunks]
+    return event_reservation_finish(event_id=event.pk, counts=parts, now=now, actor=actor)
 
 
 def _drop_stale(event: Event, ctx: ProgramContext, keep_subscription_ids: list[int], *, now: dt.datetime) -> None:
