@@ -59,6 +59,7 @@ from .choices import (
     ReservationDecision,
 )
 from .models import DispatchMessage, Event, EventRevision, OptOut, Participation, Reservation, Unavailability
+from .selectors import ProgramContext, opt_out_refusals
 from .signals import event_completed
 
 logger = logging.getLogger(__name__)
@@ -73,38 +74,6 @@ REQUEST_CHANNELS = (OptOutChannel.CSR, OptOutChannel.PORTAL, OptOutChannel.AGGRE
 REEVALUATED = (ParticipationStatus.RESERVED, ParticipationStatus.DISPATCHED, ParticipationStatus.CANCELLED)
 EDITABLE_FIELDS = ("name", "category", "direction", "start", "end", "notification_at", "target_territories",
                    "target_substations", "target_feeders", "target_device_types", "target_kw")
-
-
-# --------------------------------------------------------------------------------------------------------- context
-@dataclass
-class ProgramContext:
-    """A program's zone, rules and seasons, loaded once per service call (2 queries)."""
-
-    program: Program
-    tz: ZoneInfo
-    rules: list
-    seasons: list
-
-    @classmethod
-    def load(cls, program: Program) -> ProgramContext:
-        return cls(program=program, tz=zone(program.time_zone), rules=list(program.participation_rules.all()),
-                   seasons=list(program.seasons.all()))
-
-    def rule_on(self, day: dt.date):
-        return program_rules.rule_in_effect(self.rules, day)
-
-    def period_of(self, day: dt.date) -> ledger.Period:
-        """The season containing ``day``; the calendar year when none does (documented choice)."""
-        season = program_rules.season_containing(self.seasons, day)
-        if season is not None:
-            return ledger.Period(season.name, season.start_date, season.end_date)
-        return ledger.Period(str(day.year), dt.date(day.year, 1, 1), dt.date(day.year, 12, 31))
-
-    def local_day(self, instant: dt.datetime) -> dt.date:
-        return instant.astimezone(self.tz).date()
-
-    def ledger_event(self, event_id: int, start: dt.datetime, end: dt.datetime) -> ledger.LedgerEvent:
-        return ledger.LedgerEvent(event_id, start, end, self.local_day(start), (end - start).total_seconds() / 3600)
 
 
 def event_local_dates(event: Event, tz: ZoneInfo) -> tuple[dt.date, dt.date]:
@@ -974,24 +943,6 @@ def events_tick(*, now: dt.datetime) -> dict[str, int]:
 
 
 # -------------------------------------------------------------------------------------------------------- opt-outs
-def _season_usage(p: Participation, ctx: ProgramContext) -> tuple[ledger.Period, list[ledger.LedgerEvent],
-                                                                  list[ledger.LedgerEvent]]:
-    """The enrollment's counted events of the season (distinct) and those opted out, this participation excluded."""
-    period = ctx.period_of(ctx.local_day(p.event.start))
-    first = dt.datetime.combine(period.first, dt.time(0), tzinfo=ctx.tz)
-    last = dt.datetime.combine(period.last + dt.timedelta(days=1), dt.time(0), tzinfo=ctx.tz)
-    seen: dict[int, ledger.LedgerEvent] = {}
-    outs: dict[int, ledger.LedgerEvent] = {}
-    for eid, start, end, status in Participation.objects.filter(
-            enrollment_id=p.enrollment_id, event__program_id=ctx.program.pk, event__status__in=COUNTED_EVENT_STATUSES,
-            event__start__gte=first, event__start__lt=last).exclude(status=RELEASED).exclude(pk=p.pk).values_list(
-            "event_id", "event__start", "event__end", "status"):
-        seen[eid] = ctx.ledger_event(eid, start, end)
-        if status == ParticipationStatus.OPTED_OUT:
-            outs[eid] = seen[eid]
-    return period, list(seen.values()), list(outs.values())
-
-
 def participation_opt_out(
     *,
     participation: Participation,
@@ -1004,10 +955,11 @@ def participation_opt_out(
     """Record an opt-out of a participation at ``at`` (default ``now``); the minutes before it are kept
     (``Participation.opted_out_at``) for proration.
 
-    Requests (CSR page, portal, aggregator API) are refused (``ConflictError``) after the program's cut-off
-    (``opt_out_cutoff_minutes`` before start) and, when the rule sets ``refuse_opt_out_beyond_allowance``, once the
-    allowance is used: a count per season, or a percentage of the season's event hours (denominator: the rule's
-    ``max_event_hours_per_season`` when set, else the enrollment's event hours so far including this event).
+    Requests (CSR page, portal, aggregator API) are refused (``ConflictError``, code ``opt_out_cutoff`` or
+    ``opt_out_allowance``) after the program's cut-off (``opt_out_cutoff_minutes`` before start) and, when the rule
+    sets ``refuse_opt_out_beyond_allowance``, once the allowance is used: a count per season, or a percentage of
+    the season's event hours (``programs.rules.check_opt_out_request``, through ``events.selectors
+    .opt_out_refusals`` so the CSR page shows the same answer).
     Reports of what happened at the device (aggregator outcome report, device override) are recorded whatever the
     time, and counted. Opting out twice returns the first opt-out (idempotent). Cancelled events: ``ConflictError``.
     """
@@ -1027,30 +979,11 @@ def participation_opt_out(
         if at >= event.end:
             raise DomainValidationError({"at": [f"The event ended at {event.end.isoformat()}; an opt-out must be "
                                                 "before the end."]})
-        ctx = ProgramContext.load(event.program)
-        rule = ctx.rule_on(ctx.local_day(event.start))
-        if channel in REQUEST_CHANNELS and rule is not None:
-            if rule.opt_out_cutoff_minutes is not None:
-                cutoff = event.start - dt.timedelta(minutes=rule.opt_out_cutoff_minutes)
-                if at > cutoff:
-                    raise ConflictError(
-                        f"Opt-outs close {rule.opt_out_cutoff_minutes} minutes before the event starts (cut-off "
-                        f"{cutoff.astimezone(ctx.tz):%Y-%m-%d %H:%M %Z}).", code="opt_out_cutoff")
-            kind, allowance = program_rules.opt_out_allowance(rule)
-            if rule.refuse_opt_out_beyond_allowance and allowance is not None:
-                period, seen, outs = _season_usage(p, ctx)
-                this = ctx.ledger_event(event.pk, event.start, event.end)
-                if kind in ("none", "count") and len(outs) + 1 > allowance:
-                    raise ConflictError(f"The opt-out allowance of {allowance:g} per season is used "
-                                        f"({len(outs)} in {period.name}).", code="opt_out_allowance")
-                if kind == "percent_hours":
-                    used = sum(e.hours for e in outs) + this.hours
-                    denominator = (float(rule.max_event_hours_per_season) if rule.max_event_hours_per_season
-                                   else sum(e.hours for e in seen) + this.hours)
-                    share = 100.0 * used / denominator
-                    if share > allowance + 1e-9:
-                        raise ConflictError(f"Opting out would reach {share:.1f}% of {period.name}'s event hours, "
-                                            f"beyond the allowance of {allowance:g}%.", code="opt_out_allowance")
+        if channel in REQUEST_CHANNELS:
+            # The same check as the CSR page's upcoming participations (events.selectors.opt_out_refusals).
+            refusal = opt_out_refusals([p], at=at)[p.pk]
+            if refusal is not None:
+                raise ConflictError(refusal.message, code=refusal.code)
         user = actor if getattr(actor, "pk", None) is not None and hasattr(actor, "get_username") else None
         opt_out = OptOut.objects.create(participation=p, channel=channel, at=at, recorded_by=user,
                                         reason=(reason or "")[:300])

@@ -180,6 +180,57 @@ def opt_out_allowance(rule: Any) -> tuple[str, float | None]:
     return OPT_OUT_UNLIMITED, None
 
 
+def check_opt_out_request(
+    rule: Any,
+    *,
+    event_start: dt.datetime,
+    at: dt.datetime,
+    tz: dt.tzinfo,
+    season_name: str,
+    opted_out_events: int,
+    opted_out_hours: float,
+    other_event_hours: float,
+    event_hours: float,
+) -> Violation | None:
+    """Would the rule refuse an opt-out REQUEST (customer, CSR or aggregator asking ahead) made at ``at``?
+
+    Returns the refusal as a ``Violation`` or None when the opt-out is allowed. ``rule`` None allows everything.
+    - cut-off (code ``opt_out_cutoff``, field ``opt_out_cutoff_minutes``): refused later than
+      ``opt_out_cutoff_minutes`` before ``event_start`` (aware; the message shows the cut-off in ``tz``).
+    - allowance (code ``opt_out_allowance``), only when ``refuse_opt_out_beyond_allowance`` is set: a count per
+      season (``opted_out_events`` other events already opted out of in ``season_name``, plus this one), or a
+      percentage of the season's event hours: (``opted_out_hours`` + ``event_hours``) over the rule's
+      ``max_event_hours_per_season`` when set, else over ``other_event_hours`` + ``event_hours`` (the
+      participant's counted event hours of the season so far, this event included). Hours are elapsed hours.
+    Reports of what happened at the device are never refused; callers check requests only.
+    """
+    if rule is None:
+        return None
+    cutoff_minutes = _get(rule, "opt_out_cutoff_minutes")
+    if cutoff_minutes is not None:
+        cutoff = event_start - dt.timedelta(minutes=cutoff_minutes)
+        if at > cutoff:
+            return Violation("opt_out_cutoff", "opt_out_cutoff_minutes",
+                             f"Opt-outs close {cutoff_minutes} minutes before the event starts (cut-off "
+                             f"{cutoff.astimezone(tz):%Y-%m-%d %H:%M %Z}).")
+    kind, allowance = opt_out_allowance(rule)
+    if not _get(rule, "refuse_opt_out_beyond_allowance") or allowance is None:
+        return None
+    if kind in (OPT_OUT_NONE, OPT_OUT_COUNT) and opted_out_events + 1 > allowance:
+        field = "opt_out_allowance_count" if kind == OPT_OUT_COUNT else "opt_out_allowance_kind"
+        return Violation("opt_out_allowance", field, f"The opt-out allowance of {allowance:g} per season is used "
+                                                     f"({opted_out_events} in {season_name}).")
+    if kind == OPT_OUT_PERCENT:
+        season_max = _get(rule, "max_event_hours_per_season")
+        denominator = float(season_max) if season_max else other_event_hours + event_hours
+        share = 100.0 * (opted_out_hours + event_hours) / denominator if denominator else 100.0
+        if share > allowance + 1e-9:
+            return Violation("opt_out_allowance", "opt_out_allowance_percent",
+                             f"Opting out would reach {share:.1f}% of {season_name}'s event hours, beyond the "
+                             f"allowance of {allowance:g}%.")
+    return None
+
+
 def check_event_against_rule(
     rule: Any,
     *,
