@@ -4,9 +4,14 @@ through actions that call services."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.db.models import Count, Q
+from django.template.response import TemplateResponse
 from simple_history.admin import SimpleHistoryAdmin
 
 from cpm.errors import DomainError
@@ -20,7 +25,9 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _run(modeladmin, request, queryset, label, fn):
+def _apply_each(modeladmin, request, queryset, fn) -> int:
+    """Call ``fn(obj)`` for each selected object; a refused one is reported by name and does not stop the others.
+    Returns how many succeeded."""
     done = 0
     for obj in queryset:
         try:
@@ -28,8 +35,41 @@ def _run(modeladmin, request, queryset, label, fn):
             done += 1
         except DomainError as exc:
             modeladmin.message_user(request, f"{obj}: {exc.message}", messages.ERROR)
+    return done
+
+
+def _run(modeladmin, request, queryset, label, fn):
+    done = _apply_each(modeladmin, request, queryset, fn)
     if done:
         modeladmin.message_user(request, f"{label}: {done}.", messages.SUCCESS)
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(max_length=500, strip=True, widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+                             help_text="Recorded with the change in the audit trail.")
+
+
+def ask_reason(modeladmin, request, queryset, *, action: str, title: str, question: str,
+               apply: Callable[[Any, str], Any], done: str) -> TemplateResponse | None:
+    """An admin action that asks for a reason first, as Django's delete action asks for a confirmation.
+
+    Called from the changelist, it renders an intermediate page listing the selected objects with a required
+    ``reason`` field (at most 500 characters). Posted again from that page (``apply``), it calls
+    ``apply(obj, reason)`` for each object (a ``DomainError`` is reported per object) and returns None, so the
+    admin redirects to the changelist with ``done`` (a format string with ``{count}``) as success message.
+    ``action``: the action's name (the page posts it back). Reusable by other apps' admins (settlement)."""
+    form = ReasonForm(request.POST if "apply" in request.POST else None)
+    if form.is_bound and form.is_valid():
+        reason = form.cleaned_data["reason"]
+        count = _apply_each(modeladmin, request, queryset, lambda obj: apply(obj, reason))
+        if count:
+            modeladmin.message_user(request, done.format(count=count), messages.SUCCESS)
+        return None
+    opts = modeladmin.model._meta
+    context = {**modeladmin.admin_site.each_context(request), "title": title, "question": question,
+               "queryset": queryset, "form": form, "action": action, "opts": opts,
+               "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME, "submit_label": title}
+    return TemplateResponse(request, "admin/events/reason_confirmation.html", context)
 
 
 class RevisionInline(admin.TabularInline):
@@ -102,11 +142,14 @@ class EventAdmin(SimpleHistoryAdmin):
         _run(self, request, queryset, "Dispatched",
              lambda e: services.event_dispatch(event=e, now=_now(), actor=request.user))
 
-    @admin.action(description="Cancel (releases every reservation)")
+    @admin.action(description="Cancel (asks for the reason; releases every reservation)")
     def cancel(self, request, queryset):
-        _run(self, request, queryset, "Cancelled",
-             lambda e: services.event_cancel(event=e, reason=f"Cancelled in the admin by {request.user}",
-                                             now=_now(), actor=request.user))
+        return ask_reason(
+            self, request, queryset, action="cancel", title="Cancel events",
+            question="Cancel these events? Every participation is released and aggregators already sent an event "
+                     "get a cancellation.",
+            apply=lambda e, reason: services.event_cancel(event=e, reason=reason, now=_now(), actor=request.user),
+            done="Cancelled: {count}.")
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

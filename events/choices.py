@@ -81,7 +81,8 @@ PARTICIPATION_TRANSITIONS: dict[str, frozenset[str]] = {
     ParticipationStatus.OPTED_OUT: frozenset(),
     ParticipationStatus.NON_RESPONSIVE: frozenset(),
     ParticipationStatus.FAILED: frozenset(),
-    ParticipationStatus.CANCELLED: frozenset(),
+    # A reservation run after a modification re-opens a participation an earlier revision cancelled.
+    ParticipationStatus.CANCELLED: frozenset({ParticipationStatus.RESERVED, ParticipationStatus.DISPATCHED}),
 }
 
 

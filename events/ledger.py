@@ -188,3 +188,28 @@ def pick_until_target(ordered: Iterable[tuple[int, float]], target_kw: float) ->
         chosen.add(sid)
         total += kw
     return chosen
+
+
+@dataclass(frozen=True, slots=True)
+class SeasonUsage:
+    """A participant's counted events of a season other than the one at hand: how many it opted out of and their
+    hours, and the hours of all of them (the inputs of ``programs.rules.check_opt_out_request``)."""
+
+    opted_out_events: int = 0
+    opted_out_hours: float = 0.0
+    other_event_hours: float = 0.0
+
+
+def season_usage(events: Iterable[tuple[LedgerEvent, bool]], *, season: Period, exclude_event_id: int
+                 ) -> SeasonUsage:
+    """Usage from ``(event, opted_out)`` pairs of one participant (an event with several of its devices counts
+    once, opted out if any device was): events of ``season`` only, ``exclude_event_id`` left out."""
+    seen: dict[int, LedgerEvent] = {}
+    outs: set[int] = set()
+    for event, opted in events:
+        if event.id == exclude_event_id or not season.contains(event.local_day):
+            continue
+        seen[event.id] = event
+        if opted:
+            outs.add(event.id)
+    return SeasonUsage(len(outs), sum(seen[i].hours for i in outs), sum(e.hours for e in seen.values()))

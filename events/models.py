@@ -5,6 +5,8 @@ Instants are stored in UTC; the program's zone is used for local days, windows a
 
 from __future__ import annotations
 
+from datetime import UTC
+
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
@@ -65,7 +67,7 @@ class Event(models.Model):
                    models.Index(fields=["program", "start"], name="event_program_start_idx")]
 
     def __str__(self) -> str:
-        return f"{self.name} ({self.start:%Y-%m-%d %H:%M}Z)"
+        return f"{self.name} ({self.start.astimezone(UTC):%Y-%m-%d %H:%M}Z)"
 
     @property
     def duration_hours(self) -> float:

@@ -7,8 +7,9 @@ zone is used for local days, windows, weeks and seasons.
 Reservation (``event_reserve``) is set-based: a constant number of SQL queries whatever the number of devices
 (candidates, history, unavailability, overlaps and existing participations are each one query; the decision is
 computed in Python by ``events.ledger``; rows are bulk-inserted). It can also run in chunks
-(``event_reservation_plan`` + ``reserve_chunk``) so a Celery group can split the writes; with a target kW the
-rotation order is computed centrally by the plan. See ``events.ledger`` for the counting choice.
+(``event_reservation_start`` + ``reserve_chunk`` + ``event_reservation_finish``) so a Celery chord can split the
+writes; with a target kW the rotation order is computed centrally by the plan. See ``events.ledger`` for the
+counting choice.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -38,10 +40,12 @@ from devices.choices import DeviceStatus
 from devices.models import Aggregator, Device
 from enrollments.choices import EnrollmentStatus
 from enrollments.models import Enrollment, ProgramSubscription
+from programs import calendars
+from programs import rules as program_rules
 from programs.choices import ProgramStatus, SettlementTiming
 from programs.models import Program
 
-from . import ledger, rules
+from . import ledger
 from .choices import (
     COUNTED_EVENT_STATUSES,
     EVENT_TRANSITIONS,
@@ -55,6 +59,7 @@ from .choices import (
     ReservationDecision,
 )
 from .models import DispatchMessage, Event, EventRevision, OptOut, Participation, Reservation, Unavailability
+from .selectors import ProgramContext, opt_out_refusals
 from .signals import event_completed
 
 logger = logging.getLogger(__name__)
@@ -65,40 +70,10 @@ MAX_DELIVERY_ATTEMPTS = 5
 RELEASED = ParticipationStatus.CANCELLED
 # Opt-out channels that are requests (refused after the cut-off); the others report what happened at the device.
 REQUEST_CHANNELS = (OptOutChannel.CSR, OptOutChannel.PORTAL, OptOutChannel.AGGREGATOR_API)
+# Participation statuses a reservation run decides again (an opt-out or an outcome is kept as recorded).
+REEVALUATED = (ParticipationStatus.RESERVED, ParticipationStatus.DISPATCHED, ParticipationStatus.CANCELLED)
 EDITABLE_FIELDS = ("name", "category", "direction", "start", "end", "notification_at", "target_territories",
                    "target_substations", "target_feeders", "target_device_types", "target_kw")
-
-
-# --------------------------------------------------------------------------------------------------------- context
-@dataclass
-class ProgramContext:
-    """A program's zone, rules and seasons, loaded once per service call (2 queries)."""
-
-    program: Program
-    tz: ZoneInfo
-    rules: list
-    seasons: list
-
-    @classmethod
-    def load(cls, program: Program) -> ProgramContext:
-        return cls(program=program, tz=zone(program.time_zone), rules=list(program.participation_rules.all()),
-                   seasons=list(program.seasons.all()))
-
-    def rule_on(self, day: dt.date):
-        return rules.rule_in_effect(self.rules, day)
-
-    def period_of(self, day: dt.date) -> ledger.Period:
-        """The season containing ``day``; the calendar year when none does (documented choice)."""
-        season = rules.season_of(self.seasons, day)
-        if season is not None:
-            return ledger.Period(season.name, season.start_date, season.end_date)
-        return ledger.Period(str(day.year), dt.date(day.year, 1, 1), dt.date(day.year, 12, 31))
-
-    def local_day(self, instant: dt.datetime) -> dt.date:
-        return instant.astimezone(self.tz).date()
-
-    def ledger_event(self, event_id: int, start: dt.datetime, end: dt.datetime) -> ledger.LedgerEvent:
-        return ledger.LedgerEvent(event_id, start, end, self.local_day(start), (end - start).total_seconds() / 3600)
 
 
 def event_local_dates(event: Event, tz: ZoneInfo) -> tuple[dt.date, dt.date]:
@@ -201,6 +176,11 @@ def _set_target_devices(event: Event, device_ids: list[int]) -> None:
     event.target_devices.set(sorted(found))
 
 
+# Changes that move devices in or out: the reservation runs again for them.
+RESERVATION_FIELDS = ("start", "end", "target_territories", "target_substations", "target_feeders",
+                      "target_device_types", "target_devices", "target_kw")
+
+
 def event_update(
     *,
     event: Event,
@@ -209,13 +189,18 @@ def event_update(
     actor: Any = None,
     reason: str = "",
 ) -> Event:
-    """Modify an event (fields in ``EDITABLE_FIELDS`` and ``target_device_ids``).
+    """Modify an event (fields in ``EDITABLE_FIELDS`` and ``target_device_ids``); window times as in
+    ``event_create``.
 
-    A DRAFT event is edited in place. After scheduling, the previous version is kept as an ``EventRevision`` and
-    ``revision`` increases by one; the participation rules are checked again (unless an emergency override), the
-    reserved participations follow the new window (a clash with another event of a device -> ``ConflictError``), a
-    SCHEDULED event is reserved again, and a DISPATCHED event sends MODIFY messages to its aggregators. ACTIVE,
-    COMPLETED and CANCELLED events cannot be modified (``TransitionNotAllowed``).
+    A DRAFT event is edited in place. After scheduling (SCHEDULED or DISPATCHED), in one transaction: the previous
+    version is kept as an ``EventRevision`` and ``revision`` increases by one; the participation rules are checked
+    again (unless an emergency override; ``DomainValidationError`` keyed by the rule field); when the window or the
+    targeting changed, the reservation runs again for the new window (same checks as ``event_reserve``,
+    idempotent): devices that still fit keep their participation (moved to the new window), devices that no longer
+    fit get their skip reason in the ledger and their participation CANCELLED, newly fitting devices are added
+    (DISPATCHED at once in a dispatched event). A DISPATCHED event then sends one MODIFY message per aggregator
+    (its devices taking part, and those released). ACTIVE, COMPLETED and CANCELLED events cannot be modified
+    (``TransitionNotAllowed``). No change at all: nothing happens (no revision).
     """
     unknown = set(changes) - set(EDITABLE_FIELDS) - {"target_device_ids"}
     if unknown:
@@ -239,7 +224,10 @@ def event_update(
         after = _snapshot(event, new_devices if new_devices is not None else old_devices)
         if after == before:
             return event
-        if event.status != EventStatus.DRAFT:
+        live = event.status != EventStatus.DRAFT
+        if live:
+            if event.start <= now and (before["start"], before["end"]) != (after["start"], after["end"]):
+                raise DomainValidationError({"start": ["A scheduled event's window can only move to the future."]})
             ctx = ProgramContext.load(event.program)
             if not event.overrides_rules:
                 _check_rules(event, ctx, now=now)
@@ -249,21 +237,14 @@ def event_update(
         event.save()
         if new_devices is not None:
             _set_target_devices(event, new_devices)
-        if event.status != EventStatus.DRAFT and (before["start"], before["end"]) != (after["start"], after["end"]):
-            try:
-                with transaction.atomic():
-                    Participation.objects.filter(event=event).exclude(status=RELEASED).update(
-                        start=event.start, end=event.end, updated_at=now)
-            except IntegrityError as exc:
-                raise ConflictError("A reserved device already takes part in another event overlapping the new "
-                                    "window; cancel and re-create the event instead.") from exc
+        counts = None
+        if live and any(before[f] != after[f] for f in RESERVATION_FIELDS):
+            counts = _reserve_locked(event, ctx, now=now)
+            _finish_reservation(event, counts, now=now, actor=actor)
         audit_record(obj=event, action="update", now=now, actor=actor, reason=reason,
-                     changes={"before": before, "after": after, "revision": event.revision})
-        if event.status == EventStatus.SCHEDULED:
-            from .tasks import reserve_event
-
-            enqueue_on_commit(reserve_event, event_id=event.pk)
-        elif event.status == EventStatus.DISPATCHED:
+                     changes={"before": before, "after": after, "revision": event.revision,
+                              "reservation_counts": counts})
+        if event.status == EventStatus.DISPATCHED:
             _create_dispatch_messages(event, kind=DispatchKind.MODIFY, now=now)
     return event
 
@@ -275,13 +256,30 @@ def _actor_name(actor: Any) -> str:
 
 
 # --------------------------------------------------------------------------------------------------------- schedule
-def _check_rules(event: Event, ctx: ProgramContext, *, now: dt.datetime) -> list[rules.RuleViolation]:
-    violations = rules.check_event_window(
-        rule=ctx.rule_on(ctx.local_day(event.start)), seasons=ctx.seasons, start=event.start, end=event.end,
-        notification_at=event.notification_at, tz=ctx.tz, holiday_calendar=ctx.program.holiday_calendar, now=now)
+def _rule_violations(event: Event, ctx: ProgramContext, *, now: dt.datetime) -> list[program_rules.Violation]:
+    """The event against the program's seasons and the participation rule in effect on its local start day
+    (``programs.rules.check_event_against_rule``, holidays from the program's calendar). Notice is measured from
+    ``max(now, notification_at)`` to start: a notification already late gives less notice."""
+    local_start = event.start.astimezone(ctx.tz)
+    notice = (event.start - max(now, event.notification_at)).total_seconds() / 60
+    return program_rules.check_event_against_rule(
+        ctx.rule_on(local_start.date()), start_local=local_start, end_local=event.end.astimezone(ctx.tz),
+        is_holiday=partial(calendars.is_holiday, ctx.program.holiday_calendar), notice_minutes=notice,
+        seasons=ctx.seasons)
+
+
+def _violation_errors(violations: list[program_rules.Violation]) -> dict[str, list[str]]:
+    """``{rule field: [messages]}`` for ``DomainValidationError`` (a field may be broken twice, e.g. two days)."""
+    errors: dict[str, list[str]] = {}
+    for v in violations:
+        errors.setdefault(v.field, []).append(v.message)
+    return errors
+
+
+def _check_rules(event: Event, ctx: ProgramContext, *, now: dt.datetime) -> None:
+    violations = _rule_violations(event, ctx, now=now)
     if violations:
-        raise DomainValidationError({v.rule: [v.message] for v in violations}, code="participation_rule")
-    return violations
+        raise DomainValidationError(_violation_errors(violations), code="participation_rule")
 
 
 def event_schedule(
@@ -308,13 +306,11 @@ def event_schedule(
         if event.start <= now:
             raise DomainValidationError({"start": ["The event must start in the future."]})
         ctx = ProgramContext.load(program)
-        violations = rules.check_event_window(
-            rule=ctx.rule_on(ctx.local_day(event.start)), seasons=ctx.seasons, start=event.start, end=event.end,
-            notification_at=event.notification_at, tz=ctx.tz, holiday_calendar=program.holiday_calendar, now=now)
+        violations = _rule_violations(event, ctx, now=now)
         extra: dict[str, Any] = {}
         if violations:
             if not override_rules:
-                raise DomainValidationError({v.rule: [v.message] for v in violations}, code="participation_rule")
+                raise DomainValidationError(_violation_errors(violations), code="participation_rule")
             if event.category != EventCategory.EMERGENCY:
                 raise DomainValidationError({"override_rules": ["Only an emergency event may override the "
                                                                 "participation rules."]})
@@ -322,7 +318,7 @@ def event_schedule(
                 raise DomainValidationError({"override_reason": ["Give the reason for overriding the rules."]})
             extra = {"overrides_rules": True, "override_reason": override_reason[:500]}
             audit_record(obj=event, action="override", now=now, actor=actor, reason=override_reason,
-                         changes={"violations": [str(v) for v in violations]})
+                         changes={"violations": [f"{v.field}: {v.message}" for v in violations]})
         transition(obj=event, to=EventStatus.SCHEDULED, allowed=EVENT_TRANSITIONS, now=now, actor=actor,
                    reason=override_reason if violations else "scheduled", extra_updates=extra)
         from .tasks import reserve_event
@@ -342,8 +338,9 @@ class Decided:
     season_count: int
     decision: str | None  # None = passes every check (RESERVED or TARGET_MET once the target is applied)
     detail: str
-    held: bool = False  # already dispatched/opted out for this event: keeps its participation
-    provisional_id: int | None = None  # this event's RESERVED (not yet dispatched) participation, if any
+    held: bool = False  # an outcome or opt-out is recorded for this event: keeps its participation as it is
+    participation_id: int | None = None  # this event's participation, if any (re-evaluated unless held)
+    participation_status: str | None = None
 
 
 def _candidates_qs(event: Event, ctx: ProgramContext, subscription_ids: list[int] | None = None):
@@ -400,7 +397,7 @@ def _evaluate(event: Event, ctx: ProgramContext, *, now: dt.datetime, subscripti
     target = ctx.ledger_event(event.pk, event.start, event.end)
     period = ctx.period_of(target.local_day)
     rule = ctx.rule_on(target.local_day)
-    kind, allowance = rules.opt_out_allowance(rule)
+    kind, allowance = program_rules.opt_out_allowance(rule)
     limits = ledger.Limits.from_rule(rule, allowance_kind=kind, allowance=allowance)
     around = dt.timedelta(days=limits.lookaround_days)
     win_first = min(period.first, target.local_day - around)
@@ -469,14 +466,14 @@ def _evaluate(event: Event, ctx: ProgramContext, *, now: dt.datetime, subscripti
         season_count, limit_skip = known
         d = Decided(sid, enrollment_id, device_id, sp_id, cap if cap is not None else Decimal("0"), season_count,
                     None, "")
-        held = existing.get(sid)
-        if held and held[1] == ParticipationStatus.RESERVED:
-            d.provisional_id = held[0]
-        if held and held[1] not in (ParticipationStatus.RESERVED, RELEASED):
-            d.held = True
-            d.detail = f"Reserved; participation already {held[1]}."
-            out.append(d)
-            continue
+        current = existing.get(sid)
+        if current:
+            d.participation_id, d.participation_status = current
+            if current[1] not in REEVALUATED:
+                d.held = True
+                d.detail = f"Reserved; participation already {current[1]}."
+                out.append(d)
+                continue
         d.decision, d.detail = _first_skip(
             ctx=ctx, first=first, last=last, e_status=e_status, e_from=e_from, e_to=e_to, s_from=s_from, s_to=s_to,
             device_id=device_id, d_status=d_status, last_seen=last_seen, online_since=online_since,
@@ -528,7 +525,12 @@ def _choose(decided: list[Decided], target_kw: Decimal | None) -> set[int] | Non
         return None
     held = [d for d in decided if d.held]
     passing = [d for d in decided if d.decision is None and not d.held]
-    order = ledger.rotation_order((d.subscription_id, d.season_count, float(d.capacity_kw)) for d in passing)
+    # Devices already told (dispatched) keep their place before the others when a dispatched event is modified.
+    told = [d for d in passing if d.participation_status == ParticipationStatus.DISPATCHED]
+    rest = [d for d in passing if d.participation_status != ParticipationStatus.DISPATCHED]
+    order = [sid for group in (told, rest)
+             for sid in ledger.rotation_order((d.subscription_id, d.season_count, float(d.capacity_kw))
+                                              for d in group)]
     cap = {d.subscription_id: float(d.capacity_kw) for d in passing}
     already = sum(float(d.capacity_kw) for d in held)
     chosen = ledger.pick_until_target(((sid, cap[sid]) for sid in order), max(float(target_kw) - already, 0.0))
@@ -538,12 +540,17 @@ def _choose(decided: list[Decided], target_kw: Decimal | None) -> set[int] | Non
 def _write(event: Event, decided: list[Decided], chosen: set[int] | None, *, now: dt.datetime,
            whole_event: bool) -> dict[str, int]:
     """Replace the ledger rows of these candidates (all of the event's when ``whole_event``); create participations
-    for the newly reserved; delete provisional (RESERVED, never dispatched) participations of those no longer
-    reserved. A constant number of statements (COPY on PostgreSQL)."""
+    for the newly reserved (RESERVED, or DISPATCHED in a dispatched event) and re-open those cancelled by an earlier
+    revision; CANCEL the participations (reserved or dispatched) of those no longer reserved, whose ledger row says
+    why; move the other participations to the event's window. A constant number of statements (COPY on
+    PostgreSQL)."""
+    live_status = (ParticipationStatus.RESERVED if event.status == EventStatus.SCHEDULED
+                   else ParticipationStatus.DISPATCHED)
     counts: dict[str, int] = {}
     reservations: list[tuple] = []
     new_participations: list[tuple] = []
     release: list[int] = []
+    reopen: list[int] = []
     target_note = (f"Target {event.target_kw} kW met by devices ranked before it (least called this season "
                    "first, then larger capacity).") if event.target_kw is not None else ""
     for d in decided:
@@ -560,30 +567,60 @@ def _write(event: Event, decided: list[Decided], chosen: set[int] | None, *, now
         if d.held:
             continue
         if decision == ReservationDecision.RESERVED:
-            if d.provisional_id is None:
+            if d.participation_id is None:
                 new_participations.append((event.pk, d.subscription_id, d.enrollment_id, d.device_id,
-                                           d.service_point_id, ParticipationStatus.RESERVED.value, event.start,
-                                           event.end, now, now))
-        elif d.provisional_id is not None:
-            release.append(d.provisional_id)
+                                           d.service_point_id, live_status.value, event.start, event.end, now, now))
+            elif d.participation_status == RELEASED:
+                reopen.append(d.participation_id)
+        elif d.participation_id is not None and d.participation_status != RELEASED:
+            release.append(d.participation_id)
     if whole_event:
         Reservation.objects.filter(event_id=event.pk).delete()
     else:
         Reservation.objects.filter(event_id=event.pk,
                                    subscription_id__in=[d.subscription_id for d in decided]).delete()
-    if release:
-        Participation.objects.filter(pk__in=release).delete()
     _insert(Reservation, ["event_id", "subscription_id", "enrollment_id", "device_id", "service_point_id",
                           "decision", "detail", "capacity_kw", "decided_at"], reservations)
     try:
         with transaction.atomic():
+            # Release first, then move the window, then add: the exclusion constraint sees no transient overlap.
+            if release:
+                Participation.objects.filter(pk__in=release).update(status=RELEASED, updated_at=now)
+            Participation.objects.filter(event_id=event.pk).exclude(status=RELEASED).exclude(
+                start=event.start, end=event.end).update(start=event.start, end=event.end, updated_at=now)
+            if reopen:
+                Participation.objects.filter(pk__in=reopen).update(status=live_status, start=event.start,
+                                                                   end=event.end, updated_at=now)
             _insert(Participation, ["event_id", "subscription_id", "enrollment_id", "device_id", "service_point_id",
                                     "status", "start", "end", "created_at", "updated_at"], new_participations)
     except IntegrityError as exc:
-        # The exclusion constraint caught a concurrent reservation the locks did not serialize.
-        raise ConflictError("A device was reserved concurrently for an overlapping event; run the reservation "
-                            "again.") from exc
+        # The exclusion constraint caught a concurrent reservation the locks did not serialize, or a participation
+        # whose outcome is already recorded (kept as it is) would overlap another event in the new window.
+        raise ConflictError("A device would take part in two overlapping events (reserved concurrently, or an "
+                            "opted-out device moved into another event's window); run the reservation again or "
+                            "cancel and re-create the event.") from exc
     return counts
+
+
+def _stale_decisions(event: Event, ctx: ProgramContext) -> list[Decided]:
+    """Live (reserved or dispatched) participations of subscriptions that are no longer candidates of the event
+    (targeting changed, enrollment or subscription ended): NOT_ELIGIBLE ledger rows, so ``_write`` cancels them."""
+    keep = _candidates_qs(event, ctx).values("pk")
+    return [Decided(sid, eid, dev, sp, cap if cap is not None else Decimal("0"), 0, ReservationDecision.NOT_ELIGIBLE,
+                    f"No longer a candidate in revision {event.revision} (targeting, enrollment or subscription "
+                    "changed).", participation_id=pid, participation_status=status)
+            for pid, sid, eid, dev, sp, cap, status in Participation.objects.filter(
+                event_id=event.pk, status__in=(ParticipationStatus.RESERVED, ParticipationStatus.DISPATCHED))
+            .exclude(subscription_id__in=keep).order_by("pk").values_list(
+                "pk", "subscription_id", "enrollment_id", "device_id", "service_point_id", "device__capacity_kw",
+                "status")]
+
+
+def _reserve_locked(event: Event, ctx: ProgramContext, *, now: dt.datetime) -> dict[str, int]:
+    """The whole reservation of an event inside the caller's transaction (event row locked by the caller)."""
+    decided = _evaluate(event, ctx, now=now, lock=True)
+    chosen = _choose(decided, event.target_kw)
+    return _write(event, decided + _stale_decisions(event, ctx), chosen, now=now, whole_event=True)
 
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -643,16 +680,40 @@ def reserve_chunk(*, event_id: int, subscription_ids: list[int], chosen_ids: lis
         return _write(event, decided, None if chosen_ids is None else set(chosen_ids), now=now, whole_event=False)
 
 
-def event_reservation_plan(*, event: Event, now: dt.datetime, chunk_size: int) -> tuple[list[list[int]],
-                                                                                        list[int] | None]:
-    """The central step of a chunked reservation: every candidate's subscription id, split into chunks, and the
-    global target-kW choice (rotation order needs all candidates; None when there is no target). Read-only."""
+def event_reservation_start(*, event: Event, now: dt.datetime, chunk_size: int) -> tuple[list[list[int]],
+                                                                                         list[int] | None]:
+    """The central step of a chunked reservation (``reserve_chunk`` per chunk, then ``event_reservation_finish``):
+    every candidate's subscription id, split into chunks of ``chunk_size``, and the global target-kW choice
+    (rotation order needs all candidates; None when there is no target). Ex-candidates' ledger rows go and their
+    live participations are CANCELLED (own transaction). Raises ``TransitionNotAllowed`` unless SCHEDULED."""
+    event = Event.objects.select_related("program").get(pk=event.pk)
+    _require_scheduled(event)
     ctx = ProgramContext.load(event.program)
     decided = _evaluate(event, ctx, now=now, lock=False)
     ids = [d.subscription_id for d in decided]
     chosen = _choose(decided, event.target_kw)
+    with transaction.atomic():
+        _drop_stale(event, ctx, ids, now=now)
     chunks = [ids[i:i + chunk_size] for i in range(0, len(ids), chunk_size)]
     return chunks, None if chosen is None else sorted(chosen)
+
+
+def event_reservation_finish(*, event_id: int, counts: list[dict[str, int]], now: dt.datetime, actor: Any = None
+                             ) -> dict[str, int]:
+    """Last step of a chunked reservation: sum the chunks' counts by decision, mark the event reserved, audit."""
+    total: dict[str, int] = {}
+    for part in counts:
+        for key, n in part.items():
+            total[key] = total.get(key, 0) + n
+    with transaction.atomic():
+        _finish_reservation(Event.objects.get(pk=event_id), total, now=now, actor=actor)
+    return total
+
+
+def _require_scheduled(event: Event) -> None:
+    if event.status != EventStatus.SCHEDULED:
+        raise TransitionNotAllowed(f"Event {event} is {event.status}; devices are reserved only for a scheduled "
+                                   "event.", from_status=event.status, to_status=event.status)
 
 
 def event_reserve(*, event: Event, now: dt.datetime, actor: Any = None, chunk_size: int | None = None
@@ -665,40 +726,30 @@ def event_reserve(*, event: Event, now: dt.datetime, actor: Any = None, chunk_si
     Raises ``TransitionNotAllowed`` unless the event is SCHEDULED. Returns counts by decision.
     """
     event = Event.objects.select_related("program").get(pk=event.pk)
-    if event.status != EventStatus.SCHEDULED:
-        raise TransitionNotAllowed(f"Event {event} is {event.status}; devices are reserved only for a scheduled "
-                                   "event.", from_status=event.status, to_status=event.status)
-    ctx = ProgramContext.load(event.program)
+    _require_scheduled(event)
     if chunk_size is None:
+        ctx = ProgramContext.load(event.program)
         with transaction.atomic():
             Event.objects.select_for_update().filter(pk=event.pk).values_list("pk").first()
-            decided = _evaluate(event, ctx, now=now, lock=True)
-            # The whole ledger of the event is rewritten: drop provisional participations of ex-candidates.
-            Participation.objects.filter(event_id=event.pk, status=ParticipationStatus.RESERVED).exclude(
-                subscription_id__in=_candidates_qs(event, ctx).values("pk")).delete()
-            counts = _write(event, decided, _choose(decided, event.target_kw), now=now, whole_event=True)
+            counts = _reserve_locked(event, ctx, now=now)
             _finish_reservation(event, counts, now=now, actor=actor)
         return counts
-    chunks, chosen = event_reservation_plan(event=event, now=now, chunk_size=chunk_size)
-    with transaction.atomic():
-        _drop_stale(event, [sid for chunk in chunks for sid in chunk])
-    counts: dict[str, int] = {}
-    for chunk in chunks:
-        for key, n in reserve_chunk(event_id=event.pk, subscription_ids=chunk, chosen_ids=chosen, now=now).items():
-            counts[key] = counts.get(key, 0) + n
-    with transaction.atomic():
-        _finish_reservation(event, counts, now=now, actor=actor)
-    return counts
+    chunks, chosen = event_reservation_start(event=event, now=now, chunk_size=chunk_size)
+    parts = [reserve_chunk(event_id=event.pk, subscription_ids=chunk, chosen_ids=chosen, now=now) for chunk in chunks]
+    return event_reservation_finish(event_id=event.pk, counts=parts, now=now, actor=actor)
 
 
-def _drop_stale(event: Event, keep_subscription_ids: list[int]) -> None:
+def _drop_stale(event: Event, ctx: ProgramContext, keep_subscription_ids: list[int], *, now: dt.datetime) -> None:
+    """Before a chunked run: ledger rows of ex-candidates go; their live participations are CANCELLED, with a
+    NOT_ELIGIBLE row saying why."""
     keep = set(keep_subscription_ids)
     stale = [sid for sid in Reservation.objects.filter(event_id=event.pk).values_list("subscription_id", flat=True)
              if sid not in keep]
     if stale:
         Reservation.objects.filter(event_id=event.pk, subscription_id__in=stale).delete()
-        Participation.objects.filter(event_id=event.pk, subscription_id__in=stale,
-                                     status=ParticipationStatus.RESERVED).delete()
+    gone = _stale_decisions(event, ctx)
+    if gone:
+        _write(event, gone, None, now=now, whole_event=False)
 
 
 def _finish_reservation(event: Event, counts: dict[str, int], *, now: dt.datetime, actor: Any) -> None:
@@ -709,8 +760,9 @@ def _finish_reservation(event: Event, counts: dict[str, int], *, now: dt.datetim
 
 
 # ---------------------------------------------------------------------------------------------- dispatch messages
-def _message_payload(event: Event, kind: str, devices: list[str]) -> dict[str, Any]:
-    return {
+def _message_payload(event: Event, kind: str, devices: list[str], released: list[str] | None = None
+                     ) -> dict[str, Any]:
+    payload = {
         "event_id": event.pk, "program": event.program.code, "kind": kind, "revision": event.revision,
         "name": event.name, "category": event.category, "direction": event.direction,
         "start": event.start.isoformat(), "end": event.end.isoformat(),
@@ -718,25 +770,37 @@ def _message_payload(event: Event, kind: str, devices: list[str]) -> dict[str, A
         "target_kw": None if event.target_kw is None else str(event.target_kw),
         "devices": sorted(devices),
     }
+    if released is not None:
+        payload["released_devices"] = sorted(released)
+    return payload
 
 
 def _create_dispatch_messages(event: Event, *, kind: str, now: dt.datetime) -> list[int]:
-    """One message per aggregator of the event's participating devices for (event, kind, revision); idempotent
-    (unique constraint). Messages to aggregators with a webhook are delivered by a task after commit; the others
-    are POLL_ONLY."""
+    """One message per aggregator for (event, kind, revision); idempotent (unique constraint).
+
+    DISPATCH: aggregators of the devices taking part (not opted out). CANCEL: every aggregator with a device in the
+    event. MODIFY: aggregators with devices taking part and every aggregator already sent this event, with
+    ``released_devices`` (its devices whose participation was cancelled, e.g. no longer fitting the new window).
+    Messages to aggregators with a webhook are delivered by a task after commit; the others are POLL_ONLY."""
     by_agg: dict[int, list[str]] = {}
+    released: dict[int, list[str]] = {}
     hooks: dict[int, str] = {}
-    qs = Participation.objects.filter(event_id=event.pk, device__isnull=False)
-    if kind != DispatchKind.CANCEL:
-        qs = qs.exclude(status__in=(RELEASED, ParticipationStatus.OPTED_OUT))
-    for agg_id, dev, hook in qs.values_list("device__aggregator_id", "device__aggregator_device_id",
-                                            "device__aggregator__webhook_url"):
-        by_agg.setdefault(agg_id, []).append(dev)
+    for status, agg_id, dev, hook in Participation.objects.filter(event_id=event.pk, device__isnull=False).values_list(
+            "status", "device__aggregator_id", "device__aggregator_device_id", "device__aggregator__webhook_url"):
         hooks[agg_id] = hook
+        if kind == DispatchKind.CANCEL or status not in (RELEASED, ParticipationStatus.OPTED_OUT):
+            by_agg.setdefault(agg_id, []).append(dev)
+        elif status == RELEASED:
+            released.setdefault(agg_id, []).append(dev)
+    recipients = set(by_agg)
+    if kind == DispatchKind.MODIFY:
+        recipients |= set(DispatchMessage.objects.filter(event_id=event.pk).values_list("aggregator_id", flat=True))
     msgs = [DispatchMessage(event_id=event.pk, aggregator_id=agg_id, kind=kind, revision=event.revision,
-                            payload=_message_payload(event, kind, devs),
-                            delivery_status=DeliveryStatus.PENDING if hooks[agg_id] else DeliveryStatus.POLL_ONLY,
-                            created_at=now) for agg_id, devs in sorted(by_agg.items())]
+                            payload=_message_payload(event, kind, by_agg.get(agg_id, []),
+                                                     released.get(agg_id, []) if kind == DispatchKind.MODIFY
+                                                     else None),
+                            delivery_status=DeliveryStatus.PENDING if hooks.get(agg_id) else DeliveryStatus.POLL_ONLY,
+                            created_at=now) for agg_id in sorted(recipients)]
     DispatchMessage.objects.bulk_create(msgs, ignore_conflicts=True)
     pending = list(DispatchMessage.objects.filter(event_id=event.pk, kind=kind, revision=event.revision,
                                                   delivery_status=DeliveryStatus.PENDING).values_list("pk", flat=True))
@@ -879,24 +943,6 @@ def events_tick(*, now: dt.datetime) -> dict[str, int]:
 
 
 # -------------------------------------------------------------------------------------------------------- opt-outs
-def _season_usage(p: Participation, ctx: ProgramContext) -> tuple[ledger.Period, list[ledger.LedgerEvent],
-                                                                  list[ledger.LedgerEvent]]:
-    """The enrollment's counted events of the season (distinct) and those opted out, this participation excluded."""
-    period = ctx.period_of(ctx.local_day(p.event.start))
-    first = dt.datetime.combine(period.first, dt.time(0), tzinfo=ctx.tz)
-    last = dt.datetime.combine(period.last + dt.timedelta(days=1), dt.time(0), tzinfo=ctx.tz)
-    seen: dict[int, ledger.LedgerEvent] = {}
-    outs: dict[int, ledger.LedgerEvent] = {}
-    for eid, start, end, status in Participation.objects.filter(
-            enrollment_id=p.enrollment_id, event__program_id=ctx.program.pk, event__status__in=COUNTED_EVENT_STATUSES,
-            event__start__gte=first, event__start__lt=last).exclude(status=RELEASED).exclude(pk=p.pk).values_list(
-            "event_id", "event__start", "event__end", "status"):
-        seen[eid] = ctx.ledger_event(eid, start, end)
-        if status == ParticipationStatus.OPTED_OUT:
-            outs[eid] = seen[eid]
-    return period, list(seen.values()), list(outs.values())
-
-
 def participation_opt_out(
     *,
     participation: Participation,
@@ -909,10 +955,11 @@ def participation_opt_out(
     """Record an opt-out of a participation at ``at`` (default ``now``); the minutes before it are kept
     (``Participation.opted_out_at``) for proration.
 
-    Requests (CSR page, portal, aggregator API) are refused (``ConflictError``) after the program's cut-off
-    (``opt_out_cutoff_minutes`` before start) and, when the rule sets ``refuse_opt_out_beyond_allowance``, once the
-    allowance is used: a count per season, or a percentage of the season's event hours (denominator: the rule's
-    ``max_event_hours_per_season`` when set, else the enrollment's event hours so far including this event).
+    Requests (CSR page, portal, aggregator API) are refused (``ConflictError``, code ``opt_out_cutoff`` or
+    ``opt_out_allowance``) after the program's cut-off (``opt_out_cutoff_minutes`` before start) and, when the rule
+    sets ``refuse_opt_out_beyond_allowance``, once the allowance is used: a count per season, or a percentage of
+    the season's event hours (``programs.rules.check_opt_out_request``, through ``events.selectors
+    .opt_out_refusals`` so the CSR page shows the same answer).
     Reports of what happened at the device (aggregator outcome report, device override) are recorded whatever the
     time, and counted. Opting out twice returns the first opt-out (idempotent). Cancelled events: ``ConflictError``.
     """
@@ -932,30 +979,11 @@ def participation_opt_out(
         if at >= event.end:
             raise DomainValidationError({"at": [f"The event ended at {event.end.isoformat()}; an opt-out must be "
                                                 "before the end."]})
-        ctx = ProgramContext.load(event.program)
-        rule = ctx.rule_on(ctx.local_day(event.start))
-        if channel in REQUEST_CHANNELS and rule is not None:
-            if rule.opt_out_cutoff_minutes is not None:
-                cutoff = event.start - dt.timedelta(minutes=rule.opt_out_cutoff_minutes)
-                if at > cutoff:
-                    raise ConflictError(
-                        f"Opt-outs close {rule.opt_out_cutoff_minutes} minutes before the event starts (cut-off "
-                        f"{cutoff.astimezone(ctx.tz):%Y-%m-%d %H:%M %Z}).", code="opt_out_cutoff")
-            kind, allowance = rules.opt_out_allowance(rule)
-            if rule.refuse_opt_out_beyond_allowance and allowance is not None:
-                period, seen, outs = _season_usage(p, ctx)
-                this = ctx.ledger_event(event.pk, event.start, event.end)
-                if kind in ("none", "count") and len(outs) + 1 > allowance:
-                    raise ConflictError(f"The opt-out allowance of {allowance:g} per season is used "
-                                        f"({len(outs)} in {period.name}).", code="opt_out_allowance")
-                if kind == "percent_hours":
-                    used = sum(e.hours for e in outs) + this.hours
-                    denominator = (float(rule.max_event_hours_per_season) if rule.max_event_hours_per_season
-                                   else sum(e.hours for e in seen) + this.hours)
-                    share = 100.0 * used / denominator
-                    if share > allowance + 1e-9:
-                        raise ConflictError(f"Opting out would reach {share:.1f}% of {period.name}'s event hours, "
-                                            f"beyond the allowance of {allowance:g}%.", code="opt_out_allowance")
+        if channel in REQUEST_CHANNELS:
+            # The same check as the CSR page's upcoming participations (events.selectors.opt_out_refusals).
+            refusal = opt_out_refusals([p], at=at)[p.pk]
+            if refusal is not None:
+                raise ConflictError(refusal.message, code=refusal.code)
         user = actor if getattr(actor, "pk", None) is not None and hasattr(actor, "get_username") else None
         opt_out = OptOut.objects.create(participation=p, channel=channel, at=at, recorded_by=user,
                                         reason=(reason or "")[:300])

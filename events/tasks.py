@@ -42,24 +42,23 @@ def reserve_chunk(*, event_id: int, subscription_ids: list[int], chosen_ids: lis
 @shared_task(name="events.reserve_finish")
 def reserve_finish(results: list[dict[str, int]] | None = None, *, event_id: int, now: str) -> dict[str, int]:
     """Chord callback: sum the chunk counts and mark the event reserved."""
-    counts: dict[str, int] = {}
-    for part in results or []:
-        for key, n in part.items():
-            counts[key] = counts.get(key, 0) + n
-    event = Event.objects.get(pk=event_id)
-    services._finish_reservation(event, counts, now=dt.datetime.fromisoformat(now), actor="events.reserve")
-    return counts
+    return services.event_reservation_finish(event_id=event_id, counts=list(results or []),
+                                             now=dt.datetime.fromisoformat(now), actor="events.reserve")
 
 
-def reserve_event_distributed(*, event_id: int, chunk_size: int | None = None):
-    """Split a reservation over workers: plan centrally (target kW order), then a chord of chunk tasks."""
+def reserve_event_distributed(*, event_id: int, chunk_size: int | None = None, now: dt.datetime | None = None):
+    """Split a reservation over workers: plan centrally (target kW order, ex-candidates released), then a chord of
+    chunk tasks whose callback sums the counts. Returns the chord's ``AsyncResult`` (counts by decision).
+    ``now`` (aware UTC) defaults to the clock; every chunk decides as of that same instant."""
     from celery import chord
 
-    now = _now()
+    now = now or _now()
     event = Event.objects.select_related("program").get(pk=event_id)
-    chunks, chosen = services.event_reservation_plan(event=event, now=now,
-                                                     chunk_size=chunk_size or settings.CPM_CHUNK_SIZE)
+    chunks, chosen = services.event_reservation_start(event=event, now=now,
+                                                      chunk_size=chunk_size or settings.CPM_CHUNK_SIZE)
     stamp = now.isoformat()
+    if not chunks:  # no candidate: nothing to split, the callback alone marks the event reserved
+        return reserve_finish.apply_async(args=([],), kwargs={"event_id": event_id, "now": stamp})
     return chord(reserve_chunk.s(event_id=event_id, subscription_ids=c, chosen_ids=chosen, now=stamp)
                  for c in chunks)(reserve_finish.s(event_id=event_id, now=stamp))
 

@@ -149,6 +149,88 @@ def validate_participation_rule(rule: Any) -> dict[str, list[str]]:
     return errors
 
 
+def rule_in_effect(rules: Iterable[Any], day: dt.date) -> Any | None:
+    """The rule with the latest ``effective_from`` on or before local ``day`` (None before the first rule).
+
+    ``rules``: objects/mappings with ``effective_from`` (a date), in any order.
+    """
+    in_effect = [r for r in rules if _get(r, "effective_from") <= day]
+    return max(in_effect, key=lambda r: _get(r, "effective_from"), default=None)
+
+
+def season_containing(seasons: Iterable[Any], day: dt.date) -> Any | None:
+    """The season whose inclusive local dates ``start_date..end_date`` contain ``day``, or None."""
+    return next((s for s in seasons if _get(s, "start_date") <= day <= _get(s, "end_date")), None)
+
+
+def opt_out_allowance(rule: Any) -> tuple[str, float | None]:
+    """The opt-out allowance of a rule as ``(kind, number)``: ``("count", n)`` opt-outs per season,
+    ``("percent_hours", p)`` percent of the season's event hours, ``("none", 0.0)`` or ``("unlimited", None)``.
+
+    No rule, or a count/percent kind without its number (refused by ``validate_participation_rule``), is unlimited.
+    """
+    kind = _get(rule, "opt_out_allowance_kind") if rule is not None else None
+    count, percent = _get(rule, "opt_out_allowance_count"), _get(rule, "opt_out_allowance_percent")
+    if kind == OPT_OUT_COUNT and count is not None:
+        return kind, float(count)
+    if kind == OPT_OUT_PERCENT and percent is not None:
+        return kind, float(percent)
+    if kind == OPT_OUT_NONE:
+        return kind, 0.0
+    return OPT_OUT_UNLIMITED, None
+
+
+def check_opt_out_request(
+    rule: Any,
+    *,
+    event_start: dt.datetime,
+    at: dt.datetime,
+    tz: dt.tzinfo,
+    season_name: str,
+    opted_out_events: int,
+    opted_out_hours: float,
+    other_event_hours: float,
+    event_hours: float,
+) -> Violation | None:
+    """Would the rule refuse an opt-out REQUEST (customer, CSR or aggregator asking ahead) made at ``at``?
+
+    Returns the refusal as a ``Violation`` or None when the opt-out is allowed. ``rule`` None allows everything.
+    - cut-off (code ``opt_out_cutoff``, field ``opt_out_cutoff_minutes``): refused later than
+      ``opt_out_cutoff_minutes`` before ``event_start`` (aware; the message shows the cut-off in ``tz``).
+    - allowance (code ``opt_out_allowance``), only when ``refuse_opt_out_beyond_allowance`` is set: a count per
+      season (``opted_out_events`` other events already opted out of in ``season_name``, plus this one), or a
+      percentage of the season's event hours: (``opted_out_hours`` + ``event_hours``) over the rule's
+      ``max_event_hours_per_season`` when set, else over ``other_event_hours`` + ``event_hours`` (the
+      participant's counted event hours of the season so far, this event included). Hours are elapsed hours.
+    Reports of what happened at the device are never refused; callers check requests only.
+    """
+    if rule is None:
+        return None
+    cutoff_minutes = _get(rule, "opt_out_cutoff_minutes")
+    if cutoff_minutes is not None:
+        cutoff = event_start - dt.timedelta(minutes=cutoff_minutes)
+        if at > cutoff:
+            return Violation("opt_out_cutoff", "opt_out_cutoff_minutes",
+                             f"Opt-outs close {cutoff_minutes} minutes before the event starts (cut-off "
+                             f"{cutoff.astimezone(tz):%Y-%m-%d %H:%M %Z}).")
+    kind, allowance = opt_out_allowance(rule)
+    if not _get(rule, "refuse_opt_out_beyond_allowance") or allowance is None:
+        return None
+    if kind in (OPT_OUT_NONE, OPT_OUT_COUNT) and opted_out_events + 1 > allowance:
+        field = "opt_out_allowance_count" if kind == OPT_OUT_COUNT else "opt_out_allowance_kind"
+        return Violation("opt_out_allowance", field, f"The opt-out allowance of {allowance:g} per season is used "
+                                                     f"({opted_out_events} in {season_name}).")
+    if kind == OPT_OUT_PERCENT:
+        season_max = _get(rule, "max_event_hours_per_season")
+        denominator = float(season_max) if season_max else other_event_hours + event_hours
+        share = 100.0 * (opted_out_hours + event_hours) / denominator if denominator else 100.0
+        if share > allowance + 1e-9:
+            return Violation("opt_out_allowance", "opt_out_allowance_percent",
+                             f"Opting out would reach {share:.1f}% of {season_name}'s event hours, beyond the "
+                             f"allowance of {allowance:g}%.")
+    return None
+
+
 def check_event_against_rule(
     rule: Any,
     *,
@@ -156,8 +238,9 @@ def check_event_against_rule(
     end_local: dt.datetime,
     is_holiday: bool | Callable[[dt.date], bool],
     notice_minutes: float | None,
+    seasons: Iterable[Any] | None = None,
 ) -> list[Violation]:
-    """Check one event against a participation rule: allowed days, window, duration, daily hours, notice.
+    """Check one event against a participation rule: season, allowed days, window, duration, daily hours, notice.
 
     ``start_local``/``end_local``: aware datetimes (any zone; the window is compared on their wall clock, so pass
     them in the program's zone). The event is ``[start, end)`` and may cross midnight: every local day it touches
@@ -165,6 +248,9 @@ def check_event_against_rule(
     (a 01:00-03:00 event on the spring DST day lasts 60 minutes). ``is_holiday``: a bool for the start day, or a
     callable ``date -> bool`` (e.g. ``functools.partial(programs.calendars.is_holiday, "NERC")``).
     ``notice_minutes``: minutes between notification and start (None = not yet known, not checked).
+    ``seasons``: the program's seasons (objects/mappings with ``name``, ``start_date``, ``end_date``); when given and
+    not empty, the event's local start day must fall in one (code ``outside_season``, field ``season``; an event
+    belongs to the day it starts on). ``rule`` None means the program sets no rule: only the season is checked.
     Raises ``ValueError`` for naive datetimes. Caps over several events (per day/week/season, rest, consecutive
     days) need the schedule and are checked by the events app.
     """
@@ -176,6 +262,13 @@ def check_event_against_rule(
     minutes = (end_local.astimezone(dt.UTC) - start_local.astimezone(dt.UTC)).total_seconds() / 60
     if minutes <= 0:
         return [Violation("event_end_not_after_start", "end", "The event must end after it starts.")]
+    seasons = list(seasons or ())
+    if seasons and season_containing(seasons, start_local.date()) is None:
+        names = ", ".join(f"{_get(s, 'name')} {_get(s, 'start_date')} to {_get(s, 'end_date')}" for s in seasons)
+        violations.append(Violation("outside_season", "season", f"The event day {start_local.date().isoformat()} "
+                                                                f"is outside every season of the program ({names})."))
+    if rule is None:
+        return violations
 
     # Allowed days: each local date the half-open event touches.
     last_day = (end_local - dt.timedelta(microseconds=1)).date() if end_local.time() == MIDNIGHT else end_local.date()
@@ -189,7 +282,7 @@ def check_event_against_rule(
         elif day.weekday() >= 5:
             if not _get(rule, "weekends_allowed"):
                 violations.append(Violation("weekend_not_allowed", "weekends_allowed",
-                                            f"Events are not allowed on weekends ({day.isoformat()})."))
+                                            f"Events are not allowed on weekends ({day:%A} {day.isoformat()})."))
         elif not _get(rule, "weekdays_allowed"):
             violations.append(Violation("weekday_not_allowed", "weekdays_allowed",
                                         f"Events are not allowed on weekdays ({day.isoformat()})."))

@@ -113,17 +113,16 @@ class EventSettlementAdmin(ReadOnlyAdmin):
                                                                        now=timezone.now(), actor=request.user),
              "{count} settlement(s) approved.")
 
-    @admin.action(description="Reverse selected approved settlements (negative lines)")
+    @admin.action(description="Reverse selected approved settlements (asks for the reason; negative lines)")
     def reverse(self, request, queryset):
-        def go():
-            n = 0
-            for es in queryset:
-                services.event_settlement_reverse(settlement=es, reason=f"reversed in admin by {request.user}",
-                                                  now=timezone.now(), actor=request.user)
-                n += 1
-            return n
+        from events.admin import ask_reason
 
-        _run(self, request, go, "{count} settlement(s) reversed.")
+        return ask_reason(
+            self, request, queryset, action="reverse", title="Reverse event settlements",
+            question="Reverse these approved settlements? Each live line gets a negative line with the reason.",
+            apply=lambda es, reason: services.event_settlement_reverse(settlement=es, reason=reason,
+                                                                       now=timezone.now(), actor=request.user),
+            done="{count} settlement(s) reversed.")
 
     @admin.action(description="Recalculate the events of the selected settlements (corrections)")
     def recalculate_event(self, request, queryset):

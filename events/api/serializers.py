@@ -13,7 +13,6 @@ from programs.models import Program
 
 from ..choices import EventCategory, EventDirection, OptOutChannel, ParticipationStatus, ReservationDecision
 from ..models import DispatchMessage, Event, EventRevision, OptOut, Participation, Reservation, Unavailability
-from ..rules import interval_count
 
 
 class WallClockDateTimeField(serializers.DateTimeField):
@@ -54,13 +53,29 @@ class CancelSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=500)
 
 
-class EventSerializer(serializers.ModelSerializer):
+class LocalWindowSerializer(serializers.Serializer):
+    """``start_local``/``end_local``: the event window in the program's zone (ISO with offset)."""
+
+    start_local = serializers.SerializerMethodField()
+    end_local = serializers.SerializerMethodField()
+
+    def _local(self, obj, value):
+        return value.astimezone(ZoneInfo(obj.program.time_zone)).isoformat()
+
+    @extend_schema_field(serializers.CharField())
+    def get_start_local(self, obj) -> str:
+        return self._local(obj, obj.start)
+
+    @extend_schema_field(serializers.CharField())
+    def get_end_local(self, obj) -> str:
+        return self._local(obj, obj.end)
+
+
+class EventSerializer(LocalWindowSerializer, serializers.ModelSerializer):
     program = serializers.SlugRelatedField(slug_field="code", read_only=True)
     # Plain strings in the schema: status enums of several apps share the field name (see events.choices).
     status = serializers.CharField(read_only=True, help_text="draft, scheduled, dispatched, active, completed, "
                                                              "cancelled")
-    start_local = serializers.SerializerMethodField()
-    end_local = serializers.SerializerMethodField()
     duration_minutes = serializers.SerializerMethodField()
     quarter_hours = serializers.SerializerMethodField()
     target_devices = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
@@ -74,22 +89,12 @@ class EventSerializer(serializers.ModelSerializer):
                   "target_devices", "target_kw", "overrides_rules", "override_reason", "cancel_reason",
                   "reserved_at", "settlement_handed_off_at", "reservation_counts"]
 
-    def _local(self, obj, value):
-        return value.astimezone(ZoneInfo(obj.program.time_zone)).isoformat()
-
-    @extend_schema_field(serializers.CharField())
-    def get_start_local(self, obj) -> str:
-        return self._local(obj, obj.start)
-
-    @extend_schema_field(serializers.CharField())
-    def get_end_local(self, obj) -> str:
-        return self._local(obj, obj.end)
-
     def get_duration_minutes(self, obj) -> float:
         return (obj.end - obj.start).total_seconds() / 60
 
     def get_quarter_hours(self, obj) -> int:
-        return interval_count(obj.start, obj.end, 15)
+        """Whole quarter-hours of real elapsed time (16 for 00:00-03:00 local on the autumn DST night)."""
+        return int((obj.end - obj.start).total_seconds() // 900)
 
     @extend_schema_field(serializers.DictField(child=serializers.IntegerField()))
     def get_reservation_counts(self, obj) -> dict:
@@ -156,20 +161,33 @@ class DispatchMessageSerializer(serializers.ModelSerializer):
 
 
 class AggregatorDeviceSerializer(serializers.Serializer):
-    device = serializers.CharField(source="device.aggregator_device_id")
+    device = serializers.CharField(source="device.aggregator_device_id", help_text="The aggregator's device id.")
     participation = serializers.IntegerField(source="pk")
-    status = serializers.CharField()
+    status = serializers.CharField(help_text="reserved, dispatched, participated, opted_out, non_responsive, failed")
+    capacity_kw = serializers.DecimalField(source="device.capacity_kw", max_digits=9, decimal_places=3,
+                                           allow_null=True)
+    opted_out_at = serializers.DateTimeField(allow_null=True)
 
 
-class AggregatorEventSerializer(serializers.ModelSerializer):
+class AggregatorEventSerializer(LocalWindowSerializer, serializers.ModelSerializer):
+    """One event as an aggregator polls it: the revision to report outcomes against, the window (UTC and in the
+    program's zone), direction, target and the aggregator's own devices taking part."""
+
     program = serializers.SlugRelatedField(slug_field="code", read_only=True)
-    status = serializers.CharField(read_only=True)
+    status = serializers.CharField(read_only=True, help_text="scheduled, dispatched or active")
+    time_zone = serializers.CharField(source="program.time_zone", read_only=True)
+    device_ids = serializers.SerializerMethodField()
     devices = AggregatorDeviceSerializer(source="agg_participations", many=True, read_only=True)
 
     class Meta:
         model = Event
         fields = ["id", "program", "name", "category", "direction", "status", "revision", "start", "end",
-                  "notification_at", "target_kw", "devices"]
+                  "start_local", "end_local", "time_zone", "notification_at", "target_kw", "device_ids", "devices"]
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_device_ids(self, obj) -> list[str]:
+        """The aggregator's device ids taking part (opted-out ones included: their status says so)."""
+        return [p.device.aggregator_device_id for p in obj.agg_participations]
 
 
 OUTCOMES = (ParticipationStatus.PARTICIPATED.value, ParticipationStatus.OPTED_OUT.value,

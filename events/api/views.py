@@ -144,8 +144,9 @@ class IsAggregatorClient(permissions.BasePermission):
 
 
 class AggregatorEventViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
-    """For an aggregator's API client: every dispatched (upcoming) or active event with its devices taking part,
-    oldest start first (all of them, not only the newest), with those devices."""
+    """For an aggregator's API client: every upcoming (scheduled with reserved devices, dispatched) or active event
+    in which its devices take part, oldest start first (all of them, not only the newest), with the revision to
+    report outcomes against, the window, direction, target and its device ids."""
 
     permission_classes = [IsAggregatorClient]
     serializer_class = s.AggregatorEventSerializer

@@ -62,8 +62,27 @@ def test_event_changelist_shows_counts_and_actions_call_services(admin_client_, 
     draft.refresh_from_db()
     assert draft.status == EventStatus.SCHEDULED
     assert AuditEntry.objects.filter(object_id=str(draft.pk), to_status="scheduled").exists()
-    with time_machine.travel(JULY_NOW, tick=False):
-        admin_client_.post("/admin/events/event/", {"action": "cancel", "_selected_action": [draft.pk]})
-    draft.refresh_from_db()
-    assert (draft.status, draft.cancel_reason) == (EventStatus.CANCELLED, "Cancelled in the admin by admin")
     assert Event.objects.count() == 2
+
+
+def test_cancel_action_asks_for_the_reason_on_an_intermediate_page(admin_client_, program):
+    event = add_event(program, 15)
+    other = add_event(program, 16)
+    selected = {"action": "cancel", "_selected_action": [event.pk, other.pk]}
+    with time_machine.travel(JULY_NOW, tick=False):
+        page = admin_client_.post("/admin/events/event/", selected)
+        html = page.content.decode()
+        assert page.status_code == 200
+        assert "Cancel events" in html and str(event) in html and str(other) in html
+        assert 'name="reason"' in html and 'name="apply"' in html
+        assert html.count(f'name="_selected_action" value="{event.pk}"') == 1
+        blank = admin_client_.post("/admin/events/event/", {**selected, "apply": "yes", "reason": "  "})
+        assert blank.status_code == 200 and "This field is required." in blank.content.decode()
+        assert set(Event.objects.values_list("status", flat=True)) == {EventStatus.SCHEDULED}
+        done = admin_client_.post("/admin/events/event/", {**selected, "apply": "yes",
+                                                           "reason": "CAISO withdrew the Flex Alert"}, follow=True)
+    assert "Cancelled: 2." in done.content.decode()
+    assert set(Event.objects.values_list("status", "cancel_reason")) == {
+        (EventStatus.CANCELLED, "CAISO withdrew the Flex Alert")}
+    entry = AuditEntry.objects.get(object_id=str(event.pk), to_status="cancelled")
+    assert (entry.reason, entry.actor_label) == ("CAISO withdrew the Flex Alert", "admin")

@@ -169,6 +169,46 @@ def test_aggregator_polls_back_to_back_events_and_reports_outcomes(api_client, d
     assert api_client.get("/api/v1/aggregator/events/").status_code == 403
 
 
+def test_aggregator_polling_lists_scheduled_back_to_back_events_with_window_target_and_devices(
+        api_client, django_user_model, program):
+    """SCHEDULED events (reserved participations) are listed as well as dispatched and active ones, all of them,
+    with revision, window, direction, target and the aggregator's own device ids; cancelled events and released
+    participations are not."""
+    user = django_user_model.objects.create_user("ecobee-api")
+    agg = AggregatorFactory(code="ecobee", api_user=user)
+    other = AggregatorFactory(code="nest")
+    participant(program, aggregator=agg, aggregator_device_id="e-1", capacity_kw="2.5")
+    participant(program, aggregator=agg, aggregator_device_id="e-2", capacity_kw="1.5")
+    participant(program, aggregator=other, aggregator_device_id="n-1")
+    first = scheduled_event(program, start=la(2026, 7, 15, 15), end=la(2026, 7, 15, 16))
+    second = scheduled_event(program, start=la(2026, 7, 15, 16), end=la(2026, 7, 15, 17),
+                             direction="increase")
+    gone = scheduled_event(program, start=la(2026, 7, 16, 15))
+    services.event_cancel(event=gone, reason="forecast cooler", now=JULY_NOW)
+    nest_only = AggregatorFactory(code="lonely", api_user=django_user_model.objects.create_user("lonely-api"))
+    api_client.force_authenticate(user)
+    n_two, data = count_queries(api_client, "/api/v1/aggregator/events/")
+    rows = data["results"]
+    assert [(e["id"], e["status"], e["revision"], e["direction"], e["device_ids"]) for e in rows] == [
+        (first.pk, "scheduled", 1, "reduce", ["e-1", "e-2"]),
+        (second.pk, "scheduled", 1, "increase", ["e-1", "e-2"])]
+    assert (rows[0]["start"], rows[0]["end"]) == ("2026-07-15T22:00:00Z", "2026-07-15T23:00:00Z")
+    assert (rows[1]["start_local"], rows[1]["end_local"], rows[1]["time_zone"]) == (
+        "2026-07-15T16:00:00-07:00", "2026-07-15T17:00:00-07:00", "America/Los_Angeles")
+    assert rows[0]["target_kw"] is None
+    assert [(d["device"], d["status"], d["capacity_kw"]) for d in rows[0]["devices"]] == [
+        ("e-1", "reserved", "2.500"), ("e-2", "reserved", "1.500")]
+    # One more event, dispatched, with a target: same number of queries, three events listed.
+    third = scheduled_event(program, start=la(2026, 7, 17, 15), target_kw="3")
+    services.event_dispatch(event=third, now=JULY_NOW)
+    n_three, data = count_queries(api_client, "/api/v1/aggregator/events/")
+    assert [(e["id"], e["status"], e["target_kw"]) for e in data["results"]] == [
+        (first.pk, "scheduled", None), (second.pk, "scheduled", None), (third.pk, "dispatched", "3.000")]
+    assert n_two == n_three
+    api_client.force_authenticate(nest_only.api_user)
+    assert api_client.get("/api/v1/aggregator/events/").json()["results"] == []
+
+
 def test_unavailability_create_and_list(admin_api, program):
     sub = participant(program)
     body = {"enrollment": sub.enrollment_id, "device": sub.device_id, "start": "2026-07-15T00:00:00-07:00",

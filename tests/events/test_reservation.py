@@ -264,7 +264,15 @@ def test_rerun_is_idempotent_and_releases_devices_gone_offline(program, july_now
     device.save()
     again = reserve(event, july_now)
     assert again[subs[0].pk][0] == D.OFFLINE
-    assert Participation.objects.filter(event=event).count() == 2
+    # The participation is kept, CANCELLED (the ledger row says why); back online, the same row is re-opened.
+    assert dict(Participation.objects.filter(event=event).values_list("subscription_id", "status")) == {
+        subs[0].pk: ParticipationStatus.CANCELLED, subs[1].pk: ParticipationStatus.RESERVED,
+        subs[2].pk: ParticipationStatus.RESERVED}
+    device.last_seen_at = july_now
+    device.save()
+    assert reserve(event, july_now) == first
+    assert set(Participation.objects.values_list("pk", flat=True)) == ids
+    assert set(Participation.objects.values_list("status", flat=True)) == {ParticipationStatus.RESERVED}
 
 
 def test_constant_query_count_whatever_the_number_of_candidates(program, rule, july_now):

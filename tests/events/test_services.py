@@ -12,6 +12,7 @@ import pytest
 from cpm.errors import ConflictError, DomainValidationError, TransitionNotAllowed
 from cpm.models import AuditEntry
 from events import services
+from events.api.serializers import EventSerializer
 from events.choices import (
     DeliveryStatus,
     DispatchKind,
@@ -26,7 +27,7 @@ from events.signals import event_completed
 from programs.choices import ProgramStatus, SettlementTiming
 from tests.factories.devices import AggregatorFactory
 from tests.factories.enrollments import active_participant
-from tests.factories.events import la
+from tests.factories.events import UnavailabilityFactory, la
 
 pytestmark = pytest.mark.django_db
 
@@ -107,10 +108,10 @@ def test_dst_nights_durations_and_local_wall_times(program, rule, july_now):
     autumn = create(program, july_now, dt.datetime(2026, 11, 1, 0), dt.datetime(2026, 11, 1, 3))  # naive = local
     assert autumn.start == dt.datetime(2026, 11, 1, 7, tzinfo=dt.UTC)
     assert autumn.duration_hours == 4
-    assert services.rules.interval_count(autumn.start, autumn.end, 15) == 16
+    assert EventSerializer(autumn).data["quarter_hours"] == 16
     spring = create(program, july_now, dt.datetime(2026, 3, 8, 0), dt.datetime(2026, 3, 8, 3))
     assert spring.duration_hours == 2
-    assert services.rules.interval_count(spring.start, spring.end, 15) == 8
+    assert EventSerializer(spring).data["quarter_hours"] == 8
     with pytest.raises(DomainValidationError) as exc:
         create(program, july_now, dt.datetime(2026, 3, 8, 2, 30), dt.datetime(2026, 3, 8, 4))
     assert "does not exist in America/Los_Angeles" in exc.value.errors["start"][0]
@@ -388,3 +389,98 @@ def test_unavailability_create_validates(program, july_now):
     assert Reservation.objects.get(subscription=sub).decision == D.UNAVAILABLE
     assert u.reason == "Guests"
     assert Event.objects.get().pk == event.pk
+
+
+def test_schedule_uses_the_program_rule_checks_daily_hours_and_both_days(program, rule, july_now):
+    """The checks are ``programs.rules.check_event_against_rule``: the event's length against the daily hour cap,
+    and every local day a cross-midnight event touches (Friday night into Saturday)."""
+    rule.max_event_hours_per_day = Decimal("2")
+    rule.save()
+    long = create(program, july_now, la(2026, 7, 15, 15), la(2026, 7, 15, 18))
+    with pytest.raises(DomainValidationError) as exc:
+        services.event_schedule(event=long, now=july_now)
+    assert exc.value.errors == {"max_event_hours_per_day": ["The event lasts 3 h; at most 2.00 h per day."]}
+    rule.max_event_hours_per_day = None
+    rule.window_start = rule.window_end = None
+    rule.save()
+    friday_night = create(program, july_now, la(2026, 7, 17, 23), la(2026, 7, 18, 1))
+    with pytest.raises(DomainValidationError) as exc:
+        services.event_schedule(event=friday_night, now=july_now)
+    assert exc.value.errors == {"weekends_allowed": ["Events are not allowed on weekends (Saturday 2026-07-18)."]}
+
+
+def test_modifying_a_dispatched_event_reserves_again_cancels_misfits_and_sends_modify(program, july_now):
+    ecobee, nest = AggregatorFactory(code="ecobee"), AggregatorFactory(code="nest")
+    a = participant(program, july_now, aggregator=ecobee, aggregator_device_id="e-1")
+    b = participant(program, july_now, aggregator=nest, aggregator_device_id="n-1")
+    out = participant(program, july_now, aggregator=ecobee, aggregator_device_id="e-3")
+    event = scheduled(program, july_now)  # 15:00-18:00 local
+    services.event_dispatch(event=event, now=july_now)
+    services.participation_opt_out(participation=Participation.objects.get(subscription=out), channel="device",
+                                   now=july_now)
+    # After dispatch: b's customer declares 18:00-20:00 unavailable; a new participant joins.
+    UnavailabilityFactory(enrollment=b.enrollment, start=la(2026, 7, 15, 18), end=la(2026, 7, 15, 20),
+                          reason="Guests")
+    late = participant(program, july_now, aggregator=ecobee, aggregator_device_id="e-2")
+
+    services.event_update(event=event, changes={"end": la(2026, 7, 15, 19)}, now=july_now, actor="ops",
+                          reason="heat lasts longer")
+    event.refresh_from_db()
+    assert (event.revision, event.status) == (2, EventStatus.DISPATCHED)
+    assert EventRevision.objects.get(event=event).snapshot["end"] == "2026-07-16T01:00:00+00:00"
+    ledger = {r.subscription_id: (r.decision, r.detail) for r in Reservation.objects.filter(event=event)}
+    assert ledger[b.pk] == (D.UNAVAILABLE, "Customer declared unavailable 2026-07-15 18:00 to 2026-07-15 20:00 "
+                                           "(Guests).")
+    assert (ledger[a.pk][0], ledger[late.pk][0], ledger[out.pk][0]) == (D.RESERVED, D.RESERVED, D.RESERVED)
+    parts = {p.subscription_id: p for p in Participation.objects.filter(event=event)}
+    assert {k: p.status for k, p in parts.items()} == {
+        a.pk: ParticipationStatus.DISPATCHED, b.pk: ParticipationStatus.CANCELLED,
+        late.pk: ParticipationStatus.DISPATCHED, out.pk: ParticipationStatus.OPTED_OUT}
+    assert {p.end for k, p in parts.items() if k != b.pk} == {la(2026, 7, 15, 19)}
+    modify = {m.aggregator.code: m.payload for m in DispatchMessage.objects.filter(kind=DispatchKind.MODIFY)
+              .select_related("aggregator")}
+    assert {code: (p["revision"], p["end"], p["devices"], p["released_devices"]) for code, p in modify.items()} == {
+        "ecobee": (2, "2026-07-16T02:00:00+00:00", ["e-1", "e-2"], []),
+        "nest": (2, "2026-07-16T02:00:00+00:00", [], ["n-1"])}
+
+    # The same change again is no change; a change breaking a rule is refused and nothing moves.
+    services.event_update(event=event, changes={"end": la(2026, 7, 15, 19)}, now=july_now)
+    with pytest.raises(DomainValidationError) as exc:
+        services.event_update(event=event, changes={"end": la(2026, 7, 15, 22)}, now=july_now)
+    assert list(exc.value.errors) == ["window_end", "max_duration_minutes"]
+    event.refresh_from_db()
+    assert (event.revision, DispatchMessage.objects.filter(kind=DispatchKind.MODIFY).count()) == (2, 2)
+
+    # Back to the first window: b fits again and its participation is re-opened (dispatched), revision 3.
+    services.event_update(event=event, changes={"end": la(2026, 7, 15, 18)}, now=july_now)
+    assert Participation.objects.get(pk=parts[b.pk].pk).status == ParticipationStatus.DISPATCHED
+    nest_modify = DispatchMessage.objects.get(kind=DispatchKind.MODIFY, revision=3, aggregator=nest)
+    assert (nest_modify.payload["devices"], nest_modify.payload["released_devices"]) == (["n-1"], [])
+    assert list(EventRevision.objects.filter(event=event).values_list("revision", flat=True)) == [1, 2]
+
+
+def test_modifying_a_scheduled_event_reserves_at_once_without_messages(program, rule, july_now):
+    rule.max_events_per_day = 1
+    rule.save()
+    a, b = participant(program, july_now), participant(program, july_now)
+    morning = scheduled(program, july_now, la(2026, 7, 16, 15), la(2026, 7, 16, 16))
+    event = scheduled(program, july_now, la(2026, 7, 15, 15), la(2026, 7, 15, 16), target_device_ids=[a.device_id])
+    assert dict(Participation.objects.filter(event=event).values_list("subscription_id", "status")) == {
+        a.pk: ParticipationStatus.RESERVED}
+    # Moved onto the other event's day, and targeting both devices: the daily limit now skips them both.
+    services.event_update(event=event, changes={"start": la(2026, 7, 16, 17), "end": la(2026, 7, 16, 18),
+                                                "target_device_ids": [a.device_id, b.device_id]}, now=july_now)
+    ledger = dict(Reservation.objects.filter(event=event).values_list("subscription_id", "decision"))
+    assert ledger == {a.pk: D.DAY_LIMIT, b.pk: D.DAY_LIMIT}
+    assert dict(Participation.objects.filter(event=event).values_list("subscription_id", "status")) == {
+        a.pk: ParticipationStatus.CANCELLED}
+    assert Participation.objects.filter(event=morning, status=ParticipationStatus.RESERVED).count() == 2
+    assert not DispatchMessage.objects.exists()
+    # Narrowed back to device a on its own day: re-opened; b, no longer targeted, leaves the ledger.
+    services.event_update(event=event, changes={"start": la(2026, 7, 15, 15), "end": la(2026, 7, 15, 16),
+                                                "target_device_ids": [a.device_id]}, now=july_now)
+    assert dict(Reservation.objects.filter(event=event).values_list("subscription_id", "decision")) == {
+        a.pk: D.RESERVED}
+    assert Participation.objects.get(event=event).status == ParticipationStatus.RESERVED
+    event.refresh_from_db()
+    assert event.revision == 3

@@ -11,6 +11,10 @@ from programs.calendars import is_holiday
 from programs.rules import (
     check_answers,
     check_event_against_rule,
+    check_opt_out_request,
+    opt_out_allowance,
+    rule_in_effect,
+    season_containing,
     season_overlaps,
     validate_incentive_rule,
     validate_participation_rule,
@@ -149,6 +153,81 @@ def test_daily_hours_notice_and_bad_input():
     assert v.code == "event_end_not_after_start"
     with pytest.raises(ValueError, match="start_local must be timezone-aware"):
         check(start=dt.datetime(2026, 7, 15, 16), end=local(2026, 7, 15, 18))
+
+
+SUMMER = [{"name": "Summer 2026", "start_date": dt.date(2026, 6, 1), "end_date": dt.date(2026, 9, 30)}]
+
+
+def test_season_check_on_the_start_day_and_no_rule_checks_only_the_season():
+    inside = check_event_against_rule(rule(), start_local=local(2026, 9, 30, 16), end_local=local(2026, 9, 30, 18),
+                                      is_holiday=False, notice_minutes=120, seasons=SUMMER)
+    assert inside == []
+    [v] = check_event_against_rule(rule(), start_local=local(2026, 5, 20, 16), end_local=local(2026, 5, 20, 18),
+                                   is_holiday=False, notice_minutes=120, seasons=SUMMER)
+    assert (v.code, v.field) == ("outside_season", "season")
+    assert v.message == ("The event day 2026-05-20 is outside every season of the program (Summer 2026 2026-06-01 "
+                         "to 2026-09-30).")
+    # No seasons = any date; no rule = only the season is checked (a Saturday at 03:00 passes).
+    assert check_event_against_rule(rule(), start_local=local(2026, 5, 20, 16), end_local=local(2026, 5, 20, 18),
+                                    is_holiday=False, notice_minutes=120, seasons=[]) == []
+    assert check_event_against_rule(None, start_local=local(2026, 7, 18, 3), end_local=local(2026, 7, 18, 9),
+                                    is_holiday=False, notice_minutes=0, seasons=SUMMER) == []
+    [v] = check_event_against_rule(None, start_local=local(2026, 10, 3, 3), end_local=local(2026, 10, 3, 9),
+                                   is_holiday=False, notice_minutes=0, seasons=SUMMER)
+    assert v.field == "season"
+
+
+def test_rule_in_effect_latest_wins_and_season_containing_is_inclusive():
+    a, b = rule(effective_from=dt.date(2026, 1, 1)), rule(effective_from=dt.date(2026, 7, 1))
+    assert rule_in_effect([b, a], dt.date(2026, 6, 30)) is a
+    assert rule_in_effect([a, b], dt.date(2026, 7, 1)) is b
+    assert rule_in_effect([a, b], dt.date(2025, 12, 31)) is None
+    assert season_containing(SUMMER, dt.date(2026, 9, 30)) is SUMMER[0]
+    assert season_containing(SUMMER, dt.date(2026, 10, 1)) is None
+
+
+@pytest.mark.parametrize(("changes", "expected"), [
+    ({}, ("unlimited", None)),
+    ({"opt_out_allowance_kind": "count", "opt_out_allowance_count": 3}, ("count", 3.0)),
+    ({"opt_out_allowance_kind": "count"}, ("unlimited", None)),
+    ({"opt_out_allowance_kind": "percent_hours", "opt_out_allowance_percent": Decimal("12.5")},
+     ("percent_hours", 12.5)),
+    ({"opt_out_allowance_kind": "none"}, ("none", 0.0)),
+])
+def test_opt_out_allowance(changes, expected):
+    assert opt_out_allowance(rule(**changes)) == expected
+    assert opt_out_allowance(None) == ("unlimited", None)
+
+
+def test_opt_out_request_cutoff_count_and_percent_of_season_hours():
+    start = local(2026, 7, 15, 16)
+
+    def ask(r, at=local(2026, 7, 15, 9), outs=0, out_hours=0.0, other_hours=0.0, hours=2.0):
+        return check_opt_out_request(r, event_start=start, at=at, tz=LA, season_name="Summer 2026",
+                                     opted_out_events=outs, opted_out_hours=out_hours, other_event_hours=other_hours,
+                                     event_hours=hours)
+
+    assert ask(None, at=start) is None
+    cut = rule(opt_out_cutoff_minutes=120)
+    assert ask(cut, at=local(2026, 7, 15, 14)) is None  # exactly at the cut-off: still allowed
+    v = ask(cut, at=local(2026, 7, 15, 14, 1))
+    assert (v.code, v.field, v.message) == ("opt_out_cutoff", "opt_out_cutoff_minutes", "Opt-outs close 120 minutes "
+                                            "before the event starts (cut-off 2026-07-15 14:00 PDT).")
+    count = rule(opt_out_allowance_kind="count", opt_out_allowance_count=2, refuse_opt_out_beyond_allowance=True)
+    assert ask(count, outs=1) is None
+    assert ask(count, outs=2).message == "The opt-out allowance of 2 per season is used (2 in Summer 2026)."
+    assert ask({**count, "refuse_opt_out_beyond_allowance": False}, outs=5) is None  # allowed, only counted
+    assert ask(rule(opt_out_allowance_kind="none", refuse_opt_out_beyond_allowance=True)).field == \
+        "opt_out_allowance_kind"
+    percent = rule(opt_out_allowance_kind="percent_hours", opt_out_allowance_percent=Decimal("25"),
+                   refuse_opt_out_beyond_allowance=True)
+    # Over the hours so far: (1 + 2) / (10 + 2) = 25% allowed; (2 + 2) / 12 = 33.3% refused.
+    assert ask(percent, out_hours=1, other_hours=10) is None
+    v = ask(percent, out_hours=2, other_hours=10)
+    assert (v.field, v.message) == ("opt_out_allowance_percent", "Opting out would reach 33.3% of Summer 2026's "
+                                                                 "event hours, beyond the allowance of 25%.")
+    # With a season maximum the denominator is fixed: (2 + 2) / 20 = 20%.
+    assert ask({**percent, "max_event_hours_per_season": Decimal("20")}, out_hours=2, other_hours=10) is None
 
 
 # --- seasons -----------------------------------------------------------------------------------------------------

@@ -68,10 +68,40 @@ def test_event_settlement_list_constant_queries_and_approve_action(client, admin
                     follow=True)
     assert "2 settlement(s) approved." in r.content.decode()
     assert set(EventSettlement.objects.values_list("status", flat=True)) == {EventSettlementStatus.APPROVED}
-    r = client.post("/admin/settlement/eventsettlement/", {"action": "reverse", "_selected_action": ids[:1]},
+    selected = {"action": "reverse", "_selected_action": ids[:1]}
+    page = client.post("/admin/settlement/eventsettlement/", selected)
+    assert page.status_code == 200 and "Reverse event settlements" in page.content.decode()
+    r = client.post("/admin/settlement/eventsettlement/", {**selected, "apply": "yes", "reason": "meter swapped"},
                     follow=True)
     assert "1 settlement(s) reversed." in r.content.decode()
     for url in ("/admin/settlement/customersettlement/", "/admin/settlement/settlementline/",
                 "/admin/settlement/billcreditexport/"):
         assert client.get(url).status_code == 200, url
     assert SettlementBatch.objects.count() == 1
+
+
+def test_reverse_action_asks_for_the_reason_and_records_it(client, admin_user, settled):
+    from cpm.models import AuditEntry
+    from settlement.models import SettlementLine
+
+    client.force_login(admin_user)
+    ids = list(EventSettlement.objects.values_list("pk", flat=True))
+    client.post("/admin/settlement/eventsettlement/", {"action": "approve", "_selected_action": ids})
+    selected = {"action": "reverse", "_selected_action": ids}
+    page = client.post("/admin/settlement/eventsettlement/", selected)
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert 'name="reason"' in html and all(f'name="_selected_action" value="{pk}"' in html for pk in ids)
+    assert set(EventSettlement.objects.values_list("status", flat=True)) == {EventSettlementStatus.APPROVED}
+    blank = client.post("/admin/settlement/eventsettlement/", {**selected, "apply": "yes", "reason": ""})
+    assert blank.status_code == 200 and "This field is required." in blank.content.decode()
+    assert set(EventSettlement.objects.values_list("status", flat=True)) == {EventSettlementStatus.APPROVED}
+    r = client.post("/admin/settlement/eventsettlement/",
+                    {**selected, "apply": "yes", "reason": "Customer not enrolled that day"}, follow=True)
+    assert "2 settlement(s) reversed." in r.content.decode()
+    assert set(EventSettlement.objects.values_list("status", flat=True)) == {EventSettlementStatus.REVERSED}
+    negatives = SettlementLine.objects.filter(reverses__isnull=False)
+    assert negatives.exists()
+    assert all(line.description.endswith(": Customer not enrolled that day") for line in negatives)
+    assert set(AuditEntry.objects.filter(to_status="reversed").values_list("reason", flat=True)) == {
+        "Customer not enrolled that day"}
