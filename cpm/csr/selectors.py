@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from django.db.models import Prefetch, Q
 
 from cpm.models import AuditEntry
 from devices.models import Device, DeviceInstallation, ServicePoint
 from enrollments.models import Account, Customer, Enrollment, ServiceAgreement
-from events.choices import ParticipationStatus, ReservationDecision
-from events.models import Participation, Reservation, Unavailability
+from events.models import Unavailability
+from events.selectors import DeviceEventHistory, UpcomingParticipation, device_event_history, upcoming_participations
 from programs.choices import ProgramStatus
 from programs.models import Program
 from settlement.models import CustomerSettlement, EventSettlement
@@ -46,19 +46,19 @@ def customer_search(*, query: str, limit: int = SEARCH_LIMIT) -> list[Customer]:
 
 @dataclass
 class DeviceHistory:
+    """A device on the page with its event history (``events.selectors.device_event_history``)."""
+
     device: Device
     service_point: ServicePoint
-    participations: list[Participation] = field(default_factory=list)
-    decisions: list[Reservation] = field(default_factory=list)
+    history: DeviceEventHistory
+
+    @property
+    def rows(self):
+        return self.history.rows
 
     @property
     def success_rate(self) -> float | None:
-        done = [p for p in self.participations if p.status in (
-            ParticipationStatus.PARTICIPATED, ParticipationStatus.OPTED_OUT, ParticipationStatus.NON_RESPONSIVE,
-            ParticipationStatus.FAILED)]
-        if not done:
-            return None
-        return sum(p.status == ParticipationStatus.PARTICIPATED for p in done) / len(done)
+        return self.history.success_rate
 
 
 @dataclass
@@ -107,9 +107,8 @@ class CustomerPage:
     devices: list[DeviceHistory]
     enrollments: list[Enrollment]
     status_history: dict[int, list[AuditEntry]]
-    upcoming: list[Participation]
+    upcoming: list[UpcomingParticipation]
     unavailability: list[Unavailability]
-    skipped: list[Reservation]
     eligibility: list[EligibilityLine]
     event_settlements: list
     customer_settlements: list
@@ -133,29 +132,16 @@ def customer_page(*, customer_id: int, now: dt.datetime) -> CustomerPage:
         history.setdefault(int(entry.object_id), []).append(entry)
     for e in enrollments:
         e.audit_entries = history.get(e.pk, [])
-    participations = list(Participation.objects.filter(enrollment__in=enrollments)
-                          .select_related("event__program", "device").order_by("-start"))
-    decisions = list(Reservation.objects.filter(enrollment__in=enrollments)
-                     .select_related("event__program", "device").order_by("-event__start"))
-    by_device: dict[int, DeviceHistory] = {}
-    for inst in installs:
-        by_device[inst.device_id] = DeviceHistory(device=inst.device, service_point=inst.service_point)
-    for p in participations:
-        if p.device_id in by_device:
-            by_device[p.device_id].participations.append(p)
-    for r in decisions:
-        if r.device_id in by_device:
-            by_device[r.device_id].decisions.append(r)
-    upcoming = [p for p in participations if p.end > now and p.status in (
-        ParticipationStatus.RESERVED, ParticipationStatus.DISPATCHED)]
+    histories = device_event_history(device_ids=[i.device_id for i in installs], now=now)
+    devices = [DeviceHistory(device=i.device, service_point=i.service_point, history=histories[i.device_id])
+               for i in installs]
+    upcoming = upcoming_participations(enrollment_ids=[e.pk for e in enrollments], now=now)
     unavailability = list(Unavailability.objects.filter(enrollment__in=enrollments, end__gt=now)
                           .select_related("device").order_by("start"))
-    skipped = [r for r in decisions if r.decision != ReservationDecision.RESERVED]
     return CustomerPage(customer=customer, accounts=accounts, agreements=agreements,
-                        service_points=list(sp_by_id.values()), devices=list(by_device.values()),
-                        enrollments=enrollments, status_history=history, upcoming=sorted(upcoming,
-                                                                                         key=lambda p: p.start),
-                        unavailability=unavailability, skipped=skipped,
+                        service_points=list(sp_by_id.values()), devices=devices,
+                        enrollments=enrollments, status_history=history, upcoming=upcoming,
+                        unavailability=unavailability,
                         event_settlements=list(EventSettlement.objects.filter(account__in=accounts)
                                                .select_related("event", "program", "device")
                                                .order_by("-event_day", "-id")),
