@@ -33,9 +33,10 @@ class ModelPermissions(permissions.DjangoModelPermissions):
 
     def has_permission(self, request, view):
         required = getattr(view, "action_permissions", {}).get(getattr(view, "action", None))
-        if required:
+        if required:  # one permission, or a tuple of permissions any of which suffices
             user = request.user
-            return bool(user and user.is_authenticated and user.has_perm(required))
+            options = (required,) if isinstance(required, str) else tuple(required)
+            return bool(user and user.is_authenticated and any(user.has_perm(p) for p in options))
         return super().has_permission(request, view)
 
 

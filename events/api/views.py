@@ -95,6 +95,12 @@ class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         return Response(s.EventRevisionSerializer(self.get_object().revisions.all(), many=True).data)
 
 
+def _own_devices_only(queryset, user):
+    """An aggregator's API client sees only the rows of its own devices; other users see all they may view."""
+    aggregator = selectors.aggregator_for_user(user)
+    return queryset if aggregator is None else queryset.filter(device__aggregator=aggregator)
+
+
 class ReservationViewSet(viewsets.ReadOnlyModelViewSet):
     """The reservation ledger: one decision per candidate and event, with the reason in words."""
 
@@ -103,11 +109,19 @@ class ReservationViewSet(viewsets.ReadOnlyModelViewSet):
     filterset_class = ReservationFilterSet
     ordering_fields = ["decided_at", "id", "capacity_kw"]
 
+    def get_queryset(self):
+        return _own_devices_only(super().get_queryset(), self.request.user)
+
 
 class ParticipationViewSet(viewsets.ReadOnlyModelViewSet):
     queryset = selectors.participation_list().order_by("-event__start", "id")
     serializer_class = s.ParticipationSerializer
     filterset_class = ParticipationFilterSet
+    # A CSR (or portal) opts out on the customer's behalf; an aggregator for its own devices (queryset below).
+    action_permissions = {"opt_out": ("cpm.opt_out_on_behalf", "cpm.report_outcomes")}
+
+    def get_queryset(self):
+        return _own_devices_only(super().get_queryset(), self.request.user)
 
     @extend_schema(request=s.OptOutWriteSerializer, responses={201: s.ParticipationSerializer})
     @action(detail=True, methods=["post"], url_path="opt-out")

@@ -74,3 +74,38 @@ def test_role_against_sensitive_action(django_user_model, world, role, action):
     response = getattr(client, method)(url, body, format="json") if body is not None else getattr(client, method)(url)
     expected = allowed.get(role, 403)
     assert response.status_code == expected, (action, role, response.status_code, getattr(response, "data", None))
+
+
+def test_opt_out_api_by_role_and_aggregator_sees_only_its_own(django_user_model, world):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from devices.models import Aggregator
+    from events.choices import EventStatus
+    from tests.factories.events import EventFactory as UpcomingEventFactory
+    from tests.factories.events import ParticipationFactory as UpcomingParticipationFactory
+
+    program = world["program"]
+    start = (timezone.now() + dt.timedelta(days=2)).replace(microsecond=0)
+    event = UpcomingEventFactory(program=program, start=start, end=start + dt.timedelta(hours=2),
+                                 notification_at=start - dt.timedelta(hours=1), status=EventStatus.SCHEDULED)
+    mine = UpcomingParticipationFactory(event=event, subscription=active_participant(program=program))
+    theirs = UpcomingParticipationFactory(event=event, subscription=active_participant(program=program))
+    agg_client = _client(django_user_model, roles.AGGREGATOR)
+    aggregator = Aggregator.objects.get(pk=mine.device.aggregator_id)
+    aggregator.api_user = django_user_model.objects.get(username="user-aggregator")
+    aggregator.save()
+
+    listed = {p["id"] for p in agg_client.get("/api/v1/participations/").json()["results"]}
+    assert mine.pk in listed and theirs.pk not in listed
+    assert agg_client.post(f"/api/v1/participations/{theirs.pk}/opt-out/", {"channel": "aggregator_api"},
+                           format="json").status_code == 404
+    assert agg_client.post(f"/api/v1/participations/{mine.pk}/opt-out/", {"channel": "aggregator_api"},
+                           format="json").status_code == 201
+    analyst = _client(django_user_model, roles.SETTLEMENT_ANALYST)
+    assert analyst.post(f"/api/v1/participations/{theirs.pk}/opt-out/", {"channel": "portal"},
+                        format="json").status_code == 403
+    csr = _client(django_user_model, roles.CSR)
+    assert csr.post(f"/api/v1/participations/{theirs.pk}/opt-out/", {"channel": "csr"},
+                    format="json").status_code == 201
