@@ -506,8 +506,8 @@ class Demo:
         return total
 
     def _plan_events(self, program, count: int, total: dict[int, float]) -> list[sim.HotDay]:
-        from events.rules import is_holiday
-        from events.services import ProgramContext
+        from programs.calendars import is_holiday
+        from events.selectors import ProgramContext
 
         ctx = ProgramContext.load(program)
         rule = ctx.rule_on(SEASON_FIRST)
@@ -517,7 +517,7 @@ class Demo:
         season = next(s for s in ctx.seasons if s.start_date <= SEASON_FIRST <= s.end_date)
 
         def allowed(day: dt.date) -> bool:
-            holiday = is_holiday(day, program.holiday_calendar)
+            holiday = is_holiday(program.holiday_calendar, day)
             return day.weekday() < 5 and (rule.holidays_allowed or not holiday)
 
         return sim.hot_days(total, tz=program.time_zone, first=season.start_date, last=season.end_date,
