@@ -506,8 +506,8 @@ class Demo:
         return total
 
     def _plan_events(self, program, count: int, total: dict[int, float]) -> list[sim.HotDay]:
-        from programs.calendars import is_holiday
         from events.selectors import ProgramContext
+        from programs.calendars import is_holiday
 
         ctx = ProgramContext.load(program)
         rule = ctx.rule_on(SEASON_FIRST)
