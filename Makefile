@@ -33,7 +33,7 @@ lint: setup
 
 serve: setup
 	$(PY) manage.py migrate --noinput
-	$(PY) manage.py runserver 127.0.0.1:8000
+	$(PY) manage.py runserver --insecure 127.0.0.1:8000
 
 worker: setup
 	$(VENV)/bin/celery -A cpm worker -l info

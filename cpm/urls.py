@@ -1,20 +1,29 @@
 """URL configuration: admin, the REST API under /api/v1/, the OpenAPI schema and docs."""
 
+from importlib import import_module
 from importlib.util import find_spec
 
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
 
-api_v1 = []
-for app in ("programs", "devices", "enrollments", "events", "settlement"):
-    if find_spec(f"{app}.api.urls"):
-        api_v1.append(path("", include(f"{app}.api.urls")))
+APPS = ("programs", "devices", "enrollments", "events", "settlement")
+
+
+def _api_router() -> DefaultRouter:
+    """One router over every app's viewsets, so /api/v1/ lists them all (each app keeps its own api/urls.py)."""
+    router = DefaultRouter()
+    for app in APPS:
+        if find_spec(f"{app}.api.urls"):
+            router.registry.extend(import_module(f"{app}.api.urls").router.registry)
+    return router
+
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("api/v1/", include(api_v1)),
+    path("api/v1/", include(_api_router().urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),

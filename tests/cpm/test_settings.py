@@ -28,3 +28,11 @@ def test_openapi_schema_generates_without_warnings(capsys):
     call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(ROOT / "var" / "schema.yml"))
     schema = (ROOT / "var" / "schema.yml").read_text()
     assert schema.startswith("openapi: 3")
+
+
+@pytest.mark.django_db
+def test_api_root_lists_every_app(admin_api):
+    root = admin_api.get("/api/v1/").json()
+    for name in ("programs", "service-points", "devices", "customers", "enrollments", "events", "participations",
+                 "meter-data-loads", "event-settlements", "bill-credit-exports"):
+        assert name in root, name
