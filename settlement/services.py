@@ -32,9 +32,10 @@ from enrollments.choices import EnrollmentStatus
 from enrollments.models import Account, Enrollment, ProgramSubscription, ServiceAgreement
 from events.choices import COUNTED_EVENT_STATUSES, EventStatus, ParticipationStatus
 from events.models import Event, Participation
-from programs.choices import IncentiveKind, OptOutConsequence, SettlementTiming
+from programs.choices import IncentiveBasis, IncentiveKind, OptOutConsequence, SettlementTiming
 from programs.models import IncentiveRule, IntervalPrice, Program, Season
 
+from . import baselines as bl
 from . import incentives as inc
 from . import measurement as meas
 from .choices import (
@@ -209,31 +210,6 @@ def event_settle(*, event: Event, now: dt.datetime, actor: Any = None, recalcula
     return batch
 
 
-_ISO: dict[dt.date, str] = {}
-
-
-def _iso(day: dt.date) -> str:
-    text = _ISO.get(day)
-    if text is None:
-        text = _ISO[day] = day.isoformat()
-    return text
-
-
-_EXCLUDED: dict[int, tuple[list, list]] = {}
-
-
-def _excluded_json(excluded: list) -> list:
-    """``[[iso date, reason], ...]``; the list shared by most service points of a chunk is converted once."""
-    cached = _EXCLUDED.get(id(excluded))
-    if cached is not None and cached[0] is excluded:
-        return cached[1]
-    out = [[_iso(d), why] for d, why in excluded]
-    if len(_EXCLUDED) > 64:
-        _EXCLUDED.clear()
-    _EXCLUDED[id(excluded)] = (excluded, out)
-    return out
-
-
 class _Part:
     """A participation as plain values (chunks of 5,000+ rows: no model instances)."""
 
@@ -249,101 +225,142 @@ class _Part:
     minutes_participated = Participation.minutes_participated
 
 
-def _float_list(values: np.ndarray, digits: int = 4) -> list:
-    """Rounded floats for JSON, NaN (no data) as None."""
-    rounded = np.round(np.asarray(values, dtype=float), digits)
-    if np.isnan(rounded).any():
-        return [None if v != v else v for v in rounded.tolist()]
-    return rounded.tolist()
+class _Json(str):
+    """JSON text already encoded (written as is by COPY; decoded for the ORM)."""
 
 
-def _settlement_record(*, event: Event, p: Participation, m: meas.Measurement, rules: list[inc.RuleSpec],
-                       capacity: inc.EnrolledCapacity, event_day: dt.date) -> dict:
-    """Fields of the event settlement of participation ``p`` from its measurement and the rules."""
+_DUMPS = json.JSONEncoder(separators=(", ", ": ")).encode
+
+
+def _num(value: float, digits: int):
+    return None if value != value else round(value, digits)
+
+
+def _day_fragments(m: meas.ChunkMeasurement) -> tuple[list[str], list[int], list[str]]:
+    """Per distinct row of engine day reasons: the JSON fragment of ``selected_days`` + ``day_reasons`` and the
+    explanation text of the selected days; returns (fragments, index per row, texts). Most service points of a chunk
+    share a few patterns, so each is encoded once."""
+    if m.day_reason is None or not len(m.participation_ids):
+        return ['"selected_days": []'], [0] * len(m.participation_ids), [""]
+    uniq, inverse = np.unique(m.day_reason, axis=0, return_inverse=True)
+    fragments, texts = [], []
+    for row in uniq:
+        selected = [m.cand_days[d].isoformat() for d in np.flatnonzero(row == bl.R_SELECTED)]
+        codes = "".join(str(int(c)) for c in row)
+        fragments.append(f'"selected_days": {_DUMPS(selected)}, "day_reasons": "{codes}"')
+        texts.append(", ".join(selected) or "none")
+    return fragments, inverse.reshape(-1).tolist(), texts
+
+
+def _settlement_rows(*, event: Event, parts: list[_Part], m: meas.ChunkMeasurement, rules: list[inc.RuleSpec],
+                     capacity: dict[int, inc.EnrolledCapacity]) -> list[dict]:
+    """Fields of the event settlement of each participation (``parts`` order) from the chunk's measurement and the
+    rules: money through ``incentives.event_components_batch`` and rounded once per component
+    (``cpm.money.round_money``); ``inputs`` and ``components`` as JSON text (``_Json``), built once per chunk where
+    rows share them; a fingerprint of everything the settlement says."""
     program = event.program
+    n = len(parts)
     event_minutes = (event.end - event.start).total_seconds() / 60.0
-    fraction = inc.proration_fraction(p.minutes_participated, event_minutes)
-    opted_out = bool(p.opted_out_at) or p.status == ParticipationStatus.OPTED_OUT
-    kwh = Decimal(f"{m.kwh_avoided:.4f}")
-    kw = Decimal(f"{m.kw_drop_avg:.4f}")
-    first = int(np.argmax(m.participated)) if m.participated.any() else 0
-    inputs = {
-        "method": m.method, "interval_minutes": m.interval_minutes,
-        "day_start": m.interval_starts[0].isoformat() if m.interval_starts else None,
-        "participated": [first, int(m.participated.sum())],
-        "baseline_kw": _float_list(m.baseline_kw), "adjusted_baseline_kw": _float_list(m.adjusted_baseline_kw),
-        "actual_kw": _float_list(m.actual_kw), "reduction_kwh": _float_list(m.reduction_kwh[m.participated]),
-        "selected_days": [_iso(d) for d in m.selected_days],
-        "excluded_days": _excluded_json(m.excluded_days),
-        "adjustment": round(m.adjustment, 6), "detail": m.detail,
-        "minutes_participated": round(p.minutes_participated, 2), "event_minutes": round(event_minutes, 2),
-        "participation_status": p.status,
-    }
-    components: list[inc.Component] = []
-    status_note = m.detail
-    if m.status == meas.OK:
-        outcome = inc.EventOutcome(
-            kwh_avoided=kwh, fraction=fraction, opted_out=opted_out, responded=p.status not in NOT_RESPONDED,
-            interval_kwh=[(s, Decimal(f"{v:.6f}")) for s, v in m.participated_interval_kwh()], capacity=capacity,
-            charges_negative_performance=program.charges_negative_performance)
-        try:
-            components = inc.event_components(outcome, rules)
-        except inc.MissingPrice as exc:
-            status_note = str(exc)
-    if status_note or m.status != meas.OK:
-        target = ES.PENDING
-    elif program.settlement_timing == SettlementTiming.SEASON_END:
-        target = ES.DEFERRED
-    else:
-        target = ES.CALCULATED
-    comps = [{**c.as_dict(), "rounded": str(round_money(c.amount))} for c in components]
-    amount = sum((round_money(c.amount) for c in components), ZERO)
-    explanation = _explain(event=event, p=p, m=m, kwh=kwh, kw=kw, fraction=fraction, opted_out=opted_out,
-                           components=components, amount=amount, note=status_note, target=target)
-    fields = {
-        "status": target, "measurement_status": MeasurementStatus.OK if m.status == meas.OK
-        else MeasurementStatus.INSUFFICIENT_DATA, "method": m.method, "kwh_avoided": kwh, "kw_drop_avg": kw,
-        "participation_fraction": fraction, "opted_out": opted_out, "amount": amount, "components": comps,
-        "inputs": inputs, "explanation": explanation,
-    }
-    # Fingerprint of what the settlement says: summary, components, selected days and the raw interval arrays.
-    digest = hashlib.sha256(json.dumps(
-        [target, fields["measurement_status"], m.method, str(kwh), str(kw), str(fraction), opted_out, str(amount),
-         comps, inputs["selected_days"], inputs["adjustment"], inputs["participated"], p.status],
-        default=str).encode())
-    for arr in (m.baseline_kw, m.adjusted_baseline_kw, m.actual_kw):
-        digest.update(np.round(np.asarray(arr, dtype=float), 4).tobytes())
-    fields["fingerprint"] = digest.hexdigest()
-    return fields
+    fractions: dict[tuple, tuple[Decimal, float]] = {}
+    fraction, minutes = [], []
+    for p in parts:
+        key = (p.start, p.end, p.opted_out_at)
+        hit = fractions.get(key)
+        if hit is None:
+            mp = p.minutes_participated
+            hit = fractions[key] = (inc.proration_fraction(mp, event_minutes), round(mp, 2))
+        fraction.append(hit[0])
+        minutes.append(hit[1])
+    opted_out = [bool(p.opted_out_at) or p.status == ParticipationStatus.OPTED_OUT for p in parts]
+    kwh = [Decimal(f"{v:.4f}") for v in m.kwh_avoided.tolist()]
+    kw = [Decimal(f"{v:.4f}") for v in m.kw_drop_avg.tolist()]
+    ok = m.ok.tolist()
+    counted = m.counted.tolist()
+    interval_kwh: list = []
+    if any(r.basis == IncentiveBasis.PRICE_SET for r in rules):
+        red = m.reduction_kwh.tolist()
+        interval_kwh = [[Decimal(f"{v:.6f}") for v in red[k][:counted[k]]] for k in range(n)]
+    outcomes = inc.EventOutcomes(
+        kwh_avoided=kwh, fraction=fraction, opted_out=opted_out,
+        responded=[p.status not in NOT_RESPONDED for p in parts],
+        capacity=[capacity.get(p.enrollment_id, _NO_CAPACITY) for p in parts], interval_starts=m.starts,
+        interval_kwh=interval_kwh, charges_negative_performance=program.charges_negative_performance)
+    columns, errors = inc.event_components_batch(outcomes, rules)
+
+    # Chunk-wide parts of the inputs.
+    head = (f'{{"method": {_DUMPS(m.method)}, "params": {_DUMPS(m.params)}, '
+            f'"interval_minutes": {m.interval_minutes}, "start": "{m.starts[0].isoformat() if m.starts else ""}", '
+            f'"event_minutes": {round(event_minutes, 2)}, '
+            f'"first_candidate_day": {_DUMPS(m.cand_days[0].isoformat() if m.cand_days else None)}, ')
+    day_frag, day_index, day_text = _day_fragments(m)
+    values = np.round(np.stack([m.baseline_kw, m.adjusted_baseline_kw, m.actual_kw, m.reduction_kwh], axis=1), 4)
+    has_nan = np.isnan(values).any(axis=(1, 2)).tolist()
+    values_list = values.tolist()
+    adjustment = m.adjustment.tolist()
+    timing_target = ES.DEFERRED if program.settlement_timing == SettlementTiming.SEASON_END else ES.CALCULATED
+    is_device = m.method == meas.METHOD_DEVICE
+    x_of_y = "" if is_device else f"{m.params['x']} of {m.params['y']}"
+    out = []
+    for k, p in enumerate(parts):
+        note = m.detail[k] if not ok[k] else (str(errors[k]) if errors[k] is not None else "")
+        comps = []
+        if ok[k] and errors[k] is None:
+            for col in columns:
+                amount = col.amount[k]
+                if amount is not None:
+                    qty, rate = col.quantity[k], col.rate[k]
+                    comps.append({"kind": col.kind, "amount": str(amount), "description": col.description[k],
+                                  "quantity": None if qty is None else str(qty), "unit": col.unit[k],
+                                  "rate": None if rate is None else str(rate), "rule_id": col.rule_id,
+                                  "rounded": str(round_money(amount))})
+        target = ES.PENDING if note else timing_target
+        amount = sum((Decimal(c["rounded"]) for c in comps), ZERO)
+        rows = values_list[k]
+        if has_nan[k]:
+            rows = [[None if v != v else v for v in r] for r in rows]
+        adj = adjustment[k]
+        inputs = _Json(
+            f'{head}"baseline_kw": {_DUMPS(rows[0])}, "adjusted_baseline_kw": {_DUMPS(rows[1])}, '
+            f'"actual_kw": {_DUMPS(rows[2])}, "reduction_kwh": {_DUMPS(rows[3])}, '
+            f'"participated": [0, {counted[k]}], {day_frag[day_index[k]]}, '
+            f'"adjustment": {_DUMPS(_num(adj, 6))}, "detail": {_DUMPS(m.detail[k])}, '
+            f'"minutes_participated": {minutes[k]}, "participation_status": "{p.status}"}}')
+        components = _Json(_DUMPS(comps))
+        mstatus = MeasurementStatus.OK if ok[k] else MeasurementStatus.INSUFFICIENT_DATA
+        if is_device:
+            text = "Device telemetry (no load baseline): kWh avoided = metered device discharge in the event."
+        else:
+            text = (f"{m.method}: baseline = mean of {x_of_y} similar days ({day_text[day_index[k]]}); day-of "
+                    f"adjustment {'none' if adj != adj else f'{adj:.4f}'}.")
+        text += (f" {kwh[k]} kWh avoided over {counted[k]} intervals of {m.interval_minutes} min; average kW drop "
+                 f"{kw[k]} kW over the event window.")
+        if opted_out[k]:
+            text += (f" Opted out at {p.opted_out_at:%Y-%m-%d %H:%M}Z: participated {fraction[k]} of the event."
+                     if p.opted_out_at else " Opted out.")
+        if note:
+            text += f" Pending: {note}."
+        for c in comps:
+            text += f" {c['kind']}: {c['description']} -> ${c['rounded']}."
+        text += f" Total ${amount} ({target})."
+        digest = hashlib.sha256(
+            f"{target}|{mstatus}|{kwh[k]}|{kw[k]}|{fraction[k]}|{opted_out[k]}|{amount}|{components}|{inputs}"
+            .encode()).hexdigest()
+        out.append({"status": target, "measurement_status": mstatus, "method": m.method, "kwh_avoided": kwh[k],
+                    "kw_drop_avg": kw[k], "participation_fraction": fraction[k], "opted_out": opted_out[k],
+                    "amount": amount, "components": components, "inputs": inputs, "explanation": text,
+                    "fingerprint": digest})
+    return out
 
 
-def _explain(*, event, p, m, kwh, kw, fraction, opted_out, components, amount, note, target) -> str:
-    parts = []
-    if m.method == meas.METHOD_DEVICE:
-        parts.append("Device telemetry (no load baseline): kWh avoided = metered device discharge in the event.")
-    else:
-        x = "10" if m.method == meas.METHOD_10_IN_10 else "4"
-        days = ", ".join(d.isoformat() for d in m.selected_days) or "none"
-        parts.append(f"{m.method}: baseline = mean of {len(m.selected_days)} of up to {x} similar days ({days}); "
-                     f"day-of adjustment x{m.adjustment:.4f} (capped to +/-20%).")
-    parts.append(f"{kwh} kWh avoided over {int(m.participated.sum())} intervals of {m.interval_minutes} min; "
-                 f"average kW drop {kw} kW over the event window.")
-    if opted_out:
-        parts.append(f"Opted out at {p.opted_out_at:%Y-%m-%d %H:%M}Z: participated {fraction} of the event."
-                     if p.opted_out_at else "Opted out.")
-    if note:
-        parts.append(f"Pending: {note}.")
-    for c in components:
-        parts.append(f"{c.kind}: {c.description} -> ${round_money(c.amount)}.")
-    parts.append(f"Total ${amount} ({target}).")
-    return " ".join(parts)
+_NO_CAPACITY = inc.EnrolledCapacity()
 
 
 def event_settle_chunk(*, batch: SettlementBatch, sp_first: int, sp_last: int, now: dt.datetime) -> dict[str, int]:
     """Settle the participations of the batch's event at service points ``sp_first..sp_last`` (inclusive ids).
 
-    Creates missing settlements, leaves unchanged ones (same fingerprint) untouched, updates changed unapproved ones
-    and re-opens changed approved ones (revision + 1, status back to CALCULATED/DEFERRED, audited). Returns counts.
+    Creates missing settlements (COPY on PostgreSQL), leaves unchanged ones (same fingerprint) untouched, updates
+    changed unapproved ones and re-opens changed approved ones (revision + 1, status back to CALCULATED/DEFERRED,
+    audited). A constant number of queries whatever the chunk size. Returns counts.
     """
     event = Event.objects.select_related("program").get(pk=batch.event_id)
     program = event.program
@@ -352,39 +369,41 @@ def event_settle_chunk(*, batch: SettlementBatch, sp_first: int, sp_last: int, n
     parts = [_Part(row) for row in Participation.objects.filter(
         event=event, service_point_id__gte=sp_first, service_point_id__lte=sp_last)
         .exclude(status=ParticipationStatus.CANCELLED).order_by("service_point_id", "id").values_list(*_Part.FIELDS)]
-    measurements = meas.measure_event(event=event, participations=parts, now=now)
+    counts = {"calculated": 0, "unchanged": 0, "corrected": 0, "pending": 0}
+    if not parts:
+        return counts
+    measured = meas.measure_event(event=event, participations=parts, now=now)
     rules = rule_specs(program, kinds=[IncentiveKind.PERFORMANCE_KWH, IncentiveKind.PER_EVENT,
                                        IncentiveKind.OPT_OUT_PENALTY], on_day=event_day,
                        price_window=(event.start, event.end))
     capacity = enrolled_capacity(sorted({p.enrollment_id for p in parts}), start=event_day,
                                  end=event_day + dt.timedelta(days=1))
-    existing = {es.participation_id: es
-                for es in EventSettlement.objects.filter(participation__in=[p.pk for p in parts])}
-    counts = {"calculated": 0, "unchanged": 0, "corrected": 0, "pending": 0}
-    creates, updates, reopened = [], [], defaultdict(list)
-    for p in parts:
-        fields = _settlement_record(event=event, p=p, m=measurements[p.pk], rules=rules,
-                                    capacity=capacity.get(p.enrollment_id, inc.EnrolledCapacity()),
-                                    event_day=event_day)
-        es = existing.get(p.pk)
+    existing = {pid: (pk, fingerprint, status) for pk, pid, fingerprint, status in EventSettlement.objects.filter(
+        event=event, service_point_id__gte=sp_first, service_point_id__lte=sp_last).values_list(
+        "pk", "participation_id", "fingerprint", "status")}
+    records = _settlement_rows(event=event, parts=parts, m=measured, rules=rules, capacity=capacity)
+    creates, changed = [], {}
+    for p, fields in zip(parts, records, strict=True):
         if fields["status"] == ES.PENDING:
             counts["pending"] += 1
-        if es is None:
+        known = existing.get(p.pk)
+        if known is None:
             creates.append(dict(
                 batch_id=batch.pk, event_id=event.pk, participation_id=p.pk, program_id=program.pk,
                 enrollment_id=p.enrollment_id, account_id=p.account_id, service_point_id=p.service_point_id,
                 device_id=p.device_id, revision=1, posted_amount=ZERO, approved_at=None,
                 event_day=event_day, calculated_at=now, created_at=now, updated_at=now, **fields))
             counts["calculated"] += fields["status"] != ES.PENDING
-            continue
-        if es.fingerprint == fields["fingerprint"] or es.status == ES.REVERSED:
+        elif known[1] == fields["fingerprint"] or known[2] == ES.REVERSED:
             counts["unchanged"] += 1
-            continue
+        elif known[2] == ES.APPROVED and fields["status"] == ES.PENDING:
+            counts["unchanged"] += 1  # corrected data became insufficient: approved money stays; reported
+        else:
+            changed[known[0]] = fields
+    updates, reopened = [], defaultdict(list)
+    for es in EventSettlement.objects.filter(pk__in=list(changed)) if changed else ():
+        fields = changed[es.pk]
         if es.status == ES.APPROVED:
-            if fields["status"] == ES.PENDING:
-                # Corrected data became insufficient: approved money stays; the batch reports it.
-                counts["unchanged"] += 1
-                continue
             es.revision += 1
             counts["corrected"] += 1
         else:
@@ -393,14 +412,15 @@ def event_settle_chunk(*, batch: SettlementBatch, sp_first: int, sp_last: int, n
             check_transition(allowed=EVENT_SETTLEMENT_TRANSITIONS, current=es.status, to=fields["status"],
                              label=str(es))
             reopened[(es.status, fields["status"])].append(es.pk)
-        for k, v in fields.items():
-            setattr(es, k, v)
+        for key, value in fields.items():
+            setattr(es, key, json.loads(value) if isinstance(value, _Json) else value)
         es.batch, es.calculated_at, es.updated_at = batch, now, now
         updates.append(es)
     with transaction.atomic():
         _insert(EventSettlement, creates)
-        EventSettlement.objects.bulk_update(updates, [*fields.keys(), "revision", "batch", "calculated_at",
-                                                      "updated_at"], batch_size=1000) if updates else None
+        if updates:
+            EventSettlement.objects.bulk_update(updates, [*records[0].keys(), "revision", "batch", "calculated_at",
+                                                          "updated_at"], batch_size=1000)
         for (frm, to), pks in reopened.items():
             _bulk_audit(model=EventSettlement, pks=pks, from_status=frm, to_status=to, now=now, actor="settlement",
                         reason=f"recalculated by batch {batch.pk}"
@@ -409,24 +429,27 @@ def event_settle_chunk(*, batch: SettlementBatch, sp_first: int, sp_last: int, n
 
 
 def _insert(model, rows: list[dict]) -> None:
-    """Insert new rows given as ``{attname: value}`` (every concrete field but the primary key): PostgreSQL COPY
-    (fast for chunks of thousands of rows), ``bulk_create`` elsewhere."""
+    """Insert new rows given as ``{attname: value}`` (every concrete field but the primary key; JSON fields as
+    Python values or ``_Json`` text): PostgreSQL COPY (fast for chunks of thousands of rows), ``bulk_create``
+    elsewhere."""
     from django.db import connection
 
     if not rows:
         return
-    if connection.vendor != "postgresql":
-        model.objects.bulk_create([model(**row) for row in rows], batch_size=1000)
-        return
     fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    json_fields = {f.attname for f in fields if f.get_internal_type() == "JSONField"}
+    if connection.vendor != "postgresql":
+        model.objects.bulk_create([model(**{k: json.loads(v) if isinstance(v, _Json) else v for k, v in row.items()})
+                                   for row in rows], batch_size=1000)
+        return
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
     names = [f.attname for f in fields]
-    json_fields = {f.attname for f in fields if f.get_internal_type() == "JSONField"}
     dumps = json.dumps
     with connection.cursor() as cursor:
         with cursor.cursor.copy(f"COPY {model._meta.db_table} ({columns}) FROM STDIN") as copy:
             for row in rows:
-                copy.write_row([dumps(row[n]) if n in json_fields else row[n] for n in names])
+                copy.write_row([(row[n] if isinstance(row[n], _Json) else dumps(row[n])) if n in json_fields
+                                else row[n] for n in names])
 
 
 def _post_lines(es: EventSettlement, *, now, customer_settlement: CustomerSettlement | None = None) -> None:
