@@ -46,6 +46,7 @@ B_PER_DEVICE = "per_device"
 B_PER_KWH = "per_kwh"
 B_PRICE_SET = "price_set"
 B_PER_KW = "per_kw"
+CAPACITY_BASES = frozenset({B_PER_KW_ENROLLED, B_PER_KWH_ENROLLED, B_PER_DEVICE})  # what basis_quantity reads
 # programs.choices.OptOutConsequence values
 C_PENALTY = "penalty"
 C_FORFEIT_EVENT = "forfeit_event"

@@ -91,6 +91,24 @@ def grid_minutes(event_start: dt.datetime, event_end: dt.datetime, params: bl.Ba
     raise ValueError("event window is not on a 5-minute grid")
 
 
+NEAR_MARGIN_DAYS = 2
+
+
+def near_lookback_days(event_day: dt.date, params: bl.BaselineParams, holidays) -> int:
+    """Lookback (days) holding the ``y`` most recent days of the event day's type plus ``NEAR_MARGIN_DAYS`` more
+    (a few missing or event days), capped at ``params.lookback_days``; ``params`` resolved for the day type."""
+    holidays = frozenset(holidays)
+    want_weekend = params.day_type == "weekend_holiday"
+    found = 0
+    for k in range(1, params.lookback_days + 1):
+        day = event_day - dt.timedelta(days=k)
+        if bl.is_weekend_holiday(day, holidays) == want_weekend:
+            found += 1
+            if found >= params.y + NEAR_MARGIN_DAYS:
+                return k
+    return params.lookback_days
+
+
 def method_label(program, params: bl.BaselineParams) -> str:
     """The baseline method as settled: ``caiso-auto`` resolves to ``caiso-10-in-10`` or ``caiso-4-in-4``."""
     if program.baseline_method == "caiso-auto":
@@ -160,18 +178,33 @@ def _measure_meters(event, participations) -> ChunkMeasurement:
                             {event_day.year, (event_day - dt.timedelta(days=params.lookback_days)).year})
     concrete = params.for_day_type(bl.is_weekend_holiday(event_day, holidays))
     minutes = grid_minutes(event.start, event.end, concrete)
-    span_start, span_end = baseline_span(event_start=event.start, event_end=event.end, tz=tz,
-                                         lookback_days=params.lookback_days, interval_minutes=minutes)
     sp_ids = sorted({p.service_point_id for p in participations})
-    matrix = interval_kwh_matrix(service_point_ids=sp_ids, start=span_start, end=span_end,
-                                 interval_minutes=minutes, chunk_size=max(1, len(sp_ids)))
     by_sp = other_event_days(service_point_ids=sp_ids, event=event, tz=tz,
                              first_day=event_day - dt.timedelta(days=params.lookback_days))
     row_of = {sp: k for k, sp in enumerate(sp_ids)}
-    result = bl.baseline_batch(start=matrix.start, interval_minutes=minutes, kwh=matrix.kwh, tz=tz,
-                               event_start=event.start, event_end=event.end, params=params, holidays=holidays,
-                               event_days={row_of[sp]: days for sp, days in by_sp.items()})
-    del matrix
+    event_days = {row_of[sp]: days for sp, days in by_sp.items()}
+
+    def run(ids: list[int], lookback_days: int, days_of) -> bl.BatchBaselineResult:
+        start, end = baseline_span(event_start=event.start, event_end=event.end, tz=tz, lookback_days=lookback_days,
+                                   interval_minutes=minutes)
+        matrix = interval_kwh_matrix(service_point_ids=ids, start=start, end=end, interval_minutes=minutes,
+                                     chunk_size=max(1, len(ids)))
+        return bl.baseline_batch(start=matrix.start, interval_minutes=minutes, kwh=matrix.kwh, tz=tz,
+                                 event_start=event.start, event_end=event.end, params=params, holidays=holidays,
+                                 event_days=days_of)
+
+    # Read the recent days a complete window needs first; only service points whose window is not complete there
+    # (missing data, their own event days, low usage) are read over the whole lookback and computed again. A
+    # complete window gives the same result whatever older days hold (they are "not reached").
+    near = near_lookback_days(event_day, concrete, holidays)
+    result = run(sp_ids, near, event_days)
+    redo = np.flatnonzero(result.insufficient_days) if near < params.lookback_days else np.zeros(0, dtype=np.int64)
+    if redo.size:
+        again = run([sp_ids[k] for k in redo.tolist()], params.lookback_days,
+                    {j: event_days[k] for j, k in enumerate(redo.tolist()) if k in event_days})
+        for name, value in vars(again).items():
+            if isinstance(value, np.ndarray):
+                getattr(result, name)[redo] = value
     rows = np.array([row_of[p.service_point_id] for p in participations], dtype=np.int64)
     n_ev = len(result.event_starts)
     counted = _counted(participations, event, minutes, n_ev)

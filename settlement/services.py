@@ -229,7 +229,7 @@ class _Json(str):
     """JSON text already encoded (written as is by COPY; decoded for the ORM)."""
 
 
-_DUMPS = json.JSONEncoder(separators=(", ", ": ")).encode
+_DUMPS = json.dumps
 
 
 def _num(value: float, digits: int):
@@ -248,7 +248,7 @@ def _day_fragments(m: meas.ChunkMeasurement) -> tuple[list[str], list[int], list
         selected = [m.cand_days[d].isoformat() for d in np.flatnonzero(row == bl.R_SELECTED)]
         codes = "".join(str(int(c)) for c in row)
         fragments.append(f'"selected_days": {_DUMPS(selected)}, "day_reasons": "{codes}"')
-        texts.append(", ".join(selected) or "none")
+        texts.append(f"{len(selected)} days, {selected[-1]} to {selected[0]}" if selected else "no days")
     return fragments, inverse.reshape(-1).tolist(), texts
 
 
@@ -288,7 +288,7 @@ def _settlement_rows(*, event: Event, parts: list[_Part], m: meas.ChunkMeasureme
     columns, errors = inc.event_components_batch(outcomes, rules)
 
     # Chunk-wide parts of the inputs.
-    head = (f'{{"method": {_DUMPS(m.method)}, "params": {_DUMPS(m.params)}, '
+    head = (f'{{"method": {_DUMPS(m.method)}, "baseline_params": {_DUMPS(program.baseline_params or {})}, '
             f'"interval_minutes": {m.interval_minutes}, "start": "{m.starts[0].isoformat() if m.starts else ""}", '
             f'"event_minutes": {round(event_minutes, 2)}, '
             f'"first_candidate_day": {_DUMPS(m.cand_days[0].isoformat() if m.cand_days else None)}, ')
@@ -330,7 +330,7 @@ def _settlement_rows(*, event: Event, parts: list[_Part], m: meas.ChunkMeasureme
         if is_device:
             text = "Device telemetry (no load baseline): kWh avoided = metered device discharge in the event."
         else:
-            text = (f"{m.method}: baseline = mean of {x_of_y} similar days ({day_text[day_index[k]]}); day-of "
+            text = (f"{m.method}: baseline = {x_of_y} similar days ({day_text[day_index[k]]}); day-of "
                     f"adjustment {'none' if adj != adj else f'{adj:.4f}'}.")
         text += (f" {kwh[k]} kWh avoided over {counted[k]} intervals of {m.interval_minutes} min; average kW drop "
                  f"{kw[k]} kW over the event window.")
@@ -376,8 +376,10 @@ def event_settle_chunk(*, batch: SettlementBatch, sp_first: int, sp_last: int, n
     rules = rule_specs(program, kinds=[IncentiveKind.PERFORMANCE_KWH, IncentiveKind.PER_EVENT,
                                        IncentiveKind.OPT_OUT_PENALTY], on_day=event_day,
                        price_window=(event.start, event.end))
-    capacity = enrolled_capacity(sorted({p.enrollment_id for p in parts}), start=event_day,
-                                 end=event_day + dt.timedelta(days=1))
+    capacity = {}
+    if any(r.kind == IncentiveKind.PER_EVENT and r.basis in inc.CAPACITY_BASES for r in rules):
+        capacity = enrolled_capacity(sorted({p.enrollment_id for p in parts}), start=event_day,
+                                     end=event_day + dt.timedelta(days=1))
     existing = {pid: (pk, fingerprint, status) for pk, pid, fingerprint, status in EventSettlement.objects.filter(
         event=event, service_point_id__gte=sp_first, service_point_id__lte=sp_last).values_list(
         "pk", "participation_id", "fingerprint", "status")}

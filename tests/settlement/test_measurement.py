@@ -36,12 +36,16 @@ NOW = dt.datetime(2026, 7, 20, 12, 0, tzinfo=dt.UTC)
 FIRST, LAST = dt.date(2026, 5, 25), dt.date(2026, 7, 16)
 
 
-def noisy_readings(service_point, seed=3):
-    """Hourly kWh with a daily shape and noise, lower in the event window: every interval differs."""
+def noisy_readings(service_point, seed=3, missing=()):
+    """Hourly kWh with a daily shape and noise, lower in the event window: every interval differs. ``missing``: UTC
+    days without readings."""
     rng = np.random.default_rng(seed)
     rows, day = [], FIRST
     shape = 1.0 + 0.5 * np.sin(np.linspace(0, 2 * np.pi, 24, endpoint=False))
     while day <= LAST:
+        if day in missing:
+            day += dt.timedelta(days=1)
+            continue
         values = rng.uniform(1.5, 2.5) * shape * rng.normal(1.0, 0.08, 24)
         for h in range(24):
             t = dt.datetime.combine(day, dt.time(h), tzinfo=dt.UTC)
@@ -67,7 +71,9 @@ def settle(event, now=NOW):
         return services.event_settle(event=event, now=now)
 
 
-def test_stored_interval_values_equal_the_baseline_cli_on_the_same_readings(tmp_path):
+@pytest.mark.parametrize("missing", [(), (dt.date(2026, 7, 14), dt.date(2026, 7, 10), dt.date(2026, 7, 7))],
+                         ids=["recent-days-complete", "gaps-read-whole-lookback"])
+def test_stored_interval_values_equal_the_baseline_cli_on_the_same_readings(tmp_path, missing):
     # US federal calendar: Friday July 3 2026 is the observed Independence Day (a holiday, not a similar day).
     program = ProgramFactory(holiday_calendar="US", baseline_method="caiso-10-in-10",
                              baseline_params={"adjustment_cap": [0.5, 1.5]})
@@ -75,7 +81,7 @@ def test_stored_interval_values_equal_the_baseline_cli_on_the_same_readings(tmp_
                          amount=Decimal("1.25"))
     sub = active_participant(program=program)
     sp = sub.enrollment.service_point
-    noisy_readings(sp)
+    noisy_readings(sp, missing=missing)
     # The service point took part in another program's event on Wednesday July 8: an event day, not a similar day.
     other = ProgramFactory(allows_co_enrollment=True)
     other_event = EventFactory(program=other, start=dt.datetime(2026, 7, 8, 22, tzinfo=dt.UTC),
@@ -102,13 +108,16 @@ def test_stored_interval_values_equal_the_baseline_cli_on_the_same_readings(tmp_
     assert "2026-07-08" not in cli["selected_days"] and "2026-07-03" not in cli["selected_days"]
     days = dict(event_settlement_days(es.inputs))
     assert (days["2026-07-08"], days["2026-07-03"], days["2026-07-12"]) == ("event_day", "holiday", "day_type")
+    # A missing UTC day removes two local days (the evening event window crosses UTC midnight).
+    assert len([d for d, r in days.items() if r == "missing_data"]) == 2 * len(missing)
     assert {e["day"]: e["reason"] for e in cli["excluded_days"]} == {d: r for d, r in days.items() if r != "selected"}
     assert es.inputs["adjustment"] == pytest.approx(cli["adjustment"]["applied"], abs=1e-6)
     assert 0.5 < es.inputs["adjustment"] < 1.5 and es.inputs["adjustment"] != 1.0  # a real, uncapped adjustment
     for key in ("baseline_kw", "adjusted_baseline_kw", "actual_kw", "reduction_kwh"):
         assert es.inputs[key] == [round(i[key], 4) for i in cli["intervals"]], key
     assert es.inputs["start"] == EVENT_START.isoformat()
-    assert es.kwh_avoided == Decimal(f"{cli['totals']['kwh_avoided']:.4f}")
+    # Stored with 4 decimals; the CLI prints 6 (rounding the same float sum).
+    assert float(es.kwh_avoided) == pytest.approx(cli["totals"]["kwh_avoided"], abs=5.1e-5)
     assert es.amount == (es.kwh_avoided * Decimal("1.25")).quantize(Decimal("0.01"))
 
 
