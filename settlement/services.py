@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q, Sum
+from django.db.models import F, OuterRef, Q, Subquery, Sum
 
 from cpm.audit import actor_label, audit_record
-from cpm.errors import ConflictError, DomainValidationError
+from cpm.errors import ConflictError, DomainValidationError, TransitionNotAllowed
 from cpm.models import AuditEntry
 from cpm.money import ZERO, round_money
 from cpm.states import check_transition, transition
@@ -76,6 +76,17 @@ def _bulk_audit(*, model, pks, from_status: str, to_status: str, now, actor, rea
                    object_type=model._meta.label_lower, object_id=str(pk),
                    object_repr=f"{model._meta.verbose_name.capitalize()} #{pk}"[:200], from_status=from_status,
                    to_status=to_status, reason=reason) for pk in pks], batch_size=2000)
+
+
+def _audit_rows(*, model, rows, now, actor) -> None:
+    """Audit entries ``(pk, action, from_status, to_status, reason)`` in one insert (as ``cpm.audit.audit_record``)."""
+    user = actor if getattr(actor, "pk", None) is not None and hasattr(actor, "get_username") else None
+    label = actor_label(actor)[:150]
+    AuditEntry.objects.bulk_create([
+        AuditEntry(at=now, actor=user, actor_label=label, action=action, object_type=model._meta.label_lower,
+                   object_id=str(pk), object_repr=f"{model._meta.verbose_name.capitalize()} #{pk}"[:200],
+                   from_status=frm, to_status=to, reason=reason) for pk, action, frm, to, reason in rows],
+        batch_size=2000)
 
 
 def _chunks(keys: list[int], size: int) -> list[tuple[int, int]]:
@@ -538,28 +549,37 @@ def _season_for(program: Program, day: dt.date) -> Season | None:
     return Season.objects.filter(program=program, start_date__lte=day, end_date__gte=day).first()
 
 
-def _season_events(enrollment: Enrollment, season: Season, tz) -> list[inc.SeasonEvent]:
-    """Counted events of the season for an enrollment (cancelled events and participations left out)."""
+def _season_events_by_enrollment(enrollment_ids: list[int], season: Season, tz) -> dict[int, list[inc.SeasonEvent]]:
+    """Counted events of the season per enrollment (cancelled events and participations left out). One query."""
     start, end = local_midnight(season.start_date, tz), local_midnight(season.end_date + dt.timedelta(days=1), tz)
-    parts = (Participation.objects.filter(enrollment=enrollment, event__status__in=COUNTED_EVENT_STATUSES,
-                                          event__start__gte=start, event__start__lt=end)
-             .exclude(status=ParticipationStatus.CANCELLED).select_related("event", "settlement"))
-    out = []
-    for p in parts:
-        hours = Decimal(f"{p.event.duration_hours:.4f}")
-        opted_out = bool(p.opted_out_at) or p.status == ParticipationStatus.OPTED_OUT
-        not_opted = Decimal(f"{p.minutes_participated / 60:.4f}") if opted_out else hours
-        es = getattr(p, "settlement", None)
-        kw = es.kw_drop_avg if es is not None and es.measurement_status == MeasurementStatus.OK else None
-        out.append(inc.SeasonEvent(p.event_id, hours, not_opted, opted_out, kw))
+    rows = (Participation.objects.filter(enrollment_id__in=enrollment_ids, event__status__in=COUNTED_EVENT_STATUSES,
+                                         event__start__gte=start, event__start__lt=end)
+            .exclude(status=ParticipationStatus.CANCELLED)
+            .values_list("enrollment_id", "event_id", "event__start", "event__end", "start", "end", "opted_out_at",
+                         "status", "settlement__kw_drop_avg", "settlement__measurement_status"))
+    out: dict[int, list[inc.SeasonEvent]] = defaultdict(list)
+    for enrollment_id, event_id, ev_start, ev_end, p_start, p_end, opted_at, status, kw, m_status in rows:
+        hours = Decimal(f"{(ev_end - ev_start).total_seconds() / 3600.0:.4f}")
+        opted_out = bool(opted_at) or status == ParticipationStatus.OPTED_OUT
+        if opted_out:
+            stop = opted_at if opted_at and opted_at < p_end else p_end
+            not_opted = Decimal(f"{max(0.0, (stop - p_start).total_seconds() / 60.0) / 60:.4f}")
+        else:
+            not_opted = hours
+        out[enrollment_id].append(inc.SeasonEvent(event_id, hours, not_opted, opted_out,
+                                                  kw if m_status == MeasurementStatus.OK else None))
     return out
 
 
-def _opt_out_months(enrollment: Enrollment, tz) -> set[dt.date]:
-    starts = (Participation.objects.filter(enrollment=enrollment, event__status__in=COUNTED_EVENT_STATUSES)
-              .filter(Q(opted_out_at__isnull=False) | Q(status=ParticipationStatus.OPTED_OUT))
-              .values_list("event__start", flat=True))
-    return {local_date(s, tz).replace(day=1) for s in starts}
+def _opt_out_months(enrollment_ids: list[int], tz) -> dict[int, set[dt.date]]:
+    """First days of the local months with an opted-out counted event, per enrollment. One query."""
+    out: dict[int, set[dt.date]] = defaultdict(set)
+    for enrollment_id, start in (Participation.objects.filter(enrollment_id__in=enrollment_ids,
+                                                              event__status__in=COUNTED_EVENT_STATUSES)
+                                 .filter(Q(opted_out_at__isnull=False) | Q(status=ParticipationStatus.OPTED_OUT))
+                                 .values_list("enrollment_id", "event__start")):
+        out[enrollment_id].add(local_date(start, tz).replace(day=1))
+    return out
 
 
 def customer_settlement_calculate(*, account: Account, program: Program, period_kind: str, period_start: dt.date,
@@ -576,7 +596,20 @@ def customer_settlement_calculate(*, account: Account, program: Program, period_
     event hours not opted out, cancelled events excluded) and performance per kW (top N% of the season's per-event kW
     drops); then a negative cap line keeps the season's net within the program's season cap. An APPROVED or EXPORTED
     settlement is returned unchanged. Raises ``DomainValidationError`` for a bad period.
+    Same code path as the batches: ``customer_settlements_calculate`` for one account.
     """
+    return customer_settlements_calculate(account_ids=[account.pk], program=program, period_kind=period_kind,
+                                          period_start=period_start, period_end=period_end, now=now, actor=actor,
+                                          season=season, batch=batch)[account.pk]
+
+
+def customer_settlements_calculate(*, account_ids: list[int], program: Program, period_kind: str,
+                                   period_start: dt.date, period_end: dt.date, now: dt.datetime, actor: Any = None,
+                                   season: Season | None = None,
+                                   batch: SettlementBatch | None = None) -> dict[int, CustomerSettlement]:
+    """``customer_settlement_calculate`` for many accounts (a chunk) in one transaction with a constant number of
+    queries: returns ``{account id: CustomerSettlement}``. Accounts are worked in id order, so an enrollment bonus
+    paid to one account's service point is seen by the next account at that service point."""
     if period_end <= period_start:
         raise DomainValidationError({"period_end": ["period_end must be after period_start."]})
     if period_kind not in PeriodKind.values:
@@ -584,146 +617,202 @@ def customer_settlement_calculate(*, account: Account, program: Program, period_
     tz = zone(program.time_zone)
     if season is None:
         season = _season_for(program, period_end - dt.timedelta(days=1))
+    account_ids = sorted(set(account_ids))
+    key = {"program": program, "period_kind": period_kind, "period_start": period_start, "period_end": period_end}
     with transaction.atomic():
-        cs, created = CustomerSettlement.objects.get_or_create(
-            account=account, program=program, period_kind=period_kind, period_start=period_start,
-            period_end=period_end, defaults={"season": season, "created_at": now, "updated_at": now, "batch": batch})
-        cs = CustomerSettlement.objects.select_for_update().get(pk=cs.pk)
-        if cs.status in (CS.APPROVED, CS.EXPORTED):
-            return cs
-        # Recomputable lines: incentive lines and deferred event lines of this (unapproved) settlement.
-        cs.lines.filter(Q(event_settlement__isnull=True) | Q(event_settlement__status=ES.DEFERRED)).delete()
-        end_utc = local_midnight(period_end, tz)
-        SettlementLine.objects.filter(account=account, program=program, customer_settlement__isnull=True,
-                                      event_settlement__isnull=False,
-                                      event_settlement__event__start__lt=end_utc).update(customer_settlement=cs)
-        notes: list[str] = []
-        new: list[SettlementLine] = []
-
-        def line(kind, amount, description, *, enrollment=None, key="", quantity=None, unit="", rate=None):
-            new.append(SettlementLine(
-                account=account, program=program, enrollment=enrollment, customer_settlement=cs, kind=kind,
-                line_code=LINE_CODES[kind], amount=round_money(amount), quantity=quantity, unit=unit, rate=rate,
-                service_point_id=enrollment.service_point_id if enrollment else None, description=description[:300],
-                incentive_key=key, created_at=now))
-
+        before = set(CustomerSettlement.objects.filter(account_id__in=account_ids, **key)
+                     .values_list("account_id", flat=True))
+        if len(before) < len(account_ids):
+            CustomerSettlement.objects.bulk_create(
+                [CustomerSettlement(account_id=a, season=season, created_at=now, updated_at=now, batch=batch, **key)
+                 for a in account_ids if a not in before], ignore_conflicts=True)
+        settlements = {cs.account_id: cs for cs in CustomerSettlement.objects.select_for_update()
+                       .filter(account_id__in=account_ids, **key).order_by("pk")}
+        work = {a: cs for a, cs in settlements.items() if cs.status not in (CS.APPROVED, CS.EXPORTED)}
+        if not work:
+            return settlements
+        accounts = sorted(work)
+        cs_ids = [work[a].pk for a in accounts]
+        # Recomputable lines: incentive lines and deferred event lines of these (unapproved) settlements.
+        SettlementLine.objects.filter(customer_settlement_id__in=cs_ids).filter(
+            Q(event_settlement__isnull=True) | Q(event_settlement__status=ES.DEFERRED)).delete()
+        SettlementLine.objects.filter(
+            account_id__in=accounts, program=program, customer_settlement__isnull=True, event_settlement__isnull=False,
+            event_settlement__event__start__lt=local_midnight(period_end, tz)).update(
+            customer_settlement_id=Subquery(CustomerSettlement.objects.filter(
+                account_id=OuterRef("account_id"), **key).values("pk")[:1]))
+        notes: dict[int, list[str]] = defaultdict(list)
+        new: dict[int, list[SettlementLine]] = defaultdict(list)
         if period_kind == PeriodKind.SEASON_END and season is not None:
-            deferred = EventSettlement.objects.filter(account=account, program=program, status=ES.DEFERRED,
-                                                      event_day__gte=season.start_date, event_day__lte=season.end_date)
-            for es in deferred:
-                for c in es.components:
+            for es_id, account_id, enrollment_id, sp_id, components, revision in EventSettlement.objects.filter(
+                    account_id__in=accounts, program=program, status=ES.DEFERRED, event_day__gte=season.start_date,
+                    event_day__lte=season.end_date).values_list("pk", "account_id", "enrollment_id",
+                                                                "service_point_id", "components", "revision"):
+                for c in components:
                     if Decimal(c["rounded"]):
-                        new.append(SettlementLine(
-                            account=account, program=program, enrollment_id=es.enrollment_id,
-                            service_point_id=es.service_point_id, event_settlement=es, customer_settlement=cs,
+                        new[account_id].append(SettlementLine(
+                            account_id=account_id, program=program, enrollment_id=enrollment_id,
+                            service_point_id=sp_id, event_settlement_id=es_id, customer_settlement=work[account_id],
                             kind=c["kind"], line_code=LINE_CODES[c["kind"]], amount=Decimal(c["rounded"]),
-                            description=c["description"][:300], event_revision=es.revision, created_at=now))
-        enrollments = list(Enrollment.objects.filter(
-            account=account, program=program, status__in=ENROLLED_STATUSES, effective_date__isnull=False,
-            effective_date__lt=period_end).filter(Q(end_date__isnull=True) | Q(end_date__gt=period_start))
-            .order_by("id"))
+                            description=c["description"][:300], event_revision=revision, created_at=now))
+        enrollments: dict[int, list[Enrollment]] = defaultdict(list)
+        for e in (Enrollment.objects.filter(account_id__in=accounts, program=program, status__in=ENROLLED_STATUSES,
+                                            effective_date__isnull=False, effective_date__lt=period_end)
+                  .filter(Q(end_date__isnull=True) | Q(end_date__gt=period_start)).order_by("account_id", "id")):
+            enrollments[e.account_id].append(e)
+        enrollment_ids = [e.pk for es in enrollments.values() for e in es]
         rules = rule_specs(program, kinds=[IncentiveKind.ENROLLMENT_BONUS, IncentiveKind.MONTHLY,
                                            IncentiveKind.SEASONAL, IncentiveKind.PERFORMANCE_KW,
                                            IncentiveKind.OPT_OUT_PENALTY])
         rule_seasons = dict(IncentiveRule.objects.filter(program=program).values_list("id", "season_id"))
-        capacities = enrolled_capacity([e.pk for e in enrollments], start=period_start, end=period_end)
+        seasons_by_id = Season.objects.in_bulk([s for s in rule_seasons.values() if s])
+        capacities = enrolled_capacity(enrollment_ids, start=period_start, end=period_end) if enrollment_ids else {}
         forfeit_month = any(r.kind == IncentiveKind.OPT_OUT_PENALTY
                             and r.opt_out_consequence == OptOutConsequence.FORFEIT_MONTH for r in rules)
         forfeit_season = any(r.kind == IncentiveKind.OPT_OUT_PENALTY
                              and r.opt_out_consequence == OptOutConsequence.FORFEIT_SEASON for r in rules)
-        elsewhere = (SettlementLine.objects.filter(program=program, reverses__isnull=True)
-                     .exclude(customer_settlement=cs))
-        for enrollment in enrollments:
-            capacity = capacities.get(enrollment.pk, inc.EnrolledCapacity())
-            enr_end = enrollment.end_date or dt.date.max
-            opt_out_months = None
-            season_events = None
-            for rule in rules:
-                rule_season = rule_seasons.get(rule.rule_id)
-                qty, unit = inc.basis_quantity(rule.basis, capacity)
-                if rule.kind == IncentiveKind.ENROLLMENT_BONUS:
-                    key = f"bonus:{rule.rule_id}"
-                    paid = any(x.kind == LineKind.ENROLLMENT_BONUS for x in new) or elsewhere.filter(
-                        kind=LineKind.ENROLLMENT_BONUS).filter(
-                        Q(account=account) | Q(service_point_id=enrollment.service_point_id)).exists()
-                    if paid:
-                        notes.append(f"Enrollment bonus already paid for account {account} or its service point.")
-                    else:
-                        line(LineKind.ENROLLMENT_BONUS, rule.amount * qty, f"Enrollment bonus ${rule.amount}"
-                             + (f" x {qty} {unit}" if unit else ""), enrollment=enrollment, key=key, quantity=qty,
-                             unit=unit, rate=rule.amount)
-                elif rule.kind == IncentiveKind.MONTHLY:
-                    for month in _months(period_start, period_end):
-                        next_month = (month + dt.timedelta(days=32)).replace(day=1)
-                        first_day = max(month, enrollment.effective_date)
-                        if not (period_start <= first_day < period_end and first_day < min(next_month, enr_end)):
-                            continue
-                        if rule_season and not Season.objects.filter(
-                                pk=rule_season, start_date__lt=next_month, end_date__gte=month).exists():
-                            continue
-                        key = f"monthly:{rule.rule_id}:{month:%Y-%m}"
-                        if elsewhere.filter(enrollment=enrollment, incentive_key=key).exists():
-                            continue
-                        if rule.requires_no_skipped_event or forfeit_month:
-                            opt_out_months = opt_out_months if opt_out_months is not None else _opt_out_months(
-                                enrollment, tz)
-                            if month in opt_out_months:
-                                notes.append(f"{month:%Y-%m}: monthly incentive forfeited (opted out of an event).")
+        kinds = {r.kind for r in rules}
+        # What was paid elsewhere (lines of the program not reversed; these settlements hold no incentive lines now).
+        paid = SettlementLine.objects.filter(program=program, reverses__isnull=True)
+        bonus_accounts, bonus_sps, account_names = set(), set(), {}
+        if IncentiveKind.ENROLLMENT_BONUS in kinds:
+            account_names = Account.objects.in_bulk(accounts)
+            sps = {e.service_point_id for es in enrollments.values() for e in es}
+            for a, sp in paid.filter(kind=LineKind.ENROLLMENT_BONUS).filter(
+                    Q(account_id__in=accounts) | Q(service_point_id__in=sps)).values_list("account_id",
+                                                                                         "service_point_id"):
+                bonus_accounts.add(a)
+                bonus_sps.add(sp)
+        keys = set(paid.filter(enrollment_id__in=enrollment_ids).exclude(incentive_key="")
+                   .values_list("enrollment_id", "incentive_key")) if enrollment_ids else set()
+        opt_out_months = (_opt_out_months(enrollment_ids, tz) if IncentiveKind.MONTHLY in kinds and (
+            forfeit_month or any(r.requires_no_skipped_event for r in rules)) else {})
+        season_events = (_season_events_by_enrollment(enrollment_ids, season, tz)
+                         if period_kind == PeriodKind.SEASON_END and season is not None
+                         and kinds & {IncentiveKind.SEASONAL, IncentiveKind.PERFORMANCE_KW} else {})
+        for account_id in accounts:
+            cs = work[account_id]
+
+            def line(kind, amount, description, *, enrollment, key="", quantity=None, unit="", rate=None,
+                     _cs=cs, _account=account_id):
+                new[_account].append(SettlementLine(
+                    account_id=_account, program=program, enrollment=enrollment, customer_settlement=_cs, kind=kind,
+                    line_code=LINE_CODES[kind], amount=round_money(amount), quantity=quantity, unit=unit, rate=rate,
+                    service_point_id=enrollment.service_point_id, description=description[:300], incentive_key=key,
+                    created_at=now))
+                if key:
+                    keys.add((enrollment.pk, key))
+
+            for enrollment in enrollments.get(account_id, ()):
+                capacity = capacities.get(enrollment.pk, inc.EnrolledCapacity())
+                enr_end = enrollment.end_date or dt.date.max
+                for rule in rules:
+                    rule_season = rule_seasons.get(rule.rule_id)
+                    qty, unit = inc.basis_quantity(rule.basis, capacity)
+                    if rule.kind == IncentiveKind.ENROLLMENT_BONUS:
+                        if account_id in bonus_accounts or enrollment.service_point_id in bonus_sps:
+                            notes[account_id].append(
+                                f"Enrollment bonus already paid for account {account_names[account_id]} or its service "
+                                f"point.")
+                        else:
+                            line(LineKind.ENROLLMENT_BONUS, rule.amount * qty, f"Enrollment bonus ${rule.amount}"
+                                 + (f" x {qty} {unit}" if unit else ""), enrollment=enrollment,
+                                 key=f"bonus:{rule.rule_id}", quantity=qty, unit=unit, rate=rule.amount)
+                            bonus_accounts.add(account_id)
+                            bonus_sps.add(enrollment.service_point_id)
+                    elif rule.kind == IncentiveKind.MONTHLY:
+                        for month in _months(period_start, period_end):
+                            next_month = (month + dt.timedelta(days=32)).replace(day=1)
+                            first_day = max(month, enrollment.effective_date)
+                            if not (period_start <= first_day < period_end and first_day < min(next_month, enr_end)):
                                 continue
-                        line(LineKind.MONTHLY, rule.amount * qty, f"Monthly incentive {month:%Y-%m}",
-                             enrollment=enrollment, key=key, quantity=qty, unit=unit, rate=rule.amount)
-                elif rule.kind in (IncentiveKind.SEASONAL, IncentiveKind.PERFORMANCE_KW):
-                    if period_kind != PeriodKind.SEASON_END or season is None:
-                        continue
-                    if rule_season and rule_season != season.pk:
-                        continue
-                    season_events = season_events if season_events is not None else _season_events(
-                        enrollment, season, tz)
-                    if rule.kind == IncentiveKind.SEASONAL:
-                        comp = inc.seasonal_component(rule, season_events, capacity,
-                                                      forfeit_on_any_opt_out=forfeit_season)
-                        key = f"seasonal:{rule.rule_id}:{season.pk}"
-                    else:
-                        comp = inc.performance_kw_component(
-                            rule, season_events, charges_negative_performance=program.charges_negative_performance)
-                        key = f"kw:{rule.rule_id}:{season.pk}"
-                    if elsewhere.filter(enrollment=enrollment, incentive_key=key).exists():
-                        continue
-                    notes.append(f"{season.name}: {comp.description}.")
-                    if round_money(comp.amount):
-                        line(comp.kind, comp.amount, comp.description, enrollment=enrollment, key=key,
-                             quantity=None if comp.quantity is None else comp.quantity.quantize(Q4),
-                             unit=comp.unit, rate=comp.rate)
-        SettlementLine.objects.bulk_create(new)
-        this_net = cs.lines.aggregate(s=Sum("amount"))["s"] or ZERO
-        cap_rules = IncentiveRule.objects.filter(program=program, kind=IncentiveKind.SEASON_CAP)
+                            if rule_season:
+                                s = seasons_by_id.get(rule_season)
+                                if s is None or not (s.start_date < next_month and s.end_date >= month):
+                                    continue
+                            key = f"monthly:{rule.rule_id}:{month:%Y-%m}"
+                            if (enrollment.pk, key) in keys:
+                                continue
+                            if (rule.requires_no_skipped_event or forfeit_month) and month in opt_out_months.get(
+                                    enrollment.pk, ()):
+                                notes[account_id].append(
+                                    f"{month:%Y-%m}: monthly incentive forfeited (opted out of an event).")
+                                continue
+                            line(LineKind.MONTHLY, rule.amount * qty, f"Monthly incentive {month:%Y-%m}",
+                                 enrollment=enrollment, key=key, quantity=qty, unit=unit, rate=rule.amount)
+                    elif rule.kind in (IncentiveKind.SEASONAL, IncentiveKind.PERFORMANCE_KW):
+                        if period_kind != PeriodKind.SEASON_END or season is None:
+                            continue
+                        if rule_season and rule_season != season.pk:
+                            continue
+                        events = season_events.get(enrollment.pk, [])
+                        if rule.kind == IncentiveKind.SEASONAL:
+                            comp = inc.seasonal_component(rule, events, capacity,
+                                                          forfeit_on_any_opt_out=forfeit_season)
+                            key = f"seasonal:{rule.rule_id}:{season.pk}"
+                        else:
+                            comp = inc.performance_kw_component(
+                                rule, events, charges_negative_performance=program.charges_negative_performance)
+                            key = f"kw:{rule.rule_id}:{season.pk}"
+                        if (enrollment.pk, key) in keys:
+                            continue
+                        notes[account_id].append(f"{season.name}: {comp.description}.")
+                        if round_money(comp.amount):
+                            line(comp.kind, comp.amount, comp.description, enrollment=enrollment, key=key,
+                                 quantity=None if comp.quantity is None else comp.quantity.quantize(Q4),
+                                 unit=comp.unit, rate=comp.rate)
+        SettlementLine.objects.bulk_create([x for a in accounts for x in new.get(a, ())], batch_size=2000)
+        net = dict(SettlementLine.objects.filter(customer_settlement_id__in=cs_ids).values_list(
+            "customer_settlement_id").annotate(s=Sum("amount")).values_list("customer_settlement_id", "s"))
         cap_rule = None
         if season is not None:
-            cap_rule = cap_rules.filter(Q(season=season) | Q(season__isnull=True)).order_by("season_id").first()
+            cap_rule = (IncentiveRule.objects.filter(program=program, kind=IncentiveKind.SEASON_CAP)
+                        .filter(Q(season=season) | Q(season__isnull=True)).order_by("season_id").first())
+        totals = {a: net.get(work[a].pk) or ZERO for a in accounts}
         if cap_rule is not None:
-            prior = (SettlementLine.objects.filter(
-                account=account, program=program, customer_settlement__period_start__gte=season.start_date,
-                customer_settlement__period_start__lte=season.end_date).exclude(customer_settlement=cs)
-                .aggregate(s=Sum("amount"))["s"] or ZERO)
-            adj = inc.cap_adjustment(prior_net=prior, this_net=this_net, cap=cap_rule.amount)
-            if adj:
-                SettlementLine.objects.create(
-                    account=account, program=program, customer_settlement=cs, kind=LineKind.CAP_ADJUSTMENT,
-                    line_code=LINE_CODES[LineKind.CAP_ADJUSTMENT], amount=round_money(adj), created_at=now,
-                    description=f"Season cap ${cap_rule.amount}: earlier ${prior} + this ${this_net} exceeds it")
-                notes.append(f"Season cap ${cap_rule.amount} applied: {round_money(adj)}.")
-        total = cs.lines.aggregate(s=Sum("amount"))["s"] or ZERO
-        cs.total_amount, cs.season, cs.calculated_at, cs.updated_at = total, season, now, now
-        cs.inputs = {"enrollments": [e.pk for e in enrollments], "notes": notes,
-                     "season": season.pk if season else None}
-        cs.explanation = " ".join([*notes, f"Total ${total}."])
-        cs.save(update_fields=["total_amount", "season", "calculated_at", "updated_at", "inputs", "explanation"])
-        if cs.status == CS.PENDING:
-            transition(obj=cs, to=CS.CALCULATED, allowed=CUSTOMER_SETTLEMENT_TRANSITIONS, now=now, actor=actor,
-                       reason=f"{period_kind} {period_start}..{period_end}: ${total}")
-        elif not created:
-            audit_record(obj=cs, action="update", now=now, actor=actor, reason=f"recalculated: ${total}")
-    return cs
+            prior = dict(SettlementLine.objects.filter(
+                account_id__in=accounts, program=program, customer_settlement__period_start__gte=season.start_date,
+                customer_settlement__period_start__lte=season.end_date).exclude(customer_settlement_id__in=cs_ids)
+                .values_list("account_id").annotate(s=Sum("amount")).values_list("account_id", "s"))
+            caps = []
+            for a in accounts:
+                before_net = prior.get(a) or ZERO
+                adj = inc.cap_adjustment(prior_net=before_net, this_net=totals[a], cap=cap_rule.amount)
+                if adj:
+                    caps.append(SettlementLine(
+                        account_id=a, program=program, customer_settlement=work[a], kind=LineKind.CAP_ADJUSTMENT,
+                        line_code=LINE_CODES[LineKind.CAP_ADJUSTMENT], amount=round_money(adj), created_at=now,
+                        description=f"Season cap ${cap_rule.amount}: earlier ${before_net} + this ${totals[a]} "
+                                    f"exceeds it"))
+                    notes[a].append(f"Season cap ${cap_rule.amount} applied: {round_money(adj)}.")
+                    totals[a] += round_money(adj)
+            SettlementLine.objects.bulk_create(caps)
+        pending, audits = [], []
+        for a in accounts:
+            cs = work[a]
+            total = totals[a]
+            cs.total_amount, cs.season, cs.calculated_at, cs.updated_at = total, season, now, now
+            cs.inputs = {"enrollments": [e.pk for e in enrollments.get(a, ())], "notes": notes.get(a, []),
+                         "season": season.pk if season else None}
+            cs.explanation = " ".join([*notes.get(a, []), f"Total ${total}."])
+            if cs.status == CS.PENDING:
+                check_transition(allowed=CUSTOMER_SETTLEMENT_TRANSITIONS, current=cs.status, to=CS.CALCULATED,
+                                 label=f"Customer settlement {cs}")
+                pending.append(cs.pk)
+                audits.append((cs.pk, AuditEntry.Action.STATUS_CHANGE, CS.PENDING, CS.CALCULATED,
+                               f"{period_kind} {period_start}..{period_end}: ${total}"))
+                cs.status = CS.CALCULATED
+            elif a in before:
+                audits.append((cs.pk, "update", "", "", f"recalculated: ${total}"))
+        CustomerSettlement.objects.bulk_update(list(work.values()), ["total_amount", "season", "calculated_at",
+                                                                    "updated_at", "inputs", "explanation"],
+                                               batch_size=2000)
+        if pending and CustomerSettlement.objects.filter(pk__in=pending, status=CS.PENDING).update(
+                status=CS.CALCULATED, updated_at=now) != len(pending):
+            raise TransitionNotAllowed("Customer settlements changed status concurrently; try again.",
+                                       from_status=CS.PENDING, to_status=CS.CALCULATED)
+        _audit_rows(model=CustomerSettlement, rows=audits, now=now, actor=actor)
+    return settlements
 
 
 def customer_settlement_approve(*, settlement: CustomerSettlement, now: dt.datetime,
@@ -792,16 +881,25 @@ def customer_batch_start(*, program: Program, kind: str, period_kind: str, perio
 
 def customer_settle_chunk(*, batch: SettlementBatch, account_first: int, account_last: int, period_kind: str,
                           now: dt.datetime) -> dict[str, int]:
-    """Calculate the customer settlements of the batch's accounts ``account_first..account_last``."""
+    """Calculate the customer settlements of the batch's accounts ``account_first..account_last`` in one
+    transaction (``customer_settlements_calculate``); if that fails, account by account, so one account's failure
+    does not stop the others (it is reported on the batch)."""
     program = batch.program
     accounts = [a for a in _accounts_for(program, batch.period_start, batch.period_end)
                 if account_first <= a <= account_last]
+    common = {"program": program, "period_kind": period_kind, "period_start": batch.period_start,
+              "period_end": batch.period_end, "season": batch.season, "now": now, "actor": "settlement",
+              "batch": batch}
+    try:
+        customer_settlements_calculate(account_ids=accounts, **common)
+        return {"calculated": len(accounts), "failed": 0}
+    except Exception:  # isolate the failing account(s) below
+        log.exception("customer settlement chunk %s..%s failed; retrying account by account", account_first,
+                      account_last)
     counts = {"calculated": 0, "failed": 0}
     for account in Account.objects.filter(pk__in=accounts).order_by("pk"):
         try:
-            customer_settlement_calculate(account=account, program=program, period_kind=period_kind,
-                                          period_start=batch.period_start, period_end=batch.period_end,
-                                          season=batch.season, now=now, actor="settlement", batch=batch)
+            customer_settlement_calculate(account=account, **common)
             counts["calculated"] += 1
         except Exception as exc:  # one account's failure must not stop the others; reported on the batch
             log.exception("customer settlement failed for account %s", account.pk)
