@@ -16,11 +16,12 @@ def event_settlement_chart_svg(settlement) -> str:
     Hours on the x axis are local wall-clock hours in the program's zone.
     """
     inputs = settlement.inputs or {}
-    if not inputs.get("day_start") or not inputs.get("actual_kw"):
+    first_start = inputs.get("start") or inputs.get("day_start")  # event-window values (engine), or a whole day
+    if not first_start or not inputs.get("actual_kw"):
         return ""
     tz = ZoneInfo(settlement.program.time_zone)
     minutes = inputs["interval_minutes"]
-    start = dt.datetime.fromisoformat(inputs["day_start"])
+    start = dt.datetime.fromisoformat(first_start)
     n = len(inputs["actual_kw"])
     x = [(start + dt.timedelta(minutes=minutes * i)).astimezone(tz).replace(tzinfo=None) for i in range(n)]
 

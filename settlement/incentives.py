@@ -46,6 +46,7 @@ B_PER_DEVICE = "per_device"
 B_PER_KWH = "per_kwh"
 B_PRICE_SET = "price_set"
 B_PER_KW = "per_kw"
+CAPACITY_BASES = frozenset({B_PER_KW_ENROLLED, B_PER_KWH_ENROLLED, B_PER_DEVICE})  # what basis_quantity reads
 # programs.choices.OptOutConsequence values
 C_PENALTY = "penalty"
 C_FORFEIT_EVENT = "forfeit_event"
@@ -293,3 +294,128 @@ def cap_adjustment(*, prior_net: Decimal, this_net: Decimal, cap: Decimal) -> De
     if excess <= 0 or this_net <= 0:
         return ZERO
     return -min(excess, this_net)
+
+
+# --------------------------------------------------------------------------------------------------- batch
+@dataclass(frozen=True)
+class EventOutcomes:
+    """``n`` event outcomes as columns (field meanings as ``EventOutcome``), for a chunk of participations.
+
+    ``interval_starts``: the UTC starts of the event-window intervals (shared); ``interval_kwh[k]``: kWh avoided of
+    row ``k``'s counted intervals in order from the first (needed by price-set rules only).
+    """
+
+    kwh_avoided: Sequence[Decimal]
+    fraction: Sequence[Decimal]
+    opted_out: Sequence[bool]
+    responded: Sequence[bool]
+    capacity: Sequence[EnrolledCapacity]
+    interval_starts: Sequence[dt.datetime] = ()
+    interval_kwh: Sequence[Sequence[Decimal]] = ()
+    charges_negative_performance: bool = False
+
+
+@dataclass
+class ComponentColumn:
+    """One rule's component for ``n`` rows: ``amount[k] is None`` = row ``k`` has no component of this rule."""
+
+    kind: str
+    rule_id: int
+    unit: list[str]
+    amount: list[Decimal | None]
+    description: list[str]
+    quantity: list[Decimal | None]
+    rate: list[Decimal | None]
+
+    def component(self, k: int) -> Component | None:
+        if self.amount[k] is None:
+            return None
+        return Component(self.kind, self.amount[k], self.description[k], self.quantity[k], self.unit[k],
+                         self.rate[k], self.rule_id)
+
+
+def event_components_batch(outcomes: EventOutcomes, rules: Iterable[RuleSpec]
+                           ) -> tuple[list[ComponentColumn], list[MissingPrice | None]]:
+    """``event_components`` for ``n`` outcomes at once, column by column (same amounts and texts, tested).
+
+    Returns one ``ComponentColumn`` per rule that can produce a component (rule order) and, per row, the
+    ``MissingPrice`` that ``event_components`` would raise (``None`` when priced): a row with an error has no
+    components (callers leave it pending). Amounts are unrounded ``Decimal``.
+    """
+    rules = list(rules)
+    n = len(outcomes.kwh_avoided)
+    forfeit_rule = any(r.kind == K_OPT_OUT_PENALTY and r.opt_out_consequence == C_FORFEIT_EVENT for r in rules)
+    forfeits = [forfeit_rule and bool(o) for o in outcomes.opted_out]
+    errors: list[MissingPrice | None] = [None] * n
+    columns: list[ComponentColumn] = []
+    charges = outcomes.charges_negative_performance
+    for rule in rules:
+        if rule.kind == K_PERFORMANCE_KWH:
+            col = ComponentColumn(K_PERFORMANCE_KWH, rule.rule_id, ["kWh"] * n, [], [], list(outcomes.kwh_avoided),
+                                  [])
+            prices = None
+            if rule.basis == B_PRICE_SET:
+                prices = []
+                for start in outcomes.interval_starts:
+                    try:
+                        prices.append((_price_for(rule, start), None))
+                    except MissingPrice as exc:
+                        prices.append((None, exc))
+            for k in range(n):
+                kwh = outcomes.kwh_avoided[k]
+                if forfeits[k]:
+                    col.amount.append(ZERO)
+                    col.description.append("Forfeited: opted out of the event")
+                    col.rate.append(None)
+                    continue
+                if prices is not None:
+                    total = ZERO
+                    for j, value in enumerate(outcomes.interval_kwh[k]):
+                        price, exc = prices[j]
+                        if exc is not None:
+                            if errors[k] is None:
+                                errors[k] = exc
+                            break
+                        total += value * price
+                    rate = None
+                    text = f"{kwh} kWh avoided priced per interval ({rule.price_set_name})"
+                else:
+                    total = kwh * rule.amount
+                    rate = rule.amount
+                    text = f"{kwh} kWh avoided x ${rule.amount}/kWh"
+                if total < 0 and not charges:
+                    text += f" = ${total:.2f}, negative: pays $0 (program does not charge negative performance)"
+                    total = ZERO
+                col.amount.append(total)
+                col.description.append(text)
+                col.rate.append(rate)
+            columns.append(col)
+        elif rule.kind == K_PER_EVENT:
+            col = ComponentColumn(K_PER_EVENT, rule.rule_id, [], [], [], [], [rule.amount] * n)
+            cache: dict[EnrolledCapacity, tuple[Decimal, str]] = {}
+            for k in range(n):
+                cap = outcomes.capacity[k]
+                qu = cache.get(cap)
+                if qu is None:
+                    qu = cache[cap] = basis_quantity(rule.basis, cap)
+                qty, unit = qu
+                col.quantity.append(qty)
+                col.unit.append(unit)
+                if forfeits[k]:
+                    col.amount.append(ZERO)
+                    col.description.append("Forfeited: opted out of the event")
+                elif not outcomes.responded[k]:
+                    col.amount.append(ZERO)
+                    col.description.append("Device did not respond: no participation payment")
+                else:
+                    fraction = outcomes.fraction[k]
+                    col.amount.append(rule.amount * qty * fraction)
+                    col.description.append(f"${rule.amount}{' per ' + unit if unit else ''} x {qty if unit else 1}"
+                                           f" x participation {fraction} of the event")
+            columns.append(col)
+        elif rule.kind == K_OPT_OUT_PENALTY and rule.opt_out_consequence == C_PENALTY:
+            hit = [bool(o) for o in outcomes.opted_out]
+            columns.append(ComponentColumn(
+                K_OPT_OUT_PENALTY, rule.rule_id, ["opt-out"] * n, [-rule.amount if h else None for h in hit],
+                [f"Opt-out penalty ${rule.amount}"] * n, [ONE] * n, [rule.amount] * n))
+    return columns, errors

@@ -1,347 +1,298 @@
-"""Measurement adapter: what each participation of an event delivered (kWh avoided, kW drop), with its inputs.
+"""Measurement: what each participation of an event delivered (kWh avoided, kW drop), for a chunk at once.
 
-This is the one seam between settlement and the baseline engine: ``measure_event`` is all that event settlement
-calls. It is a deliberately small, self-contained implementation so that the shared baseline engine
-(``settlement/baselines.py`` + ``settlement/meter_selectors.py``) can replace it without touching services.
+``measure_event`` is all that event settlement calls. It runs on the same code path as ``manage.py baseline``:
 
-Methods:
-- METER_BASELINE programs: CAISO 10-in-10 (weekday events) / 4-in-4 (weekend and holiday events) with the CAISO
-  day-of load point adjustment (CAISO BPM for Demand Response, "Customer Load Baseline"): the baseline of each
-  interval is the mean of the X most recent similar non-event days in a 45-day lookback (at least ``min_days``,
-  default 5 of 10 / 2 of 4, else INSUFFICIENT_DATA); the adjustment ratio is actual / baseline over the 3 hours
-  ending 1 hour before the event start, capped to [0.8, 1.2]. Days are local days in the program's zone, aligned on
-  the event's local start time (so DST days compare like with like over the event window). Overrides come from
-  ``Program.baseline_params`` (``x``, ``min_days``, ``lookback_days``, ``adjustment_cap``).
+- METER_BASELINE programs: the shared baseline engine. Intervals are read with
+  ``meter_selectors.interval_kwh_matrix`` (one query per chunk) over ``meter_selectors.baseline_span``; baselines are
+  ``baselines.baseline_batch`` with ``baselines.resolve_params(Program.baseline_method, Program.baseline_params)``
+  (CAISO 10-in-10 / 4-in-4 / auto, PJM High 4 of 5, custom X of Y: see ``settlement/baselines.py`` for the rules
+  and their sources), the holidays of ``Program.holiday_calendar`` (``programs.calendars.holidays_for``) and, per
+  service point, the local dates of the other non-cancelled events it took part in, in any program (one query per
+  chunk). The engine's per-interval values (baseline, adjusted baseline, actual kW, reduction kWh) are what the
+  settlement stores: they equal ``manage.py baseline --json`` on the same readings.
 - DEVICE_TELEMETRY programs ("no load baseline", e.g. batteries): kWh avoided = the device's metered discharge
-  (device-level interval rows on the RECEIVED channel) in the participated part of the event window.
+  (device-level interval rows on the RECEIVED channel) in the counted intervals; one query per chunk.
 
-Rules common to both: intervals are UTC-aligned (``IntervalDay``, NaN = missing). Only intervals that end at or
-before an opt-out count (the customer's load after opting out is not held against or for them); ``kw_drop_avg`` =
-kWh avoided / event hours of the whole window, so a device that ran 1 h of a 3 h event counts a third.
-Reads are vectorised over a chunk of service points: a ``[service point, day, interval]`` float64 array.
+Rules of settlement on top of the engine: only intervals that end at or before an opt-out count (the customer's load
+after opting out is held neither against nor for them), so ``kWh avoided`` = sum of the engine's reductions over the
+counted intervals; ``kw_drop_avg`` = kWh avoided / event hours of the whole window (1 h of a 3 h event counts a
+third). A participation is INSUFFICIENT_DATA when the engine found too few eligible days (its reason is kept, e.g.
+"only 3 eligible weekday days in the 45-day lookback; 10 required") or a counted interval has no actual reading.
+
+The interval grid is the coarsest of 60/30/15/5 minutes on which the event window and the adjustment window fall:
+finer readings are summed into it (kWh totals are unchanged; every step of the engine is linear in kWh), and an
+opt-out counts the whole intervals before it on that grid.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from cpm.timeutils import UTC, local_date, local_day_bounds, local_wall_to_utc, zone
+from cpm.timeutils import local_date, local_midnight, zone
+
+from . import baselines as bl
 
 OK = "ok"
 INSUFFICIENT_DATA = "insufficient_data"
-METHOD_10_IN_10 = "caiso-10-in-10"
-METHOD_4_IN_4 = "caiso-4-in-4"
 METHOD_DEVICE = "device-telemetry"
+DEVICE_TELEMETRY = "device_telemetry"
+GRIDS = (60, 30, 15, 5)
 
 
 @dataclass
-class Measurement:
-    """The measured result of one participation. Arrays cover the local event day (23, 24 or 25 h), one value per
-    interval starting at ``interval_starts[i]`` (UTC); NaN = no data. ``participated`` marks the intervals counted."""
+class ChunkMeasurement:
+    """Measured results of ``n`` participations, row ``k`` = ``participation_ids[k]`` (the order given).
 
-    participation_id: int
-    status: str
+    ``starts``: UTC starts of the event-window intervals (``n_ev`` of them, ``interval_minutes`` long).
+    ``baseline_kw``, ``adjusted_baseline_kw``, ``actual_kw``, ``reduction_kwh``: float ``[n, n_ev]`` (NaN = unknown;
+    for device telemetry the baselines are 0 and the reduction is the discharge). ``counted``: int ``[n]``, the
+    intervals from the event start that count (before an opt-out). ``ok``: bool ``[n]``; ``detail[k]``: why not.
+    ``kwh_avoided``, ``kw_drop_avg``: float ``[n]`` (0 when not OK). ``adjustment``: applied day-of adjustment
+    ``[n]`` (ratio or kW; NaN = none). ``day_reason``: int8 ``[n, n_cand]`` engine reason codes over ``cand_days``
+    (most recent first; ``baselines.REASONS``), ``None`` for device telemetry.
+    """
+
     method: str
+    params: dict | None
     interval_minutes: int
-    interval_starts: list[dt.datetime]
+    starts: list[dt.datetime]
+    participation_ids: list[int]
+    ok: np.ndarray
+    detail: list[str]
     baseline_kw: np.ndarray
     adjusted_baseline_kw: np.ndarray
     actual_kw: np.ndarray
     reduction_kwh: np.ndarray
-    participated: np.ndarray
-    kwh_avoided: float = 0.0
-    kw_drop_avg: float = 0.0
-    selected_days: list[dt.date] = field(default_factory=list)
-    excluded_days: list[tuple[dt.date, str]] = field(default_factory=list)
-    adjustment: float = 1.0
-    detail: str = ""
+    counted: np.ndarray
+    kwh_avoided: np.ndarray
+    kw_drop_avg: np.ndarray
+    adjustment: np.ndarray
+    cand_days: list[dt.date]
+    day_reason: np.ndarray | None
 
-    def participated_interval_kwh(self) -> list[tuple[dt.datetime, float]]:
-        """(UTC start, kWh avoided) of each participated interval."""
-        return [(self.interval_starts[i], float(self.reduction_kwh[i])) for i in np.flatnonzero(self.participated)]
-
-
-def nerc_holidays(year: int) -> set[dt.date]:
-    """NERC holidays: New Year's, Memorial Day, Independence Day, Labor Day, Thanksgiving, Christmas; a Sunday
-    holiday is observed on Monday, a Saturday one is not moved (NERC off-peak day definition)."""
-    def nth_weekday(month: int, weekday: int, n: int) -> dt.date:
-        first = dt.date(year, month, 1)
-        return first + dt.timedelta(days=(weekday - first.weekday()) % 7 + 7 * (n - 1))
-
-    last_may = dt.date(year, 5, 31)
-    days = {dt.date(year, 1, 1), last_may - dt.timedelta(days=last_may.weekday()), dt.date(year, 7, 4),
-            nth_weekday(9, 0, 1), nth_weekday(11, 3, 4), dt.date(year, 12, 25)}
-    return {d + dt.timedelta(days=1) if d.weekday() == 6 else d for d in days}
+    def counted_mask(self) -> np.ndarray:
+        """bool ``[n, n_ev]``: the counted intervals."""
+        return np.arange(len(self.starts))[None, :] < self.counted[:, None]
 
 
-def holiday_set(calendar: str, years: set[int]) -> set[dt.date]:
-    """Holidays of a program's calendar (``programs.choices.HolidayCalendar`` value) for the given years."""
-    if calendar == "NERC":
-        return set().union(*(nerc_holidays(y) for y in years))
-    if calendar == "US":
-        import holidays
-
-        return set(holidays.US(years=sorted(years)).keys())
-    return set()
-
-
-def _read_interval_rows(*, key_field: str, keys: list[int], channel: str, device_rows: bool,
-                        first_day: dt.date, last_day: dt.date):
-    """Current ``IntervalDay`` rows as ``(key, day, interval_minutes, values bytes)`` through one plain SQL query
-    (the ORM builds the SQL; rows are not turned into model instances). Keys are selected by their id range (one
-    index range scan, no list of thousands of parameters); rows of keys outside ``keys`` are dropped later."""
-    from django.db import connection
-
-    from .models import IntervalDay
-
-    qs = IntervalDay.objects.filter(is_current=True, channel=channel, day__gte=first_day, day__lte=last_day,
-                                    **{f"{key_field}__gte": keys[0], f"{key_field}__lte": keys[-1],
-                                       "device__isnull": not device_rows})
-    sql, params = qs.values_list(key_field, "day", "interval_minutes", "values").query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
+def grid_minutes(event_start: dt.datetime, event_end: dt.datetime, params: bl.BaselineParams | None) -> int:
+    """The coarsest interval length (60, 30, 15, 5 minutes) on which the event window and, for a baseline with a
+    day-of adjustment, the adjustment window both fall. Raises ``ValueError`` when none does."""
+    edges = [event_start, event_end]
+    if params is not None and params.adjustment != "none":
+        adj_end = event_start - dt.timedelta(hours=float(params.adjustment_gap_hours))
+        edges += [adj_end, adj_end - dt.timedelta(hours=float(params.adjustment_hours))]
+    for minutes in GRIDS:
+        if all(int(e.timestamp()) % (minutes * 60) == 0 for e in edges):
+            return minutes
+    raise ValueError("event window is not on a 5-minute grid")
 
 
-def _to_array(rows, keys: list[int], first_day: dt.date, n_days: int) -> tuple[np.ndarray, int]:
-    """Rows -> ``[key, n_days * intervals]`` float64 kWh at the coarsest interval length present (finer rows are
-    summed into it; a missing sub-interval makes the coarse interval missing). Vectorised: one pass in C over the
-    rows' bytes; key and day positions by ``searchsorted`` on arrays."""
-    minutes = max((r[2] for r in rows), default=60)
-    ipd = 1440 // minutes
-    flat = np.full((len(keys), n_days, ipd), np.nan)
-    if not rows:
-        return flat.reshape(len(keys), n_days * ipd), minutes
-    keys_arr = np.asarray(keys, dtype=np.int64)
-    col_keys, col_days, col_minutes, col_values = zip(*rows, strict=True)  # transpose in C
-    row_keys = np.array(col_keys, dtype=np.int64)
-    if isinstance(col_days[0], str):
-        col_days = [dt.date.fromisoformat(d) for d in col_days]
-    row_days = np.array([d.toordinal() for d in col_days], dtype=np.int64) - first_day.toordinal()
-    row_minutes = np.array(col_minutes, dtype=np.int64)
-    pos = np.minimum(np.searchsorted(keys_arr, row_keys), len(keys_arr) - 1)
-    wanted = (keys_arr[pos] == row_keys) & (row_days >= 0) & (row_days < n_days)
-    for row_min in np.unique(row_minutes):
-        sel = np.flatnonzero(wanted & (row_minutes == row_min))
-        if not len(sel):
-            continue
-        row_ipd = 1440 // int(row_min)
-        blobs = col_values if len(sel) == len(rows) else [col_values[i] for i in sel.tolist()]
-        values = np.frombuffer(b"".join(blobs), dtype="<f8").reshape(len(sel), row_ipd)
-        if row_ipd != ipd:
-            values = values.reshape(len(sel), ipd, row_ipd // ipd).sum(axis=2)
-        flat[pos[sel], row_days[sel]] = values
-    return flat.reshape(len(keys), n_days * ipd), minutes
+NEAR_MARGIN_DAYS = 2
 
 
-def measure_event(*, event, participations, now: dt.datetime) -> dict[int, Measurement]:
+def near_lookback_days(event_day: dt.date, params: bl.BaselineParams, holidays) -> int:
+    """Lookback (days) holding the ``y`` most recent days of the event day's type plus ``NEAR_MARGIN_DAYS`` more
+    (a few missing or event days), capped at ``params.lookback_days``; ``params`` resolved for the day type."""
+    holidays = frozenset(holidays)
+    want_weekend = params.day_type == "weekend_holiday"
+    found = 0
+    for k in range(1, params.lookback_days + 1):
+        day = event_day - dt.timedelta(days=k)
+        if bl.is_weekend_holiday(day, holidays) == want_weekend:
+            found += 1
+            if found >= params.y + NEAR_MARGIN_DAYS:
+                return k
+    return params.lookback_days
+
+
+def method_label(program, params: bl.BaselineParams) -> str:
+    """The baseline method as settled: ``caiso-auto`` resolves to ``caiso-10-in-10`` or ``caiso-4-in-4``."""
+    if program.baseline_method == "caiso-auto":
+        return "caiso-4-in-4" if params.day_type == "weekend_holiday" else "caiso-10-in-10"
+    return program.baseline_method
+
+
+def _counted(participations, event, minutes: int, n_ev: int) -> np.ndarray:
+    """Intervals of the event window that end at or before the opt-out (or the end), per participation."""
+    step = minutes * 60
+    start, end = event.start.timestamp(), event.end.timestamp()
+    stops = np.array([min(p.opted_out_at.timestamp(), end) if p.opted_out_at else end for p in participations])
+    return np.clip(np.floor((stops - start) / step), 0, n_ev).astype(np.int64)
+
+
+def measure_event(*, event, participations, now: dt.datetime | None = None) -> ChunkMeasurement:
     """Measure each participation of ``event`` (an ``events.Event`` with ``program`` loaded).
 
-    ``participations``: ``events.Participation`` rows of the event (a chunk of service points). Returns
-    ``{participation_id: Measurement}``; a participation without enough data gets status INSUFFICIENT_DATA and a
-    ``detail`` that says what is missing. ``now`` is unused by this adapter (kept for the engine's interface).
+    ``participations``: objects with ``pk``, ``service_point_id``, ``device_id``, ``opted_out_at`` (a chunk of the
+    event's participations; ``events.Participation`` rows or plain values). Returns a ``ChunkMeasurement`` with one
+    row per participation, in the order given. ``now`` is not used (measurement depends on stored data only).
+    Raises ``ValueError`` for an invalid ``Program.baseline_params`` (naming the field).
     """
     participations = list(participations)
-    if not participations:
-        return {}
-    if event.program.performance_measurement == "device_telemetry":
+    if event.program.performance_measurement == DEVICE_TELEMETRY:
         return _measure_devices(event, participations)
     return _measure_meters(event, participations)
 
 
-@dataclass
-class _Day:
-    tz: object
-    day: dt.date
-    day_start: dt.datetime
-    minutes: int
-    n: int
-    offset: int
-    event_len: int
+def other_event_days(*, service_point_ids, event, tz, first_day: dt.date) -> dict[int, set[dt.date]]:
+    """``{service point pk: local dates}`` of the other events (not cancelled, any program) the service points took
+    part in (participation not cancelled) from local date ``first_day`` to the day before ``event``. One query."""
+    from events.choices import COUNTED_EVENT_STATUSES, ParticipationStatus
+    from events.models import Participation
 
-    @property
-    def starts(self) -> list[dt.datetime]:
-        return [self.day_start + dt.timedelta(minutes=self.minutes * i) for i in range(self.n)]
-
-
-def _event_day(event, minutes: int) -> _Day:
-    tz = zone(event.program.time_zone)
-    day = local_date(event.start, tz)
-    day_start, day_end = local_day_bounds(day, tz)
-    step = dt.timedelta(minutes=minutes)
-    return _Day(tz, day, day_start, minutes, int((day_end - day_start) / step), int((event.start - day_start) / step),
-                max(1, math.ceil((event.end - event.start) / step)))
-
-
-def _participated_mask(participations, ev: _Day, event) -> np.ndarray:
-    """``[participation, interval]``: intervals of the window that end at or before the opt-out (or the end)."""
-    step = dt.timedelta(minutes=ev.minutes)
-    mask = np.zeros((len(participations), ev.n), dtype=bool)
-    for i, p in enumerate(participations):
-        stop = min(p.opted_out_at, event.end) if p.opted_out_at else event.end
-        count = max(0, min(ev.event_len, int((stop - event.start) / step)))
-        mask[i, ev.offset:ev.offset + count] = True
-    return mask
+    ids = list(service_point_ids)
+    out: dict[int, set[dt.date]] = {}
+    if not ids:
+        return out
+    rows = (Participation.objects.filter(service_point_id__gte=ids[0], service_point_id__lte=ids[-1],
+                                         event__status__in=COUNTED_EVENT_STATUSES,
+                                         event__start__gte=local_midnight(first_day, tz),
+                                         event__start__lt=local_midnight(local_date(event.start, tz), tz))
+            .exclude(event_id=event.pk).exclude(status=ParticipationStatus.CANCELLED)
+            .values_list("service_point_id", "event__start").distinct().order_by())
+    wanted = set(ids)
+    days: dict[dt.datetime, dt.date] = {}
+    for sp, start in rows:
+        if sp in wanted:
+            day = days.get(start)
+            if day is None:
+                day = days[start] = local_date(start, tz)
+            out.setdefault(sp, set()).add(day)
+    return out
 
 
-def _measure_meters(event, participations) -> dict[int, Measurement]:
-    from events.choices import COUNTED_EVENT_STATUSES
-    from events.models import Event, Participation
+def _measure_meters(event, participations) -> ChunkMeasurement:
+    from programs.calendars import holidays_for
+
+    from .meter_selectors import baseline_span, interval_kwh_matrix
 
     program = event.program
-    params = program.baseline_params or {}
     tz = zone(program.time_zone)
+    params = bl.resolve_params(program.baseline_method, program.baseline_params or {})
     event_day = local_date(event.start, tz)
-    lookback = int(params.get("lookback_days", 45))
-    first_candidate = event_day - dt.timedelta(days=lookback)
-    years = {first_candidate.year, event_day.year}
-    holidays_ = holiday_set(program.holiday_calendar, years)
-    weekend_event = event_day.weekday() >= 5 or event_day in holidays_
-    method = program.baseline_method
-    if method == "caiso-auto":
-        method = METHOD_4_IN_4 if weekend_event else METHOD_10_IN_10
-    x = int(params.get("x", 4 if method == METHOD_4_IN_4 else 10))
-    min_days = int(params.get("min_days", 2 if method == METHOD_4_IN_4 else 5))
-    cap = float(params.get("adjustment_cap", 0.2))
-
-    candidates = [event_day - dt.timedelta(days=k) for k in range(1, lookback + 1)]  # most recent first
-    range_start = local_day_bounds(first_candidate, tz)[0]
-    program_event_days = {
-        local_date(s, tz) for s in Event.objects.filter(
-            program_id=program.id, status__in=COUNTED_EVENT_STATUSES, start__gte=range_start,
-            start__lt=event.start).exclude(pk=event.pk).values_list("start", flat=True)}
-    excluded_global: list[tuple[dt.date, str]] = []  # sorted by date at the end
-    global_ok = np.ones(len(candidates), dtype=bool)
-    for c, day in enumerate(candidates):
-        reason = ""
-        is_weekend_like = day.weekday() >= 5 or day in holidays_
-        if is_weekend_like != weekend_event:
-            reason = "holiday" if day in holidays_ else ("weekend" if day.weekday() >= 5 else "weekday")
-        elif day in program_event_days:
-            reason = "event day"
-        if reason:
-            global_ok[c] = False
-            excluded_global.append((day, reason))
-    excluded_global.sort()
-
+    holidays = holidays_for(program.holiday_calendar,
+                            {event_day.year, (event_day - dt.timedelta(days=params.lookback_days)).year})
+    concrete = params.for_day_type(bl.is_weekend_holiday(event_day, holidays))
+    minutes = grid_minutes(event.start, event.end, concrete)
     sp_ids = sorted({p.service_point_id for p in participations})
-    sp_index = {sp: i for i, sp in enumerate(sp_ids)}
-    # The service point's own events in other programs are not "similar days" either.
-    sp_event = np.zeros((len(sp_ids), len(candidates)), dtype=bool)
-    day_pos = {d: c for c, d in enumerate(candidates)}
-    for sp, start in Participation.objects.filter(
-            service_point_id__in=sp_ids, start__gte=range_start, start__lt=event.start).exclude(
-            event_id=event.pk).values_list("service_point_id", "start"):
-        c = day_pos.get(local_date(start, tz))
-        if c is not None:
-            sp_event[sp_index[sp], c] = True
+    by_sp = other_event_days(service_point_ids=sp_ids, event=event, tz=tz,
+                             first_day=event_day - dt.timedelta(days=params.lookback_days))
+    row_of = {sp: k for k, sp in enumerate(sp_ids)}
+    event_days = {row_of[sp]: days for sp, days in by_sp.items()}
 
-    first_utc = (range_start - dt.timedelta(hours=26)).date()
-    last_utc = (local_day_bounds(event_day, tz)[1] + dt.timedelta(hours=26)).date()
-    n_days = (last_utc - first_utc).days + 1
-    rows = _read_interval_rows(key_field="service_point_id", keys=sp_ids, channel="delivered", device_rows=False,
-                               first_day=first_utc, last_day=last_utc)
-    flat, minutes = _to_array(rows, sp_ids, first_utc, n_days)
-    del rows
-    ev = _event_day(event, minutes)
-    step = dt.timedelta(minutes=minutes)
-    base_utc = dt.datetime.combine(first_utc, dt.time(0), tzinfo=UTC)
-    start_wall = event.start.astimezone(tz).time()
-    # Day windows aligned on the event's local start time: row 0 = event day, rows 1.. = candidates.
-    window_starts = [event.start - ev.offset * step] + [
-        local_wall_to_utc(d, start_wall, tz) - ev.offset * step for d in candidates]
-    idx = np.array([int((w - base_utc) / step) for w in window_starts], dtype=np.int64)[:, None] + np.arange(ev.n)
-    windows = flat[:, idx]  # [sp, 1 + candidates, interval]
-    del flat
-    hour = max(1, 60 // minutes)
-    adj_lo, adj_hi = max(0, ev.offset - 4 * hour), max(0, ev.offset - hour)
-    need_lo, need_hi = adj_lo, min(ev.n, ev.offset + ev.event_len)
-    actual = windows[:, 0, :]
-    cand = windows[:, 1:, :]
-    complete = ~np.isnan(cand[:, :, need_lo:need_hi]).any(axis=2)
-    eligible = complete & global_ok[None, :] & ~sp_event
-    selected = eligible & (np.cumsum(eligible, axis=1) <= x)
-    n_selected = selected.sum(axis=1)
-    valid = selected[:, :, None] & ~np.isnan(cand)
-    counts = valid.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        baseline = np.where(valid, cand, 0.0).sum(axis=1) / counts  # NaN where no selected day has data
-        base_adj = baseline[:, adj_lo:adj_hi].sum(axis=1)
-        act_adj = actual[:, adj_lo:adj_hi].sum(axis=1)
-        ratio = np.where((base_adj > 0) & ~np.isnan(act_adj) & ~np.isnan(base_adj), act_adj / base_adj, 1.0)
-    if adj_hi <= adj_lo:
-        ratio = np.ones(len(sp_ids))
-    ratio = np.clip(ratio, 1.0 - cap, 1.0 + cap)
-    adjusted = baseline * ratio[:, None]
-    reduction = adjusted - actual
-    participated = _participated_mask(participations, ev, event)
-    to_kw = 60.0 / minutes
+    def run(ids: list[int], lookback_days: int, days_of) -> bl.BatchBaselineResult:
+        start, end = baseline_span(event_start=event.start, event_end=event.end, tz=tz, lookback_days=lookback_days,
+                                   interval_minutes=minutes)
+        matrix = interval_kwh_matrix(service_point_ids=ids, start=start, end=end, interval_minutes=minutes,
+                                     chunk_size=max(1, len(ids)))
+        return bl.baseline_batch(start=matrix.start, interval_minutes=minutes, kwh=matrix.kwh, tz=tz,
+                                 event_start=event.start, event_end=event.end, params=params, holidays=holidays,
+                                 event_days=days_of)
+
+    # Read the recent days a complete window needs first; only service points whose window is not complete there
+    # (missing data, their own event days, low usage) are read over the whole lookback and computed again. A
+    # complete window gives the same result whatever older days hold (they are "not reached").
+    near = near_lookback_days(event_day, concrete, holidays)
+    result = run(sp_ids, near, event_days)
+    redo = np.flatnonzero(result.insufficient_days) if near < params.lookback_days else np.zeros(0, dtype=np.int64)
+    if redo.size:
+        again = run([sp_ids[k] for k in redo.tolist()], params.lookback_days,
+                    {j: event_days[k] for j, k in enumerate(redo.tolist()) if k in event_days})
+        for name, value in vars(again).items():
+            if isinstance(value, np.ndarray):
+                getattr(result, name)[redo] = value
+    rows = np.array([row_of[p.service_point_id] for p in participations], dtype=np.int64)
+    n_ev = len(result.event_starts)
+    counted = _counted(participations, event, minutes, n_ev)
+    mask = np.arange(n_ev)[None, :] < counted[:, None]
+    reduction = result.reduction_kwh[rows]
+    actual = result.actual_kw[rows]
+    enough = ~result.insufficient_days[rows]
+    actual_missing = (np.isnan(actual) & mask).sum(axis=1)
+    ok = enough & (actual_missing == 0)
+    kwh = np.where(ok, np.where(mask, reduction, 0.0).sum(axis=1), 0.0)
     hours = (event.end - event.start).total_seconds() / 3600.0
-    starts = ev.starts
-    out: dict[int, Measurement] = {}
-    for i, p in enumerate(participations):
-        s = sp_index[p.service_point_id]
-        mask = participated[i]
-        red = reduction[s]
-        sel_days = [candidates[c] for c in np.flatnonzero(selected[s])]
-        excluded = excluded_global  # shared, not copied: most service points add nothing of their own
-        own = sp_event[s] & global_ok
-        missing = ~complete[s] & global_ok & ~sp_event[s]
-        if own.any() or missing.any():
-            excluded = sorted([*excluded_global, *((candidates[c], "own event day") for c in np.flatnonzero(own)),
-                               *((candidates[c], "missing data") for c in np.flatnonzero(missing))])
-        status, detail = OK, ""
-        if n_selected[s] < min_days:
-            status = INSUFFICIENT_DATA
-            detail = f"{n_selected[s]} similar days with data in {lookback} days; {min_days} needed"
-        elif np.isnan(actual[s][mask]).any():
-            status = INSUFFICIENT_DATA
-            detail = "event-day interval data missing in the event window"
-        kwh = float(np.nansum(red[mask])) if status == OK else 0.0
-        out[p.pk] = Measurement(
-            participation_id=p.pk, status=status, method=method, interval_minutes=minutes, interval_starts=starts,
-            baseline_kw=baseline[s] * to_kw, adjusted_baseline_kw=adjusted[s] * to_kw, actual_kw=actual[s] * to_kw,
-            reduction_kwh=red, participated=mask, kwh_avoided=kwh, kw_drop_avg=kwh / hours if hours else 0.0,
-            selected_days=sel_days, excluded_days=excluded, adjustment=float(ratio[s]), detail=detail)
-    return out
-
-
-def _measure_devices(event, participations) -> dict[int, Measurement]:
-    tz = zone(event.program.time_zone)
-    day_start, day_end = local_day_bounds(local_date(event.start, tz), tz)
-    device_ids = sorted({p.device_id for p in participations if p.device_id})
-    first_utc, last_utc = day_start.date(), (day_end - dt.timedelta(microseconds=1)).date()
-    n_days = (last_utc - first_utc).days + 1
-    rows = _read_interval_rows(key_field="device_id", keys=device_ids, channel="received", device_rows=True,
-                               first_day=first_utc, last_day=last_utc) if device_ids else []
-    flat, minutes = _to_array(rows, device_ids, first_utc, n_days)
-    ev = _event_day(event, minutes)
-    offset0 = int((day_start - dt.datetime.combine(first_utc, dt.time(0), tzinfo=UTC)) / dt.timedelta(minutes=minutes))
-    discharge = flat[:, offset0:offset0 + ev.n]
-    participated = _participated_mask(participations, ev, event)
-    index = {d: i for i, d in enumerate(device_ids)}
-    hours = (event.end - event.start).total_seconds() / 3600.0
-    to_kw = 60.0 / minutes
-    zeros = np.zeros(ev.n)
-    starts = ev.starts
-    out: dict[int, Measurement] = {}
-    for i, p in enumerate(participations):
-        mask = participated[i]
-        if p.device_id is None or p.device_id not in index:
-            values = np.full(ev.n, np.nan)
+    detail = [""] * len(participations)
+    for k in np.flatnonzero(~ok).tolist():
+        if not enough[k]:
+            detail[k] = bl._insufficient_reason(result.params, int(result.n_eligible[rows[k]]),
+                                                result.params.lookback_days)
         else:
-            values = discharge[index[p.device_id]]
-        status, detail = OK, ""
-        if np.isnan(values[mask]).any() or (not mask.any() and p.device_id is None):
-            status, detail = INSUFFICIENT_DATA, "no device discharge telemetry for the event window"
-        kwh = float(np.nansum(values[mask])) if status == OK else 0.0
-        out[p.pk] = Measurement(
-            participation_id=p.pk, status=status, method=METHOD_DEVICE, interval_minutes=minutes,
-            interval_starts=starts, baseline_kw=zeros, adjusted_baseline_kw=zeros, actual_kw=values * to_kw,
-            reduction_kwh=values, participated=mask, kwh_avoided=kwh, kw_drop_avg=kwh / hours if hours else 0.0,
-            detail=detail)
-    return out
+            detail[k] = (f"event-day meter data missing for {int(actual_missing[k])} of {int(counted[k])} "
+                         f"counted intervals")
+    return ChunkMeasurement(
+        method=method_label(program, result.params), params=result.params.as_dict(), interval_minutes=minutes,
+        starts=result.event_starts, participation_ids=[p.pk for p in participations], ok=ok, detail=detail,
+        baseline_kw=result.baseline_kw[rows], adjusted_baseline_kw=result.adjusted_baseline_kw[rows],
+        actual_kw=actual, reduction_kwh=reduction, counted=counted, kwh_avoided=kwh,
+        kw_drop_avg=kwh / hours if hours else np.zeros_like(kwh), adjustment=result.adjustment_applied[rows],
+        cand_days=result.cand_days, day_reason=result.day_reason[rows])
+
+
+def device_kwh_matrix(*, device_ids, start: dt.datetime, end: dt.datetime, channel: str = "received",
+                      interval_minutes: int = 60) -> np.ndarray:
+    """kWh ``[len(device_ids), (end - start) / interval_minutes]`` of the devices' own current readings (device-level
+    ``IntervalDay`` rows), NaN = no reading; finer rows are summed into the grid, coarser ones stay NaN. One query
+    (device ids as a range; rows of other devices in the range are dropped)."""
+    from .models import IntervalDay
+
+    ids = np.asarray(sorted(device_ids), dtype=np.int64)
+    step = interval_minutes * 60
+    first_day, last_day = start.astimezone(dt.UTC).date(), (end - dt.timedelta(seconds=1)).astimezone(dt.UTC).date()
+    n_days = (last_day - first_day).days + 1
+    per_day = 1440 // interval_minutes
+    grid = np.full((ids.size, n_days, per_day), np.nan)
+    if ids.size:
+        rows = list(IntervalDay.objects.filter(
+            device_id__gte=int(ids[0]), device_id__lte=int(ids[-1]), channel=channel, is_current=True,
+            day__gte=first_day, day__lte=last_day).values_list("device_id", "day", "interval_minutes", "values")
+            .order_by())
+        ordinal0 = first_day.toordinal()
+        wanted = set(ids.tolist())
+        for row_min in {r[2] for r in rows}:
+            if row_min > interval_minutes:
+                continue
+            sel = [r for r in rows if r[2] == row_min and r[0] in wanted]
+            if not sel:
+                continue
+            values = np.frombuffer(b"".join(bytes(r[3]) for r in sel), dtype="<f8").reshape(len(sel), -1)
+            if row_min < interval_minutes:
+                values = values.reshape(len(sel), per_day, interval_minutes // row_min).sum(axis=2)
+            grid[np.searchsorted(ids, [r[0] for r in sel]), [r[1].toordinal() - ordinal0 for r in sel]] = values
+    offset = int((start - dt.datetime.combine(first_day, dt.time(0), tzinfo=dt.UTC)).total_seconds()) // step
+    count = int((end - start).total_seconds()) // step
+    return grid.reshape(ids.size, n_days * per_day)[:, offset:offset + count]
+
+
+def _measure_devices(event, participations) -> ChunkMeasurement:
+    minutes = grid_minutes(event.start, event.end, None)
+    step = dt.timedelta(minutes=minutes)
+    n_ev = int((event.end - event.start) / step)
+    starts = [event.start + i * step for i in range(n_ev)]
+    device_ids = sorted({p.device_id for p in participations if p.device_id})
+    discharge = device_kwh_matrix(device_ids=device_ids, start=event.start, end=event.end, interval_minutes=minutes)
+    pos = {d: k for k, d in enumerate(device_ids)}
+    n = len(participations)
+    values = np.full((n, n_ev), np.nan)
+    has = [k for k, p in enumerate(participations) if p.device_id in pos]
+    if has:
+        values[has] = discharge[[pos[participations[k].device_id] for k in has]]
+    counted = _counted(participations, event, minutes, n_ev)
+    mask = np.arange(n_ev)[None, :] < counted[:, None]
+    missing = (np.isnan(values) & mask).any(axis=1) | np.array([p.device_id is None for p in participations],
+                                                              dtype=bool)
+    ok = ~missing
+    kwh = np.where(ok, np.where(mask, values, 0.0).sum(axis=1), 0.0)
+    hours = (event.end - event.start).total_seconds() / 3600.0
+    zeros = np.zeros((n, n_ev))
+    return ChunkMeasurement(
+        method=METHOD_DEVICE, params=None, interval_minutes=minutes, starts=starts,
+        participation_ids=[p.pk for p in participations], ok=ok,
+        detail=["" if good else "no device discharge telemetry for the counted intervals" for good in ok.tolist()],
+        baseline_kw=zeros, adjusted_baseline_kw=zeros, actual_kw=values * (60.0 / minutes), reduction_kwh=values,
+        counted=counted, kwh_avoided=kwh, kw_drop_avg=kwh / hours if hours else np.zeros(n),
+        adjustment=np.full(n, np.nan), cand_days=[], day_reason=None)

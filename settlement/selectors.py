@@ -31,3 +31,20 @@ def settlement_line_list() -> QuerySet[SettlementLine]:
 
 def export_list() -> QuerySet[BillCreditExport]:
     return BillCreditExport.objects.select_related("program").defer("content")
+
+
+def event_settlement_days(inputs: dict) -> list[tuple[str, str]]:
+    """``[(ISO local date, reason)]`` of the candidate days the baseline engine looked at for an event settlement,
+    most recent first (reasons as ``baselines.REASONS``: selected, day_type, holiday, event_day, missing_data, ...),
+    expanded from the compact ``inputs["day_reasons"]`` (one reason code per candidate day from
+    ``inputs["first_candidate_day"]`` backwards). Days past the window (not reached) are left out."""
+    import datetime as dt
+
+    from .baselines import R_NOT_REACHED, REASONS
+
+    codes, first = inputs.get("day_reasons") or "", inputs.get("first_candidate_day")
+    if not first:
+        return []
+    day0 = dt.date.fromisoformat(first)
+    return [((day0 - dt.timedelta(days=i)).isoformat(), REASONS[int(c)]) for i, c in enumerate(codes)
+            if int(c) != R_NOT_REACHED]

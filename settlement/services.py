@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q, Sum
+from django.db.models import F, OuterRef, Q, Subquery, Sum
 
 from cpm.audit import actor_label, audit_record
-from cpm.errors import ConflictError, DomainValidationError
+from cpm.errors import ConflictError, DomainValidationError, TransitionNotAllowed
 from cpm.models import AuditEntry
 from cpm.money import ZERO, round_money
 from cpm.states import check_transition, transition
@@ -32,9 +32,10 @@ from enrollments.choices import EnrollmentStatus
 from enrollments.models import Account, Enrollment, ProgramSubscription, ServiceAgreement
 from events.choices import COUNTED_EVENT_STATUSES, EventStatus, ParticipationStatus
 from events.models import Event, Participation
-from programs.choices import IncentiveKind, OptOutConsequence, SettlementTiming
+from programs.choices import IncentiveBasis, IncentiveKind, OptOutConsequence, SettlementTiming
 from programs.models import IncentiveRule, IntervalPrice, Program, Season
 
+from . import baselines as bl
 from . import incentives as inc
 from . import measurement as meas
 from .choices import (
@@ -75,6 +76,17 @@ def _bulk_audit(*, model, pks, from_status: str, to_status: str, now, actor, rea
                    object_type=model._meta.label_lower, object_id=str(pk),
                    object_repr=f"{model._meta.verbose_name.capitalize()} #{pk}"[:200], from_status=from_status,
                    to_status=to_status, reason=reason) for pk in pks], batch_size=2000)
+
+
+def _audit_rows(*, model, rows, now, actor) -> None:
+    """Audit entries ``(pk, action, from_status, to_status, reason)`` in one insert (as ``cpm.audit.audit_record``)."""
+    user = actor if getattr(actor, "pk", None) is not None and hasattr(actor, "get_username") else None
+    label = actor_label(actor)[:150]
+    _insert_objects(AuditEntry, [
+        AuditEntry(at=now, actor=user, actor_label=label, action=action, object_type=model._meta.label_lower,
+                   object_id=str(pk), object_repr=f"{model._meta.verbose_name.capitalize()} #{pk}"[:200],
+                   from_status=frm, to_status=to, reason=reason, changes={})
+        for pk, action, frm, to, reason in rows])
 
 
 def _chunks(keys: list[int], size: int) -> list[tuple[int, int]]:
@@ -209,31 +221,6 @@ def event_settle(*, event: Event, now: dt.datetime, actor: Any = None, recalcula
     return batch
 
 
-_ISO: dict[dt.date, str] = {}
-
-
-def _iso(day: dt.date) -> str:
-    text = _ISO.get(day)
-    if text is None:
-        text = _ISO[day] = day.isoformat()
-    return text
-
-
-_EXCLUDED: dict[int, tuple[list, list]] = {}
-
-
-def _excluded_json(excluded: list) -> list:
-    """``[[iso date, reason], ...]``; the list shared by most service points of a chunk is converted once."""
-    cached = _EXCLUDED.get(id(excluded))
-    if cached is not None and cached[0] is excluded:
-        return cached[1]
-    out = [[_iso(d), why] for d, why in excluded]
-    if len(_EXCLUDED) > 64:
-        _EXCLUDED.clear()
-    _EXCLUDED[id(excluded)] = (excluded, out)
-    return out
-
-
 class _Part:
     """A participation as plain values (chunks of 5,000+ rows: no model instances)."""
 
@@ -249,101 +236,142 @@ class _Part:
     minutes_participated = Participation.minutes_participated
 
 
-def _float_list(values: np.ndarray, digits: int = 4) -> list:
-    """Rounded floats for JSON, NaN (no data) as None."""
-    rounded = np.round(np.asarray(values, dtype=float), digits)
-    if np.isnan(rounded).any():
-        return [None if v != v else v for v in rounded.tolist()]
-    return rounded.tolist()
+class _Json(str):
+    """JSON text already encoded (written as is by COPY; decoded for the ORM)."""
 
 
-def _settlement_record(*, event: Event, p: Participation, m: meas.Measurement, rules: list[inc.RuleSpec],
-                       capacity: inc.EnrolledCapacity, event_day: dt.date) -> dict:
-    """Fields of the event settlement of participation ``p`` from its measurement and the rules."""
+_DUMPS = json.dumps
+
+
+def _num(value: float, digits: int):
+    return None if value != value else round(value, digits)
+
+
+def _day_fragments(m: meas.ChunkMeasurement) -> tuple[list[str], list[int], list[str]]:
+    """Per distinct row of engine day reasons: the JSON fragment of ``selected_days`` + ``day_reasons`` and the
+    explanation text of the selected days; returns (fragments, index per row, texts). Most service points of a chunk
+    share a few patterns, so each is encoded once."""
+    if m.day_reason is None or not len(m.participation_ids):
+        return ['"selected_days": []'], [0] * len(m.participation_ids), [""]
+    uniq, inverse = np.unique(m.day_reason, axis=0, return_inverse=True)
+    fragments, texts = [], []
+    for row in uniq:
+        selected = [m.cand_days[d].isoformat() for d in np.flatnonzero(row == bl.R_SELECTED)]
+        codes = "".join(str(int(c)) for c in row)
+        fragments.append(f'"selected_days": {_DUMPS(selected)}, "day_reasons": "{codes}"')
+        texts.append(f"{len(selected)} days, {selected[-1]} to {selected[0]}" if selected else "no days")
+    return fragments, inverse.reshape(-1).tolist(), texts
+
+
+def _settlement_rows(*, event: Event, parts: list[_Part], m: meas.ChunkMeasurement, rules: list[inc.RuleSpec],
+                     capacity: dict[int, inc.EnrolledCapacity]) -> list[dict]:
+    """Fields of the event settlement of each participation (``parts`` order) from the chunk's measurement and the
+    rules: money through ``incentives.event_components_batch`` and rounded once per component
+    (``cpm.money.round_money``); ``inputs`` and ``components`` as JSON text (``_Json``), built once per chunk where
+    rows share them; a fingerprint of everything the settlement says."""
     program = event.program
+    n = len(parts)
     event_minutes = (event.end - event.start).total_seconds() / 60.0
-    fraction = inc.proration_fraction(p.minutes_participated, event_minutes)
-    opted_out = bool(p.opted_out_at) or p.status == ParticipationStatus.OPTED_OUT
-    kwh = Decimal(f"{m.kwh_avoided:.4f}")
-    kw = Decimal(f"{m.kw_drop_avg:.4f}")
-    first = int(np.argmax(m.participated)) if m.participated.any() else 0
-    inputs = {
-        "method": m.method, "interval_minutes": m.interval_minutes,
-        "day_start": m.interval_starts[0].isoformat() if m.interval_starts else None,
-        "participated": [first, int(m.participated.sum())],
-        "baseline_kw": _float_list(m.baseline_kw), "adjusted_baseline_kw": _float_list(m.adjusted_baseline_kw),
-        "actual_kw": _float_list(m.actual_kw), "reduction_kwh": _float_list(m.reduction_kwh[m.participated]),
-        "selected_days": [_iso(d) for d in m.selected_days],
-        "excluded_days": _excluded_json(m.excluded_days),
-        "adjustment": round(m.adjustment, 6), "detail": m.detail,
-        "minutes_participated": round(p.minutes_participated, 2), "event_minutes": round(event_minutes, 2),
-        "participation_status": p.status,
-    }
-    components: list[inc.Component] = []
-    status_note = m.detail
-    if m.status == meas.OK:
-        outcome = inc.EventOutcome(
-            kwh_avoided=kwh, fraction=fraction, opted_out=opted_out, responded=p.status not in NOT_RESPONDED,
-            interval_kwh=[(s, Decimal(f"{v:.6f}")) for s, v in m.participated_interval_kwh()], capacity=capacity,
-            charges_negative_performance=program.charges_negative_performance)
-        try:
-            components = inc.event_components(outcome, rules)
-        except inc.MissingPrice as exc:
-            status_note = str(exc)
-    if status_note or m.status != meas.OK:
-        target = ES.PENDING
-    elif program.settlement_timing == SettlementTiming.SEASON_END:
-        target = ES.DEFERRED
-    else:
-        target = ES.CALCULATED
-    comps = [{**c.as_dict(), "rounded": str(round_money(c.amount))} for c in components]
-    amount = sum((round_money(c.amount) for c in components), ZERO)
-    explanation = _explain(event=event, p=p, m=m, kwh=kwh, kw=kw, fraction=fraction, opted_out=opted_out,
-                           components=components, amount=amount, note=status_note, target=target)
-    fields = {
-        "status": target, "measurement_status": MeasurementStatus.OK if m.status == meas.OK
-        else MeasurementStatus.INSUFFICIENT_DATA, "method": m.method, "kwh_avoided": kwh, "kw_drop_avg": kw,
-        "participation_fraction": fraction, "opted_out": opted_out, "amount": amount, "components": comps,
-        "inputs": inputs, "explanation": explanation,
-    }
-    # Fingerprint of what the settlement says: summary, components, selected days and the raw interval arrays.
-    digest = hashlib.sha256(json.dumps(
-        [target, fields["measurement_status"], m.method, str(kwh), str(kw), str(fraction), opted_out, str(amount),
-         comps, inputs["selected_days"], inputs["adjustment"], inputs["participated"], p.status],
-        default=str).encode())
-    for arr in (m.baseline_kw, m.adjusted_baseline_kw, m.actual_kw):
-        digest.update(np.round(np.asarray(arr, dtype=float), 4).tobytes())
-    fields["fingerprint"] = digest.hexdigest()
-    return fields
+    fractions: dict[tuple, tuple[Decimal, float]] = {}
+    fraction, minutes = [], []
+    for p in parts:
+        key = (p.start, p.end, p.opted_out_at)
+        hit = fractions.get(key)
+        if hit is None:
+            mp = p.minutes_participated
+            hit = fractions[key] = (inc.proration_fraction(mp, event_minutes), round(mp, 2))
+        fraction.append(hit[0])
+        minutes.append(hit[1])
+    opted_out = [bool(p.opted_out_at) or p.status == ParticipationStatus.OPTED_OUT for p in parts]
+    kwh = [Decimal(f"{v:.4f}") for v in m.kwh_avoided.tolist()]
+    kw = [Decimal(f"{v:.4f}") for v in m.kw_drop_avg.tolist()]
+    ok = m.ok.tolist()
+    counted = m.counted.tolist()
+    interval_kwh: list = []
+    if any(r.basis == IncentiveBasis.PRICE_SET for r in rules):
+        red = m.reduction_kwh.tolist()
+        interval_kwh = [[Decimal(f"{v:.6f}") for v in red[k][:counted[k]]] for k in range(n)]
+    outcomes = inc.EventOutcomes(
+        kwh_avoided=kwh, fraction=fraction, opted_out=opted_out,
+        responded=[p.status not in NOT_RESPONDED for p in parts],
+        capacity=[capacity.get(p.enrollment_id, _NO_CAPACITY) for p in parts], interval_starts=m.starts,
+        interval_kwh=interval_kwh, charges_negative_performance=program.charges_negative_performance)
+    columns, errors = inc.event_components_batch(outcomes, rules)
+
+    # Chunk-wide parts of the inputs.
+    head = (f'{{"method": {_DUMPS(m.method)}, "baseline_params": {_DUMPS(program.baseline_params or {})}, '
+            f'"interval_minutes": {m.interval_minutes}, "start": "{m.starts[0].isoformat() if m.starts else ""}", '
+            f'"event_minutes": {round(event_minutes, 2)}, '
+            f'"first_candidate_day": {_DUMPS(m.cand_days[0].isoformat() if m.cand_days else None)}, ')
+    day_frag, day_index, day_text = _day_fragments(m)
+    values = np.round(np.stack([m.baseline_kw, m.adjusted_baseline_kw, m.actual_kw, m.reduction_kwh], axis=1), 4)
+    has_nan = np.isnan(values).any(axis=(1, 2)).tolist()
+    values_list = values.tolist()
+    adjustment = m.adjustment.tolist()
+    timing_target = ES.DEFERRED if program.settlement_timing == SettlementTiming.SEASON_END else ES.CALCULATED
+    is_device = m.method == meas.METHOD_DEVICE
+    x_of_y = "" if is_device else f"{m.params['x']} of {m.params['y']}"
+    out = []
+    for k, p in enumerate(parts):
+        note = m.detail[k] if not ok[k] else (str(errors[k]) if errors[k] is not None else "")
+        comps = []
+        if ok[k] and errors[k] is None:
+            for col in columns:
+                amount = col.amount[k]
+                if amount is not None:
+                    qty, rate = col.quantity[k], col.rate[k]
+                    comps.append({"kind": col.kind, "amount": str(amount), "description": col.description[k],
+                                  "quantity": None if qty is None else str(qty), "unit": col.unit[k],
+                                  "rate": None if rate is None else str(rate), "rule_id": col.rule_id,
+                                  "rounded": str(round_money(amount))})
+        target = ES.PENDING if note else timing_target
+        amount = sum((Decimal(c["rounded"]) for c in comps), ZERO)
+        rows = values_list[k]
+        if has_nan[k]:
+            rows = [[None if v != v else v for v in r] for r in rows]
+        adj = adjustment[k]
+        inputs = _Json(
+            f'{head}"baseline_kw": {_DUMPS(rows[0])}, "adjusted_baseline_kw": {_DUMPS(rows[1])}, '
+            f'"actual_kw": {_DUMPS(rows[2])}, "reduction_kwh": {_DUMPS(rows[3])}, '
+            f'"participated": [0, {counted[k]}], {day_frag[day_index[k]]}, '
+            f'"adjustment": {_DUMPS(_num(adj, 6))}, "detail": {_DUMPS(m.detail[k])}, '
+            f'"minutes_participated": {minutes[k]}, "participation_status": "{p.status}"}}')
+        components = _Json(_DUMPS(comps))
+        mstatus = MeasurementStatus.OK if ok[k] else MeasurementStatus.INSUFFICIENT_DATA
+        if is_device:
+            text = "Device telemetry (no load baseline): kWh avoided = metered device discharge in the event."
+        else:
+            text = (f"{m.method}: baseline = {x_of_y} similar days ({day_text[day_index[k]]}); day-of "
+                    f"adjustment {'none' if adj != adj else f'{adj:.4f}'}.")
+        text += (f" {kwh[k]} kWh avoided over {counted[k]} intervals of {m.interval_minutes} min; average kW drop "
+                 f"{kw[k]} kW over the event window.")
+        if opted_out[k]:
+            text += (f" Opted out at {p.opted_out_at:%Y-%m-%d %H:%M}Z: participated {fraction[k]} of the event."
+                     if p.opted_out_at else " Opted out.")
+        if note:
+            text += f" Pending: {note}."
+        for c in comps:
+            text += f" {c['kind']}: {c['description']} -> ${c['rounded']}."
+        text += f" Total ${amount} ({target})."
+        digest = hashlib.sha256(
+            f"{target}|{mstatus}|{kwh[k]}|{kw[k]}|{fraction[k]}|{opted_out[k]}|{amount}|{components}|{inputs}"
+            .encode()).hexdigest()
+        out.append({"status": target, "measurement_status": mstatus, "method": m.method, "kwh_avoided": kwh[k],
+                    "kw_drop_avg": kw[k], "participation_fraction": fraction[k], "opted_out": opted_out[k],
+                    "amount": amount, "components": components, "inputs": inputs, "explanation": text,
+                    "fingerprint": digest})
+    return out
 
 
-def _explain(*, event, p, m, kwh, kw, fraction, opted_out, components, amount, note, target) -> str:
-    parts = []
-    if m.method == meas.METHOD_DEVICE:
-        parts.append("Device telemetry (no load baseline): kWh avoided = metered device discharge in the event.")
-    else:
-        x = "10" if m.method == meas.METHOD_10_IN_10 else "4"
-        days = ", ".join(d.isoformat() for d in m.selected_days) or "none"
-        parts.append(f"{m.method}: baseline = mean of {len(m.selected_days)} of up to {x} similar days ({days}); "
-                     f"day-of adjustment x{m.adjustment:.4f} (capped to +/-20%).")
-    parts.append(f"{kwh} kWh avoided over {int(m.participated.sum())} intervals of {m.interval_minutes} min; "
-                 f"average kW drop {kw} kW over the event window.")
-    if opted_out:
-        parts.append(f"Opted out at {p.opted_out_at:%Y-%m-%d %H:%M}Z: participated {fraction} of the event."
-                     if p.opted_out_at else "Opted out.")
-    if note:
-        parts.append(f"Pending: {note}.")
-    for c in components:
-        parts.append(f"{c.kind}: {c.description} -> ${round_money(c.amount)}.")
-    parts.append(f"Total ${amount} ({target}).")
-    return " ".join(parts)
+_NO_CAPACITY = inc.EnrolledCapacity()
 
 
 def event_settle_chunk(*, batch: SettlementBatch, sp_first: int, sp_last: int, now: dt.datetime) -> dict[str, int]:
     """Settle the participations of the batch's event at service points ``sp_first..sp_last`` (inclusive ids).
 
-    Creates missing settlements, leaves unchanged ones (same fingerprint) untouched, updates changed unapproved ones
-    and re-opens changed approved ones (revision + 1, status back to CALCULATED/DEFERRED, audited). Returns counts.
+    Creates missing settlements (COPY on PostgreSQL), leaves unchanged ones (same fingerprint) untouched, updates
+    changed unapproved ones and re-opens changed approved ones (revision + 1, status back to CALCULATED/DEFERRED,
+    audited). A constant number of queries whatever the chunk size. Returns counts.
     """
     event = Event.objects.select_related("program").get(pk=batch.event_id)
     program = event.program
@@ -352,39 +380,43 @@ def event_settle_chunk(*, batch: SettlementBatch, sp_first: int, sp_last: int, n
     parts = [_Part(row) for row in Participation.objects.filter(
         event=event, service_point_id__gte=sp_first, service_point_id__lte=sp_last)
         .exclude(status=ParticipationStatus.CANCELLED).order_by("service_point_id", "id").values_list(*_Part.FIELDS)]
-    measurements = meas.measure_event(event=event, participations=parts, now=now)
+    counts = {"calculated": 0, "unchanged": 0, "corrected": 0, "pending": 0}
+    if not parts:
+        return counts
+    measured = meas.measure_event(event=event, participations=parts, now=now)
     rules = rule_specs(program, kinds=[IncentiveKind.PERFORMANCE_KWH, IncentiveKind.PER_EVENT,
                                        IncentiveKind.OPT_OUT_PENALTY], on_day=event_day,
                        price_window=(event.start, event.end))
-    capacity = enrolled_capacity(sorted({p.enrollment_id for p in parts}), start=event_day,
-                                 end=event_day + dt.timedelta(days=1))
-    existing = {es.participation_id: es
-                for es in EventSettlement.objects.filter(participation__in=[p.pk for p in parts])}
-    counts = {"calculated": 0, "unchanged": 0, "corrected": 0, "pending": 0}
-    creates, updates, reopened = [], [], defaultdict(list)
-    for p in parts:
-        fields = _settlement_record(event=event, p=p, m=measurements[p.pk], rules=rules,
-                                    capacity=capacity.get(p.enrollment_id, inc.EnrolledCapacity()),
-                                    event_day=event_day)
-        es = existing.get(p.pk)
+    capacity = {}
+    if any(r.kind == IncentiveKind.PER_EVENT and r.basis in inc.CAPACITY_BASES for r in rules):
+        capacity = enrolled_capacity(sorted({p.enrollment_id for p in parts}), start=event_day,
+                                     end=event_day + dt.timedelta(days=1))
+    existing = {pid: (pk, fingerprint, status) for pk, pid, fingerprint, status in EventSettlement.objects.filter(
+        event=event, service_point_id__gte=sp_first, service_point_id__lte=sp_last).values_list(
+        "pk", "participation_id", "fingerprint", "status")}
+    records = _settlement_rows(event=event, parts=parts, m=measured, rules=rules, capacity=capacity)
+    creates, changed = [], {}
+    for p, fields in zip(parts, records, strict=True):
         if fields["status"] == ES.PENDING:
             counts["pending"] += 1
-        if es is None:
+        known = existing.get(p.pk)
+        if known is None:
             creates.append(dict(
                 batch_id=batch.pk, event_id=event.pk, participation_id=p.pk, program_id=program.pk,
                 enrollment_id=p.enrollment_id, account_id=p.account_id, service_point_id=p.service_point_id,
                 device_id=p.device_id, revision=1, posted_amount=ZERO, approved_at=None,
                 event_day=event_day, calculated_at=now, created_at=now, updated_at=now, **fields))
             counts["calculated"] += fields["status"] != ES.PENDING
-            continue
-        if es.fingerprint == fields["fingerprint"] or es.status == ES.REVERSED:
+        elif known[1] == fields["fingerprint"] or known[2] == ES.REVERSED:
             counts["unchanged"] += 1
-            continue
+        elif known[2] == ES.APPROVED and fields["status"] == ES.PENDING:
+            counts["unchanged"] += 1  # corrected data became insufficient: approved money stays; reported
+        else:
+            changed[known[0]] = fields
+    updates, reopened = [], defaultdict(list)
+    for es in EventSettlement.objects.filter(pk__in=list(changed)) if changed else ():
+        fields = changed[es.pk]
         if es.status == ES.APPROVED:
-            if fields["status"] == ES.PENDING:
-                # Corrected data became insufficient: approved money stays; the batch reports it.
-                counts["unchanged"] += 1
-                continue
             es.revision += 1
             counts["corrected"] += 1
         else:
@@ -393,14 +425,15 @@ def event_settle_chunk(*, batch: SettlementBatch, sp_first: int, sp_last: int, n
             check_transition(allowed=EVENT_SETTLEMENT_TRANSITIONS, current=es.status, to=fields["status"],
                              label=str(es))
             reopened[(es.status, fields["status"])].append(es.pk)
-        for k, v in fields.items():
-            setattr(es, k, v)
+        for key, value in fields.items():
+            setattr(es, key, json.loads(value) if isinstance(value, _Json) else value)
         es.batch, es.calculated_at, es.updated_at = batch, now, now
         updates.append(es)
     with transaction.atomic():
         _insert(EventSettlement, creates)
-        EventSettlement.objects.bulk_update(updates, [*fields.keys(), "revision", "batch", "calculated_at",
-                                                      "updated_at"], batch_size=1000) if updates else None
+        if updates:
+            EventSettlement.objects.bulk_update(updates, [*records[0].keys(), "revision", "batch", "calculated_at",
+                                                          "updated_at"], batch_size=1000)
         for (frm, to), pks in reopened.items():
             _bulk_audit(model=EventSettlement, pks=pks, from_status=frm, to_status=to, now=now, actor="settlement",
                         reason=f"recalculated by batch {batch.pk}"
@@ -409,24 +442,82 @@ def event_settle_chunk(*, batch: SettlementBatch, sp_first: int, sp_last: int, n
 
 
 def _insert(model, rows: list[dict]) -> None:
-    """Insert new rows given as ``{attname: value}`` (every concrete field but the primary key): PostgreSQL COPY
-    (fast for chunks of thousands of rows), ``bulk_create`` elsewhere."""
+    """Insert new rows given as ``{attname: value}`` (every concrete field but the primary key; JSON fields as
+    Python values or ``_Json`` text): PostgreSQL COPY (fast for chunks of thousands of rows), ``bulk_create``
+    elsewhere."""
+    from django.db import connection
+
+    if not rows:
+        return
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    json_fields = {f.attname for f in fields if f.get_internal_type() == "JSONField"}
+    if connection.vendor != "postgresql":
+        model.objects.bulk_create([model(**{k: json.loads(v) if isinstance(v, _Json) else v for k, v in row.items()})
+                                   for row in rows], batch_size=1000)
+        return
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    names = [f.attname for f in fields]
+    dumps = json.dumps
+    with connection.cursor() as cursor:
+        with cursor.cursor.copy(f"COPY {model._meta.db_table} ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row([(row[n] if isinstance(row[n], _Json) else dumps(row[n])) if n in json_fields
+                                else row[n] for n in names])
+
+
+def _insert_objects(model, objs: list) -> None:
+    """Insert unsaved model instances (no primary key needed back) through ``_insert`` (COPY on PostgreSQL)."""
+    if not objs:
+        return
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        model.objects.bulk_create(objs, batch_size=2000)
+        return
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    for obj in objs:
+        for f in fields:  # defaults the ORM would fill in on save
+            if getattr(obj, f.attname) is None and f.has_default():
+                setattr(obj, f.attname, f.get_default())
+    _insert(model, [{f.attname: getattr(obj, f.attname) for f in fields} for obj in objs])
+
+
+def _update_rows(model, rows: dict[int, dict], fields: list[str]) -> None:
+    """Set ``fields`` of many rows (``{pk: {field: value}}``) in one UPDATE ... FROM unnest(arrays) on PostgreSQL
+    (Django's ``bulk_update`` builds one CASE per field and row, slow at thousands of rows); ``bulk_update``
+    elsewhere."""
     from django.db import connection
 
     if not rows:
         return
     if connection.vendor != "postgresql":
-        model.objects.bulk_create([model(**row) for row in rows], batch_size=1000)
+        objs = []
+        for pk, values in rows.items():
+            obj = model(pk=pk)
+            for k, v in values.items():
+                setattr(obj, k, v)
+            objs.append(obj)
+        model.objects.bulk_update(objs, fields, batch_size=1000)
         return
-    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    names = [f.attname for f in fields]
-    json_fields = {f.attname for f in fields if f.get_internal_type() == "JSONField"}
-    dumps = json.dumps
+    meta = model._meta
+    qn = connection.ops.quote_name
+    pks = list(rows)
+    sets, selects, params = [], ["unnest(%s::bigint[]) AS pk"], [pks]
+    for name in fields:
+        field = meta.get_field(name)
+        db_type = field.db_type(connection)
+        values = [rows[pk][name] for pk in pks]
+        if field.get_internal_type() == "JSONField":
+            values, db_type = [json.dumps(v) for v in values], "jsonb"
+            selects.append(f"unnest(%s::text[])::jsonb AS {qn(field.column)}")
+        else:
+            values = [field.get_db_prep_value(v, connection) for v in values]
+            selects.append(f"unnest(%s::{db_type}[]) AS {qn(field.column)}")
+        params.append(values)
+        sets.append(f"{qn(field.column)} = v.{qn(field.column)}")
     with connection.cursor() as cursor:
-        with cursor.cursor.copy(f"COPY {model._meta.db_table} ({columns}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row([dumps(row[n]) if n in json_fields else row[n] for n in names])
+        cursor.execute(f"UPDATE {qn(meta.db_table)} AS t SET {', '.join(sets)} FROM (SELECT {', '.join(selects)}) "
+                       f"AS v WHERE t.{qn(meta.pk.column)} = v.pk", params)
 
 
 def _post_lines(es: EventSettlement, *, now, customer_settlement: CustomerSettlement | None = None) -> None:
@@ -513,28 +604,37 @@ def _season_for(program: Program, day: dt.date) -> Season | None:
     return Season.objects.filter(program=program, start_date__lte=day, end_date__gte=day).first()
 
 
-def _season_events(enrollment: Enrollment, season: Season, tz) -> list[inc.SeasonEvent]:
-    """Counted events of the season for an enrollment (cancelled events and participations left out)."""
+def _season_events_by_enrollment(enrollment_ids: list[int], season: Season, tz) -> dict[int, list[inc.SeasonEvent]]:
+    """Counted events of the season per enrollment (cancelled events and participations left out). One query."""
     start, end = local_midnight(season.start_date, tz), local_midnight(season.end_date + dt.timedelta(days=1), tz)
-    parts = (Participation.objects.filter(enrollment=enrollment, event__status__in=COUNTED_EVENT_STATUSES,
-                                          event__start__gte=start, event__start__lt=end)
-             .exclude(status=ParticipationStatus.CANCELLED).select_related("event", "settlement"))
-    out = []
-    for p in parts:
-        hours = Decimal(f"{p.event.duration_hours:.4f}")
-        opted_out = bool(p.opted_out_at) or p.status == ParticipationStatus.OPTED_OUT
-        not_opted = Decimal(f"{p.minutes_participated / 60:.4f}") if opted_out else hours
-        es = getattr(p, "settlement", None)
-        kw = es.kw_drop_avg if es is not None and es.measurement_status == MeasurementStatus.OK else None
-        out.append(inc.SeasonEvent(p.event_id, hours, not_opted, opted_out, kw))
+    rows = (Participation.objects.filter(enrollment_id__in=enrollment_ids, event__status__in=COUNTED_EVENT_STATUSES,
+                                         event__start__gte=start, event__start__lt=end)
+            .exclude(status=ParticipationStatus.CANCELLED)
+            .values_list("enrollment_id", "event_id", "event__start", "event__end", "start", "end", "opted_out_at",
+                         "status", "settlement__kw_drop_avg", "settlement__measurement_status"))
+    out: dict[int, list[inc.SeasonEvent]] = defaultdict(list)
+    for enrollment_id, event_id, ev_start, ev_end, p_start, p_end, opted_at, status, kw, m_status in rows:
+        hours = Decimal(f"{(ev_end - ev_start).total_seconds() / 3600.0:.4f}")
+        opted_out = bool(opted_at) or status == ParticipationStatus.OPTED_OUT
+        if opted_out:
+            stop = opted_at if opted_at and opted_at < p_end else p_end
+            not_opted = Decimal(f"{max(0.0, (stop - p_start).total_seconds() / 60.0) / 60:.4f}")
+        else:
+            not_opted = hours
+        out[enrollment_id].append(inc.SeasonEvent(event_id, hours, not_opted, opted_out,
+                                                  kw if m_status == MeasurementStatus.OK else None))
     return out
 
 
-def _opt_out_months(enrollment: Enrollment, tz) -> set[dt.date]:
-    starts = (Participation.objects.filter(enrollment=enrollment, event__status__in=COUNTED_EVENT_STATUSES)
-              .filter(Q(opted_out_at__isnull=False) | Q(status=ParticipationStatus.OPTED_OUT))
-              .values_list("event__start", flat=True))
-    return {local_date(s, tz).replace(day=1) for s in starts}
+def _opt_out_months(enrollment_ids: list[int], tz) -> dict[int, set[dt.date]]:
+    """First days of the local months with an opted-out counted event, per enrollment. One query."""
+    out: dict[int, set[dt.date]] = defaultdict(set)
+    for enrollment_id, start in (Participation.objects.filter(enrollment_id__in=enrollment_ids,
+                                                              event__status__in=COUNTED_EVENT_STATUSES)
+                                 .filter(Q(opted_out_at__isnull=False) | Q(status=ParticipationStatus.OPTED_OUT))
+                                 .values_list("enrollment_id", "event__start")):
+        out[enrollment_id].add(local_date(start, tz).replace(day=1))
+    return out
 
 
 def customer_settlement_calculate(*, account: Account, program: Program, period_kind: str, period_start: dt.date,
@@ -551,7 +651,20 @@ def customer_settlement_calculate(*, account: Account, program: Program, period_
     event hours not opted out, cancelled events excluded) and performance per kW (top N% of the season's per-event kW
     drops); then a negative cap line keeps the season's net within the program's season cap. An APPROVED or EXPORTED
     settlement is returned unchanged. Raises ``DomainValidationError`` for a bad period.
+    Same code path as the batches: ``customer_settlements_calculate`` for one account.
     """
+    return customer_settlements_calculate(account_ids=[account.pk], program=program, period_kind=period_kind,
+                                          period_start=period_start, period_end=period_end, now=now, actor=actor,
+                                          season=season, batch=batch)[account.pk]
+
+
+def customer_settlements_calculate(*, account_ids: list[int], program: Program, period_kind: str,
+                                   period_start: dt.date, period_end: dt.date, now: dt.datetime, actor: Any = None,
+                                   season: Season | None = None,
+                                   batch: SettlementBatch | None = None) -> dict[int, CustomerSettlement]:
+    """``customer_settlement_calculate`` for many accounts (a chunk) in one transaction with a constant number of
+    queries: returns ``{account id: CustomerSettlement}``. Accounts are worked in id order, so an enrollment bonus
+    paid to one account's service point is seen by the next account at that service point."""
     if period_end <= period_start:
         raise DomainValidationError({"period_end": ["period_end must be after period_start."]})
     if period_kind not in PeriodKind.values:
@@ -559,146 +672,202 @@ def customer_settlement_calculate(*, account: Account, program: Program, period_
     tz = zone(program.time_zone)
     if season is None:
         season = _season_for(program, period_end - dt.timedelta(days=1))
+    account_ids = sorted(set(account_ids))
+    key = {"program": program, "period_kind": period_kind, "period_start": period_start, "period_end": period_end}
     with transaction.atomic():
-        cs, created = CustomerSettlement.objects.get_or_create(
-            account=account, program=program, period_kind=period_kind, period_start=period_start,
-            period_end=period_end, defaults={"season": season, "created_at": now, "updated_at": now, "batch": batch})
-        cs = CustomerSettlement.objects.select_for_update().get(pk=cs.pk)
-        if cs.status in (CS.APPROVED, CS.EXPORTED):
-            return cs
-        # Recomputable lines: incentive lines and deferred event lines of this (unapproved) settlement.
-        cs.lines.filter(Q(event_settlement__isnull=True) | Q(event_settlement__status=ES.DEFERRED)).delete()
-        end_utc = local_midnight(period_end, tz)
-        SettlementLine.objects.filter(account=account, program=program, customer_settlement__isnull=True,
-                                      event_settlement__isnull=False,
-                                      event_settlement__event__start__lt=end_utc).update(customer_settlement=cs)
-        notes: list[str] = []
-        new: list[SettlementLine] = []
-
-        def line(kind, amount, description, *, enrollment=None, key="", quantity=None, unit="", rate=None):
-            new.append(SettlementLine(
-                account=account, program=program, enrollment=enrollment, customer_settlement=cs, kind=kind,
-                line_code=LINE_CODES[kind], amount=round_money(amount), quantity=quantity, unit=unit, rate=rate,
-                service_point_id=enrollment.service_point_id if enrollment else None, description=description[:300],
-                incentive_key=key, created_at=now))
-
+        before = set(CustomerSettlement.objects.filter(account_id__in=account_ids, **key)
+                     .values_list("account_id", flat=True))
+        if len(before) < len(account_ids):
+            CustomerSettlement.objects.bulk_create(
+                [CustomerSettlement(account_id=a, season=season, created_at=now, updated_at=now, batch=batch, **key)
+                 for a in account_ids if a not in before], ignore_conflicts=True)
+        settlements = {cs.account_id: cs for cs in CustomerSettlement.objects.select_for_update()
+                       .filter(account_id__in=account_ids, **key).order_by("pk")}
+        work = {a: cs for a, cs in settlements.items() if cs.status not in (CS.APPROVED, CS.EXPORTED)}
+        if not work:
+            return settlements
+        accounts = sorted(work)
+        cs_ids = [work[a].pk for a in accounts]
+        # Recomputable lines: incentive lines and deferred event lines of these (unapproved) settlements.
+        SettlementLine.objects.filter(customer_settlement_id__in=cs_ids).filter(
+            Q(event_settlement__isnull=True) | Q(event_settlement__status=ES.DEFERRED)).delete()
+        SettlementLine.objects.filter(
+            account_id__in=accounts, program=program, customer_settlement__isnull=True, event_settlement__isnull=False,
+            event_settlement__event__start__lt=local_midnight(period_end, tz)).update(
+            customer_settlement_id=Subquery(CustomerSettlement.objects.filter(
+                account_id=OuterRef("account_id"), **key).values("pk")[:1]))
+        notes: dict[int, list[str]] = defaultdict(list)
+        new: dict[int, list[SettlementLine]] = defaultdict(list)
         if period_kind == PeriodKind.SEASON_END and season is not None:
-            deferred = EventSettlement.objects.filter(account=account, program=program, status=ES.DEFERRED,
-                                                      event_day__gte=season.start_date, event_day__lte=season.end_date)
-            for es in deferred:
-                for c in es.components:
+            for es_id, account_id, enrollment_id, sp_id, components, revision in EventSettlement.objects.filter(
+                    account_id__in=accounts, program=program, status=ES.DEFERRED, event_day__gte=season.start_date,
+                    event_day__lte=season.end_date).values_list("pk", "account_id", "enrollment_id",
+                                                                "service_point_id", "components", "revision"):
+                for c in components:
                     if Decimal(c["rounded"]):
-                        new.append(SettlementLine(
-                            account=account, program=program, enrollment_id=es.enrollment_id,
-                            service_point_id=es.service_point_id, event_settlement=es, customer_settlement=cs,
+                        new[account_id].append(SettlementLine(
+                            account_id=account_id, program=program, enrollment_id=enrollment_id,
+                            service_point_id=sp_id, event_settlement_id=es_id, customer_settlement=work[account_id],
                             kind=c["kind"], line_code=LINE_CODES[c["kind"]], amount=Decimal(c["rounded"]),
-                            description=c["description"][:300], event_revision=es.revision, created_at=now))
-        enrollments = list(Enrollment.objects.filter(
-            account=account, program=program, status__in=ENROLLED_STATUSES, effective_date__isnull=False,
-            effective_date__lt=period_end).filter(Q(end_date__isnull=True) | Q(end_date__gt=period_start))
-            .order_by("id"))
+                            description=c["description"][:300], event_revision=revision, created_at=now))
+        enrollments: dict[int, list[Enrollment]] = defaultdict(list)
+        for e in (Enrollment.objects.filter(account_id__in=accounts, program=program, status__in=ENROLLED_STATUSES,
+                                            effective_date__isnull=False, effective_date__lt=period_end)
+                  .filter(Q(end_date__isnull=True) | Q(end_date__gt=period_start)).order_by("account_id", "id")):
+            enrollments[e.account_id].append(e)
+        enrollment_ids = [e.pk for es in enrollments.values() for e in es]
         rules = rule_specs(program, kinds=[IncentiveKind.ENROLLMENT_BONUS, IncentiveKind.MONTHLY,
                                            IncentiveKind.SEASONAL, IncentiveKind.PERFORMANCE_KW,
                                            IncentiveKind.OPT_OUT_PENALTY])
         rule_seasons = dict(IncentiveRule.objects.filter(program=program).values_list("id", "season_id"))
-        capacities = enrolled_capacity([e.pk for e in enrollments], start=period_start, end=period_end)
+        seasons_by_id = Season.objects.in_bulk([s for s in rule_seasons.values() if s])
+        capacities = enrolled_capacity(enrollment_ids, start=period_start, end=period_end) if enrollment_ids else {}
         forfeit_month = any(r.kind == IncentiveKind.OPT_OUT_PENALTY
                             and r.opt_out_consequence == OptOutConsequence.FORFEIT_MONTH for r in rules)
         forfeit_season = any(r.kind == IncentiveKind.OPT_OUT_PENALTY
                              and r.opt_out_consequence == OptOutConsequence.FORFEIT_SEASON for r in rules)
-        elsewhere = (SettlementLine.objects.filter(program=program, reverses__isnull=True)
-                     .exclude(customer_settlement=cs))
-        for enrollment in enrollments:
-            capacity = capacities.get(enrollment.pk, inc.EnrolledCapacity())
-            enr_end = enrollment.end_date or dt.date.max
-            opt_out_months = None
-            season_events = None
-            for rule in rules:
-                rule_season = rule_seasons.get(rule.rule_id)
-                qty, unit = inc.basis_quantity(rule.basis, capacity)
-                if rule.kind == IncentiveKind.ENROLLMENT_BONUS:
-                    key = f"bonus:{rule.rule_id}"
-                    paid = any(x.kind == LineKind.ENROLLMENT_BONUS for x in new) or elsewhere.filter(
-                        kind=LineKind.ENROLLMENT_BONUS).filter(
-                        Q(account=account) | Q(service_point_id=enrollment.service_point_id)).exists()
-                    if paid:
-                        notes.append(f"Enrollment bonus already paid for account {account} or its service point.")
-                    else:
-                        line(LineKind.ENROLLMENT_BONUS, rule.amount * qty, f"Enrollment bonus ${rule.amount}"
-                             + (f" x {qty} {unit}" if unit else ""), enrollment=enrollment, key=key, quantity=qty,
-                             unit=unit, rate=rule.amount)
-                elif rule.kind == IncentiveKind.MONTHLY:
-                    for month in _months(period_start, period_end):
-                        next_month = (month + dt.timedelta(days=32)).replace(day=1)
-                        first_day = max(month, enrollment.effective_date)
-                        if not (period_start <= first_day < period_end and first_day < min(next_month, enr_end)):
-                            continue
-                        if rule_season and not Season.objects.filter(
-                                pk=rule_season, start_date__lt=next_month, end_date__gte=month).exists():
-                            continue
-                        key = f"monthly:{rule.rule_id}:{month:%Y-%m}"
-                        if elsewhere.filter(enrollment=enrollment, incentive_key=key).exists():
-                            continue
-                        if rule.requires_no_skipped_event or forfeit_month:
-                            opt_out_months = opt_out_months if opt_out_months is not None else _opt_out_months(
-                                enrollment, tz)
-                            if month in opt_out_months:
-                                notes.append(f"{month:%Y-%m}: monthly incentive forfeited (opted out of an event).")
+        kinds = {r.kind for r in rules}
+        # What was paid elsewhere (lines of the program not reversed; these settlements hold no incentive lines now).
+        paid = SettlementLine.objects.filter(program=program, reverses__isnull=True)
+        bonus_accounts, bonus_sps, account_names = set(), set(), {}
+        if IncentiveKind.ENROLLMENT_BONUS in kinds:
+            account_names = Account.objects.in_bulk(accounts)
+            sps = {e.service_point_id for es in enrollments.values() for e in es}
+            for a, sp in paid.filter(kind=LineKind.ENROLLMENT_BONUS).filter(
+                    Q(account_id__in=accounts) | Q(service_point_id__in=sps)).values_list("account_id",
+                                                                                         "service_point_id"):
+                bonus_accounts.add(a)
+                bonus_sps.add(sp)
+        keys = set(paid.filter(enrollment_id__in=enrollment_ids).exclude(incentive_key="")
+                   .values_list("enrollment_id", "incentive_key")) if enrollment_ids else set()
+        opt_out_months = (_opt_out_months(enrollment_ids, tz) if IncentiveKind.MONTHLY in kinds and (
+            forfeit_month or any(r.requires_no_skipped_event for r in rules)) else {})
+        season_events = (_season_events_by_enrollment(enrollment_ids, season, tz)
+                         if period_kind == PeriodKind.SEASON_END and season is not None
+                         and kinds & {IncentiveKind.SEASONAL, IncentiveKind.PERFORMANCE_KW} else {})
+        for account_id in accounts:
+            cs = work[account_id]
+
+            def line(kind, amount, description, *, enrollment, key="", quantity=None, unit="", rate=None,
+                     _cs=cs, _account=account_id):
+                new[_account].append(SettlementLine(
+                    account_id=_account, program=program, enrollment=enrollment, customer_settlement=_cs, kind=kind,
+                    line_code=LINE_CODES[kind], amount=round_money(amount), quantity=quantity, unit=unit, rate=rate,
+                    service_point_id=enrollment.service_point_id, description=description[:300], incentive_key=key,
+                    created_at=now))
+                if key:
+                    keys.add((enrollment.pk, key))
+
+            for enrollment in enrollments.get(account_id, ()):
+                capacity = capacities.get(enrollment.pk, inc.EnrolledCapacity())
+                enr_end = enrollment.end_date or dt.date.max
+                for rule in rules:
+                    rule_season = rule_seasons.get(rule.rule_id)
+                    qty, unit = inc.basis_quantity(rule.basis, capacity)
+                    if rule.kind == IncentiveKind.ENROLLMENT_BONUS:
+                        if account_id in bonus_accounts or enrollment.service_point_id in bonus_sps:
+                            notes[account_id].append(
+                                f"Enrollment bonus already paid for account {account_names[account_id]} or its service "
+                                f"point.")
+                        else:
+                            line(LineKind.ENROLLMENT_BONUS, rule.amount * qty, f"Enrollment bonus ${rule.amount}"
+                                 + (f" x {qty} {unit}" if unit else ""), enrollment=enrollment,
+                                 key=f"bonus:{rule.rule_id}", quantity=qty, unit=unit, rate=rule.amount)
+                            bonus_accounts.add(account_id)
+                            bonus_sps.add(enrollment.service_point_id)
+                    elif rule.kind == IncentiveKind.MONTHLY:
+                        for month in _months(period_start, period_end):
+                            next_month = (month + dt.timedelta(days=32)).replace(day=1)
+                            first_day = max(month, enrollment.effective_date)
+                            if not (period_start <= first_day < period_end and first_day < min(next_month, enr_end)):
                                 continue
-                        line(LineKind.MONTHLY, rule.amount * qty, f"Monthly incentive {month:%Y-%m}",
-                             enrollment=enrollment, key=key, quantity=qty, unit=unit, rate=rule.amount)
-                elif rule.kind in (IncentiveKind.SEASONAL, IncentiveKind.PERFORMANCE_KW):
-                    if period_kind != PeriodKind.SEASON_END or season is None:
-                        continue
-                    if rule_season and rule_season != season.pk:
-                        continue
-                    season_events = season_events if season_events is not None else _season_events(
-                        enrollment, season, tz)
-                    if rule.kind == IncentiveKind.SEASONAL:
-                        comp = inc.seasonal_component(rule, season_events, capacity,
-                                                      forfeit_on_any_opt_out=forfeit_season)
-                        key = f"seasonal:{rule.rule_id}:{season.pk}"
-                    else:
-                        comp = inc.performance_kw_component(
-                            rule, season_events, charges_negative_performance=program.charges_negative_performance)
-                        key = f"kw:{rule.rule_id}:{season.pk}"
-                    if elsewhere.filter(enrollment=enrollment, incentive_key=key).exists():
-                        continue
-                    notes.append(f"{season.name}: {comp.description}.")
-                    if round_money(comp.amount):
-                        line(comp.kind, comp.amount, comp.description, enrollment=enrollment, key=key,
-                             quantity=None if comp.quantity is None else comp.quantity.quantize(Q4),
-                             unit=comp.unit, rate=comp.rate)
-        SettlementLine.objects.bulk_create(new)
-        this_net = cs.lines.aggregate(s=Sum("amount"))["s"] or ZERO
-        cap_rules = IncentiveRule.objects.filter(program=program, kind=IncentiveKind.SEASON_CAP)
+                            if rule_season:
+                                s = seasons_by_id.get(rule_season)
+                                if s is None or not (s.start_date < next_month and s.end_date >= month):
+                                    continue
+                            key = f"monthly:{rule.rule_id}:{month:%Y-%m}"
+                            if (enrollment.pk, key) in keys:
+                                continue
+                            if (rule.requires_no_skipped_event or forfeit_month) and month in opt_out_months.get(
+                                    enrollment.pk, ()):
+                                notes[account_id].append(
+                                    f"{month:%Y-%m}: monthly incentive forfeited (opted out of an event).")
+                                continue
+                            line(LineKind.MONTHLY, rule.amount * qty, f"Monthly incentive {month:%Y-%m}",
+                                 enrollment=enrollment, key=key, quantity=qty, unit=unit, rate=rule.amount)
+                    elif rule.kind in (IncentiveKind.SEASONAL, IncentiveKind.PERFORMANCE_KW):
+                        if period_kind != PeriodKind.SEASON_END or season is None:
+                            continue
+                        if rule_season and rule_season != season.pk:
+                            continue
+                        events = season_events.get(enrollment.pk, [])
+                        if rule.kind == IncentiveKind.SEASONAL:
+                            comp = inc.seasonal_component(rule, events, capacity,
+                                                          forfeit_on_any_opt_out=forfeit_season)
+                            key = f"seasonal:{rule.rule_id}:{season.pk}"
+                        else:
+                            comp = inc.performance_kw_component(
+                                rule, events, charges_negative_performance=program.charges_negative_performance)
+                            key = f"kw:{rule.rule_id}:{season.pk}"
+                        if (enrollment.pk, key) in keys:
+                            continue
+                        notes[account_id].append(f"{season.name}: {comp.description}.")
+                        if round_money(comp.amount):
+                            line(comp.kind, comp.amount, comp.description, enrollment=enrollment, key=key,
+                                 quantity=None if comp.quantity is None else comp.quantity.quantize(Q4),
+                                 unit=comp.unit, rate=comp.rate)
+        _insert_objects(SettlementLine, [x for a in accounts for x in new.get(a, ())])
+        net = dict(SettlementLine.objects.filter(customer_settlement_id__in=cs_ids).values_list(
+            "customer_settlement_id").annotate(s=Sum("amount")).values_list("customer_settlement_id", "s"))
         cap_rule = None
         if season is not None:
-            cap_rule = cap_rules.filter(Q(season=season) | Q(season__isnull=True)).order_by("season_id").first()
+            cap_rule = (IncentiveRule.objects.filter(program=program, kind=IncentiveKind.SEASON_CAP)
+                        .filter(Q(season=season) | Q(season__isnull=True)).order_by("season_id").first())
+        totals = {a: net.get(work[a].pk) or ZERO for a in accounts}
         if cap_rule is not None:
-            prior = (SettlementLine.objects.filter(
-                account=account, program=program, customer_settlement__period_start__gte=season.start_date,
-                customer_settlement__period_start__lte=season.end_date).exclude(customer_settlement=cs)
-                .aggregate(s=Sum("amount"))["s"] or ZERO)
-            adj = inc.cap_adjustment(prior_net=prior, this_net=this_net, cap=cap_rule.amount)
-            if adj:
-                SettlementLine.objects.create(
-                    account=account, program=program, customer_settlement=cs, kind=LineKind.CAP_ADJUSTMENT,
-                    line_code=LINE_CODES[LineKind.CAP_ADJUSTMENT], amount=round_money(adj), created_at=now,
-                    description=f"Season cap ${cap_rule.amount}: earlier ${prior} + this ${this_net} exceeds it")
-                notes.append(f"Season cap ${cap_rule.amount} applied: {round_money(adj)}.")
-        total = cs.lines.aggregate(s=Sum("amount"))["s"] or ZERO
-        cs.total_amount, cs.season, cs.calculated_at, cs.updated_at = total, season, now, now
-        cs.inputs = {"enrollments": [e.pk for e in enrollments], "notes": notes,
-                     "season": season.pk if season else None}
-        cs.explanation = " ".join([*notes, f"Total ${total}."])
-        cs.save(update_fields=["total_amount", "season", "calculated_at", "updated_at", "inputs", "explanation"])
-        if cs.status == CS.PENDING:
-            transition(obj=cs, to=CS.CALCULATED, allowed=CUSTOMER_SETTLEMENT_TRANSITIONS, now=now, actor=actor,
-                       reason=f"{period_kind} {period_start}..{period_end}: ${total}")
-        elif not created:
-            audit_record(obj=cs, action="update", now=now, actor=actor, reason=f"recalculated: ${total}")
-    return cs
+            prior = dict(SettlementLine.objects.filter(
+                account_id__in=accounts, program=program, customer_settlement__period_start__gte=season.start_date,
+                customer_settlement__period_start__lte=season.end_date).exclude(customer_settlement_id__in=cs_ids)
+                .values_list("account_id").annotate(s=Sum("amount")).values_list("account_id", "s"))
+            caps = []
+            for a in accounts:
+                before_net = prior.get(a) or ZERO
+                adj = inc.cap_adjustment(prior_net=before_net, this_net=totals[a], cap=cap_rule.amount)
+                if adj:
+                    caps.append(SettlementLine(
+                        account_id=a, program=program, customer_settlement=work[a], kind=LineKind.CAP_ADJUSTMENT,
+                        line_code=LINE_CODES[LineKind.CAP_ADJUSTMENT], amount=round_money(adj), created_at=now,
+                        description=f"Season cap ${cap_rule.amount}: earlier ${before_net} + this ${totals[a]} "
+                                    f"exceeds it"))
+                    notes[a].append(f"Season cap ${cap_rule.amount} applied: {round_money(adj)}.")
+                    totals[a] += round_money(adj)
+            _insert_objects(SettlementLine, caps)
+        pending, audits = [], []
+        for a in accounts:
+            cs = work[a]
+            total = totals[a]
+            cs.total_amount, cs.season, cs.calculated_at, cs.updated_at = total, season, now, now
+            cs.inputs = {"enrollments": [e.pk for e in enrollments.get(a, ())], "notes": notes.get(a, []),
+                         "season": season.pk if season else None}
+            cs.explanation = " ".join([*notes.get(a, []), f"Total ${total}."])
+            if cs.status == CS.PENDING:
+                check_transition(allowed=CUSTOMER_SETTLEMENT_TRANSITIONS, current=cs.status, to=CS.CALCULATED,
+                                 label=f"Customer settlement {cs}")
+                pending.append(cs.pk)
+                audits.append((cs.pk, AuditEntry.Action.STATUS_CHANGE, CS.PENDING, CS.CALCULATED,
+                               f"{period_kind} {period_start}..{period_end}: ${total}"))
+                cs.status = CS.CALCULATED
+            elif a in before:
+                audits.append((cs.pk, "update", "", "", f"recalculated: ${total}"))
+        fields = ["total_amount", "season_id", "calculated_at", "updated_at", "inputs", "explanation"]
+        _update_rows(CustomerSettlement, {cs.pk: {f: getattr(cs, f) for f in fields} for cs in work.values()},
+                     fields)
+        if pending and CustomerSettlement.objects.filter(pk__in=pending, status=CS.PENDING).update(
+                status=CS.CALCULATED, updated_at=now) != len(pending):
+            raise TransitionNotAllowed("Customer settlements changed status concurrently; try again.",
+                                       from_status=CS.PENDING, to_status=CS.CALCULATED)
+        _audit_rows(model=CustomerSettlement, rows=audits, now=now, actor=actor)
+    return settlements
 
 
 def customer_settlement_approve(*, settlement: CustomerSettlement, now: dt.datetime,
@@ -767,16 +936,25 @@ def customer_batch_start(*, program: Program, kind: str, period_kind: str, perio
 
 def customer_settle_chunk(*, batch: SettlementBatch, account_first: int, account_last: int, period_kind: str,
                           now: dt.datetime) -> dict[str, int]:
-    """Calculate the customer settlements of the batch's accounts ``account_first..account_last``."""
+    """Calculate the customer settlements of the batch's accounts ``account_first..account_last`` in one
+    transaction (``customer_settlements_calculate``); if that fails, account by account, so one account's failure
+    does not stop the others (it is reported on the batch)."""
     program = batch.program
     accounts = [a for a in _accounts_for(program, batch.period_start, batch.period_end)
                 if account_first <= a <= account_last]
+    common = {"program": program, "period_kind": period_kind, "period_start": batch.period_start,
+              "period_end": batch.period_end, "season": batch.season, "now": now, "actor": "settlement",
+              "batch": batch}
+    try:
+        customer_settlements_calculate(account_ids=accounts, **common)
+        return {"calculated": len(accounts), "failed": 0}
+    except Exception:  # isolate the failing account(s) below
+        log.exception("customer settlement chunk %s..%s failed; retrying account by account", account_first,
+                      account_last)
     counts = {"calculated": 0, "failed": 0}
     for account in Account.objects.filter(pk__in=accounts).order_by("pk"):
         try:
-            customer_settlement_calculate(account=account, program=program, period_kind=period_kind,
-                                          period_start=batch.period_start, period_end=batch.period_end,
-                                          season=batch.season, now=now, actor="settlement", batch=batch)
+            customer_settlement_calculate(account=account, **common)
             counts["calculated"] += 1
         except Exception as exc:  # one account's failure must not stop the others; reported on the batch
             log.exception("customer settlement failed for account %s", account.pk)

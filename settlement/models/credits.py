@@ -83,8 +83,14 @@ class SettlementBatch(models.Model):
 class EventSettlement(models.Model):
     """What one participation (service point / device) earned in one event, with the inputs that explain it.
 
-    ``inputs`` keeps the measurement: interval minutes, the event day's interval starts (UTC ISO) with baseline,
-    adjusted baseline and actual kW and reduction kWh, selected and excluded days, the day-of adjustment, prices.
+    ``inputs`` keeps the measurement, compactly (written by ``services._settlement_rows``): ``method``, resolved
+    baseline ``params``, ``interval_minutes``, ``start`` (UTC ISO start of the first event-window interval) and, one
+    value per event-window interval, the engine's ``baseline_kw``, ``adjusted_baseline_kw``, ``actual_kw`` and
+    ``reduction_kwh`` (4 decimals, null = unknown; the same numbers as ``manage.py baseline --json``);
+    ``participated`` = ``[0, counted intervals]``; ``selected_days``; ``day_reasons`` = one ``baselines.REASONS``
+    code per candidate day from ``first_candidate_day`` backwards (``selectors.event_settlement_days`` expands it);
+    ``adjustment`` (applied day-of adjustment), ``detail``, ``minutes_participated``, ``event_minutes``,
+    ``participation_status``.
     ``components`` are the computed amounts (not money until approved): ``[{kind, amount, quantity, unit, rate,
     description}]``, amounts as strings in full precision rounded once (``cpm.money.round_money``).
     """

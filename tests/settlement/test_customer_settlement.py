@@ -225,3 +225,62 @@ def test_due_settlements_billing_period_and_final_bill_created_once():
     # the leaving account nothing more: each month once.
     assert final.total_amount == Decimal("40.00")
     assert staying.enrollment.account.customer_settlements.count() == 1
+
+
+def test_a_chunk_of_accounts_equals_one_by_one_and_pays_a_shared_service_point_bonus_once():
+    program = ProgramFactory()
+    season = SeasonFactory(program=program)
+    IncentiveRuleFactory(program=program, kind=IncentiveKind.ENROLLMENT_BONUS, amount=Decimal("75"))
+    IncentiveRuleFactory(program=program, kind=IncentiveKind.MONTHLY, amount=Decimal("20"), season=season)
+    subs = [active_participant(program=program, start=dt.date(2026, 6, 10)) for _ in range(3)]
+    # A second account at the first account's service point (e.g. a new tenant): no second bonus there.
+    from enrollments.models import ServiceAgreement
+
+    ServiceAgreement.objects.filter(service_point=subs[0].enrollment.service_point).update(
+        end_date=dt.date(2026, 6, 14))
+    type(subs[0].enrollment).objects.filter(pk=subs[0].enrollment_id).update(status=EnrollmentStatus.UNENROLLED,
+                                                                             end_date=dt.date(2026, 6, 14))
+    shared = active_participant(program=program, service_point=subs[0].enrollment.service_point,
+                                start=dt.date(2026, 6, 15))
+    accounts = [s.enrollment.account_id for s in [*subs, shared]]
+    out = services.customer_settlements_calculate(account_ids=accounts, program=program,
+                                                  period_kind=PeriodKind.BILLING_PERIOD,
+                                                  period_start=dt.date(2026, 6, 1), period_end=dt.date(2026, 8, 1),
+                                                  now=NOW)
+    # $75 bonus + $20 a month enrolled (the first account only in June, the new tenant June and July, no bonus).
+    assert [out[a].total_amount for a in accounts] == [Decimal("95.00"), Decimal("115.00"), Decimal("115.00"),
+                                                       Decimal("40.00")]
+    assert "already paid" in out[accounts[3]].explanation
+    assert all(cs.status == CS.CALCULATED for cs in out.values())
+    # One by one gives the same (recalculation of the same period changes nothing).
+    again = calc(subs[1], dt.date(2026, 6, 1), dt.date(2026, 8, 1))
+    assert again.pk == out[accounts[1]].pk and lines(again) == lines(out[accounts[1]])
+
+
+def test_a_chunk_of_accounts_runs_the_same_queries_for_one_or_many():
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def queries(n):
+        program = ProgramFactory(settlement_timing=SettlementTiming.SEASON_END)
+        season = SeasonFactory(program=program)
+        IncentiveRuleFactory(program=program, kind=IncentiveKind.SEASONAL, amount=Decimal("20"), season=season)
+        IncentiveRuleFactory(program=program, kind=IncentiveKind.PERFORMANCE_KW, basis=IncentiveBasis.PER_KW,
+                             amount=Decimal("5"), season=season)
+        accounts = []
+        for _ in range(n):
+            sub = active_participant(program=program)
+            part = ParticipationFactory(event=event_on(program, dt.date(2026, 7, 1)), subscription=sub)
+            EventSettlementFactory(participation=part, status=EventSettlementStatus.DEFERRED,
+                                   components=[{"kind": "per_event", "amount": "4", "rounded": "4.00",
+                                                "description": "$4", "quantity": "1", "unit": "", "rate": "4",
+                                                "rule_id": None}])
+            accounts.append(sub.enrollment.account_id)
+        with CaptureQueriesContext(connection) as ctx:
+            out = services.customer_settlements_calculate(
+                account_ids=accounts, program=program, period_kind=PeriodKind.SEASON_END,
+                period_start=season.start_date, period_end=season.end_date + dt.timedelta(days=1), now=NOW)
+        assert {cs.total_amount for cs in out.values()} == {Decimal("24.00")}  # $4 event + $20 seasonal
+        return len(ctx.captured_queries)
+
+    assert queries(1) == queries(5)

@@ -6,6 +6,8 @@ import datetime as dt
 from decimal import Decimal as D
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cpm.money import round_money
 from settlement import incentives as inc
@@ -109,3 +111,48 @@ def test_cap_adjustment():
     assert inc.cap_adjustment(prior_net=D("0"), this_net=D("50"), cap=D("100")) == 0
     assert inc.cap_adjustment(prior_net=D("120"), this_net=D("10"), cap=D("100")) == D("-10")  # never more
     assert inc.cap_adjustment(prior_net=D("120"), this_net=D("-5"), cap=D("100")) == 0
+
+
+# ------------------------------------------------------------------ batch == scalar
+_STARTS = [dt.datetime(2026, 7, 15, 23, tzinfo=dt.UTC) + dt.timedelta(hours=h) for h in range(3)]
+Decimal, ZERO = D, D(0)
+_dec4 = st.decimals(min_value=-50, max_value=50, places=4, allow_nan=False, allow_infinity=False)
+_outcome = st.tuples(_dec4, st.decimals(min_value=0, max_value=1, places=6), st.booleans(), st.booleans(),
+                     st.sampled_from([inc.EnrolledCapacity(), inc.EnrolledCapacity(2, Decimal("7.5"), Decimal("27")),
+                                      inc.EnrolledCapacity(1, Decimal("5.125"), Decimal("0"))]),
+                     st.lists(st.decimals(min_value=-9, max_value=9, places=6), min_size=0, max_size=3))
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.lists(_outcome, min_size=1, max_size=8), charges=st.booleans(), missing_last=st.booleans(),
+       rule_set=st.sampled_from(["kwh", "price", "per_event", "penalties"]))
+def test_batch_components_equal_the_one_participation_function(rows, charges, missing_last, rule_set):
+    prices = {s: Decimal(p) for s, p in zip(_STARTS, ["0.50000", "1.25000", "3.00000"], strict=True)}
+    if missing_last:
+        del prices[_STARTS[-1]]
+    rules = {
+        "kwh": [inc.RuleSpec(1, inc.K_PERFORMANCE_KWH, inc.B_PER_KWH, Decimal("1.7"))],
+        "price": [inc.RuleSpec(2, inc.K_PERFORMANCE_KWH, inc.B_PRICE_SET, ZERO, prices=prices, price_set_name="DA"),
+                  inc.RuleSpec(3, inc.K_PER_EVENT, inc.B_PER_DEVICE, Decimal("10"))],
+        "per_event": [inc.RuleSpec(4, inc.K_PER_EVENT, inc.B_PER_KW_ENROLLED, Decimal("2.5")),
+                      inc.RuleSpec(5, inc.K_PERFORMANCE_KWH, inc.B_PER_KWH, Decimal("0.333"))],
+        "penalties": [inc.RuleSpec(6, inc.K_PERFORMANCE_KWH, inc.B_PER_KWH, Decimal("1.25")),
+                      inc.RuleSpec(7, inc.K_OPT_OUT_PENALTY, amount=Decimal("5"), opt_out_consequence=inc.C_PENALTY),
+                      inc.RuleSpec(8, inc.K_OPT_OUT_PENALTY, opt_out_consequence=inc.C_FORFEIT_EVENT)],
+    }[rule_set]
+    outcomes = inc.EventOutcomes(
+        kwh_avoided=[r[0] for r in rows], fraction=[r[1] for r in rows], opted_out=[r[2] for r in rows],
+        responded=[r[3] for r in rows], capacity=[r[4] for r in rows], interval_starts=_STARTS,
+        interval_kwh=[r[5] for r in rows], charges_negative_performance=charges)
+    columns, errors = inc.event_components_batch(outcomes, rules)
+    for k, r in enumerate(rows):
+        one = inc.EventOutcome(kwh_avoided=r[0], fraction=r[1], opted_out=r[2], responded=r[3],
+                               interval_kwh=list(zip(_STARTS, r[5], strict=False)), capacity=r[4],
+                               charges_negative_performance=charges)
+        try:
+            expected, error = inc.event_components(one, rules), None
+        except inc.MissingPrice as exc:
+            expected, error = [], str(exc)
+        assert (None if errors[k] is None else str(errors[k])) == error
+        if error is None:
+            assert [c for c in (col.component(k) for col in columns) if c is not None] == expected

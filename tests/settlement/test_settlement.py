@@ -27,6 +27,7 @@ from programs.choices import (
 from settlement import services
 from settlement.choices import BatchKind, BatchStatus, Channel, EventSettlementStatus, LineKind, MeasurementStatus
 from settlement.models import EventSettlement, SettlementBatch, SettlementLine
+from settlement.selectors import event_settlement_days
 from tests.factories.enrollments import active_participant
 from tests.factories.programs import IncentiveRuleFactory, ProgramFactory
 from tests.factories.settlement import (
@@ -86,16 +87,19 @@ def test_meter_baseline_settlement_pays_kwh_avoided_with_inputs(program):
     assert es.kw_drop_avg == Decimal("1.5000")
     assert es.amount == Decimal("5.63")  # 4.5 kWh x $1.25 = $5.625 -> $5.63
     assert es.posted_amount == Decimal("0.00")  # not money until approved
-    # The inputs explain it: 10 most recent similar weekdays (July 3 is the observed... no: July 4 is a Saturday,
-    # NERC does not move it), the adjustment and the per-interval values over the local event day (24 h).
+    # The inputs explain it: the 10 most recent similar weekdays (July 4 2026 is a Saturday; NERC does not move it,
+    # so July 3 is a weekday), the adjustment and the engine's per-interval values over the event window.
     assert es.inputs["selected_days"] == ["2026-07-14", "2026-07-13", "2026-07-10", "2026-07-09", "2026-07-08",
                                           "2026-07-07", "2026-07-06", "2026-07-03", "2026-07-02", "2026-07-01"]
-    assert ["2026-07-12", "weekend"] in es.inputs["excluded_days"]
+    days = event_settlement_days(es.inputs)
+    assert ("2026-07-12", "day_type") in days and ("2026-07-14", "selected") in days
+    assert days[-1] == ("2026-07-01", "selected")  # the window ends at the 10th weekday
     assert es.inputs["adjustment"] == 1.0
-    assert len(es.inputs["baseline_kw"]) == 24
-    assert es.inputs["participated"] == [16, 3]  # local 16:00, three hours
-    assert es.inputs["actual_kw"][16:19] == [0.5, 0.5, 0.5]
-    assert es.inputs["reduction_kwh"] == [1.5, 1.5, 1.5]  # the counted intervals
+    assert es.inputs["start"] == "2026-07-15T23:00:00+00:00" and es.inputs["interval_minutes"] == 60
+    assert es.inputs["participated"] == [0, 3]  # three counted hours from the event start
+    assert es.inputs["baseline_kw"] == [2.0, 2.0, 2.0]
+    assert es.inputs["actual_kw"] == [0.5, 0.5, 0.5]
+    assert es.inputs["reduction_kwh"] == [1.5, 1.5, 1.5]
     assert "4.5000 kWh avoided" in es.explanation and "$5.63" in es.explanation
 
 
@@ -216,7 +220,8 @@ def test_insufficient_data_stays_pending_and_counts(program):
     batch = settle(event)
     es = EventSettlement.objects.get()
     assert (es.status, es.measurement_status, es.amount) == (ES.PENDING, MeasurementStatus.INSUFFICIENT_DATA, 0)
-    assert "3 similar days" in es.explanation
+    # The engine's rule (CAISO: Y = 10 eligible days are required, never an average of fewer).
+    assert "only 3 eligible weekday days in the 45-day lookback; 10 required" in es.explanation
     batch.refresh_from_db()
     assert batch.items_pending == 1
 
