@@ -6,8 +6,8 @@ Definitions implemented here, straight from their sources:
 
 - CAISO 10-in-10 customer load baseline (CAISO Business Practice Manual for Demand Response, "Customer Load
   Baseline"): for a weekday event, the similar days are the non-event, non-holiday weekdays of the 45 days before
-  the event day; the 10 most recent are used (at least 5, else no baseline). Days on which the program called an
-  event, or the service point took part in any event, are not similar days. Baseline of an hour = mean load of the
+  the event day; the 10 most recent are used (fewer than 10: no baseline, nothing paid). Days on which the service
+  point took part in any event (any program, not cancelled) are not similar days. Baseline of an hour = mean load of the
   selected days in that hour. Day-of (load point) adjustment: ratio of the actual to the baseline load over the
   three hours before the event excluding the hour just before it, limited to +/-20 %. kWh avoided = sum over the
   counted event hours of (adjusted baseline - actual); an hour counts when it ends at or before an opt-out.
@@ -40,7 +40,7 @@ CENT = Decimal("0.01")
 UTC = dt.UTC
 LOOKBACK_DAYS = 45
 MAX_DAYS = 10
-MIN_DAYS = 5
+MIN_DAYS = 10
 ADJUSTMENT_LIMIT = 0.20
 # Bill line codes of the export (the billing interface's contract).
 BONUS, PER_KWH, CAP, PER_KW, MONTHLY = "DRBN", "DRPK", "DRCP", "DRKW", "DRMO"
@@ -123,7 +123,7 @@ def _hourly(rows) -> dict[int, float]:
 
 def caiso_10_in_10(load: dict[int, float], *, event_start: dt.datetime, event_end: dt.datetime, tz: ZoneInfo,
                    excluded_days: set[dt.date], counted_until: dt.datetime) -> float | None:
-    """kWh avoided of one participation (None: fewer than 5 similar days with data, or event data missing)."""
+    """kWh avoided of one participation (None: fewer than 10 similar days with data, or event data missing)."""
     local_start = event_start.astimezone(tz)
     event_day = local_start.date()
     holidays = nerc_holidays(event_day.year) | nerc_holidays(event_day.year - 1)
@@ -189,7 +189,6 @@ def check_demo(export_path: Path) -> CheckReport:
         rules = list(IncentiveRule.objects.filter(program=program))
         season = Season.objects.get(program=program, start_date=dt.date(2011, 6, 1))
         events = list(Event.objects.filter(program=program, status="completed").order_by("start"))
-        event_days = [e.start.astimezone(tz).date() for e in events]
         parts = list(Participation.objects.filter(event__in=events).exclude(status="cancelled")
                      .select_related("enrollment__account", "event"))
         report.participations += len(parts)
@@ -226,7 +225,7 @@ def check_demo(export_path: Path) -> CheckReport:
             for p in parts:
                 event = p.event
                 day = event.start.astimezone(tz).date()
-                excluded = {d for d in event_days if d < day} | {d for d in sp_days[p.service_point_id] if d < day}
+                excluded = {d for d in sp_days[p.service_point_id] if d < day}
                 until = min(p.opted_out_at, event.end) if p.opted_out_at else event.end
                 kwh = caiso_10_in_10(loads.get(p.service_point_id, {}), event_start=event.start, event_end=event.end,
                                      tz=tz, excluded_days=excluded, counted_until=until)
