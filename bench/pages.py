@@ -3,9 +3,9 @@
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/cpm_bench .venv/bin/python -m bench.pages --n 100000
 
 In process with the Django test ``Client``, logged in as a superuser, ``SECURE_SSL_REDIRECT=False``: each page is
-requested once to warm up, then ``--repeat`` times (default 20); prints the median and p95 in ms and the SQL query
-count of a request (an execute wrapper). Target: median <= 300 ms, and query counts that do not grow with N
-(``python -m bench`` compares them across N).
+requested once to warm up, once with its SQL captured by an execute wrapper (count, time, slowest query), then
+``--repeat`` times (default 20); prints the median and p95 in ms, the SQL query count and SQL time. Target: median
+<= 300 ms, and query counts that do not grow with N (``python -m bench`` compares them across N).
 
 Data: the ``bench.seed`` population (seeded in a child process when missing), the reservation benchmark's event
 when it has run, interval days of the loading benchmark (run in a child when there are none), and one event
@@ -73,12 +73,16 @@ def pages(ids: dict) -> list[tuple[str, str]]:
 def measure(client, url: str, repeat: int) -> dict:
     from django.db import connection
 
-    sql: list[str] = []
+    sql: list[tuple[float, str, tuple]] = []
 
     def capture(execute, query, params, many, context):  # (CaptureQueriesContext is reset by request_started)
-        sql.append(query)
-        return execute(query, params, many, context)
+        t = time.perf_counter()
+        try:
+            return execute(query, params, many, context)
+        finally:
+            sql.append(((time.perf_counter() - t) * 1000, query, tuple(params or ())))
 
+    client.get(url)  # warm-up
     with connection.execute_wrapper(capture):
         response = client.get(url)
     status = response.status_code
@@ -90,7 +94,9 @@ def measure(client, url: str, repeat: int) -> dict:
     times.sort()
     return {"status": status, "median_ms": round(statistics.median(times), 1),
             "p95_ms": round(times[min(len(times) - 1, int(round(0.95 * len(times))) - 1)], 1),
-            "queries": len(sql), "sql": sql}
+            "queries": len(sql), "sql_ms": round(sum(ms for ms, _, _ in sql), 1),
+            "slowest_sql_ms": round(max((ms for ms, _, _ in sql), default=0), 1),
+            "sql": sorted(sql, key=lambda q: q[0], reverse=True)}
 
 
 def main() -> None:
@@ -99,7 +105,9 @@ def main() -> None:
     parser.add_argument("--history", type=int, default=6)
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--only", help="Only pages whose name contains this text.")
-    parser.add_argument("--show-sql", action="store_true", help="Print the SQL of pages over 300 ms.")
+    parser.add_argument("--explain", action="store_true", help="With --show-sql: EXPLAIN ANALYZE queries over 20 ms.")
+    parser.add_argument("--show-sql", action="store_true", help="Print the SQL (slowest first) of pages over 300 ms "
+                        "(of every page with --only).")
     args = parser.parse_args()
     os.environ["SECURE_SSL_REDIRECT"] = "False"
     setup_django()
@@ -115,7 +123,7 @@ def main() -> None:
     client.force_login(user)
     results = {}
     load = loadavg()
-    print(f"{'page':40} {'status':>6} {'median ms':>10} {'p95 ms':>8} {'queries':>8}")
+    print(f"{'page':40} {'status':>6} {'median ms':>10} {'p95 ms':>8} {'queries':>8} {'SQL ms':>7} {'slowest':>8}")
     for name, url in pages(ids):
         if args.only and args.only not in name:
             continue
@@ -123,10 +131,17 @@ def main() -> None:
         sql = r.pop("sql")
         results[name] = {"url": url, **r}
         flag = "  SLOW" if r["median_ms"] > 300 else ""
-        print(f"{name:40} {r['status']:>6} {r['median_ms']:>10.1f} {r['p95_ms']:>8.1f} {r['queries']:>8}{flag}")
-        if flag and args.show_sql:
-            for q in sql:
-                print("    ", q[:400])
+        print(f"{name:40} {r['status']:>6} {r['median_ms']:>10.1f} {r['p95_ms']:>8.1f} {r['queries']:>8} "
+              f"{r['sql_ms']:>7.1f} {r['slowest_sql_ms']:>8.1f}{flag}")
+        if args.show_sql and (flag or args.only):
+            for ms, q, params in sql:
+                print(f"    {ms:8.1f} ms  {q[:600]}")
+                if args.explain and ms > 20 and q.lstrip().upper().startswith("SELECT"):
+                    from django.db import connection
+
+                    with connection.cursor() as cur:
+                        cur.execute("EXPLAIN (ANALYZE, COSTS OFF) " + q, params)
+                        print("\n".join("        " + row[0] for row in cur.fetchall()))
     slow = [k for k, v in results.items() if v["median_ms"] > 300 or v["status"] != 200]
     emit({"step": "pages", "n": args.n, "load": round(load, 2), "pages": results, "slow": slow,
           "max_median_ms": max((v["median_ms"] for v in results.values()), default=None),
