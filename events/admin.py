@@ -44,6 +44,7 @@ class RevisionInline(admin.TabularInline):
 
 @admin.register(Event)
 class EventAdmin(SimpleHistoryAdmin):
+    show_full_result_count = False  # one COUNT(*) per page, not two (large tables)
     list_display = ("name", "program", "category", "status", "start", "end", "revision", "target_kw", "n_reserved",
                     "n_skipped")
     list_filter = ("status", "category", "direction", "program")
@@ -122,6 +123,9 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(Reservation)
 class ReservationAdmin(ReadOnlyAdmin):
+    show_full_result_count = False  # one COUNT(*) per page, not two (large tables)
+    # Newest first by primary key: an index scan; the model's ordering sorts the whole table through a join.
+    ordering = ("-pk",)
     list_display = ("event", "device", "service_point", "decision", "detail", "capacity_kw", "decided_at")
     list_filter = ("decision", "event__program")
     search_fields = ("event__name", "device__serial_number", "device__aggregator_device_id",
@@ -132,6 +136,9 @@ class ReservationAdmin(ReadOnlyAdmin):
 
 @admin.register(Participation)
 class ParticipationAdmin(ReadOnlyAdmin):
+    show_full_result_count = False  # one COUNT(*) per page, not two (large tables)
+    # Newest first by primary key: an index scan; the model's ordering sorts the whole table through a join.
+    ordering = ("-pk",)
     list_display = ("event", "device", "service_point", "status", "start", "end", "opted_out_at",
                     "outcome_revision")
     list_filter = ("status", "event__program")
