@@ -6,7 +6,8 @@ from __future__ import annotations
 import datetime as dt
 
 from django.contrib import admin, messages
-from django.db.models import Count, Q
+from django.db.models import Count, IntegerField, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 from simple_history.admin import SimpleHistoryAdmin
 
 from cpm.errors import DomainError
@@ -58,9 +59,16 @@ class EventAdmin(SimpleHistoryAdmin):
     actions = ["schedule", "reserve_again", "dispatch_now", "cancel"]
 
     def get_queryset(self, request):
+        # Correlated subqueries, not a GROUP BY over a join with every reservation: PostgreSQL evaluates them for
+        # the page's rows only, and the COUNT(*) and date hierarchy queries leave them out.
+        def count(condition: Q):
+            ledger = (Reservation.objects.filter(condition, event_id=OuterRef("pk")).order_by().values("event_id")
+                      .annotate(n=Count("pk")).values("n"))
+            return Coalesce(Subquery(ledger, output_field=IntegerField()), 0)
+
         return super().get_queryset(request).annotate(
-            n_reserved_=Count("reservations", filter=Q(reservations__decision=ReservationDecision.RESERVED)),
-            n_skipped_=Count("reservations", filter=~Q(reservations__decision=ReservationDecision.RESERVED)))
+            n_reserved_=count(Q(decision=ReservationDecision.RESERVED)),
+            n_skipped_=count(~Q(decision=ReservationDecision.RESERVED)))
 
     @admin.display(description="Reserved", ordering="n_reserved_")
     def n_reserved(self, obj):
