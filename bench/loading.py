@@ -1,11 +1,12 @@
 """Benchmark: interval data loading fast path vs a plain PostgreSQL COPY of the same CSV.
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/cpm_bench_meter \\
-        .venv/bin/python -m bench.loading --service-points 100000 --days 1
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/cpm_bench .venv/bin/python -m bench.loading --n 100000 --days 1
 
-Creates the database if missing, migrates, makes N service points, writes a CSV of N x 24 x days hourly readings,
-loads it through ``settlement.meterdata.meter_csv_load`` (parse, resolve, merge, COPY binary), then re-loads it
-(idempotent: 0 new), then COPYs the same CSV into a bare table. Prints readings/s and the ratio.
+Uses the ``bench.seed`` population of N service points (seeded in a child process when missing), writes (in a child
+process, so neither counts in this process's peak memory) a CSV of N x 24 x days hourly readings with the Green
+Button load shapes, loads it through ``settlement.meterdata.meter_csv_load`` (parse, resolve, merge, COPY binary),
+re-loads it (idempotent: 0 new), then COPYs the same CSV into a bare table. Prints readings/s, the ratio to the plain
+COPY, peak memory and SQL queries, and a final ``BENCH_JSON {...}`` line.
 Targets (issue 5): >= 200,000 readings/s and >= 30 % of the plain COPY.
 """
 
@@ -13,82 +14,85 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
+import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
+
+from .common import emit, loadavg, peak_rss_mb, setup_django
+
+FIRST_DAY = dt.date(2026, 7, 1)
 
 
-def _ensure_database(url: str) -> None:
-    import psycopg
-
-    name = url.rsplit("/", 1)[1].split("?")[0]
-    admin = url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
+def _child(*args: str) -> dict:
+    out = subprocess.run([sys.executable, "-m", *args], check=True, capture_output=True, text=True,
+                         env=os.environ.copy())
+    lines = [x for x in out.stdout.splitlines() if x.startswith("BENCH_JSON ")]
+    return json.loads(lines[-1].removeprefix("BENCH_JSON ")) if lines else {}
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--service-points", type=int, default=100_000)
+    parser.add_argument("--n", "--service-points", dest="n", type=int, default=100_000)
     parser.add_argument("--days", type=int, default=1)
+    parser.add_argument("--history", type=int, default=6, help="History of the seeded population (bench.seed).")
+    parser.add_argument("--write-csv", help=argparse.SUPPRESS)
     parser.add_argument("--baselines", action="store_true",
                         help="Also time baselines.baseline_batch on N service points x 48 days of hourly data.")
     args = parser.parse_args(argv)
-    url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith("postgres"):
-        print("Set DATABASE_URL=postgres://... (the benchmark compares against PostgreSQL COPY)", file=sys.stderr)
-        return 2
-    _ensure_database(url)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cpm.settings")
-    import django
+    if args.write_csv:  # child: write the CSV only
+        from .seed import write_interval_csv
 
-    django.setup()
-    from django.core.management import call_command
+        emit({"readings": write_interval_csv(Path(args.write_csv), n=args.n, first_day=FIRST_DAY, days=args.days)})
+        return 0
+    setup_django()
     from django.db import connection
 
-    from devices.models import Premise, ServicePoint
     from settlement.meterdata import meter_csv_load
 
-    call_command("migrate", verbosity=0)
-    n_sp, hours = args.service_points, 24 * args.days
-    premise, _ = Premise.objects.get_or_create(premise_id="BENCH-PREMISE",
-                                               defaults={"address_line1": "1 Bench Way", "city": "Bench"})
-    have = ServicePoint.objects.filter(service_point_id__startswith="BENCH-").count()
-    if have < n_sp:
-        ServicePoint.objects.bulk_create(
-            [ServicePoint(service_point_id=f"BENCH-{k:07d}", premise=premise) for k in range(n_sp)],
-            batch_size=10_000, ignore_conflicts=True)
-
-    # CSV: N service points x hourly readings, UTC times with offset
-    t0 = dt.datetime(2026, 7, 1, tzinfo=dt.UTC)
-    stamps = [(t0 + dt.timedelta(hours=h)).isoformat() for h in range(hours)]
-    lines = ["service_point_id,channel,interval_start,interval_minutes,kwh"]
-    for k in range(n_sp):
-        sp = f"BENCH-{k:07d}"
-        base = 0.5 + (k % 97) / 100
-        lines.extend(f"{sp},delivered,{s},60,{base + (h % 24) / 50:.3f}" for h, s in enumerate(stamps))
-    content = ("\n".join(lines) + "\n").encode()
-    readings = n_sp * hours
-    print(f"CSV: {readings:,} readings, {len(content) / 1e6:.1f} MB")
+    seeded = _child("bench.seed", "--n", str(args.n), "--history", str(args.history))
+    with tempfile.TemporaryDirectory(prefix="cpm-bench-") as tmp:
+        path = Path(tmp) / "readings.csv"
+        t = time.perf_counter()
+        readings = _child("bench.loading", "--n", str(args.n), "--days", str(args.days), "--write-csv",
+                          str(path))["readings"]
+        gen_s = time.perf_counter() - t
+        content = path.read_bytes()
+    print(f"CSV: {readings:,} readings, {len(content) / 1e6:.1f} MB (written in {gen_s:.1f}s; population seed "
+          f"reused: {seeded.get('reused')})")
 
     with connection.cursor() as cur:
-        cur.execute("TRUNCATE settlement_intervalday")
+        cur.execute("TRUNCATE settlement_intervalday, settlement_meterdataload CASCADE")
+    queries = 0
+
+    def count(execute, sql, params, many, context):
+        nonlocal queries
+        queries += 1
+        return execute(sql, params, many, context)
+
     now = dt.datetime.now(dt.UTC)
+    load = loadavg()
     t = time.perf_counter()
-    load = meter_csv_load(content=content, now=now, file_name="bench.csv")
+    with connection.execute_wrapper(count):
+        first = meter_csv_load(content=content, now=now, file_name="bench.csv")
     fast = time.perf_counter() - t
-    print(f"fast path (first load):  {fast:7.2f} s  {readings / fast:12,.0f} readings/s   [{load.summary}]")
+    peak = peak_rss_mb()
+    print(f"fast path (first load):  {fast:7.2f} s  {readings / fast:12,.0f} readings/s   [{first.summary}] "
+          f"{queries} SQL queries, load average {load:.2f}")
     t = time.perf_counter()
     again = meter_csv_load(content=content, now=now, file_name="bench.csv")
     reload_s = time.perf_counter() - t
     print(f"fast path (re-load):     {reload_s:7.2f} s  {readings / reload_s:12,.0f} readings/s   [{again.summary}]")
+    assert first.readings_new == readings and again.readings_unchanged == readings, (first.summary, again.summary)
 
     with connection.cursor() as cur:
         cur.execute("DROP TABLE IF EXISTS bench_bare_readings")
         cur.execute("CREATE TABLE bench_bare_readings (service_point_id text, channel text, "
                     "interval_start timestamptz, interval_minutes int, kwh float8)")
-        connection.commit() if not connection.get_autocommit() else None
+        plain_load = loadavg()
         t = time.perf_counter()
         with cur.cursor.copy("COPY bench_bare_readings FROM STDIN (FORMAT CSV, HEADER)") as copy:
             copy.write(content)
@@ -96,11 +100,20 @@ def main(argv=None) -> int:
         cur.execute("SELECT count(*) FROM bench_bare_readings")
         copied = cur.fetchone()[0]
         cur.execute("DROP TABLE bench_bare_readings")
-    print(f"plain COPY (bare table): {plain:7.2f} s  {copied / plain:12,.0f} readings/s")
+    with connection.cursor() as cur:
+        cur.execute("ANALYZE settlement_intervalday")
+    rate, plain_rate = readings / fast, copied / plain
+    print(f"plain COPY (bare table): {plain:7.2f} s  {plain_rate:12,.0f} readings/s")
     print(f"ratio fast/plain: {plain / fast:.0%}  (target >= 30 %); target >= 200,000 readings/s: "
-          f"{'met' if readings / fast >= 200_000 else 'NOT met'}")
+          f"{'met' if rate >= 200_000 else 'NOT met'}; peak RSS {peak:.0f} MB")
+    result = {"step": "loading", "n": args.n, "days": args.days, "readings": readings, "load_s": round(fast, 3),
+              "readings_per_s": round(rate), "reload_s": round(reload_s, 3), "plain_copy_s": round(plain, 3),
+              "plain_copy_readings_per_s": round(plain_rate), "ratio_of_copy_rate": round(plain / fast, 3),
+              "time_ratio": round(fast / plain, 2), "peak_rss_mb": round(peak, 1), "queries": queries,
+              "load": round(load, 2), "plain_load": round(plain_load, 2), "csv_mb": round(len(content) / 1e6, 1)}
     if args.baselines:
-        _bench_baselines(n_sp)
+        _bench_baselines(args.n)
+    emit(result)
     return 0
 
 

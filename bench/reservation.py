@@ -1,171 +1,260 @@
-"""Reservation benchmark: seed N enrolled devices with season history in PostgreSQL (COPY), then time one
-reservation, count its SQL queries and report peak memory.
+"""Reservation benchmark: N enrolled devices with season history (``bench.seed``), time one event's reservation,
+count its SQL queries, report peak memory; optionally run it distributed over real Celery worker processes.
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/cpm_bench_events .venv/bin/python -m bench.reservation --n 100000
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/cpm_bench .venv/bin/python -m bench.reservation --n 100000
 
 Options: ``--n`` devices (default 100,000); ``--history`` past events in the season (default 6, each calling ~60%
-of the devices); ``--target-kw`` to exercise the rotation; ``--chunk`` to run the chunked path. The benchmark owns
-its database: it truncates the program, device, enrollment and event tables before seeding.
+of the devices); ``--target-kw`` to exercise the rotation; ``--chunk`` to also time the chunked in-process path;
+``--workers K`` to also run the distributed reservation (``services.event_reservation_plan`` + a Celery chord of
+``events.reserve_chunk`` tasks + ``events.reserve_finish``, as ``tasks.reserve_event_distributed`` does, with the
+benchmark's fixed ``now``) through 1 and then K real worker processes (``celery -A cpm worker --concurrency 1``,
+broker ``$BENCH_BROKER_URL``, default redis://127.0.0.1:6379/8), checking that every ledger (decision and detail per
+subscription, participation per subscription) is identical to the single-transaction one.
+
+The population is seeded in a child process (``python -m bench.seed``, reused when already there) so its memory does
+not count. The last line is ``BENCH_JSON {...}`` for ``python -m bench``.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import io
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
 import time
 import tracemalloc
-from zoneinfo import ZoneInfo
+from decimal import Decimal
+from pathlib import Path
 
-from .common import peak_rss_mb, setup_django
+from .common import emit, loadavg, peak_rss_mb, setup_django
+from .seed import LA, NOW, PROGRAM_CODE
 
-LA = ZoneInfo("America/Los_Angeles")
-TABLES = ["events_reservation", "events_participation", "events_optout", "events_dispatchmessage",
-          "events_eventrevision", "events_unavailability", "events_event_target_devices", "events_event",
-          "events_historicalevent", "enrollments_programsubscription", "enrollments_enrollment",
-          "enrollments_serviceagreement", "enrollments_account", "enrollments_customer",
-          "devices_deviceinstallation", "devices_device", "devices_servicepoint", "devices_premise",
-          "devices_aggregator", "programs_participationrule", "programs_season", "programs_program", "cpm_auditentry"]
+EVENT_NAME = "Bench event"
+DEFAULT_BROKER = "redis://127.0.0.1:6379/8"
 
 
-def _copy(cursor, table: str, columns: list[str], rows) -> None:
-    """COPY rows (tuples of str) into ``table`` in 8 MB blocks."""
-    with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-        buf = io.StringIO()
-        for row in rows:
-            buf.write("\t".join(row))
-            buf.write("\n")
-            if buf.tell() > 8_000_000:
-                copy.write(buf.getvalue())
-                buf = io.StringIO()
-        copy.write(buf.getvalue())
+def _seed_in_child(n: int, history: int) -> dict:
+    out = subprocess.run([sys.executable, "-m", "bench.seed", "--n", str(n), "--history", str(history)],
+                         check=True, capture_output=True, text=True, env=os.environ.copy())
+    line = [x for x in out.stdout.splitlines() if x.startswith("BENCH_JSON ")][-1]
+    return json.loads(line.removeprefix("BENCH_JSON "))
 
 
-def seed(n: int, history: int) -> dict:
+def _fresh_event(target_kw: float | None):
+    """Drop earlier bench events (with their ledgers) and create the scheduled bench event (15:00-18:00 PDT)."""
     from django.db import connection
 
-    from devices.models import Aggregator
     from events.models import Event
-    from programs.models import ParticipationRule, Program, Season
+    from programs.models import Program
+
+    program = Program.objects.get(code=PROGRAM_CODE)
+    old = list(Event.objects.filter(program=program, name=EVENT_NAME).values_list("pk", flat=True))
+    if old:
+        with connection.cursor() as c:
+            for table in ("events_reservation", "events_participation", "events_dispatchmessage"):
+                c.execute(f"DELETE FROM {table} WHERE event_id = ANY(%s)", [old])
+        Event.objects.filter(pk__in=old).delete()
+    start = dt.datetime(2026, 7, 15, 15, tzinfo=LA)
+    return Event.objects.create(program=program, name=EVENT_NAME, start=start, end=start + dt.timedelta(hours=3),
+                                notification_at=start - dt.timedelta(hours=2), status="scheduled",
+                                target_kw=Decimal(str(target_kw)) if target_kw else None)
+
+
+def _reset_ledger(event) -> None:
+    from django.db import connection
+
+    with connection.cursor() as c:
+        c.execute("DELETE FROM events_reservation WHERE event_id = %s", [event.pk])
+        c.execute("DELETE FROM events_participation WHERE event_id = %s", [event.pk])
+        c.execute("UPDATE events_event SET reserved_at = NULL WHERE id = %s", [event.pk])
+
+
+def ledger_digest(event) -> tuple[str, int]:
+    """sha256 of the event's ledger in subscription order: (decision, detail, capacity) of each reservation row and
+    the status of each participation. Returns (hex digest, rows)."""
+    from events.models import Participation, Reservation
+
+    h = hashlib.sha256()
+    rows = 0
+    for r in Reservation.objects.filter(event=event).order_by("subscription_id").values_list(
+            "subscription_id", "device_id", "decision", "detail", "capacity_kw").iterator(chunk_size=20_000):
+        h.update(repr(r).encode())
+        rows += 1
+    for p in Participation.objects.filter(event=event).order_by("subscription_id").values_list(
+            "subscription_id", "status", "start", "end").iterator(chunk_size=20_000):
+        h.update(repr(p).encode())
+    return h.hexdigest(), rows
+
+
+# ---------------------------------------------------------------------------------------------- Celery workers
+def _children(pid: int) -> list[int]:
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            kids.append(int(stat.parent.name))
+    return kids
+
+
+def _vm_hwm_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def start_workers(k: int, tag: str) -> list[subprocess.Popen]:
+    """Start ``k`` Celery worker processes (``--concurrency 1`` each) and wait until all answer a ping."""
+    from cpm.celery import app
+
+    celery = str(Path(sys.executable).with_name("celery"))
+    procs = []
+    for j in range(k):
+        procs.append(subprocess.Popen(
+            [celery, "-A", "cpm", "worker", "--concurrency", "1", "-P", "prefork", "-n", f"bench-{tag}-{j}@%h",
+             "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "warning"],
+            env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True))
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        replies = app.control.ping(timeout=1.0) or []
+        if sum(1 for r in replies for name in r if name.startswith(f"bench-{tag}-")) >= k:
+            return procs
+        if any(p.poll() is not None for p in procs):
+            break
+    stop_workers(procs)
+    raise RuntimeError(f"{k} Celery workers did not start: "
+                       + " | ".join((p.stderr.read() or b"").decode()[-500:] for p in procs if p.poll() is not None))
+
+
+def stop_workers(procs: list[subprocess.Popen]) -> float:
+    """Warm-shutdown the workers we started (SIGTERM to each one's own process group); returns the largest
+    peak RSS (MB) of their pool processes."""
+    peak = 0.0
+    for p in procs:
+        for kid in _children(p.pid):
+            peak = max(peak, _vm_hwm_mb(kid))
+        peak = max(peak, _vm_hwm_mb(p.pid))
+    for p in procs:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+    return peak
+
+
+def reserve_distributed(event, *, chunk_size: int) -> tuple[dict[str, int], float]:
+    """The chunked reservation as a Celery chord through the running workers; returns (counts, seconds)."""
+    from celery import chord
+
+    from events import services, tasks
 
     t0 = time.perf_counter()
-    with connection.cursor() as c:
-        c.execute(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
-    program = Program.objects.create(code="bench-ac", name="Bench smart thermostats", program_type="thermostat_dr",
-                                     time_zone="America/Los_Angeles", status="active",
-                                     eligible_device_types=["thermostat"])
-    Season.objects.create(program=program, name="Summer 2026", start_date=dt.date(2026, 6, 1),
-                          end_date=dt.date(2026, 9, 30))
-    ParticipationRule.objects.create(program=program, effective_from=dt.date(2026, 1, 1), window_start=dt.time(14),
-                                     window_end=dt.time(21), max_events_per_season=10, max_events_per_week=3,
-                                     max_event_hours_per_season=40, min_rest_minutes=12 * 60,
-                                     max_consecutive_event_days=3, opt_out_allowance_kind="count",
-                                     opt_out_allowance_count=3)
-    aggs = [Aggregator.objects.create(code=f"agg-{i}", name=f"Aggregator {i}") for i in range(4)]
-    now = dt.datetime(2026, 7, 14, 16, tzinfo=dt.UTC)
-    ts = now.isoformat()
-    pid = str(program.pk)
-    raw = connection.connection  # psycopg connection
-    with raw.cursor() as c:
-        _copy(c, "devices_premise", ["id", "premise_id", "address_line1", "address_line2", "city", "state",
-                                     "postal_code", "service_territory", "substation", "feeder", "transformer"],
-              ((str(i), f"P{i}", f"{i} Main St", "", "Springfield", "CA", "90001", "NORTH", f"SUB-{i % 20}",
-                f"FDR-{i % 200}", "") for i in range(1, n + 1)))
-        _copy(c, "devices_servicepoint", ["id", "service_point_id", "meter_number", "customer_class", "rate_code",
-                                          "is_active", "net_metered", "premise_id"],
-              ((str(i), f"SP{i}", f"M{i}", "residential", "TOU-D", "t", "f", str(i)) for i in range(1, n + 1)))
-        _copy(c, "enrollments_customer", ["id", "cis_person_id", "first_name", "last_name", "email", "phone",
-                                          "life_support"],
-              ((str(i), f"PER{i}", "Pat", f"C{i}", "", "", "f") for i in range(1, n + 1)))
-        _copy(c, "enrollments_account", ["id", "account_number", "status", "opened_on", "customer_id"],
-              ((str(i), f"A{i}", "open", "2020-01-01", str(i)) for i in range(1, n + 1)))
-        _copy(c, "enrollments_enrollment", ["id", "status", "source", "requested_at", "reason_code", "reason_text",
-                                            "answers", "created_at", "updated_at", "account_id", "program_id",
-                                            "service_point_id", "effective_date"],
-              ((str(i), "active", "bulk_import", ts, "", "", "{}", ts, ts, str(i), pid, str(i), "2026-01-01")
-               for i in range(1, n + 1)))
-        # 2% offline, 1% inactive devices; capacities 0.5-3.0 kW.
-        _copy(c, "devices_device", ["id", "device_type", "manufacturer", "model", "serial_number",
-                                    "aggregator_device_id", "ownership", "capacity_kw", "firmware_version", "status",
-                                    "created_at", "updated_at", "aggregator_id", "last_seen_at"],
-              ((str(i), "thermostat", "Acme", "T1", f"SN{i}", f"d{i}", "customer_owned", f"{0.5 + (i % 6) * 0.5}",
-                "", "inactive" if i % 100 == 0 else "active", ts, ts, str(aggs[i % 4].pk),
-                (now - dt.timedelta(days=3)).isoformat() if i % 50 == 1 else ts) for i in range(1, n + 1)))
-        _copy(c, "enrollments_programsubscription", ["id", "start_date", "end_reason", "exclusive", "enrollment_id",
-                                                     "device_id"],
-              ((str(i), "2026-01-01", "", "t", str(i), str(i)) for i in range(1, n + 1)))
-    past = []
-    for k in range(history):
-        start = dt.datetime(2026, 6, 2 + 4 * k, 15, tzinfo=LA)
-        past.append(Event.objects.create(program=program, name=f"Past {k}", start=start,
-                                         end=start + dt.timedelta(hours=3),
-                                         notification_at=start - dt.timedelta(hours=2), status="completed"))
-    rows = 0
-    with raw.cursor() as c:
-        def parts():
-            nonlocal rows
-            pk = 0
-            for k, ev in enumerate(past):
-                s, e = ev.start.isoformat(), ev.end.isoformat()
-                for i in range(1, n + 1):
-                    if (i * 7 + k) % 5 < 3:  # ~60% of devices per event
-                        pk += 1
-                        status = "opted_out" if (i + k) % 23 == 0 else "participated"
-                        yield (str(pk), status, s, e, ts, ts, str(i), str(ev.pk), str(i), str(i), str(i))
-            rows = pk
-
-        _copy(c, "events_participation", ["id", "status", "start", "\"end\"", "created_at", "updated_at",
-                                          "enrollment_id", "event_id", "service_point_id", "subscription_id",
-                                          "device_id"], parts())
-        for table in ("devices_premise", "devices_servicepoint", "enrollments_customer", "enrollments_account",
-                      "enrollments_enrollment", "devices_device", "enrollments_programsubscription",
-                      "events_participation"):
-            c.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
-        c.execute("ANALYZE")
-    return {"program": program, "now": now, "history_rows": rows, "seconds": time.perf_counter() - t0}
+    chunks, chosen = services.event_reservation_plan(event=event, now=NOW, chunk_size=chunk_size)
+    stamp = NOW.isoformat()
+    result = chord(tasks.reserve_chunk.s(event_id=event.pk, subscription_ids=c, chosen_ids=chosen, now=stamp)
+                   for c in chunks)(tasks.reserve_finish.s(event_id=event.pk, now=stamp))
+    counts = result.get(timeout=1800)
+    return counts, time.perf_counter() - t0
 
 
-def run(n: int, history: int, target_kw: float | None, chunk: int | None, trace: bool) -> None:
-    from decimal import Decimal
-
+# ----------------------------------------------------------------------------------------------------------- run
+def run(args) -> dict:
+    from django.conf import settings
     from django.db import connection, transaction
     from django.test.utils import CaptureQueriesContext
 
     from events import services
-    from events.models import Event, Participation, Reservation
+    from events.models import Participation, Reservation
 
-    seeded = seed(n, history)
-    program, now = seeded["program"], seeded["now"]
-    start = dt.datetime(2026, 7, 15, 15, tzinfo=LA)
-    event = Event.objects.create(program=program, name="Bench event", start=start, end=start + dt.timedelta(hours=3),
-                                 notification_at=start - dt.timedelta(hours=2), status="scheduled",
-                                 target_kw=Decimal(str(target_kw)) if target_kw else None)
+    seeded = _seed_in_child(args.n, args.history)
+    event = _fresh_event(args.target_kw)
     rss_before = peak_rss_mb()
-    if trace:
+    load = loadavg()
+    if args.tracemalloc:
         tracemalloc.start()
     with CaptureQueriesContext(connection) as ctx:
         t0 = time.perf_counter()
-        counts = services.event_reserve(event=event, now=now, chunk_size=chunk)
+        counts = services.event_reserve(event=event, now=NOW)
         elapsed = time.perf_counter() - t0
-    traced = tracemalloc.get_traced_memory()[1] / 2**20 if trace else None
-    if trace:
+    traced = tracemalloc.get_traced_memory()[1] / 2**20 if args.tracemalloc else None
+    if args.tracemalloc:
         tracemalloc.stop()
-    # A second run (idempotent re-run) for the same event.
+    peak = peak_rss_mb()
     t1 = time.perf_counter()
     with transaction.atomic():
-        again = services.event_reserve(event=event, now=now, chunk_size=chunk)
+        again = services.event_reserve(event=event, now=NOW)
     rerun = time.perf_counter() - t1
     assert again == counts, (again, counts)
+    digest, ledger_rows = ledger_digest(event)
     reads = sum(1 for q in ctx.captured_queries if q["sql"].lstrip().upper().startswith("SELECT"))
-    print(f"n={n:,} history_events={history} history_participations={seeded['history_rows']:,} "
-          f"seed={seeded['seconds']:.1f}s")
+    result = {"step": "reservation", "n": args.n, "reserve_s": round(elapsed, 3), "queries": len(ctx.captured_queries),
+              "select_queries": reads, "rerun_s": round(rerun, 3), "peak_rss_mb": round(peak, 1),
+              "rss_before_mb": round(rss_before, 1), "load": round(load, 2), "seed_s": seeded.get("seed_s"),
+              "seed_reused": seeded.get("reused"), "decisions": counts, "ledger_rows": ledger_rows,
+              "ledger_sha256": digest[:16]}
+    if traced is not None:
+        result["tracemalloc_mb"] = round(traced, 1)
+    print(f"n={args.n:,} history_events={args.history} seed={seeded.get('seed_s') or 0:.1f}s "
+          f"(reused: {seeded.get('reused')})")
     print(f"reservation: {elapsed:.2f}s, SQL queries={len(ctx.captured_queries)} (SELECT {reads}), "
-          f"re-run {rerun:.2f}s")
+          f"re-run {rerun:.2f}s, load average {load:.2f}")
     print("decisions:", dict(sorted((str(k), v) for k, v in counts.items())))
     print(f"rows: reservations={Reservation.objects.filter(event=event).count():,} "
           f"participations={Participation.objects.filter(event=event).count():,}")
-    print(f"peak RSS: {peak_rss_mb():.0f} MB (before reservation {rss_before:.0f} MB)"
+    print(f"peak RSS: {peak:.0f} MB (before reservation {rss_before:.0f} MB)"
           + (f"; tracemalloc peak during reservation {traced:.0f} MB" if traced is not None else ""))
+
+    if args.chunk:
+        _reset_ledger(event)
+        t0 = time.perf_counter()
+        chunked = services.event_reserve(event=event, now=NOW, chunk_size=args.chunk)
+        result["chunked_s"] = round(time.perf_counter() - t0, 3)
+        result["chunked_identical"] = chunked == counts and ledger_digest(event)[0] == digest
+        print(f"chunked in-process ({args.chunk}/chunk): {result['chunked_s']:.2f}s, "
+              f"identical ledger: {result['chunked_identical']}")
+
+    if args.workers:
+        chunk = args.chunk or settings.CPM_CHUNK_SIZE
+        runs = {}
+        for k in sorted({1, args.workers}):
+            _reset_ledger(event)
+            procs = start_workers(k, f"{os.getpid()}-{k}")
+            try:
+                from cpm.celery import app
+
+                app.control.purge()
+                wload = loadavg()
+                dcounts, seconds = reserve_distributed(event, chunk_size=chunk)
+            finally:
+                worker_peak = stop_workers(procs)
+            ddigest, _ = ledger_digest(event)
+            runs[k] = {"s": round(seconds, 3), "identical": ddigest == digest and dcounts == counts,
+                       "worker_peak_rss_mb": round(worker_peak, 1), "load": round(wload, 2)}
+            print(f"distributed, {k} worker process(es), {chunk}/chunk: {seconds:.2f}s, identical ledger: "
+                  f"{runs[k]['identical']}, worker peak RSS {worker_peak:.0f} MB, load average {wload:.2f}")
+        result["workers"] = args.workers
+        result["distributed"] = {str(k): v for k, v in runs.items()}
+        result["distributed_1_s"] = runs[1]["s"]
+        result[f"distributed_{args.workers}_s"] = runs[args.workers]["s"]
+        result["speedup"] = round(runs[1]["s"] / runs[args.workers]["s"], 2)
+        result["identical"] = all(r["identical"] for r in runs.values())
+        print(f"speed-up from {args.workers} worker processes: {result['speedup']:.2f}x; all ledgers identical: "
+              f"{result['identical']}")
+    return result
 
 
 def main() -> None:
@@ -174,10 +263,15 @@ def main() -> None:
     parser.add_argument("--history", type=int, default=6)
     parser.add_argument("--target-kw", type=float, default=None)
     parser.add_argument("--chunk", type=int, default=None)
+    parser.add_argument("--workers", type=int, default=0, help="Also run distributed with 1 and K worker processes.")
     parser.add_argument("--tracemalloc", action="store_true", help="Trace Python allocations (slower).")
     args = parser.parse_args()
-    setup_django("postgres://postgres@127.0.0.1:5432/cpm_bench_events")
-    run(args.n, args.history, args.target_kw, args.chunk, args.tracemalloc)
+    if args.workers:
+        # Before Django settings load: a broker makes Celery non-eager (cpm.settings).
+        os.environ["CELERY_BROKER_URL"] = os.environ.get("BENCH_BROKER_URL", DEFAULT_BROKER)
+        os.environ["CELERY_RESULT_BACKEND"] = os.environ["CELERY_BROKER_URL"]
+    setup_django()
+    emit(run(args))
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ class CisImportForm(ImportForm):
 
 @admin.register(Customer)
 class CustomerAdmin(SimpleHistoryAdmin):
+    show_full_result_count = False  # one COUNT(*) per page, not two (large tables)
     list_display = ("cis_person_id", "last_name", "first_name", "email", "life_support")
     list_filter = ("life_support",)
     search_fields = ("cis_person_id", "last_name", "first_name", "email", "phone")
@@ -40,6 +41,7 @@ class CustomerAdmin(SimpleHistoryAdmin):
 
 @admin.register(Account)
 class AccountAdmin(SimpleHistoryAdmin):
+    show_full_result_count = False  # one COUNT(*) per page, not two (large tables)
     list_display = ("account_number", "customer", "status", "opened_on", "closed_on")
     list_filter = ("status",)
     search_fields = ("account_number", "customer__last_name", "customer__cis_person_id")
@@ -58,6 +60,7 @@ class AccountAdmin(SimpleHistoryAdmin):
 
 @admin.register(ServiceAgreement)
 class ServiceAgreementAdmin(SimpleHistoryAdmin):
+    show_full_result_count = False  # one COUNT(*) per page, not two (large tables)
     list_display = ("agreement_id", "account", "service_point", "start_date", "end_date")
     search_fields = ("agreement_id", "account__account_number", "service_point__service_point_id")
     list_select_related = ("account", "service_point")
@@ -77,6 +80,9 @@ class SubscriptionInline(admin.TabularInline):
 
 @admin.register(Enrollment)
 class EnrollmentAdmin(SimpleHistoryAdmin):
+    show_full_result_count = False  # one COUNT(*) per page, not two (large tables)
+    # Newest first by primary key: an index scan; the model's ordering sorts the whole table through a join.
+    ordering = ("-pk",)
     list_display = ("id", "program", "account", "service_point", "status", "source", "effective_date", "end_date",
                     "reason_code")
     list_filter = ("status", "source", "program", "reason_code")
@@ -132,6 +138,9 @@ class EnrollmentAdmin(SimpleHistoryAdmin):
 class ProgramSubscriptionAdmin(SimpleHistoryAdmin):
     """Subscriptions (written by the enrollment services; read-only here)."""
 
+    show_full_result_count = False  # one COUNT(*) per page, not two (large tables)
+    # Newest first by primary key: an index scan; the model's ordering sorts the whole table through a join.
+    ordering = ("-pk",)
     list_display = ("id", "enrollment", "program_code", "device", "start_date", "end_date", "end_reason",
                     "exclusive")
     list_filter = ("exclusive", "end_reason", "enrollment__program")

@@ -37,8 +37,11 @@ def enrollment_list(*, user=None) -> QuerySet[Enrollment]:
 
 
 def subscription_list(*, user=None) -> QuerySet[ProgramSubscription]:
+    # The model's ordering ("enrollment", ...) expands to the enrollment's ordering (-requested_at): a sort of every
+    # subscription through the join. Newest enrollment by id first walks the enrollment_id index instead.
     qs = ProgramSubscription.objects.select_related("enrollment", "enrollment__program", "device",
-                                                    "device__aggregator")
+                                                    "device__aggregator").order_by("-enrollment_id", "start_date",
+                                                                                   "id")
     aggregator = aggregator_of(user)
     if aggregator is not None:
         qs = qs.filter(device__aggregator=aggregator)

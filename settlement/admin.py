@@ -81,6 +81,9 @@ class LineInline(admin.TabularInline):
 
 @admin.register(EventSettlement)
 class EventSettlementAdmin(ReadOnlyAdmin):
+    show_full_result_count = False  # one COUNT(*) per page, not two (large tables)
+    # Newest first by primary key: an index scan; the model's ordering sorts the whole table through a join.
+    ordering = ("-pk",)
     list_display = ("id", "event", "event_day", "account", "service_point", "status", "measurement_status",
                     "kwh_avoided", "kw_drop_avg", "participation_fraction", "amount", "posted_amount", "revision")
     list_filter = ("status", "measurement_status", "program", "event_day")
@@ -141,6 +144,7 @@ class CustomerLineInline(LineInline):
 
 @admin.register(CustomerSettlement)
 class CustomerSettlementAdmin(ReadOnlyAdmin):
+    show_full_result_count = False  # one COUNT(*) per page, not two (large tables)
     list_display = ("id", "account", "program", "period_kind", "period_start", "period_end", "status",
                     "total_amount", "export_batch")
     list_filter = ("status", "period_kind", "program")
@@ -170,6 +174,7 @@ class CustomerSettlementAdmin(ReadOnlyAdmin):
 
 @admin.register(SettlementLine)
 class SettlementLineAdmin(ReadOnlyAdmin):
+    show_full_result_count = False  # one COUNT(*) per page, not two (large tables)
     list_display = ("id", "account", "program", "kind", "line_code", "amount", "event_settlement",
                     "customer_settlement", "reverses", "created_at")
     list_filter = ("kind", "program")
@@ -230,6 +235,9 @@ class MeterDataLoadAdmin(ReadOnlyAdmin):
 class IntervalDayAdmin(ReadOnlyAdmin):
     """One UTC day of interval kWh per service point and channel; corrections are new versions."""
 
+    show_full_result_count = False  # one COUNT(*) per page, not two (large tables)
+    # Newest first by primary key: an index scan; the model's ordering sorts the whole table through a join.
+    ordering = ("-pk",)
     list_display = ("service_point", "device", "channel", "day", "interval_minutes", "version", "is_current",
                     "received_at", "total_kwh")
     list_filter = ("channel", "is_current", "interval_minutes")

@@ -1,0 +1,372 @@
+"""The benchmark harness: ``make bench`` (``python -m bench``).
+
+    make bench                                   # N = 100,000, all steps
+    make bench BENCH_ARGS="--n 10000"            # another N
+    make bench BENCH_ARGS="--n 10000 --n 100000 --write-markdown"   # growth from 10k to 100k, appended to BENCHMARKS.md
+
+Needs PostgreSQL: ``DATABASE_URL`` (default postgres://postgres@127.0.0.1:5432/cpm_bench, created when missing; the
+harness owns it and truncates its tables). The settlement step seeds its own data set, in the database of the same
+name with ``_settlement`` appended. ``--workers K`` (default 2) also runs reservation and settlement through 1 and K
+Celery worker processes (Redis broker ``$BENCH_BROKER_URL``, default redis://127.0.0.1:6379/8).
+
+Each step runs as a subprocess (``python -m bench.reservation --n N ...``) so its peak memory is its own; each prints
+a final ``BENCH_JSON {...}`` line that the harness collects. Then it prints one table: reservation time for one
+event; interval loading rate; event settlement time; customer settlement time; peak memory and SQL queries of each
+step; the floors measured in the same run (plain SQL read of the same readings, plain COPY of the same CSV into a
+bare table) with our time as a ratio of each; the load average during each figure; the pages (median, p95, queries);
+and with several N, how each time grows against the growth of N. Raw results: var/bench/<stamp>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+from .common import DEFAULT_URL, ensure_database
+
+ROOT = Path(__file__).resolve().parents[1]
+STEPS = ("reservation", "loading", "settlement", "pages")
+
+
+# ------------------------------------------------------------------------------------------------------- machine
+def machine(url: str) -> dict:
+    """nproc, memory, CPU model (/proc/cpuinfo), PostgreSQL version, Python, the commit, the date."""
+    info = {"date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"), "nproc": os.cpu_count(),
+            "python": platform.python_version()}
+    try:
+        mem = Path("/proc/meminfo").read_text()
+        info["memory_gb"] = round(int(re.search(r"MemTotal:\s+(\d+)", mem).group(1)) / 2**20, 1)
+        cpu = Path("/proc/cpuinfo").read_text()
+        found = re.search(r"model name\s*:\s*(.+)", cpu)
+        info["cpu"] = found.group(1).strip() if found else platform.processor()
+    except OSError:
+        pass
+    try:
+        import psycopg
+
+        with psycopg.connect(url) as conn:
+            info["postgresql"] = conn.execute("SHOW server_version").fetchone()[0]
+    except Exception as exc:  # noqa: BLE001 - the description is best effort
+        info["postgresql"] = f"unknown ({exc.__class__.__name__})"
+    try:
+        info["commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                                        text=True).stdout.strip()
+    except OSError:
+        pass
+    return info
+
+
+# ------------------------------------------------------------------------------------------------------ the steps
+def _settlement_fallback(text: str) -> dict:
+    """Figures from bench.settlement's human lines, for a version that prints no BENCH_JSON line."""
+    out: dict = {}
+    for key, pattern in (("settle_s", r"^settle: ([\d.]+) s"), ("plain_read_s", r"^plain SQL read.*: ([\d.]+) s"),
+                         ("ratio", r"^ratio settle / read: ([\d.]+)x"), ("peak_rss_mb", r"^peak memory.*: ([\d.]+) MB"),
+                         ("queries", r"^queries during settle: (\d+)"), ("n", r"^N=(\d+)")):
+        found = re.search(pattern, text, re.M)
+        if found:
+            out[key] = float(found.group(1))
+    return out
+
+
+def run_step(step: str, args: list[str], env: dict, log) -> dict:
+    """Run ``python -m bench.<step> args``, echo its output, return its last BENCH_JSON (plus wall time, exit code)."""
+    cmd = [sys.executable, "-m", f"bench.{step}", *args]
+    print(f"\n$ {' '.join(cmd[1:])}", flush=True)
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        log.write(line)
+        if not line.startswith("BENCH_JSON "):
+            print("   ", line, end="", flush=True)
+    code = proc.wait()
+    text = "".join(lines)
+    found = [x for x in lines if x.startswith("BENCH_JSON ")]
+    result: dict = {}
+    if found:
+        try:
+            result = json.loads(found[-1].removeprefix("BENCH_JSON "))
+        except json.JSONDecodeError:
+            result = {}
+    elif step == "settlement":
+        result = _settlement_fallback(text)
+    result.update(wall_s=round(time.perf_counter() - t0, 1), exit_code=code, start_load=env.get("_BENCH_LOAD"))
+    if code != 0:
+        result["error"] = text.strip().splitlines()[-1][:300] if text.strip() else f"exit {code}"
+    return result
+
+
+def _supports(step: str, flag: str, env: dict) -> bool:
+    out = subprocess.run([sys.executable, "-m", f"bench.{step}", "--help"], cwd=ROOT, env=env, capture_output=True,
+                         text=True)
+    return flag in out.stdout
+
+
+def run_n(n: int, opts, env: dict, log) -> dict:
+    results: dict = {"n": n}
+    for step in opts.steps:
+        env["_BENCH_LOAD"] = f"{os.getloadavg()[0]:.2f}"
+        if step == "reservation":
+            extra = ["--workers", str(opts.workers)] if opts.workers else []
+            results[step] = run_step(step, ["--n", str(n), "--history", str(opts.history), *extra], env, log)
+        elif step == "loading":
+            results[step] = run_step(step, ["--n", str(n), "--days", str(opts.days), "--history", str(opts.history)],
+                                     env, log)
+        elif step == "settlement":
+            senv = dict(env, DATABASE_URL=opts.settlement_url)
+            extra = (["--workers", str(opts.workers)] if opts.workers and _supports(step, "--workers", senv) else [])
+            results[step] = run_step(step, ["--n", str(n), *extra], senv, log)
+        elif step == "pages":
+            results[step] = run_step(step, ["--n", str(n), "--history", str(opts.history), "--repeat",
+                                            str(opts.repeat)], env, log)
+    return results
+
+
+# -------------------------------------------------------------------------------------------------------- output
+def _num(value, fmt: str = "{:,.2f}") -> str:
+    if value is None or value == "":
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "NO"
+    if isinstance(value, int | float):
+        return fmt.format(value)
+    return str(value)
+
+
+def _check(ok) -> str:
+    return "-" if ok is None else ("met" if ok else "NOT met")
+
+
+def summary_rows(r: dict) -> list[tuple[str, str, str, str, str]]:
+    """(figure, value, target, met?, load) rows for one N."""
+    rows = []
+    res, lo, se, pg = (r.get(k) or {} for k in ("reservation", "loading", "settlement", "pages"))
+
+    def get(d, k):
+        return d.get(k) if isinstance(d, dict) else None
+
+    if res:
+        t = get(res, "reserve_s")
+        rows += [("Reservation, one event (s)", _num(t), "<= 20 s", _check(None if t is None else t <= 20),
+                  _num(get(res, "load"))),
+                 ("Reservation SQL queries", _num(get(res, "queries"), "{:d}"), "constant", "-", ""),
+                 ("Reservation peak RSS (MB)", _num(get(res, "peak_rss_mb"), "{:,.0f}"), "<= 1024",
+                  _check(None if get(res, "peak_rss_mb") is None else res["peak_rss_mb"] <= 1024), "")]
+        if get(res, "distributed"):
+            for k, v in sorted(res["distributed"].items(), key=lambda kv: int(kv[0])):
+                rows.append((f"Reservation via Celery, {k} worker process(es) (s)", _num(v.get("s")), "",
+                             "identical" if v.get("identical") else "DIFFERENT", _num(v.get("load"))))
+            rows.append((f"Reservation speed-up, {res.get('workers')} workers vs 1", _num(get(res, "speedup")) + "x",
+                         "", "-", ""))
+        if get(res, "error"):
+            rows.append(("Reservation ERROR", res["error"], "", "NOT met", ""))
+    if lo:
+        rate, ratio = get(lo, "readings_per_s"), get(lo, "ratio_of_copy_rate")
+        rows += [("Interval loading (readings/s)", _num(rate, "{:,.0f}"), ">= 200,000",
+                  _check(None if rate is None else rate >= 200_000), _num(get(lo, "load"))),
+                 ("Floor: plain COPY of the same CSV (readings/s)", _num(get(lo, "plain_copy_readings_per_s"),
+                                                                         "{:,.0f}"), "", "-",
+                  _num(get(lo, "plain_load"))),
+                 ("Loading rate as % of plain COPY", _num(None if ratio is None else 100 * ratio, "{:.0f} %"),
+                  ">= 30 %", _check(None if ratio is None else ratio >= 0.30), ""),
+                 ("Loading time / plain COPY time", _num(get(lo, "time_ratio")) + "x", "", "-", ""),
+                 ("Loading SQL queries", _num(get(lo, "queries"), "{:d}"), "", "-", ""),
+                 ("Loading peak RSS (MB)", _num(get(lo, "peak_rss_mb"), "{:,.0f}"), "<= 1024",
+                  _check(None if get(lo, "peak_rss_mb") is None else lo["peak_rss_mb"] <= 1024), "")]
+        if get(lo, "error"):
+            rows.append(("Loading ERROR", lo["error"], "", "NOT met", ""))
+    if se:
+        t, ratio = get(se, "settle_s"), get(se, "ratio")
+        rows += [("Event settlement (s)", _num(t), "<= 60 s", _check(None if t is None else t <= 60),
+                  _num(get(se, "load") or get(se, "start_load"))),
+                 ("Floor: plain SQL read of the same readings (s)", _num(get(se, "plain_read_s")), "", "-", ""),
+                 ("Settlement time / plain read", _num(ratio) + "x" if ratio is not None else "-", "<= 3x",
+                  _check(None if ratio is None else ratio <= 3), ""),
+                 ("Season-end customer settlement (s)", _num(get(se, "customer_settlement_s")), "", "-", ""),
+                 ("Settlement SQL queries", _num(get(se, "queries"), "{:,.0f}"), "", "-", ""),
+                 ("Settlement peak RSS (MB)", _num(get(se, "peak_rss_mb"), "{:,.0f}"), "<= 1024",
+                  _check(None if get(se, "peak_rss_mb") is None else se["peak_rss_mb"] <= 1024), "")]
+        if get(se, "speedup") is not None:
+            rows.append((f"Settlement speed-up, {get(se, 'workers')} workers vs 1", _num(se["speedup"]) + "x", "",
+                         "-", ""))
+        if get(se, "error"):
+            rows.append(("Settlement ERROR", se["error"], "", "NOT met", ""))
+    if pg and pg.get("pages"):
+        worst = max(pg["pages"].items(), key=lambda kv: kv[1]["median_ms"])
+        rows.append((f"Pages: slowest median (ms), {worst[0]}", _num(worst[1]["median_ms"], "{:,.0f}"), "<= 300",
+                     _check(worst[1]["median_ms"] <= 300), _num(pg.get("load"))))
+    return rows
+
+
+def table(headers: list[str], rows: list[tuple]) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows, strict=True)]
+    line = "| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + " |"
+    sep = "| " + " | ".join("-" * w for w in widths) + " |"
+    body = ["| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) + " |" for row in rows]
+    return "\n".join([line, sep, *body])
+
+
+def pages_table(runs: list[dict]) -> str | None:
+    names: list[str] = []
+    for r in runs:
+        for name in (r.get("pages") or {}).get("pages", {}):
+            if name not in names:
+                names.append(name)
+    if not names:
+        return None
+    headers = ["page"]
+    for r in runs:
+        headers += [f"median ms N={r['n']:,}", f"p95 ms N={r['n']:,}", f"queries N={r['n']:,}"]
+    if len(runs) > 1:
+        headers.append("queries equal")
+    rows = []
+    for name in names:
+        row = [name]
+        counts = []
+        for r in runs:
+            p = (r.get("pages") or {}).get("pages", {}).get(name)
+            row += [_num(p and p["median_ms"], "{:,.0f}"), _num(p and p["p95_ms"], "{:,.0f}"),
+                    _num(p and p["queries"], "{:d}")]
+            counts.append(p and p["queries"])
+        if len(runs) > 1:
+            row.append("yes" if len(set(counts)) == 1 else "NO")
+        rows.append(tuple(row))
+    return table(headers, rows)
+
+
+GROWTH = [("Reservation", "reservation", "reserve_s"), ("Interval loading", "loading", "load_s"),
+          ("Plain COPY", "loading", "plain_copy_s"), ("Event settlement", "settlement", "settle_s"),
+          ("Plain SQL read", "settlement", "plain_read_s"),
+          ("Customer settlement", "settlement", "customer_settlement_s"),
+          ("Reservation peak RSS", "reservation", "peak_rss_mb"), ("Loading peak RSS", "loading", "peak_rss_mb"),
+          ("Settlement peak RSS", "settlement", "peak_rss_mb")]
+
+
+def growth_table(runs: list[dict]) -> str | None:
+    """How each figure grows between consecutive N, against the growth of N (times must grow no faster)."""
+    if len(runs) < 2:
+        return None
+    rows = []
+    for a, b in zip(runs, runs[1:], strict=False):
+        n_factor = b["n"] / a["n"]
+        for label, step, key in GROWTH:
+            va, vb = (a.get(step) or {}).get(key), (b.get(step) or {}).get(key)
+            if not va or vb is None:
+                continue
+            factor = vb / va
+            is_memory = key == "peak_rss_mb"
+            verdict = ("flat" if factor <= 1.5 else "GROWS") if is_memory else (
+                "<= linear" if factor <= n_factor * 1.05 else "FASTER than linear")
+            rows.append((label, f"{a['n']:,} -> {b['n']:,}", _num(va), _num(vb), f"{factor:.2f}x",
+                         f"{n_factor:.0f}x", verdict))
+    return table(["figure", "N", "before", "after", "growth", "N growth", "verdict"], rows)
+
+
+def report(info: dict, runs: list[dict], opts) -> str:
+    parts = [f"Date {info.get('date')}; {info.get('nproc')} CPUs ({info.get('cpu')}), {info.get('memory_gb')} GB "
+             f"RAM; PostgreSQL {info.get('postgresql')}; Python {info.get('python')}; commit {info.get('commit')}; "
+             f"load average at start {info.get('load_at_start')}."]
+    headers = ["figure", "target"]
+    merged: dict[str, list] = {}
+    order: list[str] = []
+    for r in runs:
+        for fig, value, target, ok, load in summary_rows(r):
+            if fig not in merged:
+                merged[fig] = [target]
+                order.append(fig)
+            merged[fig].append((r["n"], f"{value} ({ok})" if ok not in ("-", "") else value, load))
+    for r in runs:
+        headers += [f"N={r['n']:,}", f"load N={r['n']:,}"]
+    rows = []
+    for fig in order:
+        target, *values = merged[fig]
+        by_n = {n: (v, load) for n, v, load in values}
+        row = [fig, target]
+        for r in runs:
+            v, load = by_n.get(r["n"], ("-", ""))
+            row += [v, load or ""]
+        rows.append(tuple(row))
+    parts.append(table(headers, rows))
+    pages = pages_table([{"n": r["n"], "pages": r.get("pages")} for r in runs])
+    if pages:
+        parts.append("Pages (Django test client in process, superuser, median and p95 of "
+                     f"{opts.repeat} requests after one warm-up; queries of one request):\n\n" + pages)
+    growth = growth_table(runs)
+    if growth:
+        parts.append("Growth with N:\n\n" + growth)
+    return "\n\n".join(parts)
+
+
+def write_markdown(path: Path, text: str, info: dict, ns: list[int]) -> None:
+    header = ("# Benchmarks\n\nMeasured with `make bench` (`python -m bench`, see bench/__main__.py). Each run below "
+              "is appended by `--write-markdown`.\n")
+    existing = path.read_text() if path.exists() else header
+    section = f"\n## Run of {info.get('date')}: N = {', '.join(f'{n:,}' for n in ns)}\n\n{text}\n"
+    path.write_text(existing.rstrip("\n") + "\n" + section)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", action="append", type=lambda s: [int(x.replace("_", "")) for x in s.split(",")],
+                        help="Size(s) N (repeat or comma-separate; default 100000).")
+    parser.add_argument("--steps", default=",".join(STEPS), help=f"Comma-separated subset of {', '.join(STEPS)}.")
+    parser.add_argument("--workers", type=int, default=2, help="Celery worker processes for the scale-out runs "
+                                                               "(0 = skip them).")
+    parser.add_argument("--history", type=int, default=6, help="Past events in the seeded season.")
+    parser.add_argument("--days", type=int, default=1, help="Days of hourly readings in the loading step.")
+    parser.add_argument("--repeat", type=int, default=20, help="Requests per page.")
+    parser.add_argument("--write-markdown", nargs="?", const="BENCHMARKS.md", default=None, metavar="PATH",
+                        help="Append the results to BENCHMARKS.md (or PATH).")
+    opts = parser.parse_args()
+    ns = sorted({n for group in (opts.n or [[100_000]]) for n in group})
+    opts.steps = [s.strip() for s in opts.steps.split(",") if s.strip()]
+    unknown = set(opts.steps) - set(STEPS)
+    if unknown:
+        parser.error(f"unknown steps: {', '.join(sorted(unknown))}")
+    url = os.environ.get("DATABASE_URL") or DEFAULT_URL
+    if not urlparse(url).scheme.startswith("postgres"):
+        parser.error("the benchmarks need PostgreSQL: DATABASE_URL=postgres://...")
+    parsed = urlparse(url)
+    opts.settlement_url = parsed._replace(path=parsed.path.rstrip("/") + "_settlement").geturl()
+    ensure_database(url)
+    ensure_database(opts.settlement_url)
+    env = dict(os.environ, DATABASE_URL=url, PYTHONUNBUFFERED="1")
+    info = machine(url)
+    info["load_at_start"] = f"{os.getloadavg()[0]:.2f}"
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+    out_dir = ROOT / "var" / "bench"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    runs = []
+    with open(out_dir / f"{stamp}.log", "w") as log:
+        for n in ns:
+            print(f"\n=== N = {n:,} ===", flush=True)
+            runs.append(run_n(n, opts, env, log))
+            (out_dir / f"{stamp}.json").write_text(json.dumps({"machine": info, "runs": runs}, indent=1,
+                                                             default=str))
+    text = report(info, runs, opts)
+    print("\n" + text)
+    print(f"\nRaw results: {out_dir / f'{stamp}.json'}")
+    if opts.write_markdown:
+        path = Path(opts.write_markdown)
+        write_markdown(path if path.is_absolute() else ROOT / path, text, info, ns)
+        print(f"Appended to {opts.write_markdown}")
+    failed = [f"N={r['n']} {s}" for r in runs for s in opts.steps if (r.get(s) or {}).get("exit_code")]
+    if failed:
+        print("Failed steps: " + ", ".join(failed), file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
