@@ -111,7 +111,8 @@ class Enrollment(models.Model):
             models.CheckConstraint(condition=Q(end_date__isnull=True) | Q(effective_date__isnull=True)
                                    | Q(end_date__gte=F("effective_date")), name="enrollment_period_ordered"),
         ]
-        indexes = [models.Index(fields=["program", "status"], name="enrollment_program_status_idx")]
+        indexes = [models.Index(fields=["program", "status"], name="enrollment_program_status_idx"),
+                   models.Index(fields=["-requested_at", "-id"], name="enrollment_requested_desc_idx")]
 
     def __str__(self) -> str:
         return f"{self.program_id}:{self.account_id}@{self.service_point_id}"

@@ -154,6 +154,7 @@ class Participation(models.Model):
             models.CheckConstraint(condition=Q(end__gt=F("start")), name="participation_end_after_start"),
         ]
         indexes = [models.Index(fields=["device", "start"], name="participation_device_start_idx"),
+                   models.Index(fields=["-start", "id"], name="participation_start_desc_idx"),
                    models.Index(fields=["service_point", "start"], name="participation_sp_start_idx")]
 
     @property

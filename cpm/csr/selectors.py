@@ -26,20 +26,24 @@ def customer_search(*, query: str, limit: int = SEARCH_LIMIT) -> list[Customer]:
     if len(q) < 2:
         return []
     ids: set[int] = set()
-    ids.update(Account.objects.filter(account_number=q).values_list("customer_id", flat=True))
-    sp_ids = set(ServicePoint.objects.filter(Q(service_point_id=q) | Q(meter_number=q)).values_list("id", flat=True))
-    sp_ids.update(DeviceInstallation.objects.filter(device__serial_number=q).values_list("service_point_id", flat=True))
-    by_address = ServicePoint.objects.filter(premise__address_line1__istartswith=q).values_list("id", flat=True)
+    # .order_by(): id probes need no sort (the models' default orderings would sort through joins).
+    ids.update(Account.objects.filter(account_number=q).order_by().values_list("customer_id", flat=True))
+    sp_ids = set(ServicePoint.objects.filter(Q(service_point_id=q) | Q(meter_number=q)).order_by()
+                 .values_list("id", flat=True))
+    sp_ids.update(DeviceInstallation.objects.filter(device__serial_number=q).order_by()
+                  .values_list("service_point_id", flat=True))
+    by_address = (ServicePoint.objects.filter(premise__address_line1__istartswith=q).order_by()
+                  .values_list("id", flat=True))
     sp_ids.update(by_address[:limit])
     if sp_ids:
-        ids.update(ServiceAgreement.objects.filter(service_point_id__in=sp_ids)
+        ids.update(ServiceAgreement.objects.filter(service_point_id__in=sp_ids).order_by()
                    .values_list("account__customer_id", flat=True))
     parts = q.split()
     name_q = Q(last_name__istartswith=parts[-1])
     if len(parts) > 1:
         name_q &= Q(first_name__istartswith=parts[0])
     name_q |= Q(last_name__iexact=q) | Q(cis_person_id=q)
-    ids.update(Customer.objects.filter(name_q).values_list("id", flat=True)[:limit])
+    ids.update(Customer.objects.filter(name_q).order_by().values_list("id", flat=True)[:limit])
     return list(Customer.objects.filter(id__in=ids).prefetch_related("accounts").order_by("last_name", "first_name")
                 [:limit])
 
