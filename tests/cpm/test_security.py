@@ -45,3 +45,33 @@ def test_roles_exist_with_least_privilege():
     assert "cpm.export_credits" not in perms[roles.CSR]
     assert "cpm.approve_settlements" in perms[roles.SETTLEMENT_ANALYST]
     assert all(p.split(".")[1].startswith("view_") for p in perms[roles.AUDITOR])
+
+
+def test_api_writes_are_rate_limited_reads_are_not(admin_api, monkeypatch):
+    from django.core.cache import cache
+
+    from cpm.api import WriteThrottle
+
+    cache.clear()
+    monkeypatch.setattr(WriteThrottle, "THROTTLE_RATES", {"writes": "2/minute"})
+    statuses = [admin_api.post("/api/v1/programs/", {}, format="json").status_code for _ in range(3)]
+    assert statuses == [400, 400, 429]
+    assert all(admin_api.get("/api/v1/programs/").status_code == 200 for _ in range(4))
+    cache.clear()
+
+
+def test_no_personal_data_in_logs(client, django_user_model, caplog):
+    """A CSR viewing a customer logs nothing with the customer's name, e-mail or phone."""
+    import logging
+
+    from tests.factories.enrollments import CustomerFactory
+
+    customer = CustomerFactory(first_name="Zelda", last_name="Quarrington", email="zq@example.com", phone="555-0199")
+    user = django_user_model.objects.create_user("csr-logs", password="pw-123-long-enough")
+    user.groups.add(Group.objects.get(name=roles.CSR))
+    client.force_login(user)
+    with caplog.at_level(logging.DEBUG):
+        assert client.get(f"/csr/customers/{customer.pk}/").status_code == 200
+        client.get("/csr/", {"q": "Quarrington"})
+    text = caplog.text
+    assert "Quarrington" not in text and "zq@example.com" not in text and "555-0199" not in text
