@@ -13,44 +13,31 @@ import factory
 import numpy as np
 
 from events.choices import EventStatus, ParticipationStatus
-from events.models import Event, Participation
 from programs.models import IntervalPrice, IntervalPriceSet
 from settlement import intervals
 from settlement.choices import Channel
 from settlement.models import IntervalDay
 
-from .programs import ProgramFactory
+from . import events as events_factories
 
 EVENT_START = dt.datetime(2026, 7, 15, 23, 0, tzinfo=dt.UTC)  # 16:00 PDT
 EVENT_END = dt.datetime(2026, 7, 16, 2, 0, tzinfo=dt.UTC)  # 19:00 PDT
 RECEIVED_AT = dt.datetime(2026, 7, 17, 8, 0, tzinfo=dt.UTC)
 
 
-class EventFactory(factory.django.DjangoModelFactory):
-    class Meta:
-        model = Event
+class EventFactory(events_factories.EventFactory):
+    """The events app's factory with settlement defaults: a COMPLETED event 16:00-19:00 PDT."""
 
-    program = factory.SubFactory(ProgramFactory)
-    name = factory.Sequence(lambda n: f"Event {n}")
     start = EVENT_START
     end = EVENT_END
-    notification_at = factory.LazyAttribute(lambda o: o.start - dt.timedelta(hours=2))
     status = EventStatus.COMPLETED
 
 
-class ParticipationFactory(factory.django.DjangoModelFactory):
+class ParticipationFactory(events_factories.ParticipationFactory):
     """Pass ``subscription`` (e.g. from ``tests.factories.enrollments.active_participant``) and ``event``."""
 
-    class Meta:
-        model = Participation
-
     event = factory.SubFactory(EventFactory)
-    enrollment = factory.LazyAttribute(lambda o: o.subscription.enrollment)
-    device = factory.LazyAttribute(lambda o: o.subscription.device)
-    service_point = factory.LazyAttribute(lambda o: o.subscription.enrollment.service_point)
     status = ParticipationStatus.PARTICIPATED
-    start = factory.LazyAttribute(lambda o: o.event.start)
-    end = factory.LazyAttribute(lambda o: o.event.end)
 
 
 def write_hourly(*, service_point, first: dt.date, last: dt.date, kwh: float = 2.0, overrides=None, device=None,
