@@ -66,6 +66,31 @@ def customer_detail(request, customer_id: int):
                                                  "reason_codes": ReasonCode.choices})
 
 
+def csr_action(permission: str):
+    """A CSR page action: signed in, CSR page access, the action's own permission, POST only."""
+
+    def wrap(view):
+        for decorator in (require_POST, permission_required(permission, raise_exception=True),
+                          permission_required(CSR_PERMISSION, raise_exception=True), login_required):
+            view = decorator(view)
+        return view
+
+    return wrap
+
+
+def _act(request, customer_id: int, anchor: str, call, *, done: str, refused: str):
+    """Run one service call; show ``done`` (a sentence, or a function of the call's result giving one) or
+    ``refused: <reasons>``, and go back to the customer's section. The service either writes everything or raises
+    ``DomainError``."""
+    try:
+        result = call()
+    except DomainError as exc:
+        messages.error(request, f"{refused}: {_error_text(exc)}")
+    else:
+        messages.success(request, done(result) if callable(done) else done)
+    return _redirect_customer(customer_id, anchor)
+
+
 def _redirect_customer(customer_id: int, anchor: str = ""):
     return redirect(reverse("csr:customer", args=[customer_id]) + (f"#{anchor}" if anchor else ""))
 
@@ -96,10 +121,7 @@ def _answers_from(post, program: Program) -> dict:
     return answers
 
 
-@login_required
-@permission_required(CSR_PERMISSION, raise_exception=True)
-@permission_required("enrollments.add_enrollment", raise_exception=True)
-@require_POST
+@csr_action("enrollments.add_enrollment")
 def enroll(request, customer_id: int):
     """Enroll one of the customer's accounts at a service point in a program, with chosen devices and answers."""
     account = get_object_or_404(Account, pk=request.POST.get("account"), customer_id=customer_id)
@@ -107,58 +129,37 @@ def enroll(request, customer_id: int):
     service_point = get_object_or_404(ServicePoint, pk=request.POST.get("service_point"))
     device_ids = [int(x) for x in request.POST.getlist("devices") if x.isdigit()]
     devices = list(Device.objects.filter(pk__in=device_ids))
-    try:
-        enrollment, _ = enrollment_request(
-            account=account, service_point=service_point, program=program, source=EnrollmentSource.CSR,
-            devices=devices, answers=_answers_from(request.POST, program), now=timezone.now(), actor=request.user)
-    except DomainError as exc:
-        messages.error(request, f"Not enrolled in {program.name}: {_error_text(exc)}")
-    else:
-        messages.success(request, f"Enrolled in {program.name} ({enrollment.get_status_display()}).")
-    return _redirect_customer(customer_id, "enrollments")
+    return _act(request, customer_id, "enrollments", lambda: enrollment_request(
+        account=account, service_point=service_point, program=program, source=EnrollmentSource.CSR,
+        devices=devices, answers=_answers_from(request.POST, program), now=timezone.now(), actor=request.user,
+    )[0], done=lambda e: f"Enrolled in {program.name} ({e.get_status_display()}).",
+        refused=f"Not enrolled in {program.name}")
 
 
-@login_required
-@permission_required(CSR_PERMISSION, raise_exception=True)
-@permission_required("enrollments.change_enrollment", raise_exception=True)
-@require_POST
+@csr_action("enrollments.change_enrollment")
 def unenroll(request, customer_id: int, enrollment_id: int):
     enrollment = get_object_or_404(Enrollment.objects.select_related("program"), pk=enrollment_id,
                                    account__customer_id=customer_id)
     now = timezone.now()
     reason = request.POST.get("reason_code") or ReasonCode.CUSTOMER_REQUEST
-    try:
-        enrollment_unenroll(enrollment=enrollment, effective_date=program_today(enrollment.program, now), now=now,
-                            actor=request.user, reason_code=reason, reason_text=request.POST.get("reason_text", ""))
-    except DomainError as exc:
-        messages.error(request, f"Not unenrolled: {_error_text(exc)}")
-    else:
-        messages.success(request, f"Unenrolled from {enrollment.program.name}.")
-    return _redirect_customer(customer_id, "enrollments")
+    return _act(request, customer_id, "enrollments", lambda: enrollment_unenroll(
+        enrollment=enrollment, effective_date=program_today(enrollment.program, now), now=now, actor=request.user,
+        reason_code=reason, reason_text=request.POST.get("reason_text", "")),
+        done=f"Unenrolled from {enrollment.program.name}.", refused="Not unenrolled")
 
 
-@login_required
-@permission_required(CSR_PERMISSION, raise_exception=True)
-@permission_required("cpm.opt_out_on_behalf", raise_exception=True)
-@require_POST
+@csr_action("cpm.opt_out_on_behalf")
 def opt_out(request, customer_id: int, participation_id: int):
     """Opt a device out of an upcoming event for the customer (cut-off and allowance enforced by the service)."""
     participation = get_object_or_404(Participation.objects.select_related("event"), pk=participation_id,
                                       enrollment__account__customer_id=customer_id)
-    try:
-        participation_opt_out(participation=participation, channel=OptOutChannel.CSR, now=timezone.now(),
-                              actor=request.user, reason=request.POST.get("reason", "")[:300])
-    except DomainError as exc:
-        messages.error(request, f"Opt-out refused: {_error_text(exc)}")
-    else:
-        messages.success(request, f"Opted out of {participation.event.name}.")
-    return _redirect_customer(customer_id, "upcoming")
+    return _act(request, customer_id, "upcoming", lambda: participation_opt_out(
+        participation=participation, channel=OptOutChannel.CSR, now=timezone.now(), actor=request.user,
+        reason=request.POST.get("reason", "")[:300]),
+        done=f"Opted out of {participation.event.name}.", refused="Opt-out refused")
 
 
-@login_required
-@permission_required(CSR_PERMISSION, raise_exception=True)
-@permission_required("events.add_unavailability", raise_exception=True)
-@require_POST
+@csr_action("events.add_unavailability")
 def declare_unavailability(request, customer_id: int):
     """Record a period (local times in the program's zone) when the customer's devices must not be called."""
     enrollment = get_object_or_404(Enrollment.objects.select_related("program"), pk=request.POST.get("enrollment"),
@@ -171,14 +172,10 @@ def declare_unavailability(request, customer_id: int):
         messages.error(request, "Unavailability not recorded: start and end must be dates and times "
                                 "(YYYY-MM-DDTHH:MM) in the program's time zone.")
         return _redirect_customer(customer_id, "unavailability")
-    try:
-        unavailability_create(enrollment=enrollment, start=start, end=end, reason=request.POST.get("reason", ""),
-                              now=timezone.now(), actor=request.user)
-    except DomainError as exc:
-        messages.error(request, f"Unavailability not recorded: {_error_text(exc)}")
-    else:
-        messages.success(request, f"Unavailability recorded for {enrollment.program.name}.")
-    return _redirect_customer(customer_id, "unavailability")
+    return _act(request, customer_id, "unavailability", lambda: unavailability_create(
+        enrollment=enrollment, start=start, end=end, reason=request.POST.get("reason", ""), now=timezone.now(),
+        actor=request.user),
+        done=f"Unavailability recorded for {enrollment.program.name}.", refused="Unavailability not recorded")
 
 
 @login_required
