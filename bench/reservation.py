@@ -5,11 +5,12 @@ count its SQL queries, report peak memory; optionally run it distributed over re
 
 Options: ``--n`` devices (default 100,000); ``--history`` past events in the season (default 6, each calling ~60%
 of the devices); ``--target-kw`` to exercise the rotation; ``--chunk`` to also time the chunked in-process path;
-``--workers K`` to also run the distributed reservation (``services.event_reservation_plan`` + a Celery chord of
-``events.reserve_chunk`` tasks + ``events.reserve_finish``, as ``tasks.reserve_event_distributed`` does, with the
-benchmark's fixed ``now``) through 1 and then K real worker processes (``celery -A cpm worker --concurrency 1``,
-broker ``$BENCH_BROKER_URL``, default redis://127.0.0.1:6379/8), checking that every ledger (decision and detail per
-subscription, participation per subscription) is identical to the single-transaction one.
+``--workers K`` to also run the distributed reservation (``tasks.reserve_event_distributed``: the central
+plan ``services.event_reservation_start``, then a Celery chord of ``events.reserve_chunk`` tasks +
+``events.reserve_finish``, with the benchmark's fixed ``now``) through 1 and then K real worker processes
+(``celery -A cpm worker --concurrency 1``, broker ``$BENCH_BROKER_URL``, default redis://127.0.0.1:6379/8),
+checking that every ledger (decision and detail per subscription, participation per subscription) is identical to
+the single-transaction one.
 
 The population is seeded in a child process (``python -m bench.seed``, reused when already there) so its memory does
 not count. The last line is ``BENCH_JSON {...}`` for ``python -m bench``.
@@ -157,17 +158,12 @@ def stop_workers(procs: list[subprocess.Popen]) -> float:
 
 
 def reserve_distributed(event, *, chunk_size: int) -> tuple[dict[str, int], float]:
-    """The chunked reservation as a Celery chord through the running workers; returns (counts, seconds)."""
-    from celery import chord
-
-    from events import services, tasks
+    """``tasks.reserve_event_distributed`` (central plan, then a chord of chunk tasks) through the running workers,
+    with the benchmark's fixed ``now``; returns (counts, seconds)."""
+    from events import tasks
 
     t0 = time.perf_counter()
-    chunks, chosen = services.event_reservation_plan(event=event, now=NOW, chunk_size=chunk_size)
-    stamp = NOW.isoformat()
-    result = chord(tasks.reserve_chunk.s(event_id=event.pk, subscription_ids=c, chosen_ids=chosen, now=stamp)
-                   for c in chunks)(tasks.reserve_finish.s(event_id=event.pk, now=stamp))
-    counts = result.get(timeout=1800)
+    counts = tasks.reserve_event_distributed(event_id=event.pk, chunk_size=chunk_size, now=NOW).get(timeout=1800)
     return counts, time.perf_counter() - t0
 
 

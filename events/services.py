@@ -4,12 +4,13 @@ Every service takes ``now`` (aware UTC) and ``actor`` (User, job name or None) k
 and records status changes through ``cpm.states.transition`` (audited). Times are stored in UTC; the program's IANA
 zone is used for local days, windows, weeks and seasons.
 
-Reservation (``event_reserve``) is set-based: a constant number of SQL queries whatever the number of devices
-(candidates, history, unavailability, overlaps and existing participations are each one query; the decision is
-computed in Python by ``events.ledger``; rows are bulk-inserted). It can also run in chunks
-(``event_reservation_start`` + ``reserve_chunk`` + ``event_reservation_finish``) so a Celery chord can split the
-writes; with a target kW the rotation order is computed centrally by the plan. See ``events.ledger`` for the
-counting choice.
+Reservation (``event_reserve``) is set-based: per span of ``CPM_CHUNK_SIZE`` candidates (consecutive subscription
+id ranges), a constant number of SQL queries whatever the number of devices (candidates, history, unavailability,
+overlaps and existing participations are each one query, with the span's ids as one array parameter; the decision is
+computed in Python by ``events.ledger``; rows are COPYed), so memory is bounded by the span. One transaction holds
+every span of an event, or each chunk runs in its own transaction (``event_reservation_start`` + ``reserve_chunk``
++ ``event_reservation_finish``) so a Celery chord can spread the chunks over workers; with a target kW the rotation
+order is computed centrally by the plan. See ``events.ledger`` for the counting choice.
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import CharField, Q, StringAgg, Value
-from django.db.models.functions import Cast
+from django.db.models import CharField, F, Q, StringAgg, Value, Window
+from django.db.models.functions import Cast, RowNumber
 
 from cpm.audit import audit_record
 from cpm.errors import ConflictError, DomainValidationError, NotFound, TransitionNotAllowed
@@ -343,7 +345,29 @@ class Decided:
     participation_status: str | None = None
 
 
-def _candidates_qs(event: Event, ctx: ProgramContext, subscription_ids: list[int] | None = None):
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A chunk of a reservation: the candidates with ``first_id <= subscription id < end_id`` (None = unbounded).
+
+    The spans of a plan are consecutive and open at both ends, so a candidate that appears after the plan was made
+    still falls in exactly one chunk."""
+
+    first_id: int | None = None
+    end_id: int | None = None
+
+    def filter(self, qs, field: str = "pk"):
+        if self.first_id is not None:
+            qs = qs.filter(**{f"{field}__gte": self.first_id})
+        if self.end_id is not None:
+            qs = qs.filter(**{f"{field}__lt": self.end_id})
+        return qs
+
+    def __contains__(self, subscription_id: int) -> bool:
+        return ((self.first_id is None or subscription_id >= self.first_id)
+                and (self.end_id is None or subscription_id < self.end_id))
+
+
+def _candidates_qs(event: Event, ctx: ProgramContext, span: Span | None = None):
     """Subscriptions of the program's ACTIVE/SUSPENDED enrollments overlapping the event's local dates, inside the
     event's targeting (whole-event coverage and device checks are decided in Python, with a reason)."""
     first, last = event_local_dates(event, ctx.tz)
@@ -365,26 +389,43 @@ def _candidates_qs(event: Event, ctx: ProgramContext, subscription_ids: list[int
     through = Event.target_devices.through.objects.filter(event_id=event.pk)
     if through.exists():
         qs = qs.filter(device_id__in=through.values("device_id"))
-    if subscription_ids is not None:
-        qs = qs.filter(pk__in=subscription_ids)
-    return qs
+    return span.filter(qs) if span is not None else qs
+
+
+def _candidate_spans(event: Event, ctx: ProgramContext, chunk_size: int) -> list[Span]:
+    """Consecutive spans of at most ``chunk_size`` candidates each, covering every subscription id.
+
+    One query: the id of every ``chunk_size``-th candidate by ``ROW_NUMBER() OVER (ORDER BY id)``, so the plan
+    holds N / chunk_size ids, not N."""
+    if chunk_size < 1:
+        raise DomainValidationError({"chunk_size": ["must be at least 1"]})
+    firsts = list(_candidates_qs(event, ctx).alias(row=Window(RowNumber(), order_by=F("pk").asc()))
+                  .annotate(slot=(F("row") - 1) % chunk_size).filter(slot=0).order_by("pk")
+                  .values_list("pk", flat=True))
+    bounds = [None, *firsts[1:], None]
+    return [Span(lo, hi) for lo, hi in zip(bounds, bounds[1:], strict=False)] if firsts else []
 
 
 def _lock_candidates(cands) -> None:
     """Row locks on the candidates' devices (device programs) and subscriptions (device-less), in id order, so two
-    reservations touching the same device or participant serialize (no deadlock: same order everywhere)."""
-    list(Device.objects.filter(pk__in=cands.filter(device__isnull=False).values("device_id"))
-         .order_by("pk").select_for_update().values_list("pk", flat=True))
-    list(ProgramSubscription.objects.filter(pk__in=cands.filter(device__isnull=True).values("pk"))
-         .order_by("pk").select_for_update().values_list("pk", flat=True))
+    reservations touching the same device or participant serialize (no deadlock: same order everywhere).
+
+    The locked rows are counted in the database, not fetched: memory does not grow with the program."""
+    for qs in (Device.objects.filter(pk__in=cands.filter(device__isnull=False).values("device_id")),
+               ProgramSubscription.objects.filter(pk__in=cands.filter(device__isnull=True).values("pk"))):
+        sql, params = qs.order_by("pk").select_for_update().values("pk").query.sql_with_params()
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT count(*) FROM ({sql}) AS locked", params)
 
 
-def _evaluate(event: Event, ctx: ProgramContext, *, now: dt.datetime, subscription_ids: list[int] | None = None,
+def _evaluate(event: Event, ctx: ProgramContext, *, now: dt.datetime, span: Span | None = None,
               lock: bool) -> list[Decided]:
-    """Decide every candidate (without the target kW): a constant number of queries (locks, candidates, events of
-    the history window, per-enrollment history, unavailability, overlaps, this event's participations)."""
+    """Decide every candidate of ``span`` (all when None) without the target kW: a constant number of queries
+    (locks, candidates, events of the history window, per-enrollment history, unavailability, overlaps, this
+    event's participations). The per-candidate queries take the span's ids as one array parameter each
+    (``__any``), so they probe the indexes for the span's rows instead of scanning every participation."""
     program = ctx.program
-    cands = _candidates_qs(event, ctx, subscription_ids)
+    cands = _candidates_qs(event, ctx, span)
     if lock:
         _lock_candidates(cands)
     first, last = event_local_dates(event, ctx.tz)
@@ -394,6 +435,9 @@ def _evaluate(event: Event, ctx: ProgramContext, *, now: dt.datetime, subscripti
         "enrollment__service_point_id"))
     if not rows:
         return []
+    enrollment_ids = sorted({r[1] for r in rows})
+    device_ids = sorted({r[7] for r in rows if r[7] is not None})
+    deviceless_sp_ids = sorted({r[11] for r in rows if r[7] is None})
     target = ctx.ledger_event(event.pk, event.start, event.end)
     period = ctx.period_of(target.local_day)
     rule = ctx.rule_on(target.local_day)
@@ -412,7 +456,7 @@ def _evaluate(event: Event, ctx: ProgramContext, *, now: dt.datetime, subscripti
     if past:
         as_text = Cast("event_id", CharField())
         for enrollment_id, evs, outs in (
-            Participation.objects.filter(event_id__in=list(past), enrollment_id__in=cands.values("enrollment_id"))
+            Participation.objects.filter(event_id__any=list(past), enrollment_id__any=enrollment_ids)
             .exclude(status=RELEASED).values("enrollment_id")
             .annotate(evs=StringAgg(as_text, Value(",")),
                       outs=StringAgg(as_text, Value(","), filter=Q(status=ParticipationStatus.OPTED_OUT)))
@@ -422,7 +466,7 @@ def _evaluate(event: Event, ctx: ProgramContext, *, now: dt.datetime, subscripti
             opted[enrollment_id] = frozenset(map(int, outs.split(","))) if outs else frozenset()
     unavailable: dict[tuple[int, int | None], str] = {}
     for enrollment_id, device_id, u_start, u_end, why in Unavailability.objects.filter(
-            enrollment_id__in=cands.values("enrollment_id"), start__lt=event.end, end__gt=event.start,
+            enrollment_id__any=enrollment_ids, start__lt=event.end, end__gt=event.start,
     ).order_by().values_list("enrollment_id", "device_id", "start", "end", "reason"):
         text = (f"Customer declared unavailable {u_start.astimezone(ctx.tz):%Y-%m-%d %H:%M} to "
                 f"{u_end.astimezone(ctx.tz):%Y-%m-%d %H:%M}" + (f" ({why})." if why else "."))
@@ -432,19 +476,16 @@ def _evaluate(event: Event, ctx: ProgramContext, *, now: dt.datetime, subscripti
     for device_id, sp_id, other_id, other_name, other_code in Participation.objects.exclude(
             event_id=event.pk).exclude(status=RELEASED).exclude(event__status=EventStatus.CANCELLED).filter(
             start__lt=event.end, end__gt=event.start).filter(
-            Q(device_id__in=cands.values("device_id"))
-            | Q(device__isnull=True, service_point_id__in=cands.filter(device__isnull=True)
-                .values("enrollment__service_point_id"))).order_by().values_list(
-            "device_id", "service_point_id", "event_id", "event__name", "event__program__code"):
+            Q(device_id__any=device_ids) | Q(device__isnull=True, service_point_id__any=deviceless_sp_ids)
+            ).order_by().values_list("device_id", "service_point_id", "event_id", "event__name",
+                                     "event__program__code"):
         text = f"Already reserved for event #{other_id} '{other_name}' of program {other_code} at the same time."
         if device_id is not None:
             busy_device.setdefault(device_id, text)
         else:
             busy_sp.setdefault(sp_id, text)
-    mine = Participation.objects.filter(event_id=event.pk)
-    if subscription_ids is not None:
-        mine = mine.filter(subscription_id__in=subscription_ids)
-    existing = {sid: (pid, status) for sid, pid, status in mine.order_by().values_list(
+    existing = {sid: (pid, status) for sid, pid, status in Participation.objects.filter(
+        event_id=event.pk, subscription_id__any=[r[0] for r in rows]).order_by().values_list(
         "subscription_id", "pk", "status")}
 
     online_since = now - dt.timedelta(minutes=program.device_online_threshold_minutes)
@@ -538,12 +579,14 @@ def _choose(decided: list[Decided], target_kw: Decimal | None) -> set[int] | Non
 
 
 def _write(event: Event, decided: list[Decided], chosen: set[int] | None, *, now: dt.datetime,
-           whole_event: bool) -> dict[str, int]:
-    """Replace the ledger rows of these candidates (all of the event's when ``whole_event``); create participations
-    for the newly reserved (RESERVED, or DISPATCHED in a dispatched event) and re-open those cancelled by an earlier
-    revision; CANCEL the participations (reserved or dispatched) of those no longer reserved, whose ledger row says
-    why; move the other participations to the event's window. A constant number of statements (COPY on
-    PostgreSQL)."""
+           replace: bool) -> dict[str, int]:
+    """Write the ledger rows of these candidates (``replace``: their earlier rows are deleted first; otherwise the
+    caller has cleared the event's ledger); create participations for the newly reserved (RESERVED, or DISPATCHED
+    in a dispatched event) and re-open those cancelled by an earlier revision; CANCEL the participations (reserved
+    or dispatched) of those no longer reserved, whose ledger row says why; move the candidates' other
+    participations to the event's window. A constant number of statements (COPY on PostgreSQL)."""
+    if not decided:
+        return {}
     live_status = (ParticipationStatus.RESERVED if event.status == EventStatus.SCHEDULED
                    else ParticipationStatus.DISPATCHED)
     counts: dict[str, int] = {}
@@ -574,23 +617,22 @@ def _write(event: Event, decided: list[Decided], chosen: set[int] | None, *, now
                 reopen.append(d.participation_id)
         elif d.participation_id is not None and d.participation_status != RELEASED:
             release.append(d.participation_id)
-    if whole_event:
-        Reservation.objects.filter(event_id=event.pk).delete()
-    else:
-        Reservation.objects.filter(event_id=event.pk,
-                                   subscription_id__in=[d.subscription_id for d in decided]).delete()
+    subscription_ids = [d.subscription_id for d in decided]
+    if replace:
+        Reservation.objects.filter(event_id=event.pk, subscription_id__any=subscription_ids).delete()
     _insert(Reservation, ["event_id", "subscription_id", "enrollment_id", "device_id", "service_point_id",
                           "decision", "detail", "capacity_kw", "decided_at"], reservations)
     try:
         with transaction.atomic():
             # Release first, then move the window, then add: the exclusion constraint sees no transient overlap.
             if release:
-                Participation.objects.filter(pk__in=release).update(status=RELEASED, updated_at=now)
-            Participation.objects.filter(event_id=event.pk).exclude(status=RELEASED).exclude(
-                start=event.start, end=event.end).update(start=event.start, end=event.end, updated_at=now)
+                Participation.objects.filter(pk__any=release).update(status=RELEASED, updated_at=now)
+            Participation.objects.filter(event_id=event.pk, subscription_id__any=subscription_ids).exclude(
+                status=RELEASED).exclude(start=event.start, end=event.end).update(start=event.start, end=event.end,
+                                                                                  updated_at=now)
             if reopen:
-                Participation.objects.filter(pk__in=reopen).update(status=live_status, start=event.start,
-                                                                   end=event.end, updated_at=now)
+                Participation.objects.filter(pk__any=reopen).update(status=live_status, start=event.start,
+                                                                    end=event.end, updated_at=now)
             _insert(Participation, ["event_id", "subscription_id", "enrollment_id", "device_id", "service_point_id",
                                     "status", "start", "end", "created_at", "updated_at"], new_participations)
     except IntegrityError as exc:
@@ -616,11 +658,42 @@ def _stale_decisions(event: Event, ctx: ProgramContext) -> list[Decided]:
                 "status")]
 
 
-def _reserve_locked(event: Event, ctx: ProgramContext, *, now: dt.datetime) -> dict[str, int]:
-    """The whole reservation of an event inside the caller's transaction (event row locked by the caller)."""
-    decided = _evaluate(event, ctx, now=now, lock=True)
-    chosen = _choose(decided, event.target_kw)
-    return _write(event, decided + _stale_decisions(event, ctx), chosen, now=now, whole_event=True)
+def _add_counts(total: dict[str, int], part: dict[str, int]) -> dict[str, int]:
+    for key, n in part.items():
+        total[key] = total.get(key, 0) + n
+    return total
+
+
+def _target_choice(event: Event, ctx: ProgramContext, spans: list[Span], *, now: dt.datetime) -> set[int] | None:
+    """The subscription ids a target kW reserves (``_choose`` over every candidate: the rotation order is global),
+    None without a target. Evaluated span by span; only the passing and held candidates are kept."""
+    if event.target_kw is None:
+        return None
+    keep: list[Decided] = []
+    for span in spans:
+        for d in _evaluate(event, ctx, now=now, span=span, lock=False):
+            if d.held or d.decision is None:
+                d.detail = ""  # not needed for the choice: keep the list small
+                keep.append(d)
+    return _choose(keep, event.target_kw)
+
+
+def _reserve_locked(event: Event, ctx: ProgramContext, *, now: dt.datetime,
+                    chunk_size: int | None = None) -> dict[str, int]:
+    """The whole reservation of an event inside the caller's transaction (event row locked by the caller).
+
+    Every candidate's device (or subscription) row is locked first, in id order; the ledger is then decided and
+    written span by span (``chunk_size``, default ``CPM_CHUNK_SIZE`` candidates), so memory is bounded by the
+    span, not by the program. Ex-candidates are released before any new participation is added."""
+    spans = _candidate_spans(event, ctx, chunk_size or settings.CPM_CHUNK_SIZE)
+    _lock_candidates(_candidates_qs(event, ctx))
+    chosen = _target_choice(event, ctx, spans, now=now)
+    Reservation.objects.filter(event_id=event.pk).delete()
+    counts = _write(event, _stale_decisions(event, ctx), None, now=now, replace=False)
+    for span in spans:
+        _add_counts(counts, _write(event, _evaluate(event, ctx, now=now, span=span, lock=False), chosen, now=now,
+                                   replace=False))
+    return counts
 
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -663,39 +736,48 @@ def _insert(model, columns: list[str], rows: list[tuple]) -> None:
             copy.write("".join("\t".join(map(text, row)) + "\n" for row in rows[start:start + WRITE_BATCH]))
 
 
-def reserve_chunk(*, event_id: int, subscription_ids: list[int], chosen_ids: list[int] | None,
+def reserve_chunk(*, event_id: int, first_id: int | None, end_id: int | None, chosen_ids: list[int] | None,
                   now: dt.datetime) -> dict[str, int]:
-    """Reserve one chunk of candidates (subscription ids) in its own transaction, under row locks.
+    """Reserve one chunk of candidates (subscription ids ``first_id <= id < end_id``, None = unbounded) in its own
+    transaction, under row locks.
 
-    ``chosen_ids``: the ids the central plan picked for the target kW (None = no target: reserve all that pass).
-    A candidate that passed in the plan but fails now (e.g. reserved meanwhile for an overlapping event) gets its
-    new skip reason. Returns counts by decision.
+    ``chosen_ids``: the ids of this chunk the central plan picked for the target kW (None = no target: reserve all
+    that pass). A candidate that passed in the plan but fails now (e.g. reserved meanwhile for an overlapping
+    event) gets its new skip reason. Returns counts by decision; an event no longer SCHEDULED gives ``{}``.
     """
     with transaction.atomic():
         event = Event.objects.select_related("program").get(pk=event_id)
         if event.status != EventStatus.SCHEDULED:
             return {}
         ctx = ProgramContext.load(event.program)
-        decided = _evaluate(event, ctx, now=now, subscription_ids=subscription_ids, lock=True)
-        return _write(event, decided, None if chosen_ids is None else set(chosen_ids), now=now, whole_event=False)
+        decided = _evaluate(event, ctx, now=now, span=Span(first_id, end_id), lock=True)
+        return _write(event, decided, None if chosen_ids is None else set(chosen_ids), now=now, replace=True)
 
 
-def event_reservation_start(*, event: Event, now: dt.datetime, chunk_size: int) -> tuple[list[list[int]],
-                                                                                         list[int] | None]:
+@dataclass(frozen=True, slots=True)
+class ReservationChunk:
+    """One chunk of a distributed reservation: the span's bounds and the target-kW choice within it."""
+
+    first_id: int | None
+    end_id: int | None
+    chosen_ids: list[int] | None
+
+
+def event_reservation_start(*, event: Event, now: dt.datetime, chunk_size: int) -> list[ReservationChunk]:
     """The central step of a chunked reservation (``reserve_chunk`` per chunk, then ``event_reservation_finish``):
-    every candidate's subscription id, split into chunks of ``chunk_size``, and the global target-kW choice
-    (rotation order needs all candidates; None when there is no target). Ex-candidates' ledger rows go and their
-    live participations are CANCELLED (own transaction). Raises ``TransitionNotAllowed`` unless SCHEDULED."""
+    consecutive spans of at most ``chunk_size`` candidates (one query) and, with a target kW, the global choice
+    (the rotation order needs every candidate), split per span. Ex-candidates' ledger rows go and their live
+    participations are CANCELLED (own transaction). Raises ``TransitionNotAllowed`` unless SCHEDULED."""
     event = Event.objects.select_related("program").get(pk=event.pk)
     _require_scheduled(event)
     ctx = ProgramContext.load(event.program)
-    decided = _evaluate(event, ctx, now=now, lock=False)
-    ids = [d.subscription_id for d in decided]
-    chosen = _choose(decided, event.target_kw)
+    spans = _candidate_spans(event, ctx, chunk_size)
+    chosen = _target_choice(event, ctx, spans, now=now)
     with transaction.atomic():
-        _drop_stale(event, ctx, ids, now=now)
-    chunks = [ids[i:i + chunk_size] for i in range(0, len(ids), chunk_size)]
-    return chunks, None if chosen is None else sorted(chosen)
+        _drop_stale(event, ctx, now=now)
+    return [ReservationChunk(span.first_id, span.end_id,
+                             None if chosen is None else sorted(sid for sid in chosen if sid in span))
+            for span in spans]
 
 
 def event_reservation_finish(*, event_id: int, counts: list[dict[str, int]], now: dt.datetime, actor: Any = None
@@ -703,8 +785,7 @@ def event_reservation_finish(*, event_id: int, counts: list[dict[str, int]], now
     """Last step of a chunked reservation: sum the chunks' counts by decision, mark the event reserved, audit."""
     total: dict[str, int] = {}
     for part in counts:
-        for key, n in part.items():
-            total[key] = total.get(key, 0) + n
+        _add_counts(total, part)
     with transaction.atomic():
         _finish_reservation(Event.objects.get(pk=event_id), total, now=now, actor=actor)
     return total
@@ -720,9 +801,11 @@ def event_reserve(*, event: Event, now: dt.datetime, actor: Any = None, chunk_si
                   ) -> dict[str, int]:
     """Reserve devices for a SCHEDULED event and write a decision for every candidate (re-runnable, idempotent).
 
-    ``chunk_size`` None: one transaction, a constant number of queries. Otherwise the plan is computed centrally
-    and the writes run chunk by chunk (each its own transaction and locks). Ledger rows of subscriptions that are
-    no longer candidates (targeting changed) are removed with their provisional participations.
+    ``chunk_size`` None: one transaction (decided and written span by span of ``CPM_CHUNK_SIZE`` candidates, a
+    constant number of queries per span, memory bounded by the span). Otherwise the plan is computed centrally and
+    each chunk of ``chunk_size`` runs in its own transaction with its own locks, as the Celery chord does
+    (``tasks.reserve_event_distributed``). Ledger rows of subscriptions that are no longer candidates (targeting
+    changed) are removed with their provisional participations.
     Raises ``TransitionNotAllowed`` unless the event is SCHEDULED. Returns counts by decision.
     """
     event = Event.objects.select_related("program").get(pk=event.pk)
@@ -734,22 +817,18 @@ def event_reserve(*, event: Event, now: dt.datetime, actor: Any = None, chunk_si
             counts = _reserve_locked(event, ctx, now=now)
             _finish_reservation(event, counts, now=now, actor=actor)
         return counts
-    chunks, chosen = event_reservation_start(event=event, now=now, chunk_size=chunk_size)
-    parts = [reserve_chunk(event_id=event.pk, subscription_ids=chunk, chosen_ids=chosen, now=now) for chunk in chunks]
+    chunks = event_reservation_start(event=event, now=now, chunk_size=chunk_size)
+    parts = [reserve_chunk(event_id=event.pk, first_id=c.first_id, end_id=c.end_id, chosen_ids=c.chosen_ids, now=now)
+             for c in chunks]
     return event_reservation_finish(event_id=event.pk, counts=parts, now=now, actor=actor)
 
 
-def _drop_stale(event: Event, ctx: ProgramContext, keep_subscription_ids: list[int], *, now: dt.datetime) -> None:
-    """Before a chunked run: ledger rows of ex-candidates go; their live participations are CANCELLED, with a
-    NOT_ELIGIBLE row saying why."""
-    keep = set(keep_subscription_ids)
-    stale = [sid for sid in Reservation.objects.filter(event_id=event.pk).values_list("subscription_id", flat=True)
-             if sid not in keep]
-    if stale:
-        Reservation.objects.filter(event_id=event.pk, subscription_id__in=stale).delete()
-    gone = _stale_decisions(event, ctx)
-    if gone:
-        _write(event, gone, None, now=now, whole_event=False)
+def _drop_stale(event: Event, ctx: ProgramContext, *, now: dt.datetime) -> None:
+    """Before a chunked run: ledger rows of ex-candidates go (one statement); their live participations are
+    CANCELLED, with a NOT_ELIGIBLE row saying why."""
+    Reservation.objects.filter(event_id=event.pk).exclude(
+        subscription_id__in=_candidates_qs(event, ctx).values("pk")).delete()
+    _write(event, _stale_decisions(event, ctx), None, now=now, replace=True)
 
 
 def _finish_reservation(event: Event, counts: dict[str, int], *, now: dt.datetime, actor: Any) -> None:

@@ -32,10 +32,11 @@ def reserve_event(*, event_id: int) -> dict[str, int]:
 
 
 @shared_task(name="events.reserve_chunk")
-def reserve_chunk(*, event_id: int, subscription_ids: list[int], chosen_ids: list[int] | None,
+def reserve_chunk(*, event_id: int, first_id: int | None, end_id: int | None, chosen_ids: list[int] | None,
                   now: str) -> dict[str, int]:
-    """One chunk of a distributed reservation (see ``services.reserve_chunk``)."""
-    return services.reserve_chunk(event_id=event_id, subscription_ids=subscription_ids, chosen_ids=chosen_ids,
+    """One chunk of a distributed reservation: subscription ids ``first_id <= id < end_id`` (see
+    ``services.reserve_chunk``)."""
+    return services.reserve_chunk(event_id=event_id, first_id=first_id, end_id=end_id, chosen_ids=chosen_ids,
                                   now=dt.datetime.fromisoformat(now))
 
 
@@ -54,13 +55,12 @@ def reserve_event_distributed(*, event_id: int, chunk_size: int | None = None, n
 
     now = now or _now()
     event = Event.objects.select_related("program").get(pk=event_id)
-    chunks, chosen = services.event_reservation_start(event=event, now=now,
-                                                      chunk_size=chunk_size or settings.CPM_CHUNK_SIZE)
+    chunks = services.event_reservation_start(event=event, now=now, chunk_size=chunk_size or settings.CPM_CHUNK_SIZE)
     stamp = now.isoformat()
     if not chunks:  # no candidate: nothing to split, the callback alone marks the event reserved
         return reserve_finish.apply_async(args=([],), kwargs={"event_id": event_id, "now": stamp})
-    return chord(reserve_chunk.s(event_id=event_id, subscription_ids=c, chosen_ids=chosen, now=stamp)
-                 for c in chunks)(reserve_finish.s(event_id=event_id, now=stamp))
+    return chord(reserve_chunk.s(event_id=event_id, first_id=c.first_id, end_id=c.end_id, chosen_ids=c.chosen_ids,
+                                 now=stamp) for c in chunks)(reserve_finish.s(event_id=event_id, now=stamp))
 
 
 @shared_task(name="events.deliver_dispatch_message", bind=True, max_retries=services.MAX_DELIVERY_ATTEMPTS)

@@ -218,6 +218,49 @@ def test_chunked_run_matches_single_run(program, july_now):
     assert single == chunked
 
 
+def test_single_transaction_in_spans_matches_one_span(program, rule, july_now, settings):
+    """One transaction decided span by span (CPM_CHUNK_SIZE) writes the same ledger as one span for everything:
+    the target kW choice stays global, outcomes already recorded are kept, ex-candidates are released."""
+    subs = [participant(program, july_now, capacity_kw=Decimal(n % 4 + 1)) for n in range(9)]
+    past_event(program, la(2026, 6, 10, 15), subs=subs[:3])
+    past_event(program, la(2026, 6, 12, 15), subs=subs[:1])
+    set_rule(rule, max_events_per_season=5)
+    event = EventFactory(program=program, target_kw=Decimal("8"))
+    settings.CPM_CHUNK_SIZE = 10_000
+    whole = reserve(event, july_now)
+    whole_parts = set(Participation.objects.filter(event=event).values_list("subscription_id", "status"))
+    Reservation.objects.filter(event=event).delete()
+    Participation.objects.filter(event=event).delete()
+    settings.CPM_CHUNK_SIZE = 2
+    spans = reserve(event, july_now)
+    assert spans == whole
+    assert set(Participation.objects.filter(event=event).values_list("subscription_id", "status")) == whole_parts
+    # Never called first (subs 3..8: 4, 1, 2, 3, 4, 1 kW), larger capacity first: 4 + 4 = 8 kW.
+    assert {k for k, v in spans.items() if v[0] == D.RESERVED} == {subs[3].pk, subs[7].pk}
+    # An ex-candidate (subscription ended) is released; the others keep their decision.
+    gone = subs[3]
+    gone.end_date = dt.date(2026, 7, 1)
+    gone.save()
+    again = reserve(event, july_now)
+    assert again[gone.pk][0] == D.NOT_ELIGIBLE
+    assert Participation.objects.get(event=event, subscription=gone).status == ParticipationStatus.CANCELLED
+    assert {k for k, v in again.items() if v[0] == D.RESERVED} == {subs[7].pk, subs[6].pk, subs[5].pk}
+
+
+def test_spans_cover_candidates_added_after_the_plan(program, july_now):
+    subs = [participant(program, july_now) for _ in range(5)]
+    event = EventFactory(program=program, status=EventStatus.SCHEDULED)
+    chunks = services.event_reservation_start(event=event, now=july_now, chunk_size=2)
+    assert [(c.first_id, c.end_id) for c in chunks] == [(None, subs[2].pk), (subs[2].pk, subs[4].pk),
+                                                         (subs[4].pk, None)]
+    late = participant(program, july_now)  # enrolled between the plan and the chunks: the open last span has it
+    counts = [services.reserve_chunk(event_id=event.pk, first_id=c.first_id, end_id=c.end_id, chosen_ids=None,
+                                     now=july_now) for c in chunks]
+    assert counts == [{D.RESERVED: 2}, {D.RESERVED: 2}, {D.RESERVED: 2}]
+    assert set(Reservation.objects.filter(event=event).values_list("subscription_id", flat=True)) == {
+        *(s.pk for s in subs), late.pk}
+
+
 def test_replaced_device_keeps_the_enrollment_season_history(program, rule, july_now):
     old = participant(program, july_now)
     past_event(program, la(2026, 6, 10, 15), subs=[old])
@@ -292,3 +335,19 @@ def test_constant_query_count_whatever_the_number_of_candidates(program, rule, j
     large, counts_large = run(12)
     assert counts_large[D.RESERVED] >= 12
     assert small == large
+
+
+def test_query_count_grows_by_a_constant_per_span(program, rule, july_now, settings):
+    set_rule(rule, max_events_per_season=5)
+    settings.CPM_CHUNK_SIZE = 3
+    queries = []
+    for n in (1, 2, 3):  # 3, 6 and 9 new candidates: 1, 2 and 3 spans of the new ones, plus the earlier ones
+        subs = [participant(program, july_now) for _ in range(3)]
+        past_event(program, la(2026, 6, 10 + n, 15), subs=subs)
+        event = EventFactory(program=program, start=la(2026, 7, 15 + n, 15), end=la(2026, 7, 15 + n, 16),
+                             status=EventStatus.SCHEDULED)
+        with CaptureQueriesContext(connection) as ctx:
+            counts = services.event_reserve(event=event, now=july_now)
+        assert counts == {D.RESERVED: 3 * n}
+        queries.append(len(ctx.captured_queries))
+    assert queries[1] - queries[0] == queries[2] - queries[1] > 0
