@@ -112,7 +112,8 @@ class Reservation(models.Model):
     called?".
     """
 
-    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="reservations")
+    # db_index=False where a composite index leads with the column (no second index to maintain on every insert)
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="reservations", db_index=False)
     subscription = models.ForeignKey(ProgramSubscription, on_delete=models.CASCADE, related_name="reservations")
     enrollment = models.ForeignKey(Enrollment, on_delete=models.CASCADE, related_name="reservations")
     device = models.ForeignKey(Device, null=True, blank=True, on_delete=models.CASCADE, related_name="reservations")
@@ -132,11 +133,14 @@ class Participation(models.Model):
     """A reserved participant's part in an event. ``start``/``end`` copy the event window so the database can refuse
     a device held by two overlapping events (exclusion constraint on PostgreSQL; service check elsewhere)."""
 
-    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="participations")
+    # db_index=False where a composite index leads with the column (no second index to maintain on every insert)
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="participations", db_index=False)
     subscription = models.ForeignKey(ProgramSubscription, on_delete=models.PROTECT, related_name="participations")
     enrollment = models.ForeignKey(Enrollment, on_delete=models.PROTECT, related_name="participations")
-    device = models.ForeignKey(Device, null=True, blank=True, on_delete=models.PROTECT, related_name="participations")
-    service_point = models.ForeignKey(ServicePoint, on_delete=models.PROTECT, related_name="participations")
+    device = models.ForeignKey(Device, null=True, blank=True, on_delete=models.PROTECT, related_name="participations",
+                               db_index=False)
+    service_point = models.ForeignKey(ServicePoint, on_delete=models.PROTECT, related_name="participations",
+                                      db_index=False)
     status = models.CharField(max_length=16, choices=ParticipationStatus.choices,
                               default=ParticipationStatus.RESERVED, editable=False)
     start = models.DateTimeField()
