@@ -169,7 +169,7 @@ def rule_specs(program: Program, *, kinds, on_day: dt.date | None = None, season
 def enrolled_capacity(enrollment_ids: list[int], *, start: dt.date, end: dt.date) -> dict[int, inc.EnrolledCapacity]:
     """Devices subscribed per enrollment at some time in local dates ``[start, end)``: count, kW, usable kWh."""
     acc: dict[int, list] = defaultdict(lambda: [0, Decimal(0), Decimal(0)])
-    subs = ProgramSubscription.objects.filter(enrollment_id__in=enrollment_ids, device__isnull=False,
+    subs = ProgramSubscription.objects.filter(enrollment_id__any=enrollment_ids, device__isnull=False,
                                               start_date__lt=end).filter(
         Q(end_date__isnull=True) | Q(end_date__gt=start)).values_list(
         "enrollment_id", "device__capacity_kw", "device__usable_energy_kwh")
@@ -607,7 +607,7 @@ def _season_for(program: Program, day: dt.date) -> Season | None:
 def _season_events_by_enrollment(enrollment_ids: list[int], season: Season, tz) -> dict[int, list[inc.SeasonEvent]]:
     """Counted events of the season per enrollment (cancelled events and participations left out). One query."""
     start, end = local_midnight(season.start_date, tz), local_midnight(season.end_date + dt.timedelta(days=1), tz)
-    rows = (Participation.objects.filter(enrollment_id__in=enrollment_ids, event__status__in=COUNTED_EVENT_STATUSES,
+    rows = (Participation.objects.filter(enrollment_id__any=enrollment_ids, event__status__in=COUNTED_EVENT_STATUSES,
                                          event__start__gte=start, event__start__lt=end)
             .exclude(status=ParticipationStatus.CANCELLED)
             .values_list("enrollment_id", "event_id", "event__start", "event__end", "start", "end", "opted_out_at",
@@ -629,7 +629,7 @@ def _season_events_by_enrollment(enrollment_ids: list[int], season: Season, tz) 
 def _opt_out_months(enrollment_ids: list[int], tz) -> dict[int, set[dt.date]]:
     """First days of the local months with an opted-out counted event, per enrollment. One query."""
     out: dict[int, set[dt.date]] = defaultdict(set)
-    for enrollment_id, start in (Participation.objects.filter(enrollment_id__in=enrollment_ids,
+    for enrollment_id, start in (Participation.objects.filter(enrollment_id__any=enrollment_ids,
                                                               event__status__in=COUNTED_EVENT_STATUSES)
                                  .filter(Q(opted_out_at__isnull=False) | Q(status=ParticipationStatus.OPTED_OUT))
                                  .values_list("enrollment_id", "event__start")):
@@ -675,24 +675,24 @@ def customer_settlements_calculate(*, account_ids: list[int], program: Program, 
     account_ids = sorted(set(account_ids))
     key = {"program": program, "period_kind": period_kind, "period_start": period_start, "period_end": period_end}
     with transaction.atomic():
-        before = set(CustomerSettlement.objects.filter(account_id__in=account_ids, **key)
+        before = set(CustomerSettlement.objects.filter(account_id__any=account_ids, **key)
                      .values_list("account_id", flat=True))
         if len(before) < len(account_ids):
             CustomerSettlement.objects.bulk_create(
                 [CustomerSettlement(account_id=a, season=season, created_at=now, updated_at=now, batch=batch, **key)
                  for a in account_ids if a not in before], ignore_conflicts=True)
         settlements = {cs.account_id: cs for cs in CustomerSettlement.objects.select_for_update()
-                       .filter(account_id__in=account_ids, **key).order_by("pk")}
+                       .filter(account_id__any=account_ids, **key).order_by("pk")}
         work = {a: cs for a, cs in settlements.items() if cs.status not in (CS.APPROVED, CS.EXPORTED)}
         if not work:
             return settlements
         accounts = sorted(work)
         cs_ids = [work[a].pk for a in accounts]
         # Recomputable lines: incentive lines and deferred event lines of these (unapproved) settlements.
-        SettlementLine.objects.filter(customer_settlement_id__in=cs_ids).filter(
+        SettlementLine.objects.filter(customer_settlement_id__any=cs_ids).filter(
             Q(event_settlement__isnull=True) | Q(event_settlement__status=ES.DEFERRED)).delete()
         SettlementLine.objects.filter(
-            account_id__in=accounts, program=program, customer_settlement__isnull=True, event_settlement__isnull=False,
+            account_id__any=accounts, program=program, customer_settlement__isnull=True, event_settlement__isnull=False,
             event_settlement__event__start__lt=local_midnight(period_end, tz)).update(
             customer_settlement_id=Subquery(CustomerSettlement.objects.filter(
                 account_id=OuterRef("account_id"), **key).values("pk")[:1]))
@@ -700,7 +700,7 @@ def customer_settlements_calculate(*, account_ids: list[int], program: Program, 
         new: dict[int, list[SettlementLine]] = defaultdict(list)
         if period_kind == PeriodKind.SEASON_END and season is not None:
             for es_id, account_id, enrollment_id, sp_id, components, revision in EventSettlement.objects.filter(
-                    account_id__in=accounts, program=program, status=ES.DEFERRED, event_day__gte=season.start_date,
+                    account_id__any=accounts, program=program, status=ES.DEFERRED, event_day__gte=season.start_date,
                     event_day__lte=season.end_date).values_list("pk", "account_id", "enrollment_id",
                                                                 "service_point_id", "components", "revision"):
                 for c in components:
@@ -711,7 +711,7 @@ def customer_settlements_calculate(*, account_ids: list[int], program: Program, 
                             kind=c["kind"], line_code=LINE_CODES[c["kind"]], amount=Decimal(c["rounded"]),
                             description=c["description"][:300], event_revision=revision, created_at=now))
         enrollments: dict[int, list[Enrollment]] = defaultdict(list)
-        for e in (Enrollment.objects.filter(account_id__in=accounts, program=program, status__in=ENROLLED_STATUSES,
+        for e in (Enrollment.objects.filter(account_id__any=accounts, program=program, status__in=ENROLLED_STATUSES,
                                             effective_date__isnull=False, effective_date__lt=period_end)
                   .filter(Q(end_date__isnull=True) | Q(end_date__gt=period_start)).order_by("account_id", "id")):
             enrollments[e.account_id].append(e)
@@ -734,11 +734,11 @@ def customer_settlements_calculate(*, account_ids: list[int], program: Program, 
             account_names = Account.objects.in_bulk(accounts)
             sps = {e.service_point_id for es in enrollments.values() for e in es}
             for a, sp in paid.filter(kind=LineKind.ENROLLMENT_BONUS).filter(
-                    Q(account_id__in=accounts) | Q(service_point_id__in=sps)).values_list("account_id",
+                    Q(account_id__any=accounts) | Q(service_point_id__any=sps)).values_list("account_id",
                                                                                          "service_point_id"):
                 bonus_accounts.add(a)
                 bonus_sps.add(sp)
-        keys = set(paid.filter(enrollment_id__in=enrollment_ids).exclude(incentive_key="")
+        keys = set(paid.filter(enrollment_id__any=enrollment_ids).exclude(incentive_key="")
                    .values_list("enrollment_id", "incentive_key")) if enrollment_ids else set()
         opt_out_months = (_opt_out_months(enrollment_ids, tz) if IncentiveKind.MONTHLY in kinds and (
             forfeit_month or any(r.requires_no_skipped_event for r in rules)) else {})
@@ -817,7 +817,7 @@ def customer_settlements_calculate(*, account_ids: list[int], program: Program, 
                                  quantity=None if comp.quantity is None else comp.quantity.quantize(Q4),
                                  unit=comp.unit, rate=comp.rate)
         _insert_objects(SettlementLine, [x for a in accounts for x in new.get(a, ())])
-        net = dict(SettlementLine.objects.filter(customer_settlement_id__in=cs_ids).values_list(
+        net = dict(SettlementLine.objects.filter(customer_settlement_id__any=cs_ids).values_list(
             "customer_settlement_id").annotate(s=Sum("amount")).values_list("customer_settlement_id", "s"))
         cap_rule = None
         if season is not None:
@@ -826,8 +826,8 @@ def customer_settlements_calculate(*, account_ids: list[int], program: Program, 
         totals = {a: net.get(work[a].pk) or ZERO for a in accounts}
         if cap_rule is not None:
             prior = dict(SettlementLine.objects.filter(
-                account_id__in=accounts, program=program, customer_settlement__period_start__gte=season.start_date,
-                customer_settlement__period_start__lte=season.end_date).exclude(customer_settlement_id__in=cs_ids)
+                account_id__any=accounts, program=program, customer_settlement__period_start__gte=season.start_date,
+                customer_settlement__period_start__lte=season.end_date).exclude(customer_settlement_id__any=cs_ids)
                 .values_list("account_id").annotate(s=Sum("amount")).values_list("account_id", "s"))
             caps = []
             for a in accounts:
@@ -897,10 +897,17 @@ def customer_settlements_approve(*, settlements, now: dt.datetime, actor: Any = 
     return done
 
 
-def _accounts_for(program: Program, start: dt.date, end: dt.date) -> list[int]:
-    return list(Enrollment.objects.filter(program=program, status__in=ENROLLED_STATUSES, effective_date__lt=end)
-                .filter(Q(end_date__isnull=True) | Q(end_date__gt=start)).order_by("account_id")
-                .values_list("account_id", flat=True).distinct())
+def _accounts_for(program: Program, start: dt.date, end: dt.date, *, first: int | None = None,
+                  last: int | None = None) -> list[int]:
+    """Sorted ids of the accounts enrolled in ``program`` during ``[start, end)``; ``first``/``last``: only the ids
+    in that inclusive range (a chunk reads its own accounts, not the program's)."""
+    qs = (Enrollment.objects.filter(program=program, status__in=ENROLLED_STATUSES, effective_date__lt=end)
+          .filter(Q(end_date__isnull=True) | Q(end_date__gt=start)))
+    if first is not None:
+        qs = qs.filter(account_id__gte=first)
+    if last is not None:
+        qs = qs.filter(account_id__lte=last)
+    return list(qs.order_by("account_id").values_list("account_id", flat=True).distinct())
 
 
 def customer_batch_start(*, program: Program, kind: str, period_kind: str, period_start: dt.date,
@@ -940,8 +947,7 @@ def customer_settle_chunk(*, batch: SettlementBatch, account_first: int, account
     transaction (``customer_settlements_calculate``); if that fails, account by account, so one account's failure
     does not stop the others (it is reported on the batch)."""
     program = batch.program
-    accounts = [a for a in _accounts_for(program, batch.period_start, batch.period_end)
-                if account_first <= a <= account_last]
+    accounts = _accounts_for(program, batch.period_start, batch.period_end, first=account_first, last=account_last)
     common = {"program": program, "period_kind": period_kind, "period_start": batch.period_start,
               "period_end": batch.period_end, "season": batch.season, "now": now, "actor": "settlement",
               "batch": batch}

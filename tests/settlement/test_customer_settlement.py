@@ -284,3 +284,21 @@ def test_a_chunk_of_accounts_runs_the_same_queries_for_one_or_many():
         return len(ctx.captured_queries)
 
     assert queries(1) == queries(5)
+
+
+def test_a_season_batch_chunk_reads_and_settles_only_its_own_accounts(settings):
+    program = ProgramFactory(settlement_timing=SettlementTiming.SEASON_END)
+    season = SeasonFactory(program=program)
+    IncentiveRuleFactory(program=program, kind=IncentiveKind.SEASONAL, amount=Decimal("20"), season=season,
+                         min_participation_share=Decimal("0"))
+    subs = [active_participant(program=program) for _ in range(5)]
+    accounts = sorted(s.enrollment.account_id for s in subs)
+    settings.CPM_CHUNK_SIZE = 2
+    batch = services.season_settle(program=program, season=season, now=NOW)  # chunks enqueued on commit, not run
+    assert batch.chunks_total == 3 and CustomerSettlement.objects.count() == 0
+    assert services._accounts_for(program, season.start_date, season.end_date, first=accounts[1],
+                                  last=accounts[3]) == accounts[1:4]
+    counts = services.customer_settle_chunk(batch=batch, account_first=accounts[2], account_last=accounts[3],
+                                            period_kind=PeriodKind.SEASON_END, now=NOW)
+    assert counts == {"calculated": 2, "failed": 0}
+    assert sorted(CustomerSettlement.objects.values_list("account_id", flat=True)) == accounts[2:4]
