@@ -201,13 +201,14 @@ def run(args) -> dict:
               "select_queries": reads, "rerun_s": round(rerun, 3), "peak_rss_mb": round(peak, 1),
               "rss_before_mb": round(rss_before, 1), "load": round(load, 2), "seed_s": seeded.get("seed_s"),
               "seed_reused": seeded.get("reused"), "decisions": counts, "ledger_rows": ledger_rows,
+              "chunk_size": settings.CPM_CHUNK_SIZE, "spans": -(-ledger_rows // settings.CPM_CHUNK_SIZE),
               "ledger_sha256": digest[:16]}
     if traced is not None:
         result["tracemalloc_mb"] = round(traced, 1)
     print(f"n={args.n:,} history_events={args.history} seed={seeded.get('seed_s') or 0:.1f}s "
           f"(reused: {seeded.get('reused')})")
-    print(f"reservation: {elapsed:.2f}s, SQL queries={len(ctx.captured_queries)} (SELECT {reads}), "
-          f"re-run {rerun:.2f}s, load average {load:.2f}")
+    print(f"reservation: {elapsed:.2f}s, SQL queries={len(ctx.captured_queries)} (SELECT {reads}) in "
+          f"{result['spans']} span(s) of {settings.CPM_CHUNK_SIZE:,}, re-run {rerun:.2f}s, load average {load:.2f}")
     print("decisions:", dict(sorted((str(k), v) for k, v in counts.items())))
     print(f"rows: reservations={Reservation.objects.filter(event=event).count():,} "
           f"participations={Participation.objects.filter(event=event).count():,}")
