@@ -236,3 +236,20 @@ def test_load_intervals_command(tmp_path, now):
     call_command("load_intervals", str(path), stdout=out)
     assert "completed_with_errors: 1 new, 0 unchanged, 0 corrected, 1 rejected" in out.getvalue()
     assert "row 3: interval_start: duplicate reading for this interval in the same load" in out.getvalue()
+
+
+def test_parse_csv_counts_lines_and_shares_occurrences():
+    """What a block-by-block reader needs: the lines numbered (header and blank lines included) and the autumn
+    repeated hour's order of appearance carried from one call to the next."""
+    from settlement.csvreadings import parse_csv
+
+    header = "service_point_id,interval_start,kwh\n"
+    assert parse_csv((header + "SP-1,2026-05-14T00:00Z,1\n\nSP-1,2026-05-14T01:00Z,2\n").encode()).lines == 4  # fast
+    assert parse_csv(header + "SP-1,2026-05-14T00:00Z,1\r\n\r\n").lines == 3  # general parser
+    assert parse_csv(header).lines == 1
+    seen: dict = {}
+    first = parse_csv(header + "SP-1,2026-11-01T01:00:00,1\n", tz="America/Los_Angeles", occurrences=seen)
+    second = parse_csv(header + "SP-1,2026-11-01T01:00:00,2\n", tz="America/Los_Angeles", occurrences=seen)
+    alone = parse_csv(header + "SP-1,2026-11-01T01:00:00,2\n", tz="America/Los_Angeles")
+    assert seen == {("SP-1", "", 0, "2026-11-01T01:00:00"): 2}
+    assert second.start[0] - first.start[0] == 3600 and alone.start[0] == first.start[0]  # PST after PDT
