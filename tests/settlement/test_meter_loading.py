@@ -253,3 +253,27 @@ def test_parse_csv_counts_lines_and_shares_occurrences():
     alone = parse_csv(header + "SP-1,2026-11-01T01:00:00,2\n", tz="America/Los_Angeles")
     assert seen == {("SP-1", "", 0, "2026-11-01T01:00:00"): 2}
     assert second.start[0] - first.start[0] == 3600 and alone.start[0] == first.start[0]  # PST after PDT
+
+
+def test_load_intervals_command_passes_the_path(tmp_path, now, monkeypatch):
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    from settlement import meterdata
+
+    ServicePointFactory(service_point_id="SP-1")
+    monkeypatch.setattr(meterdata, "BLOCK_BYTES", 40)  # several blocks
+    path = tmp_path / "r.csv"
+    path.write_text("service_point_id,interval_start,kwh\n" + "".join(f"SP-1,2026-05-14T{h:02d}:00Z,{h}\n"
+                                                                      for h in range(24)) + "SP-1,nope,1\n")
+    monkeypatch.setattr(type(path), "read_bytes", lambda self: pytest.fail("the file was read whole"))
+    out = StringIO()
+    call_command("load_intervals", str(path), stdout=out)
+    assert "completed_with_errors: 24 new, 0 unchanged, 0 corrected, 1 rejected" in out.getvalue()
+    assert "row 26: interval_start: not an ISO 8601 date-time: 'nope'" in out.getvalue()
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        call_command("load_intervals", str(path), "--queue", stdout=out)
+    assert MeterDataLoad.objects.order_by("-pk").first().summary == "0 new, 24 unchanged, 0 corrected, 1 rejected"
+    with pytest.raises(CommandError, match="file: cannot read"):
+        call_command("load_intervals", str(tmp_path / "missing.csv"))
