@@ -80,6 +80,8 @@ class _Errors:
     """Row errors of one load: ``rejected`` is exact; the ``MAX_ERRORS`` items of the lowest rows are kept, so a load
     read block by block keeps the same items as one read at once. ``sorted_items()``: the kept items by row."""
 
+    _full: int | None = None  # once MAX_ERRORS are kept: the highest kept row (an item at or past it is not kept)
+
     def __init__(self, initial: Iterable[dict] = (), rejected: int = 0) -> None:
         self.items: list[dict] = []
         self.rejected = 0
@@ -101,8 +103,6 @@ class _Errors:
     def sorted_items(self) -> list[dict]:
         self._trim()
         return self.items
-
-    _full: int | None = None  # once MAX_ERRORS are kept: the highest kept row (an item at or past it is not kept)
 
     def _keep(self, item: dict) -> None:
         self.items.append(item)
