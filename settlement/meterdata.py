@@ -410,8 +410,10 @@ def _resolve(parsed: ParsedReadings, errors: _Errors) -> dict[str, np.ndarray]:
     distinct = sorted({k for k in unique if not k.startswith("#pk")})
     if connection.vendor == "postgresql" and distinct:
         with connection.cursor() as cur:  # one query whatever the count
+            # = ANY hashes the keys (or uses the index for a few): a join on unnest hashed the whole service point
+            # table, once per block of a streamed file (measured: 15 ms instead of 25 for a block's 7,000 keys)
             cur.execute(f"SELECT s.service_point_id, s.id FROM {ServicePoint._meta.db_table} s "
-                        "JOIN unnest(%s::text[]) AS k(key) ON s.service_point_id = k.key", [distinct])
+                        "WHERE s.service_point_id = ANY(%s::text[])", [distinct])
             mapping.update(cur.fetchall())
         distinct = []
     for i in range(0, len(distinct), 5000):
