@@ -47,7 +47,8 @@ class ParsedReadings:
     ``device_unique`` + ``device_code``: device serials the same way (code -1 = no device);
     ``channel``: int8 (0 delivered, 1 received); ``start``: int64 UTC epoch seconds of the interval start;
     ``minutes``: int16; ``kwh``: float64 (NaN = not provided); ``rows``: int64 row (line) numbers for error messages.
-    ``errors``: ``[{row, field, message}]`` of the rejected rows.
+    ``errors``: ``[{row, field, message}]`` of the rejected rows. ``lines``: lines of the source that were numbered,
+    the header and blank lines included (a caller parsing a file block by block numbers the next block from it).
     """
 
     sp_unique: list[str]
@@ -61,6 +62,7 @@ class ParsedReadings:
     rows: np.ndarray
     errors: list[dict] = field(default_factory=list)
     rejected: int = 0
+    lines: int = 0
 
     @classmethod
     def empty(cls) -> ParsedReadings:
@@ -85,12 +87,16 @@ def _parse_aware(text: str) -> int | None:
     return int(value.timestamp())
 
 
-def parse_csv(source: str | bytes | io.TextIOBase | Iterable[str], *, tz: str | None = None) -> ParsedReadings:
+def parse_csv(source: str | bytes | io.TextIOBase | Iterable[str], *, tz: str | None = None,
+              occurrences: dict | None = None) -> ParsedReadings:
     """Parse CSV readings (see the module docstring for the columns).
 
     source: the text, bytes (UTF-8, BOM allowed) or an open text file. tz: IANA zone for timestamps without offset
-    (``None``: such timestamps are row errors). Raises ``CsvFormatError`` for a missing header column; every other
-    problem is a per-row error in ``ParsedReadings.errors`` while the other rows load.
+    (``None``: such timestamps are row errors). occurrences: the order-of-appearance state of the repeated autumn
+    hour (``{(service point, device, channel, text): count}``), updated in place; pass the same dict for every block
+    of one file so a hour's second occurrence in a later block is still standard time (default: a fresh dict).
+    Raises ``CsvFormatError`` for an empty file or a missing header column; every other problem is a per-row error in
+    ``ParsedReadings.errors`` while the other rows load.
     """
     if isinstance(source, bytes | bytearray | memoryview):
         fast = _parse_fast(bytes(source))
@@ -136,7 +142,7 @@ def parse_csv(source: str | bytes | io.TextIOBase | Iterable[str], *, tz: str | 
         numbers.append(n)
     if not rows:
         out = ParsedReadings.empty()
-        out.errors, out.rejected = errors, rejected
+        out.errors, out.rejected, out.lines = errors, rejected, len(lines)
         return out
 
     columns = list(zip(*rows, strict=True))
@@ -232,7 +238,7 @@ def parse_csv(source: str | bytes | io.TextIOBase | Iterable[str], *, tz: str | 
                 ok[k] = False
         else:
             _resolve_local(local_rows, columns[i_ts], zone, sp_keys, columns[i_dev] if i_dev is not None else None,
-                           ch, start, ok, row_no, reject)
+                           ch, start, ok, row_no, reject, {} if occurrences is None else occurrences)
 
     misaligned = ok & ((start % (minutes.astype(np.int64) * 60)) != 0)
     for k in np.flatnonzero(misaligned):
@@ -252,7 +258,7 @@ def parse_csv(source: str | bytes | io.TextIOBase | Iterable[str], *, tz: str | 
     return ParsedReadings(
         sp_unique=sp_unique, sp_code=sp_code[keep], device_unique=dev_unique, device_code=dev_code[keep],
         channel=ch[keep], start=start[keep], minutes=minutes[keep], kwh=kwh[keep], rows=row_no[keep],
-        errors=errors, rejected=rejected)
+        errors=errors, rejected=rejected, lines=len(lines))
 
 
 def _factorize(values: list[str]) -> tuple[list[str], np.ndarray]:
@@ -261,10 +267,10 @@ def _factorize(values: list[str]) -> tuple[list[str], np.ndarray]:
     return list(index), codes
 
 
-def _resolve_local(local_rows, ts_col, zone, sp_keys, dev_col, ch, start, ok, row_no, reject) -> None:
-    """Local wall times -> UTC: spring gaps rejected; the repeated autumn hour resolved by order of appearance."""
+def _resolve_local(local_rows, ts_col, zone, sp_keys, dev_col, ch, start, ok, row_no, reject, seen) -> None:
+    """Local wall times -> UTC: spring gaps rejected; the repeated autumn hour resolved by order of appearance
+    (``seen``: occurrences so far per key, updated in place)."""
     cache: dict[str, tuple[int, int, bool] | None] = {}
-    seen: dict[tuple, int] = {}
     for k in local_rows:
         raw = ts_col[k].strip()
         info = cache.get(raw, False)
@@ -340,6 +346,7 @@ def _parse_fast(content: bytes) -> ParsedReadings | None:
     a = np.frombuffer(content, dtype=np.uint8)
     newlines = np.flatnonzero(a == 10)
     ends = newlines if a[-1] == 10 else np.r_[newlines, a.size]
+    n_lines = int(ends.size)  # the header and blank lines included, as the general parser counts them
     starts = np.r_[0, newlines + 1][: ends.size]
     header = [h.strip().lower() for h in content[: ends[0]].decode("utf-8").split(",")]
     if any(c not in header for c in REQUIRED) or len(set(header)) != len(header):
@@ -417,4 +424,4 @@ def _parse_fast(content: bytes) -> ParsedReadings | None:
     if np.isinf(kwh).any() or (start % (minutes.astype(np.int64) * 60)).any():
         return None
     return ParsedReadings(sp_unique=sp[0], sp_code=sp[1], device_unique=dev_unique, device_code=dev_code,
-                          channel=channel, start=start, minutes=minutes, kwh=kwh, rows=rows)
+                          channel=channel, start=start, minutes=minutes, kwh=kwh, rows=rows, lines=n_lines)

@@ -13,14 +13,30 @@ fetched with one query per chunk of days, new versions are written with psycopg 
 PostgreSQL (``bulk_create`` elsewhere) and superseded rows are flagged with one ``UPDATE`` per chunk. Loads are
 serialised by a transaction-scoped advisory lock on PostgreSQL so two loads of the same day cannot both insert a
 current version.
+
+CSV files are streamed (issue 8: peak memory bounded by the block size, not the file): the file is read in blocks of
+about ``BLOCK_BYTES``, each cut after its last line end (the rest carried to the next block; a block without a line
+end grows until it has one) and given the header line, so ``parse_csv`` sees a normal file; row numbers are shifted to
+lines of the whole file, and the autumn repeated hour's order of appearance is carried from block to block. Each
+block is resolved to pks at once. A file of one block is merged as it is; otherwise the resolved readings are spilled
+to K temporary partition files (service point pk % K, K = estimated readings / ``PARTITION_READINGS``), so that every
+(service point, device, channel, day) lies in one partition, and the partitions are merged one after the other in
+one transaction under the lock: the result (versions, counts, row errors) is the one of a merge of the whole file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import io
+import math
+import os
+import shutil
+import tempfile
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from django.conf import settings
@@ -44,19 +60,60 @@ LOAD_TRANSITIONS = {
 }
 CHUNK_GROUPS = 20_000
 MAX_ERRORS = 1000
+# Peak memory of a streamed CSV load: parsing takes ~10x the block (8 MiB: ~165,000 readings of ~50 bytes) and
+# merging ~200 bytes a reading of a partition: both about 80-100 MB, so neither dominates.
+BLOCK_BYTES = 8 * 2**20  # CSV bytes parsed at a time
+PARTITION_READINGS = 500_000  # resolved readings merged at a time (about) when a CSV spans several blocks
+_BOM = b"\xef\xbb\xbf"
+# one spilled reading (43 bytes): the arrays of ``_resolve``
+_SPILL_DTYPE = np.dtype([("sp", "<i8"), ("dev", "<i8"), ("channel", "i1"), ("start", "<i8"), ("minutes", "<i2"),
+                         ("kwh", "<f8"), ("rows", "<i8")])
 _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 _LOCK_KEY = 727_001  # pg_advisory_xact_lock key for interval loads
 
 
+def _row_key(item: dict) -> int:
+    return -1 if item["row"] is None else item["row"]  # file-level items (no row) first
+
+
 class _Errors:
+    """Row errors of one load: ``rejected`` is exact; the ``MAX_ERRORS`` items of the lowest rows are kept, so a load
+    read block by block keeps the same items as one read at once. ``sorted_items()``: the kept items by row."""
+
+    _full: int | None = None  # once MAX_ERRORS are kept: the highest kept row (an item at or past it is not kept)
+
     def __init__(self, initial: Iterable[dict] = (), rejected: int = 0) -> None:
-        self.items = list(initial)[:MAX_ERRORS]
-        self.rejected = rejected
+        self.items: list[dict] = []
+        self.rejected = 0
+        self.extend(initial, rejected)
 
     def add(self, row, field: str, message: str, count: int = 1) -> None:
         self.rejected += count
-        if len(self.items) < MAX_ERRORS:
-            self.items.append({"row": None if row is None else int(row), "field": field, "message": message})
+        row = None if row is None else int(row)
+        if self._full is not None and (-1 if row is None else row) >= self._full:
+            return  # would be trimmed anyway: spares a dict per row of a file full of errors
+        self._keep({"row": row, "field": field, "message": message})
+
+    def extend(self, items: Iterable[dict], rejected: int) -> None:
+        """Take the errors of a parsed block (``rejected`` may exceed the items given)."""
+        self.rejected += rejected
+        for item in items:
+            self._keep(item)
+
+    def sorted_items(self) -> list[dict]:
+        self._trim()
+        return self.items
+
+    def _keep(self, item: dict) -> None:
+        self.items.append(item)
+        if len(self.items) >= 2 * MAX_ERRORS:
+            self._trim()
+
+    def _trim(self) -> None:
+        self.items.sort(key=_row_key)  # stable: the items of one row keep their order
+        del self.items[MAX_ERRORS:]
+        if len(self.items) == MAX_ERRORS:
+            self._full = _row_key(self.items[-1])
 
 
 # ----------------------------------------------------------------------------------------------- public services
@@ -84,40 +141,61 @@ def meter_readings_load(*, now: dt.datetime, source: str = Source.API, rows: Ite
         parsed = _parse_rows(rows, tz=tz)
         errors = _Errors(parsed.errors, parsed.rejected)
         resolved = _resolve(parsed, errors)
-    counts = _apply(resolved, errors=errors, load=load, now=now)
+    counts = _apply([resolved], errors=errors, load=load, now=now)
     return _finish(load, counts, errors, now=now, actor=actor)
 
 
-def meter_csv_load(*, content: bytes | str, now: dt.datetime, file_name: str = "", tz: str | None = None,
-                   actor=None) -> MeterDataLoad:
+def meter_csv_load(*, now: dt.datetime, content: bytes | str | None = None, path: str | Path | None = None,
+                   file_name: str = "", tz: str | None = None, actor=None) -> MeterDataLoad:
     """Load a CSV (see ``settlement.csvreadings``) synchronously in this process (CLI, bench); same rules as the job.
 
-    A file-level problem (missing header column) gives a FAILED load with the message; row errors are recorded.
+    content: the file (bytes, UTF-8 with or without BOM, or text); or path: the file on disk, streamed in blocks
+    (memory bounded by ``BLOCK_BYTES`` and ``PARTITION_READINGS``, not by the file). Exactly one of them, else
+    ``DomainValidationError`` (``content``); an unreadable path: ``DomainValidationError`` (``path``), no load made.
+    A file-level problem (empty file, missing header column) gives a FAILED load with the message and writes nothing;
+    row errors are recorded (rows = lines of the file, the header is line 1).
     """
-    load = MeterDataLoad.objects.create(source=Source.CSV, file_name=file_name[:300], created_at=now,
-                                        options={"tz": tz} if tz else {})
-    transition(obj=load, to=Status.RUNNING, allowed=LOAD_TRANSITIONS, now=now, actor=actor,
-               extra_updates={"started_at": now})
-    try:
-        parsed = parse_csv(content, tz=tz)
-    except CsvFormatError as exc:
-        return _fail(load, str(exc), now=now, actor=actor)
-    errors = _Errors(parsed.errors, parsed.rejected)
-    resolved = _resolve(parsed, errors)
-    del parsed
-    counts = _apply(resolved, errors=errors, load=load, now=now)
+    if (content is None) == (path is None):
+        raise DomainValidationError({"content": ["give either content or path" + (", not both" if content is not None
+                                                                                  else "")]})
+    if path is not None:
+        try:
+            stream: BinaryIO = open(path, "rb")  # closed by the with below
+            size = os.fstat(stream.fileno()).st_size
+        except OSError as exc:
+            raise DomainValidationError({"path": [f"cannot read {path}: {exc.strerror}"]}) from exc
+    else:
+        data = content.encode() if isinstance(content, str) else content
+        stream, size = io.BytesIO(data), len(data)  # BytesIO shares the bytes: no copy
+    with stream, contextlib.ExitStack() as stack:
+        load = MeterDataLoad.objects.create(source=Source.CSV, file_name=file_name[:300], created_at=now,
+                                            options={"tz": tz} if tz else {})
+        transition(obj=load, to=Status.RUNNING, allowed=LOAD_TRANSITIONS, now=now, actor=actor,
+                   extra_updates={"started_at": now})
+        errors = _Errors()
+        try:
+            parts = _read_csv(stream, size=size, tz=tz, row_offset=0, errors=errors, stack=stack)
+        except (CsvFormatError, OSError) as exc:
+            return _fail(load, str(exc), now=now, actor=actor)
+        counts = _apply(parts, errors=errors, load=load, now=now)
     return _finish(load, counts, errors, now=now, actor=actor)
 
 
-def meter_data_load_submit(*, source: str, content: bytes, now: dt.datetime, file_name: str = "",
-                           tz: str | None = None, service_point_id: str | None = None, usage_point: str | None = None,
-                           row_offset: int = 0, actor=None) -> MeterDataLoad:
+def meter_data_load_submit(*, source: str, now: dt.datetime, content: bytes | None = None,
+                           path: str | Path | None = None, file_name: str = "", tz: str | None = None,
+                           service_point_id: str | None = None, usage_point: str | None = None, row_offset: int = 0,
+                           actor=None) -> MeterDataLoad:
     """Create a PENDING load for a file (CSV or Green Button XML) and enqueue its job after commit.
 
+    content: the file's bytes, or path: a file on disk, copied without being read into memory (exactly one).
     The file is spooled under ``MEDIA_ROOT/meterdata/``. ``tz``: zone of CSV times without offset.
     ``service_point_id``: the service point a Green Button file belongs to (required for Green Button);
-    ``usage_point``: the UsagePoint title or href when the file holds several.
+    ``usage_point``: the UsagePoint title or href when the file holds several. ``row_offset``: added to the line
+    numbers of CSV row errors.
     """
+    if (content is None) == (path is None):
+        raise DomainValidationError({"content": ["give either content or path" + (", not both" if content is not None
+                                                                                  else "")]})
     if source not in (Source.CSV, Source.GREEN_BUTTON, Source.API):  # API bulk readings are spooled as CSV
         raise DomainValidationError({"source": [f"must be csv, green_button or api, not {source!r}"]})
     if source == Source.GREEN_BUTTON and not service_point_id:
@@ -129,11 +207,18 @@ def meter_data_load_submit(*, source: str, content: bytes, now: dt.datetime, fil
             raise DomainValidationError({"tz": [f"unknown IANA time zone {tz!r}"]})
     spool = Path(settings.MEDIA_ROOT) / "meterdata"
     spool.mkdir(parents=True, exist_ok=True)
-    path = spool / f"{uuid.uuid4().hex}.{'xml' if source == Source.GREEN_BUTTON else 'csv'}"
-    path.write_bytes(content)
+    spooled = spool / f"{uuid.uuid4().hex}.{'xml' if source == Source.GREEN_BUTTON else 'csv'}"
+    if path is not None:
+        try:
+            shutil.copyfile(path, spooled)
+        except OSError as exc:
+            spooled.unlink(missing_ok=True)
+            raise DomainValidationError({"path": [f"cannot read {path}: {exc.strerror}"]}) from exc
+    else:
+        spooled.write_bytes(content)
     load = MeterDataLoad.objects.create(
         source=source, file_name=file_name[:300], created_at=now,
-        options={"path": str(path), "tz": tz, "service_point_id": service_point_id, "usage_point": usage_point,
+        options={"path": str(spooled), "tz": tz, "service_point_id": service_point_id, "usage_point": usage_point,
                  "row_offset": row_offset})
     from .meter_tasks import run_meter_data_load
 
@@ -142,7 +227,10 @@ def meter_data_load_submit(*, source: str, content: bytes, now: dt.datetime, fil
 
 
 def meter_data_load_run(*, load_id: int, now: dt.datetime, actor="meter-load-job") -> MeterDataLoad:
-    """Run a PENDING load (Celery job). Idempotent: a load already started or finished is returned unchanged."""
+    """Run a PENDING load (Celery job). Idempotent: a load already started or finished is returned unchanged.
+
+    A CSV is streamed from its spooled file like ``meter_csv_load(path=...)``; a Green Button file is read whole.
+    """
     try:
         load = MeterDataLoad.objects.get(pk=load_id)
     except MeterDataLoad.DoesNotExist as exc:
@@ -152,18 +240,21 @@ def meter_data_load_run(*, load_id: int, now: dt.datetime, actor="meter-load-job
     transition(obj=load, to=Status.RUNNING, allowed=LOAD_TRANSITIONS, now=now, actor=actor,
                extra_updates={"started_at": now})
     opts = load.options or {}
-    try:
-        content = Path(opts["path"]).read_bytes()
-        if load.source in (Source.CSV, Source.API):
-            parsed = _shift_rows(parse_csv(content, tz=opts.get("tz")), int(opts.get("row_offset") or 0))
-            errors = _Errors(parsed.errors, parsed.rejected)
-            resolved = _resolve(parsed, errors)
-        else:
-            resolved, errors = _green_button(content, opts.get("service_point_id"), opts.get("usage_point"))
-    except (CsvFormatError, GreenButtonError, OSError, KeyError, DomainValidationError) as exc:
-        message = exc.message if isinstance(exc, DomainValidationError) else str(exc)
-        return _fail(load, message, now=now, actor=actor)
-    counts = _apply(resolved, errors=errors, load=load, now=now)
+    with contextlib.ExitStack() as stack:
+        try:
+            if load.source in (Source.CSV, Source.API):
+                stream = stack.enter_context(open(opts["path"], "rb"))
+                errors = _Errors()
+                parts = _read_csv(stream, size=os.fstat(stream.fileno()).st_size, tz=opts.get("tz"),
+                                  row_offset=int(opts.get("row_offset") or 0), errors=errors, stack=stack)
+            else:
+                content = Path(opts["path"]).read_bytes()
+                resolved, errors = _green_button(content, opts.get("service_point_id"), opts.get("usage_point"))
+                parts = [resolved]
+        except (CsvFormatError, GreenButtonError, OSError, KeyError, DomainValidationError) as exc:
+            message = exc.message if isinstance(exc, DomainValidationError) else str(exc)
+            return _fail(load, message, now=now, actor=actor)
+        counts = _apply(parts, errors=errors, load=load, now=now)
     return _finish(load, counts, errors, now=now, actor=actor)
 
 
@@ -208,6 +299,110 @@ def _shift_rows(parsed: ParsedReadings, offset: int) -> ParsedReadings:
     return parsed
 
 
+def _csv_blocks(stream: BinaryIO) -> Iterator[bytes]:
+    """The CSV in blocks of about ``BLOCK_BYTES``, each a CSV of its own: the header line, then whole lines.
+
+    Every block but the last ends with a line end (a block without one grows until one comes or the file ends);
+    the BOM is dropped at the start of the file only. An empty or header-only file is one block (``parse_csv``
+    reports it).
+    """
+    size = max(1, int(BLOCK_BYTES))  # read at each call: tests make it small
+
+    def pieces() -> Iterator[bytes]:  # whole lines of about `size` bytes; the rest carried to the next piece
+        carry = b""
+        while more := stream.read(size):
+            data = carry + more if carry else more
+            cut = data.rfind(b"\n") + 1
+            if cut == 0:
+                carry = data
+                continue
+            carry = data[cut:]
+            yield data[:cut] if carry else data
+        if carry:
+            yield carry
+
+    raw = pieces()
+    first = next(raw, b"")
+    if first.startswith(_BOM):
+        first = first[len(_BOM):]
+    header = first[: first.find(b"\n") + 1]
+    yield first  # already starts with the header
+    if not header:
+        return
+    for piece in raw:
+        yield header + piece
+
+
+def _read_csv(stream: BinaryIO, *, size: int, tz: str | None, row_offset: int, errors: _Errors,
+              stack: contextlib.ExitStack) -> list[dict[str, np.ndarray]] | Iterator[dict[str, np.ndarray]]:
+    """Parse and resolve a CSV block by block; returns the parts for ``_apply``.
+
+    size: the file's bytes (for the partition count); row_offset: added to every row number; errors: filled with the
+    row errors of parsing and resolving; stack: owns the temporary partition files (removed when it closes, errors
+    included). One block: ``[resolved arrays]``. Several: an iterator over K partitions read back from disk one at a
+    time. Raises ``CsvFormatError`` (empty file, missing header column) before anything is written.
+    """
+    occurrences: dict = {}  # the autumn repeated hour's order of appearance, carried across blocks
+    line = 2  # line of the file the next block's first row is on
+
+    def resolved(block: bytes) -> tuple[dict[str, np.ndarray], int]:
+        nonlocal line
+        parsed = parse_csv(block, tz=tz, occurrences=occurrences)
+        _shift_rows(parsed, line - 2 + row_offset)  # the block's first row is line 2 of the block
+        line += parsed.lines - 1
+        errors.extend(parsed.errors, parsed.rejected)
+        return _resolve(parsed, errors), parsed.lines
+
+    blocks = _csv_blocks(stream)
+    block = next(blocks)
+    first, first_lines = resolved(block)
+    bytes_per_line = len(block) / max(1, first_lines)
+    del block
+    block = next(blocks, None)
+    if block is None:
+        return [first]
+    k = max(1, math.ceil(size / bytes_per_line / max(1, int(PARTITION_READINGS))))
+    spill = _Spill(Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cpm-meterdata-"))), k)
+    spill.add(first)
+    del first
+    while block is not None:
+        part, _ = resolved(block)
+        del block
+        spill.add(part)
+        del part
+        block = next(blocks, None)
+    return spill.partitions()
+
+
+class _Spill:
+    """Resolved readings of a load on disk in K partition files by service point pk % K: every (service point,
+    device, channel, day) of the load lands in one partition, so partitions can be merged one at a time."""
+
+    def __init__(self, directory: Path, k: int) -> None:
+        self.paths = [directory / f"part-{p:05d}.bin" for p in range(k)]
+
+    def add(self, r: dict[str, np.ndarray]) -> None:
+        if not r["sp"].size:
+            return
+        k = len(self.paths)
+        part = r["sp"] % k
+        order = np.argsort(part, kind="stable")
+        rec = np.empty(order.size, dtype=_SPILL_DTYPE)
+        for name in _SPILL_DTYPE.names:
+            rec[name] = r[name][order]
+        bounds = np.searchsorted(part[order], np.arange(k + 1))
+        for p in np.flatnonzero(np.diff(bounds)):
+            with self.paths[p].open("ab") as f:
+                rec[bounds[p]:bounds[p + 1]].tofile(f)
+
+    def partitions(self) -> Iterator[dict[str, np.ndarray]]:
+        for path in self.paths:
+            if path.exists():
+                rec = np.fromfile(path, dtype=_SPILL_DTYPE)
+                path.unlink()  # disk freed as the merge goes
+                yield {name: rec[name] for name in _SPILL_DTYPE.names}
+
+
 def _resolve(parsed: ParsedReadings, errors: _Errors) -> dict[str, np.ndarray]:
     """External service point ids and device serials -> pks (one query per 5,000 distinct keys)."""
     unique = parsed.sp_unique
@@ -215,8 +410,10 @@ def _resolve(parsed: ParsedReadings, errors: _Errors) -> dict[str, np.ndarray]:
     distinct = sorted({k for k in unique if not k.startswith("#pk")})
     if connection.vendor == "postgresql" and distinct:
         with connection.cursor() as cur:  # one query whatever the count
+            # = ANY hashes the keys (or uses the index for a few): a join on unnest hashed the whole service point
+            # table, once per block of a streamed file (measured: 15 ms instead of 25 for a block's 7,000 keys)
             cur.execute(f"SELECT s.service_point_id, s.id FROM {ServicePoint._meta.db_table} s "
-                        "JOIN unnest(%s::text[]) AS k(key) ON s.service_point_id = k.key", [distinct])
+                        "WHERE s.service_point_id = ANY(%s::text[])", [distinct])
             mapping.update(cur.fetchall())
         distinct = []
     for i in range(0, len(distinct), 5000):
@@ -303,18 +500,37 @@ def _green_button(content: bytes, service_point_id: str | None, usage_point: str
 
 
 # ----------------------------------------------------------------------------------------------- merge and write
-def _apply(r: dict[str, np.ndarray], *, errors: _Errors, load: MeterDataLoad, now: dt.datetime) -> dict[str, int]:
-    """Merge resolved readings into ``IntervalDay``; returns counts new/unchanged/corrected."""
+def _apply(parts: Iterable[dict[str, np.ndarray]], *, errors: _Errors, load: MeterDataLoad,
+           now: dt.datetime) -> dict[str, int]:
+    """Merge resolved readings into ``IntervalDay``; returns counts new/unchanged/corrected.
+
+    parts: the arrays of ``_resolve`` as one dict, or as partitions of one load with no (service point, device,
+    channel, day) in two of them (each validated and merged on its own: same result as all at once; taken one at a
+    time from the iterable). One transaction under the advisory lock for all: an exception writes nothing.
+    """
     counts = {"new": 0, "unchanged": 0, "corrected": 0}
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cur:
+                cur.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
+        for r in parts:
+            _apply_partition(r, counts=counts, errors=errors, load=load, now=now)
+    return counts
+
+
+def _apply_partition(r: dict[str, np.ndarray], *, counts: dict[str, int], errors: _Errors, load: MeterDataLoad,
+                     now: dt.datetime) -> None:
+    """Validate (interval length per day, duplicates in the load) and merge readings whose days are all here."""
     n = r["sp"].size
     if n == 0:
-        return counts
+        return
     minutes64 = r["minutes"].astype(np.int64)
     day = r["start"] // 86400
     slot = (r["start"] % 86400) // (minutes64 * 60)
     order = np.lexsort((r["rows"], slot, minutes64, day, r["channel"], r["dev"], r["sp"]))
     sp, dev, ch, dy, mn, sl = (a[order] for a in (r["sp"], r["dev"], r["channel"], day, minutes64, slot))
     kwh, rows = r["kwh"][order], r["rows"][order]
+    del minutes64, day, slot, order  # peak memory is per partition: drop what is no longer needed as we go
 
     same_day = np.ones(n, dtype=bool)
     same_day[1:] = (sp[1:] == sp[:-1]) & (dev[1:] == dev[:-1]) & (ch[1:] == ch[:-1]) & (dy[1:] == dy[:-1])
@@ -335,11 +551,12 @@ def _apply(r: dict[str, np.ndarray], *, errors: _Errors, load: MeterDataLoad, no
     for k in np.flatnonzero(dup & valid):
         errors.add(rows[k], "interval_start", "duplicate reading for this interval in the same load")
     valid &= ~dup
+    del same_day, day_id, group_no, dup
     if not valid.all():
         sp, dev, ch, dy, mn, sl, kwh, rows = (a[valid] for a in (sp, dev, ch, dy, mn, sl, kwh, rows))
         n = sp.size
         if n == 0:
-            return counts
+            return
         same_group = np.ones(n, dtype=bool)
         same_group[1:] = (sp[1:] == sp[:-1]) & (dev[1:] == dev[:-1]) & (ch[1:] == ch[:-1]) & (dy[1:] == dy[:-1]) \
             & (mn[1:] == mn[:-1])
@@ -348,18 +565,12 @@ def _apply(r: dict[str, np.ndarray], *, errors: _Errors, load: MeterDataLoad, no
     starts = np.flatnonzero(~same_group)
     g_sp, g_dev, g_ch, g_dy, g_mn = sp[starts], dev[starts], ch[starts], dy[starts], mn[starts]
     n_groups = starts.size
-
-    with transaction.atomic():
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cur:
-                cur.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
-        for lo in range(0, n_groups, CHUNK_GROUPS):
-            hi = min(n_groups, lo + CHUNK_GROUPS)
-            row_lo, row_hi = starts[lo], (starts[hi] if hi < n_groups else n)
-            _apply_chunk(g_sp[lo:hi], g_dev[lo:hi], g_ch[lo:hi], g_dy[lo:hi], g_mn[lo:hi],
-                         gid[row_lo:row_hi] - lo, sl[row_lo:row_hi], kwh[row_lo:row_hi], rows[row_lo:row_hi],
-                         counts=counts, errors=errors, load=load, now=now)
-    return counts
+    for lo in range(0, n_groups, CHUNK_GROUPS):
+        hi = min(n_groups, lo + CHUNK_GROUPS)
+        row_lo, row_hi = starts[lo], (starts[hi] if hi < n_groups else n)
+        _apply_chunk(g_sp[lo:hi], g_dev[lo:hi], g_ch[lo:hi], g_dy[lo:hi], g_mn[lo:hi],
+                     gid[row_lo:row_hi] - lo, sl[row_lo:row_hi], kwh[row_lo:row_hi], rows[row_lo:row_hi],
+                     counts=counts, errors=errors, load=load, now=now)
 
 
 def _fetch_current(g_sp, g_dy) -> list[tuple]:
@@ -543,7 +754,7 @@ def _fail(load: MeterDataLoad, message: str, *, now: dt.datetime, actor) -> Mete
 def _finish(load: MeterDataLoad, counts: dict[str, int], errors: _Errors, *, now: dt.datetime, actor) -> MeterDataLoad:
     load.readings_new, load.readings_unchanged = counts["new"], counts["unchanged"]
     load.readings_corrected, load.readings_rejected = counts["corrected"], errors.rejected
-    load.errors = errors.items
+    load.errors = errors.sorted_items()
     load.finished_at = now
     load.save(update_fields=["readings_new", "readings_unchanged", "readings_corrected", "readings_rejected",
                              "errors", "finished_at"])

@@ -236,3 +236,44 @@ def test_load_intervals_command(tmp_path, now):
     call_command("load_intervals", str(path), stdout=out)
     assert "completed_with_errors: 1 new, 0 unchanged, 0 corrected, 1 rejected" in out.getvalue()
     assert "row 3: interval_start: duplicate reading for this interval in the same load" in out.getvalue()
+
+
+def test_parse_csv_counts_lines_and_shares_occurrences():
+    """What a block-by-block reader needs: the lines numbered (header and blank lines included) and the autumn
+    repeated hour's order of appearance carried from one call to the next."""
+    from settlement.csvreadings import parse_csv
+
+    header = "service_point_id,interval_start,kwh\n"
+    assert parse_csv((header + "SP-1,2026-05-14T00:00Z,1\n\nSP-1,2026-05-14T01:00Z,2\n").encode()).lines == 4  # fast
+    assert parse_csv(header + "SP-1,2026-05-14T00:00Z,1\r\n\r\n").lines == 3  # general parser
+    assert parse_csv(header).lines == 1
+    seen: dict = {}
+    first = parse_csv(header + "SP-1,2026-11-01T01:00:00,1\n", tz="America/Los_Angeles", occurrences=seen)
+    second = parse_csv(header + "SP-1,2026-11-01T01:00:00,2\n", tz="America/Los_Angeles", occurrences=seen)
+    alone = parse_csv(header + "SP-1,2026-11-01T01:00:00,2\n", tz="America/Los_Angeles")
+    assert seen == {("SP-1", "", 0, "2026-11-01T01:00:00"): 2}
+    assert second.start[0] - first.start[0] == 3600 and alone.start[0] == first.start[0]  # PST after PDT
+
+
+def test_load_intervals_command_passes_the_path(tmp_path, now, monkeypatch):
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    from settlement import meterdata
+
+    ServicePointFactory(service_point_id="SP-1")
+    monkeypatch.setattr(meterdata, "BLOCK_BYTES", 40)  # several blocks
+    path = tmp_path / "r.csv"
+    path.write_text("service_point_id,interval_start,kwh\n" + "".join(f"SP-1,2026-05-14T{h:02d}:00Z,{h}\n"
+                                                                      for h in range(24)) + "SP-1,nope,1\n")
+    monkeypatch.setattr(type(path), "read_bytes", lambda self: pytest.fail("the file was read whole"))
+    out = StringIO()
+    call_command("load_intervals", str(path), stdout=out)
+    assert "completed_with_errors: 24 new, 0 unchanged, 0 corrected, 1 rejected" in out.getvalue()
+    assert "row 26: interval_start: not an ISO 8601 date-time: 'nope'" in out.getvalue()
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        call_command("load_intervals", str(path), "--queue", stdout=out)
+    assert MeterDataLoad.objects.order_by("-pk").first().summary == "0 new, 24 unchanged, 0 corrected, 1 rejected"
+    with pytest.raises(CommandError, match="file: cannot read"):
+        call_command("load_intervals", str(tmp_path / "missing.csv"))

@@ -1,7 +1,8 @@
 """``manage.py load_intervals FILE``: load a CSV or Green Button file of interval readings (a MeterDataLoad job).
 
 By default the load runs here and prints its summary (``N new, N unchanged, N corrected, N rejected``) and the first
-row errors; ``--queue`` hands it to the Celery worker instead. Thin wrapper over ``settlement.meterdata``.
+row errors; ``--queue`` hands it to the Celery worker instead. The file is passed by path (a CSV is streamed in
+blocks, never read whole). Thin wrapper over ``settlement.meterdata``.
 """
 
 from __future__ import annotations
@@ -31,18 +32,17 @@ class Command(BaseCommand):
     def handle(self, *args, **opts):
         path = Path(opts["file"])
         try:
-            content = path.read_bytes()
+            path.open("rb").close()  # the file is streamed by path, never read here: only check it opens
         except OSError as exc:
             raise CommandError(f"file: cannot read {path}: {exc.strerror}") from exc
         fmt = opts["format"] or ("green-button" if path.suffix.lower() == ".xml" else "csv")
         now = dt.datetime.now(dt.UTC)
         try:
             if fmt == "csv" and not opts["queue"]:
-                load = meter_csv_load(content=content, now=now, file_name=path.name, tz=opts["tz"],
-                                      actor="load_intervals")
+                load = meter_csv_load(path=path, now=now, file_name=path.name, tz=opts["tz"], actor="load_intervals")
             else:
                 source = MeterDataLoad.Source.CSV if fmt == "csv" else MeterDataLoad.Source.GREEN_BUTTON
-                load = meter_data_load_submit(source=source, content=content, now=now, file_name=path.name,
+                load = meter_data_load_submit(source=source, path=path, now=now, file_name=path.name,
                                               tz=opts["tz"], service_point_id=opts["service_point"],
                                               usage_point=opts["usage_point"], actor="load_intervals")
                 load.refresh_from_db()
