@@ -5,9 +5,10 @@
     make bench BENCH_ARGS="--n 10000 --n 100000 --write-markdown"   # growth from 10k to 100k, appended to BENCHMARKS.md
 
 Needs PostgreSQL: ``DATABASE_URL`` (default postgres://postgres@127.0.0.1:5432/cpm_bench, created when missing; the
-harness owns it and truncates its tables). The settlement step seeds its own data set, in the database of the same
-name with ``_settlement`` appended. ``--workers K`` (default 2) also runs reservation and settlement through 1 and K
-Celery worker processes (Redis broker ``$BENCH_BROKER_URL``, default redis://127.0.0.1:6379/8).
+harness owns it and truncates its tables). Every step works on the one population of ``bench.seed`` (the
+settlement step adds the 45-day interval data of the event it settles). ``--workers K`` (default 2) also runs
+reservation and settlement through 1 and K Celery worker processes (Redis broker ``$BENCH_BROKER_URL``, default
+redis://127.0.0.1:6379/8).
 
 Each step runs as a subprocess (``python -m bench.reservation --n N ...``) so its peak memory is its own; each prints
 a final ``BENCH_JSON {...}`` line that the harness collects. Then it prints one table: reservation time for one
@@ -66,18 +67,6 @@ def machine(url: str) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------------ the steps
-def _settlement_fallback(text: str) -> dict:
-    """Figures from bench.settlement's human lines, for a version that prints no BENCH_JSON line."""
-    out: dict = {}
-    for key, pattern in (("settle_s", r"^settle: ([\d.]+) s"), ("plain_read_s", r"^plain SQL read.*: ([\d.]+) s"),
-                         ("ratio", r"^ratio settle / read: ([\d.]+)x"), ("peak_rss_mb", r"^peak memory.*: ([\d.]+) MB"),
-                         ("queries", r"^queries during settle: (\d+)"), ("n", r"^N=(\d+)")):
-        found = re.search(pattern, text, re.M)
-        if found:
-            out[key] = float(found.group(1))
-    return out
-
-
 def run_step(step: str, args: list[str], env: dict, log) -> dict:
     """Run ``python -m bench.<step> args``, echo its output, return its last BENCH_JSON (plus wall time, exit code)."""
     cmd = [sys.executable, "-m", f"bench.{step}", *args]
@@ -99,18 +88,10 @@ def run_step(step: str, args: list[str], env: dict, log) -> dict:
             result = json.loads(found[-1].removeprefix("BENCH_JSON "))
         except json.JSONDecodeError:
             result = {}
-    elif step == "settlement":
-        result = _settlement_fallback(text)
     result.update(wall_s=round(time.perf_counter() - t0, 1), exit_code=code, start_load=env.get("_BENCH_LOAD"))
     if code != 0:
         result["error"] = text.strip().splitlines()[-1][:300] if text.strip() else f"exit {code}"
     return result
-
-
-def _supports(step: str, flag: str, env: dict) -> bool:
-    out = subprocess.run([sys.executable, "-m", f"bench.{step}", "--help"], cwd=ROOT, env=env, capture_output=True,
-                         text=True)
-    return flag in out.stdout
 
 
 def run_n(n: int, opts, env: dict, log) -> dict:
@@ -124,9 +105,8 @@ def run_n(n: int, opts, env: dict, log) -> dict:
             results[step] = run_step(step, ["--n", str(n), "--days", str(opts.days), "--history", str(opts.history)],
                                      env, log)
         elif step == "settlement":
-            senv = dict(env, DATABASE_URL=opts.settlement_url)
-            extra = (["--workers", str(opts.workers)] if opts.workers and _supports(step, "--workers", senv) else [])
-            results[step] = run_step(step, ["--n", str(n), *extra], senv, log)
+            extra = ["--workers", str(opts.workers)] if opts.workers else []
+            results[step] = run_step(step, ["--n", str(n), "--history", str(opts.history), *extra], env, log)
         elif step == "pages":
             results[step] = run_step(step, ["--n", str(n), "--history", str(opts.history), "--repeat",
                                             str(opts.repeat)], env, log)
@@ -340,10 +320,7 @@ def main() -> int:
     url = os.environ.get("DATABASE_URL") or DEFAULT_URL
     if not urlparse(url).scheme.startswith("postgres"):
         parser.error("the benchmarks need PostgreSQL: DATABASE_URL=postgres://...")
-    parsed = urlparse(url)
-    opts.settlement_url = parsed._replace(path=parsed.path.rstrip("/") + "_settlement").geturl()
     ensure_database(url)
-    ensure_database(opts.settlement_url)
     env = dict(os.environ, DATABASE_URL=url, PYTHONUNBUFFERED="1")
     info = machine(url)
     info["load_at_start"] = f"{os.getloadavg()[0]:.2f}"

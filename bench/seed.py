@@ -33,6 +33,8 @@ import numpy as np
 LA = ZoneInfo("America/Los_Angeles")
 NOW = dt.datetime(2026, 7, 14, 16, tzinfo=dt.UTC)  # the benchmarks' "now": mid-season, before the bench event
 PROGRAM_CODE = "bench-ac"
+PROGRAM_NAME = "Bench smart thermostats (seed v2)"  # a new name makes older populations re-seed
+RESPONSE = 0.30  # simulated response: share of its load a participating thermostat sheds in event hours
 
 
 def _greenbutton_dir() -> Path:
@@ -104,7 +106,7 @@ def population_present(n: int, history: int) -> bool:
     from programs.models import Program
 
     program = Program.objects.filter(code=PROGRAM_CODE).first()
-    return bool(program and Device.objects.count() == n
+    return bool(program and program.name == PROGRAM_NAME and Device.objects.count() == n
                 and Event.objects.filter(program=program, name__startswith="Past ").count() == history)
 
 
@@ -119,17 +121,19 @@ def seed_population(n: int, *, history: int = 6) -> dict:
     t0 = time.perf_counter()
     with connection.cursor() as c:
         c.execute(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
-    program = Program.objects.create(code=PROGRAM_CODE, name="Bench smart thermostats", program_type="thermostat_dr",
+    program = Program.objects.create(code=PROGRAM_CODE, name=PROGRAM_NAME, program_type="thermostat_dr",
                                      time_zone="America/Los_Angeles", status="active",
-                                     eligible_device_types=["thermostat"])
-    Season.objects.create(program=program, name="Summer 2026", start_date=dt.date(2026, 6, 1),
-                          end_date=dt.date(2026, 9, 30))
+                                     eligible_device_types=["thermostat"], settlement_timing="season_end")
+    season = Season.objects.create(program=program, name="Summer 2026", start_date=dt.date(2026, 6, 1),
+                                   end_date=dt.date(2026, 9, 30))
     ParticipationRule.objects.create(program=program, effective_from=dt.date(2026, 1, 1), window_start=dt.time(14),
                                      window_end=dt.time(21), max_events_per_season=10, max_events_per_week=3,
                                      max_event_hours_per_season=40, min_rest_minutes=12 * 60,
                                      max_consecutive_event_days=3, opt_out_allowance_kind="count",
                                      opt_out_allowance_count=3)
     IncentiveRule.objects.create(program=program, kind="performance_kwh", basis="per_kwh", amount="1.25")
+    IncentiveRule.objects.create(program=program, kind="seasonal", basis="flat", amount="20", season=season,
+                                 min_participation_share="0.5")
     aggs = [Aggregator.objects.create(code=f"agg-{i}", name=f"Aggregator {i}") for i in range(4)]
     ts = NOW.isoformat()
     pid = str(program.pk)
@@ -185,7 +189,7 @@ def seed_population(n: int, *, history: int = 6) -> dict:
         for k, ev in enumerate(past):
             s, e = ev.start.isoformat(), ev.end.isoformat()
             for i in rng:
-                if (i * 7 + k) % 5 < 3:  # ~60% of devices per event
+                if k == history - 1 or (i * 7 + k) % 5 < 3:  # ~60% of devices per event, all in the last one
                     pk += 1
                     status = "opted_out" if (i + k) % 23 == 0 else "participated"
                     yield (str(pk), status, s, e, ts, ts, str(i), str(ev.pk), str(i), str(i), str(i))
@@ -200,6 +204,65 @@ def seed_population(n: int, *, history: int = 6) -> dict:
             c.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
         c.execute("ANALYZE")
     return {"program_id": program.pk, "history_participations": rows, "seed_s": time.perf_counter() - t0}
+
+
+def settled_event(history: int):
+    """The past event the settlement benchmark settles (the last one, which called every device) and the UTC days
+    of interval data it needs: the 45-day baseline lookback, the event day and the next UTC day."""
+    from events.models import Event
+
+    event = Event.objects.select_related("program").get(program__code=PROGRAM_CODE, name=f"Past {history - 1}")
+    last = (event.end - dt.timedelta(microseconds=1)).astimezone(dt.UTC).date()
+    first = event.start.astimezone(LA).date() - dt.timedelta(days=46)
+    return event, first, (last - first).days + 1
+
+
+def interval_days_present(n: int, first_day: dt.date, days: int) -> bool:
+    from settlement.models import IntervalDay
+
+    last = first_day + dt.timedelta(days=days - 1)
+    return all(IntervalDay.objects.filter(day=d, is_current=True).count() == n for d in (first_day, last))
+
+
+def seed_interval_days(n: int, *, first_day: dt.date, days: int, block: int = 5000) -> int:
+    """Hourly delivered ``IntervalDay`` rows of service points 1..n for ``days`` UTC days from ``first_day``.
+
+    Load shapes from the Green Button samples (``hourly_kwh``) with a simulated response: a participation that
+    PARTICIPATED in a past event sheds ``RESPONSE`` of its load in the event's hours (opted-out ones shed nothing).
+    Written by ``settlement.meterdata.interval_days_insert`` (binary COPY) in blocks of ``block`` service points,
+    under one ``MeterDataLoad`` record; the days are cleared first. Returns the number of rows."""
+    from django.db import connection
+
+    from events.models import Participation
+    from settlement.meterdata import interval_days_insert
+    from settlement.models import MeterDataLoad
+
+    _, shapes = load_shapes()
+    t0 = dt.datetime.combine(first_day, dt.time(), tzinfo=dt.UTC)
+    t1 = t0 + dt.timedelta(days=days)
+    with connection.cursor() as c:
+        c.execute("DELETE FROM settlement_intervalday WHERE day >= %s AND day < %s",
+                  [first_day, first_day + dt.timedelta(days=days)])
+    load = MeterDataLoad.objects.create(source="api", file_name="bench seed (Green Button shapes)", created_at=NOW,
+                                        status="completed", readings_new=n * days * 24, finished_at=NOW)
+    day0 = (first_day - dt.date(1970, 1, 1)).days
+    rows = 0
+    for lo in range(1, n + 1, block):
+        ids = np.arange(lo, min(n, lo + block - 1) + 1, dtype=np.int64)
+        kwh = hourly_kwh(shapes, ids, first_day, days).reshape(len(ids), days * 24)
+        shed = Participation.objects.filter(service_point_id__gte=int(ids[0]), service_point_id__lte=int(ids[-1]),
+                                            status="participated", start__gte=t0, end__lte=t1)
+        for sp, start, end in shed.values_list("service_point_id", "start", "end"):
+            h0, h1 = int((start - t0).total_seconds() // 3600), -(-int((end - t0).total_seconds()) // 3600)
+            kwh[sp - lo, h0:h1] *= 1 - RESPONSE
+        interval_days_insert(sp=np.repeat(ids, days), dev=np.zeros(len(ids) * days, dtype=np.int64),
+                           ch=np.zeros(len(ids) * days, dtype=np.int64), day=np.tile(day0 + np.arange(days), len(ids)),
+                           minutes=60, values=np.round(kwh, 3).reshape(len(ids) * days, 24),
+                           version=np.ones(len(ids) * days, dtype=np.int64), load=load)
+        rows += len(ids) * days
+    with connection.cursor() as c:
+        c.execute("ANALYZE settlement_intervalday")
+    return rows
 
 
 def seed_event_settlements(*, event_id: int) -> int:

@@ -77,6 +77,14 @@ class CsvFormatError(ValueError):
     """The file as a whole is unreadable (header missing columns): nothing is loaded."""
 
 
+class CsvEncodingError(CsvFormatError):
+    """The file is not UTF-8 text; ``line``: the line (of the text given to the parser) holding the first bad byte."""
+
+    def __init__(self, line: int) -> None:
+        self.line = line
+        super().__init__(f"line {line}: not UTF-8 text (save the file as UTF-8)")
+
+
 def _parse_aware(text: str) -> int | None:
     try:
         value = dt.datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
@@ -95,14 +103,22 @@ def parse_csv(source: str | bytes | io.TextIOBase | Iterable[str], *, tz: str | 
     (``None``: such timestamps are row errors). occurrences: the order-of-appearance state of the repeated autumn
     hour (``{(service point, device, channel, text): count}``), updated in place; pass the same dict for every block
     of one file so a hour's second occurrence in a later block is still standard time (default: a fresh dict).
-    Raises ``CsvFormatError`` for an empty file or a missing header column; every other problem is a per-row error in
-    ``ParsedReadings.errors`` while the other rows load.
+    Raises ``CsvFormatError`` for an empty file or a missing header column, ``CsvEncodingError`` (with the line) for
+    bytes that are not UTF-8; every other problem is a per-row error in ``ParsedReadings.errors`` while the other
+    rows load.
     """
     if isinstance(source, bytes | bytearray | memoryview):
-        fast = _parse_fast(bytes(source))
+        try:
+            fast = _parse_fast(bytes(source))
+        except UnicodeDecodeError:  # the general parser below says where
+            fast = None
         if fast is not None:
             return fast
-        source = bytes(source).decode("utf-8-sig")
+        data = bytes(source)
+        try:
+            source = data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise CsvEncodingError(data.count(b"\n", 0, exc.start) + 1) from exc
     text = source if isinstance(source, str) else "".join(source)
     if text.startswith("\ufeff"):
         text = text[1:]

@@ -48,7 +48,7 @@ from cpm.tasks import enqueue_on_commit
 from devices.models import Device, ServicePoint
 
 from . import intervals
-from .csvreadings import CHANNEL_NAMES, CsvFormatError, ParsedReadings, parse_csv
+from .csvreadings import CHANNEL_NAMES, CsvEncodingError, CsvFormatError, ParsedReadings, parse_csv
 from .greenbutton import GreenButtonError, parse_green_button
 from .models import IntervalDay, MeterDataLoad
 
@@ -340,14 +340,18 @@ def _read_csv(stream: BinaryIO, *, size: int, tz: str | None, row_offset: int, e
     size: the file's bytes (for the partition count); row_offset: added to every row number; errors: filled with the
     row errors of parsing and resolving; stack: owns the temporary partition files (removed when it closes, errors
     included). One block: ``[resolved arrays]``. Several: an iterator over K partitions read back from disk one at a
-    time. Raises ``CsvFormatError`` (empty file, missing header column) before anything is written.
+    time. Raises ``CsvFormatError`` (empty file, missing header column, not UTF-8 with its line) before anything is
+    written.
     """
     occurrences: dict = {}  # the autumn repeated hour's order of appearance, carried across blocks
     line = 2  # line of the file the next block's first row is on
 
     def resolved(block: bytes) -> tuple[dict[str, np.ndarray], int]:
         nonlocal line
-        parsed = parse_csv(block, tz=tz, occurrences=occurrences)
+        try:
+            parsed = parse_csv(block, tz=tz, occurrences=occurrences)
+        except CsvEncodingError as exc:  # the block's line -> the file's line
+            raise CsvEncodingError(exc.line if exc.line == 1 else exc.line + line - 2 + row_offset) from exc
         _shift_rows(parsed, line - 2 + row_offset)  # the block's first row is line 2 of the block
         line += parsed.lines - 1
         errors.extend(parsed.errors, parsed.rejected)
@@ -656,7 +660,7 @@ def _apply_chunk(g_sp, g_dev, g_ch, g_dy, g_mn, gid, sl, kwh, rows, *, counts, e
             for i in range(0, superseded.size, 5000):
                 IntervalDay.objects.filter(pk__in=superseded[i:i + 5000].tolist()).update(is_current=False)
     for idx, values in batches:
-        _insert(sp=g_sp[idx], dev=g_dev[idx], ch=g_ch[idx], day=g_dy[idx], minutes=int(g_mn[idx[0]]),
+        interval_days_insert(sp=g_sp[idx], dev=g_dev[idx], ch=g_ch[idx], day=g_dy[idx], minutes=int(g_mn[idx[0]]),
                 values=values, version=ex_version[idx] + 1, load=load)
 
 
@@ -691,10 +695,15 @@ COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4,
 COPY_TRAILER = (-1).to_bytes(2, "big", signed=True)
 
 
-def _insert(*, sp, dev, ch, day, minutes: int, values: np.ndarray, version, load: MeterDataLoad) -> None:
-    """Insert new current versions: one PostgreSQL binary COPY built with numpy (``bulk_create`` elsewhere).
+def interval_days_insert(*, sp, dev, ch, day, minutes: int, values: np.ndarray, version,
+                         load: MeterDataLoad) -> None:
+    """Insert new current ``IntervalDay`` versions: one PostgreSQL binary COPY built with numpy (``bulk_create``
+    elsewhere). The write step of the loads above, after validation and merging; the benchmark generator writes its
+    seeded days with it. Nothing is checked here: the days must not already have a current version.
 
-    ``values`` ``[n, 1440 / minutes]`` float64 (NaN = missing); ``day`` days since 1970-01-01.
+    ``sp``, ``dev`` (0 = no device), ``ch`` (0 delivered, 1 received), ``day`` (days since 1970-01-01), ``version``:
+    int arrays of n; ``values`` ``[n, 1440 / minutes]`` float64 kWh (NaN = missing); ``received_at`` and the load
+    reference come from ``load``.
     """
     received_at = load.created_at  # receipt time of the data = when the load was received, not when it ran
     n, width = values.shape

@@ -55,7 +55,10 @@ class MeterDataLoadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vie
         data.is_valid(raise_exception=True)
         v = data.validated_data
         upload = v["file"]
-        load = meter_data_load_submit(source=v["source"], content=upload.read(), now=timezone.now(),
+        # A large upload is already a temporary file on disk: spool it by path, without reading it into memory.
+        on_disk = {"path": upload.temporary_file_path()} if hasattr(upload, "temporary_file_path") else {
+            "content": upload.read()}
+        load = meter_data_load_submit(source=v["source"], **on_disk, now=timezone.now(),
                                       file_name=upload.name or "", tz=v.get("tz") or None,
                                       service_point_id=v.get("service_point_id") or None,
                                       usage_point=v.get("usage_point") or None, actor=request.user)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from bench import seed
-from bench.__main__ import _settlement_fallback, growth_table, summary_rows
+from bench.__main__ import growth_table, summary_rows
 
 GREENBUTTON = seed.GREENBUTTON_DIR
 
@@ -56,14 +56,6 @@ def test_write_interval_csv(tmp_path):
     assert lines[-1].startswith("SP00000003,delivered,2026-07-01T23:00:00Z,60,")
 
 
-def test_settlement_text_fallback():
-    text = ("N=100000 service points, 4600000 IntervalDay rows read\nsettle: 125.6 s  (completed, 20/20 chunks)\n"
-            "plain SQL read of the same readings: 23.8 s\nratio settle / read: 5.29x (target <= 3x)\n"
-            "peak memory (RSS): 439 MB (target < 1024 MB)\nqueries during settle: 250 (12.5 per chunk)\n")
-    assert _settlement_fallback(text) == {"settle_s": 125.6, "plain_read_s": 23.8, "ratio": 5.29,
-                                          "peak_rss_mb": 439.0, "queries": 250.0, "n": 100000.0}
-
-
 def test_summary_tolerates_missing_keys():
     rows = summary_rows({"n": 10, "settlement": {"settle_s": 70.0}, "loading": {}, "reservation": None})
     by_name = {r[0]: r for r in rows}
@@ -81,3 +73,43 @@ def test_growth_table_verdicts():
     assert "8.00x" in lines["Interval loading"] and "<= linear" in lines["Interval loading"]
     assert "flat" in lines["Reservation peak RSS"]
     assert growth_table(runs[:1]) is None
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_shared_population_settles_with_the_simulated_response():
+    """The benchmark data set end to end at N = 40: the seeded population, the interval data of the settled event
+    (Green Button shapes, participating thermostats shed 30 % in event hours) and its event settlement."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the generator writes by PostgreSQL COPY")
+    from events.models import Participation
+    from settlement import services
+    from settlement.intervals import decode
+    from settlement.models import EventSettlement, IntervalDay
+
+    seed.seed_population(40, history=6)
+    event, first_day, days = seed.settled_event(6)
+    assert (event.name, days) == ("Past 5", 48)
+    assert Participation.objects.filter(event=event).count() == 40  # the last past event called every device
+    assert seed.seed_interval_days(40, first_day=first_day, days=days, block=16) == 40 * days
+    assert seed.interval_days_present(40, first_day, days)
+    # A participating service point's event hours are 70 % of its unshed load; an opted-out one's are not reduced.
+    _, shapes = seed.load_shapes()
+    t0 = dt.datetime.combine(first_day, dt.time(), tzinfo=dt.UTC)
+    h0 = int((event.start - t0).total_seconds() // 3600)
+    block = seed.hourly_kwh(shapes, np.arange(1, 17), first_day, days).reshape(16, -1)  # the first block of 16
+    for p in Participation.objects.filter(event=event).order_by("service_point_id")[:3]:
+        raw = block[p.service_point_id - 1]
+        day = first_day + dt.timedelta(days=h0 // 24)
+        stored = decode(IntervalDay.objects.get(service_point_id=p.service_point_id, day=day).values)
+        factor = 1 - seed.RESPONSE if p.status == "participated" else 1.0
+        assert stored[h0 % 24] == pytest.approx(round(raw[h0] * factor, 3), abs=1e-6)
+    services.event_settle(event=event, now=dt.datetime(2026, 7, 20, tzinfo=dt.UTC))
+    settled = EventSettlement.objects.filter(event=event)
+    assert settled.count() == 40
+    assert set(settled.values_list("status", flat=True)) == {"deferred"}  # a season-end program
+    shed = settled.filter(opted_out=False)
+    assert shed.count() == 40 - Participation.objects.filter(event=event, status="opted_out").count()
+    assert all(es.kwh_avoided > 0 and es.amount > 0 for es in shed)

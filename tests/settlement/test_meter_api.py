@@ -35,6 +35,30 @@ def test_upload_csv_runs_job_and_reports_counts(admin_api):
     assert detail["summary"] == load.summary
 
 
+def test_large_upload_is_spooled_from_its_temporary_file(admin_api, settings, monkeypatch):
+    """An upload over FILE_UPLOAD_MAX_MEMORY_SIZE is a temporary file: spooled by path, never read whole."""
+    from settlement.api import meter_views
+
+    ServicePointFactory(service_point_id="SP-1")
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 100
+    rows = "".join(f"SP-1,2026-05-14T{h:02d}:00Z,{h / 4}\n" for h in range(24))
+    content = ("service_point_id,interval_start,kwh\n" + rows).encode()
+    given = []
+    submit = meter_views.meter_data_load_submit
+
+    def spy(**kwargs):
+        given.append(sorted(k for k in ("content", "path") if kwargs.get(k) is not None))
+        return submit(**kwargs)
+
+    monkeypatch.setattr(meter_views, "meter_data_load_submit", spy)
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        resp = admin_api.post("/api/v1/meter-data-loads/upload/",
+                              {"file": SimpleUploadedFile("r.csv", content), "source": "csv"}, format="multipart")
+    assert resp.status_code == 202, resp.content
+    assert given == [["path"]]
+    assert MeterDataLoad.objects.get(pk=resp.json()["id"]).summary == "24 new, 0 unchanged, 0 corrected, 0 rejected"
+
+
 def test_bulk_readings_json(admin_api):
     ServicePointFactory(service_point_id="SP-1")
     body = {"readings": [

@@ -215,6 +215,12 @@ def test_content_or_path_exactly_one(now, tmp_path):
 @pytest.mark.parametrize("content, message", [
     (b"", "the file is empty"),
     (b"\xef\xbb\xbfservice_point_id,kwh\n" + b"SP-1,1\n" * 200, "missing column: interval_start"),
+    # A byte that is not UTF-8 on line 150, in a later block: its line in the file, nothing written (blocks before
+    # it parsed fine).
+    (b"service_point_id,interval_start,kwh\n" + b"SP-1,2026-05-14T00:00:00Z,1\n" * 148
+     + b"SP-\xff,2026-05-14T01:00:00Z,1\n" + b"SP-1,2026-05-14T02:00:00Z,1\n" * 50,
+     "line 150: not UTF-8 text (save the file as UTF-8)"),
+    (b"service_point_id,interval_start,kwh\xe9\n", "line 1: not UTF-8 text (save the file as UTF-8)"),
 ])
 def test_file_level_problem_fails_and_writes_nothing(now, small_blocks, tmp_path, content, message):
     population()
