@@ -76,7 +76,10 @@ def _bench_load(path: Path, readings: int, *, n: int, days: int, csv_bytes: int)
     from settlement.meterdata import BLOCK_BYTES, meter_csv_load
 
     with connection.cursor() as cur:
-        cur.execute("TRUNCATE settlement_intervalday, settlement_meterdataload CASCADE")
+        # Only this step's days and loads: the settlement step's seeded lookback (May-June) stays.
+        cur.execute("DELETE FROM settlement_intervalday WHERE day >= %s AND day < %s",
+                    [FIRST_DAY, FIRST_DAY + dt.timedelta(days=days)])
+        cur.execute("DELETE FROM settlement_meterdataload WHERE file_name = 'bench.csv'")
     queries = 0
 
     def count(execute, sql, params, many, context):
