@@ -28,9 +28,10 @@ from .common import emit, loadavg, peak_rss_mb, setup_django
 ADMIN = [("programs", "program"), ("devices", "servicepoint"), ("devices", "device"), ("devices", "premise"),
          ("enrollments", "customer"), ("enrollments", "account"), ("enrollments", "enrollment"),
          ("enrollments", "programsubscription"), ("events", "event"), ("events", "reservation"),
-         ("events", "participation"), ("settlement", "eventsettlement"), ("settlement", "intervalday")]
+         ("events", "participation"), ("settlement", "eventsettlement"), ("settlement", "customersettlement"),
+         ("settlement", "settlementline"), ("settlement", "intervalday"), ("cpm", "auditentry")]
 API = ["programs", "service-points", "devices", "premises", "customers", "accounts", "enrollments", "subscriptions",
-       "events", "reservations", "participations", "event-settlements", "interval-days"]
+       "events", "reservations", "participations", "event-settlements", "customer-settlements", "interval-days"]
 
 
 def _child(*args: str) -> dict:

@@ -8,9 +8,14 @@ from rest_framework import pagination, permissions, status, throttling
 from rest_framework.response import Response
 
 from .errors import DomainError, DomainValidationError
+from .pagination import EstimatedCountPaginator
 
 
 class Pagination(pagination.PageNumberPagination):
+    """Pages of 50 (``page_size`` up to 1,000); ``count`` is the planner's estimate for results over 10,000 rows
+    (``cpm.pagination``)."""
+
+    django_paginator_class = EstimatedCountPaginator
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 1000

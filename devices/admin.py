@@ -10,6 +10,7 @@ from django.urls import path
 from django.utils import timezone
 from simple_history.admin import SimpleHistoryAdmin
 
+from cpm.admin import LargeTableMixin
 from cpm.errors import DomainError
 from cpm.uploads import validate_upload
 
@@ -60,16 +61,14 @@ def import_view(modeladmin, request, *, title: str, columns: str, extra_form=Non
 
 
 @admin.register(Premise)
-class PremiseAdmin(SimpleHistoryAdmin):
-    show_full_result_count = False  # one COUNT(*) per page, not two (large tables)
+class PremiseAdmin(LargeTableMixin, SimpleHistoryAdmin):
     list_display = ("premise_id", "address_line1", "city", "service_territory", "substation", "feeder")
     list_filter = ("service_territory", "substation")
     search_fields = ("premise_id", "address_line1", "city", "postal_code")
 
 
 @admin.register(ServicePoint)
-class ServicePointAdmin(SimpleHistoryAdmin):
-    show_full_result_count = False  # one COUNT(*) per page, not two (large tables)
+class ServicePointAdmin(LargeTableMixin, SimpleHistoryAdmin):
     list_display = ("service_point_id", "meter_number", "premise", "customer_class", "rate_code", "is_active")
     list_filter = ("customer_class", "is_active", "premise__service_territory")
     search_fields = ("service_point_id", "meter_number", "premise__premise_id", "premise__address_line1")
@@ -101,8 +100,7 @@ class DeviceImportForm(ImportForm):
 
 
 @admin.register(Device)
-class DeviceAdmin(SimpleHistoryAdmin):
-    show_full_result_count = False  # one COUNT(*) per page, not two (large tables)
+class DeviceAdmin(LargeTableMixin, SimpleHistoryAdmin):
     list_display = ("id", "device_type", "manufacturer", "model", "serial_number", "aggregator",
                     "aggregator_device_id", "capacity_kw", "status", "last_seen_at")
     list_filter = ("device_type", "status", "aggregator")
@@ -142,10 +140,9 @@ class DeviceAdmin(SimpleHistoryAdmin):
 
 
 @admin.register(DeviceInstallation)
-class DeviceInstallationAdmin(SimpleHistoryAdmin):
+class DeviceInstallationAdmin(LargeTableMixin, SimpleHistoryAdmin):
     """Installation history (written by device_install / device_remove; read-only here)."""
 
-    show_full_result_count = False  # one COUNT(*) per page, not two (large tables)
     list_display = ("device", "service_point", "installed_on", "removed_on")
     list_filter = ("installed_on",)
     search_fields = ("device__serial_number", "device__aggregator_device_id", "service_point__service_point_id")

@@ -9,6 +9,7 @@ from django.urls import path
 from django.utils import timezone
 from simple_history.admin import SimpleHistoryAdmin
 
+from cpm.admin import LargeTableMixin
 from devices.admin import ImportForm, import_view, run_service_action
 
 from . import imports, services
@@ -21,8 +22,7 @@ class CisImportForm(ImportForm):
 
 
 @admin.register(Customer)
-class CustomerAdmin(SimpleHistoryAdmin):
-    show_full_result_count = False  # one COUNT(*) per page, not two (large tables)
+class CustomerAdmin(LargeTableMixin, SimpleHistoryAdmin):
     list_display = ("cis_person_id", "last_name", "first_name", "email", "life_support")
     list_filter = ("life_support",)
     search_fields = ("cis_person_id", "last_name", "first_name", "email", "phone")
@@ -40,8 +40,7 @@ class CustomerAdmin(SimpleHistoryAdmin):
 
 
 @admin.register(Account)
-class AccountAdmin(SimpleHistoryAdmin):
-    show_full_result_count = False  # one COUNT(*) per page, not two (large tables)
+class AccountAdmin(LargeTableMixin, SimpleHistoryAdmin):
     list_display = ("account_number", "customer", "status", "opened_on", "closed_on")
     list_filter = ("status",)
     search_fields = ("account_number", "customer__last_name", "customer__cis_person_id")
@@ -59,8 +58,7 @@ class AccountAdmin(SimpleHistoryAdmin):
 
 
 @admin.register(ServiceAgreement)
-class ServiceAgreementAdmin(SimpleHistoryAdmin):
-    show_full_result_count = False  # one COUNT(*) per page, not two (large tables)
+class ServiceAgreementAdmin(LargeTableMixin, SimpleHistoryAdmin):
     list_display = ("agreement_id", "account", "service_point", "start_date", "end_date")
     search_fields = ("agreement_id", "account__account_number", "service_point__service_point_id")
     list_select_related = ("account", "service_point")
@@ -79,17 +77,16 @@ class SubscriptionInline(admin.TabularInline):
 
 
 @admin.register(Enrollment)
-class EnrollmentAdmin(SimpleHistoryAdmin):
-    show_full_result_count = False  # one COUNT(*) per page, not two (large tables)
+class EnrollmentAdmin(LargeTableMixin, SimpleHistoryAdmin):
     # Newest first by primary key: an index scan; the model's ordering sorts the whole table through a join.
     ordering = ("-pk",)
     list_display = ("id", "program", "account", "service_point", "status", "source", "effective_date", "end_date",
                     "reason_code")
-    list_filter = ("status", "source", "program", "reason_code")
+    # A date filter of fixed choices, not a date hierarchy (which scans every enrollment on every page).
+    list_filter = ("status", "source", "program", "reason_code", ("requested_at", admin.DateFieldListFilter))
     search_fields = ("account__account_number", "service_point__service_point_id", "external_transaction_id",
                      "account__customer__last_name")
     list_select_related = ("program", "account", "service_point")
-    date_hierarchy = "requested_at"
     readonly_fields = ("account", "service_point", "program", "status", "source", "external_transaction_id",
                        "requested_at", "effective_date", "end_date", "reason_code", "reason_text", "answers",
                        "created_at", "updated_at")
@@ -135,10 +132,9 @@ class EnrollmentAdmin(SimpleHistoryAdmin):
 
 
 @admin.register(ProgramSubscription)
-class ProgramSubscriptionAdmin(SimpleHistoryAdmin):
+class ProgramSubscriptionAdmin(LargeTableMixin, SimpleHistoryAdmin):
     """Subscriptions (written by the enrollment services; read-only here)."""
 
-    show_full_result_count = False  # one COUNT(*) per page, not two (large tables)
     # Newest first by primary key: an index scan; the model's ordering sorts the whole table through a join.
     ordering = ("-pk",)
     list_display = ("id", "enrollment", "program_code", "device", "start_date", "end_date", "end_reason",

@@ -15,6 +15,7 @@ from django.db.models.functions import Coalesce
 from django.template.response import TemplateResponse
 from simple_history.admin import SimpleHistoryAdmin
 
+from cpm.admin import LargeTableMixin
 from cpm.errors import DomainError
 
 from . import services
@@ -84,8 +85,7 @@ class RevisionInline(admin.TabularInline):
 
 
 @admin.register(Event)
-class EventAdmin(SimpleHistoryAdmin):
-    show_full_result_count = False  # one COUNT(*) per page, not two (large tables)
+class EventAdmin(LargeTableMixin, SimpleHistoryAdmin):
     list_display = ("name", "program", "category", "status", "start", "end", "revision", "target_kw", "n_reserved",
                     "n_skipped")
     list_filter = ("status", "category", "direction", "program")
@@ -173,8 +173,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 @admin.register(Reservation)
-class ReservationAdmin(ReadOnlyAdmin):
-    show_full_result_count = False  # one COUNT(*) per page, not two (large tables)
+class ReservationAdmin(LargeTableMixin, ReadOnlyAdmin):
     # Newest first by primary key: an index scan; the model's ordering sorts the whole table through a join.
     ordering = ("-pk",)
     list_display = ("event", "device", "service_point", "decision", "detail", "capacity_kw", "decided_at")
@@ -186,8 +185,7 @@ class ReservationAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Participation)
-class ParticipationAdmin(ReadOnlyAdmin):
-    show_full_result_count = False  # one COUNT(*) per page, not two (large tables)
+class ParticipationAdmin(LargeTableMixin, ReadOnlyAdmin):
     # Newest first by primary key: an index scan; the model's ordering sorts the whole table through a join.
     ordering = ("-pk",)
     list_display = ("event", "device", "service_point", "status", "start", "end", "opted_out_at",

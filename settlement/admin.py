@@ -10,6 +10,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
+from cpm.admin import LargeTableMixin
 from cpm.errors import DomainError
 
 from . import selectors, services
@@ -80,8 +81,7 @@ class LineInline(admin.TabularInline):
 
 
 @admin.register(EventSettlement)
-class EventSettlementAdmin(ReadOnlyAdmin):
-    show_full_result_count = False  # one COUNT(*) per page, not two (large tables)
+class EventSettlementAdmin(LargeTableMixin, ReadOnlyAdmin):
     # Newest first by primary key: an index scan; the model's ordering sorts the whole table through a join.
     ordering = ("-pk",)
     list_display = ("id", "event", "event_day", "account", "service_point", "status", "measurement_status",
@@ -143,8 +143,7 @@ class CustomerLineInline(LineInline):
 
 
 @admin.register(CustomerSettlement)
-class CustomerSettlementAdmin(ReadOnlyAdmin):
-    show_full_result_count = False  # one COUNT(*) per page, not two (large tables)
+class CustomerSettlementAdmin(LargeTableMixin, ReadOnlyAdmin):
     list_display = ("id", "account", "program", "period_kind", "period_start", "period_end", "status",
                     "total_amount", "export_batch")
     list_filter = ("status", "period_kind", "program")
@@ -173,8 +172,7 @@ class CustomerSettlementAdmin(ReadOnlyAdmin):
 
 
 @admin.register(SettlementLine)
-class SettlementLineAdmin(ReadOnlyAdmin):
-    show_full_result_count = False  # one COUNT(*) per page, not two (large tables)
+class SettlementLineAdmin(LargeTableMixin, ReadOnlyAdmin):
     list_display = ("id", "account", "program", "kind", "line_code", "amount", "event_settlement",
                     "customer_settlement", "reverses", "created_at")
     list_filter = ("kind", "program")
@@ -231,20 +229,34 @@ class MeterDataLoadAdmin(ReadOnlyAdmin):
     date_hierarchy = "created_at"
 
 
+class IntervalMinutesFilter(admin.SimpleListFilter):
+    """The interval lengths the table allows (its check constraint), not a DISTINCT over every row."""
+
+    title = "interval minutes"
+    parameter_name = "interval_minutes"
+
+    def lookups(self, request, model_admin):
+        return [(str(m), f"{m} minutes") for m in (5, 15, 30, 60)]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(interval_minutes=int(self.value())) if self.value() in ("5", "15", "30", "60") \
+            else queryset
+
+
 @admin.register(IntervalDay)
-class IntervalDayAdmin(ReadOnlyAdmin):
+class IntervalDayAdmin(LargeTableMixin, ReadOnlyAdmin):
     """One UTC day of interval kWh per service point and channel; corrections are new versions."""
 
-    show_full_result_count = False  # one COUNT(*) per page, not two (large tables)
     # Newest first by primary key: an index scan; the model's ordering sorts the whole table through a join.
     ordering = ("-pk",)
     list_display = ("service_point", "device", "channel", "day", "interval_minutes", "version", "is_current",
                     "received_at", "total_kwh")
-    list_filter = ("channel", "is_current", "interval_minutes")
+    # No date hierarchy and no filter listing the table's distinct values: at a year of a utility's meters
+    # (tens of millions of rows) those scan the table on every page. The filters below are fixed lists.
+    list_filter = ("channel", "is_current", IntervalMinutesFilter, ("day", admin.DateFieldListFilter))
     search_fields = ("service_point__service_point_id",)
     list_select_related = ("service_point", "device")
     exclude = ("values",)
-    date_hierarchy = "day"
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.model._meta.fields if f.name != "values"] + ["total_kwh", "values_kwh"]

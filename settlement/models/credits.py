@@ -136,7 +136,9 @@ class EventSettlement(models.Model):
                                    name="event_settlement_fraction_range"),
         ]
         indexes = [models.Index(fields=["event", "status"], name="es_event_status_idx"),
-                   models.Index(fields=["account", "program", "event_day"], name="es_account_program_idx")]
+                   models.Index(fields=["account", "program", "event_day"], name="es_account_program_idx"),
+                   # the list order (settlement.selectors.event_settlement_list): a page is an index scan
+                   models.Index(fields=["-event_day", "-event", "id"], name="es_list_order_idx")]
 
     def __str__(self) -> str:
         return f"Event settlement #{self.pk}"
