@@ -33,7 +33,8 @@ class AuditEntry(models.Model):
 
     class Meta:
         ordering = ["-at", "-id"]
-        indexes = [models.Index(fields=["object_type", "object_id", "at"])]
+        indexes = [models.Index(fields=["object_type", "object_id", "at"]),
+                   models.Index(fields=["-at", "-id"], name="audit_at_desc_idx")]  # the trail's order: index scan
         verbose_name_plural = "audit entries"
 
     def __str__(self) -> str:

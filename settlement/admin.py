@@ -144,6 +144,7 @@ class CustomerLineInline(LineInline):
 
 @admin.register(CustomerSettlement)
 class CustomerSettlementAdmin(LargeTableMixin, ReadOnlyAdmin):
+    ordering = ("-pk",)  # an index scan; the model's ordering sorts through the account join
     list_display = ("id", "account", "program", "period_kind", "period_start", "period_end", "status",
                     "total_amount", "export_batch")
     list_filter = ("status", "period_kind", "program")

@@ -23,7 +23,10 @@ def event_settlement_get(pk: int) -> EventSettlement:
 
 
 def customer_settlement_list() -> QuerySet[CustomerSettlement]:
-    return CustomerSettlement.objects.select_related("account", "program", "season", "export_batch")
+    """Newest period first, by account id (the index ``cs_list_order_idx``; the model's ordering would sort through
+    the account's own ordering, a join over every settlement)."""
+    return (CustomerSettlement.objects.select_related("account", "program", "season", "export_batch")
+            .order_by("-period_end", "account_id", "id"))
 
 
 def settlement_line_list() -> QuerySet[SettlementLine]:

@@ -179,7 +179,9 @@ class CustomerSettlement(models.Model):
             models.CheckConstraint(condition=Q(export_batch__isnull=True) | Q(status=CustomerSettlementStatus.EXPORTED),
                                    name="customer_settlement_export_only_when_exported"),
         ]
-        indexes = [models.Index(fields=["status", "program"], name="cs_status_program_idx")]
+        indexes = [models.Index(fields=["status", "program"], name="cs_status_program_idx"),
+                   # the list order (settlement.selectors.customer_settlement_list): a page is an index scan
+                   models.Index(fields=["-period_end", "account", "id"], name="cs_list_order_idx")]
 
     def __str__(self) -> str:
         return f"Customer settlement #{self.pk}"
