@@ -29,6 +29,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.core.exceptions import EmptyResultSet
 from django.db import IntegrityError, connection, transaction
 from django.db.models import CharField, F, Q, StringAgg, Value, Window
 from django.db.models.functions import Cast, RowNumber
@@ -343,6 +344,7 @@ class Decided:
     held: bool = False  # an outcome or opt-out is recorded for this event: keeps its participation as it is
     participation_id: int | None = None  # this event's participation, if any (re-evaluated unless held)
     participation_status: str | None = None
+    participation_window: tuple[dt.datetime, dt.datetime] | None = None  # its (start, end)
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,29 +369,86 @@ class Span:
                 and (self.end_id is None or subscription_id < self.end_id))
 
 
+@dataclass(frozen=True, slots=True)
+class CandidateFilters:
+    """What makes a subscription a candidate of an event, as conditions on each model's own fields: the
+    subscription's, its enrollment's (program, status, dates, the targeted territories/substations/feeders of its
+    premise) and its device's (targeted device types). ``queryset`` joins them (set-level uses: spans, locks,
+    ex-candidates); a span's rows are fetched table by table with the same conditions (``_candidate_rows``)."""
+
+    subscription: Q
+    enrollment: Q
+    device: Q
+
+    @classmethod
+    def of(cls, event: Event, ctx: ProgramContext) -> CandidateFilters:
+        first, last = event_local_dates(event, ctx.tz)
+        subscription = Q(start_date__lte=last) & (Q(end_date__isnull=True) | Q(end_date__gt=first))
+        enrollment = (Q(program_id=event.program_id,
+                        status__in=(EnrollmentStatus.ACTIVE, EnrollmentStatus.SUSPENDED))
+                      & (Q(end_date__isnull=True) | Q(end_date__gt=first)))
+        premise = "service_point__premise__"
+        for field, values in (("service_territory", event.target_territories),
+                              ("substation", event.target_substations), ("feeder", event.target_feeders)):
+            if values:
+                enrollment &= Q(**{f"{premise}{field}__in": values})
+        device = Q(device_type__in=event.target_device_types) if event.target_device_types else Q()
+        through = Event.target_devices.through.objects.filter(event_id=event.pk)
+        if through.exists():
+            subscription &= Q(device_id__in=through.values("device_id"))
+        return cls(subscription, enrollment, device)
+
+    def queryset(self, span: Span | None = None):
+        qs = ProgramSubscription.objects.filter(self.subscription, _prefixed(self.enrollment, "enrollment__"),
+                                                _prefixed(self.device, "device__"))
+        return span.filter(qs) if span is not None else qs
+
+
+def _prefixed(q: Q, prefix: str) -> Q:
+    """``q`` with every lookup moved under a relation (``Q(status=...)`` -> ``Q(enrollment__status=...)``)."""
+    out = Q()
+    out.connector, out.negated = q.connector, q.negated
+    out.children = [_prefixed(c, prefix) if isinstance(c, Q) else (prefix + c[0], c[1]) for c in q.children]
+    return out
+
+
 def _candidates_qs(event: Event, ctx: ProgramContext, span: Span | None = None):
     """Subscriptions of the program's ACTIVE/SUSPENDED enrollments overlapping the event's local dates, inside the
     event's targeting (whole-event coverage and device checks are decided in Python, with a reason)."""
-    first, last = event_local_dates(event, ctx.tz)
-    qs = ProgramSubscription.objects.filter(
-        enrollment__program_id=event.program_id,
-        enrollment__status__in=(EnrollmentStatus.ACTIVE, EnrollmentStatus.SUSPENDED),
-        start_date__lte=last,
-    ).filter(Q(end_date__isnull=True) | Q(end_date__gt=first)).filter(
-        Q(enrollment__end_date__isnull=True) | Q(enrollment__end_date__gt=first))
-    premise = "enrollment__service_point__premise__"
-    if event.target_territories:
-        qs = qs.filter(**{premise + "service_territory__in": event.target_territories})
-    if event.target_substations:
-        qs = qs.filter(**{premise + "substation__in": event.target_substations})
-    if event.target_feeders:
-        qs = qs.filter(**{premise + "feeder__in": event.target_feeders})
-    if event.target_device_types:
-        qs = qs.filter(device__device_type__in=event.target_device_types)
-    through = Event.target_devices.through.objects.filter(event_id=event.pk)
-    if through.exists():
-        qs = qs.filter(device_id__in=through.values("device_id"))
-    return span.filter(qs) if span is not None else qs
+    return CandidateFilters.of(event, ctx).queryset(span)
+
+
+def _candidate_rows(filters: CandidateFilters, span: Span | None, *, lock: bool) -> list[tuple]:
+    """The span's candidates as rows (subscription, enrollment, device fields), in subscription id order.
+
+    Table by table, each on its primary key (the span's id range, then its enrollments' and devices' ids as one
+    array each): a join would hash the whole enrollment and device tables for every span. ``lock``: row locks on
+    the span's devices (device-less subscriptions: the subscriptions) in id order, taken before the enrollment and
+    device rows are read."""
+    subs = list((span.filter(ProgramSubscription.objects.filter(filters.subscription)) if span is not None else
+                 ProgramSubscription.objects.filter(filters.subscription)).order_by("pk").values_list(
+        "pk", "enrollment_id", "start_date", "end_date", "device_id"))
+    if not subs:
+        return []
+    device_ids = sorted({s[4] for s in subs if s[4] is not None})
+    if lock:
+        _lock_rows(Device.objects.filter(pk__any=device_ids))
+        _lock_rows(ProgramSubscription.objects.filter(pk__any=[s[0] for s in subs if s[4] is None]))
+    enrollments = {pk: rest for pk, *rest in Enrollment.objects.filter(
+        filters.enrollment, pk__any=sorted({s[1] for s in subs})).values_list(
+        "pk", "status", "effective_date", "end_date", "service_point_id")}
+    devices = {pk: rest for pk, *rest in Device.objects.filter(filters.device, pk__any=device_ids).values_list(
+        "pk", "status", "last_seen_at", "capacity_kw")}
+    no_device = (None, None, None) if not filters.device.children else None  # targeted types need a device
+    rows = []
+    for sid, eid, s_from, s_to, did in subs:
+        enrollment = enrollments.get(eid)
+        device = devices.get(did) if did is not None else no_device
+        if enrollment is None or device is None:
+            continue
+        e_status, e_from, e_to, sp_id = enrollment
+        rows.append((sid, eid, e_status, e_from, e_to, s_from, s_to, did, *device, sp_id))
+    return rows
 
 
 def _candidate_spans(event: Event, ctx: ProgramContext, chunk_size: int) -> list[Span]:
@@ -408,14 +467,20 @@ def _candidate_spans(event: Event, ctx: ProgramContext, chunk_size: int) -> list
 
 def _lock_candidates(cands) -> None:
     """Row locks on the candidates' devices (device programs) and subscriptions (device-less), in id order, so two
-    reservations touching the same device or participant serialize (no deadlock: same order everywhere).
+    reservations touching the same device or participant serialize (no deadlock: same order everywhere)."""
+    _lock_rows(Device.objects.filter(pk__in=cands.filter(device__isnull=False).values("device_id")))
+    _lock_rows(ProgramSubscription.objects.filter(pk__in=cands.filter(device__isnull=True).values("pk")))
 
-    The locked rows are counted in the database, not fetched: memory does not grow with the program."""
-    for qs in (Device.objects.filter(pk__in=cands.filter(device__isnull=False).values("device_id")),
-               ProgramSubscription.objects.filter(pk__in=cands.filter(device__isnull=True).values("pk"))):
+
+def _lock_rows(qs) -> None:
+    """``SELECT ... FOR UPDATE`` of ``qs`` in id order; the locked rows are counted in the database, not fetched, so
+    memory does not grow with the program."""
+    try:
         sql, params = qs.order_by("pk").select_for_update().values("pk").query.sql_with_params()
-        with connection.cursor() as cursor:
-            cursor.execute(f"SELECT count(*) FROM ({sql}) AS locked", params)
+    except EmptyResultSet:  # nothing to lock (an empty id list)
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM ({sql}) AS locked", params)
 
 
 def _evaluate(event: Event, ctx: ProgramContext, *, now: dt.datetime, span: Span | None = None,
@@ -425,14 +490,8 @@ def _evaluate(event: Event, ctx: ProgramContext, *, now: dt.datetime, span: Span
     event's participations). The per-candidate queries take the span's ids as one array parameter each
     (``__any``), so they probe the indexes for the span's rows instead of scanning every participation."""
     program = ctx.program
-    cands = _candidates_qs(event, ctx, span)
-    if lock:
-        _lock_candidates(cands)
     first, last = event_local_dates(event, ctx.tz)
-    rows = list(cands.order_by("pk").values_list(
-        "pk", "enrollment_id", "enrollment__status", "enrollment__effective_date", "enrollment__end_date",
-        "start_date", "end_date", "device_id", "device__status", "device__last_seen_at", "device__capacity_kw",
-        "enrollment__service_point_id"))
+    rows = _candidate_rows(CandidateFilters.of(event, ctx), span, lock=lock)
     if not rows:
         return []
     enrollment_ids = sorted({r[1] for r in rows})
@@ -473,20 +532,25 @@ def _evaluate(event: Event, ctx: ProgramContext, *, now: dt.datetime, span: Span
         unavailable.setdefault((enrollment_id, device_id), text)
     busy_device: dict[int, str] = {}
     busy_sp: dict[int, str] = {}
-    for device_id, sp_id, other_id, other_name, other_code in Participation.objects.exclude(
-            event_id=event.pk).exclude(status=RELEASED).exclude(event__status=EventStatus.CANCELLED).filter(
-            start__lt=event.end, end__gt=event.start).filter(
-            Q(device_id__any=device_ids) | Q(device__isnull=True, service_point_id__any=deviceless_sp_ids)
-            ).order_by().values_list("device_id", "service_point_id", "event_id", "event__name",
-                                     "event__program__code"):
+    # A participation holds its event's window (moved with it), so only events overlapping this one can hold an
+    # overlapping participation: those events first (a few rows of the event table), then their participations of
+    # the span's devices; never a scan of every participation by time.
+    others = {pk: (name, code) for pk, name, code in Event.objects.exclude(pk=event.pk).exclude(
+        status=EventStatus.CANCELLED).filter(start__lt=event.end, end__gt=event.start).order_by().values_list(
+        "pk", "name", "program__code")}
+    for device_id, sp_id, other_id in (Participation.objects.filter(event_id__any=list(others)).exclude(
+            status=RELEASED).filter(start__lt=event.end, end__gt=event.start).filter(
+            Q(device_id__any=device_ids) | Q(device__isnull=True, service_point_id__any=deviceless_sp_ids))
+            .order_by().values_list("device_id", "service_point_id", "event_id") if others else ()):
+        other_name, other_code = others[other_id]
         text = f"Already reserved for event #{other_id} '{other_name}' of program {other_code} at the same time."
         if device_id is not None:
             busy_device.setdefault(device_id, text)
         else:
             busy_sp.setdefault(sp_id, text)
-    existing = {sid: (pid, status) for sid, pid, status in Participation.objects.filter(
-        event_id=event.pk, subscription_id__any=[r[0] for r in rows]).order_by().values_list(
-        "subscription_id", "pk", "status")}
+    existing = {sid: (pid, status, (p_start, p_end)) for sid, pid, status, p_start, p_end in
+                Participation.objects.filter(event_id=event.pk, subscription_id__any=[r[0] for r in rows])
+                .order_by().values_list("subscription_id", "pk", "status", "start", "end")}
 
     online_since = now - dt.timedelta(minutes=program.device_online_threshold_minutes)
     out: list[Decided] = []
@@ -509,7 +573,7 @@ def _evaluate(event: Event, ctx: ProgramContext, *, now: dt.datetime, span: Span
                     None, "")
         current = existing.get(sid)
         if current:
-            d.participation_id, d.participation_status = current
+            d.participation_id, d.participation_status, d.participation_window = current
             if current[1] not in REEVALUATED:
                 d.held = True
                 d.detail = f"Reserved; participation already {current[1]}."
@@ -584,7 +648,8 @@ def _write(event: Event, decided: list[Decided], chosen: set[int] | None, *, now
     caller has cleared the event's ledger); create participations for the newly reserved (RESERVED, or DISPATCHED
     in a dispatched event) and re-open those cancelled by an earlier revision; CANCEL the participations (reserved
     or dispatched) of those no longer reserved, whose ledger row says why; move the candidates' other
-    participations to the event's window. A constant number of statements (COPY on PostgreSQL)."""
+    participations (held ones too) to the event's window. A constant number of statements (COPY on PostgreSQL);
+    the updates only when there is something to update."""
     if not decided:
         return {}
     live_status = (ParticipationStatus.RESERVED if event.status == EventStatus.SCHEDULED
@@ -594,6 +659,8 @@ def _write(event: Event, decided: list[Decided], chosen: set[int] | None, *, now
     new_participations: list[tuple] = []
     release: list[int] = []
     reopen: list[int] = []
+    move: list[int] = []  # participations kept, in another window (the event was moved)
+    window = (event.start, event.end)
     target_note = (f"Target {event.target_kw} kW met by devices ranked before it (least called this season "
                    "first, then larger capacity).") if event.target_kw is not None else ""
     for d in decided:
@@ -607,7 +674,9 @@ def _write(event: Event, decided: list[Decided], chosen: set[int] | None, *, now
         counts[decision] = counts.get(decision, 0) + 1
         reservations.append((event.pk, d.subscription_id, d.enrollment_id, d.device_id, d.service_point_id,
                              decision, detail[:300], d.capacity_kw, now))
-        if d.held:
+        if d.held:  # its status stays; its window follows the event
+            if d.participation_window != window:
+                move.append(d.participation_id)
             continue
         if decision == ReservationDecision.RESERVED:
             if d.participation_id is None:
@@ -615,11 +684,13 @@ def _write(event: Event, decided: list[Decided], chosen: set[int] | None, *, now
                                            d.service_point_id, live_status.value, event.start, event.end, now, now))
             elif d.participation_status == RELEASED:
                 reopen.append(d.participation_id)
+            elif d.participation_window != window:
+                move.append(d.participation_id)
         elif d.participation_id is not None and d.participation_status != RELEASED:
             release.append(d.participation_id)
-    subscription_ids = [d.subscription_id for d in decided]
     if replace:
-        Reservation.objects.filter(event_id=event.pk, subscription_id__any=subscription_ids).delete()
+        Reservation.objects.filter(event_id=event.pk,
+                                   subscription_id__any=[d.subscription_id for d in decided]).delete()
     _insert(Reservation, ["event_id", "subscription_id", "enrollment_id", "device_id", "service_point_id",
                           "decision", "detail", "capacity_kw", "decided_at"], reservations)
     try:
@@ -627,9 +698,8 @@ def _write(event: Event, decided: list[Decided], chosen: set[int] | None, *, now
             # Release first, then move the window, then add: the exclusion constraint sees no transient overlap.
             if release:
                 Participation.objects.filter(pk__any=release).update(status=RELEASED, updated_at=now)
-            Participation.objects.filter(event_id=event.pk, subscription_id__any=subscription_ids).exclude(
-                status=RELEASED).exclude(start=event.start, end=event.end).update(start=event.start, end=event.end,
-                                                                                  updated_at=now)
+            if move:
+                Participation.objects.filter(pk__any=move).update(start=event.start, end=event.end, updated_at=now)
             if reopen:
                 Participation.objects.filter(pk__any=reopen).update(status=live_status, start=event.start,
                                                                     end=event.end, updated_at=now)

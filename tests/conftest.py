@@ -27,6 +27,18 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip_broker)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _celery_queue_per_test_process():
+    """Under pytest-xdist every test process gets a queue of its own: a real worker started by one process (on its
+    own test database) must not take the tasks another process sends on the same broker."""
+    from cpm.celery import app
+
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:
+        app.conf.task_default_queue = f"cpm-test-{worker}"
+    yield
+
+
 @pytest.fixture(autouse=True)
 def _eager_celery(request):
     """Run tasks in-process unless the test asks for a real worker."""
