@@ -61,13 +61,16 @@ def _digest(event) -> dict:
 
 
 def _reset(program) -> None:
-    """Remove the program's settlements (any earlier run), so each settle starts from nothing."""
-    from settlement.models import CustomerSettlement, EventSettlement, SettlementBatch, SettlementLine
+    """Remove the program's settlements (any earlier run), so each settle starts from nothing. Plain DELETEs: a
+    queryset ``delete()`` would collect every row in this process first (over 1 GB at N = 100,000) and count in the
+    peak memory measured next."""
+    from django.db import connection
 
-    SettlementLine.objects.filter(program=program).delete()
-    CustomerSettlement.objects.filter(program=program).delete()
-    EventSettlement.objects.filter(program=program).delete()
-    SettlementBatch.objects.filter(program=program).delete()
+    with connection.cursor() as c:
+        c.execute("UPDATE settlement_settlementline SET reverses_id = NULL WHERE program_id = %s", [program.pk])
+        for table in ("settlement_settlementline", "settlement_customersettlement", "settlement_eventsettlement",
+                      "settlement_settlementbatch"):
+            c.execute(f"DELETE FROM {table} WHERE program_id = %s", [program.pk])
 
 
 def _drop_bench_events(program) -> None:

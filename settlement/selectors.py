@@ -23,10 +23,10 @@ def event_settlement_get(pk: int) -> EventSettlement:
 
 
 def customer_settlement_list() -> QuerySet[CustomerSettlement]:
-    """Newest period first, by account id (the index ``cs_list_order_idx``; the model's ordering would sort through
-    the account's own ordering, a join over every settlement)."""
+    """Newest first (primary key: an index scan; the model's ordering would sort every settlement through the
+    account join)."""
     return (CustomerSettlement.objects.select_related("account", "program", "season", "export_batch")
-            .order_by("-period_end", "account_id", "id"))
+            .order_by("-pk"))
 
 
 def settlement_line_list() -> QuerySet[SettlementLine]:

@@ -148,7 +148,9 @@ class CustomerSettlement(models.Model):
     """An account's credits in a program for a period ``[period_start, period_end)`` (local dates)."""
 
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="customer_settlements")
-    program = models.ForeignKey(Program, on_delete=models.PROTECT, related_name="+")
+    # No index of its own: a program's settlements are many, and an index on it tempts the planner, when the
+    # statistics lag behind a batch, into scanning all of them instead of using customer_settlement_unique_period.
+    program = models.ForeignKey(Program, on_delete=models.PROTECT, related_name="+", db_index=False)
     season = models.ForeignKey(Season, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     period_kind = models.CharField(max_length=16, choices=PeriodKind.choices)
     period_start = models.DateField()
@@ -179,9 +181,7 @@ class CustomerSettlement(models.Model):
             models.CheckConstraint(condition=Q(export_batch__isnull=True) | Q(status=CustomerSettlementStatus.EXPORTED),
                                    name="customer_settlement_export_only_when_exported"),
         ]
-        indexes = [models.Index(fields=["status", "program"], name="cs_status_program_idx"),
-                   # the list order (settlement.selectors.customer_settlement_list): a page is an index scan
-                   models.Index(fields=["-period_end", "account", "id"], name="cs_list_order_idx")]
+        indexes = [models.Index(fields=["status", "program"], name="cs_status_program_idx")]
 
     def __str__(self) -> str:
         return f"Customer settlement #{self.pk}"

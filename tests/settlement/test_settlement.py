@@ -103,6 +103,24 @@ def test_meter_baseline_settlement_pays_kwh_avoided_with_inputs(program):
     assert "4.5000 kWh avoided" in es.explanation and "$5.63" in es.explanation
 
 
+def test_a_completed_batch_refreshes_the_statistics_of_what_it_wrote(program, monkeypatch):
+    """Each chunk's queries are planned with fresh statistics: a batch that completes ANALYZEs its tables."""
+    from django.db import connection
+
+    refreshed = []
+    analyze = services._refresh_statistics
+    monkeypatch.setattr(services, "_refresh_statistics", lambda kind: (refreshed.append(kind), analyze(kind)))
+    event = EventFactory(program=program)
+    ParticipationFactory(event=event, subscription=meter_participant(program))
+    batch = settle(event)
+    batch.refresh_from_db()
+    assert (batch.status, refreshed) == ("completed", ["event"])
+    if connection.vendor == "postgresql":  # the ANALYZE ran: the planner knows the table's one row
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT reltuples FROM pg_class WHERE relname = 'settlement_eventsettlement'")
+            assert cursor.fetchone()[0] == 1
+
+
 def test_day_of_adjustment_is_capped_at_20_percent(program):
     event = EventFactory(program=program)
     sub = active_participant(program=program)
