@@ -113,3 +113,13 @@ def test_shared_population_settles_with_the_simulated_response():
     shed = settled.filter(opted_out=False)
     assert shed.count() == 40 - Participation.objects.filter(event=event, status="opted_out").count()
     assert all(es.kwh_avoided > 0 and es.amount > 0 for es in shed)
+
+
+def test_pages_table_flags_query_counts_that_grow():
+    from bench.__main__ import pages_table
+
+    page = {"median_ms": 10.0, "p95_ms": 12.0}
+    runs = [{"n": 10, "pages": {"pages": {"a": {**page, "queries": 6}, "b": {**page, "queries": 5}}}},
+            {"n": 100, "pages": {"pages": {"a": {**page, "queries": 5}, "b": {**page, "queries": 6}}}}]
+    rows = {line.split("|")[1].strip(): line.split("|")[-2].strip() for line in pages_table(runs).splitlines()[2:]}
+    assert rows == {"a": "no", "b": "YES"}  # fewer queries at larger N (an estimated count) is not growth
