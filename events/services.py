@@ -548,8 +548,10 @@ def _evaluate(event: Event, ctx: ProgramContext, *, now: dt.datetime, span: Span
             busy_device.setdefault(device_id, text)
         else:
             busy_sp.setdefault(sp_id, text)
+    # This event's participations in the span: one range of the (event, subscription) index, not a probe per id.
+    mine = Participation.objects.filter(event_id=event.pk)
     existing = {sid: (pid, status, (p_start, p_end)) for sid, pid, status, p_start, p_end in
-                Participation.objects.filter(event_id=event.pk, subscription_id__any=[r[0] for r in rows])
+                (span.filter(mine, "subscription_id") if span is not None else mine)
                 .order_by().values_list("subscription_id", "pk", "status", "start", "end")}
 
     online_since = now - dt.timedelta(minutes=program.device_online_threshold_minutes)
