@@ -18,8 +18,12 @@ class IntervalDay(models.Model):
     (service point, device, channel, day).
     """
 
-    service_point = models.ForeignKey(ServicePoint, on_delete=models.CASCADE, related_name="interval_days")
-    device = models.ForeignKey(Device, null=True, blank=True, on_delete=models.CASCADE, related_name="interval_days")
+    # No single-column indexes: interval_day_version_unique leads with the service point, and devices are indexed
+    # where set (interval_day_device_idx). A load writes a row per meter and day into every index of the table.
+    service_point = models.ForeignKey(ServicePoint, on_delete=models.CASCADE, related_name="interval_days",
+                                      db_index=False)
+    device = models.ForeignKey(Device, null=True, blank=True, on_delete=models.CASCADE, related_name="interval_days",
+                               db_index=False)
     channel = models.CharField(max_length=10, choices=Channel.choices, default=Channel.DELIVERED)
     day = models.DateField(help_text="UTC date.")
     interval_minutes = models.PositiveSmallIntegerField()
@@ -44,7 +48,8 @@ class IntervalDay(models.Model):
             models.CheckConstraint(condition=Q(interval_minutes__in=[5, 15, 30, 60]), name="interval_minutes_valid"),
         ]
         indexes = [models.Index(fields=["day", "service_point"], name="interval_day_sp_idx",
-                                condition=Q(is_current=True))]
+                                condition=Q(is_current=True)),
+                   models.Index(fields=["device"], name="interval_day_device_idx", condition=Q(device__isnull=False))]
 
 
 class MeterDataLoad(models.Model):
