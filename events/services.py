@@ -781,11 +781,13 @@ def _insert(model, columns: list[str], rows: list[tuple]) -> None:
         model.objects.bulk_create([model(**dict(zip(columns, row, strict=True))) for row in rows],
                                   batch_size=WRITE_BATCH)
         return
-    cache: dict = {None: "\\N"}
+    # Keyed by type and value: 3 == Decimal("3.000") == True in Python, but their COPY texts differ ("3", "3.000").
+    cache: dict = {(type(None), None): "\\N"}
 
     def text(value) -> str:
+        key = (value.__class__, value)
         try:
-            return cache[value]
+            return cache[key]
         except KeyError:
             pass
         except TypeError:  # unhashable: never the case for these rows
@@ -797,7 +799,7 @@ def _insert(model, columns: list[str], rows: list[tuple]) -> None:
         else:
             out = str(value)
         if len(cache) < 50_000:
-            cache[value] = out
+            cache[key] = out
         return out
 
     table = connection.ops.quote_name(model._meta.db_table)

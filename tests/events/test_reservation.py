@@ -351,3 +351,16 @@ def test_query_count_grows_by_a_constant_per_span(program, rule, july_now, setti
         assert counts == {D.RESERVED: 3 * n}
         queries.append(len(ctx.captured_queries))
     assert queries[1] - queries[0] == queries[2] - queries[1] > 0
+
+
+def test_copy_keeps_ids_and_equal_decimals_apart(program, july_now):
+    """The COPY writer caches the text of each value: an id 7 and a capacity of 7.000 kW are equal in Python, but
+    not the same text (a bigint column refuses "7.000")."""
+    first, second = participant(program, july_now), participant(program, july_now)
+    event = EventFactory(program=program, status=EventStatus.SCHEDULED)
+    rows = [(event.pk, s.pk, s.enrollment_id, s.device_id, s.enrollment.service_point_id, D.RESERVED, "", capacity,
+             july_now) for s, capacity in ((first, Decimal(f"{second.pk}.000")), (second, Decimal("1.500")))]
+    services._insert(Reservation, ["event_id", "subscription_id", "enrollment_id", "device_id", "service_point_id",
+                                   "decision", "detail", "capacity_kw", "decided_at"], rows)
+    assert dict(Reservation.objects.filter(event=event).values_list("subscription_id", "capacity_kw")) == {
+        first.pk: Decimal(f"{second.pk}.000"), second.pk: Decimal("1.500")}
