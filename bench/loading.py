@@ -61,8 +61,10 @@ def main(argv=None) -> int:
                           str(path))["readings"]
         gen_s = time.perf_counter() - t
         csv_bytes = path.stat().st_size
+        from .seed import shapes_note
+
         print(f"CSV: {readings:,} readings, {csv_bytes / 1e6:.1f} MB (written in {gen_s:.1f}s; population seed "
-              f"reused: {seeded.get('reused')})")
+              f"reused: {seeded.get('reused')}); load shapes: {shapes_note()}")
         result = _bench_load(path, readings, n=args.n, days=args.days, csv_bytes=csv_bytes, runs=args.runs)
     if args.baselines:
         _bench_baselines(args.n)

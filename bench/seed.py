@@ -23,12 +23,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import io
-import os
 import time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import numpy as np
+
+from cpm.paths import green_button_dir
 
 LA = ZoneInfo("America/Los_Angeles")
 NOW = dt.datetime(2026, 7, 14, 16, tzinfo=dt.UTC)  # the benchmarks' "now": mid-season, before the bench event
@@ -37,17 +38,7 @@ PROGRAM_NAME = "Bench smart thermostats (seed v2)"  # a new name makes older pop
 RESPONSE = 0.30  # simulated response: share of its load a participating thermostat sheds in event hours
 
 
-def _greenbutton_dir() -> Path:
-    """``$CPM_GREENBUTTON_DIR``, else the first ``shared/data/greenbutton`` next to the repository or above it."""
-    if os.environ.get("CPM_GREENBUTTON_DIR"):
-        return Path(os.environ["CPM_GREENBUTTON_DIR"])
-    for parent in Path(__file__).resolve().parents[1:]:
-        if (parent / "shared/data/greenbutton").is_dir():
-            return parent / "shared/data/greenbutton"
-    return Path("/nonexistent")
-
-
-GREENBUTTON_DIR = _greenbutton_dir()
+GREENBUTTON_DIR = green_button_dir()
 SHIFT_DAYS = 780 * 7  # 2026 date -> 2011 date with the same weekday
 TABLES = ["settlement_settlementline", "settlement_customersettlement", "settlement_eventsettlement",
           "settlement_settlementbatch", "settlement_intervalday", "settlement_meterdataload",
@@ -334,6 +325,14 @@ def load_shapes(directory: Path = GREENBUTTON_DIR) -> tuple[list[str], np.ndarra
         year = summer * daily
         shapes, names = [year / year.mean()], ["synthetic"]
     return names, np.vstack(shapes)
+
+
+def shapes_note(directory: Path = GREENBUTTON_DIR) -> str:
+    """Which load shapes the generator uses, for the benchmark's output."""
+    names, _ = load_shapes(directory)
+    if names == ["synthetic"]:
+        return f"synthetic evening-peak shape (no full-year Green Button sample in {directory}; set GREENBUTTON_DIR)"
+    return f"{len(names)} Green Button samples from {directory}"
 
 
 def hourly_kwh(shapes: np.ndarray, customer_ids: np.ndarray, first_day: dt.date, days: int) -> np.ndarray:

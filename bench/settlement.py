@@ -264,8 +264,10 @@ def main(argv=None) -> int:
         return 0
     seeded = _child("bench.seed", "--n", str(args.n), "--history", str(args.history))
     intervals = _child("bench.settlement", "--n", str(args.n), "--history", str(args.history), "--seed-intervals")
+    from .seed import shapes_note
+
     print(f"population reused: {seeded.get('reused')}; interval data: {intervals.get('rows'):,} rows written in "
-          f"{intervals.get('seed_s')} s (reused: {intervals.get('reused')})")
+          f"{intervals.get('seed_s')} s (reused: {intervals.get('reused')}); load shapes: {shapes_note()}")
     emit(run(args.n, history=args.history, workers=args.workers, runs=args.runs))
     return 0
 

@@ -58,16 +58,6 @@ class LoadSeries:
         return out
 
 
-def default_green_button_dir(base_dir: Path) -> Path:
-    """``../shared/data/greenbutton/`` relative to the repository root; for a git worktree nested one level deeper
-    (``<root>/wt/<name>``), the first parent that has ``shared/data/greenbutton``."""
-    for parent in list(base_dir.resolve().parents)[:3]:
-        candidate = parent / "shared" / "data" / "greenbutton"
-        if candidate.is_dir():
-            return candidate
-    return (base_dir / ".." / "shared" / "data" / "greenbutton").resolve()
-
-
 def find_green_button_files(directory: Path | None) -> list[Path]:
     """The ``*.xml`` files of ``directory`` (sorted by name); none when it does not exist."""
     if directory is None or not directory.is_dir():

@@ -10,12 +10,12 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
 from cpm.demo import fleet
 from cpm.demo import simulation as sim
+from cpm.paths import green_button_dir
 from tests.cpm.demo_check import caiso_10_in_10, check_demo
 
 PT = ZoneInfo("America/Los_Angeles")
@@ -34,7 +34,7 @@ def test_demo_season_end_to_end_and_the_credits_agree(tmp_path):
 
     text = run_demo(tmp_path)
     assert "Independent check PASSED" in text and "demo check passed" in text
-    real = bool(fleet.find_green_button_files(fleet.default_green_button_dir(Path(settings.BASE_DIR))))
+    real = bool(fleet.find_green_button_files(green_button_dir()))
     assert ("REAL interval data" in text) == real
     # Refusals show their reasons.
     for code in ("rate_code_not_eligible", "life_support_excluded", "answer_not_qualifying",

@@ -7,7 +7,6 @@ Wh) and compared with what was stored.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 from pathlib import Path
 
@@ -15,16 +14,14 @@ import numpy as np
 import pytest
 from django.test import TestCase
 
+from cpm.paths import green_button_dir
 from settlement import intervals
 from settlement.greenbutton import GreenButtonError, parse_green_button
 from settlement.meterdata import meter_data_load_submit
 from settlement.models import IntervalDay, MeterDataLoad
 from tests.factories.devices import ServicePointFactory
 
-REPO = Path(__file__).resolve().parents[2]
-GB_DIR = Path(os.environ.get("GREENBUTTON_DIR", REPO.parent / "shared" / "data" / "greenbutton"))
-if not GB_DIR.is_dir():  # a worktree sits one level deeper than the main checkout
-    GB_DIR = Path(os.environ.get("GREENBUTTON_DIR", REPO.parents[1] / "shared" / "data" / "greenbutton"))
+GB_DIR = green_button_dir()
 pytestmark = [pytest.mark.django_db,
               pytest.mark.skipif(not GB_DIR.is_dir(), reason=f"Green Button samples not found at {GB_DIR}")]
 NINE_DAYS = "TestGBDataHourlyNineDaysBinnedDaily.xml"

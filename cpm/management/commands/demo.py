@@ -15,9 +15,9 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from cpm.demo import fleet
 from cpm.demo.report import build_summary, summary_text, write_html
 from cpm.demo.scenario import Demo, DemoError, Options
+from cpm.paths import green_button_dir
 
 
 class Command(BaseCommand):
@@ -40,8 +40,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **opts):
         started = time.monotonic()
-        gb_dir = Path(opts["greenbutton_dir"]) if opts["greenbutton_dir"] else fleet.default_green_button_dir(
-            Path(settings.BASE_DIR))
+        gb_dir = Path(opts["greenbutton_dir"]) if opts["greenbutton_dir"] else green_button_dir()
         out_dir = Path(opts["out_dir"]) if opts["out_dir"] else Path(settings.VAR_DIR) / "demo"
         options = Options(quick=opts["quick"], seed=opts["seed"], greenbutton_dir=gb_dir, out_dir=out_dir,
                           timeout=opts["timeout"], force_flush=opts["flush"])
