@@ -56,6 +56,7 @@ def machine(url: str) -> dict:
 
         with psycopg.connect(url) as conn:
             info["postgresql"] = conn.execute("SHOW server_version").fetchone()[0]
+            info["postgresql"] += ", random_page_cost " + conn.execute("SHOW random_page_cost").fetchone()[0]
     except Exception as exc:  # noqa: BLE001 - the description is best effort
         info["postgresql"] = f"unknown ({exc.__class__.__name__})"
     try:

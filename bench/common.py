@@ -12,8 +12,15 @@ from urllib.parse import urlparse
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/cpm_bench"
 
 
+# The planner's cost of a random page read. PostgreSQL's default (4) models spinning disks; with the data in memory
+# or on SSD (this machine, any current server) 1.1 is the usual setting, and with 4 the planner scans whole tables
+# where an index reads 5 % of them (e.g. a chunk's 48 days of interval data: 780 ms instead of 126 ms).
+RANDOM_PAGE_COST = 1.1
+
+
 def ensure_database(url: str) -> None:
-    """Create the PostgreSQL database of ``url`` if it does not exist."""
+    """Create the PostgreSQL database of ``url`` if it does not exist, with ``random_page_cost`` = 1.1 for its
+    sessions (``ALTER DATABASE ... SET``)."""
     import psycopg
 
     parsed = urlparse(url)
@@ -24,6 +31,7 @@ def ensure_database(url: str) -> None:
     with psycopg.connect(admin, autocommit=True) as conn:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [dbname]).fetchone():
             conn.execute(f'CREATE DATABASE "{dbname}"')
+        conn.execute(f'ALTER DATABASE "{dbname}" SET random_page_cost = {RANDOM_PAGE_COST}')
 
 
 def setup_django(default_url: str = DEFAULT_URL, *, migrate: bool = True) -> str:
