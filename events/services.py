@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.core.exceptions import EmptyResultSet
 from django.db import IntegrityError, connection, transaction
-from django.db.models import CharField, F, Q, StringAgg, Value, Window
+from django.db.models import CharField, Exists, F, OuterRef, Q, StringAgg, Value, Window
 from django.db.models.functions import Cast, RowNumber
 
 from cpm.audit import audit_record
@@ -716,16 +716,24 @@ def _write(event: Event, decided: list[Decided], chosen: set[int] | None, *, now
     return counts
 
 
+def _is_candidate(event: Event, ctx: ProgramContext) -> Exists:
+    """For rows with a ``subscription_id`` (ledger rows, participations): whether it is a candidate now.
+
+    ``~_is_candidate(...)`` is a NOT EXISTS (an anti-join, which PostgreSQL can hash in batches), not a
+    ``NOT IN (subquery)``: with a million candidates that subquery does not fit ``work_mem`` as a hash and runs once
+    per row."""
+    return Exists(_candidates_qs(event, ctx).filter(pk=OuterRef("subscription_id")))
+
+
 def _stale_decisions(event: Event, ctx: ProgramContext) -> list[Decided]:
     """Live (reserved or dispatched) participations of subscriptions that are no longer candidates of the event
     (targeting changed, enrollment or subscription ended): NOT_ELIGIBLE ledger rows, so ``_write`` cancels them."""
-    keep = _candidates_qs(event, ctx).values("pk")
     return [Decided(sid, eid, dev, sp, cap if cap is not None else Decimal("0"), 0, ReservationDecision.NOT_ELIGIBLE,
                     f"No longer a candidate in revision {event.revision} (targeting, enrollment or subscription "
                     "changed).", participation_id=pid, participation_status=status)
             for pid, sid, eid, dev, sp, cap, status in Participation.objects.filter(
                 event_id=event.pk, status__in=(ParticipationStatus.RESERVED, ParticipationStatus.DISPATCHED))
-            .exclude(subscription_id__in=keep).order_by("pk").values_list(
+            .filter(~_is_candidate(event, ctx)).order_by("pk").values_list(
                 "pk", "subscription_id", "enrollment_id", "device_id", "service_point_id", "device__capacity_kw",
                 "status")]
 
@@ -900,8 +908,7 @@ def event_reserve(*, event: Event, now: dt.datetime, actor: Any = None, chunk_si
 def _drop_stale(event: Event, ctx: ProgramContext, *, now: dt.datetime) -> None:
     """Before a chunked run: ledger rows of ex-candidates go (one statement); their live participations are
     CANCELLED, with a NOT_ELIGIBLE row saying why."""
-    Reservation.objects.filter(event_id=event.pk).exclude(
-        subscription_id__in=_candidates_qs(event, ctx).values("pk")).delete()
+    Reservation.objects.filter(event_id=event.pk).filter(~_is_candidate(event, ctx)).delete()
     _write(event, _stale_decisions(event, ctx), None, now=now, replace=True)
 
 
