@@ -744,7 +744,8 @@ class Demo:
         if export is not None:
             self.result.export_path = out_dir / export.file_name
             self.result.export_path.write_text(export.content)
-        self._step(f"season settled: {approved} event settlements approved, customer settlements approved, "
+        self._step(f"season settled: {approved} event settlements of {self.sce.name} approved by the analyst, "
+                   "customer settlements approved, "
                    f"bill credits exported ({export.file_name if export else 'nothing to export'})")
 
 
