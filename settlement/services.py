@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, OuterRef, Q, Subquery, Sum
 
 from cpm.audit import actor_label, audit_record
@@ -136,8 +136,6 @@ def _refresh_statistics(kind: str) -> None:
     """``ANALYZE`` the tables a completed batch filled (PostgreSQL; a sample, well under a second). A batch writes
     a settlement per participant at once; until autovacuum gets to the table, the planner would take its new rows
     for a handful and scan a whole program's settlements for every chunk of the next batch."""
-    from django.db import connection
-
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             for table in BATCH_TABLES.get(kind, ()):
@@ -465,8 +463,6 @@ def _insert(model, rows: list[dict]) -> None:
     """Insert new rows given as ``{attname: value}`` (every concrete field but the primary key; JSON fields as
     Python values or ``_Json`` text): PostgreSQL COPY (fast for chunks of thousands of rows), ``bulk_create``
     elsewhere."""
-    from django.db import connection
-
     if not rows:
         return
     fields = [f for f in model._meta.concrete_fields if not f.primary_key]
@@ -489,8 +485,6 @@ def _insert_objects(model, objs: list) -> None:
     """Insert unsaved model instances (no primary key needed back) through ``_insert`` (COPY on PostgreSQL)."""
     if not objs:
         return
-    from django.db import connection
-
     if connection.vendor != "postgresql":
         model.objects.bulk_create(objs, batch_size=2000)
         return
@@ -508,8 +502,6 @@ def _insert_missing(model, *, varying: dict[str, list], constant: dict[str, Any]
     the other fields take their model default. One ``INSERT ... SELECT FROM unnest(arrays)`` on PostgreSQL (a
     ``bulk_create`` of thousands of rows spends longer building its SQL than the database spends inserting them);
     ``bulk_create(ignore_conflicts=True)`` elsewhere."""
-    from django.db import connection
-
     n = len(next(iter(varying.values()), []))
     if n == 0:
         return
@@ -543,8 +535,6 @@ def _update_rows(model, rows: dict[int, dict], fields: list[str]) -> None:
     """Set ``fields`` of many rows (``{pk: {field: value}}``) in one UPDATE ... FROM unnest(arrays) on PostgreSQL
     (Django's ``bulk_update`` builds one CASE per field and row, slow at thousands of rows); ``bulk_update``
     elsewhere."""
-    from django.db import connection
-
     if not rows:
         return
     if connection.vendor != "postgresql":
