@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from cpm.paths import green_button_dir
+from cpm.base.paths import green_button_dir
 
 LA = ZoneInfo("America/Los_Angeles")
 NOW = dt.datetime(2026, 7, 14, 16, tzinfo=dt.UTC)  # the benchmarks' "now": mid-season, before the bench event

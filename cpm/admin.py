@@ -2,22 +2,13 @@
 
 from django.contrib import admin
 
+from .base.admin import LargeTableMixin
 from .models import AuditEntry
-from .pagination import EstimatedCountPaginator
-
-
-class LargeTableMixin:
-    """Changelists of tables that grow with the utility (customers, devices, participations, interval days): one
-    count per page, not a second one of the whole table, and the planner's estimate above 10,000 rows
-    (``cpm.pagination``), so a page costs the same at any size."""
-
-    show_full_result_count = False
-    paginator = EstimatedCountPaginator
 
 
 @admin.register(AuditEntry)
 class AuditEntryAdmin(LargeTableMixin, admin.ModelAdmin):
-    list_display = ("at", "actor_label", "action", "object_type", "object_id", "object_repr", "from_status",
+    list_display = ("at", "actor_label", "code", "object_type", "object_id", "object_repr", "from_status",
                     "to_status")
     # A date filter of fixed choices, not a date hierarchy (which scans every entry on every page).
     list_filter = ("action", "object_type", ("at", admin.DateFieldListFilter))

@@ -7,8 +7,8 @@ class CpmConfig(AppConfig):
     verbose_name = "cpm (audit and roles)"
 
     def ready(self) -> None:
-        from . import lookups
-        from .roles import sync_roles
+        from .base import lookups
+        from .base.roles import sync_roles
 
         lookups.register()
         post_migrate.connect(sync_roles, dispatch_uid="cpm.sync_roles")

@@ -2,7 +2,7 @@
 
 Tasks are autodiscovered from each app's ``tasks.py``. Periodic work is a beat schedule of UTC ticks defined here in
 code; each tick reads what is due from the database (never far-future ETAs on the broker, which Redis redelivers).
-Tasks are enqueued only after the surrounding transaction commits (``cpm.tasks.enqueue_on_commit``).
+Tasks are enqueued only after the surrounding transaction commits (``cpm.base.tasks.enqueue_on_commit``).
 """
 
 import os

@@ -3,11 +3,13 @@
 from django.conf import settings
 from django.db import models
 
+from cpm.base.capabilities import CAPABILITY_LABELS
+
 
 class AuditEntry(models.Model):
     """One audited action: who, when, on what, from which status to which, why, and the changed values.
 
-    Written in the same transaction as the change it records (``cpm.audit.audit_record``); never edited.
+    Written in the same transaction as the change it records (``cpm.base.audit.audit_record``); never edited.
     """
 
     class Action(models.TextChoices):
@@ -23,6 +25,9 @@ class AuditEntry(models.Model):
                               related_name="+")
     actor_label = models.CharField(max_length=150, blank=True, help_text="User name or system job at the time.")
     action = models.CharField(max_length=32, choices=Action.choices)
+    code = models.CharField(max_length=64, blank=True,
+                            help_text="What happened to what, namespaced: event.cancelled, event_settlement.approved, "
+                                      "bill_credit_export.exported.")
     object_type = models.CharField(max_length=100, db_index=True, help_text="app_label.model")
     object_id = models.CharField(max_length=64, db_index=True)
     object_repr = models.CharField(max_length=200, blank=True)
@@ -38,23 +43,14 @@ class AuditEntry(models.Model):
         verbose_name_plural = "audit entries"
 
     def __str__(self) -> str:
-        return f"{self.at:%Y-%m-%d %H:%M} {self.actor_label} {self.action} {self.object_type}#{self.object_id}"
+        return f"{self.at:%Y-%m-%d %H:%M} {self.actor_label} {self.code or self.action} {self.object_type}#{self.object_id}"
 
 
 class Capability(models.Model):
-    """No table: carries the cross-app permissions that roles grant (checked by services, API views and pages)."""
+    """No table: carries the capabilities (``cpm.base.capabilities.Cap``) that roles grant as permissions; checked by
+    the write services themselves (``@use_case``) and asked by adapters to decide what to offer."""
 
     class Meta:
         managed = False
         default_permissions = ()
-        permissions = [
-            ("use_csr_page", "Use the CSR customer program page"),
-            ("view_personal_data", "See customers' unmasked contact details"),
-            ("approve_enrollments", "Approve or reject enrollment requests"),
-            ("manage_events", "Schedule, dispatch and cancel events"),
-            ("opt_out_on_behalf", "Opt a customer's device out of an event"),
-            ("approve_settlements", "Approve and reverse settlements"),
-            ("export_credits", "Create bill-credit export batches"),
-            ("pull_bill_credits", "Pull and acknowledge bill-credit export batches"),
-            ("report_outcomes", "Report device outcomes for events (aggregators)"),
-        ]
+        permissions = [(cap.value, label) for cap, label in CAPABILITY_LABELS.items()]

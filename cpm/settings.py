@@ -24,7 +24,7 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "te
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "cpm.base.adminsite.CpmAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -35,7 +35,6 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
-    "simple_history",
     "import_export",
     "axes",
     "cpm",
@@ -55,7 +54,6 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "simple_history.middleware.HistoryRequestMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
 
@@ -144,17 +142,17 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["cpm.api.ModelPermissions"],
+    "DEFAULT_PERMISSION_CLASSES": ["cpm.base.api.ModelPermissions"],
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.OrderingFilter",
         "rest_framework.filters.SearchFilter",
     ],
-    "DEFAULT_PAGINATION_CLASS": "cpm.api.Pagination",
+    "DEFAULT_PAGINATION_CLASS": "cpm.base.api.Pagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "cpm.api.exception_handler",
-    "DEFAULT_THROTTLE_CLASSES": ["cpm.api.WriteThrottle"],
+    "EXCEPTION_HANDLER": "cpm.base.api.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["cpm.base.api.WriteThrottle"],
     "DEFAULT_THROTTLE_RATES": {"writes": env.str("API_WRITE_RATE", default="600/minute")},
 }
 SPECTACULAR_SETTINGS = {

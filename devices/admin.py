@@ -8,11 +8,11 @@ from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import timezone
-from simple_history.admin import SimpleHistoryAdmin
 
-from cpm.admin import LargeTableMixin
-from cpm.errors import DomainError
-from cpm.uploads import validate_upload
+from cpm.base.admin import AuditHistoryAdmin
+from cpm.base.admin import LargeTableMixin
+from cpm.base.errors import DomainError
+from cpm.base.uploads import validate_upload
 
 from . import imports, services
 from .choices import DeviceStatus
@@ -61,14 +61,14 @@ def import_view(modeladmin, request, *, title: str, columns: str, extra_form=Non
 
 
 @admin.register(Premise)
-class PremiseAdmin(LargeTableMixin, SimpleHistoryAdmin):
+class PremiseAdmin(LargeTableMixin, AuditHistoryAdmin):
     list_display = ("premise_id", "address_line1", "city", "service_territory", "substation", "feeder")
     list_filter = ("service_territory", "substation")
     search_fields = ("premise_id", "address_line1", "city", "postal_code")
 
 
 @admin.register(ServicePoint)
-class ServicePointAdmin(LargeTableMixin, SimpleHistoryAdmin):
+class ServicePointAdmin(LargeTableMixin, AuditHistoryAdmin):
     list_display = ("service_point_id", "meter_number", "premise", "customer_class", "rate_code", "is_active")
     list_filter = ("customer_class", "is_active", "premise__service_territory")
     search_fields = ("service_point_id", "meter_number", "premise__premise_id", "premise__address_line1")
@@ -77,7 +77,7 @@ class ServicePointAdmin(LargeTableMixin, SimpleHistoryAdmin):
 
 
 @admin.register(Aggregator)
-class AggregatorAdmin(SimpleHistoryAdmin):
+class AggregatorAdmin(AuditHistoryAdmin):
     list_display = ("code", "name", "contact_email", "api_user")
     search_fields = ("code", "name")
     list_select_related = ("api_user",)
@@ -100,7 +100,7 @@ class DeviceImportForm(ImportForm):
 
 
 @admin.register(Device)
-class DeviceAdmin(LargeTableMixin, SimpleHistoryAdmin):
+class DeviceAdmin(LargeTableMixin, AuditHistoryAdmin):
     list_display = ("id", "device_type", "manufacturer", "model", "serial_number", "aggregator",
                     "aggregator_device_id", "capacity_kw", "status", "last_seen_at")
     list_filter = ("device_type", "status", "aggregator")
@@ -140,7 +140,7 @@ class DeviceAdmin(LargeTableMixin, SimpleHistoryAdmin):
 
 
 @admin.register(DeviceInstallation)
-class DeviceInstallationAdmin(LargeTableMixin, SimpleHistoryAdmin):
+class DeviceInstallationAdmin(LargeTableMixin, AuditHistoryAdmin):
     """Installation history (written by device_install / device_remove; read-only here)."""
 
     list_display = ("device", "service_point", "installed_on", "removed_on")

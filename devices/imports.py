@@ -31,7 +31,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from cpm.errors import DomainError, DomainValidationError
+from cpm.base.errors import DomainError, DomainValidationError
 
 from . import services
 from .choices import DeviceStatus

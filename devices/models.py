@@ -5,7 +5,6 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
-from simple_history.models import HistoricalRecords
 
 from .choices import CustomerClass, DeviceOwnership, DeviceStatus, DeviceType
 
@@ -25,7 +24,6 @@ class Premise(models.Model):
     transformer = models.CharField(max_length=64, blank=True)
     latitude = models.DecimalField(max_digits=9, decimal_places=6, null=True, blank=True)
     longitude = models.DecimalField(max_digits=9, decimal_places=6, null=True, blank=True)
-    history = HistoricalRecords()
 
     class Meta:
         ordering = ["premise_id"]
@@ -45,7 +43,6 @@ class ServicePoint(models.Model):
     rate_code = models.CharField(max_length=32, blank=True, db_index=True)
     is_active = models.BooleanField(default=True)
     net_metered = models.BooleanField(default=False)
-    history = HistoricalRecords()
 
     class Meta:
         ordering = ["service_point_id"]
@@ -65,7 +62,6 @@ class Aggregator(models.Model):
                                     related_name="aggregator")
     webhook_url = models.URLField(blank=True, help_text="Dispatch messages are POSTed here when set.")
     webhook_secret = models.CharField(max_length=128, blank=True)
-    history = HistoricalRecords()
 
     class Meta:
         ordering = ["code"]
@@ -94,7 +90,6 @@ class Device(models.Model):
     last_seen_at = models.DateTimeField(null=True, blank=True, help_text="UTC time the device was last online.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
-    history = HistoricalRecords()
 
     class Meta:
         ordering = ["id"]
@@ -121,7 +116,6 @@ class DeviceInstallation(models.Model):
     service_point = models.ForeignKey(ServicePoint, on_delete=models.PROTECT, related_name="installations")
     installed_on = models.DateField()
     removed_on = models.DateField(null=True, blank=True)
-    history = HistoricalRecords()
 
     class Meta:
         ordering = ["device", "installed_on"]

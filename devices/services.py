@@ -17,9 +17,9 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
-from cpm.audit import audit_record
-from cpm.errors import ConflictError, DomainValidationError
-from cpm.states import transition
+from cpm.base.audit import audit_record
+from cpm.base.errors import ConflictError, DomainValidationError
+from cpm.base.states import transition
 
 from .choices import DEVICE_TRANSITIONS, DeviceOwnership, DeviceStatus, DeviceType
 from .models import Aggregator, Device, DeviceInstallation, Premise, ServicePoint

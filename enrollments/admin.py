@@ -7,9 +7,9 @@ from django import forms
 from django.contrib import admin
 from django.urls import path
 from django.utils import timezone
-from simple_history.admin import SimpleHistoryAdmin
 
-from cpm.admin import LargeTableMixin
+from cpm.base.admin import AuditHistoryAdmin
+from cpm.base.admin import LargeTableMixin
 from devices.admin import ImportForm, import_view, run_service_action
 
 from . import imports, services
@@ -22,7 +22,7 @@ class CisImportForm(ImportForm):
 
 
 @admin.register(Customer)
-class CustomerAdmin(LargeTableMixin, SimpleHistoryAdmin):
+class CustomerAdmin(LargeTableMixin, AuditHistoryAdmin):
     list_display = ("cis_person_id", "last_name", "first_name", "email", "life_support")
     list_filter = ("life_support",)
     search_fields = ("cis_person_id", "last_name", "first_name", "email", "phone")
@@ -40,7 +40,7 @@ class CustomerAdmin(LargeTableMixin, SimpleHistoryAdmin):
 
 
 @admin.register(Account)
-class AccountAdmin(LargeTableMixin, SimpleHistoryAdmin):
+class AccountAdmin(LargeTableMixin, AuditHistoryAdmin):
     list_display = ("account_number", "customer", "status", "opened_on", "closed_on")
     list_filter = ("status",)
     search_fields = ("account_number", "customer__last_name", "customer__cis_person_id")
@@ -58,7 +58,7 @@ class AccountAdmin(LargeTableMixin, SimpleHistoryAdmin):
 
 
 @admin.register(ServiceAgreement)
-class ServiceAgreementAdmin(LargeTableMixin, SimpleHistoryAdmin):
+class ServiceAgreementAdmin(LargeTableMixin, AuditHistoryAdmin):
     list_display = ("agreement_id", "account", "service_point", "start_date", "end_date")
     search_fields = ("agreement_id", "account__account_number", "service_point__service_point_id")
     list_select_related = ("account", "service_point")
@@ -77,7 +77,7 @@ class SubscriptionInline(admin.TabularInline):
 
 
 @admin.register(Enrollment)
-class EnrollmentAdmin(LargeTableMixin, SimpleHistoryAdmin):
+class EnrollmentAdmin(LargeTableMixin, AuditHistoryAdmin):
     # Newest first by primary key: an index scan; the model's ordering sorts the whole table through a join.
     ordering = ("-pk",)
     list_display = ("id", "program", "account", "service_point", "status", "source", "effective_date", "end_date",
@@ -132,7 +132,7 @@ class EnrollmentAdmin(LargeTableMixin, SimpleHistoryAdmin):
 
 
 @admin.register(ProgramSubscription)
-class ProgramSubscriptionAdmin(LargeTableMixin, SimpleHistoryAdmin):
+class ProgramSubscriptionAdmin(LargeTableMixin, AuditHistoryAdmin):
     """Subscriptions (written by the enrollment services; read-only here)."""
 
     # Newest first by primary key: an index scan; the model's ordering sorts the whole table through a join.

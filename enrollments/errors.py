@@ -1,8 +1,8 @@
-"""Errors carrying every eligibility reason (mapped by ``cpm.api.exception_handler`` to 400 or 409)."""
+"""Errors carrying every eligibility reason (mapped by ``cpm.base.api.exception_handler`` to 400 or 409)."""
 
 from __future__ import annotations
 
-from cpm.errors import ConflictError, DomainValidationError
+from cpm.base.errors import ConflictError, DomainValidationError
 
 from .eligibility import Reason
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from django.db import models
 from django.db.models import F, Q
-from simple_history.models import HistoricalRecords
 
 from devices.models import Device, ServicePoint
 from programs.models import Program
@@ -22,7 +21,6 @@ class Customer(models.Model):
     email = models.EmailField(blank=True)
     phone = models.CharField(max_length=32, blank=True)
     life_support = models.BooleanField(default=False, help_text="Life-support / medical equipment on file.")
-    history = HistoricalRecords()
 
     class Meta:
         ordering = ["last_name", "first_name", "id"]
@@ -37,7 +35,6 @@ class Account(models.Model):
     status = models.CharField(max_length=8, choices=AccountStatus.choices, default=AccountStatus.OPEN, editable=False)
     opened_on = models.DateField()
     closed_on = models.DateField(null=True, blank=True)
-    history = HistoricalRecords()
 
     class Meta:
         ordering = ["account_number"]
@@ -62,7 +59,6 @@ class ServiceAgreement(models.Model):
     service_point = models.ForeignKey(ServicePoint, on_delete=models.PROTECT, related_name="service_agreements")
     start_date = models.DateField()
     end_date = models.DateField(null=True, blank=True)
-    history = HistoricalRecords()
 
     class Meta:
         ordering = ["service_point", "start_date"]
@@ -96,7 +92,6 @@ class Enrollment(models.Model):
     answers = models.JSONField(default=dict, blank=True, help_text="Qualification answers by question code.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
-    history = HistoricalRecords()
 
     class Meta:
         ordering = ["-requested_at", "-id"]
@@ -129,7 +124,6 @@ class ProgramSubscription(models.Model):
     end_date = models.DateField(null=True, blank=True)
     end_reason = models.CharField(max_length=20, choices=ReasonCode.choices, blank=True)
     exclusive = models.BooleanField(default=True)
-    history = HistoricalRecords()
 
     class Meta:
         ordering = ["enrollment", "start_date", "id"]

@@ -1,7 +1,7 @@
 """Write path of the enrollments app: the only way enrollments, program subscriptions and accounts change.
 
 Lifecycle (``choices.ENROLLMENT_TRANSITIONS``): REQUESTED -> PENDING_APPROVAL (program.requires_approval) -> ACTIVE
-<-> SUSPENDED -> UNENROLLED; REJECTED and CANCELLED end a request. Every change is audited (``cpm.audit``).
+<-> SUSPENDED -> UNENROLLED; REJECTED and CANCELLED end a request. Every change is audited (``cpm.base.audit``).
 
 Dates are local calendar dates in the program's zone; periods are half-open ``[start, end)``: a subscription ending
 on D no longer holds the device on D. Concurrency: device rows are locked (``select_for_update``, ascending id)
@@ -18,10 +18,10 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
-from cpm.audit import audit_record
-from cpm.errors import ConflictError, DomainValidationError, TransitionNotAllowed
-from cpm.states import transition
-from cpm.timeutils import local_date, zone
+from cpm.base.audit import audit_record
+from cpm.base.errors import ConflictError, DomainValidationError, TransitionNotAllowed
+from cpm.base.states import transition
+from cpm.base.timeutils import local_date, zone
 from devices.models import Device, DeviceInstallation, ServicePoint
 from devices.services import device_install, upsert
 from programs.models import Program

@@ -13,10 +13,10 @@ from django.contrib.admin import helpers
 from django.db.models import Count, IntegerField, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.template.response import TemplateResponse
-from simple_history.admin import SimpleHistoryAdmin
 
-from cpm.admin import LargeTableMixin
-from cpm.errors import DomainError
+from cpm.base.admin import AuditHistoryAdmin
+from cpm.base.admin import LargeTableMixin
+from cpm.base.errors import DomainError
 
 from . import services
 from .choices import DeliveryStatus, ReservationDecision
@@ -85,7 +85,7 @@ class RevisionInline(admin.TabularInline):
 
 
 @admin.register(Event)
-class EventAdmin(LargeTableMixin, SimpleHistoryAdmin):
+class EventAdmin(LargeTableMixin, AuditHistoryAdmin):
     list_display = ("name", "program", "category", "status", "start", "end", "revision", "target_kw", "n_reserved",
                     "n_skipped")
     list_filter = ("status", "category", "direction", "program")
@@ -223,7 +223,7 @@ class DispatchMessageAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Retry webhook delivery")
     def retry_delivery(self, request, queryset):
-        from cpm.tasks import enqueue_on_commit
+        from cpm.base.tasks import enqueue_on_commit
 
         from .tasks import deliver_dispatch_message
 

@@ -10,7 +10,6 @@ from datetime import UTC
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
-from simple_history.models import HistoricalRecords
 
 from devices.models import Aggregator, Device, ServicePoint
 from enrollments.models import Enrollment, ProgramSubscription
@@ -53,7 +52,6 @@ class Event(models.Model):
     settlement_handed_off_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
-    history = HistoricalRecords()
 
     class Meta:
         ordering = ["-start", "-id"]

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from django.db.models import Count, Exists, IntegerField, OuterRef, Prefetch, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
-from cpm.timeutils import zone
+from cpm.base.timeutils import zone
 from devices.models import Aggregator
 from programs import rules as program_rules
 from programs.models import Program

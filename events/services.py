@@ -1,7 +1,7 @@
 """Events: the write path (create, modify, schedule, reserve, dispatch, tick, cancel, opt-out, outcomes).
 
 Every service takes ``now`` (aware UTC) and ``actor`` (User, job name or None) keyword-only, owns its transaction,
-and records status changes through ``cpm.states.transition`` (audited). Times are stored in UTC; the program's IANA
+and records status changes through ``cpm.base.states.transition`` (audited). Times are stored in UTC; the program's IANA
 zone is used for local days, windows, weeks and seasons.
 
 Reservation (``event_reserve``) is set-based: per span of ``CPM_CHUNK_SIZE`` candidates (consecutive subscription
@@ -34,11 +34,11 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import CharField, Exists, F, OuterRef, Q, StringAgg, Value, Window
 from django.db.models.functions import Cast, RowNumber
 
-from cpm.audit import audit_record
-from cpm.errors import ConflictError, DomainValidationError, NotFound, TransitionNotAllowed
-from cpm.states import check_transition, transition
-from cpm.tasks import enqueue_on_commit
-from cpm.timeutils import zone
+from cpm.base.audit import audit_record
+from cpm.base.errors import ConflictError, DomainValidationError, NotFound, TransitionNotAllowed
+from cpm.base.states import check_transition, transition
+from cpm.base.tasks import enqueue_on_commit
+from cpm.base.timeutils import zone
 from devices.choices import DeviceStatus
 from devices.models import Aggregator, Device
 from enrollments.choices import EnrollmentStatus
@@ -253,7 +253,7 @@ def event_update(
 
 
 def _actor_name(actor: Any) -> str:
-    from cpm.audit import actor_label
+    from cpm.base.audit import actor_label
 
     return actor_label(actor)[:150]
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.utils import timezone
-from simple_history.admin import SimpleHistoryAdmin
 
-from cpm.errors import DomainError, DomainValidationError
+from cpm.base.admin import AuditHistoryAdmin
+from cpm.base.errors import DomainError, DomainValidationError
 
 from . import rules, services
 from .models import (
@@ -157,7 +157,7 @@ def _status_action(service, verb: str):
 
 
 @admin.register(Program)
-class ProgramAdmin(SimpleHistoryAdmin):
+class ProgramAdmin(AuditHistoryAdmin):
     form = ProgramForm
     list_display = ("code", "name", "program_type", "status", "time_zone", "settlement_timing",
                     "enrollment_opens_on", "enrollment_closes_on", "updated_at")
@@ -192,7 +192,7 @@ class ProgramAdmin(SimpleHistoryAdmin):
 
 
 @admin.register(Season)
-class SeasonAdmin(SimpleHistoryAdmin):
+class SeasonAdmin(AuditHistoryAdmin):
     form = SeasonForm
     list_display = ("program", "name", "start_date", "end_date")
     list_filter = ("program__program_type",)
@@ -202,7 +202,7 @@ class SeasonAdmin(SimpleHistoryAdmin):
 
 
 @admin.register(ParticipationRule)
-class ParticipationRuleAdmin(SimpleHistoryAdmin):
+class ParticipationRuleAdmin(AuditHistoryAdmin):
     form = ParticipationRuleForm
     list_display = ("program", "effective_from", "weekdays_allowed", "weekends_allowed", "holidays_allowed",
                     "window_start", "window_end", "max_duration_minutes", "max_events_per_season",
@@ -213,7 +213,7 @@ class ParticipationRuleAdmin(SimpleHistoryAdmin):
 
 
 @admin.register(IncentiveRule)
-class IncentiveRuleAdmin(SimpleHistoryAdmin):
+class IncentiveRuleAdmin(AuditHistoryAdmin):
     form = IncentiveRuleForm
     list_display = ("program", "season", "kind", "basis", "amount", "price_set", "description")
     list_filter = ("kind", "basis")
@@ -223,7 +223,7 @@ class IncentiveRuleAdmin(SimpleHistoryAdmin):
 
 
 @admin.register(QualificationQuestion)
-class QualificationQuestionAdmin(SimpleHistoryAdmin):
+class QualificationQuestionAdmin(AuditHistoryAdmin):
     form = QuestionForm
     list_display = ("program", "code", "position", "answer_type", "required", "text")
     list_filter = ("answer_type", "required")
@@ -248,7 +248,7 @@ class MutualExclusionForm(forms.ModelForm):
 
 
 @admin.register(MutualExclusion)
-class MutualExclusionAdmin(SimpleHistoryAdmin):
+class MutualExclusionAdmin(AuditHistoryAdmin):
     form = MutualExclusionForm
     list_display = ("program_a", "program_b", "reason")
     search_fields = ("program_a__code", "program_b__code", "reason")
@@ -265,7 +265,7 @@ class MutualExclusionAdmin(SimpleHistoryAdmin):
 
 
 @admin.register(IntervalPriceSet)
-class IntervalPriceSetAdmin(SimpleHistoryAdmin):
+class IntervalPriceSetAdmin(AuditHistoryAdmin):
     """Price sets are created from rows through the API or ``price_set_create``; here they are read."""
 
     list_display = ("program", "name", "interval_minutes")

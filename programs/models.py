@@ -10,7 +10,6 @@ import datetime as dt
 
 from django.db import models
 from django.db.models import F, Q
-from simple_history.models import HistoricalRecords
 
 from .choices import (
     AnswerType,
@@ -70,7 +69,6 @@ class Program(models.Model):
         default=False, help_text="If set, a negative reduction is charged; otherwise it pays $0.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
-    history = HistoricalRecords()
 
     class Meta:
         ordering = ["code"]
@@ -104,7 +102,6 @@ class QualificationQuestion(models.Model):
     required = models.BooleanField(default=True)
     choices = models.JSONField(default=list, blank=True, help_text="Allowed answers for a choice question.")
     qualifying_answers = models.JSONField(default=list, blank=True, help_text="Answers that qualify; empty = any.")
-    history = HistoricalRecords()
 
     class Meta:
         ordering = ["program", "position", "id"]
@@ -121,7 +118,6 @@ class Season(models.Model):
     name = models.CharField(max_length=100)
     start_date = models.DateField(help_text="First local day of the season.")
     end_date = models.DateField(help_text="Last local day of the season (inclusive).")
-    history = HistoricalRecords()
 
     class Meta:
         ordering = ["program", "start_date"]
@@ -171,7 +167,6 @@ class ParticipationRule(models.Model):
         null=True, blank=True, help_text="Opt-outs refused this many minutes before start; empty = any time.")
     refuse_opt_out_beyond_allowance = models.BooleanField(
         default=False, help_text="Refuse opt-outs once the allowance is used (else allow and count them).")
-    history = HistoricalRecords()
 
     class Meta:
         ordering = ["program", "-effective_from"]
@@ -223,7 +218,6 @@ class MutualExclusion(models.Model):
     program_a = models.ForeignKey(Program, on_delete=models.CASCADE, related_name="+")
     program_b = models.ForeignKey(Program, on_delete=models.CASCADE, related_name="+")
     reason = models.CharField(max_length=200, blank=True)
-    history = HistoricalRecords()
 
     class Meta:
         constraints = [
@@ -242,7 +236,6 @@ class IntervalPriceSet(models.Model):
     program = models.ForeignKey(Program, on_delete=models.CASCADE, related_name="price_sets")
     name = models.CharField(max_length=100)
     interval_minutes = models.PositiveSmallIntegerField(default=60)
-    history = HistoricalRecords()
 
     class Meta:
         constraints = [
@@ -287,7 +280,6 @@ class IncentiveRule(models.Model):
     requires_no_skipped_event = models.BooleanField(default=False, help_text="Monthly: only months with no opt-out.")
     opt_out_consequence = models.CharField(max_length=16, choices=OptOutConsequence.choices, blank=True)
     description = models.CharField(max_length=300, blank=True)
-    history = HistoricalRecords()
 
     class Meta:
         ordering = ["program", "kind", "id"]

@@ -3,7 +3,7 @@ rules and seasons, qualification answers, and the check of one event against a p
 
 Objects passed in are read by attribute or, for mappings, by key (``_get``), so model instances, dataclasses and
 plain dicts all work. Validators return ``{field: [message, ...]}`` (empty when valid); services turn a non-empty
-result into ``cpm.errors.DomainValidationError``.
+result into ``cpm.base.errors.DomainValidationError``.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ import datetime as dt
 
 from django.db.models import Prefetch, Q, QuerySet
 
-from cpm.errors import NotFound
+from cpm.base.errors import NotFound
 
 from .choices import ProgramStatus
 from .models import (

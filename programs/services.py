@@ -22,10 +22,10 @@ from typing import Any
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 
-from cpm.audit import audit_record
-from cpm.errors import ConflictError, DomainValidationError, NotFound, TransitionNotAllowed
-from cpm.states import transition
-from cpm.timeutils import is_valid_zone, local_date, zone
+from cpm.base.audit import audit_record
+from cpm.base.errors import ConflictError, DomainValidationError, NotFound, TransitionNotAllowed
+from cpm.base.states import transition
+from cpm.base.timeutils import is_valid_zone, local_date, zone
 
 from . import rules
 from .choices import (

@@ -10,8 +10,8 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
-from cpm.admin import LargeTableMixin
-from cpm.errors import DomainError
+from cpm.base.admin import LargeTableMixin
+from cpm.base.errors import DomainError
 
 from . import selectors, services
 from .charts import event_settlement_chart_svg

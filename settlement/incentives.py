@@ -1,7 +1,7 @@
 """Incentive arithmetic: what an event or a season earns, from measured results and the program's incentive rules.
 
 Pure module (no Django): inputs are plain dataclasses, money is ``Decimal`` in full precision; callers round once with
-``cpm.money.round_money`` when they post a line. Kinds and bases are the string values of
+``cpm.base.money.round_money`` when they post a line. Kinds and bases are the string values of
 ``programs.choices.IncentiveKind`` / ``IncentiveBasis`` / ``OptOutConsequence`` and ``settlement.choices.LineKind``.
 
 Rules implemented (sources: the programs in shared/data/programs/real-programs.json):

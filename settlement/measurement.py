@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cpm.timeutils import local_date, local_midnight, zone
+from cpm.base.timeutils import local_date, local_midnight, zone
 
 from . import baselines as bl
 

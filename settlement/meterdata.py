@@ -42,9 +42,9 @@ import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
 
-from cpm.errors import DomainValidationError, NotFound
-from cpm.states import transition
-from cpm.tasks import enqueue_on_commit
+from cpm.base.errors import DomainValidationError, NotFound
+from cpm.base.states import transition
+from cpm.base.tasks import enqueue_on_commit
 from devices.models import Device, ServicePoint
 
 from . import intervals
@@ -201,7 +201,7 @@ def meter_data_load_submit(*, source: str, now: dt.datetime, content: bytes | No
     if source == Source.GREEN_BUTTON and not service_point_id:
         raise DomainValidationError({"service_point_id": ["is required for a Green Button file"]})
     if tz:
-        from cpm.timeutils import is_valid_zone
+        from cpm.base.timeutils import is_valid_zone
 
         if not is_valid_zone(tz):
             raise DomainValidationError({"tz": [f"unknown IANA time zone {tz!r}"]})

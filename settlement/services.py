@@ -2,7 +2,7 @@
 
 Every service takes ``now`` and ``actor`` and is idempotent: running it twice with the same data changes nothing.
 Money: components are computed in full precision (``settlement.incentives``) and rounded once per line with
-``cpm.money.round_money``. Corrections never edit posted money (see ``settlement.models.credits``: "-old, +new").
+``cpm.base.money.round_money``. Corrections never edit posted money (see ``settlement.models.credits``: "-old, +new").
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, OuterRef, Q, Subquery, Sum
 
-from cpm.audit import actor_label, audit_record
-from cpm.errors import ConflictError, DomainValidationError
+from cpm.base.audit import actor_label, audit_record
+from cpm.base.errors import ConflictError, DomainValidationError
+from cpm.base.money import ZERO, round_money
+from cpm.base.states import check_transition, transition
+from cpm.base.timeutils import local_date, local_midnight, zone
 from cpm.models import AuditEntry
-from cpm.money import ZERO, round_money
-from cpm.states import check_transition, transition
-from cpm.timeutils import local_date, local_midnight, zone
 from enrollments.choices import EnrollmentStatus
 from enrollments.models import Account, Enrollment, ProgramSubscription, ServiceAgreement
 from events.choices import COUNTED_EVENT_STATUSES, EventStatus, ParticipationStatus
@@ -68,7 +68,7 @@ NOT_RESPONDED = (ParticipationStatus.NON_RESPONSIVE, ParticipationStatus.FAILED)
 
 
 def _bulk_audit(*, model, pks, from_status: str, to_status: str, now, actor, reason: str) -> None:
-    """One audit entry per row for a bulk status change (same content as ``cpm.audit.audit_record``)."""
+    """One audit entry per row for a bulk status change (same content as ``cpm.base.audit.audit_record``)."""
     user = actor if getattr(actor, "pk", None) is not None and hasattr(actor, "get_username") else None
     label = actor_label(actor)[:150]
     AuditEntry.objects.bulk_create([
@@ -79,7 +79,8 @@ def _bulk_audit(*, model, pks, from_status: str, to_status: str, now, actor, rea
 
 
 def _audit_rows(*, model, rows, now, actor) -> None:
-    """Audit entries ``(pk, action, from_status, to_status, reason)`` in one insert (as ``cpm.audit.audit_record``)."""
+    """Audit entries ``(pk, action, from_status, to_status, reason)`` in one insert (as
+    ``cpm.base.audit.audit_record``)."""
     user = actor if getattr(actor, "pk", None) is not None and hasattr(actor, "get_username") else None
     label = actor_label(actor)[:150]
     _insert_objects(AuditEntry, [
@@ -285,7 +286,7 @@ def _settlement_rows(*, event: Event, parts: list[_Part], m: meas.ChunkMeasureme
                      capacity: dict[int, inc.EnrolledCapacity]) -> list[dict]:
     """Fields of the event settlement of each participation (``parts`` order) from the chunk's measurement and the
     rules: money through ``incentives.event_components_batch`` and rounded once per component
-    (``cpm.money.round_money``); ``inputs`` and ``components`` as JSON text (``_Json``), built once per chunk where
+    (``cpm.base.money.round_money``); ``inputs`` and ``components`` as JSON text (``_Json``), built once per chunk where
     rows share them; a fingerprint of everything the settlement says."""
     program = event.program
     n = len(parts)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cpm.tasks import enqueue_on_commit
+from cpm.base.tasks import enqueue_on_commit
 
 
 def on_event_completed(sender=None, *, event_id: int, now=None, **kwargs) -> None:

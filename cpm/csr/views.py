@@ -13,9 +13,10 @@ from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
-from cpm.audit import audit_record
-from cpm.errors import DomainError
-from cpm.timeutils import zone
+from cpm.base.audit import audit_record
+from cpm.base.errors import DomainError
+from cpm.base.masking import mask_email, mask_phone
+from cpm.base.timeutils import zone
 from devices.models import Device, ServicePoint
 from enrollments.choices import EnrollmentSource, ReasonCode
 from enrollments.models import Account, Customer, Enrollment
@@ -29,7 +30,6 @@ from settlement.charts import event_settlement_chart_svg
 from settlement.models import EventSettlement
 
 from . import selectors
-from .masking import mask_email, mask_phone
 
 CSR_PERMISSION = "cpm.use_csr_page"
 

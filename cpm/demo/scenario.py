@@ -201,7 +201,7 @@ class Demo:
                 cursor.execute("PRAGMA synchronous=OFF")
         call_command("flush", interactive=False, verbosity=0)
         ContentType.objects.clear_cache()
-        from cpm.roles import sync_roles
+        from cpm.base.roles import sync_roles
 
         sync_roles()
         self._step("database flushed (the demo starts clean)")

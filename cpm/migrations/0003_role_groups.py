@@ -1,4 +1,4 @@
-"""Create the role groups (their permissions are synced after each migrate by cpm.roles.sync_roles)."""
+"""Create the role groups (their permissions are synced after each migrate by cpm.base.roles.sync_roles)."""
 
 from django.db import migrations
 

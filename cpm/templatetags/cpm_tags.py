@@ -2,7 +2,7 @@
 
 from django import template
 
-from cpm.timeutils import zone
+from cpm.base.timeutils import zone
 
 register = template.Library()
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.utils import timezone
 from rest_framework import serializers
 
-from cpm.api import ModelPermissions
-from cpm.errors import DomainValidationError
+from cpm.base.api import ModelPermissions
+from cpm.base.errors import DomainValidationError
 
 
 def flatten_errors(errors, prefix: str = "") -> dict[str, list[str]]:

@@ -11,8 +11,8 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from cpm.api import WriteThrottle
-from cpm.errors import DomainValidationError, PermissionDenied
+from cpm.base.api import WriteThrottle
+from cpm.base.errors import DomainValidationError, PermissionDenied
 
 from .. import selectors, services
 from ..filtersets import AggregatorFilterSet, DeviceFilterSet, PremiseFilterSet, ServicePointFilterSet

@@ -2,7 +2,7 @@
 
 from django.db import migrations
 
-from cpm.migrations_util import postgres_only
+from cpm.base.migrations_util import postgres_only
 
 
 class Migration(migrations.Migration):

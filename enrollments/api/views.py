@@ -15,8 +15,8 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from cpm.api import WriteThrottle
-from cpm.errors import NotFound
+from cpm.base.api import WriteThrottle
+from cpm.base.errors import NotFound
 from devices.api.common import StatusChangePermission, now, validated
 from devices.selectors import aggregator_of, device_list
 

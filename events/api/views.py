@@ -9,8 +9,8 @@ from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from cpm.errors import PermissionDenied
-from cpm.tasks import enqueue_on_commit
+from cpm.base.errors import PermissionDenied
+from cpm.base.tasks import enqueue_on_commit
 from devices.models import Device
 
 from .. import selectors, services
@@ -82,7 +82,7 @@ class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         """Run the reservation again (Celery task after commit; 202)."""
         event = self.get_object()
         if event.status != "scheduled":
-            from cpm.errors import TransitionNotAllowed
+            from cpm.base.errors import TransitionNotAllowed
 
             raise TransitionNotAllowed(f"Event {event} is {event.status}; devices are reserved only for a scheduled "
                                        "event.", from_status=event.status, to_status=event.status)

@@ -11,7 +11,7 @@ import datetime as dt
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from cpm.timeutils import zone
+from cpm.base.timeutils import zone
 
 from ..choices import CustomerClass, DeviceType
 from ..models import (

@@ -12,8 +12,8 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from cpm.api import ModelPermissions, WriteThrottle
-from cpm.errors import DomainValidationError
+from cpm.base.api import ModelPermissions, WriteThrottle
+from cpm.base.errors import DomainValidationError
 
 from .. import selectors, services
 from ..filtersets import (

@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from cpm.uploads import validate_upload
+from cpm.base.uploads import validate_upload
 from settlement import intervals
 from settlement.models import IntervalDay, MeterDataLoad
 

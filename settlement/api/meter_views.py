@@ -10,7 +10,7 @@ from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
-from cpm.api import WriteThrottle
+from cpm.base.api import WriteThrottle
 from settlement.meterdata import meter_data_load_submit, readings_to_csv
 from settlement.models import IntervalDay, MeterDataLoad
 

@@ -13,7 +13,7 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from cpm.api import WriteThrottle
+from cpm.base.api import WriteThrottle
 
 from .. import selectors, services
 from ..filtersets import BillCreditExportFilter, CustomerSettlementFilter, EventSettlementFilter, SettlementBatchFilter

@@ -92,7 +92,7 @@ class EventSettlement(models.Model):
     ``adjustment`` (applied day-of adjustment), ``detail``, ``minutes_participated``, ``event_minutes``,
     ``participation_status``.
     ``components`` are the computed amounts (not money until approved): ``[{kind, amount, quantity, unit, rate,
-    description}]``, amounts as strings in full precision rounded once (``cpm.money.round_money``).
+    description}]``, amounts as strings in full precision rounded once (``cpm.base.money.round_money``).
     """
 
     batch = models.ForeignKey(SettlementBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")

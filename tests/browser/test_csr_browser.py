@@ -16,7 +16,7 @@ import pytest
 from django.contrib.auth.models import Group
 from django.utils import timezone
 
-from cpm import roles
+from cpm.base import roles
 from enrollments.models import Enrollment
 from events.choices import EventStatus, ParticipationStatus
 from events.models import Participation

@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth.models import Group
 from django.utils import timezone
 
-from cpm import roles
+from cpm.base import roles
 from events.choices import EventStatus, ParticipationStatus
 from events.models import OptOut, Unavailability
 from tests.factories.enrollments import active_participant

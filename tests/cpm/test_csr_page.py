@@ -1,7 +1,7 @@
 import pytest
 from django.contrib.auth.models import Group
 
-from cpm import roles
+from cpm.base import roles
 from cpm.models import AuditEntry
 from tests.factories.devices import DeviceFactory, DeviceInstallationFactory, ServicePointFactory
 from tests.factories.enrollments import AccountFactory, CustomerFactory, ServiceAgreementFactory

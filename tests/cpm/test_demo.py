@@ -13,9 +13,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
+from cpm.base.paths import green_button_dir
 from cpm.demo import fleet
 from cpm.demo import simulation as sim
-from cpm.paths import green_button_dir
 from tests.cpm.demo_check import caiso_10_in_10, check_demo
 
 PT = ZoneInfo("America/Los_Angeles")

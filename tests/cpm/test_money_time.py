@@ -2,8 +2,8 @@ import datetime as dt
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from cpm.money import round_money
-from cpm.timeutils import hours_between, local_day_bounds, wall_time_exists
+from cpm.base.money import round_money
+from cpm.base.timeutils import hours_between, local_day_bounds, wall_time_exists
 
 LA = ZoneInfo("America/Los_Angeles")
 

@@ -5,9 +5,9 @@ import datetime as dt
 import pytest
 from django.db import connection
 
-from cpm import pagination
+from cpm.base import pagination
+from cpm.base.pagination import EstimatedCountPaginator
 from cpm.models import AuditEntry
-from cpm.pagination import EstimatedCountPaginator
 
 pytestmark = pytest.mark.django_db
 AT = dt.datetime(2026, 7, 1, tzinfo=dt.UTC)

@@ -11,7 +11,7 @@ import pytest
 from django.contrib.auth.models import Group
 from rest_framework.test import APIClient
 
-from cpm import roles
+from cpm.base import roles
 from enrollments.choices import EnrollmentStatus
 from programs.choices import ProgramStatus
 from tests.factories.enrollments import EnrollmentFactory, active_participant

@@ -1,7 +1,7 @@
 import pytest
 from django.contrib.auth.models import Group
 
-from cpm import roles
+from cpm.base import roles
 
 pytestmark = pytest.mark.django_db
 
@@ -50,7 +50,7 @@ def test_roles_exist_with_least_privilege():
 def test_api_writes_are_rate_limited_reads_are_not(admin_api, monkeypatch):
     from django.core.cache import cache
 
-    from cpm.api import WriteThrottle
+    from cpm.base.api import WriteThrottle
 
     cache.clear()
     monkeypatch.setattr(WriteThrottle, "THROTTLE_RATES", {"writes": "2/minute"})

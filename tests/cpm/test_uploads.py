@@ -2,7 +2,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from cpm.uploads import validate_upload
+from cpm.base.uploads import validate_upload
 
 
 def test_accepts_utf8_csv():

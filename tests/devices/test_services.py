@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from cpm.errors import ConflictError, DomainValidationError, TransitionNotAllowed
+from cpm.base.errors import ConflictError, DomainValidationError, TransitionNotAllowed
 from cpm.models import AuditEntry
 from devices import services as svc
 from devices.choices import DeviceStatus

@@ -8,7 +8,7 @@ import threading
 import pytest
 from django.db import connection
 
-from cpm.errors import ConflictError
+from cpm.base.errors import ConflictError
 from enrollments import services as svc
 from enrollments.models import Enrollment, ProgramSubscription
 from tests.factories.devices import DeviceFactory, DeviceInstallationFactory, ServicePointFactory

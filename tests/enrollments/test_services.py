@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from cpm.errors import ConflictError, DomainValidationError, TransitionNotAllowed
+from cpm.base.errors import ConflictError, DomainValidationError, TransitionNotAllowed
 from cpm.models import AuditEntry
 from devices.models import Device
 from devices.services import device_install, device_remove

@@ -7,7 +7,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from cpm.errors import ConflictError
+from cpm.base.errors import ConflictError
 from events import selectors, services
 from events.choices import EventStatus, OptOutChannel, ParticipationStatus
 from events.choices import ReservationDecision as D

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from cpm.errors import ConflictError, DomainValidationError, TransitionNotAllowed
+from cpm.base.errors import ConflictError, DomainValidationError, TransitionNotAllowed
 from cpm.models import AuditEntry
 from events import services
 from events.api.serializers import EventSerializer

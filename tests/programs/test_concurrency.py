@@ -4,7 +4,7 @@ import threading
 import pytest
 from django.db import connection
 
-from cpm.errors import DomainValidationError
+from cpm.base.errors import DomainValidationError
 from programs import services
 from programs.models import Season
 from tests.factories.programs import ProgramFactory

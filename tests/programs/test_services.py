@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 from django.db import IntegrityError, transaction
 
-from cpm.errors import ConflictError, DomainValidationError, TransitionNotAllowed
+from cpm.base.errors import ConflictError, DomainValidationError, TransitionNotAllowed
 from cpm.models import AuditEntry
 from programs import services
 from programs.choices import ProgramStatus

@@ -194,7 +194,7 @@ def test_approved_event_lines_are_claimed_once_and_approved_settlements_do_not_c
 
 
 def test_period_must_be_ordered():
-    from cpm.errors import DomainValidationError
+    from cpm.base.errors import DomainValidationError
 
     sub = active_participant(program=ProgramFactory())
     with pytest.raises(DomainValidationError) as err:

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from django.test import TestCase
 
-from cpm.paths import green_button_dir
+from cpm.base.paths import green_button_dir
 from settlement import intervals
 from settlement.greenbutton import GreenButtonError, parse_green_button
 from settlement.meterdata import meter_data_load_submit

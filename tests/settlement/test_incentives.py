@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cpm.money import round_money
+from cpm.base.money import round_money
 from settlement import incentives as inc
 
 

@@ -11,7 +11,7 @@ import pytest
 from django.db import transaction
 from django.test import TestCase
 
-from cpm.errors import DomainValidationError
+from cpm.base.errors import DomainValidationError
 from settlement import intervals, meterdata
 from settlement.meterdata import meter_csv_load, meter_data_load_run, meter_data_load_submit
 from settlement.models import IntervalDay, MeterDataLoad

@@ -12,7 +12,7 @@ from decimal import Decimal
 
 import pytest
 
-from cpm.errors import ConflictError, DomainValidationError, TransitionNotAllowed
+from cpm.base.errors import ConflictError, DomainValidationError, TransitionNotAllowed
 from cpm.models import AuditEntry
 from events.choices import EventStatus, ParticipationStatus
 from programs.choices import (

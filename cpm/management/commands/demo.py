@@ -15,9 +15,9 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from cpm.base.paths import green_button_dir
 from cpm.demo.report import build_summary, summary_text, write_html
 from cpm.demo.scenario import Demo, DemoError, Options
-from cpm.paths import green_button_dir
 
 
 class Command(BaseCommand):

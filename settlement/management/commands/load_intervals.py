@@ -12,7 +12,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from cpm.errors import DomainValidationError
+from cpm.base.errors import DomainValidationError
 from settlement.meterdata import meter_csv_load, meter_data_load_run, meter_data_load_submit
 from settlement.models import MeterDataLoad
 

@@ -3,7 +3,7 @@
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from cpm.errors import DomainError
+from cpm.base.errors import DomainError
 from events.models import Event
 from settlement.services import event_settle
 

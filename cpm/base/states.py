@@ -17,7 +17,7 @@ from typing import Any
 
 from django.db import models
 
-from .audit import audit_record
+from .audit import audit_bulk, audit_record
 from .errors import TransitionNotAllowed
 
 TransitionMap = Mapping[str, frozenset[str] | set[str] | tuple[str, ...]]
@@ -40,7 +40,7 @@ def transition(
     to: str,
     allowed: TransitionMap,
     now: dt.datetime,
-    actor: Any = None,
+    actor: Any,
     reason: str = "",
     field: str = "status",
     extra_updates: dict[str, Any] | None = None,
@@ -64,3 +64,40 @@ def transition(
     audit_record(obj=obj, action="status_change", now=now, actor=actor, from_status=current, to_status=to,
                  reason=reason)
     return obj
+
+
+def transition_bulk(
+    *,
+    queryset: models.QuerySet,
+    to: str,
+    allowed: TransitionMap,
+    now: dt.datetime,
+    actor: Any,
+    reason: str = "",
+    field: str = "status",
+    extra_updates: dict[str, Any] | None = None,
+) -> int:
+    """Move every row of ``queryset`` whose ``<field>`` may go to ``to`` (by the map) in one conditional UPDATE per
+    current status, and write one audit entry per moved row (who, when, from, to, why) in the same transaction.
+
+    Rows in a status that may not reach ``to`` are left as they are. Returns how many moved. Call inside
+    ``transaction.atomic``; lock the rows first (``select_for_update``) when a concurrent move must be excluded.
+    """
+    model = queryset.model
+    has_updated_at = "updated_at" in {f.name for f in model._meta.concrete_fields}
+    moved = 0
+    for current in sorted({s for s, targets in allowed.items() if to in targets}):
+        rows = queryset.filter(**{field: current})
+        pks = list(rows.values_list("pk", flat=True))
+        if not pks:
+            continue
+        updates = {field: to, **(extra_updates or {})}
+        if has_updated_at:
+            updates["updated_at"] = now
+        n = model._default_manager.filter(pk__in=pks, **{field: current}).update(**updates)
+        if n != len(pks):
+            raise TransitionNotAllowed(f"{model._meta.verbose_name_plural.capitalize()} changed status concurrently; "
+                                       "reload and try again.", from_status=current, to_status=to)
+        audit_bulk(model=model, rows=[(pk, current, to, reason) for pk in pks], now=now, actor=actor)
+        moved += n
+    return moved

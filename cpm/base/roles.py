@@ -22,16 +22,18 @@ _VIEW_ALL = ["programs.view_*", "devices.view_*", "enrollments.view_*", "events.
 ROLES: dict[str, list[str]] = {
     PROGRAM_ADMIN: [
         *_VIEW_ALL, "programs.*", "events.add_*", "events.change_*", "enrollments.change_*",
-        "devices.change_*", "devices.add_*", "cpm.approve_enrollments", "cpm.manage_events", "cpm.use_csr_page",
-        "cpm.view_personal_data", "cpm.opt_out_on_behalf", "cpm.view_auditentry",
+        "devices.change_*", "devices.add_*", "cpm.manage_programs", "cpm.maintain_customers", "cpm.manage_devices",
+        "cpm.request_enrollments", "cpm.manage_enrollments", "cpm.approve_enrollments", "cpm.manage_events",
+        "cpm.use_csr_page", "cpm.view_personal_data", "cpm.opt_out_on_behalf", "cpm.view_auditentry",
     ],
     CSR: [
         *_VIEW_ALL, "enrollments.add_enrollment", "enrollments.change_enrollment", "events.add_unavailability",
         "events.add_optout", "cpm.use_csr_page", "cpm.view_personal_data", "cpm.opt_out_on_behalf",
+        "cpm.request_enrollments", "cpm.manage_enrollments",
     ],
     SETTLEMENT_ANALYST: [
         *_VIEW_ALL, "settlement.add_*", "settlement.change_*", "cpm.approve_settlements", "cpm.export_credits",
-        "cpm.pull_bill_credits",
+        "cpm.pull_bill_credits", "cpm.load_meter_data", "cpm.run_settlement",
     ],
     AUDITOR: [*_VIEW_ALL, "programs.view_historical*", "cpm.view_auditentry", "auth.view_user", "auth.view_group"],
     CIS_INTEGRATION: [
@@ -40,7 +42,8 @@ ROLES: dict[str, list[str]] = {
         "enrollments.add_customer", "enrollments.change_customer", "enrollments.view_account",
         "enrollments.add_account", "enrollments.change_account", "enrollments.view_serviceagreement",
         "enrollments.add_serviceagreement", "enrollments.change_serviceagreement", "enrollments.view_enrollment",
-        "enrollments.add_enrollment", "programs.view_program", "cpm.view_personal_data",
+        "enrollments.add_enrollment", "programs.view_program", "cpm.view_personal_data", "cpm.maintain_customers",
+        "cpm.request_enrollments",
     ],
     BILLING_INTEGRATION: ["settlement.view_*", "programs.view_program", "cpm.pull_bill_credits"],
     AGGREGATOR: [
@@ -48,7 +51,8 @@ ROLES: dict[str, list[str]] = {
         "devices.view_aggregator", "enrollments.view_enrollment", "enrollments.add_enrollment",
         "enrollments.change_enrollment", "enrollments.view_programsubscription", "events.view_event",
         "events.view_participation", "events.change_participation", "events.add_optout",
-        "events.view_dispatchmessage", "cpm.report_outcomes",
+        "events.view_dispatchmessage", "cpm.report_outcomes", "cpm.manage_devices", "cpm.request_enrollments",
+        "cpm.manage_enrollments",
     ],
 }
 

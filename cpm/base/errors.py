@@ -1,4 +1,4 @@
-"""Domain errors raised by services and mapped to HTTP status codes by ``cpm.api.exception_handler``.
+"""Domain errors raised by services and mapped to HTTP status codes by ``cpm.base.api.exception_handler``.
 
 - ``DomainValidationError`` -> 400, with per-field messages (``{"field": ["message", ...]}``).
 - ``ConflictError`` -> 409, naming the conflicting object.

@@ -1,19 +1,64 @@
-"""API base classes shared by every app: pagination, permissions, throttling, error mapping."""
+"""API base classes shared by every app: pagination, permissions, throttling, error mapping, input validation and
+the one source of ``now``.
+
+Writes are guarded by use case: a view declares ``use_cases = {"<action>": "<use case>"}`` (``create``,
+``update``, ``partial_update``, ``destroy`` or an ``@action``'s name); ``ModelPermissions`` refuses (403) a user who
+may not run it before the service is called, and the service checks again (``cpm.base.capabilities``).
+"""
 
 from __future__ import annotations
+
+import datetime as dt
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
 from rest_framework import pagination, permissions, status, throttling
 from rest_framework.response import Response
 
+from .capabilities import may
 from .errors import DomainError, DomainValidationError
 from .pagination import EstimatedCountPaginator
 
 
+def api_now() -> dt.datetime:
+    """The request's ``now`` for services (aware UTC; the only place the API reads the clock)."""
+    return dt.datetime.now(dt.UTC)
+
+
+def flatten_errors(errors, prefix: str = "") -> dict[str, list[str]]:
+    """DRF's nested errors -> ``{"field": ["message"]}`` / ``{"devices[1]": [...]}`` (the services' shape)."""
+    flat: dict[str, list[str]] = {}
+    if isinstance(errors, dict):
+        for key, value in errors.items():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            flat.update(flatten_errors(value, path))
+    elif isinstance(errors, list) and all(isinstance(e, str) for e in errors):
+        flat.setdefault(prefix or "non_field_errors", []).extend(str(e) for e in errors)
+    elif isinstance(errors, list):
+        for i, value in enumerate(errors):
+            if value:
+                flat.update(flatten_errors(value, f"{prefix}[{i}]"))
+    else:
+        flat.setdefault(prefix or "non_field_errors", []).append(str(errors))
+    return flat
+
+
+def validated(serializer_class, data, **kwargs) -> dict:
+    """Validate ``data`` with ``serializer_class``; raise ``DomainValidationError`` (400 per field) if bad."""
+    serializer = serializer_class(data=data, **kwargs)
+    if not serializer.is_valid():
+        raise DomainValidationError(flatten_errors(serializer.errors))
+    return dict(serializer.validated_data)
+
+
+def view_use_case(view) -> str | None:
+    """The write use case a view declares for its current action (``view.use_cases``), or None."""
+    return getattr(view, "use_cases", {}).get(getattr(view, "action", None))
+
+
 class Pagination(pagination.PageNumberPagination):
     """Pages of 50 (``page_size`` up to 1,000); ``count`` is the planner's estimate for results over 10,000 rows
-    (``cpm.pagination``)."""
+    (``cpm.base.pagination``)."""
 
     django_paginator_class = EstimatedCountPaginator
     page_size = 50
@@ -37,6 +82,12 @@ class ModelPermissions(permissions.DjangoModelPermissions):
     }
 
     def has_permission(self, request, view):
+        use_case = view_use_case(view)
+        if use_case and request.method not in permissions.SAFE_METHODS:
+            # A write: the use case's capability decides (the service checks it again); reads of the object still
+            # need ``view`` (get_object runs under the same permission classes).
+            user = request.user
+            return bool(user and user.is_authenticated and may(user, use_case))
         required = getattr(view, "action_permissions", {}).get(getattr(view, "action", None))
         if required:  # one permission, or a tuple of permissions any of which suffices
             user = request.user
@@ -71,4 +122,5 @@ def exception_handler(exc, context):
     return drf_exception_handler(exc, context)
 
 
-__all__ = ["DomainValidationError", "ModelPermissions", "Pagination", "WriteThrottle", "exception_handler"]
+__all__ = ["DomainValidationError", "ModelPermissions", "Pagination", "WriteThrottle", "api_now", "exception_handler",
+           "flatten_errors", "validated", "view_use_case"]

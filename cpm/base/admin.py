@@ -1,0 +1,209 @@
+"""Admin base classes shared by every app: guarded actions, guarded add/change/delete, the reason page, the audit
+trail as each object's history, and large changelists.
+
+The admin is an adapter over the services (``cpm.base.capabilities``):
+
+- an action is declared with ``@guarded_action("event.cancel", description=...)``: it is offered only to users who
+  may run that use case, and its body calls the service with ``actor=request.user`` (the service checks again);
+- a ModelAdmin of a domain model declares ``write_use_cases = {"add": ..., "change": ..., "delete": ...}``; an
+  operation without a use case is not offered (the model is read-only there), and ``save_model`` /
+  ``delete_model`` must call the service (``GuardedModelAdmin`` refuses a plain save);
+- every object's "History" page shows the one audit trail (``cpm.models.AuditEntry``) for that object.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.template.response import TemplateResponse
+
+from cpm.models import AuditEntry
+
+from .capabilities import may
+from .errors import DomainError
+from .pagination import EstimatedCountPaginator
+
+
+def admin_now() -> dt.datetime:
+    """The admin's ``now`` for services (the only place the admin reads the clock)."""
+    return dt.datetime.now(dt.UTC)
+
+
+class LargeTableMixin:
+    """Changelists of tables that grow with the utility (customers, devices, participations, interval days): one
+    count per page, not a second one of the whole table, and the planner's estimate above 10,000 rows
+    (``cpm.base.pagination``), so a page costs the same at any size."""
+
+    show_full_result_count = False
+    paginator = EstimatedCountPaginator
+
+
+def guarded_action(use_case: str, *, description: str):
+    """Declare an admin action as the adapter of the write use case ``use_case`` (a name in ``USE_CASES``).
+
+    The action is listed only for users who may run the use case (``GuardedModelAdmin.get_actions``); the test of
+    the registry fails for an action without one.
+    """
+
+    def decorate(fn: Callable) -> Callable:
+        fn = admin.action(description=description)(fn)
+        fn.use_case = use_case
+        return fn
+
+    return decorate
+
+
+def apply_each(modeladmin, request, queryset, fn) -> int:
+    """Call ``fn(obj)`` for each selected object; a refused one is reported by name and does not stop the others.
+    Returns how many succeeded."""
+    done = 0
+    for obj in queryset:
+        try:
+            fn(obj)
+            done += 1
+        except DomainError as exc:
+            modeladmin.message_user(request, f"{obj}: {exc.message}", messages.ERROR)
+    return done
+
+
+def run_each(modeladmin, request, queryset, label: str, fn) -> None:
+    """``apply_each`` and one success message ``"<label>: <count>."``."""
+    done = apply_each(modeladmin, request, queryset, fn)
+    if done:
+        modeladmin.message_user(request, f"{label}: {done}.", messages.SUCCESS)
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(max_length=500, strip=True, widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+                             help_text="Recorded with the change in the audit trail.")
+
+
+def ask_reason(modeladmin, request, queryset, *, action: str, title: str, question: str,
+               apply: Callable[[Any, str], Any], done: str) -> TemplateResponse | None:
+    """An admin action that asks for a reason first, as Django's delete action asks for a confirmation.
+
+    Called from the changelist, it renders an intermediate page listing the selected objects with a required
+    ``reason`` field (at most 500 characters). Posted again from that page (``apply``), it calls
+    ``apply(obj, reason)`` for each object (a ``DomainError`` is reported per object) and returns None, so the
+    admin redirects to the changelist with ``done`` (a format string with ``{count}``) as success message.
+    ``action``: the action's name (the page posts it back)."""
+    form = ReasonForm(request.POST if "apply" in request.POST else None)
+    if form.is_bound and form.is_valid():
+        reason = form.cleaned_data["reason"]
+        count = apply_each(modeladmin, request, queryset, lambda obj: apply(obj, reason))
+        if count:
+            modeladmin.message_user(request, done.format(count=count), messages.SUCCESS)
+        return None
+    opts = modeladmin.model._meta
+    context = {**modeladmin.admin_site.each_context(request), "title": title, "question": question,
+               "queryset": queryset, "form": form, "action": action, "opts": opts,
+               "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME, "submit_label": title}
+    return TemplateResponse(request, "admin/cpm/reason_confirmation.html", context)
+
+
+class AuditHistoryMixin:
+    """The object's "History" page shows the one audit trail: every audited change of this object (status changes,
+    creations, updates, approvals, exports), newest first, with actor, reason, before and after."""
+
+    object_history_template = "admin/cpm/audit_history.html"
+
+    def history_view(self, request, object_id, extra_context=None):
+        obj = self.get_object(request, object_id)
+        if obj is None or not self.has_view_or_change_permission(request, obj):
+            raise DjangoPermissionDenied
+        entries = (AuditEntry.objects.filter(object_type=obj._meta.label_lower, object_id=str(obj.pk))
+                   .select_related("actor").order_by("-at", "-id"))
+        opts = self.model._meta
+        context = {**self.admin_site.each_context(request), "title": f"Audit trail: {obj}", "subtitle": None,
+                   "entries": entries, "module_name": str(opts.verbose_name_plural).capitalize(), "object": obj,
+                   "opts": opts, "preserved_filters": self.get_preserved_filters(request), **(extra_context or {})}
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, self.object_history_template, context)
+
+
+class AuditHistoryAdmin(AuditHistoryMixin, admin.ModelAdmin):
+    """A plain ModelAdmin whose "History" page is the audit trail."""
+
+
+class GuardedModelAdmin(AuditHistoryMixin, admin.ModelAdmin):
+    """A domain model's admin: add, change and delete are offered only where a write use case is declared for them
+    (``write_use_cases``) and the user may run it; actions only to users who may run theirs.
+
+    Subclasses that declare ``add`` or ``change`` implement ``save_via_service(request, obj, form, change)`` and
+    those that declare ``delete`` implement ``delete_via_service(request, obj)``: the plain ``Model.save`` is never
+    called for them.
+    """
+
+    write_use_cases: dict[str, str] = {}
+
+    def _may(self, request, operation: str) -> bool:
+        name = self.write_use_cases.get(operation)
+        return bool(name) and may(request.user, name)
+
+    def has_add_permission(self, request, *args):
+        return self._may(request, "add")
+
+    def has_change_permission(self, request, obj=None):
+        return self._may(request, "change")
+
+    def has_delete_permission(self, request, obj=None):
+        return self._may(request, "delete")
+
+    def has_view_permission(self, request, obj=None):
+        return super().has_view_permission(request, obj) or self._may(request, "change")
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        return {name: spec for name, spec in actions.items()
+                if getattr(spec[0], "use_case", None) is None or may(request.user, spec[0].use_case)}
+
+    def save_model(self, request, obj, form, change):
+        self.save_via_service(request, obj, form, change)
+
+    def save_via_service(self, request, obj, form, change):  # pragma: no cover - declared by subclasses
+        raise NotImplementedError(f"{type(self).__name__} declares a write use case but no service call")
+
+    def delete_model(self, request, obj):
+        self.delete_via_service(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            self.delete_via_service(request, obj)
+
+    def delete_via_service(self, request, obj):  # pragma: no cover - declared by subclasses
+        raise NotImplementedError(f"{type(self).__name__} declares a delete use case but no service call")
+
+
+class ReadOnlyAdmin(AuditHistoryMixin, admin.ModelAdmin):
+    """A record written only by services (ledgers, lines, messages, revisions): listed and shown, never edited."""
+
+    def has_add_permission(self, request, *args):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class ReadOnlyInline:
+    """An inline of rows written by services: shown, not edited."""
+
+    can_delete = False
+    extra = 0
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

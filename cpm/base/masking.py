@@ -1,0 +1,35 @@
+"""Masking of personal data for roles without ``cpm.view_personal_data``."""
+
+from __future__ import annotations
+
+
+def mask_email(value: str) -> str:
+    """``pat.jones@example.com`` -> ``p*******@example.com``."""
+    if not value or "@" not in value:
+        return "***" if value else ""
+    local, domain = value.split("@", 1)
+    return f"{local[:1]}{'*' * max(1, len(local) - 1)}@{domain}"
+
+
+def mask_phone(value: str) -> str:
+    """Keep the last two digits: ``555-0142`` -> ``***-**42``."""
+    if not value:
+        return ""
+    digits = [c for c in value if c.isdigit()]
+    tail = "".join(digits[-2:])
+    return f"***-**{tail}"
+
+
+def contact_visible(user) -> bool:
+    """Whether ``user`` may see unmasked contact details (the capability ``view_personal_data``)."""
+    from .capabilities import Cap, actor_can
+
+    return actor_can(user, Cap.VIEW_PERSONAL_DATA)
+
+
+def masked_contact(user, *, email: str = "", phone: str = "") -> dict[str, str]:
+    """``{"email": ..., "phone": ...}`` as ``user`` may see them: unmasked with ``view_personal_data``, masked
+    otherwise (every API serializer, admin page and download of customers goes through here)."""
+    if contact_visible(user):
+        return {"email": email or "", "phone": phone or ""}
+    return {"email": mask_email(email or ""), "phone": mask_phone(phone or "")}
