@@ -139,8 +139,10 @@ AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
+        # Token first: a request without credentials gets 401 with ``WWW-Authenticate: Token`` (session-only
+        # authentication would answer 403 to a client that has not signed in).
         "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["cpm.base.api.ModelPermissions"],
     "DEFAULT_FILTER_BACKENDS": [
@@ -164,6 +166,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "cpm.base.schema.add_error_responses"],
     "ENUM_NAME_OVERRIDES": {
         "DeviceStatusEnum": "devices.choices.DeviceStatus",
         "AccountStatusEnum": "enrollments.choices.AccountStatus",

@@ -107,20 +107,67 @@ class WriteThrottle(throttling.UserRateThrottle):
         return super().allow_request(request, view)
 
 
+ERROR_CONTRACT = """Every error of every endpoint has one shape (``Error`` in the schema)::
+
+    {"code": "<machine code>", "detail": "<one sentence>", "<field>": ["<message>", ...], ...}
+
+``code`` is machine-readable (``invalid``, ``conflict``, ``transition_not_allowed``, ``not_found``,
+``not_authenticated``, ``permission_denied``, ``capability_required``, ``throttled``, ...); ``detail`` is a sentence
+a person can read; field errors, when there are any, are listed under the field's path (``devices[1].serial``;
+a field named ``code`` is reported as ``code_field``). Missing or bad credentials give 401 with
+``WWW-Authenticate: Token``; a signed-in user without the right gives 403; an unknown object 404; a state or
+uniqueness conflict 409.
+"""
+
+
+def _error_body(code: str, detail: str, fields: dict[str, list[str]] | None = None) -> dict:
+    body: dict = {"code": code, "detail": detail}
+    for key, messages in (fields or {}).items():
+        body["code_field" if key == "code" else key] = [str(m) for m in messages]
+    return body
+
+
+def _first_message(fields: dict[str, list[str]]) -> str:
+    key, messages = next(iter(fields.items()))
+    return messages[0] if key == "non_field_errors" else f"{key}: {messages[0]}"
+
+
 def exception_handler(exc, context):
-    """Map domain errors to 400/404/409 with a machine code and per-field messages; never 500 for bad input."""
+    """Map every error to the one contract (``ERROR_CONTRACT``): domain errors to 400/403/404/409, DRF's and Django's
+    to their status with a machine code and per-field messages; never 500 for bad input."""
+    from rest_framework import exceptions as drf_exceptions
     from rest_framework.views import exception_handler as drf_exception_handler  # lazy: avoids an import cycle
 
+    if isinstance(exc, DomainValidationError):
+        fields = {("code_field" if k == "code" else k): v for k, v in exc.errors.items()}
+        return Response(_error_body(exc.code, _first_message(exc.errors), fields), status=exc.status_code)
     if isinstance(exc, DomainError):
-        return Response(exc.as_dict(), status=exc.status_code)
+        body = exc.as_dict()
+        body.setdefault("detail", exc.message)
+        return Response(body, status=exc.status_code)
     if isinstance(exc, DjangoValidationError):
-        detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
-        return Response({"code": "invalid", **detail}, status=status.HTTP_400_BAD_REQUEST)
+        fields = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        return Response(_error_body("invalid", _first_message(fields), fields), status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, IntegrityError):
-        return Response({"code": "conflict", "detail": "The change conflicts with existing data."},
+        return Response(_error_body("conflict", "The change conflicts with existing data."),
                         status=status.HTTP_409_CONFLICT)
-    return drf_exception_handler(exc, context)
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, drf_exceptions.ValidationError):
+        fields = flatten_errors(exc.detail) or {"non_field_errors": ["Invalid input."]}
+        response.data = _error_body("invalid", _first_message(fields), fields)
+    elif isinstance(exc, drf_exceptions.APIException):
+        detail = exc.detail
+        text = detail if isinstance(detail, str) else _first_message(flatten_errors(detail))
+        code = getattr(detail, "code", None) or exc.default_code
+        response.data = _error_body(str(code), str(text))
+    else:  # Http404 and Django's PermissionDenied, mapped by DRF
+        code = "not_found" if response.status_code == 404 else "permission_denied"
+        data = response.data if isinstance(response.data, dict) else {}
+        response.data = _error_body(code, str(data.get("detail", "")))
+    return response
 
 
-__all__ = ["DomainValidationError", "ModelPermissions", "Pagination", "WriteThrottle", "api_now", "exception_handler",
+__all__ = ["ERROR_CONTRACT", "DomainValidationError", "ModelPermissions", "Pagination", "WriteThrottle", "api_now", "exception_handler",
            "flatten_errors", "validated", "view_use_case"]
