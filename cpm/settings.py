@@ -19,8 +19,21 @@ DEBUG = env.bool("DEBUG", default=False)
 # Production = a real secret key from the environment and DEBUG off: HTTPS-only cookies, redirects and HSTS then
 # default on. The embedded default (no environment) serves plain http on localhost.
 PRODUCTION = env.bool("PRODUCTION", default=("SECRET_KEY" in env.ENVIRON and not DEBUG))
-SECRET_KEY = env.str("SECRET_KEY", default="cpm-insecure-development-key-change-me-in-production-0123456789")
+DEVELOPMENT_SECRET_KEY = "cpm-insecure-development-key-change-me-in-production-0123456789"
+SECRET_KEY = env.str("SECRET_KEY", default=DEVELOPMENT_SECRET_KEY)
+LOCAL_HOSTS = {"localhost", "127.0.0.1", "[::1]", "::1", "testserver"}
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "testserver"])
+# A deployment (PRODUCTION on, or served under any host name other than this machine's) must bring its own secret
+# key: the development key is public (it is in this file), so sessions, password resets and signed links would be
+# forgeable. Refuse to start instead.
+if (PRODUCTION or set(ALLOWED_HOSTS) - LOCAL_HOSTS) and not DEBUG and (
+        SECRET_KEY == DEVELOPMENT_SECRET_KEY or len(SECRET_KEY) < 50):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(
+        "SECRET_KEY must be set to a long random value of your own (at least 50 characters) when cpm is deployed "
+        f"(PRODUCTION={PRODUCTION}, ALLOWED_HOSTS={','.join(ALLOWED_HOSTS)}); e.g. python -c 'import secrets; "
+        "print(secrets.token_urlsafe(64))'.")
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
@@ -133,7 +146,10 @@ SECURE_CSP = {
 # Login throttling (django-axes).
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = 1  # hours
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+# Locked per (user name, IP address) pair: one person failing at one account locks that account from that address
+# only, not every user behind the same proxy, nor the account from everywhere. Behind a proxy set AXES_PROXY_COUNT
+# to the number of proxies in front of cpm so the client address is read from X-Forwarded-For.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_IPWARE_PROXY_COUNT = env.int("AXES_PROXY_COUNT", default=0)
 AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
 
