@@ -43,7 +43,8 @@ class AuditEntry(models.Model):
         verbose_name_plural = "audit entries"
 
     def __str__(self) -> str:
-        return f"{self.at:%Y-%m-%d %H:%M} {self.actor_label} {self.code or self.action} {self.object_type}#{self.object_id}"
+        what = self.code or self.action
+        return f"{self.at:%Y-%m-%d %H:%M} {self.actor_label} {what} {self.object_type}#{self.object_id}"
 
 
 class Capability(models.Model):

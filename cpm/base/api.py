@@ -169,5 +169,6 @@ def exception_handler(exc, context):
     return response
 
 
-__all__ = ["ERROR_CONTRACT", "DomainValidationError", "ModelPermissions", "Pagination", "WriteThrottle", "api_now", "exception_handler",
+__all__ = ["ERROR_CONTRACT", "DomainValidationError", "ModelPermissions", "Pagination", "WriteThrottle", "api_now",
+           "exception_handler",
            "flatten_errors", "validated", "view_use_case"]
