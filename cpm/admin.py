@@ -3,7 +3,7 @@
 from django.contrib import admin
 
 from .base.admin import LargeTableMixin
-from .models import AuditEntry
+from .models import AuditEntry, Job, JobChunk
 
 
 @admin.register(AuditEntry)
@@ -14,6 +14,43 @@ class AuditEntryAdmin(LargeTableMixin, admin.ModelAdmin):
     list_filter = ("action", "object_type", ("at", admin.DateFieldListFilter))
     search_fields = ("object_id", "object_repr", "actor_label", "reason")
     list_select_related = ("actor",)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class JobChunkInline(admin.TabularInline):
+    model = JobChunk
+    extra = 0
+    can_delete = False
+    fields = ("index", "task_name", "status", "attempts", "updated_at", "last_error")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Job)
+class JobAdmin(admin.ModelAdmin):
+    """Background jobs with their progress and errors (read-only: jobs are written by ``cpm.base.jobs``)."""
+
+    list_display = ("id", "kind", "subject_repr", "status", "progress", "created_at", "finished_at", "error")
+    list_filter = ("status", "kind")
+    search_fields = ("subject_repr", "subject_id", "error")
+    inlines = [JobChunkInline]
+
+    @admin.display(description="Progress (chunks)")
+    def progress(self, obj):
+        return obj.progress
 
     def has_add_permission(self, request):
         return False

@@ -22,4 +22,6 @@ app.conf.beat_schedule = {
     "settlement-tick": {"task": "settlement.tick", "schedule": 3600.0},
     # Activates auto-activate draft programs whose enrollment window has opened (local date of each program).
     "programs-activate-due": {"task": "programs.activate_due", "schedule": 3600.0},
+    # Sends again the chunks of jobs whose worker died (no progress for CPM_JOB_STALL_SECONDS), or fails the job.
+    "sweep-jobs": {"task": "cpm.sweep_jobs", "schedule": 60.0},
 }

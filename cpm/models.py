@@ -55,3 +55,71 @@ class Capability(models.Model):
         managed = False
         default_permissions = ()
         permissions = [(cap.value, label) for cap, label in CAPABILITY_LABELS.items()]
+
+
+class Job(models.Model):
+    """One background job (a meter-data load, a reservation run, a settlement batch) with its progress, failure and
+    the chunks any worker may take (NetBox's ``Job`` is the model). Written only by ``cpm.base.jobs``."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        COMPLETED = "completed", "Completed"
+        FAILED = "failed", "Failed"
+
+    kind = models.CharField(max_length=40, help_text="meter_data_load, reservation, event_settlement, ...")
+    subject_type = models.CharField(max_length=100, blank=True, help_text="app_label.model of what the job works on")
+    subject_id = models.CharField(max_length=64, blank=True)
+    subject_repr = models.CharField(max_length=200, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    chunks_total = models.PositiveIntegerField(default=0)
+    chunks_done = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True, help_text="Why the job failed, in words.")
+    actor_label = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField()
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Last progress (chunk started or done).")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["subject_type", "subject_id"]),
+                   models.Index(fields=["status"], condition=models.Q(status__in=["pending", "running"]),
+                                name="job_open_idx")]
+        constraints = [models.CheckConstraint(condition=models.Q(chunks_done__lte=models.F("chunks_total")),
+                                              name="job_chunks_done_lte_total")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} job #{self.pk} ({self.status})"
+
+    @property
+    def progress(self) -> str:
+        return f"{self.chunks_done}/{self.chunks_total}" if self.chunks_total else self.status
+
+
+class JobChunk(models.Model):
+    """One chunk of a job: a Celery task name and its keyword arguments, run at least once and done exactly once."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="chunks")
+    index = models.PositiveIntegerField()
+    task_name = models.CharField(max_length=100)
+    kwargs = models.JSONField(default=dict)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["job", "index"]
+        constraints = [models.UniqueConstraint(fields=["job", "index"], name="job_chunk_unique_index")]
+        indexes = [models.Index(fields=["status", "updated_at"], condition=models.Q(status__in=["pending", "running"]),
+                                name="job_chunk_open_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.job} chunk {self.index} ({self.status})"

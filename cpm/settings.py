@@ -214,6 +214,8 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TIMEZONE = "UTC"
 CELERY_ENABLE_UTC = True
 CELERY_TASK_ACKS_LATE = True
+# A worker that dies (kill -9, out of memory) returns its message to the broker: every task is idempotent.
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
@@ -230,3 +232,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"axes": {"level": "WARNING"}},
 }
+
+# Jobs (cpm.base.jobs): a chunk with no progress for this long is sent again (its worker died), at most this often.
+CPM_JOB_STALL_SECONDS = env.int("CPM_JOB_STALL_SECONDS", default=600)
+CPM_JOB_MAX_ATTEMPTS = env.int("CPM_JOB_MAX_ATTEMPTS", default=3)

@@ -1,0 +1,189 @@
+"""Jobs: one record of every background job, its chunks, its failure, and a sweeper for chunks that stopped.
+
+Modelled on NetBox's ``Job`` / ``JobRunner``:
+
+- ``job_create`` records a job on a subject (a meter-data load, an event's reservation, a settlement batch) and its
+  chunks (a Celery task name and keyword arguments each); ``job_enqueue`` sends the chunks once the transaction
+  commits. Every chunk task receives ``job_chunk_id``.
+- ``chunk_run`` is how a chunk task runs its body: it claims the chunk (a conditional update: a chunk already done is
+  skipped, so a redelivered or re-enqueued task does nothing twice), runs the body, and marks the chunk done in the
+  body's own transaction together with whatever the caller records on completion (``on_done``), so the body's
+  writes and "done" commit or roll back together. Any unexpected exception marks the chunk failed and the job
+  failed, with the error in words; nothing stays ``running`` because of an exception.
+- ``job_run`` runs a single-step job (a meter-data load) with the same failure handling.
+- ``jobs_sweep`` (Celery beat, every minute: ``cpm.sweep_jobs``) finds chunks that made no progress for
+  ``CPM_JOB_STALL_SECONDS`` (a worker killed with ``kill -9`` never reports back; Redis would redeliver its
+  unacknowledged message only after the visibility timeout) and sends them again, up to ``CPM_JOB_MAX_ATTEMPTS``
+  attempts; past that the job fails naming the chunk. Chunk tasks are idempotent, which is what makes sending one
+  again safe.
+
+Times are aware UTC (``now`` passed in). Tasks are declared ``acks_late`` with ``reject_on_worker_lost`` where they
+are idempotent (settings), so a worker that dies returns its message to the broker.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from django.conf import settings
+from django.db import models, transaction
+from django.db.models import F
+
+from cpm.models import Job, JobChunk
+
+from .audit import actor_label
+
+log = logging.getLogger(__name__)
+
+JS = Job.Status
+CS = JobChunk.Status
+
+
+def _error_text(exc: BaseException) -> str:
+    """The error in words for the job record: the exception's class and message, and where it was raised."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" (at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno})" if frames else ""
+    return f"{type(exc).__name__}: {exc}{where}"[:2000]
+
+
+def job_create(*, kind: str, subject: models.Model | None, chunks: Sequence[tuple[str, dict[str, Any]]],
+               now: dt.datetime, actor: Any) -> Job:
+    """Record a job and its chunks (``(task_name, kwargs)`` each; JSON-serialisable kwargs). Call inside the
+    transaction that creates the subject; then ``job_enqueue``."""
+    job = Job.objects.create(
+        kind=kind, status=JS.PENDING if chunks else JS.COMPLETED, chunks_total=len(chunks),
+        subject_type=subject._meta.label_lower if subject is not None else "",
+        subject_id=str(subject.pk) if subject is not None else "", subject_repr=str(subject)[:200] if subject else "",
+        actor_label=actor_label(actor)[:150], created_at=now, heartbeat_at=now,
+        finished_at=None if chunks else now)
+    JobChunk.objects.bulk_create([JobChunk(job=job, index=i, task_name=name, kwargs=kwargs, updated_at=now)
+                                  for i, (name, kwargs) in enumerate(chunks)])
+    return job
+
+
+def _send(chunk: JobChunk) -> None:
+    from cpm.celery import app
+
+    app.tasks[chunk.task_name].apply_async(kwargs={**chunk.kwargs, "job_chunk_id": chunk.pk})
+
+
+def job_enqueue(job: Job) -> None:
+    """Send every pending chunk of ``job`` once the current transaction commits (at once outside one)."""
+    def send() -> None:
+        for chunk in JobChunk.objects.filter(job=job, status=CS.PENDING).order_by("index"):
+            _send(chunk)
+
+    transaction.on_commit(send)
+
+
+def job_fail(*, job_id: int, error: str, now: dt.datetime) -> None:
+    """End the job failed with ``error`` (words), unless it already ended."""
+    Job.objects.filter(pk=job_id, status__in=[JS.PENDING, JS.RUNNING]).update(
+        status=JS.FAILED, error=error[:2000], finished_at=now, heartbeat_at=now)
+
+
+def chunk_run(*, chunk_id: int | None, now: Callable[[], dt.datetime], body: Callable[[], Any],
+              on_done: Callable[[Any], None] | None = None) -> Any:
+    """Run one chunk's ``body`` at most once to completion.
+
+    ``chunk_id`` None runs ``body`` untracked (a caller outside the job system, e.g. a test or a one-off). Returns
+    the body's result, or None if the chunk was already done (a redelivered task) or its job already ended. The body
+    runs in a transaction with the chunk's "done" mark and ``on_done(result)``; an exception rolls all of that
+    back, marks the chunk and its job failed with the error, and is not re-raised (the job record carries it).
+    """
+    if chunk_id is None:
+        result = body()
+        if on_done is not None:
+            on_done(result)
+        return result
+    started = now()
+    claimed = JobChunk.objects.filter(pk=chunk_id, status__in=[CS.PENDING, CS.RUNNING],
+                                      job__status__in=[JS.PENDING, JS.RUNNING]).update(
+        status=CS.RUNNING, attempts=F("attempts") + 1, updated_at=started)
+    if not claimed:
+        return None
+    chunk = JobChunk.objects.select_related("job").get(pk=chunk_id)
+    Job.objects.filter(pk=chunk.job_id, status=JS.PENDING).update(status=JS.RUNNING, started_at=started)
+    Job.objects.filter(pk=chunk.job_id).update(heartbeat_at=started)
+    try:
+        with transaction.atomic():
+            result = body()
+            done = now()
+            if not JobChunk.objects.filter(pk=chunk_id, status=CS.RUNNING).update(status=CS.DONE, updated_at=done):
+                raise _AlreadyDone
+            Job.objects.filter(pk=chunk.job_id).update(chunks_done=F("chunks_done") + 1, heartbeat_at=done)
+            Job.objects.filter(pk=chunk.job_id, status=JS.RUNNING, chunks_done=F("chunks_total")).update(
+                status=JS.COMPLETED, finished_at=done)
+            if on_done is not None:
+                on_done(result)
+        return result
+    except _AlreadyDone:
+        return None
+    except Exception as exc:  # noqa: BLE001 - any failure ends the chunk and its job failed, in words
+        error = _error_text(exc)
+        log.exception("job chunk %s failed", chunk_id)
+        failed_at = now()
+        JobChunk.objects.filter(pk=chunk_id).update(status=CS.FAILED, last_error=error, updated_at=failed_at)
+        job_fail(job_id=chunk.job_id, error=f"Chunk {chunk.index} failed: {error}", now=failed_at)
+        return None
+
+
+class _AlreadyDone(Exception):
+    """Another delivery of the same chunk finished first: roll this one back."""
+
+
+def job_run(*, job: Job, now: Callable[[], dt.datetime], body: Callable[[], Any]) -> Any:
+    """Run a single-step job: RUNNING, then COMPLETED with the body's result, or FAILED with the error in words
+    (never left running). Returns the body's result, or None if it failed."""
+    Job.objects.filter(pk=job.pk).update(status=JS.RUNNING, started_at=now(), heartbeat_at=now())
+    try:
+        result = body()
+    except Exception as exc:  # noqa: BLE001 - recorded on the job
+        log.exception("job %s failed", job.pk)
+        job_fail(job_id=job.pk, error=_error_text(exc), now=now())
+        return None
+    Job.objects.filter(pk=job.pk, status=JS.RUNNING).update(status=JS.COMPLETED, finished_at=now(),
+                                                              heartbeat_at=now())
+    return result
+
+
+def jobs_sweep(*, now: dt.datetime, stall_seconds: int | None = None, max_attempts: int | None = None) -> dict:
+    """Send again every chunk of an open job that made no progress for ``stall_seconds`` (pending and never taken,
+    or running on a worker that died), up to ``max_attempts`` attempts; fail the job naming the chunk past that.
+
+    Returns counts ``{"resent": n, "failed_jobs": m}``. Idempotent and safe to run from several beats.
+    """
+    stall = dt.timedelta(seconds=stall_seconds if stall_seconds is not None else settings.CPM_JOB_STALL_SECONDS)
+    limit = max_attempts if max_attempts is not None else settings.CPM_JOB_MAX_ATTEMPTS
+    resent = failed = 0
+    stalled = (JobChunk.objects.filter(status__in=[CS.PENDING, CS.RUNNING], updated_at__lt=now - stall,
+                                       job__status__in=[JS.PENDING, JS.RUNNING])
+               .select_related("job").order_by("job_id", "index"))
+    for chunk in stalled:
+        if chunk.attempts >= limit:
+            job_fail(job_id=chunk.job_id, error=(
+                f"Chunk {chunk.index} made no progress after {chunk.attempts} attempts "
+                f"(last started {chunk.updated_at:%Y-%m-%d %H:%M:%S} UTC); the worker running it stopped."), now=now)
+            JobChunk.objects.filter(pk=chunk.pk).update(status=CS.FAILED, updated_at=now,
+                                                        last_error="no progress: worker lost")
+            failed += 1
+            continue
+        # Back to pending with a fresh clock (a conditional update: two sweepers never send it twice).
+        if JobChunk.objects.filter(pk=chunk.pk, status=chunk.status, updated_at=chunk.updated_at).update(
+                status=CS.PENDING, updated_at=now):
+            transaction.on_commit(lambda c=chunk: _send(c))
+            resent += 1
+    return {"resent": resent, "failed_jobs": failed}
+
+
+def jobs_open(*, subject: models.Model) -> models.QuerySet[Job]:
+    """The subject's jobs still pending or running."""
+    return Job.objects.filter(subject_type=subject._meta.label_lower, subject_id=str(subject.pk),
+                              status__in=[JS.PENDING, JS.RUNNING])
+
+
+__all__ = ["chunk_run", "job_create", "job_enqueue", "job_fail", "job_run", "jobs_open", "jobs_sweep"]

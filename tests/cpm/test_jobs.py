@@ -1,0 +1,107 @@
+"""Jobs (issue 15): a chunk runs to completion once, an exception ends the job failed in words, a stalled chunk is
+sent again by the sweeper and, past the attempt limit, fails its job naming it."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from celery import shared_task
+
+from cpm.base import jobs
+from cpm.models import Job, JobChunk
+from tests.actors import TEST_ACTOR
+
+pytestmark = pytest.mark.django_db
+
+T0 = dt.datetime(2026, 7, 1, 12, tzinfo=dt.UTC)
+RUNS: list[int] = []
+
+
+def clock(at: dt.datetime = T0):
+    return lambda: at
+
+
+@shared_task(name="tests.job_chunk")
+def job_chunk(*, n: int, job_chunk_id: int | None = None, fail: bool = False) -> None:
+    def body():
+        if fail:
+            raise ValueError(f"chunk {n} could not parse row 7")
+        RUNS.append(n)
+        return n
+
+    jobs.chunk_run(chunk_id=job_chunk_id, now=clock(), body=body)
+
+
+@pytest.fixture(autouse=True)
+def _clear():
+    RUNS.clear()
+
+
+def _job(n_chunks: int, **extra) -> Job:
+    return jobs.job_create(kind="test", subject=None, chunks=[("tests.job_chunk", {"n": i, **extra})
+                                                               for i in range(n_chunks)], now=T0, actor=TEST_ACTOR)
+
+
+def test_chunks_run_once_and_complete_the_job(django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        job = _job(3)
+        jobs.job_enqueue(job)
+    job.refresh_from_db()
+    assert (job.status, job.chunks_done, job.chunks_total, sorted(RUNS)) == ("completed", 3, 3, [0, 1, 2])
+    assert job.actor_label == "system:tests"
+    # A redelivered chunk (the broker sends it again) does nothing.
+    chunk = JobChunk.objects.get(job=job, index=1)
+    job_chunk.apply(kwargs={"n": 1, "job_chunk_id": chunk.pk})
+    job.refresh_from_db()
+    assert (sorted(RUNS), job.chunks_done) == ([0, 1, 2], 3)
+
+
+def test_an_exception_ends_the_job_failed_in_words(django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        job = _job(2, fail=True)
+        jobs.job_enqueue(job)
+    job.refresh_from_db()
+    assert job.status == "failed"
+    assert job.error.startswith("Chunk 0 failed: ValueError: chunk 0 could not parse row 7")
+    assert JobChunk.objects.get(job=job, index=0).status == "failed"
+    # The second chunk does not run once its job has failed.
+    assert JobChunk.objects.get(job=job, index=1).status == "pending"
+
+
+def test_sweeper_resends_a_stalled_chunk_then_fails_the_job(django_capture_on_commit_callbacks):
+    job = _job(2)
+    # Chunk 0 was taken by a worker that died (running, no progress); chunk 1 never left the queue.
+    JobChunk.objects.filter(job=job, index=0).update(status="running", attempts=1)
+    later = T0 + dt.timedelta(minutes=11)
+    with django_capture_on_commit_callbacks(execute=True):
+        counts = jobs.jobs_sweep(now=later, stall_seconds=600, max_attempts=3)
+    assert counts == {"resent": 2, "failed_jobs": 0}
+    job.refresh_from_db()
+    assert (job.status, job.chunks_done, sorted(RUNS)) == ("completed", 2, [0, 1])
+    assert JobChunk.objects.get(job=job, index=0).attempts == 2
+
+    stuck = _job(1)
+    JobChunk.objects.filter(job=stuck).update(status="running", attempts=3)
+    assert jobs.jobs_sweep(now=later, stall_seconds=600, max_attempts=3) == {"resent": 0, "failed_jobs": 1}
+    stuck.refresh_from_db()
+    assert stuck.status == "failed"
+    assert "Chunk 0 made no progress after 3 attempts" in stuck.error
+
+
+def test_sweeper_leaves_fresh_chunks_alone():
+    job = _job(1)
+    assert jobs.jobs_sweep(now=T0 + dt.timedelta(minutes=5), stall_seconds=600) == {"resent": 0, "failed_jobs": 0}
+    assert JobChunk.objects.get(job=job).status == "pending"
+
+
+def test_single_step_job_failure_is_recorded():
+    job = _job(0)
+    Job.objects.filter(pk=job.pk).update(status="pending", finished_at=None)
+
+    def body():
+        raise UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte")
+
+    assert jobs.job_run(job=job, now=clock(), body=body) is None
+    job.refresh_from_db()
+    assert job.status == "failed" and job.error.startswith("UnicodeDecodeError:")
