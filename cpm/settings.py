@@ -162,9 +162,9 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["cpm.base.api.ModelPermissions"],
     "DEFAULT_FILTER_BACKENDS": [
-        "django_filters.rest_framework.DjangoFilterBackend",
-        "rest_framework.filters.OrderingFilter",
-        "rest_framework.filters.SearchFilter",
+        "cpm.base.filters.FilterBackend",
+        "cpm.base.filters.OrderingFilter",
+        "cpm.base.filters.SearchFilter",
     ],
     "DEFAULT_PAGINATION_CLASS": "cpm.base.api.Pagination",
     "PAGE_SIZE": 50,

@@ -1,0 +1,50 @@
+"""Query parameters never give HTTP 500 and are never silently ignored (issue 15)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from tests.factories.events import EventFactory
+from tests.factories.programs import ProgramFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def events(db):
+    program = ProgramFactory()
+    return [EventFactory(program=program, start=dt.datetime(2026, 7, d, 22, tzinfo=dt.UTC)) for d in (1, 2, 3)]
+
+
+def test_offsets_beyond_postgresql_range_are_instants_not_500(admin_client, events):
+    # 2026-07-02T18:00+20:00 is 2026-07-01T22:00Z: the first event starts exactly then (inclusive).
+    response = admin_client.get("/api/v1/events/", {"start_after": "2026-07-02T18:00:00+20:00"})
+    assert response.status_code == 200
+    assert response.json()["count"] == 3
+    response = admin_client.get("/api/v1/events/", {"start_before": "2026-07-01T10:00:00-23:00"})
+    assert response.status_code == 200  # 2026-07-02T09:00Z: only the first event starts before
+    assert response.json()["count"] == 1
+
+
+def test_nul_character_is_400_naming_the_parameter(admin_client, events):
+    response = admin_client.get("/api/v1/events/", {"program": "A\x00B"})
+    assert response.status_code == 400
+    assert response.json()["program"] == ["Null characters are not allowed."]
+    assert admin_client.get("/api/v1/events/", {"search": "x\x00"}).status_code == 400
+
+
+def test_unknown_choice_and_bad_date_are_400_naming_the_parameter(admin_client, events):
+    response = admin_client.get("/api/v1/events/", {"status": "exploded"})
+    assert response.status_code == 400
+    body = response.json()
+    assert body["code"] == "invalid" and "exploded" in body["status"][0]
+    response = admin_client.get("/api/v1/events/", {"start_after": "yesterday"})
+    assert response.status_code == 400 and "start_after" in response.json()
+
+
+def test_unknown_ordering_is_400_listing_the_allowed_fields(admin_client, events):
+    response = admin_client.get("/api/v1/programs/", {"ordering": "-nonsense"})
+    assert response.status_code == 400
+    assert response.json()["ordering"][0].startswith("Cannot order by -nonsense; allowed:")
