@@ -31,3 +31,4 @@ urlpatterns = [
     path("", RedirectView.as_view(url="/csr/", permanent=False)),
 ]
 urlpatterns.append(path("csr/", include("cpm.csr.urls")))
+handler404 = "cpm.base.api.json_not_found"

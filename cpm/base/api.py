@@ -51,6 +51,16 @@ def validated(serializer_class, data, **kwargs) -> dict:
     return dict(serializer.validated_data)
 
 
+def json_not_found(request, exception=None):
+    """``handler404``: under ``/api/`` an unknown URL answers the error contract in JSON, elsewhere Django's page."""
+    from django.http import JsonResponse
+    from django.views.defaults import page_not_found
+
+    if request.path.startswith("/api/"):
+        return JsonResponse({"code": "not_found", "detail": f"No API resource at {request.path}."}, status=404)
+    return page_not_found(request, exception)
+
+
 def view_use_case(view) -> str | None:
     """The write use case a view declares for its current action (``view.use_cases``), or None."""
     return getattr(view, "use_cases", {}).get(getattr(view, "action", None))
@@ -64,6 +74,21 @@ class Pagination(pagination.PageNumberPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 1000
+
+    def paginate_queryset(self, queryset, request, view=None):
+        """A page number that is not a positive integer the database can offset to is a 404 naming the page (not
+        an overflow error)."""
+        from rest_framework.exceptions import NotFound
+
+        raw = request.query_params.get(self.page_query_param)
+        if raw not in (None, "", "last"):
+            try:
+                number = int(raw)
+            except ValueError:
+                number = 0
+            if not 1 <= number <= 10**9:
+                raise NotFound(f"Invalid page \"{raw}\": pages are numbered from 1.")
+        return super().paginate_queryset(queryset, request, view)
 
 
 class ModelPermissions(permissions.DjangoModelPermissions):

@@ -20,7 +20,7 @@ ERROR_SCHEMA = {
     "required": ["code", "detail"],
     "additionalProperties": {"description": "Messages of one field (by path), or context such as the "
                                             "conflicting object's id.",
-                             "oneOf": [{"type": "array", "items": {"type": "string"}}, {"type": "string"},
+                             "anyOf": [{"type": "array", "items": {"type": "string"}}, {"type": "string"},
                                        {"type": "integer"}, {"type": "object"}, {"type": "array"}]},
 }
 
@@ -34,8 +34,28 @@ _DESCRIPTIONS = {
 }
 
 
+TIME_PATTERN = r"^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,6})?)?$"
+
+
+def _local_times(node) -> None:
+    """Wall-clock times of day (a program's event window, ``14:00:00``) are local times without an offset: OpenAPI's
+    ``format: time`` is RFC 3339's ``full-time``, which requires one; describe them by a pattern instead."""
+    if isinstance(node, dict):
+        if node.get("type") == "string" and node.get("format") == "time":
+            node.pop("format")
+            node["pattern"] = TIME_PATTERN
+            node.setdefault("description", "Local wall-clock time of day, HH:MM[:SS], in the program's zone.")
+        for value in node.values():
+            _local_times(value)
+    elif isinstance(node, list):
+        for value in node:
+            _local_times(value)
+
+
 def add_error_responses(result, generator, request, public):
-    """drf-spectacular ``POSTPROCESSING_HOOKS`` entry: declare the error contract on every operation."""
+    """drf-spectacular ``POSTPROCESSING_HOOKS`` entry: declare the error contract on every operation (and describe
+    local times of day as what they are)."""
+    _local_times(result.get("components", {}))
     components = result.setdefault("components", {}).setdefault("schemas", {})
     components["Error"] = ERROR_SCHEMA
     ref = {"$ref": "#/components/schemas/Error"}

@@ -48,3 +48,18 @@ def test_unknown_ordering_is_400_listing_the_allowed_fields(admin_client, events
     response = admin_client.get("/api/v1/programs/", {"ordering": "-nonsense"})
     assert response.status_code == 400
     assert response.json()["ordering"][0].startswith("Cannot order by -nonsense; allowed:")
+
+
+def test_absurd_page_numbers_are_404_not_500(admin_client, events):
+    response = admin_client.get("/api/v1/events/", {"page": "1533902520161045577728"})
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
+    assert admin_client.get("/api/v1/events/", {"page": "0"}).status_code == 404
+
+
+def test_unknown_api_url_is_json_404(client, settings):
+    settings.DEBUG = False
+    response = client.get("/api/v1/no-such-resource/1.5/")
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["code"] == "not_found"
