@@ -16,6 +16,11 @@ EXAMPLES="${FUZZ_EXAMPLES:-8}"
 OUT="${FUZZ_OUT:-var/fuzz}"
 mkdir -p "$OUT"
 unset CELERY_BROKER_URL
+if [[ "${DATABASE_URL:-}" == postgres* ]]; then
+  db="${DATABASE_URL##*/}"
+  psql "${DATABASE_URL%/*}/postgres" -tc "SELECT 1 FROM pg_database WHERE datname='$db'" | grep -q 1 \
+    || psql "${DATABASE_URL%/*}/postgres" -c "CREATE DATABASE $db" >/dev/null
+fi
 
 $PY manage.py migrate --noinput >/dev/null
 $PY manage.py demo --quick --flush >"$OUT/demo.log" 2>&1 || { tail -30 "$OUT/demo.log"; exit 1; }

@@ -20,6 +20,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.options import ActionLocation
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.template.response import TemplateResponse
 
@@ -107,7 +108,16 @@ def ask_reason(modeladmin, request, queryset, *, action: str, title: str, questi
     return TemplateResponse(request, "admin/cpm/reason_confirmation.html", context)
 
 
-class AuditHistoryMixin:
+class GuardedActionsMixin:
+    """Actions declared with ``guarded_action`` are listed only for users who may run their use case."""
+
+    def get_actions(self, request, action_location=ActionLocation.CHANGE_LIST):
+        actions = super().get_actions(request, action_location=action_location)
+        return {name: action for name, action in actions.items()
+                if getattr(action.func, "use_case", None) is None or may(request.user, action.func.use_case)}
+
+
+class AuditHistoryMixin(GuardedActionsMixin):
     """The object's "History" page shows the one audit trail: every audited change of this object (status changes,
     creations, updates, approvals, exports), newest first, with actor, reason, before and after."""
 
@@ -157,11 +167,6 @@ class GuardedModelAdmin(AuditHistoryMixin, admin.ModelAdmin):
 
     def has_view_permission(self, request, obj=None):
         return super().has_view_permission(request, obj) or self._may(request, "change")
-
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        return {name: spec for name, spec in actions.items()
-                if getattr(spec[0], "use_case", None) is None or may(request.user, spec[0].use_case)}
 
     def save_model(self, request, obj, form, change):
         self.save_via_service(request, obj, form, change)
