@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 from django.contrib import admin
+from django.contrib.admin.options import ActionLocation
 from django.contrib.auth import get_user_model
 from django.test import RequestFactory
 from django.urls import URLPattern, URLResolver, get_resolver
@@ -30,6 +31,15 @@ def _superuser_request():
     return request
 
 
+def _all_actions(model_admin) -> list:
+    """Every action the admin declares (changelist and change-form locations), before any permission filtering."""
+    actions = {}
+    for location in ActionLocation:
+        for action in model_admin._get_base_actions(action_location=location):
+            actions.setdefault(action.name, action)
+    return list(actions.values())
+
+
 def _name(model_admin) -> str:
     return f"{type(model_admin).__name__} ({model_admin.model._meta.label})"
 
@@ -42,10 +52,11 @@ def test_every_admin_action_and_every_admin_write_of_a_domain_model_declares_a_r
     registry = admin.site._registry
     assert registry, "no ModelAdmin registered"
     for model, model_admin in registry.items():
-        for func, name, _description in model_admin._get_base_actions():
+        for action in _all_actions(model_admin):
+            name = action.name
             if name in BUILT_IN_ACTIONS or (model._meta.app_label, name) in THIRD_PARTY_ACTIONS:
                 continue
-            declared = getattr(func, "use_case", None)
+            declared = getattr(action.func, "use_case", None)
             if declared is None:
                 problems.append(f"{_name(model_admin)}: action {name!r} declares no use case "
                                 "(@guarded_action(\"<use case>\", ...))")
