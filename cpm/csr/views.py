@@ -1,11 +1,14 @@
-"""CSR page views: thin — read through selectors, write through services, audit personal-data views."""
+"""CSR page views: thin — read through selectors, write through services (each action the adapter of a use case,
+offered only to a user who may run it: ``cpm.csr.actions``), audit personal-data views."""
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -15,7 +18,7 @@ from django.views.decorators.http import require_POST
 
 from cpm.base.audit import audit_record
 from cpm.base.errors import DomainError
-from cpm.base.masking import mask_email, mask_phone
+from cpm.base.masking import contact_visible, masked_contact
 from cpm.base.timeutils import zone
 from devices.models import Device, ServicePoint
 from enrollments.choices import EnrollmentSource, ReasonCode
@@ -30,12 +33,9 @@ from settlement.charts import event_settlement_chart_svg
 from settlement.models import EventSettlement
 
 from . import selectors
+from .actions import ENROLL, OPT_OUT, UNAVAILABILITY, UNENROLL, CsrAction, offers
 
 CSR_PERMISSION = "cpm.use_csr_page"
-
-
-def _can_see_pii(user) -> bool:
-    return user.has_perm("cpm.view_personal_data")
 
 
 @login_required
@@ -54,26 +54,31 @@ def customer_detail(request, customer_id: int):
         page = selectors.customer_page(customer_id=customer_id, now=now)
     except Customer.DoesNotExist as exc:
         raise Http404("No such customer") from exc
-    show_pii = _can_see_pii(request.user)
-    contact = {
-        "email": page.customer.email if show_pii else mask_email(page.customer.email),
-        "phone": page.customer.phone if show_pii else mask_phone(page.customer.phone),
-        "masked": not show_pii,
-    }
+    show_pii = contact_visible(request.user)
+    contact = {**masked_contact(request.user, email=page.customer.email, phone=page.customer.phone),
+               "masked": not show_pii}
     audit_record(obj=page.customer, action="view_personal_data", now=now, actor=request.user,
                  changes={"unmasked": show_pii, "page": "csr_customer"})
     return render(request, "csr/customer.html", {"page": page, "contact": contact, "now": now,
-                                                 "reason_codes": ReasonCode.choices})
+                                                 "reason_codes": ReasonCode.choices,
+                                                 "offers": offers(request.user)})
 
 
-def csr_action(permission: str):
-    """A CSR page action: signed in, CSR page access, the action's own permission, POST only."""
+def csr_action(action: CsrAction):
+    """A CSR page action: signed in, CSR page access, POST only, and a user who may run the action's use case
+    (403 with the reason otherwise; the service checks again)."""
 
     def wrap(view):
-        for decorator in (require_POST, permission_required(permission, raise_exception=True),
-                          permission_required(CSR_PERMISSION, raise_exception=True), login_required):
-            view = decorator(view)
-        return view
+        @functools.wraps(view)
+        def guarded(request, *args, **kwargs):
+            if not action.allowed(request.user):
+                raise PermissionDenied(action.refusal())
+            return view(request, *args, **kwargs)
+
+        guarded.csr_action = action
+        for decorator in (require_POST, permission_required(CSR_PERMISSION, raise_exception=True), login_required):
+            guarded = decorator(guarded)
+        return guarded
 
     return wrap
 
@@ -121,7 +126,7 @@ def _answers_from(post, program: Program) -> dict:
     return answers
 
 
-@csr_action("enrollments.add_enrollment")
+@csr_action(ENROLL)
 def enroll(request, customer_id: int):
     """Enroll one of the customer's accounts at a service point in a program, with chosen devices and answers."""
     account = get_object_or_404(Account, pk=request.POST.get("account"), customer_id=customer_id)
@@ -136,7 +141,7 @@ def enroll(request, customer_id: int):
         refused=f"Not enrolled in {program.name}")
 
 
-@csr_action("enrollments.change_enrollment")
+@csr_action(UNENROLL)
 def unenroll(request, customer_id: int, enrollment_id: int):
     enrollment = get_object_or_404(Enrollment.objects.select_related("program"), pk=enrollment_id,
                                    account__customer_id=customer_id)
@@ -148,7 +153,7 @@ def unenroll(request, customer_id: int, enrollment_id: int):
         done=f"Unenrolled from {enrollment.program.name}.", refused="Not unenrolled")
 
 
-@csr_action("cpm.opt_out_on_behalf")
+@csr_action(OPT_OUT)
 def opt_out(request, customer_id: int, participation_id: int):
     """Opt a device out of an upcoming event for the customer (cut-off and allowance enforced by the service)."""
     participation = get_object_or_404(Participation.objects.select_related("event"), pk=participation_id,
@@ -159,7 +164,7 @@ def opt_out(request, customer_id: int, participation_id: int):
         done=f"Opted out of {participation.event.name}.", refused="Opt-out refused")
 
 
-@csr_action("events.add_unavailability")
+@csr_action(UNAVAILABILITY)
 def declare_unavailability(request, customer_id: int):
     """Record a period (local times in the program's zone) when the customer's devices must not be called."""
     enrollment = get_object_or_404(Enrollment.objects.select_related("program"), pk=request.POST.get("enrollment"),

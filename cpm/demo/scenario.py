@@ -27,6 +27,8 @@ from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
 from django.core.management import call_command
 
+from cpm.base.capabilities import SystemActor, system_actor
+
 from . import fleet as fl
 from . import simulation as sim
 
@@ -57,6 +59,15 @@ CA_TOWNS = ["Riverside", "Fontana", "Palm Springs", "Long Beach", "Irvine", "Pas
 
 class DemoError(RuntimeError):
     """The demo could not finish (says what it was waiting for, or what is wrong)."""
+
+
+def demo_actor(part: str = "") -> SystemActor:
+    """The named system actor of a step the demo plays without a person: ``system:demo`` or ``system:demo:<part>``
+    (the CIS feed, the device cloud, the customer portal, an aggregator's outcome report, the AMI head-end, the
+    events tick in simulated time). Where a person acts (the program administrator defines programs and events, the
+    CSR enrolls and declares unavailability, the analyst loads meter data, approves and exports), the demo acts as
+    that role's user, so the real capability checks run."""
+    return system_actor(f"demo:{part}" if part else "demo")
 
 
 @dataclass
@@ -297,7 +308,7 @@ class Demo:
         from devices.services import premise_upsert, service_point_upsert
         from enrollments.services import account_upsert, customer_upsert, service_agreement_upsert
 
-        actor = "demo CIS import"
+        actor = demo_actor("CIS import")  # the utility's customer information system feeding the demo
         first = FIRST_NAMES[int(self.rng.integers(len(FIRST_NAMES)))]
         last = LAST_NAMES[int(self.rng.integers(len(LAST_NAMES)))]
         key = site.key
@@ -336,7 +347,7 @@ class Demo:
             # Reservation checks "seen online recently" against the clock of whoever runs it: the reservation task
             # runs at the real clock (on a worker too), so the device cloud reports the devices online now.
             real_now = dt.datetime.now(UTC)
-            device_heartbeat(device=site.device, seen_at=real_now, now=real_now)
+            device_heartbeat(device=site.device, seen_at=real_now, now=real_now, actor=demo_actor("device cloud"))
 
     def create_sites(self) -> None:
         tstat = self._aggregator("demo-thermostat-cloud", "Demo thermostat cloud (OEM)")
@@ -604,7 +615,7 @@ class Demo:
     def _tick(self, when: dt.datetime) -> None:
         from events.services import events_tick
 
-        events_tick(now=when)
+        events_tick(now=when, actor=demo_actor("events.tick"))  # the beat schedule, in simulated time
 
     def _responses(self, run: _EventRun) -> dict:
         if run.responses is None:
@@ -623,7 +634,8 @@ class Demo:
         for pk, resp in self._responses(run).items():
             if resp.kind == sim.OPT_OUT_BEFORE:
                 participation_opt_out(participation=Participation.objects.get(pk=pk), channel="portal", at=when,
-                                      now=when, actor="customer portal", reason="too hot to pre-cool today")
+                                      now=when, actor=demo_actor("customer portal"),
+                                      reason="too hot to pre-cool today")
 
     def _finish(self, run: _EventRun) -> None:
         """At the end: device overrides reported with their time, outcomes reported by the aggregators, the meter
@@ -639,7 +651,8 @@ class Demo:
             if resp.kind == sim.OPT_OUT_DURING:
                 at = run.start + dt.timedelta(minutes=resp.minutes_in)
                 participation_opt_out(participation=Participation.objects.get(pk=pk), channel="device", at=at,
-                                      now=end, actor="device override report", reason="thermostat/app override")
+                                      now=end, actor=demo_actor("device override report"),
+                                      reason="thermostat/app override")
         parts = list(Participation.objects.filter(event=run.event).select_related("device__aggregator"))
         by_agg: dict[int, list[dict]] = {}
         for p in parts:
@@ -650,7 +663,8 @@ class Demo:
                      "status": status})
         for agg_id, rows in by_agg.items():
             agg = next(a for a in self.aggregators.values() if a.pk == agg_id)
-            participation_outcomes_report(aggregator=agg, outcomes=rows, now=end, actor=f"aggregator {agg.code}")
+            participation_outcomes_report(aggregator=agg, outcomes=rows, now=end,
+                                          actor=demo_actor(f"aggregator {agg.code}"))
         self._meter_feed(run, parts, responses, meter_readings_load)
         self._tick(end)
 
@@ -696,7 +710,7 @@ class Demo:
                  file_name=f"meter feed {run.program.code} {run.hot.day} (simulated response)",
                  arrays={"service_point": np.array(sps, dtype=np.int64), "device": np.array(devices, dtype=np.int64),
                          "start": np.array(starts, dtype=np.int64), "kwh": np.array(kwh, dtype=float),
-                         "channel": np.array(channels, dtype=np.int8)}, actor="AMI head-end (simulated)")
+                         "channel": np.array(channels, dtype=np.int8)}, actor=demo_actor("AMI head-end"))
 
     # ------------------------------------------------------------------------------------------------ settle
     def settle_season(self) -> None:

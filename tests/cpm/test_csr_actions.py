@@ -9,6 +9,7 @@ from django.utils import timezone
 from cpm.base import roles
 from events.choices import EventStatus, ParticipationStatus
 from events.models import OptOut, Unavailability
+from tests.actors import TEST_ACTOR
 from tests.factories.enrollments import active_participant
 from tests.factories.events import EventFactory, ParticipationFactory
 from tests.factories.programs import ParticipationRuleFactory, ProgramFactory
@@ -102,7 +103,7 @@ def test_csr_sees_the_credit_and_its_explanation_with_the_baseline_chart(csr_cli
                  overrides={h: 0.5 for h in event_hours()})
     SettledParticipationFactory(event=event, subscription=sub)
     with run_on_commit():
-        services.event_settle(event=event, now=dt.datetime(2026, 7, 20, 12, 0, tzinfo=dt.UTC))
+        services.event_settle(event=event, now=dt.datetime(2026, 7, 20, 12, 0, tzinfo=dt.UTC), actor=TEST_ACTOR)
     customer = sub.enrollment.account.customer
     page = csr_client.get(f"/csr/customers/{customer.pk}/").content.decode()
     assert "$5.63" in page and "4.50" in page
@@ -110,3 +111,75 @@ def test_csr_sees_the_credit_and_its_explanation_with_the_baseline_chart(csr_cli
     detail = csr_client.get(f"/csr/customers/{customer.pk}/settlements/{settlement.pk}/").content.decode()
     assert "<svg" in detail and "$5.63" in detail
     assert "Adjusted baseline" in detail or "adjusted baseline" in detail
+
+
+def _user(django_user_model, username, *, role=None, capabilities=()):
+    from django.contrib.auth.models import Permission
+
+    user = django_user_model.objects.create_user(username, password="pw-123-long-enough")
+    if role:
+        user.groups.add(Group.objects.get(name=role))
+    for codename in capabilities:
+        user.user_permissions.add(Permission.objects.get(content_type__app_label="cpm", codename=codename))
+    return user
+
+
+FORMS = {"enroll": "enroll-form", "unenroll": "unenroll-form", "opt_out": "opt-out-form",
+         "unavailability": "unavailability-form"}
+WHY = {
+    "enroll": "Enrolling needs the capability 'Request enrollments on a customer's behalf'; your role does not "
+              "have it.",
+    "unenroll": "Unenrolling needs the capability 'Unenroll, cancel requests, add, replace or transfer enrolled "
+                "devices'; your role does not have it.",
+    "opt_out": "Opting a device out of an event needs the capability 'Opt a customer's device out of an event; "
+               "declare unavailability' or 'Report device outcomes and device opt-outs for events (aggregators)'; "
+               "your role has neither.",
+    "unavailability": "Declaring unavailability needs the capability 'Opt a customer's device out of an event; "
+                      "declare unavailability'; your role does not have it.",
+}
+
+
+def _page(client, customer) -> str:
+    import html
+
+    return html.unescape(client.get(f"/csr/customers/{customer.pk}/").content.decode())
+
+
+def test_each_action_is_offered_only_with_its_capability_and_otherwise_the_page_says_why(client, django_user_model):
+    from enrollments.models import Enrollment
+    from tests.factories.programs import ProgramFactory
+
+    customer, participation = upcoming(hours_ahead=24)
+    from tests.factories.devices import DeviceFactory, DeviceInstallationFactory
+
+    # An eligible program for a second device at the service point: the enroll form's place.
+    ProgramFactory(code="other", name="Other program")
+    DeviceInstallationFactory(device=DeviceFactory(), service_point=participation.enrollment.service_point)
+    cases = {
+        "csr": (_user(django_user_model, "csr", role=roles.CSR), set(FORMS)),
+        "viewer": (_user(django_user_model, "viewer", role=roles.AUDITOR, capabilities=["use_csr_page"]), set()),
+        "requester": (_user(django_user_model, "requester", role=roles.AUDITOR,
+                            capabilities=["use_csr_page", "request_enrollments"]), {"enroll"}),
+        "opt-out": (_user(django_user_model, "opt-out", role=roles.AUDITOR,
+                          capabilities=["use_csr_page", "opt_out_on_behalf"]), {"opt_out", "unavailability"}),
+    }
+    for name, (user, offered) in cases.items():
+        client.force_login(user)
+        page = _page(client, customer)
+        for action, form in FORMS.items():
+            assert (f'class="{form}"' in page) == (action in offered), (name, action)
+            assert (WHY[action] in page) == (action not in offered), (name, action)
+
+    # Not offered is also refused: a viewer's posts are 403 and change nothing.
+    client.force_login(cases["viewer"][0])
+    enrollment = participation.enrollment
+    base = f"/csr/customers/{customer.pk}"
+    assert client.post(f"{base}/enroll/", {}).status_code == 403
+    assert client.post(f"{base}/enrollments/{enrollment.pk}/unenroll/", {}).status_code == 403
+    assert client.post(f"{base}/participations/{participation.pk}/opt-out/", {}).status_code == 403
+    assert client.post(f"{base}/unavailability/", {"enrollment": enrollment.pk, "start": "2030-01-01T08:00",
+                                                   "end": "2030-01-01T20:00"}).status_code == 403
+    participation.refresh_from_db()
+    assert participation.status == ParticipationStatus.RESERVED and not OptOut.objects.exists()
+    assert not Unavailability.objects.exists()
+    assert Enrollment.objects.get(pk=enrollment.pk).status == "active"

@@ -16,7 +16,7 @@ from django.core.management import CommandError, call_command
 from cpm.base.paths import green_button_dir
 from cpm.demo import fleet
 from cpm.demo import simulation as sim
-from tests.cpm.demo_check import caiso_10_in_10, check_demo
+from cpm.demo.check import caiso_10_in_10, check_demo
 
 PT = ZoneInfo("America/Los_Angeles")
 
@@ -137,3 +137,19 @@ def test_device_response():
     assert sim.thermostat_load(2.0, capacity_kw=3.0, fraction=1.0) == 1.4  # 30 % of 2 kWh
     assert sim.thermostat_load(10.0, capacity_kw=2.0, fraction=0.5) == 9.0  # capacity 2 kW, half the hour
     assert sim.battery_discharge(capacity_kw=5.0, fraction=0.5) == 2.5
+
+
+def test_the_check_shares_no_code_with_the_apps():
+    """``cpm.demo.check`` reads stored rows through the apps' models and imports nothing else of theirs (no service,
+    selector, baseline engine or incentive arithmetic) and nothing of ``cpm`` (no money helper)."""
+    import ast
+
+    import cpm.demo.check as check
+
+    tree = ast.parse(Path(check.__file__).read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+    imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    apps = ("programs", "devices", "enrollments", "events", "settlement", "cpm")
+    from_apps = {m for m in imported if m.split(".")[0] in apps}
+    assert from_apps and all(m.rsplit(".", 1)[-1] == "models" and not m.startswith("cpm.")
+                             for m in from_apps), from_apps

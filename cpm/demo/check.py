@@ -22,6 +22,10 @@ Definitions implemented here, straight from their sources:
 
 ``check_demo(export_path)`` returns a ``CheckReport``: ``errors`` empty when every account's credits agree with the
 export to the cent, line code by line code.
+
+It lives with the demo (``manage.py demo --ci-check`` runs it; ``tests/cpm/test_demo.py`` uses it too) and reads the
+stored rows through the apps' models only: it imports no service, selector, engine or helper of any app, nor
+``cpm.base``'s money helpers (``tests/cpm/test_demo.py`` checks its imports).
 """
 
 from __future__ import annotations
