@@ -10,6 +10,7 @@ from django.urls import reverse
 from cpm.models import AuditEntry
 from programs import services
 from programs.models import IntervalPriceSet, MutualExclusion, Program
+from tests.actors import TEST_ACTOR
 from tests.factories.programs import (
     IncentiveRuleFactory,
     MutualExclusionFactory,
@@ -52,7 +53,7 @@ def test_other_changelists_constant_queries(admin_client, model, now):
         program = full_program()
         MutualExclusionFactory(program_a=program, program_b=ProgramFactory())
         services.price_set_create(program=program, name="P", interval_minutes=60, rows=[
-            {"interval_start": "2026-07-01T14:00", "price_per_kwh": "0.5"}], now=now)
+            {"interval_start": "2026-07-01T14:00", "price_per_kwh": "0.5"}], now=now, actor=TEST_ACTOR)
 
     url = reverse(f"admin:programs_{model}_changelist")
     add()
@@ -69,7 +70,7 @@ def test_change_add_and_history_pages_render(admin_client, now):
     program = full_program()
     MutualExclusionFactory(program_a=program, program_b=ProgramFactory())
     services.price_set_create(program=program, name="P", interval_minutes=60, rows=[
-        {"interval_start": "2026-07-01T14:00", "price_per_kwh": "0.5"}], now=now)
+        {"interval_start": "2026-07-01T14:00", "price_per_kwh": "0.5"}], now=now, actor=TEST_ACTOR)
     pages = [
         reverse("admin:programs_program_change", args=[program.pk]),
         reverse("admin:programs_program_add"),
