@@ -266,7 +266,7 @@ def upsert(model, *, lookup: dict[str, Any], values: dict[str, Any], now: dt.dat
     for key, value in values.items():
         field = model._meta.get_field(key)
         if field.is_relation:
-            old, new = getattr(obj, field.attname), value.pk
+            old, new = getattr(obj, field.attname), getattr(value, "pk", None)
             if old != new:
                 changes[key] = [str(old), str(new)]
                 setattr(obj, key, value)
