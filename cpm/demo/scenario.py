@@ -294,10 +294,11 @@ class Demo:
 
     def _site(self, site: Site, *, n: int, state: str, town: str, territory: str, rate: str,
               life_support: bool = False) -> Site:
+        from cpm.base.capabilities import system_actor
         from devices.services import premise_upsert, service_point_upsert
         from enrollments.services import account_upsert, customer_upsert, service_agreement_upsert
 
-        actor = "demo CIS import"
+        actor = system_actor("demo:cis_import")
         first = FIRST_NAMES[int(self.rng.integers(len(FIRST_NAMES)))]
         last = LAST_NAMES[int(self.rng.integers(len(LAST_NAMES)))]
         key = site.key
@@ -336,7 +337,7 @@ class Demo:
             # Reservation checks "seen online recently" against the clock of whoever runs it: the reservation task
             # runs at the real clock (on a worker too), so the device cloud reports the devices online now.
             real_now = dt.datetime.now(UTC)
-            device_heartbeat(device=site.device, seen_at=real_now, now=real_now)
+            device_heartbeat(device=site.device, seen_at=real_now, now=real_now, actor=actor)
 
     def create_sites(self) -> None:
         tstat = self._aggregator("demo-thermostat-cloud", "Demo thermostat cloud (OEM)")

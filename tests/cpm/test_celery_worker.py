@@ -11,6 +11,7 @@ import pytest
 
 from programs import services
 from programs.models import Program
+from tests.actors import TEST_ACTOR
 from tests.factories.programs import draft_program_data
 
 
@@ -28,7 +29,8 @@ def test_worker_activates_due_programs(now):
             data=draft_program_data(auto_activate=True, **changes),
             seasons=[{"name": "Summer 2026", "start_date": dt.date(2026, 6, 1), "end_date": dt.date(2026, 9, 30)}],
             participation_rules=[{"effective_from": dt.date(2026, 1, 1), "max_duration_minutes": 240}],
-            incentive_rules=[{"kind": "performance_kwh", "basis": "per_kwh", "amount": Decimal("1.25")}], now=now)
+            incentive_rules=[{"kind": "performance_kwh", "basis": "per_kwh", "amount": Decimal("1.25")}], now=now,
+            actor=TEST_ACTOR)
 
     due = make(enrollment_opens_on=dt.date(2026, 5, 15))
     later = make(enrollment_opens_on=dt.date(2026, 6, 1))
