@@ -1,16 +1,32 @@
-"""Admin of the devices app: searchable lists with their joins, change history, status only through actions."""
+"""Admin of the devices app: an adapter over ``devices.services``.
+
+Searchable lists with their joins; each object's History page is its audit trail. Premises and service points are
+added and changed through their upserts (Cap.MAINTAIN_CUSTOMERS), aggregators through ``aggregator_upsert``
+(Cap.MANAGE_PROGRAMS), devices through ``device_register`` / ``device_update`` (Cap.MANAGE_DEVICES); the status
+only through the guarded actions; installations are read-only (``device_install`` / ``device_remove``). The
+device-list import page is offered only to users who may run ``devices.import``.
+"""
 
 from __future__ import annotations
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.template.response import TemplateResponse
 from django.urls import path
-from django.utils import timezone
 
-from cpm.base.admin import AuditHistoryAdmin, LargeTableMixin
-from cpm.base.errors import DomainError
+from cpm.base.admin import (
+    GuardedModelAdmin,
+    LargeTableMixin,
+    ReadOnlyAdmin,
+    ReadOnlyInline,
+    admin_now,
+    guarded_action,
+    run_each,
+)
+from cpm.base.capabilities import may
+from cpm.base.errors import DomainValidationError
 from cpm.base.uploads import validate_upload
 
 from . import imports, services
@@ -18,19 +34,24 @@ from .choices import DeviceStatus
 from .models import Aggregator, Device, DeviceInstallation, Premise, ServicePoint
 
 
-def run_service_action(modeladmin, request, queryset, call, label: str) -> None:
-    """Call ``call(obj)`` per selected row; report successes and each refusal (never a 500)."""
-    done, failed = 0, []
-    for obj in queryset:
-        try:
-            call(obj)
-            done += 1
-        except DomainError as exc:
-            failed.append(f"{obj}: {exc.message}")
-    if done:
-        modeladmin.message_user(request, f"{label}: {done} done.", messages.SUCCESS)
-    for line in failed:
-        modeladmin.message_user(request, line, messages.ERROR)
+def upserted(call):
+    """Run an upsert service; a model validation error it raises (``full_clean``) becomes a ``DomainError`` the
+    guarded change page reports."""
+    try:
+        return call()
+    except DjangoValidationError as exc:
+        detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        raise DomainValidationError(detail) from exc
+
+
+class KeyReadOnlyOnChange:
+    """The CIS key of an upserted row is chosen when it is added and never changes (it is the upsert's lookup)."""
+
+    key_field = ""
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = tuple(super().get_readonly_fields(request, obj))
+        return (*readonly, self.key_field) if obj is not None else readonly
 
 
 class ImportForm(forms.Form):
@@ -42,9 +63,10 @@ class ImportForm(forms.Form):
         return upload
 
 
-def import_view(modeladmin, request, *, title: str, columns: str, extra_form=None, run):
-    """An admin upload page: validates, runs ``run(file, form)`` (an all-or-nothing import), shows counts/errors."""
-    if not modeladmin.has_add_permission(request):
+def import_view(modeladmin, request, *, use_case: str, title: str, columns: str, extra_form=None, run):
+    """An admin upload page, only for users who may run ``use_case``: validates, runs ``run(file, form)`` (an
+    all-or-nothing import service called with ``actor=request.user``), shows counts/errors."""
+    if not may(request.user, use_case):
         raise PermissionDenied
     form_class = extra_form or ImportForm
     form = form_class(request.POST or None, request.FILES or None)
@@ -60,38 +82,61 @@ def import_view(modeladmin, request, *, title: str, columns: str, extra_form=Non
 
 
 @admin.register(Premise)
-class PremiseAdmin(LargeTableMixin, AuditHistoryAdmin):
+class PremiseAdmin(KeyReadOnlyOnChange, LargeTableMixin, GuardedModelAdmin):
+    write_use_cases = {"add": "premise.upsert", "change": "premise.upsert"}
+    key_field = "premise_id"
     list_display = ("premise_id", "address_line1", "city", "service_territory", "substation", "feeder")
     list_filter = ("service_territory", "substation")
     search_fields = ("premise_id", "address_line1", "city", "postal_code")
 
+    def save_via_service(self, request, obj, form, change):
+        values = {k: getattr(obj, k) for k in services.PREMISE_FIELDS}
+        saved, _ = upserted(lambda: services.premise_upsert(premise_id=obj.premise_id, values=values,
+                                                           now=admin_now(), actor=request.user))
+        obj.pk = saved.pk
+
 
 @admin.register(ServicePoint)
-class ServicePointAdmin(LargeTableMixin, AuditHistoryAdmin):
+class ServicePointAdmin(KeyReadOnlyOnChange, LargeTableMixin, GuardedModelAdmin):
+    write_use_cases = {"add": "service_point.upsert", "change": "service_point.upsert"}
+    key_field = "service_point_id"
     list_display = ("service_point_id", "meter_number", "premise", "customer_class", "rate_code", "is_active")
     list_filter = ("customer_class", "is_active", "premise__service_territory")
     search_fields = ("service_point_id", "meter_number", "premise__premise_id", "premise__address_line1")
     list_select_related = ("premise",)
     raw_id_fields = ("premise",)
 
+    def save_via_service(self, request, obj, form, change):
+        values = {k: getattr(obj, k) for k in services.SERVICE_POINT_FIELDS}
+        saved, _ = upserted(lambda: services.service_point_upsert(
+            service_point_id=obj.service_point_id, premise=obj.premise, values=values, now=admin_now(),
+            actor=request.user))
+        obj.pk = saved.pk
+
+
+AGGREGATOR_FIELDS = ("name", "contact_name", "contact_email", "api_user", "webhook_url", "webhook_secret")
+
 
 @admin.register(Aggregator)
-class AggregatorAdmin(AuditHistoryAdmin):
+class AggregatorAdmin(KeyReadOnlyOnChange, GuardedModelAdmin):
+    write_use_cases = {"add": "aggregator.upsert", "change": "aggregator.upsert"}
+    key_field = "code"
     list_display = ("code", "name", "contact_email", "api_user")
     search_fields = ("code", "name")
     list_select_related = ("api_user",)
     raw_id_fields = ("api_user",)
 
+    def save_via_service(self, request, obj, form, change):
+        values = {k: getattr(obj, k) for k in AGGREGATOR_FIELDS}
+        saved, _ = upserted(lambda: services.aggregator_upsert(code=obj.code, values=values, now=admin_now(),
+                                                              actor=request.user))
+        obj.pk = saved.pk
 
-class InstallationInline(admin.TabularInline):
+
+class InstallationInline(ReadOnlyInline, admin.TabularInline):
     model = DeviceInstallation
-    extra = 0
     fields = ("service_point", "installed_on", "removed_on")
     readonly_fields = fields
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 class DeviceImportForm(ImportForm):
@@ -99,7 +144,8 @@ class DeviceImportForm(ImportForm):
 
 
 @admin.register(Device)
-class DeviceAdmin(LargeTableMixin, AuditHistoryAdmin):
+class DeviceAdmin(LargeTableMixin, GuardedModelAdmin):
+    write_use_cases = {"add": "device.register", "change": "device.update"}
     list_display = ("id", "device_type", "manufacturer", "model", "serial_number", "aggregator",
                     "aggregator_device_id", "capacity_kw", "status", "last_seen_at")
     list_filter = ("device_type", "status", "aggregator")
@@ -109,20 +155,34 @@ class DeviceAdmin(LargeTableMixin, AuditHistoryAdmin):
     inlines = [InstallationInline]
     actions = ["activate", "deactivate", "retire"]
 
-    def _set(self, request, queryset, to):
-        now = timezone.now()
-        run_service_action(self, request, queryset, lambda d: services.device_set_status(
-            device=d, status=to, now=now, actor=request.user, reason="admin action"), f"Set {to}")
+    def get_readonly_fields(self, request, obj=None):
+        readonly = tuple(super().get_readonly_fields(request, obj))
+        # Who knows the device, under which id, is fixed at registration.
+        return (*readonly, "aggregator", "aggregator_device_id") if obj is not None else readonly
 
-    @admin.action(description="Activate selected devices", permissions=["change"])
+    def save_via_service(self, request, obj, form, change):
+        values = {k: getattr(obj, k) for k in services.DEVICE_FIELDS}
+        if change:
+            services.device_update(device=obj, data=values, now=admin_now(), actor=request.user)
+            return
+        saved = services.device_register(aggregator=obj.aggregator, aggregator_device_id=obj.aggregator_device_id,
+                                         **values, now=admin_now(), actor=request.user)
+        obj.pk = saved.pk
+
+    def _set(self, request, queryset, to):
+        now = admin_now()
+        run_each(self, request, queryset, f"Set {to}", lambda d: services.device_set_status(
+            device=d, status=to, now=now, actor=request.user, reason="admin action"))
+
+    @guarded_action("device.set_status", description="Activate selected devices")
     def activate(self, request, queryset):
         self._set(request, queryset, DeviceStatus.ACTIVE)
 
-    @admin.action(description="Deactivate selected devices", permissions=["change"])
+    @guarded_action("device.set_status", description="Deactivate selected devices")
     def deactivate(self, request, queryset):
         self._set(request, queryset, DeviceStatus.INACTIVE)
 
-    @admin.action(description="Retire selected devices", permissions=["change"])
+    @guarded_action("device.set_status", description="Retire selected devices")
     def retire(self, request, queryset):
         self._set(request, queryset, DeviceStatus.RETIRED)
 
@@ -132,21 +192,17 @@ class DeviceAdmin(LargeTableMixin, AuditHistoryAdmin):
 
     def import_devices(self, request):
         """Upload an aggregator device list (columns: ``devices.imports``)."""
-        return import_view(self, request, title="Import an aggregator device list", columns=imports.__doc__,
-                           extra_form=DeviceImportForm,
+        return import_view(self, request, use_case="devices.import", title="Import an aggregator device list",
+                           columns=imports.__doc__, extra_form=DeviceImportForm,
                            run=lambda f, form: imports.import_devices(f, aggregator=form.cleaned_data["aggregator"],
-                                                                      now=timezone.now(), actor=request.user))
+                                                                      now=admin_now(), actor=request.user))
 
 
 @admin.register(DeviceInstallation)
-class DeviceInstallationAdmin(LargeTableMixin, AuditHistoryAdmin):
+class DeviceInstallationAdmin(LargeTableMixin, ReadOnlyAdmin):
     """Installation history (written by device_install / device_remove; read-only here)."""
 
     list_display = ("device", "service_point", "installed_on", "removed_on")
     list_filter = ("installed_on",)
     search_fields = ("device__serial_number", "device__aggregator_device_id", "service_point__service_point_id")
     list_select_related = ("device", "service_point")
-    readonly_fields = ("device", "service_point", "installed_on", "removed_on")
-
-    def has_add_permission(self, request):
-        return False

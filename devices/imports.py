@@ -31,6 +31,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from cpm.base.capabilities import Cap, use_case
 from cpm.base.errors import DomainError, DomainValidationError
 
 from . import services
@@ -153,7 +154,8 @@ _DEVICE_ATTRS = ("device_type", "capacity_kw", "usable_energy_kwh", "manufacture
                  "firmware_version", "ownership")
 
 
-def import_devices(source, *, aggregator: Aggregator, now: dt.datetime, actor: Any = None) -> ImportReport:
+@use_case("devices.import", Cap.MANAGE_DEVICES)
+def import_devices(source, *, aggregator: Aggregator, now: dt.datetime, actor: Any) -> ImportReport:
     """Import an aggregator's device list (columns in the module docstring); all or nothing; idempotent."""
     def handle(row: dict[str, str], report: ImportReport) -> None:
         require(row, *DEVICE_COLUMNS)

@@ -1,6 +1,7 @@
 """Write path of the devices app: premises, service points, aggregators, devices and their installation history.
 
-Every function is keyword-only, takes ``now`` (aware UTC) and ``actor`` (a User, a job name or None), owns its
+Every function is keyword-only, takes ``now`` (aware UTC) and ``actor`` (a user or a named system actor; required:
+``None`` is refused), is a registered use case with its capability (``cpm.base.capabilities``), owns its
 transaction and audits what it changes. Dates of installations are local calendar dates; periods are half-open
 ``[installed_on, removed_on)``.
 
@@ -18,6 +19,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from cpm.base.audit import audit_record
+from cpm.base.capabilities import Cap, use_case
 from cpm.base.errors import ConflictError, DomainValidationError
 from cpm.base.states import transition
 
@@ -83,6 +85,7 @@ def validate_device_fields(data: dict[str, Any], *, partial: bool = False) -> di
     return clean
 
 
+@use_case("device.register", Cap.MANAGE_DEVICES)
 @transaction.atomic
 def device_register(
     *,
@@ -91,7 +94,7 @@ def device_register(
     device_type: str,
     capacity_kw: Decimal | str | float,
     now: dt.datetime,
-    actor: Any = None,
+    actor: Any,
     manufacturer: str = "",
     model: str = "",
     serial_number: str = "",
@@ -128,8 +131,9 @@ def device_register(
     return device
 
 
+@use_case("device.update", Cap.MANAGE_DEVICES)
 @transaction.atomic
-def device_update(*, device: Device, data: dict[str, Any], now: dt.datetime, actor: Any = None) -> Device:
+def device_update(*, device: Device, data: dict[str, Any], now: dt.datetime, actor: Any) -> Device:
     """Change a device's attributes (``DEVICE_FIELDS``); returns the device. Only changed values are audited."""
     clean = validate_device_fields(data, partial=True)
     changes = {k: [str(getattr(device, k)), str(v)] for k, v in clean.items() if getattr(device, k) != v}
@@ -141,8 +145,9 @@ def device_update(*, device: Device, data: dict[str, Any], now: dt.datetime, act
     return device
 
 
+@use_case("device.set_status", Cap.MANAGE_DEVICES)
 @transaction.atomic
-def device_set_status(*, device: Device, status: str, now: dt.datetime, actor: Any = None, reason: str = "") -> Device:
+def device_set_status(*, device: Device, status: str, now: dt.datetime, actor: Any, reason: str = "") -> Device:
     """Move a device along REGISTERED -> ACTIVE <-> INACTIVE -> RETIRED (``DEVICE_TRANSITIONS``), audited.
 
     Raises ``DomainValidationError`` for an unknown status and ``TransitionNotAllowed`` (409) for a refused move.
@@ -152,7 +157,8 @@ def device_set_status(*, device: Device, status: str, now: dt.datetime, actor: A
     return transition(obj=device, to=status, allowed=DEVICE_TRANSITIONS, now=now, actor=actor, reason=reason)
 
 
-def device_heartbeat(*, device: Device, seen_at: dt.datetime, now: dt.datetime) -> Device:
+@use_case("device.heartbeat", Cap.REPORT_OUTCOMES, Cap.MANAGE_DEVICES)
+def device_heartbeat(*, device: Device, seen_at: dt.datetime, now: dt.datetime, actor: Any) -> Device:
     """Record that the device was online at ``seen_at`` (aware; stored UTC). Never moves ``last_seen_at`` back and
     refuses times in the future (more than 5 minutes after ``now``, clock skew allowance)."""
     if seen_at.tzinfo is None:
@@ -171,9 +177,10 @@ def _lock_device(device: Device) -> Device:
     return Device.objects.select_for_update().get(pk=device.pk)
 
 
+@use_case("device.install", Cap.MANAGE_DEVICES)
 @transaction.atomic
 def device_install(
-    *, device: Device, service_point: ServicePoint, installed_on: dt.date, now: dt.datetime, actor: Any = None
+    *, device: Device, service_point: ServicePoint, installed_on: dt.date, now: dt.datetime, actor: Any
 ) -> DeviceInstallation:
     """Install ``device`` at ``service_point`` from local date ``installed_on``.
 
@@ -213,8 +220,9 @@ def _close_installation(installation: DeviceInstallation, *, removed_on: dt.date
                         removed_on=removed_on, now=now, actor=actor)
 
 
+@use_case("device.remove", Cap.MANAGE_DEVICES)
 @transaction.atomic
-def device_remove(*, device: Device, removed_on: dt.date, now: dt.datetime, actor: Any = None) -> DeviceInstallation:
+def device_remove(*, device: Device, removed_on: dt.date, now: dt.datetime, actor: Any) -> DeviceInstallation:
     """Close the device's open installation on local date ``removed_on`` (the device is uninstalled).
 
     Sends ``devices.signals.device_removed`` (enrollments end the device's subscriptions that date). Raises
@@ -238,8 +246,11 @@ PREMISE_FIELDS = ("address_line1", "address_line2", "city", "state", "postal_cod
 SERVICE_POINT_FIELDS = ("meter_number", "customer_class", "rate_code", "is_active", "net_metered")
 
 
-def upsert(model, *, lookup: dict[str, Any], values: dict[str, Any], now: dt.datetime, actor: Any = None):
+def upsert(model, *, lookup: dict[str, Any], values: dict[str, Any], now: dt.datetime, actor: Any):
     """Create or update one row by ``lookup``; returns ``(obj, outcome)`` with outcome new/updated/unchanged.
+
+    Not a use case of its own: the building block of the guarded upserts (``premise_upsert``, ``customer_upsert``,
+    ...), which check the actor first.
 
     Idempotent: saving the same values again writes nothing and reports ``unchanged``. ``full_clean`` runs so bad
     values raise ``django.core.exceptions.ValidationError`` naming the field.
@@ -255,7 +266,7 @@ def upsert(model, *, lookup: dict[str, Any], values: dict[str, Any], now: dt.dat
     for key, value in values.items():
         field = model._meta.get_field(key)
         if field.is_relation:
-            old, new = getattr(obj, field.attname), value.pk
+            old, new = getattr(obj, field.attname), getattr(value, "pk", None)
             if old != new:
                 changes[key] = [str(old), str(new)]
                 setattr(obj, key, value)
@@ -272,18 +283,21 @@ def upsert(model, *, lookup: dict[str, Any], values: dict[str, Any], now: dt.dat
     return obj, "updated"
 
 
-def premise_upsert(*, premise_id: str, values: dict[str, Any], now: dt.datetime, actor: Any = None):
+@use_case("premise.upsert", Cap.MAINTAIN_CUSTOMERS)
+def premise_upsert(*, premise_id: str, values: dict[str, Any], now: dt.datetime, actor: Any):
     """Create or update a premise by CIS ``premise_id``; ``values`` keys from ``PREMISE_FIELDS``."""
     return upsert(Premise, lookup={"premise_id": premise_id}, values=values, now=now, actor=actor)
 
 
+@use_case("service_point.upsert", Cap.MAINTAIN_CUSTOMERS)
 def service_point_upsert(*, service_point_id: str, premise: Premise, values: dict[str, Any], now: dt.datetime,
-                         actor: Any = None):
+                         actor: Any):
     """Create or update a service point by ``service_point_id``; ``values`` keys from ``SERVICE_POINT_FIELDS``."""
     return upsert(ServicePoint, lookup={"service_point_id": service_point_id},
                   values={"premise": premise, **values}, now=now, actor=actor)
 
 
-def aggregator_upsert(*, code: str, values: dict[str, Any], now: dt.datetime, actor: Any = None):
+@use_case("aggregator.upsert", Cap.MANAGE_PROGRAMS)
+def aggregator_upsert(*, code: str, values: dict[str, Any], now: dt.datetime, actor: Any):
     """Create or update an aggregator by ``code``."""
     return upsert(Aggregator, lookup={"code": code}, values=values, now=now, actor=actor)

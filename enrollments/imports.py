@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from cpm.base.capabilities import Cap, use_case
 from devices.imports import ImportReport, parse_bool, parse_date, require, run_import
 from devices.models import Premise, ServicePoint
 from devices.services import PREMISE_FIELDS, premise_upsert, service_point_upsert
@@ -102,7 +103,8 @@ def _agreement(row, report, now, actor) -> None:
     report.count("agreements", agreement.agreement_id, outcome)
 
 
-def import_cis(source, *, kind: str, now: dt.datetime, actor: Any = None) -> ImportReport:
+@use_case("customers.import", Cap.MAINTAIN_CUSTOMERS)
+def import_cis(source, *, kind: str, now: dt.datetime, actor: Any) -> ImportReport:
     """Import a CIS extract of ``kind`` (see the module docstring for columns). Raises ``ImportFailed`` listing
     every row error (nothing written) or returns the counts per entity (new / updated / unchanged)."""
     if kind not in KINDS:

@@ -2,6 +2,8 @@
 
 Lifecycle (``choices.ENROLLMENT_TRANSITIONS``): REQUESTED -> PENDING_APPROVAL (program.requires_approval) -> ACTIVE
 <-> SUSPENDED -> UNENROLLED; REJECTED and CANCELLED end a request. Every change is audited (``cpm.base.audit``).
+Every public write is a registered use case with its capability (``cpm.base.capabilities``) and takes a required
+``actor`` (a user or a named system actor; ``None`` is refused).
 
 Dates are local calendar dates in the program's zone; periods are half-open ``[start, end)``: a subscription ending
 on D no longer holds the device on D. Concurrency: device rows are locked (``select_for_update``, ascending id)
@@ -19,6 +21,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from cpm.base.audit import audit_record
+from cpm.base.capabilities import Cap, use_case
 from cpm.base.errors import ConflictError, DomainValidationError, TransitionNotAllowed
 from cpm.base.states import transition
 from cpm.base.timeutils import local_date, zone
@@ -126,6 +129,7 @@ def _same_request(enrollment: Enrollment, *, account, service_point, program) ->
     return enrollment
 
 
+@use_case("enrollment.request", Cap.REQUEST_ENROLLMENTS)
 def enrollment_request(
     *,
     account: Account,
@@ -133,7 +137,7 @@ def enrollment_request(
     program: Program,
     source: str,
     now: dt.datetime,
-    actor: Any = None,
+    actor: Any,
     devices: Sequence[Device] = (),
     effective_date: dt.date | None = None,
     external_transaction_id: str | None = None,
@@ -201,8 +205,9 @@ def _lock_enrollment(enrollment: Enrollment) -> Enrollment:
     return Enrollment.objects.select_for_update().select_related("program", "account").get(pk=enrollment.pk)
 
 
+@use_case("enrollment.approve", Cap.APPROVE_ENROLLMENTS)
 @transaction.atomic
-def enrollment_approve(*, enrollment: Enrollment, now: dt.datetime, actor: Any = None, reason: str = "",
+def enrollment_approve(*, enrollment: Enrollment, now: dt.datetime, actor: Any, reason: str = "",
                        ) -> Enrollment:
     """PENDING_APPROVAL -> ACTIVE. Refused (409) if the program stopped taking enrollments or the account closed."""
     enrollment = _lock_enrollment(enrollment)
@@ -241,16 +246,18 @@ def _check_reason(reason_code: str) -> None:
                                                      f"{', '.join(ReasonCode.values)}."]})
 
 
+@use_case("enrollment.reject", Cap.APPROVE_ENROLLMENTS)
 @transaction.atomic
-def enrollment_reject(*, enrollment: Enrollment, now: dt.datetime, actor: Any = None,
+def enrollment_reject(*, enrollment: Enrollment, now: dt.datetime, actor: Any,
                       reason_code: str = ReasonCode.OTHER, reason_text: str = "") -> Enrollment:
     """REQUESTED/PENDING_APPROVAL -> REJECTED with a coded reason; the devices it held are released."""
     return _close_request(_lock_enrollment(enrollment), to=EnrollmentStatus.REJECTED, reason_code=reason_code,
                           reason_text=reason_text, now=now, actor=actor)
 
 
+@use_case("enrollment.cancel", Cap.MANAGE_ENROLLMENTS)
 @transaction.atomic
-def enrollment_cancel(*, enrollment: Enrollment, now: dt.datetime, actor: Any = None,
+def enrollment_cancel(*, enrollment: Enrollment, now: dt.datetime, actor: Any,
                       reason_code: str = ReasonCode.CUSTOMER_REQUEST, reason_text: str = "") -> Enrollment:
     """REQUESTED/PENDING_APPROVAL -> CANCELLED (withdrawn before approval); the devices it held are released."""
     return _close_request(_lock_enrollment(enrollment), to=EnrollmentStatus.CANCELLED, reason_code=reason_code,
@@ -270,8 +277,9 @@ def _unenroll(enrollment: Enrollment, *, effective_date: dt.date, reason_code: s
     return enrollment
 
 
+@use_case("enrollment.unenroll", Cap.MANAGE_ENROLLMENTS)
 @transaction.atomic
-def enrollment_unenroll(*, enrollment: Enrollment, effective_date: dt.date, now: dt.datetime, actor: Any = None,
+def enrollment_unenroll(*, enrollment: Enrollment, effective_date: dt.date, now: dt.datetime, actor: Any,
                         reason_code: str = ReasonCode.CUSTOMER_REQUEST, reason_text: str = "") -> Enrollment:
     """ACTIVE/SUSPENDED -> UNENROLLED from local date ``effective_date`` (the first day no longer enrolled).
 
@@ -287,16 +295,18 @@ def enrollment_unenroll(*, enrollment: Enrollment, effective_date: dt.date, now:
                      now=now, actor=actor)
 
 
+@use_case("enrollment.suspend", Cap.APPROVE_ENROLLMENTS)
 @transaction.atomic
-def enrollment_suspend(*, enrollment: Enrollment, now: dt.datetime, actor: Any = None, reason: str = "",
+def enrollment_suspend(*, enrollment: Enrollment, now: dt.datetime, actor: Any, reason: str = "",
                        ) -> Enrollment:
     """ACTIVE -> SUSPENDED (not called for events; subscriptions stay, the devices stay held)."""
     return transition(obj=_lock_enrollment(enrollment), to=EnrollmentStatus.SUSPENDED,
                       allowed=ENROLLMENT_TRANSITIONS, now=now, actor=actor, reason=reason)
 
 
+@use_case("enrollment.resume", Cap.APPROVE_ENROLLMENTS)
 @transaction.atomic
-def enrollment_resume(*, enrollment: Enrollment, now: dt.datetime, actor: Any = None, reason: str = "",
+def enrollment_resume(*, enrollment: Enrollment, now: dt.datetime, actor: Any, reason: str = "",
                       ) -> Enrollment:
     """SUSPENDED -> ACTIVE."""
     return transition(obj=_lock_enrollment(enrollment), to=EnrollmentStatus.ACTIVE,
@@ -336,8 +346,9 @@ def _subscribe(enrollment: Enrollment, device: Device, on: dt.date, *, now, acto
     return sub
 
 
+@use_case("enrollment.add_device", Cap.MANAGE_ENROLLMENTS)
 @transaction.atomic
-def enrollment_add_device(*, enrollment: Enrollment, device: Device, now: dt.datetime, actor: Any = None,
+def enrollment_add_device(*, enrollment: Enrollment, device: Device, now: dt.datetime, actor: Any,
                           start_date: dt.date | None = None) -> ProgramSubscription:
     """Subscribe one more device to an open enrollment from local date ``start_date`` (default today in the
     program's zone): e.g. a second EV charger. Device checks as at enrollment (installed at the point, eligible
@@ -348,9 +359,10 @@ def enrollment_add_device(*, enrollment: Enrollment, device: Device, now: dt.dat
     return _subscribe(enrollment, device, on, now=now, actor=actor)
 
 
+@use_case("enrollment.replace_device", Cap.MANAGE_ENROLLMENTS)
 @transaction.atomic
 def enrollment_replace_device(*, enrollment: Enrollment, old_device: Device, new_device: Device, now: dt.datetime,
-                              actor: Any = None, on: dt.date | None = None) -> ProgramSubscription:
+                              actor: Any, on: dt.date | None = None) -> ProgramSubscription:
     """Replace ``old_device`` by ``new_device`` in the same enrollment from local date ``on``.
 
     The old subscription ends on ``on`` (reason ``device_removed``), the new one starts on ``on``: the enrollment,
@@ -376,8 +388,9 @@ def enrollment_replace_device(*, enrollment: Enrollment, old_device: Device, new
     return sub
 
 
+@use_case("subscription.end", Cap.MANAGE_ENROLLMENTS)
 @transaction.atomic
-def subscription_end(*, subscription: ProgramSubscription, end_date: dt.date, now: dt.datetime, actor: Any = None,
+def subscription_end(*, subscription: ProgramSubscription, end_date: dt.date, now: dt.datetime, actor: Any,
                      reason_code: str = ReasonCode.DEVICE_REMOVED) -> ProgramSubscription:
     """End one subscription on local date ``end_date`` while its enrollment continues."""
     _check_reason(reason_code)
@@ -387,8 +400,9 @@ def subscription_end(*, subscription: ProgramSubscription, end_date: dt.date, no
     return subscription
 
 
+@use_case("account.close", Cap.MAINTAIN_CUSTOMERS)
 @transaction.atomic
-def account_close(*, account: Account, closed_on: dt.date, now: dt.datetime, actor: Any = None,
+def account_close(*, account: Account, closed_on: dt.date, now: dt.datetime, actor: Any,
                   reason_text: str = "") -> Account:
     """Close ``account`` on local date ``closed_on`` (move-out): OPEN -> CLOSED.
 
@@ -402,6 +416,9 @@ def account_close(*, account: Account, closed_on: dt.date, now: dt.datetime, act
                                                    f"({account.opened_on})."]})
     transition(obj=account, to=AccountStatus.CLOSED, allowed=ACCOUNT_TRANSITIONS, now=now, actor=actor,
                reason=reason_text or "account closed", extra_updates={"closed_on": closed_on})
+    # Ending the account's enrollments is part of closing it (a CIS fact, Cap.MAINTAIN_CUSTOMERS): the private steps
+    # run here, not the guarded enrollment_cancel / enrollment_unenroll (Cap.MANAGE_ENROLLMENTS), audited under the
+    # same actor.
     for enrollment in Enrollment.objects.filter(account=account, status__in=OPEN_ENROLLMENT_STATUSES).order_by("pk"):
         enrollment = _lock_enrollment(enrollment)
         if enrollment.status in (EnrollmentStatus.REQUESTED, EnrollmentStatus.PENDING_APPROVAL):
@@ -418,8 +435,9 @@ def account_close(*, account: Account, closed_on: dt.date, now: dt.datetime, act
     return account
 
 
+@use_case("device.transfer", Cap.MANAGE_ENROLLMENTS)
 def device_transfer(*, device: Device, to_account: Account, service_point: ServicePoint, program: Program,
-                    source: str, now: dt.datetime, actor: Any = None, on: dt.date | None = None,
+                    source: str, now: dt.datetime, actor: Any, on: dt.date | None = None,
                     external_transaction_id: str | None = None, answers: dict | None = None,
                     ) -> tuple[Enrollment, bool]:
     """Enroll a device already known to cpm for a new account (e.g. the next occupant), from local date ``on``.
@@ -444,11 +462,15 @@ def device_transfer(*, device: Device, to_account: Account, service_point: Servi
         installed_here = DeviceInstallation.objects.filter(
             Q(removed_on__isnull=True) | Q(removed_on__gt=on), device=device, service_point=service_point,
             installed_on__lte=on).exists()
+        # The transfer is one use case (device.transfer, checked above): its steps run undecorated, so a user who
+        # may transfer (Cap.MANAGE_ENROLLMENTS) needs neither Cap.MANAGE_DEVICES for the move nor
+        # Cap.REQUEST_ENROLLMENTS for the new enrollment; both are audited under the same actor.
         if not installed_here:
-            device_install(device=device, service_point=service_point, installed_on=on, now=now, actor=actor)
-        return enrollment_request(account=to_account, service_point=service_point, program=program, source=source,
-                                  devices=[device], effective_date=on, external_transaction_id=external_transaction_id,
-                                  answers=answers, now=now, actor=actor)
+            device_install.__wrapped__(device=device, service_point=service_point, installed_on=on, now=now,
+                                       actor=actor)
+        return enrollment_request.__wrapped__(
+            account=to_account, service_point=service_point, program=program, source=source, devices=[device],
+            effective_date=on, external_transaction_id=external_transaction_id, answers=answers, now=now, actor=actor)
 
 
 def device_removed_receiver(sender, *, device, installation, removed_on, now, actor, **kwargs) -> None:
@@ -464,13 +486,15 @@ def device_removed_receiver(sender, *, device, installation, removed_on, now, ac
 
 # --- CIS reference data ---------------------------------------------------------------------------------------
 
-def customer_upsert(*, cis_person_id: str, values: dict[str, Any], now: dt.datetime, actor: Any = None):
+@use_case("customer.upsert", Cap.MAINTAIN_CUSTOMERS)
+def customer_upsert(*, cis_person_id: str, values: dict[str, Any], now: dt.datetime, actor: Any):
     """Create or update a customer by CIS person id; returns ``(customer, "new"|"updated"|"unchanged")``."""
     return upsert(Customer, lookup={"cis_person_id": cis_person_id}, values=values, now=now, actor=actor)
 
 
+@use_case("account.upsert", Cap.MAINTAIN_CUSTOMERS)
 def account_upsert(*, account_number: str, customer: Customer, opened_on: dt.date, closed_on: dt.date | None,
-                   now: dt.datetime, actor: Any = None):
+                   now: dt.datetime, actor: Any):
     """Create or update an account; a ``closed_on`` on an open account closes it through ``account_close`` (its
     enrollments end). Returns ``(account, outcome)``."""
     account, outcome = upsert(Account, lookup={"account_number": account_number},
@@ -487,8 +511,9 @@ def account_upsert(*, account_number: str, customer: Customer, opened_on: dt.dat
     return account, outcome
 
 
+@use_case("service_agreement.upsert", Cap.MAINTAIN_CUSTOMERS)
 def service_agreement_upsert(*, agreement_id: str, account: Account, service_point: ServicePoint,
-                             start_date: dt.date, end_date: dt.date | None, now: dt.datetime, actor: Any = None):
+                             start_date: dt.date, end_date: dt.date | None, now: dt.datetime, actor: Any):
     """Create or update a service agreement (``[start_date, end_date)``); returns ``(agreement, outcome)``."""
     return upsert(ServiceAgreement, lookup={"agreement_id": agreement_id},
                   values={"account": account, "service_point": service_point, "start_date": start_date,

@@ -1,18 +1,25 @@
-"""Admin of the programs app.
+"""Admin of the programs app: an adapter over ``programs.services``.
 
 Programs are edited with their seasons, participation rules, incentive rules and questions inline; the inline forms
-run the same pure checks as the services (``programs.rules``) so the admin cannot store what the API refuses. The
-status is read-only and changes only through the actions (activate, suspend, resume, close), which call services.
+run the same pure checks as the services (``programs.rules``) for early per-field messages, and every row is saved
+through its service (``ProgramAdmin.save_formset``): a closed program refuses any change, every change is audited,
+and a refusal rolls the whole page back with the service's message. Seasons, rules, incentives and questions have
+their own pages, saved through the same services. Add, change, delete and the status actions (activate, suspend,
+resume, close) are offered only to users holding ``Cap.MANAGE_PROGRAMS``. Price sets are created from rows through
+the API; here they are read.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 from django import forms
 from django.contrib import admin, messages
-from django.utils import timezone
 
-from cpm.base.admin import AuditHistoryAdmin
-from cpm.base.errors import DomainError, DomainValidationError
+from cpm.base.admin import GuardedModelAdmin, ReadOnlyAdmin, admin_now, guarded_action
+from cpm.base.capabilities import may
+from cpm.base.errors import DomainError
 
 from . import rules, services
 from .models import (
@@ -109,41 +116,90 @@ class SeasonFormSet(forms.BaseInlineFormSet):
             forms_by_season[id(season)].add_error("start_date", message)
 
 
-class SeasonInline(admin.TabularInline):
+@dataclass(frozen=True)
+class ItemWrites:
+    """The services of one kind of program item, and the fields they take."""
+
+    entity: str  # use-case namespace: season, participation_rule, incentive_rule, question
+    kwarg: str  # the instance keyword of update/delete
+    fields: tuple[str, ...]
+    create: Callable
+    update: Callable
+    delete: Callable
+
+
+ITEM_WRITES = {
+    Season: ItemWrites("season", "season", services.SEASON_FIELDS, services.season_create, services.season_update,
+                       services.season_delete),
+    ParticipationRule: ItemWrites("participation_rule", "rule", services.RULE_FIELDS,
+                                  services.participation_rule_create, services.participation_rule_update,
+                                  services.participation_rule_delete),
+    IncentiveRule: ItemWrites("incentive_rule", "incentive", services.INCENTIVE_FIELDS, services.incentive_rule_create,
+                              services.incentive_rule_update, services.incentive_rule_delete),
+    QualificationQuestion: ItemWrites("question", "question", services.QUESTION_FIELDS, services.question_create,
+                                      services.question_update, services.question_delete),
+}
+
+
+def item_data(form: forms.ModelForm, fields, *, changed_only: bool) -> dict:
+    """The service's ``data`` from a validated item form: its fields (only the changed ones for an update)."""
+    names = form.changed_data if changed_only else form.cleaned_data
+    return {name: form.cleaned_data[name] for name in fields if name in names and name in form.cleaned_data}
+
+
+class ItemInlineMixin:
+    """An inline of program items: offered as the item's use cases allow; saved by ``ProgramAdmin.save_formset``."""
+
+    extra = 0
+
+    def _may(self, request, verb: str) -> bool:
+        return may(request.user, f"{ITEM_WRITES[self.model].entity}.{verb}")
+
+    def has_add_permission(self, request, obj=None):
+        return self._may(request, "create")
+
+    def has_change_permission(self, request, obj=None):
+        return self._may(request, "update")
+
+    def has_delete_permission(self, request, obj=None):
+        return self._may(request, "delete")
+
+    def has_view_permission(self, request, obj=None):
+        return super().has_view_permission(request, obj) or self._may(request, "update")
+
+
+class SeasonInline(ItemInlineMixin, admin.TabularInline):
     model = Season
     form = SeasonForm
     formset = SeasonFormSet
-    extra = 0
 
 
-class ParticipationRuleInline(admin.StackedInline):
+class ParticipationRuleInline(ItemInlineMixin, admin.StackedInline):
     model = ParticipationRule
     form = ParticipationRuleForm
-    extra = 0
 
 
-class IncentiveRuleInline(admin.StackedInline):
+class IncentiveRuleInline(ItemInlineMixin, admin.StackedInline):
     model = IncentiveRule
     form = IncentiveRuleForm
-    extra = 0
     autocomplete_fields = ("season", "price_set")
 
 
-class QuestionInline(admin.TabularInline):
+class QuestionInline(ItemInlineMixin, admin.TabularInline):
     model = QualificationQuestion
     form = QuestionForm
-    extra = 0
 
 
 PAST = {"activate": "Activated", "suspend": "Suspended", "resume": "Resumed", "close": "Closed"}
 
 
 def _status_action(service, verb: str):
+    @guarded_action(f"program.{verb}", description=f"{verb.capitalize()} selected programs")
     def run(modeladmin, request, queryset):
         done = 0
         for program in queryset.order_by("pk"):
             try:
-                service(program=program, now=timezone.now(), actor=request.user, reason=f"admin {verb}")
+                service(program=program, now=admin_now(), actor=request.user, reason=f"admin {verb}")
                 done += 1
             except DomainError as exc:
                 modeladmin.message_user(request, exc.message, level=messages.ERROR)
@@ -151,14 +207,13 @@ def _status_action(service, verb: str):
             modeladmin.message_user(request, f"{PAST[verb]} {done} program(s).", level=messages.SUCCESS)
 
     run.__name__ = f"action_{verb}"
-    run.short_description = f"{verb.capitalize()} selected programs"
-    run.allowed_permissions = ("change",)
     return run
 
 
 @admin.register(Program)
-class ProgramAdmin(AuditHistoryAdmin):
+class ProgramAdmin(GuardedModelAdmin):
     form = ProgramForm
+    write_use_cases = {"add": "program.create", "change": "program.update", "delete": "program.delete"}
     list_display = ("code", "name", "program_type", "status", "time_zone", "settlement_timing",
                     "enrollment_opens_on", "enrollment_closes_on", "updated_at")
     list_filter = ("status", "program_type", "settlement_timing", "performance_measurement", "holiday_calendar")
@@ -177,23 +232,81 @@ class ProgramAdmin(AuditHistoryAdmin):
             return [f.name for f in Program._meta.concrete_fields]
         return super().get_readonly_fields(request, obj)
 
-    def save_model(self, request, obj, form, change):
-        """Writes go through the services (audited); the inlines are saved after, in the same transaction."""
+    def save_via_service(self, request, obj, form, change):
+        """The program through ``program_create`` / ``program_update`` (audited); its inlines follow in
+        ``save_formset``, in the same transaction."""
         data = {k: v for k, v in form.cleaned_data.items() if k in services.PROGRAM_FIELDS}
-        try:
-            if change:
-                saved = services.program_update(program=obj, data=data, now=timezone.now(), actor=request.user)
-            else:
-                saved = services.program_create(data=data, now=timezone.now(), actor=request.user)
-        except DomainValidationError as exc:  # the form already ran the same checks; this is a race
-            raise forms.ValidationError(exc.message) from exc
+        if change:
+            changed = {k: v for k, v in data.items() if k in form.changed_data}
+            if not changed:  # only inline rows changed: their services check the program
+                return
+            saved = services.program_update(program=obj, data=changed, now=admin_now(), actor=request.user)
+        else:
+            saved = services.program_create(data=data, now=admin_now(), actor=request.user)
         obj.pk, obj.status = saved.pk, saved.status
         obj.refresh_from_db()
 
+    def save_formset(self, request, form, formset, change):
+        """Each inline row through its service: deleted rows ``*_delete``, changed rows ``*_update`` (changed
+        fields only), new rows ``*_create``. A refusal (a closed program, a rule already in effect) raises and the
+        whole page rolls back with the service's message (``GuardedModelAdmin.changeform_view``)."""
+        spec = ITEM_WRITES[formset.model]
+        program, now, actor = form.instance, admin_now(), request.user
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+        for item_form in formset.initial_forms:
+            obj = item_form.instance
+            if formset.can_delete and formset._should_delete_form(item_form):
+                spec.delete(**{spec.kwarg: type(obj).objects.get(pk=obj.pk)}, now=now, actor=actor)
+                formset.deleted_objects.append(obj)
+            elif item_form.has_changed():
+                data = item_data(item_form, spec.fields, changed_only=True)
+                if data:
+                    saved = spec.update(**{spec.kwarg: obj}, data=data, now=now, actor=actor)
+                    formset.changed_objects.append((saved, list(data)))
+        for item_form in formset.extra_forms:
+            if not item_form.has_changed() or (formset.can_delete and formset._should_delete_form(item_form)):
+                continue
+            saved = spec.create(program=program, data=item_data(item_form, spec.fields, changed_only=False),
+                                now=now, actor=actor)
+            item_form.instance = saved
+            formset.new_objects.append(saved)
+
+    def delete_via_service(self, request, obj):
+        services.program_delete(program=obj, now=admin_now(), actor=request.user)
+
+
+def item_use_cases(entity: str) -> dict[str, str]:
+    return {"add": f"{entity}.create", "change": f"{entity}.update", "delete": f"{entity}.delete"}
+
+
+class ItemAdmin(GuardedModelAdmin):
+    """A program item's own page (season, rule, incentive, question), saved through its services; the program is
+    chosen when the item is added and cannot change after."""
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = tuple(super().get_readonly_fields(request, obj))
+        return (*readonly, "program") if obj is not None else readonly
+
+    def save_via_service(self, request, obj, form, change):
+        spec = ITEM_WRITES[self.model]
+        if change:
+            saved = spec.update(**{spec.kwarg: obj}, data=item_data(form, spec.fields, changed_only=True),
+                                now=admin_now(), actor=request.user)
+        else:
+            saved = spec.create(program=form.cleaned_data["program"],
+                                data=item_data(form, spec.fields, changed_only=False), now=admin_now(),
+                                actor=request.user)
+        obj.pk = saved.pk
+
+    def delete_via_service(self, request, obj):
+        spec = ITEM_WRITES[self.model]
+        spec.delete(**{spec.kwarg: obj}, now=admin_now(), actor=request.user)
+
 
 @admin.register(Season)
-class SeasonAdmin(AuditHistoryAdmin):
+class SeasonAdmin(ItemAdmin):
     form = SeasonForm
+    write_use_cases = item_use_cases("season")
     list_display = ("program", "name", "start_date", "end_date")
     list_filter = ("program__program_type",)
     search_fields = ("name", "program__code")
@@ -202,8 +315,9 @@ class SeasonAdmin(AuditHistoryAdmin):
 
 
 @admin.register(ParticipationRule)
-class ParticipationRuleAdmin(AuditHistoryAdmin):
+class ParticipationRuleAdmin(ItemAdmin):
     form = ParticipationRuleForm
+    write_use_cases = item_use_cases("participation_rule")
     list_display = ("program", "effective_from", "weekdays_allowed", "weekends_allowed", "holidays_allowed",
                     "window_start", "window_end", "max_duration_minutes", "max_events_per_season",
                     "opt_out_allowance_kind")
@@ -213,8 +327,9 @@ class ParticipationRuleAdmin(AuditHistoryAdmin):
 
 
 @admin.register(IncentiveRule)
-class IncentiveRuleAdmin(AuditHistoryAdmin):
+class IncentiveRuleAdmin(ItemAdmin):
     form = IncentiveRuleForm
+    write_use_cases = item_use_cases("incentive_rule")
     list_display = ("program", "season", "kind", "basis", "amount", "price_set", "description")
     list_filter = ("kind", "basis")
     search_fields = ("program__code", "description")
@@ -223,8 +338,9 @@ class IncentiveRuleAdmin(AuditHistoryAdmin):
 
 
 @admin.register(QualificationQuestion)
-class QualificationQuestionAdmin(AuditHistoryAdmin):
+class QualificationQuestionAdmin(ItemAdmin):
     form = QuestionForm
+    write_use_cases = item_use_cases("question")
     list_display = ("program", "code", "position", "answer_type", "required", "text")
     list_filter = ("answer_type", "required")
     search_fields = ("program__code", "code", "text")
@@ -248,45 +364,39 @@ class MutualExclusionForm(forms.ModelForm):
 
 
 @admin.register(MutualExclusion)
-class MutualExclusionAdmin(AuditHistoryAdmin):
+class MutualExclusionAdmin(GuardedModelAdmin):
+    """Pairs are declared and withdrawn (``mutual_exclusion_create`` / ``_delete``), never edited."""
+
     form = MutualExclusionForm
+    write_use_cases = {"add": "mutual_exclusion.create", "delete": "mutual_exclusion.delete"}
     list_display = ("program_a", "program_b", "reason")
     search_fields = ("program_a__code", "program_b__code", "reason")
     list_select_related = ("program_a", "program_b")
     autocomplete_fields = ("program_a", "program_b")
 
-    def has_change_permission(self, request, obj=None):
-        return False if obj is not None else super().has_change_permission(request, obj)
-
-    def save_model(self, request, obj, form, change):
+    def save_via_service(self, request, obj, form, change):
         saved = services.mutual_exclusion_create(program_a=obj.program_a, program_b=obj.program_b, reason=obj.reason,
-                                                 now=timezone.now(), actor=request.user)
+                                                 now=admin_now(), actor=request.user)
         obj.pk = saved.pk
+
+    def delete_via_service(self, request, obj):
+        services.mutual_exclusion_delete(exclusion=obj, now=admin_now(), actor=request.user)
 
 
 @admin.register(IntervalPriceSet)
-class IntervalPriceSetAdmin(AuditHistoryAdmin):
-    """Price sets are created from rows through the API or ``price_set_create``; here they are read."""
+class IntervalPriceSetAdmin(ReadOnlyAdmin):
+    """Price sets are created from rows and deleted through the API (``price_set_create`` / ``_delete``); here
+    they are read."""
 
     list_display = ("program", "name", "interval_minutes")
     search_fields = ("name", "program__code")
     list_select_related = ("program",)
-    readonly_fields = ("program", "name", "interval_minutes")
-
-    def has_add_permission(self, request):
-        return False
 
 
 @admin.register(IntervalPrice)
-class IntervalPriceAdmin(admin.ModelAdmin):
+class IntervalPriceAdmin(ReadOnlyAdmin):
     list_display = ("price_set", "interval_start", "price_per_kwh")
     list_filter = ("price_set__program",)
     search_fields = ("price_set__name", "price_set__program__code")
     list_select_related = ("price_set", "price_set__program")
     date_hierarchy = "interval_start"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False

@@ -234,7 +234,7 @@ SAMPLES: list[Sample] = [
 ]
 
 
-def sample_programs_load(*, years=DEFAULT_YEARS, now: dt.datetime, actor: Any = "load_sample_programs") -> dict:
+def sample_programs_load(*, years=DEFAULT_YEARS, now: dt.datetime, actor: Any) -> dict:
     """Create the sample programs (with seasons for ``years``) and activate them, through the services.
 
     Idempotent: an existing program keeps its definition; only seasons (and their per-season incentives) missing

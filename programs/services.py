@@ -1,10 +1,11 @@
 """Write path of the programs app: programs, seasons, participation rules, incentive rules, qualification questions,
 mutual exclusions, interval price sets, and program status changes.
 
-Every service is keyword-only, takes ``now`` (aware UTC) and ``actor`` (a User, a job name, or None), runs in its own
-transaction, locks the program row before changing anything that belongs to it (so two admins cannot create
-overlapping seasons at once), and raises ``DomainValidationError`` (400, per field), ``ConflictError`` /
-``TransitionNotAllowed`` (409) or ``NotFound`` (404).
+Every service is keyword-only, takes ``now`` (aware UTC) and ``actor`` (a user or a named system actor; required:
+``None`` is refused), is a registered use case needing ``Cap.MANAGE_PROGRAMS`` (``cpm.base.capabilities``), is
+audited, runs in its own transaction, locks the program row before changing anything that belongs to it (so two
+admins cannot create overlapping seasons at once), and raises ``DomainValidationError`` (400, per field),
+``ConflictError`` / ``TransitionNotAllowed`` (409) or ``NotFound`` (404).
 
 Editing rules once a program has been activated: a CLOSED program is read-only; seasons that have started and
 participation rules already in effect (local date in the program's zone) cannot be changed or deleted, because events
@@ -22,7 +23,8 @@ from typing import Any
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 
-from cpm.base.audit import audit_record
+from cpm.base.audit import audit_code, audit_record
+from cpm.base.capabilities import Cap, use_case
 from cpm.base.errors import ConflictError, DomainValidationError, NotFound, TransitionNotAllowed
 from cpm.base.states import transition
 from cpm.base.timeutils import is_valid_zone, local_date, zone
@@ -113,6 +115,19 @@ def _lock_program(program: Program | int) -> Program:
         raise NotFound(f"Program {pk} does not exist.") from exc
 
 
+
+def _audit_item(obj, *, action: str, now: dt.datetime, actor: Any, data: Mapping[str, Any] | None = None) -> None:
+    """Audit a change of a program's item (season, rule, incentive, question): ``<entity>.created/updated/deleted``
+    with the program's code and the values written."""
+    changes = {"program": obj.program.code if obj.program_id else None}
+    for key, value in (data or {}).items():
+        value = getattr(value, "pk", value)
+        changes[key] = value if isinstance(value, list | dict | bool | int) or value is None else str(value)
+    # A deletion is recorded as an update coded ``<entity>.deleted`` (AuditEntry.Action has no "delete").
+    audit_record(obj=obj, action="update" if action == "delete" else action, now=now, actor=actor, changes=changes,
+                 code=audit_code(obj, action))
+
+
 def program_local_today(program: Program, now: dt.datetime) -> dt.date:
     """The local date of ``now`` in the program's zone."""
     return local_date(now, zone(program.time_zone))
@@ -173,6 +188,7 @@ def validate_program_values(values: Mapping[str, Any]) -> dict[str, list[str]]:
 
 # --- programs ------------------------------------------------------------------------------------------------------
 
+@use_case("program.create", Cap.MANAGE_PROGRAMS)
 @transaction.atomic
 def program_create(
     *,
@@ -182,7 +198,7 @@ def program_create(
     incentive_rules: Sequence[Mapping[str, Any]] = (),
     questions: Sequence[Mapping[str, Any]] = (),
     now: dt.datetime,
-    actor: Any = None,
+    actor: Any,
 ) -> Program:
     """Create a DRAFT program with its seasons, participation rules, incentive rules and questions, atomically.
 
@@ -221,8 +237,9 @@ def program_create(
     return program
 
 
+@use_case("program.update", Cap.MANAGE_PROGRAMS)
 @transaction.atomic
-def program_update(*, program: Program, data: Mapping[str, Any], now: dt.datetime, actor: Any = None) -> Program:
+def program_update(*, program: Program, data: Mapping[str, Any], now: dt.datetime, actor: Any) -> Program:
     """Change program fields (not the status). ``code``, ``time_zone`` and ``program_type`` are frozen once the
     program has left DRAFT. Raises ``DomainValidationError`` per field, ``ConflictError`` if the program is closed."""
     _unknown_fields(data, PROGRAM_FIELDS)
@@ -250,14 +267,16 @@ def program_update(*, program: Program, data: Mapping[str, Any], now: dt.datetim
     return program
 
 
+@use_case("program.delete", Cap.MANAGE_PROGRAMS)
 @transaction.atomic
-def program_delete(*, program: Program, now: dt.datetime, actor: Any = None) -> None:
+def program_delete(*, program: Program, now: dt.datetime, actor: Any) -> None:
     """Delete a DRAFT program (one that never took enrollments). Others are closed instead."""
     program = _lock_program(program)
     if program.status != ProgramStatus.DRAFT:
         raise ConflictError(f"Program {program.code} is {program.status}; only draft programs can be deleted "
                             "(close it instead).", code="program_not_draft")
-    audit_record(obj=program, action="update", now=now, actor=actor, reason="deleted")
+    audit_record(obj=program, action="update", now=now, actor=actor, reason="deleted",
+                 code=audit_code(program, "delete"))
     program.delete()
 
 
@@ -293,31 +312,36 @@ def _change_status(*, program: Program, sources: frozenset[str], to: str, verb: 
     return locked
 
 
-def program_activate(*, program: Program, now: dt.datetime, actor: Any = None, reason: str = "") -> Program:
+@use_case("program.activate", Cap.MANAGE_PROGRAMS)
+def program_activate(*, program: Program, now: dt.datetime, actor: Any, reason: str = "") -> Program:
     """DRAFT -> ACTIVE. Refused (409) if the program lacks a season, a participation rule or an incentive rule."""
     return _change_status(program=program, sources=frozenset({ProgramStatus.DRAFT}), to=ProgramStatus.ACTIVE,
                           verb="activate", now=now, actor=actor, reason=reason)
 
 
-def program_suspend(*, program: Program, now: dt.datetime, actor: Any = None, reason: str = "") -> Program:
+@use_case("program.suspend", Cap.MANAGE_PROGRAMS)
+def program_suspend(*, program: Program, now: dt.datetime, actor: Any, reason: str = "") -> Program:
     """ACTIVE -> SUSPENDED: no new enrollments or events until resumed."""
     return _change_status(program=program, sources=frozenset({ProgramStatus.ACTIVE}), to=ProgramStatus.SUSPENDED,
                           verb="suspend", now=now, actor=actor, reason=reason)
 
 
-def program_resume(*, program: Program, now: dt.datetime, actor: Any = None, reason: str = "") -> Program:
+@use_case("program.resume", Cap.MANAGE_PROGRAMS)
+def program_resume(*, program: Program, now: dt.datetime, actor: Any, reason: str = "") -> Program:
     """SUSPENDED -> ACTIVE."""
     return _change_status(program=program, sources=frozenset({ProgramStatus.SUSPENDED}), to=ProgramStatus.ACTIVE,
                           verb="resume", now=now, actor=actor, reason=reason)
 
 
-def program_close(*, program: Program, now: dt.datetime, actor: Any = None, reason: str = "") -> Program:
+@use_case("program.close", Cap.MANAGE_PROGRAMS)
+def program_close(*, program: Program, now: dt.datetime, actor: Any, reason: str = "") -> Program:
     """ACTIVE or SUSPENDED -> CLOSED (final)."""
     return _change_status(program=program, sources=frozenset({ProgramStatus.ACTIVE, ProgramStatus.SUSPENDED}),
                           to=ProgramStatus.CLOSED, verb="close", now=now, actor=actor, reason=reason)
 
 
-def programs_activate_due(*, now: dt.datetime, actor: Any = "programs.activate_due") -> list[int]:
+@use_case("program.activate_due", Cap.MANAGE_PROGRAMS)
+def programs_activate_due(*, now: dt.datetime, actor: Any) -> list[int]:
     """Activate DRAFT programs with ``auto_activate`` whose enrollment has opened (local date in their zone).
 
     Incomplete programs are skipped (logged) and retried on the next run; running twice changes nothing.
@@ -364,28 +388,36 @@ def _require_not_started(program: Program, day: dt.date, now: dt.datetime, what:
                             "Add a new one for later dates instead.", code="in_effect")
 
 
+@use_case("season.create", Cap.MANAGE_PROGRAMS)
 @transaction.atomic
-def season_create(*, program: Program, data: Mapping[str, Any], now: dt.datetime, actor: Any = None) -> Season:
+def season_create(*, program: Program, data: Mapping[str, Any], now: dt.datetime, actor: Any) -> Season:
     """Add a season (local dates, both inclusive). Refuses overlapping seasons, naming the other season."""
     program = _lock_program(program)
     _require_editable(program)
-    return _season_write(program=program, season=None, data=data)
+    season = _season_write(program=program, season=None, data=data)
+    _audit_item(season, action="create", now=now, actor=actor, data=data)
+    return season
 
 
+@use_case("season.update", Cap.MANAGE_PROGRAMS)
 @transaction.atomic
-def season_update(*, season: Season, data: Mapping[str, Any], now: dt.datetime, actor: Any = None) -> Season:
+def season_update(*, season: Season, data: Mapping[str, Any], now: dt.datetime, actor: Any) -> Season:
     program = _lock_program(season.program_id)
     _require_editable(program)
     season = Season.objects.get(pk=season.pk)
     _require_not_started(program, season.start_date, now, f"Season {season.name!r}")
-    return _season_write(program=program, season=season, data=data)
+    season = _season_write(program=program, season=season, data=data)
+    _audit_item(season, action="update", now=now, actor=actor, data=data)
+    return season
 
 
+@use_case("season.delete", Cap.MANAGE_PROGRAMS)
 @transaction.atomic
-def season_delete(*, season: Season, now: dt.datetime, actor: Any = None) -> None:
+def season_delete(*, season: Season, now: dt.datetime, actor: Any) -> None:
     program = _lock_program(season.program_id)
     _require_editable(program)
     _require_not_started(program, season.start_date, now, f"Season {season.name!r}")
+    _audit_item(season, action="delete", now=now, actor=actor)
     season.delete()
 
 
@@ -406,9 +438,10 @@ def _rule_write(*, program: Program, rule: ParticipationRule | None, data: Mappi
     return rule
 
 
+@use_case("participation_rule.create", Cap.MANAGE_PROGRAMS)
 @transaction.atomic
 def participation_rule_create(*, program: Program, data: Mapping[str, Any], now: dt.datetime,
-                              actor: Any = None) -> ParticipationRule:
+                              actor: Any) -> ParticipationRule:
     """Add a participation rule effective from a local date (the latest rule in effect on a day wins).
 
     On an active program the new rule must start after today (local), so past events keep their rules.
@@ -417,26 +450,33 @@ def participation_rule_create(*, program: Program, data: Mapping[str, Any], now:
     _require_editable(program)
     if data.get("effective_from") is not None:
         _require_not_started(program, data["effective_from"], now, "A participation rule")
-    return _rule_write(program=program, rule=None, data=data)
+    rule = _rule_write(program=program, rule=None, data=data)
+    _audit_item(rule, action="create", now=now, actor=actor, data=data)
+    return rule
 
 
+@use_case("participation_rule.update", Cap.MANAGE_PROGRAMS)
 @transaction.atomic
 def participation_rule_update(*, rule: ParticipationRule, data: Mapping[str, Any], now: dt.datetime,
-                              actor: Any = None) -> ParticipationRule:
+                              actor: Any) -> ParticipationRule:
     program = _lock_program(rule.program_id)
     _require_editable(program)
     rule = ParticipationRule.objects.get(pk=rule.pk)
     _require_not_started(program, rule.effective_from, now, f"The participation rule from {rule.effective_from}")
     if data.get("effective_from") is not None:
         _require_not_started(program, data["effective_from"], now, "A participation rule")
-    return _rule_write(program=program, rule=rule, data=data)
+    rule = _rule_write(program=program, rule=rule, data=data)
+    _audit_item(rule, action="update", now=now, actor=actor, data=data)
+    return rule
 
 
+@use_case("participation_rule.delete", Cap.MANAGE_PROGRAMS)
 @transaction.atomic
-def participation_rule_delete(*, rule: ParticipationRule, now: dt.datetime, actor: Any = None) -> None:
+def participation_rule_delete(*, rule: ParticipationRule, now: dt.datetime, actor: Any) -> None:
     program = _lock_program(rule.program_id)
     _require_editable(program)
     _require_not_started(program, rule.effective_from, now, f"The participation rule from {rule.effective_from}")
+    _audit_item(rule, action="delete", now=now, actor=actor)
     rule.delete()
 
 
@@ -463,28 +503,36 @@ def _incentive_write(*, program: Program, incentive: IncentiveRule | None, data:
     return incentive
 
 
+@use_case("incentive_rule.create", Cap.MANAGE_PROGRAMS)
 @transaction.atomic
 def incentive_rule_create(*, program: Program, data: Mapping[str, Any], now: dt.datetime,
-                          actor: Any = None) -> IncentiveRule:
+                          actor: Any) -> IncentiveRule:
     """Add an incentive rule; checks the kind/basis combination and that price set and season are the program's."""
     program = _lock_program(program)
     _require_editable(program)
-    return _incentive_write(program=program, incentive=None, data=data)
+    incentive = _incentive_write(program=program, incentive=None, data=data)
+    _audit_item(incentive, action="create", now=now, actor=actor, data=data)
+    return incentive
 
 
+@use_case("incentive_rule.update", Cap.MANAGE_PROGRAMS)
 @transaction.atomic
 def incentive_rule_update(*, incentive: IncentiveRule, data: Mapping[str, Any], now: dt.datetime,
-                          actor: Any = None) -> IncentiveRule:
+                          actor: Any) -> IncentiveRule:
     program = _lock_program(incentive.program_id)
     _require_editable(program)
     incentive = IncentiveRule.objects.get(pk=incentive.pk)
-    return _incentive_write(program=program, incentive=incentive, data=data)
+    incentive = _incentive_write(program=program, incentive=incentive, data=data)
+    _audit_item(incentive, action="update", now=now, actor=actor, data=data)
+    return incentive
 
 
+@use_case("incentive_rule.delete", Cap.MANAGE_PROGRAMS)
 @transaction.atomic
-def incentive_rule_delete(*, incentive: IncentiveRule, now: dt.datetime, actor: Any = None) -> None:
+def incentive_rule_delete(*, incentive: IncentiveRule, now: dt.datetime, actor: Any) -> None:
     program = _lock_program(incentive.program_id)
     _require_editable(program)
+    _audit_item(incentive, action="delete", now=now, actor=actor)
     incentive.delete()
 
 
@@ -508,36 +556,45 @@ def _question_write(*, program: Program, question: QualificationQuestion | None,
     return question
 
 
+@use_case("question.create", Cap.MANAGE_PROGRAMS)
 @transaction.atomic
 def question_create(*, program: Program, data: Mapping[str, Any], now: dt.datetime,
-                    actor: Any = None) -> QualificationQuestion:
+                    actor: Any) -> QualificationQuestion:
     """Add a qualification question asked at enrollment."""
     program = _lock_program(program)
     _require_editable(program)
-    return _question_write(program=program, question=None, data=data)
+    question = _question_write(program=program, question=None, data=data)
+    _audit_item(question, action="create", now=now, actor=actor, data=data)
+    return question
 
 
+@use_case("question.update", Cap.MANAGE_PROGRAMS)
 @transaction.atomic
 def question_update(*, question: QualificationQuestion, data: Mapping[str, Any], now: dt.datetime,
-                    actor: Any = None) -> QualificationQuestion:
+                    actor: Any) -> QualificationQuestion:
     program = _lock_program(question.program_id)
     _require_editable(program)
     question = QualificationQuestion.objects.get(pk=question.pk)
-    return _question_write(program=program, question=question, data=data)
+    question = _question_write(program=program, question=question, data=data)
+    _audit_item(question, action="update", now=now, actor=actor, data=data)
+    return question
 
 
+@use_case("question.delete", Cap.MANAGE_PROGRAMS)
 @transaction.atomic
-def question_delete(*, question: QualificationQuestion, now: dt.datetime, actor: Any = None) -> None:
+def question_delete(*, question: QualificationQuestion, now: dt.datetime, actor: Any) -> None:
     program = _lock_program(question.program_id)
     _require_editable(program)
+    _audit_item(question, action="delete", now=now, actor=actor)
     question.delete()
 
 
 # --- mutual exclusions ---------------------------------------------------------------------------------------------
 
+@use_case("mutual_exclusion.create", Cap.MANAGE_PROGRAMS)
 @transaction.atomic
 def mutual_exclusion_create(*, program_a: Program, program_b: Program, reason: str = "", now: dt.datetime,
-                            actor: Any = None) -> MutualExclusion:
+                            actor: Any) -> MutualExclusion:
     """Declare two programs mutually exclusive (stored once, lower id first).
 
     Raises ``DomainValidationError`` for a program paired with itself, ``ConflictError`` if the pair exists.
@@ -560,9 +617,11 @@ def mutual_exclusion_create(*, program_a: Program, program_b: Program, reason: s
     return exclusion
 
 
+@use_case("mutual_exclusion.delete", Cap.MANAGE_PROGRAMS)
 @transaction.atomic
-def mutual_exclusion_delete(*, exclusion: MutualExclusion, now: dt.datetime, actor: Any = None) -> None:
-    audit_record(obj=exclusion, action="update", now=now, actor=actor, reason="deleted")
+def mutual_exclusion_delete(*, exclusion: MutualExclusion, now: dt.datetime, actor: Any) -> None:
+    audit_record(obj=exclusion, action="update", now=now, actor=actor, reason="deleted",
+                 code=audit_code(exclusion, "delete"))
     exclusion.delete()
 
 
@@ -587,9 +646,10 @@ def _parse_row_start(value: Any, tz, row: int) -> dt.datetime:
     return value.astimezone(dt.UTC)
 
 
+@use_case("price_set.create", Cap.MANAGE_PROGRAMS)
 @transaction.atomic
 def price_set_create(*, program: Program, name: str, interval_minutes: int, rows: Iterable[Mapping[str, Any]],
-                     now: dt.datetime, actor: Any = None) -> IntervalPriceSet:
+                     now: dt.datetime, actor: Any) -> IntervalPriceSet:
     """Create an interval price set from rows ``{"interval_start", "price_per_kwh"}``.
 
     ``interval_start``: an aware datetime or ISO string with offset (any zone), or a naive one / ISO string without
@@ -636,12 +696,15 @@ def price_set_create(*, program: Program, name: str, interval_minutes: int, rows
     return price_set
 
 
+@use_case("price_set.delete", Cap.MANAGE_PROGRAMS)
 @transaction.atomic
-def price_set_delete(*, price_set: IntervalPriceSet, now: dt.datetime, actor: Any = None) -> None:
+def price_set_delete(*, price_set: IntervalPriceSet, now: dt.datetime, actor: Any) -> None:
     """Delete a price set no incentive rule uses (else 409 naming the rule)."""
     program = _lock_program(price_set.program_id)
     _require_editable(program)
     user = IncentiveRule.objects.filter(price_set=price_set).first()
     if user:
         raise ConflictError(f"Price set {price_set.name!r} is used by incentive rule {user.pk}.", code="in_use")
+    audit_record(obj=price_set, action="update", now=now, actor=actor, reason="deleted",
+                 code=audit_code(price_set, "delete"))
     price_set.delete()

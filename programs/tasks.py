@@ -6,6 +6,8 @@ import datetime as dt
 
 from celery import shared_task
 
+from cpm.base.capabilities import system_actor
+
 from . import services
 
 
@@ -17,4 +19,4 @@ def program_activate_due(*, now: str | None = None) -> list[int]:
     Returns the ids activated; re-running changes nothing.
     """
     instant = dt.datetime.fromisoformat(now) if now else dt.datetime.now(dt.UTC)
-    return services.programs_activate_due(now=instant)
+    return services.programs_activate_due(now=instant, actor=system_actor("celery:programs.activate_due"))

@@ -22,6 +22,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.options import ActionLocation
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 
 from cpm.models import AuditEntry
@@ -58,6 +59,14 @@ def guarded_action(use_case: str, *, description: str):
         return fn
 
     return decorate
+
+
+def domain_error_text(exc: DomainError) -> str:
+    """A refusal as one line: the message, or every field's messages for a validation error."""
+    errors = getattr(exc, "errors", None)
+    if isinstance(errors, dict) and errors:
+        return "; ".join(f"{field}: {' '.join(str(m) for m in msgs)}" for field, msgs in errors.items())
+    return exc.message
 
 
 def apply_each(modeladmin, request, queryset, fn) -> int:
@@ -168,6 +177,23 @@ class GuardedModelAdmin(AuditHistoryMixin, admin.ModelAdmin):
     def has_view_permission(self, request, obj=None):
         return super().has_view_permission(request, obj) or self._may(request, "change")
 
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        """A service's refusal while saving (``DomainError``, e.g. "program X is closed") rolls the whole change back
+        (the admin saves the object and its inlines in one transaction) and is shown as the service's message on
+        the same page: nothing is saved."""
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except DomainError as exc:
+            self.message_user(request, domain_error_text(exc), messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+    def delete_view(self, request, object_id, extra_context=None):
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except DomainError as exc:
+            self.message_user(request, domain_error_text(exc), messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
     def save_model(self, request, obj, form, change):
         self.save_via_service(request, obj, form, change)
 
@@ -178,8 +204,7 @@ class GuardedModelAdmin(AuditHistoryMixin, admin.ModelAdmin):
         self.delete_via_service(request, obj)
 
     def delete_queryset(self, request, queryset):
-        for obj in queryset:
-            self.delete_via_service(request, obj)
+        apply_each(self, request, queryset, lambda obj: self.delete_via_service(request, obj))
 
     def delete_via_service(self, request, obj):  # pragma: no cover - declared by subclasses
         raise NotImplementedError(f"{type(self).__name__} declares a delete use case but no service call")

@@ -26,13 +26,19 @@ def api_now() -> dt.datetime:
 
 
 def flatten_errors(errors, prefix: str = "") -> dict[str, list[str]]:
-    """DRF's nested errors -> ``{"field": ["message"]}`` / ``{"devices[1]": [...]}`` (the services' shape)."""
+    """DRF's nested errors -> ``{"field": ["message"]}`` / ``{"devices[1]": [...]}`` /
+    ``{"seasons[1].end_date": [...]}`` (the services' key shape). Items of a ListField/DictField (integer keys) are
+    ``[i]``; a nested object's own ``non_field_errors`` are keyed by the object's path."""
     flat: dict[str, list[str]] = {}
     if isinstance(errors, dict):
         for key, value in errors.items():
-            path = f"{prefix}.{key}" if prefix else str(key)
+            if isinstance(key, int):
+                path = f"{prefix}[{key}]"
+            else:
+                name = key if key != "non_field_errors" or not prefix else ""
+                path = f"{prefix}.{name}" if prefix and name else (prefix or name)
             flat.update(flatten_errors(value, path))
-    elif isinstance(errors, list) and all(isinstance(e, str) for e in errors):
+    elif isinstance(errors, list) and errors and all(isinstance(e, str) for e in errors):
         flat.setdefault(prefix or "non_field_errors", []).extend(str(e) for e in errors)
     elif isinstance(errors, list):
         for i, value in enumerate(errors):

@@ -11,13 +11,12 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from cpm.base.api import WriteThrottle
+from cpm.base.api import WriteThrottle, api_now, validated
 from cpm.base.errors import DomainValidationError, PermissionDenied
 
 from .. import selectors, services
 from ..filtersets import AggregatorFilterSet, DeviceFilterSet, PremiseFilterSet, ServicePointFilterSet
 from . import serializers as s
-from .common import StatusChangePermission, now, validated
 
 
 class PremiseViewSet(viewsets.ReadOnlyModelViewSet):
@@ -61,14 +60,11 @@ class DeviceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     search_fields = ["serial_number", "aggregator_device_id", "manufacturer", "model"]
     ordering_fields = ["id", "last_seen_at", "capacity_kw"]
     throttle_classes = [WriteThrottle]
+    use_cases = {"create": "device.register", "partial_update": "device.update", "install": "device.install",
+                 "remove": "device.remove", "set_status": "device.set_status", "heartbeat": "device.heartbeat"}
 
     def get_queryset(self):
         return selectors.device_list(user=self.request.user)
-
-    def get_permissions(self):
-        if self.action in ("install", "remove", "set_status", "heartbeat"):
-            return [StatusChangePermission()]
-        return super().get_permissions()
 
     def _render(self, device, code=status.HTTP_200_OK):
         device = self.get_queryset().get(pk=device.pk)
@@ -85,14 +81,14 @@ class DeviceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
             aggregator = own
         if aggregator is None:
             raise DomainValidationError({"aggregator": ["This field is required."]})
-        device = services.device_register(aggregator=aggregator, **data, now=now(), actor=request.user)
+        device = services.device_register(aggregator=aggregator, **data, now=api_now(), actor=request.user)
         return self._render(device, status.HTTP_201_CREATED)
 
     @extend_schema(request=s.DeviceUpdateSerializer, responses=s.DeviceSerializer)
     def partial_update(self, request, pk=None):
         device = self.get_object()
         data = validated(s.DeviceUpdateSerializer, request.data)
-        services.device_update(device=device, data=data, now=now(), actor=request.user)
+        services.device_update(device=device, data=data, now=api_now(), actor=request.user)
         return self._render(device)
 
     @extend_schema(request=s.DeviceInstallSerializer, responses=s.DeviceSerializer)
@@ -100,7 +96,7 @@ class DeviceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     def install(self, request, pk=None):
         device = self.get_object()
         data = validated(s.DeviceInstallSerializer, request.data)
-        services.device_install(device=device, **data, now=now(), actor=request.user)
+        services.device_install(device=device, **data, now=api_now(), actor=request.user)
         return self._render(device)
 
     @extend_schema(request=s.DeviceRemoveSerializer, responses=s.DeviceSerializer)
@@ -108,7 +104,7 @@ class DeviceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     def remove(self, request, pk=None):
         device = self.get_object()
         data = validated(s.DeviceRemoveSerializer, request.data)
-        services.device_remove(device=device, **data, now=now(), actor=request.user)
+        services.device_remove(device=device, **data, now=api_now(), actor=request.user)
         return self._render(device)
 
     @extend_schema(request=s.DeviceStatusSerializer, responses=s.DeviceSerializer)
@@ -116,7 +112,7 @@ class DeviceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     def set_status(self, request, pk=None):
         device = self.get_object()
         data = validated(s.DeviceStatusSerializer, request.data)
-        services.device_set_status(device=device, **data, now=now(), actor=request.user)
+        services.device_set_status(device=device, **data, now=api_now(), actor=request.user)
         return self._render(device)
 
     @extend_schema(request=s.HeartbeatSerializer, responses=s.DeviceSerializer)
@@ -124,5 +120,5 @@ class DeviceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     def heartbeat(self, request, pk=None):
         device = self.get_object()
         data = validated(s.HeartbeatSerializer, request.data)
-        services.device_heartbeat(device=device, **data, now=now())
+        services.device_heartbeat(device=device, **data, now=api_now(), actor=request.user)
         return self._render(device)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from devices.api.common import ReasonSerializer
+from cpm.base.masking import masked_contact
 from devices.models import ServicePoint
 from programs.models import Program
 
@@ -13,10 +13,31 @@ from ..choices import EnrollmentSource, ReasonCode
 from ..models import Account, Customer, Enrollment, ProgramSubscription, ServiceAgreement
 
 
+class ReasonSerializer(serializers.Serializer):
+    """One eligibility reason (``enrollments.eligibility.Reason``)."""
+
+    code = serializers.CharField()
+    message = serializers.CharField()
+    field = serializers.CharField()
+    enrollment_id = serializers.IntegerField(required=False)
+    program_code = serializers.CharField(required=False)
+    device_id = serializers.IntegerField(required=False)
+
+
 class CustomerSerializer(serializers.ModelSerializer):
+    """A customer; ``email`` and ``phone`` are masked for a user without ``view_personal_data``
+    (``cpm.base.masking``): the request's user is read from the serializer context."""
+
     class Meta:
         model = Customer
         fields = ["id", "cis_person_id", "first_name", "last_name", "email", "phone", "life_support"]
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        request = self.context.get("request")
+        data.update(masked_contact(getattr(request, "user", None), email=data.get("email") or "",
+                                   phone=data.get("phone") or ""))
+        return data
 
 
 class AccountSerializer(serializers.ModelSerializer):

@@ -9,15 +9,13 @@
 
 from __future__ import annotations
 
-from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from cpm.base.api import WriteThrottle
+from cpm.base.api import WriteThrottle, api_now, validated
 from cpm.base.errors import NotFound
-from devices.api.common import StatusChangePermission, now, validated
 from devices.selectors import aggregator_of, device_list
 
 from .. import selectors, services
@@ -72,10 +70,7 @@ class AccountViewSet(viewsets.ReadOnlyModelViewSet):
     def get_queryset(self):
         return selectors.account_list(user=self.request.user)
 
-    def get_permissions(self):
-        if self.action == "close":
-            return [StatusChangePermission()]
-        return super().get_permissions()
+    use_cases = {"close": "account.close"}
 
     @extend_schema(parameters=[OpenApiParameter("date", str, description="Local date YYYY-MM-DD; default today")],
                    responses=s.EligibilityResponseSerializer)
@@ -84,7 +79,7 @@ class AccountViewSet(viewsets.ReadOnlyModelViewSet):
         """Every program (drafts excepted) with eligible / ineligible and every reason, per service point."""
         account = self.get_object()
         query = validated(s.EligibilityQuerySerializer, request.query_params)
-        on = query.get("date") or timezone.now().date()
+        on = query.get("date") or api_now().date()
         lines = selectors.account_eligibility(account=account, on=on)
         body = {"account": account.pk, "date": on, "programs": lines}
         return Response(s.EligibilityResponseSerializer(body).data)
@@ -94,7 +89,7 @@ class AccountViewSet(viewsets.ReadOnlyModelViewSet):
     def close(self, request, pk=None):
         account = self.get_object()
         data = validated(s.AccountCloseSerializer, request.data)
-        services.account_close(account=account, **data, now=now(), actor=request.user)
+        services.account_close(account=account, **data, now=api_now(), actor=request.user)
         account.refresh_from_db()
         return Response(s.AccountSerializer(account).data)
 
@@ -105,18 +100,13 @@ class EnrollmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     search_fields = ["account__account_number", "service_point__service_point_id", "external_transaction_id"]
     ordering_fields = ["requested_at", "effective_date", "id"]
     throttle_classes = [WriteThrottle]
-    # Approvals are a program administrator's capability, not a mere change (a CSR may change, not approve).
-    action_permissions = {"approve": "cpm.approve_enrollments", "reject": "cpm.approve_enrollments"}
+    # Approvals are a program administrator's capability, not a mere change (a CSR may unenroll, not approve).
+    use_cases = {"create": "enrollment.request", "approve": "enrollment.approve", "reject": "enrollment.reject",
+                 "suspend": "enrollment.suspend", "resume": "enrollment.resume", "unenroll": "enrollment.unenroll",
+                 "add_device": "enrollment.add_device", "replace_device": "enrollment.replace_device"}
 
     def get_queryset(self):
         return selectors.enrollment_list(user=self.request.user)
-
-    def get_permissions(self):
-        if self.action in self.action_permissions:
-            return super().get_permissions()
-        if self.action not in ("list", "retrieve", "create"):
-            return [StatusChangePermission()]
-        return super().get_permissions()
 
     def _render(self, enrollment, code=status.HTTP_200_OK):
         enrollment = selectors.enrollment_list().get(pk=enrollment.pk)
@@ -133,42 +123,42 @@ class EnrollmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
             source = EnrollmentSource.AGGREGATOR_API
         devices = visible_devices(request.user, data.pop("devices"))
         enrollment, created = services.enrollment_request(**data, devices=devices, source=source or "csr",
-                                                          now=now(), actor=request.user)
+                                                          now=api_now(), actor=request.user)
         return self._render(enrollment, status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
     @extend_schema(request=s.NoteSerializer, responses=s.EnrollmentSerializer)
     @action(detail=True, methods=["post"])
     def approve(self, request, pk=None):
         data = validated(s.NoteSerializer, request.data)
-        return self._render(services.enrollment_approve(enrollment=self.get_object(), now=now(), actor=request.user,
+        return self._render(services.enrollment_approve(enrollment=self.get_object(), now=api_now(), actor=request.user,
                                                         reason=data["reason"]))
 
     @extend_schema(request=s.ReasonInputSerializer, responses=s.EnrollmentSerializer)
     @action(detail=True, methods=["post"])
     def reject(self, request, pk=None):
         data = validated(s.ReasonInputSerializer, request.data)
-        return self._render(services.enrollment_reject(enrollment=self.get_object(), **data, now=now(),
+        return self._render(services.enrollment_reject(enrollment=self.get_object(), **data, now=api_now(),
                                                        actor=request.user))
 
     @extend_schema(request=s.UnenrollSerializer, responses=s.EnrollmentSerializer)
     @action(detail=True, methods=["post"])
     def unenroll(self, request, pk=None):
         data = validated(s.UnenrollSerializer, request.data)
-        return self._render(services.enrollment_unenroll(enrollment=self.get_object(), **data, now=now(),
+        return self._render(services.enrollment_unenroll(enrollment=self.get_object(), **data, now=api_now(),
                                                          actor=request.user))
 
     @extend_schema(request=s.NoteSerializer, responses=s.EnrollmentSerializer)
     @action(detail=True, methods=["post"])
     def suspend(self, request, pk=None):
         data = validated(s.NoteSerializer, request.data)
-        return self._render(services.enrollment_suspend(enrollment=self.get_object(), **data, now=now(),
+        return self._render(services.enrollment_suspend(enrollment=self.get_object(), **data, now=api_now(),
                                                         actor=request.user))
 
     @extend_schema(request=s.NoteSerializer, responses=s.EnrollmentSerializer)
     @action(detail=True, methods=["post"])
     def resume(self, request, pk=None):
         data = validated(s.NoteSerializer, request.data)
-        return self._render(services.enrollment_resume(enrollment=self.get_object(), **data, now=now(),
+        return self._render(services.enrollment_resume(enrollment=self.get_object(), **data, now=api_now(),
                                                        actor=request.user))
 
     @extend_schema(request=s.AddDeviceSerializer, responses={201: s.EnrollmentSerializer})
@@ -178,7 +168,7 @@ class EnrollmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         data = validated(s.AddDeviceSerializer, request.data)
         (device,) = visible_devices(request.user, [data["device"]], field="device")
         services.enrollment_add_device(enrollment=enrollment, device=device, start_date=data.get("start_date"),
-                                       now=now(), actor=request.user)
+                                       now=api_now(), actor=request.user)
         return self._render(enrollment, status.HTTP_201_CREATED)
 
     @extend_schema(request=s.ReplaceDeviceSerializer, responses=s.EnrollmentSerializer)
@@ -188,7 +178,7 @@ class EnrollmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         data = validated(s.ReplaceDeviceSerializer, request.data)
         old, new = visible_devices(request.user, [data["old_device"], data["new_device"]], field="new_device")
         services.enrollment_replace_device(enrollment=enrollment, old_device=old, new_device=new, on=data.get("on"),
-                                           now=now(), actor=request.user)
+                                           now=api_now(), actor=request.user)
         return self._render(enrollment)
 
 

@@ -6,13 +6,12 @@ Nested items are read with the program and written at program creation or throug
 
 from __future__ import annotations
 
-from django.utils import timezone
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from cpm.base.api import ModelPermissions, WriteThrottle
+from cpm.base.api import WriteThrottle, api_now, validated
 from cpm.base.errors import DomainValidationError
 
 from .. import selectors, services
@@ -33,40 +32,6 @@ NESTED_ENDPOINTS = {"seasons": "seasons", "participation_rules": "participation-
                     "incentive_rules": "incentive-rules", "questions": "qualification-questions"}
 
 
-def flatten_errors(errors, prefix: str = "") -> dict[str, list[str]]:
-    """DRF's nested error structure -> ``{"seasons[1].end_date": ["..."]}`` (the services' key shape)."""
-    flat: dict[str, list[str]] = {}
-    if isinstance(errors, dict):
-        for key, value in errors.items():
-            if isinstance(key, int):  # ListField / DictField items
-                path = f"{prefix}[{key}]"
-            else:
-                name = key if key != "non_field_errors" or not prefix else ""
-                path = f"{prefix}.{name}" if prefix and name else (prefix or name)
-            flat.update(flatten_errors(value, path))
-    elif isinstance(errors, list) and errors and all(isinstance(e, str) for e in errors):
-        flat.setdefault(prefix or "non_field_errors", []).extend(str(e) for e in errors)
-    elif isinstance(errors, list):
-        for i, value in enumerate(errors):
-            if value:
-                flat.update(flatten_errors(value, f"{prefix}[{i}]"))
-    else:
-        flat.setdefault(prefix or "non_field_errors", []).append(str(errors))
-    return flat
-
-
-def validated(serializer) -> dict:
-    if not serializer.is_valid():
-        raise DomainValidationError(flatten_errors(serializer.errors))
-    return dict(serializer.validated_data)
-
-
-class StatusChangePermission(ModelPermissions):
-    """Status actions are changes: they need the model's ``change`` permission, not ``add``."""
-
-    perms_map = {**ModelPermissions.perms_map, "POST": ["%(app_label)s.change_%(model_name)s"]}
-
-
 class ServiceViewSet(viewsets.GenericViewSet):
     """Common shape: ``output_serializer`` renders, ``input_serializer`` validates; services write."""
 
@@ -82,11 +47,21 @@ class ServiceViewSet(viewsets.GenericViewSet):
             return self.update_serializer or self.input_serializer
         return self.output_serializer
 
+    def validated_input(self, data, **kwargs) -> dict:
+        """The action's input serializer (``get_serializer_class``) run on ``data``; 400 per field if refused."""
+        return validated(self.get_serializer_class(), data, context=self.get_serializer_context(), **kwargs)
+
     def render(self, obj, code=status.HTTP_200_OK):
         return Response(self.output_serializer(obj, context=self.get_serializer_context()).data, status=code)
 
     def reload(self, obj):
         return self.get_queryset().get(pk=obj.pk)
+
+
+def crud_use_cases(entity: str) -> dict[str, str]:
+    """The write use cases of an item's create/update/delete routes (``season`` -> ``season.create`` ...)."""
+    return {"create": f"{entity}.create", "update": f"{entity}.update", "partial_update": f"{entity}.update",
+            "destroy": f"{entity}.delete"}
 
 
 class CrudServiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceViewSet):
@@ -96,18 +71,18 @@ class CrudServiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Servi
     instance_kwarg = ""
 
     def create(self, request, *args, **kwargs):
-        data = validated(self.get_serializer(data=request.data))
+        data = self.validated_input(request.data)
         program = data.pop("program")
-        obj = type(self).create_service(program=program, data=data, now=timezone.now(), actor=request.user)
+        obj = type(self).create_service(program=program, data=data, now=api_now(), actor=request.user)
         return self.render(self.reload(obj), status.HTTP_201_CREATED)
 
     def update(self, request, *args, partial=False, **kwargs):
         instance = self.get_object()
-        data = validated(self.get_serializer(instance, data=request.data, partial=partial))
+        data = self.validated_input(request.data, instance=instance, partial=partial)
         program = data.pop("program", None)
         if program is not None and program.pk != instance.program_id:
             raise DomainValidationError({"program": ["An item cannot move to another program."]})
-        obj = type(self).update_service(**{self.instance_kwarg: instance}, data=data, now=timezone.now(),
+        obj = type(self).update_service(**{self.instance_kwarg: instance}, data=data, now=api_now(),
                                         actor=request.user)
         return self.render(self.reload(obj))
 
@@ -115,7 +90,7 @@ class CrudServiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Servi
         return self.update(request, *args, partial=True, **kwargs)
 
     def destroy(self, request, *args, **kwargs):
-        type(self).delete_service(**{self.instance_kwarg: self.get_object()}, now=timezone.now(), actor=request.user)
+        type(self).delete_service(**{self.instance_kwarg: self.get_object()}, now=api_now(), actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -135,6 +110,9 @@ class ProgramViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceVi
     (programs with a season containing that local date), ``code``; ``search`` in code, name, description.
     """
 
+    use_cases = {"create": "program.create", "update": "program.update", "partial_update": "program.update",
+                 "destroy": "program.delete", "activate": "program.activate", "suspend": "program.suspend",
+                 "resume": "program.resume", "close": "program.close"}
     queryset = selectors.program_list()
     output_serializer = s.ProgramSerializer
     input_serializer = s.ProgramCreateSerializer
@@ -147,9 +125,9 @@ class ProgramViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceVi
         return selectors.program_list()
 
     def create(self, request, *args, **kwargs):
-        data = validated(self.get_serializer(data=request.data))
+        data = self.validated_input(request.data)
         nested = {key: [dict(item) for item in data.pop(key, [])] for key in NESTED}
-        program = services.program_create(data=data, **nested, now=timezone.now(), actor=request.user)
+        program = services.program_create(data=data, **nested, now=api_now(), actor=request.user)
         return self.render(self.reload(program), status.HTTP_201_CREATED)
 
     def update(self, request, *args, partial=False, **kwargs):
@@ -158,45 +136,45 @@ class ProgramViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceVi
         if sent_nested:
             raise DomainValidationError({key: [f"Change {key} through /api/v1/{NESTED_ENDPOINTS[key]}/."]
                                          for key in sent_nested})
-        data = validated(self.get_serializer(instance, data=request.data, partial=partial))
-        program = services.program_update(program=instance, data=data, now=timezone.now(), actor=request.user)
+        data = self.validated_input(request.data, instance=instance, partial=partial)
+        program = services.program_update(program=instance, data=data, now=api_now(), actor=request.user)
         return self.render(self.reload(program))
 
     def partial_update(self, request, *args, **kwargs):
         return self.update(request, *args, partial=True, **kwargs)
 
     def destroy(self, request, *args, **kwargs):
-        services.program_delete(program=self.get_object(), now=timezone.now(), actor=request.user)
+        services.program_delete(program=self.get_object(), now=api_now(), actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     def _status(self, request, service):
-        data = validated(s.StatusChangeSerializer(data=request.data))
-        program = service(program=self.get_object(), now=timezone.now(), actor=request.user,
+        data = validated(s.StatusChangeSerializer, request.data)
+        program = service(program=self.get_object(), now=api_now(), actor=request.user,
                           reason=data.get("reason", ""))
         return self.render(self.reload(program))
 
     @extend_schema(request=s.StatusChangeSerializer, responses=s.ProgramSerializer,
                    description="DRAFT -> ACTIVE (needs a season, a participation rule and an incentive rule); 409 "
                                "if refused.")
-    @action(detail=True, methods=["post"], permission_classes=[StatusChangePermission])
+    @action(detail=True, methods=["post"])
     def activate(self, request, pk=None):
         return self._status(request, services.program_activate)
 
     @extend_schema(request=s.StatusChangeSerializer, responses=s.ProgramSerializer,
                    description="ACTIVE -> SUSPENDED; 409 if refused.")
-    @action(detail=True, methods=["post"], permission_classes=[StatusChangePermission])
+    @action(detail=True, methods=["post"])
     def suspend(self, request, pk=None):
         return self._status(request, services.program_suspend)
 
     @extend_schema(request=s.StatusChangeSerializer, responses=s.ProgramSerializer,
                    description="SUSPENDED -> ACTIVE; 409 if refused.")
-    @action(detail=True, methods=["post"], permission_classes=[StatusChangePermission])
+    @action(detail=True, methods=["post"])
     def resume(self, request, pk=None):
         return self._status(request, services.program_resume)
 
     @extend_schema(request=s.StatusChangeSerializer, responses=s.ProgramSerializer,
                    description="ACTIVE or SUSPENDED -> CLOSED (final); 409 if refused.")
-    @action(detail=True, methods=["post"], permission_classes=[StatusChangePermission])
+    @action(detail=True, methods=["post"])
     def close(self, request, pk=None):
         return self._status(request, services.program_close)
 
@@ -205,6 +183,7 @@ class ProgramViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceVi
 class SeasonViewSet(CrudServiceViewSet):
     """Seasons (local dates, inclusive); overlapping seasons of one program are refused."""
 
+    use_cases = crud_use_cases("season")
     queryset = Season.objects.select_related("program").order_by("program_id", "start_date")
     output_serializer = s.SeasonSerializer
     input_serializer = s.SeasonCreateSerializer
@@ -219,6 +198,7 @@ class SeasonViewSet(CrudServiceViewSet):
 class ParticipationRuleViewSet(CrudServiceViewSet):
     """Participation rules, effective-dated (the latest rule in effect on a day wins)."""
 
+    use_cases = crud_use_cases("participation_rule")
     queryset = ParticipationRule.objects.select_related("program").order_by("program_id", "effective_from")
     output_serializer = s.ParticipationRuleSerializer
     input_serializer = s.ParticipationRuleCreateSerializer
@@ -233,6 +213,7 @@ class ParticipationRuleViewSet(CrudServiceViewSet):
 class IncentiveRuleViewSet(CrudServiceViewSet):
     """Incentive rules (kind/basis combinations are checked)."""
 
+    use_cases = crud_use_cases("incentive_rule")
     queryset = IncentiveRule.objects.select_related("program", "season", "price_set").order_by("program_id", "id")
     output_serializer = s.IncentiveRuleSerializer
     input_serializer = s.IncentiveRuleCreateSerializer
@@ -247,6 +228,7 @@ class IncentiveRuleViewSet(CrudServiceViewSet):
 class QuestionViewSet(CrudServiceViewSet):
     """Qualification questions asked at enrollment."""
 
+    use_cases = crud_use_cases("question")
     queryset = QualificationQuestion.objects.select_related("program").order_by("program_id", "position", "id")
     output_serializer = s.QuestionSerializer
     input_serializer = s.QuestionCreateSerializer
@@ -262,20 +244,21 @@ class QuestionViewSet(CrudServiceViewSet):
 class MutualExclusionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceViewSet):
     """Pairs of mutually exclusive programs (stored lower id first); filter ``program`` matches either side."""
 
+    use_cases = {"create": "mutual_exclusion.create", "destroy": "mutual_exclusion.delete"}
     queryset = selectors.mutual_exclusion_list()
     output_serializer = s.MutualExclusionSerializer
     input_serializer = s.MutualExclusionCreateSerializer
     filterset_class = MutualExclusionFilterSet
 
     def create(self, request, *args, **kwargs):
-        data = validated(self.get_serializer(data=request.data))
+        data = self.validated_input(request.data)
         exclusion = services.mutual_exclusion_create(program_a=data["program_a"], program_b=data["program_b"],
-                                                     reason=data.get("reason", ""), now=timezone.now(),
+                                                     reason=data.get("reason", ""), now=api_now(),
                                                      actor=request.user)
         return self.render(self.reload(exclusion), status.HTTP_201_CREATED)
 
     def destroy(self, request, *args, **kwargs):
-        services.mutual_exclusion_delete(exclusion=self.get_object(), now=timezone.now(), actor=request.user)
+        services.mutual_exclusion_delete(exclusion=self.get_object(), now=api_now(), actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -284,6 +267,7 @@ class MutualExclusionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, S
 class PriceSetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceViewSet):
     """Interval price sets ($/kWh per interval, in the program's zone); the detail lists the prices."""
 
+    use_cases = {"create": "price_set.create", "destroy": "price_set.delete"}
     queryset = selectors.price_set_list()
     output_serializer = s.PriceSetSerializer
     input_serializer = s.PriceSetCreateSerializer
@@ -298,13 +282,13 @@ class PriceSetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceV
         return Response(s.PriceSetDetailSerializer(self.get_object()).data)
 
     def create(self, request, *args, **kwargs):
-        data = validated(self.get_serializer(data=request.data))
+        data = self.validated_input(request.data)
         price_set = services.price_set_create(program=data["program"], name=data["name"],
                                               interval_minutes=data["interval_minutes"],
-                                              rows=[dict(r) for r in data["rows"]], now=timezone.now(),
+                                              rows=[dict(r) for r in data["rows"]], now=api_now(),
                                               actor=request.user)
         return Response(s.PriceSetDetailSerializer(price_set).data, status=status.HTTP_201_CREATED)
 
     def destroy(self, request, *args, **kwargs):
-        services.price_set_delete(price_set=self.get_object(), now=timezone.now(), actor=request.user)
+        services.price_set_delete(price_set=self.get_object(), now=api_now(), actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)

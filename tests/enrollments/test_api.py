@@ -10,6 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
+from enrollments.choices import EnrollmentStatus
 from enrollments.models import Enrollment, ProgramSubscription
 from tests.factories.devices import AggregatorFactory, DeviceFactory, DeviceInstallationFactory
 from tests.factories.enrollments import active_participant
@@ -187,6 +188,9 @@ def aggregator_client(code, django_user_model):
     user.user_permissions.add(*Permission.objects.filter(codename__in=[
         "view_enrollment", "add_enrollment", "change_enrollment", "view_device", "add_device", "change_device",
         "view_programsubscription", "view_account", "view_customer", "view_servicepoint"]))
+    # The capabilities of the Aggregator role (cpm.base.roles): writes are guarded by capability, not model rights.
+    user.user_permissions.add(*Permission.objects.filter(content_type__app_label="cpm", codename__in=[
+        "request_enrollments", "manage_enrollments", "manage_devices", "report_outcomes"]))
     aggregator = AggregatorFactory(code=code, api_user=user)
     client = APIClient()
     client.force_authenticate(user)
@@ -204,7 +208,12 @@ def test_aggregator_sees_and_changes_only_its_own(django_user_model):
     assert [a["id"] for a in client.get("/api/v1/accounts/").json()["results"]] == [own.enrollment.account_id]
     assert client.get(f"{URL}{theirs.enrollment_id}/").status_code == 404
     assert client.get(f"/api/v1/devices/{theirs.device_id}/").status_code == 404
-    assert client.post(f"{URL}{theirs.enrollment_id}/suspend/", {}, format="json").status_code == 404
+    # Suspending is an approver's capability (enrollment.suspend, Cap.APPROVE_ENROLLMENTS) an aggregator lacks: 403
+    # before any lookup (issue 13); a change it may make (unenroll) on another aggregator's enrollment is a 404.
+    assert client.post(f"{URL}{theirs.enrollment_id}/suspend/", {}, format="json").status_code == 403
+    assert client.post(f"{URL}{theirs.enrollment_id}/unenroll/", {"effective_date": "2026-06-01"},
+                       format="json").status_code == 404
+    assert Enrollment.objects.get(pk=theirs.enrollment_id).status == EnrollmentStatus.ACTIVE
     # Enrolling someone else's device: 404, nothing written.
     site = make_site(program)
     r = client.post(URL, body(site), format="json")

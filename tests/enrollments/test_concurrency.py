@@ -11,6 +11,7 @@ from django.db import connection
 from cpm.base.errors import ConflictError
 from enrollments import services as svc
 from enrollments.models import Enrollment, ProgramSubscription
+from tests.actors import TEST_ACTOR
 from tests.factories.devices import DeviceFactory, DeviceInstallationFactory, ServicePointFactory
 from tests.factories.enrollments import AccountFactory, ServiceAgreementFactory
 from tests.factories.programs import ProgramFactory
@@ -53,7 +54,7 @@ def test_two_accounts_enrolling_the_same_device_exactly_one_wins():
 
     def enroll(account):
         return lambda: svc.enrollment_request(account=account, service_point=sp, program=program, devices=[device],
-                                              source="csr", now=NOW)
+                                              source="csr", now=NOW, actor=TEST_ACTOR)
 
     results = _race([enroll(a1), enroll(a2)])
     wins = [r for r in results if isinstance(r, tuple)]
@@ -80,7 +81,7 @@ def test_same_device_in_two_programs_at_two_points_exactly_one_wins():
 
     def enroll(program):
         return lambda: svc.enrollment_request(account=account, service_point=sp1, program=program, devices=[device],
-                                              source="self_service", now=NOW)
+                                              source="self_service", now=NOW, actor=TEST_ACTOR)
 
     results = _race([enroll(p1), enroll(p2)])
     assert sum(isinstance(r, tuple) for r in results) == 1, results
@@ -100,7 +101,8 @@ def test_concurrent_retries_of_one_request_create_one_enrollment():
 
     def enroll():
         return svc.enrollment_request(account=account, service_point=sp, program=program, devices=[device],
-                                      source="aggregator_api", external_transaction_id="tx-9", now=NOW)
+                                      source="aggregator_api", external_transaction_id="tx-9", now=NOW,
+                                          actor=TEST_ACTOR)
 
     results = _race([enroll, enroll, enroll])
     assert all(isinstance(r, tuple) for r in results), results

@@ -12,6 +12,7 @@ from devices.models import Device, DeviceInstallation, Premise, ServicePoint
 from enrollments.choices import AccountStatus, EnrollmentStatus
 from enrollments.imports import import_cis
 from enrollments.models import Account, Customer, Enrollment, ServiceAgreement
+from tests.actors import TEST_ACTOR
 from tests.factories.devices import AggregatorFactory
 from tests.factories.enrollments import active_participant
 from tests.factories.programs import ProgramFactory
@@ -30,7 +31,7 @@ P-2,2 Oak St,Fresno,CA,NORTH,SUB-1,FDR-12,SP-3,M3,small_commercial,A-1,PER-2,Bo,
 
 
 def test_combined_import_then_reimport_changes_nothing(now):
-    report = import_cis(COMBINED, kind="combined", now=now)
+    report = import_cis(COMBINED, kind="combined", now=now, actor=TEST_ACTOR)
     assert report.counts == {
         "premises": {"new": 2, "updated": 0, "unchanged": 0},
         "service_points": {"new": 3, "updated": 0, "unchanged": 0},
@@ -40,12 +41,12 @@ def test_combined_import_then_reimport_changes_nothing(now):
     }
     assert Customer.objects.get(cis_person_id="PER-2").life_support is True
     assert ServicePoint.objects.get(service_point_id="SP-3").premise.premise_id == "P-2"
-    again = import_cis(COMBINED, kind="combined", now=now)
+    again = import_cis(COMBINED, kind="combined", now=now, actor=TEST_ACTOR)
     assert {e: c["unchanged"] for e, c in again.counts.items()} == {
         "premises": 2, "service_points": 3, "customers": 2, "accounts": 3, "agreements": 3}
     assert all(c["new"] == 0 and c["updated"] == 0 for c in again.counts.values())
     changed = COMBINED.replace("TOU-D", "EV2-A")
-    third = import_cis(changed, kind="combined", now=now)
+    third = import_cis(changed, kind="combined", now=now, actor=TEST_ACTOR)
     assert third.counts["service_points"] == {"new": 0, "updated": 1, "unchanged": 2}
     assert ServicePoint.objects.get(service_point_id="SP-1").rate_code == "EV2-A"
 
@@ -53,7 +54,7 @@ def test_combined_import_then_reimport_changes_nothing(now):
 def test_any_row_error_writes_nothing_and_reports_every_row(now):
     bad = COMBINED.replace("2021-03-01,,SA-2", "March 2021,,SA-2").replace("small_commercial", "industrial-ish")
     with pytest.raises(ImportFailed) as exc:
-        import_cis(bad, kind="combined", now=now)
+        import_cis(bad, kind="combined", now=now, actor=TEST_ACTOR)
     errors = exc.value.report.errors
     assert [n for n, _ in errors] == [3, 4]
     assert "opened_on" in errors[0][1] and "March 2021" in errors[0][1]
@@ -64,20 +65,23 @@ def test_any_row_error_writes_nothing_and_reports_every_row(now):
 
 def test_missing_columns_and_unknown_references(now):
     with pytest.raises(ImportFailed) as exc:
-        import_cis("account_number,opened_on\nA,2020-01-01\n", kind="accounts", now=now)
+        import_cis("account_number,opened_on\nA,2020-01-01\n", kind="accounts", now=now, actor=TEST_ACTOR)
     assert exc.value.report.errors == [(1, "missing column(s): cis_person_id")]
     with pytest.raises(ImportFailed) as exc:
-        import_cis("account_number,cis_person_id,opened_on\nA,NOPE,2020-01-01\n", kind="accounts", now=now)
+        import_cis("account_number,cis_person_id,opened_on\nA,NOPE,2020-01-01\n", kind="accounts", now=now,
+                   actor=TEST_ACTOR)
     assert exc.value.report.errors == [(2, "cis_person_id: unknown customer 'NOPE'.")]
 
 
 def test_separate_files_per_entity(now):
-    import_cis("premise_id,address_line1,city\nP-9,9 Elm,Reno\n", kind="premises", now=now)
-    import_cis("service_point_id,premise_id,rate_code\nSP-9,P-9,E-1\n", kind="service_points", now=now)
-    import_cis("cis_person_id,last_name\nPER-9,Diaz\n", kind="customers", now=now)
-    import_cis("account_number,cis_person_id,opened_on\nACC-9,PER-9,2022-01-01\n", kind="accounts", now=now)
+    import_cis("premise_id,address_line1,city\nP-9,9 Elm,Reno\n", kind="premises", now=now, actor=TEST_ACTOR)
+    import_cis("service_point_id,premise_id,rate_code\nSP-9,P-9,E-1\n", kind="service_points", now=now,
+               actor=TEST_ACTOR)
+    import_cis("cis_person_id,last_name\nPER-9,Diaz\n", kind="customers", now=now, actor=TEST_ACTOR)
+    import_cis("account_number,cis_person_id,opened_on\nACC-9,PER-9,2022-01-01\n", kind="accounts", now=now,
+               actor=TEST_ACTOR)
     report = import_cis("agreement_id,account_number,service_point_id,start_date\nSA-9,ACC-9,SP-9,2022-01-01\n",
-                        kind="agreements", now=now)
+                        kind="agreements", now=now, actor=TEST_ACTOR)
     assert report.counts == {"agreements": {"new": 1, "updated": 0, "unchanged": 0}}
     assert ServiceAgreement.objects.get().service_point.service_point_id == "SP-9"
 
@@ -87,12 +91,12 @@ def test_closed_on_in_cis_closes_account_and_ends_enrollments(now):
     account = sub.enrollment.account
     csv_text = (f"account_number,cis_person_id,opened_on,closed_on\n{account.account_number},"
                 f"{account.customer.cis_person_id},2020-01-01,2026-05-31\n")
-    report = import_cis(csv_text, kind="accounts", now=now)
+    report = import_cis(csv_text, kind="accounts", now=now, actor=TEST_ACTOR)
     assert report.counts["accounts"]["updated"] == 1
     account.refresh_from_db()
     assert (account.status, account.closed_on) == (AccountStatus.CLOSED, dt.date(2026, 5, 31))
     assert Enrollment.objects.get().status == EnrollmentStatus.UNENROLLED
-    assert import_cis(csv_text, kind="accounts", now=now).counts["accounts"]["unchanged"] == 1
+    assert import_cis(csv_text, kind="accounts", now=now, actor=TEST_ACTOR).counts["accounts"]["unchanged"] == 1
 
 
 DEVICES = """aggregator_device_id,device_type,capacity_kw,usable_energy_kwh,manufacturer,serial_number,ownership,\
@@ -103,27 +107,28 @@ ev-1,ev_charger,7.2,,ChargePoint,CP1,,SP-1,2026-02-01,
 
 
 def test_device_list_import_idempotent(now):
-    import_cis(COMBINED, kind="combined", now=now)
+    import_cis(COMBINED, kind="combined", now=now, actor=TEST_ACTOR)
     agg = AggregatorFactory(code="tesla")
-    report = import_devices(DEVICES, aggregator=agg, now=now)
+    report = import_devices(DEVICES, aggregator=agg, now=now, actor=TEST_ACTOR)
     assert report.counts == {"devices": {"new": 2, "updated": 0, "unchanged": 0}}
     battery = Device.objects.get(aggregator_device_id="pw-1")
     assert (battery.status, str(battery.usable_energy_kwh)) == ("active", "13.500")
     assert DeviceInstallation.objects.get(device=battery).service_point.service_point_id == "SP-1"
-    assert import_devices(DEVICES, aggregator=agg, now=now).counts == {
+    assert import_devices(DEVICES, aggregator=agg, now=now, actor=TEST_ACTOR).counts == {
         "devices": {"new": 0, "updated": 0, "unchanged": 2}}
     moved = DEVICES.replace("SP-1,2026-02-01", "SP-2,2026-04-01")
-    assert import_devices(moved, aggregator=agg, now=now).counts["devices"] == {"new": 0, "updated": 1,
+    assert import_devices(moved, aggregator=agg, now=now,
+                          actor=TEST_ACTOR).counts["devices"] == {"new": 0, "updated": 1,
                                                                                 "unchanged": 1}
     assert DeviceInstallation.objects.filter(device__aggregator_device_id="ev-1").count() == 2
 
 
 def test_utility_owned_rows_rejected_with_row_number(now):
-    import_cis(COMBINED, kind="combined", now=now)
+    import_cis(COMBINED, kind="combined", now=now, actor=TEST_ACTOR)
     agg = AggregatorFactory(code="tesla")
     bad = DEVICES + "ut-1,water_heater,4.5,,Rheem,R1,utility_owned,,,\nxx-1,toaster,1,,,,,,,\n"
     with pytest.raises(ImportFailed) as exc:
-        import_devices(bad, aggregator=agg, now=now)
+        import_devices(bad, aggregator=agg, now=now, actor=TEST_ACTOR)
     errors = exc.value.report.errors
     assert [n for n, _ in errors] == [4, 5]
     assert "Utility-owned" in errors[0][1] and "device_type" in errors[1][1]

@@ -17,6 +17,7 @@ from enrollments.errors import EnrollmentConflictError, IneligibleError
 from enrollments.models import Enrollment, ProgramSubscription, ServiceAgreement
 from enrollments.signals import enrollment_ended
 from events.models import Event, Participation
+from tests.actors import TEST_ACTOR
 from tests.factories.devices import DeviceFactory, DeviceInstallationFactory
 from tests.factories.enrollments import AccountFactory, ServiceAgreementFactory
 from tests.factories.programs import ProgramFactory
@@ -44,28 +45,28 @@ def test_request_creates_active_enrollment_and_subscription(site, now, admin_use
 def test_program_requiring_approval_goes_pending_then_active(site, now):
     site.program.requires_approval = True
     site.program.save()
-    enrollment, _ = svc.enrollment_request(**site.request_kwargs(), now=now)
+    enrollment, _ = svc.enrollment_request(**site.request_kwargs(), now=now, actor=TEST_ACTOR)
     assert enrollment.status == EnrollmentStatus.PENDING_APPROVAL
     # Pending already holds the device: a second account cannot take it.
     assert open_subs(site.device).count() == 1
-    svc.enrollment_approve(enrollment=enrollment, now=now)
+    svc.enrollment_approve(enrollment=enrollment, now=now, actor=TEST_ACTOR)
     enrollment.refresh_from_db()
     assert enrollment.status == EnrollmentStatus.ACTIVE
     with pytest.raises(TransitionNotAllowed):
-        svc.enrollment_approve(enrollment=enrollment, now=now)
+        svc.enrollment_approve(enrollment=enrollment, now=now, actor=TEST_ACTOR)
 
 
 def test_reject_releases_the_device(site, now):
     site.program.requires_approval = True
     site.program.save()
-    enrollment, _ = svc.enrollment_request(**site.request_kwargs(), now=now)
+    enrollment, _ = svc.enrollment_request(**site.request_kwargs(), now=now, actor=TEST_ACTOR)
     svc.enrollment_reject(enrollment=enrollment, reason_code=ReasonCode.INELIGIBLE_RATE, reason_text="Wrong rate",
-                          now=now)
+                          now=now, actor=TEST_ACTOR)
     enrollment.refresh_from_db()
     assert (enrollment.status, enrollment.reason_code, enrollment.reason_text) == (
         EnrollmentStatus.REJECTED, "ineligible_rate", "Wrong rate")
     assert open_subs(site.device).count() == 0
-    again, created = svc.enrollment_request(**site.request_kwargs(), now=now)
+    again, created = svc.enrollment_request(**site.request_kwargs(), now=now, actor=TEST_ACTOR)
     assert created and again.pk != enrollment.pk
 
 
@@ -75,7 +76,7 @@ def test_rejected_request_leaves_nothing(site, now):
     counts = (Enrollment.objects.count(), ProgramSubscription.objects.count(), Device.objects.count(),
               AuditEntry.objects.count())
     with pytest.raises(IneligibleError) as exc:
-        svc.enrollment_request(**site.request_kwargs(external_transaction_id="tx-1"), now=now)
+        svc.enrollment_request(**site.request_kwargs(external_transaction_id="tx-1"), now=now, actor=TEST_ACTOR)
     assert exc.value.as_dict()["reasons"][0]["code"] == el.RATE_CODE_NOT_ELIGIBLE
     assert exc.value.as_dict()["service_point"][0].startswith("Service point")
     assert counts == (Enrollment.objects.count(), ProgramSubscription.objects.count(), Device.objects.count(),
@@ -84,31 +85,33 @@ def test_rejected_request_leaves_nothing(site, now):
 
 def test_retried_request_returns_same_enrollment(site, now):
     first, created = svc.enrollment_request(**site.request_kwargs(source="aggregator_api",
-                                                                  external_transaction_id="agg-42"), now=now)
+                                                                  external_transaction_id="agg-42"), now=now,
+                                                                      actor=TEST_ACTOR)
     assert created
     audits = AuditEntry.objects.count()
     again, created_again = svc.enrollment_request(**site.request_kwargs(source="aggregator_api",
                                                                         external_transaction_id="agg-42"),
-                                                  now=now + dt.timedelta(minutes=3))
+                                                  now=now + dt.timedelta(minutes=3), actor=TEST_ACTOR)
     assert (again.pk, created_again) == (first.pk, False)
     assert Enrollment.objects.count() == 1 and ProgramSubscription.objects.count() == 1
     assert AuditEntry.objects.count() == audits
     # Same id for another program: refused, naming the enrollment that used it.
     with pytest.raises(ConflictError) as exc:
         svc.enrollment_request(**site.request_kwargs(source="aggregator_api", external_transaction_id="agg-42",
-                                                     program=ProgramFactory()), now=now)
+                                                     program=ProgramFactory()), now=now, actor=TEST_ACTOR)
     assert exc.value.extra["conflicting_enrollment"] == first.pk
 
 
 def test_double_enrollment_of_device_by_second_account_is_409(site, now):
-    first, _ = svc.enrollment_request(**site.request_kwargs(), now=now)
+    first, _ = svc.enrollment_request(**site.request_kwargs(), now=now, actor=TEST_ACTOR)
     # The device moves to the neighbour's service point without unenrolling.
     neighbour = make_site(site.program)
-    device_install(device=site.device, service_point=neighbour.service_point, installed_on=DAY, now=now)
+    device_install(device=site.device, service_point=neighbour.service_point, installed_on=DAY, now=now,
+                   actor=TEST_ACTOR)
     # Removal ended the first subscription; re-hold it to model a stale CIS/aggregator state.
     ProgramSubscription.objects.filter(enrollment=first).update(end_date=None)
     with pytest.raises(EnrollmentConflictError) as exc:
-        svc.enrollment_request(**neighbour.request_kwargs(devices=[site.device]), now=now)
+        svc.enrollment_request(**neighbour.request_kwargs(devices=[site.device]), now=now, actor=TEST_ACTOR)
     body = exc.value.as_dict()
     assert exc.value.status_code == 409
     assert body["code"] == el.DEVICE_ENROLLED_BY_OTHER_ACCOUNT
@@ -119,27 +122,28 @@ def test_double_enrollment_of_device_by_second_account_is_409(site, now):
 def test_integrity_error_becomes_conflict_naming_enrollment(site, now, monkeypatch):
     """If a concurrent writer slipped past the checks, the DB constraint answers and we name the winner."""
     other = make_site(ProgramFactory())
-    winner, _ = svc.enrollment_request(**other.request_kwargs(), now=now)
+    winner, _ = svc.enrollment_request(**other.request_kwargs(), now=now, actor=TEST_ACTOR)
     monkeypatch.setattr(svc.selectors, "check_request", lambda **kw: [])
     with pytest.raises(ConflictError) as exc:
-        svc.enrollment_request(**site.request_kwargs(devices=[other.device]), now=now)
+        svc.enrollment_request(**site.request_kwargs(devices=[other.device]), now=now, actor=TEST_ACTOR)
     assert exc.value.extra["conflicting_enrollment"] == winner.pk
     assert exc.value.extra["conflicting_program"] == other.program.code
     assert Enrollment.objects.count() == 1
 
 
 def test_transfer_after_first_account_closed_keeps_history(site, now):
-    first, _ = svc.enrollment_request(**site.request_kwargs(effective_date=dt.date(2026, 1, 5)), now=now)
+    first, _ = svc.enrollment_request(**site.request_kwargs(effective_date=dt.date(2026, 1, 5)), now=now,
+                                      actor=TEST_ACTOR)
     new_account = AccountFactory()
     with pytest.raises(ConflictError) as exc:
         svc.device_transfer(device=site.device, to_account=new_account, service_point=site.service_point,
-                            program=site.program, source="csr", on=DAY, now=now)
+                            program=site.program, source="csr", on=DAY, now=now, actor=TEST_ACTOR)
     assert exc.value.extra["conflicting_enrollment"] == first.pk
-    svc.account_close(account=site.account, closed_on=dt.date(2026, 5, 10), now=now)
+    svc.account_close(account=site.account, closed_on=dt.date(2026, 5, 10), now=now, actor=TEST_ACTOR)
     ServiceAgreementFactory(account=new_account, service_point=site.service_point, start_date=dt.date(2026, 5, 10))
     second, created = svc.device_transfer(device=site.device, to_account=new_account,
                                           service_point=site.service_point, program=site.program, source="csr",
-                                          on=DAY, now=now)
+                                          on=DAY, now=now, actor=TEST_ACTOR)
     assert created and second.status == EnrollmentStatus.ACTIVE and second.account == new_account
     first.refresh_from_db()
     assert (first.status, first.end_date, first.reason_code) == (EnrollmentStatus.UNENROLLED, dt.date(2026, 5, 10),
@@ -150,7 +154,8 @@ def test_transfer_after_first_account_closed_keeps_history(site, now):
 
 
 def test_account_closed_mid_season(site, now, django_capture_on_commit_callbacks):
-    enrollment, _ = svc.enrollment_request(**site.request_kwargs(effective_date=dt.date(2026, 6, 1)), now=now)
+    enrollment, _ = svc.enrollment_request(**site.request_kwargs(effective_date=dt.date(2026, 6, 1)), now=now,
+                                           actor=TEST_ACTOR)
     event = Event.objects.create(program=site.program, **_event_window(dt.date(2026, 7, 1)))
     Participation.objects.create(event=event, subscription=enrollment.subscriptions.get(), enrollment=enrollment,
                                  device=site.device, service_point=site.service_point, start=event.start,
@@ -159,7 +164,7 @@ def test_account_closed_mid_season(site, now, django_capture_on_commit_callbacks
     enrollment_ended.connect(lambda sender, signal, **kw: ended.append(kw), weak=False, dispatch_uid="t-ended")
     try:
         with django_capture_on_commit_callbacks(execute=True):
-            svc.account_close(account=site.account, closed_on=dt.date(2026, 7, 15), now=now)
+            svc.account_close(account=site.account, closed_on=dt.date(2026, 7, 15), now=now, actor=TEST_ACTOR)
     finally:
         enrollment_ended.disconnect(dispatch_uid="t-ended")
     site.account.refresh_from_db()
@@ -177,7 +182,7 @@ def test_account_closed_mid_season(site, now, django_capture_on_commit_callbacks
     ServiceAgreementFactory(account=newcomer, service_point=site.service_point, start_date=dt.date(2026, 7, 15))
     assert not Enrollment.objects.filter(account=newcomer).exists()
     again, _ = svc.enrollment_request(**site.request_kwargs(account=newcomer, effective_date=dt.date(2026, 7, 15)),
-                                      now=now)
+                                      now=now, actor=TEST_ACTOR)
     assert again.status == EnrollmentStatus.ACTIVE
 
 
@@ -188,7 +193,8 @@ def _event_window(day):
 
 
 def test_device_replacement_mid_season(site, now):
-    enrollment, _ = svc.enrollment_request(**site.request_kwargs(effective_date=dt.date(2026, 6, 1)), now=now)
+    enrollment, _ = svc.enrollment_request(**site.request_kwargs(effective_date=dt.date(2026, 6, 1)), now=now,
+                                           actor=TEST_ACTOR)
     old_sub = enrollment.subscriptions.get()
     event = Event.objects.create(program=site.program, **_event_window(dt.date(2026, 7, 1)))
     Participation.objects.create(event=event, subscription=old_sub, enrollment=enrollment, device=site.device,
@@ -196,7 +202,7 @@ def test_device_replacement_mid_season(site, now):
     new = DeviceFactory()
     DeviceInstallationFactory(device=new, service_point=site.service_point, installed_on=dt.date(2026, 7, 20))
     new_sub = svc.enrollment_replace_device(enrollment=enrollment, old_device=site.device, new_device=new,
-                                            on=dt.date(2026, 7, 20), now=now)
+                                            on=dt.date(2026, 7, 20), now=now, actor=TEST_ACTOR)
     old_sub.refresh_from_db()
     assert (old_sub.end_date, old_sub.end_reason) == (dt.date(2026, 7, 20), ReasonCode.DEVICE_REMOVED)
     assert (new_sub.enrollment_id, new_sub.device_id, new_sub.start_date) == (enrollment.pk, new.pk,
@@ -214,18 +220,18 @@ def test_two_chargers_on_one_account(now):
     site = make_site(program, device_type="ev_charger")
     second = DeviceFactory(device_type="ev_charger")
     DeviceInstallationFactory(device=second, service_point=site.service_point)
-    enrollment, _ = svc.enrollment_request(**site.request_kwargs(), now=now)
-    sub2 = svc.enrollment_add_device(enrollment=enrollment, device=second, now=now)
+    enrollment, _ = svc.enrollment_request(**site.request_kwargs(), now=now, actor=TEST_ACTOR)
+    sub2 = svc.enrollment_add_device(enrollment=enrollment, device=second, now=now, actor=TEST_ACTOR)
     assert sorted(enrollment.subscriptions.filter(end_date__isnull=True).values_list("device_id", flat=True)) == \
         sorted([site.device.pk, second.pk])
     assert sub2.start_date == DAY
     with pytest.raises(ConflictError):
-        svc.enrollment_add_device(enrollment=enrollment, device=second, now=now)
+        svc.enrollment_add_device(enrollment=enrollment, device=second, now=now, actor=TEST_ACTOR)
     # Or both at once.
     other = make_site(program, device_type="ev_charger")
     third = DeviceFactory(device_type="ev_charger")
     DeviceInstallationFactory(device=third, service_point=other.service_point)
-    both, _ = svc.enrollment_request(**other.request_kwargs(devices=[third, other.device]), now=now)
+    both, _ = svc.enrollment_request(**other.request_kwargs(devices=[third, other.device]), now=now, actor=TEST_ACTOR)
     assert both.subscriptions.count() == 2
 
 
@@ -236,51 +242,53 @@ def test_mutually_exclusive_programs(site, now):
 
     a, b = sorted([smart_ac, rebate], key=lambda p: p.pk)
     MutualExclusion.objects.create(program_a=a, program_b=b, reason="double payment")
-    svc.enrollment_request(**site.request_kwargs(), now=now)
+    svc.enrollment_request(**site.request_kwargs(), now=now, actor=TEST_ACTOR)
     with pytest.raises(EnrollmentConflictError) as exc:
-        svc.enrollment_request(**site.request_kwargs(program=rebate, devices=[]), now=now)
+        svc.enrollment_request(**site.request_kwargs(program=rebate, devices=[]), now=now, actor=TEST_ACTOR)
     assert exc.value.as_dict()["code"] == el.SERVICE_POINT_IN_EXCLUSIVE_PROGRAM
     assert exc.value.as_dict()["conflicting_program"] == smart_ac.code
     # After unenrolling from June 1 the rebate program may start on June 1, not before.
     enrollment = Enrollment.objects.get(program=smart_ac)
     svc.enrollment_unenroll(enrollment=enrollment, effective_date=dt.date(2026, 6, 1), now=now,
-                            reason_code=ReasonCode.CUSTOMER_REQUEST)
+                            reason_code=ReasonCode.CUSTOMER_REQUEST, actor=TEST_ACTOR)
     with pytest.raises(EnrollmentConflictError):
         svc.enrollment_request(**site.request_kwargs(program=rebate, devices=[], effective_date=dt.date(2026, 5, 20)),
-                               now=now)
+                               now=now, actor=TEST_ACTOR)
     ptr, _ = svc.enrollment_request(**site.request_kwargs(program=rebate, devices=[],
-                                                          effective_date=dt.date(2026, 6, 1)), now=now)
+                                                          effective_date=dt.date(2026, 6, 1)), now=now,
+                                                              actor=TEST_ACTOR)
     sub = ptr.subscriptions.get()
     assert sub.device is None and sub.start_date == dt.date(2026, 6, 1)
 
 
 def test_unenroll_frees_device_from_effective_date(site, now):
-    enrollment, _ = svc.enrollment_request(**site.request_kwargs(), now=now)
+    enrollment, _ = svc.enrollment_request(**site.request_kwargs(), now=now, actor=TEST_ACTOR)
     svc.enrollment_unenroll(enrollment=enrollment, effective_date=dt.date(2026, 6, 1), now=now,
-                            reason_code=ReasonCode.CUSTOMER_REQUEST, reason_text="moving")
+                            reason_code=ReasonCode.CUSTOMER_REQUEST, reason_text="moving", actor=TEST_ACTOR)
     enrollment.refresh_from_db()
     assert (enrollment.status, enrollment.end_date, enrollment.reason_text) == (EnrollmentStatus.UNENROLLED,
                                                                                 dt.date(2026, 6, 1), "moving")
     assert enrollment.subscriptions.get().end_date == dt.date(2026, 6, 1)
     with pytest.raises(DomainValidationError):
-        svc.enrollment_unenroll(enrollment=enrollment, effective_date=DAY, now=now, reason_code="bogus")
+        svc.enrollment_unenroll(enrollment=enrollment, effective_date=DAY, now=now, reason_code="bogus",
+                                actor=TEST_ACTOR)
     with pytest.raises(TransitionNotAllowed):
-        svc.enrollment_unenroll(enrollment=enrollment, effective_date=DAY, now=now)
+        svc.enrollment_unenroll(enrollment=enrollment, effective_date=DAY, now=now, actor=TEST_ACTOR)
 
 
 def test_suspend_and_resume(site, now):
-    enrollment, _ = svc.enrollment_request(**site.request_kwargs(), now=now)
-    svc.enrollment_suspend(enrollment=enrollment, now=now, reason="device offline for 30 days")
+    enrollment, _ = svc.enrollment_request(**site.request_kwargs(), now=now, actor=TEST_ACTOR)
+    svc.enrollment_suspend(enrollment=enrollment, now=now, reason="device offline for 30 days", actor=TEST_ACTOR)
     assert Enrollment.objects.get().status == EnrollmentStatus.SUSPENDED
-    svc.enrollment_resume(enrollment=enrollment, now=now)
+    svc.enrollment_resume(enrollment=enrollment, now=now, actor=TEST_ACTOR)
     assert Enrollment.objects.get().status == EnrollmentStatus.ACTIVE
     assert AuditEntry.objects.filter(object_type="enrollments.enrollment", reason="device offline for 30 days",
                                      to_status="suspended").exists()
 
 
 def test_device_removal_ends_its_subscription(site, now):
-    enrollment, _ = svc.enrollment_request(**site.request_kwargs(), now=now)
-    device_remove(device=site.device, removed_on=dt.date(2026, 6, 10), now=now)
+    enrollment, _ = svc.enrollment_request(**site.request_kwargs(), now=now, actor=TEST_ACTOR)
+    device_remove(device=site.device, removed_on=dt.date(2026, 6, 10), now=now, actor=TEST_ACTOR)
     sub = enrollment.subscriptions.get()
     assert (sub.end_date, sub.end_reason) == (dt.date(2026, 6, 10), ReasonCode.DEVICE_REMOVED)
     enrollment.refresh_from_db()
@@ -289,13 +297,14 @@ def test_device_removal_ends_its_subscription(site, now):
 
 def test_service_point_only_program_enrolls_without_device(site, now):
     ptr = ProgramFactory(code="ptr", requires_device=False, eligible_device_types=[])
-    enrollment, _ = svc.enrollment_request(**site.request_kwargs(program=ptr, devices=[]), now=now)
+    enrollment, _ = svc.enrollment_request(**site.request_kwargs(program=ptr, devices=[]), now=now, actor=TEST_ACTOR)
     assert list(enrollment.subscriptions.values_list("device_id", flat=True)) == [None]
     with pytest.raises(DomainValidationError):
-        svc.enrollment_add_device(enrollment=enrollment, device=site.device, now=now)
+        svc.enrollment_add_device(enrollment=enrollment, device=site.device, now=now, actor=TEST_ACTOR)
 
 
 def test_bad_input_names_the_field(site, now):
     with pytest.raises(DomainValidationError) as exc:
-        svc.enrollment_request(**site.request_kwargs(source="fax", devices=[site.device, site.device]), now=now)
+        svc.enrollment_request(**site.request_kwargs(source="fax", devices=[site.device, site.device]), now=now,
+                               actor=TEST_ACTOR)
     assert set(exc.value.errors) == {"source", "devices"}

@@ -86,3 +86,15 @@ def active_participant(*, program, device_kwargs=None, service_point=None, accou
         DeviceInstallationFactory(device=device, service_point=service_point)
     return ProgramSubscriptionFactory(enrollment=enrollment, device=device, start_date=start,
                                       exclusive=not program.allows_co_enrollment)
+
+
+def staff_user(role: str, username: str | None = None):
+    """A staff user (may sign in to the admin) holding one role group of ``cpm.base.roles``."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+
+    user_model = get_user_model()
+    user = user_model.objects.create_user(username or role.lower().replace(" ", "-"), password="pw-Role-123456",
+                                          is_staff=True)
+    user.groups.add(Group.objects.get(name=role))
+    return user_model.objects.get(pk=user.pk)  # a fresh instance: no stale permission cache

@@ -252,7 +252,11 @@ def test_permissions(api_client, django_user_model):
     api_client.force_authenticate(user)
     assert api_client.get(URL).status_code == 200
     assert api_client.post(f"{URL}{program.pk}/suspend/").status_code == 403
+    # The model's change permission is not the capability: suspending needs cpm.manage_programs (issue 13).
     user.user_permissions.add(Permission.objects.get(codename="change_program"))
+    api_client.force_authenticate(django_user_model.objects.get(pk=user.pk))
+    assert api_client.post(f"{URL}{program.pk}/suspend/").status_code == 403
+    user.user_permissions.add(Permission.objects.get(content_type__app_label="cpm", codename="manage_programs"))
     api_client.force_authenticate(django_user_model.objects.get(pk=user.pk))
     assert api_client.post(f"{URL}{program.pk}/suspend/").status_code == 200
     api_client.force_authenticate(None)

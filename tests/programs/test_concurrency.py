@@ -7,6 +7,7 @@ from django.db import connection
 from cpm.base.errors import DomainValidationError
 from programs import services
 from programs.models import Season
+from tests.actors import TEST_ACTOR
 from tests.factories.programs import ProgramFactory
 
 
@@ -22,7 +23,7 @@ def test_concurrent_overlapping_seasons_one_wins(now):
         try:
             barrier.wait()
             services.season_create(program=program, data={"name": name, "start_date": start, "end_date": end},
-                                   now=now)
+                                   now=now, actor=TEST_ACTOR)
             outcomes.append("created")
         except DomainValidationError as exc:
             outcomes.append(next(iter(exc.errors.values()))[0])

@@ -16,6 +16,7 @@ import pytest
 
 from programs import selectors, services
 from programs.rules import check_event_against_rule
+from tests.actors import TEST_ACTOR
 
 FACTS = Path("/work/shared/data/programs/real-programs.json")
 pytestmark = [pytest.mark.django_db,
@@ -155,8 +156,8 @@ def build(facts, now):
         rules.append(rule_from(facts, effective_from=end + dt.timedelta(days=1), **main_rule))
     program = services.program_create(data=data, seasons=seasons, participation_rules=rules,
                                       incentive_rules=incentives_from(facts, [s["name"] for s in seasons]),
-                                      now=now, actor="real-programs test")
-    return services.program_activate(program=program, now=now, reason="expressibility test")
+                                      now=now, actor=TEST_ACTOR)
+    return services.program_activate(program=program, now=now, reason="expressibility test", actor=TEST_ACTOR)
 
 
 @pytest.fixture(scope="module")

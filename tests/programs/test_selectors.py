@@ -3,6 +3,7 @@ import datetime as dt
 import pytest
 
 from programs import selectors, services
+from tests.actors import TEST_ACTOR
 from tests.factories.programs import (
     IncentiveRuleFactory,
     ParticipationRuleFactory,
@@ -44,8 +45,8 @@ def test_participation_rule_for_latest_in_effect_wins(django_assert_num_queries)
 
 def test_exclusive_program_ids_either_side(now):
     a, b, c, d = ProgramFactory(), ProgramFactory(), ProgramFactory(), ProgramFactory()
-    services.mutual_exclusion_create(program_a=b, program_b=a, now=now)
-    services.mutual_exclusion_create(program_a=b, program_b=c, now=now)
+    services.mutual_exclusion_create(program_a=b, program_b=a, now=now, actor=TEST_ACTOR)
+    services.mutual_exclusion_create(program_a=b, program_b=c, now=now, actor=TEST_ACTOR)
     assert selectors.exclusive_program_ids(b) == {a.pk, c.pk}
     assert selectors.exclusive_program_ids(a) == {b.pk}
     assert selectors.exclusive_program_ids(c.pk) == {b.pk}
@@ -61,7 +62,7 @@ def test_incentive_rules_for_season_and_price_lookup(now):
     assert selectors.incentive_rules_for(program, None) == [general]
     price_set = services.price_set_create(program=program, name="P", interval_minutes=15, rows=[
         {"interval_start": "2026-07-01T14:00", "price_per_kwh": "0.5"},
-        {"interval_start": "2026-07-01T14:15", "price_per_kwh": "0.7"}], now=now)
+        {"interval_start": "2026-07-01T14:15", "price_per_kwh": "0.7"}], now=now, actor=TEST_ACTOR)
     at = dt.datetime(2026, 7, 1, 21, 20, tzinfo=dt.UTC)  # 14:20 local
     assert str(selectors.price_for(price_set, at)) == "0.70000"
     assert selectors.price_for(price_set, at + dt.timedelta(minutes=10)) is None

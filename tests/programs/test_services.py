@@ -12,6 +12,7 @@ from cpm.models import AuditEntry
 from programs import services
 from programs.choices import ProgramStatus
 from programs.models import IncentiveRule, IntervalPrice, ParticipationRule, Program, Season
+from tests.actors import TEST_ACTOR
 from tests.factories.programs import (
     IncentiveRuleFactory,
     ParticipationRuleFactory,
@@ -30,7 +31,7 @@ INCENTIVE = {"kind": "performance_kwh", "basis": "per_kwh", "amount": Decimal("1
 
 def complete_draft(now, **changes):
     return services.program_create(data=draft_program_data(**changes), seasons=[SUMMER], participation_rules=[RULE],
-                                   incentive_rules=[INCENTIVE], now=now, actor="test")
+                                   incentive_rules=[INCENTIVE], now=now, actor=TEST_ACTOR)
 
 
 def errors_of(excinfo):
@@ -45,19 +46,19 @@ def test_program_create_with_nested_items_is_draft_and_audited(now):
         incentive_rules=[{**INCENTIVE}, {"kind": "seasonal", "basis": "per_device", "amount": Decimal("25"),
                                          "season_name": "Summer 2026", "max_opt_outs": 3}],
         questions=[{"code": "central_ac", "text": "Central A/C?", "answer_type": "boolean",
-                    "qualifying_answers": [True]}], now=now, actor="test")
+                    "qualifying_answers": [True]}], now=now, actor=TEST_ACTOR)
     assert program.status == ProgramStatus.DRAFT
     assert program.seasons.get().name == "Summer 2026"
     seasonal = program.incentive_rules.get(kind="seasonal")
     assert seasonal.season.name == "Summer 2026" and seasonal.max_opt_outs == 3
     assert program.questions.get().qualifying_answers == [True]
     entry = AuditEntry.objects.get(object_type="programs.program", object_id=str(program.pk))
-    assert (entry.action, entry.actor_label, entry.changes["seasons"]) == ("create", "test", 1)
+    assert (entry.action, entry.actor_label, entry.changes["seasons"]) == ("create", "system:tests", 1)
 
 
 def test_utility_owned_program_rejected_by_service_and_database(now):
     with pytest.raises(DomainValidationError) as exc:
-        services.program_create(data=draft_program_data(device_ownership="utility_owned"), now=now)
+        services.program_create(data=draft_program_data(device_ownership="utility_owned"), now=now, actor=TEST_ACTOR)
     assert "utility-owned devices are out of scope" in errors_of(exc)["device_ownership"][0]
     with pytest.raises(IntegrityError), transaction.atomic():
         ProgramFactory(device_ownership="utility_owned")
@@ -78,7 +79,7 @@ def test_utility_owned_program_rejected_by_service_and_database(now):
 ])
 def test_program_values_refused_per_field(now, changes, field, message):
     with pytest.raises(DomainValidationError) as exc:
-        services.program_create(data=draft_program_data(**changes), now=now)
+        services.program_create(data=draft_program_data(**changes), now=now, actor=TEST_ACTOR)
     assert any(message in m for m in errors_of(exc)[field]), errors_of(exc)
     assert not Program.objects.exists()
 
@@ -87,35 +88,37 @@ def test_nested_errors_carry_the_path_and_nothing_is_written(now):
     with pytest.raises(DomainValidationError) as exc:
         services.program_create(
             data=draft_program_data(), seasons=[SUMMER, {"name": "Bad", "start_date": dt.date(2026, 12, 1),
-                                                         "end_date": dt.date(2026, 11, 1)}], now=now)
+                                                         "end_date": dt.date(2026, 11, 1)}], now=now, actor=TEST_ACTOR)
     assert errors_of(exc) == {"seasons[1].end_date": ["end_date (2026-11-01) must be on or after start_date "
                                                       "(2026-12-01)."]}
     with pytest.raises(DomainValidationError) as exc:
         services.program_create(data=draft_program_data(), participation_rules=[{**RULE, "window_end": dt.time(9)}],
-                                now=now)
+                                now=now, actor=TEST_ACTOR)
     assert list(errors_of(exc)) == ["participation_rules[0].window_end"]
     with pytest.raises(DomainValidationError) as exc:
         services.program_create(data=draft_program_data(), incentive_rules=[{**INCENTIVE, "season_name": "Nope"}],
-                                now=now)
+                                now=now, actor=TEST_ACTOR)
     assert errors_of(exc) == {"incentive_rules[0].season_name": ["No season named 'Nope'."]}
     assert not Program.objects.exists() and not Season.objects.exists()
 
 
 def test_update_freezes_code_and_zone_after_draft_and_closed_is_read_only(now):
     program = complete_draft(now)
-    services.program_update(program=program, data={"name": "Renamed", "time_zone": "America/New_York"}, now=now)
+    services.program_update(program=program, data={"name": "Renamed", "time_zone": "America/New_York"}, now=now,
+                            actor=TEST_ACTOR)
     program.refresh_from_db()
     assert (program.name, program.time_zone) == ("Renamed", "America/New_York")
-    services.program_activate(program=program, now=now)
+    services.program_activate(program=program, now=now, actor=TEST_ACTOR)
     with pytest.raises(DomainValidationError) as exc:
-        services.program_update(program=program, data={"time_zone": "America/Chicago", "name": "X"}, now=now)
+        services.program_update(program=program, data={"time_zone": "America/Chicago", "name": "X"}, now=now,
+                                actor=TEST_ACTOR)
     assert errors_of(exc) == {"time_zone": ["time_zone cannot change once the program has been activated."]}
-    services.program_update(program=program, data={"description": "Now with a source URL"}, now=now)
-    services.program_close(program=program, now=now)
+    services.program_update(program=program, data={"description": "Now with a source URL"}, now=now, actor=TEST_ACTOR)
+    services.program_close(program=program, now=now, actor=TEST_ACTOR)
     with pytest.raises(ConflictError, match="is closed; its definition can no longer change"):
-        services.program_update(program=program, data={"name": "Y"}, now=now)
+        services.program_update(program=program, data={"name": "Y"}, now=now, actor=TEST_ACTOR)
     with pytest.raises(ConflictError, match="is closed"):
-        services.season_create(program=program, data={**SUMMER, "name": "Summer 2027"}, now=now)
+        services.season_create(program=program, data={**SUMMER, "name": "Summer 2027"}, now=now, actor=TEST_ACTOR)
 
 
 # --- status transitions ------------------------------------------------------------------------------------------
@@ -137,9 +140,9 @@ def test_full_lifecycle_audited(now, admin_user):
 
 def test_suspended_program_can_close(now):
     program = complete_draft(now)
-    services.program_activate(program=program, now=now)
-    services.program_suspend(program=program, now=now)
-    services.program_close(program=program, now=now)
+    services.program_activate(program=program, now=now, actor=TEST_ACTOR)
+    services.program_suspend(program=program, now=now, actor=TEST_ACTOR)
+    services.program_close(program=program, now=now, actor=TEST_ACTOR)
     assert Program.objects.get(pk=program.pk).status == ProgramStatus.CLOSED
 
 
@@ -156,7 +159,7 @@ def test_suspended_program_can_close(now):
 def test_refused_transitions(now, status, service, message):
     program = ProgramFactory(status=status)
     with pytest.raises(TransitionNotAllowed, match=message) as exc:
-        service(program=program, now=now)
+        service(program=program, now=now, actor=TEST_ACTOR)
     assert exc.value.status_code == 409
     program.refresh_from_db()
     assert program.status == status
@@ -164,9 +167,9 @@ def test_refused_transitions(now, status, service, message):
 
 
 def test_activation_needs_season_rule_and_incentive(now):
-    program = services.program_create(data=draft_program_data(code="bare"), now=now)
+    program = services.program_create(data=draft_program_data(code="bare"), now=now, actor=TEST_ACTOR)
     with pytest.raises(ConflictError) as exc:
-        services.program_activate(program=program, now=now)
+        services.program_activate(program=program, now=now, actor=TEST_ACTOR)
     assert exc.value.message == ("Program bare cannot be activated: it needs at least one season, a participation "
                                  "rule, an incentive rule.")
     assert Program.objects.get(pk=program.pk).status == ProgramStatus.DRAFT
@@ -183,20 +186,20 @@ def test_overlapping_season_refused_naming_field_and_season(now):
     program = complete_draft(now)
     with pytest.raises(DomainValidationError) as exc:
         services.season_create(program=program, data={"name": "Shoulder", "start_date": dt.date(2026, 9, 15),
-                                                      "end_date": dt.date(2026, 10, 31)}, now=now)
+                                                      "end_date": dt.date(2026, 10, 31)}, now=now, actor=TEST_ACTOR)
     assert errors_of(exc) == {"start_date": ["Season 'Shoulder' (2026-09-15 to 2026-10-31) overlaps season "
                                              "'Summer 2026' (2026-06-01 to 2026-09-30)."]}
     with pytest.raises(DomainValidationError) as exc:
         services.season_create(program=program, data={"name": "Spring", "start_date": dt.date(2026, 3, 1),
-                                                      "end_date": dt.date(2026, 6, 1)}, now=now)
+                                                      "end_date": dt.date(2026, 6, 1)}, now=now, actor=TEST_ACTOR)
     assert list(errors_of(exc)) == ["end_date"]
     with pytest.raises(DomainValidationError) as exc:
         services.season_create(program=program, data={**SUMMER, "start_date": dt.date(2027, 6, 1),
-                                                      "end_date": dt.date(2027, 9, 30)}, now=now)
+                                                      "end_date": dt.date(2027, 9, 30)}, now=now, actor=TEST_ACTOR)
     assert errors_of(exc) == {"name": [f"Program {program.code} already has a season named 'Summer 2026'."]}
     winter = services.season_create(program=program, data={"name": "Winter 2026-27", "start_date":
                                                             dt.date(2026, 12, 1), "end_date": dt.date(2027, 2, 28)},
-                                    now=now)
+                                    now=now, actor=TEST_ACTOR)
     assert winter.pk and program.seasons.count() == 2
 
 
@@ -211,10 +214,10 @@ def test_started_season_is_frozen_on_active_program_future_one_is_not(now):
                            end_date=dt.date(2026, 5, 31))
     summer = SeasonFactory(program=program)
     with pytest.raises(ConflictError, match="Season 'Spring 2026' of program .* is already in effect"):
-        services.season_update(season=spring, data={"end_date": dt.date(2026, 5, 20)}, now=now)
+        services.season_update(season=spring, data={"end_date": dt.date(2026, 5, 20)}, now=now, actor=TEST_ACTOR)
     with pytest.raises(ConflictError):
-        services.season_delete(season=spring, now=now)
-    services.season_update(season=summer, data={"end_date": dt.date(2026, 9, 15)}, now=now)
+        services.season_delete(season=spring, now=now, actor=TEST_ACTOR)
+    services.season_update(season=summer, data={"end_date": dt.date(2026, 9, 15)}, now=now, actor=TEST_ACTOR)
     assert Season.objects.get(pk=summer.pk).end_date == dt.date(2026, 9, 15)
 
 
@@ -225,12 +228,12 @@ def test_rule_validation_errors_per_field_through_service(now):
     with pytest.raises(DomainValidationError) as exc:
         services.participation_rule_create(program=program, data={
             "effective_from": dt.date(2026, 1, 1), "min_duration_minutes": 120, "max_duration_minutes": 60,
-            "opt_out_allowance_kind": "count"}, now=now)
+            "opt_out_allowance_kind": "count"}, now=now, actor=TEST_ACTOR)
     assert errors_of(exc) == {
         "max_duration_minutes": ["max_duration_minutes (60) must be at least min_duration_minutes (120)."],
         "opt_out_allowance_count": ["opt_out_allowance_count is required when the allowance kind is count."]}
     with pytest.raises(DomainValidationError) as exc:
-        services.participation_rule_create(program=program, data={"effective_from": "soon"}, now=now)
+        services.participation_rule_create(program=program, data={"effective_from": "soon"}, now=now, actor=TEST_ACTOR)
     assert "effective_from" in errors_of(exc)
 
 
@@ -238,14 +241,17 @@ def test_rule_effective_dates_unique_and_frozen_once_in_effect(now):
     program = ProgramFactory()  # active; today in Los Angeles is 2026-05-15
     current = ParticipationRuleFactory(program=program, effective_from=dt.date(2026, 1, 1))
     with pytest.raises(ConflictError, match="already in effect"):
-        services.participation_rule_update(rule=current, data={"max_duration_minutes": 120}, now=now)
+        services.participation_rule_update(rule=current, data={"max_duration_minutes": 120}, now=now, actor=TEST_ACTOR)
     with pytest.raises(ConflictError, match="A participation rule of program .* is already in effect \\(2026-05-15\\)"):
-        services.participation_rule_create(program=program, data={"effective_from": dt.date(2026, 5, 15)}, now=now)
+        services.participation_rule_create(program=program, data={"effective_from": dt.date(2026, 5, 15)}, now=now,
+                                           actor=TEST_ACTOR)
     later = services.participation_rule_create(program=program, data={"effective_from": dt.date(2026, 5, 16),
-                                                                      "max_duration_minutes": 120}, now=now)
+                                                                      "max_duration_minutes": 120}, now=now,
+                                                                          actor=TEST_ACTOR)
     assert later.max_duration_minutes == 120
     with pytest.raises(DomainValidationError) as exc:
-        services.participation_rule_create(program=program, data={"effective_from": dt.date(2026, 5, 16)}, now=now)
+        services.participation_rule_create(program=program, data={"effective_from": dt.date(2026, 5, 16)}, now=now,
+                                           actor=TEST_ACTOR)
     assert errors_of(exc) == {"effective_from": [f"Program {program.code} already has a rule effective from "
                                                  "2026-05-16."]}
 
@@ -274,22 +280,24 @@ def test_incentive_kind_basis_and_price_set_ownership(now):
     program = ProgramFactory(status="draft")
     other = ProgramFactory()
     rows = [{"interval_start": "2026-07-01T14:00", "price_per_kwh": "0.80"}]
-    own = services.price_set_create(program=program, name="Summer prices", interval_minutes=60, rows=rows, now=now)
-    foreign = services.price_set_create(program=other, name="Other", interval_minutes=60, rows=rows, now=now)
+    own = services.price_set_create(program=program, name="Summer prices", interval_minutes=60, rows=rows, now=now,
+                                    actor=TEST_ACTOR)
+    foreign = services.price_set_create(program=other, name="Other", interval_minutes=60, rows=rows, now=now,
+                                        actor=TEST_ACTOR)
     with pytest.raises(DomainValidationError) as exc:
         services.incentive_rule_create(program=program, data={"kind": "performance_kwh", "basis": "price_set",
-                                                              "price_set": foreign}, now=now)
+                                                              "price_set": foreign}, now=now, actor=TEST_ACTOR)
     assert errors_of(exc) == {"price_set": [f"Price set 'Other' belongs to another program; use one of program "
                                             f"{program.code}."]}
     rule = services.incentive_rule_create(program=program, data={"kind": "performance_kwh", "basis": "price_set",
-                                                                 "price_set": own}, now=now)
+                                                                 "price_set": own}, now=now, actor=TEST_ACTOR)
     assert rule.price_set == own
     with pytest.raises(DomainValidationError) as exc:
         services.incentive_rule_create(program=program, data={"kind": "performance_kw", "basis": "flat",
-                                                              "amount": Decimal("275")}, now=now)
+                                                              "amount": Decimal("275")}, now=now, actor=TEST_ACTOR)
     assert errors_of(exc)["basis"] == ["Basis 'flat' does not fit a performance_kw incentive (allowed: per_kw)."]
     with pytest.raises(ConflictError, match="used by incentive rule"):
-        services.price_set_delete(price_set=own, now=now)
+        services.price_set_delete(price_set=own, now=now, actor=TEST_ACTOR)
 
 
 @pytest.mark.parametrize("changes", [
@@ -309,7 +317,8 @@ def test_incentive_season_must_belong_to_program(now):
     stranger = SeasonFactory()
     with pytest.raises(DomainValidationError) as exc:
         services.incentive_rule_create(program=program, data={"kind": "seasonal", "basis": "per_device",
-                                                              "amount": Decimal("25"), "season": stranger}, now=now)
+                                                              "amount": Decimal("25"), "season": stranger}, now=now,
+                                                                  actor=TEST_ACTOR)
     assert errors_of(exc) == {"season": ["Season 'Summer 2026' belongs to another program."]}
     assert not IncentiveRule.objects.filter(program=program).exists()
 
@@ -320,14 +329,14 @@ def test_question_create_and_duplicate_code(now):
     program = ProgramFactory(status="draft")
     data = {"code": "heating", "text": "Heating?", "answer_type": "choice", "choices": ["heat_pump", "gas"],
             "qualifying_answers": ["heat_pump"]}
-    question = services.question_create(program=program, data=data, now=now)
+    question = services.question_create(program=program, data=data, now=now, actor=TEST_ACTOR)
     assert question.choices == ["heat_pump", "gas"]
     with pytest.raises(DomainValidationError) as exc:
-        services.question_create(program=program, data=data, now=now)
+        services.question_create(program=program, data=data, now=now, actor=TEST_ACTOR)
     assert errors_of(exc) == {"code": [f"Program {program.code} already has a question 'heating'."]}
     with pytest.raises(DomainValidationError) as exc:
         services.question_create(program=program, data={**data, "code": "h2", "qualifying_answers": ["wood"]},
-                                 now=now)
+                                 now=now, actor=TEST_ACTOR)
     assert errors_of(exc) == {"qualifying_answers": ["'wood' is not a possible answer to this choice question."]}
 
 
@@ -335,12 +344,13 @@ def test_question_create_and_duplicate_code(now):
 
 def test_mutual_exclusion_ordered_unique_not_self(now):
     first, second = ProgramFactory(), ProgramFactory()
-    pair = services.mutual_exclusion_create(program_a=second, program_b=first, reason="same devices", now=now)
+    pair = services.mutual_exclusion_create(program_a=second, program_b=first, reason="same devices", now=now,
+                                            actor=TEST_ACTOR)
     assert (pair.program_a_id, pair.program_b_id) == (first.pk, second.pk)
     with pytest.raises(ConflictError, match=f"Programs {first.code} and {second.code} are already mutually"):
-        services.mutual_exclusion_create(program_a=first, program_b=second, now=now)
+        services.mutual_exclusion_create(program_a=first, program_b=second, now=now, actor=TEST_ACTOR)
     with pytest.raises(DomainValidationError) as exc:
-        services.mutual_exclusion_create(program_a=first, program_b=first, now=now)
+        services.mutual_exclusion_create(program_a=first, program_b=first, now=now, actor=TEST_ACTOR)
     assert errors_of(exc) == {"program_b": [f"Program {first.code} cannot exclude itself."]}
 
 
@@ -366,7 +376,7 @@ def test_price_set_from_local_and_utc_rows_across_dst(now):
         {"interval_start": "2026-11-01T01:00", "price_per_kwh": "0.20"},  # first 01:00 (PDT)
         {"interval_start": "2026-11-01T01:00-08:00", "price_per_kwh": "0.30"},  # second 01:00 (PST)
         {"interval_start": dt.datetime(2026, 11, 1, 10, 0, tzinfo=dt.UTC), "price_per_kwh": Decimal("0.40")},
-    ], now=now)
+    ], now=now, actor=TEST_ACTOR)
     stored = list(IntervalPrice.objects.filter(price_set=price_set).values_list("interval_start", "price_per_kwh"))
     assert stored == [
         (dt.datetime(2026, 11, 1, 7, tzinfo=dt.UTC), Decimal("0.10000")),
@@ -396,7 +406,7 @@ def test_price_set_from_local_and_utc_rows_across_dst(now):
 def test_price_set_rows_refused_with_row_number(now, rows, key, message):
     program = ProgramFactory(status="draft")
     with pytest.raises(DomainValidationError) as exc:
-        services.price_set_create(program=program, name="P", interval_minutes=15, rows=rows, now=now)
+        services.price_set_create(program=program, name="P", interval_minutes=15, rows=rows, now=now, actor=TEST_ACTOR)
     assert message in errors_of(exc)[key][0]
     assert not program.price_sets.exists()
 
@@ -410,10 +420,11 @@ def test_programs_activate_due_by_local_date_idempotent(now):
     not_yet = complete_draft(now, auto_activate=True, enrollment_opens_on=dt.date(2026, 5, 16))
     manual = complete_draft(now, enrollment_opens_on=dt.date(2026, 5, 1))
     incomplete = services.program_create(data=draft_program_data(auto_activate=True,
-                                                                 enrollment_opens_on=dt.date(2026, 5, 1)), now=now)
-    assert sorted(services.programs_activate_due(now=now)) == sorted([due.pk, tokyo.pk])
+                                                                 enrollment_opens_on=dt.date(2026, 5, 1)), now=now,
+                                                                     actor=TEST_ACTOR)
+    assert sorted(services.programs_activate_due(now=now, actor=TEST_ACTOR)) == sorted([due.pk, tokyo.pk])
     statuses = dict(Program.objects.values_list("pk", "status"))
     assert [statuses[p.pk] for p in (due, tokyo, not_yet, manual, incomplete)] == [
         "active", "active", "draft", "draft", "draft"]
-    assert services.programs_activate_due(now=now) == []
+    assert services.programs_activate_due(now=now, actor=TEST_ACTOR) == []
     assert AuditEntry.objects.filter(action="status_change", reason="enrollment opened").count() == 2

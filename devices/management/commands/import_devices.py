@@ -4,6 +4,7 @@
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from cpm.base.capabilities import system_actor
 from devices.imports import ImportFailed, import_devices
 from devices.models import Aggregator
 
@@ -21,7 +22,8 @@ class Command(BaseCommand):
             raise CommandError(f"Unknown aggregator {aggregator!r}.")
         try:
             with open(file, "rb") as fh:
-                report = import_devices(fh, aggregator=agg, now=timezone.now(), actor="import_devices")
+                report = import_devices(fh, aggregator=agg, now=timezone.now(),
+                                        actor=system_actor("command:import_devices"))
         except OSError as exc:
             raise CommandError(f"Cannot read {file}: {exc}") from exc
         except ImportFailed as exc:

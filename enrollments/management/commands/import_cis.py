@@ -3,6 +3,7 @@
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from cpm.base.capabilities import system_actor
 from devices.imports import ImportFailed
 from enrollments.imports import KINDS, import_cis
 
@@ -17,7 +18,7 @@ class Command(BaseCommand):
     def handle(self, *args, kind, file, **options):
         try:
             with open(file, "rb") as fh:
-                report = import_cis(fh, kind=kind, now=timezone.now(), actor="import_cis")
+                report = import_cis(fh, kind=kind, now=timezone.now(), actor=system_actor("command:import_cis"))
         except OSError as exc:
             raise CommandError(f"Cannot read {file}: {exc}") from exc
         except ImportFailed as exc:
