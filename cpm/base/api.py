@@ -169,9 +169,6 @@ def exception_handler(exc, context):
     from rest_framework import exceptions as drf_exceptions
     from rest_framework.views import exception_handler as drf_exception_handler  # lazy: avoids an import cycle
 
-    if isinstance(exc, DomainValidationError):
-        fields = {("code_field" if k == "code" else k): v for k, v in exc.errors.items()}
-        return Response(_error_body(exc.code, _first_message(exc.errors), fields), status=exc.status_code)
     if isinstance(exc, DomainError):
         body = exc.as_dict()
         body.setdefault("detail", exc.message)

@@ -40,13 +40,13 @@ class DomainValidationError(DomainError):
         super().__init__(f"{first[0]}: {first[1][0]}", code=code, field=None)
 
     def as_dict(self) -> dict:
-        """``{"code": <machine code>, <field>: [messages], ...}``.
+        """``{"code": <machine code>, "detail": <the first message>, <field>: [messages], ...}``.
 
         A field named ``code`` (a program's or question's code) is reported as ``code_field`` so that it never hides
         the machine code.
         """
         fields = {("code_field" if k == "code" else k): v for k, v in self.errors.items()}
-        return {"code": self.code, **fields}
+        return {"code": self.code, "detail": self.message, **fields}
 
 
 class ConflictError(DomainError):

@@ -125,8 +125,10 @@ def test_create_errors_per_field_with_nested_paths(admin_api):
     bad = {**NEW_PROGRAM, "participation_rules": [{**NEW_PROGRAM["participation_rules"][0],
                                                    "opt_out_allowance_count": None}]}
     body = admin_api.post(URL, bad, format="json").json()
-    assert body == {"code": "invalid", "participation_rules[0].opt_out_allowance_count": [
-        "opt_out_allowance_count is required when the allowance kind is count."]}
+    assert body == {"code": "invalid", "detail": "participation_rules[0].opt_out_allowance_count: "
+                    "opt_out_allowance_count is required when the allowance kind is count.",
+                    "participation_rules[0].opt_out_allowance_count": [
+                        "opt_out_allowance_count is required when the allowance kind is count."]}
     body = admin_api.post(URL, {**NEW_PROGRAM, "time_zone": "Mars/Olympus"}, format="json").json()
     assert body["time_zone"] == ["'Mars/Olympus' is not an IANA time zone (e.g. America/Los_Angeles)."]
     body = admin_api.post(URL, {**NEW_PROGRAM, "device_ownership": "utility_owned"}, format="json").json()
@@ -147,7 +149,8 @@ def test_update_program_and_nested_refused(admin_api):
     assert response.status_code == 200, response.content
     assert response.json()["eligible_rate_codes"] == ["TOU-D"]
     response = admin_api.patch(f"{URL}{program.pk}/", {"seasons": []}, format="json")
-    assert response.json() == {"code": "invalid", "seasons": ["Change seasons through /api/v1/seasons/."]}
+    assert response.json() == {"code": "invalid", "detail": "seasons: Change seasons through /api/v1/seasons/.",
+                               "seasons": ["Change seasons through /api/v1/seasons/."]}
     response = admin_api.patch(f"{URL}{program.pk}/", {"time_zone": "America/Chicago"}, format="json")
     assert response.status_code == 400
     assert response.json()["time_zone"] == ["time_zone cannot change once the program has been activated."]
@@ -197,7 +200,8 @@ def test_sub_resources(admin_api):
     response = admin_api.post("/api/v1/participation-rules/", {"program": program.pk, "effective_from": "2026-01-01",
                                                                 "min_duration_minutes": 90,
                                                                 "max_duration_minutes": 60}, format="json")
-    assert response.json() == {"code": "invalid", "max_duration_minutes": [
+    assert response.json() == {"code": "invalid", "detail": "max_duration_minutes: max_duration_minutes (60) must be "
+                               "at least min_duration_minutes (90).", "max_duration_minutes": [
         "max_duration_minutes (60) must be at least min_duration_minutes (90)."]}
     response = admin_api.post("/api/v1/incentive-rules/", {"program": program.pk, "kind": "performance_kw",
                                                             "basis": "per_kw", "amount": "275",
