@@ -392,7 +392,7 @@ class Demo:
 
     # ----------------------------------------------------------------------------------------------- interval data
     def load_interval_data(self) -> None:
-        from settlement.meterdata import meter_data_load_submit, meter_readings_load
+        from settlement.meterdata.loaders import meter_data_load_submit, meter_readings_load
         from settlement.models import MeterDataLoad
 
         loads = []
@@ -631,7 +631,7 @@ class Demo:
         after-event program's event to settlement)."""
         from events.models import Participation
         from events.services import participation_opt_out, participation_outcomes_report
-        from settlement.meterdata import meter_readings_load
+        from settlement.meterdata.loaders import meter_readings_load
 
         end = run.end
         responses = self._responses(run)
@@ -656,6 +656,7 @@ class Demo:
 
     def _meter_feed(self, run: _EventRun, parts, responses, load) -> None:
         """Simulated readings of the event day for the participants (see ``cpm.demo.simulation``)."""
+        from cpm.base.capabilities import system_actor
         from settlement.models import MeterDataLoad
 
         sps, devices, starts, kwh, channels = [], [], [], [], []
@@ -696,7 +697,8 @@ class Demo:
                  file_name=f"meter feed {run.program.code} {run.hot.day} (simulated response)",
                  arrays={"service_point": np.array(sps, dtype=np.int64), "device": np.array(devices, dtype=np.int64),
                          "start": np.array(starts, dtype=np.int64), "kwh": np.array(kwh, dtype=float),
-                         "channel": np.array(channels, dtype=np.int8)}, actor="AMI head-end (simulated)")
+                         "channel": np.array(channels, dtype=np.int8)},
+                 actor=system_actor("AMI head-end (simulated)"))
 
     # ------------------------------------------------------------------------------------------------ settle
     def settle_season(self) -> None:

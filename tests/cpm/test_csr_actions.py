@@ -9,6 +9,7 @@ from django.utils import timezone
 from cpm.base import roles
 from events.choices import EventStatus, ParticipationStatus
 from events.models import OptOut, Unavailability
+from tests.actors import TEST_ACTOR
 from tests.factories.enrollments import active_participant
 from tests.factories.events import EventFactory, ParticipationFactory
 from tests.factories.programs import ParticipationRuleFactory, ProgramFactory
@@ -102,7 +103,7 @@ def test_csr_sees_the_credit_and_its_explanation_with_the_baseline_chart(csr_cli
                  overrides={h: 0.5 for h in event_hours()})
     SettledParticipationFactory(event=event, subscription=sub)
     with run_on_commit():
-        services.event_settle(event=event, now=dt.datetime(2026, 7, 20, 12, 0, tzinfo=dt.UTC))
+        services.event_settle(event=event, now=dt.datetime(2026, 7, 20, 12, 0, tzinfo=dt.UTC), actor=TEST_ACTOR)
     customer = sub.enrollment.account.customer
     page = csr_client.get(f"/csr/customers/{customer.pk}/").content.decode()
     assert "$5.63" in page and "4.50" in page
