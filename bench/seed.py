@@ -44,7 +44,7 @@ TABLES = ["settlement_settlementline", "settlement_customersettlement", "settlem
           "settlement_settlementbatch", "settlement_intervalday", "settlement_meterdataload",
           "events_reservation", "events_participation", "events_optout", "events_dispatchmessage",
           "events_eventrevision", "events_unavailability", "events_event_target_devices", "events_event",
-          "events_historicalevent", "enrollments_programsubscription", "enrollments_enrollment",
+          "enrollments_programsubscription", "enrollments_enrollment",
           "enrollments_serviceagreement", "enrollments_account", "enrollments_customer",
           "devices_deviceinstallation", "devices_device", "devices_servicepoint", "devices_premise",
           "devices_aggregator", "programs_participationrule", "programs_incentiverule", "programs_season",
