@@ -9,7 +9,8 @@ from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import timezone
 
-from cpm.base.admin import AuditHistoryAdmin, LargeTableMixin
+from cpm.base.admin import AuditHistoryAdmin
+from cpm.base.admin import LargeTableMixin
 from cpm.base.errors import DomainError
 from cpm.base.uploads import validate_upload
 

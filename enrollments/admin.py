@@ -8,7 +8,8 @@ from django.contrib import admin
 from django.urls import path
 from django.utils import timezone
 
-from cpm.base.admin import AuditHistoryAdmin, LargeTableMixin
+from cpm.base.admin import AuditHistoryAdmin
+from cpm.base.admin import LargeTableMixin
 from devices.admin import ImportForm, import_view, run_service_action
 
 from . import imports, services

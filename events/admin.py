@@ -14,7 +14,8 @@ from django.db.models import Count, IntegerField, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.template.response import TemplateResponse
 
-from cpm.base.admin import AuditHistoryAdmin, LargeTableMixin
+from cpm.base.admin import AuditHistoryAdmin
+from cpm.base.admin import LargeTableMixin
 from cpm.base.errors import DomainError
 
 from . import services
