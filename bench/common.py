@@ -12,6 +12,13 @@ from urllib.parse import urlparse
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/cpm_bench"
 
 
+def bench_actor():
+    """The benchmark's named system actor (services refuse ``actor=None``): ``system:bench`` in the audit trail."""
+    from cpm.base.capabilities import system_actor
+
+    return system_actor("bench")
+
+
 # The planner's cost of a random page read. PostgreSQL's default (4) models spinning disks; with the data in memory
 # or on SSD (this machine, any current server) 1.1 is the usual setting, and with 4 the planner scans whole tables
 # where an index reads 5 % of them (e.g. a chunk's 48 days of interval data: 780 ms instead of 126 ms).

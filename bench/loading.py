@@ -4,13 +4,13 @@
 
 Uses the ``bench.seed`` population of N service points (seeded in a child process when missing), writes (in a child
 process, so neither counts in this process's peak memory) a CSV of N x 24 x days hourly readings with the Green
-Button load shapes, loads it by path through ``settlement.meterdata.meter_csv_load`` (streamed in blocks: parse,
+Button load shapes, loads it by path through ``settlement.meterdata.loaders.meter_csv_load`` (streamed in blocks: parse,
 resolve, spill to partition files when the file spans several blocks, merge, COPY binary), re-loads it (idempotent:
 0 new), then COPYs the same CSV, streamed in blocks too, into a bare table: the file is never read whole into this
 process. Prints readings/s, the ratio to the plain COPY, peak memory (after the first load) and SQL queries, and a
 final ``BENCH_JSON {...}`` line.
 Targets (issue 5): >= 200,000 readings/s and >= 30 % of the plain COPY; (issue 8) peak memory <= 1 GB and flat in N
-(bounded by ``settlement.meterdata.BLOCK_BYTES`` and ``PARTITION_READINGS``, not by the file).
+(bounded by ``settlement.meterdata.loaders.BLOCK_BYTES`` and ``PARTITION_READINGS``, not by the file).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .common import emit, loadavg, peak_rss_mb, setup_django
+from .common import bench_actor, emit, loadavg, peak_rss_mb, setup_django
 
 FIRST_DAY = dt.date(2026, 7, 1)
 
@@ -89,7 +89,7 @@ def _plain_copy(path: Path) -> tuple[float, int]:
     """Seconds and rows of a plain COPY of the CSV into a bare table (the floor)."""
     from django.db import connection
 
-    from settlement.meterdata import BLOCK_BYTES
+    from settlement.meterdata.loaders import BLOCK_BYTES
 
     with connection.cursor() as cur:
         cur.execute("DROP TABLE IF EXISTS bench_bare_readings")
@@ -114,7 +114,7 @@ def _bench_load(path: Path, readings: int, *, n: int, days: int, csv_bytes: int,
     shared and timings vary from run to run): the best of each is the figure, all are reported."""
     from django.db import connection
 
-    from settlement.meterdata import meter_csv_load
+    from settlement.meterdata.loaders import meter_csv_load
 
     _clear(days)
     queries = 0
@@ -128,13 +128,13 @@ def _bench_load(path: Path, readings: int, *, n: int, days: int, csv_bytes: int,
     load = loadavg()
     t = time.perf_counter()
     with connection.execute_wrapper(count):
-        first = meter_csv_load(path=path, now=now, file_name="bench.csv")
+        first = meter_csv_load(path=path, now=now, file_name="bench.csv", actor=bench_actor())
     fast = time.perf_counter() - t
     peak = peak_rss_mb()
     print(f"fast path (first load):  {fast:7.2f} s  {readings / fast:12,.0f} readings/s   [{first.summary}] "
           f"{queries} SQL queries, load average {load:.2f}")
     t = time.perf_counter()
-    again = meter_csv_load(path=path, now=now, file_name="bench.csv")
+    again = meter_csv_load(path=path, now=now, file_name="bench.csv", actor=bench_actor())
     reload_s = time.perf_counter() - t
     print(f"fast path (re-load):     {reload_s:7.2f} s  {readings / reload_s:12,.0f} readings/s   [{again.summary}]")
     assert first.readings_new == readings and again.readings_unchanged == readings, (first.summary, again.summary)
@@ -142,7 +142,7 @@ def _bench_load(path: Path, readings: int, *, n: int, days: int, csv_bytes: int,
     for _ in range(runs - 1):
         _clear(days)
         t = time.perf_counter()
-        assert meter_csv_load(path=path, now=now, file_name="bench.csv").readings_new == readings
+        assert meter_csv_load(path=path, now=now, file_name="bench.csv", actor=bench_actor()).readings_new == readings
         load_runs.append(time.perf_counter() - t)
     fast = min(load_runs)
     plain_load = loadavg()

@@ -31,7 +31,7 @@ import tracemalloc
 from decimal import Decimal
 from pathlib import Path
 
-from .common import emit, loadavg, peak_rss_mb, setup_django
+from .common import bench_actor, emit, loadavg, peak_rss_mb, setup_django
 from .seed import LA, NOW, PROGRAM_CODE
 
 EVENT_NAME = "Bench event"
@@ -184,7 +184,7 @@ def run(args) -> dict:
         tracemalloc.start()
     with CaptureQueriesContext(connection) as ctx:
         t0 = time.perf_counter()
-        counts = services.event_reserve(event=event, now=NOW)
+        counts = services.event_reserve(event=event, now=NOW, actor=bench_actor())
         elapsed = time.perf_counter() - t0
     traced = tracemalloc.get_traced_memory()[1] / 2**20 if args.tracemalloc else None
     if args.tracemalloc:
@@ -192,7 +192,7 @@ def run(args) -> dict:
     peak = peak_rss_mb()
     t1 = time.perf_counter()
     with transaction.atomic():
-        again = services.event_reserve(event=event, now=NOW)
+        again = services.event_reserve(event=event, now=NOW, actor=bench_actor())
     rerun = time.perf_counter() - t1
     assert again == counts, (again, counts)
     # Further fresh runs (ledger cleared): the machine is shared and timings vary by 10-20 % from run to run, so
@@ -201,7 +201,7 @@ def run(args) -> dict:
     for _ in range(args.runs - 1):
         _reset_ledger(event)
         t0 = time.perf_counter()
-        assert services.event_reserve(event=event, now=NOW) == counts
+        assert services.event_reserve(event=event, now=NOW, actor=bench_actor()) == counts
         runs_s.append(time.perf_counter() - t0)
     first_s, elapsed = elapsed, min(runs_s)
     digest, ledger_rows = ledger_digest(event)
@@ -230,7 +230,7 @@ def run(args) -> dict:
     if args.chunk:
         _reset_ledger(event)
         t0 = time.perf_counter()
-        chunked = services.event_reserve(event=event, now=NOW, chunk_size=args.chunk)
+        chunked = services.event_reserve(event=event, now=NOW, actor=bench_actor(), chunk_size=args.chunk)
         result["chunked_s"] = round(time.perf_counter() - t0, 3)
         result["chunked_identical"] = chunked == counts and ledger_digest(event)[0] == digest
         print(f"chunked in-process ({args.chunk}/chunk): {result['chunked_s']:.2f}s, "

@@ -11,9 +11,9 @@ point, and an exclusive program subscription; then ``history`` completed past ev
 names so a CSR search by last name finds many customers, as in a real utility.
 
 Interval data: ``load_shapes`` parses the Green Button samples (``../shared/data/greenbutton``, 8,760 hourly Wh of
-2011 per file; NAESB REQ.21 ESPI) with ``settlement.greenbutton`` and ``hourly_kwh`` gives each service point one of
-those shapes (shifted by 780 weeks, so weekdays line up, to 2026), scaled per customer with a little noise; without
-the files, a synthetic summer shape (evening peak) is used. ``write_interval_csv`` streams a meter CSV of them.
+2011 per file; NAESB REQ.21 ESPI) with ``settlement.meterdata.greenbutton`` and ``hourly_kwh`` gives each service point
+one of those shapes (shifted by 780 weeks, so weekdays line up, to 2026), scaled per customer with a little noise;
+without the files, a synthetic summer shape (evening peak) is used. ``write_interval_csv`` streams a meter CSV of them.
 
 The benchmark owns its database: seeding truncates the program, device, enrollment, event and settlement tables.
 """
@@ -44,7 +44,7 @@ TABLES = ["settlement_settlementline", "settlement_customersettlement", "settlem
           "settlement_settlementbatch", "settlement_intervalday", "settlement_meterdataload",
           "events_reservation", "events_participation", "events_optout", "events_dispatchmessage",
           "events_eventrevision", "events_unavailability", "events_event_target_devices", "events_event",
-          "events_historicalevent", "enrollments_programsubscription", "enrollments_enrollment",
+          "enrollments_programsubscription", "enrollments_enrollment",
           "enrollments_serviceagreement", "enrollments_account", "enrollments_customer",
           "devices_deviceinstallation", "devices_device", "devices_servicepoint", "devices_premise",
           "devices_aggregator", "programs_participationrule", "programs_incentiverule", "programs_season",
@@ -234,12 +234,12 @@ def seed_interval_days(n: int, *, first_day: dt.date, days: int, block: int = 50
 
     Load shapes from the Green Button samples (``hourly_kwh``) with a simulated response: a participation that
     PARTICIPATED in a past event sheds ``RESPONSE`` of its load in the event's hours (opted-out ones shed nothing).
-    Written by ``settlement.meterdata.interval_days_insert`` (binary COPY) in blocks of ``block`` service points,
-    under one ``MeterDataLoad`` record; the days are cleared first. Returns the number of rows."""
+    Written by ``settlement.meterdata.loaders.interval_days_insert`` (binary COPY) in blocks of ``block`` service
+    points, under one ``MeterDataLoad`` record; the days are cleared first. Returns the number of rows."""
     from django.db import connection
 
     from events.models import Participation
-    from settlement.meterdata import interval_days_insert
+    from settlement.meterdata.loaders import interval_days_insert
     from settlement.models import MeterDataLoad
 
     _, shapes = load_shapes()
@@ -299,7 +299,7 @@ def load_shapes(directory: Path = GREENBUTTON_DIR) -> tuple[list[str], np.ndarra
     full-year Green Button samples in ``directory``; a synthetic shape (K = 1) when there are none."""
     names, shapes = [], []
     if directory.is_dir():
-        from settlement.greenbutton import parse_green_button
+        from settlement.meterdata.greenbutton import parse_green_button
 
         origin = int(dt.datetime(2011, 1, 1, tzinfo=dt.UTC).timestamp())
         for path in sorted(directory.glob("*_Jan_1_2011_to_Jan_1_2012_*.xml")):
@@ -349,7 +349,7 @@ def hourly_kwh(shapes: np.ndarray, customer_ids: np.ndarray, first_day: dt.date,
 
 def write_interval_csv(path: Path, *, n: int, first_day: dt.date, days: int) -> int:
     """Write the meter CSV of service points 1..n (``SP00000001``...), hourly readings of ``days`` UTC days from
-    ``first_day``, in the ``settlement.csvreadings`` format. Returns the number of readings."""
+    ``first_day``, in the ``settlement.meterdata.csvreadings`` format. Returns the number of readings."""
     _, shapes = load_shapes()
     t0 = dt.datetime.combine(first_day, dt.time(), tzinfo=dt.UTC)
     stamps = np.array([(t0 + dt.timedelta(hours=h)).strftime("%Y-%m-%dT%H:%M:%SZ") for h in range(days * 24)])

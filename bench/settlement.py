@@ -33,7 +33,7 @@ import subprocess
 import sys
 import time
 
-from .common import emit, loadavg, peak_rss_mb, setup_django
+from .common import bench_actor, emit, loadavg, peak_rss_mb, setup_django
 
 DEFAULT_BROKER = "redis://127.0.0.1:6379/6"
 SETTLE_NOW = dt.datetime(2026, 7, 20, 12, tzinfo=dt.UTC)  # after the seeded meter data was received (bench.seed.NOW)
@@ -114,7 +114,7 @@ def run_workers(event, *, workers: int) -> dict:
         app.control.purge()
         _reset(event.program)
         t0 = time.perf_counter()
-        batch = _wait(services.event_settle(event=event, now=SETTLE_NOW, actor="bench"))
+        batch = _wait(services.event_settle(event=event, now=SETTLE_NOW, actor=bench_actor()))
         seconds = time.perf_counter() - t0
     finally:
         rss = stop_workers(procs)
@@ -149,7 +149,7 @@ def run(n: int, *, history: int, workers: int = 0, runs: int = 2) -> dict:
     load = loadavg()
     t0 = time.perf_counter()
     with connection.execute_wrapper(count):
-        batch = services.event_settle(event=event, now=SETTLE_NOW, actor="bench")
+        batch = services.event_settle(event=event, now=SETTLE_NOW, actor=bench_actor())
     settle_s = time.perf_counter() - t0
     peak_mb = peak_rss_mb()
     batch.refresh_from_db()
@@ -181,7 +181,7 @@ def run(n: int, *, history: int, workers: int = 0, runs: int = 2) -> dict:
     for _ in range(runs - 1):
         _reset(program)
         t0 = time.perf_counter()
-        services.event_settle(event=event, now=SETTLE_NOW, actor="bench")
+        services.event_settle(event=event, now=SETTLE_NOW, actor=bench_actor())
         settle_runs.append(time.perf_counter() - t0)
         assert _digest(event) == eager_digest
         read_runs.append(plain_read()[0])
@@ -206,7 +206,7 @@ def run(n: int, *, history: int, workers: int = 0, runs: int = 2) -> dict:
     season = Season.objects.get(program=program)
     customer_load = loadavg()
     t0 = time.perf_counter()
-    cbatch = services.season_settle(program=program, season=season, now=SEASON_END_NOW, actor="bench")
+    cbatch = services.season_settle(program=program, season=season, now=SEASON_END_NOW, actor=bench_actor())
     customer_s = time.perf_counter() - t0
     cbatch.refresh_from_db()
     cs_total = sum(CustomerSettlement.objects.filter(batch=cbatch).values_list("total_amount", flat=True))

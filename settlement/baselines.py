@@ -39,6 +39,8 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from .meterdata.series import IntervalSeries  # noqa: F401  (the input series: defined by meter data)
+
 UTC = dt.UTC
 
 OK = "OK"
@@ -206,22 +208,6 @@ def resolve_params(method: str = "caiso-auto", overrides: Mapping | None = None)
     if "adjustment_cap" in overrides and overrides["adjustment_cap"] is not None:
         overrides["adjustment_cap"] = tuple(overrides["adjustment_cap"])
     return dataclasses.replace(base, **overrides)
-
-
-# --------------------------------------------------------------------------------------------------- input series
-@dataclass(frozen=True)
-class IntervalSeries:
-    """A regular series: ``kwh[i]`` is the energy of ``[start + i*interval, start + (i+1)*interval)``; NaN = gap."""
-
-    start: dt.datetime
-    interval_minutes: int
-    kwh: np.ndarray
-
-    def __post_init__(self) -> None:
-        if self.start.tzinfo is None:
-            raise ValueError("start must be timezone-aware")
-        if self.interval_minutes not in (5, 15, 30, 60):
-            raise ValueError(f"interval_minutes must be 5, 15, 30 or 60, not {self.interval_minutes}")
 
 
 # --------------------------------------------------------------------------------------------------- plan

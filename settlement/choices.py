@@ -2,10 +2,7 @@
 
 from django.db import models
 
-
-class Channel(models.TextChoices):
-    DELIVERED = "delivered", "Delivered (import from the grid)"
-    RECEIVED = "received", "Received (export to the grid)"
+from .meterdata.choices import Channel  # noqa: F401  (meter data owns it; re-exported for settlement)
 
 
 class MeasurementStatus(models.TextChoices):

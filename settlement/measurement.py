@@ -3,7 +3,8 @@
 ``measure_event`` is all that event settlement calls. It runs on the same code path as ``manage.py baseline``:
 
 - METER_BASELINE programs: the shared baseline engine. Intervals are read with
-  ``meter_selectors.interval_kwh_matrix`` (one query per chunk) over ``meter_selectors.baseline_span``; baselines are
+  ``settlement.meterdata.selectors.interval_kwh_matrix`` (one query per chunk) over
+  ``settlement.meterdata.selectors.baseline_span``; baselines are
   ``baselines.baseline_batch`` with ``baselines.resolve_params(Program.baseline_method, Program.baseline_params)``
   (CAISO 10-in-10 / 4-in-4 / auto, PJM High 4 of 5, custom X of Y: see ``settlement/baselines.py`` for the rules
   and their sources), the holidays of ``Program.holiday_calendar`` (``programs.calendars.holidays_for``) and, per
@@ -168,7 +169,7 @@ def other_event_days(*, service_point_ids, event, tz, first_day: dt.date) -> dic
 def _measure_meters(event, participations) -> ChunkMeasurement:
     from programs.calendars import holidays_for
 
-    from .meter_selectors import baseline_span, interval_kwh_matrix
+    from .meterdata.selectors import baseline_span, interval_kwh_matrix
 
     program = event.program
     tz = zone(program.time_zone)

@@ -10,6 +10,8 @@ import datetime as dt
 from celery import shared_task
 from django.utils import timezone
 
+from cpm.base.capabilities import system_actor
+
 
 def _now(value: str | None) -> dt.datetime:
     return dt.datetime.fromisoformat(value) if value else timezone.now()
@@ -23,7 +25,8 @@ def settle_event(*, event_id: int, now: str | None = None, recalculate: bool = F
     from .services import event_settle
 
     event = Event.objects.select_related("program").get(pk=event_id)
-    return event_settle(event=event, now=_now(now), actor="settlement.settle_event", recalculate=recalculate).pk
+    return event_settle(event=event, now=_now(now), actor=system_actor("celery:settlement.settle_event"),
+                        recalculate=recalculate).pk
 
 
 @shared_task(name="settlement.settle_event_chunk", acks_late=True)
@@ -34,13 +37,14 @@ def settle_event_chunk(*, batch_id: int, sp_first: int, sp_last: int, now: str) 
 
     batch = SettlementBatch.objects.get(pk=batch_id)
     when = _now(now)
+    actor = system_actor("celery:settlement.settle_event_chunk")
     try:
-        counts = event_settle_chunk(batch=batch, sp_first=sp_first, sp_last=sp_last, now=when)
+        counts = event_settle_chunk(batch=batch, sp_first=sp_first, sp_last=sp_last, now=when, actor=actor)
     except Exception as exc:
-        batch_chunk_done(batch_id=batch_id, now=when, counts={"failed": 1},
+        batch_chunk_done(batch_id=batch_id, now=when, actor=actor, counts={"failed": 1},
                          error=f"service points {sp_first}..{sp_last}: {exc}")
         raise
-    batch_chunk_done(batch_id=batch_id, now=when, counts=counts)
+    batch_chunk_done(batch_id=batch_id, now=when, actor=actor, counts=counts)
     return counts
 
 
@@ -53,9 +57,10 @@ def settle_customer_chunk(*, batch_id: int, account_first: int, account_last: in
 
     batch = SettlementBatch.objects.select_related("program", "season").get(pk=batch_id)
     when = _now(now)
+    actor = system_actor("celery:settlement.settle_customer_chunk")
     counts = customer_settle_chunk(batch=batch, account_first=account_first, account_last=account_last,
-                                   period_kind=period_kind, now=when)
-    batch_chunk_done(batch_id=batch_id, now=when, counts=counts)
+                                   period_kind=period_kind, now=when, actor=actor)
+    batch_chunk_done(batch_id=batch_id, now=when, actor=actor, counts=counts)
     return counts
 
 
@@ -67,7 +72,8 @@ def settle_season(*, program_id: int, season_id: int, now: str | None = None) ->
 
     program = Program.objects.get(pk=program_id)
     season = Season.objects.get(pk=season_id, program=program)
-    return season_settle(program=program, season=season, now=_now(now), actor="settlement.settle_season").pk
+    return season_settle(program=program, season=season, now=_now(now),
+                         actor=system_actor("celery:settlement.settle_season")).pk
 
 
 @shared_task(name="settlement.tick")
@@ -75,7 +81,7 @@ def tick(*, now: str | None = None) -> dict:
     """Beat tick (hourly): settle completed events without a batch, create due customer settlements."""
     from .services import settlement_tick
 
-    return settlement_tick(now=_now(now))
+    return settlement_tick(now=_now(now), actor=system_actor("settlement.tick"))
 
-# Interval-data load jobs live in their own module; imported here so Celery's autodiscovery registers them.
-from .meter_tasks import run_meter_data_load  # noqa: E402, F401
+# Interval-data load jobs live with meter data; imported here so Celery's autodiscovery registers them.
+from .meterdata.tasks import run_meter_data_load  # noqa: E402, F401

@@ -1,7 +1,7 @@
 """Where the demo's interval data comes from (no database access here).
 
 - Real: every Green Button (ESPI XML) file in the Green Button directory, one service point each, loaded later
-  through the Green Button importer (``settlement.meterdata.meter_data_load_submit``).
+  through the Green Button importer (``settlement.meterdata.loaders.meter_data_load_submit``).
 - Synthetic-derived: seeded copies of the real annual files, each scaled (x0.6 to x1.5), shifted by whole days
   (-3 to +3) and given +/-5 % hourly noise, so the thermostat fleet is larger than six homes while keeping real load
   shapes. Labelled "synthetic-derived" everywhere.
@@ -72,7 +72,7 @@ def _zone_hint(tz_offset_s: int | None) -> str:
 
 def read_green_button(path: Path) -> list[LoadSeries]:
     """The delivered-energy readings of each usage point of a Green Button file (the parser of the importer)."""
-    from settlement.greenbutton import parse_green_button
+    from settlement.meterdata.greenbutton import parse_green_button
 
     data = parse_green_button(path.read_bytes())
     out = []

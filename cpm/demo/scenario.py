@@ -403,7 +403,7 @@ class Demo:
 
     # ----------------------------------------------------------------------------------------------- interval data
     def load_interval_data(self) -> None:
-        from settlement.meterdata import meter_data_load_submit, meter_readings_load
+        from settlement.meterdata.loaders import meter_data_load_submit, meter_readings_load
         from settlement.models import MeterDataLoad
 
         loads = []
@@ -643,7 +643,7 @@ class Demo:
         after-event program's event to settlement)."""
         from events.models import Participation
         from events.services import participation_opt_out, participation_outcomes_report
-        from settlement.meterdata import meter_readings_load
+        from settlement.meterdata.loaders import meter_readings_load
 
         end = run.end
         responses = self._responses(run)

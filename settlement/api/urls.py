@@ -2,8 +2,9 @@
 
 from rest_framework.routers import DefaultRouter
 
+from settlement.meterdata.api.views import IntervalDayViewSet, MeterDataLoadViewSet
+
 from . import views
-from .meter_views import IntervalDayViewSet, MeterDataLoadViewSet
 
 router = DefaultRouter()
 router.register("meter-data-loads", MeterDataLoadViewSet, basename="meter-data-load")

@@ -6,14 +6,13 @@ Input serializer -> service -> output serializer. Lists run a constant number of
 from __future__ import annotations
 
 from django.http import HttpResponse
-from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from cpm.base.api import WriteThrottle
+from cpm.base.api import WriteThrottle, api_now, validated
 
 from .. import selectors, services
 from ..filtersets import BillCreditExportFilter, CustomerSettlementFilter, EventSettlementFilter, SettlementBatchFilter
@@ -22,6 +21,8 @@ from . import serializers as s
 
 class SettlementBatchViewSet(viewsets.ReadOnlyModelViewSet):
     """Settlement jobs with their progress (chunks done / total) and counts."""
+
+    use_cases = {"settle_event": "event.settle", "settle_season": "season.settle"}
 
     serializer_class = s.SettlementBatchSerializer
     filterset_class = SettlementBatchFilter
@@ -34,20 +35,18 @@ class SettlementBatchViewSet(viewsets.ReadOnlyModelViewSet):
     @extend_schema(request=s.SettleEventInputSerializer, responses={202: s.SettlementBatchSerializer})
     @action(detail=False, methods=["post"], url_path="settle-event")
     def settle_event(self, request):
-        data = s.SettleEventInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        batch = services.event_settle(event=data.validated_data["event"], now=timezone.now(), actor=request.user,
-                                      recalculate=data.validated_data["recalculate"])
+        data = validated(s.SettleEventInputSerializer, request.data)
+        batch = services.event_settle(event=data["event"], now=api_now(), actor=request.user,
+                                      recalculate=data["recalculate"])
         batch.refresh_from_db()
         return Response(s.SettlementBatchSerializer(batch).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=s.SettleSeasonInputSerializer, responses={202: s.SettlementBatchSerializer})
     @action(detail=False, methods=["post"], url_path="settle-season")
     def settle_season(self, request):
-        data = s.SettleSeasonInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        batch = services.season_settle(program=data.validated_data["program"], season=data.validated_data["season"],
-                                       now=timezone.now(), actor=request.user)
+        data = validated(s.SettleSeasonInputSerializer, request.data)
+        batch = services.season_settle(program=data["program"], season=data["season"], now=api_now(),
+                                       actor=request.user)
         batch.refresh_from_db()
         return Response(s.SettlementBatchSerializer(batch).data, status=status.HTTP_202_ACCEPTED)
 
@@ -55,7 +54,7 @@ class SettlementBatchViewSet(viewsets.ReadOnlyModelViewSet):
 class EventSettlementViewSet(viewsets.ReadOnlyModelViewSet):
     """Event settlements; filters: program, event, account, status (repeatable), period_after/period_before."""
 
-    action_permissions = {"approve": "cpm.approve_settlements", "reverse": "cpm.approve_settlements"}
+    use_cases = {"approve": "event_settlement.approve", "reverse": "event_settlement.reverse"}
 
     filterset_class = EventSettlementFilter
     ordering_fields = ["event_day", "amount", "id"]
@@ -74,23 +73,22 @@ class EventSettlementViewSet(viewsets.ReadOnlyModelViewSet):
     @extend_schema(request=None, responses={200: s.EventSettlementDetailSerializer})
     @action(detail=True, methods=["post"])
     def approve(self, request, pk=None):
-        es = services.event_settlement_approve(settlement=self.get_object(), now=timezone.now(), actor=request.user)
+        es = services.event_settlement_approve(settlement=self.get_object(), now=api_now(), actor=request.user)
         return Response(s.EventSettlementDetailSerializer(selectors.event_settlement_get(es.pk)).data)
 
     @extend_schema(request=s.SettlementReasonInputSerializer, responses={200: s.EventSettlementDetailSerializer})
     @action(detail=True, methods=["post"])
     def reverse(self, request, pk=None):
-        data = s.SettlementReasonInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        es = services.event_settlement_reverse(settlement=self.get_object(), reason=data.validated_data["reason"],
-                                               now=timezone.now(), actor=request.user)
+        data = validated(s.SettlementReasonInputSerializer, request.data)
+        es = services.event_settlement_reverse(settlement=self.get_object(), reason=data["reason"],
+                                               now=api_now(), actor=request.user)
         return Response(s.EventSettlementDetailSerializer(selectors.event_settlement_get(es.pk)).data)
 
 
 class CustomerSettlementViewSet(viewsets.ReadOnlyModelViewSet):
     """Customer settlements; filters: program, account, status, period_kind, period_after/period_before."""
 
-    action_permissions = {"calculate": "cpm.approve_settlements", "approve": "cpm.approve_settlements"}
+    use_cases = {"calculate": "customer_settlement.calculate", "approve": "customer_settlement.approve"}
 
     filterset_class = CustomerSettlementFilter
     ordering_fields = ["period_end", "total_amount", "id"]
@@ -108,16 +106,15 @@ class CustomerSettlementViewSet(viewsets.ReadOnlyModelViewSet):
                    responses={200: s.CustomerSettlementDetailSerializer})
     @action(detail=False, methods=["post"])
     def calculate(self, request):
-        data = s.CustomerSettlementCalculateInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        cs = services.customer_settlement_calculate(**data.validated_data, now=timezone.now(), actor=request.user)
+        data = validated(s.CustomerSettlementCalculateInputSerializer, request.data)
+        cs = services.customer_settlement_calculate(**data, now=api_now(), actor=request.user)
         return Response(s.CustomerSettlementDetailSerializer(
             selectors.customer_settlement_list().prefetch_related("lines").get(pk=cs.pk)).data)
 
     @extend_schema(request=None, responses={200: s.CustomerSettlementDetailSerializer})
     @action(detail=True, methods=["post"])
     def approve(self, request, pk=None):
-        cs = services.customer_settlement_approve(settlement=self.get_object(), now=timezone.now(),
+        cs = services.customer_settlement_approve(settlement=self.get_object(), now=api_now(),
                                                   actor=request.user)
         return Response(s.CustomerSettlementDetailSerializer(
             selectors.customer_settlement_list().prefetch_related("lines").get(pk=cs.pk)).data)
@@ -126,8 +123,8 @@ class CustomerSettlementViewSet(viewsets.ReadOnlyModelViewSet):
 class BillCreditExportViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     """Bill-credit export batches for billing: create (export approved settlements), list, download, acknowledge."""
 
-    action_permissions = {"create": "cpm.export_credits", "download": "cpm.pull_bill_credits",
-                          "acknowledge": "cpm.pull_bill_credits"}
+    use_cases = {"create": "bill_credits.export", "acknowledge": "bill_credits.acknowledge"}
+    action_permissions = {"download": "cpm.pull_bill_credits"}  # a read of the file, by capability
 
     serializer_class = s.BillCreditExportSerializer
     filterset_class = BillCreditExportFilter
@@ -141,10 +138,8 @@ class BillCreditExportViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelVie
                    responses={201: s.BillCreditExportSerializer,
                               204: OpenApiResponse(description="Nothing to export (no approved settlement left).")})
     def create(self, request, *args, **kwargs):
-        data = s.ExportCreateInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        export = services.bill_credit_export_create(now=timezone.now(), actor=request.user,
-                                                    program=data.validated_data.get("program"))
+        data = validated(s.ExportCreateInputSerializer, request.data)
+        export = services.bill_credit_export_create(now=api_now(), actor=request.user, program=data.get("program"))
         if export is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         return Response(s.BillCreditExportSerializer(export).data, status=status.HTTP_201_CREATED)
@@ -161,6 +156,6 @@ class BillCreditExportViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelVie
     @extend_schema(request=None, responses={200: s.BillCreditExportSerializer})
     @action(detail=True, methods=["post"])
     def acknowledge(self, request, pk=None):
-        export = services.bill_credit_export_acknowledge(export=self.get_object(), now=timezone.now(),
+        export = services.bill_credit_export_acknowledge(export=self.get_object(), now=api_now(),
                                                          actor=request.user)
         return Response(s.BillCreditExportSerializer(export).data)

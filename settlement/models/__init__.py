@@ -1,5 +1,8 @@
-"""Settlement models, split by concern: ``meterdata`` (interval data, load jobs) and ``credits`` (event and customer
-settlements, bill-credit export batches)."""
+"""Settlement models: ``credits`` (event and customer settlements, bill-credit export batches) here; interval data and
+its load jobs live with meter data (``settlement.meterdata.models``, app label ``settlement``, same tables), imported
+here so Django finds them as settlement's models."""
+
+from settlement.meterdata.models import IntervalDay, MeterDataLoad  # noqa: F401
 
 from .credits import (  # noqa: F401
     BillCreditExport,
@@ -8,4 +11,3 @@ from .credits import (  # noqa: F401
     SettlementBatch,
     SettlementLine,
 )
-from .meterdata import IntervalDay, MeterDataLoad  # noqa: F401

@@ -10,6 +10,7 @@ import pytest
 
 from bench import seed
 from bench.__main__ import growth_table, summary_rows
+from tests.actors import TEST_ACTOR
 
 GREENBUTTON = seed.GREENBUTTON_DIR
 
@@ -86,7 +87,7 @@ def test_shared_population_settles_with_the_simulated_response():
         pytest.skip("the generator writes by PostgreSQL COPY")
     from events.models import Participation
     from settlement import services
-    from settlement.intervals import decode
+    from settlement.meterdata.intervals import decode
     from settlement.models import EventSettlement, IntervalDay
 
     seed.seed_population(40, history=6)
@@ -106,7 +107,7 @@ def test_shared_population_settles_with_the_simulated_response():
         stored = decode(IntervalDay.objects.get(service_point_id=p.service_point_id, day=day).values)
         factor = 1 - seed.RESPONSE if p.status == "participated" else 1.0
         assert stored[h0 % 24] == pytest.approx(round(raw[h0] * factor, 3), abs=1e-6)
-    services.event_settle(event=event, now=dt.datetime(2026, 7, 20, tzinfo=dt.UTC))
+    services.event_settle(event=event, now=dt.datetime(2026, 7, 20, tzinfo=dt.UTC), actor=TEST_ACTOR)
     settled = EventSettlement.objects.filter(event=event)
     assert settled.count() == 40
     assert set(settled.values_list("status", flat=True)) == {"deferred"}  # a season-end program

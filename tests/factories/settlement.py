@@ -14,8 +14,8 @@ import numpy as np
 
 from events.choices import EventStatus, ParticipationStatus
 from programs.models import IntervalPrice, IntervalPriceSet
-from settlement import intervals
 from settlement.choices import Channel
+from settlement.meterdata import intervals
 from settlement.models import IntervalDay
 
 from . import events as events_factories

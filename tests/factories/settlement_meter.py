@@ -5,7 +5,7 @@ import datetime as dt
 import factory
 import numpy as np
 
-from settlement import intervals
+from settlement.meterdata import intervals
 from settlement.models import IntervalDay, MeterDataLoad
 from tests.factories.devices import ServicePointFactory
 

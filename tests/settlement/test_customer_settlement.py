@@ -14,6 +14,7 @@ from programs.choices import IncentiveBasis, IncentiveKind, SettlementTiming
 from settlement import services
 from settlement.choices import CustomerSettlementStatus, EventSettlementStatus, LineKind, PeriodKind
 from settlement.models import CustomerSettlement, EventSettlement
+from tests.actors import TEST_ACTOR
 from tests.factories.enrollments import active_participant
 from tests.factories.programs import IncentiveRuleFactory, ProgramFactory, SeasonFactory
 from tests.factories.settlement import EventFactory, EventSettlementFactory, ParticipationFactory, run_on_commit
@@ -26,7 +27,8 @@ CS = CustomerSettlementStatus
 def calc(sub, start, end, kind=PeriodKind.BILLING_PERIOD, now=NOW, **kw):
     enrollment = sub.enrollment
     return services.customer_settlement_calculate(account=enrollment.account, program=enrollment.program,
-                                                  period_kind=kind, period_start=start, period_end=end, now=now, **kw)
+                                                  period_kind=kind, period_start=start, period_end=end, now=now,
+                                                  **{"actor": TEST_ACTOR, **kw})
 
 
 def lines(cs):
@@ -211,9 +213,9 @@ def test_due_settlements_billing_period_and_final_bill_created_once():
                                                                             end_date=dt.date(2026, 9, 20))
     now = dt.datetime(2026, 10, 2, 12, tzinfo=dt.UTC)
     with run_on_commit():
-        services.customer_settlements_create_due(now=now)
+        services.customer_settlements_create_due(now=now, actor=TEST_ACTOR)
     with run_on_commit():
-        services.customer_settlements_create_due(now=now)
+        services.customer_settlements_create_due(now=now, actor=TEST_ACTOR)
     september = CustomerSettlement.objects.filter(period_kind=PeriodKind.BILLING_PERIOD)
     assert sorted(september.values_list("account_id", "period_start", "period_end", "total_amount")) == [
         (staying.enrollment.account_id, dt.date(2026, 9, 1), dt.date(2026, 10, 1), Decimal("10.00")),
@@ -246,7 +248,7 @@ def test_a_chunk_of_accounts_equals_one_by_one_and_pays_a_shared_service_point_b
     out = services.customer_settlements_calculate(account_ids=accounts, program=program,
                                                   period_kind=PeriodKind.BILLING_PERIOD,
                                                   period_start=dt.date(2026, 6, 1), period_end=dt.date(2026, 8, 1),
-                                                  now=NOW)
+                                                  now=NOW, actor=TEST_ACTOR)
     # $75 bonus + $20 a month enrolled (the first account only in June, the new tenant June and July, no bonus).
     assert [out[a].total_amount for a in accounts] == [Decimal("95.00"), Decimal("115.00"), Decimal("115.00"),
                                                        Decimal("40.00")]
@@ -279,7 +281,8 @@ def test_a_chunk_of_accounts_runs_the_same_queries_for_one_or_many():
         with CaptureQueriesContext(connection) as ctx:
             out = services.customer_settlements_calculate(
                 account_ids=accounts, program=program, period_kind=PeriodKind.SEASON_END,
-                period_start=season.start_date, period_end=season.end_date + dt.timedelta(days=1), now=NOW)
+                period_start=season.start_date, period_end=season.end_date + dt.timedelta(days=1), now=NOW,
+                actor=TEST_ACTOR)
         assert {cs.total_amount for cs in out.values()} == {Decimal("24.00")}  # $4 event + $20 seasonal
         return len(ctx.captured_queries)
 
@@ -294,11 +297,12 @@ def test_a_season_batch_chunk_reads_and_settles_only_its_own_accounts(settings):
     subs = [active_participant(program=program) for _ in range(5)]
     accounts = sorted(s.enrollment.account_id for s in subs)
     settings.CPM_CHUNK_SIZE = 2
-    batch = services.season_settle(program=program, season=season, now=NOW)  # chunks enqueued on commit, not run
+    batch = services.season_settle(program=program, season=season, now=NOW,
+                                   actor=TEST_ACTOR)  # chunks enqueued on commit, not run
     assert batch.chunks_total == 3 and CustomerSettlement.objects.count() == 0
     assert services._accounts_for(program, season.start_date, season.end_date, first=accounts[1],
                                   last=accounts[3]) == accounts[1:4]
     counts = services.customer_settle_chunk(batch=batch, account_first=accounts[2], account_last=accounts[3],
-                                            period_kind=PeriodKind.SEASON_END, now=NOW)
+                                            period_kind=PeriodKind.SEASON_END, now=NOW, actor=TEST_ACTOR)
     assert counts == {"calculated": 2, "failed": 0}
     assert sorted(CustomerSettlement.objects.values_list("account_id", flat=True)) == accounts[2:4]

@@ -15,10 +15,11 @@ import pytest
 from django.test import TestCase
 
 from cpm.base.paths import green_button_dir
-from settlement import intervals
-from settlement.greenbutton import GreenButtonError, parse_green_button
-from settlement.meterdata import meter_data_load_submit
+from settlement.meterdata import intervals
+from settlement.meterdata.greenbutton import GreenButtonError, parse_green_button
+from settlement.meterdata.loaders import meter_data_load_submit
 from settlement.models import IntervalDay, MeterDataLoad
+from tests.actors import TEST_ACTOR
 from tests.factories.devices import ServicePointFactory
 
 GB_DIR = green_button_dir()
@@ -42,7 +43,7 @@ def load_file(name: str, sp, now, content: bytes | None = None) -> MeterDataLoad
     content = content if content is not None else (GB_DIR / name).read_bytes()
     with TestCase.captureOnCommitCallbacks(execute=True):
         load = meter_data_load_submit(source="green_button", content=content, now=now, file_name=name,
-                                      service_point_id=sp.service_point_id)
+                                      service_point_id=sp.service_point_id, actor=TEST_ACTOR)
     load.refresh_from_db()
     return load
 

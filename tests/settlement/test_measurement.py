@@ -17,9 +17,11 @@ from django.test.utils import CaptureQueriesContext
 from events.choices import EventStatus, ParticipationStatus
 from programs.calendars import holidays_for
 from programs.choices import IncentiveBasis, IncentiveKind
-from settlement import intervals, measurement, services
+from settlement import measurement, services
+from settlement.meterdata import intervals
 from settlement.models import EventSettlement, IntervalDay
 from settlement.selectors import event_settlement_days
+from tests.actors import TEST_ACTOR
 from tests.factories.enrollments import active_participant
 from tests.factories.programs import IncentiveRuleFactory, ProgramFactory
 from tests.factories.settlement import (
@@ -68,7 +70,7 @@ def export_csv(service_point, path):
 
 def settle(event, now=NOW):
     with run_on_commit():
-        return services.event_settle(event=event, now=now)
+        return services.event_settle(event=event, now=now, actor=TEST_ACTOR)
 
 
 @pytest.mark.parametrize("missing", [(), (dt.date(2026, 7, 14), dt.date(2026, 7, 10), dt.date(2026, 7, 7))],

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from django.test import TestCase
 
-from settlement import intervals
-from settlement.meterdata import meter_data_load_submit, meter_readings_load
+from settlement.meterdata import intervals
+from settlement.meterdata.loaders import meter_data_load_submit, meter_readings_load
 from settlement.models import IntervalDay, MeterDataLoad
+from tests.actors import TEST_ACTOR
 from tests.factories.devices import DeviceFactory, ServicePointFactory
 
 pytestmark = pytest.mark.django_db
@@ -19,7 +20,8 @@ UTC = dt.UTC
 
 def csv_load(text: str, now, tz=None) -> MeterDataLoad:
     with TestCase.captureOnCommitCallbacks(execute=True):  # the job is enqueued after commit
-        load = meter_data_load_submit(source="csv", content=text.encode(), now=now, file_name="r.csv", tz=tz)
+        load = meter_data_load_submit(source="csv", content=text.encode(), now=now, file_name="r.csv", tz=tz,
+                                      actor=TEST_ACTOR)
     load.refresh_from_db()
     return load
 
@@ -150,7 +152,7 @@ def test_programmatic_rows_and_arrays(now):
         {"service_point": sp.pk, "interval_start": dt.datetime(2026, 5, 14, 0, 30, tzinfo=UTC),
          "interval_minutes": 15, "kwh": 0.5, "device": "BAT-1"},
         {"service_point_id": "SP-1", "channel": "upward", "interval_start": "2026-05-14T00:00Z", "kwh": 1},
-    ])
+    ], actor=TEST_ACTOR)
     assert load.summary == "2 new, 0 unchanged, 0 corrected, 1 rejected"
     assert load.errors[0]["row"] == 3 and load.errors[0]["field"] == "channel"
     assert day_values(sp, dt.date(2026, 5, 14))[1] == 0.25
@@ -159,11 +161,11 @@ def test_programmatic_rows_and_arrays(now):
 
     start = int(dt.datetime(2026, 5, 15, tzinfo=UTC).timestamp())
     arrays = {"service_point": np.full(24, sp.pk), "start": start + 3600 * np.arange(24), "kwh": np.arange(24.0)}
-    first = meter_readings_load(now=now, arrays=arrays, source="api")
+    first = meter_readings_load(now=now, arrays=arrays, source="api", actor=TEST_ACTOR)
     assert first.summary == "24 new, 0 unchanged, 0 corrected, 0 rejected"
     arrays["kwh"] = arrays["kwh"].copy()
     arrays["kwh"][5] = 99.0
-    second = meter_readings_load(now=now, arrays=arrays, source="api")
+    second = meter_readings_load(now=now, arrays=arrays, source="api", actor=TEST_ACTOR)
     assert second.summary == "0 new, 23 unchanged, 1 corrected, 0 rejected"
     assert day_values(sp, dt.date(2026, 5, 15))[5] == 99.0
 
@@ -192,16 +194,16 @@ def test_duplicate_rows_in_one_load(now):
 
 
 def test_run_is_idempotent(now):
-    from settlement.meterdata import meter_data_load_run
+    from settlement.meterdata.loaders import meter_data_load_run
 
     ServicePointFactory(service_point_id="SP-1")
     load = csv_load("service_point_id,interval_start,kwh\nSP-1,2026-05-14T00:00Z,1\n", now)
-    again = meter_data_load_run(load_id=load.pk, now=now)
+    again = meter_data_load_run(load_id=load.pk, now=now, actor=TEST_ACTOR)
     assert again.status == MeterDataLoad.Status.COMPLETED and IntervalDay.objects.count() == 1
 
 
 def test_fast_and_general_parsers_agree():
-    from settlement.csvreadings import _parse_fast, parse_csv
+    from settlement.meterdata.csvreadings import _parse_fast, parse_csv
 
     text = ("service_point_id,channel,interval_start,interval_minutes,kwh,device\n"
             "SP-2,delivered,2026-05-14T00:00:00Z,60,1.5,\n"
@@ -241,7 +243,7 @@ def test_load_intervals_command(tmp_path, now):
 def test_parse_csv_counts_lines_and_shares_occurrences():
     """What a block-by-block reader needs: the lines numbered (header and blank lines included) and the autumn
     repeated hour's order of appearance carried from one call to the next."""
-    from settlement.csvreadings import parse_csv
+    from settlement.meterdata.csvreadings import parse_csv
 
     header = "service_point_id,interval_start,kwh\n"
     assert parse_csv((header + "SP-1,2026-05-14T00:00Z,1\n\nSP-1,2026-05-14T01:00Z,2\n").encode()).lines == 4  # fast
@@ -260,7 +262,7 @@ def test_load_intervals_command_passes_the_path(tmp_path, now, monkeypatch):
 
     from django.core.management import CommandError, call_command
 
-    from settlement import meterdata
+    from settlement.meterdata import loaders as meterdata
 
     ServicePointFactory(service_point_id="SP-1")
     monkeypatch.setattr(meterdata, "BLOCK_BYTES", 40)  # several blocks

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from settlement.baselines import baseline_batch, baseline_for_event, resolve_params
-from settlement.meter_selectors import baseline_span, interval_kw_frame, interval_kwh_matrix, load_series
-from settlement.meterdata import meter_readings_load
+from settlement.meterdata.loaders import meter_readings_load
+from settlement.meterdata.selectors import baseline_span, interval_kw_frame, interval_kwh_matrix, load_series
+from tests.actors import TEST_ACTOR
 from tests.factories.devices import ServicePointFactory
 
 pytestmark = pytest.mark.django_db
@@ -29,7 +30,7 @@ def test_matrix_rows_gaps_and_resampling(now):
     meter_readings_load(now=now, arrays={
         "service_point": np.r_[np.full(47, a.pk), np.full(96, b.pk)],
         "start": np.r_[starts_a[keep], starts_b], "kwh": np.r_[kwh_a[keep], np.full(96, 0.25)],
-        "minutes": np.r_[np.full(47, 60), np.full(96, 15)]})
+        "minutes": np.r_[np.full(47, 60), np.full(96, 15)]}, actor=TEST_ACTOR)
     m = interval_kwh_matrix(service_point_ids=[c.pk, a.pk, b.pk], start=dt.datetime(2026, 5, 14, 20, tzinfo=UTC),
                             end=dt.datetime(2026, 5, 15, 8, tzinfo=UTC))
     assert m.kwh.shape == (3, 12)
@@ -54,7 +55,7 @@ def test_stored_data_through_batch_and_single_baselines(now):
     t = int(start.timestamp()) + 3600 * np.arange(n)
     kwh = rng.gamma(2.0, 1.0, size=(5, n))
     meter_readings_load(now=now, arrays={"service_point": np.repeat([s.pk for s in sps], n),
-                                         "start": np.tile(t, 5), "kwh": kwh.ravel()})
+                                         "start": np.tile(t, 5), "kwh": kwh.ravel()}, actor=TEST_ACTOR)
     m = interval_kwh_matrix(service_point_ids=[s.pk for s in sps], start=start, end=end)
     np.testing.assert_array_equal(m.kwh, kwh)
     params = resolve_params("caiso-auto")

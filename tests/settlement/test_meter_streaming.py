@@ -12,9 +12,11 @@ from django.db import transaction
 from django.test import TestCase
 
 from cpm.base.errors import DomainValidationError
-from settlement import intervals, meterdata
-from settlement.meterdata import meter_csv_load, meter_data_load_run, meter_data_load_submit
+from settlement.meterdata import intervals
+from settlement.meterdata import loaders as meterdata
+from settlement.meterdata.loaders import meter_csv_load, meter_data_load_run, meter_data_load_submit
 from settlement.models import IntervalDay, MeterDataLoad
+from tests.actors import TEST_ACTOR
 from tests.factories.devices import DeviceFactory, ServicePointFactory
 
 pytestmark = pytest.mark.django_db
@@ -109,19 +111,20 @@ def isolated(fn):
 def test_multi_block_load_equals_one_block_load(now, spy, monkeypatch, tmp_path):
     population()
     meter_csv_load(content=b"service_point_id,interval_start,kwh\nSP-1,2026-05-14T05:00Z,7\nSP-2,2026-05-15T05:00Z,"
-                           b"2.05\n", now=now)  # stored before: SP-1 05:00 corrected, SP-2 05:00 unchanged
+                           b"2.05\n", now=now,
+                           actor=TEST_ACTOR)  # stored before: SP-1 05:00 corrected, SP-2 05:00 unchanged
     text, at = utility_csv()
     path = tmp_path / "readings.csv"
     path.write_text(text)
     spy.update(blocks=0, merged=0)
 
-    whole = isolated(lambda: meter_csv_load(path=path, now=now))
+    whole = isolated(lambda: meter_csv_load(path=path, now=now, actor=TEST_ACTOR))
     assert spy["blocks"] == 1 and spy["k"] == [] and spy["merged"] == 1  # one block: merged as it is
 
     monkeypatch.setattr(meterdata, "BLOCK_BYTES", 400)
     monkeypatch.setattr(meterdata, "PARTITION_READINGS", 40)
     spy.update(blocks=0, merged=0)
-    streamed = isolated(lambda: meter_csv_load(path=path, now=now))
+    streamed = isolated(lambda: meter_csv_load(path=path, now=now, actor=TEST_ACTOR))
     assert spy["blocks"] > 20 and spy["k"] == [7] and spy["merged"] == 6  # ~280 lines estimated / 40; 6 service points
     assert streamed == whole
 
@@ -140,7 +143,7 @@ def test_multi_block_load_equals_one_block_load(now, spy, monkeypatch, tmp_path)
     assert (at["hourly"], at["sp404"], at["dup"]) == (147, 148, 294)
 
     # the streamed load for real, then the checks on what it wrote
-    load = meter_csv_load(path=path, now=now)
+    load = meter_csv_load(path=path, now=now, actor=TEST_ACTOR)
     assert load.summary == summary
     sp1 = IntervalDay.objects.get(service_point__service_point_id="SP-1", day=dt.date(2026, 5, 14), is_current=True)
     values = intervals.decode(sp1.values)
@@ -154,7 +157,7 @@ def test_multi_block_load_equals_one_block_load(now, spy, monkeypatch, tmp_path)
     assert IntervalDay.objects.filter(is_current=True).count() == 6 * 2 + 2
     assert list((tmp_path / "tmp").iterdir()) == []  # partition files removed
 
-    again = meter_csv_load(path=path, now=now + dt.timedelta(hours=1))
+    again = meter_csv_load(path=path, now=now + dt.timedelta(hours=1), actor=TEST_ACTOR)
     assert again.summary == "0 new, 289 unchanged, 0 corrected, 5 rejected"
     assert again.errors == errors
     assert IntervalDay.objects.count() == 6 * 2 + 2 + 2  # nothing new: the first versions of SP-1 and SP-2 besides
@@ -171,7 +174,7 @@ def test_autumn_repeated_hour_across_blocks(now, small_blocks, spy, newline):
     lines += [f"SP-3,2026-11-0{d}T{h:02d}:00:00,1" for d in (2, 3) for h in range(24)]
     lines += ["SP-1,2026-11-01T01:00:00,5", "SP-1,2026-03-08T02:30:00,1"]  # a third 01:00; a spring-gap time
     text = newline.join(lines) + newline
-    load = meter_csv_load(content=text, now=now, tz="America/Los_Angeles")
+    load = meter_csv_load(content=text, now=now, tz="America/Los_Angeles", actor=TEST_ACTOR)
     assert spy["blocks"] > 5 and spy["k"]
     assert load.summary == "100 new, 0 unchanged, 0 corrected, 2 rejected"
     assert load.errors == [
@@ -189,25 +192,25 @@ def test_path_and_content_give_the_same_result(now, small_blocks, tmp_path):
     text, _ = utility_csv()
     path = tmp_path / "readings.csv"
     path.write_bytes(text.encode())
-    by_path = isolated(lambda: meter_csv_load(path=str(path), now=now))
-    by_bytes = isolated(lambda: meter_csv_load(content=text.encode(), now=now))
-    by_text = isolated(lambda: meter_csv_load(content=text, now=now))
+    by_path = isolated(lambda: meter_csv_load(path=str(path), now=now, actor=TEST_ACTOR))
+    by_bytes = isolated(lambda: meter_csv_load(content=text.encode(), now=now, actor=TEST_ACTOR))
+    by_text = isolated(lambda: meter_csv_load(content=text, now=now, actor=TEST_ACTOR))
     assert by_path == by_bytes == by_text
     assert by_path[1] == "289 new, 0 unchanged, 0 corrected, 5 rejected"
 
 
 def test_content_or_path_exactly_one(now, tmp_path):
     with pytest.raises(DomainValidationError) as neither:
-        meter_csv_load(now=now)
+        meter_csv_load(now=now, actor=TEST_ACTOR)
     assert neither.value.errors == {"content": ["give either content or path"]}
     with pytest.raises(DomainValidationError) as both:
-        meter_csv_load(content=b"x", path=tmp_path / "r.csv", now=now)
+        meter_csv_load(content=b"x", path=tmp_path / "r.csv", now=now, actor=TEST_ACTOR)
     assert both.value.errors == {"content": ["give either content or path, not both"]}
     with pytest.raises(DomainValidationError) as missing:
-        meter_csv_load(path=tmp_path / "missing.csv", now=now)
+        meter_csv_load(path=tmp_path / "missing.csv", now=now, actor=TEST_ACTOR)
     assert missing.value.errors == {"path": [f"cannot read {tmp_path / 'missing.csv'}: No such file or directory"]}
     with pytest.raises(DomainValidationError) as submit:
-        meter_data_load_submit(source="csv", now=now)
+        meter_data_load_submit(source="csv", now=now, actor=TEST_ACTOR)
     assert submit.value.errors == {"content": ["give either content or path"]}
     assert MeterDataLoad.objects.count() == 0
 
@@ -226,7 +229,7 @@ def test_file_level_problem_fails_and_writes_nothing(now, small_blocks, tmp_path
     population()
     path = tmp_path / "r.csv"
     path.write_bytes(content)
-    load = meter_csv_load(path=path, now=now)
+    load = meter_csv_load(path=path, now=now, actor=TEST_ACTOR)
     assert load.status == MeterDataLoad.Status.FAILED
     assert load.errors == [{"row": None, "field": "file", "message": message}]
     assert IntervalDay.objects.count() == 0
@@ -236,10 +239,10 @@ def test_header_only_and_long_lines(now, monkeypatch):
     """A block smaller than a line grows until it has a line end; BOM split over reads is still dropped."""
     sp = population()[0]
     monkeypatch.setattr(meterdata, "BLOCK_BYTES", 2)
-    assert meter_csv_load(content=b"service_point_id,interval_start,kwh", now=now).summary == \
+    assert meter_csv_load(content=b"service_point_id,interval_start,kwh", now=now, actor=TEST_ACTOR).summary == \
         "0 new, 0 unchanged, 0 corrected, 0 rejected"
     load = meter_csv_load(content=b"\xef\xbb\xbfservice_point_id,interval_start,kwh\nSP-1,2026-05-14T00:00Z,1\n\n"
-                                  b"SP-1,2026-05-14T01:00Z,2\nSP-1,2026-05-14T01:00Z,3", now=now)
+                                  b"SP-1,2026-05-14T01:00Z,2\nSP-1,2026-05-14T01:00Z,3", now=now, actor=TEST_ACTOR)
     assert load.summary == "2 new, 0 unchanged, 0 corrected, 1 rejected"
     assert load.errors == [{"row": 5, "field": "interval_start", "message": DUPLICATE}]
     assert list(intervals.decode(IntervalDay.objects.get(service_point=sp).values)[:2]) == [1, 2]
@@ -259,7 +262,7 @@ def test_error_in_a_later_partition_writes_nothing(now, small_blocks, spy, monke
 
     monkeypatch.setattr(meterdata, "_apply_chunk", failing)
     with pytest.raises(RuntimeError, match="disk full"):
-        meter_csv_load(content=text, now=now)
+        meter_csv_load(content=text, now=now, actor=TEST_ACTOR)
     assert len(spy["k"]) == 1 and IntervalDay.objects.count() == 0  # the first two partitions rolled back too
     assert list((tmp_path / "tmp").iterdir()) == []
 
@@ -271,7 +274,7 @@ def test_kept_errors_are_the_lowest_rows(now, small_blocks, monkeypatch):
     rows[15] = "SP-1,delivered,2026-05-14T00:00:00Z,60,x,"  # rejected at parse, in a later block
     rows[1] = "SP-1,delivered,2026-05-14T01:00:00Z,60,1,"
     rows[2] = "SP-1,delivered,2026-05-14T01:00:00Z,60,2,"  # duplicate: rejected at merge
-    load = meter_csv_load(content="\n".join([HEADER, *rows]) + "\n", now=now)
+    load = meter_csv_load(content="\n".join([HEADER, *rows]) + "\n", now=now, actor=TEST_ACTOR)
     assert load.summary == "1 new, 0 unchanged, 0 corrected, 19 rejected"
     assert load.errors == [{"row": 2, "field": "service_point_id", "message": "unknown service point 'SP-90'"},
                            {"row": 4, "field": "interval_start", "message": DUPLICATE},
@@ -284,7 +287,8 @@ def test_job_streams_the_spooled_file(now, small_blocks, spy, tmp_path):
     path = tmp_path / "readings.csv"
     path.write_text(text)
     with TestCase.captureOnCommitCallbacks(execute=True):  # the job runs after commit
-        load = meter_data_load_submit(source="csv", path=path, now=now, file_name="r.csv", row_offset=-1)
+        load = meter_data_load_submit(source="csv", path=path, now=now, file_name="r.csv", row_offset=-1,
+                                      actor=TEST_ACTOR)
     load.refresh_from_db()
     assert spy["blocks"] > 20 and spy["k"] == [7]
     assert load.status == MeterDataLoad.Status.COMPLETED_WITH_ERRORS
@@ -292,10 +296,10 @@ def test_job_streams_the_spooled_file(now, small_blocks, spy, tmp_path):
     assert [e["row"] for e in load.errors] == [at["hourly"] - 1, at["sp404"] - 1, at["dup"] - 1, at["bad"] - 1,
                                                at["serial"] - 1]  # row_offset kept
     assert list((tmp_path / "tmp").iterdir()) == []
-    assert meter_data_load_run(load_id=load.pk, now=now).summary == load.summary  # idempotent
+    assert meter_data_load_run(load_id=load.pk, now=now, actor=TEST_ACTOR).summary == load.summary  # idempotent
 
     with TestCase.captureOnCommitCallbacks(execute=True):
-        again = meter_data_load_submit(source="csv", content=text.encode(), now=now)
+        again = meter_data_load_submit(source="csv", content=text.encode(), now=now, actor=TEST_ACTOR)
     again.refresh_from_db()
     assert again.summary == "0 new, 289 unchanged, 0 corrected, 5 rejected"
     assert [e["row"] for e in again.errors] == [at["hourly"], at["sp404"], at["dup"], at["bad"], at["serial"]]
@@ -303,7 +307,8 @@ def test_job_streams_the_spooled_file(now, small_blocks, spy, tmp_path):
 
 def test_job_missing_header_column_fails(now, small_blocks):
     with TestCase.captureOnCommitCallbacks(execute=True):
-        load = meter_data_load_submit(source="csv", content=b"service_point_id,kwh\n" + b"SP-1,1\n" * 100, now=now)
+        load = meter_data_load_submit(source="csv", content=b"service_point_id,kwh\n" + b"SP-1,1\n" * 100, now=now,
+                                      actor=TEST_ACTOR)
     load.refresh_from_db()
     assert load.status == MeterDataLoad.Status.FAILED
     assert load.errors == [{"row": None, "field": "file", "message": "missing column: interval_start"}]

@@ -28,6 +28,7 @@ from settlement import services
 from settlement.choices import BatchKind, BatchStatus, Channel, EventSettlementStatus, LineKind, MeasurementStatus
 from settlement.models import EventSettlement, SettlementBatch, SettlementLine
 from settlement.selectors import event_settlement_days
+from tests.actors import TEST_ACTOR
 from tests.factories.enrollments import active_participant
 from tests.factories.programs import IncentiveRuleFactory, ProgramFactory
 from tests.factories.settlement import (
@@ -66,7 +67,7 @@ def program():
 
 def settle(event, now=NOW, **kw):
     with run_on_commit():
-        batch = services.event_settle(event=event, now=now, **kw)
+        batch = services.event_settle(event=event, now=now, **{"actor": TEST_ACTOR, **kw})
     return batch
 
 
@@ -108,8 +109,10 @@ def test_a_completed_batch_refreshes_the_statistics_of_what_it_wrote(program, mo
     from django.db import connection
 
     refreshed = []
-    analyze = services._refresh_statistics
-    monkeypatch.setattr(services, "_refresh_statistics", lambda kind: (refreshed.append(kind), analyze(kind)))
+    from settlement.services import batches
+
+    analyze = batches._refresh_statistics
+    monkeypatch.setattr(batches, "_refresh_statistics", lambda kind: (refreshed.append(kind), analyze(kind)))
     event = EventFactory(program=program)
     ParticipationFactory(event=event, subscription=meter_participant(program))
     batch = settle(event)

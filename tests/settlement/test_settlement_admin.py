@@ -10,6 +10,7 @@ import pytest
 
 from settlement.choices import EventSettlementStatus
 from settlement.models import EventSettlement, SettlementBatch
+from tests.actors import TEST_ACTOR
 from tests.factories.enrollments import active_participant
 from tests.factories.programs import IncentiveRuleFactory, ProgramFactory
 from tests.factories.settlement import EventFactory, ParticipationFactory, event_hours, run_on_commit, write_hourly
@@ -36,7 +37,7 @@ def settled():
                      last=dt.date(2026, 7, 16), overrides={h: 0.5 for h in event_hours()})
         ParticipationFactory(event=event, subscription=sub)
     with run_on_commit():
-        services.event_settle(event=event, now=NOW)
+        services.event_settle(event=event, now=NOW, actor=TEST_ACTOR)
     return event
 
 

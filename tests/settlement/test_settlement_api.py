@@ -10,6 +10,7 @@ import pytest
 from settlement import services
 from settlement.choices import CustomerSettlementStatus, EventSettlementStatus, PeriodKind
 from settlement.models import SettlementBatch
+from tests.actors import TEST_ACTOR
 from tests.factories.enrollments import active_participant
 from tests.factories.programs import ProgramFactory
 from tests.factories.settlement import EventFactory, EventSettlementFactory, ParticipationFactory, run_on_commit
@@ -45,9 +46,9 @@ def test_list_endpoints_run_constant_queries(admin_api, django_assert_max_num_qu
             services.event_settlement_approve(settlement=es, now=NOW, actor=admin_user)
             cs = services.customer_settlement_calculate(
                 account=es.account, program=program, period_kind=PeriodKind.BILLING_PERIOD,
-                period_start=dt.date(2026, 7, 1), period_end=dt.date(2026, 8, 1), now=NOW)
-            services.customer_settlement_approve(settlement=cs, now=NOW)
-        services.bill_credit_export_create(now=NOW)
+                period_start=dt.date(2026, 7, 1), period_end=dt.date(2026, 8, 1), now=NOW, actor=TEST_ACTOR)
+            services.customer_settlement_approve(settlement=cs, now=NOW, actor=TEST_ACTOR)
+        services.bill_credit_export_create(now=NOW, actor=TEST_ACTOR)
         SettlementBatch.objects.create(kind="event_recalc", event=es.event, program=program, created_at=NOW)
 
     grow(1)

@@ -6,9 +6,12 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from cpm.base.capabilities import system_actor
 from programs.models import Program
 from settlement.models import BillCreditExport
 from settlement.services import bill_credit_export_create
+
+ACTOR = system_actor("command:export_credits")
 
 
 class Command(BaseCommand):
@@ -30,7 +33,7 @@ class Command(BaseCommand):
                 prog = Program.objects.filter(code=program).first()
                 if prog is None:
                     raise CommandError(f"No program {program!r}.")
-            export = bill_credit_export_create(now=timezone.now(), actor="manage.py export_credits", program=prog)
+            export = bill_credit_export_create(now=timezone.now(), actor=ACTOR, program=prog)
             if export is None:
                 self.stderr.write("Nothing to export: no approved customer settlement left.")
                 return

@@ -2,7 +2,7 @@
 
 By default the load runs here and prints its summary (``N new, N unchanged, N corrected, N rejected``) and the first
 row errors; ``--queue`` hands it to the Celery worker instead. The file is passed by path (a CSV is streamed in
-blocks, never read whole). Thin wrapper over ``settlement.meterdata``.
+blocks, never read whole). Thin wrapper over ``settlement.meterdata.loaders``.
 """
 
 from __future__ import annotations
@@ -12,9 +12,12 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from cpm.base.capabilities import system_actor
 from cpm.base.errors import DomainValidationError
-from settlement.meterdata import meter_csv_load, meter_data_load_run, meter_data_load_submit
+from settlement.meterdata.loaders import meter_csv_load, meter_data_load_run, meter_data_load_submit
 from settlement.models import MeterDataLoad
+
+ACTOR = system_actor("command:load_intervals")
 
 
 class Command(BaseCommand):
@@ -39,15 +42,15 @@ class Command(BaseCommand):
         now = dt.datetime.now(dt.UTC)
         try:
             if fmt == "csv" and not opts["queue"]:
-                load = meter_csv_load(path=path, now=now, file_name=path.name, tz=opts["tz"], actor="load_intervals")
+                load = meter_csv_load(path=path, now=now, file_name=path.name, tz=opts["tz"], actor=ACTOR)
             else:
                 source = MeterDataLoad.Source.CSV if fmt == "csv" else MeterDataLoad.Source.GREEN_BUTTON
                 load = meter_data_load_submit(source=source, path=path, now=now, file_name=path.name,
                                               tz=opts["tz"], service_point_id=opts["service_point"],
-                                              usage_point=opts["usage_point"], actor="load_intervals")
+                                              usage_point=opts["usage_point"], actor=ACTOR)
                 load.refresh_from_db()
                 if load.status == MeterDataLoad.Status.PENDING and not opts["queue"]:
-                    load = meter_data_load_run(load_id=load.pk, now=now, actor="load_intervals")
+                    load = meter_data_load_run(load_id=load.pk, now=now, actor=ACTOR)
         except DomainValidationError as exc:
             raise CommandError(exc.message) from exc
         self.stdout.write(f"load #{load.pk} {load.status}: {load.summary}")

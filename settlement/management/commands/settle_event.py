@@ -3,9 +3,12 @@
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from cpm.base.capabilities import system_actor
 from cpm.base.errors import DomainError
 from events.models import Event
 from settlement.services import event_settle
+
+ACTOR = system_actor("command:settle_event")
 
 
 class Command(BaseCommand):
@@ -18,7 +21,7 @@ class Command(BaseCommand):
     def handle(self, *args, event, recalculate, **options):
         try:
             obj = Event.objects.select_related("program").get(pk=event)
-            batch = event_settle(event=obj, now=timezone.now(), actor="manage.py settle_event",
+            batch = event_settle(event=obj, now=timezone.now(), actor=ACTOR,
                                  recalculate=recalculate)
         except Event.DoesNotExist as exc:
             raise CommandError(f"No event with id {event}.") from exc

@@ -3,9 +3,12 @@
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from cpm.base.capabilities import system_actor
 from cpm.base.errors import DomainError
 from programs.models import Program, Season
 from settlement.services import season_settle
+
+ACTOR = system_actor("command:settle_season")
 
 
 class Command(BaseCommand):
@@ -19,7 +22,7 @@ class Command(BaseCommand):
         try:
             prog = Program.objects.get(code=program)
             obj = Season.objects.get(program=prog, name=season)
-            batch = season_settle(program=prog, season=obj, now=timezone.now(), actor="manage.py settle_season")
+            batch = season_settle(program=prog, season=obj, now=timezone.now(), actor=ACTOR)
         except (Program.DoesNotExist, Season.DoesNotExist) as exc:
             raise CommandError(f"No program {program!r} with season {season!r}.") from exc
         except DomainError as exc:

@@ -6,11 +6,14 @@ import datetime as dt
 
 from celery import shared_task
 
+from cpm.base.capabilities import system_actor
+
 
 @shared_task(name="settlement.run_meter_data_load", acks_late=True)
 def run_meter_data_load(*, load_id: int) -> str:
     """Run one PENDING ``MeterDataLoad`` (idempotent: a started or finished load is left as it is)."""
-    from .meterdata import meter_data_load_run
+    from .loaders import meter_data_load_run
 
-    load = meter_data_load_run(load_id=load_id, now=dt.datetime.now(dt.UTC))
+    load = meter_data_load_run(load_id=load_id, now=dt.datetime.now(dt.UTC),
+                               actor=system_actor("celery:settlement.run_meter_data_load"))
     return f"{load.status}: {load.summary}"

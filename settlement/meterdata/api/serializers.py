@@ -9,8 +9,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from cpm.base.uploads import validate_upload
-from settlement import intervals
-from settlement.models import IntervalDay, MeterDataLoad
+from settlement.meterdata import intervals
+from settlement.meterdata.models import IntervalDay, MeterDataLoad
 
 
 class MeterDataLoadSerializer(serializers.ModelSerializer):

@@ -1,4 +1,4 @@
-"""Settlement: interval data, event settlements, customer settlements and bill-credit export batches."""
+"""Meter data models: interval data (``IntervalDay``) and its load jobs (``MeterDataLoad``), in app ``settlement``."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ from django.db.models import Q
 
 from devices.models import Device, ServicePoint
 
-from ..choices import Channel
+from .choices import Channel
 
 
 class IntervalDay(models.Model):
     """One UTC day of interval kWh for a service point (optionally a device) and channel.
 
-    ``values`` is ``settlement.intervals.encode`` of ``1440 / interval_minutes`` float64 kWh (NaN = missing).
+    ``values`` is ``settlement.meterdata.intervals.encode`` of ``1440 / interval_minutes`` float64 kWh (NaN = missing).
     A correction writes a new version and keeps the old row (``is_current=False``); at most one current row per
     (service point, device, channel, day).
     """
@@ -35,6 +35,7 @@ class IntervalDay(models.Model):
                              related_name="+")
 
     class Meta:
+        app_label = "settlement"
         ordering = ["service_point", "channel", "day", "version"]
         constraints = [
             models.UniqueConstraint(fields=["service_point", "channel", "day"],
@@ -81,6 +82,7 @@ class MeterDataLoad(models.Model):
     options = models.JSONField(default=dict, blank=True)
 
     class Meta:
+        app_label = "settlement"
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:

@@ -8,9 +8,10 @@ Rules (issue 5, section 1):
 - Counts per load: new (no value stored before), unchanged (same value), corrected (a different value), rejected
   (row errors, listed in ``MeterDataLoad.errors`` as ``{row, field, message}``, at most 1,000 kept).
 
-Fast path: parsing is vectorised (``settlement.csvreadings``), days are assembled with numpy, existing current rows are
-fetched with one query per chunk of days, new versions are written with psycopg ``COPY ... (FORMAT BINARY)`` on
-PostgreSQL (``bulk_create`` elsewhere) and superseded rows are flagged with one ``UPDATE`` per chunk. Loads are
+Fast path: parsing is vectorised (``settlement.meterdata.csvreadings``), days are assembled with numpy, existing
+current rows are fetched with one query per chunk of days, new versions are written with ``COPY ... (FORMAT BINARY)``
+on PostgreSQL (``cpm.base.bulk.copy_binary``; ``bulk_create`` elsewhere) and superseded rows are flagged with one
+``UPDATE ... FROM unnest`` per chunk (``cpm.base.bulk.set_fields``). Loads are
 serialised by a transaction-scoped advisory lock on PostgreSQL so two loads of the same day cannot both insert a
 current version.
 
@@ -42,6 +43,8 @@ import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
 
+from cpm.base import bulk
+from cpm.base.capabilities import Cap, use_case
 from cpm.base.errors import DomainValidationError, NotFound
 from cpm.base.states import transition
 from cpm.base.tasks import enqueue_on_commit
@@ -117,9 +120,10 @@ class _Errors:
 
 
 # ----------------------------------------------------------------------------------------------- public services
+@use_case("meter_data.load_readings", Cap.LOAD_METER_DATA)
 def meter_readings_load(*, now: dt.datetime, source: str = Source.API, rows: Iterable[Mapping] | None = None,
                         arrays: Mapping[str, np.ndarray] | None = None, file_name: str = "", tz: str | None = None,
-                        actor=None) -> MeterDataLoad:
+                        actor) -> MeterDataLoad:
     """Load readings given in Python (API bulk, demo, simulated or corrected data) synchronously; returns the record.
 
     rows: dicts with ``service_point_id`` (external id) or ``service_point`` (pk), ``interval_start`` (aware
@@ -145,9 +149,11 @@ def meter_readings_load(*, now: dt.datetime, source: str = Source.API, rows: Ite
     return _finish(load, counts, errors, now=now, actor=actor)
 
 
+@use_case("meter_data.load_csv", Cap.LOAD_METER_DATA)
 def meter_csv_load(*, now: dt.datetime, content: bytes | str | None = None, path: str | Path | None = None,
-                   file_name: str = "", tz: str | None = None, actor=None) -> MeterDataLoad:
-    """Load a CSV (see ``settlement.csvreadings``) synchronously in this process (CLI, bench); same rules as the job.
+                   file_name: str = "", tz: str | None = None, actor) -> MeterDataLoad:
+    """Load a CSV (see ``settlement.meterdata.csvreadings``) synchronously in this process (CLI, bench); same rules as
+    the job.
 
     content: the file (bytes, UTF-8 with or without BOM, or text); or path: the file on disk, streamed in blocks
     (memory bounded by ``BLOCK_BYTES`` and ``PARTITION_READINGS``, not by the file). Exactly one of them, else
@@ -181,10 +187,11 @@ def meter_csv_load(*, now: dt.datetime, content: bytes | str | None = None, path
     return _finish(load, counts, errors, now=now, actor=actor)
 
 
+@use_case("meter_data.load", Cap.LOAD_METER_DATA)
 def meter_data_load_submit(*, source: str, now: dt.datetime, content: bytes | None = None,
                            path: str | Path | None = None, file_name: str = "", tz: str | None = None,
                            service_point_id: str | None = None, usage_point: str | None = None, row_offset: int = 0,
-                           actor=None) -> MeterDataLoad:
+                           actor) -> MeterDataLoad:
     """Create a PENDING load for a file (CSV or Green Button XML) and enqueue its job after commit.
 
     content: the file's bytes, or path: a file on disk, copied without being read into memory (exactly one).
@@ -220,14 +227,17 @@ def meter_data_load_submit(*, source: str, now: dt.datetime, content: bytes | No
         source=source, file_name=file_name[:300], created_at=now,
         options={"path": str(spooled), "tz": tz, "service_point_id": service_point_id, "usage_point": usage_point,
                  "row_offset": row_offset})
-    from .meter_tasks import run_meter_data_load
+    from .tasks import run_meter_data_load
 
     enqueue_on_commit(run_meter_data_load, load_id=load.pk)
     return load
 
 
-def meter_data_load_run(*, load_id: int, now: dt.datetime, actor="meter-load-job") -> MeterDataLoad:
+def meter_data_load_run(*, load_id: int, now: dt.datetime, actor) -> MeterDataLoad:
     """Run a PENDING load (Celery job). Idempotent: a load already started or finished is returned unchanged.
+
+    The job step of ``meter_data_load_submit`` (the use case ``meter_data.load``, checked when the load was
+    submitted): its task passes a named system actor, recorded on the load's status changes.
 
     A CSV is streamed from its spooled file like ``meter_csv_load(path=...)``; a Green Button file is read whole.
     """
@@ -652,13 +662,7 @@ def _apply_chunk(g_sp, g_dev, g_ch, g_dy, g_mn, gid, sl, kwh, rows, *, counts, e
     superseded = np.concatenate([ex_id[idx] for idx, _ in batches])
     superseded = superseded[superseded > 0]
     if superseded.size:
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cur:
-                cur.execute(f"UPDATE {IntervalDay._meta.db_table} t SET is_current = false "
-                            "FROM unnest(%s::bigint[]) AS k(id) WHERE t.id = k.id", [superseded.tolist()])
-        else:
-            for i in range(0, superseded.size, 5000):
-                IntervalDay.objects.filter(pk__in=superseded[i:i + 5000].tolist()).update(is_current=False)
+        bulk.set_fields(IntervalDay, superseded.tolist(), {"is_current": False})
     for idx, values in batches:
         interval_days_insert(sp=g_sp[idx], dev=g_dev[idx], ch=g_ch[idx], day=g_dy[idx], minutes=int(g_mn[idx[0]]),
                 values=values, version=ex_version[idx] + 1, load=load)
@@ -691,15 +695,16 @@ def _match(g_sp, g_dev, g_ch, g_dy, f_sp, f_dev, f_ch, f_day) -> tuple[np.ndarra
 
 _PG_EPOCH_DAYS = (dt.date(2000, 1, 1) - dt.date(1970, 1, 1)).days
 _PG_EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
-COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
-COPY_TRAILER = (-1).to_bytes(2, "big", signed=True)
+_COPY_COLUMNS = ["service_point_id", "device_id", "channel", "day", "interval_minutes", "values", "version",
+                 "is_current", "received_at", "load_id"]
 
 
 def interval_days_insert(*, sp, dev, ch, day, minutes: int, values: np.ndarray, version,
                          load: MeterDataLoad) -> None:
-    """Insert new current ``IntervalDay`` versions: one PostgreSQL binary COPY built with numpy (``bulk_create``
-    elsewhere). The write step of the loads above, after validation and merging; the benchmark generator writes its
-    seeded days with it. Nothing is checked here: the days must not already have a current version.
+    """Insert new current ``IntervalDay`` versions: one PostgreSQL binary COPY of rows encoded with numpy
+    (``cpm.base.bulk.copy_binary``; ``bulk.insert_objects`` elsewhere). The write step of the loads above, after
+    validation and merging; the benchmark generator writes its seeded days with it. Nothing is checked here: the
+    days must not already have a current version.
 
     ``sp``, ``dev`` (0 = no device), ``ch`` (0 delivered, 1 received), ``day`` (days since 1970-01-01), ``version``:
     int arrays of n; ``values`` ``[n, 1440 / minutes]`` float64 kWh (NaN = missing); ``received_at`` and the load
@@ -707,15 +712,15 @@ def interval_days_insert(*, sp, dev, ch, day, minutes: int, values: np.ndarray, 
     """
     received_at = load.created_at  # receipt time of the data = when the load was received, not when it ran
     n, width = values.shape
-    if connection.vendor != "postgresql":
-        IntervalDay.objects.bulk_create(
-            [IntervalDay(service_point_id=int(sp[k]), device_id=int(dev[k]) or None, channel=CHANNEL_NAMES[ch[k]],
-                         day=dt.date.fromordinal(_EPOCH_ORDINAL + int(day[k])), interval_minutes=minutes,
-                         values=intervals.encode(values[k]), version=int(version[k]), is_current=True,
-                         received_at=received_at, load=load) for k in range(n)], batch_size=2000)
+    if not bulk.is_postgresql():
+        bulk.insert_objects(IntervalDay, [
+            IntervalDay(service_point_id=int(sp[k]), device_id=int(dev[k]) or None, channel=CHANNEL_NAMES[ch[k]],
+                        day=dt.date.fromordinal(_EPOCH_ORDINAL + int(day[k])), interval_minutes=minutes,
+                        values=intervals.encode(values[k]), version=int(version[k]), is_current=True,
+                        received_at=received_at, load=load) for k in range(n)])
         return
     received_us = int((received_at - _PG_EPOCH).total_seconds() * 1_000_000)
-    parts = [COPY_HEADER]
+    parts = []
     for has_dev in (False, True):
         for c in (0, 1):
             sel = np.flatnonzero(((dev > 0) == has_dev) & (ch == c))
@@ -743,13 +748,7 @@ def interval_days_insert(*, sp, dev, ch, day, minutes: int, values: np.ndarray, 
             rec["l8"], rec["rcv"] = 8, received_us
             rec["l9"], rec["load"] = 8, load.pk
             parts.append(rec.tobytes())
-    parts.append(COPY_TRAILER)
-    table = IntervalDay._meta.db_table
-    with connection.cursor() as cur:
-        with cur.cursor.copy(f'COPY {table} (service_point_id, device_id, channel, day, interval_minutes, "values", '
-                             "version, is_current, received_at, load_id) FROM STDIN (FORMAT BINARY)") as copy:
-            for part in parts:
-                copy.write(part)
+    bulk.copy_binary(IntervalDay, _COPY_COLUMNS, parts)
 
 
 def _fail(load: MeterDataLoad, message: str, *, now: dt.datetime, actor) -> MeterDataLoad:

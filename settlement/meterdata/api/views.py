@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import django_filters
-from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
-from cpm.base.api import WriteThrottle
-from settlement.meterdata import meter_data_load_submit, readings_to_csv
-from settlement.models import IntervalDay, MeterDataLoad
+from cpm.base.api import WriteThrottle, api_now, validated
+from settlement.meterdata.filtersets import IntervalDayFilter, MeterDataLoadFilter
+from settlement.meterdata.loaders import meter_data_load_submit, readings_to_csv
+from settlement.meterdata.models import IntervalDay, MeterDataLoad
 
-from .meter_serializers import (
+from .serializers import (
     BulkReadingsSerializer,
     IntervalDaySerializer,
     MeterDataLoadSerializer,
@@ -22,24 +21,11 @@ from .meter_serializers import (
 )
 
 
-class MeterDataLoadFilter(django_filters.FilterSet):
-    class Meta:
-        model = MeterDataLoad
-        fields = {"status": ["exact"], "source": ["exact"], "created_at": ["gte", "lt"]}
-
-
-class IntervalDayFilter(django_filters.FilterSet):
-    service_point_id = django_filters.CharFilter(field_name="service_point__service_point_id")
-
-    class Meta:
-        model = IntervalDay
-        fields = {"service_point": ["exact"], "device": ["exact", "isnull"], "channel": ["exact"],
-                  "day": ["exact", "gte", "lte"], "is_current": ["exact"], "load": ["exact"]}
-
-
 class MeterDataLoadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Meter data loads (jobs). POST ``upload/`` (a CSV or Green Button file) or ``bulk/`` (JSON readings) creates a
     load and queues its job; the response is the load record (202), to be polled for counts and row errors."""
+
+    use_cases = {"upload": "meter_data.load", "bulk": "meter_data.load"}
 
     queryset = MeterDataLoad.objects.all()
     serializer_class = MeterDataLoadSerializer
@@ -51,14 +37,12 @@ class MeterDataLoadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vie
                    responses={202: MeterDataLoadSerializer})
     @action(detail=False, methods=["post"], parser_classes=[MultiPartParser, FormParser])
     def upload(self, request):
-        data = MeterFileUploadSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        v = data.validated_data
+        v = validated(MeterFileUploadSerializer, request.data)
         upload = v["file"]
         # A large upload is already a temporary file on disk: spool it by path, without reading it into memory.
         on_disk = {"path": upload.temporary_file_path()} if hasattr(upload, "temporary_file_path") else {
             "content": upload.read()}
-        load = meter_data_load_submit(source=v["source"], **on_disk, now=timezone.now(),
+        load = meter_data_load_submit(source=v["source"], **on_disk, now=api_now(),
                                       file_name=upload.name or "", tz=v.get("tz") or None,
                                       service_point_id=v.get("service_point_id") or None,
                                       usage_point=v.get("usage_point") or None, actor=request.user)
@@ -68,11 +52,10 @@ class MeterDataLoadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vie
     @extend_schema(request=BulkReadingsSerializer, responses={202: MeterDataLoadSerializer})
     @action(detail=False, methods=["post"], parser_classes=[JSONParser])
     def bulk(self, request):
-        data = BulkReadingsSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        text, _ = readings_to_csv(data.validated_data["readings"])
-        load = meter_data_load_submit(source=MeterDataLoad.Source.API, content=text.encode(), now=timezone.now(),
-                                      file_name="bulk", tz=data.validated_data.get("tz") or None, row_offset=-1,
+        data = validated(BulkReadingsSerializer, request.data)
+        text, _ = readings_to_csv(data["readings"])
+        load = meter_data_load_submit(source=MeterDataLoad.Source.API, content=text.encode(), now=api_now(),
+                                      file_name="bulk", tz=data.get("tz") or None, row_offset=-1,
                                       actor=request.user)
         load.refresh_from_db()
         return Response(MeterDataLoadSerializer(load).data, status=status.HTTP_202_ACCEPTED)

@@ -22,8 +22,8 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from .baselines import IntervalSeries
 from .models import IntervalDay
+from .series import IntervalSeries
 
 UTC = dt.UTC
 _DAY = dt.timedelta(days=1)

@@ -1,0 +1,286 @@
+"""Bulk writes: one helper for the write paths that move thousands of rows at a time (issue 14, item 5).
+
+On PostgreSQL:
+
+- ``insert_rows`` / ``insert_objects``: ``COPY ... FROM STDIN`` (text format; psycopg adapts the values);
+  ``copy_binary``: ``COPY ... (FORMAT BINARY)`` of data the caller encoded itself (numpy records of interval days);
+- ``insert_missing``: ``INSERT ... SELECT FROM unnest(arrays) ON CONFLICT DO NOTHING`` (rows a concurrent run may
+  have written already);
+- ``update_rows``: ``UPDATE ... FROM unnest(arrays)`` (one statement for thousands of rows, where Django's
+  ``bulk_update`` builds one CASE per field and row); ``set_fields``: the same constant values on many rows.
+
+Elsewhere (SQLite in ``make test``) each falls back to the ORM (``bulk_create``, ``bulk_update``, ``update``) in this
+module, so the callers have one code path. ``tests/cpm/test_bulk.py`` checks on PostgreSQL that both paths write the
+same table contents, row for row.
+
+Values go through one adaptation (``_adapter``): JSON fields are encoded once with the field's encoder (or given
+already encoded as ``RawJson``), every other field is passed as the Python value psycopg adapts (int, str, Decimal,
+date, aware datetime, bool, bytes, lists for arrays); fields with their own database preparation (UUIDs, custom
+fields) use ``Field.get_db_prep_value``. Columns are named by attname (``event_id``) or field name (``event``).
+This module imports no app.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from django.db import connection, models
+
+#: Rows written per ``write_row`` loop / ``bulk_create`` batch.
+BATCH = 5000
+
+#: The binary COPY framing (``PGCOPY`` signature, flags, header extension length; trailer: field count -1).
+COPY_BINARY_HEADER = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
+COPY_BINARY_TRAILER = (-1).to_bytes(2, "big", signed=True)
+
+# Field types psycopg adapts as they are (no per-value preparation on the fast path).
+_PLAIN = frozenset({
+    "AutoField", "BigAutoField", "SmallAutoField", "IntegerField", "BigIntegerField", "SmallIntegerField",
+    "PositiveIntegerField", "PositiveBigIntegerField", "PositiveSmallIntegerField", "ForeignKey", "OneToOneField",
+    "CharField", "TextField", "SlugField", "EmailField", "URLField", "DecimalField", "FloatField", "BooleanField",
+    "DateField", "DateTimeField", "TimeField", "DurationField", "BinaryField",
+})
+
+
+class RawJson(str):
+    """JSON text already encoded: written as it is (COPY, unnest), decoded for the ORM fallback."""
+
+
+def is_postgresql() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def _field(model: type[models.Model], column: str) -> models.Field:
+    return model._meta.get_field(column)
+
+
+def _is_json(field: models.Field) -> bool:
+    return field.get_internal_type() == "JSONField"
+
+
+def _adapter(field: models.Field) -> Callable[[Any], Any] | None:
+    """The one adaptation of a Python value for ``field`` on PostgreSQL (None: passed as it is)."""
+    if _is_json(field):
+        encoder = getattr(field, "encoder", None)
+
+        def to_json(value: Any) -> Any:
+            if value is None:
+                return None
+            if isinstance(value, RawJson):
+                return str(value)
+            return json.dumps(value, cls=encoder)
+
+        return to_json
+    if field.get_internal_type() in _PLAIN:
+        return None
+    return lambda value: field.get_db_prep_value(value, connection, prepared=False)
+
+
+def _python(field: models.Field, value: Any) -> Any:
+    """The value as the ORM wants it (``RawJson`` decoded)."""
+    return json.loads(value) if isinstance(value, RawJson) else value
+
+
+def _orm_objects(model, columns: Sequence[str], rows: Iterable[Sequence]) -> list[models.Model]:
+    fields = [_field(model, c) for c in columns]
+    names = [f.attname if c == f.attname else f.name for c, f in zip(columns, fields, strict=True)]
+    return [model(**{n: _python(f, v) for n, f, v in zip(names, fields, row, strict=True)}) for row in rows]
+
+
+# ---------------------------------------------------------------------------------------------------- COPY
+
+
+def insert_rows(model: type[models.Model], columns: Sequence[str], rows: Sequence[Sequence]) -> int:
+    """Insert ``rows`` (sequences of values in ``columns`` order): one COPY on PostgreSQL, ``bulk_create``
+    elsewhere. Fields not named take their database default on PostgreSQL (name every field without one: the
+    model default is not applied by COPY); no primary keys are returned. Returns the number of rows."""
+    if not rows:
+        return 0
+    if not is_postgresql():
+        model.objects.bulk_create(_orm_objects(model, columns, rows), batch_size=BATCH)
+        return len(rows)
+    qn = connection.ops.quote_name
+    fields = [_field(model, c) for c in columns]
+    adapters = [_adapter(f) for f in fields]
+    sql = f"COPY {qn(model._meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) FROM STDIN"
+    with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+        if not any(adapters):
+            for row in rows:
+                copy.write_row(row)
+        else:
+            for row in rows:
+                copy.write_row([v if a is None or v is None else a(v)
+                                for a, v in zip(adapters, row, strict=True)])
+    return len(rows)
+
+
+def insert_dicts(model: type[models.Model], rows: Sequence[Mapping[str, Any]]) -> int:
+    """``insert_rows`` of rows given as ``{column: value}`` (every row with the keys of the first)."""
+    if not rows:
+        return 0
+    columns = list(rows[0])
+    return insert_rows(model, columns, [[row[c] for c in columns] for row in rows])
+
+
+def insert_objects(model: type[models.Model], objs: Sequence[models.Model]) -> int:
+    """Insert unsaved instances (no primary key needed back): every concrete field but the automatic primary key,
+    model defaults filled in as ``save`` would; COPY on PostgreSQL, ``bulk_create`` elsewhere."""
+    if not objs:
+        return 0
+    if not is_postgresql():
+        model.objects.bulk_create(objs, batch_size=BATCH)
+        return len(objs)
+    fields = [f for f in model._meta.concrete_fields if not (f.primary_key and isinstance(f, models.AutoField))]
+    for obj in objs:
+        for f in fields:
+            if getattr(obj, f.attname) is None and f.has_default():
+                setattr(obj, f.attname, f.get_default())
+    return insert_rows(model, [f.attname for f in fields], [[getattr(o, f.attname) for f in fields] for o in objs])
+
+
+def copy_binary(model: type[models.Model], columns: Sequence[str], data: Iterable[bytes]) -> None:
+    """Write ``data`` (binary COPY rows the caller encoded, without the header and trailer: added here) with
+    ``COPY ... FROM STDIN (FORMAT BINARY)``. PostgreSQL only: the caller's ORM fallback builds instances instead
+    (``insert_objects``)."""
+    qn = connection.ops.quote_name
+    cols = ", ".join(qn(_field(model, c).column) for c in columns)
+    with connection.cursor() as cursor, cursor.cursor.copy(
+            f"COPY {qn(model._meta.db_table)} ({cols}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.write(COPY_BINARY_HEADER)
+        for part in data:
+            copy.write(part)
+        copy.write(COPY_BINARY_TRAILER)
+
+
+# ---------------------------------------------------------------------------------------------------- unnest
+
+
+def _literal_item(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, list | tuple):
+        return _array_literal(value)
+    text = value.isoformat() if hasattr(value, "isoformat") else str(value)
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _array_literal(values: Sequence) -> str:
+    """A PostgreSQL array literal (``{"a","b\\"c",NULL}``) for a value of an array column: ``unnest`` of an array of
+    arrays would flatten them, so such a column travels as text and is cast back."""
+    return "{" + ",".join(_literal_item(v) for v in values) + "}"
+
+
+def _array_param(field: models.Field, values: list) -> tuple[str, Any]:
+    """``(cast, parameter)`` of one column given as an array to ``unnest``."""
+    adapt = _adapter(field)
+    if adapt is not None:
+        values = [None if v is None else adapt(v) for v in values]
+    if _is_json(field):
+        return "text[])::jsonb", values
+    db_type = field.db_type(connection)
+    if db_type.endswith("]"):  # an array column: one literal per row
+        return f"text[])::{db_type}", [None if v is None else _array_literal(v) for v in values]
+    return f"{db_type}[])", values
+
+
+def _scalar_param(field: models.Field, value: Any) -> tuple[str, Any]:
+    adapt = _adapter(field)
+    if adapt is not None and value is not None:
+        value = adapt(value)
+    return ("jsonb" if _is_json(field) else field.db_type(connection)), value
+
+
+def insert_missing(model: type[models.Model], *, varying: Mapping[str, Sequence],
+                   constant: Mapping[str, Any] | None = None) -> None:
+    """Insert the rows that do not exist yet (``ON CONFLICT DO NOTHING``: a unique constraint decides).
+
+    ``varying``: ``{column: [value per row]}``; ``constant``: ``{column: value}`` for every row; every other
+    concrete field (but the automatic primary key) takes its model default. One ``INSERT ... SELECT FROM
+    unnest(arrays)`` on PostgreSQL; ``bulk_create(ignore_conflicts=True)`` elsewhere."""
+    constant = dict(constant or {})
+    n = len(next(iter(varying.values()), []))
+    if n == 0:
+        return
+    fields = [f for f in model._meta.concrete_fields if not (f.primary_key and isinstance(f, models.AutoField))]
+    given = {_field(model, c).attname: c for c in [*varying, *constant]}
+    values = {f.attname: constant[given[f.attname]] if f.attname in given and given[f.attname] in constant
+              else f.get_default() for f in fields if given.get(f.attname) not in varying}
+    if not is_postgresql():
+        columns = [*values, *(_field(model, c).attname for c in varying)]
+        rows = [[*values.values(), *(v[i] for v in varying.values())] for i in range(n)]
+        model.objects.bulk_create(_orm_objects(model, columns, rows), batch_size=BATCH, ignore_conflicts=True)
+        return
+    qn = connection.ops.quote_name
+    selects, params = [], []
+    for f in fields:
+        column = given.get(f.attname)
+        if column in varying:
+            cast, param = _array_param(f, list(varying[column]))
+            selects.append(f"unnest(%s::{cast}")
+        else:
+            cast, param = _scalar_param(f, values[f.attname])
+            selects.append(f"%s::{cast}")
+        params.append(param)
+    columns = ", ".join(qn(f.column) for f in fields)
+    with connection.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {qn(model._meta.db_table)} ({columns}) SELECT {', '.join(selects)} "
+                       "ON CONFLICT DO NOTHING", params)
+
+
+def update_rows(model: type[models.Model], rows: Mapping[Any, Mapping[str, Any]], fields: Sequence[str]) -> None:
+    """Set ``fields`` of many rows given as ``{pk: {field: value}}``: one ``UPDATE ... FROM unnest(arrays)`` on
+    PostgreSQL, ``bulk_update`` elsewhere."""
+    if not rows:
+        return
+    if not is_postgresql():
+        objs = []
+        for pk, values in rows.items():
+            obj = model(pk=pk)
+            for name in fields:
+                setattr(obj, _field(model, name).attname, _python(_field(model, name), values[name]))
+            objs.append(obj)
+        model.objects.bulk_update(objs, [_field(model, n).name for n in fields], batch_size=1000)
+        return
+    meta = model._meta
+    qn = connection.ops.quote_name
+    pks = list(rows)
+    pk_cast, pk_param = _array_param(meta.pk, pks)
+    sets, selects, params = [], [f"unnest(%s::{pk_cast} AS pk"], [pk_param]
+    for name in fields:
+        field = _field(model, name)
+        cast, param = _array_param(field, [rows[pk][name] for pk in pks])
+        selects.append(f"unnest(%s::{cast} AS {qn(field.column)}")
+        params.append(param)
+        sets.append(f"{qn(field.column)} = v.{qn(field.column)}")
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {qn(meta.db_table)} AS t SET {', '.join(sets)} FROM (SELECT {', '.join(selects)}) "
+                       f"AS v WHERE t.{qn(meta.pk.column)} = v.pk", params)
+
+
+def set_fields(model: type[models.Model], pks: Sequence, values: Mapping[str, Any]) -> int:
+    """Set the same ``values`` on the rows ``pks``: ``UPDATE ... FROM unnest(pks)`` on PostgreSQL (a hash join,
+    not ``= ANY(array)`` evaluated row x element), filtered ``update`` in batches elsewhere. Returns rows changed."""
+    pks = list(pks)
+    if not pks:
+        return 0
+    if not is_postgresql():
+        return sum(model.objects.filter(pk__in=pks[i:i + BATCH]).update(**values) for i in range(0, len(pks), BATCH))
+    meta = model._meta
+    qn = connection.ops.quote_name
+    pk_cast, pk_param = _array_param(meta.pk, pks)
+    sets, params = [], []
+    for name, value in values.items():
+        field = _field(model, name)
+        cast, param = _scalar_param(field, value)
+        sets.append(f"{qn(field.column)} = %s::{cast}")
+        params.append(param)
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {qn(meta.db_table)} AS t SET {', '.join(sets)} FROM unnest(%s::{pk_cast} AS k(pk) "
+                       f"WHERE t.{qn(meta.pk.column)} = k.pk", [*params, pk_param])
+        return cursor.rowcount
+
+
+__all__ = ["BATCH", "COPY_BINARY_HEADER", "COPY_BINARY_TRAILER", "RawJson", "copy_binary", "insert_dicts",
+           "insert_missing", "insert_objects", "insert_rows", "is_postgresql", "set_fields", "update_rows"]

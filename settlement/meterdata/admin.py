@@ -1,0 +1,65 @@
+"""Admin of meter data: load jobs with their counts and row errors, stored interval days (read-only: written by the
+loaders). Registered when ``settlement.admin`` imports this module."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+
+from cpm.base.admin import LargeTableMixin, ReadOnlyAdmin
+
+from .intervals import decode
+from .models import IntervalDay, MeterDataLoad
+
+
+@admin.register(MeterDataLoad)
+class MeterDataLoadAdmin(ReadOnlyAdmin):
+    """Interval-data load jobs with their counts and per-row errors (written by the load services)."""
+
+    list_display = ("id", "source", "file_name", "status", "created_at", "readings_new", "readings_unchanged",
+                    "readings_corrected", "readings_rejected")
+    list_filter = ("source", "status")
+    search_fields = ("file_name",)
+    date_hierarchy = "created_at"
+
+
+class IntervalMinutesFilter(admin.SimpleListFilter):
+    """The interval lengths the table allows (its check constraint), not a DISTINCT over every row."""
+
+    title = "interval minutes"
+    parameter_name = "interval_minutes"
+
+    def lookups(self, request, model_admin):
+        return [(str(m), f"{m} minutes") for m in (5, 15, 30, 60)]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(interval_minutes=int(self.value())) if self.value() in ("5", "15", "30", "60") \
+            else queryset
+
+
+@admin.register(IntervalDay)
+class IntervalDayAdmin(LargeTableMixin, ReadOnlyAdmin):
+    """One UTC day of interval kWh per service point and channel; corrections are new versions."""
+
+    # Newest first by primary key: an index scan; the model's ordering sorts the whole table through a join.
+    ordering = ("-pk",)
+    list_display = ("service_point", "device", "channel", "day", "interval_minutes", "version", "is_current",
+                    "received_at", "total_kwh")
+    # No date hierarchy and no filter listing the table's distinct values: at a year of a utility's meters
+    # (tens of millions of rows) those scan the table on every page. The filters below are fixed lists.
+    list_filter = ("channel", "is_current", IntervalMinutesFilter, ("day", admin.DateFieldListFilter))
+    search_fields = ("service_point__service_point_id",)
+    list_select_related = ("service_point", "device")
+    exclude = ("values",)
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields if f.name != "values"] + ["total_kwh", "values_kwh"]
+
+    @admin.display(description="total kWh")
+    def total_kwh(self, obj):
+        import numpy as np
+
+        return round(float(np.nansum(decode(obj.values))), 3)
+
+    @admin.display(description="values (kWh, blank = missing)")
+    def values_kwh(self, obj):
+        return ", ".join("" if v != v else f"{v:.3f}" for v in decode(obj.values))

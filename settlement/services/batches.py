@@ -1,0 +1,70 @@
+"""Batch bookkeeping: a batch's start (chunks and items to do), each finished chunk's counts (safe across workers),
+its completion and the planner statistics of the tables it filled."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F
+
+from cpm.base.states import transition
+
+from ..choices import BATCH_TRANSITIONS, BatchKind, BatchStatus
+from ..models import SettlementBatch
+
+
+def batch_chunk_done(*, batch_id: int, now: dt.datetime, actor: Any, counts: dict[str, int] | None = None,
+                     error: str | None = None) -> SettlementBatch:
+    """Record one finished chunk (counters by conditional ``F()`` updates, safe across workers); the chunk that
+    completes the batch moves it to COMPLETED (or COMPLETED_WITH_ERRORS), audited with ``actor`` (the chunk task's
+    system actor). An internal step of a batch already checked when it started: no capability check here."""
+    updates: dict[str, Any] = {"chunks_done": F("chunks_done") + 1}
+    for key, value in (counts or {}).items():
+        updates[f"items_{key}"] = F(f"items_{key}") + value
+    with transaction.atomic():
+        batch = SettlementBatch.objects.select_for_update().get(pk=batch_id)
+        if error:
+            batch.errors = [*batch.errors, error][-100:]
+            updates["errors"] = batch.errors
+        SettlementBatch.objects.filter(pk=batch_id).update(**updates)
+        batch.refresh_from_db()
+        if batch.chunks_done >= batch.chunks_total and batch.status == BatchStatus.RUNNING:
+            final = BatchStatus.COMPLETED_WITH_ERRORS if (batch.errors or batch.items_failed) else BatchStatus.COMPLETED
+            transition(obj=batch, to=final, allowed=BATCH_TRANSITIONS, now=now, actor=actor,
+                       reason=f"{batch.chunks_done} chunks done", extra_updates={"finished_at": now})
+            transaction.on_commit(lambda: _refresh_statistics(batch.kind))
+    return batch
+
+
+# The tables a batch of each kind fills: their planner statistics are refreshed when it completes.
+BATCH_TABLES = {BatchKind.EVENT: ("settlement_eventsettlement",),
+                BatchKind.EVENT_RECALC: ("settlement_eventsettlement",),
+                BatchKind.CUSTOMER: ("settlement_customersettlement", "settlement_settlementline"),
+                BatchKind.SEASON: ("settlement_customersettlement", "settlement_settlementline")}
+
+
+def _refresh_statistics(kind: str) -> None:
+    """``ANALYZE`` the tables a completed batch filled (PostgreSQL; a sample, well under a second). A batch writes
+    a settlement per participant at once; until autovacuum gets to the table, the planner would take its new rows
+    for a handful and scan a whole program's settlements for every chunk of the next batch."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            for table in BATCH_TABLES.get(kind, ()):
+                cursor.execute(f"ANALYZE {table}")
+
+
+def start_batch(batch: SettlementBatch, *, chunks: int, items: int, now, actor) -> None:
+    """Record the batch's work (chunks, items) and move it to RUNNING (straight to COMPLETED with nothing to do)."""
+    batch.chunks_total, batch.items_total = chunks, items
+    batch.save(update_fields=["chunks_total", "items_total"])
+    if chunks == 0:
+        transition(obj=batch, to=BatchStatus.RUNNING, allowed=BATCH_TRANSITIONS, now=now, actor=actor,
+                   extra_updates={"started_at": now})
+        transition(obj=batch, to=BatchStatus.COMPLETED, allowed=BATCH_TRANSITIONS, now=now, actor=actor,
+                   reason="nothing to settle", extra_updates={"finished_at": now})
+    else:
+        transition(obj=batch, to=BatchStatus.RUNNING, allowed=BATCH_TRANSITIONS, now=now, actor=actor,
+                   reason=f"{chunks} chunks of at most {settings.CPM_CHUNK_SIZE}", extra_updates={"started_at": now})

@@ -1,0 +1,95 @@
+"""Shared steps of the settlement write path: the program's incentive rules and enrolled capacity as the engine
+wants them, key ranges of chunks, and the audit of bulk changes (one ``AuditEntry`` per row, in one insert)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Q
+
+from cpm.base import bulk
+from cpm.base.audit import audit_entries
+from cpm.models import AuditEntry
+from enrollments.choices import EnrollmentStatus
+from enrollments.models import ProgramSubscription
+from programs.models import IncentiveRule, IntervalPrice, Program, Season
+
+from .. import incentives as inc
+from ..choices import CustomerSettlementStatus, EventSettlementStatus
+
+ES = EventSettlementStatus
+CS = CustomerSettlementStatus
+ENROLLED_STATUSES = (EnrollmentStatus.ACTIVE, EnrollmentStatus.SUSPENDED, EnrollmentStatus.UNENROLLED)
+Q4 = Decimal("0.0001")
+
+
+def audit_rows(*, model, rows: Iterable[tuple], now: dt.datetime, actor: Any, action: str = "status_change",
+               code: str = "") -> None:
+    """One audit entry per row ``(pk, from_status, to_status, reason)`` of a bulk change
+    (``cpm.base.audit.audit_entries``: code ``<entity>.<to_status>`` unless given, the actor, the reason), written
+    in one insert (COPY on PostgreSQL) in the caller's transaction."""
+    bulk.insert_objects(AuditEntry, audit_entries(model=model, rows=rows, now=now, actor=actor, action=action,
+                                                  code=code))
+
+
+def chunks(keys: list[int], size: int) -> list[tuple[int, int]]:
+    """Inclusive (first, last) key ranges of ``size`` sorted distinct keys each."""
+    return [(keys[i], keys[min(i + size, len(keys)) - 1]) for i in range(0, len(keys), size)]
+
+
+def enqueue_group(task, kwargs_list: list[dict]) -> None:
+    """Send one task per chunk as a Celery group once the transaction commits."""
+    from celery import group
+
+    sigs = [task.si(**kw) for kw in kwargs_list]
+    if sigs:
+        transaction.on_commit(lambda: group(sigs).apply_async())
+
+
+def rule_specs(program: Program, *, kinds, on_day: dt.date | None = None, season: Season | None = None,
+               price_window: tuple[dt.datetime, dt.datetime] | None = None) -> list[inc.RuleSpec]:
+    """The program's incentive rules of ``kinds`` in effect (rule season empty, or the season of ``on_day`` /
+    equal to ``season``) as ``incentives.RuleSpec``; price-set prices are loaded for ``price_window`` (UTC)."""
+    rules = list(IncentiveRule.objects.filter(program=program, kind__in=kinds).select_related("season", "price_set")
+                 .order_by("kind", "id"))
+    out = []
+    for r in rules:
+        if r.season_id is not None:
+            if season is not None and r.season_id != season.pk:
+                continue
+            if on_day is not None and not r.season.contains(on_day):
+                continue
+        prices = None
+        if r.price_set_id and price_window:
+            prices = dict(IntervalPrice.objects.filter(
+                price_set_id=r.price_set_id, interval_start__gte=price_window[0] - dt.timedelta(hours=1),
+                interval_start__lt=price_window[1]).values_list("interval_start", "price_per_kwh"))
+            prices = {k.astimezone(dt.UTC): v for k, v in prices.items()}
+        out.append(inc.RuleSpec(
+            rule_id=r.pk, kind=r.kind, basis=r.basis, amount=r.amount, prices=prices,
+            price_interval_minutes=r.price_set.interval_minutes if r.price_set_id else 60,
+            price_set_name=r.price_set.name if r.price_set_id else "", top_percent_events=r.top_percent_events,
+            opted_out_counts_zero=r.opted_out_counts_zero, min_participation_share=r.min_participation_share,
+            max_opt_outs=r.max_opt_outs, requires_no_skipped_event=r.requires_no_skipped_event,
+            opt_out_consequence=r.opt_out_consequence, description=r.description))
+    return out
+
+
+def enrolled_capacity(enrollment_ids: list[int], *, start: dt.date, end: dt.date) -> dict[int, inc.EnrolledCapacity]:
+    """Devices subscribed per enrollment at some time in local dates ``[start, end)``: count, kW, usable kWh."""
+    acc: dict[int, list] = defaultdict(lambda: [0, Decimal(0), Decimal(0)])
+    subs = ProgramSubscription.objects.filter(enrollment_id__any=enrollment_ids, device__isnull=False,
+                                              start_date__lt=end).filter(
+        Q(end_date__isnull=True) | Q(end_date__gt=start)).values_list(
+        "enrollment_id", "device__capacity_kw", "device__usable_energy_kwh")
+    for enrollment_id, kw, kwh in subs:
+        a = acc[enrollment_id]
+        a[0] += 1
+        a[1] += kw or 0
+        a[2] += kwh or 0
+    return {e: inc.EnrolledCapacity(a[0], a[1], a[2]) for e, a in acc.items()}

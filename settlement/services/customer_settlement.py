@@ -1,0 +1,615 @@
+"""Customer settlement: an account's credits in a program for a period (billing period, season end, final bill):
+approved event-settlement lines, deferred event lines at season end, enrollment bonus, monthly, seasonal and kW
+performance incentives, the season cap; batches of accounts in chunks; approval.
+
+``customer_settlements_calculate`` works a chunk of accounts with a constant number of queries, in named steps:
+``_lock_settlements`` (create the missing rows, lock them), ``_reset_lines`` (drop recomputable lines, attach approved
+event lines), ``_deferred_event_lines``, ``_IncentiveFacts.load`` (what the rules need, one query each),
+``_incentive_lines`` (per account, enrollment and rule), ``_season_cap_lines`` and ``_save_totals``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import OuterRef, Q, Subquery, Sum
+
+from cpm.base import bulk
+from cpm.base.audit import actor_label, audit_record
+from cpm.base.capabilities import Cap, use_case
+from cpm.base.errors import ConflictError, DomainValidationError
+from cpm.base.money import ZERO, round_money
+from cpm.base.states import check_transition, transition
+from cpm.base.timeutils import local_date, local_midnight, zone
+from enrollments.choices import EnrollmentStatus
+from enrollments.models import Account, Enrollment
+from events.choices import COUNTED_EVENT_STATUSES, ParticipationStatus
+from events.models import Participation
+from programs.choices import IncentiveKind, OptOutConsequence, SettlementTiming
+from programs.models import IncentiveRule, Program, Season
+
+from .. import incentives as inc
+from ..choices import (
+    CUSTOMER_SETTLEMENT_TRANSITIONS,
+    EVENT_SETTLEMENT_TRANSITIONS,
+    LINE_CODES,
+    BatchKind,
+    LineKind,
+    MeasurementStatus,
+    PeriodKind,
+)
+from ..models import CustomerSettlement, EventSettlement, SettlementBatch, SettlementLine
+from .batches import start_batch
+from .common import CS, ENROLLED_STATUSES, ES, Q4, audit_rows, chunks, enqueue_group, enrolled_capacity, rule_specs
+
+log = logging.getLogger(__name__)
+
+CUSTOMER_KINDS = [IncentiveKind.ENROLLMENT_BONUS, IncentiveKind.MONTHLY, IncentiveKind.SEASONAL,
+                  IncentiveKind.PERFORMANCE_KW, IncentiveKind.OPT_OUT_PENALTY]
+
+
+def _months(start: dt.date, end: dt.date):
+    """First days of the months overlapping local dates ``[start, end)``."""
+    month = start.replace(day=1)
+    while month < end:
+        yield month
+        month = (month + dt.timedelta(days=32)).replace(day=1)
+
+
+def _season_for(program: Program, day: dt.date) -> Season | None:
+    return Season.objects.filter(program=program, start_date__lte=day, end_date__gte=day).first()
+
+
+def _season_events_by_enrollment(enrollment_ids: list[int], season: Season, tz) -> dict[int, list[inc.SeasonEvent]]:
+    """Counted events of the season per enrollment (cancelled events and participations left out). One query."""
+    start, end = local_midnight(season.start_date, tz), local_midnight(season.end_date + dt.timedelta(days=1), tz)
+    rows = (Participation.objects.filter(enrollment_id__any=enrollment_ids, event__status__in=COUNTED_EVENT_STATUSES,
+                                         event__start__gte=start, event__start__lt=end)
+            .exclude(status=ParticipationStatus.CANCELLED)
+            .values_list("enrollment_id", "event_id", "event__start", "event__end", "start", "end", "opted_out_at",
+                         "status", "settlement__kw_drop_avg", "settlement__measurement_status"))
+    out: dict[int, list[inc.SeasonEvent]] = defaultdict(list)
+    for enrollment_id, event_id, ev_start, ev_end, p_start, p_end, opted_at, status, kw, m_status in rows:
+        hours = Decimal(f"{(ev_end - ev_start).total_seconds() / 3600.0:.4f}")
+        opted_out = bool(opted_at) or status == ParticipationStatus.OPTED_OUT
+        if opted_out:
+            stop = opted_at if opted_at and opted_at < p_end else p_end
+            not_opted = Decimal(f"{max(0.0, (stop - p_start).total_seconds() / 60.0) / 60:.4f}")
+        else:
+            not_opted = hours
+        out[enrollment_id].append(inc.SeasonEvent(event_id, hours, not_opted, opted_out,
+                                                  kw if m_status == MeasurementStatus.OK else None))
+    return out
+
+
+def _opt_out_months(enrollment_ids: list[int], tz) -> dict[int, set[dt.date]]:
+    """First days of the local months with an opted-out counted event, per enrollment. One query."""
+    out: dict[int, set[dt.date]] = defaultdict(set)
+    for enrollment_id, start in (Participation.objects.filter(enrollment_id__any=enrollment_ids,
+                                                              event__status__in=COUNTED_EVENT_STATUSES)
+                                 .filter(Q(opted_out_at__isnull=False) | Q(status=ParticipationStatus.OPTED_OUT))
+                                 .values_list("enrollment_id", "event__start")):
+        out[enrollment_id].add(local_date(start, tz).replace(day=1))
+    return out
+
+
+@use_case("customer_settlement.calculate", Cap.RUN_SETTLEMENT)
+def customer_settlement_calculate(*, account: Account, program: Program, period_kind: str, period_start: dt.date,
+                                  period_end: dt.date, now: dt.datetime, actor: Any,
+                                  season: Season | None = None,
+                                  batch: SettlementBatch | None = None) -> CustomerSettlement:
+    """Calculate (or recalculate, while not approved) an account's credits in a program for local dates
+    ``[period_start, period_end)``.
+
+    Sums: approved event-settlement lines not yet in a customer settlement (including reversal lines of corrections);
+    at season end, deferred event settlements of the season; the enrollment bonus (once per account or service point
+    and program); monthly incentives for the months enrolled whose first enrolled day falls in the period (not for a
+    month with an opt-out when the rule or an opt-out rule says so); at season end the seasonal incentive (share of
+    event hours not opted out, cancelled events excluded) and performance per kW (top N% of the season's per-event kW
+    drops); then a negative cap line keeps the season's net within the program's season cap. An APPROVED or EXPORTED
+    settlement is returned unchanged. Raises ``DomainValidationError`` for a bad period.
+    Same code path as the batches: ``customer_settlements_calculate`` for one account.
+    """
+    return customer_settlements_calculate(account_ids=[account.pk], program=program, period_kind=period_kind,
+                                          period_start=period_start, period_end=period_end, now=now, actor=actor,
+                                          season=season, batch=batch)[account.pk]
+
+
+@dataclass
+class _Run:
+    """One chunk's calculation: the period, the settlements being worked (``work``: not approved, by account) and
+    what the steps accumulate (new lines and explanation notes per account)."""
+
+    program: Program
+    period_kind: str
+    period_start: dt.date
+    period_end: dt.date
+    season: Season | None
+    tz: Any
+    now: dt.datetime
+    work: dict[int, CustomerSettlement]
+    before: set[int]
+    notes: dict[int, list[str]] = field(default_factory=lambda: defaultdict(list))
+    new: dict[int, list[SettlementLine]] = field(default_factory=lambda: defaultdict(list))
+
+    @property
+    def accounts(self) -> list[int]:
+        return sorted(self.work)
+
+    @property
+    def key(self) -> dict:
+        return {"program": self.program, "period_kind": self.period_kind, "period_start": self.period_start,
+                "period_end": self.period_end}
+
+    @property
+    def at_season_end(self) -> bool:
+        return self.period_kind == PeriodKind.SEASON_END and self.season is not None
+
+
+@use_case("customer_settlements.calculate", Cap.RUN_SETTLEMENT)
+def customer_settlements_calculate(*, account_ids: list[int], program: Program, period_kind: str,
+                                   period_start: dt.date, period_end: dt.date, now: dt.datetime, actor: Any,
+                                   season: Season | None = None,
+                                   batch: SettlementBatch | None = None) -> dict[int, CustomerSettlement]:
+    """``customer_settlement_calculate`` for many accounts (a chunk) in one transaction with a constant number of
+    queries: returns ``{account id: CustomerSettlement}``. Accounts are worked in id order, so an enrollment bonus
+    paid to one account's service point is seen by the next account at that service point."""
+    if period_end <= period_start:
+        raise DomainValidationError({"period_end": ["period_end must be after period_start."]})
+    if period_kind not in PeriodKind.values:
+        raise DomainValidationError({"period_kind": [f"Unknown period kind {period_kind!r}."]})
+    tz = zone(program.time_zone)
+    if season is None:
+        season = _season_for(program, period_end - dt.timedelta(days=1))
+    account_ids = sorted(set(account_ids))
+    with transaction.atomic():
+        settlements, before = _lock_settlements(account_ids, program=program, period_kind=period_kind,
+                                                period_start=period_start, period_end=period_end, season=season,
+                                                batch=batch, now=now)
+        work = {a: cs for a, cs in settlements.items() if cs.status not in (CS.APPROVED, CS.EXPORTED)}
+        if not work:
+            return settlements
+        run = _Run(program=program, period_kind=period_kind, period_start=period_start, period_end=period_end,
+                   season=season, tz=tz, now=now, work=work, before=before)
+        _reset_lines(run)
+        if run.at_season_end:
+            _deferred_event_lines(run)
+        facts = _IncentiveFacts.load(run)
+        for account_id in run.accounts:
+            _incentive_lines(run, facts, account_id)
+        bulk.insert_objects(SettlementLine, [x for a in run.accounts for x in run.new.get(a, ())])
+        totals = _season_cap_lines(run)
+        _save_totals(run, facts, totals, actor=actor)
+    return settlements
+
+
+def _lock_settlements(account_ids: list[int], *, program: Program, period_kind: str, period_start: dt.date,
+                      period_end: dt.date, season: Season | None, batch: SettlementBatch | None,
+                      now: dt.datetime) -> tuple[dict[int, CustomerSettlement], set[int]]:
+    """Create the accounts' missing settlements of the period (a concurrent run may have created some) and lock
+    them all; returns them by account and the accounts that had one before."""
+    key = {"program": program, "period_kind": period_kind, "period_start": period_start, "period_end": period_end}
+    before = set(CustomerSettlement.objects.filter(account_id__any=account_ids, **key)
+                 .values_list("account_id", flat=True))
+    if len(before) < len(account_ids):
+        bulk.insert_missing(CustomerSettlement, varying={"account_id": [a for a in account_ids if a not in before]},
+                            constant={"season_id": season.pk if season else None, "created_at": now,
+                                      "updated_at": now, "batch_id": batch.pk if batch else None,
+                                      "program_id": program.pk, "period_kind": period_kind,
+                                      "period_start": period_start, "period_end": period_end})
+    settlements = {cs.account_id: cs for cs in CustomerSettlement.objects.select_for_update()
+                   .filter(account_id__any=account_ids, **key).order_by("pk")}
+    return settlements, before
+
+
+def _reset_lines(run: _Run) -> None:
+    """Drop the recomputable lines of the worked settlements (incentive lines, deferred event lines) and attach the
+    approved event lines of their accounts not yet in a customer settlement (events before the period's end)."""
+    cs_ids = [run.work[a].pk for a in run.accounts]
+    SettlementLine.objects.filter(customer_settlement_id__any=cs_ids).filter(
+        Q(event_settlement__isnull=True) | Q(event_settlement__status=ES.DEFERRED)).delete()
+    SettlementLine.objects.filter(
+        account_id__any=run.accounts, program=run.program, customer_settlement__isnull=True,
+        event_settlement__isnull=False, event_settlement__event__start__lt=local_midnight(run.period_end, run.tz)
+    ).update(customer_settlement_id=Subquery(CustomerSettlement.objects.filter(
+        account_id=OuterRef("account_id"), **run.key).values("pk")[:1]))
+
+
+def _deferred_event_lines(run: _Run) -> None:
+    """At season end: a line per non-zero component of each deferred event settlement of the season."""
+    season = run.season
+    rows = (EventSettlement.objects.filter(account_id__any=run.accounts, program=run.program, status=ES.DEFERRED,
+                                           event_day__gte=season.start_date, event_day__lte=season.end_date)
+            .order_by().values_list("pk", "account_id", "enrollment_id", "service_point_id", "components",
+                                    "revision", named=True))
+    for es in rows:
+        for c in es.components:
+            if Decimal(c["rounded"]):
+                run.new[es.account_id].append(SettlementLine(
+                    account_id=es.account_id, program=run.program, enrollment_id=es.enrollment_id,
+                    service_point_id=es.service_point_id, event_settlement_id=es.pk,
+                    customer_settlement=run.work[es.account_id], kind=c["kind"], line_code=LINE_CODES[c["kind"]],
+                    amount=Decimal(c["rounded"]), description=c["description"][:300], event_revision=es.revision,
+                    created_at=run.now))
+
+
+@dataclass
+class _IncentiveFacts:
+    """What the incentive rules of a chunk need, each read with one query: the accounts' enrollments of the period,
+    the rules and their seasons, enrolled capacity, what was paid already (bonus accounts and service points,
+    incentive keys), opt-out months and the season's events per enrollment."""
+
+    enrollments: dict[int, list[Enrollment]]
+    rules: list[inc.RuleSpec]
+    rule_seasons: dict[int, int | None]
+    seasons_by_id: dict[int, Season]
+    capacities: dict[int, inc.EnrolledCapacity]
+    forfeit_month: bool
+    forfeit_season: bool
+    bonus_accounts: set[int]
+    bonus_sps: set[int]
+    account_names: dict[int, Account]
+    keys: set[tuple[int, str]]
+    opt_out_months: dict[int, set[dt.date]]
+    season_events: dict[int, list[inc.SeasonEvent]]
+
+    @classmethod
+    def load(cls, run: _Run) -> _IncentiveFacts:
+        program, accounts = run.program, run.accounts
+        enrollments: dict[int, list[Enrollment]] = defaultdict(list)
+        for e in (Enrollment.objects.filter(account_id__any=accounts, program=program, status__in=ENROLLED_STATUSES,
+                                            effective_date__isnull=False, effective_date__lt=run.period_end)
+                  .filter(Q(end_date__isnull=True) | Q(end_date__gt=run.period_start)).order_by("account_id", "id")):
+            enrollments[e.account_id].append(e)
+        enrollment_ids = [e.pk for es in enrollments.values() for e in es]
+        rules = rule_specs(program, kinds=CUSTOMER_KINDS)
+        rule_seasons = dict(IncentiveRule.objects.filter(program=program).values_list("id", "season_id"))
+        seasons_by_id = Season.objects.in_bulk([s for s in rule_seasons.values() if s])
+        capacities = (enrolled_capacity(enrollment_ids, start=run.period_start, end=run.period_end)
+                      if enrollment_ids else {})
+        forfeit_month = any(r.kind == IncentiveKind.OPT_OUT_PENALTY
+                            and r.opt_out_consequence == OptOutConsequence.FORFEIT_MONTH for r in rules)
+        forfeit_season = any(r.kind == IncentiveKind.OPT_OUT_PENALTY
+                             and r.opt_out_consequence == OptOutConsequence.FORFEIT_SEASON for r in rules)
+        kinds = {r.kind for r in rules}
+        # What was paid elsewhere (lines of the program not reversed; these settlements hold no incentive lines now).
+        paid = SettlementLine.objects.filter(program=program, reverses__isnull=True)
+        bonus_accounts, bonus_sps, account_names = set(), set(), {}
+        if IncentiveKind.ENROLLMENT_BONUS in kinds:
+            account_names = Account.objects.in_bulk(accounts)
+            sps = {e.service_point_id for es in enrollments.values() for e in es}
+            for a, sp in paid.filter(kind=LineKind.ENROLLMENT_BONUS).filter(
+                    Q(account_id__any=accounts) | Q(service_point_id__any=sps)).values_list("account_id",
+                                                                                         "service_point_id"):
+                bonus_accounts.add(a)
+                bonus_sps.add(sp)
+        keys = set(paid.filter(enrollment_id__any=enrollment_ids).exclude(incentive_key="")
+                   .values_list("enrollment_id", "incentive_key")) if enrollment_ids else set()
+        opt_out_months = (_opt_out_months(enrollment_ids, run.tz) if IncentiveKind.MONTHLY in kinds and (
+            forfeit_month or any(r.requires_no_skipped_event for r in rules)) else {})
+        season_events = (_season_events_by_enrollment(enrollment_ids, run.season, run.tz)
+                         if run.at_season_end and kinds & {IncentiveKind.SEASONAL, IncentiveKind.PERFORMANCE_KW}
+                         else {})
+        return cls(enrollments=enrollments, rules=rules, rule_seasons=rule_seasons, seasons_by_id=seasons_by_id,
+                   capacities=capacities, forfeit_month=forfeit_month, forfeit_season=forfeit_season,
+                   bonus_accounts=bonus_accounts, bonus_sps=bonus_sps, account_names=account_names, keys=keys,
+                   opt_out_months=opt_out_months, season_events=season_events)
+
+
+def _incentive_lines(run: _Run, facts: _IncentiveFacts, account_id: int) -> None:
+    """The account's incentive lines, enrollment by enrollment and rule by rule (rules in kind and id order)."""
+    cs = run.work[account_id]
+
+    def line(kind, amount, description, *, enrollment, key="", quantity=None, unit="", rate=None):
+        run.new[account_id].append(SettlementLine(
+            account_id=account_id, program=run.program, enrollment=enrollment, customer_settlement=cs, kind=kind,
+            line_code=LINE_CODES[kind], amount=round_money(amount), quantity=quantity, unit=unit, rate=rate,
+            service_point_id=enrollment.service_point_id, description=description[:300], incentive_key=key,
+            created_at=run.now))
+        if key:
+            facts.keys.add((enrollment.pk, key))
+
+    for enrollment in facts.enrollments.get(account_id, ()):
+        capacity = facts.capacities.get(enrollment.pk, inc.EnrolledCapacity())
+        for rule in facts.rules:
+            qty, unit = inc.basis_quantity(rule.basis, capacity)
+            if rule.kind == IncentiveKind.ENROLLMENT_BONUS:
+                _bonus_line(run, facts, account_id, enrollment, rule, qty, unit, line)
+            elif rule.kind == IncentiveKind.MONTHLY:
+                _monthly_lines(run, facts, account_id, enrollment, rule, qty, unit, line)
+            elif rule.kind in (IncentiveKind.SEASONAL, IncentiveKind.PERFORMANCE_KW):
+                _season_incentive_line(run, facts, account_id, enrollment, rule, capacity, line)
+
+
+def _bonus_line(run: _Run, facts: _IncentiveFacts, account_id: int, enrollment: Enrollment, rule: inc.RuleSpec,
+                qty, unit: str, line) -> None:
+    """The enrollment bonus, once per account or service point and program."""
+    if account_id in facts.bonus_accounts or enrollment.service_point_id in facts.bonus_sps:
+        run.notes[account_id].append(
+            f"Enrollment bonus already paid for account {facts.account_names[account_id]} or its service point.")
+        return
+    line(LineKind.ENROLLMENT_BONUS, rule.amount * qty, f"Enrollment bonus ${rule.amount}"
+         + (f" x {qty} {unit}" if unit else ""), enrollment=enrollment, key=f"bonus:{rule.rule_id}", quantity=qty,
+         unit=unit, rate=rule.amount)
+    facts.bonus_accounts.add(account_id)
+    facts.bonus_sps.add(enrollment.service_point_id)
+
+
+def _monthly_lines(run: _Run, facts: _IncentiveFacts, account_id: int, enrollment: Enrollment, rule: inc.RuleSpec,
+                   qty, unit: str, line) -> None:
+    """A monthly incentive for each month enrolled whose first enrolled day falls in the period (in the rule's
+    season, not paid before, not forfeited by an opt-out)."""
+    enr_end = enrollment.end_date or dt.date.max
+    rule_season = facts.rule_seasons.get(rule.rule_id)
+    for month in _months(run.period_start, run.period_end):
+        next_month = (month + dt.timedelta(days=32)).replace(day=1)
+        first_day = max(month, enrollment.effective_date)
+        if not (run.period_start <= first_day < run.period_end and first_day < min(next_month, enr_end)):
+            continue
+        if rule_season:
+            s = facts.seasons_by_id.get(rule_season)
+            if s is None or not (s.start_date < next_month and s.end_date >= month):
+                continue
+        key = f"monthly:{rule.rule_id}:{month:%Y-%m}"
+        if (enrollment.pk, key) in facts.keys:
+            continue
+        if (rule.requires_no_skipped_event or facts.forfeit_month) and month in facts.opt_out_months.get(
+                enrollment.pk, ()):
+            run.notes[account_id].append(f"{month:%Y-%m}: monthly incentive forfeited (opted out of an event).")
+            continue
+        line(LineKind.MONTHLY, rule.amount * qty, f"Monthly incentive {month:%Y-%m}", enrollment=enrollment, key=key,
+             quantity=qty, unit=unit, rate=rule.amount)
+
+
+def _season_incentive_line(run: _Run, facts: _IncentiveFacts, account_id: int, enrollment: Enrollment,
+                           rule: inc.RuleSpec, capacity: inc.EnrolledCapacity, line) -> None:
+    """At season end: the seasonal incentive or the performance per kW of the season's events."""
+    season = run.season
+    if run.period_kind != PeriodKind.SEASON_END or season is None:
+        return
+    rule_season = facts.rule_seasons.get(rule.rule_id)
+    if rule_season and rule_season != season.pk:
+        return
+    events = facts.season_events.get(enrollment.pk, [])
+    if rule.kind == IncentiveKind.SEASONAL:
+        comp = inc.seasonal_component(rule, events, capacity, forfeit_on_any_opt_out=facts.forfeit_season)
+        key = f"seasonal:{rule.rule_id}:{season.pk}"
+    else:
+        comp = inc.performance_kw_component(rule, events,
+                                            charges_negative_performance=run.program.charges_negative_performance)
+        key = f"kw:{rule.rule_id}:{season.pk}"
+    if (enrollment.pk, key) in facts.keys:
+        return
+    run.notes[account_id].append(f"{season.name}: {comp.description}.")
+    if round_money(comp.amount):
+        line(comp.kind, comp.amount, comp.description, enrollment=enrollment, key=key,
+             quantity=None if comp.quantity is None else comp.quantity.quantize(Q4), unit=comp.unit, rate=comp.rate)
+
+
+def _season_cap_lines(run: _Run) -> dict[int, Decimal]:
+    """The net of each worked settlement; where the program's season cap applies, a negative cap line keeps the
+    season's net (earlier settlements of the season + this one) within it. Returns the totals by account."""
+    accounts = run.accounts
+    cs_ids = [run.work[a].pk for a in accounts]
+    net = dict(SettlementLine.objects.filter(customer_settlement_id__any=cs_ids).values_list(
+        "customer_settlement_id").annotate(s=Sum("amount")).values_list("customer_settlement_id", "s"))
+    totals = {a: net.get(run.work[a].pk) or ZERO for a in accounts}
+    season = run.season
+    if season is None:
+        return totals
+    cap_rule = (IncentiveRule.objects.filter(program=run.program, kind=IncentiveKind.SEASON_CAP)
+                .filter(Q(season=season) | Q(season__isnull=True)).order_by("season_id").first())
+    if cap_rule is None:
+        return totals
+    prior = dict(SettlementLine.objects.filter(
+        account_id__any=accounts, program=run.program, customer_settlement__period_start__gte=season.start_date,
+        customer_settlement__period_start__lte=season.end_date).exclude(customer_settlement_id__any=cs_ids)
+        .values_list("account_id").annotate(s=Sum("amount")).values_list("account_id", "s"))
+    caps = []
+    for a in accounts:
+        before_net = prior.get(a) or ZERO
+        adj = inc.cap_adjustment(prior_net=before_net, this_net=totals[a], cap=cap_rule.amount)
+        if adj:
+            caps.append(SettlementLine(
+                account_id=a, program=run.program, customer_settlement=run.work[a], kind=LineKind.CAP_ADJUSTMENT,
+                line_code=LINE_CODES[LineKind.CAP_ADJUSTMENT], amount=round_money(adj), created_at=run.now,
+                description=f"Season cap ${cap_rule.amount}: earlier ${before_net} + this ${totals[a]} exceeds it"))
+            run.notes[a].append(f"Season cap ${cap_rule.amount} applied: {round_money(adj)}.")
+            totals[a] += round_money(adj)
+    bulk.insert_objects(SettlementLine, caps)
+    return totals
+
+
+def _save_totals(run: _Run, facts: _IncentiveFacts, totals: dict[int, Decimal], *, actor: Any) -> None:
+    """Store each worked settlement's total, inputs and explanation and move PENDING ones to CALCULATED, in one
+    UPDATE; audit each (``customer_settlement.calculated``, or ``customer_settlement.recalculated`` for one that
+    existed before)."""
+    moved, recalculated = [], []
+    for a in run.accounts:
+        cs = run.work[a]
+        total = totals[a]
+        cs.total_amount, cs.season, cs.calculated_at, cs.updated_at = total, run.season, run.now, run.now
+        cs.inputs = {"enrollments": [e.pk for e in facts.enrollments.get(a, ())], "notes": run.notes.get(a, []),
+                     "season": run.season.pk if run.season else None}
+        cs.explanation = " ".join([*run.notes.get(a, []), f"Total ${total}."])
+        if cs.status == CS.PENDING:
+            check_transition(allowed=CUSTOMER_SETTLEMENT_TRANSITIONS, current=cs.status, to=CS.CALCULATED,
+                             label=f"Customer settlement {cs}")
+            moved.append((cs.pk, CS.PENDING, CS.CALCULATED,
+                          f"{run.period_kind} {run.period_start}..{run.period_end}: ${total}"))
+            cs.status = CS.CALCULATED
+        elif a in run.before:
+            recalculated.append((cs.pk, "", "", f"recalculated: ${total}"))
+    # One UPDATE for the totals and the PENDING -> CALCULATED moves (checked above): the rows are locked by
+    # this transaction since the select_for_update, so no status changes under it.
+    fields = ["total_amount", "season_id", "calculated_at", "updated_at", "inputs", "explanation", "status"]
+    bulk.update_rows(CustomerSettlement, {cs.pk: {f: getattr(cs, f) for f in fields} for cs in run.work.values()},
+                     fields)
+    audit_rows(model=CustomerSettlement, rows=moved, now=run.now, actor=actor)
+    audit_rows(model=CustomerSettlement, rows=recalculated, now=run.now, actor=actor, action="update",
+               code="customer_settlement.recalculated")
+
+
+@use_case("customer_settlement.approve", Cap.APPROVE_SETTLEMENTS)
+def customer_settlement_approve(*, settlement: CustomerSettlement, now: dt.datetime,
+                                actor: Any) -> CustomerSettlement:
+    """Approve a CALCULATED customer settlement (and the deferred event settlements it pays). Idempotent."""
+    with transaction.atomic():
+        cs = CustomerSettlement.objects.select_for_update().get(pk=settlement.pk)
+        if cs.status in (CS.APPROVED, CS.EXPORTED):
+            return cs
+        transition(obj=cs, to=CS.APPROVED, allowed=CUSTOMER_SETTLEMENT_TRANSITIONS, now=now, actor=actor,
+                   reason=f"${cs.total_amount}", extra_updates={"approved_at": now})
+        deferred = EventSettlement.objects.filter(lines__customer_settlement=cs, status=ES.DEFERRED).distinct()
+        for es in deferred:
+            transition(obj=es, to=ES.APPROVED, allowed=EVENT_SETTLEMENT_TRANSITIONS, now=now, actor=actor,
+                       reason=f"paid at season end by customer settlement {cs.pk}", extra_updates={"approved_at": now})
+            es.posted_amount = es.lines.aggregate(s=Sum("amount"))["s"] or ZERO
+            EventSettlement.objects.filter(pk=es.pk).update(posted_amount=es.posted_amount)
+    return cs
+
+
+@use_case("customer_settlements.approve", Cap.APPROVE_SETTLEMENTS)
+def customer_settlements_approve(*, settlements, now: dt.datetime, actor: Any) -> int:
+    """Approve many customer settlements (admin bulk action), each as ``customer_settlement_approve`` (one audit
+    entry per settlement); returns how many were approved now."""
+    done = 0
+    for cs in settlements:
+        if cs.status == CS.CALCULATED:
+            customer_settlement_approve(settlement=cs, now=now, actor=actor)
+            done += 1
+    return done
+
+
+def _accounts_for(program: Program, start: dt.date, end: dt.date, *, first: int | None = None,
+                  last: int | None = None) -> list[int]:
+    """Sorted ids of the accounts enrolled in ``program`` during ``[start, end)``; ``first``/``last``: only the ids
+    in that inclusive range (a chunk reads its own accounts, not the program's)."""
+    qs = (Enrollment.objects.filter(program=program, status__in=ENROLLED_STATUSES, effective_date__lt=end)
+          .filter(Q(end_date__isnull=True) | Q(end_date__gt=start)))
+    if first is not None:
+        qs = qs.filter(account_id__gte=first)
+    if last is not None:
+        qs = qs.filter(account_id__lte=last)
+    return list(qs.order_by("account_id").values_list("account_id", flat=True).distinct())
+
+
+def customer_batch_start(*, program: Program, kind: str, period_kind: str, period_start: dt.date,
+                         period_end: dt.date, season: Season | None, now: dt.datetime,
+                         actor: Any) -> SettlementBatch:
+    """Start a batch calculating the customer settlements of every account enrolled in ``[period_start,
+    period_end)``, in chunks of accounts; a batch for the same program and period is returned as it is.
+    A step of ``season_settle`` and ``customer_settlements_create_due`` (which checked the actor)."""
+    from ..tasks import settle_customer_chunk
+
+    lookup = {"kind": kind, "program": program}
+    lookup.update({"season": season} if kind == BatchKind.SEASON else
+                  {"period_start": period_start, "period_end": period_end})
+    existing = SettlementBatch.objects.filter(**lookup).first()
+    if existing:
+        return existing
+    try:
+        with transaction.atomic():
+            batch = SettlementBatch.objects.create(**{**lookup, "period_start": period_start, "period_end": period_end,
+                                                      "season": season}, created_at=now,
+                                                   actor_label=actor_label(actor)[:150])
+            accounts = _accounts_for(program, period_start, period_end)
+            ranges = chunks(accounts, settings.CPM_CHUNK_SIZE)
+            audit_record(obj=batch, action="create", now=now, actor=actor,
+                         reason=f"{period_kind} {period_start}..{period_end}: {len(accounts)} accounts")
+            start_batch(batch, chunks=len(ranges), items=len(accounts), now=now, actor=actor)
+            enqueue_group(settle_customer_chunk, [{"batch_id": batch.pk, "account_first": a, "account_last": b,
+                                                   "period_kind": period_kind, "now": now.isoformat()}
+                                                  for a, b in ranges])
+    except IntegrityError:
+        return SettlementBatch.objects.get(**lookup)
+    return batch
+
+
+def customer_settle_chunk(*, batch: SettlementBatch, account_first: int, account_last: int, period_kind: str,
+                          now: dt.datetime, actor: Any) -> dict[str, int]:
+    """Calculate the customer settlements of the batch's accounts ``account_first..account_last`` in one
+    transaction (``customer_settlements_calculate``); if that fails, account by account, so one account's failure
+    does not stop the others (it is reported on the batch). An internal step of the batch (checked when it
+    started): run by its Celery task with that task's system actor, which the calculation audits."""
+    program = batch.program
+    accounts = _accounts_for(program, batch.period_start, batch.period_end, first=account_first, last=account_last)
+    common = {"program": program, "period_kind": period_kind, "period_start": batch.period_start,
+              "period_end": batch.period_end, "season": batch.season, "now": now, "actor": actor,
+              "batch": batch}
+    try:
+        customer_settlements_calculate(account_ids=accounts, **common)
+        return {"calculated": len(accounts), "failed": 0}
+    except Exception:  # isolate the failing account(s) below
+        log.exception("customer settlement chunk %s..%s failed; retrying account by account", account_first,
+                      account_last)
+    counts = {"calculated": 0, "failed": 0}
+    for account in Account.objects.filter(pk__in=accounts).order_by("pk"):
+        try:
+            customer_settlement_calculate(account=account, **common)
+            counts["calculated"] += 1
+        except Exception as exc:  # one account's failure must not stop the others; reported on the batch
+            log.exception("customer settlement failed for account %s", account.pk)
+            counts["failed"] += 1
+            SettlementBatch.objects.filter(pk=batch.pk).update(errors=[*batch.errors, f"account {account}: {exc}"])
+    return counts
+
+
+@use_case("season.settle", Cap.RUN_SETTLEMENT)
+def season_settle(*, program: Program, season: Season, now: dt.datetime, actor: Any) -> SettlementBatch:
+    """Season-end customer settlements for every account of the program (idempotent: one batch per season).
+    Raises ``ConflictError`` before the season has ended (local date in the program's zone)."""
+    if local_date(now, zone(program.time_zone)) <= season.end_date:
+        raise ConflictError(f"Season {season} ends on {season.end_date}; settle it after that.", field="season")
+    return customer_batch_start(program=program, kind=BatchKind.SEASON, period_kind=PeriodKind.SEASON_END,
+                                period_start=season.start_date, period_end=season.end_date + dt.timedelta(days=1),
+                                season=season, now=now, actor=actor)
+
+
+@use_case("customer_settlements.create_due", Cap.RUN_SETTLEMENT)
+def customer_settlements_create_due(*, now: dt.datetime, actor: Any) -> list:
+    """Create what has come due: season-end settlements of ended seasons, last calendar month's billing-period
+    settlements of after-event programs (a monthly billing cycle until billing cycles are fed to cpm) and final bills
+    of enrollments that ended. Idempotent: existing batches and settlements are left as they are."""
+    started = []
+    for program in Program.objects.exclude(status="draft"):
+        today = local_date(now, zone(program.time_zone))
+        for season in Season.objects.filter(program=program, end_date__lt=today,
+                                            end_date__gte=today - dt.timedelta(days=366)):
+            if program.settlement_timing == SettlementTiming.SEASON_END or program.incentive_rules.filter(
+                    kind__in=[IncentiveKind.SEASONAL, IncentiveKind.PERFORMANCE_KW, IncentiveKind.SEASON_CAP]
+            ).exists():
+                started.append(season_settle(program=program, season=season, now=now, actor=actor))
+        if program.settlement_timing == SettlementTiming.AFTER_EVENT:
+            this_month = today.replace(day=1)
+            last_month = (this_month - dt.timedelta(days=1)).replace(day=1)
+            started.append(customer_batch_start(program=program, kind=BatchKind.CUSTOMER,
+                                                period_kind=PeriodKind.BILLING_PERIOD, period_start=last_month,
+                                                period_end=this_month, season=None, now=now, actor=actor))
+        ended = Enrollment.objects.filter(program=program, status=EnrollmentStatus.UNENROLLED,
+                                          end_date__isnull=False, end_date__lte=today, effective_date__isnull=False)
+        for enrollment in ended.select_related("account"):
+            if CustomerSettlement.objects.filter(account=enrollment.account, program=program,
+                                                 period_kind=PeriodKind.FINAL_BILL,
+                                                 period_end=enrollment.end_date).exists():
+                continue
+            last = (CustomerSettlement.objects.filter(account=enrollment.account, program=program,
+                                                      period_end__lte=enrollment.end_date)
+                    .order_by("-period_end").values_list("period_end", flat=True).first())
+            start = max(last or enrollment.effective_date, enrollment.effective_date)
+            if start < enrollment.end_date:
+                started.append(customer_settlement_calculate(
+                    account=enrollment.account, program=program, period_kind=PeriodKind.FINAL_BILL,
+                    period_start=start, period_end=enrollment.end_date, now=now, actor=actor))
+    return started
+
+
+# --------------------------------------------------------------------------------------------------- export
+

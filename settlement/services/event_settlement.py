@@ -1,0 +1,385 @@
+"""Event settlement: one ``EventSettlement`` per participation of a completed event (baseline, kWh avoided, money),
+computed in chunks by a Celery group; approval posts its money as settlement lines, a reversal negates them.
+
+Money: components are computed in full precision (``settlement.incentives``) and rounded once per line with
+``cpm.base.money.round_money``. Corrections never edit posted money (``settlement.models.credits``: "-old, +new").
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections import defaultdict
+from decimal import Decimal
+from typing import Any, NamedTuple
+
+import numpy as np
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Sum
+
+from cpm.base import bulk
+from cpm.base.audit import actor_label, audit_record
+from cpm.base.capabilities import Cap, use_case
+from cpm.base.errors import ConflictError, DomainValidationError
+from cpm.base.money import ZERO, round_money
+from cpm.base.states import check_transition, transition
+from cpm.base.timeutils import local_date, zone
+from events.choices import EventStatus, ParticipationStatus
+from events.models import Event, Participation
+from programs.choices import IncentiveBasis, IncentiveKind, SettlementTiming
+
+from .. import baselines as bl
+from .. import incentives as inc
+from .. import measurement as meas
+from ..choices import EVENT_SETTLEMENT_TRANSITIONS, LINE_CODES, BatchKind, MeasurementStatus
+from ..models import CustomerSettlement, EventSettlement, SettlementBatch, SettlementLine
+from .batches import start_batch
+from .common import ES, Q4, audit_rows, chunks, enqueue_group, enrolled_capacity, rule_specs
+
+NOT_RESPONDED = (ParticipationStatus.NON_RESPONSIVE, ParticipationStatus.FAILED)
+
+
+@use_case("event.settle", Cap.RUN_SETTLEMENT)
+def event_settle(*, event: Event, now: dt.datetime, actor: Any, recalculate: bool = False) -> SettlementBatch:
+    """Settle a COMPLETED event: one ``EventSettlement`` per participation (except cancelled ones), computed in
+    chunks of ``settings.CPM_CHUNK_SIZE`` service points by a Celery group; returns the batch with its progress.
+
+    The first settlement of an event happens once (returns the existing EVENT batch); ``recalculate=True`` starts an
+    EVENT_RECALC batch (new meter data or prices): unchanged settlements stay as they are, changed unapproved ones are
+    updated, changed approved ones are re-opened (their reversal is posted when approved again).
+    Raises ``ConflictError`` when the event is not completed.
+    """
+    from ..tasks import settle_event_chunk
+
+    if event.status != EventStatus.COMPLETED:
+        raise ConflictError(f"Event {event.pk} ({event.name}) is {event.status}; only completed events are settled.",
+                            field="event")
+    kind = BatchKind.EVENT_RECALC if recalculate else BatchKind.EVENT
+    if not recalculate:
+        existing = SettlementBatch.objects.filter(kind=BatchKind.EVENT, event=event).first()
+        if existing:
+            return existing
+    try:
+        with transaction.atomic():
+            batch = SettlementBatch.objects.create(kind=kind, event=event, program_id=event.program_id,
+                                                   created_at=now, actor_label=actor_label(actor)[:150])
+            sp_ids = list(Participation.objects.filter(event=event).exclude(status=ParticipationStatus.CANCELLED)
+                          .order_by("service_point_id").values_list("service_point_id", flat=True).distinct())
+            ranges = chunks(sp_ids, settings.CPM_CHUNK_SIZE)
+            items = Participation.objects.filter(event=event).exclude(status=ParticipationStatus.CANCELLED).count()
+            audit_record(obj=batch, action="create", now=now, actor=actor,
+                         reason=f"{kind} for event {event.pk}: {items} participations in {len(ranges)} chunks")
+            start_batch(batch, chunks=len(ranges), items=items, now=now, actor=actor)
+            enqueue_group(settle_event_chunk, [{"batch_id": batch.pk, "sp_first": a, "sp_last": b,
+                                                "now": now.isoformat()} for a, b in ranges])
+    except IntegrityError:
+        return SettlementBatch.objects.get(kind=BatchKind.EVENT, event=event)
+    return batch
+
+
+class _Part:
+    """A participation as plain values (chunks of 5,000+ rows: no model instances)."""
+
+    __slots__ = ("pk", "service_point_id", "device_id", "enrollment_id", "account_id", "status", "start", "end",
+                 "opted_out_at")
+    FIELDS = ("pk", "service_point_id", "device_id", "enrollment_id", "enrollment__account_id", "status", "start",
+              "end", "opted_out_at")
+
+    def __init__(self, row) -> None:
+        (self.pk, self.service_point_id, self.device_id, self.enrollment_id, self.account_id, self.status,
+         self.start, self.end, self.opted_out_at) = row
+
+    minutes_participated = Participation.minutes_participated
+
+
+class _Existing(NamedTuple):
+    """An event settlement already stored for a participation of the chunk."""
+
+    pk: int
+    fingerprint: str
+    status: str
+
+
+_Json = bulk.RawJson  # JSON text already encoded (written as is by COPY; decoded for the ORM)
+_DUMPS = json.dumps
+
+
+def _num(value: float, digits: int):
+    return None if value != value else round(value, digits)
+
+
+def _day_fragments(m: meas.ChunkMeasurement) -> tuple[list[str], list[int], list[str]]:
+    """Per distinct row of engine day reasons: the JSON fragment of ``selected_days`` + ``day_reasons`` and the
+    explanation text of the selected days; returns (fragments, index per row, texts). Most service points of a chunk
+    share a few patterns, so each is encoded once."""
+    if m.day_reason is None or not len(m.participation_ids):
+        return ['"selected_days": []'], [0] * len(m.participation_ids), [""]
+    uniq, inverse = np.unique(m.day_reason, axis=0, return_inverse=True)
+    fragments, texts = [], []
+    for row in uniq:
+        selected = [m.cand_days[d].isoformat() for d in np.flatnonzero(row == bl.R_SELECTED)]
+        codes = "".join(str(int(c)) for c in row)
+        fragments.append(f'"selected_days": {_DUMPS(selected)}, "day_reasons": "{codes}"')
+        texts.append(f"{len(selected)} days, {selected[-1]} to {selected[0]}" if selected else "no days")
+    return fragments, inverse.reshape(-1).tolist(), texts
+
+
+def _settlement_rows(*, event: Event, parts: list[_Part], m: meas.ChunkMeasurement, rules: list[inc.RuleSpec],
+                     capacity: dict[int, inc.EnrolledCapacity]) -> list[dict]:
+    """Fields of the event settlement of each participation (``parts`` order) from the chunk's measurement and the
+    rules: money through ``incentives.event_components_batch`` and rounded once per component
+    (``cpm.base.money.round_money``); ``inputs`` and ``components`` as JSON text (``_Json``), built once per chunk where
+    rows share them; a fingerprint of everything the settlement says."""
+    program = event.program
+    n = len(parts)
+    event_minutes = (event.end - event.start).total_seconds() / 60.0
+    fractions: dict[tuple, tuple[Decimal, float]] = {}
+    fraction, minutes = [], []
+    for p in parts:
+        key = (p.start, p.end, p.opted_out_at)
+        hit = fractions.get(key)
+        if hit is None:
+            mp = p.minutes_participated
+            hit = fractions[key] = (inc.proration_fraction(mp, event_minutes), round(mp, 2))
+        fraction.append(hit[0])
+        minutes.append(hit[1])
+    opted_out = [bool(p.opted_out_at) or p.status == ParticipationStatus.OPTED_OUT for p in parts]
+    kwh = [Decimal(f"{v:.4f}") for v in m.kwh_avoided.tolist()]
+    kw = [Decimal(f"{v:.4f}") for v in m.kw_drop_avg.tolist()]
+    ok = m.ok.tolist()
+    counted = m.counted.tolist()
+    interval_kwh: list = []
+    if any(r.basis == IncentiveBasis.PRICE_SET for r in rules):
+        red = m.reduction_kwh.tolist()
+        interval_kwh = [[Decimal(f"{v:.6f}") for v in red[k][:counted[k]]] for k in range(n)]
+    outcomes = inc.EventOutcomes(
+        kwh_avoided=kwh, fraction=fraction, opted_out=opted_out,
+        responded=[p.status not in NOT_RESPONDED for p in parts],
+        capacity=[capacity.get(p.enrollment_id, _NO_CAPACITY) for p in parts], interval_starts=m.starts,
+        interval_kwh=interval_kwh, charges_negative_performance=program.charges_negative_performance)
+    columns, errors = inc.event_components_batch(outcomes, rules)
+
+    # Chunk-wide parts of the inputs.
+    head = (f'{{"method": {_DUMPS(m.method)}, "baseline_params": {_DUMPS(program.baseline_params or {})}, '
+            f'"interval_minutes": {m.interval_minutes}, "start": "{m.starts[0].isoformat() if m.starts else ""}", '
+            f'"event_minutes": {round(event_minutes, 2)}, '
+            f'"first_candidate_day": {_DUMPS(m.cand_days[0].isoformat() if m.cand_days else None)}, ')
+    day_frag, day_index, day_text = _day_fragments(m)
+    values = np.round(np.stack([m.baseline_kw, m.adjusted_baseline_kw, m.actual_kw, m.reduction_kwh], axis=1), 4)
+    has_nan = np.isnan(values).any(axis=(1, 2)).tolist()
+    values_list = values.tolist()
+    adjustment = m.adjustment.tolist()
+    timing_target = ES.DEFERRED if program.settlement_timing == SettlementTiming.SEASON_END else ES.CALCULATED
+    is_device = m.method == meas.METHOD_DEVICE
+    x_of_y = "" if is_device else f"{m.params['x']} of {m.params['y']}"
+    out = []
+    for k, p in enumerate(parts):
+        note = m.detail[k] if not ok[k] else (str(errors[k]) if errors[k] is not None else "")
+        comps = []
+        if ok[k] and errors[k] is None:
+            for col in columns:
+                amount = col.amount[k]
+                if amount is not None:
+                    qty, rate = col.quantity[k], col.rate[k]
+                    comps.append({"kind": col.kind, "amount": str(amount), "description": col.description[k],
+                                  "quantity": None if qty is None else str(qty), "unit": col.unit[k],
+                                  "rate": None if rate is None else str(rate), "rule_id": col.rule_id,
+                                  "rounded": str(round_money(amount))})
+        target = ES.PENDING if note else timing_target
+        amount = sum((Decimal(c["rounded"]) for c in comps), ZERO)
+        rows = values_list[k]
+        if has_nan[k]:
+            rows = [[None if v != v else v for v in r] for r in rows]
+        adj = adjustment[k]
+        inputs = _Json(
+            f'{head}"baseline_kw": {_DUMPS(rows[0])}, "adjusted_baseline_kw": {_DUMPS(rows[1])}, '
+            f'"actual_kw": {_DUMPS(rows[2])}, "reduction_kwh": {_DUMPS(rows[3])}, '
+            f'"participated": [0, {counted[k]}], {day_frag[day_index[k]]}, '
+            f'"adjustment": {_DUMPS(_num(adj, 6))}, "detail": {_DUMPS(m.detail[k])}, '
+            f'"minutes_participated": {minutes[k]}, "participation_status": "{p.status}"}}')
+        components = _Json(_DUMPS(comps))
+        mstatus = MeasurementStatus.OK if ok[k] else MeasurementStatus.INSUFFICIENT_DATA
+        if is_device:
+            text = "Device telemetry (no load baseline): kWh avoided = metered device discharge in the event."
+        else:
+            text = (f"{m.method}: baseline = {x_of_y} similar days ({day_text[day_index[k]]}); day-of "
+                    f"adjustment {'none' if adj != adj else f'{adj:.4f}'}.")
+        text += (f" {kwh[k]} kWh avoided over {counted[k]} intervals of {m.interval_minutes} min; average kW drop "
+                 f"{kw[k]} kW over the event window.")
+        if opted_out[k]:
+            text += (f" Opted out at {p.opted_out_at:%Y-%m-%d %H:%M}Z: participated {fraction[k]} of the event."
+                     if p.opted_out_at else " Opted out.")
+        if note:
+            text += f" Pending: {note}."
+        for c in comps:
+            text += f" {c['kind']}: {c['description']} -> ${c['rounded']}."
+        text += f" Total ${amount} ({target})."
+        digest = hashlib.sha256(
+            f"{target}|{mstatus}|{kwh[k]}|{kw[k]}|{fraction[k]}|{opted_out[k]}|{amount}|{components}|{inputs}"
+            .encode()).hexdigest()
+        out.append({"status": target, "measurement_status": mstatus, "method": m.method, "kwh_avoided": kwh[k],
+                    "kw_drop_avg": kw[k], "participation_fraction": fraction[k], "opted_out": opted_out[k],
+                    "amount": amount, "components": components, "inputs": inputs, "explanation": text,
+                    "fingerprint": digest})
+    return out
+
+
+_NO_CAPACITY = inc.EnrolledCapacity()
+
+
+def event_settle_chunk(*, batch: SettlementBatch, sp_first: int, sp_last: int, now: dt.datetime,
+                       actor: Any) -> dict[str, int]:
+    """Settle the participations of the batch's event at service points ``sp_first..sp_last`` (inclusive ids).
+
+    Creates missing settlements (COPY on PostgreSQL), leaves unchanged ones (same fingerprint) untouched, updates
+    changed unapproved ones and re-opens changed approved ones (revision + 1, status back to CALCULATED/DEFERRED,
+    audited with ``actor``). A constant number of queries whatever the chunk size. Returns counts.
+
+    An internal step of ``event_settle`` (checked when the batch started): run by its Celery task with that task's
+    system actor; no capability check here.
+    """
+    event = Event.objects.select_related("program").get(pk=batch.event_id)
+    program = event.program
+    tz = zone(program.time_zone)
+    event_day = local_date(event.start, tz)
+    parts = [_Part(row) for row in Participation.objects.filter(
+        event=event, service_point_id__gte=sp_first, service_point_id__lte=sp_last)
+        .exclude(status=ParticipationStatus.CANCELLED).order_by("service_point_id", "id").values_list(*_Part.FIELDS)]
+    counts = {"calculated": 0, "unchanged": 0, "corrected": 0, "pending": 0}
+    if not parts:
+        return counts
+    measured = meas.measure_event(event=event, participations=parts, now=now)
+    rules = rule_specs(program, kinds=[IncentiveKind.PERFORMANCE_KWH, IncentiveKind.PER_EVENT,
+                                       IncentiveKind.OPT_OUT_PENALTY], on_day=event_day,
+                       price_window=(event.start, event.end))
+    capacity = {}
+    if any(r.kind == IncentiveKind.PER_EVENT and r.basis in inc.CAPACITY_BASES for r in rules):
+        capacity = enrolled_capacity(sorted({p.enrollment_id for p in parts}), start=event_day,
+                                     end=event_day + dt.timedelta(days=1))
+    existing = {pid: _Existing(pk, fingerprint, status) for pk, pid, fingerprint, status in
+                EventSettlement.objects.filter(event=event, service_point_id__gte=sp_first,
+                                               service_point_id__lte=sp_last)
+                .values_list("pk", "participation_id", "fingerprint", "status")}
+    records = _settlement_rows(event=event, parts=parts, m=measured, rules=rules, capacity=capacity)
+    creates, changed = [], {}
+    for p, fields in zip(parts, records, strict=True):
+        if fields["status"] == ES.PENDING:
+            counts["pending"] += 1
+        known = existing.get(p.pk)
+        if known is None:
+            creates.append(dict(
+                batch_id=batch.pk, event_id=event.pk, participation_id=p.pk, program_id=program.pk,
+                enrollment_id=p.enrollment_id, account_id=p.account_id, service_point_id=p.service_point_id,
+                device_id=p.device_id, revision=1, posted_amount=ZERO, approved_at=None,
+                event_day=event_day, calculated_at=now, created_at=now, updated_at=now, **fields))
+            counts["calculated"] += fields["status"] != ES.PENDING
+        elif known.fingerprint == fields["fingerprint"] or known.status == ES.REVERSED:
+            counts["unchanged"] += 1
+        elif known.status == ES.APPROVED and fields["status"] == ES.PENDING:
+            counts["unchanged"] += 1  # corrected data became insufficient: approved money stays; reported
+        else:
+            changed[known.pk] = fields
+    updates, reopened = [], defaultdict(list)
+    for es in EventSettlement.objects.filter(pk__in=list(changed)) if changed else ():
+        fields = changed[es.pk]
+        if es.status == ES.APPROVED:
+            es.revision += 1
+            counts["corrected"] += 1
+        else:
+            counts["calculated"] += fields["status"] != ES.PENDING
+        if es.status != fields["status"]:
+            check_transition(allowed=EVENT_SETTLEMENT_TRANSITIONS, current=es.status, to=fields["status"],
+                             label=str(es))
+            reopened[(es.status, fields["status"])].append(es.pk)
+        for key, value in fields.items():
+            setattr(es, key, json.loads(value) if isinstance(value, _Json) else value)
+        es.batch, es.calculated_at, es.updated_at = batch, now, now
+        updates.append(es)
+    with transaction.atomic():
+        bulk.insert_dicts(EventSettlement, creates)
+        if updates:
+            EventSettlement.objects.bulk_update(updates, [*records[0].keys(), "revision", "batch", "calculated_at",
+                                                          "updated_at"], batch_size=1000)
+        for (frm, to), pks in reopened.items():
+            reason = (f"recalculated by batch {batch.pk}"
+                      + (" (correction after approval)" if frm == ES.APPROVED else ""))
+            audit_rows(model=EventSettlement, rows=[(pk, frm, to, reason) for pk in pks], now=now, actor=actor)
+    return counts
+
+
+def _post_lines(es: EventSettlement, *, now, customer_settlement: CustomerSettlement | None = None) -> None:
+    """Post the settlement's components as lines; if it had live lines (approved before), post a reversal of each
+    (-old) and the new lines (+new), unless the amounts are the same (then nothing changes)."""
+    live = list(es.lines.filter(reverses__isnull=True, reversed_by__isnull=True))
+    wanted = [c for c in es.components if Decimal(c["rounded"]) != 0]
+    if sorted((x.kind, x.amount) for x in live) == sorted((c["kind"], Decimal(c["rounded"])) for c in wanted):
+        return
+    common = {"account_id": es.account_id, "program_id": es.program_id, "enrollment_id": es.enrollment_id,
+              "service_point_id": es.service_point_id, "event_settlement": es, "created_at": now,
+              "customer_settlement": customer_settlement, "event_revision": es.revision}
+    new = [SettlementLine(kind=x.kind, line_code=x.line_code, amount=-x.amount, quantity=x.quantity, unit=x.unit,
+                          rate=x.rate, reverses=x,
+                          description=f"Reversal of line {x.pk} (event settlement revision {es.revision})",
+                          **common) for x in live]
+    new += [SettlementLine(kind=c["kind"], line_code=LINE_CODES[c["kind"]], amount=Decimal(c["rounded"]),
+                           quantity=None if c["quantity"] is None else Decimal(c["quantity"]).quantize(Q4),
+                           unit=c["unit"], rate=None if c["rate"] is None else Decimal(c["rate"]),
+                           description=c["description"][:300], **common) for c in wanted]
+    SettlementLine.objects.bulk_create(new)
+    posted = es.lines.aggregate(s=Sum("amount"))["s"] or ZERO
+    EventSettlement.objects.filter(pk=es.pk).update(posted_amount=posted)
+    es.posted_amount = posted
+
+
+@use_case("event_settlement.approve", Cap.APPROVE_SETTLEMENTS)
+def event_settlement_approve(*, settlement: EventSettlement, now: dt.datetime, actor: Any, reason: str = "",
+                             customer_settlement: CustomerSettlement | None = None) -> EventSettlement:
+    """Approve a CALCULATED or DEFERRED event settlement: post its money as settlement lines (after a correction:
+    reversal lines of the old amounts, then the new ones). Approving an APPROVED settlement changes nothing.
+    Raises ``TransitionNotAllowed`` for PENDING or REVERSED settlements."""
+    with transaction.atomic():
+        es = EventSettlement.objects.select_for_update().get(pk=settlement.pk)
+        if es.status == ES.APPROVED:
+            return es
+        transition(obj=es, to=ES.APPROVED, allowed=EVENT_SETTLEMENT_TRANSITIONS, now=now, actor=actor,
+                   reason=reason or f"approved revision {es.revision}", extra_updates={"approved_at": now})
+        _post_lines(es, now=now, customer_settlement=customer_settlement)
+    return es
+
+
+@use_case("event_settlements.approve", Cap.APPROVE_SETTLEMENTS)
+def event_settlements_approve(*, settlements, now: dt.datetime, actor: Any) -> int:
+    """Approve many event settlements (admin and API bulk action), each as ``event_settlement_approve`` (one audit
+    entry ``event_settlement.approved`` per settlement, with the actor and reason); returns how many were approved
+    now."""
+    done = 0
+    for es in settlements:
+        if es.status in (ES.CALCULATED, ES.DEFERRED):
+            event_settlement_approve(settlement=es, now=now, actor=actor)
+            done += 1
+    return done
+
+
+@use_case("event_settlement.reverse", Cap.APPROVE_SETTLEMENTS)
+def event_settlement_reverse(*, settlement: EventSettlement, reason: str, now: dt.datetime,
+                             actor: Any) -> EventSettlement:
+    """Reverse an APPROVED event settlement entirely (settled in error): a negative line for each live line;
+    status REVERSED. ``reason`` is required. Raises ``DomainValidationError`` / ``TransitionNotAllowed``."""
+    if not (reason or "").strip():
+        raise DomainValidationError({"reason": ["A reason is required to reverse a settlement."]})
+    with transaction.atomic():
+        es = EventSettlement.objects.select_for_update().get(pk=settlement.pk)
+        transition(obj=es, to=ES.REVERSED, allowed=EVENT_SETTLEMENT_TRANSITIONS, now=now, actor=actor, reason=reason)
+        live = list(es.lines.filter(reverses__isnull=True, reversed_by__isnull=True))
+        SettlementLine.objects.bulk_create([SettlementLine(
+            account_id=x.account_id, program_id=x.program_id, enrollment_id=x.enrollment_id,
+            service_point_id=x.service_point_id, event_settlement=es, kind=x.kind, line_code=x.line_code,
+            amount=-x.amount, quantity=x.quantity, unit=x.unit, rate=x.rate, reverses=x, event_revision=es.revision,
+            description=f"Reversal of line {x.pk}: {reason}"[:300], created_at=now) for x in live])
+        es.posted_amount = es.lines.aggregate(s=Sum("amount"))["s"] or ZERO
+        EventSettlement.objects.filter(pk=es.pk).update(posted_amount=es.posted_amount)
+    return es
+
+
