@@ -118,7 +118,7 @@ class EventSettlementAdmin(LargeTableMixin, ReadOnlyAdmin):
 
     @admin.action(description="Reverse selected approved settlements (asks for the reason; negative lines)")
     def reverse(self, request, queryset):
-        from events.admin import ask_reason
+        from cpm.base.admin import ask_reason
 
         return ask_reason(
             self, request, queryset, action="reverse", title="Reverse event settlements",

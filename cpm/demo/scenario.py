@@ -602,9 +602,10 @@ class Demo:
         self.result.event_ids.append(event.pk)
 
     def _tick(self, when: dt.datetime) -> None:
+        from cpm.base.capabilities import system_actor
         from events.services import events_tick
 
-        events_tick(now=when)
+        events_tick(now=when, actor=system_actor("demo"))
 
     def _responses(self, run: _EventRun) -> dict:
         if run.responses is None:
@@ -616,6 +617,7 @@ class Demo:
         return run.responses
 
     def _opt_outs_before(self, run: _EventRun) -> None:
+        from cpm.base.capabilities import system_actor
         from events.models import Participation
         from events.services import participation_opt_out
 
@@ -623,12 +625,14 @@ class Demo:
         for pk, resp in self._responses(run).items():
             if resp.kind == sim.OPT_OUT_BEFORE:
                 participation_opt_out(participation=Participation.objects.get(pk=pk), channel="portal", at=when,
-                                      now=when, actor="customer portal", reason="too hot to pre-cool today")
+                                      now=when, actor=system_actor("demo:customer portal"),
+                                      reason="too hot to pre-cool today")
 
     def _finish(self, run: _EventRun) -> None:
         """At the end: device overrides reported with their time, outcomes reported by the aggregators, the meter
         feed delivers the event-day readings (a new version), and the tick completes the event (which hands an
         after-event program's event to settlement)."""
+        from cpm.base.capabilities import system_actor
         from events.models import Participation
         from events.services import participation_opt_out, participation_outcomes_report
         from settlement.meterdata import meter_readings_load
@@ -639,7 +643,8 @@ class Demo:
             if resp.kind == sim.OPT_OUT_DURING:
                 at = run.start + dt.timedelta(minutes=resp.minutes_in)
                 participation_opt_out(participation=Participation.objects.get(pk=pk), channel="device", at=at,
-                                      now=end, actor="device override report", reason="thermostat/app override")
+                                      now=end, actor=system_actor("demo:device override report"),
+                                      reason="thermostat/app override")
         parts = list(Participation.objects.filter(event=run.event).select_related("device__aggregator"))
         by_agg: dict[int, list[dict]] = {}
         for p in parts:
@@ -650,7 +655,8 @@ class Demo:
                      "status": status})
         for agg_id, rows in by_agg.items():
             agg = next(a for a in self.aggregators.values() if a.pk == agg_id)
-            participation_outcomes_report(aggregator=agg, outcomes=rows, now=end, actor=f"aggregator {agg.code}")
+            participation_outcomes_report(aggregator=agg, outcomes=rows, now=end,
+                                          actor=system_actor(f"demo:aggregator {agg.code}"))
         self._meter_feed(run, parts, responses, meter_readings_load)
         self._tick(end)
 
