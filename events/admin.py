@@ -91,7 +91,10 @@ class EventAdmin(LargeTableMixin, GuardedModelAdmin):
             services.event_update(event=obj, changes=changes, now=admin_now(), actor=request.user, reason="admin")
 
     def save_related(self, request, form, formsets, change):
-        """The targeted devices were saved by the service (``save_via_service``); the inline is read-only."""
+        """The targeted devices were saved by the service (``save_via_service``), not by ``form.save_m2m()``; the
+        revision inline is read-only (its formset saves nothing)."""
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
 
     @guarded_action("event.schedule", description="Schedule (checks the program's participation rules)")
     def schedule(self, request, queryset):

@@ -29,6 +29,6 @@ def role_user(role, username=None, **extra):
     from django.contrib.auth.models import Group
 
     user = get_user_model().objects.create_user(username or role.lower().replace(" ", "-"), password="x",
-                                                is_staff=True, **extra)
+                                                **{"is_staff": True, **extra})
     user.groups.add(Group.objects.get(name=role))
     return user
