@@ -96,12 +96,6 @@ def unavailability_list() -> QuerySet[Unavailability]:
     return Unavailability.objects.select_related("enrollment", "device")
 
 
-def aggregator_for_user(user) -> Aggregator | None:
-    if not getattr(user, "is_authenticated", False):
-        return None
-    return Aggregator.objects.filter(api_user=user).first()
-
-
 AGGREGATOR_EVENT_STATUSES = (EventStatus.SCHEDULED, EventStatus.DISPATCHED, EventStatus.ACTIVE)
 
 

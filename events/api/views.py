@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from cpm.base.errors import PermissionDenied
+from cpm.base.api import ModelPermissions, api_now, validated
+from cpm.base.errors import PermissionDenied, TransitionNotAllowed
 from cpm.base.tasks import enqueue_on_commit
 from devices.models import Device
+from devices.selectors import aggregator_of
 
 from .. import selectors, services
 from ..filtersets import EventFilterSet, ParticipationFilterSet, ReservationFilterSet, UnavailabilityFilterSet
 from ..tasks import reserve_event
 from . import serializers as s
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -31,59 +27,54 @@ class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     filterset_class = EventFilterSet
     search_fields = ["name", "program__code"]
     ordering_fields = ["start", "id", "status"]
+    use_cases = {"create": "event.create", "partial_update": "event.update", "schedule": "event.schedule",
+                 "dispatch_now": "event.dispatch", "cancel": "event.cancel", "reserve": "event.reserve"}
 
     def _out(self, event, code=status.HTTP_200_OK):
         return Response(s.EventSerializer(selectors.event_list().get(pk=event.pk)).data, status=code)
 
     @extend_schema(request=s.EventWriteSerializer, responses={201: s.EventSerializer})
     def create(self, request):
-        data = s.EventWriteSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        event = services.event_create(**data.validated_data, now=_now(), actor=request.user)
+        event = services.event_create(**validated(s.EventWriteSerializer, request.data), now=api_now(),
+                                      actor=request.user)
         return self._out(event, status.HTTP_201_CREATED)
 
     @extend_schema(request=s.EventUpdateSerializer, responses=s.EventSerializer)
     def partial_update(self, request, pk=None):
         event = self.get_object()
-        data = s.EventUpdateSerializer(data=request.data, partial=True)
-        data.is_valid(raise_exception=True)
-        changes = dict(data.validated_data)
+        changes = validated(s.EventUpdateSerializer, request.data, partial=True)
         reason = changes.pop("reason", "")
-        services.event_update(event=event, changes=changes, now=_now(), actor=request.user, reason=reason)
+        services.event_update(event=event, changes=changes, now=api_now(), actor=request.user, reason=reason)
         return self._out(event)
 
     @extend_schema(request=s.ScheduleSerializer, responses=s.EventSerializer)
     @action(detail=True, methods=["post"])
     def schedule(self, request, pk=None):
-        data = s.ScheduleSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        event = services.event_schedule(event=self.get_object(), now=_now(), actor=request.user,
-                                        **data.validated_data)
+        event = services.event_schedule(event=self.get_object(), now=api_now(), actor=request.user,
+                                        **validated(s.ScheduleSerializer, request.data))
         return self._out(event)
 
     @extend_schema(request=None, responses=s.EventSerializer)
     @action(detail=True, methods=["post"])
     def dispatch_now(self, request, pk=None):
         """Dispatch before the notification time (the tick does it at notification time)."""
-        return self._out(services.event_dispatch(event=self.get_object(), now=_now(), actor=request.user))
+        return self._out(services.event_dispatch(event=self.get_object(), now=api_now(), actor=request.user))
 
     @extend_schema(request=s.CancelSerializer, responses=s.EventSerializer)
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
-        data = s.CancelSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        event = services.event_cancel(event=self.get_object(), reason=data.validated_data["reason"], now=_now(),
+        data = validated(s.CancelSerializer, request.data)
+        event = services.event_cancel(event=self.get_object(), reason=data["reason"], now=api_now(),
                                       actor=request.user)
         return self._out(event)
 
     @extend_schema(request=None, responses={202: s.EventSerializer})
     @action(detail=True, methods=["post"])
     def reserve(self, request, pk=None):
-        """Run the reservation again (Celery task after commit; 202)."""
+        """Run the reservation again (Celery task after commit, as the reservation task's system actor; the
+        ``event.reserve`` capability is checked here first; 202)."""
         event = self.get_object()
         if event.status != "scheduled":
-            from cpm.base.errors import TransitionNotAllowed
-
             raise TransitionNotAllowed(f"Event {event} is {event.status}; devices are reserved only for a scheduled "
                                        "event.", from_status=event.status, to_status=event.status)
         enqueue_on_commit(reserve_event, event_id=event.pk)
@@ -97,7 +88,7 @@ class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
 
 def _own_devices_only(queryset, user):
     """An aggregator's API client sees only the rows of its own devices; other users see all they may view."""
-    aggregator = selectors.aggregator_for_user(user)
+    aggregator = aggregator_of(user)
     return queryset if aggregator is None else queryset.filter(device__aggregator=aggregator)
 
 
@@ -118,8 +109,9 @@ class ParticipationViewSet(viewsets.ReadOnlyModelViewSet):
     queryset = selectors.participation_list().order_by("-start", "id")
     serializer_class = s.ParticipationSerializer
     filterset_class = ParticipationFilterSet
-    # A CSR (or portal) opts out on the customer's behalf; an aggregator for its own devices (queryset below).
-    action_permissions = {"opt_out": ("cpm.opt_out_on_behalf", "cpm.report_outcomes")}
+    # A CSR (or portal) opts out on the customer's behalf; an aggregator for its own devices (queryset below, and
+    # the service refuses another aggregator's device).
+    use_cases = {"opt_out": "participation.opt_out"}
 
     def get_queryset(self):
         return _own_devices_only(super().get_queryset(), self.request.user)
@@ -127,12 +119,10 @@ class ParticipationViewSet(viewsets.ReadOnlyModelViewSet):
     @extend_schema(request=s.OptOutWriteSerializer, responses={201: s.ParticipationSerializer})
     @action(detail=True, methods=["post"], url_path="opt-out")
     def opt_out(self, request, pk=None):
-        data = s.OptOutWriteSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        data = validated(s.OptOutWriteSerializer, request.data)
         participation = self.get_object()
-        services.participation_opt_out(participation=participation, channel=data.validated_data["channel"],
-                                       at=data.validated_data.get("at"), now=_now(), actor=request.user,
-                                       reason=data.validated_data["reason"])
+        services.participation_opt_out(participation=participation, channel=data["channel"], at=data.get("at"),
+                                       now=api_now(), actor=request.user, reason=data["reason"])
         fresh = selectors.participation_list().get(pk=participation.pk)
         return Response(s.ParticipationSerializer(fresh).data, status=status.HTTP_201_CREATED)
 
@@ -142,19 +132,20 @@ class UnavailabilityViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mi
     queryset = selectors.unavailability_list().order_by("start", "id")
     serializer_class = s.UnavailabilitySerializer
     filterset_class = UnavailabilityFilterSet
+    use_cases = {"create": "unavailability.create"}
 
     def perform_create(self, serializer):
         data = serializer.validated_data
         serializer.instance = services.unavailability_create(
             enrollment=data["enrollment"], device=data.get("device"), start=data["start"], end=data["end"],
-            reason=data.get("reason", ""), now=_now(), actor=self.request.user)
+            reason=data.get("reason", ""), now=api_now(), actor=self.request.user)
 
 
 class IsAggregatorClient(permissions.BasePermission):
     """The request's user is an aggregator's API client (``Aggregator.api_user``)."""
 
     def has_permission(self, request, view):
-        view.aggregator = selectors.aggregator_for_user(request.user)
+        view.aggregator = aggregator_of(request.user)
         return view.aggregator is not None
 
 
@@ -175,18 +166,18 @@ class AggregatorEventViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 class AggregatorOutcomeViewSet(viewsets.GenericViewSet):
     """Per-device outcomes in bulk; idempotent per (event, device, revision); per-row results."""
 
-    permission_classes = [IsAggregatorClient]
+    permission_classes = [IsAggregatorClient, ModelPermissions]
+    use_cases = {"create": "participation.report_outcomes"}
     serializer_class = s.OutcomesSerializer
     filter_backends: list = []
     queryset = Device.objects.none()
 
     @extend_schema(request=s.OutcomesSerializer, responses=s.OutcomesResultSerializer)
     def create(self, request):
-        data = s.OutcomesSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        data = validated(s.OutcomesSerializer, request.data)
         if self.aggregator is None:
             raise PermissionDenied("Only an aggregator's API client may report outcomes.")
         results = services.participation_outcomes_report(aggregator=self.aggregator,
-                                                         outcomes=data.validated_data["outcomes"], now=_now(),
+                                                         outcomes=data["outcomes"], now=api_now(),
                                                          actor=request.user)
         return Response({"results": results})

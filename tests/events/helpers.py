@@ -21,3 +21,14 @@ def past_event(program, start, *, hours=2, subs=(), status=EventStatus.COMPLETED
         if opted:
             OptOut.objects.create(participation=p, channel="portal", at=start)
     return event
+
+
+def role_user(role, username=None, **extra):
+    """A staff user in the role group ``role`` (``cpm.base.roles``; the groups are created by migration)."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+
+    user = get_user_model().objects.create_user(username or role.lower().replace(" ", "-"), password="x",
+                                                **{"is_staff": True, **extra})
+    user.groups.add(Group.objects.get(name=role))
+    return user

@@ -11,6 +11,7 @@ from cpm.models import AuditEntry
 from events import services
 from events.choices import EventStatus
 from events.models import Event
+from tests.actors import TEST_ACTOR
 from tests.factories.enrollments import active_participant
 from tests.factories.events import EventFactory, la
 
@@ -34,8 +35,8 @@ def queries(client, url):
 def add_event(program, day):
     active_participant(program=program, device_kwargs={"last_seen_at": JULY_NOW})
     event = EventFactory(program=program, start=la(2026, 7, day, 15), end=la(2026, 7, day, 16))
-    services.event_schedule(event=event, now=JULY_NOW)
-    services.event_reserve(event=event, now=JULY_NOW)
+    services.event_schedule(event=event, now=JULY_NOW, actor=TEST_ACTOR)
+    services.event_reserve(event=event, now=JULY_NOW, actor=TEST_ACTOR)
     return event
 
 
@@ -46,7 +47,7 @@ def test_changelists_constant_queries(admin_client_, program, model):
     one, _ = queries(admin_client_, f"/admin/events/{model}/")
     for day in (16, 17, 20, 21):
         event = add_event(program, day)
-        services.event_dispatch(event=event, now=JULY_NOW)
+        services.event_dispatch(event=event, now=JULY_NOW, actor=TEST_ACTOR)
     many, _ = queries(admin_client_, f"/admin/events/{model}/")
     assert one == many
 
@@ -61,7 +62,8 @@ def test_event_changelist_shows_counts_and_actions_call_services(admin_client_, 
     assert r.status_code == 302
     draft.refresh_from_db()
     assert draft.status == EventStatus.SCHEDULED
-    assert AuditEntry.objects.filter(object_id=str(draft.pk), to_status="scheduled").exists()
+    assert AuditEntry.objects.filter(object_type="events.event", object_id=str(draft.pk),
+                                     to_status="scheduled").exists()
     assert Event.objects.count() == 2
 
 
@@ -84,5 +86,5 @@ def test_cancel_action_asks_for_the_reason_on_an_intermediate_page(admin_client_
     assert "Cancelled: 2." in done.content.decode()
     assert set(Event.objects.values_list("status", "cancel_reason")) == {
         (EventStatus.CANCELLED, "CAISO withdrew the Flex Alert")}
-    entry = AuditEntry.objects.get(object_id=str(event.pk), to_status="cancelled")
+    entry = AuditEntry.objects.get(object_type="events.event", object_id=str(event.pk), to_status="cancelled")
     assert (entry.reason, entry.actor_label) == ("CAISO withdrew the Flex Alert", "admin")

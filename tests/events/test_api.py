@@ -5,12 +5,15 @@ import datetime as dt
 
 import pytest
 import time_machine
+from django.contrib.auth.models import Group
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from cpm.base import roles
 from events import services
 from events.choices import EventStatus, ParticipationStatus
 from events.models import Event, Participation, Reservation
+from tests.actors import TEST_ACTOR
 from tests.factories.devices import AggregatorFactory
 from tests.factories.enrollments import active_participant
 from tests.factories.events import EventFactory, la
@@ -32,8 +35,8 @@ def participant(program, **device):
 def scheduled_event(program, start=None, end=None, **kw):
     start = start or la(2026, 7, 15, 15)
     event = EventFactory(program=program, start=start, end=end or start + dt.timedelta(hours=2), **kw)
-    services.event_schedule(event=event, now=JULY_NOW)
-    services.event_reserve(event=event, now=JULY_NOW)
+    services.event_schedule(event=event, now=JULY_NOW, actor=TEST_ACTOR)
+    services.event_reserve(event=event, now=JULY_NOW, actor=TEST_ACTOR)
     return event
 
 
@@ -99,6 +102,9 @@ def test_event_list_constant_queries_with_counts(admin_api, program):
 def test_reservation_ledger_filters_and_constant_queries(admin_api, program):
     participant(program)
     first = scheduled_event(program)
+    # Warm-up: the aggregator scope (devices.selectors.aggregator_of) caches "no aggregator" on the authenticated user
+    # object, which the test client reuses across requests.
+    count_queries(admin_api, f"/api/v1/reservations/?event={first.pk}")
     one, _ = count_queries(admin_api, f"/api/v1/reservations/?event={first.pk}")
     participant(program)
     stale = participant(program, last_seen_at=JULY_NOW - dt.timedelta(days=5))
@@ -117,6 +123,7 @@ def test_participations_list_and_opt_out(admin_api, program, rule):
     rule.save()
     a = participant(program)
     scheduled_event(program, start=la(2026, 7, 16, 15))
+    count_queries(admin_api, "/api/v1/participations/")  # warm-up: see the ledger test
     one, _ = count_queries(admin_api, "/api/v1/participations/")
     b = participant(program)
     event = scheduled_event(program)
@@ -135,6 +142,7 @@ def test_participations_list_and_opt_out(admin_api, program, rule):
 
 def test_aggregator_polls_back_to_back_events_and_reports_outcomes(api_client, django_user_model, program):
     user = django_user_model.objects.create_user("ecobee-api", password="pw-agg-123456")
+    user.groups.add(Group.objects.get(name=roles.AGGREGATOR))  # reporting outcomes needs its capability
     agg = AggregatorFactory(code="ecobee", api_user=user)
     other = AggregatorFactory(code="nest", api_user=django_user_model.objects.create_user("nest-api"))
     participant(program, aggregator=agg, aggregator_device_id="e-1")
@@ -142,15 +150,15 @@ def test_aggregator_polls_back_to_back_events_and_reports_outcomes(api_client, d
     first = scheduled_event(program, start=la(2026, 7, 15, 15), end=la(2026, 7, 15, 16))
     second = scheduled_event(program, start=la(2026, 7, 15, 16), end=la(2026, 7, 15, 17))
     for e in (first, second):
-        services.event_dispatch(event=e, now=JULY_NOW)
+        services.event_dispatch(event=e, now=JULY_NOW, actor=TEST_ACTOR)
     api_client.force_authenticate(user)
     one, data = count_queries(api_client, "/api/v1/aggregator/events/")
     assert [(e["id"], [d["device"] for d in e["devices"]]) for e in data["results"]] == [
         (first.pk, ["e-1"]), (second.pk, ["e-1"])]
-    services.event_activate(event=first, now=JULY_NOW)
+    services.event_activate(event=first, now=JULY_NOW, actor=TEST_ACTOR)
     participant(program, aggregator=agg, aggregator_device_id="e-2")
     third = scheduled_event(program, start=la(2026, 7, 16, 15))
-    services.event_dispatch(event=third, now=JULY_NOW)
+    services.event_dispatch(event=third, now=JULY_NOW, actor=TEST_ACTOR)
     many, data = count_queries(api_client, "/api/v1/aggregator/events/")
     assert [e["status"] for e in data["results"]] == ["active", "dispatched", "dispatched"]
     assert one == many
@@ -184,7 +192,7 @@ def test_aggregator_polling_lists_scheduled_back_to_back_events_with_window_targ
     second = scheduled_event(program, start=la(2026, 7, 15, 16), end=la(2026, 7, 15, 17),
                              direction="increase")
     gone = scheduled_event(program, start=la(2026, 7, 16, 15))
-    services.event_cancel(event=gone, reason="forecast cooler", now=JULY_NOW)
+    services.event_cancel(event=gone, reason="forecast cooler", now=JULY_NOW, actor=TEST_ACTOR)
     nest_only = AggregatorFactory(code="lonely", api_user=django_user_model.objects.create_user("lonely-api"))
     api_client.force_authenticate(user)
     n_two, data = count_queries(api_client, "/api/v1/aggregator/events/")
@@ -200,7 +208,7 @@ def test_aggregator_polling_lists_scheduled_back_to_back_events_with_window_targ
         ("e-1", "reserved", "2.500"), ("e-2", "reserved", "1.500")]
     # One more event, dispatched, with a target: same number of queries, three events listed.
     third = scheduled_event(program, start=la(2026, 7, 17, 15), target_kw="3")
-    services.event_dispatch(event=third, now=JULY_NOW)
+    services.event_dispatch(event=third, now=JULY_NOW, actor=TEST_ACTOR)
     n_three, data = count_queries(api_client, "/api/v1/aggregator/events/")
     assert [(e["id"], e["status"], e["target_kw"]) for e in data["results"]] == [
         (first.pk, "scheduled", None), (second.pk, "scheduled", None), (third.pk, "dispatched", "3.000")]

@@ -15,6 +15,7 @@ from events import services
 from events.choices import EventStatus
 from events.choices import ReservationDecision as D
 from events.models import Event, Participation, Reservation
+from tests.actors import TEST_ACTOR
 from tests.factories.enrollments import active_participant
 from tests.factories.events import EventFactory, UnavailabilityFactory, la
 from tests.factories.programs import ParticipationRuleFactory, ProgramFactory, SeasonFactory
@@ -60,7 +61,7 @@ def test_worker_chord_reservation_equals_single_process():
     offline.save()
     event = EventFactory(program=program, status=EventStatus.SCHEDULED, target_kw=Decimal("8"))
 
-    single_counts = services.event_reserve(event=event, now=NOW)
+    single_counts = services.event_reserve(event=event, now=NOW, actor=TEST_ACTOR)
     single = _state(event)
     # Never called this season first, larger capacity first: 4 + 3 + 2 kW reach the 8 kW target.
     assert single_counts == {D.RESERVED: 3, D.TARGET_MET: 4, D.SEASON_LIMIT: 2, D.UNAVAILABLE: 1, D.OFFLINE: 1}

@@ -12,6 +12,7 @@ from events import services
 from events.choices import EventStatus
 from events.choices import ReservationDecision as D
 from events.models import Participation, Reservation
+from tests.actors import TEST_ACTOR
 from tests.factories.enrollments import ProgramSubscriptionFactory, active_participant
 from tests.factories.events import EventFactory, la
 from tests.factories.programs import ParticipationRuleFactory, ProgramFactory, SeasonFactory
@@ -27,7 +28,7 @@ def run_concurrently(events):
     def work(event):
         try:
             barrier.wait()
-            services.event_reserve(event=event, now=NOW)
+            services.event_reserve(event=event, now=NOW, actor=TEST_ACTOR)
         except Exception as exc:  # noqa: BLE001 - reported to the test
             errors.append(exc)
         finally:

@@ -14,6 +14,8 @@ from events import services
 from events.choices import EventStatus, ParticipationStatus
 from events.choices import ReservationDecision as D
 from events.models import Participation, Reservation
+from events.services.bulk import insert_rows
+from tests.actors import TEST_ACTOR
 from tests.factories.devices import DeviceFactory, PremiseFactory, ServicePointFactory
 from tests.factories.enrollments import ProgramSubscriptionFactory, active_participant
 from tests.factories.events import EventFactory, UnavailabilityFactory, la
@@ -32,7 +34,7 @@ def reserve(event, now, **kw):
     if event.status == EventStatus.DRAFT:
         event.status = EventStatus.SCHEDULED
         event.save(update_fields=["status"])
-    services.event_reserve(event=event, now=now, **kw)
+    services.event_reserve(event=event, now=now, **{"actor": TEST_ACTOR, **kw})
     return {r.subscription_id: (r.decision, r.detail) for r in Reservation.objects.filter(event=event)}
 
 
@@ -250,7 +252,7 @@ def test_single_transaction_in_spans_matches_one_span(program, rule, july_now, s
 def test_spans_cover_candidates_added_after_the_plan(program, july_now):
     subs = [participant(program, july_now) for _ in range(5)]
     event = EventFactory(program=program, status=EventStatus.SCHEDULED)
-    chunks = services.event_reservation_start(event=event, now=july_now, chunk_size=2)
+    chunks = services.event_reservation_start(event=event, now=july_now, chunk_size=2, actor=TEST_ACTOR)
     assert [(c.first_id, c.end_id) for c in chunks] == [(None, subs[2].pk), (subs[2].pk, subs[4].pk),
                                                          (subs[4].pk, None)]
     late = participant(program, july_now)  # enrolled between the plan and the chunks: the open last span has it
@@ -328,7 +330,7 @@ def test_constant_query_count_whatever_the_number_of_candidates(program, rule, j
         event.status = EventStatus.SCHEDULED
         event.save()
         with CaptureQueriesContext(connection) as ctx:
-            counts = services.event_reserve(event=event, now=july_now)
+            counts = services.event_reserve(event=event, now=july_now, actor=TEST_ACTOR)
         return len(ctx.captured_queries), counts
 
     small, counts_small = run(1)
@@ -347,7 +349,7 @@ def test_query_count_grows_by_a_constant_per_span(program, rule, july_now, setti
         event = EventFactory(program=program, start=la(2026, 7, 15 + n, 15), end=la(2026, 7, 15 + n, 16),
                              status=EventStatus.SCHEDULED)
         with CaptureQueriesContext(connection) as ctx:
-            counts = services.event_reserve(event=event, now=july_now)
+            counts = services.event_reserve(event=event, now=july_now, actor=TEST_ACTOR)
         assert counts == {D.RESERVED: 3 * n}
         queries.append(len(ctx.captured_queries))
     assert queries[1] - queries[0] == queries[2] - queries[1] > 0
@@ -360,7 +362,7 @@ def test_copy_keeps_ids_and_equal_decimals_apart(program, july_now):
     event = EventFactory(program=program, status=EventStatus.SCHEDULED)
     rows = [(event.pk, s.pk, s.enrollment_id, s.device_id, s.enrollment.service_point_id, D.RESERVED, "", capacity,
              july_now) for s, capacity in ((first, Decimal(f"{second.pk}.000")), (second, Decimal("1.500")))]
-    services._insert(Reservation, ["event_id", "subscription_id", "enrollment_id", "device_id", "service_point_id",
-                                   "decision", "detail", "capacity_kw", "decided_at"], rows)
+    insert_rows(Reservation, ["event_id", "subscription_id", "enrollment_id", "device_id", "service_point_id",
+                              "decision", "detail", "capacity_kw", "decided_at"], rows)
     assert dict(Reservation.objects.filter(event=event).values_list("subscription_id", "capacity_kw")) == {
         first.pk: Decimal(f"{second.pk}.000"), second.pk: Decimal("1.500")}

@@ -12,6 +12,7 @@ from events import selectors, services
 from events.choices import EventStatus, OptOutChannel, ParticipationStatus
 from events.choices import ReservationDecision as D
 from events.models import Participation, Reservation
+from tests.actors import TEST_ACTOR
 from tests.factories.enrollments import active_participant
 from tests.factories.events import la
 
@@ -26,9 +27,9 @@ def participant(program, now):
 
 def scheduled(program, now, start, hours=1):
     event = services.event_create(program=program, name=f"Event {start:%m-%d %H}", start=start,
-                                  end=start + dt.timedelta(hours=hours), now=now)
-    services.event_schedule(event=event, now=now)
-    services.event_reserve(event=event, now=now)
+                                  end=start + dt.timedelta(hours=hours), now=now, actor=TEST_ACTOR)
+    services.event_schedule(event=event, now=now, actor=TEST_ACTOR)
+    services.event_reserve(event=event, now=now, actor=TEST_ACTOR)
     return event
 
 
@@ -96,9 +97,9 @@ def test_upcoming_participations_say_why_opt_out_is_refused_and_the_service_agre
     tomorrow = scheduled(program, july_now, la(2026, 7, 15, 15))
     later = scheduled(program, july_now, la(2026, 7, 16, 15))
     services.participation_opt_out(participation=Participation.objects.get(event=later, subscription=y),
-                                   channel=OptOutChannel.DEVICE, now=july_now)
+                                   channel=OptOutChannel.DEVICE, now=july_now, actor=TEST_ACTOR)
     cancelled = scheduled(program, july_now, la(2026, 7, 17, 15))
-    services.event_cancel(event=cancelled, reason="cooler", now=july_now)
+    services.event_cancel(event=cancelled, reason="cooler", now=july_now, actor=TEST_ACTOR)
 
     n_one, only_x = count(lambda: selectors.upcoming_participations(enrollment_ids=[x.enrollment_id], now=july_now))
     n_two, items = count(lambda: selectors.upcoming_participations(
@@ -124,11 +125,11 @@ def test_upcoming_participations_say_why_opt_out_is_refused_and_the_service_agre
     for key in ((today.pk, x.pk), (tomorrow.pk, x.pk), (later.pk, x.pk)):
         with pytest.raises(ConflictError) as exc:
             services.participation_opt_out(participation=by_key[key].participation, channel=OptOutChannel.CSR,
-                                           now=july_now)
+                                           now=july_now, actor=TEST_ACTOR)
         assert (exc.value.code, exc.value.message) == (by_key[key].opt_out_refusal_code,
                                                        by_key[key].opt_out_refusal)
     services.participation_opt_out(participation=by_key[(tomorrow.pk, y.pk)].participation,
-                                   channel=OptOutChannel.CSR, now=july_now)
+                                   channel=OptOutChannel.CSR, now=july_now, actor=TEST_ACTOR)
     assert Participation.objects.get(event=tomorrow, subscription=y).status == ParticipationStatus.OPTED_OUT
     # Once the event has ended it is no longer upcoming.
     assert selectors.upcoming_participations(enrollment_ids=[y.enrollment_id], now=la(2026, 7, 16, 16)) == []

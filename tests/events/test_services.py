@@ -2,13 +2,13 @@
 the tick and settlement hand-off, opt-outs, dispatch messages and webhook delivery, aggregator outcomes."""
 
 import datetime as dt
-import io
 import json
 import urllib.error
 from decimal import Decimal
 
 import pytest
 
+from cpm.base import roles
 from cpm.base.errors import ConflictError, DomainValidationError, TransitionNotAllowed
 from cpm.models import AuditEntry
 from events import services
@@ -23,8 +23,11 @@ from events.choices import (
 )
 from events.choices import ReservationDecision as D
 from events.models import DispatchMessage, Event, EventRevision, OptOut, Participation, Reservation
+from events.services import dispatch
 from events.signals import event_completed
 from programs.choices import ProgramStatus, SettlementTiming
+from tests.actors import TEST_ACTOR
+from tests.events.helpers import role_user
 from tests.factories.devices import AggregatorFactory
 from tests.factories.enrollments import active_participant
 from tests.factories.events import UnavailabilityFactory, la
@@ -39,13 +42,15 @@ def participant(program, now, **device):
 def create(program, now, start, end, **kw):
     if kw.get("notification_at") is None:
         kw["notification_at"] = start - dt.timedelta(hours=2)
-    return services.event_create(program=program, name="Heat wave", start=start, end=end, now=now, **kw)
+    return services.event_create(program=program, name="Heat wave", start=start, end=end, now=now,
+                                  **{"actor": TEST_ACTOR, **kw})
 
 
 def scheduled(program, now, start=None, end=None, **kw):
     event = create(program, now, start or la(2026, 7, 15, 15), end or la(2026, 7, 15, 18), **kw)
-    services.event_schedule(event=event, now=now)
-    services.event_reserve(event=event, now=now)  # the task runs after commit, which tests do not reach
+    services.event_schedule(event=event, now=now, actor=TEST_ACTOR)
+    services.event_reserve(event=event, now=now,
+                           actor=TEST_ACTOR)  # the task runs after commit, which tests do not reach
     event.refresh_from_db()
     return event
 
@@ -64,7 +69,7 @@ def test_schedule_refuses_each_rule_by_name(program, rule, july_now):
     for name, (start, end, notice) in cases.items():
         event = create(program, july_now, start, end, notification_at=notice)
         with pytest.raises(DomainValidationError) as exc:
-            services.event_schedule(event=event, now=july_now)
+            services.event_schedule(event=event, now=july_now, actor=TEST_ACTOR)
         assert name in exc.value.errors, (name, exc.value.errors)
         event.refresh_from_db()
         assert event.status == EventStatus.DRAFT
@@ -75,7 +80,7 @@ def test_schedule_needs_an_active_program(program, july_now):
     program.status = ProgramStatus.SUSPENDED
     program.save()
     with pytest.raises(ConflictError, match="smart-ac is suspended"):
-        services.event_schedule(event=event, now=july_now)
+        services.event_schedule(event=event, now=july_now, actor=TEST_ACTOR)
 
 
 def test_emergency_override_is_audited_and_only_for_emergencies(program, july_now):
@@ -83,20 +88,21 @@ def test_emergency_override_is_audited_and_only_for_emergencies(program, july_no
     saturday = (la(2026, 7, 18, 10), la(2026, 7, 18, 12))
     economic = create(program, july_now, *saturday)
     with pytest.raises(DomainValidationError) as exc:
-        services.event_schedule(event=economic, now=july_now, override_rules=True, override_reason="grid")
+        services.event_schedule(event=economic, now=july_now, override_rules=True, override_reason="grid",
+                                actor=TEST_ACTOR)
     assert "override_rules" in exc.value.errors
     event = create(program, july_now, *saturday, category=EventCategory.EMERGENCY)
     with pytest.raises(DomainValidationError):
-        services.event_schedule(event=event, now=july_now, override_rules=True)
+        services.event_schedule(event=event, now=july_now, override_rules=True, actor=TEST_ACTOR)
     services.event_schedule(event=event, now=july_now, override_rules=True, override_reason="CAISO EEA 2",
-                            actor="csr-1")
+                            actor=role_user(roles.PROGRAM_ADMIN, "pa-1"))
     event.refresh_from_db()
     assert (event.status, event.overrides_rules, event.override_reason) == (EventStatus.SCHEDULED, True,
                                                                             "CAISO EEA 2")
     entry = AuditEntry.objects.get(action="override", object_id=str(event.pk))
-    assert entry.actor_label == "csr-1"
+    assert entry.actor_label == "pa-1"
     assert entry.changes["violations"][0].startswith("weekends_allowed")
-    services.event_reserve(event=event, now=july_now)
+    services.event_reserve(event=event, now=july_now, actor=TEST_ACTOR)
     assert Reservation.objects.get(event=event).subscription_id == sub.pk
 
 
@@ -129,7 +135,7 @@ def test_cross_midnight_event_needs_the_subscription_for_both_local_days(program
     ending.save()
     event = scheduled(program, july_now, la(2026, 7, 15, 23), la(2026, 7, 16, 2))
     assert event.duration_hours == 3
-    services.event_reserve(event=event, now=july_now)
+    services.event_reserve(event=event, now=july_now, actor=TEST_ACTOR)
     got = dict(Reservation.objects.values_list("subscription_id", "decision"))
     assert got == {whole.pk: D.RESERVED, ending.pk: D.NOT_ELIGIBLE}
     assert Reservation.objects.get(subscription=ending).detail == ("Subscription ends 2026-07-16, before the event "
@@ -140,19 +146,19 @@ def test_modification_after_scheduling_keeps_the_previous_revision(program, july
     sub = participant(program, july_now)
     event = scheduled(program, july_now)
     services.event_update(event=event, changes={"end": la(2026, 7, 15, 19), "name": "Heat wave (extended)"},
-                          now=july_now, actor="csr-1", reason="forecast")
+                          now=july_now, actor=role_user(roles.PROGRAM_ADMIN, "pa-1"), reason="forecast")
     event.refresh_from_db()
     assert event.revision == 2
     rev = EventRevision.objects.get(event=event)
-    assert (rev.revision, rev.snapshot["end"], rev.changed_by) == (1, "2026-07-16T01:00:00+00:00", "csr-1")
+    assert (rev.revision, rev.snapshot["end"], rev.changed_by) == (1, "2026-07-16T01:00:00+00:00", "pa-1")
     p = Participation.objects.get(subscription=sub)
     assert p.end == la(2026, 7, 15, 19)
     # No change, no revision.
-    services.event_update(event=event, changes={"name": "Heat wave (extended)"}, now=july_now)
+    services.event_update(event=event, changes={"name": "Heat wave (extended)"}, now=july_now, actor=TEST_ACTOR)
     event.refresh_from_db()
     assert event.revision == 2
-    services.event_dispatch(event=event, now=july_now)
-    services.event_update(event=event, changes={"target_kw": Decimal("10")}, now=july_now)
+    services.event_dispatch(event=event, now=july_now, actor=TEST_ACTOR)
+    services.event_update(event=event, changes={"target_kw": Decimal("10")}, now=july_now, actor=TEST_ACTOR)
     kinds = list(DispatchMessage.objects.order_by("revision").values_list("kind", "revision"))
     assert kinds == [(DispatchKind.DISPATCH, 2), (DispatchKind.MODIFY, 3)]
 
@@ -160,13 +166,13 @@ def test_modification_after_scheduling_keeps_the_previous_revision(program, july
 def test_completed_event_cannot_be_modified_or_cancelled(program, july_now):
     participant(program, july_now)
     event = scheduled(program, july_now)
-    services.events_tick(now=la(2026, 7, 15, 19))
+    services.events_tick(now=la(2026, 7, 15, 19), actor=TEST_ACTOR)
     event.refresh_from_db()
     assert event.status == EventStatus.COMPLETED
     with pytest.raises(TransitionNotAllowed):
-        services.event_update(event=event, changes={"name": "x"}, now=july_now)
+        services.event_update(event=event, changes={"name": "x"}, now=july_now, actor=TEST_ACTOR)
     with pytest.raises(TransitionNotAllowed):
-        services.event_cancel(event=event, reason="late", now=july_now)
+        services.event_cancel(event=event, reason="late", now=july_now, actor=TEST_ACTOR)
 
 
 def test_tick_moves_statuses_and_hands_off_once(program, july_now, django_capture_on_commit_callbacks):
@@ -179,19 +185,19 @@ def test_tick_moves_statuses_and_hands_off_once(program, july_now, django_captur
     event_completed.connect(on_completed)
     try:
         event = scheduled(program, july_now)
-        assert services.events_tick(now=la(2026, 7, 15, 12)) == {"dispatched": 0, "activated": 0, "completed": 0,
-                                                                 "handed_off": 0}
-        services.events_tick(now=la(2026, 7, 15, 13))
+        assert services.events_tick(now=la(2026, 7, 15, 12), actor=TEST_ACTOR) == {
+            "dispatched": 0, "activated": 0, "completed": 0, "handed_off": 0}
+        services.events_tick(now=la(2026, 7, 15, 13), actor=TEST_ACTOR)
         event.refresh_from_db()
         assert event.status == EventStatus.DISPATCHED
         assert Participation.objects.get(subscription=sub).status == ParticipationStatus.DISPATCHED
-        services.events_tick(now=la(2026, 7, 15, 15))
+        services.events_tick(now=la(2026, 7, 15, 15), actor=TEST_ACTOR)
         event.refresh_from_db()
         assert event.status == EventStatus.ACTIVE
         with django_capture_on_commit_callbacks(execute=True):
-            assert services.events_tick(now=la(2026, 7, 15, 18))["completed"] == 1
+            assert services.events_tick(now=la(2026, 7, 15, 18), actor=TEST_ACTOR)["completed"] == 1
         with django_capture_on_commit_callbacks(execute=True):
-            assert services.events_tick(now=la(2026, 7, 15, 19)) == {"dispatched": 0, "activated": 0,
+            assert services.events_tick(now=la(2026, 7, 15, 19), actor=TEST_ACTOR) == {"dispatched": 0, "activated": 0,
                                                                      "completed": 0, "handed_off": 0}
         event.refresh_from_db()
         assert (event.status, event.settlement_handed_off_at) == (EventStatus.COMPLETED, la(2026, 7, 15, 18))
@@ -204,7 +210,7 @@ def test_tick_does_not_hand_off_season_end_programs(program, july_now):
     program.settlement_timing = SettlementTiming.SEASON_END
     program.save()
     event = scheduled(program, july_now)
-    services.events_tick(now=la(2026, 7, 16, 0))
+    services.events_tick(now=la(2026, 7, 16, 0), actor=TEST_ACTOR)
     event.refresh_from_db()
     assert (event.status, event.settlement_handed_off_at) == (EventStatus.COMPLETED, None)
 
@@ -217,10 +223,11 @@ def test_cancellation_after_notice_releases_and_does_not_count(program, rule, ju
     agg = AggregatorFactory(code="nest")
     sub = participant(program, july_now, aggregator=agg, aggregator_device_id="t-1")
     first = scheduled(program, july_now)
-    services.event_dispatch(event=first, now=la(2026, 7, 15, 13))
+    services.event_dispatch(event=first, now=la(2026, 7, 15, 13), actor=TEST_ACTOR)
     p = Participation.objects.get(event=first)
-    services.participation_opt_out(participation=p, channel=OptOutChannel.PORTAL, now=la(2026, 7, 15, 13, 30))
-    services.event_cancel(event=first, reason="Forecast dropped", now=la(2026, 7, 15, 14), actor="operator")
+    services.participation_opt_out(participation=p, channel=OptOutChannel.PORTAL, now=la(2026, 7, 15, 13, 30),
+                                   actor=TEST_ACTOR)
+    services.event_cancel(event=first, reason="Forecast dropped", now=la(2026, 7, 15, 14), actor=TEST_ACTOR)
     first.refresh_from_db()
     assert (first.status, first.cancel_reason) == (EventStatus.CANCELLED, "Forecast dropped")
     assert Participation.objects.get(event=first).status == ParticipationStatus.CANCELLED
@@ -228,13 +235,14 @@ def test_cancellation_after_notice_releases_and_does_not_count(program, rule, ju
     assert (cancel.payload["devices"], cancel.delivery_status) == (["t-1"], DeliveryStatus.POLL_ONLY)
     # The cancelled event does not count toward the season limit of 1 nor the opt-out allowance of 1.
     second = scheduled(program, july_now, la(2026, 7, 16, 15), la(2026, 7, 16, 17))
-    services.event_reserve(event=second, now=july_now)
+    services.event_reserve(event=second, now=july_now, actor=TEST_ACTOR)
     assert Reservation.objects.get(event=second, subscription=sub).decision == D.RESERVED
     p2 = Participation.objects.get(event=second)
-    services.participation_opt_out(participation=p2, channel=OptOutChannel.CSR, now=la(2026, 7, 16, 10))
+    services.participation_opt_out(participation=p2, channel=OptOutChannel.CSR, now=la(2026, 7, 16, 10),
+                                   actor=TEST_ACTOR)
     assert Participation.objects.get(event=second).status == ParticipationStatus.OPTED_OUT
     # Never handed to settlement, so never paid.
-    services.events_tick(now=la(2026, 7, 17, 0))
+    services.events_tick(now=la(2026, 7, 17, 0), actor=TEST_ACTOR)
     first.refresh_from_db()
     assert first.settlement_handed_off_at is None
 
@@ -244,22 +252,25 @@ def test_opt_out_after_the_cutoff_is_refused_but_device_reports_are_recorded(pro
     rule.save()
     a, b = participant(program, july_now), participant(program, july_now)
     event = scheduled(program, july_now)
-    services.event_dispatch(event=event, now=la(2026, 7, 15, 13))
+    services.event_dispatch(event=event, now=la(2026, 7, 15, 13), actor=TEST_ACTOR)
     pa = Participation.objects.get(subscription=a)
     with pytest.raises(ConflictError) as exc:
-        services.participation_opt_out(participation=pa, channel=OptOutChannel.PORTAL, now=la(2026, 7, 15, 14, 30))
+        services.participation_opt_out(participation=pa, channel=OptOutChannel.PORTAL, now=la(2026, 7, 15, 14, 30),
+                                       actor=TEST_ACTOR)
     assert exc.value.code == "opt_out_cutoff"
     assert "cut-off 2026-07-15 14:00 PDT" in exc.value.message
     assert Participation.objects.get(pk=pa.pk).status == ParticipationStatus.DISPATCHED
-    ok = services.participation_opt_out(participation=pa, channel=OptOutChannel.CSR, now=la(2026, 7, 15, 13, 59))
+    ok = services.participation_opt_out(participation=pa, channel=OptOutChannel.CSR, now=la(2026, 7, 15, 13, 59),
+                                        actor=TEST_ACTOR)
     assert ok.channel == OptOutChannel.CSR
     pb = Participation.objects.get(subscription=b)
     services.participation_opt_out(participation=pb, channel=OptOutChannel.DEVICE, at=la(2026, 7, 15, 15, 45),
-                                   now=la(2026, 7, 15, 16))
+                                   now=la(2026, 7, 15, 16), actor=TEST_ACTOR)
     pb.refresh_from_db()
     assert (pb.status, pb.minutes_participated) == (ParticipationStatus.OPTED_OUT, 45.0)
     # Idempotent: a second opt-out returns the first.
-    again = services.participation_opt_out(participation=pb, channel=OptOutChannel.PORTAL, now=la(2026, 7, 15, 17))
+    again = services.participation_opt_out(participation=pb, channel=OptOutChannel.PORTAL, now=la(2026, 7, 15, 17),
+                                           actor=TEST_ACTOR)
     assert again.channel == OptOutChannel.DEVICE and OptOut.objects.count() == 2
 
 
@@ -271,31 +282,21 @@ def test_opt_out_allowance_count_and_percent_hours(program, rule, july_now):
     e1 = scheduled(program, july_now)
     e2 = scheduled(program, july_now, la(2026, 7, 16, 15), la(2026, 7, 16, 17))
     for e in (e1, e2):
-        services.event_reserve(event=e, now=july_now)
+        services.event_reserve(event=e, now=july_now, actor=TEST_ACTOR)
     p1, p2 = (Participation.objects.get(event=e, subscription=sub) for e in (e1, e2))
-    services.participation_opt_out(participation=p1, channel=OptOutChannel.PORTAL, now=july_now)
+    services.participation_opt_out(participation=p1, channel=OptOutChannel.PORTAL, now=july_now, actor=TEST_ACTOR)
     with pytest.raises(ConflictError, match="allowance of 1 per season is used"):
-        services.participation_opt_out(participation=p2, channel=OptOutChannel.PORTAL, now=july_now)
+        services.participation_opt_out(participation=p2, channel=OptOutChannel.PORTAL, now=july_now, actor=TEST_ACTOR)
     rule.opt_out_allowance_kind, rule.opt_out_allowance_percent = "percent_hours", Decimal("50")
     rule.max_event_hours_per_season = Decimal("10")
     rule.save()
     # 3 h opted out + 2 h = 5 of 10 season hours = 50%: allowed; a third would exceed.
-    services.participation_opt_out(participation=p2, channel=OptOutChannel.PORTAL, now=july_now)
+    services.participation_opt_out(participation=p2, channel=OptOutChannel.PORTAL, now=july_now, actor=TEST_ACTOR)
     e3 = scheduled(program, july_now, la(2026, 7, 17, 15), la(2026, 7, 17, 16))
-    services.event_reserve(event=e3, now=july_now)
+    services.event_reserve(event=e3, now=july_now, actor=TEST_ACTOR)
     p3 = Participation.objects.get(event=e3, subscription=sub)
     with pytest.raises(ConflictError, match="60.0% of Summer 2026's event hours"):
-        services.participation_opt_out(participation=p3, channel=OptOutChannel.PORTAL, now=july_now)
-
-
-class FakeResponse(io.BytesIO):
-    status = 200
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
+        services.participation_opt_out(participation=p3, channel=OptOutChannel.PORTAL, now=july_now, actor=TEST_ACTOR)
 
 
 def test_dispatch_messages_per_aggregator_and_webhook_delivery(program, july_now, monkeypatch,
@@ -307,14 +308,14 @@ def test_dispatch_messages_per_aggregator_and_webhook_delivery(program, july_now
     participant(program, july_now, aggregator=polling, aggregator_device_id="n-1")
     sent = []
 
-    def fake_urlopen(request, timeout):
-        sent.append((request.full_url, json.loads(request.data), request.get_header("X-cpm-signature")))
-        return FakeResponse(b"ok")
+    def fake_http(url, body, headers, timeout):
+        sent.append((url, json.loads(body), headers.get("X-CPM-Signature")))
+        return 200
 
-    monkeypatch.setattr(services, "_urlopen", fake_urlopen)
+    monkeypatch.setattr(dispatch, "deliver_http", fake_http)
     event = scheduled(program, july_now)
     with django_capture_on_commit_callbacks(execute=True):
-        services.event_dispatch(event=event, now=la(2026, 7, 15, 13))
+        services.event_dispatch(event=event, now=la(2026, 7, 15, 13), actor=TEST_ACTOR)
     msgs = {m.aggregator.code: m for m in DispatchMessage.objects.select_related("aggregator")}
     assert msgs["ecobee"].delivery_status == DeliveryStatus.DELIVERED
     assert msgs["ecobee"].attempts == 1
@@ -326,7 +327,7 @@ def test_dispatch_messages_per_aggregator_and_webhook_delivery(program, july_now
         "dispatch", 1, "reduce", "2026-07-15T22:00:00+00:00")
     assert len(signature) == 64
     # Re-dispatching the same revision does not duplicate messages.
-    services._create_dispatch_messages(event, kind=DispatchKind.DISPATCH, now=july_now)
+    services.create_dispatch_messages(event, kind=DispatchKind.DISPATCH, now=july_now)
     assert DispatchMessage.objects.count() == 2
 
 
@@ -335,20 +336,20 @@ def test_webhook_failures_retry_then_fail(program, july_now, monkeypatch):
     participant(program, july_now, aggregator=agg)
     calls = []
 
-    def failing(request, timeout):
+    def failing(url, body, headers, timeout):
         calls.append(1)
         raise urllib.error.URLError("connection refused")
 
-    monkeypatch.setattr(services, "_urlopen", failing)
+    monkeypatch.setattr(dispatch, "deliver_http", failing)
     event = scheduled(program, july_now)
-    services.event_dispatch(event=event, now=la(2026, 7, 15, 13))
+    services.event_dispatch(event=event, now=la(2026, 7, 15, 13), actor=TEST_ACTOR)
     msg = DispatchMessage.objects.get()
     for _ in range(services.MAX_DELIVERY_ATTEMPTS):
-        services.dispatch_message_deliver(message=msg, now=july_now)
+        services.dispatch_message_deliver(message=msg, now=july_now, actor=TEST_ACTOR)
     msg.refresh_from_db()
     assert (msg.delivery_status, msg.attempts, len(calls)) == (DeliveryStatus.FAILED, 5, 5)
     assert "connection refused" in msg.last_error
-    assert services.dispatch_message_deliver(message=msg, now=july_now) is True
+    assert services.dispatch_message_deliver(message=msg, now=july_now, actor=TEST_ACTOR) is True
     assert len(calls) == 5
 
 
@@ -357,17 +358,19 @@ def test_aggregator_outcomes_are_idempotent_per_revision(program, july_now):
     participant(program, july_now, aggregator=agg, aggregator_device_id="n-1")
     participant(program, july_now, aggregator=agg, aggregator_device_id="n-2")
     event = scheduled(program, july_now)
-    services.event_dispatch(event=event, now=la(2026, 7, 15, 13))
+    services.event_dispatch(event=event, now=la(2026, 7, 15, 13), actor=TEST_ACTOR)
     rows = [{"event": event.pk, "device": "n-1", "revision": 1, "status": "participated"},
             {"event": event.pk, "device": "n-2", "revision": 1, "status": "opted_out",
              "opted_out_at": la(2026, 7, 15, 16)},
             {"event": event.pk, "device": "zz", "revision": 1, "status": "participated"},
             {"event": event.pk, "device": "n-1", "revision": 9, "status": "participated"}]
-    out = services.participation_outcomes_report(aggregator=agg, outcomes=rows, now=la(2026, 7, 15, 19))
+    out = services.participation_outcomes_report(aggregator=agg, outcomes=rows, now=la(2026, 7, 15, 19),
+                                                 actor=TEST_ACTOR)
     assert [r["result"] for r in out] == ["recorded", "recorded", "error", "error"]
     assert out[2]["detail"] == "This device is not reserved for this event."
     assert out[3]["detail"] == "Unknown revision 9 (event is at revision 1)."
-    again = services.participation_outcomes_report(aggregator=agg, outcomes=rows[:2], now=la(2026, 7, 15, 20))
+    again = services.participation_outcomes_report(aggregator=agg, outcomes=rows[:2], now=la(2026, 7, 15, 20),
+                                                   actor=TEST_ACTOR)
     assert [r["result"] for r in again] == ["unchanged", "unchanged"]
     parts = {p.device.aggregator_device_id: p for p in Participation.objects.select_related("device")}
     assert (parts["n-1"].status, parts["n-1"].outcome_revision) == (ParticipationStatus.PARTICIPATED, 1)
@@ -380,12 +383,12 @@ def test_unavailability_create_validates(program, july_now):
     other = participant(program, july_now)
     with pytest.raises(DomainValidationError) as exc:
         services.unavailability_create(enrollment=sub.enrollment, device=other.device, start=la(2026, 7, 15),
-                                       end=la(2026, 7, 16), now=july_now)
+                                       end=la(2026, 7, 16), now=july_now, actor=TEST_ACTOR)
     assert "is not subscribed in enrollment" in exc.value.errors["device"][0]
     u = services.unavailability_create(enrollment=sub.enrollment, device=sub.device, start=la(2026, 7, 15),
-                                       end=la(2026, 7, 16), reason="Guests", now=july_now)
+                                       end=la(2026, 7, 16), reason="Guests", now=july_now, actor=TEST_ACTOR)
     event = scheduled(program, july_now)
-    services.event_reserve(event=event, now=july_now)
+    services.event_reserve(event=event, now=july_now, actor=TEST_ACTOR)
     assert Reservation.objects.get(subscription=sub).decision == D.UNAVAILABLE
     assert u.reason == "Guests"
     assert Event.objects.get().pk == event.pk
@@ -398,14 +401,14 @@ def test_schedule_uses_the_program_rule_checks_daily_hours_and_both_days(program
     rule.save()
     long = create(program, july_now, la(2026, 7, 15, 15), la(2026, 7, 15, 18))
     with pytest.raises(DomainValidationError) as exc:
-        services.event_schedule(event=long, now=july_now)
+        services.event_schedule(event=long, now=july_now, actor=TEST_ACTOR)
     assert exc.value.errors == {"max_event_hours_per_day": ["The event lasts 3 h; at most 2.00 h per day."]}
     rule.max_event_hours_per_day = None
     rule.window_start = rule.window_end = None
     rule.save()
     friday_night = create(program, july_now, la(2026, 7, 17, 23), la(2026, 7, 18, 1))
     with pytest.raises(DomainValidationError) as exc:
-        services.event_schedule(event=friday_night, now=july_now)
+        services.event_schedule(event=friday_night, now=july_now, actor=TEST_ACTOR)
     assert exc.value.errors == {"weekends_allowed": ["Events are not allowed on weekends (Saturday 2026-07-18)."]}
 
 
@@ -415,15 +418,15 @@ def test_modifying_a_dispatched_event_reserves_again_cancels_misfits_and_sends_m
     b = participant(program, july_now, aggregator=nest, aggregator_device_id="n-1")
     out = participant(program, july_now, aggregator=ecobee, aggregator_device_id="e-3")
     event = scheduled(program, july_now)  # 15:00-18:00 local
-    services.event_dispatch(event=event, now=july_now)
+    services.event_dispatch(event=event, now=july_now, actor=TEST_ACTOR)
     services.participation_opt_out(participation=Participation.objects.get(subscription=out), channel="device",
-                                   now=july_now)
+                                   now=july_now, actor=TEST_ACTOR)
     # After dispatch: b's customer declares 18:00-20:00 unavailable; a new participant joins.
     UnavailabilityFactory(enrollment=b.enrollment, start=la(2026, 7, 15, 18), end=la(2026, 7, 15, 20),
                           reason="Guests")
     late = participant(program, july_now, aggregator=ecobee, aggregator_device_id="e-2")
 
-    services.event_update(event=event, changes={"end": la(2026, 7, 15, 19)}, now=july_now, actor="ops",
+    services.event_update(event=event, changes={"end": la(2026, 7, 15, 19)}, now=july_now, actor=TEST_ACTOR,
                           reason="heat lasts longer")
     event.refresh_from_db()
     assert (event.revision, event.status) == (2, EventStatus.DISPATCHED)
@@ -444,15 +447,15 @@ def test_modifying_a_dispatched_event_reserves_again_cancels_misfits_and_sends_m
         "nest": (2, "2026-07-16T02:00:00+00:00", [], ["n-1"])}
 
     # The same change again is no change; a change breaking a rule is refused and nothing moves.
-    services.event_update(event=event, changes={"end": la(2026, 7, 15, 19)}, now=july_now)
+    services.event_update(event=event, changes={"end": la(2026, 7, 15, 19)}, now=july_now, actor=TEST_ACTOR)
     with pytest.raises(DomainValidationError) as exc:
-        services.event_update(event=event, changes={"end": la(2026, 7, 15, 22)}, now=july_now)
+        services.event_update(event=event, changes={"end": la(2026, 7, 15, 22)}, now=july_now, actor=TEST_ACTOR)
     assert list(exc.value.errors) == ["window_end", "max_duration_minutes"]
     event.refresh_from_db()
     assert (event.revision, DispatchMessage.objects.filter(kind=DispatchKind.MODIFY).count()) == (2, 2)
 
     # Back to the first window: b fits again and its participation is re-opened (dispatched), revision 3.
-    services.event_update(event=event, changes={"end": la(2026, 7, 15, 18)}, now=july_now)
+    services.event_update(event=event, changes={"end": la(2026, 7, 15, 18)}, now=july_now, actor=TEST_ACTOR)
     assert Participation.objects.get(pk=parts[b.pk].pk).status == ParticipationStatus.DISPATCHED
     nest_modify = DispatchMessage.objects.get(kind=DispatchKind.MODIFY, revision=3, aggregator=nest)
     assert (nest_modify.payload["devices"], nest_modify.payload["released_devices"]) == (["n-1"], [])
@@ -469,7 +472,8 @@ def test_modifying_a_scheduled_event_reserves_at_once_without_messages(program, 
         a.pk: ParticipationStatus.RESERVED}
     # Moved onto the other event's day, and targeting both devices: the daily limit now skips them both.
     services.event_update(event=event, changes={"start": la(2026, 7, 16, 17), "end": la(2026, 7, 16, 18),
-                                                "target_device_ids": [a.device_id, b.device_id]}, now=july_now)
+                                                "target_device_ids": [a.device_id, b.device_id]}, now=july_now,
+                          actor=TEST_ACTOR)
     ledger = dict(Reservation.objects.filter(event=event).values_list("subscription_id", "decision"))
     assert ledger == {a.pk: D.DAY_LIMIT, b.pk: D.DAY_LIMIT}
     assert dict(Participation.objects.filter(event=event).values_list("subscription_id", "status")) == {
@@ -478,7 +482,7 @@ def test_modifying_a_scheduled_event_reserves_at_once_without_messages(program, 
     assert not DispatchMessage.objects.exists()
     # Narrowed back to device a on its own day: re-opened; b, no longer targeted, leaves the ledger.
     services.event_update(event=event, changes={"start": la(2026, 7, 15, 15), "end": la(2026, 7, 15, 16),
-                                                "target_device_ids": [a.device_id]}, now=july_now)
+                                                "target_device_ids": [a.device_id]}, now=july_now, actor=TEST_ACTOR)
     assert dict(Reservation.objects.filter(event=event).values_list("subscription_id", "decision")) == {
         a.pk: D.RESERVED}
     assert Participation.objects.get(event=event).status == ParticipationStatus.RESERVED

@@ -1,0 +1,360 @@
+"""The event lifecycle: create and modify (revisions), schedule under the program's participation rules, and the
+status changes dispatch, activate, complete (hand-off to settlement) and cancel.
+
+Every service takes ``now`` (aware UTC) and a required ``actor`` keyword-only, is a use case guarded by
+``Cap.MANAGE_EVENTS`` (``cpm.base.capabilities``), owns its transaction and records status changes through
+``cpm.base.states.transition`` (audited). Bulk participation changes (dispatch, cancel) write one audit entry per
+participation (``common.participations_move``). Times are stored in UTC; the program's IANA zone is used for local
+days, windows and seasons.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from functools import partial
+from typing import Any
+
+from django.db import transaction
+
+from cpm.base.audit import audit_record
+from cpm.base.capabilities import Cap, use_case
+from cpm.base.errors import ConflictError, DomainValidationError, TransitionNotAllowed
+from cpm.base.states import transition
+from cpm.base.tasks import enqueue_on_commit
+from cpm.base.timeutils import zone
+from devices.models import Device
+from programs import calendars
+from programs import rules as program_rules
+from programs.choices import ProgramStatus, SettlementTiming
+from programs.models import Program
+
+from ..choices import EVENT_TRANSITIONS, DispatchKind, EventCategory, EventStatus, ParticipationStatus
+from ..models import Event, EventRevision, Participation
+from ..selectors import ProgramContext
+from ..signals import event_completed
+from .common import RELEASED, actor_name, participations_move, to_utc
+from .dispatch import create_dispatch_messages
+from .reservation import event_reserve, finish_reservation, reserve_locked
+
+EDITABLE_FIELDS = ("name", "category", "direction", "start", "end", "notification_at", "target_territories",
+                   "target_substations", "target_feeders", "target_device_types", "target_kw")
+# Changes that move devices in or out: the reservation runs again for them.
+RESERVATION_FIELDS = ("start", "end", "target_territories", "target_substations", "target_feeders",
+                      "target_device_types", "target_devices", "target_kw")
+
+
+def _snapshot(event: Event, device_ids: list[int]) -> dict[str, Any]:
+    return {
+        "name": event.name, "category": event.category, "direction": event.direction,
+        "start": event.start.isoformat(), "end": event.end.isoformat(),
+        "notification_at": event.notification_at.isoformat(), "status": event.status,
+        "target_territories": event.target_territories, "target_substations": event.target_substations,
+        "target_feeders": event.target_feeders, "target_device_types": event.target_device_types,
+        "target_devices": sorted(device_ids),
+        "target_kw": None if event.target_kw is None else str(event.target_kw),
+    }
+
+
+def _validate_window(event: Event) -> None:
+    errors: dict[str, list[str]] = {}
+    if event.end <= event.start:
+        errors["end"] = ["end must be after start."]
+    if event.notification_at > event.start:
+        errors["notification_at"] = ["notification_at must be at or before start."]
+    if event.target_kw is not None and event.target_kw <= 0:
+        errors["target_kw"] = ["target_kw must be positive."]
+    if errors:
+        raise DomainValidationError(errors)
+
+
+def _set_target_devices(event: Event, device_ids: list[int]) -> None:
+    found = set(Device.objects.filter(pk__in=device_ids).values_list("pk", flat=True))
+    missing = sorted(set(device_ids) - found)
+    if missing:
+        raise DomainValidationError({"target_devices": [f"Unknown device ids: {missing[:20]}."]})
+    event.target_devices.set(sorted(found))
+
+
+# ------------------------------------------------------------------------------------------------- create / modify
+@use_case("event.create", Cap.MANAGE_EVENTS)
+@transaction.atomic
+def event_create(
+    *,
+    program: Program,
+    name: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    notification_at: dt.datetime | None = None,
+    category: str = EventCategory.ECONOMIC,
+    direction: str = "reduce",
+    target_territories: list[str] | None = None,
+    target_substations: list[str] | None = None,
+    target_feeders: list[str] | None = None,
+    target_device_types: list[str] | None = None,
+    target_device_ids: list[int] | None = None,
+    target_kw: Decimal | None = None,
+    now: dt.datetime,
+    actor: Any,
+) -> Event:
+    """Create a DRAFT event. ``start``/``end``/``notification_at``: aware instants, or naive local wall-clock times
+    in the program's zone (refused if skipped or repeated by a DST change). ``notification_at`` defaults to
+    ``start``. Targeting lists empty = every enrolled device. Raises ``DomainValidationError`` naming the field."""
+    if program.status == ProgramStatus.CLOSED:
+        raise ConflictError(f"Program {program.code} is closed.")
+    tz = zone(program.time_zone)
+    start_utc = to_utc(start, tz, "start")
+    event = Event(
+        program=program, name=name, category=category, direction=direction, start=start_utc,
+        end=to_utc(end, tz, "end"),
+        notification_at=to_utc(notification_at, tz, "notification_at") if notification_at else start_utc,
+        target_territories=list(target_territories or []), target_substations=list(target_substations or []),
+        target_feeders=list(target_feeders or []), target_device_types=list(target_device_types or []),
+        target_kw=target_kw,
+    )
+    _validate_window(event)
+    event.save()
+    if target_device_ids:
+        _set_target_devices(event, target_device_ids)
+    audit_record(obj=event, action="create", now=now, actor=actor, to_status=event.status,
+                 changes=_snapshot(event, list(target_device_ids or [])))
+    return event
+
+
+def _apply_changes(event: Event, changes: dict[str, Any]) -> None:
+    """Set the changed fields on ``event`` (window times to UTC as in ``event_create``) and validate the window."""
+    tz = zone(event.program.time_zone)
+    for key, value in changes.items():
+        if key == "target_device_ids":
+            continue
+        if key in ("start", "end", "notification_at"):
+            value = to_utc(value, tz, key)
+        setattr(event, key, value)
+    _validate_window(event)
+
+
+def _new_revision(event: Event, ctx: ProgramContext, *, before: dict, after: dict, now: dt.datetime, actor: Any,
+                  reason: str) -> None:
+    """A scheduled event changes: the window may only move to the future, the rules are checked again (unless an
+    emergency override), and the previous version is kept as an ``EventRevision``."""
+    if event.start <= now and (before["start"], before["end"]) != (after["start"], after["end"]):
+        raise DomainValidationError({"start": ["A scheduled event's window can only move to the future."]})
+    if not event.overrides_rules:
+        _check_rules(event, ctx, now=now)
+    EventRevision.objects.create(event=event, revision=event.revision, snapshot=before, changed_at=now,
+                                 changed_by=actor_name(actor), reason=reason[:500])
+    event.revision += 1
+
+
+@use_case("event.update", Cap.MANAGE_EVENTS)
+def event_update(
+    *,
+    event: Event,
+    changes: dict[str, Any],
+    now: dt.datetime,
+    actor: Any,
+    reason: str = "",
+) -> Event:
+    """Modify an event (fields in ``EDITABLE_FIELDS`` and ``target_device_ids``); window times as in
+    ``event_create``.
+
+    A DRAFT event is edited in place. After scheduling (SCHEDULED or DISPATCHED), in one transaction: the previous
+    version is kept as an ``EventRevision`` and ``revision`` increases by one; the participation rules are checked
+    again (unless an emergency override; ``DomainValidationError`` keyed by the rule field); when the window or the
+    targeting changed, the reservation runs again for the new window (same checks as ``event_reserve``,
+    idempotent): devices that still fit keep their participation (moved to the new window), devices that no longer
+    fit get their skip reason in the ledger and their participation CANCELLED, newly fitting devices are added
+    (DISPATCHED at once in a dispatched event). A DISPATCHED event then sends one MODIFY message per aggregator
+    (its devices taking part, and those released). ACTIVE, COMPLETED and CANCELLED events cannot be modified
+    (``TransitionNotAllowed``). No change at all: nothing happens (no revision).
+    """
+    unknown = set(changes) - set(EDITABLE_FIELDS) - {"target_device_ids"}
+    if unknown:
+        raise DomainValidationError({sorted(unknown)[0]: ["This field cannot be changed."]})
+    with transaction.atomic():
+        event = Event.objects.select_for_update().select_related("program").get(pk=event.pk)
+        if event.status not in (EventStatus.DRAFT, EventStatus.SCHEDULED, EventStatus.DISPATCHED):
+            raise TransitionNotAllowed(f"Event {event} is {event.status} and can no longer be modified.",
+                                       from_status=event.status, to_status=event.status)
+        old_devices = list(event.target_devices.values_list("pk", flat=True))
+        before = _snapshot(event, old_devices)
+        _apply_changes(event, changes)
+        new_devices = changes.get("target_device_ids")
+        after = _snapshot(event, new_devices if new_devices is not None else old_devices)
+        if after == before:
+            return event
+        live = event.status != EventStatus.DRAFT
+        if live:
+            ctx = ProgramContext.load(event.program)
+            _new_revision(event, ctx, before=before, after=after, now=now, actor=actor, reason=reason)
+        event.save()
+        if new_devices is not None:
+            _set_target_devices(event, new_devices)
+        counts = None
+        if live and any(before[f] != after[f] for f in RESERVATION_FIELDS):
+            counts = reserve_locked(event, ctx, now=now)
+            finish_reservation(event, counts, now=now, actor=actor)
+        audit_record(obj=event, action="update", now=now, actor=actor, reason=reason,
+                     changes={"before": before, "after": after, "revision": event.revision,
+                              "reservation_counts": counts})
+        if event.status == EventStatus.DISPATCHED:
+            create_dispatch_messages(event, kind=DispatchKind.MODIFY, now=now)
+    return event
+
+
+# --------------------------------------------------------------------------------------------------------- schedule
+def _rule_violations(event: Event, ctx: ProgramContext, *, now: dt.datetime) -> list[program_rules.Violation]:
+    """The event against the program's seasons and the participation rule in effect on its local start day
+    (``programs.rules.check_event_against_rule``, holidays from the program's calendar). Notice is measured from
+    ``max(now, notification_at)`` to start: a notification already late gives less notice."""
+    local_start = event.start.astimezone(ctx.tz)
+    notice = (event.start - max(now, event.notification_at)).total_seconds() / 60
+    return program_rules.check_event_against_rule(
+        ctx.rule_on(local_start.date()), start_local=local_start, end_local=event.end.astimezone(ctx.tz),
+        is_holiday=partial(calendars.is_holiday, ctx.program.holiday_calendar), notice_minutes=notice,
+        seasons=ctx.seasons)
+
+
+def _violation_errors(violations: list[program_rules.Violation]) -> dict[str, list[str]]:
+    """``{rule field: [messages]}`` for ``DomainValidationError`` (a field may be broken twice, e.g. two days)."""
+    errors: dict[str, list[str]] = {}
+    for v in violations:
+        errors.setdefault(v.field, []).append(v.message)
+    return errors
+
+
+def _check_rules(event: Event, ctx: ProgramContext, *, now: dt.datetime) -> None:
+    violations = _rule_violations(event, ctx, now=now)
+    if violations:
+        raise DomainValidationError(_violation_errors(violations), code="participation_rule")
+
+
+def _override(event: Event, violations: list[program_rules.Violation], *, override_rules: bool,
+              override_reason: str, now: dt.datetime, actor: Any) -> dict[str, Any]:
+    """An emergency event scheduled over the rules: refused unless asked for, for an emergency, with a reason; the
+    override and the rules overridden are audited. Returns the event fields that record it."""
+    if not override_rules:
+        raise DomainValidationError(_violation_errors(violations), code="participation_rule")
+    if event.category != EventCategory.EMERGENCY:
+        raise DomainValidationError({"override_rules": ["Only an emergency event may override the "
+                                                        "participation rules."]})
+    if not override_reason.strip():
+        raise DomainValidationError({"override_reason": ["Give the reason for overriding the rules."]})
+    audit_record(obj=event, action="override", now=now, actor=actor, reason=override_reason,
+                 changes={"violations": [f"{v.field}: {v.message}" for v in violations]})
+    return {"overrides_rules": True, "override_reason": override_reason[:500]}
+
+
+@use_case("event.schedule", Cap.MANAGE_EVENTS)
+def event_schedule(
+    *,
+    event: Event,
+    now: dt.datetime,
+    actor: Any,
+    override_rules: bool = False,
+    override_reason: str = "",
+) -> Event:
+    """DRAFT -> SCHEDULED, then reserve devices (Celery task after commit).
+
+    The program must be ACTIVE (``ConflictError``) and the event must start in the future. The program's
+    participation rules (season, allowed days and holidays, window, duration, notice) are checked; violations are
+    refused with ``DomainValidationError`` keyed by the rule's field name. An EMERGENCY event may be scheduled over
+    the rules with ``override_rules=True`` and a reason; the override and the rules overridden are audited.
+    """
+    with transaction.atomic():
+        event = Event.objects.select_for_update().select_related("program").get(pk=event.pk)
+        program = event.program
+        if program.status != ProgramStatus.ACTIVE:
+            raise ConflictError(f"Program {program.code} is {program.status}; events can be scheduled only in an "
+                                "active program.")
+        if event.start <= now:
+            raise DomainValidationError({"start": ["The event must start in the future."]})
+        violations = _rule_violations(event, ProgramContext.load(program), now=now)
+        extra: dict[str, Any] = {}
+        if violations:
+            extra = _override(event, violations, override_rules=override_rules, override_reason=override_reason,
+                              now=now, actor=actor)
+        transition(obj=event, to=EventStatus.SCHEDULED, allowed=EVENT_TRANSITIONS, now=now, actor=actor,
+                   reason=override_reason if violations else "scheduled", extra_updates=extra)
+        from ..tasks import reserve_event
+
+        enqueue_on_commit(reserve_event, event_id=event.pk)
+    return event
+
+
+# ---------------------------------------------------------------------------------------------- status changes
+@use_case("event.dispatch", Cap.MANAGE_EVENTS)
+def event_dispatch(*, event: Event, now: dt.datetime, actor: Any) -> Event:
+    """SCHEDULED -> DISPATCHED: reserved participations become DISPATCHED (one audit entry each) and each
+    aggregator gets a DISPATCH message. If the reservation never ran (task lost), it runs first."""
+    if Event.objects.filter(pk=event.pk, reserved_at__isnull=True, status=EventStatus.SCHEDULED).exists():
+        event_reserve(event=event, now=now, actor=actor)
+    with transaction.atomic():
+        event = Event.objects.select_for_update().select_related("program").get(pk=event.pk)
+        transition(obj=event, to=EventStatus.DISPATCHED, allowed=EVENT_TRANSITIONS, now=now, actor=actor,
+                   reason="notification time")
+        n = participations_move(Participation.objects.filter(event=event, status=ParticipationStatus.RESERVED),
+                                to=ParticipationStatus.DISPATCHED, now=now, actor=actor,
+                                reason=f"event #{event.pk} dispatched")
+        audit_record(obj=event, action="update", now=now, actor=actor, reason="participations dispatched",
+                     changes={"participations_dispatched": n})
+        create_dispatch_messages(event, kind=DispatchKind.DISPATCH, now=now)
+    return event
+
+
+@use_case("event.activate", Cap.MANAGE_EVENTS)
+def event_activate(*, event: Event, now: dt.datetime, actor: Any) -> Event:
+    """DISPATCHED -> ACTIVE (at start)."""
+    with transaction.atomic():
+        event = Event.objects.select_for_update().get(pk=event.pk)
+        return transition(obj=event, to=EventStatus.ACTIVE, allowed=EVENT_TRANSITIONS, now=now, actor=actor,
+                          reason="start time")
+
+
+@use_case("event.complete", Cap.MANAGE_EVENTS)
+def event_complete(*, event: Event, now: dt.datetime, actor: Any) -> Event:
+    """ACTIVE -> COMPLETED (at end); an after-event program's event is handed to settlement once
+    (``settlement_hand_off``)."""
+    with transaction.atomic():
+        event = Event.objects.select_for_update().select_related("program").get(pk=event.pk)
+        transition(obj=event, to=EventStatus.COMPLETED, allowed=EVENT_TRANSITIONS, now=now, actor=actor,
+                   reason="end time")
+        settlement_hand_off(event, now=now)
+    return event
+
+
+def settlement_hand_off(event: Event, *, now: dt.datetime) -> bool:
+    """Hand a COMPLETED event of an after-event program to settlement, once: ``settlement_handed_off_at`` is set
+    and ``events.signals.event_completed`` is sent after commit. A step of ``event_complete`` and of the tick (which
+    checked their actor). Returns whether it was handed off now."""
+    if event.program.settlement_timing != SettlementTiming.AFTER_EVENT:
+        return False
+    if not Event.objects.filter(pk=event.pk, status=EventStatus.COMPLETED,
+                                settlement_handed_off_at__isnull=True).update(settlement_handed_off_at=now):
+        return False
+    event.settlement_handed_off_at = now
+    event_id = event.pk
+    transaction.on_commit(lambda: event_completed.send(sender=Event, event_id=event_id))
+    return True
+
+
+@use_case("event.cancel", Cap.MANAGE_EVENTS)
+def event_cancel(*, event: Event, reason: str, now: dt.datetime, actor: Any) -> Event:
+    """Cancel an event before it completes (reason required): every participation not yet final is CANCELLED
+    (devices released, one audit entry per participation with the actor and the reason; the event no longer counts
+    toward limits, opt-out allowances or payments), and aggregators that were sent the event get a CANCEL
+    message."""
+    if not (reason or "").strip():
+        raise DomainValidationError({"reason": ["Give the reason for cancelling."]})
+    with transaction.atomic():
+        event = Event.objects.select_for_update().select_related("program").get(pk=event.pk)
+        was_sent = event.status in (EventStatus.DISPATCHED, EventStatus.ACTIVE)
+        transition(obj=event, to=EventStatus.CANCELLED, allowed=EVENT_TRANSITIONS, now=now, actor=actor,
+                   reason=reason, extra_updates={"cancel_reason": reason[:500]})
+        if was_sent:
+            create_dispatch_messages(event, kind=DispatchKind.CANCEL, now=now)
+        n = participations_move(Participation.objects.filter(event=event).exclude(status=RELEASED), to=RELEASED,
+                                now=now, actor=actor, reason=reason)
+        audit_record(obj=event, action="update", now=now, actor=actor, reason=reason,
+                     changes={"participations_cancelled": n})
+    return event

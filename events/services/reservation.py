@@ -1,0 +1,774 @@
+"""The reservation engine: which enrolled devices an event calls, and why each other candidate is skipped.
+
+Set-based: per span of ``CPM_CHUNK_SIZE`` candidates (consecutive subscription id ranges), a constant number of SQL
+queries whatever the number of devices (candidates, history, unavailability, overlaps and existing participations
+are each one query, with the span's ids as one array parameter; the decision is computed in Python by
+``events.ledger``; rows are COPYed), so memory is bounded by the span. One transaction holds every span of an event
+(``event_reserve``), or each chunk runs in its own transaction (``event_reservation_start`` + ``reserve_chunk`` +
+``event_reservation_finish``) so a Celery chord can spread the chunks over workers; with a target kW the rotation
+order is computed centrally by the plan. See ``events.ledger`` for the counting choice.
+
+The steps, in reading order: the candidates (``CandidateFilters``, ``_candidate_rows`` -> ``CandidateRow``), the
+plan (``_candidate_spans`` -> ``Span``), the locks, the evaluation of a span (``_evaluate``: the facts of the span
+gathered in ``SpanChecks``, then ``_first_skip`` per candidate, then the limits), the target kW (``_choose``), and
+the writes (``_write``: ledger rows and participations, COPY on PostgreSQL).
+
+Audit: the reservation ledger (one ``Reservation`` row per candidate, with the decision and the reason in words) is
+itself the audit of every decision, including the participations it creates, re-opens, moves or cancels. Those
+bulk writes run at 100,000s of rows per event, so no ``AuditEntry`` is written per participation inside the spans:
+the run writes ONE audit entry per event (``_finish_reservation``: actor, reason ``reservation``, counts by
+decision). Bulk participation changes outside the engine (dispatch, cancel) are audited per row
+(``events.services.common.participations_move``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, NamedTuple
+
+from django.conf import settings
+from django.core.exceptions import EmptyResultSet
+from django.db import IntegrityError, connection, transaction
+from django.db.models import CharField, Exists, F, OuterRef, Q, StringAgg, Value, Window
+from django.db.models.functions import Cast, RowNumber
+
+from cpm.base.audit import audit_record
+from cpm.base.capabilities import Cap, require, use_case
+from cpm.base.errors import ConflictError, DomainValidationError
+from devices.choices import DeviceStatus
+from devices.models import Device
+from enrollments.choices import EnrollmentStatus
+from enrollments.models import Enrollment, ProgramSubscription
+from programs import rules as program_rules
+
+from .. import ledger
+from ..choices import COUNTED_EVENT_STATUSES, EventStatus, ParticipationStatus, ReservationDecision
+from ..models import Event, Participation, Reservation, Unavailability
+from ..selectors import ProgramContext
+from .bulk import insert_rows
+from .common import RELEASED, event_local_dates, require_scheduled
+
+# Participation statuses a reservation run decides again (an opt-out or an outcome is kept as recorded).
+REEVALUATED = (ParticipationStatus.RESERVED, ParticipationStatus.DISPATCHED, ParticipationStatus.CANCELLED)
+
+
+# ------------------------------------------------------------------------------------------------------ named rows
+class CandidateRow(NamedTuple):
+    """One candidate of a span: a subscription with its enrollment's and device's fields (device ones None for a
+    device-less subscription)."""
+
+    subscription_id: int
+    enrollment_id: int
+    enrollment_status: str
+    enrollment_from: dt.date | None
+    enrollment_to: dt.date | None
+    subscription_from: dt.date
+    subscription_to: dt.date | None
+    device_id: int | None
+    device_status: str | None
+    last_seen_at: dt.datetime | None
+    capacity_kw: Decimal | None
+    service_point_id: int
+
+
+class ExistingParticipation(NamedTuple):
+    """This event's participation of a candidate, if it has one."""
+
+    id: int
+    status: str
+    window: tuple[dt.datetime, dt.datetime]
+
+
+class ReservationRow(NamedTuple):
+    """One ledger row as written (the field names are the table's columns, in COPY order)."""
+
+    event_id: int
+    subscription_id: int
+    enrollment_id: int
+    device_id: int | None
+    service_point_id: int
+    decision: str
+    detail: str
+    capacity_kw: Decimal
+    decided_at: dt.datetime
+
+
+class NewParticipationRow(NamedTuple):
+    """One participation created by a run (the field names are the table's columns, in COPY order)."""
+
+    event_id: int
+    subscription_id: int
+    enrollment_id: int
+    device_id: int | None
+    service_point_id: int
+    status: str
+    start: dt.datetime
+    end: dt.datetime
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+@dataclass(slots=True)
+class Decided:
+    subscription_id: int
+    enrollment_id: int
+    device_id: int | None
+    service_point_id: int
+    capacity_kw: Decimal
+    season_count: int
+    decision: str | None  # None = passes every check (RESERVED or TARGET_MET once the target is applied)
+    detail: str
+    held: bool = False  # an outcome or opt-out is recorded for this event: keeps its participation as it is
+    participation_id: int | None = None  # this event's participation, if any (re-evaluated unless held)
+    participation_status: str | None = None
+    participation_window: tuple[dt.datetime, dt.datetime] | None = None  # its (start, end)
+
+
+# ------------------------------------------------------------------------------------------------------ candidates
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A chunk of a reservation: the candidates with ``first_id <= subscription id < end_id`` (None = unbounded).
+
+    The spans of a plan are consecutive and open at both ends, so a candidate that appears after the plan was made
+    still falls in exactly one chunk."""
+
+    first_id: int | None = None
+    end_id: int | None = None
+
+    def filter(self, qs, field: str = "pk"):
+        if self.first_id is not None:
+            qs = qs.filter(**{f"{field}__gte": self.first_id})
+        if self.end_id is not None:
+            qs = qs.filter(**{f"{field}__lt": self.end_id})
+        return qs
+
+    def __contains__(self, subscription_id: int) -> bool:
+        return ((self.first_id is None or subscription_id >= self.first_id)
+                and (self.end_id is None or subscription_id < self.end_id))
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateFilters:
+    """What makes a subscription a candidate of an event, as conditions on each model's own fields: the
+    subscription's, its enrollment's (program, status, dates, the targeted territories/substations/feeders of its
+    premise) and its device's (targeted device types). ``queryset`` joins them (set-level uses: spans, locks,
+    ex-candidates); a span's rows are fetched table by table with the same conditions (``_candidate_rows``)."""
+
+    subscription: Q
+    enrollment: Q
+    device: Q
+
+    @classmethod
+    def of(cls, event: Event, ctx: ProgramContext) -> CandidateFilters:
+        first, last = event_local_dates(event, ctx.tz)
+        subscription = Q(start_date__lte=last) & (Q(end_date__isnull=True) | Q(end_date__gt=first))
+        enrollment = (Q(program_id=event.program_id,
+                        status__in=(EnrollmentStatus.ACTIVE, EnrollmentStatus.SUSPENDED))
+                      & (Q(end_date__isnull=True) | Q(end_date__gt=first)))
+        premise = "service_point__premise__"
+        for field, values in (("service_territory", event.target_territories),
+                              ("substation", event.target_substations), ("feeder", event.target_feeders)):
+            if values:
+                enrollment &= Q(**{f"{premise}{field}__in": values})
+        device = Q(device_type__in=event.target_device_types) if event.target_device_types else Q()
+        through = Event.target_devices.through.objects.filter(event_id=event.pk)
+        if through.exists():
+            subscription &= Q(device_id__in=through.values("device_id"))
+        return cls(subscription, enrollment, device)
+
+    def queryset(self, span: Span | None = None):
+        qs = ProgramSubscription.objects.filter(self.subscription, _prefixed(self.enrollment, "enrollment__"),
+                                                _prefixed(self.device, "device__"))
+        return span.filter(qs) if span is not None else qs
+
+
+def _prefixed(q: Q, prefix: str) -> Q:
+    """``q`` with every lookup moved under a relation (``Q(status=...)`` -> ``Q(enrollment__status=...)``)."""
+    out = Q()
+    out.connector, out.negated = q.connector, q.negated
+    out.children = [_prefixed(c, prefix) if isinstance(c, Q) else (prefix + c[0], c[1]) for c in q.children]
+    return out
+
+
+def _candidates_qs(event: Event, ctx: ProgramContext, span: Span | None = None):
+    """Subscriptions of the program's ACTIVE/SUSPENDED enrollments overlapping the event's local dates, inside the
+    event's targeting (whole-event coverage and device checks are decided in Python, with a reason)."""
+    return CandidateFilters.of(event, ctx).queryset(span)
+
+
+def _candidate_rows(filters: CandidateFilters, span: Span | None, *, lock: bool) -> list[CandidateRow]:
+    """The span's candidates as rows (subscription, enrollment, device fields), in subscription id order.
+
+    Table by table, each on its primary key (the span's id range, then its enrollments' and devices' ids as one
+    array each): a join would hash the whole enrollment and device tables for every span. ``lock``: row locks on
+    the span's devices (device-less subscriptions: the subscriptions) in id order, taken before the enrollment and
+    device rows are read."""
+    subs = list((span.filter(ProgramSubscription.objects.filter(filters.subscription)) if span is not None else
+                 ProgramSubscription.objects.filter(filters.subscription)).order_by("pk").values_list(
+        "pk", "enrollment_id", "start_date", "end_date", "device_id"))
+    if not subs:
+        return []
+    device_ids = sorted({s[4] for s in subs if s[4] is not None})
+    if lock:
+        _lock_rows(Device.objects.filter(pk__any=device_ids))
+        _lock_rows(ProgramSubscription.objects.filter(pk__any=[s[0] for s in subs if s[4] is None]))
+    enrollments = {pk: rest for pk, *rest in Enrollment.objects.filter(
+        filters.enrollment, pk__any=sorted({s[1] for s in subs})).values_list(
+        "pk", "status", "effective_date", "end_date", "service_point_id")}
+    devices = {pk: rest for pk, *rest in Device.objects.filter(filters.device, pk__any=device_ids).values_list(
+        "pk", "status", "last_seen_at", "capacity_kw")}
+    no_device = (None, None, None) if not filters.device.children else None  # targeted types need a device
+    rows = []
+    for sid, eid, s_from, s_to, did in subs:
+        enrollment = enrollments.get(eid)
+        device = devices.get(did) if did is not None else no_device
+        if enrollment is None or device is None:
+            continue
+        e_status, e_from, e_to, sp_id = enrollment
+        d_status, last_seen, cap = device
+        rows.append(CandidateRow(sid, eid, e_status, e_from, e_to, s_from, s_to, did, d_status, last_seen, cap,
+                                 sp_id))
+    return rows
+
+
+def _candidate_spans(event: Event, ctx: ProgramContext, chunk_size: int) -> list[Span]:
+    """Consecutive spans of at most ``chunk_size`` candidates each, covering every subscription id.
+
+    One query: the id of every ``chunk_size``-th candidate by ``ROW_NUMBER() OVER (ORDER BY id)``, so the plan
+    holds N / chunk_size ids, not N."""
+    if chunk_size < 1:
+        raise DomainValidationError({"chunk_size": ["must be at least 1"]})
+    firsts = list(_candidates_qs(event, ctx).alias(row=Window(RowNumber(), order_by=F("pk").asc()))
+                  .annotate(slot=(F("row") - 1) % chunk_size).filter(slot=0).order_by("pk")
+                  .values_list("pk", flat=True))
+    bounds = [None, *firsts[1:], None]
+    return [Span(lo, hi) for lo, hi in zip(bounds, bounds[1:], strict=False)] if firsts else []
+
+
+# ----------------------------------------------------------------------------------------------------------- locks
+def _lock_candidates(cands) -> None:
+    """Row locks on the candidates' devices (device programs) and subscriptions (device-less), in id order, so two
+    reservations touching the same device or participant serialize (no deadlock: same order everywhere)."""
+    _lock_rows(Device.objects.filter(pk__in=cands.filter(device__isnull=False).values("device_id")))
+    _lock_rows(ProgramSubscription.objects.filter(pk__in=cands.filter(device__isnull=True).values("pk")))
+
+
+def _lock_rows(qs) -> None:
+    """``SELECT ... FOR UPDATE`` of ``qs`` in id order; the locked rows are counted in the database, not fetched, so
+    memory does not grow with the program."""
+    try:
+        sql, params = qs.order_by("pk").select_for_update().values("pk").query.sql_with_params()
+    except EmptyResultSet:  # nothing to lock (an empty id list)
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM ({sql}) AS locked", params)
+
+
+# ------------------------------------------------------------------------------------------------------ evaluation
+@dataclass(slots=True)
+class SpanChecks:
+    """The facts a span's candidates are checked against (``_first_skip``), gathered once per span."""
+
+    first: dt.date  # the event's first and last local dates
+    last: dt.date
+    requires_device: bool
+    online_since: dt.datetime
+    online_threshold_minutes: int
+    unavailable: dict[tuple[int, int | None], str]  # (enrollment, device or None for all) -> the reason in words
+    busy_device: dict[int, str]  # device -> the overlapping event in words
+    busy_service_point: dict[int, str]  # device-less participant's service point -> idem
+
+
+@dataclass(slots=True)
+class LimitChecks:
+    """The program's limits for this event and the participants' history in the window the limits look at."""
+
+    target: ledger.LedgerEvent
+    period: ledger.Period
+    limits: ledger.Limits
+    past: dict[int, ledger.LedgerEvent]  # counted events of the program in the history window
+    history: dict[int, frozenset[int]]  # enrollment -> past events it took part in
+    opted: dict[int, frozenset[int]]  # enrollment -> past events it opted out of
+
+
+def _limit_checks(event: Event, ctx: ProgramContext, enrollment_ids: list[int]) -> LimitChecks:
+    """The rule in effect on the event's day, its limits, and the history of the span's enrollments (two queries:
+    the program's counted events in the window the limits look at, then one aggregate per enrollment)."""
+    target = ctx.ledger_event(event.pk, event.start, event.end)
+    period = ctx.period_of(target.local_day)
+    rule = ctx.rule_on(target.local_day)
+    kind, allowance = program_rules.opt_out_allowance(rule)
+    limits = ledger.Limits.from_rule(rule, allowance_kind=kind, allowance=allowance)
+    around = dt.timedelta(days=limits.lookaround_days)
+    win_first = min(period.first, target.local_day - around)
+    win_last = max(period.last, target.local_day + around)
+    win_start = dt.datetime.combine(win_first, dt.time(0), tzinfo=ctx.tz)
+    win_end = dt.datetime.combine(win_last + dt.timedelta(days=1), dt.time(0), tzinfo=ctx.tz)
+    past = {eid: ctx.ledger_event(eid, s, e) for eid, s, e in Event.objects.filter(
+        program_id=ctx.program.pk, status__in=COUNTED_EVENT_STATUSES, start__lt=win_end, end__gt=win_start,
+    ).exclude(pk=event.pk).order_by().values_list("pk", "start", "end")}
+    history: dict[int, frozenset[int]] = {}
+    opted: dict[int, frozenset[int]] = {}
+    if past:
+        as_text = Cast("event_id", CharField())
+        for enrollment_id, evs, outs in (
+            Participation.objects.filter(event_id__any=list(past), enrollment_id__any=enrollment_ids)
+            .exclude(status=RELEASED).values("enrollment_id")
+            .annotate(evs=StringAgg(as_text, Value(",")),
+                      outs=StringAgg(as_text, Value(","), filter=Q(status=ParticipationStatus.OPTED_OUT)))
+            .order_by().values_list("enrollment_id", "evs", "outs")
+        ):
+            history[enrollment_id] = frozenset(map(int, evs.split(","))) if evs else frozenset()
+            opted[enrollment_id] = frozenset(map(int, outs.split(","))) if outs else frozenset()
+    return LimitChecks(target, period, limits, past, history, opted)
+
+
+def _unavailability(event: Event, ctx: ProgramContext, enrollment_ids: list[int]) -> dict[tuple[int, int | None], str]:
+    """Customer-declared unavailability overlapping the event, keyed by (enrollment, device or None), in words."""
+    unavailable: dict[tuple[int, int | None], str] = {}
+    for enrollment_id, device_id, u_start, u_end, why in Unavailability.objects.filter(
+            enrollment_id__any=enrollment_ids, start__lt=event.end, end__gt=event.start,
+    ).order_by().values_list("enrollment_id", "device_id", "start", "end", "reason"):
+        text = (f"Customer declared unavailable {u_start.astimezone(ctx.tz):%Y-%m-%d %H:%M} to "
+                f"{u_end.astimezone(ctx.tz):%Y-%m-%d %H:%M}" + (f" ({why})." if why else "."))
+        unavailable.setdefault((enrollment_id, device_id), text)
+    return unavailable
+
+
+def _overlaps(event: Event, device_ids: list[int], deviceless_sp_ids: list[int]
+              ) -> tuple[dict[int, str], dict[int, str]]:
+    """The span's devices (and device-less service points) already held by an overlapping event, in words.
+
+    A participation holds its event's window (moved with it), so only events overlapping this one can hold an
+    overlapping participation: those events first (a few rows of the event table), then their participations of
+    the span's devices; never a scan of every participation by time."""
+    busy_device: dict[int, str] = {}
+    busy_sp: dict[int, str] = {}
+    others = {pk: (name, code) for pk, name, code in Event.objects.exclude(pk=event.pk).exclude(
+        status=EventStatus.CANCELLED).filter(start__lt=event.end, end__gt=event.start).order_by().values_list(
+        "pk", "name", "program__code")}
+    for device_id, sp_id, other_id in (Participation.objects.filter(event_id__any=list(others)).exclude(
+            status=RELEASED).filter(start__lt=event.end, end__gt=event.start).filter(
+            Q(device_id__any=device_ids) | Q(device__isnull=True, service_point_id__any=deviceless_sp_ids))
+            .order_by().values_list("device_id", "service_point_id", "event_id") if others else ()):
+        other_name, other_code = others[other_id]
+        text = f"Already reserved for event #{other_id} '{other_name}' of program {other_code} at the same time."
+        if device_id is not None:
+            busy_device.setdefault(device_id, text)
+        else:
+            busy_sp.setdefault(sp_id, text)
+    return busy_device, busy_sp
+
+
+def _existing_participations(event: Event, span: Span | None) -> dict[int, ExistingParticipation]:
+    """This event's participations in the span, by subscription: one range of the (event, subscription) index,
+    not a probe per id."""
+    mine = Participation.objects.filter(event_id=event.pk)
+    return {sid: ExistingParticipation(pid, status, (p_start, p_end)) for sid, pid, status, p_start, p_end in
+            (span.filter(mine, "subscription_id") if span is not None else mine)
+            .order_by().values_list("subscription_id", "pk", "status", "start", "end")}
+
+
+def _evaluate(event: Event, ctx: ProgramContext, *, now: dt.datetime, span: Span | None = None,
+              lock: bool) -> list[Decided]:
+    """Decide every candidate of ``span`` (all when None) without the target kW: a constant number of queries
+    (locks, candidates, events of the history window, per-enrollment history, unavailability, overlaps, this
+    event's participations). The per-candidate queries take the span's ids as one array parameter each
+    (``__any``), so they probe the indexes for the span's rows instead of scanning every participation."""
+    program = ctx.program
+    first, last = event_local_dates(event, ctx.tz)
+    rows = _candidate_rows(CandidateFilters.of(event, ctx), span, lock=lock)
+    if not rows:
+        return []
+    enrollment_ids = sorted({r.enrollment_id for r in rows})
+    device_ids = sorted({r.device_id for r in rows if r.device_id is not None})
+    deviceless_sp_ids = sorted({r.service_point_id for r in rows if r.device_id is None})
+    limits = _limit_checks(event, ctx, enrollment_ids)
+    busy_device, busy_sp = _overlaps(event, device_ids, deviceless_sp_ids)
+    checks = SpanChecks(
+        first=first, last=last, requires_device=program.requires_device,
+        online_since=now - dt.timedelta(minutes=program.device_online_threshold_minutes),
+        online_threshold_minutes=program.device_online_threshold_minutes,
+        unavailable=_unavailability(event, ctx, enrollment_ids), busy_device=busy_device, busy_service_point=busy_sp)
+    return _decide_rows(rows, checks, limits, _existing_participations(event, span))
+
+
+def _decide_rows(rows: list[CandidateRow], checks: SpanChecks, limits: LimitChecks,
+                 existing: dict[int, ExistingParticipation]) -> list[Decided]:
+    """One ``Decided`` per candidate: held as it is (an outcome or opt-out recorded), else the first failed check
+    (``_first_skip``), else the limits, else passing."""
+    out: list[Decided] = []
+    # Participants with the same history get the same limit decision: compute it once per distinct history
+    # (a handful of combinations for most programs) instead of once per device.
+    by_history: dict[tuple[frozenset, frozenset], tuple[int, tuple[str, str] | None]] = {}
+    empty: frozenset[int] = frozenset()
+    period = limits.period
+    for row in rows:
+        key = (limits.history.get(row.enrollment_id, empty), limits.opted.get(row.enrollment_id, empty))
+        known = by_history.get(key)
+        if known is None:
+            known = by_history[key] = _limit_decision(limits, key)
+        season_count, limit_skip = known
+        cap = row.capacity_kw
+        d = Decided(row.subscription_id, row.enrollment_id, row.device_id, row.service_point_id,
+                    cap if cap is not None else Decimal("0"), season_count, None, "")
+        current = existing.get(row.subscription_id)
+        if current:
+            d.participation_id, d.participation_status, d.participation_window = current
+            if current.status not in REEVALUATED:
+                d.held = True
+                d.detail = f"Reserved; participation already {current.status}."
+                out.append(d)
+                continue
+        d.decision, d.detail = _first_skip(row, checks) or (None, "")
+        if d.decision is None:
+            if limit_skip:
+                d.decision, d.detail = limit_skip
+            else:
+                d.detail = f"{season_count} other event(s) so far in {period.name}."
+        out.append(d)
+    return out
+
+
+def _limit_decision(limits: LimitChecks, key: tuple[frozenset[int], frozenset[int]]
+                    ) -> tuple[int, tuple[str, str] | None]:
+    """(events so far this season, the limit skip or None) for a history (events taken part in, opted out of)."""
+    hist = [limits.past[i] for i in key[0]]
+    season_count = sum(1 for h in hist if limits.period.contains(h.local_day))
+    skip = ledger.limit_decision(target=limits.target, season=limits.period, limits=limits.limits, history=hist,
+                                 opted_out=[limits.past[i] for i in key[1]])
+    return season_count, skip
+
+
+# The checks of one candidate, in the order the ledger reports them (the first failing one is the reason).
+def _enrollment_skip(row: CandidateRow, c: SpanChecks) -> tuple[str, str] | None:
+    """The enrollment must be active and cover the whole event, and so must the subscription."""
+    if row.enrollment_status != EnrollmentStatus.ACTIVE:
+        return ReservationDecision.NOT_ELIGIBLE, f"Enrollment is {row.enrollment_status}."
+    if row.enrollment_from is None or row.enrollment_from > c.first:
+        return ReservationDecision.NOT_ELIGIBLE, (f"Enrollment starts {row.enrollment_from}, after the event day "
+                                                  f"{c.first}.")
+    if row.enrollment_to is not None and row.enrollment_to <= c.last:
+        return ReservationDecision.NOT_ELIGIBLE, (f"Enrollment ends {row.enrollment_to}, before the event ends on "
+                                                  f"{c.last}.")
+    if row.subscription_from > c.first:
+        return ReservationDecision.NOT_ELIGIBLE, (f"Subscription starts {row.subscription_from}, after the event day "
+                                                  f"{c.first}.")
+    if row.subscription_to is not None and row.subscription_to <= c.last:
+        return ReservationDecision.NOT_ELIGIBLE, (f"Subscription ends {row.subscription_to}, before the event ends "
+                                                  f"on {c.last}.")
+    return None
+
+
+def _device_skip(row: CandidateRow, c: SpanChecks) -> tuple[str, str] | None:
+    """A device program needs a device; a device must be active and seen online recently."""
+    if c.requires_device and row.device_id is None:
+        return ReservationDecision.NOT_ELIGIBLE, "The program needs a device and the subscription has none."
+    if row.device_id is not None:
+        if row.device_status != DeviceStatus.ACTIVE:
+            return ReservationDecision.NOT_ELIGIBLE, f"Device status is {row.device_status}."
+        last_seen = row.last_seen_at
+        if last_seen is None:
+            return ReservationDecision.OFFLINE, "Device has never been seen online."
+        if last_seen < c.online_since:
+            return ReservationDecision.OFFLINE, (f"Device last seen {last_seen:%Y-%m-%d %H:%M} UTC, more than "
+                                                 f"{c.online_threshold_minutes} minutes before reservation.")
+    return None
+
+
+def _availability_skip(row: CandidateRow, c: SpanChecks) -> tuple[str, str] | None:
+    """Not when the customer declared the enrollment (or this device) unavailable, nor when already called by an
+    overlapping event."""
+    eid, device_id = row.enrollment_id, row.device_id
+    text = c.unavailable.get((eid, None)) or (device_id and c.unavailable.get((eid, device_id)))
+    if text:
+        return ReservationDecision.UNAVAILABLE, text
+    busy = c.busy_device.get(device_id) if device_id else c.busy_service_point.get(row.service_point_id)
+    if busy:
+        return ReservationDecision.OVERLAP, busy
+    return None
+
+
+def _first_skip(row: CandidateRow, c: SpanChecks) -> tuple[str, str] | None:
+    """The first check the candidate fails, as (decision, reason in words), or None when it passes them all."""
+    return _enrollment_skip(row, c) or _device_skip(row, c) or _availability_skip(row, c)
+
+
+# ------------------------------------------------------------------------------------------------------- target kW
+def _choose(decided: list[Decided], target_kw: Decimal | None) -> set[int] | None:
+    """Subscription ids to reserve under a target kW (rotation order), or None = every passing candidate."""
+    if target_kw is None:
+        return None
+    held = [d for d in decided if d.held]
+    passing = [d for d in decided if d.decision is None and not d.held]
+    # Devices already told (dispatched) keep their place before the others when a dispatched event is modified.
+    told = [d for d in passing if d.participation_status == ParticipationStatus.DISPATCHED]
+    rest = [d for d in passing if d.participation_status != ParticipationStatus.DISPATCHED]
+    order = [sid for group in (told, rest)
+             for sid in ledger.rotation_order((d.subscription_id, d.season_count, float(d.capacity_kw))
+                                              for d in group)]
+    cap = {d.subscription_id: float(d.capacity_kw) for d in passing}
+    already = sum(float(d.capacity_kw) for d in held)
+    chosen = ledger.pick_until_target(((sid, cap[sid]) for sid in order), max(float(target_kw) - already, 0.0))
+    return chosen | {d.subscription_id for d in held}
+
+
+def _target_choice(event: Event, ctx: ProgramContext, spans: list[Span], *, now: dt.datetime) -> set[int] | None:
+    """The subscription ids a target kW reserves (``_choose`` over every candidate: the rotation order is global),
+    None without a target. Evaluated span by span; only the passing and held candidates are kept."""
+    if event.target_kw is None:
+        return None
+    keep: list[Decided] = []
+    for span in spans:
+        for d in _evaluate(event, ctx, now=now, span=span, lock=False):
+            if d.held or d.decision is None:
+                d.detail = ""  # not needed for the choice: keep the list small
+                keep.append(d)
+    return _choose(keep, event.target_kw)
+
+
+# ---------------------------------------------------------------------------------------------------------- writes
+@dataclass(slots=True)
+class WritePlan:
+    """What ``_write`` does for a span: the ledger rows and the participations to add, release, re-open or move."""
+
+    counts: dict[str, int]
+    reservations: list[ReservationRow]
+    new_participations: list[NewParticipationRow]
+    release: list[int]
+    reopen: list[int]
+    move: list[int]  # participations kept, in another window (the event was moved)
+
+
+def _plan_writes(event: Event, decided: list[Decided], chosen: set[int] | None, *, now: dt.datetime,
+                 live_status: str) -> WritePlan:
+    """The final decision of each candidate (the target kW applied) and what it changes."""
+    plan = WritePlan({}, [], [], [], [], [])
+    counts = plan.counts
+    window = (event.start, event.end)
+    target_note = (f"Target {event.target_kw} kW met by devices ranked before it (least called this season "
+                   "first, then larger capacity).") if event.target_kw is not None else ""
+    for d in decided:
+        decision, detail = d.decision, d.detail
+        if decision is None:
+            if d.held or chosen is None or d.subscription_id in chosen:
+                decision = ReservationDecision.RESERVED
+            else:
+                decision, detail = ReservationDecision.TARGET_MET, target_note
+        decision = str(decision)
+        counts[decision] = counts.get(decision, 0) + 1
+        plan.reservations.append(ReservationRow(event.pk, d.subscription_id, d.enrollment_id, d.device_id,
+                                                d.service_point_id, decision, detail[:300], d.capacity_kw, now))
+        if d.held:  # its status stays; its window follows the event
+            if d.participation_window != window:
+                plan.move.append(d.participation_id)
+            continue
+        if decision == ReservationDecision.RESERVED:
+            if d.participation_id is None:
+                plan.new_participations.append(NewParticipationRow(
+                    event.pk, d.subscription_id, d.enrollment_id, d.device_id, d.service_point_id, live_status,
+                    event.start, event.end, now, now))
+            elif d.participation_status == RELEASED:
+                plan.reopen.append(d.participation_id)
+            elif d.participation_window != window:
+                plan.move.append(d.participation_id)
+        elif d.participation_id is not None and d.participation_status != RELEASED:
+            plan.release.append(d.participation_id)
+    return plan
+
+
+def _write(event: Event, decided: list[Decided], chosen: set[int] | None, *, now: dt.datetime,
+           replace: bool) -> dict[str, int]:
+    """Write the ledger rows of these candidates (``replace``: their earlier rows are deleted first; otherwise the
+    caller has cleared the event's ledger); create participations for the newly reserved (RESERVED, or DISPATCHED
+    in a dispatched event) and re-open those cancelled by an earlier revision; CANCEL the participations (reserved
+    or dispatched) of those no longer reserved, whose ledger row says why; move the candidates' other
+    participations (held ones too) to the event's window. A constant number of statements (COPY on PostgreSQL);
+    the updates only when there is something to update. No per-row audit: the ledger rows are the audit (module
+    docstring)."""
+    if not decided:
+        return {}
+    live_status = (ParticipationStatus.RESERVED if event.status == EventStatus.SCHEDULED
+                   else ParticipationStatus.DISPATCHED)
+    plan = _plan_writes(event, decided, chosen, now=now, live_status=live_status.value)
+    if replace:
+        Reservation.objects.filter(event_id=event.pk,
+                                   subscription_id__any=[d.subscription_id for d in decided]).delete()
+    insert_rows(Reservation, list(ReservationRow._fields), plan.reservations)
+    try:
+        with transaction.atomic():
+            # Release first, then move the window, then add: the exclusion constraint sees no transient overlap.
+            if plan.release:
+                Participation.objects.filter(pk__any=plan.release).update(status=RELEASED, updated_at=now)
+            if plan.move:
+                Participation.objects.filter(pk__any=plan.move).update(start=event.start, end=event.end,
+                                                                       updated_at=now)
+            if plan.reopen:
+                Participation.objects.filter(pk__any=plan.reopen).update(status=live_status, start=event.start,
+                                                                         end=event.end, updated_at=now)
+            insert_rows(Participation, list(NewParticipationRow._fields), plan.new_participations)
+    except IntegrityError as exc:
+        # The exclusion constraint caught a concurrent reservation the locks did not serialize, or a participation
+        # whose outcome is already recorded (kept as it is) would overlap another event in the new window.
+        raise ConflictError("A device would take part in two overlapping events (reserved concurrently, or an "
+                            "opted-out device moved into another event's window); run the reservation again or "
+                            "cancel and re-create the event.") from exc
+    return plan.counts
+
+
+# ------------------------------------------------------------------------------------------------- ex-candidates
+def _is_candidate(event: Event, ctx: ProgramContext) -> Exists:
+    """For rows with a ``subscription_id`` (ledger rows, participations): whether it is a candidate now.
+
+    ``~_is_candidate(...)`` is a NOT EXISTS (an anti-join, which PostgreSQL can hash in batches), not a
+    ``NOT IN (subquery)``: with a million candidates that subquery does not fit ``work_mem`` as a hash and runs once
+    per row."""
+    return Exists(_candidates_qs(event, ctx).filter(pk=OuterRef("subscription_id")))
+
+
+def _stale_decisions(event: Event, ctx: ProgramContext) -> list[Decided]:
+    """Live (reserved or dispatched) participations of subscriptions that are no longer candidates of the event
+    (targeting changed, enrollment or subscription ended): NOT_ELIGIBLE ledger rows, so ``_write`` cancels them."""
+    return [Decided(sid, eid, dev, sp, cap if cap is not None else Decimal("0"), 0, ReservationDecision.NOT_ELIGIBLE,
+                    f"No longer a candidate in revision {event.revision} (targeting, enrollment or subscription "
+                    "changed).", participation_id=pid, participation_status=status)
+            for pid, sid, eid, dev, sp, cap, status in Participation.objects.filter(
+                event_id=event.pk, status__in=(ParticipationStatus.RESERVED, ParticipationStatus.DISPATCHED))
+            .filter(~_is_candidate(event, ctx)).order_by("pk").values_list(
+                "pk", "subscription_id", "enrollment_id", "device_id", "service_point_id", "device__capacity_kw",
+                "status")]
+
+
+def _drop_stale(event: Event, ctx: ProgramContext, *, now: dt.datetime) -> None:
+    """Before a chunked run: ledger rows of ex-candidates go (one statement); their live participations are
+    CANCELLED, with a NOT_ELIGIBLE row saying why."""
+    Reservation.objects.filter(event_id=event.pk).filter(~_is_candidate(event, ctx)).delete()
+    _write(event, _stale_decisions(event, ctx), None, now=now, replace=True)
+
+
+def _add_counts(total: dict[str, int], part: dict[str, int]) -> dict[str, int]:
+    for key, n in part.items():
+        total[key] = total.get(key, 0) + n
+    return total
+
+
+# ------------------------------------------------------------------------------------------------------------ runs
+def reserve_locked(event: Event, ctx: ProgramContext, *, now: dt.datetime,
+                   chunk_size: int | None = None) -> dict[str, int]:
+    """The whole reservation of an event inside the caller's transaction (event row locked by the caller; the
+    caller checked the actor: ``event_reserve``, ``event_update``).
+
+    Every candidate's device (or subscription) row is locked first, in id order; the ledger is then decided and
+    written span by span (``chunk_size``, default ``CPM_CHUNK_SIZE`` candidates), so memory is bounded by the
+    span, not by the program. Ex-candidates are released before any new participation is added."""
+    spans = _candidate_spans(event, ctx, chunk_size or settings.CPM_CHUNK_SIZE)
+    _lock_candidates(_candidates_qs(event, ctx))
+    chosen = _target_choice(event, ctx, spans, now=now)
+    Reservation.objects.filter(event_id=event.pk).delete()
+    counts = _write(event, _stale_decisions(event, ctx), None, now=now, replace=False)
+    for span in spans:
+        _add_counts(counts, _write(event, _evaluate(event, ctx, now=now, span=span, lock=False), chosen, now=now,
+                                   replace=False))
+    return counts
+
+
+def finish_reservation(event: Event, counts: dict[str, int], *, now: dt.datetime, actor: Any) -> None:
+    """Mark the event reserved and write the run's one audit entry (actor, counts by decision)."""
+    Event.objects.filter(pk=event.pk).update(reserved_at=now)
+    event.reserved_at = now
+    audit_record(obj=event, action="update", now=now, actor=actor, reason="reservation",
+                 changes={"reservation_counts": counts})
+
+
+def reserve_chunk(*, event_id: int, first_id: int | None, end_id: int | None, chosen_ids: list[int] | None,
+                  now: dt.datetime) -> dict[str, int]:
+    """Reserve one chunk of candidates (subscription ids ``first_id <= id < end_id``, None = unbounded) in its own
+    transaction, under row locks.
+
+    An internal step of the ``event.reserve`` use case, whose actor was checked when it started
+    (``event_reservation_start``): it takes no actor and writes no audit entry (the ledger rows are the record of
+    its decisions; ``event_reservation_finish`` writes the run's audit entry).
+
+    ``chosen_ids``: the ids of this chunk the central plan picked for the target kW (None = no target: reserve all
+    that pass). A candidate that passed in the plan but fails now (e.g. reserved meanwhile for an overlapping
+    event) gets its new skip reason. Returns counts by decision; an event no longer SCHEDULED gives ``{}``.
+    """
+    with transaction.atomic():
+        event = Event.objects.select_related("program").get(pk=event_id)
+        if event.status != EventStatus.SCHEDULED:
+            return {}
+        ctx = ProgramContext.load(event.program)
+        decided = _evaluate(event, ctx, now=now, span=Span(first_id, end_id), lock=True)
+        return _write(event, decided, None if chosen_ids is None else set(chosen_ids), now=now, replace=True)
+
+
+@dataclass(frozen=True, slots=True)
+class ReservationChunk:
+    """One chunk of a distributed reservation: the span's bounds and the target-kW choice within it."""
+
+    first_id: int | None
+    end_id: int | None
+    chosen_ids: list[int] | None
+
+
+def event_reservation_start(*, event: Event, now: dt.datetime, chunk_size: int, actor: Any
+                            ) -> list[ReservationChunk]:
+    """The central step of a chunked reservation (``reserve_chunk`` per chunk, then ``event_reservation_finish``):
+    consecutive spans of at most ``chunk_size`` candidates (one query) and, with a target kW, the global choice
+    (the rotation order needs every candidate), split per span. Ex-candidates' ledger rows go and their live
+    participations are CANCELLED (own transaction). Raises ``TransitionNotAllowed`` unless SCHEDULED.
+
+    The first step of the ``event.reserve`` use case: ``actor`` must hold its capability (``PermissionDenied``)."""
+    require(actor, Cap.MANAGE_EVENTS, use_case="event.reserve")
+    event = Event.objects.select_related("program").get(pk=event.pk)
+    require_scheduled(event)
+    ctx = ProgramContext.load(event.program)
+    spans = _candidate_spans(event, ctx, chunk_size)
+    chosen = _target_choice(event, ctx, spans, now=now)
+    with transaction.atomic():
+        _drop_stale(event, ctx, now=now)
+    return [ReservationChunk(span.first_id, span.end_id,
+                             None if chosen is None else sorted(sid for sid in chosen if sid in span))
+            for span in spans]
+
+
+def event_reservation_finish(*, event_id: int, counts: list[dict[str, int]], now: dt.datetime, actor: Any
+                             ) -> dict[str, int]:
+    """Last step of a chunked reservation: sum the chunks' counts by decision, mark the event reserved, audit
+    (one entry for the run, by ``actor``, who must hold the ``event.reserve`` capability)."""
+    require(actor, Cap.MANAGE_EVENTS, use_case="event.reserve")
+    total: dict[str, int] = {}
+    for part in counts:
+        _add_counts(total, part)
+    with transaction.atomic():
+        finish_reservation(Event.objects.get(pk=event_id), total, now=now, actor=actor)
+    return total
+
+
+@use_case("event.reserve", Cap.MANAGE_EVENTS)
+def event_reserve(*, event: Event, now: dt.datetime, actor: Any, chunk_size: int | None = None
+                  ) -> dict[str, int]:
+    """Reserve devices for a SCHEDULED event and write a decision for every candidate (re-runnable, idempotent).
+
+    ``chunk_size`` None: one transaction (decided and written span by span of ``CPM_CHUNK_SIZE`` candidates, a
+    constant number of queries per span, memory bounded by the span). Otherwise the plan is computed centrally and
+    each chunk of ``chunk_size`` runs in its own transaction with its own locks, as the Celery chord does
+    (``tasks.reserve_event_distributed``). Ledger rows of subscriptions that are no longer candidates (targeting
+    changed) are removed with their provisional participations.
+    Raises ``TransitionNotAllowed`` unless the event is SCHEDULED. Returns counts by decision.
+    """
+    event = Event.objects.select_related("program").get(pk=event.pk)
+    require_scheduled(event)
+    if chunk_size is None:
+        ctx = ProgramContext.load(event.program)
+        with transaction.atomic():
+            Event.objects.select_for_update().filter(pk=event.pk).values_list("pk").first()
+            counts = reserve_locked(event, ctx, now=now)
+            finish_reservation(event, counts, now=now, actor=actor)
+        return counts
+    chunks = event_reservation_start(event=event, now=now, chunk_size=chunk_size, actor=actor)
+    parts = [reserve_chunk(event_id=event.pk, first_id=c.first_id, end_id=c.end_id, chosen_ids=c.chosen_ids, now=now)
+             for c in chunks]
+    return event_reservation_finish(event_id=event.pk, counts=parts, now=now, actor=actor)
