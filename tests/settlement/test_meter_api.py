@@ -83,7 +83,7 @@ def test_bulk_validation_names_the_field(admin_api):
     assert resp.status_code == 400
     # The one API error contract (cpm.base.api.validated): per-field messages keyed by the field's path.
     assert resp.json()["code"] == "invalid"
-    assert resp.json()["readings.0.interval_start"] == ["This field is required."]
+    assert resp.json()["readings[0].interval_start"] == ["This field is required."]
 
 
 def test_green_button_upload_needs_a_service_point(admin_api):
