@@ -13,7 +13,8 @@ Every public write service is a use case (``cpm.base.capabilities.use_case``) wi
 each of them.
 """
 
-from .bulk import WRITE_BATCH
+from cpm.base.bulk import BATCH as WRITE_BATCH
+
 from .common import RELEASED, event_local_dates
 from .dispatch import (
     MAX_DELIVERY_ATTEMPTS,

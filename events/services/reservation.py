@@ -35,6 +35,7 @@ from django.db.models import CharField, Exists, F, OuterRef, Q, StringAgg, Value
 from django.db.models.functions import Cast, RowNumber
 
 from cpm.base.audit import audit_record
+from cpm.base.bulk import insert_rows
 from cpm.base.capabilities import Cap, require, use_case
 from cpm.base.errors import ConflictError, DomainValidationError
 from devices.choices import DeviceStatus
@@ -47,7 +48,6 @@ from .. import ledger
 from ..choices import COUNTED_EVENT_STATUSES, EventStatus, ParticipationStatus, ReservationDecision
 from ..models import Event, Participation, Reservation, Unavailability
 from ..selectors import ProgramContext
-from .bulk import insert_rows
 from .common import RELEASED, event_local_dates, require_scheduled
 
 # Participation statuses a reservation run decides again (an opt-out or an outcome is kept as recorded).

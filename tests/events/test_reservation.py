@@ -8,13 +8,13 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from cpm.base.bulk import insert_rows
 from devices.choices import DeviceStatus
 from enrollments.choices import EnrollmentStatus
 from events import services
 from events.choices import EventStatus, ParticipationStatus
 from events.choices import ReservationDecision as D
 from events.models import Participation, Reservation
-from events.services.bulk import insert_rows
 from tests.actors import TEST_ACTOR
 from tests.factories.devices import DeviceFactory, PremiseFactory, ServicePointFactory
 from tests.factories.enrollments import ProgramSubscriptionFactory, active_participant
