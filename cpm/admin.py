@@ -3,6 +3,7 @@
 from django.contrib import admin
 
 from .base.admin import LargeTableMixin
+from .base.masking import changes_for
 from .models import AuditEntry, Job, JobChunk
 
 
@@ -14,6 +15,14 @@ class AuditEntryAdmin(LargeTableMixin, admin.ModelAdmin):
     list_filter = ("action", "object_type", ("at", admin.DateFieldListFilter))
     search_fields = ("object_id", "object_repr", "actor_label", "reason")
     list_select_related = ("actor",)
+
+    def get_object(self, request, object_id, from_field=None):
+        """The entry as this user may see it: contact details in ``changes`` masked without the personal-data
+        capability (the instance is only shown: audit entries are never saved from the admin)."""
+        entry = super().get_object(request, object_id, from_field)
+        if entry is not None:
+            entry.changes = changes_for(request.user, entry.changes)
+        return entry
 
     def has_add_permission(self, request):
         return False

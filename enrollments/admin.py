@@ -10,8 +10,6 @@ Cap.MANAGE_ENROLLMENTS). The CIS import page is offered only to users who may ru
 
 from __future__ import annotations
 
-import copy
-
 from django import forms
 from django.contrib import admin
 from django.urls import path
@@ -40,17 +38,6 @@ class CisImportForm(ImportForm):
 
 CONTACT_FIELDS = ("email", "phone")
 CUSTOMER_VALUES = ("first_name", "last_name", "email", "phone", "life_support")
-
-
-def _masked_changes(changes: dict) -> dict:
-    """An audit entry's ``changes`` with contact values masked (``value`` or ``[old, new]``)."""
-    masks = {"email": mask_email, "phone": mask_phone}
-    out = dict(changes)
-    for key, mask in masks.items():
-        if key in out:
-            value = out[key]
-            out[key] = [mask(str(v or "")) for v in value] if isinstance(value, list) else mask(str(value or ""))
-    return out
 
 
 @admin.register(Customer)
@@ -92,17 +79,6 @@ class CustomerAdmin(KeyReadOnlyOnChange, LargeTableMixin, GuardedModelAdmin):
         fields = super().get_search_fields(request)
         # Searching by a contact detail would reveal it: only for users who may see it.
         return fields if contact_visible(request.user) else tuple(f for f in fields if f not in CONTACT_FIELDS)
-
-    def history_view(self, request, object_id, extra_context=None):
-        response = super().history_view(request, object_id, extra_context)
-        if not contact_visible(request.user) and getattr(response, "context_data", None):
-            entries = []
-            for entry in response.context_data["entries"]:
-                entry = copy.copy(entry)
-                entry.changes = _masked_changes(entry.changes or {})
-                entries.append(entry)
-            response.context_data["entries"] = entries
-        return response
 
     # --- writes ---
 

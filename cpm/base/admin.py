@@ -29,6 +29,7 @@ from cpm.models import AuditEntry
 
 from .capabilities import may
 from .errors import DomainError
+from .masking import changes_for
 from .pagination import EstimatedCountPaginator
 
 
@@ -136,8 +137,10 @@ class AuditHistoryMixin(GuardedActionsMixin):
         obj = self.get_object(request, object_id)
         if obj is None or not self.has_view_or_change_permission(request, obj):
             raise DjangoPermissionDenied
-        entries = (AuditEntry.objects.filter(object_type=obj._meta.label_lower, object_id=str(obj.pk))
-                   .select_related("actor").order_by("-at", "-id"))
+        entries = list(AuditEntry.objects.filter(object_type=obj._meta.label_lower, object_id=str(obj.pk))
+                       .select_related("actor").order_by("-at", "-id")[:500])
+        for entry in entries:  # contact details in the changes: masked without the personal-data capability
+            entry.changes = changes_for(request.user, entry.changes)
         opts = self.model._meta
         context = {**self.admin_site.each_context(request), "title": f"Audit trail: {obj}", "subtitle": None,
                    "entries": entries, "module_name": str(opts.verbose_name_plural).capitalize(), "object": obj,

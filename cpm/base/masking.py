@@ -33,3 +33,19 @@ def masked_contact(user, *, email: str = "", phone: str = "") -> dict[str, str]:
     if contact_visible(user):
         return {"email": email or "", "phone": phone or ""}
     return {"email": mask_email(email or ""), "phone": mask_phone(phone or "")}
+
+
+def masked_changes(changes: dict) -> dict:
+    """An audit entry's ``changes`` with contact values masked (each ``value`` or ``[old, new]``)."""
+    masks = {"email": mask_email, "phone": mask_phone}
+    out = dict(changes or {})
+    for key, mask in masks.items():
+        if key in out:
+            value = out[key]
+            out[key] = [mask(str(v or "")) for v in value] if isinstance(value, list) else mask(str(value or ""))
+    return out
+
+
+def changes_for(user, changes: dict) -> dict:
+    """``changes`` as ``user`` may see them: contact values masked without ``view_personal_data``."""
+    return dict(changes or {}) if contact_visible(user) else masked_changes(changes)

@@ -307,3 +307,23 @@ def test_snapshot_sees_every_domain_table():
     labels = {label for label, _count in _snapshot()[0]}
     assert {"events.Event", "settlement.EventSettlement", "enrollments.Enrollment", "programs.Program"} <= labels
     assert connection.vendor in {"sqlite", "postgresql"}
+
+
+def test_audit_trail_masks_contact_details_without_the_capability(client, django_user_model):
+    """A customer's e-mail in an audit entry's changes: the auditor sees it masked on the audit trail and the
+    customer's History page; a CSR (personal-data capability) sees it."""
+    from cpm.base.audit import audit_record
+    from tests.actors import TEST_ACTOR
+    from tests.factories.enrollments import CustomerFactory
+
+    customer = CustomerFactory(email="pat.jones@example.com")
+    entry = audit_record(obj=customer, action="update", now=dt.datetime(2026, 7, 1, tzinfo=dt.UTC),
+                         actor=TEST_ACTOR, changes={"email": ["old.one@example.com", "pat.jones@example.com"]})
+    pages = [f"/admin/cpm/auditentry/{entry.pk}/change/", f"/admin/enrollments/customer/{customer.pk}/history/"]
+    client.force_login(_user(django_user_model, roles.AUDITOR, staff=True))
+    for page in pages:
+        html = client.get(page).content.decode()
+        assert "pat.jones@example.com" not in html and "old.one@example.com" not in html, page
+        assert "p********@example.com" in html, page
+    client.force_login(_user(django_user_model, roles.CSR, staff=True))
+    assert "pat.jones@example.com" in client.get(pages[1]).content.decode()
