@@ -6,7 +6,7 @@ from importlib.util import find_spec
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
 APPS = ("programs", "devices", "enrollments", "events", "settlement")
@@ -25,7 +25,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include(_api_router().urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    # The split view serves Swagger UI's start-up script as a file of its own: the Content-Security-Policy
+    # (script-src 'self') blocks the inline script of the plain view, which left the page blank.
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("", RedirectView.as_view(url="/csr/", permanent=False)),

@@ -52,10 +52,79 @@ def _local_times(node) -> None:
             _local_times(value)
 
 
+#: Operations grouped by domain (the first path segment after /api/v1/ -> the tag), in the field's words.
+DOMAIN_TAGS: dict[str, tuple[str, ...]] = {
+    "Programs": ("programs", "seasons", "participation-rules", "incentive-rules", "qualification-questions",
+                 "mutual-exclusions", "price-sets"),
+    "Premises, service points and devices": ("premises", "service-points", "devices", "aggregators"),
+    "Customers and enrollments": ("customers", "accounts", "service-agreements", "enrollments", "subscriptions"),
+    "Events": ("events", "reservations", "participations", "unavailabilities"),
+    "Aggregator integration": ("aggregator",),
+    "Meter data": ("meter-data-loads", "interval-days"),
+    "Settlement and bill credits": ("event-settlements", "customer-settlements", "settlement-batches",
+                                    "bill-credit-exports"),
+}
+TAG_DESCRIPTIONS = {
+    "Programs": "What is offered: programs, their seasons, participation rules, incentive rules, qualification "
+                "questions, mutual exclusions and interval price sets. Status changes are actions.",
+    "Premises, service points and devices": "Where and what the devices are: CIS premises and service points, "
+                                            "controllable devices and the aggregators that operate them.",
+    "Customers and enrollments": "Who takes part: customers, accounts, service agreements, enrollments (with "
+                                 "eligibility reasons) and program subscriptions.",
+    "Events": "When programs are called: events and their revisions, the reservation ledger, participations, "
+              "opt-outs and unavailability.",
+    "Aggregator integration": "For an aggregator's or OEM cloud's API client: its upcoming events and outcome "
+                              "reports.",
+    "Meter data": "Interval meter data: load jobs (CSV, Green Button, bulk readings) and stored interval days.",
+    "Settlement and bill credits": "What was earned: event and customer settlements, their batches, and "
+                                   "bill-credit exports for the billing system.",
+}
+_TAG_OF = {segment: tag for tag, segments in DOMAIN_TAGS.items() for segment in segments}
+
+
+def _singular(resource: str) -> str:
+    words = resource.replace("-", " ")
+    for plural, single in (("ies", "y"), ("ches", "ch"), ("sses", "ss"), ("s", "")):
+        if words.endswith(plural):
+            return words[: -len(plural)] + single
+    return words
+
+
+def _summary(path: str, method: str) -> str:
+    """A short summary from the route: ``List events``, ``Create an event``, ``Cancel an event``, ..."""
+    parts = [p for p in path.split("/") if p][2:]  # after api/v1
+    if not parts:
+        return ""
+    resource = parts[0].replace("-", " ")
+    one = _singular(parts[0])
+    article = "an" if one[:1] in "aeiou" else "a"
+    detail = len(parts) > 1 and parts[1].startswith("{")
+    action = parts[2 if detail else 1].replace("-", " ").replace("_", " ") if len(parts) > (2 if detail else 1) else ""
+    if action:
+        target = f"{article} {one}" if detail else resource
+        return f"{action.capitalize()} ({target})" if method == "get" else f"{action.capitalize()}: {target}"
+    if detail:
+        return {"get": f"Get {article} {one}", "put": f"Replace {article} {one}", "patch": f"Update {article} {one}",
+                "delete": f"Delete {article} {one}"}.get(method, "")
+    return {"get": f"List {resource}", "post": f"Create {article} {one}"}.get(method, "")
+
+
+def _tag_operations(result) -> None:
+    for path, item in result.get("paths", {}).items():
+        parts = path.split("/")
+        tag = _TAG_OF.get(parts[3]) if len(parts) > 3 and path.startswith("/api/v1/") else None
+        for method, operation in item.items():
+            if tag and isinstance(operation, dict) and method in {"get", "post", "put", "patch", "delete"}:
+                operation["tags"] = [tag]
+                operation.setdefault("summary", _summary(path, method))
+    result["tags"] = [{"name": tag, "description": TAG_DESCRIPTIONS[tag]} for tag in DOMAIN_TAGS]
+
+
 def add_error_responses(result, generator, request, public):
     """drf-spectacular ``POSTPROCESSING_HOOKS`` entry: declare the error contract on every operation (and describe
     local times of day as what they are)."""
     _local_times(result.get("components", {}))
+    _tag_operations(result)
     components = result.setdefault("components", {}).setdefault("schemas", {})
     components["Error"] = ERROR_SCHEMA
     ref = {"$ref": "#/components/schemas/Error"}
