@@ -123,7 +123,7 @@ class EventSettlement(models.Model):
     components = models.JSONField(default=list, blank=True)
     inputs = models.JSONField(default=dict, blank=True)
     explanation = models.TextField(blank=True)
-    error = models.TextField(blank=True, help_text=(
+    error = models.TextField(blank=True, default="", db_default="", help_text=(
         "Why this participation could not be settled (implausible meter data); it stays PENDING, no money."))
     fingerprint = models.CharField(max_length=64, blank=True, help_text="Hash of inputs and amounts (idempotency).")
     revision = models.PositiveIntegerField(default=1)
