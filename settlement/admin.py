@@ -52,20 +52,51 @@ def _run(modeladmin, request, fn, ok: str) -> None:
 @admin.register(SettlementBatch)
 class SettlementBatchAdmin(SettlementReadOnlyAdmin):
     list_display = ("id", "kind", "status", "program", "event", "progress", "items_total", "items_calculated",
-                    "items_unchanged", "items_corrected", "items_pending", "items_failed", "created_at")
+                    "items_unchanged", "items_corrected", "items_pending", "items_failed", "job_link", "created_at")
     list_filter = ("kind", "status", "program")
     search_fields = ("event__name", "program__code")
-    list_select_related = ("program", "event", "season")
+    list_select_related = ("program", "event", "season", "job")
     date_hierarchy = "created_at"
-    readonly_fields = ("progress",)
+    readonly_fields = ("progress", "job_link", "error_list")
+    exclude = ("errors",)
 
     def get_queryset(self, request):
-        return selectors.batch_list()
+        return selectors.batch_list().select_related("job")
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["progress", "job_link", "error_list"] + [f.name for f in self.model._meta.fields
+                                                         if f.name not in ("errors", "job")]
 
     @admin.display(description="Progress")
     def progress(self, obj):
         return format_html('<progress max="100" value="{}"></progress> {} / {} chunks ({}%)',
                            obj.progress_percent, obj.chunks_done, obj.chunks_total, obj.progress_percent)
+
+    @admin.display(description="Job")
+    def job_link(self, obj):
+        """The job running the chunks: its status, chunk progress and, when it failed, why (its page lists the
+        chunks with their attempts and errors)."""
+        job = obj.job
+        if job is None:
+            return "-"
+        text = format_html('<a href="{}">job #{}</a>: {}, {} chunks', reverse("admin:cpm_job_change", args=[job.pk]),
+                           job.pk, job.get_status_display(), job.progress)
+        return format_html("{} ({})", text, job.error[:200]) if job.error else text
+
+    @admin.display(description="Errors")
+    def error_list(self, obj):
+        """What could not be settled: service point, participation (or account) and the error in words."""
+        if not obj.errors:
+            return "-"
+        items = []
+        for e in obj.errors:
+            if isinstance(e, dict):
+                who = ", ".join(f"{k.replace('_id', '')} {e[k]}" for k in ("service_point_id", "participation_id",
+                                                                            "account_id") if k in e)
+                items.append(format_html("<li>{}{}</li>", f"{who}: " if who else "", e.get("error", "")))
+            else:
+                items.append(format_html("<li>{}</li>", e))
+        return format_html("<ul>{}</ul>", mark_safe("".join(items)))  # noqa: S308 - items escaped above
 
 
 class LineInline(ReadOnlyInline, admin.TabularInline):

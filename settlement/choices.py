@@ -8,6 +8,7 @@ from .meterdata.choices import Channel  # noqa: F401  (meter data owns it; re-ex
 class MeasurementStatus(models.TextChoices):
     OK = "ok", "Measured"
     INSUFFICIENT_DATA = "insufficient_data", "Insufficient interval data"
+    ERROR = "error", "Cannot be settled (implausible data)"
 
 
 class EventSettlementStatus(models.TextChoices):

@@ -29,39 +29,68 @@ def settle_event(*, event_id: int, now: str | None = None, recalculate: bool = F
                         recalculate=recalculate).pk
 
 
-@shared_task(name="settlement.settle_event_chunk", acks_late=True)
-def settle_event_chunk(*, batch_id: int, sp_first: int, sp_last: int, now: str) -> dict:
-    """One chunk of service points of an event batch; records progress on the batch (errors too)."""
+def _clock() -> dt.datetime:
+    """The job's clock (progress and stall detection): the wall clock, not the batch's ``now``."""
+    return dt.datetime.now(dt.UTC)
+
+
+# Chunk tasks: acknowledged after they ran and returned to the broker if their worker dies (also the settings'
+# defaults, stated here because these are the tasks that rely on it); idempotent through ``chunk_run``.
+CHUNK_TASK = {"acks_late": True, "reject_on_worker_lost": True}
+
+
+@shared_task(name="settlement.settle_event_chunk", **CHUNK_TASK)
+def settle_event_chunk(*, batch_id: int, sp_first: int, sp_last: int, now: str,
+                       job_chunk_id: int | None = None) -> dict | None:
+    """One chunk of service points of an event batch, run once to completion (``cpm.base.jobs.chunk_run``): its
+    settlements, the job chunk's "done" and the batch's counters and errors commit together. Any unexpected
+    exception ends the job and the batch FAILED with the error in words. Returns the counts (None if the chunk was
+    already done)."""
+    from cpm.base.jobs import chunk_run
+
     from .models import SettlementBatch
     from .services import batch_chunk_done, event_settle_chunk
 
-    batch = SettlementBatch.objects.get(pk=batch_id)
     when = _now(now)
     actor = system_actor("celery:settlement.settle_event_chunk")
-    try:
-        counts = event_settle_chunk(batch=batch, sp_first=sp_first, sp_last=sp_last, now=when, actor=actor)
-    except Exception as exc:
-        batch_chunk_done(batch_id=batch_id, now=when, actor=actor, counts={"failed": 1},
-                         error=f"service points {sp_first}..{sp_last}: {exc}")
-        raise
-    batch_chunk_done(batch_id=batch_id, now=when, actor=actor, counts=counts)
-    return counts
+
+    def body() -> tuple[dict, list]:
+        errors: list[dict] = []
+        batch = SettlementBatch.objects.get(pk=batch_id)
+        return event_settle_chunk(batch=batch, sp_first=sp_first, sp_last=sp_last, now=when, actor=actor,
+                                  errors=errors), errors
+
+    def on_done(result: tuple[dict, list]) -> None:
+        batch_chunk_done(batch_id=batch_id, now=when, actor=actor, counts=result[0], errors=result[1])
+
+    result = chunk_run(chunk_id=job_chunk_id, now=_clock, body=body, on_done=on_done)
+    return result[0] if result else None
 
 
-@shared_task(name="settlement.settle_customer_chunk", acks_late=True)
+@shared_task(name="settlement.settle_customer_chunk", **CHUNK_TASK)
 def settle_customer_chunk(*, batch_id: int, account_first: int, account_last: int, period_kind: str,
-                          now: str) -> dict:
-    """One chunk of accounts of a season or billing-period batch."""
+                          now: str, job_chunk_id: int | None = None) -> dict | None:
+    """One chunk of accounts of a season or billing-period batch, run once to completion like
+    ``settle_event_chunk``."""
+    from cpm.base.jobs import chunk_run
+
     from .models import SettlementBatch
     from .services import batch_chunk_done, customer_settle_chunk
 
-    batch = SettlementBatch.objects.select_related("program", "season").get(pk=batch_id)
     when = _now(now)
     actor = system_actor("celery:settlement.settle_customer_chunk")
-    counts = customer_settle_chunk(batch=batch, account_first=account_first, account_last=account_last,
-                                   period_kind=period_kind, now=when, actor=actor)
-    batch_chunk_done(batch_id=batch_id, now=when, actor=actor, counts=counts)
-    return counts
+
+    def body() -> tuple[dict, list]:
+        errors: list[dict] = []
+        batch = SettlementBatch.objects.select_related("program", "season").get(pk=batch_id)
+        return customer_settle_chunk(batch=batch, account_first=account_first, account_last=account_last,
+                                     period_kind=period_kind, now=when, actor=actor, errors=errors), errors
+
+    def on_done(result: tuple[dict, list]) -> None:
+        batch_chunk_done(batch_id=batch_id, now=when, actor=actor, counts=result[0], errors=result[1])
+
+    result = chunk_run(chunk_id=job_chunk_id, now=_clock, body=body, on_done=on_done)
+    return result[0] if result else None
 
 
 @shared_task(name="settlement.settle_season")

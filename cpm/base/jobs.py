@@ -11,11 +11,19 @@ Modelled on NetBox's ``Job`` / ``JobRunner``:
   writes and "done" commit or roll back together. Any unexpected exception marks the chunk failed and the job
   failed, with the error in words; nothing stays ``running`` because of an exception.
 - ``job_run`` runs a single-step job (a meter-data load) with the same failure handling.
+- ``job_failed`` (a Django signal, sent with ``job`` (the Job, re-read), ``error`` and ``now`` whenever a job ends
+  failed, in the transaction that fails it): the owner of the job's subject ends its own record too (a settlement
+  batch goes FAILED with the error), without ``cpm.base`` importing any app.
 - ``jobs_sweep`` (Celery beat, every minute: ``cpm.sweep_jobs``) finds chunks that made no progress for
   ``CPM_JOB_STALL_SECONDS`` (a worker killed with ``kill -9`` never reports back; Redis would redeliver its
   unacknowledged message only after the visibility timeout) and sends them again, up to ``CPM_JOB_MAX_ATTEMPTS``
   attempts; past that the job fails naming the chunk. Chunk tasks are idempotent, which is what makes sending one
   again safe.
+
+A chunk being worked on holds a row lock on its ``JobChunk`` for the whole of its transaction: a second delivery of
+the same chunk waits for the first and then finds it done, and the sweeper skips a locked chunk (its worker's
+database session is alive: a long chunk is not a stalled one). A worker killed with ``kill -9`` loses its session,
+and its lock with it.
 
 Times are aware UTC (``now`` passed in). Tasks are declared ``acks_late`` with ``reject_on_worker_lost`` where they
 are idempotent (settings), so a worker that dies returns its message to the broker.
@@ -32,6 +40,7 @@ from typing import Any
 from django.conf import settings
 from django.db import models, transaction
 from django.db.models import F
+from django.dispatch import Signal
 
 from cpm.models import Job, JobChunk
 
@@ -41,6 +50,9 @@ log = logging.getLogger(__name__)
 
 JS = Job.Status
 CS = JobChunk.Status
+
+#: Sent when a job ends failed (``sender=Job``, ``job``, ``error``, ``now``), inside the failing transaction.
+job_failed = Signal()
 
 
 def _error_text(exc: BaseException) -> str:
@@ -81,9 +93,12 @@ def job_enqueue(job: Job) -> None:
 
 
 def job_fail(*, job_id: int, error: str, now: dt.datetime) -> None:
-    """End the job failed with ``error`` (words), unless it already ended."""
-    Job.objects.filter(pk=job_id, status__in=[JS.PENDING, JS.RUNNING]).update(
-        status=JS.FAILED, error=error[:2000], finished_at=now, heartbeat_at=now)
+    """End the job failed with ``error`` (words), unless it already ended; tells the subject's owner
+    (``job_failed``)."""
+    with transaction.atomic():
+        if Job.objects.filter(pk=job_id, status__in=[JS.PENDING, JS.RUNNING]).update(
+                status=JS.FAILED, error=error[:2000], finished_at=now, heartbeat_at=now):
+            job_failed.send(sender=Job, job=Job.objects.get(pk=job_id), error=error[:2000], now=now)
 
 
 def chunk_run(*, chunk_id: int | None, now: Callable[[], dt.datetime], body: Callable[[], Any],
@@ -111,6 +126,10 @@ def chunk_run(*, chunk_id: int | None, now: Callable[[], dt.datetime], body: Cal
     Job.objects.filter(pk=chunk.job_id).update(heartbeat_at=started)
     try:
         with transaction.atomic():
+            # The chunk's row lock, held until commit: a second delivery waits here, then finds the chunk done;
+            # the sweeper skips a locked (alive) chunk.
+            if not JobChunk.objects.select_for_update().filter(pk=chunk_id, status=CS.RUNNING).exists():
+                raise _AlreadyDone
             result = body()
             done = now()
             if not JobChunk.objects.filter(pk=chunk_id, status=CS.RUNNING).update(status=CS.DONE, updated_at=done):
@@ -159,25 +178,32 @@ def jobs_sweep(*, now: dt.datetime, stall_seconds: int | None = None, max_attemp
     """
     stall = dt.timedelta(seconds=stall_seconds if stall_seconds is not None else settings.CPM_JOB_STALL_SECONDS)
     limit = max_attempts if max_attempts is not None else settings.CPM_JOB_MAX_ATTEMPTS
-    resent = failed = 0
-    stalled = (JobChunk.objects.filter(status__in=[CS.PENDING, CS.RUNNING], updated_at__lt=now - stall,
-                                       job__status__in=[JS.PENDING, JS.RUNNING])
-               .select_related("job").order_by("job_id", "index"))
-    for chunk in stalled:
-        if chunk.attempts >= limit:
-            job_fail(job_id=chunk.job_id, error=(
-                f"Chunk {chunk.index} made no progress after {chunk.attempts} attempts "
-                f"(last started {chunk.updated_at:%Y-%m-%d %H:%M:%S} UTC); the worker running it stopped."), now=now)
-            JobChunk.objects.filter(pk=chunk.pk).update(status=CS.FAILED, updated_at=now,
-                                                        last_error="no progress: worker lost")
-            failed += 1
-            continue
-        # Back to pending with a fresh clock (a conditional update: two sweepers never send it twice).
-        if JobChunk.objects.filter(pk=chunk.pk, status=chunk.status, updated_at=chunk.updated_at).update(
-                status=CS.PENDING, updated_at=now):
-            transaction.on_commit(lambda c=chunk: _send(c))
-            resent += 1
-    return {"resent": resent, "failed_jobs": failed}
+    resent = 0
+    failed_jobs: set[int] = set()
+    with transaction.atomic():
+        # A chunk locked by a live transaction (its worker is running it) is not stalled: skip it.
+        stalled = list(JobChunk.objects.select_for_update(skip_locked=True, of=("self",))
+                       .filter(status__in=[CS.PENDING, CS.RUNNING], updated_at__lt=now - stall,
+                               job__status__in=[JS.PENDING, JS.RUNNING])
+                       .order_by("job_id", "index"))
+        for chunk in stalled:
+            if chunk.job_id in failed_jobs:
+                continue
+            if chunk.attempts >= limit:
+                job_fail(job_id=chunk.job_id, error=(
+                    f"Chunk {chunk.index} made no progress after {chunk.attempts} attempts "
+                    f"(last started {chunk.updated_at:%Y-%m-%d %H:%M:%S} UTC); the worker running it stopped."),
+                    now=now)
+                JobChunk.objects.filter(pk=chunk.pk).update(status=CS.FAILED, updated_at=now,
+                                                            last_error="no progress: worker lost")
+                failed_jobs.add(chunk.job_id)
+                continue
+            # Back to pending with a fresh clock (a conditional update: two sweepers never send it twice).
+            if JobChunk.objects.filter(pk=chunk.pk, status=chunk.status, updated_at=chunk.updated_at).update(
+                    status=CS.PENDING, updated_at=now):
+                transaction.on_commit(lambda c=chunk: _send(c))
+                resent += 1
+    return {"resent": resent, "failed_jobs": len(failed_jobs)}
 
 
 def jobs_open(*, subject: models.Model) -> models.QuerySet[Job]:
@@ -186,4 +212,4 @@ def jobs_open(*, subject: models.Model) -> models.QuerySet[Job]:
                               status__in=[JS.PENDING, JS.RUNNING])
 
 
-__all__ = ["chunk_run", "job_create", "job_enqueue", "job_fail", "job_run", "jobs_open", "jobs_sweep"]
+__all__ = ["chunk_run", "job_create", "job_enqueue", "job_fail", "job_failed", "job_run", "jobs_open", "jobs_sweep"]

@@ -11,3 +11,21 @@ from .credits import (  # noqa: F401
     SettlementBatch,
     SettlementLine,
 )
+
+
+def _on_job_failed(sender=None, *, job, error: str, now, **kwargs) -> None:
+    """A settlement batch's job failed (``cpm.base.jobs.job_failed``): the batch ends FAILED with the error."""
+    if job.subject_type == SettlementBatch._meta.label_lower:
+        from cpm.base.capabilities import system_actor
+        from settlement.services.batches import batch_fail
+
+        batch_fail(batch_id=int(job.subject_id), error=error, now=now, actor=system_actor("jobs"))
+
+
+def _connect() -> None:
+    from cpm.base.jobs import job_failed
+
+    job_failed.connect(_on_job_failed, dispatch_uid="settlement.batch_job_failed")
+
+
+_connect()

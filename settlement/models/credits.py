@@ -50,7 +50,11 @@ class SettlementBatch(models.Model):
     items_corrected = models.PositiveIntegerField(default=0, help_text="Approved settlements re-opened.")
     items_pending = models.PositiveIntegerField(default=0, help_text="Insufficient data or missing price.")
     items_failed = models.PositiveIntegerField(default=0)
-    errors = models.JSONField(default=list, blank=True)
+    errors = models.JSONField(default=list, blank=True, help_text=(
+        "What could not be settled: {service_point_id, participation_id, error} per service point, "
+        "{account_id, error} per account, {error} for a failed chunk (at most 100 kept)."))
+    job = models.ForeignKey("cpm.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                            help_text="The job running the batch's chunks (progress, attempts, failure).")
     actor_label = models.CharField(max_length=150, blank=True)
     created_at = models.DateTimeField()
     started_at = models.DateTimeField(null=True, blank=True)
@@ -119,6 +123,8 @@ class EventSettlement(models.Model):
     components = models.JSONField(default=list, blank=True)
     inputs = models.JSONField(default=dict, blank=True)
     explanation = models.TextField(blank=True)
+    error = models.TextField(blank=True, default="", db_default="", help_text=(
+        "Why this participation could not be settled (implausible meter data); it stays PENDING, no money."))
     fingerprint = models.CharField(max_length=64, blank=True, help_text="Hash of inputs and amounts (idempotency).")
     revision = models.PositiveIntegerField(default=1)
     event_day = models.DateField(help_text="Local date of the event start.")

@@ -10,25 +10,31 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
 
+from cpm.base.jobs import job_create, job_enqueue
 from cpm.base.states import transition
 
 from ..choices import BATCH_TRANSITIONS, BatchKind, BatchStatus
 from ..models import SettlementBatch
 
+MAX_ERRORS = 100  # errors kept on a batch (the newest); the counts say how many failed
+
 
 def batch_chunk_done(*, batch_id: int, now: dt.datetime, actor: Any, counts: dict[str, int] | None = None,
-                     error: str | None = None) -> SettlementBatch:
-    """Record one finished chunk (counters by conditional ``F()`` updates, safe across workers); the chunk that
-    completes the batch moves it to COMPLETED (or COMPLETED_WITH_ERRORS), audited with ``actor`` (the chunk task's
-    system actor). An internal step of a batch already checked when it started: no capability check here."""
+                     errors: list[dict] | None = None) -> SettlementBatch:
+    """Record one finished chunk (counters by conditional ``F()`` updates under the batch's row lock, safe across
+    workers) and the errors of what it could not settle; the chunk that completes the batch moves it to COMPLETED
+    (or COMPLETED_WITH_ERRORS), audited with ``actor`` (the chunk task's system actor).
+
+    Run by ``cpm.base.jobs.chunk_run``'s ``on_done``, in the transaction that marks the job chunk done: a chunk is
+    counted exactly once, however often it is delivered. An internal step of a batch already checked when it
+    started: no capability check here."""
     updates: dict[str, Any] = {"chunks_done": F("chunks_done") + 1}
     for key, value in (counts or {}).items():
         updates[f"items_{key}"] = F(f"items_{key}") + value
     with transaction.atomic():
         batch = SettlementBatch.objects.select_for_update().get(pk=batch_id)
-        if error:
-            batch.errors = [*batch.errors, error][-100:]
-            updates["errors"] = batch.errors
+        if errors:
+            updates["errors"] = [*batch.errors, *errors][-MAX_ERRORS:]
         SettlementBatch.objects.filter(pk=batch_id).update(**updates)
         batch.refresh_from_db()
         if batch.chunks_done >= batch.chunks_total and batch.status == BatchStatus.RUNNING:
@@ -37,6 +43,38 @@ def batch_chunk_done(*, batch_id: int, now: dt.datetime, actor: Any, counts: dic
                        reason=f"{batch.chunks_done} chunks done", extra_updates={"finished_at": now})
             transaction.on_commit(lambda: _refresh_statistics(batch.kind))
     return batch
+
+
+def batch_errors_add(*, batch_id: int, errors: list[dict]) -> None:
+    """Append ``errors`` to the batch's list (under its row lock: safe across workers), the newest kept."""
+    with transaction.atomic():
+        batch = SettlementBatch.objects.select_for_update().get(pk=batch_id)
+        SettlementBatch.objects.filter(pk=batch_id).update(errors=[*batch.errors, *errors][-MAX_ERRORS:])
+
+
+def batch_fail(*, batch_id: int, error: str, now: dt.datetime, actor: Any) -> None:
+    """End a batch FAILED with ``error`` (words; its job failed: an unexpected exception in a chunk, or a chunk
+    that made no progress after its attempts), audited with ``actor``; nothing if it already ended. Receiver side of
+    ``cpm.base.jobs.job_failed`` (``settlement.models``); no capability check (the job's failure is the trigger)."""
+    with transaction.atomic():
+        batch = SettlementBatch.objects.select_for_update().filter(pk=batch_id).first()
+        if batch is None or batch.status not in (BatchStatus.PENDING, BatchStatus.RUNNING):
+            return
+        SettlementBatch.objects.filter(pk=batch_id).update(errors=[*batch.errors, {"error": error}][-MAX_ERRORS:])
+        transition(obj=batch, to=BatchStatus.FAILED, allowed=BATCH_TRANSITIONS, now=now, actor=actor,
+                   reason=error[:500], extra_updates={"finished_at": now})
+
+
+def batch_run_chunks(batch: SettlementBatch, *, job_kind: str, task_name: str, chunk_kwargs: list[dict],
+                     items: int, now: dt.datetime, actor: Any) -> None:
+    """Start ``batch`` (``start_batch``) and record its chunks as a job (``cpm.base.jobs``: one ``JobChunk`` per
+    ``(task_name, kwargs)``, linked from ``batch.job``), sent once the caller's transaction commits."""
+    job = job_create(kind=job_kind, subject=batch, chunks=[(task_name, kw) for kw in chunk_kwargs], now=now,
+                     actor=actor)
+    batch.job = job
+    batch.save(update_fields=["job"])
+    start_batch(batch, chunks=len(chunk_kwargs), items=items, now=now, actor=actor)
+    job_enqueue(job)
 
 
 # The tables a batch of each kind fills: their planner statistics are refreshed when it completes.

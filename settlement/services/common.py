@@ -9,7 +9,6 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-from django.db import transaction
 from django.db.models import Q
 
 from cpm.base import bulk
@@ -40,15 +39,6 @@ def audit_rows(*, model, rows: Iterable[tuple], now: dt.datetime, actor: Any, ac
 def chunks(keys: list[int], size: int) -> list[tuple[int, int]]:
     """Inclusive (first, last) key ranges of ``size`` sorted distinct keys each."""
     return [(keys[i], keys[min(i + size, len(keys)) - 1]) for i in range(0, len(keys), size)]
-
-
-def enqueue_group(task, kwargs_list: list[dict]) -> None:
-    """Send one task per chunk as a Celery group once the transaction commits."""
-    from celery import group
-
-    sigs = [task.si(**kw) for kw in kwargs_list]
-    if sigs:
-        transaction.on_commit(lambda: group(sigs).apply_async())
 
 
 def rule_specs(program: Program, *, kinds, on_day: dt.date | None = None, season: Season | None = None,

@@ -46,8 +46,8 @@ from ..choices import (
     PeriodKind,
 )
 from ..models import CustomerSettlement, EventSettlement, SettlementBatch, SettlementLine
-from .batches import start_batch
-from .common import CS, ENROLLED_STATUSES, ES, Q4, audit_rows, chunks, enqueue_group, enrolled_capacity, rule_specs
+from .batches import batch_errors_add, batch_run_chunks
+from .common import CS, ENROLLED_STATUSES, ES, Q4, audit_rows, chunks, enrolled_capacity, rule_specs
 
 log = logging.getLogger(__name__)
 
@@ -524,21 +524,23 @@ def customer_batch_start(*, program: Program, kind: str, period_kind: str, perio
             ranges = chunks(accounts, settings.CPM_CHUNK_SIZE)
             audit_record(obj=batch, action="create", now=now, actor=actor,
                          reason=f"{period_kind} {period_start}..{period_end}: {len(accounts)} accounts")
-            start_batch(batch, chunks=len(ranges), items=len(accounts), now=now, actor=actor)
-            enqueue_group(settle_customer_chunk, [{"batch_id": batch.pk, "account_first": a, "account_last": b,
-                                                   "period_kind": period_kind, "now": now.isoformat()}
-                                                  for a, b in ranges])
+            batch_run_chunks(batch, job_kind=f"{kind}_settlement", task_name=settle_customer_chunk.name,
+                             chunk_kwargs=[{"batch_id": batch.pk, "account_first": a, "account_last": b,
+                                            "period_kind": period_kind, "now": now.isoformat()} for a, b in ranges],
+                             items=len(accounts), now=now, actor=actor)
     except IntegrityError:
         return SettlementBatch.objects.get(**lookup)
     return batch
 
 
 def customer_settle_chunk(*, batch: SettlementBatch, account_first: int, account_last: int, period_kind: str,
-                          now: dt.datetime, actor: Any) -> dict[str, int]:
+                          now: dt.datetime, actor: Any, errors: list[dict] | None = None) -> dict[str, int]:
     """Calculate the customer settlements of the batch's accounts ``account_first..account_last`` in one
     transaction (``customer_settlements_calculate``); if that fails, account by account, so one account's failure
-    does not stop the others (it is reported on the batch). An internal step of the batch (checked when it
-    started): run by its Celery task with that task's system actor, which the calculation audits."""
+    does not stop the others: each is appended to ``errors`` as ``{account_id, error}`` (the task records them on
+    the batch with the chunk's counts; without ``errors`` they are added to the batch here). An internal step of the
+    batch (checked when it started): run by its Celery task with that task's system actor, which the calculation
+    audits."""
     program = batch.program
     accounts = _accounts_for(program, batch.period_start, batch.period_end, first=account_first, last=account_last)
     common = {"program": program, "period_kind": period_kind, "period_start": batch.period_start,
@@ -551,14 +553,19 @@ def customer_settle_chunk(*, batch: SettlementBatch, account_first: int, account
         log.exception("customer settlement chunk %s..%s failed; retrying account by account", account_first,
                       account_last)
     counts = {"calculated": 0, "failed": 0}
+    found: list[dict] = []
     for account in Account.objects.filter(pk__in=accounts).order_by("pk"):
         try:
             customer_settlement_calculate(account=account, **common)
             counts["calculated"] += 1
-        except Exception as exc:  # one account's failure must not stop the others; reported on the batch
+        except Exception as exc:  # noqa: BLE001 - one account's failure must not stop the others; on the batch
             log.exception("customer settlement failed for account %s", account.pk)
             counts["failed"] += 1
-            SettlementBatch.objects.filter(pk=batch.pk).update(errors=[*batch.errors, f"account {account}: {exc}"])
+            found.append({"account_id": account.pk, "error": f"account {account}: {type(exc).__name__}: {exc}"})
+    if errors is not None:
+        errors.extend(found)
+    elif found:
+        batch_errors_add(batch_id=batch.pk, errors=found)
     return counts
 
 

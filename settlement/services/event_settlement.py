@@ -35,8 +35,8 @@ from .. import incentives as inc
 from .. import measurement as meas
 from ..choices import EVENT_SETTLEMENT_TRANSITIONS, LINE_CODES, BatchKind, MeasurementStatus
 from ..models import CustomerSettlement, EventSettlement, SettlementBatch, SettlementLine
-from .batches import start_batch
-from .common import ES, Q4, audit_rows, chunks, enqueue_group, enrolled_capacity, rule_specs
+from .batches import batch_run_chunks
+from .common import ES, Q4, audit_rows, chunks, enrolled_capacity, rule_specs
 
 NOT_RESPONDED = (ParticipationStatus.NON_RESPONSIVE, ParticipationStatus.FAILED)
 
@@ -44,7 +44,8 @@ NOT_RESPONDED = (ParticipationStatus.NON_RESPONSIVE, ParticipationStatus.FAILED)
 @use_case("event.settle", Cap.RUN_SETTLEMENT)
 def event_settle(*, event: Event, now: dt.datetime, actor: Any, recalculate: bool = False) -> SettlementBatch:
     """Settle a COMPLETED event: one ``EventSettlement`` per participation (except cancelled ones), computed in
-    chunks of ``settings.CPM_CHUNK_SIZE`` service points by a Celery group; returns the batch with its progress.
+    chunks of ``settings.CPM_CHUNK_SIZE`` service points, each a chunk of the batch's job (``cpm.base.jobs``: run
+    once to completion, sent again by the sweeper if its worker died); returns the batch with its progress.
 
     The first settlement of an event happens once (returns the existing EVENT batch); ``recalculate=True`` starts an
     EVENT_RECALC batch (new meter data or prices): unchanged settlements stay as they are, changed unapproved ones are
@@ -71,9 +72,10 @@ def event_settle(*, event: Event, now: dt.datetime, actor: Any, recalculate: boo
             items = Participation.objects.filter(event=event).exclude(status=ParticipationStatus.CANCELLED).count()
             audit_record(obj=batch, action="create", now=now, actor=actor,
                          reason=f"{kind} for event {event.pk}: {items} participations in {len(ranges)} chunks")
-            start_batch(batch, chunks=len(ranges), items=items, now=now, actor=actor)
-            enqueue_group(settle_event_chunk, [{"batch_id": batch.pk, "sp_first": a, "sp_last": b,
-                                                "now": now.isoformat()} for a, b in ranges])
+            batch_run_chunks(batch, job_kind=f"{kind}_settlement", task_name=settle_event_chunk.name,
+                             chunk_kwargs=[{"batch_id": batch.pk, "sp_first": a, "sp_last": b,
+                                            "now": now.isoformat()} for a, b in ranges],
+                             items=items, now=now, actor=actor)
     except IntegrityError:
         return SettlementBatch.objects.get(kind=BatchKind.EVENT, event=event)
     return batch
@@ -108,6 +110,33 @@ _DUMPS = json.dumps
 
 def _num(value: float, digits: int):
     return None if value != value else round(value, digits)
+
+
+# Plausibility bound of a service point's measured values (kW, kWh per interval, kWh avoided in one event): beyond
+# it the meter data is absurd (a 1e300 kWh reading) and the participation is not settled (its own error), rather than
+# failing its whole chunk on a decimal overflow. Ten million kWh avoided in one event is a very large power plant.
+PLAUSIBLE_LIMIT = 1e7
+# Largest computed amount of one settlement (``EventSettlement.amount``: 12 digits, 2 decimals).
+AMOUNT_LIMIT = Decimal("1e10")
+
+
+def _implausible(m: meas.ChunkMeasurement) -> tuple[np.ndarray, np.ndarray]:
+    """Service points of the chunk whose measurement cannot be settled (vectorised, before any Decimal): a value
+    beyond ``PLAUSIBLE_LIMIT`` or infinite in the per-interval values, kWh avoided or kW drop, or an infinite
+    adjustment. Returns (bad mask, the largest magnitude per row). NaN means unknown (insufficient data), not bad."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        worst = np.fmax(np.abs(m.kwh_avoided), np.abs(m.kw_drop_avg))  # fmax: NaN (unknown) gives way
+        for series in (m.baseline_kw, m.adjusted_baseline_kw, m.actual_kw, m.reduction_kwh):
+            if series.ndim == 2 and series.shape[1]:
+                worst = np.fmax(worst, np.fmax.reduce(np.abs(series), axis=1))
+        bad = (worst > PLAUSIBLE_LIMIT) | np.isinf(m.adjustment)
+    return bad, worst
+
+
+def _error_text(worst: float) -> str:
+    return (f"implausible meter data: a measured value of {worst:.6g} (kW or kWh) is beyond the plausible "
+            f"{PLAUSIBLE_LIMIT:g}; check this service point's interval readings of the baseline days and the event "
+            f"day, then recalculate the event")
 
 
 def _day_fragments(m: meas.ChunkMeasurement) -> tuple[list[str], list[int], list[str]]:
@@ -146,13 +175,22 @@ def _settlement_rows(*, event: Event, parts: list[_Part], m: meas.ChunkMeasureme
         fraction.append(hit[0])
         minutes.append(hit[1])
     opted_out = [bool(p.opted_out_at) or p.status == ParticipationStatus.OPTED_OUT for p in parts]
-    kwh = [Decimal(f"{v:.4f}") for v in m.kwh_avoided.tolist()]
-    kw = [Decimal(f"{v:.4f}") for v in m.kw_drop_avg.tolist()]
+    bad_mask, worst = _implausible(m)
+    kwh_avoided, kw_drop, reduction, adjustment = m.kwh_avoided, m.kw_drop_avg, m.reduction_kwh, m.adjustment
+    bad: list[str] = [""] * n
+    if bad_mask.any():  # route them to the error path: zeros into the Decimal and money steps
+        for k in np.flatnonzero(bad_mask).tolist():
+            bad[k] = _error_text(float(worst[k]))
+        kwh_avoided, kw_drop = np.where(bad_mask, 0.0, kwh_avoided), np.where(bad_mask, 0.0, kw_drop)
+        reduction = np.where(bad_mask[:, None], 0.0, reduction)
+        adjustment = np.where(bad_mask, np.nan, adjustment)
+    kwh = [Decimal(f"{v:.4f}") for v in kwh_avoided.tolist()]
+    kw = [Decimal(f"{v:.4f}") for v in kw_drop.tolist()]
     ok = m.ok.tolist()
     counted = m.counted.tolist()
     interval_kwh: list = []
     if any(r.basis == IncentiveBasis.PRICE_SET for r in rules):
-        red = m.reduction_kwh.tolist()
+        red = reduction.tolist()
         interval_kwh = [[Decimal(f"{v:.6f}") for v in red[k][:counted[k]]] for k in range(n)]
     outcomes = inc.EventOutcomes(
         kwh_avoided=kwh, fraction=fraction, opted_out=opted_out,
@@ -168,17 +206,20 @@ def _settlement_rows(*, event: Event, parts: list[_Part], m: meas.ChunkMeasureme
             f'"first_candidate_day": {_DUMPS(m.cand_days[0].isoformat() if m.cand_days else None)}, ')
     day_frag, day_index, day_text = _day_fragments(m)
     values = np.round(np.stack([m.baseline_kw, m.adjusted_baseline_kw, m.actual_kw, m.reduction_kwh], axis=1), 4)
+    if bad_mask.any():
+        values[np.isinf(values)] = np.nan  # JSON has no infinity: unknown
     has_nan = np.isnan(values).any(axis=(1, 2)).tolist()
     values_list = values.tolist()
-    adjustment = m.adjustment.tolist()
+    adjustment = adjustment.tolist()
     timing_target = ES.DEFERRED if program.settlement_timing == SettlementTiming.SEASON_END else ES.CALCULATED
     is_device = m.method == meas.METHOD_DEVICE
     x_of_y = "" if is_device else f"{m.params['x']} of {m.params['y']}"
     out = []
     for k, p in enumerate(parts):
-        note = m.detail[k] if not ok[k] else (str(errors[k]) if errors[k] is not None else "")
+        error = bad[k]
+        note = error or (m.detail[k] if not ok[k] else (str(errors[k]) if errors[k] is not None else ""))
         comps = []
-        if ok[k] and errors[k] is None:
+        if ok[k] and errors[k] is None and not error:
             for col in columns:
                 amount = col.amount[k]
                 if amount is not None:
@@ -189,6 +230,10 @@ def _settlement_rows(*, event: Event, parts: list[_Part], m: meas.ChunkMeasureme
                                   "rounded": str(round_money(amount))})
         target = ES.PENDING if note else timing_target
         amount = sum((Decimal(c["rounded"]) for c in comps), ZERO)
+        if abs(amount) >= AMOUNT_LIMIT:  # beyond what a settlement can hold: its own error, no money
+            error = note = (f"implausible amount ${amount:.2f} (beyond ${AMOUNT_LIMIT:,.0f}); check this service "
+                            f"point's interval readings and the incentive rules, then recalculate the event")
+            comps, amount, target = [], ZERO, ES.PENDING
         rows = values_list[k]
         if has_nan[k]:
             rows = [[None if v != v else v for v in r] for r in rows]
@@ -200,7 +245,8 @@ def _settlement_rows(*, event: Event, parts: list[_Part], m: meas.ChunkMeasureme
             f'"adjustment": {_DUMPS(_num(adj, 6))}, "detail": {_DUMPS(m.detail[k])}, '
             f'"minutes_participated": {minutes[k]}, "participation_status": "{p.status}"}}')
         components = _Json(_DUMPS(comps))
-        mstatus = MeasurementStatus.OK if ok[k] else MeasurementStatus.INSUFFICIENT_DATA
+        mstatus = (MeasurementStatus.ERROR if error else
+                   MeasurementStatus.OK if ok[k] else MeasurementStatus.INSUFFICIENT_DATA)
         if is_device:
             text = "Device telemetry (no load baseline): kWh avoided = metered device discharge in the event."
         else:
@@ -211,18 +257,20 @@ def _settlement_rows(*, event: Event, parts: list[_Part], m: meas.ChunkMeasureme
         if opted_out[k]:
             text += (f" Opted out at {p.opted_out_at:%Y-%m-%d %H:%M}Z: participated {fraction[k]} of the event."
                      if p.opted_out_at else " Opted out.")
-        if note:
+        if error:
+            text += f" Not settled: {error}."
+        elif note:
             text += f" Pending: {note}."
         for c in comps:
             text += f" {c['kind']}: {c['description']} -> ${c['rounded']}."
         text += f" Total ${amount} ({target})."
         digest = hashlib.sha256(
-            f"{target}|{mstatus}|{kwh[k]}|{kw[k]}|{fraction[k]}|{opted_out[k]}|{amount}|{components}|{inputs}"
-            .encode()).hexdigest()
+            (f"{target}|{mstatus}|{kwh[k]}|{kw[k]}|{fraction[k]}|{opted_out[k]}|{amount}|{components}|{inputs}"
+             + (f"|{error}" if error else "")).encode()).hexdigest()
         out.append({"status": target, "measurement_status": mstatus, "method": m.method, "kwh_avoided": kwh[k],
                     "kw_drop_avg": kw[k], "participation_fraction": fraction[k], "opted_out": opted_out[k],
                     "amount": amount, "components": components, "inputs": inputs, "explanation": text,
-                    "fingerprint": digest})
+                    "error": error, "fingerprint": digest})
     return out
 
 
@@ -230,12 +278,16 @@ _NO_CAPACITY = inc.EnrolledCapacity()
 
 
 def event_settle_chunk(*, batch: SettlementBatch, sp_first: int, sp_last: int, now: dt.datetime,
-                       actor: Any) -> dict[str, int]:
+                       actor: Any, errors: list[dict] | None = None) -> dict[str, int]:
     """Settle the participations of the batch's event at service points ``sp_first..sp_last`` (inclusive ids).
 
     Creates missing settlements (COPY on PostgreSQL), leaves unchanged ones (same fingerprint) untouched, updates
     changed unapproved ones and re-opens changed approved ones (revision + 1, status back to CALCULATED/DEFERRED,
     audited with ``actor``). A constant number of queries whatever the chunk size. Returns counts.
+
+    A service point that cannot be settled (implausible meter data: ``_implausible``) does not fail the chunk: its
+    settlement stays PENDING with measurement status ERROR, its ``error`` in words and no money; it is counted as
+    failed and appended to ``errors`` as ``{service_point_id, participation_id, error}`` (recorded on the batch).
 
     An internal step of ``event_settle`` (checked when the batch started): run by its Celery task with that task's
     system actor; no capability check here.
@@ -247,7 +299,7 @@ def event_settle_chunk(*, batch: SettlementBatch, sp_first: int, sp_last: int, n
     parts = [_Part(row) for row in Participation.objects.filter(
         event=event, service_point_id__gte=sp_first, service_point_id__lte=sp_last)
         .exclude(status=ParticipationStatus.CANCELLED).order_by("service_point_id", "id").values_list(*_Part.FIELDS)]
-    counts = {"calculated": 0, "unchanged": 0, "corrected": 0, "pending": 0}
+    counts = {"calculated": 0, "unchanged": 0, "corrected": 0, "pending": 0, "failed": 0}
     if not parts:
         return counts
     measured = meas.measure_event(event=event, participations=parts, now=now)
@@ -265,7 +317,13 @@ def event_settle_chunk(*, batch: SettlementBatch, sp_first: int, sp_last: int, n
     records = _settlement_rows(event=event, parts=parts, m=measured, rules=rules, capacity=capacity)
     creates, changed = [], {}
     for p, fields in zip(parts, records, strict=True):
-        if fields["status"] == ES.PENDING:
+        failed = bool(fields["error"])
+        if failed:
+            counts["failed"] += 1
+            if errors is not None:
+                errors.append({"service_point_id": p.service_point_id, "participation_id": p.pk,
+                               "error": fields["error"]})
+        elif fields["status"] == ES.PENDING:
             counts["pending"] += 1
         known = existing.get(p.pk)
         if known is None:
@@ -276,9 +334,9 @@ def event_settle_chunk(*, batch: SettlementBatch, sp_first: int, sp_last: int, n
                 event_day=event_day, calculated_at=now, created_at=now, updated_at=now, **fields))
             counts["calculated"] += fields["status"] != ES.PENDING
         elif known.fingerprint == fields["fingerprint"] or known.status == ES.REVERSED:
-            counts["unchanged"] += 1
+            counts["unchanged"] += not failed
         elif known.status == ES.APPROVED and fields["status"] == ES.PENDING:
-            counts["unchanged"] += 1  # corrected data became insufficient: approved money stays; reported
+            counts["unchanged"] += not failed  # corrected data became insufficient: approved money stays; reported
         else:
             changed[known.pk] = fields
     updates, reopened = [], defaultdict(list)

@@ -106,3 +106,17 @@ def test_reverse_action_asks_for_the_reason_and_records_it(client, admin_user, s
     assert all(line.description.endswith(": Customer not enrolled that day") for line in negatives)
     assert set(AuditEntry.objects.filter(to_status="reversed").values_list("reason", flat=True)) == {
         "Customer not enrolled that day"}
+
+
+def test_batch_page_links_its_job_with_progress_and_lists_the_errors(client, admin_user, settled):
+    batch = SettlementBatch.objects.get(event=settled)
+    SettlementBatch.objects.filter(pk=batch.pk).update(errors=[
+        {"service_point_id": 7, "participation_id": 9, "error": "implausible meter data: <1e+299>"},
+        {"error": "Chunk 0 failed: ValueError: x"}])
+    client.force_login(admin_user)
+    html = client.get(f"/admin/settlement/settlementbatch/{batch.pk}/change/").content.decode()
+    assert f'<a href="/admin/cpm/job/{batch.job_id}/change/">job #{batch.job_id}</a>: Completed, 1/1 chunks' in html
+    assert "<li>service_point 7, participation 9: implausible meter data: &lt;1e+299&gt;</li>" in html
+    assert "<li>Chunk 0 failed: ValueError: x</li>" in html
+    r = client.get(f"/admin/cpm/job/{batch.job_id}/change/")
+    assert r.status_code == 200 and "settlement.settle_event_chunk" in r.content.decode()
