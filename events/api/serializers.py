@@ -128,7 +128,7 @@ class OptOutSerializer(serializers.ModelSerializer):
 class ParticipationSerializer(serializers.ModelSerializer):
     status = serializers.CharField(read_only=True, help_text="reserved, dispatched, participated, opted_out, "
                                                              "non_responsive, failed, cancelled")
-    opt_out = OptOutSerializer(read_only=True)
+    opt_out = OptOutSerializer(read_only=True, allow_null=True)
     minutes_participated = serializers.FloatField(read_only=True)
 
     class Meta:

@@ -81,8 +81,9 @@ class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         return self._out(event, status.HTTP_202_ACCEPTED)
 
     @extend_schema(responses=s.EventRevisionSerializer(many=True))
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=None)  # an event has a handful: one plain list
     def revisions(self, request, pk=None):
+        """The event's revisions (each change after scheduling), oldest first: one list, not paginated."""
         return Response(s.EventRevisionSerializer(self.get_object().revisions.all(), many=True).data)
 
 

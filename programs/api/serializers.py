@@ -13,7 +13,7 @@ from rest_framework import serializers
 
 from cpm.base.timeutils import zone
 
-from ..choices import CustomerClass, DeviceType
+from ..choices import CustomerClass, DeviceType, OptOutConsequence
 from ..models import (
     IncentiveRule,
     IntervalPrice,
@@ -44,6 +44,9 @@ class ParticipationRuleSerializer(serializers.ModelSerializer):
 
 
 class IncentiveRuleSerializer(serializers.ModelSerializer):
+    # Blank for every kind but the opt-out penalty: declared so the schema's enum admits "" as the API answers it.
+    opt_out_consequence = serializers.ChoiceField(choices=OptOutConsequence.choices, allow_blank=True, read_only=True)
+
     class Meta:
         model = IncentiveRule
         fields = ["id", "program", *INCENTIVE_FIELDS]
