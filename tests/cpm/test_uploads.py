@@ -13,7 +13,7 @@ def test_accepts_utf8_csv():
     ("readings.csv", b"", ("csv",), "The file is empty."),
     ("readings.exe", b"MZ...", ("csv",), "Expected a CSV file (.csv, .txt)."),
     ("readings.csv", b"a,b\x00c", ("csv",), "The file is not text (it contains NUL bytes)."),
-    ("readings.csv", b"a,b\n\xff\xfe,1\n", ("csv",), "The file is not UTF-8 text (byte 4)."),
+    ("readings.csv", b"a,b\n\xff\xfe,1\n", ("csv",), "The file is not UTF-8 text (line 2, byte 4)."),
     ("usage.csv", b"<feed/>", ("xml",), "Expected a XML file (.xml, .espi)."),
 ])
 def test_refuses_bad_files_naming_the_problem(name, content, kinds, message):
