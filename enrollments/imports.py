@@ -129,18 +129,20 @@ def _customer(row, report, now, actor) -> Customer:
 
 def _account(row, report, now, actor) -> Account:
     require(row, *ACCOUNT_REQUIRED)
+    opened_on, closed_on = parse_date(row["opened_on"], "opened_on"), parse_date(row.get("closed_on", ""), "closed_on")
     customer = Customer.objects.filter(cis_person_id=row["cis_person_id"]).first()
     if customer is None:
         raise LookupError(f"cis_person_id: unknown customer {row['cis_person_id']!r}.")
     account, outcome = services.account_upsert(
-        account_number=row["account_number"], customer=customer, opened_on=parse_date(row["opened_on"], "opened_on"),
-        closed_on=parse_date(row.get("closed_on", ""), "closed_on"), now=now, actor=actor)
+        account_number=row["account_number"], customer=customer, opened_on=opened_on, closed_on=closed_on, now=now,
+        actor=actor)
     report.count("accounts", account.account_number, outcome)
     return account
 
 
 def _agreement(row, report, now, actor) -> None:
     require(row, *AGREEMENT_REQUIRED)
+    start_date, end_date = parse_date(row["start_date"], "start_date"), parse_date(row.get("end_date", ""), "end_date")
     account = Account.objects.filter(account_number=row["account_number"]).first()
     if account is None:
         raise LookupError(f"account_number: unknown account {row['account_number']!r}.")
@@ -149,8 +151,7 @@ def _agreement(row, report, now, actor) -> None:
         raise LookupError(f"service_point_id: unknown service point {row['service_point_id']!r}.")
     agreement, outcome = services.service_agreement_upsert(
         agreement_id=row["agreement_id"], account=account, service_point=sp,
-        start_date=parse_date(row["start_date"], "start_date"), end_date=parse_date(row.get("end_date", ""),
-                                                                                    "end_date"), now=now, actor=actor)
+        start_date=start_date, end_date=end_date, now=now, actor=actor)
     report.count("agreements", agreement.agreement_id, outcome)
 
 
