@@ -122,6 +122,14 @@ MEDIA_ROOT = VAR_DIR / "media"
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=50 * 1024 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 CPM_MAX_UPLOAD_BYTES = env.int("CPM_MAX_UPLOAD_BYTES", default=200 * 1024 * 1024)
+# Plausibility bounds of imported and entered data (devices.services.validate_device_fields, devices.imports):
+# a residential bring-your-own-device program sees batteries, EV chargers and thermostats of a few to tens of kW;
+# 1,000 kW and 10,000 kWh leave room for small commercial sites while refusing typos and overflow (1e308).
+CPM_MAX_DEVICE_KW = env.int("CPM_MAX_DEVICE_KW", default=1000)
+CPM_MAX_DEVICE_KWH = env.int("CPM_MAX_DEVICE_KWH", default=10000)
+# Dates in CIS extracts and device lists outside these years are refused as implausible (0001, 9999).
+CPM_IMPORT_MIN_YEAR = env.int("CPM_IMPORT_MIN_YEAR", default=1900)
+CPM_IMPORT_MAX_YEAR = env.int("CPM_IMPORT_MAX_YEAR", default=2100)
 
 # Security: secure by default when DEBUG is off.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -59,7 +59,8 @@ class ImportForm(forms.Form):
 
     def clean_file(self):
         upload = self.cleaned_data["file"]
-        validate_upload(upload, kinds=("csv",))
+        # Size and extension here; the importer checks the text itself, naming the line and column of a bad byte.
+        validate_upload(upload, kinds=("csv",), text=False)
         return upload
 
 
@@ -74,10 +75,12 @@ def import_view(modeladmin, request, *, use_case: str, title: str, columns: str,
                "help_text": "All or nothing: any row error imports nothing. Re-importing a file changes nothing.",
                "opts": modeladmin.model._meta}
     if request.method == "POST" and form.is_valid():
+        upload = form.cleaned_data["file"]
+        context["file_name"] = upload.name
         try:
-            context["report"] = run(form.cleaned_data["file"], form)
+            context["report"] = run(upload, form)
         except imports.ImportFailed as exc:
-            context["errors"] = exc.report.errors
+            context["errors"] = exc.report.error_lines()
     return TemplateResponse(request, "admin/cpm_import.html", context)
 
 

@@ -15,6 +15,8 @@ import datetime as dt
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
@@ -35,18 +37,32 @@ DEVICE_FIELDS = ("device_type", "manufacturer", "model", "serial_number", "capac
                  "firmware_version", "ownership")
 
 
-def _decimal(value: Any, *, field: str, errors: dict[str, list[str]], required: bool) -> Decimal | None:
+_DB_LIMIT = Decimal(10) ** 6  # Device.capacity_kw / usable_energy_kwh are numeric(9, 3): below 1,000,000
+_TEXT_FIELDS = ("manufacturer", "model", "serial_number", "firmware_version")
+
+
+def _decimal(value: Any, *, field: str, errors: dict[str, list[str]], required: bool, bound: int,
+             setting: str, unit: str) -> Decimal | None:
     if value is None or value == "":
         if required:
             errors.setdefault(field, []).append(f"{field} is required.")
         return None
+    shown = str(value)[:40]
     try:
-        number = Decimal(str(value))
+        number = Decimal(str(value).strip())
     except (InvalidOperation, ValueError):
-        errors.setdefault(field, []).append(f"{field} must be a number, got {value!r}.")
+        errors.setdefault(field, []).append(f"{field} must be a number, got {shown!r}.")
         return None
-    if not number.is_finite() or number < 0:
-        errors.setdefault(field, []).append(f"{field} must be zero or more, got {value!r}.")
+    if not number.is_finite():
+        errors.setdefault(field, []).append(f"{field} must be a finite number, got {shown!r}.")
+        return None
+    if number < 0:
+        errors.setdefault(field, []).append(f"{field} must be zero or more, got {shown!r}.")
+        return None
+    limit = min(Decimal(bound), _DB_LIMIT - Decimal("0.001"))
+    if number > limit:
+        errors.setdefault(field, []).append(
+            f"{field} {shown} is above the plausible maximum of {limit:,} {unit} ({setting}).")
         return None
     return number
 
@@ -54,8 +70,11 @@ def _decimal(value: Any, *, field: str, errors: dict[str, list[str]], required: 
 def validate_device_fields(data: dict[str, Any], *, partial: bool = False) -> dict[str, Any]:
     """Check device attributes (``DEVICE_FIELDS``); return cleaned values or raise ``DomainValidationError``.
 
-    ``capacity_kw`` (kW) and ``usable_energy_kwh`` (kWh) are non-negative decimals; ``ownership`` must be
-    customer-owned (utility-owned devices are refused with code ``utility_owned_device``).
+    ``capacity_kw`` (kW) and ``usable_energy_kwh`` (kWh) are finite non-negative decimals up to the plausibility
+    bounds ``settings.CPM_MAX_DEVICE_KW`` (default 1,000 kW) and ``CPM_MAX_DEVICE_KWH`` (default 10,000 kWh), never
+    beyond what the column holds; text fields fit their column; ``ownership`` must be customer-owned (utility-owned
+    devices are refused with code ``utility_owned_device``). Every door (admin, API, imports) comes through here, so
+    a value like 1e308 is a 400 naming the field, never a database overflow.
     """
     errors: dict[str, list[str]] = {}
     clean: dict[str, Any] = {}
@@ -64,22 +83,30 @@ def validate_device_fields(data: dict[str, Any], *, partial: bool = False) -> di
         if ownership == DeviceOwnership.UTILITY_OWNED:
             raise DomainValidationError({"ownership": [UTILITY_OWNED_MESSAGE]}, code="utility_owned_device")
         if ownership not in DeviceOwnership.values:
-            errors["ownership"] = [f"Unknown ownership {ownership!r}."]
+            errors["ownership"] = [f"Unknown ownership {str(ownership)[:40]!r}."]
         clean["ownership"] = ownership
     if "device_type" in data or not partial:
         device_type = data.get("device_type")
         if device_type not in DeviceType.values:
-            errors["device_type"] = [f"Unknown device type {device_type!r}; expected one of "
+            errors["device_type"] = [f"Unknown device type {str(device_type)[:40]!r}; expected one of "
                                      f"{', '.join(DeviceType.values)}."]
         clean["device_type"] = device_type
     if "capacity_kw" in data or not partial:
-        clean["capacity_kw"] = _decimal(data.get("capacity_kw"), field="capacity_kw", errors=errors, required=True)
+        clean["capacity_kw"] = _decimal(data.get("capacity_kw"), field="capacity_kw", errors=errors, required=True,
+                                        bound=settings.CPM_MAX_DEVICE_KW, setting="CPM_MAX_DEVICE_KW", unit="kW")
     if "usable_energy_kwh" in data:
         clean["usable_energy_kwh"] = _decimal(data.get("usable_energy_kwh"), field="usable_energy_kwh",
-                                              errors=errors, required=False)
-    for name in ("manufacturer", "model", "serial_number", "firmware_version"):
+                                              errors=errors, required=False, bound=settings.CPM_MAX_DEVICE_KWH,
+                                              setting="CPM_MAX_DEVICE_KWH", unit="kWh")
+    for name in _TEXT_FIELDS:
         if name in data:
-            clean[name] = (data.get(name) or "").strip()
+            value = (data.get(name) or "").strip()
+            limit = Device._meta.get_field(name).max_length
+            if len(value) > limit:
+                errors.setdefault(name, []).append(f"{name} has {len(value):,} characters; at most {limit} allowed.")
+            elif "\x00" in value:
+                errors.setdefault(name, []).append(f"{name} contains a NUL character.")
+            clean[name] = value
     if errors:
         raise DomainValidationError(errors)
     return clean
@@ -110,6 +137,10 @@ def device_register(
     aggregator_device_id = (aggregator_device_id or "").strip()
     if not aggregator_device_id:
         raise DomainValidationError({"aggregator_device_id": ["aggregator_device_id is required."]})
+    limit = Device._meta.get_field("aggregator_device_id").max_length
+    if len(aggregator_device_id) > limit:
+        raise DomainValidationError({"aggregator_device_id": [
+            f"aggregator_device_id has {len(aggregator_device_id):,} characters; at most {limit} allowed."]})
     clean = validate_device_fields({
         "device_type": device_type, "capacity_kw": capacity_kw, "manufacturer": manufacturer, "model": model,
         "serial_number": serial_number, "usable_energy_kwh": usable_energy_kwh,
@@ -254,14 +285,29 @@ def upsert(model, *, lookup: dict[str, Any], values: dict[str, Any], now: dt.dat
 
     Idempotent: saving the same values again writes nothing and reports ``unchanged``. ``full_clean`` runs so bad
     values raise ``django.core.exceptions.ValidationError`` naming the field.
+
+    Concurrency: an existing row is locked (``select_for_update``) until the caller's transaction ends, so two
+    upserts of one key run one after the other. A creation that loses to a concurrent one (the unique key, seen
+    by the database when the other commits) is undone in its savepoint and retried as an update of the winner's
+    row: two identical imports at once end as if run in turn, never with an ``IntegrityError``.
     """
-    obj = model.objects.filter(**lookup).first()
+    obj = model.objects.select_for_update().filter(**lookup).first()
     if obj is None:
         obj = model(**lookup, **values)
-        obj.full_clean()
-        obj.save()
-        audit_record(obj=obj, action="create", now=now, actor=actor, changes={k: str(v) for k, v in values.items()})
-        return obj, "new"
+        # The key's uniqueness is the database's to decide (a concurrent creation may not be visible yet).
+        obj.full_clean(validate_unique=False)
+        obj.validate_unique(exclude=list(lookup))
+        try:
+            with transaction.atomic():
+                obj.save(force_insert=True)
+        except IntegrityError:
+            obj = model.objects.select_for_update().filter(**lookup).first()
+            if obj is None:
+                raise
+        else:
+            audit_record(obj=obj, action="create", now=now, actor=actor,
+                         changes={k: str(v) for k, v in values.items()})
+            return obj, "new"
     changes = {}
     for key, value in values.items():
         field = model._meta.get_field(key)
@@ -271,7 +317,11 @@ def upsert(model, *, lookup: dict[str, Any], values: dict[str, Any], now: dt.dat
                 changes[key] = [str(old), str(new)]
                 setattr(obj, key, value)
             continue
-        old, new = getattr(obj, key), field.to_python(value)
+        try:
+            new = field.to_python(value)
+        except ValidationError as exc:
+            raise ValidationError({key: exc.messages}) from None
+        old = getattr(obj, key)
         if old != new:
             changes[key] = [str(old), str(new)]
             setattr(obj, key, new)

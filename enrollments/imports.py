@@ -15,21 +15,27 @@ repeating its premise, service point, customer and account). Columns (required m
 - ``combined``: every column above (agreement_id, start_date and end_date for the agreement).
 
 Entities are upserted by their CIS key: a re-import of the same file reports every entity ``unchanged`` and writes
-nothing. Any row error rolls everything back and lists each ``row N: field: message``.
+nothing. Any error rolls everything back and lists each ``line N: field: message``. The formats are strict: a
+column not listed for the kind is a file-level error. What else is refused (encodings, NUL bytes, over-long values,
+implausible dates and coordinates, one key given different values on two lines, empty and header-only files) is
+described in ``devices.imports``; two identical imports at once end as if run one after the other.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from django.core.exceptions import ValidationError
+
 from cpm.base.capabilities import Cap, use_case
-from devices.imports import ImportReport, parse_bool, parse_date, require, run_import
+from devices.imports import Format, ImportReport, model_columns, parse_bool, parse_date, require, run_import
 from devices.models import Premise, ServicePoint
 from devices.services import PREMISE_FIELDS, premise_upsert, service_point_upsert
 
 from . import services
-from .models import Account, Customer
+from .models import Account, Customer, ServiceAgreement
 
 PREMISE_REQUIRED = ("premise_id", "address_line1", "city")
 SERVICE_POINT_REQUIRED = ("service_point_id", "premise_id")
@@ -39,12 +45,57 @@ AGREEMENT_REQUIRED = ("agreement_id", "account_number", "service_point_id", "sta
 
 KINDS = ("premises", "service_points", "customers", "accounts", "agreements", "combined")
 
+_PREMISE = model_columns(Premise, ("premise_id", *PREMISE_FIELDS))
+_SERVICE_POINT = model_columns(ServicePoint, ("service_point_id", "meter_number", "customer_class", "rate_code",
+                                              "is_active", "net_metered"), premise_id=_PREMISE["premise_id"])
+_CUSTOMER = model_columns(Customer, ("cis_person_id", "first_name", "last_name", "email", "phone", "life_support"))
+_ACCOUNT = model_columns(Account, ("account_number", "opened_on", "closed_on"),
+                         cis_person_id=_CUSTOMER["cis_person_id"])
+_AGREEMENT = model_columns(ServiceAgreement, ("agreement_id", "start_date", "end_date"),
+                           account_number=_ACCOUNT["account_number"],
+                           service_point_id=_SERVICE_POINT["service_point_id"])
+
+
+def _key(entity: str, columns: dict[str, int | None]) -> tuple[str, str, list[str]]:
+    key, *rest = columns
+    return entity, key, rest
+
+
+FORMATS = {
+    "premises": Format(_PREMISE, PREMISE_REQUIRED, [_key("premise", _PREMISE)]),
+    "service_points": Format(_SERVICE_POINT, SERVICE_POINT_REQUIRED, [_key("service point", _SERVICE_POINT)]),
+    "customers": Format(_CUSTOMER, CUSTOMER_REQUIRED, [_key("customer", _CUSTOMER)]),
+    "accounts": Format(_ACCOUNT, ACCOUNT_REQUIRED, [_key("account", _ACCOUNT)]),
+    "agreements": Format(_AGREEMENT, AGREEMENT_REQUIRED, [_key("agreement", _AGREEMENT)]),
+    "combined": Format(
+        {**_PREMISE, **_SERVICE_POINT, **_CUSTOMER, **_ACCOUNT, **_AGREEMENT},
+        tuple(dict.fromkeys(PREMISE_REQUIRED + SERVICE_POINT_REQUIRED + CUSTOMER_REQUIRED + ACCOUNT_REQUIRED
+                            + AGREEMENT_REQUIRED)),
+        [_key("premise", _PREMISE), _key("service point", _SERVICE_POINT), _key("customer", _CUSTOMER),
+         _key("account", _ACCOUNT), _key("agreement", _AGREEMENT)]),
+}
+COORDINATE_BOUNDS = {"latitude": 90, "longitude": 180}
+
+
+def _coordinate(value: str, column: str) -> Decimal | None:
+    """A latitude (-90..90) or longitude (-180..180) in degrees, or None."""
+    if not value:
+        return None
+    try:
+        number = Decimal(value)
+    except (InvalidOperation, ValueError):
+        raise ValidationError({column: [f"{value[:40]!r} is not a number."]}) from None
+    bound = COORDINATE_BOUNDS[column]
+    if not number.is_finite() or abs(number) > bound:
+        raise ValidationError({column: [f"{value[:40]} is not between -{bound} and {bound} degrees."]})
+    return number
+
 
 def _premise(row, report, now, actor) -> Premise:
     require(row, *PREMISE_REQUIRED)
     values = {k: row.get(k, "") for k in PREMISE_FIELDS if k not in ("latitude", "longitude")}
     for k in ("latitude", "longitude"):
-        values[k] = row.get(k) or None
+        values[k] = _coordinate(row.get(k, ""), k)
     premise, outcome = premise_upsert(premise_id=row["premise_id"], values=values, now=now, actor=actor)
     report.count("premises", premise.premise_id, outcome)
     return premise
@@ -78,18 +129,20 @@ def _customer(row, report, now, actor) -> Customer:
 
 def _account(row, report, now, actor) -> Account:
     require(row, *ACCOUNT_REQUIRED)
+    opened_on, closed_on = parse_date(row["opened_on"], "opened_on"), parse_date(row.get("closed_on", ""), "closed_on")
     customer = Customer.objects.filter(cis_person_id=row["cis_person_id"]).first()
     if customer is None:
         raise LookupError(f"cis_person_id: unknown customer {row['cis_person_id']!r}.")
     account, outcome = services.account_upsert(
-        account_number=row["account_number"], customer=customer, opened_on=parse_date(row["opened_on"], "opened_on"),
-        closed_on=parse_date(row.get("closed_on", ""), "closed_on"), now=now, actor=actor)
+        account_number=row["account_number"], customer=customer, opened_on=opened_on, closed_on=closed_on, now=now,
+        actor=actor)
     report.count("accounts", account.account_number, outcome)
     return account
 
 
 def _agreement(row, report, now, actor) -> None:
     require(row, *AGREEMENT_REQUIRED)
+    start_date, end_date = parse_date(row["start_date"], "start_date"), parse_date(row.get("end_date", ""), "end_date")
     account = Account.objects.filter(account_number=row["account_number"]).first()
     if account is None:
         raise LookupError(f"account_number: unknown account {row['account_number']!r}.")
@@ -98,32 +151,25 @@ def _agreement(row, report, now, actor) -> None:
         raise LookupError(f"service_point_id: unknown service point {row['service_point_id']!r}.")
     agreement, outcome = services.service_agreement_upsert(
         agreement_id=row["agreement_id"], account=account, service_point=sp,
-        start_date=parse_date(row["start_date"], "start_date"), end_date=parse_date(row.get("end_date", ""),
-                                                                                    "end_date"), now=now, actor=actor)
+        start_date=start_date, end_date=end_date, now=now, actor=actor)
     report.count("agreements", agreement.agreement_id, outcome)
 
 
 @use_case("customers.import", Cap.MAINTAIN_CUSTOMERS)
-def import_cis(source, *, kind: str, now: dt.datetime, actor: Any) -> ImportReport:
+def import_cis(source, *, kind: str, now: dt.datetime, actor: Any, name: str = "") -> ImportReport:
     """Import a CIS extract of ``kind`` (see the module docstring for columns). Raises ``ImportFailed`` listing
     every row error (nothing written) or returns the counts per entity (new / updated / unchanged)."""
     if kind not in KINDS:
         raise ValueError(f"Unknown kind {kind!r}; expected one of {', '.join(KINDS)}.")
 
-    steps = {
-        "premises": (PREMISE_REQUIRED, [_premise]),
-        "service_points": (SERVICE_POINT_REQUIRED, [_service_point]),
-        "customers": (CUSTOMER_REQUIRED, [_customer]),
-        "accounts": (ACCOUNT_REQUIRED, [_account]),
-        "agreements": (AGREEMENT_REQUIRED, [_agreement]),
-        "combined": (tuple(dict.fromkeys(PREMISE_REQUIRED + SERVICE_POINT_REQUIRED + CUSTOMER_REQUIRED
-                                         + ACCOUNT_REQUIRED + AGREEMENT_REQUIRED)),
-                     [_premise, _service_point, _customer, _account, _agreement]),
-    }
-    required, handlers = steps[kind]
+    handlers = {
+        "premises": [_premise], "service_points": [_service_point], "customers": [_customer],
+        "accounts": [_account], "agreements": [_agreement],
+        "combined": [_premise, _service_point, _customer, _account, _agreement],
+    }[kind]
 
     def handle(row, report):
         for handler in handlers:
             handler(row, report, now, actor)
 
-    return run_import(source, required=required, handle=handle)
+    return run_import(source, fmt=FORMATS[kind], handle=handle, name=name)

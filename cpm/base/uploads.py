@@ -9,11 +9,15 @@ KINDS = {
     "csv": ((".csv", ".txt"), b""),
     "xml": ((".xml", ".espi"), b"<"),
 }
+_BLOCK = 1024 * 1024
 
 
-def validate_upload(upload, *, kinds: tuple[str, ...] = ("csv",)) -> None:
+def validate_upload(upload, *, kinds: tuple[str, ...] = ("csv",), text: bool = True) -> None:
     """Refuse a file larger than ``CPM_MAX_UPLOAD_BYTES``, with another extension than ``kinds`` allow, empty, or
-    not text (NUL bytes, not UTF-8 in its first 64 KiB). Raises Django's ``ValidationError`` naming the problem."""
+    (with ``text``) not text: a NUL byte or a byte that is not UTF-8 anywhere in the file, named by its line and
+    byte offset. Raises Django's ``ValidationError`` naming the problem; leaves the file at its start.
+
+    Importers that check the text themselves (naming the line and column) pass ``text=False``."""
     limit = settings.CPM_MAX_UPLOAD_BYTES
     name = (getattr(upload, "name", "") or "").lower()
     size = getattr(upload, "size", None)
@@ -24,12 +28,33 @@ def validate_upload(upload, *, kinds: tuple[str, ...] = ("csv",)) -> None:
     extensions = tuple(ext for kind in kinds for ext in KINDS[kind][0])
     if name and not name.endswith(extensions):
         raise ValidationError(f"Expected a {' or '.join(k.upper() for k in kinds)} file ({', '.join(extensions)}).")
-    head = upload.read(65536)
+    if text:
+        try:
+            _check_text(upload)
+        finally:
+            upload.seek(0)
+
+
+def _check_text(upload) -> None:
+    """Scan the whole file block by block (a bad byte after the first block counts too)."""
     upload.seek(0)
-    if b"\x00" in head:
-        raise ValidationError("The file is not text (it contains NUL bytes).")
-    try:
-        head.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        if exc.start < len(head) - 4:  # a multi-byte character cut at the 64 KiB boundary is fine
-            raise ValidationError(f"The file is not UTF-8 text (byte {exc.start}).") from exc
+    offset, line, carry = 0, 1, b""
+    while True:
+        block = upload.read(_BLOCK)
+        final = not block
+        data = carry + block
+        if b"\x00" in data:
+            raise ValidationError("The file is not text (it contains NUL bytes).")
+        try:
+            data.decode("utf-8")
+            good, carry = len(data), b""
+        except UnicodeDecodeError as exc:
+            if not final and exc.reason == "unexpected end of data":  # a character cut at the block boundary
+                good, carry = exc.start, data[exc.start:]
+            else:
+                at = line + data.count(b"\n", 0, exc.start)
+                raise ValidationError(f"The file is not UTF-8 text (line {at}, byte {offset + exc.start}).") from exc
+        line += data.count(b"\n", 0, good)
+        offset += good
+        if final:
+            return

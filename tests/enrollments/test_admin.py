@@ -75,5 +75,5 @@ def test_admin_uploads(admin_client_):
     bad = DEVICES + "ut-1,water_heater,4.5,,Rheem,R1,utility_owned,,,\n"
     r = admin_client_.post("/admin/devices/device/import/", {
         "aggregator": agg.pk, "file": SimpleUploadedFile("d.csv", bad.encode())})
-    assert "row 4: ownership: Utility-owned" in r.content.decode()
+    assert "line 4: ownership: Utility-owned" in r.content.decode()
     assert not Device.objects.exists()

@@ -147,6 +147,6 @@ def test_management_commands(tmp_path, now, capsys):
     devices.write_text(DEVICES + "ut-1,water_heater,4.5,,Rheem,R1,utility_owned,,,\n")
     with pytest.raises(CommandError, match="1 row error"):
         call_command("import_devices", "--aggregator", "tesla", str(devices))
-    assert "row 4: ownership: Utility-owned" in capsys.readouterr().err
+    assert "line 4: ownership: Utility-owned" in capsys.readouterr().err
     with pytest.raises(CommandError, match="Unknown aggregator"):
         call_command("import_devices", "--aggregator", "nope", str(devices))

@@ -22,12 +22,12 @@ class Command(BaseCommand):
             raise CommandError(f"Unknown aggregator {aggregator!r}.")
         try:
             with open(file, "rb") as fh:
-                report = import_devices(fh, aggregator=agg, now=timezone.now(),
+                report = import_devices(fh, aggregator=agg, name=file, now=timezone.now(),
                                         actor=system_actor("command:import_devices"))
         except OSError as exc:
             raise CommandError(f"Cannot read {file}: {exc}") from exc
         except ImportFailed as exc:
-            for number, message in exc.report.errors:
-                self.stderr.write(f"row {number}: {message}")
-            raise CommandError(f"{len(exc.report.errors)} row error(s); nothing imported.") from exc
+            for line in exc.report.error_lines():
+                self.stderr.write(line)
+            raise CommandError(f"{file}: {len(exc.report.errors)} row error(s); nothing imported.") from None
         self.stdout.write(report.summary())

@@ -18,11 +18,12 @@ class Command(BaseCommand):
     def handle(self, *args, kind, file, **options):
         try:
             with open(file, "rb") as fh:
-                report = import_cis(fh, kind=kind, now=timezone.now(), actor=system_actor("command:import_cis"))
+                report = import_cis(fh, kind=kind, now=timezone.now(), actor=system_actor("command:import_cis"),
+                                    name=file)
         except OSError as exc:
             raise CommandError(f"Cannot read {file}: {exc}") from exc
         except ImportFailed as exc:
-            for number, message in exc.report.errors:
-                self.stderr.write(f"row {number}: {message}")
-            raise CommandError(f"{len(exc.report.errors)} row error(s); nothing imported.") from exc
+            for line in exc.report.error_lines():
+                self.stderr.write(line)
+            raise CommandError(f"{file}: {len(exc.report.errors)} row error(s); nothing imported.") from None
         self.stdout.write(report.summary())
