@@ -40,6 +40,9 @@ print(Token.objects.get_or_create(user=admin)[0].key, Token.objects.get_or_creat
 ")
 read -r admin_token agg_token <<<"$(echo "$tokens" | tail -1)"
 
+if curl -s -o /dev/null "http://127.0.0.1:$PORT/"; then
+  echo "port $PORT is already in use: stop what listens there or set FUZZ_PORT" >&2; exit 2
+fi
 API_WRITE_RATE=1000000/minute $PY manage.py runserver --noreload --insecure "127.0.0.1:$PORT" >"$OUT/server.log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true' EXIT
