@@ -473,8 +473,16 @@ def _decide_rows(rows: list[CandidateRow], checks: SpanChecks, limits: LimitChec
     by_history: dict[tuple[frozenset, frozenset], tuple[int, tuple[str, str] | None]] = {}
     empty: frozenset[int] = frozenset()
     period = limits.period
+    take_device, take_sp = checks.take_device, checks.take_service_point
     for row in rows:
         key = (limits.history.get(row.enrollment_id, empty), limits.opted.get(row.enrollment_id, empty))
+        takes = None
+        if take_device or take_sp:  # only where lower-priority overlapping events hold some of the span's devices
+            takes = (take_device.get(row.device_id) if row.device_id is not None
+                     else take_sp.get(row.service_point_id))
+            if takes:  # the events it is taken from no longer count toward its limits
+                taken = frozenset(t.other.id for t in takes)
+                key = (key[0] - taken, key[1] - taken)
         known = by_history.get(key)
         if known is None:
             known = by_history[key] = _limit_decision(limits, key)
@@ -496,10 +504,9 @@ def _decide_rows(rows: list[CandidateRow], checks: SpanChecks, limits: LimitChec
                 d.decision, d.detail = limit_skip
             else:
                 d.detail = f"{season_count} other event(s) so far in {period.name}."
-                d.takes = (checks.take_device.get(row.device_id) if row.device_id is not None
-                           else checks.take_service_point.get(row.service_point_id))
-                if d.takes:
-                    d.detail = " ".join([*(t.taken_text for t in d.takes), d.detail])
+                if takes:
+                    d.takes = takes
+                    d.detail = " ".join([*(t.taken_text for t in takes), d.detail])
         out.append(d)
     return out
 
