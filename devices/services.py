@@ -27,7 +27,7 @@ from cpm.base.states import transition
 
 from .choices import DEVICE_TRANSITIONS, DeviceOwnership, DeviceStatus, DeviceType
 from .models import Aggregator, Device, DeviceInstallation, Premise, ServicePoint
-from .signals import device_removed
+from .signals import device_removed, device_status_changed
 
 UTILITY_OWNED_MESSAGE = ("Utility-owned devices are out of scope: cpm enrolls customer-owned devices only "
                          "(bring your own device).")
@@ -185,7 +185,11 @@ def device_set_status(*, device: Device, status: str, now: dt.datetime, actor: A
     """
     if status not in DeviceStatus.values:
         raise DomainValidationError({"status": [f"Unknown device status {status!r}."]})
-    return transition(obj=device, to=status, allowed=DEVICE_TRANSITIONS, now=now, actor=actor, reason=reason)
+    before = device.status
+    transition(obj=device, to=status, allowed=DEVICE_TRANSITIONS, now=now, actor=actor, reason=reason)
+    kwargs = {"device_id": device.pk, "from_status": before, "to_status": status}
+    transaction.on_commit(lambda: device_status_changed.send(sender=Device, **kwargs))
+    return device
 
 
 @use_case("device.heartbeat", Cap.REPORT_OUTCOMES, Cap.MANAGE_DEVICES)

@@ -10,9 +10,22 @@ class EventCategory(models.TextChoices):
     TEST = "test", "Test"
 
 
+# Priority of overlapping events: the category first (higher wins), then the program's ``event_priority``.
+CATEGORY_RANK: dict[str, int] = {
+    EventCategory.EMERGENCY: 3,
+    EventCategory.RELIABILITY: 2,
+    EventCategory.ECONOMIC: 1,
+    EventCategory.TEST: 0,
+}
+
+
 class EventDirection(models.TextChoices):
     REDUCE = "reduce", "Reduce load"
     INCREASE = "increase", "Increase load"
+
+
+# How the ledger names an event's direction ("overlaps a load-increase event ... (opposite direction)").
+DIRECTION_WORDS: dict[str, str] = {EventDirection.REDUCE: "load-reduction", EventDirection.INCREASE: "load-increase"}
 
 
 class EventStatus(models.TextChoices):
@@ -59,6 +72,11 @@ class ReservationDecision(models.TextChoices):
     OPT_OUT_ALLOWANCE_USED = "opt_out_allowance_used", "Opt-out allowance used"
     TARGET_MET = "target_met", "Target kW already met"
     NOT_ELIGIBLE = "not_eligible", "Not eligible (enrollment, device status or targeting)"
+    NO_INCENTIVE = "no_incentive", "Program declines events that carry no incentive"
+    # Reserved, then released: the enrollment or subscription ended, the device was removed, replaced or set
+    # inactive, the customer declared unavailability, the dispatch re-check found it no longer valid, or a
+    # higher-priority overlapping event took the device (the detail says which, in words).
+    RELEASED = "released", "Released after reservation"
 
 
 class ParticipationStatus(models.TextChoices):
@@ -98,6 +116,9 @@ class DispatchKind(models.TextChoices):
     DISPATCH = "dispatch", "Dispatch"
     MODIFY = "modify", "Modification"
     CANCEL = "cancel", "Cancellation"
+    # Devices released from an event already sent (enrollment ended, device removed or inactive, unavailability):
+    # one message per release, so several per (event, aggregator, revision) are allowed.
+    RELEASE = "release", "Release of devices"
 
 
 class DeliveryStatus(models.TextChoices):

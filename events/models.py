@@ -194,4 +194,5 @@ class DispatchMessage(models.Model):
     class Meta:
         ordering = ["event", "revision", "aggregator"]
         constraints = [models.UniqueConstraint(fields=["event", "aggregator", "kind", "revision"],
+                                               condition=~Q(kind=DispatchKind.RELEASE),
                                                name="dispatch_message_unique")]

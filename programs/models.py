@@ -67,6 +67,12 @@ class Program(models.Model):
         default=24 * 60, help_text="A device not seen online for longer is skipped at reservation.")
     charges_negative_performance = models.BooleanField(
         default=False, help_text="If set, a negative reduction is charged; otherwise it pays $0.")
+    event_priority = models.IntegerField(
+        default=0, help_text="Among overlapping events of the same category (emergency > reliability > economic > "
+                             "test), the program with the higher priority takes the device.")
+    declines_events_without_incentive = models.BooleanField(
+        default=False, help_text="If set, devices are not reserved for an event no incentive rule pays (e.g. a "
+                                 "load-increase event of a program that pays load reduction only).")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

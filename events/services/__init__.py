@@ -5,6 +5,8 @@
 - ``reservation``: the reservation engine (candidates, spans, locks, evaluation, the target kW, ledger writes);
 - ``dispatch``: dispatch messages to aggregators and their webhook delivery (HTTP behind ``deliver_http``);
 - ``optouts``: opt-outs, aggregators' outcome reports, customer-declared unavailability;
+- ``release``: reservations follow the customer (releases on enrollment or subscription end, device removed,
+  replaced or inactive, unavailability; the re-check at dispatch; the signal receivers, as ``events.release``);
 - ``tick``: the scheduling tick (due status changes, hand-off of completed events);
 - ``common``: local dates, local times to UTC, the audited bulk move of participations.
 
@@ -36,6 +38,15 @@ from .lifecycle import (
     settlement_hand_off,
 )
 from .optouts import REQUEST_CHANNELS, participation_opt_out, participation_outcomes_report, unavailability_create
+from .release import (
+    RELEASE_ACTOR,
+    dispatch_recheck,
+    release_for_device,
+    release_for_enrollment,
+    release_for_subscription,
+    release_for_unavailability,
+    release_participations,
+)
 from .reservation import (
     REEVALUATED,
     CandidateFilters,
@@ -51,11 +62,14 @@ from .reservation import (
 from .tick import events_tick
 
 __all__ = [
-    "EDITABLE_FIELDS", "MAX_DELIVERY_ATTEMPTS", "REEVALUATED", "RELEASED", "REQUEST_CHANNELS", "RESERVATION_FIELDS",
-    "WRITE_BATCH", "CandidateFilters", "CandidateRow", "Decided", "ReservationChunk", "Span",
+    "EDITABLE_FIELDS", "MAX_DELIVERY_ATTEMPTS", "REEVALUATED", "RELEASED", "RELEASE_ACTOR", "REQUEST_CHANNELS",
+    "RESERVATION_FIELDS", "WRITE_BATCH", "CandidateFilters", "CandidateRow", "Decided", "ReservationChunk", "Span",
     "create_dispatch_messages", "deliver_http", "dispatch_message_deliver", "dispatch_message_retry",
+    "dispatch_recheck",
     "event_activate", "event_cancel", "event_complete", "event_create", "event_dispatch", "event_local_dates",
     "event_reservation_finish", "event_reservation_start", "event_reserve", "event_schedule", "event_update",
-    "events_tick", "participation_opt_out", "participation_outcomes_report", "reserve_chunk", "settlement_hand_off",
+    "events_tick", "participation_opt_out", "participation_outcomes_report", "release_for_device",
+    "release_for_enrollment", "release_for_subscription", "release_for_unavailability", "release_participations",
+    "reserve_chunk", "settlement_hand_off",
     "unavailability_create",
 ]

@@ -35,6 +35,7 @@ from ..selectors import ProgramContext
 from ..signals import event_completed
 from .common import RELEASED, actor_name, participations_move, to_utc
 from .dispatch import create_dispatch_messages
+from .release import dispatch_recheck
 from .reservation import event_reserve, finish_reservation, reserve_locked
 
 EDITABLE_FIELDS = ("name", "category", "direction", "start", "end", "notification_at", "target_territories",
@@ -192,7 +193,7 @@ def event_update(
             _set_target_devices(event, new_devices)
         counts = None
         if live and any(before[f] != after[f] for f in RESERVATION_FIELDS):
-            counts = reserve_locked(event, ctx, now=now)
+            counts = reserve_locked(event, ctx, now=now, actor=actor)
             finish_reservation(event, counts, now=now, actor=actor)
         audit_record(obj=event, action="update", now=now, actor=actor, reason=reason,
                      changes={"before": before, "after": after, "revision": event.revision,
@@ -286,18 +287,23 @@ def event_schedule(
 @use_case("event.dispatch", Cap.MANAGE_EVENTS)
 def event_dispatch(*, event: Event, now: dt.datetime, actor: Any) -> Event:
     """SCHEDULED -> DISPATCHED: reserved participations become DISPATCHED (one audit entry each) and each
-    aggregator gets a DISPATCH message. If the reservation never ran (task lost), it runs first."""
+    aggregator gets a DISPATCH message. If the reservation never ran (task lost), it runs first.
+
+    Re-check first (``release.dispatch_recheck``): a reserved participation no longer valid (enrollment not active
+    or ended, subscription ended, device not active, unavailability declared over the event) is RELEASED with its
+    reason and not sent."""
     if Event.objects.filter(pk=event.pk, reserved_at__isnull=True, status=EventStatus.SCHEDULED).exists():
         event_reserve(event=event, now=now, actor=actor)
     with transaction.atomic():
         event = Event.objects.select_for_update().select_related("program").get(pk=event.pk)
         transition(obj=event, to=EventStatus.DISPATCHED, allowed=EVENT_TRANSITIONS, now=now, actor=actor,
                    reason="notification time")
+        released = dispatch_recheck(event, now=now, actor=actor)
         n = participations_move(Participation.objects.filter(event=event, status=ParticipationStatus.RESERVED),
                                 to=ParticipationStatus.DISPATCHED, now=now, actor=actor,
                                 reason=f"event #{event.pk} dispatched")
         audit_record(obj=event, action="update", now=now, actor=actor, reason="participations dispatched",
-                     changes={"participations_dispatched": n})
+                     changes={"participations_dispatched": n, "participations_released": len(released)})
         create_dispatch_messages(event, kind=DispatchKind.DISPATCH, now=now)
     return event
 

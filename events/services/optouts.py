@@ -25,6 +25,7 @@ from ..choices import PARTICIPATION_TRANSITIONS, EventStatus, OptOutChannel, Par
 from ..models import OptOut, Participation, Unavailability
 from ..selectors import opt_out_refusals
 from .common import RELEASED
+from .release import release_for_unavailability
 
 # Opt-out channels that are requests (refused after the cut-off); the others report what happened at the device.
 REQUEST_CHANNELS = (OptOutChannel.CSR, OptOutChannel.PORTAL, OptOutChannel.AGGREGATOR_API)
@@ -187,7 +188,11 @@ def unavailability_create(
     actor: Any,
 ) -> Unavailability:
     """Record a customer-declared period ``[start, end)`` (aware) when the enrollment's devices (or one device)
-    must not be called. The device must be subscribed in the enrollment (``DomainValidationError``)."""
+    must not be called. The device must be subscribed in the enrollment (``DomainValidationError``).
+
+    Reservations it covers are released at once (``release.release_for_unavailability``: events not yet
+    completed, ledger row RELEASED with the period in words, a RELEASE message if the event was sent), by the same
+    actor, in the same transaction."""
     errors: dict[str, list[str]] = {}
     if end <= start:
         errors["end"] = ["end must be after start."]
@@ -201,4 +206,5 @@ def unavailability_create(
                                          reason=(reason or "")[:300])
     audit_record(obj=item, action="create", now=now, actor=actor, reason=reason,
                  changes={"start": start.isoformat(), "end": end.isoformat(), "device": device and device.pk})
+    release_for_unavailability(item, tz_name=enrollment.program.time_zone, now=now, actor=actor)
     return item

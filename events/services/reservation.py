@@ -36,15 +36,16 @@ from django.db.models.functions import Cast, RowNumber
 
 from cpm.base.audit import audit_record
 from cpm.base.bulk import insert_rows
-from cpm.base.capabilities import Cap, require, use_case
+from cpm.base.capabilities import Cap, require, system_actor, use_case
 from cpm.base.errors import ConflictError, DomainValidationError
 from devices.choices import DeviceStatus
 from devices.models import Device
 from enrollments.choices import EnrollmentStatus
 from enrollments.models import Enrollment, ProgramSubscription
 from programs import rules as program_rules
+from programs.models import IncentiveRule
 
-from .. import ledger
+from .. import ledger, priority
 from ..choices import COUNTED_EVENT_STATUSES, EventStatus, ParticipationStatus, ReservationDecision
 from ..models import Event, Participation, Reservation, Unavailability
 from ..selectors import ProgramContext
@@ -52,6 +53,8 @@ from .common import RELEASED, event_local_dates, require_scheduled
 
 # Participation statuses a reservation run decides again (an opt-out or an outcome is kept as recorded).
 REEVALUATED = (ParticipationStatus.RESERVED, ParticipationStatus.DISPATCHED, ParticipationStatus.CANCELLED)
+# Who releases a lower-priority event's participation when the engine runs without a caller's actor (a chunk).
+TAKEOVER_ACTOR = system_actor("events.reserve")
 
 
 # ------------------------------------------------------------------------------------------------------ named rows
@@ -110,6 +113,16 @@ class NewParticipationRow(NamedTuple):
     updated_at: dt.datetime
 
 
+class Take(NamedTuple):
+    """A lower-priority event's participation of a device this event takes (``events.priority``): released first,
+    its ledger row saying so (``released_text``)."""
+
+    participation_id: int
+    other: priority.Ranked
+    taken_text: str  # this event's side, in words
+    released_text: str  # the other event's side
+
+
 @dataclass(slots=True)
 class Decided:
     subscription_id: int
@@ -124,6 +137,7 @@ class Decided:
     participation_id: int | None = None  # this event's participation, if any (re-evaluated unless held)
     participation_status: str | None = None
     participation_window: tuple[dt.datetime, dt.datetime] | None = None  # its (start, end)
+    takes: list[Take] | None = None  # lower-priority participations of the device this event takes when reserved
 
 
 # ------------------------------------------------------------------------------------------------------ candidates
@@ -279,6 +293,9 @@ class SpanChecks:
     unavailable: dict[tuple[int, int | None], str]  # (enrollment, device or None for all) -> the reason in words
     busy_device: dict[int, str]  # device -> the overlapping event in words
     busy_service_point: dict[int, str]  # device-less participant's service point -> idem
+    take_device: dict[int, list[Take]]  # device -> lower-priority participations this event may take
+    take_service_point: dict[int, list[Take]]  # device-less participant's service point -> idem
+    declined: str = ""  # the program declines this event (no incentive): the reason in words
 
 
 @dataclass(slots=True)
@@ -337,29 +354,78 @@ def _unavailability(event: Event, ctx: ProgramContext, enrollment_ids: list[int]
     return unavailable
 
 
-def _overlaps(event: Event, device_ids: list[int], deviceless_sp_ids: list[int]
-              ) -> tuple[dict[int, str], dict[int, str]]:
-    """The span's devices (and device-less service points) already held by an overlapping event, in words.
+def _ranked(event: Event, program) -> priority.Ranked:
+    return priority.Ranked(event.pk, event.name, program.code, event.category, event.direction,
+                           program.event_priority)
+
+
+def _overlaps(event: Event, this: priority.Ranked, device_ids: list[int], deviceless_sp_ids: list[int]
+              ) -> tuple[dict[int, str], dict[int, str], dict[int, list[Take]], dict[int, list[Take]]]:
+    """The span's devices (and device-less service points) held by an overlapping event: those this event may not
+    have, in words, and those it takes from lower-priority events (``events.priority``: the holder's participation
+    is RESERVED in a SCHEDULED event of lower priority; one holder it may not take keeps the device).
 
     A participation holds its event's window (moved with it), so only events overlapping this one can hold an
     overlapping participation: those events first (a few rows of the event table), then their participations of
-    the span's devices; never a scan of every participation by time."""
-    busy_device: dict[int, str] = {}
-    busy_sp: dict[int, str] = {}
-    others = {pk: (name, code) for pk, name, code in Event.objects.exclude(pk=event.pk).exclude(
-        status=EventStatus.CANCELLED).filter(start__lt=event.end, end__gt=event.start).order_by().values_list(
-        "pk", "name", "program__code")}
-    for device_id, sp_id, other_id in (Participation.objects.filter(event_id__any=list(others)).exclude(
-            status=RELEASED).filter(start__lt=event.end, end__gt=event.start).filter(
-            Q(device_id__any=device_ids) | Q(device__isnull=True, service_point_id__any=deviceless_sp_ids))
-            .order_by().values_list("device_id", "service_point_id", "event_id") if others else ()):
-        other_name, other_code = others[other_id]
-        text = f"Already reserved for event #{other_id} '{other_name}' of program {other_code} at the same time."
-        if device_id is not None:
-            busy_device.setdefault(device_id, text)
+    the span's devices; never a scan of every participation by time. No overlapping event: one query, as before."""
+    busy: tuple[dict[int, str], dict[int, str]] = ({}, {})
+    takes: tuple[dict[int, list[Take]], dict[int, list[Take]]] = ({}, {})
+    others = {pk: (priority.Ranked(pk, name, code, category, direction, prio), status)
+              for pk, name, code, category, direction, prio, status in Event.objects.exclude(pk=event.pk).exclude(
+                  status=EventStatus.CANCELLED).filter(start__lt=event.end, end__gt=event.start).order_by()
+              .values_list("pk", "name", "program__code", "category", "direction", "program__event_priority",
+                           "status")}
+    for pid, p_status, device_id, sp_id, other_id in (
+            Participation.objects.filter(event_id__any=list(others)).exclude(status=RELEASED)
+            .filter(start__lt=event.end, end__gt=event.start)
+            .filter(Q(device_id__any=device_ids) | Q(device__isnull=True, service_point_id__any=deviceless_sp_ids))
+            .order_by("pk").values_list("pk", "status", "device_id", "service_point_id", "event_id")
+            if others else ()):
+        other, other_status = others[other_id]
+        side, key = (0, device_id) if device_id is not None else (1, sp_id)
+        if (priority.outranks(this, other) and p_status == ParticipationStatus.RESERVED
+                and other_status == EventStatus.SCHEDULED):
+            why = priority.why_higher(this, other)
+            takes[side].setdefault(key, []).append(Take(
+                pid, other, f"Taken from {other.words()} (higher priority wins: {why})."
+                + priority.direction_note(this, other),
+                f"Released: taken by {this.words()}, which overlaps it with higher priority ({why})."
+                + priority.direction_note(other, this)))
         else:
-            busy_sp.setdefault(sp_id, text)
-    return busy_device, busy_sp
+            busy[side].setdefault(key, _held_text(this, other))
+    for side in (0, 1):
+        for key in busy[side]:
+            takes[side].pop(key, None)
+    return busy[0], busy[1], takes[0], takes[1]
+
+
+def _held_text(this: priority.Ranked, other: priority.Ranked) -> str:
+    """Why ``other`` keeps the device, in words (the plain sentence at equal priority in the same direction)."""
+    note = priority.direction_note(this, other)
+    if priority.outranks(other, this):
+        return (f"Already reserved for {other.words()} at the same time, which has higher priority "
+                f"({priority.why_higher(other, this)}).{note}")
+    if priority.outranks(this, other):
+        return (f"Already dispatched for {other.words()} at the same time: this event has higher priority "
+                f"({priority.why_higher(this, other)}), but a device already dispatched stays in its event.{note}")
+    text = f"Already reserved for {other.words()} at the same time."
+    return f"{text}{note} At equal priority the event reserved first keeps the device." if note else text
+
+
+def _declined(event: Event, ctx: ProgramContext) -> str:
+    """The reason in words when the program declines this event (``declines_events_without_incentive`` and no
+    incentive rule in effect on its first local day pays it: ``events.priority.pays_event``), else "". No query
+    when the program does not decline."""
+    program = ctx.program
+    if not program.declines_events_without_incentive:
+        return ""
+    day = event.start.astimezone(ctx.tz).date()
+    rules = IncentiveRule.objects.filter(Q(season__isnull=True) | Q(season__start_date__lte=day,
+                                                                     season__end_date__gte=day),
+                                         program_id=program.pk).values_list("kind", "amount", "price_set_id")
+    if priority.pays_event(event.direction, ((k, a, p is not None) for k, a, p in rules)):
+        return ""
+    return priority.declined_text(program.code, event.direction)
 
 
 def _existing_participations(event: Event, span: Span | None) -> dict[int, ExistingParticipation]:
@@ -386,12 +452,14 @@ def _evaluate(event: Event, ctx: ProgramContext, *, now: dt.datetime, span: Span
     device_ids = sorted({r.device_id for r in rows if r.device_id is not None})
     deviceless_sp_ids = sorted({r.service_point_id for r in rows if r.device_id is None})
     limits = _limit_checks(event, ctx, enrollment_ids)
-    busy_device, busy_sp = _overlaps(event, device_ids, deviceless_sp_ids)
+    busy_device, busy_sp, take_device, take_sp = _overlaps(event, _ranked(event, program), device_ids,
+                                                           deviceless_sp_ids)
     checks = SpanChecks(
         first=first, last=last, requires_device=program.requires_device,
         online_since=now - dt.timedelta(minutes=program.device_online_threshold_minutes),
         online_threshold_minutes=program.device_online_threshold_minutes,
-        unavailable=_unavailability(event, ctx, enrollment_ids), busy_device=busy_device, busy_service_point=busy_sp)
+        unavailable=_unavailability(event, ctx, enrollment_ids), busy_device=busy_device, busy_service_point=busy_sp,
+        take_device=take_device, take_service_point=take_sp, declined=_declined(event, ctx))
     return _decide_rows(rows, checks, limits, _existing_participations(event, span))
 
 
@@ -405,8 +473,16 @@ def _decide_rows(rows: list[CandidateRow], checks: SpanChecks, limits: LimitChec
     by_history: dict[tuple[frozenset, frozenset], tuple[int, tuple[str, str] | None]] = {}
     empty: frozenset[int] = frozenset()
     period = limits.period
+    take_device, take_sp = checks.take_device, checks.take_service_point
     for row in rows:
         key = (limits.history.get(row.enrollment_id, empty), limits.opted.get(row.enrollment_id, empty))
+        takes = None
+        if take_device or take_sp:  # only where lower-priority overlapping events hold some of the span's devices
+            takes = (take_device.get(row.device_id) if row.device_id is not None
+                     else take_sp.get(row.service_point_id))
+            if takes:  # the events it is taken from no longer count toward its limits
+                taken = frozenset(t.other.id for t in takes)
+                key = (key[0] - taken, key[1] - taken)
         known = by_history.get(key)
         if known is None:
             known = by_history[key] = _limit_decision(limits, key)
@@ -428,6 +504,9 @@ def _decide_rows(rows: list[CandidateRow], checks: SpanChecks, limits: LimitChec
                 d.decision, d.detail = limit_skip
             else:
                 d.detail = f"{season_count} other event(s) so far in {period.name}."
+                if takes:
+                    d.takes = takes
+                    d.detail = " ".join([*(t.taken_text for t in takes), d.detail])
         out.append(d)
     return out
 
@@ -492,7 +571,10 @@ def _availability_skip(row: CandidateRow, c: SpanChecks) -> tuple[str, str] | No
 
 
 def _first_skip(row: CandidateRow, c: SpanChecks) -> tuple[str, str] | None:
-    """The first check the candidate fails, as (decision, reason in words), or None when it passes them all."""
+    """The first check the candidate fails, as (decision, reason in words), or None when it passes them all: the
+    program declining the event first (it concerns every candidate), then the candidate's own checks."""
+    if c.declined:
+        return ReservationDecision.NO_INCENTIVE, c.declined
     return _enrollment_skip(row, c) or _device_skip(row, c) or _availability_skip(row, c)
 
 
@@ -540,12 +622,13 @@ class WritePlan:
     release: list[int]
     reopen: list[int]
     move: list[int]  # participations kept, in another window (the event was moved)
+    take: list[Take]  # lower-priority events' participations released for this event's new or re-opened ones
 
 
 def _plan_writes(event: Event, decided: list[Decided], chosen: set[int] | None, *, now: dt.datetime,
                  live_status: str) -> WritePlan:
     """The final decision of each candidate (the target kW applied) and what it changes."""
-    plan = WritePlan({}, [], [], [], [], [])
+    plan = WritePlan({}, [], [], [], [], [], [])
     counts = plan.counts
     window = (event.start, event.end)
     target_note = (f"Target {event.target_kw} kW met by devices ranked before it (least called this season "
@@ -566,6 +649,8 @@ def _plan_writes(event: Event, decided: list[Decided], chosen: set[int] | None, 
                 plan.move.append(d.participation_id)
             continue
         if decision == ReservationDecision.RESERVED:
+            if d.takes:
+                plan.take.extend(d.takes)
             if d.participation_id is None:
                 plan.new_participations.append(NewParticipationRow(
                     event.pk, d.subscription_id, d.enrollment_id, d.device_id, d.service_point_id, live_status,
@@ -580,14 +665,16 @@ def _plan_writes(event: Event, decided: list[Decided], chosen: set[int] | None, 
 
 
 def _write(event: Event, decided: list[Decided], chosen: set[int] | None, *, now: dt.datetime,
-           replace: bool) -> dict[str, int]:
+           replace: bool, actor: Any = None) -> dict[str, int]:
     """Write the ledger rows of these candidates (``replace``: their earlier rows are deleted first; otherwise the
     caller has cleared the event's ledger); create participations for the newly reserved (RESERVED, or DISPATCHED
     in a dispatched event) and re-open those cancelled by an earlier revision; CANCEL the participations (reserved
     or dispatched) of those no longer reserved, whose ledger row says why; move the candidates' other
     participations (held ones too) to the event's window. A constant number of statements (COPY on PostgreSQL);
     the updates only when there is something to update. No per-row audit: the ledger rows are the audit (module
-    docstring)."""
+    docstring). Devices taken from lower-priority events: their participations there are released first (audited
+    per row by ``actor``, default ``TAKEOVER_ACTOR``; their ledger rows say which event took them), in the same
+    transaction, before this event's are added (the exclusion constraint sees no overlap)."""
     if not decided:
         return {}
     live_status = (ParticipationStatus.RESERVED if event.status == EventStatus.SCHEDULED
@@ -600,6 +687,8 @@ def _write(event: Event, decided: list[Decided], chosen: set[int] | None, *, now
     try:
         with transaction.atomic():
             # Release first, then move the window, then add: the exclusion constraint sees no transient overlap.
+            if plan.take:
+                _take_over(plan.take, now=now, actor=actor or TAKEOVER_ACTOR)
             if plan.release:
                 Participation.objects.filter(pk__any=plan.release).update(status=RELEASED, updated_at=now)
             if plan.move:
@@ -616,6 +705,18 @@ def _write(event: Event, decided: list[Decided], chosen: set[int] | None, *, now
                             "opted-out device moved into another event's window); run the reservation again or "
                             "cancel and re-create the event.") from exc
     return plan.counts
+
+
+def _take_over(takes: list[Take], *, now: dt.datetime, actor: Any) -> None:
+    """Release the lower-priority participations this event takes (still RESERVED in a SCHEDULED event: one
+    dispatched meanwhile stays, and the insert that follows is refused by the exclusion constraint, a conflict to
+    run again)."""
+    from .release import release_participations
+
+    texts = {t.participation_id: t.released_text for t in takes}
+    release_participations(Participation.objects.filter(pk__in=sorted(texts), status=ParticipationStatus.RESERVED,
+                                                        event__status=EventStatus.SCHEDULED),
+                           reason=lambda r: texts[r.participation_id], now=now, actor=actor)
 
 
 # ------------------------------------------------------------------------------------------------- ex-candidates
@@ -656,7 +757,7 @@ def _add_counts(total: dict[str, int], part: dict[str, int]) -> dict[str, int]:
 
 # ------------------------------------------------------------------------------------------------------------ runs
 def reserve_locked(event: Event, ctx: ProgramContext, *, now: dt.datetime,
-                   chunk_size: int | None = None) -> dict[str, int]:
+                   chunk_size: int | None = None, actor: Any = None) -> dict[str, int]:
     """The whole reservation of an event inside the caller's transaction (event row locked by the caller; the
     caller checked the actor: ``event_reserve``, ``event_update``).
 
@@ -667,11 +768,22 @@ def reserve_locked(event: Event, ctx: ProgramContext, *, now: dt.datetime,
     _lock_candidates(_candidates_qs(event, ctx))
     chosen = _target_choice(event, ctx, spans, now=now)
     Reservation.objects.filter(event_id=event.pk).delete()
-    counts = _write(event, _stale_decisions(event, ctx), None, now=now, replace=False)
+    counts = _write(event, _stale_decisions(event, ctx), None, now=now, replace=False, actor=actor)
     for span in spans:
         _add_counts(counts, _write(event, _evaluate(event, ctx, now=now, span=span, lock=False), chosen, now=now,
-                                   replace=False))
+                                   replace=False, actor=actor))
     return counts
+
+
+def evaluate_span(event: Event, span: Span, *, now: dt.datetime) -> list[Decided]:
+    """The decisions of one span (under row locks), for a caller that decides a few candidates alone (a
+    replacement device: ``events.services.release``); the caller holds the event row lock."""
+    return _evaluate(event, ProgramContext.load(event.program), now=now, span=span, lock=True)
+
+
+def write_decisions(event: Event, decided: list[Decided], *, now: dt.datetime, actor: Any) -> dict[str, int]:
+    """Write ``evaluate_span``'s decisions (their earlier ledger rows replaced; no target kW choice)."""
+    return _write(event, decided, None, now=now, replace=True, actor=actor)
 
 
 def finish_reservation(event: Event, counts: dict[str, int], *, now: dt.datetime, actor: Any) -> None:
@@ -765,7 +877,7 @@ def event_reserve(*, event: Event, now: dt.datetime, actor: Any, chunk_size: int
         ctx = ProgramContext.load(event.program)
         with transaction.atomic():
             Event.objects.select_for_update().filter(pk=event.pk).values_list("pk").first()
-            counts = reserve_locked(event, ctx, now=now)
+            counts = reserve_locked(event, ctx, now=now, actor=actor)
             finish_reservation(event, counts, now=now, actor=actor)
         return counts
     chunks = event_reservation_start(event=event, now=now, chunk_size=chunk_size, actor=actor)

@@ -1,0 +1,215 @@
+"""Direction and priority of overlapping events (issue 16, point 5; the rule in ``events.priority``).
+
+Priority = category (emergency 3 > reliability 2 > economic 1 > test 0), then the program's ``event_priority``
+(higher wins). ``Peak`` is 2026-07-15 15:00-18:00 America/Los_Angeles; ``Storm`` 16:00-19:00 the same day overlaps
+it by two hours. Each test reserves Peak first, then Storm, and reads both ledgers."""
+
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from cpm.models import AuditEntry
+from events import services
+from events.choices import EventCategory, EventDirection, EventStatus, ParticipationStatus
+from events.choices import ReservationDecision as D
+from events.models import Participation, Reservation
+from tests.actors import TEST_ACTOR
+from tests.factories.enrollments import EnrollmentFactory, ProgramSubscriptionFactory, active_participant
+from tests.factories.events import EventFactory, la
+from tests.factories.programs import (
+    IncentiveRuleFactory,
+    ParticipationRuleFactory,
+    ProgramFactory,
+    SeasonFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+RELEASED = ParticipationStatus.CANCELLED
+
+
+def scheduled(program, name, *, category=EventCategory.ECONOMIC, direction=EventDirection.REDUCE, hour=15):
+    return EventFactory(program=program, name=name, category=category, direction=direction,
+                        start=la(2026, 7, 15, hour), end=la(2026, 7, 15, hour + 3), status=EventStatus.SCHEDULED)
+
+
+def reserve(event, now):
+    return services.event_reserve(event=event, now=now, actor=TEST_ACTOR)
+
+
+def row(event, sub):
+    """(participation status or None, ledger decision, ledger detail)."""
+    p = Participation.objects.filter(event=event, subscription=sub).first()
+    r = Reservation.objects.get(event=event, subscription=sub)
+    return (p.status if p else None), r.decision, r.detail
+
+
+def test_higher_category_takes_the_device_from_a_lower_event_not_yet_dispatched(program, july_now):
+    """Peak (economic, rank 1) reserves the device; Storm (emergency, rank 3) overlaps and outranks it, and
+    Peak is SCHEDULED with the participation RESERVED, so Storm takes it: Peak's participation cancelled (released)
+    with ledger RELEASED naming Storm and the rule; Storm's RESERVED naming Peak. Counts: Storm {reserved: 1}.
+    The release is audited on the participation (reserved -> cancelled) by the reserving actor."""
+    sub = active_participant(program=program, device_kwargs={"last_seen_at": july_now})
+    peak = scheduled(program, "Peak")
+    reserve(peak, july_now)
+    storm = scheduled(program, "Storm", category=EventCategory.EMERGENCY, hour=16)
+    assert reserve(storm, july_now) == {D.RESERVED: 1}
+    assert row(peak, sub) == (RELEASED, D.RELEASED,
+                              f"Released: taken by event #{storm.pk} 'Storm' of program smart-ac, which overlaps it "
+                              "with higher priority (emergency over economic).")
+    assert row(storm, sub) == (ParticipationStatus.RESERVED, D.RESERVED,
+                               f"Taken from event #{peak.pk} 'Peak' of program smart-ac (higher priority wins: "
+                               "emergency over economic). 0 other event(s) so far in Summer 2026.")
+    p = Participation.objects.get(event=peak, subscription=sub)
+    assert list(AuditEntry.objects.filter(object_type="events.participation", object_id=str(p.pk)).values_list(
+        "actor_label", "from_status", "to_status")) == [("system:tests", "reserved", "cancelled")]
+
+
+def test_taken_event_does_not_count_toward_the_day_limit(program, rule, july_now):
+    """The rule allows 1 event per day. Peak holds the device on 07-15; Storm (reliability) takes it: Peak no
+    longer counts, so 0 other events that day and Storm reserves it (not DAY_LIMIT)."""
+    rule.max_events_per_day = 1
+    rule.save()
+    sub = active_participant(program=program, device_kwargs={"last_seen_at": july_now})
+    peak = scheduled(program, "Peak")
+    reserve(peak, july_now)
+    storm = scheduled(program, "Storm", category=EventCategory.RELIABILITY, hour=16)
+    reserve(storm, july_now)
+    assert row(storm, sub)[:2] == (ParticipationStatus.RESERVED, D.RESERVED)
+    assert row(peak, sub)[:2] == (RELEASED, D.RELEASED)
+
+
+def test_a_device_already_dispatched_stays_in_the_lower_event(program, july_now):
+    """Peak (economic) is dispatched: its device is DISPATCHED. Storm (emergency) outranks it but may not take a
+    device already told: Storm's ledger OVERLAP says so; Peak keeps it (dispatched)."""
+    sub = active_participant(program=program, device_kwargs={"last_seen_at": july_now})
+    peak = scheduled(program, "Peak")
+    reserve(peak, july_now)
+    services.event_dispatch(event=peak, now=july_now, actor=TEST_ACTOR)
+    storm = scheduled(program, "Storm", category=EventCategory.EMERGENCY, hour=16)
+    assert reserve(storm, july_now) == {D.OVERLAP: 1}
+    assert row(storm, sub) == (None, D.OVERLAP,
+                               f"Already dispatched for event #{peak.pk} 'Peak' of program smart-ac at the same time: "
+                               "this event has higher priority (emergency over economic), but a device already "
+                               "dispatched stays in its event.")
+    assert row(peak, sub)[:2] == (ParticipationStatus.DISPATCHED, D.RESERVED)
+
+
+def test_a_lower_priority_later_event_does_not_take_the_device(program, july_now):
+    """Peak is an emergency (rank 3); Storm, economic (rank 1), comes later: Peak keeps the device and Storm's
+    ledger names the higher priority."""
+    sub = active_participant(program=program, device_kwargs={"last_seen_at": july_now})
+    peak = scheduled(program, "Peak", category=EventCategory.EMERGENCY)
+    reserve(peak, july_now)
+    storm = scheduled(program, "Storm", hour=16)
+    reserve(storm, july_now)
+    assert row(storm, sub) == (None, D.OVERLAP,
+                               f"Already reserved for event #{peak.pk} 'Peak' of program smart-ac at the same time, "
+                               "which has higher priority (emergency over economic).")
+    assert row(peak, sub)[:2] == (ParticipationStatus.RESERVED, D.RESERVED)
+
+
+def co_enrolled_programs(now):
+    """Two economic programs that allow co-enrollment, ``low`` (priority 0) and ``high`` (priority 5), and one
+    device subscribed in both (the same account and service point)."""
+    low = ProgramFactory(code="low", allows_co_enrollment=True)
+    high = ProgramFactory(code="high", allows_co_enrollment=True, event_priority=5)
+    for p in (low, high):
+        SeasonFactory(program=p)
+        ParticipationRuleFactory(program=p)
+    a = active_participant(program=low, device_kwargs={"last_seen_at": now})
+    enrollment = EnrollmentFactory(account=a.enrollment.account, service_point=a.enrollment.service_point,
+                                   program=high)
+    b = ProgramSubscriptionFactory(enrollment=enrollment, device=a.device, exclusive=False)
+    return low, high, a, b
+
+
+def test_program_priority_breaks_a_tie_of_category(july_now):
+    """Both events economic (rank 1); program high has priority 5 > 0: its later event takes the device."""
+    low, high, a, b = co_enrolled_programs(july_now)
+    peak = scheduled(low, "Peak")
+    reserve(peak, july_now)
+    storm = scheduled(high, "Storm", hour=16)
+    reserve(storm, july_now)
+    assert row(peak, a) == (RELEASED, D.RELEASED,
+                            f"Released: taken by event #{storm.pk} 'Storm' of program high, which overlaps it with "
+                            "higher priority (economic events, program priority 5 over 0).")
+    assert row(storm, b) == (ParticipationStatus.RESERVED, D.RESERVED,
+                             f"Taken from event #{peak.pk} 'Peak' of program low (higher priority wins: economic "
+                             "events, program priority 5 over 0). 0 other event(s) so far in Summer 2026.")
+
+
+def test_opposite_direction_at_equal_priority_is_named(program, july_now):
+    """Peak is a load-increase economic event, Storm a load-reduction economic one: equal rank (1, 0), so Peak
+    (reserved first) keeps the device; Storm's ledger names the opposite direction."""
+    sub = active_participant(program=program, device_kwargs={"last_seen_at": july_now})
+    peak = scheduled(program, "Peak", direction=EventDirection.INCREASE)
+    reserve(peak, july_now)
+    storm = scheduled(program, "Storm", hour=16)
+    reserve(storm, july_now)
+    assert row(storm, sub) == (None, D.OVERLAP,
+                               f"Already reserved for event #{peak.pk} 'Peak' of program smart-ac at the same time. "
+                               "It overlaps a load-increase event (opposite direction). At equal priority the event "
+                               "reserved first keeps the device.")
+
+
+def test_opposite_direction_take_over_names_the_direction_on_both_sides(program, july_now):
+    """Peak (load increase, economic) holds the device; Storm (load reduction, reliability) outranks it and takes
+    it; each side's ledger says the other event runs in the opposite direction."""
+    sub = active_participant(program=program, device_kwargs={"last_seen_at": july_now})
+    peak = scheduled(program, "Peak", direction=EventDirection.INCREASE)
+    reserve(peak, july_now)
+    storm = scheduled(program, "Storm", category=EventCategory.RELIABILITY, hour=16)
+    reserve(storm, july_now)
+    assert row(peak, sub) == (RELEASED, D.RELEASED,
+                              f"Released: taken by event #{storm.pk} 'Storm' of program smart-ac, which overlaps it "
+                              "with higher priority (reliability over economic). It overlaps a load-reduction event "
+                              "(opposite direction).")
+    assert row(storm, sub)[2] == (f"Taken from event #{peak.pk} 'Peak' of program smart-ac (higher priority wins: "
+                                  "reliability over economic). It overlaps a load-increase event (opposite "
+                                  "direction). 0 other event(s) so far in Summer 2026.")
+
+
+def test_program_declines_an_event_without_incentive(program, july_now):
+    """The program pays performance per kWh only (1.25 $/kWh) and declines events without incentive. A
+    load-increase event earns no load reduction, so no rule pays it: every candidate NO_INCENTIVE, no
+    participation. The overlapping load-reduction event is paid (performance pays reduction) and reserves the
+    device, which the declined event did not take."""
+    IncentiveRuleFactory(program=program)
+    program.declines_events_without_incentive = True
+    program.save()
+    sub = active_participant(program=program, device_kwargs={"last_seen_at": july_now})
+    peak = scheduled(program, "Peak", direction=EventDirection.INCREASE)
+    assert reserve(peak, july_now) == {D.NO_INCENTIVE: 1}
+    assert row(peak, sub) == (None, D.NO_INCENTIVE,
+                              "Program smart-ac declines events that carry no incentive: no incentive rule in effect "
+                              "pays a load-increase event (per-event payments pay any event, performance payments "
+                              "pay load reduction only).")
+    storm = scheduled(program, "Storm", hour=16)
+    assert reserve(storm, july_now) == {D.RESERVED: 1}
+
+
+def test_a_per_event_payment_carries_an_incentive_for_either_direction(program, july_now):
+    """A per-event payment of $2 pays a load-increase event too: the declining program joins it (RESERVED). A $0
+    per-event rule would not count (nothing paid)."""
+    IncentiveRuleFactory(program=program, kind="per_event", basis="flat", amount=Decimal("0"))
+    program.declines_events_without_incentive = True
+    program.save()
+    active_participant(program=program, device_kwargs={"last_seen_at": july_now})
+    up = scheduled(program, "Up", direction=EventDirection.INCREASE)
+    assert reserve(up, july_now) == {D.NO_INCENTIVE: 1}
+    IncentiveRuleFactory(program=program, kind="per_event", basis="flat", amount=Decimal("2"))
+    assert reserve(up, july_now) == {D.RESERVED: 1}
+
+
+def test_common_path_reads_no_incentive_rule(program, july_now):
+    """A program that joins every event (the default) reads no incentive rule at reservation: the decline check
+    costs no query on the common path (the constant query counts of ``test_reservation`` hold as before)."""
+    for _ in range(3):
+        active_participant(program=program, device_kwargs={"last_seen_at": july_now})
+    event = scheduled(program, "Peak")
+    with CaptureQueriesContext(connection) as ctx:
+        assert reserve(event, july_now) == {D.RESERVED: 3}
+    assert not any("programs_incentiverule" in q["sql"] for q in ctx.captured_queries)
