@@ -62,8 +62,15 @@ class ProgramForm(forms.ModelForm):
         model = Program
         fields = list(services.PROGRAM_FIELDS)
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "event_priority" in self.fields:  # left empty: the default priority (0)
+            self.fields["event_priority"].required = False
+
     def clean(self):
         cleaned = super().clean()
+        if "event_priority" in cleaned and cleaned["event_priority"] is None:
+            cleaned["event_priority"] = 0
         values = {k: v for k, v in cleaned.items() if k in services.PROGRAM_FIELDS}
         if self.instance.pk and self.instance.status != "draft":
             for field in services.FROZEN_AFTER_DRAFT:
