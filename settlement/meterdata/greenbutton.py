@@ -147,11 +147,11 @@ def parse_green_button(source: bytes | str, *, years: tuple[int, int] = YEARS) -
             except (TypeError, ValueError):
                 error("timePeriod", "missing or invalid start/duration")
                 continue
+            if not lo <= start_s < hi:
+                error("timePeriod", f"start {str(start_s)[:40]} is outside the years {years[0]}-{years[1]}")
+                continue
             if duration_s not in (300, 900, 1800, 3600) or start_s % duration_s:
                 error("timePeriod", f"interval of {duration_s} s at {start_s} is not on a 5/15/30/60-minute grid")
-                continue
-            if not lo <= start_s < hi:
-                error("timePeriod", f"start {start_s} is outside the years {years[0]}-{years[1]}")
                 continue
             if value in (None, ""):
                 kwh = math.nan  # not provided: a gap
