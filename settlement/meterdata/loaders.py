@@ -619,9 +619,9 @@ def _from_arrays(arrays: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray
     keep = np.flatnonzero(ok)
     r = {"sp": sp[keep], "dev": dev[keep], "channel": channel[keep], "start": start[keep],
          "minutes": minutes[keep], "kwh": kwh[keep], "rows": rows[keep]}
-    limit = np.fromiter((_limit_of(known.get(int(p)), lim) for p in r["sp"]), dtype=np.float64,
-                        count=r["sp"].size) if len({known.get(int(p)) for p in np.unique(r["sp"])}) > 1 else \
-        _limit_of(next(iter(known.values()), None), lim)
+    pks = np.array(sorted(known), dtype=np.int64)  # every kept row's service point is one of them
+    limit_of = np.array([_limit_of(known[int(p)], lim) for p in pks], dtype=np.float64)
+    limit = limit_of[np.searchsorted(pks, r["sp"])] if pks.size else np.zeros(0)
     return _reject_over_limit(r, limit, errors, lim), errors
 
 
