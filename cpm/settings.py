@@ -130,6 +130,10 @@ CPM_MAX_DEVICE_KWH = env.int("CPM_MAX_DEVICE_KWH", default=10000)
 # Dates in CIS extracts and device lists outside these years are refused as implausible (0001, 9999).
 CPM_IMPORT_MIN_YEAR = env.int("CPM_IMPORT_MIN_YEAR", default=1900)
 CPM_IMPORT_MAX_YEAR = env.int("CPM_IMPORT_MAX_YEAR", default=2100)
+# Meter data (settlement.meterdata.checks): the most kWh one interval may hold per hour of interval, for residential
+# and small commercial service points and for commercial & industrial ones; readings outside are rejected rows.
+CPM_MAX_KWH_PER_HOUR = env.float("CPM_MAX_KWH_PER_HOUR", default=200.0)
+CPM_MAX_KWH_PER_HOUR_CI = env.float("CPM_MAX_KWH_PER_HOUR_CI", default=100_000.0)
 
 # Security: secure by default when DEBUG is off.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

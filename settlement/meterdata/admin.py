@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from cpm.base.admin import LargeTableMixin, ReadOnlyAdmin
+from cpm.base.admin import LargeTableMixin, ReadOnlyAdmin, admin_now, guarded_action, run_each
 
 from .intervals import decode
 from .models import IntervalDay, MeterDataLoad
@@ -20,6 +20,14 @@ class MeterDataLoadAdmin(ReadOnlyAdmin):
     list_filter = ("source", "status")
     search_fields = ("file_name",)
     date_hierarchy = "created_at"
+    actions = ["retry"]
+
+    @guarded_action("meter_data.retry", description="Retry selected failed loads (from their stored files)")
+    def retry(self, request, queryset):
+        from .loaders import meter_data_load_retry
+
+        run_each(self, request, queryset, "Loads queued again",
+                 lambda load: meter_data_load_retry(load_id=load.pk, now=admin_now(), actor=request.user))
 
 
 class IntervalMinutesFilter(admin.SimpleListFilter):

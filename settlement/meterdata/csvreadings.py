@@ -18,6 +18,11 @@ Columns (header required, order free, names case-insensitive):
 
 Rows are numbered as lines of the file (the header is line 1). Parsing is vectorised: each distinct timestamp text
 is parsed once (a file of 100,000 service points x 24 hours has 24 distinct timestamps).
+
+Implausible rows are rejected with their line and field (``settlement.meterdata.checks``): a kWh that is not a number
+(the text ``NaN`` included: leave the field empty for "not provided"), infinite, or negative on the delivered or
+received channel; an interval start outside ``years``; a field with a NUL character or longer than ``MAX_FIELD``
+characters. The per-interval kWh limit depends on the service point's customer class: the loader checks it.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 import numpy as np
+
+from .checks import MAX_FIELD, YEARS, reject_values, values_plausible
 
 UTC = dt.UTC
 CHANNELS = {"delivered": 0, "received": 1, "net": 0, "": 0}
@@ -96,20 +103,21 @@ def _parse_aware(text: str) -> int | None:
 
 
 def parse_csv(source: str | bytes | io.TextIOBase | Iterable[str], *, tz: str | None = None,
-              occurrences: dict | None = None) -> ParsedReadings:
+              occurrences: dict | None = None, years: tuple[int, int] = YEARS) -> ParsedReadings:
     """Parse CSV readings (see the module docstring for the columns).
 
     source: the text, bytes (UTF-8, BOM allowed) or an open text file. tz: IANA zone for timestamps without offset
     (``None``: such timestamps are row errors). occurrences: the order-of-appearance state of the repeated autumn
     hour (``{(service point, device, channel, text): count}``), updated in place; pass the same dict for every block
     of one file so a hour's second occurrence in a later block is still standard time (default: a fresh dict).
+    years: the first and last year an interval may start in.
     Raises ``CsvFormatError`` for an empty file or a missing header column, ``CsvEncodingError`` (with the line) for
     bytes that are not UTF-8; every other problem is a per-row error in ``ParsedReadings.errors`` while the other
     rows load.
     """
     if isinstance(source, bytes | bytearray | memoryview):
         try:
-            fast = _parse_fast(bytes(source))
+            fast = _parse_fast(bytes(source), years=years)
         except UnicodeDecodeError:  # the general parser below says where
             fast = None
         if fast is not None:
@@ -147,13 +155,27 @@ def parse_csv(source: str | bytes | io.TextIOBase | Iterable[str], *, tz: str | 
     # Split rows; quoted fields are rare in meter files: fall back to the csv module only for lines with quotes.
     rows: list[list[str]] = []
     numbers: list[int] = []
+    nul = "\x00" in text
     for n, line in enumerate(lines[1:], start=2):
         if not line.strip():
             continue
-        parts = line.split(",") if '"' not in line else next(csv.reader([line]))
+        try:
+            parts = line.split(",") if '"' not in line else next(csv.reader([line]))
+        except csv.Error as exc:  # e.g. a quoted field beyond the csv module's limit
+            reject(n, "row", f"unreadable: {exc}")
+            continue
         if len(parts) != width:
             reject(n, "row", f"expected {width} columns, found {len(parts)}")
             continue
+        if nul and "\x00" in line:
+            where = next(i for i, p in enumerate(parts) if "\x00" in p)
+            reject(n, header[where], "contains a NUL character")
+            continue
+        if len(line) > MAX_FIELD:
+            long = [i for i, p in enumerate(parts) if len(p) > MAX_FIELD]
+            if long:
+                reject(n, header[long[0]], f"is {len(parts[long[0]]):,} characters long (at most {MAX_FIELD})")
+                continue
         rows.append(parts)
         numbers.append(n)
     if not rows:
@@ -171,10 +193,14 @@ def parse_csv(source: str | bytes | io.TextIOBase | Iterable[str], *, tz: str | 
         reject(int(row_no[k]), "service_point_id", "is required")
         ok[k] = False
 
-    # channel
+    # channel (signed: the net channel, whose values may be negative)
+    signed = None
     if i_ch is not None:
         cache: dict[str, int] = {}
         ch = np.empty(n_rows, dtype=np.int8)
+        net_texts = {raw for raw in set(columns[i_ch]) if raw.strip().lower() == "net"}
+        if net_texts:
+            signed = np.fromiter((raw in net_texts for raw in columns[i_ch]), dtype=bool, count=n_rows)
         for k, raw in enumerate(columns[i_ch]):
             code = cache.get(raw)
             if code is None:
@@ -214,12 +240,15 @@ def parse_csv(source: str | bytes | io.TextIOBase | Iterable[str], *, tz: str | 
     kwh_col = columns[i_kwh]
     try:
         kwh = np.array(kwh_col, dtype=np.float64)
+        given = np.ones(n_rows, dtype=bool)  # no empty field, or the conversion would have failed
     except ValueError:
         kwh = np.empty(n_rows, dtype=np.float64)
+        given = np.ones(n_rows, dtype=bool)
         for k, raw in enumerate(kwh_col):
             raw = raw.strip()
             if not raw:
                 kwh[k] = math.nan
+                given[k] = False
                 continue
             try:
                 kwh[k] = float(raw)
@@ -227,9 +256,9 @@ def parse_csv(source: str | bytes | io.TextIOBase | Iterable[str], *, tz: str | 
                 reject(int(row_no[k]), "kwh", f"not a number: {raw!r}")
                 ok[k] = False
                 kwh[k] = math.nan
-    bad = ~np.isfinite(kwh) & ~np.isnan(kwh)
-    for k in np.flatnonzero(bad & ok):
-        reject(int(row_no[k]), "kwh", "must be finite")
+    for k in np.flatnonzero(ok & given & np.isnan(kwh)):  # the text NaN: not a reading, and not "not provided"
+        reject(int(row_no[k]), "kwh", f"not a number: {kwh_col[k].strip()!r} (leave the field empty for a missing "
+                                      "reading)")
         ok[k] = False
 
     # timestamps: parse each distinct text once
@@ -256,6 +285,8 @@ def parse_csv(source: str | bytes | io.TextIOBase | Iterable[str], *, tz: str | 
             _resolve_local(local_rows, columns[i_ts], zone, sp_keys, columns[i_dev] if i_dev is not None else None,
                            ch, start, ok, row_no, reject, {} if occurrences is None else occurrences)
 
+    reject_values(kwh, start, ch, signed, row_no, ok, reject, years=years,
+                  start_text=lambda k: columns[i_ts][k].strip())
     misaligned = ok & ((start % (minutes.astype(np.int64) * 60)) != 0)
     for k in np.flatnonzero(misaligned):
         reject(int(row_no[k]), "interval_start", f"does not start a {int(minutes[k])}-minute interval")
@@ -351,13 +382,13 @@ def _factorize_column(column: np.ndarray) -> tuple[list[str], np.ndarray] | None
     return texts, codes.astype(np.int64)
 
 
-def _parse_fast(content: bytes) -> ParsedReadings | None:
-    """Vectorised parse of a plain file (no quotes, no CR, every row complete, times with offsets, valid numbers,
-    known channels and lengths). Returns None whenever anything needs a per-row message: the general parser then
-    runs and reports row errors."""
+def _parse_fast(content: bytes, *, years: tuple[int, int] = YEARS) -> ParsedReadings | None:
+    """Vectorised parse of a plain file (no quotes, no CR, no NUL, every row complete, times with offsets, valid
+    and plausible numbers, known channels and lengths). Returns None whenever anything needs a per-row message: the
+    general parser then runs and reports row errors."""
     if content.startswith(b"\xef\xbb\xbf"):
         content = content[3:]
-    if not content or b'"' in content or b"\r" in content:
+    if not content or b'"' in content or b"\r" in content or b"\x00" in content:
         return None
     a = np.frombuffer(content, dtype=np.uint8)
     newlines = np.flatnonzero(a == 10)
@@ -409,8 +440,11 @@ def _parse_fast(content: bytes) -> ParsedReadings | None:
         if ch is None or any(t.lower() not in CHANNELS for t in ch[0]):
             return None
         channel = np.asarray([CHANNELS[t.lower()] for t in ch[0]], dtype=np.int8)[ch[1]]
+        nets = [t.lower() == "net" for t in ch[0]]
+        signed = np.asarray(nets, dtype=bool)[ch[1]] if any(nets) else None
     else:
         channel = np.zeros(n, dtype=np.int8)
+        signed = None
     if "interval_minutes" in col:
         mn = _factorize_column(col["interval_minutes"])
         if mn is None or any(t not in ("5", "15", "30", "60") for t in mn[0]):
@@ -437,7 +471,10 @@ def _parse_fast(content: bytes) -> ParsedReadings | None:
         kwh = texts.astype(np.float64)
     except ValueError:
         return None
-    if np.isinf(kwh).any() or (start % (minutes.astype(np.int64) * 60)).any():
+    if (start % (minutes.astype(np.int64) * 60)).any() or not values_plausible(kwh, start, channel, signed,
+                                                                                 years=years):
+        return None
+    if np.count_nonzero(np.isnan(kwh)) != np.count_nonzero(empty):  # the text NaN: the general parser rejects it
         return None
     return ParsedReadings(sp_unique=sp[0], sp_code=sp[1], device_unique=dev_unique, device_code=dev_code,
                           channel=channel, start=start, minutes=minutes, kwh=kwh, rows=rows, lines=n_lines)

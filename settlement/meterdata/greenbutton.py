@@ -12,19 +12,30 @@ What is read (namespaces Atom ``http://www.w3.org/2005/Atom`` and ESPI ``http://
 - ``LocalTimeParameters``: ``tzOffset`` and ``dstOffset`` (seconds), reported for information (times are UTC).
 
 kWh = value x 10^powerOfTenMultiplier / 1000. Source: NAESB REQ.21 ESPI; Green Button Alliance sample data.
+
+The parser never raises on a bad reading: an ``IntervalReading`` whose ``value`` is not a number (the text ``NaN``
+included), infinite, negative on a forward or reverse ReadingType (only net, flowDirection 4, may be negative), or
+whose ``timePeriod`` is missing, off the 5/15/30/60-minute grid or outside ``years`` is a row error naming its
+position (``IntervalReading`` n of the file, in ``IntervalBlock`` m); the other readings load. A problem of the file
+as a whole (not XML, not an Atom feed, a ReadingType it cannot read) raises ``GreenButtonError`` in words. The
+per-interval kWh limit depends on the service point: the loader checks it.
 """
 
 from __future__ import annotations
 
+import math
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from .checks import YEARS, epoch_range
+
 ATOM = "{http://www.w3.org/2005/Atom}"
 ESPI = "{http://naesb.org/espi}"
 FLOW_DIRECTIONS = {1: 0, 4: 0, 19: 1}  # ESPI flowDirection -> channel code (0 delivered, 1 received)
 UOM_WH = 72
+POWERS = range(-12, 13)  # powerOfTenMultiplier accepted
 
 
 class GreenButtonError(ValueError):
@@ -65,11 +76,19 @@ def _links(entry) -> dict[str, list[str]]:
     return out
 
 
-def parse_green_button(source: bytes | str) -> GreenButtonFile:
-    """Parse a Green Button feed (bytes or text). Raises ``GreenButtonError`` naming the entry at fault."""
+def _int_or_none(text: str | None) -> int | None:
+    try:
+        return int(text) if text is not None else None
+    except ValueError:
+        return None
+
+
+def parse_green_button(source: bytes | str, *, years: tuple[int, int] = YEARS) -> GreenButtonFile:
+    """Parse a Green Button feed (bytes or text). Raises ``GreenButtonError`` naming the entry at fault; bad
+    readings are row errors (see the module docstring). years: the first and last year an interval may start in."""
     try:
         root = ET.fromstring(source.encode() if isinstance(source, str) else source)
-    except ET.ParseError as exc:
+    except (ET.ParseError, ValueError, LookupError) as exc:  # LookupError: an unknown encoding declared
         raise GreenButtonError(f"not well-formed XML: {exc}") from exc
     if root.tag != f"{ATOM}feed" and root.tag != f"{ATOM}entry":
         raise GreenButtonError("not a Green Button (Atom) feed")
@@ -99,13 +118,14 @@ def parse_green_button(source: bytes | str) -> GreenButtonFile:
                 reading_types[self_href] = _reading_type(child, self_href)
             elif tag == "IntervalBlock":
                 blocks.append((up_href.rsplit("/IntervalBlock", 1)[0], child))
-            elif tag == "LocalTimeParameters":
-                tz_offset = int(_text(child, f"{ESPI}tzOffset", "0"))
-                dst_offset = int(_text(child, f"{ESPI}dstOffset", "0"))
+            elif tag == "LocalTimeParameters":  # for information only: unreadable offsets are left out
+                tz_offset = _int_or_none(_text(child, f"{ESPI}tzOffset", "0"))
+                dst_offset = _int_or_none(_text(child, f"{ESPI}dstOffset", "0"))
 
     per_up: dict[str, dict[str, list]] = {}
     row = 0
-    for mr_href, block in blocks:
+    lo, hi = epoch_range(years)
+    for block_no, (mr_href, block) in enumerate(blocks, start=1):
         up_href, rt_href = meter_readings.get(mr_href, (None, None))
         if rt_href is None or rt_href not in reading_types:
             raise GreenButtonError(f"IntervalBlock under {mr_href or '?'}: no ReadingType found for its MeterReading")
@@ -114,24 +134,48 @@ def parse_green_button(source: bytes | str) -> GreenButtonFile:
                                           "errors": []})
         for reading in block.findall(f"{ESPI}IntervalReading"):
             row += 1
+            where = f" (IntervalReading {row}, in IntervalBlock {block_no})"
+
+            def error(field_name: str, message: str, row=row, where=where, acc=acc) -> None:
+                acc["errors"].append({"row": row, "field": field_name, "message": message + where})
+
             start = _text(reading, f"{ESPI}timePeriod/{ESPI}start")
             duration = _text(reading, f"{ESPI}timePeriod/{ESPI}duration", rt["interval_s"])
             value = _text(reading, f"{ESPI}value")
             try:
                 start_s, duration_s = int(start), int(duration)
             except (TypeError, ValueError):
-                acc["errors"].append({"row": row, "field": "timePeriod",
-                                      "message": "missing or invalid start/duration"})
+                error("timePeriod", "missing or invalid start/duration")
+                continue
+            if not lo <= start_s < hi:
+                error("timePeriod", f"start {str(start_s)[:40]} is outside the years {years[0]}-{years[1]}")
                 continue
             if duration_s not in (300, 900, 1800, 3600) or start_s % duration_s:
-                acc["errors"].append({"row": row, "field": "timePeriod",
-                                      "message": f"interval of {duration_s} s at {start_s} is not on a 5/15/30/60-"
-                                                 "minute grid"})
+                error("timePeriod", f"interval of {duration_s} s at {start_s} is not on a 5/15/30/60-minute grid")
                 continue
+            if value in (None, ""):
+                kwh = math.nan  # not provided: a gap
+            else:
+                try:
+                    raw = float(value)
+                except ValueError:
+                    error("value", f"not a number: {value[:40]!r}")
+                    continue
+                if math.isnan(raw):
+                    error("value", f"not a number: {value[:40]!r} (leave the value out for a missing reading)")
+                    continue
+                kwh = raw * rt["scale"]
+                if math.isinf(kwh):
+                    error("value", f"{value[:40]} Wh x 10^{rt['power']} is not a finite number")
+                    continue
+                if kwh < 0 and not rt["signed"]:
+                    error("value", f"negative {('delivered', 'received')[rt['channel']]} energy ({raw:g} Wh x "
+                                   f"10^{rt['power']}): only a net ReadingType (flowDirection 4) may be negative")
+                    continue
             acc["channel"].append(rt["channel"])
             acc["start"].append(start_s)
             acc["minutes"].append(duration_s // 60)
-            acc["kwh"].append(float(value) * rt["scale"] if value not in (None, "") else np.nan)
+            acc["kwh"].append(kwh)
             acc["rows"].append(row)
     result = []
     for href, acc in per_up.items():
@@ -153,5 +197,10 @@ def _reading_type(el, href: str) -> dict:
     uom = _text(el, f"{ESPI}uom", str(UOM_WH))
     if uom != str(UOM_WH):
         raise GreenButtonError(f"ReadingType {href}: unsupported uom {uom} (only 72 = Wh energy readings)")
-    power = int(_text(el, f"{ESPI}powerOfTenMultiplier", "0"))
-    return {"channel": channel, "scale": 10.0 ** power / 1000.0, "interval_s": _text(el, f"{ESPI}intervalLength")}
+    power_text = _text(el, f"{ESPI}powerOfTenMultiplier", "0")
+    power = _int_or_none(power_text)
+    if power not in POWERS:
+        raise GreenButtonError(f"ReadingType {href}: powerOfTenMultiplier {power_text[:40]!r} is not a whole number "
+                               f"from {POWERS.start} to {POWERS.stop - 1}")
+    return {"channel": channel, "scale": 10.0 ** power / 1000.0, "interval_s": _text(el, f"{ESPI}intervalLength"),
+            "signed": int(flow) == 4, "power": power}

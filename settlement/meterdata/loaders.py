@@ -11,9 +11,24 @@ Rules (issue 5, section 1):
 Fast path: parsing is vectorised (``settlement.meterdata.csvreadings``), days are assembled with numpy, existing
 current rows are fetched with one query per chunk of days, new versions are written with ``COPY ... (FORMAT BINARY)``
 on PostgreSQL (``cpm.base.bulk.copy_binary``; ``bulk_create`` elsewhere) and superseded rows are flagged with one
-``UPDATE ... FROM unnest`` per chunk (``cpm.base.bulk.set_fields``). Loads are
-serialised by a transaction-scoped advisory lock on PostgreSQL so two loads of the same day cannot both insert a
-current version.
+``UPDATE ... FROM unnest`` per chunk (``cpm.base.bulk.set_fields``).
+
+Concurrency (issue 15): a load takes transaction-scoped advisory locks on PostgreSQL on the service points it writes,
+striped (``LOCK_STRIPES`` locks: service point pk modulo the count, taken in ascending order, so two loads never
+wait on each other in a cycle and the lock table stays bounded whatever the file): two loads of the same service
+points run one after the other, the second reading what the first committed (identical loads: "0 new, N
+unchanged"); loads of other service points run at once.
+
+Validation (issue 15): the parsers reject implausible rows with their line and field (``settlement.meterdata.checks``
+lists the rules and settings); the loader adds the per-interval kWh limit of the service point's customer class
+(``CPM_MAX_KWH_PER_HOUR``, ``CPM_MAX_KWH_PER_HOUR_CI``) and, at merge, conflicting duplicates: two rows of one key
+(service point, device, channel, interval start) with different values are both rejected, each naming the other's
+row; identical duplicates count once.
+
+Jobs (issue 15): every run of a load is a ``cpm.models.Job`` (kind ``meter_data_load``, subject the load) run by
+``cpm.base.jobs.job_run``: a file-level problem ends the load and its job FAILED with the problem in words; any
+unexpected exception does the same with the exception's text (nothing stays ``running``), writing nothing (the work
+is one transaction). ``meter_data_load_retry`` runs a FAILED load again from its spooled file.
 
 CSV files are streamed (issue 8: peak memory bounded by the block size, not the file): the file is read in blocks of
 about ``BLOCK_BYTES``, each cut after its last line end (the rest carried to the next block; a block without a line
@@ -43,14 +58,14 @@ import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
 
-from cpm.base import bulk
+from cpm.base import bulk, jobs
 from cpm.base.capabilities import Cap, use_case
-from cpm.base.errors import DomainValidationError, NotFound
+from cpm.base.errors import DomainValidationError, NotFound, TransitionNotAllowed
 from cpm.base.states import transition
 from cpm.base.tasks import enqueue_on_commit
 from devices.models import Device, ServicePoint
 
-from . import intervals
+from . import checks, intervals
 from .csvreadings import CHANNEL_NAMES, CsvEncodingError, CsvFormatError, ParsedReadings, parse_csv
 from .greenbutton import GreenButtonError, parse_green_button
 from .models import IntervalDay, MeterDataLoad
@@ -60,7 +75,10 @@ Source = MeterDataLoad.Source
 LOAD_TRANSITIONS = {
     Status.PENDING: frozenset({Status.RUNNING, Status.FAILED}),
     Status.RUNNING: frozenset({Status.COMPLETED, Status.COMPLETED_WITH_ERRORS, Status.FAILED}),
+    Status.FAILED: frozenset({Status.PENDING}),  # a retry
 }
+JOB_KIND = "meter_data_load"
+LOCK_STRIPES = 512  # advisory locks of a load: service point pk % LOCK_STRIPES
 CHUNK_GROUPS = 20_000
 MAX_ERRORS = 1000
 # Peak memory of a streamed CSV load: parsing takes ~10x the block (8 MiB: ~165,000 readings of ~50 bytes) and
@@ -72,7 +90,37 @@ _BOM = b"\xef\xbb\xbf"
 _SPILL_DTYPE = np.dtype([("sp", "<i8"), ("dev", "<i8"), ("channel", "i1"), ("start", "<i8"), ("minutes", "<i2"),
                          ("kwh", "<f8"), ("rows", "<i8")])
 _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
-_LOCK_KEY = 727_001  # pg_advisory_xact_lock key for interval loads
+_LOCK_KEY = 727_001  # pg_advisory_xact_lock(key, stripe) namespace of interval loads
+# File-level problems: the load fails with the message (no traceback), nothing is written.
+_FILE_PROBLEMS = (CsvFormatError, GreenButtonError, OSError, KeyError, DomainValidationError)
+
+
+def limits() -> dict:
+    """The plausibility limits from settings (defaults in ``settlement.meterdata.checks``)."""
+    return {"per_hour": float(getattr(settings, "CPM_MAX_KWH_PER_HOUR", checks.MAX_KWH_PER_HOUR)),
+            "per_hour_ci": float(getattr(settings, "CPM_MAX_KWH_PER_HOUR_CI", checks.MAX_KWH_PER_HOUR_CI)),
+            "years": tuple(getattr(settings, "CPM_METER_YEARS", checks.YEARS))}
+
+
+def _limit_of(customer_class: str | None, lim: dict) -> float:
+    return lim["per_hour_ci"] if customer_class == "commercial_industrial" else lim["per_hour"]
+
+
+def _reject_over_limit(r: dict[str, np.ndarray], limit_per_hour: np.ndarray | float, errors: _Errors,
+                       lim: dict) -> dict[str, np.ndarray]:
+    """Drop (as row errors) the readings of ``r`` beyond the per-interval limit of their service point."""
+    ok = np.ones(r["kwh"].size, dtype=bool)
+
+    def setting(k: int) -> str:
+        per_hour = float(np.asarray(limit_per_hour) if np.ndim(limit_per_hour) == 0 else limit_per_hour[k])
+        name = "CPM_MAX_KWH_PER_HOUR_CI" if per_hour == lim["per_hour_ci"] != lim["per_hour"] else \
+            "CPM_MAX_KWH_PER_HOUR"
+        return f"{name} = {per_hour:g} kWh per hour"
+
+    checks.reject_over_limit(r["kwh"], r["minutes"], limit_per_hour, r["rows"], ok, errors.add, setting=setting)
+    if ok.all():
+        return r
+    return {name: a[ok] for name, a in r.items()}
 
 
 def _row_key(item: dict) -> int:
@@ -139,14 +187,17 @@ def meter_readings_load(*, now: dt.datetime, source: str = Source.API, rows: Ite
                                         options={"tz": tz} if tz else {})
     transition(obj=load, to=Status.RUNNING, allowed=LOAD_TRANSITIONS, now=now, actor=actor,
                extra_updates={"started_at": now})
-    if arrays is not None:
-        resolved, errors = _from_arrays(arrays)
-    else:
-        parsed = _parse_rows(rows, tz=tz)
-        errors = _Errors(parsed.errors, parsed.rejected)
-        resolved = _resolve(parsed, errors)
-    counts = _apply([resolved], errors=errors, load=load, now=now)
-    return _finish(load, counts, errors, now=now, actor=actor)
+
+    def work(stack: contextlib.ExitStack):
+        if arrays is not None:
+            resolved, errors = _from_arrays(arrays)
+        else:
+            parsed = _parse_rows(rows, tz=tz)
+            errors = _Errors(parsed.errors, parsed.rejected)
+            resolved = _resolve(parsed, errors)
+        return [resolved], errors
+
+    return _run(load, work, now=now, actor=actor, reraise=True)
 
 
 @use_case("meter_data.load_csv", Cap.LOAD_METER_DATA)
@@ -173,18 +224,17 @@ def meter_csv_load(*, now: dt.datetime, content: bytes | str | None = None, path
     else:
         data = content.encode() if isinstance(content, str) else content
         stream, size = io.BytesIO(data), len(data)  # BytesIO shares the bytes: no copy
-    with stream, contextlib.ExitStack() as stack:
+    with stream:
         load = MeterDataLoad.objects.create(source=Source.CSV, file_name=file_name[:300], created_at=now,
                                             options={"tz": tz} if tz else {})
         transition(obj=load, to=Status.RUNNING, allowed=LOAD_TRANSITIONS, now=now, actor=actor,
                    extra_updates={"started_at": now})
-        errors = _Errors()
-        try:
-            parts = _read_csv(stream, size=size, tz=tz, row_offset=0, errors=errors, stack=stack)
-        except (CsvFormatError, OSError) as exc:
-            return _fail(load, str(exc), now=now, actor=actor)
-        counts = _apply(parts, errors=errors, load=load, now=now)
-    return _finish(load, counts, errors, now=now, actor=actor)
+
+        def work(stack: contextlib.ExitStack):
+            errors = _Errors()
+            return _read_csv(stream, size=size, tz=tz, row_offset=0, errors=errors, stack=stack), errors
+
+        return _run(load, work, now=now, actor=actor, reraise=True)
 
 
 @use_case("meter_data.load", Cap.LOAD_METER_DATA)
@@ -247,25 +297,89 @@ def meter_data_load_run(*, load_id: int, now: dt.datetime, actor) -> MeterDataLo
         raise NotFound(f"meter data load {load_id} does not exist") from exc
     if load.status != Status.PENDING:
         return load
-    transition(obj=load, to=Status.RUNNING, allowed=LOAD_TRANSITIONS, now=now, actor=actor,
-               extra_updates={"started_at": now})
+    try:  # a conditional update: of two deliveries of the task, one runs the load
+        transition(obj=load, to=Status.RUNNING, allowed=LOAD_TRANSITIONS, now=now, actor=actor,
+                   extra_updates={"started_at": now})
+    except TransitionNotAllowed:
+        load.refresh_from_db()
+        return load
     opts = load.options or {}
-    with contextlib.ExitStack() as stack:
+
+    def work(stack: contextlib.ExitStack):
+        if load.source in (Source.CSV, Source.API):
+            stream = stack.enter_context(open(opts["path"], "rb"))
+            errors = _Errors()
+            parts = _read_csv(stream, size=os.fstat(stream.fileno()).st_size, tz=opts.get("tz"),
+                              row_offset=int(opts.get("row_offset") or 0), errors=errors, stack=stack)
+            return parts, errors
+        content = Path(opts["path"]).read_bytes()
+        resolved, errors = _green_button(content, opts.get("service_point_id"), opts.get("usage_point"))
+        return [resolved], errors
+
+    return _run(load, work, now=now, actor=actor)
+
+
+@use_case("meter_data.retry", Cap.LOAD_METER_DATA)
+def meter_data_load_retry(*, load_id: int, now: dt.datetime, actor) -> MeterDataLoad:
+    """Run a FAILED load again from its spooled file: back to PENDING (its counts and errors cleared, audited) and
+    its job enqueued after commit. A load made without a spooled file (a synchronous load from the command line or
+    given in Python) cannot be retried: load the file again."""
+    try:
+        load = MeterDataLoad.objects.get(pk=load_id)
+    except MeterDataLoad.DoesNotExist as exc:
+        raise NotFound(f"meter data load {load_id} does not exist") from exc
+    if load.status != Status.FAILED:
+        raise DomainValidationError({"status": [f"only a failed load can be retried; this one is {load.status}"]})
+    path = (load.options or {}).get("path")
+    if not path or not Path(path).exists():
+        raise DomainValidationError({"file": ["this load has no stored file to run again: load the file again"]})
+    transition(obj=load, to=Status.PENDING, allowed=LOAD_TRANSITIONS, now=now, actor=actor, reason="retry",
+               extra_updates={"errors": [], "readings_new": 0, "readings_unchanged": 0, "readings_corrected": 0,
+                              "readings_rejected": 0, "finished_at": None})
+    from .tasks import run_meter_data_load
+
+    enqueue_on_commit(run_meter_data_load, load_id=load.pk)
+    return load
+
+
+def _run(load: MeterDataLoad, work, *, now: dt.datetime, actor, reraise: bool = False) -> MeterDataLoad:
+    """Run a RUNNING load's ``work(stack) -> (parts, errors)`` and merge, as a job (``cpm.base.jobs.job_run``).
+
+    One transaction for parsing, resolving and merging: whatever goes wrong writes nothing. A file-level problem
+    (``_FILE_PROBLEMS``) fails the load and its job with the message; any other exception fails both with the
+    exception in words (re-raised afterwards when ``reraise``: a synchronous caller sees it).
+    """
+    job = jobs.job_create(kind=JOB_KIND, subject=load, chunks=[], now=now, actor=actor)
+    raised: list[BaseException] = []
+
+    def body() -> MeterDataLoad:
+        problem = None
         try:
-            if load.source in (Source.CSV, Source.API):
-                stream = stack.enter_context(open(opts["path"], "rb"))
-                errors = _Errors()
-                parts = _read_csv(stream, size=os.fstat(stream.fileno()).st_size, tz=opts.get("tz"),
-                                  row_offset=int(opts.get("row_offset") or 0), errors=errors, stack=stack)
-            else:
-                content = Path(opts["path"]).read_bytes()
-                resolved, errors = _green_button(content, opts.get("service_point_id"), opts.get("usage_point"))
-                parts = [resolved]
-        except (CsvFormatError, GreenButtonError, OSError, KeyError, DomainValidationError) as exc:
-            message = exc.message if isinstance(exc, DomainValidationError) else str(exc)
-            return _fail(load, message, now=now, actor=actor)
-        counts = _apply(parts, errors=errors, load=load, now=now)
-    return _finish(load, counts, errors, now=now, actor=actor)
+            with transaction.atomic(), contextlib.ExitStack() as stack:
+                try:
+                    parts, errors = work(stack)
+                except _FILE_PROBLEMS as exc:
+                    problem = exc.message if isinstance(exc, DomainValidationError) else str(exc)
+                else:
+                    counts = _apply(parts, errors=errors, load=load, now=now)
+        except Exception as exc:
+            raised.append(exc)
+            raise
+        if problem is not None:
+            jobs.job_fail(job_id=job.pk, error=problem, now=now)
+            return _fail(load, problem, now=now, actor=actor)
+        return _finish(load, counts, errors, now=now, actor=actor)
+
+    result = jobs.job_run(job=job, now=lambda: now, body=body)
+    if result is not None:
+        return result
+    job.refresh_from_db()
+    load.refresh_from_db()
+    if load.status == Status.RUNNING:
+        load = _fail(load, job.error or "the load stopped", now=now, actor=actor, field="load")
+    if reraise and raised:
+        raise raised[0]
+    return load
 
 
 # ----------------------------------------------------------------------------------------------- parsing helpers
@@ -355,17 +469,18 @@ def _read_csv(stream: BinaryIO, *, size: int, tz: str | None, row_offset: int, e
     """
     occurrences: dict = {}  # the autumn repeated hour's order of appearance, carried across blocks
     line = 2  # line of the file the next block's first row is on
+    lim = limits()
 
     def resolved(block: bytes) -> tuple[dict[str, np.ndarray], int]:
         nonlocal line
         try:
-            parsed = parse_csv(block, tz=tz, occurrences=occurrences)
+            parsed = parse_csv(block, tz=tz, occurrences=occurrences, years=lim["years"])
         except CsvEncodingError as exc:  # the block's line -> the file's line
             raise CsvEncodingError(exc.line if exc.line == 1 else exc.line + line - 2 + row_offset) from exc
         _shift_rows(parsed, line - 2 + row_offset)  # the block's first row is line 2 of the block
         line += parsed.lines - 1
         errors.extend(parsed.errors, parsed.rejected)
-        return _resolve(parsed, errors), parsed.lines
+        return _resolve(parsed, errors, lim), parsed.lines
 
     blocks = _csv_blocks(stream)
     block = next(blocks)
@@ -385,7 +500,7 @@ def _read_csv(stream: BinaryIO, *, size: int, tz: str | None, row_offset: int, e
         spill.add(part)
         del part
         block = next(blocks, None)
-    return spill.partitions()
+    return spill
 
 
 class _Spill:
@@ -394,10 +509,15 @@ class _Spill:
 
     def __init__(self, directory: Path, k: int) -> None:
         self.paths = [directory / f"part-{p:05d}.bin" for p in range(k)]
+        self.stripes = np.zeros(LOCK_STRIPES, dtype=bool)  # the lock stripes of the service points seen
+
+    def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
+        return self.partitions()
 
     def add(self, r: dict[str, np.ndarray]) -> None:
         if not r["sp"].size:
             return
+        self.stripes[r["sp"] % LOCK_STRIPES] = True
         k = len(self.paths)
         part = r["sp"] % k
         order = np.argsort(part, kind="stable")
@@ -417,27 +537,31 @@ class _Spill:
                 yield {name: rec[name] for name in _SPILL_DTYPE.names}
 
 
-def _resolve(parsed: ParsedReadings, errors: _Errors) -> dict[str, np.ndarray]:
-    """External service point ids and device serials -> pks (one query per 5,000 distinct keys)."""
+def _resolve(parsed: ParsedReadings, errors: _Errors, lim: dict | None = None) -> dict[str, np.ndarray]:
+    """External service point ids and device serials -> pks (one query per 5,000 distinct keys); readings beyond
+    the per-interval limit of their service point's customer class rejected."""
+    lim = lim or limits()
     unique = parsed.sp_unique
-    mapping: dict[str, int] = {}
+    mapping: dict[str, tuple[int, str]] = {}  # key -> (pk, customer class)
     distinct = sorted({k for k in unique if not k.startswith("#pk")})
     if connection.vendor == "postgresql" and distinct:
         with connection.cursor() as cur:  # one query whatever the count
             # = ANY hashes the keys (or uses the index for a few): a join on unnest hashed the whole service point
             # table, once per block of a streamed file (measured: 15 ms instead of 25 for a block's 7,000 keys)
-            cur.execute(f"SELECT s.service_point_id, s.id FROM {ServicePoint._meta.db_table} s "
+            cur.execute(f"SELECT s.service_point_id, s.id, s.customer_class FROM {ServicePoint._meta.db_table} s "
                         "WHERE s.service_point_id = ANY(%s::text[])", [distinct])
-            mapping.update(cur.fetchall())
+            mapping.update((key, (pk, cls)) for key, pk, cls in cur.fetchall())
         distinct = []
     for i in range(0, len(distinct), 5000):
-        mapping.update(ServicePoint.objects.filter(service_point_id__in=distinct[i:i + 5000])
-                       .values_list("service_point_id", "pk"))
+        mapping.update((key, (pk, cls)) for key, pk, cls in ServicePoint.objects.filter(
+            service_point_id__in=distinct[i:i + 5000]).values_list("service_point_id", "pk", "customer_class"))
     pk_keys = sorted({int(k[3:]) for k in unique if k.startswith("#pk")})
     for i in range(0, len(pk_keys), 5000):
-        for pk in ServicePoint.objects.filter(pk__in=pk_keys[i:i + 5000]).values_list("pk", flat=True):
-            mapping[f"#pk{pk}"] = pk
-    pk_of = np.fromiter((mapping.get(k, 0) for k in unique), dtype=np.int64, count=len(unique))
+        for pk, cls in ServicePoint.objects.filter(pk__in=pk_keys[i:i + 5000]).values_list("pk", "customer_class"):
+            mapping[f"#pk{pk}"] = (pk, cls)
+    pk_of = np.fromiter((mapping.get(k, (0, ""))[0] for k in unique), dtype=np.int64, count=len(unique))
+    limit_of = np.fromiter((_limit_of(mapping.get(k, (0, ""))[1], lim) for k in unique), dtype=np.float64,
+                           count=len(unique))
     sp = pk_of[parsed.sp_code] if len(unique) else np.zeros(0, dtype=np.int64)
     ok = sp > 0
     for k in np.flatnonzero(~ok):
@@ -461,9 +585,14 @@ def _resolve(parsed: ParsedReadings, errors: _Errors) -> dict[str, np.ndarray]:
             errors.add(parsed.rows[k], "device", f"unknown device serial {serial!r}" if not found.get(serial)
                        else f"device serial {serial!r} is ambiguous")
             ok[k] = False
-    keep = np.flatnonzero(ok)
-    return {"sp": sp[keep], "dev": dev[keep], "channel": parsed.channel[keep], "start": parsed.start[keep],
-            "minutes": parsed.minutes[keep], "kwh": parsed.kwh[keep], "rows": parsed.rows[keep]}
+    limit = limit_of[parsed.sp_code] if len(unique) else np.zeros(0)
+    if ok.all():  # the fast path: no copies
+        keep = slice(None)
+    else:
+        keep = np.flatnonzero(ok)
+    r = {"sp": sp[keep], "dev": dev[keep], "channel": parsed.channel[keep], "start": parsed.start[keep],
+         "minutes": parsed.minutes[keep], "kwh": parsed.kwh[keep], "rows": parsed.rows[keep]}
+    return _reject_over_limit(r, limit[keep], errors, lim)
 
 
 def _from_arrays(arrays: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], _Errors]:
@@ -479,18 +608,26 @@ def _from_arrays(arrays: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray
         raise DomainValidationError({"arrays": ["all arrays must have the same length"]})
     rows = np.arange(1, n + 1, dtype=np.int64)
     ok = np.isin(minutes, (5, 15, 30, 60)) & np.isin(channel, (0, 1))
-    ok &= (start % (minutes.astype(np.int64) * 60)) == 0
-    known = set(ServicePoint.objects.filter(pk__in=np.unique(sp).tolist()).values_list("pk", flat=True))
+    ok &= (start % (np.where(ok, minutes, 60).astype(np.int64) * 60)) == 0
+    lim = limits()
+    known = dict(ServicePoint.objects.filter(pk__in=np.unique(sp).tolist()).values_list("pk", "customer_class"))
     ok &= np.isin(sp, np.fromiter(known, dtype=np.int64, count=len(known)))
     for k in np.flatnonzero(~ok):
         errors.add(rows[k], "row", "unknown service point, channel, interval length or misaligned start")
+    # channel 0 of the array form is delivered or net: its sign is kept; received (1) may not be negative
+    checks.reject_values(kwh, start, channel, channel == 0, rows, ok, errors.add, years=lim["years"])
     keep = np.flatnonzero(ok)
-    return {"sp": sp[keep], "dev": dev[keep], "channel": channel[keep], "start": start[keep],
-            "minutes": minutes[keep], "kwh": kwh[keep], "rows": rows[keep]}, errors
+    r = {"sp": sp[keep], "dev": dev[keep], "channel": channel[keep], "start": start[keep],
+         "minutes": minutes[keep], "kwh": kwh[keep], "rows": rows[keep]}
+    pks = np.array(sorted(known), dtype=np.int64)  # every kept row's service point is one of them
+    limit_of = np.array([_limit_of(known[int(p)], lim) for p in pks], dtype=np.float64)
+    limit = limit_of[np.searchsorted(pks, r["sp"])] if pks.size else np.zeros(0)
+    return _reject_over_limit(r, limit, errors, lim), errors
 
 
 def _green_button(content: bytes, service_point_id: str | None, usage_point: str | None):
-    data = parse_green_button(content)
+    lim = limits()
+    data = parse_green_button(content, years=lim["years"])
     points = [u for u in data.usage_points if u.start.size]
     if usage_point:
         points = [u for u in points if usage_point in (u.title, u.href)]
@@ -502,15 +639,17 @@ def _green_button(content: bytes, service_point_id: str | None, usage_point: str
                                ", ".join(u.title or u.href for u in points) + "): choose one with usage_point")
     up = points[0]
     try:
-        sp_pk = ServicePoint.objects.values_list("pk", flat=True).get(service_point_id=service_point_id)
+        sp_pk, sp_class = ServicePoint.objects.values_list("pk", "customer_class").get(
+            service_point_id=service_point_id)
     except ServicePoint.DoesNotExist as exc:
         raise DomainValidationError({"service_point_id": [f"unknown service point {service_point_id!r}"]}) from exc
     errors = _Errors()
     for e in up.errors:
         errors.add(e["row"], e["field"], e["message"])
     n = up.start.size
-    return {"sp": np.full(n, sp_pk, dtype=np.int64), "dev": np.zeros(n, dtype=np.int64), "channel": up.channel,
-            "start": up.start, "minutes": up.minutes, "kwh": up.kwh, "rows": up.rows}, errors
+    r = {"sp": np.full(n, sp_pk, dtype=np.int64), "dev": np.zeros(n, dtype=np.int64), "channel": up.channel,
+         "start": up.start, "minutes": up.minutes, "kwh": up.kwh, "rows": up.rows}
+    return _reject_over_limit(r, _limit_of(sp_class, lim), errors, lim), errors
 
 
 # ----------------------------------------------------------------------------------------------- merge and write
@@ -525,8 +664,16 @@ def _apply(parts: Iterable[dict[str, np.ndarray]], *, errors: _Errors, load: Met
     counts = {"new": 0, "unchanged": 0, "corrected": 0}
     with transaction.atomic():
         if connection.vendor == "postgresql":
-            with connection.cursor() as cur:
-                cur.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
+            if isinstance(parts, _Spill):
+                stripes = np.flatnonzero(parts.stripes)
+            else:
+                parts = list(parts)
+                stripes = np.unique(np.concatenate([r["sp"] for r in parts] or [np.zeros(0, np.int64)])
+                                    % LOCK_STRIPES)
+            if stripes.size:
+                with connection.cursor() as cur:  # ascending stripes (unnest keeps the array's order)
+                    cur.execute("SELECT count(pg_advisory_xact_lock(%s, k)) FROM unnest(%s::int[]) AS k",
+                                [_LOCK_KEY, stripes.tolist()])
         for r in parts:
             _apply_partition(r, counts=counts, errors=errors, load=load, now=now)
     return counts
@@ -561,10 +708,23 @@ def _apply_partition(r: dict[str, np.ndarray], *, counts: dict[str, int], errors
         errors.add(rows[k], "interval_minutes",
                    f"{mn[k]}-minute reading on a day already given in {first_minutes}-minute intervals")
     dup = np.zeros(n, dtype=bool)
-    dup[1:] = same_group[1:] & (sl[1:] == sl[:-1])
-    for k in np.flatnonzero(dup & valid):
-        errors.add(rows[k], "interval_start", "duplicate reading for this interval in the same load")
-    valid &= ~dup
+    dup[1:] = same_group[1:] & (sl[1:] == sl[:-1]) & valid[1:]
+    if dup.any():  # several rows of one key: identical values count once, different values reject them all
+        heads = np.flatnonzero(~dup)
+        run = np.cumsum(~dup) - 1
+        given = kwh.copy()
+        with np.errstate(invalid="ignore"):
+            hi, lo = np.fmax.reduceat(kwh, heads), np.fmin.reduceat(kwh, heads)  # NaN = not provided: ignored
+        conflict = (hi > lo)[run] & valid
+        kwh[heads] = hi  # an identical run keeps its value even if its first row left the field empty
+        for k in np.flatnonzero(conflict):
+            head = heads[run[k]]
+            other = head + 1 if k == head else head
+            errors.add(rows[k], "interval_start",
+                       f"conflicting duplicate of row {rows[other]}: {_kwh_text(given[k])} here, "
+                       f"{_kwh_text(given[other])} there, for the same service point, device, channel and interval "
+                       "start (neither is loaded)")
+        valid &= ~(dup | conflict)
     del same_day, day_id, group_no, dup
     if not valid.all():
         sp, dev, ch, dy, mn, sl, kwh, rows = (a[valid] for a in (sp, dev, ch, dy, mn, sl, kwh, rows))
@@ -585,6 +745,10 @@ def _apply_partition(r: dict[str, np.ndarray], *, counts: dict[str, int], errors
         _apply_chunk(g_sp[lo:hi], g_dev[lo:hi], g_ch[lo:hi], g_dy[lo:hi], g_mn[lo:hi],
                      gid[row_lo:row_hi] - lo, sl[row_lo:row_hi], kwh[row_lo:row_hi], rows[row_lo:row_hi],
                      counts=counts, errors=errors, load=load, now=now)
+
+
+def _kwh_text(value: float) -> str:
+    return "no value" if np.isnan(value) else f"{value:g} kWh"
 
 
 def _fetch_current(g_sp, g_dy) -> list[tuple]:
@@ -751,8 +915,8 @@ def interval_days_insert(*, sp, dev, ch, day, minutes: int, values: np.ndarray, 
     bulk.copy_binary(IntervalDay, _COPY_COLUMNS, parts)
 
 
-def _fail(load: MeterDataLoad, message: str, *, now: dt.datetime, actor) -> MeterDataLoad:
-    load.errors = [{"row": None, "field": "file", "message": message}]
+def _fail(load: MeterDataLoad, message: str, *, now: dt.datetime, actor, field: str = "file") -> MeterDataLoad:
+    load.errors = [{"row": None, "field": field, "message": message}]
     load.finished_at = now
     load.save(update_fields=["errors", "finished_at"])
     return transition(obj=load, to=Status.FAILED, allowed=LOAD_TRANSITIONS, now=now, actor=actor,

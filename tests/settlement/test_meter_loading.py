@@ -44,7 +44,7 @@ def test_csv_load_then_identical_reload_changes_nothing(now):
             "SP-1,delivered,2026-05-14T00:00:00Z,60,1.5\n"
             "SP-1,delivered,2026-05-14T01:00:00+00:00,60,2.25\n"
             "SP-1,received,2026-05-14T12:00:00-07:00,60,0.75\n"
-            "SP-2,delivered,2026-05-14T23:00:00Z,60,-0.5\n")
+            "SP-2,net,2026-05-14T23:00:00Z,60,-0.5\n")
     load = csv_load(text, now)
     assert load.status == MeterDataLoad.Status.COMPLETED
     assert load.summary == "4 new, 0 unchanged, 0 corrected, 0 rejected"
@@ -188,9 +188,19 @@ def test_mixed_interval_lengths_on_one_day_rejected(now):
 def test_duplicate_rows_in_one_load(now):
     ServicePointFactory(service_point_id="SP-1")
     load = csv_load("service_point_id,interval_start,kwh\nSP-1,2026-05-14T00:00Z,1\nSP-1,2026-05-14T00:00Z,2\n", now)
-    assert load.summary == "1 new, 0 unchanged, 0 corrected, 1 rejected"
-    assert load.errors == [{"row": 3, "field": "interval_start",
-                            "message": "duplicate reading for this interval in the same load"}]
+    # issue 15: two values for one interval reject both rows, each naming the other (before: the first was kept,
+    # "1 new, 1 rejected")
+    assert load.summary == "0 new, 0 unchanged, 0 corrected, 2 rejected"
+    tail = "there, for the same service point, device, channel and interval start (neither is loaded)"
+    assert load.errors == [
+        {"row": 2, "field": "interval_start", "message": f"conflicting duplicate of row 3: 1 kWh here, 2 kWh {tail}"},
+        {"row": 3, "field": "interval_start", "message": f"conflicting duplicate of row 2: 2 kWh here, 1 kWh {tail}"}]
+    assert IntervalDay.objects.count() == 0
+    # identical duplicates count once; an empty duplicate does not conflict
+    load = csv_load("service_point_id,interval_start,kwh\nSP-1,2026-05-14T00:00Z,1\nSP-1,2026-05-14T00:00Z,1\n"
+                    "SP-1,2026-05-14T01:00Z,\nSP-1,2026-05-14T01:00Z,4\n", now)
+    assert load.summary == "2 new, 0 unchanged, 0 corrected, 0 rejected"
+    assert list(intervals.decode(IntervalDay.objects.get().values)[:2]) == [1, 4]
 
 
 def test_run_is_idempotent(now):
@@ -207,7 +217,7 @@ def test_fast_and_general_parsers_agree():
 
     text = ("service_point_id,channel,interval_start,interval_minutes,kwh,device\n"
             "SP-2,delivered,2026-05-14T00:00:00Z,60,1.5,\n"
-            "SP-1,received,2026-05-14T01:00:00+02:00,15,-2.25,BAT-1\n"
+            "SP-1,received,2026-05-14T01:00:00+02:00,15,2.25,BAT-1\n"
             "\n"
             "SP-2,net,2026-05-14T00:15:00-07:00,15,,BAT-1\n"
             "SP-1,delivered,2026-05-14T03:00:00Z,30,1e-3,\n")
@@ -223,6 +233,7 @@ def test_fast_and_general_parsers_agree():
     assert list(fast.rows) == [2, 3, 5, 6]
     # anything needing a row message falls back to the general parser
     assert _parse_fast(text.replace("net", "sideways").encode()) is None
+    assert _parse_fast(text.replace("15,2.25", "15,-2.25").encode()) is None  # negative received (issue 15)
     assert _parse_fast(b"service_point_id,interval_start,kwh\nSP-1,2026-05-14T00:00,1\n") is None
 
 
@@ -236,8 +247,9 @@ def test_load_intervals_command(tmp_path, now):
     path.write_text("service_point_id,interval_start,kwh\nSP-1,2026-05-14T00:00Z,1\nSP-1,2026-05-14T00:00Z,2\n")
     out = StringIO()
     call_command("load_intervals", str(path), stdout=out)
-    assert "completed_with_errors: 1 new, 0 unchanged, 0 corrected, 1 rejected" in out.getvalue()
-    assert "row 3: interval_start: duplicate reading for this interval in the same load" in out.getvalue()
+    # issue 15: the two values of one interval are both rejected (before: "1 new", line 3 rejected as a duplicate)
+    assert "completed_with_errors: 0 new, 0 unchanged, 0 corrected, 2 rejected" in out.getvalue()
+    assert "row 3: interval_start: conflicting duplicate of row 2: 2 kWh here, 1 kWh there" in out.getvalue()
 
 
 def test_parse_csv_counts_lines_and_shares_occurrences():

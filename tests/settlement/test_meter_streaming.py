@@ -21,7 +21,13 @@ from tests.factories.devices import DeviceFactory, ServicePointFactory
 
 pytestmark = pytest.mark.django_db
 HEADER = "service_point_id,channel,interval_start,interval_minutes,kwh,device"
-DUPLICATE = "duplicate reading for this interval in the same load"
+DUPLICATE = "duplicate reading for this interval in the same load"  # before issue 15: the first row won
+
+
+def conflict(other: int, here: str, there: str) -> str:
+    """Issue 15: two rows of one key with different values are both rejected, each naming the other."""
+    return (f"conflicting duplicate of row {other}: {here} here, {there} there, for the same service point, device, "
+            "channel and interval start (neither is loaded)")
 
 
 @pytest.fixture(autouse=True)
@@ -82,7 +88,7 @@ def utility_csv() -> tuple[str, dict[str, int]]:
             lines.append("SP-404,delivered,2026-05-14T00:00:00Z,60,1,")
     at = {}
     for name, row in (("device", "SP-5,received,2026-05-14T05:00:00Z,15,0.5,BAT-1"),
-                      ("dup", "SP-1,delivered,2026-05-14T00:00:00Z,60,99,"),  # line 2 came first and wins
+                      ("dup", "SP-1,delivered,2026-05-14T00:00:00Z,60,99,"),  # conflicts with line 2: both rejected
                       ("bad", "SP-2,delivered,yesterday,60,1,"),
                       ("quarter", "SP-3,delivered,2026-05-16T01:15:00Z,15,2,"),
                       ("serial", "SP-6,delivered,2026-05-14T03:00:00Z,60,1,BAT-404")):
@@ -130,13 +136,15 @@ def test_multi_block_load_equals_one_block_load(now, spy, monkeypatch, tmp_path)
 
     status, summary, errors, _ = streamed
     assert status == MeterDataLoad.Status.COMPLETED_WITH_ERRORS
-    # 6 x 48 - 1 gap = 287 hourly, + 1 quarter-hour + 1 device reading; 2 of them stored before
-    assert summary == "287 new, 1 unchanged, 1 corrected, 5 rejected"
+    # 6 x 48 - 1 gap - 1 conflicting duplicate = 286 hourly, + 1 quarter-hour + 1 device reading; 2 of them stored
+    # before (issue 15: the duplicate of line 2 with another value rejects both; the first row won before)
+    assert summary == "286 new, 1 unchanged, 1 corrected, 6 rejected"
     assert errors == [
+        {"row": 2, "field": "interval_start", "message": conflict(at["dup"], "1 kWh", "99 kWh")},
         {"row": at["hourly"], "field": "interval_minutes",
          "message": "60-minute reading on a day already given in 15-minute intervals"},
         {"row": at["sp404"], "field": "service_point_id", "message": "unknown service point 'SP-404'"},
-        {"row": at["dup"], "field": "interval_start", "message": DUPLICATE},
+        {"row": at["dup"], "field": "interval_start", "message": conflict(2, "99 kWh", "1 kWh")},
         {"row": at["bad"], "field": "interval_start", "message": "not an ISO 8601 date-time: 'yesterday'"},
         {"row": at["serial"], "field": "device", "message": "unknown device serial 'BAT-404'"},
     ]
@@ -147,7 +155,8 @@ def test_multi_block_load_equals_one_block_load(now, spy, monkeypatch, tmp_path)
     assert load.summary == summary
     sp1 = IntervalDay.objects.get(service_point__service_point_id="SP-1", day=dt.date(2026, 5, 14), is_current=True)
     values = intervals.decode(sp1.values)
-    assert sp1.version == 2 and values[0] == 1.0 and values[5] == 1.05 and values[23] == 1.23  # dup (99) rejected
+    # both rows of hour 0 rejected (1.0 and 99: issue 15; before, the first row's 1.0 was kept)
+    assert sp1.version == 2 and np.isnan(values[0]) and values[5] == 1.05 and values[23] == 1.23
     sp4 = IntervalDay.objects.get(service_point__service_point_id="SP-4", day=dt.date(2026, 5, 15))
     assert np.isnan(intervals.decode(sp4.values)[7]) and intervals.decode(sp4.values)[8] == 4.08
     sp3 = IntervalDay.objects.get(service_point__service_point_id="SP-3", day=dt.date(2026, 5, 16))
@@ -158,7 +167,7 @@ def test_multi_block_load_equals_one_block_load(now, spy, monkeypatch, tmp_path)
     assert list((tmp_path / "tmp").iterdir()) == []  # partition files removed
 
     again = meter_csv_load(path=path, now=now + dt.timedelta(hours=1), actor=TEST_ACTOR)
-    assert again.summary == "0 new, 289 unchanged, 0 corrected, 5 rejected"
+    assert again.summary == "0 new, 288 unchanged, 0 corrected, 6 rejected"
     assert again.errors == errors
     assert IntervalDay.objects.count() == 6 * 2 + 2 + 2  # nothing new: the first versions of SP-1 and SP-2 besides
 
@@ -196,7 +205,7 @@ def test_path_and_content_give_the_same_result(now, small_blocks, tmp_path):
     by_bytes = isolated(lambda: meter_csv_load(content=text.encode(), now=now, actor=TEST_ACTOR))
     by_text = isolated(lambda: meter_csv_load(content=text, now=now, actor=TEST_ACTOR))
     assert by_path == by_bytes == by_text
-    assert by_path[1] == "289 new, 0 unchanged, 0 corrected, 5 rejected"
+    assert by_path[1] == "288 new, 0 unchanged, 0 corrected, 6 rejected"  # issue 15: the conflicting pair rejected
 
 
 def test_content_or_path_exactly_one(now, tmp_path):
@@ -243,9 +252,12 @@ def test_header_only_and_long_lines(now, monkeypatch):
         "0 new, 0 unchanged, 0 corrected, 0 rejected"
     load = meter_csv_load(content=b"\xef\xbb\xbfservice_point_id,interval_start,kwh\nSP-1,2026-05-14T00:00Z,1\n\n"
                                   b"SP-1,2026-05-14T01:00Z,2\nSP-1,2026-05-14T01:00Z,3", now=now, actor=TEST_ACTOR)
-    assert load.summary == "2 new, 0 unchanged, 0 corrected, 1 rejected"
-    assert load.errors == [{"row": 5, "field": "interval_start", "message": DUPLICATE}]
-    assert list(intervals.decode(IntervalDay.objects.get(service_point=sp).values)[:2]) == [1, 2]
+    # issue 15: lines 4 and 5 give one interval two values: both rejected (before: line 4's value kept)
+    assert load.summary == "1 new, 0 unchanged, 0 corrected, 2 rejected"
+    assert load.errors == [{"row": 4, "field": "interval_start", "message": conflict(5, "2 kWh", "3 kWh")},
+                           {"row": 5, "field": "interval_start", "message": conflict(4, "3 kWh", "2 kWh")}]
+    values = intervals.decode(IntervalDay.objects.get(service_point=sp).values)
+    assert values[0] == 1 and np.isnan(values[1])
 
 
 def test_error_in_a_later_partition_writes_nothing(now, small_blocks, spy, monkeypatch, tmp_path):
@@ -273,12 +285,12 @@ def test_kept_errors_are_the_lowest_rows(now, small_blocks, monkeypatch):
     rows = [f"SP-9{k},delivered,2026-05-14T00:00:00Z,60,1," for k in range(20)]  # unknown: rejected at resolve
     rows[15] = "SP-1,delivered,2026-05-14T00:00:00Z,60,x,"  # rejected at parse, in a later block
     rows[1] = "SP-1,delivered,2026-05-14T01:00:00Z,60,1,"
-    rows[2] = "SP-1,delivered,2026-05-14T01:00:00Z,60,2,"  # duplicate: rejected at merge
+    rows[2] = "SP-1,delivered,2026-05-14T01:00:00Z,60,2,"  # conflicting duplicate: both rejected at merge
     load = meter_csv_load(content="\n".join([HEADER, *rows]) + "\n", now=now, actor=TEST_ACTOR)
-    assert load.summary == "1 new, 0 unchanged, 0 corrected, 19 rejected"
+    assert load.summary == "0 new, 0 unchanged, 0 corrected, 20 rejected"
     assert load.errors == [{"row": 2, "field": "service_point_id", "message": "unknown service point 'SP-90'"},
-                           {"row": 4, "field": "interval_start", "message": DUPLICATE},
-                           {"row": 5, "field": "service_point_id", "message": "unknown service point 'SP-93'"}]
+                           {"row": 3, "field": "interval_start", "message": conflict(4, "1 kWh", "2 kWh")},
+                           {"row": 4, "field": "interval_start", "message": conflict(3, "2 kWh", "1 kWh")}]
 
 
 def test_job_streams_the_spooled_file(now, small_blocks, spy, tmp_path):
@@ -292,8 +304,8 @@ def test_job_streams_the_spooled_file(now, small_blocks, spy, tmp_path):
     load.refresh_from_db()
     assert spy["blocks"] > 20 and spy["k"] == [7]
     assert load.status == MeterDataLoad.Status.COMPLETED_WITH_ERRORS
-    assert load.summary == "289 new, 0 unchanged, 0 corrected, 5 rejected"
-    assert [e["row"] for e in load.errors] == [at["hourly"] - 1, at["sp404"] - 1, at["dup"] - 1, at["bad"] - 1,
+    assert load.summary == "288 new, 0 unchanged, 0 corrected, 6 rejected"
+    assert [e["row"] for e in load.errors] == [1, at["hourly"] - 1, at["sp404"] - 1, at["dup"] - 1, at["bad"] - 1,
                                                at["serial"] - 1]  # row_offset kept
     assert list((tmp_path / "tmp").iterdir()) == []
     assert meter_data_load_run(load_id=load.pk, now=now, actor=TEST_ACTOR).summary == load.summary  # idempotent
@@ -301,8 +313,8 @@ def test_job_streams_the_spooled_file(now, small_blocks, spy, tmp_path):
     with TestCase.captureOnCommitCallbacks(execute=True):
         again = meter_data_load_submit(source="csv", content=text.encode(), now=now, actor=TEST_ACTOR)
     again.refresh_from_db()
-    assert again.summary == "0 new, 289 unchanged, 0 corrected, 5 rejected"
-    assert [e["row"] for e in again.errors] == [at["hourly"], at["sp404"], at["dup"], at["bad"], at["serial"]]
+    assert again.summary == "0 new, 288 unchanged, 0 corrected, 6 rejected"
+    assert [e["row"] for e in again.errors] == [2, at["hourly"], at["sp404"], at["dup"], at["bad"], at["serial"]]
 
 
 def test_job_missing_header_column_fails(now, small_blocks):

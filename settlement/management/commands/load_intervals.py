@@ -3,6 +3,10 @@
 By default the load runs here and prints its summary (``N new, N unchanged, N corrected, N rejected``) and the first
 row errors; ``--queue`` hands it to the Celery worker instead. The file is passed by path (a CSV is streamed in
 blocks, never read whole). Thin wrapper over ``settlement.meterdata.loaders``.
+
+Errors are printed with their place: ``row N`` of a CSV (N = the line of the file; the header is line 1),
+``IntervalReading N`` of a Green Button file. A load that fails (a file-level problem, or anything unexpected:
+recorded on the load and its job) ends the command with an error in words and exit status 1, never a traceback.
 """
 
 from __future__ import annotations
@@ -53,9 +57,15 @@ class Command(BaseCommand):
                     load = meter_data_load_run(load_id=load.pk, now=now, actor=ACTOR)
         except DomainValidationError as exc:
             raise CommandError(exc.message) from exc
+        except Exception as exc:  # noqa: BLE001 - recorded on the load and its job; the operator gets words
+            failed = MeterDataLoad.objects.filter(file_name=path.name[:300], status=MeterDataLoad.Status.FAILED,
+                                                  created_at=now).order_by("-pk").first()
+            raise CommandError(f"load #{failed.pk if failed else '?'} failed: {type(exc).__name__}: {exc}") from exc
         self.stdout.write(f"load #{load.pk} {load.status}: {load.summary}")
+        unit = "IntervalReading" if load.source == MeterDataLoad.Source.GREEN_BUTTON else "row"
         for error in load.errors[:20]:
-            where = f"row {error['row']}" if error.get("row") is not None else "file"
+            where = f"{unit} {error['row']}" if error.get("row") is not None else error["field"]
             self.stdout.write(f"  {where}: {error['field']}: {error['message']}")
         if load.status == MeterDataLoad.Status.FAILED:
-            raise CommandError(f"load #{load.pk} failed")
+            message = load.errors[0]["message"] if load.errors else "no reason recorded"
+            raise CommandError(f"load #{load.pk} failed: {message}")

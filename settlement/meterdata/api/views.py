@@ -10,7 +10,7 @@ from rest_framework.response import Response
 
 from cpm.base.api import WriteThrottle, api_now, validated
 from settlement.meterdata.filtersets import IntervalDayFilter, MeterDataLoadFilter
-from settlement.meterdata.loaders import meter_data_load_submit, readings_to_csv
+from settlement.meterdata.loaders import meter_data_load_retry, meter_data_load_submit, readings_to_csv
 from settlement.meterdata.models import IntervalDay, MeterDataLoad
 
 from .serializers import (
@@ -23,9 +23,10 @@ from .serializers import (
 
 class MeterDataLoadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Meter data loads (jobs). POST ``upload/`` (a CSV or Green Button file) or ``bulk/`` (JSON readings) creates a
-    load and queues its job; the response is the load record (202), to be polled for counts and row errors."""
+    load and queues its job; the response is the load record (202), to be polled for counts and row errors.
+    POST ``{id}/retry/`` runs a failed load again from its stored file."""
 
-    use_cases = {"upload": "meter_data.load", "bulk": "meter_data.load"}
+    use_cases = {"upload": "meter_data.load", "bulk": "meter_data.load", "retry": "meter_data.retry"}
 
     queryset = MeterDataLoad.objects.all()
     serializer_class = MeterDataLoadSerializer
@@ -57,6 +58,14 @@ class MeterDataLoadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vie
         load = meter_data_load_submit(source=MeterDataLoad.Source.API, content=text.encode(), now=api_now(),
                                       file_name="bulk", tz=data.get("tz") or None, row_offset=-1,
                                       actor=request.user)
+        load.refresh_from_db()
+        return Response(MeterDataLoadSerializer(load).data, status=status.HTTP_202_ACCEPTED)
+
+
+    @extend_schema(request=None, responses={202: MeterDataLoadSerializer})
+    @action(detail=True, methods=["post"])
+    def retry(self, request, pk=None):
+        load = meter_data_load_retry(load_id=self.get_object().pk, now=api_now(), actor=request.user)
         load.refresh_from_db()
         return Response(MeterDataLoadSerializer(load).data, status=status.HTTP_202_ACCEPTED)
 
