@@ -203,6 +203,14 @@ def jobs_sweep(*, now: dt.datetime, stall_seconds: int | None = None, max_attemp
                     status=CS.PENDING, updated_at=now):
                 transaction.on_commit(lambda c=chunk: _send(c))
                 resent += 1
+        # A single-step job (no chunks: a meter-data load) whose worker died never reports back: one transaction,
+        # so nothing of it was written; fail it in words (its owner makes its record retryable, ``job_failed``).
+        for job in (Job.objects.select_for_update(skip_locked=True)
+                    .filter(status=JS.RUNNING, chunks_total=0, heartbeat_at__lt=now - stall)):
+            job_fail(job_id=job.pk, error=(
+                f"No progress since {job.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC: the worker running this job stopped; "
+                "nothing of it was written. Retry it."), now=now)
+            failed_jobs.add(job.pk)
     return {"resent": resent, "failed_jobs": len(failed_jobs)}
 
 

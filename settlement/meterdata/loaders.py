@@ -915,6 +915,15 @@ def interval_days_insert(*, sp, dev, ch, day, minutes: int, values: np.ndarray, 
     bulk.copy_binary(IntervalDay, _COPY_COLUMNS, parts)
 
 
+def meter_data_load_fail(*, load_id: int, error: str, now: dt.datetime, actor) -> None:
+    """A RUNNING load whose job failed outside it (the sweeper found its worker dead): FAILED with the error, so
+    ``meter_data_load_retry`` can run it again. A load in any other status is left as it is. An internal step of
+    the job system (``cpm.base.jobs.job_failed``): no capability check."""
+    load = MeterDataLoad.objects.select_for_update().filter(pk=load_id, status=Status.RUNNING).first()
+    if load is not None:
+        _fail(load, error, now=now, actor=actor, field="load")
+
+
 def _fail(load: MeterDataLoad, message: str, *, now: dt.datetime, actor, field: str = "file") -> MeterDataLoad:
     load.errors = [{"row": None, "field": field, "message": message}]
     load.finished_at = now

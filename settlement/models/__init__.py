@@ -14,8 +14,14 @@ from .credits import (  # noqa: F401
 
 
 def _on_job_failed(sender=None, *, job, error: str, now, **kwargs) -> None:
-    """A settlement batch's job failed (``cpm.base.jobs.job_failed``): the batch ends FAILED with the error."""
-    if job.subject_type == SettlementBatch._meta.label_lower:
+    """A job failed (``cpm.base.jobs.job_failed``): a settlement batch or a meter-data load still running ends FAILED
+    with the error (a failed load can be retried)."""
+    if job.subject_type == MeterDataLoad._meta.label_lower:
+        from cpm.base.capabilities import system_actor
+        from settlement.meterdata.loaders import meter_data_load_fail
+
+        meter_data_load_fail(load_id=int(job.subject_id), error=error, now=now, actor=system_actor("jobs"))
+    elif job.subject_type == SettlementBatch._meta.label_lower:
         from cpm.base.capabilities import system_actor
         from settlement.services.batches import batch_fail
 

@@ -105,3 +105,21 @@ def test_single_step_job_failure_is_recorded():
     assert jobs.job_run(job=job, now=clock(), body=body) is None
     job.refresh_from_db()
     assert job.status == "failed" and job.error.startswith("UnicodeDecodeError:")
+
+
+def test_sweeper_fails_a_single_step_job_whose_worker_died():
+    """A meter-data load runs as one step (no chunks). Killed mid-run it stays RUNNING with an old heartbeat: the
+    sweeper fails its job in words, and the load (the job's subject) ends FAILED, ready for a retry."""
+    from settlement.meterdata.models import MeterDataLoad
+
+    load = MeterDataLoad.objects.create(source="csv", file_name="ami.csv", status="running", created_at=T0,
+                                        started_at=T0)
+    job = jobs.job_create(kind="meter_data_load", subject=load, chunks=[], now=T0, actor=TEST_ACTOR)
+    Job.objects.filter(pk=job.pk).update(status="running", finished_at=None, heartbeat_at=T0)
+    assert jobs.jobs_sweep(now=T0 + dt.timedelta(minutes=5), stall_seconds=600) == {"resent": 0, "failed_jobs": 0}
+    assert jobs.jobs_sweep(now=T0 + dt.timedelta(minutes=11), stall_seconds=600) == {"resent": 0, "failed_jobs": 1}
+    job.refresh_from_db()
+    load.refresh_from_db()
+    assert job.status == "failed" and job.error.startswith("No progress since 2026-07-01 12:00:00 UTC")
+    assert load.status == "failed"
+    assert load.errors[0]["field"] == "load" and "the worker running this job stopped" in load.errors[0]["message"]
