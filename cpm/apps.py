@@ -9,6 +9,8 @@ class CpmConfig(AppConfig):
     def ready(self) -> None:
         from .base import lookups
         from .base.roles import sync_roles
+        from .base.uploads import raise_csv_field_limit
 
         lookups.register()
+        raise_csv_field_limit()
         post_migrate.connect(sync_roles, dispatch_uid="cpm.sync_roles")

@@ -45,7 +45,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -68,10 +67,9 @@ MAX_CELL_CHARS = 1000  # a value of a column without a model length (dates, numb
 DEADLOCK_RETRIES = 3
 NOT_UTF8 = "not UTF-8 text (save the file as UTF-8)"
 
-# The csv module refuses a field longer than 131,072 characters with ``_csv.Error`` (and cannot resume after it).
-# Raise its (process-wide) limit once to the upload limit so a long value is parsed and then refused by name.
-csv.field_size_limit(max(csv.field_size_limit(), min(sys.maxsize, 256 * 1024 * 1024)))
-
+# The csv module refuses a field longer than 131,072 characters with ``_csv.Error`` (and cannot resume after it): its
+# process-wide limit is raised once at start-up (``cpm.base.uploads.raise_csv_field_limit``) so a long value is
+# parsed and then refused by name.
 
 @dataclass
 class ImportReport:

@@ -295,6 +295,11 @@ def upsert(model, *, lookup: dict[str, Any], values: dict[str, Any], now: dt.dat
     by the database when the other commits) is undone in its savepoint and retried as an update of the winner's
     row: two identical imports at once end as if run in turn, never with an ``IntegrityError``.
     """
+    with transaction.atomic():  # the row lock lasts until the caller's transaction (or this one) ends
+        return _upsert_locked(model, lookup=lookup, values=values, now=now, actor=actor)
+
+
+def _upsert_locked(model, *, lookup: dict[str, Any], values: dict[str, Any], now: dt.datetime, actor: Any):
     obj = model.objects.select_for_update().filter(**lookup).first()
     if obj is None:
         obj = model(**lookup, **values)

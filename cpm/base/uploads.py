@@ -58,3 +58,16 @@ def _check_text(upload) -> None:
         offset += good
         if final:
             return
+
+
+#: The csv module's per-field limit (131,072 characters by default), raised once for the whole process
+#: (``CpmConfig.ready``): a field longer than a column may hold is reported by the importers as that column's row error
+#: ("is 140,000 characters long (at most 256)") rather than an unreadable row.
+CSV_FIELD_LIMIT = 256 * 1024 * 1024
+
+
+def raise_csv_field_limit() -> None:
+    import csv
+    import sys
+
+    csv.field_size_limit(max(csv.field_size_limit(), min(sys.maxsize, CSV_FIELD_LIMIT)))

@@ -15,7 +15,7 @@ files add more) besides its bad content. A manifest entry gives:
 - ``stored``: every current ``IntervalDay`` after the load (``[service point, day, channel, 24 hourly kWh or
   null]``): the good rows loaded exactly;
 - ``upload``: present when the upload API refuses the file before any load (``{status: 400, contains}``), as its
-  check of the file's first 64 KiB does (empty, NUL bytes, not UTF-8).
+  check of the whole file does (empty, NUL bytes, not UTF-8, naming the line).
 """
 
 from __future__ import annotations
@@ -142,12 +142,13 @@ def csv_cases() -> dict[str, tuple[bytes, dict]]:
     filler, filler_stored = _filler(70)
     data, entry = _csv([(_row(10, "2\x00"), "kwh", "contains a NUL character")], extra_before=filler,
                        stored=[*filler_stored, *GOOD_STORED], new=6 + len(filler))
+    entry["upload"] = {"status": 400, "contains": "NUL"}  # the upload check reads the whole file
     c["nul_after_64k.csv"] = (data, entry)
     c["service_point_id_too_long.csv"] = _csv([(_row(10, "1", sp="S" * 300), "service_point_id",
                                                 "300 characters long")])
     c["device_too_long.csv"] = _csv([(_row(10, "1", device="D" * 5000), "device", "5,000 characters long")])
     c["quoted_field_beyond_csv_limit.csv"] = _csv([('SP-1,delivered,2026-05-14T10:00:00Z,60,1,"' + "x" * 140_000
-                                                    + '"', "row", "unreadable")])
+                                                    + '"', "device", "140,000 characters long")])
     c["kwh_too_long_number.csv"] = _csv([(_row(10, "1" * 400), "kwh", "400 characters long")])
     c["wrong_column_count.csv"] = _csv([("SP-1,delivered,2026-05-14T10:00:00Z,60", "row",
                                          "expected 6 columns, found 4")])
@@ -166,7 +167,9 @@ def csv_cases() -> dict[str, tuple[bytes, dict]]:
     filler, _ = _filler(70)
     lines = [HEADER, *filler]
     lines[1500] = lines[1500].replace("SP-2", "SP-\xe92")
-    c["latin1_after_64k.csv"] = ("\n".join(lines).encode("latin-1") + b"\n", _failed("line 1501: not UTF-8 text"))
+    c["latin1_after_64k.csv"] = ("\n".join(lines).encode("latin-1") + b"\n", _failed("line 1501: not UTF-8 text",
+                                                                                  {"status": 400,
+                                                                                   "contains": "line 1501"}))
     rnd = random.Random(15)
     c["binary_garbage.csv"] = (bytes(rnd.randrange(256) for _ in range(3000)).replace(b"\x00", b"\x01"),
                                _failed("not UTF-8 text", {"status": 400, "contains": "not UTF-8"}))
