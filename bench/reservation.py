@@ -6,8 +6,8 @@ count its SQL queries, report peak memory; optionally run it distributed over re
 Options: ``--n`` devices (default 100,000); ``--history`` past events in the season (default 6, each calling ~60%
 of the devices); ``--target-kw`` to exercise the rotation; ``--chunk`` to also time the chunked in-process path;
 ``--workers K`` to also run the distributed reservation (``tasks.reserve_event_distributed``: the central
-plan ``services.event_reservation_start``, then a Celery chord of ``events.reserve_chunk`` tasks +
-``events.reserve_finish``, with the benchmark's fixed ``now``) through 1 and then K real worker processes
+plan ``services.event_reservation_start``, then one job chunk per span (``events.reserve_chunk`` tasks, the last
+one marking the event reserved), with the benchmark's fixed ``now``) through 1 and then K real worker processes
 (``celery -A cpm worker --concurrency 1``, broker ``$BENCH_BROKER_URL``, default redis://127.0.0.1:6379/8),
 checking that every ledger (decision and detail per subscription, participation per subscription) is identical to
 the single-transaction one.
@@ -158,7 +158,7 @@ def stop_workers(procs: list[subprocess.Popen]) -> float:
 
 
 def reserve_distributed(event, *, chunk_size: int) -> tuple[dict[str, int], float]:
-    """``tasks.reserve_event_distributed`` (central plan, then a chord of chunk tasks) through the running workers,
+    """``tasks.reserve_event_distributed`` (central plan, then job chunks) through the running workers,
     with the benchmark's fixed ``now``; returns (counts, seconds)."""
     from events import tasks
 

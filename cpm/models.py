@@ -75,6 +75,7 @@ class Job(models.Model):
     chunks_total = models.PositiveIntegerField(default=0)
     chunks_done = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True, help_text="Why the job failed, in words.")
+    result = models.JSONField(default=dict, blank=True, help_text="What the job produced (e.g. counts by decision).")
     actor_label = models.CharField(max_length=150, blank=True)
     created_at = models.DateTimeField()
     started_at = models.DateTimeField(null=True, blank=True)
@@ -112,6 +113,7 @@ class JobChunk(models.Model):
     kwargs = models.JSONField(default=dict)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0)
+    result = models.JSONField(default=dict, blank=True, help_text="The chunk's result (a JSON object), once done.")
     last_error = models.TextField(blank=True)
     updated_at = models.DateTimeField()
 

@@ -132,7 +132,9 @@ def chunk_run(*, chunk_id: int | None, now: Callable[[], dt.datetime], body: Cal
                 raise _AlreadyDone
             result = body()
             done = now()
-            if not JobChunk.objects.filter(pk=chunk_id, status=CS.RUNNING).update(status=CS.DONE, updated_at=done):
+            kept = result if isinstance(result, dict) else {}
+            if not JobChunk.objects.filter(pk=chunk_id, status=CS.RUNNING).update(status=CS.DONE, updated_at=done,
+                                                                                  result=kept):
                 raise _AlreadyDone
             Job.objects.filter(pk=chunk.job_id).update(chunks_done=F("chunks_done") + 1, heartbeat_at=done)
             Job.objects.filter(pk=chunk.job_id, status=JS.RUNNING, chunks_done=F("chunks_total")).update(
@@ -149,6 +151,48 @@ def chunk_run(*, chunk_id: int | None, now: Callable[[], dt.datetime], body: Cal
         JobChunk.objects.filter(pk=chunk_id).update(status=CS.FAILED, last_error=error, updated_at=failed_at)
         job_fail(job_id=chunk.job_id, error=f"Chunk {chunk.index} failed: {error}", now=failed_at)
         return None
+
+
+def job_is_completed(job_id: int) -> bool:
+    """Whether the job has completed (read in the caller's transaction: in ``on_done``, true for the chunk that
+    completed it, exactly once)."""
+    return Job.objects.filter(pk=job_id, status=JS.COMPLETED).exists()
+
+
+def job_chunk_results(job_id: int) -> list[dict]:
+    """The results of the job's chunks, in chunk order."""
+    return list(JobChunk.objects.filter(job_id=job_id).order_by("index").values_list("result", flat=True))
+
+
+def job_set_result(job_id: int, result: dict) -> None:
+    """Record what the job produced (e.g. the counts of a reservation)."""
+    Job.objects.filter(pk=job_id).update(result=result)
+
+
+class JobHandle:
+    """A caller's handle on a job it started (what ``AsyncResult`` is for one task): ``get`` waits for the job to
+    end and returns its result, or raises ``JobFailed`` with the job's error."""
+
+    def __init__(self, job_id: int) -> None:
+        self.job_id = job_id
+
+    def get(self, timeout: float = 600, interval: float = 0.2) -> dict:
+        import time
+
+        deadline = time.monotonic() + timeout
+        while True:
+            job = Job.objects.get(pk=self.job_id)
+            if job.status == JS.COMPLETED:
+                return job.result
+            if job.status == JS.FAILED:
+                raise JobFailed(job.error)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"job {self.job_id} still {job.status} ({job.progress}) after {timeout} s")
+            time.sleep(interval)
+
+
+class JobFailed(RuntimeError):
+    """The job ended failed; the message is its error in words."""
 
 
 class _AlreadyDone(Exception):
@@ -220,4 +264,5 @@ def jobs_open(*, subject: models.Model) -> models.QuerySet[Job]:
                               status__in=[JS.PENDING, JS.RUNNING])
 
 
-__all__ = ["chunk_run", "job_create", "job_enqueue", "job_fail", "job_failed", "job_run", "jobs_open", "jobs_sweep"]
+__all__ = ["JobFailed", "JobHandle", "chunk_run", "job_chunk_results", "job_create", "job_enqueue", "job_fail",
+           "job_failed", "job_is_completed", "job_run", "job_set_result", "jobs_open", "jobs_sweep"]

@@ -5,7 +5,7 @@ queries whatever the number of devices (candidates, history, unavailability, ove
 are each one query, with the span's ids as one array parameter; the decision is computed in Python by
 ``events.ledger``; rows are COPYed), so memory is bounded by the span. One transaction holds every span of an event
 (``event_reserve``), or each chunk runs in its own transaction (``event_reservation_start`` + ``reserve_chunk`` +
-``event_reservation_finish``) so a Celery chord can spread the chunks over workers; with a target kW the rotation
+``event_reservation_finish``) so job chunks (``cpm.base.jobs``) spread over workers; with a target kW the rotation
 order is computed centrally by the plan. See ``events.ledger`` for the counting choice.
 
 The steps, in reading order: the candidates (``CandidateFilters``, ``_candidate_rows`` -> ``CandidateRow``), the
@@ -866,7 +866,7 @@ def event_reserve(*, event: Event, now: dt.datetime, actor: Any, chunk_size: int
 
     ``chunk_size`` None: one transaction (decided and written span by span of ``CPM_CHUNK_SIZE`` candidates, a
     constant number of queries per span, memory bounded by the span). Otherwise the plan is computed centrally and
-    each chunk of ``chunk_size`` runs in its own transaction with its own locks, as the Celery chord does
+    each chunk of ``chunk_size`` runs in its own transaction with its own locks, as the job chunks on workers do
     (``tasks.reserve_event_distributed``). Ledger rows of subscriptions that are no longer candidates (targeting
     changed) are removed with their provisional participations.
     Raises ``TransitionNotAllowed`` unless the event is SCHEDULED. Returns counts by decision.

@@ -1,4 +1,4 @@
-"""The distributed reservation (a chord of chunk tasks, then the counting callback) through a REAL Celery worker
+"""The distributed reservation (job chunks; the last one counts and marks the event reserved) through a REAL worker
 (Redis broker and result backend, solo pool, in a thread) gives the same ledger and participations as the
 single-process run.
 
