@@ -33,4 +33,5 @@ urlpatterns = [
     path("", RedirectView.as_view(url="/csr/", permanent=False)),
 ]
 urlpatterns.append(path("csr/", include("cpm.csr.urls")))
+urlpatterns.append(path("dashboard/", include("cpm.dashboard.urls")))
 handler404 = "cpm.base.api.json_not_found"

@@ -49,6 +49,10 @@ class Event(models.Model):
     override_reason = models.CharField(max_length=500, blank=True, editable=False)
     cancel_reason = models.CharField(max_length=500, blank=True, editable=False)
     reserved_at = models.DateTimeField(null=True, blank=True, editable=False)
+    forecast_kw = models.DecimalField(
+        max_digits=12, decimal_places=3, null=True, blank=True, editable=False,
+        help_text="Available kW forecast when the event was reserved (settlement.forecast), to compare with the "
+                  "delivered kW drop.")
     settlement_handed_off_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -5,8 +5,14 @@
 
     from events.signals import event_completed
     event_completed.connect(lambda sender, event_id, **kw: ..., dispatch_uid="settlement-after-event")
+
+``event_reserved``: sent inside the transaction that (re)wrote an event's reservation ledger, after
+``Event.reserved_at`` is set. Keyword arguments: ``event`` (the Event), ``now``, ``actor`` (who ran the reservation).
+Settlement subscribes to store the event's available-kW forecast (``settlement.forecast``: it needs the program's
+delivered share in settled events, which the events app cannot read).
 """
 
 from django.dispatch import Signal
 
 event_completed = Signal()
+event_reserved = Signal()

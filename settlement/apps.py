@@ -5,6 +5,7 @@ class SettlementConfig(AppConfig):
     name = "settlement"
 
     def ready(self) -> None:
-        from . import signals
+        from . import forecast, signals
 
         signals.connect()
+        forecast.connect()

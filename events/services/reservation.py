@@ -49,6 +49,7 @@ from .. import ledger, priority
 from ..choices import COUNTED_EVENT_STATUSES, EventStatus, ParticipationStatus, ReservationDecision
 from ..models import Event, Participation, Reservation, Unavailability
 from ..selectors import ProgramContext
+from ..signals import event_reserved
 from .common import RELEASED, event_local_dates, require_scheduled
 
 # Participation statuses a reservation run decides again (an opt-out or an outcome is kept as recorded).
@@ -792,6 +793,7 @@ def finish_reservation(event: Event, counts: dict[str, int], *, now: dt.datetime
     event.reserved_at = now
     audit_record(obj=event, action="update", now=now, actor=actor, reason="reservation",
                  changes={"reservation_counts": counts})
+    event_reserved.send(sender=Event, event=event, now=now, actor=actor)
 
 
 def reserve_chunk(*, event_id: int, first_id: int | None, end_id: int | None, chosen_ids: list[int] | None,

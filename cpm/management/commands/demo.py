@@ -17,6 +17,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from cpm.base.paths import green_button_dir
 from cpm.demo.check import check_demo
+from cpm.demo.forecast_report import forecast_text
 from cpm.demo.report import build_summary, summary_text, write_html
 from cpm.demo.scenario import Demo, DemoError, Options
 
@@ -58,6 +59,7 @@ class Command(BaseCommand):
         result.report_path = write_html(result, summary, out_dir / "report.html")
         result.timings["total"] = round(time.monotonic() - started, 1)
         self.stdout.write(summary_text(result, summary))
+        self.stdout.write(forecast_text(result.event_ids))
         self.stdout.write(f"Finished in {result.timings['total']} s.")
         if opts["ci_check"]:
             self.ci_check(result, summary)

@@ -1,0 +1,80 @@
+"""Server-rendered SVG charts of the dashboard and the event page (matplotlib; no script, no CDN)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from zoneinfo import ZoneInfo
+
+from matplotlib.figure import Figure
+
+
+def _svg(fig: Figure) -> str:
+    fig.tight_layout()
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", metadata={"Date": None})
+    svg = buf.getvalue()
+    return svg[svg.index("<svg"):]
+
+
+def events_chart_svg(rows: list[tuple[str, float | None, float]], *, title: str) -> str:
+    """Grouped bars per event: forecast kW (grey; none when not stored) and delivered kW drop (green)."""
+    if not rows:
+        return ""
+    fig = Figure(figsize=(6.4, 2.6), dpi=96)
+    ax = fig.subplots()
+    xs = range(len(rows))
+    ax.bar([x - 0.2 for x in xs], [r[1] or 0 for r in rows], width=0.4, color="#9aa5b1", label="Forecast kW")
+    ax.bar([x + 0.2 for x in xs], [r[2] for r in rows], width=0.4, color="#2ca02c", label="Delivered kW drop")
+    ax.set_xticks(list(xs), [r[0][:18] for r in rows], fontsize=7, rotation=20, ha="right")
+    ax.set_ylabel("kW")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    ax.tick_params(labelsize=7)
+    return _svg(fig)
+
+
+def season_chart_svg(rows: list[tuple[str, float, float | None]], *, title: str) -> str:
+    """Horizontal bars of season-to-date use against each limit: (label, used, limit or None), as % of the limit
+    (no limit: drawn at 0 with the raw value in the label)."""
+    if not rows:
+        return ""
+    fig = Figure(figsize=(6.4, 0.5 + 0.45 * len(rows)), dpi=96)
+    ax = fig.subplots()
+    labels, values = [], []
+    for label, used, limit in rows:
+        labels.append(f"{label}: {used:g} / {limit:g}" if limit else f"{label}: {used:g} (no limit)")
+        values.append(100.0 * used / limit if limit else 0.0)
+    ax.barh(labels, values, color=["#d62728" if v >= 100 else "#1f77b4" for v in values])
+    ax.axvline(100, color="#616e7c", linestyle="--", linewidth=1)
+    ax.set_xlim(0, max(110.0, *values))
+    ax.set_xlabel("% of the season's limit")
+    ax.set_title(title, fontsize=9)
+    ax.tick_params(labelsize=7)
+    return _svg(fig)
+
+
+def fleet_chart_svg(starts: list[dt.datetime], series: dict[str, list[float | None]], *, tz: ZoneInfo,
+                    window: tuple[dt.datetime, dt.datetime], title: str) -> str:
+    """Fleet baseline / adjusted baseline / actual kW per interval (local wall-clock hours), the event window
+    shaded; the last interval is drawn to its end (``window[1]`` when it is the last)."""
+    if not starts:
+        return ""
+    x = [s.astimezone(tz).replace(tzinfo=None) for s in starts]
+    end = max(window[1], starts[-1] + (starts[-1] - starts[-2] if len(starts) > 1 else dt.timedelta(hours=1)))
+    x_end = [*x, end.astimezone(tz).replace(tzinfo=None)]
+    fig = Figure(figsize=(8, 3.2), dpi=96)
+    ax = fig.subplots()
+    styles = {"Baseline": ("#888888", "--"), "Adjusted baseline": ("#1f77b4", "-"), "Actual": ("#d62728", "-")}
+    for label, values in series.items():
+        ys = [float("nan") if v is None else v for v in values]
+        color, style = styles.get(label, ("#000000", "-"))
+        ax.step(x_end, [*ys, ys[-1]], where="post", label=label, color=color, linestyle=style)
+    ax.axvspan(window[0].astimezone(tz).replace(tzinfo=None), window[1].astimezone(tz).replace(tzinfo=None),
+               color="#ffdd57", alpha=0.3, label="Event window")
+    ax.set_ylabel("kW (fleet)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="upper left")
+    ax.tick_params(labelsize=7)
+    fig.autofmt_xdate()
+    return _svg(fig)

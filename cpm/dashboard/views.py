@@ -1,0 +1,99 @@
+"""Dashboard pages (read only): the program dashboard with its forecast form, and an event's page. Staff users
+holding the view permissions of programs, events and event settlements (program administrators, CSRs, settlement
+analysts, auditors); others are refused (403); a user who may not sign in to the admin is sent to its login."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django import forms
+from django.contrib import admin
+from django.contrib.admin.views.decorators import staff_member_required
+from django.contrib.auth.decorators import permission_required
+from django.http import Http404
+from django.shortcuts import render
+from django.utils import timezone
+
+from cpm.base.timeutils import local_wall_to_utc, wall_time_exists, zone
+from devices.choices import DeviceType
+from events.models import Event
+from programs.choices import ProgramStatus
+from programs.models import Program
+from settlement.forecast import available_kw_forecast
+
+from . import charts, selectors
+
+DASHBOARD_PERMISSIONS = ("programs.view_program", "events.view_event", "settlement.view_eventsettlement")
+
+
+def dashboard_view(view):
+    return staff_member_required(permission_required(DASHBOARD_PERMISSIONS, raise_exception=True)(view))
+
+
+class ForecastForm(forms.Form):
+    program = forms.ModelChoiceField(queryset=Program.objects.exclude(status=ProgramStatus.CLOSED).order_by("name"))
+    day = forms.DateField(label="Day (program's local date)", widget=forms.DateInput(attrs={"type": "date"}))
+    start = forms.TimeField(label="Start (local time)", widget=forms.TimeInput(attrs={"type": "time"}))
+    end = forms.TimeField(label="End (local time)", widget=forms.TimeInput(attrs={"type": "time"}))
+    device_type = forms.ChoiceField(choices=[("", "All device types"), *DeviceType.choices], required=False)
+    territory = forms.CharField(required=False, max_length=64, help_text="Service territory code; empty = all.")
+
+    def clean(self):
+        data = super().clean()
+        program, day = data.get("program"), data.get("day")
+        if not program or not day or not data.get("start") or not data.get("end"):
+            return data
+        tz = zone(program.time_zone)
+        for name in ("start", "end"):
+            value = data[name]
+            if not wall_time_exists(day, value, tz):
+                self.add_error(name, f"{day} {value:%H:%M} does not exist in {program.time_zone} (clocks go forward).")
+                return data
+            if local_wall_to_utc(day, value, tz, fold=0) != local_wall_to_utc(day, value, tz, fold=1):
+                self.add_error(name, f"{day} {value:%H:%M} happens twice in {program.time_zone} (clocks go back): "
+                                     "pick another time.")
+                return data
+        data["start_utc"] = local_wall_to_utc(day, data["start"], tz)
+        end_day = day if data["end"] > data["start"] else day + dt.timedelta(days=1)
+        data["end_utc"] = local_wall_to_utc(end_day, data["end"], tz)
+        return data
+
+
+@dashboard_view
+def dashboard(request):
+    now = timezone.now()
+    cards = selectors.program_cards(now=now)
+    for card in cards:
+        card.events_chart = charts.events_chart_svg(
+            [(r.event.name, float(r.event.forecast_kw) if r.event.forecast_kw is not None else None, float(r.kw_drop))
+             for r in reversed(card.latest)], title=f"{card.program.name}: forecast vs delivered kW, latest events")
+        s = card.season
+        card.season_chart = charts.season_chart_svg(
+            [("Events", s.events, s.max_events), ("Event hours", float(s.hours), float(s.max_hours or 0) or None),
+             ("Credits $", float(s.credits), float(s.credits_cap or 0) or None)],
+            title=f"{s.name}: season to date") if s else ""
+    form = ForecastForm(request.GET or None)
+    forecast = None
+    if form.is_bound and form.is_valid():
+        d = form.cleaned_data
+        forecast = available_kw_forecast(program=d["program"], start=d["start_utc"], end=d["end_utc"], now=now,
+                                         device_types=[d["device_type"]] if d["device_type"] else [],
+                                         territories=[d["territory"]] if d["territory"] else [])
+    return render(request, "dashboard/index.html", {
+        **admin.site.each_context(request), "title": "Program dashboard", "cards": cards, "now": now,
+        "form": form, "forecast": forecast})
+
+
+@dashboard_view
+def event_detail(request, event_id: int):
+    try:
+        page = selectors.event_page(event_id=event_id)
+    except Event.DoesNotExist as exc:
+        raise Http404("No such event") from exc
+    event = page.event
+    tz = zone(event.program.time_zone)
+    chart = charts.fleet_chart_svg(page.interval_starts, page.fleet, tz=tz, window=(event.start, event.end),
+                                   title=f"{event.name}: fleet baseline vs actual ({event.program.time_zone})")
+    return render(request, "dashboard/event.html", {
+        **admin.site.each_context(request), "title": f"Event: {event.name}", "page": page, "event": event,
+        "chart": chart, "tz": event.program.time_zone})

@@ -1,0 +1,203 @@
+"""The dashboard and the event page: figures, constant queries, permissions."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from cpm.base import roles
+from events.choices import EventStatus
+from events.models import Event, OptOut
+from programs.choices import IncentiveKind
+from programs.models import IncentiveRule
+from settlement.choices import EventSettlementStatus
+from tests.factories.enrollments import staff_user
+from tests.factories.events import EventFactory, la
+from tests.factories.programs import ProgramFactory, SeasonFactory
+
+from .fleet import NOW, build_fleet, device, settle
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _plain_http(settings):
+    settings.SECURE_SSL_REDIRECT = False
+
+
+@pytest.fixture
+def admin_client(client):
+    client.force_login(staff_user(roles.PROGRAM_ADMIN))
+    return client
+
+
+def _inputs(start, baseline, actual):
+    return {"start": start.isoformat(), "interval_minutes": 60, "baseline_kw": baseline,
+            "adjusted_baseline_kw": baseline, "actual_kw": actual}
+
+
+def _fleet_with_results():
+    """The fleet, the past event's inputs (two hourly intervals), a forecast stored on it, credits, an upcoming
+    event with a forecast, a season cap and limits."""
+    program, f = build_fleet()
+    past = f["past"]
+    Event.objects.filter(pk=past.pk).update(forecast_kw=Decimal("3.500"))
+    t0 = past.start
+    s1, s2 = past.settlements.order_by("pk")[:2]
+    s1.inputs, s1.amount, s1.status = _inputs(t0, [3.0, 3.0], [1.5, 2.1]), Decimal("4.20"), \
+        EventSettlementStatus.APPROVED
+    s2.inputs, s2.amount = _inputs(t0, [5.0, None], [3.0, 2.0]), Decimal("1.05")
+    s1.save()
+    s2.save()
+    OptOut.objects.create(participation=past.participations.get(subscription=f["d2"]), channel="portal", at=t0)
+    EventFactory(program=program, name="Tomorrow", start=la(2026, 7, 15, 15), end=la(2026, 7, 15, 18),
+                 status=EventStatus.SCHEDULED, forecast_kw=Decimal("4.125"))
+    rule = program.participation_rules.get()
+    rule.max_events_per_season, rule.max_event_hours_per_season = 10, Decimal("40")
+    rule.save()
+    IncentiveRule.objects.create(program=program, kind=IncentiveKind.SEASON_CAP, amount=Decimal("100"))
+    return program, f
+
+
+def test_dashboard_figures(admin_client, monkeypatch):
+    monkeypatch.setattr("django.utils.timezone.now", lambda: NOW)
+    program, f = _fleet_with_results()
+    response = admin_client.get(reverse("dashboard:index"))
+    assert response.status_code == 200
+    card = next(c for c in response.context["cards"] if c.program == program)
+    # 5 ACTIVE enrollments (the 6th waits for approval), each its own customer; devices of ACTIVE enrollments:
+    # thermostats 2 + 1 + 3 + 4 (the inactive device is still enrolled) = 10 kW on 4, battery 5 kW.
+    assert card.customers == 5 and card.pending_approvals == 1
+    assert card.devices_by_type == [("Home battery", 1, Decimal("5")), ("Smart thermostat", 4, Decimal("10"))]
+    assert (card.devices, card.kw) == (5, Decimal("15"))
+    assert [e.name for e in card.live_events] == ["Tomorrow"]
+    (latest,) = card.latest
+    # the PENDING settlement is counted in the latest event's sums (not reversed): 1.2 + 1.8 + 5.0 kW
+    assert (latest.kw_drop, latest.credits, latest.settlements) == (Decimal("8.0"), Decimal("5.25"), 3)
+    s = card.season
+    assert (s.name, s.events, s.max_events, s.hours, s.max_hours) == ("Summer 2026", 1, 10, Decimal("2"),
+                                                                     Decimal("40"))
+    assert (s.credits, s.credits_cap) == (Decimal("5.25"), Decimal("500"))
+    html = response.content.decode()
+    assert "<svg" in html and "<script" not in html.split("</header>")[-1].split("id=\"content-main\"")[-1]
+    assert "4.1 kW" in html and "$5.25 of $500.00" in html and "1 of 10" in html
+    assert "status__exact=pending_approval" in html
+
+
+def test_dashboard_forecast_form(admin_client, monkeypatch):
+    """15:00-18:00 local on 2026-07-15, thermostats: 1.500 kW (see test_forecast)."""
+    monkeypatch.setattr("django.utils.timezone.now", lambda: NOW)
+    program, _ = build_fleet()
+    response = admin_client.get(reverse("dashboard:index"), {"program": program.pk, "day": "2026-07-15",
+                                                              "start": "15:00", "end": "18:00",
+                                                              "device_type": "thermostat", "territory": ""})
+    assert response.status_code == 200
+    assert response.context["forecast"].forecast_kw == Decimal("1.500")
+    assert "1.500 kW available" in response.content.decode()
+
+
+def test_forecast_form_refuses_a_dst_gap(admin_client):
+    program, _ = build_fleet()
+    response = admin_client.get(reverse("dashboard:index"), {"program": program.pk, "day": "2026-03-08",
+                                                              "start": "02:30", "end": "04:00"})
+    assert response.context["forecast"] is None
+    assert "does not exist in America/Los_Angeles" in response.content.decode()
+
+
+def test_event_page_figures(admin_client):
+    program, f = _fleet_with_results()
+    past = f["past"]
+    response = admin_client.get(reverse("dashboard:event", args=[past.pk]))
+    assert response.status_code == 200
+    page = response.context["page"]
+    assert page.decisions == [("reserved", "Reserved", 2, Decimal("4.000"))] and page.reserved_kw == Decimal("4")
+    assert sorted(page.participations) == [("Participated", 3)]
+    assert page.opt_outs == [("Customer portal API", 1)]
+    # settled (CALCULATED or APPROVED) participations only: d1 and d3
+    assert (page.delivered_kw, page.settled) == (Decimal("3.0"), 2)
+    assert page.delivered_vs_forecast == Decimal("0.86")  # 3.0 / 3.5
+    # per interval: baselines 3 + 5 = 8, then 3 + (none) = 3; actual 1.5 + 3 = 4.5, 2.1 + 2 = 4.1
+    assert page.interval_starts == [past.start, past.start + dt.timedelta(hours=1)]
+    assert page.fleet["Baseline"] == [8.0, 3.0] and page.fleet["Actual"] == [4.5, 4.1]
+    assert page.credits_total == Decimal("5.25")  # 4.20 approved + 1.05 calculated + 0 pending
+    assert page.credits_by_status == [("Approved", 1, Decimal("4.20")), ("Calculated", 1, Decimal("1.05")),
+                                      ("Pending", 1, Decimal("0.00"))]
+    html = response.content.decode()
+    assert "3.500 kW" in html and "3.000 kW over 2 settled participations" in html
+    assert f"event__id__exact={past.pk}" in html and "<svg" in html
+
+
+def _count_queries(client, url):
+    with CaptureQueriesContext(connection) as ctx:
+        assert client.get(url).status_code == 200
+    return len(ctx.captured_queries)
+
+
+def test_constant_queries(admin_client, monkeypatch):
+    """One program with one event and one enrollment, then more programs, events, enrollments and settlements:
+    the same number of queries for the dashboard and the event page."""
+    monkeypatch.setattr("django.utils.timezone.now", lambda: NOW)
+    program, f = build_fleet()
+    url = reverse("dashboard:index")
+    event_url = reverse("dashboard:event", args=[f["past"].pk])
+    few, few_event = _count_queries(admin_client, url), _count_queries(admin_client, event_url)
+    for i in range(4):
+        sub = device(program, "1.0", NOW)
+        e = EventFactory(program=program, name=f"More {i}", start=la(2026, 7, 6 + i, 15), end=la(2026, 7, 6 + i, 17),
+                         status=EventStatus.COMPLETED)
+        settle(e, sub, kw_drop="0.5", reserved_kw="1.0")
+        settle(f["past"], sub, kw_drop="0.5", reserved_kw="1.0",
+               inputs=_inputs(f["past"].start, [1.0, 1.0], [0.5, 0.5]))
+        EventFactory(program=program, name=f"Next {i}", start=la(2026, 7, 20 + i, 15), end=la(2026, 7, 20 + i, 17),
+                     status=EventStatus.SCHEDULED)
+    other = ProgramFactory()
+    SeasonFactory(program=other)
+    device(other, "2.0", NOW)
+    assert _count_queries(admin_client, url) == few
+    assert _count_queries(admin_client, event_url) == few_event
+
+
+@pytest.mark.parametrize("role", [roles.CSR, roles.AUDITOR, roles.SETTLEMENT_ANALYST])
+def test_read_only_roles_see_the_dashboard(client, role):
+    program, f = _fleet_with_results()
+    client.force_login(staff_user(role))
+    response = client.get(reverse("dashboard:index"))
+    assert response.status_code == 200
+    assert "<form method=\"post\"" not in response.content.decode().split("id=\"content-main\"")[-1]
+    assert client.get(reverse("dashboard:event", args=[f["past"].pk])).status_code == 200
+    assert "Program dashboard" in client.get(reverse("admin:index")).content.decode()
+
+
+def test_aggregator_cannot_reach_the_dashboard(client):
+    user = get_user_model().objects.create_user("agg-user", password="pw-Role-123456", is_staff=False)
+    user.groups.add(Group.objects.get(name=roles.AGGREGATOR))
+    client.force_login(user)
+    for url in (reverse("dashboard:index"), reverse("admin:index")):
+        response = client.get(url)
+        assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+def test_staff_without_the_view_permissions_is_refused(client):
+    client.force_login(staff_user(roles.CIS_INTEGRATION))
+    assert client.get(reverse("dashboard:index")).status_code == 403
+    assert "Program dashboard" not in client.get(reverse("admin:index")).content.decode()
+
+
+def test_event_admin_pages_link_to_the_event_page_and_the_forecast(admin_client):
+    program, f = _fleet_with_results()
+    past = f["past"]
+    html = admin_client.get(reverse("admin:events_event_change", args=[past.pk])).content.decode()
+    assert reverse("dashboard:event", args=[past.pk]) in html and "Forecast when reserved: 3.500 kW" in html
+    html = admin_client.get(reverse("admin:events_event_add")).content.decode()
+    assert "Forecast the kW available" in html
+
+
+def test_unknown_event_is_404(admin_client):
+    assert admin_client.get(reverse("dashboard:event", args=[999999])).status_code == 404
