@@ -4,6 +4,8 @@ the field. And the safe default of point 3: a new program excludes life-support 
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from enrollments.models import Enrollment
@@ -107,7 +109,7 @@ def test_a_new_program_excludes_life_support_and_the_api_then_refuses_a_life_sup
         seasons=[{"name": "Summer 2026", "start_date": "2026-06-01", "end_date": "2026-09-30"}],
         participation_rules=[{"effective_from": "2026-01-01"}],
         incentive_rules=[{"kind": "performance_kwh", "basis": "per_kwh", "amount": "1.25"}],
-        now=__import__("datetime").datetime(2026, 5, 1, tzinfo=__import__("datetime").UTC), actor=TEST_ACTOR)
+        now=dt.datetime(2026, 5, 1, tzinfo=dt.UTC), actor=TEST_ACTOR)
     assert program.excludes_life_support is True
     Program.objects.filter(pk=program.pk).update(status="active")  # test set-up: activation is not the subject
     site = make_site(program)
