@@ -28,6 +28,7 @@ from cpm.base.admin import (
 from cpm.base.capabilities import may
 from cpm.base.errors import DomainValidationError
 from cpm.base.uploads import validate_upload
+from programs.admin import register_known_codes
 
 from . import imports, services
 from .choices import DeviceStatus
@@ -209,3 +210,23 @@ class DeviceInstallationAdmin(LargeTableMixin, ReadOnlyAdmin):
     list_filter = ("installed_on",)
     search_fields = ("device__serial_number", "device__aggregator_device_id", "service_point__service_point_id")
     list_select_related = ("device", "service_point")
+
+
+# The program set-up form lists the codes found on service points and premises as the allowed values of its
+# eligibility lists (programs cannot import devices: the devices app tells it, here, where admins are loaded).
+KNOWN_CODE_LIMIT = 500
+
+
+def _known(model, column: str):
+    def source():
+        return (model.objects.exclude(**{column: ""}).order_by(column).values_list(column, flat=True)
+                .distinct()[:KNOWN_CODE_LIMIT])
+
+    return source
+
+
+for _field, _model, _column in (("eligible_rate_codes", ServicePoint, "rate_code"),
+                                ("eligible_territories", Premise, "service_territory"),
+                                ("eligible_substations", Premise, "substation"),
+                                ("eligible_feeders", Premise, "feeder")):
+    register_known_codes(_field, _known(_model, _column))

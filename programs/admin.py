@@ -11,7 +11,7 @@ the API; here they are read.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from django import forms
@@ -22,6 +22,7 @@ from cpm.base.capabilities import may
 from cpm.base.errors import DomainError
 
 from . import rules, services
+from .choices import CustomerClass, DeviceType
 from .models import (
     IncentiveRule,
     IntervalPrice,
@@ -57,15 +58,71 @@ class RuleCheckedForm(forms.ModelForm):
         return cleaned
 
 
+# Eligibility lists whose allowed values are fixed vocabularies (checkboxes listing every value).
+FIXED_CODE_LISTS = {
+    "eligible_device_types": (DeviceType.choices, "Tick the device types that may enroll."),
+    "eligible_customer_classes": (CustomerClass.choices, "Tick the customer classes that may enroll; none ticked "
+                                                         "= any class."),
+}
+# Eligibility lists whose allowed values are codes of the customer data (rate codes, network): the values known
+# come from ``KNOWN_CODES`` (filled by the devices app, which owns service points and premises: programs imports no
+# app to its right), plus the program's own values.
+NETWORK_CODE_LISTS = {
+    "eligible_rate_codes": "Tick the rate codes that may enroll; none ticked = any rate code.",
+    "eligible_territories": "Tick the service territories (the utility's) where the program is offered; none ticked "
+                            "= everywhere.",
+    "eligible_substations": "Tick the substations where the program is offered; none ticked = any substation.",
+    "eligible_feeders": "Tick the feeders where the program is offered; none ticked = any feeder.",
+}
+KNOWN_CODES: dict[str, Callable[[], Iterable[str]]] = {}
+
+
+def register_known_codes(field: str, source: Callable[[], Iterable[str]]) -> None:
+    """Let an app to the right (devices) say which codes exist for an eligibility list of ``NETWORK_CODE_LISTS``:
+    ``source()`` returns them when a program form is shown."""
+    if field not in NETWORK_CODE_LISTS:
+        raise ValueError(f"{field} is not an eligibility list of codes")
+    KNOWN_CODES[field] = source
+
+
+def _code_list_field(choices, help_text: str, *, widget) -> forms.MultipleChoiceField:
+    return forms.MultipleChoiceField(
+        choices=choices, required=False, help_text=help_text, widget=widget,
+        error_messages={"invalid_choice": "%(value)s is not one of the values listed here.",
+                        "invalid_list": "Tick values from the list."})
+
+
 class ProgramForm(forms.ModelForm):
+    """The program set-up form: eligibility lists as ticked values (never JSON), the rest in sections
+    (``ProgramAdmin.fieldsets``); refusals in words."""
+
     class Meta:
         model = Program
         fields = list(services.PROGRAM_FIELDS)
+        error_messages = {
+            "baseline_params": {"invalid": "Write the baseline overrides as JSON, e.g. {\"x\": 10, \"y\": 10}, or "
+                                           "{} for the method's preset."},
+            "code": {"unique": "Another program already has this code; choose another.",
+                     "invalid": "Use only letters, digits, hyphens and underscores in the code."},
+        }
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if "event_priority" in self.fields:  # left empty: the default priority (0)
             self.fields["event_priority"].required = False
+        for name, (choices, help_text) in FIXED_CODE_LISTS.items():
+            if name in self.fields:
+                self.fields[name] = _code_list_field(choices, help_text, widget=forms.CheckboxSelectMultiple)
+        for name, help_text in NETWORK_CODE_LISTS.items():
+            if name not in self.fields:
+                continue
+            known = set(KNOWN_CODES[name]()) if name in KNOWN_CODES else set()
+            known.update(getattr(self.instance, name, None) or [])
+            choices = [(code, code) for code in sorted(c for c in known if c)]
+            if not choices:
+                help_text += " (No code is known yet: none found on service points.)"
+            self.fields[name] = _code_list_field(choices, help_text, widget=forms.CheckboxSelectMultiple)
+            self.fields[name].initial = getattr(self.instance, name, None) or []
 
     def clean(self):
         cleaned = super().clean()
@@ -75,7 +132,8 @@ class ProgramForm(forms.ModelForm):
         if self.instance.pk and self.instance.status != "draft":
             for field in services.FROZEN_AFTER_DRAFT:
                 if field in values and values[field] != getattr(self.instance, field):
-                    self.add_error(field, f"{field} cannot change once the program has been activated.")
+                    label = self.fields[field].label if field in self.fields else field
+                    self.add_error(field, f"{label} cannot change once the program has been activated.")
         _apply_errors(self, services.validate_program_values(values))
         return cleaned
 
@@ -183,17 +241,20 @@ class SeasonInline(ItemInlineMixin, admin.TabularInline):
 
 class ParticipationRuleInline(ItemInlineMixin, admin.StackedInline):
     model = ParticipationRule
+    classes = ("collapse",)
     form = ParticipationRuleForm
 
 
 class IncentiveRuleInline(ItemInlineMixin, admin.StackedInline):
     model = IncentiveRule
+    classes = ("collapse",)
     form = IncentiveRuleForm
     autocomplete_fields = ("season", "price_set")
 
 
 class QuestionInline(ItemInlineMixin, admin.TabularInline):
     model = QualificationQuestion
+    classes = ("collapse",)
     form = QuestionForm
 
 
@@ -226,6 +287,29 @@ class ProgramAdmin(GuardedModelAdmin):
     list_filter = ("status", "program_type", "settlement_timing", "performance_measurement", "holiday_calendar")
     search_fields = ("code", "name", "description")
     readonly_fields = ("status", "created_at", "updated_at")
+    # Sections instead of one long form; the rarely changed ones start folded (<details>, no script).
+    fieldsets = (
+        ("Program", {"fields": ("code", "name", "description", "program_type", "time_zone", "status"),
+                     "description": "What is offered; code, type and time zone are fixed once the program has "
+                                    "been activated."}),
+        ("Enrollment", {"fields": ("enrollment_opens_on", "enrollment_closes_on", "requires_approval",
+                                   "auto_activate", "requires_device", "device_ownership", "allows_co_enrollment"),
+                        "description": "When and how customers enroll. Dates are local dates in the program's "
+                                       "time zone."}),
+        ("Who may enroll", {"fields": ("excludes_life_support", "eligible_device_types", "eligible_customer_classes",
+                                       "eligible_rate_codes"),
+                            "description": "Customers with life-support equipment on file are excluded unless you "
+                                           "untick the first box."}),
+        ("Where it is offered", {"fields": ("eligible_territories", "eligible_substations", "eligible_feeders"),
+                                 "classes": ("collapse",),
+                                 "description": "Leave a list unticked to offer the program everywhere."}),
+        ("Events", {"fields": ("event_priority", "declines_events_without_incentive",
+                               "device_online_threshold_minutes", "holiday_calendar")}),
+        ("Settlement", {"fields": ("settlement_timing", "performance_measurement", "baseline_method",
+                                   "baseline_params", "charges_negative_performance"),
+                        "classes": ("collapse",)}),
+        ("Record", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
+    )
     inlines = (SeasonInline, ParticipationRuleInline, IncentiveRuleInline, QuestionInline)
     actions = (
         _status_action(services.program_activate, "activate"),

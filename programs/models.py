@@ -43,8 +43,9 @@ class Program(models.Model):
     eligible_territories = models.JSONField(default=list, blank=True, help_text="Service territory codes; empty = any.")
     eligible_substations = models.JSONField(default=list, blank=True, help_text="Substation codes; empty = any.")
     eligible_feeders = models.JSONField(default=list, blank=True, help_text="Feeder codes; empty = any.")
-    excludes_life_support = models.BooleanField(default=False,
-                                                help_text="Customers on life-support / medical equipment excluded.")
+    excludes_life_support = models.BooleanField(
+        default=True, help_text="Customers with life-support / medical equipment on file may not enroll (the safe "
+                                "default: untick only for a program that never curtails their supply).")
     device_ownership = models.CharField(max_length=16, choices=DeviceOwnership.choices,
                                         default=DeviceOwnership.CUSTOMER_OWNED,
                                         help_text="Only customer-owned (BYOD) programs are in scope.")

@@ -75,6 +75,7 @@ SAMPLES: list[Sample] = [
                 "Power Days design ($1.25/kWh up to $60 a year, 2-6 pm events; https://sceep.org/thermostat/), "
                 "measured against a CAISO 10-in-10 / 4-in-4 meter baseline, plus the $75 enrollment incentive."),
             "program_type": "thermostat_dr", "time_zone": "America/Los_Angeles",
+            "eligible_territories": ["SCE"],  # the utility's service territory
             "eligible_device_types": ["thermostat"], "eligible_customer_classes": ["residential"],
             "eligible_rate_codes": ["D", "D-CARE", "D-FERA", "TOU-D", "TOU-D-T"], "excludes_life_support": True,
             "settlement_timing": "after_event", "performance_measurement": "meter_baseline",
@@ -108,6 +109,7 @@ SAMPLES: list[Sample] = [
                 "battery's average discharge over all the season's events (metered at the device, no load "
                 "baseline), paid once after the season."),
             "program_type": "battery_storage", "time_zone": "America/New_York",
+            "eligible_territories": ["NGRID-MA"],  # the utility's service territory
             "eligible_device_types": ["battery"], "eligible_customer_classes": ["residential", "small_commercial"],
             "settlement_timing": "season_end", "performance_measurement": "device_telemetry",
             "holiday_calendar": "NERC",
@@ -133,6 +135,7 @@ SAMPLES: list[Sample] = [
                 "June-September for months without an opted-out peak event; events pause charging for up to "
                 "3 h on summer weekday afternoons (peak hours 3-9 pm)."),
             "program_type": "ev_managed_charging", "time_zone": "America/New_York",
+            "eligible_territories": ["EVERSOURCE-CT"],  # the utility's service territory
             "eligible_device_types": ["ev_charger"], "eligible_customer_classes": ["residential"],
             "settlement_timing": "season_end", "performance_measurement": "device_telemetry",
             "holiday_calendar": "NERC",
@@ -163,6 +166,7 @@ SAMPLES: list[Sample] = [
                 "(June-September, 3-8 pm) and winter (December-February, morning 6-10 am) seasons of up to 15 "
                 "weekday events of up to 4 h; $25 for signing up and $25 for each season taken part in."),
             "program_type": "thermostat_dr", "time_zone": "America/Los_Angeles",
+            "eligible_territories": ["PGE-OR"],  # the utility's service territory
             "eligible_device_types": ["thermostat"], "eligible_customer_classes": ["residential"],
             "settlement_timing": "season_end", "performance_measurement": "meter_baseline",
             "holiday_calendar": "NERC",
@@ -192,6 +196,7 @@ SAMPLES: list[Sample] = [
                 "a season of up to 4 h between 1 and 7 pm, no weekends or holidays; a $25 seasonal bonus "
                 "forfeited after more than 3 opt-outs. Season dates are not published; June-September assumed."),
             "program_type": "thermostat_dr", "time_zone": "America/Chicago",
+            "eligible_territories": ["ALLIANT"],  # the utility's service territory
             "eligible_device_types": ["thermostat"], "eligible_customer_classes": ["residential"],
             "settlement_timing": "season_end", "performance_measurement": "meter_baseline",
             "holiday_calendar": "NERC",
@@ -216,6 +221,7 @@ SAMPLES: list[Sample] = [
                 "control-over-your-thermostat): June-September weekday events between 3 and 6 pm of at most "
                 "2 h, at most 25 a season; $50 per thermostat at enrollment and $25 per thermostat per year."),
             "program_type": "thermostat_dr", "time_zone": "America/Chicago",
+            "eligible_territories": ["AUSTIN-ENERGY"],  # the utility's service territory
             "eligible_device_types": ["thermostat"], "eligible_customer_classes": ["residential"],
             "settlement_timing": "season_end", "performance_measurement": "meter_baseline",
             "holiday_calendar": "NERC",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from decimal import Decimal
 
 from django.db.models import Prefetch, Q
 
@@ -13,15 +14,16 @@ from enrollments.models import Account, Customer, Enrollment, ServiceAgreement
 from events.models import Unavailability
 from events.selectors import DeviceEventHistory, UpcomingParticipation, device_event_history, upcoming_participations
 from programs.choices import ProgramStatus
-from programs.models import Program
+from programs.models import Program, Season
 from settlement.models import CustomerSettlement, EventSettlement
 
 SEARCH_LIMIT = 50
 
 
 def customer_search(*, query: str, limit: int = SEARCH_LIMIT) -> list[Customer]:
-    """Customers matching ``query`` by name (prefix, case-insensitive), account number, service point id, meter
-    number, device serial (exact) or street address (prefix). Each probe is one indexed query."""
+    """Customers matching ``query`` by name (last or first name prefix, or "first last"; case-insensitive), account
+    number, service point id, meter number, device serial (exact), street address or city (prefix). Each probe is one
+    indexed query (PostgreSQL: ``UPPER(col) text_pattern_ops`` indexes, enrollments and devices migrations)."""
     q = (query or "").strip()
     if len(q) < 2:
         return []
@@ -35,13 +37,17 @@ def customer_search(*, query: str, limit: int = SEARCH_LIMIT) -> list[Customer]:
     by_address = (ServicePoint.objects.filter(premise__address_line1__istartswith=q).order_by()
                   .values_list("id", flat=True))
     sp_ids.update(by_address[:limit])
+    by_city = (ServicePoint.objects.filter(premise__city__istartswith=q).order_by()
+               .values_list("id", flat=True))
+    sp_ids.update(by_city[:limit])
     if sp_ids:
         ids.update(ServiceAgreement.objects.filter(service_point_id__in=sp_ids).order_by()
                    .values_list("account__customer_id", flat=True))
     parts = q.split()
-    name_q = Q(last_name__istartswith=parts[-1])
     if len(parts) > 1:
-        name_q &= Q(first_name__istartswith=parts[0])
+        name_q = Q(last_name__istartswith=parts[-1], first_name__istartswith=parts[0])
+    else:
+        name_q = Q(last_name__istartswith=q) | Q(first_name__istartswith=q)
     name_q |= Q(last_name__iexact=q) | Q(cis_person_id=q)
     ids.update(Customer.objects.filter(name_q).order_by().values_list("id", flat=True)[:limit])
     return list(Customer.objects.filter(id__in=ids).prefetch_related("accounts").order_by("last_name", "first_name")
@@ -65,9 +71,14 @@ class DeviceHistory:
         return self.history.success_rate
 
 
+ENROLLED, ELIGIBLE, NOT_ELIGIBLE, NOT_OFFERED = "enrolled", "eligible", "not_eligible", "not_offered"
+
+
 @dataclass
 class EligibilityLine:
-    """One program at one service point of one account, for the CSR page."""
+    """One program at one service point of one account, for the CSR page: ``state`` is ``enrolled`` (the service
+    point is in the program: ``enrollment``), ``eligible``, ``not_eligible`` (``reasons``) or ``not_offered`` (the
+    program is another utility's: its service territories do not include the service point's)."""
 
     account: Account
     program: Program
@@ -77,11 +88,30 @@ class EligibilityLine:
     reasons: list
     devices: list[Device]
     questions: list
+    state: str = ""
+    enrollment: Enrollment | None = None
 
 
-def customer_eligibility(*, accounts: list[Account], on: dt.date) -> list[EligibilityLine]:
-    """Every program (not drafts) for each open account: eligible or not, with the reasons in plain language."""
+def _line_state(line, enrollments: dict[int, Enrollment]) -> tuple[str, Enrollment | None]:
+    from enrollments.eligibility import ALREADY_ENROLLED, TERRITORY_NOT_ELIGIBLE
+
+    if line.eligible:
+        return ELIGIBLE, None
+    enrolled = next((r for r in line.reasons if r.code == ALREADY_ENROLLED), None)
+    if enrolled is not None:
+        return ENROLLED, enrollments.get(enrolled.enrollment_id)
+    if any(r.code == TERRITORY_NOT_ELIGIBLE for r in line.reasons):
+        return NOT_OFFERED, None
+    return NOT_ELIGIBLE, None
+
+
+def customer_eligibility(*, accounts: list[Account], on: dt.date,
+                         enrollments: list[Enrollment] = ()) -> list[EligibilityLine]:
+    """Every program (not drafts) for each open account: enrolled, eligible, not eligible (with the reasons in plain
+    language) or not offered here (another utility's territory). ``enrollments``: the customer's, already read."""
     from enrollments.selectors import account_eligibility
+
+    by_id = {e.pk: e for e in enrollments}
 
     programs = {p.pk: p for p in Program.objects.exclude(status=ProgramStatus.DRAFT).prefetch_related("questions")}
     lines: list[EligibilityLine] = []
@@ -94,12 +124,62 @@ def customer_eligibility(*, accounts: list[Account], on: dt.date) -> list[Eligib
     devices = Device.objects.in_bulk(device_ids)
     for account, line in raw:
         program = programs[line.program.id]
+        state, enrollment = _line_state(line, by_id)
         lines.append(EligibilityLine(
             account=account, program=program, service_point_label=line.site.service_point_label,
             service_point_id=line.site.service_point_id, eligible=line.eligible, reasons=line.reasons,
             devices=[devices[i] for i in line.eligible_device_ids if i in devices],
-            questions=list(program.questions.all())))
+            questions=list(program.questions.all()), state=state, enrollment=enrollment))
     return lines
+
+
+@dataclass
+class SeasonTotal:
+    """What the customer's accounts earned in one program in one season (``season`` None: outside any season)."""
+
+    program: Program
+    season: Season | None
+    events: int = 0
+    kwh_avoided: Decimal = Decimal("0")
+    event_credits: Decimal = Decimal("0")
+    bill_credits: Decimal = Decimal("0")
+
+    @property
+    def label(self) -> str:
+        if self.season is None:
+            return "Outside any season"
+        return f"{self.season.name} ({self.season.start_date} – {self.season.end_date})"
+
+
+def season_totals(*, event_settlements: list, customer_settlements: list) -> list[SeasonTotal]:
+    """Per program and season: events settled, kWh avoided and event credits (reversed settlements excluded), and
+    the bill credits of the season's customer settlements. Exact decimal sums; one query (the seasons)."""
+    program_ids = {s.program_id for s in event_settlements} | {c.program_id for c in customer_settlements}
+    seasons: dict[int, list[Season]] = {}
+    for season in Season.objects.filter(program_id__in=program_ids).order_by("start_date"):
+        seasons.setdefault(season.program_id, []).append(season)
+    totals: dict[tuple[int, int | None], SeasonTotal] = {}
+
+    def total_for(program, season) -> SeasonTotal:
+        key = (program.pk, season.pk if season else None)
+        if key not in totals:
+            totals[key] = SeasonTotal(program=program, season=season)
+        return totals[key]
+
+    for s in event_settlements:
+        if s.status == "reversed":
+            continue
+        season = next((x for x in seasons.get(s.program_id, []) if x.contains(s.event_day)), None)
+        total = total_for(s.program, season)
+        total.events += 1
+        total.kwh_avoided += s.kwh_avoided
+        total.event_credits += s.amount
+    by_pk = {x.pk: x for xs in seasons.values() for x in xs}
+    for c in customer_settlements:
+        season = by_pk.get(c.season_id) if c.season_id else next(
+            (x for x in seasons.get(c.program_id, []) if x.contains(c.period_start)), None)
+        total_for(c.program, season).bill_credits += c.total_amount
+    return sorted(totals.values(), key=lambda t: (t.program.name, t.season.start_date if t.season else dt.date.min))
 
 
 @dataclass
@@ -116,6 +196,15 @@ class CustomerPage:
     eligibility: list[EligibilityLine]
     event_settlements: list
     customer_settlements: list
+    season_totals: list[SeasonTotal] = ()
+
+    @property
+    def offered(self) -> list[EligibilityLine]:
+        return [line for line in self.eligibility if line.state != NOT_OFFERED]
+
+    @property
+    def not_offered(self) -> list[EligibilityLine]:
+        return [line for line in self.eligibility if line.state == NOT_OFFERED]
 
 
 def customer_page(*, customer_id: int, now: dt.datetime) -> CustomerPage:
@@ -142,15 +231,16 @@ def customer_page(*, customer_id: int, now: dt.datetime) -> CustomerPage:
     upcoming = upcoming_participations(enrollment_ids=[e.pk for e in enrollments], now=now)
     unavailability = list(Unavailability.objects.filter(enrollment__in=enrollments, end__gt=now)
                           .select_related("device").order_by("start"))
+    event_settlements = list(EventSettlement.objects.filter(account__in=accounts)
+                             .select_related("event", "program", "device").order_by("-event_day", "-id"))
+    customer_settlements = list(CustomerSettlement.objects.filter(account__in=accounts)
+                                .select_related("program", "account").order_by("-period_end", "-id"))
     return CustomerPage(customer=customer, accounts=accounts, agreements=agreements,
                         service_points=list(sp_by_id.values()), devices=devices,
                         enrollments=enrollments, status_history=history, upcoming=upcoming,
                         unavailability=unavailability,
-                        event_settlements=list(EventSettlement.objects.filter(account__in=accounts)
-                                               .select_related("event", "program", "device")
-                                               .order_by("-event_day", "-id")),
-                        customer_settlements=list(CustomerSettlement.objects.filter(account__in=accounts)
-                                                  .select_related("program", "account")
-                                                  .order_by("-period_end", "-id")),
+                        event_settlements=event_settlements, customer_settlements=customer_settlements,
+                        season_totals=season_totals(event_settlements=event_settlements,
+                                                    customer_settlements=customer_settlements),
                         eligibility=customer_eligibility(accounts=[a for a in accounts if a.status == "open"],
-                                                         on=now.date()))
+                                                         on=now.date(), enrollments=enrollments))

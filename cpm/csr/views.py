@@ -141,12 +141,41 @@ def enroll(request, customer_id: int):
         refused=f"Not enrolled in {program.name}")
 
 
+def _confirmed(request) -> bool:
+    """A destructive action runs only from its confirmation step (``confirmed=yes``, posted by the confirm page)."""
+    return request.POST.get("confirmed") == "yes"
+
+
+def _confirm(request, customer_id: int, *, title: str, question: str, consequences: list[str], action_url: str,
+             fields: dict, button: str, anchor: str):
+    """The confirmation step: what will happen, in words, and a form re-posting the same fields with
+    ``confirmed=yes``; nothing changes until it is submitted."""
+    customer = get_object_or_404(Customer, pk=customer_id)
+    return render(request, "csr/confirm.html", {
+        "customer": customer, "title": title, "question": question, "consequences": consequences,
+        "action_url": action_url, "fields": fields, "button": button,
+        "back_url": reverse("csr:customer", args=[customer_id]) + f"#{anchor}"})
+
+
 @csr_action(UNENROLL)
 def unenroll(request, customer_id: int, enrollment_id: int):
-    enrollment = get_object_or_404(Enrollment.objects.select_related("program"), pk=enrollment_id,
+    """Unenroll, after a confirmation step showing the program, service point, reason and effective date."""
+    enrollment = get_object_or_404(Enrollment.objects.select_related("program", "service_point"), pk=enrollment_id,
                                    account__customer_id=customer_id)
     now = timezone.now()
     reason = request.POST.get("reason_code") or ReasonCode.CUSTOMER_REQUEST
+    if not _confirmed(request):
+        effective = program_today(enrollment.program, now)
+        return _confirm(
+            request, customer_id, title="Confirm unenrollment",
+            question=f"Unenroll service point {enrollment.service_point.service_point_id} from "
+                     f"{enrollment.program.name}?",
+            consequences=[f"The enrollment ends on {effective} (today in the program's time zone); its devices "
+                          "are no longer called for events from then on.",
+                          f"Reason recorded: {ReasonCode(reason).label if reason in ReasonCode.values else reason}."],
+            action_url=reverse("csr:unenroll", args=[customer_id, enrollment.pk]),
+            fields={"reason_code": reason, "reason_text": request.POST.get("reason_text", "")},
+            button="Yes, unenroll", anchor="enrollments")
     return _act(request, customer_id, "enrollments", lambda: enrollment_unenroll(
         enrollment=enrollment, effective_date=program_today(enrollment.program, now), now=now, actor=request.user,
         reason_code=reason, reason_text=request.POST.get("reason_text", "")),
@@ -156,8 +185,19 @@ def unenroll(request, customer_id: int, enrollment_id: int):
 @csr_action(OPT_OUT)
 def opt_out(request, customer_id: int, participation_id: int):
     """Opt a device out of an upcoming event for the customer (cut-off and allowance enforced by the service)."""
-    participation = get_object_or_404(Participation.objects.select_related("event"), pk=participation_id,
-                                      enrollment__account__customer_id=customer_id)
+    participation = get_object_or_404(Participation.objects.select_related("event__program", "device"),
+                                      pk=participation_id, enrollment__account__customer_id=customer_id)
+    if not _confirmed(request):
+        event, tz = participation.event, participation.event.program.time_zone
+        start, end = participation.start.astimezone(zone(tz)), participation.end.astimezone(zone(tz))
+        window = f"{start:%Y-%m-%d %H:%M} – {end:%H:%M %Z}"
+        return _confirm(
+            request, customer_id, title="Confirm opt-out",
+            question=f"Opt {participation.device or 'the service point'} out of {event.name} ({window})?",
+            consequences=["The device is not called for this event; the opt-out counts against the program's "
+                          "allowance and may reduce the customer's incentive."],
+            action_url=reverse("csr:opt_out", args=[customer_id, participation.pk]),
+            fields={"reason": request.POST.get("reason", "")[:300]}, button="Yes, opt out", anchor="upcoming")
     return _act(request, customer_id, "upcoming", lambda: participation_opt_out(
         participation=participation, channel=OptOutChannel.CSR, now=timezone.now(), actor=request.user,
         reason=request.POST.get("reason", "")[:300]),

@@ -5,6 +5,8 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from cpm.base.naturalkeys import NaturalKeyRelatedField
+
 from ..choices import DeviceOwnership, DeviceStatus, DeviceType
 from ..models import Aggregator, Device, DeviceInstallation, Premise, ServicePoint
 
@@ -63,8 +65,8 @@ class DeviceSerializer(serializers.ModelSerializer):
 
 
 class DeviceRegisterSerializer(serializers.Serializer):
-    aggregator = serializers.SlugRelatedField(slug_field="code", queryset=Aggregator.objects.all(), required=False,
-                                              help_text="Aggregator code; implied for an aggregator's API client.")
+    aggregator = NaturalKeyRelatedField(keys=("code",), queryset=Aggregator.objects.all(), required=False,
+                                        help_text="Aggregator code or id; implied for an aggregator's API client.")
     aggregator_device_id = serializers.CharField(max_length=128)
     device_type = serializers.ChoiceField(choices=DeviceType.choices)
     capacity_kw = serializers.DecimalField(max_digits=9, decimal_places=3, min_value=0)
@@ -90,7 +92,8 @@ class DeviceUpdateSerializer(serializers.Serializer):
 
 
 class DeviceInstallSerializer(serializers.Serializer):
-    service_point = serializers.SlugRelatedField(slug_field="service_point_id", queryset=ServicePoint.objects.all())
+    service_point = NaturalKeyRelatedField(keys=("service_point_id",), queryset=ServicePoint.objects.all(),
+                                           help_text="Service point id (the utility's) or cpm id.")
     installed_on = serializers.DateField()
 
 

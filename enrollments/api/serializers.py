@@ -6,6 +6,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from cpm.base.masking import masked_contact
+from cpm.base.naturalkeys import KeyField, NaturalKeyRelatedField
 from devices.models import ServicePoint
 from programs.models import Program
 
@@ -91,12 +92,14 @@ class EnrollmentSerializer(serializers.ModelSerializer):
 
 
 class EnrollmentRequestSerializer(serializers.Serializer):
-    account = serializers.PrimaryKeyRelatedField(queryset=Account.objects.all())
-    service_point = serializers.PrimaryKeyRelatedField(queryset=ServicePoint.objects.all())
-    program = serializers.SlugRelatedField(slug_field="code", queryset=Program.objects.all(),
-                                           help_text="Program code.")
-    devices = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False, default=list,
-                                    help_text="Device ids (empty for programs that need no device).")
+    account = NaturalKeyRelatedField(keys=("account_number",), queryset=Account.objects.all(),
+                                     help_text="Account number (e.g. DEMO-XX-0053) or id.")
+    service_point = NaturalKeyRelatedField(keys=("service_point_id",), queryset=ServicePoint.objects.all(),
+                                           help_text="Service point id (the utility's) or cpm id.")
+    program = NaturalKeyRelatedField(keys=("code",), queryset=Program.objects.all(), help_text="Program code or id.")
+    devices = serializers.ListField(child=KeyField(), required=False, default=list,
+                                    help_text="Devices by serial number, aggregator device id or id (empty for "
+                                              "programs that need no device).")
     source = serializers.ChoiceField(choices=EnrollmentSource.choices, required=False,
                                      help_text="Defaults to aggregator_api for an aggregator client, else csr.")
     external_transaction_id = serializers.CharField(max_length=128, required=False, allow_null=True,
@@ -121,13 +124,13 @@ class NoteSerializer(serializers.Serializer):
 
 
 class AddDeviceSerializer(serializers.Serializer):
-    device = serializers.IntegerField(min_value=1)
+    device = KeyField(help_text="Serial number, aggregator device id or id.")
     start_date = serializers.DateField(required=False, allow_null=True)
 
 
 class ReplaceDeviceSerializer(serializers.Serializer):
-    old_device = serializers.IntegerField(min_value=1)
-    new_device = serializers.IntegerField(min_value=1)
+    old_device = KeyField(help_text="Serial number, aggregator device id or id.")
+    new_device = KeyField(help_text="Serial number, aggregator device id or id.")
     on = serializers.DateField(required=False, allow_null=True, help_text="Local replacement date; default today.")
 
 

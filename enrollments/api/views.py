@@ -15,7 +15,8 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from cpm.base.api import WriteThrottle, api_now, validated
-from cpm.base.errors import NotFound
+from cpm.base.errors import DomainValidationError, NotFound
+from cpm.base.naturalkeys import lookup_many
 from devices.selectors import aggregator_of, device_list
 
 from .. import selectors, services
@@ -29,14 +30,20 @@ from ..filtersets import (
 )
 from . import serializers as s
 
+DEVICE_KEYS = ("serial_number", "aggregator_device_id")
 
-def visible_devices(user, ids, *, field: str = "devices"):
-    """Resolve device ids through the user's visible devices; an unknown or foreign device is a 404."""
-    found = {d.pk: d for d in device_list(user=user).filter(pk__in=ids)}
-    missing = [i for i in ids if i not in found]
-    if missing:
-        raise NotFound(f"Device {missing[0]} not found.", field=field)
-    return [found[i] for i in ids]
+
+def visible_devices(user, keys, *, field: str = "devices"):
+    """Resolve devices named by id, serial number or aggregator device id through the user's visible devices; an
+    unknown or foreign device is a 404 naming the field, a key naming two devices a 400."""
+    try:
+        found = lookup_many(device_list(user=user), keys, DEVICE_KEYS)
+    except ValueError as exc:
+        raise DomainValidationError({field: [str(exc)]}) from exc
+    for key, device in zip(keys, found, strict=True):
+        if device is None:
+            raise NotFound(f"Device {key if isinstance(key, int) else repr(key)} not found.", field=field)
+    return found
 
 
 class CustomerViewSet(viewsets.ReadOnlyModelViewSet):

@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from cpm.base.naturalkeys import KeyField, NaturalKeyRelatedField
 from devices.models import Device
 from enrollments.models import Enrollment
 from programs.models import Program
@@ -24,7 +25,7 @@ class WallClockDateTimeField(serializers.DateTimeField):
 
 
 class EventWriteSerializer(serializers.Serializer):
-    program = serializers.SlugRelatedField(slug_field="code", queryset=Program.objects.all())
+    program = NaturalKeyRelatedField(keys=("code",), queryset=Program.objects.all(), help_text="Program code or id.")
     name = serializers.CharField(max_length=200)
     category = serializers.ChoiceField(choices=EventCategory.choices, default=EventCategory.ECONOMIC)
     direction = serializers.ChoiceField(choices=EventDirection.choices, default=EventDirection.REDUCE)
@@ -35,7 +36,8 @@ class EventWriteSerializer(serializers.Serializer):
     target_substations = serializers.ListField(child=serializers.CharField(max_length=64), required=False)
     target_feeders = serializers.ListField(child=serializers.CharField(max_length=64), required=False)
     target_device_types = serializers.ListField(child=serializers.CharField(max_length=20), required=False)
-    target_device_ids = serializers.ListField(child=serializers.IntegerField(), required=False)
+    target_device_ids = serializers.ListField(child=KeyField(), required=False,
+                                              help_text="Devices by id, serial number or aggregator device id.")
     target_kw = serializers.DecimalField(max_digits=12, decimal_places=3, required=False, allow_null=True)
 
 
@@ -146,7 +148,9 @@ class OptOutWriteSerializer(serializers.Serializer):
 
 class UnavailabilitySerializer(serializers.ModelSerializer):
     enrollment = serializers.PrimaryKeyRelatedField(queryset=Enrollment.objects.all())
-    device = serializers.PrimaryKeyRelatedField(queryset=Device.objects.all(), required=False, allow_null=True)
+    device = NaturalKeyRelatedField(keys=("serial_number", "aggregator_device_id"), queryset=Device.objects.all(),
+                                    required=False, allow_null=True,
+                                    help_text="Serial number, aggregator device id or id; empty = all devices.")
 
     class Meta:
         model = Unavailability

@@ -8,7 +8,8 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from cpm.base.api import ModelPermissions, api_now, validated
-from cpm.base.errors import PermissionDenied, TransitionNotAllowed
+from cpm.base.errors import DomainValidationError, PermissionDenied, TransitionNotAllowed
+from cpm.base.naturalkeys import lookup_many
 from cpm.base.tasks import enqueue_on_commit
 from devices.models import Device
 from devices.selectors import aggregator_of
@@ -17,6 +18,25 @@ from .. import selectors, services
 from ..filtersets import EventFilterSet, ParticipationFilterSet, ReservationFilterSet, UnavailabilityFilterSet
 from ..tasks import reserve_event
 from . import serializers as s
+
+DEVICE_KEYS = ("serial_number", "aggregator_device_id")
+
+
+def _device_ids(data: dict) -> dict:
+    """``target_device_ids`` named by id, serial number or aggregator device id -> ids (400 naming the field for an
+    unknown or ambiguous device)."""
+    keys = data.get("target_device_ids")
+    if not keys:
+        return data
+    try:
+        found = lookup_many(Device.objects.all(), keys, DEVICE_KEYS)
+    except ValueError as exc:
+        raise DomainValidationError({"target_device_ids": [str(exc)]}) from exc
+    unknown = [key for key, device in zip(keys, found, strict=True) if device is None]
+    if unknown:
+        raise DomainValidationError({"target_device_ids": [
+            f"No device has serial number, aggregator device id or id {unknown[0]!r}."]})
+    return {**data, "target_device_ids": [d.pk for d in found]}
 
 
 class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -35,14 +55,14 @@ class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
 
     @extend_schema(request=s.EventWriteSerializer, responses={201: s.EventSerializer})
     def create(self, request):
-        event = services.event_create(**validated(s.EventWriteSerializer, request.data), now=api_now(),
+        event = services.event_create(**_device_ids(validated(s.EventWriteSerializer, request.data)), now=api_now(),
                                       actor=request.user)
         return self._out(event, status.HTTP_201_CREATED)
 
     @extend_schema(request=s.EventUpdateSerializer, responses=s.EventSerializer)
     def partial_update(self, request, pk=None):
         event = self.get_object()
-        changes = validated(s.EventUpdateSerializer, request.data, partial=True)
+        changes = _device_ids(validated(s.EventUpdateSerializer, request.data, partial=True))
         reason = changes.pop("reason", "")
         services.event_update(event=event, changes=changes, now=api_now(), actor=request.user, reason=reason)
         return self._out(event)

@@ -11,6 +11,7 @@ import datetime as dt
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from cpm.base.naturalkeys import NaturalKeyRelatedField
 from cpm.base.timeutils import zone
 
 from ..choices import CustomerClass, DeviceType, OptOutConsequence
@@ -221,8 +222,8 @@ class StatusChangeSerializer(serializers.Serializer):
 
 
 class MutualExclusionCreateSerializer(serializers.Serializer):
-    program_a = serializers.PrimaryKeyRelatedField(queryset=Program.objects.all())
-    program_b = serializers.PrimaryKeyRelatedField(queryset=Program.objects.all())
+    program_a = NaturalKeyRelatedField(keys=("code",), queryset=Program.objects.all(), help_text="Program code or id.")
+    program_b = NaturalKeyRelatedField(keys=("code",), queryset=Program.objects.all(), help_text="Program code or id.")
     reason = serializers.CharField(required=False, allow_blank=True, max_length=200)
 
 
@@ -234,7 +235,7 @@ class PriceRowSerializer(serializers.Serializer):
 
 
 class PriceSetCreateSerializer(serializers.Serializer):
-    program = serializers.PrimaryKeyRelatedField(queryset=Program.objects.all())
+    program = NaturalKeyRelatedField(keys=("code",), queryset=Program.objects.all(), help_text="Program code or id.")
     name = serializers.CharField(max_length=100)
     interval_minutes = serializers.ChoiceField(choices=[5, 15, 30, 60])
     rows = PriceRowSerializer(many=True, allow_empty=False)

@@ -62,12 +62,16 @@ def scenario(transactional_db, django_user_model):
     sub = active_participant(program=ev_program, device_kwargs={"device_type": "ev_charger",
                                                                 "serial_number": "EVSE-77"})
     account = sub.enrollment.account
-    account.customer.last_name = "Okafor"
+    account.customer.first_name, account.customer.last_name = "Chinwe", "Okafor"
     account.customer.save()
+    premise = sub.enrollment.service_point.premise
+    premise.city, premise.service_territory = "Anaheim", "SCE"
+    premise.save()
     thermostat = DeviceFactory(serial_number="TSTAT-1")
     DeviceInstallationFactory(device=thermostat, service_point=sub.enrollment.service_point)
     ProgramFactory(code="tstat", name="Thermostat Rewards", eligible_rate_codes=["TOU-D"])
     ProgramFactory(code="biz", name="Business Peak Saver", eligible_rate_codes=["TOU-GS-1"])
+    ProgramFactory(code="ngrid", name="National Grid Batteries", eligible_territories=["NGRID-MA"])
     start = (timezone.now() + dt.timedelta(days=2)).replace(minute=0, second=0, microsecond=0)
     event = EventFactory(program=ev_program, name="Evening peak", start=start, end=start + dt.timedelta(hours=2),
                          notification_at=start - dt.timedelta(hours=1), status=EventStatus.SCHEDULED)
@@ -100,6 +104,10 @@ def test_csr_finds_enrolls_and_opts_out(live_server, browser, scenario):
 
     page.locator("#upcoming form.opt-out-form input[name=reason]").fill("Road trip")
     page.locator("#upcoming form.opt-out-form button").click()
+    # Issue 17: a confirmation step before the opt-out happens.
+    assert page.is_visible("h1:has-text('Confirm opt-out')")
+    assert Participation.objects.get(pk=scenario["participation"].pk).status == ParticipationStatus.RESERVED
+    page.locator("form.confirm-form button").click()
     assert page.is_visible("text=Opted out of Evening peak.")
     assert Participation.objects.get(pk=scenario["participation"].pk).status == ParticipationStatus.OPTED_OUT
     upcoming = page.locator("#upcoming").inner_text()
@@ -116,3 +124,49 @@ def test_user_without_csr_role_is_refused(live_server, browser, scenario):
     _login(page, live_server.url, "sam", "sam-password-1")
     response = page.goto(f"{live_server.url}/csr/")
     assert response.status == 403
+
+
+def _shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+    assert (ARTIFACTS / name).stat().st_size > 10_000
+
+
+def test_csr_path_first_name_enroll_opt_out_and_unenroll_with_confirmation(live_server, browser, scenario):
+    """Issue 17's CSR path: search by first name, see the programs (enrolled as enrolled, other utilities' under
+    "not offered here"), enroll, opt out and unenroll each through a confirmation step; screenshots of each page."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    _login(page, live_server.url, "carol", "carol-password-1")
+    page.fill("input[name=q]", "Chinwe")
+    page.click("button[type=submit]")
+    assert page.is_visible("text=1 customer found")
+    _shot(page, "csr-1-search-first-name.png")
+    page.click("table a:has-text('Okafor')")
+
+    assert "Enrolled" in page.locator("tr.eligibility[data-program=ev]").inner_text()
+    assert page.locator("tr.eligibility[data-program=ngrid]").count() == 0
+    page.locator("#not-offered summary").click()
+    assert "National Grid Batteries" in page.locator("#not-offered").inner_text()
+    page.locator("tr.eligibility[data-program=tstat] form.enroll-form button").click()
+    assert page.is_visible("text=Enrolled in Thermostat Rewards (Active).")
+    assert "Enrolled (Active)" in page.locator("tr.eligibility[data-program=tstat]").inner_text()
+    _shot(page, "csr-2-enrolled.png")
+
+    page.locator("#upcoming form.opt-out-form button").click()
+    assert page.is_visible("h1:has-text('Confirm opt-out')")
+    _shot(page, "csr-3-opt-out-confirm.png")
+    page.locator("form.confirm-form button").click()
+    assert page.is_visible("text=Opted out of Evening peak.")
+    assert Participation.objects.get(pk=scenario["participation"].pk).status == ParticipationStatus.OPTED_OUT
+
+    tstat = Enrollment.objects.get(program__code="tstat")
+    page.locator(f"form.unenroll-form[action$='/enrollments/{tstat.pk}/unenroll/'] button").click()
+    assert page.is_visible("h1:has-text('Confirm unenrollment')")
+    _shot(page, "csr-4-unenroll-confirm.png")
+    page.locator("a:has-text('Cancel, change nothing')").click()
+    assert Enrollment.objects.get(pk=tstat.pk).status == "active"
+    page.locator(f"form.unenroll-form[action$='/enrollments/{tstat.pk}/unenroll/'] button").click()
+    page.locator("form.confirm-form button").click()
+    assert page.is_visible("text=Unenrolled from Thermostat Rewards.")
+    assert Enrollment.objects.get(pk=tstat.pk).status == "unenrolled"
+    _shot(page, "csr-5-customer-page-after.png")

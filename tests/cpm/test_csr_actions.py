@@ -42,7 +42,7 @@ def test_csr_opts_a_device_out_of_an_upcoming_event(csr_client):
     page = csr_client.get(f"/csr/customers/{customer.pk}/").content.decode()
     assert "Heat wave" in page and f"/participations/{participation.pk}/opt-out/" in page
     response = csr_client.post(f"/csr/customers/{customer.pk}/participations/{participation.pk}/opt-out/",
-                               {"reason": "Hosting a party"}, follow=True)
+                               {"reason": "Hosting a party", "confirmed": "yes"}, follow=True)
     assert "Opted out of Heat wave." in response.content.decode()
     participation.refresh_from_db()
     assert participation.status == ParticipationStatus.OPTED_OUT
@@ -52,7 +52,7 @@ def test_csr_opts_a_device_out_of_an_upcoming_event(csr_client):
 def test_opt_out_after_cutoff_is_refused_with_the_reason(csr_client):
     customer, participation = upcoming(hours_ahead=0.5, cutoff_minutes=60)
     response = csr_client.post(f"/csr/customers/{customer.pk}/participations/{participation.pk}/opt-out/",
-                               follow=True)
+                               {"confirmed": "yes"}, follow=True)
     body = response.content.decode()
     assert "Opt-out refused:" in body and "cut-off" in body.lower()
     participation.refresh_from_db()

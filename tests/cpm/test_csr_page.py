@@ -100,7 +100,7 @@ def test_eligibility_reasons_enroll_and_unenroll_through_services(client, django
     assert Enrollment.objects.filter(program=ok).count() == 1
 
     response = client.post(f"/csr/customers/{customer_with_device.pk}/enrollments/{enrollment.pk}/unenroll/",
-                           {"reason_code": "customer_request"}, follow=True)
+                           {"reason_code": "customer_request", "confirmed": "yes"}, follow=True)
     assert "Unenrolled from Thermostat Rewards." in response.content.decode()
     enrollment.refresh_from_db()
     assert enrollment.status == EnrollmentStatus.UNENROLLED and enrollment.reason_code == "customer_request"

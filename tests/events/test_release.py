@@ -254,7 +254,7 @@ def test_csr_unenroll_then_dispatch_does_not_send_the_device(client, django_user
     customer = a.enrollment.account.customer
     with django_capture_on_commit_callbacks(execute=True):
         r = client.post(f"/csr/customers/{customer.pk}/enrollments/{a.enrollment_id}/unenroll/",
-                        {"reason_code": "customer_request"})
+                        {"reason_code": "customer_request", "confirmed": "yes"})
     assert r.status_code == 302
     assert Enrollment.objects.get(pk=a.enrollment_id).status == EnrollmentStatus.UNENROLLED
     assert state(event, a)[:2] == (RELEASED, D.RELEASED)

@@ -112,9 +112,8 @@ def test_status_actions_call_services(admin_client, admin_user):
 
 def _program_post(**changes):
     data = {"code": "admin-made", "name": "Admin made", "description": "", "program_type": "thermostat_dr",
-            "time_zone": "America/Chicago", "eligible_device_types": '["thermostat"]',
-            "eligible_customer_classes": '["residential"]', "eligible_rate_codes": "[]",
-            "eligible_territories": "[]", "eligible_substations": "[]", "eligible_feeders": "[]",
+            "time_zone": "America/Chicago", "eligible_device_types": ["thermostat"],
+            "eligible_customer_classes": ["residential"],
             "device_ownership": "customer_owned", "requires_device": "on", "settlement_timing": "after_event",
             "performance_measurement": "meter_baseline", "baseline_method": "caiso-auto", "baseline_params": "{}",
             "holiday_calendar": "NERC", "device_online_threshold_minutes": "1440"}
@@ -161,6 +160,9 @@ def _form_values(instance, fields, prefix=""):
             value = ""
         elif value is True:
             value = "on"
+        elif isinstance(value, list) and name.startswith("eligible_"):  # ticked values (issue 17), not JSON
+            data[f"{prefix}{name}"] = value
+            continue
         elif isinstance(value, list | dict):
             value = json.dumps(value)
         data[f"{prefix}{name}"] = str(value)

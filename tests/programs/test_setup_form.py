@@ -1,0 +1,77 @@
+"""Program set-up a non-developer can do (issue 17, point 3): eligibility lists as ticked values listing the allowed
+codes (never JSON), sections, a safe default for life support, refusals in words."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.urls import reverse
+
+from programs.choices import CustomerClass, DeviceType
+from programs.models import Program
+from tests.factories.devices import ServicePointFactory
+from tests.factories.programs import ProgramFactory
+
+from .test_admin import _program_post
+
+pytestmark = pytest.mark.django_db
+
+
+def _option_values(html: str, name: str) -> set[str]:
+    return {m.group(1) for m in re.finditer(rf'<input type="checkbox" name="{name}" value="([^"]*)"', html)}
+
+
+def test_add_form_lists_the_allowed_values_of_every_eligibility_list(admin_client):
+    ServicePointFactory(rate_code="TOU-D", premise__service_territory="SCE", premise__substation="SUB-7",
+                        premise__feeder="F-12")
+    ServicePointFactory(rate_code="D-CARE", premise__service_territory="NGRID-MA", premise__substation="",
+                        premise__feeder="")
+    html = admin_client.get(reverse("admin:programs_program_add")).content.decode()
+    assert _option_values(html, "eligible_device_types") == set(DeviceType.values)
+    assert _option_values(html, "eligible_customer_classes") == set(CustomerClass.values)
+    assert _option_values(html, "eligible_rate_codes") == {"TOU-D", "D-CARE"}
+    assert _option_values(html, "eligible_territories") == {"SCE", "NGRID-MA"}
+    assert _option_values(html, "eligible_substations") == {"SUB-7"}
+    assert _option_values(html, "eligible_feeders") == {"F-12"}
+    assert "Enter a valid JSON" not in html
+    assert '<textarea name="eligible_' not in html
+    # Sections: named fieldsets, the rarely changed ones folded (<details>, no script).
+    for heading in ("Enrollment", "Who may enroll", "Where it is offered", "Events", "Settlement"):
+        assert heading in html
+    assert "<details" in html
+    # Life support excluded unless unticked.
+    assert re.search(r'<input type="checkbox" name="excludes_life_support"[^>]*checked', html)
+
+
+def test_change_form_keeps_a_programs_own_codes_ticked(admin_client):
+    program = ProgramFactory(status="draft", eligible_territories=["PGE-OR"], eligible_rate_codes=["R-1"])
+    html = admin_client.get(reverse("admin:programs_program_change", args=[program.pk])).content.decode()
+    assert re.search(r'name="eligible_territories" value="PGE-OR"[^>]*checked', html)
+    assert re.search(r'name="eligible_rate_codes" value="R-1"[^>]*checked', html)
+
+
+def test_ticked_values_are_saved_as_lists_and_unknown_values_refused_in_words(admin_client):
+    ServicePointFactory(rate_code="TOU-D", premise__service_territory="SCE")
+    url = reverse("admin:programs_program_add")
+    response = admin_client.post(url, _program_post(eligible_device_types=["toaster"]))
+    assert response.status_code == 200
+    assert "toaster is not one of the values listed here." in response.content.decode()
+    response = admin_client.post(url, _program_post(
+        eligible_device_types=["thermostat", "battery"], eligible_rate_codes=["TOU-D"],
+        eligible_territories=["SCE"], excludes_life_support="on"))
+    assert response.status_code == 302, response.content.decode()[:2000]
+    program = Program.objects.get(code="admin-made")
+    assert program.eligible_device_types == ["thermostat", "battery"]
+    assert (program.eligible_rate_codes, program.eligible_territories) == (["TOU-D"], ["SCE"])
+    assert program.eligible_substations == [] and program.excludes_life_support is True
+
+
+def test_bad_baseline_params_are_refused_in_words(admin_client):
+    response = admin_client.post(reverse("admin:programs_program_add"), _program_post(baseline_params="{x: 1"))
+    assert "Write the baseline overrides as JSON" in response.content.decode()
+
+
+def test_a_new_program_excludes_life_support_by_default():
+    assert Program().excludes_life_support is True
+    assert Program._meta.get_field("excludes_life_support").default is True
