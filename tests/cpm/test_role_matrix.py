@@ -283,6 +283,14 @@ def test_admin_by_role(client, django_user_model, world, principal):
         want = 200 if _admin_may(model_admin, "add", principal) else 403
         if add.status_code != want:
             failures.append((opts.label, "add page", add.status_code, f"expected {want}"))
+        if obj is not None and not _admin_may(model_admin, "delete", principal):
+            before = _snapshot()
+            for response in (client.get(f"{base}{obj.pk}/delete/"), client.post(f"{base}{obj.pk}/delete/",
+                                                                                  {"post": "yes"})):
+                if response.status_code != 403:
+                    failures.append((opts.label, "delete page", response.status_code, "expected 403"))
+            if _snapshot() != before:
+                failures.append((opts.label, "a refused delete changed data"))
         if obj is not None and not _admin_may(model_admin, "change", principal):
             before = _snapshot()
             change = client.post(f"{base}{obj.pk}/change/", {})
