@@ -23,3 +23,44 @@ def round_money(value: Decimal | int | float | str) -> Decimal:
     This is the only rounding of money in cpm: compute in full precision, round once at the end.
     """
     return to_decimal(value).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def format_money(value: Decimal | int | float | str | None, *, currency: str = "$") -> str:
+    """An amount as people read it: currency sign, thousands separators, two decimals ("$16,169.83", "-$5.58").
+
+    Rounds with ``round_money`` (the one rounding); for display only, never for arithmetic."""
+    if value is None or value == "":
+        return ""
+    amount = round_money(value)
+    sign = "-" if amount < 0 else ""
+    return f"{sign}{currency}{abs(amount):,.2f}"
+
+
+def format_quantity(value: Decimal | int | float | str | None, unit: str = "", *, places: int = 2) -> str:
+    """A quantity with its unit and at most ``places`` decimals, trailing zeros dropped ("15 kWh", "3.25 kW",
+    "0.85")."""
+    if value is None or value == "":
+        return ""
+    number = to_decimal(value).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    text = f"{number:,.{places}f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    if text in ("-0", ""):
+        text = "0"
+    return f"{text} {unit}" if unit else text
+
+
+def format_decimal_field(value, field_name: str, *, decimal_places: int | None = None) -> str:
+    """A model's decimal as people read it, by the field's name: money (``amount``, ``price``, ``rate``, ``cap``)
+    with currency and two decimals; ``kwh`` and ``kw`` with their unit; shares and other numbers without trailing
+    zeros."""
+    if value is None:
+        return ""
+    name = field_name.lower()
+    if "kwh" in name:
+        return format_quantity(value, "kWh", places=3)
+    if name == "kw" or name.startswith("kw_") or name.endswith("_kw") or "_kw_" in name:
+        return format_quantity(value, "kW", places=3)
+    if any(word in name for word in ("amount", "price", "rate", "cap", "bonus", "penalty")):
+        return format_money(value)
+    return format_quantity(value, places=max(2, decimal_places or 2))
