@@ -64,3 +64,15 @@ def format_decimal_field(value, field_name: str, *, decimal_places: int | None =
     if any(word in name for word in ("amount", "price", "rate", "cap", "bonus", "penalty")):
         return format_money(value)
     return format_quantity(value, places=max(2, decimal_places or 2))
+
+
+def format_rate(value: Decimal | int | float | str | None, *, currency: str = "$") -> str:
+    """A price per unit ("$1.25", "$1.70", "$0.12345"): at least two decimals, no trailing zeros beyond them; not
+    rounded to cents (a rate is not an amount)."""
+    if value is None or value == "":
+        return ""
+    number = to_decimal(value)
+    text = f"{abs(number):,.6f}".rstrip("0")
+    whole, _, frac = text.partition(".")
+    text = f"{whole}.{frac.ljust(2, '0')}"
+    return f"{'-' if number < 0 else ''}{currency}{text}"
