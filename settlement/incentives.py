@@ -179,12 +179,12 @@ def event_components(outcome: EventOutcome, rules: Iterable[RuleSpec]) -> list[C
                 for start, kwh in outcome.interval_kwh:
                     total += kwh * _price_for(rule, start)
                 rate = None
-                text = (f"{format_quantity(outcome.kwh_avoided, 'kWh', places=3)} avoided priced per interval "
+                text = (f"{format_quantity(outcome.kwh_avoided, 'kWh')} avoided priced per interval "
                         f"({rule.price_set_name})")
             else:
                 total = outcome.kwh_avoided * rule.amount
                 rate = rule.amount
-                text = (f"{format_quantity(outcome.kwh_avoided, 'kWh', places=3)} avoided x "
+                text = (f"{format_quantity(outcome.kwh_avoided, 'kWh')} avoided x "
                         f"{format_rate(rule.amount)}/kWh")
             if total < 0 and not outcome.charges_negative_performance:
                 text += f" = {format_money(total)}, negative: pays $0 (program does not charge negative performance)"
@@ -201,7 +201,7 @@ def event_components(outcome: EventOutcome, rules: Iterable[RuleSpec]) -> list[C
             else:
                 total = rule.amount * qty * outcome.fraction
                 text = f"{format_rate(rule.amount)}{' per ' + unit if unit else ''} x {qty if unit else 1}"
-                text += f" x participation {format_quantity(outcome.fraction, places=4)} of the event"
+                text += f" x participation {format_quantity(outcome.fraction, places=4, trim=True)} of the event"
                 out.append(Component(K_PER_EVENT, total, text, qty, unit, rule.amount, rule.rule_id))
         elif rule.kind == K_OPT_OUT_PENALTY and outcome.opted_out and rule.opt_out_consequence == C_PENALTY:
             out.append(Component(K_OPT_OUT_PENALTY, -rule.amount, f"Opt-out penalty {format_money(rule.amount)}", ONE,
@@ -284,7 +284,7 @@ def performance_kw_component(rule: RuleSpec, events: Sequence[SeasonEvent],
     total = avg * rule.amount
     pct = "all" if rule.top_percent_events is None else f"top {rule.top_percent_events}%"
     text = (f"Average kW drop of {pct} events ({used} of {len(drops)}) = "
-            f"{format_quantity(avg, 'kW', places=3)} x {format_rate(rule.amount)}/kW")
+            f"{format_quantity(avg, 'kW')} x {format_rate(rule.amount)}/kW")
     if total < 0 and not charges_negative_performance:
         text += ", negative: pays $0"
         total = ZERO
@@ -384,12 +384,12 @@ def event_components_batch(outcomes: EventOutcomes, rules: Iterable[RuleSpec]
                             break
                         total += value * price
                     rate = None
-                    text = (f"{format_quantity(kwh, 'kWh', places=3)} avoided priced per interval "
+                    text = (f"{format_quantity(kwh, 'kWh')} avoided priced per interval "
                             f"({rule.price_set_name})")
                 else:
                     total = kwh * rule.amount
                     rate = rule.amount
-                    text = f"{format_quantity(kwh, 'kWh', places=3)} avoided x {format_rate(rule.amount)}/kWh"
+                    text = f"{format_quantity(kwh, 'kWh')} avoided x {format_rate(rule.amount)}/kWh"
                 if total < 0 and not charges:
                     text += (f" = {format_money(total)}, negative: pays $0 (program does not charge negative "
                              "performance)")
@@ -420,7 +420,7 @@ def event_components_batch(outcomes: EventOutcomes, rules: Iterable[RuleSpec]
                     col.amount.append(rule.amount * qty * fraction)
                     col.description.append(f"{format_rate(rule.amount)}{' per ' + unit if unit else ''} x "
                                            f"{qty if unit else 1} x participation "
-                                           f"{format_quantity(fraction, places=4)} of the event")
+                                           f"{format_quantity(fraction, places=4, trim=True)} of the event")
             columns.append(col)
         elif rule.kind == K_OPT_OUT_PENALTY and rule.opt_out_consequence == C_PENALTY:
             hit = [bool(o) for o in outcomes.opted_out]

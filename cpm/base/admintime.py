@@ -153,7 +153,7 @@ def local_label(label: str, tz: ZoneInfo) -> str:
 def display_for_field(value, field, empty_value_display, avoid_link=False):
     """Django's ``display_for_field`` with decimals shown by what they are (money, kWh, kW, shares)."""
     if isinstance(field, models.DecimalField) and value is not None:
-        return format_decimal_field(value, field.name, decimal_places=None)
+        return format_decimal_field(value, field.name, decimal_places=field.decimal_places)
     return django_display_for_field(value, field, empty_value_display, avoid_link=avoid_link)
 
 

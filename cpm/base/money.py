@@ -36,14 +36,15 @@ def format_money(value: Decimal | int | float | str | None, *, currency: str = "
     return f"{sign}{currency}{abs(amount):,.2f}"
 
 
-def format_quantity(value: Decimal | int | float | str | None, unit: str = "", *, places: int = 2) -> str:
-    """A quantity with its unit and at most ``places`` decimals, trailing zeros dropped ("15 kWh", "3.25 kW",
-    "0.85")."""
+def format_quantity(value: Decimal | int | float | str | None, unit: str = "", *, places: int = 2,
+                    trim: bool = False) -> str:
+    """A quantity with its unit and ``places`` decimals ("15.00 kWh", "3.25 kW"); with ``trim``, at most ``places``
+    decimals, trailing zeros dropped ("1", "0.85")."""
     if value is None or value == "":
         return ""
     number = to_decimal(value).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
     text = f"{number:,.{places}f}"
-    if "." in text:
+    if trim and "." in text:
         text = text.rstrip("0").rstrip(".")
     if text in ("-0", ""):
         text = "0"
@@ -58,12 +59,12 @@ def format_decimal_field(value, field_name: str, *, decimal_places: int | None =
         return ""
     name = field_name.lower()
     if "kwh" in name:
-        return format_quantity(value, "kWh", places=3)
+        return format_quantity(value, "kWh")
     if name == "kw" or name.startswith("kw_") or name.endswith("_kw") or "_kw_" in name:
-        return format_quantity(value, "kW", places=3)
+        return format_quantity(value, "kW")
     if any(word in name for word in ("amount", "price", "rate", "cap", "bonus", "penalty")):
         return format_money(value)
-    return format_quantity(value, places=max(2, decimal_places or 2))
+    return format_quantity(value, places=max(2, decimal_places or 2), trim=True)
 
 
 def format_rate(value: Decimal | int | float | str | None, *, currency: str = "$") -> str:

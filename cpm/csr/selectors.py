@@ -141,7 +141,7 @@ def customer_page(*, customer_id: int, now: dt.datetime) -> CustomerPage:
                for i in installs]
     upcoming = upcoming_participations(enrollment_ids=[e.pk for e in enrollments], now=now)
     unavailability = list(Unavailability.objects.filter(enrollment__in=enrollments, end__gt=now)
-                          .select_related("device").order_by("start"))
+                          .select_related("device", "enrollment__program").order_by("start"))
     return CustomerPage(customer=customer, accounts=accounts, agreements=agreements,
                         service_points=list(sp_by_id.values()), devices=devices,
                         enrollments=enrollments, status_history=history, upcoming=upcoming,

@@ -251,13 +251,13 @@ def _settlement_rows(*, event: Event, parts: list[_Part], m: meas.ChunkMeasureme
             text = "Device telemetry (no load baseline): kWh avoided = metered device discharge in the event."
         else:
             text = (f"{m.method}: baseline = {x_of_y} similar days ({day_text[day_index[k]]}); day-of "
-                    f"adjustment {'none' if adj != adj else format_quantity(adj, places=4)}.")
-        text += (f" {format_quantity(kwh[k], 'kWh', places=3)} avoided over {counted[k]} intervals of "
-                 f"{m.interval_minutes} min; average kW drop {format_quantity(kw[k], 'kW', places=3)} over the event "
+                    f"adjustment {'none' if adj != adj else format_quantity(adj, places=4, trim=True)}.")
+        text += (f" {format_quantity(kwh[k], 'kWh')} avoided over {counted[k]} intervals of "
+                 f"{m.interval_minutes} min; average kW drop {format_quantity(kw[k], 'kW')} over the event "
                  "window.")
         if opted_out[k]:
             text += (f" Opted out at {format_local(p.opted_out_at, event.program.time_zone)}: participated "
-                     f"{format_quantity(fraction[k] * 100, '%', places=1)} of the event."
+                     f"{format_quantity(fraction[k] * 100, '%', places=1, trim=True)} of the event."
                      if p.opted_out_at else " Opted out.")
         if error:
             text += f" Not settled: {error}."
