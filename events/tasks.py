@@ -33,13 +33,16 @@ def tick() -> dict[str, int]:
 
 
 @shared_task(name="events.reserve")
-def reserve_event(*, event_id: int) -> dict[str, int]:
+def reserve_event(*, event_id: int, now: str | None = None) -> dict[str, int]:
     """Reserve devices for a scheduled event (re-runnable). Large programs are written chunk by chunk
-    (``CPM_CHUNK_SIZE``); for a Celery group over chunks use ``reserve_event_distributed``."""
+    (``CPM_CHUNK_SIZE``); for a Celery group over chunks use ``reserve_event_distributed``. ``now``: the instant
+    the decisions are made as of (ISO 8601; the event's scheduling, passed by ``event_schedule``), else the
+    clock."""
     event = Event.objects.filter(pk=event_id, status="scheduled").first()
     if event is None:
         return {}
-    return services.event_reserve(event=event, now=_now(), actor=RESERVE_ACTOR)
+    return services.event_reserve(event=event, now=dt.datetime.fromisoformat(now) if now else _now(),
+                                  actor=RESERVE_ACTOR)
 
 
 @shared_task(name="events.reserve_chunk")
