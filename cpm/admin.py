@@ -3,12 +3,13 @@
 from django.contrib import admin
 
 from .base.admin import LargeTableMixin
+from .base.admintime import LocalTimeAdminMixin
 from .base.masking import changes_for
 from .models import AuditEntry, Job, JobChunk
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(LargeTableMixin, admin.ModelAdmin):
+class AuditEntryAdmin(LocalTimeAdminMixin, LargeTableMixin, admin.ModelAdmin):
     list_display = ("at", "actor_label", "code", "object_type", "object_id", "object_repr", "from_status",
                     "to_status")
     # A date filter of fixed choices, not a date hierarchy (which scans every entry on every page).
@@ -49,7 +50,7 @@ class JobChunkInline(admin.TabularInline):
 
 
 @admin.register(Job)
-class JobAdmin(admin.ModelAdmin):
+class JobAdmin(LocalTimeAdminMixin, admin.ModelAdmin):
     """Background jobs with their progress and errors (read-only: jobs are written by ``cpm.base.jobs``)."""
 
     list_display = ("id", "kind", "subject_repr", "status", "progress", "created_at", "finished_at", "error")

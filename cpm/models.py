@@ -44,7 +44,7 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         what = self.code or self.action
-        return f"{self.at:%Y-%m-%d %H:%M} {self.actor_label} {what} {self.object_type}#{self.object_id}"
+        return f"{self.at:%Y-%m-%d %H:%M} UTC {self.actor_label} {what} {self.object_type}#{self.object_id}"
 
 
 class Capability(models.Model):

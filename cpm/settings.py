@@ -111,6 +111,11 @@ LOGIN_REDIRECT_URL = "/csr/"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
+# Where a person reads a time that belongs to no program (devices, customers, jobs, the audit trail): the utility's
+# own zone, labelled. A program's times are shown and typed in the program's zone (``cpm.base.admintime``).
+CPM_DISPLAY_TIME_ZONE = env.str("CPM_DISPLAY_TIME_ZONE", default="America/Los_Angeles")
+# Every datetime Django renders carries its zone's abbreviation ("2026-07-15 15:00 PDT"), never a bare wall clock.
+FORMAT_MODULE_PATH = ["cpm.formats"]
 USE_I18N = True
 USE_TZ = True
 

@@ -127,4 +127,4 @@ class DeviceInstallation(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.device_id}@{self.service_point_id} from {self.installed_on}"
+        return f"{self.device} at service point {self.service_point} from {self.installed_on}"

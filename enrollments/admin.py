@@ -212,7 +212,8 @@ class ProgramSubscriptionAdmin(LargeTableMixin, ReadOnlyAdmin):
     list_filter = ("exclusive", "end_reason", "enrollment__program")
     search_fields = ("device__serial_number", "device__aggregator_device_id",
                      "enrollment__account__account_number")
-    list_select_related = ("enrollment", "enrollment__program", "device")
+    list_select_related = ("enrollment", "enrollment__program", "enrollment__account", "enrollment__service_point",
+                           "device")
 
     @admin.display(description="program", ordering="enrollment__program__code")
     def program_code(self, obj):

@@ -110,7 +110,7 @@ class Enrollment(models.Model):
                    models.Index(fields=["-requested_at", "-id"], name="enrollment_requested_desc_idx")]
 
     def __str__(self) -> str:
-        return f"{self.program_id}:{self.account_id}@{self.service_point_id}"
+        return f"{self.account} in {self.program} at service point {self.service_point}"
 
 
 class ProgramSubscription(models.Model):
@@ -138,4 +138,5 @@ class ProgramSubscription(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.enrollment_id}/{self.device_id or 'service point'} from {self.start_date}"
+        what = self.device if self.device_id else f"service point {self.enrollment.service_point}"
+        return f"{what} in {self.enrollment.program} from {self.start_date}"

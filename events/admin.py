@@ -151,7 +151,8 @@ class OptOutAdmin(ReadOnlyAdmin):
     list_display = ("participation", "channel", "at", "recorded_by", "reason")
     list_filter = ("channel",)
     search_fields = ("participation__event__name", "reason")
-    list_select_related = ("participation", "participation__event", "recorded_by")
+    list_select_related = ("participation__event__program", "participation__device", "participation__service_point",
+                           "recorded_by")
 
 
 @admin.register(Unavailability)
@@ -161,7 +162,7 @@ class UnavailabilityAdmin(GuardedModelAdmin):
 
     list_display = ("enrollment", "device", "start", "end", "reason")
     search_fields = ("reason", "enrollment__service_point__service_point_id")
-    list_select_related = ("enrollment", "device")
+    list_select_related = ("enrollment__program", "enrollment__account", "enrollment__service_point", "device")
     raw_id_fields = ("enrollment", "device")
     write_use_cases = {"add": "unavailability.create"}
 

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
+from cpm.base.timeutils import format_local
 from devices.models import Aggregator, Device, ServicePoint
 from enrollments.models import Enrollment, ProgramSubscription
 from programs.models import Program
@@ -69,7 +70,11 @@ class Event(models.Model):
                    models.Index(fields=["program", "start"], name="event_program_start_idx")]
 
     def __str__(self) -> str:
-        return f"{self.name} ({self.start.astimezone(UTC):%Y-%m-%d %H:%M}Z)"
+        # The program's zone when the program is loaded (lists select it); otherwise UTC, labelled: no query here.
+        program = self.program if Event.program.is_cached(self) else None
+        if program is not None:
+            return f"{self.name} ({format_local(self.start, program.time_zone)})"
+        return f"{self.name} ({self.start.astimezone(UTC):%Y-%m-%d %H:%M} UTC)"
 
     @property
     def duration_hours(self) -> float:
@@ -90,6 +95,9 @@ class EventRevision(models.Model):
         ordering = ["event", "revision"]
         constraints = [models.UniqueConstraint(fields=["event", "revision"], name="event_revision_unique")]
 
+    def __str__(self) -> str:
+        return f"{self.event.name} revision {self.revision}"
+
 
 class Unavailability(models.Model):
     """A customer-declared period ``[start, end)`` (UTC) when a device (or a whole service point) must not be called."""
@@ -105,6 +113,11 @@ class Unavailability(models.Model):
         ordering = ["start"]
         verbose_name_plural = "unavailabilities"
         constraints = [models.CheckConstraint(condition=Q(end__gt=F("start")), name="unavailability_end_after_start")]
+
+    def __str__(self) -> str:
+        tz = self.enrollment.program.time_zone
+        return (f"{self.device or self.enrollment} unavailable {format_local(self.start, tz)} to "
+                f"{format_local(self.end, tz)}")
 
 
 class Reservation(models.Model):
@@ -129,6 +142,9 @@ class Reservation(models.Model):
         ordering = ["event", "decision", "id"]
         constraints = [models.UniqueConstraint(fields=["event", "subscription"], name="reservation_unique_candidate")]
         indexes = [models.Index(fields=["event", "decision"], name="reservation_event_decision_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.device or self.service_point} {self.get_decision_display().lower()} for {self.event.name}"
 
 
 class Participation(models.Model):
@@ -163,6 +179,9 @@ class Participation(models.Model):
                    models.Index(fields=["-start", "id"], name="participation_start_desc_idx"),
                    models.Index(fields=["service_point", "start"], name="participation_sp_start_idx")]
 
+    def __str__(self) -> str:
+        return f"{self.device or self.service_point} in {self.event}"
+
     @property
     def minutes_participated(self) -> float:
         """Minutes of the event window before an opt-out (the whole window otherwise)."""
@@ -179,6 +198,9 @@ class OptOut(models.Model):
     recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                     related_name="+")
     reason = models.CharField(max_length=300, blank=True)
+
+    def __str__(self) -> str:
+        return f"Opt-out of {self.participation} ({self.get_channel_display()})"
 
 
 class DispatchMessage(models.Model):
@@ -200,3 +222,6 @@ class DispatchMessage(models.Model):
         constraints = [models.UniqueConstraint(fields=["event", "aggregator", "kind", "revision"],
                                                condition=~Q(kind=DispatchKind.RELEASE),
                                                name="dispatch_message_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} of {self.event.name} to {self.aggregator} (revision {self.revision})"

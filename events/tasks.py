@@ -40,18 +40,21 @@ JOB_KIND = "reservation"
 
 
 @shared_task(name="events.reserve")
-def reserve_event(*, event_id: int) -> dict[str, int]:
+def reserve_event(*, event_id: int, now: str | None = None) -> dict[str, int]:
     """Reserve devices for a scheduled event (re-runnable) as a job (``cpm.base.jobs``): the single-transaction
     reservation (written span by span of ``CPM_CHUNK_SIZE``), recorded with its counts, or FAILED with the error in
     words (nothing of a failed run is written: one transaction; a dead worker's job is failed by the sweeper and the
-    reservation can simply run again). For chunks on several workers use ``reserve_event_distributed``."""
+    reservation can simply run again). For chunks on several workers use ``reserve_event_distributed``. ``now``:
+    the instant the decisions are made as of (ISO 8601; the event's scheduling, passed by ``event_schedule``), else
+    the clock."""
     event = Event.objects.filter(pk=event_id, status="scheduled").first()
     if event is None:
         return {}
+    at = dt.datetime.fromisoformat(now) if now else _now()
     job = jobs.job_create(kind=JOB_KIND, subject=event, chunks=[], now=_now(), actor=RESERVE_ACTOR)
 
     def body() -> dict[str, int]:
-        counts = services.event_reserve(event=event, now=_now(), actor=RESERVE_ACTOR)
+        counts = services.event_reserve(event=event, now=at, actor=RESERVE_ACTOR)
         jobs.job_set_result(job.pk, counts)
         return counts
 

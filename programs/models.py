@@ -11,6 +11,8 @@ import datetime as dt
 from django.db import models
 from django.db.models import F, Q
 
+from cpm.base.money import format_money
+
 from .choices import (
     AnswerType,
     BaselineMethod,
@@ -91,7 +93,7 @@ class Program(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.code}"
+        return self.name or self.code
 
     @property
     def is_active(self) -> bool:
@@ -234,7 +236,7 @@ class MutualExclusion(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.program_a_id} x {self.program_b_id}"
+        return f"{self.program_a} excludes {self.program_b}"
 
 
 class IntervalPriceSet(models.Model):
@@ -320,4 +322,4 @@ class IncentiveRule(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.program.code} {self.get_kind_display()} {self.amount} {self.basis}"
+        return f"{self.program} {self.get_kind_display()} {format_money(self.amount)} {self.basis}"

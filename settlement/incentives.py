@@ -26,6 +26,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from cpm.base.money import format_money, format_quantity, format_rate
+
 ZERO = Decimal(0)
 ONE = Decimal(1)
 
@@ -177,13 +179,15 @@ def event_components(outcome: EventOutcome, rules: Iterable[RuleSpec]) -> list[C
                 for start, kwh in outcome.interval_kwh:
                     total += kwh * _price_for(rule, start)
                 rate = None
-                text = f"{outcome.kwh_avoided} kWh avoided priced per interval ({rule.price_set_name})"
+                text = (f"{format_quantity(outcome.kwh_avoided, 'kWh')} avoided priced per interval "
+                        f"({rule.price_set_name})")
             else:
                 total = outcome.kwh_avoided * rule.amount
                 rate = rule.amount
-                text = f"{outcome.kwh_avoided} kWh avoided x ${rule.amount}/kWh"
+                text = (f"{format_quantity(outcome.kwh_avoided, 'kWh')} avoided x "
+                        f"{format_rate(rule.amount)}/kWh")
             if total < 0 and not outcome.charges_negative_performance:
-                text += f" = ${total:.2f}, negative: pays $0 (program does not charge negative performance)"
+                text += f" = {format_money(total)}, negative: pays $0 (program does not charge negative performance)"
                 total = ZERO
             out.append(Component(K_PERFORMANCE_KWH, total, text, outcome.kwh_avoided, "kWh", rate, rule.rule_id))
         elif rule.kind == K_PER_EVENT:
@@ -196,11 +200,12 @@ def event_components(outcome: EventOutcome, rules: Iterable[RuleSpec]) -> list[C
                                      qty, unit, rule.amount, rule.rule_id))
             else:
                 total = rule.amount * qty * outcome.fraction
-                text = f"${rule.amount}{' per ' + unit if unit else ''} x {qty if unit else 1}"
-                text += f" x participation {outcome.fraction} of the event"
+                text = f"{format_rate(rule.amount)}{' per ' + unit if unit else ''} x {qty if unit else 1}"
+                text += f" x participation {format_quantity(outcome.fraction, places=4, trim=True)} of the event"
                 out.append(Component(K_PER_EVENT, total, text, qty, unit, rule.amount, rule.rule_id))
         elif rule.kind == K_OPT_OUT_PENALTY and outcome.opted_out and rule.opt_out_consequence == C_PENALTY:
-            out.append(Component(K_OPT_OUT_PENALTY, -rule.amount, f"Opt-out penalty ${rule.amount}", ONE, "opt-out",
+            out.append(Component(K_OPT_OUT_PENALTY, -rule.amount, f"Opt-out penalty {format_money(rule.amount)}", ONE,
+                                 "opt-out",
                                  rule.amount, rule.rule_id))
     return out
 
@@ -278,7 +283,8 @@ def performance_kw_component(rule: RuleSpec, events: Sequence[SeasonEvent],
     avg, used = top_percent_average(drops, rule.top_percent_events)
     total = avg * rule.amount
     pct = "all" if rule.top_percent_events is None else f"top {rule.top_percent_events}%"
-    text = f"Average kW drop of {pct} events ({used} of {len(drops)}) = {avg:.4f} kW x ${rule.amount}/kW"
+    text = (f"Average kW drop of {pct} events ({used} of {len(drops)}) = "
+            f"{format_quantity(avg, 'kW')} x {format_rate(rule.amount)}/kW")
     if total < 0 and not charges_negative_performance:
         text += ", negative: pays $0"
         total = ZERO
@@ -378,13 +384,15 @@ def event_components_batch(outcomes: EventOutcomes, rules: Iterable[RuleSpec]
                             break
                         total += value * price
                     rate = None
-                    text = f"{kwh} kWh avoided priced per interval ({rule.price_set_name})"
+                    text = (f"{format_quantity(kwh, 'kWh')} avoided priced per interval "
+                            f"({rule.price_set_name})")
                 else:
                     total = kwh * rule.amount
                     rate = rule.amount
-                    text = f"{kwh} kWh avoided x ${rule.amount}/kWh"
+                    text = f"{format_quantity(kwh, 'kWh')} avoided x {format_rate(rule.amount)}/kWh"
                 if total < 0 and not charges:
-                    text += f" = ${total:.2f}, negative: pays $0 (program does not charge negative performance)"
+                    text += (f" = {format_money(total)}, negative: pays $0 (program does not charge negative "
+                             "performance)")
                     total = ZERO
                 col.amount.append(total)
                 col.description.append(text)
@@ -410,12 +418,13 @@ def event_components_batch(outcomes: EventOutcomes, rules: Iterable[RuleSpec]
                 else:
                     fraction = outcomes.fraction[k]
                     col.amount.append(rule.amount * qty * fraction)
-                    col.description.append(f"${rule.amount}{' per ' + unit if unit else ''} x {qty if unit else 1}"
-                                           f" x participation {fraction} of the event")
+                    col.description.append(f"{format_rate(rule.amount)}{' per ' + unit if unit else ''} x "
+                                           f"{qty if unit else 1} x participation "
+                                           f"{format_quantity(fraction, places=4, trim=True)} of the event")
             columns.append(col)
         elif rule.kind == K_OPT_OUT_PENALTY and rule.opt_out_consequence == C_PENALTY:
             hit = [bool(o) for o in outcomes.opted_out]
             columns.append(ComponentColumn(
                 K_OPT_OUT_PENALTY, rule.rule_id, ["opt-out"] * n, [-rule.amount if h else None for h in hit],
-                [f"Opt-out penalty ${rule.amount}"] * n, [ONE] * n, [rule.amount] * n))
+                [f"Opt-out penalty {format_money(rule.amount)}"] * n, [ONE] * n, [rule.amount] * n))
     return columns, errors

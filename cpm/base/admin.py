@@ -27,6 +27,7 @@ from django.template.response import TemplateResponse
 
 from cpm.models import AuditEntry
 
+from .admintime import LocalTimeAdminMixin
 from .capabilities import may
 from .errors import DomainError
 from .masking import changes_for
@@ -149,11 +150,11 @@ class AuditHistoryMixin(GuardedActionsMixin):
         return TemplateResponse(request, self.object_history_template, context)
 
 
-class AuditHistoryAdmin(AuditHistoryMixin, admin.ModelAdmin):
+class AuditHistoryAdmin(LocalTimeAdminMixin, AuditHistoryMixin, admin.ModelAdmin):
     """A plain ModelAdmin whose "History" page is the audit trail."""
 
 
-class GuardedModelAdmin(AuditHistoryMixin, admin.ModelAdmin):
+class GuardedModelAdmin(LocalTimeAdminMixin, AuditHistoryMixin, admin.ModelAdmin):
     """A domain model's admin: add, change and delete are offered only where a write use case is declared for them
     (``write_use_cases``) and the user may run it; actions only to users who may run theirs.
 
@@ -213,7 +214,7 @@ class GuardedModelAdmin(AuditHistoryMixin, admin.ModelAdmin):
         raise NotImplementedError(f"{type(self).__name__} declares a delete use case but no service call")
 
 
-class ReadOnlyAdmin(AuditHistoryMixin, admin.ModelAdmin):
+class ReadOnlyAdmin(LocalTimeAdminMixin, AuditHistoryMixin, admin.ModelAdmin):
     """A record written only by services (ledgers, lines, messages, revisions): listed and shown, never edited."""
 
     def has_add_permission(self, request, *args):

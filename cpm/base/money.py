@@ -23,3 +23,57 @@ def round_money(value: Decimal | int | float | str) -> Decimal:
     This is the only rounding of money in cpm: compute in full precision, round once at the end.
     """
     return to_decimal(value).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def format_money(value: Decimal | int | float | str | None, *, currency: str = "$") -> str:
+    """An amount as people read it: currency sign, thousands separators, two decimals ("$16,169.83", "-$5.58").
+
+    Rounds with ``round_money`` (the one rounding); for display only, never for arithmetic."""
+    if value is None or value == "":
+        return ""
+    amount = round_money(value)
+    sign = "-" if amount < 0 else ""
+    return f"{sign}{currency}{abs(amount):,.2f}"
+
+
+def format_quantity(value: Decimal | int | float | str | None, unit: str = "", *, places: int = 2,
+                    trim: bool = False) -> str:
+    """A quantity with its unit and ``places`` decimals ("15.00 kWh", "3.25 kW"); with ``trim``, at most ``places``
+    decimals, trailing zeros dropped ("1", "0.85")."""
+    if value is None or value == "":
+        return ""
+    number = to_decimal(value).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    text = f"{number:,.{places}f}"
+    if trim and "." in text:
+        text = text.rstrip("0").rstrip(".")
+    if text in ("-0", ""):
+        text = "0"
+    return f"{text} {unit}" if unit else text
+
+
+def format_decimal_field(value, field_name: str, *, decimal_places: int | None = None) -> str:
+    """A model's decimal as people read it, by the field's name: money (``amount``, ``price``, ``rate``, ``cap``)
+    with currency and two decimals; ``kwh`` and ``kw`` with their unit; shares and other numbers without trailing
+    zeros."""
+    if value is None:
+        return ""
+    name = field_name.lower()
+    if "kwh" in name:
+        return format_quantity(value, "kWh")
+    if name == "kw" or name.startswith("kw_") or name.endswith("_kw") or "_kw_" in name:
+        return format_quantity(value, "kW")
+    if any(word in name for word in ("amount", "price", "rate", "cap", "bonus", "penalty")):
+        return format_money(value)
+    return format_quantity(value, places=max(2, decimal_places or 2), trim=True)
+
+
+def format_rate(value: Decimal | int | float | str | None, *, currency: str = "$") -> str:
+    """A price per unit ("$1.25", "$1.70", "$0.12345"): at least two decimals, no trailing zeros beyond them; not
+    rounded to cents (a rate is not an amount)."""
+    if value is None or value == "":
+        return ""
+    number = to_decimal(value)
+    text = f"{abs(number):,.6f}".rstrip("0")
+    whole, _, frac = text.partition(".")
+    text = f"{whole}.{frac.ljust(2, '0')}"
+    return f"{'-' if number < 0 else ''}{currency}{text}"

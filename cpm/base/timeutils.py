@@ -72,3 +72,68 @@ def iter_local_days(first: dt.date, last: dt.date):
     while day <= last:
         yield day
         day += dt.timedelta(days=1)
+
+
+def format_local(instant: dt.datetime | None, tz: ZoneInfo | str, *, seconds: bool = False) -> str:
+    """A UTC instant as people read it: wall-clock time in ``tz`` with the zone's abbreviation
+    ("2026-07-15 15:00 PDT")."""
+    if instant is None:
+        return ""
+    tz = zone(tz) if isinstance(tz, str) else tz
+    return require_aware(instant).astimezone(tz).strftime("%Y-%m-%d %H:%M:%S %Z" if seconds else "%Y-%m-%d %H:%M %Z")
+
+
+def format_local_time(instant: dt.datetime | None, tz: ZoneInfo | str) -> str:
+    """The wall-clock time only, with the zone ("15:00 PDT")."""
+    if instant is None:
+        return ""
+    tz = zone(tz) if isinstance(tz, str) else tz
+    return require_aware(instant).astimezone(tz).strftime("%H:%M %Z")
+
+
+class WallClockError(ValueError):
+    """A local wall-clock time that does not exist (spring-forward gap) or happens twice (the repeated autumn
+    hour); ``kind`` is ``"gap"`` or ``"ambiguous"``, the message says so in words."""
+
+    def __init__(self, message: str, kind: str):
+        super().__init__(message)
+        self.kind = kind
+
+
+def local_wall_to_utc_strict(wall: dt.datetime, tz: ZoneInfo, *, field: str = "time") -> dt.datetime:
+    """UTC instant of a wall-clock time typed by a person in ``tz``.
+
+    ``wall`` is naive (interpreted in ``tz``) or carries a fixed offset the person typed to pick one of the two
+    repeated autumn times (``01:30 -07:00``); that offset must be one ``tz`` uses at that wall-clock time.
+    Raises ``WallClockError`` naming ``field`` for a time in the spring-forward gap or a repeated time given
+    without an offset."""
+    shown = wall.strftime("%Y-%m-%d %H:%M")
+    if wall.tzinfo is not None:
+        typed = wall.utcoffset()
+        naive = wall.replace(tzinfo=None)
+        for fold in (0, 1):
+            candidate = naive.replace(tzinfo=tz, fold=fold)
+            if candidate.utcoffset() == typed and wall_time_exists(naive.date(), naive.time(), tz):
+                return candidate.astimezone(UTC)
+        raise WallClockError(f"{field}: {shown} with offset {_offset_text(typed)} is not a time {tz.key} shows "
+                             f"(the offset there is {_offset_text(naive.replace(tzinfo=tz).utcoffset())}).", "gap")
+    if not wall_time_exists(wall.date(), wall.time(), tz):
+        before = wall.replace(tzinfo=tz, fold=0)
+        raise WallClockError(
+            f"{field}: {shown} does not exist in {tz.key}: the clocks jump forward that night "
+            f"({before.tzname()} to {wall.replace(tzinfo=tz, fold=1).tzname()}), skipping this hour. "
+            "Type a time before or after the jump.", "gap")
+    first, second = wall.replace(tzinfo=tz, fold=0), wall.replace(tzinfo=tz, fold=1)
+    if first.utcoffset() != second.utcoffset():
+        raise WallClockError(
+            f"{field}: {shown} happens twice in {tz.key}: the clocks go back that night and repeat this hour. "
+            f"Type the offset to pick one: \"{wall:%H:%M} {_offset_text(first.utcoffset())}\" for the first "
+            f"({first.tzname()}) or \"{wall:%H:%M} {_offset_text(second.utcoffset())}\" for the second "
+            f"({second.tzname()}).", "ambiguous")
+    return first.astimezone(UTC)
+
+
+def _offset_text(offset: dt.timedelta | None) -> str:
+    minutes = int((offset or dt.timedelta()).total_seconds() // 60)
+    sign = "-" if minutes < 0 else "+"
+    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"

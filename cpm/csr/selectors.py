@@ -230,7 +230,7 @@ def customer_page(*, customer_id: int, now: dt.datetime) -> CustomerPage:
                for i in installs]
     upcoming = upcoming_participations(enrollment_ids=[e.pk for e in enrollments], now=now)
     unavailability = list(Unavailability.objects.filter(enrollment__in=enrollments, end__gt=now)
-                          .select_related("device").order_by("start"))
+                          .select_related("device", "enrollment__program").order_by("start"))
     event_settlements = list(EventSettlement.objects.filter(account__in=accounts)
                              .select_related("event", "program", "device").order_by("-event_day", "-id"))
     customer_settlements = list(CustomerSettlement.objects.filter(account__in=accounts)

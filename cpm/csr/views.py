@@ -19,7 +19,7 @@ from django.views.decorators.http import require_POST
 from cpm.base.audit import audit_record
 from cpm.base.errors import DomainError
 from cpm.base.masking import contact_visible, masked_contact
-from cpm.base.timeutils import zone
+from cpm.base.timeutils import WallClockError, local_wall_to_utc_strict, zone
 from devices.models import Device, ServicePoint
 from enrollments.choices import EnrollmentSource, ReasonCode
 from enrollments.models import Account, Customer, Enrollment
@@ -211,8 +211,11 @@ def declare_unavailability(request, customer_id: int):
                                    account__customer_id=customer_id)
     tz = zone(enrollment.program.time_zone)
     try:
-        start = dt.datetime.fromisoformat(request.POST.get("start", "")).replace(tzinfo=tz)
-        end = dt.datetime.fromisoformat(request.POST.get("end", "")).replace(tzinfo=tz)
+        start = local_wall_to_utc_strict(dt.datetime.fromisoformat(request.POST.get("start", "")), tz, field="From")
+        end = local_wall_to_utc_strict(dt.datetime.fromisoformat(request.POST.get("end", "")), tz, field="To")
+    except WallClockError as exc:
+        messages.error(request, f"Unavailability not recorded: {exc}")
+        return _redirect_customer(customer_id, "unavailability")
     except ValueError:
         messages.error(request, "Unavailability not recorded: start and end must be dates and times "
                                 "(YYYY-MM-DDTHH:MM) in the program's time zone.")

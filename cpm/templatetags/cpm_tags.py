@@ -2,7 +2,9 @@
 
 from django import template
 
-from cpm.base.timeutils import zone
+from cpm.base.admintime import display_zone
+from cpm.base.money import format_money, format_quantity
+from cpm.base.timeutils import format_local, zone
 
 register = template.Library()
 
@@ -13,3 +15,29 @@ def local(value, tz_name: str):
     if not value:
         return ""
     return value.astimezone(zone(tz_name)).strftime("%Y-%m-%d %H:%M %Z")
+
+
+@register.filter
+def local_default(value):
+    """A time that belongs to no program (a device's last contact): in ``CPM_DISPLAY_TIME_ZONE``, labelled."""
+    if not value:
+        return ""
+    return format_local(value, display_zone())
+
+
+@register.filter
+def money(value):
+    """``{{ s.amount|money }}`` -> "$5.58" (two decimals, currency, thousands separators)."""
+    return format_money(value)
+
+
+@register.filter
+def kwh(value):
+    """``{{ s.kwh_avoided|kwh }}`` -> "4.5 kWh"."""
+    return format_quantity(value, "kWh")
+
+
+@register.filter
+def kw(value):
+    """``{{ s.kw_drop_avg|kw }}`` -> "1.5 kW"."""
+    return format_quantity(value, "kW")

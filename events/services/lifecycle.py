@@ -279,7 +279,9 @@ def event_schedule(
                    reason=override_reason if violations else "scheduled", extra_updates=extra)
         from ..tasks import reserve_event
 
-        enqueue_on_commit(reserve_event, event_id=event.pk)
+        # The reservation decides as of the scheduling instant (a simulated clock in the demo: a 2011 event is
+        # reserved in 2011, not on the day the demo runs).
+        enqueue_on_commit(reserve_event, event_id=event.pk, now=now.isoformat())
     return event
 
 

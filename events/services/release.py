@@ -248,8 +248,8 @@ def release_for_unavailability(item: Unavailability, *, tz_name: str, now: dt.da
         qs = qs.filter(device_id=item.device_id)
     tz = zone(tz_name)
     return release_participations(qs, reason=(
-        f"Released: customer declared unavailable {item.start.astimezone(tz):%Y-%m-%d %H:%M} to "
-        f"{item.end.astimezone(tz):%Y-%m-%d %H:%M}" + (f" ({item.reason})." if item.reason else ".")),
+        f"Released: customer declared unavailable {item.start.astimezone(tz):%Y-%m-%d %H:%M %Z} to "
+        f"{item.end.astimezone(tz):%Y-%m-%d %H:%M %Z}" + (f" ({item.reason})." if item.reason else ".")),
         now=now, actor=actor)
 
 
@@ -277,8 +277,8 @@ def dispatch_recheck(event: Event, *, now: dt.datetime, actor: Any) -> list[Rele
     for eid, did, u_start, u_end, why in Unavailability.objects.filter(
             enrollment_id__in={f[6] for f in flagged.values()}, start__lt=event.end, end__gt=event.start
     ).order_by("start", "pk").values_list("enrollment_id", "device_id", "start", "end", "reason"):
-        texts.setdefault((eid, did), f"customer declared unavailable {u_start.astimezone(tz):%Y-%m-%d %H:%M} to "
-                                     f"{u_end.astimezone(tz):%Y-%m-%d %H:%M}" + (f" ({why})" if why else ""))
+        texts.setdefault((eid, did), f"customer declared unavailable {u_start.astimezone(tz):%Y-%m-%d %H:%M %Z} to "
+                                     f"{u_end.astimezone(tz):%Y-%m-%d %H:%M %Z}" + (f" ({why})" if why else ""))
 
     def reason(row: ReleasedRow) -> str:
         e_status, e_end, e_code, s_end, s_code, d_status, eid, did = flagged[row.participation_id]

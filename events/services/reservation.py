@@ -349,8 +349,8 @@ def _unavailability(event: Event, ctx: ProgramContext, enrollment_ids: list[int]
     for enrollment_id, device_id, u_start, u_end, why in Unavailability.objects.filter(
             enrollment_id__any=enrollment_ids, start__lt=event.end, end__gt=event.start,
     ).order_by().values_list("enrollment_id", "device_id", "start", "end", "reason"):
-        text = (f"Customer declared unavailable {u_start.astimezone(ctx.tz):%Y-%m-%d %H:%M} to "
-                f"{u_end.astimezone(ctx.tz):%Y-%m-%d %H:%M}" + (f" ({why})." if why else "."))
+        text = (f"Customer declared unavailable {u_start.astimezone(ctx.tz):%Y-%m-%d %H:%M %Z} to "
+                f"{u_end.astimezone(ctx.tz):%Y-%m-%d %H:%M %Z}" + (f" ({why})." if why else "."))
         unavailable.setdefault((enrollment_id, device_id), text)
     return unavailable
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import Q
 
+from cpm.base.money import format_money
 from devices.models import Device, ServicePoint
 from enrollments.models import Account, Enrollment
 from events.models import Event, Participation
@@ -228,7 +229,7 @@ class SettlementLine(models.Model):
         indexes = [models.Index(fields=["account", "program", "customer_settlement"], name="line_unclaimed_idx")]
 
     def __str__(self) -> str:
-        return f"Line #{self.pk} {self.kind} {self.amount}"
+        return f"Line #{self.pk} {self.get_kind_display()} {format_money(self.amount)}"
 
 
 class BillCreditExport(models.Model):

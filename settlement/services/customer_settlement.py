@@ -25,7 +25,7 @@ from cpm.base import bulk
 from cpm.base.audit import actor_label, audit_record
 from cpm.base.capabilities import Cap, use_case
 from cpm.base.errors import ConflictError, DomainValidationError
-from cpm.base.money import ZERO, round_money
+from cpm.base.money import ZERO, format_money, round_money
 from cpm.base.states import check_transition, transition
 from cpm.base.timeutils import local_date, local_midnight, zone
 from enrollments.choices import EnrollmentStatus
@@ -335,7 +335,7 @@ def _bonus_line(run: _Run, facts: _IncentiveFacts, account_id: int, enrollment: 
         run.notes[account_id].append(
             f"Enrollment bonus already paid for account {facts.account_names[account_id]} or its service point.")
         return
-    line(LineKind.ENROLLMENT_BONUS, rule.amount * qty, f"Enrollment bonus ${rule.amount}"
+    line(LineKind.ENROLLMENT_BONUS, rule.amount * qty, f"Enrollment bonus {format_money(rule.amount)}"
          + (f" x {qty} {unit}" if unit else ""), enrollment=enrollment, key=f"bonus:{rule.rule_id}", quantity=qty,
          unit=unit, rate=rule.amount)
     facts.bonus_accounts.add(account_id)
@@ -420,8 +420,9 @@ def _season_cap_lines(run: _Run) -> dict[int, Decimal]:
             caps.append(SettlementLine(
                 account_id=a, program=run.program, customer_settlement=run.work[a], kind=LineKind.CAP_ADJUSTMENT,
                 line_code=LINE_CODES[LineKind.CAP_ADJUSTMENT], amount=round_money(adj), created_at=run.now,
-                description=f"Season cap ${cap_rule.amount}: earlier ${before_net} + this ${totals[a]} exceeds it"))
-            run.notes[a].append(f"Season cap ${cap_rule.amount} applied: {round_money(adj)}.")
+                description=f"Season cap {format_money(cap_rule.amount)}: earlier {format_money(before_net)} + this "
+                            f"{format_money(totals[a])} exceeds it"))
+            run.notes[a].append(f"Season cap {format_money(cap_rule.amount)} applied: {format_money(adj)}.")
             totals[a] += round_money(adj)
     bulk.insert_objects(SettlementLine, caps)
     return totals
@@ -438,15 +439,15 @@ def _save_totals(run: _Run, facts: _IncentiveFacts, totals: dict[int, Decimal], 
         cs.total_amount, cs.season, cs.calculated_at, cs.updated_at = total, run.season, run.now, run.now
         cs.inputs = {"enrollments": [e.pk for e in facts.enrollments.get(a, ())], "notes": run.notes.get(a, []),
                      "season": run.season.pk if run.season else None}
-        cs.explanation = " ".join([*run.notes.get(a, []), f"Total ${total}."])
+        cs.explanation = " ".join([*run.notes.get(a, []), f"Total {format_money(total)}."])
         if cs.status == CS.PENDING:
             check_transition(allowed=CUSTOMER_SETTLEMENT_TRANSITIONS, current=cs.status, to=CS.CALCULATED,
                              label=f"Customer settlement {cs}")
             moved.append((cs.pk, CS.PENDING, CS.CALCULATED,
-                          f"{run.period_kind} {run.period_start}..{run.period_end}: ${total}"))
+                          f"{run.period_kind} {run.period_start}..{run.period_end}: {format_money(total)}"))
             cs.status = CS.CALCULATED
         elif a in run.before:
-            recalculated.append((cs.pk, "", "", f"recalculated: ${total}"))
+            recalculated.append((cs.pk, "", "", f"recalculated: {format_money(total)}"))
     # One UPDATE for the totals and the PENDING -> CALCULATED moves (checked above): the rows are locked by
     # this transaction since the select_for_update, so no status changes under it.
     fields = ["total_amount", "season_id", "calculated_at", "updated_at", "inputs", "explanation", "status"]

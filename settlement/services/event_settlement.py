@@ -23,9 +23,9 @@ from cpm.base import bulk
 from cpm.base.audit import actor_label, audit_record
 from cpm.base.capabilities import Cap, use_case
 from cpm.base.errors import ConflictError, DomainValidationError
-from cpm.base.money import ZERO, round_money
+from cpm.base.money import ZERO, format_money, format_quantity, round_money
 from cpm.base.states import check_transition, transition
-from cpm.base.timeutils import local_date, zone
+from cpm.base.timeutils import format_local, local_date, zone
 from events.choices import EventStatus, ParticipationStatus
 from events.models import Event, Participation
 from programs.choices import IncentiveBasis, IncentiveKind, SettlementTiming
@@ -251,19 +251,21 @@ def _settlement_rows(*, event: Event, parts: list[_Part], m: meas.ChunkMeasureme
             text = "Device telemetry (no load baseline): kWh avoided = metered device discharge in the event."
         else:
             text = (f"{m.method}: baseline = {x_of_y} similar days ({day_text[day_index[k]]}); day-of "
-                    f"adjustment {'none' if adj != adj else f'{adj:.4f}'}.")
-        text += (f" {kwh[k]} kWh avoided over {counted[k]} intervals of {m.interval_minutes} min; average kW drop "
-                 f"{kw[k]} kW over the event window.")
+                    f"adjustment {'none' if adj != adj else format_quantity(adj, places=4, trim=True)}.")
+        text += (f" {format_quantity(kwh[k], 'kWh')} avoided over {counted[k]} intervals of "
+                 f"{m.interval_minutes} min; average kW drop {format_quantity(kw[k], 'kW')} over the event "
+                 "window.")
         if opted_out[k]:
-            text += (f" Opted out at {p.opted_out_at:%Y-%m-%d %H:%M}Z: participated {fraction[k]} of the event."
+            text += (f" Opted out at {format_local(p.opted_out_at, event.program.time_zone)}: participated "
+                     f"{format_quantity(fraction[k] * 100, '%', places=1, trim=True)} of the event."
                      if p.opted_out_at else " Opted out.")
         if error:
             text += f" Not settled: {error}."
         elif note:
             text += f" Pending: {note}."
         for c in comps:
-            text += f" {c['kind']}: {c['description']} -> ${c['rounded']}."
-        text += f" Total ${amount} ({target})."
+            text += f" {c['kind']}: {c['description']} -> {format_money(c['rounded'])}."
+        text += f" Total {format_money(amount)} ({target})."
         digest = hashlib.sha256(
             (f"{target}|{mstatus}|{kwh[k]}|{kw[k]}|{fraction[k]}|{opted_out[k]}|{amount}|{components}|{inputs}"
              + (f"|{error}" if error else "")).encode()).hexdigest()

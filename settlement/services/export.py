@@ -16,7 +16,7 @@ from django.db.models import Sum
 from cpm.base.audit import actor_label, audit_record
 from cpm.base.capabilities import Cap, use_case
 from cpm.base.errors import ConflictError
-from cpm.base.money import ZERO
+from cpm.base.money import ZERO, format_money
 from cpm.base.states import transition
 from enrollments.models import ServiceAgreement
 from programs.models import Program
@@ -93,7 +93,8 @@ def bill_credit_export_create(*, now: dt.datetime, actor: Any, program: Program 
         export.total_amount = totals["s"] or ZERO
         export.save()
         audit_record(obj=export, action="export", now=now, actor=actor, code="bill_credits.exported",
-                     reason=f"{export.settlement_count} settlements, {export.line_count} lines, ${export.total_amount}")
+                     reason=f"{export.settlement_count} settlements, {export.line_count} lines, "
+                            f"{format_money(export.total_amount)}")
     return export
 
 

@@ -169,7 +169,7 @@ def test_unavailability_over_a_reserved_event_releases(program, july_now, agg):
                                    reason="Out of town", now=july_now, actor=TEST_ACTOR)
     services.unavailability_create(enrollment=b.enrollment, start=la(2026, 7, 16, 0), end=la(2026, 7, 17, 0),
                                    now=july_now, actor=TEST_ACTOR)
-    why = "Released: customer declared unavailable 2026-07-15 12:00 to 2026-07-15 20:00 (Out of town)."
+    why = "Released: customer declared unavailable 2026-07-15 12:00 PDT to 2026-07-15 20:00 PDT (Out of town)."
     assert state(event, a) == (RELEASED, D.RELEASED, why)
     assert release_audit(event, a) == [("system:tests", ParticipationStatus.RESERVED, why)]
     assert state(event, b)[:2] == (ParticipationStatus.RESERVED, D.RESERVED)
@@ -226,7 +226,7 @@ def test_dispatch_rechecks_and_sends_only_valid_participations(program, july_now
                                "Released at dispatch: subscription ended on 2026-07-15 (device removed).")
     assert state(event, c) == (RELEASED, D.RELEASED, "Released at dispatch: device status is inactive.")
     assert state(event, d) == (RELEASED, D.RELEASED, "Released at dispatch: customer declared unavailable "
-                                                     "2026-07-15 00:00 to 2026-07-16 00:00 (Out of town).")
+                                                     "2026-07-15 00:00 PDT to 2026-07-16 00:00 PDT (Out of town).")
     assert state(event, e)[:2] == (ParticipationStatus.DISPATCHED, D.RESERVED)
     msg = DispatchMessage.objects.get(event=event)
     assert (msg.kind, msg.payload["devices"]) == (DispatchKind.DISPATCH, [e.device.aggregator_device_id])

@@ -163,7 +163,7 @@ def test_offline_unavailable_and_not_eligible_reasons(program, july_now):
                                         "reservation.")
     assert got[never.pk] == (D.OFFLINE, "Device has never been seen online.")
     assert got[inactive.pk] == (D.NOT_ELIGIBLE, "Device status is inactive.")
-    assert got[away.pk] == (D.UNAVAILABLE, "Customer declared unavailable 2026-07-15 00:00 to 2026-07-16 00:00 "
+    assert got[away.pk] == (D.UNAVAILABLE, "Customer declared unavailable 2026-07-15 00:00 PDT to 2026-07-16 00:00 PDT "
                                            "(Vacation).")
     assert got[suspended.pk] == (D.NOT_ELIGIBLE, "Enrollment is suspended.")
     assert Participation.objects.count() == 0

@@ -432,7 +432,7 @@ def test_modifying_a_dispatched_event_reserves_again_cancels_misfits_and_sends_m
     assert (event.revision, event.status) == (2, EventStatus.DISPATCHED)
     assert EventRevision.objects.get(event=event).snapshot["end"] == "2026-07-16T01:00:00+00:00"
     ledger = {r.subscription_id: (r.decision, r.detail) for r in Reservation.objects.filter(event=event)}
-    assert ledger[b.pk] == (D.UNAVAILABLE, "Customer declared unavailable 2026-07-15 18:00 to 2026-07-15 20:00 "
+    assert ledger[b.pk] == (D.UNAVAILABLE, "Customer declared unavailable 2026-07-15 18:00 PDT to 2026-07-15 20:00 PDT "
                                            "(Guests).")
     assert (ledger[a.pk][0], ledger[late.pk][0], ledger[out.pk][0]) == (D.RESERVED, D.RESERVED, D.RESERVED)
     parts = {p.subscription_id: p for p in Participation.objects.filter(event=event)}

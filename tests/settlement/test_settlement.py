@@ -101,7 +101,7 @@ def test_meter_baseline_settlement_pays_kwh_avoided_with_inputs(program):
     assert es.inputs["baseline_kw"] == [2.0, 2.0, 2.0]
     assert es.inputs["actual_kw"] == [0.5, 0.5, 0.5]
     assert es.inputs["reduction_kwh"] == [1.5, 1.5, 1.5]
-    assert "4.5000 kWh avoided" in es.explanation and "$5.63" in es.explanation
+    assert "4.50 kWh avoided" in es.explanation and "$5.63" in es.explanation
 
 
 def test_a_completed_batch_refreshes_the_statistics_of_what_it_wrote(program, monkeypatch):

@@ -56,7 +56,7 @@ def test_event_settlement_change_page_has_the_chart_and_explanation(client, admi
     html = r.content.decode()
     assert r.status_code == 200
     assert '<div class="settlement-chart"><svg' in html
-    assert "Adjusted baseline" in html and "4.5000 kWh avoided" in html
+    assert "Adjusted baseline" in html and "4.50 kWh avoided" in html
 
 
 def test_event_settlement_list_constant_queries_and_approve_action(client, admin_user, settled,

@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from cpm.base.capabilities import system_actor
+from cpm.base.money import format_money
 from programs.models import Program
 from settlement.models import BillCreditExport
 from settlement.services import bill_credit_export_create
@@ -39,6 +40,7 @@ class Command(BaseCommand):
                 return
         if out:
             Path(out).write_bytes(export.content.encode())
-            self.stderr.write(f"{export.file_name}: {export.line_count} lines, ${export.total_amount} -> {out}")
+            self.stderr.write(f"{export.file_name}: {export.line_count} lines, {format_money(export.total_amount)} "
+                              f"-> {out}")
         else:
             self.stdout.write(export.content, ending="")

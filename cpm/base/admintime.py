@@ -1,0 +1,283 @@
+"""Local time and readable numbers in the admin.
+
+A person reads and types times in the program's IANA zone, labelled with it; the database and the API keep UTC
+(ISO 8601 with offsets). ``LocalTimeAdminMixin`` (a base of ``GuardedModelAdmin``, ``ReadOnlyAdmin``
+and ``AuditHistoryAdmin``):
+
+- finds each model's way to a program's ``time_zone`` (``local_zone_path``, detected through its foreign keys:
+  ``program__time_zone``, ``event__program__time_zone``, ...; a model without one uses ``CPM_DISPLAY_TIME_ZONE``);
+- shows the datetime columns of a list in each row's zone with the zone's abbreviation ("2026-07-15 15:00 PDT");
+- renders change, history, delete and list pages under that zone (``timezone.override``), so read-only fields, the
+  date hierarchy and date filters are local, and ``FORMAT_MODULE_PATH`` (``cpm/formats``) labels every datetime;
+- takes datetimes in forms as local wall-clock times, labelled "Start (America/Los_Angeles, local time)", and
+  refuses a time of the spring-forward gap or a repeated autumn time without its offset, in words naming the field;
+- shows decimals by what they are (``cpm.base.money.format_decimal_field``): money with currency and two decimals,
+  kWh and kW with units, other numbers without trailing zeros (``install_decimal_display``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from functools import cache
+from zoneinfo import ZoneInfo
+
+from django import forms
+from django.conf import settings
+from django.contrib.admin import helpers, widgets
+from django.contrib.admin.templatetags import admin_list
+from django.contrib.admin.utils import display_for_field as django_display_for_field
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.template.response import TemplateResponse
+from django.utils import timezone
+
+from .money import format_decimal_field
+from .timeutils import WallClockError, format_local, local_wall_to_utc_strict, zone
+
+
+def display_zone() -> ZoneInfo:
+    """The zone of times that belong to no program (``CPM_DISPLAY_TIME_ZONE``)."""
+    return zone(getattr(settings, "CPM_DISPLAY_TIME_ZONE", "UTC"))
+
+
+@cache
+def zone_path(model) -> str:
+    """The lookup from ``model`` to an IANA ``time_zone`` field (a program's), through at most three foreign keys;
+    "" when there is none."""
+    frontier = [(model, "")]
+    for _depth in range(4):
+        found, nxt = None, []
+        for current, prefix in frontier:
+            names = {f.name for f in current._meta.concrete_fields}
+            if "time_zone" in names:
+                found = f"{prefix}time_zone"
+                break
+            for f in current._meta.concrete_fields:
+                if f.is_relation and f.many_to_one and f.related_model is not None and f.related_model is not model:
+                    nxt.append((f.related_model, f"{prefix}{f.name}__"))
+        if found:
+            return found
+        frontier = nxt
+    return ""
+
+
+def resolve_zone(obj, path: str) -> ZoneInfo:
+    """The zone of ``obj`` following ``path`` (``event__program__time_zone``); the display zone when a link is
+    missing."""
+    value = obj
+    for part in path.split("__") if path else ():
+        value = getattr(value, part, None)
+        if value is None:
+            return display_zone()
+    try:
+        return zone(value) if isinstance(value, str) and value else display_zone()
+    except ValueError:
+        return display_zone()
+
+
+# -- typing local wall-clock times --------------------------------------------------------------------------------
+
+_OFFSET = re.compile(r"^\s*(?P<time>\d{1,2}:\d{2}(?::\d{2})?)\s*(?P<off>(?:UTC|GMT)?\s*[+-]\d{1,2}(?::?\d{2})?)?\s*$")
+
+
+class OffsetTimeField(forms.TimeField):
+    """A time, optionally followed by a UTC offset ("01:30 -07:00") that picks one of the two repeated autumn
+    times."""
+
+    def to_python(self, value):
+        if isinstance(value, str):
+            match = _OFFSET.match(value)
+            if match and match.group("off"):
+                base = super().to_python(match.group("time"))
+                digits = re.sub(r"[^\d+-]", "", match.group("off"))
+                sign = -1 if digits.startswith("-") else 1
+                digits = digits.lstrip("+-")
+                hours, minutes = (int(digits[:-2] or 0), int(digits[-2:])) if len(digits) > 2 else (int(digits), 0)
+                offset = dt.timedelta(hours=hours, minutes=minutes) * sign
+                return base.replace(tzinfo=dt.timezone(offset))
+        return super().to_python(value)
+
+
+class LocalSplitDateTimeWidget(widgets.AdminSplitDateTime):
+    """Shows a UTC instant as the current zone's wall clock; a repeated autumn time shows its offset so saving the
+    page again keeps the same instant."""
+
+    def decompress(self, value):
+        if not value:
+            return [None, None]
+        local = timezone.localtime(value) if timezone.is_aware(value) else value
+        tz = timezone.get_current_timezone()
+        naive = local.replace(tzinfo=None)
+        first, second = naive.replace(tzinfo=tz, fold=0), naive.replace(tzinfo=tz, fold=1)
+        if timezone.is_aware(value) and first.utcoffset() != second.utcoffset():
+            offset = int(local.utcoffset().total_seconds() // 60)
+            sign = "-" if offset < 0 else "+"
+            return [local.date(), f"{local:%H:%M:%S} {sign}{abs(offset) // 60:02d}:{abs(offset) % 60:02d}"]
+        return [local.date(), local.time()]
+
+
+class LocalSplitDateTimeField(forms.SplitDateTimeField):
+    """A date and a local wall-clock time in the current zone (the program's), converted to UTC; the spring gap and
+    the repeated autumn hour (without an offset) are refused in words naming the field."""
+
+    widget = LocalSplitDateTimeWidget
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        date_field, _time = self.fields
+        self.fields = (date_field, OffsetTimeField(error_messages=self.error_messages, localize=self.localize))
+
+    def compress(self, data_list):
+        if not data_list:
+            return None
+        day, time = data_list
+        if day in self.empty_values:
+            raise ValidationError(self.error_messages["invalid_date"], code="invalid_date")
+        if time in self.empty_values:
+            raise ValidationError(self.error_messages["invalid_time"], code="invalid_time")
+        wall = dt.datetime.combine(day, time.replace(tzinfo=None), tzinfo=time.tzinfo)
+        tz = timezone.get_current_timezone()
+        try:
+            return local_wall_to_utc_strict(wall, tz, field=str(self.label or "Time")).astimezone(tz)
+        except WallClockError as exc:
+            raise ValidationError(str(exc), code=exc.kind) from exc
+
+
+def local_label(label: str, tz: ZoneInfo) -> str:
+    return f"{label} ({tz.key}, local time)"
+
+
+# -- readable decimals --------------------------------------------------------------------------------------------
+
+def display_for_field(value, field, empty_value_display, avoid_link=False):
+    """Django's ``display_for_field`` with decimals shown by what they are (money, kWh, kW, shares)."""
+    if isinstance(field, models.DecimalField) and value is not None:
+        return format_decimal_field(value, field.name, decimal_places=field.decimal_places)
+    return django_display_for_field(value, field, empty_value_display, avoid_link=avoid_link)
+
+
+def install_decimal_display() -> None:
+    """Lists and read-only fields of the admin show decimals through ``display_for_field`` above (the two admin
+    modules that render model values; idempotent)."""
+    admin_list.display_for_field = display_for_field
+    helpers.display_for_field = display_for_field
+
+
+install_decimal_display()
+
+
+# -- the mixin ----------------------------------------------------------------------------------------------------
+
+def _render_in(tz: ZoneInfo, view):
+    with timezone.override(tz):
+        response = view()
+        if isinstance(response, TemplateResponse) and not response.is_rendered:
+            response.render()
+    return response
+
+
+class LocalTimeAdminMixin:
+    """See the module docstring. ``local_zone_path``: the lookup to the zone (None: detected; "": none)."""
+
+    local_zone_path: str | None = None
+
+    def _zone_path(self) -> str:
+        return zone_path(self.model) if self.local_zone_path is None else self.local_zone_path
+
+    def _zone_relation(self) -> str:
+        return self._zone_path().rpartition("__")[0]
+
+    def zone_for(self, obj) -> ZoneInfo:
+        return resolve_zone(obj, self._zone_path()) if obj is not None else display_zone()
+
+    # lists
+    def get_list_display(self, request):
+        shown = super().get_list_display(request)
+        return [self._local_column(name) if isinstance(name, str) else name for name in shown]
+
+    def _local_column(self, name: str):
+        try:
+            field = self.model._meta.get_field(name)
+        except Exception:  # noqa: BLE001 - a method or property of the admin or model: shown as it is
+            return name
+        if not isinstance(field, models.DateTimeField):
+            return name
+
+        def column(obj, _name=name):
+            return format_local(getattr(obj, _name), self.zone_for(obj))
+
+        column.short_description = field.verbose_name
+        column.admin_order_field = name
+        column.__name__ = f"{name}_local"
+        return column
+
+    def get_list_select_related(self, request):
+        related = super().get_list_select_related(request)
+        relation = self._zone_relation()
+        if not relation:
+            return related
+        if related is True:
+            return related
+        if related is False:
+            return [relation]
+        return [*related, *([relation] if relation not in related else [])]
+
+    def changelist_view(self, request, extra_context=None):
+        return _render_in(display_zone(), lambda: super(LocalTimeAdminMixin, self).changelist_view(
+            request, extra_context))
+
+    def history_view(self, request, object_id, extra_context=None):
+        obj = self._object_for_zone(request, object_id)
+        return _render_in(self.zone_for(obj), lambda: super(LocalTimeAdminMixin, self).history_view(
+            request, object_id, extra_context))
+
+    def delete_view(self, request, object_id, extra_context=None):
+        obj = self._object_for_zone(request, object_id)
+        return _render_in(self.zone_for(obj), lambda: super(LocalTimeAdminMixin, self).delete_view(
+            request, object_id, extra_context))
+
+    # forms
+    def _object_for_zone(self, request, object_id):
+        if object_id is None:
+            return None
+        try:
+            return self.get_object(request, object_id)
+        except Exception:  # noqa: BLE001 - a bad id: the view itself answers it
+            return None
+
+    def _zone_for_add(self, request) -> ZoneInfo:
+        """The zone of a new object: the program picked in the form (posted, or ``?program=`` in the URL) when the
+        model links to one; otherwise the display zone."""
+        path = self._zone_path()
+        first, _, rest = path.partition("__")
+        if not rest:
+            return display_zone()
+        pk = request.POST.get(first) or request.GET.get(first)
+        if not pk:
+            return display_zone()
+        try:
+            field = self.model._meta.get_field(first)
+            value = (field.related_model._default_manager.filter(pk=pk).values_list(rest, flat=True).first())
+            return zone(value) if value else display_zone()
+        except (ValueError, TypeError, ValidationError):
+            return display_zone()
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        obj = self._object_for_zone(request, object_id)
+        tz = self.zone_for(obj) if obj is not None else self._zone_for_add(request)
+        request.cpm_local_zone = tz
+        return _render_in(tz, lambda: super(LocalTimeAdminMixin, self).changeform_view(
+            request, object_id, form_url, extra_context))
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if isinstance(db_field, models.DateTimeField) and db_field.editable:
+            tz = getattr(request, "cpm_local_zone", None) or display_zone()
+            label = str(db_field.verbose_name)
+            label = label[:1].upper() + label[1:]
+            help_text = str(db_field.help_text or "")
+            if "UTC" in help_text or not help_text:
+                help_text = f"Local wall-clock time in {tz.key} (stored in UTC)."
+            return db_field.formfield(form_class=LocalSplitDateTimeField, widget=LocalSplitDateTimeWidget,
+                                      label=local_label(label, tz), help_text=help_text, **kwargs)
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
