@@ -15,8 +15,11 @@ Definitions implemented here, straight from their sources:
   holiday moves to Monday).
 - Per kWh (SCE Save Power Days design): kWh avoided (stated to 0.0001 kWh) x $/kWh per event, never negative,
   rounded to the cent; the season's per-kWh earnings capped at the season cap ($60); the enrollment bonus once.
-- Per kW (ConnectedSolutions): each event's kW = battery discharge (kWh, hours before an opt-out) / event hours,
-  stated to 0.0001 kW, an opted-out event counts 0 kW; season credit = mean over the season's events x $/kW.
+- Per kW (ConnectedSolutions pay, Efficiency Maine proration): each event's kW = battery discharge in the hours
+  that end at or before an opt-out (kWh) / event hours, stated to 0.0001 kW: a battery that opts out part-way counts
+  what it delivered, prorated over the whole event ("9 kW for 1 h of a 3 h event = 3 kW"); an event opted out
+  before it began counts 0 kW, or is left out when the rule says opted-out events do not count as zero; season
+  credit = mean over the season's events x $/kW.
 - Monthly (Eversource CT EV): $ x devices per month of the season enrolled; a month with an opted-out event loses
   the rewards that require none.
 
@@ -262,11 +265,11 @@ def check_demo(export_path: Path) -> CheckReport:
                 event = p.event
                 if not season.start_date <= event.start.astimezone(tz).date() <= season.end_date:
                     continue
-                opted_out = p.opted_out_at is not None or p.status == "opted_out"
-                if opted_out and kw_rule.opted_out_counts_zero:
-                    per_enrollment[p.enrollment_id].append(Decimal(0))
-                    continue
                 until = min(p.opted_out_at, event.end) if p.opted_out_at else event.end
+                if p.opted_out_at is not None and p.opted_out_at <= p.start:  # opted out before it began
+                    if kw_rule.opted_out_counts_zero:
+                        per_enrollment[p.enrollment_id].append(Decimal(0))
+                    continue
                 hours = (event.end - event.start).total_seconds() / 3600
                 kwh, hour = 0.0, event.start
                 missing = False
