@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from cpm.base.audit import audit_record
@@ -90,7 +91,10 @@ def abnormal_day_create(*, data: dict, now: dt.datetime, actor: Any) -> Abnormal
             raise ConflictError(f"{existing} is already recorded ({existing.reason!r}); delete it first to change it.",
                                 code="abnormal_day_exists")
         record = AbnormalDay(day=day, kind=kind, reason=reason, created_at=now, **fields)
-        record.full_clean()
+        try:
+            record.full_clean()
+        except ValidationError as exc:
+            raise DomainValidationError({k: list(v) for k, v in exc.message_dict.items()}) from None
         record.save()
         audit_record(obj=record, action="created", now=now, actor=actor, reason=reason,
                      changes={"day": day.isoformat(), "scope": record.scope, "target": record.target_label,
