@@ -179,28 +179,31 @@ NO_READINGS = "no readings (detected from the data)"
 
 def detect_days(kwh: np.ndarray, *, start: dt.datetime, interval_minutes: int, tz, days) -> tuple[
         dict[int, set[dt.date]], dict[int, set[dt.date]]]:
-    """Abnormal days found in the data among local ``days``: ``(zero, empty)``, each ``{row: dates}``: a day whose
-    readings are all zero (at least one reading, none other than zero), and a day with no reading at all. A day not
-    wholly inside the matrix is not looked at. Vectorised per day (a few dozen days per chunk)."""
+    """Abnormal days found in the data among consecutive local ``days``: ``(zero, empty)``, each ``{row: dates}``: a
+    day whose readings are all zero (at least one reading, none other than zero), and a day with no reading at all.
+    A day not wholly inside the matrix is not looked at. Two passes over the matrix, reduced per day at once."""
     step = interval_minutes * 60
     n_int = kwh.shape[1]
     t0 = start.timestamp()
-    zero: dict[int, set[dt.date]] = {}
-    empty: dict[int, set[dt.date]] = {}
-    for day in days:
+    spans = []
+    for day in sorted(days):
         i0 = int((local_midnight(day, tz).timestamp() - t0) // step)
         i1 = int((local_midnight(day + dt.timedelta(days=1), tz).timestamp() - t0) // step)
-        if i0 < 0 or i1 > n_int or i1 <= i0:
-            continue
-        seg = kwh[:, i0:i1]
-        some_zero = (seg == 0).any(axis=1)
-        with np.errstate(invalid="ignore"):
-            nonzero = (np.abs(seg) > 0).any(axis=1)
-        for k in np.flatnonzero(some_zero & ~nonzero).tolist():
-            zero.setdefault(k, set()).add(day)
-        if not some_zero.all():
-            for k in np.flatnonzero(~some_zero & ~nonzero & np.isnan(seg).all(axis=1)).tolist():
-                empty.setdefault(k, set()).add(day)
+        if 0 <= i0 < i1 <= n_int and (not spans or spans[-1][2] == i0):
+            spans.append((day, i0, i1))
+    zero: dict[int, set[dt.date]] = {}
+    empty: dict[int, set[dt.date]] = {}
+    if not spans or not kwh.shape[0]:
+        return zero, empty
+    first, last = spans[0][1], spans[-1][2]
+    cols = kwh[:, first:last]
+    offsets = [i0 - first for _, i0, _ in spans]
+    some_zero = np.logical_or.reduceat(cols == 0, offsets, axis=1)
+    nonzero = np.logical_or.reduceat((cols > 0) | (cols < 0), offsets, axis=1)  # NaN is neither
+    for mask, out in ((some_zero & ~nonzero, zero), (~some_zero & ~nonzero, empty)):
+        rows, cols_ = np.nonzero(mask)
+        for k, d in zip(rows.tolist(), cols_.tolist(), strict=True):
+            out.setdefault(k, set()).add(spans[d][0])
     return zero, empty
 
 
@@ -219,7 +222,7 @@ def _measure_meters(event, participations) -> ChunkMeasurement:
     from programs.calendars import holidays_for
 
     from .meterdata.selectors import baseline_span, interval_kwh_matrix
-    from .selectors import recorded_abnormal_days, service_point_network
+    from .selectors import net_metered_ids, recorded_abnormal_days
 
     program = event.program
     tz = zone(program.time_zone)
@@ -234,9 +237,9 @@ def _measure_meters(event, participations) -> ChunkMeasurement:
                              first_day=event_day - dt.timedelta(days=params.lookback_days))
     row_of = {sp: k for k, sp in enumerate(sp_ids)}
     event_days = {row_of[sp]: days for sp, days in by_sp.items()}
-    network = service_point_network(sp_ids)
+    flagged = net_metered_ids(sp_ids)
     recorded = {row_of[sp]: days for sp, days in recorded_abnormal_days(
-        program=program, network=network, first_day=event_day - dt.timedelta(days=params.lookback_days),
+        program=program, service_point_ids=sp_ids, first_day=event_day - dt.timedelta(days=params.lookback_days),
         last_day=event_day - dt.timedelta(days=1)).items()}
     abnormal: dict[int, dict[dt.date, str]] = {k: dict(days) for k, days in recorded.items()}
     empty_days: dict[int, set[dt.date]] = {}
@@ -314,7 +317,7 @@ def _measure_meters(event, participations) -> ChunkMeasurement:
         abnormal=[abnormal.get(r, {}) for r in rows.tolist()],
         no_reading_days=[tuple(sorted(empty_days.get(r, ()), reverse=True)) for r in rows.tolist()],
         net=[(delivered[r].tolist(), received[r].tolist()) if net_rows[r] else None for r in rows.tolist()],
-        net_metered=[bool(network.get(p.service_point_id, (False,))[0]) for p in participations])
+        net_metered=[p.service_point_id in flagged for p in participations])
 
 
 def device_kwh_matrix(*, device_ids, start: dt.datetime, end: dt.datetime, channel: str = "received",

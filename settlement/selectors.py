@@ -61,33 +61,41 @@ def abnormal_day_list() -> QuerySet:
     return AbnormalDay.objects.select_related("service_point", "program")
 
 
-def service_point_network(service_point_ids) -> dict[int, tuple[bool, str, str, str]]:
-    """``{service point pk: (net_metered, feeder, substation, territory)}`` for sorted ``service_point_ids`` (read as
-    a range; other service points in it are dropped). One query."""
+def net_metered_ids(service_point_ids) -> set[int]:
+    """The service points flagged net metered among sorted ``service_point_ids`` (read as a range). One query."""
     from devices.models import ServicePoint
 
     ids = list(service_point_ids)
     if not ids:
-        return {}
+        return set()
     wanted = set(ids)
-    return {pk: (nm, feeder or "", sub or "", terr or "") for pk, nm, feeder, sub, terr in
+    return {pk for pk in ServicePoint.objects.filter(pk__gte=ids[0], pk__lte=ids[-1], net_metered=True)
+            .values_list("pk", flat=True).order_by() if pk in wanted}
+
+
+def _network_places(ids: list[int]) -> dict[int, tuple[str, str, str]]:
+    """``{service point pk: (feeder, substation, territory)}`` of its premise, for sorted ``ids`` (a range)."""
+    from devices.models import ServicePoint
+
+    wanted = set(ids)
+    return {pk: (feeder or "", sub or "", terr or "") for pk, feeder, sub, terr in
             ServicePoint.objects.filter(pk__gte=ids[0], pk__lte=ids[-1]).values_list(
-                "pk", "net_metered", "premise__feeder", "premise__substation", "premise__service_territory")
+                "pk", "premise__feeder", "premise__substation", "premise__service_territory")
             .order_by() if pk in wanted}
 
 
-def recorded_abnormal_days(*, program, network: dict[int, tuple[bool, str, str, str]], first_day, last_day
-                           ) -> dict[int, dict]:
-    """``{service point pk: {local date: reason text}}`` of the abnormal days recorded for the service points of
-    ``network`` (``service_point_network``) between ``first_day`` and ``last_day`` (inclusive) in ``program``: their
-    own, their premise's feeder, substation or territory, and the program's. One query (the table is small: days
-    are recorded by people or imports)."""
+def recorded_abnormal_days(*, program, service_point_ids, first_day, last_day) -> dict[int, dict]:
+    """``{service point pk: {local date: reason text}}`` of the abnormal days recorded for sorted
+    ``service_point_ids`` between ``first_day`` and ``last_day`` (inclusive) in ``program``: their own, their
+    premise's feeder, substation or territory, and the program's. One query (the table is small: days are recorded
+    by people or imports), and one more for the service points' places when a feeder, substation or territory day
+    is recorded in the span."""
     from django.db.models import Q
 
     from .choices import AbnormalDayScope as S
     from .models import AbnormalDay
 
-    ids = sorted(network)
+    ids = list(service_point_ids)
     if not ids:
         return {}
     rows = list(AbnormalDay.objects.filter(day__gte=first_day, day__lte=last_day).filter(
@@ -98,6 +106,7 @@ def recorded_abnormal_days(*, program, network: dict[int, tuple[bool, str, str, 
     out: dict[int, dict] = {}
     if not rows:
         return out
+    wanted = set(ids)
     by_net: dict[tuple[str, str], list] = {}
     for scope, sp, net, day, kind, reason in rows:
         text = f"{kind} ({'program' if scope == S.PROGRAM else scope.replace('_', ' ')}"
@@ -106,12 +115,12 @@ def recorded_abnormal_days(*, program, network: dict[int, tuple[bool, str, str, 
             for pk in ids:
                 out.setdefault(pk, {}).setdefault(day, text)
         elif scope == S.SERVICE_POINT:
-            if sp in network:
+            if sp in wanted:
                 out.setdefault(sp, {}).setdefault(day, text)
         else:
             by_net.setdefault((str(scope), net), []).append((day, text))
     if by_net:
-        for pk, (_nm, feeder, sub, terr) in network.items():
+        for pk, (feeder, sub, terr) in _network_places(ids).items():
             for key in ((S.FEEDER.value, feeder), (S.SUBSTATION.value, sub), (S.TERRITORY.value, terr)):
                 for day, text in by_net.get(key, ()) if key[1] else ():
                     out.setdefault(pk, {}).setdefault(day, text)
