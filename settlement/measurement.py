@@ -20,6 +20,19 @@ counted intervals; ``kw_drop_avg`` = kWh avoided / event hours of the whole wind
 third). A participation is INSUFFICIENT_DATA when the engine found too few eligible days (its reason is kept, e.g.
 "only 3 eligible weekday days in the 45-day lookback; 10 required") or a counted interval has no actual reading.
 
+Net load (issue 16): the meter read is ``interval_kwh_matrix(net=True)``: delivered and received channels in the same
+query; a service point with received (export) readings is measured on delivered - received in every interval,
+baseline days and event day alike, never clamped at zero; the others on delivered, as before (no extra query, no
+extra array). ``Program.counts_reduction_below_zero_net_load`` off: the actual net load counted in an event interval
+is max(actual, min(adjusted baseline, 0)) (``_below_zero_not_counted``). The settlement's inputs and explanation
+show both channels.
+
+Abnormal days (issue 16): the days recorded for the service point, its premise's feeder, substation or territory, or
+the program (``settlement.models.AbnormalDay``, ``settlement.selectors.recorded_abnormal_days``) and the days whose
+readings are all zero (``detect_days``) go to the engine's ``abnormal_days`` (the parameter ``manage.py baseline
+--exclude-day`` feeds): they are not similar days, and the X-of-Y selection reaches further back. Days without any
+reading are the engine's missing-data days and are named so in the explanation.
+
 The interval grid is the coarsest of 60/30/15/5 minutes on which the event window and the adjustment window fall:
 finer readings are summed into it (kWh totals are unchanged; every step of the engine is linear in kWh), and an
 opt-out counts the whole intervals before it on that grid.
