@@ -26,7 +26,6 @@ from django.db import transaction
 from cpm.base.audit import audit_record
 from cpm.base.capabilities import Cap, use_case
 from cpm.base.errors import ConflictError, DomainValidationError
-from devices.imports import Format, ImportReport, parse_date, require, run_import
 from devices.models import ServicePoint
 from programs.models import Program
 
@@ -34,8 +33,8 @@ from ..choices import AbnormalDayKind, AbnormalDayScope
 from ..models import AbnormalDay
 
 NETWORK_SCOPES = (AbnormalDayScope.FEEDER, AbnormalDayScope.SUBSTATION, AbnormalDayScope.TERRITORY)
-IMPORT_FORMAT = Format(columns={"day": None, "scope": 16, "target": 64, "kind": 16, "reason": 300},
-                       required=("day", "scope", "target", "reason"))
+IMPORT_COLUMNS = {"day": None, "scope": 16, "target": 64, "kind": 16, "reason": 300}
+IMPORT_REQUIRED = ("day", "scope", "target", "reason")
 
 
 def _target(data: dict) -> dict:
@@ -74,6 +73,8 @@ def abnormal_day_create(*, data: dict, now: dt.datetime, actor: Any) -> Abnormal
     fields = _target(data)
     day = data.get("day")
     if isinstance(day, str):
+        from devices.imports import parse_date
+
         day = parse_date(day, "day")
     if not isinstance(day, dt.date):
         raise DomainValidationError({"day": ["A date is required."]})
@@ -113,10 +114,14 @@ def abnormal_day_delete(*, abnormal_day: AbnormalDay, now: dt.datetime, actor: A
 
 
 @use_case("abnormal_days.import", Cap.RUN_SETTLEMENT)
-def abnormal_days_import(source, *, now: dt.datetime, actor: Any, name: str = "") -> ImportReport:
+def abnormal_days_import(source, *, now: dt.datetime, actor: Any, name: str = ""):
     """Import abnormal days from a CSV (columns in the module docstring): all or nothing, every bad row reported as
-    ``line N: field: message`` (``devices.imports.ImportFailed``); re-importing the same file changes nothing."""
-    def handle(row: dict[str, str], report: ImportReport) -> None:
+    ``line N: field: message`` (``devices.imports.ImportFailed``); re-importing the same file changes nothing.
+    Returns the ``devices.imports.ImportReport``. (``devices.imports`` is imported here, not at module level: it
+    raises the csv module's process-wide field limit, which the meter-data CSV parser relies on.)"""
+    from devices.imports import Format, parse_date, require, run_import
+
+    def handle(row: dict[str, str], report) -> None:
         require(row, "day", "scope", "target", "reason")
         scope, target = row["scope"], row["target"]
         data: dict[str, Any] = {"day": parse_date(row["day"], "day"), "scope": scope, "kind": row.get("kind") or "",
@@ -135,4 +140,5 @@ def abnormal_days_import(source, *, now: dt.datetime, actor: Any, name: str = ""
         record = abnormal_day_create.__wrapped__(data=data, now=now, actor=actor)  # checked once for the import
         report.count("abnormal_day", record.pk, "new" if AbnormalDay.objects.count() > before else "unchanged")
 
-    return run_import(source, fmt=IMPORT_FORMAT, handle=handle, name=name)
+    return run_import(source, fmt=Format(columns=IMPORT_COLUMNS, required=IMPORT_REQUIRED), handle=handle,
+                      name=name)
