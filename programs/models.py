@@ -70,6 +70,10 @@ class Program(models.Model):
         default=24 * 60, help_text="A device not seen online for longer is skipped at reservation.")
     charges_negative_performance = models.BooleanField(
         default=False, help_text="If set, a negative reduction is charged; otherwise it pays $0.")
+    counts_reduction_below_zero_net_load = models.BooleanField(
+        default=True, help_text="Net-metered service points (delivered minus received): if set, a reduction that "
+                                "takes the net load below zero (export) counts; otherwise the net load counted in an "
+                                "event interval is never below the lower of zero and the baseline.")
     event_priority = models.IntegerField(
         default=0, help_text="Among overlapping events of the same category (emergency > reliability > economic > "
                              "test), the program with the higher priority takes the device.")
@@ -282,7 +286,9 @@ class IncentiveRule(models.Model):
     amount = models.DecimalField(max_digits=10, decimal_places=4, default=0, help_text="Dollars per basis unit.")
     price_set = models.ForeignKey(IntervalPriceSet, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     top_percent_events = models.DecimalField(max_digits=5, decimal_places=2, null=True, blank=True)
-    opted_out_counts_zero = models.BooleanField(default=True, help_text="kW drop: an opted-out event counts 0 kW.")
+    opted_out_counts_zero = models.BooleanField(
+        default=True, help_text="kW drop: an event opted out before it began counts 0 kW (else it is left out of the "
+                                "season average); an event opted out part-way counts its kW prorated over the event.")
     min_participation_share = models.DecimalField(max_digits=5, decimal_places=4, null=True, blank=True,
                                                   help_text="Seasonal: minimum share (0-1) of event hours.")
     max_opt_outs = models.PositiveIntegerField(null=True, blank=True, help_text="Seasonal: more opt-outs forfeit it.")

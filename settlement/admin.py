@@ -27,7 +27,7 @@ from settlement.meterdata import admin as meterdata_admin  # noqa: F401  (regist
 
 from . import selectors, services
 from .charts import event_settlement_chart_svg
-from .models import BillCreditExport, CustomerSettlement, EventSettlement, SettlementBatch, SettlementLine
+from .models import AbnormalDay, BillCreditExport, CustomerSettlement, EventSettlement, SettlementBatch, SettlementLine
 
 
 class SettlementReadOnlyAdmin(GuardedModelAdmin):
@@ -243,3 +243,46 @@ class BillCreditExportAdmin(SettlementReadOnlyAdmin):
             return queryset.count()
 
         _run(self, request, go, "{count} export(s) acknowledged.")
+
+
+@admin.register(AbnormalDay)
+class AbnormalDayAdmin(GuardedModelAdmin):
+    """Abnormal days: added, deleted and imported (CSV) through ``settlement.services.abnormal``; never changed (delete
+    and add again, both audited)."""
+
+    write_use_cases = {"add": "abnormal_day.create", "delete": "abnormal_day.delete"}
+    list_display = ("day", "kind", "scope", "target", "reason", "created_at")
+    list_filter = ("scope", "kind")
+    search_fields = ("network_id", "reason", "service_point__service_point_id", "program__code")
+    list_select_related = ("service_point", "program")
+    raw_id_fields = ("service_point",)
+    date_hierarchy = "day"
+    fields = ("day", "scope", "service_point", "program", "network_id", "kind", "reason")
+    change_list_template = "admin/settlement/abnormalday/change_list.html"
+
+    @admin.display(description="Target")
+    def target(self, obj):
+        return obj.target_label
+
+    def save_via_service(self, request, obj, form, change):
+        data = {k: form.cleaned_data.get(k) for k in ("day", "scope", "service_point", "program", "network_id",
+                                                       "kind", "reason")}
+        obj.pk = services.abnormal_day_create(data=data, now=admin_now(), actor=request.user).pk
+
+    def delete_via_service(self, request, obj):
+        services.abnormal_day_delete(abnormal_day=obj, now=admin_now(), actor=request.user,
+                                     reason="deleted in the admin")
+
+    def get_urls(self):
+        return [path("import/", self.admin_site.admin_view(self.import_days), name="settlement_abnormalday_import"),
+                *super().get_urls()]
+
+    def import_days(self, request):
+        """Upload abnormal days (columns: ``settlement.services.abnormal``)."""
+        from devices.admin import import_view
+
+        from .services import abnormal
+
+        return import_view(self, request, use_case="abnormal_days.import", title="Import abnormal days",
+                           columns=abnormal.__doc__,
+                           run=lambda f, form: services.abnormal_days_import(f, now=admin_now(), actor=request.user))

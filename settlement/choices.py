@@ -114,3 +114,19 @@ EXPORT_TRANSITIONS: dict[str, frozenset[str]] = {
     ExportStatus.CREATED: frozenset({ExportStatus.ACKNOWLEDGED}),
     ExportStatus.ACKNOWLEDGED: frozenset(),
 }
+
+
+class AbnormalDayScope(models.TextChoices):
+    """What an abnormal day covers."""
+
+    SERVICE_POINT = "service_point", "Service point"
+    FEEDER = "feeder", "Feeder"
+    SUBSTATION = "substation", "Substation"
+    TERRITORY = "territory", "Service territory"
+    PROGRAM = "program", "Program"
+
+
+class AbnormalDayKind(models.TextChoices):
+    OUTAGE = "outage", "Outage"
+    ABNORMAL = "abnormal", "Abnormal operation"
+    OTHER = "other", "Other"

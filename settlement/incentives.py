@@ -14,7 +14,13 @@ Rules implemented (sources: the programs in shared/data/programs/real-programs.j
 - seasonal: paid when the share of event hours not opted out reaches ``min_participation_share`` (PGE Energy
   Partner: >= 50 % of event hours) and opt-outs do not exceed ``max_opt_outs`` (Alliant: more than 3 forfeits).
 - performance per kW: average of the top N % of the season's per-event kW drops x $/kW (ConnectedSolutions: all
-  events, i.e. N = 100; an opted-out event counts 0 kW, Efficiency Maine).
+  events, i.e. N = 100). Partial participation is prorated (Efficiency Maine small battery terms: "partial
+  participation is prorated over the event length, e.g. 9 kW for 1 h of a 3 h event = 3 kW"): an event's kW is the
+  average kW drop over the whole event window, the intervals after the opt-out counting zero; an event opted out
+  before it began counts 0 kW (Efficiency Maine) or is left out of the average, as the rule's
+  ``opted_out_counts_zero`` says. See ``performance_kw_component``.
+- performance per kWh is prorated the same way: the kWh avoided in the intervals before the opt-out count
+  (``settlement.measurement``); an event opted out before it began has no counted interval, so it earns $0.
 - season cap: the season's net credits never exceed the cap; the excess is removed by a negative cap line.
 """
 
@@ -212,13 +218,22 @@ def event_components(outcome: EventOutcome, rules: Iterable[RuleSpec]) -> list[C
 
 @dataclass(frozen=True)
 class SeasonEvent:
-    """One counted event of the season for one enrollment: hours, hours not opted out, kW drop (None = no data)."""
+    """One counted event of the season for one enrollment: hours, hours not opted out, kW drop (None = no data).
+
+    ``kw_drop``: the measured average kW drop over the whole event window (``settlement.measurement``:
+    kWh avoided in the intervals before any opt-out / event hours), i.e. already prorated for a partial participation.
+    """
 
     event_id: int
     hours: Decimal
     hours_not_opted_out: Decimal
     opted_out: bool
     kw_drop: Decimal | None
+
+    @property
+    def opted_out_before_start(self) -> bool:
+        """Opted out with no participated time (before the event, or the participation, began)."""
+        return self.opted_out and self.hours_not_opted_out <= 0
 
 
 def participation_share(events: Sequence[SeasonEvent]) -> Decimal | None:
@@ -269,15 +284,26 @@ def performance_kw_component(rule: RuleSpec, events: Sequence[SeasonEvent],
                              *, charges_negative_performance: bool = False) -> Component:
     """Performance per kW for a season: top-N% average of per-event kW drops x $/kW.
 
-    An opted-out event counts 0 kW when ``rule.opted_out_counts_zero`` (else it is left out); events without data
-    (``kw_drop`` None) are left out.
+    The rule (source: Efficiency Maine small battery program terms, shared/data/programs/real-programs.json, id
+    ``efficiency-maine-small-battery``: "an opted-out or un-enrolled event counts as 0 kW in the annual average;
+    partial participation is prorated over the event length (e.g. 9 kW for 1 h of a 3 h event = 3 kW)"):
+
+    - an event's kW is the average kW drop over the WHOLE event window, the intervals after an opt-out counting zero
+      (``kw_drop`` = kWh avoided before the opt-out / event hours). A battery that discharged 6 kW for 2 h of a 3 h
+      event and then opted out counts 6 x 2 / 3 = 4 kW. This is not the average over the hours delivered (6 kW): the
+      terms divide by the event length.
+    - an event opted out before it began (no participated time) counts 0 kW when ``rule.opted_out_counts_zero``
+      (Efficiency Maine), else it is left out of the average (ConnectedSolutions / CT terms publish no opt-out
+      rule; a program may choose to average over the events taken part in).
+    - events without data (``kw_drop`` None) are left out.
+
+    The season average (all events, or the top N %) is taken over these prorated values.
     """
     drops: list[Decimal] = []
     for e in events:
-        if e.opted_out and rule.opted_out_counts_zero:
-            drops.append(ZERO)
-        elif e.opted_out:
-            continue
+        if e.opted_out_before_start:
+            if rule.opted_out_counts_zero:
+                drops.append(ZERO)
         elif e.kw_drop is not None:
             drops.append(e.kw_drop)
     avg, used = top_percent_average(drops, rule.top_percent_events)

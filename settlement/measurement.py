@@ -20,6 +20,19 @@ counted intervals; ``kw_drop_avg`` = kWh avoided / event hours of the whole wind
 third). A participation is INSUFFICIENT_DATA when the engine found too few eligible days (its reason is kept, e.g.
 "only 3 eligible weekday days in the 45-day lookback; 10 required") or a counted interval has no actual reading.
 
+Net load (issue 16): the meter read is ``interval_kwh_matrix(net=True)``: delivered and received channels in the same
+query; a service point with received (export) readings is measured on delivered - received in every interval,
+baseline days and event day alike, never clamped at zero; the others on delivered, as before (no extra query, no
+extra array). ``Program.counts_reduction_below_zero_net_load`` off: the actual net load counted in an event interval
+is max(actual, min(adjusted baseline, 0)) (``_below_zero_not_counted``). The settlement's inputs and explanation
+show both channels.
+
+Abnormal days (issue 16): the days recorded for the service point, its premise's feeder, substation or territory, or
+the program (``settlement.models.AbnormalDay``, ``settlement.selectors.recorded_abnormal_days``) and the days whose
+readings are all zero (``detect_days``) go to the engine's ``abnormal_days`` (the parameter ``manage.py baseline
+--exclude-day`` feeds): they are not similar days, and the X-of-Y selection reaches further back. Days without any
+reading are the engine's missing-data days and are named so in the explanation.
+
 The interval grid is the coarsest of 60/30/15/5 minutes on which the event window and the adjustment window fall:
 finer readings are summed into it (kWh totals are unchanged; every step of the engine is linear in kWh), and an
 opt-out counts the whole intervals before it on that grid.
@@ -73,6 +86,13 @@ class ChunkMeasurement:
     adjustment: np.ndarray
     cand_days: list[dt.date]
     day_reason: np.ndarray | None
+    # Per participation row: ``{local date: reason}`` of the abnormal days fed to the engine (recorded or detected
+    # from the data; empty for most rows), the days without any reading, and for net-metered rows the event window's
+    # delivered and received kWh per interval (``None`` for delivered-only rows).
+    abnormal: list[dict] | None = None
+    no_reading_days: list[tuple] | None = None
+    net: list[tuple[list, list] | None] | None = None
+    net_metered: list[bool] | None = None
 
     def counted_mask(self) -> np.ndarray:
         """bool ``[n, n_ev]``: the counted intervals."""
@@ -166,10 +186,56 @@ def other_event_days(*, service_point_ids, event, tz, first_day: dt.date) -> dic
     return out
 
 
+DETECTED_ZERO = "all readings zero (detected from the data)"
+NO_READINGS = "no readings (detected from the data)"
+
+
+def detect_days(kwh: np.ndarray, *, start: dt.datetime, interval_minutes: int, tz, days) -> tuple[
+        dict[int, set[dt.date]], dict[int, set[dt.date]]]:
+    """Abnormal days found in the data among consecutive local ``days``: ``(zero, empty)``, each ``{row: dates}``: a
+    day whose readings are all zero (at least one reading, none other than zero), and a day with no reading at all.
+    A day not wholly inside the matrix is not looked at. Two passes over the matrix, reduced per day at once."""
+    step = interval_minutes * 60
+    n_int = kwh.shape[1]
+    t0 = start.timestamp()
+    spans = []
+    for day in sorted(days):
+        i0 = int((local_midnight(day, tz).timestamp() - t0) // step)
+        i1 = int((local_midnight(day + dt.timedelta(days=1), tz).timestamp() - t0) // step)
+        if 0 <= i0 < i1 <= n_int and (not spans or spans[-1][2] == i0):
+            spans.append((day, i0, i1))
+    zero: dict[int, set[dt.date]] = {}
+    empty: dict[int, set[dt.date]] = {}
+    if not spans or not kwh.shape[0]:
+        return zero, empty
+    first, last = spans[0][1], spans[-1][2]
+    cols = kwh[:, first:last]
+    offsets = [i0 - first for _, i0, _ in spans]
+    some_zero = np.logical_or.reduceat(cols == 0, offsets, axis=1)
+    nonzero = np.logical_or.reduceat((cols > 0) | (cols < 0), offsets, axis=1)  # NaN is neither
+    for mask, out in ((some_zero & ~nonzero, zero), (~some_zero & ~nonzero, empty)):
+        rows, cols_ = np.nonzero(mask)
+        for k, d in zip(rows.tolist(), cols_.tolist(), strict=True):
+            out.setdefault(k, set()).add(spans[d][0])
+    return zero, empty
+
+
+def _below_zero_not_counted(result: bl.BatchBaselineResult, rows: np.ndarray, minutes: int) -> None:
+    """``Program.counts_reduction_below_zero_net_load`` off: in the event intervals of ``rows`` (net-metered), the
+    actual net load counted is never below the lower of zero and the adjusted baseline, so only the reduction down
+    to zero net load (or down to a baseline already below zero) counts: reduction = adjusted baseline -
+    max(actual, min(adjusted baseline, 0)). Delivered-only rows are never below zero: unchanged."""
+    adj, actual = result.adjusted_baseline_kw[rows], result.actual_kw[rows]
+    floor = np.minimum(adj, 0.0)
+    counted = np.where(actual < floor, floor, actual)
+    result.reduction_kwh[rows] = (adj - counted) * (minutes / 60.0)
+
+
 def _measure_meters(event, participations) -> ChunkMeasurement:
     from programs.calendars import holidays_for
 
     from .meterdata.selectors import baseline_span, interval_kwh_matrix
+    from .selectors import net_metered_ids, recorded_abnormal_days
 
     program = event.program
     tz = zone(program.time_zone)
@@ -184,28 +250,57 @@ def _measure_meters(event, participations) -> ChunkMeasurement:
                              first_day=event_day - dt.timedelta(days=params.lookback_days))
     row_of = {sp: k for k, sp in enumerate(sp_ids)}
     event_days = {row_of[sp]: days for sp, days in by_sp.items()}
+    flagged = net_metered_ids(sp_ids)
+    recorded = {row_of[sp]: days for sp, days in recorded_abnormal_days(
+        program=program, service_point_ids=sp_ids, first_day=event_day - dt.timedelta(days=params.lookback_days),
+        last_day=event_day - dt.timedelta(days=1)).items()}
+    abnormal: dict[int, dict[dt.date, str]] = {k: dict(days) for k, days in recorded.items()}
+    empty_days: dict[int, set[dt.date]] = {}
+    n_sp = len(sp_ids)
+    net_rows = np.zeros(n_sp, dtype=bool)
+    delivered = received = None  # event-window kWh per interval of the net rows ([n_sp, n_ev], NaN elsewhere)
 
-    def run(ids: list[int], lookback_days: int, days_of) -> bl.BatchBaselineResult:
+    def run(ks: list[int], lookback_days: int) -> bl.BatchBaselineResult:
+        nonlocal delivered, received
+        ids = [sp_ids[k] for k in ks]
         start, end = baseline_span(event_start=event.start, event_end=event.end, tz=tz, lookback_days=lookback_days,
                                    interval_minutes=minutes)
         matrix = interval_kwh_matrix(service_point_ids=ids, start=start, end=end, interval_minutes=minutes,
-                                     chunk_size=max(1, len(ids)))
+                                     chunk_size=max(1, len(ids)), net=True)
+        days = [event_day - dt.timedelta(days=i) for i in range(1, lookback_days + 1)]
+        zero, empty = detect_days(matrix.kwh, start=matrix.start, interval_minutes=minutes, tz=tz, days=days)
+        for j, found in zero.items():
+            for day in found:
+                abnormal.setdefault(ks[j], {}).setdefault(day, DETECTED_ZERO)
+        for j, found in empty.items():
+            empty_days.setdefault(ks[j], set()).update(found)
+        if matrix.net_rows is not None and matrix.net_rows.any():
+            i0 = int((event.start - matrix.start).total_seconds()) // (minutes * 60)
+            i1 = int((event.end - matrix.start).total_seconds()) // (minutes * 60)
+            if delivered is None:
+                delivered, received = np.full((n_sp, i1 - i0), np.nan), np.full((n_sp, i1 - i0), np.nan)
+            for j in np.flatnonzero(matrix.net_rows).tolist():
+                net_rows[ks[j]] = True
+                delivered[ks[j]] = matrix.delivered_kwh[j, i0:i1]
+                received[ks[j]] = matrix.received_kwh[j, i0:i1]
         return bl.baseline_batch(start=matrix.start, interval_minutes=minutes, kwh=matrix.kwh, tz=tz,
                                  event_start=event.start, event_end=event.end, params=params, holidays=holidays,
-                                 event_days=days_of)
+                                 event_days={j: event_days[k] for j, k in enumerate(ks) if k in event_days},
+                                 abnormal_days={j: abnormal[k] for j, k in enumerate(ks) if k in abnormal})
 
     # Read the recent days a complete window needs first; only service points whose window is not complete there
-    # (missing data, their own event days, low usage) are read over the whole lookback and computed again. A
-    # complete window gives the same result whatever older days hold (they are "not reached").
+    # (missing data, their own event or abnormal days, low usage) are read over the whole lookback and computed
+    # again. A complete window gives the same result whatever older days hold (they are "not reached").
     near = near_lookback_days(event_day, concrete, holidays)
-    result = run(sp_ids, near, event_days)
+    result = run(list(range(n_sp)), near)
     redo = np.flatnonzero(result.insufficient_days) if near < params.lookback_days else np.zeros(0, dtype=np.int64)
     if redo.size:
-        again = run([sp_ids[k] for k in redo.tolist()], params.lookback_days,
-                    {j: event_days[k] for j, k in enumerate(redo.tolist()) if k in event_days})
+        again = run(redo.tolist(), params.lookback_days)
         for name, value in vars(again).items():
             if isinstance(value, np.ndarray):
                 getattr(result, name)[redo] = value
+    if net_rows.any() and not program.counts_reduction_below_zero_net_load:
+        _below_zero_not_counted(result, np.flatnonzero(net_rows), minutes)
     rows = np.array([row_of[p.service_point_id] for p in participations], dtype=np.int64)
     n_ev = len(result.event_starts)
     counted = _counted(participations, event, minutes, n_ev)
@@ -231,7 +326,11 @@ def _measure_meters(event, participations) -> ChunkMeasurement:
         baseline_kw=result.baseline_kw[rows], adjusted_baseline_kw=result.adjusted_baseline_kw[rows],
         actual_kw=actual, reduction_kwh=reduction, counted=counted, kwh_avoided=kwh,
         kw_drop_avg=kwh / hours if hours else np.zeros_like(kwh), adjustment=result.adjustment_applied[rows],
-        cand_days=result.cand_days, day_reason=result.day_reason[rows])
+        cand_days=result.cand_days, day_reason=result.day_reason[rows],
+        abnormal=[abnormal.get(r, {}) for r in rows.tolist()],
+        no_reading_days=[tuple(sorted(empty_days.get(r, ()), reverse=True)) for r in rows.tolist()],
+        net=[(delivered[r].tolist(), received[r].tolist()) if net_rows[r] else None for r in rows.tolist()],
+        net_metered=[p.service_point_id in flagged for p in participations])
 
 
 def device_kwh_matrix(*, device_ids, start: dt.datetime, end: dt.datetime, channel: str = "received",

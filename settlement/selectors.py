@@ -53,3 +53,75 @@ def event_settlement_days(inputs: dict) -> list[tuple[str, str]]:
     day0 = dt.date.fromisoformat(first)
     return [((day0 - dt.timedelta(days=i)).isoformat(), REASONS[int(c)]) for i, c in enumerate(codes)
             if int(c) != R_NOT_REACHED]
+
+
+def abnormal_day_list() -> QuerySet:
+    from .models import AbnormalDay
+
+    return AbnormalDay.objects.select_related("service_point", "program")
+
+
+def net_metered_ids(service_point_ids) -> set[int]:
+    """The service points flagged net metered among sorted ``service_point_ids`` (read as a range). One query."""
+    from devices.models import ServicePoint
+
+    ids = list(service_point_ids)
+    if not ids:
+        return set()
+    wanted = set(ids)
+    return {pk for pk in ServicePoint.objects.filter(pk__gte=ids[0], pk__lte=ids[-1], net_metered=True)
+            .values_list("pk", flat=True).order_by() if pk in wanted}
+
+
+def _network_places(ids: list[int]) -> dict[int, tuple[str, str, str]]:
+    """``{service point pk: (feeder, substation, territory)}`` of its premise, for sorted ``ids`` (a range)."""
+    from devices.models import ServicePoint
+
+    wanted = set(ids)
+    return {pk: (feeder or "", sub or "", terr or "") for pk, feeder, sub, terr in
+            ServicePoint.objects.filter(pk__gte=ids[0], pk__lte=ids[-1]).values_list(
+                "pk", "premise__feeder", "premise__substation", "premise__service_territory")
+            .order_by() if pk in wanted}
+
+
+def recorded_abnormal_days(*, program, service_point_ids, first_day, last_day) -> dict[int, dict]:
+    """``{service point pk: {local date: reason text}}`` of the abnormal days recorded for sorted
+    ``service_point_ids`` between ``first_day`` and ``last_day`` (inclusive) in ``program``: their own, their
+    premise's feeder, substation or territory, and the program's. One query (the table is small: days are recorded
+    by people or imports), and one more for the service points' places when a feeder, substation or territory day
+    is recorded in the span."""
+    from django.db.models import Q
+
+    from .choices import AbnormalDayScope as S
+    from .models import AbnormalDay
+
+    ids = list(service_point_ids)
+    if not ids:
+        return {}
+    rows = list(AbnormalDay.objects.filter(day__gte=first_day, day__lte=last_day).filter(
+        Q(scope=S.PROGRAM, program=program) | Q(scope=S.SERVICE_POINT, service_point_id__gte=ids[0],
+                                                service_point_id__lte=ids[-1])
+        | Q(scope__in=[S.FEEDER, S.SUBSTATION, S.TERRITORY])).values_list(
+        "scope", "service_point_id", "network_id", "day", "kind", "reason").order_by("day", "id"))
+    out: dict[int, dict] = {}
+    if not rows:
+        return out
+    wanted = set(ids)
+    by_net: dict[tuple[str, str], list] = {}
+    for scope, sp, net, day, kind, reason in rows:
+        text = f"{kind} ({'program' if scope == S.PROGRAM else scope.replace('_', ' ')}"
+        text += f" {net}): {reason}" if net else f"): {reason}"
+        if scope == S.PROGRAM:
+            for pk in ids:
+                out.setdefault(pk, {}).setdefault(day, text)
+        elif scope == S.SERVICE_POINT:
+            if sp in wanted:
+                out.setdefault(sp, {}).setdefault(day, text)
+        else:
+            by_net.setdefault((str(scope), net), []).append((day, text))
+    if by_net:
+        for pk, (feeder, sub, terr) in _network_places(ids).items():
+            for key in ((S.FEEDER.value, feeder), (S.SUBSTATION.value, sub), (S.TERRITORY.value, terr)):
+                for day, text in by_net.get(key, ()) if key[1] else ():
+                    out.setdefault(pk, {}).setdefault(day, text)
+    return out

@@ -11,12 +11,20 @@ Definitions implemented here, straight from their sources:
   selected days in that hour. Day-of (load point) adjustment: ratio of the actual to the baseline load over the
   three hours before the event excluding the hour just before it, limited to +/-20 %. kWh avoided = sum over the
   counted event hours of (adjusted baseline - actual); an hour counts when it ends at or before an opt-out.
+- Net load (issue 16): a service point with received-channel (export) readings is measured on delivered - received
+  in every hour, never clamped at zero; where the program does not count reduction below zero net load, the actual
+  load counted in an event hour is max(actual, min(adjusted baseline, 0)).
+- Abnormal days (issue 16): days recorded for the service point, its premise's feeder, substation or territory, or
+  the program, and days whose readings are all zero, are not similar days (like event days).
 - Holidays: NERC (New Year's Day, Memorial Day, Independence Day, Labor Day, Thanksgiving, Christmas; a Sunday
   holiday moves to Monday).
 - Per kWh (SCE Save Power Days design): kWh avoided (stated to 0.0001 kWh) x $/kWh per event, never negative,
   rounded to the cent; the season's per-kWh earnings capped at the season cap ($60); the enrollment bonus once.
-- Per kW (ConnectedSolutions): each event's kW = battery discharge (kWh, hours before an opt-out) / event hours,
-  stated to 0.0001 kW, an opted-out event counts 0 kW; season credit = mean over the season's events x $/kW.
+- Per kW (ConnectedSolutions pay, Efficiency Maine proration): each event's kW = battery discharge in the hours
+  that end at or before an opt-out (kWh) / event hours, stated to 0.0001 kW: a battery that opts out part-way counts
+  what it delivered, prorated over the whole event ("9 kW for 1 h of a 3 h event = 3 kW"); an event opted out
+  before it began counts 0 kW, or is left out when the rule says opted-out events do not count as zero; season
+  credit = mean over the season's events x $/kW.
 - Monthly (Eversource CT EV): $ x devices per month of the season enrolled; a month with an opted-out event loses
   the rewards that require none.
 
@@ -126,7 +134,8 @@ def _hourly(rows) -> dict[int, float]:
 
 
 def caiso_10_in_10(load: dict[int, float], *, event_start: dt.datetime, event_end: dt.datetime, tz: ZoneInfo,
-                   excluded_days: set[dt.date], counted_until: dt.datetime) -> float | None:
+                   excluded_days: set[dt.date], counted_until: dt.datetime,
+                   below_zero_counts: bool = True) -> float | None:
     """kWh avoided of one participation (None: fewer than 10 similar days with data, or event data missing)."""
     local_start = event_start.astimezone(tz)
     event_day = local_start.date()
@@ -166,8 +175,41 @@ def caiso_10_in_10(load: dict[int, float], *, event_start: dt.datetime, event_en
     for h in event_hours:
         hour_end = dt.datetime(event_day.year, event_day.month, event_day.day, h, tzinfo=tz) + dt.timedelta(hours=1)
         if hour_end <= counted_until:
-            total += baseline[h] * ratio - load[key(event_day, h)]
+            actual = load[key(event_day, h)]
+            if not below_zero_counts:
+                actual = max(actual, min(baseline[h] * ratio, 0.0))
+            total += baseline[h] * ratio - actual
     return total
+
+
+def zero_days(load: dict[int, float], tz: ZoneInfo) -> set[dt.date]:
+    """Local days whose hourly readings (those present) are all zero."""
+    seen: dict[dt.date, bool] = {}
+    for hour, value in load.items():
+        day = dt.datetime.fromtimestamp(hour, UTC).astimezone(tz).date()
+        seen[day] = seen.get(day, True) and value == 0
+    return {day for day, zero in seen.items() if zero}
+
+
+def recorded_abnormal(program, sp_ids) -> dict[int, set[dt.date]]:
+    """Abnormal days recorded for each service point: its own, its premise's feeder / substation / territory, the
+    program's."""
+    from devices.models import ServicePoint
+    from settlement.models import AbnormalDay
+
+    out: dict[int, set[dt.date]] = defaultdict(set)
+    records = list(AbnormalDay.objects.values_list("scope", "service_point_id", "program_id", "network_id", "day"))
+    if not records:
+        return out
+    places = {pk: {"feeder": f, "substation": s, "territory": t} for pk, f, s, t in ServicePoint.objects.filter(
+        pk__in=sp_ids).values_list("pk", "premise__feeder", "premise__substation", "premise__service_territory")}
+    for scope, sp, program_id, network, day in records:
+        for pk in sp_ids:
+            if ((scope == "service_point" and sp == pk) or (scope == "program" and program_id == program.pk)
+                    or (scope in ("feeder", "substation", "territory") and network
+                        and places.get(pk, {}).get(scope) == network)):
+                out[pk].add(day)
+    return out
 
 
 def check_demo(export_path: Path) -> CheckReport:
@@ -222,6 +264,18 @@ def check_demo(export_path: Path) -> CheckReport:
                     "service_point_id", "day", "interval_minutes", "values"):
                 load_rows[sp].append((day, minutes, blob))
             loads = {sp: _hourly(r) for sp, r in load_rows.items()}
+            received_rows = defaultdict(list)
+            for sp, day, minutes, blob in IntervalDay.objects.filter(
+                    service_point_id__in=sp_ids, device__isnull=True, channel="received", is_current=True,
+                    day__gte=dt.date(2011, 3, 1), day__lte=dt.date(2011, 10, 2)).values_list(
+                    "service_point_id", "day", "interval_minutes", "values"):
+                received_rows[sp].append((day, minutes, blob))
+            for sp, r in received_rows.items():  # net load: delivered - received, hour by hour
+                received = _hourly(r)
+                loads[sp] = {h: v - received[h] for h, v in loads.get(sp, {}).items() if h in received}
+            abnormal = recorded_abnormal(program, sp_ids)
+            for sp, load in loads.items():
+                abnormal[sp] |= zero_days(load, tz)
             sp_days: dict[int, set[dt.date]] = defaultdict(set)
             for p in Participation.objects.exclude(status="cancelled").values_list("service_point_id", "start"):
                 sp_days[p[0]].add(p[1].astimezone(tz).date())
@@ -229,10 +283,11 @@ def check_demo(export_path: Path) -> CheckReport:
             for p in parts:
                 event = p.event
                 day = event.start.astimezone(tz).date()
-                excluded = {d for d in sp_days[p.service_point_id] if d < day}
+                excluded = {d for d in sp_days[p.service_point_id] | abnormal[p.service_point_id] if d < day}
                 until = min(p.opted_out_at, event.end) if p.opted_out_at else event.end
                 kwh = caiso_10_in_10(loads.get(p.service_point_id, {}), event_start=event.start, event_end=event.end,
-                                     tz=tz, excluded_days=excluded, counted_until=until)
+                                     tz=tz, excluded_days=excluded, counted_until=until,
+                                     below_zero_counts=program.counts_reduction_below_zero_net_load)
                 if kwh is None:
                     continue  # no baseline: nothing is paid
                 stated = Decimal(f"{kwh:.4f}")
@@ -262,11 +317,11 @@ def check_demo(export_path: Path) -> CheckReport:
                 event = p.event
                 if not season.start_date <= event.start.astimezone(tz).date() <= season.end_date:
                     continue
-                opted_out = p.opted_out_at is not None or p.status == "opted_out"
-                if opted_out and kw_rule.opted_out_counts_zero:
-                    per_enrollment[p.enrollment_id].append(Decimal(0))
-                    continue
                 until = min(p.opted_out_at, event.end) if p.opted_out_at else event.end
+                if p.opted_out_at is not None and p.opted_out_at <= p.start:  # opted out before it began
+                    if kw_rule.opted_out_counts_zero:
+                        per_enrollment[p.enrollment_id].append(Decimal(0))
+                    continue
                 hours = (event.end - event.start).total_seconds() / 3600
                 kwh, hour = 0.0, event.start
                 missing = False

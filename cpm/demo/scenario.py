@@ -26,6 +26,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
 from django.core.management import call_command
+from django.db import transaction
 
 from cpm.base.capabilities import SystemActor, system_actor
 
@@ -295,6 +296,9 @@ class Demo:
                    f"{'synthetic-derived' if annual else 'synthetic'} homes")
 
     # ------------------------------------------------------------------------------------------------- sites
+    # The CIS and device upserts lock the row they update (select_for_update): on PostgreSQL that needs a transaction,
+    # so the demo's callers of upserts run in one each.
+    @transaction.atomic
     def _aggregator(self, code: str, name: str):
         from devices.services import aggregator_upsert
 
@@ -303,6 +307,7 @@ class Demo:
                                                           actor=self.users["demo-program-admin"])
         return self.aggregators[code]
 
+    @transaction.atomic
     def _site(self, site: Site, *, n: int, state: str, town: str, territory: str, rate: str,
               life_support: bool = False) -> Site:
         from devices.services import premise_upsert, service_point_upsert

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from devices.models import ServicePoint
 from events.models import Event
 from programs.models import Program, Season
 
 from ..choices import PeriodKind
-from ..models import BillCreditExport, CustomerSettlement, EventSettlement, SettlementBatch, SettlementLine
+from ..models import AbnormalDay, BillCreditExport, CustomerSettlement, EventSettlement, SettlementBatch, SettlementLine
 
 
 class SettlementBatchSerializer(serializers.ModelSerializer):
@@ -114,3 +115,33 @@ class SettlementReasonInputSerializer(serializers.Serializer):
 class ExportCreateInputSerializer(serializers.Serializer):
     program = serializers.PrimaryKeyRelatedField(queryset=Program.objects.all(), required=False, allow_null=True,
                                                  help_text="Only this program's settlements; empty = all.")
+
+
+class AbnormalDaySerializer(serializers.ModelSerializer):
+    service_point_id = serializers.CharField(source="service_point.service_point_id", default=None, read_only=True)
+    program_code = serializers.CharField(source="program.code", default=None, read_only=True)
+    target = serializers.CharField(source="target_label", read_only=True)
+
+    class Meta:
+        model = AbnormalDay
+        fields = ["id", "day", "scope", "service_point", "service_point_id", "program", "program_code", "network_id",
+                  "target", "kind", "reason", "created_at"]
+        read_only_fields = fields
+
+
+class AbnormalDayInputSerializer(serializers.Serializer):
+    """One abnormal day: the target matching ``scope``: ``service_point`` (pk), ``program`` (pk) or ``network_id``
+    (feeder / substation / territory code)."""
+
+    day = serializers.DateField()
+    scope = serializers.CharField()
+    service_point = serializers.PrimaryKeyRelatedField(queryset=ServicePoint.objects.all(), required=False,
+                                                       allow_null=True)
+    program = serializers.PrimaryKeyRelatedField(queryset=Program.objects.all(), required=False, allow_null=True)
+    network_id = serializers.CharField(required=False, allow_blank=True, max_length=64)
+    kind = serializers.CharField(required=False, allow_blank=True, max_length=16)
+    reason = serializers.CharField(max_length=300)
+
+
+class AbnormalDayImportSerializer(serializers.Serializer):
+    file = serializers.FileField(help_text="CSV, UTF-8: day, scope, target, kind, reason.")

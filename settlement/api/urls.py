@@ -12,6 +12,7 @@ router.register("interval-days", IntervalDayViewSet, basename="interval-day")
 router.register("settlement-batches", views.SettlementBatchViewSet, basename="settlement-batch")
 router.register("event-settlements", views.EventSettlementViewSet, basename="event-settlement")
 router.register("customer-settlements", views.CustomerSettlementViewSet, basename="customer-settlement")
+router.register("abnormal-days", views.AbnormalDayViewSet, basename="abnormal-day")
 router.register("bill-credit-exports", views.BillCreditExportViewSet, basename="bill-credit-export")
 
 urlpatterns = router.urls

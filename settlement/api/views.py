@@ -10,6 +10,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
 from cpm.base.api import WriteThrottle, api_now, validated
@@ -159,3 +160,48 @@ class BillCreditExportViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelVie
         export = services.bill_credit_export_acknowledge(export=self.get_object(), now=api_now(),
                                                          actor=request.user)
         return Response(s.BillCreditExportSerializer(export).data)
+
+
+class AbnormalDayViewSet(mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):
+    """Abnormal days (outages, abnormal operation) left out of baseline day selection. POST creates one (idempotent:
+    the same day, target and reason returns the existing record); DELETE removes one; POST ``import/`` a CSV (all
+    or nothing: 400 with ``errors`` as ``line N: field: message``). Filters: ``scope``, ``kind``, ``day``."""
+
+    use_cases = {"create": "abnormal_day.create", "destroy": "abnormal_day.delete",
+                 "import_csv": "abnormal_days.import"}
+
+    serializer_class = s.AbnormalDaySerializer
+    filterset_fields = {"scope": ["exact"], "kind": ["exact"], "day": ["exact", "gte", "lte"]}
+    ordering_fields = ["day", "id"]
+    throttle_classes = [WriteThrottle]
+    parser_classes = [JSONParser, MultiPartParser, FormParser]
+
+    def get_queryset(self):
+        return selectors.abnormal_day_list()
+
+    @extend_schema(request=s.AbnormalDayInputSerializer, responses={201: s.AbnormalDaySerializer})
+    def create(self, request, *args, **kwargs):
+        data = validated(s.AbnormalDayInputSerializer, request.data)
+        record = services.abnormal_day_create(data=data, now=api_now(), actor=request.user)
+        return Response(s.AbnormalDaySerializer(selectors.abnormal_day_list().get(pk=record.pk)).data,
+                        status=status.HTTP_201_CREATED)
+
+    def destroy(self, request, *args, **kwargs):
+        services.abnormal_day_delete(abnormal_day=self.get_object(), now=api_now(), actor=request.user,
+                                     reason=str(request.query_params.get("reason", ""))[:300])
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request={"multipart/form-data": s.AbnormalDayImportSerializer},
+                   responses={200: OpenApiTypes.OBJECT, 400: OpenApiTypes.OBJECT})
+    @action(detail=False, methods=["post"], url_path="import", parser_classes=[MultiPartParser, FormParser])
+    def import_csv(self, request):
+        from devices.imports import ImportFailed
+
+        upload = validated(s.AbnormalDayImportSerializer, request.data)["file"]
+        try:
+            report = services.abnormal_days_import(upload, now=api_now(), actor=request.user, name=upload.name)
+        except ImportFailed as exc:
+            return Response({"code": "import_failed", "detail": "Nothing was imported.",
+                             "errors": exc.report.error_lines()}, status=status.HTTP_400_BAD_REQUEST)
+        return Response({"rows": report.rows, "counts": report.counts})
+

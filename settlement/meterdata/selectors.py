@@ -38,6 +38,11 @@ class IntervalMatrix:
     start: dt.datetime
     interval_minutes: int
     kwh: np.ndarray
+    # Net reads (``net=True``): rows with received-channel readings in the span (``kwh`` = delivered - received
+    # there), and both channels as read (``None`` when no row has received readings).
+    net_rows: np.ndarray | None = None
+    delivered_kwh: np.ndarray | None = None
+    received_kwh: np.ndarray | None = None
 
     @property
     def kw(self) -> np.ndarray:
@@ -60,8 +65,13 @@ def _utc(value: dt.datetime, name: str) -> dt.datetime:
 
 def interval_kwh_matrix(*, service_point_ids: Sequence[int], start: dt.datetime, end: dt.datetime,
                         channel: str = "delivered", device_id: int | None = None, interval_minutes: int = 60,
-                        chunk_size: int = 5000) -> IntervalMatrix:
+                        chunk_size: int = 5000, net: bool = False) -> IntervalMatrix:
     """kWh matrix ``[len(service_point_ids), (end - start) / interval_minutes]`` of current readings.
+
+    net: read the delivered and the received channels in the same query (``channel`` ignored); a service point with
+    received readings in the span gets ``kwh`` = delivered - received (never clamped at zero; NaN where either is
+    missing), the others their delivered readings as they are. A service point without received readings costs the
+    same as a delivered-only read (no received grid is built unless a received row comes back).
 
     service_point_ids: ServicePoint pks (rows keep this order; unknown ids give NaN rows).
     start, end: aware datetimes on the ``interval_minutes`` grid; ``[start, end)``.
@@ -81,40 +91,73 @@ def interval_kwh_matrix(*, service_point_ids: Sequence[int], start: dt.datetime,
     n_days = (last_day - first_day).days + 1
     per_day = 1440 // interval_minutes
     grid = np.full((ids.size, n_days, per_day), np.nan)
+    received = None  # built at the first received row (net reads)
     # Row of each id: searchsorted on the sorted ids (rows keep the order asked for).
     order = np.argsort(ids, kind="stable")
     sorted_ids = ids[order]
     ordinal0 = first_day.toordinal()
     for lo in range(0, ids.size, chunk_size):
         chunk = ids[lo:lo + chunk_size].tolist()
-        qs = IntervalDay.objects.filter(service_point_id__in=chunk, channel=channel, is_current=True,
+        qs = IntervalDay.objects.filter(service_point_id__in=chunk, is_current=True,
                                         day__gte=first_day, day__lte=last_day)
+        qs = qs.filter(channel__in=("delivered", "received")) if net else qs.filter(channel=channel)
         qs = qs.filter(device__isnull=True) if device_id is None else qs.filter(device_id=device_id)
-        fetched = _fetch_rows(qs.values_list("service_point_id", "day", "interval_minutes", "values").order_by())
+        fields = ("service_point_id", "day", "interval_minutes", "values") + (("channel",) if net else ())
+        fetched = _fetch_rows(qs.values_list(*fields).order_by())
         if not fetched:
             continue
-        # Columns in C (zip), positions with numpy: no per-row Python beyond the date ordinals.
-        col_sp, col_day, col_min, col_blob = zip(*fetched, strict=True)
+        columns = list(zip(*fetched, strict=True))  # columns in C (zip)
         del fetched
-        rows = order[np.searchsorted(sorted_ids, np.fromiter(col_sp, dtype=np.int64, count=len(col_sp)))]
-        if isinstance(col_day[0], str):  # raw SQLite rows
-            col_day = [dt.date.fromisoformat(d) for d in col_day]
-        days = np.fromiter(map(dt.date.toordinal, col_day), dtype=np.int64, count=len(col_day)) - ordinal0
-        minutes_col = np.fromiter(col_min, dtype=np.int64, count=len(col_min))
-        for minutes in np.unique(minutes_col).tolist():
-            if minutes > interval_minutes:
-                continue  # coarser than the grid: stays NaN
-            sel = np.flatnonzero(minutes_col == minutes)
-            blobs = col_blob if sel.size == len(col_blob) else [col_blob[i] for i in sel.tolist()]
-            values = np.frombuffer(b"".join(blobs), dtype="<f8").reshape(sel.size, 1440 // minutes)
-            if minutes < interval_minutes:
-                values = values.reshape(sel.size, per_day, interval_minutes // minutes).sum(axis=2)
-            grid[rows[sel], days[sel]] = values
+        if net:
+            channels = columns.pop()
+            if "received" in set(channels):
+                is_recv = np.array([c == "received" for c in channels], dtype=bool)
+                if received is None:
+                    received = np.full((ids.size, n_days, per_day), np.nan)
+                pick = np.flatnonzero(is_recv).tolist()
+                _fill(received, [[col[i] for i in pick] for col in columns], order, sorted_ids, ordinal0,
+                      interval_minutes, per_day)
+                pick = np.flatnonzero(~is_recv).tolist()
+                columns = [[col[i] for i in pick] for col in columns]
+                if not pick:
+                    continue
+        _fill(grid, columns, order, sorted_ids, ordinal0, interval_minutes, per_day)
     flat = grid.reshape(ids.size, n_days * per_day)
     offset = int((start - dt.datetime.combine(first_day, dt.time(0), tzinfo=UTC)).total_seconds()) // step
     count = int((end - start).total_seconds()) // step
-    return IntervalMatrix(service_point_ids=ids, start=start, interval_minutes=interval_minutes,
-                          kwh=flat[:, offset:offset + count])
+    kwh = flat[:, offset:offset + count]
+    if not net:
+        return IntervalMatrix(service_point_ids=ids, start=start, interval_minutes=interval_minutes, kwh=kwh)
+    if received is None:
+        return IntervalMatrix(service_point_ids=ids, start=start, interval_minutes=interval_minutes, kwh=kwh,
+                              net_rows=np.zeros(ids.size, dtype=bool))
+    recv_kwh = received.reshape(ids.size, n_days * per_day)[:, offset:offset + count]
+    net_rows = ~np.isnan(recv_kwh).all(axis=1)
+    delivered = kwh.copy()
+    kwh[net_rows] = delivered[net_rows] - recv_kwh[net_rows]
+    return IntervalMatrix(service_point_ids=ids, start=start, interval_minutes=interval_minutes, kwh=kwh,
+                          net_rows=net_rows, delivered_kwh=delivered, received_kwh=recv_kwh)
+
+
+def _fill(grid: np.ndarray, columns, order: np.ndarray, sorted_ids: np.ndarray, ordinal0: int,
+          interval_minutes: int, per_day: int) -> None:
+    """Write fetched rows, as columns ``(service points, days, minutes, values)``, into ``grid[row, day, interval]``
+    (positions with numpy: no per-row Python beyond the date ordinals)."""
+    col_sp, col_day, col_min, col_blob = columns
+    rows = order[np.searchsorted(sorted_ids, np.fromiter(col_sp, dtype=np.int64, count=len(col_sp)))]
+    if isinstance(col_day[0], str):  # raw SQLite rows
+        col_day = [dt.date.fromisoformat(d) for d in col_day]
+    days = np.fromiter(map(dt.date.toordinal, col_day), dtype=np.int64, count=len(col_day)) - ordinal0
+    minutes_col = np.fromiter(col_min, dtype=np.int64, count=len(col_min))
+    for minutes in np.unique(minutes_col).tolist():
+        if minutes > interval_minutes:
+            continue  # coarser than the grid: stays NaN
+        sel = np.flatnonzero(minutes_col == minutes)
+        blobs = col_blob if sel.size == len(col_blob) else [col_blob[i] for i in sel.tolist()]
+        values = np.frombuffer(b"".join(blobs), dtype="<f8").reshape(sel.size, 1440 // minutes)
+        if minutes < interval_minutes:
+            values = values.reshape(sel.size, per_day, interval_minutes // minutes).sum(axis=2)
+        grid[rows[sel], days[sel]] = values
 
 
 def _fetch_rows(values_qs) -> list[tuple]:

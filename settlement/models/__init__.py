@@ -4,6 +4,7 @@ here so Django finds them as settlement's models."""
 
 from settlement.meterdata.models import IntervalDay, MeterDataLoad  # noqa: F401
 
+from .abnormal import AbnormalDay  # noqa: F401
 from .credits import (  # noqa: F401
     BillCreditExport,
     CustomerSettlement,

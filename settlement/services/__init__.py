@@ -9,6 +9,7 @@ of a batch already checked when it started; their tasks pass a named system acto
 ``from settlement import services`` keeps working: the public names are re-exported here.
 """
 
+from .abnormal import abnormal_day_create, abnormal_day_delete, abnormal_days_import
 from .batches import BATCH_TABLES, batch_chunk_done
 from .common import enrolled_capacity, rule_specs
 from .customer_settlement import (
@@ -33,6 +34,7 @@ from .export import EXPORT_COLUMNS, bill_credit_export_acknowledge, bill_credit_
 from .tick import settlement_tick
 
 __all__ = [
+    "abnormal_day_create", "abnormal_day_delete", "abnormal_days_import",
     "BATCH_TABLES", "EXPORT_COLUMNS", "batch_chunk_done", "bill_credit_export_acknowledge", "bill_credit_export_create",
     "bill_credit_export_render", "customer_batch_start", "customer_settle_chunk", "customer_settlement_approve",
     "customer_settlement_calculate", "customer_settlements_approve", "customer_settlements_calculate",

@@ -139,20 +139,56 @@ def _error_text(worst: float) -> str:
             f"day, then recalculate the event")
 
 
-def _day_fragments(m: meas.ChunkMeasurement) -> tuple[list[str], list[int], list[str]]:
-    """Per distinct row of engine day reasons: the JSON fragment of ``selected_days`` + ``day_reasons`` and the
-    explanation text of the selected days; returns (fragments, index per row, texts). Most service points of a chunk
-    share a few patterns, so each is encoded once."""
+# Engine reasons a day was left out that the explanation lists day by day (weekends and days not needed are not).
+_LISTED = {bl.R_HOLIDAY: "holiday", bl.R_EVENT_DAY: "event day", bl.R_ABNORMAL: "abnormal day",
+           bl.R_MISSING: "missing data", bl.R_LOW_USAGE: "low usage"}
+
+
+def _day_fragments(m: meas.ChunkMeasurement) -> tuple[list[str], list[int], list[str], list[list[tuple]]]:
+    """Per distinct row of engine day reasons: the JSON fragment of ``selected_days`` + ``day_reasons``, the
+    explanation text of the selected days and the listed excluded days ``(date, code)`` (most recent first); returns
+    (fragments, index per row, texts, excluded). Most service points of a chunk share a few patterns, so each is
+    encoded once."""
     if m.day_reason is None or not len(m.participation_ids):
-        return ['"selected_days": []'], [0] * len(m.participation_ids), [""]
+        return ['"selected_days": []'], [0] * len(m.participation_ids), [""], [[]]
     uniq, inverse = np.unique(m.day_reason, axis=0, return_inverse=True)
-    fragments, texts = [], []
+    fragments, texts, excluded = [], [], []
     for row in uniq:
         selected = [m.cand_days[d].isoformat() for d in np.flatnonzero(row == bl.R_SELECTED)]
         codes = "".join(str(int(c)) for c in row)
         fragments.append(f'"selected_days": {_DUMPS(selected)}, "day_reasons": "{codes}"')
         texts.append(f"{len(selected)} days, {selected[-1]} to {selected[0]}" if selected else "no days")
-    return fragments, inverse.reshape(-1).tolist(), texts
+        excluded.append([(m.cand_days[d], int(c)) for d, c in enumerate(row.tolist()) if c in _LISTED])
+    return fragments, inverse.reshape(-1).tolist(), texts, excluded
+
+
+def _excluded_days(m: meas.ChunkMeasurement, k: int, days: list[tuple]) -> list[tuple[dt.date, str]]:
+    """Row ``k``'s excluded days with their reasons in words: an abnormal day's recorded (or detected) reason, a day
+    without any reading named as such."""
+    abnormal = m.abnormal[k] if m.abnormal else {}
+    empty = m.no_reading_days[k] if m.no_reading_days else ()
+    out = []
+    for day, code in days:
+        if code == bl.R_ABNORMAL:
+            out.append((day, abnormal.get(day, "abnormal day")))
+        elif code == bl.R_MISSING and day in empty:
+            out.append((day, meas.NO_READINGS))
+        else:
+            out.append((day, _LISTED[code]))
+    return out
+
+
+def _net_text(net: tuple[list, list], counted: int) -> tuple[str, str]:
+    """(inputs fragment, explanation) of a net-metered row: both channels over the event window."""
+    delivered, received = net
+    d = [None if v != v else round(v, 4) for v in delivered]
+    r = [None if v != v else round(v, 4) for v in received]
+    fragment = f'"net_load": {{"delivered_kwh": {_DUMPS(d)}, "received_kwh": {_DUMPS(r)}}}, '
+    d_sum = sum(v for v in delivered[:counted] if v == v)
+    r_sum = sum(v for v in received[:counted] if v == v)
+    text = (f" Net load = delivered - received (both channels read): delivered {d_sum:.4f} kWh, received "
+            f"{r_sum:.4f} kWh, net {d_sum - r_sum:.4f} kWh in the counted intervals.")
+    return fragment, text
 
 
 def _settlement_rows(*, event: Event, parts: list[_Part], m: meas.ChunkMeasurement, rules: list[inc.RuleSpec],
@@ -204,7 +240,8 @@ def _settlement_rows(*, event: Event, parts: list[_Part], m: meas.ChunkMeasureme
             f'"interval_minutes": {m.interval_minutes}, "start": "{m.starts[0].isoformat() if m.starts else ""}", '
             f'"event_minutes": {round(event_minutes, 2)}, '
             f'"first_candidate_day": {_DUMPS(m.cand_days[0].isoformat() if m.cand_days else None)}, ')
-    day_frag, day_index, day_text = _day_fragments(m)
+    day_frag, day_index, day_text, day_excluded = _day_fragments(m)
+    pattern_excluded: dict[int, str] = {}  # excluded-days text per pattern without row-specific reasons
     values = np.round(np.stack([m.baseline_kw, m.adjusted_baseline_kw, m.actual_kw, m.reduction_kwh], axis=1), 4)
     if bad_mask.any():
         values[np.isinf(values)] = np.nan  # JSON has no infinity: unknown
@@ -238,9 +275,33 @@ def _settlement_rows(*, event: Event, parts: list[_Part], m: meas.ChunkMeasureme
         if has_nan[k]:
             rows = [[None if v != v else v for v in r] for r in rows]
         adj = adjustment[k]
+        extra, excluded_text, net_text = "", "", ""
+        if not is_device:
+            pattern = day_index[k]
+            listed = day_excluded[pattern]
+            row_specific = bool(m.abnormal and m.abnormal[k]) or bool(m.no_reading_days and m.no_reading_days[k])
+            if listed and row_specific:
+                named = _excluded_days(m, k, listed)
+                abnormal_named = [(d, r) for (d, r), (_, c) in zip(named, listed, strict=True)
+                                  if c == bl.R_ABNORMAL]
+                if abnormal_named:
+                    extra += ('"abnormal_days": '
+                              + _DUMPS([{"day": d.isoformat(), "reason": r} for d, r in abnormal_named]) + ", ")
+                excluded_text = "; ".join(f"{d} {r}" for d, r in named)
+            elif listed:
+                excluded_text = pattern_excluded.get(pattern)
+                if excluded_text is None:
+                    excluded_text = pattern_excluded[pattern] = "; ".join(f"{d} {_LISTED[c]}" for d, c in listed)
+            if m.net and m.net[k] is not None:
+                fragment, net_text = _net_text(m.net[k], counted[k])
+                extra += fragment
+                if not program.counts_reduction_below_zero_net_load:
+                    net_text += " Reduction below zero net load does not count (program setting)."
+            elif m.net_metered and m.net_metered[k]:
+                net_text = " Net metered: no received-channel readings, so net load = delivered."
         inputs = _Json(
             f'{head}"baseline_kw": {_DUMPS(rows[0])}, "adjusted_baseline_kw": {_DUMPS(rows[1])}, '
-            f'"actual_kw": {_DUMPS(rows[2])}, "reduction_kwh": {_DUMPS(rows[3])}, '
+            f'"actual_kw": {_DUMPS(rows[2])}, "reduction_kwh": {_DUMPS(rows[3])}, {extra}'
             f'"participated": [0, {counted[k]}], {day_frag[day_index[k]]}, '
             f'"adjustment": {_DUMPS(_num(adj, 6))}, "detail": {_DUMPS(m.detail[k])}, '
             f'"minutes_participated": {minutes[k]}, "participation_status": "{p.status}"}}')
@@ -252,6 +313,9 @@ def _settlement_rows(*, event: Event, parts: list[_Part], m: meas.ChunkMeasureme
         else:
             text = (f"{m.method}: baseline = {x_of_y} similar days ({day_text[day_index[k]]}); day-of "
                     f"adjustment {'none' if adj != adj else format_quantity(adj, places=4, trim=True)}.")
+            if excluded_text:
+                text += f" Days left out: {excluded_text}."
+            text += net_text
         text += (f" {format_quantity(kwh[k], 'kWh')} avoided over {counted[k]} intervals of "
                  f"{m.interval_minutes} min; average kW drop {format_quantity(kw[k], 'kW')} over the event "
                  "window.")

@@ -16,7 +16,7 @@ from django.core.management import CommandError, call_command
 from cpm.base.paths import green_button_dir
 from cpm.demo import fleet
 from cpm.demo import simulation as sim
-from cpm.demo.check import caiso_10_in_10, check_demo
+from cpm.demo.check import caiso_10_in_10, check_demo, zero_days
 
 PT = ZoneInfo("America/Los_Angeles")
 
@@ -118,6 +118,27 @@ def test_check_baseline_by_hand():
         load[stamp(day, h)] = 2.0
     assert caiso_10_in_10(load, event_start=start, event_end=end, tz=PT, excluded_days={excluded},
                           counted_until=end) == pytest.approx(3 * (1.2 - 0.6))
+
+
+def test_check_net_load_below_zero_and_zero_days_by_hand():
+    """Issue 16 rules in the check. Net load 1.0 kW on every day; in the three event hours -0.5 kW (exporting):
+    baseline 1.0, adjustment 1.0: 3 x (1.0 - (-0.5)) = 4.5 kWh; not counting below zero net load: the actual counted
+    is max(-0.5, min(1.0, 0)) = 0: 3 x 1.0 = 3.0 kWh. A local day whose hours all read 0 is a zero day."""
+    day = dt.date(2011, 7, 13)
+    load = _flat_load(day, days=50, kwh=1.0)
+    stamp = lambda d, h: int(dt.datetime(d.year, d.month, d.day, h, tzinfo=PT).timestamp())  # noqa: E731
+    for h in (15, 16, 17):
+        load[stamp(day, h)] = -0.5
+    start = dt.datetime(2011, 7, 13, 15, tzinfo=PT)
+    end = start + dt.timedelta(hours=3)
+    assert caiso_10_in_10(load, event_start=start, event_end=end, tz=PT, excluded_days=set(),
+                          counted_until=end) == pytest.approx(4.5)
+    assert caiso_10_in_10(load, event_start=start, event_end=end, tz=PT, excluded_days=set(), counted_until=end,
+                          below_zero_counts=False) == pytest.approx(3.0)
+    outage = dt.date(2011, 7, 11)
+    for h in range(24):
+        load[stamp(outage, h)] = 0.0
+    assert zero_days(load, PT) == {outage}
 
 
 def test_hot_days_rank_days_by_the_load_in_the_best_window():

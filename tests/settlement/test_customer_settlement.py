@@ -131,9 +131,10 @@ def test_top_percent_kw_drop_pays_at_season_end_and_approves_deferred_settlement
             opted_out_at=event.start + dt.timedelta(hours=1) if opted else None)
         EventSettlementFactory(participation=part, status=EventSettlementStatus.DEFERRED, kw_drop_avg=Decimal(kw))
     cs = calc(sub, season.start_date, season.end_date + dt.timedelta(days=1), kind=PeriodKind.SEASON_END)
-    # kW drops 3, 1, 2 and 0 (the opted-out event counts 0 kW); top 50% = 3 and 2: 2.5 kW x $275 = $687.50.
-    assert lines(cs) == [(LineKind.PERFORMANCE_KW, Decimal("687.50"))]
-    assert cs.lines.get().quantity == Decimal("2.5000")
+    # Issue 16: the event opted out after 1 h counts its prorated 2.5 kW (it counted 0 before: $687.50, 2.5 kW).
+    # kW drops 3, 1, 2 and 2.5; top 50% = 3 and 2.5: 2.75 kW x $275 = $756.25.
+    assert lines(cs) == [(LineKind.PERFORMANCE_KW, Decimal("756.25"))]
+    assert cs.lines.get().quantity == Decimal("2.7500")
     services.customer_settlement_approve(settlement=cs, now=NOW, actor=admin_user)
     cs.refresh_from_db()
     assert cs.status == CS.APPROVED

@@ -96,14 +96,34 @@ def test_top_percent_average():
 
 
 def test_performance_kw_counts_opted_out_events_as_zero():
-    events = [ev(3, kw=D("4")), ev(3, 1, kw=D("2"), opted=True), ev(3, kw=D("3")), ev(3, kw=None)]
+    """Issue 16 changed this rule: an event opted out part-way counts its prorated kW (it counted 0 before); only an
+    event opted out before it began counts 0 (or is left out).
+
+    Events: 4 kW; opted out after 1 h of 3 h with 2 kW prorated over the window; 3 kW; no data; opted out before it
+    began (0 h participated). All events, counting zero: (4 + 2 + 3 + 0) / 4 = 2.25 kW x $275 = $618.75.
+    Left out: top 50 % of (4, 2, 3) = ceil(1.5) = 2 events: (4 + 3) / 2 = 3.5 kW x $275 = $962.50.
+    """
+    events = [ev(3, kw=D("4")), ev(3, 1, kw=D("2"), opted=True), ev(3, kw=D("3")), ev(3, kw=None),
+              ev(3, 0, kw=D("0"), opted=True)]
     r = rule(inc.K_PERFORMANCE_KW, amount=D("275"), top_percent_events=D(100))
     comp = inc.performance_kw_component(r, events)
-    # drops 4, 0 (opted out), 3; the event without data is left out: (4 + 0 + 3) / 3 x $275 = $641.67
-    assert round_money(comp.amount) == D("641.67")
+    assert round_money(comp.amount) == D("618.75")
+    assert comp.quantity == D("2.25") and "(4 of 4)" in comp.description
     skip_opted = rule(inc.K_PERFORMANCE_KW, amount=D("275"), opted_out_counts_zero=False,
                       top_percent_events=D(50))
-    assert inc.performance_kw_component(skip_opted, events).amount == D("1100")  # top 1 of 2: 4 kW x $275
+    assert inc.performance_kw_component(skip_opted, events).amount == D("962.50")
+
+
+def test_performance_kw_prorates_a_battery_that_opted_out_mid_event():
+    """A battery discharging 6 kW for 2 h of a 3 h event, then opting out: kWh before the opt-out = 6 x 2 = 12 kWh;
+    the event's kW = 12 kWh / 3 h = 4 kW (the Efficiency Maine rule: prorated over the event length, not 6 kW over
+    the hours delivered). With a second, full event at 5 kW: season average (4 + 5) / 2 = 4.5 kW x $200/kW = $900.
+    The old rule counted the opted-out event 0 kW: (0 + 5) / 2 x $200 = $500."""
+    events = [ev(3, 2, kw=D("4.0000"), opted=True), ev(3, kw=D("5"))]
+    r = rule(inc.K_PERFORMANCE_KW, amount=D("200"))
+    comp = inc.performance_kw_component(r, events)
+    assert comp.amount == D("900") and comp.quantity == D("4.5")
+    assert not events[0].opted_out_before_start and ev(3, 0, opted=True).opted_out_before_start
 
 
 def test_cap_adjustment():
