@@ -25,6 +25,7 @@ from cpm.base.admin import (
     guarded_action,
     run_each,
 )
+from cpm.base.admin_tools import ChangelistToolsMixin, Tool
 from cpm.base.capabilities import may
 from cpm.base.errors import DomainValidationError
 from cpm.base.uploads import validate_upload
@@ -85,9 +86,14 @@ def import_view(modeladmin, request, *, use_case: str, title: str, columns: str,
     return TemplateResponse(request, "admin/cpm_import.html", context)
 
 
+# The CIS import (enrollments' admin) loads customers, accounts, premises and service points.
+CIS_IMPORT = Tool("Import a CIS extract", "enrollments_customer_import", "customers.import")
+
+
 @admin.register(Premise)
-class PremiseAdmin(KeyReadOnlyOnChange, LargeTableMixin, GuardedModelAdmin):
+class PremiseAdmin(ChangelistToolsMixin, KeyReadOnlyOnChange, LargeTableMixin, GuardedModelAdmin):
     write_use_cases = {"add": "premise.upsert", "change": "premise.upsert"}
+    changelist_tools = (CIS_IMPORT,)
     key_field = "premise_id"
     list_display = ("premise_id", "address_line1", "city", "service_territory", "substation", "feeder")
     list_filter = ("service_territory", "substation")
@@ -101,8 +107,9 @@ class PremiseAdmin(KeyReadOnlyOnChange, LargeTableMixin, GuardedModelAdmin):
 
 
 @admin.register(ServicePoint)
-class ServicePointAdmin(KeyReadOnlyOnChange, LargeTableMixin, GuardedModelAdmin):
+class ServicePointAdmin(ChangelistToolsMixin, KeyReadOnlyOnChange, LargeTableMixin, GuardedModelAdmin):
     write_use_cases = {"add": "service_point.upsert", "change": "service_point.upsert"}
+    changelist_tools = (CIS_IMPORT,)
     key_field = "service_point_id"
     list_display = ("service_point_id", "meter_number", "premise", "customer_class", "rate_code", "is_active")
     list_filter = ("customer_class", "is_active", "premise__service_territory")
@@ -148,8 +155,9 @@ class DeviceImportForm(ImportForm):
 
 
 @admin.register(Device)
-class DeviceAdmin(LargeTableMixin, GuardedModelAdmin):
+class DeviceAdmin(ChangelistToolsMixin, LargeTableMixin, GuardedModelAdmin):
     write_use_cases = {"add": "device.register", "change": "device.update"}
+    changelist_tools = (Tool("Import an aggregator device list", "devices_device_import", "devices.import"),)
     list_display = ("id", "device_type", "manufacturer", "model", "serial_number", "aggregator",
                     "aggregator_device_id", "capacity_kw", "status", "last_seen_at")
     list_filter = ("device_type", "status", "aggregator")

@@ -24,6 +24,7 @@ from cpm.base.admin import (
     guarded_action,
     run_each,
 )
+from cpm.base.admin_tools import ChangelistToolsMixin, Tool
 from cpm.base.masking import contact_visible, mask_email, mask_phone
 from devices.admin import ImportForm, KeyReadOnlyOnChange, import_view, upserted
 
@@ -36,13 +37,15 @@ class CisImportForm(ImportForm):
     kind = forms.ChoiceField(choices=[(k, k.replace("_", " ")) for k in imports.KINDS])
 
 
+CIS_IMPORT = Tool("Import a CIS extract", "enrollments_customer_import", "customers.import")
 CONTACT_FIELDS = ("email", "phone")
 CUSTOMER_VALUES = ("first_name", "last_name", "email", "phone", "life_support")
 
 
 @admin.register(Customer)
-class CustomerAdmin(KeyReadOnlyOnChange, LargeTableMixin, GuardedModelAdmin):
+class CustomerAdmin(ChangelistToolsMixin, KeyReadOnlyOnChange, LargeTableMixin, GuardedModelAdmin):
     write_use_cases = {"add": "customer.upsert", "change": "customer.upsert"}
+    changelist_tools = (CIS_IMPORT,)
     key_field = "cis_person_id"
     fields = ("cis_person_id", "first_name", "last_name", "email", "phone", "life_support")
     list_display = ("cis_person_id", "last_name", "first_name", "email", "life_support")
@@ -101,8 +104,9 @@ class CustomerAdmin(KeyReadOnlyOnChange, LargeTableMixin, GuardedModelAdmin):
 
 
 @admin.register(Account)
-class AccountAdmin(KeyReadOnlyOnChange, LargeTableMixin, GuardedModelAdmin):
+class AccountAdmin(ChangelistToolsMixin, KeyReadOnlyOnChange, LargeTableMixin, GuardedModelAdmin):
     write_use_cases = {"add": "account.upsert", "change": "account.upsert"}
+    changelist_tools = (CIS_IMPORT,)
     key_field = "account_number"
     list_display = ("account_number", "customer", "status", "opened_on", "closed_on")
     list_filter = ("status",)

@@ -22,6 +22,7 @@ from cpm.base.admin import (
     ask_reason,
     guarded_action,
 )
+from cpm.base.admin_tools import ChangelistToolsMixin, Tool
 from cpm.base.errors import DomainError
 from settlement.meterdata import admin as meterdata_admin  # noqa: F401  (registers the meter data admin)
 
@@ -50,7 +51,9 @@ def _run(modeladmin, request, fn, ok: str) -> None:
 
 
 @admin.register(SettlementBatch)
-class SettlementBatchAdmin(SettlementReadOnlyAdmin):
+class SettlementBatchAdmin(ChangelistToolsMixin, SettlementReadOnlyAdmin):
+    changelist_tools = (Tool("Settle events", "settlement_settle_events", "event.settle"),
+                        Tool("Settle a season", "settlement_settle_season", "season.settle"))
     list_display = ("id", "kind", "status", "program", "event", "progress", "items_total", "items_calculated",
                     "items_unchanged", "items_corrected", "items_pending", "items_failed", "job_link", "created_at")
     list_filter = ("kind", "status", "program")
@@ -62,6 +65,15 @@ class SettlementBatchAdmin(SettlementReadOnlyAdmin):
 
     def get_queryset(self, request):
         return selectors.batch_list().select_related("job")
+
+    def get_urls(self):
+        from .admin_settle import settle_events_view, settle_season_view
+
+        view = self.admin_site.admin_view
+        return [path("settle-events/", view(lambda request: settle_events_view(self, request)),
+                     name="settlement_settle_events"),
+                path("settle-season/", view(lambda request: settle_season_view(self, request)),
+                     name="settlement_settle_season"), *super().get_urls()]
 
     def get_readonly_fields(self, request, obj=None):
         return ["progress", "job_link", "error_list"] + [f.name for f in self.model._meta.fields

@@ -120,7 +120,22 @@ def ask_reason(modeladmin, request, queryset, *, action: str, title: str, questi
 
 
 class GuardedActionsMixin:
-    """Actions declared with ``guarded_action`` are listed only for users who may run their use case."""
+    """Actions declared with ``guarded_action`` are listed only for users who may run their use case. Every admin
+    also has the read-only action "Export selected as CSV" (``cpm.base.csv_export``), offered with view permission:
+    a read, so no use case (``read_only = True``)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.actions is not None and "export_csv" not in self.actions:
+            self.actions = [*self.actions, "export_csv"]
+
+    @admin.action(description="Export selected as CSV", permissions=["view"])
+    def export_csv(self, request, queryset):
+        from .csv_export import export_csv_response
+
+        return export_csv_response(self, request, queryset)
+
+    export_csv.read_only = True
 
     def get_actions(self, request, action_location=ActionLocation.CHANGE_LIST):
         actions = super().get_actions(request, action_location=action_location)

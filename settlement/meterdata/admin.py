@@ -4,16 +4,23 @@ loaders). Registered when ``settlement.admin`` imports this module."""
 from __future__ import annotations
 
 from django.contrib import admin
+from django.urls import path
+from django.utils.html import format_html_join
 
 from cpm.base.admin import LargeTableMixin, ReadOnlyAdmin, admin_now, guarded_action, run_each
+from cpm.base.admin_tools import ChangelistToolsMixin, Tool
 
 from .intervals import decode
 from .models import IntervalDay, MeterDataLoad
 
 
 @admin.register(MeterDataLoad)
-class MeterDataLoadAdmin(ReadOnlyAdmin):
-    """Interval-data load jobs with their counts and per-row errors (written by the load services)."""
+class MeterDataLoadAdmin(ChangelistToolsMixin, ReadOnlyAdmin):
+    """Interval-data load jobs with their counts and per-row errors (written by the load services); the upload page
+    (``admin_upload``) submits a file as a new load."""
+
+    changelist_tools = (Tool("Upload meter data", "settlement_meterdataload_upload", "meter_data.load"),)
+    readonly_fields = ("row_errors",)
 
     list_display = ("id", "source", "file_name", "status", "created_at", "readings_new", "readings_unchanged",
                     "readings_corrected", "readings_rejected")
@@ -21,6 +28,20 @@ class MeterDataLoadAdmin(ReadOnlyAdmin):
     search_fields = ("file_name",)
     date_hierarchy = "created_at"
     actions = ["retry"]
+
+    def get_urls(self):
+        from .admin_upload import upload_view
+
+        return [path("upload/", self.admin_site.admin_view(lambda request: upload_view(self, request)),
+                     name="settlement_meterdataload_upload"), *super().get_urls()]
+
+    @admin.display(description="row errors")
+    def row_errors(self, obj):
+        if not obj.errors:
+            return "none"
+        return format_html_join("\n", "<div class=\"row-error\">{}{}: {}</div>", (
+            (f"row {e.get('row')}, " if e.get("row") is not None else "", e.get("field", ""), e.get("message", ""))
+            for e in obj.errors[:1000]))
 
     @guarded_action("meter_data.retry", description="Retry selected failed loads (from their stored files)")
     def retry(self, request, queryset):

@@ -1,9 +1,8 @@
 """The bad interval-data corpus (issue 15) through every entry point of meter data.
 
 Entry points: the ``load_intervals`` management command and the upload API (``POST /api/v1/meter-data-loads/
-upload/``). There is no admin upload page for meter data (``MeterDataLoadAdmin`` is read-only): nothing to drive
-there. The bulk readings API takes JSON, not files: its bad values are tested in ``tests/settlement/
-test_meter_badinput.py``.
+upload/``). The admin upload page runs a sample of the corpus in ``tests/workflows/test_meter_upload_page.py``.
+The bulk readings API takes JSON, not files: its bad values are tested in ``tests/settlement/test_meter_badinput.py``.
 
 For each file: no traceback (the command ends normally or with a ``CommandError`` in words), no HTTP 500, the load's
 status, new and rejected counts and every row error (row = line or IntervalReading, field, message) as the

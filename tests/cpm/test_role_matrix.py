@@ -225,6 +225,8 @@ def _expected_actions(model_admin, role: str) -> set[str]:
             use_case = getattr(model_admin, "write_use_cases", {}).get("delete")
         if use_case and allowed(role, use_case):
             names.add(name)
+        elif use_case is None and getattr(func, "read_only", False):
+            names.add(name)  # a read (CSV export): offered to every role that can see the changelist
     return names
 
 
