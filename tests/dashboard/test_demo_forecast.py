@@ -6,7 +6,6 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
 from django.urls import reverse
 
 from cpm.base import roles
@@ -14,9 +13,6 @@ from events.models import Event
 from tests.factories.enrollments import staff_user
 
 
-@pytest.mark.skipif(connection.vendor == "postgresql", reason=(
-    "the demo's set-up calls aggregator_upsert (select_for_update) outside a transaction on PostgreSQL: "
-    "tests/cpm/test_demo.py fails there the same way (pre-existing)"))
 @pytest.mark.django_db(transaction=True)
 def test_demo_prints_forecast_versus_delivered_and_the_event_page_shows_it(tmp_path, client, settings):
     settings.SECURE_SSL_REDIRECT = False
