@@ -58,7 +58,7 @@ class SettlementBatchAdmin(ChangelistToolsMixin, SettlementReadOnlyAdmin):
                     "items_unchanged", "items_corrected", "items_pending", "items_failed", "job_link", "created_at")
     list_filter = ("kind", "status", "program")
     search_fields = ("event__name", "program__code")
-    list_select_related = ("program", "event", "season", "job")
+    list_select_related = ("program", "event", "event__program", "season", "job")
     date_hierarchy = "created_at"
     readonly_fields = ("progress", "job_link", "error_list")
     exclude = ("errors",)
@@ -127,7 +127,7 @@ class EventSettlementAdmin(LargeTableMixin, SettlementReadOnlyAdmin):
                     "kwh_avoided", "kw_drop_avg", "participation_fraction", "amount", "posted_amount", "revision")
     list_filter = ("status", "measurement_status", "program", "event_day")
     search_fields = ("account__account_number", "service_point__service_point_id", "event__name")
-    list_select_related = ("event", "account", "service_point", "program")
+    list_select_related = ("event", "event__program", "account", "service_point", "program")
     readonly_fields = ("chart", "explanation_text")
     exclude = ("inputs", "components", "explanation")
     inlines = [LineInline]

@@ -210,6 +210,7 @@ class LocalTimeAdminMixin:
         column.short_description = field.verbose_name
         column.admin_order_field = name
         column.__name__ = f"{name}_local"
+        column.source_field = name  # machine-readable exports use the field itself (UTC, ISO 8601)
         return column
 
     def get_list_select_related(self, request):

@@ -61,16 +61,23 @@ def cell(field, value) -> str:
 
 def export_rows(modeladmin, request, queryset):
     """(header, rows) of ``queryset`` in the list's columns as ``request.user`` may see them."""
-    names = [n for n in modeladmin.get_list_display(request) if n != "action_checkbox"]
+    # A local-time column of the list is exported as its field (UTC with offset: a file is read by programs).
+    names = [getattr(n, "source_field", n) for n in modeladmin.get_list_display(request) if n != "action_checkbox"]
     visible = contact_visible(request.user)
     header = [str(label_for_field(n, modeladmin.model, modeladmin)) for n in names]
+    related = modeladmin.list_select_related
+    if isinstance(related, list | tuple) and related:  # the list's joins (names in words, e.g. an event's zone)
+        queryset = queryset.select_related(*related)
+    elif related is True:
+        queryset = queryset.select_related()
     rows = []
     for obj in queryset:
         row = []
         for name in names:
             field, _attr, value = lookup_field(name, obj, modeladmin)
             text = cell(field, value)
-            mask = None if visible else _mask_for(name if field is None else field.name)
+            label = getattr(name, "__name__", str(name)) if field is None else field.name
+            mask = None if visible else _mask_for(label)
             row.append(mask(text) if mask and text else text)
         rows.append(row)
     return header, rows
