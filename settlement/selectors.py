@@ -14,8 +14,9 @@ def batch_list() -> QuerySet[SettlementBatch]:
 def event_settlement_list() -> QuerySet[EventSettlement]:
     # The model's ordering ("-event_day", "event", "id") expands "event" to the event's own ordering: a sort of the
     # whole table through the join with events. Ordering by the event's id keeps events grouped, without the join.
-    return EventSettlement.objects.select_related("event", "program", "account", "service_point", "device",
-                                                  "enrollment").order_by("-event_day", "-event_id", "id")
+    # The event's program too: an event is named in its program's zone.
+    return EventSettlement.objects.select_related("event", "event__program", "program", "account", "service_point",
+                                                  "device", "enrollment").order_by("-event_day", "-event_id", "id")
 
 
 def event_settlement_get(pk: int) -> EventSettlement:
