@@ -25,11 +25,29 @@ def key_words(model, keys: Sequence[str]) -> str:
     return " or ".join([*(str(model._meta.get_field(k).verbose_name) for k in keys), "id"])
 
 
+MAX_ID = 2**63 - 1  # a bigint: a larger "id" names nothing (and must not reach the database)
+MAX_KEY_CHARS = 300
+
+
+def _check_value(model, value, keys: Sequence[str]) -> None:
+    """Refuse what a database cannot be asked: NUL characters, absurdly long text, ids beyond a bigint."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f"Name the {_noun(model)} by its {key_words(model, keys)}.")
+    if isinstance(value, int) and not 0 < value <= MAX_ID:
+        raise ValueError(f"No {_noun(model)} has id {value}.")
+    if isinstance(value, str) and ("\x00" in value or len(value) > MAX_KEY_CHARS):
+        raise ValueError(f"Not a {key_words(model, keys)}: it contains a NUL character or is longer than "
+                         f"{MAX_KEY_CHARS} characters.")
+
+
+def _digits_id(text: str) -> int | None:
+    return int(text) if text.isdigit() and 0 < int(text) <= MAX_ID else None
+
+
 def lookup(queryset, value, keys: Sequence[str]):
     """The row of ``queryset`` named by ``value`` (see the module's doc), or raise ``ValueError`` with a message."""
     model = queryset.model
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise ValueError(f"Name the {_noun(model)} by its {key_words(model, keys)}.")
+    _check_value(model, value, keys)
     if isinstance(value, int):
         found = queryset.filter(pk=value).first()
         if found is None:
@@ -45,8 +63,8 @@ def lookup(queryset, value, keys: Sequence[str]):
             raise ValueError(f"More than one {_noun(model)} has {key_words(model, [key])[:-6]} {text!r}; name it "
                              "by its id.") from None
         return found
-    if text.isdigit():
-        found = queryset.filter(pk=int(text)).first()
+    if _digits_id(text) is not None:
+        found = queryset.filter(pk=_digits_id(text)).first()
         if found is not None:
             return found
     raise ValueError(f"No {_noun(model)} has {key_words(model, keys)} {text!r}.")
@@ -59,14 +77,13 @@ def lookup_many(queryset, values: Sequence, keys: Sequence[str]) -> list:
     ids: set[int] = set()
     texts: set[str] = set()
     for value in values:
-        if isinstance(value, bool) or not isinstance(value, int | str):
-            raise ValueError(f"Name each {_noun(model)} by its {key_words(model, keys)}.")
+        _check_value(model, value, keys)
         if isinstance(value, int):
             ids.add(value)
         else:
             texts.add(value.strip())
-            if value.strip().isdigit():
-                ids.add(int(value.strip()))
+            if _digits_id(value.strip()) is not None:
+                ids.add(_digits_id(value.strip()))
     by_pk = {row.pk: row for row in queryset.filter(pk__in=ids)} if ids else {}
     by_key: dict[tuple[str, str], list] = {}
     if texts:
@@ -90,8 +107,8 @@ def lookup_many(queryset, values: Sequence, keys: Sequence[str]) -> list:
             if rows:
                 found = rows[0]
                 break
-        if found is None and text.isdigit():
-            found = by_pk.get(int(text))
+        if found is None and _digits_id(text) is not None:
+            found = by_pk.get(_digits_id(text))
         out.append(found)
     return out
 

@@ -63,3 +63,13 @@ def test_unknown_api_url_is_json_404(client, settings):
     assert response.status_code == 404
     assert response["Content-Type"] == "application/json"
     assert response.json()["code"] == "not_found"
+
+
+@pytest.mark.parametrize("account", ["DEMO\x00-1", 2**70, "9" * 30, "x" * 400])
+def test_natural_keys_refuse_nul_huge_ids_and_long_text_as_400(admin_client, account):
+    """Found by the API fuzzing: a NUL in a natural key reached PostgreSQL (HTTP 500); an id beyond a bigint too."""
+    response = admin_client.post("/api/v1/enrollments/", {"account": account, "service_point": "SP-1",
+                                                          "program": "nope"}, content_type="application/json")
+    assert response.status_code == 400
+    body = response.json()
+    assert body["code"] == "invalid" and "account" in body
