@@ -38,8 +38,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.conf import settings
-from django.db import models, transaction
-from django.db.models import F
+from django.db import connection, models, transaction
+from django.db.models import Case, F, Q, Value, When
+from django.db.models.functions import Coalesce
 from django.dispatch import Signal
 
 from cpm.models import Job, JobChunk
@@ -116,14 +117,15 @@ def chunk_run(*, chunk_id: int | None, now: Callable[[], dt.datetime], body: Cal
             on_done(result)
         return result
     started = now()
-    claimed = JobChunk.objects.filter(pk=chunk_id, status__in=[CS.PENDING, CS.RUNNING],
-                                      job__status__in=[JS.PENDING, JS.RUNNING]).update(
-        status=CS.RUNNING, attempts=F("attempts") + 1, updated_at=started)
-    if not claimed:
+    claimed = _claim(chunk_id=chunk_id, at=started)
+    if claimed is None:
         return None
-    chunk = JobChunk.objects.select_related("job").get(pk=chunk_id)
-    Job.objects.filter(pk=chunk.job_id, status=JS.PENDING).update(status=JS.RUNNING, started_at=started)
-    Job.objects.filter(pk=chunk.job_id).update(heartbeat_at=started)
+    job_id, index = claimed
+    # The job is running (if it was pending) and alive: one conditional update.
+    Job.objects.filter(pk=job_id).update(
+        heartbeat_at=started,
+        status=Case(When(status=JS.PENDING, then=Value(JS.RUNNING)), default=F("status")),
+        started_at=Coalesce(F("started_at"), Value(started)))
     try:
         with transaction.atomic():
             # The chunk's row lock, held until commit: a second delivery waits here, then finds the chunk done;
@@ -136,9 +138,12 @@ def chunk_run(*, chunk_id: int | None, now: Callable[[], dt.datetime], body: Cal
             if not JobChunk.objects.filter(pk=chunk_id, status=CS.RUNNING).update(status=CS.DONE, updated_at=done,
                                                                                   result=kept):
                 raise _AlreadyDone
-            Job.objects.filter(pk=chunk.job_id).update(chunks_done=F("chunks_done") + 1, heartbeat_at=done)
-            Job.objects.filter(pk=chunk.job_id, status=JS.RUNNING, chunks_done=F("chunks_total")).update(
-                status=JS.COMPLETED, finished_at=done)
+            # The job's counter, and COMPLETED with the last chunk: one conditional update.
+            last = Q(status=JS.RUNNING, chunks_done=F("chunks_total") - 1)
+            Job.objects.filter(pk=job_id).update(
+                chunks_done=F("chunks_done") + 1, heartbeat_at=done,
+                status=Case(When(last, then=Value(JS.COMPLETED)), default=F("status")),
+                finished_at=Case(When(last, then=Value(done)), default=F("finished_at")))
             if on_done is not None:
                 on_done(result)
         return result
@@ -149,8 +154,26 @@ def chunk_run(*, chunk_id: int | None, now: Callable[[], dt.datetime], body: Cal
         log.exception("job chunk %s failed", chunk_id)
         failed_at = now()
         JobChunk.objects.filter(pk=chunk_id).update(status=CS.FAILED, last_error=error, updated_at=failed_at)
-        job_fail(job_id=chunk.job_id, error=f"Chunk {chunk.index} failed: {error}", now=failed_at)
+        job_fail(job_id=job_id, error=f"Chunk {index} failed: {error}", now=failed_at)
         return None
+
+
+def _claim(*, chunk_id: int, at: dt.datetime) -> tuple[int, int] | None:
+    """Claim a chunk for this delivery: RUNNING, one more attempt, ``updated_at`` = ``at``, if it is pending or
+    running and its job has not ended. One ``UPDATE ... RETURNING`` (PostgreSQL and SQLite >= 3.35), committed on
+    its own so that the attempt counts even if the worker dies in the body. Returns ``(job_id, index)``, or None if
+    the chunk is done or failed or its job ended."""
+    quote = connection.ops.quote_name
+    chunk_table, job_table, index_column = quote(JobChunk._meta.db_table), quote(Job._meta.db_table), quote("index")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {chunk_table} SET status = %s, attempts = attempts + 1, updated_at = %s "
+            f"WHERE id = %s AND status IN (%s, %s) "
+            f"AND job_id IN (SELECT id FROM {job_table} WHERE status IN (%s, %s)) RETURNING job_id, {index_column}",
+            [CS.RUNNING.value, connection.ops.adapt_datetimefield_value(at), chunk_id, CS.PENDING.value,
+             CS.RUNNING.value, JS.PENDING.value, JS.RUNNING.value])
+        row = cursor.fetchone()
+    return (row[0], row[1]) if row else None
 
 
 def job_is_completed(job_id: int) -> bool:

@@ -8,7 +8,6 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F
 
 from cpm.base.jobs import job_create, job_enqueue
 from cpm.base.states import transition
@@ -28,15 +27,18 @@ def batch_chunk_done(*, batch_id: int, now: dt.datetime, actor: Any, counts: dic
     Run by ``cpm.base.jobs.chunk_run``'s ``on_done``, in the transaction that marks the job chunk done: a chunk is
     counted exactly once, however often it is delivered. An internal step of a batch already checked when it
     started: no capability check here."""
-    updates: dict[str, Any] = {"chunks_done": F("chunks_done") + 1}
-    for key, value in (counts or {}).items():
-        updates[f"items_{key}"] = F(f"items_{key}") + value
-    with transaction.atomic():
+    # Under the batch's row lock the counters are read and written by one worker at a time: the new values are
+    # computed here and written in one UPDATE (no re-read). No savepoint: it runs inside the chunk's transaction.
+    with transaction.atomic(savepoint=False):
         batch = SettlementBatch.objects.select_for_update().get(pk=batch_id)
+        updates: dict[str, Any] = {"chunks_done": batch.chunks_done + 1}
+        for key, value in (counts or {}).items():
+            updates[f"items_{key}"] = getattr(batch, f"items_{key}") + value
         if errors:
             updates["errors"] = [*batch.errors, *errors][-MAX_ERRORS:]
         SettlementBatch.objects.filter(pk=batch_id).update(**updates)
-        batch.refresh_from_db()
+        for field, value in updates.items():
+            setattr(batch, field, value)
         if batch.chunks_done >= batch.chunks_total and batch.status == BatchStatus.RUNNING:
             final = BatchStatus.COMPLETED_WITH_ERRORS if (batch.errors or batch.items_failed) else BatchStatus.COMPLETED
             transition(obj=batch, to=final, allowed=BATCH_TRANSITIONS, now=now, actor=actor,
