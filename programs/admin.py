@@ -306,7 +306,8 @@ class ProgramAdmin(GuardedModelAdmin):
         ("Events", {"fields": ("event_priority", "declines_events_without_incentive",
                                "device_online_threshold_minutes", "holiday_calendar")}),
         ("Settlement", {"fields": ("settlement_timing", "performance_measurement", "baseline_method",
-                                   "baseline_params", "charges_negative_performance"),
+                                   "baseline_params", "charges_negative_performance",
+                                   "reported_min_completeness_pct"),
                         "classes": ("collapse",)}),
         ("Record", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
     )

@@ -59,7 +59,7 @@ PROGRAM_FIELDS = (
     "requires_approval", "auto_activate", "allows_co_enrollment", "settlement_timing", "performance_measurement",
     "baseline_method", "baseline_params", "holiday_calendar", "device_online_threshold_minutes",
     "charges_negative_performance", "event_priority", "declines_events_without_incentive",
-    "counts_reduction_below_zero_net_load",
+    "counts_reduction_below_zero_net_load", "reported_min_completeness_pct",
 )
 # Fields that change the meaning of stored data once the program has been active.
 FROZEN_AFTER_DRAFT = ("code", "time_zone", "program_type")
