@@ -199,7 +199,7 @@ def _reported_text(reported: dict | None) -> str:
     text = (f"Aggregator-reported kW drop (no meter, no baseline; record version {reported['record_version']} "
             f"of load {reported['load_id']}): {reported['intervals_reported']} of {n_all} intervals of "
             f"{reported['interval_seconds']} s reported, {reported['intervals_missing']} missing (not counted, never "
-            f"zero); {format_quantity(reported['completeness_pct'], '%', places=2, trim=True)} of the counted event "
+            f"zero); {format_quantity(reported['completeness_pct'], places=2, trim=True)}% of the counted event "
             "time reported")
     if reported["hours_not_covered"]:
         text += f" ({format_quantity(reported['hours_not_covered'], 'h', places=4, trim=True)} not in the report)"
