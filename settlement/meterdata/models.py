@@ -112,9 +112,10 @@ class ReportedKwDrop(models.Model):
     actual_start = models.DateTimeField(help_text="UTC start of the first reported interval.")
     actual_end = models.DateTimeField(help_text="UTC end of the last reported interval (exclusive).")
     interval_seconds = models.PositiveIntegerField()
-    max_kw_drop = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True,
+    max_kw_drop = models.DecimalField("max kW drop", max_digits=12, decimal_places=4, null=True, blank=True,
                                       help_text="MaxKwDrop as reported (null = blank).")
-    kw_drop = models.JSONField(default=list, help_text="kW per interval; null = not reported (missing, not zero).")
+    kw_drop = models.JSONField("kW drop", default=list,
+                               help_text="kW per interval; null = not reported (missing, not zero).")
     intervals_reported = models.PositiveIntegerField(default=0)
     intervals_missing = models.PositiveIntegerField(default=0)
     version = models.PositiveIntegerField(default=1)
@@ -125,6 +126,7 @@ class ReportedKwDrop(models.Model):
 
     class Meta:
         app_label = "settlement"
+        verbose_name = "reported kW drop"
         ordering = ["event", "service_point", "version"]
         constraints = [
             models.UniqueConstraint(fields=["event", "service_point"], condition=Q(is_current=True),

@@ -285,3 +285,26 @@ def test_upload_api_takes_a_kw_drop_file(world, admin_api, settings):
     assert body["summary"] == "1 new, 0 unchanged, 0 corrected, 1 rejected"
     assert body["errors"] == [{"row": 3, "field": "MaxKwDrop", "message": "9.00 is not the largest KwDrop value "
                                                                          "(KwDrop1 = 1)"}]
+
+
+def test_admin_lists_reported_records_in_constant_queries(world, admin_client, django_assert_max_num_queries):
+    program, event, sps = world
+    load(kw_drop_file([record(event=event, service_point=sps["SP-1"], values=VALUES)]))
+    with django_assert_max_num_queries(12):
+        small = admin_client.get("/admin/settlement/reportedkwdrop/")
+    assert small.status_code == 200
+    load(kw_drop_file([record(event=event, service_point=sps[code], values=[1.0] * 12)
+                       for code in ("SP-2", "CI-1")]))
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as one:
+        admin_client.get("/admin/settlement/reportedkwdrop/")
+    with CaptureQueriesContext(connection) as two:
+        page = admin_client.get("/admin/settlement/reportedkwdrop/")
+    assert len(one) == len(two)
+    record_pk = ReportedKwDrop.objects.get(service_point=sps["SP-1"]).pk
+    detail = admin_client.get(f"/admin/settlement/reportedkwdrop/{record_pk}/change/").content.decode()
+    assert "2, 2, , 2, 1.5, 1.5, 1.5, 1.5, , , 1, 1" in detail
+    html = page.content.decode()
+    assert html.count('<td class="field-service_point') == 3
