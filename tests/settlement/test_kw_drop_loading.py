@@ -308,3 +308,37 @@ def test_admin_lists_reported_records_in_constant_queries(world, admin_client, d
     assert "2, 2, , 2, 1.5, 1.5, 1.5, 1.5, , , 1, 1" in detail
     html = page.content.decode()
     assert html.count('<td class="field-service_point') == 3
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_identical_kw_drop_loads_at_once_end_as_if_one_after_the_other(world):
+    """Each load locks the rows of the events it names: the second reads what the first committed."""
+    import threading
+
+    from django.db import connection
+
+    program, event, sps = world
+    data = kw_drop_file([record(event=event, service_point=sps[code], values=VALUES)
+                         for code in ("SP-1", "SP-2", "CI-1")])
+    barrier = threading.Barrier(2)
+    results, failures = [], []
+
+    def run():
+        try:
+            barrier.wait()
+            results.append(load(data).summary)
+        except Exception as exc:  # noqa: BLE001 - collected and asserted on below
+            failures.append(repr(exc))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+    assert sorted(results) == ["0 new, 3 unchanged, 0 corrected, 0 rejected",
+                               "3 new, 0 unchanged, 0 corrected, 0 rejected"]
+    assert ReportedKwDrop.objects.count() == 3
