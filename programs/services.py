@@ -184,6 +184,10 @@ def validate_program_values(values: Mapping[str, Any]) -> dict[str, list[str]]:
         errors["baseline_params"] = ["baseline_params must be an object."]
     if values.get("holiday_calendar") is not None and values["holiday_calendar"] not in HolidayCalendar.values:
         errors["holiday_calendar"] = [f"Unknown holiday calendar {values['holiday_calendar']!r}."]
+    pct = values.get("reported_min_completeness_pct")
+    if pct is not None and (isinstance(pct, bool) or not isinstance(pct, int) or not 0 <= pct <= 100):
+        errors["reported_min_completeness_pct"] = [
+            f"reported_min_completeness_pct is a whole percent from 0 to 100, not {pct!r}."]
     return errors
 
 
