@@ -108,8 +108,9 @@ class ProgramForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        if "event_priority" in self.fields:  # left empty: the default priority (0)
-            self.fields["event_priority"].required = False
+        for name in ("event_priority", "reported_min_completeness_pct"):  # left empty: the default (0)
+            if name in self.fields:
+                self.fields[name].required = False
         for name, (choices, help_text) in FIXED_CODE_LISTS.items():
             if name in self.fields:
                 self.fields[name] = _code_list_field(choices, help_text, widget=forms.CheckboxSelectMultiple)
@@ -126,8 +127,9 @@ class ProgramForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
-        if "event_priority" in cleaned and cleaned["event_priority"] is None:
-            cleaned["event_priority"] = 0
+        for name in ("event_priority", "reported_min_completeness_pct"):
+            if name in cleaned and cleaned[name] is None:
+                cleaned[name] = 0
         values = {k: v for k, v in cleaned.items() if k in services.PROGRAM_FIELDS}
         if self.instance.pk and self.instance.status != "draft":
             for field in services.FROZEN_AFTER_DRAFT:
@@ -306,7 +308,8 @@ class ProgramAdmin(GuardedModelAdmin):
         ("Events", {"fields": ("event_priority", "declines_events_without_incentive",
                                "device_online_threshold_minutes", "holiday_calendar")}),
         ("Settlement", {"fields": ("settlement_timing", "performance_measurement", "baseline_method",
-                                   "baseline_params", "charges_negative_performance"),
+                                   "baseline_params", "charges_negative_performance",
+                                   "reported_min_completeness_pct"),
                         "classes": ("collapse",)}),
         ("Record", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
     )

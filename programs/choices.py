@@ -42,6 +42,7 @@ class SettlementTiming(models.TextChoices):
 class PerformanceMeasurement(models.TextChoices):
     METER_BASELINE = "meter_baseline", "Service-point meter against a day-matching baseline"
     DEVICE_TELEMETRY = "device_telemetry", "Metered device output (no load baseline)"
+    AGGREGATOR_REPORTED = "aggregator_reported", "kW drop reported by the aggregator or DERMS (kW-drop files)"
 
 
 class BaselineMethod(models.TextChoices):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.core.validators import MaxValueValidator
 from django.db import models
 from django.db.models import F, Q
 
@@ -61,6 +62,11 @@ class Program(models.Model):
                                          default=SettlementTiming.AFTER_EVENT)
     performance_measurement = models.CharField(max_length=20, choices=PerformanceMeasurement.choices,
                                                default=PerformanceMeasurement.METER_BASELINE)
+    reported_min_completeness_pct = models.PositiveSmallIntegerField(
+        default=0, validators=[MaxValueValidator(100)],
+        help_text="Aggregator-reported measurement: the least share (percent) of a participation's counted event time "
+                  "the reported kW drop must cover, blanks being missing data; below it the participation is not "
+                  "settled (insufficient data). 0 = any reported interval is enough.")
     baseline_method = models.CharField(max_length=20, choices=BaselineMethod.choices,
                                        default=BaselineMethod.CAISO_AUTO)
     baseline_params = models.JSONField(default=dict, blank=True,
@@ -94,6 +100,9 @@ class Program(models.Model):
                 | Q(enrollment_closes_on__gte=F("enrollment_opens_on")),
                 name="program_enrollment_window_ordered"),
             models.CheckConstraint(condition=Q(status__in=ProgramStatus.values), name="program_status_valid"),
+            models.CheckConstraint(condition=Q(reported_min_completeness_pct__lte=100),
+                                   name="program_reported_completeness_pct_range",
+                                   violation_error_message="The reported-data completeness is a percent (0 to 100)."),
         ]
 
     def __str__(self) -> str:

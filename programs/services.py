@@ -59,7 +59,7 @@ PROGRAM_FIELDS = (
     "requires_approval", "auto_activate", "allows_co_enrollment", "settlement_timing", "performance_measurement",
     "baseline_method", "baseline_params", "holiday_calendar", "device_online_threshold_minutes",
     "charges_negative_performance", "event_priority", "declines_events_without_incentive",
-    "counts_reduction_below_zero_net_load",
+    "counts_reduction_below_zero_net_load", "reported_min_completeness_pct",
 )
 # Fields that change the meaning of stored data once the program has been active.
 FROZEN_AFTER_DRAFT = ("code", "time_zone", "program_type")
@@ -184,6 +184,10 @@ def validate_program_values(values: Mapping[str, Any]) -> dict[str, list[str]]:
         errors["baseline_params"] = ["baseline_params must be an object."]
     if values.get("holiday_calendar") is not None and values["holiday_calendar"] not in HolidayCalendar.values:
         errors["holiday_calendar"] = [f"Unknown holiday calendar {values['holiday_calendar']!r}."]
+    pct = values.get("reported_min_completeness_pct")
+    if pct is not None and (isinstance(pct, bool) or not isinstance(pct, int) or not 0 <= pct <= 100):
+        errors["reported_min_completeness_pct"] = [
+            f"reported_min_completeness_pct is a whole percent from 0 to 100, not {pct!r}."]
     return errors
 
 

@@ -14,6 +14,9 @@
 - DEVICE_TELEMETRY programs ("no load baseline", e.g. batteries): kWh avoided = the device's metered discharge
   (device-level interval rows on the RECEIVED channel) in the counted intervals; one query per chunk.
 
+- AGGREGATOR_REPORTED programs (issue 18.5: the device cloud or the utility's DERMS reports the performance, loaded
+  from kW-drop files, ``settlement.meterdata.kwdrop``): no meter, no baseline; see ``_measure_reported``.
+
 Rules of settlement on top of the engine: only intervals that end at or before an opt-out count (the customer's load
 after opting out is held neither against nor for them), so ``kWh avoided`` = sum of the engine's reductions over the
 counted intervals; ``kw_drop_avg`` = kWh avoided / event hours of the whole window (1 h of a 3 h event counts a
@@ -52,7 +55,9 @@ from . import baselines as bl
 OK = "ok"
 INSUFFICIENT_DATA = "insufficient_data"
 METHOD_DEVICE = "device-telemetry"
+METHOD_REPORTED = "aggregator-reported"
 DEVICE_TELEMETRY = "device_telemetry"
+AGGREGATOR_REPORTED = "aggregator_reported"
 GRIDS = (60, 30, 15, 5)
 
 
@@ -93,6 +98,8 @@ class ChunkMeasurement:
     no_reading_days: list[tuple] | None = None
     net: list[tuple[list, list] | None] | None = None
     net_metered: list[bool] | None = None
+    # Aggregator-reported rows: what the report gave (``_measure_reported``), ``None`` for a row without a report.
+    reported: list[dict | None] | None = None
 
     def counted_mask(self) -> np.ndarray:
         """bool ``[n, n_ev]``: the counted intervals."""
@@ -156,6 +163,8 @@ def measure_event(*, event, participations, now: dt.datetime | None = None) -> C
     participations = list(participations)
     if event.program.performance_measurement == DEVICE_TELEMETRY:
         return _measure_devices(event, participations)
+    if event.program.performance_measurement == AGGREGATOR_REPORTED:
+        return _measure_reported(event, participations)
     return _measure_meters(event, participations)
 
 
@@ -396,3 +405,106 @@ def _measure_devices(event, participations) -> ChunkMeasurement:
         baseline_kw=zeros, adjusted_baseline_kw=zeros, actual_kw=values * (60.0 / minutes), reduction_kwh=values,
         counted=counted, kwh_avoided=kwh, kw_drop_avg=kwh / hours if hours else np.zeros(n),
         adjustment=np.full(n, np.nan), cand_days=[], day_reason=None)
+
+
+def _measure_reported(event, participations) -> ChunkMeasurement:
+    """Measurement of an AGGREGATOR_REPORTED program from the current ``ReportedKwDrop`` of each service point
+    (``settlement.meterdata.selectors.reported_kw_drops``, one query).
+
+    Rules (issue 18.5; a blank KwDrop is missing data, never zero):
+
+    - The counted window is the event window up to the opt-out, on the event's grid (``grid_minutes``, as for the
+      other measurements): ``[event start, event start + counted intervals)``. A reported interval counts for the
+      part of it inside that window (an interval reported before the event start, after the end or after the opt-out
+      counts for nothing there).
+    - kWh avoided = sum over the reported (non-blank) intervals of kW x hours inside the counted window. Missing
+      intervals add nothing and are counted (``intervals_missing``), as is the counted time the report does not span
+      at all (``hours_not_covered``).
+    - kW drop max / min: of the reported values of the intervals inside the counted window; ``kw_drop_avg_reported``
+      = kWh avoided / reported hours (the average while reported). The settlement's ``kw_drop_avg`` is that average
+      x counted hours / event hours: the whole window's average, as for the other measurements (1 h of a 3 h event
+      counts a third), without reading missing intervals as zero.
+    - Completeness = reported hours / counted hours. ``Program.reported_min_completeness_pct`` (0 = none): below it
+      the participation is INSUFFICIENT_DATA (pending, no money), as is one with no report, or with no reported
+      value in the counted window. A participation that opted out before its first interval ended is measured at
+      0 kWh, as elsewhere.
+
+    ``actual_kw`` per grid interval = reported kWh / reported hours in it (NaN where nothing was reported),
+    ``reduction_kwh`` = reported kWh in it (NaN where nothing); baselines are 0.
+    """
+    from .meterdata.selectors import reported_kw_drops
+
+    program = event.program
+    minutes = grid_minutes(event.start, event.end, None)
+    step = minutes * 60
+    t0, t_end = event.start.timestamp(), event.end.timestamp()
+    n_ev = int((t_end - t0) // step)
+    starts = [event.start + dt.timedelta(seconds=i * step) for i in range(n_ev)]
+    records = reported_kw_drops(event_id=event.pk, service_point_ids={p.service_point_id for p in participations})
+    n = len(participations)
+    counted = _counted(participations, event, minutes, n_ev)
+    cell_kwh = np.full((n, n_ev), np.nan)
+    cell_hours = np.zeros((n, n_ev))
+    kwh = np.zeros(n)
+    kw_avg = np.zeros(n)
+    ok = np.zeros(n, dtype=bool)
+    detail = [""] * n
+    info: list[dict | None] = [None] * n
+    event_hours = (t_end - t0) / 3600.0
+    need = float(program.reported_min_completeness_pct or 0)
+    for k, p in enumerate(participations):
+        r = records.get(p.service_point_id)
+        if r is None:
+            detail[k] = f"no aggregator-reported kW drop for this service point in event {event.pk}"
+            continue
+        stop = t0 + int(counted[k]) * step
+        first, size = r.actual_start.timestamp(), r.interval_seconds
+        reported_h, total, reported_n, missing_n = 0.0, 0.0, 0, 0
+        values: list[float] = []
+        for i, v in enumerate(r.kw_drop):
+            lo, hi = max(first + i * size, t0), min(first + (i + 1) * size, stop)
+            if hi <= lo:
+                continue
+            if v is None:
+                missing_n += 1
+                continue
+            reported_n += 1
+            values.append(v)
+            reported_h += (hi - lo) / 3600.0
+            total += v * (hi - lo) / 3600.0
+            for c in range(int((lo - t0) // step), min(n_ev, -int(-(hi - t0) // step))):
+                c_lo, c_hi = max(lo, t0 + c * step), min(hi, t0 + (c + 1) * step)
+                if c_hi > c_lo:
+                    hours = (c_hi - c_lo) / 3600.0
+                    cell_kwh[k, c] = (0.0 if np.isnan(cell_kwh[k, c]) else cell_kwh[k, c]) + v * hours
+                    cell_hours[k, c] += hours
+        counted_h = (stop - t0) / 3600.0
+        spanned = max(0.0, min(r.actual_end.timestamp(), stop) - max(first, t0)) / 3600.0
+        completeness = 100.0 * reported_h / counted_h if counted_h else 100.0
+        info[k] = {"record_id": r.pk, "record_version": r.version, "load_id": r.load_id,
+                   "interval_seconds": size, "actual_start": r.actual_start.isoformat(),
+                   "actual_end": r.actual_end.isoformat(), "intervals_reported": reported_n,
+                   "intervals_missing": missing_n, "hours_reported": round(reported_h, 6),
+                   "hours_not_covered": round(max(0.0, counted_h - spanned), 6),
+                   "completeness_pct": round(completeness, 2),
+                   "kw_drop_max": max(values) if values else None, "kw_drop_min": min(values) if values else None,
+                   "kw_drop_avg_reported": round(total / reported_h, 6) if reported_h else None}
+        if counted_h and not reported_n:
+            detail[k] = (f"the aggregator reported no kW drop in the {int(counted[k])} counted intervals of event "
+                         f"{event.pk} ({missing_n} blank: missing data, not zero)")
+        elif counted_h and completeness + 1e-9 < need:
+            detail[k] = (f"the reported kW drop covers {completeness:.1f}% of the counted event time; the program "
+                         f"requires {need:g}%")
+        else:
+            ok[k] = True
+            kwh[k] = total
+            kw_avg[k] = (total / reported_h) * (counted_h / event_hours) if reported_h and event_hours else 0.0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        actual_kw = np.where(cell_hours > 0, cell_kwh / np.where(cell_hours > 0, cell_hours, 1.0), np.nan)
+    zeros = np.zeros((n, n_ev))
+    return ChunkMeasurement(
+        method=METHOD_REPORTED, params=None, interval_minutes=minutes, starts=starts,
+        participation_ids=[p.pk for p in participations], ok=ok, detail=detail, baseline_kw=zeros,
+        adjusted_baseline_kw=zeros, actual_kw=actual_kw, reduction_kwh=cell_kwh, counted=counted,
+        kwh_avoided=kwh, kw_drop_avg=kw_avg, adjustment=np.full(n, np.nan), cand_days=[], day_reason=None,
+        reported=info)

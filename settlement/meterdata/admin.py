@@ -1,5 +1,5 @@
-"""Admin of meter data: load jobs with their counts and row errors, stored interval days (read-only: written by the
-loaders). Registered when ``settlement.admin`` imports this module."""
+"""Admin of meter data: load jobs with their counts and row errors, stored interval days and aggregator-reported kW
+drops (read-only: written by the loaders). Registered when ``settlement.admin`` imports this module."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from cpm.base.admin import LargeTableMixin, ReadOnlyAdmin, admin_now, guarded_ac
 from cpm.base.admin_tools import ChangelistToolsMixin, Tool
 
 from .intervals import decode
-from .models import IntervalDay, MeterDataLoad
+from .models import IntervalDay, MeterDataLoad, ReportedKwDrop
 
 
 @admin.register(MeterDataLoad)
@@ -92,3 +92,24 @@ class IntervalDayAdmin(LargeTableMixin, ReadOnlyAdmin):
     @admin.display(description="values (kWh, blank = missing)")
     def values_kwh(self, obj):
         return ", ".join("" if v != v else f"{v:.3f}" for v in decode(obj.values))
+
+
+@admin.register(ReportedKwDrop)
+class ReportedKwDropAdmin(ReadOnlyAdmin):
+    """kW drop reported by an aggregator or DERMS per event and service point (kW-drop files); corrections are new
+    versions. Blank values are missing data, shown blank."""
+
+    ordering = ("-pk",)
+    list_display = ("event", "service_point", "actual_start", "interval_seconds", "max_kw_drop", "intervals_reported",
+                    "intervals_missing", "version", "is_current", "load")
+    list_filter = ("is_current",)
+    search_fields = ("service_point__service_point_id", "event__name")
+    list_select_related = ("event", "service_point", "load")
+    exclude = ("kw_drop",)
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields if f.name != "kw_drop"] + ["values_kw"]
+
+    @admin.display(description="kW drop per interval (blank = not reported)")
+    def values_kw(self, obj):
+        return ", ".join("" if v is None else f"{v:g}" for v in obj.kw_drop)

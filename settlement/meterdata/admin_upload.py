@@ -1,6 +1,7 @@
-"""The meter-data upload page of the admin (issue 17.4): a CSV or Green Button file sent to ``meter_data_load_submit``
-(use case ``meter_data.load``, Cap.LOAD_METER_DATA) with ``actor=request.user``; then the created load's page, with
-its counts and row errors. A file the upload check or the service refuses is shown with its message, on the form."""
+"""The meter-data upload page of the admin (issue 17.4): a CSV, Green Button or kW-drop file (issue 18.5) sent to
+``meter_data_load_submit`` (use case ``meter_data.load``, Cap.LOAD_METER_DATA) with ``actor=request.user``; then the
+created load's page, with its counts and row errors. A file the upload check or the service refuses is shown with its
+message, on the form."""
 
 from __future__ import annotations
 
@@ -23,9 +24,11 @@ USE_CASE = "meter_data.load"
 
 
 class MeterUploadForm(forms.Form):
-    file = forms.FileField(help_text="A CSV of interval readings (header row first) or a Green Button XML file.")
+    file = forms.FileField(help_text="A CSV of interval readings (header row first), a Green Button XML file or a "
+                                     "kW-drop file of aggregator-reported performance (EventId, ProgramId, SPId, ...).")
     source = forms.ChoiceField(choices=[(MeterDataLoad.Source.CSV, "CSV"),
-                                        (MeterDataLoad.Source.GREEN_BUTTON, "Green Button XML")],
+                                        (MeterDataLoad.Source.GREEN_BUTTON, "Green Button XML"),
+                                        (MeterDataLoad.Source.KW_DROP, "kW-drop file (aggregator / DERMS)")],
                                initial=MeterDataLoad.Source.CSV)
     tz = forms.CharField(label="Time zone", required=False, max_length=64,
                          help_text="IANA zone (e.g. America/Los_Angeles) of CSV times written without an offset.")

@@ -242,7 +242,8 @@ def meter_data_load_submit(*, source: str, now: dt.datetime, content: bytes | No
                            path: str | Path | None = None, file_name: str = "", tz: str | None = None,
                            service_point_id: str | None = None, usage_point: str | None = None, row_offset: int = 0,
                            actor) -> MeterDataLoad:
-    """Create a PENDING load for a file (CSV or Green Button XML) and enqueue its job after commit.
+    """Create a PENDING load for a file (CSV, Green Button XML or a kW-drop file: ``settlement.meterdata.kwdrop``)
+    and enqueue its job after commit.
 
     content: the file's bytes, or path: a file on disk, copied without being read into memory (exactly one).
     The file is spooled under ``MEDIA_ROOT/meterdata/``. ``tz``: zone of CSV times without offset.
@@ -253,8 +254,8 @@ def meter_data_load_submit(*, source: str, now: dt.datetime, content: bytes | No
     if (content is None) == (path is None):
         raise DomainValidationError({"content": ["give either content or path" + (", not both" if content is not None
                                                                                   else "")]})
-    if source not in (Source.CSV, Source.GREEN_BUTTON, Source.API):  # API bulk readings are spooled as CSV
-        raise DomainValidationError({"source": [f"must be csv, green_button or api, not {source!r}"]})
+    if source not in (Source.CSV, Source.GREEN_BUTTON, Source.API, Source.KW_DROP):  # API bulk: spooled as CSV
+        raise DomainValidationError({"source": [f"must be csv, green_button, kw_drop or api, not {source!r}"]})
     if source == Source.GREEN_BUTTON and not service_point_id:
         raise DomainValidationError({"service_point_id": ["is required for a Green Button file"]})
     if tz:
@@ -289,7 +290,8 @@ def meter_data_load_run(*, load_id: int, now: dt.datetime, actor) -> MeterDataLo
     The job step of ``meter_data_load_submit`` (the use case ``meter_data.load``, checked when the load was
     submitted): its task passes a named system actor, recorded on the load's status changes.
 
-    A CSV is streamed from its spooled file like ``meter_csv_load(path=...)``; a Green Button file is read whole.
+    A CSV is streamed from its spooled file like ``meter_csv_load(path=...)``; a Green Button or kW-drop file is read
+    whole.
     """
     try:
         load = MeterDataLoad.objects.get(pk=load_id)
@@ -304,6 +306,15 @@ def meter_data_load_run(*, load_id: int, now: dt.datetime, actor) -> MeterDataLo
         load.refresh_from_db()
         return load
     opts = load.options or {}
+
+    if load.source == Source.KW_DROP:
+        from .kwdrop import apply_records, read_file
+
+        def read_kw_drop(stack: contextlib.ExitStack):
+            errors = _Errors()
+            return read_file(Path(opts["path"]).read_bytes(), errors, limits=limits()), errors
+
+        return _run(load, read_kw_drop, now=now, actor=actor, apply=apply_records)
 
     def work(stack: contextlib.ExitStack):
         if load.source in (Source.CSV, Source.API):
@@ -342,8 +353,10 @@ def meter_data_load_retry(*, load_id: int, now: dt.datetime, actor) -> MeterData
     return load
 
 
-def _run(load: MeterDataLoad, work, *, now: dt.datetime, actor, reraise: bool = False) -> MeterDataLoad:
+def _run(load: MeterDataLoad, work, *, now: dt.datetime, actor, reraise: bool = False,
+         apply=None) -> MeterDataLoad:
     """Run a RUNNING load's ``work(stack) -> (parts, errors)`` and merge, as a job (``cpm.base.jobs.job_run``).
+    ``apply(parts, errors=, load=, now=) -> counts`` stores the parts (default: interval readings, ``_apply``).
 
     One transaction for parsing, resolving and merging: whatever goes wrong writes nothing. A file-level problem
     (``_FILE_PROBLEMS``) fails the load and its job with the message; any other exception fails both with the
@@ -361,7 +374,7 @@ def _run(load: MeterDataLoad, work, *, now: dt.datetime, actor, reraise: bool = 
                 except _FILE_PROBLEMS as exc:
                     problem = exc.message if isinstance(exc, DomainValidationError) else str(exc)
                 else:
-                    counts = _apply(parts, errors=errors, load=load, now=now)
+                    counts = (apply or _apply)(parts, errors=errors, load=load, now=now)
         except Exception as exc:
             raised.append(exc)
             raise

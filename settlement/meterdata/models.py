@@ -6,6 +6,7 @@ from django.db import models
 from django.db.models import Q
 
 from devices.models import Device, ServicePoint
+from events.models import Event
 
 from .choices import Channel
 
@@ -54,7 +55,8 @@ class IntervalDay(models.Model):
 
 
 class MeterDataLoad(models.Model):
-    """A load job of interval data (CSV, Green Button, API) with its counts and per-row errors."""
+    """A load job of interval data (CSV, Green Button, API) or of aggregator-reported kW drops (``KW_DROP``: the
+    counts are of records, one per event and service point) with its counts and per-row errors."""
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -67,6 +69,7 @@ class MeterDataLoad(models.Model):
         CSV = "csv", "CSV"
         GREEN_BUTTON = "green_button", "Green Button XML"
         API = "api", "REST API"
+        KW_DROP = "kw_drop", "kW-drop file (aggregator / DERMS)"
 
     source = models.CharField(max_length=16, choices=Source.choices)
     file_name = models.CharField(max_length=300, blank=True)
@@ -92,3 +95,48 @@ class MeterDataLoad(models.Model):
     def summary(self) -> str:
         return (f"{self.readings_new} new, {self.readings_unchanged} unchanged, {self.readings_corrected} corrected, "
                 f"{self.readings_rejected} rejected")
+
+
+class ReportedKwDrop(models.Model):
+    """The kW drop an aggregator or the utility's DERMS reported for one service point in one event (a record of a
+    kW-drop file, ``settlement.meterdata.kwdrop``): the measurement of AGGREGATOR_REPORTED programs.
+
+    ``kw_drop``: one value per interval of ``interval_seconds`` from ``actual_start`` (UTC) to ``actual_end``, in kW;
+    ``null`` where the device did not report: missing data, never zero. ``max_kw_drop``: the file's MaxKwDrop (null
+    when blank). A corrected file writes a new version and keeps the old row (``is_current=False``); at most one
+    current row per (event, service point); a file repeating the stored record writes nothing.
+    """
+
+    event = models.ForeignKey(Event, on_delete=models.PROTECT, related_name="+")
+    service_point = models.ForeignKey(ServicePoint, on_delete=models.PROTECT, related_name="+")
+    actual_start = models.DateTimeField(help_text="UTC start of the first reported interval.")
+    actual_end = models.DateTimeField(help_text="UTC end of the last reported interval (exclusive).")
+    interval_seconds = models.PositiveIntegerField()
+    max_kw_drop = models.DecimalField("max kW drop", max_digits=12, decimal_places=4, null=True, blank=True,
+                                      help_text="MaxKwDrop as reported (null = blank).")
+    kw_drop = models.JSONField("kW drop", default=list,
+                               help_text="kW per interval; null = not reported (missing, not zero).")
+    intervals_reported = models.PositiveIntegerField(default=0)
+    intervals_missing = models.PositiveIntegerField(default=0)
+    version = models.PositiveIntegerField(default=1)
+    is_current = models.BooleanField(default=True)
+    received_at = models.DateTimeField()
+    load = models.ForeignKey(MeterDataLoad, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    line = models.PositiveIntegerField(default=0, help_text="Line of the record in its file.")
+
+    class Meta:
+        app_label = "settlement"
+        verbose_name = "reported kW drop"
+        ordering = ["event", "service_point", "version"]
+        constraints = [
+            models.UniqueConstraint(fields=["event", "service_point"], condition=Q(is_current=True),
+                                    name="reported_kw_drop_current_unique"),
+            models.UniqueConstraint(fields=["event", "service_point", "version"],
+                                    name="reported_kw_drop_version_unique"),
+            models.CheckConstraint(condition=Q(actual_end__gt=models.F("actual_start")),
+                                   name="reported_kw_drop_end_after_start"),
+            models.CheckConstraint(condition=Q(interval_seconds__gt=0), name="reported_kw_drop_interval_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"kW drop of {self.service_point_id} in event {self.event_id} (v{self.version})"

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from .models import IntervalDay
+from .models import IntervalDay, ReportedKwDrop
 from .series import IntervalSeries
 
 UTC = dt.UTC
@@ -215,3 +215,15 @@ def interval_kw_frame(*, service_point_ids: Sequence[int], tz: str | ZoneInfo, f
     end = dt.datetime.combine(last_day + _DAY, dt.time(0), tzinfo=zone).astimezone(UTC)
     return interval_kwh_matrix(service_point_ids=service_point_ids, start=start, end=end, channel=channel,
                                device_id=device_id, interval_minutes=interval_minutes)
+
+
+def reported_kw_drops(*, event_id: int, service_point_ids: Sequence[int]) -> dict[int, ReportedKwDrop]:
+    """``{service point pk: current ReportedKwDrop}`` of one event for the service points asked for (ids as a range,
+    one query; the others in the range are dropped). A service point without a report is absent."""
+    ids = sorted(service_point_ids)
+    if not ids:
+        return {}
+    wanted = set(ids)
+    return {r.service_point_id: r for r in ReportedKwDrop.objects.filter(
+        event_id=event_id, is_current=True, service_point_id__gte=ids[0], service_point_id__lte=ids[-1]).order_by()
+        if r.service_point_id in wanted}

@@ -2,7 +2,7 @@
 its load jobs live with meter data (``settlement.meterdata.models``, app label ``settlement``, same tables), imported
 here so Django finds them as settlement's models."""
 
-from settlement.meterdata.models import IntervalDay, MeterDataLoad  # noqa: F401
+from settlement.meterdata.models import IntervalDay, MeterDataLoad, ReportedKwDrop  # noqa: F401
 
 from .abnormal import AbnormalDay  # noqa: F401
 from .credits import (  # noqa: F401

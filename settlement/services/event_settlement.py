@@ -191,6 +191,25 @@ def _net_text(net: tuple[list, list], counted: int) -> tuple[str, str]:
     return fragment, text
 
 
+def _reported_text(reported: dict | None) -> str:
+    """Explanation of an aggregator-reported row (``measurement._measure_reported``)."""
+    if reported is None:
+        return "Aggregator-reported kW drop (no meter, no baseline): nothing reported for this service point."
+    n_all = reported["intervals_reported"] + reported["intervals_missing"]
+    text = (f"Aggregator-reported kW drop (no meter, no baseline; record version {reported['record_version']} "
+            f"of load {reported['load_id']}): {reported['intervals_reported']} of {n_all} intervals of "
+            f"{reported['interval_seconds']} s reported, {reported['intervals_missing']} missing (not counted, never "
+            f"zero); {format_quantity(reported['completeness_pct'], places=2, trim=True)}% of the counted event "
+            "time reported")
+    if reported["hours_not_covered"]:
+        text += f" ({format_quantity(reported['hours_not_covered'], 'h', places=4, trim=True)} not in the report)"
+    if reported["kw_drop_max"] is not None:
+        text += (f"; kW drop max {format_quantity(reported['kw_drop_max'], 'kW', places=4, trim=True)}, min "
+                 f"{format_quantity(reported['kw_drop_min'], 'kW', places=4, trim=True)}, average "
+                 f"{format_quantity(reported['kw_drop_avg_reported'], 'kW', places=4, trim=True)} while reported")
+    return text + "."
+
+
 def _settlement_rows(*, event: Event, parts: list[_Part], m: meas.ChunkMeasurement, rules: list[inc.RuleSpec],
                      capacity: dict[int, inc.EnrolledCapacity]) -> list[dict]:
     """Fields of the event settlement of each participation (``parts`` order) from the chunk's measurement and the
@@ -227,6 +246,8 @@ def _settlement_rows(*, event: Event, parts: list[_Part], m: meas.ChunkMeasureme
     interval_kwh: list = []
     if any(r.basis == IncentiveBasis.PRICE_SET for r in rules):
         red = reduction.tolist()
+        if m.method == meas.METHOD_REPORTED:  # an interval nobody reported adds nothing (missing, not zero kWh)
+            red = [[0.0 if v != v else v for v in row] for row in red]
         interval_kwh = [[Decimal(f"{v:.6f}") for v in red[k][:counted[k]]] for k in range(n)]
     outcomes = inc.EventOutcomes(
         kwh_avoided=kwh, fraction=fraction, opted_out=opted_out,
@@ -250,7 +271,8 @@ def _settlement_rows(*, event: Event, parts: list[_Part], m: meas.ChunkMeasureme
     adjustment = adjustment.tolist()
     timing_target = ES.DEFERRED if program.settlement_timing == SettlementTiming.SEASON_END else ES.CALCULATED
     is_device = m.method == meas.METHOD_DEVICE
-    x_of_y = "" if is_device else f"{m.params['x']} of {m.params['y']}"
+    is_reported = m.method == meas.METHOD_REPORTED
+    x_of_y = "" if is_device or is_reported else f"{m.params['x']} of {m.params['y']}"
     out = []
     for k, p in enumerate(parts):
         error = bad[k]
@@ -276,7 +298,10 @@ def _settlement_rows(*, event: Event, parts: list[_Part], m: meas.ChunkMeasureme
             rows = [[None if v != v else v for v in r] for r in rows]
         adj = adjustment[k]
         extra, excluded_text, net_text = "", "", ""
-        if not is_device:
+        reported = m.reported[k] if is_reported and m.reported else None
+        if reported is not None:
+            extra += f'"reported": {_DUMPS(reported)}, '
+        if not (is_device or is_reported):
             pattern = day_index[k]
             listed = day_excluded[pattern]
             row_specific = bool(m.abnormal and m.abnormal[k]) or bool(m.no_reading_days and m.no_reading_days[k])
@@ -310,6 +335,8 @@ def _settlement_rows(*, event: Event, parts: list[_Part], m: meas.ChunkMeasureme
                    MeasurementStatus.OK if ok[k] else MeasurementStatus.INSUFFICIENT_DATA)
         if is_device:
             text = "Device telemetry (no load baseline): kWh avoided = metered device discharge in the event."
+        elif is_reported:
+            text = _reported_text(reported)
         else:
             text = (f"{m.method}: baseline = {x_of_y} similar days ({day_text[day_index[k]]}); day-of "
                     f"adjustment {'none' if adj != adj else format_quantity(adj, places=4, trim=True)}.")

@@ -76,6 +76,9 @@ def test_utility_owned_program_rejected_by_service_and_database(now):
     ({"holiday_calendar": "XX"}, "holiday_calendar", "Unknown holiday calendar"),
     ({"baseline_params": [1]}, "baseline_params", "must be an object"),
     ({"colour": "red"}, "colour", "Unknown field."),
+    ({"reported_min_completeness_pct": 101}, "reported_min_completeness_pct",
+     "a whole percent from 0 to 100, not 101"),
+    ({"reported_min_completeness_pct": -5}, "reported_min_completeness_pct", "not -5"),
 ])
 def test_program_values_refused_per_field(now, changes, field, message):
     with pytest.raises(DomainValidationError) as exc:

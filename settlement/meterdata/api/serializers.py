@@ -25,8 +25,11 @@ class MeterDataLoadSerializer(serializers.ModelSerializer):
 
 class MeterFileUploadSerializer(serializers.Serializer):
     file = serializers.FileField()
-    source = serializers.ChoiceField(choices=[MeterDataLoad.Source.CSV, MeterDataLoad.Source.GREEN_BUTTON],
-                                     default=MeterDataLoad.Source.CSV)
+    source = serializers.ChoiceField(choices=[MeterDataLoad.Source.CSV, MeterDataLoad.Source.GREEN_BUTTON,
+                                              MeterDataLoad.Source.KW_DROP],
+                                     default=MeterDataLoad.Source.CSV,
+                                     help_text="csv (interval readings), green_button, or kw_drop (aggregator-reported "
+                                               "kW drop per event and service point: settlement.meterdata.kwdrop).")
     tz = serializers.CharField(required=False, allow_blank=True,
                                help_text="IANA zone of CSV times given without offset.")
     service_point_id = serializers.CharField(required=False, allow_blank=True,
