@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import cache
+from zoneinfo import available_timezones
 
 from django import forms
 from django.contrib import admin, messages
@@ -85,6 +87,19 @@ def register_known_codes(field: str, source: Callable[[], Iterable[str]]) -> Non
     KNOWN_CODES[field] = source
 
 
+# The zones a utility in North America names first, then every other IANA zone (a select, never typed text).
+COMMON_ZONES = ("America/New_York", "America/Chicago", "America/Denver", "America/Phoenix", "America/Los_Angeles",
+                "America/Anchorage", "Pacific/Honolulu", "America/Toronto", "America/Halifax", "America/Puerto_Rico")
+
+
+@cache
+def time_zone_choices() -> list:
+    """Grouped choices of IANA zones for the program's time zone: the common North American ones first."""
+    others = sorted(z for z in available_timezones() if "/" in z and z not in COMMON_ZONES
+                    and not z.startswith(("Etc/", "SystemV/", "US/")))
+    return [("", "---------"), ("Common", [(z, z) for z in COMMON_ZONES]), ("All zones", [(z, z) for z in others])]
+
+
 def _code_list_field(choices, help_text: str, *, widget) -> forms.MultipleChoiceField:
     return forms.MultipleChoiceField(
         choices=choices, required=False, help_text=help_text, widget=widget,
@@ -108,6 +123,16 @@ class ProgramForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        if "time_zone" in self.fields and not self.fields["time_zone"].disabled:
+            field = self.fields["time_zone"]
+            choices = time_zone_choices()
+            current = getattr(self.instance, "time_zone", "")
+            if current and current not in {v for _, group in choices[1:] for v, _ in group}:
+                choices = [*choices, ("Current", [(current, current)])]
+            self.fields["time_zone"] = forms.ChoiceField(
+                choices=choices, label=field.label, help_text="The IANA zone in which people of the program read and "
+                "type times (event windows, local days, seasons, baselines).",
+                error_messages={"invalid_choice": "%(value)s is not a time zone listed here."})
         if "event_priority" in self.fields:  # left empty: the default priority (0)
             self.fields["event_priority"].required = False
         for name, (choices, help_text) in FIXED_CODE_LISTS.items():
