@@ -100,7 +100,7 @@ def time_zone_choices() -> list:
     return [("", "---------"), ("Common", [(z, z) for z in COMMON_ZONES]), ("All zones", [(z, z) for z in others])]
 
 
-def _code_list_field(choices, help_text: str, *, widget) -> forms.MultipleChoiceField:
+def code_list_field(choices, help_text: str, *, widget) -> forms.MultipleChoiceField:
     return forms.MultipleChoiceField(
         choices=choices, required=False, help_text=help_text, widget=widget,
         error_messages={"invalid_choice": "%(value)s is not one of the values listed here.",
@@ -137,7 +137,7 @@ class ProgramForm(forms.ModelForm):
             self.fields["event_priority"].required = False
         for name, (choices, help_text) in FIXED_CODE_LISTS.items():
             if name in self.fields:
-                self.fields[name] = _code_list_field(choices, help_text, widget=forms.CheckboxSelectMultiple)
+                self.fields[name] = code_list_field(choices, help_text, widget=forms.CheckboxSelectMultiple)
         for name, help_text in NETWORK_CODE_LISTS.items():
             if name not in self.fields:
                 continue
@@ -146,7 +146,7 @@ class ProgramForm(forms.ModelForm):
             choices = [(code, code) for code in sorted(c for c in known if c)]
             if not choices:
                 help_text += " (No code is known yet: none found on service points.)"
-            self.fields[name] = _code_list_field(choices, help_text, widget=forms.CheckboxSelectMultiple)
+            self.fields[name] = code_list_field(choices, help_text, widget=forms.CheckboxSelectMultiple)
             self.fields[name].initial = getattr(self.instance, name, None) or []
 
     def clean(self):
