@@ -38,8 +38,8 @@ def events_chart_svg(rows: list[tuple[str, float | None, float]], *, title: str)
 
 def season_chart_svg(rows: list[tuple[str, float, float | None]], *, title: str) -> str:
     """Horizontal bars of season-to-date use against each limit: (label, used, limit or None), as % of the limit
-    (no limit: drawn at 0 with the raw value in the label)."""
-    if not rows:
+    (no limit: drawn at 0 with the raw value in the label); no chart when no row has a limit."""
+    if not rows or not any(limit for _, _, limit in rows):  # nothing to measure against: the table says it
         return ""
     fig = Figure(figsize=(6.4, 0.5 + 0.45 * len(rows)), dpi=96)
     ax = fig.subplots()

@@ -34,8 +34,8 @@ def dashboard_view(view):
 class ForecastForm(forms.Form):
     program = forms.ModelChoiceField(queryset=Program.objects.exclude(status=ProgramStatus.CLOSED).order_by("name"))
     day = forms.DateField(label="Day (program's local date)", widget=forms.DateInput(attrs={"type": "date"}))
-    start = forms.TimeField(label="Start (local time)", widget=forms.TimeInput(attrs={"type": "time"}))
-    end = forms.TimeField(label="End (local time)", widget=forms.TimeInput(attrs={"type": "time"}))
+    start = forms.TimeField(label="Start (program's local time)", widget=forms.TimeInput(attrs={"type": "time"}))
+    end = forms.TimeField(label="End (program's local time)", widget=forms.TimeInput(attrs={"type": "time"}))
     device_type = forms.ChoiceField(choices=[("", "All device types"), *DeviceType.choices], required=False)
     territory = forms.CharField(required=False, max_length=64, help_text="Service territory code; empty = all.")
 

@@ -88,6 +88,10 @@ def _next_weekday(today: dt.date, ahead: int) -> dt.date:
     return day
 
 
+def _abbr(day: dt.date) -> str:
+    return dt.datetime.combine(day, dt.time(16), tzinfo=LA).strftime("%Z")
+
+
 def _money(text: str) -> list[str]:
     return re.findall(r"\$\d[\d,]*\.\d\d\b", text)
 
@@ -128,6 +132,13 @@ def test_program_administrator_path(live_server, browser, transactional_db, djan
     page.select_option("select[name=incentive_rules-0-kind]", "performance_kwh")
     page.select_option("select[name=incentive_rules-0-basis]", "per_kwh")
     page.fill("input[name=incentive_rules-0-amount]", "1.25")
+    page.locator("#questions-group summary").first.click()
+    page.click("#questions-group .add-row a")
+    page.fill("input[name=questions-0-code]", "owns_home")
+    page.fill("input[name=questions-0-text]", "Do you own the home?")
+    page.select_option("select[name=questions-0-answer_type]", "boolean")
+    page.check("input[name=questions-0-qualifying_answers][value=yes]")
+    assert page.locator("#questions-group textarea[name=questions-0-qualifying_answers]").count() == 0
     _shot(page, "pa-1-program-add-form.png")
     page.click("input[name=_save]")
     assert "was added successfully" in _messages(page), _messages(page) or page.content()[:3000]
@@ -137,6 +148,7 @@ def test_program_administrator_path(live_server, browser, transactional_db, djan
     assert program.seasons.get().name == "Winter peak"
     assert program.participation_rules.get().max_duration_minutes == 240
     assert program.incentive_rules.get().amount == Decimal("1.25")
+    assert list(program.questions.values_list("code", "qualifying_answers")) == [("owns_home", [True])]
     _run_action(page, "action_activate", ["la-peak"])
     assert "Activated 1 program(s)." in _messages(page)
     row = page.locator("#result_list tr", has=page.locator("a:text-is('la-peak')")).inner_text()
@@ -159,11 +171,19 @@ def test_program_administrator_path(live_server, browser, transactional_db, djan
     forecast = page.locator("#forecast-result").inner_text()
     # 7.0 kW enrolled x online rate 2/3 x delivered share 1.0 (no history) = 4.667 kW
     assert forecast == "4.667 kW available", forecast
+    assert page.locator("#forecast-window").inner_text() == (
+        f"LA Peak Rewards, {event_day} 16:00 {_abbr(event_day)} – {event_day} 18:00 {_abbr(event_day)} "
+        "(America/Los_Angeles)")
     card = page.locator(f"#program-{program.pk}").inner_text()
     assert "3 (7.0 kW)" in card and "Active, America/Los_Angeles" in card
     _shot(page, "pa-3-dashboard-forecast.png")
 
     # 3. The event, typed in local wall-clock time (the labels name the zone).
+    page.goto(f"{base}/admin/events/event/add/")  # from the events' list: no program chosen yet
+    form_text = page.locator("#event_form").inner_text()
+    assert "Start (local time in the selected program's zone)" in form_text, form_text[:2000]
+    assert "LA Peak Rewards (America/Los_Angeles)" in page.locator("select[name=program]").inner_text()
+    _shot(page, "pa-4a-event-add-without-program.png")
     page.goto(f"{base}/admin/events/event/add/?program={program.pk}")
     form_text = page.locator("#event_form").inner_text()
     assert "Start (America/Los_Angeles, local time)" in form_text, form_text[:2000]
