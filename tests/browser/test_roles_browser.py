@@ -88,6 +88,12 @@ def _next_weekday(today: dt.date, ahead: int) -> dt.date:
     return day
 
 
+def analyst_chart_x_range(settlement) -> tuple[dt.datetime, dt.datetime]:
+    from settlement.charts import event_settlement_chart_data
+
+    return event_settlement_chart_data(settlement).x_range
+
+
 def _abbr(day: dt.date) -> str:
     return dt.datetime.combine(day, dt.time(16), tzinfo=LA).strftime("%Z")
 
@@ -106,7 +112,8 @@ def test_program_administrator_path(live_server, browser, transactional_db, djan
     now = timezone.now()
     today = now.astimezone(LA).date()
     event_day = _next_weekday(today, 3)
-    page = browser.new_page(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    # A wide screen (the events' list shows its reserved / skipped counts without scrolling sideways).
+    page = browser.new_page(viewport={"width": 1720, "height": 900}, accept_downloads=True)
     base = live_server.url
 
     # 1. The program, through the sectioned add form: selects and ticked values, a season and a rule inline.
@@ -296,7 +303,8 @@ def test_settlement_analyst_path(live_server, browser, settled_season, django_us
     credits and read the file: amounts with currency and two decimals on every page."""
     program, event = settled_season
     _user(django_user_model, "sam", roles.SETTLEMENT_ANALYST)
-    page = browser.new_page(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    # A wide screen: the settlement lists have 13 columns (at 1280 px the amounts are reached by scrolling sideways).
+    page = browser.new_page(viewport={"width": 1720, "height": 900}, accept_downloads=True)
     base = live_server.url
     assert sorted(EventSettlement.objects.values_list("amount", flat=True)) == [Decimal("5.63")] * 2
 
@@ -314,7 +322,10 @@ def test_settlement_analyst_path(live_server, browser, settled_season, django_us
 
     page.goto(f"{base}/admin/settlement/eventsettlement/{EventSettlement.objects.order_by('pk').first().pk}/change/")
     detail = page.locator("#content").inner_text()
-    assert "$5.63" in detail and "4.5" in detail
+    assert "$5.63" in detail and "4.50 kWh" in detail and "1.50 kW" in detail
+    assert "in Heat wave (2026-07-15 16:00 PDT)" in detail and " UTC)" not in detail  # local, labelled
+    assert analyst_chart_x_range(EventSettlement.objects.order_by("pk").first()) == (
+        dt.datetime(2026, 7, 15, 16), dt.datetime(2026, 7, 15, 19))  # the chart covers the whole event window
     _shot(page, "sa-2-event-settlement-detail.png")
 
     page.goto(f"{base}/admin/settlement/settlementbatch/settle-season/")
