@@ -12,7 +12,8 @@ and ``AuditHistoryAdmin``):
 - takes datetimes in forms as local wall-clock times, labelled "Start (America/Los_Angeles, local time)", and
   refuses a time of the spring-forward gap or a repeated autumn time without its offset, in words naming the field;
 - shows decimals by what they are (``cpm.base.money.format_decimal_field``): money with currency and two decimals,
-  kWh and kW with units, other numbers without trailing zeros (``install_decimal_display``).
+  kWh and kW with units, other numbers without trailing zeros, and JSON lists of codes as comma-separated values
+  (``install_decimal_display``).
 """
 
 from __future__ import annotations
@@ -151,9 +152,14 @@ def local_label(label: str, tz: ZoneInfo) -> str:
 # -- readable decimals --------------------------------------------------------------------------------------------
 
 def display_for_field(value, field, empty_value_display, avoid_link=False):
-    """Django's ``display_for_field`` with decimals shown by what they are (money, kWh, kW, shares)."""
+    """Django's ``display_for_field`` with decimals shown by what they are (money, kWh, kW, shares) and a JSON list
+    of plain values (codes: eligible device types, targeted territories) as the values separated by commas, never
+    as JSON text."""
     if isinstance(field, models.DecimalField) and value is not None:
         return format_decimal_field(value, field.name, decimal_places=field.decimal_places)
+    if (isinstance(field, models.JSONField) and isinstance(value, list) and value
+            and all(isinstance(v, str | int | float) and not isinstance(v, bool) for v in value)):
+        return ", ".join(str(v) for v in value)
     return django_display_for_field(value, field, empty_value_display, avoid_link=avoid_link)
 
 

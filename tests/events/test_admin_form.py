@@ -109,3 +109,15 @@ def test_the_add_form_leaves_the_record_fields_to_the_change_page(client_):
     change = client_.get(f"/admin/events/event/{Event.objects.get().pk}/change/").content.decode()
     assert "Settlement handed off at" in change and "Event revisions" in change.replace("EVENT REVISIONS", "Event "
                                                                                         "revisions")
+
+
+def test_a_scheduled_events_targeting_reads_as_values_not_json(client_):
+    from tests.factories.events import EventFactory
+
+    event = EventFactory(status="scheduled", target_device_types=["thermostat", "battery"],
+                         target_territories=["SCE"])
+    html = client_.get(f"/admin/events/event/{event.pk}/change/").content.decode()
+    shown = dict(re.findall(r'field-(target_\w+)">.*?<div class="readonly">(.*?)</div>', html, re.S))
+    assert shown["target_device_types"] == "thermostat, battery" and shown["target_territories"] == "SCE"
+    assert shown["target_feeders"] == "-"
+    assert not any("&quot;" in value or "[" in value for value in shown.values())
