@@ -331,6 +331,7 @@ def test_settlement_analyst_path(live_server, browser, settled_season, django_us
     page.goto(f"{base}/admin/settlement/settlementbatch/settle-season/")
     page.select_option("select[name=program]", str(program.pk))
     page.select_option("select[name=season]", str(program.seasons.get().pk))
+    _shot(page, "sa-2b-settle-season-page.png")
     page.click("#content form input[type=submit], #content form button[type=submit]")
     assert "Season settlement batch" in _messages(page), _messages(page)
     assert CustomerSettlement.objects.count() == 2
