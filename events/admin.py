@@ -6,6 +6,7 @@ read-only."""
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin
 from django.db.models import Count, IntegerField, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
@@ -20,6 +21,8 @@ from cpm.base.admin import (
     guarded_action,
     run_each,
 )
+from programs.admin import KNOWN_CODES, code_list_field
+from programs.choices import DeviceType
 
 from . import services
 from .choices import ReservationDecision
@@ -29,6 +32,47 @@ from .models import DispatchMessage, Event, EventRevision, OptOut, Participation
 class RevisionInline(ReadOnlyInline, admin.TabularInline):
     model = EventRevision
     readonly_fields = ("revision", "changed_at", "changed_by", "reason", "snapshot")
+
+
+# Targeting lists as ticked values listing the allowed codes (never JSON): the network codes known from premises
+# (``programs.admin.KNOWN_CODES``, filled by the devices app) plus the event's own; none ticked = every device.
+TARGET_CODE_LISTS = {
+    "target_territories": ("eligible_territories", "Tick the service territories the event targets; none ticked = "
+                                                   "every territory."),
+    "target_substations": ("eligible_substations", "Tick the substations the event targets; none ticked = every "
+                                                   "substation."),
+    "target_feeders": ("eligible_feeders", "Tick the feeders the event targets; none ticked = every feeder."),
+}
+
+
+class EventForm(forms.ModelForm):
+    """The event form: targeting lists as ticked values, refusals in words."""
+
+    class Meta:
+        model = Event
+        fields = ("program", *services.EDITABLE_FIELDS, "target_devices")  # the admin passes its own list too
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "target_device_types" in self.fields:
+            self.fields["target_device_types"] = code_list_field(
+                DeviceType.choices, "Tick the device types the event targets; none ticked = every device type.",
+                widget=forms.CheckboxSelectMultiple)
+        for name, (known_key, help_text) in TARGET_CODE_LISTS.items():
+            if name not in self.fields:
+                continue
+            known = set(KNOWN_CODES[known_key]()) if known_key in KNOWN_CODES else set()
+            known.update(getattr(self.instance, name, None) or [])
+            choices = [(code, code) for code in sorted(c for c in known if c)]
+            if not choices:
+                help_text += " (No code is known yet: none found on premises.)"
+            self.fields[name] = code_list_field(choices, help_text, widget=forms.CheckboxSelectMultiple)
+            self.fields[name].initial = getattr(self.instance, name, None) or []
+
+
+# Shown once the event exists (the add form asks only for what a person decides).
+RECORD_FIELDS = ("status", "revision", "overrides_rules", "override_reason", "cancel_reason", "reserved_at",
+                 "settlement_handed_off_at", "created_at", "updated_at")
 
 
 @admin.register(Event)
@@ -43,8 +87,16 @@ class EventAdmin(LargeTableMixin, GuardedModelAdmin):
     readonly_fields = ("status", "revision", "overrides_rules", "override_reason", "cancel_reason", "reserved_at",
                        "settlement_handed_off_at", "created_at", "updated_at")
     inlines = [RevisionInline]
+    form = EventForm
     actions = ["schedule", "reserve_again", "dispatch_now", "cancel"]
     write_use_cases = {"add": "event.create", "change": "event.update"}
+
+    def get_fields(self, request, obj=None):
+        fields = super().get_fields(request, obj)
+        return fields if obj is not None else [f for f in fields if f not in RECORD_FIELDS]
+
+    def get_inlines(self, request, obj):
+        return self.inlines if obj is not None else []
 
     def get_queryset(self, request):
         # Correlated subqueries, not a GROUP BY over a join with every reservation: PostgreSQL evaluates them for

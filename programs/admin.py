@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import cache
+from zoneinfo import available_timezones
 
 from django import forms
 from django.contrib import admin, messages
@@ -85,7 +87,20 @@ def register_known_codes(field: str, source: Callable[[], Iterable[str]]) -> Non
     KNOWN_CODES[field] = source
 
 
-def _code_list_field(choices, help_text: str, *, widget) -> forms.MultipleChoiceField:
+# The zones a utility in North America names first, then every other IANA zone (a select, never typed text).
+COMMON_ZONES = ("America/New_York", "America/Chicago", "America/Denver", "America/Phoenix", "America/Los_Angeles",
+                "America/Anchorage", "Pacific/Honolulu", "America/Toronto", "America/Halifax", "America/Puerto_Rico")
+
+
+@cache
+def time_zone_choices() -> list:
+    """Grouped choices of IANA zones for the program's time zone: the common North American ones first."""
+    others = sorted(z for z in available_timezones() if "/" in z and z not in COMMON_ZONES
+                    and not z.startswith(("Etc/", "SystemV/", "US/")))
+    return [("", "---------"), ("Common", [(z, z) for z in COMMON_ZONES]), ("All zones", [(z, z) for z in others])]
+
+
+def code_list_field(choices, help_text: str, *, widget) -> forms.MultipleChoiceField:
     return forms.MultipleChoiceField(
         choices=choices, required=False, help_text=help_text, widget=widget,
         error_messages={"invalid_choice": "%(value)s is not one of the values listed here.",
@@ -108,12 +123,22 @@ class ProgramForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        if "time_zone" in self.fields and not self.fields["time_zone"].disabled:
+            field = self.fields["time_zone"]
+            choices = time_zone_choices()
+            current = getattr(self.instance, "time_zone", "")
+            if current and current not in {v for _, group in choices[1:] for v, _ in group}:
+                choices = [*choices, ("Current", [(current, current)])]
+            self.fields["time_zone"] = forms.ChoiceField(
+                choices=choices, label=field.label, help_text="The IANA zone in which people of the program read and "
+                "type times (event windows, local days, seasons, baselines).",
+                error_messages={"invalid_choice": "%(value)s is not a time zone listed here."})
         for name in ("event_priority", "reported_min_completeness_pct"):  # left empty: the default (0)
             if name in self.fields:
                 self.fields[name].required = False
         for name, (choices, help_text) in FIXED_CODE_LISTS.items():
             if name in self.fields:
-                self.fields[name] = _code_list_field(choices, help_text, widget=forms.CheckboxSelectMultiple)
+                self.fields[name] = code_list_field(choices, help_text, widget=forms.CheckboxSelectMultiple)
         for name, help_text in NETWORK_CODE_LISTS.items():
             if name not in self.fields:
                 continue
@@ -122,7 +147,7 @@ class ProgramForm(forms.ModelForm):
             choices = [(code, code) for code in sorted(c for c in known if c)]
             if not choices:
                 help_text += " (No code is known yet: none found on service points.)"
-            self.fields[name] = _code_list_field(choices, help_text, widget=forms.CheckboxSelectMultiple)
+            self.fields[name] = code_list_field(choices, help_text, widget=forms.CheckboxSelectMultiple)
             self.fields[name].initial = getattr(self.instance, name, None) or []
 
     def clean(self):
@@ -165,8 +190,105 @@ class IncentiveRuleForm(RuleCheckedForm):
         return cleaned
 
 
+def _number(value):
+    """A Decimal bound as JSON: an int when whole, else a float (``rules.check_answers`` reads it back exactly)."""
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
 class QuestionForm(RuleCheckedForm):
+    """A qualification question without JSON: the choices one per line, the qualifying answers ticked from the
+    allowed values (yes / no, or the question's choices), a number question's qualifying range as a minimum and a
+    maximum; stored as ``choices`` (list) and ``qualifying_answers`` (list, or ``{"min", "max"}``) as the services
+    and ``programs.rules.check_answers`` take them. Refusals in words, naming the field."""
+
     pure_validator = staticmethod(rules.validate_question)
+    YES_NO = (("yes", "Yes"), ("no", "No"))
+
+    choices = forms.CharField(
+        required=False, label="Choices", widget=forms.Textarea(attrs={"rows": 3, "cols": 40}),
+        help_text="Choice questions only: one allowed answer per line.")
+    qualifying_answers = forms.MultipleChoiceField(
+        required=False, label="Qualifying answers", widget=forms.CheckboxSelectMultiple,
+        help_text="Tick the answers that qualify: yes / no for a yes / no question, the choices for a choice "
+                  "question (save the choices first to see them here); none ticked = any answer qualifies.",
+        error_messages={"invalid_choice": "%(value)s is not one of the answers listed here."})
+    qualifying_min = forms.DecimalField(required=False, label="Qualifying minimum",
+                                        help_text="Number questions: the lowest answer that qualifies; empty = none.")
+    qualifying_max = forms.DecimalField(required=False, label="Qualifying maximum",
+                                        help_text="Number questions: the highest answer that qualifies; empty = none.")
+
+    class Meta:
+        model = QualificationQuestion
+        fields = ("program", *services.QUESTION_FIELDS)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        instance = self.instance
+        choices = list(instance.choices or []) if isinstance(instance.choices, list) else []
+        qualifying = instance.qualifying_answers
+        if not self.is_bound:
+            self.initial["choices"] = "\n".join(map(str, choices))
+            if isinstance(qualifying, dict):
+                self.initial.setdefault("qualifying_min", qualifying.get("min"))
+                self.initial.setdefault("qualifying_max", qualifying.get("max"))
+                self.initial["qualifying_answers"] = []
+            else:
+                self.initial["qualifying_answers"] = [self._key(v) for v in qualifying or []]
+        offered = [self._key(c) for c in choices]
+        if self.is_bound:  # the choices typed in this very form may be ticked too
+            offered += self._lines(self.data.get(self.add_prefix("choices"), ""))
+        if isinstance(qualifying, list):
+            offered += [self._key(v) for v in qualifying]
+        values = dict(self.YES_NO)
+        for value in offered:
+            values.setdefault(value, value)
+        self.fields["qualifying_answers"].choices = list(values.items())
+
+    @staticmethod
+    def _key(value) -> str:
+        return "yes" if value is True else "no" if value is False else str(value)
+
+    @staticmethod
+    def _lines(text: str) -> list[str]:
+        return [line.strip() for line in str(text or "").splitlines() if line.strip()]
+
+    @property
+    def changed_data(self):
+        """A changed range bound changes ``qualifying_answers`` (what the services store)."""
+        changed = list(super().changed_data)
+        if {"qualifying_min", "qualifying_max"} & set(changed) and "qualifying_answers" not in changed:
+            changed.append("qualifying_answers")
+        return changed
+
+    def clean_choices(self):
+        return self._lines(self.cleaned_data.get("choices"))
+
+    def clean(self):
+        data = self.cleaned_data
+        answer_type = data.get("answer_type")
+        ticked = data.get("qualifying_answers") or []
+        low, high = data.get("qualifying_min"), data.get("qualifying_max")
+        if answer_type == "number":
+            if ticked:
+                self.add_error("qualifying_answers", "A number question qualifies by a range: give a minimum and "
+                                                     "a maximum instead of ticking answers.")
+            if low is not None and high is not None and low > high:
+                self.add_error("qualifying_max", "The maximum must be at least the minimum.")
+            bounds = {k: _number(v) for k, v in (("min", low), ("max", high)) if v is not None}
+            data["qualifying_answers"] = bounds or []
+        else:
+            for name, value in (("qualifying_min", low), ("qualifying_max", high)):
+                if value is not None:
+                    self.add_error(name, "Only a number question has a qualifying range.")
+            if answer_type == "boolean":
+                wrong = [v for v in ticked if v not in ("yes", "no")]
+                if wrong:
+                    self.add_error("qualifying_answers", f"A yes / no question qualifies by yes or no, not "
+                                                         f"{', '.join(wrong)}.")
+                data["qualifying_answers"] = [v == "yes" for v in ticked if v in ("yes", "no")]
+            else:
+                data["qualifying_answers"] = list(ticked)
+        return super().clean()
 
 
 class SeasonFormSet(forms.BaseInlineFormSet):
@@ -254,7 +376,7 @@ class IncentiveRuleInline(ItemInlineMixin, admin.StackedInline):
     autocomplete_fields = ("season", "price_set")
 
 
-class QuestionInline(ItemInlineMixin, admin.TabularInline):
+class QuestionInline(ItemInlineMixin, admin.StackedInline):
     model = QualificationQuestion
     classes = ("collapse",)
     form = QuestionForm

@@ -24,6 +24,7 @@ from cpm.base.admin import (
 )
 from cpm.base.admin_tools import ChangelistToolsMixin, Tool
 from cpm.base.errors import DomainError
+from events.models import Participation
 from settlement.meterdata import admin as meterdata_admin  # noqa: F401  (registers the meter data admin)
 
 from . import selectors, services
@@ -135,6 +136,15 @@ class EventSettlementAdmin(LargeTableMixin, SettlementReadOnlyAdmin):
 
     def get_queryset(self, request):
         return selectors.event_settlement_list()
+
+    def get_object(self, request, object_id, from_field=None):
+        """One settlement with its participation's event and program (the participation is named in the program's
+        zone, not in UTC)."""
+        obj = super().get_object(request, object_id, from_field)
+        if obj is not None and obj.participation_id:
+            obj.participation = (Participation.objects.select_related("event__program", "device", "service_point")
+                                 .get(pk=obj.participation_id))
+        return obj
 
     def get_readonly_fields(self, request, obj=None):
         return ["chart", "explanation_text"] + [f.name for f in self.model._meta.fields

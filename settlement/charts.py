@@ -1,52 +1,138 @@
-"""Server-rendered charts (matplotlib SVG, no scripts, no CDN) for event settlements."""
+"""Server-rendered charts (matplotlib SVG, no scripts, no CDN) for event settlements.
+
+What is drawn is computed first (``event_settlement_chart_data``, plain values a test can read), then rendered
+(``render_step_chart``, shared with the dashboard's event page):
+
+- intervals are half-open ``[start, end)``: each series is drawn as steps over the interval EDGES, so the last
+  interval is drawn up to its end (the event's end for an event-window settlement), never one interval short;
+- device telemetry ("no load baseline", e.g. home batteries, ``measurement.METHOD_DEVICE``): the stored actual kW
+  is the device's discharge and its baseline 0; it is drawn as the device's output against its own baseline (idle,
+  0 kW), discharge below it (negative kW), so the drop from the baseline is the kW delivered, as for a meter's
+  load, and never as a load rising above a zero baseline.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import io
+from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
+from matplotlib.dates import DateFormatter
 from matplotlib.figure import Figure
 
+METHOD_DEVICE = "device-telemetry"  # ``settlement.measurement.METHOD_DEVICE`` (its inputs' "method")
+DEVICE_BASELINE = "Device baseline (idle, 0 kW)"
+DEVICE_OUTPUT = "Device output (discharge below 0 kW)"
+STYLES = {"Baseline": ("#888888", "--"), "Adjusted baseline": ("#1f77b4", "-"), "Actual": ("#d62728", "-"),
+          DEVICE_BASELINE: ("#1f77b4", "--"), DEVICE_OUTPUT: ("#2ca02c", "-")}
 
-def event_settlement_chart_svg(settlement) -> str:
-    """An SVG of baseline, adjusted baseline and actual kW over the local event day, the event window shaded.
 
-    Reads ``settlement.inputs`` (as written by ``services._settlement_record``); returns ``""`` when there are none.
-    Hours on the x axis are local wall-clock hours in the program's zone.
-    """
+@dataclass
+class StepChart:
+    """A step chart over interval edges: ``edges`` are ``n + 1`` local wall-clock times (naive, in ``zone``) of
+    ``n`` half-open intervals; each series has ``n`` values (``None`` = unknown) drawn from ``edges[i]`` to
+    ``edges[i + 1]``. ``window``: the event's local start and end (shaded); ``counted``: the local span of the
+    intervals that count (shaded), or None."""
+
+    title: str
+    zone: str
+    edges: list[dt.datetime]
+    series: dict[str, list[float | None]]
+    window: tuple[dt.datetime, dt.datetime]
+    ylabel: str = "kW"
+    counted: tuple[dt.datetime, dt.datetime] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def x_range(self) -> tuple[dt.datetime, dt.datetime]:
+        return self.edges[0], self.edges[-1]
+
+
+def local_edges(first: dt.datetime, minutes: int, n: int, tz: ZoneInfo) -> list[dt.datetime]:
+    """``n + 1`` interval edges from the UTC instant ``first`` every ``minutes``, as naive local wall-clock times
+    (a DST change shows as the clock shows it)."""
+    return [(first + dt.timedelta(minutes=minutes * i)).astimezone(tz).replace(tzinfo=None) for i in range(n + 1)]
+
+
+def device_series(actual_kw: list[float | None]) -> dict[str, list[float | None]]:
+    """Device telemetry drawn against the device's own baseline: 0 kW idle, discharge as negative kW."""
+    return {DEVICE_BASELINE: [0.0] * len(actual_kw),
+            DEVICE_OUTPUT: [None if v is None else (-float(v) if v else 0.0) for v in actual_kw]}
+
+
+def event_settlement_chart_data(settlement) -> StepChart | None:
+    """What the settlement's chart draws, from ``settlement.inputs`` (as written by
+    ``services._settlement_record``: ``start`` or ``day_start`` (UTC ISO), ``interval_minutes``, ``baseline_kw``,
+    ``adjusted_baseline_kw``, ``actual_kw``, ``participated`` [first, count], ``method``). None without inputs."""
     inputs = settlement.inputs or {}
     first_start = inputs.get("start") or inputs.get("day_start")  # event-window values (engine), or a whole day
-    if not first_start or not inputs.get("actual_kw"):
-        return ""
+    actual = inputs.get("actual_kw")
+    if not first_start or not actual:
+        return None
     tz = ZoneInfo(settlement.program.time_zone)
     minutes = inputs["interval_minutes"]
-    start = dt.datetime.fromisoformat(first_start)
-    n = len(inputs["actual_kw"])
-    x = [(start + dt.timedelta(minutes=minutes * i)).astimezone(tz).replace(tzinfo=None) for i in range(n)]
+    n = len(actual)
+    edges = local_edges(dt.datetime.fromisoformat(first_start), minutes, n, tz)
+    event = settlement.event
+    window = (event.start.astimezone(tz).replace(tzinfo=None), event.end.astimezone(tz).replace(tzinfo=None))
+    if inputs.get("method") == METHOD_DEVICE:
+        series, ylabel = device_series(actual), "kW (device output; discharge < 0)"
+    else:
+        series = {label: [None if v is None else float(v) for v in inputs.get(key) or [None] * n]
+                  for label, key in (("Baseline", "baseline_kw"), ("Adjusted baseline", "adjusted_baseline_kw"),
+                                     ("Actual", "actual_kw"))}
+        ylabel = "kW"
+    first, count = (inputs.get("participated") or [0, 0])[:2]
+    counted = (edges[first], edges[min(first + count, n)]) if count else None
+    return StepChart(title=f"{event.name}: {settlement.event_day} ({settlement.program.time_zone})",
+                     zone=settlement.program.time_zone, edges=edges, series=series, window=window, ylabel=ylabel,
+                     counted=counted)
 
-    def series(key):
-        return [float("nan") if v is None else v for v in inputs.get(key, [])]
 
-    fig = Figure(figsize=(8, 3.2), dpi=96)
+def step_chart_figure(chart: StepChart, *, figsize=(8, 3.4)) -> Figure:
+    """The matplotlib figure of a ``StepChart``: each series as post-steps over its edges (the last value repeated
+    at the last edge so the final interval is drawn to its end), the event window shaded, the legend outside the
+    plot, hours as local ``HH:MM`` (the day and zone in the title and axis label)."""
+    fig = Figure(figsize=figsize, dpi=96)
     ax = fig.subplots()
-    ax.step(x, series("baseline_kw"), where="post", label="Baseline", color="#888888", linestyle="--")
-    ax.step(x, series("adjusted_baseline_kw"), where="post", label="Adjusted baseline", color="#1f77b4")
-    ax.step(x, series("actual_kw"), where="post", label="Actual", color="#d62728")
-    first, count = inputs.get("participated", [0, 0])
-    ev_start = settlement.event.start.astimezone(tz).replace(tzinfo=None)
-    ev_end = settlement.event.end.astimezone(tz).replace(tzinfo=None)
-    ax.axvspan(ev_start, ev_end, color="#ffdd57", alpha=0.3, label="Event window")
-    if count:
-        ax.axvspan(x[first], x[min(first + count, n - 1)] if first + count < n else ev_end, color="#2ca02c",
-                   alpha=0.12, label="Counted intervals")
-    ax.set_ylabel("kW")
-    ax.set_title(f"{settlement.event.name}: {settlement.event_day} ({settlement.program.time_zone})", fontsize=9)
-    ax.legend(fontsize=7, loc="upper left")
+    lows, highs = [0.0], [0.0]
+    for label, values in chart.series.items():
+        ys = [float("nan") if v is None else v for v in values]
+        known = [v for v in values if v is not None]
+        lows.append(min(known, default=0.0))
+        highs.append(max(known, default=0.0))
+        color, style = STYLES.get(label, ("#000000", "-"))
+        ax.step(chart.edges, [*ys, ys[-1]], where="post", label=label, color=color, linestyle=style)
+    ax.axvspan(*chart.window, color="#ffdd57", alpha=0.3, label="Event window")
+    if chart.counted:
+        ax.axvspan(*chart.counted, color="#2ca02c", alpha=0.12, label="Counted intervals")
+    span = (max(highs) - min(lows)) or 1.0
+    ax.set_ylim(min(lows) - 0.1 * span if min(lows) < 0 else 0, max(highs) + 0.1 * span if max(highs) > 0 else 0.5)
+    ax.axhline(0, color="#444444", linewidth=0.6)
+    ax.set_xlim(chart.edges[0], chart.edges[-1])
+    ax.xaxis.set_major_formatter(DateFormatter("%H:%M"))
+    ax.set_ylabel(chart.ylabel, fontsize=8)
+    ax.set_xlabel(f"Local time ({chart.zone})", fontsize=8)
+    ax.set_title(chart.title, fontsize=9)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     ax.tick_params(labelsize=7)
-    fig.autofmt_xdate()
     fig.tight_layout()
+    return fig
+
+
+def render_step_chart(chart: StepChart) -> str:
+    """The SVG (``<svg ...>``, no XML prologue, no date metadata) of ``step_chart_figure(chart)``."""
+    fig = step_chart_figure(chart)
     buf = io.StringIO()
     fig.savefig(buf, format="svg", metadata={"Date": None})
     svg = buf.getvalue()
     return svg[svg.index("<svg"):]
+
+
+def event_settlement_chart_svg(settlement) -> str:
+    """An SVG of baseline, adjusted baseline and actual kW (device telemetry: the device's output against its own
+    baseline) over the settlement's intervals, the event window and the counted intervals shaded; ``""`` when there
+    are no inputs. Hours on the x axis are local wall-clock hours in the program's zone."""
+    chart = event_settlement_chart_data(settlement)
+    return render_step_chart(chart) if chart else ""

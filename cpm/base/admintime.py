@@ -12,7 +12,8 @@ and ``AuditHistoryAdmin``):
 - takes datetimes in forms as local wall-clock times, labelled "Start (America/Los_Angeles, local time)", and
   refuses a time of the spring-forward gap or a repeated autumn time without its offset, in words naming the field;
 - shows decimals by what they are (``cpm.base.money.format_decimal_field``): money with currency and two decimals,
-  kWh and kW with units, other numbers without trailing zeros (``install_decimal_display``).
+  kWh and kW with units, other numbers without trailing zeros, and JSON lists of codes as comma-separated values
+  (``install_decimal_display``).
 """
 
 from __future__ import annotations
@@ -151,9 +152,14 @@ def local_label(label: str, tz: ZoneInfo) -> str:
 # -- readable decimals --------------------------------------------------------------------------------------------
 
 def display_for_field(value, field, empty_value_display, avoid_link=False):
-    """Django's ``display_for_field`` with decimals shown by what they are (money, kWh, kW, shares)."""
+    """Django's ``display_for_field`` with decimals shown by what they are (money, kWh, kW, shares) and a JSON list
+    of plain values (codes: eligible device types, targeted territories) as the values separated by commas, never
+    as JSON text."""
     if isinstance(field, models.DecimalField) and value is not None:
         return format_decimal_field(value, field.name, decimal_places=field.decimal_places)
+    if (isinstance(field, models.JSONField) and isinstance(value, list) and value
+            and all(isinstance(v, str | int | float) and not isinstance(v, bool) for v in value)):
+        return ", ".join(str(v) for v in value)
     return django_display_for_field(value, field, empty_value_display, avoid_link=avoid_link)
 
 
@@ -249,13 +255,15 @@ class LocalTimeAdminMixin:
 
     def _zone_for_add(self, request) -> ZoneInfo:
         """The zone of a new object: the program picked in the form (posted, or ``?program=`` in the URL) when the
-        model links to one; otherwise the display zone."""
+        model links to one; otherwise the display zone. When the model links to a program and none is picked yet,
+        ``request.cpm_zone_from_choice`` names the form field whose choice decides the zone (the labels say so)."""
         path = self._zone_path()
         first, _, rest = path.partition("__")
         if not rest:
             return display_zone()
         pk = request.POST.get(first) or request.GET.get(first)
         if not pk:
+            request.cpm_zone_from_choice = first
             return display_zone()
         try:
             field = self.model._meta.get_field(first)
@@ -272,13 +280,28 @@ class LocalTimeAdminMixin:
             request, object_id, form_url, extra_context))
 
     def formfield_for_dbfield(self, db_field, request, **kwargs):
+        chooser = getattr(request, "cpm_zone_from_choice", None) if request is not None else None
         if isinstance(db_field, models.DateTimeField) and db_field.editable:
             tz = getattr(request, "cpm_local_zone", None) or display_zone()
             label = str(db_field.verbose_name)
             label = label[:1].upper() + label[1:]
             help_text = str(db_field.help_text or "")
-            if "UTC" in help_text or not help_text:
-                help_text = f"Local wall-clock time in {tz.key} (stored in UTC)."
+            if chooser:
+                # No program picked yet: the typed time is read in the zone of the program picked in this form.
+                fk = self.model._meta.get_field(chooser)
+                whose = "program" if self._zone_path() == f"{chooser}__time_zone" else f"{fk.verbose_name}'s program"
+                fallback = f"; {tz.key} when none is selected" if fk.null else ""
+                label = f"{label} (local time in the selected {whose}'s zone{fallback})"
+                help_text = (f"Type the wall-clock time of the selected {whose}'s time zone (shown next to each "
+                             f"{fk.verbose_name} in its list); stored in UTC.")
+            else:
+                label = local_label(label, tz)
+                if "UTC" in help_text or not help_text:
+                    help_text = f"Local wall-clock time in {tz.key} (stored in UTC)."
             return db_field.formfield(form_class=LocalSplitDateTimeField, widget=LocalSplitDateTimeWidget,
-                                      label=local_label(label, tz), help_text=help_text, **kwargs)
-        return super().formfield_for_dbfield(db_field, request, **kwargs)
+                                      label=label, help_text=help_text, **kwargs)
+        formfield = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if chooser and db_field.name == chooser and self._zone_path() == f"{chooser}__time_zone" and formfield:
+            # The zone each program's times are typed in, next to its name.
+            formfield.label_from_instance = lambda obj: f"{obj} ({obj.time_zone})"
+        return formfield

@@ -182,6 +182,14 @@ def unenroll(request, customer_id: int, enrollment_id: int):
         done=f"Unenrolled from {enrollment.program.name}.", refused="Not unenrolled")
 
 
+def local_window(start, end) -> str:
+    """An event window in local time, labelled: "2026-07-15 16:00 – 19:00 PDT" within a day and one zone
+    abbreviation; both dates (and abbreviations) when it crosses midnight or a DST change."""
+    if start.date() == end.date() and start.tzname() == end.tzname():
+        return f"{start:%Y-%m-%d %H:%M} – {end:%H:%M %Z}"
+    return f"{start:%Y-%m-%d %H:%M %Z} – {end:%Y-%m-%d %H:%M %Z}"
+
+
 @csr_action(OPT_OUT)
 def opt_out(request, customer_id: int, participation_id: int):
     """Opt a device out of an upcoming event for the customer (cut-off and allowance enforced by the service)."""
@@ -190,7 +198,7 @@ def opt_out(request, customer_id: int, participation_id: int):
     if not _confirmed(request):
         event, tz = participation.event, participation.event.program.time_zone
         start, end = participation.start.astimezone(zone(tz)), participation.end.astimezone(zone(tz))
-        window = f"{start:%Y-%m-%d %H:%M} – {end:%H:%M %Z}"
+        window = local_window(start, end)
         return _confirm(
             request, customer_id, title="Confirm opt-out",
             question=f"Opt {participation.device or 'the service point'} out of {event.name} ({window})?",

@@ -8,6 +8,8 @@ from zoneinfo import ZoneInfo
 
 from matplotlib.figure import Figure
 
+from settlement.charts import StepChart, device_series, render_step_chart
+
 
 def _svg(fig: Figure) -> str:
     fig.tight_layout()
@@ -36,8 +38,8 @@ def events_chart_svg(rows: list[tuple[str, float | None, float]], *, title: str)
 
 def season_chart_svg(rows: list[tuple[str, float, float | None]], *, title: str) -> str:
     """Horizontal bars of season-to-date use against each limit: (label, used, limit or None), as % of the limit
-    (no limit: drawn at 0 with the raw value in the label)."""
-    if not rows:
+    (no limit: drawn at 0 with the raw value in the label); no chart when no row has a limit."""
+    if not rows or not any(limit for _, _, limit in rows):  # nothing to measure against: the table says it
         return ""
     fig = Figure(figsize=(6.4, 0.5 + 0.45 * len(rows)), dpi=96)
     ax = fig.subplots()
@@ -54,27 +56,33 @@ def season_chart_svg(rows: list[tuple[str, float, float | None]], *, title: str)
     return _svg(fig)
 
 
-def fleet_chart_svg(starts: list[dt.datetime], series: dict[str, list[float | None]], *, tz: ZoneInfo,
-                    window: tuple[dt.datetime, dt.datetime], title: str) -> str:
-    """Fleet baseline / adjusted baseline / actual kW per interval (local wall-clock hours), the event window
-    shaded; the last interval is drawn to its end (``window[1]`` when it is the last)."""
+def fleet_chart_data(starts: list[dt.datetime], series: dict[str, list[float | None]], *, tz: ZoneInfo,
+                     window: tuple[dt.datetime, dt.datetime], title: str, device_telemetry: bool = False,
+                     interval_minutes: int | None = None) -> StepChart | None:
+    """What the event page's fleet chart draws: the summed series over the intervals starting at ``starts`` (UTC,
+    half-open, ``interval_minutes`` long: by default the gap between the first two, else 60), drawn to the end edge
+    of the last interval and at least to the event's end (``window[1]``). ``device_telemetry``: the fleet's device
+    output against its own baseline (discharge below 0 kW, ``settlement.charts.device_series``). None without
+    intervals."""
     if not starts:
-        return ""
-    x = [s.astimezone(tz).replace(tzinfo=None) for s in starts]
-    end = max(window[1], starts[-1] + (starts[-1] - starts[-2] if len(starts) > 1 else dt.timedelta(hours=1)))
-    x_end = [*x, end.astimezone(tz).replace(tzinfo=None)]
-    fig = Figure(figsize=(8, 3.2), dpi=96)
-    ax = fig.subplots()
-    styles = {"Baseline": ("#888888", "--"), "Adjusted baseline": ("#1f77b4", "-"), "Actual": ("#d62728", "-")}
-    for label, values in series.items():
-        ys = [float("nan") if v is None else v for v in values]
-        color, style = styles.get(label, ("#000000", "-"))
-        ax.step(x_end, [*ys, ys[-1]], where="post", label=label, color=color, linestyle=style)
-    ax.axvspan(window[0].astimezone(tz).replace(tzinfo=None), window[1].astimezone(tz).replace(tzinfo=None),
-               color="#ffdd57", alpha=0.3, label="Event window")
-    ax.set_ylabel("kW (fleet)")
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7, loc="upper left")
-    ax.tick_params(labelsize=7)
-    fig.autofmt_xdate()
-    return _svg(fig)
+        return None
+    step = dt.timedelta(minutes=interval_minutes) if interval_minutes else (
+        starts[1] - starts[0] if len(starts) > 1 else dt.timedelta(hours=1))
+    end = max(window[1], starts[-1] + step)
+    local = [s.astimezone(tz).replace(tzinfo=None) for s in starts]
+    edges = [*local, end.astimezone(tz).replace(tzinfo=None)]
+    values = dict(series)
+    if device_telemetry:
+        values = device_series(series.get("Actual") or [None] * len(starts))
+    return StepChart(title=title, zone=tz.key, edges=edges, series=values,
+                     window=(window[0].astimezone(tz).replace(tzinfo=None),
+                             window[1].astimezone(tz).replace(tzinfo=None)),
+                     ylabel="kW (fleet device output; discharge < 0)" if device_telemetry else "kW (fleet)")
+
+
+def fleet_chart_svg(starts: list[dt.datetime], series: dict[str, list[float | None]], *, tz: ZoneInfo,
+                    window: tuple[dt.datetime, dt.datetime], title: str, device_telemetry: bool = False) -> str:
+    """Fleet baseline / adjusted baseline / actual kW per interval (local wall-clock hours), the event window
+    shaded; the last interval is drawn to its end (``fleet_chart_data``)."""
+    chart = fleet_chart_data(starts, series, tz=tz, window=window, title=title, device_telemetry=device_telemetry)
+    return render_step_chart(chart) if chart else ""

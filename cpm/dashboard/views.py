@@ -20,6 +20,7 @@ from events.models import Event
 from programs.choices import ProgramStatus
 from programs.models import Program
 from settlement.forecast import available_kw_forecast
+from settlement.measurement import DEVICE_TELEMETRY
 
 from . import charts, selectors
 
@@ -33,8 +34,8 @@ def dashboard_view(view):
 class ForecastForm(forms.Form):
     program = forms.ModelChoiceField(queryset=Program.objects.exclude(status=ProgramStatus.CLOSED).order_by("name"))
     day = forms.DateField(label="Day (program's local date)", widget=forms.DateInput(attrs={"type": "date"}))
-    start = forms.TimeField(label="Start (local time)", widget=forms.TimeInput(attrs={"type": "time"}))
-    end = forms.TimeField(label="End (local time)", widget=forms.TimeInput(attrs={"type": "time"}))
+    start = forms.TimeField(label="Start (program's local time)", widget=forms.TimeInput(attrs={"type": "time"}))
+    end = forms.TimeField(label="End (program's local time)", widget=forms.TimeInput(attrs={"type": "time"}))
     device_type = forms.ChoiceField(choices=[("", "All device types"), *DeviceType.choices], required=False)
     territory = forms.CharField(required=False, max_length=64, help_text="Service territory code; empty = all.")
 
@@ -92,8 +93,11 @@ def event_detail(request, event_id: int):
         raise Http404("No such event") from exc
     event = page.event
     tz = zone(event.program.time_zone)
-    chart = charts.fleet_chart_svg(page.interval_starts, page.fleet, tz=tz, window=(event.start, event.end),
-                                   title=f"{event.name}: fleet baseline vs actual ({event.program.time_zone})")
+    device = event.program.performance_measurement == DEVICE_TELEMETRY
+    chart = charts.fleet_chart_svg(
+        page.interval_starts, page.fleet, tz=tz, window=(event.start, event.end), device_telemetry=device,
+        title=(f"{event.name}: fleet device output vs its baseline" if device else
+               f"{event.name}: fleet baseline vs actual") + f", {event.start.astimezone(tz):%Y-%m-%d}")
     return render(request, "dashboard/event.html", {
         **admin.site.each_context(request), "title": f"Event: {event.name}", "page": page, "event": event,
         "chart": chart, "tz": event.program.time_zone})

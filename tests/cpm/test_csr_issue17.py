@@ -223,3 +223,17 @@ def test_first_name_and_city_probes_are_indexed(customer):
             cursor.execute(f"EXPLAIN {sql}", params)
             plan = "\n".join(row[0] for row in cursor.fetchall())
             assert index in plan, plan
+
+
+@pytest.mark.parametrize(("start", "end", "shown"), [
+    ((2026, 7, 15, 16), (2026, 7, 15, 19), "2026-07-15 16:00 – 19:00 PDT"),
+    ((2026, 12, 7, 22), (2026, 12, 8, 0), "2026-12-07 22:00 PST – 2026-12-08 00:00 PST"),  # crosses midnight
+    ((2026, 11, 1, 0), (2026, 11, 1, 3), "2026-11-01 00:00 PDT – 2026-11-01 03:00 PST"),  # clocks go back
+])
+def test_the_opt_out_confirmation_names_the_window_unambiguously(start, end, shown):
+    from zoneinfo import ZoneInfo
+
+    from cpm.csr.views import local_window
+
+    la = ZoneInfo("America/Los_Angeles")
+    assert local_window(dt.datetime(*start, tzinfo=la), dt.datetime(*end, tzinfo=la)) == shown

@@ -64,8 +64,8 @@ def _post_event(client, program, start: tuple[str, str], end: tuple[str, str], n
     return client.post("/admin/events/event/add/", {
         "program": program.pk, "name": name, "category": "economic", "direction": "reduce",
         "start_0": start[0], "start_1": start[1], "end_0": end[0], "end_1": end[1],
-        "notification_at_0": start[0], "notification_at_1": "00:00", "target_territories": "[]",
-        "target_substations": "[]", "target_feeders": "[]", "target_device_types": "[]",
+        "notification_at_0": start[0], "notification_at_1": "00:00",
+        # targeting lists are ticked values (issue 17): none ticked = every device
         "revisions-TOTAL_FORMS": "0", "revisions-INITIAL_FORMS": "0"})
 
 

@@ -208,8 +208,8 @@ def test_admin_event_add_goes_through_the_service(client, world):
     r = c.post("/admin/events/event/add/", {
         "program": world["program"].pk, "name": "Admin heat", "category": "economic", "direction": "reduce",
         "start_0": "2026-07-21", "start_1": "22:00:00", "end_0": "2026-07-21", "end_1": "23:00:00",
-        "notification_at_0": "2026-07-21", "notification_at_1": "20:00:00", "target_territories": "[]",
-        "target_substations": "[]", "target_feeders": "[]", "target_device_types": "[]",
+        "notification_at_0": "2026-07-21", "notification_at_1": "20:00:00",
+        # targeting lists are ticked values (issue 17): none ticked = every device
         "target_devices": str(device.pk), "target_kw": "",
         "revisions-TOTAL_FORMS": "0", "revisions-INITIAL_FORMS": "0"})
     assert r.status_code == 302, r.content.decode()[:3000]

@@ -1,0 +1,123 @@
+"""Issue 17: the event add form a program administrator types in. Without ``?program=`` the labels say the times are
+read in the selected program's zone (each program's zone next to its name) and they are; with it, the program's
+zone is named. Targeting lists are ticked values listing the allowed codes (never JSON), refusals in words; the add
+form asks only what a person decides."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from html import unescape
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from events.models import Event
+from tests.factories.devices import ServicePointFactory
+from tests.factories.programs import ProgramFactory
+
+pytestmark = pytest.mark.django_db
+ADD = "/admin/events/event/add/"
+
+
+@pytest.fixture
+def client_(client, admin_user, settings):
+    settings.SECURE_SSL_REDIRECT = False
+    settings.CPM_DISPLAY_TIME_ZONE = "America/New_York"  # the utility's zone differs from the program's
+    client.force_login(admin_user)
+    return client
+
+
+def _post(client, program, **extra):
+    return client.post(ADD, {"program": program.pk, "name": "Heat wave", "category": "economic",
+                             "direction": "reduce", "start_0": "2026-07-15", "start_1": "16:00",
+                             "end_0": "2026-07-15", "end_1": "18:00", "notification_at_0": "2026-07-15",
+                             "notification_at_1": "09:00", **extra})
+
+
+def _labels(html: str) -> list[str]:
+    """The fields' labels (a split date and time field is labelled by its fieldset's legend)."""
+    found = re.findall(r"<(?:label|legend)[^>]*>(.*?)</(?:label|legend)>", html, re.S)
+    return [unescape(re.sub(r"<[^>]+>", "", m)).strip() for m in found]
+
+
+def test_without_a_program_the_labels_name_the_selected_programs_zone_and_the_times_are_read_in_it(client_):
+    la = ProgramFactory(name="LA Peak", time_zone="America/Los_Angeles")
+    ProgramFactory(name="Boston Saver", time_zone="America/New_York")
+    html = unescape(client_.get(ADD).content.decode())
+    labels = _labels(html)
+    for name in ("Start", "End", "Notification at"):
+        assert f"{name} (local time in the selected program's zone):" in labels, labels
+    assert "America/New_York, local time" not in html  # the display zone is not what the times are read in
+    assert "Type the wall-clock time of the selected program's time zone" in html
+    assert ">LA Peak (America/Los_Angeles)</option>" in html and ">Boston Saver (America/New_York)</option>" in html
+
+    response = _post(client_, la)
+    assert response.status_code == 302, response.content.decode()[-2000:]
+    event = Event.objects.get()
+    # 16:00 in Los Angeles (PDT, UTC-7), not in New York: 23:00 UTC
+    assert event.start == dt.datetime(2026, 7, 15, 16, tzinfo=ZoneInfo("America/Los_Angeles"))
+    assert event.start == dt.datetime(2026, 7, 15, 23, tzinfo=dt.UTC)
+    assert event.notification_at == dt.datetime(2026, 7, 15, 16, tzinfo=dt.UTC)
+
+
+def test_an_error_page_names_the_zone_of_the_program_picked(client_):
+    boston = ProgramFactory(time_zone="America/New_York")
+    response = _post(client_, boston, end_1="15:00")  # ends before it starts
+    assert response.status_code == 200 and not Event.objects.exists()
+    labels = _labels(response.content.decode())
+    assert "Start (America/New_York, local time):" in labels, labels
+
+
+def test_with_program_in_the_url_its_zone_is_named(client_):
+    la = ProgramFactory(time_zone="America/Los_Angeles")
+    labels = _labels(client_.get(f"{ADD}?program={la.pk}").content.decode())
+    assert "Start (America/Los_Angeles, local time):" in labels
+    assert not any("selected program" in label for label in labels)
+
+
+def test_targeting_lists_are_ticked_values_and_unknown_values_are_refused_in_words(client_):
+    ServicePointFactory(premise__service_territory="SCE", premise__substation="SUB-7", premise__feeder="F-12")
+    program = ProgramFactory(time_zone="America/Los_Angeles")
+    html = client_.get(f"{ADD}?program={program.pk}").content.decode()
+    assert '<textarea name="target_' not in html
+    boxes = {name: set(re.findall(rf'<input type="checkbox" name="{name}" value="([^"]*)"', html))
+             for name in ("target_territories", "target_substations", "target_feeders", "target_device_types")}
+    assert boxes["target_territories"] == {"SCE"} and boxes["target_substations"] == {"SUB-7"}
+    assert boxes["target_feeders"] == {"F-12"}
+    assert {"thermostat", "battery", "ev_charger"} <= boxes["target_device_types"]
+
+    bad = _post(client_, program, target_device_types=["toaster"], target_territories=["MARS"])
+    assert bad.status_code == 200 and not Event.objects.exists()
+    text = unescape(bad.content.decode())
+    assert "toaster is not one of the values listed here." in text
+    assert "MARS is not one of the values listed here." in text
+
+    ok = _post(client_, program, target_device_types=["thermostat", "battery"], target_territories=["SCE"])
+    assert ok.status_code == 302
+    event = Event.objects.get()
+    assert (sorted(event.target_device_types), event.target_territories, event.target_feeders) == (
+        ["battery", "thermostat"], ["SCE"], [])
+
+
+def test_the_add_form_leaves_the_record_fields_to_the_change_page(client_):
+    program = ProgramFactory(time_zone="America/Los_Angeles")
+    add = _labels(client_.get(f"{ADD}?program={program.pk}").content.decode())
+    assert "Name:" in add and not any(label.startswith(("Settlement handed off at", "Reserved at", "Revision"))
+                                      for label in add)
+    assert _post(client_, program).status_code == 302
+    change = client_.get(f"/admin/events/event/{Event.objects.get().pk}/change/").content.decode()
+    assert "Settlement handed off at" in change and "Event revisions" in change.replace("EVENT REVISIONS", "Event "
+                                                                                        "revisions")
+
+
+def test_a_scheduled_events_targeting_reads_as_values_not_json(client_):
+    from tests.factories.events import EventFactory
+
+    event = EventFactory(status="scheduled", target_device_types=["thermostat", "battery"],
+                         target_territories=["SCE"])
+    html = client_.get(f"/admin/events/event/{event.pk}/change/").content.decode()
+    shown = dict(re.findall(r'field-(target_\w+)">.*?<div class="readonly">(.*?)</div>', html, re.S))
+    assert shown["target_device_types"] == "thermostat, battery" and shown["target_territories"] == "SCE"
+    assert shown["target_feeders"] == "-"
+    assert not any("&quot;" in value or "[" in value for value in shown.values())
