@@ -193,8 +193,7 @@ class CustomerLineInline(LineInline):
 @admin.register(CustomerSettlement)
 class CustomerSettlementAdmin(LargeTableMixin, SettlementReadOnlyAdmin):
     ordering = ("-pk",)  # an index scan; the model's ordering sorts through the account join
-    list_display = ("id", "account", "program", "period_kind", "period_start", "period_end", "status",
-                    "total_amount", "export_batch")
+    list_display = ("id", "account", "program", "period_kind", "period", "status", "total_amount", "export_batch")
     list_filter = ("status", "period_kind", "program")
     search_fields = ("account__account_number",)
     list_select_related = ("account", "program", "export_batch")
@@ -203,6 +202,10 @@ class CustomerSettlementAdmin(LargeTableMixin, SettlementReadOnlyAdmin):
 
     def get_queryset(self, request):
         return selectors.customer_settlement_list()
+
+    @admin.display(description="Period (local days, both included)", ordering="period_start")
+    def period(self, obj):
+        return obj.period_display
 
     @guarded_action("customer_settlements.approve", description="Approve selected customer settlements")
     def approve(self, request, queryset):

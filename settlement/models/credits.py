@@ -11,6 +11,8 @@ exported as bill credits; reversal lines are exported as negative lines.
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.db import models
 from django.db.models import Q
 
@@ -192,6 +194,17 @@ class CustomerSettlement(models.Model):
 
     def __str__(self) -> str:
         return f"Customer settlement #{self.pk}"
+
+    @property
+    def period_last_day(self) -> dt.date:
+        """The period's last local day (``period_end`` is exclusive): what a person reads as "to"."""
+        return self.period_end - dt.timedelta(days=1)
+
+    @property
+    def period_display(self) -> str:
+        """The period as a person reads it, both ends inclusive local days: "Jun 1, 2026 - Sep 30, 2026"."""
+        return f"{self.period_start:%b} {self.period_start.day}, {self.period_start.year} \u2013 " \
+               f"{self.period_last_day:%b} {self.period_last_day.day}, {self.period_last_day.year}"
 
 
 class SettlementLine(models.Model):

@@ -307,3 +307,20 @@ def test_a_season_batch_chunk_reads_and_settles_only_its_own_accounts(settings):
                                             period_kind=PeriodKind.SEASON_END, now=NOW, actor=TEST_ACTOR)
     assert counts == {"calculated": 2, "failed": 0}
     assert sorted(CustomerSettlement.objects.values_list("account_id", flat=True)) == accounts[2:4]
+
+
+def test_a_period_reads_with_its_last_day_included_in_the_admin_and_on_the_csr_page(client, admin_user):
+    """The period is stored half-open ([Jun 1, Oct 1)); a person reads "Jun 1, 2026 – Sep 30, 2026"."""
+    program = ProgramFactory()
+    SeasonFactory(program=program)
+    IncentiveRuleFactory(program=program, kind=IncentiveKind.ENROLLMENT_BONUS, basis=IncentiveBasis.FLAT,
+                         amount=Decimal("25"))
+    sub = active_participant(program=program, start=dt.date(2026, 5, 20))
+    cs = calc(sub, dt.date(2026, 6, 1), dt.date(2026, 10, 1))
+    assert (cs.period_end, cs.period_last_day) == (dt.date(2026, 10, 1), dt.date(2026, 9, 30))
+    assert cs.period_display == "Jun 1, 2026 \u2013 Sep 30, 2026"
+    client.force_login(admin_user)
+    page = client.get("/admin/settlement/customersettlement/").content.decode()
+    assert "Jun 1, 2026 \u2013 Sep 30, 2026" in page and "Period (local days, both included)" in page
+    csr = client.get(f"/csr/customers/{sub.enrollment.account.customer_id}/").content.decode()
+    assert "Jun 1, 2026 \u2013 Sep 30, 2026" in csr and "Oct 1, 2026" not in csr
