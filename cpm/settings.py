@@ -253,3 +253,8 @@ LOGGING = {
 # Jobs (cpm.base.jobs): a chunk with no progress for this long is sent again (its worker died), at most this often.
 CPM_JOB_STALL_SECONDS = env.int("CPM_JOB_STALL_SECONDS", default=600)
 CPM_JOB_MAX_ATTEMPTS = env.int("CPM_JOB_MAX_ATTEMPTS", default=3)
+
+# Interval data retention (settlement.services.retention): months kept before the current UTC month by the daily
+# retention task (0 = keep everything: the task does nothing); where each removed month's gzip CSV archive goes.
+CPM_INTERVAL_RETENTION_MONTHS = env.int("CPM_INTERVAL_RETENTION_MONTHS", default=0)
+CPM_INTERVAL_ARCHIVE_DIR = env.str("CPM_INTERVAL_ARCHIVE_DIR", default=str(VAR_DIR / "interval-archive"))
