@@ -281,3 +281,43 @@ def test_the_retention_task_does_nothing_unless_a_retention_is_set(settings):
     settings.MEDIA_ROOT = str(__import__("tempfile").mkdtemp())
     result = task(now=NOW.isoformat())
     assert [(r["month"], r["rows"]) for r in result["removed"]] == [("2020-02", 1)]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_keeps_every_row_of_a_populated_table_and_its_reverse_too():
+    from django.db.migrations.executor import MigrationExecutor
+
+    sp = ServicePointFactory()
+    load_days(sp, [dt.date(2040, 4, 30), dt.date(2040, 5, 1)])
+    load_days(sp, [dt.date(2040, 5, 1)], kwh=3.0, expect="corrected")
+    before = list(IntervalDay.objects.order_by("pk").values_list("pk", "day", "version", "is_current", "values"))
+    assert len(before) == 3
+
+    def migrate(target):
+        executor = MigrationExecutor(connection)
+        executor.loader.build_graph()
+        executor.migrate([target])
+
+    try:
+        migrate(("settlement", "0006_abnormal_days"))  # back to a plain table: rows kept
+        assert not partitions.is_partitioned()
+        rows = list(IntervalDay.objects.order_by("pk").values_list("pk", "day", "version", "is_current", "values"))
+        assert [r[:4] for r in rows] == [r[:4] for r in before] and [bytes(r[4]) for r in rows] == [
+            bytes(r[4]) for r in before]
+        load_days(sp, [dt.date(2040, 6, 2)])  # the plain table takes loads (ids from its identity)
+    finally:
+        migrate(("settlement", "0007_interval_day_partitioned"))
+    assert partitions.is_partitioned()
+    assert [p.label for p in partitions.partitions()] == ["2040-04", "2040-05", "2040-06", "DEFAULT"]
+    after = list(IntervalDay.objects.order_by("pk").values_list("pk", "day", "version", "is_current"))
+    assert after[:3] == [r[:4] for r in before] and after[3][1:] == (dt.date(2040, 6, 2), 1, True)
+    assert where(sp) == {dt.date(2040, 4, 30): "settlement_intervalday_p2040_04",
+                         dt.date(2040, 5, 1): "settlement_intervalday_p2040_05",
+                         dt.date(2040, 6, 2): "settlement_intervalday_p2040_06"}
+    # the sequence continues after the copied ids
+    load_days(sp, [dt.date(2040, 6, 3)])
+    assert IntervalDay.objects.get(day=dt.date(2040, 6, 3)).pk > after[-1][0]
+    with connection.cursor() as cur:  # this test's partitions would outlive its rows (a flush truncates)
+        for month in ("04", "05", "06"):
+            cur.execute(f"DROP TABLE settlement_intervalday_p2040_{month}")
