@@ -321,3 +321,15 @@ def test_the_migration_keeps_every_row_of_a_populated_table_and_its_reverse_too(
     with connection.cursor() as cur:  # this test's partitions would outlive its rows (a flush truncates)
         for month in ("04", "05", "06"):
             cur.execute(f"DROP TABLE settlement_intervalday_p2040_{month}")
+
+
+@pytest.mark.postgres
+def test_the_loaders_array_parameters_round_trip_any_text_and_integer():
+    from settlement.meterdata.loaders import _int_array, _text_array
+
+    texts = ['SP "1"', "back\\slash", "a,b", "{x}", " lead", "NULL", "é-ü", "", "x'y"]
+    with connection.cursor() as cur:
+        cur.execute("SELECT unnest(%s::text[])", [_text_array(texts)])
+        assert [r[0] for r in cur.fetchall()] == texts
+        cur.execute("SELECT unnest(%s::bigint[])", [_int_array([1, 2**62, 0])])
+        assert [r[0] for r in cur.fetchall()] == [1, 2**62, 0]
