@@ -8,7 +8,7 @@ to the same CSV and deleted.
 A month is kept, whatever the retention, while an *unsettled* event needs it: an event not cancelled that is not
 completed, or has a participation (not cancelled) without an approved or reversed event settlement. An event needs
 the months of its day and of ``NEEDED_DAYS_BEFORE`` days before it (the baseline lookback: 45 days for the CAISO and
-PJM methods, with a margin). The DEFAULT partition is never dropped.
+PJM methods, with a margin). The DEFAULT partition is never dropped; its old rows are moved to their months first.
 """
 
 from __future__ import annotations
@@ -82,9 +82,10 @@ def interval_data_retire(*, now: dt.datetime, actor, keep_months: int | None = N
     archive_dir: where the archives go (default ``CPM_INTERVAL_ARCHIVE_DIR``), one ``interval-days-YYYY-MM.csv.gz``
         per month; archive=False drops without archive.
     Months an unsettled event needs (``unsettled_events``) are kept and listed in the result with those events;
-    the DEFAULT partition is never dropped (its old rows belong to months without a partition: the maintenance
-    task moves them first). Each month removed writes an audit entry ``interval_partition.dropped`` (PostgreSQL)
-    or ``interval_partition.deleted`` (SQLite) with its rows and archive file. dry_run: only says what would go.
+    the DEFAULT partition is never dropped: its rows of months before the cutoff are first moved into partitions of
+    their months (``partitions.ensure_months``), which then go like the others. Each month removed writes an audit
+    entry ``interval_partition.dropped`` (PostgreSQL) or ``interval_partition.deleted`` (SQLite) with its rows and
+    archive file. dry_run: only says what would go.
     One transaction: an error removes nothing (an archive file already written stays; it is rewritten next time).
     """
     this_month = partitions.month_start(now.astimezone(dt.UTC).date())
@@ -108,6 +109,8 @@ def interval_data_retire(*, now: dt.datetime, actor, keep_months: int | None = N
                   Path(settings.MEDIA_ROOT) / "interval-archive")
     result = RetentionResult(cutoff=cutoff, dry_run=dry_run)
     with transaction.atomic():
+        if not dry_run:  # old rows in the DEFAULT partition: into partitions of their months first, to go with them
+            partitions.ensure_months(m for m in partitions.default_months() if m < cutoff)
         needed = _needed_months(unsettled_events(before=cutoff))
         for month in _months_before(cutoff):
             label = f"{month:%Y-%m}"

@@ -166,6 +166,16 @@ def test_retention_detaches_archives_and_drops_partitions(tmp_path):
     assert audit_codes() == [("interval_partition.dropped", "2025-01"), ("interval_partition.dropped", "2025-02")]
 
 
+@pytest.mark.postgres
+def test_retention_takes_old_rows_of_the_default_partition_too(tmp_path):
+    sp = ServicePointFactory()
+    write_hourly(service_point=sp, first=dt.date(2024, 3, 31), last=dt.date(2024, 4, 1))  # ORM: DEFAULT partition
+    write_hourly(service_point=sp, first=dt.date(2036, 3, 1), last=dt.date(2036, 3, 1))  # DEFAULT, a future month
+    result = interval_data_retire(now=NOW, before=dt.date(2024, 5, 1), archive_dir=tmp_path, actor=TEST_ACTOR)
+    assert [(r["month"], r["rows"]) for r in result.removed] == [("2024-03", 1), ("2024-04", 1)]
+    assert where(sp) == {dt.date(2036, 3, 1): "settlement_intervalday_default"}
+
+
 # --------------------------------------------------------------------------------- both databases (SQLite: rows)
 def audit_codes():
     return list(AuditEntry.objects.filter(code__startswith="interval_partition.").exclude(

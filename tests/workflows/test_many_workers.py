@@ -162,6 +162,10 @@ def test_two_worker_processes_reserve_and_settle_like_one_process(settings, tmp_
         distributed = reserve_and_settle(event)
     finally:
         app.conf.task_default_queue = old_queue
+        # Celery builds its queue table on first use, with the default queue of that moment: if it was built here,
+        # build it again for the tests that follow (an in-thread worker consumes the table's queues)
+        for name in ("queues", "router", "default_queue"):
+            app.amqp.__dict__.pop(name, None)
         for w in workers:
             stop(w)
 
