@@ -2,7 +2,7 @@
 (day)`` with one partition per UTC calendar month, ``settlement_intervalday_pYYYY_MM`` = [first of the month, first
 of the next month), and a DEFAULT partition, ``settlement_intervalday_default``, the safety net for rows of a month
 without its partition (written by something other than the loaders, e.g. the ORM). Migration
-``settlement.0007_interval_day_partitioned`` made the table; SQLite keeps a plain table and everything here is a
+``settlement.0008_interval_day_partitioned`` made the table; SQLite keeps a plain table and everything here is a
 no-op there (``is_partitioned()`` is False).
 
 Who creates partitions:

@@ -317,7 +317,7 @@ def test_the_migration_keeps_every_row_of_a_populated_table_and_its_reverse_too(
             bytes(r[4]) for r in before]
         load_days(sp, [dt.date(2040, 6, 2)])  # the plain table takes loads (ids from its identity)
     finally:
-        migrate(("settlement", "0007_interval_day_partitioned"))
+        migrate(("settlement", "0008_interval_day_partitioned"))
     assert partitions.is_partitioned()
     assert [p.label for p in partitions.partitions()] == ["2040-04", "2040-05", "2040-06", "DEFAULT"]
     after = list(IntervalDay.objects.order_by("pk").values_list("pk", "day", "version", "is_current"))
