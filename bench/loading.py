@@ -7,8 +7,9 @@ process, so neither counts in this process's peak memory) a CSV of N x 24 x days
 Button load shapes, loads it by path through ``settlement.meterdata.loaders.meter_csv_load`` (streamed in blocks: parse,
 resolve, spill to partition files when the file spans several blocks, merge, COPY binary), re-loads it (idempotent:
 0 new), then COPYs the same CSV, streamed in blocks too, into a bare table: the file is never read whole into this
-process. Prints readings/s, the ratio to the plain COPY, peak memory (after the first load) and SQL queries, and a
-final ``BENCH_JSON {...}`` line.
+process; and (issue 20) the same COPY into a bare table partitioned by month like the interval data (target:
+loading >= 60 % of that rate). Prints readings/s, the ratios to the plain COPYs, peak memory (after the first load)
+and SQL queries, and a final ``BENCH_JSON {...}`` line.
 Targets (issue 5): >= 200,000 readings/s and >= 30 % of the plain COPY; (issue 8) peak memory <= 1 GB and flat in N
 (bounded by ``settlement.meterdata.loaders.BLOCK_BYTES`` and ``PARTITION_READINGS``, not by the file).
 """
@@ -85,16 +86,26 @@ def _clear(days: int) -> None:
         cur.execute("VACUUM ANALYZE settlement_intervalday")
 
 
-def _plain_copy(path: Path) -> tuple[float, int]:
-    """Seconds and rows of a plain COPY of the CSV into a bare table (the floor)."""
+def _plain_copy(path: Path, *, partitioned: bool = False) -> tuple[float, int]:
+    """Seconds and rows of a plain COPY of the CSV into a bare table (the floor). partitioned: the bare table is
+    partitioned like the interval data (issue 20): by RANGE on the reading's start, one UTC month per partition of
+    ``settlement_intervalday`` (the same bounds, made before the clock starts), and a DEFAULT partition."""
     from django.db import connection
 
     from settlement.meterdata.loaders import BLOCK_BYTES
+    from settlement.meterdata.partitions import partitions
 
     with connection.cursor() as cur:
         cur.execute("DROP TABLE IF EXISTS bench_bare_readings")
         cur.execute("CREATE TABLE bench_bare_readings (service_point_id text, channel text, "
-                    "interval_start timestamptz, interval_minutes int, kwh float8)")
+                    "interval_start timestamptz, interval_minutes int, kwh float8"
+                    + (") PARTITION BY RANGE (interval_start)" if partitioned else ")"))
+        if partitioned:
+            for p in partitions():
+                bounds = "DEFAULT" if p.is_default else \
+                    f"FOR VALUES FROM ('{p.first} 00:00+00') TO ('{p.end} 00:00+00')"
+                suffix = p.name.removeprefix("settlement_intervalday")  # _p2026_07, _default
+                cur.execute(f"CREATE TABLE bench_bare_readings{suffix} PARTITION OF bench_bare_readings {bounds}")
         t = time.perf_counter()
         with cur.cursor.copy("COPY bench_bare_readings FROM STDIN (FORMAT CSV, HEADER)") as copy, \
                 path.open("rb") as f:
@@ -148,6 +159,8 @@ def _bench_load(path: Path, readings: int, *, n: int, days: int, csv_bytes: int,
     plain_load = loadavg()
     plain_runs = [_plain_copy(path) for _ in range(runs)]
     plain, copied = min(plain_runs)
+    part_runs = [_plain_copy(path, partitioned=True) for _ in range(runs)]
+    part_plain, part_copied = min(part_runs)
     with connection.cursor() as cur:
         cur.execute("ANALYZE settlement_intervalday")
     rate, plain_rate = readings / fast, copied / plain
@@ -155,13 +168,19 @@ def _bench_load(path: Path, readings: int, *, n: int, days: int, csv_bytes: int,
           f"({', '.join(f'{x:.2f}' for x in load_runs)} s)")
     print(f"plain COPY (bare table), best of {len(plain_runs)}: {plain:7.2f} s  {plain_rate:12,.0f} readings/s  "
           f"({', '.join(f'{x:.2f}' for x, _ in plain_runs)} s)")
-    print(f"ratio fast/plain: {plain / fast:.0%}  (target >= 30 %); target >= 200,000 readings/s: "
-          f"{'met' if rate >= 200_000 else 'NOT met'}; peak RSS {peak:.0f} MB")
+    print(f"plain COPY (bare table partitioned by month), best of {len(part_runs)}: {part_plain:7.2f} s  "
+          f"{part_copied / part_plain:12,.0f} readings/s  ({', '.join(f'{x:.2f}' for x, _ in part_runs)} s)")
+    print(f"ratio fast/plain: {plain / fast:.0%}  (target >= 30 %); fast/plain partitioned: {part_plain / fast:.0%} "
+          f"(target >= 60 %); target >= 200,000 readings/s: {'met' if rate >= 200_000 else 'NOT met'}; "
+          f"peak RSS {peak:.0f} MB")
     return {"step": "loading", "n": n, "days": days, "readings": readings, "load_s": round(fast, 3),
             "readings_per_s": round(rate), "reload_s": round(reload_s, 3), "plain_copy_s": round(plain, 3),
             "load_runs_s": [round(x, 3) for x in load_runs], "plain_runs_s": [round(x, 3) for x, _ in plain_runs],
             "plain_copy_readings_per_s": round(plain_rate), "ratio_of_copy_rate": round(plain / fast, 3),
-            "time_ratio": round(fast / plain, 2), "peak_rss_mb": round(peak, 1), "queries": queries,
+            "time_ratio": round(fast / plain, 2), "plain_copy_partitioned_s": round(part_plain, 3),
+            "plain_partitioned_runs_s": [round(x, 3) for x, _ in part_runs],
+            "ratio_of_partitioned_copy_rate": round(part_plain / fast, 3), "peak_rss_mb": round(peak, 1),
+            "queries": queries,
             "load": round(load, 2), "plain_load": round(plain_load, 2), "csv_mb": round(csv_bytes / 1e6, 1)}
 
 

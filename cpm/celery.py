@@ -24,4 +24,9 @@ app.conf.beat_schedule = {
     "programs-activate-due": {"task": "programs.activate_due", "schedule": 3600.0},
     # Sends again the chunks of jobs whose worker died (no progress for CPM_JOB_STALL_SECONDS), or fails the job.
     "sweep-jobs": {"task": "cpm.sweep_jobs", "schedule": 60.0},
+    # Creates the monthly partitions of interval data ahead (this month and the next 3; PostgreSQL) and moves rows
+    # that landed in the DEFAULT partition into their months.
+    "interval-partitions": {"task": "settlement.interval_partitions_maintain", "schedule": 86400.0},
+    # Archives and drops months of interval data older than CPM_INTERVAL_RETENTION_MONTHS (0: does nothing).
+    "interval-retention": {"task": "settlement.interval_data_retire", "schedule": 86400.0},
 }

@@ -90,6 +90,11 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'cpm.sqlite3'}")}
+# A read replica of the primary (cpm/base/replica.py): the reads of selectors marked @replica_reads go there.
+if env.str("DATABASE_REPLICA_URL", default=""):
+    DATABASES["replica"] = env.db("DATABASE_REPLICA_URL")
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}  # tests: the replica is the test database itself
+DATABASE_ROUTERS = ["cpm.base.replica.ReplicaRouter"]
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 30})
 else:
@@ -253,3 +258,8 @@ LOGGING = {
 # Jobs (cpm.base.jobs): a chunk with no progress for this long is sent again (its worker died), at most this often.
 CPM_JOB_STALL_SECONDS = env.int("CPM_JOB_STALL_SECONDS", default=600)
 CPM_JOB_MAX_ATTEMPTS = env.int("CPM_JOB_MAX_ATTEMPTS", default=3)
+
+# Interval data retention (settlement.services.retention): months kept before the current UTC month by the daily
+# retention task (0 = keep everything: the task does nothing); where each removed month's gzip CSV archive goes.
+CPM_INTERVAL_RETENTION_MONTHS = env.int("CPM_INTERVAL_RETENTION_MONTHS", default=0)
+CPM_INTERVAL_ARCHIVE_DIR = env.str("CPM_INTERVAL_ARCHIVE_DIR", default=str(VAR_DIR / "interval-archive"))

@@ -114,3 +114,18 @@ def tick(*, now: str | None = None) -> dict:
 
 # Interval-data load jobs live with meter data; imported here so Celery's autodiscovery registers them.
 from .meterdata.tasks import run_meter_data_load  # noqa: E402, F401
+
+
+@shared_task(name="settlement.interval_data_retire")
+def interval_data_retire(*, now: str | None = None) -> dict:
+    """Daily on beat: archive and drop the months of interval data older than ``CPM_INTERVAL_RETENTION_MONTHS``
+    (nothing when it is 0); months unsettled events need are kept. Idempotent: a removed month is gone."""
+    from django.conf import settings
+
+    from .services.retention import interval_data_retire as retire
+
+    months = int(getattr(settings, "CPM_INTERVAL_RETENTION_MONTHS", 0) or 0)
+    if months <= 0:
+        return {"removed": [], "kept": [], "disabled": True}
+    result = retire(now=_now(now), keep_months=months, actor=system_actor("celery:settlement.interval_data_retire"))
+    return {"removed": result.removed, "kept": result.kept}

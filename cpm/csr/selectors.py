@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from django.db.models import Prefetch, Q
 
+from cpm.base.replica import replica_reads
 from cpm.models import AuditEntry
 from devices.models import Device, DeviceInstallation, ServicePoint
 from enrollments.models import Account, Customer, Enrollment, ServiceAgreement
@@ -20,6 +21,7 @@ from settlement.models import CustomerSettlement, EventSettlement
 SEARCH_LIMIT = 50
 
 
+@replica_reads
 def customer_search(*, query: str, limit: int = SEARCH_LIMIT) -> list[Customer]:
     """Customers matching ``query`` by name (last or first name prefix, or "first last"; case-insensitive), account
     number, service point id, meter number, device serial (exact), street address or city (prefix). Each probe is one
@@ -207,6 +209,7 @@ class CustomerPage:
         return [line for line in self.eligibility if line.state == NOT_OFFERED]
 
 
+@replica_reads
 def customer_page(*, customer_id: int, now: dt.datetime) -> CustomerPage:
     """Everything the CSR page shows for one customer (raises ``Customer.DoesNotExist``)."""
     customer = Customer.objects.get(pk=customer_id)

@@ -12,6 +12,7 @@ from django.db.models import Count, F, Q, Sum, Window
 from django.db.models.functions import RowNumber
 
 from cpm.base.money import round_money
+from cpm.base.replica import replica_reads
 from cpm.base.timeutils import local_date, local_midnight, zone
 from devices.choices import DeviceType
 from enrollments.choices import EnrollmentStatus
@@ -88,6 +89,7 @@ def _current_season(seasons, today: dt.date):
     return season
 
 
+@replica_reads
 def program_cards(*, now: dt.datetime) -> list[ProgramCard]:
     """One card per program not closed: 11 queries whatever the number of programs, events or enrollments."""
     programs = list(Program.objects.exclude(status=ProgramStatus.CLOSED)
@@ -229,6 +231,7 @@ def fleet_series(inputs_rows) -> tuple[list[dt.datetime], dict[str, list[float |
                      for label, key in FLEET_SERIES}
 
 
+@replica_reads
 def event_page(*, event_id: int) -> EventPage:
     """One event's figures: 6 queries whatever the number of reservations, participations or settlements."""
     event = Event.objects.select_related("program").get(pk=event_id)

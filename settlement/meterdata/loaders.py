@@ -65,7 +65,7 @@ from cpm.base.states import transition
 from cpm.base.tasks import enqueue_on_commit
 from devices.models import Device, ServicePoint
 
-from . import checks, intervals
+from . import checks, intervals, partitions
 from .csvreadings import CHANNEL_NAMES, CsvEncodingError, CsvFormatError, ParsedReadings, parse_csv
 from .greenbutton import GreenButtonError, parse_green_button
 from .models import IntervalDay, MeterDataLoad
@@ -523,6 +523,7 @@ class _Spill:
     def __init__(self, directory: Path, k: int) -> None:
         self.paths = [directory / f"part-{p:05d}.bin" for p in range(k)]
         self.stripes = np.zeros(LOCK_STRIPES, dtype=bool)  # the lock stripes of the service points seen
+        self.months: set[int] = set()  # UTC months of the readings seen (``_months``)
 
     def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
         return self.partitions()
@@ -531,6 +532,7 @@ class _Spill:
         if not r["sp"].size:
             return
         self.stripes[r["sp"] % LOCK_STRIPES] = True
+        self.months.update(_months(r["start"]))
         k = len(self.paths)
         part = r["sp"] % k
         order = np.argsort(part, kind="stable")
@@ -562,7 +564,7 @@ def _resolve(parsed: ParsedReadings, errors: _Errors, lim: dict | None = None) -
             # = ANY hashes the keys (or uses the index for a few): a join on unnest hashed the whole service point
             # table, once per block of a streamed file (measured: 15 ms instead of 25 for a block's 7,000 keys)
             cur.execute(f"SELECT s.service_point_id, s.id, s.customer_class FROM {ServicePoint._meta.db_table} s "
-                        "WHERE s.service_point_id = ANY(%s::text[])", [distinct])
+                        "WHERE s.service_point_id = ANY(%s::text[])", [_text_array(distinct)])
             mapping.update((key, (pk, cls)) for key, pk, cls in cur.fetchall())
         distinct = []
     for i in range(0, len(distinct), 5000):
@@ -679,14 +681,18 @@ def _apply(parts: Iterable[dict[str, np.ndarray]], *, errors: _Errors, load: Met
         if connection.vendor == "postgresql":
             if isinstance(parts, _Spill):
                 stripes = np.flatnonzero(parts.stripes)
+                months = parts.months
             else:
                 parts = list(parts)
                 stripes = np.unique(np.concatenate([r["sp"] for r in parts] or [np.zeros(0, np.int64)])
                                     % LOCK_STRIPES)
+                months = set().union(*(_months(r["start"]) for r in parts))
             if stripes.size:
                 with connection.cursor() as cur:  # ascending stripes (unnest keeps the array's order)
                     cur.execute("SELECT count(pg_advisory_xact_lock(%s, k)) FROM unnest(%s::int[]) AS k",
                                 [_LOCK_KEY, stripes.tolist()])
+            if months:  # after the locks, before touching the table (partitions module docstring)
+                partitions.ensure_months(_month_first(m) for m in months)
         for r in parts:
             _apply_partition(r, counts=counts, errors=errors, load=load, now=now)
     return counts
@@ -775,7 +781,7 @@ def _fetch_current(g_sp, g_dy) -> list[tuple]:
                         f"t.day - DATE '1970-01-01', t.interval_minutes, t.version, t.\"values\" "
                         f"FROM {IntervalDay._meta.db_table} t JOIN unnest(%s::bigint[]) AS k(sp) "
                         "ON t.service_point_id = k.sp WHERE t.is_current AND t.day BETWEEN %s AND %s",
-                        [sps, days[0], days[-1]])
+                        [_int_array(sps), days[0], days[-1]])
             return cur.fetchall()
     return [(pk, sp, dev or 0, ch, day.toordinal() - _EPOCH_ORDINAL, mn, ver, blob)
             for pk, sp, dev, ch, day, mn, ver, blob in
@@ -837,12 +843,54 @@ def _apply_chunk(g_sp, g_dev, g_ch, g_dy, g_mn, gid, sl, kwh, rows, *, counts, e
     if not batches:
         return
     superseded = np.concatenate([ex_id[idx] for idx, _ in batches])
+    superseded_days = np.concatenate([g_dy[idx] for idx, _ in batches])[superseded > 0]
     superseded = superseded[superseded > 0]
     if superseded.size:
-        bulk.set_fields(IntervalDay, superseded.tolist(), {"is_current": False})
+        _supersede(superseded, superseded_days)
     for idx, values in batches:
         interval_days_insert(sp=g_sp[idx], dev=g_dev[idx], ch=g_ch[idx], day=g_dy[idx], minutes=int(g_mn[idx[0]]),
                 values=values, version=ex_version[idx] + 1, load=load)
+
+
+def _int_array(values: list[int]) -> str:
+    """A PostgreSQL array literal of integers, sent as one text parameter (cast ``::bigint[]`` in the query): the
+    driver's client-side binding quotes a Python list element by element, a few microseconds each."""
+    return "{" + ",".join(map(str, values)) + "}"
+
+
+def _text_array(values: list[str]) -> str:
+    """A PostgreSQL array literal of texts (each double-quoted, backslashes and quotes escaped), one parameter."""
+    return "{" + ",".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values) + "}"
+
+
+def _months(start: np.ndarray) -> set[int]:
+    """The UTC months (months since 1970-01) of interval starts (epoch seconds)."""
+    if not start.size:
+        return set()
+    return set(np.unique((start // 86400).astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)).tolist())
+
+
+def _month_first(month: int) -> dt.date:
+    return dt.date(1970 + month // 12, month % 12 + 1, 1)
+
+
+def _date(days_since_1970: int) -> dt.date:
+    return dt.date.fromordinal(_EPOCH_ORDINAL + int(days_since_1970))
+
+
+def _supersede(ids: np.ndarray, days: np.ndarray) -> None:
+    """Mark the rows ``ids`` (of UTC days ``days``, days since 1970) no longer current. On PostgreSQL one
+    ``UPDATE ... FROM unnest(ids, days)`` joined on the partition key too, bounded by the days' range, so only the
+    months concerned are visited (the primary key is (id, day))."""
+    if connection.vendor != "postgresql":
+        bulk.set_fields(IntervalDay, ids.tolist(), {"is_current": False})
+        return
+    with connection.cursor() as cur:
+        cur.execute(f"UPDATE {IntervalDay._meta.db_table} AS t SET is_current = false "
+                    "FROM unnest(%s::bigint[], %s::date[]) AS k(id, day) "
+                    "WHERE t.id = k.id AND t.day = k.day AND t.day BETWEEN %s AND %s",
+                    [_int_array(ids.tolist()), "{" + ",".join(_date(d).isoformat() for d in days) + "}",
+                     _date(days.min()), _date(days.max())])
 
 
 def _match(g_sp, g_dev, g_ch, g_dy, f_sp, f_dev, f_ch, f_day) -> tuple[np.ndarray, np.ndarray]:
@@ -885,7 +933,8 @@ def interval_days_insert(*, sp, dev, ch, day, minutes: int, values: np.ndarray, 
 
     ``sp``, ``dev`` (0 = no device), ``ch`` (0 delivered, 1 received), ``day`` (days since 1970-01-01), ``version``:
     int arrays of n; ``values`` ``[n, 1440 / minutes]`` float64 kWh (NaN = missing); ``received_at`` and the load
-    reference come from ``load``.
+    reference come from ``load``. The partitions of the days' months are made if missing
+    (``partitions.ensure_months``: the loads above made them already, before touching the table).
     """
     received_at = load.created_at  # receipt time of the data = when the load was received, not when it ran
     n, width = values.shape
@@ -896,6 +945,8 @@ def interval_days_insert(*, sp, dev, ch, day, minutes: int, values: np.ndarray, 
                         values=intervals.encode(values[k]), version=int(version[k]), is_current=True,
                         received_at=received_at, load=load) for k in range(n)])
         return
+    if n:
+        partitions.ensure_months(_month_first(m) for m in _months(np.asarray(day, dtype=np.int64) * 86400))
     received_us = int((received_at - _PG_EPOCH).total_seconds() * 1_000_000)
     parts = []
     for has_dev in (False, True):

@@ -17,3 +17,12 @@ def run_meter_data_load(*, load_id: int) -> str:
     load = meter_data_load_run(load_id=load_id, now=dt.datetime.now(dt.UTC),
                                actor=system_actor("celery:settlement.run_meter_data_load"))
     return f"{load.status}: {load.summary}"
+
+
+@shared_task(name="settlement.interval_partitions_maintain")
+def interval_partitions_maintain(*, months_ahead: int = 3) -> list[str]:
+    """Create the coming months' partitions of interval data (daily on beat; idempotent); returns the names made."""
+    from .partitions import interval_partitions_maintain as maintain
+
+    return maintain(now=dt.datetime.now(dt.UTC), months_ahead=months_ahead,
+                    actor=system_actor("celery:settlement.interval_partitions_maintain"))

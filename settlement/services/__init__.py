@@ -31,6 +31,7 @@ from .event_settlement import (
     event_settlements_approve,
 )
 from .export import EXPORT_COLUMNS, bill_credit_export_acknowledge, bill_credit_export_create, bill_credit_export_render
+from .retention import interval_data_retire
 from .tick import settlement_tick
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "bill_credit_export_render", "customer_batch_start", "customer_settle_chunk", "customer_settlement_approve",
     "customer_settlement_calculate", "customer_settlements_approve", "customer_settlements_calculate",
     "customer_settlements_create_due", "enrolled_capacity", "event_settle", "event_settle_chunk",
-    "event_settlement_approve", "event_settlement_reverse", "event_settlements_approve", "rule_specs",
+    "event_settlement_approve", "event_settlement_reverse", "event_settlements_approve", "interval_data_retire",
+    "rule_specs",
     "season_settle", "settlement_tick",
 ]

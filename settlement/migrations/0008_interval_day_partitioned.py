@@ -1,0 +1,97 @@
+"""Interval data partitioned by month on PostgreSQL (issue 20): ``settlement_intervalday`` becomes a table
+``PARTITION BY RANGE (day)`` with one partition per calendar month of the rows it holds and a DEFAULT partition.
+
+On PostgreSQL, in the migration's transaction: the table is renamed, a partitioned table of the same columns is
+created under the old name with a partition for every month between the oldest and the newest stored day (and the
+DEFAULT partition), every row is copied (ids kept), the old table is dropped, and the constraints and indexes are
+created again under their names (read from the catalog before the rename, so Django's names stay valid). The primary
+key becomes ``(id, day)`` (a partitioned table's unique constraints must hold the partition key; ``id`` stays unique:
+it comes from one sequence, ``settlement_intervalday_id_seq``, owned by the column, as ``serial`` would; PostgreSQL
+15 has no identity columns on partitioned tables). Django still sees ``id`` as the primary key. Time and disk: one
+copy of the table (a populated database's interval data is rewritten once, inside the transaction).
+
+The reverse does the opposite (a plain table with an identity ``id``). On SQLite nothing changes: a plain table.
+"""
+
+from django.db import migrations
+
+TABLE = "settlement_intervalday"
+
+
+def _definitions(cur, table: str) -> tuple[list[tuple[str, str]], list[str]]:
+    """(constraints but the primary key as (name, definition), CREATE INDEX statements of the other indexes)."""
+    cur.execute("SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = %s::regclass "
+                "AND contype <> 'p' ORDER BY contype, conname", [table])
+    constraints = list(cur.fetchall())
+    cur.execute("SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i WHERE i.indrelid = %s::regclass "
+                "AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid "
+                "AND c.conrelid = i.indrelid) ORDER BY i.indexrelid", [table])
+    indexes = [row[0].replace(" ON ONLY ", " ON ") for row in cur.fetchall()]
+    return constraints, indexes
+
+
+def _restore(cur, constraints, indexes) -> None:
+    for name, definition in constraints:
+        cur.execute(f'ALTER TABLE {TABLE} ADD CONSTRAINT "{name}" {definition}')
+    for statement in indexes:
+        cur.execute(statement)
+
+
+def partition(apps, schema_editor):
+    if schema_editor.connection.vendor != "postgresql":
+        return
+    with schema_editor.connection.cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_partitioned_table WHERE partrelid = %s::regclass", [TABLE])
+        if cur.fetchone():
+            return
+        constraints, indexes = _definitions(cur, TABLE)
+        cur.execute(f"ALTER TABLE {TABLE} RENAME TO {TABLE}_unpartitioned")
+        cur.execute(f"CREATE TABLE {TABLE} (LIKE {TABLE}_unpartitioned) PARTITION BY RANGE (day)")
+        cur.execute(f"SELECT date_trunc('month', min(day))::date, date_trunc('month', max(day))::date "
+                    f"FROM {TABLE}_unpartitioned")
+        first, last = cur.fetchone()
+        if first is not None:
+            cur.execute("SELECT m::date, (m + interval '1 month')::date FROM generate_series(%s::date, %s::date, "
+                        "interval '1 month') AS m", [first, last])
+            for start, end in cur.fetchall():
+                cur.execute(f"CREATE TABLE {TABLE}_p{start:%Y_%m} PARTITION OF {TABLE} "
+                            f"FOR VALUES FROM ('{start.isoformat()}') TO ('{end.isoformat()}')")
+        cur.execute(f"CREATE TABLE {TABLE}_default PARTITION OF {TABLE} DEFAULT")
+        cur.execute(f"INSERT INTO {TABLE} SELECT * FROM {TABLE}_unpartitioned")
+        cur.execute(f"DROP TABLE {TABLE}_unpartitioned")
+        cur.execute(f"CREATE SEQUENCE {TABLE}_id_seq OWNED BY {TABLE}.id")
+        cur.execute(f"ALTER TABLE {TABLE} ALTER COLUMN id SET DEFAULT nextval('{TABLE}_id_seq')")
+        cur.execute(f"SELECT setval('{TABLE}_id_seq', COALESCE((SELECT max(id) FROM {TABLE}), 0) + 1, false)")
+        cur.execute(f"ALTER TABLE {TABLE} ADD CONSTRAINT {TABLE}_pkey PRIMARY KEY (id, day)")
+        _restore(cur, constraints, indexes)
+        cur.execute(f"ANALYZE {TABLE}")
+
+
+def unpartition(apps, schema_editor):
+    if schema_editor.connection.vendor != "postgresql":
+        return
+    with schema_editor.connection.cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_partitioned_table WHERE partrelid = %s::regclass", [TABLE])
+        if not cur.fetchone():
+            return
+        constraints, indexes = _definitions(cur, TABLE)
+        cur.execute(f"ALTER TABLE {TABLE} RENAME TO {TABLE}_partitioned")
+        cur.execute(f"CREATE TABLE {TABLE} (LIKE {TABLE}_partitioned)")
+        cur.execute(f"INSERT INTO {TABLE} SELECT * FROM {TABLE}_partitioned")
+        cur.execute(f"DROP TABLE {TABLE}_partitioned")  # its partitions and its sequence with it
+        cur.execute(f"ALTER TABLE {TABLE} ALTER COLUMN id ADD GENERATED BY DEFAULT AS IDENTITY")
+        cur.execute(f"SELECT setval(pg_get_serial_sequence('{TABLE}', 'id'), "
+                    f"COALESCE((SELECT max(id) FROM {TABLE}), 0) + 1, false)")
+        cur.execute(f"ALTER TABLE {TABLE} ADD CONSTRAINT {TABLE}_pkey PRIMARY KEY (id)")
+        _restore(cur, constraints, indexes)
+
+
+class Migration(migrations.Migration):
+
+    dependencies = [
+        ("settlement", "0007_reported_kw_drop"),
+    ]
+
+    operations = [
+        migrations.RunPython(partition, unpartition, elidable=False),
+    ]
