@@ -633,31 +633,37 @@ def _plan_writes(event: Event, decided: list[Decided], chosen: set[int] | None, 
     """The final decision of each candidate (the target kW applied) and what it changes."""
     plan = WritePlan({}, [], [], [], [], [], [])
     counts = plan.counts
-    window = (event.start, event.end)
+    # Per-run constants hoisted out of the loop (``event.pk`` is a property; a TextChoices member's ``str`` is a
+    # Python call): the same values, 100,000s of times cheaper.
+    event_id, start, end = event.pk, event.start, event.end
+    window = (start, end)
+    reserved, target_met = ReservationDecision.RESERVED.value, ReservationDecision.TARGET_MET.value
+    reservations, new_participations = plan.reservations, plan.new_participations
     target_note = (f"Target {event.target_kw} kW met by devices ranked before it (least called this season "
                    "first, then larger capacity).") if event.target_kw is not None else ""
     for d in decided:
         decision, detail = d.decision, d.detail
         if decision is None:
             if d.held or chosen is None or d.subscription_id in chosen:
-                decision = ReservationDecision.RESERVED
+                decision = reserved
             else:
-                decision, detail = ReservationDecision.TARGET_MET, target_note
-        decision = str(decision)
+                decision, detail = target_met, target_note
+        elif type(decision) is not str:
+            decision = decision.value  # a ReservationDecision member: its value, as str() gives
         counts[decision] = counts.get(decision, 0) + 1
-        plan.reservations.append(ReservationRow(event.pk, d.subscription_id, d.enrollment_id, d.device_id,
-                                                d.service_point_id, decision, detail[:300], d.capacity_kw, now))
+        reservations.append(ReservationRow(event_id, d.subscription_id, d.enrollment_id, d.device_id,
+                                           d.service_point_id, decision, detail[:300], d.capacity_kw, now))
         if d.held:  # its status stays; its window follows the event
             if d.participation_window != window:
                 plan.move.append(d.participation_id)
             continue
-        if decision == ReservationDecision.RESERVED:
+        if decision == reserved:
             if d.takes:
                 plan.take.extend(d.takes)
             if d.participation_id is None:
-                plan.new_participations.append(NewParticipationRow(
-                    event.pk, d.subscription_id, d.enrollment_id, d.device_id, d.service_point_id, live_status,
-                    event.start, event.end, now, now))
+                new_participations.append(NewParticipationRow(
+                    event_id, d.subscription_id, d.enrollment_id, d.device_id, d.service_point_id, live_status,
+                    start, end, now, now))
             elif d.participation_status == RELEASED:
                 plan.reopen.append(d.participation_id)
             elif d.participation_window != window:
