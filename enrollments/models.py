@@ -116,7 +116,9 @@ class Enrollment(models.Model):
 class ProgramSubscription(models.Model):
     """An enrollment's device for local dates ``[start_date, end_date)``; ``device`` empty for service-point-only
     programs. ``exclusive`` copies "program does not allow co-enrollment" so the database can hold the rule
-    "at most one open exclusive subscription per device"."""
+    "at most one open exclusive subscription per device". On PostgreSQL, ``(id, enrollment_id)`` is also a unique
+    key that the reservation ledger and participations reference with one composite foreign key (events migration
+    0008)."""
 
     enrollment = models.ForeignKey(Enrollment, on_delete=models.CASCADE, related_name="subscriptions")
     device = models.ForeignKey(Device, null=True, blank=True, on_delete=models.PROTECT, related_name="subscriptions")

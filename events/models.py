@@ -129,8 +129,13 @@ class Reservation(models.Model):
 
     # db_index=False where a composite index leads with the column (no second index to maintain on every insert)
     event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="reservations", db_index=False)
-    subscription = models.ForeignKey(ProgramSubscription, on_delete=models.CASCADE, related_name="reservations")
-    enrollment = models.ForeignKey(Enrollment, on_delete=models.CASCADE, related_name="reservations")
+    # db_constraint=False on subscription and enrollment: on PostgreSQL ONE composite foreign key checks both,
+    # (subscription_id, enrollment_id) -> the subscription's (id, enrollment_id) (migration 0008): the enrollment
+    # must be the subscription's own, and a row costs one deferred check instead of two (issue 20).
+    subscription = models.ForeignKey(ProgramSubscription, on_delete=models.CASCADE, related_name="reservations",
+                                     db_constraint=False)
+    enrollment = models.ForeignKey(Enrollment, on_delete=models.CASCADE, related_name="reservations",
+                                   db_constraint=False)
     device = models.ForeignKey(Device, null=True, blank=True, on_delete=models.CASCADE, related_name="reservations")
     service_point = models.ForeignKey(ServicePoint, on_delete=models.CASCADE, related_name="reservations")
     decision = models.CharField(max_length=24, choices=ReservationDecision.choices)
@@ -153,8 +158,11 @@ class Participation(models.Model):
 
     # db_index=False where a composite index leads with the column (no second index to maintain on every insert)
     event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="participations", db_index=False)
-    subscription = models.ForeignKey(ProgramSubscription, on_delete=models.PROTECT, related_name="participations")
-    enrollment = models.ForeignKey(Enrollment, on_delete=models.PROTECT, related_name="participations")
+    # One composite foreign key for subscription and enrollment on PostgreSQL, as on ``Reservation``.
+    subscription = models.ForeignKey(ProgramSubscription, on_delete=models.PROTECT, related_name="participations",
+                                     db_constraint=False)
+    enrollment = models.ForeignKey(Enrollment, on_delete=models.PROTECT, related_name="participations",
+                                   db_constraint=False)
     device = models.ForeignKey(Device, null=True, blank=True, on_delete=models.PROTECT, related_name="participations",
                                db_index=False)
     service_point = models.ForeignKey(ServicePoint, on_delete=models.PROTECT, related_name="participations",

@@ -2,9 +2,13 @@
 
 ``field__in=ids`` with 5,000 ids makes Django write 5,000 placeholders, which psycopg converts one by one and the
 planner treats as a long constant list; ``field__any=ids`` becomes ``field = ANY(%s::bigint[])`` with one list
-parameter (psycopg adapts it as an array), the same index scan at a fraction of the client cost. Other databases get
-the plain ``IN`` list. Values must be plain column values (ids, not model instances): they are not converted one
-by one. An empty list matches nothing, as ``__in`` does. Registered on every field by ``CpmConfig``.
+parameter, the same index scan at a fraction of the client cost. Other databases get the plain ``IN`` list. Values
+must be plain column values (ids, not model instances): they are not converted one by one. An empty list matches
+nothing, as ``__in`` does. Registered on every field by ``CpmConfig``.
+
+Integers travel as ONE array literal (``'{1,2,3}'::bigint[]``) built with ``str.join``: psycopg's list adaptation
+dumps element by element (8.6 ms for 5,000 ids against 1.1 ms, issue 20). Other values are adapted by psycopg.
+A set or frozenset of ids also skips Django's per-element ``resolve_lookup_value`` pass over a list or tuple.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ class _ArrayParameter:
             return super().as_sql(compiler, connection)  # raises EmptyResultSet, as __in=[] does
         lhs, lhs_params = self.process_lhs(compiler, connection)
         db_type = self.lhs.output_field.db_type(connection)
+        if all(type(v) is int for v in values):
+            values = "{" + ",".join(map(str, values)) + "}"
         return f"{lhs} = ANY(%s::{db_type}[])", (*lhs_params, values)
 
 

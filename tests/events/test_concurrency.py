@@ -97,3 +97,31 @@ def test_exclusion_constraint_refuses_overlapping_participations_in_the_database
     ev_c = EventFactory(program=b, start=ev_a.end, end=ev_a.end + dt.timedelta(hours=1))
     Participation.objects.create(event=ev_c, subscription=other, enrollment=other.enrollment, device=sub.device,
                                  service_point=other.enrollment.service_point, start=ev_c.start, end=ev_c.end)
+
+
+def test_composite_key_refuses_a_row_whose_enrollment_is_not_its_subscriptions():
+    """Migration 0008: one foreign key (subscription_id, enrollment_id) on the ledger and on participations checks
+    that the subscription exists and that the row's enrollment is the subscription's own (deferred: checked when
+    each autocommitted INSERT commits)."""
+    program, _ = make_program("composite-key")
+    sub = active_participant(program=program, device_kwargs={"last_seen_at": NOW})
+    stranger = active_participant(program=program, device_kwargs={"last_seen_at": NOW})
+    event = EventFactory(program=program)
+    with pytest.raises(IntegrityError, match="participation_subscription_enrollment_fk"):
+        Participation.objects.create(event=event, subscription=sub, enrollment=stranger.enrollment,
+                                     device=sub.device, service_point=sub.enrollment.service_point,
+                                     start=event.start, end=event.end)
+    with pytest.raises(IntegrityError, match="reservation_subscription_enrollment_fk"):
+        Reservation.objects.create(event=event, subscription=sub, enrollment=stranger.enrollment,
+                                   device=sub.device, service_point=sub.enrollment.service_point,
+                                   decision=D.RESERVED, detail="", decided_at=NOW)
+    with pytest.raises(IntegrityError, match="reservation_subscription_enrollment_fk"):
+        Reservation.objects.create(event=event, subscription_id=sub.pk + stranger.pk + 1_000_000,
+                                   enrollment=sub.enrollment, device=sub.device,
+                                   service_point=sub.enrollment.service_point, decision=D.RESERVED,
+                                   detail="", decided_at=NOW)
+    # The row of the subscription's own enrollment is accepted.
+    Reservation.objects.create(event=event, subscription=sub, enrollment=sub.enrollment, device=sub.device,
+                               service_point=sub.enrollment.service_point, decision=D.RESERVED, detail="",
+                               decided_at=NOW)
+    assert Reservation.objects.filter(event=event).count() == 1
