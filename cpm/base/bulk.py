@@ -157,6 +157,19 @@ def copy_binary(model: type[models.Model], columns: Sequence[str], data: Iterabl
 # ---------------------------------------------------------------------------------------------------- unnest
 
 
+def int_array_literal(values: Iterable[int]) -> str:
+    """A PostgreSQL array literal of integers (``{1,2,3}``), sent as ONE text parameter and cast in the query
+    (``= ANY(%s::bigint[])``): the driver adapts a Python list element by element (8.6 ms for 5,000 ids against
+    1.1 ms for the literal, issue 20)."""
+    return "{" + ",".join(map(str, values)) + "}"
+
+
+def text_array_literal(values: Iterable[Any]) -> str:
+    """A PostgreSQL array literal of texts, each double-quoted with backslashes and quotes escaped (``None`` is
+    NULL; dates and datetimes in ISO 8601), sent as one text parameter and cast in the query."""
+    return "{" + ",".join(_literal_item(v) for v in values) + "}"
+
+
 def _literal_item(value: Any) -> str:
     if value is None:
         return "NULL"
@@ -169,7 +182,7 @@ def _literal_item(value: Any) -> str:
 def _array_literal(values: Sequence) -> str:
     """A PostgreSQL array literal (``{"a","b\\"c",NULL}``) for a value of an array column: ``unnest`` of an array of
     arrays would flatten them, so such a column travels as text and is cast back."""
-    return "{" + ",".join(_literal_item(v) for v in values) + "}"
+    return text_array_literal(values)
 
 
 def _array_param(field: models.Field, values: list) -> tuple[str, Any]:

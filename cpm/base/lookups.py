@@ -17,6 +17,8 @@ from django.db.models import Field, ForeignObject
 from django.db.models.fields.related_lookups import RelatedIn
 from django.db.models.lookups import In
 
+from .bulk import int_array_literal
+
 
 class _ArrayParameter:
     lookup_name = "any"
@@ -37,7 +39,7 @@ class _ArrayParameter:
         lhs, lhs_params = self.process_lhs(compiler, connection)
         db_type = self.lhs.output_field.db_type(connection)
         if all(type(v) is int for v in values):
-            values = "{" + ",".join(map(str, values)) + "}"
+            values = int_array_literal(values)
         return f"{lhs} = ANY(%s::{db_type}[])", (*lhs_params, values)
 
 

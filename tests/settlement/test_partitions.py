@@ -335,7 +335,8 @@ def test_the_migration_keeps_every_row_of_a_populated_table_and_its_reverse_too(
 
 @pytest.mark.postgres
 def test_the_loaders_array_parameters_round_trip_any_text_and_integer():
-    from settlement.meterdata.loaders import _int_array, _text_array
+    from cpm.base.bulk import int_array_literal as _int_array
+    from cpm.base.bulk import text_array_literal as _text_array
 
     texts = ['SP "1"', "back\\slash", "a,b", "{x}", " lead", "NULL", "é-ü", "", "x'y"]
     with connection.cursor() as cur:
