@@ -10,9 +10,19 @@
 ``Event.reserved_at`` is set. Keyword arguments: ``event`` (the Event), ``now``, ``actor`` (who ran the reservation).
 Settlement subscribes to store the event's available-kW forecast (``settlement.forecast``: it needs the program's
 delivered share in settled events, which the events app cannot read).
+
+``event_modified``: sent after the transaction that changed an event (a new revision of a scheduled or dispatched
+event, or an edit of a draft) commits. Keyword arguments: ``event_id`` (int), ``revision`` (int, the event's revision
+after the change), ``now``, ``actor``.
+
+``event_cancelled``: sent after the transaction that cancelled an event commits. Keyword arguments: ``event_id``
+(int), ``reason`` (str), ``now``, ``actor``. The OpenADR 3 VTN (``cpm.openadr3``) subscribes to both to publish the
+modification or the cancellation to the VENs.
 """
 
 from django.dispatch import Signal
 
 event_completed = Signal()
 event_reserved = Signal()
+event_modified = Signal()
+event_cancelled = Signal()

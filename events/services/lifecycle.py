@@ -32,7 +32,7 @@ from programs.models import Program
 from ..choices import EVENT_TRANSITIONS, DispatchKind, EventCategory, EventStatus, ParticipationStatus
 from ..models import Event, EventRevision, Participation
 from ..selectors import ProgramContext
-from ..signals import event_completed
+from ..signals import event_cancelled, event_completed, event_modified
 from .common import RELEASED, actor_name, participations_move, to_utc
 from .dispatch import create_dispatch_messages
 from .release import dispatch_recheck
@@ -200,6 +200,9 @@ def event_update(
                               "reservation_counts": counts})
         if event.status == EventStatus.DISPATCHED:
             create_dispatch_messages(event, kind=DispatchKind.MODIFY, now=now)
+        event_id, revision = event.pk, event.revision
+        transaction.on_commit(lambda: event_modified.send(sender=Event, event_id=event_id, revision=revision,
+                                                          now=now, actor=actor))
     return event
 
 
@@ -365,4 +368,7 @@ def event_cancel(*, event: Event, reason: str, now: dt.datetime, actor: Any) -> 
                                 now=now, actor=actor, reason=reason)
         audit_record(obj=event, action="update", now=now, actor=actor, reason=reason,
                      changes={"participations_cancelled": n})
+        event_id = event.pk
+        transaction.on_commit(lambda: event_cancelled.send(sender=Event, event_id=event_id, reason=reason, now=now,
+                                                           actor=actor))
     return event

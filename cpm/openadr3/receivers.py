@@ -1,0 +1,37 @@
+"""The VTN follows cpm's events (``events.signals``): a reservation, a modification or a cancellation publishes
+the event's OpenADR view (``services.oadr_event_publish``) after the change commits, as a named system actor."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.dispatch import receiver
+
+from cpm.base.capabilities import system_actor
+from events.models import Event
+from events.signals import event_cancelled, event_modified, event_reserved
+
+PUBLISH_ACTOR = system_actor("openadr3.publish")
+
+
+def _publish(event_id: int, now) -> None:
+    from . import services
+
+    event = Event.objects.filter(pk=event_id).first()
+    if event is not None:
+        services.oadr_event_publish(event=event, now=now, actor=PUBLISH_ACTOR)
+
+
+@receiver(event_reserved, dispatch_uid="openadr3-event-reserved")
+def _on_reserved(sender, event, now, actor, **kwargs) -> None:
+    event_id = event.pk
+    transaction.on_commit(lambda: _publish(event_id, now))
+
+
+@receiver(event_modified, dispatch_uid="openadr3-event-modified")
+def _on_modified(sender, event_id, now, **kwargs) -> None:
+    _publish(event_id, now)
+
+
+@receiver(event_cancelled, dispatch_uid="openadr3-event-cancelled")
+def _on_cancelled(sender, event_id, now, **kwargs) -> None:
+    _publish(event_id, now)
