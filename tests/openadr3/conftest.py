@@ -50,8 +50,8 @@ class World:
                       end_date=today + dt.timedelta(days=120))
         ParticipationRuleFactory(program=self.program, effective_from=today - dt.timedelta(days=365),
                                  weekends_allowed=True, holidays_allowed=True)
-        from django.contrib.auth.models import Group
         from django.contrib.auth import get_user_model
+        from django.contrib.auth.models import Group
 
         user_model = get_user_model()
         self.aggregators = {}
