@@ -11,13 +11,15 @@
 Settlement subscribes to store the event's available-kW forecast (``settlement.forecast``: it needs the program's
 delivered share in settled events, which the events app cannot read).
 
-``event_modified``: sent after the transaction that changed an event (a new revision of a scheduled or dispatched
-event, or an edit of a draft) commits. Keyword arguments: ``event_id`` (int), ``revision`` (int, the event's revision
-after the change), ``now``, ``actor``.
+``event_modified``: sent inside the transaction that changed an event (a new revision of a scheduled or
+dispatched event, or an edit of a draft), after the change is written. Keyword arguments: ``event_id`` (int),
+``revision`` (int, the event's revision after the change), ``now``, ``actor``.
 
-``event_cancelled``: sent after the transaction that cancelled an event commits. Keyword arguments: ``event_id``
-(int), ``reason`` (str), ``now``, ``actor``. The OpenADR 3 VTN (``cpm.openadr3``) subscribes to both to publish the
-modification or the cancellation to the VENs.
+``event_cancelled``: sent inside the transaction that cancelled an event, after its participations are cancelled.
+Keyword arguments: ``event_id`` (int), ``reason`` (str), ``now``, ``actor``.
+
+The OpenADR 3 VTN (``cpm.openadr3``) subscribes to both, and to ``event_reserved``, to publish the event, its
+modification or its cancellation to the VENs in the same transaction (its webhooks are sent after the commit).
 """
 
 from django.dispatch import Signal

@@ -1,9 +1,9 @@
 """The VTN follows cpm's events (``events.signals``): a reservation, a modification or a cancellation publishes
-the event's OpenADR view (``services.oadr_event_publish``) after the change commits, as a named system actor."""
+the event's OpenADR view (``services.oadr_event_publish``) in the transaction of the change (rolled back with it;
+webhooks are sent after the commit), as a named system actor."""
 
 from __future__ import annotations
 
-from django.db import transaction
 from django.dispatch import receiver
 
 from cpm.base.capabilities import system_actor
@@ -23,8 +23,7 @@ def _publish(event_id: int, now) -> None:
 
 @receiver(event_reserved, dispatch_uid="openadr3-event-reserved")
 def _on_reserved(sender, event, now, actor, **kwargs) -> None:
-    event_id = event.pk
-    transaction.on_commit(lambda: _publish(event_id, now))
+    _publish(event.pk, now)
 
 
 @receiver(event_modified, dispatch_uid="openadr3-event-modified")

@@ -200,9 +200,7 @@ def event_update(
                               "reservation_counts": counts})
         if event.status == EventStatus.DISPATCHED:
             create_dispatch_messages(event, kind=DispatchKind.MODIFY, now=now)
-        event_id, revision = event.pk, event.revision
-        transaction.on_commit(lambda: event_modified.send(sender=Event, event_id=event_id, revision=revision,
-                                                          now=now, actor=actor))
+        event_modified.send(sender=Event, event_id=event.pk, revision=event.revision, now=now, actor=actor)
     return event
 
 
@@ -368,7 +366,5 @@ def event_cancel(*, event: Event, reason: str, now: dt.datetime, actor: Any) -> 
                                 now=now, actor=actor, reason=reason)
         audit_record(obj=event, action="update", now=now, actor=actor, reason=reason,
                      changes={"participations_cancelled": n})
-        event_id = event.pk
-        transaction.on_commit(lambda: event_cancelled.send(sender=Event, event_id=event_id, reason=reason, now=now,
-                                                           actor=actor))
+        event_cancelled.send(sender=Event, event_id=event.pk, reason=reason, now=now, actor=actor)
     return event
