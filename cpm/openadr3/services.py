@@ -402,9 +402,10 @@ def _ensure_resources(devices: dict[int, list[tuple[str, int]]], *, now: dt.date
     """The targeted devices of registered VENs are their resources (created when missing)."""
     vens = dict(Ven.objects.filter(aggregator_id__in=list(devices)).values_list("aggregator_id", "pk"))
     for agg_id, ven_id in vens.items():
+        have = set(Resource.objects.filter(ven_id=ven_id).values_list("resource_name", flat=True))
         Resource.objects.bulk_create(
             [Resource(ven_id=ven_id, resource_name=name, device_id=device_id, created_at=now, updated_at=now)
-             for name, device_id in devices[agg_id]], batch_size=5000, ignore_conflicts=True)
+             for name, device_id in devices[agg_id] if name not in have], batch_size=5000, ignore_conflicts=True)
 
 
 def _publish(event: Event, *, now: dt.datetime) -> OadrEvent | None:
