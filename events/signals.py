@@ -18,8 +18,12 @@ dispatched event, or an edit of a draft), after the change is written. Keyword a
 ``event_cancelled``: sent inside the transaction that cancelled an event, after its participations are cancelled.
 Keyword arguments: ``event_id`` (int), ``reason`` (str), ``now``, ``actor``.
 
-The OpenADR 3 VTN (``cpm.openadr3``) subscribes to both, and to ``event_reserved``, to publish the event, its
-modification or its cancellation to the VENs in the same transaction (its webhooks are sent after the commit).
+``event_dispatched``: sent inside the transaction that dispatched an event, after the re-check released the
+participations no longer valid. Keyword arguments: ``event_id`` (int), ``now``, ``actor``.
+
+The OpenADR 3 VTN (``cpm.openadr3``) subscribes to these three, and to ``event_reserved``, to publish the event, its
+modification, the devices released at dispatch or its cancellation to the VENs in the same transaction (its webhooks
+are sent after the commit).
 """
 
 from django.dispatch import Signal
@@ -28,3 +32,4 @@ event_completed = Signal()
 event_reserved = Signal()
 event_modified = Signal()
 event_cancelled = Signal()
+event_dispatched = Signal()

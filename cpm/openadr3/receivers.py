@@ -1,4 +1,5 @@
-"""The VTN follows cpm's events (``events.signals``): a reservation, a modification or a cancellation publishes
+"""The VTN follows cpm's events (``events.signals``): a reservation, a modification, a dispatch (devices released
+by its re-check) or a cancellation publishes
 the event's OpenADR view (``services.oadr_event_publish``) in the transaction of the change (rolled back with it;
 webhooks are sent after the commit), as a named system actor."""
 
@@ -8,7 +9,7 @@ from django.dispatch import receiver
 
 from cpm.base.capabilities import system_actor
 from events.models import Event
-from events.signals import event_cancelled, event_modified, event_reserved
+from events.signals import event_cancelled, event_dispatched, event_modified, event_reserved
 
 PUBLISH_ACTOR = system_actor("openadr3.publish")
 
@@ -33,4 +34,9 @@ def _on_modified(sender, event_id, now, **kwargs) -> None:
 
 @receiver(event_cancelled, dispatch_uid="openadr3-event-cancelled")
 def _on_cancelled(sender, event_id, now, **kwargs) -> None:
+    _publish(event_id, now)
+
+
+@receiver(event_dispatched, dispatch_uid="openadr3-event-dispatched")
+def _on_dispatched(sender, event_id, now, **kwargs) -> None:
     _publish(event_id, now)

@@ -32,7 +32,7 @@ from programs.models import Program
 from ..choices import EVENT_TRANSITIONS, DispatchKind, EventCategory, EventStatus, ParticipationStatus
 from ..models import Event, EventRevision, Participation
 from ..selectors import ProgramContext
-from ..signals import event_cancelled, event_completed, event_modified
+from ..signals import event_cancelled, event_completed, event_dispatched, event_modified
 from .common import RELEASED, actor_name, participations_move, to_utc
 from .dispatch import create_dispatch_messages
 from .release import dispatch_recheck
@@ -308,6 +308,7 @@ def event_dispatch(*, event: Event, now: dt.datetime, actor: Any) -> Event:
         audit_record(obj=event, action="update", now=now, actor=actor, reason="participations dispatched",
                      changes={"participations_dispatched": n, "participations_released": len(released)})
         create_dispatch_messages(event, kind=DispatchKind.DISPATCH, now=now)
+        event_dispatched.send(sender=Event, event_id=event.pk, now=now, actor=actor)
     return event
 
 

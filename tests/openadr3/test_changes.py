@@ -96,3 +96,25 @@ def test_a_subscription_is_changed(world, receiver):
     event = world.scheduled_event()
     call = receiver.wait_for(lambda c: True)[0]
     assert call["path"] == "/new" and call["json"]["object"]["id"] == str(event.pk)
+
+
+def test_a_device_released_at_dispatch_leaves_the_ven_s_targets(world, receiver):
+    from devices.models import Device
+    from events import services as event_services
+    from tests.actors import TEST_ACTOR
+
+    from .conftest import real_now
+
+    world.register_vens()
+    world.ven("agg-b").subscriptions.create_subscription(
+        new_subscription=_subscription(str(world.program.pk), f"{receiver.url}/b", client_name="b"))
+    event = world.scheduled_event()
+    Device.objects.filter(aggregator__code="agg-b").update(status="inactive")
+    Device.objects.filter(aggregator_device_id="agg-a-t1").update(status="inactive")
+    event_services.event_dispatch(event=event, now=real_now(), actor=TEST_ACTOR)
+    raw = world.http("GET", f"/events/{event.pk}", world.token("agg-a")).json()
+    assert raw["targets"][1]["values"] == ["agg-a-t0"]
+    assert raw["modificationNumber"] == 0
+    _problem(world.http("GET", f"/events/{event.pk}", world.token("agg-b")), 404)
+    deletes = receiver.wait_for(lambda c: c["json"]["operation"] == "DELETE")
+    assert deletes[0]["json"]["object"]["id"] == str(event.pk)
