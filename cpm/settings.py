@@ -56,6 +56,8 @@ INSTALLED_APPS = [
     "enrollments",
     "events",
     "settlement",
+    "oauth2_provider",
+    "cpm.openadr3",
 ]
 
 MIDDLEWARE = [
@@ -204,6 +206,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "PREPROCESSING_HOOKS": ["cpm.base.schema.exclude_openadr3"],
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "cpm.base.schema.add_error_responses"],
     "ENUM_NAME_OVERRIDES": {
         "DeviceStatusEnum": "devices.choices.DeviceStatus",
@@ -263,3 +266,38 @@ CPM_JOB_MAX_ATTEMPTS = env.int("CPM_JOB_MAX_ATTEMPTS", default=3)
 # retention task (0 = keep everything: the task does nothing); where each removed month's gzip CSV archive goes.
 CPM_INTERVAL_RETENTION_MONTHS = env.int("CPM_INTERVAL_RETENTION_MONTHS", default=0)
 CPM_INTERVAL_ARCHIVE_DIR = env.str("CPM_INTERVAL_ARCHIVE_DIR", default=str(VAR_DIR / "interval-archive"))
+
+# OpenADR 3 VTN (``cpm.openadr3``): OAuth 2 client credentials (django-oauth-toolkit) issue bearer tokens whose
+# scopes are the spec's; which scopes a client may ask for depends on who it is (``cpm.openadr3.scopes``).
+OAUTH2_PROVIDER = {
+    "SCOPES": {
+        "read_all": "Read every object (business logic)",
+        "read_targets": "Read programs and the events targeted at this VEN",
+        "read_ven_objects": "Read this VEN's own objects",
+        "write_programs": "Create, change and delete programs",
+        "write_events": "Create, change and cancel events",
+        "write_reports": "Create and change this VEN's reports",
+        "write_subscriptions": "Create, change and delete subscriptions",
+        "write_vens": "Register and change VENs and resources",
+    },
+    "DEFAULT_SCOPES": ["__all__"],
+    "SCOPES_BACKEND_CLASS": "cpm.openadr3.scopes.OpenADRScopes",
+    "ACCESS_TOKEN_EXPIRE_SECONDS": env.int("OPENADR3_TOKEN_SECONDS", default=3600),
+    # The OAuth 2.0 Security BCP (RFC 9700) throughout: no implicit or password grant, S256 PKCE only, tokens only
+    # in the Authorization header, hashed token storage, refresh-token replay detection, https redirect URIs.
+    "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,
+    "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,
+    "COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS": True,
+    "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
+    "COMPLIANT_BCP_RFC9700_REFRESH_TOKEN": True,
+    "COMPLIANT_BCP_RFC9700_REDIRECT_URI_SCHEME": True,
+    "REFRESH_TOKEN_REUSE_PROTECTION": True,
+    "ALLOWED_REDIRECT_URI_SCHEMES": ["https"],
+}
+# The IANA zone of a program created through OpenADR 3 (the spec's program has no zone).
+OPENADR3_PROGRAM_TIME_ZONE = env.str("OPENADR3_PROGRAM_TIME_ZONE", default="America/Los_Angeles")
+# Webhook deliveries of OpenADR 3 notifications: attempts before a notification is FAILED, seconds between them.
+OPENADR3_NOTIFY_ATTEMPTS = env.int("OPENADR3_NOTIFY_ATTEMPTS", default=5)
+OPENADR3_NOTIFY_RETRY_SECONDS = env.int("OPENADR3_NOTIFY_RETRY_SECONDS", default=30)

@@ -211,6 +211,8 @@ def summary_text(result: DemoResult, summary: Summary) -> str:
       "(database flushed).")
     for note in result.notes:
         w(f"NOTE: {note}")
+    if result.openadr3:
+        w(result.openadr3 + ".")
     if result.files:
         w("")
         w("Green Button files (one service point each, loaded through the Green Button importer):")

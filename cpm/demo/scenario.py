@@ -144,6 +144,7 @@ class DemoResult:
     timings: dict[str, float] = field(default_factory=dict)
     eager: bool = True
     database: str = ""
+    openadr3: str = ""  # what the OpenADR 3 aggregator received and reported (cpm.demo.openadr)
 
 
 class Demo:
@@ -358,6 +359,11 @@ class Demo:
         tstat = self._aggregator("demo-thermostat-cloud", "Demo thermostat cloud (OEM)")
         bat = self._aggregator("demo-battery-vpp", "Demo battery virtual power plant")
         evc = self._aggregator("demo-ev-cloud", "Demo EV charger cloud")
+        from .openadr import DemoVen
+
+        # The thermostat cloud takes its events through OpenADR 3 (cpm's VTN) and reports its outcomes back there.
+        self.ven = DemoVen(tstat, now=SETUP_AT, actor=self.users["demo-program-admin"])
+        tstat = self.aggregators["demo-thermostat-cloud"] = self.ven.aggregator
         sites: list[Site] = []
         rates = ["D", "TOU-D", "D-CARE", "TOU-D-T", "D-FERA"]
         prefix = {fl.REAL: "GB", fl.DERIVED: "SD", fl.SYNTHETIC: "SY"}
@@ -566,11 +572,13 @@ class Demo:
                     at(state.created - dt.timedelta(hours=2), lambda s=state: self._declare_unavailable(s))
             at(state.created, lambda s=state: self._schedule(s))
             at(state.notify, lambda s=state: self._tick(s.notify))
+            at(state.notify + dt.timedelta(minutes=1), lambda: self.ven.poll())
             at(state.notify + dt.timedelta(minutes=20), lambda s=state: self._opt_outs_before(s))
             at(state.start, lambda s=state: self._tick(s.start))
             at(state.end, lambda s=state: self._finish(s))
         for _, _, fn in sorted(actions, key=lambda a: (a[0], a[1])):
             fn()
+        self.result.openadr3 = self.ven.stats.line()
         self._step(f"season simulated: {len(self.result.event_ids)} events")
 
     def _billing_tick(self) -> None:
@@ -668,6 +676,9 @@ class Demo:
                      "status": status})
         for agg_id, rows in by_agg.items():
             agg = next(a for a in self.aggregators.values() if a.pk == agg_id)
+            if agg_id == self.ven.aggregator.pk:  # reported through OpenADR 3
+                self.ven.report(run.event.pk, {r["device"]: r["status"] for r in rows}, start=run.start, end=end)
+                continue
             participation_outcomes_report(aggregator=agg, outcomes=rows, now=end,
                                           actor=demo_actor(f"aggregator {agg.code}"))
         self._meter_feed(run, parts, responses, meter_readings_load)

@@ -32,7 +32,7 @@ from programs.models import Program
 from ..choices import EVENT_TRANSITIONS, DispatchKind, EventCategory, EventStatus, ParticipationStatus
 from ..models import Event, EventRevision, Participation
 from ..selectors import ProgramContext
-from ..signals import event_completed
+from ..signals import event_cancelled, event_completed, event_dispatched, event_modified
 from .common import RELEASED, actor_name, participations_move, to_utc
 from .dispatch import create_dispatch_messages
 from .release import dispatch_recheck
@@ -200,6 +200,7 @@ def event_update(
                               "reservation_counts": counts})
         if event.status == EventStatus.DISPATCHED:
             create_dispatch_messages(event, kind=DispatchKind.MODIFY, now=now)
+        event_modified.send(sender=Event, event_id=event.pk, revision=event.revision, now=now, actor=actor)
     return event
 
 
@@ -307,6 +308,7 @@ def event_dispatch(*, event: Event, now: dt.datetime, actor: Any) -> Event:
         audit_record(obj=event, action="update", now=now, actor=actor, reason="participations dispatched",
                      changes={"participations_dispatched": n, "participations_released": len(released)})
         create_dispatch_messages(event, kind=DispatchKind.DISPATCH, now=now)
+        event_dispatched.send(sender=Event, event_id=event.pk, now=now, actor=actor)
     return event
 
 
@@ -365,4 +367,5 @@ def event_cancel(*, event: Event, reason: str, now: dt.datetime, actor: Any) -> 
                                 now=now, actor=actor, reason=reason)
         audit_record(obj=event, action="update", now=now, actor=actor, reason=reason,
                      changes={"participations_cancelled": n})
+        event_cancelled.send(sender=Event, event_id=event.pk, reason=reason, now=now, actor=actor)
     return event

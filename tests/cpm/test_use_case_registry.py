@@ -22,6 +22,7 @@ BUILT_IN_ACTIONS = {"delete_selected"}  # Django's; GuardedModelAdmin offers it 
 # Actions of third-party admins that write no domain data (named one by one, so a new one is noticed).
 THIRD_PARTY_ACTIONS = {
     ("axes", "cleanup_expired_attempts"): "django-axes: deletes expired login-attempt records (login throttling)",
+    ("oauth2_provider", "revoke_tokens"): "django-oauth-toolkit: revokes OpenADR 3 clients' access/refresh tokens",
 }
 
 

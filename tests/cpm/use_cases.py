@@ -14,7 +14,7 @@ from cpm.base.capabilities import USE_CASES, UseCase
 #: Modules whose import registers write use cases (a package: with every sub-module).
 SERVICE_MODULES = (
     "programs.services", "devices.services", "enrollments.services", "events.services", "settlement.services",
-    "devices.imports", "enrollments.imports", "settlement.meterdata",
+    "devices.imports", "enrollments.imports", "settlement.meterdata", "cpm.openadr3.services",
 )
 
 

@@ -1,0 +1,844 @@
+"""The write path of the OpenADR 3 VTN. Every public write is a use case (``cpm.base.capabilities``) taking ``now``
+and ``actor`` (the OAuth client's user, or a named system actor); writes to cpm's own objects go through the apps'
+services (``programs.services``, ``events.services``: lifecycle, opt-outs and outcome reports;
+``settlement.meterdata.loaders`` for telemetry), so the participation rules and audit trail apply to OpenADR
+clients like to any other door.
+
+- VENs and resources: an aggregator is a VEN (one each); its devices are resources named by the aggregator's device
+  id. A VEN client registers and changes only its own VEN; business logic names the aggregator by its code.
+- Events: ``oadr_event_create`` is cpm's ``event_create`` + ``event_schedule``; ``oadr_event_publish`` writes the
+  OpenADR view of a cpm event (after its reservation, each modification, its cancellation) and notifies the
+  subscribers. ``modificationNumber`` = the cpm revision - 1; the cancellation deletes the event from the VTN's view
+  (``DELETE`` notification), as the spec cancels.
+- Reports: ``OPERATING_STATE`` payloads become participation outcomes (``OPTED_OUT`` an opt-out at the interval's
+  start), ``USAGE`` payloads device telemetry readings (kWh per interval, >= 0 delivered, < 0 received) loaded as
+  versioned meter data (a report sent twice changes nothing).
+- Subscriptions: webhooks; ``Notification`` rows (the body JSON-encoded once) delivered by the
+  ``openadr3.deliver_notification`` task with retries.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import secrets
+import urllib.error
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+
+from cpm.base.audit import audit_record
+from cpm.base.capabilities import Cap, use_case
+from cpm.base.errors import ConflictError, DomainValidationError, NotFound, PermissionDenied
+from cpm.base.states import transition
+from cpm.base.tasks import enqueue_on_commit
+from devices.models import Aggregator, Device
+from devices.selectors import aggregator_of
+from events import services as event_services
+from events.choices import EventCategory, EventDirection, EventStatus, ParticipationStatus
+from events.models import Event, Participation
+from programs.models import Program
+
+from . import documents as docs
+from .models import (
+    NOTIFICATION_TRANSITIONS,
+    Notification,
+    NotificationStatus,
+    OadrEvent,
+    OadrEventTarget,
+    ProgramSettings,
+    Report,
+    Resource,
+    Subscription,
+    Ven,
+)
+
+OBJECT_TYPES = ("PROGRAM", "EVENT", "REPORT", "SUBSCRIPTION", "VEN", "RESOURCE")
+OPERATIONS = ("GET", "POST", "PUT", "DELETE")
+VEN_CAPS = (Cap.MANAGE_PROGRAMS, Cap.MANAGE_DEVICES)
+SUBSCRIPTION_CAPS = (Cap.MANAGE_EVENTS, Cap.MANAGE_PROGRAMS, Cap.REPORT_OUTCOMES)
+
+
+def _text(data: dict, key: str, *, required: bool = False, max_length: int = 128) -> str | None:
+    value = data.get(key)
+    if value is None or value == "":
+        if required:
+            raise DomainValidationError({key: ["This field is required."]})
+        return None
+    if not isinstance(value, str) or len(value) > max_length or "\x00" in value:
+        raise DomainValidationError({key: [f"Give a text of 1 to {max_length} characters."]})
+    return value
+
+
+def _values_maps(data: dict, key: str) -> list[dict]:
+    """A list of the spec's valuesMap objects ``{"type": str, "values": [...]}`` (None = empty)."""
+    value = data.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(
+            isinstance(v, dict) and isinstance(v.get("type"), str) and isinstance(v.get("values"), list)
+            for v in value):
+        raise DomainValidationError({key: ["Give a list of {type, values} objects."]})
+    return [{"type": v["type"], "values": list(v["values"])} for v in value]
+
+
+def _own_aggregator(actor: Any) -> Aggregator | None:
+    return aggregator_of(actor) if not isinstance(actor, str) else None
+
+
+# --------------------------------------------------------------------------------------------------- credentials
+@use_case("openadr3.credentials.issue", Cap.MANAGE_PROGRAMS)
+@transaction.atomic
+def credentials_issue(*, aggregator: Aggregator, now: dt.datetime, actor: Any) -> tuple[str, str]:
+    """Issue OAuth 2 client credentials (client-credentials grant) for an aggregator's VEN client: a
+    django-oauth-toolkit application of the aggregator's API user. Returns ``(client_id, client_secret)``; the
+    secret is shown once (stored hashed). The aggregator must have an API user (``ConflictError``)."""
+    from oauth2_provider.models import Application
+
+    if aggregator.api_user_id is None:
+        raise ConflictError(f"Aggregator {aggregator.code} has no API user; give it one first.")
+    secret = secrets.token_urlsafe(32)
+    app = Application.objects.create(
+        name=f"OpenADR 3 VEN {aggregator.code}"[:255], user_id=aggregator.api_user_id,
+        client_type=Application.CLIENT_CONFIDENTIAL, authorization_grant_type=Application.GRANT_CLIENT_CREDENTIALS,
+        client_secret=secret)
+    audit_record(obj=aggregator, action="update", now=now, actor=actor, reason="OpenADR 3 client credentials issued",
+                 changes={"client_id": app.client_id})
+    return app.client_id, secret
+
+
+# ------------------------------------------------------------------------------------------------ program settings
+@use_case("openadr3.program_settings.set", Cap.MANAGE_PROGRAMS)
+@transaction.atomic
+def program_settings_set(*, program: Program, randomize_start_seconds: int, now: dt.datetime,
+                         actor: Any) -> ProgramSettings:
+    """Set what OpenADR adds to a program: ``randomize_start_seconds`` (0 to 86,400) tells VENs to start each event
+    at a random instant within that window (``intervalPeriod.randomizeStart`` of events published from now on)."""
+    if not 0 <= randomize_start_seconds <= 86400:
+        raise DomainValidationError({"randomize_start_seconds": ["Give 0 to 86,400 seconds."]})
+    row, _ = ProgramSettings.objects.update_or_create(program=program,
+                                                      defaults={"randomize_start_seconds": randomize_start_seconds})
+    audit_record(obj=program, action="update", now=now, actor=actor,
+                 changes={"openadr3_randomize_start_seconds": randomize_start_seconds})
+    return row
+
+
+# ---------------------------------------------------------------------------------------------------------- VENs
+@use_case("openadr3.ven.create", *VEN_CAPS)
+@transaction.atomic
+def ven_create(*, data: dict, client_id: str, now: dt.datetime, actor: Any) -> Ven:
+    """Register a VEN. A VEN client registers its own aggregator (once: a second VEN is a ``ConflictError``);
+    business logic names the aggregator by its code in ``venName``. ``venName`` is unique (``ConflictError``).
+    The aggregator's devices become the VEN's resources (named by the aggregator's device id)."""
+    name = _text(data, "venName", required=True)
+    aggregator = _own_aggregator(actor)
+    if aggregator is None:
+        aggregator = Aggregator.objects.filter(code=name).first()
+        if aggregator is None:
+            raise DomainValidationError({"venName": [f"No aggregator has the code {name!r}: a VEN of business "
+                                                     "logic is named by its aggregator's code."]})
+    if Ven.objects.filter(aggregator=aggregator).exists():
+        raise ConflictError(f"Aggregator {aggregator.code} already has a VEN.")
+    if Ven.objects.filter(ven_name=name).exists():
+        raise ConflictError(f"A VEN named {name!r} already exists.")
+    ven = Ven.objects.create(aggregator=aggregator, ven_name=name, client_id=client_id[:128],
+                             attributes=_values_maps(data, "attributes"), targets=_values_maps(data, "targets"),
+                             created_at=now, updated_at=now)
+    Resource.objects.bulk_create(
+        [Resource(ven=ven, resource_name=dev_id, device_id=pk, created_at=now, updated_at=now)
+         for pk, dev_id in Device.objects.filter(aggregator=aggregator).values_list("pk", "aggregator_device_id")],
+        batch_size=2000, ignore_conflicts=True)
+    audit_record(obj=ven, action="create", now=now, actor=actor, changes={"venName": name,
+                                                                           "aggregator": aggregator.code})
+    notify_object("VEN", "POST", ven_id=ven.pk, now=now)
+    return ven
+
+
+@use_case("openadr3.ven.update", *VEN_CAPS)
+@transaction.atomic
+def ven_update(*, ven: Ven, data: dict, now: dt.datetime, actor: Any) -> Ven:
+    """Change a VEN's name, attributes or targets (a VEN client only its own: ``NotFound``)."""
+    ven = Ven.objects.select_for_update().get(pk=ven.pk)
+    _check_ven_owner(ven, actor)
+    name = _text(data, "venName", required=True)
+    if name != ven.ven_name and Ven.objects.filter(ven_name=name).exists():
+        raise ConflictError(f"A VEN named {name!r} already exists.")
+    before = {"venName": ven.ven_name}
+    ven.ven_name, ven.attributes, ven.targets = name, _values_maps(data, "attributes"), _values_maps(data, "targets")
+    ven.updated_at = now
+    ven.save()
+    audit_record(obj=ven, action="update", now=now, actor=actor, changes={"before": before, "after": {"venName": name}})
+    notify_object("VEN", "PUT", ven_id=ven.pk, now=now)
+    return ven
+
+
+@use_case("openadr3.ven.delete", *VEN_CAPS)
+@transaction.atomic
+def ven_delete(*, ven: Ven, now: dt.datetime, actor: Any) -> dict:
+    """Delete a VEN and its resources; refused (``ConflictError``) once it has reports. Returns its document."""
+    ven = Ven.objects.select_for_update().get(pk=ven.pk)
+    _check_ven_owner(ven, actor)
+    if Report.objects.filter(ven=ven).exists():
+        raise ConflictError(f"VEN {ven.ven_name} has reports and cannot be deleted.")
+    doc = docs.ven_doc(ven)
+    notify_object("VEN", "DELETE", ven_id=ven.pk, now=now, doc=doc)
+    audit_record(obj=ven, action="delete", now=now, actor=actor, changes={"venName": ven.ven_name})
+    ven.delete()
+    return doc
+
+
+def _check_ven_owner(ven: Ven, actor: Any) -> None:
+    own = _own_aggregator(actor)
+    if own is not None and own.pk != ven.aggregator_id:
+        raise NotFound(f"VEN {ven.pk} not found.")
+
+
+# ------------------------------------------------------------------------------------------------------ resources
+@use_case("openadr3.resource.create", *VEN_CAPS)
+@transaction.atomic
+def resource_create(*, ven: Ven, data: dict, now: dt.datetime, actor: Any) -> Resource:
+    """Add a resource to a VEN; ``resourceName`` unique in the VEN (``ConflictError``), linked to the aggregator's
+    device with that device id when there is one."""
+    _check_ven_owner(ven, actor)
+    name = _text(data, "resourceName", required=True)
+    if Resource.objects.filter(ven=ven, resource_name=name).exists():
+        raise ConflictError(f"VEN {ven.ven_name} already has a resource named {name!r}.")
+    device = Device.objects.filter(aggregator_id=ven.aggregator_id, aggregator_device_id=name).first()
+    resource = Resource.objects.create(ven=ven, resource_name=name, device=device,
+                                       attributes=_values_maps(data, "attributes"),
+                                       targets=_values_maps(data, "targets"), created_at=now, updated_at=now)
+    audit_record(obj=resource, action="create", now=now, actor=actor, changes={"resourceName": name})
+    notify_object("RESOURCE", "POST", ven_id=ven.pk, now=now, doc=docs.resource_doc(resource))
+    return resource
+
+
+@use_case("openadr3.resource.update", *VEN_CAPS)
+@transaction.atomic
+def resource_update(*, resource: Resource, data: dict, now: dt.datetime, actor: Any) -> Resource:
+    """Change a resource's name, attributes or targets (the device link follows the name)."""
+    _check_ven_owner(resource.ven, actor)
+    name = _text(data, "resourceName", required=True)
+    if name != resource.resource_name and Resource.objects.filter(ven=resource.ven, resource_name=name).exists():
+        raise ConflictError(f"VEN {resource.ven.ven_name} already has a resource named {name!r}.")
+    resource.resource_name = name
+    resource.device = Device.objects.filter(aggregator_id=resource.ven.aggregator_id,
+                                            aggregator_device_id=name).first()
+    resource.attributes, resource.targets = _values_maps(data, "attributes"), _values_maps(data, "targets")
+    resource.updated_at = now
+    resource.save()
+    audit_record(obj=resource, action="update", now=now, actor=actor, changes={"resourceName": name})
+    notify_object("RESOURCE", "PUT", ven_id=resource.ven_id, now=now, doc=docs.resource_doc(resource))
+    return resource
+
+
+@use_case("openadr3.resource.delete", *VEN_CAPS)
+@transaction.atomic
+def resource_delete(*, resource: Resource, now: dt.datetime, actor: Any) -> dict:
+    """Delete a resource (the device stays in cpm). Returns its document."""
+    _check_ven_owner(resource.ven, actor)
+    doc = docs.resource_doc(resource)
+    notify_object("RESOURCE", "DELETE", ven_id=resource.ven_id, now=now, doc=doc)
+    audit_record(obj=resource, action="delete", now=now, actor=actor, changes={"resourceName": resource.resource_name})
+    resource.delete()
+    return doc
+
+
+# ------------------------------------------------------------------------------------------------------- programs
+def program_fields(data: dict, *, creating: bool) -> dict[str, Any]:
+    """OpenADR program fields -> cpm program fields: ``programName`` the code, ``programLongName`` the name,
+    ``programType`` a cpm program type; the zone is ``OPENADR3_PROGRAM_TIME_ZONE`` (the spec's program has none)."""
+    name = _text(data, "programName", required=True)
+    fields: dict[str, Any] = {"code": name, "name": _text(data, "programLongName", max_length=200) or name}
+    if data.get("programType") is not None:
+        fields["program_type"] = _text(data, "programType", max_length=32)
+    elif creating:
+        raise DomainValidationError({"programType": ["Give the cpm program type (e.g. thermostat_dr)."]})
+    if creating:
+        fields["time_zone"] = settings.OPENADR3_PROGRAM_TIME_ZONE
+    return fields
+
+
+def program_errors(exc: DomainValidationError) -> DomainValidationError:
+    """cpm's field names in a program error -> the OpenADR field names."""
+    names = {"code": "programName", "name": "programLongName", "program_type": "programType"}
+    return DomainValidationError({names.get(k, k): v for k, v in exc.errors.items()})
+
+
+# --------------------------------------------------------------------------------------------------------- events
+def _event_window(data: dict) -> tuple[dt.datetime, dt.datetime]:
+    """``[start, end)`` of an OpenADR event: the union of its intervals' periods (each defaulting to the event's
+    ``intervalPeriod``), consecutive intervals following one another when they give no start."""
+    default = data.get("intervalPeriod") or {}
+    intervals = data.get("intervals")
+    if not isinstance(intervals, list) or not intervals:
+        raise DomainValidationError({"intervals": ["Give at least one interval."]})
+    starts, ends, cursor = [], [], None
+    for i, interval in enumerate(intervals):
+        if not isinstance(interval, dict):
+            raise DomainValidationError({f"intervals[{i}]": ["Give an interval object."]})
+        period = interval.get("intervalPeriod") or {}
+        start_text = period.get("start") or (None if cursor else default.get("start"))
+        if start_text is None and cursor is None:
+            raise DomainValidationError({"intervalPeriod.start": ["Give the event's start."]})
+        start = cursor if start_text is None else docs.parse_instant(start_text, f"intervals[{i}].intervalPeriod"
+                                                                                 ".start")
+        duration_text = period.get("duration") or default.get("duration")
+        if duration_text is None:
+            raise DomainValidationError({"intervalPeriod.duration": ["Give the event's duration."]})
+        duration = docs.parse_iso_duration(duration_text, f"intervals[{i}].intervalPeriod.duration")
+        if duration <= dt.timedelta(0):
+            raise DomainValidationError({"intervalPeriod.duration": ["The duration must be positive."]})
+        starts.append(start)
+        ends.append(start + duration)
+        cursor = start + duration
+    return min(starts), max(ends)
+
+
+def _event_payloads(data: dict) -> tuple[str, str, Decimal | None]:
+    """(category, direction, target kW) from the event's priority and payloads: ``SIMPLE`` level 3 emergency, 2
+    reliability, 1 economic, 0 test (else the priority: 0 emergency, 1 reliability, 2 economic, 3 test);
+    ``DISPATCH_SETPOINT_RELATIVE`` kW (negative reduce, positive increase)."""
+    category, direction, target_kw = EventCategory.ECONOMIC, EventDirection.REDUCE, None
+    priority = data.get("priority")
+    if priority is not None:
+        if not isinstance(priority, int) or isinstance(priority, bool) or priority < 0:
+            raise DomainValidationError({"priority": ["Give a non-negative integer."]})
+        category = docs.CATEGORY_OF_PRIORITY.get(min(priority, 3), EventCategory.TEST)
+    levels = {v: k for k, v in docs.LEVEL.items()}
+    for i, interval in enumerate(data.get("intervals") or []):
+        for j, payload in enumerate(interval.get("payloads") or []):
+            if not isinstance(payload, dict) or not isinstance(payload.get("values"), list) or not payload["values"]:
+                raise DomainValidationError({f"intervals[{i}].payloads[{j}]": ["Give a type and values."]})
+            value = payload["values"][0]
+            if payload.get("type") == docs.SIMPLE:
+                if value not in levels:
+                    raise DomainValidationError({f"intervals[{i}].payloads[{j}].values": ["A SIMPLE level is 0 to "
+                                                                                           "3."]})
+                category = levels[value]
+            elif payload.get("type") == docs.KW_TARGET:
+                try:
+                    kw = Decimal(str(value))
+                except InvalidOperation:
+                    kw = Decimal(0)
+                if kw == 0 or not kw.is_finite():
+                    raise DomainValidationError({f"intervals[{i}].payloads[{j}].values": ["Give a non-zero kW."]})
+                direction = EventDirection.REDUCE if kw < 0 else EventDirection.INCREASE
+                target_kw = abs(kw).quantize(Decimal("0.001"))
+    return category, direction, target_kw
+
+
+def _target_devices(data: dict) -> list[int] | None:
+    """Device ids named by the event's targets (``VEN_NAME``: every device of those VENs' aggregators;
+    ``RESOURCE_NAME``: those resources' devices); None = no targeting (every enrolled device)."""
+    targets = _values_maps(data, "targets")
+    q, named = Q(), False
+    for t in targets:
+        if t["type"] == "VEN_NAME":
+            q |= Q(aggregator__openadr3_ven__ven_name__in=[str(v) for v in t["values"]])
+            named = True
+        elif t["type"] == "RESOURCE_NAME":
+            q |= Q(aggregator__openadr3_ven__isnull=False, aggregator_device_id__in=[str(v) for v in t["values"]])
+            named = True
+    if not named:
+        return None
+    ids = list(Device.objects.filter(q).values_list("pk", flat=True))
+    if not ids:
+        raise DomainValidationError({"targets": ["No registered VEN resource matches these targets."]})
+    return ids
+
+
+def event_changes(data: dict) -> dict[str, Any]:
+    """OpenADR event fields -> cpm event fields (``event_create`` / ``event_update`` keywords)."""
+    start, end = _event_window(data)
+    category, direction, target_kw = _event_payloads(data)
+    changes: dict[str, Any] = {"name": _text(data, "eventName", max_length=200) or "OpenADR 3 event",
+                               "start": start, "end": end, "category": category, "direction": direction,
+                               "target_kw": target_kw}
+    devices = _target_devices(data)
+    if devices is not None:
+        changes["target_device_ids"] = devices
+    return changes
+
+
+@use_case("openadr3.event.create", Cap.MANAGE_EVENTS)
+def oadr_event_create(*, program: Program, data: dict, now: dt.datetime, actor: Any) -> Event:
+    """Create and schedule a cpm event from an OpenADR event (business logic): ``events.services.event_create`` then
+    ``event_schedule`` (program active, participation rules, notice), in one transaction: a refused event leaves
+    nothing. The reservation follows (a task after commit) and publishes the event to the VENs holding reserved
+    devices. Raises ``DomainValidationError`` naming the field (OpenADR's or the rule's)."""
+    changes = event_changes(data)
+    devices = changes.pop("target_device_ids", None)
+    with transaction.atomic():
+        event = event_services.event_create(program=program, **changes, target_device_ids=devices,
+                                            notification_at=now if changes["start"] > now else None, now=now,
+                                            actor=actor)
+        event = event_services.event_schedule(event=event, now=now, actor=actor)
+        _publish(event, now=now)
+    return event
+
+
+# ---------------------------------------------------------------------------------------------------- publication
+def _content(event: Event) -> tuple[dict, dict[int, list[str]], dict[int, list[tuple[str, int]]]]:
+    setting = ProgramSettings.objects.filter(program_id=event.program_id).values_list(
+        "randomize_start_seconds", flat=True).first()
+    body = docs.event_body(event, randomize_start_seconds=setting or 0)
+    targets: dict[int, list[str]] = {}
+    rows = (Participation.objects.filter(event_id=event.pk, device__isnull=False)
+            .exclude(status=ParticipationStatus.CANCELLED)
+            .values_list("device__aggregator_id", "device__aggregator_device_id", "device_id")
+            .order_by("device__aggregator_id", "device__aggregator_device_id"))
+    devices: dict[int, list[tuple[str, int]]] = {}
+    for agg_id, name, device_id in rows.iterator(chunk_size=5000):
+        targets.setdefault(agg_id, []).append(name)
+        devices.setdefault(agg_id, []).append((name, device_id))
+    return body, targets, devices
+
+
+def _ensure_resources(devices: dict[int, list[tuple[str, int]]], *, now: dt.datetime) -> None:
+    """The targeted devices of registered VENs are their resources (created when missing)."""
+    vens = dict(Ven.objects.filter(aggregator_id__in=list(devices)).values_list("aggregator_id", "pk"))
+    for agg_id, ven_id in vens.items():
+        have = set(Resource.objects.filter(ven_id=ven_id).values_list("resource_name", flat=True))
+        Resource.objects.bulk_create(
+            [Resource(ven_id=ven_id, resource_name=name, device_id=device_id, created_at=now, updated_at=now)
+             for name, device_id in devices[agg_id] if name not in have], batch_size=5000, ignore_conflicts=True)
+
+
+def _publish(event: Event, *, now: dt.datetime) -> OadrEvent | None:
+    """Write the OpenADR view of ``event`` and notify (see ``oadr_event_publish``); inside the caller's
+    transaction."""
+    event = Event.objects.select_related("program").get(pk=event.pk)
+    existing = OadrEvent.objects.select_for_update().filter(pk=event.pk).first()
+    if event.status == EventStatus.CANCELLED:
+        if existing is None or existing.deleted_at is not None:
+            return existing
+        old = dict(existing.targets.values_list("aggregator_id", "resource_names"))
+        OadrEvent.objects.filter(pk=existing.pk).update(deleted_at=now, updated_at=now)
+        existing.deleted_at = existing.updated_at = now
+        _notify_event(existing, old_targets=old, new_targets=old, body_changed=True, deleted=True, now=now)
+        return existing
+    if event.status == EventStatus.DRAFT:
+        return existing
+    body, targets, devices = _content(event)
+    if existing is None:
+        oadr = OadrEvent.objects.create(event=event, program_id=event.program_id,
+                                        modification_number=event.revision - 1, revision=event.revision,
+                                        body=body, created_at=now, updated_at=now)
+        old: dict[int, list[str]] = {}
+        body_changed = True
+    else:
+        oadr = existing
+        old = dict(oadr.targets.values_list("aggregator_id", "resource_names"))
+        body_changed = oadr.body != body or oadr.revision != event.revision
+        if not body_changed and old == targets:
+            return oadr
+        oadr.body, oadr.revision, oadr.modification_number = body, event.revision, event.revision - 1
+        oadr.updated_at = now
+        oadr.save(update_fields=["body", "revision", "modification_number", "updated_at"])
+    if old != targets:
+        OadrEventTarget.objects.filter(oadr_event=oadr).exclude(aggregator_id__in=list(targets)).delete()
+        changed = [OadrEventTarget(oadr_event=oadr, aggregator_id=agg, resource_names=names)
+                   for agg, names in targets.items() if old.get(agg) != names]
+        OadrEventTarget.objects.filter(oadr_event=oadr, aggregator_id__in=[t.aggregator_id for t in changed]).delete()
+        OadrEventTarget.objects.bulk_create(changed)
+        _ensure_resources(devices, now=now)
+    _notify_event(oadr, old_targets=old, new_targets=targets, body_changed=body_changed, deleted=False, now=now,
+                  created=existing is None)
+    return oadr
+
+
+@use_case("openadr3.event.publish", Cap.MANAGE_EVENTS)
+@transaction.atomic
+def oadr_event_publish(*, event: Event, now: dt.datetime, actor: Any) -> OadrEvent | None:
+    """Publish a cpm event's OpenADR view (idempotent): created once the event is scheduled (targets: the devices
+    reserved in it, by aggregator), rewritten when it changes (``modificationNumber`` = cpm revision - 1), deleted
+    when it is cancelled. Subscribers are notified: a VEN newly targeted ``POST``, a VEN still targeted ``PUT``
+    (when anything changed), a VEN no longer targeted or a cancelled event ``DELETE``; business logic ``POST``,
+    ``PUT``, ``DELETE``. Called by the events signals' receivers (``receivers``) as a system actor."""
+    return _publish(event, now=now)
+
+
+# --------------------------------------------------------------------------------------------------- notification
+def _subscriptions(object_type: str, operation: str, program_id: int | None):
+    subs = Subscription.objects.all()
+    if program_id is not None:
+        subs = subs.filter(Q(program_id=program_id) | Q(program__isnull=True))
+    for sub in subs:
+        for op in sub.object_operations:
+            if object_type in op.get("objects", ()) and operation in op.get("operations", ()):
+                yield sub, op
+                break
+
+
+def _queue(rows: list[Notification]) -> None:
+    if not rows:
+        return
+    created = Notification.objects.bulk_create(rows)
+    from .tasks import deliver_notification
+
+    ids = [n.pk for n in created]
+    if any(i is None for i in ids):  # backends that return no ids from bulk_create
+        ids = list(Notification.objects.filter(status=NotificationStatus.PENDING).order_by("-id")
+                   .values_list("pk", flat=True)[:len(rows)])
+    for pk in ids:
+        enqueue_on_commit(deliver_notification, notification_id=pk)
+
+
+def _notification(sub: Subscription, op: dict, object_type: str, operation: str, obj: dict,
+                  now: dt.datetime) -> Notification:
+    body = json.dumps(docs.notification_doc(object_type, operation, obj), separators=(",", ":"))
+    return Notification(subscription=sub, callback_url=op["callbackUrl"], bearer_token=op.get("bearerToken") or "",
+                        object_type=object_type, operation=operation, object_id=obj["id"], body=body,
+                        created_at=now)
+
+
+def _ven_names(aggregator_ids) -> dict[int, str]:
+    found = dict(Ven.objects.filter(aggregator_id__in=list(aggregator_ids)).values_list("aggregator_id", "ven_name"))
+    codes = dict(Aggregator.objects.filter(pk__in=[a for a in aggregator_ids if a not in found])
+                 .values_list("pk", "code"))
+    return {**codes, **found}
+
+
+def _notify_event(oadr: OadrEvent, *, old_targets: dict, new_targets: dict, body_changed: bool, deleted: bool,
+                  now: dt.datetime, created: bool = False) -> None:
+    names = _ven_names(set(old_targets) | set(new_targets))
+    rows = []
+    bl_op = "DELETE" if deleted else ("POST" if created else "PUT")
+    subs = Subscription.objects.filter(Q(program_id=oadr.program_id) | Q(program__isnull=True))
+    bl_doc = None
+    for sub in subs:
+        if sub.aggregator_id is None:
+            operation = bl_op
+            if bl_doc is None:
+                bl_doc = docs.event_doc(oadr, targets=[(names[a], n) for a, n in sorted(new_targets.items())])
+            obj = bl_doc
+        else:
+            agg = sub.aggregator_id
+            if agg not in old_targets and agg not in new_targets:
+                continue
+            if deleted or agg not in new_targets:
+                operation = "DELETE"
+            elif agg not in old_targets:
+                operation = "POST"
+            elif body_changed or old_targets[agg] != new_targets[agg]:
+                operation = "PUT"
+            else:
+                continue
+            obj = docs.event_doc(oadr, targets=[(names[agg], new_targets.get(agg) or old_targets.get(agg, []))])
+        for op in sub.object_operations:
+            if "EVENT" in op.get("objects", ()) and operation in op.get("operations", ()):
+                rows.append(_notification(sub, op, "EVENT", operation, obj, now))
+                break
+    _queue(rows)
+
+
+def notify_object(object_type: str, operation: str, *, now: dt.datetime, ven_id: int | None = None,
+                  program_id: int | None = None, doc: dict | None = None) -> None:
+    """Notify the subscribers of a change of a program, VEN, resource, report or subscription: business logic of
+    every object, a VEN client only of its own VEN's (``ven_id``) and of programs."""
+    rows = []
+    owner = None
+    if ven_id is not None:
+        owner = Ven.objects.filter(pk=ven_id).values_list("aggregator_id", flat=True).first()
+    for sub, op in _subscriptions(object_type, operation, program_id):
+        if sub.aggregator_id is not None and object_type != "PROGRAM" and sub.aggregator_id != owner:
+            continue
+        if doc is None:
+            if object_type == "VEN":
+                ven = Ven.objects.get(pk=ven_id)
+                doc = docs.ven_doc(ven)
+            elif object_type == "PROGRAM":
+                doc = docs.program_doc(Program.objects.get(pk=program_id))
+        rows.append(_notification(sub, op, object_type, operation, doc, now))
+    _queue(rows)
+
+
+# --------------------------------------------------------------------------------------------------------- reports
+def _report_rows(report: Report, oadr: OadrEvent, ven: Ven) -> tuple[list[dict], dict[str, list], list[dict]]:
+    """The outcomes and readings of a report, with per-resource errors."""
+    event = oadr.event
+    default = report.body.get("intervalPeriod")
+    parts = {p.device.aggregator_device_id: p for p in Participation.objects.filter(
+        event_id=event.pk, device__aggregator_id=ven.aggregator_id).select_related("device")}
+    outcomes, errors = [], []
+    readings: dict[str, list] = {"service_point": [], "device": [], "start": [], "kwh": [], "channel": [],
+                                 "minutes": []}
+    for i, res in enumerate(report.body["resources"]):
+        name = res.get("resourceName")
+        p = parts.get(name)
+        if p is None:
+            errors.append({"resource": name, "detail": "This resource is not reserved for this event."})
+            continue
+        cursor = None
+        for j, interval in enumerate(res.get("intervals") or []):
+            period = interval.get("intervalPeriod") or res.get("intervalPeriod") or default or {}
+            start_text = period.get("start")
+            start = (docs.parse_instant(start_text, f"resources[{i}].intervals[{j}].intervalPeriod.start")
+                     if start_text else cursor or event.start)
+            duration = (docs.parse_iso_duration(period["duration"], f"resources[{i}].intervals[{j}]"
+                                                                    ".intervalPeriod.duration")
+                        if period.get("duration") else event.end - event.start)
+            cursor = start + duration
+            for payload in interval.get("payloads") or []:
+                kind, values = payload.get("type"), payload.get("values") or [None]
+                if kind == docs.OUTCOME:
+                    status = docs.OUTCOME_VALUES.get(values[0])
+                    if status is None:
+                        errors.append({"resource": name, "detail": f"Unknown OPERATING_STATE {values[0]!r}."})
+                        continue
+                    row = {"event": event.pk, "device": name, "revision": event.revision, "status": status}
+                    if status == ParticipationStatus.OPTED_OUT:
+                        row["opted_out_at"] = start
+                    outcomes.append(row)
+                elif kind == docs.USAGE:
+                    value = values[0]
+                    if not isinstance(value, int | float) or isinstance(value, bool):
+                        errors.append({"resource": name, "detail": f"USAGE {value!r} is not a number of kWh."})
+                        continue
+                    minutes = int(duration.total_seconds() // 60)
+                    readings["service_point"].append(p.service_point_id)
+                    readings["device"].append(p.device_id)
+                    readings["start"].append(int(start.timestamp()))
+                    readings["kwh"].append(abs(float(value)))
+                    readings["channel"].append(0 if value >= 0 else 1)
+                    readings["minutes"].append(minutes)
+    return outcomes, readings, errors
+
+
+def _process_report(report: Report, *, now: dt.datetime, actor: Any) -> dict:
+    """Outcomes through ``participation_outcomes_report`` (the VEN's actor), readings through the meter data loader
+    (composed: the report use case checked the actor; the loader's own capability is the analysts')."""
+    from settlement.meterdata.loaders import meter_readings_load
+    from settlement.meterdata.models import MeterDataLoad
+
+    oadr = OadrEvent.objects.select_related("event").get(pk=report.event_id)
+    outcomes, readings, errors = _report_rows(report, oadr, report.ven)
+    results: dict[str, Any] = {"errors": errors}
+    if outcomes:
+        rows = event_services.participation_outcomes_report(aggregator=report.ven.aggregator, outcomes=outcomes,
+                                                            now=now, actor=actor)
+        results["outcomes"] = {r["device"]: r["result"] if r["result"] != "error" else r["detail"] for r in rows}
+    if readings["kwh"]:
+        arrays = {"service_point": np.array(readings["service_point"], dtype=np.int64),
+                  "device": np.array(readings["device"], dtype=np.int64),
+                  "start": np.array(readings["start"], dtype=np.int64),
+                  "kwh": np.array(readings["kwh"], dtype=np.float64),
+                  "channel": np.array(readings["channel"], dtype=np.int8),
+                  "minutes": np.array(readings["minutes"], dtype=np.int16)}
+        load = meter_readings_load.__wrapped__(now=now, source=MeterDataLoad.Source.API, arrays=arrays,
+                                               file_name=f"OpenADR 3 report {report.pk} of {report.ven.ven_name}",
+                                               actor=actor)
+        results["meter_data_load"] = {"id": load.pk, "status": load.status, "readings": len(readings["kwh"])}
+    Report.objects.filter(pk=report.pk).update(results=results)
+    report.results = results
+    return results
+
+
+def _report_body(data: dict, ven: Ven, actor: Any) -> tuple[OadrEvent, dict, str, str]:
+    event_id = _text(data, "eventID", required=True)
+    client_name = _text(data, "clientName", required=True)
+    oadr = (OadrEvent.objects.filter(pk=int(event_id), deleted_at__isnull=True,
+                                     targets__aggregator_id=ven.aggregator_id)
+            .select_related("event").first() if event_id.isdigit() and len(event_id) < 18 else None)
+    if oadr is None:
+        raise DomainValidationError({"eventID": [f"No event {event_id} is targeted at VEN {ven.ven_name}."]})
+    program_id = data.get("programID")
+    if program_id is not None and str(program_id) != str(oadr.program_id):
+        raise DomainValidationError({"programID": [f"Event {event_id} belongs to program {oadr.program_id}."]})
+    resources = data.get("resources")
+    if not isinstance(resources, list) or not resources or not all(
+            isinstance(r, dict) and isinstance(r.get("resourceName"), str) and isinstance(r.get("intervals"), list)
+            for r in resources):
+        raise DomainValidationError({"resources": ["Give a list of {resourceName, intervals} objects."]})
+    body = {"payloadDescriptors": data.get("payloadDescriptors"), "resources": resources}
+    if data.get("intervalPeriod"):
+        body["intervalPeriod"] = data["intervalPeriod"]
+    return oadr, body, client_name, _text(data, "reportName", max_length=300) or ""
+
+
+def _reporting_ven(actor: Any) -> Ven:
+    aggregator = _own_aggregator(actor)
+    ven = Ven.objects.filter(aggregator=aggregator).select_related("aggregator").first() if aggregator else None
+    if ven is None:
+        raise PermissionDenied("Only a registered VEN reports: register the VEN first (POST /vens).",
+                               code="capability_required")
+    return ven
+
+
+@use_case("openadr3.report.create", Cap.REPORT_OUTCOMES)
+def report_create(*, data: dict, client_id: str, now: dt.datetime, actor: Any) -> Report:
+    """A VEN reports on an event targeted at it. ``OPERATING_STATE`` payloads (PARTICIPATED, OPTED_OUT,
+    NON_RESPONSIVE, FAILED) per resource become participation outcomes at the event's current revision
+    (``participation_outcomes_report``; OPTED_OUT = an opt-out at the interval's start); ``USAGE`` payloads (kWh
+    per interval) become the device's telemetry readings, versioned and idempotent meter data. Per-resource
+    problems are kept in ``results`` (nothing raises for them)."""
+    ven = _reporting_ven(actor)
+    oadr, body, client_name, report_name = _report_body(data, ven, actor)
+    with transaction.atomic():
+        report = Report.objects.create(ven=ven, event_id=oadr.pk, program_id=oadr.program_id, client_name=client_name,
+                                       client_id=client_id[:128], report_name=report_name, body=body,
+                                       created_at=now, updated_at=now)
+        audit_record(obj=report, action="create", now=now, actor=actor,
+                     changes={"event": oadr.pk, "resources": len(body["resources"])})
+    _process_report(report, now=now, actor=actor)
+    with transaction.atomic():
+        notify_object("REPORT", "POST", ven_id=ven.pk, program_id=oadr.program_id, now=now,
+                      doc=docs.report_doc(report))
+    return report
+
+
+@use_case("openadr3.report.update", Cap.REPORT_OUTCOMES)
+def report_update(*, report: Report, data: dict, now: dt.datetime, actor: Any) -> Report:
+    """A VEN corrects its report: processed again (outcomes already recorded are unchanged, readings that changed
+    become a new meter data version)."""
+    ven = _reporting_ven(actor)
+    if report.ven_id != ven.pk:
+        raise NotFound(f"Report {report.pk} not found.")
+    oadr, body, client_name, report_name = _report_body(data, ven, actor)
+    if oadr.pk != report.event_id:
+        raise DomainValidationError({"eventID": ["A report stays on its event."]})
+    with transaction.atomic():
+        Report.objects.filter(pk=report.pk).update(body=body, client_name=client_name, report_name=report_name,
+                                                   updated_at=now)
+        audit_record(obj=report, action="update", now=now, actor=actor, changes={"resources": len(body["resources"])})
+    report.refresh_from_db()
+    _process_report(report, now=now, actor=actor)
+    with transaction.atomic():
+        notify_object("REPORT", "PUT", ven_id=ven.pk, program_id=report.program_id, now=now,
+                      doc=docs.report_doc(report))
+    return report
+
+
+@use_case("openadr3.report.delete", Cap.REPORT_OUTCOMES)
+@transaction.atomic
+def report_delete(*, report: Report, now: dt.datetime, actor: Any) -> dict:
+    """Delete a report record (what cpm recorded from it stays: outcomes and readings have their own history)."""
+    ven = _reporting_ven(actor)
+    if report.ven_id != ven.pk:
+        raise NotFound(f"Report {report.pk} not found.")
+    doc = docs.report_doc(report)
+    notify_object("REPORT", "DELETE", ven_id=ven.pk, program_id=report.program_id, now=now, doc=doc)
+    audit_record(obj=report, action="delete", now=now, actor=actor, changes={"event": report.event_id})
+    report.delete()
+    return doc
+
+
+# --------------------------------------------------------------------------------------------------- subscriptions
+def _subscription_fields(data: dict) -> dict[str, Any]:
+    client_name = _text(data, "clientName", required=True)
+    program = None
+    if data.get("programID") is not None:
+        pid = str(data["programID"])
+        program = Program.objects.filter(pk=int(pid)).first() if pid.isdigit() and len(pid) < 18 else None
+        if program is None:
+            raise DomainValidationError({"programID": [f"No program {pid}."]})
+    ops = data.get("objectOperations")
+    if not isinstance(ops, list) or not ops:
+        raise DomainValidationError({"objectOperations": ["Give at least one object operation."]})
+    clean = []
+    for i, op in enumerate(ops):
+        if not isinstance(op, dict):
+            raise DomainValidationError({f"objectOperations[{i}]": ["Give an object."]})
+        objects, operations, url = op.get("objects"), op.get("operations"), op.get("callbackUrl")
+        if not isinstance(objects, list) or not objects or not all(o in OBJECT_TYPES for o in objects):
+            raise DomainValidationError({f"objectOperations[{i}].objects": [f"Give objects among {OBJECT_TYPES}."]})
+        if not isinstance(operations, list) or not operations or not all(o in OPERATIONS for o in operations):
+            raise DomainValidationError({f"objectOperations[{i}].operations": [f"Give operations among {OPERATIONS}."]})
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")) or len(url) > 2000:
+            raise DomainValidationError({f"objectOperations[{i}].callbackUrl": ["Give an http(s) URL."]})
+        token = op.get("bearerToken")
+        if token is not None and (not isinstance(token, str) or len(token) > 500):
+            raise DomainValidationError({f"objectOperations[{i}].bearerToken": ["Give a text of at most 500 "
+                                                                                 "characters."]})
+        clean.append({"objects": objects, "operations": operations, "callbackUrl": url, "bearerToken": token})
+    return {"client_name": client_name, "program": program, "object_operations": clean,
+            "targets": _values_maps(data, "targets")}
+
+
+def _check_sub_owner(sub: Subscription, actor: Any) -> None:
+    own = _own_aggregator(actor)
+    if own is not None and sub.aggregator_id != own.pk:
+        raise NotFound(f"Subscription {sub.pk} not found.")
+
+
+@use_case("openadr3.subscription.create", *SUBSCRIPTION_CAPS)
+@transaction.atomic
+def subscription_create(*, data: dict, client_id: str, now: dt.datetime, actor: Any) -> Subscription:
+    """Subscribe a client's webhook to operations on objects; a VEN client's subscription is scoped to its
+    aggregator (it is notified only of what it may read)."""
+    fields = _subscription_fields(data)
+    own = _own_aggregator(actor)
+    sub = Subscription.objects.create(aggregator=own, client_id=client_id[:128], created_at=now, updated_at=now,
+                                      **fields)
+    audit_record(obj=sub, action="create", now=now, actor=actor, changes={"clientName": sub.client_name})
+    return sub
+
+
+@use_case("openadr3.subscription.update", *SUBSCRIPTION_CAPS)
+@transaction.atomic
+def subscription_update(*, subscription: Subscription, data: dict, now: dt.datetime, actor: Any) -> Subscription:
+    """Replace a subscription's fields (a VEN client only its own)."""
+    _check_sub_owner(subscription, actor)
+    for key, value in _subscription_fields(data).items():
+        setattr(subscription, key, value)
+    subscription.updated_at = now
+    subscription.save()
+    audit_record(obj=subscription, action="update", now=now, actor=actor,
+                 changes={"clientName": subscription.client_name})
+    return subscription
+
+
+@use_case("openadr3.subscription.delete", *SUBSCRIPTION_CAPS)
+@transaction.atomic
+def subscription_delete(*, subscription: Subscription, now: dt.datetime, actor: Any) -> dict:
+    """Delete a subscription (a VEN client only its own); returns its document."""
+    _check_sub_owner(subscription, actor)
+    doc = docs.subscription_doc(subscription)
+    audit_record(obj=subscription, action="delete", now=now, actor=actor,
+                 changes={"clientName": subscription.client_name})
+    subscription.delete()
+    return doc
+
+
+# -------------------------------------------------------------------------------------------------------- delivery
+def deliver_http(url: str, body: bytes, headers: dict[str, str], timeout: float) -> int:
+    """The network seam: ``events.services.dispatch.deliver_http`` (POST, returns the status)."""
+    from events.services import dispatch
+
+    return dispatch.deliver_http(url, body, headers, timeout)
+
+
+@use_case("openadr3.notification.deliver", Cap.MANAGE_EVENTS)
+def notification_deliver(*, notification: Notification, now: dt.datetime, actor: Any) -> bool:
+    """POST a notification's body (as encoded when it was made) to its callback URL, with the subscription's
+    bearer token. After ``OPENADR3_NOTIFY_ATTEMPTS`` failures it is FAILED (audited, as is DELIVERED). Returns
+    True when nothing is left to do."""
+    n = Notification.objects.get(pk=notification.pk)
+    if n.status != NotificationStatus.PENDING:
+        return True
+    headers = {"Content-Type": "application/json", "User-Agent": "cpm-openadr3/1"}
+    if n.bearer_token:
+        headers["Authorization"] = f"Bearer {n.bearer_token}"
+    try:
+        status = deliver_http(n.callback_url, n.body.encode(), headers, 10)
+        error = "" if 200 <= status < 300 else f"HTTP {status}"
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        error = str(exc)[:500] or exc.__class__.__name__
+    attempts = n.attempts + 1
+    with transaction.atomic():
+        Notification.objects.filter(pk=n.pk).update(attempts=attempts, last_attempt_at=now, last_error=error)
+        n.attempts, n.last_attempt_at, n.last_error = attempts, now, error
+        if not error:
+            transition(obj=n, to=NotificationStatus.DELIVERED, allowed=NOTIFICATION_TRANSITIONS, now=now, actor=actor,
+                       reason=f"delivered after {attempts} attempt(s)")
+            return True
+        if attempts >= settings.OPENADR3_NOTIFY_ATTEMPTS:
+            transition(obj=n, to=NotificationStatus.FAILED, allowed=NOTIFICATION_TRANSITIONS, now=now, actor=actor,
+                       reason=error)
+            return True
+    return False
+

@@ -1,0 +1,27 @@
+"""``/openadr3``: the OpenADR 3.0.1 VTN (and the OAuth 2 token endpoint its clients use)."""
+
+from django.urls import path, re_path
+from oauth2_provider.views import TokenView
+
+from . import views
+
+app_name = "openadr3"
+
+urlpatterns = [
+    path("auth/token", TokenView.as_view(), name="token"),
+    path("auth/server", views.AuthServerView.as_view(), name="auth-server"),
+    path("notifiers", views.NotifiersView.as_view(), name="notifiers"),
+    path("programs", views.ProgramsView.as_view(), name="programs"),
+    path("programs/<str:program_id>", views.ProgramView.as_view(), name="program"),
+    path("events", views.EventsView.as_view(), name="events"),
+    path("events/<str:event_id>", views.EventView.as_view(), name="event"),
+    path("reports", views.ReportsView.as_view(), name="reports"),
+    path("reports/<str:report_id>", views.ReportView.as_view(), name="report"),
+    path("subscriptions", views.SubscriptionsView.as_view(), name="subscriptions"),
+    path("subscriptions/<str:subscription_id>", views.SubscriptionView.as_view(), name="subscription"),
+    path("vens", views.VensView.as_view(), name="vens"),
+    path("vens/<str:ven_id>", views.VenView.as_view(), name="ven"),
+    path("vens/<str:ven_id>/resources", views.ResourcesView.as_view(), name="resources"),
+    path("vens/<str:ven_id>/resources/<str:resource_id>", views.ResourceView.as_view(), name="resource"),
+    re_path(r"^.*$", views.not_found),
+]
