@@ -34,4 +34,5 @@ urlpatterns = [
 ]
 urlpatterns.append(path("csr/", include("cpm.csr.urls")))
 urlpatterns.append(path("dashboard/", include("cpm.dashboard.urls")))
+urlpatterns.append(path("notices/", include("cpm.notifications.urls")))
 handler404 = "cpm.base.api.json_not_found"
