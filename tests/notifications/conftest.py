@@ -5,7 +5,7 @@ from django.utils import timezone
 
 from cpm.notifications.channels import LocmemSmsBackend
 from events.choices import EventStatus, ParticipationStatus
-from tests.factories.enrollments import CustomerFactory, AccountFactory, active_participant
+from tests.factories.enrollments import AccountFactory, CustomerFactory, active_participant
 from tests.factories.events import EventFactory, ParticipationFactory, la
 from tests.factories.programs import IncentiveRuleFactory, ParticipationRuleFactory, ProgramFactory, SeasonFactory
 

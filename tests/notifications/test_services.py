@@ -195,9 +195,9 @@ def test_enrollment_decisions(program, four):
     closed = EnrollmentFactory(program=program, account=four["Dee"].enrollment.account,
                                status=EnrollmentStatus.PENDING_APPROVAL)
     now = utc(2026, 7, 20, 17)
-    from enrollments.models import Enrollment
     from cpm.base.states import transition
     from enrollments.choices import ENROLLMENT_TRANSITIONS
+    from enrollments.models import Enrollment
 
     transition(obj=pending, to=EnrollmentStatus.ACTIVE, allowed=ENROLLMENT_TRANSITIONS, now=now, actor=TEST_ACTOR)
     enrollment_services.enrollment_reject(enrollment=refused, now=now, actor=TEST_ACTOR,
