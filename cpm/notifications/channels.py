@@ -95,7 +95,11 @@ def send_emails(items: list[Outgoing]) -> list[Result]:
     connection = mailers[MAILER]
     results = []
     domain = settings.CPM_NOTIFY_MESSAGE_ID_DOMAIN
-    connection.open()
+    try:
+        connection.open()
+    except Exception as exc:  # noqa: BLE001 - the server is down: every message of the batch fails, in words
+        error = f"{type(exc).__name__}: {exc}"[:500]
+        return [Result(item.key, error=error) for item in items]
     try:
         for item in items:
             message_id = make_msgid(idstring=re.sub(r"[^A-Za-z0-9]", ".", item.key)[:60], domain=domain)
