@@ -9,6 +9,7 @@ from decimal import Decimal
 from django.db.models import Prefetch, Q
 
 from cpm.models import AuditEntry
+from cpm.notifications.selectors import message_list
 from devices.models import Device, DeviceInstallation, ServicePoint
 from enrollments.models import Account, Customer, Enrollment, ServiceAgreement
 from events.models import Unavailability
@@ -197,6 +198,7 @@ class CustomerPage:
     event_settlements: list
     customer_settlements: list
     season_totals: list[SeasonTotal] = ()
+    messages: list = ()
 
     @property
     def offered(self) -> list[EligibilityLine]:
@@ -205,6 +207,10 @@ class CustomerPage:
     @property
     def not_offered(self) -> list[EligibilityLine]:
         return [line for line in self.eligibility if line.state == NOT_OFFERED]
+
+
+#: The customer's latest messages shown on the page (all are in the admin).
+MESSAGES_SHOWN = 50
 
 
 def customer_page(*, customer_id: int, now: dt.datetime) -> CustomerPage:
@@ -243,4 +249,5 @@ def customer_page(*, customer_id: int, now: dt.datetime) -> CustomerPage:
                         season_totals=season_totals(event_settlements=event_settlements,
                                                     customer_settlements=customer_settlements),
                         eligibility=customer_eligibility(accounts=[a for a in accounts if a.status == "open"],
-                                                         on=now.date(), enrollments=enrollments))
+                                                         on=now.date(), enrollments=enrollments),
+                        messages=list(message_list(customer=customer)[:MESSAGES_SHOWN]))

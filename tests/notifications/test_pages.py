@@ -1,0 +1,81 @@
+"""Messages are visible on the CSR page (with why one was not sent) and in the admin (templates editable there)."""
+
+import datetime as dt
+
+import pytest
+from django.contrib.auth.models import Group
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from cpm.base import roles
+from cpm.notifications import services
+from cpm.notifications.choices import MessageKind
+from cpm.notifications.models import Message, MessageTemplate
+from cpm.notifications.tasks import send_due
+from tests.actors import TEST_ACTOR
+from tests.factories.settlement import run_on_commit
+
+from .conftest import participant, reserved_event
+
+pytestmark = pytest.mark.django_db
+SENT_AT = dt.datetime(2026, 7, 15, 20, 0, tzinfo=dt.UTC)
+
+
+def csr(django_user_model):
+    user = django_user_model.objects.create_user("csr", password="pw-123-long-enough")
+    user.groups.add(Group.objects.get(name=roles.CSR))
+    return user
+
+
+def send(now=SENT_AT):
+    services.notifications_tick(now=now, actor=TEST_ACTOR)
+    with run_on_commit():
+        send_due(now=now)
+
+
+def test_csr_page_lists_the_customers_messages_in_constant_queries(client, django_user_model, program):
+    ana = participant(program, first="Ana", last="Lopez", email="ana@example.com")
+    customer = ana.enrollment.account.customer
+    client.force_login(csr(django_user_model))
+
+    def queries():
+        with CaptureQueriesContext(connection) as ctx:
+            body = client.get(f"/csr/customers/{customer.pk}/").content.decode()
+        return len(ctx.captured_queries), body
+
+    reserved_event(program, [ana], name="Heat wave 1")
+    send()
+    before, body = queries()
+    assert 'data-kind="event_notice" data-status="sent"' in body
+    assert "Cool Rewards: energy event Wed Jul 15" in body and "2026-07-15 13:00 PDT" in body
+    for day in (16, 17, 20):
+        reserved_event(program, [ana], start=dt.datetime(2026, 7, day, 22, tzinfo=dt.UTC), name=f"Heat {day}")
+        send(dt.datetime(2026, 7, day, 20, tzinfo=dt.UTC))
+    after, body = queries()
+    assert Message.objects.filter(customer=customer).count() == 8  # 4 notices, 4 reminders
+    assert body.count('class="message"') == 8
+    assert after == before
+
+
+def test_admin_lists_messages_and_edits_a_programs_template(admin_client, program):
+    ana = participant(program, first="Ana", last="Lopez", email="ana@example.com")
+    reserved_event(program, [ana])
+    send()
+    assert admin_client.get("/admin/notifications/message/").status_code == 200
+    page = admin_client.get("/admin/notifications/messagetemplate/add/?kind=event_notice")
+    assert "calls an energy event on" in page.content.decode()
+    response = admin_client.post("/admin/notifications/messagetemplate/add/", {
+        "program": program.pk, "kind": MessageKind.REMINDER, "subject": "Soon: {{ program_name }}",
+        "body": "Starts {{ event_window }}. {{ opt_out_url }}", "sms_body": "Soon {{ event_window }}"})
+    assert response.status_code == 302
+    template = MessageTemplate.objects.get()
+    assert template.kind == MessageKind.REMINDER
+    bad = admin_client.post("/admin/notifications/messagetemplate/add/", {
+        "program": program.pk, "kind": MessageKind.CANCELLATION, "subject": "{% if %}", "body": "x",
+        "sms_body": "y"}, follow=True)
+    assert "Template error" in bad.content.decode()
+    assert MessageTemplate.objects.count() == 1
+    send(dt.datetime(2026, 7, 15, 21, 0, tzinfo=dt.UTC))
+    reminder = Message.objects.get(kind=MessageKind.REMINDER)
+    assert reminder.subject == "Soon: Cool Rewards"
+    assert reminder.body.startswith("Starts Wed Jul 15, 2026 3:00 PM to 6:00 PM PDT. https://cpm.example/notices/")
