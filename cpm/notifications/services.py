@@ -42,7 +42,8 @@ from enrollments.choices import AccountStatus, EnrollmentStatus
 from enrollments.models import Customer, Enrollment
 from events.choices import EventStatus, OptOutChannel, ParticipationStatus
 from events.models import Event, OptOut, Participation
-from events.services import participation_opt_out
+from events.services import participation_opt_out, release_participations
+from programs.choices import ProgramType
 from programs.models import Program
 from settlement.choices import CustomerSettlementStatus, EventSettlementStatus
 from settlement.models import CustomerSettlement, EventSettlement
@@ -254,12 +255,31 @@ def season_statements_plan(*, now: dt.datetime) -> int:
     return n
 
 
+def ptr_unnotified_release(*, event: Event, now: dt.datetime, actor: Any) -> int:
+    """For a peak-time rebate (no device: the notice is the dispatch), release the participations of customers who
+    were not sent the event notice, once every notice of the event has been handled (none still QUEUED): the
+    customer was never asked, so the event does not count for them and settlement does not settle it. Ledger rows
+    RELEASED with the reason, audited (``events.services.release_participations``). Returns how many."""
+    scope = f"event:{event.pk}:ptr-unnotified"
+    if _marked(scope, "done") or Message.objects.filter(event=event, kind=K.EVENT_NOTICE, status=MS.QUEUED).exists():
+        return 0
+    told = Message.objects.filter(event=event, kind=K.EVENT_NOTICE, status=MS.SENT).values("customer_id")
+    with transaction.atomic():
+        released = release_participations(
+            Participation.objects.filter(event=event).exclude(enrollment__account__customer_id__in=told),
+            reason="not notified: a peak-time rebate's event notice is its dispatch (no e-mail or SMS was sent to "
+                   "the customer)", now=now, actor=actor)
+        _mark(scope, "done", now)
+    return len(released)
+
+
 @use_case("notifications.tick", Cap.MANAGE_EVENTS)
 def notifications_tick(*, now: dt.datetime, actor: Any) -> dict[str, int]:
     """Plan what became due (UTC, every minute by beat): notices and reminders of reserved events, cancellations,
-    opt-out confirmations, enrollment decisions, event summaries and season statements. Idempotent (message keys;
-    the tick replayed plans nothing twice). Returns the rows offered per step; the sending is ``messages_due``
-    chunked by ``tasks.tick``."""
+    opt-out confirmations, enrollment decisions, event summaries and season statements; for a peak-time rebate,
+    the participations of customers its notice did not reach are released (``ptr_unnotified_release``).
+    Idempotent (message keys; the tick replayed plans nothing twice). Returns the rows offered per step; the
+    sending is ``messages_due`` chunked by ``tasks.tick``."""
     counts = {"notices": 0, "cancellations": 0}
     for event in (Event.objects.filter(status__in=NOTICE_EVENT_STATUSES, reserved_at__isnull=False, end__gt=now)
                   .select_related("program").order_by("start", "pk")):
@@ -268,6 +288,10 @@ def notifications_tick(*, now: dt.datetime, actor: Any) -> dict[str, int]:
     for event in (Event.objects.filter(status=EventStatus.CANCELLED, end__gt=now, pk__in=sent_notice)
                   .select_related("program")):
         counts["cancellations"] += event_cancellations_plan(event=event, now=now)
+    counts["ptr_unnotified_released"] = sum(
+        ptr_unnotified_release(event=event, now=now, actor=actor) for event in Event.objects.filter(
+            program__program_type=ProgramType.PEAK_TIME_REBATE, status__in=NOTICE_EVENT_STATUSES,
+            notification_at__lte=now, end__gt=now).order_by("pk"))
     counts["opt_out_confirmations"] = opt_out_confirmations_plan(now=now)
     counts["enrollment_decisions"] = enrollment_decisions_plan(now=now)
     counts["event_summaries"] = event_summaries_plan(now=now)

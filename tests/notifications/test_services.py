@@ -230,3 +230,39 @@ def test_event_summary_with_kwh_and_credit(program, four):
     assert summary.status == S.SENT
     assert mail.outbox[-1].subject == "Your results: Cool Rewards event Wed Jul 15"
     assert "Energy avoided: 3.46 kWh\nYour credit: $4.32" in mail.outbox[-1].body
+
+
+def test_peak_time_rebate_customers_not_notified_are_released(db):
+    from events.models import Participation, Reservation
+    from programs.choices import ProgramType
+    from tests.factories.enrollments import AccountFactory, CustomerFactory, active_participant
+    from tests.factories.programs import IncentiveRuleFactory, ParticipationRuleFactory, ProgramFactory, SeasonFactory
+
+    ptr = ProgramFactory(code="ptr", name="Peak Time Rebates", program_type=ProgramType.PEAK_TIME_REBATE,
+                         requires_device=False, eligible_device_types=[])
+    SeasonFactory(program=ptr)
+    ParticipationRuleFactory(program=ptr)
+    IncentiveRuleFactory(program=ptr, amount=Decimal("1.00"))
+    told = active_participant(program=ptr, device_kwargs=False, account=AccountFactory(
+        customer=CustomerFactory(first_name="Ana", last_name="Lopez", email="ana@example.com")))
+    silent = active_participant(program=ptr, device_kwargs=False, account=AccountFactory(
+        customer=CustomerFactory(first_name="Ben", last_name="Okafor", email="", phone="")))
+    event = reserved_event(ptr, [told, silent], notify_before=dt.timedelta(hours=23))  # 16:00 PDT the day before
+    for p in event.participations.all():
+        Reservation.objects.create(event=event, subscription=p.subscription, enrollment=p.enrollment,
+                                   service_point=p.service_point, decision="reserved", decided_at=utc(2026, 7, 13))
+    tick(utc(2026, 7, 14, 22, 59))
+    assert Participation.objects.filter(event=event, status="reserved").count() == 2  # not yet notification time
+    type(event).objects.filter(pk=event.pk).update(status="dispatched")
+    tick(utc(2026, 7, 14, 23, 0))
+    tick(utc(2026, 7, 14, 23, 1))
+    assert rows(kind=K.EVENT_NOTICE) == [(K.EVENT_NOTICE, "Lopez", "email", S.SENT)]
+    assert mail.outbox[0].body.startswith("Hello Ana Lopez,\n\nPeak Time Rebates calls an energy event on Wed Jul 15, "
+                                          "2026 3:00 PM to 6:00 PM PDT.\nYou earn $1.00 per kWh you avoid below "
+                                          "your usual use.")
+    assert Participation.objects.get(subscription=told).status == "reserved"
+    assert Participation.objects.get(subscription=silent).status == "cancelled"
+    ledger = Reservation.objects.get(subscription=silent)
+    assert ledger.decision == "released" and ledger.detail.startswith("not notified: a peak-time rebate's event")
+    tick(utc(2026, 7, 14, 23, 2))
+    assert Participation.objects.filter(event=event, status="cancelled").count() == 1
