@@ -31,7 +31,8 @@ from django.db import transaction
 from django.db.models import Count, Sum
 from django.template import TemplateSyntaxError
 
-from cpm.base.audit import audit_bulk, audit_record
+from cpm.base import bulk
+from cpm.base.audit import audit_entries, audit_record
 from cpm.base.capabilities import Cap, CustomerActor, system_actor, use_case
 from cpm.base.errors import ConflictError, DomainError, DomainValidationError, NotFound
 from cpm.base.money import format_money, format_quantity
@@ -439,11 +440,11 @@ def messages_send(*, ids: Iterable[int] | None = None, first_id: int | None = No
         else:
             m.status, m.detail = MS.FAILED, r.error[:500]
     done = to_send + suppressed
-    Message.objects.bulk_update(done, ["status", "subject", "body", "sent_at", "provider_id", "detail", "attempts",
-                                       "updated_at"], batch_size=1000)
-    audit_bulk(model=Message, now=now, actor=actor,
-               rows=[(m.pk, MS.QUEUED, m.status, m.detail or f"{m.get_kind_display()} via {m.channel}")
-                     for m in done])
+    fields = ("status", "subject", "body", "sent_at", "provider_id", "detail", "attempts", "updated_at")
+    bulk.update_rows(Message, {m.pk: {f: getattr(m, f) for f in fields} for m in done}, fields)
+    bulk.insert_objects(AuditEntry, audit_entries(
+        model=Message, now=now, actor=actor,
+        rows=[(m.pk, MS.QUEUED, m.status, m.detail or f"{m.get_kind_display()} via {m.channel}") for m in done]))
     for m in done:
         counts[m.status] += 1
     return counts
