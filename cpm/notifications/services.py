@@ -512,7 +512,7 @@ def participation_opt_out_by_link(*, message: Message, now: dt.datetime, actor: 
     if isinstance(actor, CustomerActor) and actor.customer_id != message.customer_id:
         raise NotFound("Message not found.")
     with transaction.atomic():
-        m = Message.objects.select_for_update().select_related("event__program").get(pk=message.pk)
+        m = Message.objects.select_for_update(of=("self",)).select_related("event__program").get(pk=message.pk)
         if m.link_used_at is not None:
             return LinkOutcome(m, 0, True)
         event = m.event
