@@ -79,3 +79,22 @@ def test_admin_lists_messages_and_edits_a_programs_template(admin_client, progra
     reminder = Message.objects.get(kind=MessageKind.REMINDER)
     assert reminder.subject == "Soon: Cool Rewards"
     assert reminder.body.startswith("Starts Wed Jul 15, 2026 3:00 PM to 6:00 PM PDT. https://cpm.example/notices/")
+
+
+def test_admin_message_list_runs_constant_queries(admin_client, program):
+    ana = participant(program, first="Ana", last="Lopez", email="ana@example.com")
+
+    def queries():
+        with CaptureQueriesContext(connection) as ctx:
+            assert admin_client.get("/admin/notifications/message/").status_code == 200
+        return len(ctx.captured_queries)
+
+    reserved_event(program, [ana])
+    send()
+    before = queries()
+    for day in (16, 17):
+        reserved_event(program, [ana, participant(program, first="B", last=f"B{day}", email=f"b{day}@example.com")],
+                       start=dt.datetime(2026, 7, day, 22, tzinfo=dt.UTC))
+        send(dt.datetime(2026, 7, day, 20, tzinfo=dt.UTC))
+    assert Message.objects.count() == 10
+    assert queries() == before
