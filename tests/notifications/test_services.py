@@ -266,3 +266,19 @@ def test_peak_time_rebate_customers_not_notified_are_released(db):
     assert ledger.decision == "released" and ledger.detail.startswith("not notified: a peak-time rebate's event")
     tick(utc(2026, 7, 14, 23, 2))
     assert Participation.objects.filter(event=event, status="cancelled").count() == 1
+
+
+def test_season_statement_once_per_customer_settlement(program, four):
+    from settlement.models import CustomerSettlement
+
+    approved = utc(2026, 10, 3, 17)
+    season = program.seasons.get()
+    CustomerSettlement.objects.create(
+        account=four["Ben"].enrollment.account, program=program, season=season, period_kind="season_end",
+        period_start=season.start_date, period_end=season.end_date + dt.timedelta(days=1), status="approved",
+        total_amount=Decimal("42.50"), approved_at=approved, created_at=approved, updated_at=approved)
+    tick(approved + dt.timedelta(minutes=1))
+    tick(approved + dt.timedelta(minutes=2))
+    assert rows(kind=K.SEASON_STATEMENT) == [(K.SEASON_STATEMENT, "Okafor", "sms", S.SENT)]
+    assert LocmemSmsBackend.outbox[-1].body == f"Cool Rewards {season.name}: $42.50 in bill credits."
+    assert len(LocmemSmsBackend.outbox) == 1
