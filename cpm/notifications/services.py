@@ -58,6 +58,7 @@ from .rendering import render
 log = logging.getLogger(__name__)
 K = MessageKind
 SEND_ACTOR = system_actor("celery:notifications.send")
+PLAN_BATCH = 10_000  # messages per INSERT ... ON CONFLICT DO NOTHING
 LIVE_PARTICIPATION = (ParticipationStatus.RESERVED, ParticipationStatus.DISPATCHED)
 NOTICE_EVENT_STATUSES = (EventStatus.SCHEDULED, EventStatus.DISPATCHED, EventStatus.ACTIVE)
 
@@ -93,18 +94,21 @@ def _plan(program: Program, planned: list[Planned], *, now: dt.datetime) -> int:
     if not planned:
         return 0
     contacts = selectors.contacts({p.customer_id for p in planned}, program=program)
+    columns = ("key", "kind", "channel", "customer", "event", "enrollment", "subject_ref", "data", "recipient",
+               "due_at", "due_note")
     rows = []
     for p in planned:
         chans, email, phone = contacts.get(p.customer_id, ((), "", ""))
         for channel in chans:
-            rows.append(Message(
-                key=message_key(p.kind, channel, customer_id=p.customer_id, event_id=p.event_id,
-                                enrollment_id=p.enrollment_id, ref=p.ref),
-                kind=p.kind, channel=channel, customer_id=p.customer_id, program=program, event_id=p.event_id,
-                enrollment_id=p.enrollment_id, subject_ref=p.ref, data=p.data or {},
-                recipient=email if channel == Channel.EMAIL else phone, due_at=p.due_at, due_note=p.due_note[:200],
-                created_at=now, updated_at=now))
-    Message.objects.bulk_create(rows, batch_size=2000, ignore_conflicts=True)
+            rows.append((message_key(p.kind, channel, customer_id=p.customer_id, event_id=p.event_id,
+                                     enrollment_id=p.enrollment_id, ref=p.ref),
+                         p.kind, channel, p.customer_id, p.event_id, p.enrollment_id, p.ref, p.data or {},
+                         email if channel == Channel.EMAIL else phone, p.due_at, p.due_note[:200]))
+    for i in range(0, len(rows), PLAN_BATCH):
+        batch = rows[i:i + PLAN_BATCH]
+        bulk.insert_missing(Message, varying={c: [r[k] for r in batch] for k, c in enumerate(columns)},
+                            constant={"program": program.pk, "status": MS.QUEUED, "created_at": now,
+                                      "updated_at": now})
     return len(rows)
 
 
