@@ -17,6 +17,7 @@ from django.db import transaction
 
 from cpm.base import jobs
 from cpm.base.capabilities import system_actor
+from cpm.models import Job
 
 from . import services
 
@@ -30,7 +31,11 @@ def _now() -> dt.datetime:
 
 def send_due(*, now: dt.datetime, chunk_size: int | None = None) -> jobs.JobHandle | None:
     """Split the due QUEUED messages into job chunks (``notifications.send_chunk``) and enqueue them; None when
-    nothing is due. Chunks send as of ``now`` (messages due later wait for a later tick)."""
+    nothing is due, or while the previous sending job is still open (one sending job at a time: a tick slower than
+    a minute does not queue a second job over the same messages). Chunks send as of ``now`` (messages due later
+    wait for a later tick)."""
+    if Job.objects.filter(kind=JOB_KIND, status__in=[Job.Status.PENDING, Job.Status.RUNNING]).exists():
+        return None  # the previous tick's job is still sending (its stalled chunks are the sweeper's)
     ids = services.messages_due(now=now)
     if not ids:
         return None

@@ -144,3 +144,11 @@ def test_notices_go_in_job_chunks_and_a_redelivered_chunk_does_nothing(program):
     assert send_chunk(**first.kwargs, job_chunk_id=first.pk) is None  # already done
     assert len(mail.outbox) == 5
     assert sorted(m.to[0] for m in mail.outbox) == [f"c{i}@example.com" for i in range(5)]
+
+
+def test_one_sending_job_at_a_time(program):
+    reserved_event(program, [participant(program, first="Ana", last="Lopez", email="ana@example.com")])
+    services.notifications_tick(now=SENT_AT, actor=TEST_ACTOR)
+    first = send_due(now=SENT_AT)  # its chunks would go on commit: the job stays pending here
+    assert first is not None and send_due(now=SENT_AT + dt.timedelta(minutes=1)) is None
+    assert Job.objects.filter(kind="notifications").count() == 1
