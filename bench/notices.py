@@ -151,6 +151,8 @@ def run(args) -> dict:
     from cpm.notifications.models import Message
 
     _seed(args.n)
+    if args.only_kill:
+        return {"step": "notices", "n": args.n, "kill": _kill_run(args, outbox.with_name("outbox-kill"), None)}
     event = _fresh_event()
     load0 = loadavg()
     t0 = time.perf_counter()
@@ -181,6 +183,7 @@ def _kill_run(args, outbox: Path, event) -> dict:
     from cpm.base.jobs import JobHandle, jobs_sweep
     from cpm.models import Job, JobChunk
     from cpm.notifications import services
+    from cpm.notifications.models import Message
     from cpm.notifications.tasks import send_due
 
     from .reservation import _children, start_workers, stop_workers
@@ -192,7 +195,10 @@ def _kill_run(args, outbox: Path, event) -> dict:
     app.conf.task_always_eager = False
     _configure(outbox)
     event = _fresh_event()
+    t_plan = time.perf_counter()
     services.event_notices_plan(event=event, now=NOW)
+    plan_s = time.perf_counter() - t_plan
+    print(f"planned again in {plan_s:.2f}s")
     procs = start_workers(args.workers, f"notices-{os.getpid()}")
     killed = None
     try:
@@ -216,17 +222,27 @@ def _kill_run(args, outbox: Path, event) -> dict:
             job = Job.objects.get(pk=job_id)
             if job.status in ("completed", "failed") or time.monotonic() > deadline:
                 break
-            # The beat's sweeper, faster: a chunk with no progress for 20 s is sent again.
-            jobs_sweep(now=dt.datetime.now(dt.UTC), stall_seconds=20)
+            # The beat's sweeper (every minute in production): a chunk with no progress for the stall time (here
+            # 120 s) is sent again; the killed chunk itself comes back at once (reject_on_worker_lost).
+            jobs_sweep(now=dt.datetime.now(dt.UTC), stall_seconds=120)
             time.sleep(1)
         seconds = time.perf_counter() - t0
         chunks = list(JobChunk.objects.filter(job_id=job_id).values_list("attempts", flat=True))
+        left = Message.objects.filter(status="queued").count()
+        # The next beat tick sends whatever is still QUEUED (its own job), as production would.
+        ticks = 0
+        while Message.objects.filter(status="queued").exists() and ticks < 5:
+            ticks += 1
+            nxt = send_due(now=SEND_AT, chunk_size=args.chunk)
+            if nxt is not None:
+                nxt.get(timeout=600)
     finally:
         worker_peak = stop_workers(procs)
     out = _outcome(outbox)
-    result = {"workers": args.workers, "job_status": job.status, "s": round(seconds, 2), "killed_at_s": round(
-        killed, 2), "chunks": len(chunks), "chunks_run_twice": sum(1 for a in chunks if a > 1),
-        "worker_peak_rss_mb": round(worker_peak, 1), **out}
+    result = {"workers": args.workers, "plan_s": round(plan_s, 2), "job_status": job.status, "s": round(seconds, 2),
+              "killed_at_s": round(killed, 2), "chunks": len(chunks),
+              "chunks_run_twice": sum(1 for a in chunks if a > 1), "queued_when_job_ended": left,
+              "next_ticks": ticks, "worker_peak_rss_mb": round(worker_peak, 1), **out}
     print(f"with {args.workers} workers, one killed: {result}")
     return result
 
@@ -237,6 +253,7 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=0, help="Also send through K workers and kill one.")
     parser.add_argument("--kill", action="store_true", help="(with --workers) kill -9 a worker mid-run")
+    parser.add_argument("--only-kill", action="store_true", help="Only the run through workers with a kill.")
     args = parser.parse_args()
     emit(run(args))
 
