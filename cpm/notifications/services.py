@@ -314,7 +314,7 @@ def _local_text(instant: dt.datetime, tz: ZoneInfo) -> str:
     return instant.astimezone(tz).strftime("%a %b %-d, %Y %-I:%M %p %Z").replace(" 0", " ")
 
 
-def _window_text(event: Event, tz: ZoneInfo) -> str:
+def window_text(event: Event, tz: ZoneInfo) -> str:
     """``Tue Jul 14, 2026 4:00 PM to 7:00 PM PDT`` in the program's zone (the zone's abbreviation at each end)."""
     start, end = event.start.astimezone(tz), event.end.astimezone(tz)
     end_fmt = "%-I:%M %p %Z" if start.date() == end.date() else "%a %b %-d %-I:%M %p %Z"
@@ -354,7 +354,7 @@ def _context(m: Message, c: _Ctx, *, now: dt.datetime) -> dict[str, Any]:
     }
     if m.event_id:
         ctx["event_name"] = m.event.name
-        ctx["event_window"] = _window_text(m.event, tz)
+        ctx["event_window"] = window_text(m.event, tz)
         ctx["event_date"] = f"{m.event.start.astimezone(tz):%a %b %-d}"
         if m.kind in (K.EVENT_NOTICE, K.REMINDER):
             token = links.make_token(m.pk, now=now)

@@ -35,7 +35,7 @@ def opt_out(request, token: str):
         return render(request, "notifications/opt_out.html", {"refused": exc.message, "code": exc.code},
                       status=_STATUS.get(exc.code, 409))
     event, tz = message.event, zone_of(message.program)
-    ctx = {"program": message.program, "event": event, "window": services._window_text(event, tz),
+    ctx = {"program": message.program, "event": event, "window": services.window_text(event, tz),
            "message": message}
     if request.method == "GET":
         if message.link_used_at is not None:
