@@ -9,6 +9,7 @@ from decimal import Decimal
 from django.db.models import Prefetch, Q
 
 from cpm.models import AuditEntry
+from cpm.notifications.models import ContactPreference
 from cpm.notifications.selectors import message_list
 from devices.models import Device, DeviceInstallation, ServicePoint
 from enrollments.models import Account, Customer, Enrollment, ServiceAgreement
@@ -199,6 +200,7 @@ class CustomerPage:
     customer_settlements: list
     season_totals: list[SeasonTotal] = ()
     messages: list = ()
+    contact_preferences: list = ()
 
     @property
     def offered(self) -> list[EligibilityLine]:
@@ -250,4 +252,6 @@ def customer_page(*, customer_id: int, now: dt.datetime) -> CustomerPage:
                                                     customer_settlements=customer_settlements),
                         eligibility=customer_eligibility(accounts=[a for a in accounts if a.status == "open"],
                                                          on=now.date(), enrollments=enrollments),
-                        messages=list(message_list(customer=customer)[:MESSAGES_SHOWN]))
+                        messages=list(message_list(customer=customer)[:MESSAGES_SHOWN]),
+                        contact_preferences=list(ContactPreference.objects.filter(customer=customer)
+                                                 .select_related("program").order_by("program_id")))

@@ -98,3 +98,38 @@ def test_admin_message_list_runs_constant_queries(admin_client, program):
         send(dt.datetime(2026, 7, day, 20, tzinfo=dt.UTC))
     assert Message.objects.count() == 10
     assert queries() == before
+
+
+def test_csr_sets_the_customers_contact_preference(client, django_user_model, program):
+    from cpm.models import AuditEntry
+    from cpm.notifications.models import ContactPreference
+
+    ana = participant(program, first="Ana", last="Lopez", email="ana@example.com", phone="")
+    customer = ana.enrollment.account.customer
+    client.force_login(csr(django_user_model))
+    url = f"/csr/customers/{customer.pk}/contact-preference/"
+    page = client.get(f"/csr/customers/{customer.pk}/").content.decode()
+    assert 'id="contact-preference"' in page and "no preference (e-mail if on file, else SMS)" in page
+    refused = client.post(url, {"channel": "sms", "program": program.pk}, follow=True).content.decode()
+    assert "Preference not changed: channel: The customer has no phone number on file." in refused
+    done = client.post(url, {"channel": "none", "program": program.pk}, follow=True).content.decode()
+    assert "Messages: No messages for Cool Rewards." in done
+    assert "No messages for Cool Rewards." in done
+    pref = ContactPreference.objects.get()
+    assert (pref.customer_id, pref.program_id, pref.channel) == (customer.pk, program.pk, "none")
+    assert AuditEntry.objects.get(object_type="notifications.contactpreference").actor_label == "csr"
+
+
+def test_contact_preference_action_refused_without_the_capability(client, django_user_model, program):
+    from django.contrib.auth.models import Permission
+
+    ana = participant(program, first="Ana", last="Lopez", email="ana@example.com")
+    user = django_user_model.objects.create_user("aud", password="pw-123-long-enough")
+    user.groups.add(Group.objects.get(name=roles.AUDITOR))
+    user.user_permissions.add(Permission.objects.get(codename="use_csr_page"))
+    client.force_login(user)
+    customer = ana.enrollment.account.customer
+    page = client.get(f"/csr/customers/{customer.pk}/").content.decode()
+    assert 'data-action="contact_preference"' in page and "Changing how the customer hears from us needs" in page
+    response = client.post(f"/csr/customers/{customer.pk}/contact-preference/", {"channel": "none"})
+    assert response.status_code == 403
