@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.core import signing
 from django.db import transaction
-from django.db.models import Count, Sum
+from django.db.models import Count, Max, Sum
 from django.template import TemplateSyntaxError
 
 from cpm.base import bulk
@@ -224,9 +224,17 @@ def enrollment_decisions_plan(*, now: dt.datetime) -> int:
 def event_summaries_plan(*, now: dt.datetime) -> int:
     """After an event's settlements are approved: each customer's kWh avoided and credit for the event (sums over
     the customer's participations), one summary per customer and event."""
-    rows = (EventSettlement.objects.filter(status=EventSettlementStatus.APPROVED, approved_at__gte=_lookback(now),
-                                           approved_at__lte=now)
-            .values("event_id", "program_id", "account__customer_id")
+    approved = EventSettlement.objects.filter(status=EventSettlementStatus.APPROVED, approved_at__gte=_lookback(now),
+                                              approved_at__lte=now)
+    # Events whose approved settlements changed since the last plan (``PlanMark``): a tick re-reads nothing else.
+    marks = {}
+    for r in approved.values("event_id").annotate(n=Count("pk"), last=Max("approved_at")).order_by("event_id"):
+        stamp = f"{r['n']}/{r['last'].isoformat()}"
+        if not _marked(f"event:{r['event_id']}:summaries", stamp):
+            marks[r["event_id"]] = stamp
+    if not marks:
+        return 0
+    rows = (approved.filter(event_id__in=list(marks)).values("event_id", "program_id", "account__customer_id")
             .annotate(kwh=Sum("kwh_avoided"), credit=Sum("posted_amount")).order_by("event_id"))
     by_program: dict[int, list[Planned]] = defaultdict(list)
     for r in rows:
@@ -238,6 +246,8 @@ def event_summaries_plan(*, now: dt.datetime) -> int:
         due, note = rules.prompt_due(now=now, policy=selectors.policy_of(program), tz=selectors.zone_of(program))
         n += _plan(program, [Planned(p.kind, p.customer_id, due, note, event_id=p.event_id, data=p.data)
                              for p in by_program[program.pk]], now=now)
+    for event_id, stamp in marks.items():
+        _mark(f"event:{event_id}:summaries", stamp, now)
     return n
 
 

@@ -230,6 +230,9 @@ def test_event_summary_with_kwh_and_credit(program, four):
     assert summary.status == S.SENT
     assert mail.outbox[-1].subject == "Your results: Cool Rewards event Wed Jul 15"
     assert "Energy avoided: 3.46 kWh\nYour credit: $4.32" in mail.outbox[-1].body
+    # The next ticks do not re-read an event whose approved settlements did not change.
+    assert services.event_summaries_plan(now=approved + dt.timedelta(minutes=2)) == 0
+    assert Message.objects.filter(kind=K.EVENT_SUMMARY).count() == 1
 
 
 def test_peak_time_rebate_customers_not_notified_are_released(db):
