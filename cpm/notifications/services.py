@@ -206,6 +206,11 @@ def enrollment_decisions_plan(*, now: dt.datetime) -> int:
         kind, froms = _DECISIONS[to]
         if froms is None or frm in froms:
             wanted[int(object_id)] = kind
+    # Decisions already told (their message exists) are not read again.
+    for enrollment_id, kind in Message.objects.filter(enrollment_id__in=list(wanted)).values_list("enrollment_id",
+                                                                                                  "kind"):
+        if wanted.get(enrollment_id) == kind:
+            del wanted[enrollment_id]
     by_program: dict[int, list[Planned]] = defaultdict(list)
     programs: dict[int, Program] = {}
     for e in Enrollment.objects.filter(pk__in=wanted).select_related("program", "account"):
