@@ -23,6 +23,8 @@ app.conf.beat_schedule = {
     # Activates auto-activate draft programs whose enrollment window has opened (local date of each program).
     "programs-activate-due": {"task": "programs.activate_due", "schedule": 3600.0},
     # Sends again the chunks of jobs whose worker died (no progress for CPM_JOB_STALL_SECONDS), or fails the job.
+    # Plans customer messages that came due and sends the due ones in chunks (cpm.notifications).
+    "notifications-tick": {"task": "notifications.tick", "schedule": 60.0},
     "sweep-jobs": {"task": "cpm.sweep_jobs", "schedule": 60.0},
     # Creates the monthly partitions of interval data ahead (this month and the next 3; PostgreSQL) and moves rows
     # that landed in the DEFAULT partition into their months.

@@ -58,6 +58,8 @@ INSTALLED_APPS = [
     "settlement",
     "oauth2_provider",
     "cpm.openadr3",
+
+    "cpm.notifications.apps.NotificationsConfig",
 ]
 
 MIDDLEWARE = [
@@ -301,3 +303,31 @@ OPENADR3_PROGRAM_TIME_ZONE = env.str("OPENADR3_PROGRAM_TIME_ZONE", default="Amer
 # Webhook deliveries of OpenADR 3 notifications: attempts before a notification is FAILED, seconds between them.
 OPENADR3_NOTIFY_ATTEMPTS = env.int("OPENADR3_NOTIFY_ATTEMPTS", default=5)
 OPENADR3_NOTIFY_RETRY_SECONDS = env.int("OPENADR3_NOTIFY_RETRY_SECONDS", default=30)
+
+# E-mail (Django 6.1 MAILERS): "default" for Django's own mail, "notifications" for customer messages
+# (cpm.notifications): SMTP in production, or a provider's anymail backend (CPM_NOTIFY_EMAIL_BACKEND).
+_SMTP_OPTIONS = {"host": env.str("EMAIL_HOST", default="localhost"), "port": env.int("EMAIL_PORT", default=25),
+                 "username": env.str("EMAIL_HOST_USER", default=""),
+                 "password": env.str("EMAIL_HOST_PASSWORD", default=""),
+                 "use_tls": env.bool("EMAIL_USE_TLS", default=False)}
+_NOTIFY_BACKEND = env.str("CPM_NOTIFY_EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
+MAILERS = {
+    "default": {"BACKEND": "django.core.mail.backends.smtp.EmailBackend", "OPTIONS": _SMTP_OPTIONS},
+    "notifications": {"BACKEND": _NOTIFY_BACKEND,
+                      "OPTIONS": _SMTP_OPTIONS if _NOTIFY_BACKEND.endswith("smtp.EmailBackend") else {}},
+}
+CPM_NOTIFY_FROM_EMAIL = env.str("CPM_NOTIFY_FROM_EMAIL", default="programs@utility.example")
+CPM_NOTIFY_MESSAGE_ID_DOMAIN = env.str("CPM_NOTIFY_MESSAGE_ID_DOMAIN", default="cpm.utility.example")
+# SMS: a backend class (cpm.notifications.channels): Locmem, File, Console, or Http (a JSON provider adapter).
+CPM_SMS_BACKEND = env.str("CPM_SMS_BACKEND", default="cpm.notifications.channels.ConsoleSmsBackend")
+CPM_SMS_HTTP_URL = env.str("CPM_SMS_HTTP_URL", default="")
+CPM_SMS_HTTP_TOKEN = env.str("CPM_SMS_HTTP_TOKEN", default="")
+CPM_SMS_HTTP_TIMEOUT = env.float("CPM_SMS_HTTP_TIMEOUT", default=10.0)
+# Where the file backends write (one file per message key): the demo's var/demo/outbox.
+CPM_NOTIFY_OUTBOX_DIR = env.str("CPM_NOTIFY_OUTBOX_DIR", default=str(BASE_DIR / "var" / "outbox"))
+# Absolute base of links in messages (the opt-out link).
+CPM_PUBLIC_BASE_URL = env.str("CPM_PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
+# The tick plans messages for changes (opt-outs, enrollment decisions, approved settlements) this far back.
+CPM_NOTIFY_LOOKBACK_HOURS = env.int("CPM_NOTIFY_LOOKBACK_HOURS", default=72)
+# Messages per sending chunk (one Celery task each).
+CPM_NOTIFY_CHUNK_SIZE = env.int("CPM_NOTIFY_CHUNK_SIZE", default=2000)

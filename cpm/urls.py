@@ -36,4 +36,5 @@ urlpatterns.append(path("csr/", include("cpm.csr.urls")))
 urlpatterns.append(path("dashboard/", include("cpm.dashboard.urls")))
 # The OpenADR 3 VTN (its own problem responses; not in the drf-spectacular schema: the spec's OpenAPI is its contract).
 urlpatterns.append(path("openadr3/", include("cpm.openadr3.urls")))
+urlpatterns.append(path("notices/", include("cpm.notifications.urls")))
 handler404 = "cpm.base.api.json_not_found"

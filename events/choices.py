@@ -110,6 +110,7 @@ class OptOutChannel(models.TextChoices):
     AGGREGATOR_API = "aggregator_api", "Aggregator API"
     AGGREGATOR_REPORT = "aggregator_report", "Aggregator outcome report"
     DEVICE = "device", "Override at the device"
+    NOTICE_LINK = "notice_link", "Opt-out link in a customer notice"
 
 
 class DispatchKind(models.TextChoices):

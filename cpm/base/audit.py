@@ -18,7 +18,7 @@ from django.db import models
 
 from cpm.models import AuditEntry
 
-from .capabilities import SystemActor
+from .capabilities import CustomerActor, SystemActor
 
 _VERBS = {
     "create": "created",
@@ -48,8 +48,9 @@ def audit_code(model, action: str, to_status: str = "") -> str:
 
 
 def actor_label(actor: Any) -> str:
-    """A stable label for the actor: a user's username or ``system:<name>`` for a ``SystemActor``."""
-    if isinstance(actor, SystemActor):
+    """A stable label for the actor: a user's username, ``system:<name>`` for a ``SystemActor``,
+    ``customer:<id> (<via>)`` for a ``CustomerActor``."""
+    if isinstance(actor, SystemActor | CustomerActor):
         return actor.label
     if actor is None:
         return "system"

@@ -10,8 +10,10 @@ capability before the service body runs, so the admin, the API, the CSR page, Ce
 all get the same answer. Adapters ask the same registry to decide what to offer (``actor_can``).
 
 Actors are explicit: a Django user (its role groups grant capabilities as permissions ``cpm.<capability>``,
-``cpm/base/roles.py``), or a named ``SystemActor`` (the tick, a Celery task, an operator's management command, the
-demo), which holds every capability. ``None`` or a bare string is refused: system work must say who it is.
+``cpm/base/roles.py``), a named ``SystemActor`` (the tick, a Celery task, an operator's management command, the
+demo), which holds every capability, or a ``CustomerActor`` (a customer through a signed link cpm sent them, e.g.
+the opt-out link of an event notice), which holds only the capabilities it names, on the customer's own objects.
+``None`` or a bare string is refused: system work must say who it is.
 
 ``USE_CASES`` lists every write use case with its capability: the set of guarded writes is visible in one place
 (README "Roles" is checked against it by a test).
@@ -102,6 +104,36 @@ class SystemActor:
         return True
 
 
+@dataclass(frozen=True)
+class CustomerActor:
+    """A customer acting for themselves through a signed link in a message cpm sent them (the opt-out link of an
+    event notice, ``cpm.notifications``): no login, no user row.
+
+    It holds only the capabilities listed in ``capabilities`` (by default ``OPT_OUT_ON_BEHALF``: the customer opts
+    themselves out), and services that accept it must also check that the object is the customer's own (the
+    events opt-out service does: ``customer_id``). ``via`` says how the customer came (``"opt-out link"``); the
+    audit trail shows ``customer:<id> (<via>)``.
+    """
+
+    customer_id: int
+    via: str
+    capabilities: frozenset = frozenset({Cap.OPT_OUT_ON_BEHALF})
+
+    def __post_init__(self) -> None:
+        if not self.customer_id or not self.via.strip():
+            raise ValueError("A customer actor needs the customer's id and how they came (via).")
+
+    def __str__(self) -> str:
+        return f"customer:{self.customer_id} ({self.via})"
+
+    @property
+    def label(self) -> str:
+        return str(self)
+
+    def has_capability(self, cap: Cap | str) -> bool:
+        return Cap(cap) in self.capabilities
+
+
 def system_actor(name: str) -> SystemActor:
     """A named system actor, e.g. ``system_actor("events.tick")`` or ``system_actor("command:import_cis")``."""
     return SystemActor(name)
@@ -115,6 +147,8 @@ def actor_can(actor: Any, cap: Cap | str | Iterable[Cap | str]) -> bool:
     caps = (cap,) if isinstance(cap, str) else tuple(cap)
     if isinstance(actor, SystemActor):
         return True
+    if isinstance(actor, CustomerActor):
+        return any(actor.has_capability(c) for c in caps)
     if actor is None or isinstance(actor, str):
         return False
     if not getattr(actor, "is_authenticated", False) or not getattr(actor, "is_active", False):

@@ -50,7 +50,11 @@ OPT_OUT = CsrAction("opt_out", "participation.opt_out", "Opting a device out of 
 UNAVAILABILITY = CsrAction("unavailability", "unavailability.create", "Declaring unavailability",
                            (Cap.OPT_OUT_ON_BEHALF,))
 
-ACTIONS: dict[str, CsrAction] = {a.key: a for a in (ENROLL, UNENROLL, OPT_OUT, UNAVAILABILITY)}
+CONTACT_PREFERENCE = CsrAction("contact_preference", "contact_preference.set",
+                               "Changing how the customer hears from us",
+                               (Cap.MAINTAIN_CUSTOMERS, Cap.MANAGE_ENROLLMENTS))
+
+ACTIONS: dict[str, CsrAction] = {a.key: a for a in (ENROLL, UNENROLL, OPT_OUT, UNAVAILABILITY, CONTACT_PREFERENCE)}
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ from django.db.models import Prefetch, Q
 
 from cpm.base.replica import replica_reads
 from cpm.models import AuditEntry
+from cpm.notifications.models import ContactPreference
+from cpm.notifications.selectors import message_list
 from devices.models import Device, DeviceInstallation, ServicePoint
 from enrollments.models import Account, Customer, Enrollment, ServiceAgreement
 from events.models import Unavailability
@@ -199,6 +201,8 @@ class CustomerPage:
     event_settlements: list
     customer_settlements: list
     season_totals: list[SeasonTotal] = ()
+    messages: list = ()
+    contact_preferences: list = ()
 
     @property
     def offered(self) -> list[EligibilityLine]:
@@ -207,6 +211,10 @@ class CustomerPage:
     @property
     def not_offered(self) -> list[EligibilityLine]:
         return [line for line in self.eligibility if line.state == NOT_OFFERED]
+
+
+#: The customer's latest messages shown on the page (all are in the admin).
+MESSAGES_SHOWN = 50
 
 
 @replica_reads
@@ -246,4 +254,7 @@ def customer_page(*, customer_id: int, now: dt.datetime) -> CustomerPage:
                         season_totals=season_totals(event_settlements=event_settlements,
                                                     customer_settlements=customer_settlements),
                         eligibility=customer_eligibility(accounts=[a for a in accounts if a.status == "open"],
-                                                         on=now.date(), enrollments=enrollments))
+                                                         on=now.date(), enrollments=enrollments),
+                        messages=list(message_list(customer=customer)[:MESSAGES_SHOWN]),
+                        contact_preferences=list(ContactPreference.objects.filter(customer=customer)
+                                                 .select_related("program").order_by("program_id")))

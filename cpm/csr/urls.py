@@ -11,6 +11,7 @@ urlpatterns = [
     path("customers/<int:customer_id>/participations/<int:participation_id>/opt-out/", views.opt_out,
          name="opt_out"),
     path("customers/<int:customer_id>/unavailability/", views.declare_unavailability, name="unavailability"),
+    path("customers/<int:customer_id>/contact-preference/", views.contact_preference, name="contact_preference"),
     path("customers/<int:customer_id>/settlements/<int:settlement_id>/", views.settlement_detail,
          name="settlement"),
 ]

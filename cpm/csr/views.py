@@ -20,6 +20,8 @@ from cpm.base.audit import audit_record
 from cpm.base.errors import DomainError
 from cpm.base.masking import contact_visible, masked_contact
 from cpm.base.timeutils import WallClockError, local_wall_to_utc_strict, zone
+from cpm.notifications.choices import ContactChoice
+from cpm.notifications.services import contact_preference_set
 from devices.models import Device, ServicePoint
 from enrollments.choices import EnrollmentSource, ReasonCode
 from enrollments.models import Account, Customer, Enrollment
@@ -33,7 +35,7 @@ from settlement.charts import event_settlement_chart_svg
 from settlement.models import EventSettlement
 
 from . import selectors
-from .actions import ENROLL, OPT_OUT, UNAVAILABILITY, UNENROLL, CsrAction, offers
+from .actions import CONTACT_PREFERENCE, ENROLL, OPT_OUT, UNAVAILABILITY, UNENROLL, CsrAction, offers
 
 CSR_PERMISSION = "cpm.use_csr_page"
 
@@ -61,6 +63,7 @@ def customer_detail(request, customer_id: int):
                  changes={"unmasked": show_pii, "page": "csr_customer"})
     return render(request, "csr/customer.html", {"page": page, "contact": contact, "now": now,
                                                  "reason_codes": ReasonCode.choices,
+                                                 "contact_choices": ContactChoice.choices,
                                                  "offers": offers(request.user)})
 
 
@@ -232,6 +235,22 @@ def declare_unavailability(request, customer_id: int):
         enrollment=enrollment, start=start, end=end, reason=request.POST.get("reason", ""), now=timezone.now(),
         actor=request.user),
         done=f"Unavailability recorded for {enrollment.program.name}.", refused="Unavailability not recorded")
+
+
+@csr_action(CONTACT_PREFERENCE)
+def contact_preference(request, customer_id: int):
+    """Set how the customer wants to hear from the utility (e-mail, SMS, both, none), for every program or one of
+    the customer's programs (``cpm.notifications`` use case ``contact_preference.set``)."""
+    customer = get_object_or_404(Customer, pk=customer_id)
+    program = None
+    if request.POST.get("program"):
+        program = get_object_or_404(Program, pk=request.POST["program"], enrollments__account__customer=customer)
+    channel = request.POST.get("channel", "")
+    return _act(request, customer_id, "messages", lambda: contact_preference_set(
+        customer=customer, channel=channel, program=program, now=timezone.now(), actor=request.user),
+        done=lambda pref: f"Messages: {pref.get_channel_display()} "
+                          f"{'for ' + program.name if program else 'for every program'}.",
+        refused="Preference not changed")
 
 
 @login_required

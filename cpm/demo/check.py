@@ -25,6 +25,9 @@ Definitions implemented here, straight from their sources:
   what it delivered, prorated over the whole event ("9 kW for 1 h of a 3 h event = 3 kW"); an event opted out
   before it began counts 0 kW, or is left out when the rule says opted-out events do not count as zero; season
   credit = mean over the season's events x $/kW.
+- Peak-time rebate (PGE Peak Time Rebates): the notice is the dispatch, so a customer is paid (per kWh, as above)
+  only for the events whose notice was sent to them; a participation of a customer never notified must not be
+  settled (the message records are read through the app registry: the check imports no module of ``cpm``).
 - Monthly (Eversource CT EV): $ x devices per month of the season enrolled; a month with an opted-out event loses
   the rewards that require none.
 
@@ -101,6 +104,7 @@ class CheckReport:
     max_kwh_diff: float = 0.0
     expected_total: Decimal = Decimal("0.00")
     exported_total: Decimal = Decimal("0.00")
+    ptr_notified: int = 0
 
     def text(self) -> str:
         status = "PASSED" if not self.errors else f"FAILED ({len(self.errors)} problems)"
@@ -108,6 +112,9 @@ class CheckReport:
                  f"recomputed from the interval data ({self.participations} event participations); expected "
                  f"${self.expected_total}, exported ${self.exported_total}; largest kWh difference per participation "
                  f"vs the stored settlements {self.max_kwh_diff:.6f} kWh."]
+        if self.ptr_notified:
+            lines.append(f"  Peak-time rebate: {self.ptr_notified} event notices sent; only notified customers' "
+                         "participations are settled.")
         lines += [f"  - {e}" for e in self.errors[:30]]
         return "\n".join(lines)
 
@@ -238,6 +245,17 @@ def check_demo(export_path: Path) -> CheckReport:
         parts = list(Participation.objects.filter(event__in=events).exclude(status="cancelled")
                      .select_related("enrollment__account", "event"))
         report.participations += len(parts)
+        if program.program_type == "peak_time_rebate":
+            from django.apps import apps
+
+            message = apps.get_model("notifications", "Message")
+            notified = set(message.objects.filter(event__in=events, kind="event_notice", status="sent")
+                           .values_list("event_id", "customer_id"))
+            for p in parts:
+                if (p.event_id, p.enrollment.account.customer_id) not in notified:
+                    report.errors.append(f"{program.code}: participation {p.pk} of a customer never notified of "
+                                         f"event {p.event_id} is counted (a peak-time rebate pays only on notice)")
+            report.ptr_notified = len({k for k in notified if k[0] in {e.pk for e in events}})
         enrollments = list(Enrollment.objects.filter(program=program, status="active").select_related("account"))
         kinds = {r.kind for r in rules}
         unknown = kinds - {"enrollment_bonus", "performance_kwh", "season_cap", "performance_kw", "monthly",

@@ -255,6 +255,8 @@ def summary_text(result: DemoResult, summary: Summary) -> str:
           f"{_money(summary.file_total)}, batch total in the database {_money(summary.export_total)})")
     w(f"HTML report: {result.report_path}")
     w("")
+    w(messages_text(result))
+    w("")
     w("Explore it in the admin: run `make serve` and open http://127.0.0.1:8000/admin/ "
       "(CSR page: http://127.0.0.1:8000/csr/). Users (" + PASSWORD_NOTE + "):")
     for username, role, password in result.users:
@@ -299,3 +301,26 @@ def write_html(result: DemoResult, summary: Summary, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(html)
     return path
+
+
+def messages_text(result: DemoResult) -> str:
+    """Customer messages of the season by kind and status, and the outbox files the file backends wrote."""
+    from django.db.models import Count
+
+    from cpm.notifications.models import Message
+
+    counts: dict[str, dict[str, int]] = {}
+    labels = dict(Message._meta.get_field("kind").choices)
+    for kind, status, n in (Message.objects.values_list("kind", "status").annotate(n=Count("pk"))
+                            .order_by("kind", "status")):
+        counts.setdefault(kind, {})[status] = n
+    outbox = result.outbox_dir
+    emails = len(list((outbox / "email").glob("*.eml"))) if outbox and (outbox / "email").exists() else 0
+    sms = len(list((outbox / "sms").glob("*.txt"))) if outbox and (outbox / "sms").exists() else 0
+    lines = [f"Customer messages ({outbox}: {emails} e-mails, {sms} SMS; one file per message sent):"]
+    for kind, by_status in counts.items():
+        detail = ", ".join(f"{status} {n}" for status, n in sorted(by_status.items()))
+        lines.append(f"  {labels.get(kind, kind):24} {sum(by_status.values()):5d}  ({detail})")
+    if not counts:
+        lines.append("  none")
+    return "\n".join(lines)

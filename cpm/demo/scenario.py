@@ -11,7 +11,9 @@ The demo starts clean: it flushes the database first. It refuses to when the dat
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -100,6 +102,38 @@ class Options:
     def battery_events(self) -> int:
         return 2 if self.quick else 8
 
+    @property
+    def ptr_homes(self) -> int:
+        return 3 if self.quick else 8
+
+    @property
+    def ptr_events(self) -> int:
+        return 2 if self.quick else 5
+
+
+# The demo's peak-time rebate (no device: the customer is told, and paid on the meter against a baseline), from
+# Portland General Electric's Peak Time Rebates, as the stored facts about real programs describe it
+# (/work/shared/data/programs/real-programs.json, notes of "pge-or-smart-thermostat"; source
+# https://portlandgeneral.com/peak-time-events): $1 per kWh below a baseline of the same hours of the past 10
+# similar days, summer events on weekdays 3-8 pm of up to 4 hours, a notice the day before and on the day.
+PTR_PROGRAM = {
+    "code": "pge-or-peak-time-rebates", "name": "PGE Peak Time Rebates",
+    "description": (
+        "Modelled on Portland General Electric's Peak Time Rebates (https://portlandgeneral.com/peak-time-events): "
+        "no device; customers are told the day before an event and on the day, and earn $1 for each kWh they use "
+        "below their baseline (the same hours of the past 10 similar days; here CAISO 10-in-10 with its day-of "
+        "adjustment) during the event. Summer weekdays, 3-8 pm, events of up to 4 hours."),
+    "program_type": "peak_time_rebate", "time_zone": "America/Los_Angeles", "requires_device": False,
+    "eligible_device_types": [], "eligible_territories": ["PGE-OR"], "eligible_customer_classes": ["residential"],
+    "settlement_timing": "after_event", "performance_measurement": "meter_baseline",
+    "baseline_method": "caiso-10-in-10", "holiday_calendar": "NERC",
+}
+PTR_RULE = {"effective_from": dt.date(2000, 1, 1), "weekdays_allowed": True, "weekends_allowed": False,
+            "holidays_allowed": False, "window_start": dt.time(15), "window_end": dt.time(20),
+            "max_duration_minutes": 240}
+PTR_INCENTIVE = {"kind": "performance_kwh", "basis": "per_kwh", "amount": Decimal("1.00"),
+                 "description": "$1 per kWh below the baseline during the event."}
+
 
 @dataclass
 class Site:
@@ -145,6 +179,7 @@ class DemoResult:
     eager: bool = True
     database: str = ""
     openadr3: str = ""  # what the OpenADR 3 aggregator received and reported (cpm.demo.openadr)
+    outbox_dir: Path | None = None
 
 
 class Demo:
@@ -182,17 +217,48 @@ class Demo:
             time.sleep(0.2)
 
     def run(self) -> DemoResult:
-        self.reset()
-        self.create_users()
-        self.load_programs()
-        self.build_fleet()
-        self.create_sites()
-        self.load_interval_data()
-        self.enroll()
-        self.run_season()
-        self.settle_season()
+        with self._outbox():
+            self.reset()
+            self.create_users()
+            self.load_programs()
+            self.build_fleet()
+            self.create_sites()
+            self.load_interval_data()
+            self.enroll()
+            self.run_season()
+            self.settle_season()
         self._step("done")
         return self.result
+
+    @contextlib.contextmanager
+    def _outbox(self):
+        """Customer messages go to file backends in ``<out_dir>/outbox`` (``email/*.eml``, ``sms/*.txt``, one file
+        per message), emptied first; the settings are restored afterwards."""
+        out_dir = self.o.out_dir or (Path(settings.VAR_DIR) / "demo")
+        outbox = out_dir / "outbox"
+        shutil.rmtree(outbox, ignore_errors=True)
+        outbox.mkdir(parents=True, exist_ok=True)
+        self.result.outbox_dir = outbox
+        saved = settings.MAILERS, settings.CPM_SMS_BACKEND, settings.CPM_NOTIFY_OUTBOX_DIR
+        settings.MAILERS = {**settings.MAILERS, "notifications": {
+            "BACKEND": "cpm.notifications.channels.OutboxEmailBackend"}}
+        settings.CPM_SMS_BACKEND = "cpm.notifications.channels.FileSmsBackend"
+        settings.CPM_NOTIFY_OUTBOX_DIR = str(outbox)
+        try:
+            yield outbox
+        finally:
+            settings.MAILERS, settings.CPM_SMS_BACKEND, settings.CPM_NOTIFY_OUTBOX_DIR = saved
+
+    def _notify(self, when: dt.datetime) -> None:
+        """The notifications tick in simulated time: plan what came due, then send the due messages (in-process, in
+        one chunk: the outbox's file backends are this process's settings)."""
+        from cpm.notifications.services import messages_due, messages_send, notifications_tick
+
+        notifications_tick(now=when, actor=demo_actor("notifications.tick"))
+        due = messages_due(now=when)
+        if due:
+            with transaction.atomic():
+                messages_send(ids=due, now=when, actor=demo_actor("notifications.send"))
 
     # -------------------------------------------------------------------------------------------------- reset
     def reset(self) -> None:
@@ -251,9 +317,17 @@ class Demo:
         self.battery = pick("battery", lambda p: p.program_type == "battery_storage" and p.settlement_timing ==
                             "season_end" and "performance_kw" in kinds(p))
         self.ev = pick("EV", lambda p: p.program_type == "ev_managed_charging")
-        self.result.programs = {"thermostat": self.sce, "battery": self.battery, "ev": self.ev}
+        from programs.services import program_activate, program_create
+
+        admin = self.users["demo-program-admin"]
+        self.ptr = program_create(data=PTR_PROGRAM, seasons=[{"name": f"Summer {YEAR}", "start_date": SEASON_FIRST,
+                                                              "end_date": SEASON_LAST}],
+                                  participation_rules=[PTR_RULE], incentive_rules=[PTR_INCENTIVE], now=SETUP_AT,
+                                  actor=admin)
+        program_activate(program=self.ptr, now=SETUP_AT, actor=admin, reason="demo peak-time rebate")
+        self.result.programs = {"thermostat": self.sce, "battery": self.battery, "ev": self.ev, "ptr": self.ptr}
         self._step(f"sample programs loaded ({len(programs)}); demo programs: {self.sce.code}, "
-                   f"{self.battery.code}, {self.ev.code}")
+                   f"{self.battery.code}, {self.ev.code}, {self.ptr.code} (peak-time rebate, no device)")
 
     # ------------------------------------------------------------------------------------------------- fleet
     def build_fleet(self) -> None:
@@ -310,7 +384,7 @@ class Demo:
 
     @transaction.atomic
     def _site(self, site: Site, *, n: int, state: str, town: str, territory: str, rate: str,
-              life_support: bool = False) -> Site:
+              life_support: bool = False, phone: str = "") -> Site:
         from devices.services import premise_upsert, service_point_upsert
         from enrollments.services import account_upsert, customer_upsert, service_agreement_upsert
 
@@ -320,7 +394,7 @@ class Demo:
         key = site.key
         site.customer, _ = customer_upsert(cis_person_id=f"DEMO-C-{key[5:]}", values={
             "first_name": first, "last_name": last, "email": f"{first}.{last}.{n}@example.com".lower(),
-            "life_support": life_support}, now=SETUP_AT, actor=actor)
+            "life_support": life_support, **({"phone": phone} if phone else {})}, now=SETUP_AT, actor=actor)
         site.account, _ = account_upsert(account_number=key, customer=site.customer, opened_on=dt.date(2009, 3, 1),
                                          closed_on=None, now=SETUP_AT, actor=actor)
         premise, _ = premise_upsert(premise_id=f"DEMO-P-{key[5:]}", values={
@@ -409,8 +483,26 @@ class Demo:
                         series=series)
             self._site(site, n=n, state="CT", town="Hartford", territory="EVERSOURCE-CT", rate="R-1")
             sites.append(site)
+        n = self._ptr_sites(sites, n)
         self.result.sites = sites
         self._step(f"{len(sites)} customers with accounts, premises, service points and devices")
+
+    def _ptr_sites(self, sites: list[Site], n: int) -> int:
+        """Peak-time rebate homes in Oregon: a service point and synthetic (seeded, labelled) hourly load, no
+        device. A random stream of their own, so the other homes are the same as without them."""
+        rng, self.rng = self.rng, np.random.default_rng([self.o.seed, 7])
+        try:
+            weather = fl.synthetic_weather(self.rng)
+            for i in range(self.o.ptr_homes):
+                n += 1
+                site = Site(key=f"DEMO-SY-{n:04d}", origin=fl.SYNTHETIC, label="peak-time rebate home (no device)",
+                            program_role="ptr", series=fl.synthetic_year(self.rng, weather, 100 + i))
+                self._site(site, n=n, state="OR", town=["Portland", "Beaverton", "Gresham", "Salem"][i % 4],
+                           territory="PGE-OR", rate="7", phone=f"+1503555{n:04d}")
+                sites.append(site)
+        finally:
+            self.rng = rng
+        return n
 
     # ----------------------------------------------------------------------------------------------- interval data
     def load_interval_data(self) -> None:
@@ -432,7 +524,7 @@ class Demo:
                                     arrays={"service_point": np.full(s.start.size, site.service_point.pk),
                                             "start": s.start, "kwh": s.kwh},
                                     actor=self.users["demo-analyst"])
-            if site.program_role == "thermostat":
+            if site.program_role in ("thermostat", "ptr"):
                 self.hourly[site.service_point.pk] = s.hourly()
         finished = (MeterDataLoad.Status.COMPLETED, MeterDataLoad.Status.COMPLETED_WITH_ERRORS,
                     MeterDataLoad.Status.FAILED)
@@ -476,10 +568,29 @@ class Demo:
             elif site.program_role == "ev":
                 site.enrollment = self._request(site, self.ev, devices=[site.device],
                                                 answers={"dwelling_units": 1}, when=when)
+            elif site.program_role == "ptr":
+                site.enrollment = self._request(site, self.ptr, devices=[], answers={}, when=when)
         self._refusals()
+        self._contact_preferences()
+        # The notifications tick in simulated time over the enrollment weeks: enrollment-approved messages.
+        for day in range(15):
+            self._notify(SETUP_AT + dt.timedelta(days=day, hours=5))
         ok = sum(1 for s in self.result.sites if s.enrollment is not None)
         self._step(f"{ok} enrollments through the enrollment service; {len(self.result.refusals)} refused "
                    "(reasons in the summary)")
+
+    def _contact_preferences(self) -> None:
+        """Peak-time rebate customers: the second prefers SMS, the third both, the last asked for no messages (so
+        it is never notified, and a peak-time rebate's event does not count for it)."""
+        from cpm.notifications.services import contact_preference_set
+
+        ptr = [s for s in self.result.sites if s.program_role == "ptr" and s.enrollment is not None]
+        for site, channel in zip(ptr[1:3], ("sms", "both"), strict=False):
+            contact_preference_set(customer=site.customer, channel=channel, program=self.ptr,
+                                   now=SETUP_AT + dt.timedelta(days=14), actor=self.users["demo-csr"])
+        if len(ptr) >= 3:
+            contact_preference_set(customer=ptr[-1].customer, channel="none", program=self.ptr,
+                                   now=SETUP_AT + dt.timedelta(days=14), actor=self.users["demo-csr"])
 
     def _refusals(self) -> None:
         """Requests that must be refused, each with every reason the eligibility engine finds."""
@@ -549,34 +660,47 @@ class Demo:
         total = self._reference_load()
         plans = [(self.sce, d) for d in self._plan_events(self.sce, self.o.thermostat_events, total)]
         plans += [(self.battery, d) for d in self._plan_events(self.battery, self.o.battery_events, total)]
-        actions: list[tuple[dt.datetime, int, Callable[[], None]]] = []
+        plans += [(self.ptr, d) for d in self._plan_events(self.ptr, self.o.ptr_events, total)]
+        actions: list[tuple[dt.datetime, int, int, Callable[[], None]]] = []
         seq = 0
 
-        def at(when: dt.datetime, fn: Callable[[], None]) -> None:
+        def at(when: dt.datetime, fn: Callable[[], None], *, last: bool = False) -> None:
+            """Run ``fn`` at ``when`` (in registration order; ``last``: after everything else at that instant)."""
             nonlocal seq
             seq += 1
-            actions.append((when, seq, fn))
+            actions.append((when, 1 if last else 0, seq, fn))
 
         at(BILLING_TICK_AT, self._billing_tick)
         thermostat_count = 0
         for program, hot in plans:
             tz = ZoneInfo(program.time_zone)
             start = dt.datetime.combine(hot.day, dt.time(hot.start_hour), tzinfo=tz).astimezone(UTC)
+            created = dt.datetime.combine(hot.day - dt.timedelta(days=1), dt.time(16), tzinfo=tz).astimezone(UTC)
+            # A peak-time rebate's notice is its dispatch: the day before (PGE), the others 2 h before the start.
+            notify = created + dt.timedelta(minutes=5) if program == self.ptr else start - dt.timedelta(hours=2)
             state = _EventRun(program=program, hot=hot, start=start, end=start + dt.timedelta(hours=hot.hours),
-                              notify=start - dt.timedelta(hours=2),
-                              created=dt.datetime.combine(hot.day - dt.timedelta(days=1), dt.time(16),
-                                                          tzinfo=tz).astimezone(UTC))
+                              notify=notify, created=created)
             if program == self.sce:
                 thermostat_count += 1
                 if thermostat_count == 2:
                     at(state.created - dt.timedelta(hours=2), lambda s=state: self._declare_unavailable(s))
             at(state.created, lambda s=state: self._schedule(s))
+            at(state.created + dt.timedelta(minutes=1), lambda s=state: self._notify(s.created + dt.timedelta(
+                minutes=1)))
             at(state.notify, lambda s=state: self._tick(s.notify))
             at(state.notify + dt.timedelta(minutes=1), lambda: self.ven.poll())
+            at(state.notify, lambda s=state: self._notify(s.notify))
+            at(state.notify + dt.timedelta(minutes=1), lambda s=state: self._notify(s.notify + dt.timedelta(
+                minutes=1)))
             at(state.notify + dt.timedelta(minutes=20), lambda s=state: self._opt_outs_before(s))
+            at(state.notify + dt.timedelta(minutes=21), lambda s=state: self._notify(s.notify + dt.timedelta(
+                minutes=21)))
+            at(state.start - dt.timedelta(hours=1), lambda s=state: self._notify(s.start - dt.timedelta(hours=1)))
             at(state.start, lambda s=state: self._tick(s.start))
             at(state.end, lambda s=state: self._finish(s))
-        for _, _, fn in sorted(actions, key=lambda a: (a[0], a[1])):
+            # The tick completes every event ending then (settling after-event ones): after all their meter feeds.
+            at(state.end, lambda s=state: self._tick(s.end), last=True)
+        for _, _, _, fn in sorted(actions, key=lambda a: (a[0], a[1], a[2])):
             fn()
         self.result.openadr3 = self.ven.stats.line()
         self._step(f"season simulated: {len(self.result.event_ids)} events")
@@ -616,7 +740,7 @@ class Demo:
         from events.services import event_create, event_schedule
 
         actor = self.users["demo-program-admin"]
-        short = "SCE" if run.program == self.sce else "ConnectedSolutions"
+        short = {self.sce: "SCE", self.ptr: "PGE Peak Time"}.get(run.program, "ConnectedSolutions")
         event = event_create(program=run.program, name=f"{short} heat event {run.hot.day:%a %b %d}",
                              start=run.start, end=run.end, notification_at=run.notify, now=run.created, actor=actor)
         event_schedule(event=event, now=run.created, actor=actor)  # enqueues the reservation task
@@ -644,16 +768,37 @@ class Demo:
         from events.services import participation_opt_out
 
         when = run.notify + dt.timedelta(minutes=20)
+        if run.program == self.ptr:
+            self._link_opt_outs(run, when)
+            return
         for pk, resp in self._responses(run).items():
             if resp.kind == sim.OPT_OUT_BEFORE:
                 participation_opt_out(participation=Participation.objects.get(pk=pk), channel="portal", at=when,
                                       now=when, actor=demo_actor("customer portal"),
                                       reason="too hot to pre-cool today")
 
+    def _link_opt_outs(self, run: _EventRun, when: dt.datetime) -> None:
+        """Peak-time rebate customers who will not take part click the opt-out link of their notice (the customer,
+        by the signed link, through the events opt-out service)."""
+        from cpm.base.capabilities import CustomerActor
+        from cpm.notifications.models import Message
+        from cpm.notifications.services import participation_opt_out_by_link
+        from events.models import Participation
+
+        for pk, resp in self._responses(run).items():
+            if resp.kind not in (sim.OPT_OUT_BEFORE, sim.OPT_OUT_DURING):
+                continue
+            p = Participation.objects.select_related("enrollment__account").get(pk=pk)
+            notice = Message.objects.filter(event=run.event, kind="event_notice", status="sent",
+                                            customer_id=p.enrollment.account.customer_id).first()
+            if notice is not None and p.status in ("reserved", "dispatched"):
+                participation_opt_out_by_link(message=notice, now=when, actor=CustomerActor(
+                    customer_id=notice.customer_id, via="opt-out link"))
+
     def _finish(self, run: _EventRun) -> None:
         """At the end: device overrides reported with their time, outcomes reported by the aggregators, the meter
-        feed delivers the event-day readings (a new version), and the tick completes the event (which hands an
-        after-event program's event to settlement)."""
+        feed delivers the event-day readings (a new version); then (``run_season``) the tick completes the event
+        (which hands an after-event program's event to settlement)."""
         from events.models import Participation
         from events.services import participation_opt_out, participation_outcomes_report
         from settlement.meterdata.loaders import meter_readings_load
@@ -661,7 +806,7 @@ class Demo:
         end = run.end
         responses = self._responses(run)
         for pk, resp in responses.items():
-            if resp.kind == sim.OPT_OUT_DURING:
+            if resp.kind == sim.OPT_OUT_DURING and run.program != self.ptr:  # PTR homes opted out by link
                 at = run.start + dt.timedelta(minutes=resp.minutes_in)
                 participation_opt_out(participation=Participation.objects.get(pk=pk), channel="device", at=at,
                                       now=end, actor=demo_actor("device override report"),
@@ -682,7 +827,6 @@ class Demo:
             participation_outcomes_report(aggregator=agg, outcomes=rows, now=end,
                                           actor=demo_actor(f"aggregator {agg.code}"))
         self._meter_feed(run, parts, responses, meter_readings_load)
-        self._tick(end)
 
     def _meter_feed(self, run: _EventRun, parts, responses, load) -> None:
         """Simulated readings of the event day for the participants (see ``cpm.demo.simulation``)."""
@@ -703,15 +847,16 @@ class Demo:
             elif resp.kind == sim.NON_RESPONSIVE:
                 stop = run.start
             fractions = sim.hour_fractions(run.start, run.end, stop)
-            if run.program == self.sce:
+            if run.program in (self.sce, self.ptr):
                 recorded = self.hourly.get(p.service_point_id, {})
+                # A peak-time rebate home sheds load by hand (no device): 30 % of the hour, at most 1.5 kW.
+                cap = capacity[p.device_id] if p.device_id else 1.5
                 for hour, share in fractions.items():
                     if hour in recorded and share > 0:
                         sps.append(p.service_point_id)
                         devices.append(0)
                         starts.append(hour)
-                        kwh.append(sim.thermostat_load(recorded[hour], capacity_kw=capacity[p.device_id],
-                                                       fraction=share))
+                        kwh.append(sim.thermostat_load(recorded[hour], capacity_kw=cap, fraction=share))
                         channels.append(0)
             else:  # battery telemetry for the whole local event day: zero outside the discharge
                 for hour in day_hours:
@@ -752,10 +897,11 @@ class Demo:
             kind="event", event__in=events, status__in=done).count() == len(events))
         self._step(f"event settlements: {EventSettlement.objects.count()} for {len(events)} events")
         approved = event_settlements_approve(
-            settlements=EventSettlement.objects.filter(program=self.sce, status="calculated").order_by("pk"),
+            settlements=EventSettlement.objects.filter(program__in=[self.sce, self.ptr], status="calculated")
+            .order_by("pk"),
             now=now + dt.timedelta(hours=1), actor=analyst)
         seasons = []
-        for program in (self.sce, self.battery, self.ev):
+        for program in (self.sce, self.battery, self.ev, self.ptr):
             season = program.seasons.get(start_date=SEASON_FIRST)
             seasons.append((program, season))
             settle_season.apply_async(kwargs={"program_id": program.pk, "season_id": season.pk,
@@ -766,6 +912,7 @@ class Demo:
             settlements=CustomerSettlement.objects.filter(status="calculated").order_by("pk"),
             now=now + dt.timedelta(hours=3), actor=analyst)
         export = bill_credit_export_create(now=now + dt.timedelta(hours=4), actor=analyst)
+        self._notify(now + dt.timedelta(hours=5))  # event summaries and season statements
         self.result.export = export
         out_dir = self.o.out_dir or (Path(settings.VAR_DIR) / "demo")
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -774,7 +921,8 @@ class Demo:
         if export is not None:
             self.result.export_path = out_dir / export.file_name
             self.result.export_path.write_text(export.content)
-        self._step(f"season settled: {approved} event settlements of {self.sce.name} approved by the analyst, "
+        self._step(f"season settled: {approved} event settlements of {self.sce.name} and {self.ptr.name} approved "
+                   "by the analyst, "
                    "customer settlements approved, "
                    f"bill credits exported ({export.file_name if export else 'nothing to export'})")
 

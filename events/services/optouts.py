@@ -14,7 +14,7 @@ from typing import Any
 from django.db import transaction
 
 from cpm.base.audit import actor_user, audit_record
-from cpm.base.capabilities import Cap, SystemActor, actor_can, use_case
+from cpm.base.capabilities import Cap, CustomerActor, SystemActor, actor_can, use_case
 from cpm.base.errors import ConflictError, DomainValidationError, NotFound, PermissionDenied
 from cpm.base.states import check_transition, transition
 from devices.models import Aggregator, Device
@@ -28,13 +28,21 @@ from .common import RELEASED
 from .release import release_for_unavailability
 
 # Opt-out channels that are requests (refused after the cut-off); the others report what happened at the device.
-REQUEST_CHANNELS = (OptOutChannel.CSR, OptOutChannel.PORTAL, OptOutChannel.AGGREGATOR_API)
+REQUEST_CHANNELS = (OptOutChannel.CSR, OptOutChannel.PORTAL, OptOutChannel.AGGREGATOR_API, OptOutChannel.NOTICE_LINK)
 
 
 def _check_aggregator_scope(actor: Any, participation: Participation) -> None:
-    """An aggregator's user acts only on its own devices (``NotFound``, as the API's queryset answers); a user who
-    may only report outcomes, and is no aggregator's client, may not opt out (``PermissionDenied``)."""
+    """An aggregator's user acts only on its own devices (``NotFound``, as the API's queryset answers); a customer
+    by link (``CustomerActor``) only on their own participations (``NotFound``); a user who may only report
+    outcomes, and is no aggregator's client, may not opt out (``PermissionDenied``)."""
     if isinstance(actor, SystemActor):
+        return
+    if isinstance(actor, CustomerActor):
+        # A customer (by a signed link) opts out only their own participations, like an aggregator its devices.
+        own = Enrollment.objects.filter(pk=participation.enrollment_id,
+                                        account__customer_id=actor.customer_id).exists()
+        if not own:
+            raise NotFound(f"Participation {participation.pk} not found.")
         return
     aggregator = aggregator_of(actor)
     if aggregator is not None:

@@ -40,7 +40,7 @@ def test_demo_season_end_to_end_and_the_credits_agree(tmp_path):
     for code in ("rate_code_not_eligible", "life_support_excluded", "answer_not_qualifying",
                  "device_enrolled_by_other_account", "already_enrolled"):
         assert f"[{code}]" in text
-    assert Event.objects.filter(status="completed").count() == 5  # 3 thermostat + 2 battery events
+    assert Event.objects.filter(status="completed").count() == 7  # 3 thermostat + 2 battery + 2 peak-time rebate
     assert Reservation.objects.filter(decision="offline").exists()
     assert Reservation.objects.filter(decision="unavailable").count() == 1
     assert OptOut.objects.exists()
@@ -65,6 +65,25 @@ def test_demo_season_end_to_end_and_the_credits_agree(tmp_path):
         writer.writerows(rows)
     report = check_demo(tampered)
     assert len(report.errors) == 1 and rows[0]["account_number"] in report.errors[0]
+
+    # Customer messages: one outbox file per message sent, counted by kind in the summary; the peak-time rebate's
+    # customer who asked for no messages was never notified, so its participations were released, not settled.
+    from cpm.notifications.models import Message
+    from events.models import Participation
+
+    sent = Message.objects.filter(status="sent")
+    assert len(list((tmp_path / "outbox").rglob("*.*"))) == sent.count() > 0
+    for kind in ("enrollment_approved", "event_notice", "reminder", "event_summary", "season_statement"):
+        assert sent.filter(kind=kind).exists(), kind
+    assert f"Event notice                {sent.filter(kind='event_notice').count():2d}  (sent" in text
+    ptr = Participation.objects.filter(event__program__code="pge-or-peak-time-rebates")
+    silent = ptr.filter(status="cancelled")
+    assert silent.count() == 2 and not silent.filter(settlement__isnull=False).exists()
+    assert not sent.filter(event__program__code="pge-or-peak-time-rebates",
+                           customer_id=silent.first().enrollment.account.customer_id).exists()
+    # The check is not a rubber stamp for the peak-time rebate either: settling an un-notified customer is reported.
+    silent.filter(pk=silent.first().pk).update(status="dispatched")
+    assert any("never notified" in e for e in check_demo(path).errors)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -20,10 +20,14 @@ def test_demo_prints_forecast_versus_delivered_and_the_event_page_shows_it(tmp_p
     call_command("demo", "--quick", "--out-dir", str(tmp_path), stdout=out)
     text = out.getvalue()
     assert "Forecast of available kW" in text and "delivered share now" in text
-    events = list(Event.objects.filter(status="completed").select_related("program"))
-    assert len(events) == 5 and all(e.forecast_kw is not None and e.forecast_kw > 0 for e in events)
-    for e in events:
+    completed = list(Event.objects.filter(status="completed").select_related("program"))
+    for e in completed:
         assert e.name[:44] in text
+    # The forecast is of devices' available kW: the peak-time rebate (no device, issue 19) forecasts none.
+    ptr = [e for e in completed if e.program.program_type == "peak_time_rebate"]
+    assert len(ptr) == 2 and all(e.forecast_kw == 0 for e in ptr)
+    events = [e for e in completed if e not in ptr]
+    assert len(events) == 5 and all(e.forecast_kw is not None and e.forecast_kw > 0 for e in events)
     client.force_login(staff_user(roles.PROGRAM_ADMIN, "dash-admin"))
     event = events[0]
     response = client.get(reverse("dashboard:event", args=[event.pk]))

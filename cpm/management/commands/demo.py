@@ -79,6 +79,12 @@ class Command(BaseCommand):
         db_total = sum((x.total_amount for x in BillCreditExport.objects.all()), 0)
         if summary.file_total != db_total:
             problems.append(f"export file total {summary.file_total} != database export total {db_total}")
+        from cpm.notifications.models import Message
+
+        sent = Message.objects.filter(status="sent").count()
+        files = sum(1 for _ in result.outbox_dir.rglob("*.*")) if result.outbox_dir else 0
+        if not sent or files != sent:
+            problems.append(f"{sent} messages sent but {files} files in the outbox {result.outbox_dir}")
         report = check_demo(result.export_path)
         self.stdout.write(report.text())
         problems += report.errors

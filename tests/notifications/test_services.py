@@ -1,0 +1,287 @@
+"""Planning and sending customer messages: exact recipients, times and text; idempotent replays; the rules."""
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.core import mail
+
+from cpm.models import AuditEntry
+from cpm.notifications import services
+from cpm.notifications.channels import LocmemSmsBackend
+from cpm.notifications.choices import ContactChoice, MessageKind, MessageStatus
+from cpm.notifications.models import Message, NotificationPolicy
+from cpm.notifications.tasks import send_due
+from enrollments import services as enrollment_services
+from enrollments.choices import AccountStatus, EnrollmentStatus
+from events import services as event_services
+from events.choices import ParticipationStatus
+from settlement.choices import EventSettlementStatus
+from tests.actors import TEST_ACTOR
+from tests.factories.events import la
+from tests.factories.settlement import run_on_commit
+
+from .conftest import participant, reserved_event
+
+pytestmark = pytest.mark.django_db
+UTC = dt.UTC
+K, S = MessageKind, MessageStatus
+
+
+def utc(*a):
+    return dt.datetime(*a, tzinfo=UTC)
+
+
+def tick(now):
+    """The beat task's two steps as of ``now``, with the chunk tasks run (eagerly) when the job commits."""
+    services.notifications_tick(now=now, actor=TEST_ACTOR)
+    with run_on_commit():
+        send_due(now=now)
+
+
+def rows(**filters):
+    return sorted((m.kind, m.customer.last_name, m.channel, m.status) for m in
+                  Message.objects.filter(**filters).select_related("customer"))
+
+
+@pytest.fixture
+def four(program):
+    """Ana (e-mail by default), Ben (prefers SMS), Cy (prefers none), Dee (both, closed account)."""
+    subs = {
+        "Ana": participant(program, first="Ana", last="Lopez", email="ana@example.com"),
+        "Ben": participant(program, first="Ben", last="Okafor", email="ben@example.com", phone="+15035550102"),
+        "Cy": participant(program, first="Cy", last="Young", email="cy@example.com"),
+        "Dee": participant(program, first="Dee", last="Park", email="dee@example.com"),
+    }
+    now = utc(2026, 7, 1)
+    services.contact_preference_set(customer=subs["Ben"].enrollment.account.customer, channel=ContactChoice.SMS,
+                                    now=now, actor=TEST_ACTOR)
+    services.contact_preference_set(customer=subs["Cy"].enrollment.account.customer, channel=ContactChoice.NONE,
+                                    program=program, now=now, actor=TEST_ACTOR)
+    dee = subs["Dee"].enrollment.account
+    type(dee).objects.filter(pk=dee.pk).update(status=AccountStatus.CLOSED, closed_on=dt.date(2026, 7, 2))
+    return subs
+
+
+def test_event_notice_and_reminder_recipients_times_and_text(program, four):
+    event = reserved_event(program, four.values())
+    tick(utc(2026, 7, 14, 16))  # the day before: planned, nothing due yet
+    assert rows() == [
+        (K.EVENT_NOTICE, "Lopez", "email", S.QUEUED), (K.EVENT_NOTICE, "Okafor", "sms", S.QUEUED),
+        (K.REMINDER, "Lopez", "email", S.QUEUED), (K.REMINDER, "Okafor", "sms", S.QUEUED)]
+    notice = Message.objects.get(kind=K.EVENT_NOTICE, channel="email")
+    assert notice.due_at == utc(2026, 7, 15, 20, 0)  # 13:00 PDT, the event's notification time
+    assert Message.objects.get(kind=K.REMINDER, channel="email").due_at == utc(2026, 7, 15, 21, 0)  # 14:00 PDT
+    assert mail.outbox == []
+
+    tick(utc(2026, 7, 15, 20, 0))
+    assert rows(kind=K.EVENT_NOTICE) == [(K.EVENT_NOTICE, "Lopez", "email", S.SENT),
+                                         (K.EVENT_NOTICE, "Okafor", "sms", S.SENT)]
+    [email] = mail.outbox
+    assert email.to == ["ana@example.com"]
+    assert email.subject == "Cool Rewards: energy event Wed Jul 15"
+    assert email.body.startswith(
+        "Hello Ana Lopez,\n\nCool Rewards calls an energy event on Wed Jul 15, 2026 3:00 PM to 6:00 PM PDT.\n"
+        "You earn $1.25 per kWh you avoid below your usual use.\n\nDon't want to take part this time? Opt out of "
+        "this event with one click (until Wed Jul 15, 2026 6:00 PM PDT):\nhttps://cpm.example/notices/opt-out/")
+    assert email.body.endswith("\n\n-- Cool Rewards")
+    [sms] = LocmemSmsBackend.outbox
+    assert sms.recipient == "+15035550102"
+    assert sms.body.startswith("Cool Rewards: event Wed Jul 15, 2026 3:00 PM to 6:00 PM PDT. Earn $1.25 per kWh "
+                               "you avoid below your usual use. Opt out: https://cpm.example/notices/opt-out/")
+    notice.refresh_from_db()
+    assert notice.sent_at == utc(2026, 7, 15, 20, 0) and notice.provider_id.startswith("<")
+    assert notice.body == email.body
+    assert AuditEntry.objects.filter(object_type="notifications.message", object_id=str(notice.pk),
+                                     to_status="sent", actor_label="system:celery:notifications.send").count() == 1
+    assert event.pk == notice.event_id
+
+
+def test_a_replayed_tick_sends_nothing_twice(program, four):
+    reserved_event(program, four.values())
+    for _ in range(3):
+        tick(utc(2026, 7, 15, 20, 0))
+        services.messages_send(ids=list(Message.objects.values_list("pk", flat=True)), now=utc(2026, 7, 15, 20, 0))
+    assert len(mail.outbox) == 1 and len(LocmemSmsBackend.outbox) == 1
+    assert Message.objects.count() == 4
+    assert AuditEntry.objects.filter(object_type="notifications.message", to_status="sent").count() == 2
+
+
+def test_quiet_hours_shift_a_night_notification_to_the_morning(program, four):
+    # Notified at 22:30 PDT the evening before a 15:00 PDT event: the notice waits for 08:00 PDT.
+    reserved_event(program, [four["Ana"]], notify_before=dt.timedelta(hours=16, minutes=30))
+    tick(utc(2026, 7, 14, 16))
+    notice = Message.objects.get(kind=K.EVENT_NOTICE)
+    assert notice.due_at == utc(2026, 7, 15, 15, 0)
+    assert notice.due_note == ("quiet hours: moved from 2026-07-14 22:30 PDT to the morning window "
+                               "2026-07-15 08:00 PDT")
+    tick(utc(2026, 7, 15, 5, 30))  # 22:30 PDT: nothing goes
+    assert mail.outbox == []
+    tick(utc(2026, 7, 15, 15, 0))
+    assert len(mail.outbox) == 1
+
+
+def test_dst_day_event_window_and_due_times_in_local_time(program, four):
+    # Monday 2026-03-09, the day after LA springs forward: 14:00-16:00 PDT = 21:00-23:00 UTC; notified 18 hours
+    # before, Sunday 2026-03-08 20:00 PDT (03:00 UTC Mar 9), before quiet hours.
+    event = reserved_event(program, [four["Ana"]], start=la(2026, 3, 9, 14), hours=2,
+                           notify_before=dt.timedelta(hours=18))
+    assert event.start == utc(2026, 3, 9, 21, 0)
+    tick(utc(2026, 3, 8, 12))
+    notice = Message.objects.get(kind=K.EVENT_NOTICE)
+    assert notice.due_at == utc(2026, 3, 9, 3, 0)  # 20:00 PDT Sunday
+    tick(notice.due_at)
+    assert "on Mon Mar 9, 2026 2:00 PM to 4:00 PM PDT." in mail.outbox[0].body
+    # The reminder, 13:00 PDT Monday = 20:00 UTC (it would be 21:00 UTC in winter time).
+    assert Message.objects.get(kind=K.REMINDER).due_at == utc(2026, 3, 9, 20, 0)
+
+
+def test_cancellation_to_those_told_and_queued_reminders_suppressed(program, four):
+    event = reserved_event(program, four.values())
+    tick(utc(2026, 7, 15, 20, 0))
+    event_services.event_cancel(event=event, reason="cooler than forecast", now=utc(2026, 7, 15, 20, 10),
+                                actor=TEST_ACTOR)
+    tick(utc(2026, 7, 15, 20, 10))
+    assert rows(kind=K.CANCELLATION) == [(K.CANCELLATION, "Lopez", "email", S.SENT),
+                                         (K.CANCELLATION, "Okafor", "sms", S.SENT)]
+    assert mail.outbox[-1].subject == "Cancelled: Cool Rewards event Wed Jul 15"
+    assert "The Cool Rewards event of Wed Jul 15, 2026 3:00 PM to 6:00 PM PDT is cancelled." in mail.outbox[-1].body
+    tick(utc(2026, 7, 15, 21, 0))
+    reminders = Message.objects.filter(kind=K.REMINDER)
+    assert {(m.status, m.detail) for m in reminders} == {(S.SUPPRESSED, "the event is cancelled")}
+    tick(utc(2026, 7, 15, 21, 5))
+    assert Message.objects.filter(kind=K.CANCELLATION).count() == 2
+
+
+def test_no_message_once_the_customer_unenrolled(program, four):
+    reserved_event(program, [four["Ana"]])
+    tick(utc(2026, 7, 14, 16))
+    enrollment_services.enrollment_unenroll(enrollment=four["Ana"].enrollment, effective_date=dt.date(2026, 7, 15),
+                                            now=utc(2026, 7, 14, 17), actor=TEST_ACTOR)
+    tick(utc(2026, 7, 15, 20, 0))
+    assert mail.outbox[0].subject == "Your Cool Rewards enrollment has ended"  # the only e-mail
+    assert len(mail.outbox) == 1
+    assert Message.objects.get(kind=K.EVENT_NOTICE).status == S.SUPPRESSED
+
+
+def test_weekly_cap_drops_reminders_not_notices(program, four):
+    NotificationPolicy.objects.create(program=program, weekly_cap=1, updated_at=utc(2026, 7, 1))
+    reserved_event(program, [four["Ana"]])
+    tick(utc(2026, 7, 15, 20, 0))
+    tick(utc(2026, 7, 15, 21, 0))
+    assert rows() == [(K.EVENT_NOTICE, "Lopez", "email", S.SENT), (K.REMINDER, "Lopez", "email", S.SUPPRESSED)]
+    assert Message.objects.get(kind=K.REMINDER).detail == "weekly cap of 1 messages reached"
+
+
+def test_opted_out_customer_gets_no_reminder(program, four):
+    event = reserved_event(program, [four["Ana"]])
+    tick(utc(2026, 7, 15, 20, 0))
+    p = event.participations.get()
+    event_services.participation_opt_out(participation=p, channel="csr", now=utc(2026, 7, 15, 20, 30),
+                                         actor=TEST_ACTOR)
+    tick(utc(2026, 7, 15, 21, 0))
+    assert rows() == [(K.EVENT_NOTICE, "Lopez", "email", S.SENT), (K.OPT_OUT_CONFIRMATION, "Lopez", "email", S.SENT),
+                      (K.REMINDER, "Lopez", "email", S.SUPPRESSED)]
+    assert mail.outbox[-1].subject == "You opted out of the Cool Rewards event Wed Jul 15"
+
+
+def test_enrollment_decisions(program, four):
+    from tests.factories.enrollments import EnrollmentFactory
+
+    pending = EnrollmentFactory(program=program, account=four["Ana"].enrollment.account,
+                                status=EnrollmentStatus.PENDING_APPROVAL, effective_date=dt.date(2026, 8, 1))
+    refused = EnrollmentFactory(program=program, account=four["Ben"].enrollment.account,
+                                status=EnrollmentStatus.PENDING_APPROVAL)
+    closed = EnrollmentFactory(program=program, account=four["Dee"].enrollment.account,
+                               status=EnrollmentStatus.PENDING_APPROVAL)
+    now = utc(2026, 7, 20, 17)
+    from cpm.base.states import transition
+    from enrollments.choices import ENROLLMENT_TRANSITIONS
+    from enrollments.models import Enrollment
+
+    transition(obj=pending, to=EnrollmentStatus.ACTIVE, allowed=ENROLLMENT_TRANSITIONS, now=now, actor=TEST_ACTOR)
+    enrollment_services.enrollment_reject(enrollment=refused, now=now, actor=TEST_ACTOR,
+                                          reason_text="the rate is not eligible")
+    transition(obj=Enrollment.objects.get(pk=closed.pk), to=EnrollmentStatus.REJECTED,
+               allowed=ENROLLMENT_TRANSITIONS, now=now, actor=TEST_ACTOR)
+    tick(now)
+    tick(now + dt.timedelta(minutes=1))
+    assert rows() == [(K.ENROLLMENT_APPROVED, "Lopez", "email", S.SENT),
+                      (K.ENROLLMENT_REFUSED, "Okafor", "sms", S.SENT)]
+    assert mail.outbox[0].subject == "Welcome to Cool Rewards"
+    assert "approved from 2026-08-01." in mail.outbox[0].body
+    assert LocmemSmsBackend.outbox[0].body == ("Cool Rewards: we could not enroll you (the rate is not "
+                                               "eligible).")
+
+
+def test_event_summary_with_kwh_and_credit(program, four):
+    from tests.factories.settlement import EventSettlementFactory
+
+    event = reserved_event(program, [four["Ana"]])
+    p = event.participations.get()
+    type(p).objects.filter(pk=p.pk).update(status=ParticipationStatus.PARTICIPATED)
+    approved = utc(2026, 7, 17, 18)
+    EventSettlementFactory(participation=p, event=event, program=program, enrollment=p.enrollment,
+                           account=p.enrollment.account, service_point=p.service_point,
+                           status=EventSettlementStatus.APPROVED, kwh_avoided=Decimal("3.4567"),
+                           posted_amount=Decimal("4.32"), approved_at=approved)
+    tick(approved + dt.timedelta(minutes=1))
+    summary = Message.objects.get(kind=K.EVENT_SUMMARY)
+    assert summary.status == S.SENT
+    assert mail.outbox[-1].subject == "Your results: Cool Rewards event Wed Jul 15"
+    assert "Energy avoided: 3.46 kWh\nYour credit: $4.32" in mail.outbox[-1].body
+    # The next ticks do not re-read an event whose approved settlements did not change.
+    assert services.event_summaries_plan(now=approved + dt.timedelta(minutes=2)) == 0
+    assert Message.objects.filter(kind=K.EVENT_SUMMARY).count() == 1
+
+
+def test_peak_time_rebate_customers_not_notified_are_released(db):
+    from events.models import Participation, Reservation
+    from programs.choices import ProgramType
+    from tests.factories.enrollments import AccountFactory, CustomerFactory, active_participant
+    from tests.factories.programs import IncentiveRuleFactory, ParticipationRuleFactory, ProgramFactory, SeasonFactory
+
+    ptr = ProgramFactory(code="ptr", name="Peak Time Rebates", program_type=ProgramType.PEAK_TIME_REBATE,
+                         requires_device=False, eligible_device_types=[])
+    SeasonFactory(program=ptr)
+    ParticipationRuleFactory(program=ptr)
+    IncentiveRuleFactory(program=ptr, amount=Decimal("1.00"))
+    told = active_participant(program=ptr, device_kwargs=False, account=AccountFactory(
+        customer=CustomerFactory(first_name="Ana", last_name="Lopez", email="ana@example.com")))
+    silent = active_participant(program=ptr, device_kwargs=False, account=AccountFactory(
+        customer=CustomerFactory(first_name="Ben", last_name="Okafor", email="", phone="")))
+    event = reserved_event(ptr, [told, silent], notify_before=dt.timedelta(hours=23))  # 16:00 PDT the day before
+    for p in event.participations.all():
+        Reservation.objects.create(event=event, subscription=p.subscription, enrollment=p.enrollment,
+                                   service_point=p.service_point, decision="reserved", decided_at=utc(2026, 7, 13))
+    tick(utc(2026, 7, 14, 22, 59))
+    assert Participation.objects.filter(event=event, status="reserved").count() == 2  # not yet notification time
+    type(event).objects.filter(pk=event.pk).update(status="dispatched")
+    tick(utc(2026, 7, 14, 23, 0))
+    tick(utc(2026, 7, 14, 23, 1))
+    assert rows(kind=K.EVENT_NOTICE) == [(K.EVENT_NOTICE, "Lopez", "email", S.SENT)]
+    assert mail.outbox[0].body.startswith("Hello Ana Lopez,\n\nPeak Time Rebates calls an energy event on Wed Jul 15, "
+                                          "2026 3:00 PM to 6:00 PM PDT.\nYou earn $1.00 per kWh you avoid below "
+                                          "your usual use.")
+    assert Participation.objects.get(subscription=told).status == "reserved"
+    assert Participation.objects.get(subscription=silent).status == "cancelled"
+    ledger = Reservation.objects.get(subscription=silent)
+    assert ledger.decision == "released" and ledger.detail.startswith("not notified: a peak-time rebate's event")
+    tick(utc(2026, 7, 14, 23, 2))
+    assert Participation.objects.filter(event=event, status="cancelled").count() == 1
+
+
+def test_season_statement_once_per_customer_settlement(program, four):
+    from settlement.models import CustomerSettlement
+
+    approved = utc(2026, 10, 3, 17)
+    season = program.seasons.get()
+    CustomerSettlement.objects.create(
+        account=four["Ben"].enrollment.account, program=program, season=season, period_kind="season_end",
+        period_start=season.start_date, period_end=season.end_date + dt.timedelta(days=1), status="approved",
+        total_amount=Decimal("42.50"), approved_at=approved, created_at=approved, updated_at=approved)
+    tick(approved + dt.timedelta(minutes=1))
+    tick(approved + dt.timedelta(minutes=2))
+    assert rows(kind=K.SEASON_STATEMENT) == [(K.SEASON_STATEMENT, "Okafor", "sms", S.SENT)]
+    assert LocmemSmsBackend.outbox[-1].body == f"Cool Rewards {season.name}: $42.50 in bill credits."
+    assert len(LocmemSmsBackend.outbox) == 1
