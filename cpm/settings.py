@@ -331,3 +331,6 @@ CPM_PUBLIC_BASE_URL = env.str("CPM_PUBLIC_BASE_URL", default="http://127.0.0.1:8
 CPM_NOTIFY_LOOKBACK_HOURS = env.int("CPM_NOTIFY_LOOKBACK_HOURS", default=72)
 # Messages per sending chunk (one Celery task each).
 CPM_NOTIFY_CHUNK_SIZE = env.int("CPM_NOTIFY_CHUNK_SIZE", default=2000)
+# Messages claimed, handed to the channel and recorded together (cpm.notifications.services.messages_send): at most
+# this many are "in doubt" when a worker is killed.
+CPM_NOTIFY_SEND_BATCH = env.int("CPM_NOTIFY_SEND_BATCH", default=50)

@@ -103,13 +103,19 @@ def job_fail(*, job_id: int, error: str, now: dt.datetime) -> None:
 
 
 def chunk_run(*, chunk_id: int | None, now: Callable[[], dt.datetime], body: Callable[[], Any],
-              on_done: Callable[[Any], None] | None = None) -> Any:
+              on_done: Callable[[Any], None] | None = None, transactional: bool = True) -> Any:
     """Run one chunk's ``body`` at most once to completion.
 
     ``chunk_id`` None runs ``body`` untracked (a caller outside the job system, e.g. a test or a one-off). Returns
     the body's result, or None if the chunk was already done (a redelivered task) or its job already ended. The body
     runs in a transaction with the chunk's "done" mark and ``on_done(result)``; an exception rolls all of that
     back, marks the chunk and its job failed with the error, and is not re-raised (the job record carries it).
+
+    ``transactional=False`` is for a body that commits its own steps and is idempotent step by step (sending
+    customer messages: each batch claimed, handed over and recorded in transactions of its own, so that a killed
+    worker leaves at most one batch in doubt): the body runs outside the chunk's transaction and row lock, then the
+    "done" mark, the job's counter and ``on_done`` commit together; a second delivery running at the same time
+    relies on the body's own claims, and the first to finish marks the chunk done.
     """
     if chunk_id is None:
         result = body()
@@ -127,12 +133,15 @@ def chunk_run(*, chunk_id: int | None, now: Callable[[], dt.datetime], body: Cal
         status=Case(When(status=JS.PENDING, then=Value(JS.RUNNING)), default=F("status")),
         started_at=Coalesce(F("started_at"), Value(started)))
     try:
+        if not transactional:
+            result = body()
         with transaction.atomic():
             # The chunk's row lock, held until commit: a second delivery waits here, then finds the chunk done;
             # the sweeper skips a locked (alive) chunk.
             if not JobChunk.objects.select_for_update().filter(pk=chunk_id, status=CS.RUNNING).exists():
                 raise _AlreadyDone
-            result = body()
+            if transactional:
+                result = body()
             done = now()
             kept = result if isinstance(result, dict) else {}
             if not JobChunk.objects.filter(pk=chunk_id, status=CS.RUNNING).update(status=CS.DONE, updated_at=done,

@@ -51,6 +51,7 @@ CHANNELS_OF: dict[str, tuple[str, ...]] = {
 
 class MessageStatus(models.TextChoices):
     QUEUED = "queued", "Queued"
+    SENDING = "sending", "Being handed to the channel"
     SENT = "sent", "Sent"
     FAILED = "failed", "Failed"
     BOUNCED = "bounced", "Bounced"
@@ -58,7 +59,9 @@ class MessageStatus(models.TextChoices):
 
 
 MESSAGE_TRANSITIONS: dict[str, frozenset[str]] = {
-    MessageStatus.QUEUED: frozenset({MessageStatus.SENT, MessageStatus.FAILED, MessageStatus.SUPPRESSED}),
+    MessageStatus.QUEUED: frozenset({MessageStatus.SENDING, MessageStatus.SENT, MessageStatus.FAILED,
+                                     MessageStatus.SUPPRESSED}),
+    MessageStatus.SENDING: frozenset({MessageStatus.SENT, MessageStatus.FAILED}),
     MessageStatus.FAILED: frozenset({MessageStatus.QUEUED}),
     MessageStatus.SENT: frozenset({MessageStatus.BOUNCED}),
     MessageStatus.BOUNCED: frozenset(),

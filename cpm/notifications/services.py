@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.core import signing
 from django.db import transaction
-from django.db.models import Count, Max, Sum
+from django.db.models import Count, Max, Q, Sum
 from django.template import TemplateSyntaxError
 
 from cpm.base import bulk
@@ -319,9 +319,13 @@ def notifications_tick(*, now: dt.datetime, actor: Any) -> dict[str, int]:
     return counts
 
 
-def messages_due(*, now: dt.datetime) -> list[int]:
-    """Ids of QUEUED messages due at ``now``, ascending (the sender splits them into chunks)."""
-    return list(Message.objects.filter(status=MS.QUEUED, due_at__lte=now).order_by("pk").values_list("pk", flat=True))
+def messages_due(*, now: dt.datetime, recover_before: dt.datetime | None = None) -> list[int]:
+    """Ids of QUEUED messages due at ``now``, and of SENDING ones claimed before ``recover_before`` (in doubt: their
+    sender stopped), ascending (the sender splits them into chunks)."""
+    due = Q(status=MS.QUEUED, due_at__lte=now)
+    if recover_before is not None:
+        due |= Q(status=MS.SENDING, updated_at__lt=recover_before)
+    return list(Message.objects.filter(due).order_by("pk").values_list("pk", flat=True))
 
 
 # -------------------------------------------------------------------------------------------------------- sending
@@ -402,71 +406,123 @@ def _suppression(m: Message, *, now: dt.datetime, live: set[tuple[int, int]], ac
 
 
 def messages_send(*, ids: Iterable[int] | None = None, first_id: int | None = None, last_id: int | None = None,
-                  now: dt.datetime, actor: Any = SEND_ACTOR) -> dict[str, int]:
-    """Send the due QUEUED messages among ``ids``, or with ids in ``[first_id, last_id]`` (one chunk), in the
-    caller's transaction (``chunk_run``): each is SUPPRESSED (the reason), SENT (provider id, rendered text) or
-    FAILED (the error), audited. Messages already handled, locked by another sender or not yet due are left
-    alone. Returns counts by outcome."""
+                  now: dt.datetime, actor: Any = SEND_ACTOR, recover_before: dt.datetime | None = None
+                  ) -> dict[str, int]:
+    """Send the due QUEUED messages among ``ids``, or with ids in ``[first_id, last_id]`` (one chunk): each is
+    SUPPRESSED (the reason), SENT (provider id, rendered text) or FAILED (the error), audited. Messages already
+    handled, locked by another sender or not yet due are left alone. Returns counts by outcome.
+
+    At most one batch of ``CPM_NOTIFY_SEND_BATCH`` messages is ever in the hands of the channel without its outcome
+    recorded: each batch is claimed (QUEUED -> SENDING, rendered) in a short transaction of its own, handed to the
+    channel, and its outcome recorded in a second one. A sender killed with ``kill -9`` therefore leaves at most one
+    batch SENDING ("in doubt": handed or not, nobody knows); everything before it is SENT and everything after it
+    still QUEUED, so the chunk run again (the job sweeper, or the broker's redelivery) sends only what was never
+    handed. In-doubt messages are handed again, under the same key (the e-mail's Message-ID and the SMS provider's
+    Idempotency-Key, which the outbox backends and HTTP providers de-duplicate), only by a sender started with
+    ``recover_before`` later than their claim (``updated_at``): the next tick's job, once the stall time has passed
+    (a live sender finishes a batch in seconds). Called inside a transaction (the demo), the batches are savepoints.
+    """
     scope = {"pk__in": list(ids)} if ids is not None else {"pk__gte": first_id, "pk__lte": last_id}
-    qs = (Message.objects.filter(status=MS.QUEUED, due_at__lte=now, **scope)
-          .select_related("customer", "program", "event").order_by("pk"))
-    msgs = list(qs.select_for_update(skip_locked=True, of=("self",)))
     counts = {"sent": 0, "failed": 0, "suppressed": 0}
-    if not msgs:
-        return counts
-    c = _Ctx()
-    for m in msgs:
-        c.program(m.program)
-    customers = {m.customer_id for m in msgs}
-    event_ids = {m.event_id for m in msgs if m.event_id}
-    live = set(Participation.objects.filter(
-        event_id__in=event_ids, status__in=LIVE_PARTICIPATION,
-        enrollment__account__customer_id__in=customers).values_list("event_id", "enrollment__account__customer_id"))
-    active = set(Enrollment.objects.filter(account__customer_id__in=customers, status=EnrollmentStatus.ACTIVE,
-                                           account__status=AccountStatus.OPEN)
-                 .values_list("account__customer_id", "program_id"))
-    open_customers = set(Customer.objects.filter(pk__in=customers, accounts__status=AccountStatus.OPEN)
-                         .values_list("pk", flat=True))
-    # Messages sent this local week per customer (the cap counts every kind; the week of the program's zone).
-    week_counts: dict[int, int] = defaultdict(int)
-    for pid in {m.program_id for m in msgs}:
-        start, end = rules.week_bounds(now, tz=c.zones[pid])
-        for cid, n in (Message.objects.filter(customer_id__in=customers, status=MS.SENT, sent_at__gte=start,
-                                              sent_at__lt=end).values_list("customer_id")
-                       .annotate(n=Count("pk"))):
-            week_counts[cid] = max(week_counts[cid], n)
-    to_send, suppressed = [], []
-    for m in msgs:
-        why = _suppression(m, now=now, live=live, active=active, open_customers=open_customers,
-                           week_counts=week_counts, c=c)
-        if why:
-            m.status, m.detail, m.updated_at = MS.SUPPRESSED, why[:500], now
-            suppressed.append(m)
-            continue
-        wording = c.wordings[m.program_id][m.kind]
-        ctx = _context(m, c, now=now)
-        m.subject = render(wording.subject, ctx)[:200] if m.channel == Channel.EMAIL else ""
-        m.body = render(wording.body if m.channel == Channel.EMAIL else wording.sms_body, ctx)
-        to_send.append(m)
-        week_counts[m.customer_id] += 1
-    results = channels.send([channels.Outgoing(m.key, m.channel, m.recipient, m.subject, m.body)
-                             for m in to_send]) if to_send else []
+    size = max(1, settings.CPM_NOTIFY_SEND_BATCH)
+    while True:
+        to_send, suppressed = _claim_batch(scope=scope, now=now, actor=actor, size=size,
+                                           recover_before=recover_before)
+        if not to_send and not suppressed:
+            return counts
+        counts["suppressed"] += suppressed
+        if to_send:
+            results = channels.send([channels.Outgoing(m.key, m.channel, m.recipient, m.subject, m.body)
+                                     for m in to_send])
+            for outcome in _record_outcomes(to_send, results, now=now, actor=actor):
+                counts[outcome] += 1
+
+
+def _claim_batch(*, scope: dict, now: dt.datetime, actor: Any, size: int, recover_before: dt.datetime | None
+                 ) -> tuple[list[Message], int]:
+    """Claim up to ``size`` due messages of ``scope`` (row locks, skipping those another sender holds): the
+    suppressed ones end SUPPRESSED (audited), the others are rendered and marked SENDING (one attempt more), all
+    committed before anything is handed to a channel. In-doubt SENDING messages claimed before ``recover_before``
+    come back as they were rendered. Returns ``(to_send, number suppressed)``."""
+    due = Q(status=MS.QUEUED, due_at__lte=now)
+    if recover_before is not None:
+        due |= Q(status=MS.SENDING, updated_at__lt=recover_before)
+    with transaction.atomic():
+        msgs = list(Message.objects.filter(due, **scope).select_related("customer", "program", "event")
+                    .order_by("pk").select_for_update(skip_locked=True, of=("self",))[:size])
+        if not msgs:
+            return [], 0
+        fresh = [m for m in msgs if m.status == MS.QUEUED]
+        in_doubt = [m for m in msgs if m.status == MS.SENDING]
+        to_send, suppressed = list(in_doubt), []
+        if fresh:
+            c = _Ctx()
+            for m in fresh:
+                c.program(m.program)
+            customers = {m.customer_id for m in fresh}
+            event_ids = {m.event_id for m in fresh if m.event_id}
+            live = set(Participation.objects.filter(
+                event_id__in=event_ids, status__in=LIVE_PARTICIPATION,
+                enrollment__account__customer_id__in=customers).values_list("event_id",
+                                                                            "enrollment__account__customer_id"))
+            active = set(Enrollment.objects.filter(account__customer_id__in=customers,
+                                                   status=EnrollmentStatus.ACTIVE, account__status=AccountStatus.OPEN)
+                         .values_list("account__customer_id", "program_id"))
+            open_customers = set(Customer.objects.filter(pk__in=customers, accounts__status=AccountStatus.OPEN)
+                                 .values_list("pk", flat=True))
+            # Messages sent (or being sent) this local week per customer (the cap counts every kind; the week of
+            # the program's zone).
+            week_counts: dict[int, int] = defaultdict(int)
+            for pid in {m.program_id for m in fresh}:
+                start, end = rules.week_bounds(now, tz=c.zones[pid])
+                for cid, n in (Message.objects.filter(customer_id__in=customers, status__in=(MS.SENT, MS.SENDING),
+                                                      sent_at__gte=start, sent_at__lt=end)
+                               .values_list("customer_id").annotate(n=Count("pk"))):
+                    week_counts[cid] = max(week_counts[cid], n)
+            for m in fresh:
+                why = _suppression(m, now=now, live=live, active=active, open_customers=open_customers,
+                                   week_counts=week_counts, c=c)
+                if why:
+                    m.status, m.detail, m.updated_at = MS.SUPPRESSED, why[:500], now
+                    suppressed.append(m)
+                    continue
+                wording = c.wordings[m.program_id][m.kind]
+                ctx = _context(m, c, now=now)
+                m.subject = render(wording.subject, ctx)[:200] if m.channel == Channel.EMAIL else ""
+                m.body = render(wording.body if m.channel == Channel.EMAIL else wording.sms_body, ctx)
+                # ``sent_at`` is when it was handed to the channel (the weekly cap counts it from the claim on).
+                m.status, m.sent_at, m.updated_at = MS.SENDING, now, now
+                m.attempts += 1
+                to_send.append(m)
+                week_counts[m.customer_id] += 1
+        fields = ("status", "subject", "body", "sent_at", "detail", "attempts", "updated_at")
+        claimed = suppressed + [m for m in to_send if m.status == MS.SENDING and m not in in_doubt]
+        if claimed:
+            bulk.update_rows(Message, {m.pk: {f: getattr(m, f) for f in fields} for m in claimed}, fields)
+        if suppressed:
+            bulk.insert_objects(AuditEntry, audit_entries(
+                model=Message, now=now, actor=actor,
+                rows=[(m.pk, MS.QUEUED, MS.SUPPRESSED, m.detail) for m in suppressed]))
+    return to_send, len(suppressed)
+
+
+def _record_outcomes(to_send: list[Message], results: list, *, now: dt.datetime, actor: Any) -> list[str]:
+    """Record what the channel answered for a claimed batch (SENDING -> SENT with the provider's id, or FAILED
+    with the reason), audited as the message's move from QUEUED; one short transaction. Returns the outcomes."""
     for m, r in zip(to_send, results, strict=True):
-        m.attempts += 1
         m.updated_at = now
         if r.ok:
-            m.status, m.sent_at, m.provider_id, m.detail = MS.SENT, now, r.provider_id, ""
+            m.status, m.provider_id, m.detail = MS.SENT, r.provider_id, ""
         else:
-            m.status, m.detail = MS.FAILED, r.error[:500]
-    done = to_send + suppressed
-    fields = ("status", "subject", "body", "sent_at", "provider_id", "detail", "attempts", "updated_at")
-    bulk.update_rows(Message, {m.pk: {f: getattr(m, f) for f in fields} for m in done}, fields)
-    bulk.insert_objects(AuditEntry, audit_entries(
-        model=Message, now=now, actor=actor,
-        rows=[(m.pk, MS.QUEUED, m.status, m.detail or f"{m.get_kind_display()} via {m.channel}") for m in done]))
-    for m in done:
-        counts[m.status] += 1
-    return counts
+            m.status, m.sent_at, m.detail = MS.FAILED, None, r.error[:500]
+    fields = ("status", "sent_at", "provider_id", "detail", "updated_at")
+    with transaction.atomic():
+        bulk.update_rows(Message, {m.pk: {f: getattr(m, f) for f in fields} for m in to_send}, fields)
+        bulk.insert_objects(AuditEntry, audit_entries(
+            model=Message, now=now, actor=actor,
+            rows=[(m.pk, MS.QUEUED, m.status, m.detail or f"{m.get_kind_display()} via {m.channel}")
+                  for m in to_send]))
+    return [m.status for m in to_send]
 
 
 @use_case("message.bounce", Cap.MANAGE_EVENTS)

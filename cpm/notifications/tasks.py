@@ -36,7 +36,9 @@ def send_due(*, now: dt.datetime, chunk_size: int | None = None) -> jobs.JobHand
     wait for a later tick)."""
     if Job.objects.filter(kind=JOB_KIND, status__in=[Job.Status.PENDING, Job.Status.RUNNING]).exists():
         return None  # the previous tick's job is still sending (its stalled chunks are the sweeper's)
-    ids = services.messages_due(now=now)
+    # Messages a stopped sender left SENDING (in doubt) are handed again once the stall time has passed.
+    recover_before = now - dt.timedelta(seconds=settings.CPM_JOB_STALL_SECONDS)
+    ids = services.messages_due(now=now, recover_before=recover_before)
     if not ids:
         return None
     size = chunk_size or settings.CPM_NOTIFY_CHUNK_SIZE
@@ -44,7 +46,8 @@ def send_due(*, now: dt.datetime, chunk_size: int | None = None) -> jobs.JobHand
     with transaction.atomic():
         job = jobs.job_create(kind=JOB_KIND, subject=None, now=now, actor=TICK_ACTOR, chunks=[
             ("notifications.send_chunk", {"first_id": ids[i], "last_id": ids[min(i + size, len(ids)) - 1],
-                                          "now": stamp}) for i in range(0, len(ids), size)])
+                                          "now": stamp, "recover_before": recover_before.isoformat()})
+            for i in range(0, len(ids), size)])
         jobs.job_enqueue(job)
     return jobs.JobHandle(job.pk)
 
@@ -59,11 +62,16 @@ def tick() -> dict[str, int]:
 
 
 @shared_task(name="notifications.send_chunk", acks_late=True, reject_on_worker_lost=True)
-def send_chunk(*, first_id: int, last_id: int, now: str, job_chunk_id: int | None = None) -> dict | None:
-    """Send the due QUEUED messages with ids in ``[first_id, last_id]`` as of ``now`` (ISO), once."""
+def send_chunk(*, first_id: int, last_id: int, now: str, recover_before: str | None = None,
+               job_chunk_id: int | None = None) -> dict | None:
+    """Send the due QUEUED messages with ids in ``[first_id, last_id]`` as of ``now`` (ISO), and the in-doubt
+    SENDING ones claimed before ``recover_before``; run to completion once. The body commits batch by batch
+    (``services.messages_send``: at most one batch in doubt if the worker dies), so it runs outside the chunk's
+    transaction (``transactional=False``); a second delivery of the chunk finds the messages claimed or sent."""
     at = dt.datetime.fromisoformat(now)
+    before = dt.datetime.fromisoformat(recover_before) if recover_before else None
 
     def body() -> dict[str, int]:
-        return services.messages_send(first_id=first_id, last_id=last_id, now=at)
+        return services.messages_send(first_id=first_id, last_id=last_id, now=at, recover_before=before)
 
-    return jobs.chunk_run(chunk_id=job_chunk_id, now=_now, body=body)
+    return jobs.chunk_run(chunk_id=job_chunk_id, now=_now, body=body, transactional=False)
