@@ -15,6 +15,9 @@ from django.db.models import Sum
 from django.template.loader import render_to_string
 from django.utils.safestring import mark_safe
 
+from events.choices import ParticipationStatus
+from programs.choices import ProgramType
+
 from . import fleet as fl
 from .scenario import PASSWORD_NOTE, DemoResult
 
@@ -125,18 +128,20 @@ def build_summary(result: DemoResult) -> Summary:
                     "decision", "detail"):
                 count, example = row.skip_reasons.get(decision, (0, detail))
                 row.skip_reasons[decision] = (count + 1, example)
-            parts = list(Participation.objects.filter(event=event).exclude(status="cancelled"))
-            settlements = list(EventSettlement.objects.filter(event=event).select_related("program", "event"))
+            parts = list(Participation.objects.filter(event=event).exclude(status="cancelled")
+                         .select_related("event__program"))
+            settlements = list(EventSettlement.objects.filter(event=event)
+                               .select_related("program", "event", "participation__event__program"))
             ok = [s for s in settlements if s.measurement_status == "ok"]
             kwh = sum((s.kwh_avoided for s in ok), Decimal(0))
             kw_event = kwh / Decimal(str(event.duration_hours)) if event.duration_hours else Decimal(0)
-            drops_device += [s.kw_drop_avg for s in ok if not s.opted_out and s.participation.status == "participated"]
+            drops_device += [s.kw_drop_avg for s in ok if not s.opted_out and _took_part(s.participation)]
             ev = EventRow(
                 pk=event.pk, name=event.name, program=program.code,
                 window=f"{event.start.astimezone(tz):%a %Y-%m-%d %H:%M}-{event.end.astimezone(tz):%H:%M} "
                        f"{event.start.astimezone(tz).tzname()}",
                 reserved=decisions.get("reserved", 0), skipped={k: v for k, v in decisions.items() if k != "reserved"},
-                participated=sum(1 for p in parts if p.status == "participated"),
+                participated=sum(1 for p in parts if _took_part(p)),
                 opted_out_before=sum(1 for p in parts if p.opted_out_at and p.opted_out_at <= event.start),
                 opted_out_during=sum(1 for p in parts if p.opted_out_at and p.opted_out_at > event.start),
                 non_responsive=sum(1 for p in parts if p.status == "non_responsive"),
@@ -188,9 +193,18 @@ def _origin(account_number: str) -> str:
     return {"GB": "real Green Button data", "SD": fl.DERIVED, "SY": fl.SYNTHETIC}.get(kind, "no interval data")
 
 
+def _took_part(participation) -> bool:
+    """Whether the participant took part: the device's outcome says so, or (a peak-time rebate: no device, no
+    outcome report) the customer was notified and did not opt out (settled on the meter)."""
+    if participation.status == "participated":
+        return True
+    return (participation.event.program.program_type == ProgramType.PEAK_TIME_REBATE
+            and participation.status == ParticipationStatus.DISPATCHED and participation.opted_out_at is None)
+
+
 def _representative(settlements, result: DemoResult):
     """A settlement to chart for the event: a real meter's participation when there is one, the largest kWh."""
-    ok = [s for s in settlements if s.measurement_status == "ok" and s.participation.status == "participated"]
+    ok = [s for s in settlements if s.measurement_status == "ok" and _took_part(s.participation)]
     if not ok:
         return None
     ok.sort(key=lambda s: (_origin(s.account.account_number) != "real Green Button data", -s.kwh_avoided))
@@ -230,7 +244,7 @@ def summary_text(result: DemoResult, summary: Summary) -> str:
         w(f"  enrolled: {p.enrolled}, refused: {p.refused}; events: {len(p.events)}" + (f" ({p.note})" if p.note
                                                                                        else ""))
         if p.events:
-            w(f"  devices reserved: {p.reserved} (over all events); participated: {p.participated}; opted out: "
+            w(f"  reserved: {p.reserved} (over all events); took part: {p.participated}; opted out: "
               f"{p.opted_out}; non-responsive: {p.non_responsive}")
             for decision, (count, example) in sorted(p.skip_reasons.items()):
                 w(f"  skipped ({decision}): {count} - e.g. \"{example}\"")
