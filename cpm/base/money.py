@@ -6,10 +6,16 @@ from decimal import ROUND_HALF_UP, Decimal
 
 CENT = Decimal("0.01")
 ZERO = Decimal("0.00")
+_STEPS = {places: Decimal(1).scaleb(-places) for places in range(9)}  # 1, 0.1, 0.01, ...: quantize steps
 
 
 def to_decimal(value: Decimal | int | float | str) -> Decimal:
     """Convert a number to ``Decimal`` without binary-float noise (floats go through ``repr``)."""
+    kind = type(value)
+    if kind is Decimal:
+        return value
+    if kind is float:
+        return Decimal(repr(value))
     if isinstance(value, Decimal):
         return value
     if isinstance(value, float):
@@ -42,7 +48,8 @@ def format_quantity(value: Decimal | int | float | str | None, unit: str = "", *
     decimals, trailing zeros dropped ("1", "0.85")."""
     if value is None or value == "":
         return ""
-    number = to_decimal(value).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    step = _STEPS.get(places) or Decimal(1).scaleb(-places)
+    number = to_decimal(value).quantize(step, rounding=ROUND_HALF_UP)
     text = f"{number:,.{places}f}"
     if trim and "." in text:
         text = text.rstrip("0").rstrip(".")
