@@ -145,3 +145,14 @@ def has_targets(doc: dict, wanted: list[str]) -> bool:
     """The spec's target filter: the object carries every wanted target."""
     return set(wanted) <= set(doc.get("targets") or [])
 
+
+
+def object_doc(object_type: str, doc: dict, *, client_id: str) -> dict:
+    """The 3.1 form of a 3.0.1 document of ``object_type`` (PROGRAM, EVENT, VEN, RESOURCE, REPORT, SUBSCRIPTION);
+    ``client_id`` for the four that carry one."""
+    if object_type == "PROGRAM":
+        return program_doc(doc)
+    if object_type == "EVENT":
+        return event_doc(doc)
+    convert = {"VEN": ven_doc, "RESOURCE": resource_doc, "REPORT": report_doc, "SUBSCRIPTION": subscription_doc}
+    return convert[object_type](doc, client_id=client_id)

@@ -165,7 +165,7 @@ class OpenADRView(APIView):
         items = data if many else [data]
         convert = V31_DOCS[self.kind]
         if self.kind in CLIENT_ID_KINDS:
-            ids = sel.client_ids(self.kind, [d["id"] for d in items])
+            ids = {**sel.client_ids(self.kind, [d["id"] for d in items]), **getattr(self, "known_client_ids", {})}
             items = [convert(d, client_id=ids.get(d["id"], "")) for d in items]
         else:
             items = [convert(d) for d in items]
@@ -194,6 +194,15 @@ class OpenADRView(APIView):
                 raise DomainValidationError({name: [f"{name} is an integer from {low} to {high}."]})
             values[name] = int(raw)
         return values["skip"], values["limit"]
+
+    @property
+    def version(self) -> str:
+        return "3.1.0" if self.v31 else "3.0.1"
+
+    def before_delete(self, obj) -> None:
+        """Under ``/3.1``: note the object's ``clientID`` while it still exists (a DELETE answers the object)."""
+        if self.v31 and self.kind in CLIENT_ID_KINDS:
+            self.known_client_ids = sel.client_ids(self.kind, [str(obj.pk)])
 
     def targets(self, request) -> sel.TargetFilter | None:
         if self.v31:
@@ -364,7 +373,9 @@ class VenView(OpenADRView):
         return self.out(docs.ven_doc(ven))
 
     def delete(self, request, ven_id):
-        return self.out(services.ven_delete(ven=self._get(ven_id), now=self.now(), actor=request.user))
+        ven = self._get(ven_id)
+        self.before_delete(ven)
+        return self.out(services.ven_delete(ven=ven, now=self.now(), actor=request.user))
 
 
 class ResourcesView(OpenADRView):
@@ -460,8 +471,9 @@ class Resource31View(ResourcesView):
         return self.out(docs.resource_doc(resource))
 
     def delete(self, request, resource_id):
-        return self.out(services.resource_delete(resource=self._get(resource_id), now=self.now(),
-                                                 actor=request.user))
+        resource = self._get(resource_id)
+        self.before_delete(resource)
+        return self.out(services.resource_delete(resource=resource, now=self.now(), actor=request.user))
 
     def post(self, request, *args, **kwargs):
         raise drf_exceptions.MethodNotAllowed("POST")
@@ -502,7 +514,9 @@ class ReportView(OpenADRView):
         return self.out(docs.report_doc(report))
 
     def delete(self, request, report_id):
-        return self.out(services.report_delete(report=self._get(report_id), now=self.now(), actor=request.user))
+        report = self._get(report_id)
+        self.before_delete(report)
+        return self.out(services.report_delete(report=report, now=self.now(), actor=request.user))
 
 
 # ----------------------------------------------------------------------------------------------------- subscriptions
@@ -521,7 +535,7 @@ class SubscriptionsView(OpenADRView):
 
     def post(self, request):
         sub = services.subscription_create(data=self.body(request), client_id=self.client.client_id, now=self.now(),
-                                           actor=request.user)
+                                           actor=request.user, version=self.version)
         return self.out(docs.subscription_doc(sub), status=201)
 
 
@@ -539,12 +553,13 @@ class SubscriptionView(OpenADRView):
 
     def put(self, request, subscription_id):
         sub = services.subscription_update(subscription=self._get(subscription_id), data=self.body(request),
-                                           now=self.now(), actor=request.user)
+                                           now=self.now(), actor=request.user, version=self.version)
         return self.out(docs.subscription_doc(sub))
 
     def delete(self, request, subscription_id):
-        return self.out(services.subscription_delete(subscription=self._get(subscription_id), now=self.now(),
-                                                     actor=request.user))
+        sub = self._get(subscription_id)
+        self.before_delete(sub)
+        return self.out(services.subscription_delete(subscription=sub, now=self.now(), actor=request.user))
 
 
 # --------------------------------------------------------------------------------------------- notifiers and auth

@@ -236,3 +236,169 @@ def test_a_31_report_becomes_outcomes_with_the_vens_client_id_and_is_scoped(worl
     assert _get(world, "agg-b", "/reports").json() == []
     assert _get(world, "agg-b", f"/reports/{report.id}").status_code == 404
     assert "programID" not in _get(world, "agg-a", f"/reports/{report.id}").json()
+
+
+# ------------------------------------------------------------------------------------------------ subscriptions
+def test_31_subscriptions_carry_the_client_id_are_scoped_and_take_the_311_operation_names(world, receiver):
+    from openadr3_client.oadr310.models.subscriptions.subscription import (
+        ExistingSubscription,
+        NewSubscription,
+        Object,
+        ObjectOperation,
+        Operation,
+    )
+
+    from cpm.openadr3.models import Subscription
+
+    _register(world)
+    ven_a = _ven(world, "agg-a")
+    sub = ven_a.subscriptions.create_subscription(new_subscription=NewSubscription(
+        client_name="ven-agg-a", programID=str(world.program.pk), targets=("agg-a-t0",),
+        object_operations=(ObjectOperation(objects=(Object.EVENT,), operations=(Operation.POST, Operation.DELETE),
+                                           callback_url=f"{receiver.url}/a", bearer_token="tok-a"),)))
+    assert sub.targets == ("agg-a-t0",)
+    # the spec's subscription has clientID (openadr3-client 2.4.2's 3.1 model does not read it)
+    assert _get(world, "agg-a", f"/subscriptions/{sub.id}").json()["clientID"] == world.credentials["agg-a"][0]
+    row = Subscription.objects.get(pk=int(sub.id))
+    assert row.targets == [{"type": "TARGET", "values": ["agg-a-t0"]}]
+    assert [s.id for s in ven_a.subscriptions.get_subscriptions(
+        pagination=None, program_id=None, client_name=None, objects=None)] == [sub.id]
+    assert _get(world, "agg-b", f"/subscriptions/{sub.id}").status_code == 404
+    assert _get(world, "agg-b", "/subscriptions").json() == []
+    # OpenADR 3.1.1 names the operations READ/CREATE/UPDATE/DELETE: taken, kept by their 3.0.1 names
+    response = world.http("POST", "/3.1/subscriptions", world.token("bl"), json={
+        "clientName": "utility", "objectOperations": [{"objects": ["EVENT"], "operations": ["CREATE", "UPDATE"],
+                                                       "callbackUrl": f"{receiver.url}/bl"}]})
+    assert response.status_code == 201, response.text
+    bl_sub = ExistingSubscription.model_validate(response.json())
+    assert bl_sub.object_operations[0].operations == (Operation.POST, Operation.PUT)
+    assert response.json()["clientID"] == world.credentials["bl"][0]
+    bl_seen = _bl(world).subscriptions.get_subscriptions(pagination=None, program_id=None, client_name=None,
+                                                         objects=None)
+    assert sorted(s.id for s in bl_seen) == sorted([sub.id, bl_sub.id])
+    deleted = ven_a.subscriptions.delete_subscription_by_id(sub.id)
+    assert deleted.id == sub.id and not Subscription.objects.filter(pk=int(sub.id)).exists()
+
+
+# ------------------------------------------------------------------------------------------------ VENs, resources
+def test_business_logic_registers_a_ven_with_its_client_id_and_targets_only_it_assigns(world):
+    from openadr3_client.oadr310.models.ven.ven import NewVenBlRequest, VenUpdateVenRequest
+
+    from cpm.openadr3.models import Ven
+
+    a_client = world.credentials["agg-a"][0]
+    bl = _bl(world)
+    ven = bl.vens.create_ven(new_ven=NewVenBlRequest(ven_name="agg-a", client_id=a_client, targets=("north",)))
+    assert (ven.ven_name, ven.client_id, ven.targets) == ("agg-a", a_client, ("north",))
+    assert Ven.objects.get(pk=int(ven.id)).targets == [{"type": "TARGET", "values": ["north"]}]
+    ven_a = _ven(world, "agg-a")
+    mine = ven_a.vens.get_vens(ven_name=None, target=None, pagination=None)
+    assert [(v.id, v.client_id, v.targets) for v in mine] == [(ven.id, a_client, ("north",))]
+    # a VEN renames itself; the targets it sends are ignored (only business logic assigns them)
+    raw = world.http("PUT", f"/3.1/vens/{ven.id}", world.token("agg-a"), json={
+        "objectType": "VEN_VEN_REQUEST", "venName": "agg-a-renamed", "targets": ["south"]})
+    assert raw.status_code == 200, raw.text
+    assert (raw.json()["venName"], raw.json()["targets"]) == ("agg-a-renamed", ["north"])
+    assert ven_a.vens.update_ven_by_id(ven.id, VenUpdateVenRequest(ven_name="agg-a-2")).targets == ("north",)
+    from openadr3_client.oadr310._vtn.interfaces.filters import TargetFilter
+
+    assert [v.id for v in bl.vens.get_vens(ven_name=None, target=TargetFilter(targets=["north"]),
+                                           pagination=None)] == [ven.id]
+    assert bl.vens.get_vens(ven_name=None, target=TargetFilter(targets=["south"]), pagination=None) == ()
+    body = world.http("POST", "/3.1/vens", world.token("bl"), json={
+        "objectType": "BL_VEN_REQUEST", "venName": "agg-b"}).json()
+    assert body["status"] == 400 and "clientID" in body["detail"]
+    # the 3.0.1 view of the same VEN: valuesMap targets, its resources embedded
+    old = world.http("GET", f"/vens/{ven.id}", world.token("agg-a")).json()
+    assert old["targets"] == [{"type": "TARGET", "values": ["north"]}] and old["venName"] == "agg-a-2"
+
+
+def test_resources_live_at_slash_resources_scoped_to_the_vens_own(world):
+    from openadr3_client.oadr310._vtn.interfaces.filters import TargetFilter
+    from openadr3_client.oadr310.models.resource.resource import (
+        NewResourceBlRequest,
+        NewResourceVenRequest,
+        ResourceUpdateVenRequest,
+    )
+
+    from cpm.openadr3.models import Resource
+
+    vens = _register(world)
+    a_id, b_id = vens["agg-a"].id, vens["agg-b"].id
+    ven_a = _ven(world, "agg-a")
+    mine = ven_a.resources.get_resources()
+    assert sorted((r.resource_name, r.ven_id, r.client_id) for r in mine) == [
+        ("agg-a-t0", a_id, world.credentials["agg-a"][0]), ("agg-a-t1", a_id, world.credentials["agg-a"][0])]
+    everyone = _bl(world).resources.get_resources()
+    assert len(everyone) == 4
+    assert sorted(r.resource_name for r in _bl(world).resources.get_resources(ven_id=b_id)) == ["agg-b-t0",
+                                                                                               "agg-b-t1"]
+    assert ven_a.resources.get_resources(ven_id=b_id) == ()
+    b_resource = next(r for r in everyone if r.ven_id == b_id)
+    assert _get(world, "agg-a", f"/resources/{b_resource.id}").status_code == 404
+    # a VEN adds a resource to its own VEN (whatever venID it names)
+    added = ven_a.resources.create_resource(NewResourceVenRequest(resource_name="site-meter", ven_id=b_id))
+    assert (added.ven_id, Resource.objects.get(pk=int(added.id)).ven_id) == (a_id, int(a_id))
+    renamed = ven_a.resources.update_resource_by_id(added.id, ResourceUpdateVenRequest(
+        resource_name="site-meter-2", ven_id=a_id))
+    assert renamed.resource_name == "site-meter-2"
+    # business logic adds one to VEN b with targets, and filters by them
+    bl_added = _bl(world).resources.create_resource(NewResourceBlRequest(
+        resource_name="feeder-7", ven_id=b_id, client_id=world.credentials["agg-b"][0], targets=("feeder-7",)))
+    assert (bl_added.ven_id, bl_added.targets) == (b_id, ("feeder-7",))
+    assert [r.id for r in _bl(world).resources.get_resources(target=TargetFilter(targets=["feeder-7"]))] == [
+        bl_added.id]
+    assert ven_a.resources.get_resources(target=TargetFilter(targets=["feeder-7"])) == ()
+    deleted = ven_a.resources.delete_resource_by_id(added.id)
+    assert deleted.id == added.id and not Resource.objects.filter(pk=int(added.id)).exists()
+    body = world.http("PUT", f"/3.1/resources/{bl_added.id}", world.token("bl"), json={
+        "objectType": "BL_RESOURCE_REQUEST", "resourceName": "feeder-7", "venID": a_id,
+        "clientID": "x"}).json()
+    assert body["status"] == 400 and "venID" in body["detail"]
+
+
+def test_a_31_subscription_is_notified_with_31_objects_a_301_one_with_301_objects(world, receiver):
+    from openadr3_client.oadr310.models.event.event import ExistingEvent
+    from openadr3_client.oadr310.models.resource.resource import ExistingResource, NewResourceVenRequest
+    from openadr3_client.oadr310.models.subscriptions.subscription import (
+        NewSubscription,
+        Object,
+        ObjectOperation,
+        Operation,
+    )
+
+    _register(world)
+    ven_a = _ven(world, "agg-a")
+    ven_a.subscriptions.create_subscription(new_subscription=NewSubscription(
+        client_name="ven-agg-a", object_operations=(ObjectOperation(
+            objects=(Object.EVENT, Object.RESOURCE), operations=(Operation.POST,), callback_url=f"{receiver.url}/v31",
+            bearer_token="tok-31"),)))
+    world.ven("agg-a").subscriptions.create_subscription(new_subscription=_subscription_301(
+        str(world.program.pk), f"{receiver.url}/v301"))
+    created = _bl(world).events.create_event(new_event=_new_event(str(world.program.pk), start=tomorrow_la(15),
+                                                                  targets=["ven-agg-a"]))
+    v31_calls = receiver.wait_for(lambda c: c["path"] == "/v31" and c["json"]["objectType"] == "EVENT")
+    v301_calls = receiver.wait_for(lambda c: c["path"] == "/v301")
+    note = v31_calls[0]["json"]
+    assert (note["operation"], note["object"]["id"]) == ("POST", created.id)
+    assert note["targets"] == ["ven-agg-a", "agg-a-t0", "agg-a-t1"]
+    assert ExistingEvent.model_validate(note["object"]).targets == ("ven-agg-a", "agg-a-t0", "agg-a-t1")
+    assert "modificationNumber" not in note["object"]
+    assert v31_calls[0]["headers"]["Authorization"] == "Bearer tok-31"
+    assert v301_calls[0]["json"]["object"]["targets"][0] == {"type": "VEN_NAME", "values": ["ven-agg-a"]}
+    added = ven_a.resources.create_resource(NewResourceVenRequest(resource_name="site-meter", ven_id="0"))
+    res_note = receiver.wait_for(lambda c: c["path"] == "/v31" and c["json"]["objectType"] == "RESOURCE")[0]
+    resource = ExistingResource.model_validate(res_note["json"]["object"])
+    assert (resource.id, resource.client_id) == (added.id, world.credentials["agg-a"][0])
+
+
+def _subscription_301(program_id: str, url: str):
+    from openadr3_client.oadr301.models.subscriptions.subscription import (
+        NewSubscription,
+        Object,
+        ObjectOperation,
+        Operation,
+    )
+
+    return NewSubscription(client_name="ven-agg-a", programID=program_id, object_operations=(ObjectOperation(
+        objects=(Object.EVENT,), operations=(Operation.POST,), callback_url=url, bearer_token="tok-301"),))
