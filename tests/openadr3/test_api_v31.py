@@ -402,3 +402,32 @@ def _subscription_301(program_id: str, url: str):
 
     return NewSubscription(client_name="ven-agg-a", programID=program_id, object_operations=(ObjectOperation(
         objects=(Object.EVENT,), operations=(Operation.POST,), callback_url=url, bearer_token="tok-301"),))
+
+
+def test_31_lists_run_a_constant_number_of_queries(world):
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    from cpm.openadr3.models import Resource, Ven
+
+    _register(world)
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {world.token('bl')}"}
+    client = Client()
+
+    def count(path):
+        with CaptureQueriesContext(connection) as ctx:
+            response = client.get(f"/openadr3/3.1{path}", **auth)
+        assert response.status_code == 200, response.content
+        return len(ctx.captured_queries), len(response.json())
+
+    paths = ("/resources", "/vens", "/resources?targets=t", "/subscriptions", "/reports", "/events", "/programs")
+    before = {p: count(p) for p in paths}
+    ven = Ven.objects.get(ven_name="ven-agg-a")
+    now = ven.created_at
+    Resource.objects.bulk_create([Resource(ven=ven, resource_name=f"r{n}", targets=[{"type": "TARGET",
+                                                                                  "values": ["t"]}],
+                                           created_at=now, updated_at=now) for n in range(20)])
+    after = {p: count(p) for p in paths}
+    assert after["/resources"][1] == 24 and after["/resources?targets=t"][1] == 20
+    assert {p: q for p, (q, _) in after.items()} == {p: q for p, (q, _) in before.items()}
