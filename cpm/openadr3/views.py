@@ -452,7 +452,8 @@ class Resource31View(ResourcesView):
     """OpenADR 3.1's ``/resources/{resourceID}`` (a resource stays with its VEN: a different ``venID`` is a 400)."""
 
     v31 = True
-    use_cases = {"put": "openadr3.resource.update", "delete": "openadr3.resource.delete"}
+    use_cases = {"post": "openadr3.resource.create", "put": "openadr3.resource.update",
+                 "delete": "openadr3.resource.delete"}
 
     def _get(self, resource_id):
         return _found(sel.resource_of(client=self.client, resource_id=resource_id), "Resource", resource_id)
