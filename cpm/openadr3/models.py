@@ -146,6 +146,9 @@ class Subscription(models.Model):
     program = models.ForeignKey(Program, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
     object_operations = models.JSONField()
     targets = models.JSONField(default=list, blank=True)
+    openadr_version = models.CharField(max_length=5, choices=[("3.0.1", "3.0.1"), ("3.1.0", "3.1.0")],
+                                       default="3.0.1", help_text="The OpenADR version it was made through: its "
+                                                                  "notifications carry that version's objects.")
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
 

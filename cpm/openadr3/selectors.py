@@ -155,6 +155,43 @@ def resource_get(*, ven: Ven, resource_id: str) -> Resource | None:
     return Resource.objects.filter(ven=ven, pk=int(resource_id)).select_related("ven").first()
 
 
+def resources_of(*, client: Client, ven_id: str | None, resource_name: str | None, skip: int,
+                 limit: int) -> list[dict]:
+    """OpenADR 3.1's ``/resources``: the resources of the VENs the client may see (a VEN client: its own), by id;
+    filters ``venID`` (an unknown or another VEN's id: none) and ``resourceName``."""
+    qs = Resource.objects.filter(ven__in=vens_qs(client)).order_by("pk")
+    if ven_id is not None:
+        if not _is_id(ven_id):
+            return []
+        qs = qs.filter(ven_id=int(ven_id))
+    if resource_name is not None:
+        qs = qs.filter(resource_name=resource_name)
+    return [docs.resource_doc(r) for r in page(qs, skip, limit)]
+
+
+def resource_of(*, client: Client, resource_id: str) -> Resource | None:
+    """A resource by id among the VENs the client may see (None: unknown or another VEN's)."""
+    if not _is_id(resource_id):
+        return None
+    return Resource.objects.filter(ven__in=vens_qs(client), pk=int(resource_id)).select_related("ven").first()
+
+
+def client_ids(kind: str, ids: list[str]) -> dict[str, str]:
+    """OpenADR 3.1's ``clientID`` of each object (one query): a VEN's and its resources' = the OAuth client that
+    registered the VEN (its name when none is recorded), a report's = the reporting client (else its VEN's), a
+    subscription's = the subscribing client. ``kind``: ven, resource, report or subscription; ``ids``: object ids."""
+    pks = [int(i) for i in ids if _is_id(i)]
+    if kind == "ven":
+        rows = Ven.objects.filter(pk__in=pks).values_list("pk", "client_id", "ven_name")
+    elif kind == "resource":
+        rows = Resource.objects.filter(pk__in=pks).values_list("pk", "ven__client_id", "ven__ven_name")
+    elif kind == "report":
+        rows = Report.objects.filter(pk__in=pks).values_list("pk", "client_id", "ven__client_id")
+    else:
+        rows = Subscription.objects.filter(pk__in=pks).values_list("pk", "client_id", "client_name")
+    return {str(pk): first or second for pk, first, second in rows}
+
+
 def reports_qs(client: Client) -> QuerySet:
     qs = Report.objects.order_by("pk")
     return qs.filter(ven__aggregator=client.aggregator) if client.is_ven else qs

@@ -44,6 +44,7 @@ from events.models import Event, Participation
 from programs.models import Program
 
 from . import documents as docs
+from . import v31
 from .models import (
     NOTIFICATION_TRANSITIONS,
     Notification,
@@ -490,6 +491,14 @@ def _queue(rows: list[Notification]) -> None:
 
 def _notification(sub: Subscription, op: dict, object_type: str, operation: str, obj: dict,
                   now: dt.datetime) -> Notification:
+    if sub.openadr_version == "3.1.0":
+        client_id = ""
+        if object_type in ("VEN", "RESOURCE", "REPORT", "SUBSCRIPTION"):
+            from .selectors import client_ids
+
+            client_id = client_ids(object_type.lower(), [obj["id"]]).get(obj["id"]) or obj.get(
+                "clientName") or obj.get("venName") or obj.get("resourceName") or ""
+        obj = v31.object_doc(object_type, obj, client_id=client_id)
     body = json.dumps(docs.notification_doc(object_type, operation, obj), separators=(",", ":"))
     return Notification(subscription=sub, callback_url=op["callbackUrl"], bearer_token=op.get("bearerToken") or "",
                         object_type=object_type, operation=operation, object_id=obj["id"], body=body,
@@ -767,24 +776,28 @@ def _check_sub_owner(sub: Subscription, actor: Any) -> None:
 
 @use_case("openadr3.subscription.create", *SUBSCRIPTION_CAPS)
 @transaction.atomic
-def subscription_create(*, data: dict, client_id: str, now: dt.datetime, actor: Any) -> Subscription:
+def subscription_create(*, data: dict, client_id: str, now: dt.datetime, actor: Any,
+                        version: str = "3.0.1") -> Subscription:
     """Subscribe a client's webhook to operations on objects; a VEN client's subscription is scoped to its
-    aggregator (it is notified only of what it may read)."""
+    aggregator (it is notified only of what it may read). ``version`` ("3.0.1" or "3.1.0"): the OpenADR version
+    of the API it was made through, which its notifications follow."""
     fields = _subscription_fields(data)
     own = _own_aggregator(actor)
     sub = Subscription.objects.create(aggregator=own, client_id=client_id[:128], created_at=now, updated_at=now,
-                                      **fields)
+                                      openadr_version=version, **fields)
     audit_record(obj=sub, action="create", now=now, actor=actor, changes={"clientName": sub.client_name})
     return sub
 
 
 @use_case("openadr3.subscription.update", *SUBSCRIPTION_CAPS)
 @transaction.atomic
-def subscription_update(*, subscription: Subscription, data: dict, now: dt.datetime, actor: Any) -> Subscription:
-    """Replace a subscription's fields (a VEN client only its own)."""
+def subscription_update(*, subscription: Subscription, data: dict, now: dt.datetime, actor: Any,
+                        version: str = "3.0.1") -> Subscription:
+    """Replace a subscription's fields (a VEN client only its own); ``version`` as for ``subscription_create``."""
     _check_sub_owner(subscription, actor)
     for key, value in _subscription_fields(data).items():
         setattr(subscription, key, value)
+    subscription.openadr_version = version
     subscription.updated_at = now
     subscription.save()
     audit_record(obj=subscription, action="update", now=now, actor=actor,

@@ -1,4 +1,5 @@
-"""The VTN's HTTP API (OpenADR 3.0.1, under ``/openadr3``): thin adapters that authenticate the OAuth bearer token,
+"""The VTN's HTTP API (OpenADR 3.0.1 under ``/openadr3``, OpenADR 3.1.0 under ``/openadr3/3.1``: the same views
+with ``v31`` set, see ``v31``): thin adapters that authenticate the OAuth bearer token,
 check the spec's scope for the method, parse the JSON, call a service or a selector and answer the spec's JSON.
 
 Errors are the spec's problems (``application/problem+json``: type, title, status, detail): 400 bad input, 401 no
@@ -28,10 +29,14 @@ from programs import services as program_services
 from . import documents as docs
 from . import scopes as sc
 from . import selectors as sel
-from . import services
+from . import services, v31
 
 READ_SCOPES = {sc.READ_ALL, sc.READ_TARGETS, sc.READ_VEN_OBJECTS}
 MAX_LIMIT = 50
+MAX_TARGETED_ROWS = 10_000  # rows a 3.1 ``targets`` query filters (then pages)
+CLIENT_ID_KINDS = ("ven", "resource", "report", "subscription")
+V31_DOCS = {"program": v31.program_doc, "event": v31.event_doc, "ven": v31.ven_doc, "resource": v31.resource_doc,
+            "report": v31.report_doc, "subscription": v31.subscription_doc}
 TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
           409: "Conflict", 415: "Unsupported Media Type", 429: "Too Many Requests"}
 
@@ -125,6 +130,8 @@ class OpenADRView(APIView):
     read_scopes = frozenset({sc.READ_ALL, sc.READ_VEN_OBJECTS})
     writers: tuple[str, ...] = ("bl",)
     object_name = ""
+    kind = ""  # the object type this view answers (program, event, ven, resource, report, subscription)
+    v31 = False  # True under /openadr3/3.1: OpenADR 3.1.0 representations
     client: sel.Client
 
     def get_exception_handler(self):
@@ -135,12 +142,48 @@ class OpenADRView(APIView):
 
     # -- helpers
     def body(self, request) -> dict:
+        """The JSON object of the request; under ``/3.1`` turned into the 3.0.1 fields the services read."""
         data = request.data
         if not isinstance(data, dict):
             raise DomainValidationError({"body": ["Give a JSON object."]})
+        if not self.v31:
+            return data
+        if self.kind == "program":
+            return v31.program_request(data)
+        if self.kind == "event":
+            return v31.event_request(data)
+        if self.kind in ("ven", "resource", "subscription"):
+            return v31.targeted_request(data, keep_targets=self.client.kind == "bl" or self.kind == "subscription")
         return data
 
+    def out(self, data, status: int = 200) -> Response:
+        """The answer: the 3.0.1 document(s) as they are, or under ``/3.1`` their 3.1 representation (filtered by
+        the ``targets`` query and paged when one was given)."""
+        if not self.v31:
+            return Response(data, status=status)
+        many = isinstance(data, list)
+        items = data if many else [data]
+        convert = V31_DOCS[self.kind]
+        if self.kind in CLIENT_ID_KINDS:
+            ids = {**sel.client_ids(self.kind, [d["id"] for d in items]), **getattr(self, "known_client_ids", {})}
+            items = [convert(d, client_id=ids.get(d["id"], "")) for d in items]
+        else:
+            items = [convert(d) for d in items]
+        if many and getattr(self, "wanted_targets", None):
+            skip, limit = self.page
+            items = [d for d in items if v31.has_targets(d, self.wanted_targets)][skip:skip + limit]
+        return Response(items if many else items[0], status=status)
+
     def paging(self, request) -> tuple[int, int]:
+        """The ``skip`` / ``limit`` query (limit at most 50). A 3.1 ``targets`` query filters the documents after
+        selection: the selector is then asked for every row and ``out`` pages the filtered list."""
+        skip, limit = self._paging(request)
+        self.wanted_targets = v31.parse_targets({"targets": request.query_params.getlist("targets")}) \
+            if self.v31 else []
+        self.page = (skip, limit)
+        return (0, MAX_TARGETED_ROWS) if self.wanted_targets else (skip, limit)
+
+    def _paging(self, request) -> tuple[int, int]:
         values = {}
         for name, default, low, high in (("skip", 0, 0, 10**9), ("limit", MAX_LIMIT, 1, MAX_LIMIT)):
             raw = request.query_params.get(name)
@@ -152,7 +195,18 @@ class OpenADRView(APIView):
             values[name] = int(raw)
         return values["skip"], values["limit"]
 
+    @property
+    def version(self) -> str:
+        return "3.1.0" if self.v31 else "3.0.1"
+
+    def before_delete(self, obj) -> None:
+        """Under ``/3.1``: note the object's ``clientID`` while it still exists (a DELETE answers the object)."""
+        if self.v31 and self.kind in CLIENT_ID_KINDS:
+            self.known_client_ids = sel.client_ids(self.kind, [str(obj.pk)])
+
     def targets(self, request) -> sel.TargetFilter | None:
+        if self.v31:
+            return None  # 3.1's ``targets`` query: see ``paging`` and ``out``
         target_type = request.query_params.get("targetType")
         values = request.query_params.getlist("targetValues")
         if target_type is None and not values:
@@ -173,13 +227,14 @@ def _found(obj, what: str, obj_id: str):
 
 # ---------------------------------------------------------------------------------------------------------- programs
 class ProgramsView(OpenADRView):
+    kind = "program"
     read_scopes = frozenset({sc.READ_ALL, sc.READ_TARGETS})
     use_cases = {"post": "program.create"}
     write_scope, object_name = sc.WRITE_PROGRAMS, "programs"
 
     def get(self, request):
         skip, limit = self.paging(request)
-        return Response(sel.programs_list(client=self.client, targets=self.targets(request), skip=skip, limit=limit))
+        return self.out(sel.programs_list(client=self.client, targets=self.targets(request), skip=skip, limit=limit))
 
     def post(self, request):
         try:
@@ -187,10 +242,11 @@ class ProgramsView(OpenADRView):
                 data=services.program_fields(self.body(request), creating=True), now=self.now(), actor=request.user)
         except DomainValidationError as exc:
             raise services.program_errors(exc) from exc
-        return Response(docs.program_doc(program), status=201)
+        return self.out(docs.program_doc(program), status=201)
 
 
 class ProgramView(OpenADRView):
+    kind = "program"
     read_scopes = frozenset({sc.READ_ALL, sc.READ_TARGETS})
     use_cases = {"put": "program.update", "delete": "program.delete"}
     write_scope, object_name = sc.WRITE_PROGRAMS, "programs"
@@ -199,7 +255,7 @@ class ProgramView(OpenADRView):
         return _found(sel.program_get(client=self.client, program_id=program_id), "Program", program_id)
 
     def get(self, request, program_id):
-        return Response(docs.program_doc(self._get(program_id)))
+        return self.out(docs.program_doc(self._get(program_id)))
 
     def put(self, request, program_id):
         program = self._get(program_id)
@@ -209,7 +265,7 @@ class ProgramView(OpenADRView):
                                                       actor=request.user)
         except DomainValidationError as exc:
             raise services.program_errors(exc) from exc
-        return Response(docs.program_doc(program))
+        return self.out(docs.program_doc(program))
 
     def delete(self, request, program_id):
         program = self._get(program_id)
@@ -218,18 +274,19 @@ class ProgramView(OpenADRView):
             program_services.program_delete(program=program, now=self.now(), actor=request.user)
         except DomainValidationError as exc:
             raise ConflictError(exc.message) from exc
-        return Response(doc)
+        return self.out(doc)
 
 
 # ------------------------------------------------------------------------------------------------------------ events
 class EventsView(OpenADRView):
+    kind = "event"
     read_scopes = frozenset({sc.READ_ALL, sc.READ_TARGETS})
     use_cases = {"post": "openadr3.event.create"}
     write_scope, object_name = sc.WRITE_EVENTS, "events"
 
     def get(self, request):
         skip, limit = self.paging(request)
-        return Response(sel.events_list(client=self.client, program_id=request.query_params.get("programID"),
+        return self.out(sel.events_list(client=self.client, program_id=request.query_params.get("programID"),
                                         targets=self.targets(request), skip=skip, limit=limit))
 
     def post(self, request):
@@ -240,10 +297,11 @@ class EventsView(OpenADRView):
             raise DomainValidationError({"programID": [f"No program {program_id}."]})
         event = services.oadr_event_create(program=program, data=data, now=self.now(), actor=request.user)
         oadr = sel.event_get(client=self.client, event_id=str(event.pk))
-        return Response(sel.event_docs([oadr])[0], status=201)
+        return self.out(sel.event_docs([oadr])[0], status=201)
 
 
 class EventView(OpenADRView):
+    kind = "event"
     read_scopes = frozenset({sc.READ_ALL, sc.READ_TARGETS})
     use_cases = {"put": "event.update", "delete": "event.cancel"}
     write_scope, object_name = sc.WRITE_EVENTS, "events"
@@ -252,7 +310,7 @@ class EventView(OpenADRView):
         return _found(sel.event_get(client=self.client, event_id=event_id), "Event", event_id)
 
     def get(self, request, event_id):
-        return Response(sel.event_docs([self._get(event_id)])[0])
+        return self.out(sel.event_docs([self._get(event_id)])[0])
 
     def put(self, request, event_id):
         oadr = self._get(event_id)
@@ -262,33 +320,41 @@ class EventView(OpenADRView):
         changes = services.event_changes(data)
         event_services.event_update(event=oadr.event, changes=changes, now=self.now(), actor=request.user,
                                     reason="changed through OpenADR 3")
-        return Response(sel.event_docs([self._get(event_id)])[0])
+        return self.out(sel.event_docs([self._get(event_id)])[0])
 
     def delete(self, request, event_id):
         oadr = self._get(event_id)
         doc = sel.event_docs([oadr])[0]
         event_services.event_cancel(event=oadr.event, reason="cancelled through OpenADR 3 (DELETE)", now=self.now(),
                                     actor=request.user)
-        return Response(doc)
+        return self.out(doc)
 
 
 # -------------------------------------------------------------------------------------------------------------- vens
 class VensView(OpenADRView):
+    kind = "ven"
     use_cases = {"post": "openadr3.ven.create"}
     write_scope, object_name, writers = sc.WRITE_VENS, "vens", ("bl", "ven")
 
     def get(self, request):
         skip, limit = self.paging(request)
-        return Response(sel.vens_list(client=self.client, ven_name=request.query_params.get("venName"),
+        return self.out(sel.vens_list(client=self.client, ven_name=request.query_params.get("venName"),
                                       targets=self.targets(request), skip=skip, limit=limit))
 
     def post(self, request):
-        ven = services.ven_create(data=self.body(request), client_id=self.client.client_id, now=self.now(),
+        client_id = self.client.client_id
+        if self.v31 and self.client.kind == "bl":
+            # 3.1: business logic names the VEN's own OAuth client (BL_VEN_REQUEST.clientID).
+            client_id = request.data.get("clientID") if isinstance(request.data, dict) else None
+            if not isinstance(client_id, str) or not 1 <= len(client_id) <= 128:
+                raise DomainValidationError({"clientID": ["Give the VEN's client ID (1 to 128 characters)."]})
+        ven = services.ven_create(data=self.body(request), client_id=client_id, now=self.now(),
                                   actor=request.user)
-        return Response(docs.ven_doc(ven), status=201)
+        return self.out(docs.ven_doc(ven), status=201)
 
 
 class VenView(OpenADRView):
+    kind = "ven"
     use_cases = {"put": "openadr3.ven.update", "delete": "openadr3.ven.delete"}
     write_scope, object_name, writers = sc.WRITE_VENS, "vens", ("bl", "ven")
 
@@ -296,17 +362,24 @@ class VenView(OpenADRView):
         return _found(sel.ven_get(client=self.client, ven_id=ven_id), "VEN", ven_id)
 
     def get(self, request, ven_id):
-        return Response(docs.ven_doc(self._get(ven_id)))
+        return self.out(docs.ven_doc(self._get(ven_id)))
 
     def put(self, request, ven_id):
-        ven = services.ven_update(ven=self._get(ven_id), data=self.body(request), now=self.now(), actor=request.user)
-        return Response(docs.ven_doc(ven))
+        ven = self._get(ven_id)
+        data = self.body(request)
+        if self.v31 and self.client.kind == "ven":
+            data["targets"] = ven.targets  # 3.1: only business logic assigns a VEN's targets
+        ven = services.ven_update(ven=ven, data=data, now=self.now(), actor=request.user)
+        return self.out(docs.ven_doc(ven))
 
     def delete(self, request, ven_id):
-        return Response(services.ven_delete(ven=self._get(ven_id), now=self.now(), actor=request.user))
+        ven = self._get(ven_id)
+        self.before_delete(ven)
+        return self.out(services.ven_delete(ven=ven, now=self.now(), actor=request.user))
 
 
 class ResourcesView(OpenADRView):
+    kind = "resource"
     use_cases = {"post": "openadr3.resource.create"}
     write_scope, object_name, writers = sc.WRITE_VENS, "resources", ("bl", "ven")
 
@@ -315,13 +388,13 @@ class ResourcesView(OpenADRView):
 
     def get(self, request, ven_id):
         skip, limit = self.paging(request)
-        return Response(sel.resources_list(ven=self._ven(ven_id), resource_name=request.query_params.get(
+        return self.out(sel.resources_list(ven=self._ven(ven_id), resource_name=request.query_params.get(
             "resourceName"), targets=self.targets(request), skip=skip, limit=limit))
 
     def post(self, request, ven_id):
         resource = services.resource_create(ven=self._ven(ven_id), data=self.body(request), now=self.now(),
                                             actor=request.user)
-        return Response(docs.resource_doc(resource), status=201)
+        return self.out(docs.resource_doc(resource), status=201)
 
 
 class ResourceView(ResourcesView):
@@ -333,16 +406,75 @@ class ResourceView(ResourcesView):
         return _found(sel.resource_get(ven=ven, resource_id=resource_id), "Resource", resource_id)
 
     def get(self, request, ven_id, resource_id):
-        return Response(docs.resource_doc(self._get(ven_id, resource_id)))
+        return self.out(docs.resource_doc(self._get(ven_id, resource_id)))
 
     def put(self, request, ven_id, resource_id):
         resource = services.resource_update(resource=self._get(ven_id, resource_id), data=self.body(request),
                                             now=self.now(), actor=request.user)
-        return Response(docs.resource_doc(resource))
+        return self.out(docs.resource_doc(resource))
 
     def delete(self, request, ven_id, resource_id):
-        return Response(services.resource_delete(resource=self._get(ven_id, resource_id), now=self.now(),
+        return self.out(services.resource_delete(resource=self._get(ven_id, resource_id), now=self.now(),
                                                  actor=request.user))
+
+    def post(self, request, *args, **kwargs):
+        raise drf_exceptions.MethodNotAllowed("POST")
+
+
+class Resources31View(ResourcesView):
+    """OpenADR 3.1's ``/resources``: every resource the client may see, ``venID`` a filter (and, for business
+    logic, the body's field naming the VEN of a new resource; a VEN client adds to its own VEN)."""
+
+    v31 = True
+
+    def get(self, request):
+        skip, limit = self.paging(request)
+        q = request.query_params
+        return self.out(sel.resources_of(client=self.client, ven_id=q.get("venID"), resource_name=q.get(
+            "resourceName"), skip=skip, limit=limit))
+
+    def post(self, request):
+        data = self.body(request)
+        if self.client.kind == "ven":
+            ven = sel.vens_qs(self.client).first()
+            if ven is None:
+                raise DomainValidationError({"venID": ["Register the VEN first (POST /vens)."]})
+        else:
+            ven_id = data.get("venID")
+            ven = sel.ven_get(client=self.client, ven_id=ven_id) if isinstance(ven_id, str) else None
+            if ven is None:
+                raise DomainValidationError({"venID": [f"No VEN {ven_id}."]})
+        resource = services.resource_create(ven=ven, data=data, now=self.now(), actor=request.user)
+        return self.out(docs.resource_doc(resource), status=201)
+
+
+class Resource31View(ResourcesView):
+    """OpenADR 3.1's ``/resources/{resourceID}`` (a resource stays with its VEN: a different ``venID`` is a 400)."""
+
+    v31 = True
+    use_cases = {"post": "openadr3.resource.create", "put": "openadr3.resource.update",
+                 "delete": "openadr3.resource.delete"}
+
+    def _get(self, resource_id):
+        return _found(sel.resource_of(client=self.client, resource_id=resource_id), "Resource", resource_id)
+
+    def get(self, request, resource_id):
+        return self.out(docs.resource_doc(self._get(resource_id)))
+
+    def put(self, request, resource_id):
+        resource = self._get(resource_id)
+        data = self.body(request)
+        if data.get("venID") is not None and str(data["venID"]) != str(resource.ven_id):
+            raise DomainValidationError({"venID": ["A resource stays with its VEN."]})
+        if self.client.kind == "ven":
+            data["targets"] = resource.targets  # 3.1: only business logic assigns a resource's targets
+        resource = services.resource_update(resource=resource, data=data, now=self.now(), actor=request.user)
+        return self.out(docs.resource_doc(resource))
+
+    def delete(self, request, resource_id):
+        resource = self._get(resource_id)
+        self.before_delete(resource)
+        return self.out(services.resource_delete(resource=resource, now=self.now(), actor=request.user))
 
     def post(self, request, *args, **kwargs):
         raise drf_exceptions.MethodNotAllowed("POST")
@@ -350,22 +482,24 @@ class ResourceView(ResourcesView):
 
 # ----------------------------------------------------------------------------------------------------------- reports
 class ReportsView(OpenADRView):
+    kind = "report"
     use_cases = {"post": "openadr3.report.create"}
     write_scope, object_name, writers = sc.WRITE_REPORTS, "reports", ("ven",)
 
     def get(self, request):
         skip, limit = self.paging(request)
         q = request.query_params
-        return Response(sel.reports_list(client=self.client, program_id=q.get("programID"), event_id=q.get("eventID"),
+        return self.out(sel.reports_list(client=self.client, program_id=q.get("programID"), event_id=q.get("eventID"),
                                          client_name=q.get("clientName"), skip=skip, limit=limit))
 
     def post(self, request):
         report = services.report_create(data=self.body(request), client_id=self.client.client_id, now=self.now(),
                                         actor=request.user)
-        return Response(docs.report_doc(report), status=201)
+        return self.out(docs.report_doc(report), status=201)
 
 
 class ReportView(OpenADRView):
+    kind = "report"
     use_cases = {"put": "openadr3.report.update", "delete": "openadr3.report.delete"}
     write_scope, object_name, writers = sc.WRITE_REPORTS, "reports", ("ven",)
 
@@ -373,37 +507,41 @@ class ReportView(OpenADRView):
         return _found(sel.report_get(client=self.client, report_id=report_id), "Report", report_id)
 
     def get(self, request, report_id):
-        return Response(docs.report_doc(self._get(report_id)))
+        return self.out(docs.report_doc(self._get(report_id)))
 
     def put(self, request, report_id):
         report = services.report_update(report=self._get(report_id), data=self.body(request), now=self.now(),
                                         actor=request.user)
-        return Response(docs.report_doc(report))
+        return self.out(docs.report_doc(report))
 
     def delete(self, request, report_id):
-        return Response(services.report_delete(report=self._get(report_id), now=self.now(), actor=request.user))
+        report = self._get(report_id)
+        self.before_delete(report)
+        return self.out(services.report_delete(report=report, now=self.now(), actor=request.user))
 
 
 # ----------------------------------------------------------------------------------------------------- subscriptions
 class SubscriptionsView(OpenADRView):
+    kind = "subscription"
     use_cases = {"post": "openadr3.subscription.create"}
     write_scope, object_name, writers = sc.WRITE_SUBSCRIPTIONS, "subscriptions", ("bl", "ven")
 
     def get(self, request):
         skip, limit = self.paging(request)
         q = request.query_params
-        return Response(sel.subscriptions_list(
+        return self.out(sel.subscriptions_list(
             client=self.client, program_id=q.get("programID"), client_name=q.get("clientName"),
             objects=[o for value in q.getlist("objects") for o in value.split(",") if o],
             targets=self.targets(request), skip=skip, limit=limit))
 
     def post(self, request):
         sub = services.subscription_create(data=self.body(request), client_id=self.client.client_id, now=self.now(),
-                                           actor=request.user)
-        return Response(docs.subscription_doc(sub), status=201)
+                                           actor=request.user, version=self.version)
+        return self.out(docs.subscription_doc(sub), status=201)
 
 
 class SubscriptionView(OpenADRView):
+    kind = "subscription"
     use_cases = {"put": "openadr3.subscription.update", "delete": "openadr3.subscription.delete"}
     write_scope, object_name, writers = sc.WRITE_SUBSCRIPTIONS, "subscriptions", ("bl", "ven")
 
@@ -412,16 +550,17 @@ class SubscriptionView(OpenADRView):
                       subscription_id)
 
     def get(self, request, subscription_id):
-        return Response(docs.subscription_doc(self._get(subscription_id)))
+        return self.out(docs.subscription_doc(self._get(subscription_id)))
 
     def put(self, request, subscription_id):
         sub = services.subscription_update(subscription=self._get(subscription_id), data=self.body(request),
-                                           now=self.now(), actor=request.user)
-        return Response(docs.subscription_doc(sub))
+                                           now=self.now(), actor=request.user, version=self.version)
+        return self.out(docs.subscription_doc(sub))
 
     def delete(self, request, subscription_id):
-        return Response(services.subscription_delete(subscription=self._get(subscription_id), now=self.now(),
-                                                     actor=request.user))
+        sub = self._get(subscription_id)
+        self.before_delete(sub)
+        return self.out(services.subscription_delete(subscription=sub, now=self.now(), actor=request.user))
 
 
 # --------------------------------------------------------------------------------------------- notifiers and auth
@@ -431,7 +570,8 @@ class NotifiersView(OpenADRView):
     read_scopes = READ_SCOPES
 
     def get(self, request):
-        return Response({"WEBHOOK": True, "MQTT": None})
+        # 3.1's notifiersResponse: MQTT is an optional object (not nullable), so it is left out there.
+        return Response({"WEBHOOK": True} if self.v31 else {"WEBHOOK": True, "MQTT": None})
 
 
 class AuthServerView(APIView):
@@ -440,9 +580,10 @@ class AuthServerView(APIView):
     authentication_classes: list = []
     permission_classes: list = []
     renderer_classes = [JSONRenderer]
+    token_url_name = "openadr3:token"
 
     def get(self, request):
-        return Response({"tokenURL": request.build_absolute_uri(reverse("openadr3:token"))})
+        return Response({"tokenURL": request.build_absolute_uri(reverse(self.token_url_name))})
 
 
 def not_found(request, *args, **kwargs):
