@@ -41,6 +41,7 @@ from devices.selectors import aggregator_of
 from events import services as event_services
 from events.choices import EventCategory, EventDirection, EventStatus, ParticipationStatus
 from events.models import Event, Participation
+from programs.choices import DeviceType, ProgramType
 from programs.models import Program
 
 from . import documents as docs
@@ -260,7 +261,25 @@ def program_fields(data: dict, *, creating: bool) -> dict[str, Any]:
         raise DomainValidationError({"programType": ["Give the cpm program type (e.g. thermostat_dr)."]})
     if creating:
         fields["time_zone"] = settings.OPENADR3_PROGRAM_TIME_ZONE
+        # The spec's program names no device: a program made through OpenADR takes the device type its cpm type
+        # calls (a peak-time rebate none), so that it can be enrolled in and changed later like any other.
+        kind = fields.get("program_type")
+        if kind == ProgramType.PEAK_TIME_REBATE:
+            fields["requires_device"], fields["eligible_device_types"] = False, []
+        elif kind in DEVICE_TYPES_OF_PROGRAM_TYPE:
+            fields["eligible_device_types"] = list(DEVICE_TYPES_OF_PROGRAM_TYPE[kind])
     return fields
+
+
+#: The device types a program of each cpm type calls, for programs created through OpenADR (which names none).
+DEVICE_TYPES_OF_PROGRAM_TYPE: dict[str, tuple[str, ...]] = {
+    ProgramType.THERMOSTAT_DR: (DeviceType.THERMOSTAT,),
+    ProgramType.EV_MANAGED_CHARGING: (DeviceType.EV_CHARGER,),
+    ProgramType.BATTERY_STORAGE: (DeviceType.BATTERY,),
+    ProgramType.SOLAR_INVERTER: (DeviceType.SOLAR_INVERTER,),
+    ProgramType.WATER_HEATER: (DeviceType.WATER_HEATER,),
+    ProgramType.SMALL_COMMERCIAL_DR: (DeviceType.THERMOSTAT,),
+}
 
 
 def program_errors(exc: DomainValidationError) -> DomainValidationError:

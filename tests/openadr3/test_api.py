@@ -174,6 +174,26 @@ def test_business_logic_creates_a_program_that_is_a_cpm_program(world):
     assert again.program_name == "ev-managed"
 
 
+def test_a_program_created_through_openadr_calls_its_types_device_and_can_be_changed(world):
+    from programs.models import Program
+
+    token = world.token("bl")
+    made = world.http("POST", "/programs", token, json={"programName": "ev-evening", "programType":
+                                                        "ev_managed_charging"})
+    assert made.status_code == 201, made.text
+    ptr = world.http("POST", "/programs", token, json={"programName": "ptr-or", "programType": "peak_time_rebate"})
+    assert ptr.status_code == 201, ptr.text
+    program = Program.objects.get(pk=int(made.json()["id"]))
+    assert (program.eligible_device_types, program.requires_device) == (["ev_charger"], True)
+    assert Program.objects.filter(pk=int(ptr.json()["id"]), requires_device=False, eligible_device_types=[]).exists()
+    changed = world.http("PUT", f"/programs/{program.pk}", token, json={
+        "programName": "ev-evening", "programLongName": "EV Evening Charging"})
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["programLongName"] == "EV Evening Charging"
+    program.refresh_from_db()
+    assert program.name == "EV Evening Charging"
+
+
 def test_a_duplicate_program_name_is_refused(world):
     token = world.token("bl")
     response = world.http("POST", "/programs", token, json={"programName": "smart-ac",
