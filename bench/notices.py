@@ -180,6 +180,8 @@ def run(args) -> dict:
 
 
 def _kill_run(args, outbox: Path, event) -> dict:
+    from django.conf import settings
+
     from cpm.base.jobs import JobHandle, jobs_sweep
     from cpm.models import Job, JobChunk
     from cpm.notifications import services
@@ -236,13 +238,22 @@ def _kill_run(args, outbox: Path, event) -> dict:
             nxt = send_due(now=SEND_AT, chunk_size=args.chunk)
             if nxt is not None:
                 nxt.get(timeout=600)
+        # The batch the killed worker had in the channel's hands is "in doubt" (SENDING); the first tick after the
+        # stall time hands it again under the same keys (the outbox backend writes a key once).
+        in_doubt = Message.objects.filter(status="sending").count()
+        if in_doubt:
+            after_stall = SEND_AT + dt.timedelta(seconds=settings.CPM_JOB_STALL_SECONDS + 60)
+            nxt = send_due(now=after_stall, chunk_size=args.chunk)
+            if nxt is not None:
+                nxt.get(timeout=600)
     finally:
         worker_peak = stop_workers(procs)
     out = _outcome(outbox)
     result = {"workers": args.workers, "plan_s": round(plan_s, 2), "job_status": job.status, "s": round(seconds, 2),
               "killed_at_s": round(killed, 2), "chunks": len(chunks),
               "chunks_run_twice": sum(1 for a in chunks if a > 1), "queued_when_job_ended": left,
-              "next_ticks": ticks, "worker_peak_rss_mb": round(worker_peak, 1), **out}
+              "next_ticks": ticks, "in_doubt_after_the_job": in_doubt,
+              "worker_peak_rss_mb": round(worker_peak, 1), **out}
     print(f"with {args.workers} workers, one killed: {result}")
     return result
 
