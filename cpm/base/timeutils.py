@@ -91,6 +91,18 @@ def format_local_time(instant: dt.datetime | None, tz: ZoneInfo | str) -> str:
     return require_aware(instant).astimezone(tz).strftime("%H:%M %Z")
 
 
+def format_local_window(start: dt.datetime, end: dt.datetime, tz: ZoneInfo | str | None = None) -> str:
+    """A window ``[start, end)`` as people read it, in ``tz`` (or the instants' own zone): "2026-07-15 16:00 –
+    19:00 PDT" within one local day and one zone abbreviation; both dates and abbreviations when it crosses
+    midnight or a DST change ("2026-12-07 23:00 PST – 2026-12-08 01:00 PST")."""
+    if tz is not None:
+        tz = zone(tz) if isinstance(tz, str) else tz
+        start, end = require_aware(start).astimezone(tz), require_aware(end).astimezone(tz)
+    if start.date() == end.date() and start.tzname() == end.tzname():
+        return f"{start:%Y-%m-%d %H:%M} – {end:%H:%M %Z}"
+    return f"{start:%Y-%m-%d %H:%M %Z} – {end:%Y-%m-%d %H:%M %Z}"
+
+
 class WallClockError(ValueError):
     """A local wall-clock time that does not exist (spring-forward gap) or happens twice (the repeated autumn
     hour); ``kind`` is ``"gap"`` or ``"ambiguous"``, the message says so in words."""

@@ -19,7 +19,7 @@ from django.views.decorators.http import require_POST
 from cpm.base.audit import audit_record
 from cpm.base.errors import DomainError
 from cpm.base.masking import contact_visible, masked_contact
-from cpm.base.timeutils import WallClockError, local_wall_to_utc_strict, zone
+from cpm.base.timeutils import WallClockError, format_local_window, local_wall_to_utc_strict, zone
 from cpm.notifications.choices import ContactChoice
 from cpm.notifications.services import contact_preference_set
 from devices.models import Device, ServicePoint
@@ -186,11 +186,8 @@ def unenroll(request, customer_id: int, enrollment_id: int):
 
 
 def local_window(start, end) -> str:
-    """An event window in local time, labelled: "2026-07-15 16:00 – 19:00 PDT" within a day and one zone
-    abbreviation; both dates (and abbreviations) when it crosses midnight or a DST change."""
-    if start.date() == end.date() and start.tzname() == end.tzname():
-        return f"{start:%Y-%m-%d %H:%M} – {end:%H:%M %Z}"
-    return f"{start:%Y-%m-%d %H:%M %Z} – {end:%Y-%m-%d %H:%M %Z}"
+    """An event window in local time, labelled (``cpm.base.timeutils.format_local_window``)."""
+    return format_local_window(start, end)
 
 
 @csr_action(OPT_OUT)

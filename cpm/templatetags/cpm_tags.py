@@ -4,7 +4,7 @@ from django import template
 
 from cpm.base.admintime import display_zone
 from cpm.base.money import format_money, format_quantity
-from cpm.base.timeutils import format_local, zone
+from cpm.base.timeutils import format_local, format_local_window, zone
 
 register = template.Library()
 
@@ -15,6 +15,15 @@ def local(value, tz_name: str):
     if not value:
         return ""
     return value.astimezone(zone(tz_name)).strftime("%Y-%m-%d %H:%M %Z")
+
+
+@register.simple_tag
+def local_window(start, end, tz_name: str):
+    """``{% local_window p.start p.end program.time_zone %}`` -> "2026-07-15 16:00 – 19:00 PDT", both dates when the
+    window crosses midnight or a clock change."""
+    if not start or not end:
+        return ""
+    return format_local_window(start, end, tz_name)
 
 
 @register.filter

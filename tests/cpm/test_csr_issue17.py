@@ -237,3 +237,14 @@ def test_the_opt_out_confirmation_names_the_window_unambiguously(start, end, sho
 
     la = ZoneInfo("America/Los_Angeles")
     assert local_window(dt.datetime(*start, tzinfo=la), dt.datetime(*end, tzinfo=la)) == shown
+
+
+def test_the_upcoming_events_window_names_both_days_when_it_crosses_midnight(client):
+    """The upcoming-events table reads "2026-12-07 23:00 PST – 2026-12-08 01:00 PST", not "... – 01:00 PST"."""
+    from django.template import Context, Template
+
+    la = "America/Los_Angeles"
+    start = dt.datetime(2026, 12, 8, 7, 0, tzinfo=dt.UTC)
+    rendered = Template("{% load cpm_tags %}{% local_window s e tz %}|{% local_window s f tz %}").render(
+        Context({"s": start, "e": start + dt.timedelta(hours=2), "f": start + dt.timedelta(minutes=30), "tz": la}))
+    assert rendered == "2026-12-07 23:00 PST – 2026-12-08 01:00 PST|2026-12-07 23:00 – 23:30 PST"
