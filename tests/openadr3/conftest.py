@@ -110,7 +110,7 @@ class World:
     def http(self, method: str, path: str, token: str | None, **kwargs):
         import requests
 
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        headers = {**({"Authorization": f"Bearer {token}"} if token else {}), **kwargs.pop("headers", {})}
         return requests.request(method, f"{self.base}{path}", headers=headers, timeout=30, **kwargs)
 
     def register_vens(self):
