@@ -33,7 +33,7 @@ from collections import Counter
 from pathlib import Path
 
 from .common import emit, loadavg, peak_rss_mb, setup_django
-from .seed import LA, NOW, PROGRAM_CODE
+from .seed import LA, NOW, PROGRAM_CODE, reserved_event
 
 EVENT_NAME = "Bench notice event"
 SEND_AT = dt.datetime(2026, 7, 15, 20, 0, tzinfo=dt.UTC)  # 13:00 PDT, the event's notification time
@@ -112,19 +112,7 @@ def _fresh_event():
             c.execute("DELETE FROM events_event WHERE id = ANY(%s)", [old])
     NotificationPolicy.objects.update_or_create(program=program, defaults={
         "reminder_lead_minutes": None, "weekly_cap": None, "updated_at": NOW})
-    start = dt.datetime(2026, 7, 15, 15, tzinfo=LA)
-    event = Event.objects.create(program=program, name=EVENT_NAME, start=start, end=start + dt.timedelta(hours=3),
-                                 notification_at=start - dt.timedelta(hours=2), status="scheduled", reserved_at=NOW)
-    with connection.cursor() as c:
-        c.execute("""
-            INSERT INTO events_participation (status, start, "end", created_at, updated_at, enrollment_id, event_id,
-                                              service_point_id, subscription_id, device_id)
-            SELECT 'reserved', %s, %s, %s, %s, s.enrollment_id, %s, e.service_point_id, s.id, s.device_id
-            FROM enrollments_programsubscription s JOIN enrollments_enrollment e ON e.id = s.enrollment_id
-            WHERE e.program_id = %s AND e.status = 'active'""",
-                  [event.start, event.end, NOW, NOW, event.pk, program.pk])
-        c.execute("ANALYZE events_participation")
-    return event
+    return reserved_event(program, name=EVENT_NAME, start=dt.datetime(2026, 7, 15, 15, tzinfo=LA))
 
 
 def _outcome(outbox: Path) -> dict:

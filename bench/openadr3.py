@@ -54,11 +54,10 @@ def prepare(n: int) -> dict:
 
     from cpm.openadr3 import services
     from devices.models import Aggregator
-    from events.models import Event
     from programs.models import Program
 
     from .common import bench_actor
-    from .seed import PROGRAM_CODE, seed_population
+    from .seed import PROGRAM_CODE, reserved_event, seed_population
 
     t0 = time.perf_counter()
     seed_population(n, history=0)
@@ -87,17 +86,8 @@ def prepare(n: int) -> dict:
         services.ven_create(data={"venName": f"ven-{agg.code}"}, client_id=creds[agg.code][0], now=NOW,
                             actor=agg.api_user)
     program = Program.objects.get(code=PROGRAM_CODE)
-    start = dt.datetime(2026, 7, 15, 22, tzinfo=dt.UTC)
-    event = Event.objects.create(program=program, name="OpenADR bench event", start=start,
-                                 end=start + dt.timedelta(hours=3), notification_at=start - dt.timedelta(hours=2),
-                                 status="scheduled", reserved_at=NOW)
+    event = reserved_event(program, name="OpenADR bench event", start=dt.datetime(2026, 7, 15, 22, tzinfo=dt.UTC))
     with connection.cursor() as c:
-        c.execute("""
-            INSERT INTO events_participation (status, start, "end", created_at, updated_at, enrollment_id, event_id,
-                                              service_point_id, subscription_id, device_id)
-            SELECT 'reserved', %s, %s, %s, %s, s.enrollment_id, %s, e.service_point_id, s.id, s.device_id
-            FROM enrollments_programsubscription s JOIN enrollments_enrollment e ON e.id = s.enrollment_id
-            WHERE e.program_id = %s""", [event.start, event.end, NOW, NOW, event.pk, program.pk])
         c.execute("ANALYZE")
     bl_user = user_model.objects.filter(username="bench-bl").first() or user_model.objects.create_superuser(
         "bench-bl", "bl@example.com", None)

@@ -222,6 +222,28 @@ def settled_event(history: int):
     return event, first, (last - first).days + 1
 
 
+def reserved_event(program, *, name: str, start: dt.datetime, hours: int = 3):
+    """A SCHEDULED event of ``program`` (``[start, start + hours)``, notified 2 h before) with a RESERVED
+    participation per active subscription, written by one ``INSERT ... SELECT`` (what the notice and OpenADR 3
+    benchmarks need: the reservation itself is ``bench.reservation``'s to measure)."""
+    from django.db import connection
+
+    from events.models import Event
+
+    event = Event.objects.create(program=program, name=name, start=start, end=start + dt.timedelta(hours=hours),
+                                 notification_at=start - dt.timedelta(hours=2), status="scheduled", reserved_at=NOW)
+    with connection.cursor() as c:
+        c.execute("""
+            INSERT INTO events_participation (status, start, "end", created_at, updated_at, enrollment_id, event_id,
+                                              service_point_id, subscription_id, device_id)
+            SELECT 'reserved', %s, %s, %s, %s, s.enrollment_id, %s, e.service_point_id, s.id, s.device_id
+            FROM enrollments_programsubscription s JOIN enrollments_enrollment e ON e.id = s.enrollment_id
+            WHERE e.program_id = %s AND e.status = 'active'""",
+                  [event.start, event.end, NOW, NOW, event.pk, program.pk])
+        c.execute("ANALYZE events_participation")
+    return event
+
+
 def interval_days_present(n: int, first_day: dt.date, days: int) -> bool:
     from settlement.models import IntervalDay
 

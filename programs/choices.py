@@ -116,3 +116,15 @@ class OptOutConsequence(models.TextChoices):
     FORFEIT_EVENT = "forfeit_event", "Forfeit that event's payment"
     FORFEIT_MONTH = "forfeit_month", "Forfeit that month's monthly incentive"
     FORFEIT_SEASON = "forfeit_season", "Forfeit the seasonal incentive"
+
+
+#: The device types a program of each type calls by default (a program made without naming them, e.g. through
+#: OpenADR 3, whose program names no device). A peak-time rebate calls none.
+DEVICE_TYPES_OF_PROGRAM_TYPE: dict[str, tuple[str, ...]] = {
+    ProgramType.THERMOSTAT_DR: (DeviceType.THERMOSTAT,),
+    ProgramType.EV_MANAGED_CHARGING: (DeviceType.EV_CHARGER,),
+    ProgramType.BATTERY_STORAGE: (DeviceType.BATTERY,),
+    ProgramType.SOLAR_INVERTER: (DeviceType.SOLAR_INVERTER,),
+    ProgramType.WATER_HEATER: (DeviceType.WATER_HEATER,),
+    ProgramType.SMALL_COMMERCIAL_DR: (DeviceType.THERMOSTAT,),
+}

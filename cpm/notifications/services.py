@@ -322,10 +322,15 @@ def notifications_tick(*, now: dt.datetime, actor: Any) -> dict[str, int]:
 def messages_due(*, now: dt.datetime, recover_before: dt.datetime | None = None) -> list[int]:
     """Ids of QUEUED messages due at ``now``, and of SENDING ones claimed before ``recover_before`` (in doubt: their
     sender stopped), ascending (the sender splits them into chunks)."""
+    return list(Message.objects.filter(_due(now, recover_before)).order_by("pk").values_list("pk", flat=True))
+
+
+def _due(now: dt.datetime, recover_before: dt.datetime | None) -> Q:
+    """Messages a sender takes at ``now``: QUEUED and due, and SENDING ones claimed before ``recover_before``."""
     due = Q(status=MS.QUEUED, due_at__lte=now)
     if recover_before is not None:
         due |= Q(status=MS.SENDING, updated_at__lt=recover_before)
-    return list(Message.objects.filter(due).order_by("pk").values_list("pk", flat=True))
+    return due
 
 
 # -------------------------------------------------------------------------------------------------------- sending
@@ -444,12 +449,10 @@ def _claim_batch(*, scope: dict, now: dt.datetime, actor: Any, size: int, recove
     suppressed ones end SUPPRESSED (audited), the others are rendered and marked SENDING (one attempt more), all
     committed before anything is handed to a channel. In-doubt SENDING messages claimed before ``recover_before``
     come back as they were rendered. Returns ``(to_send, number suppressed)``."""
-    due = Q(status=MS.QUEUED, due_at__lte=now)
-    if recover_before is not None:
-        due |= Q(status=MS.SENDING, updated_at__lt=recover_before)
     with transaction.atomic():
-        msgs = list(Message.objects.filter(due, **scope).select_related("customer", "program", "event")
-                    .order_by("pk").select_for_update(skip_locked=True, of=("self",))[:size])
+        msgs = list(Message.objects.filter(_due(now, recover_before), **scope)
+                    .select_related("customer", "program", "event").order_by("pk")
+                    .select_for_update(skip_locked=True, of=("self",))[:size])
         if not msgs:
             return [], 0
         fresh = [m for m in msgs if m.status == MS.QUEUED]

@@ -41,7 +41,7 @@ from devices.selectors import aggregator_of
 from events import services as event_services
 from events.choices import EventCategory, EventDirection, EventStatus, ParticipationStatus
 from events.models import Event, Participation
-from programs.choices import DeviceType, ProgramType
+from programs.choices import DEVICE_TYPES_OF_PROGRAM_TYPE, ProgramType
 from programs.models import Program
 
 from . import documents as docs
@@ -165,7 +165,7 @@ def ven_create(*, data: dict, client_id: str, now: dt.datetime, actor: Any) -> V
 def ven_update(*, ven: Ven, data: dict, now: dt.datetime, actor: Any) -> Ven:
     """Change a VEN's name, attributes or targets (a VEN client only its own: ``NotFound``)."""
     ven = Ven.objects.select_for_update().get(pk=ven.pk)
-    _check_ven_owner(ven, actor)
+    _check_owner(ven.aggregator_id, actor, what=f"VEN {ven.pk}")
     name = _text(data, "venName", required=True)
     if name != ven.ven_name and Ven.objects.filter(ven_name=name).exists():
         raise ConflictError(f"A VEN named {name!r} already exists.")
@@ -183,7 +183,7 @@ def ven_update(*, ven: Ven, data: dict, now: dt.datetime, actor: Any) -> Ven:
 def ven_delete(*, ven: Ven, now: dt.datetime, actor: Any) -> dict:
     """Delete a VEN and its resources; refused (``ConflictError``) once it has reports. Returns its document."""
     ven = Ven.objects.select_for_update().get(pk=ven.pk)
-    _check_ven_owner(ven, actor)
+    _check_owner(ven.aggregator_id, actor, what=f"VEN {ven.pk}")
     if Report.objects.filter(ven=ven).exists():
         raise ConflictError(f"VEN {ven.ven_name} has reports and cannot be deleted.")
     doc = docs.ven_doc(ven)
@@ -193,10 +193,12 @@ def ven_delete(*, ven: Ven, now: dt.datetime, actor: Any) -> dict:
     return doc
 
 
-def _check_ven_owner(ven: Ven, actor: Any) -> None:
+def _check_owner(aggregator_id: int | None, actor: Any, *, what: str) -> None:
+    """A VEN client changes only its own aggregator's objects; another's is as good as absent (404, naming
+    ``what``: "VEN 3", "Subscription 7"). Business logic (no aggregator of its own) changes any."""
     own = _own_aggregator(actor)
-    if own is not None and own.pk != ven.aggregator_id:
-        raise NotFound(f"VEN {ven.pk} not found.")
+    if own is not None and own.pk != aggregator_id:
+        raise NotFound(f"{what} not found.")
 
 
 # ------------------------------------------------------------------------------------------------------ resources
@@ -205,7 +207,7 @@ def _check_ven_owner(ven: Ven, actor: Any) -> None:
 def resource_create(*, ven: Ven, data: dict, now: dt.datetime, actor: Any) -> Resource:
     """Add a resource to a VEN; ``resourceName`` unique in the VEN (``ConflictError``), linked to the aggregator's
     device with that device id when there is one."""
-    _check_ven_owner(ven, actor)
+    _check_owner(ven.aggregator_id, actor, what=f"VEN {ven.pk}")
     name = _text(data, "resourceName", required=True)
     if Resource.objects.filter(ven=ven, resource_name=name).exists():
         raise ConflictError(f"VEN {ven.ven_name} already has a resource named {name!r}.")
@@ -222,7 +224,7 @@ def resource_create(*, ven: Ven, data: dict, now: dt.datetime, actor: Any) -> Re
 @transaction.atomic
 def resource_update(*, resource: Resource, data: dict, now: dt.datetime, actor: Any) -> Resource:
     """Change a resource's name, attributes or targets (the device link follows the name)."""
-    _check_ven_owner(resource.ven, actor)
+    _check_owner(resource.ven.aggregator_id, actor, what=f"VEN {resource.ven_id}")
     name = _text(data, "resourceName", required=True)
     if name != resource.resource_name and Resource.objects.filter(ven=resource.ven, resource_name=name).exists():
         raise ConflictError(f"VEN {resource.ven.ven_name} already has a resource named {name!r}.")
@@ -241,7 +243,7 @@ def resource_update(*, resource: Resource, data: dict, now: dt.datetime, actor: 
 @transaction.atomic
 def resource_delete(*, resource: Resource, now: dt.datetime, actor: Any) -> dict:
     """Delete a resource (the device stays in cpm). Returns its document."""
-    _check_ven_owner(resource.ven, actor)
+    _check_owner(resource.ven.aggregator_id, actor, what=f"VEN {resource.ven_id}")
     doc = docs.resource_doc(resource)
     notify_object("RESOURCE", "DELETE", ven_id=resource.ven_id, now=now, doc=doc)
     audit_record(obj=resource, action="delete", now=now, actor=actor, changes={"resourceName": resource.resource_name})
@@ -271,15 +273,6 @@ def program_fields(data: dict, *, creating: bool) -> dict[str, Any]:
     return fields
 
 
-#: The device types a program of each cpm type calls, for programs created through OpenADR (which names none).
-DEVICE_TYPES_OF_PROGRAM_TYPE: dict[str, tuple[str, ...]] = {
-    ProgramType.THERMOSTAT_DR: (DeviceType.THERMOSTAT,),
-    ProgramType.EV_MANAGED_CHARGING: (DeviceType.EV_CHARGER,),
-    ProgramType.BATTERY_STORAGE: (DeviceType.BATTERY,),
-    ProgramType.SOLAR_INVERTER: (DeviceType.SOLAR_INVERTER,),
-    ProgramType.WATER_HEATER: (DeviceType.WATER_HEATER,),
-    ProgramType.SMALL_COMMERCIAL_DR: (DeviceType.THERMOSTAT,),
-}
 
 
 def program_errors(exc: DomainValidationError) -> DomainValidationError:
@@ -787,12 +780,6 @@ def _subscription_fields(data: dict) -> dict[str, Any]:
             "targets": _values_maps(data, "targets")}
 
 
-def _check_sub_owner(sub: Subscription, actor: Any) -> None:
-    own = _own_aggregator(actor)
-    if own is not None and sub.aggregator_id != own.pk:
-        raise NotFound(f"Subscription {sub.pk} not found.")
-
-
 @use_case("openadr3.subscription.create", *SUBSCRIPTION_CAPS)
 @transaction.atomic
 def subscription_create(*, data: dict, client_id: str, now: dt.datetime, actor: Any,
@@ -813,7 +800,7 @@ def subscription_create(*, data: dict, client_id: str, now: dt.datetime, actor: 
 def subscription_update(*, subscription: Subscription, data: dict, now: dt.datetime, actor: Any,
                         version: str = "3.0.1") -> Subscription:
     """Replace a subscription's fields (a VEN client only its own); ``version`` as for ``subscription_create``."""
-    _check_sub_owner(subscription, actor)
+    _check_owner(subscription.aggregator_id, actor, what=f"Subscription {subscription.pk}")
     for key, value in _subscription_fields(data).items():
         setattr(subscription, key, value)
     subscription.openadr_version = version
@@ -828,7 +815,7 @@ def subscription_update(*, subscription: Subscription, data: dict, now: dt.datet
 @transaction.atomic
 def subscription_delete(*, subscription: Subscription, now: dt.datetime, actor: Any) -> dict:
     """Delete a subscription (a VEN client only its own); returns its document."""
-    _check_sub_owner(subscription, actor)
+    _check_owner(subscription.aggregator_id, actor, what=f"Subscription {subscription.pk}")
     doc = docs.subscription_doc(subscription)
     audit_record(obj=subscription, action="delete", now=now, actor=actor,
                  changes={"clientName": subscription.client_name})
