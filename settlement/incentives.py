@@ -385,6 +385,7 @@ def event_components_batch(outcomes: EventOutcomes, rules: Iterable[RuleSpec]
         if rule.kind == K_PERFORMANCE_KWH:
             col = ComponentColumn(K_PERFORMANCE_KWH, rule.rule_id, ["kWh"] * n, [], [], list(outcomes.kwh_avoided),
                                   [])
+            rate_text = format_rate(rule.amount) if rule.amount is not None else ""
             prices = None
             if rule.basis == B_PRICE_SET:
                 prices = []
@@ -415,7 +416,7 @@ def event_components_batch(outcomes: EventOutcomes, rules: Iterable[RuleSpec]
                 else:
                     total = kwh * rule.amount
                     rate = rule.amount
-                    text = f"{format_quantity(kwh, 'kWh')} avoided x {format_rate(rule.amount)}/kWh"
+                    text = f"{format_quantity(kwh, 'kWh')} avoided x {rate_text}/kWh"
                 if total < 0 and not charges:
                     text += (f" = {format_money(total)}, negative: pays $0 (program does not charge negative "
                              "performance)")
@@ -426,6 +427,7 @@ def event_components_batch(outcomes: EventOutcomes, rules: Iterable[RuleSpec]
             columns.append(col)
         elif rule.kind == K_PER_EVENT:
             col = ComponentColumn(K_PER_EVENT, rule.rule_id, [], [], [], [], [rule.amount] * n)
+            rate_text = format_rate(rule.amount)
             cache: dict[EnrolledCapacity, tuple[Decimal, str]] = {}
             for k in range(n):
                 cap = outcomes.capacity[k]
@@ -444,7 +446,7 @@ def event_components_batch(outcomes: EventOutcomes, rules: Iterable[RuleSpec]
                 else:
                     fraction = outcomes.fraction[k]
                     col.amount.append(rule.amount * qty * fraction)
-                    col.description.append(f"{format_rate(rule.amount)}{' per ' + unit if unit else ''} x "
+                    col.description.append(f"{rate_text}{' per ' + unit if unit else ''} x "
                                            f"{qty if unit else 1} x participation "
                                            f"{format_quantity(fraction, places=4, trim=True)} of the event")
             columns.append(col)

@@ -112,6 +112,21 @@ def _num(value: float, digits: int):
     return None if value != value else round(value, digits)
 
 
+def _float_json(value: float, digits: int) -> str:
+    """``json.dumps(_num(value, digits))`` for one float, without the encoder's per-call overhead."""
+    if value - value == 0:  # finite: JSON writes a float as its repr
+        return repr(round(value, digits))
+    return _DUMPS(_num(value, digits))
+
+
+class _Memo(dict):
+    """``json.dumps`` of repeated strings (a chunk's details), each encoded once."""
+
+    def __missing__(self, key):
+        self[key] = text = _DUMPS(key)
+        return text
+
+
 # Plausibility bound of a service point's measured values (kW, kWh per interval, kWh avoided in one event): beyond
 # it the meter data is absurd (a 1e300 kWh reading) and the participation is not settled (its own error), rather than
 # failing its whole chunk on a decimal overflow. Ten million kWh avoided in one event is a very large power plant.
@@ -151,9 +166,15 @@ def _day_fragments(m: meas.ChunkMeasurement) -> tuple[list[str], list[int], list
     encoded once."""
     if m.day_reason is None or not len(m.participation_ids):
         return ['"selected_days": []'], [0] * len(m.participation_ids), [""], [[]]
-    uniq, inverse = np.unique(m.day_reason, axis=0, return_inverse=True)
+    reasons = np.ascontiguousarray(m.day_reason, dtype=np.int8)
+    # Rows as one opaque value each (a byte string of the codes): a 1-D unique, far cheaper than ``axis=0``.
+    if reasons.shape[1]:
+        keys = reasons.view(np.dtype((np.void, reasons.shape[1]))).reshape(-1)
+        _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    else:  # no candidate days: one (empty) pattern
+        first, inverse = np.zeros(1, dtype=np.intp), np.zeros(len(reasons), dtype=np.intp)
     fragments, texts, excluded = [], [], []
-    for row in uniq:
+    for row in reasons[first]:
         selected = [m.cand_days[d].isoformat() for d in np.flatnonzero(row == bl.R_SELECTED)]
         codes = "".join(str(int(c)) for c in row)
         fragments.append(f'"selected_days": {_DUMPS(selected)}, "day_reasons": "{codes}"')
@@ -273,29 +294,34 @@ def _settlement_rows(*, event: Event, parts: list[_Part], m: meas.ChunkMeasureme
     is_device = m.method == meas.METHOD_DEVICE
     is_reported = m.method == meas.METHOD_REPORTED
     x_of_y = "" if is_device or is_reported else f"{m.params['x']} of {m.params['y']}"
+    detail_json = _Memo().__getitem__
     out = []
     for k, p in enumerate(parts):
         error = bad[k]
         note = error or (m.detail[k] if not ok[k] else (str(errors[k]) if errors[k] is not None else ""))
-        comps = []
+        comps, rounded = [], []
         if ok[k] and errors[k] is None and not error:
             for col in columns:
                 amount = col.amount[k]
                 if amount is not None:
                     qty, rate = col.quantity[k], col.rate[k]
+                    cents = round_money(amount)
+                    rounded.append(cents)
                     comps.append({"kind": col.kind, "amount": str(amount), "description": col.description[k],
                                   "quantity": None if qty is None else str(qty), "unit": col.unit[k],
                                   "rate": None if rate is None else str(rate), "rule_id": col.rule_id,
-                                  "rounded": str(round_money(amount))})
+                                  "rounded": str(cents)})
         target = ES.PENDING if note else timing_target
-        amount = sum((Decimal(c["rounded"]) for c in comps), ZERO)
+        amount = sum(rounded, ZERO)
         if abs(amount) >= AMOUNT_LIMIT:  # beyond what a settlement can hold: its own error, no money
             error = note = (f"implausible amount ${amount:.2f} (beyond ${AMOUNT_LIMIT:,.0f}); check this service "
                             f"point's interval readings and the incentive rules, then recalculate the event")
-            comps, amount, target = [], ZERO, ES.PENDING
+            comps, rounded, amount, target = [], [], ZERO, ES.PENDING
         rows = values_list[k]
         if has_nan[k]:
-            rows = [[None if v != v else v for v in r] for r in rows]
+            series = [_DUMPS([None if v != v else v for v in r]) for r in rows]
+        else:  # what json.dumps writes for a list of finite floats (float repr), without its per-call overhead
+            series = ["[" + ", ".join(map(repr, r)) + "]" for r in rows]
         adj = adjustment[k]
         extra, excluded_text, net_text = "", "", ""
         reported = m.reported[k] if is_reported and m.reported else None
@@ -325,10 +351,10 @@ def _settlement_rows(*, event: Event, parts: list[_Part], m: meas.ChunkMeasureme
             elif m.net_metered and m.net_metered[k]:
                 net_text = " Net metered: no received-channel readings, so net load = delivered."
         inputs = _Json(
-            f'{head}"baseline_kw": {_DUMPS(rows[0])}, "adjusted_baseline_kw": {_DUMPS(rows[1])}, '
-            f'"actual_kw": {_DUMPS(rows[2])}, "reduction_kwh": {_DUMPS(rows[3])}, {extra}'
+            f'{head}"baseline_kw": {series[0]}, "adjusted_baseline_kw": {series[1]}, '
+            f'"actual_kw": {series[2]}, "reduction_kwh": {series[3]}, {extra}'
             f'"participated": [0, {counted[k]}], {day_frag[day_index[k]]}, '
-            f'"adjustment": {_DUMPS(_num(adj, 6))}, "detail": {_DUMPS(m.detail[k])}, '
+            f'"adjustment": {_float_json(adj, 6)}, "detail": {detail_json(m.detail[k])}, '
             f'"minutes_participated": {minutes[k]}, "participation_status": "{p.status}"}}')
         components = _Json(_DUMPS(comps))
         mstatus = (MeasurementStatus.ERROR if error else
@@ -354,8 +380,8 @@ def _settlement_rows(*, event: Event, parts: list[_Part], m: meas.ChunkMeasureme
             text += f" Not settled: {error}."
         elif note:
             text += f" Pending: {note}."
-        for c in comps:
-            text += f" {c['kind']}: {c['description']} -> {format_money(c['rounded'])}."
+        for c, cents in zip(comps, rounded, strict=True):
+            text += f" {c['kind']}: {c['description']} -> {format_money(cents)}."
         text += f" Total {format_money(amount)} ({target})."
         digest = hashlib.sha256(
             (f"{target}|{mstatus}|{kwh[k]}|{kw[k]}|{fraction[k]}|{opted_out[k]}|{amount}|{components}|{inputs}"
