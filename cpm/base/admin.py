@@ -24,6 +24,8 @@ from django.contrib.admin.options import ActionLocation
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
+from django.utils.html import format_html
+from django.utils.translation import gettext as _
 
 from cpm.models import AuditEntry
 
@@ -136,6 +138,13 @@ class GuardedActionsMixin:
         return export_csv_response(self, request, queryset)
 
     export_csv.read_only = True
+
+    def action_checkbox(self, obj):
+        """The row's selection checkbox, the same HTML as Django's ``ModelAdmin.action_checkbox`` without rendering a
+        form widget's templates for every row (a changelist of 100 rows spent 15-20 ms there)."""
+        label = format_html(_("Select this object for an action - {}"), str(obj))
+        return format_html('<input type="checkbox" name="{}" value="{}" class="action-select" aria-label="{}">',
+                           helpers.ACTION_CHECKBOX_NAME, str(obj.pk), label)
 
     def get_actions(self, request, action_location=ActionLocation.CHANGE_LIST):
         actions = super().get_actions(request, action_location=action_location)
