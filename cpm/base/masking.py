@@ -27,10 +27,11 @@ def contact_visible(user) -> bool:
     return actor_can(user, Cap.VIEW_PERSONAL_DATA)
 
 
-def masked_contact(user, *, email: str = "", phone: str = "") -> dict[str, str]:
+def masked_contact(user, *, email: str = "", phone: str = "", visible: bool | None = None) -> dict[str, str]:
     """``{"email": ..., "phone": ...}`` as ``user`` may see them: unmasked with ``view_personal_data``, masked
-    otherwise (every API serializer, admin page and download of customers goes through here)."""
-    if contact_visible(user):
+    otherwise (every API serializer, admin page and download of customers goes through here). ``visible``: the
+    user's ``contact_visible`` when the caller already knows it (a list asks once, not per row)."""
+    if contact_visible(user) if visible is None else visible:
         return {"email": email or "", "phone": phone or ""}
     return {"email": mask_email(email or ""), "phone": mask_phone(phone or "")}
 

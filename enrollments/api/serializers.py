@@ -5,7 +5,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from cpm.base.masking import masked_contact
+from cpm.base.masking import contact_visible, masked_contact
 from cpm.base.naturalkeys import KeyField, NaturalKeyRelatedField
 from devices.models import ServicePoint
 from programs.models import Program
@@ -35,9 +35,13 @@ class CustomerSerializer(serializers.ModelSerializer):
 
     def to_representation(self, instance):
         data = super().to_representation(instance)
-        request = self.context.get("request")
-        data.update(masked_contact(getattr(request, "user", None), email=data.get("email") or "",
-                                   phone=data.get("phone") or ""))
+        context = self.context  # the list's one context: the user's visibility is read once per request
+        user = getattr(context.get("request"), "user", None)
+        visible = context.get("_contact_visible")
+        if visible is None:
+            visible = context["_contact_visible"] = contact_visible(user)
+        data.update(masked_contact(user, email=data.get("email") or "", phone=data.get("phone") or "",
+                                   visible=visible))
         return data
 
 
