@@ -76,8 +76,11 @@ def _season_events_by_enrollment(enrollment_ids: list[int], season: Season, tz) 
             .values_list("enrollment_id", "event_id", "event__start", "event__end", "start", "end", "opted_out_at",
                          "status", "settlement__kw_drop_avg", "settlement__measurement_status"))
     out: dict[int, list[inc.SeasonEvent]] = defaultdict(list)
+    event_hours: dict[int, Decimal] = {}  # a few events, thousands of rows: each event's hours computed once
     for enrollment_id, event_id, ev_start, ev_end, p_start, p_end, opted_at, status, kw, m_status in rows:
-        hours = Decimal(f"{(ev_end - ev_start).total_seconds() / 3600.0:.4f}")
+        hours = event_hours.get(event_id)
+        if hours is None:
+            hours = event_hours[event_id] = Decimal(f"{(ev_end - ev_start).total_seconds() / 3600.0:.4f}")
         opted_out = bool(opted_at) or status == ParticipationStatus.OPTED_OUT
         if opted_out:
             stop = opted_at if opted_at and opted_at < p_end else p_end
@@ -137,7 +140,7 @@ class _Run:
     work: dict[int, CustomerSettlement]
     before: set[int]
     notes: dict[int, list[str]] = field(default_factory=lambda: defaultdict(list))
-    new: dict[int, list[SettlementLine]] = field(default_factory=lambda: defaultdict(list))
+    new: dict[int, list[dict]] = field(default_factory=lambda: defaultdict(list))  # line rows (``_line_row``)
 
     @property
     def accounts(self) -> list[int]:
@@ -184,7 +187,7 @@ def customer_settlements_calculate(*, account_ids: list[int], program: Program, 
         facts = _IncentiveFacts.load(run)
         for account_id in run.accounts:
             _incentive_lines(run, facts, account_id)
-        bulk.insert_objects(SettlementLine, [x for a in run.accounts for x in run.new.get(a, ())])
+        bulk.insert_dicts(SettlementLine, [x for a in run.accounts for x in run.new.get(a, ())])
         totals = _season_cap_lines(run)
         _save_totals(run, facts, totals, actor=actor)
     return settlements
@@ -209,6 +212,20 @@ def _lock_settlements(account_ids: list[int], *, program: Program, period_kind: 
     return settlements, before
 
 
+# Every column of a settlement line that a line may leave out, with its value when left out (COPY writes a row as it
+# is: no model defaults); ``_line_row`` fills them. The lines of a chunk are plain rows, not model instances: a
+# chunk writes 10,000-15,000 of them and a model instance costs more to build than the row costs to write.
+_LINE_BLANK = {"enrollment_id": None, "service_point_id": None, "event_settlement_id": None,
+               "customer_settlement_id": None, "quantity": None, "unit": "", "rate": None, "description": "",
+               "incentive_key": "", "event_revision": None, "reverses_id": None}
+
+
+def _line_row(**columns) -> dict:
+    """A settlement line as ``{column: value}`` for ``bulk.insert_dicts``: ``account_id``, ``program_id``, ``kind``,
+    ``line_code``, ``amount`` (rounded) and ``created_at`` given; the others from ``_LINE_BLANK`` unless given."""
+    return {**_LINE_BLANK, **columns}
+
+
 def _reset_lines(run: _Run) -> None:
     """Drop the recomputable lines of the worked settlements (incentive lines, deferred event lines) and attach the
     approved event lines of their accounts not yet in a customer settlement (events before the period's end)."""
@@ -225,6 +242,7 @@ def _reset_lines(run: _Run) -> None:
 def _deferred_event_lines(run: _Run) -> None:
     """At season end: a line per non-zero component of each deferred event settlement of the season."""
     season = run.season
+    program_id = run.program.pk
     rows = (EventSettlement.objects.filter(account_id__any=run.accounts, program=run.program, status=ES.DEFERRED,
                                            event_day__gte=season.start_date, event_day__lte=season.end_date)
             .order_by().values_list("pk", "account_id", "enrollment_id", "service_point_id", "components",
@@ -232,10 +250,10 @@ def _deferred_event_lines(run: _Run) -> None:
     for es in rows:
         for c in es.components:
             if Decimal(c["rounded"]):
-                run.new[es.account_id].append(SettlementLine(
-                    account_id=es.account_id, program=run.program, enrollment_id=es.enrollment_id,
+                run.new[es.account_id].append(_line_row(
+                    account_id=es.account_id, program_id=program_id, enrollment_id=es.enrollment_id,
                     service_point_id=es.service_point_id, event_settlement_id=es.pk,
-                    customer_settlement=run.work[es.account_id], kind=c["kind"], line_code=LINE_CODES[c["kind"]],
+                    customer_settlement_id=run.work[es.account_id].pk, kind=c["kind"], line_code=LINE_CODES[c["kind"]],
                     amount=Decimal(c["rounded"]), description=c["description"][:300], event_revision=es.revision,
                     created_at=run.now))
 
@@ -306,11 +324,12 @@ class _IncentiveFacts:
 def _incentive_lines(run: _Run, facts: _IncentiveFacts, account_id: int) -> None:
     """The account's incentive lines, enrollment by enrollment and rule by rule (rules in kind and id order)."""
     cs = run.work[account_id]
+    program_id = run.program.pk
 
     def line(kind, amount, description, *, enrollment, key="", quantity=None, unit="", rate=None):
-        run.new[account_id].append(SettlementLine(
-            account_id=account_id, program=run.program, enrollment=enrollment, customer_settlement=cs, kind=kind,
-            line_code=LINE_CODES[kind], amount=round_money(amount), quantity=quantity, unit=unit, rate=rate,
+        run.new[account_id].append(_line_row(
+            account_id=account_id, program_id=program_id, enrollment_id=enrollment.pk, customer_settlement_id=cs.pk,
+            kind=kind, line_code=LINE_CODES[kind], amount=round_money(amount), quantity=quantity, unit=unit, rate=rate,
             service_point_id=enrollment.service_point_id, description=description[:300], incentive_key=key,
             created_at=run.now))
         if key:
