@@ -385,7 +385,7 @@ def event_components_batch(outcomes: EventOutcomes, rules: Iterable[RuleSpec]
         if rule.kind == K_PERFORMANCE_KWH:
             col = ComponentColumn(K_PERFORMANCE_KWH, rule.rule_id, ["kWh"] * n, [], [], list(outcomes.kwh_avoided),
                                   [])
-            rate_text = format_rate(rule.amount) if rule.amount is not None else ""
+            rate_text = format_rate(rule.amount)
             prices = None
             if rule.basis == B_PRICE_SET:
                 prices = []

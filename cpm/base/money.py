@@ -35,32 +35,21 @@ def format_money(value: Decimal | int | float | str | None, *, currency: str = "
     """An amount as people read it: currency sign, thousands separators, two decimals ("$16,169.83", "-$5.58").
 
     Rounds with ``round_money`` (the one rounding); for display only, never for arithmetic."""
-    kind = type(value)
-    if kind is Decimal:  # the usual case, without the conversions' calls (same result)
-        amount = value.quantize(CENT, rounding=ROUND_HALF_UP)
-    elif value is None or value == "":
+    if value is None or value == "":
         return ""
-    else:
-        amount = round_money(value)
-    if amount < 0:
-        return f"-{currency}{-amount:,.2f}"
-    return f"{currency}{abs(amount):,.2f}"
+    amount = round_money(value)
+    sign = "-" if amount < 0 else ""
+    return f"{sign}{currency}{abs(amount):,.2f}"
 
 
 def format_quantity(value: Decimal | int | float | str | None, unit: str = "", *, places: int = 2,
                     trim: bool = False) -> str:
     """A quantity with its unit and ``places`` decimals ("15.00 kWh", "3.25 kW"); with ``trim``, at most ``places``
     decimals, trailing zeros dropped ("1", "0.85")."""
-    kind = type(value)
-    if kind is Decimal:  # the usual cases first, without the conversions' calls (same result)
-        number = value
-    elif kind is float:
-        number = Decimal(repr(value))
-    elif value is None or value == "":
+    if value is None or value == "":
         return ""
-    else:
-        number = to_decimal(value)
-    number = number.quantize(_STEPS.get(places) or Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    step = _STEPS.get(places) or Decimal(1).scaleb(-places)
+    number = to_decimal(value).quantize(step, rounding=ROUND_HALF_UP)
     text = f"{number:,.{places}f}"
     if trim and "." in text:
         text = text.rstrip("0").rstrip(".")

@@ -436,14 +436,15 @@ def _season_cap_lines(run: _Run) -> dict[int, Decimal]:
         before_net = prior.get(a) or ZERO
         adj = inc.cap_adjustment(prior_net=before_net, this_net=totals[a], cap=cap_rule.amount)
         if adj:
-            caps.append(SettlementLine(
-                account_id=a, program=run.program, customer_settlement=run.work[a], kind=LineKind.CAP_ADJUSTMENT,
-                line_code=LINE_CODES[LineKind.CAP_ADJUSTMENT], amount=round_money(adj), created_at=run.now,
+            caps.append(_line_row(
+                account_id=a, program_id=run.program.pk, customer_settlement_id=run.work[a].pk,
+                kind=LineKind.CAP_ADJUSTMENT, line_code=LINE_CODES[LineKind.CAP_ADJUSTMENT], amount=round_money(adj),
+                created_at=run.now,
                 description=f"Season cap {format_money(cap_rule.amount)}: earlier {format_money(before_net)} + this "
                             f"{format_money(totals[a])} exceeds it"))
             run.notes[a].append(f"Season cap {format_money(cap_rule.amount)} applied: {format_money(adj)}.")
             totals[a] += round_money(adj)
-    bulk.insert_objects(SettlementLine, caps)
+    bulk.insert_dicts(SettlementLine, caps)
     return totals
 
 

@@ -8,6 +8,7 @@ Money: components are computed in full precision (``settlement.incentives``) and
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 from collections import defaultdict
@@ -117,14 +118,6 @@ def _float_json(value: float, digits: int) -> str:
     if value - value == 0:  # finite: JSON writes a float as its repr
         return repr(round(value, digits))
     return _DUMPS(_num(value, digits))
-
-
-class _Memo(dict):
-    """``json.dumps`` of repeated strings (a chunk's details), each encoded once."""
-
-    def __missing__(self, key):
-        self[key] = text = _DUMPS(key)
-        return text
 
 
 # Plausibility bound of a service point's measured values (kW, kWh per interval, kWh avoided in one event): beyond
@@ -294,7 +287,7 @@ def _settlement_rows(*, event: Event, parts: list[_Part], m: meas.ChunkMeasureme
     is_device = m.method == meas.METHOD_DEVICE
     is_reported = m.method == meas.METHOD_REPORTED
     x_of_y = "" if is_device or is_reported else f"{m.params['x']} of {m.params['y']}"
-    detail_json = _Memo().__getitem__
+    detail_json = functools.cache(_DUMPS)  # a chunk's details repeat: each encoded once
     out = []
     for k, p in enumerate(parts):
         error = bad[k]
