@@ -3,8 +3,12 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
+from cpm.notifications import services
 from cpm.notifications.channels import LocmemSmsBackend
+from cpm.notifications.choices import ContactChoice
+from cpm.notifications.models import Message
 from events.choices import EventStatus, ParticipationStatus
+from tests.actors import TEST_ACTOR
 from tests.factories.enrollments import AccountFactory, CustomerFactory, active_participant
 from tests.factories.events import EventFactory, ParticipationFactory, la
 from tests.factories.programs import IncentiveRuleFactory, ParticipationRuleFactory, ProgramFactory, SeasonFactory
@@ -48,3 +52,16 @@ def reserved_event(program, subscriptions, *, start=None, hours=3, notify_before
 
 
 __all__ = ["participant", "reserved_event", "timezone"]
+
+
+def queued_sms_notices(program, count: int, *, now: dt.datetime) -> list[int]:
+    """``count`` participants who prefer SMS (no e-mail address), an event reserved for them and the tick at ``now``:
+    the ids of their queued event notices, in id order."""
+    subs = [participant(program, first=f"C{i}", last=f"Customer{i}", email="", phone=f"+1503555{i:04d}")
+            for i in range(count)]
+    for sub in subs:
+        services.contact_preference_set(customer=sub.enrollment.account.customer, channel=ContactChoice.SMS,
+                                        now=now, actor=TEST_ACTOR)
+    reserved_event(program, subs)
+    services.notifications_tick(now=now, actor=TEST_ACTOR)
+    return sorted(Message.objects.filter(kind="event_notice").values_list("pk", flat=True))

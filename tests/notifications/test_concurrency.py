@@ -9,11 +9,9 @@ from django.db import connection, transaction
 
 from cpm.notifications import services
 from cpm.notifications.channels import LocmemSmsBackend
-from cpm.notifications.choices import ContactChoice
 from cpm.notifications.models import Message
-from tests.actors import TEST_ACTOR
 
-from .conftest import participant, reserved_event
+from .conftest import queued_sms_notices
 
 SENT_AT = dt.datetime(2026, 7, 15, 20, 0, tzinfo=dt.UTC)
 
@@ -21,14 +19,7 @@ SENT_AT = dt.datetime(2026, 7, 15, 20, 0, tzinfo=dt.UTC)
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_senders_hand_each_message_once(program):
-    subs = [participant(program, first=f"C{i}", last=f"Customer{i}", email="", phone=f"+1503555{i:04d}")
-            for i in range(40)]
-    for sub in subs:
-        services.contact_preference_set(customer=sub.enrollment.account.customer, channel=ContactChoice.SMS,
-                                        now=SENT_AT, actor=TEST_ACTOR)
-    reserved_event(program, subs)
-    services.notifications_tick(now=SENT_AT, actor=TEST_ACTOR)
-    ids = list(Message.objects.filter(kind="event_notice").values_list("pk", flat=True))
+    ids = queued_sms_notices(program, 40, now=SENT_AT)
     assert len(ids) == 40
     handed: list[str] = []
     original = LocmemSmsBackend.send

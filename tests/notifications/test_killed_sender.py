@@ -7,11 +7,10 @@ import datetime as dt
 import pytest
 
 from cpm.notifications import channels, services
-from cpm.notifications.choices import ContactChoice, MessageStatus
+from cpm.notifications.choices import MessageStatus
 from cpm.notifications.models import Message
-from tests.actors import TEST_ACTOR
 
-from .conftest import participant, reserved_event
+from .conftest import queued_sms_notices
 
 pytestmark = pytest.mark.django_db
 SENT_AT = dt.datetime(2026, 7, 15, 20, 0, tzinfo=dt.UTC)
@@ -23,14 +22,7 @@ class Killed(BaseException):
 
 def test_a_killed_sender_leaves_one_batch_in_doubt_and_nothing_is_handed_twice(program, settings, monkeypatch):
     settings.CPM_NOTIFY_SEND_BATCH = 4
-    subs = [participant(program, first=f"C{i}", last=f"Customer{i}", email="", phone=f"+1503555{i:04d}")
-            for i in range(10)]
-    for sub in subs:
-        services.contact_preference_set(customer=sub.enrollment.account.customer, channel=ContactChoice.SMS,
-                                        now=SENT_AT, actor=TEST_ACTOR)
-    reserved_event(program, subs)
-    services.notifications_tick(now=SENT_AT, actor=TEST_ACTOR)
-    ids = sorted(Message.objects.filter(kind="event_notice").values_list("pk", flat=True))
+    ids = queued_sms_notices(program, 10, now=SENT_AT)
     assert len(ids) == 10
     handed: list[str] = []
     real_send = channels.send

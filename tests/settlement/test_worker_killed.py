@@ -13,15 +13,10 @@ import datetime as dt
 import hashlib
 import os
 import signal
-import subprocess
-import sys
-import time
 import uuid
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
-from django.db import connection
 
 from cpm.base.jobs import jobs_sweep
 from cpm.models import Job, JobChunk
@@ -33,8 +28,8 @@ from tests.actors import TEST_ACTOR
 from tests.factories.enrollments import active_participant
 from tests.factories.programs import IncentiveRuleFactory, ProgramFactory
 from tests.factories.settlement import EventFactory, ParticipationFactory, event_hours, write_hourly
+from tests.workers import start_worker, stop_worker, wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
 NOW = dt.datetime(2026, 7, 20, 12, 0, tzinfo=dt.UTC)
 PARTICIPANTS, CHUNK = 12, 2  # six chunks
 
@@ -50,35 +45,9 @@ def _digest(event) -> tuple[int, str, str]:
     return rows, str(total), h.hexdigest()
 
 
-def _worker(queue: str, name: str, delay: float) -> subprocess.Popen:
-    db = connection.settings_dict
-    host = f"{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}"
-    url = f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{host}/{db['NAME']}"  # the test database
-    env = {**os.environ, "DATABASE_URL": url, "CPM_TEST_CHUNK_DELAY": str(delay)}
-    return subprocess.Popen(
-        [sys.executable, "-m", "tests.settlement.slow_worker", "--pool", "solo", "-Q", queue, "-n", f"{name}@%h",
-         "--without-heartbeat", "--without-mingle", "--without-gossip", "--loglevel", "WARNING"],
-        cwd=ROOT, env=env)
-
-
-def _wait(predicate, *, timeout: float, what: str, step: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+def _worker(queue: str, name: str, delay: float):
+    return start_worker("tests.settlement.slow_worker", queue=queue, name=name,
+                        env={"CPM_TEST_CHUNK_DELAY": str(delay)})
 
 
 @pytest.mark.postgres
@@ -124,7 +93,7 @@ def test_a_worker_killed_mid_batch_and_the_batch_completes_by_itself(settings):
             done = SettlementBatch.objects.get(pk=batch.pk).chunks_done
             running = JobChunk.objects.filter(job_id=batch.job_id, status="running").exists()
             return 1 <= done < batch.chunks_total and running and done
-        done_at_kill = _wait(mid_batch, timeout=120, what="the first chunk")
+        done_at_kill = wait_for(mid_batch, timeout=120, what="the first chunk")
         os.kill(first.pid, signal.SIGKILL)
         first.wait(timeout=10)
         assert first.returncode == -signal.SIGKILL
@@ -140,12 +109,12 @@ def test_a_worker_killed_mid_batch_and_the_batch_completes_by_itself(settings):
         def completed():
             jobs_sweep(now=dt.datetime.now(dt.UTC), stall_seconds=0)
             return SettlementBatch.objects.get(pk=batch.pk).status != BatchStatus.RUNNING
-        _wait(completed, timeout=120, what="the batch to complete", step=1.0)
+        wait_for(completed, timeout=120, what="the batch to complete", step=1.0)
     finally:
         app.conf.task_default_queue = old_queue
         for proc in (first, second):
             if proc is not None:
-                _stop(proc)
+                stop_worker(proc)
 
     batch.refresh_from_db()
     job = Job.objects.get(pk=batch.job_id)

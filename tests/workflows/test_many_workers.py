@@ -11,16 +11,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
-import subprocess
-import sys
 import time
 import uuid
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from django.db import connection
 
 from events.choices import EventStatus, ParticipationStatus
 from events.models import Event, Participation, Reservation
@@ -32,8 +28,8 @@ from tests.actors import TEST_ACTOR
 from tests.factories.enrollments import active_participant
 from tests.factories.programs import IncentiveRuleFactory, ParticipationRuleFactory, ProgramFactory, SeasonFactory
 from tests.factories.settlement import EventFactory, event_hours, write_hourly
+from tests.workers import start_worker, stop_worker
 
-ROOT = Path(__file__).resolve().parents[2]
 RESERVE_NOW = dt.datetime(2026, 7, 14, 16, 0, tzinfo=dt.UTC)
 SETTLE_NOW = dt.datetime(2026, 7, 20, 12, 0, tzinfo=dt.UTC)
 PARTICIPANTS, CHUNK = 14, 3  # five chunks of reservation, three of settlement (8 reserved)
@@ -96,25 +92,10 @@ def reset(event) -> None:
     event.refresh_from_db()
 
 
-def start_worker(queue: str, name: str, log: Path) -> subprocess.Popen:
-    db = connection.settings_dict
-    host = f"{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}"
-    env = {**os.environ, "DATABASE_URL": f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{host}/{db['NAME']}",
-           "CPM_CHUNK_SIZE": str(CHUNK), "CPM_TEST_TASK_LOG": str(log), "CPM_TEST_TASK_DELAY": "0.3"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "tests.workflows.recording_worker", "--pool", "solo", "-Q", queue, "-n",
-         f"{name}@%h", "--without-heartbeat", "--without-mingle", "--without-gossip", "--loglevel", "WARNING"],
-        cwd=ROOT, env=env, start_new_session=True)
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+def _worker(queue: str, name: str, log: Path):
+    return start_worker("tests.workflows.recording_worker", queue=queue, name=name, new_session=True,
+                        env={"CPM_CHUNK_SIZE": str(CHUNK), "CPM_TEST_TASK_LOG": str(log),
+                             "CPM_TEST_TASK_DELAY": "0.3"})
 
 
 @pytest.mark.postgres
@@ -153,7 +134,7 @@ def test_two_worker_processes_reserve_and_settle_like_one_process(settings, tmp_
     log = tmp_path / "tasks.log"
     old_queue = app.conf.task_default_queue
     app.conf.task_default_queue = queue
-    workers = [start_worker(queue, f"w{k}-{queue}", log) for k in (1, 2)]
+    workers = [_worker(queue, f"w{k}-{queue}", log) for k in (1, 2)]
     try:
         deadline = time.monotonic() + 60
         while len({name for r in (app.control.ping(timeout=1.0) or []) for name in r if queue in name}) < 2:
@@ -167,7 +148,7 @@ def test_two_worker_processes_reserve_and_settle_like_one_process(settings, tmp_
         for name in ("queues", "router", "default_queue"):
             app.amqp.__dict__.pop(name, None)
         for w in workers:
-            stop(w)
+            stop_worker(w)
 
     assert distributed == (ledger, settled)  # identical ledger hash and counts, amounts to the cent, inputs
     ran = [line.split() for line in log.read_text().splitlines()]
