@@ -128,16 +128,20 @@ class Reservation(models.Model):
     """
 
     # db_index=False where a composite index leads with the column (no second index to maintain on every insert)
-    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="reservations", db_index=False)
-    # db_constraint=False on subscription and enrollment: on PostgreSQL ONE composite foreign key checks both,
-    # (subscription_id, enrollment_id) -> the subscription's (id, enrollment_id) (migration 0008): the enrollment
-    # must be the subscription's own, and a row costs one deferred check instead of two (issue 20).
+    # db_constraint=False on every key: the database checks them set-based, once per statement over all its rows
+    # (``cpm.base.setkeys``, migration 0010), not with one trigger per row; subscription and
+    # enrollment as ONE key, (subscription_id, enrollment_id) -> the subscription's (id, enrollment_id): the
+    # enrollment must be the subscription's own (issue 20).
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="reservations", db_index=False,
+                              db_constraint=False)
     subscription = models.ForeignKey(ProgramSubscription, on_delete=models.CASCADE, related_name="reservations",
                                      db_constraint=False)
     enrollment = models.ForeignKey(Enrollment, on_delete=models.CASCADE, related_name="reservations",
                                    db_constraint=False)
-    device = models.ForeignKey(Device, null=True, blank=True, on_delete=models.CASCADE, related_name="reservations")
-    service_point = models.ForeignKey(ServicePoint, on_delete=models.CASCADE, related_name="reservations")
+    device = models.ForeignKey(Device, null=True, blank=True, on_delete=models.CASCADE, related_name="reservations",
+                               db_constraint=False)
+    service_point = models.ForeignKey(ServicePoint, on_delete=models.CASCADE, related_name="reservations",
+                                      db_constraint=False)
     decision = models.CharField(max_length=24, choices=ReservationDecision.choices)
     detail = models.CharField(max_length=300, blank=True, help_text="Plain-language explanation with numbers.")
     capacity_kw = models.DecimalField(max_digits=9, decimal_places=3, default=0)
@@ -157,16 +161,17 @@ class Participation(models.Model):
     a device held by two overlapping events (exclusion constraint on PostgreSQL; service check elsewhere)."""
 
     # db_index=False where a composite index leads with the column (no second index to maintain on every insert)
-    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="participations", db_index=False)
-    # One composite foreign key for subscription and enrollment on PostgreSQL, as on ``Reservation``.
+    # Every key checked set-based by the database, as on ``Reservation``.
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="participations", db_index=False,
+                              db_constraint=False)
     subscription = models.ForeignKey(ProgramSubscription, on_delete=models.PROTECT, related_name="participations",
                                      db_constraint=False)
     enrollment = models.ForeignKey(Enrollment, on_delete=models.PROTECT, related_name="participations",
                                    db_constraint=False)
     device = models.ForeignKey(Device, null=True, blank=True, on_delete=models.PROTECT, related_name="participations",
-                               db_index=False)
+                               db_index=False, db_constraint=False)
     service_point = models.ForeignKey(ServicePoint, on_delete=models.PROTECT, related_name="participations",
-                                      db_index=False)
+                                      db_index=False, db_constraint=False)
     status = models.CharField(max_length=16, choices=ParticipationStatus.choices,
                               default=ParticipationStatus.RESERVED, editable=False)
     start = models.DateTimeField()

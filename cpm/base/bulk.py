@@ -105,7 +105,9 @@ def insert_rows(model: type[models.Model], columns: Sequence[str], rows: Sequenc
     fields = [_field(model, c) for c in columns]
     adapters = [_adapter(f) for f in fields]
     sql = f"COPY {qn(model._meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) FROM STDIN"
-    with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+    # ``wrap_database_errors``: a constraint the COPY violates raises Django's ``IntegrityError``, as an INSERT does
+    # (the COPY runs on the driver's cursor, outside Django's error translation).
+    with connection.wrap_database_errors, connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
         if not any(adapters):
             for row in rows:
                 copy.write_row(row)
@@ -146,7 +148,7 @@ def copy_binary(model: type[models.Model], columns: Sequence[str], data: Iterabl
     (``insert_objects``)."""
     qn = connection.ops.quote_name
     cols = ", ".join(qn(_field(model, c).column) for c in columns)
-    with connection.cursor() as cursor, cursor.cursor.copy(
+    with connection.wrap_database_errors, connection.cursor() as cursor, cursor.cursor.copy(
             f"COPY {qn(model._meta.db_table)} ({cols}) FROM STDIN (FORMAT BINARY)") as copy:
         copy.write(COPY_BINARY_HEADER)
         for part in data:
