@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 
 from cpm.base.audit import audit_record
@@ -395,30 +395,86 @@ def oadr_event_create(*, program: Program, data: dict, now: dt.datetime, actor: 
 
 
 # ---------------------------------------------------------------------------------------------------- publication
-def _content(event: Event) -> tuple[dict, dict[int, list[str]], dict[int, list[tuple[str, int]]]]:
+# The publication runs after every reservation, modification, dispatch and cancellation, inside that change's
+# transaction, so its memory must not grow with the event's size: the per-device work (the resource names of each
+# targeted aggregator, their comparison with what was published, the missing resources) is the database's, and
+# Python sees one row per aggregator. On PostgreSQL the target rows are written by one statement
+# (``jsonb_agg ... ORDER BY``); other backends (SQLite: development and tests) build them in Python with the same
+# result. Resource names are in the database's order of ``aggregator_device_id`` (its collation), per aggregator.
+
+def _body(event: Event) -> dict:
     setting = ProgramSettings.objects.filter(program_id=event.program_id).values_list(
         "randomize_start_seconds", flat=True).first()
-    body = docs.event_body(event, randomize_start_seconds=setting or 0)
-    targets: dict[int, list[str]] = {}
-    rows = (Participation.objects.filter(event_id=event.pk, device__isnull=False)
-            .exclude(status=ParticipationStatus.CANCELLED)
-            .values_list("device__aggregator_id", "device__aggregator_device_id", "device_id")
-            .order_by("device__aggregator_id", "device__aggregator_device_id"))
-    devices: dict[int, list[tuple[str, int]]] = {}
-    for agg_id, name, device_id in rows.iterator(chunk_size=5000):
-        targets.setdefault(agg_id, []).append(name)
-        devices.setdefault(agg_id, []).append((name, device_id))
-    return body, targets, devices
+    return docs.event_body(event, randomize_start_seconds=setting or 0)
 
 
-def _ensure_resources(devices: dict[int, list[tuple[str, int]]], *, now: dt.datetime) -> None:
-    """The targeted devices of registered VENs are their resources (created when missing)."""
-    vens = dict(Ven.objects.filter(aggregator_id__in=list(devices)).values_list("aggregator_id", "pk"))
-    for agg_id, ven_id in vens.items():
-        have = set(Resource.objects.filter(ven_id=ven_id).values_list("resource_name", flat=True))
-        Resource.objects.bulk_create(
-            [Resource(ven_id=ven_id, resource_name=name, device_id=device_id, created_at=now, updated_at=now)
-             for name, device_id in devices[agg_id] if name not in have], batch_size=5000, ignore_conflicts=True)
+def _tables() -> dict[str, str]:
+    return {"part": Participation._meta.db_table, "device": Device._meta.db_table, "ven": Ven._meta.db_table,
+            "target": OadrEventTarget._meta.db_table, "resource": Resource._meta.db_table}
+
+
+def _write_targets(oadr: OadrEvent, event: Event) -> tuple[dict[int, tuple[bool, bool]], list[int]]:
+    """Make ``oadr``'s target rows those of the devices not cancelled in ``event`` (one row per aggregator, its
+    resource names sorted). Returns ``({aggregator: (targeted before, names changed)}, [aggregators no longer
+    targeted])``; the rows of the latter are left for the caller to delete once it has notified (their names are
+    the VENs' ``DELETE`` documents). A changed row gets the new names (on PostgreSQL updated in place, elsewhere
+    deleted and inserted again, as before)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as c:
+            c.execute("""
+                WITH new AS MATERIALIZED (
+                    SELECT d.aggregator_id,
+                           jsonb_agg(d.aggregator_device_id ORDER BY d.aggregator_device_id) AS names
+                    FROM {part} p JOIN {device} d ON d.id = p.device_id
+                    WHERE p.event_id = %(event)s AND p.status <> %(cancelled)s
+                    GROUP BY d.aggregator_id),
+                up AS (
+                    INSERT INTO {target} AS t (oadr_event_id, aggregator_id, resource_names)
+                    SELECT %(event)s, aggregator_id, names FROM new ORDER BY aggregator_id
+                    ON CONFLICT (oadr_event_id, aggregator_id) DO UPDATE SET resource_names = EXCLUDED.resource_names
+                    WHERE t.resource_names IS DISTINCT FROM EXCLUDED.resource_names
+                    RETURNING aggregator_id)
+                SELECT n.aggregator_id,
+                       EXISTS (SELECT 1 FROM {target} o
+                               WHERE o.oadr_event_id = %(event)s AND o.aggregator_id = n.aggregator_id),
+                       EXISTS (SELECT 1 FROM up WHERE up.aggregator_id = n.aggregator_id)
+                FROM new n
+                UNION ALL
+                SELECT o.aggregator_id, TRUE, NULL FROM {target} o
+                WHERE o.oadr_event_id = %(event)s
+                  AND NOT EXISTS (SELECT 1 FROM new n WHERE n.aggregator_id = o.aggregator_id)
+                ORDER BY 1""".format(**_tables()), {"event": oadr.pk, "cancelled": ParticipationStatus.CANCELLED})
+            rows = c.fetchall()
+        return ({agg: (before, changed) for agg, before, changed in rows if changed is not None},
+                [agg for agg, _, changed in rows if changed is None])
+    new: dict[int, list[str]] = {}
+    for agg_id, name in (Participation.objects.filter(event_id=event.pk, device__isnull=False)
+                         .exclude(status=ParticipationStatus.CANCELLED)
+                         .values_list("device__aggregator_id", "device__aggregator_device_id")
+                         .order_by("device__aggregator_id", "device__aggregator_device_id").iterator(chunk_size=5000)):
+        new.setdefault(agg_id, []).append(name)
+    old = dict(oadr.targets.values_list("aggregator_id", "resource_names"))
+    changed = [agg for agg, names in new.items() if old.get(agg) != names]
+    OadrEventTarget.objects.filter(oadr_event=oadr, aggregator_id__in=changed).delete()
+    OadrEventTarget.objects.bulk_create([OadrEventTarget(oadr_event=oadr, aggregator_id=agg, resource_names=new[agg])
+                                         for agg in changed])
+    return ({agg: (agg in old, agg in changed) for agg in new}, sorted(agg for agg in old if agg not in new))
+
+
+def _ensure_resources(event: Event, *, now: dt.datetime) -> None:
+    """The targeted devices of registered VENs are their resources: the missing ones are created (by VEN, then
+    name), in one ``INSERT ... SELECT``."""
+    when = connection.ops.adapt_datetimefield_value(now)
+    with connection.cursor() as c:
+        c.execute("""
+            INSERT INTO {resource} (ven_id, resource_name, device_id, attributes, targets, created_at, updated_at)
+            SELECT v.id, d.aggregator_device_id, d.id, '[]', '[]', %s, %s
+            FROM {part} p JOIN {device} d ON d.id = p.device_id JOIN {ven} v ON v.aggregator_id = d.aggregator_id
+            WHERE p.event_id = %s AND p.status <> %s
+              AND NOT EXISTS (SELECT 1 FROM {resource} r
+                              WHERE r.ven_id = v.id AND r.resource_name = d.aggregator_device_id)
+            ORDER BY v.id, d.aggregator_device_id
+            ON CONFLICT DO NOTHING""".format(**_tables()), [when, when, event.pk, ParticipationStatus.CANCELLED])
 
 
 def _publish(event: Event, *, now: dt.datetime) -> OadrEvent | None:
@@ -429,38 +485,36 @@ def _publish(event: Event, *, now: dt.datetime) -> OadrEvent | None:
     if event.status == EventStatus.CANCELLED:
         if existing is None or existing.deleted_at is not None:
             return existing
-        old = dict(existing.targets.values_list("aggregator_id", "resource_names"))
         OadrEvent.objects.filter(pk=existing.pk).update(deleted_at=now, updated_at=now)
         existing.deleted_at = existing.updated_at = now
-        _notify_event(existing, old_targets=old, new_targets=old, body_changed=True, deleted=True, now=now)
+        aggs = {agg: (True, False) for agg in existing.targets.values_list("aggregator_id", flat=True)}
+        _notify_event(existing, targets=aggs, gone=[], body_changed=True, deleted=True, now=now)
         return existing
     if event.status == EventStatus.DRAFT:
         return existing
-    body, targets, devices = _content(event)
+    body = _body(event)
     if existing is None:
         oadr = OadrEvent.objects.create(event=event, program_id=event.program_id,
                                         modification_number=event.revision - 1, revision=event.revision,
                                         body=body, created_at=now, updated_at=now)
-        old: dict[int, list[str]] = {}
         body_changed = True
     else:
         oadr = existing
-        old = dict(oadr.targets.values_list("aggregator_id", "resource_names"))
         body_changed = oadr.body != body or oadr.revision != event.revision
-        if not body_changed and old == targets:
+    targets, gone = _write_targets(oadr, event)
+    targets_changed = bool(gone) or any(changed for _, changed in targets.values())
+    if existing is not None:
+        if not body_changed and not targets_changed:
             return oadr
         oadr.body, oadr.revision, oadr.modification_number = body, event.revision, event.revision - 1
         oadr.updated_at = now
         oadr.save(update_fields=["body", "revision", "modification_number", "updated_at"])
-    if old != targets:
-        OadrEventTarget.objects.filter(oadr_event=oadr).exclude(aggregator_id__in=list(targets)).delete()
-        changed = [OadrEventTarget(oadr_event=oadr, aggregator_id=agg, resource_names=names)
-                   for agg, names in targets.items() if old.get(agg) != names]
-        OadrEventTarget.objects.filter(oadr_event=oadr, aggregator_id__in=[t.aggregator_id for t in changed]).delete()
-        OadrEventTarget.objects.bulk_create(changed)
-        _ensure_resources(devices, now=now)
-    _notify_event(oadr, old_targets=old, new_targets=targets, body_changed=body_changed, deleted=False, now=now,
+    if targets_changed:
+        _ensure_resources(event, now=now)
+    _notify_event(oadr, targets=targets, gone=gone, body_changed=body_changed, deleted=False, now=now,
                   created=existing is None)
+    if gone:
+        OadrEventTarget.objects.filter(oadr_event=oadr, aggregator_id__in=gone).delete()
     return oadr
 
 
@@ -524,9 +578,19 @@ def _ven_names(aggregator_ids) -> dict[int, str]:
     return {**codes, **found}
 
 
-def _notify_event(oadr: OadrEvent, *, old_targets: dict, new_targets: dict, body_changed: bool, deleted: bool,
-                  now: dt.datetime, created: bool = False) -> None:
-    names = _ven_names(set(old_targets) | set(new_targets))
+def _target_names(oadr: OadrEvent, aggregators) -> list[tuple[int, list[str]]]:
+    """``[(aggregator, resource names)]`` of ``oadr``'s target rows of ``aggregators``, by aggregator."""
+    return list(OadrEventTarget.objects.filter(oadr_event=oadr, aggregator_id__in=list(aggregators))
+                .order_by("aggregator_id").values_list("aggregator_id", "resource_names"))
+
+
+def _notify_event(oadr: OadrEvent, *, targets: dict[int, tuple[bool, bool]], gone: list[int], body_changed: bool,
+                  deleted: bool, now: dt.datetime, created: bool = False) -> None:
+    """Notify the subscribers of an event's publication. ``targets``: ``{aggregator: (targeted before, names
+    changed)}`` of the aggregators targeted now, ``gone``: those no longer targeted; the resource names are read
+    from the target rows (those of ``gone`` not yet deleted) when a subscriber's document needs them."""
+    old = {agg for agg, (before, _) in targets.items() if before} | set(gone)
+    names = _ven_names(old | set(targets))
     rows = []
     bl_op = "DELETE" if deleted else ("POST" if created else "PUT")
     subs = Subscription.objects.filter(Q(program_id=oadr.program_id) | Q(program__isnull=True))
@@ -535,21 +599,21 @@ def _notify_event(oadr: OadrEvent, *, old_targets: dict, new_targets: dict, body
         if sub.aggregator_id is None:
             operation = bl_op
             if bl_doc is None:
-                bl_doc = docs.event_doc(oadr, targets=[(names[a], n) for a, n in sorted(new_targets.items())])
+                bl_doc = docs.event_doc(oadr, targets=[(names[a], n) for a, n in _target_names(oadr, targets)])
             obj = bl_doc
         else:
             agg = sub.aggregator_id
-            if agg not in old_targets and agg not in new_targets:
+            if agg not in old and agg not in targets:
                 continue
-            if deleted or agg not in new_targets:
+            if deleted or agg not in targets:
                 operation = "DELETE"
-            elif agg not in old_targets:
+            elif agg not in old:
                 operation = "POST"
-            elif body_changed or old_targets[agg] != new_targets[agg]:
+            elif body_changed or targets[agg][1]:
                 operation = "PUT"
             else:
                 continue
-            obj = docs.event_doc(oadr, targets=[(names[agg], new_targets.get(agg) or old_targets.get(agg, []))])
+            obj = docs.event_doc(oadr, targets=[(names[agg], n) for _, n in _target_names(oadr, [agg])])
         for op in sub.object_operations:
             if "EVENT" in op.get("objects", ()) and operation in op.get("operations", ()):
                 rows.append(_notification(sub, op, "EVENT", operation, obj, now))

@@ -30,13 +30,10 @@ OPERATION_NAMES = {"READ": "GET", "CREATE": "POST", "UPDATE": "PUT", "DELETE": "
 
 def target_strings(value_maps: list[dict] | None) -> list[str] | None:
     """``[{"type": "VEN_NAME", "values": ["a"]}, ...]`` -> ``["a", ...]`` (each value once, in order); None when
-    there is none."""
-    out: list[str] = []
-    for vm in value_maps or []:
-        for v in vm.get("values") or []:
-            if str(v) not in out:
-                out.append(str(v))
-    return out or None
+    there is none. Linear in the values (a dict keeps the first of each in order): an event's targets carry every
+    reserved device's resource name."""
+    out = dict.fromkeys(str(v) for vm in value_maps or [] for v in vm.get("values") or [])
+    return list(out) or None
 
 
 def parse_targets(data: dict, key: str = "targets") -> list[str]:
