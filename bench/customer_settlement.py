@@ -90,12 +90,27 @@ def profile_chunk(program, season, path: str) -> None:
                           [batch.pk, accounts[0], accounts[-1]])
                 c.execute("DELETE FROM settlement_customersettlement WHERE batch_id = %s AND account_id BETWEEN %s "
                           "AND %s", [batch.pk, accounts[0], accounts[-1]])
+            timed: dict[str, list[float]] = {}
+
+            def timer(execute, sql, params, many, context):
+                t = time.perf_counter()
+                try:
+                    return execute(sql, params, many, context)
+                finally:
+                    timed.setdefault(" ".join(sql.split())[:110], []).append(time.perf_counter() - t)
+
             server0, client0, t0 = backend_cpu_s(), time.process_time(), time.perf_counter()
             prof.enable()
-            customer_settle_chunk(batch=batch, account_first=accounts[0], account_last=accounts[-1],
-                                  period_kind=PeriodKind.SEASON_END,
-                                  now=SEASON_END_NOW, actor=bench_actor())
+            with connection.execute_wrapper(timer):
+                customer_settle_chunk(batch=batch, account_first=accounts[0], account_last=accounts[-1],
+                                      period_kind=PeriodKind.SEASON_END, now=SEASON_END_NOW, actor=bench_actor())
             prof.disable()
+            for sql, times in sorted(timed.items(), key=lambda kv: -sum(kv[1]))[:15]:
+                print(f"{sum(times):7.3f} s  x{len(times):<3} {sql}")
+            t = time.perf_counter()
+            with connection.cursor() as c:  # what COMMIT would check: the deferred foreign keys
+                c.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            print(f"{time.perf_counter() - t:7.3f} s  the deferred foreign-key checks (SET CONSTRAINTS ALL IMMEDIATE)")
             print(f"profiled chunk of {len(accounts)} accounts: {time.perf_counter() - t0:.2f} s wall, process CPU "
                   f"{time.process_time() - client0:.2f} s (with the profiler), backend CPU "
                   f"{backend_cpu_s() - server0:.2f} s")
