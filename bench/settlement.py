@@ -60,6 +60,56 @@ def _digest(event) -> dict:
     return {"sum": str(total), "sha256": h.hexdigest()}
 
 
+def customer_digest(batch) -> dict:
+    """What a season-end customer settlement wrote, as a sum and one hash, independent of primary keys: each
+    settlement by account (status, total, inputs with the enrollment ids, explanation), its lines (kind, code, amount,
+    quantity, unit, rate, description, incentive key, enrollment, service point, event settlement) and the audit
+    entries of its settlements (action, code, from, to, reason, actor)."""
+    from cpm.models import AuditEntry
+    from settlement.models import CustomerSettlement, SettlementLine
+
+    h = hashlib.sha256()
+    total = 0
+    by_pk = {}
+    for pk, account_id, status, amount, inputs, explanation in (
+            CustomerSettlement.objects.filter(batch=batch).order_by("account_id")
+            .values_list("pk", "account_id", "status", "total_amount", "inputs", "explanation")
+            .iterator(chunk_size=20000)):
+        by_pk[pk] = account_id
+        h.update(f"{account_id}:{status}:{amount}:{json.dumps(inputs, sort_keys=True)}:{explanation}\n".encode())
+        total += amount
+    lines = sorted(
+        (by_pk[cs], *rest) for cs, *rest in SettlementLine.objects.filter(customer_settlement__batch=batch)
+        .values_list("customer_settlement_id", "kind", "line_code", "amount", "quantity", "unit", "rate",
+                     "description", "incentive_key", "enrollment_id", "service_point_id", "event_settlement_id")
+        .iterator(chunk_size=20000))
+    for row in lines:
+        h.update((":".join(map(str, row)) + "\n").encode())
+    audits = sorted(
+        (by_pk[int(obj)], *rest) for obj, *rest in AuditEntry.objects.filter(
+            object_type="settlement.customersettlement", object_id__in=[str(pk) for pk in by_pk])
+        .values_list("object_id", "action", "code", "from_status", "to_status", "reason", "actor_label")
+        .iterator(chunk_size=20000))
+    for row in audits:
+        h.update((":".join(map(str, row)) + "\n").encode())
+    return {"sum": str(total), "settlements": len(by_pk), "lines": len(lines), "audit_entries": len(audits),
+            "sha256": h.hexdigest()}
+
+
+def backend_cpu_s() -> float:
+    """CPU seconds (user + system) used so far by this connection's PostgreSQL backend (0 when not readable)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _reset(program) -> None:
     """Remove the program's settlements (any earlier run), so each settle starts from nothing. Plain DELETEs: a
     queryset ``delete()`` would collect every row in this process first (over 1 GB at N = 100,000) and count in the
@@ -205,19 +255,27 @@ def run(n: int, *, history: int, workers: int = 0, runs: int = 2) -> dict:
     # Season-end customer settlement of the N accounts (the deferred event settlements + the seasonal incentive).
     season = Season.objects.get(program=program)
     customer_load = loadavg()
+    server0, client0 = backend_cpu_s(), time.process_time()
     t0 = time.perf_counter()
     cbatch = services.season_settle(program=program, season=season, now=SEASON_END_NOW, actor=bench_actor())
     customer_s = time.perf_counter() - t0
+    customer_cpu = {"process_s": round(time.process_time() - client0, 2),
+                    "backend_s": round(backend_cpu_s() - server0, 2)}
     cbatch.refresh_from_db()
     cs_total = sum(CustomerSettlement.objects.filter(batch=cbatch).values_list("total_amount", flat=True))
+    cdigest = customer_digest(cbatch)
     print(f"season-end customer settlement: {customer_s:.1f} s for {cbatch.items_total} accounts "
-          f"({cbatch.status}, total ${cs_total}), load average {customer_load:.2f}")
+          f"({cbatch.status}, total ${cs_total}), load average {customer_load:.2f}; CPU: this process "
+          f"{customer_cpu['process_s']:.1f} s, its PostgreSQL backend {customer_cpu['backend_s']:.1f} s")
+    print(f"customer settlements: {cdigest['settlements']} settlements, {cdigest['lines']} lines, "
+          f"{cdigest['audit_entries']} audit entries, sha256 {cdigest['sha256'][:16]}")
     out = {"step": "settlement", "n": n, "participations": total, "settle_s": round(settle_s, 2),
            "settle_runs_s": [round(x, 2) for x in settle_runs], "read_runs_s": [round(x, 2) for x in read_runs],
            "plain_read_s": round(read_s, 2), "ratio": round(settle_s / read_s, 2), "peak_rss_mb": round(peak_mb),
            "queries": queries, "chunks": batch.chunks_total, "load": round(load, 2),
            "read_load": round(read_load, 2), "customer_settlement_s": round(customer_s, 2),
            "customer_accounts": cbatch.items_total, "customer_total": str(cs_total),
+           "customer_cpu_s": customer_cpu, "customer_digest": cdigest,
            "amount_sum": eager_digest["sum"], "amount_sha256": eager_digest["sha256"], "workers": workers or None,
            "speedup": None}
     if workers:

@@ -18,6 +18,7 @@ from django.db import models
 
 from cpm.models import AuditEntry
 
+from . import bulk
 from .capabilities import CustomerActor, SystemActor
 
 _VERBS = {
@@ -116,3 +117,30 @@ def audit_bulk(*, model: type[models.Model], rows: Iterable[tuple], now: dt.date
     entries = audit_entries(model=model, rows=rows, now=now, actor=actor, action=action, code=code)
     AuditEntry.objects.bulk_create(entries, batch_size=2000)
     return len(entries)
+
+
+_AUDIT_COLUMNS = ["at", "actor_id", "actor_label", "action", "code", "object_type", "object_id", "object_repr",
+                  "from_status", "to_status", "reason", "changes"]
+
+
+def audit_write(*, model: type[models.Model], rows: Iterable[tuple], now: dt.datetime, actor: Any,
+                action: str = "status_change", code: str = "") -> int:
+    """Write the audit entries of a bulk change, one per row ``(pk, from_status, to_status, reason)``, with the same
+    content as ``audit_entries`` (and so as ``audit_record`` for each object), as plain rows in one insert
+    (``cpm.base.bulk.insert_rows``: COPY on PostgreSQL, ``bulk_create`` elsewhere) in the caller's transaction:
+    no model instance per entry. Returns how many."""
+    user = actor_user(actor)
+    user_id = user.pk if user is not None else None
+    label = actor_label(actor)[:150]
+    object_type = model._meta.label_lower
+    verbose = model._meta.verbose_name.capitalize()
+    no_changes = bulk.RawJson("{}")
+    codes: dict[str, str] = {}
+    out = []
+    for pk, frm, to, reason in rows:
+        row_code = codes.get(to)
+        if row_code is None:
+            row_code = codes[to] = (code or audit_code(model, action, to))[:64]
+        out.append((now, user_id, label, action, row_code, object_type, str(pk), f"{verbose} #{pk}"[:200], frm or "",
+                    to or "", reason or "", no_changes))
+    return bulk.insert_rows(AuditEntry, _AUDIT_COLUMNS, out)

@@ -244,19 +244,23 @@ def insert_missing(model: type[models.Model], *, varying: Mapping[str, Sequence]
                        "ON CONFLICT DO NOTHING", params)
 
 
-def update_rows(model: type[models.Model], rows: Mapping[Any, Mapping[str, Any]], fields: Sequence[str]) -> None:
-    """Set ``fields`` of many rows given as ``{pk: {field: value}}``: one ``UPDATE ... FROM unnest(arrays)`` on
-    PostgreSQL, ``bulk_update`` elsewhere."""
+def update_rows(model: type[models.Model], rows: Mapping[Any, Mapping[str, Any]], fields: Sequence[str], *,
+                constant: Mapping[str, Any] | None = None) -> None:
+    """Set ``fields`` of many rows given as ``{pk: {field: value}}`` and the ``constant`` values (``{field: value}``,
+    the same on every row): one ``UPDATE ... FROM unnest(arrays)`` on PostgreSQL, ``bulk_update`` elsewhere."""
     if not rows:
         return
+    constant = dict(constant or {})
     if not is_postgresql():
         objs = []
         for pk, values in rows.items():
             obj = model(pk=pk)
             for name in fields:
                 setattr(obj, _field(model, name).attname, _python(_field(model, name), values[name]))
+            for name, value in constant.items():
+                setattr(obj, _field(model, name).attname, _python(_field(model, name), value))
             objs.append(obj)
-        model.objects.bulk_update(objs, [_field(model, n).name for n in fields], batch_size=1000)
+        model.objects.bulk_update(objs, [_field(model, n).name for n in [*fields, *constant]], batch_size=1000)
         return
     meta = model._meta
     qn = connection.ops.quote_name
@@ -269,6 +273,13 @@ def update_rows(model: type[models.Model], rows: Mapping[Any, Mapping[str, Any]]
         selects.append(f"unnest(%s::{cast} AS {qn(field.column)}")
         params.append(param)
         sets.append(f"{qn(field.column)} = v.{qn(field.column)}")
+    const_params = []
+    for name, value in constant.items():
+        field = _field(model, name)
+        cast, param = _scalar_param(field, value)
+        sets.append(f"{qn(field.column)} = %s::{cast}")
+        const_params.append(param)
+    params = [*const_params, *params]
     with connection.cursor() as cursor:
         cursor.execute(f"UPDATE {qn(meta.db_table)} AS t SET {', '.join(sets)} FROM (SELECT {', '.join(selects)}) "
                        f"AS v WHERE t.{qn(meta.pk.column)} = v.pk", params)
@@ -297,5 +308,33 @@ def set_fields(model: type[models.Model], pks: Sequence, values: Mapping[str, An
         return cursor.rowcount
 
 
+def reserve_ids(model: type[models.Model], n: int) -> list[int]:
+    """``n`` new primary keys of ``model`` (an automatic integer key) taken now, in increasing order, for rows the
+    caller inserts later in its transaction with their ids given (rows written once, referenced before they exist by
+    rows whose foreign keys are checked at commit). PostgreSQL: ``nextval`` of the key's sequence (never handed out
+    twice, gaps if the transaction rolls back); SQLite: the ``AUTOINCREMENT`` counter moved past them (SQLite has one
+    writer at a time)."""
+    if n <= 0:
+        return []
+    table, column = model._meta.db_table, model._meta.pk.column
+    with connection.cursor() as cursor:
+        if is_postgresql():
+            cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+                           [table, column, n])
+            return sorted(r[0] for r in cursor.fetchall())
+        qn = connection.ops.quote_name
+        cursor.execute(f"SELECT MAX({qn(column)}) FROM {qn(table)}")
+        top = cursor.fetchone()[0] or 0
+        cursor.execute("SELECT seq FROM sqlite_sequence WHERE name = %s", [table])
+        row = cursor.fetchone()
+        first = max(top, row[0] if row else 0) + 1
+        if row:
+            cursor.execute("UPDATE sqlite_sequence SET seq = %s WHERE name = %s", [first + n - 1, table])
+        else:
+            cursor.execute("INSERT INTO sqlite_sequence (name, seq) VALUES (%s, %s)", [table, first + n - 1])
+    return list(range(first, first + n))
+
+
 __all__ = ["BATCH", "COPY_BINARY_HEADER", "COPY_BINARY_TRAILER", "RawJson", "copy_binary", "insert_dicts",
-           "insert_missing", "insert_objects", "insert_rows", "is_postgresql", "set_fields", "update_rows"]
+           "insert_missing", "insert_objects", "insert_rows", "is_postgresql", "reserve_ids", "set_fields",
+           "update_rows"]

@@ -11,9 +11,7 @@ from typing import Any
 
 from django.db.models import Q
 
-from cpm.base import bulk
-from cpm.base.audit import audit_entries
-from cpm.models import AuditEntry
+from cpm.base.audit import audit_write
 from enrollments.choices import EnrollmentStatus
 from enrollments.models import ProgramSubscription
 from programs.models import IncentiveRule, IntervalPrice, Program, Season
@@ -30,10 +28,9 @@ Q4 = Decimal("0.0001")
 def audit_rows(*, model, rows: Iterable[tuple], now: dt.datetime, actor: Any, action: str = "status_change",
                code: str = "") -> None:
     """One audit entry per row ``(pk, from_status, to_status, reason)`` of a bulk change
-    (``cpm.base.audit.audit_entries``: code ``<entity>.<to_status>`` unless given, the actor, the reason), written
-    in one insert (COPY on PostgreSQL) in the caller's transaction."""
-    bulk.insert_objects(AuditEntry, audit_entries(model=model, rows=rows, now=now, actor=actor, action=action,
-                                                  code=code))
+    (``cpm.base.audit.audit_write``: code ``<entity>.<to_status>`` unless given, the actor, the reason), written
+    as rows in one insert (COPY on PostgreSQL) in the caller's transaction."""
+    audit_write(model=model, rows=rows, now=now, actor=actor, action=action, code=code)
 
 
 def chunks(keys: list[int], size: int) -> list[tuple[int, int]]:

@@ -3,27 +3,30 @@ approved event-settlement lines, deferred event lines at season end, enrollment 
 performance incentives, the season cap; batches of accounts in chunks; approval.
 
 ``customer_settlements_calculate`` works a chunk of accounts with a constant number of queries, in named steps:
-``_lock_settlements`` (create the missing rows, lock them), ``_reset_lines`` (drop recomputable lines, attach approved
-event lines), ``_deferred_event_lines``, ``_IncentiveFacts.load`` (what the rules need, one query each),
-``_incentive_lines`` (per account, enrollment and rule), ``_season_cap_lines`` and ``_save_totals``.
+``_lock_settlements`` (lock the existing rows, take ids for the missing ones), ``_reset_lines`` (drop recomputable
+lines, attach approved event lines), ``_deferred_event_lines``, ``_IncentiveFacts.load`` (what the rules need, one
+query each), ``_incentive_lines`` (per account, enrollment and rule), ``_season_cap_lines`` and ``_save_totals``
+(insert the new settlements with their totals, update the others, audit each). A chunk holds its settlements,
+enrollments and lines as rows, not model instances (5,000 accounts: the instances cost more than the writes).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import OuterRef, Q, Subquery, Sum
+from django.db.models import Case, F, Q, Sum, When
 
 from cpm.base import bulk
 from cpm.base.audit import actor_label, audit_record
-from cpm.base.capabilities import Cap, use_case
+from cpm.base.capabilities import Cap, require, use_case
 from cpm.base.errors import ConflictError, DomainValidationError
 from cpm.base.money import ZERO, format_money, round_money
 from cpm.base.states import check_transition, transition
@@ -31,7 +34,7 @@ from cpm.base.timeutils import local_date, local_midnight, zone
 from enrollments.choices import EnrollmentStatus
 from enrollments.models import Account, Enrollment
 from events.choices import COUNTED_EVENT_STATUSES, ParticipationStatus
-from events.models import Participation
+from events.models import Event, Participation
 from programs.choices import IncentiveKind, OptOutConsequence, SettlementTiming
 from programs.models import IncentiveRule, Program, Season
 
@@ -68,19 +71,25 @@ def _season_for(program: Program, day: dt.date) -> Season | None:
 
 
 def _season_events_by_enrollment(enrollment_ids: list[int], season: Season, tz) -> dict[int, list[inc.SeasonEvent]]:
-    """Counted events of the season per enrollment (cancelled events and participations left out). One query."""
+    """Counted events of the season per enrollment (cancelled events and participations left out). Two queries: the
+    participations (their start and end read only where opted out: the only rows that need them) and their few
+    events' times."""
     start, end = local_midnight(season.start_date, tz), local_midnight(season.end_date + dt.timedelta(days=1), tz)
-    rows = (Participation.objects.filter(enrollment_id__any=enrollment_ids, event__status__in=COUNTED_EVENT_STATUSES,
-                                         event__start__gte=start, event__start__lt=end)
-            .exclude(status=ParticipationStatus.CANCELLED)
-            .values_list("enrollment_id", "event_id", "event__start", "event__end", "start", "end", "opted_out_at",
-                         "status", "settlement__kw_drop_avg", "settlement__measurement_status"))
+    opted = Q(opted_out_at__isnull=False) | Q(status=ParticipationStatus.OPTED_OUT)
+    rows = list(Participation.objects.filter(enrollment_id__any=enrollment_ids,
+                                             event__status__in=COUNTED_EVENT_STATUSES, event__start__gte=start,
+                                             event__start__lt=end)
+                .exclude(status=ParticipationStatus.CANCELLED)
+                .values_list("enrollment_id", "event_id", Case(When(opted, then=F("start"))),
+                             Case(When(opted, then=F("end"))), "opted_out_at", "status", "settlement__kw_drop_avg",
+                             "settlement__measurement_status"))
+    # A few events, thousands of rows: each event's hours computed once.
+    event_hours = {pk: Decimal(f"{(ev_end - ev_start).total_seconds() / 3600.0:.4f}") for pk, ev_start, ev_end in
+                   Event.objects.filter(pk__in={r[1] for r in rows}).values_list("pk", "start", "end")}
     out: dict[int, list[inc.SeasonEvent]] = defaultdict(list)
-    event_hours: dict[int, Decimal] = {}  # a few events, thousands of rows: each event's hours computed once
-    for enrollment_id, event_id, ev_start, ev_end, p_start, p_end, opted_at, status, kw, m_status in rows:
-        hours = event_hours.get(event_id)
-        if hours is None:
-            hours = event_hours[event_id] = Decimal(f"{(ev_end - ev_start).total_seconds() / 3600.0:.4f}")
+    ok = MeasurementStatus.OK
+    for enrollment_id, event_id, p_start, p_end, opted_at, status, kw, m_status in rows:
+        hours = event_hours[event_id]
         opted_out = bool(opted_at) or status == ParticipationStatus.OPTED_OUT
         if opted_out:
             stop = opted_at if opted_at and opted_at < p_end else p_end
@@ -88,7 +97,7 @@ def _season_events_by_enrollment(enrollment_ids: list[int], season: Season, tz) 
         else:
             not_opted = hours
         out[enrollment_id].append(inc.SeasonEvent(event_id, hours, not_opted, opted_out,
-                                                  kw if m_status == MeasurementStatus.OK else None))
+                                                  kw if m_status == ok else None))
     return out
 
 
@@ -125,10 +134,29 @@ def customer_settlement_calculate(*, account: Account, program: Program, period_
                                           season=season, batch=batch)[account.pk]
 
 
+class _Settlement(NamedTuple):
+    """A customer settlement as a chunk works it: its id and its status when locked (no model instance: a chunk
+    works 5,000 of them)."""
+
+    pk: int
+    status: str
+
+
+class _Enrollment(NamedTuple):
+    """What the incentive rules read of an enrollment (a row, not a model instance)."""
+
+    pk: int
+    account_id: int
+    service_point_id: int
+    effective_date: dt.date
+    end_date: dt.date | None
+
+
 @dataclass
 class _Run:
-    """One chunk's calculation: the period, the settlements being worked (``work``: not approved, by account) and
-    what the steps accumulate (new lines and explanation notes per account)."""
+    """One chunk's calculation: the period, the settlements being worked (``work``: not approved, by account),
+    their accounts in id order (``accounts``) and what the steps accumulate (new lines and explanation notes per
+    account)."""
 
     program: Program
     period_kind: str
@@ -137,14 +165,15 @@ class _Run:
     season: Season | None
     tz: Any
     now: dt.datetime
-    work: dict[int, CustomerSettlement]
+    work: dict[int, _Settlement]
     before: set[int]
+    batch: SettlementBatch | None = None
+    accounts: list[int] = field(default_factory=list)
     notes: dict[int, list[str]] = field(default_factory=lambda: defaultdict(list))
     new: dict[int, list[dict]] = field(default_factory=lambda: defaultdict(list))  # line rows (``_line_row``)
 
-    @property
-    def accounts(self) -> list[int]:
-        return sorted(self.work)
+    def __post_init__(self) -> None:
+        self.accounts = sorted(self.work)
 
     @property
     def key(self) -> dict:
@@ -162,8 +191,22 @@ def customer_settlements_calculate(*, account_ids: list[int], program: Program, 
                                    season: Season | None = None,
                                    batch: SettlementBatch | None = None) -> dict[int, CustomerSettlement]:
     """``customer_settlement_calculate`` for many accounts (a chunk) in one transaction with a constant number of
-    queries: returns ``{account id: CustomerSettlement}``. Accounts are worked in id order, so an enrollment bonus
-    paid to one account's service point is seen by the next account at that service point."""
+    queries: returns ``{account id: CustomerSettlement}`` (read back once calculated). Accounts are worked in id
+    order, so an enrollment bonus paid to one account's service point is seen by the next account at that service
+    point. The batches' chunks run the same calculation without reading the settlements back
+    (``customer_settle_chunk``)."""
+    ids = _settlements_calculate(account_ids=account_ids, program=program, period_kind=period_kind,
+                                 period_start=period_start, period_end=period_end, now=now, actor=actor, season=season,
+                                 batch=batch)
+    by_pk = CustomerSettlement.objects.in_bulk(list(ids.values()))
+    return {a: by_pk[pk] for a, pk in ids.items()}
+
+
+def _settlements_calculate(*, account_ids: list[int], program: Program, period_kind: str, period_start: dt.date,
+                           period_end: dt.date, now: dt.datetime, actor: Any, season: Season | None = None,
+                           batch: SettlementBatch | None = None) -> dict[int, int]:
+    """The calculation of ``customer_settlements_calculate`` (its caller checked the actor): returns ``{account id:
+    customer settlement id}`` of every account (approved and exported ones included, unchanged)."""
     if period_end <= period_start:
         raise DomainValidationError({"period_end": ["period_end must be after period_start."]})
     if period_kind not in PeriodKind.values:
@@ -178,9 +221,9 @@ def customer_settlements_calculate(*, account_ids: list[int], program: Program, 
                                                 batch=batch, now=now)
         work = {a: cs for a, cs in settlements.items() if cs.status not in (CS.APPROVED, CS.EXPORTED)}
         if not work:
-            return settlements
+            return {a: cs.pk for a, cs in settlements.items()}
         run = _Run(program=program, period_kind=period_kind, period_start=period_start, period_end=period_end,
-                   season=season, tz=tz, now=now, work=work, before=before)
+                   season=season, tz=tz, now=now, work=work, before=before, batch=batch)
         _reset_lines(run)
         if run.at_season_end:
             _deferred_event_lines(run)
@@ -190,25 +233,25 @@ def customer_settlements_calculate(*, account_ids: list[int], program: Program, 
         bulk.insert_dicts(SettlementLine, [x for a in run.accounts for x in run.new.get(a, ())])
         totals = _season_cap_lines(run)
         _save_totals(run, facts, totals, actor=actor)
-    return settlements
+    return {a: cs.pk for a, cs in settlements.items()}
 
 
 def _lock_settlements(account_ids: list[int], *, program: Program, period_kind: str, period_start: dt.date,
                       period_end: dt.date, season: Season | None, batch: SettlementBatch | None,
-                      now: dt.datetime) -> tuple[dict[int, CustomerSettlement], set[int]]:
-    """Create the accounts' missing settlements of the period (a concurrent run may have created some) and lock
-    them all; returns them by account and the accounts that had one before."""
+                      now: dt.datetime) -> tuple[dict[int, _Settlement], set[int]]:
+    """Lock the accounts' settlements of the period that exist; for the missing ones take ids from the table's
+    sequence (``bulk.reserve_ids``): ``_save_totals`` inserts them once calculated, each row written once (an
+    UPDATE of rows inserted earlier in the same transaction would write them twice and check their foreign keys
+    twice). Returns the settlements (id, status; PENDING for a new one) by account and the accounts that had one
+    before. A concurrent run creating one of the new settlements makes the insert fail on the period's unique
+    constraint: the chunk is then retried account by account (``customer_settle_chunk``), each finding it."""
     key = {"program": program, "period_kind": period_kind, "period_start": period_start, "period_end": period_end}
-    before = set(CustomerSettlement.objects.filter(account_id__any=account_ids, **key)
-                 .values_list("account_id", flat=True))
-    if len(before) < len(account_ids):
-        bulk.insert_missing(CustomerSettlement, varying={"account_id": [a for a in account_ids if a not in before]},
-                            constant={"season_id": season.pk if season else None, "created_at": now,
-                                      "updated_at": now, "batch_id": batch.pk if batch else None,
-                                      "program_id": program.pk, "period_kind": period_kind,
-                                      "period_start": period_start, "period_end": period_end})
-    settlements = {cs.account_id: cs for cs in CustomerSettlement.objects.select_for_update()
-                   .filter(account_id__any=account_ids, **key).order_by("pk")}
+    settlements = {a: _Settlement(pk, status) for a, pk, status in CustomerSettlement.objects.select_for_update()
+                   .filter(account_id__any=account_ids, **key).order_by("pk").values_list("account_id", "pk", "status")}
+    before = set(settlements)
+    missing = [a for a in account_ids if a not in before]
+    for a, pk in zip(missing, bulk.reserve_ids(CustomerSettlement, len(missing)), strict=True):
+        settlements[a] = _Settlement(pk, CS.PENDING)
     return settlements, before
 
 
@@ -232,11 +275,12 @@ def _reset_lines(run: _Run) -> None:
     cs_ids = [run.work[a].pk for a in run.accounts]
     SettlementLine.objects.filter(customer_settlement_id__any=cs_ids).filter(
         Q(event_settlement__isnull=True) | Q(event_settlement__status=ES.DEFERRED)).delete()
-    SettlementLine.objects.filter(
+    unclaimed = SettlementLine.objects.filter(
         account_id__any=run.accounts, program=run.program, customer_settlement__isnull=True,
         event_settlement__isnull=False, event_settlement__event__start__lt=local_midnight(run.period_end, run.tz)
-    ).update(customer_settlement_id=Subquery(CustomerSettlement.objects.filter(
-        account_id=OuterRef("account_id"), **run.key).values("pk")[:1]))
+    ).values_list("pk", "account_id")
+    bulk.update_rows(SettlementLine, {pk: {"customer_settlement_id": run.work[a].pk} for pk, a in unclaimed},
+                     ["customer_settlement_id"])
 
 
 def _deferred_event_lines(run: _Run) -> None:
@@ -264,7 +308,7 @@ class _IncentiveFacts:
     the rules and their seasons, enrolled capacity, what was paid already (bonus accounts and service points,
     incentive keys), opt-out months and the season's events per enrollment."""
 
-    enrollments: dict[int, list[Enrollment]]
+    enrollments: dict[int, list[_Enrollment]]
     rules: list[inc.RuleSpec]
     rule_seasons: dict[int, int | None]
     seasons_by_id: dict[int, Season]
@@ -281,11 +325,12 @@ class _IncentiveFacts:
     @classmethod
     def load(cls, run: _Run) -> _IncentiveFacts:
         program, accounts = run.program, run.accounts
-        enrollments: dict[int, list[Enrollment]] = defaultdict(list)
-        for e in (Enrollment.objects.filter(account_id__any=accounts, program=program, status__in=ENROLLED_STATUSES,
-                                            effective_date__isnull=False, effective_date__lt=run.period_end)
-                  .filter(Q(end_date__isnull=True) | Q(end_date__gt=run.period_start)).order_by("account_id", "id")):
-            enrollments[e.account_id].append(e)
+        enrollments: dict[int, list[_Enrollment]] = defaultdict(list)
+        for row in (Enrollment.objects.filter(account_id__any=accounts, program=program, status__in=ENROLLED_STATUSES,
+                                              effective_date__isnull=False, effective_date__lt=run.period_end)
+                    .filter(Q(end_date__isnull=True) | Q(end_date__gt=run.period_start)).order_by("account_id", "id")
+                    .values_list("pk", "account_id", "service_point_id", "effective_date", "end_date")):
+            enrollments[row[1]].append(_Enrollment(*row))
         enrollment_ids = [e.pk for es in enrollments.values() for e in es]
         rules = rule_specs(program, kinds=CUSTOMER_KINDS)
         rule_seasons = dict(IncentiveRule.objects.filter(program=program).values_list("id", "season_id"))
@@ -347,7 +392,7 @@ def _incentive_lines(run: _Run, facts: _IncentiveFacts, account_id: int) -> None
                 _season_incentive_line(run, facts, account_id, enrollment, rule, capacity, line)
 
 
-def _bonus_line(run: _Run, facts: _IncentiveFacts, account_id: int, enrollment: Enrollment, rule: inc.RuleSpec,
+def _bonus_line(run: _Run, facts: _IncentiveFacts, account_id: int, enrollment: _Enrollment, rule: inc.RuleSpec,
                 qty, unit: str, line) -> None:
     """The enrollment bonus, once per account or service point and program."""
     if account_id in facts.bonus_accounts or enrollment.service_point_id in facts.bonus_sps:
@@ -361,7 +406,7 @@ def _bonus_line(run: _Run, facts: _IncentiveFacts, account_id: int, enrollment: 
     facts.bonus_sps.add(enrollment.service_point_id)
 
 
-def _monthly_lines(run: _Run, facts: _IncentiveFacts, account_id: int, enrollment: Enrollment, rule: inc.RuleSpec,
+def _monthly_lines(run: _Run, facts: _IncentiveFacts, account_id: int, enrollment: _Enrollment, rule: inc.RuleSpec,
                    qty, unit: str, line) -> None:
     """A monthly incentive for each month enrolled whose first enrolled day falls in the period (in the rule's
     season, not paid before, not forfeited by an opt-out)."""
@@ -387,7 +432,7 @@ def _monthly_lines(run: _Run, facts: _IncentiveFacts, account_id: int, enrollmen
              quantity=qty, unit=unit, rate=rule.amount)
 
 
-def _season_incentive_line(run: _Run, facts: _IncentiveFacts, account_id: int, enrollment: Enrollment,
+def _season_incentive_line(run: _Run, facts: _IncentiveFacts, account_id: int, enrollment: _Enrollment,
                            rule: inc.RuleSpec, capacity: inc.EnrolledCapacity, line) -> None:
     """At season end: the seasonal incentive or the performance per kW of the season's events."""
     season = run.season
@@ -449,30 +494,42 @@ def _season_cap_lines(run: _Run) -> dict[int, Decimal]:
 
 
 def _save_totals(run: _Run, facts: _IncentiveFacts, totals: dict[int, Decimal], *, actor: Any) -> None:
-    """Store each worked settlement's total, inputs and explanation and move PENDING ones to CALCULATED, in one
-    UPDATE; audit each (``customer_settlement.calculated``, or ``customer_settlement.recalculated`` for one that
+    """Store each worked settlement's total, inputs and explanation and move PENDING ones to CALCULATED: the new
+    ones inserted in one COPY, the others updated in one UPDATE of rows (no model instances); audit each, written
+    as rows in one insert (``customer_settlement.calculated``, or ``customer_settlement.recalculated`` for one that
     existed before)."""
-    moved, recalculated = [], []
+    moved, recalculated, rows, new = [], [], {}, []
+    season_id = run.season.pk if run.season else None
+    created = {"program_id": run.program.pk, "period_kind": run.period_kind, "period_start": run.period_start,
+               "period_end": run.period_end, "batch_id": run.batch.pk if run.batch else None, "export_batch_id": None,
+               "approved_at": None, "exported_at": None, "created_at": run.now}
+    period = f"{run.period_kind} {run.period_start}..{run.period_end}"
     for a in run.accounts:
         cs = run.work[a]
         total = totals[a]
-        cs.total_amount, cs.season, cs.calculated_at, cs.updated_at = total, run.season, run.now, run.now
-        cs.inputs = {"enrollments": [e.pk for e in facts.enrollments.get(a, ())], "notes": run.notes.get(a, []),
-                     "season": run.season.pk if run.season else None}
-        cs.explanation = " ".join([*run.notes.get(a, []), f"Total {format_money(total)}."])
-        if cs.status == CS.PENDING:
-            check_transition(allowed=CUSTOMER_SETTLEMENT_TRANSITIONS, current=cs.status, to=CS.CALCULATED,
-                             label=f"Customer settlement {cs}")
-            moved.append((cs.pk, CS.PENDING, CS.CALCULATED,
-                          f"{run.period_kind} {run.period_start}..{run.period_end}: {format_money(total)}"))
-            cs.status = CS.CALCULATED
+        notes = run.notes.get(a, [])
+        money = format_money(total)
+        status = cs.status
+        if status == CS.PENDING:
+            check_transition(allowed=CUSTOMER_SETTLEMENT_TRANSITIONS, current=status, to=CS.CALCULATED,
+                             label=f"Customer settlement #{cs.pk}")
+            moved.append((cs.pk, CS.PENDING, CS.CALCULATED, f"{period}: {money}"))
+            status = CS.CALCULATED
         elif a in run.before:
-            recalculated.append((cs.pk, "", "", f"recalculated: {format_money(total)}"))
-    # One UPDATE for the totals and the PENDING -> CALCULATED moves (checked above): the rows are locked by
+            recalculated.append((cs.pk, "", "", f"recalculated: {money}"))
+        inputs = {"enrollments": [e.pk for e in facts.enrollments.get(a, ())], "notes": notes, "season": season_id}
+        row = {"total_amount": total, "inputs": bulk.RawJson(json.dumps(inputs)),
+               "explanation": " ".join([*notes, f"Total {money}."]), "status": status}
+        if a in run.before:
+            rows[cs.pk] = row
+        else:
+            new.append({"id": cs.pk, "account_id": a, **created, **row})
+    constant = {"season_id": season_id, "calculated_at": run.now, "updated_at": run.now}
+    # The new settlements, written once with their totals (ids reserved by ``_lock_settlements``).
+    bulk.insert_dicts(CustomerSettlement, [{**row, **constant} for row in new])
+    # One UPDATE for the others' totals and PENDING -> CALCULATED moves (checked above): the rows are locked by
     # this transaction since the select_for_update, so no status changes under it.
-    fields = ["total_amount", "season_id", "calculated_at", "updated_at", "inputs", "explanation", "status"]
-    bulk.update_rows(CustomerSettlement, {cs.pk: {f: getattr(cs, f) for f in fields} for cs in run.work.values()},
-                     fields)
+    bulk.update_rows(CustomerSettlement, rows, ["total_amount", "inputs", "explanation", "status"], constant=constant)
     audit_rows(model=CustomerSettlement, rows=moved, now=run.now, actor=actor)
     audit_rows(model=CustomerSettlement, rows=recalculated, now=run.now, actor=actor, action="update",
                code="customer_settlement.recalculated")
@@ -557,18 +614,20 @@ def customer_batch_start(*, program: Program, kind: str, period_kind: str, perio
 def customer_settle_chunk(*, batch: SettlementBatch, account_first: int, account_last: int, period_kind: str,
                           now: dt.datetime, actor: Any, errors: list[dict] | None = None) -> dict[str, int]:
     """Calculate the customer settlements of the batch's accounts ``account_first..account_last`` in one
-    transaction (``customer_settlements_calculate``); if that fails, account by account, so one account's failure
-    does not stop the others: each is appended to ``errors`` as ``{account_id, error}`` (the task records them on
-    the batch with the chunk's counts; without ``errors`` they are added to the batch here). An internal step of the
-    batch (checked when it started): run by its Celery task with that task's system actor, which the calculation
-    audits."""
+    transaction (``customer_settlements_calculate``'s check and calculation, without reading the settlements back);
+    if that fails, account by account, so one account's failure does not stop the others: each is appended to
+    ``errors`` as ``{account_id, error}`` (the task records them on the batch with the chunk's counts; without
+    ``errors`` they are added to the batch here). An internal step of the batch (checked when it started): run by
+    its Celery task with that task's system actor, which the calculation checks and audits."""
     program = batch.program
     accounts = _accounts_for(program, batch.period_start, batch.period_end, first=account_first, last=account_last)
     common = {"program": program, "period_kind": period_kind, "period_start": batch.period_start,
               "period_end": batch.period_end, "season": batch.season, "now": now, "actor": actor,
               "batch": batch}
+    # The use case's capability check, then its calculation without reading the settlements back.
+    require(actor, customer_settlements_calculate.capabilities, use_case=customer_settlements_calculate.use_case)
     try:
-        customer_settlements_calculate(account_ids=accounts, **common)
+        _settlements_calculate(account_ids=accounts, **common)
         return {"calculated": len(accounts), "failed": 0}
     except Exception:  # isolate the failing account(s) below
         log.exception("customer settlement chunk %s..%s failed; retrying account by account", account_first,

@@ -184,6 +184,34 @@ def test_update_rows_matches_bulk_update(probe):
     assert by_bulk == by_orm
 
 
+def test_update_rows_with_constant_values_matches_bulk_update(probe):
+    rows = _rows(30)
+    fields = ["amount", "data", "note"]
+    changes = _rows(30, start=200)
+    constant = {"at": dt.datetime(2026, 10, 5, 12, tzinfo=UTC), "label": "quote ' \t\\ done", "day": None}
+
+    def write_bulk():
+        bulk.insert_dicts(probe, rows)
+        pks = dict(probe.objects.values_list("key", "pk"))
+        bulk.update_rows(probe, {pks[r["key"]]: {f: c[f] for f in fields} for r, c in zip(rows, changes,
+                                                                                              strict=True)},
+                         fields, constant=constant)
+
+    def write_orm():
+        probe.objects.bulk_create([probe(**r) for r in rows])
+        objs = {o.key: o for o in probe.objects.all()}
+        for r, c in zip(rows, changes, strict=True):
+            for f in fields:
+                setattr(objs[r["key"]], f, c[f])
+            for f, v in constant.items():
+                setattr(objs[r["key"]], f, v)
+        probe.objects.bulk_update(list(objs.values()), [*fields, *constant])
+
+    by_bulk, by_orm = _both(probe, write_bulk, write_orm)
+    assert by_bulk == by_orm
+    assert '"label": "quote \' \\t\\\\ done"' in by_bulk[0]
+
+
 def test_set_fields_matches_update(probe):
     rows = _rows(20)
 
