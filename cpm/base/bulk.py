@@ -168,7 +168,14 @@ def int_array_literal(values: Iterable[int]) -> str:
 
 def text_array_literal(values: Iterable[Any]) -> str:
     """A PostgreSQL array literal of texts, each double-quoted with backslashes and quotes escaped (``None`` is
-    NULL; dates and datetimes in ISO 8601), sent as one text parameter and cast in the query."""
+    NULL; dates and datetimes in ISO 8601), sent as one text parameter and cast in the query.
+
+    A list of plain strings without quote or backslash (service point ids, serials) is joined in one piece: the
+    same literal, without a function call per item (0.57 s of Python for the 100,000 ids of a load, issue 20)."""
+    if isinstance(values, list) and all(type(v) is str for v in values):
+        plain = "".join(values)
+        if '"' not in plain and "\\" not in plain:
+            return '{"' + '","'.join(values) + '"}' if values else "{}"
     return "{" + ",".join(_literal_item(v) for v in values) + "}"
 
 

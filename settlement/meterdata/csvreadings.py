@@ -357,35 +357,120 @@ def _resolve_local(local_rows, ts_col, zone, sp_keys, dev_col, ch, start, ok, ro
 
 # ----------------------------------------------------------------------------------------------- vectorised path
 _MULT = np.random.default_rng(20260515).integers(1, 2**63, size=16, dtype=np.uint64) | np.uint64(1)
+_WORD_MASKS = np.array([(1 << (8 * r)) - 1 for r in range(8)] + [2**64 - 1], dtype=np.uint64)  # the r low bytes
+_PAD = 8 * (_MULT.size + 1)  # bytes after the text: a field's last word may be read past the end
+_POW10 = 10.0 ** np.arange(23)  # exact float64 powers of ten
 
 
-def _factorize_column(column: np.ndarray) -> tuple[list[str], np.ndarray] | None:
-    """Distinct texts of a fixed-width bytes column (``S<w>``) and an int64 code per row.
+class _Fields:
+    """The text of a block as a zero-padded uint8 buffer, and every field's span: ``lo[:, i]`` and ``lens[:, i]``
+    (bytes) of column i of each row."""
 
-    The column is viewed as uint64 words, hashed (wrap-around), and every row is checked word for word against its
-    code's representative: a hash collision makes the caller fall back (None). No Python string per row.
-    """
-    n = column.size
-    width = column.dtype.itemsize
-    k = -(-width // 8)
-    if k > _MULT.size:
-        return None
-    padded = np.zeros((n, 8 * k), dtype=np.uint8)
-    padded[:, :width] = np.ascontiguousarray(column).view(np.uint8).reshape(n, width)
-    w = padded.view("<u8")
-    with np.errstate(over="ignore"):
-        hashes = (w * _MULT[:k]).sum(axis=1, dtype=np.uint64)
-    _, first, codes = np.unique(hashes, return_index=True, return_inverse=True)
-    if not np.array_equal(w, w[first][codes]):
-        return None
-    texts = [bytes(t).decode("utf-8").strip() for t in column[first]]
-    return texts, codes.astype(np.int64)
+    def __init__(self, content: bytes, lo: np.ndarray, lens: np.ndarray) -> None:
+        self.content = content
+        self.buf = np.zeros(len(content) + _PAD, dtype=np.uint8)
+        self.buf[: len(content)] = np.frombuffer(content, dtype=np.uint8)
+        # every byte offset as the start of a little-endian uint64 (an unaligned, overlapping view: no copy)
+        self.words_at = np.ndarray((self.buf.size - 7,), dtype="<u8", buffer=self.buf, strides=(1,))
+        self.lo, self.lens = lo, lens
+
+    def words(self, i: int) -> list[np.ndarray]:
+        """Column i as k arrays of little-endian uint64 words (k = widest field / 8, rounded up), zero past each
+        field's end. No NUL in the text, so two fields are equal exactly when all their words are."""
+        lo, lens = self.lo[:, i], self.lens[:, i]
+        k = max(1, -(-int(lens.max(initial=0)) // 8))
+        return [self.words_at[lo + 8 * j] & _WORD_MASKS[np.clip(lens - 8 * j, 0, 8)] for j in range(k)]
+
+    def texts(self, rows: np.ndarray, i: int) -> list[str]:
+        """The (stripped) texts of column i in ``rows``, decoded in one piece (a field holds no line end).
+        Raises UnicodeDecodeError for bytes that are not UTF-8."""
+        lo, lens = self.lo[rows, i], self.lens[rows, i]
+        data = self.content
+        return [t.strip() for t in b"\n".join([data[x:x + m] for x, m in zip(lo.tolist(), lens.tolist(),
+                                                                            strict=True)]).decode().split("\n")]
+
+    def factorize(self, i: int) -> tuple[list[str], np.ndarray] | None:
+        """Distinct texts of column i (stripped) and an int64 code per row; None on a hash collision (the caller
+        falls back). Runs of equal fields (a file sorted by service point) are hashed once."""
+        words = self.words(i)
+        n = words[0].size
+        head = np.ones(n, dtype=bool)
+        np.not_equal(words[0][1:], words[0][:-1], out=head[1:])
+        for w in words[1:]:
+            head[1:] |= w[1:] != w[:-1]
+        heads = np.flatnonzero(head)
+        wh = [w[heads] for w in words]
+        key = wh[0]
+        if len(wh) > 1:
+            with np.errstate(over="ignore"):
+                key = key * _MULT[0]
+                for j, w in enumerate(wh[1:], start=1):
+                    key += w * _MULT[j]
+        distinct = np.unique(key)
+        codes = np.searchsorted(distinct, key)
+        first = np.empty(distinct.size, dtype=np.int64)
+        first[codes] = np.arange(codes.size)  # one row of each code (any: every row is compared with it below)
+        if len(wh) > 1 and not all(np.array_equal(w, w[first][codes]) for w in wh):
+            return None
+        return self.texts(heads[first], i), codes[np.cumsum(head) - 1]
+
+    def decimals(self, i: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """Column i as float64 (NaN for an empty field) and the mask of empty fields; None when a field is not a
+        number. Plain decimals (``-12.345``: up to 15 digits) are read with numpy, one character position at a
+        time: the integer of the digits divided by the power of ten of the decimals, both exact in float64, so the
+        quotient is the correctly rounded value, bit for bit what ``float()`` gives; any other text (exponents,
+        spaces, ``inf``) is converted by numpy, row by row, with ``float``'s rules."""
+        lo, lens = self.lo[:, i], self.lens[:, i]
+        n = lo.size
+        buf = self.buf
+        neg = buf[lo] == 45
+        lo_body = lo + neg  # the first character after a minus sign
+        lens_body = lens - neg
+        short, width = int(lens_body.min(initial=0)), int(lens_body.max(initial=0))
+        mantissa = np.zeros(n, dtype=np.int64)
+        digits = np.zeros(n, dtype=np.int16)
+        decimals = np.zeros(n, dtype=np.int16)
+        dots = np.zeros(n, dtype=np.int16)
+        other = np.zeros(n, dtype=bool)  # a character that is neither a digit nor the point
+        for j in range(width):
+            c = buf[lo_body + j]
+            d = c - np.uint8(48)
+            is_digit = d < 10
+            is_dot = c == 46
+            if j >= short:  # past the end of some fields
+                inside = lens_body > j
+                is_digit &= inside
+                is_dot &= inside
+                other |= inside & ~is_digit & ~is_dot
+            else:
+                other |= ~is_digit & ~is_dot
+            mantissa *= np.where(is_digit, 10, 1)
+            mantissa += d * is_digit
+            digits += is_digit
+            decimals += is_digit & (dots > 0)
+            dots += is_dot
+        empty = lens == 0
+        simple = ~other & (dots <= 1) & (digits >= 1) & (digits <= 15)
+        value = mantissa / _POW10[np.minimum(decimals, 22)]
+        np.negative(value, out=value, where=neg)  # -0.0 for "-0", as float()
+        value[empty] = np.nan
+        rest = np.flatnonzero(~simple & ~empty)
+        if rest.size:
+            texts = np.array([self.content[int(lo[r]): int(lo[r] + lens[r])] for r in rest])
+            try:
+                value[rest] = texts.astype(np.float64)
+            except ValueError:
+                return None
+        return value, empty
 
 
 def _parse_fast(content: bytes, *, years: tuple[int, int] = YEARS) -> ParsedReadings | None:
     """Vectorised parse of a plain file (no quotes, no CR, no NUL, every row complete, times with offsets, valid
     and plausible numbers, known channels and lengths). Returns None whenever anything needs a per-row message: the
-    general parser then runs and reports row errors."""
+    general parser then runs and reports row errors.
+
+    The fields are located with numpy (line ends and commas); a column's texts are compared as uint64 words of its
+    bytes, each distinct text decoded once; no Python object per row."""
     if content.startswith(b"\xef\xbb\xbf"):
         content = content[3:]
     if not content or b'"' in content or b"\r" in content or b"\x00" in content:
@@ -411,21 +496,17 @@ def _parse_fast(content: bytes, *, years: tuple[int, int] = YEARS) -> ParsedRead
         return None
     commas = commas.reshape(n, width - 1)
     if not ((commas[:, 0] > starts).all() and (commas[:, -1] < ends).all()):
-        return None
+        return None  # with the count above: every row has exactly width - 1 commas
     bounds = np.column_stack([starts - 1, commas, ends])  # field i spans (bounds[i] + 1, bounds[i + 1])
-    widths = (bounds[:, 1:] - bounds[:, :-1] - 1).max(axis=0)
-    if (widths > 128).any():
+    lens = bounds[:, 1:] - bounds[:, :-1] - 1
+    if (lens.max(axis=0) > 128).any():
         return None
     rows = np.arange(n, dtype=np.int64) + 2 + np.cumsum(~nonblank)[nonblank] if not nonblank.all() \
         else np.arange(2, n + 2, dtype=np.int64)
-    # numpy's C reader splits the file into fixed-width bytes columns (widths measured above: nothing truncated)
-    table = np.loadtxt(io.BytesIO(content), delimiter=",", skiprows=1, comments=None, quotechar=None, ndmin=1,
-                       dtype=[(f"c{i}", f"S{max(int(w), 1)}") for i, w in enumerate(widths)])
-    if table.size != n:
-        return None
-    col = {name: table[f"c{i}"] for i, name in enumerate(header)}
-    sp = _factorize_column(col["service_point_id"])
-    ts = _factorize_column(col["interval_start"])
+    fields = _Fields(content, bounds[:, :-1] + 1, lens)
+    col = {name: i for i, name in enumerate(header)}
+    sp = fields.factorize(col["service_point_id"])
+    ts = fields.factorize(col["interval_start"])
     if sp is None or ts is None or any(not t for t in sp[0]):
         return None
     epochs = []
@@ -436,7 +517,7 @@ def _parse_fast(content: bytes, *, years: tuple[int, int] = YEARS) -> ParsedRead
         epochs.append(value)
     start = np.asarray(epochs, dtype=np.int64)[ts[1]]
     if "channel" in col:
-        ch = _factorize_column(col["channel"])
+        ch = fields.factorize(col["channel"])
         if ch is None or any(t.lower() not in CHANNELS for t in ch[0]):
             return None
         channel = np.asarray([CHANNELS[t.lower()] for t in ch[0]], dtype=np.int8)[ch[1]]
@@ -446,14 +527,14 @@ def _parse_fast(content: bytes, *, years: tuple[int, int] = YEARS) -> ParsedRead
         channel = np.zeros(n, dtype=np.int8)
         signed = None
     if "interval_minutes" in col:
-        mn = _factorize_column(col["interval_minutes"])
+        mn = fields.factorize(col["interval_minutes"])
         if mn is None or any(t not in ("5", "15", "30", "60") for t in mn[0]):
             return None
         minutes = np.asarray([int(t) for t in mn[0]], dtype=np.int16)[mn[1]]
     else:
         minutes = np.full(n, 60, dtype=np.int16)
     if "device" in col:
-        dev = _factorize_column(col["device"])
+        dev = fields.factorize(col["device"])
         if dev is None:
             return None
         dev_unique, dev_code = dev
@@ -463,14 +544,10 @@ def _parse_fast(content: bytes, *, years: tuple[int, int] = YEARS) -> ParsedRead
             dev_unique = dev_unique[:blank] + dev_unique[blank + 1:]
     else:
         dev_unique, dev_code = [], np.full(n, -1, dtype=np.int64)
-    texts = col["kwh"]
-    empty = texts == b""
-    if empty.any():
-        texts = np.where(empty, b"nan", texts)
-    try:
-        kwh = texts.astype(np.float64)
-    except ValueError:
+    parsed = fields.decimals(col["kwh"])
+    if parsed is None:
         return None
+    kwh, empty = parsed
     if (start % (minutes.astype(np.int64) * 60)).any() or not values_plausible(kwh, start, channel, signed,
                                                                                  years=years):
         return None

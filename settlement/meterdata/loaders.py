@@ -102,6 +102,9 @@ def limits() -> dict:
             "years": tuple(getattr(settings, "CPM_METER_YEARS", checks.YEARS))}
 
 
+_UNKNOWN = (0, "")  # (pk, customer class) of a service point id that is not there
+
+
 def _limit_of(customer_class: str | None, lim: dict) -> float:
     return lim["per_hour_ci"] if customer_class == "commercial_industrial" else lim["per_hour"]
 
@@ -534,7 +537,7 @@ class _Spill:
         self.stripes[r["sp"] % LOCK_STRIPES] = True
         self.months.update(_months(r["start"]))
         k = len(self.paths)
-        part = r["sp"] % k
+        part = (r["sp"] % k).astype(np.int16 if k < 2**15 else np.int64)  # int16: numpy's radix sort
         order = np.argsort(part, kind="stable")
         rec = np.empty(order.size, dtype=_SPILL_DTYPE)
         for name in _SPILL_DTYPE.names:
@@ -574,9 +577,9 @@ def _resolve(parsed: ParsedReadings, errors: _Errors, lim: dict | None = None) -
     for i in range(0, len(pk_keys), 5000):
         for pk, cls in ServicePoint.objects.filter(pk__in=pk_keys[i:i + 5000]).values_list("pk", "customer_class"):
             mapping[f"#pk{pk}"] = (pk, cls)
-    pk_of = np.fromiter((mapping.get(k, (0, ""))[0] for k in unique), dtype=np.int64, count=len(unique))
-    limit_of = np.fromiter((_limit_of(mapping.get(k, (0, ""))[1], lim) for k in unique), dtype=np.float64,
-                           count=len(unique))
+    found = [mapping.get(k, _UNKNOWN) for k in unique]  # one look-up per key (100,000s of keys per load)
+    pk_of = np.fromiter((f[0] for f in found), dtype=np.int64, count=len(unique))
+    limit_of = np.fromiter((_limit_of(f[1], lim) for f in found), dtype=np.float64, count=len(unique))
     sp = pk_of[parsed.sp_code] if len(unique) else np.zeros(0, dtype=np.int64)
     ok = sp > 0
     for k in np.flatnonzero(~ok):
@@ -707,7 +710,7 @@ def _apply_partition(r: dict[str, np.ndarray], *, counts: dict[str, int], errors
     minutes64 = r["minutes"].astype(np.int64)
     day = r["start"] // 86400
     slot = (r["start"] % 86400) // (minutes64 * 60)
-    order = np.lexsort((r["rows"], slot, minutes64, day, r["channel"], r["dev"], r["sp"]))
+    order = _lexsort_order(r["sp"], r["dev"], r["channel"], day, minutes64, slot, r["rows"])
     sp, dev, ch, dy, mn, sl = (a[order] for a in (r["sp"], r["dev"], r["channel"], day, minutes64, slot))
     kwh, rows = r["kwh"][order], r["rows"][order]
     del minutes64, day, slot, order  # peak memory is per partition: drop what is no longer needed as we go
@@ -764,6 +767,27 @@ def _apply_partition(r: dict[str, np.ndarray], *, counts: dict[str, int], errors
         _apply_chunk(g_sp[lo:hi], g_dev[lo:hi], g_ch[lo:hi], g_dy[lo:hi], g_mn[lo:hi],
                      gid[row_lo:row_hi] - lo, sl[row_lo:row_hi], kwh[row_lo:row_hi], rows[row_lo:row_hi],
                      counts=counts, errors=errors, load=load, now=now)
+
+
+def _lexsort_order(*keys: np.ndarray) -> np.ndarray:
+    """The order sorting rows by ``keys``, the first the most significant: ``np.lexsort`` of them reversed. When the
+    last key (row numbers) does not decrease, a stable sort keeps it in order: the others, offset to their minimum,
+    are packed into one int64 if their ranges fit in 63 bits and sorted once (one sort instead of seven)."""
+    *major, last = keys
+    if last.size > 1 and (last[1:] >= last[:-1]).all():
+        packed = np.zeros(last.size, dtype=np.int64)
+        bits = 0
+        for key in reversed(major):  # the least significant first
+            low = int(key.min())
+            width = (int(key.max()) - low).bit_length()
+            if bits + width > 63:
+                break
+            if width:
+                packed |= (key.astype(np.int64) - low) << bits
+            bits += width
+        else:
+            return np.argsort(packed, kind="stable")
+    return np.lexsort(keys[::-1])
 
 
 def _kwh_text(value: float) -> str:
@@ -856,7 +880,11 @@ def _months(start: np.ndarray) -> set[int]:
     """The UTC months (months since 1970-01) of interval starts (epoch seconds)."""
     if not start.size:
         return set()
-    return set(np.unique((start // 86400).astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)).tolist())
+    days = start // 86400
+    first, last = int(days.min()), int(days.max())
+    # the distinct days first (a count per day when they span a few years: no sort of every reading)
+    days = first + np.flatnonzero(np.bincount(days - first)) if last - first < 4096 else np.unique(days)
+    return set(np.unique(days.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)).tolist())
 
 
 def _month_first(month: int) -> dt.date:

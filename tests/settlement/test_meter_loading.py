@@ -237,6 +237,28 @@ def test_fast_and_general_parsers_agree():
     assert _parse_fast(b"service_point_id,interval_start,kwh\nSP-1,2026-05-14T00:00,1\n") is None
 
 
+def test_fast_parser_reads_kwh_bit_for_bit_as_float():
+    """The vectorised reading of plain decimals gives exactly float()'s value (no rounding difference in the last
+    bit); other spellings go through the conversion row by row; text that is no number leaves the fast path."""
+    from settlement.meterdata.csvreadings import _parse_fast
+
+    values = ["0.1", "0.3", "1.234", "12.345", "0.000", "7", "5.", ".5", "0007.50", "123456789012345",
+              "1234567890.12345", "0.123456789012345", "0.1234567890123456789", "1234567890123456", "1e-3", "2E2",
+              " 1.5", "1.5 ", "199.999999999999999", "", "3.14159265358979"]
+    text = "service_point_id,channel,interval_start,kwh\n" + "".join(
+        f"SP-1,delivered,2026-05-14T{h:02d}:00:00Z,{v}\n" for h, v in enumerate(values))
+    fast = _parse_fast(text.encode())
+    assert fast is not None
+    expected = np.array([float(v) if v.strip() else np.nan for v in values])
+    assert fast.kwh.tobytes() == expected.tobytes()
+    negative = _parse_fast(text.replace("delivered", "net").replace(",0.000\n", ",-0.000\n")
+                           .replace(",12.345\n", ",-12.345\n").encode())
+    assert negative is not None
+    assert negative.kwh[3] == -12.345 and np.signbit(negative.kwh[4]) and negative.kwh[4] == 0
+    for bad in ("1.2.3", "-", "abc", "NaN", "1,5"):
+        assert _parse_fast(text.replace(",7\n", f",{bad}\n").encode()) is None
+
+
 def test_load_intervals_command(tmp_path, now):
     from io import StringIO
 

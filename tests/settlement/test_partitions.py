@@ -344,3 +344,9 @@ def test_the_loaders_array_parameters_round_trip_any_text_and_integer():
         assert [r[0] for r in cur.fetchall()] == texts
         cur.execute("SELECT unnest(%s::bigint[])", [_int_array([1, 2**62, 0])])
         assert [r[0] for r in cur.fetchall()] == [1, 2**62, 0]
+        # plain texts (no quote, no backslash) are joined in one piece: the same values come back
+        plain = ["SP00000001", "a,b", "{x}", " lead", "NULL", "é-ü", "", "x'y"]
+        assert _text_array(plain) == '{"SP00000001","a,b","{x}"," lead","NULL","é-ü","","x\'y"}'
+        cur.execute("SELECT unnest(%s::text[])", [_text_array(plain)])
+        assert [r[0] for r in cur.fetchall()] == plain
+        assert _text_array([]) == "{}"
