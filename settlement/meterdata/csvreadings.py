@@ -377,9 +377,11 @@ class _Fields:
     def words(self, i: int) -> list[np.ndarray]:
         """Column i as k arrays of little-endian uint64 words (k = widest field / 8, rounded up), zero past each
         field's end. No NUL in the text, so two fields are equal exactly when all their words are."""
-        lo, lens = self.lo[:, i], self.lens[:, i]
+        lo, lens = np.ascontiguousarray(self.lo[:, i]), np.ascontiguousarray(self.lens[:, i])
         k = max(1, -(-int(lens.max(initial=0)) // 8))
-        return [self.words_at[lo + 8 * j] & _WORD_MASKS[np.clip(lens - 8 * j, 0, 8)] for j in range(k)]
+        whole = int(lens.min(initial=0)) // 8  # words inside every field: nothing to mask
+        return [self.words_at[lo + 8 * j] if j < whole else
+                self.words_at[lo + 8 * j] & _WORD_MASKS[np.clip(lens - 8 * j, 0, 8)] for j in range(k)]
 
     def texts(self, rows: np.ndarray, i: int) -> list[str]:
         """The (stripped) texts of column i in ``rows``, decoded in one piece (a field holds no line end).

@@ -21,10 +21,12 @@ class IntervalDay(models.Model):
 
     # No single-column indexes: interval_day_version_unique leads with the service point, and devices are indexed
     # where set (interval_day_device_idx). A load writes a row per meter and day into every index of the table.
+    # db_constraint=False on every key: the database checks them set-based, once per statement over all its rows
+    # (``cpm.base.setkeys``, migration 0009), not with one deferred trigger per row and key at commit (issue 20).
     service_point = models.ForeignKey(ServicePoint, on_delete=models.CASCADE, related_name="interval_days",
-                                      db_index=False)
+                                      db_index=False, db_constraint=False)
     device = models.ForeignKey(Device, null=True, blank=True, on_delete=models.CASCADE, related_name="interval_days",
-                               db_index=False)
+                               db_index=False, db_constraint=False)
     channel = models.CharField(max_length=10, choices=Channel.choices, default=Channel.DELIVERED)
     day = models.DateField(help_text="UTC date.")
     interval_minutes = models.PositiveSmallIntegerField()
@@ -33,7 +35,7 @@ class IntervalDay(models.Model):
     is_current = models.BooleanField(default=True)
     received_at = models.DateTimeField()
     load = models.ForeignKey("settlement.MeterDataLoad", null=True, blank=True, on_delete=models.SET_NULL,
-                             related_name="+")
+                             related_name="+", db_constraint=False)
 
     class Meta:
         app_label = "settlement"
