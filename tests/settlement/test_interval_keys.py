@@ -6,7 +6,6 @@ written; a referenced row cannot be deleted underneath; Django's on_delete (CASC
 import datetime as dt
 
 import numpy as np
-import psycopg
 import pytest
 from django.db import IntegrityError, connection, transaction
 
@@ -70,8 +69,7 @@ def test_a_loads_binary_copy_with_a_missing_service_point_writes_nothing():
     args = {"dev": np.zeros(2, np.int64), "ch": np.zeros(2, np.int8), "minutes": 60, "values": np.ones((2, 24)),
             "version": np.ones(2, np.int64), "load": load,
             "day": np.full(2, (DAY - dt.date(1970, 1, 1)).days, np.int64)}
-    with pytest.raises((IntegrityError, psycopg.errors.ForeignKeyViolation), match="interval_day_service_point_fk"), \
-            transaction.atomic():
+    with pytest.raises(IntegrityError, match="interval_day_service_point_fk"), transaction.atomic():
         interval_days_insert(sp=np.array([sp.pk, _missing(ServicePoint)]), **args)
     assert IntervalDay.objects.count() == 0
     interval_days_insert(sp=np.array([sp.pk, ServicePointFactory().pk]), **args)
