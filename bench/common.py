@@ -69,3 +69,30 @@ def loadavg() -> float:
 def emit(result: dict) -> None:
     """Print the step's result as the final ``BENCH_JSON {...}`` line (parsed by ``python -m bench``)."""
     print("BENCH_JSON " + json.dumps(result, default=str), flush=True)
+
+
+def cpu_s(pid: int | str = "self") -> float:
+    """CPU seconds (user + system) a process has used so far (``/proc/<pid>/stat``; 0 when not readable): on a
+    shared machine they move a few percent where the wall clock moves 2x."""
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def backend_cpu_s() -> float:
+    """``cpu_s`` of this process's PostgreSQL backend (Django's default connection; its pid is known to the driver,
+    so reading it runs no query)."""
+    from django.db import connection
+
+    connection.ensure_connection()
+    return cpu_s(connection.connection.info.backend_pid)
+
+
+def statement_part(sql: str, parts) -> str:
+    """The name of the first ``(name, compiled pattern)`` of ``parts`` that matches ``sql``, else "other SQL"."""
+    for name, pattern in parts:
+        if pattern.search(sql):
+            return name
+    return "other SQL"

@@ -19,8 +19,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from .common import bench_actor, emit, loadavg, setup_django
-from .settlement import SEASON_END_NOW, backend_cpu_s, customer_digest
+from .common import backend_cpu_s, bench_actor, emit, loadavg, setup_django
+from .settlement import SEASON_END_NOW, customer_digest
 
 
 def _reset_customer(program) -> None:

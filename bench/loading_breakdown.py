@@ -22,26 +22,8 @@ from collections import defaultdict
 from contextlib import contextmanager
 from pathlib import Path
 
-from .common import bench_actor, emit, setup_django
+from .common import backend_cpu_s, bench_actor, emit, setup_django, statement_part
 from .loading import FIRST_DAY, _child, _clear
-
-_PID: list[int] = []
-
-
-def backend_cpu_s() -> float:
-    """CPU seconds (user + system) used so far by this connection's PostgreSQL backend (0 when not readable); the
-    backend's pid is asked once (no query between two readings)."""
-    from django.db import connection
-
-    if not _PID:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_backend_pid()")
-            _PID.append(cursor.fetchone()[0])
-    try:
-        fields = open(f"/proc/{_PID[0]}/stat").read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 PARTS = (
     ("resolve service points", re.compile(r'FROM "?devices_servicepoint', re.S)),
@@ -49,13 +31,6 @@ PARTS = (
     ("merge: supersede", re.compile(r"^\s*UPDATE .*settlement_intervalday", re.S)),
     ("locks and partitions", re.compile(r"pg_advisory_xact_lock|pg_class|pg_inherits|CREATE TABLE", re.S)),
 )
-
-
-def _part(sql: str) -> str:
-    for name, pattern in PARTS:
-        if pattern.search(sql):
-            return name
-    return "other SQL"
 
 
 @contextmanager
@@ -70,7 +45,7 @@ def _timed(parts: dict[str, float]):
         try:
             return execute(sql, params, many, context)
         finally:
-            parts[_part(sql)] += time.perf_counter() - t0
+            parts[statement_part(sql, PARTS)] += time.perf_counter() - t0
 
     def timing(module, name, part):
         original = getattr(module, name)

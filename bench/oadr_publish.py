@@ -25,18 +25,12 @@ import argparse
 import datetime as dt
 import hashlib
 import json
-import os
 import time
 import tracemalloc
 
-from .common import bench_actor, emit, loadavg, peak_rss_mb, setup_django
+from .common import bench_actor, cpu_s, emit, loadavg, peak_rss_mb, setup_django
 
 PUBLISH_NOW = dt.datetime(2026, 7, 14, 17, tzinfo=dt.UTC)
-
-
-def _cpu(pid: int | str = "self") -> float:
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def prepare(missing_per_mille: int):
@@ -92,9 +86,9 @@ def measure(fn) -> dict:
 
     backend = connection.cursor().connection.info.backend_pid
     tracemalloc.start()
-    cpu0, bcpu0, t0 = _cpu(), _cpu(backend), time.perf_counter()
+    cpu0, bcpu0, t0 = cpu_s(), cpu_s(backend), time.perf_counter()
     fn()
-    wall, cpu, bcpu = time.perf_counter() - t0, _cpu() - cpu0, _cpu(backend) - bcpu0
+    wall, cpu, bcpu = time.perf_counter() - t0, cpu_s() - cpu0, cpu_s(backend) - bcpu0
     peak = tracemalloc.get_traced_memory()[1] / 2**20
     tracemalloc.stop()
     return {"s": round(wall, 3), "cpu_s": round(cpu, 2), "backend_cpu_s": round(bcpu, 2),

@@ -12,13 +12,12 @@ clears before each run. Each run prints the parts in seconds; the best run's par
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import time
 from collections import defaultdict
 from contextlib import contextmanager
 
-from .common import bench_actor, emit, peak_rss_mb, setup_django
+from .common import backend_cpu_s, bench_actor, emit, peak_rss_mb, setup_django, statement_part
 
 # (part, pattern on the SQL text), first match wins.
 PARTS = (
@@ -36,13 +35,6 @@ PARTS = (
 )
 
 
-def _part(sql: str) -> str:
-    for name, pattern in PARTS:
-        if pattern.search(sql):
-            return name
-    return "other SQL"
-
-
 @contextmanager
 def _timed(parts: dict[str, float], counts: dict[str, int]):
     """Time every statement through Django's execute wrapper and every ``insert_rows`` COPY by table."""
@@ -56,7 +48,7 @@ def _timed(parts: dict[str, float], counts: dict[str, int]):
         try:
             return execute(sql, params, many, context)
         finally:
-            name = _part(sql)
+            name = statement_part(sql, PARTS)
             parts[name] += time.perf_counter() - t0
             counts[name] += 1
 
@@ -78,20 +70,6 @@ def _timed(parts: dict[str, float], counts: dict[str, int]):
     finally:
         reservation.insert_rows = original
         del bulk  # imported so the patched module is loaded
-
-
-def backend_cpu_s() -> float:
-    """CPU seconds (user + system) used so far by this connection's PostgreSQL backend (0 when not readable)."""
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_backend_pid()")
-        pid = cursor.fetchone()[0]
-    try:
-        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run_once(event) -> tuple[float, dict[str, float], dict[str, int]]:

@@ -33,7 +33,7 @@ import subprocess
 import sys
 import time
 
-from .common import bench_actor, emit, loadavg, peak_rss_mb, setup_django
+from .common import backend_cpu_s, bench_actor, emit, loadavg, peak_rss_mb, setup_django
 
 DEFAULT_BROKER = "redis://127.0.0.1:6379/6"
 SETTLE_NOW = dt.datetime(2026, 7, 20, 12, tzinfo=dt.UTC)  # after the seeded meter data was received (bench.seed.NOW)
@@ -94,20 +94,6 @@ def customer_digest(batch) -> dict:
         h.update((":".join(map(str, row)) + "\n").encode())
     return {"sum": str(total), "settlements": len(by_pk), "lines": len(lines), "audit_entries": len(audits),
             "sha256": h.hexdigest()}
-
-
-def backend_cpu_s() -> float:
-    """CPU seconds (user + system) used so far by this connection's PostgreSQL backend (0 when not readable)."""
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_backend_pid()")
-        pid = cursor.fetchone()[0]
-    try:
-        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _reset(program) -> None:

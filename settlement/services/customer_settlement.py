@@ -217,8 +217,7 @@ def _settlements_calculate(*, account_ids: list[int], program: Program, period_k
     account_ids = sorted(set(account_ids))
     with transaction.atomic():
         settlements, before = _lock_settlements(account_ids, program=program, period_kind=period_kind,
-                                                period_start=period_start, period_end=period_end, season=season,
-                                                batch=batch, now=now)
+                                                period_start=period_start, period_end=period_end)
         work = {a: cs for a, cs in settlements.items() if cs.status not in (CS.APPROVED, CS.EXPORTED)}
         if not work:
             return {a: cs.pk for a, cs in settlements.items()}
@@ -237,8 +236,7 @@ def _settlements_calculate(*, account_ids: list[int], program: Program, period_k
 
 
 def _lock_settlements(account_ids: list[int], *, program: Program, period_kind: str, period_start: dt.date,
-                      period_end: dt.date, season: Season | None, batch: SettlementBatch | None,
-                      now: dt.datetime) -> tuple[dict[int, _Settlement], set[int]]:
+                      period_end: dt.date) -> tuple[dict[int, _Settlement], set[int]]:
     """Lock the accounts' settlements of the period that exist; for the missing ones take ids from the table's
     sequence (``bulk.reserve_ids``): ``_save_totals`` inserts them once calculated, each row written once (an
     UPDATE of rows inserted earlier in the same transaction would write them twice and check their foreign keys
