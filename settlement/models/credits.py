@@ -102,14 +102,18 @@ class EventSettlement(models.Model):
     description}]``, amounts as strings in full precision rounded once (``cpm.base.money.round_money``).
     """
 
-    batch = models.ForeignKey(SettlementBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    event = models.ForeignKey(Event, on_delete=models.PROTECT, related_name="settlements")
-    participation = models.OneToOneField(Participation, on_delete=models.PROTECT, related_name="settlement")
-    program = models.ForeignKey(Program, on_delete=models.PROTECT, related_name="+")
-    enrollment = models.ForeignKey(Enrollment, on_delete=models.PROTECT, related_name="+")
-    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="event_settlements")
-    service_point = models.ForeignKey(ServicePoint, on_delete=models.PROTECT, related_name="+")
-    device = models.ForeignKey(Device, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    batch = models.ForeignKey(SettlementBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                              db_constraint=False)
+    event = models.ForeignKey(Event, on_delete=models.PROTECT, related_name="settlements", db_constraint=False)
+    participation = models.OneToOneField(Participation, on_delete=models.PROTECT, related_name="settlement",
+                                         db_constraint=False)
+    program = models.ForeignKey(Program, on_delete=models.PROTECT, related_name="+", db_constraint=False)
+    enrollment = models.ForeignKey(Enrollment, on_delete=models.PROTECT, related_name="+", db_constraint=False)
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="event_settlements",
+                                db_constraint=False)
+    service_point = models.ForeignKey(ServicePoint, on_delete=models.PROTECT, related_name="+", db_constraint=False)
+    device = models.ForeignKey(Device, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+                               db_constraint=False)
     status = models.CharField(max_length=12, choices=EventSettlementStatus.choices,
                               default=EventSettlementStatus.PENDING, editable=False)
     measurement_status = models.CharField(max_length=20, choices=MeasurementStatus.choices,
@@ -156,11 +160,14 @@ class EventSettlement(models.Model):
 class CustomerSettlement(models.Model):
     """An account's credits in a program for a period ``[period_start, period_end)`` (local dates)."""
 
-    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="customer_settlements")
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="customer_settlements",
+                                db_constraint=False)
     # No index of its own: a program's settlements are many, and an index on it tempts the planner, when the
     # statistics lag behind a batch, into scanning all of them instead of using customer_settlement_unique_period.
-    program = models.ForeignKey(Program, on_delete=models.PROTECT, related_name="+", db_index=False)
-    season = models.ForeignKey(Season, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    program = models.ForeignKey(Program, on_delete=models.PROTECT, related_name="+", db_index=False,
+                                db_constraint=False)
+    season = models.ForeignKey(Season, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+                               db_constraint=False)
     period_kind = models.CharField(max_length=16, choices=PeriodKind.choices)
     period_start = models.DateField()
     period_end = models.DateField(help_text="Exclusive local date.")
@@ -169,9 +176,10 @@ class CustomerSettlement(models.Model):
     total_amount = models.DecimalField(max_digits=12, decimal_places=2, default=0)
     inputs = models.JSONField(default=dict, blank=True)
     explanation = models.TextField(blank=True)
-    batch = models.ForeignKey(SettlementBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    batch = models.ForeignKey(SettlementBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                              db_constraint=False)
     export_batch = models.ForeignKey("settlement.BillCreditExport", null=True, blank=True, on_delete=models.PROTECT,
-                                     related_name="customer_settlements")
+                                     related_name="customer_settlements", db_constraint=False)
     calculated_at = models.DateTimeField(null=True, blank=True)
     approved_at = models.DateTimeField(null=True, blank=True)
     exported_at = models.DateTimeField(null=True, blank=True)
@@ -210,12 +218,14 @@ class CustomerSettlement(models.Model):
 class SettlementLine(models.Model):
     """One posted amount (the ledger): never edited; a correction adds a reversal line and a new line."""
 
-    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="+")
-    program = models.ForeignKey(Program, on_delete=models.PROTECT, related_name="+")
-    enrollment = models.ForeignKey(Enrollment, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    service_point = models.ForeignKey(ServicePoint, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="+", db_constraint=False)
+    program = models.ForeignKey(Program, on_delete=models.PROTECT, related_name="+", db_constraint=False)
+    enrollment = models.ForeignKey(Enrollment, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+                                   db_constraint=False)
+    service_point = models.ForeignKey(ServicePoint, null=True, blank=True, on_delete=models.PROTECT,
+                                      related_name="+", db_constraint=False)
     event_settlement = models.ForeignKey(EventSettlement, null=True, blank=True, on_delete=models.PROTECT,
-                                         related_name="lines")
+                                         related_name="lines", db_constraint=False)
     customer_settlement = models.ForeignKey(CustomerSettlement, null=True, blank=True, on_delete=models.PROTECT,
                                             related_name="lines")
     kind = models.CharField(max_length=20, choices=LineKind.choices)
@@ -229,7 +239,7 @@ class SettlementLine(models.Model):
                                      help_text="Once-only key of an incentive (bonus, month, season) per enrollment.")
     event_revision = models.PositiveIntegerField(null=True, blank=True)
     reverses = models.OneToOneField("self", null=True, blank=True, on_delete=models.PROTECT,
-                                    related_name="reversed_by")
+                                    related_name="reversed_by", db_constraint=False)
     created_at = models.DateTimeField()
 
     class Meta:
