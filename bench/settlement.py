@@ -63,7 +63,8 @@ def _digest(event) -> dict:
 def customer_digest(batch) -> dict:
     """What a season-end customer settlement wrote, as a sum and one hash, independent of primary keys: each
     settlement by account (status, total, inputs with the enrollment ids, explanation), its lines (kind, code, amount,
-    quantity, unit, rate, description, incentive key, enrollment, service point, event settlement) and the audit
+    quantity, unit, rate, description, incentive key, enrollment, service point, and the participation of its event
+    settlement: not the event settlement's id, which changes each time the event is settled again) and the audit
     entries of its settlements (action, code, from, to, reason, actor)."""
     from cpm.models import AuditEntry
     from settlement.models import CustomerSettlement, SettlementLine
@@ -81,7 +82,8 @@ def customer_digest(batch) -> dict:
     lines = sorted(
         (by_pk[cs], *rest) for cs, *rest in SettlementLine.objects.filter(customer_settlement__batch=batch)
         .values_list("customer_settlement_id", "kind", "line_code", "amount", "quantity", "unit", "rate",
-                     "description", "incentive_key", "enrollment_id", "service_point_id", "event_settlement_id")
+                     "description", "incentive_key", "enrollment_id", "service_point_id",
+                     "event_settlement__participation_id")
         .iterator(chunk_size=20000))
     for row in lines:
         h.update((":".join(map(str, row)) + "\n").encode())
@@ -183,10 +185,17 @@ def run(n: int, *, history: int, workers: int = 0, runs: int = 2) -> dict:
         return execute(sql, params, many, context)
 
     load = loadavg()
+    settle_cpu = []  # (process, backend) CPU seconds of each settle run
+
+    def cpu_since(start: tuple[float, float]) -> tuple[float, float]:
+        return round(time.process_time() - start[0], 2), round(backend_cpu_s() - start[1], 2)
+
+    cpu0 = (time.process_time(), backend_cpu_s())
     t0 = time.perf_counter()
     with connection.execute_wrapper(count):
         batch = services.event_settle(event=event, now=SETTLE_NOW, actor=bench_actor())
     settle_s = time.perf_counter() - t0
+    settle_cpu.append(cpu_since(cpu0))
     peak_mb = peak_rss_mb()
     batch.refresh_from_db()
     settled = EventSettlement.objects.filter(event=event).exclude(status="pending").count()
@@ -216,9 +225,11 @@ def run(n: int, *, history: int, workers: int = 0, runs: int = 2) -> dict:
     settle_runs, read_runs = [settle_s], [read_s]
     for _ in range(runs - 1):
         _reset(program)
+        cpu0 = (time.process_time(), backend_cpu_s())
         t0 = time.perf_counter()
         services.event_settle(event=event, now=SETTLE_NOW, actor=bench_actor())
         settle_runs.append(time.perf_counter() - t0)
+        settle_cpu.append(cpu_since(cpu0))
         assert _digest(event) == eager_digest
         read_runs.append(plain_read()[0])
     settle_s, read_s = min(settle_runs), min(read_runs)
@@ -227,7 +238,8 @@ def run(n: int, *, history: int, workers: int = 0, runs: int = 2) -> dict:
           "read by the plain SQL read")
     print(f"settle: {settle_s:.1f} s, best of {len(settle_runs)} ({', '.join(f'{x:.1f}' for x in settle_runs)})  "
           f"({batch.status}, {batch.chunks_done}/{batch.chunks_total} chunks of {chunk}, "
-          f"{settled}/{total} settled), load average {load:.2f}")
+          f"{settled}/{total} settled), load average {load:.2f}; CPU (process, backend) per run: "
+          f"{', '.join(f'{p:.1f} + {b:.1f} s' for p, b in settle_cpu)}")
     print(f"plain SQL read of the same readings: {read_s:.1f} s, best of {len(read_runs)} "
           f"({', '.join(f'{x:.1f}' for x in read_runs)})")
     print(f"ratio settle / read: {settle_s / read_s:.2f}x (target <= 3x)")
@@ -256,7 +268,8 @@ def run(n: int, *, history: int, workers: int = 0, runs: int = 2) -> dict:
     print(f"customer settlements: {cdigest['settlements']} settlements, {cdigest['lines']} lines, "
           f"{cdigest['audit_entries']} audit entries, sha256 {cdigest['sha256'][:16]}")
     out = {"step": "settlement", "n": n, "participations": total, "settle_s": round(settle_s, 2),
-           "settle_runs_s": [round(x, 2) for x in settle_runs], "read_runs_s": [round(x, 2) for x in read_runs],
+           "settle_runs_s": [round(x, 2) for x in settle_runs], "settle_cpu_s": settle_cpu,
+           "read_runs_s": [round(x, 2) for x in read_runs],
            "plain_read_s": round(read_s, 2), "ratio": round(settle_s / read_s, 2), "peak_rss_mb": round(peak_mb),
            "queries": queries, "chunks": batch.chunks_total, "load": round(load, 2),
            "read_load": round(read_load, 2), "customer_settlement_s": round(customer_s, 2),
