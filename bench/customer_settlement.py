@@ -1,7 +1,7 @@
 """Benchmark: the season-end customer settlement alone, on a database where ``bench.settlement`` settled the event.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/cpm_bench .venv/bin/python -m bench.settlement --n 100000 --runs 1
-    DATABASE_URL=... .venv/bin/python -m bench.customer_settlement [--runs 3] [--profile var/bench/cs.prof]
+    DATABASE_URL=... .venv/bin/python -m bench.customer_settlement [--runs 3] [--workers 2] [--profile F]
 
 Each run removes the program's customer settlements (their lines, the season batch; the event settlements and
 their DEFERRED status stay as ``bench.settlement`` left them), then times ``season_settle`` (the chunks run eagerly,
@@ -11,16 +11,18 @@ was written (``bench.settlement.customer_digest``: sum, settlements, lines, audi
 the same every run and before and after a change. ``--profile PATH`` also profiles one chunk (the first 5,000
 accounts, ``customer_settlements_calculate`` in a rolled-back transaction, after the timed runs) with cProfile and
 prints the top functions by cumulative and by own time (the chunk's settlements and lines are removed first in that
-transaction, so it works them as the batch did: created, not recalculated).
+transaction, so it works them as the batch did: created, not recalculated). ``--workers K`` then runs it through 1
+and K real Celery worker processes (Redis broker ``--broker``), as production does: the digest must be the same.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 from .common import backend_cpu_s, bench_actor, emit, loadavg, setup_django
-from .settlement import SEASON_END_NOW, customer_digest
+from .settlement import DEFAULT_BROKER, SEASON_END_NOW, customer_digest
 
 
 def _reset_customer(program) -> None:
@@ -58,6 +60,37 @@ def run_once(program, season) -> dict:
           f"{digest['audit_entries']} audit entries, sha256 {digest['sha256'][:16]}", flush=True)
     return {"seconds": round(seconds, 2), "cpu": cpu, "load": round(load, 2), "digest": digest,
             "status": batch.status}
+
+
+def run_workers(program, season, *, workers: int) -> dict:
+    """The same season-end settlement through ``workers`` real Celery worker processes (``--concurrency 1`` each,
+    the chunks taken from the broker as in production): time from ``season_settle`` until the batch is done, and the
+    digest, which must equal the eager run's."""
+    from cpm.celery import app
+    from settlement import services
+
+    from .reservation import start_workers, stop_workers
+    from .settlement import _wait
+
+    app.conf.task_always_eager = False
+    procs = start_workers(workers, f"season-{os.getpid()}-{workers}")
+    try:
+        app.control.purge()
+        _reset_customer(program)
+        load = loadavg()
+        t0 = time.perf_counter()
+        batch = _wait(services.season_settle(program=program, season=season, now=SEASON_END_NOW,
+                                             actor=bench_actor()))
+        seconds = time.perf_counter() - t0
+    finally:
+        rss = stop_workers(procs)
+        app.conf.task_always_eager = True
+    digest = customer_digest(batch)
+    print(f"season-end customer settlement through {workers} worker process(es): {seconds:.2f} s "
+          f"({batch.status}), load {load:.2f}, worker peak RSS {rss:.0f} MB; sum ${digest['sum']}, "
+          f"sha256 {digest['sha256'][:16]}", flush=True)
+    return {"workers": workers, "seconds": round(seconds, 2), "load": round(load, 2), "status": batch.status,
+            "digest": digest, "worker_peak_rss_mb": round(rss)}
 
 
 def profile_chunk(program, season, path: str) -> None:
@@ -128,7 +161,15 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", type=int, default=3,
                         help="Timed season settlements (default 3; 0 with --profile: only the profile).")
     parser.add_argument("--profile", default="", help="Also profile one chunk with cProfile into this file.")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="Also run it through K real Celery worker processes (after the eager runs; the digest "
+                             "must be the same).")
+    parser.add_argument("--broker", default=os.environ.get("BENCH_BROKER_URL", DEFAULT_BROKER),
+                        help=f"Redis broker for --workers (default {DEFAULT_BROKER}).")
     args = parser.parse_args(argv)
+    if args.workers:
+        # Before Django settings load: a broker makes Celery non-eager (cpm.settings); the eager runs set it back.
+        os.environ["CELERY_BROKER_URL"] = os.environ["CELERY_RESULT_BACKEND"] = args.broker
     setup_django()
     import logging
 
@@ -146,12 +187,18 @@ def main(argv=None) -> int:
     digests = {r["digest"]["sha256"] for r in results}
     if len(digests) > 1:
         raise SystemExit(f"the runs wrote different settlements: {digests}")
+    scaled = []
+    for k in sorted({1, args.workers}) if args.workers else ():
+        scaled.append(run_workers(program, season, workers=k))
+        if results and scaled[-1]["digest"] != results[0]["digest"]:
+            raise SystemExit(f"{k} worker(s) wrote different settlements: {scaled[-1]['digest']}")
     if args.profile:
         profile_chunk(program, season, args.profile)
     best = min(results, key=lambda r: r["seconds"], default=None)
     emit({"step": "customer_settlement", "runs": results, "best_s": best and best["seconds"],
           "cpu_process_s": [r["cpu"]["process_s"] for r in results],
-          "cpu_backend_s": [r["cpu"]["backend_s"] for r in results], "digest": best and best["digest"]})
+          "cpu_backend_s": [r["cpu"]["backend_s"] for r in results], "digest": best and best["digest"],
+          "workers": scaled})
     return 0
 
 
