@@ -29,8 +29,11 @@ def batch_chunk_done(*, batch_id: int, now: dt.datetime, actor: Any, counts: dic
     started: no capability check here."""
     # Under the batch's row lock the counters are read and written by one worker at a time: the new values are
     # computed here and written in one UPDATE (no re-read). No savepoint: it runs inside the chunk's transaction.
+    # FOR NO KEY UPDATE (``no_key``), the lock an UPDATE of non-key columns takes: the chunk's own settlements and
+    # those of the other workers' chunks hold FOR KEY SHARE on the batch (their key to it, ``cpm.base.setkeys``),
+    # which a plain FOR UPDATE would wait for: two chunks would wait for each other (a deadlock).
     with transaction.atomic(savepoint=False):
-        batch = SettlementBatch.objects.select_for_update().get(pk=batch_id)
+        batch = SettlementBatch.objects.select_for_update(no_key=True).get(pk=batch_id)
         updates: dict[str, Any] = {"chunks_done": batch.chunks_done + 1}
         for key, value in (counts or {}).items():
             updates[f"items_{key}"] = getattr(batch, f"items_{key}") + value
@@ -62,7 +65,7 @@ def _grown(chunks_done: int) -> bool:
 def batch_errors_add(*, batch_id: int, errors: list[dict]) -> None:
     """Append ``errors`` to the batch's list (under its row lock: safe across workers), the newest kept."""
     with transaction.atomic():
-        batch = SettlementBatch.objects.select_for_update().get(pk=batch_id)
+        batch = SettlementBatch.objects.select_for_update(no_key=True).get(pk=batch_id)
         SettlementBatch.objects.filter(pk=batch_id).update(errors=[*batch.errors, *errors][-MAX_ERRORS:])
 
 
@@ -71,7 +74,7 @@ def batch_fail(*, batch_id: int, error: str, now: dt.datetime, actor: Any) -> No
     that made no progress after its attempts), audited with ``actor``; nothing if it already ended. Receiver side of
     ``cpm.base.jobs.job_failed`` (``settlement.models``); no capability check (the job's failure is the trigger)."""
     with transaction.atomic():
-        batch = SettlementBatch.objects.select_for_update().filter(pk=batch_id).first()
+        batch = SettlementBatch.objects.select_for_update(no_key=True).filter(pk=batch_id).first()
         if batch is None or batch.status not in (BatchStatus.PENDING, BatchStatus.RUNNING):
             return
         SettlementBatch.objects.filter(pk=batch_id).update(errors=[*batch.errors, {"error": error}][-MAX_ERRORS:])
