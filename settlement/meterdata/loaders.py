@@ -680,6 +680,7 @@ def _apply(parts: Iterable[dict[str, np.ndarray]], *, errors: _Errors, load: Met
     time from the iterable). One transaction under the advisory lock for all: an exception writes nothing.
     """
     counts = {"new": 0, "unchanged": 0, "corrected": 0}
+    months: set[int] = set()
     with transaction.atomic():
         if connection.vendor == "postgresql":
             if isinstance(parts, _Spill):
@@ -698,6 +699,8 @@ def _apply(parts: Iterable[dict[str, np.ndarray]], *, errors: _Errors, load: Met
                 partitions.ensure_months(_month_first(m) for m in months)
         for r in parts:
             _apply_partition(r, counts=counts, errors=errors, load=load, now=now)
+            if months:  # statistics that lag far behind what this load wrote would turn its reads quadratic
+                partitions.refresh_statistics(_month_first(m) for m in months)
     return counts
 
 

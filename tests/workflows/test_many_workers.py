@@ -1,6 +1,7 @@
-"""Past one machine (issue 20, item 4): a reservation and an event settlement split into chunks run by two Celery
-worker processes (separate OS processes, as on separate hosts: all they share is the database and the broker) give
-the ledger and the amounts of the same chunked run done in this process (eager), to the cent.
+"""Past one machine (issue 20, item 4): a reservation, an event settlement and the season-end customer settlement
+split into chunks run by two Celery worker processes (separate OS processes, as on separate hosts: all they share is
+the database and the broker) give the ledger and the amounts of the same chunked run done in this process (eager),
+to the cent.
 
 Needs PostgreSQL and Redis, e.g.
 CELERY_BROKER_URL=redis://127.0.0.1:6379/8 DATABASE_URL=postgres://postgres@127.0.0.1:5432/cpm_scale \
@@ -21,9 +22,10 @@ import pytest
 from events.choices import EventStatus, ParticipationStatus
 from events.models import Event, Participation, Reservation
 from programs.choices import IncentiveKind
+from programs.models import Season
 from settlement import services as settlement_services
 from settlement.choices import BatchStatus
-from settlement.models import EventSettlement, SettlementBatch
+from settlement.models import CustomerSettlement, EventSettlement, SettlementBatch, SettlementLine
 from tests.actors import TEST_ACTOR
 from tests.factories.enrollments import active_participant
 from tests.factories.programs import IncentiveRuleFactory, ParticipationRuleFactory, ProgramFactory, SeasonFactory
@@ -32,6 +34,7 @@ from tests.workers import start_worker, stop_worker
 
 RESERVE_NOW = dt.datetime(2026, 7, 14, 16, 0, tzinfo=dt.UTC)
 SETTLE_NOW = dt.datetime(2026, 7, 20, 12, 0, tzinfo=dt.UTC)
+SEASON_END_NOW = dt.datetime(2026, 10, 5, 12, 0, tzinfo=dt.UTC)
 PARTICIPANTS, CHUNK = 14, 3  # five chunks of reservation, three of settlement (8 reserved)
 
 
@@ -60,9 +63,29 @@ def settlement_digest(event) -> tuple[int, Decimal, str]:
     return rows, total, h.hexdigest()
 
 
-def reserve_and_settle(event) -> tuple[tuple, tuple]:
+def customer_digest(program) -> tuple[int, Decimal, list]:
+    """Customer settlements, their total, and (account, status, total, lines (kind, amount)) per settlement."""
+    rows = []
+    for cs in CustomerSettlement.objects.filter(program=program).order_by("account_id").prefetch_related("lines"):
+        rows.append((cs.account_id, cs.status, cs.total_amount, sorted((x.kind, x.amount) for x in cs.lines.all())))
+    return len(rows), sum((r[2] for r in rows), Decimal(0)), rows
+
+
+def _wait(batch) -> SettlementBatch:
+    deadline = time.monotonic() + 120
+    while SettlementBatch.objects.get(pk=batch.pk).status == BatchStatus.RUNNING:
+        assert time.monotonic() < deadline, f"the {batch.kind} batch did not complete"
+        time.sleep(0.2)
+    batch.refresh_from_db()
+    assert (batch.status, batch.chunks_done, batch.errors) == (BatchStatus.COMPLETED, batch.chunks_total, [])
+    assert batch.chunks_total >= 3
+    return batch
+
+
+def reserve_and_settle(event) -> tuple[tuple, tuple, tuple]:
     """The chunked reservation (``events.tasks.reserve_event_distributed``), the event completed, then the chunked
-    event settlement; waits for both. Returns (ledger digest, settlement digest)."""
+    event settlement and the season-end customer settlement; waits for each. Returns (ledger digest, settlement
+    digest, customer settlement digest)."""
     from events.tasks import reserve_event_distributed
 
     handle = reserve_event_distributed(event_id=event.pk, chunk_size=CHUNK, now=RESERVE_NOW)
@@ -72,20 +95,18 @@ def reserve_and_settle(event) -> tuple[tuple, tuple]:
     Participation.objects.filter(event=event, status=ParticipationStatus.RESERVED).update(
         status=ParticipationStatus.PARTICIPATED)
     event.refresh_from_db()
-    batch = settlement_services.event_settle(event=event, now=SETTLE_NOW, actor=TEST_ACTOR)
-    deadline = time.monotonic() + 120
-    while SettlementBatch.objects.get(pk=batch.pk).status == BatchStatus.RUNNING:
-        assert time.monotonic() < deadline, "the settlement batch did not complete"
-        time.sleep(0.2)
-    batch.refresh_from_db()
-    assert (batch.status, batch.chunks_done, batch.errors) == (BatchStatus.COMPLETED, batch.chunks_total, [])
-    assert batch.chunks_total >= 3
-    return ledger, settlement_digest(event)
+    _wait(settlement_services.event_settle(event=event, now=SETTLE_NOW, actor=TEST_ACTOR))
+    season = Season.objects.get(program=event.program)
+    _wait(settlement_services.season_settle(program=event.program, season=season, now=SEASON_END_NOW,
+                                            actor=TEST_ACTOR))
+    return ledger, settlement_digest(event), customer_digest(event.program)
 
 
 def reset(event) -> None:
+    SettlementLine.objects.filter(program=event.program).delete()
+    CustomerSettlement.objects.filter(program=event.program).delete()
     EventSettlement.objects.filter(event=event).delete()
-    SettlementBatch.objects.filter(event=event).delete()
+    SettlementBatch.objects.filter(program=event.program).delete()
     Reservation.objects.filter(event=event).delete()
     Participation.objects.filter(event=event).delete()
     Event.objects.filter(pk=event.pk).update(reserved_at=None, status=EventStatus.SCHEDULED)
@@ -109,6 +130,7 @@ def test_two_worker_processes_reserve_and_settle_like_one_process(settings, tmp_
     SeasonFactory(program=program)
     ParticipationRuleFactory(program=program)
     IncentiveRuleFactory(program=program, kind=IncentiveKind.PERFORMANCE_KWH, amount=Decimal("1.25"))
+    IncentiveRuleFactory(program=program, kind=IncentiveKind.SEASONAL, amount=Decimal("20"))
     for n in range(PARTICIPANTS):
         sub = active_participant(program=program, device_kwargs={
             "last_seen_at": RESERVE_NOW - dt.timedelta(days=3 if n == 4 else 0), "capacity_kw": Decimal(n % 4 + 1)})
@@ -121,12 +143,15 @@ def test_two_worker_processes_reserve_and_settle_like_one_process(settings, tmp_
     eager = app.conf.task_always_eager
     app.conf.task_always_eager = True
     try:
-        ledger, settled = reserve_and_settle(event)
+        ledger, settled, customers = reserve_and_settle(event)
     finally:
         app.conf.task_always_eager = eager
     # largest first up to 25 kW: three 4 kW, three 3 kW and two 2 kW devices; the device not seen for 3 days is offline
     assert ledger[1] == {"reserved": 8, "target_met": 5, "offline": 1}
     assert settled[0] == 8 and settled[1] > Decimal("40")
+    # the $20 seasonal incentive to each of the 14 accounts (none opted out), in 5 chunks of 3 accounts
+    assert customers[:2] == (14, Decimal("280.00"))
+    assert {(status, total) for _, status, total, _ in customers[2]} == {("calculated", Decimal("20.00"))}
     reset(event)
 
     # Two worker processes, this test's own queue; this process only enqueues and waits.
@@ -150,8 +175,10 @@ def test_two_worker_processes_reserve_and_settle_like_one_process(settings, tmp_
         for w in workers:
             stop_worker(w)
 
-    assert distributed == (ledger, settled)  # identical ledger hash and counts, amounts to the cent, inputs
+    # identical ledger hash and counts, event settlement amounts to the cent and inputs, customer settlements
+    assert distributed == (ledger, settled, customers)
     ran = [line.split() for line in log.read_text().splitlines()]
     pids = {pid for pid, _ in ran}
     assert pids == {str(w.pid) for w in workers}  # both processes took chunks
-    assert {name for _, name in ran} >= {"events.reserve_chunk", "settlement.settle_event_chunk"}
+    assert {name for _, name in ran} >= {"events.reserve_chunk", "settlement.settle_event_chunk",
+                                         "settlement.settle_customer_chunk"}
