@@ -680,7 +680,6 @@ def _apply(parts: Iterable[dict[str, np.ndarray]], *, errors: _Errors, load: Met
     time from the iterable). One transaction under the advisory lock for all: an exception writes nothing.
     """
     counts = {"new": 0, "unchanged": 0, "corrected": 0}
-    months: set[int] = set()
     with transaction.atomic():
         if connection.vendor == "postgresql":
             if isinstance(parts, _Spill):
@@ -699,8 +698,6 @@ def _apply(parts: Iterable[dict[str, np.ndarray]], *, errors: _Errors, load: Met
                 partitions.ensure_months(_month_first(m) for m in months)
         for r in parts:
             _apply_partition(r, counts=counts, errors=errors, load=load, now=now)
-            if months:  # statistics that lag far behind what this load wrote would turn its reads quadratic
-                partitions.refresh_statistics(_month_first(m) for m in months)
     return counts
 
 
@@ -798,22 +795,37 @@ def _kwh_text(value: float) -> str:
 
 
 def _fetch_current(g_sp, g_dy) -> list[tuple]:
-    """Current rows (id, sp, device or 0, channel, day as days since 1970, minutes, version, values) for a chunk."""
-    sps = np.unique(g_sp).tolist()
-    days = [dt.date.fromordinal(_EPOCH_ORDINAL + int(d)) for d in np.unique(g_dy)]
+    """Current rows (id, sp, device or 0, channel, day as days since 1970, minutes, version, values) of the chunk's
+    (service point, day) pairs.
+
+    PostgreSQL: each distinct pair is one probe of the ``(day, service_point_id)`` index, in a nested loop the
+    planner cannot turn into a join (a LATERAL subquery behind ``OFFSET 0``): the cost is the chunk's, whatever the
+    month partition holds and whatever its statistics say. A join of the chunk's service points with the day range
+    let the planner choose: at N = 1,000,000 meters, with the month's statistics taken while it was empty, each of a
+    load's 48 parts read every row of the day written so far (a day's load ran for over 20 minutes instead of 36 s),
+    and with the statistics current, every row of the day (a re-load took 112 s instead of 21 s; BENCHMARKS.md,
+    issue 20)."""
+    d0 = int(g_dy.min())
+    key = np.unique((np.asarray(g_sp, dtype=np.int64) << 20) | (np.asarray(g_dy, dtype=np.int64) - d0))
+    sps, days = key >> 20, (key & ((1 << 20) - 1)) + d0
     if connection.vendor == "postgresql":
         with connection.cursor() as cur:
-            # a join on unnest (hash join), not "= ANY(array)", which a sequential scan evaluates row x element
             cur.execute(f"SELECT t.id, t.service_point_id, COALESCE(t.device_id, 0), t.channel, "
                         f"t.day - DATE '1970-01-01', t.interval_minutes, t.version, t.\"values\" "
-                        f"FROM {IntervalDay._meta.db_table} t JOIN unnest(%s::bigint[]) AS k(sp) "
-                        "ON t.service_point_id = k.sp WHERE t.is_current AND t.day BETWEEN %s AND %s",
-                        [bulk.int_array_literal(sps), days[0], days[-1]])
+                        f"FROM unnest(%s::bigint[], %s::int[]) AS k(sp, d) CROSS JOIN LATERAL ("
+                        f"SELECT * FROM {IntervalDay._meta.db_table} i WHERE i.service_point_id = k.sp "
+                        "AND i.day = DATE '1970-01-01' + k.d AND i.is_current AND i.day BETWEEN %s AND %s "
+                        "OFFSET 0) t",
+                        [bulk.int_array_literal(sps.tolist()), bulk.int_array_literal(days.tolist()),
+                         _date(int(days.min())), _date(int(days.max()))])
             return cur.fetchall()
+    wanted = set(zip(sps.tolist(), days.tolist(), strict=True))
     return [(pk, sp, dev or 0, ch, day.toordinal() - _EPOCH_ORDINAL, mn, ver, blob)
             for pk, sp, dev, ch, day, mn, ver, blob in
-            IntervalDay.objects.filter(is_current=True, service_point_id__in=sps, day__in=days).values_list(
-                "id", "service_point_id", "device_id", "channel", "day", "interval_minutes", "version", "values")]
+            IntervalDay.objects.filter(is_current=True, service_point_id__in=sorted(set(sps.tolist())),
+                                       day__in=sorted({_date(int(d)) for d in days.tolist()})).values_list(
+                "id", "service_point_id", "device_id", "channel", "day", "interval_minutes", "version", "values")
+            if (sp, day.toordinal() - _EPOCH_ORDINAL) in wanted]
 
 
 def _apply_chunk(g_sp, g_dev, g_ch, g_dy, g_mn, gid, sl, kwh, rows, *, counts, errors, load, now) -> None:

@@ -28,7 +28,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.db import OperationalError, connection, transaction
+from django.db import connection, transaction
 
 from cpm.base.audit import actor_label, actor_user
 from cpm.base.capabilities import Cap, use_case
@@ -149,52 +149,6 @@ def ensure_months(months: Iterable[dt.date]) -> list[str]:
                 cur.execute(f"ALTER TABLE {TABLE} ATTACH PARTITION {name} {bounds}")
             created.append(name)
         return created
-
-
-#: A partition whose pages grew past this many times its pages at its last ANALYZE (or VACUUM) is analysed again
-#: in the middle of a load (``refresh_statistics``), once it holds at least ``STALE_MIN_PAGES`` pages (8 MB).
-STALE_GROWTH = 2
-STALE_MIN_PAGES = 1024
-
-
-def refresh_statistics(months: Iterable[dt.date]) -> list[str]:
-    """``ANALYZE`` the partitions of ``months`` whose statistics describe a fraction of what they now hold: at least
-    ``STALE_MIN_PAGES`` pages and more than ``STALE_GROWTH`` times their pages at the last ANALYZE or VACUUM
-    (``pg_class.relpages``; a partition never analysed is left alone: the planner then sizes it from its pages).
-    Returns the partitions analysed (PostgreSQL; [] elsewhere); one whose lock another transaction holds (a
-    concurrent load analysing it, DDL) is skipped without waiting.
-
-    Why: a load merges its readings part by part in one transaction, each part reading the rows already stored
-    for its service points and days. Into a month whose partition was analysed while (nearly) empty (a new month,
-    or a day deleted and loaded again), the first parts write hundreds of thousands of rows the statistics know
-    nothing of, and the planner, taking the day for a handful of rows, reads every row of the day written so far
-    for each later part: at N = 1,000,000 meters one load of a day ran for over 20 minutes instead of 36 s
-    (BENCHMARKS.md, issue 20). ANALYZE inside the load's transaction samples its own new rows; with the growth
-    factor, a load that fills a month from nothing analyses it a handful of times (log2 of its growth), and a
-    load into a month that already holds more than the load adds analyses nothing."""
-    names = [partition_name(month_start(m)) for m in months]
-    if not names or connection.vendor != "postgresql":
-        return []
-    with connection.cursor() as cur:
-        cur.execute("SELECT c.relname FROM pg_class c WHERE c.relname = ANY(%s::text[]) AND c.relkind = 'r' "
-                    "AND c.reltuples >= 0 AND pg_relation_size(c.oid) / current_setting('block_size')::int "
-                    "> greatest(%s, %s * c.relpages)", [names, STALE_MIN_PAGES, STALE_GROWTH])
-        stale = sorted(row[0] for row in cur.fetchall())
-        done = []
-        for name in stale:
-            # Not waiting: ANALYZE holds its lock on the partition until this load commits, and a concurrent load
-            # analysing the same month would otherwise wait for this whole load (it analyses it itself later).
-            cur.execute("SELECT current_setting('lock_timeout')")
-            timeout = cur.fetchone()[0]
-            try:
-                with transaction.atomic():  # a savepoint: the timeout and the failed ANALYZE are undone together
-                    cur.execute("SELECT set_config('lock_timeout', '100ms', true)")
-                    cur.execute(f"ANALYZE {name}")
-                    cur.execute("SELECT set_config('lock_timeout', %s, true)", [timeout])
-                done.append(name)
-            except OperationalError:  # another transaction holds it: it is being analysed or altered
-                continue
-    return done
 
 
 def default_months() -> list[dt.date]:

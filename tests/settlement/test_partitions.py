@@ -352,59 +352,22 @@ def test_the_loaders_array_parameters_round_trip_any_text_and_integer():
         assert _text_array([]) == "{}"
 
 
-def _stats(name: str) -> tuple[int, float]:
-    with connection.cursor() as cur:
-        cur.execute("SELECT relpages, reltuples FROM pg_class WHERE relname = %s", [name])
-        return cur.fetchone()
+def test_a_load_reads_back_exactly_the_stored_rows_of_its_service_point_days():
+    """``loaders._fetch_current``: the current rows of the (service point, day) pairs asked for, across months, and
+    no other (not another day of the same service point, not a superseded version); one index probe per pair on
+    PostgreSQL, whatever the partition's statistics."""
+    from settlement.meterdata.loaders import _fetch_current
 
+    a, b = ServicePointFactory(), ServicePointFactory()
+    june, july, july2 = dt.date(2026, 6, 30), dt.date(2026, 7, 1), dt.date(2026, 7, 2)
+    load_days(a, [june, july, july2])
+    load_days(b, [july])
+    load_days(a, [july], kwh=2.0, expect="corrected")  # version 2 of (a, July 1) is current
+    epoch = dt.date(1970, 1, 1)
 
-@pytest.mark.postgres
-def test_a_load_into_a_month_analysed_empty_refreshes_its_statistics(monkeypatch):
-    """A month partition analysed while empty, then filled by a load: the load analyses it in its own transaction
-    (its statistics would otherwise say "empty" for the rest of the load, and each later part of a large load read
-    every row written so far: quadratic at 1,000,000 meters). Analysed again only once it grew past twice its size."""
-    monkeypatch.setattr(partitions, "STALE_MIN_PAGES", 0)
-    name = partitions.ensure_months([dt.date(2026, 3, 1)])[0]
-    with connection.cursor() as cur:
-        cur.execute(f"ANALYZE {name}")
-    assert _stats(name) == (0, 0.0)
-    sps = ServicePointFactory.create_batch(100)
-    starts = np.array([int(dt.datetime(2026, 3, 2, h, tzinfo=UTC).timestamp()) for h in range(24)] * 100)
-    load = meter_readings_load(now=NOW, arrays={"service_point": np.repeat([sp.pk for sp in sps], 24),
-                                                "start": starts, "kwh": np.ones(2400)}, actor=TEST_ACTOR)
-    assert load.readings_new == 2400
-    pages, rows = _stats(name)
-    assert pages > 1 and rows == 100.0  # the 100 service point days, counted by the ANALYZE the load ran
-    assert partitions.refresh_statistics([dt.date(2026, 3, 1)]) == []  # up to date: nothing to do
-    load_days(sps[0], [dt.date(2026, 3, 3)])  # one more row: not twice the size, not analysed again
-    assert _stats(name) == (pages, 100.0)
-    assert partitions.refresh_statistics([]) == []
+    def fetched(pairs):
+        rows = _fetch_current(np.array([sp.pk for sp, _ in pairs]), np.array([(d - epoch).days for _, d in pairs]))
+        return sorted((sp, epoch + dt.timedelta(days=day), version) for _, sp, _, _, day, _, version, _ in rows)
 
-
-@pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
-def test_refreshing_statistics_never_waits_for_another_transaction_on_the_partition(monkeypatch):
-    """Another load analysing the same month holds its lock on the partition until it commits: the refresh skips
-    the partition at once instead of waiting for that whole load."""
-    import psycopg
-
-    monkeypatch.setattr(partitions, "STALE_MIN_PAGES", 0)
-    name = partitions.ensure_months([dt.date(2026, 3, 1)])[0]
-    with connection.cursor() as cur:
-        cur.execute(f"ANALYZE {name}")
-    load_days(ServicePointFactory(), [dt.date(2026, 3, 2)])
-    with connection.cursor() as cur:  # make it stale again: emptied and analysed, then one row written
-        cur.execute(f"TRUNCATE {name}")
-        cur.execute(f"ANALYZE {name}")
-    params = {k: v for k, v in connection.get_connection_params().items() if k in ("host", "port", "user",
-                                                                                 "password", "dbname")}
-    other = psycopg.connect(**params)
-    try:
-        other.execute(f"LOCK TABLE {name} IN SHARE UPDATE EXCLUSIVE MODE")  # what a concurrent ANALYZE holds
-        load = load_days(ServicePointFactory(), [dt.date(2026, 3, 3)])
-        assert load.readings_new == 24 and _stats(name)[1] == 0.0  # loaded, not analysed, not kept waiting
-        other.rollback()
-    finally:
-        other.close()
-    assert partitions.refresh_statistics([dt.date(2026, 3, 1)]) == [name]
-    assert _stats(name)[1] == 1.0
+    assert fetched([(a, june), (a, july), (b, july)]) == [(a.pk, june, 1), (a.pk, july, 2), (b.pk, july, 1)]
+    assert fetched([(b, july2), (a, july2), (a, july2)]) == [(a.pk, july2, 1)]  # (b, July 2) has no row
