@@ -62,6 +62,19 @@ def _test_settings(settings):
 
 
 @pytest.fixture
+def other_connection():
+    """A second PostgreSQL connection to the test database (another transaction, as another worker or process
+    would hold one), closed after the test; for tests marked ``postgres`` and ``django_db(transaction=True)``."""
+    import psycopg
+
+    params = {k: v for k, v in connection.get_connection_params().items()
+              if k in ("host", "port", "user", "password", "dbname")}
+    other = psycopg.connect(**params)
+    yield other
+    other.close()
+
+
+@pytest.fixture
 def now() -> dt.datetime:
     """A fixed 'now' for services (2026-05-15 16:00 UTC)."""
     return dt.datetime(2026, 5, 15, 16, 0, tzinfo=dt.UTC)

@@ -101,24 +101,19 @@ def test_a_referenced_row_cannot_be_deleted_underneath():
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_the_check_holds_the_referenced_rows_against_a_concurrent_delete():
+def test_the_check_holds_the_referenced_rows_against_a_concurrent_delete(other_connection):
     """As a foreign key does: the inserting transaction holds FOR KEY SHARE locks on the rows it references, so
     another transaction's DELETE of the device waits (here: gives up after its lock timeout) until it ends."""
     event, (a, _b, _c) = _setup()
-    params = {k: v for k, v in connection.get_connection_params().items() if k in ("host", "port", "user",
-                                                                                 "password", "dbname")}
-    other = psycopg.connect(**params)
-    try:
-        with transaction.atomic():
-            insert_rows(Reservation, COLUMNS, [_row(event, a)])
-            with pytest.raises(psycopg.errors.LockNotAvailable):
-                other.execute("SET lock_timeout = '300ms'")
-                other.execute("DELETE FROM devices_device WHERE id = %s", [a.device_id])
-            other.rollback()
-        # Committed: the other transaction's delete now runs and is refused, the row being referenced.
-        with pytest.raises(psycopg.errors.ForeignKeyViolation, match="reservation_device_fk"):
+    other = other_connection
+    with transaction.atomic():
+        insert_rows(Reservation, COLUMNS, [_row(event, a)])
+        with pytest.raises(psycopg.errors.LockNotAvailable):
+            other.execute("SET lock_timeout = '300ms'")
             other.execute("DELETE FROM devices_device WHERE id = %s", [a.device_id])
         other.rollback()
-    finally:
-        other.close()
+    # Committed: the other transaction's delete now runs and is refused, the row being referenced.
+    with pytest.raises(psycopg.errors.ForeignKeyViolation, match="reservation_device_fk"):
+        other.execute("DELETE FROM devices_device WHERE id = %s", [a.device_id])
+    other.rollback()
     assert Reservation.objects.filter(event=event, device_id=a.device_id).count() == 1

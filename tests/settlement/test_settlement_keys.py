@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-import psycopg
 import pytest
 from django.db import IntegrityError, connection, transaction
 from django.db.models import ProtectedError
@@ -137,7 +136,7 @@ def test_a_referenced_row_cannot_be_deleted_underneath():
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_a_chunk_counts_itself_on_its_batch_while_other_chunks_hold_their_keys_to_it():
+def test_a_chunk_counts_itself_on_its_batch_while_other_chunks_hold_their_keys_to_it(other_connection):
     """Chunks on two workers each write settlements referencing the batch (their key takes FOR KEY SHARE on the batch
     row until they commit), then count themselves on it (``batch_chunk_done``). That lock must not wait for the
     other chunk's key lock: two chunks waiting for each other deadlocked and failed the batch (seen with 2 workers)."""
@@ -146,22 +145,17 @@ def test_a_chunk_counts_itself_on_its_batch_while_other_chunks_hold_their_keys_t
     p = _participations(1)[0]
     batch = SettlementBatch.objects.create(kind="event", event=p.event, program_id=p.event.program_id, created_at=NOW,
                                            status="running", chunks_total=2)
-    params = {k: v for k, v in connection.get_connection_params().items() if k in ("host", "port", "user",
-                                                                                 "password", "dbname")}
-    other = psycopg.connect(**params)
-    try:
-        # The other worker's chunk: its settlement written, not committed yet.
-        row = _settlement_row(p) | {"batch_id": batch.pk}
-        columns = ", ".join(f'"{c}"' for c in row)
-        other.execute(f"INSERT INTO settlement_eventsettlement ({columns}) VALUES ({', '.join(['%s'] * len(row))})",
-                      [str(v) if isinstance(v, bulk.RawJson) else v for v in row.values()])
-        with transaction.atomic():
-            with connection.cursor() as c:
-                c.execute("SET LOCAL lock_timeout = '2s'")
-            done = batch_chunk_done(batch_id=batch.pk, now=NOW, actor=TEST_ACTOR, counts={"calculated": 3})
-        assert (done.chunks_done, done.items_calculated) == (1, 3)
-        other.rollback()
-    finally:
-        other.close()
+    other = other_connection
+    # The other worker's chunk: its settlement written, not committed yet.
+    row = _settlement_row(p) | {"batch_id": batch.pk}
+    columns = ", ".join(f'"{c}"' for c in row)
+    other.execute(f"INSERT INTO settlement_eventsettlement ({columns}) VALUES ({', '.join(['%s'] * len(row))})",
+                  [str(v) if isinstance(v, bulk.RawJson) else v for v in row.values()])
+    with transaction.atomic():
+        with connection.cursor() as c:
+            c.execute("SET LOCAL lock_timeout = '2s'")
+        done = batch_chunk_done(batch_id=batch.pk, now=NOW, actor=TEST_ACTOR, counts={"calculated": 3})
+    assert (done.chunks_done, done.items_calculated) == (1, 3)
+    other.rollback()
     batch.refresh_from_db()
     assert (batch.chunks_done, batch.items_calculated, batch.status) == (1, 3, "running")
