@@ -72,6 +72,17 @@ def _run_action(page, action: str, labels: list[str]) -> None:
     page.click("button[name=index]")
 
 
+def _select_all_rows(page) -> None:
+    """Tick every row of an admin list for an action, once the page has loaded. Not the "select all" box: its
+    handler is the admin's JavaScript, which on a busy machine may not be bound yet right after a navigation (the
+    action then ran on no rows: "Items must be selected in order to perform actions on them")."""
+    page.wait_for_load_state("load")
+    boxes = page.locator("#result_list input.action-select")
+    for k in range(boxes.count()):
+        boxes.nth(k).check()
+    assert boxes.count() and all(boxes.nth(k).is_checked() for k in range(boxes.count()))
+
+
 def _messages(page) -> str:
     """The admin's messages after the last click (waits up to 10 s for the next page to show them)."""
     try:
@@ -312,9 +323,10 @@ def test_settlement_analyst_path(live_server, browser, settled_season, django_us
     listing = page.locator("#result_list").inner_text()
     assert listing.count("$5.63") == 2 and "Calculated" in listing, listing
     assert "2026-07-15" in listing
-    page.check("#action-toggle")
+    _select_all_rows(page)
     page.select_option("select[name=action]", "approve")
-    page.click("button[name=index]")
+    with page.expect_navigation():  # the next page, with its messages, not the one the click left
+        page.click("button[name=index]")
     assert "approved" in _messages(page).lower(), _messages(page)
     assert set(EventSettlement.objects.values_list("status", flat=True)) == {EventSettlementStatus.APPROVED}
     assert page.locator("#result_list").inner_text().count("Approved") == 2
@@ -339,13 +351,15 @@ def test_settlement_analyst_path(live_server, browser, settled_season, django_us
     page.goto(f"{base}/admin/settlement/customersettlement/")
     listing = page.locator("#result_list").inner_text()
     assert listing.count("$5.63") == 2, listing
-    page.check("#action-toggle")
+    _select_all_rows(page)
     page.select_option("select[name=action]", "approve")
-    page.click("button[name=index]")
+    with page.expect_navigation():  # the next page, with its messages, not the one the click left
+        page.click("button[name=index]")
     assert "2 customer settlement(s) approved." in _messages(page), _messages(page)
-    page.check("#action-toggle")
+    _select_all_rows(page)
     page.select_option("select[name=action]", "export")
-    page.click("button[name=index]")
+    with page.expect_navigation():  # the next page, with its messages, not the one the click left
+        page.click("button[name=index]")
     export = BillCreditExport.objects.get()
     assert f"Exported {export.file_name}." in _messages(page), _messages(page)
     assert set(CustomerSettlement.objects.values_list("status", flat=True)) == {CustomerSettlementStatus.EXPORTED}
@@ -363,7 +377,7 @@ def test_settlement_analyst_path(live_server, browser, settled_season, django_us
 
     # The event settlements' list as CSV: money with two decimals, times in UTC.
     page.goto(f"{base}/admin/settlement/eventsettlement/")
-    page.check("#action-toggle")
+    _select_all_rows(page)
     with page.expect_download() as download:
         page.select_option("select[name=action]", "export_csv")
         page.click("button[name=index]")

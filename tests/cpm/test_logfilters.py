@@ -1,6 +1,7 @@
 """A refused request is logged as one line without a traceback; a server error keeps its traceback."""
 
 import logging
+import logging.config
 
 from cpm.base.logfilters import ClientErrorsWithoutTraceback
 
@@ -35,4 +36,7 @@ def test_a_500_keeps_its_traceback():
 
 def test_the_console_handler_uses_the_filter(settings):
     assert settings.LOGGING["handlers"]["console"]["filters"] == ["client_errors"]
+    # Configured as Django configures it at start-up: a test that ran before in the same process may have replaced
+    # the root logger's handlers (an in-process Celery worker sets up its own logging).
+    logging.config.dictConfig(settings.LOGGING)
     assert any(isinstance(f, ClientErrorsWithoutTraceback) for h in logging.getLogger().handlers for f in h.filters)

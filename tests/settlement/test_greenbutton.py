@@ -107,3 +107,18 @@ def test_reverse_flow_and_power_of_ten(now):
     assert load.status == MeterDataLoad.Status.COMPLETED
     row = IntervalDay.objects.filter(service_point=sp, channel="received").order_by("day").first()
     assert intervals.decode(row.values)[5] == pytest.approx(0.000273)  # 273 x 10^-3 Wh
+
+
+def test_the_default_green_button_folder_is_shared_beside_the_repository_root(monkeypatch, tmp_path):
+    """Without ``GREENBUTTON_DIR``: ``../shared/data/greenbutton`` beside the repository root, as the README says
+    (the message of a missing folder named one inside the clone)."""
+    from pathlib import Path
+
+    from cpm.base import paths
+
+    assert (Path(paths.__file__).resolve().parents[2] / "manage.py").is_file() and paths.REPO.name != "cpm"
+    monkeypatch.delenv("GREENBUTTON_DIR", raising=False)
+    monkeypatch.setattr(paths, "REPO", tmp_path / "clone")
+    assert green_button_dir() == tmp_path / "shared" / "data" / "greenbutton"  # where it is looked for, missing
+    (tmp_path / "shared" / "data" / "greenbutton").mkdir(parents=True)
+    assert green_button_dir().is_dir()
