@@ -112,7 +112,7 @@ def run_once(path: Path, days: int) -> tuple[float, dict[str, float], str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--days", type=int, default=1)
     parser.add_argument("--history", type=int, default=6)

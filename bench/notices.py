@@ -247,7 +247,7 @@ def _kill_run(args, outbox: Path, event) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--chunk", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=0, help="Also send through K workers and kill one.")

@@ -105,7 +105,7 @@ def run_once(event) -> tuple[float, dict[str, float], dict[str, int]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--history", type=int, default=6)
     parser.add_argument("--runs", type=int, default=3)

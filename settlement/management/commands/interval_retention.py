@@ -35,7 +35,8 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="Only say what would be removed.")
         parser.add_argument("--maintain", action="store_true",
                             help="Create the partitions of this month and the next --months-ahead instead.")
-        parser.add_argument("--months-ahead", type=int, default=3)
+        parser.add_argument("--months-ahead", type=int, default=3,
+                            help="With --maintain: how many months after this one get their partition (default 3).")
 
     def handle(self, *args, keep_months, before, archive_dir, no_archive, dry_run, maintain, months_ahead,
                **options):
