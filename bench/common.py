@@ -7,6 +7,7 @@ import json
 import os
 import resource
 import sys
+import time
 from urllib.parse import urlparse
 
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/cpm_bench"
@@ -96,3 +97,14 @@ def statement_part(sql: str, parts) -> str:
         if pattern.search(sql):
             return name
     return "other SQL"
+
+
+def cpu_now() -> tuple[float, float]:
+    """(process, backend) CPU seconds used so far: this process and its PostgreSQL backend (``backend_cpu_s``)."""
+    return time.process_time(), backend_cpu_s()
+
+
+def cpu_since(start: tuple[float, float]) -> dict[str, float]:
+    """``{"process_s", "backend_s"}``: the CPU seconds used since ``start`` (a ``cpu_now()``), rounded."""
+    process, backend = cpu_now()
+    return {"process_s": round(process - start[0], 2), "backend_s": round(backend - start[1], 2)}

@@ -21,7 +21,7 @@ import argparse
 import os
 import time
 
-from .common import backend_cpu_s, bench_actor, emit, loadavg, setup_django
+from .common import bench_actor, cpu_now, cpu_since, emit, loadavg, setup_django
 from .settlement import DEFAULT_BROKER, SEASON_END_NOW, customer_digest
 
 
@@ -47,11 +47,11 @@ def run_once(program, season) -> dict:
 
     _reset_customer(program)
     load = loadavg()
-    server0, client0 = backend_cpu_s(), time.process_time()
+    cpu0 = cpu_now()
     t0 = time.perf_counter()
     batch = services.season_settle(program=program, season=season, now=SEASON_END_NOW, actor=bench_actor())
     seconds = time.perf_counter() - t0
-    cpu = {"process_s": round(time.process_time() - client0, 2), "backend_s": round(backend_cpu_s() - server0, 2)}
+    cpu = cpu_since(cpu0)
     batch.refresh_from_db()
     digest = customer_digest(batch)
     print(f"season-end customer settlement: {seconds:.2f} s for {batch.items_total} accounts ({batch.status}), "
@@ -132,7 +132,7 @@ def profile_chunk(program, season, path: str) -> None:
                 finally:
                     timed.setdefault(" ".join(sql.split())[:110], []).append(time.perf_counter() - t)
 
-            server0, client0, t0 = backend_cpu_s(), time.process_time(), time.perf_counter()
+            cpu0, t0 = cpu_now(), time.perf_counter()
             prof.enable()
             with connection.execute_wrapper(timer):
                 customer_settle_chunk(batch=batch, account_first=accounts[0], account_last=accounts[-1],
@@ -144,9 +144,9 @@ def profile_chunk(program, season, path: str) -> None:
             with connection.cursor() as c:  # what COMMIT would check: the deferred foreign keys
                 c.execute("SET CONSTRAINTS ALL IMMEDIATE")
             print(f"{time.perf_counter() - t:7.3f} s  the deferred foreign-key checks (SET CONSTRAINTS ALL IMMEDIATE)")
+            cpu = cpu_since(cpu0)
             print(f"profiled chunk of {len(accounts)} accounts: {time.perf_counter() - t0:.2f} s wall, process CPU "
-                  f"{time.process_time() - client0:.2f} s (with the profiler), backend CPU "
-                  f"{backend_cpu_s() - server0:.2f} s")
+                  f"{cpu['process_s']:.2f} s (with the profiler), backend CPU {cpu['backend_s']:.2f} s")
             raise Rollback
     except Rollback:
         pass

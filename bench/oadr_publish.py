@@ -28,7 +28,7 @@ import json
 import time
 import tracemalloc
 
-from .common import bench_actor, cpu_s, emit, loadavg, peak_rss_mb, setup_django
+from .common import bench_actor, cpu_now, cpu_since, emit, loadavg, peak_rss_mb, setup_django
 
 PUBLISH_NOW = dt.datetime(2026, 7, 14, 17, tzinfo=dt.UTC)
 
@@ -82,16 +82,14 @@ def digest(event, first_resource: int, first_notification: int) -> str:
 
 
 def measure(fn) -> dict:
-    from django.db import connection
 
-    backend = connection.cursor().connection.info.backend_pid
     tracemalloc.start()
-    cpu0, bcpu0, t0 = cpu_s(), cpu_s(backend), time.perf_counter()
+    cpu0, t0 = cpu_now(), time.perf_counter()
     fn()
-    wall, cpu, bcpu = time.perf_counter() - t0, cpu_s() - cpu0, cpu_s(backend) - bcpu0
+    wall, cpu = time.perf_counter() - t0, cpu_since(cpu0)
     peak = tracemalloc.get_traced_memory()[1] / 2**20
     tracemalloc.stop()
-    return {"s": round(wall, 3), "cpu_s": round(cpu, 2), "backend_cpu_s": round(bcpu, 2),
+    return {"s": round(wall, 3), "cpu_s": cpu["process_s"], "backend_cpu_s": cpu["backend_s"],
             "tracemalloc_mb": round(peak, 1)}
 
 

@@ -33,7 +33,7 @@ import subprocess
 import sys
 import time
 
-from .common import backend_cpu_s, bench_actor, emit, loadavg, peak_rss_mb, setup_django
+from .common import bench_actor, cpu_now, cpu_since, emit, loadavg, peak_rss_mb, setup_django
 
 DEFAULT_BROKER = "redis://127.0.0.1:6379/6"
 SETTLE_NOW = dt.datetime(2026, 7, 20, 12, tzinfo=dt.UTC)  # after the seeded meter data was received (bench.seed.NOW)
@@ -185,12 +185,8 @@ def run(n: int, *, history: int, workers: int = 0, runs: int = 2) -> dict:
         return execute(sql, params, many, context)
 
     load = loadavg()
-    settle_cpu = []  # (process, backend) CPU seconds of each settle run
-
-    def cpu_since(start: tuple[float, float]) -> tuple[float, float]:
-        return round(time.process_time() - start[0], 2), round(backend_cpu_s() - start[1], 2)
-
-    cpu0 = (time.process_time(), backend_cpu_s())
+    settle_cpu = []  # {process_s, backend_s} of each settle run
+    cpu0 = cpu_now()
     t0 = time.perf_counter()
     with connection.execute_wrapper(count):
         batch = services.event_settle(event=event, now=SETTLE_NOW, actor=bench_actor())
@@ -225,7 +221,7 @@ def run(n: int, *, history: int, workers: int = 0, runs: int = 2) -> dict:
     settle_runs, read_runs = [settle_s], [read_s]
     for _ in range(runs - 1):
         _reset(program)
-        cpu0 = (time.process_time(), backend_cpu_s())
+        cpu0 = cpu_now()
         t0 = time.perf_counter()
         services.event_settle(event=event, now=SETTLE_NOW, actor=bench_actor())
         settle_runs.append(time.perf_counter() - t0)
@@ -239,7 +235,7 @@ def run(n: int, *, history: int, workers: int = 0, runs: int = 2) -> dict:
     print(f"settle: {settle_s:.1f} s, best of {len(settle_runs)} ({', '.join(f'{x:.1f}' for x in settle_runs)})  "
           f"({batch.status}, {batch.chunks_done}/{batch.chunks_total} chunks of {chunk}, "
           f"{settled}/{total} settled), load average {load:.2f}; CPU (process, backend) per run: "
-          f"{', '.join(f'{p:.1f} + {b:.1f} s' for p, b in settle_cpu)}")
+          f"{', '.join(f'{c['process_s']:.1f} + {c['backend_s']:.1f} s' for c in settle_cpu)}")
     print(f"plain SQL read of the same readings: {read_s:.1f} s, best of {len(read_runs)} "
           f"({', '.join(f'{x:.1f}' for x in read_runs)})")
     print(f"ratio settle / read: {settle_s / read_s:.2f}x (target <= 3x)")
@@ -253,12 +249,11 @@ def run(n: int, *, history: int, workers: int = 0, runs: int = 2) -> dict:
     # Season-end customer settlement of the N accounts (the deferred event settlements + the seasonal incentive).
     season = Season.objects.get(program=program)
     customer_load = loadavg()
-    server0, client0 = backend_cpu_s(), time.process_time()
+    cpu0 = cpu_now()
     t0 = time.perf_counter()
     cbatch = services.season_settle(program=program, season=season, now=SEASON_END_NOW, actor=bench_actor())
     customer_s = time.perf_counter() - t0
-    customer_cpu = {"process_s": round(time.process_time() - client0, 2),
-                    "backend_s": round(backend_cpu_s() - server0, 2)}
+    customer_cpu = cpu_since(cpu0)
     cbatch.refresh_from_db()
     cs_total = sum(CustomerSettlement.objects.filter(batch=cbatch).values_list("total_amount", flat=True))
     cdigest = customer_digest(cbatch)

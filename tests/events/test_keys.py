@@ -16,6 +16,7 @@ from events.models import Event, Participation, Reservation
 from tests.factories.enrollments import active_participant
 from tests.factories.events import EventFactory
 from tests.factories.programs import ProgramFactory, SeasonFactory
+from tests.keys import missing_pk
 
 NOW = dt.datetime(2026, 7, 14, 16, 0, tzinfo=dt.UTC)
 COLUMNS = ["event_id", "subscription_id", "enrollment_id", "device_id", "service_point_id", "decision", "detail",
@@ -37,9 +38,6 @@ def _row(event, sub, **over):
     return [row[c] for c in COLUMNS]
 
 
-def _missing(model):
-    return (model.objects.order_by("-pk").values_list("pk", flat=True).first() or 0) + 1000
-
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("column, model", [("event_id", Event), ("device_id", Device),
@@ -47,7 +45,7 @@ def _missing(model):
 def test_a_bulk_insert_with_one_missing_key_is_refused_whole(column, model):
     event, subs = _setup()
     rows = [_row(event, s) for s in subs]
-    rows[1][COLUMNS.index(column)] = _missing(model)
+    rows[1][COLUMNS.index(column)] = missing_pk(model)
     with pytest.raises(IntegrityError, match=f"reservation_{column.removesuffix('_id')}_fk"), transaction.atomic():
         insert_rows(Reservation, COLUMNS, rows)
     assert Reservation.objects.count() == 0
@@ -75,7 +73,7 @@ def test_a_null_device_is_not_checked_and_an_update_to_a_missing_device_is_refus
     row = Reservation.objects.get(event=event)
     assert row.device_id is None
     with pytest.raises(IntegrityError, match="reservation_device_fk"), transaction.atomic():
-        Reservation.objects.filter(pk=row.pk).update(device_id=_missing(Device))
+        Reservation.objects.filter(pk=row.pk).update(device_id=missing_pk(Device))
     Reservation.objects.filter(pk=row.pk).update(device_id=a.device_id)
     assert Reservation.objects.get(pk=row.pk).device_id == a.device_id
 

@@ -16,6 +16,7 @@ from settlement.models import IntervalDay, MeterDataLoad
 from tests.actors import TEST_ACTOR
 from tests.factories.devices import DeviceFactory, ServicePointFactory
 from tests.factories.settlement_meter import MeterDataLoadFactory
+from tests.keys import missing_pk
 
 pytestmark = pytest.mark.django_db
 DAY = dt.date(2026, 5, 14)
@@ -27,9 +28,6 @@ def _day(sp_id, *, day=DAY, device_id=None, load_id=None):
                        values=intervals.encode(np.ones(24)), received_at=RECEIVED)
 
 
-def _missing(model):
-    return (model.objects.order_by("-pk").values_list("pk", flat=True).first() or 0) + 1000
-
 
 @pytest.mark.parametrize("column, model, name", [("service_point_id", ServicePoint, "interval_day_service_point_fk"),
                                                  ("device_id", Device, "interval_day_device_fk"),
@@ -39,7 +37,7 @@ def test_an_insert_of_many_days_with_one_missing_key_is_refused_whole(column, mo
     device, load = DeviceFactory(), MeterDataLoadFactory()
     rows = [_day(sp.pk, day=DAY + dt.timedelta(days=i), device_id=device.pk, load_id=load.pk)
             for i, sp in enumerate(sps)]
-    setattr(rows[1], column, _missing(model))
+    setattr(rows[1], column, missing_pk(model))
     with pytest.raises(IntegrityError, match=name), transaction.atomic():
         IntervalDay.objects.bulk_create(rows)
     assert IntervalDay.objects.count() == 0
@@ -54,9 +52,9 @@ def test_null_device_and_load_are_not_checked_and_an_update_to_a_missing_key_is_
     row = IntervalDay.objects.get(service_point=sp)
     assert row.device_id is None and row.load_id is None
     with pytest.raises(IntegrityError, match="interval_day_service_point_fk"), transaction.atomic():
-        IntervalDay.objects.filter(pk=row.pk).update(service_point_id=_missing(ServicePoint))
+        IntervalDay.objects.filter(pk=row.pk).update(service_point_id=missing_pk(ServicePoint))
     with pytest.raises(IntegrityError, match="interval_day_load_fk"), transaction.atomic():
-        IntervalDay.objects.filter(pk=row.pk).update(load_id=_missing(MeterDataLoad))
+        IntervalDay.objects.filter(pk=row.pk).update(load_id=missing_pk(MeterDataLoad))
     load = MeterDataLoadFactory()
     IntervalDay.objects.filter(pk=row.pk).update(load_id=load.pk)
     assert IntervalDay.objects.get(pk=row.pk).load_id == load.pk
@@ -70,7 +68,7 @@ def test_a_loads_binary_copy_with_a_missing_service_point_writes_nothing():
             "version": np.ones(2, np.int64), "load": load,
             "day": np.full(2, (DAY - dt.date(1970, 1, 1)).days, np.int64)}
     with pytest.raises(IntegrityError, match="interval_day_service_point_fk"), transaction.atomic():
-        interval_days_insert(sp=np.array([sp.pk, _missing(ServicePoint)]), **args)
+        interval_days_insert(sp=np.array([sp.pk, missing_pk(ServicePoint)]), **args)
     assert IntervalDay.objects.count() == 0
     interval_days_insert(sp=np.array([sp.pk, ServicePointFactory().pk]), **args)
     assert IntervalDay.objects.filter(load=load).count() == 2

@@ -23,13 +23,11 @@ from tests.actors import TEST_ACTOR
 from tests.factories.enrollments import active_participant
 from tests.factories.programs import ProgramFactory
 from tests.factories.settlement import EventFactory, EventSettlementFactory, ParticipationFactory
+from tests.keys import missing_pk
 
 pytestmark = pytest.mark.django_db
 NOW = dt.datetime(2026, 10, 5, 12, 0, tzinfo=dt.UTC)
 
-
-def _missing(model) -> int:
-    return (model.objects.order_by("-pk").values_list("pk", flat=True).first() or 0) + 1000
 
 
 def _participations(n: int):
@@ -59,7 +57,7 @@ def _settlement_row(p: Participation) -> dict:
 def test_a_chunk_of_event_settlements_with_one_missing_key_is_refused_whole(column, model, name):
     parts = _participations(3)
     rows = [_settlement_row(p) for p in parts]
-    rows[1][column] = _missing(model)
+    rows[1][column] = missing_pk(model)
     with pytest.raises(IntegrityError, match=name), transaction.atomic():
         bulk.insert_dicts(EventSettlement, rows)
     assert EventSettlement.objects.count() == 0
@@ -78,15 +76,15 @@ def _line(es: EventSettlement, **kw) -> SettlementLine:
 def test_lines_with_a_missing_event_settlement_or_reversed_line_are_refused_and_a_reversal_is_written():
     es = EventSettlementFactory(participation=_participations(1)[0])
     with pytest.raises(IntegrityError, match="settlement_line_event_settlement_fk"), transaction.atomic():
-        SettlementLine.objects.bulk_create([_line(es), _line(es, event_settlement_id=_missing(EventSettlement))])
+        SettlementLine.objects.bulk_create([_line(es), _line(es, event_settlement_id=missing_pk(EventSettlement))])
     assert SettlementLine.objects.count() == 0
     line = SettlementLine.objects.bulk_create([_line(es)])[0]
     with pytest.raises(IntegrityError, match="settlement_line_reverses_fk"), transaction.atomic():
-        SettlementLine.objects.bulk_create([_line(es, amount=Decimal("-5.00"), reverses_id=_missing(SettlementLine))])
+        SettlementLine.objects.bulk_create([_line(es, amount=Decimal("-5.00"), reverses_id=missing_pk(SettlementLine))])
     SettlementLine.objects.bulk_create([_line(es, amount=Decimal("-5.00"), reverses=line)])
     assert sorted(SettlementLine.objects.values_list("amount", flat=True)) == [Decimal("-5.00"), Decimal("5.00")]
     with pytest.raises(IntegrityError, match="settlement_line_enrollment_fk"), transaction.atomic():
-        SettlementLine.objects.filter(pk=line.pk).update(enrollment_id=_missing(type(es.enrollment)))
+        SettlementLine.objects.filter(pk=line.pk).update(enrollment_id=missing_pk(type(es.enrollment)))
 
 
 def test_a_customer_settlement_with_a_missing_season_is_refused_and_its_lines_wait_for_commit():
@@ -97,7 +95,7 @@ def test_a_customer_settlement_with_a_missing_season_is_refused_and_its_lines_wa
               "period_start": dt.date(2026, 6, 1), "period_end": dt.date(2026, 10, 1), "created_at": NOW,
               "updated_at": NOW}
     with pytest.raises(IntegrityError, match="customer_settlement_season_fk"), transaction.atomic():
-        CustomerSettlement.objects.create(season_id=_missing(Season), **common)
+        CustomerSettlement.objects.create(season_id=missing_pk(Season), **common)
     pk = bulk.reserve_ids(CustomerSettlement, 1)[0]
     with transaction.atomic():
         SettlementLine.objects.bulk_create([_line(es, customer_settlement_id=pk)])  # before its settlement
