@@ -158,7 +158,8 @@ class Reservation(models.Model):
 
 class Participation(models.Model):
     """A reserved participant's part in an event. ``start``/``end`` copy the event window so the database can refuse
-    a device held by two overlapping events (exclusion constraint on PostgreSQL; service check elsewhere)."""
+    a device held by two overlapping events (set-based exclusion on PostgreSQL, ``cpm.base.setexclusion``, migration
+    0011; the service check elsewhere)."""
 
     # db_index=False where a composite index leads with the column (no second index to maintain on every insert)
     # Every key checked set-based by the database, as on ``Reservation``.
@@ -190,7 +191,12 @@ class Participation(models.Model):
         ]
         indexes = [models.Index(fields=["device", "start"], name="participation_device_start_idx"),
                    models.Index(fields=["-start", "id"], name="participation_start_desc_idx"),
-                   models.Index(fields=["service_point", "start"], name="participation_sp_start_idx")]
+                   models.Index(fields=["service_point", "start"], name="participation_sp_start_idx"),
+                   # The live rows by (key, end): what the no-overlap checks probe (migration 0011).
+                   models.Index(fields=["device", "end"], name="participation_device_live_idx",
+                                condition=Q(device__isnull=False) & ~Q(status="cancelled")),
+                   models.Index(fields=["service_point", "end"], name="participation_sp_live_idx",
+                                condition=Q(device__isnull=True) & ~Q(status="cancelled"))]
 
     def __str__(self) -> str:
         return f"{self.device or self.service_point} in {self.event}"

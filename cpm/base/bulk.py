@@ -22,8 +22,11 @@ This module imports no app.
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
 from django.db import connection, models
@@ -108,14 +111,89 @@ def insert_rows(model: type[models.Model], columns: Sequence[str], rows: Sequenc
     # ``wrap_database_errors``: a constraint the COPY violates raises Django's ``IntegrityError``, as an INSERT does
     # (the COPY runs on the driver's cursor, outside Django's error translation).
     with connection.wrap_database_errors, connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
-        if not any(adapters):
-            for row in rows:
-                copy.write_row(row)
-        else:
-            for row in rows:
-                copy.write_row([v if a is None or v is None else a(v)
-                                for a, v in zip(adapters, row, strict=True)])
+        for lo in range(0, len(rows), BATCH):
+            batch = rows[lo:lo + BATCH]
+            if any(adapters):
+                batch = [[v if a is None or v is None else a(v) for a, v in zip(adapters, row, strict=True)]
+                         for row in batch]
+            text = copy_text(batch)
+            if text is not None:
+                copy.write(text)
+            else:  # a value type the column-wise encoder does not write: psycopg adapts it, row by row
+                for row in batch:
+                    copy.write_row(row)
     return len(rows)
+
+
+# COPY text format: backslash, tab, newline and carriage return are escaped in a text value; NULL is \N.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_COPY_SPECIAL = ("\\", "\t", "\n", "\r")
+_COPY_NULL = "\\N"
+_COPY_KINDS = frozenset({int, bool, float, Decimal, dt.date, dt.datetime})
+
+
+def _copy_value(kind: type, value: Any) -> str:
+    """One non-null value of a ``_copy_column`` kind as COPY text."""
+    if issubclass(kind, str):
+        return value.translate(_COPY_ESCAPES)
+    if kind is bool:
+        return "t" if value else "f"
+    if kind is float:
+        return repr(value)
+    if kind in (dt.datetime, dt.date):
+        return value.isoformat()
+    return str(value)  # int, Decimal
+
+
+def _copy_column(values: tuple) -> Iterable[str] | None:
+    """One column of a COPY batch as text values (None: a type ``copy_text`` leaves to psycopg).
+
+    Column-wise, so the per-value work is a C loop (``map``) or one lookup: a column of one repeated value (the
+    event, a status, a timestamp) is formatted once; integers by ``str``; texts as they are unless one holds a
+    character to escape; dates, datetimes and decimals once per distinct value."""
+    kinds = set(map(type, values))
+    nulls = type(None) in kinds
+    kinds.discard(type(None))
+    if not kinds:
+        return itertools.repeat(_COPY_NULL, len(values))
+    if len(kinds) != 1:
+        return None
+    kind = kinds.pop()
+    if not (kind in _COPY_KINDS or issubclass(kind, str)):
+        return None
+    first = values[0]
+    if not nulls and values.count(first) == len(values):
+        return itertools.repeat(_copy_value(kind, first), len(values))
+    if kind is int and not nulls:
+        return map(str, values)
+    if issubclass(kind, str):  # str, TextChoices members, RawJson
+        present = values if not nulls else [v for v in values if v is not None]
+        if not any(c in "".join(present) for c in _COPY_SPECIAL):
+            return values if not nulls else [_COPY_NULL if v is None else v for v in values]
+        return [_COPY_NULL if v is None else v.translate(_COPY_ESCAPES) for v in values]
+    if kind in (dt.datetime, dt.date, Decimal):
+        text = {v: _copy_value(kind, v) for v in set(values) if v is not None}
+        text[None] = _COPY_NULL
+        return map(text.__getitem__, values)
+    return [_COPY_NULL if v is None else _copy_value(kind, v) for v in values]
+
+
+def copy_text(rows: Sequence[Sequence]) -> str | None:
+    """``rows`` (sequences of adapted values, one per column) as one block of COPY text format, or None when a
+    column holds a value of another type than None, int, bool, float, str (and its subclasses), Decimal, date or
+    aware datetime (the caller writes those rows through psycopg's ``write_row``).
+
+    The values PostgreSQL reads are those of psycopg's ``write_row`` for these types (``tests/cpm/test_bulk.py``), at a
+    fraction of the Python time: 1,970,000 rows per reservation of 1,000,000 devices (issue 20)."""
+    if not rows:
+        return ""
+    columns = []
+    for values in zip(*rows, strict=True):
+        column = _copy_column(values)
+        if column is None:
+            return None
+        columns.append(column)
+    return "\n".join(map("\t".join, zip(*columns, strict=False))) + "\n"  # repeated columns are endless
 
 
 def insert_dicts(model: type[models.Model], rows: Sequence[Mapping[str, Any]]) -> int:

@@ -15,7 +15,8 @@ from cpm.base.errors import DomainValidationError, TransitionNotAllowed
 from ..choices import EventStatus, ParticipationStatus
 from ..models import Event, Participation
 
-# Participation statuses that hold a device (the exclusion constraint uses the same condition).
+# Participation statuses that hold a device (the database no-overlap check, events migration 0011, uses the same
+# condition).
 RELEASED = ParticipationStatus.CANCELLED
 
 

@@ -683,7 +683,7 @@ def _write(event: Event, decided: list[Decided], chosen: set[int] | None, *, now
     the updates only when there is something to update. No per-row audit: the ledger rows are the audit (module
     docstring). Devices taken from lower-priority events: their participations there are released first (audited
     per row by ``actor``, default ``TAKEOVER_ACTOR``; their ledger rows say which event took them), in the same
-    transaction, before this event's are added (the exclusion constraint sees no overlap)."""
+    transaction, before this event's are added (the no-overlap check sees no overlap)."""
     if not decided:
         return {}
     live_status = (ParticipationStatus.RESERVED if event.status == EventStatus.SCHEDULED
@@ -695,7 +695,8 @@ def _write(event: Event, decided: list[Decided], chosen: set[int] | None, *, now
     insert_rows(Reservation, list(ReservationRow._fields), plan.reservations)
     try:
         with transaction.atomic():
-            # Release first, then move the window, then add: the exclusion constraint sees no transient overlap.
+            # Release first, then move the window, then add: the no-overlap check (each statement's rows, at its end)
+            # sees no transient overlap.
             if plan.take:
                 _take_over(plan.take, now=now, actor=actor or TAKEOVER_ACTOR)
             if plan.release:
@@ -708,8 +709,9 @@ def _write(event: Event, decided: list[Decided], chosen: set[int] | None, *, now
                                                                          end=event.end, updated_at=now)
             insert_rows(Participation, list(NewParticipationRow._fields), plan.new_participations)
     except IntegrityError as exc:
-        # The exclusion constraint caught a concurrent reservation the locks did not serialize, or a participation
-        # whose outcome is already recorded (kept as it is) would overlap another event in the new window.
+        # The no-overlap check (migration 0011) caught a concurrent reservation the locks did not serialize, or a
+        # participation whose outcome is already recorded (kept as it is) would overlap another event in the new
+        # window.
         raise ConflictError("A device would take part in two overlapping events (reserved concurrently, or an "
                             "opted-out device moved into another event's window); run the reservation again or "
                             "cancel and re-create the event.") from exc
@@ -718,7 +720,7 @@ def _write(event: Event, decided: list[Decided], chosen: set[int] | None, *, now
 
 def _take_over(takes: list[Take], *, now: dt.datetime, actor: Any) -> None:
     """Release the lower-priority participations this event takes (still RESERVED in a SCHEDULED event: one
-    dispatched meanwhile stays, and the insert that follows is refused by the exclusion constraint, a conflict to
+    dispatched meanwhile stays, and the insert that follows is refused by the no-overlap check, a conflict to
     run again)."""
     from .release import release_participations
 

@@ -113,6 +113,81 @@ def test_copy_insert_rows_matches_bulk_create(probe):
         assert (bytes(o.blob) if o.blob is not None else None) == r["blob"]
 
 
+SCALARS = ["key", "amount", "ratio", "flag", "label", "note", "day", "at", "data"]
+
+
+@pytest.fixture
+def scalar_probe():
+    """The probe's scalar columns only (every column of a COPY is given: no database defaults needed)."""
+    with isolate_apps("cpm"):
+        class ScalarProbe(models.Model):
+            key = models.IntegerField(unique=True)
+            amount = models.DecimalField(max_digits=12, decimal_places=4, null=True)
+            ratio = models.FloatField(null=True)
+            flag = models.BooleanField(default=False)
+            label = models.CharField(max_length=100, default="", blank=True)
+            note = models.TextField(null=True)
+            day = models.DateField(null=True)
+            at = models.DateTimeField(null=True)
+            data = models.JSONField(default=dict)
+
+            class Meta:
+                app_label = "cpm"
+                db_table = "cpm_test_bulk_scalar_probe"
+
+        with connection.schema_editor() as editor:
+            editor.create_model(ScalarProbe)
+        yield ScalarProbe
+
+
+@pytest.mark.parametrize("n", [1, 60, bulk.BATCH + 3])
+def test_the_column_wise_copy_text_matches_bulk_create(scalar_probe, n):
+    """Columns of scalars (no arrays, no bytes) take ``copy_text``: nasty texts, NULLs, decimals, floats, dates,
+    datetimes, JSON; one row, a few, and more than one batch."""
+    rows = [{c: r[c] for c in SCALARS} for r in _rows(n)]
+    adapters = [bulk._adapter(scalar_probe._meta.get_field(c)) for c in SCALARS]
+    assert bulk.copy_text([[v if a is None or v is None else a(v) for a, v in zip(adapters, [r[c] for c in SCALARS],
+                                                                                    strict=True)]
+                           for r in rows]) is not None
+    by_bulk, by_orm = _both(scalar_probe, lambda: bulk.insert_dicts(scalar_probe, rows),
+                            lambda: scalar_probe.objects.bulk_create([scalar_probe(**r) for r in rows]))
+    assert len(by_bulk) == n
+    assert by_bulk == by_orm
+
+
+def test_copy_text_repeated_values_nulls_other_zones_and_special_floats(scalar_probe):
+    from zoneinfo import ZoneInfo
+
+    from events.choices import ParticipationStatus
+
+    la = ZoneInfo("America/Los_Angeles")
+    at = dt.datetime(2026, 11, 1, 1, 30, tzinfo=la)  # the repeated hour of the DST change, first pass
+    rows = [{"key": i, "amount": Decimal("2.5000"), "ratio": [float("nan"), float("inf"), -0.1, 1e-300][i % 4],
+             "flag": True, "label": ParticipationStatus.RESERVED, "note": None, "day": dt.date(2026, 3, 8),
+             "at": at + dt.timedelta(hours=i % 2), "data": bulk.RawJson('{"q": "a\\"b\\\\c\\n"}')}
+            for i in range(8)]
+    assert bulk.copy_text([[r[c] for c in SCALARS] for r in rows]) is not None
+    by_bulk, by_orm = _both(scalar_probe, lambda: bulk.insert_dicts(scalar_probe, rows),
+                            lambda: scalar_probe.objects.bulk_create([scalar_probe(**{**r, "data": {"q": 'a"b\\c\n'}})
+                                                               for r in rows]))
+    assert by_bulk == by_orm
+    bulk.insert_dicts(scalar_probe, rows)
+    got = list(scalar_probe.objects.order_by("key").values_list("label", "note", "at", "data"))
+    # (compared as instants: Python never equates an ambiguous local time with another zone's, PEP 495)
+    assert (got[0][0], got[0][1], got[0][2].timestamp(), got[0][3]) == ("reserved", None, at.timestamp(),
+                                                                         {"q": 'a"b\\c\n'})
+    assert got[0][2] == dt.datetime(2026, 11, 1, 8, 30, tzinfo=UTC)  # 01:30 PDT
+    assert got[1][2].timestamp() == (at + dt.timedelta(hours=1)).timestamp()
+    assert scalar_probe.objects.filter(ratio=float("inf")).count() == 2
+
+
+def test_copy_text_leaves_a_column_of_mixed_or_other_types_to_psycopg():
+    assert bulk.copy_text([[1, "a"], [2.5, "b"]]) is None  # int and float in one column
+    assert bulk.copy_text([[1, [1, 2]], [2, [3]]]) is None  # arrays
+    assert bulk.copy_text([[1, b"x"]]) is None  # bytes
+    assert bulk.copy_text([[1, None, "t\tab"], [None, None, "\\N"]]) == "1\t\\N\tt\\tab\n\\N\t\\N\t\\\\N\n"
+
+
 def test_raw_json_is_written_as_given(probe):
     rows = _rows(5)
     for r in rows:

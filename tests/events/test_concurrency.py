@@ -1,5 +1,5 @@
 """Two reservations at once never double-book a device nor exceed a limit (PostgreSQL: row locks in id order plus
-the btree_gist exclusion constraint on participations)."""
+the set-based no-overlap check on participations, events migration 0011)."""
 
 import datetime as dt
 import threading
