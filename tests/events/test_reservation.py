@@ -366,3 +366,34 @@ def test_copy_keeps_ids_and_equal_decimals_apart(program, july_now):
                               "decision", "detail", "capacity_kw", "decided_at"], rows)
     assert dict(Reservation.objects.filter(event=event).values_list("subscription_id", "capacity_kw")) == {
         first.pk: Decimal(f"{second.pk}.000"), second.pk: Decimal("1.500")}
+
+
+@pytest.mark.postgres
+def test_a_clash_the_database_refuses_in_a_later_span_refuses_the_whole_reservation(program, july_now, settings,
+                                                                                      monkeypatch):
+    """A clash the database's no-overlap check refuses in the second of three spans (the reservation's own overlap
+    check blinded here) is a ``ConflictError``, and nothing of the run is written: the spans before it are rolled
+    back with it (one transaction)."""
+    from cpm.base.errors import ConflictError
+    from events.services import reservation
+
+    subs = [participant(program, july_now) for _ in range(5)]
+    other_program = ProgramFactory(code="other-clash", allows_co_enrollment=True)
+    SeasonFactory(program=other_program)
+    holder = ProgramSubscriptionFactory(enrollment__program=other_program, device=subs[2].device, exclusive=False,
+                                        enrollment__service_point=subs[2].enrollment.service_point)
+    other = EventFactory(program=other_program, status=EventStatus.SCHEDULED)
+    Participation.objects.create(event=other, subscription=holder, enrollment=holder.enrollment,
+                                 device=holder.device, service_point=holder.enrollment.service_point,
+                                 start=other.start, end=other.end)
+    monkeypatch.setattr(reservation, "_overlaps", lambda *a, **k: ({}, {}, {}, {}))
+    settings.CPM_CHUNK_SIZE = 2  # three spans: the clash is in the second
+    event = EventFactory(program=program, status=EventStatus.SCHEDULED)
+    with pytest.raises(ConflictError, match="two overlapping events"):
+        services.event_reserve(event=event, now=july_now, actor=TEST_ACTOR)
+    assert Reservation.objects.filter(event=event).count() == 0
+    assert Participation.objects.filter(event=event).count() == 0
+    monkeypatch.undo()
+    got = reserve(event, july_now)
+    assert got[subs[2].pk][0] == D.OVERLAP
+    assert sorted(v[0] for k, v in got.items() if k != subs[2].pk) == [D.RESERVED] * 4
