@@ -126,16 +126,24 @@ def insert_rows(model: type[models.Model], columns: Sequence[str], rows: Sequenc
 
 
 # COPY text format: backslash, tab, newline and carriage return are escaped in a text value; NULL is \N.
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-_COPY_SPECIAL = ("\\", "\t", "\n", "\r")
+_COPY_SPECIAL = [("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r")]  # the backslash first
 _COPY_NULL = "\\N"
 _COPY_KINDS = frozenset({int, bool, float, Decimal, dt.date, dt.datetime})
+
+
+def _escape(text: str, special: list[tuple[str, str]]) -> str:
+    """``text`` with the ``special`` characters escaped (``str.replace``, a C loop per character kind: translate
+    with a table looks up every character, 50 times slower on the JSON of an event settlement)."""
+    for char, escaped in special:
+        if char in text:
+            text = text.replace(char, escaped)
+    return text
 
 
 def _copy_value(kind: type, value: Any) -> str:
     """One non-null value of a ``_copy_column`` kind as COPY text."""
     if issubclass(kind, str):
-        return value.translate(_COPY_ESCAPES)
+        return _escape(value, _COPY_SPECIAL)
     if kind is bool:
         return "t" if value else "f"
     if kind is float:
@@ -168,9 +176,11 @@ def _copy_column(values: tuple) -> Iterable[str] | None:
         return map(str, values)
     if issubclass(kind, str):  # str, TextChoices members, RawJson
         present = values if not nulls else [v for v in values if v is not None]
-        if not any(c in "".join(present) for c in _COPY_SPECIAL):
+        joined = "".join(present)
+        special = [(c, e) for c, e in _COPY_SPECIAL if c in joined]
+        if not special:
             return values if not nulls else [_COPY_NULL if v is None else v for v in values]
-        return [_COPY_NULL if v is None else v.translate(_COPY_ESCAPES) for v in values]
+        return [_COPY_NULL if v is None else _escape(v, special) for v in values]
     if kind in (dt.datetime, dt.date, Decimal):
         text = {v: _copy_value(kind, v) for v in set(values) if v is not None}
         text[None] = _COPY_NULL
