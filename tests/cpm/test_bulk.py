@@ -23,28 +23,26 @@ NASTY = ["plain", "tab\there", "new\nline", "cr\rreturn", "back\\slash", "quote 
          "trailing\\", "{braces,comma}", "NULL"]
 
 
+def _scalar_fields() -> dict[str, models.Field]:
+    return {"key": models.IntegerField(unique=True),
+            "amount": models.DecimalField(max_digits=12, decimal_places=4, null=True),
+            "ratio": models.FloatField(null=True), "flag": models.BooleanField(default=False),
+            "label": models.CharField(max_length=100, default="", blank=True), "note": models.TextField(null=True),
+            "day": models.DateField(null=True), "at": models.DateTimeField(null=True),
+            "data": models.JSONField(default=dict)}
+
+
+def _model(name: str, table: str, fields: dict[str, models.Field]) -> type[models.Model]:
+    meta = type("Meta", (), {"app_label": "cpm", "db_table": table})
+    return type(name, (models.Model,), {"__module__": __name__, "Meta": meta, **fields})
+
+
 def _probe_model():
     from django.contrib.postgres.fields import ArrayField
 
-    class Probe(models.Model):
-        key = models.IntegerField(unique=True)
-        amount = models.DecimalField(max_digits=12, decimal_places=4, null=True)
-        ratio = models.FloatField(null=True)
-        flag = models.BooleanField(default=False)
-        label = models.CharField(max_length=100, default="", blank=True)
-        note = models.TextField(null=True)
-        day = models.DateField(null=True)
-        at = models.DateTimeField(null=True)
-        numbers = ArrayField(models.IntegerField(), default=list)
-        words = ArrayField(models.TextField(), null=True)
-        data = models.JSONField(default=dict)
-        blob = models.BinaryField(null=True)
-
-        class Meta:
-            app_label = "cpm"
-            db_table = "cpm_test_bulk_probe"
-
-    return Probe
+    return _model("Probe", "cpm_test_bulk_probe", {
+        **_scalar_fields(), "numbers": ArrayField(models.IntegerField(), default=list),
+        "words": ArrayField(models.TextField(), null=True), "blob": models.BinaryField(null=True)})
 
 
 def _rows(n: int, start: int = 0) -> list[dict]:
@@ -120,24 +118,10 @@ SCALARS = ["key", "amount", "ratio", "flag", "label", "note", "day", "at", "data
 def scalar_probe():
     """The probe's scalar columns only (every column of a COPY is given: no database defaults needed)."""
     with isolate_apps("cpm"):
-        class ScalarProbe(models.Model):
-            key = models.IntegerField(unique=True)
-            amount = models.DecimalField(max_digits=12, decimal_places=4, null=True)
-            ratio = models.FloatField(null=True)
-            flag = models.BooleanField(default=False)
-            label = models.CharField(max_length=100, default="", blank=True)
-            note = models.TextField(null=True)
-            day = models.DateField(null=True)
-            at = models.DateTimeField(null=True)
-            data = models.JSONField(default=dict)
-
-            class Meta:
-                app_label = "cpm"
-                db_table = "cpm_test_bulk_scalar_probe"
-
+        model = _model("ScalarProbe", "cpm_test_bulk_scalar_probe", _scalar_fields())
         with connection.schema_editor() as editor:
-            editor.create_model(ScalarProbe)
-        yield ScalarProbe
+            editor.create_model(model)
+        yield model
 
 
 @pytest.mark.parametrize("n", [1, 60, bulk.BATCH + 3])
