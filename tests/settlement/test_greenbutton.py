@@ -116,7 +116,9 @@ def test_the_default_green_button_folder_is_shared_beside_the_repository_root(mo
 
     from cpm.base import paths
 
-    assert (Path(paths.__file__).resolve().parents[2] / "manage.py").is_file() and paths.REPO.name != "cpm"
+    # The repository root (where manage.py is), not the ``cpm`` package inside it, whatever the clone's folder name.
+    assert paths.REPO == Path(paths.__file__).resolve().parents[2]
+    assert (paths.REPO / "manage.py").is_file() and (paths.REPO / "cpm" / "base" / "paths.py").is_file()
     monkeypatch.delenv("GREENBUTTON_DIR", raising=False)
     monkeypatch.setattr(paths, "REPO", tmp_path / "clone")
     assert green_button_dir() == tmp_path / "shared" / "data" / "greenbutton"  # where it is looked for, missing
