@@ -79,7 +79,7 @@ def _reset_ledger(event) -> None:
 def _vacuum() -> None:
     """VACUUM ANALYZE the ledger and the participations after a run's rows were deleted, as autovacuum would do
     between two events' reservations (it is off on some machines): a run measured into a table holding the dead
-    rows of the runs before it pays for their index entries (about 25 % at 1,000,000 after three runs)."""
+    rows of the runs before it pays for their index entries (about 30 % at 1,000,000 after three runs)."""
     from django.db import connection
 
     with connection.cursor() as c:
