@@ -2,7 +2,8 @@
 
 On PostgreSQL:
 
-- ``insert_rows`` / ``insert_objects``: ``COPY ... FROM STDIN`` (text format; psycopg adapts the values);
+- ``insert_rows`` / ``insert_objects``: ``COPY ... FROM STDIN`` (text format, encoded column-wise by ``copy_text``;
+  psycopg adapts the columns of other types);
   ``copy_binary``: ``COPY ... (FORMAT BINARY)`` of data the caller encoded itself (numpy records of interval days);
 - ``insert_missing``: ``INSERT ... SELECT FROM unnest(arrays) ON CONFLICT DO NOTHING`` (rows a concurrent run may
   have written already);

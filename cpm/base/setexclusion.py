@@ -63,10 +63,12 @@ class SetExclusion:
                 f"RAISE EXCEPTION '{self.name} is checked under READ COMMITTED or SERIALIZABLE, not REPEATABLE READ' "
                 "USING ERRCODE = 'invalid_transaction_state'; END IF;")
 
-    def _probe(self, row: str) -> str:
-        """The id of another live row of ``row``'s key overlapping it (a range of the partial btree)."""
+    def _probe(self, row: str, into: str = "") -> str:
+        """The id of another live row of ``row``'s key overlapping it (a range of the partial btree), ``INTO`` a
+        PL/pgSQL variable when ``into`` names one."""
         k, s, e = self.key, self.start, self.end
-        return (f'SELECT p.id FROM "{self.table}" p WHERE p."{k}" = {row}."{k}" AND {self._live("p")} '
+        target = f" INTO {into}" if into else ""
+        return (f'SELECT p.id{target} FROM "{self.table}" p WHERE p."{k}" = {row}."{k}" AND {self._live("p")} '
                 f'AND p."{e}" > {row}."{s}" AND p."{s}" < {row}."{e}" AND p.id <> {row}.id LIMIT 1')
 
     def postgresql_create(self) -> list[str]:
@@ -96,7 +98,7 @@ DECLARE other bigint;
 BEGIN
   {self._guard()}
   PERFORM 1 FROM "{self.lock_table}" l WHERE l.id = NEW."{k}" FOR NO KEY UPDATE OF l;
-  {self._probe('NEW').replace('SELECT p.id FROM', 'SELECT p.id INTO other FROM')};
+  {self._probe('NEW', into='other')};
   IF FOUND THEN
     {self._violation('NEW', 'other')};
   END IF;
@@ -116,3 +118,10 @@ END $fn$""",
     def postgresql_drop(self) -> list[str]:
         return [*self.postgresql_drop_triggers(),
                 *(f"DROP FUNCTION IF EXISTS {self.name}_{kind}()" for kind in ("ins", "upd"))]
+
+    def create(self, vendor: str) -> list[str]:
+        """The statements installing this check on ``vendor`` (none on SQLite: module docstring)."""
+        return self.postgresql_create() if vendor == "postgresql" else []
+
+    def drop(self, vendor: str) -> list[str]:
+        return self.postgresql_drop() if vendor == "postgresql" else []

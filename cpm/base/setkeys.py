@@ -176,19 +176,20 @@ END $fn$""",
         return self.postgresql_drop() if vendor == "postgresql" else self.sqlite_drop()
 
 
-def install_operation(keys: list[SetKey], *, drop_foreign_keys: list[tuple[str, str]] = (),
-                      restore_foreign_keys: list[str] = ()):
-    """A migration operation installing ``keys`` on the connection's vendor (and reversing it).
+def install_operation(keys: list, *, drop_constraints: list[tuple[str, str]] = (),
+                      restore_constraints: list[str] = ()):
+    """A migration operation installing ``keys`` on the connection's vendor (and reversing it): ``SetKey``s, or any
+    set-based check with ``create(vendor)`` / ``drop(vendor)`` (``cpm.base.setexclusion.SetExclusion``).
 
-    ``drop_foreign_keys``: (table, constraint) pairs dropped first on PostgreSQL (database foreign keys the set-based
-    keys replace); ``restore_foreign_keys``: the PostgreSQL statements re-creating them when the migration is
-    reversed."""
+    ``drop_constraints``: (table, constraint) pairs dropped first on PostgreSQL (the database foreign keys or
+    exclusion constraints the set-based checks replace); ``restore_constraints``: the PostgreSQL statements
+    re-creating them when the migration is reversed."""
     from django.db import migrations
 
     def forwards(apps, schema_editor):
         vendor = schema_editor.connection.vendor
         if vendor == "postgresql":
-            for table, constraint in drop_foreign_keys:
+            for table, constraint in drop_constraints:
                 schema_editor.execute(f'ALTER TABLE "{table}" DROP CONSTRAINT IF EXISTS "{constraint}"')
         for key in keys:
             for sql in key.create(vendor):
@@ -200,7 +201,7 @@ def install_operation(keys: list[SetKey], *, drop_foreign_keys: list[tuple[str, 
             for sql in key.drop(vendor):
                 schema_editor.execute(sql, params=None)
         if vendor == "postgresql":
-            for sql in restore_foreign_keys:
+            for sql in restore_constraints:
                 schema_editor.execute(sql, params=None)
 
     return migrations.RunPython(forwards, backwards)

@@ -75,5 +75,5 @@ class Migration(migrations.Migration):
             field=models.ForeignKey(db_constraint=False, on_delete=django.db.models.deletion.CASCADE, related_name='reservations', to='devices.servicepoint'),
         ),
         # Last: on SQLite the AlterFields above rebuild the tables, which drops their triggers.
-        install_operation(KEYS, drop_foreign_keys=COMPOSITE, restore_foreign_keys=RESTORE),
+        install_operation(KEYS, drop_constraints=COMPOSITE, restore_constraints=RESTORE),
     ]

@@ -13,6 +13,7 @@ the write lock, as before).
 from django.db import migrations, models
 
 from cpm.base.setexclusion import SetExclusion
+from cpm.base.setkeys import install_operation
 
 EXCLUSIONS = [
     SetExclusion("participation_device_no_overlap", "events_participation", "device_id", "devices_device",
@@ -29,25 +30,6 @@ GIST = [
        EXCLUDE USING gist (service_point_id WITH =, tstzrange(start, "end", '[)') WITH &&)
        WHERE (device_id IS NULL AND status <> 'cancelled')""",
 ]
-
-
-def _forwards(apps, schema_editor):
-    if schema_editor.connection.vendor != "postgresql":
-        return
-    for exclusion in EXCLUSIONS:
-        schema_editor.execute(f"ALTER TABLE events_participation DROP CONSTRAINT IF EXISTS {exclusion.name}")
-        for sql in exclusion.postgresql_create():
-            schema_editor.execute(sql, params=None)
-
-
-def _backwards(apps, schema_editor):
-    if schema_editor.connection.vendor != "postgresql":
-        return
-    for exclusion in EXCLUSIONS:
-        for sql in exclusion.postgresql_drop():
-            schema_editor.execute(sql, params=None)
-    for sql in GIST:
-        schema_editor.execute(sql)
 
 
 class Migration(migrations.Migration):
@@ -67,5 +49,6 @@ class Migration(migrations.Migration):
             model_name='participation',
             index=models.Index(condition=models.Q(('device__isnull', True), models.Q(('status', 'cancelled'), _negated=True)), fields=['service_point', 'end'], name='participation_sp_live_idx'),
         ),
-        migrations.RunPython(_forwards, _backwards),
+        install_operation(EXCLUSIONS, drop_constraints=[("events_participation", x.name) for x in EXCLUSIONS],
+                          restore_constraints=GIST),
     ]
