@@ -52,24 +52,36 @@ def _timed(parts: dict[str, float], counts: dict[str, int]):
             parts[name] += time.perf_counter() - t0
             counts[name] += 1
 
-    original = reservation.insert_rows
+    original_start, original_finish = reservation.insert_rows_start, bulk.StartedInsert.finish
 
-    def insert_rows(model, columns, rows):
+    def insert_rows_start(model, columns, rows):
         t0 = time.perf_counter()
         try:
-            return original(model, columns, rows)
+            started = original_start(model, columns, rows)
+            started.table = model._meta.db_table
+            return started
         finally:
-            name = f"COPY {model._meta.db_table} (rows, indexes, exclusion checks)"
+            name = f"COPY {model._meta.db_table}: rows sent"
             parts[name] += time.perf_counter() - t0
             counts[name] += 1
 
-    reservation.insert_rows = insert_rows
+    def finish(self):
+        if not hasattr(self, "table"):  # an ``insert_rows`` of another step (not timed apart)
+            return original_finish(self)
+        t0 = time.perf_counter()
+        try:
+            return original_finish(self)
+        finally:
+            name = f"COPY {self.table}: waiting for the database (after the overlapped Python)"
+            parts[name] += time.perf_counter() - t0
+            counts[name] += 1
+
+    reservation.insert_rows_start, bulk.StartedInsert.finish = insert_rows_start, finish
     try:
         with connection.execute_wrapper(wrapper):
             yield
     finally:
-        reservation.insert_rows = original
-        del bulk  # imported so the patched module is loaded
+        reservation.insert_rows_start, bulk.StartedInsert.finish = original_start, original_finish
 
 
 def run_once(event) -> tuple[float, dict[str, float], dict[str, int]]:

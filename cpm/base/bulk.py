@@ -26,11 +26,16 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
 from django.db import connection, models
+from psycopg import errors as psycopg_errors
+from psycopg import pq
+from psycopg.copy import LibpqWriter
+from psycopg.generators import fetch_many
+from psycopg.waiting import Wait
 
 #: Rows written per ``write_row`` loop / ``bulk_create`` batch.
 BATCH = 5000
@@ -100,30 +105,103 @@ def insert_rows(model: type[models.Model], columns: Sequence[str], rows: Sequenc
     """Insert ``rows`` (sequences of values in ``columns`` order): one COPY on PostgreSQL, ``bulk_create``
     elsewhere. Fields not named take their database default on PostgreSQL (name every field without one: the
     model default is not applied by COPY); no primary keys are returned. Returns the number of rows."""
-    if not rows:
-        return 0
-    if not is_postgresql():
-        model.objects.bulk_create(_orm_objects(model, columns, rows), batch_size=BATCH)
-        return len(rows)
+    return insert_rows_start(model, columns, rows).finish()
+
+
+def insert_rows_start(model: type[models.Model], columns: Sequence[str], rows: Sequence[Sequence]) -> StartedInsert:
+    """``insert_rows``, returned as soon as PostgreSQL has every row and the end of the COPY: the database inserts
+    them (indexes, statement triggers) while the caller does Python work; ``StartedInsert.finish`` (or leaving it
+    as a context manager) waits for the database's answer and raises its error (Django's ``IntegrityError`` for a
+    constraint). Until then the connection must not run another statement. Elsewhere (SQLite) the rows are
+    written at once. Used by the reservation engine to decide the next span while the ledger is inserted
+    (issue 20)."""
+    if not rows or not is_postgresql():
+        if rows:
+            model.objects.bulk_create(_orm_objects(model, columns, rows), batch_size=BATCH)
+        return StartedInsert(None, len(rows))
     qn = connection.ops.quote_name
     fields = [_field(model, c) for c in columns]
     adapters = [_adapter(f) for f in fields]
     sql = f"COPY {qn(model._meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) FROM STDIN"
-    # ``wrap_database_errors``: a constraint the COPY violates raises Django's ``IntegrityError``, as an INSERT does
-    # (the COPY runs on the driver's cursor, outside Django's error translation).
-    with connection.wrap_database_errors, connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
-        for lo in range(0, len(rows), BATCH):
-            batch = rows[lo:lo + BATCH]
-            if any(adapters):
-                batch = [[v if a is None or v is None else a(v) for a, v in zip(adapters, row, strict=True)]
-                         for row in batch]
-            text = copy_text(batch)
-            if text is not None:
-                copy.write(text)
-            else:  # a value type the column-wise encoder does not write: psycopg adapts it, row by row
-                for row in batch:
-                    copy.write_row(row)
-    return len(rows)
+    cursor = connection.cursor()
+    try:
+        # ``wrap_database_errors``: a constraint the COPY violates raises Django's ``IntegrityError``, as an INSERT
+        # does (the COPY runs on the driver's cursor, outside Django's error translation).
+        with connection.wrap_database_errors, cursor.cursor.copy(sql, writer=_EndWithoutWaiting(cursor.cursor)) as copy:
+            for lo in range(0, len(rows), BATCH):
+                batch = rows[lo:lo + BATCH]
+                if any(adapters):
+                    batch = [[v if a is None or v is None else a(v) for a, v in zip(adapters, row, strict=True)]
+                             for row in batch]
+                text = copy_text(batch)
+                if text is not None:
+                    copy.write(text)
+                else:  # a value type the column-wise encoder does not write: psycopg adapts it, row by row
+                    for row in batch:
+                        copy.write_row(row)
+    except BaseException:
+        cursor.close()
+        raise
+    return StartedInsert(cursor, len(rows))
+
+
+class _EndWithoutWaiting(LibpqWriter):
+    """psycopg's COPY writer, except that a COPY that ends without error is ended without waiting for the
+    database's answer (read by ``StartedInsert.finish``)."""
+
+    def finish(self, exc: BaseException | None = None) -> None:
+        if exc is not None:
+            super().finish(exc)
+            return
+        self.connection.wait(_send_copy_end(self._pgconn))
+
+
+def _send_copy_end(pgconn) -> Iterator[Wait]:
+    """psycopg generator: queue the end of the COPY and flush it (and the rows before it) to the server."""
+    while pgconn.put_copy_end(None) == 0:
+        while not (yield Wait.W):
+            continue
+    while True:
+        while not (yield Wait.W):
+            continue
+        if pgconn.flush() == 0:
+            return
+
+
+class StartedInsert:
+    """A COPY the database is still inserting (``insert_rows_start``)."""
+
+    def __init__(self, cursor: Any, count: int):
+        self._cursor = cursor
+        self.count = count
+
+    def finish(self) -> int:
+        """Wait until the database has inserted the rows (or refused them: its error is raised, translated as
+        Django translates errors) and return their number. Idempotent."""
+        cursor, self._cursor = self._cursor, None
+        if cursor is None:
+            return self.count
+        try:
+            conn = cursor.cursor.connection
+            with connection.wrap_database_errors, conn.lock:
+                for result in conn.wait(fetch_many(conn.pgconn)):
+                    if result.status == pq.ExecStatus.FATAL_ERROR:
+                        raise psycopg_errors.error_from_result(result, encoding=conn.info.encoding)
+        finally:
+            cursor.close()
+        return self.count
+
+    def __enter__(self) -> StartedInsert:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc is None:
+            self.finish()
+            return
+        try:  # the connection must be free for the rollback; the first error is the one raised
+            self.finish()
+        except Exception:  # noqa: BLE001, S110
+            pass
 
 
 # COPY text format: backslash, tab, newline and carriage return are escaped in a text value; NULL is \N.

@@ -10,8 +10,16 @@ order is computed centrally by the plan. See ``events.ledger`` for the counting 
 
 The steps, in reading order: the candidates (``CandidateFilters``, ``_candidate_rows`` -> ``CandidateRow``), the
 plan (``_candidate_spans`` -> ``Span``), the locks, the evaluation of a span (``_evaluate``: the facts of the span
-gathered in ``SpanChecks``, then ``_first_skip`` per candidate, then the limits), the target kW (``_choose``), and
-the writes (``_write``: ledger rows and participations, COPY on PostgreSQL).
+read by ``_gather`` into ``SpanFacts``, then ``_decide``: ``_first_skip`` per candidate, then the limits), the target
+kW (``_choose``), and the writes (``_write`` -> ``_plan_writes``, ``_apply``: ledger rows and participations, COPY on
+PostgreSQL).
+
+Pipelined (``reserve_locked``, issue 20): the next span is read before this span is written, then decided while
+PostgreSQL inserts this span's ledger rows and its writes planned while it inserts this span's participations
+(``cpm.base.bulk.insert_rows_start``), so this process and the database work at the same time. Safe because a
+span's writes change only this event's ledger and this span's participations of this event, which no other span
+reads; a span that takes devices from lower-priority events (their participations released, which the next span's
+limits count) is written before the next span is read.
 
 Audit: the reservation ledger (one ``Reservation`` row per candidate, with the decision and the reason in words) is
 itself the audit of every decision, including the participations it creates, re-opens, moves or cancels. Those
@@ -24,6 +32,7 @@ decision). Bulk participation changes outside the engine (dispatch, cancel) are 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, NamedTuple
@@ -35,7 +44,7 @@ from django.db.models import CharField, Exists, F, OuterRef, Q, StringAgg, Value
 from django.db.models.functions import Cast, RowNumber
 
 from cpm.base.audit import audit_record
-from cpm.base.bulk import insert_rows
+from cpm.base.bulk import insert_rows_start
 from cpm.base.capabilities import Cap, require, system_actor, use_case
 from cpm.base.errors import ConflictError, DomainValidationError
 from devices.choices import DeviceStatus
@@ -440,9 +449,19 @@ def _existing_participations(event: Event, span: Span | None) -> dict[int, Exist
             .order_by().values_list("subscription_id", "pk", "status", "start", "end")}
 
 
-def _evaluate(event: Event, ctx: ProgramContext, *, now: dt.datetime, span: Span | None = None,
-              lock: bool) -> list[Decided]:
-    """Decide every candidate of ``span`` (all when None) without the target kW: a constant number of queries
+@dataclass(slots=True)
+class SpanFacts:
+    """What a span's decisions are made from (``_gather``): its candidates and the facts they are checked against."""
+
+    rows: list[CandidateRow]
+    checks: SpanChecks
+    limits: LimitChecks
+    existing: dict[int, ExistingParticipation]
+
+
+def _gather(event: Event, ctx: ProgramContext, *, now: dt.datetime, span: Span | None, lock: bool
+            ) -> SpanFacts | None:
+    """The facts of ``span`` (all candidates when None), None when it has no candidate: a constant number of queries
     (locks, candidates, events of the history window, per-enrollment history, unavailability, overlaps, this
     event's participations). The per-candidate queries take the span's ids as one array parameter each
     (``__any``), so they probe the indexes for the span's rows instead of scanning every participation."""
@@ -450,7 +469,7 @@ def _evaluate(event: Event, ctx: ProgramContext, *, now: dt.datetime, span: Span
     first, last = event_local_dates(event, ctx.tz)
     rows = _candidate_rows(CandidateFilters.of(event, ctx), span, lock=lock)
     if not rows:
-        return []
+        return None
     enrollment_ids = sorted({r.enrollment_id for r in rows})
     device_ids = sorted({r.device_id for r in rows if r.device_id is not None})
     deviceless_sp_ids = sorted({r.service_point_id for r in rows if r.device_id is None})
@@ -463,7 +482,18 @@ def _evaluate(event: Event, ctx: ProgramContext, *, now: dt.datetime, span: Span
         online_threshold_minutes=program.device_online_threshold_minutes,
         unavailable=_unavailability(event, ctx, enrollment_ids), busy_device=busy_device, busy_service_point=busy_sp,
         take_device=take_device, take_service_point=take_sp, declined=_declined(event, ctx))
-    return _decide_rows(rows, checks, limits, _existing_participations(event, span))
+    return SpanFacts(rows, checks, limits, _existing_participations(event, span))
+
+
+def _decide(facts: SpanFacts | None) -> list[Decided]:
+    """The decisions of a span from its facts (no query)."""
+    return [] if facts is None else _decide_rows(facts.rows, facts.checks, facts.limits, facts.existing)
+
+
+def _evaluate(event: Event, ctx: ProgramContext, *, now: dt.datetime, span: Span | None = None,
+              lock: bool) -> list[Decided]:
+    """Decide every candidate of ``span`` (all when None) without the target kW (``_gather``, then ``_decide``)."""
+    return _decide(_gather(event, ctx, now=now, span=span, lock=lock))
 
 
 def _decide_rows(rows: list[CandidateRow], checks: SpanChecks, limits: LimitChecks,
@@ -686,13 +716,28 @@ def _write(event: Event, decided: list[Decided], chosen: set[int] | None, *, now
     transaction, before this event's are added (the no-overlap check sees no overlap)."""
     if not decided:
         return {}
-    live_status = (ParticipationStatus.RESERVED if event.status == EventStatus.SCHEDULED
-                   else ParticipationStatus.DISPATCHED)
-    plan = _plan_writes(event, decided, chosen, now=now, live_status=live_status.value)
+    plan = _plan_writes(event, decided, chosen, now=now, live_status=_live_status(event))
     if replace:
         Reservation.objects.filter(event_id=event.pk,
                                    subscription_id__any=frozenset(d.subscription_id for d in decided)).delete()
-    insert_rows(Reservation, list(ReservationRow._fields), plan.reservations)
+    return _apply(event, plan, now=now, actor=actor)
+
+
+def _live_status(event: Event) -> str:
+    """The status of a participation reserved now: RESERVED, or DISPATCHED in an event already dispatched."""
+    return (ParticipationStatus.RESERVED if event.status == EventStatus.SCHEDULED
+            else ParticipationStatus.DISPATCHED).value
+
+
+def _apply(event: Event, plan: WritePlan, *, now: dt.datetime, actor: Any = None,
+           while_ledger: Callable[[], None] | None = None,
+           while_participations: Callable[[], None] | None = None) -> dict[str, int]:
+    """Write a span's plan (``_write``): its ledger rows, then the participations' releases, moves, re-openings and
+    new rows. ``while_ledger`` / ``while_participations``: Python work (no query) run while the database inserts
+    the ledger rows / the new participations (``cpm.base.bulk.insert_rows_start``)."""
+    with insert_rows_start(Reservation, list(ReservationRow._fields), plan.reservations):
+        if while_ledger is not None:
+            while_ledger()
     try:
         with transaction.atomic():
             # Release first, then move the window, then add: the no-overlap check (each statement's rows, at its end)
@@ -705,9 +750,12 @@ def _write(event: Event, decided: list[Decided], chosen: set[int] | None, *, now
                 Participation.objects.filter(pk__any=plan.move).update(start=event.start, end=event.end,
                                                                        updated_at=now)
             if plan.reopen:
-                Participation.objects.filter(pk__any=plan.reopen).update(status=live_status, start=event.start,
-                                                                         end=event.end, updated_at=now)
-            insert_rows(Participation, list(NewParticipationRow._fields), plan.new_participations)
+                Participation.objects.filter(pk__any=plan.reopen).update(status=_live_status(event),
+                                                                         start=event.start, end=event.end,
+                                                                         updated_at=now)
+            with insert_rows_start(Participation, list(NewParticipationRow._fields), plan.new_participations):
+                if while_participations is not None:
+                    while_participations()
     except IntegrityError as exc:
         # The no-overlap check (migration 0011) caught a concurrent reservation the locks did not serialize, or a
         # participation whose outcome is already recorded (kept as it is) would overlap another event in the new
@@ -780,10 +828,45 @@ def reserve_locked(event: Event, ctx: ProgramContext, *, now: dt.datetime,
     chosen = _target_choice(event, ctx, spans, now=now)
     Reservation.objects.filter(event_id=event.pk).delete()
     counts = _write(event, _stale_decisions(event, ctx), None, now=now, replace=False, actor=actor)
-    for span in spans:
-        _add_counts(counts, _write(event, _evaluate(event, ctx, now=now, span=span, lock=False), chosen, now=now,
-                                   replace=False, actor=actor))
+    if not spans:
+        return counts
+    ahead = _Ahead(event, chosen, now=now, live_status=_live_status(event))
+    plan = ahead.plan_of(_evaluate(event, ctx, now=now, span=spans[0], lock=False))
+    for following in [*spans[1:], None]:
+        if following is None or plan.take:
+            # The last span; or one whose writes release other events' participations, which the next span's
+            # history reads: written before the next span is read.
+            _add_counts(counts, _apply(event, plan, now=now, actor=actor))
+            if following is not None:
+                plan = ahead.plan_of(_evaluate(event, ctx, now=now, span=following, lock=False))
+            continue
+        # Pipelined: the next span is read before this one is written (these writes touch only this event's ledger
+        # and this span's participations, which it does not read); it is decided while the database inserts this
+        # span's ledger rows, and its writes planned while the database inserts this span's participations.
+        ahead.facts = _gather(event, ctx, now=now, span=following, lock=False)
+        _add_counts(counts, _apply(event, plan, now=now, actor=actor, while_ledger=ahead.decide,
+                                   while_participations=ahead.plan))
+        plan = ahead.planned
     return counts
+
+
+class _Ahead:
+    """The next span's decisions and write plan, computed while the database inserts this span's rows."""
+
+    def __init__(self, event: Event, chosen: set[int] | None, *, now: dt.datetime, live_status: str):
+        self.event, self.chosen, self.now, self.live_status = event, chosen, now, live_status
+        self.facts: SpanFacts | None = None
+        self.decided: list[Decided] = []
+        self.planned: WritePlan | None = None
+
+    def plan_of(self, decided: list[Decided]) -> WritePlan:
+        return _plan_writes(self.event, decided, self.chosen, now=self.now, live_status=self.live_status)
+
+    def decide(self) -> None:
+        self.decided, self.facts = _decide(self.facts), None
+
+    def plan(self) -> None:
+        self.planned, self.decided = self.plan_of(self.decided), []
 
 
 def evaluate_span(event: Event, span: Span, *, now: dt.datetime) -> list[Decided]:

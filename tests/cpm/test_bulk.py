@@ -297,3 +297,48 @@ def test_copy_binary_writes_encoded_rows(probe):
                        "ALTER COLUMN data SET DEFAULT '{}', ALTER COLUMN flag SET DEFAULT false")
     bulk.copy_binary(probe, ["key", "label"], [row])
     assert list(probe.objects.values_list("key", "label")) == [(7, "bin\tary")]
+
+
+COLUMNS = ["key", "flag", "label", "data"]  # the probe's columns without a database default
+
+
+def test_insert_rows_start_lets_python_run_while_the_database_inserts(scalar_probe):
+    """The rows are in the table once ``finish`` returns (with their count); Python runs in between; the
+    connection serves the next statement afterwards."""
+    rows = [[i, False, f"row {i}", {}] for i in range(bulk.BATCH + 7)]
+    started = bulk.insert_rows_start(scalar_probe, COLUMNS, rows)
+    meanwhile = sum(range(1000))  # Python work, no query
+    assert started.finish() == bulk.BATCH + 7
+    assert started.finish() == bulk.BATCH + 7  # idempotent
+    assert meanwhile == 499500
+    assert scalar_probe.objects.count() == bulk.BATCH + 7
+    assert scalar_probe.objects.get(key=42).label == "row 42"
+
+
+def test_insert_rows_start_raises_the_database_error_when_finished(scalar_probe):
+    """A constraint the COPY breaks (a duplicate key) is Django's ``IntegrityError`` at ``finish``, naming the
+    constraint; nothing of the COPY is written and the transaction goes on after a savepoint rollback."""
+    from django.db import IntegrityError, transaction
+
+    scalar_probe.objects.create(key=3, label="first", data={})
+    with pytest.raises(IntegrityError, match="duplicate key value violates unique constraint"):
+        with transaction.atomic():
+            with bulk.insert_rows_start(scalar_probe, COLUMNS, [[1, False, "a", {}], [2, False, "b", {}],
+                                                          [3, False, "again", {}]]):
+                pass
+    assert list(scalar_probe.objects.values_list("key", "label")) == [(3, "first")]
+
+
+def test_an_error_in_the_overlapped_python_leaves_the_connection_usable(scalar_probe):
+    """Python failing while the database inserts: the COPY is waited for (the connection is free for the
+    rollback), the Python error is the one raised, and the savepoint rolls the rows back."""
+    from django.db import transaction
+
+    with pytest.raises(ZeroDivisionError):
+        with transaction.atomic():
+            with bulk.insert_rows_start(scalar_probe, COLUMNS, [[1, False, "a", {}], [2, False, "b", {}]]):
+                1 / 0  # noqa: B018
+    assert scalar_probe.objects.count() == 0
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        assert cursor.fetchone() == (1,)

@@ -81,6 +81,31 @@ def test_taken_event_does_not_count_toward_the_day_limit(program, rule, july_now
     assert row(peak, sub)[:2] == (RELEASED, D.RELEASED)
 
 
+def test_a_take_over_in_one_span_is_seen_by_the_limits_of_the_next(program, rule, july_now, settings):
+    """One enrollment, two devices, one span each (CPM_CHUNK_SIZE = 1). Peak holds device A only; the rule allows 1
+    event per day. Storm takes A from Peak in the first span, so Peak no longer counts for the enrollment when the
+    second span decides device B: RESERVED, not DAY_LIMIT. The engine reads a span ahead while it writes the one
+    before (issue 20), except after a span whose writes release another event's participations: this one."""
+    from tests.factories.devices import DeviceFactory, DeviceInstallationFactory
+
+    rule.max_events_per_day = 1
+    rule.save()
+    first = active_participant(program=program, device_kwargs={"last_seen_at": july_now})
+    peak = scheduled(program, "Peak")
+    reserve(peak, july_now)
+    device = DeviceFactory(last_seen_at=july_now)
+    DeviceInstallationFactory(device=device, service_point=first.enrollment.service_point)
+    second = ProgramSubscriptionFactory(enrollment=first.enrollment, device=device, start_date=first.start_date,
+                                        exclusive=first.exclusive)
+    settings.CPM_CHUNK_SIZE = 1
+    storm = scheduled(program, "Storm", category=EventCategory.RELIABILITY, hour=16)
+    assert reserve(storm, july_now) == {D.RESERVED: 2}
+    assert row(peak, first)[:2] == (RELEASED, D.RELEASED)
+    assert row(storm, first)[:2] == (ParticipationStatus.RESERVED, D.RESERVED)
+    assert row(storm, second) == (ParticipationStatus.RESERVED, D.RESERVED,
+                                  "0 other event(s) so far in Summer 2026.")
+
+
 def test_a_device_already_dispatched_stays_in_the_lower_event(program, july_now):
     """Peak (economic) is dispatched: its device is DISPATCHED. Storm (emergency) outranks it but may not take a
     device already told: Storm's ledger OVERLAP says so; Peak keeps it (dispatched)."""
