@@ -47,6 +47,7 @@ from cpm.base.audit import audit_record
 from cpm.base.bulk import insert_rows_start
 from cpm.base.capabilities import Cap, require, system_actor, use_case
 from cpm.base.errors import ConflictError, DomainValidationError
+from cpm.base.fetch import fetch_rows
 from devices.choices import DeviceStatus
 from devices.models import Device
 from enrollments.choices import EnrollmentStatus
@@ -229,8 +230,8 @@ def _candidate_rows(filters: CandidateFilters, span: Span | None, *, lock: bool)
     array each): a join would hash the whole enrollment and device tables for every span. ``lock``: row locks on
     the span's devices (device-less subscriptions: the subscriptions) in id order, taken before the enrollment and
     device rows are read."""
-    subs = list((span.filter(ProgramSubscription.objects.filter(filters.subscription)) if span is not None else
-                 ProgramSubscription.objects.filter(filters.subscription)).order_by("pk").values_list(
+    subs = fetch_rows((span.filter(ProgramSubscription.objects.filter(filters.subscription)) if span is not None else
+                       ProgramSubscription.objects.filter(filters.subscription)).order_by("pk").values_list(
         "pk", "enrollment_id", "start_date", "end_date", "device_id"))
     if not subs:
         return []
@@ -239,11 +240,11 @@ def _candidate_rows(filters: CandidateFilters, span: Span | None, *, lock: bool)
     if lock:
         _lock_rows(Device.objects.filter(pk__any=device_ids))
         _lock_rows(ProgramSubscription.objects.filter(pk__any=frozenset(s[0] for s in subs if s[4] is None)))
-    enrollments = {pk: rest for pk, *rest in Enrollment.objects.filter(
+    enrollments = {pk: rest for pk, *rest in fetch_rows(Enrollment.objects.filter(
         filters.enrollment, pk__any=frozenset(s[1] for s in subs)).values_list(
-        "pk", "status", "effective_date", "end_date", "service_point_id")}
-    devices = {pk: rest for pk, *rest in Device.objects.filter(filters.device, pk__any=device_ids).values_list(
-        "pk", "status", "last_seen_at", "capacity_kw")}
+        "pk", "status", "effective_date", "end_date", "service_point_id"))}
+    devices = {pk: rest for pk, *rest in fetch_rows(Device.objects.filter(
+        filters.device, pk__any=device_ids).values_list("pk", "status", "last_seen_at", "capacity_kw"))}
     no_device = (None, None, None) if not filters.device.children else None  # targeted types need a device
     rows = []
     for sid, eid, s_from, s_to, did in subs:
@@ -341,7 +342,7 @@ def _limit_checks(event: Event, ctx: ProgramContext, enrollment_ids: list[int]) 
     opted: dict[int, frozenset[int]] = {}
     if past:
         as_text = Cast("event_id", CharField())
-        for enrollment_id, evs, outs in (
+        for enrollment_id, evs, outs in fetch_rows(
             Participation.objects.filter(event_id__any=list(past), enrollment_id__any=frozenset(enrollment_ids))
             .exclude(status=RELEASED).values("enrollment_id")
             .annotate(evs=StringAgg(as_text, Value(",")),
@@ -445,8 +446,8 @@ def _existing_participations(event: Event, span: Span | None) -> dict[int, Exist
     not a probe per id."""
     mine = Participation.objects.filter(event_id=event.pk)
     return {sid: ExistingParticipation(pid, status, (p_start, p_end)) for sid, pid, status, p_start, p_end in
-            (span.filter(mine, "subscription_id") if span is not None else mine)
-            .order_by().values_list("subscription_id", "pk", "status", "start", "end")}
+            fetch_rows((span.filter(mine, "subscription_id") if span is not None else mine)
+                       .order_by().values_list("subscription_id", "pk", "status", "start", "end"))}
 
 
 @dataclass(slots=True)
