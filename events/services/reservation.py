@@ -908,8 +908,15 @@ def reserve_chunk(*, event_id: int, first_id: int | None, end_id: int | None, ch
         if event.status != EventStatus.SCHEDULED:
             return {}
         ctx = ProgramContext.load(event.program)
-        decided = _evaluate(event, ctx, now=now, span=Span(first_id, end_id), lock=True)
-        return _write(event, decided, None if chosen_ids is None else set(chosen_ids), now=now, replace=True)
+        span = Span(first_id, end_id)
+        decided = _evaluate(event, ctx, now=now, span=span, lock=True)
+        # The earlier ledger rows of the candidates decided now, bounded by the span's id range as well: one range
+        # of the (event, subscription) index whatever the statistics say (the array alone let the planner, which had
+        # seen the event's ledger empty, scan every row written since: 20 s of a reservation of 1,000,000 in chunks).
+        span.filter(Reservation.objects.filter(
+            event_id=event.pk, subscription_id__any=frozenset(d.subscription_id for d in decided)),
+            "subscription_id").delete()
+        return _write(event, decided, None if chosen_ids is None else set(chosen_ids), now=now, replace=False)
 
 
 @dataclass(frozen=True, slots=True)
