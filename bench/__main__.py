@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
-from .common import DEFAULT_URL, ensure_database
+from .common import DEFAULT_URL, bench_database_error, ensure_database
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = ("reservation", "loading", "settlement", "pages")
@@ -324,6 +324,8 @@ def main() -> int:
     url = os.environ.get("DATABASE_URL") or DEFAULT_URL
     if not urlparse(url).scheme.startswith("postgres"):
         parser.error("the benchmarks need PostgreSQL: DATABASE_URL=postgres://...")
+    if (error := bench_database_error(url)) is not None:
+        parser.error(error)
     ensure_database(url)
     env = dict(os.environ, DATABASE_URL=url, PYTHONUNBUFFERED="1")
     info = machine(url)

@@ -42,9 +42,24 @@ def ensure_database(url: str) -> None:
         conn.execute(f'ALTER DATABASE "{dbname}" SET random_page_cost = {RANDOM_PAGE_COST}')
 
 
+def bench_database_error(url: str) -> str | None:
+    """Why the benchmarks may not use ``url``, or None. They truncate the domain tables of their database, so its
+    name must contain "bench" (as the default ``cpm_bench`` does) unless ``BENCH_ANY_DATABASE=1`` says the caller
+    owns it: a ``DATABASE_URL`` left exported for cpm itself is refused, not erased."""
+    name = urlparse(url).path.lstrip("/")
+    if "bench" in name.lower() or os.environ.get("BENCH_ANY_DATABASE") == "1":
+        return None
+    return (f"the benchmarks erase the tables of their database, and DATABASE_URL names {name!r}: point it at a "
+            "database of the benchmarks' own whose name contains 'bench' (default cpm_bench: unset DATABASE_URL), "
+            "or set BENCH_ANY_DATABASE=1 if this one may be erased")
+
+
 def setup_django(default_url: str = DEFAULT_URL, *, migrate: bool = True) -> str:
-    """Point Django at ``DATABASE_URL`` (default ``default_url``), create the database if missing, migrate."""
+    """Point Django at ``DATABASE_URL`` (default ``default_url``), create the database if missing, migrate. Exits
+    with a message when the database is not the benchmarks' own (``bench_database_error``)."""
     url = os.environ.setdefault("DATABASE_URL", default_url)
+    if (error := bench_database_error(url)) is not None:
+        raise SystemExit(f"bench: {error}")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cpm.settings")
     ensure_database(url)
     import django

@@ -124,3 +124,16 @@ def test_pages_table_flags_query_counts_that_grow():
             {"n": 100, "pages": {"pages": {"a": {**page, "queries": 5}, "b": {**page, "queries": 6}}}}]
     rows = {line.split("|")[1].strip(): line.split("|")[-2].strip() for line in pages_table(runs).splitlines()[2:]}
     assert rows == {"a": "no", "b": "YES"}  # fewer queries at larger N (an estimated count) is not growth
+
+
+def test_the_benchmarks_refuse_a_database_not_their_own(monkeypatch):
+    """They truncate their database's tables: a DATABASE_URL left exported for cpm is refused, not erased."""
+    from bench.common import bench_database_error
+
+    monkeypatch.delenv("BENCH_ANY_DATABASE", raising=False)
+    assert bench_database_error("postgres://postgres@127.0.0.1:5432/cpm_bench") is None
+    assert bench_database_error("postgres://u@db.example:5432/bench_1m") is None
+    error = bench_database_error("postgres://postgres@127.0.0.1:5432/cpm")
+    assert error is not None and "'cpm'" in error and "BENCH_ANY_DATABASE=1" in error
+    monkeypatch.setenv("BENCH_ANY_DATABASE", "1")
+    assert bench_database_error("postgres://postgres@127.0.0.1:5432/cpm") is None
