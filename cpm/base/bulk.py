@@ -3,7 +3,8 @@
 On PostgreSQL:
 
 - ``insert_rows`` / ``insert_objects``: ``COPY ... FROM STDIN`` (text format, encoded column-wise by ``copy_text``;
-  psycopg adapts the columns of other types);
+  psycopg adapts the columns of other types); ``insert_rows_start``: the same COPY, the database's answer read later
+  (``StartedInsert.finish``) so the caller's Python runs while the rows are inserted;
   ``copy_binary``: ``COPY ... (FORMAT BINARY)`` of data the caller encoded itself (numpy records of interval days);
 - ``insert_missing``: ``INSERT ... SELECT FROM unnest(arrays) ON CONFLICT DO NOTHING`` (rows a concurrent run may
   have written already);
@@ -23,6 +24,7 @@ This module imports no app.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import itertools
 import json
@@ -198,10 +200,8 @@ class StartedInsert:
         if exc is None:
             self.finish()
             return
-        try:  # the connection must be free for the rollback; the first error is the one raised
+        with contextlib.suppress(Exception):  # the connection must be free for the rollback; ``exc`` is raised
             self.finish()
-        except Exception:  # noqa: BLE001, S110
-            pass
 
 
 # COPY text format: backslash, tab, newline and carriage return are escaped in a text value; NULL is \N.
