@@ -137,3 +137,43 @@ def test_the_benchmarks_refuse_a_database_not_their_own(monkeypatch):
     assert error is not None and "'cpm'" in error and "BENCH_ANY_DATABASE=1" in error
     monkeypatch.setenv("BENCH_ANY_DATABASE", "1")
     assert bench_database_error("postgres://postgres@127.0.0.1:5432/cpm") is None
+
+
+def test_issue_20_targets_apply_from_one_million():
+    """At 100,000 the first benchmarks' targets; at 1,000,000 issue 20's: reservation <= 30 s, settlement (in one
+    process and through workers) <= 1.5x the plain read, customer settlement <= 120 s."""
+    figures = {"reservation": {"reserve_s": 25.0, "distributed": {"1": {"s": 40.0, "identical": True},
+                                                                  "2": {"s": 28.0, "identical": True}}},
+               "settlement": {"settle_s": 200.0, "plain_read_s": 100.0, "ratio": 2.0, "customer_settlement_s": 110.0,
+                              "workers": 2, "settle_1_worker_s": 180.0, "settle_2_workers_s": 140.0,
+                              "identical": True}}
+    small = {r[0]: r[1:4] for r in summary_rows({"n": 100_000, **figures})}
+    assert small["Reservation, one event (s)"] == ("25.00", "<= 20 s", "NOT met")
+    assert small["Event settlement (s)"] == ("200.00", "<= 60 s", "NOT met")
+    assert small["Settlement time / plain read"] == ("2.00x", "<= 3x", "met")
+    assert small["Season-end customer settlement (s)"] == ("110.00", "-", "-")
+    large = {r[0]: r[1:4] for r in summary_rows({"n": 1_000_000, **figures})}
+    assert large["Reservation, one event (s)"] == ("25.00", "<= 30 s", "met")
+    assert large["Reservation via Celery, 1 worker process(es) (s)"] == ("40.00", "<= 30 s", "NOT met, identical")
+    assert large["Reservation via Celery, 2 worker process(es) (s)"] == ("28.00", "<= 30 s", "met, identical")
+    assert large["Event settlement (s)"] == ("200.00", "-", "-")
+    assert large["Settlement time / plain read"] == ("2.00x", "<= 1.5x", "NOT met")
+    assert large["Event settlement via Celery, 2 worker process(es) (s)"] == ("140.00", "", "identical")
+    assert large["Event settlement via 2 worker process(es) / plain read"] == ("1.40x", "<= 1.5x", "met")
+    assert large["Event settlement via 1 worker process(es) / plain read"] == ("1.80x", "<= 1.5x", "NOT met")
+    assert large["Season-end customer settlement (s)"] == ("110.00", "<= 120 s", "met")
+
+
+def test_large_sizes_run_their_own_steps_once():
+    from types import SimpleNamespace
+
+    from bench.__main__ import runs_for, steps_for
+
+    opts = SimpleNamespace(steps=["reservation", "loading", "settlement", "pages"],
+                           large_steps=["reservation", "settlement"], runs=0)
+    assert steps_for(100_000, opts) == ["reservation", "loading", "settlement", "pages"]
+    assert steps_for(1_000_000, opts) == ["reservation", "settlement"]
+    assert runs_for(100_000, opts) == [] and runs_for(1_000_000, opts) == ["--runs", "1"]
+    opts.runs, opts.large_steps = 2, []
+    assert steps_for(1_000_000, opts) == opts.steps
+    assert runs_for(100_000, opts) == runs_for(1_000_000, opts) == ["--runs", "2"]
