@@ -189,13 +189,14 @@ class Participation(models.Model):
             models.UniqueConstraint(fields=["event", "subscription"], name="participation_unique_per_event"),
             models.CheckConstraint(condition=Q(end__gt=F("start")), name="participation_end_after_start"),
         ]
-        # One index per key, by (key, end): what the no-overlap checks probe (the rows ending after a new row
-        # starts, migration 0011) and what a device's or a service point's history reads (events migration 0012:
-        # it replaced a (key, start) index and a partial (key, end) index of the live rows, one index fewer to
-        # maintain on every participation written).
-        indexes = [models.Index(fields=["device", "end"], name="participation_device_end_idx"),
-                   models.Index(fields=["service_point", "end"], name="participation_sp_end_idx"),
-                   models.Index(fields=["-start", "id"], name="participation_start_desc_idx")]
+        indexes = [models.Index(fields=["device", "start"], name="participation_device_start_idx"),
+                   models.Index(fields=["-start", "id"], name="participation_start_desc_idx"),
+                   models.Index(fields=["service_point", "start"], name="participation_sp_start_idx"),
+                   # The live rows by (key, end): what the no-overlap checks probe (migration 0011).
+                   models.Index(fields=["device", "end"], name="participation_device_live_idx",
+                                condition=Q(device__isnull=False) & ~Q(status="cancelled")),
+                   models.Index(fields=["service_point", "end"], name="participation_sp_live_idx",
+                                condition=Q(device__isnull=True) & ~Q(status="cancelled"))]
 
     def __str__(self) -> str:
         return f"{self.device or self.service_point} in {self.event}"

@@ -5,8 +5,7 @@ The participations of an event hold its devices: a device (or a device-less serv
 overlapping events. PostgreSQL's exclusion constraint (btree_gist, ``EXCLUDE USING gist (device_id WITH =,
 tstzrange(start, end) WITH &&)``) enforces that per row: each inserted row is probed against and added to a GiST
 index, about 60 % of a reservation's participation COPY at 1,000,000 devices (BENCHMARKS.md, issue 20). A
-``SetExclusion`` enforces the same rule with a plain btree index on ``(key, end)`` (of every row, or partial on the
-live ones; events migration 0012 made the participations' indexes whole, so they also serve a key's history) and
+``SetExclusion`` enforces the same rule with a plain partial btree index on ``(key, end)`` of the live rows and
 triggers that look at a whole statement's rows at once:
 
 * INSERT (statement level, the inserted rows as a transition table): the keys' rows in ``lock_table`` (the
@@ -37,9 +36,9 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class SetExclusion:
     """Live rows of ``table`` with equal ``key`` may not overlap in ``[start, end)``; ``live`` is the SQL condition
-    on a row (``{r}`` stands for its alias) that makes it count (a partial index's predicate, if it is one);
-    writers of one key serialize on ``lock_table``'s row ``id = key``. ``name``: the constraint name in errors (and
-    the prefix of the trigger and function names)."""
+    on a row (``{r}`` stands for its alias) that makes it count (the partial index's predicate); writers of one key
+    serialize on ``lock_table``'s row ``id = key``. ``name``: the constraint name in errors (and the prefix of the
+    trigger and function names)."""
 
     name: str
     table: str
@@ -65,7 +64,7 @@ class SetExclusion:
                 "USING ERRCODE = 'invalid_transaction_state'; END IF;")
 
     def _probe(self, row: str, into: str = "") -> str:
-        """The id of another live row of ``row``'s key overlapping it (a range of the (key, end) btree), ``INTO`` a
+        """The id of another live row of ``row``'s key overlapping it (a range of the partial btree), ``INTO`` a
         PL/pgSQL variable when ``into`` names one."""
         k, s, e = self.key, self.start, self.end
         target = f" INTO {into}" if into else ""

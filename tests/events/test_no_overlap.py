@@ -150,28 +150,3 @@ def test_repeatable_read_is_refused_for_a_write_that_needs_the_check(other_conne
             "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", _row(ev_a, subs_a[0]))
     other_connection.rollback()
     assert Participation.objects.count() == 0
-
-
-@pytest.mark.django_db
-def test_one_index_per_key_serves_the_probe_and_the_history():
-    """Events migration 0012: one (key, end) index per key, of every row, is what the no-overlap probe and a device's
-    or service point's history read; no second index per key is maintained on every participation written."""
-    with connection.cursor() as cur:
-        cur.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'events_participation'")
-        names = {row[0] for row in cur.fetchall()}
-    keyed = {n for n in names if "device" in n or "_sp_" in n or "service_point" in n}
-    assert keyed == {"participation_device_end_idx", "participation_sp_end_idx"}
-    ev_a, ev_b, subs_a, _ = _two_programs(1)
-    ParticipationFactory(event=ev_a, subscription=subs_a[0])
-    device, sp = subs_a[0].device_id, subs_a[0].enrollment.service_point_id
-    probe = ('SELECT p.id FROM events_participation p WHERE p."{key}" = %s AND NOT (p.status = \'cancelled\') '
-             'AND p."end" > %s AND p."start" < %s LIMIT 1')
-    history = 'SELECT p.id FROM events_participation p WHERE p."{key}" = %s ORDER BY p."start" DESC'
-    with transaction.atomic(), connection.cursor() as cur:
-        cur.execute("SET LOCAL enable_seqscan = off")
-        for sql, params in ((probe, [ev_b.start, ev_b.end]), (history, [])):
-            for key, value, index in (("device_id", device, "participation_device_end_idx"),
-                                      ("service_point_id", sp, "participation_sp_end_idx")):
-                cur.execute("EXPLAIN " + sql.format(key=key), [value, *params])
-                plan = "\n".join(row[0] for row in cur.fetchall())
-                assert index in plan, plan
