@@ -147,6 +147,8 @@ def test_issue_20_targets_apply_from_one_million():
                "settlement": {"settle_s": 200.0, "plain_read_s": 100.0, "ratio": 2.0, "customer_settlement_s": 110.0,
                               "workers": 2, "settle_1_worker_s": 180.0, "settle_2_workers_s": 140.0,
                               "identical": True}}
+    for n in (100_000, 1_000_000):  # (figure, value, target, met?, load): what the report unpacks
+        assert {len(r) for r in summary_rows({"n": n, **figures})} == {5}
     small = {r[0]: r[1:4] for r in summary_rows({"n": 100_000, **figures})}
     assert small["Reservation, one event (s)"] == ("25.00", "<= 20 s", "NOT met")
     assert small["Event settlement (s)"] == ("200.00", "<= 60 s", "NOT met")
@@ -177,3 +179,41 @@ def test_large_sizes_run_their_own_steps_once():
     opts.runs, opts.large_steps = 2, []
     assert steps_for(1_000_000, opts) == opts.steps
     assert runs_for(100_000, opts) == runs_for(1_000_000, opts) == ["--runs", "2"]
+
+
+def test_a_report_of_both_sizes_is_rendered_from_the_raw_results(tmp_path, capsys):
+    """The report the harness prints and appends, rendered from a run's raw results (``--report-from``): issue 20's
+    targets at 1,000,000, the first benchmarks' at 100,000, the growth between them."""
+    import json
+    from types import SimpleNamespace
+
+    from bench.__main__ import report_from
+
+    def figures(scale):
+        return {"reservation": {"reserve_s": 7.0 * scale, "peak_rss_mb": 150.0,
+                                "distributed": {"1": {"s": 9.0 * scale, "identical": True},
+                                                "2": {"s": 5.0 * scale, "identical": True}},
+                                "workers": 2, "speedup": 1.8},
+                "settlement": {"settle_s": 30.0 * scale, "plain_read_s": 12.0 * scale, "ratio": 2.5,
+                               "customer_settlement_s": 27.0 * scale, "workers": 2, "settle_1_worker_s": 30.0 * scale,
+                               "settle_2_workers_s": 15.0 * scale, "identical": True, "peak_rss_mb": 300.0}}
+
+    raw = {"machine": {"date": "2026-12-07 00:00 UTC", "nproc": 2, "commit": "abc1234"},
+           "runs": [{"n": 100_000, **figures(1)}, {"n": 1_000_000, **figures(10)}]}
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(raw))
+    out = tmp_path / "BENCH.md"
+    assert report_from(path, SimpleNamespace(repeat=20, write_markdown=str(out))) == 0
+    text = out.read_text()
+    assert "## Run of 2026-12-07 00:00 UTC: N = 100,000, 1,000,000" in text
+    line = next(x for x in text.splitlines() if x.startswith("| Reservation, one event (s)"))
+    assert "7.00 (NOT met)" not in line and "70.00 (NOT met)" in line  # <= 20 s at 100k is met; <= 30 s at 1M not
+    rows = {x.split("|")[1].strip(): x.split("|")[2].strip() for x in text.splitlines() if x.startswith("| ")}
+    assert rows["Reservation, one event (s)"] == "N=100,000: <= 20 s; N=1,000,000: <= 30 s"
+    assert rows["Settlement time / plain read"] == "N=100,000: <= 3x; N=1,000,000: <= 1.5x"
+    assert rows["Season-end customer settlement (s)"] == "N=1,000,000: <= 120 s"
+    assert rows["Reservation peak RSS (MB)"] == "<= 1024"
+    assert "Growth with N" in text
+    (tmp_path / "bad.json").write_text("{}")
+    assert report_from(tmp_path / "bad.json", SimpleNamespace(repeat=20, write_markdown=None)) == 2
+    assert "not the raw results of a run" in capsys.readouterr().err
