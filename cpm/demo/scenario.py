@@ -368,7 +368,8 @@ class Demo:
         self.other_series = other
         self._step(f"fleet: {len(annual)} real annual Green Button files, {len(other)} other files, "
                    f"{len(self.thermostat_series) - len(annual)} "
-                   f"{'synthetic-derived' if annual else 'synthetic'} homes")
+                   f"{'synthetic-derived' if annual else 'synthetic'} homes"
+                   + (f" (Green Button files from {directory})" if files else ""))
 
     # ------------------------------------------------------------------------------------------------- sites
     # The CIS and device upserts lock the row they update (select_for_update): on PostgreSQL that needs a transaction,

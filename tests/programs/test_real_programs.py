@@ -1,4 +1,4 @@
-"""Every published program in /work/shared/data/programs/real-programs.json must be expressible: build each one's
+"""Every published program in ../shared/data/programs/real-programs.json must be expressible: build each one's
 seasons, participation rules and incentives from the JSON facts through the services, and activate it.
 
 The mapping from the JSON vocabulary to cpm's is the table below; facts cpm does not model are listed in
@@ -9,16 +9,16 @@ import calendar
 import datetime as dt
 import json
 from decimal import Decimal
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from cpm.base.paths import shared_path
 from programs import selectors, services
 from programs.rules import check_event_against_rule
 from tests.actors import TEST_ACTOR
 
-FACTS = Path("/work/shared/data/programs/real-programs.json")
+FACTS = shared_path("data", "programs", "real-programs.json")  # beside the clone or a parent of it
 pytestmark = [pytest.mark.django_db,
               pytest.mark.skipif(not FACTS.exists(), reason="shared program facts not present on this machine")]
 
