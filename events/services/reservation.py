@@ -709,13 +709,13 @@ def _write(event: Event, decided: list[Decided], chosen: set[int] | None, *, now
     """Write the ledger rows of these candidates (``replace``: their earlier rows are deleted first, by id and, when
     the candidates are a span's, ``within`` its id range; otherwise the caller has cleared the event's ledger);
     create participations for the newly reserved (RESERVED, or DISPATCHED in a dispatched event) and re-open those
-    cancelled by an earlier revision; CANCEL the participations (reserved
-    or dispatched) of those no longer reserved, whose ledger row says why; move the candidates' other
-    participations (held ones too) to the event's window. A constant number of statements (COPY on PostgreSQL);
-    the updates only when there is something to update. No per-row audit: the ledger rows are the audit (module
-    docstring). Devices taken from lower-priority events: their participations there are released first (audited
-    per row by ``actor``, default ``TAKEOVER_ACTOR``; their ledger rows say which event took them), in the same
-    transaction, before this event's are added (the no-overlap check sees no overlap)."""
+    cancelled by an earlier revision; CANCEL the participations (reserved or dispatched) of those no longer
+    reserved, whose ledger row says why; move the candidates' other participations (held ones too) to the event's
+    window. A constant number of statements (COPY on PostgreSQL); the updates only when there is something to
+    update. No per-row audit: the ledger rows are the audit (module docstring). Devices taken from lower-priority
+    events: their participations there are released first (audited per row by ``actor``, default
+    ``TAKEOVER_ACTOR``; their ledger rows say which event took them), in the same transaction, before this event's
+    are added (the no-overlap check sees no overlap)."""
     if not decided:
         return {}
     plan = _plan_writes(event, decided, chosen, now=now, live_status=_live_status(event))
