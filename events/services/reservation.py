@@ -223,16 +223,21 @@ def _candidates_qs(event: Event, ctx: ProgramContext, span: Span | None = None):
     return CandidateFilters.of(event, ctx).queryset(span)
 
 
-def _candidate_rows(filters: CandidateFilters, span: Span | None, *, lock: bool) -> list[CandidateRow]:
-    """The span's candidates as rows (subscription, enrollment, device fields), in subscription id order.
+def _candidate_rows(filters: CandidateFilters, span: Span | None, *, lock: bool,
+                    ids: frozenset[int] | None = None) -> list[CandidateRow]:
+    """The span's candidates as rows (subscription, enrollment, device fields), in subscription id order; ``ids``:
+    only those subscriptions (in any span).
 
     Table by table, each on its primary key (the span's id range, then its enrollments' and devices' ids as one
     array each): a join would hash the whole enrollment and device tables for every span. ``lock``: row locks on
     the span's devices (device-less subscriptions: the subscriptions) in id order, taken before the enrollment and
     device rows are read."""
-    subs = fetch_rows((span.filter(ProgramSubscription.objects.filter(filters.subscription)) if span is not None else
-                       ProgramSubscription.objects.filter(filters.subscription)).order_by("pk").values_list(
-        "pk", "enrollment_id", "start_date", "end_date", "device_id"))
+    subs_qs = ProgramSubscription.objects.filter(filters.subscription)
+    if span is not None:
+        subs_qs = span.filter(subs_qs)
+    if ids is not None:
+        subs_qs = subs_qs.filter(pk__any=ids)
+    subs = fetch_rows(subs_qs.order_by("pk").values_list("pk", "enrollment_id", "start_date", "end_date", "device_id"))
     if not subs:
         return []
     # Id sets (not lists): Django resolves a list parameter element by element (``cpm.base.lookups``).
@@ -307,6 +312,8 @@ class SpanChecks:
     busy_service_point: dict[int, str]  # device-less participant's service point -> idem
     take_device: dict[int, list[Take]]  # device -> lower-priority participations this event may take
     take_service_point: dict[int, list[Take]]  # device-less participant's service point -> idem
+    taken_device: dict[int, list[str]]  # device -> taken by an earlier run of this event, in words (a re-run)
+    taken_service_point: dict[int, list[str]]
     declined: str = ""  # the program declines this event (no incentive): the reason in words
 
 
@@ -371,8 +378,19 @@ def _ranked(event: Event, program) -> priority.Ranked:
                            program.event_priority)
 
 
-def _overlaps(event: Event, this: priority.Ranked, device_ids: list[int], deviceless_sp_ids: list[int]
-              ) -> tuple[dict[int, str], dict[int, str], dict[int, list[Take]], dict[int, list[Take]]]:
+class Overlaps(NamedTuple):
+    """The span's devices (and device-less service points) held by overlapping events (``_overlaps``)."""
+
+    busy_device: dict[int, str]  # device -> the overlapping event that keeps it, in words
+    busy_service_point: dict[int, str]
+    take_device: dict[int, list[Take]]  # device -> lower-priority participations this event takes when reserved
+    take_service_point: dict[int, list[Take]]
+    takeable: frozenset[int]  # the overlapping events this event may take devices from (lower priority, SCHEDULED)
+    taken_device: dict[int, list[str]]  # device -> this event's earlier takes of it (a re-run), in words
+    taken_service_point: dict[int, list[str]]
+
+
+def _overlaps(event: Event, this: priority.Ranked, device_ids: list[int], deviceless_sp_ids: list[int]) -> Overlaps:
     """The span's devices (and device-less service points) held by an overlapping event: those this event may not
     have, in words, and those it takes from lower-priority events (``events.priority``: the holder's participation
     is RESERVED in a SCHEDULED event of lower priority; one holder it may not take keeps the device).
@@ -409,7 +427,32 @@ def _overlaps(event: Event, this: priority.Ranked, device_ids: list[int], device
     for side in (0, 1):
         for key in busy[side]:
             takes[side].pop(key, None)
-    return busy[0], busy[1], takes[0], takes[1]
+    takeable = frozenset(pk for pk, (other, status) in others.items()
+                         if status == EventStatus.SCHEDULED and priority.outranks(this, other))
+    return Overlaps(busy[0], busy[1], takes[0], takes[1], takeable,
+                    *_taken_before(this, {pk: others[pk][0] for pk in takeable}, device_ids, deviceless_sp_ids))
+
+
+def _taken_before(this: priority.Ranked, takeable: dict[int, priority.Ranked], device_ids: list[int],
+                  deviceless_sp_ids: list[int]) -> tuple[dict[int, list[str]], dict[int, list[str]]]:
+    """The span's devices (and device-less service points) an earlier run of this event took from the overlapping
+    lower-priority events (their ledger rows RELEASED by it: ``_take_over``), with the sentence the take wrote, so a
+    re-run says the same. No query without such events."""
+    found: tuple[dict[int, list[str]], dict[int, list[str]]] = ({}, {})
+    if not takeable:
+        return found
+    for device_id, sp_id, other_id in (
+            Reservation.objects.filter(event_id__any=list(takeable), decision=ReservationDecision.RELEASED,
+                                       detail__startswith=f"Released: taken by event #{this.id} '")
+            .filter(Q(device_id__any=frozenset(device_ids))
+                    | Q(device__isnull=True, service_point_id__any=frozenset(deviceless_sp_ids)))
+            .order_by("event_id").values_list("device_id", "service_point_id", "event_id")):
+        other = takeable[other_id]
+        side, key = (0, device_id) if device_id is not None else (1, sp_id)
+        found[side].setdefault(key, []).append(
+            f"Taken from {other.words()} (higher priority wins: {priority.why_higher(this, other)})."
+            + priority.direction_note(this, other))
+    return found
 
 
 def _held_text(this: priority.Ranked, other: priority.Ranked) -> str:
@@ -441,10 +484,13 @@ def _declined(event: Event, ctx: ProgramContext) -> str:
     return priority.declined_text(program.code, event.direction)
 
 
-def _existing_participations(event: Event, span: Span | None) -> dict[int, ExistingParticipation]:
+def _existing_participations(event: Event, span: Span | None, ids: frozenset[int] | None = None
+                             ) -> dict[int, ExistingParticipation]:
     """This event's participations in the span, by subscription: one range of the (event, subscription) index,
-    not a probe per id."""
+    not a probe per id; ``ids``: of those subscriptions only."""
     mine = Participation.objects.filter(event_id=event.pk)
+    if ids is not None:
+        mine = mine.filter(subscription_id__any=ids)
     return {sid: ExistingParticipation(pid, status, (p_start, p_end)) for sid, pid, status, p_start, p_end in
             fetch_rows((span.filter(mine, "subscription_id") if span is not None else mine)
                        .order_by().values_list("subscription_id", "pk", "status", "start", "end"))}
@@ -458,6 +504,51 @@ class SpanFacts:
     checks: SpanChecks
     limits: LimitChecks
     existing: dict[int, ExistingParticipation]
+    contested: Contested | None = None  # only where this event may take participations that count toward limits
+
+
+@dataclass(slots=True)
+class Contested:
+    """The span's enrollments' participations in lower-priority overlapping events of the program that this event
+    may take (those events count toward the enrollment's limits unless this event takes every one of them), and
+    the candidates of those enrollments outside the span whose takes decide it (``_gather``)."""
+
+    participations: dict[int, dict[int, set[int]]]  # enrollment -> other event -> its participation ids there
+    outside: list[CandidateRow]  # candidates of the span's enrollments in other spans holding some of them
+    outside_existing: dict[int, ExistingParticipation]
+
+
+def _contested(event: Event, ctx: ProgramContext, filters: CandidateFilters, rows: list[CandidateRow],
+               limits: LimitChecks, overlaps: Overlaps) -> Contested | None:
+    """The participations a take-over would free the limits of (``Contested``), None when there are none (no
+    query: no overlapping lower-priority event of this program). One query, and three more reads (candidates,
+    their overlaps, their participations in this event) when some of them belong to candidates outside the span."""
+    events = [pk for pk in overlaps.takeable if pk in limits.past]
+    if not events:
+        return None
+    by_enrollment: dict[int, dict[int, set[int]]] = {}
+    holders: set[int] = set()
+    for pid, enrollment_id, event_id, subscription_id in fetch_rows(
+            Participation.objects.filter(event_id__any=events,
+                                         enrollment_id__any=frozenset(r.enrollment_id for r in rows))
+            .exclude(status=RELEASED).order_by().values_list("pk", "enrollment_id", "event_id", "subscription_id")):
+        by_enrollment.setdefault(enrollment_id, {}).setdefault(event_id, set()).add(pid)
+        holders.add(subscription_id)
+    if not by_enrollment:
+        return None
+    outside_ids = frozenset(holders - {r.subscription_id for r in rows})
+    outside: list[CandidateRow] = []
+    existing: dict[int, ExistingParticipation] = {}
+    if outside_ids:
+        outside = _candidate_rows(filters, None, lock=False, ids=outside_ids)
+        more = _overlaps(event, _ranked(event, ctx.program),
+                         sorted({r.device_id for r in outside if r.device_id is not None}),
+                         sorted({r.service_point_id for r in outside if r.device_id is None}))
+        for mine, theirs in zip(overlaps[:4], more[:4], strict=True):  # the dicts keyed by device / service point
+            for key, value in theirs.items():
+                mine.setdefault(key, value)
+        existing = _existing_participations(event, None, frozenset(r.subscription_id for r in outside))
+    return Contested(by_enrollment, outside, existing)
 
 
 def _gather(event: Event, ctx: ProgramContext, *, now: dt.datetime, span: Span | None, lock: bool
@@ -468,27 +559,31 @@ def _gather(event: Event, ctx: ProgramContext, *, now: dt.datetime, span: Span |
     (``__any``), so they probe the indexes for the span's rows instead of scanning every participation."""
     program = ctx.program
     first, last = event_local_dates(event, ctx.tz)
-    rows = _candidate_rows(CandidateFilters.of(event, ctx), span, lock=lock)
+    filters = CandidateFilters.of(event, ctx)
+    rows = _candidate_rows(filters, span, lock=lock)
     if not rows:
         return None
     enrollment_ids = sorted({r.enrollment_id for r in rows})
     device_ids = sorted({r.device_id for r in rows if r.device_id is not None})
     deviceless_sp_ids = sorted({r.service_point_id for r in rows if r.device_id is None})
     limits = _limit_checks(event, ctx, enrollment_ids)
-    busy_device, busy_sp, take_device, take_sp = _overlaps(event, _ranked(event, program), device_ids,
-                                                           deviceless_sp_ids)
+    overlaps = _overlaps(event, _ranked(event, program), device_ids, deviceless_sp_ids)
+    contested = _contested(event, ctx, filters, rows, limits, overlaps)
     checks = SpanChecks(
         first=first, last=last, requires_device=program.requires_device,
         online_since=now - dt.timedelta(minutes=program.device_online_threshold_minutes),
         online_threshold_minutes=program.device_online_threshold_minutes,
-        unavailable=_unavailability(event, ctx, enrollment_ids), busy_device=busy_device, busy_service_point=busy_sp,
-        take_device=take_device, take_service_point=take_sp, declined=_declined(event, ctx))
-    return SpanFacts(rows, checks, limits, _existing_participations(event, span))
+        unavailable=_unavailability(event, ctx, enrollment_ids), busy_device=overlaps.busy_device,
+        busy_service_point=overlaps.busy_service_point, take_device=overlaps.take_device,
+        take_service_point=overlaps.take_service_point, taken_device=overlaps.taken_device,
+        taken_service_point=overlaps.taken_service_point, declined=_declined(event, ctx))
+    return SpanFacts(rows, checks, limits, _existing_participations(event, span), contested)
 
 
 def _decide(facts: SpanFacts | None) -> list[Decided]:
     """The decisions of a span from its facts (no query)."""
-    return [] if facts is None else _decide_rows(facts.rows, facts.checks, facts.limits, facts.existing)
+    return [] if facts is None else _decide_rows(facts.rows, facts.checks, facts.limits, facts.existing,
+                                                 facts.contested)
 
 
 def _evaluate(event: Event, ctx: ProgramContext, *, now: dt.datetime, span: Span | None = None,
@@ -498,25 +593,53 @@ def _evaluate(event: Event, ctx: ProgramContext, *, now: dt.datetime, span: Span
 
 
 def _decide_rows(rows: list[CandidateRow], checks: SpanChecks, limits: LimitChecks,
-                 existing: dict[int, ExistingParticipation]) -> list[Decided]:
+                 existing: dict[int, ExistingParticipation], contested: Contested | None = None) -> list[Decided]:
     """One ``Decided`` per candidate: held as it is (an outcome or opt-out recorded), else the first failed check
-    (``_first_skip``), else the limits, else passing."""
-    out: list[Decided] = []
-    # Participants with the same history get the same limit decision: compute it once per distinct history
-    # (a handful of combinations for most programs) instead of once per device.
+    (``_first_skip``), else the limits, else passing.
+
+    The limits are the enrollment's: every candidate of an enrollment is checked against the same history, the
+    events it takes part in as this event leaves them. A lower-priority event this event takes devices from no
+    longer counts when this event takes EVERY participation the enrollment has there (each held by a candidate that
+    passes the checks before the limits, in this span or another: ``contested``); one it keeps a device in still
+    counts, for all its candidates. So the decision does not depend on how the candidates are split into spans or
+    chunks, nor on their order, and a re-run (the takes done) decides the same."""
     by_history: dict[tuple[frozenset, frozenset], tuple[int, tuple[str, str] | None]] = {}
     empty: frozenset[int] = frozenset()
     period = limits.period
     take_device, take_sp = checks.take_device, checks.take_service_point
-    for row in rows:
-        key = (limits.history.get(row.enrollment_id, empty), limits.opted.get(row.enrollment_id, empty))
+    taken_device, taken_sp = checks.taken_device, checks.taken_service_point
+
+    def first_pass(row: CandidateRow, mine: dict[int, ExistingParticipation]
+                   ) -> tuple[tuple[str, str] | None, list[Take] | None] | None:
+        """None when the candidate is held, else (the first failed check or None, the takes when it passes)."""
+        current = mine.get(row.subscription_id)
+        if current is not None and current.status not in REEVALUATED:
+            return None
+        skip = _first_skip(row, checks)
         takes = None
-        if take_device or take_sp:  # only where lower-priority overlapping events hold some of the span's devices
-            takes = (take_device.get(row.device_id) if row.device_id is not None
-                     else take_sp.get(row.service_point_id))
-            if takes:  # the events it is taken from no longer count toward its limits
-                taken = frozenset(t.other.id for t in takes)
-                key = (key[0] - taken, key[1] - taken)
+        if skip is None and (take_device or take_sp):
+            takes = take_device.get(row.device_id) if row.device_id is not None else take_sp.get(row.service_point_id)
+        return skip, takes
+
+    firsts = [first_pass(row, existing) for row in rows]
+    freed: dict[int, frozenset[int]] = {}  # enrollment -> events this event takes every participation of
+    if contested is not None:
+        taken: dict[int, set[int]] = {}
+        outside = [(r, first_pass(r, contested.outside_existing)) for r in contested.outside]
+        for row, first in [*zip(rows, firsts, strict=True), *outside]:
+            if first is not None and first[0] is None and first[1]:
+                taken.setdefault(row.enrollment_id, set()).update(t.participation_id for t in first[1])
+        for enrollment_id, by_event in contested.participations.items():
+            mine = taken.get(enrollment_id, set())
+            freed[enrollment_id] = frozenset(pk for pk, pids in by_event.items() if pids <= mine)
+    out: list[Decided] = []
+    for row, first in zip(rows, firsts, strict=True):
+        # Participants with the same history get the same limit decision: computed once per distinct history
+        # (a handful of combinations for most programs) instead of once per device.
+        key = (limits.history.get(row.enrollment_id, empty), limits.opted.get(row.enrollment_id, empty))
+        gone = freed.get(row.enrollment_id)
+        if gone:  # the events it is taken from no longer count toward the enrollment's limits
+            key = (key[0] - gone, key[1] - gone)
         known = by_history.get(key)
         if known is None:
             known = by_history[key] = _limit_decision(limits, key)
@@ -527,20 +650,23 @@ def _decide_rows(rows: list[CandidateRow], checks: SpanChecks, limits: LimitChec
         current = existing.get(row.subscription_id)
         if current:
             d.participation_id, d.participation_status, d.participation_window = current
-            if current.status not in REEVALUATED:
-                d.held = True
-                d.detail = f"Reserved; participation already {current.status}."
-                out.append(d)
-                continue
-        d.decision, d.detail = _first_skip(row, checks) or (None, "")
+        if first is None:
+            d.held = True
+            d.detail = f"Reserved; participation already {current.status}."
+            out.append(d)
+            continue
+        skip, takes = first
+        d.decision, d.detail = skip or (None, "")
         if d.decision is None:
             if limit_skip:
                 d.decision, d.detail = limit_skip
             else:
                 d.detail = f"{season_count} other event(s) so far in {period.name}."
-                if takes:
+                before = ((taken_device.get(row.device_id) if row.device_id is not None
+                           else taken_sp.get(row.service_point_id)) if taken_device or taken_sp else None)
+                if takes or before:
                     d.takes = takes
-                    d.detail = " ".join([*(t.taken_text for t in takes), d.detail])
+                    d.detail = " ".join([*(before or ()), *(t.taken_text for t in takes or ()), d.detail])
         out.append(d)
     return out
 

@@ -238,3 +238,85 @@ def test_common_path_reads_no_incentive_rule(program, july_now):
     with CaptureQueriesContext(connection) as ctx:
         assert reserve(event, july_now) == {D.RESERVED: 3}
     assert not any("programs_incentiverule" in q["sql"] for q in ctx.captured_queries)
+
+
+# ---------------------------------------------------------------------------- a take-over and the enrollment's limits
+def two_device_enrollment(program, now, *, taken_first: bool, third_in_peak: bool = False):
+    """One enrollment, devices A and B (and C when ``third_in_peak``) on one service point. Peak is reserved while
+    only A (and C) are online, so Peak holds A (and C) and not B; then B comes online. ``taken_first``: A's
+    subscription has the lower id (its span comes first), else B's. Returns (peak, a, b, c or None)."""
+    from devices.models import Device
+    from tests.factories.devices import DeviceFactory, DeviceInstallationFactory
+
+    def add(enrollment, seen):
+        device = DeviceFactory(last_seen_at=seen)
+        DeviceInstallationFactory(device=device, service_point=enrollment.service_point)
+        return ProgramSubscriptionFactory(enrollment=enrollment, device=device, start_date=first.start_date,
+                                          exclusive=first.exclusive)
+
+    first = active_participant(program=program, device_kwargs={"last_seen_at": None if taken_first is False
+                                                               else now})
+    second = add(first.enrollment, None if taken_first else now)
+    a, b = (first, second) if taken_first else (second, first)
+    c = add(first.enrollment, now) if third_in_peak else None
+    peak = scheduled(program, "Peak")
+    reserve(peak, now)
+    Device.objects.filter(pk=b.device_id).update(last_seen_at=now)
+    assert Participation.objects.filter(event=peak).count() == (2 if third_in_peak else 1)
+    return peak, a, b, c
+
+
+def ledger_of(event):
+    return sorted(Reservation.objects.filter(event=event).values_list("subscription_id", "decision", "detail"))
+
+
+@pytest.mark.parametrize("taken_first", [True, False], ids=["taken-device-first", "taken-device-second"])
+@pytest.mark.parametrize("how", ["one-span", "span-per-candidate", "chunks"])
+def test_a_take_over_frees_the_day_limit_of_the_whole_enrollment_however_the_candidates_are_split(
+        program, rule, july_now, settings, taken_first, how):
+    """The rule allows 1 event per day; Peak holds device A of a two-device enrollment, not B. Storm (reliability)
+    takes A from Peak, so the enrollment takes part in Storm only that day: Peak no longer counts for ANY of its
+    devices, and Storm reserves both A and B. The same ledger whatever the order of the two subscriptions and
+    however the candidates are split (one span, a span each, or chunks in their own transactions as on workers),
+    and on a re-run. Before: B got DAY_LIMIT when it was decided in the same span as A or before A's span."""
+    rule.max_events_per_day = 1
+    rule.save()
+    peak, a, b, _ = two_device_enrollment(program, july_now, taken_first=taken_first)
+    storm = scheduled(program, "Storm", category=EventCategory.RELIABILITY, hour=16)
+    if how == "span-per-candidate":
+        settings.CPM_CHUNK_SIZE = 1
+    counts = services.event_reserve(event=storm, now=july_now, actor=TEST_ACTOR,
+                                    chunk_size=1 if how == "chunks" else None)
+    assert counts == {D.RESERVED: 2}
+    assert row(peak, a)[:2] == (RELEASED, D.RELEASED)
+    assert row(storm, a) == (ParticipationStatus.RESERVED, D.RESERVED,
+                             f"Taken from event #{peak.pk} 'Peak' of program smart-ac (higher priority wins: "
+                             "reliability over economic). 0 other event(s) so far in Summer 2026.")
+    assert row(storm, b) == (ParticipationStatus.RESERVED, D.RESERVED, "0 other event(s) so far in Summer 2026.")
+    first = ledger_of(storm)
+    assert reserve(storm, july_now) == {D.RESERVED: 2}
+    assert ledger_of(storm) == first  # the take is still named: an earlier run of Storm released Peak's row
+
+
+@pytest.mark.parametrize("how", ["one-span", "span-per-candidate", "chunks"])
+def test_an_event_the_enrollment_keeps_a_device_in_still_counts_toward_its_day_limit(
+        program, rule, july_now, settings, how):
+    """Peak holds devices A and C of one enrollment; C goes offline before Storm, so Storm can take A but not C:
+    the enrollment stays in Peak through C whatever Storm does. With 1 event per day, Storm reserves none of its
+    devices (A and B: DAY_LIMIT, C: OFFLINE) and Peak keeps A and C. Before: A was reserved (its own take ignored
+    Peak), leaving the enrollment in two events that day."""
+    from devices.models import Device
+
+    rule.max_events_per_day = 1
+    rule.save()
+    peak, a, b, c = two_device_enrollment(program, july_now, taken_first=True, third_in_peak=True)
+    Device.objects.filter(pk=c.device_id).update(last_seen_at=None)
+    storm = scheduled(program, "Storm", category=EventCategory.RELIABILITY, hour=16)
+    if how == "span-per-candidate":
+        settings.CPM_CHUNK_SIZE = 1
+    counts = services.event_reserve(event=storm, now=july_now, actor=TEST_ACTOR,
+                                    chunk_size=1 if how == "chunks" else None)
+    assert counts == {D.DAY_LIMIT: 2, D.OFFLINE: 1}
+    assert [row(storm, s)[:2] for s in (a, b, c)] == [(None, D.DAY_LIMIT), (None, D.DAY_LIMIT), (None, D.OFFLINE)]
+    assert [row(peak, s)[:2] for s in (a, c)] == [(ParticipationStatus.RESERVED, D.RESERVED)] * 2
+    assert reserve(storm, july_now) == {D.DAY_LIMIT: 2, D.OFFLINE: 1}

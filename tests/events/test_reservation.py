@@ -386,7 +386,8 @@ def test_a_clash_the_database_refuses_in_a_later_span_refuses_the_whole_reservat
     Participation.objects.create(event=other, subscription=holder, enrollment=holder.enrollment,
                                  device=holder.device, service_point=holder.enrollment.service_point,
                                  start=other.start, end=other.end)
-    monkeypatch.setattr(reservation, "_overlaps", lambda *a, **k: ({}, {}, {}, {}))
+    monkeypatch.setattr(reservation, "_overlaps",
+                        lambda *a, **k: reservation.Overlaps({}, {}, {}, {}, frozenset(), {}, {}))
     settings.CPM_CHUNK_SIZE = 2  # three spans: the clash is in the second
     event = EventFactory(program=program, status=EventStatus.SCHEDULED)
     with pytest.raises(ConflictError, match="two overlapping events"):
