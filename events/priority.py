@@ -9,6 +9,10 @@ The rule (issue 16, point 5):
   takes the device from a lower one that has not been dispatched yet (its participation RESERVED in a SCHEDULED
   event). A device already dispatched stays in its event. At equal priority the event that reserved first keeps
   the device.
+- A take-over and the program's limits (events per day, season, ...): the limits are the enrollment's. An event
+  the higher one takes devices from stops counting toward the enrollment's limits only when it takes every
+  participation the enrollment has there; if the enrollment keeps a device in it, it still counts, for all the
+  enrollment's devices (``events.services.reservation._decide_rows``).
 - An event carries an incentive when an incentive rule of its program in effect on its day pays per event:
   a per-event payment (any direction), or a performance payment (per kWh avoided, per kW drop), which settlement
   measures as load reduction below the baseline and so pays a load-reduction event only. Seasonal, monthly,

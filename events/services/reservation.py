@@ -608,32 +608,9 @@ def _decide_rows(rows: list[CandidateRow], checks: SpanChecks, limits: LimitChec
     period = limits.period
     take_device, take_sp = checks.take_device, checks.take_service_point
     taken_device, taken_sp = checks.taken_device, checks.taken_service_point
-
-    def first_pass(row: CandidateRow, mine: dict[int, ExistingParticipation]
-                   ) -> tuple[tuple[str, str] | None, list[Take] | None] | None:
-        """None when the candidate is held, else (the first failed check or None, the takes when it passes)."""
-        current = mine.get(row.subscription_id)
-        if current is not None and current.status not in REEVALUATED:
-            return None
-        skip = _first_skip(row, checks)
-        takes = None
-        if skip is None and (take_device or take_sp):
-            takes = take_device.get(row.device_id) if row.device_id is not None else take_sp.get(row.service_point_id)
-        return skip, takes
-
-    firsts = [first_pass(row, existing) for row in rows]
-    freed: dict[int, frozenset[int]] = {}  # enrollment -> events this event takes every participation of
-    if contested is not None:
-        taken: dict[int, set[int]] = {}
-        outside = [(r, first_pass(r, contested.outside_existing)) for r in contested.outside]
-        for row, first in [*zip(rows, firsts, strict=True), *outside]:
-            if first is not None and first[0] is None and first[1]:
-                taken.setdefault(row.enrollment_id, set()).update(t.participation_id for t in first[1])
-        for enrollment_id, by_event in contested.participations.items():
-            mine = taken.get(enrollment_id, set())
-            freed[enrollment_id] = frozenset(pk for pk, pids in by_event.items() if pids <= mine)
+    freed = _freed(rows, checks, existing, contested) if contested is not None else {}
     out: list[Decided] = []
-    for row, first in zip(rows, firsts, strict=True):
+    for row in rows:
         # Participants with the same history get the same limit decision: computed once per distinct history
         # (a handful of combinations for most programs) instead of once per device.
         key = (limits.history.get(row.enrollment_id, empty), limits.opted.get(row.enrollment_id, empty))
@@ -650,25 +627,49 @@ def _decide_rows(rows: list[CandidateRow], checks: SpanChecks, limits: LimitChec
         current = existing.get(row.subscription_id)
         if current:
             d.participation_id, d.participation_status, d.participation_window = current
-        if first is None:
-            d.held = True
-            d.detail = f"Reserved; participation already {current.status}."
-            out.append(d)
-            continue
-        skip, takes = first
-        d.decision, d.detail = skip or (None, "")
+            if current.status not in REEVALUATED:
+                d.held = True
+                d.detail = f"Reserved; participation already {current.status}."
+                out.append(d)
+                continue
+        d.decision, d.detail = _first_skip(row, checks) or (None, "")
         if d.decision is None:
             if limit_skip:
                 d.decision, d.detail = limit_skip
             else:
                 d.detail = f"{season_count} other event(s) so far in {period.name}."
-                before = ((taken_device.get(row.device_id) if row.device_id is not None
-                           else taken_sp.get(row.service_point_id)) if taken_device or taken_sp else None)
+                # Only where lower-priority overlapping events hold (or held) some of the span's devices.
+                takes = before = None
+                if take_device or take_sp:
+                    takes = (take_device.get(row.device_id) if row.device_id is not None
+                             else take_sp.get(row.service_point_id))
+                if taken_device or taken_sp:
+                    before = (taken_device.get(row.device_id) if row.device_id is not None
+                              else taken_sp.get(row.service_point_id))
                 if takes or before:
                     d.takes = takes
                     d.detail = " ".join([*(before or ()), *(t.taken_text for t in takes or ()), d.detail])
         out.append(d)
     return out
+
+
+def _freed(rows: list[CandidateRow], checks: SpanChecks, existing: dict[int, ExistingParticipation],
+           contested: Contested) -> dict[int, frozenset[int]]:
+    """Per enrollment, the lower-priority events this event takes EVERY participation of (``contested``): each one
+    held by a candidate of the enrollment (in this span, or in another: ``contested.outside``) that is not held and
+    passes the checks before the limits (``_first_skip``), so it takes it when reserved."""
+    taken: dict[int, set[int]] = {}
+    for group, mine in ((rows, existing), (contested.outside, contested.outside_existing)):
+        for row in group:
+            current = mine.get(row.subscription_id)
+            if (current is not None and current.status not in REEVALUATED) or _first_skip(row, checks) is not None:
+                continue
+            takes = (checks.take_device.get(row.device_id) if row.device_id is not None
+                     else checks.take_service_point.get(row.service_point_id))
+            if takes:
+                taken.setdefault(row.enrollment_id, set()).update(t.participation_id for t in takes)
+    return {enrollment_id: frozenset(pk for pk, pids in by_event.items() if pids <= taken.get(enrollment_id, set()))
+            for enrollment_id, by_event in contested.participations.items()}
 
 
 def _limit_decision(limits: LimitChecks, key: tuple[frozenset[int], frozenset[int]]
