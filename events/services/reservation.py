@@ -149,6 +149,7 @@ class Decided:
     participation_status: str | None = None
     participation_window: tuple[dt.datetime, dt.datetime] | None = None  # its (start, end)
     takes: list[Take] | None = None  # lower-priority participations of the device this event takes when reserved
+    took: bool = False  # reserved by taking it from a lower-priority event (now, or in an earlier run of this event)
 
 
 # ------------------------------------------------------------------------------------------------------ candidates
@@ -647,7 +648,7 @@ def _decide_rows(rows: list[CandidateRow], checks: SpanChecks, limits: LimitChec
                     before = (taken_device.get(row.device_id) if row.device_id is not None
                               else taken_sp.get(row.service_point_id))
                 if takes or before:
-                    d.takes = takes
+                    d.takes, d.took = takes, True
                     d.detail = " ".join([*(before or ()), *(t.taken_text for t in takes or ()), d.detail])
         out.append(d)
     return out
@@ -760,7 +761,12 @@ def _choose(decided: list[Decided], target_kw: Decimal | None) -> set[int] | Non
 
 def _target_choice(event: Event, ctx: ProgramContext, spans: list[Span], *, now: dt.datetime) -> set[int] | None:
     """The subscription ids a target kW reserves (``_choose`` over every candidate: the rotation order is global),
-    None without a target. Evaluated span by span; only the passing and held candidates are kept."""
+    None without a target. Evaluated span by span; only the passing and held candidates are kept.
+
+    An enrollment the choice reserves a device of is taken whole from lower-priority events: its passing candidates
+    that take a device from one (or took it in an earlier run of this event) are reserved too, beyond the target.
+    The limits of its chosen candidates were decided with those events freed (``_freed``); leaving those devices
+    there would keep the enrollment in both events."""
     if event.target_kw is None:
         return None
     keep: list[Decided] = []
@@ -769,7 +775,12 @@ def _target_choice(event: Event, ctx: ProgramContext, spans: list[Span], *, now:
             if d.held or d.decision is None:
                 d.detail = ""  # not needed for the choice: keep the list small
                 keep.append(d)
-    return _choose(keep, event.target_kw)
+    chosen = _choose(keep, event.target_kw)
+    takers = [d for d in keep if d.took and d.subscription_id not in chosen]
+    if takers:
+        reserved = {d.enrollment_id for d in keep if d.subscription_id in chosen}
+        chosen |= {d.subscription_id for d in takers if d.enrollment_id in reserved}
+    return chosen
 
 
 # ---------------------------------------------------------------------------------------------------------- writes

@@ -320,3 +320,45 @@ def test_an_event_the_enrollment_keeps_a_device_in_still_counts_toward_its_day_l
     assert [row(storm, s)[:2] for s in (a, b, c)] == [(None, D.DAY_LIMIT), (None, D.DAY_LIMIT), (None, D.OFFLINE)]
     assert [row(peak, s)[:2] for s in (a, c)] == [(ParticipationStatus.RESERVED, D.RESERVED)] * 2
     assert reserve(storm, july_now) == {D.DAY_LIMIT: 2, D.OFFLINE: 1}
+
+
+@pytest.mark.parametrize("how", ["one-span", "span-per-candidate", "chunks"])
+def test_a_target_that_reserves_an_enrollment_takes_it_whole_from_the_lower_event(
+        program, rule, july_now, settings, how):
+    """Storm needs 2 kW. Its rotation picks B (3 kW, the larger) alone; but B passes the day limit only because
+    Storm takes A (1 kW) from Peak, so that the enrollment is in Storm only that day. Storm reserves A too (beyond
+    the target): Peak releases A, the enrollment takes part in one event that day."""
+    from devices.models import Device
+
+    rule.max_events_per_day = 1
+    rule.save()
+    peak, a, b, _ = two_device_enrollment(program, july_now, taken_first=True)
+    Device.objects.filter(pk=a.device_id).update(capacity_kw=Decimal("1.0"))
+    Device.objects.filter(pk=b.device_id).update(capacity_kw=Decimal("3.0"))
+    storm = scheduled(program, "Storm", category=EventCategory.RELIABILITY, hour=16)
+    storm.target_kw = Decimal("2.0")
+    storm.save()
+    if how == "span-per-candidate":
+        settings.CPM_CHUNK_SIZE = 1
+    counts = services.event_reserve(event=storm, now=july_now, actor=TEST_ACTOR,
+                                    chunk_size=1 if how == "chunks" else None)
+    assert counts == {D.RESERVED: 2}
+    assert [row(storm, s)[:2] for s in (a, b)] == [(ParticipationStatus.RESERVED, D.RESERVED)] * 2
+    assert row(peak, a)[:2] == (RELEASED, D.RELEASED)
+    assert reserve(storm, july_now) == {D.RESERVED: 2}
+
+
+def test_a_target_that_passes_over_a_taker_leaves_its_enrollment_in_the_lower_event(program, rule, july_now):
+    """The same, but a second, single-device enrollment C (5 kW) meets the 2 kW target alone: A and B are not
+    needed (TARGET_MET), Peak keeps A, and the enrollment stays in Peak only."""
+    rule.max_events_per_day = 1
+    rule.save()
+    peak, a, b, _ = two_device_enrollment(program, july_now, taken_first=True)
+    c = active_participant(program=program, device_kwargs={"last_seen_at": july_now, "capacity_kw": Decimal("5")})
+    storm = scheduled(program, "Storm", category=EventCategory.RELIABILITY, hour=16)
+    storm.target_kw = Decimal("2.0")
+    storm.save()
+    assert reserve(storm, july_now) == {D.RESERVED: 1, D.TARGET_MET: 2}
+    assert [row(storm, s)[:2] for s in (a, b, c)] == [(None, D.TARGET_MET), (None, D.TARGET_MET),
+                                                      (ParticipationStatus.RESERVED, D.RESERVED)]
+    assert row(peak, a)[:2] == (ParticipationStatus.RESERVED, D.RESERVED)
