@@ -362,3 +362,86 @@ def test_a_target_that_passes_over_a_taker_leaves_its_enrollment_in_the_lower_ev
     assert [row(storm, s)[:2] for s in (a, b, c)] == [(None, D.TARGET_MET), (None, D.TARGET_MET),
                                                       (ParticipationStatus.RESERVED, D.RESERVED)]
     assert row(peak, a)[:2] == (ParticipationStatus.RESERVED, D.RESERVED)
+
+
+def mixed_population(program, now, seed):
+    """A seeded mix for the take-over consistency checks: 10 enrollments of 1-3 devices (capacity 1-4 kW), Peak
+    (economic) reserved while about a third of the devices are offline, then some come online and a few go offline.
+    Subscriptions are created enrollment by enrollment, but a random few get a device added last, so an
+    enrollment's subscriptions are not always neighbours. Returns Peak."""
+    import random
+
+    from devices.models import Device
+
+    rnd = random.Random(seed)
+    firsts, later = [], []
+    for _ in range(10):
+        sub = active_participant(program=program, device_kwargs={
+            "last_seen_at": now if rnd.random() < 0.7 else None, "capacity_kw": Decimal(rnd.randint(1, 4))})
+        firsts.append(sub)
+        for _ in range(rnd.choice((0, 0, 1, 2))):
+            if rnd.random() < 0.3:
+                later.append(sub)
+            else:
+                _add_device(sub, now if rnd.random() < 0.6 else None, rnd)
+    for sub in later:
+        _add_device(sub, now if rnd.random() < 0.6 else None, rnd)
+    peak = scheduled(program, "Peak")
+    reserve(peak, now)
+    devices = list(Device.objects.order_by("pk").values_list("pk", flat=True))
+    online = [pk for pk in devices if rnd.random() < 0.8]
+    Device.objects.filter(pk__in=online).update(last_seen_at=now)
+    Device.objects.exclude(pk__in=online).update(last_seen_at=None)
+    return peak
+
+
+def _add_device(first, seen, rnd):
+    from tests.factories.devices import DeviceFactory, DeviceInstallationFactory
+
+    device = DeviceFactory(last_seen_at=seen, capacity_kw=Decimal(rnd.randint(1, 4)))
+    DeviceInstallationFactory(device=device, service_point=first.enrollment.service_point)
+    return ProgramSubscriptionFactory(enrollment=first.enrollment, device=device, start_date=first.start_date,
+                                      exclusive=first.exclusive)
+
+
+@pytest.mark.parametrize("target_kw", [None, Decimal("9")], ids=["no-target", "target-9kW"])
+@pytest.mark.parametrize("seed", range(4))
+def test_a_take_over_decides_the_same_however_the_candidates_are_split(program, rule, july_now, settings, seed,
+                                                                        target_kw):
+    """Seeded mixes of multi-device enrollments, a day limit of 1 and a higher-priority Storm overlapping Peak:
+    the same ledger (decision and words per candidate), the same participations in Storm and in Peak, in one span,
+    in a span per candidate and in chunks in their own transactions (as on workers); and a re-run changes
+    nothing. Afterwards no enrollment takes part in both events."""
+    from django.db import transaction
+
+    rule.max_events_per_day = 1
+    rule.save()
+    peak = mixed_population(program, july_now, seed)
+    storm = scheduled(program, "Storm", category=EventCategory.RELIABILITY, hour=16)
+    storm.target_kw = target_kw
+    storm.save()
+
+    def state():
+        live = Participation.objects.exclude(status=RELEASED)
+        return (ledger_of(storm), sorted(live.filter(event=storm).values_list("subscription_id", flat=True)),
+                sorted(live.filter(event=peak).values_list("subscription_id", flat=True)),
+                sorted(live.filter(event=peak).values_list("enrollment_id", flat=True).distinct()),
+                sorted(live.filter(event=storm).values_list("enrollment_id", flat=True).distinct()))
+
+    seen = {}
+    for how in ("one-span", "span-per-candidate", "chunks"):
+        settings.CPM_CHUNK_SIZE = 1 if how == "span-per-candidate" else 5000
+        with transaction.atomic():
+            services.event_reserve(event=storm, now=july_now, actor=TEST_ACTOR,
+                                   chunk_size=1 if how == "chunks" else None)
+            first = state()
+            services.event_reserve(event=storm, now=july_now, actor=TEST_ACTOR,
+                                   chunk_size=1 if how == "chunks" else None)
+            assert state() == first, f"{how}: a re-run changed the ledger"
+            seen[how] = first
+            transaction.set_rollback(True)
+    assert seen["span-per-candidate"] == seen["one-span"]
+    assert seen["chunks"] == seen["one-span"]
+    _, in_storm, _, peak_enrollments, storm_enrollments = seen["one-span"]
+    assert in_storm  # something was reserved
+    assert not set(peak_enrollments) & set(storm_enrollments)  # the day limit holds for every enrollment
