@@ -417,12 +417,8 @@ def _overlaps(event: Event, this: priority.Ranked, device_ids: list[int], device
         side, key = (0, device_id) if device_id is not None else (1, sp_id)
         if (priority.outranks(this, other) and p_status == ParticipationStatus.RESERVED
                 and other_status == EventStatus.SCHEDULED):
-            why = priority.why_higher(this, other)
-            takes[side].setdefault(key, []).append(Take(
-                pid, other, f"Taken from {other.words()} (higher priority wins: {why})."
-                + priority.direction_note(this, other),
-                f"Released: taken by {this.words()}, which overlaps it with higher priority ({why})."
-                + priority.direction_note(other, this)))
+            takes[side].setdefault(key, []).append(Take(pid, other, _taken_text(this, other),
+                                                        _released_text(this, other)))
         else:
             busy[side].setdefault(key, _held_text(this, other))
     for side in (0, 1):
@@ -444,16 +440,29 @@ def _taken_before(this: priority.Ranked, takeable: dict[int, priority.Ranked], d
         return found
     for device_id, sp_id, other_id in (
             Reservation.objects.filter(event_id__any=list(takeable), decision=ReservationDecision.RELEASED,
-                                       detail__startswith=f"Released: taken by event #{this.id} '")
+                                       detail__startswith=f"{RELEASED_BY}event #{this.id} '")
             .filter(Q(device_id__any=frozenset(device_ids))
                     | Q(device__isnull=True, service_point_id__any=frozenset(deviceless_sp_ids)))
             .order_by("event_id").values_list("device_id", "service_point_id", "event_id")):
         other = takeable[other_id]
         side, key = (0, device_id) if device_id is not None else (1, sp_id)
-        found[side].setdefault(key, []).append(
-            f"Taken from {other.words()} (higher priority wins: {priority.why_higher(this, other)})."
-            + priority.direction_note(this, other))
+        found[side].setdefault(key, []).append(_taken_text(this, other))
     return found
+
+
+RELEASED_BY = "Released: taken by "  # how a taken participation's ledger row starts (``_released_text``)
+
+
+def _taken_text(this: priority.Ranked, other: priority.Ranked) -> str:
+    """The taking event's side of a take-over, in words (its ledger row; a re-run repeats it: ``_taken_before``)."""
+    return (f"Taken from {other.words()} (higher priority wins: {priority.why_higher(this, other)})."
+            + priority.direction_note(this, other))
+
+
+def _released_text(this: priority.Ranked, other: priority.Ranked) -> str:
+    """The other event's side, in words: starts with ``RELEASED_BY`` and the taking event's ``words()``."""
+    return (f"{RELEASED_BY}{this.words()}, which overlaps it with higher priority "
+            f"({priority.why_higher(this, other)})." + priority.direction_note(other, this))
 
 
 def _held_text(this: priority.Ranked, other: priority.Ranked) -> str:
@@ -545,8 +554,9 @@ def _contested(event: Event, ctx: ProgramContext, filters: CandidateFilters, row
         more = _overlaps(event, _ranked(event, ctx.program),
                          sorted({r.device_id for r in outside if r.device_id is not None}),
                          sorted({r.service_point_id for r in outside if r.device_id is None}))
-        for mine, theirs in zip(overlaps[:4], more[:4], strict=True):  # the dicts keyed by device / service point
-            for key, value in theirs.items():
+        for name in ("busy_device", "busy_service_point", "take_device", "take_service_point"):
+            mine = getattr(overlaps, name)
+            for key, value in getattr(more, name).items():
                 mine.setdefault(key, value)
         existing = _existing_participations(event, None, frozenset(r.subscription_id for r in outside))
     return Contested(by_enrollment, outside, existing)
@@ -642,16 +652,20 @@ def _decide_rows(rows: list[CandidateRow], checks: SpanChecks, limits: LimitChec
                 # Only where lower-priority overlapping events hold (or held) some of the span's devices.
                 takes = before = None
                 if take_device or take_sp:
-                    takes = (take_device.get(row.device_id) if row.device_id is not None
-                             else take_sp.get(row.service_point_id))
+                    takes = _of_candidate(row, take_device, take_sp)
                 if taken_device or taken_sp:
-                    before = (taken_device.get(row.device_id) if row.device_id is not None
-                              else taken_sp.get(row.service_point_id))
+                    before = _of_candidate(row, taken_device, taken_sp)
                 if takes or before:
                     d.takes, d.took = takes, True
                     d.detail = " ".join([*(before or ()), *(t.taken_text for t in takes or ()), d.detail])
         out.append(d)
     return out
+
+
+def _of_candidate(row: CandidateRow, by_device: dict, by_service_point: dict):
+    """A candidate's entry in a pair of dicts keyed by device and by (device-less) service point, or None."""
+    return (by_device.get(row.device_id) if row.device_id is not None
+            else by_service_point.get(row.service_point_id))
 
 
 def _freed(rows: list[CandidateRow], checks: SpanChecks, existing: dict[int, ExistingParticipation],
@@ -665,8 +679,7 @@ def _freed(rows: list[CandidateRow], checks: SpanChecks, existing: dict[int, Exi
             current = mine.get(row.subscription_id)
             if (current is not None and current.status not in REEVALUATED) or _first_skip(row, checks) is not None:
                 continue
-            takes = (checks.take_device.get(row.device_id) if row.device_id is not None
-                     else checks.take_service_point.get(row.service_point_id))
+            takes = _of_candidate(row, checks.take_device, checks.take_service_point)
             if takes:
                 taken.setdefault(row.enrollment_id, set()).update(t.participation_id for t in takes)
     return {enrollment_id: frozenset(pk for pk, pids in by_event.items() if pids <= taken.get(enrollment_id, set()))
