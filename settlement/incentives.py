@@ -21,7 +21,8 @@ Rules implemented (sources: the programs in shared/data/programs/real-programs.j
   ``opted_out_counts_zero`` says. See ``performance_kw_component``.
 - performance per kWh is prorated the same way: the kWh avoided in the intervals before the opt-out count
   (``settlement.measurement``); an event opted out before it began has no counted interval, so it earns $0.
-- season cap: the season's net credits never exceed the cap; the excess is removed by a negative cap line.
+- season cap: the season's net credits (the one-time enrollment bonus aside) never exceed the cap; the excess is removed
+  by a negative cap line.
 """
 
 from __future__ import annotations

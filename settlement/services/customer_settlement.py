@@ -54,6 +54,8 @@ from .common import CS, ENROLLED_STATUSES, ES, Q4, audit_rows, chunks, enrolled_
 
 log = logging.getLogger(__name__)
 
+# Line kinds the season cap does not limit (see ``_season_cap_lines``).
+UNCAPPED_KINDS = (LineKind.ENROLLMENT_BONUS,)
 CUSTOMER_KINDS = [IncentiveKind.ENROLLMENT_BONUS, IncentiveKind.MONTHLY, IncentiveKind.SEASONAL,
                   IncentiveKind.PERFORMANCE_KW, IncentiveKind.OPT_OUT_PENALTY]
 
@@ -457,11 +459,20 @@ def _season_incentive_line(run: _Run, facts: _IncentiveFacts, account_id: int, e
 
 def _season_cap_lines(run: _Run) -> dict[int, Decimal]:
     """The net of each worked settlement; where the program's season cap applies, a negative cap line keeps the
-    season's net (earlier settlements of the season + this one) within it. Returns the totals by account."""
+    season's net (earlier settlements of the season + this one) within it. Returns the totals by account.
+
+    The cap limits what the season's participation earns, not the one-time enrollment bonus: enrollment bonus lines
+    are left out of the capped net (SCE Smart Energy Program: "$1.25/kWh up to $60 a year, plus the $75 enrollment
+    incentive"; a customer enrolling mid-season is paid the $75 and up to $60 of event earnings)."""
     accounts = run.accounts
     cs_ids = [run.work[a].pk for a in accounts]
-    net = dict(SettlementLine.objects.filter(customer_settlement_id__any=cs_ids).values_list(
-        "customer_settlement_id").annotate(s=Sum("amount")).values_list("customer_settlement_id", "s"))
+    net, capped = {}, {}
+    for cs_id, kind, s in (SettlementLine.objects.filter(customer_settlement_id__any=cs_ids)
+                           .values_list("customer_settlement_id", "kind").annotate(s=Sum("amount"))
+                           .values_list("customer_settlement_id", "kind", "s").order_by()):
+        net[cs_id] = net.get(cs_id, ZERO) + (s or ZERO)
+        if kind not in UNCAPPED_KINDS:
+            capped[cs_id] = capped.get(cs_id, ZERO) + (s or ZERO)
     totals = {a: net.get(run.work[a].pk) or ZERO for a in accounts}
     season = run.season
     if season is None:
@@ -473,18 +484,20 @@ def _season_cap_lines(run: _Run) -> dict[int, Decimal]:
     prior = dict(SettlementLine.objects.filter(
         account_id__any=accounts, program=run.program, customer_settlement__period_start__gte=season.start_date,
         customer_settlement__period_start__lte=season.end_date).exclude(customer_settlement_id__any=cs_ids)
+        .exclude(kind__in=UNCAPPED_KINDS)
         .values_list("account_id").annotate(s=Sum("amount")).values_list("account_id", "s"))
     caps = []
     for a in accounts:
         before_net = prior.get(a) or ZERO
-        adj = inc.cap_adjustment(prior_net=before_net, this_net=totals[a], cap=cap_rule.amount)
+        this_net = capped.get(run.work[a].pk) or ZERO
+        adj = inc.cap_adjustment(prior_net=before_net, this_net=this_net, cap=cap_rule.amount)
         if adj:
             caps.append(_line_row(
                 account_id=a, program_id=run.program.pk, customer_settlement_id=run.work[a].pk,
                 kind=LineKind.CAP_ADJUSTMENT, line_code=LINE_CODES[LineKind.CAP_ADJUSTMENT], amount=round_money(adj),
                 created_at=run.now,
                 description=f"Season cap {format_money(cap_rule.amount)}: earlier {format_money(before_net)} + this "
-                            f"{format_money(totals[a])} exceeds it"))
+                            f"{format_money(this_net)} exceeds it"))
             run.notes[a].append(f"Season cap {format_money(cap_rule.amount)} applied: {format_money(adj)}.")
             totals[a] += round_money(adj)
     bulk.insert_dicts(SettlementLine, caps)

@@ -324,3 +324,34 @@ def test_a_period_reads_with_its_last_day_included_in_the_admin_and_on_the_csr_p
     assert "Jun 1, 2026 \u2013 Sep 30, 2026" in page and "Period (local days, both included)" in page
     csr = client.get(f"/csr/customers/{sub.enrollment.account.customer_id}/").content.decode()
     assert "Jun 1, 2026 \u2013 Sep 30, 2026" in csr and "Oct 1, 2026" not in csr
+
+
+def test_season_cap_does_not_take_back_a_mid_season_enrollment_bonus(admin_user):
+    """SCE Smart Energy Program terms (programs/samples.py): $1.25/kWh "up to $60 a year, plus the $75 enrollment
+    incentive". A customer enrolled on July 5 is paid the $75 bonus in the July billing period, with an event of
+    July 8 that saved 10 kWh: 10 x $1.25 = $12.50. The per-kWh earnings ($12.50) are under the $60 cap, so July pays
+    $75 + $12.50 = $87.50 and no cap line. Later per-kWh earnings are capped at $60 in all: a second period with
+    $60 more per-kWh gets a cap line of -$12.50 (earlier capped net $12.50 + $60 - $60)."""
+    program = ProgramFactory()
+    season = SeasonFactory(program=program)
+    IncentiveRuleFactory(program=program, kind=IncentiveKind.ENROLLMENT_BONUS, basis=IncentiveBasis.FLAT,
+                         amount=Decimal("75"))
+    IncentiveRuleFactory(program=program, kind=IncentiveKind.SEASON_CAP, amount=Decimal("60"), season=season)
+    sub = active_participant(program=program, start=dt.date(2026, 7, 5))
+
+    def approved_event(day, kwh, rounded):
+        part = ParticipationFactory(event=event_on(program, day), subscription=sub)
+        es = EventSettlementFactory(participation=part, amount=Decimal(rounded), components=[
+            {"kind": "performance_kwh", "amount": rounded, "rounded": rounded, "description": f"{kwh} kWh x $1.25",
+             "quantity": kwh, "unit": "kWh", "rate": "1.25", "rule_id": None}])
+        services.event_settlement_approve(settlement=es, now=NOW, actor=admin_user)
+
+    approved_event(dt.date(2026, 7, 8), "10", "12.50")
+    july = calc(sub, dt.date(2026, 7, 1), dt.date(2026, 8, 1))
+    assert lines(july) == [(LineKind.ENROLLMENT_BONUS, Decimal("75.00")), (LineKind.PERFORMANCE_KWH, Decimal("12.50"))]
+    assert july.total_amount == Decimal("87.50")
+    approved_event(dt.date(2026, 8, 12), "48", "60.00")
+    august = calc(sub, dt.date(2026, 8, 1), dt.date(2026, 9, 1))
+    assert lines(august) == [(LineKind.CAP_ADJUSTMENT, Decimal("-12.50")),
+                             (LineKind.PERFORMANCE_KWH, Decimal("60.00"))]
+    assert august.total_amount == Decimal("47.50")
