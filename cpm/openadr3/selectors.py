@@ -49,6 +49,25 @@ def page(qs: QuerySet, skip: int, limit: int) -> list:
     return list(qs[skip:skip + limit])
 
 
+def has_target(targets: list, wanted: TargetFilter) -> bool:
+    """True when one of an object's ``targets`` (values maps) has the wanted type and one of the wanted values."""
+    values = set(wanted.values)
+    return any(isinstance(t, dict) and t.get("type") == wanted.type and set(map(str, t.get("values") or ())) & values
+               for t in targets or ())
+
+
+def _targeted_page(qs: QuerySet, targets: TargetFilter | None, skip: int, limit: int) -> list:
+    """The page ``[skip, skip + limit)`` of the rows of ``qs`` matching ``targets``: the filter is applied first
+    (the targets are a JSON list, matched here the same way on SQLite and PostgreSQL: one query for the ids and
+    targets, one for the page)."""
+    if targets is None:
+        return page(qs, skip, limit)
+    ids = [pk for pk, value in qs.values_list("pk", "targets").iterator(chunk_size=2000) if has_target(value, targets)]
+    wanted = ids[skip:skip + limit]
+    by_pk = {row.pk: row for row in qs.model.objects.filter(pk__in=wanted)}
+    return [by_pk[pk] for pk in wanted if pk in by_pk]
+
+
 def programs_list(*, client: Client, targets: TargetFilter | None, skip: int, limit: int) -> list[dict]:
     """Every program (a cpm program is an OpenADR program); programs carry no targets, so a target filter matches
     none."""
@@ -126,11 +145,7 @@ def vens_list(*, client: Client, ven_name: str | None, targets: TargetFilter | N
     qs = vens_qs(client)
     if ven_name is not None:
         qs = qs.filter(ven_name=ven_name)
-    vens = page(qs, skip, limit)
-    if targets is not None:
-        vens = [v for v in vens if any(t["type"] == targets.type and set(map(str, t["values"])) & set(targets.values)
-                                       for t in v.targets)]
-    return [docs.ven_doc(v) for v in vens]
+    return [docs.ven_doc(v) for v in _targeted_page(qs, targets, skip, limit)]
 
 
 def ven_get(*, client: Client, ven_id: str) -> Ven | None:
@@ -142,11 +157,7 @@ def resources_list(*, ven: Ven, resource_name: str | None, targets: TargetFilter
     qs = Resource.objects.filter(ven=ven).order_by("pk")
     if resource_name is not None:
         qs = qs.filter(resource_name=resource_name)
-    rows = page(qs, skip, limit)
-    if targets is not None:
-        rows = [r for r in rows if any(t["type"] == targets.type and set(map(str, t["values"])) & set(targets.values)
-                                       for t in r.targets)]
-    return [docs.resource_doc(r) for r in rows]
+    return [docs.resource_doc(r) for r in _targeted_page(qs, targets, skip, limit)]
 
 
 def resource_get(*, ven: Ven, resource_id: str) -> Resource | None:
@@ -232,8 +243,7 @@ def subscriptions_list(*, client: Client, program_id: str | None, client_name: s
     if objects:
         subs = [s for s in subs if any(set(objects) & set(op.get("objects", ())) for op in s.object_operations)]
     if targets is not None:
-        subs = [s for s in subs if any(t["type"] == targets.type and set(map(str, t["values"])) & set(targets.values)
-                                       for t in s.targets)]
+        subs = [s for s in subs if has_target(s.targets, targets)]
     return [docs.subscription_doc(s) for s in subs[skip:skip + limit]]
 
 
