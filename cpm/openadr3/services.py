@@ -671,7 +671,7 @@ def _report_rows(report: Report, oadr: OadrEvent, ven: Ven) -> tuple[list[dict],
             for payload in interval.get("payloads") or []:
                 kind, values = payload.get("type"), payload.get("values") or [None]
                 if kind == docs.OUTCOME:
-                    status = docs.OUTCOME_VALUES.get(values[0])
+                    status = docs.OUTCOME_VALUES.get(values[0]) if isinstance(values[0], str) else None
                     if status is None:
                         errors.append({"resource": name, "detail": f"Unknown OPERATING_STATE {values[0]!r}."})
                         continue
@@ -742,7 +742,46 @@ def _report_body(data: dict, ven: Ven, actor: Any) -> tuple[OadrEvent, dict, str
     body = {"payloadDescriptors": data.get("payloadDescriptors"), "resources": resources}
     if data.get("intervalPeriod"):
         body["intervalPeriod"] = data["intervalPeriod"]
+    _check_report_intervals(body)
     return oadr, body, client_name, _text(data, "reportName", max_length=300) or ""
+
+
+def _check_period(period: Any, field: str) -> None:
+    """An ``intervalPeriod``: an object whose ``start`` (if given) is an RFC 3339 instant with an offset and whose
+    ``duration`` (if given) a positive ISO 8601 duration; ``DomainValidationError`` naming ``field`` otherwise."""
+    if period is None:
+        return
+    if not isinstance(period, dict):
+        raise DomainValidationError({field: ["Give an intervalPeriod object {start, duration}."]})
+    if period.get("start"):
+        docs.parse_instant(period["start"], f"{field}.start")
+    if period.get("duration"):
+        if docs.parse_iso_duration(period["duration"], f"{field}.duration") <= dt.timedelta(0):
+            raise DomainValidationError({f"{field}.duration": [f"{period['duration']!r} is not a positive "
+                                                               "duration."]})
+
+
+def _check_report_intervals(body: dict) -> None:
+    """The shape of a report's resources before anything is stored (``_report_rows`` reads them as checked here): each
+    interval an object with an optional ``intervalPeriod`` and a list of payload objects, each with a list of
+    ``values``. ``DomainValidationError`` naming the first bad place (``resources[i].intervals[j]...``)."""
+    _check_period(body.get("intervalPeriod"), "intervalPeriod")
+    for i, res in enumerate(body["resources"]):
+        _check_period(res.get("intervalPeriod"), f"resources[{i}].intervalPeriod")
+        for j, interval in enumerate(res["intervals"]):
+            where = f"resources[{i}].intervals[{j}]"
+            if not isinstance(interval, dict):
+                raise DomainValidationError({where: ["Give an interval object {id, intervalPeriod, payloads}."]})
+            _check_period(interval.get("intervalPeriod"), f"{where}.intervalPeriod")
+            payloads = interval.get("payloads")
+            if payloads is None:
+                continue
+            if not isinstance(payloads, list):
+                raise DomainValidationError({f"{where}.payloads": ["Give a list of {type, values} objects."]})
+            for k, payload in enumerate(payloads):
+                if not isinstance(payload, dict) or not isinstance(payload.get("values", []), list):
+                    raise DomainValidationError({f"{where}.payloads[{k}]": ["Give a {type, values} object, values "
+                                                                            "a list."]})
 
 
 def _reporting_ven(actor: Any) -> Ven:
