@@ -318,15 +318,21 @@ def performance_kw_component(rule: RuleSpec, events: Sequence[SeasonEvent],
     return Component(K_PERFORMANCE_KW, total, text, avg, "kW", rule.amount, rule.rule_id)
 
 
-def cap_adjustment(*, prior_net: Decimal, this_net: Decimal, cap: Decimal) -> Decimal:
-    """Negative adjustment (or 0) keeping the season's net credits (earlier settlements + this one) within ``cap``.
+def cap_adjustment(*, prior_net: Decimal, this_net: Decimal, cap: Decimal, prior_capped: Decimal = ZERO) -> Decimal:
+    """The cap line keeping the season's net credits (earlier settlements + this one) within ``cap``.
 
-    Never takes back more than this settlement adds: money already paid in earlier settlements stays paid.
+    Negative (or 0) when the season goes over the cap: it never takes back more than this settlement adds, money
+    already paid in earlier settlements stays paid. Positive when the season is now under the cap and earlier cap
+    lines (``prior_capped``, their sum, <= 0) took money back: a downward correction after the cap was reached
+    (the July event earned $80, capped to $60; corrected to $70, the season's right total is still $60) first gives
+    back what the cap took, up to the room under the cap, so the season never ends below ``min(earnings, cap)``.
     """
     excess = prior_net + this_net - cap
-    if excess <= 0 or this_net <= 0:
-        return ZERO
-    return -min(excess, this_net)
+    if excess > 0:
+        return ZERO if this_net <= 0 else -min(excess, this_net)
+    if prior_capped < 0:
+        return min(-excess, -prior_capped)
+    return ZERO
 
 
 # --------------------------------------------------------------------------------------------------- batch

@@ -481,23 +481,31 @@ def _season_cap_lines(run: _Run) -> dict[int, Decimal]:
                 .filter(Q(season=season) | Q(season__isnull=True)).order_by("season_id").first())
     if cap_rule is None:
         return totals
-    prior = dict(SettlementLine.objects.filter(
-        account_id__any=accounts, program=run.program, customer_settlement__period_start__gte=season.start_date,
-        customer_settlement__period_start__lte=season.end_date).exclude(customer_settlement_id__any=cs_ids)
-        .exclude(kind__in=UNCAPPED_KINDS)
-        .values_list("account_id").annotate(s=Sum("amount")).values_list("account_id", "s"))
+    prior: dict[int, Decimal] = {}
+    prior_capped: dict[int, Decimal] = {}  # earlier cap lines of the season (<= 0): what a correction may give back
+    for a, kind, s in (SettlementLine.objects.filter(
+            account_id__any=accounts, program=run.program, customer_settlement__period_start__gte=season.start_date,
+            customer_settlement__period_start__lte=season.end_date).exclude(customer_settlement_id__any=cs_ids)
+            .exclude(kind__in=UNCAPPED_KINDS).values_list("account_id", "kind").annotate(s=Sum("amount"))
+            .values_list("account_id", "kind", "s").order_by()):
+        prior[a] = prior.get(a, ZERO) + (s or ZERO)
+        if kind == LineKind.CAP_ADJUSTMENT:
+            prior_capped[a] = prior_capped.get(a, ZERO) + (s or ZERO)
     caps = []
     for a in accounts:
         before_net = prior.get(a) or ZERO
         this_net = capped.get(run.work[a].pk) or ZERO
-        adj = inc.cap_adjustment(prior_net=before_net, this_net=this_net, cap=cap_rule.amount)
+        adj = inc.cap_adjustment(prior_net=before_net, this_net=this_net, cap=cap_rule.amount,
+                                 prior_capped=prior_capped.get(a) or ZERO)
         if adj:
+            what = ("exceeds it" if adj < 0 else
+                    f"is under it: gives back what earlier cap lines ({format_money(prior_capped[a])}) took")
             caps.append(_line_row(
                 account_id=a, program_id=run.program.pk, customer_settlement_id=run.work[a].pk,
                 kind=LineKind.CAP_ADJUSTMENT, line_code=LINE_CODES[LineKind.CAP_ADJUSTMENT], amount=round_money(adj),
                 created_at=run.now,
                 description=f"Season cap {format_money(cap_rule.amount)}: earlier {format_money(before_net)} + this "
-                            f"{format_money(this_net)} exceeds it"))
+                            f"{format_money(this_net)} {what}"))
             run.notes[a].append(f"Season cap {format_money(cap_rule.amount)} applied: {format_money(adj)}.")
             totals[a] += round_money(adj)
     bulk.insert_dicts(SettlementLine, caps)

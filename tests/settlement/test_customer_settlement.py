@@ -355,3 +355,46 @@ def test_season_cap_does_not_take_back_a_mid_season_enrollment_bonus(admin_user)
     assert lines(august) == [(LineKind.CAP_ADJUSTMENT, Decimal("-12.50")),
                              (LineKind.PERFORMANCE_KWH, Decimal("60.00"))]
     assert august.total_amount == Decimal("47.50")
+
+
+def test_a_downward_correction_after_the_cap_gives_back_the_capped_amount_first(admin_user):
+    """Season cap $60. July: an event earning $80 (64 kWh x $1.25) is approved; the July settlement pays $80 and a
+    cap line of -$20: $60. In August the meter data is corrected: the event earned $70 (56 kWh), still above the
+    cap, so the season's right total stays $60. The re-approval posts -$80 and +$70 (net -$10) into August; the
+    August settlement must give back $10 of the July cap line (+$10), total $0, season net $60, not $50.
+    A second correction down to $50 (40 kWh): the season's earnings are now $50, under the cap: the customer is owed
+    $50, so September nets -$20 (reversal -$70, +$50) and releases the remaining $10 of the cap: -$10, season net
+    $50."""
+    program = ProgramFactory()
+    season = SeasonFactory(program=program)
+    IncentiveRuleFactory(program=program, kind=IncentiveKind.SEASON_CAP, amount=Decimal("60"), season=season)
+    sub = active_participant(program=program)
+    part = ParticipationFactory(event=event_on(program, dt.date(2026, 7, 8)), subscription=sub)
+
+    def kwh_component(kwh, rounded):
+        return [{"kind": "performance_kwh", "amount": rounded, "rounded": rounded,
+                 "description": f"{kwh} kWh x $1.25", "quantity": kwh, "unit": "kWh", "rate": "1.25",
+                 "rule_id": None}]
+
+    es = EventSettlementFactory(participation=part, amount=Decimal("80.00"), components=kwh_component("64", "80.00"))
+    services.event_settlement_approve(settlement=es, now=NOW, actor=admin_user)
+    july = calc(sub, dt.date(2026, 7, 1), dt.date(2026, 8, 1))
+    assert july.total_amount == Decimal("60.00")
+
+    def correct(kwh, rounded, revision):
+        EventSettlement.objects.filter(pk=es.pk).update(
+            status=EventSettlementStatus.CALCULATED, revision=revision, amount=Decimal(rounded),
+            components=kwh_component(kwh, rounded))
+        services.event_settlement_approve(settlement=EventSettlement.objects.get(pk=es.pk), now=NOW,
+                                          actor=admin_user)
+
+    correct("56", "70.00", 2)
+    august = calc(sub, dt.date(2026, 8, 1), dt.date(2026, 9, 1))
+    assert lines(august) == [(LineKind.CAP_ADJUSTMENT, Decimal("10.00")),
+                             (LineKind.PERFORMANCE_KWH, Decimal("-80.00")),
+                             (LineKind.PERFORMANCE_KWH, Decimal("70.00"))]
+    assert august.total_amount == Decimal("0.00")
+    correct("40", "50.00", 3)
+    september = calc(sub, dt.date(2026, 9, 1), dt.date(2026, 10, 1))
+    assert september.total_amount == Decimal("-10.00")
+    assert july.total_amount + august.total_amount + september.total_amount == Decimal("50.00")

@@ -176,3 +176,12 @@ def test_batch_components_equal_the_one_participation_function(rows, charges, mi
         assert (None if errors[k] is None else str(errors[k])) == error
         if error is None:
             assert [c for c in (col.component(k) for col in columns) if c is not None] == expected
+
+
+def test_cap_adjustment_gives_back_earlier_cap_lines_when_a_correction_brings_the_season_under_the_cap():
+    # Earlier: $80 earned, cap line -$20 (net $60). A correction of -$10: season $70 earned, still over $60: +$10.
+    assert inc.cap_adjustment(prior_net=D("60"), this_net=D("-10"), cap=D("60"), prior_capped=D("-20")) == D("10")
+    # A correction of -$30: $50 earned, under the cap: everything the cap took comes back (+$20), never more.
+    assert inc.cap_adjustment(prior_net=D("60"), this_net=D("-30"), cap=D("60"), prior_capped=D("-20")) == D("20")
+    # No earlier cap line: nothing to give back.
+    assert inc.cap_adjustment(prior_net=D("40"), this_net=D("-10"), cap=D("60")) == 0
