@@ -286,6 +286,8 @@ def _event_window(data: dict) -> tuple[dt.datetime, dt.datetime]:
     """``[start, end)`` of an OpenADR event: the union of its intervals' periods (each defaulting to the event's
     ``intervalPeriod``), consecutive intervals following one another when they give no start."""
     default = data.get("intervalPeriod") or {}
+    if not isinstance(default, dict):
+        raise DomainValidationError({"intervalPeriod": ["Give an intervalPeriod object {start, duration}."]})
     intervals = data.get("intervals")
     if not isinstance(intervals, list) or not intervals:
         raise DomainValidationError({"intervals": ["Give at least one interval."]})
@@ -294,6 +296,9 @@ def _event_window(data: dict) -> tuple[dt.datetime, dt.datetime]:
         if not isinstance(interval, dict):
             raise DomainValidationError({f"intervals[{i}]": ["Give an interval object."]})
         period = interval.get("intervalPeriod") or {}
+        if not isinstance(period, dict):
+            raise DomainValidationError({f"intervals[{i}].intervalPeriod": ["Give an intervalPeriod object {start, "
+                                                                            "duration}."]})
         start_text = period.get("start") or (None if cursor else default.get("start"))
         if start_text is None and cursor is None:
             raise DomainValidationError({"intervalPeriod.start": ["Give the event's start."]})
@@ -328,7 +333,7 @@ def _event_payloads(data: dict) -> tuple[str, str, Decimal | None]:
                 raise DomainValidationError({f"intervals[{i}].payloads[{j}]": ["Give a type and values."]})
             value = payload["values"][0]
             if payload.get("type") == docs.SIMPLE:
-                if value not in levels:
+                if isinstance(value, list | dict) or value not in levels:
                     raise DomainValidationError({f"intervals[{i}].payloads[{j}].values": ["A SIMPLE level is 0 to "
                                                                                            "3."]})
                 category = levels[value]

@@ -87,7 +87,8 @@ def targeted_request(data: dict, *, keep_targets: bool = True) -> dict:
     ops = data.get("objectOperations")
     if isinstance(ops, list):
         out["objectOperations"] = [
-            {**op, "operations": [OPERATION_NAMES.get(o, o) for o in op["operations"]]}
+            {**op, "operations": [OPERATION_NAMES.get(o, o) if isinstance(o, str) else o
+                                           for o in op["operations"]]}
             if isinstance(op, dict) and isinstance(op.get("operations"), list) else op for op in ops]
     return out
 
