@@ -270,11 +270,13 @@ def _line_row(**columns) -> dict:
 
 
 def _reset_lines(run: _Run) -> None:
-    """Drop the recomputable lines of the worked settlements (incentive lines, deferred event lines) and attach the
-    approved event lines of their accounts not yet in a customer settlement (events before the period's end)."""
+    """Drop the recomputable lines of the worked settlements (incentive lines, deferred event lines, including those
+    of a deferred event settlement that went back to PENDING since: never approved, it owes nothing now) and attach
+    the approved event lines of their accounts not yet in a customer settlement (events before the period's end)."""
     cs_ids = [run.work[a].pk for a in run.accounts]
     SettlementLine.objects.filter(customer_settlement_id__any=cs_ids).filter(
-        Q(event_settlement__isnull=True) | Q(event_settlement__status=ES.DEFERRED)).delete()
+        Q(event_settlement__isnull=True) | Q(event_settlement__status=ES.DEFERRED)
+        | Q(event_settlement__status=ES.PENDING, event_settlement__approved_at__isnull=True)).delete()
     unclaimed = SettlementLine.objects.filter(
         account_id__any=run.accounts, program=run.program, customer_settlement__isnull=True,
         event_settlement__isnull=False, event_settlement__event__start__lt=local_midnight(run.period_end, run.tz)

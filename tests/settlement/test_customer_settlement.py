@@ -398,3 +398,27 @@ def test_a_downward_correction_after_the_cap_gives_back_the_capped_amount_first(
     september = calc(sub, dt.date(2026, 9, 1), dt.date(2026, 10, 1))
     assert september.total_amount == Decimal("-10.00")
     assert july.total_amount + august.total_amount + september.total_amount == Decimal("50.00")
+
+
+def test_a_deferred_event_settlement_gone_pending_is_no_longer_paid_by_the_season_settlement(admin_user):
+    """Season-end program: the deferred event settlement ($4 per event) is in the season settlement (calculated, not
+    approved). New meter data then leave the event without a baseline: the event settlement goes back to PENDING
+    (DEFERRED -> PENDING). Recalculating the season settlement must drop its $4 line (nothing is owed while it is
+    pending): total $0; approving it leaves the event settlement PENDING with nothing posted."""
+    program = ProgramFactory(settlement_timing=SettlementTiming.SEASON_END)
+    season = SeasonFactory(program=program)
+    sub = active_participant(program=program)
+    part = ParticipationFactory(event=event_on(program, dt.date(2026, 7, 1)), subscription=sub)
+    es = EventSettlementFactory(participation=part, status=EventSettlementStatus.DEFERRED, amount=Decimal("4.00"),
+                                components=[{"kind": "per_event", "amount": "4", "rounded": "4.00",
+                                             "description": "$4 per event", "quantity": "1", "unit": "",
+                                             "rate": "4", "rule_id": None}])
+    period = (season.start_date, season.end_date + dt.timedelta(days=1))
+    cs = calc(sub, *period, kind=PeriodKind.SEASON_END)
+    assert cs.total_amount == Decimal("4.00")
+    EventSettlement.objects.filter(pk=es.pk).update(status=EventSettlementStatus.PENDING, amount=0, components=[])
+    cs = calc(sub, *period, kind=PeriodKind.SEASON_END)
+    assert lines(cs) == [] and cs.total_amount == Decimal("0.00")
+    services.customer_settlement_approve(settlement=cs, now=NOW, actor=admin_user)
+    es.refresh_from_db()
+    assert (es.status, es.posted_amount, es.lines.count()) == (EventSettlementStatus.PENDING, 0, 0)
