@@ -22,7 +22,9 @@ Rules implemented (sources: the programs in shared/data/programs/real-programs.j
 - performance per kWh is prorated the same way: the kWh avoided in the intervals before the opt-out count
   (``settlement.measurement``); an event opted out before it began has no counted interval, so it earns $0.
 - season cap: the season's net credits (the one-time enrollment bonus aside) never exceed the cap; the excess is removed
-  by a negative cap line.
+  by a negative cap line, given back (up to what the cap took) when a correction brings the season under it. An event's
+  credits are of the season of its event day, whichever billing period pays them (a correction approved after the
+  season is still capped): ``settlement.services.customer_settlement._season_cap_lines``.
 """
 
 from __future__ import annotations

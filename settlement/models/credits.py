@@ -236,7 +236,8 @@ class SettlementLine(models.Model):
     rate = models.DecimalField(max_digits=12, decimal_places=5, null=True, blank=True)
     description = models.CharField(max_length=300, blank=True)
     incentive_key = models.CharField(max_length=80, blank=True,
-                                     help_text="Once-only key of an incentive (bonus, month, season) per enrollment.")
+                                     help_text="Once-only key of an incentive (bonus, month, season) per enrollment; "
+                                               "on a season cap line, the season it caps (season-cap:<id>).")
     event_revision = models.PositiveIntegerField(null=True, blank=True)
     reverses = models.OneToOneField("self", null=True, blank=True, on_delete=models.PROTECT,
                                     related_name="reversed_by", db_constraint=False)

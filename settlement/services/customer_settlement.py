@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Case, F, Q, Sum, When
+from django.db.models import Case, F, IntegerField, Q, Sum, Value, When
 
 from cpm.base import bulk
 from cpm.base.audit import actor_label, audit_record
@@ -173,9 +173,11 @@ class _Run:
     accounts: list[int] = field(default_factory=list)
     notes: dict[int, list[str]] = field(default_factory=lambda: defaultdict(list))
     new: dict[int, list[dict]] = field(default_factory=lambda: defaultdict(list))  # line rows (``_line_row``)
+    work_by_pk: dict[int, int] = field(default_factory=dict)  # worked settlement id -> account
 
     def __post_init__(self) -> None:
         self.accounts = sorted(self.work)
+        self.work_by_pk = {cs.pk: a for a, cs in self.work.items()}
 
     @property
     def key(self) -> dict:
@@ -460,58 +462,115 @@ def _season_incentive_line(run: _Run, facts: _IncentiveFacts, account_id: int, e
 
 
 def _season_cap_lines(run: _Run) -> dict[int, Decimal]:
-    """The net of each worked settlement; where the program's season cap applies, a negative cap line keeps the
-    season's net (earlier settlements of the season + this one) within it. Returns the totals by account.
+    """The net of each worked settlement; where a season cap applies, a cap line keeps each season's net within it.
+    Returns the totals by account.
+
+    A line belongs to a season by what it pays, not by the settlement that carries it (``_line_seasons``): an event
+    line to the season of its event's local day, so a correction approved after the season (paid in an October
+    billing period) is still capped by its season; an incentive line to its settlement's season; a cap line to the
+    season it caps. For each season a worked settlement holds lines of (and its own season), the cap line is
+    ``incentives.cap_adjustment`` of that season's net in the account's other settlements and in this one; it names
+    the season (``incentive_key`` ``season-cap:<season id>``).
 
     The cap limits what the season's participation earns, not the one-time enrollment bonus: enrollment bonus lines
     are left out of the capped net (SCE Smart Energy Program: "$1.25/kWh up to $60 a year, plus the $75 enrollment
     incentive"; a customer enrolling mid-season is paid the $75 and up to $60 of event earnings)."""
     accounts = run.accounts
     cs_ids = [run.work[a].pk for a in accounts]
-    net, capped = {}, {}
-    for cs_id, kind, s in (SettlementLine.objects.filter(customer_settlement_id__any=cs_ids)
-                           .values_list("customer_settlement_id", "kind").annotate(s=Sum("amount"))
-                           .values_list("customer_settlement_id", "kind", "s").order_by()):
-        net[cs_id] = net.get(cs_id, ZERO) + (s or ZERO)
-        if kind not in UNCAPPED_KINDS:
-            capped[cs_id] = capped.get(cs_id, ZERO) + (s or ZERO)
-    totals = {a: net.get(run.work[a].pk) or ZERO for a in accounts}
-    season = run.season
-    if season is None:
+    totals = {a: ZERO for a in accounts}
+    for cs_id, s in (SettlementLine.objects.filter(customer_settlement_id__any=cs_ids)
+                     .values_list("customer_settlement_id").annotate(s=Sum("amount"))
+                     .values_list("customer_settlement_id", "s").order_by()):
+        totals[run.work_by_pk[cs_id]] = s or ZERO
+    caps_by_season: dict[int, IncentiveRule] = {}
+    default_cap = None
+    for rule in IncentiveRule.objects.filter(program=run.program, kind=IncentiveKind.SEASON_CAP).order_by("pk"):
+        if rule.season_id is None:
+            default_cap = default_cap or rule
+        else:
+            caps_by_season.setdefault(rule.season_id, rule)
+    if default_cap is None and not caps_by_season:
         return totals
-    cap_rule = (IncentiveRule.objects.filter(program=run.program, kind=IncentiveKind.SEASON_CAP)
-                .filter(Q(season=season) | Q(season__isnull=True)).order_by("season_id").first())
-    if cap_rule is None:
+    seasons = {s.pk: s for s in Season.objects.filter(program=run.program).order_by("start_date")}
+    capped = {pk: caps_by_season.get(pk, default_cap) for pk in seasons}
+    capped = {pk: rule for pk, rule in capped.items() if rule is not None}
+    if not capped:
         return totals
-    prior: dict[int, Decimal] = {}
-    prior_capped: dict[int, Decimal] = {}  # earlier cap lines of the season (<= 0): what a correction may give back
-    for a, kind, s in (SettlementLine.objects.filter(
-            account_id__any=accounts, program=run.program, customer_settlement__period_start__gte=season.start_date,
-            customer_settlement__period_start__lte=season.end_date).exclude(customer_settlement_id__any=cs_ids)
-            .exclude(kind__in=UNCAPPED_KINDS).values_list("account_id", "kind").annotate(s=Sum("amount"))
-            .values_list("account_id", "kind", "s").order_by()):
-        prior[a] = prior.get(a, ZERO) + (s or ZERO)
-        if kind == LineKind.CAP_ADJUSTMENT:
-            prior_capped[a] = prior_capped.get(a, ZERO) + (s or ZERO)
+    this: dict[tuple[int, int], Decimal] = defaultdict(lambda: ZERO)  # (account, season) -> net in this settlement
+    prior: dict[tuple[int, int], Decimal] = defaultdict(lambda: ZERO)  # ... in the account's other settlements
+    prior_capped: dict[tuple[int, int], Decimal] = defaultdict(lambda: ZERO)  # their cap lines (<= 0)
+    first = min(seasons[pk].start_date for pk in capped)
+    for account_id, cs_id, season_id, is_cap, s in _line_seasons(run, list(seasons.values()), cs_ids, first):
+        if season_id not in capped:
+            continue
+        if cs_id in run.work_by_pk:
+            this[(account_id, season_id)] += s
+        else:
+            prior[(account_id, season_id)] += s
+            if is_cap:
+                prior_capped[(account_id, season_id)] += s
+    touched: dict[int, set[int]] = defaultdict(set)  # account -> the seasons its worked settlement holds lines of
+    for account_id, season_id in this:
+        touched[account_id].add(season_id)
     caps = []
     for a in accounts:
-        before_net = prior.get(a) or ZERO
-        this_net = capped.get(run.work[a].pk) or ZERO
-        adj = inc.cap_adjustment(prior_net=before_net, this_net=this_net, cap=cap_rule.amount,
-                                 prior_capped=prior_capped.get(a) or ZERO)
-        if adj:
+        if run.season is not None and run.season.pk in capped:
+            touched[a].add(run.season.pk)
+        for season_id in sorted(touched[a], key=lambda pk: seasons[pk].start_date):
+            rule, key = capped[season_id], (a, season_id)
+            adj = inc.cap_adjustment(prior_net=prior[key], this_net=this[key], cap=rule.amount,
+                                     prior_capped=prior_capped[key])
+            if not adj:
+                continue
+            name = seasons[season_id].name
             what = ("exceeds it" if adj < 0 else
-                    f"is under it: gives back what earlier cap lines ({format_money(prior_capped[a])}) took")
+                    f"is under it: gives back what earlier cap lines ({format_money(prior_capped[key])}) took")
             caps.append(_line_row(
                 account_id=a, program_id=run.program.pk, customer_settlement_id=run.work[a].pk,
                 kind=LineKind.CAP_ADJUSTMENT, line_code=LINE_CODES[LineKind.CAP_ADJUSTMENT], amount=round_money(adj),
-                created_at=run.now,
-                description=f"Season cap {format_money(cap_rule.amount)}: earlier {format_money(before_net)} + this "
-                            f"{format_money(this_net)} {what}"))
-            run.notes[a].append(f"Season cap {format_money(cap_rule.amount)} applied: {format_money(adj)}.")
+                created_at=run.now, incentive_key=f"{CAP_KEY}{season_id}",
+                description=(f"Season cap {format_money(rule.amount)} ({name}): earlier {format_money(prior[key])} "
+                             f"+ this {format_money(this[key])} {what}")[:300]))
+            run.notes[a].append(f"Season cap {format_money(rule.amount)} ({name}) applied: {format_money(adj)}.")
             totals[a] += round_money(adj)
     bulk.insert_dicts(SettlementLine, caps)
     return totals
+
+
+CAP_KEY = "season-cap:"  # incentive_key of a cap line: the season it caps
+
+
+def _line_seasons(run: _Run, seasons: list[Season], cs_ids: list[int], first: dt.date):
+    """The capped lines (enrollment bonus aside) of the run's settlements, and of the accounts' other settlements in
+    the program that end after ``first`` (the earliest capped season's start), summed by ``(account, customer
+    settlement, season, is a cap line)``; two queries. Season of a line: a cap line's ``season-cap:<id>`` key (or,
+    written before the key, its settlement's season); an event line's event day within a season's dates (``None``
+    outside every season); any other line its settlement's season (the run's season for the run's settlements,
+    which are written with it after their lines: ``_save_totals``)."""
+    event_season = Case(*[When(event_settlement__event_day__gte=s.start_date,
+                               event_settlement__event_day__lte=s.end_date, then=Value(s.pk)) for s in seasons],
+                        default=Value(None), output_field=IntegerField())
+    labels = {"ev_season": event_season, "is_event": Q(event_settlement__isnull=False),
+              "is_cap": Q(kind=LineKind.CAP_ADJUSTMENT),
+              "cap_key": Case(When(kind=LineKind.CAP_ADJUSTMENT, then=F("incentive_key")), default=Value(""))}
+    fields = ("is_event", "ev_season", "is_cap", "cap_key")
+    this_season = run.season.pk if run.season else None
+    rows = [(run.work_by_pk[cs_id], cs_id, this_season, *rest) for cs_id, *rest in (
+        SettlementLine.objects.filter(customer_settlement_id__any=cs_ids).exclude(kind__in=UNCAPPED_KINDS)
+        .annotate(**labels).values_list("customer_settlement_id", *fields).annotate(s=Sum("amount")).order_by())]
+    rows += (SettlementLine.objects.filter(account_id__any=run.accounts, program=run.program,
+                                           customer_settlement__period_end__gt=first)
+             .exclude(customer_settlement_id__any=cs_ids).exclude(kind__in=UNCAPPED_KINDS).annotate(**labels)
+             .values_list("account_id", "customer_settlement_id", "customer_settlement__season_id", *fields)
+             .annotate(s=Sum("amount")).order_by())
+    for account_id, cs_id, cs_season, is_event, ev_season, is_cap, cap_key, s in rows:
+        if is_cap:
+            season_id = int(cap_key[len(CAP_KEY):]) if cap_key.startswith(CAP_KEY) else cs_season
+        elif is_event:
+            season_id = ev_season
+        else:
+            season_id = cs_season
+        yield account_id, cs_id, season_id, bool(is_cap), s or ZERO
 
 
 def _save_totals(run: _Run, facts: _IncentiveFacts, totals: dict[int, Decimal], *, actor: Any) -> None:

@@ -422,3 +422,54 @@ def test_a_deferred_event_settlement_gone_pending_is_no_longer_paid_by_the_seaso
     services.customer_settlement_approve(settlement=cs, now=NOW, actor=admin_user)
     es.refresh_from_db()
     assert (es.status, es.posted_amount, es.lines.count()) == (EventSettlementStatus.PENDING, 0, 0)
+
+
+def test_a_correction_approved_after_the_season_is_still_capped_by_its_season(admin_user):
+    """Season cap $60 (June-September). A July event earning $80 is approved: July pays $80 and a cap line of -$20.
+    In October the meter data is corrected: the event earned $100. The re-approval posts -$80 and +$100 into the
+    October billing period, outside the season: the lines are of the July event, so the season's cap still holds
+    them (earlier $60 + this $20 over $60: -$20), and the season pays $60 in all, not $80. Recalculating October
+    changes nothing; a downward correction in November gives back what the caps took only down to the earnings."""
+    program = ProgramFactory()
+    season = SeasonFactory(program=program)
+    IncentiveRuleFactory(program=program, kind=IncentiveKind.SEASON_CAP, amount=Decimal("60"), season=season)
+    sub = active_participant(program=program)
+    part = ParticipationFactory(event=event_on(program, dt.date(2026, 7, 8)), subscription=sub)
+
+    def kwh_component(kwh, rounded):
+        return [{"kind": "performance_kwh", "amount": rounded, "rounded": rounded,
+                 "description": f"{kwh} kWh x $1.25", "quantity": kwh, "unit": "kWh", "rate": "1.25",
+                 "rule_id": None}]
+
+    es = EventSettlementFactory(participation=part, amount=Decimal("80.00"), components=kwh_component("64", "80.00"))
+    services.event_settlement_approve(settlement=es, now=NOW, actor=admin_user)
+    july = calc(sub, dt.date(2026, 7, 1), dt.date(2026, 8, 1))
+    assert (july.total_amount, july.season_id) == (Decimal("60.00"), season.pk)
+
+    def correct(kwh, rounded, revision):
+        EventSettlement.objects.filter(pk=es.pk).update(
+            status=EventSettlementStatus.CALCULATED, revision=revision, amount=Decimal(rounded),
+            components=kwh_component(kwh, rounded))
+        services.event_settlement_approve(settlement=EventSettlement.objects.get(pk=es.pk), now=NOW,
+                                          actor=admin_user)
+
+    correct("80", "100.00", 2)
+    october = calc(sub, dt.date(2026, 10, 1), dt.date(2026, 11, 1))
+    assert october.season_id is None  # a billing period outside the season
+    assert lines(october) == [(LineKind.CAP_ADJUSTMENT, Decimal("-20.00")),
+                              (LineKind.PERFORMANCE_KWH, Decimal("-80.00")),
+                              (LineKind.PERFORMANCE_KWH, Decimal("100.00"))]
+    assert october.total_amount == Decimal("0.00")
+    cap = october.lines.get(kind=LineKind.CAP_ADJUSTMENT)
+    assert cap.description.startswith(f"Season cap $60.00 ({season.name}): earlier $60.00 + this $20.00 exceeds")
+    assert f"Season cap $60.00 ({season.name}) applied: -$20.00." in october.explanation
+    again = calc(sub, dt.date(2026, 10, 1), dt.date(2026, 11, 1))
+    assert (again.pk, lines(again), again.total_amount) == (october.pk, lines(october), Decimal("0.00"))
+    # Down to $50 (40 kWh): the season earned $50, under the cap: November nets -$50 and gives back the $40 the two
+    # cap lines took, -$10: the season pays $50 in all.
+    correct("40", "50.00", 3)
+    november = calc(sub, dt.date(2026, 11, 1), dt.date(2026, 12, 1))
+    assert lines(november) == [(LineKind.CAP_ADJUSTMENT, Decimal("40.00")),
+                               (LineKind.PERFORMANCE_KWH, Decimal("-100.00")),
+                               (LineKind.PERFORMANCE_KWH, Decimal("50.00"))]
+    assert july.total_amount + october.total_amount + november.total_amount == Decimal("50.00")
