@@ -185,7 +185,7 @@ class OpenADRView(APIView):
 
     def _paging(self, request) -> tuple[int, int]:
         values = {}
-        for name, default, low, high in (("skip", 0, 0, 10**9), ("limit", MAX_LIMIT, 1, MAX_LIMIT)):
+        for name, default, low, high in (("skip", 0, 0, 10**9), ("limit", MAX_LIMIT, 0, MAX_LIMIT)):
             raw = request.query_params.get(name)
             if raw is None:
                 values[name] = default

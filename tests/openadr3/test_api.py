@@ -213,6 +213,9 @@ def test_pagination_skip_and_limit(world):
     body = _problem(world.http("GET", "/programs?limit=51", token), 400)
     assert "limit" in body["detail"]
     _problem(world.http("GET", "/programs?skip=-1", token), 400)
+    # The OpenADR 3.0.1 definition allows limit 0 to 50: 0 asks for no object (an empty page, not an error).
+    empty = world.http("GET", "/programs?limit=0", token)
+    assert (empty.status_code, empty.json()) == (200, [])
 
 
 # ------------------------------------------------------------------------------------------------ VENs
