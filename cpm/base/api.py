@@ -12,7 +12,8 @@ import datetime as dt
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
-from rest_framework import pagination, permissions, status, throttling
+from django.utils import timezone
+from rest_framework import pagination, permissions, serializers, status, throttling
 from rest_framework.response import Response
 
 from .capabilities import may
@@ -23,6 +24,23 @@ from .pagination import EstimatedCountPaginator
 def api_now() -> dt.datetime:
     """The request's ``now`` for services (aware UTC; the only place the API reads the clock)."""
     return dt.datetime.now(dt.UTC)
+
+
+class AwareDateTimeField(serializers.DateTimeField):
+    """An instant: an ISO 8601 date-time with a UTC offset or ``Z``. One without an offset is refused, naming the
+    field, rather than read as UTC (``TIME_ZONE``): ``2026-07-15T15:30:00`` meant in Los Angeles is seven hours
+    later than 15:30 UTC, enough to put an opt-out before its event. (Fields that read an offset-less time as the
+    program's wall clock say so: ``events.api.serializers.WallClockDateTimeField``.)"""
+
+    default_error_messages = {
+        "naive": "Give the time with its UTC offset (e.g. 2026-07-15T15:30:00-07:00 or 2026-07-15T22:30:00Z): a "
+                 "time without one is ambiguous.",
+    }
+
+    def enforce_timezone(self, value):
+        if isinstance(value, dt.datetime) and timezone.is_naive(value):
+            self.fail("naive")
+        return super().enforce_timezone(value)
 
 
 def flatten_errors(errors, prefix: str = "") -> dict[str, list[str]]:

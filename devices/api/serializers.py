@@ -5,6 +5,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from cpm.base.api import AwareDateTimeField
 from cpm.base.naturalkeys import NaturalKeyRelatedField
 
 from ..choices import DeviceOwnership, DeviceStatus, DeviceType
@@ -107,4 +108,4 @@ class DeviceStatusSerializer(serializers.Serializer):
 
 
 class HeartbeatSerializer(serializers.Serializer):
-    seen_at = serializers.DateTimeField()
+    seen_at = AwareDateTimeField()

@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from cpm.base.api import AwareDateTimeField
 from cpm.base.naturalkeys import KeyField, NaturalKeyRelatedField
 from devices.models import Device
 from enrollments.models import Enrollment
@@ -142,7 +143,7 @@ class ParticipationSerializer(serializers.ModelSerializer):
 class OptOutWriteSerializer(serializers.Serializer):
     channel = serializers.ChoiceField(choices=[OptOutChannel.CSR, OptOutChannel.PORTAL,
                                                OptOutChannel.AGGREGATOR_API], default=OptOutChannel.CSR)
-    at = serializers.DateTimeField(required=False, allow_null=True)
+    at = AwareDateTimeField(required=False, allow_null=True)
     reason = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
 
 
@@ -151,6 +152,8 @@ class UnavailabilitySerializer(serializers.ModelSerializer):
     device = NaturalKeyRelatedField(keys=("serial_number", "aggregator_device_id"), queryset=Device.objects.all(),
                                     required=False, allow_null=True,
                                     help_text="Serial number, aggregator device id or id; empty = all devices.")
+    start = AwareDateTimeField()
+    end = AwareDateTimeField()
 
     class Meta:
         model = Unavailability
@@ -203,7 +206,7 @@ class OutcomeRowSerializer(serializers.Serializer):
     device = serializers.CharField(max_length=128, help_text="The aggregator's device id.")
     revision = serializers.IntegerField(min_value=1)
     status = serializers.CharField(help_text="participated, opted_out, non_responsive or failed.")
-    opted_out_at = serializers.DateTimeField(required=False, allow_null=True)
+    opted_out_at = AwareDateTimeField(required=False, allow_null=True)
 
     def validate_status(self, value: str) -> str:
         if value not in OUTCOMES:

@@ -54,3 +54,12 @@ def test_duplicate_is_409_and_bad_input_is_400(admin_api):
     r = admin_api.post(URL, {"aggregator": "nope", "device_type": "toaster", "capacity_kw": "-3"}, format="json")
     assert r.status_code == 400
     assert {"aggregator", "device_type", "capacity_kw", "aggregator_device_id"} <= set(r.json())
+
+
+def test_heartbeat_without_utc_offset_is_refused_naming_the_field(admin_api):
+    """``seen_at`` is an instant: a time without an offset is not silently read as UTC (QA guard)."""
+    device = DeviceFactory(last_seen_at=None)
+    r = admin_api.post(f"{URL}{device.pk}/heartbeat/", {"seen_at": "2026-07-15T09:00:00"}, format="json")
+    assert r.status_code == 400 and "offset" in " ".join(r.json()["seen_at"])
+    device.refresh_from_db()
+    assert device.last_seen_at is None
