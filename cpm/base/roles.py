@@ -17,7 +17,10 @@ CIS_INTEGRATION = "CIS integration"
 BILLING_INTEGRATION = "Billing integration"
 AGGREGATOR = "Aggregator"
 
-_VIEW_ALL = ["programs.view_*", "devices.view_*", "enrollments.view_*", "events.view_*", "settlement.view_*"]
+# Every app, the customer notifications and the OpenADR 3 VTN included (their admin hides contact details without
+# view_personal_data and never shows a webhook's bearer token).
+_VIEW_ALL = ["programs.view_*", "devices.view_*", "enrollments.view_*", "events.view_*", "settlement.view_*",
+             "notifications.view_*", "openadr3.view_*"]
 
 ROLES: dict[str, list[str]] = {
     PROGRAM_ADMIN: [

@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.contrib import admin
 
 from cpm.base.admin import GuardedModelAdmin, LargeTableMixin, ReadOnlyAdmin, admin_now, guarded_action, run_each
+from cpm.base.masking import contact_visible, mask_email, mask_phone
 
 from . import services
 from .models import ContactPreference, Message, MessageTemplate, NotificationPolicy
@@ -21,6 +22,15 @@ class MessageAdmin(LargeTableMixin, ReadOnlyAdmin):
     raw_id_fields = ("customer", "event", "enrollment")
     readonly_fields = [f.name for f in Message._meta.fields]
     actions = ["retry", "bounce"]
+
+    def get_object(self, request, object_id, from_field=None):
+        """The message as this user may see it: the address or number it went to masked without the personal-data
+        capability (the instance is only shown: messages are never saved from the admin)."""
+        message = super().get_object(request, object_id, from_field)
+        if message is not None and not contact_visible(request.user):
+            message.recipient = (mask_email(message.recipient) if "@" in message.recipient
+                                 else mask_phone(message.recipient))
+        return message
 
     @guarded_action("message.retry", description="Queue failed messages again")
     def retry(self, request, queryset):

@@ -88,10 +88,21 @@ class ReportAdmin(ReadOnlyAdmin):
 @admin.register(Subscription)
 class SubscriptionAdmin(ReadOnlyAdmin):
     list_display = ("pk", "client_name", "aggregator", "program", "created_at")
+
+    def get_object(self, request, object_id, from_field=None):
+        """The subscription without its webhooks' bearer tokens (the client's credentials: never shown; the
+        instance is only shown, never saved from the admin)."""
+        subscription = super().get_object(request, object_id, from_field)
+        if subscription is not None and isinstance(subscription.object_operations, list):
+            subscription.object_operations = [
+                {**op, "bearerToken": "********"} if isinstance(op, dict) and op.get("bearerToken") else op
+                for op in subscription.object_operations]
+        return subscription
     list_select_related = ("aggregator", "program")
 
 
 @admin.register(Notification)
 class NotificationAdmin(ReadOnlyAdmin):
     list_display = ("pk", "operation", "object_type", "object_id", "callback_url", "status", "attempts")
+    exclude = ("bearer_token",)  # the client's webhook credential: never shown
     list_filter = ("status", "object_type")
