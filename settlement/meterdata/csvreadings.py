@@ -102,6 +102,21 @@ def _parse_aware(text: str) -> int | None:
     return int(value.timestamp())
 
 
+def _header(line: str) -> list[str]:
+    """The column names of the header line (quoted or not, case and spaces ignored). Raises ``CsvFormatError`` for
+    a column named twice: which of two ``kwh`` columns holds the reading cannot be guessed."""
+    try:
+        names = next(csv.reader([line])) if '"' in line else line.split(",")
+    except (csv.Error, StopIteration):
+        names = line.split(",")
+    header = [h.strip().lower() for h in names]
+    twice = sorted({h for h in header if h and header.count(h) > 1})
+    if twice:
+        raise CsvFormatError(f"column{'s' if len(twice) > 1 else ''} named twice in the header (line 1): "
+                             f"{', '.join(twice)}")
+    return header
+
+
 def parse_csv(source: str | bytes | io.TextIOBase | Iterable[str], *, tz: str | None = None,
               occurrences: dict | None = None, years: tuple[int, int] = YEARS) -> ParsedReadings:
     """Parse CSV readings (see the module docstring for the columns).
@@ -111,9 +126,9 @@ def parse_csv(source: str | bytes | io.TextIOBase | Iterable[str], *, tz: str | 
     hour (``{(service point, device, channel, text): count}``), updated in place; pass the same dict for every block
     of one file so a hour's second occurrence in a later block is still standard time (default: a fresh dict).
     years: the first and last year an interval may start in.
-    Raises ``CsvFormatError`` for an empty file or a missing header column, ``CsvEncodingError`` (with the line) for
-    bytes that are not UTF-8; every other problem is a per-row error in ``ParsedReadings.errors`` while the other
-    rows load.
+    Raises ``CsvFormatError`` for an empty file, a missing header column or one named twice, ``CsvEncodingError``
+    (with the line) for bytes that are not UTF-8; every other problem is a per-row error in ``ParsedReadings.errors``
+    while the other rows load.
     """
     if isinstance(source, bytes | bytearray | memoryview):
         try:
@@ -133,7 +148,7 @@ def parse_csv(source: str | bytes | io.TextIOBase | Iterable[str], *, tz: str | 
     lines = text.splitlines()
     if not lines:
         raise CsvFormatError("the file is empty")
-    header = [h.strip().lower() for h in lines[0].split(",")]
+    header = _header(lines[0])
     missing = [c for c in REQUIRED if c not in header]
     if missing:
         raise CsvFormatError(f"missing column{'s' if len(missing) > 1 else ''}: {', '.join(missing)}")

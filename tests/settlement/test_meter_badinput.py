@@ -310,3 +310,34 @@ def test_admin_retries_failed_loads(admin_client, settings, now, monkeypatch):
     assert resp.status_code == 302
     load.refresh_from_db()
     assert load.status == "completed" and load.readings_new == 1
+
+
+def test_a_quoted_header_is_read_as_its_column_names(now):
+    """A CSV written with every field quoted (spreadsheets, ``csv.QUOTE_ALL``) was refused as "missing columns:
+    service_point_id, interval_start, kwh" although it has them (QA guard)."""
+    sp = ServicePointFactory(service_point_id="SP-1")
+    text = '"service_point_id","channel","interval_start","interval_minutes","kwh"\n' \
+           '"SP-1","delivered","2026-05-14T00:00:00Z","60","1.5"\n'
+    parsed = parse_csv(text.encode())
+    assert (len(parsed), parsed.errors, list(parsed.kwh)) == (1, [], [1.5])
+    load = load_csv(text, now)
+    assert (load.status, load.readings_new) == ("completed", 1)
+    assert values(sp)[0] == 1.5
+
+
+@pytest.mark.parametrize("header", ["service_point_id,interval_start,kwh,kwh",
+                                    "service_point_id,interval_start,KWH,kwh ",
+                                    "service_point_id,interval_start,kwh,Service_Point_Id"])
+def test_a_column_named_twice_refuses_the_file(header, now):
+    """Two ``kwh`` columns give one reading two values: the first was taken silently (QA guard); the file is
+    refused naming the column, as the CIS and device importers do, and nothing is loaded."""
+    from settlement.meterdata.csvreadings import CsvFormatError
+
+    ServicePointFactory(service_point_id="SP-1")
+    row = "SP-1,2026-05-14T00:00:00Z,1.5,9\n"
+    for source in (header + "\n" + row, (header + "\n" + row).encode()):
+        with pytest.raises(CsvFormatError, match="named twice"):
+            parse_csv(source)
+    load = load_csv(header + "\n" + row, now)
+    assert load.status == "failed" and "named twice" in str(load.errors)
+    assert not IntervalDay.objects.exists()
