@@ -165,9 +165,14 @@ def device_register(
 @use_case("device.update", Cap.MANAGE_DEVICES)
 @transaction.atomic
 def device_update(*, device: Device, data: dict[str, Any], now: dt.datetime, actor: Any) -> Device:
-    """Change a device's attributes (``DEVICE_FIELDS``); returns the device. Only changed values are audited."""
+    """Change a device's attributes (``DEVICE_FIELDS``); returns the device. Only changed values are audited.
+
+    What changes is decided against the stored row (locked), not against ``device``: a caller may hand an instance
+    that already carries the new values (the admin's form puts them there before saving), which would compare
+    equal to them and save nothing."""
     clean = validate_device_fields(data, partial=True)
-    changes = {k: [str(getattr(device, k)), str(v)] for k, v in clean.items() if getattr(device, k) != v}
+    stored = Device.objects.select_for_update().get(pk=device.pk)
+    changes = {k: [str(getattr(stored, k)), str(v)] for k, v in clean.items() if getattr(stored, k) != v}
     if changes:
         for key in changes:
             setattr(device, key, clean[key])
