@@ -9,7 +9,9 @@ Every model is read-only here (written by services only); statuses change only t
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import HttpResponse
+from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
@@ -250,7 +252,10 @@ class BillCreditExportAdmin(SettlementReadOnlyAdmin):
                      name="settlement_billcreditexport_download"), *super().get_urls()]
 
     def download_view(self, request, pk):
-        export = BillCreditExport.objects.get(pk=pk)
+        """The export's file, for users who may view exports (the file holds account numbers and amounts)."""
+        if not self.has_view_permission(request):
+            raise DjangoPermissionDenied
+        export = get_object_or_404(BillCreditExport, pk=pk)
         response = HttpResponse(export.content.encode(), content_type="text/csv")
         response["Content-Disposition"] = f'attachment; filename="{export.file_name}"'
         return response

@@ -120,3 +120,25 @@ def test_batch_page_links_its_job_with_progress_and_lists_the_errors(client, adm
     assert "<li>Chunk 0 failed: ValueError: x</li>" in html
     r = client.get(f"/admin/cpm/job/{batch.job_id}/change/")
     assert r.status_code == 200 and "settlement.settle_event_chunk" in r.content.decode()
+
+
+def test_export_download_needs_view_permission_and_a_missing_one_is_404(client, django_user_model):
+    """The admin's bill-credit file download (account numbers and amounts) checked only that the user is staff:
+    a staff user refused the exports list downloaded the file; an unknown export id was an HTTP 500 (QA guard)."""
+    from django.contrib.auth.models import Group
+
+    from cpm.base import roles
+    from settlement.models import BillCreditExport
+
+    export = BillCreditExport.objects.create(file_name="bill-credits-000001.csv", content="batch_id,amount\n1,2.00\n",
+                                             sha256="0" * 64, created_at=NOW)
+    url = f"/admin/settlement/billcreditexport/{export.pk}/download/"
+    client.force_login(django_user_model.objects.create_user("staff-only", is_staff=True))
+    assert client.get("/admin/settlement/billcreditexport/").status_code == 403
+    assert client.get(url).status_code == 403
+    analyst = django_user_model.objects.create_user("analyst", is_staff=True)
+    analyst.groups.add(Group.objects.get(name=roles.SETTLEMENT_ANALYST))
+    client.force_login(analyst)
+    r = client.get(url)
+    assert r.status_code == 200 and r.content == b"batch_id,amount\n1,2.00\n"
+    assert client.get("/admin/settlement/billcreditexport/999999/download/").status_code == 404
