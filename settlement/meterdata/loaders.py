@@ -170,6 +170,15 @@ class _Errors:
             self._full = _row_key(self.items[-1])
 
 
+def _check_zone(tz: str | None) -> None:
+    """Refuse an unknown ``tz`` before a load is made (``DomainValidationError`` naming ``tz``)."""
+    if tz:
+        from cpm.base.timeutils import is_valid_zone
+
+        if not is_valid_zone(tz):
+            raise DomainValidationError({"tz": [f"unknown IANA time zone {tz!r}"]})
+
+
 # ----------------------------------------------------------------------------------------------- public services
 @use_case("meter_data.load_readings", Cap.LOAD_METER_DATA)
 def meter_readings_load(*, now: dt.datetime, source: str = Source.API, rows: Iterable[Mapping] | None = None,
@@ -186,6 +195,7 @@ def meter_readings_load(*, now: dt.datetime, source: str = Source.API, rows: Ite
     """
     if (rows is None) == (arrays is None):
         raise DomainValidationError({"rows": ["give either rows or arrays"]})
+    _check_zone(tz)
     load = MeterDataLoad.objects.create(source=source, file_name=file_name[:300], created_at=now,
                                         options={"tz": tz} if tz else {})
     transition(obj=load, to=Status.RUNNING, allowed=LOAD_TRANSITIONS, now=now, actor=actor,
@@ -218,6 +228,7 @@ def meter_csv_load(*, now: dt.datetime, content: bytes | str | None = None, path
     if (content is None) == (path is None):
         raise DomainValidationError({"content": ["give either content or path" + (", not both" if content is not None
                                                                                   else "")]})
+    _check_zone(tz)
     if path is not None:
         try:
             stream: BinaryIO = open(path, "rb")  # closed by the with below
@@ -261,11 +272,7 @@ def meter_data_load_submit(*, source: str, now: dt.datetime, content: bytes | No
         raise DomainValidationError({"source": [f"must be csv, green_button, kw_drop or api, not {source!r}"]})
     if source == Source.GREEN_BUTTON and not service_point_id:
         raise DomainValidationError({"service_point_id": ["is required for a Green Button file"]})
-    if tz:
-        from cpm.base.timeutils import is_valid_zone
-
-        if not is_valid_zone(tz):
-            raise DomainValidationError({"tz": [f"unknown IANA time zone {tz!r}"]})
+    _check_zone(tz)
     spool = Path(settings.MEDIA_ROOT) / "meterdata"
     spool.mkdir(parents=True, exist_ok=True)
     spooled = spool / f"{uuid.uuid4().hex}.{'xml' if source == Source.GREEN_BUTTON else 'csv'}"
@@ -382,8 +389,11 @@ def _run(load: MeterDataLoad, work, *, now: dt.datetime, actor, reraise: bool = 
             raised.append(exc)
             raise
         if problem is not None:
+            # The load first, as the caller; then the job (whose failure signal fails a load still running, as
+            # system:jobs: done this way round, it finds this one failed and leaves it).
+            failed = _fail(load, problem, now=now, actor=actor)
             jobs.job_fail(job_id=job.pk, error=problem, now=now)
-            return _fail(load, problem, now=now, actor=actor)
+            return failed
         return _finish(load, counts, errors, now=now, actor=actor)
 
     result = jobs.job_run(job=job, now=lambda: now, body=body)

@@ -341,3 +341,35 @@ def test_a_column_named_twice_refuses_the_file(header, now):
     load = load_csv(header + "\n" + row, now)
     assert load.status == "failed" and "named twice" in str(load.errors)
     assert not IntervalDay.objects.exists()
+
+
+@pytest.mark.parametrize("text", ["", "service_point_id,kwh\nSP-1,1\n"])
+def test_a_file_problem_fails_the_load_as_its_actor_without_a_traceback(text, now, caplog):
+    """A file-level problem failed the job first, whose signal failed the load as ``system:jobs``; the loader's own
+    failure of the load then met a load no longer running (TransitionNotAllowed, logged with its traceback as "job
+    N failed" for every empty or header-less file) (QA guard). The load fails once, as the caller, naming the
+    file."""
+    from cpm.models import AuditEntry
+
+    with caplog.at_level("ERROR"):
+        load = load_csv(text, now)
+    assert load.status == "failed" and load.errors[0]["field"] == "file"
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], [r.getMessage() for r in caplog.records]
+    failed = AuditEntry.objects.get(object_type="settlement.meterdataload", object_id=str(load.pk),
+                                    to_status="failed")
+    assert failed.actor_label == str(TEST_ACTOR)
+    job = Job.objects.get(kind="meter_data_load", subject_id=str(load.pk))
+    assert job.status == "failed" and job.error == load.errors[0]["message"]
+
+
+def test_an_unknown_zone_is_refused_naming_tz_before_any_load(now):
+    """``load_intervals --tz Mars/Base`` (``meter_csv_load``) and the readings service took any zone name and failed
+    the load with "'No time zone found with key Mars/Base'" (QA guard); like the upload, they refuse it naming
+    ``tz`` and make no load."""
+    for call in (lambda: meter_csv_load(content=HEAD.encode(), tz="Mars/Base",
+                                        now=now, actor=TEST_ACTOR),
+                 lambda: meter_readings_load(rows=[], tz="Mars/Base", now=now, actor=TEST_ACTOR)):
+        with pytest.raises(DomainValidationError) as refused:
+            call()
+        assert "tz" in refused.value.errors
+    assert not MeterDataLoad.objects.exists()
