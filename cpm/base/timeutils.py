@@ -118,8 +118,17 @@ def local_wall_to_utc_strict(wall: dt.datetime, tz: ZoneInfo, *, field: str = "t
     ``wall`` is naive (interpreted in ``tz``) or carries a fixed offset the person typed to pick one of the two
     repeated autumn times (``01:30 -07:00``); that offset must be one ``tz`` uses at that wall-clock time.
     Raises ``WallClockError`` naming ``field`` for a time in the spring-forward gap or a repeated time given
-    without an offset."""
+    without an offset, or (kind ``"range"``) a time whose UTC instant lies outside the calendar (year 1 to 9999).
+    """
     shown = wall.strftime("%Y-%m-%d %H:%M")
+    try:
+        return _wall_to_utc_strict(wall, tz, field=field, shown=shown)
+    except OverflowError:
+        raise WallClockError(f"{field}: {shown} is out of range (its UTC time falls outside years 1 to 9999).",
+                             "range") from None
+
+
+def _wall_to_utc_strict(wall: dt.datetime, tz: ZoneInfo, *, field: str, shown: str) -> dt.datetime:
     if wall.tzinfo is not None:
         typed = wall.utcoffset()
         naive = wall.replace(tzinfo=None)

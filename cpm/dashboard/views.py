@@ -44,6 +44,13 @@ class ForecastForm(forms.Form):
         program, day = data.get("program"), data.get("day")
         if not program or not day or not data.get("start") or not data.get("end"):
             return data
+        try:
+            return self._in_utc(data, program, day)
+        except OverflowError:  # 9999-12-31 late in the evening is past the calendar in UTC
+            self.add_error("day", f"{day} is out of range (its UTC times fall outside years 1 to 9999).")
+            return data
+
+    def _in_utc(self, data, program, day):
         tz = zone(program.time_zone)
         for name in ("start", "end"):
             value = data[name]

@@ -29,9 +29,18 @@ def event_local_dates(event: Event, tz: ZoneInfo) -> tuple[dt.date, dt.date]:
 
 def to_utc(value: dt.datetime, tz: ZoneInfo, field: str) -> dt.datetime:
     """An aware datetime in UTC; a naive one is local wall-clock time in the program's zone, refused when it does
-    not exist (spring DST gap) or is ambiguous (autumn repeated hour) without an offset."""
+    not exist (spring DST gap) or is ambiguous (autumn repeated hour) without an offset, or out of range (its UTC
+    instant outside years 1 to 9999)."""
     if not isinstance(value, dt.datetime):
         raise DomainValidationError({field: ["Enter a date and time."]})
+    try:
+        return _to_utc(value, tz, field)
+    except OverflowError:
+        raise DomainValidationError({field: [f"{value:%Y-%m-%d %H:%M} is out of range (its UTC time falls outside "
+                                             "years 1 to 9999)."]}) from None
+
+
+def _to_utc(value: dt.datetime, tz: ZoneInfo, field: str) -> dt.datetime:
     if value.tzinfo is not None and value.utcoffset() is not None:
         return value.astimezone(dt.UTC)
     first = value.replace(tzinfo=tz, fold=0)
