@@ -99,6 +99,13 @@ def _act(request, customer_id: int, anchor: str, call, *, done: str, refused: st
     return _redirect_customer(customer_id, anchor)
 
 
+
+def _posted_id(request, name: str) -> int | None:
+    """The id a form posted in ``name``, or None when it is missing or not a whole number (the lookup then answers
+    404; a text where an id belongs raised ValueError, an HTTP 500)."""
+    value = (request.POST.get(name) or "").strip()
+    return int(value) if value.isdigit() else None
+
 def _redirect_customer(customer_id: int, anchor: str = ""):
     return redirect(reverse("csr:customer", args=[customer_id]) + (f"#{anchor}" if anchor else ""))
 
@@ -132,9 +139,9 @@ def _answers_from(post, program: Program) -> dict:
 @csr_action(ENROLL)
 def enroll(request, customer_id: int):
     """Enroll one of the customer's accounts at a service point in a program, with chosen devices and answers."""
-    account = get_object_or_404(Account, pk=request.POST.get("account"), customer_id=customer_id)
-    program = get_object_or_404(Program.objects.prefetch_related("questions"), pk=request.POST.get("program"))
-    service_point = get_object_or_404(ServicePoint, pk=request.POST.get("service_point"))
+    account = get_object_or_404(Account, pk=_posted_id(request, "account"), customer_id=customer_id)
+    program = get_object_or_404(Program.objects.prefetch_related("questions"), pk=_posted_id(request, "program"))
+    service_point = get_object_or_404(ServicePoint, pk=_posted_id(request, "service_point"))
     device_ids = [int(x) for x in request.POST.getlist("devices") if x.isdigit()]
     devices = list(Device.objects.filter(pk__in=device_ids))
     return _act(request, customer_id, "enrollments", lambda: enrollment_request(
@@ -215,7 +222,7 @@ def opt_out(request, customer_id: int, participation_id: int):
 @csr_action(UNAVAILABILITY)
 def declare_unavailability(request, customer_id: int):
     """Record a period (local times in the program's zone) when the customer's devices must not be called."""
-    enrollment = get_object_or_404(Enrollment.objects.select_related("program"), pk=request.POST.get("enrollment"),
+    enrollment = get_object_or_404(Enrollment.objects.select_related("program"), pk=_posted_id(request, "enrollment"),
                                    account__customer_id=customer_id)
     tz = zone(enrollment.program.time_zone)
     try:
@@ -241,7 +248,8 @@ def contact_preference(request, customer_id: int):
     customer = get_object_or_404(Customer, pk=customer_id)
     program = None
     if request.POST.get("program"):
-        program = get_object_or_404(Program, pk=request.POST["program"], enrollments__account__customer=customer)
+        program = get_object_or_404(Program, pk=_posted_id(request, "program"),
+                                    enrollments__account__customer=customer)
     channel = request.POST.get("channel", "")
     return _act(request, customer_id, "messages", lambda: contact_preference_set(
         customer=customer, channel=channel, program=program, now=timezone.now(), actor=request.user),

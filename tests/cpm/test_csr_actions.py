@@ -183,3 +183,19 @@ def test_each_action_is_offered_only_with_its_capability_and_otherwise_the_page_
     assert participation.status == ParticipationStatus.RESERVED and not OptOut.objects.exists()
     assert not Unavailability.objects.exists()
     assert Enrollment.objects.get(pk=enrollment.pk).status == "active"
+
+
+@pytest.mark.parametrize(("action", "data"), [
+    ("unavailability/", {"enrollment": "abc", "start": "2026-07-01T00:00", "end": "2026-07-02T00:00"}),
+    ("unavailability/", {"enrollment": "", "start": "x", "end": "y"}),
+    ("contact-preference/", {"program": "abc", "channel": "sms"}),
+    ("enroll/", {"account": "ACCOUNT", "program": "abc", "service_point": "1"}),
+])
+def test_a_posted_id_that_is_not_a_number_is_404_not_500(csr_client, action, data):
+    """A text where the CSR form posts an id raised ValueError in the lookup: HTTP 500 (QA guard)."""
+    customer, participation = upcoming(hours_ahead=48)
+    if data.get("account") == "ACCOUNT":
+        data = {**data, "account": participation.enrollment.account_id}
+    response = csr_client.post(f"/csr/customers/{customer.pk}/{action}", data)
+    assert response.status_code == 404
+    assert not Unavailability.objects.exists()
