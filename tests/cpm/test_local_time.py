@@ -114,3 +114,21 @@ def test_event_form_refuses_the_spring_gap_and_the_repeated_hour_in_words(admin_
     assert event.end == dt.datetime(2026, 11, 1, 9, 30, tzinfo=UTC) and event.end - event.start == dt.timedelta(hours=2)
     # Its change page shows the repeated time with its offset, so saving again keeps the same instant.
     assert 'value="01:30:00 -08:00"' in admin_client_.get(f"/admin/events/event/{event.pk}/change/").content.decode()
+
+
+@pytest.mark.django_db
+def test_history_page_shows_audit_times_in_the_programs_zone_labelled_with_it(admin_client_):
+    """The History page of an object is rendered in its program's zone: the audit times must say that zone, not
+    "UTC" next to a local wall-clock time (before: "2026-07-15 13:00:00 UTC" for an entry made at 20:00 UTC)."""
+    from cpm.base.audit import audit_record
+    from tests.actors import TEST_ACTOR
+
+    program = ProgramFactory(time_zone="America/Los_Angeles")
+    event = Event.objects.create(program=program, name="Heat", start=dt.datetime(2026, 7, 15, 22, tzinfo=UTC),
+                                 end=dt.datetime(2026, 7, 16, 1, tzinfo=UTC),
+                                 notification_at=dt.datetime(2026, 7, 15, 20, tzinfo=UTC))
+    audit_record(obj=event, action="update", now=dt.datetime(2026, 7, 15, 20, tzinfo=UTC), actor=TEST_ACTOR,
+                 reason="probe")
+    page = admin_client_.get(f"/admin/events/event/{event.pk}/history/").content.decode()
+    assert "2026-07-15 13:00:00 PDT" in page
+    assert "13:00:00 UTC" not in page and "When (UTC)" not in page
