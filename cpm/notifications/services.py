@@ -354,9 +354,11 @@ class _Ctx:
         self.zones: dict[int, ZoneInfo] = {}
         self.policies: dict[int, rules.Policy] = {}
         self.incentives: dict[int, tuple[str, str]] = {}
+        self.programs: dict[int, Program] = {}
 
     def program(self, program: Program) -> None:
         if program.pk not in self.wordings:
+            self.programs[program.pk] = program
             self.wordings[program.pk] = selectors.wordings_of(program)
             self.zones[program.pk] = selectors.zone_of(program)
             self.policies[program.pk] = selectors.policy_of(program)
@@ -389,10 +391,19 @@ def _context(m: Message, c: _Ctx, *, now: dt.datetime) -> dict[str, Any]:
 
 
 def _suppression(m: Message, *, now: dt.datetime, live: set[tuple[int, int]], active: set[tuple[int, int]],
-                 open_customers: set[int], week_counts: dict[int, int], c: _Ctx) -> str:
-    """Why the message must not go now (words), or empty."""
+                 open_customers: set[int], week_counts: dict[int, int], c: _Ctx,
+                 contact: tuple[tuple[str, ...], str, str] | None = None) -> str:
+    """Why the message must not go now (words), or empty. ``contact`` is the customer's current ``(channels,
+    e-mail, phone)`` (``selectors.contacts``): a channel the customer no longer wants is refused, and the message
+    goes to the address on file now (``m.recipient`` is updated)."""
     if m.customer_id not in open_customers:
         return "the customer's accounts are closed"
+    if contact is not None:
+        chans, email, phone = contact
+        if m.channel not in chans:
+            return (f"the customer asked for no messages by {m.get_channel_display()} (contact preference changed "
+                    "after it was planned)")
+        m.recipient = email if m.channel == Channel.EMAIL else phone
     if m.kind in EVENT_KINDS and (m.customer_id, m.program_id) not in active:
         return "the customer is no longer enrolled in the program"
     if m.kind in (K.EVENT_NOTICE, K.REMINDER):
@@ -473,6 +484,13 @@ def _claim_batch(*, scope: dict, now: dt.datetime, actor: Any, size: int, recove
                          .values_list("account__customer_id", "program_id"))
             open_customers = set(Customer.objects.filter(pk__in=customers, accounts__status=AccountStatus.OPEN)
                                  .values_list("pk", flat=True))
+            # The customer's contact preference and addresses as they are now (they may have changed since the
+            # message was planned: "no messages", another channel, a new address).
+            contacts: dict[tuple[int, int], tuple[tuple[str, ...], str, str]] = {}
+            for pid in {m.program_id for m in fresh}:
+                for cid, contact in selectors.contacts({m.customer_id for m in fresh if m.program_id == pid},
+                                                       program=c.programs[pid]).items():
+                    contacts[(pid, cid)] = contact
             # Messages sent (or being sent) this local week per customer (the cap counts every kind; the week of
             # the program's zone).
             week_counts: dict[int, int] = defaultdict(int)
@@ -484,7 +502,7 @@ def _claim_batch(*, scope: dict, now: dt.datetime, actor: Any, size: int, recove
                     week_counts[cid] = max(week_counts[cid], n)
             for m in fresh:
                 why = _suppression(m, now=now, live=live, active=active, open_customers=open_customers,
-                                   week_counts=week_counts, c=c)
+                                   week_counts=week_counts, c=c, contact=contacts.get((m.program_id, m.customer_id)))
                 if why:
                     m.status, m.detail, m.updated_at = MS.SUPPRESSED, why[:500], now
                     suppressed.append(m)
@@ -498,7 +516,7 @@ def _claim_batch(*, scope: dict, now: dt.datetime, actor: Any, size: int, recove
                 m.attempts += 1
                 to_send.append(m)
                 week_counts[m.customer_id] += 1
-        fields = ("status", "subject", "body", "sent_at", "detail", "attempts", "updated_at")
+        fields = ("status", "subject", "body", "recipient", "sent_at", "detail", "attempts", "updated_at")
         claimed = suppressed + [m for m in to_send if m.status == MS.SENDING and m not in in_doubt]
         if claimed:
             bulk.update_rows(Message, {m.pk: {f: getattr(m, f) for f in fields} for m in claimed}, fields)

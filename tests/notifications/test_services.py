@@ -285,3 +285,28 @@ def test_season_statement_once_per_customer_settlement(program, four):
     assert rows(kind=K.SEASON_STATEMENT) == [(K.SEASON_STATEMENT, "Okafor", "sms", S.SENT)]
     assert LocmemSmsBackend.outbox[-1].body == f"Cool Rewards {season.name}: $42.50 in bill credits."
     assert len(LocmemSmsBackend.outbox) == 1
+
+
+def test_a_contact_preference_changed_after_planning_is_honoured_when_sending(program, four):
+    # Ana's notice and reminder are planned the day before; that evening she asks for no messages at all. Ben
+    # (SMS) changes his phone number. Before: both queued messages went out, Ana's to the e-mail she no longer
+    # wanted, Ben's to his old number.
+    reserved_event(program, [four["Ana"], four["Ben"]])
+    tick(utc(2026, 7, 14, 16))
+    ana = four["Ana"].enrollment.account.customer
+    services.contact_preference_set(customer=ana, channel=ContactChoice.NONE, now=utc(2026, 7, 14, 17),
+                                    actor=TEST_ACTOR)
+    ben = four["Ben"].enrollment.account.customer
+    type(ben).objects.filter(pk=ben.pk).update(phone="+15035559999")
+    tick(utc(2026, 7, 15, 20, 0))
+    assert mail.outbox == []
+    notice = Message.objects.get(kind=K.EVENT_NOTICE, customer=ana)
+    assert notice.status == S.SUPPRESSED
+    assert notice.detail == ("the customer asked for no messages by E-mail (contact preference changed after it "
+                             "was planned)")
+    [sms] = LocmemSmsBackend.outbox
+    assert sms.recipient == "+15035559999"
+    assert Message.objects.get(kind=K.EVENT_NOTICE, customer=ben).recipient == "+15035559999"
+    tick(utc(2026, 7, 15, 21, 0))
+    assert Message.objects.get(kind=K.REMINDER, customer=ana).status == S.SUPPRESSED
+    assert mail.outbox == []
