@@ -69,8 +69,11 @@ def _lookback(now: dt.datetime) -> dt.datetime:
 
 def message_key(kind: str, channel: str, *, customer_id: int, event_id: int | None = None,
                 enrollment_id: int | None = None, ref: str = "") -> str:
-    """The idempotency key: one message per kind, subject (event, enrollment or settlement), customer, channel."""
-    subject = f"e{event_id}" if event_id else f"n{enrollment_id}" if enrollment_id else ref
+    """The idempotency key: one message per kind, subject (event, enrollment or settlement), customer, channel.
+    An event's notice and reminder also carry the window they announce (``ref``, ``window_ref``): an event moved
+    to another time gets a notice of the new time."""
+    subject = (f"e{event_id}" + (f".w{ref}" if ref else "")) if event_id else f"n{enrollment_id}" if enrollment_id \
+        else ref
     return f"{kind}:{subject}:c{customer_id}:{channel}"
 
 
@@ -129,6 +132,15 @@ def _live_customers(event: Event) -> list[int]:
         "enrollment__account__customer_id", flat=True).distinct().order_by("enrollment__account__customer_id"))
 
 
+def window_ref(event: Event) -> str:
+    """The event's window as a key part (UTC epoch seconds of start and end)."""
+    return f"{int(event.start.timestamp())}-{int(event.end.timestamp())}"
+
+
+def _window_data(event: Event) -> dict[str, str]:
+    return {"start": event.start.isoformat(), "end": event.end.isoformat()}
+
+
 def event_notices_plan(*, event: Event, now: dt.datetime) -> int:
     """Plan the event notice and the reminder of every customer taking part in a reserved event (times from
     ``rules.notice_due`` / ``rules.reminder_due`` in the program's zone). Skipped while the event's reservation is
@@ -144,10 +156,14 @@ def event_notices_plan(*, event: Event, now: dt.datetime) -> int:
                                               min_notice_minutes=min_notice, policy=policy, tz=tz, now=now)
     reminder = rules.reminder_due(start=event.start, policy=policy, tz=tz, now=now)
     planned = []
+    # Keyed by the window: when the event is moved (a new revision), customers get a notice (and reminder) of the
+    # new time; the queued ones of the old time are not sent (``_suppression``).
+    ref, data = window_ref(event), _window_data(event)
     for cid in _live_customers(event):
-        planned.append(Planned(K.EVENT_NOTICE, cid, notice_at, notice_note, event_id=event.pk))
+        planned.append(Planned(K.EVENT_NOTICE, cid, notice_at, notice_note, event_id=event.pk, ref=ref, data=data))
         if reminder is not None and reminder[0] > notice_at:
-            planned.append(Planned(K.REMINDER, cid, reminder[0], reminder[1], event_id=event.pk))
+            planned.append(Planned(K.REMINDER, cid, reminder[0], reminder[1], event_id=event.pk, ref=ref,
+                                   data=data))
     n = _plan(program, planned, now=now)
     _mark(scope, stamp, now)
     return n
@@ -411,6 +427,9 @@ def _suppression(m: Message, *, now: dt.datetime, live: set[tuple[int, int]], ac
             return f"the event is {m.event.get_status_display().lower()}"
         if (m.event_id, m.customer_id) not in live:
             return "the customer no longer takes part in the event (opted out or released)"
+        planned_for = (m.data or {}).get("start"), (m.data or {}).get("end")
+        if planned_for[0] and planned_for != (m.event.start.isoformat(), m.event.end.isoformat()):
+            return "the event was moved to another time after this was planned (a notice of the new time is planned)"
     if m.kind == K.REMINDER and m.event.start <= now:
         return "the event has started"
     if not m.recipient:

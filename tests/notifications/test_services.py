@@ -310,3 +310,55 @@ def test_a_contact_preference_changed_after_planning_is_honoured_when_sending(pr
     tick(utc(2026, 7, 15, 21, 0))
     assert Message.objects.get(kind=K.REMINDER, customer=ana).status == S.SUPPRESSED
     assert mail.outbox == []
+
+
+def test_an_event_moved_after_its_notice_gets_a_notice_of_the_new_time(program, four):
+    # Ana is told at 13:00 PDT of a 15:00-18:00 PDT event on Jul 15; at 13:10 PDT the event is moved to Jul 16
+    # 15:00-18:00 PDT. Before: her notice, reminder and cancellation keys were per event, so the new plan created
+    # nothing: no word of the new time, and the reminder of the old time went out on Jul 15 at 14:00 PDT.
+    from devices.models import Device
+
+    event = reserved_event(program, [four["Ana"]])
+    tick(utc(2026, 7, 15, 20, 0))
+    assert "on Wed Jul 15, 2026 3:00 PM to 6:00 PM PDT." in mail.outbox[0].body
+    Device.objects.update(last_seen_at=utc(2026, 7, 15, 20, 0))
+    event_services.event_update(event=event, changes={"start": la(2026, 7, 16, 15), "end": la(2026, 7, 16, 18),
+                                                      "notification_at": la(2026, 7, 16, 13)},
+                                now=utc(2026, 7, 15, 20, 10), actor=TEST_ACTOR, reason="moved a day")
+    tick(utc(2026, 7, 15, 20, 10))
+    tick(utc(2026, 7, 15, 21, 0))  # the old reminder's time: it is not sent
+    ana = four["Ana"].enrollment.account.customer
+    old_reminder = Message.objects.get(kind=K.REMINDER, customer=ana, due_at=utc(2026, 7, 15, 21, 0))
+    assert old_reminder.status == S.SUPPRESSED
+    assert old_reminder.detail.startswith("the event was moved to another time after this was planned")
+    assert len(mail.outbox) == 1
+    new_notice = Message.objects.get(kind=K.EVENT_NOTICE, customer=ana, status=S.QUEUED)
+    assert new_notice.due_at == utc(2026, 7, 16, 20, 0)  # 13:00 PDT on the new day
+    tick(utc(2026, 7, 16, 20, 0))
+    assert len(mail.outbox) == 2
+    assert "on Thu Jul 16, 2026 3:00 PM to 6:00 PM PDT." in mail.outbox[1].body
+    tick(utc(2026, 7, 16, 21, 0))
+    assert len(mail.outbox) == 3 and mail.outbox[2].subject.startswith("Reminder")
+    # Replayed, nothing is sent twice.
+    tick(utc(2026, 7, 16, 21, 1))
+    assert len(mail.outbox) == 3
+
+
+def test_an_event_moved_earlier_before_its_notice_is_announced_at_the_new_time(program, four):
+    from devices.models import Device
+
+    event = reserved_event(program, [four["Ana"]])  # notice planned for Jul 15 13:00 PDT
+    tick(utc(2026, 7, 14, 16))
+    Device.objects.update(last_seen_at=utc(2026, 7, 14, 16, 30))
+    # Moved to Jul 15 14:00-17:00 PDT, customers to be told the day before at 17:00 PDT.
+    event_services.event_update(event=event, changes={"start": la(2026, 7, 15, 14), "end": la(2026, 7, 15, 17),
+                                                      "notification_at": la(2026, 7, 14, 17)},
+                                now=utc(2026, 7, 14, 17), actor=TEST_ACTOR, reason="hotter earlier")
+    tick(utc(2026, 7, 14, 17))
+    tick(utc(2026, 7, 15, 0, 0))  # 17:00 PDT the day before
+    assert len(mail.outbox) == 1
+    assert "on Wed Jul 15, 2026 2:00 PM to 5:00 PM PDT." in mail.outbox[0].body
+    tick(utc(2026, 7, 15, 20, 0))  # the old notice's time: not sent again; the new reminder (13:00 PDT) goes
+    assert [m.subject.split(":")[0] for m in mail.outbox] == ["Cool Rewards", "Reminder"]
+    assert Message.objects.get(kind=K.EVENT_NOTICE, customer=four["Ana"].enrollment.account.customer,
+                               due_at=utc(2026, 7, 15, 20, 0)).status == S.SUPPRESSED
