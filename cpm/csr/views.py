@@ -99,12 +99,12 @@ def _act(request, customer_id: int, anchor: str, call, *, done: str, refused: st
     return _redirect_customer(customer_id, anchor)
 
 
-
 def _posted_id(request, name: str) -> int | None:
     """The id a form posted in ``name``, or None when it is missing or not a whole number (the lookup then answers
     404; a text where an id belongs raised ValueError, an HTTP 500)."""
     value = (request.POST.get(name) or "").strip()
     return int(value) if value.isdigit() else None
+
 
 def _redirect_customer(customer_id: int, anchor: str = ""):
     return redirect(reverse("csr:customer", args=[customer_id]) + (f"#{anchor}" if anchor else ""))
@@ -248,8 +248,10 @@ def contact_preference(request, customer_id: int):
     customer = get_object_or_404(Customer, pk=customer_id)
     program = None
     if request.POST.get("program"):
-        program = get_object_or_404(Program, pk=_posted_id(request, "program"),
-                                    enrollments__account__customer=customer)
+        # ``distinct``: a customer may hold several enrollments in the program (two service points, or enrolled
+        # again after one ended).
+        program = get_object_or_404(Program.objects.filter(enrollments__account__customer=customer).distinct(),
+                                    pk=_posted_id(request, "program"))
     channel = request.POST.get("channel", "")
     return _act(request, customer_id, "messages", lambda: contact_preference_set(
         customer=customer, channel=channel, program=program, now=timezone.now(), actor=request.user),

@@ -199,3 +199,35 @@ def test_a_posted_id_that_is_not_a_number_is_404_not_500(csr_client, action, dat
     response = csr_client.post(f"/csr/customers/{customer.pk}/{action}", data)
     assert response.status_code == 404
     assert not Unavailability.objects.exists()
+
+
+def test_contact_preference_for_a_program_the_customer_is_enrolled_in_twice(csr_client):
+    # A customer with two enrollments in one program (two service points, or enrolled again after ending one):
+    # before, the program lookup joined the enrollments and raised MultipleObjectsReturned (HTTP 500).
+    from cpm.notifications.models import ContactPreference
+    from tests.factories.enrollments import AccountFactory, CustomerFactory
+
+    program = ProgramFactory()
+    account = AccountFactory(customer=CustomerFactory(email="ana@example.com"))
+    active_participant(program=program, account=account)
+    active_participant(program=program, account=account)
+    customer = account.customer
+    response = csr_client.post(f"/csr/customers/{customer.pk}/contact-preference/",
+                               {"program": program.pk, "channel": "none"}, follow=True)
+    assert response.status_code == 200
+    assert f"Messages: No messages for {program.name}." in response.content.decode()
+    assert ContactPreference.objects.get(customer=customer, program=program).channel == "none"
+
+
+@pytest.mark.parametrize(("path", "data"), [
+    ("contact-preference/", {"program": "abc", "channel": "none"}),
+    ("unavailability/", {"enrollment": "abc", "start": "2026-07-01T10:00", "end": "2026-07-01T12:00"}),
+    ("enroll/", {"account": "abc", "program": "1", "service_point": "1"}),
+    ("enroll/", {"account": "1", "program": "x", "service_point": "1"}),
+])
+def test_a_malformed_id_in_a_csr_form_is_not_found_never_a_500(csr_client, path, data):
+    customer, _participation = upcoming(hours_ahead=24)
+    client = csr_client
+    client.raise_request_exception = False
+    response = client.post(f"/csr/customers/{customer.pk}/{path}", data)
+    assert response.status_code == 404
