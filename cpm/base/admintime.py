@@ -63,6 +63,26 @@ def zone_path(model) -> str:
     return ""
 
 
+@cache
+def named_event_paths(model) -> tuple[str, ...]:
+    """``select_related`` paths that load the program of every event ``model``'s objects name: an event names
+    itself with its start in its program's zone only when that program is loaded (``Event.__str__``, no query),
+    else in UTC. The event itself (``program``), a foreign key to an event (``event__program``), or to a
+    participation (``participation__event__program``)."""
+    from events.models import Event, Participation  # noqa: PLC0415 - cpm.base is below the domain apps
+
+    if model is Event:
+        return ("program",)
+    paths = []
+    for f in model._meta.concrete_fields:
+        if f.is_relation and (f.many_to_one or f.one_to_one):
+            if f.related_model is Event:
+                paths.append(f"{f.name}__program")
+            elif f.related_model is Participation:
+                paths.append(f"{f.name}__event__program")
+    return tuple(paths)
+
+
 def resolve_zone(obj, path: str) -> ZoneInfo:
     """The zone of ``obj`` following ``path`` (``event__program__time_zone``); the display zone when a link is
     missing."""
@@ -219,16 +239,36 @@ class LocalTimeAdminMixin:
         column.source_field = name  # machine-readable exports use the field itself (UTC, ISO 8601)
         return column
 
+    def get_object(self, request, object_id, from_field=None):
+        """Django's ``get_object`` with the programs of the events the object names loaded (its page names them in
+        their zones)."""
+        paths = named_event_paths(self.model)
+        if not paths:
+            return super().get_object(request, object_id, from_field)
+        queryset = self.get_queryset(request).select_related(*paths)
+        model = queryset.model
+        field = model._meta.pk if from_field is None else model._meta.get_field(from_field)
+        try:
+            return queryset.get(**{field.name: field.to_python(object_id)})
+        except (model.DoesNotExist, ValidationError, ValueError):
+            return None
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        paths = named_event_paths(db_field.related_model) if "queryset" not in kwargs else ()
+        if paths:
+            # The choices name events in their programs' zones.
+            qs = self.get_field_queryset(None, db_field, request)
+            kwargs["queryset"] = (qs if qs is not None else db_field.related_model._default_manager.all()
+                                  ).select_related(*paths)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
     def get_list_select_related(self, request):
         related = super().get_list_select_related(request)
-        relation = self._zone_relation()
-        if not relation:
+        wanted = [p for p in (self._zone_relation(), *named_event_paths(self.model)) if p]
+        if not wanted or related is True:
             return related
-        if related is True:
-            return related
-        if related is False:
-            return [relation]
-        return [*related, *([relation] if relation not in related else [])]
+        related = [] if related is False else list(related)
+        return [*related, *(p for p in dict.fromkeys(wanted) if p not in related)]
 
     def changelist_view(self, request, extra_context=None):
         return _render_in(display_zone(), lambda: super(LocalTimeAdminMixin, self).changelist_view(
@@ -278,6 +318,24 @@ class LocalTimeAdminMixin:
         request.cpm_local_zone = tz
         return _render_in(tz, lambda: super(LocalTimeAdminMixin, self).changeform_view(
             request, object_id, form_url, extra_context))
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        """Read-only datetimes are shown in the page's zone: a help text that says the value is UTC ("UTC start
+        (inclusive).") is reworded to say what the page shows."""
+        tz = getattr(request, "cpm_local_zone", None) or display_zone()
+        help_texts = {}
+        for name in self.get_readonly_fields(request, obj):
+            try:
+                field = self.model._meta.get_field(name)
+            except Exception:  # noqa: BLE001 - a method or property: no model help text
+                continue
+            text = str(getattr(field, "help_text", "") or "")
+            if isinstance(field, models.DateTimeField) and text.startswith("UTC "):
+                rest = text[4:]
+                help_texts[name] = f"{rest[:1].upper()}{rest[1:]} Shown in {tz.key} local time (stored in UTC)."
+        if help_texts:
+            kwargs["help_texts"] = {**help_texts, **(kwargs.get("help_texts") or {})}
+        return super().get_form(request, obj, change, **kwargs)
 
     def formfield_for_dbfield(self, db_field, request, **kwargs):
         chooser = getattr(request, "cpm_zone_from_choice", None) if request is not None else None

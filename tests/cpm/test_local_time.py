@@ -132,3 +132,41 @@ def test_history_page_shows_audit_times_in_the_programs_zone_labelled_with_it(ad
     page = admin_client_.get(f"/admin/events/event/{event.pk}/history/").content.decode()
     assert "2026-07-15 13:00:00 PDT" in page
     assert "13:00:00 UTC" not in page and "When (UTC)" not in page
+
+
+@pytest.mark.django_db
+def test_an_event_named_on_admin_pages_reads_in_its_programs_zone(admin_client_):
+    """An event is named "Heat (2026-07-15 15:00 PDT)" wherever the admin names it: the title of its own pages,
+    a participation's and an opt-out's page, the messages list. Before: those pages loaded the event without its
+    program and named it "Heat (2026-07-15 22:00 UTC)"."""
+    from events.choices import OptOutChannel
+    from events.models import OptOut
+    from tests.factories.enrollments import active_participant
+    from tests.factories.events import EventFactory, ParticipationFactory, la
+
+    program = ProgramFactory(time_zone="America/Los_Angeles")
+    event = EventFactory(program=program, name="Heat", start=la(2026, 7, 15, 15))
+    participation = ParticipationFactory(event=event, subscription=active_participant(program=program))
+    opt_out = OptOut.objects.create(participation=participation, channel=OptOutChannel.CSR,
+                                    at=la(2026, 7, 15, 12))
+    for url in (f"/admin/events/event/{event.pk}/change/", f"/admin/events/event/{event.pk}/history/",
+                f"/admin/events/participation/{participation.pk}/change/",
+                f"/admin/events/optout/{opt_out.pk}/change/"):
+        page = admin_client_.get(url).content.decode()
+        assert "Heat (2026-07-15 15:00 PDT)" in page, (url, __import__("re").findall(r"Heat \([^)]*\)", page))
+        assert "22:00 UTC" not in page, url
+
+
+@pytest.mark.django_db
+def test_read_only_times_are_not_described_as_utc_next_to_a_local_value(admin_client_):
+    """A scheduled event's times are read-only on its page and shown in the program's zone; their help text said
+    "UTC start (inclusive)." next to "2026-07-15 15:00 PDT"."""
+    from events.choices import EventStatus
+    from tests.factories.events import EventFactory, la
+
+    program = ProgramFactory(time_zone="America/Los_Angeles")
+    event = EventFactory(program=program, name="Heat", start=la(2026, 7, 15, 15), status=EventStatus.COMPLETED)
+    page = admin_client_.get(f"/admin/events/event/{event.pk}/change/").content.decode()
+    assert "2026-07-15 15:00 PDT" in page
+    assert "UTC start" not in page and "UTC end" not in page and "UTC time participants" not in page
+    assert "Start (inclusive). Shown in America/Los_Angeles local time (stored in UTC)." in page
