@@ -576,11 +576,18 @@ def message_bounce(*, message: Message, reason: str, now: dt.datetime, actor: An
 
 @use_case("message.retry", Cap.MANAGE_EVENTS)
 def message_retry(*, message: Message, now: dt.datetime, actor: Any) -> Message:
-    """Queue a FAILED message again, due now (the next tick sends it)."""
+    """Queue a FAILED message again, due now (the next tick sends it), or, retried in the program's quiet hours,
+    at the start of the morning window (an event's notice or reminder no later than the event allows, as planned)."""
     with transaction.atomic():
-        m = Message.objects.select_for_update().get(pk=message.pk)
+        m = Message.objects.select_for_update().select_related("program", "event").get(pk=message.pk)
+        tz, policy = selectors.zone_of(m.program), selectors.policy_of(m.program)
+        deadline = None
+        if m.event_id and m.kind in (K.EVENT_NOTICE, K.REMINDER, K.CANCELLATION):
+            deadline = m.event.start - dt.timedelta(minutes=policy.urgent_lead_minutes) \
+                if m.kind != K.CANCELLATION else m.event.start
+        due, note = rules.prompt_due(now=now, policy=policy, tz=tz, deadline=deadline)
         return transition(obj=m, to=MS.QUEUED, allowed=MESSAGE_TRANSITIONS, now=now, actor=actor,
-                          reason="retry", extra_updates={"due_at": now})
+                          reason="retry", extra_updates={"due_at": due, "due_note": f"retried: {note}"[:200]})
 
 
 # ------------------------------------------------------------------------------------------------ opt-out by link

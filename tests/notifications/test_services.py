@@ -362,3 +362,22 @@ def test_an_event_moved_earlier_before_its_notice_is_announced_at_the_new_time(p
     assert [m.subject.split(":")[0] for m in mail.outbox] == ["Cool Rewards", "Reminder"]
     assert Message.objects.get(kind=K.EVENT_NOTICE, customer=four["Ana"].enrollment.account.customer,
                                due_at=utc(2026, 7, 15, 20, 0)).status == S.SUPPRESSED
+
+
+def test_a_failed_message_retried_at_night_waits_for_the_morning_window(program, four):
+    # Ana's season statement failed; an operator queues it again at 23:30 PDT. Before: due at once, sent at night.
+    reserved_event(program, [four["Ana"]])
+    tick(utc(2026, 7, 15, 20, 0))
+    notice = Message.objects.get(kind=K.EVENT_NOTICE, channel="email")
+    Message.objects.filter(pk=notice.pk).update(status=S.FAILED, sent_at=None)
+    notice.kind = K.SEASON_STATEMENT  # any kind that does not answer an event
+    Message.objects.filter(pk=notice.pk).update(kind=K.SEASON_STATEMENT, event=None, subject_ref="cs1")
+    services.message_retry(message=notice, now=utc(2026, 7, 16, 6, 30), actor=TEST_ACTOR)
+    notice.refresh_from_db()
+    assert notice.status == S.QUEUED and notice.due_at == utc(2026, 7, 16, 15, 0)  # 08:00 PDT
+    assert notice.due_note.startswith("retried: quiet hours: moved from 2026-07-15 23:30 PDT")
+    # In the day it is due at once.
+    Message.objects.filter(pk=notice.pk).update(status=S.FAILED)
+    services.message_retry(message=notice, now=utc(2026, 7, 16, 18, 0), actor=TEST_ACTOR)
+    notice.refresh_from_db()
+    assert notice.due_at == utc(2026, 7, 16, 18, 0) and notice.due_note == "retried: at once"
