@@ -29,7 +29,6 @@ from django.conf import settings
 from django.core import signing
 from django.db import transaction
 from django.db.models import Count, Max, Q, Sum
-from django.template import TemplateSyntaxError
 
 from cpm.base import bulk
 from cpm.base.audit import audit_entries, audit_record
@@ -461,11 +460,12 @@ def messages_send(*, ids: Iterable[int] | None = None, first_id: int | None = No
     counts = {"sent": 0, "failed": 0, "suppressed": 0}
     size = max(1, settings.CPM_NOTIFY_SEND_BATCH)
     while True:
-        to_send, suppressed = _claim_batch(scope=scope, now=now, actor=actor, size=size,
-                                           recover_before=recover_before)
-        if not to_send and not suppressed:
+        to_send, suppressed, broken = _claim_batch(scope=scope, now=now, actor=actor, size=size,
+                                                   recover_before=recover_before)
+        if not to_send and not suppressed and not broken:
             return counts
         counts["suppressed"] += suppressed
+        counts["failed"] += broken
         if to_send:
             results = channels.send([channels.Outgoing(m.key, m.channel, m.recipient, m.subject, m.body)
                                      for m in to_send])
@@ -476,18 +476,19 @@ def messages_send(*, ids: Iterable[int] | None = None, first_id: int | None = No
 def _claim_batch(*, scope: dict, now: dt.datetime, actor: Any, size: int, recover_before: dt.datetime | None
                  ) -> tuple[list[Message], int]:
     """Claim up to ``size`` due messages of ``scope`` (row locks, skipping those another sender holds): the
-    suppressed ones end SUPPRESSED (audited), the others are rendered and marked SENDING (one attempt more), all
-    committed before anything is handed to a channel. In-doubt SENDING messages claimed before ``recover_before``
-    come back as they were rendered. Returns ``(to_send, number suppressed)``."""
+    suppressed ones end SUPPRESSED (audited), those whose program template cannot be rendered FAILED with the reason
+    (audited), the others are rendered and marked SENDING (one attempt more), all committed before anything is
+    handed to a channel. In-doubt SENDING messages claimed before ``recover_before`` come back as they were
+    rendered. Returns ``(to_send, number suppressed, number failed)``."""
     with transaction.atomic():
         msgs = list(Message.objects.filter(_due(now, recover_before), **scope)
                     .select_related("customer", "program", "event").order_by("pk")
                     .select_for_update(skip_locked=True, of=("self",))[:size])
         if not msgs:
-            return [], 0
+            return [], 0, 0
         fresh = [m for m in msgs if m.status == MS.QUEUED]
         in_doubt = [m for m in msgs if m.status == MS.SENDING]
-        to_send, suppressed = list(in_doubt), []
+        to_send, suppressed, broken = list(in_doubt), [], []
         if fresh:
             c = _Ctx()
             for m in fresh:
@@ -528,22 +529,29 @@ def _claim_batch(*, scope: dict, now: dt.datetime, actor: Any, size: int, recove
                     continue
                 wording = c.wordings[m.program_id][m.kind]
                 ctx = _context(m, c, now=now)
-                m.subject = render(wording.subject, ctx)[:200] if m.channel == Channel.EMAIL else ""
-                m.body = render(wording.body if m.channel == Channel.EMAIL else wording.sms_body, ctx)
+                try:
+                    m.subject = render(wording.subject, ctx)[:200] if m.channel == Channel.EMAIL else ""
+                    m.body = render(wording.body if m.channel == Channel.EMAIL else wording.sms_body, ctx)
+                except Exception as exc:  # noqa: BLE001 - a broken template fails its own messages, not the batch
+                    m.status, m.updated_at = MS.FAILED, now
+                    m.detail = (f"The program's {m.get_kind_display().lower()} template could not be rendered "
+                                f"({type(exc).__name__}: {exc}); fix it in the admin and retry.")[:500]
+                    broken.append(m)
+                    continue
                 # ``sent_at`` is when it was handed to the channel (the weekly cap counts it from the claim on).
                 m.status, m.sent_at, m.updated_at = MS.SENDING, now, now
                 m.attempts += 1
                 to_send.append(m)
                 week_counts[m.customer_id] += 1
         fields = ("status", "subject", "body", "recipient", "sent_at", "detail", "attempts", "updated_at")
-        claimed = suppressed + [m for m in to_send if m.status == MS.SENDING and m not in in_doubt]
+        claimed = suppressed + broken + [m for m in to_send if m.status == MS.SENDING and m not in in_doubt]
         if claimed:
             bulk.update_rows(Message, {m.pk: {f: getattr(m, f) for f in fields} for m in claimed}, fields)
-        if suppressed:
+        if suppressed or broken:
             bulk.insert_objects(AuditEntry, audit_entries(
                 model=Message, now=now, actor=actor,
-                rows=[(m.pk, MS.QUEUED, MS.SUPPRESSED, m.detail) for m in suppressed]))
-    return to_send, len(suppressed)
+                rows=[(m.pk, MS.QUEUED, m.status, m.detail) for m in suppressed + broken]))
+    return to_send, len(suppressed), len(broken)
 
 
 def _record_outcomes(to_send: list[Message], results: list, *, now: dt.datetime, actor: Any) -> list[str]:
@@ -691,13 +699,23 @@ def contact_preference_set(*, customer: Customer, channel: str, program: Program
         return pref
 
 
+#: A context with every variable a message may carry, filled: a template is checked with it, so a tag hidden in an
+#: ``{% if %}`` that is false without data is rendered too.
+_SAMPLE_CONTEXT = {name: "x" for name in (
+    "customer_name", "program_name", "incentive", "incentive_short", "effective_date", "end_date", "reason",
+    "season_name", "period", "season_total", "kwh_avoided", "credit", "event_name", "event_window", "event_date",
+    "opt_out_url", "opt_out_expires")}
+
+
 def _check_template(fields: dict[str, str]) -> None:
     errors = {}
     for name, text in fields.items():
-        try:
-            render(text, {})
-        except TemplateSyntaxError as exc:
-            errors[name] = [f"Template error: {exc}"]
+        for context in ({}, _SAMPLE_CONTEXT):
+            try:
+                render(text, context)
+            except Exception as exc:  # noqa: BLE001 - any failure of an admin-written template is refused in words
+                errors[name] = [f"Template error: {type(exc).__name__ if not str(exc) else exc}"]
+                break
     if errors:
         raise DomainValidationError(errors)
 

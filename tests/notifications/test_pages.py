@@ -9,7 +9,7 @@ from django.test.utils import CaptureQueriesContext
 
 from cpm.base import roles
 from cpm.notifications import services
-from cpm.notifications.choices import MessageKind
+from cpm.notifications.choices import MessageKind, MessageStatus
 from cpm.notifications.models import Message, MessageTemplate
 from cpm.notifications.tasks import send_due
 from tests.actors import TEST_ACTOR
@@ -133,3 +133,26 @@ def test_contact_preference_action_refused_without_the_capability(client, django
     assert 'data-action="contact_preference"' in page and "Changing how the customer hears from us needs" in page
     response = client.post(f"/csr/customers/{customer.pk}/contact-preference/", {"channel": "none"})
     assert response.status_code == 403
+
+
+def test_a_template_that_fails_when_rendered_is_refused_in_words_and_never_stops_the_sender(admin_client, program):
+    # "{% include %}" compiles but cannot render (no template files here). Before: saving it was an HTTP 500 and,
+    # hidden in an "if" that is false with no data, it was saved and then made every claim of a batch raise, so no
+    # message of any program went out again.
+    ana = participant(program, first="Ana", last="Lopez", email="ana@example.com")
+    for body in ('{% include "footer.txt" %}', '{% if event_name %}{% include "footer.txt" %}{% endif %}'):
+        response = admin_client.post("/admin/notifications/messagetemplate/add/", {
+            "program": program.pk, "kind": MessageKind.EVENT_NOTICE, "subject": "Event", "body": body,
+            "sms_body": "y"}, follow=True)
+        assert response.status_code == 200
+        assert "Template error" in response.content.decode()
+    assert not MessageTemplate.objects.exists()
+    # One written around the check (a data import) fails only its own messages, with the reason.
+    MessageTemplate.objects.create(program=program, kind=MessageKind.EVENT_NOTICE, subject="Event",
+                                   body='{% if event_name %}{% include "footer.txt" %}{% endif %}', sms_body="y",
+                                   updated_at=dt.datetime(2026, 7, 1, tzinfo=dt.UTC))
+    reserved_event(program, [ana])
+    send()
+    notice = Message.objects.get(kind=MessageKind.EVENT_NOTICE)
+    assert notice.status == MessageStatus.FAILED
+    assert notice.detail.startswith("The program's event notice template could not be rendered")
