@@ -35,6 +35,14 @@ def min_notice_minutes(program: Program, on_day) -> int | None:
     return rule.min_notice_minutes if rule else None
 
 
+def opt_out_cutoff_minutes(program: Program, on_day) -> int | None:
+    """The participation rule in effect on ``on_day`` (local date): how many minutes before the start opt-out
+    requests close, or None (until the end)."""
+    rule = (ParticipationRule.objects.filter(program=program, effective_from__lte=on_day)
+            .order_by("-effective_from").first())
+    return rule.opt_out_cutoff_minutes if rule else None
+
+
 def wordings_of(program: Program) -> dict[str, Wording]:
     """Every kind's wording for the program: its templates over the defaults."""
     out = dict(DEFAULTS)

@@ -370,6 +370,16 @@ class _Ctx:
         self.policies: dict[int, rules.Policy] = {}
         self.incentives: dict[int, tuple[str, str]] = {}
         self.programs: dict[int, Program] = {}
+        self.opt_out_until: dict[int, dt.datetime] = {}
+
+    def opt_out_closes(self, event: Event) -> dt.datetime:
+        """When opt-out requests for ``event`` close: its program's cut-off before the start, else its end."""
+        if event.pk not in self.opt_out_until:
+            tz = self.zones[event.program_id]
+            minutes = selectors.opt_out_cutoff_minutes(self.programs[event.program_id], local_date(event.start, tz))
+            self.opt_out_until[event.pk] = (event.end if minutes is None
+                                            else min(event.end, event.start - dt.timedelta(minutes=minutes)))
+        return self.opt_out_until[event.pk]
 
     def program(self, program: Program) -> None:
         if program.pk not in self.wordings:
@@ -399,7 +409,9 @@ def _context(m: Message, c: _Ctx, *, now: dt.datetime) -> dict[str, Any]:
         ctx["event_date"] = f"{m.event.start.astimezone(tz):%a %b %-d}"
         if m.kind in (K.EVENT_NOTICE, K.REMINDER):
             token = links.make_token(m.pk, now=now)
-            expires = min(now + dt.timedelta(hours=c.policies[m.program_id].opt_out_link_hours), m.event.end)
+            # The link works until it expires, and opting out until the program's cut-off: the earlier is promised.
+            expires = min(now + dt.timedelta(hours=c.policies[m.program_id].opt_out_link_hours),
+                          c.opt_out_closes(m.event))
             ctx["opt_out_url"] = links.opt_out_url(token)
             ctx["opt_out_expires"] = _local_text(expires, tz)
     return ctx

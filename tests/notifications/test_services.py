@@ -381,3 +381,12 @@ def test_a_failed_message_retried_at_night_waits_for_the_morning_window(program,
     services.message_retry(message=notice, now=utc(2026, 7, 16, 18, 0), actor=TEST_ACTOR)
     notice.refresh_from_db()
     assert notice.due_at == utc(2026, 7, 16, 18, 0) and notice.due_note == "retried: at once"
+
+
+def test_the_notice_promises_opt_out_only_until_the_programs_cut_off(program, four):
+    # Opt-outs close 60 minutes before the start: the link's "until" is 2:00 PM, not the event's end (6:00 PM),
+    # after which the link page would refuse.
+    program.participation_rules.update(opt_out_cutoff_minutes=60)
+    reserved_event(program, [four["Ana"]])
+    tick(utc(2026, 7, 15, 20, 0))
+    assert "Opt out of this event with one click (until Wed Jul 15, 2026 2:00 PM PDT)" in mail.outbox[0].body
