@@ -69,6 +69,9 @@ class Event(models.Model):
         indexes = [models.Index(fields=["status", "start"], name="event_status_start_idx"),
                    models.Index(fields=["program", "start"], name="event_program_start_idx")]
 
+    # What ``__str__`` reads beyond the row: the admin loads it with the objects (``cpm.base.admintime``).
+    name_needs = ("program",)
+
     def __str__(self) -> str:
         # The program's zone when the program is loaded (lists select it); otherwise UTC, labelled: no query here.
         program = self.program if Event.program.is_cached(self) else None
@@ -197,6 +200,8 @@ class Participation(models.Model):
                                 condition=Q(device__isnull=False) & ~Q(status="cancelled")),
                    models.Index(fields=["service_point", "end"], name="participation_sp_live_idx",
                                 condition=Q(device__isnull=True) & ~Q(status="cancelled"))]
+
+    name_needs = ("event__program",)  # ``__str__`` names the event (``Event.name_needs``)
 
     def __str__(self) -> str:
         return f"{self.device or self.service_point} in {self.event}"

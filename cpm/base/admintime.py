@@ -65,22 +65,17 @@ def zone_path(model) -> str:
 
 @cache
 def named_event_paths(model) -> tuple[str, ...]:
-    """``select_related`` paths that load the program of every event ``model``'s objects name: an event names
-    itself with its start in its program's zone only when that program is loaded (``Event.__str__``, no query),
-    else in UTC. The event itself (``program``), a foreign key to an event (``event__program``), or to a
-    participation (``participation__event__program``)."""
-    from events.models import Event, Participation  # noqa: PLC0415 - cpm.base is below the domain apps
-
-    if model is Event:
-        return ("program",)
-    paths = []
+    """``select_related`` paths that load what ``model``'s objects need to name themselves, and the events they
+    name, in a person's zone: an event names itself with its start in its program's zone only when that program is
+    loaded (``Event.__str__``, no query), else in UTC. A model declares the relations its name reads as
+    ``name_needs`` (the event: ``("program",)``; a participation: ``("event__program",)``); here: the model's own,
+    and those of the objects its foreign keys point to (``event__program``, ``participation__event__program``).
+    Declared on the models, so this base names no app."""
+    paths = list(getattr(model, "name_needs", ()))
     for f in model._meta.concrete_fields:
-        if f.is_relation and (f.many_to_one or f.one_to_one):
-            if f.related_model is Event:
-                paths.append(f"{f.name}__program")
-            elif f.related_model is Participation:
-                paths.append(f"{f.name}__event__program")
-    return tuple(paths)
+        if f.is_relation and (f.many_to_one or f.one_to_one) and f.related_model is not model:
+            paths += [f"{f.name}__{p}" for p in getattr(f.related_model, "name_needs", ())]
+    return tuple(dict.fromkeys(paths))
 
 
 def resolve_zone(obj, path: str) -> ZoneInfo:
