@@ -599,7 +599,7 @@ def message_retry(*, message: Message, now: dt.datetime, actor: Any) -> Message:
     """Queue a FAILED message again, due now (the next tick sends it), or, retried in the program's quiet hours,
     at the start of the morning window (an event's notice or reminder no later than the event allows, as planned)."""
     with transaction.atomic():
-        m = Message.objects.select_for_update().select_related("program", "event").get(pk=message.pk)
+        m = Message.objects.select_for_update(of=("self",)).select_related("program", "event").get(pk=message.pk)
         tz, policy = selectors.zone_of(m.program), selectors.policy_of(m.program)
         deadline = None
         if m.event_id and m.kind in (K.EVENT_NOTICE, K.REMINDER, K.CANCELLATION):
