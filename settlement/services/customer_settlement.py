@@ -623,15 +623,41 @@ def customer_settlement_approve(*, settlement: CustomerSettlement, now: dt.datet
         cs = CustomerSettlement.objects.select_for_update().get(pk=settlement.pk)
         if cs.status in (CS.APPROVED, CS.EXPORTED):
             return cs
+        deferred = list(EventSettlement.objects.select_for_update().filter(
+            pk__in=SettlementLine.objects.filter(customer_settlement=cs, event_settlement__isnull=False)
+            .values("event_settlement_id")).exclude(status=ES.APPROVED).filter(
+            Q(status=ES.DEFERRED) | Q(approved_at__isnull=True)).order_by("pk"))
+        _check_deferred_lines(cs, deferred)
         transition(obj=cs, to=CS.APPROVED, allowed=CUSTOMER_SETTLEMENT_TRANSITIONS, now=now, actor=actor,
                    reason=f"${cs.total_amount}", extra_updates={"approved_at": now})
-        deferred = EventSettlement.objects.filter(lines__customer_settlement=cs, status=ES.DEFERRED).distinct()
         for es in deferred:
             transition(obj=es, to=ES.APPROVED, allowed=EVENT_SETTLEMENT_TRANSITIONS, now=now, actor=actor,
                        reason=f"paid at season end by customer settlement {cs.pk}", extra_updates={"approved_at": now})
             es.posted_amount = es.lines.aggregate(s=Sum("amount"))["s"] or ZERO
             EventSettlement.objects.filter(pk=es.pk).update(posted_amount=es.posted_amount)
     return cs
+
+
+def _check_deferred_lines(cs: CustomerSettlement, deferred: list[EventSettlement]) -> None:
+    """Refuse to approve a customer settlement whose deferred event lines no longer are their event settlements'
+    money (the event settlement was recalculated, or went back to PENDING, after this settlement was calculated):
+    approving would pay the old amount and mark the event settlement approved with it. Raises ``ConflictError``
+    naming the event settlements; recalculating the customer settlement brings its lines up to date."""
+    if not deferred:
+        return
+    held: dict[int, list] = defaultdict(list)
+    for es_id, kind, amount in SettlementLine.objects.filter(
+            customer_settlement=cs, event_settlement_id__any=[es.pk for es in deferred]).values_list(
+            "event_settlement_id", "kind", "amount"):
+        held[es_id].append((kind, amount))
+    stale = [es for es in deferred if es.status != ES.DEFERRED or sorted(held[es.pk]) != sorted(
+        (c["kind"], Decimal(c["rounded"])) for c in es.components if Decimal(c["rounded"]))]
+    if stale:
+        names = ", ".join(f"event settlement {es.pk} ({es.get_status_display()}, {format_money(es.amount)})"
+                          for es in stale)
+        raise ConflictError(f"Customer settlement {cs.pk} holds lines that no longer match {names}: it changed "
+                            "after this settlement was calculated. Recalculate the customer settlement, then "
+                            "approve it.", field="settlement")
 
 
 @use_case("customer_settlements.approve", Cap.APPROVE_SETTLEMENTS)

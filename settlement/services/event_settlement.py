@@ -37,7 +37,7 @@ from .. import measurement as meas
 from ..choices import EVENT_SETTLEMENT_TRANSITIONS, LINE_CODES, BatchKind, MeasurementStatus
 from ..models import CustomerSettlement, EventSettlement, SettlementBatch, SettlementLine
 from .batches import batch_run_chunks
-from .common import ES, Q4, audit_rows, chunks, enrolled_capacity, rule_specs
+from .common import CS, ES, Q4, audit_rows, chunks, enrolled_capacity, rule_specs
 
 NOT_RESPONDED = (ParticipationStatus.NON_RESPONSIVE, ParticipationStatus.FAILED)
 
@@ -452,22 +452,27 @@ def event_settle_chunk(*, batch: SettlementBatch, sp_first: int, sp_last: int, n
         else:
             changed[known.pk] = fields
     updates, reopened = [], defaultdict(list)
-    for es in EventSettlement.objects.filter(pk__in=list(changed)) if changed else ():
-        fields = changed[es.pk]
-        if es.status == ES.APPROVED:
-            es.revision += 1
-            counts["corrected"] += 1
-        else:
-            counts["calculated"] += fields["status"] != ES.PENDING
-        if es.status != fields["status"]:
-            check_transition(allowed=EVENT_SETTLEMENT_TRANSITIONS, current=es.status, to=fields["status"],
-                             label=str(es))
-            reopened[(es.status, fields["status"])].append(es.pk)
-        for key, value in fields.items():
-            setattr(es, key, json.loads(value) if isinstance(value, _Json) else value)
-        es.batch, es.calculated_at, es.updated_at = batch, now, now
-        updates.append(es)
     with transaction.atomic():
+        # Locked and read in this transaction: an approval committed since ``existing`` was read is seen (the row
+        # is then re-opened as a correction of approved money, never written back over APPROVED as unapproved).
+        for es in (EventSettlement.objects.select_for_update().filter(pk__in=list(changed)).order_by("pk")
+                   if changed else ()):
+            fields = changed[es.pk]
+            if es.status == ES.REVERSED or (es.status == ES.APPROVED and fields["status"] == ES.PENDING):
+                continue  # as decided above for these statuses: approved money stays
+            if es.status == ES.APPROVED:
+                es.revision += 1
+                counts["corrected"] += 1
+            else:
+                counts["calculated"] += fields["status"] != ES.PENDING
+            if es.status != fields["status"]:
+                check_transition(allowed=EVENT_SETTLEMENT_TRANSITIONS, current=es.status, to=fields["status"],
+                                 label=str(es))
+                reopened[(es.status, fields["status"])].append(es.pk)
+            for key, value in fields.items():
+                setattr(es, key, json.loads(value) if isinstance(value, _Json) else value)
+            es.batch, es.calculated_at, es.updated_at = batch, now, now
+            updates.append(es)
         bulk.insert_dicts(EventSettlement, creates)
         if updates:
             EventSettlement.objects.bulk_update(updates, [*records[0].keys(), "revision", "batch", "calculated_at",
@@ -476,7 +481,35 @@ def event_settle_chunk(*, batch: SettlementBatch, sp_first: int, sp_last: int, n
             reason = (f"recalculated by batch {batch.pk}"
                       + (" (correction after approval)" if frm == ES.APPROVED else ""))
             audit_rows(model=EventSettlement, rows=[(pk, frm, to, reason) for pk in pks], now=now, actor=actor)
+        if updates:
+            _recalculate_holding(event_settlement_ids=[es.pk for es in updates], now=now, actor=actor)
     return counts
+
+
+def _recalculate_holding(*, event_settlement_ids: list[int], now: dt.datetime, actor: Any) -> None:
+    """Recalculate the customer settlements not yet approved that hold lines of these (just changed) event
+    settlements: a season settlement carries each deferred event settlement's components as lines, so a correction
+    of a deferred event settlement (or its return to PENDING) must change what the season settlement pays before it
+    is approved; otherwise the approval would pay the old amount and mark the event settlement approved with money
+    that is not its own. One query when none holds them."""
+    from .customer_settlement import _settlements_calculate
+
+    groups: dict[tuple, list[int]] = defaultdict(list)
+    for account_id, *key in (CustomerSettlement.objects.filter(
+            lines__event_settlement_id__in=event_settlement_ids, status__in=[CS.PENDING, CS.CALCULATED])
+            .values_list("account_id", "program_id", "period_kind", "period_start", "period_end", "season_id")
+            .distinct().order_by()):
+        groups[tuple(key)].append(account_id)
+    if not groups:
+        return
+    from programs.models import Program, Season
+
+    programs = Program.objects.in_bulk({k[0] for k in groups})
+    seasons = Season.objects.in_bulk({k[4] for k in groups if k[4]})
+    for (program_id, period_kind, start, end, season_id), accounts in sorted(groups.items(), key=str):
+        _settlements_calculate(account_ids=accounts, program=programs[program_id], period_kind=period_kind,
+                               period_start=start, period_end=end, now=now, actor=actor,
+                               season=seasons.get(season_id))
 
 
 def _post_lines(es: EventSettlement, *, now, customer_settlement: CustomerSettlement | None = None) -> None:

@@ -1,0 +1,116 @@
+"""Corrections of a season-end program's event settlements around the season-end customer settlement.
+
+The participant uses 2.0 kWh every hour before the event day and 0.5 kWh in each of the three event hours
+(16:00-19:00 PDT on 2026-07-15): 4.5 kWh avoided x $1.25 = $5.625 -> $5.63, deferred to the season end. The
+corrected meter data make the last event hour 1.5 kWh: 1.5 + 1.5 + 0.5 = 3.5 kWh x $1.25 = $4.375 -> $4.38.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from cpm.base.errors import ConflictError
+from programs.choices import IncentiveBasis, IncentiveKind, SettlementTiming
+from settlement import services
+from settlement.choices import CustomerSettlementStatus, EventSettlementStatus, PeriodKind
+from settlement.models import CustomerSettlement, EventSettlement, IntervalDay
+from tests.actors import TEST_ACTOR
+from tests.factories.enrollments import active_participant
+from tests.factories.programs import IncentiveRuleFactory, ProgramFactory, SeasonFactory
+from tests.factories.settlement import (
+    EVENT_END,
+    EventFactory,
+    ParticipationFactory,
+    event_hours,
+    run_on_commit,
+    write_hourly,
+)
+
+pytestmark = pytest.mark.django_db
+ES = EventSettlementStatus
+CS = CustomerSettlementStatus
+OCT = dt.datetime(2026, 10, 5, 12, tzinfo=dt.UTC)
+
+
+def _settle(event, now, **kw):
+    with run_on_commit():
+        return services.event_settle(event=event, now=now, actor=TEST_ACTOR, **kw)
+
+
+def _season_end_participant():
+    program = ProgramFactory(settlement_timing=SettlementTiming.SEASON_END)
+    season = SeasonFactory(program=program)
+    IncentiveRuleFactory(program=program, kind=IncentiveKind.PERFORMANCE_KWH, basis=IncentiveBasis.PER_KWH,
+                         amount=Decimal("1.25"))
+    sub = active_participant(program=program)
+    sp = sub.enrollment.service_point
+    write_hourly(service_point=sp, first=dt.date(2026, 5, 25), last=dt.date(2026, 7, 16),
+                 overrides={h: 0.5 for h in event_hours()})
+    event = EventFactory(program=program)
+    ParticipationFactory(event=event, subscription=sub)
+    return program, season, sp, event
+
+
+def _correct_meter_data(sp):
+    IntervalDay.objects.filter(service_point=sp, day=dt.date(2026, 7, 16)).delete()
+    write_hourly(service_point=sp, first=dt.date(2026, 7, 16), last=dt.date(2026, 7, 16),
+                 overrides={EVENT_END - dt.timedelta(hours=2): 0.5, EVENT_END - dt.timedelta(hours=1): 1.5})
+
+
+def _season_settlement(program, season, now):
+    with run_on_commit():
+        services.season_settle(program=program, season=season, now=now, actor=TEST_ACTOR)
+    return CustomerSettlement.objects.get(program=program, period_kind=PeriodKind.SEASON_END)
+
+
+def test_a_correction_before_the_season_settlement_is_approved_is_what_it_pays(admin_user):
+    """The season settlement is calculated ($5.63), then the event is recalculated on corrected meter data ($4.38)
+    before the analyst approves the season settlement. The season settlement must pay $4.38 (it paid the stale
+    $5.63, marked the event settlement APPROVED with $5.63 posted against $4.38 computed, and a later recalculation
+    found it 'unchanged': the $1.25 overpaid was never taken back)."""
+    program, season, sp, event = _season_end_participant()
+    _settle(event, dt.datetime(2026, 7, 20, tzinfo=dt.UTC))
+    cs = _season_settlement(program, season, OCT)
+    assert (cs.status, cs.total_amount) == (CS.CALCULATED, Decimal("5.63"))
+
+    _correct_meter_data(sp)
+    _settle(event, OCT + dt.timedelta(hours=1), recalculate=True)
+    es = EventSettlement.objects.get()
+    assert (es.status, es.amount) == (ES.DEFERRED, Decimal("4.38"))
+    cs.refresh_from_db()
+    assert cs.total_amount == Decimal("4.38")
+    assert sorted(cs.lines.values_list("amount", flat=True)) == [Decimal("4.38")]
+
+    services.customer_settlement_approve(settlement=cs, now=OCT + dt.timedelta(hours=2), actor=admin_user)
+    es.refresh_from_db()
+    assert (es.status, es.posted_amount, es.amount) == (ES.APPROVED, Decimal("4.38"), Decimal("4.38"))
+    export = services.bill_credit_export_create(now=OCT + dt.timedelta(hours=3), actor=admin_user)
+    assert export.total_amount == Decimal("4.38")
+
+
+def test_a_season_settlement_whose_deferred_lines_went_stale_is_not_approved(admin_user):
+    """Safety net: a season settlement holding a deferred event line that no longer matches its event settlement
+    (changed under it) is refused in words naming the event settlement, nothing approved."""
+    program, season, sp, event = _season_end_participant()
+    _settle(event, dt.datetime(2026, 7, 20, tzinfo=dt.UTC))
+    cs = _season_settlement(program, season, OCT)
+    es = EventSettlement.objects.get()
+    comps = es.components
+    comps[0]["rounded"] = "4.38"
+    EventSettlement.objects.filter(pk=es.pk).update(components=comps, amount=Decimal("4.38"))
+    with pytest.raises(ConflictError) as err:
+        services.customer_settlement_approve(settlement=cs, now=OCT, actor=admin_user)
+    assert f"event settlement {es.pk}" in str(err.value).lower() and "recalculate" in str(err.value).lower()
+    cs.refresh_from_db()
+    es.refresh_from_db()
+    assert (cs.status, es.status, es.posted_amount) == (CS.CALCULATED, ES.DEFERRED, Decimal("0.00"))
+    # Recalculated, it is approved with the event settlement's amount.
+    cs = services.customer_settlement_calculate(account=cs.account, program=program, period_kind=cs.period_kind,
+                                                period_start=cs.period_start, period_end=cs.period_end, now=OCT,
+                                                actor=TEST_ACTOR)
+    services.customer_settlement_approve(settlement=cs, now=OCT, actor=admin_user)
+    es.refresh_from_db()
+    assert (es.status, es.posted_amount) == (ES.APPROVED, Decimal("4.38"))
