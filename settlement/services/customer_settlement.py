@@ -674,15 +674,22 @@ def customer_settlements_approve(*, settlements, now: dt.datetime, actor: Any) -
 
 def _accounts_for(program: Program, start: dt.date, end: dt.date, *, first: int | None = None,
                   last: int | None = None) -> list[int]:
-    """Sorted ids of the accounts enrolled in ``program`` during ``[start, end)``; ``first``/``last``: only the ids
-    in that inclusive range (a chunk reads its own accounts, not the program's)."""
+    """Sorted ids of the accounts enrolled in ``program`` during ``[start, end)``, and of the accounts holding
+    approved event lines of the program not yet in a customer settlement (events before ``end``): a correction
+    approved after the customer left (final bill done, no longer enrolled) is paid or taken back by the next
+    period's settlement, not left unclaimed. ``first``/``last``: only the ids in that inclusive range (a chunk
+    reads its own accounts, not the program's)."""
     qs = (Enrollment.objects.filter(program=program, status__in=ENROLLED_STATUSES, effective_date__lt=end)
           .filter(Q(end_date__isnull=True) | Q(end_date__gt=start)))
+    unclaimed = SettlementLine.objects.filter(
+        program=program, customer_settlement__isnull=True, event_settlement__isnull=False,
+        event_settlement__event__start__lt=local_midnight(end, zone(program.time_zone)))
     if first is not None:
-        qs = qs.filter(account_id__gte=first)
+        qs, unclaimed = qs.filter(account_id__gte=first), unclaimed.filter(account_id__gte=first)
     if last is not None:
-        qs = qs.filter(account_id__lte=last)
-    return list(qs.order_by("account_id").values_list("account_id", flat=True).distinct())
+        qs, unclaimed = qs.filter(account_id__lte=last), unclaimed.filter(account_id__lte=last)
+    return sorted(set(qs.values_list("account_id", flat=True).order_by())
+                  | set(unclaimed.values_list("account_id", flat=True).order_by()))
 
 
 def customer_batch_start(*, program: Program, kind: str, period_kind: str, period_start: dt.date,

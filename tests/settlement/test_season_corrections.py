@@ -114,3 +114,46 @@ def test_a_season_settlement_whose_deferred_lines_went_stale_is_not_approved(adm
     services.customer_settlement_approve(settlement=cs, now=OCT, actor=admin_user)
     es.refresh_from_db()
     assert (es.status, es.posted_amount) == (ES.APPROVED, Decimal("4.38"))
+
+
+def test_a_correction_approved_after_the_final_bill_is_settled_by_the_next_billing_period(admin_user):
+    """After-event program. The July 15 event pays $5.63 (approved July 18); the customer unenrolls on July 25 and
+    the final bill (May 1 - July 25) carries the $5.63. In August the meter data are corrected ($4.38) and the
+    correction approved: -$5.63 and +$4.38. The August billing period (tick of September 2) must carry them for the
+    departed customer, -$1.25, once (they stayed unclaimed forever: the batch read only enrolled accounts)."""
+    from enrollments.choices import EnrollmentStatus
+    from settlement.models import SettlementLine
+
+    program = ProgramFactory()
+    IncentiveRuleFactory(program=program, kind=IncentiveKind.PERFORMANCE_KWH, basis=IncentiveBasis.PER_KWH,
+                         amount=Decimal("1.25"))
+    sub = active_participant(program=program, start=dt.date(2026, 5, 1))
+    sp = sub.enrollment.service_point
+    write_hourly(service_point=sp, first=dt.date(2026, 5, 25), last=dt.date(2026, 7, 16),
+                 overrides={h: 0.5 for h in event_hours()})
+    event = EventFactory(program=program)
+    ParticipationFactory(event=event, subscription=sub)
+    _settle(event, dt.datetime(2026, 7, 17, tzinfo=dt.UTC))
+    es = EventSettlement.objects.get()
+    services.event_settlement_approve(settlement=es, now=dt.datetime(2026, 7, 18, tzinfo=dt.UTC), actor=admin_user)
+    type(sub.enrollment).objects.filter(pk=sub.enrollment_id).update(status=EnrollmentStatus.UNENROLLED,
+                                                                    end_date=dt.date(2026, 7, 25))
+    with run_on_commit():
+        services.settlement_tick(now=dt.datetime(2026, 8, 2, 12, tzinfo=dt.UTC), actor=TEST_ACTOR)
+    final = CustomerSettlement.objects.get(period_kind=PeriodKind.FINAL_BILL)
+    assert final.total_amount == Decimal("5.63")
+
+    _correct_meter_data(sp)
+    _settle(event, dt.datetime(2026, 8, 10, tzinfo=dt.UTC), recalculate=True)
+    services.event_settlement_approve(settlement=EventSettlement.objects.get(), now=dt.datetime(2026, 8, 11,
+                                                                                                tzinfo=dt.UTC),
+                                      actor=admin_user)
+    for month in (9, 10):
+        with run_on_commit():
+            services.settlement_tick(now=dt.datetime(2026, month, 2, 12, tzinfo=dt.UTC), actor=TEST_ACTOR)
+    august = CustomerSettlement.objects.get(account=sub.enrollment.account, period_kind=PeriodKind.BILLING_PERIOD,
+                                            period_start=dt.date(2026, 8, 1))
+    assert sorted(august.lines.values_list("amount", flat=True)) == [Decimal("-5.63"), Decimal("4.38")]
+    assert august.total_amount == Decimal("-1.25")
+    assert not SettlementLine.objects.filter(customer_settlement__isnull=True).exists()
+    assert not CustomerSettlement.objects.filter(period_start=dt.date(2026, 9, 1)).exists()
