@@ -80,6 +80,8 @@ class ImportReport:
     rows: int = 0
     name: str = ""
     _seen: set = field(default_factory=set, repr=False)
+    #: Work an importer leaves for its ``finish`` step (e.g. the CIS import's move-outs), keyed as it likes.
+    pending: dict = field(default_factory=dict, repr=False)
 
     def count(self, entity: str, key: Any, outcome: str) -> None:
         """Count ``outcome`` for ``entity`` ``key`` once per import (a customer repeated on many rows counts once,
@@ -273,9 +275,10 @@ def _without_conflicts(rows: list[tuple[int, dict[str, str]]], fmt: Format, repo
 
 
 def run_import(source, *, fmt: Format, handle: Callable[[dict[str, str], ImportReport], None],
-               name: str = "") -> ImportReport:
-    """Apply ``handle(row, report)`` to every row, all or nothing (see module docstring). Raises ``ImportFailed``
-    (nothing written) or returns the counts."""
+               name: str = "", finish: Callable[[ImportReport], None] | None = None) -> ImportReport:
+    """Apply ``handle(row, report)`` to every row, all or nothing (see module docstring), then ``finish(report)``
+    in the same transaction when every row passed. Raises ``ImportFailed`` (nothing written) or returns the
+    counts."""
     if not name:
         name = str(getattr(source, "name", "") or "")
     for attempt in range(DEADLOCK_RETRIES):
@@ -286,7 +289,7 @@ def run_import(source, *, fmt: Format, handle: Callable[[dict[str, str], ImportR
         if fatal:
             raise ImportFailed(report)
         try:
-            _apply(rows, handle, report)
+            _apply(rows, handle, report, finish)
         except OperationalError:
             # A deadlock (or lock timeout) with a concurrent import: everything was rolled back; run it again.
             if attempt == DEADLOCK_RETRIES - 1:
@@ -302,7 +305,7 @@ def run_import(source, *, fmt: Format, handle: Callable[[dict[str, str], ImportR
     return report
 
 
-def _apply(rows, handle, report: ImportReport) -> None:
+def _apply(rows, handle, report: ImportReport, finish=None) -> None:
     with transaction.atomic():
         for number, row in rows:
             if report.full:
@@ -314,6 +317,12 @@ def _apply(rows, handle, report: ImportReport) -> None:
                 report.error(number, error_text(exc))
             except DataError as exc:  # a value the database refuses (a bound this code missed): the row's error
                 report.error(number, f"the database refused the row ({str(exc).splitlines()[0]}).")
+        if not report.errors and finish is not None:
+            try:
+                with transaction.atomic():
+                    finish(report)
+            except (DomainError, ValidationError, ValueError, LookupError) as exc:
+                report.error(1, error_text(exc))
         if report.errors:
             transaction.set_rollback(True)
 

@@ -11,7 +11,8 @@ repeating its premise, service point, customer and account). Columns (required m
 - ``customers``: cis_person_id*, last_name*, first_name, email, phone, life_support (true/false, default false)
 - ``accounts``: account_number*, cis_person_id*, opened_on* (YYYY-MM-DD), closed_on (a date closes the account
   through ``account_close``: its enrollments end that day)
-- ``agreements``: agreement_id*, account_number*, service_point_id*, start_date*, end_date
+- ``agreements``: agreement_id*, account_number*, service_point_id*, start_date*, end_date (an end date with no
+  other open agreement of the account at that point is a move-out: its enrollments there end that day)
 - ``combined``: every column above (agreement_id, start_date and end_date for the agreement).
 
 Entities are upserted by their CIS key: a re-import of the same file reports every entity ``unchanged`` and writes
@@ -151,8 +152,10 @@ def _agreement(row, report, now, actor) -> None:
         raise LookupError(f"service_point_id: unknown service point {row['service_point_id']!r}.")
     agreement, outcome = services.service_agreement_upsert(
         agreement_id=row["agreement_id"], account=account, service_point=sp,
-        start_date=start_date, end_date=end_date, now=now, actor=actor)
+        start_date=start_date, end_date=end_date, now=now, actor=actor, end_enrollments=False)
     report.count("agreements", agreement.agreement_id, outcome)
+    if end_date is not None:
+        report.pending.setdefault((account.pk, sp.pk), (account, sp))
 
 
 @use_case("customers.import", Cap.MAINTAIN_CUSTOMERS)
@@ -172,4 +175,9 @@ def import_cis(source, *, kind: str, now: dt.datetime, actor: Any, name: str = "
         for handler in handlers:
             handler(row, report, now, actor)
 
-    return run_import(source, fmt=FORMATS[kind], handle=handle, name=name)
+    def finish(report):
+        # Move-outs once every agreement is in (a rollover's new agreement may come on a later row).
+        for account, sp in report.pending.values():
+            services.service_agreement_move_out(account=account, service_point=sp, now=now, actor=actor)
+
+    return run_import(source, fmt=FORMATS[kind], handle=handle, name=name, finish=finish)

@@ -512,9 +512,52 @@ def account_upsert(*, account_number: str, customer: Customer, opened_on: dt.dat
 
 
 @use_case("service_agreement.upsert", Cap.MAINTAIN_CUSTOMERS)
+@transaction.atomic
 def service_agreement_upsert(*, agreement_id: str, account: Account, service_point: ServicePoint,
-                             start_date: dt.date, end_date: dt.date | None, now: dt.datetime, actor: Any):
-    """Create or update a service agreement (``[start_date, end_date)``); returns ``(agreement, outcome)``."""
-    return upsert(ServiceAgreement, lookup={"agreement_id": agreement_id},
-                  values={"account": account, "service_point": service_point, "start_date": start_date,
-                          "end_date": end_date}, now=now, actor=actor)
+                             start_date: dt.date, end_date: dt.date | None, now: dt.datetime, actor: Any,
+                             end_enrollments: bool = True):
+    """Create or update a service agreement (``[start_date, end_date)``); returns ``(agreement, outcome)``.
+
+    An agreement that ends is a move-out from the service point (the account may stay open elsewhere): unless
+    another agreement of the account at that point continues, its enrollments there end on the date the last one
+    ends (``service_agreement_move_out``). An import passes ``end_enrollments=False`` and runs the move-out once
+    every row is in, so a rollover (old agreement ended, new one started) is not taken for a move-out whatever the
+    order of its rows."""
+    agreement, outcome = upsert(ServiceAgreement, lookup={"agreement_id": agreement_id},
+                                values={"account": account, "service_point": service_point, "start_date": start_date,
+                                        "end_date": end_date}, now=now, actor=actor)
+    if end_enrollments:
+        _move_out(account=account, service_point=service_point, now=now, actor=actor)
+    return agreement, outcome
+
+
+def _move_out(*, account: Account, service_point: ServicePoint, now: dt.datetime, actor: Any) -> list[Enrollment]:
+    agreements = list(ServiceAgreement.objects.filter(account=account, service_point=service_point)
+                      .values_list("end_date", flat=True))
+    if not agreements or None in agreements:
+        return []
+    moved_out_on = max(agreements)
+    ended = []
+    for enrollment in Enrollment.objects.filter(account=account, service_point=service_point,
+                                                status__in=OPEN_ENROLLMENT_STATUSES).order_by("pk"):
+        enrollment = _lock_enrollment(enrollment)
+        reason_text = f"moved out of service point {service_point} on {moved_out_on} (service agreement ended)"
+        if enrollment.status in (EnrollmentStatus.REQUESTED, EnrollmentStatus.PENDING_APPROVAL):
+            _close_request(enrollment, to=EnrollmentStatus.CANCELLED, reason_code=ReasonCode.ACCOUNT_CLOSED,
+                           reason_text=reason_text, now=now, actor=actor)
+        else:
+            _unenroll(enrollment, effective_date=moved_out_on, reason_code=ReasonCode.ACCOUNT_CLOSED,
+                      reason_text=reason_text, now=now, actor=actor)
+        ended.append(enrollment)
+    return ended
+
+
+@use_case("service_agreement.move_out", Cap.MAINTAIN_CUSTOMERS)
+@transaction.atomic
+def service_agreement_move_out(*, account: Account, service_point: ServicePoint, now: dt.datetime,
+                               actor: Any) -> list[Enrollment]:
+    """End ``account``'s running enrollments at ``service_point`` if none of its agreements there is still open:
+    on the date the last one ended (ACTIVE/SUSPENDED -> UNENROLLED, requests -> CANCELLED; reason
+    ``account_closed``, "moved out"), with their subscriptions. Nothing carries over to the next occupant. Running
+    it again changes nothing. Returns the enrollments it ended."""
+    return _move_out(account=account, service_point=service_point, now=now, actor=actor)

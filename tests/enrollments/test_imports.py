@@ -150,3 +150,42 @@ def test_management_commands(tmp_path, now, capsys):
     assert "line 4: ownership: Utility-owned" in capsys.readouterr().err
     with pytest.raises(CommandError, match="Unknown aggregator"):
         call_command("import_devices", "--aggregator", "nope", str(devices))
+
+
+AGREEMENTS = "agreement_id,account_number,service_point_id,start_date,end_date\n"
+
+
+def test_agreement_ended_in_cis_ends_enrollments_there_and_frees_the_point(now):
+    """A move-out sent by CIS as the end of the service agreement (the account stays open, e.g. it moves to another
+    premise) ends the account's enrollments at that service point on that date: the next occupant can enroll."""
+    program = ProgramFactory(requires_device=False, program_type="peak_time_rebate", eligible_device_types=[])
+    sub = active_participant(program=program, device_kwargs=False)
+    enrollment = sub.enrollment
+    sa = ServiceAgreement.objects.get(account=enrollment.account, service_point=enrollment.service_point)
+    row = f"{sa.agreement_id},{enrollment.account.account_number},{enrollment.service_point.service_point_id}"
+    moved_out = AGREEMENTS + f"{row},{sa.start_date},2026-05-20\n"
+    import_cis(moved_out, kind="agreements", now=now, actor=TEST_ACTOR)
+    enrollment.refresh_from_db()
+    assert (enrollment.status, enrollment.end_date, enrollment.reason_code) == (
+        EnrollmentStatus.UNENROLLED, dt.date(2026, 5, 20), "account_closed")
+    assert enrollment.account.status == AccountStatus.OPEN
+    assert not enrollment.subscriptions.filter(end_date__isnull=True).exists()
+    # Re-running the same file changes nothing.
+    again = import_cis(moved_out, kind="agreements", now=now, actor=TEST_ACTOR)
+    assert again.counts["agreements"] == {"new": 0, "updated": 0, "unchanged": 1}
+    enrollment.refresh_from_db()
+    assert enrollment.end_date == dt.date(2026, 5, 20)
+
+
+def test_agreement_rollover_in_one_file_keeps_the_enrollment(now):
+    """An agreement replaced by a new one of the same account at the same point (a rate change in CIS) is no
+    move-out, whatever the order of the two rows."""
+    program = ProgramFactory(requires_device=False, program_type="peak_time_rebate", eligible_device_types=[])
+    sub = active_participant(program=program, device_kwargs=False)
+    enrollment = sub.enrollment
+    sa = ServiceAgreement.objects.get(account=enrollment.account, service_point=enrollment.service_point)
+    keys = f"{enrollment.account.account_number},{enrollment.service_point.service_point_id}"
+    rollover = AGREEMENTS + f"{sa.agreement_id},{keys},{sa.start_date},2026-05-20\nSA-NEW,{keys},2026-05-20,\n"
+    import_cis(rollover, kind="agreements", now=now, actor=TEST_ACTOR)
+    enrollment.refresh_from_db()
+    assert (enrollment.status, enrollment.end_date) == (EnrollmentStatus.ACTIVE, None)

@@ -42,7 +42,7 @@ EXPECTED = {
     "device.heartbeat": (Cap.REPORT_OUTCOMES, Cap.MANAGE_DEVICES),
     **{name: (Cap.MAINTAIN_CUSTOMERS,) for name in (
         "premise.upsert", "service_point.upsert", "account.close", "customer.upsert", "account.upsert",
-        "service_agreement.upsert", "customers.import")},
+        "service_agreement.upsert", "service_agreement.move_out", "customers.import")},
     "enrollment.request": (Cap.REQUEST_ENROLLMENTS,),
     **{name: (Cap.APPROVE_ENROLLMENTS,) for name in (
         "enrollment.approve", "enrollment.reject", "enrollment.suspend", "enrollment.resume")},
