@@ -473,6 +473,21 @@ def device_transfer(*, device: Device, to_account: Account, service_point: Servi
             effective_date=on, external_transaction_id=external_transaction_id, answers=answers, now=now, actor=actor)
 
 
+def program_closed_receiver(sender, *, program, closed_on, now, actor, **kwargs) -> None:
+    """``programs.signals.program_closed``: every running enrollment of the program ends on ``closed_on`` (requests
+    are cancelled, ACTIVE/SUSPENDED -> UNENROLLED; reason ``program_closed``) with its subscriptions, audited under
+    the actor who closed the program. Part of closing the program (``program.close``), so it runs the private
+    steps, as ``account_close`` does."""
+    for enrollment in Enrollment.objects.filter(program=program, status__in=OPEN_ENROLLMENT_STATUSES).order_by("pk"):
+        enrollment = _lock_enrollment(enrollment)
+        if enrollment.status in (EnrollmentStatus.REQUESTED, EnrollmentStatus.PENDING_APPROVAL):
+            _close_request(enrollment, to=EnrollmentStatus.CANCELLED, reason_code=ReasonCode.PROGRAM_CLOSED,
+                           reason_text=f"program {program.code} closed", now=now, actor=actor)
+        else:
+            _unenroll(enrollment, effective_date=closed_on, reason_code=ReasonCode.PROGRAM_CLOSED,
+                      reason_text=f"program {program.code} closed", now=now, actor=actor)
+
+
 def device_removed_receiver(sender, *, device, installation, removed_on, now, actor, **kwargs) -> None:
     """``devices.signals.device_removed``: subscriptions of the device at that service point end on
     ``removed_on`` (reason ``device_removed``); the enrollments themselves continue."""

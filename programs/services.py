@@ -30,6 +30,7 @@ from cpm.base.states import transition
 from cpm.base.timeutils import is_valid_zone, local_date, zone
 
 from . import rules
+from .signals import program_closed
 from .choices import (
     PROGRAM_TRANSITIONS,
     CustomerClass,
@@ -339,10 +340,15 @@ def program_resume(*, program: Program, now: dt.datetime, actor: Any, reason: st
 
 
 @use_case("program.close", Cap.MANAGE_PROGRAMS)
+@transaction.atomic
 def program_close(*, program: Program, now: dt.datetime, actor: Any, reason: str = "") -> Program:
-    """ACTIVE or SUSPENDED -> CLOSED (final)."""
-    return _change_status(program=program, sources=frozenset({ProgramStatus.ACTIVE, ProgramStatus.SUSPENDED}),
-                          to=ProgramStatus.CLOSED, verb="close", now=now, actor=actor, reason=reason)
+    """ACTIVE or SUSPENDED -> CLOSED (final). Its enrollments end today (local date in the program's zone; the
+    ``program_closed`` signal, received by enrollments), so their devices are free for other programs."""
+    closed = _change_status(program=program, sources=frozenset({ProgramStatus.ACTIVE, ProgramStatus.SUSPENDED}),
+                            to=ProgramStatus.CLOSED, verb="close", now=now, actor=actor, reason=reason)
+    program_closed.send(sender=Program, program=closed, closed_on=program_local_today(closed, now), now=now,
+                        actor=actor)
+    return closed
 
 
 @use_case("program.activate_due", Cap.MANAGE_PROGRAMS)

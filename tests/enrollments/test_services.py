@@ -308,3 +308,29 @@ def test_bad_input_names_the_field(site, now):
         svc.enrollment_request(**site.request_kwargs(source="fax", devices=[site.device, site.device]), now=now,
                                actor=TEST_ACTOR)
     assert set(exc.value.errors) == {"source", "devices"}
+
+
+def test_closing_a_program_ends_its_enrollments_and_frees_the_devices(site, now):
+    """A closed program takes no events any more: its enrollments end the day it closes (reason program_closed,
+    audited under the closing actor) and the devices may join another program."""
+    from programs.services import program_close
+
+    enrollment, _ = svc.enrollment_request(**site.request_kwargs(), now=now, actor=TEST_ACTOR)
+    pending_site = make_site(site.program)
+    site.program.requires_approval = True
+    site.program.save()
+    pending, _ = svc.enrollment_request(**pending_site.request_kwargs(), now=now, actor=TEST_ACTOR)
+    assert pending.status == EnrollmentStatus.PENDING_APPROVAL
+    program_close(program=site.program, now=now, actor=TEST_ACTOR, reason="programme retired")
+    enrollment.refresh_from_db()
+    pending.refresh_from_db()
+    assert (enrollment.status, enrollment.end_date, enrollment.reason_code) == (
+        EnrollmentStatus.UNENROLLED, DAY, ReasonCode.PROGRAM_CLOSED)
+    assert pending.status == EnrollmentStatus.CANCELLED
+    assert not open_subs(site.device).exists()
+    entry = AuditEntry.objects.get(object_type="enrollments.enrollment", object_id=str(enrollment.pk),
+                                   to_status=EnrollmentStatus.UNENROLLED)
+    assert entry.actor_label == "system:tests" and "program_closed" in entry.reason
+    successor = ProgramFactory()
+    moved, _ = svc.enrollment_request(**site.request_kwargs(program=successor), now=now, actor=TEST_ACTOR)
+    assert moved.status == EnrollmentStatus.ACTIVE
