@@ -22,10 +22,11 @@ from django.db.models import Q
 
 from cpm.base.audit import audit_record
 from cpm.base.capabilities import Cap, use_case
-from cpm.base.errors import ConflictError, DomainValidationError, TransitionNotAllowed
+from cpm.base.errors import ConflictError, DomainValidationError, PermissionDenied, TransitionNotAllowed
 from cpm.base.states import transition
 from cpm.base.timeutils import local_date, zone
 from devices.models import Device, DeviceInstallation, ServicePoint
+from devices.selectors import aggregator_of
 from devices.services import device_install, upsert
 from programs.models import Program
 
@@ -120,6 +121,23 @@ def _check_request_input(*, source: str, devices: Sequence[Device], answers: Any
         raise DomainValidationError(errors)
 
 
+def _check_aggregator_devices(actor: Any, devices: Sequence[Device]) -> None:
+    """An aggregator's API client enrolls its own devices and nothing else: without one of its devices in the
+    request (a program that takes no device, or another aggregator's device) it is refused."""
+    aggregator = aggregator_of(actor)
+    if aggregator is None:
+        return
+    if not devices:
+        raise PermissionDenied(f"Aggregator {aggregator.code} may enroll only its own devices; this request names "
+                               "no device, so it must come from the utility (CSR, CIS or portal).",
+                               code="aggregator_needs_own_device", field="devices")
+    foreign = [d.pk for d in devices if d.aggregator_id != aggregator.pk]
+    if foreign:
+        raise PermissionDenied(f"Aggregator {aggregator.code} may enroll only its own devices (devices: "
+                               f"{', '.join(map(str, foreign))} are not).", code="aggregator_needs_own_device",
+                               field="devices")
+
+
 def _same_request(enrollment: Enrollment, *, account, service_point, program) -> Enrollment:
     if (enrollment.account_id, enrollment.service_point_id, enrollment.program_id) != (
             account.pk, service_point.pk, program.pk):
@@ -157,6 +175,7 @@ def enrollment_request(
     """
     devices = list(devices)
     _check_request_input(source=source, devices=devices, answers=answers)
+    _check_aggregator_devices(actor, devices)
     external_transaction_id = (external_transaction_id or "").strip() or None
     lookup = {"source": source, "external_transaction_id": external_transaction_id}
     if external_transaction_id:

@@ -241,3 +241,16 @@ def test_anonymous_and_unprivileged_are_refused(api_client, django_user_model, s
     api_client.force_authenticate(user)
     assert api_client.get(URL).status_code == 403
     assert api_client.post(URL, body(site), format="json").status_code == 403
+
+
+def test_aggregator_cannot_enroll_a_site_without_its_own_device(django_user_model):
+    """An aggregator's API client enrolls its own devices only: naming none (e.g. a peak-time rebate, which takes no
+    device) is a 403 and writes nothing; otherwise it could enroll any account it knows the number of."""
+    client, _ = aggregator_client("ecobee", django_user_model)
+    ptr = ProgramFactory(program_type="peak_time_rebate", requires_device=False, eligible_device_types=[])
+    site = make_site(ptr)
+    r = client.post(URL, {"account": site.account.account_number, "program": ptr.code, "devices": [],
+                          "service_point": site.service_point.service_point_id}, format="json")
+    assert r.status_code == 403, r.json()
+    assert r.json()["code"] == "aggregator_needs_own_device" and r.json()["devices"]
+    assert not Enrollment.objects.exists()
