@@ -361,6 +361,7 @@ class ProgramEligibility:
     eligible: bool
     reasons: list[Reason]
     eligible_device_ids: list[int]
+    on: dt.date | None = None  # the local date checked
 
 
 def evaluate_site_for_program(program: ProgramFacts, site: SiteFacts, installed: list[DeviceFacts],
@@ -390,4 +391,4 @@ def evaluate_site_for_program(program: ProgramFacts, site: SiteFacts, installed:
                                       f"service point {site.service_point_label}.", "devices"))
             reasons += device_reasons
     return ProgramEligibility(program=program, site=site, eligible=not reasons, reasons=reasons,
-                              eligible_device_ids=usable)
+                              eligible_device_ids=usable, on=on)

@@ -109,11 +109,11 @@ def _line_state(line, enrollments: dict[int, Enrollment]) -> tuple[str, Enrollme
     return NOT_ELIGIBLE, None
 
 
-def customer_eligibility(*, accounts: list[Account], on: dt.date,
+def customer_eligibility(*, accounts: list[Account], now: dt.datetime,
                          enrollments: list[Enrollment] = ()) -> list[EligibilityLine]:
     """Every program (not drafts) for each open account: enrolled, eligible, not eligible (with the reasons in plain
     language) or not offered here (another utility's territory). ``enrollments``: the customer's, already read."""
-    from enrollments.selectors import account_eligibility
+    from enrollments.selectors import account_eligibility_today, program_days
 
     by_id = {e.pk: e for e in enrollments}
 
@@ -121,8 +121,9 @@ def customer_eligibility(*, accounts: list[Account], on: dt.date,
     lines: list[EligibilityLine] = []
     device_ids: set[int] = set()
     raw = []
+    days = program_days(now=now)  # each program on its own today, in its zone
     for account in accounts:
-        for line in account_eligibility(account=account, on=on):
+        for line in account_eligibility_today(account=account, now=now, days=days):
             raw.append((account, line))
             device_ids.update(line.eligible_device_ids)
     devices = Device.objects.in_bulk(device_ids)
@@ -254,7 +255,7 @@ def customer_page(*, customer_id: int, now: dt.datetime) -> CustomerPage:
                         season_totals=season_totals(event_settlements=event_settlements,
                                                     customer_settlements=customer_settlements),
                         eligibility=customer_eligibility(accounts=[a for a in accounts if a.status == "open"],
-                                                         on=now.date(), enrollments=enrollments),
+                                                         now=now, enrollments=enrollments),
                         messages=list(message_list(customer=customer)[:MESSAGES_SHOWN]),
                         contact_preferences=list(ContactPreference.objects.filter(customer=customer)
                                                  .select_related("program").order_by("program_id")))

@@ -144,13 +144,14 @@ class AccountCloseSerializer(serializers.Serializer):
 
 
 class EligibilityQuerySerializer(serializers.Serializer):
-    date = serializers.DateField(required=False, help_text="Local date; default today (UTC).")
+    date = serializers.DateField(required=False, help_text="Local date; default today in each program's zone.")
 
 
 class EligibilityLineSerializer(serializers.Serializer):
     program = serializers.IntegerField(source="program.id")
     program_code = serializers.CharField(source="program.code")
     program_status = serializers.CharField(source="program.status")
+    date = serializers.DateField(source="on", help_text="The local date the program was checked on.")
     service_point = serializers.IntegerField(source="site.service_point_id", allow_null=True)
     service_point_code = serializers.CharField(source="site.service_point_label")
     eligible = serializers.BooleanField()
@@ -168,6 +169,7 @@ class EligibilityLineSerializer(serializers.Serializer):
 
 class EligibilityResponseSerializer(serializers.Serializer):
     account = serializers.IntegerField()
-    date = serializers.DateField()
+    date = serializers.DateField(allow_null=True, help_text="The date asked for; null: today in each program's zone "
+                                                            "(each line's date).")
     programs = EligibilityLineSerializer(many=True)
 

@@ -79,15 +79,19 @@ class AccountViewSet(viewsets.ReadOnlyModelViewSet):
 
     use_cases = {"close": "account.close"}
 
-    @extend_schema(parameters=[OpenApiParameter("date", str, description="Local date YYYY-MM-DD; default today")],
+    @extend_schema(parameters=[OpenApiParameter("date", str, description="Local date YYYY-MM-DD; default today in "
+                                                                         "each program's zone")],
                    responses=s.EligibilityResponseSerializer)
     @action(detail=True, methods=["get"])
     def eligibility(self, request, pk=None):
         """Every program (drafts excepted) with eligible / ineligible and every reason, per service point."""
         account = self.get_object()
         query = validated(s.EligibilityQuerySerializer, request.query_params)
-        on = query.get("date") or api_now().date()
-        lines = selectors.account_eligibility(account=account, on=on)
+        on = query.get("date")
+        if on is not None:
+            lines = selectors.account_eligibility(account=account, on=on)
+        else:  # today in each program's zone, the date a request made now would take
+            lines = selectors.account_eligibility_today(account=account, now=api_now())
         body = {"account": account.pk, "date": on, "programs": lines}
         return Response(s.EligibilityResponseSerializer(body).data)
 

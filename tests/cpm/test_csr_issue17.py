@@ -248,3 +248,16 @@ def test_the_upcoming_events_window_names_both_days_when_it_crosses_midnight(cli
     rendered = Template("{% load cpm_tags %}{% local_window s e tz %}|{% local_window s f tz %}").render(
         Context({"s": start, "e": start + dt.timedelta(hours=2), "f": start + dt.timedelta(minutes=30), "tz": la}))
     assert rendered == "2026-12-07 23:00 PST – 2026-12-08 01:00 PST|2026-12-07 23:00 – 23:30 PST"
+
+
+def test_eligibility_is_decided_on_today_in_the_program_zone_not_utc(customer):
+    """At 18:00 PDT on May 15 (01:00 UTC May 16) a program whose enrollment closes on May 15 is still open: the
+    page must not show it closed (a CSR would turn the customer away), nor one opening on May 16 as eligible."""
+    closing = ProgramFactory(code="closing-today", enrollment_closes_on=dt.date(2026, 5, 15))
+    opening = ProgramFactory(code="opening-tomorrow", enrollment_opens_on=dt.date(2026, 5, 16))
+    evening = dt.datetime(2026, 5, 16, 1, 0, tzinfo=dt.UTC)
+    lines = {line.program.code: line
+             for line in selectors.customer_eligibility(accounts=list(customer.accounts.all()), now=evening)}
+    assert lines[closing.code].eligible is True
+    assert lines[opening.code].eligible is False
+    assert [r.code for r in lines[opening.code].reasons] == ["enrollment_not_open_yet"]

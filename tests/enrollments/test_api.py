@@ -254,3 +254,19 @@ def test_aggregator_cannot_enroll_a_site_without_its_own_device(django_user_mode
     assert r.status_code == 403, r.json()
     assert r.json()["code"] == "aggregator_needs_own_device" and r.json()["devices"]
     assert not Enrollment.objects.exists()
+
+
+def test_account_eligibility_defaults_to_today_in_the_program_zone(admin_api):
+    """At 19:00 PDT on May 15 (02:00 UTC May 16) the list answers for May 15, the date an enrollment request made
+    now takes: a program whose enrollment closes on May 15 is still eligible, as the request shows."""
+    from unittest import mock
+
+    site = make_site(ProgramFactory(enrollment_closes_on=dt.date(2026, 5, 15)))
+    evening = dt.datetime(2026, 5, 16, 2, 0, tzinfo=dt.UTC)
+    with mock.patch("enrollments.api.views.api_now", return_value=evening):
+        r = admin_api.get(f"/api/v1/accounts/{site.account.pk}/eligibility/")
+        (line,) = r.json()["programs"]
+        assert (line["eligible"], line["reasons"], line["date"]) == (True, [], "2026-05-15")
+        enrolled = admin_api.post(URL, {"account": site.account.pk, "service_point": site.service_point.pk,
+                                        "program": site.program.code, "devices": [site.device.pk]}, format="json")
+    assert enrolled.status_code == 201 and enrolled.json()["effective_date"] == "2026-05-15"
