@@ -30,7 +30,6 @@ from cpm.base.states import transition
 from cpm.base.timeutils import is_valid_zone, local_date, zone
 
 from . import rules
-from .signals import program_closed
 from .choices import (
     PROGRAM_TRANSITIONS,
     CustomerClass,
@@ -50,6 +49,7 @@ from .models import (
     QualificationQuestion,
     Season,
 )
+from .signals import program_closed
 
 logger = logging.getLogger(__name__)
 
