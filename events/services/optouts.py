@@ -90,11 +90,15 @@ def participation_opt_out(
     sets ``refuse_opt_out_beyond_allowance``, once the allowance is used: a count per season, or a percentage of
     the season's event hours (``programs.rules.check_opt_out_request``, through ``events.selectors
     .opt_out_refusals`` so the CSR page shows the same answer).
+    A request is checked, and takes effect, when it is made: an ``at`` before ``now`` is read as ``now`` (a request
+    typed with an earlier time must not slip past the cut-off or the allowance).
     Reports of what happened at the device (aggregator outcome report, device override) are recorded whatever the
     time, and counted. Opting out twice returns the first opt-out (idempotent). Cancelled events: ``ConflictError``.
     An aggregator's user may opt out only its own devices' participations (``NotFound`` otherwise).
     """
     at = at or now
+    if channel in REQUEST_CHANNELS and at < now:
+        at = now
     with transaction.atomic():
         p = Participation.objects.select_for_update().select_related("event__program").get(pk=participation.pk)
         _check_aggregator_scope(actor, p)

@@ -488,3 +488,25 @@ def test_modifying_a_scheduled_event_reserves_at_once_without_messages(program, 
     assert Participation.objects.get(event=event).status == ParticipationStatus.RESERVED
     event.refresh_from_db()
     assert event.revision == 3
+
+
+def test_opt_out_request_backdated_before_the_cutoff_is_still_refused(program, rule, july_now):
+    """QA: a request is checked when it is made. Made at 14:30 (after the 14:00 cut-off) with ``at`` typed as 10:00,
+    it was accepted (the cut-off was checked at ``at``); now refused, and a request never takes effect before it is
+    made (``opted_out_at`` is at least ``now``)."""
+    rule.opt_out_cutoff_minutes = 60
+    rule.save()
+    a, b = participant(program, july_now), participant(program, july_now)
+    event = scheduled(program, july_now)
+    pa, pb = (Participation.objects.get(subscription=s, event=event) for s in (a, b))
+    for channel in (OptOutChannel.PORTAL, OptOutChannel.AGGREGATOR_API, OptOutChannel.CSR):
+        with pytest.raises(ConflictError) as exc:
+            services.participation_opt_out(participation=pa, channel=channel, at=la(2026, 7, 15, 10),
+                                           now=la(2026, 7, 15, 14, 30), actor=TEST_ACTOR)
+        assert exc.value.code == "opt_out_cutoff"
+    assert Participation.objects.get(pk=pa.pk).status == ParticipationStatus.RESERVED
+    # Before the cut-off, a backdated request takes effect when it is made, not earlier.
+    services.participation_opt_out(participation=pb, channel=OptOutChannel.PORTAL, at=la(2026, 7, 14, 8),
+                                   now=la(2026, 7, 15, 11), actor=TEST_ACTOR)
+    pb.refresh_from_db()
+    assert (pb.status, pb.opted_out_at) == (ParticipationStatus.OPTED_OUT, la(2026, 7, 15, 11))
