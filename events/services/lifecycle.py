@@ -166,8 +166,9 @@ def event_update(
     idempotent): devices that still fit keep their participation (moved to the new window), devices that no longer
     fit get their skip reason in the ledger and their participation CANCELLED, newly fitting devices are added
     (DISPATCHED at once in a dispatched event). A DISPATCHED event then sends one MODIFY message per aggregator
-    (its devices taking part, and those released). ACTIVE, COMPLETED and CANCELLED events cannot be modified
-    (``TransitionNotAllowed``). No change at all: nothing happens (no revision).
+    (its devices taking part, and those released). An emergency scheduled over the rules that is changed to another
+    category loses the override and is checked against the rules. ACTIVE, COMPLETED and CANCELLED events cannot be
+    modified (``TransitionNotAllowed``). No change at all: nothing happens (no revision).
     """
     unknown = set(changes) - set(EDITABLE_FIELDS) - {"target_device_ids"}
     if unknown:
@@ -185,6 +186,11 @@ def event_update(
         if after == before:
             return event
         live = event.status != EventStatus.DRAFT
+        # The override of the rules belongs to an emergency: an event changed to another category loses it and is
+        # checked against the rules like any other (refused by rule field, nothing changed).
+        override_cleared = live and event.overrides_rules and event.category != EventCategory.EMERGENCY
+        if override_cleared:
+            event.overrides_rules, event.override_reason = False, ""
         if live:
             ctx = ProgramContext.load(event.program)
             _new_revision(event, ctx, before=before, after=after, now=now, actor=actor, reason=reason)
@@ -197,7 +203,8 @@ def event_update(
             finish_reservation(event, counts, now=now, actor=actor)
         audit_record(obj=event, action="update", now=now, actor=actor, reason=reason,
                      changes={"before": before, "after": after, "revision": event.revision,
-                              "reservation_counts": counts})
+                              "reservation_counts": counts,
+                              **({"override_cleared": True} if override_cleared else {})})
         if event.status == EventStatus.DISPATCHED:
             create_dispatch_messages(event, kind=DispatchKind.MODIFY, now=now)
         event_modified.send(sender=Event, event_id=event.pk, revision=event.revision, now=now, actor=actor)

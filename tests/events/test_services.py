@@ -510,3 +510,26 @@ def test_opt_out_request_backdated_before_the_cutoff_is_still_refused(program, r
                                    now=la(2026, 7, 15, 11), actor=TEST_ACTOR)
     pb.refresh_from_db()
     assert (pb.status, pb.opted_out_at) == (ParticipationStatus.OPTED_OUT, la(2026, 7, 15, 11))
+
+
+def test_an_overriding_emergency_event_changed_to_economic_is_checked_against_the_rules(program, july_now):
+    """QA: the override belongs to the emergency. An emergency scheduled over the rules (Saturday) and then changed to
+    an economic event kept ``overrides_rules``, so the economic event was never checked (any day, any length). Now
+    the rules are checked again and the change is refused by rule field, nothing changed; a change that fits the
+    rules clears the override."""
+    participant(program, july_now)
+    event = create(program, july_now, la(2026, 7, 18, 10), la(2026, 7, 18, 12), category=EventCategory.EMERGENCY)
+    services.event_schedule(event=event, now=july_now, override_rules=True, override_reason="CAISO EEA 2",
+                            actor=TEST_ACTOR)
+    with pytest.raises(DomainValidationError) as exc:
+        services.event_update(event=event, changes={"category": EventCategory.ECONOMIC}, now=july_now,
+                              actor=TEST_ACTOR, reason="not an emergency after all")
+    assert exc.value.code == "participation_rule" and "weekends_allowed" in exc.value.errors
+    event.refresh_from_db()
+    assert (event.category, event.overrides_rules, event.revision) == (EventCategory.EMERGENCY, True, 1)
+    services.event_update(event=event, changes={"category": EventCategory.ECONOMIC, "start": la(2026, 7, 16, 15),
+                                                "end": la(2026, 7, 16, 17), "notification_at": la(2026, 7, 16, 9)},
+                          now=july_now, actor=TEST_ACTOR, reason="economic on Thursday")
+    event.refresh_from_db()
+    assert (event.category, event.overrides_rules, event.override_reason, event.revision) == (
+        EventCategory.ECONOMIC, False, "", 2)
