@@ -121,6 +121,8 @@ class EventAdmin(LargeTableMixin, GuardedModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         if obj is not None and obj.status != "draft":
             return [f.name for f in Event._meta.fields] + ["target_devices"]
+        if obj is not None:  # a draft: everything ``event_update`` changes; an event never moves to another program
+            return (*self.readonly_fields, "program")
         return self.readonly_fields
 
     def save_via_service(self, request, obj, form, change):

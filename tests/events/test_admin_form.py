@@ -121,3 +121,23 @@ def test_a_scheduled_events_targeting_reads_as_values_not_json(client_):
     assert shown["target_device_types"] == "thermostat, battery" and shown["target_territories"] == "SCE"
     assert shown["target_feeders"] == "-"
     assert not any("&quot;" in value or "[" in value for value in shown.values())
+
+
+def test_a_draft_events_program_is_shown_not_offered_for_change(client_):
+    """QA: the change form of a draft event offered the program, but the service cannot move an event to another
+    program, so a new program was dropped without a word ("changed successfully") while the times typed were read
+    in the old program's zone. The program is now read-only once the event exists."""
+    from tests.factories.events import EventFactory
+
+    la_program = ProgramFactory(time_zone="America/Los_Angeles")
+    boston = ProgramFactory(time_zone="America/New_York")
+    event = EventFactory(program=la_program)
+    page = client_.get(f"/admin/events/event/{event.pk}/change/").content.decode()
+    assert 'name="program"' not in page
+    client_.post(f"/admin/events/event/{event.pk}/change/", {
+        "program": boston.pk, "name": event.name, "category": "economic", "direction": "reduce",
+        "start_0": "2026-07-15", "start_1": "15:00", "end_0": "2026-07-15", "end_1": "18:00",
+        "notification_at_0": "2026-07-15", "notification_at_1": "09:00",
+        "revisions-TOTAL_FORMS": "0", "revisions-INITIAL_FORMS": "0"})
+    event.refresh_from_db()
+    assert event.program_id == la_program.pk
