@@ -128,7 +128,9 @@ def _record_outcome(p: Participation, row: dict[str, Any], *, aggregator: Aggreg
                                   reason="aggregator outcome report")
             Participation.objects.filter(pk=p.pk).update(outcome_revision=revision, outcome_reported_at=now)
         else:
-            locked = Participation.objects.select_for_update().get(pk=p.pk)
+            # The event's program loaded: a refusal names the event in its program's zone.
+            locked = Participation.objects.select_related("event__program").select_for_update(of=("self",)).get(
+                pk=p.pk)
             transition(obj=locked, to=status, allowed=PARTICIPATION_TRANSITIONS, now=now, actor=actor,
                        reason=f"aggregator {aggregator.code} outcome, revision {revision}",
                        extra_updates={"outcome_revision": revision, "outcome_reported_at": now})
@@ -146,7 +148,8 @@ def participation_outcomes_report(
     half-written for a row). A row: ``event`` (id), ``device`` (the aggregator's device id), ``revision``,
     ``status`` (participated, opted_out, non_responsive, failed), optional ``opted_out_at`` (aware).
 
-    Idempotent per (event, device, revision): the same report again is ``unchanged``. Returns
+    Idempotent per (event, device, revision): the same report again (or a row repeated in one report) is
+    ``unchanged``. Returns
     ``[{"index", "event", "device", "result": "recorded"|"unchanged"|"error", "detail"}]``. An aggregator's user
     reports only for its own aggregator (``PermissionDenied``).
     """
@@ -160,7 +163,7 @@ def participation_outcomes_report(
         (p.event_id, p.device.aggregator_device_id): p
         for p in Participation.objects.filter(
             event_id__in={k[0] for k in keys}, device__aggregator=aggregator,
-            device__aggregator_device_id__in={k[1] for k in keys}).select_related("event", "device")
+            device__aggregator_device_id__in={k[1] for k in keys}).select_related("event__program", "device")
     }
     results = []
     for index, row in enumerate(outcomes):
@@ -180,6 +183,7 @@ def participation_outcomes_report(
             continue
         try:
             _record_outcome(p, row, aggregator=aggregator, revision=revision, now=now, actor=actor)
+            p.status, p.outcome_revision = status, revision  # a repeated row of this report is then unchanged
             results.append({**base, "result": "recorded", "detail": ""})
         except (ConflictError, DomainValidationError) as exc:
             results.append({**base, "result": "error", "detail": exc.message})

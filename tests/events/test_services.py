@@ -533,3 +533,22 @@ def test_an_overriding_emergency_event_changed_to_economic_is_checked_against_th
     event.refresh_from_db()
     assert (event.category, event.overrides_rules, event.override_reason, event.revision) == (
         EventCategory.ECONOMIC, False, "", 2)
+
+
+def test_a_row_repeated_in_one_outcome_report_is_unchanged_and_refusals_name_local_times(program, july_now):
+    """QA: a row repeated in the same report came back as an error ('cannot go from participated to participated')
+    instead of unchanged, and refusals named the event in UTC ('Event 0 (2026-07-15 22:00 UTC)'). A repeated row
+    is now unchanged, and a refusal names the event in its program's zone."""
+    agg = AggregatorFactory(code="nest")
+    participant(program, july_now, aggregator=agg, aggregator_device_id="n-1")
+    participant(program, july_now, aggregator=agg, aggregator_device_id="n-2")
+    event = scheduled(program, july_now)
+    services.event_dispatch(event=event, now=july_now, actor=TEST_ACTOR)
+    n1 = {"event": event.pk, "device": "n-1", "revision": 1, "status": "participated"}
+    n2 = {"event": event.pk, "device": "n-2", "revision": 1, "status": "opted_out", "opted_out_at": la(2026, 7, 15, 16)}
+    rows = [n1, n1, n2, {**n2, "status": "participated"}]
+    out = services.participation_outcomes_report(aggregator=agg, outcomes=rows, now=la(2026, 7, 15, 19),
+                                                 actor=TEST_ACTOR)
+    assert [r["result"] for r in out] == ["recorded", "unchanged", "recorded", "error"]
+    assert "2026-07-15 15:00 PDT" in out[3]["detail"] and "UTC" not in out[3]["detail"]
+    assert Participation.objects.get(device__aggregator_device_id="n-1").status == ParticipationStatus.PARTICIPATED
