@@ -29,14 +29,21 @@ from programs import rules as program_rules
 from programs.choices import ProgramStatus, SettlementTiming
 from programs.models import Program
 
-from ..choices import EVENT_TRANSITIONS, DispatchKind, EventCategory, EventStatus, ParticipationStatus
-from ..models import Event, EventRevision, Participation
+from ..choices import (
+    EVENT_TRANSITIONS,
+    DispatchKind,
+    EventCategory,
+    EventStatus,
+    ParticipationStatus,
+    ReservationDecision,
+)
+from ..models import Event, EventRevision, Participation, Reservation
 from ..selectors import ProgramContext
 from ..signals import event_cancelled, event_completed, event_dispatched, event_modified
 from .common import RELEASED, actor_name, participations_move, to_utc
 from .dispatch import create_dispatch_messages
 from .release import dispatch_recheck
-from .reservation import event_reserve, finish_reservation, reserve_locked
+from .reservation import RELEASED_BY, event_reserve, finish_reservation, reserve_locked
 
 EDITABLE_FIELDS = ("name", "category", "direction", "start", "end", "notification_at", "target_territories",
                    "target_substations", "target_feeders", "target_device_types", "target_kw")
@@ -360,7 +367,8 @@ def event_cancel(*, event: Event, reason: str, now: dt.datetime, actor: Any) -> 
     """Cancel an event before it completes (reason required): every participation not yet final is CANCELLED
     (devices released, one audit entry per participation with the actor and the reason; the event no longer counts
     toward limits, opt-out allowances or payments), and aggregators that were sent the event get a CANCEL
-    message."""
+    message. Lower-priority events still scheduled that this event took devices from are reserved again after
+    commit, so the devices go back to them."""
     if not (reason or "").strip():
         raise DomainValidationError({"reason": ["Give the reason for cancelling."]})
     with transaction.atomic():
@@ -372,7 +380,17 @@ def event_cancel(*, event: Event, reason: str, now: dt.datetime, actor: Any) -> 
             create_dispatch_messages(event, kind=DispatchKind.CANCEL, now=now)
         n = participations_move(Participation.objects.filter(event=event).exclude(status=RELEASED), to=RELEASED,
                                 now=now, actor=actor, reason=reason)
+        # Devices this event took from lower-priority events still scheduled go back to them: their reservation
+        # runs again after commit (idempotent; a fresh decision for every candidate).
+        given_back = sorted(set(Reservation.objects.filter(
+            decision=ReservationDecision.RELEASED, detail__startswith=f"{RELEASED_BY}event #{event.pk} '",
+            event__status=EventStatus.SCHEDULED).values_list("event_id", flat=True)))
         audit_record(obj=event, action="update", now=now, actor=actor, reason=reason,
-                     changes={"participations_cancelled": n})
+                     changes={"participations_cancelled": n,
+                              **({"reserved_again": given_back} if given_back else {})})
+        from ..tasks import reserve_event
+
+        for other_id in given_back:
+            enqueue_on_commit(reserve_event, event_id=other_id, now=now.isoformat())
         event_cancelled.send(sender=Event, event_id=event.pk, reason=reason, now=now, actor=actor)
     return event

@@ -445,3 +445,21 @@ def test_a_take_over_decides_the_same_however_the_candidates_are_split(program, 
     _, in_storm, _, peak_enrollments, storm_enrollments = seen["one-span"]
     assert in_storm  # something was reserved
     assert not set(peak_enrollments) & set(storm_enrollments)  # the day limit holds for every enrollment
+
+
+def test_cancelling_the_higher_event_gives_the_taken_devices_back_to_the_lower_one(
+        program, july_now, django_capture_on_commit_callbacks):
+    """QA: Storm (emergency) took the device from Peak (economic, not yet dispatched); Storm was then cancelled (a
+    false alarm) and the device stayed released from Peak, which was dispatched without it. Cancelling an event
+    now runs the reservation again for the scheduled events it took devices from (after commit), so Peak gets the
+    device back with a fresh ledger decision."""
+    sub = active_participant(program=program, device_kwargs={"last_seen_at": july_now})
+    peak = scheduled(program, "Peak")
+    reserve(peak, july_now)
+    storm = scheduled(program, "Storm", category=EventCategory.EMERGENCY, hour=16)
+    reserve(storm, july_now)
+    assert row(peak, sub)[:2] == (RELEASED, D.RELEASED)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.event_cancel(event=storm, reason="false alarm", now=july_now, actor=TEST_ACTOR)
+    assert row(peak, sub) == (ParticipationStatus.RESERVED, D.RESERVED, "0 other event(s) so far in Summer 2026.")
+    assert Participation.objects.get(event=storm, subscription=sub).status == RELEASED
