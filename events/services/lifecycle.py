@@ -26,7 +26,7 @@ from cpm.base.timeutils import zone
 from devices.models import Device
 from programs import calendars
 from programs import rules as program_rules
-from programs.choices import ProgramStatus, SettlementTiming
+from programs.choices import DeviceType, ProgramStatus, SettlementTiming
 from programs.models import Program
 
 from ..choices import (
@@ -72,6 +72,10 @@ def _validate_window(event: Event) -> None:
         errors["notification_at"] = ["notification_at must be at or before start."]
     if event.target_kw is not None and event.target_kw <= 0:
         errors["target_kw"] = ["target_kw must be positive."]
+    unknown = [t for t in event.target_device_types if t not in DeviceType.values]
+    if unknown:
+        errors["target_device_types"] = [f"Unknown device type {unknown[0]!r}; the device types are "
+                                         f"{', '.join(DeviceType.values)}."]
     if errors:
         raise DomainValidationError(errors)
 

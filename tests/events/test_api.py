@@ -236,3 +236,19 @@ def test_plain_user_without_permissions_is_refused(api_client, django_user_model
     assert api_client.get("/api/v1/events/").status_code == 403
     assert Event.objects.count() == 0
     assert EventStatus.DRAFT == "draft"
+
+
+def test_an_unknown_target_device_type_is_refused_naming_the_field(admin_api, program):
+    """QA: ``target_device_types: ["bogus"]`` was accepted (201) and the event then targeted no device at all; an
+    unknown device type is now refused (400) naming the field and the allowed values, nothing created or changed."""
+    body = {"program": "smart-ac", "name": "Heat", "start": "2026-07-15T15:00:00", "end": "2026-07-15T18:00:00",
+            "target_device_types": ["thermostat", "bogus"]}
+    r = admin_api.post("/api/v1/events/", body, format="json")
+    assert r.status_code == 400, r.content
+    assert "'bogus'" in r.json()["target_device_types"][0] and "thermostat" in r.json()["target_device_types"][0]
+    assert not Event.objects.exists()
+    event = EventFactory(program=program)
+    r = admin_api.patch(f"/api/v1/events/{event.pk}/", {"target_device_types": ["bogus"]}, format="json")
+    assert r.status_code == 400 and "target_device_types" in r.json()
+    event.refresh_from_db()
+    assert event.target_device_types == []
