@@ -224,6 +224,19 @@ def _lock_enrollment(enrollment: Enrollment) -> Enrollment:
     return Enrollment.objects.select_for_update().select_related("program", "account").get(pk=enrollment.pk)
 
 
+def _end(enrollment: Enrollment, *, effective_date: dt.date, reason_code: str, reason_text: str, now,
+         actor) -> Enrollment:
+    """End an enrollment, locked here: a request not yet active is cancelled, an active or suspended one
+    unenrolled on ``effective_date`` (the private steps of ``enrollment_unenroll``, account and program closing and
+    a move-out)."""
+    enrollment = _lock_enrollment(enrollment)
+    if enrollment.status in (EnrollmentStatus.REQUESTED, EnrollmentStatus.PENDING_APPROVAL):
+        return _close_request(enrollment, to=EnrollmentStatus.CANCELLED, reason_code=reason_code,
+                              reason_text=reason_text, now=now, actor=actor)
+    return _unenroll(enrollment, effective_date=effective_date, reason_code=reason_code, reason_text=reason_text,
+                     now=now, actor=actor)
+
+
 @use_case("enrollment.approve", Cap.APPROVE_ENROLLMENTS)
 @transaction.atomic
 def enrollment_approve(*, enrollment: Enrollment, now: dt.datetime, actor: Any, reason: str = "",
@@ -306,12 +319,8 @@ def enrollment_unenroll(*, enrollment: Enrollment, effective_date: dt.date, now:
     still settle to this enrollment. ``enrollment_ended`` is sent on commit. A request not yet active is cancelled
     instead. Raises ``TransitionNotAllowed`` (409) from other statuses.
     """
-    enrollment = _lock_enrollment(enrollment)
-    if enrollment.status in (EnrollmentStatus.REQUESTED, EnrollmentStatus.PENDING_APPROVAL):
-        return _close_request(enrollment, to=EnrollmentStatus.CANCELLED, reason_code=reason_code,
-                              reason_text=reason_text, now=now, actor=actor)
-    return _unenroll(enrollment, effective_date=effective_date, reason_code=reason_code, reason_text=reason_text,
-                     now=now, actor=actor)
+    return _end(enrollment, effective_date=effective_date, reason_code=reason_code, reason_text=reason_text, now=now,
+                actor=actor)
 
 
 @use_case("enrollment.suspend", Cap.APPROVE_ENROLLMENTS)
@@ -439,13 +448,8 @@ def account_close(*, account: Account, closed_on: dt.date, now: dt.datetime, act
     # run here, not the guarded enrollment_cancel / enrollment_unenroll (Cap.MANAGE_ENROLLMENTS), audited under the
     # same actor.
     for enrollment in Enrollment.objects.filter(account=account, status__in=OPEN_ENROLLMENT_STATUSES).order_by("pk"):
-        enrollment = _lock_enrollment(enrollment)
-        if enrollment.status in (EnrollmentStatus.REQUESTED, EnrollmentStatus.PENDING_APPROVAL):
-            _close_request(enrollment, to=EnrollmentStatus.CANCELLED, reason_code=ReasonCode.ACCOUNT_CLOSED,
-                           reason_text=reason_text, now=now, actor=actor)
-        else:
-            _unenroll(enrollment, effective_date=closed_on, reason_code=ReasonCode.ACCOUNT_CLOSED,
-                      reason_text=reason_text, now=now, actor=actor)
+        _end(enrollment, effective_date=closed_on, reason_code=ReasonCode.ACCOUNT_CLOSED, reason_text=reason_text,
+             now=now, actor=actor)
     for agreement in account.service_agreements.filter(Q(end_date__isnull=True) | Q(end_date__gt=closed_on)):
         agreement.end_date = max(closed_on, agreement.start_date)
         agreement.save(update_fields=["end_date"])
@@ -498,13 +502,8 @@ def program_closed_receiver(sender, *, program, closed_on, now, actor, **kwargs)
     the actor who closed the program. Part of closing the program (``program.close``), so it runs the private
     steps, as ``account_close`` does."""
     for enrollment in Enrollment.objects.filter(program=program, status__in=OPEN_ENROLLMENT_STATUSES).order_by("pk"):
-        enrollment = _lock_enrollment(enrollment)
-        if enrollment.status in (EnrollmentStatus.REQUESTED, EnrollmentStatus.PENDING_APPROVAL):
-            _close_request(enrollment, to=EnrollmentStatus.CANCELLED, reason_code=ReasonCode.PROGRAM_CLOSED,
-                           reason_text=f"program {program.code} closed", now=now, actor=actor)
-        else:
-            _unenroll(enrollment, effective_date=closed_on, reason_code=ReasonCode.PROGRAM_CLOSED,
-                      reason_text=f"program {program.code} closed", now=now, actor=actor)
+        _end(enrollment, effective_date=closed_on, reason_code=ReasonCode.PROGRAM_CLOSED,
+             reason_text=f"program {program.code} closed", now=now, actor=actor)
 
 
 def device_removed_receiver(sender, *, device, installation, removed_on, now, actor, **kwargs) -> None:
@@ -574,15 +573,9 @@ def _move_out(*, account: Account, service_point: ServicePoint, now: dt.datetime
     ended = []
     for enrollment in Enrollment.objects.filter(account=account, service_point=service_point,
                                                 status__in=OPEN_ENROLLMENT_STATUSES).order_by("pk"):
-        enrollment = _lock_enrollment(enrollment)
         reason_text = f"moved out of service point {service_point} on {moved_out_on} (service agreement ended)"
-        if enrollment.status in (EnrollmentStatus.REQUESTED, EnrollmentStatus.PENDING_APPROVAL):
-            _close_request(enrollment, to=EnrollmentStatus.CANCELLED, reason_code=ReasonCode.ACCOUNT_CLOSED,
-                           reason_text=reason_text, now=now, actor=actor)
-        else:
-            _unenroll(enrollment, effective_date=moved_out_on, reason_code=ReasonCode.ACCOUNT_CLOSED,
-                      reason_text=reason_text, now=now, actor=actor)
-        ended.append(enrollment)
+        ended.append(_end(enrollment, effective_date=moved_out_on, reason_code=ReasonCode.ACCOUNT_CLOSED,
+                          reason_text=reason_text, now=now, actor=actor))
     return ended
 
 

@@ -40,6 +40,20 @@ def event_on(program, day: dt.date, *, hours=3, status=EventStatus.COMPLETED):
     return EventFactory(program=program, start=start, end=start + dt.timedelta(hours=hours), status=status)
 
 
+def _kwh_component(kwh: str, rounded: str) -> list[dict]:
+    """The components of an event settlement paying ``kwh`` x $1.25 = ``rounded``."""
+    return [{"kind": "performance_kwh", "amount": rounded, "rounded": rounded, "description": f"{kwh} kWh x $1.25",
+             "quantity": kwh, "unit": "kWh", "rate": "1.25", "rule_id": None}]
+
+
+def _correct(es, kwh: str, rounded: str, revision: int, actor) -> None:
+    """A meter correction of an approved event settlement (recalculated to ``rounded``), approved again."""
+    EventSettlement.objects.filter(pk=es.pk).update(
+        status=EventSettlementStatus.CALCULATED, revision=revision, amount=Decimal(rounded),
+        components=_kwh_component(kwh, rounded))
+    services.event_settlement_approve(settlement=EventSettlement.objects.get(pk=es.pk), now=NOW, actor=actor)
+
+
 def test_enrollment_bonus_is_paid_once_per_account():
     program = ProgramFactory()
     IncentiveRuleFactory(program=program, kind=IncentiveKind.ENROLLMENT_BONUS, basis=IncentiveBasis.FLAT,
@@ -371,22 +385,13 @@ def test_a_downward_correction_after_the_cap_gives_back_the_capped_amount_first(
     sub = active_participant(program=program)
     part = ParticipationFactory(event=event_on(program, dt.date(2026, 7, 8)), subscription=sub)
 
-    def kwh_component(kwh, rounded):
-        return [{"kind": "performance_kwh", "amount": rounded, "rounded": rounded,
-                 "description": f"{kwh} kWh x $1.25", "quantity": kwh, "unit": "kWh", "rate": "1.25",
-                 "rule_id": None}]
-
-    es = EventSettlementFactory(participation=part, amount=Decimal("80.00"), components=kwh_component("64", "80.00"))
+    es = EventSettlementFactory(participation=part, amount=Decimal("80.00"), components=_kwh_component("64", "80.00"))
     services.event_settlement_approve(settlement=es, now=NOW, actor=admin_user)
     july = calc(sub, dt.date(2026, 7, 1), dt.date(2026, 8, 1))
     assert july.total_amount == Decimal("60.00")
 
     def correct(kwh, rounded, revision):
-        EventSettlement.objects.filter(pk=es.pk).update(
-            status=EventSettlementStatus.CALCULATED, revision=revision, amount=Decimal(rounded),
-            components=kwh_component(kwh, rounded))
-        services.event_settlement_approve(settlement=EventSettlement.objects.get(pk=es.pk), now=NOW,
-                                          actor=admin_user)
+        _correct(es, kwh, rounded, revision, admin_user)
 
     correct("56", "70.00", 2)
     august = calc(sub, dt.date(2026, 8, 1), dt.date(2026, 9, 1))
@@ -436,22 +441,13 @@ def test_a_correction_approved_after_the_season_is_still_capped_by_its_season(ad
     sub = active_participant(program=program)
     part = ParticipationFactory(event=event_on(program, dt.date(2026, 7, 8)), subscription=sub)
 
-    def kwh_component(kwh, rounded):
-        return [{"kind": "performance_kwh", "amount": rounded, "rounded": rounded,
-                 "description": f"{kwh} kWh x $1.25", "quantity": kwh, "unit": "kWh", "rate": "1.25",
-                 "rule_id": None}]
-
-    es = EventSettlementFactory(participation=part, amount=Decimal("80.00"), components=kwh_component("64", "80.00"))
+    es = EventSettlementFactory(participation=part, amount=Decimal("80.00"), components=_kwh_component("64", "80.00"))
     services.event_settlement_approve(settlement=es, now=NOW, actor=admin_user)
     july = calc(sub, dt.date(2026, 7, 1), dt.date(2026, 8, 1))
     assert (july.total_amount, july.season_id) == (Decimal("60.00"), season.pk)
 
     def correct(kwh, rounded, revision):
-        EventSettlement.objects.filter(pk=es.pk).update(
-            status=EventSettlementStatus.CALCULATED, revision=revision, amount=Decimal(rounded),
-            components=kwh_component(kwh, rounded))
-        services.event_settlement_approve(settlement=EventSettlement.objects.get(pk=es.pk), now=NOW,
-                                          actor=admin_user)
+        _correct(es, kwh, rounded, revision, admin_user)
 
     correct("80", "100.00", 2)
     october = calc(sub, dt.date(2026, 10, 1), dt.date(2026, 11, 1))
