@@ -25,7 +25,8 @@ def test_synthetic_shape_without_green_button_files(tmp_path):
     assert shapes[0, july + 26] > 1.3 * shapes[0, july + 11]
 
 
-@pytest.mark.skipif(not GREENBUTTON.is_dir(), reason="Green Button samples not present")
+@pytest.mark.skipif(not (GREENBUTTON.is_dir() and any(GREENBUTTON.glob("*.xml"))),
+                    reason=f"Green Button samples (*.xml) not found in {GREENBUTTON}")
 def test_green_button_shapes_parsed():
     names, shapes = seed.load_shapes(GREENBUTTON)
     assert "Inland_Single_Family" in names and len(names) == 6

@@ -33,10 +33,11 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=2011, help="Seed of every random choice (default 2011).")
         parser.add_argument("--greenbutton-dir", default=os.environ.get("GREENBUTTON_DIR", ""),
                             help="Directory of Green Button XML files (env GREENBUTTON_DIR; default "
-                                 "../shared/data/greenbutton/ from the repository root when it exists).")
+                                 "shared/data/greenbutton/ beside the repository root, or beside a parent folder of it "
+                                 "up to three levels, when it exists).")
         parser.add_argument("--out-dir", default="", help="Where to write the report and export (default var/demo).")
         parser.add_argument("--timeout", type=float, default=300.0,
-                            help="Seconds to wait for each batch of worker tasks (real stack).")
+                            help="Seconds to wait for each batch of worker tasks (real stack; default 300).")
         parser.add_argument("--flush", action="store_true",
                             help="Erase the database even if it holds data the demo did not create.")
 
