@@ -17,6 +17,14 @@ def local(value, tz_name: str):
     return value.astimezone(zone(tz_name)).strftime("%Y-%m-%d %H:%M %Z")
 
 
+@register.filter
+def local_date(value, tz_name: str):
+    """``{{ entry.at|local_date:program.time_zone }}`` -> "2026-07-15": the day in the program's zone, not UTC's."""
+    if not value:
+        return ""
+    return value.astimezone(zone(tz_name)).strftime("%Y-%m-%d")
+
+
 @register.simple_tag
 def local_window(start, end, tz_name: str):
     """``{% local_window p.start p.end program.time_zone %}`` -> "2026-07-15 16:00 – 19:00 PDT", both dates when the
