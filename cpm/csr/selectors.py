@@ -28,7 +28,9 @@ def customer_search(*, query: str, limit: int = SEARCH_LIMIT) -> list[Customer]:
     """Customers matching ``query`` by name (last or first name prefix, or "first last"; case-insensitive), account
     number, service point id, meter number, device serial (exact), street address or city (prefix). Each probe is one
     indexed query (PostgreSQL: ``UPPER(col) text_pattern_ops`` indexes, enrollments and devices migrations)."""
-    q = (query or "").strip()
+    # A name pasted from an e-mail carries a typographic apostrophe (O’Brien) where the record has "'"; a NUL
+    # character cannot be sent to PostgreSQL (it raised, an HTTP 500).
+    q = (query or "").replace("\u2019", "'").replace("\u2018", "'").replace("\x00", "").strip()
     if len(q) < 2:
         return []
     ids: set[int] = set()

@@ -48,3 +48,12 @@ def test_enrollment_history_dates_are_the_programs_local_dates_not_utc(csr, cust
     section = body[body.index('id="enrollments"'):body.index('id="upcoming"')]
     assert "2026-07-15 requested→active" in section
     assert "2026-07-16" not in section
+
+
+def test_search_matches_a_typographic_apostrophe_and_ignores_nul(csr):  # noqa: F811
+    from tests.factories.enrollments import CustomerFactory
+
+    person = CustomerFactory(first_name="Siobhan", last_name="O'Brien")
+    for query in ["O’Brien", "o‘brien", "O'Br\x00ien"]:
+        body = csr.get("/csr/", {"q": query}).content.decode()
+        assert f"/csr/customers/{person.pk}/" in body, query
