@@ -5,6 +5,7 @@ from __future__ import annotations
 import django_filters as filters
 from django.db.models import Q
 
+from cpm.base.filters import IdFilter
 from devices.choices import DeviceType
 
 from .choices import AccountStatus, EnrollmentSource, EnrollmentStatus
@@ -84,8 +85,8 @@ class EnrollmentFilterSet(filters.FilterSet):
 
 class SubscriptionFilterSet(filters.FilterSet):
     program = filters.CharFilter(field_name="enrollment__program__code")
-    enrollment = filters.NumberFilter(field_name="enrollment_id")
-    device = filters.NumberFilter(field_name="device_id")
+    enrollment = IdFilter(field_name="enrollment_id")
+    device = IdFilter(field_name="device_id")
     aggregator = filters.CharFilter(field_name="device__aggregator__code")
     device_type = filters.ChoiceFilter(field_name="device__device_type", choices=DeviceType.choices)
     active_on = filters.DateFilter(method="filter_active_on", help_text="Running on this local date.")

@@ -6,6 +6,8 @@ import django_filters
 from django.db import connection
 from django.db.models import Exists, OuterRef
 
+from cpm.base.filters import IdFilter
+
 from .choices import DeviceType, ProgramStatus, ProgramType
 from .models import (
     IncentiveRule,
@@ -90,7 +92,7 @@ class PriceSetFilterSet(django_filters.FilterSet):
 
 
 class MutualExclusionFilterSet(django_filters.FilterSet):
-    program = django_filters.NumberFilter(method="filter_program", label="Either program of the pair")
+    program = IdFilter(method="filter_program", label="Either program of the pair")
 
     class Meta:
         model = MutualExclusion

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import django_filters as filters
 
+from cpm.base.filters import IdFilter
+
 from .choices import BatchKind, BatchStatus, CustomerSettlementStatus, EventSettlementStatus, ExportStatus, PeriodKind
 from .models import BillCreditExport, CustomerSettlement, EventSettlement, SettlementBatch
 
@@ -11,8 +13,8 @@ from .models import BillCreditExport, CustomerSettlement, EventSettlement, Settl
 class SettlementBatchFilter(filters.FilterSet):
     kind = filters.ChoiceFilter(choices=BatchKind.choices)
     status = filters.ChoiceFilter(choices=BatchStatus.choices)
-    program = filters.NumberFilter(field_name="program_id")
-    event = filters.NumberFilter(field_name="event_id")
+    program = IdFilter(field_name="program_id")
+    event = IdFilter(field_name="event_id")
 
     class Meta:
         model = SettlementBatch
@@ -22,12 +24,12 @@ class SettlementBatchFilter(filters.FilterSet):
 class EventSettlementFilter(filters.FilterSet):
     """``period_after`` / ``period_before``: local event dates, inclusive."""
 
-    program = filters.NumberFilter(field_name="program_id")
+    program = IdFilter(field_name="program_id")
     program_code = filters.CharFilter(field_name="program__code")
-    event = filters.NumberFilter(field_name="event_id")
-    account = filters.NumberFilter(field_name="account_id")
+    event = IdFilter(field_name="event_id")
+    account = IdFilter(field_name="account_id")
     account_number = filters.CharFilter(field_name="account__account_number")
-    service_point = filters.NumberFilter(field_name="service_point_id")
+    service_point = IdFilter(field_name="service_point_id")
     status = filters.MultipleChoiceFilter(choices=EventSettlementStatus.choices)
     period_after = filters.DateFilter(field_name="event_day", lookup_expr="gte")
     period_before = filters.DateFilter(field_name="event_day", lookup_expr="lte")
@@ -41,15 +43,15 @@ class EventSettlementFilter(filters.FilterSet):
 class CustomerSettlementFilter(filters.FilterSet):
     """``period_after``: periods ending after the date; ``period_before``: periods starting on or before it."""
 
-    program = filters.NumberFilter(field_name="program_id")
+    program = IdFilter(field_name="program_id")
     program_code = filters.CharFilter(field_name="program__code")
-    account = filters.NumberFilter(field_name="account_id")
+    account = IdFilter(field_name="account_id")
     account_number = filters.CharFilter(field_name="account__account_number")
     status = filters.MultipleChoiceFilter(choices=CustomerSettlementStatus.choices)
     period_kind = filters.ChoiceFilter(choices=PeriodKind.choices)
     period_after = filters.DateFilter(field_name="period_end", lookup_expr="gt")
     period_before = filters.DateFilter(field_name="period_start", lookup_expr="lte")
-    export_batch = filters.NumberFilter(field_name="export_batch_id")
+    export_batch = IdFilter(field_name="export_batch_id")
 
     class Meta:
         model = CustomerSettlement
@@ -58,7 +60,7 @@ class CustomerSettlementFilter(filters.FilterSet):
 
 class BillCreditExportFilter(filters.FilterSet):
     status = filters.ChoiceFilter(choices=ExportStatus.choices)
-    program = filters.NumberFilter(field_name="program_id")
+    program = IdFilter(field_name="program_id")
 
     class Meta:
         model = BillCreditExport

@@ -4,6 +4,8 @@
   refuses NUL in text); date-times are converted to UTC before they reach the database (Python accepts offsets up
   to +/-23:59, PostgreSQL only +/-15:59: ``2026-07-01T10:00+20:00`` is a valid instant and is now filtered as
   such); invalid values (unknown choices, bad dates) are a 400 naming the parameter (django-filter's form errors).
+- ``IdFilter``: a database id is a whole number within 64 bits; anything else (``1.5``, ``1e20``) is a 400 naming
+  the parameter (a NumberFilter read 1.5 as id 1 and sent 1e20 to SQLite as an OverflowError, HTTP 500).
 - ``OrderingFilter``: an ``ordering`` naming a field the view does not order by is a 400 listing the allowed ones.
 """
 
@@ -11,6 +13,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django import forms
+from django_filters import NumberFilter
 from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework import filters
 
@@ -32,6 +36,22 @@ def _to_utc(value):
     if isinstance(value, list | tuple):
         return type(value)(_to_utc(v) for v in value)
     return value
+
+
+MAX_ID = 2**63 - 1
+
+
+class IdField(forms.IntegerField):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("min_value", 0)
+        kwargs.setdefault("max_value", MAX_ID)
+        super().__init__(*args, **kwargs)
+
+
+class IdFilter(NumberFilter):
+    """A filter on a database id (see the module docstring)."""
+
+    field_class = IdField
 
 
 class FilterBackend(DjangoFilterBackend):
