@@ -105,10 +105,16 @@ def program_cards(*, now: dt.datetime) -> list[ProgramCard]:
     for pid, n in (Enrollment.objects.filter(program_id__in=ids, status=EnrollmentStatus.PENDING_APPROVAL)
                    .order_by().values("program_id").annotate(n=Count("pk")).values_list("program_id", "n")):
         cards[pid].pending_approvals = n
-    today = now.date()
+    # Subscription dates are the program's local dates, half-open: still running unless ended by its local today.
+    by_today: dict[dt.date, list[int]] = defaultdict(list)
+    for p in programs:
+        by_today[local_date(now, zone(p.time_zone))].append(p.pk)
+    running = Q()
+    for today, pids in by_today.items():
+        running |= Q(enrollment__program_id__in=pids) & (Q(end_date__isnull=True) | Q(end_date__gt=today))
     subs = (ProgramSubscription.objects.filter(enrollment__program_id__in=ids, device__isnull=False,
                                                enrollment__status=EnrollmentStatus.ACTIVE)
-            .filter(Q(end_date__isnull=True) | Q(end_date__gt=today)).order_by()
+            .filter(running).order_by()
             .values("enrollment__program_id", "device__device_type")
             .annotate(n=Count("pk"), kw=Sum("device__capacity_kw")).order_by("enrollment__program_id",
                                                                               "device__device_type"))

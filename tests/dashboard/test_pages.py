@@ -201,3 +201,13 @@ def test_event_admin_pages_link_to_the_event_page_and_the_forecast(admin_client)
 
 def test_unknown_event_is_404(admin_client):
     assert admin_client.get(reverse("dashboard:event", args=[999999])).status_code == 404
+
+
+def test_device_counts_use_the_programs_local_date(admin_client, monkeypatch):
+    # 2026-07-15 02:00Z is still 2026-07-14 (19:00) in Los Angeles: a subscription ending 2026-07-15 (its first
+    # local day no longer enrolled) still counts; the UTC date dropped it from the card.
+    monkeypatch.setattr("django.utils.timezone.now", lambda: dt.datetime(2026, 7, 15, 2, tzinfo=dt.UTC))
+    program, f = build_fleet()
+    type(f["d1"]).objects.filter(pk=f["d1"].pk).update(end_date=dt.date(2026, 7, 15))
+    card = next(c for c in admin_client.get(reverse("dashboard:index")).context["cards"] if c.program == program)
+    assert (card.devices, card.kw) == (5, Decimal("15"))
