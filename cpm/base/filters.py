@@ -3,7 +3,8 @@
 - ``FilterBackend`` (django-filter): a NUL character in any parameter is a 400 naming the parameter (PostgreSQL
   refuses NUL in text); date-times are converted to UTC before they reach the database (Python accepts offsets up
   to +/-23:59, PostgreSQL only +/-15:59: ``2026-07-01T10:00+20:00`` is a valid instant and is now filtered as
-  such); invalid values (unknown choices, bad dates) are a 400 naming the parameter (django-filter's form errors).
+  such; one whose UTC time falls outside years 1-9999 is a 400 naming the parameter); invalid values (unknown
+  choices, bad dates) are a 400 naming the parameter (django-filter's form errors).
 - ``IdFilter``: a database id is a whole number within 64 bits; anything else (``1.5``, ``1e20``) is a 400 naming
   the parameter (a NumberFilter read 1.5 as id 1 and sent 1e20 to SQLite as an OverflowError, HTTP 500).
 - ``OrderingFilter``: an ``ordering`` naming a field the view does not order by is a 400 listing the allowed ones.
@@ -66,7 +67,11 @@ class FilterBackend(DjangoFilterBackend):
             raise DomainValidationError({key: [str(m) for m in messages]
                                          for key, messages in filterset.errors.items()})
         for name, value in list(filterset.form.cleaned_data.items()):
-            filterset.form.cleaned_data[name] = _to_utc(value)
+            try:
+                filterset.form.cleaned_data[name] = _to_utc(value)
+            except OverflowError:  # 0001-01-01T00:00+14:00 is before year 1 in UTC
+                raise DomainValidationError({name: [
+                    "This date-time is outside years 1 to 9999 in UTC."]}) from None
         return filterset.qs
 
 

@@ -89,3 +89,12 @@ def test_id_filters_refuse_huge_and_fractional_ids_as_400(admin_client, url, par
     assert response.status_code == 400
     body = response.json()
     assert body["code"] == "invalid" and param in body
+
+
+@pytest.mark.parametrize("param,value", [("start_after", "0001-01-01T00:00:00+14:00"),
+                                         ("start_before", "9999-12-31T23:00:00-10:00")])
+def test_date_times_past_the_calendar_in_utc_are_400_naming_the_parameter(admin_client, events, param, value):
+    # Valid ISO instants whose UTC time falls before year 1 or after 9999: an OverflowError (HTTP 500) before.
+    response = admin_client.get("/api/v1/events/", {param: value})
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid" and param in response.json()
