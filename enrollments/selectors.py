@@ -25,12 +25,15 @@ from .models import Account, Customer, Enrollment, ProgramSubscription, ServiceA
 def enrollment_list(*, user=None) -> QuerySet[Enrollment]:
     """Enrollments with account, customer, service point, program and subscriptions (with devices).
 
-    An aggregator's API client sees only enrollments subscribing one of its devices.
+    An aggregator's API client sees only enrollments subscribing one of its devices, and in them only its devices'
+    subscriptions (a site may enroll another aggregator's device too).
     """
-    qs = Enrollment.objects.select_related("account", "account__customer", "service_point", "program")
-    qs = qs.prefetch_related(Prefetch("subscriptions",
-                                      queryset=ProgramSubscription.objects.select_related("device")))
     aggregator = aggregator_of(user)
+    subscriptions = ProgramSubscription.objects.select_related("device")
+    if aggregator is not None:
+        subscriptions = subscriptions.filter(device__aggregator=aggregator)
+    qs = Enrollment.objects.select_related("account", "account__customer", "service_point", "program")
+    qs = qs.prefetch_related(Prefetch("subscriptions", queryset=subscriptions))
     if aggregator is not None:
         qs = qs.filter(pk__in=ProgramSubscription.objects.filter(device__aggregator=aggregator)
                        .values("enrollment_id"))

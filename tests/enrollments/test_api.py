@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 from enrollments.choices import EnrollmentStatus
 from enrollments.models import Enrollment, ProgramSubscription
 from tests.factories.devices import AggregatorFactory, DeviceFactory, DeviceInstallationFactory
-from tests.factories.enrollments import active_participant
+from tests.factories.enrollments import ProgramSubscriptionFactory, active_participant
 from tests.factories.programs import ProgramFactory
 
 from .conftest import make_site
@@ -270,3 +270,17 @@ def test_account_eligibility_defaults_to_today_in_the_program_zone(admin_api):
         enrolled = admin_api.post(URL, {"account": site.account.pk, "service_point": site.service_point.pk,
                                         "program": site.program.code, "devices": [site.device.pk]}, format="json")
     assert enrolled.status_code == 201 and enrolled.json()["effective_date"] == "2026-05-15"
+
+
+def test_aggregator_sees_only_its_own_devices_subscriptions_of_a_shared_enrollment(django_user_model):
+    # One site enrolled with an ecobee thermostat and another aggregator's battery: ecobee lists the enrollment
+    # (its device is in it) but must not see the other aggregator's device and subscription in it.
+    client, mine = aggregator_client("ecobee", django_user_model)
+    own = active_participant(program=ProgramFactory(), device_kwargs={"aggregator": mine})
+    other_device = DeviceFactory(aggregator=AggregatorFactory(code="tesla"))
+    DeviceInstallationFactory(device=other_device, service_point=own.enrollment.service_point)
+    ProgramSubscriptionFactory(enrollment=own.enrollment, device=other_device, start_date=own.start_date)
+    (row,) = client.get(URL).json()["results"]
+    assert [s["device"] for s in row["subscriptions"]] == [own.device_id]
+    detail = client.get(f"{URL}{own.enrollment_id}/").json()
+    assert [s["device"] for s in detail["subscriptions"]] == [own.device_id]
