@@ -120,7 +120,7 @@ class EnrollmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         return selectors.enrollment_list(user=self.request.user)
 
     def _render(self, enrollment, code=status.HTTP_200_OK):
-        enrollment = selectors.enrollment_list().get(pk=enrollment.pk)
+        enrollment = selectors.enrollment_list(user=self.request.user).get(pk=enrollment.pk)  # as the user may see it
         return Response(s.EnrollmentSerializer(enrollment).data, status=code)
 
     @extend_schema(request=s.EnrollmentRequestSerializer,

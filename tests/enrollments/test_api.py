@@ -284,3 +284,18 @@ def test_aggregator_sees_only_its_own_devices_subscriptions_of_a_shared_enrollme
     assert [s["device"] for s in row["subscriptions"]] == [own.device_id]
     detail = client.get(f"{URL}{own.enrollment_id}/").json()
     assert [s["device"] for s in detail["subscriptions"]] == [own.device_id]
+
+
+def test_an_aggregators_write_answers_with_only_its_own_subscriptions(django_user_model):
+    # The same shared site: ecobee adds a second thermostat; the enrollment in the answer lists ecobee's two
+    # subscriptions, not the other aggregator's battery.
+    client, mine = aggregator_client("ecobee", django_user_model)
+    own = active_participant(program=ProgramFactory(), device_kwargs={"aggregator": mine})
+    other_device = DeviceFactory(aggregator=AggregatorFactory(code="tesla"))
+    DeviceInstallationFactory(device=other_device, service_point=own.enrollment.service_point)
+    ProgramSubscriptionFactory(enrollment=own.enrollment, device=other_device, start_date=own.start_date)
+    second = DeviceFactory(aggregator=mine)
+    DeviceInstallationFactory(device=second, service_point=own.enrollment.service_point)
+    response = client.post(f"{URL}{own.enrollment_id}/add-device/", {"device": second.pk}, format="json")
+    assert response.status_code == 201, response.json()
+    assert sorted(s["device"] for s in response.json()["subscriptions"]) == sorted([own.device_id, second.pk])
