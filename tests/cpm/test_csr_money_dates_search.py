@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
 
 from cpm.models import AuditEntry
 from enrollments.models import Enrollment
