@@ -272,14 +272,21 @@ def test_account_eligibility_defaults_to_today_in_the_program_zone(admin_api):
     assert enrolled.status_code == 201 and enrolled.json()["effective_date"] == "2026-05-15"
 
 
-def test_aggregator_sees_only_its_own_devices_subscriptions_of_a_shared_enrollment(django_user_model):
-    # One site enrolled with an ecobee thermostat and another aggregator's battery: ecobee lists the enrollment
-    # (its device is in it) but must not see the other aggregator's device and subscription in it.
+def shared_site(django_user_model):
+    """One site enrolled with an ecobee thermostat (the client's aggregator) and another aggregator's battery:
+    (ecobee's API client, ecobee, ecobee's subscription)."""
     client, mine = aggregator_client("ecobee", django_user_model)
     own = active_participant(program=ProgramFactory(), device_kwargs={"aggregator": mine})
     other_device = DeviceFactory(aggregator=AggregatorFactory(code="tesla"))
     DeviceInstallationFactory(device=other_device, service_point=own.enrollment.service_point)
     ProgramSubscriptionFactory(enrollment=own.enrollment, device=other_device, start_date=own.start_date)
+    return client, mine, own
+
+
+def test_aggregator_sees_only_its_own_devices_subscriptions_of_a_shared_enrollment(django_user_model):
+    # One site enrolled with an ecobee thermostat and another aggregator's battery: ecobee lists the enrollment
+    # (its device is in it) but must not see the other aggregator's device and subscription in it.
+    client, mine, own = shared_site(django_user_model)
     (row,) = client.get(URL).json()["results"]
     assert [s["device"] for s in row["subscriptions"]] == [own.device_id]
     detail = client.get(f"{URL}{own.enrollment_id}/").json()
@@ -289,11 +296,7 @@ def test_aggregator_sees_only_its_own_devices_subscriptions_of_a_shared_enrollme
 def test_an_aggregators_write_answers_with_only_its_own_subscriptions(django_user_model):
     # The same shared site: ecobee adds a second thermostat; the enrollment in the answer lists ecobee's two
     # subscriptions, not the other aggregator's battery.
-    client, mine = aggregator_client("ecobee", django_user_model)
-    own = active_participant(program=ProgramFactory(), device_kwargs={"aggregator": mine})
-    other_device = DeviceFactory(aggregator=AggregatorFactory(code="tesla"))
-    DeviceInstallationFactory(device=other_device, service_point=own.enrollment.service_point)
-    ProgramSubscriptionFactory(enrollment=own.enrollment, device=other_device, start_date=own.start_date)
+    client, mine, own = shared_site(django_user_model)
     second = DeviceFactory(aggregator=mine)
     DeviceInstallationFactory(device=second, service_point=own.enrollment.service_point)
     response = client.post(f"{URL}{own.enrollment_id}/add-device/", {"device": second.pk}, format="json")
