@@ -74,10 +74,11 @@ class ReleasedRow(NamedTuple):
     status: str  # before the release
     event_status: str
     capacity_kw: Any
+    time_zone: str  # the event's program's IANA zone: times in a reason are written in it
 
 
 _FIELDS = ("pk", "event_id", "subscription_id", "enrollment_id", "device_id", "service_point_id", "status",
-           "event__status", "device__capacity_kw")
+           "event__status", "device__capacity_kw", "event__program__time_zone")
 
 
 def release_participations(queryset: QuerySet[Participation], *, reason, now: dt.datetime, actor: Any
@@ -233,11 +234,13 @@ def _reserve_replacement(event_id: int, new: ProgramSubscription, *, old: Progra
 
 
 def release_for_device(*, device_id: int, status: str, now: dt.datetime, actor: Any) -> list[ReleasedRow]:
-    """The device went inactive or was retired: release its participations of every event not yet completed."""
+    """The device went inactive or was retired: release its participations of every event not yet completed. The
+    reason gives the day in each event's program zone."""
     device = Device.objects.get(pk=device_id)
     return release_participations(
         Participation.objects.filter(device_id=device_id),
-        reason=f"Released: device {device} set {status} on {now.date()} (UTC).", now=now, actor=actor)
+        reason=lambda r: f"Released: device {device} set {status} on {now.astimezone(zone(r.time_zone)):%Y-%m-%d}.",
+        now=now, actor=actor)
 
 
 def release_for_unavailability(item: Unavailability, *, tz_name: str, now: dt.datetime, actor: Any

@@ -308,6 +308,7 @@ class SpanChecks:
     requires_device: bool
     online_since: dt.datetime
     online_threshold_minutes: int
+    tz: dt.tzinfo  # the program's zone: every time in a reason is written in it
     unavailable: dict[tuple[int, int | None], str]  # (enrollment, device or None for all) -> the reason in words
     busy_device: dict[int, str]  # device -> the overlapping event in words
     busy_service_point: dict[int, str]  # device-less participant's service point -> idem
@@ -583,7 +584,7 @@ def _gather(event: Event, ctx: ProgramContext, *, now: dt.datetime, span: Span |
     checks = SpanChecks(
         first=first, last=last, requires_device=program.requires_device,
         online_since=now - dt.timedelta(minutes=program.device_online_threshold_minutes),
-        online_threshold_minutes=program.device_online_threshold_minutes,
+        online_threshold_minutes=program.device_online_threshold_minutes, tz=ctx.tz,
         unavailable=_unavailability(event, ctx, enrollment_ids), busy_device=overlaps.busy_device,
         busy_service_point=overlaps.busy_service_point, take_device=overlaps.take_device,
         take_service_point=overlaps.take_service_point, taken_device=overlaps.taken_device,
@@ -727,8 +728,9 @@ def _device_skip(row: CandidateRow, c: SpanChecks) -> tuple[str, str] | None:
         if last_seen is None:
             return ReservationDecision.OFFLINE, "Device has never been seen online."
         if last_seen < c.online_since:
-            return ReservationDecision.OFFLINE, (f"Device last seen {last_seen:%Y-%m-%d %H:%M} UTC, more than "
-                                                 f"{c.online_threshold_minutes} minutes before reservation.")
+            return ReservationDecision.OFFLINE, (f"Device last seen {last_seen.astimezone(c.tz):%Y-%m-%d %H:%M %Z}, "
+                                                 f"more than {c.online_threshold_minutes} minutes before "
+                                                 f"reservation.")
     return None
 
 

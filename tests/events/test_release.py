@@ -135,19 +135,31 @@ def test_device_removed_releases(program, july_now, clock, agg, django_capture_o
     assert state(event, a) == (RELEASED, D.RELEASED, "Released: subscription ended on 2026-07-15 (device removed).")
 
 
+def test_device_release_names_the_programs_local_day(program, july_now, agg, monkeypatch,
+                                                    django_capture_on_commit_callbacks):
+    """The device is set inactive at 2026-07-15 03:00 UTC, still the evening of 07-14 in Los Angeles (the program's
+    zone): the reason names 2026-07-14, the day the program's people live in, not the UTC date."""
+    event, (a,) = reserved(program, july_now, n=1, agg=agg)
+    evening = dt.datetime(2026, 7, 15, 3, 0, tzinfo=dt.UTC)
+    monkeypatch.setattr(release, "clock", lambda: evening)
+    with django_capture_on_commit_callbacks(execute=True):
+        device_set_status(device=a.device, status=DeviceStatus.INACTIVE, now=evening, actor=TEST_ACTOR)
+    assert state(event, a) == (RELEASED, D.RELEASED, f"Released: device {a.device} set inactive on 2026-07-14.")
+
+
 def test_device_inactive_releases_and_tells_the_aggregator(program, july_now, clock, agg,
                                                            django_capture_on_commit_callbacks):
     """A and B are reserved and the event is dispatched (both DISPATCHED, one DISPATCH message to acme-cloud
-    listing both). A's device is set inactive: A is released ("Released: device <A> set inactive on 2026-07-14
-    (UTC)."), and acme-cloud gets one RELEASE message listing A's device only (no webhook: POLL_ONLY). B stays
-    dispatched. Retiring a device releases the same way (B: "set retired")."""
+    listing both). A's device is set inactive: A is released ("Released: device <A> set inactive on 2026-07-14."),
+    and acme-cloud gets one RELEASE message listing A's device only (no webhook: POLL_ONLY). B stays dispatched.
+    Retiring a device releases the same way (B: "set retired")."""
     event, (a, b) = reserved(program, july_now, n=2, agg=agg)
     services.event_dispatch(event=event, now=july_now, actor=TEST_ACTOR)
     assert DispatchMessage.objects.get(kind=DispatchKind.DISPATCH).payload["devices"] == sorted(
         [a.device.aggregator_device_id, b.device.aggregator_device_id])
     with django_capture_on_commit_callbacks(execute=True):
         device_set_status(device=a.device, status=DeviceStatus.INACTIVE, now=july_now, actor=TEST_ACTOR)
-    assert state(event, a) == (RELEASED, D.RELEASED, f"Released: device {a.device} set inactive on 2026-07-14 (UTC).")
+    assert state(event, a) == (RELEASED, D.RELEASED, f"Released: device {a.device} set inactive on 2026-07-14.")
     assert release_audit(event, a)[0][1] == ParticipationStatus.DISPATCHED
     assert state(event, b)[0] == ParticipationStatus.DISPATCHED
     msg = DispatchMessage.objects.get(kind=DispatchKind.RELEASE)
@@ -156,7 +168,7 @@ def test_device_inactive_releases_and_tells_the_aggregator(program, july_now, cl
     assert msg.payload["devices"] == [] and msg.payload["kind"] == "release"
     with django_capture_on_commit_callbacks(execute=True):
         device_set_status(device=b.device, status=DeviceStatus.RETIRED, now=july_now, actor=TEST_ACTOR)
-    assert state(event, b)[2] == f"Released: device {b.device} set retired on 2026-07-14 (UTC)."
+    assert state(event, b)[2] == f"Released: device {b.device} set retired on 2026-07-14."
     # Two releases of the same event and revision: two RELEASE messages (the unique constraint spares them).
     assert DispatchMessage.objects.filter(kind=DispatchKind.RELEASE).count() == 2
 

@@ -159,7 +159,7 @@ def test_offline_unavailable_and_not_eligible_reasons(program, july_now):
     suspended.enrollment.status = EnrollmentStatus.SUSPENDED
     suspended.enrollment.save()
     got = reserve(EventFactory(program=program), july_now)
-    assert got[stale.pk] == (D.OFFLINE, "Device last seen 2026-07-12 16:00 UTC, more than 1440 minutes before "
+    assert got[stale.pk] == (D.OFFLINE, "Device last seen 2026-07-12 09:00 PDT, more than 1440 minutes before "
                                         "reservation.")
     assert got[never.pk] == (D.OFFLINE, "Device has never been seen online.")
     assert got[inactive.pk] == (D.NOT_ELIGIBLE, "Device status is inactive.")
