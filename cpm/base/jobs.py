@@ -46,6 +46,7 @@ from django.dispatch import Signal
 from cpm.models import Job, JobChunk
 
 from .audit import actor_label
+from .timeutils import format_local
 
 log = logging.getLogger(__name__)
 
@@ -268,7 +269,7 @@ def jobs_sweep(*, now: dt.datetime, stall_seconds: int | None = None, max_attemp
             if chunk.attempts >= limit:
                 job_fail(job_id=chunk.job_id, error=(
                     f"Chunk {chunk.index} made no progress after {chunk.attempts} attempts "
-                    f"(last started {chunk.updated_at:%Y-%m-%d %H:%M:%S} UTC); the worker running it stopped."),
+                    f"(last started {_shown(chunk.updated_at)}); the worker running it stopped."),
                     now=now)
                 JobChunk.objects.filter(pk=chunk.pk).update(status=CS.FAILED, updated_at=now,
                                                             last_error="no progress: worker lost")
@@ -284,10 +285,16 @@ def jobs_sweep(*, now: dt.datetime, stall_seconds: int | None = None, max_attemp
         for job in (Job.objects.select_for_update(skip_locked=True)
                     .filter(status=JS.RUNNING, chunks_total=0, heartbeat_at__lt=now - stall)):
             job_fail(job_id=job.pk, error=(
-                f"No progress since {job.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC: the worker running this job stopped; "
+                f"No progress since {_shown(job.heartbeat_at)}: the worker running this job stopped; "
                 "nothing of it was written. Retry it."), now=now)
             failed_jobs.add(job.pk)
     return {"resent": resent, "failed_jobs": len(failed_jobs)}
+
+
+def _shown(instant: dt.datetime) -> str:
+    """An instant in a job's error as its reader reads it: jobs belong to no program, so ``CPM_DISPLAY_TIME_ZONE``
+    ("2026-07-01 05:00:00 PDT")."""
+    return format_local(instant, getattr(settings, "CPM_DISPLAY_TIME_ZONE", "UTC"), seconds=True)
 
 
 def jobs_open(*, subject: models.Model) -> models.QuerySet[Job]:

@@ -120,6 +120,6 @@ def test_sweeper_fails_a_single_step_job_whose_worker_died():
     assert jobs.jobs_sweep(now=T0 + dt.timedelta(minutes=11), stall_seconds=600) == {"resent": 0, "failed_jobs": 1}
     job.refresh_from_db()
     load.refresh_from_db()
-    assert job.status == "failed" and job.error.startswith("No progress since 2026-07-01 12:00:00 UTC")
+    assert job.status == "failed" and job.error.startswith("No progress since 2026-07-01 05:00:00 PDT")
     assert load.status == "failed"
     assert load.errors[0]["field"] == "load" and "the worker running this job stopped" in load.errors[0]["message"]
