@@ -39,6 +39,14 @@ reading are the engine's missing-data days and are named so in the explanation.
 The interval grid is the coarsest of 60/30/15/5 minutes on which the event window and the adjustment window fall:
 finer readings are summed into it (kWh totals are unchanged; every step of the engine is linear in kWh), and an
 opt-out counts the whole intervals before it on that grid.
+
+An opt-out inside an interval of that grid is counted at the data's own resolution (``measure_event``): a
+participation whose data is finer than the grid (15-minute meter readings or device telemetry, a 15-minute kW-drop
+report) and whose opt-out falls inside a grid interval after a whole interval of its data is measured on its data's
+grid, so the quarter-hours before a 14:37 opt-out count (14:00-14:30) instead of nothing before the hour. The rule of
+the interval the opt-out cuts is the one above, at every resolution: it ends after the opt-out, so it does not count
+(14:30-14:45 here; hourly data drops the cut hour likewise). Every other participation, and every participation with
+hourly data, is measured on the event's grid exactly as before.
 """
 
 from __future__ import annotations
@@ -144,6 +152,32 @@ def method_label(program, params: bl.BaselineParams) -> str:
     return program.baseline_method
 
 
+def refined_minutes(*, event_start: dt.datetime, opted_out_at: dt.datetime, grid: int, data_minutes: int | None
+                    ) -> int:
+    """The interval length (minutes) a participation opted out at ``opted_out_at`` is measured on: its data's
+    (``data_minutes``: the coarsest interval length of the readings it is measured on, None = unknown) when that is
+    finer than the event's ``grid`` and counts more of the event before the opt-out (an opt-out at 14:37 on an hourly
+    grid: 15-minute data counts 14:00-14:30, the grid nothing), else ``grid``. ``event_start`` is on ``grid``."""
+    if data_minutes is None or data_minutes not in GRIDS or data_minutes >= grid or grid % data_minutes:
+        return grid
+    into = opted_out_at.timestamp() - event_start.timestamp()
+    return data_minutes if into > 0 and into % (grid * 60) >= data_minutes * 60 else grid
+
+
+def _cut_by_opt_out(participations, event, grid: int) -> list[int]:
+    """Positions of the participations whose opt-out falls inside an interval of the event's ``grid`` (after the
+    start, before the end, not on an interval edge)."""
+    step = grid * 60
+    t0, t1 = event.start.timestamp(), event.end.timestamp()
+    out = []
+    for k, p in enumerate(participations):
+        if p.opted_out_at is not None:
+            t = p.opted_out_at.timestamp()
+            if t0 < t < t1 and (t - t0) % step:
+                out.append(k)
+    return out
+
+
 def _counted(participations, event, minutes: int, n_ev: int) -> np.ndarray:
     """Intervals of the event window that end at or before the opt-out (or the end), per participation."""
     step = minutes * 60
@@ -152,20 +186,96 @@ def _counted(participations, event, minutes: int, n_ev: int) -> np.ndarray:
     return np.clip(np.floor((stops - start) / step), 0, n_ev).astype(np.int64)
 
 
-def measure_event(*, event, participations, now: dt.datetime | None = None) -> ChunkMeasurement:
+def measure_event(*, event, participations, now: dt.datetime | None = None) -> list[ChunkMeasurement]:
     """Measure each participation of ``event`` (an ``events.Event`` with ``program`` loaded).
 
     ``participations``: objects with ``pk``, ``service_point_id``, ``device_id``, ``opted_out_at`` (a chunk of the
-    event's participations; ``events.Participation`` rows or plain values). Returns a ``ChunkMeasurement`` with one
-    row per participation, in the order given. ``now`` is not used (measurement depends on stored data only).
+    event's participations; ``events.Participation`` rows or plain values). Returns one ``ChunkMeasurement`` per
+    interval grid, each holding its participations in the order given (``participation_ids``): the event's grid
+    (``grid_minutes``) first, then, when some opt-outs fall inside an interval of that grid, one per finer data
+    resolution that counts more of the event before them (``refined_minutes``; the data's resolution is the coarsest
+    interval length of the readings the measurement reads: the meter's over the baseline's lookback, the device's
+    telemetry on the event day, the kW-drop report's intervals). A chunk without such an opt-out gives one
+    measurement, as it always did (no extra query). ``now`` is not used (measurement depends on stored data only).
     Raises ``ValueError`` for an invalid ``Program.baseline_params`` (naming the field).
     """
     participations = list(participations)
-    if event.program.performance_measurement == DEVICE_TELEMETRY:
-        return _measure_devices(event, participations)
-    if event.program.performance_measurement == AGGREGATOR_REPORTED:
-        return _measure_reported(event, participations)
-    return _measure_meters(event, participations)
+    kind = event.program.performance_measurement
+    if kind == DEVICE_TELEMETRY:
+        grid = grid_minutes(event.start, event.end, None)
+        measure, resolution = _measure_devices, _device_minutes
+    elif kind == AGGREGATOR_REPORTED:
+        from .meterdata.selectors import reported_kw_drops
+
+        grid = grid_minutes(event.start, event.end, None)
+        records = reported_kw_drops(event_id=event.pk,
+                                    service_point_ids={p.service_point_id for p in participations})
+
+        def measure(event, parts, minutes):
+            return _measure_reported(event, parts, minutes, records)
+
+        def resolution(event, parts, grid):
+            return [_report_minutes(records.get(p.service_point_id)) for p in parts]
+    else:
+        grid = grid_minutes(event.start, event.end, _meter_day_params(event)[0])
+        measure, resolution = _measure_meters, _meter_minutes
+    cut = _cut_by_opt_out(participations, event, grid)
+    minutes = [grid] * len(participations)
+    if cut:
+        data = resolution(event, [participations[k] for k in cut], grid)
+        for k, data_minutes in zip(cut, data, strict=True):
+            minutes[k] = refined_minutes(event_start=event.start, opted_out_at=participations[k].opted_out_at,
+                                         grid=grid, data_minutes=data_minutes)
+    out = []
+    for g in sorted(set(minutes), reverse=True):
+        parts = [p for p, m in zip(participations, minutes, strict=True) if m == g]
+        out.append(measure(event, parts, g))
+    return out
+
+
+def _meter_day_params(event) -> tuple[bl.BaselineParams, bl.BaselineParams, set[dt.date]]:
+    """(params for the event day's type, params as configured, holidays) of a METER_BASELINE event."""
+    from programs.calendars import holidays_for
+
+    program = event.program
+    params = bl.resolve_params(program.baseline_method, program.baseline_params or {})
+    event_day = local_date(event.start, zone(program.time_zone))
+    holidays = holidays_for(program.holiday_calendar,
+                            {event_day.year, (event_day - dt.timedelta(days=params.lookback_days)).year})
+    return params.for_day_type(bl.is_weekend_holiday(event_day, holidays)), params, holidays
+
+
+def _meter_minutes(event, participations, grid: int) -> list[int | None]:
+    """Per participation: the coarsest interval length of its service point's meter readings (both channels) over
+    the days the baseline reads (the whole lookback), None without any. One query."""
+    from .meterdata.selectors import baseline_span, coarsest_interval_minutes
+
+    params = _meter_day_params(event)[1]
+    start, end = baseline_span(event_start=event.start, event_end=event.end, tz=event.program.time_zone,
+                               lookback_days=params.lookback_days, interval_minutes=grid)
+    found = coarsest_interval_minutes(first_day=start.date(), last_day=(end - dt.timedelta(seconds=1)).date(),
+                                      service_point_ids=sorted({p.service_point_id for p in participations}))
+    return [found.get(p.service_point_id) for p in participations]
+
+
+def _device_minutes(event, participations, grid: int) -> list[int | None]:
+    """Per participation: the coarsest interval length of its device's discharge telemetry (RECEIVED) on the
+    event's UTC days, None without a device or any reading. One query."""
+    from .meterdata.selectors import coarsest_interval_minutes
+
+    ids = sorted({p.device_id for p in participations if p.device_id})
+    found = coarsest_interval_minutes(first_day=event.start.date(),
+                                      last_day=(event.end - dt.timedelta(seconds=1)).date(), device_ids=ids,
+                                      channels=("received",)) if ids else {}
+    return [found.get(p.device_id) for p in participations]
+
+
+def _report_minutes(record) -> int | None:
+    """The interval length (minutes) of a kW-drop report, None without a report or for a length that is not one of
+    ``GRIDS``."""
+    if record is None or record.interval_seconds % 60:
+        return None
+    return record.interval_seconds // 60
 
 
 def other_event_days(*, service_point_ids, event, tz, first_day: dt.date) -> dict[int, set[dt.date]]:
@@ -240,20 +350,14 @@ def _below_zero_not_counted(result: bl.BatchBaselineResult, rows: np.ndarray, mi
     result.reduction_kwh[rows] = (adj - counted) * (minutes / 60.0)
 
 
-def _measure_meters(event, participations) -> ChunkMeasurement:
-    from programs.calendars import holidays_for
-
+def _measure_meters(event, participations, minutes: int) -> ChunkMeasurement:
     from .meterdata.selectors import baseline_span, interval_kwh_matrix
     from .selectors import net_metered_ids, recorded_abnormal_days
 
     program = event.program
     tz = zone(program.time_zone)
-    params = bl.resolve_params(program.baseline_method, program.baseline_params or {})
+    concrete, params, holidays = _meter_day_params(event)
     event_day = local_date(event.start, tz)
-    holidays = holidays_for(program.holiday_calendar,
-                            {event_day.year, (event_day - dt.timedelta(days=params.lookback_days)).year})
-    concrete = params.for_day_type(bl.is_weekend_holiday(event_day, holidays))
-    minutes = grid_minutes(event.start, event.end, concrete)
     sp_ids = sorted({p.service_point_id for p in participations})
     by_sp = other_event_days(service_point_ids=sp_ids, event=event, tz=tz,
                              first_day=event_day - dt.timedelta(days=params.lookback_days))
@@ -377,8 +481,7 @@ def device_kwh_matrix(*, device_ids, start: dt.datetime, end: dt.datetime, chann
     return grid.reshape(ids.size, n_days * per_day)[:, offset:offset + count]
 
 
-def _measure_devices(event, participations) -> ChunkMeasurement:
-    minutes = grid_minutes(event.start, event.end, None)
+def _measure_devices(event, participations, minutes: int) -> ChunkMeasurement:
     step = dt.timedelta(minutes=minutes)
     n_ev = int((event.end - event.start) / step)
     starts = [event.start + i * step for i in range(n_ev)]
@@ -407,14 +510,15 @@ def _measure_devices(event, participations) -> ChunkMeasurement:
         adjustment=np.full(n, np.nan), cand_days=[], day_reason=None)
 
 
-def _measure_reported(event, participations) -> ChunkMeasurement:
+def _measure_reported(event, participations, minutes: int, records: dict) -> ChunkMeasurement:
     """Measurement of an AGGREGATOR_REPORTED program from the current ``ReportedKwDrop`` of each service point
-    (``settlement.meterdata.selectors.reported_kw_drops``, one query).
+    (``records``: ``settlement.meterdata.selectors.reported_kw_drops``, one query), on the ``minutes`` grid.
 
     Rules (issue 18.5; a blank KwDrop is missing data, never zero):
 
     - The counted window is the event window up to the opt-out, on the event's grid (``grid_minutes``, as for the
-      other measurements): ``[event start, event start + counted intervals)``. A reported interval counts for the
+      other measurements; the report's own intervals when they are finer and the opt-out cuts a grid interval:
+      ``measure_event``): ``[event start, event start + counted intervals)``. A reported interval counts for the
       part of it inside that window (an interval reported before the event start, after the end or after the opt-out
       counts for nothing there).
     - kWh avoided = sum over the reported (non-blank) intervals of kW x hours inside the counted window. Missing
@@ -432,15 +536,11 @@ def _measure_reported(event, participations) -> ChunkMeasurement:
     ``actual_kw`` per grid interval = reported kWh / reported hours in it (NaN where nothing was reported),
     ``reduction_kwh`` = reported kWh in it (NaN where nothing); baselines are 0.
     """
-    from .meterdata.selectors import reported_kw_drops
-
     program = event.program
-    minutes = grid_minutes(event.start, event.end, None)
     step = minutes * 60
     t0, t_end = event.start.timestamp(), event.end.timestamp()
     n_ev = int((t_end - t0) // step)
     starts = [event.start + dt.timedelta(seconds=i * step) for i in range(n_ev)]
-    records = reported_kw_drops(event_id=event.pk, service_point_ids={p.service_point_id for p in participations})
     n = len(participations)
     counted = _counted(participations, event, minutes, n_ev)
     cell_kwh = np.full((n, n_ev), np.nan)

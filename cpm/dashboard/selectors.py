@@ -216,24 +216,42 @@ FLEET_SERIES = (("Baseline", "baseline_kw"), ("Adjusted baseline", "adjusted_bas
 def fleet_series(inputs_rows) -> tuple[list[dt.datetime], dict[str, list[float | None]]]:
     """Sum the settlements' stored per-interval kW (``inputs``: ``start``, ``interval_minutes``, ``baseline_kw``,
     ``adjusted_baseline_kw``, ``actual_kw``) by interval start; an interval where no settlement has a value is
-    None."""
-    sums: dict[str, dict[dt.datetime, float]] = {key: defaultdict(float) for _, key in FLEET_SERIES}
-    seen: dict[str, set] = {key: set() for _, key in FLEET_SERIES}
-    starts: set[dt.datetime] = set()
+    None. Settlements of one event may be on different grids (a participation whose opt-out cut an hour is measured
+    on its 15-minute data: ``settlement.measurement.measure_event``): the sums are then on the finest grid, a
+    coarser interval's kW counting in each of its finer intervals (kW is the interval's average)."""
+    # {minutes: {key: {start: kW sum, None = no value}}}, then spread onto the finest grid seen.
+    sums: dict[int, dict[str, dict[dt.datetime, float | None]]] = {}
     for inputs in inputs_rows:
         first, minutes = (inputs or {}).get("start"), (inputs or {}).get("interval_minutes")
         if not first or not minutes:
             continue
         t0 = dt.datetime.fromisoformat(first)
+        grid = sums.setdefault(minutes, {key: {} for _, key in FLEET_SERIES})
         for _, key in FLEET_SERIES:
+            series = grid[key]
             for i, value in enumerate(inputs.get(key) or []):
                 t = t0 + dt.timedelta(minutes=minutes * i)
-                starts.add(t)
-                if value is not None:
-                    sums[key][t] += value
-                    seen[key].add(t)
-    ordered = sorted(starts)
-    return ordered, {label: [round(sums[key][t], 3) if t in seen[key] else None for t in ordered]
+                if value is None:
+                    series.setdefault(t, None)
+                else:
+                    series[t] = (series.get(t) or 0.0) + value
+    if not sums:
+        return [], {label: [] for label, _ in FLEET_SERIES}
+    finest = min(sums)
+    totals: dict[str, dict[dt.datetime, float | None]] = {key: {} for _, key in FLEET_SERIES}
+    for minutes, grid in sums.items():
+        parts = [dt.timedelta(minutes=finest * j) for j in range(minutes // finest)]
+        for _, key in FLEET_SERIES:
+            out = totals[key]
+            for t, value in grid[key].items():
+                for dt_part in parts:
+                    u = t + dt_part
+                    if value is None:
+                        out.setdefault(u, None)
+                    else:
+                        out[u] = (out.get(u) or 0.0) + value
+    ordered = sorted({t for out in totals.values() for t in out})
+    return ordered, {label: [None if totals[key].get(t) is None else round(totals[key][t], 3) for t in ordered]
                      for label, key in FLEET_SERIES}
 
 

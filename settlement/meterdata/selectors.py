@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 import numpy as np
+from django.db.models import Max
 
 from .models import IntervalDay, ReportedKwDrop
 from .series import IntervalSeries
@@ -158,6 +159,24 @@ def _fill(grid: np.ndarray, columns, order: np.ndarray, sorted_ids: np.ndarray, 
         if minutes < interval_minutes:
             values = values.reshape(sel.size, per_day, interval_minutes // minutes).sum(axis=2)
         grid[rows[sel], days[sel]] = values
+
+
+def coarsest_interval_minutes(*, first_day: dt.date, last_day: dt.date, service_point_ids: Sequence[int] = (),
+                              device_ids: Sequence[int] = (), channels: Sequence[str] = ("delivered", "received")
+                              ) -> dict[int, int]:
+    """The coarsest interval length (minutes) of the current readings stored for UTC days ``first_day..last_day``:
+    ``{service point pk: minutes}`` of the service points' own meter data (``service_point_ids``, no device), or
+    ``{device pk: minutes}`` of the devices' readings (``device_ids``; give one or the other). ``channels``: the
+    channels looked at. An id without any reading there is absent. One query.
+
+    The grid a finer settlement can read every one of those days on (``interval_kwh_matrix`` leaves a day stored
+    coarser than its grid as NaN)."""
+    qs = IntervalDay.objects.filter(is_current=True, day__gte=first_day, day__lte=last_day, channel__in=channels)
+    if device_ids:
+        qs, key = qs.filter(device_id__in=list(device_ids)), "device_id"
+    else:
+        qs, key = qs.filter(service_point_id__in=list(service_point_ids), device__isnull=True), "service_point_id"
+    return dict(qs.values(key).annotate(m=Max("interval_minutes")).values_list(key, "m").order_by())
 
 
 def _fetch_rows(values_qs) -> list[tuple]:

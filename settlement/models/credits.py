@@ -91,7 +91,9 @@ class EventSettlement(models.Model):
     """What one participation (service point / device) earned in one event, with the inputs that explain it.
 
     ``inputs`` keeps the measurement, compactly (written by ``services._settlement_rows``): ``method``, resolved
-    baseline ``params``, ``interval_minutes``, ``start`` (UTC ISO start of the first event-window interval) and, one
+    baseline ``params``, ``interval_minutes`` (the event's grid; the data's own, finer, for a participation whose
+    opt-out cuts an interval of that grid: ``measurement.measure_event``, so two settlements of one event may differ),
+    ``start`` (UTC ISO start of the first event-window interval) and, one
     value per event-window interval, the engine's ``baseline_kw``, ``adjusted_baseline_kw``, ``actual_kw`` and
     ``reduction_kwh`` (4 decimals, null = unknown; the same numbers as ``manage.py baseline --json``);
     ``participated`` = ``[0, counted intervals]``; ``selected_days``; ``day_reasons`` = one ``baselines.REASONS``

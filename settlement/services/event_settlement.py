@@ -414,7 +414,7 @@ def event_settle_chunk(*, batch: SettlementBatch, sp_first: int, sp_last: int, n
     counts = {"calculated": 0, "unchanged": 0, "corrected": 0, "pending": 0, "failed": 0}
     if not parts:
         return counts
-    measured = meas.measure_event(event=event, participations=parts, now=now)
+    measured = meas.measure_event(event=event, participations=parts, now=now)  # one per interval grid
     rules = rule_specs(program, kinds=[IncentiveKind.PERFORMANCE_KWH, IncentiveKind.PER_EVENT,
                                        IncentiveKind.OPT_OUT_PENALTY], on_day=event_day,
                        price_window=(event.start, event.end))
@@ -426,7 +426,13 @@ def event_settle_chunk(*, batch: SettlementBatch, sp_first: int, sp_last: int, n
                 EventSettlement.objects.filter(event=event, service_point_id__gte=sp_first,
                                                service_point_id__lte=sp_last)
                 .values_list("pk", "participation_id", "fingerprint", "status")}
-    records = _settlement_rows(event=event, parts=parts, m=measured, rules=rules, capacity=capacity)
+    by_pk = {p.pk: p for p in parts}
+    by_participation = {}
+    for m in measured:
+        group = [by_pk[pk] for pk in m.participation_ids]
+        by_participation.update(zip(m.participation_ids, _settlement_rows(
+            event=event, parts=group, m=m, rules=rules, capacity=capacity), strict=True))
+    records = [by_participation[p.pk] for p in parts]
     creates, changed = [], {}
     for p, fields in zip(parts, records, strict=True):
         failed = bool(fields["error"])

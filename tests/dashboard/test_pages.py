@@ -13,6 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from cpm.base import roles
+from cpm.dashboard.selectors import fleet_series
 from events.choices import EventStatus
 from events.models import Event, OptOut
 from programs.choices import IncentiveKind
@@ -211,3 +212,20 @@ def test_device_counts_use_the_programs_local_date(admin_client, monkeypatch):
     type(f["d1"]).objects.filter(pk=f["d1"].pk).update(end_date=dt.date(2026, 7, 15))
     card = next(c for c in admin_client.get(reverse("dashboard:index")).context["cards"] if c.program == program)
     assert (card.devices, card.kw) == (5, Decimal("15"))
+
+
+def test_fleet_series_adds_settlements_of_different_grids_on_the_finer_one():
+    """One event, one hourly settlement and one measured on 15-minute data (its opt-out cut an hour): the fleet is
+    drawn on the quarter-hours, the hourly kW standing for each of its quarters (kW is an average: the same in each),
+    so every quarter-hour adds both; an hourly event draws hourly, as before."""
+    t0 = dt.datetime(2026, 7, 15, 21, tzinfo=dt.UTC)
+    hourly = {"start": t0.isoformat(), "interval_minutes": 60, "baseline_kw": [2.0, 2.0],
+              "adjusted_baseline_kw": [2.0, 2.0], "actual_kw": [0.5, 1.0]}
+    quarters = {"start": t0.isoformat(), "interval_minutes": 15, "baseline_kw": [4.0] * 8,
+                "adjusted_baseline_kw": [4.0] * 8, "actual_kw": [1.0, 1.0, 2.0, 2.0, 3.0, 3.0, 3.0, None]}
+    starts, fleet = fleet_series([hourly, quarters])
+    assert starts == [t0 + dt.timedelta(minutes=15 * i) for i in range(8)]
+    assert fleet["Baseline"] == [6.0] * 8
+    assert fleet["Actual"] == [1.5, 1.5, 2.5, 2.5, 4.0, 4.0, 4.0, 1.0]
+    starts, fleet = fleet_series([hourly, hourly])
+    assert (starts, fleet["Actual"]) == ([t0, t0 + dt.timedelta(hours=1)], [1.0, 2.0])

@@ -60,6 +60,27 @@ def write_hourly(*, service_point, first: dt.date, last: dt.date, kwh: float = 2
     return len(rows)
 
 
+def write_intervals(*, service_point, first: dt.date, last: dt.date, interval_minutes: int, kwh: float,
+                    overrides=None, device=None, channel: str = Channel.DELIVERED) -> int:
+    """IntervalDay rows of ``interval_minutes`` (5, 15, 30, 60) for UTC days ``first..last`` at ``kwh`` per interval;
+    ``overrides`` maps a UTC interval start to its kWh. Returns the number of rows written."""
+    overrides = overrides or {}
+    per_day = 1440 // interval_minutes
+    rows = []
+    day = first
+    while day <= last:
+        values = np.full(per_day, kwh)
+        for instant, value in overrides.items():
+            if instant.date() == day:
+                values[(instant.hour * 60 + instant.minute) // interval_minutes] = value
+        rows.append(IntervalDay(service_point=service_point, device=device, channel=channel, day=day,
+                                interval_minutes=interval_minutes, values=intervals.encode(values),
+                                received_at=RECEIVED_AT))
+        day += dt.timedelta(days=1)
+    IntervalDay.objects.bulk_create(rows)
+    return len(rows)
+
+
 def event_hours(start: dt.datetime = EVENT_START, hours: int = 3) -> list[dt.datetime]:
     return [start + dt.timedelta(hours=h) for h in range(hours)]
 

@@ -154,6 +154,24 @@ def test_event_window_off_the_hour_uses_a_finer_grid():
     assert measurement.grid_minutes(start + dt.timedelta(minutes=15), EVENT_END, None) == 15
 
 
+@pytest.mark.parametrize(("data_minutes", "opted_out", "expected"), [
+    (15, (0, 37), 15),    # 14:00-14:30 count at 15 minutes; the hourly grid counted nothing
+    (5, (0, 37), 5),      # 14:00-14:35
+    (30, (0, 37), 30),    # 14:00-14:30
+    (30, (0, 17), 60),    # no whole half-hour before 14:17: nothing more to count, the event's grid
+    (15, (0, 7), 60),     # no whole quarter-hour before 14:07: the event's grid
+    (15, (1, 52), 15),    # 14:00-15:45
+    (60, (0, 37), 60),    # hourly data: as before
+    (None, (0, 37), 60),  # no readings: as before
+])
+def test_a_participation_is_measured_on_its_finer_data_when_that_counts_more_before_its_opt_out(
+        data_minutes, opted_out, expected):
+    start = dt.datetime(2026, 7, 15, 21, tzinfo=dt.UTC)  # 14:00 PDT
+    at = start + dt.timedelta(hours=opted_out[0], minutes=opted_out[1])
+    assert measurement.refined_minutes(event_start=start, opted_out_at=at, grid=60, data_minutes=data_minutes) == (
+        expected)
+
+
 def test_settling_a_chunk_runs_the_same_queries_for_one_or_many_participations(settings):
     def chunk_queries(n):
         program = ProgramFactory()
