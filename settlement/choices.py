@@ -14,7 +14,9 @@ class MeasurementStatus(models.TextChoices):
 class EventSettlementStatus(models.TextChoices):
     """PENDING (awaiting data or prices) -> CALCULATED (after-event programs) or DEFERRED (season-end programs)
     -> APPROVED (money posted as settlement lines). A correction re-opens an APPROVED settlement (back to
-    CALCULATED/DEFERRED, revision + 1); approving it again posts a reversal of the old lines and the new lines.
+    CALCULATED/DEFERRED, revision + 1); approving it again posts a reversal of the old lines and the new lines. A
+    DEFERRED one re-opened after its season settlement was approved is carried (the difference only) by the next
+    customer settlement of its account, an ADJUSTMENT of the month when no other comes, and approved with it.
     REVERSED: approved money fully reversed by an operator (terminal)."""
 
     PENDING = "pending", "Pending"
@@ -53,6 +55,9 @@ class PeriodKind(models.TextChoices):
     BILLING_PERIOD = "billing_period", "Billing period"
     SEASON_END = "season_end", "Season end"
     FINAL_BILL = "final_bill", "Final bill (unenrollment or account closure)"
+    # A season-end program's corrections after their season settlement was approved (the difference only, no
+    # incentives): ``customer_settlements_create_due`` starts one batch a month when there is one to carry.
+    ADJUSTMENT = "adjustment", "Adjustment (corrections after settlement)"
 
 
 class LineKind(models.TextChoices):

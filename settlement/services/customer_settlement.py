@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Case, F, IntegerField, Q, Sum, Value, When
+from django.db.models import Case, Exists, F, IntegerField, OuterRef, Q, Sum, Value, When
 
 from cpm.base import bulk
 from cpm.base.audit import actor_label, audit_record
@@ -127,8 +127,11 @@ def customer_settlement_calculate(*, account: Account, program: Program, period_
     and program); monthly incentives for the months enrolled whose first enrolled day falls in the period (not for a
     month with an opt-out when the rule or an opt-out rule says so); at season end the seasonal incentive (share of
     event hours not opted out, cancelled events excluded) and performance per kW (top N% of the season's per-event kW
-    drops); then a negative cap line keeps the season's net within the program's season cap. An APPROVED or EXPORTED
-    settlement is returned unchanged. Raises ``DomainValidationError`` for a bad period.
+    drops); then a negative cap line keeps the season's net within the program's season cap. Any settlement also
+    carries the corrections of a season-end program's event settlements made after their season settlement was
+    approved (the difference only: ``_deferred_event_lines``); an ADJUSTMENT settlement carries only those and the
+    unclaimed approved event lines, no incentive, and belongs to no season. An APPROVED or EXPORTED settlement is
+    returned unchanged. Raises ``DomainValidationError`` for a bad period.
     Same code path as the batches: ``customer_settlements_calculate`` for one account.
     """
     return customer_settlements_calculate(account_ids=[account.pk], program=program, period_kind=period_kind,
@@ -188,6 +191,11 @@ class _Run:
     def at_season_end(self) -> bool:
         return self.period_kind == PeriodKind.SEASON_END and self.season is not None
 
+    @property
+    def pays_incentives(self) -> bool:
+        """An adjustment carries event money only (corrections and unclaimed approved lines)."""
+        return self.period_kind != PeriodKind.ADJUSTMENT
+
 
 @use_case("customer_settlements.calculate", Cap.RUN_SETTLEMENT)
 def customer_settlements_calculate(*, account_ids: list[int], program: Program, period_kind: str,
@@ -216,7 +224,9 @@ def _settlements_calculate(*, account_ids: list[int], program: Program, period_k
     if period_kind not in PeriodKind.values:
         raise DomainValidationError({"period_kind": [f"Unknown period kind {period_kind!r}."]})
     tz = zone(program.time_zone)
-    if season is None:
+    if period_kind == PeriodKind.ADJUSTMENT:
+        season = None  # an adjustment belongs to no season; each of its lines to its event's (``_line_seasons``)
+    elif season is None:
         season = _season_for(program, period_end - dt.timedelta(days=1))
     account_ids = sorted(set(account_ids))
     with transaction.atomic():
@@ -228,11 +238,11 @@ def _settlements_calculate(*, account_ids: list[int], program: Program, period_k
         run = _Run(program=program, period_kind=period_kind, period_start=period_start, period_end=period_end,
                    season=season, tz=tz, now=now, work=work, before=before, batch=batch)
         _reset_lines(run)
-        if run.at_season_end:
-            _deferred_event_lines(run)
+        _deferred_event_lines(run)
         facts = _IncentiveFacts.load(run)
-        for account_id in run.accounts:
-            _incentive_lines(run, facts, account_id)
+        if run.pays_incentives:
+            for account_id in run.accounts:
+                _incentive_lines(run, facts, account_id)
         bulk.insert_dicts(SettlementLine, [x for a in run.accounts for x in run.new.get(a, ())])
         totals = _season_cap_lines(run)
         _save_totals(run, facts, totals, actor=actor)
@@ -272,13 +282,16 @@ def _line_row(**columns) -> dict:
 
 
 def _reset_lines(run: _Run) -> None:
-    """Drop the recomputable lines of the worked settlements (incentive lines, deferred event lines, including those
-    of a deferred event settlement that went back to PENDING since: never approved, it owes nothing now) and attach
-    the approved event lines of their accounts not yet in a customer settlement (events before the period's end)."""
+    """Drop the recomputable lines of the worked settlements (incentive lines, deferred event lines and carried
+    corrections: the lines of a DEFERRED event settlement's current revision, including those of one that went back
+    to PENDING since: it owes nothing now) and attach the approved event lines of their accounts not yet in a
+    customer settlement (events before the period's end). A deferred event settlement's lines of an earlier
+    revision are approved money (posted before it was re-opened by a correction) and stay."""
     cs_ids = [run.work[a].pk for a in run.accounts]
     SettlementLine.objects.filter(customer_settlement_id__any=cs_ids).filter(
-        Q(event_settlement__isnull=True) | Q(event_settlement__status=ES.DEFERRED)
-        | Q(event_settlement__status=ES.PENDING, event_settlement__approved_at__isnull=True)).delete()
+        Q(event_settlement__isnull=True)
+        | Q(event_settlement__status__in=[ES.DEFERRED, ES.PENDING],
+            event_revision=F("event_settlement__revision"))).delete()
     unclaimed = SettlementLine.objects.filter(
         account_id__any=run.accounts, program=run.program, customer_settlement__isnull=True,
         event_settlement__isnull=False, event_settlement__event__start__lt=local_midnight(run.period_end, run.tz)
@@ -287,23 +300,100 @@ def _reset_lines(run: _Run) -> None:
                      ["customer_settlement_id"])
 
 
+# A season-end program's event settlement re-opened by a correction after its approval (its season settlement
+# approved, often exported): still DEFERRED with money (computed or posted) to settle.
+REOPENED = Q(status=ES.DEFERRED, approved_at__isnull=False) & ~Q(amount=0, posted_amount=0)
+
+
+def _held_elsewhere(cs_ids: list[int] | None = None) -> Exists:
+    """An event settlement whose current revision's lines a customer settlement not yet approved holds (other than
+    ``cs_ids``): that settlement carries it (``_recalculate_holding`` keeps it up to date), no other may."""
+    held = SettlementLine.objects.filter(event_settlement=OuterRef("pk"), event_revision=OuterRef("revision"),
+                                         customer_settlement__status__in=[CS.PENDING, CS.CALCULATED])
+    return Exists(held.exclude(customer_settlement_id__any=cs_ids) if cs_ids else held)
+
+
+def _posted_by_kind(es_ids: list[int]) -> dict[int, dict[str, Decimal]]:
+    """The approved money of each (re-opened) event settlement by line kind: its lines of earlier revisions (the
+    lines of its current revision are a customer settlement's, not yet approved). One query; none without ids."""
+    out: dict[int, dict[str, Decimal]] = defaultdict(dict)
+    if es_ids:
+        for es_id, kind, s in (SettlementLine.objects.filter(event_settlement_id__any=es_ids,
+                                                             event_revision__lt=F("event_settlement__revision"))
+                               .values_list("event_settlement_id", "kind").annotate(s=Sum("amount"))
+                               .values_list("event_settlement_id", "kind", "s").order_by()):
+            out[es_id][kind] = s or ZERO
+    return out
+
+
+class _Carried(NamedTuple):
+    """A line a customer settlement carries of a deferred event settlement: its kind and amount, the component it
+    pays (never approved) or None (a correction), and the money of that kind paid before and now."""
+
+    kind: str
+    amount: Decimal
+    component: dict | None
+    paid: Decimal
+    now: Decimal
+
+
+def _carried(components: list[dict], posted: dict[str, Decimal] | None) -> list[_Carried]:
+    """What a customer settlement carries of a deferred event settlement. Never approved (``posted`` None): each
+    non-zero component, its rounded amount. Approved before and re-opened by a correction (``posted``: its approved
+    money by kind, ``_posted_by_kind``): the difference only, per line kind the corrected amount less the amount
+    posted, for the kinds whose money changed; one $0.00 line of its first kind when none did (approving the
+    settlement carrying it approves the correction: ``customer_settlement_approve``)."""
+    paying = [c for c in components if Decimal(c["rounded"])]
+    if posted is None:
+        return [_Carried(c["kind"], Decimal(c["rounded"]), c, ZERO, Decimal(c["rounded"])) for c in paying]
+    now: dict[str, Decimal] = {}
+    for c in paying:
+        now[c["kind"]] = now.get(c["kind"], ZERO) + Decimal(c["rounded"])
+    kinds = [*now, *sorted(k for k in posted if k not in now)]
+    out = [_Carried(k, now.get(k, ZERO) - posted.get(k, ZERO), None, posted.get(k, ZERO), now.get(k, ZERO))
+           for k in kinds]
+    return [x for x in out if x.amount] or out[:1]
+
+
 def _deferred_event_lines(run: _Run) -> None:
-    """At season end: a line per non-zero component of each deferred event settlement of the season."""
+    """The deferred event settlements the worked settlements pay, of their accounts (one not yet approved that
+    holds an event settlement's current lines keeps it: ``_held_elsewhere``):
+
+    - at season end, each deferred event settlement of the season: a line per non-zero component;
+    - in any settlement, each one re-opened by a correction after its approval (``REOPENED``: its season settlement
+      was approved, maybe exported) of an event before the period's end: the difference only (``_carried``), a line
+      per kind whose money changed naming the event settlement, its revision and the recalculation (its batch). Its
+      line belongs to the season of its event's day, so the season cap still holds it (``_season_cap_lines``).
+    A run that carries none reads one query."""
     season = run.season
     program_id = run.program.pk
-    rows = (EventSettlement.objects.filter(account_id__any=run.accounts, program=run.program, status=ES.DEFERRED,
-                                           event_day__gte=season.start_date, event_day__lte=season.end_date)
-            .order_by().values_list("pk", "account_id", "enrollment_id", "service_point_id", "components",
-                                    "revision", named=True))
+    cs_ids = [run.work[a].pk for a in run.accounts]
+    which = REOPENED & Q(event_day__lt=run.period_end)
+    if run.at_season_end:
+        which |= Q(status=ES.DEFERRED, event_day__gte=season.start_date, event_day__lte=season.end_date)
+    rows = list(EventSettlement.objects.filter(account_id__any=run.accounts, program=run.program).filter(which)
+                .exclude(_held_elsewhere(cs_ids)).order_by("pk")
+                .values_list("pk", "account_id", "enrollment_id", "service_point_id", "components", "revision",
+                             "approved_at", "batch_id", "event_day", "amount", named=True))
+    posted = _posted_by_kind([es.pk for es in rows if es.approved_at])
     for es in rows:
-        for c in es.components:
-            if Decimal(c["rounded"]):
-                run.new[es.account_id].append(_line_row(
-                    account_id=es.account_id, program_id=program_id, enrollment_id=es.enrollment_id,
-                    service_point_id=es.service_point_id, event_settlement_id=es.pk,
-                    customer_settlement_id=run.work[es.account_id].pk, kind=c["kind"], line_code=LINE_CODES[c["kind"]],
-                    amount=Decimal(c["rounded"]), description=c["description"][:300], event_revision=es.revision,
-                    created_at=run.now))
+        corrected = es.approved_at is not None
+        carried = _carried(es.components, posted.get(es.pk, {}) if corrected else None)
+        why = f"recalculated by batch {es.batch_id}" if es.batch_id else "recalculated"
+        for x in carried:
+            description = (x.component["description"] if x.component else
+                           f"Correction of event settlement {es.pk} revision {es.revision} (event of {es.event_day}, "
+                           f"{why}): paid {format_money(x.paid)}, now {format_money(x.now)}")
+            run.new[es.account_id].append(_line_row(
+                account_id=es.account_id, program_id=program_id, enrollment_id=es.enrollment_id,
+                service_point_id=es.service_point_id, event_settlement_id=es.pk,
+                customer_settlement_id=run.work[es.account_id].pk, kind=x.kind, line_code=LINE_CODES[x.kind],
+                amount=x.amount, description=description[:300], event_revision=es.revision, created_at=run.now))
+        if corrected:
+            paid = sum(posted.get(es.pk, {}).values(), ZERO)
+            run.notes[es.account_id].append(
+                f"Correction of event settlement {es.pk} (revision {es.revision}, {why}): paid {format_money(paid)}, "
+                f"now {format_money(es.amount)}: {format_money(es.amount - paid)}.")
 
 
 @dataclass
@@ -618,7 +708,9 @@ def _save_totals(run: _Run, facts: _IncentiveFacts, totals: dict[int, Decimal], 
 @use_case("customer_settlement.approve", Cap.APPROVE_SETTLEMENTS)
 def customer_settlement_approve(*, settlement: CustomerSettlement, now: dt.datetime,
                                 actor: Any) -> CustomerSettlement:
-    """Approve a CALCULATED customer settlement (and the deferred event settlements it pays). Idempotent."""
+    """Approve a CALCULATED customer settlement (and the deferred event settlements it pays: at season end, or the
+    corrections it carries, which are then posted at their corrected amount). Idempotent. Raises ``ConflictError``
+    when a deferred event line it holds no longer matches its event settlement (``_check_deferred_lines``)."""
     with transaction.atomic():
         cs = CustomerSettlement.objects.select_for_update().get(pk=settlement.pk)
         if cs.status in (CS.APPROVED, CS.EXPORTED):
@@ -631,8 +723,10 @@ def customer_settlement_approve(*, settlement: CustomerSettlement, now: dt.datet
         transition(obj=cs, to=CS.APPROVED, allowed=CUSTOMER_SETTLEMENT_TRANSITIONS, now=now, actor=actor,
                    reason=f"${cs.total_amount}", extra_updates={"approved_at": now})
         for es in deferred:
+            reason = (f"paid at season end by customer settlement {cs.pk}" if es.approved_at is None else
+                      f"correction (revision {es.revision}) carried by customer settlement {cs.pk}")
             transition(obj=es, to=ES.APPROVED, allowed=EVENT_SETTLEMENT_TRANSITIONS, now=now, actor=actor,
-                       reason=f"paid at season end by customer settlement {cs.pk}", extra_updates={"approved_at": now})
+                       reason=reason, extra_updates={"approved_at": now})
             es.posted_amount = es.lines.aggregate(s=Sum("amount"))["s"] or ZERO
             EventSettlement.objects.filter(pk=es.pk).update(posted_amount=es.posted_amount)
     return cs
@@ -647,11 +741,12 @@ def _check_deferred_lines(cs: CustomerSettlement, deferred: list[EventSettlement
         return
     held: dict[int, list] = defaultdict(list)
     for es_id, kind, amount in SettlementLine.objects.filter(
-            customer_settlement=cs, event_settlement_id__any=[es.pk for es in deferred]).values_list(
-            "event_settlement_id", "kind", "amount"):
+            customer_settlement=cs, event_settlement_id__any=[es.pk for es in deferred],
+            event_revision=F("event_settlement__revision")).values_list("event_settlement_id", "kind", "amount"):
         held[es_id].append((kind, amount))
+    posted = _posted_by_kind([es.pk for es in deferred if es.approved_at])
     stale = [es for es in deferred if es.status != ES.DEFERRED or sorted(held[es.pk]) != sorted(
-        (c["kind"], Decimal(c["rounded"])) for c in es.components if Decimal(c["rounded"]))]
+        (x.kind, x.amount) for x in _carried(es.components, posted.get(es.pk, {}) if es.approved_at else None))]
     if stale:
         names = ", ".join(f"event settlement {es.pk} ({es.get_status_display()}, {format_money(es.amount)})"
                           for es in stale)
@@ -672,31 +767,36 @@ def customer_settlements_approve(*, settlements, now: dt.datetime, actor: Any) -
     return done
 
 
-def _accounts_for(program: Program, start: dt.date, end: dt.date, *, first: int | None = None,
-                  last: int | None = None) -> list[int]:
-    """Sorted ids of the accounts enrolled in ``program`` during ``[start, end)``, and of the accounts holding
-    approved event lines of the program not yet in a customer settlement (events before ``end``): a correction
-    approved after the customer left (final bill done, no longer enrolled) is paid or taken back by the next
-    period's settlement, not left unclaimed. ``first``/``last``: only the ids in that inclusive range (a chunk
-    reads its own accounts, not the program's)."""
-    qs = (Enrollment.objects.filter(program=program, status__in=ENROLLED_STATUSES, effective_date__lt=end)
-          .filter(Q(end_date__isnull=True) | Q(end_date__gt=start)))
+def _accounts_for(program: Program, start: dt.date, end: dt.date, *, period_kind: str | None = None,
+                  first: int | None = None, last: int | None = None) -> list[int]:
+    """Sorted ids of the accounts enrolled in ``program`` during ``[start, end)`` (not for an ADJUSTMENT
+    ``period_kind``), of the accounts holding approved event lines of the program not yet in a customer settlement
+    and of those holding a correction to carry (``REOPENED`` event settlements that no unapproved customer
+    settlement holds), events before ``end``: a correction approved after the customer left (final bill done, no
+    longer enrolled), or made after the season settlement was approved, is paid or taken back by the next
+    settlement, not left unclaimed. ``first``/``last``: only the ids in that inclusive range (a chunk reads its own
+    accounts, not the program's)."""
     unclaimed = SettlementLine.objects.filter(
         program=program, customer_settlement__isnull=True, event_settlement__isnull=False,
         event_settlement__event__start__lt=local_midnight(end, zone(program.time_zone)))
+    reopened = EventSettlement.objects.filter(REOPENED, program=program, event_day__lt=end).exclude(_held_elsewhere())
+    queries = [unclaimed, reopened]
+    if period_kind != PeriodKind.ADJUSTMENT:
+        queries.append(Enrollment.objects.filter(program=program, status__in=ENROLLED_STATUSES, effective_date__lt=end)
+                       .filter(Q(end_date__isnull=True) | Q(end_date__gt=start)))
     if first is not None:
-        qs, unclaimed = qs.filter(account_id__gte=first), unclaimed.filter(account_id__gte=first)
+        queries = [qs.filter(account_id__gte=first) for qs in queries]
     if last is not None:
-        qs, unclaimed = qs.filter(account_id__lte=last), unclaimed.filter(account_id__lte=last)
-    return sorted(set(qs.values_list("account_id", flat=True).order_by())
-                  | set(unclaimed.values_list("account_id", flat=True).order_by()))
+        queries = [qs.filter(account_id__lte=last) for qs in queries]
+    return sorted({a for qs in queries for a in qs.values_list("account_id", flat=True).order_by()})
 
 
 def customer_batch_start(*, program: Program, kind: str, period_kind: str, period_start: dt.date,
                          period_end: dt.date, season: Season | None, now: dt.datetime,
                          actor: Any) -> SettlementBatch:
     """Start a batch calculating the customer settlements of every account enrolled in ``[period_start,
-    period_end)``, in chunks of accounts; a batch for the same program and period is returned as it is.
+    period_end)`` (of an adjustment: only the accounts with corrections to carry; ``_accounts_for``), in chunks of
+    accounts; a batch for the same program and period is returned as it is.
     A step of ``season_settle`` and ``customer_settlements_create_due`` (which checked the actor)."""
     from ..tasks import settle_customer_chunk
 
@@ -711,7 +811,7 @@ def customer_batch_start(*, program: Program, kind: str, period_kind: str, perio
             batch = SettlementBatch.objects.create(**{**lookup, "period_start": period_start, "period_end": period_end,
                                                       "season": season}, created_at=now,
                                                    actor_label=actor_label(actor)[:150])
-            accounts = _accounts_for(program, period_start, period_end)
+            accounts = _accounts_for(program, period_start, period_end, period_kind=period_kind)
             ranges = chunks(accounts, settings.CPM_CHUNK_SIZE)
             audit_record(obj=batch, action="create", now=now, actor=actor,
                          reason=f"{period_kind} {period_start}..{period_end}: {len(accounts)} accounts")
@@ -733,7 +833,8 @@ def customer_settle_chunk(*, batch: SettlementBatch, account_first: int, account
     ``errors`` they are added to the batch here). An internal step of the batch (checked when it started): run by
     its Celery task with that task's system actor, which the calculation checks and audits."""
     program = batch.program
-    accounts = _accounts_for(program, batch.period_start, batch.period_end, first=account_first, last=account_last)
+    accounts = _accounts_for(program, batch.period_start, batch.period_end, period_kind=period_kind,
+                             first=account_first, last=account_last)
     common = {"program": program, "period_kind": period_kind, "period_start": batch.period_start,
               "period_end": batch.period_end, "season": batch.season, "now": now, "actor": actor,
               "batch": batch}
@@ -776,8 +877,10 @@ def season_settle(*, program: Program, season: Season, now: dt.datetime, actor: 
 @use_case("customer_settlements.create_due", Cap.RUN_SETTLEMENT)
 def customer_settlements_create_due(*, now: dt.datetime, actor: Any) -> list:
     """Create what has come due: season-end settlements of ended seasons, last calendar month's billing-period
-    settlements of after-event programs (a monthly billing cycle until billing cycles are fed to cpm) and final bills
-    of enrollments that ended. Idempotent: existing batches and settlements are left as they are."""
+    settlements of after-event programs (a monthly billing cycle until billing cycles are fed to cpm), last calendar
+    month's adjustments of season-end programs when a correction waits to be carried (an event settlement corrected
+    after its season settlement was approved, or approved event lines not yet in a customer settlement) and final
+    bills of enrollments that ended. Idempotent: existing batches and settlements are left as they are."""
     started = []
     for program in Program.objects.exclude(status="draft"):
         today = local_date(now, zone(program.time_zone))
@@ -787,11 +890,15 @@ def customer_settlements_create_due(*, now: dt.datetime, actor: Any) -> list:
                     kind__in=[IncentiveKind.SEASONAL, IncentiveKind.PERFORMANCE_KW, IncentiveKind.SEASON_CAP]
             ).exists():
                 started.append(season_settle(program=program, season=season, now=now, actor=actor))
+        this_month = today.replace(day=1)
+        last_month = (this_month - dt.timedelta(days=1)).replace(day=1)
         if program.settlement_timing == SettlementTiming.AFTER_EVENT:
-            this_month = today.replace(day=1)
-            last_month = (this_month - dt.timedelta(days=1)).replace(day=1)
             started.append(customer_batch_start(program=program, kind=BatchKind.CUSTOMER,
                                                 period_kind=PeriodKind.BILLING_PERIOD, period_start=last_month,
+                                                period_end=this_month, season=None, now=now, actor=actor))
+        elif _accounts_for(program, last_month, this_month, period_kind=PeriodKind.ADJUSTMENT):
+            started.append(customer_batch_start(program=program, kind=BatchKind.CUSTOMER,
+                                                period_kind=PeriodKind.ADJUSTMENT, period_start=last_month,
                                                 period_end=this_month, season=None, now=now, actor=actor))
         ended = Enrollment.objects.filter(program=program, status=EnrollmentStatus.UNENROLLED,
                                           end_date__isnull=False, end_date__lte=today, effective_date__isnull=False)
@@ -802,6 +909,7 @@ def customer_settlements_create_due(*, now: dt.datetime, actor: Any) -> list:
                 continue
             last = (CustomerSettlement.objects.filter(account=enrollment.account, program=program,
                                                       period_end__lte=enrollment.end_date)
+                    .exclude(period_kind=PeriodKind.ADJUSTMENT)
                     .order_by("-period_end").values_list("period_end", flat=True).first())
             start = max(last or enrollment.effective_date, enrollment.effective_date)
             if start < enrollment.end_date:

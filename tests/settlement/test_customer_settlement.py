@@ -469,3 +469,83 @@ def test_a_correction_approved_after_the_season_is_still_capped_by_its_season(ad
                                (LineKind.PERFORMANCE_KWH, Decimal("-100.00")),
                                (LineKind.PERFORMANCE_KWH, Decimal("50.00"))]
     assert july.total_amount + october.total_amount + november.total_amount == Decimal("50.00")
+
+
+def _reopen(es, kwh: str, rounded: str) -> None:
+    """A season-end program's correction after approval, as ``event_settle_chunk`` makes it: the event settlement
+    re-opened (APPROVED -> DEFERRED, revision + 1) with its recalculated money."""
+    es.refresh_from_db()
+    EventSettlement.objects.filter(pk=es.pk).update(
+        status=EventSettlementStatus.DEFERRED, revision=es.revision + 1, amount=Decimal(rounded),
+        components=_kwh_component(kwh, rounded))
+
+
+def test_a_correction_after_the_season_settlement_is_exported_is_still_capped_by_its_season(admin_user):
+    """Season-end program, season cap $60. The July event earned $80 (64 kWh x $1.25): the season settlement pays
+    $80 and a cap line of -$20, $60, approved and exported. Corrected up to $100 in October, the October adjustment
+    carries the difference, +$20, and the season's cap takes it back (-$20): $0. While that adjustment waits for
+    approval, a November adjustment does not carry the correction again. Corrected down to $50 in November: the
+    difference -$50 and the cap gives back the $40 it took: -$10, the season paid $50 in all."""
+    program = ProgramFactory(settlement_timing=SettlementTiming.SEASON_END)
+    season = SeasonFactory(program=program)
+    IncentiveRuleFactory(program=program, kind=IncentiveKind.SEASON_CAP, amount=Decimal("60"), season=season)
+    sub = active_participant(program=program)
+    part = ParticipationFactory(event=event_on(program, dt.date(2026, 7, 8)), subscription=sub)
+    es = EventSettlementFactory(participation=part, status=EventSettlementStatus.DEFERRED, amount=Decimal("80.00"),
+                                components=_kwh_component("64", "80.00"))
+    end = calc(sub, season.start_date, season.end_date + dt.timedelta(days=1), kind=PeriodKind.SEASON_END)
+    assert end.total_amount == Decimal("60.00")
+    services.customer_settlement_approve(settlement=end, now=NOW, actor=admin_user)
+    services.bill_credit_export_create(now=NOW, actor=admin_user)
+
+    _reopen(es, "80", "100.00")
+    october = calc(sub, dt.date(2026, 10, 1), dt.date(2026, 11, 1), kind=PeriodKind.ADJUSTMENT)
+    assert lines(october) == [(LineKind.CAP_ADJUSTMENT, Decimal("-20.00")),
+                              (LineKind.PERFORMANCE_KWH, Decimal("20.00"))]
+    assert (october.total_amount, october.season_id) == (Decimal("0.00"), None)
+    assert october.lines.get(kind=LineKind.CAP_ADJUSTMENT).description.startswith(
+        f"Season cap $60.00 ({season.name}): earlier $60.00 + this $20.00 exceeds")
+    november = calc(sub, dt.date(2026, 11, 1), dt.date(2026, 12, 1), kind=PeriodKind.ADJUSTMENT)
+    assert (lines(november), november.total_amount) == ([], Decimal("0.00"))
+    assert services._accounts_for(program, dt.date(2026, 11, 1), dt.date(2026, 12, 1),
+                                  period_kind=PeriodKind.ADJUSTMENT) == []
+    services.customer_settlement_approve(settlement=october, now=NOW, actor=admin_user)
+    es.refresh_from_db()
+    assert (es.status, es.posted_amount) == (EventSettlementStatus.APPROVED, Decimal("100.00"))
+
+    _reopen(es, "40", "50.00")
+    assert services._accounts_for(program, dt.date(2026, 11, 1), dt.date(2026, 12, 1),
+                                  period_kind=PeriodKind.ADJUSTMENT) == [sub.enrollment.account_id]
+    november = calc(sub, dt.date(2026, 11, 1), dt.date(2026, 12, 1), kind=PeriodKind.ADJUSTMENT)
+    assert lines(november) == [(LineKind.CAP_ADJUSTMENT, Decimal("40.00")),
+                               (LineKind.PERFORMANCE_KWH, Decimal("-50.00"))]
+    assert end.total_amount + october.total_amount + november.total_amount == Decimal("50.00")
+    services.customer_settlement_approve(settlement=november, now=NOW, actor=admin_user)
+    es.refresh_from_db()
+    assert (es.status, es.posted_amount) == (EventSettlementStatus.APPROVED, Decimal("50.00"))
+
+
+def test_a_correction_that_leaves_the_money_unchanged_is_carried_as_zero_and_approved(admin_user):
+    """A recalculation after the season settlement changed the event settlement's inputs but not its money ($4):
+    the adjustment carries a $0.00 line naming it (no bill line is exported for it) and approving the adjustment
+    approves the correction; nothing is left to carry."""
+    program = ProgramFactory(settlement_timing=SettlementTiming.SEASON_END)
+    season = SeasonFactory(program=program)
+    sub = active_participant(program=program)
+    part = ParticipationFactory(event=event_on(program, dt.date(2026, 7, 1)), subscription=sub)
+    es = EventSettlementFactory(participation=part, status=EventSettlementStatus.DEFERRED, amount=Decimal("4.00"),
+                                components=_kwh_component("3.2", "4.00"))
+    end = calc(sub, season.start_date, season.end_date + dt.timedelta(days=1), kind=PeriodKind.SEASON_END)
+    services.customer_settlement_approve(settlement=end, now=NOW, actor=admin_user)
+    _reopen(es, "3.2001", "4.00")
+    october = calc(sub, dt.date(2026, 10, 1), dt.date(2026, 11, 1), kind=PeriodKind.ADJUSTMENT)
+    line = october.lines.get()
+    assert (line.kind, line.amount, line.event_settlement_id) == (LineKind.PERFORMANCE_KWH, Decimal("0.00"), es.pk)
+    assert line.description.endswith("paid $4.00, now $4.00")
+    services.customer_settlement_approve(settlement=october, now=NOW, actor=admin_user)
+    es.refresh_from_db()
+    assert (es.status, es.posted_amount) == (EventSettlementStatus.APPROVED, Decimal("4.00"))
+    export = services.bill_credit_export_create(now=NOW, actor=admin_user)
+    assert (export.settlement_count, export.line_count, export.total_amount) == (2, 1, Decimal("4.00"))
+    assert services._accounts_for(program, dt.date(2026, 11, 1), dt.date(2026, 12, 1),
+                                  period_kind=PeriodKind.ADJUSTMENT) == []

@@ -11,6 +11,7 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from django.db.models import Sum
 
 from cpm.base.errors import ConflictError
 from programs.choices import IncentiveBasis, IncentiveKind, SettlementTiming
@@ -157,3 +158,75 @@ def test_a_correction_approved_after_the_final_bill_is_settled_by_the_next_billi
     assert august.total_amount == Decimal("-1.25")
     assert not SettlementLine.objects.filter(customer_settlement__isnull=True).exists()
     assert not CustomerSettlement.objects.filter(period_start=dt.date(2026, 9, 1)).exists()
+
+
+def _tick(now):
+    with run_on_commit():
+        services.settlement_tick(now=now, actor=TEST_ACTOR)
+
+
+def test_a_correction_after_the_season_settlement_was_exported_is_carried_by_the_next_adjustment(admin_user):
+    """The season settlement paid $5.63 (approved, exported to billing on October 5). On October 10 the meter data
+    are corrected: the event settlement is re-opened (APPROVED -> DEFERRED, revision 2, $4.38). No customer
+    settlement claimed the difference (the season settlement is exported, the season batch ran once, season-end
+    programs have no billing periods): the customer was never charged back the $1.25. The next adjustment batch
+    (tick of November 2, October) carries the difference only, -$1.25, on a line naming the event settlement, its
+    revision and the recalculation; approving it approves the event settlement ($4.38 posted) and the export sends
+    -$1.25. Re-running the tick, the batch's chunk or the recalculation changes nothing."""
+    from cpm.models import AuditEntry
+    from settlement.choices import LineKind
+    from settlement.models import SettlementBatch, SettlementLine
+
+    program, season, sp, event = _season_end_participant()
+    _settle(event, dt.datetime(2026, 7, 20, tzinfo=dt.UTC))
+    season_cs = _season_settlement(program, season, OCT)
+    services.customer_settlement_approve(settlement=season_cs, now=OCT + dt.timedelta(hours=1), actor=admin_user)
+    first = services.bill_credit_export_create(now=OCT + dt.timedelta(hours=2), actor=admin_user)
+    assert first.total_amount == Decimal("5.63")
+
+    _correct_meter_data(sp)
+    recalc = _settle(event, dt.datetime(2026, 10, 10, tzinfo=dt.UTC), recalculate=True)
+    es = EventSettlement.objects.get()
+    assert (es.status, es.revision, es.amount, es.posted_amount) == (ES.DEFERRED, 2, Decimal("4.38"),
+                                                                      Decimal("5.63"))
+    season_cs.refresh_from_db()
+    assert (season_cs.status, season_cs.total_amount) == (CS.EXPORTED, Decimal("5.63"))
+
+    nov = dt.datetime(2026, 11, 2, 12, tzinfo=dt.UTC)
+    _tick(nov)
+    carried = SettlementLine.objects.filter(event_settlement=es, event_revision=2)
+    assert list(carried.values_list("amount", flat=True)) == [Decimal("-1.25")]  # nothing was ever carried
+    adjustment = carried.get().customer_settlement
+    assert (adjustment.period_kind, adjustment.account_id, adjustment.period_start, adjustment.period_end,
+            adjustment.season_id, adjustment.status, adjustment.total_amount) == (
+        "adjustment", es.account_id, dt.date(2026, 10, 1), dt.date(2026, 11, 1), None, CS.CALCULATED,
+        Decimal("-1.25"))
+    line = adjustment.lines.get()
+    assert (line.kind, line.line_code, line.amount, line.event_settlement_id, line.event_revision) == (
+        LineKind.PERFORMANCE_KWH, "DRPK", Decimal("-1.25"), es.pk, 2)
+    assert line.description == (f"Correction of event settlement {es.pk} revision 2 (event of 2026-07-15, "
+                                f"recalculated by batch {recalc.pk}): paid $5.63, now $4.38")
+    assert f"event settlement {es.pk}" in adjustment.explanation
+
+    # Idempotent: the tick again, the batch's chunk again, the recalculation again.
+    _tick(nov + dt.timedelta(hours=1))
+    batch = SettlementBatch.objects.get(program=program, period_start=dt.date(2026, 10, 1))
+    services.customer_settle_chunk(batch=batch, account_first=es.account_id, account_last=es.account_id,
+                                   period_kind=adjustment.period_kind, now=nov, actor=TEST_ACTOR)
+    _settle(event, nov + dt.timedelta(hours=2), recalculate=True)
+    assert CustomerSettlement.objects.filter(period_kind="adjustment").count() == 1
+    assert sorted(adjustment.lines.values_list("amount", flat=True)) == [Decimal("-1.25")]
+
+    services.customer_settlement_approve(settlement=adjustment, now=nov + dt.timedelta(hours=3), actor=admin_user)
+    es.refresh_from_db()
+    assert (es.status, es.amount, es.posted_amount) == (ES.APPROVED, Decimal("4.38"), Decimal("4.38"))
+    assert AuditEntry.objects.filter(object_id=str(es.pk), to_status=ES.APPROVED,
+                                     reason=f"correction (revision 2) carried by customer settlement "
+                                            f"{adjustment.pk}").exists()
+    export = services.bill_credit_export_create(now=nov + dt.timedelta(hours=4), actor=admin_user)
+    assert (export.total_amount, export.line_count) == (Decimal("-1.25"), 1)
+    assert f",DRPK,-1.25,{adjustment.pk},{es.pk},," in export.content
+    # Paid in all: $5.63 - $1.25 = $4.38, the corrected amount; nothing left to carry in December.
+    assert SettlementLine.objects.filter(event_settlement=es).aggregate(s=Sum("amount"))["s"] == Decimal("4.38")
+    _tick(dt.datetime(2026, 12, 2, 12, tzinfo=dt.UTC))
+    assert CustomerSettlement.objects.filter(period_kind="adjustment").count() == 1
