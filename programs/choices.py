@@ -111,6 +111,17 @@ class IncentiveBasis(models.TextChoices):
     PER_KW = "per_kw", "$ per kW of average kW drop"
 
 
+class SeasonEnrollment(models.TextChoices):
+    """Which enrollments a seasonal incentive pays, by their dates against the season's (real-programs.json: Austin
+    Energy Power Partner pays its $25 a year "for each thermostat that stays enrolled"; PGE's Smart Thermostat pays
+    $25 "each season participated", SCE's $40 for participating June-September: enrolled at some time)."""
+
+    ANY = "any", "Enrolled at any time in the season (paid in full)"
+    AT_SEASON_END = "at_season_end", "Still enrolled at the season's end"
+    WHOLE_SEASON = "whole_season", "Enrolled for the whole season"
+    PRORATED = "prorated", "Prorated by the days enrolled in the season"
+
+
 class OptOutConsequence(models.TextChoices):
     PENALTY = "penalty", "Charge a penalty $ per opt-out"
     FORFEIT_EVENT = "forfeit_event", "Forfeit that event's payment"

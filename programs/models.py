@@ -26,6 +26,7 @@ from .choices import (
     PerformanceMeasurement,
     ProgramStatus,
     ProgramType,
+    SeasonEnrollment,
     SettlementTiming,
 )
 
@@ -283,8 +284,9 @@ class IncentiveRule(models.Model):
     """One way the program pays (or penalises). ``amount`` is dollars per ``basis`` unit.
 
     Kind-specific fields: ``price_set`` (performance per kWh with an interval price set); ``top_percent_events`` (kW
-    drop averaged over the top N% of the season's events); ``min_participation_share`` / ``max_opt_outs``
-    (seasonal); ``requires_no_skipped_event`` (monthly); ``opt_out_consequence`` (opt-out penalty).
+    drop averaged over the top N% of the season's events); ``min_participation_share`` / ``max_opt_outs`` /
+    ``season_enrollment`` (seasonal); ``requires_no_skipped_event`` (monthly); ``opt_out_consequence`` (opt-out
+    penalty).
     ``season`` empty = every season.
     """
 
@@ -301,6 +303,11 @@ class IncentiveRule(models.Model):
     min_participation_share = models.DecimalField(max_digits=5, decimal_places=4, null=True, blank=True,
                                                   help_text="Seasonal: minimum share (0-1) of event hours.")
     max_opt_outs = models.PositiveIntegerField(null=True, blank=True, help_text="Seasonal: more opt-outs forfeit it.")
+    season_enrollment = models.CharField(
+        max_length=16, choices=SeasonEnrollment.choices, default=SeasonEnrollment.ANY,
+        db_default=SeasonEnrollment.ANY, help_text=(
+            "Seasonal: which enrollments it pays: enrolled at any time in the season (in full), still enrolled at "
+            "the season's end, enrolled for the whole season, or prorated by the days enrolled in the season."))
     requires_no_skipped_event = models.BooleanField(default=False, help_text="Monthly: only months with no opt-out.")
     opt_out_consequence = models.CharField(max_length=16, choices=OptOutConsequence.choices, blank=True)
     description = models.CharField(max_length=300, blank=True)
@@ -330,6 +337,10 @@ class IncentiveRule(models.Model):
                 condition=~Q(kind=IncentiveKind.PERFORMANCE_KW) | Q(basis=IncentiveBasis.PER_KW),
                 name="incentive_performance_kw_basis",
                 violation_error_message="A performance per kW incentive needs basis per_kw."),
+            models.CheckConstraint(
+                condition=Q(season_enrollment=SeasonEnrollment.ANY) | Q(kind=IncentiveKind.SEASONAL),
+                name="incentive_season_enrollment_seasonal",
+                violation_error_message="season_enrollment is only used by seasonal incentives."),
             models.CheckConstraint(
                 condition=~Q(kind=IncentiveKind.OPT_OUT_PENALTY) | ~Q(opt_out_consequence=""),
                 name="incentive_opt_out_consequence_required",

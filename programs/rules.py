@@ -395,11 +395,14 @@ def validate_incentive_rule(rule: Any) -> dict[str, list[str]]:
         elif not (0 < Decimal(top) <= 100):
             _add(errors, "top_percent_events", "top_percent_events must be more than 0 and at most 100.")
     share, max_opt_outs = _get(rule, "min_participation_share"), _get(rule, "max_opt_outs")
+    season_enrollment = _get(rule, "season_enrollment") or "any"
     if kind != "seasonal":
         if share is not None:
             _add(errors, "min_participation_share", "min_participation_share is only used by seasonal incentives.")
         if max_opt_outs is not None:
             _add(errors, "max_opt_outs", "max_opt_outs is only used by seasonal incentives.")
+        if season_enrollment != "any":
+            _add(errors, "season_enrollment", "season_enrollment is only used by seasonal incentives.")
     elif share is not None and not (0 <= Decimal(share) <= 1):
         _add(errors, "min_participation_share", "min_participation_share is a share from 0 to 1 (0.5 = 50%).")
     if _get(rule, "requires_no_skipped_event") and kind != "monthly":

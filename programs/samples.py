@@ -232,8 +232,8 @@ SAMPLES: list[Sample] = [
         incentives=[
             {"kind": "enrollment_bonus", "basis": "per_device", "amount": Decimal("50"),
              "description": "One-time credit per thermostat."},
-            {"kind": "seasonal", "basis": "per_device", "amount": Decimal("25"),
-             "description": "Yearly credit per thermostat that stays enrolled."},
+            {"kind": "seasonal", "basis": "per_device", "amount": Decimal("25"), "season_enrollment": "at_season_end",
+             "description": "Yearly credit per thermostat that stays enrolled (enrolled at the season's end)."},
         ],
         questions=[CENTRAL_AC],
     ),

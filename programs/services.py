@@ -74,7 +74,8 @@ RULE_FIELDS = (
 )
 INCENTIVE_FIELDS = (
     "season", "kind", "basis", "amount", "price_set", "top_percent_events", "opted_out_counts_zero",
-    "min_participation_share", "max_opt_outs", "requires_no_skipped_event", "opt_out_consequence", "description",
+    "min_participation_share", "max_opt_outs", "season_enrollment", "requires_no_skipped_event",
+    "opt_out_consequence", "description",
 )
 QUESTION_FIELDS = ("code", "position", "text", "answer_type", "required", "choices", "qualifying_answers")
 

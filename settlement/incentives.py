@@ -12,7 +12,10 @@ Rules implemented (sources: the programs in shared/data/programs/real-programs.j
   counts a third); non-responsive or failed participations earn nothing.
 - opt-out: PENALTY charges ``amount`` per opt-out; FORFEIT_EVENT pays nothing for that event.
 - seasonal: paid when the share of event hours not opted out reaches ``min_participation_share`` (PGE Energy
-  Partner: >= 50 % of event hours) and opt-outs do not exceed ``max_opt_outs`` (Alliant: more than 3 forfeits).
+  Partner: >= 50 % of event hours) and opt-outs do not exceed ``max_opt_outs`` (Alliant: more than 3 forfeits), to
+  the enrollments the rule's ``season_enrollment`` names: enrolled at any time in the season (the default), still
+  enrolled at its end (Austin Energy Power Partner: "for each thermostat that stays enrolled"), enrolled for the
+  whole season, or prorated by the days enrolled (``season_enrollment_share``).
 - performance per kW: average of the top N % of the season's per-event kW drops x $/kW (ConnectedSolutions: all
   events, i.e. N = 100). Partial participation is prorated (Efficiency Maine small battery terms: "partial
   participation is prorated over the event length, e.g. 9 kW for 1 h of a 3 h event = 3 kW"): an event's kW is the
@@ -63,6 +66,11 @@ C_PENALTY = "penalty"
 C_FORFEIT_EVENT = "forfeit_event"
 C_FORFEIT_MONTH = "forfeit_month"
 C_FORFEIT_SEASON = "forfeit_season"
+# programs.choices.SeasonEnrollment values
+E_ANY = "any"
+E_AT_SEASON_END = "at_season_end"
+E_WHOLE_SEASON = "whole_season"
+E_PRORATED = "prorated"
 # settlement.choices.LineKind values
 L_CAP = "cap_adjustment"
 
@@ -90,6 +98,7 @@ class RuleSpec:
     opted_out_counts_zero: bool = True
     min_participation_share: Decimal | None = None
     max_opt_outs: int | None = None
+    season_enrollment: str = E_ANY
     requires_no_skipped_event: bool = False
     opt_out_consequence: str = ""
     description: str = ""
@@ -250,10 +259,64 @@ def participation_share(events: Sequence[SeasonEvent]) -> Decimal | None:
     return sum((e.hours_not_opted_out for e in events), ZERO) / hours
 
 
+@dataclass(frozen=True)
+class EnrollmentDates:
+    """An enrollment's local dates against a season's: the season ``[season_start, season_end]`` (both ends
+    included, as ``programs.models.Season``), the enrollment ``[effective, end)`` (``end``: the first day no longer
+    enrolled; None while enrolled)."""
+
+    season_start: dt.date
+    season_end: dt.date
+    effective: dt.date
+    end: dt.date | None = None
+
+
+def season_enrollment_share(requirement: str, dates: EnrollmentDates) -> tuple[Decimal, str]:
+    """The share (0 to 1) of a seasonal incentive an enrollment earns by its dates under ``requirement`` (a
+    ``programs.choices.SeasonEnrollment`` value), with the words that explain a share below 1 ("" at 1):
+
+    - ``any``: 1 (enrolled at some time in the season: the season settlement's enrollments are);
+    - ``at_season_end``: 1 if still enrolled on the season's last day (``end`` None or after it), else 0 (Austin
+      Energy Power Partner, real-programs.json: "$25 per year per thermostat ... for each thermostat that stays
+      enrolled");
+    - ``whole_season``: 1 if enrolled from the season's first day to its last, else 0;
+    - ``prorated``: days enrolled in the season / the season's days (exact; the caller rounds the money once).
+    Raises ``ValueError`` for an unknown requirement."""
+    after = dates.season_end + dt.timedelta(days=1)
+    first = max(dates.effective, dates.season_start)
+    stop = min(dates.end or dt.date.max, after)
+    days = max(0, (stop - first).days)
+    season_days = (after - dates.season_start).days
+    at_end = dates.end is None or dates.end > dates.season_end
+    if requirement == E_ANY:
+        return ONE, ""
+    if requirement == E_AT_SEASON_END:
+        if at_end:
+            return ONE, ""
+        return ZERO, (f"Not paid: no longer enrolled from {dates.end}, before the season's end ({dates.season_end}); "
+                      "paid to enrollments still enrolled at the season's end")
+    if requirement == E_WHOLE_SEASON:
+        if at_end and dates.effective <= dates.season_start:
+            return ONE, ""
+        return ZERO, (f"Not paid: enrolled {days} of the season's {season_days} days ({dates.season_start} to "
+                      f"{dates.season_end}); paid to enrollments enrolled for the whole season")
+    if requirement == E_PRORATED:
+        if days >= season_days:
+            return ONE, ""
+        return Decimal(days) / Decimal(season_days), f"prorated: enrolled {days} of the season's {season_days} days"
+    raise ValueError(f"unknown season enrollment requirement {requirement!r}")
+
+
 def seasonal_component(rule: RuleSpec, events: Sequence[SeasonEvent], capacity: EnrolledCapacity,
-                       *, forfeit_on_any_opt_out: bool = False) -> Component:
-    """The seasonal incentive: ``amount x basis quantity`` if the participation tests pass, else $0 with why."""
+                       *, forfeit_on_any_opt_out: bool = False, enrollment: EnrollmentDates | None = None) -> Component:
+    """The seasonal incentive: ``amount x basis quantity`` if the participation tests pass, else $0 with why; times
+    the enrollment's share by its dates (``season_enrollment_share`` of ``rule.season_enrollment``; ``enrollment``
+    None: in full). Amounts unrounded."""
     qty, unit = basis_quantity(rule.basis, capacity)
+    share_of_season, why = (ONE, "") if enrollment is None else season_enrollment_share(rule.season_enrollment,
+                                                                                        enrollment)
+    if not share_of_season:
+        return Component(K_SEASONAL, ZERO, why, qty, unit, rule.amount, rule.rule_id)
     opt_outs = sum(1 for e in events if e.opted_out)
     share = participation_share(events)
     full = rule.amount * qty
@@ -268,6 +331,9 @@ def seasonal_component(rule: RuleSpec, events: Sequence[SeasonEvent], capacity: 
         return Component(K_SEASONAL, ZERO,
                          f"Not paid: {share_text} < minimum {(rule.min_participation_share * 100):.1f}%",
                          qty, unit, rule.amount, rule.rule_id)
+    if share_of_season < ONE:
+        return Component(K_SEASONAL, full * share_of_season, f"Seasonal incentive ({share_text}), {why}", qty, unit,
+                         rule.amount, rule.rule_id)
     return Component(K_SEASONAL, full, f"Seasonal incentive ({share_text})", qty, unit, rule.amount, rule.rule_id)
 
 

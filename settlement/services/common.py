@@ -62,7 +62,8 @@ def rule_specs(program: Program, *, kinds, on_day: dt.date | None = None, season
             price_interval_minutes=r.price_set.interval_minutes if r.price_set_id else 60,
             price_set_name=r.price_set.name if r.price_set_id else "", top_percent_events=r.top_percent_events,
             opted_out_counts_zero=r.opted_out_counts_zero, min_participation_share=r.min_participation_share,
-            max_opt_outs=r.max_opt_outs, requires_no_skipped_event=r.requires_no_skipped_event,
+            max_opt_outs=r.max_opt_outs, season_enrollment=r.season_enrollment,
+            requires_no_skipped_event=r.requires_no_skipped_event,
             opt_out_consequence=r.opt_out_consequence, description=r.description))
     return out
 

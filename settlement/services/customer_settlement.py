@@ -537,7 +537,10 @@ def _season_incentive_line(run: _Run, facts: _IncentiveFacts, account_id: int, e
         return
     events = facts.season_events.get(enrollment.pk, [])
     if rule.kind == IncentiveKind.SEASONAL:
-        comp = inc.seasonal_component(rule, events, capacity, forfeit_on_any_opt_out=facts.forfeit_season)
+        dates = inc.EnrollmentDates(season_start=season.start_date, season_end=season.end_date,
+                                    effective=enrollment.effective_date, end=enrollment.end_date)
+        comp = inc.seasonal_component(rule, events, capacity, forfeit_on_any_opt_out=facts.forfeit_season,
+                                      enrollment=dates)
         key = f"seasonal:{rule.rule_id}:{season.pk}"
     else:
         comp = inc.performance_kw_component(rule, events,

@@ -265,3 +265,24 @@ def test_permissions(api_client, django_user_model):
     assert api_client.post(f"{URL}{program.pk}/suspend/").status_code == 200
     api_client.force_authenticate(None)
     assert api_client.get(URL).status_code in (401, 403)
+
+
+def test_a_seasonal_incentive_names_which_enrollments_it_pays(admin_api):
+    """season_enrollment (Austin Energy: "for each thermostat that stays enrolled"): set on a seasonal incentive,
+    answered back; refused in words on another kind and for an unknown value, nothing written; absent, it is "any"
+    (paid as before to every enrollment of the season)."""
+    program = ProgramFactory(status="draft")
+    url = "/api/v1/incentive-rules/"
+    seasonal = {"program": program.pk, "kind": "seasonal", "basis": "per_device", "amount": "25"}
+    response = admin_api.post(url, {**seasonal, "season_enrollment": "at_season_end"}, format="json")
+    assert response.status_code == 201, response.content
+    assert response.json()["season_enrollment"] == "at_season_end"
+    response = admin_api.post(url, seasonal, format="json")
+    assert response.json()["season_enrollment"] == "any"
+    response = admin_api.post(url, {"program": program.pk, "kind": "performance_kw", "basis": "per_kw",
+                                    "amount": "275", "season_enrollment": "prorated"}, format="json")
+    assert response.status_code == 400
+    assert response.json()["season_enrollment"] == ["season_enrollment is only used by seasonal incentives."]
+    response = admin_api.post(url, {**seasonal, "season_enrollment": "bogus"}, format="json")
+    assert response.status_code == 400 and "season_enrollment" in response.json()
+    assert program.incentive_rules.count() == 2

@@ -101,6 +101,8 @@ def incentives_from(facts, season_names):
                 rule["max_opt_outs"] = opt_out["value"]
             if opt_out["kind"] == "min_pct_event_hours":
                 rule["min_participation_share"] = Decimal(opt_out["value"]) / 100
+            if "stays enrolled" in conditions:
+                rule["season_enrollment"] = "at_season_end"
         elif kind == "monthly":
             rule.update(kind="monthly", basis="flat", requires_no_skipped_event="opt-out" in conditions)
         elif kind == "per_event":
@@ -188,6 +190,10 @@ def test_all_published_programs_are_expressible(facts, now):
     seasonal = alliant.incentive_rules.get(kind="seasonal")
     assert (seasonal.amount, seasonal.max_opt_outs) == (Decimal("25"), 3)
     assert alliant.participation_rules.get(effective_from=dt.date(2026, 1, 1)).opt_out_allowance_count == 3
+
+    austin = programs["austin-energy-power-partner"]
+    assert austin.incentive_rules.get(kind="seasonal").season_enrollment == "at_season_end"
+    assert programs["sce-smart-energy-program"].incentive_rules.get(kind="seasonal").season_enrollment == "any"
 
     partner = programs["pge-or-energy-partner-smart-thermostat"]
     assert partner.incentive_rules.get(kind="seasonal").min_participation_share == Decimal("0.5")

@@ -271,6 +271,8 @@ def test_season_overlaps_name_both_seasons():
     ({"kind": "seasonal", "basis": "flat", "amount": 5, "requires_no_skipped_event": True},
      "requires_no_skipped_event", "only used by monthly"),
     ({"kind": "bogus", "basis": "flat", "amount": 5}, "kind", "Unknown incentive kind 'bogus'."),
+    ({"kind": "performance_kw", "basis": "per_kw", "amount": 5, "season_enrollment": "at_season_end"},
+     "season_enrollment", "season_enrollment is only used by seasonal incentives."),
 ])
 def test_incentive_combinations_refused(values, field, message):
     errors = validate_incentive_rule(values)
@@ -283,6 +285,9 @@ def test_incentive_combinations_accepted():
         {"kind": "performance_kw", "basis": "per_kw", "amount": 275, "top_percent_events": 50},
         {"kind": "seasonal", "basis": "per_device", "amount": 25, "max_opt_outs": 3},
         {"kind": "seasonal", "basis": "flat", "amount": 60, "min_participation_share": Decimal("0.5")},
+        {"kind": "seasonal", "basis": "per_device", "amount": 25, "season_enrollment": "at_season_end"},
+        {"kind": "seasonal", "basis": "flat", "amount": 40, "season_enrollment": "prorated"},
+        {"kind": "monthly", "basis": "flat", "amount": 5, "season_enrollment": "any"},
         {"kind": "monthly", "basis": "per_device", "amount": 20, "requires_no_skipped_event": True},
         {"kind": "enrollment_bonus", "basis": "per_kw_enrolled", "amount": 850},
         {"kind": "opt_out_penalty", "basis": "flat", "amount": 0, "opt_out_consequence": "forfeit_month"},

@@ -549,3 +549,58 @@ def test_a_correction_that_leaves_the_money_unchanged_is_carried_as_zero_and_app
     assert (export.settlement_count, export.line_count, export.total_amount) == (2, 1, Decimal("4.00"))
     assert services._accounts_for(program, dt.date(2026, 11, 1), dt.date(2026, 12, 1),
                                   period_kind=PeriodKind.ADJUSTMENT) == []
+
+
+def _leave(sub, day: dt.date) -> None:
+    """The enrollment (and its subscription) ended on local ``day`` (exclusive end)."""
+    type(sub.enrollment).objects.filter(pk=sub.enrollment_id).update(status=EnrollmentStatus.UNENROLLED, end_date=day)
+    type(sub).objects.filter(pk=sub.pk).update(end_date=day)
+
+
+def test_austin_energy_pays_its_yearly_credit_only_to_thermostats_that_stay_enrolled():
+    """Austin Energy Power Partner (real-programs.json: "$25 per year per thermostat ... for each thermostat that
+    stays enrolled"; programs/samples.py): one thermostat stays enrolled through the season (June-September 2026),
+    another is unenrolled on August 15. Both get the $50 enrollment credit; only the one still enrolled at the
+    season's end gets the $25 yearly credit (the one that left was paid $25 too: $75)."""
+    from programs.models import Program
+    from programs.samples import sample_programs_load
+
+    sample_programs_load(years=(2026,), now=NOW, actor=TEST_ACTOR)
+    austin = Program.objects.get(code="austin-energy-power-partner")
+    season = austin.seasons.get(name="Summer 2026")
+    stays, leaves = active_participant(program=austin), active_participant(program=austin)
+    _leave(leaves, dt.date(2026, 8, 15))
+    period = (season.start_date, season.end_date + dt.timedelta(days=1))
+    stayed, left = calc(stays, *period, kind=PeriodKind.SEASON_END), calc(leaves, *period, kind=PeriodKind.SEASON_END)
+    assert lines(stayed) == [(LineKind.ENROLLMENT_BONUS, Decimal("50.00")), (LineKind.SEASONAL, Decimal("25.00"))]
+    assert lines(left) == [(LineKind.ENROLLMENT_BONUS, Decimal("50.00"))]
+    assert left.total_amount == Decimal("50.00")
+    assert ("Summer 2026: Not paid: no longer enrolled from 2026-08-15, before the season's end (2026-09-30); paid "
+            "to enrollments still enrolled at the season's end.") in left.explanation
+
+
+@pytest.mark.parametrize(("season_enrollment", "left_paid", "joined_late_paid"), [
+    ("any", Decimal("40.00"), Decimal("40.00")),  # the default: paid as before to both
+    ("at_season_end", Decimal("0.00"), Decimal("40.00")),
+    ("whole_season", Decimal("0.00"), Decimal("0.00")),
+    # $40 x 75 / 122 days = $24.59; $40 x 108 / 122 = $35.41.
+    ("prorated", Decimal("24.59"), Decimal("35.41")),
+])
+def test_a_seasonal_incentive_follows_the_rules_season_enrollment(season_enrollment, left_paid, joined_late_paid):
+    """Season June 1 - September 30 2026 (122 days), a $40 seasonal incentive. One enrollment (from May 20) ended on
+    August 15: 75 days of the season. Another joined on June 15: 108 days, enrolled at the season's end. One stayed the
+    whole season: always $40."""
+    program = ProgramFactory(settlement_timing=SettlementTiming.SEASON_END)
+    season = SeasonFactory(program=program)
+    IncentiveRuleFactory(program=program, kind=IncentiveKind.SEASONAL, basis=IncentiveBasis.FLAT, amount=Decimal("40"),
+                         season_enrollment=season_enrollment)
+    whole = active_participant(program=program)
+    left = active_participant(program=program, start=dt.date(2026, 5, 20))
+    _leave(left, dt.date(2026, 8, 15))
+    late = active_participant(program=program, start=dt.date(2026, 6, 15))
+    accounts = [s.enrollment.account_id for s in (whole, left, late)]
+    out = services.customer_settlements_calculate(
+        account_ids=accounts, program=program, period_kind=PeriodKind.SEASON_END, period_start=season.start_date,
+        period_end=season.end_date + dt.timedelta(days=1), now=NOW, actor=TEST_ACTOR)
+    assert [out[a].total_amount for a in accounts] == [Decimal("40.00"), left_paid, joined_late_paid]
+    assert all(cs.lines.filter(kind=LineKind.SEASONAL).count() == (cs.total_amount > 0) for cs in out.values())

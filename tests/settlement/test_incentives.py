@@ -185,3 +185,33 @@ def test_cap_adjustment_gives_back_earlier_cap_lines_when_a_correction_brings_th
     assert inc.cap_adjustment(prior_net=D("60"), this_net=D("-30"), cap=D("60"), prior_capped=D("-20")) == D("20")
     # No earlier cap line: nothing to give back.
     assert inc.cap_adjustment(prior_net=D("40"), this_net=D("-10"), cap=D("60")) == 0
+
+
+def test_season_enrollment_share_by_the_enrollments_dates():
+    """Season June 1 - September 30 2026 (122 days). An enrollment from May 20 ended on August 15 (its first day no
+    longer enrolled): June 1 - August 14 = 75 days enrolled in the season."""
+    season = {"season_start": dt.date(2026, 6, 1), "season_end": dt.date(2026, 9, 30)}
+    left = inc.EnrollmentDates(**season, effective=dt.date(2026, 5, 20), end=dt.date(2026, 8, 15))
+    stays = inc.EnrollmentDates(**season, effective=dt.date(2026, 6, 15))
+    whole = inc.EnrollmentDates(**season, effective=dt.date(2026, 1, 1), end=dt.date(2026, 10, 1))
+    assert inc.season_enrollment_share(inc.E_ANY, left) == (D(1), "")
+    assert inc.season_enrollment_share(inc.E_AT_SEASON_END, left) == (D(0), (
+        "Not paid: no longer enrolled from 2026-08-15, before the season's end (2026-09-30); paid to enrollments "
+        "still enrolled at the season's end"))
+    assert inc.season_enrollment_share(inc.E_AT_SEASON_END, stays) == (D(1), "")
+    assert inc.season_enrollment_share(inc.E_AT_SEASON_END, whole) == (D(1), "")  # ended the day after the season
+    assert inc.season_enrollment_share(inc.E_WHOLE_SEASON, whole) == (D(1), "")
+    share, why = inc.season_enrollment_share(inc.E_WHOLE_SEASON, stays)  # June 15 - September 30: 108 days
+    assert share == 0 and why.startswith("Not paid: enrolled 108 of the season's 122 days")
+    share, why = inc.season_enrollment_share(inc.E_PRORATED, left)
+    assert (share, why) == (D(75) / D(122), "prorated: enrolled 75 of the season's 122 days")
+    assert inc.season_enrollment_share(inc.E_PRORATED, whole) == (D(1), "")
+    with pytest.raises(ValueError, match="unknown season enrollment requirement 'bogus'"):
+        inc.season_enrollment_share("bogus", left)
+    # $25: not paid at the season's end, prorated 25 x 75 / 122 = $15.368... -> $15.37 once rounded.
+    prorated = rule(inc.K_SEASONAL, amount=D("25"), season_enrollment=inc.E_PRORATED)
+    comp = inc.seasonal_component(prorated, [ev(3)], inc.EnrolledCapacity(), enrollment=left)
+    assert round_money(comp.amount) == D("15.37")
+    assert comp.description == ("Seasonal incentive (100.0% of event hours not opted out), prorated: enrolled 75 of "
+                                "the season's 122 days")
+    assert inc.seasonal_component(prorated, [ev(3)], inc.EnrolledCapacity()).amount == D("25")  # no dates: in full
