@@ -153,7 +153,11 @@ class EventSettlement(models.Model):
         indexes = [models.Index(fields=["event", "status"], name="es_event_status_idx"),
                    models.Index(fields=["account", "program", "event_day"], name="es_account_program_idx"),
                    # the list order (settlement.selectors.event_settlement_list): a page is an index scan
-                   models.Index(fields=["-event_day", "-event", "id"], name="es_list_order_idx")]
+                   models.Index(fields=["-event_day", "-event", "id"], name="es_list_order_idx"),
+                   # the few corrections re-opened after their season settlement's approval, which the monthly tick
+                   # and every customer settlement chunk look for (``customer_settlement.REOPENED``): a tiny index
+                   models.Index(fields=["program", "account"], name="es_reopened_idx",
+                                condition=Q(status="deferred", approved_at__isnull=False))]
 
     def __str__(self) -> str:
         return f"Event settlement #{self.pk}"
