@@ -120,6 +120,7 @@ def seed_population(n: int, *, history: int = 6) -> dict:
     from django.db import connection
 
     from devices.models import Aggregator
+    from enrollments.models import name_key
     from events.models import Event
     from programs.models import IncentiveRule, ParticipationRule, Program, Season
 
@@ -155,10 +156,13 @@ def seed_population(n: int, *, history: int = 6) -> dict:
                                               "rate_code", "is_active", "net_metered", "premise_id"],
                   ((str(i), service_point_code(i), f"M{i:08d}", "residential", "TOU-D", "t", "f", str(i))
                    for i in rng))
+        # COPY bypasses Customer.save: the CSR search keys of the names are written here (enrollments.models.name_key).
+        keys = {name: name_key(name) for name in FIRST_NAMES + LAST_NAMES}
         copy_rows(c, "enrollments_customer", ["id", "cis_person_id", "first_name", "last_name", "email", "phone",
-                                              "life_support"],
+                                              "life_support", "first_name_key", "last_name_key"],
                   ((str(i), f"PER{i:08d}", FIRST_NAMES[i % len(FIRST_NAMES)], last_name(i),
-                    f"customer{i}@example.com", f"555-{i % 10000:04d}", "t" if i % 500 == 0 else "f") for i in rng))
+                    f"customer{i}@example.com", f"555-{i % 10000:04d}", "t" if i % 500 == 0 else "f",
+                    keys[FIRST_NAMES[i % len(FIRST_NAMES)]], keys[last_name(i)]) for i in rng))
         copy_rows(c, "enrollments_account", ["id", "account_number", "status", "opened_on", "customer_id"],
                   ((str(i), account_number(i), "open", "2020-01-01", str(i)) for i in rng))
         copy_rows(c, "enrollments_serviceagreement", ["id", "agreement_id", "account_id", "service_point_id",

@@ -8,25 +8,98 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import F, Q
 
+from cpm.base.text import fold
 from devices.models import Device, ServicePoint
 from programs.models import Program
 
 from .choices import OPEN_ENROLLMENT_STATUSES, AccountStatus, EnrollmentSource, EnrollmentStatus, ReasonCode
 
+NAME_KEY_LENGTH = 255
+NAME_KEYS = {"first_name": "first_name_key", "last_name": "last_name_key"}
+
+
+def name_key(name: str) -> str:
+    """The search key of a customer's first or last name: ``cpm.base.text.fold`` (no accents, case folded, one
+    space), cut to ``NAME_KEY_LENGTH`` characters (the column's size; a query is cut the same way, so a prefix of a
+    very long name still matches). ``name_key("Núñez") == name_key("NUNEZ") == "nunez"``."""
+    return fold(name or "")[:NAME_KEY_LENGTH]
+
+
+class CustomerQuerySet(models.QuerySet):
+    """Writes that bypass ``Customer.save`` keep the name keys too: ``bulk_create`` and ``bulk_update`` fill them;
+    ``update`` sets the key of a name given as a plain string and raises ``TypeError`` for a name given as an
+    expression without its key (the key is computed in Python, not by the database)."""
+
+    def bulk_create(self, objs, *args, **kwargs):
+        objs = list(objs)
+        for obj in objs:
+            obj.fill_name_keys()
+        update_fields = kwargs.get("update_fields")  # an upsert (update_conflicts) updates a name's key with it
+        if update_fields and set(NAME_KEYS) & set(update_fields):
+            kwargs["update_fields"] = list(dict.fromkeys([*update_fields, *NAME_KEYS.values()]))
+        return super().bulk_create(objs, *args, **kwargs)
+
+    def bulk_update(self, objs, fields, *args, **kwargs):
+        objs, fields = list(objs), list(fields)
+        keys = [NAME_KEYS[f] for f in NAME_KEYS if f in fields and NAME_KEYS[f] not in fields]
+        if keys:
+            for obj in objs:
+                obj.fill_name_keys()
+        return super().bulk_update(objs, fields + keys, *args, **kwargs)
+
+    def update(self, **kwargs):
+        for field, key in NAME_KEYS.items():
+            if field in kwargs and key not in kwargs:  # (bulk_update passes both, as CASE expressions)
+                if not isinstance(kwargs[field], str):
+                    raise TypeError(f"Customer {field} must be updated with a string (its search key {key} is "
+                                    f"computed in Python), not {kwargs[field]!r}.")
+                kwargs[key] = name_key(kwargs[field])
+        return super().update(**kwargs)
+
 
 class Customer(models.Model):
+    """A CIS person. ``first_name_key`` and ``last_name_key`` are the names folded for the CSR search
+    (``name_key``: no accents, case folded), kept by ``save`` and the queryset's bulk writes; the seeder that
+    COPYs customers (``bench.seed``) fills them with ``name_key`` too."""
+
     cis_person_id = models.CharField(max_length=64, unique=True, help_text="CIS person id.")
     first_name = models.CharField(max_length=100, blank=True)
     last_name = models.CharField(max_length=100, db_index=True)
     email = models.EmailField(blank=True)
     phone = models.CharField(max_length=32, blank=True)
     life_support = models.BooleanField(default=False, help_text="Life-support / medical equipment on file.")
+    first_name_key = models.CharField(max_length=NAME_KEY_LENGTH, blank=True, editable=False,
+                                      help_text="first_name folded for search (no accents, case folded).")
+    last_name_key = models.CharField(max_length=NAME_KEY_LENGTH, blank=True, editable=False,
+                                     help_text="last_name folded for search (no accents, case folded).")
+
+    objects = CustomerQuerySet.as_manager()
 
     class Meta:
         ordering = ["last_name", "first_name", "id"]
+        indexes = [
+            # Prefix search (``startswith`` is ``LIKE 'x%'``): pattern ops serve it whatever the collation.
+            models.Index(fields=["last_name_key"], name="customer_last_name_key_idx",
+                         opclasses=["varchar_pattern_ops"]),
+            models.Index(fields=["first_name_key"], name="customer_first_name_key_idx",
+                         opclasses=["varchar_pattern_ops"]),
+        ]
 
     def __str__(self) -> str:
         return f"{self.first_name} {self.last_name}".strip()
+
+    def save(self, **kwargs):
+        """Save with the name keys of the names being saved (added to ``update_fields`` when a name is in it)."""
+        self.fill_name_keys()
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and set(NAME_KEYS) & set(update_fields):
+            kwargs["update_fields"] = {*update_fields, *NAME_KEYS.values()}
+        super().save(**kwargs)
+
+    def fill_name_keys(self) -> None:
+        """Set ``first_name_key`` and ``last_name_key`` from the names (``name_key``)."""
+        self.first_name_key = name_key(self.first_name)
+        self.last_name_key = name_key(self.last_name)
 
 
 class Account(models.Model):

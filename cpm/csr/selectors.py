@@ -13,7 +13,7 @@ from cpm.models import AuditEntry
 from cpm.notifications.models import ContactPreference
 from cpm.notifications.selectors import message_list
 from devices.models import Device, DeviceInstallation, ServicePoint
-from enrollments.models import Account, Customer, Enrollment, ServiceAgreement
+from enrollments.models import Account, Customer, Enrollment, ServiceAgreement, name_key
 from events.models import Unavailability
 from events.selectors import DeviceEventHistory, UpcomingParticipation, device_event_history, upcoming_participations
 from programs.choices import ProgramStatus
@@ -25,9 +25,16 @@ SEARCH_LIMIT = 50
 
 @replica_reads
 def customer_search(*, query: str, limit: int = SEARCH_LIMIT) -> list[Customer]:
-    """Customers matching ``query`` by name (last or first name prefix, or "first last"; case-insensitive), account
-    number, service point id, meter number, device serial (exact), street address or city (prefix). Each probe is one
-    indexed query (PostgreSQL: ``UPPER(col) text_pattern_ops`` indexes, enrollments and devices migrations)."""
+    """Customers matching ``query`` by name, account number, service point id, meter number, device serial
+    (exact), street address or city (prefix; case-insensitive), at most ``limit``, ordered by last and first name.
+
+    Names match without accents or case, the same on SQLite and PostgreSQL: the query folded by
+    ``enrollments.models.name_key`` is a prefix of the last name's or first name's stored key (``elodie``,
+    ``ÉLODIE`` and ``élodie`` find Élodie; ``nunez`` finds Núñez; "van bu" finds Van Buren), or, for several
+    words, the first word a prefix of the first name and the last word of the last name ("elodie lef"). Each probe
+    is one indexed query (PostgreSQL: the ``*_name_key`` pattern-ops indexes for names, ``UPPER(col)
+    text_pattern_ops`` indexes for addresses and cities: enrollments and devices migrations): a fixed number of
+    queries however many customers match."""
     # A name pasted from an e-mail carries a typographic apostrophe (O’Brien) where the record has "'"; a NUL
     # character cannot be sent to PostgreSQL (it raised, an HTTP 500).
     q = (query or "").replace("\u2019", "'").replace("\u2018", "'").replace("\x00", "").strip()
@@ -49,12 +56,14 @@ def customer_search(*, query: str, limit: int = SEARCH_LIMIT) -> list[Customer]:
     if sp_ids:
         ids.update(ServiceAgreement.objects.filter(service_point_id__in=sp_ids).order_by()
                    .values_list("account__customer_id", flat=True))
-    parts = q.split()
-    if len(parts) > 1:
-        name_q = Q(last_name__istartswith=parts[-1], first_name__istartswith=parts[0])
-    else:
-        name_q = Q(last_name__istartswith=q) | Q(first_name__istartswith=q)
-    name_q |= Q(last_name__iexact=q) | Q(cis_person_id=q)
+    # A query (or word) of nothing but accents folds to "": it names no one (a "" prefix would match everyone).
+    key, parts = name_key(q), q.split()
+    name_q = Q(cis_person_id=q)
+    if key:
+        name_q |= Q(last_name_key__startswith=key) | Q(first_name_key__startswith=key)
+    first, last = name_key(parts[0]), name_key(parts[-1])
+    if len(parts) > 1 and first and last:
+        name_q |= Q(first_name_key__startswith=first, last_name_key__startswith=last)
     ids.update(Customer.objects.filter(name_q).order_by().values_list("id", flat=True)[:limit])
     return list(Customer.objects.filter(id__in=ids).prefetch_related("accounts").order_by("last_name", "first_name")
                 [:limit])

@@ -117,6 +117,26 @@ def test_shared_population_settles_with_the_simulated_response():
     assert all(es.kwh_avoided > 0 and es.amount > 0 for es in shed)
 
 
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_seeded_customers_carry_their_search_keys():
+    """The seeder writes customers by COPY (no Customer.save): it fills the CSR search keys of the names itself."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the generator writes by PostgreSQL COPY")
+    from cpm.csr.selectors import customer_search
+    from enrollments.models import Customer, name_key
+
+    seed.seed_population(12, history=1)
+    rows = list(Customer.objects.values_list("first_name", "last_name", "first_name_key", "last_name_key"))
+    assert len(rows) == 12
+    assert all((fk, lk) == (name_key(f), name_key(last)) and lk for f, last, fk, lk in rows), rows
+    found = {c.pk for c in customer_search(query=seed.last_name(5).upper())}
+    same = set(Customer.objects.filter(last_name=seed.last_name(5)).values_list("pk", flat=True))
+    assert 5 in found and found == same
+
+
 def test_pages_table_flags_query_counts_that_grow():
     from bench.__main__ import pages_table
 
