@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from django.db.models import Count, F, Q, Sum, Window
 from django.db.models.functions import RowNumber
@@ -35,6 +35,7 @@ from settlement.models import EventSettlement
 LIVE_STATUSES = (EventStatus.SCHEDULED, EventStatus.DISPATCHED, EventStatus.ACTIVE)
 LATEST_EVENTS = 5
 ZERO = Decimal(0)
+HOURS = Decimal("0.01")  # season event hours are shown to 0.01 h
 NOT_REVERSED = ~Q(status=EventSettlementStatus.REVERSED)
 
 
@@ -54,7 +55,7 @@ class SeasonToDate:
     last: dt.date
     events: int = 0
     max_events: int | None = None
-    hours: Decimal = ZERO
+    hours: Decimal = ZERO  # elapsed hours of the counted events, summed exactly, rounded once to 0.01 h
     max_hours: Decimal | None = None
     credits: Decimal = ZERO
     cap_per_customer: Decimal | None = None
@@ -170,11 +171,15 @@ def _season_to_date(cards: dict[int, ProgramCard], *, now: dt.datetime) -> None:
     in_season = Q()
     for pid, (a, b) in windows.items():
         in_season |= Q(program_id=pid, start__gte=a, start__lt=b)
+    elapsed: dict[int, dt.timedelta] = defaultdict(dt.timedelta)
     for pid, start, end in (Event.objects.filter(in_season, status__in=COUNTED_EVENT_STATUSES, start__lte=now)
                             .order_by().values_list("program_id", "start", "end")):
-        std = cards[pid].season
-        std.events += 1
-        std.hours += Decimal(str(round((end - start).total_seconds() / 3600, 2)))
+        cards[pid].season.events += 1
+        elapsed[pid] += end - start
+    # Summed exactly, rounded once (rounding each event to 0.01 h first made three 20-minute events 0.99 h).
+    for pid, total in elapsed.items():
+        cards[pid].season.hours = (Decimal(total // dt.timedelta(microseconds=1)) / 3_600_000_000).quantize(
+            HOURS, ROUND_HALF_UP)
     settled = Q()
     for pid, (a, b) in windows.items():
         settled |= Q(program_id=pid, event__start__gte=a, event__start__lt=b)

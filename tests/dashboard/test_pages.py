@@ -229,3 +229,18 @@ def test_fleet_series_adds_settlements_of_different_grids_on_the_finer_one():
     assert fleet["Actual"] == [1.5, 1.5, 2.5, 2.5, 4.0, 4.0, 4.0, 1.0]
     starts, fleet = fleet_series([hourly, hourly])
     assert (starts, fleet["Actual"]) == ([t0, t0 + dt.timedelta(hours=1)], [1.0, 2.0])
+
+
+def test_season_event_hours_are_summed_exactly_and_rounded_once():
+    """Three 20-minute events are 1 hour: each rounded to 0.01 h first (0.33 h) made the season 0.99 h."""
+    from cpm.dashboard.selectors import program_cards
+
+    program = ProgramFactory(code="thirds", name="Thirds")
+    SeasonFactory(program=program)
+    for day in (1, 2, 3):
+        start = dt.datetime(2026, 7, day, 23, tzinfo=dt.UTC)
+        EventFactory(program=program, start=start, end=start + dt.timedelta(minutes=20),
+                     notification_at=start - dt.timedelta(hours=2), status=EventStatus.COMPLETED)
+    (card,) = [c for c in program_cards(now=NOW) if c.program == program]
+    assert (card.season.events, card.season.hours) == (3, Decimal("1.00"))
+    assert str(card.season.hours) == "1.00"
