@@ -35,13 +35,21 @@ class ForecastForm(forms.Form):
     program = forms.ModelChoiceField(queryset=Program.objects.exclude(status=ProgramStatus.CLOSED).order_by("name"))
     day = forms.DateField(label="Day (program's local date)", widget=forms.DateInput(attrs={"type": "date"}))
     start = forms.TimeField(label="Start (program's local time)", widget=forms.TimeInput(attrs={"type": "time"}))
-    end = forms.TimeField(label="End (program's local time)", widget=forms.TimeInput(attrs={"type": "time"}))
+    end = forms.TimeField(label="End (program's local time)", widget=forms.TimeInput(attrs={"type": "time"}),
+                          help_text="Not included; earlier than Start: the next day (22:00 to 02:00 is four hours).")
     device_type = forms.ChoiceField(choices=[("", "All device types"), *DeviceType.choices], required=False)
     territory = forms.CharField(required=False, max_length=64, help_text="Service territory code; empty = all.")
 
     def clean(self):
+        """The window ``[start, end)`` on ``day`` in the program's zone, as ``start_utc`` / ``end_utc``: an End
+        earlier than Start is on the next day; an End equal to Start is refused on ``end`` (it was read as 24 hours,
+        though it may as well mean an empty window)."""
         data = super().clean()
         program, day = data.get("program"), data.get("day")
+        if data.get("start") is not None and data.get("start") == data.get("end"):
+            self.add_error("end", f"End must differ from Start ({data['start']:%H:%M}). An End earlier than Start is "
+                                  "on the next day (e.g. 22:00 to 02:00).")
+            return data
         if not program or not day or not data.get("start") or not data.get("end"):
             return data
         try:

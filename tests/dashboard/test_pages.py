@@ -244,3 +244,25 @@ def test_season_event_hours_are_summed_exactly_and_rounded_once():
     (card,) = [c for c in program_cards(now=NOW) if c.program == program]
     assert (card.season.events, card.season.hours) == (3, Decimal("1.00"))
     assert str(card.season.hours) == "1.00"
+
+
+def test_forecast_form_refuses_equal_start_and_end_on_the_end_field(admin_client):
+    """15:00 to 15:00 was read as 24 hours (15:00 to 15:00 the next day) without a word."""
+    program, _ = build_fleet()
+    response = admin_client.get(reverse("dashboard:index"), {"program": program.pk, "day": "2026-07-15",
+                                                              "start": "15:00", "end": "15:00"})
+    assert response.context["forecast"] is None
+    form = response.context["form"]
+    assert form.errors == {"end": ["End must differ from Start (15:00). An End earlier than Start is on the next "
+                                   "day (e.g. 22:00 to 02:00)."]}
+    assert "End must differ from Start (15:00)" in response.content.decode()
+
+
+def test_forecast_form_reads_an_end_before_the_start_as_the_next_day_and_says_so(admin_client):
+    program, _ = build_fleet()
+    response = admin_client.get(reverse("dashboard:index"), {"program": program.pk, "day": "2026-07-15",
+                                                              "start": "22:00", "end": "02:00"})
+    data = response.context["form"].cleaned_data
+    assert (data["start_utc"], data["end_utc"]) == (dt.datetime(2026, 7, 16, 5, tzinfo=dt.UTC),
+                                                    dt.datetime(2026, 7, 16, 9, tzinfo=dt.UTC))
+    assert "earlier than Start: the next day" in response.content.decode()
