@@ -209,11 +209,31 @@ class OptOutAdmin(ReadOnlyAdmin):
                            "recorded_by")
 
 
+class UnavailabilityForm(forms.ModelForm):
+    """The add form. A period whose End is not after its Start, or that is already over, is an error on End naming
+    the fields as the form labels them (``services.unavailability_period_errors``; the table's constraint named
+    neither: 'Constraint “unavailability_end_after_start” is violated.')."""
+
+    LABELS = {"start": "Start", "end": "End"}
+
+    def clean(self):
+        data = super().clean()
+        start, end = data.get("start"), data.get("end")
+        if start is not None and end is not None:
+            problems = services.unavailability_period_errors(start=start, end=end, now=admin_now(),
+                                                             labels=self.LABELS)
+            for field, messages_ in problems.items():
+                for message in messages_:
+                    self.add_error(field, message)
+        return data
+
+
 @admin.register(Unavailability)
 class UnavailabilityAdmin(GuardedModelAdmin):
     """Added through ``unavailability_create`` (checks the device is subscribed, audited); never changed or
     deleted here."""
 
+    form = UnavailabilityForm
     list_display = ("enrollment", "device", "start", "end", "reason")
     search_fields = ("reason", "enrollment__service_point__service_point_id")
     list_select_related = ("enrollment__program", "enrollment__account", "enrollment__service_point", "device")

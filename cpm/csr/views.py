@@ -28,7 +28,7 @@ from enrollments.models import Account, Customer, Enrollment
 from enrollments.services import enrollment_request, enrollment_unenroll, program_today
 from events.choices import OptOutChannel
 from events.models import Participation
-from events.services import participation_opt_out, unavailability_create
+from events.services import participation_opt_out, unavailability_create, unavailability_period_errors
 from programs.choices import AnswerType
 from programs.models import Program
 from settlement.charts import event_settlement_chart_svg
@@ -219,15 +219,20 @@ def opt_out(request, customer_id: int, participation_id: int):
         done=f"Opted out of {participation.event.name}.", refused="Opt-out refused")
 
 
+# The unavailability form's labels (templates/csr/customer.html) by the service's field names.
+UNAVAILABILITY_LABELS = {"start": "From", "end": "To"}
+
+
 @csr_action(UNAVAILABILITY)
 def declare_unavailability(request, customer_id: int):
     """Record a period (local times in the program's zone) when the customer's devices must not be called."""
     enrollment = get_object_or_404(Enrollment.objects.select_related("program"), pk=_posted_id(request, "enrollment"),
                                    account__customer_id=customer_id)
-    tz = zone(enrollment.program.time_zone)
+    tz, labels = zone(enrollment.program.time_zone), UNAVAILABILITY_LABELS
     try:
-        start = local_wall_to_utc_strict(dt.datetime.fromisoformat(request.POST.get("start", "")), tz, field="From")
-        end = local_wall_to_utc_strict(dt.datetime.fromisoformat(request.POST.get("end", "")), tz, field="To")
+        start = local_wall_to_utc_strict(dt.datetime.fromisoformat(request.POST.get("start", "")), tz,
+                                         field=labels["start"])
+        end = local_wall_to_utc_strict(dt.datetime.fromisoformat(request.POST.get("end", "")), tz, field=labels["end"])
     except WallClockError as exc:
         messages.error(request, f"Unavailability not recorded: {exc}")
         return _redirect_customer(customer_id, "unavailability")
@@ -235,8 +240,13 @@ def declare_unavailability(request, customer_id: int):
         messages.error(request, "Unavailability not recorded: start and end must be dates and times "
                                 "(YYYY-MM-DDTHH:MM) in the program's time zone.")
         return _redirect_customer(customer_id, "unavailability")
+    now = timezone.now()
+    problems = unavailability_period_errors(start=start, end=end, now=now, labels=labels)
+    if problems:  # named as the form labels them (the service would name the API's fields: start, end)
+        messages.error(request, "Unavailability not recorded: " + " ".join(m for ms in problems.values() for m in ms))
+        return _redirect_customer(customer_id, "unavailability")
     return _act(request, customer_id, "unavailability", lambda: unavailability_create(
-        enrollment=enrollment, start=start, end=end, reason=request.POST.get("reason", ""), now=timezone.now(),
+        enrollment=enrollment, start=start, end=end, reason=request.POST.get("reason", ""), now=now,
         actor=request.user),
         done=f"Unavailability recorded for {enrollment.program.name}.", refused="Unavailability not recorded")
 

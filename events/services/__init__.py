@@ -37,7 +37,13 @@ from .lifecycle import (
     event_update,
     settlement_hand_off,
 )
-from .optouts import REQUEST_CHANNELS, participation_opt_out, participation_outcomes_report, unavailability_create
+from .optouts import (
+    REQUEST_CHANNELS,
+    participation_opt_out,
+    participation_outcomes_report,
+    unavailability_create,
+    unavailability_period_errors,
+)
 from .release import (
     RELEASE_ACTOR,
     dispatch_recheck,
@@ -72,4 +78,5 @@ __all__ = [
     "release_for_enrollment", "release_for_subscription", "release_for_unavailability", "release_participations",
     "reserve_chunk", "settlement_hand_off",
     "unavailability_create",
+    "unavailability_period_errors",
 ]

@@ -9,6 +9,7 @@ checked here, not only by the API's querysets.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
 from django.db import transaction
@@ -191,6 +192,24 @@ def participation_outcomes_report(
 
 
 # ------------------------------------------------------------------------------------------------- unavailability
+# The fields of a declared period as the API names them; a form passes the labels it shows (the CSR page: From, To).
+API_PERIOD_LABELS = {"start": "start", "end": "end"}
+
+
+def unavailability_period_errors(*, start: dt.datetime, end: dt.datetime, now: dt.datetime,
+                                 labels: Mapping[str, str] = API_PERIOD_LABELS) -> dict[str, list[str]]:
+    """What is wrong with a declared period ``[start, end)`` (aware) at ``now``: ``{"end": [message]}`` (the
+    field to correct is always ``end``), empty when nothing is. The messages name the fields by ``labels``
+    (``{"start": ..., "end": ...}``): the API's names by default, the form's labels on a form, so a person reads
+    "To must be after From." where the form says From and To. ``unavailability_create`` refuses with the same
+    errors (API names)."""
+    if end <= start:
+        return {"end": [f"{labels['end']} must be after {labels['start']}."]}
+    if end <= now:
+        return {"end": [f"The period is already over: {labels['end']} must be later than now."]}
+    return {}
+
+
 @use_case("unavailability.create", Cap.OPT_OUT_ON_BEHALF)
 @transaction.atomic
 def unavailability_create(
@@ -209,11 +228,7 @@ def unavailability_create(
     Reservations it covers are released at once (``release.release_for_unavailability``: events not yet
     completed, ledger row RELEASED with the period in words, a RELEASE message if the event was sent), by the same
     actor, in the same transaction."""
-    errors: dict[str, list[str]] = {}
-    if end <= start:
-        errors["end"] = ["end must be after start."]
-    if end <= now:
-        errors["end"] = ["The period is already over."]
+    errors = unavailability_period_errors(start=start, end=end, now=now)
     if device is not None and not ProgramSubscription.objects.filter(enrollment=enrollment, device=device).exists():
         errors["device"] = [f"Device {device.pk} is not subscribed in enrollment {enrollment.pk}."]
     if errors:

@@ -231,3 +231,18 @@ def test_a_malformed_id_in_a_csr_form_is_not_found_never_a_500(csr_client, path,
     client.raise_request_exception = False
     response = client.post(f"/csr/customers/{customer.pk}/{path}", data)
     assert response.status_code == 404
+
+
+def test_unavailability_refusals_name_the_fields_as_the_form_labels_them(csr_client):
+    """The form says From and To; the refusal said 'end: end must be after start.'"""
+    customer, participation = upcoming(hours_ahead=48)
+    url = f"/csr/customers/{customer.pk}/unavailability/"
+    day = (timezone.now() + dt.timedelta(days=3)).date()
+    body = csr_client.post(url, {"enrollment": participation.enrollment_id, "start": f"{day}T20:00",
+                                 "end": f"{day}T08:00"}, follow=True).content.decode()
+    assert "Unavailability not recorded: To must be after From." in body
+    assert "end must be after start" not in body and "end:" not in body
+    body = csr_client.post(url, {"enrollment": participation.enrollment_id, "start": "2020-07-01T08:00",
+                                 "end": "2020-07-01T20:00"}, follow=True).content.decode()
+    assert "Unavailability not recorded: The period is already over: To must be later than now." in body
+    assert not Unavailability.objects.exists()

@@ -1,6 +1,8 @@
 """Admin: changelists run a constant number of queries; actions call services."""
 
 import datetime as dt
+import re
+from html import unescape
 
 import pytest
 import time_machine
@@ -10,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from cpm.models import AuditEntry
 from events import services
 from events.choices import EventStatus
-from events.models import Event
+from events.models import Event, Unavailability
 from tests.actors import TEST_ACTOR
 from tests.factories.enrollments import active_participant
 from tests.factories.events import EventFactory, la
@@ -88,3 +90,25 @@ def test_cancel_action_asks_for_the_reason_on_an_intermediate_page(admin_client_
         (EventStatus.CANCELLED, "CAISO withdrew the Flex Alert")}
     entry = AuditEntry.objects.get(object_type="events.event", object_id=str(event.pk), to_status="cancelled")
     assert (entry.reason, entry.actor_label) == ("CAISO withdrew the Flex Alert", "admin")
+
+
+def test_unavailability_add_form_names_the_fields_by_their_labels(admin_client_, program):
+    """An End before the Start was 'Constraint “unavailability_end_after_start” is violated.'; a period already over
+    came back as a message naming 'end'. Both are now errors on the End field, naming the fields as labelled."""
+    sub = active_participant(program=program)
+    url = "/admin/events/unavailability/add/"
+
+    def errors(start, end):
+        response = admin_client_.post(url, {"enrollment": sub.enrollment_id, "start_0": start[:10],
+                                            "start_1": start[11:], "end_0": end[:10], "end_1": end[11:]})
+        assert response.status_code == 200
+        return {name: [unescape(m) for m in msgs] for name, msgs in response.context["adminform"].form.errors.items()}
+
+    assert errors("2030-07-15 16:00", "2030-07-15 15:00") == {"end": ["End must be after Start."]}
+    assert errors("2020-07-15 16:00", "2020-07-15 17:00") == {
+        "end": ["The period is already over: End must be later than now."]}
+    assert not Unavailability.objects.exists()
+    page = unescape(admin_client_.post(url, {"enrollment": sub.enrollment_id, "start_0": "2030-07-15",
+                                             "start_1": "16:00", "end_0": "2030-07-15", "end_1": "15:00"})
+                    .content.decode())
+    assert "Constraint" not in page and re.search(r"End must be after Start\.", page)

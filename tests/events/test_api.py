@@ -252,3 +252,13 @@ def test_an_unknown_target_device_type_is_refused_naming_the_field(admin_api, pr
     assert r.status_code == 400 and "target_device_types" in r.json()
     event.refresh_from_db()
     assert event.target_device_types == []
+
+
+def test_unavailability_refusals_keep_the_api_field_names(admin_api, program):
+    sub = participant(program)
+    body = {"enrollment": sub.enrollment_id, "start": "2030-07-15T00:00:00-07:00", "end": "2030-07-14T00:00:00-07:00"}
+    r = admin_api.post("/api/v1/unavailabilities/", body, format="json")
+    assert r.status_code == 400 and r.json()["end"] == ["end must be after start."]
+    r = admin_api.post("/api/v1/unavailabilities/", {**body, "start": "2020-07-13T00:00:00-07:00",
+                                                     "end": "2020-07-14T00:00:00-07:00"}, format="json")
+    assert r.status_code == 400 and r.json()["end"] == ["The period is already over: end must be later than now."]
