@@ -309,6 +309,28 @@ def _unenroll(enrollment: Enrollment, *, effective_date: dt.date, reason_code: s
     return enrollment
 
 
+def _unenroll_latest_date(today: dt.date) -> dt.date:
+    """The latest date an unenrollment asked for on local date ``today`` may take effect: the same date a year
+    later (February 28 for February 29).
+
+    A program has no end date and its seasons come a year at a time, so a customer leaving "after next summer" is
+    the farthest a person plans; a date beyond (2999-01-01: a typo, or a test value) would hold the devices and
+    the service point for ever while the enrollment looks ended."""
+    try:
+        return today.replace(year=today.year + 1)
+    except ValueError:  # February 29
+        return today.replace(year=today.year + 1, day=28)
+
+
+def _check_unenroll_date(program: Program, effective_date: dt.date, now: dt.datetime) -> None:
+    today = program_today(program, now)
+    latest = _unenroll_latest_date(today)
+    if effective_date > latest:
+        raise DomainValidationError({"effective_date": [
+            f"{effective_date} is more than a year ahead: an unenrollment takes effect at most one year after today "
+            f"({today} in {program.time_zone}), on or before {latest}."]})
+
+
 @use_case("enrollment.unenroll", Cap.MANAGE_ENROLLMENTS)
 @transaction.atomic
 def enrollment_unenroll(*, enrollment: Enrollment, effective_date: dt.date, now: dt.datetime, actor: Any,
@@ -317,8 +339,11 @@ def enrollment_unenroll(*, enrollment: Enrollment, effective_date: dt.date, now:
 
     Its subscriptions end that date, so the devices are free for another enrollment from then on; events before it
     still settle to this enrollment. ``enrollment_ended`` is sent on commit. A request not yet active is cancelled
-    instead. Raises ``TransitionNotAllowed`` (409) from other statuses.
+    instead. Raises ``DomainValidationError`` (400, ``effective_date``) for a date more than a year after today in
+    the program's zone (the same date a year later; February 28 for February 29), nothing written;
+    ``TransitionNotAllowed`` (409) from other statuses.
     """
+    _check_unenroll_date(enrollment.program, effective_date, now)
     return _end(enrollment, effective_date=effective_date, reason_code=reason_code, reason_text=reason_text, now=now,
                 actor=actor)
 

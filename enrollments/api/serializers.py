@@ -120,7 +120,8 @@ class ReasonInputSerializer(serializers.Serializer):
 
 class UnenrollSerializer(ReasonInputSerializer):
     reason_code = serializers.ChoiceField(choices=ReasonCode.choices, default=ReasonCode.CUSTOMER_REQUEST)
-    effective_date = serializers.DateField(help_text="First local day no longer enrolled.")
+    effective_date = serializers.DateField(help_text="First local day no longer enrolled; at most one year after "
+                                                     "today in the program's zone.")
 
 
 class NoteSerializer(serializers.Serializer):

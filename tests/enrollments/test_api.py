@@ -302,3 +302,14 @@ def test_an_aggregators_write_answers_with_only_its_own_subscriptions(django_use
     response = client.post(f"{URL}{own.enrollment_id}/add-device/", {"device": second.pk}, format="json")
     assert response.status_code == 201, response.json()
     assert sorted(s["device"] for s in response.json()["subscriptions"]) == sorted([own.device_id, second.pk])
+
+
+def test_unenroll_far_in_the_future_is_a_400_naming_effective_date(admin_api, site):
+    enrollment = active_participant(program=site.program).enrollment
+    r = admin_api.post(f"{URL}{enrollment.pk}/unenroll/", {"effective_date": "2999-01-01"}, format="json")
+    assert r.status_code == 400
+    (message,) = r.json()["effective_date"]
+    assert message.startswith("2999-01-01 is more than a year ahead: an unenrollment takes effect at most one year "
+                              "after today (")
+    enrollment.refresh_from_db()
+    assert (enrollment.status, enrollment.end_date) == (EnrollmentStatus.ACTIVE, None)

@@ -276,6 +276,38 @@ def test_unenroll_frees_device_from_effective_date(site, now):
         svc.enrollment_unenroll(enrollment=enrollment, effective_date=DAY, now=now, actor=TEST_ACTOR)
 
 
+def test_unenroll_takes_effect_at_most_a_year_ahead(site, now):
+    """An unenrollment dated 2999-01-01 was accepted: the devices stayed held for 973 years. Today in the program's
+    zone is 2026-05-15 (``now``): 2027-05-15 is the latest date."""
+    enrollment, _ = svc.enrollment_request(**site.request_kwargs(), now=now, actor=TEST_ACTOR)
+    audited = AuditEntry.objects.count()
+    for day in (dt.date(2999, 1, 1), dt.date(2027, 5, 16)):
+        with pytest.raises(DomainValidationError) as exc:
+            svc.enrollment_unenroll(enrollment=enrollment, effective_date=day, now=now, actor=TEST_ACTOR)
+        assert exc.value.errors == {"effective_date": [
+            f"{day} is more than a year ahead: an unenrollment takes effect at most one year after today "
+            "(2026-05-15 in America/Los_Angeles), on or before 2027-05-15."]}
+    enrollment.refresh_from_db()
+    assert (enrollment.status, enrollment.end_date) == (EnrollmentStatus.ACTIVE, None)
+    assert AuditEntry.objects.count() == audited
+    svc.enrollment_unenroll(enrollment=enrollment, effective_date=dt.date(2027, 5, 15), now=now, actor=TEST_ACTOR)
+    enrollment.refresh_from_db()
+    assert (enrollment.status, enrollment.end_date) == (EnrollmentStatus.UNENROLLED, dt.date(2027, 5, 15))
+
+
+def test_unenroll_a_year_ahead_of_a_leap_day_is_february_28(site):
+    leap_day = dt.datetime(2028, 2, 29, 20, tzinfo=dt.UTC)  # 12:00 in Los Angeles
+    enrollment, _ = svc.enrollment_request(**site.request_kwargs(), effective_date=dt.date(2028, 2, 1), now=leap_day,
+                                           actor=TEST_ACTOR)
+    with pytest.raises(DomainValidationError) as exc:
+        svc.enrollment_unenroll(enrollment=enrollment, effective_date=dt.date(2029, 3, 1), now=leap_day,
+                                actor=TEST_ACTOR)
+    assert exc.value.errors["effective_date"][0].endswith("on or before 2029-02-28.")
+    svc.enrollment_unenroll(enrollment=enrollment, effective_date=dt.date(2029, 2, 28), now=leap_day, actor=TEST_ACTOR)
+    enrollment.refresh_from_db()
+    assert enrollment.end_date == dt.date(2029, 2, 28)
+
+
 def test_suspend_and_resume(site, now):
     enrollment, _ = svc.enrollment_request(**site.request_kwargs(), now=now, actor=TEST_ACTOR)
     svc.enrollment_suspend(enrollment=enrollment, now=now, reason="device offline for 30 days", actor=TEST_ACTOR)
