@@ -23,6 +23,7 @@ from django.db.models import Q
 from cpm.base.audit import audit_record
 from cpm.base.capabilities import Cap, use_case
 from cpm.base.errors import ConflictError, DomainValidationError
+from cpm.base.numbers import to_decimal
 from cpm.base.states import transition
 
 from .choices import DEVICE_TRANSITIONS, DeviceOwnership, DeviceStatus, DeviceType
@@ -49,7 +50,7 @@ def _decimal(value: Any, *, field: str, errors: dict[str, list[str]], required: 
         return None
     shown = str(value)[:40]
     try:
-        number = Decimal(str(value).strip())
+        number = to_decimal(str(value).strip())
     except (InvalidOperation, ValueError):
         errors.setdefault(field, []).append(f"{field} must be a number, got {shown!r}.")
         return None

@@ -19,6 +19,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from cpm.base.numbers import to_float  # Django-free, as this module
+
 # Reason codes (machine-readable). Conflict codes make the request a 409 instead of a 400.
 PROGRAM_NOT_ACTIVE = "program_not_active"
 ENROLLMENT_NOT_OPEN_YET = "enrollment_not_open_yet"
@@ -282,7 +284,7 @@ def _is_number(value) -> bool:
     if isinstance(value, int | float):
         return True
     try:
-        float(str(value))
+        to_float(str(value))
     except ValueError:
         return False
     return True

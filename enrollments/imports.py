@@ -31,6 +31,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 
 from cpm.base.capabilities import Cap, use_case
+from cpm.base.numbers import to_decimal
 from devices.imports import Format, ImportReport, model_columns, parse_bool, parse_date, require, run_import
 from devices.models import Premise, ServicePoint
 from devices.services import PREMISE_FIELDS, premise_upsert, service_point_upsert
@@ -83,7 +84,7 @@ def _coordinate(value: str, column: str) -> Decimal | None:
     if not value:
         return None
     try:
-        number = Decimal(value)
+        number = to_decimal(value)
     except (InvalidOperation, ValueError):
         raise ValidationError({column: [f"{value[:40]!r} is not a number."]}) from None
     bound = COORDINATE_BOUNDS[column]

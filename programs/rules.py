@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any, NamedTuple
 
+from cpm.base.numbers import to_decimal  # Django-free, as this module
+
 MIDNIGHT = dt.time(0)
 
 # Choice values (mirrors programs.choices, kept as plain strings so this module stays Django-free).
@@ -427,7 +429,7 @@ def _coerce(answer_type: str, value: Any) -> tuple[bool, Any]:
         if isinstance(value, bool):
             return False, None
         try:
-            return True, Decimal(str(value).strip())
+            return True, to_decimal(str(value).strip())
         except (InvalidOperation, ValueError):
             return False, None
     if answer_type in (CHOICE, TEXT):

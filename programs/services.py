@@ -26,6 +26,7 @@ from django.db import IntegrityError, transaction
 from cpm.base.audit import audit_code, audit_record
 from cpm.base.capabilities import Cap, use_case
 from cpm.base.errors import ConflictError, DomainValidationError, NotFound, TransitionNotAllowed
+from cpm.base.numbers import to_decimal
 from cpm.base.states import transition
 from cpm.base.timeutils import is_valid_zone, local_date, zone
 
@@ -687,7 +688,7 @@ def price_set_create(*, program: Program, name: str, interval_minutes: int, rows
             raise DomainValidationError({f"rows[{row - 1}].interval_start": [
                 f"Row {row}: {local:%Y-%m-%d %H:%M} local is not aligned to {interval_minutes}-minute intervals."]})
         try:
-            price = Decimal(str(item.get("price_per_kwh")).strip())
+            price = to_decimal(str(item.get("price_per_kwh")).strip())
         except (InvalidOperation, ValueError) as exc:
             raise DomainValidationError({f"rows[{row - 1}].price_per_kwh": [
                 f"Row {row}: {item.get('price_per_kwh')!r} is not a number."]}) from exc

@@ -18,6 +18,7 @@ from rest_framework.response import Response
 
 from .capabilities import may
 from .errors import DomainError, DomainValidationError
+from .numbers import has_digit_separator, to_int
 from .pagination import EstimatedCountPaginator
 
 
@@ -99,15 +100,22 @@ class Pagination(pagination.PageNumberPagination):
     page_size_query_param = "page_size"
     max_page_size = 1000
 
+    def get_page_size(self, request):
+        """``page_size`` as DRF reads it, except that a size written with a digit separator (``1_0``) is not a
+        number: the default size, as for ``abc``."""
+        if has_digit_separator(request.query_params.get(self.page_size_query_param)):
+            return self.page_size
+        return super().get_page_size(request)
+
     def paginate_queryset(self, queryset, request, view=None):
         """A page number that is not a positive integer the database can offset to is a 404 naming the page (not
-        an overflow error)."""
+        an overflow error, nor page 10 for ``1_0``)."""
         from rest_framework.exceptions import NotFound
 
         raw = request.query_params.get(self.page_query_param)
         if raw not in (None, "", "last"):
             try:
-                number = int(raw)
+                number = to_int(raw)
             except ValueError:
                 number = 0
             if not 1 <= number <= 10**9:

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_POST
 from cpm.base.audit import audit_record
 from cpm.base.errors import DomainError
 from cpm.base.masking import contact_visible, masked_contact
+from cpm.base.numbers import to_float
 from cpm.base.timeutils import WallClockError, format_local_window, local_wall_to_utc_strict, zone
 from cpm.notifications.choices import ContactChoice
 from cpm.notifications.services import contact_preference_set
@@ -128,7 +129,7 @@ def _answers_from(post, program: Program) -> dict:
             answers[question.code] = raw in ("yes", "true", "on", "1")
         elif question.answer_type == AnswerType.NUMBER:
             try:
-                answers[question.code] = float(raw)
+                answers[question.code] = to_float(raw)
             except ValueError:
                 answers[question.code] = raw
         else:

@@ -34,6 +34,7 @@ from django.db.models import Q
 from cpm.base.audit import audit_record
 from cpm.base.capabilities import Cap, use_case
 from cpm.base.errors import ConflictError, DomainValidationError, NotFound, PermissionDenied
+from cpm.base.numbers import to_decimal
 from cpm.base.states import transition
 from cpm.base.tasks import enqueue_on_commit
 from devices.models import Aggregator, Device
@@ -339,7 +340,7 @@ def _event_payloads(data: dict) -> tuple[str, str, Decimal | None]:
                 category = levels[value]
             elif payload.get("type") == docs.KW_TARGET:
                 try:
-                    kw = Decimal(str(value))
+                    kw = to_decimal(str(value))
                 except InvalidOperation:
                     kw = Decimal(0)
                 if kw == 0 or not kw.is_finite():

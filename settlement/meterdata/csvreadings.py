@@ -20,7 +20,8 @@ Rows are numbered as lines of the file (the header is line 1). Parsing is vector
 is parsed once (a file of 100,000 service points x 24 hours has 24 distinct timestamps).
 
 Implausible rows are rejected with their line and field (``settlement.meterdata.checks``): a kWh that is not a number
-(the text ``NaN`` included: leave the field empty for "not provided"), infinite, or negative on the delivered or
+(the text ``NaN`` included: leave the field empty for "not provided"; ``1_5``, which Python reads as 15: a
+digit separator is not a number here, ``cpm.base.numbers``), infinite, or negative on the delivered or
 received channel; an interval start outside ``years``; a field with a NUL character or longer than ``MAX_FIELD``
 characters. The per-interval kWh limit depends on the service point's customer class: the loader checks it.
 """
@@ -36,6 +37,8 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 import numpy as np
+
+from cpm.base.numbers import DIGIT_SEPARATOR, to_float, to_int
 
 from .checks import MAX_FIELD, YEARS, reject_values, values_plausible
 
@@ -238,7 +241,7 @@ def parse_csv(source: str | bytes | io.TextIOBase | Iterable[str], *, tz: str | 
             m = cache_m.get(raw)
             if m is None:
                 try:
-                    m = int(raw.strip() or 60)
+                    m = to_int(raw.strip() or 60)
                 except ValueError:
                     m = -1
                 m = m if m in (5, 15, 30, 60) else -1
@@ -254,6 +257,8 @@ def parse_csv(source: str | bytes | io.TextIOBase | Iterable[str], *, tz: str | 
     # kWh: vectorised conversion, per-row fallback only when a value is not a plain number
     kwh_col = columns[i_kwh]
     try:
+        if DIGIT_SEPARATOR in "".join(kwh_col):  # numpy, as float(), reads 1_5 as 15: the per-row path refuses it
+            raise ValueError(DIGIT_SEPARATOR)
         kwh = np.array(kwh_col, dtype=np.float64)
         given = np.ones(n_rows, dtype=bool)  # no empty field, or the conversion would have failed
     except ValueError:
@@ -266,7 +271,7 @@ def parse_csv(source: str | bytes | io.TextIOBase | Iterable[str], *, tz: str | 
                 given[k] = False
                 continue
             try:
-                kwh[k] = float(raw)
+                kwh[k] = to_float(raw)
             except ValueError:
                 reject(int(row_no[k]), "kwh", f"not a number: {raw!r}")
                 ok[k] = False
@@ -436,7 +441,8 @@ class _Fields:
         number. Plain decimals (``-12.345``: up to 15 digits) are read with numpy, one character position at a
         time: the integer of the digits divided by the power of ten of the decimals, both exact in float64, so the
         quotient is the correctly rounded value, bit for bit what ``float()`` gives; any other text (exponents,
-        spaces, ``inf``) is converted by numpy, row by row, with ``float``'s rules."""
+        spaces, ``inf``) is converted by numpy, row by row, with ``float``'s rules, except that a digit separator
+        (``1_5``, which numpy reads as 15) is not a number (``cpm.base.numbers``)."""
         lo, lens = self.lo[:, i], self.lens[:, i]
         n = lo.size
         buf = self.buf
@@ -474,6 +480,8 @@ class _Fields:
         rest = np.flatnonzero(~simple & ~empty)
         if rest.size:
             texts = np.array([self.content[int(lo[r]): int(lo[r] + lens[r])] for r in rest])
+            if any(b"_" in t for t in texts.tolist()):  # numpy reads 1_5 as 15: not a number here
+                return None
             try:
                 value[rest] = texts.astype(np.float64)
             except ValueError:

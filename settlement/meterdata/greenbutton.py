@@ -14,7 +14,8 @@ What is read (namespaces Atom ``http://www.w3.org/2005/Atom`` and ESPI ``http://
 kWh = value x 10^powerOfTenMultiplier / 1000. Source: NAESB REQ.21 ESPI; Green Button Alliance sample data.
 
 The parser never raises on a bad reading: an ``IntervalReading`` whose ``value`` is not a number (the text ``NaN``
-included), infinite, negative on a forward or reverse ReadingType (only net, flowDirection 4, may be negative), or
+included, and ``1_500``: Python reads a digit separator, XML Schema's integers have none, ``cpm.base.numbers``),
+infinite, negative on a forward or reverse ReadingType (only net, flowDirection 4, may be negative), or
 whose ``timePeriod`` is missing, off the 5/15/30/60-minute grid or outside ``years`` is a row error naming its
 position (``IntervalReading`` n of the file, in ``IntervalBlock`` m); the other readings load. A problem of the file
 as a whole (not XML, not an Atom feed, a ReadingType it cannot read) raises ``GreenButtonError`` in words. The
@@ -28,6 +29,8 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from cpm.base.numbers import to_float, to_int
 
 from .checks import YEARS, epoch_range
 
@@ -78,7 +81,7 @@ def _links(entry) -> dict[str, list[str]]:
 
 def _int_or_none(text: str | None) -> int | None:
     try:
-        return int(text) if text is not None else None
+        return to_int(text) if text is not None else None
     except ValueError:
         return None
 
@@ -143,7 +146,7 @@ def parse_green_button(source: bytes | str, *, years: tuple[int, int] = YEARS) -
             duration = _text(reading, f"{ESPI}timePeriod/{ESPI}duration", rt["interval_s"])
             value = _text(reading, f"{ESPI}value")
             try:
-                start_s, duration_s = int(start), int(duration)
+                start_s, duration_s = to_int(start), to_int(duration)
             except (TypeError, ValueError):
                 error("timePeriod", "missing or invalid start/duration")
                 continue
@@ -157,7 +160,7 @@ def parse_green_button(source: bytes | str, *, years: tuple[int, int] = YEARS) -
                 kwh = math.nan  # not provided: a gap
             else:
                 try:
-                    raw = float(value)
+                    raw = to_float(value)
                 except ValueError:
                     error("value", f"not a number: {value[:40]!r}")
                     continue
@@ -190,7 +193,7 @@ def parse_green_button(source: bytes | str, *, years: tuple[int, int] = YEARS) -
 def _reading_type(el, href: str) -> dict:
     flow = _text(el, f"{ESPI}flowDirection", "1")
     try:
-        channel = FLOW_DIRECTIONS[int(flow)]
+        channel = FLOW_DIRECTIONS[to_int(flow)]
     except (KeyError, ValueError) as exc:
         raise GreenButtonError(f"ReadingType {href}: unknown flowDirection {flow!r} (1 forward, 19 reverse, 4 net)") \
             from exc

@@ -135,6 +135,9 @@ def cis_files() -> list[tuple[str, str, bytes, list, str | None]]:
           [3, "cis_person_id", "on line(s) 2 (last_name)."]], None),
         ("latitude_1e308_premises.csv", "premises", (PREMISES + "P-9,9 Elm,Reno,89501,1e308,-119\n").encode(),
          [[2, "latitude", "1e308 is not between -90 and 90 degrees."]], None),
+        # An underscore between digits: Python's Decimal read 3_4 as 34 (PEP 515), a typo no extract means.
+        ("latitude_digit_separator_premises.csv", "premises", (PREMISES + "P-9,9 Elm,Reno,89501,3_4,-119\n").encode(),
+         [[2, "latitude", "'3_4' is not a number."]], None),
         ("longitude_nan_premises.csv", "premises", (PREMISES + "P-9,9 Elm,Reno,89501,39.5,NaN\n").encode(),
          [[2, "longitude", "NaN is not between -180 and 180 degrees."]], None),
         ("unknown_customer_accounts.csv", "accounts", (ACCOUNTS + "ACC-9,NOPE,2020-01-01,\n").encode(),
@@ -167,6 +170,8 @@ def device_files() -> list[tuple[str, str, bytes, list, str | None]]:
         ("capacity_over_bound.csv", "devices", (DEVICES + "ev-1,ev_charger,7.2,,CP,H,C1,,,\n"
                                                 "pw-1,battery,1000.001,,Tesla,PW2,TG1,,,\n").encode(),
          [[3, "capacity_kw", "capacity_kw 1000.001 is above the plausible maximum of 1,000 kW"]], None),
+        ("capacity_digit_separator.csv", "devices", (DEVICES + "pw-1,battery,1_5,13.5,Tesla,PW2,TG1,,,\n").encode(),
+         [[2, "capacity_kw", "capacity_kw must be a number, got '1_5'."]], None),
         ("capacity_not_a_number.csv", "devices", (DEVICES + "pw-1,battery,5 kW,,Tesla,PW2,TG1,,,\n").encode(),
          [[2, "capacity_kw", "capacity_kw must be a number, got '5 kW'."]], None),
         ("energy_1e308.csv", "devices", (DEVICES + "pw-1,battery,5,1e308,Tesla,PW2,TG1,,,\n").encode(),

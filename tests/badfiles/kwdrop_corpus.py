@@ -80,6 +80,8 @@ def cases() -> dict[str, tuple[bytes, dict]]:
     six = [1.0] * 6
     c["kw_not_a_number.csv"] = _file([(line("SP-2", [1.0, "abc", 1, 1, 1, 1]), "KwDrop2", "not a finite number "
                                                                                           "of kW: 'abc'")])
+    c["kw_digit_separator.csv"] = _file([(line("SP-2", [1.0, "1_5", 1, 1, 1, 1]), "KwDrop2",
+                                          "not a finite number of kW: '1_5'")])
     c["kw_text_nan.csv"] = _file([(line("SP-2", ["NaN", 1, 1, 1, 1, 1]), "KwDrop1", "'NaN'")])
     c["kw_infinity.csv"] = _file([(line("SP-2", [1, 1, "inf", 1, 1, 1]), "KwDrop3", "'inf'")])
     c["kw_overflow_1e400.csv"] = _file([(line("SP-2", [1, 1, 1, "1e400", 1, 1]), "KwDrop4", "'1e400'")])

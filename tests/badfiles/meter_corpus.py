@@ -70,7 +70,7 @@ def _csv(bad: list[tuple[str, str | None, str | None]], *, stored: list | None =
 
 
 def _row(hour: int, kwh: str, *, sp: str = "SP-1", channel: str = "delivered", start: str | None = None,
-         minutes: int = 60, device: str = "") -> str:
+         minutes: int | str = 60, device: str = "") -> str:
     return f"{sp},{channel},{start or f'{DAY}T{hour:02d}:00:00Z'},{minutes},{kwh},{device}"
 
 
@@ -93,6 +93,11 @@ def csv_cases() -> dict[str, tuple[bytes, dict]]:
     c: dict[str, tuple[bytes, dict]] = {}
     limit = "beyond the plausible"
     c["kwh_not_a_number.csv"] = _csv([(_row(10, "abc"), "kwh", "not a number: 'abc'")])
+    # An underscore between digits: Python and numpy read 1_5 as 15 (PEP 515), a typo of 1.5 no meter means.
+    c["kwh_digit_separator.csv"] = _csv([(_row(10, "1_5"), "kwh", "not a number: '1_5'"),
+                                         (_row(11, "0.2_5"), "kwh", "not a number: '0.2_5'"),
+                                         (_row(12, "1", minutes="6_0"), "interval_minutes",
+                                          "must be 5, 15, 30 or 60, not '6_0'")])
     c["kwh_text_nan.csv"] = _csv([(_row(10, "NaN"), "kwh", "not a number: 'NaN'")])
     c["kwh_text_nan_lower.csv"] = _csv([(_row(10, "nan"), "kwh", "not a number: 'nan'"),
                                         (_row(11, "-nan"), "kwh", "not a number: '-nan'")])
@@ -230,6 +235,11 @@ def greenbutton_cases() -> dict[str, tuple[bytes, dict]]:
     c: dict[str, tuple[bytes, dict]] = {}
     c["value_not_a_number.xml"] = _gb([((_at(10), "3600", "abc"), "value",
                                         "not a number: 'abc' (IntervalReading 4, in IntervalBlock 1)")])
+    c["value_digit_separator.xml"] = _gb([((_at(10), "3600", "1_500"), "value", "not a number: '1_500'"),
+                                          ((_at(11).replace("0", "_0", 1), "3600", "100"), "timePeriod",
+                                           "missing or invalid start/duration"),
+                                          ((_at(12), "3_600", "100"), "timePeriod",
+                                           "missing or invalid start/duration")])
     c["value_text_nan.xml"] = _gb([((_at(10), "3600", "NaN"), "value", "not a number: 'NaN'")])
     c["value_negative_forward.xml"] = _gb([((_at(10), "3600", "-1500"), "value",
                                             "negative delivered energy (-1500 Wh x 10^0)")])

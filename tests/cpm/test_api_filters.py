@@ -81,10 +81,10 @@ def test_natural_keys_refuse_nul_huge_ids_and_long_text_as_400(admin_client, acc
     ("/api/v1/bill-credit-exports/", "program"), ("/api/v1/subscriptions/", "device"),
     ("/api/v1/mutual-exclusions/", "program"),
 ])
-@pytest.mark.parametrize("value", ["99999999999999999999", "1.5"])
+@pytest.mark.parametrize("value", ["99999999999999999999", "1.5", "1_5"])
 def test_id_filters_refuse_huge_and_fractional_ids_as_400(admin_client, url, param, value):
-    # A database id is a whole number that fits 64 bits: 1e20 was an HTTP 500 (OverflowError on SQLite) and 1.5
-    # was silently read as id 1.
+    # A database id is a whole number that fits 64 bits: 1e20 was an HTTP 500 (OverflowError on SQLite), 1.5
+    # was silently read as id 1 and 1_5 as id 15 (Python's digit grouping).
     response = admin_client.get(url, {param: value})
     assert response.status_code == 400
     body = response.json()

@@ -114,3 +114,23 @@ def test_auditor_cannot_enroll(client, django_user_model, customer_with_device):
     client.force_login(user)
     response = client.post(f"/csr/customers/{customer_with_device.pk}/enroll/", {})
     assert response.status_code == 403
+
+
+def test_a_number_answer_with_an_underscore_is_refused_not_read_as_fifteen(client, django_user_model,
+                                                                           customer_with_device):
+    """The CSR's answer 1_5 to "How many thermostats?" was read as 15 (Python's digit grouping) and qualified."""
+    from enrollments.models import Enrollment
+    from programs.models import QualificationQuestion
+    from tests.factories.programs import ProgramFactory
+
+    program = ProgramFactory(code="tstat", name="Thermostat Rewards", eligible_rate_codes=["TOU-D"])
+    QualificationQuestion.objects.create(program=program, code="units", text="How many thermostats?",
+                                         answer_type="number", qualifying_answers={"min": 10, "max": 20})
+    client.force_login(user_with_role(django_user_model, roles.CSR))
+    account = customer_with_device.accounts.get()
+    sp = account.service_agreements.get().service_point
+    body = client.post(f"/csr/customers/{customer_with_device.pk}/enroll/",
+                       {"account": account.pk, "program": program.pk, "service_point": sp.pk,
+                        "devices": [sp.installations.get().device_id], "q_units": "1_5"}, follow=True).content.decode()
+    assert "Not enrolled in Thermostat Rewards" in body and "must be a number, got &#x27;1_5&#x27;" in body
+    assert not Enrollment.objects.exists()

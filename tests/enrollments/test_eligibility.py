@@ -244,3 +244,11 @@ def test_account_eligibility_constant_queries(site, django_assert_num_queries):
 def test_make_site_helper_builds_independent_sites(db):
     a, b = make_site(), make_site()
     assert a.device.pk != b.device.pk and a.service_point.pk != b.service_point.pk
+
+
+def test_a_number_answer_with_a_digit_separator_is_not_a_number(site):
+    """Python reads "1_5" as 15: an answer typed so qualified for a 10-20 range."""
+    QualificationQuestion.objects.create(program=site.program, code="dwelling_units", text="Homes in the building?",
+                                         answer_type="number", qualifying_answers={"min": 10, "max": 20})
+    assert codes(site, answers={"dwelling_units": "15"}) == []
+    assert codes(site, answers={"dwelling_units": "1_5"}) == [el.ANSWER_INVALID]

@@ -141,3 +141,14 @@ def test_a_draft_events_program_is_shown_not_offered_for_change(client_):
         "revisions-TOTAL_FORMS": "0", "revisions-INITIAL_FORMS": "0"})
     event.refresh_from_db()
     assert event.program_id == la_program.pk
+
+
+def test_a_number_typed_with_an_underscore_is_refused_on_its_field(client_):
+    """Django's DecimalField read 1_5 as 15 kW (Python's digit grouping)."""
+    program = ProgramFactory(time_zone="America/Los_Angeles")
+    response = _post(client_, program, target_kw="1_5")
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["target_kw"] == ["Enter a number."]
+    assert not Event.objects.exists()
+    assert _post(client_, program, target_kw="15").status_code == 302
+    assert Event.objects.get().target_kw == 15

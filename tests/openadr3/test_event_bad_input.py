@@ -1,5 +1,6 @@
 """Malformed event bodies from business logic (POST and PUT /events, 3.0.1 and 3.1): an ``intervalPeriod`` that is not
-an object, a SIMPLE level that is a list: a 400 problem naming the field, never a 500, and no event is created."""
+an object, a SIMPLE level that is a list, a kW written 1_5: a 400 problem naming the field, never a 500, and no event
+is created."""
 
 import pytest
 
@@ -19,10 +20,14 @@ def _bodies(program_id: str) -> list[tuple[str, dict, str]]:
                                                                   "payloads": []}]}, "intervals[0].intervalPeriod"),
         ("SIMPLE level a list", {"programID": program_id, "intervalPeriod": good_period, "intervals": [
             {"id": 0, "payloads": [{"type": "SIMPLE", "values": [[1]]}]}]}, "intervals[0].payloads[0].values"),
+        # Python's Decimal read "1_5" as 15 kW (digit grouping)
+        ("kW target with a digit separator", {"programID": program_id, "intervalPeriod": good_period, "intervals": [
+            {"id": 0, "payloads": [{"type": "DISPATCH_SETPOINT_RELATIVE", "values": ["1_5"]}]}]},
+         "intervals[0].payloads[0].values"),
     ]
 
 
-@pytest.mark.parametrize("index", range(3))
+@pytest.mark.parametrize("index", range(4))
 @pytest.mark.parametrize("base", ["", "/3.1"])
 def test_malformed_event_bodies_are_400_and_create_nothing(world, index, base):
     world.register_vens()

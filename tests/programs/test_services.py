@@ -401,6 +401,8 @@ def test_price_set_from_local_and_utc_rows_across_dst(now):
      "Row 1: 'July 1st' is not an ISO 8601 date-time."),
     ([{"interval_start": "2026-07-01T14:00", "price_per_kwh": "-1"}], "rows[0].price_per_kwh",
      "Row 1: price_per_kwh must be zero or more."),
+    ([{"interval_start": "2026-07-01T14:00", "price_per_kwh": "0_1"}], "rows[0].price_per_kwh",
+     "Row 1: '0_1' is not a number."),  # Python's Decimal read it as 1 (digit grouping)
     ([{"interval_start": "2026-07-01T14:00", "price_per_kwh": "1"},
       {"interval_start": "2026-07-01T21:00Z", "price_per_kwh": "2"}], "rows[1].interval_start",
      "Row 2: interval 2026-07-01 14:00 PDT repeats row 1."),
