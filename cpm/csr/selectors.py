@@ -25,16 +25,17 @@ SEARCH_LIMIT = 50
 
 @replica_reads
 def customer_search(*, query: str, limit: int = SEARCH_LIMIT) -> list[Customer]:
-    """Customers matching ``query`` by name, account number, service point id, meter number, device serial
-    (exact), street address or city (prefix; case-insensitive), at most ``limit``, ordered by last and first name.
+    """Customers matching ``query`` by name, account number or meter number (in full or a prefix: ``ACC-17`` finds
+    ``ACC-1717``; case-insensitive), service point id or device serial (in full, exact), street address or city
+    (prefix; case-insensitive), at most ``limit``, ordered by last and first name.
 
     Names match without accents or case, the same on SQLite and PostgreSQL: the query folded by
     ``enrollments.models.name_key`` is a prefix of the last name's or first name's stored key (``elodie``,
     ``ÉLODIE`` and ``élodie`` find Élodie; ``nunez`` finds Núñez; "van bu" finds Van Buren), or, for several
     words, the first word a prefix of the first name and the last word of the last name ("elodie lef"). Each probe
-    is one indexed query (PostgreSQL: the ``*_name_key`` pattern-ops indexes for names, ``UPPER(col)
-    text_pattern_ops`` indexes for addresses and cities: enrollments and devices migrations): a fixed number of
-    queries however many customers match."""
+    is one indexed query of at most ``limit`` rows (PostgreSQL: the ``*_name_key`` pattern-ops indexes for names,
+    ``UPPER(col) text_pattern_ops`` indexes for numbers, addresses and cities: enrollments and devices migrations):
+    a fixed number of queries however many customers match."""
     # A name pasted from an e-mail carries a typographic apostrophe (O’Brien) where the record has "'"; a NUL
     # character cannot be sent to PostgreSQL (it raised, an HTTP 500).
     q = (query or "").replace("\u2019", "'").replace("\u2018", "'").replace("\x00", "").strip()
@@ -42,9 +43,10 @@ def customer_search(*, query: str, limit: int = SEARCH_LIMIT) -> list[Customer]:
         return []
     ids: set[int] = set()
     # .order_by(): id probes need no sort (the models' default orderings would sort through joins).
-    ids.update(Account.objects.filter(account_number=q).order_by().values_list("customer_id", flat=True))
-    sp_ids = set(ServicePoint.objects.filter(Q(service_point_id=q) | Q(meter_number=q)).order_by()
-                 .values_list("id", flat=True))
+    ids.update(Account.objects.filter(account_number__istartswith=q).order_by()
+               .values_list("customer_id", flat=True)[:limit])
+    sp_ids = set(ServicePoint.objects.filter(Q(service_point_id=q) | Q(meter_number__istartswith=q)).order_by()
+                 .values_list("id", flat=True)[:limit])
     sp_ids.update(DeviceInstallation.objects.filter(device__serial_number=q).order_by()
                   .values_list("service_point_id", flat=True))
     by_address = (ServicePoint.objects.filter(premise__address_line1__istartswith=q).order_by()
