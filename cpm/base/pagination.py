@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 
+from django.core.exceptions import EmptyResultSet
 from django.core.paginator import Paginator
 from django.db import connections
 from django.db.models import QuerySet
@@ -20,11 +21,15 @@ ESTIMATE_ABOVE = 10_000
 
 
 def estimated_count(queryset: QuerySet) -> int | None:
-    """The planner's row estimate for ``queryset`` (PostgreSQL), or None elsewhere."""
+    """The planner's row estimate for ``queryset`` (PostgreSQL), or None elsewhere. A queryset Django knows matches
+    nothing (an empty ``__in``, a value beyond an integer column's range: ``EmptyResultSet`` when compiled) is 0."""
     connection = connections[queryset.db]
     if connection.vendor != "postgresql":
         return None
-    sql, params = queryset.order_by().values("pk").query.sql_with_params()
+    try:
+        sql, params = queryset.order_by().values("pk").query.sql_with_params()
+    except EmptyResultSet:
+        return 0
     with connection.cursor() as cursor:
         cursor.execute("EXPLAIN (FORMAT JSON) " + sql, params)
         plan = cursor.fetchone()[0]

@@ -38,3 +38,26 @@ def test_large_results_use_the_planner_estimate(monkeypatch):
     assert paginator.num_pages == 4
     # A filter the statistics put under the threshold is counted exactly.
     assert EstimatedCountPaginator(AuditEntry.objects.filter(object_id__in=["1", "2"]), 10).count == 4
+
+
+def test_a_filter_that_can_match_nothing_counts_zero():
+    """A filter Django knows matches no row (an empty ``__in``, an id beyond the column's range: the query raises
+    ``EmptyResultSet`` when compiled) is a count of 0, not an error: the admin's "program" filter with an id beyond a
+    bigint (``?program__id__exact=99999999999999999999``) was an HTTP 500 on PostgreSQL."""
+    entries(3)
+    assert EstimatedCountPaginator(AuditEntry.objects.filter(pk__in=[]), 10).count == 0
+    assert EstimatedCountPaginator(AuditEntry.objects.filter(pk=10**20), 10).count == 0
+    assert pagination.estimated_count(AuditEntry.objects.filter(pk__in=[])) in (None, 0)
+
+
+def test_an_admin_list_filtered_by_an_id_beyond_a_bigint_is_empty_not_a_500(admin_client, settings):
+    from tests.factories.programs import ProgramFactory
+
+    settings.SECURE_SSL_REDIRECT = False
+    ProgramFactory()
+    page = admin_client.get("/admin/events/event/?program__id__exact=99999999999999999999")
+    assert page.status_code == 200
+    assert page.context["cl"].result_count == 0
+    page = admin_client.get("/admin/settlement/intervalday/?interval_minutes__exact=-1")
+    assert page.status_code == 200
+    assert page.context["cl"].result_count == 0
