@@ -341,11 +341,34 @@ def enrollment_unenroll(*, enrollment: Enrollment, effective_date: dt.date, now:
     still settle to this enrollment. ``enrollment_ended`` is sent on commit. A request not yet active is cancelled
     instead. Raises ``DomainValidationError`` (400, ``effective_date``) for a date more than a year after today in
     the program's zone (the same date a year later; February 28 for February 29), nothing written;
-    ``TransitionNotAllowed`` (409) from other statuses.
+    ``TransitionNotAllowed`` (409) from other statuses. An aggregator's API client ends only an enrollment whose
+    devices still in it are all its own (``PermissionDenied``, 403, otherwise: a site may enroll another
+    aggregator's device too).
     """
     _check_unenroll_date(enrollment.program, effective_date, now)
+    enrollment = _lock_enrollment(enrollment)
+    _check_aggregator_may_end(actor, enrollment, effective_date)
     return _end(enrollment, effective_date=effective_date, reason_code=reason_code, reason_text=reason_text, now=now,
                 actor=actor)
+
+
+def _check_aggregator_may_end(actor: Any, enrollment: Enrollment, effective_date: dt.date) -> None:
+    """An aggregator may end an enrollment only if every device it would take out (the subscriptions still running
+    on the end date; every one for a request not yet active) is its own, and one is: ending it would otherwise take
+    another aggregator's device out of the program. The other aggregator is not named."""
+    aggregator = aggregator_of(actor)
+    if aggregator is None:
+        return
+    if enrollment.status in (EnrollmentStatus.REQUESTED, EnrollmentStatus.PENDING_APPROVAL):
+        on = dt.date.min
+    else:
+        on = max(effective_date, enrollment.effective_date or effective_date)
+    owners = list(_running_subscriptions(enrollment, on).values_list("device__aggregator_id", flat=True))
+    if aggregator.pk not in owners or any(owner != aggregator.pk for owner in owners):
+        raise PermissionDenied(
+            f"Aggregator {aggregator.code} may end only an enrollment of its own devices; enrollment {enrollment.pk} "
+            "also holds devices it does not manage (or none of its own any more). Remove your device from the site "
+            "instead, or ask the utility to end the enrollment.", code="aggregator_foreign_devices")
 
 
 @use_case("enrollment.suspend", Cap.APPROVE_ENROLLMENTS)

@@ -313,3 +313,43 @@ def test_unenroll_far_in_the_future_is_a_400_naming_effective_date(admin_api, si
                               "after today (")
     enrollment.refresh_from_db()
     assert (enrollment.status, enrollment.end_date) == (EnrollmentStatus.ACTIVE, None)
+
+
+def test_an_aggregator_cannot_unenroll_a_site_that_also_holds_another_aggregators_device(django_user_model):
+    """The shared site: ecobee's unenroll ended the whole enrollment, the other aggregator's battery subscription
+    included (which ecobee's API answer does not even show). An aggregator ends an enrollment only when every device
+    still in it is its own: here 403, nothing changed, nothing audited (the utility ends it, or ecobee removes its
+    own device)."""
+    from cpm.models import AuditEntry
+
+    client, mine, own = shared_site(django_user_model)
+    audited = AuditEntry.objects.count()
+    r = client.post(f"{URL}{own.enrollment_id}/unenroll/", {"effective_date": "2026-08-01"}, format="json")
+    assert r.status_code == 403, r.json()
+    assert r.json()["code"] == "aggregator_foreign_devices"
+    assert "tesla" not in r.json()["detail"]  # the other aggregator is not named to ecobee
+    assert Enrollment.objects.get(pk=own.enrollment_id).status == EnrollmentStatus.ACTIVE
+    assert list(ProgramSubscription.objects.filter(enrollment=own.enrollment_id).values_list("end_date", flat=True)) \
+        == [None, None]
+    assert AuditEntry.objects.count() == audited
+
+
+def test_an_aggregator_whose_device_left_an_enrollment_cannot_end_it(django_user_model):
+    """ecobee's thermostat left the enrollment (its subscription ended); the enrollment still lists for ecobee (its
+    history), but only the other aggregator's battery is in it: ecobee's unenroll is refused (403), nothing
+    changed."""
+    client, mine, own = shared_site(django_user_model)
+    ProgramSubscription.objects.filter(pk=own.pk).update(end_date=dt.date(2026, 3, 1))
+    r = client.post(f"{URL}{own.enrollment_id}/unenroll/", {"effective_date": "2026-08-01"}, format="json")
+    assert r.status_code == 403, r.json()
+    assert Enrollment.objects.get(pk=own.enrollment_id).status == EnrollmentStatus.ACTIVE
+    assert ProgramSubscription.objects.filter(enrollment=own.enrollment_id, end_date__isnull=True).count() == 1
+
+
+def test_an_aggregator_unenrolls_an_enrollment_of_only_its_own_devices(django_user_model):
+    client, mine = aggregator_client("ecobee", django_user_model)
+    own = active_participant(program=ProgramFactory(), device_kwargs={"aggregator": mine})
+    r = client.post(f"{URL}{own.enrollment_id}/unenroll/", {"effective_date": "2026-08-01"}, format="json")
+    assert r.status_code == 200, r.json()
+    assert r.json()["status"] == "unenrolled"
+    assert [s["end_date"] for s in r.json()["subscriptions"]] == ["2026-08-01"]
