@@ -10,14 +10,16 @@ Modelled on NetBox's ``Job`` / ``JobRunner``:
   body's own transaction together with whatever the caller records on completion (``on_done``), so the body's
   writes and "done" commit or roll back together. Any unexpected exception marks the chunk failed and the job
   failed, with the error in words; nothing stays ``running`` because of an exception.
-- ``job_run`` runs a single-step job (a meter-data load) with the same failure handling.
+- ``job_run`` runs a single-step job (a meter-data load) with the same failure handling; its worker's session holds
+  the job's liveness lock (a PostgreSQL advisory lock) while the body runs.
 - ``job_failed`` (a Django signal, sent with ``job`` (the Job, re-read), ``error`` and ``now`` whenever a job ends
   failed, in the transaction that fails it): the owner of the job's subject ends its own record too (a settlement
   batch goes FAILED with the error), without ``cpm.base`` importing any app.
 - ``jobs_sweep`` (Celery beat, every minute: ``cpm.sweep_jobs``) finds chunks that made no progress for
   ``CPM_JOB_STALL_SECONDS`` (a worker killed with ``kill -9`` never reports back; Redis would redeliver its
   unacknowledged message only after the visibility timeout) and sends them again, up to ``CPM_JOB_MAX_ATTEMPTS``
-  attempts; past that the job fails naming the chunk. Chunk tasks are idempotent, which is what makes sending one
+  attempts; past that the job fails naming the chunk. A single-step job quiet that long is failed only if no
+  session holds its liveness lock (its worker died). Chunk tasks are idempotent, which is what makes sending one
   again safe.
 
 A chunk being worked on holds a row lock on its ``JobChunk`` for the whole of its transaction: a second delivery of
@@ -232,16 +234,55 @@ class _AlreadyDone(Exception):
     """Another delivery of the same chunk finished first: roll this one back."""
 
 
+#: The first key of a single-step job's liveness lock (PostgreSQL ``pg_advisory_lock(int4, int4)``; the second key
+#: is the job's id): "job" in ASCII.
+_LIVE_LOCK_CLASS = 0x6A6F62
+
+
+def _live_key(job_id: int) -> int:
+    return job_id % 2**31
+
+
+def _live_lock(job_id: int, *, hold: bool) -> None:
+    """Take (``hold``) or release the job's liveness lock: a session-level advisory lock the worker's database
+    session holds while the body runs, and loses with its session if the worker dies (PostgreSQL; a no-op
+    elsewhere)."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {'pg_advisory_lock' if hold else 'pg_advisory_unlock'}(%s, %s)",
+                       [_LIVE_LOCK_CLASS, _live_key(job_id)])
+
+
+def _live_jobs(job_ids: Sequence[int]) -> set[int]:
+    """Those of ``job_ids`` whose liveness lock a session holds (their worker is alive); empty outside
+    PostgreSQL."""
+    if connection.vendor != "postgresql" or not job_ids:
+        return set()
+    keys = {_live_key(i): i for i in job_ids}
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT objid::bigint FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                       "AND classid = %s AND objsubid = 2 AND objid::bigint = ANY(%s)",
+                       [_LIVE_LOCK_CLASS, list(keys)])
+        return {keys[row[0]] for row in cursor.fetchall()}
+
+
 def job_run(*, job: Job, now: Callable[[], dt.datetime], body: Callable[[], Any]) -> Any:
     """Run a single-step job: RUNNING, then COMPLETED with the body's result, or FAILED with the error in words
-    (never left running). Returns the body's result, or None if it failed."""
+    (never left running). Returns the body's result, or None if it failed.
+
+    While the body runs, the worker's database session holds the job's liveness lock (PostgreSQL), so the sweeper
+    tells a long body (a big load, a single-transaction reservation) from a worker that died."""
     Job.objects.filter(pk=job.pk).update(status=JS.RUNNING, started_at=now(), heartbeat_at=now())
+    _live_lock(job.pk, hold=True)
     try:
         result = body()
     except Exception as exc:  # noqa: BLE001 - recorded on the job
         log.exception("job %s failed", job.pk)
         job_fail(job_id=job.pk, error=_error_text(exc), now=now())
         return None
+    finally:
+        _live_lock(job.pk, hold=False)
     Job.objects.filter(pk=job.pk, status=JS.RUNNING).update(status=JS.COMPLETED, finished_at=now(),
                                                               heartbeat_at=now())
     return result
@@ -282,8 +323,13 @@ def jobs_sweep(*, now: dt.datetime, stall_seconds: int | None = None, max_attemp
                 resent += 1
         # A single-step job (no chunks: a meter-data load) whose worker died never reports back: one transaction,
         # so nothing of it was written; fail it in words (its owner makes its record retryable, ``job_failed``).
-        for job in (Job.objects.select_for_update(skip_locked=True)
-                    .filter(status=JS.RUNNING, chunks_total=0, heartbeat_at__lt=now - stall)):
+        # One whose worker's session still holds its liveness lock is alive, however long it takes: left alone.
+        quiet = list(Job.objects.select_for_update(skip_locked=True)
+                     .filter(status=JS.RUNNING, chunks_total=0, heartbeat_at__lt=now - stall))
+        alive = _live_jobs([job.pk for job in quiet])
+        for job in quiet:
+            if job.pk in alive:
+                continue
             job_fail(job_id=job.pk, error=(
                 f"No progress since {_shown(job.heartbeat_at)}: the worker running this job stopped; "
                 "nothing of it was written. Retry it."), now=now)

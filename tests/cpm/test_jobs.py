@@ -123,3 +123,80 @@ def test_sweeper_fails_a_single_step_job_whose_worker_died():
     assert job.status == "failed" and job.error.startswith("No progress since 2026-07-01 05:00:00 PDT")
     assert load.status == "failed"
     assert load.errors[0]["field"] == "load" and "the worker running this job stopped" in load.errors[0]["message"]
+
+
+def _sweep_from_another_session(at: dt.datetime) -> dict:
+    """Run the sweeper as beat does: in another thread, so on another database session; waits at most 30 s."""
+    import threading
+
+    from django.db import connection
+
+    out: dict = {}
+
+    def sweep():
+        try:
+            out["counts"] = jobs.jobs_sweep(now=at, stall_seconds=600)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=sweep)
+    thread.start()
+    thread.join(timeout=30)
+    return out
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_sweeper_leaves_a_live_single_step_job_alone():
+    """A single-step job still running past the stall time (a long load or single-transaction reservation) is not a
+    dead one: the sweeper running meanwhile on another session used to fail it ("the worker running this job
+    stopped; nothing of it was written. Retry it.") while its worker went on and committed. Its worker's session
+    holds the job's liveness lock for the whole body: the sweeper leaves it, and the job completes."""
+    job = jobs.job_create(kind="test", subject=None, chunks=[], now=T0, actor=TEST_ACTOR)
+    seen = {}
+
+    def body():
+        seen.update(_sweep_from_another_session(dt.datetime.now(dt.UTC) + dt.timedelta(minutes=11)))
+        return "done"
+
+    assert jobs.job_run(job=job, now=lambda: dt.datetime.now(dt.UTC), body=body) == "done"
+    assert seen["counts"] == {"resent": 0, "failed_jobs": 0}
+    job.refresh_from_db()
+    assert (job.status, job.error) == ("completed", "")
+    # Once the body has ended the lock is gone: a job left RUNNING (a worker killed after it) is failed as before.
+    Job.objects.filter(pk=job.pk).update(status="running", finished_at=None)
+    assert _sweep_from_another_session(dt.datetime.now(dt.UTC) + dt.timedelta(minutes=11))["counts"] == {
+        "resent": 0, "failed_jobs": 1}
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_meter_data_load_running_past_the_stall_time_completes(settings, tmp_path, monkeypatch):
+    """The user-facing side: a CSV load whose merge outlasts the stall time ended FAILED ("nothing of it was
+    written. Retry it.") with its reading written ("1 new"); it now completes, its job too."""
+    from django.test import TestCase
+
+    from settlement.meterdata import loaders
+    from settlement.models import IntervalDay, MeterDataLoad
+    from tests.factories.devices import ServicePointFactory
+
+    settings.MEDIA_ROOT = tmp_path
+    ServicePointFactory(service_point_id="SP-1")
+    real_apply, seen = loaders._apply, {}
+
+    def long_apply(*args, **kwargs):
+        counts = real_apply(*args, **kwargs)
+        seen.update(_sweep_from_another_session(dt.datetime.now(dt.UTC) + dt.timedelta(minutes=11)))
+        return counts
+
+    monkeypatch.setattr(loaders, "_apply", long_apply)
+    text = "service_point_id,channel,interval_start,interval_minutes,kwh\nSP-1,delivered,2026-05-14T00:00:00Z,60,1.5\n"
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        load = loaders.meter_data_load_submit(source="csv", content=text.encode(), now=T0, file_name="r.csv",
+                                              actor=TEST_ACTOR)
+    load.refresh_from_db()
+    assert seen["counts"] == {"resent": 0, "failed_jobs": 0}
+    assert (load.status, load.summary, load.errors) == (MeterDataLoad.Status.COMPLETED,
+                                                        "1 new, 0 unchanged, 0 corrected, 0 rejected", [])
+    assert IntervalDay.objects.count() == 1
+    assert list(Job.objects.values_list("status", flat=True)) == ["completed"]
