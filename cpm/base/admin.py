@@ -22,6 +22,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.options import ActionLocation
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.utils.html import format_html
@@ -145,6 +146,20 @@ class GuardedActionsMixin:
         label = format_html(_("Select this object for an action - {}"), str(obj))
         return format_html('<input type="checkbox" name="{}" value="{}" class="action-select" aria-label="{}">',
                            helpers.ACTION_CHECKBOX_NAME, str(obj.pk), label)
+
+    def response_action(self, request, queryset, **kwargs):
+        """Django's action dispatch, refusing in words (nothing done) a selection holding a value that is not an id
+        of this model (a forged or mangled form: ``_selected_action=abc``), which was an HTTP 500."""
+        for value in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME):
+            try:
+                self.model._meta.pk.to_python(value)
+            except ValidationError:
+                shown = value.replace("\x00", "\\x00")[:50]
+                self.message_user(request, f"The selection holds {shown!r}, which is not an id of "
+                                           f"{self.model._meta.verbose_name_plural}: nothing was done.",
+                                  messages.ERROR)
+                return HttpResponseRedirect(request.get_full_path())
+        return super().response_action(request, queryset, **kwargs)
 
     def get_actions(self, request, action_location=ActionLocation.CHANGE_LIST):
         actions = super().get_actions(request, action_location=action_location)

@@ -40,3 +40,18 @@ def test_a_nul_character_in_a_parameter_name_is_a_400(admin_client):
 def test_the_same_lists_without_the_nul_still_answer(admin_client):
     assert admin_client.get("/admin/events/event/?status=scheduled").status_code == 200
     assert admin_client.get("/admin/events/event/?q=x").status_code == 200
+
+
+@pytest.mark.parametrize("selected", ["abc", "1.5", "\x00", ""])
+def test_an_action_posted_with_a_selection_that_is_not_an_id_is_refused_in_words(admin_client, selected):
+    """A changelist action posted with a selected "id" that is not one (a forged or mangled form: ``abc``) was an
+    HTTP 500 (``ValueError: Field 'id' expected a number``); it is now refused with a message, nothing done."""
+    from tests.factories.events import EventFactory
+
+    event = EventFactory()
+    response = admin_client.post("/admin/events/event/", {"action": "export_csv",
+                                                          "_selected_action": [str(event.pk), selected]})
+    assert response.status_code == 302
+    assert response["Content-Type"].startswith("text/html")
+    page = admin_client.get(response["Location"])
+    assert "not an id" in page.content.decode()
