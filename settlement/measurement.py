@@ -30,6 +30,11 @@ extra array). ``Program.counts_reduction_below_zero_net_load`` off: the actual n
 is max(actual, min(adjusted baseline, 0)) (``_below_zero_not_counted``). The settlement's inputs and explanation
 show both channels.
 
+One meter, several participations: where two or more participations of the event are at the same service point
+(two thermostats of one enrollment), the meter measured the service point once, so each counted interval's
+reduction is counted once, on the participation of lowest id that counts it (``_share_meter``), and the others
+name it; kWh and money of the service point are those of one meter, rounded once.
+
 Abnormal days (issue 16): the days recorded for the service point, its premise's feeder, substation or territory, or
 the program (``settlement.models.AbnormalDay``, ``settlement.selectors.recorded_abnormal_days``) and the days whose
 readings are all zero (``detect_days``) go to the engine's ``abnormal_days`` (the parameter ``manage.py baseline
@@ -108,6 +113,9 @@ class ChunkMeasurement:
     net_metered: list[bool] | None = None
     # Aggregator-reported rows: what the report gave (``_measure_reported``), ``None`` for a row without a report.
     reported: list[dict | None] | None = None
+    # Meter rows sharing their service point's meter with another participation: why some counted intervals hold 0
+    # kWh here (``_share_meter``); ``None`` or "" for the others.
+    shared: list[str] | None = None
 
     def counted_mask(self) -> np.ndarray:
         """bool ``[n, n_ev]``: the counted intervals."""
@@ -350,6 +358,38 @@ def _below_zero_not_counted(result: bl.BatchBaselineResult, rows: np.ndarray, mi
     result.reduction_kwh[rows] = (adj - counted) * (minutes / 60.0)
 
 
+def _share_meter(reduction: np.ndarray, rows: np.ndarray, mask: np.ndarray, pks: list[int]
+                 ) -> tuple[np.ndarray, list[str]]:
+    """The meter's reduction ``[n, n_ev]`` (kWh, one row per participation; ``rows``: its service point's row,
+    ``mask``: its counted intervals, ``pks``: participation ids) with each counted interval's kWh counted once per
+    service point: on the participation of lowest id that counts it, 0 on the others. Returns the reduction and,
+    per row, a note naming the participations that hold the intervals it does not ("" for the others).
+
+    One meter measures the service point once, whatever the number of devices taking part behind it (two
+    thermostats of one enrollment): 4.5 kWh avoided at the meter is 4.5 kWh (and its money, rounded once) for the
+    service point, not 4.5 kWh per device. An interval counted by one participation only (the other opted out
+    before it) is that participation's. Returned unchanged (the same array) when no service point has more than
+    one participation in the measurement."""
+    n = rows.size
+    notes = [""] * n
+    if n < 2 or np.unique(rows).size == n:
+        return reduction, notes
+    order = sorted(range(n), key=lambda k: pks[k])
+    owner = np.full((int(rows.max()) + 1, mask.shape[1]), -1, dtype=np.int64)
+    for k in reversed(order):  # the lowest id written last: it owns the intervals it counts
+        owner[rows[k], mask[k]] = k
+    held = owner[rows]
+    mine = held == np.arange(n)[:, None]
+    out = np.where(mask & ~mine, 0.0, reduction)
+    for k in range(n):
+        others = sorted({pks[int(j)] for j in held[k][mask[k] & ~mine[k]].tolist()})
+        if others:
+            notes[k] = ("one meter, counted once: the service point's reduction in "
+                        f"{int((mask[k] & ~mine[k]).sum())} of the counted intervals is on participation "
+                        + ", ".join(map(str, others)))
+    return out, notes
+
+
 def _measure_meters(event, participations, minutes: int) -> ChunkMeasurement:
     from .meterdata.selectors import baseline_span, interval_kwh_matrix
     from .selectors import net_metered_ids, recorded_abnormal_days
@@ -418,7 +458,7 @@ def _measure_meters(event, participations, minutes: int) -> ChunkMeasurement:
     n_ev = len(result.event_starts)
     counted = _counted(participations, event, minutes, n_ev)
     mask = np.arange(n_ev)[None, :] < counted[:, None]
-    reduction = result.reduction_kwh[rows]
+    reduction, shared = _share_meter(result.reduction_kwh[rows], rows, mask, [p.pk for p in participations])
     actual = result.actual_kw[rows]
     enough = ~result.insufficient_days[rows]
     actual_missing = (np.isnan(actual) & mask).sum(axis=1)
@@ -443,7 +483,7 @@ def _measure_meters(event, participations, minutes: int) -> ChunkMeasurement:
         abnormal=[abnormal.get(r, {}) for r in rows.tolist()],
         no_reading_days=[tuple(sorted(empty_days.get(r, ()), reverse=True)) for r in rows.tolist()],
         net=[(delivered[r].tolist(), received[r].tolist()) if net_rows[r] else None for r in rows.tolist()],
-        net_metered=[p.service_point_id in flagged for p in participations])
+        net_metered=[p.service_point_id in flagged for p in participations], shared=shared)
 
 
 def device_kwh_matrix(*, device_ids, start: dt.datetime, end: dt.datetime, channel: str = "received",

@@ -343,6 +343,8 @@ def _settlement_rows(*, event: Event, parts: list[_Part], m: meas.ChunkMeasureme
                     net_text += " Reduction below zero net load does not count (program setting)."
             elif m.net_metered and m.net_metered[k]:
                 net_text = " Net metered: no received-channel readings, so net load = delivered."
+            if m.shared and m.shared[k]:
+                extra += f'"meter_shared": {_DUMPS(m.shared[k])}, '
         inputs = _Json(
             f'{head}"baseline_kw": {series[0]}, "adjusted_baseline_kw": {series[1]}, '
             f'"actual_kw": {series[2]}, "reduction_kwh": {series[3]}, {extra}'
@@ -362,6 +364,8 @@ def _settlement_rows(*, event: Event, parts: list[_Part], m: meas.ChunkMeasureme
             if excluded_text:
                 text += f" Days left out: {excluded_text}."
             text += net_text
+            if m.shared and m.shared[k]:
+                text += f" {m.shared[k][0].upper()}{m.shared[k][1:]}."
         text += (f" {format_quantity(kwh[k], 'kWh')} avoided over {counted[k]} intervals of "
                  f"{m.interval_minutes} min; average kW drop {format_quantity(kw[k], 'kW')} over the event "
                  "window.")
