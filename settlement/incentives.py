@@ -15,7 +15,9 @@ Rules implemented (sources: the programs in shared/data/programs/real-programs.j
   Partner: >= 50 % of event hours) and opt-outs do not exceed ``max_opt_outs`` (Alliant: more than 3 forfeits), to
   the enrollments the rule's ``season_enrollment`` names: enrolled at any time in the season (the default), still
   enrolled at its end (Austin Energy Power Partner: "for each thermostat that stays enrolled"), enrolled for the
-  whole season, or prorated by the days enrolled (``season_enrollment_share``).
+  whole season, or prorated by the days enrolled (``season_enrollment_share``). Season incentives are a site's:
+  an account's enrollments at one service point in the season (an unenrolment and a re-enrolment, several devices)
+  are worked together and paid once (``site_season_events``, ``site_enrollment_share``).
 - performance per kW: average of the top N % of the season's per-event kW drops x $/kW (ConnectedSolutions: all
   events, i.e. N = 100). Partial participation is prorated (Efficiency Maine small battery terms: "partial
   participation is prorated over the event length, e.g. 9 kW for 1 h of a 3 h event = 3 kW"): an event's kW is the
@@ -248,6 +250,29 @@ class SeasonEvent:
         return self.opted_out and self.hours_not_opted_out <= 0
 
 
+def site_season_events(events: Sequence[SeasonEvent]) -> list[SeasonEvent]:
+    """One ``SeasonEvent`` per event for a site (an account's enrollments at one service point in the season: an
+    unenrolment and a re-enrolment, several devices), from its participations' (in first-seen event order):
+
+    - ``kw_drop``: the sum of the devices' kW drops (two 5 kW batteries discharging together deliver 10 kW for the
+      site: ConnectedSolutions and Efficiency Maine pay the system's kW), ``None`` when none has data;
+    - ``opted_out``: any device opted out (Alliant counts the events opted out of); ``hours_not_opted_out``: the
+      longest time a device took part, so the event is opted out before it began only when every device was.
+    An event with one participation is returned as it is."""
+    by_event: dict[int, list[SeasonEvent]] = {}
+    for e in events:
+        by_event.setdefault(e.event_id, []).append(e)
+    out = []
+    for group in by_event.values():
+        if len(group) == 1:
+            out.append(group[0])
+            continue
+        drops = [e.kw_drop for e in group if e.kw_drop is not None]
+        out.append(SeasonEvent(group[0].event_id, group[0].hours, max(e.hours_not_opted_out for e in group),
+                               any(e.opted_out for e in group), sum(drops, ZERO) if drops else None))
+    return out
+
+
 def participation_share(events: Sequence[SeasonEvent]) -> Decimal | None:
     """Share (0-1) of the season's event hours not opted out; None when there were no events.
 
@@ -269,6 +294,40 @@ class EnrollmentDates:
     season_end: dt.date
     effective: dt.date
     end: dt.date | None = None
+
+
+def site_enrollment_share(requirement: str, periods: Sequence[EnrollmentDates]) -> tuple[Decimal, str]:
+    """``season_enrollment_share`` for a site enrolled over several periods of one season (an account that
+    unenrolled and enrolled again at the same service point): the seasonal incentive is the site's, paid once, on
+    the days enrolled in any period (``any``: 1; ``at_season_end``: enrolled on the season's last day;
+    ``whole_season``: every day of the season enrolled; ``prorated``: days enrolled in any period / the season's
+    days). One period: ``season_enrollment_share`` itself."""
+    if len(periods) == 1:
+        return season_enrollment_share(requirement, periods[0])
+    first = periods[0]
+    after = first.season_end + dt.timedelta(days=1)
+    season_days = (after - first.season_start).days
+    enrolled: set[int] = set()
+    for d in periods:
+        lo, hi = max(d.effective, d.season_start), min(d.end or dt.date.max, after)
+        enrolled.update(range(lo.toordinal(), hi.toordinal()))
+    days = len(enrolled)
+    at_end = first.season_end.toordinal() in enrolled
+    if requirement == E_ANY:
+        return ONE, ""
+    if requirement == E_AT_SEASON_END:
+        return (ONE, "") if at_end else (ZERO, (
+            f"Not paid: not enrolled on the season's last day ({first.season_end}); paid to enrollments still "
+            "enrolled at the season's end"))
+    if requirement == E_WHOLE_SEASON:
+        return (ONE, "") if days >= season_days else (ZERO, (
+            f"Not paid: enrolled {days} of the season's {season_days} days ({first.season_start} to "
+            f"{first.season_end}); paid to enrollments enrolled for the whole season"))
+    if requirement == E_PRORATED:
+        if days >= season_days:
+            return ONE, ""
+        return Decimal(days) / Decimal(season_days), f"prorated: enrolled {days} of the season's {season_days} days"
+    raise ValueError(f"unknown season enrollment requirement {requirement!r}")
 
 
 def season_enrollment_share(requirement: str, dates: EnrollmentDates) -> tuple[Decimal, str]:
@@ -308,13 +367,18 @@ def season_enrollment_share(requirement: str, dates: EnrollmentDates) -> tuple[D
 
 
 def seasonal_component(rule: RuleSpec, events: Sequence[SeasonEvent], capacity: EnrolledCapacity,
-                       *, forfeit_on_any_opt_out: bool = False, enrollment: EnrollmentDates | None = None) -> Component:
+                       *, forfeit_on_any_opt_out: bool = False,
+                       enrollment: EnrollmentDates | Sequence[EnrollmentDates] | None = None) -> Component:
     """The seasonal incentive: ``amount x basis quantity`` if the participation tests pass, else $0 with why; times
-    the enrollment's share by its dates (``season_enrollment_share`` of ``rule.season_enrollment``; ``enrollment``
-    None: in full). Amounts unrounded."""
+    the enrollment's share by its dates (``season_enrollment_share`` of ``rule.season_enrollment``; several periods
+    of one site: ``site_enrollment_share``; ``enrollment`` None: in full). Amounts unrounded."""
     qty, unit = basis_quantity(rule.basis, capacity)
-    share_of_season, why = (ONE, "") if enrollment is None else season_enrollment_share(rule.season_enrollment,
-                                                                                        enrollment)
+    if enrollment is None:
+        share_of_season, why = ONE, ""
+    elif isinstance(enrollment, EnrollmentDates):
+        share_of_season, why = season_enrollment_share(rule.season_enrollment, enrollment)
+    else:
+        share_of_season, why = site_enrollment_share(rule.season_enrollment, enrollment)
     if not share_of_season:
         return Component(K_SEASONAL, ZERO, why, qty, unit, rule.amount, rule.rule_id)
     opt_outs = sum(1 for e in events if e.opted_out)

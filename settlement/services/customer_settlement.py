@@ -474,16 +474,23 @@ def _incentive_lines(run: _Run, facts: _IncentiveFacts, account_id: int) -> None
         if key:
             facts.keys.add((enrollment.pk, key))
 
-    for enrollment in facts.enrollments.get(account_id, ()):
+    enrollments = facts.enrollments.get(account_id, ())
+    # A season incentive is the site's (the account's enrollments at one service point: an unenrolment and a
+    # re-enrolment in the season are one site), worked once, at the site's last enrollment.
+    sites: dict[int, list[_Enrollment]] = defaultdict(list)
+    for enrollment in enrollments:
+        sites[enrollment.service_point_id].append(enrollment)
+    for enrollment in enrollments:
         capacity = facts.capacities.get(enrollment.pk, inc.EnrolledCapacity())
+        site = sites[enrollment.service_point_id]
         for rule in facts.rules:
             qty, unit = inc.basis_quantity(rule.basis, capacity)
             if rule.kind == IncentiveKind.ENROLLMENT_BONUS:
                 _bonus_line(run, facts, account_id, enrollment, rule, qty, unit, line)
             elif rule.kind == IncentiveKind.MONTHLY:
                 _monthly_lines(run, facts, account_id, enrollment, rule, qty, unit, line)
-            elif rule.kind in (IncentiveKind.SEASONAL, IncentiveKind.PERFORMANCE_KW):
-                _season_incentive_line(run, facts, account_id, enrollment, rule, capacity, line)
+            elif rule.kind in (IncentiveKind.SEASONAL, IncentiveKind.PERFORMANCE_KW) and enrollment is site[-1]:
+                _season_incentive_line(run, facts, account_id, site, rule, capacity, line)
 
 
 def _bonus_line(run: _Run, facts: _IncentiveFacts, account_id: int, enrollment: _Enrollment, rule: inc.RuleSpec,
@@ -526,27 +533,30 @@ def _monthly_lines(run: _Run, facts: _IncentiveFacts, account_id: int, enrollmen
              quantity=qty, unit=unit, rate=rule.amount)
 
 
-def _season_incentive_line(run: _Run, facts: _IncentiveFacts, account_id: int, enrollment: _Enrollment,
+def _season_incentive_line(run: _Run, facts: _IncentiveFacts, account_id: int, site: list[_Enrollment],
                            rule: inc.RuleSpec, capacity: inc.EnrolledCapacity, line) -> None:
-    """At season end: the seasonal incentive or the performance per kW of the season's events."""
+    """At season end: the seasonal incentive or the performance per kW of the season's events, of a site (the
+    account's enrollments at one service point, ``site``, in enrollment order: an unenrolment and a re-enrolment in
+    the season are one site, paid once; ``incentives.site_season_events``), on its last enrollment."""
     season = run.season
     if run.period_kind != PeriodKind.SEASON_END or season is None:
         return
     rule_season = facts.rule_seasons.get(rule.rule_id)
     if rule_season and rule_season != season.pk:
         return
-    events = facts.season_events.get(enrollment.pk, [])
+    enrollment = site[-1]
+    events = inc.site_season_events([e for x in site for e in facts.season_events.get(x.pk, [])])
     if rule.kind == IncentiveKind.SEASONAL:
-        dates = inc.EnrollmentDates(season_start=season.start_date, season_end=season.end_date,
-                                    effective=enrollment.effective_date, end=enrollment.end_date)
+        dates = [inc.EnrollmentDates(season_start=season.start_date, season_end=season.end_date,
+                                     effective=x.effective_date, end=x.end_date) for x in site]
         comp = inc.seasonal_component(rule, events, capacity, forfeit_on_any_opt_out=facts.forfeit_season,
-                                      enrollment=dates)
+                                      enrollment=dates[0] if len(dates) == 1 else dates)
         key = f"seasonal:{rule.rule_id}:{season.pk}"
     else:
         comp = inc.performance_kw_component(rule, events,
                                             charges_negative_performance=run.program.charges_negative_performance)
         key = f"kw:{rule.rule_id}:{season.pk}"
-    if (enrollment.pk, key) in facts.keys:
+    if any((x.pk, key) in facts.keys for x in site):
         return
     run.notes[account_id].append(f"{season.name}: {comp.description}.")
     if round_money(comp.amount):
