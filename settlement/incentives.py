@@ -243,6 +243,7 @@ class SeasonEvent:
     hours_not_opted_out: Decimal
     opted_out: bool
     kw_drop: Decimal | None
+    not_enrolled: bool = False  # an event of the program while the site was not enrolled (``site_season_events``)
 
     @property
     def opted_out_before_start(self) -> bool:
@@ -428,13 +429,23 @@ def performance_kw_component(rule: RuleSpec, events: Sequence[SeasonEvent],
     - an event opted out before it began (no participated time) counts 0 kW when ``rule.opted_out_counts_zero``
       (Efficiency Maine), else it is left out of the average (ConnectedSolutions / CT terms publish no opt-out
       rule; a program may choose to average over the events taken part in).
+    - an event of the program while the site was no longer enrolled (``not_enrolled``: after it unenrolled,
+      between an unenrolment and a re-enrolment) counts 0 kW when ``rule.opted_out_counts_zero``
+      ("If customer(s) are not enrolled for a given event or opt out of the event, the performance of those
+      customer(s) will be counted as 0 kW for that event", Efficiency Maine program partner page), else it is left
+      out.
     - events without data (``kw_drop`` None) are left out.
 
     The season average (all events, or the top N %) is taken over these prorated values.
     """
     drops: list[Decimal] = []
+    not_enrolled = 0
     for e in events:
-        if e.opted_out_before_start:
+        if e.not_enrolled:
+            if rule.opted_out_counts_zero:
+                drops.append(ZERO)
+                not_enrolled += 1
+        elif e.opted_out_before_start:
             if rule.opted_out_counts_zero:
                 drops.append(ZERO)
         elif e.kw_drop is not None:
@@ -444,6 +455,8 @@ def performance_kw_component(rule: RuleSpec, events: Sequence[SeasonEvent],
     pct = "all" if rule.top_percent_events is None else f"top {rule.top_percent_events}%"
     text = (f"Average kW drop of {pct} events ({used} of {len(drops)}) = "
             f"{format_quantity(avg, 'kW')} x {format_rate(rule.amount)}/kW")
+    if not_enrolled:
+        text += f" ({not_enrolled} event{'s' if not_enrolled > 1 else ''} while not enrolled counted 0 kW)"
     if total < 0 and not charges_negative_performance:
         text += ", negative: pays $0"
         total = ZERO

@@ -415,6 +415,9 @@ class _IncentiveFacts:
     keys: set[tuple[int, str]]
     opt_out_months: dict[int, set[dt.date]]
     season_events: dict[int, list[inc.SeasonEvent]]
+    # The program's counted events of the season (id, local day, hours), where a per-kW rule counts the events
+    # while not enrolled as 0 kW (``_not_enrolled_events``); empty otherwise.
+    program_events: list[tuple[int, dt.date, Decimal]] = field(default_factory=list)
 
     @classmethod
     def load(cls, run: _Run) -> _IncentiveFacts:
@@ -454,10 +457,21 @@ class _IncentiveFacts:
         season_events = (_season_events_by_enrollment(enrollment_ids, run.season, run.tz)
                          if run.at_season_end and kinds & {IncentiveKind.SEASONAL, IncentiveKind.PERFORMANCE_KW}
                          else {})
+        program_events = []
+        if run.at_season_end and any(r.kind == IncentiveKind.PERFORMANCE_KW and r.opted_out_counts_zero
+                                     for r in rules):
+            season = run.season
+            program_events = [
+                (pk, local_date(start, run.tz), Decimal(f"{(end - start).total_seconds() / 3600.0:.4f}"))
+                for pk, start, end in Event.objects.filter(
+                    program=program, status__in=COUNTED_EVENT_STATUSES,
+                    start__gte=local_midnight(season.start_date, run.tz),
+                    start__lt=local_midnight(season.end_date + dt.timedelta(days=1), run.tz))
+                .order_by("start", "pk").values_list("pk", "start", "end")]
         return cls(enrollments=enrollments, rules=rules, rule_seasons=rule_seasons, seasons_by_id=seasons_by_id,
                    capacities=capacities, forfeit_month=forfeit_month, forfeit_season=forfeit_season,
                    bonus_accounts=bonus_accounts, bonus_sps=bonus_sps, account_names=account_names, keys=keys,
-                   opt_out_months=opt_out_months, season_events=season_events)
+                   opt_out_months=opt_out_months, season_events=season_events, program_events=program_events)
 
 
 def _incentive_lines(run: _Run, facts: _IncentiveFacts, account_id: int) -> None:
@@ -533,6 +547,22 @@ def _monthly_lines(run: _Run, facts: _IncentiveFacts, account_id: int, enrollmen
              quantity=qty, unit=unit, rate=rule.amount)
 
 
+def _not_enrolled_events(facts: _IncentiveFacts, site: list[_Enrollment], seen: set[int]) -> list[inc.SeasonEvent]:
+    """The program's counted events of the season on a local day after the site first enrolled on which it was
+    enrolled in none of its enrollments (``[effective, end)``: after an unenrolment, between it and a re-enrolment)
+    and that it took no part in: ``not_enrolled`` events (0 kW where the rule says opted-out events count zero:
+    ``incentives.performance_kw_component``). Events before the site first enrolled are not its events (left out,
+    as before)."""
+    out = []
+    first = min(e.effective_date for e in site)
+    for pk, day, hours in facts.program_events:
+        if pk in seen or day < first or any(
+                e.effective_date <= day and (e.end_date is None or day < e.end_date) for e in site):
+            continue
+        out.append(inc.SeasonEvent(pk, hours, ZERO, False, None, not_enrolled=True))
+    return out
+
+
 def _season_incentive_line(run: _Run, facts: _IncentiveFacts, account_id: int, site: list[_Enrollment],
                            rule: inc.RuleSpec, capacity: inc.EnrolledCapacity, line) -> None:
     """At season end: the seasonal incentive or the performance per kW of the season's events, of a site (the
@@ -553,6 +583,8 @@ def _season_incentive_line(run: _Run, facts: _IncentiveFacts, account_id: int, s
                                       enrollment=dates[0] if len(dates) == 1 else dates)
         key = f"seasonal:{rule.rule_id}:{season.pk}"
     else:
+        if rule.opted_out_counts_zero and facts.program_events:
+            events = events + _not_enrolled_events(facts, site, {e.event_id for e in events})
         comp = inc.performance_kw_component(rule, events,
                                             charges_negative_performance=run.program.charges_negative_performance)
         key = f"kw:{rule.rule_id}:{season.pk}"

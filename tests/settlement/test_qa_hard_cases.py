@@ -188,3 +188,55 @@ def test_a_prorated_seasonal_incentive_adds_the_days_of_both_enrollments_once():
     line = cs.lines.get()
     assert (line.kind, line.amount) == (LineKind.SEASONAL, Decimal("36.72"))
     assert "enrolled 112 of the season's 122 days" in line.description
+
+def test_efficiency_maine_counts_events_while_not_enrolled_as_zero_kw():
+    """Efficiency Maine small battery (program partner page): "If customer(s) are not enrolled for a given event or
+    opt out of the event, the performance of those customer(s) will be counted as 0 kW for that event."
+    A 6 kW battery enrolled June 1, unenrolled from July 10: it discharged 6 kWh in each hour of the July 1 and
+    July 8 events (6 kW each); the program called two more events on July 15 and July 22, when it was no longer
+    enrolled (another customer took part in them). Season average (6 + 6 + 0 + 0) / 4 = 3 kW x $200 = $600.00
+    (counting only its own two events: 6 kW, $1,200.00)."""
+    program, season = _battery_program(opted_out_counts_zero=True)
+    first = active_participant(program=program, start=dt.date(2026, 6, 1),
+                               device_kwargs={"device_type": DeviceType.BATTERY, "capacity_kw": Decimal("6")})
+    e1 = first.enrollment
+    e1.status, e1.end_date = EnrollmentStatus.UNENROLLED, dt.date(2026, 7, 10)
+    e1.save()
+    other = active_participant(program=program, device_kwargs={"device_type": DeviceType.BATTERY,
+                                                               "capacity_kw": Decimal("6")})
+    _discharge(first, {JULY[0]: 6.0, JULY[1]: 6.0})
+    _discharge(other, {start: 6.0 for start in JULY})
+    events = _settle_season_events(program, JULY)
+    for event in events[:2]:
+        ParticipationFactory(event=event, subscription=first)
+    for event in events:
+        ParticipationFactory(event=event, subscription=other)
+    _settle_all(events)
+    cs = _season_end(e1.account, program, season)
+    line = cs.lines.get(kind=LineKind.PERFORMANCE_KW)
+    assert (line.quantity, line.amount) == (Decimal("3.0000"), Decimal("600.00"))
+
+
+def test_efficiency_maine_counts_the_events_between_an_unenrolment_and_a_reenrolment_as_zero_kw():
+    """Same rule, one site: enrolled June 1, unenrolled from July 10, enrolled again from July 20 with the same 6 kW
+    battery. July 1 and July 8: 6 kW each (first enrollment); July 15: not enrolled (0 kW); July 22: 6 kW (second
+    enrollment). One site, one average: (6 + 6 + 0 + 6) / 4 = 4.5 kW x $200 = $900.00 on one line."""
+    program, season = _battery_program(opted_out_counts_zero=True)
+    first, second = _reenrolled(program, device_kwargs={"device_type": DeviceType.BATTERY,
+                                                        "capacity_kw": Decimal("6")})
+    other = active_participant(program=program, device_kwargs={"device_type": DeviceType.BATTERY,
+                                                               "capacity_kw": Decimal("6")})
+    _discharge(first, {JULY[0]: 6.0, JULY[1]: 6.0, JULY[3]: 6.0})
+    _discharge(other, {start: 6.0 for start in JULY})
+    events = _settle_season_events(program, JULY)
+    for event, sub in zip(events, [first, first, None, second], strict=True):
+        if sub is not None:
+            ParticipationFactory(event=event, subscription=sub)
+    for event in events:
+        ParticipationFactory(event=event, subscription=other)
+    _settle_all(events)
+    cs = _season_end(first.enrollment.account, program, season)
+    line = cs.lines.get(kind=LineKind.PERFORMANCE_KW)
+    assert (line.quantity, line.amount, line.enrollment_id) == (Decimal("4.5000"), Decimal("900.00"),
+                                                                second.enrollment_id)
+    assert "1 event while not enrolled counted 0 kW" in line.description
