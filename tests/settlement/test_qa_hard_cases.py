@@ -240,3 +240,38 @@ def test_efficiency_maine_counts_the_events_between_an_unenrolment_and_a_reenrol
     assert (line.quantity, line.amount, line.enrollment_id) == (Decimal("4.5000"), Decimal("900.00"),
                                                                 second.enrollment_id)
     assert "1 event while not enrolled counted 0 kW" in line.description
+
+
+def test_caiso_day_of_adjustment_is_capped_at_plus_20_percent():
+    """CAISO BPM for Demand Response, Customer Load Baseline: the load-point adjustment is the ratio of the actual
+    to the baseline load over the 3 hours ending 1 hour before the event (12:00-15:00 PDT for a 16:00 event),
+    capped at +/-20 %. Baseline 2.0 kW; those hours read 3.0 kWh each on the event day: 3.0 / 2.0 = 1.5, capped to
+    1.2; adjusted baseline 2.4 kW; actual 0.5 kW: 1.9 kWh an hour x 3 h = 5.7 kWh x $1.25 = $7.125 -> $7.13."""
+    program = ProgramFactory()
+    IncentiveRuleFactory(program=program, kind=IncentiveKind.PERFORMANCE_KWH, basis=IncentiveBasis.PER_KWH,
+                         amount=Decimal("1.25"))
+    sub = active_participant(program=program)
+    adj_hours = [dt.datetime(2026, 7, 15, h, tzinfo=dt.UTC) for h in (19, 20, 21)]
+    write_hourly(service_point=sub.enrollment.service_point, first=dt.date(2026, 5, 25), last=dt.date(2026, 7, 16),
+                 overrides={**{h: 0.5 for h in event_hours()}, **{h: 3.0 for h in adj_hours}})
+    event = EventFactory(program=program)
+    ParticipationFactory(event=event, subscription=sub)
+    _settle(event)
+    es = EventSettlement.objects.get(event=event)
+    assert es.inputs["adjustment"] == 1.2
+    assert (es.kwh_avoided, es.amount) == (Decimal("5.7000"), Decimal("7.13"))
+
+
+def test_recalculating_a_season_end_settlement_of_a_reenrolled_site_changes_nothing():
+    """Re-running the season-end calculation: the same single $25.00 line, the same total."""
+    program = ProgramFactory()
+    season = SeasonFactory(program=program)
+    IncentiveRuleFactory(program=program, kind=IncentiveKind.SEASONAL, basis=IncentiveBasis.FLAT,
+                         amount=Decimal("25"))
+    first, _ = _reenrolled(program)
+    account = first.enrollment.account
+    once = _season_end(account, program, season)
+    again = _season_end(account, program, season)
+    assert once.pk == again.pk
+    assert [(x.kind, x.amount) for x in again.lines.all()] == [(LineKind.SEASONAL, Decimal("25.00"))]
+    assert again.total_amount == Decimal("25.00") and "$25.00" in again.explanation
