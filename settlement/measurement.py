@@ -33,7 +33,9 @@ show both channels.
 One meter, several participations: where two or more participations of the event are at the same service point
 (two thermostats of one enrollment), the meter measured the service point once, so each counted interval's
 reduction is counted once, on the participation of lowest id that counts it (``_share_meter``), and the others
-name it; kWh and money of the service point are those of one meter, rounded once.
+name it; kWh and money of the service point are those of one meter, rounded once. An aggregator's kW-drop report is
+the service point's too (one current record per event and service point), so it is shared the same way; device
+telemetry is each device's own and is not.
 
 Abnormal days (issue 16): the days recorded for the service point, its premise's feeder, substation or territory, or
 the program (``settlement.models.AbnormalDay``, ``settlement.selectors.recorded_abnormal_days``) and the days whose
@@ -358,8 +360,8 @@ def _below_zero_not_counted(result: bl.BatchBaselineResult, rows: np.ndarray, mi
     result.reduction_kwh[rows] = (adj - counted) * (minutes / 60.0)
 
 
-def _share_meter(reduction: np.ndarray, rows: np.ndarray, mask: np.ndarray, pks: list[int]
-                 ) -> tuple[np.ndarray, list[str]]:
+def _share_meter(reduction: np.ndarray, rows: np.ndarray, mask: np.ndarray, pks: list[int], *,
+                 what: str = "one meter") -> tuple[np.ndarray, list[str]]:
     """The meter's reduction ``[n, n_ev]`` (kWh, one row per participation; ``rows``: its service point's row,
     ``mask``: its counted intervals, ``pks``: participation ids) with each counted interval's kWh counted once per
     service point: on the participation of lowest id that counts it, 0 on the others. Returns the reduction and,
@@ -369,7 +371,8 @@ def _share_meter(reduction: np.ndarray, rows: np.ndarray, mask: np.ndarray, pks:
     thermostats of one enrollment): 4.5 kWh avoided at the meter is 4.5 kWh (and its money, rounded once) for the
     service point, not 4.5 kWh per device. An interval counted by one participation only (the other opted out
     before it) is that participation's. Returned unchanged (the same array) when no service point has more than
-    one participation in the measurement."""
+    one participation in the measurement. ``what`` names the one measurement in the note ("one meter"; "one
+    report per service point" for an aggregator's kW-drop report, ``_measure_reported``)."""
     n = rows.size
     notes = [""] * n
     if n < 2 or np.unique(rows).size == n:
@@ -384,7 +387,7 @@ def _share_meter(reduction: np.ndarray, rows: np.ndarray, mask: np.ndarray, pks:
     for k in range(n):
         others = sorted({pks[int(j)] for j in held[k][mask[k] & ~mine[k]].tolist()})
         if others:
-            notes[k] = ("one meter, counted once: the service point's reduction in "
+            notes[k] = (f"{what}, counted once: the service point's reduction in "
                         f"{int((mask[k] & ~mine[k]).sum())} of the counted intervals is on participation "
                         + ", ".join(map(str, others)))
     return out, notes
@@ -641,10 +644,19 @@ def _measure_reported(event, participations, minutes: int, records: dict) -> Chu
             kw_avg[k] = (total / reported_h) * (counted_h / event_hours) if reported_h and event_hours else 0.0
     with np.errstate(invalid="ignore", divide="ignore"):
         actual_kw = np.where(cell_hours > 0, cell_kwh / np.where(cell_hours > 0, cell_hours, 1.0), np.nan)
+    # One report per service point: two participations there (two devices of one enrollment) share its kWh, counted
+    # once (``_share_meter``); a participation left with none of it is worth 0 kWh and 0 kW.
+    rows = np.unique([p.service_point_id for p in participations], return_inverse=True)[1].reshape(-1)
+    mask = np.arange(n_ev)[None, :] < counted[:, None]
+    cell_kwh, shared = _share_meter(cell_kwh, rows, mask, [p.pk for p in participations],
+                                    what="one report per service point")
+    for k in (k for k in range(n) if shared[k] and ok[k]):
+        kwh[k] = float(np.nansum(np.where(mask[k], cell_kwh[k], np.nan)))
+        kw_avg[k] = kwh[k] / event_hours if event_hours else 0.0
     zeros = np.zeros((n, n_ev))
     return ChunkMeasurement(
         method=METHOD_REPORTED, params=None, interval_minutes=minutes, starts=starts,
         participation_ids=[p.pk for p in participations], ok=ok, detail=detail, baseline_kw=zeros,
         adjusted_baseline_kw=zeros, actual_kw=actual_kw, reduction_kwh=cell_kwh, counted=counted,
         kwh_avoided=kwh, kw_drop_avg=kw_avg, adjustment=np.full(n, np.nan), cand_days=[], day_reason=None,
-        reported=info)
+        reported=info, shared=shared)

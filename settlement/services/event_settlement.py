@@ -343,8 +343,9 @@ def _settlement_rows(*, event: Event, parts: list[_Part], m: meas.ChunkMeasureme
                     net_text += " Reduction below zero net load does not count (program setting)."
             elif m.net_metered and m.net_metered[k]:
                 net_text = " Net metered: no received-channel readings, so net load = delivered."
-            if m.shared and m.shared[k]:
-                extra += f'"meter_shared": {_DUMPS(m.shared[k])}, '
+        shared = m.shared[k] if m.shared else ""  # one meter or one report at the service point, counted once
+        if shared:
+            extra += f'"meter_shared": {_DUMPS(shared)}, '
         inputs = _Json(
             f'{head}"baseline_kw": {series[0]}, "adjusted_baseline_kw": {series[1]}, '
             f'"actual_kw": {series[2]}, "reduction_kwh": {series[3]}, {extra}'
@@ -358,14 +359,16 @@ def _settlement_rows(*, event: Event, parts: list[_Part], m: meas.ChunkMeasureme
             text = "Device telemetry (no load baseline): kWh avoided = metered device discharge in the event."
         elif is_reported:
             text = _reported_text(reported)
+            if shared:
+                text += f" {shared[0].upper()}{shared[1:]}."
         else:
             text = (f"{m.method}: baseline = {x_of_y} similar days ({day_text[day_index[k]]}); day-of "
                     f"adjustment {'none' if adj != adj else format_quantity(adj, places=4, trim=True)}.")
             if excluded_text:
                 text += f" Days left out: {excluded_text}."
             text += net_text
-            if m.shared and m.shared[k]:
-                text += f" {m.shared[k][0].upper()}{m.shared[k][1:]}."
+            if shared:
+                text += f" {shared[0].upper()}{shared[1:]}."
         text += (f" {format_quantity(kwh[k], 'kWh')} avoided over {counted[k]} intervals of "
                  f"{m.interval_minutes} min; average kW drop {format_quantity(kw[k], 'kW')} over the event "
                  "window.")

@@ -218,3 +218,37 @@ def test_corrected_file_changes_the_settlement_on_recalculation():
     fingerprint = es.fingerprint
     settle(event, recalculate=True)
     assert EventSettlement.objects.get(participation=part).fingerprint == fingerprint
+
+
+def test_two_devices_at_one_service_point_are_paid_its_reported_kw_drop_once():
+    """A kW-drop report is the service point's (one current record per event and service point): two thermostats of
+    one enrollment there, both reserved, and the aggregator reports 1 kW for each of the 12 quarter-hours of the
+    16:00-19:00 PDT event: 3 kWh at the service point, 3 kWh x $1.20 = $3.60 once, on the first participation;
+    the second gets 0 kWh and $0.00 and names the first (it was paid $3.60 too: $7.20 for one report)."""
+    from tests.factories.devices import DeviceFactory, DeviceInstallationFactory
+    from tests.factories.enrollments import ProgramSubscriptionFactory
+
+    program = reported_program()
+    per_kwh(program)
+    event = EventFactory(program=program)
+    sp, p1 = participant(program, event, "SP-1")
+    second = DeviceFactory()
+    DeviceInstallationFactory(device=second, service_point=sp)
+    sub2 = ProgramSubscriptionFactory(enrollment=p1.enrollment, device=second, start_date=p1.subscription.start_date)
+    p2 = ParticipationFactory(event=event, subscription=sub2)
+    load([record(event=event, service_point=sp, values=[1.0] * 12)])
+    settle(event)
+
+    rows = list(EventSettlement.objects.filter(event=event).order_by("participation_id")
+                .values_list("participation_id", "status", "kwh_avoided", "kw_drop_avg", "amount", "explanation"))
+    assert [r[:5] for r in rows] == [
+        (p1.pk, ES.CALCULATED, Decimal("3.0000"), Decimal("1.0000"), Decimal("3.60")),
+        (p2.pk, ES.CALCULATED, Decimal("0.0000"), Decimal("0.0000"), Decimal("0.00"))]
+    assert (f"One report per service point, counted once: the service point's reduction in 3 of the counted "
+            f"intervals is on participation {p1.pk}.") in rows[1][5]
+    assert "counted once" not in rows[0][5]
+    assert EventSettlement.objects.get(participation=p2).inputs["meter_shared"].endswith(f"participation {p1.pk}")
+    settle(event)  # a re-run changes nothing
+    assert list(EventSettlement.objects.filter(event=event).order_by("participation_id")
+                .values_list("participation_id", "status", "kwh_avoided", "kw_drop_avg", "amount")) == [
+                    r[:5] for r in rows]
