@@ -121,21 +121,22 @@ def _check_request_input(*, source: str, devices: Sequence[Device], answers: Any
         raise DomainValidationError(errors)
 
 
-def _check_aggregator_devices(actor: Any, devices: Sequence[Device]) -> None:
-    """An aggregator's API client enrolls its own devices and nothing else: without one of its devices in the
-    request (a program that takes no device, or another aggregator's device) it is refused."""
+def _check_aggregator_devices(actor: Any, devices: Sequence[Device], *, field: str = "devices") -> None:
+    """An aggregator's API client enrolls, adds and swaps in its own devices and nothing else: without one of its
+    devices in the request (a program that takes no device, or another aggregator's device) it is refused
+    (``PermissionDenied``, 403, naming ``field``)."""
     aggregator = aggregator_of(actor)
     if aggregator is None:
         return
     if not devices:
         raise PermissionDenied(f"Aggregator {aggregator.code} may enroll only its own devices; this request names "
                                "no device, so it must come from the utility (CSR, CIS or portal).",
-                               code="aggregator_needs_own_device", field="devices")
+                               code="aggregator_needs_own_device", field=field)
     foreign = [d.pk for d in devices if d.aggregator_id != aggregator.pk]
     if foreign:
         raise PermissionDenied(f"Aggregator {aggregator.code} may enroll only its own devices (devices: "
                                f"{', '.join(map(str, foreign))} are not).", code="aggregator_needs_own_device",
-                               field="devices")
+                               field=field)
 
 
 def _same_request(enrollment: Enrollment, *, account, service_point, program) -> Enrollment:
@@ -428,7 +429,9 @@ def enrollment_add_device(*, enrollment: Enrollment, device: Device, now: dt.dat
                           start_date: dt.date | None = None) -> ProgramSubscription:
     """Subscribe one more device to an open enrollment from local date ``start_date`` (default today in the
     program's zone): e.g. a second EV charger. Device checks as at enrollment (installed at the point, eligible
-    type, customer-owned, not held elsewhere); 400/409 listing every reason."""
+    type, customer-owned, not held elsewhere); 400/409 listing every reason. An aggregator adds only its own device
+    (403 ``aggregator_needs_own_device``)."""
+    _check_aggregator_devices(actor, [device], field="device")
     enrollment = _lock_enrollment(enrollment)
     (device,) = _lock_devices([device])
     on = start_date or program_today(enrollment.program, now)
@@ -443,8 +446,11 @@ def enrollment_replace_device(*, enrollment: Enrollment, old_device: Device, new
 
     The old subscription ends on ``on`` (reason ``device_removed``), the new one starts on ``on``: the enrollment,
     and with it the season's event counts and opt-outs, carries on; exactly one of the two devices is subscribed
-    from then on. Both device rows are locked in id order. Raises 400/409 like ``enrollment_add_device``.
+    from then on. Both device rows are locked in id order. Raises 400/409 like ``enrollment_add_device``; an
+    aggregator replaces only its own device by its own (403 ``aggregator_needs_own_device``).
     """
+    _check_aggregator_devices(actor, [old_device], field="old_device")
+    _check_aggregator_devices(actor, [new_device], field="new_device")
     if old_device.pk == new_device.pk:
         raise DomainValidationError({"new_device": ["The new device is the device being replaced."]})
     enrollment = _lock_enrollment(enrollment)

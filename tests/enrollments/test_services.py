@@ -366,3 +366,41 @@ def test_closing_a_program_ends_its_enrollments_and_frees_the_devices(site, now)
     successor = ProgramFactory()
     moved, _ = svc.enrollment_request(**site.request_kwargs(program=successor), now=now, actor=TEST_ACTOR)
     assert moved.status == EnrollmentStatus.ACTIVE
+
+
+def test_an_aggregator_adds_or_swaps_in_only_its_own_devices_whatever_the_door(now, django_user_model):
+    """The check lives in the services, not only in the API's device lookup: ecobee's user (the Aggregator role)
+    calling ``enrollment_add_device`` or ``enrollment_replace_device`` with tesla's battery is refused (403
+    ``aggregator_needs_own_device``) and nothing is subscribed; replacing tesla's device by its own is refused too
+    (it would take tesla's device out); its own second thermostat is added."""
+    from django.contrib.auth.models import Group
+
+    from cpm.base import roles
+    from cpm.base.errors import PermissionDenied
+    from tests.factories.devices import AggregatorFactory
+
+    user = django_user_model.objects.create_user("ecobee-api", password="pw-123-long-enough")
+    user.groups.add(Group.objects.get(name=roles.AGGREGATOR))
+    ecobee, tesla = AggregatorFactory(code="ecobee", api_user=user), AggregatorFactory(code="tesla")
+    program = ProgramFactory()
+    site = make_site(program)
+    Device.objects.filter(pk=site.device.pk).update(aggregator=ecobee)
+    enrollment, _ = svc.enrollment_request(**site.request_kwargs(), now=now, actor=TEST_ACTOR)
+    battery = DeviceFactory(aggregator=tesla)
+    DeviceInstallationFactory(device=battery, service_point=site.service_point)
+    with pytest.raises(PermissionDenied) as refused:
+        svc.enrollment_add_device(enrollment=enrollment, device=battery, now=now, actor=user)
+    assert refused.value.code == "aggregator_needs_own_device"
+    with pytest.raises(PermissionDenied):
+        svc.enrollment_replace_device(enrollment=enrollment, old_device=site.device, new_device=battery, now=now,
+                                      actor=user)
+    assert list(enrollment.subscriptions.values_list("device_id", "end_date")) == [(site.device.pk, None)]
+    svc.enrollment_add_device(enrollment=enrollment, device=battery, now=now, actor=TEST_ACTOR)  # the utility may
+    mine = DeviceFactory(aggregator=ecobee)
+    DeviceInstallationFactory(device=mine, service_point=site.service_point)
+    with pytest.raises(PermissionDenied):
+        svc.enrollment_replace_device(enrollment=enrollment, old_device=battery, new_device=mine, now=now,
+                                      actor=user)
+    sub = svc.enrollment_add_device(enrollment=enrollment, device=mine, now=now, actor=user)
+    assert sorted(enrollment.subscriptions.filter(end_date__isnull=True).values_list("device_id", flat=True)) == \
+        sorted([site.device.pk, battery.pk, sub.device_id])
