@@ -368,9 +368,10 @@ def _run(load: MeterDataLoad, work, *, now: dt.datetime, actor, reraise: bool = 
     """Run a RUNNING load's ``work(stack) -> (parts, errors)`` and merge, as a job (``cpm.base.jobs.job_run``).
     ``apply(parts, errors=, load=, now=) -> counts`` stores the parts (default: interval readings, ``_apply``).
 
-    One transaction for parsing, resolving and merging: whatever goes wrong writes nothing. A file-level problem
-    (``_FILE_PROBLEMS``) fails the load and its job with the message; any other exception fails both with the
-    exception in words (re-raised afterwards when ``reraise``: a synchronous caller sees it).
+    One transaction for parsing, resolving, merging and the load's COMPLETED status (``_finish``): whatever goes
+    wrong, a worker killed midway included, writes nothing. A file-level problem (``_FILE_PROBLEMS``) fails the load
+    and its job with the message; any other exception fails both with the exception in words (re-raised afterwards
+    when ``reraise``: a synchronous caller sees it).
     """
     job = jobs.job_create(kind=JOB_KIND, subject=load, chunks=[], now=now, actor=actor)
     raised: list[BaseException] = []
@@ -385,16 +386,15 @@ def _run(load: MeterDataLoad, work, *, now: dt.datetime, actor, reraise: bool = 
                     problem = exc.message if isinstance(exc, DomainValidationError) else str(exc)
                 else:
                     counts = (apply or _apply)(parts, errors=errors, load=load, now=now)
+                    return _finish(load, counts, errors, now=now, actor=actor)
         except Exception as exc:
             raised.append(exc)
             raise
-        if problem is not None:
-            # The load first, as the caller; then the job (whose failure signal fails a load still running, as
-            # system:jobs: done this way round, it finds this one failed and leaves it).
-            failed = _fail(load, problem, now=now, actor=actor)
-            jobs.job_fail(job_id=job.pk, error=problem, now=now)
-            return failed
-        return _finish(load, counts, errors, now=now, actor=actor)
+        # The load first, as the caller; then the job (whose failure signal fails a load still running, as
+        # system:jobs: done this way round, it finds this one failed and leaves it).
+        failed = _fail(load, problem, now=now, actor=actor)
+        jobs.job_fail(job_id=job.pk, error=problem, now=now)
+        return failed
 
     result = jobs.job_run(job=job, now=lambda: now, body=body)
     if result is not None:

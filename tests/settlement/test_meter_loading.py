@@ -313,3 +313,22 @@ def test_load_intervals_command_passes_the_path(tmp_path, now, monkeypatch):
     assert MeterDataLoad.objects.order_by("-pk").first().summary == "0 new, 24 unchanged, 0 corrected, 1 rejected"
     with pytest.raises(CommandError, match="file: cannot read"):
         call_command("load_intervals", str(tmp_path / "missing.csv"))
+
+
+def test_a_worker_killed_before_the_load_is_marked_done_leaves_nothing_written(now, monkeypatch):
+    """The readings and the load's COMPLETED status are one transaction: a worker killed between the two (here the
+    process exits as ``_finish`` starts) writes nothing, as the sweeper then says ("nothing of it was written.
+    Retry it."), instead of leaving the readings written under a load that never completed."""
+    from settlement.meterdata import loaders
+
+    ServicePointFactory(service_point_id="SP-1")
+
+    def killed(*args, **kwargs):
+        raise SystemExit("worker killed")
+
+    monkeypatch.setattr(loaders, "_finish", killed)
+    with pytest.raises(SystemExit):
+        csv_load("service_point_id,channel,interval_start,interval_minutes,kwh\n"
+                 "SP-1,delivered,2026-05-14T00:00:00Z,60,1.5\n", now)
+    assert IntervalDay.objects.count() == 0
+    assert MeterDataLoad.objects.get().status == MeterDataLoad.Status.RUNNING  # the sweeper's to fail, retryable
