@@ -4,6 +4,12 @@ A client whose application belongs to an aggregator's API user is a VEN client: 
 application belongs to a user who may manage events or programs is business logic (the utility): ``BL_SCOPES``.
 Anybody else gets no scope, so its token opens nothing under ``/openadr3``. A token request asking for a scope
 outside these is refused by the token endpoint (``invalid_scope``).
+
+OpenADR 3.0.1 has a single read scope, ``read_all`` ("VENs and BL can read all resources", 3.0.1 openapi
+``securitySchemes``; every 3.0.1 GET asks for it), so a VEN may also ask the 3.0.1 token endpoint
+(``/openadr3/auth/token``) for ``read_all``; what it sees is still decided by who it is (``selectors``), never by
+the scope. OpenADR 3.1 gives ``read_all`` to business logic only: its token endpoint (``/openadr3/3.1/auth/token``)
+refuses it to a VEN. A VEN asking for no scope gets ``VEN_SCOPES`` from either.
 """
 
 from __future__ import annotations
@@ -33,9 +39,19 @@ def client_kind(user) -> str | None:
     return None
 
 
-def scopes_for(user) -> list[str]:
+def scopes_for(user, *, openadr_301: bool = False) -> list[str]:
+    """The scopes ``user``'s client may hold: ``BL_SCOPES``, ``VEN_SCOPES`` (plus ``read_all`` when
+    ``openadr_301``: a token asked of the 3.0.1 endpoint) or none."""
     kind = client_kind(user)
-    return list(BL_SCOPES if kind == "bl" else VEN_SCOPES if kind == "ven" else [])
+    if kind == "ven":
+        return [READ_ALL, *VEN_SCOPES] if openadr_301 else list(VEN_SCOPES)
+    return list(BL_SCOPES if kind == "bl" else [])
+
+
+def _is_301_token_request(request) -> bool:
+    """True unless the token request (oauthlib's, with its ``uri``) was made to the OpenADR 3.1 token endpoint."""
+    uri = getattr(request, "uri", "") or ""
+    return "/3.1/" not in uri
 
 
 class OpenADRScopes:
@@ -47,7 +63,9 @@ class OpenADRScopes:
     def get_available_scopes(self, application=None, request=None, *args, **kwargs):
         if application is None:
             return list(self.get_all_scopes())
-        return scopes_for(application.user)
+        return scopes_for(application.user, openadr_301=_is_301_token_request(request))
 
     def get_default_scopes(self, application=None, request=None, *args, **kwargs):
-        return self.get_available_scopes(application, request)
+        if application is None:
+            return list(self.get_all_scopes())
+        return scopes_for(application.user)

@@ -106,6 +106,32 @@ def test_a_ven_client_cannot_get_a_business_logic_scope(world):
     assert response.json()["error"] == "invalid_scope"
 
 
+def test_a_301_ven_gets_the_301_read_scope_read_all_and_still_sees_only_its_own(world):
+    """OpenADR 3.0.1 has one read scope, read_all ("VENs and BL can read all resources", securitySchemes): every
+    GET asks for it, so a VEN built from 3.0.1 asks for it. The VEN still sees only its own objects and events."""
+    import requests
+
+    world.register_vens()
+    world.bl().events.create_event(new_event=_event_request(
+        str(world.program.pk), start=tomorrow_la(15), level=1, targets=[("VEN_NAME", ["ven-agg-b"])]))
+    event = world.scheduled_event(hours=(18, 20), name="Evening")
+    cid, secret = world.credentials["agg-a"]
+    response = requests.post(world.token_url, data={"grant_type": "client_credentials", "scope": "read_all"},
+                             auth=(cid, secret), timeout=10)
+    assert response.status_code == 200, response.text
+    assert response.json()["scope"] == "read_all"
+    ven = world.ven("agg-a", scopes=["read_all", "write_reports", "write_subscriptions", "write_vens"])
+    assert [e.id for e in _events(ven)] == [str(event.pk)]
+    assert [v.ven_name for v in ven.vens.get_vens(ven_name=None, target=None, pagination=None)] == ["ven-agg-a"]
+    token = response.json()["access_token"]
+    assert [e["id"] for e in world.http("GET", "/events", token).json()] == [str(event.pk)]
+    _problem(world.http("POST", "/events", token, json={}), 403)
+    # OpenADR 3.1 keeps read_all for business logic: its token endpoint refuses it to a VEN.
+    v31 = requests.post(f"{world.base}/3.1/auth/token", data={"grant_type": "client_credentials",
+                                                              "scope": "read_all"}, auth=(cid, secret), timeout=10)
+    assert (v31.status_code, v31.json()["error"]) == (400, "invalid_scope")
+
+
 def test_a_bad_token_is_refused_with_401(world):
     response = world.http("GET", "/programs", "not-a-token")
     body = _problem(response, 401)
