@@ -50,7 +50,7 @@ from .models import (
     QualificationQuestion,
     Season,
 )
-from .signals import program_closed
+from .signals import program_changed, program_closed
 
 logger = logging.getLogger(__name__)
 
@@ -242,6 +242,7 @@ def program_create(
                  changes={"code": program.code, "seasons": len(seasons),
                           "participation_rules": len(participation_rules),
                           "incentive_rules": len(incentive_rules), "questions": len(questions)})
+    program_changed.send(sender=Program, program=program, change="created", now=now, actor=actor)
     return program
 
 
@@ -272,6 +273,7 @@ def program_update(*, program: Program, data: Mapping[str, Any], now: dt.datetim
         audit_record(obj=program, action="update", now=now, actor=actor,
                      changes={k: str(v) if not isinstance(v, list | dict | bool | int) else v
                               for k, v in changed.items()})
+        program_changed.send(sender=Program, program=program, change="updated", now=now, actor=actor)
     return program
 
 
@@ -285,6 +287,7 @@ def program_delete(*, program: Program, now: dt.datetime, actor: Any) -> None:
                             "(close it instead).", code="program_not_draft")
     audit_record(obj=program, action="update", now=now, actor=actor, reason="deleted",
                  code=audit_code(program, "delete"))
+    program_changed.send(sender=Program, program=program, change="deleted", now=now, actor=actor)
     program.delete()
 
 

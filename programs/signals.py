@@ -2,8 +2,14 @@
 
 ``program_closed(sender=Program, program, closed_on, now, actor)`` is sent inside the closing transaction, so the
 receivers' writes (enrollments end ``closed_on``, the program's local date) commit or roll back with the closing.
+
+``program_changed(sender=Program, program, change, now, actor)``: a program's fields were written by
+``program_create`` (``change`` "created"), ``program_update`` ("updated", only when a field changed) or
+``program_delete`` ("deleted", sent before the row goes, so receivers can still read it); inside the writing
+transaction (received by the OpenADR 3 VTN, which notifies its subscribers after the commit).
 """
 
 from django.dispatch import Signal
 
 program_closed = Signal()
+program_changed = Signal()

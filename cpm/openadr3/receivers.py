@@ -1,7 +1,8 @@
 """The VTN follows cpm's events (``events.signals``): a reservation, a modification, a dispatch (devices released
 by its re-check) or a cancellation publishes
 the event's OpenADR view (``services.oadr_event_publish``) in the transaction of the change (rolled back with it;
-webhooks are sent after the commit), as a named system actor."""
+webhooks are sent after the commit), as a named system actor. A program created, changed or deleted
+(``programs.signals.program_changed``) is notified to the subscribers of programs."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from django.dispatch import receiver
 from cpm.base.capabilities import system_actor
 from events.models import Event
 from events.signals import event_cancelled, event_dispatched, event_modified, event_reserved
+from programs.signals import program_changed
 
 PUBLISH_ACTOR = system_actor("openadr3.publish")
 
@@ -40,3 +42,10 @@ def _on_cancelled(sender, event_id, now, **kwargs) -> None:
 @receiver(event_dispatched, dispatch_uid="openadr3-event-dispatched")
 def _on_dispatched(sender, event_id, now, **kwargs) -> None:
     _publish(event_id, now)
+
+
+@receiver(program_changed, dispatch_uid="openadr3-program-changed")
+def _on_program_changed(sender, program, change, now, **kwargs) -> None:
+    from . import services
+
+    services.program_notify(program=program, change=change, now=now)

@@ -274,6 +274,16 @@ def program_fields(data: dict, *, creating: bool) -> dict[str, Any]:
     return fields
 
 
+PROGRAM_OPERATIONS = {"created": "POST", "updated": "PUT", "deleted": "DELETE"}
+
+
+def program_notify(*, program: Program, change: str, now: dt.datetime) -> None:
+    """Notify the subscribers of programs (business logic, and VENs: every program is theirs to read) that
+    ``program`` was ``change``d ("created", "updated", "deleted": POST, PUT, DELETE), with its document as it is now
+    (a deleted program's as it was); inside the caller's transaction, delivered after the commit. Called by the
+    ``programs.signals.program_changed`` receiver, whatever door changed the program."""
+    notify_object("PROGRAM", PROGRAM_OPERATIONS[change], program_id=program.pk, now=now,
+                  doc=docs.program_doc(program))
 
 
 def program_errors(exc: DomainValidationError) -> DomainValidationError:

@@ -480,6 +480,40 @@ def test_business_logic_subscription_is_told_of_every_event(world, receiver):
     assert obj["targets"][0]["values"] == ["ven-agg-a", "ven-agg-b"]
 
 
+def test_program_subscriptions_are_told_of_programs_created_changed_and_deleted(world, receiver):
+    """A subscription's objectOperations may name PROGRAM (3.0.1 objectTypes); a program created, changed or deleted,
+    through the VTN or in cpm, is notified to it (a VEN's too: every program is the VEN's to read)."""
+    from programs import services as program_services
+    from tests.actors import TEST_ACTOR
+
+    token = world.token("bl")
+    response = world.http("POST", "/subscriptions", token, json={
+        "clientName": "utility", "objectOperations": [{"objects": ["PROGRAM"], "operations": ["POST", "PUT", "DELETE"],
+                                                       "callbackUrl": f"{receiver.url}/bl"}]})
+    assert response.status_code == 201, response.text
+    assert world.http("POST", "/subscriptions", world.token("agg-a"), json={
+        "clientName": "ven-a", "objectOperations": [{"objects": ["PROGRAM"], "operations": ["POST"],
+                                                     "callbackUrl": f"{receiver.url}/a"}]}).status_code == 201
+    made = world.http("POST", "/programs", token, json={"programName": "ev-x", "programType": "ev_managed_charging"})
+    assert made.status_code == 201, made.text
+    program_id = made.json()["id"]
+    assert world.http("PUT", f"/programs/{program_id}", token, json={
+        "programName": "ev-x", "programLongName": "EV X"}).status_code == 200
+    assert world.http("DELETE", f"/programs/{program_id}", token).status_code == 200
+    in_cpm = program_services.program_create(data={"code": "cpm-made", "name": "Made in cpm",
+                                                   "program_type": "thermostat_dr", "time_zone": "America/Los_Angeles"},
+                                           now=real_now(), actor=TEST_ACTOR)
+    calls = receiver.wait_for(lambda c: c["path"] == "/a" and c["json"]["object"]["id"] == str(in_cpm.pk))
+    assert calls and calls[0]["json"]["objectType"] == "PROGRAM"
+    receiver.wait_for(lambda c: c["path"] == "/bl" and c["json"]["object"]["id"] == str(in_cpm.pk))
+    bl = [(c["json"]["operation"], c["json"]["object"]["id"], c["json"]["object"]["programLongName"])
+          for c in receiver.calls if c["path"] == "/bl"]
+    assert bl == [("POST", program_id, "ev-x"), ("PUT", program_id, "EV X"), ("DELETE", program_id, "EV X"),
+                  ("POST", str(in_cpm.pk), "Made in cpm")]
+    assert sorted(c["json"]["object"]["programName"] for c in receiver.calls if c["path"] == "/a") == [
+        "cpm-made", "ev-x"]
+
+
 def test_a_ven_manages_only_its_own_subscriptions(world, receiver):
     world.register_vens()
     a = world.ven("agg-a").subscriptions.create_subscription(
