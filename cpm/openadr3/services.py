@@ -557,6 +557,28 @@ def _subscriptions(object_type: str, operation: str, program_id: int | None):
                 break
 
 
+def _wants(sub: Subscription, obj: dict) -> bool:
+    """Whether ``sub`` is told of ``obj`` (a 3.0.1 document) by its ``targets``, which the spec's subscription
+    "Used by server to filter callbacks" (3.0.1 and 3.1 openapi ``subscription.targets``): a subscription naming
+    none is told of everything it may read; one naming some only of objects that carry targets and match one of its
+    valuesMaps (same type, a common value: the ``targetType``/``targetValues`` query's rule) or, for a 3.1
+    subscription's target strings (kept as one ``TARGET`` valuesMap), carry every one of them among their target
+    values (the 3.1 ``targets`` query's rule). Objects without targets in their schema (reports) are not filtered."""
+    if not sub.targets or "targets" not in obj:
+        return True
+    from .selectors import TargetFilter, has_target
+
+    values = set(v31.target_strings(obj["targets"]) or ())
+    for wanted in sub.targets:
+        if wanted.get("type") == v31.TARGET:
+            if values and set(map(str, wanted.get("values") or ())) <= values:
+                return True
+        elif has_target(obj["targets"], TargetFilter(type=wanted.get("type"),
+                                                     values=tuple(map(str, wanted.get("values") or ())))):
+            return True
+    return False
+
+
 def _queue(rows: list[Notification]) -> None:
     if not rows:
         return
@@ -630,6 +652,8 @@ def _notify_event(oadr: OadrEvent, *, targets: dict[int, tuple[bool, bool]], gon
             else:
                 continue
             obj = docs.event_doc(oadr, targets=[(names[agg], n) for _, n in _target_names(oadr, [agg])])
+        if not _wants(sub, obj):
+            continue
         for op in sub.object_operations:
             if "EVENT" in op.get("objects", ()) and operation in op.get("operations", ()):
                 rows.append(_notification(sub, op, "EVENT", operation, obj, now))
@@ -640,7 +664,8 @@ def _notify_event(oadr: OadrEvent, *, targets: dict[int, tuple[bool, bool]], gon
 def notify_object(object_type: str, operation: str, *, now: dt.datetime, ven_id: int | None = None,
                   program_id: int | None = None, doc: dict | None = None) -> None:
     """Notify the subscribers of a change of a program, VEN, resource, report or subscription: business logic of
-    every object, a VEN client only of its own VEN's (``ven_id``) and of programs."""
+    every object, a VEN client only of its own VEN's (``ven_id``) and of programs; a subscription naming targets only
+    of objects matching them (``_wants``)."""
     rows = []
     owner = None
     if ven_id is not None:
@@ -654,6 +679,8 @@ def notify_object(object_type: str, operation: str, *, now: dt.datetime, ven_id:
                 doc = docs.ven_doc(ven)
             elif object_type == "PROGRAM":
                 doc = docs.program_doc(Program.objects.get(pk=program_id))
+        if not _wants(sub, doc):
+            continue
         rows.append(_notification(sub, op, object_type, operation, doc, now))
     _queue(rows)
 

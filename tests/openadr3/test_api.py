@@ -514,6 +514,35 @@ def test_program_subscriptions_are_told_of_programs_created_changed_and_deleted(
         "cpm-made", "ev-x"]
 
 
+def test_a_subscriptions_targets_filter_its_callbacks(world, receiver):
+    """subscription.targets: "A list of valuesMap objects. Used by server to filter callbacks." (3.0.1): a
+    subscription naming targets is told only of objects carrying one of them; one naming none, of everything it may
+    read (a VEN without targets included)."""
+    world.register_vens()
+    token = world.token("bl")
+    for path, targets in (("/ven-a", [{"type": "VEN_NAME", "values": ["ven-agg-a"]}]),
+                          ("/b-t1", [{"type": "RESOURCE_NAME", "values": ["agg-b-t1", "elsewhere"]}]),
+                          ("/all", None)):
+        response = world.http("POST", "/subscriptions", token, json={
+            "clientName": "utility", "programID": str(world.program.pk), "targets": targets,
+            "objectOperations": [{"objects": ["EVENT"], "operations": ["POST", "PUT"],
+                                  "callbackUrl": f"{receiver.url}{path}"}]})
+        assert response.status_code == 201, response.text
+    world.ven("agg-b").subscriptions.create_subscription(
+        new_subscription=_subscription(str(world.program.pk), f"{receiver.url}/ven-b", operations=("POST", "PUT")))
+    only_b = world.bl().events.create_event(new_event=_event_request(
+        str(world.program.pk), start=tomorrow_la(15), level=1, targets=[("VEN_NAME", ["ven-agg-b"])]))
+    both = world.scheduled_event(hours=(18, 20), name="Evening")
+    receiver.wait_for(lambda c: c["path"] == "/ven-a")
+    receiver.wait_for(lambda c: c["path"] == "/b-t1" and c["json"]["object"]["id"] == only_b.id)
+    # An event created by business logic is published at once, then again (PUT) once its devices are reserved:
+    # its targets are those of its reserved devices.
+    told = {(c["path"], c["json"]["object"]["id"]) for c in receiver.calls}
+    assert told == set([("/ven-a", str(both.pk)), ("/b-t1", only_b.id), ("/b-t1", str(both.pk)),
+                           ("/all", only_b.id), ("/all", str(both.pk)), ("/ven-b", only_b.id),
+                           ("/ven-b", str(both.pk))])
+
+
 def test_a_ven_manages_only_its_own_subscriptions(world, receiver):
     world.register_vens()
     a = world.ven("agg-a").subscriptions.create_subscription(

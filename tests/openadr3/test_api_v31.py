@@ -392,6 +392,24 @@ def test_a_31_subscription_is_notified_with_31_objects_a_301_one_with_301_object
     assert (resource.id, resource.client_id) == (added.id, world.credentials["agg-a"][0])
 
 
+def test_a_31_subscriptions_target_strings_filter_its_callbacks(world, receiver):
+    """3.1 subscription.targets (strings) are used by the server to filter callbacks: told only of objects carrying
+    every one of them (the 3.1 ``targets`` query's rule)."""
+    _register(world)
+    for path, targets in (("/t31", ["agg-b-t1"]), ("/both", ["ven-agg-a", "ven-agg-b"]), ("/all", None)):
+        response = world.http("POST", "/3.1/subscriptions", world.token("bl"), json={
+            "clientName": "utility", "targets": targets, "objectOperations": [{
+                "objects": ["EVENT"], "operations": ["POST", "PUT"], "callbackUrl": f"{receiver.url}{path}"}]})
+        assert response.status_code == 201, response.text
+    only_a = _bl(world).events.create_event(new_event=_new_event(str(world.program.pk), start=tomorrow_la(15),
+                                                                 targets=["ven-agg-a"]))
+    both = world.scheduled_event(hours=(18, 20), name="Evening")
+    receiver.wait_for(lambda c: c["path"] == "/both")
+    receiver.wait_for(lambda c: c["path"] == "/all" and c["json"]["object"]["id"] == str(both.pk))
+    told = {(c["path"], c["json"]["object"]["id"]) for c in receiver.calls}
+    assert told == {("/t31", str(both.pk)), ("/both", str(both.pk)), ("/all", only_a.id), ("/all", str(both.pk))}
+
+
 def _subscription_301(program_id: str, url: str):
     from openadr3_client.oadr301.models.subscriptions.subscription import (
         NewSubscription,
