@@ -80,19 +80,21 @@ def event_payload_descriptors() -> list[dict[str, Any]]:
 
 
 def program_doc(program) -> dict[str, Any]:
-    """A cpm program as an OpenADR program (programName = the program's code)."""
+    """A cpm program as an OpenADR program (programName = the program's code). No ``intervalPeriod``: the schema's
+    is an object with a start, not nullable, so a program without one leaves it out."""
     return {
         **_meta(program.pk, "PROGRAM", program.created_at, program.updated_at),
         "programName": program.code, "programLongName": program.name, "retailerName": None,
         "retailerLongName": None, "programType": program.program_type, "country": None,
-        "principalSubdivision": None, "intervalPeriod": None, "programDescriptions": None,
+        "principalSubdivision": None, "programDescriptions": None,
         "bindingEvents": False, "localPrice": False, "payloadDescriptors": event_payload_descriptors(),
         "targets": None,
     }
 
 
 def event_body(event, *, randomize_start_seconds: int = 0) -> dict[str, Any]:
-    """The published fields of a cpm event (no targets, no metadata): one interval over ``[start, end)`` with the
+    """The published fields of a cpm event (no targets, no metadata): one interval over ``[start, end)`` (the
+    event's ``intervalPeriod``; the interval has none of its own, and leaves the key out: not nullable) with the
     SIMPLE level of its category and, when it has one, its kW target (negative = reduce)."""
     tz = event.program.time_zone
     period: dict[str, Any] = {"start": rfc3339(event.start, tz), "duration": iso_duration(event.end - event.start)}
@@ -114,7 +116,7 @@ def event_body(event, *, randomize_start_seconds: int = 0) -> dict[str, Any]:
              "repeat": 1},
         ],
         "intervalPeriod": period,
-        "intervals": [{"id": 0, "intervalPeriod": None, "payloads": payloads}],
+        "intervals": [{"id": 0, "payloads": payloads}],
     }
 
 
@@ -123,6 +125,9 @@ def event_doc(oadr_event, *, targets: list[tuple[str, list[str]]]) -> dict[str, 
     (every VEN for business logic, its own for a VEN)."""
     doc = _meta(oadr_event.event_id, "EVENT", oadr_event.created_at, oadr_event.updated_at)
     doc.update(oadr_event.body)
+    # Bodies published before intervals left out a missing intervalPeriod carry it as null (not nullable).
+    doc["intervals"] = [{k: v for k, v in interval.items() if not (k == "intervalPeriod" and v is None)}
+                        for interval in doc.get("intervals") or []]
     doc["modificationNumber"] = oadr_event.modification_number
     ven_names = [name for name, _ in targets]
     resources = [r for _, names in targets for r in names]

@@ -107,7 +107,7 @@ def program_doc(doc: dict) -> dict:
                   {"type": "BINDING_EVENTS", "values": [bool(doc.get("bindingEvents"))]}]
     keep = ("id", "createdDateTime", "modificationDateTime", "objectType", "programName", "intervalPeriod",
             "programDescriptions", "payloadDescriptors", "targets")
-    return {**_common({k: doc.get(k) for k in keep}), "attributes": attributes}
+    return {**_common({k: doc.get(k) for k in keep if k in doc}), "attributes": attributes}
 
 
 def event_doc(doc: dict) -> dict:

@@ -349,6 +349,35 @@ def test_a_cpm_event_once_reserved_is_published_with_offsets_in_the_programs_zon
                                                {"type": "DISPATCH_SETPOINT_RELATIVE", "values": [-10.0]}]
 
 
+def _null_interval_periods(doc, where="") -> list[str]:
+    """The places of ``"intervalPeriod": null`` in a document (the schema's intervalPeriod is an object, not
+    nullable: 3.0.1 program, event and interval)."""
+    if isinstance(doc, dict):
+        return [f"{where}.{k}" for k, v in doc.items() if k == "intervalPeriod" and v is None] + [
+            p for k, v in doc.items() for p in _null_interval_periods(v, f"{where}.{k}")]
+    if isinstance(doc, list):
+        return [p for i, v in enumerate(doc) for p in _null_interval_periods(v, f"{where}[{i}]")]
+    return []
+
+
+def test_no_document_carries_a_null_interval_period(world, receiver):
+    """intervalPeriod ($ref intervalPeriod, required start) is optional but not nullable in program, event and
+    interval: it is left out when there is none (3.0.1 and 3.1)."""
+    world.register_vens()
+    world.ven("agg-a").subscriptions.create_subscription(
+        new_subscription=_subscription(str(world.program.pk), f"{receiver.url}/a"))
+    event = world.scheduled_event()
+    token = world.token("bl")
+    for path in (f"/programs/{world.program.pk}", "/programs", f"/events/{event.pk}", "/events",
+                 f"/3.1/programs/{world.program.pk}", f"/3.1/events/{event.pk}"):
+        response = world.http("GET", path, token)
+        assert response.status_code == 200, response.text
+        assert _null_interval_periods(response.json()) == [], path
+    note = receiver.wait_for(lambda c: True)[0]["json"]
+    assert _null_interval_periods(note) == []
+    assert note["object"]["intervalPeriod"]["duration"] == "PT2H"
+
+
 def test_filters_by_program_target_and_name(world):
     world.register_vens()
     event = world.scheduled_event()
