@@ -17,6 +17,7 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
@@ -169,13 +170,17 @@ def enrollment_request(
       ``created`` False and writes nothing (``ConflictError`` if the id was used for another account/point/program).
     - Runs the eligibility engine on ``effective_date`` (local date; default today in the program's zone). Failing
       checks raise ``IneligibleError`` (400) or ``EnrollmentConflictError`` (409) listing EVERY reason; nothing is
-      written.
+      written. An ``effective_date`` more than a year after today in the program's zone (the same date a year
+      later; February 28 for February 29) raises ``DomainValidationError`` (400, ``effective_date``).
     - Eligible: the enrollment is created ACTIVE (or PENDING_APPROVAL when ``program.requires_approval``) with one
       subscription per device from ``effective_date`` (one with no device for programs that need none). Pending
       enrollments already hold their devices, so two pending requests cannot both be approved.
     """
     devices = list(devices)
     _check_request_input(source=source, devices=devices, answers=answers)
+    if effective_date is not None:
+        _check_within_a_year(field="effective_date", value=effective_date, what="an enrollment takes effect",
+                             zone_name=program.time_zone, now=now)
     _check_aggregator_devices(actor, devices)
     external_transaction_id = (external_transaction_id or "").strip() or None
     lookup = {"source": source, "external_transaction_id": external_transaction_id}
@@ -310,26 +315,33 @@ def _unenroll(enrollment: Enrollment, *, effective_date: dt.date, reason_code: s
     return enrollment
 
 
-def _unenroll_latest_date(today: dt.date) -> dt.date:
-    """The latest date an unenrollment asked for on local date ``today`` may take effect: the same date a year
-    later (February 28 for February 29).
+def _latest_date(today: dt.date) -> dt.date:
+    """The latest date a change asked for on local date ``today`` may take effect (an enrollment, an
+    unenrollment, an account closing): the same date a year later (February 28 for February 29).
 
-    A program has no end date and its seasons come a year at a time, so a customer leaving "after next summer" is
-    the farthest a person plans; a date beyond (2999-01-01: a typo, or a test value) would hold the devices and
-    the service point for ever while the enrollment looks ended."""
+    A program has no end date and its seasons come a year at a time, so a customer joining or leaving "after next
+    summer" is the farthest a person plans; a date beyond (2999-01-01: a typo, or a test value) would hold the
+    devices and the service point for ever while the enrollment looks started or ended."""
     try:
         return today.replace(year=today.year + 1)
     except ValueError:  # February 29
         return today.replace(year=today.year + 1, day=28)
 
 
+def _check_within_a_year(*, field: str, value: dt.date, what: str, zone_name: str, now: dt.datetime) -> None:
+    """Refuse ``value`` (``DomainValidationError`` on ``field``) when it is after ``_latest_date`` of today in
+    ``zone_name``; ``what`` says what takes effect ("an enrollment takes effect")."""
+    today = local_date(now, zone(zone_name))
+    latest = _latest_date(today)
+    if value > latest:
+        raise DomainValidationError({field: [
+            f"{value} is more than a year ahead: {what} at most one year after today ({today} in {zone_name}), "
+            f"on or before {latest}."]})
+
+
 def _check_unenroll_date(program: Program, effective_date: dt.date, now: dt.datetime) -> None:
-    today = program_today(program, now)
-    latest = _unenroll_latest_date(today)
-    if effective_date > latest:
-        raise DomainValidationError({"effective_date": [
-            f"{effective_date} is more than a year ahead: an unenrollment takes effect at most one year after today "
-            f"({today} in {program.time_zone}), on or before {latest}."]})
+    _check_within_a_year(field="effective_date", value=effective_date, what="an unenrollment takes effect",
+                         zone_name=program.time_zone, now=now)
 
 
 @use_case("enrollment.unenroll", Cap.MANAGE_ENROLLMENTS)
@@ -491,8 +503,18 @@ def account_close(*, account: Account, closed_on: dt.date, now: dt.datetime, act
     Every running enrollment ends that date (ACTIVE/SUSPENDED -> UNENROLLED, requests -> CANCELLED; reason
     ``account_closed``) with its subscriptions, and open service agreements end too. Events before ``closed_on``
     still settle to this account's enrollments; nothing carries over to the next occupant of the service point.
+
+    Raises ``DomainValidationError`` (400, ``closed_on``), nothing written, for a date before the account opened or
+    more than a year after today: today in the zone of the programs of its running enrollments (the earliest
+    today of them, so no enrollment ends more than a year after its program's today), or in
+    ``CPM_DISPLAY_TIME_ZONE`` for an account with none (an account belongs to no program).
     """
     account = Account.objects.select_for_update().get(pk=account.pk)
+    zones = sorted(set(Enrollment.objects.filter(account=account, status__in=OPEN_ENROLLMENT_STATUSES)
+                       .values_list("program__time_zone", flat=True)))
+    zone_name = (min(zones, key=lambda z: (local_date(now, zone(z)), z)) if zones
+                 else getattr(settings, "CPM_DISPLAY_TIME_ZONE", "UTC"))
+    _check_within_a_year(field="closed_on", value=closed_on, what="an account closes", zone_name=zone_name, now=now)
     if closed_on < account.opened_on:
         raise DomainValidationError({"closed_on": [f"closed_on {closed_on} is before the account opened "
                                                    f"({account.opened_on})."]})

@@ -109,7 +109,8 @@ class EnrollmentRequestSerializer(serializers.Serializer):
     external_transaction_id = serializers.CharField(max_length=128, required=False, allow_null=True,
                                                     allow_blank=True, help_text="Idempotency key of the channel.")
     effective_date = serializers.DateField(required=False, allow_null=True,
-                                           help_text="Local date; default today in the program's zone.")
+                                           help_text="Local date; default today in the program's zone; at most "
+                                                     "one year after today there.")
     answers = serializers.DictField(required=False, default=dict, help_text="Answers by question code.")
 
 
@@ -140,7 +141,8 @@ class ReplaceDeviceSerializer(serializers.Serializer):
 
 
 class AccountCloseSerializer(serializers.Serializer):
-    closed_on = serializers.DateField()
+    closed_on = serializers.DateField(help_text="Local date the account closes; at most one year after today in "
+                                                "the zone of its programs.")
     reason_text = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
 
 

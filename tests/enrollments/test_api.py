@@ -353,3 +353,19 @@ def test_an_aggregator_unenrolls_an_enrollment_of_only_its_own_devices(django_us
     assert r.status_code == 200, r.json()
     assert r.json()["status"] == "unenrolled"
     assert [s["end_date"] for s in r.json()["subscriptions"]] == ["2026-08-01"]
+
+
+def test_enroll_or_close_far_in_the_future_is_a_400_naming_the_field(admin_api, site):
+    r = admin_api.post(URL, body(site, effective_date="2999-01-01"), format="json")
+    assert r.status_code == 400
+    (message,) = r.json()["effective_date"]
+    assert message.startswith("2999-01-01 is more than a year ahead: an enrollment takes effect at most one year "
+                              "after today (")
+    assert not Enrollment.objects.exists()
+    r = admin_api.post(f"/api/v1/accounts/{site.account.pk}/close/", {"closed_on": "2999-01-01"}, format="json")
+    assert r.status_code == 400
+    (message,) = r.json()["closed_on"]
+    assert message.startswith("2999-01-01 is more than a year ahead: an account closes at most one year after "
+                              "today (")
+    site.account.refresh_from_db()
+    assert (site.account.status, site.account.closed_on) == ("open", None)

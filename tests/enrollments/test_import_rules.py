@@ -178,3 +178,16 @@ def test_two_identical_imports_at_once_end_as_if_run_in_turn(now):
     single = AuditEntry.objects.count() - audits
     import_devices(DEVICES, aggregator=agg, now=now, actor=TEST_ACTOR)
     assert AuditEntry.objects.count() - audits == single
+
+
+def test_an_account_closed_more_than_a_year_ahead_is_a_row_error(now):
+    """2099-12-31 is within the plausible years but would close the account for good at once while its
+    enrollments ran on for 73 years: the row is refused naming closed_on, nothing written."""
+    import_cis(COMBINED, kind="combined", now=now, actor=TEST_ACTOR)
+    with pytest.raises(ImportFailed) as exc:
+        import_cis("account_number,cis_person_id,opened_on,closed_on\nACC-1,PER-1,2020-01-01,2099-12-31\n",
+                   kind="accounts", now=now, actor=TEST_ACTOR)
+    (line,) = exc.value.report.error_lines()
+    assert line.startswith("line 2: closed_on: 2099-12-31 is more than a year ahead: an account closes at most one "
+                           "year after today (")
+    assert Account.objects.get(account_number="ACC-1").closed_on is None

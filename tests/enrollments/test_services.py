@@ -308,6 +308,58 @@ def test_unenroll_a_year_ahead_of_a_leap_day_is_february_28(site):
     assert enrollment.end_date == dt.date(2029, 2, 28)
 
 
+def test_request_takes_effect_at_most_a_year_ahead(site, now):
+    """An enrollment requested from 2999-01-01 was accepted: the devices and the service point were held from a
+    date no event reaches. Today in the program's zone is 2026-05-15 (``now``): 2027-05-15 is the latest date."""
+    counts = (Enrollment.objects.count(), ProgramSubscription.objects.count(), AuditEntry.objects.count())
+    for day in (dt.date(2999, 1, 1), dt.date(2027, 5, 16)):
+        with pytest.raises(DomainValidationError) as exc:
+            svc.enrollment_request(**site.request_kwargs(effective_date=day), now=now, actor=TEST_ACTOR)
+        assert exc.value.errors == {"effective_date": [
+            f"{day} is more than a year ahead: an enrollment takes effect at most one year after today "
+            "(2026-05-15 in America/Los_Angeles), on or before 2027-05-15."]}
+    assert (Enrollment.objects.count(), ProgramSubscription.objects.count(), AuditEntry.objects.count()) == counts
+    enrollment, created = svc.enrollment_request(**site.request_kwargs(effective_date=dt.date(2027, 5, 15)),
+                                                 now=now, actor=TEST_ACTOR)
+    assert created and enrollment.effective_date == dt.date(2027, 5, 15)
+
+
+def test_account_closes_at_most_a_year_ahead(site, now):
+    """An account closed on 2999-01-01 (API, CIS import) was accepted: it read CLOSED at once while its enrollments
+    held the devices for 973 years. The latest date is a year after today in the zone of the account's programs."""
+    enrollment, _ = svc.enrollment_request(**site.request_kwargs(), now=now, actor=TEST_ACTOR)
+    audited = AuditEntry.objects.count()
+    for day in (dt.date(2999, 1, 1), dt.date(2027, 5, 16)):
+        with pytest.raises(DomainValidationError) as exc:
+            svc.account_close(account=site.account, closed_on=day, now=now, actor=TEST_ACTOR)
+        assert exc.value.errors == {"closed_on": [
+            f"{day} is more than a year ahead: an account closes at most one year after today "
+            "(2026-05-15 in America/Los_Angeles), on or before 2027-05-15."]}
+    site.account.refresh_from_db()
+    enrollment.refresh_from_db()
+    assert (site.account.status, site.account.closed_on) == (AccountStatus.OPEN, None)
+    assert (enrollment.status, enrollment.end_date) == (EnrollmentStatus.ACTIVE, None)
+    assert AuditEntry.objects.count() == audited
+    svc.account_close(account=site.account, closed_on=dt.date(2027, 5, 15), now=now, actor=TEST_ACTOR)
+    enrollment.refresh_from_db()
+    assert (enrollment.status, enrollment.end_date) == (EnrollmentStatus.UNENROLLED, dt.date(2027, 5, 15))
+
+
+def test_account_close_reads_today_in_its_programs_zone(settings):
+    """At 01:00 on May 16 in New York it is still May 15 in Los Angeles (CPM_DISPLAY_TIME_ZONE): an account with a
+    New York enrollment may close on 2027-05-16; one with no running enrollment is read in the display zone."""
+    settings.CPM_DISPLAY_TIME_ZONE = "America/Los_Angeles"
+    now = dt.datetime(2026, 5, 16, 5, 0, tzinfo=dt.UTC)
+    new_york = make_site(ProgramFactory(time_zone="America/New_York"))
+    svc.enrollment_request(**new_york.request_kwargs(), now=now, actor=TEST_ACTOR)
+    svc.account_close(account=new_york.account, closed_on=dt.date(2027, 5, 16), now=now, actor=TEST_ACTOR)
+    bare = AccountFactory()
+    with pytest.raises(DomainValidationError) as exc:
+        svc.account_close(account=bare, closed_on=dt.date(2027, 5, 16), now=now, actor=TEST_ACTOR)
+    assert exc.value.errors["closed_on"][0].endswith(
+        "(2026-05-15 in America/Los_Angeles), on or before 2027-05-15.")
+
+
 def test_suspend_and_resume(site, now):
     enrollment, _ = svc.enrollment_request(**site.request_kwargs(), now=now, actor=TEST_ACTOR)
     svc.enrollment_suspend(enrollment=enrollment, now=now, reason="device offline for 30 days", actor=TEST_ACTOR)
