@@ -31,8 +31,10 @@ from cpm.base.states import transition
 from cpm.base.timeutils import is_valid_zone, local_date, zone
 
 from . import rules
+from .baseline_params import baseline_params_errors
 from .choices import (
     PROGRAM_TRANSITIONS,
+    BaselineMethod,
     CustomerClass,
     DeviceOwnership,
     DeviceType,
@@ -154,7 +156,8 @@ def _list_of_choices(errors, field: str, value: Any, allowed: Sequence[str], lab
 
 
 def validate_program_values(values: Mapping[str, Any]) -> dict[str, list[str]]:
-    """Per-field checks of program values beyond field types (zone, code lists, ownership, device requirement)."""
+    """Per-field checks of program values beyond field types (zone, code lists, ownership, device requirement, the
+    baseline overrides against the baseline method: ``baseline_params_errors``, one message per key)."""
     errors: dict[str, list[str]] = {}
     tz = values.get("time_zone")
     if tz is not None and not is_valid_zone(tz):
@@ -185,6 +188,11 @@ def validate_program_values(values: Mapping[str, Any]) -> dict[str, list[str]]:
                                           f"enrollment_opens_on ({opens})."]
     if values.get("baseline_params") is not None and not isinstance(values["baseline_params"], dict):
         errors["baseline_params"] = ["baseline_params must be an object."]
+    elif values.get("baseline_params"):
+        problems = baseline_params_errors(values.get("baseline_method") or BaselineMethod.CAISO_AUTO,
+                                          values["baseline_params"])
+        if problems:
+            errors["baseline_params"] = problems
     if values.get("holiday_calendar") is not None and values["holiday_calendar"] not in HolidayCalendar.values:
         errors["holiday_calendar"] = [f"Unknown holiday calendar {values['holiday_calendar']!r}."]
     pct = values.get("reported_min_completeness_pct")

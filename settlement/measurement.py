@@ -64,6 +64,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cpm.base.timeutils import local_date, local_midnight, zone
+from programs.baseline_params import baseline_params_errors
 
 from . import baselines as bl
 
@@ -241,6 +242,16 @@ def measure_event(*, event, participations, now: dt.datetime | None = None) -> l
         parts = [p for p, m in zip(participations, minutes, strict=True) if m == g]
         out.append(measure(event, parts, g))
     return out
+
+
+def baseline_problems(program) -> list[str]:
+    """Why ``program``'s baseline overrides (``Program.baseline_params``) cannot be used with its method, one
+    message per key (``programs.baseline_params.baseline_params_errors``); empty when they can, or when the
+    program measures without a meter baseline (device telemetry, aggregator-reported kW drops). Overrides are
+    checked where a program is written; this catches ones stored before (or around) that check."""
+    if program.performance_measurement in (DEVICE_TELEMETRY, AGGREGATOR_REPORTED):
+        return []
+    return baseline_params_errors(program.baseline_method, program.baseline_params or {})
 
 
 def _meter_day_params(event) -> tuple[bl.BaselineParams, bl.BaselineParams, set[dt.date]]:

@@ -36,7 +36,7 @@ from .. import incentives as inc
 from .. import measurement as meas
 from ..choices import EVENT_SETTLEMENT_TRANSITIONS, LINE_CODES, BatchKind, MeasurementStatus
 from ..models import CustomerSettlement, EventSettlement, SettlementBatch, SettlementLine
-from .batches import batch_run_chunks
+from .batches import batch_fail, batch_run_chunks
 from .common import CS, ES, Q4, audit_rows, chunks, enrolled_capacity, rule_specs
 
 NOT_RESPONDED = (ParticipationStatus.NON_RESPONSIVE, ParticipationStatus.FAILED)
@@ -51,7 +51,9 @@ def event_settle(*, event: Event, now: dt.datetime, actor: Any, recalculate: boo
     The first settlement of an event happens once (returns the existing EVENT batch); ``recalculate=True`` starts an
     EVENT_RECALC batch (new meter data or prices): unchanged settlements stay as they are, changed unapproved ones are
     updated, changed approved ones are re-opened (their reversal is posted when approved again).
-    Raises ``ConflictError`` when the event is not completed.
+    Raises ``ConflictError`` when the event is not completed. A program whose baseline overrides cannot be used
+    (``measurement.baseline_problems``: stored before they were checked) gets its batch FAILED at once, the error
+    naming the program, ``baseline_params`` and each key; nothing is settled and the caller (the tick) goes on.
     """
     from ..tasks import settle_event_chunk
 
@@ -73,6 +75,13 @@ def event_settle(*, event: Event, now: dt.datetime, actor: Any, recalculate: boo
             items = Participation.objects.filter(event=event).exclude(status=ParticipationStatus.CANCELLED).count()
             audit_record(obj=batch, action="create", now=now, actor=actor,
                          reason=f"{kind} for event {event.pk}: {items} participations in {len(ranges)} chunks")
+            problems = meas.baseline_problems(event.program)
+            if problems:  # every chunk would fail on them: the batch fails now, in words, and settles nothing
+                batch_fail(batch_id=batch.pk, now=now, actor=actor, error=(
+                    f"Program {event.program.code}: its baseline overrides (baseline_params) cannot be used: "
+                    f"{' '.join(problems)} Correct them and settle the event again."))
+                batch.refresh_from_db()
+                return batch
             batch_run_chunks(batch, job_kind=f"{kind}_settlement", task_name=settle_event_chunk.name,
                              chunk_kwargs=[{"batch_id": batch.pk, "sp_first": a, "sp_last": b,
                                             "now": now.isoformat()} for a, b in ranges],

@@ -157,6 +157,21 @@ def test_update_program_and_nested_refused(admin_api):
     assert admin_api.delete(f"{URL}{program.pk}/").status_code == 409
 
 
+def test_baseline_params_of_the_wrong_type_are_a_400_naming_the_key(admin_api):
+    response = admin_api.post(URL, {**NEW_PROGRAM, "baseline_params": {"adjustment_hours": "abc"}}, format="json")
+    assert response.status_code == 400
+    assert response.json()["baseline_params"] == ["adjustment_hours: must be a number, not 'abc'."]
+    assert not Program.objects.exists()
+    program = full_program()
+    response = admin_api.patch(f"{URL}{program.pk}/", {"baseline_params": {"adjustment_cap": [1.2, "1_0"]}},
+                               format="json")
+    assert response.status_code == 400
+    assert response.json()["baseline_params"] == [
+        "adjustment_cap: each bound must be a number or null, not [1.2, '1_0']."]
+    program.refresh_from_db()
+    assert program.baseline_params == {}
+
+
 def test_status_actions_and_409(admin_api):
     response = admin_api.post(URL, NEW_PROGRAM, format="json")
     pk = response.json()["id"]

@@ -75,6 +75,18 @@ def test_utility_owned_program_rejected_by_service_and_database(now):
     ({"program_type": "peak_time_rebate", "requires_device": True}, "requires_device", "no device"),
     ({"holiday_calendar": "XX"}, "holiday_calendar", "Unknown holiday calendar"),
     ({"baseline_params": [1]}, "baseline_params", "must be an object"),
+    ({"baseline_params": {"adjustment_hours": "1_0"}}, "baseline_params",
+     "adjustment_hours: must be a number, not '1_0'."),
+    ({"baseline_params": {"adjustment_hours": "abc"}}, "baseline_params",
+     "adjustment_hours: must be a number, not 'abc'."),
+    ({"baseline_params": {"low_usage_threshold": "0.25"}}, "baseline_params",
+     "low_usage_threshold: must be a number, not '0.25'."),
+    ({"baseline_params": {"adjustment_cap": ["0.8", 1.2]}}, "baseline_params",
+     "adjustment_cap: each bound must be a number or null, not ['0.8', 1.2]."),
+    ({"baseline_params": {"adjustment_cap": 5}}, "baseline_params", "adjustment_cap: must be (low, high)."),
+    ({"baseline_params": {"x": "10"}}, "baseline_params", "x: must be a positive integer, not '10'."),
+    ({"baseline_params": {"x": 12}}, "baseline_params", "x: must not exceed y (12 > 10)."),
+    ({"baseline_params": {"shoe_size": 9}}, "baseline_params", "shoe_size: unknown baseline parameter (known: x, y,"),
     ({"colour": "red"}, "colour", "Unknown field."),
     ({"reported_min_completeness_pct": 101}, "reported_min_completeness_pct",
      "a whole percent from 0 to 100, not 101"),
@@ -85,6 +97,24 @@ def test_program_values_refused_per_field(now, changes, field, message):
         services.program_create(data=draft_program_data(**changes), now=now, actor=TEST_ACTOR)
     assert any(message in m for m in errors_of(exc)[field]), errors_of(exc)
     assert not Program.objects.exists()
+
+
+def test_baseline_params_are_checked_against_the_method_on_update(now):
+    """{"x": 6} suits caiso-auto (y = 10) but not pjm-high-4-of-5 (y = 5): changing the method alone is refused,
+    naming the key; every bad key is listed at once."""
+    program = complete_draft(now)
+    services.program_update(program=program, data={"baseline_params": {"x": 6}}, now=now, actor=TEST_ACTOR)
+    with pytest.raises(DomainValidationError) as exc:
+        services.program_update(program=program, data={"baseline_method": "pjm-high-4-of-5"}, now=now,
+                                actor=TEST_ACTOR)
+    assert errors_of(exc) == {"baseline_params": ["x: must not exceed y (6 > 5)."]}
+    with pytest.raises(DomainValidationError) as exc:
+        services.program_update(program=program, data={"baseline_params": {
+            "adjustment_hours": "abc", "adjustment_gap_hours": "1_0"}}, now=now, actor=TEST_ACTOR)
+    assert errors_of(exc) == {"baseline_params": ["adjustment_hours: must be a number, not 'abc'.",
+                                                  "adjustment_gap_hours: must be a number, not '1_0'."]}
+    program.refresh_from_db()
+    assert (program.baseline_method, program.baseline_params) == ("caiso-auto", {"x": 6})
 
 
 def test_nested_errors_carry_the_path_and_nothing_is_written(now):

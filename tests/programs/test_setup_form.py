@@ -72,6 +72,17 @@ def test_bad_baseline_params_are_refused_in_words(admin_client):
     assert "Write the baseline overrides as JSON" in response.content.decode()
 
 
+def test_baseline_params_of_the_wrong_type_are_refused_on_the_field_naming_the_key(admin_client):
+    """{"adjustment_hours": "abc"} was saved and failed the program's first settlement; "1_0" was read as 10 hours."""
+    url = reverse("admin:programs_program_add")
+    for text, key in (('{"adjustment_hours": "abc"}', "abc"), ('{"adjustment_hours": "1_0"}', "1_0")):
+        response = admin_client.post(url, _program_post(baseline_params=text))
+        assert response.status_code == 200
+        errors = response.context["adminform"].form.errors
+        assert errors["baseline_params"] == [f"adjustment_hours: must be a number, not '{key}'."]
+    assert not Program.objects.filter(code="admin-made").exists()
+
+
 def test_a_new_program_excludes_life_support_by_default():
     assert Program().excludes_life_support is True
     assert Program._meta.get_field("excludes_life_support").default is True

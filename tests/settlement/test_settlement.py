@@ -366,3 +366,35 @@ def test_event_completed_receiver_enqueues_settlement(program, django_capture_on
     with django_capture_on_commit_callbacks(execute=True):
         on_event_completed(sender=None, event_id=event.pk, now=NOW)
     assert EventSettlement.objects.filter(event=event).count() == 1
+
+
+def test_a_program_with_unusable_baseline_params_fails_its_batch_in_words(program):
+    """Overrides stored before they were checked ({"adjustment_hours": "abc"}): the batch failed with "ValueError:
+    could not convert string to float: 'abc' (at baselines.py:154)" from its chunk, and "1_0" settled on a 10-hour
+    adjustment window. Now the batch fails at once, naming the program, the field and the key; nothing is settled,
+    and the tick goes on with the next event."""
+    from programs.models import Program
+    from settlement.services.tick import settlement_tick
+
+    event = EventFactory(program=program)
+    ParticipationFactory(event=event, subscription=meter_participant(program))
+    for bad in ("abc", "1_0"):
+        Program.objects.filter(pk=program.pk).update(baseline_params={"adjustment_hours": bad})
+        event.program.refresh_from_db()
+        batch = settle(event, recalculate=bad == "1_0")
+        batch.refresh_from_db()
+        assert batch.status == BatchStatus.FAILED
+        assert batch.errors == [{"error": f"Program {program.code}: its baseline overrides (baseline_params) cannot "
+                                          f"be used: adjustment_hours: must be a number, not '{bad}'. Correct them "
+                                          "and settle the event again."}]
+        assert batch.job is None and not EventSettlement.objects.exists()
+    other = ProgramFactory()
+    IncentiveRuleFactory(program=other, kind=IncentiveKind.PERFORMANCE_KWH, basis=IncentiveBasis.PER_KWH,
+                         amount=Decimal("1.25"))
+    first, second = EventFactory(program=program), EventFactory(program=other)
+    ParticipationFactory(event=first, subscription=meter_participant(program))
+    ParticipationFactory(event=second, subscription=meter_participant(other))
+    with run_on_commit():
+        assert settlement_tick(now=NOW, actor=TEST_ACTOR)["events"] == 2
+    assert SettlementBatch.objects.get(event=first, kind=BatchKind.EVENT).status == BatchStatus.FAILED
+    assert SettlementBatch.objects.get(event=second, kind=BatchKind.EVENT).status == BatchStatus.COMPLETED
