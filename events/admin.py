@@ -46,7 +46,12 @@ TARGET_CODE_LISTS = {
 
 
 class EventForm(forms.ModelForm):
-    """The event form: targeting lists as ticked values, refusals in words."""
+    """The event form: targeting lists as ticked values, refusals in words. An End not after the Start, or a
+    notice after the Start, is an error on its field naming the fields as the form labels them
+    (``services.event_window_errors``; the table's constraint said 'end must be after start.' above the form)."""
+
+    # The labels' names, without the zone the admin adds to them ("Start (America/Los_Angeles, local time)").
+    LABELS = {"start": "Start", "end": "End", "notification_at": "Notification at"}
 
     class Meta:
         model = Event
@@ -68,6 +73,17 @@ class EventForm(forms.ModelForm):
                 help_text += " (No code is known yet: none found on premises.)"
             self.fields[name] = code_list_field(choices, help_text, widget=forms.CheckboxSelectMultiple)
             self.fields[name].initial = getattr(self.instance, name, None) or []
+
+    def clean(self):
+        data = super().clean()
+        start, end = data.get("start"), data.get("end")
+        if start is not None and end is not None:
+            problems = services.event_window_errors(start=start, end=end, notification_at=data.get("notification_at"),
+                                                    labels=self.LABELS)
+            for field, messages_ in problems.items():
+                for message in messages_:
+                    self.add_error(field, message)
+        return data
 
 
 # Shown once the event exists (the add form asks only for what a person decides).

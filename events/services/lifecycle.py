@@ -11,6 +11,7 @@ days, windows and seasons.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from decimal import Decimal
 from functools import partial
 from typing import Any
@@ -64,12 +65,27 @@ def _snapshot(event: Event, device_ids: list[int]) -> dict[str, Any]:
     }
 
 
-def _validate_window(event: Event) -> None:
+# The window's fields as the API names them; a form passes its own labels (``event_window_errors``).
+API_WINDOW_LABELS = {"start": "start", "end": "end", "notification_at": "notification_at"}
+
+
+def event_window_errors(*, start: dt.datetime, end: dt.datetime, notification_at: dt.datetime | None,
+                        labels: Mapping[str, str] = API_WINDOW_LABELS) -> dict[str, list[str]]:
+    """What is wrong with an event window ``[start, end)`` and its notice time (aware, or all naive in one zone;
+    ``notification_at`` None = at ``start``): ``{"end": [...], "notification_at": [...]}``, empty when nothing is.
+    The messages name the fields by ``labels`` (``{"start", "end", "notification_at"}`` to names): the API's by
+    default ("end must be after start."), the form's labels on a form ("End must be after Start."). ``event_create``
+    and ``event_update`` refuse with the same errors (API names)."""
     errors: dict[str, list[str]] = {}
-    if event.end <= event.start:
-        errors["end"] = ["end must be after start."]
-    if event.notification_at > event.start:
-        errors["notification_at"] = ["notification_at must be at or before start."]
+    if end <= start:
+        errors["end"] = [f"{labels['end']} must be after {labels['start']}."]
+    if notification_at is not None and notification_at > start:
+        errors["notification_at"] = [f"{labels['notification_at']} must be at or before {labels['start']}."]
+    return errors
+
+
+def _validate_window(event: Event) -> None:
+    errors = event_window_errors(start=event.start, end=event.end, notification_at=event.notification_at)
     if event.target_kw is not None and event.target_kw <= 0:
         errors["target_kw"] = ["target_kw must be positive."]
     unknown = [t for t in event.target_device_types if t not in DeviceType.values]

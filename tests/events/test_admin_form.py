@@ -152,3 +152,22 @@ def test_a_number_typed_with_an_underscore_is_refused_on_its_field(client_):
     assert not Event.objects.exists()
     assert _post(client_, program, target_kw="15").status_code == 302
     assert Event.objects.get().target_kw == 15
+
+
+def test_window_refusals_name_the_fields_as_the_form_labels_them(client_):
+    """An End before the Start said 'end must be after start.' (the table constraint's text, as a note above the
+    form), a notice after the Start 'notification_at must be at or before start.' (the API's names): both are
+    now errors on their field naming Start, End and Notification at, as the form labels them."""
+    program = ProgramFactory(time_zone="America/New_York")
+
+    def errors(**extra):
+        response = _post(client_, program, **extra)
+        assert response.status_code == 200
+        page = unescape(response.content.decode())
+        assert "end must be after start" not in page and "notification_at must" not in page
+        return {name: [unescape(m) for m in msgs] for name, msgs in response.context["adminform"].form.errors.items()}
+
+    assert errors(end_1="15:00") == {"end": ["End must be after Start."]}
+    assert errors(end_1="16:00") == {"end": ["End must be after Start."]}
+    assert errors(notification_at_1="17:00") == {"notification_at": ["Notification at must be at or before Start."]}
+    assert not Event.objects.exists()
