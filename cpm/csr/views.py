@@ -230,16 +230,23 @@ def declare_unavailability(request, customer_id: int):
     enrollment = get_object_or_404(Enrollment.objects.select_related("program"), pk=_posted_id(request, "enrollment"),
                                    account__customer_id=customer_id)
     tz, labels = zone(enrollment.program.time_zone), UNAVAILABILITY_LABELS
+    walls, unreadable = {}, []
+    for key in ("start", "end"):
+        raw = request.POST.get(key, "").strip()
+        try:
+            walls[key] = dt.datetime.fromisoformat(raw)
+        except ValueError:  # named as the form labels it, with what was typed
+            unreadable.append(f"{labels[key]} ({raw[:40]!r}) is not a date and time" if raw
+                              else f"{labels[key]} is empty")
+    if unreadable:
+        messages.error(request, f"Unavailability not recorded: {', '.join(unreadable)}; the period's start and end "
+                                "must be dates and times (YYYY-MM-DDTHH:MM) in the program's time zone.")
+        return _redirect_customer(customer_id, "unavailability")
     try:
-        start = local_wall_to_utc_strict(dt.datetime.fromisoformat(request.POST.get("start", "")), tz,
-                                         field=labels["start"])
-        end = local_wall_to_utc_strict(dt.datetime.fromisoformat(request.POST.get("end", "")), tz, field=labels["end"])
+        start = local_wall_to_utc_strict(walls["start"], tz, field=labels["start"])
+        end = local_wall_to_utc_strict(walls["end"], tz, field=labels["end"])
     except WallClockError as exc:
         messages.error(request, f"Unavailability not recorded: {exc}")
-        return _redirect_customer(customer_id, "unavailability")
-    except ValueError:
-        messages.error(request, "Unavailability not recorded: start and end must be dates and times "
-                                "(YYYY-MM-DDTHH:MM) in the program's time zone.")
         return _redirect_customer(customer_id, "unavailability")
     now = timezone.now()
     problems = unavailability_period_errors(start=start, end=end, now=now, labels=labels)

@@ -1,6 +1,8 @@
 """CSR page actions on events and credits: opt-out (cut-off enforced), unavailability, settlement explanation."""
 
 import datetime as dt
+import re
+from html import unescape
 
 import pytest
 from django.contrib.auth.models import Group
@@ -245,4 +247,24 @@ def test_unavailability_refusals_name_the_fields_as_the_form_labels_them(csr_cli
     body = csr_client.post(url, {"enrollment": participation.enrollment_id, "start": "2020-07-01T08:00",
                                  "end": "2020-07-01T20:00"}, follow=True).content.decode()
     assert "Unavailability not recorded: The period is already over: To must be later than now." in body
+    assert not Unavailability.objects.exists()
+
+
+def test_unreadable_unavailability_times_are_named_as_the_form_labels_them(csr_client):
+    """The form says From and To; a text that is not a date and time was refused as 'start and end must be dates and
+    times', not saying which box was wrong nor naming it as labelled."""
+    customer, participation = upcoming(hours_ahead=48)
+    url = f"/csr/customers/{customer.pk}/unavailability/"
+    day = (timezone.now() + dt.timedelta(days=3)).date()
+
+    def refusal(start, end):
+        body = unescape(csr_client.post(url, {"enrollment": participation.enrollment_id, "start": start, "end": end},
+                                        follow=True).content.decode())
+        (message,) = re.findall(r"Unavailability not recorded: [^<]*", body)
+        return message
+
+    rule = "the period's start and end must be dates and times (YYYY-MM-DDTHH:MM) in the program's time zone."
+    assert refusal("tomorrow", "") == f"Unavailability not recorded: From ('tomorrow') is not a date and time, To " \
+                                      f"is empty; {rule}"
+    assert refusal(f"{day}T08:00", "8pm") == f"Unavailability not recorded: To ('8pm') is not a date and time; {rule}"
     assert not Unavailability.objects.exists()
