@@ -60,17 +60,18 @@ class ForecastForm(forms.Form):
 
     def _in_utc(self, data, program, day):
         tz = zone(program.time_zone)
-        for name in ("start", "end"):
+        # An End earlier than Start is on the next day, and is checked on that day (a DST change may fall there).
+        end_day = day if data["end"] > data["start"] else day + dt.timedelta(days=1)
+        for name, on in (("start", day), ("end", end_day)):
             value = data[name]
-            if not wall_time_exists(day, value, tz):
-                self.add_error(name, f"{day} {value:%H:%M} does not exist in {program.time_zone} (clocks go forward).")
+            if not wall_time_exists(on, value, tz):
+                self.add_error(name, f"{on} {value:%H:%M} does not exist in {program.time_zone} (clocks go forward).")
                 return data
-            if local_wall_to_utc(day, value, tz, fold=0) != local_wall_to_utc(day, value, tz, fold=1):
-                self.add_error(name, f"{day} {value:%H:%M} happens twice in {program.time_zone} (clocks go back): "
+            if local_wall_to_utc(on, value, tz, fold=0) != local_wall_to_utc(on, value, tz, fold=1):
+                self.add_error(name, f"{on} {value:%H:%M} happens twice in {program.time_zone} (clocks go back): "
                                      "pick another time.")
                 return data
         data["start_utc"] = local_wall_to_utc(day, data["start"], tz)
-        end_day = day if data["end"] > data["start"] else day + dt.timedelta(days=1)
         data["end_utc"] = local_wall_to_utc(end_day, data["end"], tz)
         return data
 

@@ -112,6 +112,23 @@ def test_forecast_form_refuses_a_dst_gap(admin_client):
     assert "does not exist in America/Los_Angeles" in response.content.decode()
 
 
+@pytest.mark.parametrize(("zone_name", "day", "end", "expected"), [
+    ("America/Los_Angeles", "2026-03-07", "02:30", "2026-03-08 02:30 does not exist in America/Los_Angeles"),
+    ("America/Chicago", "2026-03-07", "02:30", "2026-03-08 02:30 does not exist in America/Chicago"),
+    ("America/Los_Angeles", "2026-10-31", "01:30", "2026-11-01 01:30 happens twice in America/Los_Angeles"),
+    ("America/New_York", "2026-10-31", "01:30", "2026-11-01 01:30 happens twice in America/New_York"),
+])
+def test_forecast_form_checks_an_end_on_the_next_day_on_that_day(admin_client, zone_name, day, end, expected):
+    """An End earlier than Start is on the next day, but it was checked on the form's Day: 22:00 on March 7 to
+    02:30 (March 8, a time that does not exist) was forecast as 22:00-03:30 PDT, and 23:00 on October 31 to 01:30
+    (repeated on November 1) silently took the first 01:30."""
+    program = ProgramFactory(time_zone=zone_name)
+    response = admin_client.get(reverse("dashboard:index"), {"program": program.pk, "day": day, "start": "22:00",
+                                                              "end": end})
+    assert response.context["forecast"] is None
+    assert [expected in m for m in response.context["form"].errors["end"]] == [True]
+
+
 def test_event_page_figures(admin_client):
     program, f = _fleet_with_results()
     past = f["past"]
