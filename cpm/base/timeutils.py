@@ -105,11 +105,16 @@ def format_local_window(start: dt.datetime, end: dt.datetime, tz: ZoneInfo | str
 
 class WallClockError(ValueError):
     """A local wall-clock time that does not exist (spring-forward gap) or happens twice (the repeated autumn
-    hour); ``kind`` is ``"gap"`` or ``"ambiguous"``, the message says so in words."""
+    hour); ``kind`` is ``"gap"`` or ``"ambiguous"``, the message says so in words. For a repeated time,
+    ``problem`` is the message's first sentence (what is wrong) and ``choices`` the two ways to type it with its
+    offset (``'"01:30 -07:00" for the first (PDT)'``), so a form whose boxes cannot take an offset can say what to
+    do instead."""
 
-    def __init__(self, message: str, kind: str):
+    def __init__(self, message: str, kind: str, *, problem: str = "", choices: tuple[str, ...] = ()):
         super().__init__(message)
         self.kind = kind
+        self.problem = problem or message
+        self.choices = choices
 
 
 def local_wall_to_utc_strict(wall: dt.datetime, tz: ZoneInfo, *, field: str = "time") -> dt.datetime:
@@ -146,11 +151,11 @@ def _wall_to_utc_strict(wall: dt.datetime, tz: ZoneInfo, *, field: str, shown: s
             "Type a time before or after the jump.", "gap")
     first, second = wall.replace(tzinfo=tz, fold=0), wall.replace(tzinfo=tz, fold=1)
     if first.utcoffset() != second.utcoffset():
-        raise WallClockError(
-            f"{field}: {shown} happens twice in {tz.key}: the clocks go back that night and repeat this hour. "
-            f"Type the offset to pick one: \"{wall:%H:%M} {_offset_text(first.utcoffset())}\" for the first "
-            f"({first.tzname()}) or \"{wall:%H:%M} {_offset_text(second.utcoffset())}\" for the second "
-            f"({second.tzname()}).", "ambiguous")
+        problem = f"{field}: {shown} happens twice in {tz.key}: the clocks go back that night and repeat this hour."
+        choices = (f"\"{wall:%H:%M} {_offset_text(first.utcoffset())}\" for the first ({first.tzname()})",
+                   f"\"{wall:%H:%M} {_offset_text(second.utcoffset())}\" for the second ({second.tzname()})")
+        raise WallClockError(f"{problem} Type the offset to pick one: {' or '.join(choices)}.", "ambiguous",
+                             problem=problem, choices=choices)
     return first.astimezone(UTC)
 
 

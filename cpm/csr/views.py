@@ -246,7 +246,12 @@ def declare_unavailability(request, customer_id: int):
         start = local_wall_to_utc_strict(walls["start"], tz, field=labels["start"])
         end = local_wall_to_utc_strict(walls["end"], tz, field=labels["end"])
     except WallClockError as exc:
-        messages.error(request, f"Unavailability not recorded: {exc}")
+        text = str(exc)
+        if exc.choices:  # a repeated time: the page's date-and-time boxes cannot take the offset that picks one
+            text = (f"{exc.problem} The {labels['start']} and {labels['end']} boxes cannot say which: choose a time "
+                    "before or after the repeated hour, or declare the period in the admin's Unavailability form, "
+                    f"typing {' or '.join(exc.choices)}.")
+        messages.error(request, f"Unavailability not recorded: {text}")
         return _redirect_customer(customer_id, "unavailability")
     now = timezone.now()
     problems = unavailability_period_errors(start=start, end=end, now=now, labels=labels)

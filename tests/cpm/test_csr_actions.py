@@ -5,6 +5,7 @@ import re
 from html import unescape
 
 import pytest
+import time_machine
 from django.contrib.auth.models import Group
 from django.utils import timezone
 
@@ -267,4 +268,20 @@ def test_unreadable_unavailability_times_are_named_as_the_form_labels_them(csr_c
     assert refusal("tomorrow", "") == f"Unavailability not recorded: From ('tomorrow') is not a date and time, To " \
                                       f"is empty; {rule}"
     assert refusal(f"{day}T08:00", "8pm") == f"Unavailability not recorded: To ('8pm') is not a date and time; {rule}"
+    assert not Unavailability.objects.exists()
+
+
+def test_a_repeated_autumn_time_is_refused_with_what_a_csr_can_do(csr_client):
+    """01:30 on 2026-11-01 happens twice in New York. The refusal said 'Type the offset to pick one: "01:30 -04:00"',
+    which the page's date-and-time boxes cannot take; it now says what the CSR can do on this page or elsewhere."""
+    sub = active_participant(program=ProgramFactory(time_zone="America/New_York"))
+    url = f"/csr/customers/{sub.enrollment.account.customer_id}/unavailability/"
+    with time_machine.travel(dt.datetime(2026, 2, 1, tzinfo=dt.UTC)):
+        response = csr_client.post(url, {"enrollment": sub.enrollment_id, "start": "2026-11-01T01:30",
+                                         "end": "2026-11-01T03:00"}, follow=True)
+    assert [str(m) for m in response.context["messages"]] == [
+        "Unavailability not recorded: From: 2026-11-01 01:30 happens twice in America/New_York: the clocks go back "
+        "that night and repeat this hour. The From and To boxes cannot say which: choose a time before or after the "
+        "repeated hour, or declare the period in the admin's Unavailability form, typing \"01:30 -04:00\" for the "
+        "first (EDT) or \"01:30 -05:00\" for the second (EST)."]
     assert not Unavailability.objects.exists()
