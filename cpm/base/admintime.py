@@ -236,7 +236,15 @@ class LocalTimeAdminMixin:
 
     def get_object(self, request, object_id, from_field=None):
         """Django's ``get_object`` with the programs of the events the object names loaded (its page names them in
-        their zones)."""
+        their zones). An id beyond the database's integers is not found (None): Django checks the range of an
+        integer key but not of a related one used as the key (an OpenADR event's is its cpm event), where SQLite
+        raised ``OverflowError``, an HTTP 500."""
+        try:
+            return self._get_object(request, object_id, from_field)
+        except OverflowError:
+            return None
+
+    def _get_object(self, request, object_id, from_field=None):
         paths = named_event_paths(self.model)
         if not paths:
             return super().get_object(request, object_id, from_field)

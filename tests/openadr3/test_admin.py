@@ -43,3 +43,15 @@ def test_the_admin_sets_a_randomized_start(client, admin_user):
                                                                     "randomize_start_seconds": 300})
     assert response.status_code == 302, response.content[:500]
     assert ProgramSettings.objects.get(program=program).randomize_start_seconds == 300
+
+
+def test_an_id_beyond_the_databases_integers_is_not_found_never_a_500(client, admin_user):
+    """An OpenADR event's id is its cpm event's (a one-to-one primary key): Django checks the range of an integer
+    key, not of a related one, and SQLite raised OverflowError (HTTP 500) for /admin/openadr3/oadrevent/<20
+    digits>/change/. Every change page of an integer key answers it as not found."""
+    client.force_login(admin_user)
+    client.raise_request_exception = False
+    for model in ("openadr3/oadrevent", "events/event", "openadr3/report"):
+        response = client.get(f"/admin/{model}/99999999999999999999/change/", follow=True)
+        assert response.status_code == 200, model  # Django's "does not exist" redirect to the list
+        assert "doesn’t exist" in response.content.decode(), model
