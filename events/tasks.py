@@ -47,7 +47,8 @@ def reserve_event(*, event_id: int, now: str | None = None) -> dict[str, int]:
     reservation can simply run again). For chunks on several workers use ``reserve_event_distributed``. ``now``:
     the instant the decisions are made as of (ISO 8601; the event's scheduling, passed by ``event_schedule``), else
     the clock."""
-    event = Event.objects.filter(pk=event_id, status="scheduled").first()
+    # With its program: the job names the event in the program's zone (``Event.__str__``).
+    event = Event.objects.select_related("program").filter(pk=event_id, status="scheduled").first()
     if event is None:
         return {}
     at = dt.datetime.fromisoformat(now) if now else _now()

@@ -8,7 +8,9 @@ from .models import BillCreditExport, CustomerSettlement, EventSettlement, Settl
 
 
 def batch_list() -> QuerySet[SettlementBatch]:
-    return SettlementBatch.objects.select_related("program", "event", "season")
+    # The event's program too: an event is named in its program's zone (the admin's list_select_related does not
+    # apply to a queryset that already selects related rows).
+    return SettlementBatch.objects.select_related("program", "event", "event__program", "season")
 
 
 def event_settlement_list() -> QuerySet[EventSettlement]:

@@ -10,6 +10,7 @@ from decimal import Decimal
 import pytest
 
 from cpm.base import jobs
+from cpm.base.timeutils import format_local
 from cpm.models import Job, JobChunk
 from events import services, tasks
 from events.choices import EventStatus
@@ -42,6 +43,9 @@ def test_reserve_task_is_a_recorded_job(event, monkeypatch):
     assert counts == {D.RESERVED: 7, D.OFFLINE: 1}
     job = Job.objects.get(kind="reservation", subject_id=str(event.pk))
     assert (job.status, job.result, job.actor_label) == ("completed", counts, "system:celery:events.reserve")
+    # The job names its event in the program's zone, as the jobs list shows it (it said "... (2026-07-15 23:00 UTC)").
+    assert job.subject_repr == f"{event.name} ({format_local(event.start, event.program.time_zone)})"
+    assert job.subject_repr.endswith(" PDT)")
 
 
 def test_distributed_reservation_completes_by_itself_after_a_worker_died(event, django_capture_on_commit_callbacks):

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 
+from cpm.base.timeutils import format_local
 from settlement.choices import EventSettlementStatus
 from settlement.models import EventSettlement, SettlementBatch
 from tests.actors import TEST_ACTOR
@@ -47,6 +48,10 @@ def test_batch_list_shows_progress(client, admin_user, settled, django_assert_ma
         r = client.get("/admin/settlement/settlementbatch/")
     assert r.status_code == 200
     assert '<progress max="100" value="100"></progress> 1 / 1 chunks (100%)' in r.content.decode()
+    # The batch's event is named in its program's zone (the list said "... (2026-07-15 23:00 UTC)": the selector's
+    # own select_related replaced the admin's list_select_related, so the event's program was not loaded).
+    assert f"{settled.name} ({format_local(settled.start, settled.program.time_zone)})" in r.content.decode()
+    assert " UTC)" not in r.content.decode()
 
 
 def test_event_settlement_change_page_has_the_chart_and_explanation(client, admin_user, settled):
