@@ -4,6 +4,7 @@ from django.conf import settings
 from django.db import models
 
 from cpm.base.capabilities import CAPABILITY_LABELS
+from cpm.base.timeutils import format_local
 
 
 class AuditEntry(models.Model):
@@ -43,8 +44,10 @@ class AuditEntry(models.Model):
         verbose_name_plural = "audit entries"
 
     def __str__(self) -> str:
+        # An entry belongs to no program: named in CPM_DISPLAY_TIME_ZONE, as its page shows ``at``.
         what = self.code or self.action
-        return f"{self.at:%Y-%m-%d %H:%M} UTC {self.actor_label} {what} {self.object_type}#{self.object_id}"
+        when = format_local(self.at, getattr(settings, "CPM_DISPLAY_TIME_ZONE", "UTC"))
+        return f"{when} {self.actor_label} {what} {self.object_type}#{self.object_id}"
 
 
 class Capability(models.Model):

@@ -170,3 +170,18 @@ def test_read_only_times_are_not_described_as_utc_next_to_a_local_value(admin_cl
     assert "2026-07-15 15:00 PDT" in page
     assert "UTC start" not in page and "UTC end" not in page and "UTC time participants" not in page
     assert "Start (inclusive). Shown in America/Los_Angeles local time (stored in UTC)." in page
+
+
+@pytest.mark.django_db
+def test_an_audit_entry_is_named_in_the_display_zone(admin_client_, settings):
+    """An audit entry belongs to no program: its page shows At in CPM_DISPLAY_TIME_ZONE, but its title and
+    breadcrumb (its name) said '2026-07-15 22:00 UTC'."""
+    from cpm.base.audit import audit_record
+
+    settings.CPM_DISPLAY_TIME_ZONE = "America/New_York"
+    program = ProgramFactory()
+    entry = audit_record(obj=program, action="update", now=dt.datetime(2026, 7, 15, 22, tzinfo=UTC), actor=None,
+                         reason="probe")
+    assert str(entry).startswith("2026-07-15 18:00 EDT ")
+    page = admin_client_.get(f"/admin/cpm/auditentry/{entry.pk}/change/").content.decode()
+    assert "<title>2026-07-15 18:00 EDT " in page and "22:00 UTC" not in page
