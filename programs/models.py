@@ -12,7 +12,8 @@ from django.core.validators import MaxValueValidator
 from django.db import models
 from django.db.models import F, Q
 
-from cpm.base.money import format_money
+from cpm.base.money import format_money, format_rate
+from cpm.base.timeutils import format_local
 
 from .choices import (
     AnswerType,
@@ -275,9 +276,16 @@ class IntervalPrice(models.Model):
     interval_start = models.DateTimeField(help_text="UTC start of the interval.")
     price_per_kwh = models.DecimalField(max_digits=10, decimal_places=5)
 
+    name_needs = ("price_set__program",)  # its name reads the program's zone (``cpm.base.admintime``)
+
     class Meta:
         ordering = ["price_set", "interval_start"]
         constraints = [models.UniqueConstraint(fields=["price_set", "interval_start"], name="price_unique_interval")]
+
+    def __str__(self) -> str:
+        program = self.price_set.program
+        return (f"{self.price_set} from {format_local(self.interval_start, program.time_zone)}: "
+                f"{format_rate(self.price_per_kwh)} per kWh")
 
 
 class IncentiveRule(models.Model):

@@ -55,6 +55,11 @@ class IntervalDay(models.Model):
                                 condition=Q(is_current=True)),
                    models.Index(fields=["device"], name="interval_day_device_idx", condition=Q(device__isnull=False))]
 
+    def __str__(self) -> str:
+        device = f" device {self.device_id}" if self.device_id else ""
+        return (f"{self.service_point.service_point_id}{device} {self.channel} {self.day} (UTC day), "
+                f"{self.interval_minutes}-minute intervals, version {self.version}")
+
 
 class MeterDataLoad(models.Model):
     """A load job of interval data (CSV, Green Button, API) or of aggregator-reported kW drops (``KW_DROP``: the
