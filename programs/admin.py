@@ -11,6 +11,7 @@ the API; here they are read.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cache
@@ -38,10 +39,23 @@ from .models import (
 
 
 def _apply_errors(form: forms.ModelForm, errors: dict[str, list[str]]) -> None:
+    """Put a service's or validator's ``errors`` (field -> messages) on ``form``, each message naming the form's
+    fields as the form labels them: the services name them as the API does ("end_date (2026-06-01) must be on or
+    after start_date"), a person reads "End date ... Start date" next to the boxes."""
     for field, messages_ in errors.items():
         target = field if field in form.fields else None
         for message in messages_:
-            form.add_error(target, message)
+            form.add_error(target, labelled(form, message))
+
+
+def labelled(form: forms.BaseForm, message: str) -> str:
+    """``message`` with every machine name of one of ``form``'s fields (a name with an underscore, as a whole
+    word: ``enrollment_closes_on``) replaced by the field's label ("Enrollment closes on")."""
+    labels = {name: str(field.label) for name, field in form.fields.items() if "_" in name and field.label}
+    if not labels:
+        return message
+    pattern = re.compile(r"\b(" + "|".join(sorted(map(re.escape, labels), key=len, reverse=True)) + r")\b")
+    return pattern.sub(lambda m: labels[m.group(1)], str(message))
 
 
 class RuleCheckedForm(forms.ModelForm):

@@ -86,3 +86,25 @@ def test_baseline_params_of_the_wrong_type_are_refused_on_the_field_naming_the_k
 def test_a_new_program_excludes_life_support_by_default():
     assert Program().excludes_life_support is True
     assert Program._meta.get_field("excludes_life_support").default is True
+
+
+def test_refusals_name_the_fields_as_the_form_labels_them(admin_client):
+    """The set-up form said 'enrollment_closes_on (2026-05-01) must be on or after enrollment_opens_on (2026-06-01).'
+    and 'end_date ... must be on or after start_date' (the API's names) under fields labelled 'Enrollment closes on'
+    and 'End date'."""
+    url = reverse("admin:programs_program_add")
+
+    def errors(**changes):
+        response = admin_client.post(url, _program_post(**changes))
+        assert response.status_code == 200
+        return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", " ".join(re.findall(
+            r'<ul class="errorlist[^"]*"[^>]*>(.*?)</ul>', response.content.decode(), re.S)))).strip()
+
+    assert errors(enrollment_opens_on="2026-06-01", enrollment_closes_on="2026-05-01") == (
+        "Enrollment closes on (2026-05-01) must be on or after Enrollment opens on (2026-06-01).")
+    assert errors(**{"seasons-TOTAL_FORMS": "1", "seasons-0-name": "S", "seasons-0-start_date": "2026-09-30",
+                     "seasons-0-end_date": "2026-06-01"}) == (
+        "End date (2026-06-01) must be on or after Start date (2026-09-30).")
+    assert errors(reported_min_completeness_pct="101") == (
+        "Reported min completeness pct is a whole percent from 0 to 100, not 101.")
+    assert not Program.objects.exists()
