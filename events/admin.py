@@ -46,12 +46,14 @@ TARGET_CODE_LISTS = {
 
 
 class EventForm(forms.ModelForm):
-    """The event form: targeting lists as ticked values, refusals in words. An End not after the Start, or a
-    notice after the Start, is an error on its field naming the fields as the form labels them
-    (``services.event_window_errors``; the table's constraint said 'end must be after start.' above the form)."""
+    """The event form: targeting lists as ticked values, refusals in words. An End not after the Start, a notice
+    after the Start or a target of zero kW or less is an error on its field naming the fields as the form labels
+    them (``services.event_values_errors``; the table's constraint said 'end must be after start.' above the form,
+    and a target of -5 kW came back from the service as 'target_kw: target_kw must be positive.' over an emptied
+    form)."""
 
     # The labels' names, without the zone the admin adds to them ("Start (America/Los_Angeles, local time)").
-    LABELS = {"start": "Start", "end": "End", "notification_at": "Notification at"}
+    LABELS = {"start": "Start", "end": "End", "notification_at": "Notification at", "target_kw": "Target kW"}
 
     class Meta:
         model = Event
@@ -59,6 +61,8 @@ class EventForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        if "target_kw" in self.fields:
+            self.fields["target_kw"].label = self.LABELS["target_kw"]
         if "target_device_types" in self.fields:
             self.fields["target_device_types"] = code_list_field(
                 DeviceType.choices, "Tick the device types the event targets; none ticked = every device type.",
@@ -78,8 +82,8 @@ class EventForm(forms.ModelForm):
         data = super().clean()
         start, end = data.get("start"), data.get("end")
         if start is not None and end is not None:
-            problems = services.event_window_errors(start=start, end=end, notification_at=data.get("notification_at"),
-                                                    labels=self.LABELS)
+            problems = services.event_values_errors(start=start, end=end, notification_at=data.get("notification_at"),
+                                                    target_kw=data.get("target_kw"), labels=self.LABELS)
             for field, messages_ in problems.items():
                 for message in messages_:
                     self.add_error(field, message)

@@ -35,7 +35,7 @@ from .lifecycle import (
     event_dispatch,
     event_schedule,
     event_update,
-    event_window_errors,
+    event_values_errors,
     settlement_hand_off,
 )
 from .optouts import (
@@ -75,7 +75,7 @@ __all__ = [
     "dispatch_recheck",
     "event_activate", "event_cancel", "event_complete", "event_create", "event_dispatch", "event_local_dates",
     "event_reservation_finish", "event_reservation_start", "event_reserve", "event_schedule", "event_update",
-    "event_window_errors", "events_tick", "participation_opt_out", "participation_outcomes_report",
+    "event_values_errors", "events_tick", "participation_opt_out", "participation_outcomes_report",
     "release_for_device",
     "release_for_enrollment", "release_for_subscription", "release_for_unavailability", "release_participations",
     "reserve_chunk", "settlement_hand_off",

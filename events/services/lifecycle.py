@@ -65,29 +65,32 @@ def _snapshot(event: Event, device_ids: list[int]) -> dict[str, Any]:
     }
 
 
-# The window's fields as the API names them; a form passes its own labels (``event_window_errors``).
-API_WINDOW_LABELS = {"start": "start", "end": "end", "notification_at": "notification_at"}
+# The fields as the API names them; a form passes its own labels (``event_values_errors``).
+API_LABELS = {"start": "start", "end": "end", "notification_at": "notification_at", "target_kw": "target_kw"}
 
 
-def event_window_errors(*, start: dt.datetime, end: dt.datetime, notification_at: dt.datetime | None,
-                        labels: Mapping[str, str] = API_WINDOW_LABELS) -> dict[str, list[str]]:
-    """What is wrong with an event window ``[start, end)`` and its notice time (aware, or all naive in one zone;
-    ``notification_at`` None = at ``start``): ``{"end": [...], "notification_at": [...]}``, empty when nothing is.
-    The messages name the fields by ``labels`` (``{"start", "end", "notification_at"}`` to names): the API's by
-    default ("end must be after start."), the form's labels on a form ("End must be after Start."). ``event_create``
-    and ``event_update`` refuse with the same errors (API names)."""
+def event_values_errors(*, start: dt.datetime, end: dt.datetime, notification_at: dt.datetime | None,
+                        target_kw: Decimal | None = None,
+                        labels: Mapping[str, str] = API_LABELS) -> dict[str, list[str]]:
+    """What is wrong with an event window ``[start, end)``, its notice time (aware, or all naive in one zone;
+    ``notification_at`` None = at ``start``) and its target (kW, None = none): ``{"end": [...],
+    "notification_at": [...], "target_kw": [...]}``, empty when nothing is. The messages name the fields by
+    ``labels`` (``start``, ``end``, ``notification_at``, ``target_kw`` to names): the API's by default ("end must be
+    after start."), the form's labels on a form ("End must be after Start."). ``event_create`` and ``event_update``
+    refuse with the same errors (API names)."""
     errors: dict[str, list[str]] = {}
     if end <= start:
         errors["end"] = [f"{labels['end']} must be after {labels['start']}."]
     if notification_at is not None and notification_at > start:
         errors["notification_at"] = [f"{labels['notification_at']} must be at or before {labels['start']}."]
+    if target_kw is not None and target_kw <= 0:
+        errors["target_kw"] = [f"{labels['target_kw']} must be positive."]
     return errors
 
 
 def _validate_window(event: Event) -> None:
-    errors = event_window_errors(start=event.start, end=event.end, notification_at=event.notification_at)
-    if event.target_kw is not None and event.target_kw <= 0:
-        errors["target_kw"] = ["target_kw must be positive."]
+    errors = event_values_errors(start=event.start, end=event.end, notification_at=event.notification_at,
+                                 target_kw=event.target_kw)
     unknown = [t for t in event.target_device_types if t not in DeviceType.values]
     if unknown:
         errors["target_device_types"] = [f"Unknown device type {unknown[0]!r}; the device types are "

@@ -171,3 +171,15 @@ def test_window_refusals_name_the_fields_as_the_form_labels_them(client_):
     assert errors(end_1="16:00") == {"end": ["End must be after Start."]}
     assert errors(notification_at_1="17:00") == {"notification_at": ["Notification at must be at or before Start."]}
     assert not Event.objects.exists()
+
+
+def test_a_target_kw_not_above_zero_is_an_error_on_its_field(client_):
+    """A target of -5 kW went to the service after the form was accepted: the page was sent back empty (everything
+    typed lost) with 'target_kw: target_kw must be positive.' above it."""
+    program = ProgramFactory(time_zone="America/Los_Angeles")
+    for value in ("-5", "0"):
+        response = _post(client_, program, target_kw=value)
+        assert response.status_code == 200
+        assert response.context["adminform"].form.errors == {"target_kw": ["Target kW must be positive."]}
+        assert "Target kW:" in _labels(response.content.decode())
+    assert not Event.objects.exists()
