@@ -5,7 +5,9 @@ count its SQL queries, report peak memory; optionally run it distributed over re
 
 Options: ``--n`` devices (default 100,000); ``--history`` past events in the season (default 6, each calling ~60%
 of the devices); ``--target-kw`` to exercise the rotation; ``--chunk`` to also time the chunked in-process path;
-``--workers K`` to also run the distributed reservation (``tasks.reserve_event_distributed``: the central
+``--threads K`` to also run the distributed reservation in this process, its chunks on 1 and then K threads
+(``CPM_LOCAL_WORKERS``: no broker, one PostgreSQL connection per thread); ``--workers K`` to also run the
+distributed reservation (``tasks.reserve_event_distributed``: the central
 plan ``services.event_reservation_start``, then one job chunk per span (``events.reserve_chunk`` tasks, the last
 one marking the event reserved), with the benchmark's fixed ``now``) through 1 and then K real worker processes
 (``celery -A cpm worker --concurrency 1``, broker ``$BENCH_BROKER_URL``, default redis://127.0.0.1:6379/8),
@@ -256,6 +258,27 @@ def run(args) -> dict:
         print(f"chunked in-process ({args.chunk}/chunk): {result['chunked_s']:.2f}s, "
               f"identical ledger: {result['chunked_identical']}")
 
+    if args.threads:
+        # The same distributed reservation with no broker: its chunks run in this process, one after the other (1)
+        # and on K threads, each with its own PostgreSQL connection (``CPM_LOCAL_WORKERS``, cpm.base.jobs).
+        chunk = args.chunk or settings.CPM_CHUNK_SIZE
+        local = {}
+        for k in sorted({1, args.threads}):
+            _reset_ledger(event)
+            settings.CPM_LOCAL_WORKERS = k
+            tload = loadavg()
+            tcounts, seconds = reserve_distributed(event, chunk_size=chunk)
+            tdigest, _ = ledger_digest(event)
+            local[k] = {"s": round(seconds, 3), "identical": tdigest == digest and tcounts == counts,
+                        "load": round(tload, 2)}
+            print(f"distributed in this process, {k} thread(s), {chunk}/chunk: {seconds:.2f}s, identical ledger: "
+                  f"{local[k]['identical']}, load average {tload:.2f}")
+        settings.CPM_LOCAL_WORKERS = 1
+        result["threads"] = args.threads
+        result["local"] = {str(k): v for k, v in local.items()}
+        result[f"local_{args.threads}_s"] = local[args.threads]["s"]
+        result["local_identical"] = all(r["identical"] for r in local.values())
+
     if args.workers:
         chunk = args.chunk or settings.CPM_CHUNK_SIZE
         runs = {}
@@ -293,9 +316,13 @@ def main() -> None:
     parser.add_argument("--target-kw", type=float, default=None)
     parser.add_argument("--chunk", type=int, default=None)
     parser.add_argument("--workers", type=int, default=0, help="Also run distributed with 1 and K worker processes.")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="Also run distributed in this process (no broker) on 1 and K threads.")
     parser.add_argument("--tracemalloc", action="store_true", help="Trace Python allocations (slower).")
     parser.add_argument("--runs", type=int, default=3, help="Fresh reservations timed; the best is reported.")
     args = parser.parse_args()
+    if args.workers and args.threads:
+        parser.error("--threads runs with no broker, --workers with one: run them separately")
     if args.workers:
         # Before Django settings load: a broker makes Celery non-eager (cpm.settings).
         os.environ["CELERY_BROKER_URL"] = os.environ.get("BENCH_BROKER_URL", DEFAULT_BROKER)

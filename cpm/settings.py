@@ -250,6 +250,9 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Chunk size for batches split across workers (service points or devices per task).
 CPM_CHUNK_SIZE = env.int("CPM_CHUNK_SIZE", default=5000)
+# With no broker (tasks run eagerly, in the calling process) on PostgreSQL: a job's chunks run on this many threads
+# of that process, each with its own database connection (cpm.base.jobs.job_enqueue); 1 = one after the other.
+CPM_LOCAL_WORKERS = env.int("CPM_LOCAL_WORKERS", default=1)
 
 LOGGING = {
     "version": 1,

@@ -119,14 +119,10 @@ def _worker(queue: str, name: str, log: Path):
                              "CPM_TEST_TASK_DELAY": "0.3"})
 
 
-@pytest.mark.postgres
-@pytest.mark.celery_worker
-@pytest.mark.django_db(transaction=True)
-def test_two_worker_processes_reserve_and_settle_like_one_process(settings, tmp_path):
-    from cpm.celery import app
-
-    settings.CPM_CHUNK_SIZE = CHUNK
-    program = ProgramFactory(code="many-workers")
+def _world(code: str) -> Event:
+    """14 participants with their meter data, a program paying $1.25/kWh and a $20 seasonal incentive, and a
+    scheduled event with a 25 kW target."""
+    program = ProgramFactory(code=code)
     SeasonFactory(program=program)
     ParticipationRuleFactory(program=program)
     IncentiveRuleFactory(program=program, kind=IncentiveKind.PERFORMANCE_KWH, amount=Decimal("1.25"))
@@ -137,7 +133,17 @@ def test_two_worker_processes_reserve_and_settle_like_one_process(settings, tmp_
         write_hourly(service_point=sub.enrollment.service_point, first=dt.date(2026, 5, 25),
                      last=dt.date(2026, 7, 16), kwh=1.3 + 0.11 * n,
                      overrides={h: 0.17 + 0.07 * n for h in event_hours()})
-    event = EventFactory(program=program, status=EventStatus.SCHEDULED, target_kw=Decimal("25"))
+    return EventFactory(program=program, status=EventStatus.SCHEDULED, target_kw=Decimal("25"))
+
+
+@pytest.mark.postgres
+@pytest.mark.celery_worker
+@pytest.mark.django_db(transaction=True)
+def test_two_worker_processes_reserve_and_settle_like_one_process(settings, tmp_path):
+    from cpm.celery import app
+
+    settings.CPM_CHUNK_SIZE = CHUNK
+    event = _world("many-workers")
 
     # In this process: the same chunks, run eagerly one after the other.
     eager = app.conf.task_always_eager
@@ -182,3 +188,45 @@ def test_two_worker_processes_reserve_and_settle_like_one_process(settings, tmp_
     assert pids == {str(w.pid) for w in workers}  # both processes took chunks
     assert {name for _, name in ran} >= {"events.reserve_chunk", "settlement.settle_event_chunk",
                                          "settlement.settle_customer_chunk"}
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_threads_of_one_process_reserve_and_settle_like_one_after_the_other(settings, monkeypatch):
+    """No broker (tasks eager), ``CPM_LOCAL_WORKERS`` = 2: a job's chunks run on two threads of this process, each
+    with its own PostgreSQL connection (``cpm.base.jobs._run_locally``), and give the ledger, the event settlements
+    and the customer settlements of the same chunks run one after the other, to the cent; both threads took chunks
+    of each kind."""
+    import threading
+
+    from cpm.base import jobs
+    from cpm.celery import app
+
+    settings.CPM_CHUNK_SIZE = CHUNK
+    event = _world("local-workers")
+    eager = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    ran: list[tuple[str, str]] = []
+    send = jobs._send
+
+    def recording(chunk):
+        ran.append((threading.current_thread().name, chunk.task_name))
+        send(chunk)
+
+    monkeypatch.setattr(jobs, "_send", recording)
+    try:
+        settings.CPM_LOCAL_WORKERS = 1
+        one_by_one = reserve_and_settle(event)
+        assert {name for name, _ in ran} == {threading.current_thread().name}
+        reset(event)
+        ran.clear()
+        settings.CPM_LOCAL_WORKERS = 2
+        threaded = reserve_and_settle(event)
+    finally:
+        app.conf.task_always_eager = eager
+    assert one_by_one[0][1] == {"reserved": 8, "target_met": 5, "offline": 1}
+    assert one_by_one[2][:2] == (14, Decimal("280.00"))
+    assert threaded == one_by_one
+    for task in ("events.reserve_chunk", "settlement.settle_event_chunk", "settlement.settle_customer_chunk"):
+        threads = {name for name, t in ran if t == task}
+        assert len(threads) == 2 and all(name.startswith("cpm-chunk") for name in threads), (task, threads)
