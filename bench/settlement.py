@@ -160,7 +160,7 @@ def run_workers(event, *, workers: int) -> dict:
     return {"seconds": seconds, "status": batch.status, "digest": _digest(event), "worker_peak_rss_mb": rss}
 
 
-def run(n: int, *, history: int, workers: int = 0, runs: int = 2) -> dict:
+def run(n: int, *, history: int, workers: int = 0, runs: int = 2, threads: int = 0) -> dict:
     from django.conf import settings
     from django.db import connection
 
@@ -273,6 +273,29 @@ def run(n: int, *, history: int, workers: int = 0, runs: int = 2) -> dict:
            "customer_cpu_s": customer_cpu, "customer_digest": cdigest,
            "amount_sum": eager_digest["sum"], "amount_sha256": eager_digest["sha256"], "workers": workers or None,
            "speedup": None}
+    if threads:
+        # The same with no broker, each job's chunks on K threads of this process (``CPM_LOCAL_WORKERS``, one
+        # PostgreSQL connection each): the event settlement and then the season-end customer settlement.
+        _reset(program)
+        settings.CPM_LOCAL_WORKERS = threads
+        try:
+            t0 = time.perf_counter()
+            services.event_settle(event=event, now=SETTLE_NOW, actor=bench_actor())
+            threaded_s = time.perf_counter() - t0
+            threaded_identical = _digest(event) == eager_digest
+            t0 = time.perf_counter()
+            tbatch = services.season_settle(program=program, season=season, now=SEASON_END_NOW, actor=bench_actor())
+            threaded_customer_s = time.perf_counter() - t0
+            tbatch.refresh_from_db()
+            threaded_identical = threaded_identical and customer_digest(tbatch) == cdigest
+        finally:
+            settings.CPM_LOCAL_WORKERS = 1
+        print(f"in this process on {threads} threads: settle {threaded_s:.1f} s (ratio to the plain read "
+              f"{threaded_s / read_s:.2f}x), season-end customer settlement {threaded_customer_s:.1f} s; peak RSS "
+              f"{peak_rss_mb():.0f} MB; amounts and customer settlements identical: {threaded_identical}")
+        out.update(threads=threads, settle_threads_s=round(threaded_s, 2),
+                   threads_ratio=round(threaded_s / read_s, 2), customer_threads_s=round(threaded_customer_s, 2),
+                   threads_identical=threaded_identical, threads_peak_rss_mb=round(peak_rss_mb()))
     if workers:
         one = run_workers(event, workers=1)
         print(f"1 worker: {one['seconds']:.1f} s ({one['status']}), sum ${one['digest']['sum']}, "
@@ -300,8 +323,12 @@ def main(argv=None) -> int:
     parser.add_argument("--broker", default=os.environ.get("BENCH_BROKER_URL", DEFAULT_BROKER),
                         help=f"Redis broker for --workers (default {DEFAULT_BROKER}).")
     parser.add_argument("--runs", type=int, default=2, help="Timed settlements and plain reads; the best is reported.")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="Also settle in this process, each job's chunks on K threads (no broker).")
     parser.add_argument("--seed-intervals", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.workers and args.threads:
+        parser.error("--threads runs with no broker, --workers with one: run them separately")
     if args.workers and not args.seed_intervals:
         # Before Django settings load: a broker makes Celery non-eager (cpm.settings); the eager run sets it back.
         os.environ["CELERY_BROKER_URL"] = os.environ["CELERY_RESULT_BACKEND"] = args.broker
@@ -321,7 +348,7 @@ def main(argv=None) -> int:
 
     print(f"population reused: {seeded.get('reused')}; interval data: {intervals.get('rows'):,} rows written in "
           f"{intervals.get('seed_s')} s (reused: {intervals.get('reused')}); load shapes: {shapes_note()}")
-    emit(run(args.n, history=args.history, workers=args.workers, runs=args.runs))
+    emit(run(args.n, history=args.history, workers=args.workers, runs=args.runs, threads=args.threads))
     return 0
 
 
