@@ -10,6 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from cpm.csr.selectors import customer_search
 from tests.cpm.test_csr_issue17 import csr  # noqa: F401  (fixture)
 from tests.factories.enrollments import CustomerFactory
+from tests.plans import plan_without_seq_scans
 
 pytestmark = pytest.mark.django_db
 
@@ -89,10 +90,7 @@ def test_the_name_probe_is_answered_from_the_name_key_indexes(people, query):
     with CaptureQueriesContext(connection) as ctx:
         customer_search(query=query)
     [probe] = [q["sql"] for q in ctx.captured_queries if "name_key\"::text LIKE" in q["sql"]]
-    with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL enable_seqscan = off")
-        cursor.execute(f"EXPLAIN {probe}")
-        plan = "\n".join(row[0] for row in cursor.fetchall())
+    plan = plan_without_seq_scans(probe)
     assert "customer_last_name_key_idx" in plan and "customer_first_name_key_idx" in plan, plan
     assert "Seq Scan" not in plan, plan
 

@@ -29,6 +29,7 @@ from tests.factories.enrollments import (
 )
 from tests.factories.events import EventFactory, ParticipationFactory
 from tests.factories.programs import ParticipationRuleFactory, ProgramFactory, SeasonFactory
+from tests.plans import assert_index_scans
 
 pytestmark = pytest.mark.django_db
 
@@ -216,13 +217,7 @@ def test_first_name_and_city_probes_are_indexed(customer):
         "customer_first_name_upper_idx": Customer.objects.filter(first_name__istartswith="Mari").values("id"),
         "premise_city_upper_idx": ServicePoint.objects.filter(premise__city__istartswith="Anah").values("id"),
     }
-    with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL enable_seqscan = off")
-        for index, qs in probes.items():
-            sql, params = qs.query.sql_with_params()
-            cursor.execute(f"EXPLAIN {sql}", params)
-            plan = "\n".join(row[0] for row in cursor.fetchall())
-            assert index in plan, plan
+    assert_index_scans(probes)
 
 
 @pytest.mark.parametrize(("start", "end", "shown"), [

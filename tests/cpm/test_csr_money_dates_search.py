@@ -16,6 +16,7 @@ from tests.cpm.test_csr_issue17 import _settle, csr, customer  # noqa: F401  (fi
 from tests.factories.devices import ServicePointFactory
 from tests.factories.enrollments import AccountFactory, CustomerFactory, ServiceAgreementFactory, active_participant
 from tests.factories.programs import ProgramFactory, SeasonFactory
+from tests.plans import assert_index_scans
 
 
 def _season_table(body: str) -> str:
@@ -115,10 +116,4 @@ def test_account_and_meter_number_prefix_probes_are_indexed():
         "servicepoint_meter_number_upper_idx": ServicePoint.objects.filter(meter_number__istartswith="mtr-4")
         .values("id"),
     }
-    with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL enable_seqscan = off")
-        for index, qs in probes.items():
-            sql, params = qs.query.sql_with_params()
-            cursor.execute(f"EXPLAIN {sql}", params)
-            plan = "\n".join(row[0] for row in cursor.fetchall())
-            assert index in plan, plan
+    assert_index_scans(probes)
