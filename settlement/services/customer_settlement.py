@@ -543,8 +543,11 @@ def _monthly_lines(run: _Run, facts: _IncentiveFacts, account_id: int, enrollmen
                 enrollment.pk, ()):
             run.notes[account_id].append(f"{month:%Y-%m}: monthly incentive forfeited (opted out of an event).")
             continue
-        line(LineKind.MONTHLY, rule.amount * qty, f"Monthly incentive {month:%Y-%m}", enrollment=enrollment, key=key,
-             quantity=qty, unit=unit, rate=rule.amount)
+        # Named by its rule too: two monthly rules of one program (an off-peak reward and a no-opt-out reward) are
+        # two lines a customer and a billing clerk must tell apart.
+        what = f"Monthly incentive {month:%Y-%m}" + (f": {rule.description}" if rule.description else "")
+        line(LineKind.MONTHLY, rule.amount * qty, what[:300], enrollment=enrollment, key=key, quantity=qty, unit=unit,
+             rate=rule.amount)
 
 
 def _not_enrolled_events(facts: _IncentiveFacts, site: list[_Enrollment], seen: set[int]) -> list[inc.SeasonEvent]:

@@ -604,3 +604,19 @@ def test_a_seasonal_incentive_follows_the_rules_season_enrollment(season_enrollm
         period_end=season.end_date + dt.timedelta(days=1), now=NOW, actor=TEST_ACTOR)
     assert [out[a].total_amount for a in accounts] == [Decimal("40.00"), left_paid, joined_late_paid]
     assert all(cs.lines.filter(kind=LineKind.SEASONAL).count() == (cs.total_amount > 0) for cs in out.values())
+
+
+def test_two_monthly_rules_give_lines_named_by_their_rule():
+    """An EV program pays $10 a month for off-peak charging and $20 for a month without an opt-out: two lines a
+    month, each description naming its rule (both read "Monthly incentive 2026-06" before)."""
+    program = ProgramFactory()
+    season = SeasonFactory(program=program)
+    IncentiveRuleFactory(program=program, kind=IncentiveKind.MONTHLY, amount=Decimal("10"), season=season,
+                         description="Off-peak charging reward")
+    IncentiveRuleFactory(program=program, kind=IncentiveKind.MONTHLY, amount=Decimal("20"), season=season,
+                         requires_no_skipped_event=True, description="No opt-out reward")
+    sub = active_participant(program=program, start=dt.date(2026, 5, 20))
+    cs = calc(sub, dt.date(2026, 6, 1), dt.date(2026, 7, 1))
+    assert sorted(cs.lines.values_list("description", "amount")) == [
+        ("Monthly incentive 2026-06: No opt-out reward", Decimal("20.00")),
+        ("Monthly incentive 2026-06: Off-peak charging reward", Decimal("10.00"))]
