@@ -116,7 +116,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "/accounts/login/"
-LOGIN_REDIRECT_URL = "/csr/"
+LOGIN_REDIRECT_URL = "/"  # cpm.urls.home: each role to the page it works in
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

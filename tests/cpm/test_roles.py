@@ -109,3 +109,24 @@ def test_opt_out_api_by_role_and_aggregator_sees_only_its_own(django_user_model,
     csr = _client(django_user_model, roles.CSR)
     assert csr.post(f"/api/v1/participations/{theirs.pk}/opt-out/", {"channel": "csr"},
                     format="json").status_code == 201
+
+
+@pytest.mark.parametrize(("role", "staff", "lands_on", "status"), [
+    (roles.CSR, True, "/csr/", 200),
+    (roles.PROGRAM_ADMIN, True, "/csr/", 200),
+    (roles.SETTLEMENT_ANALYST, True, "/dashboard/", 200),
+    (roles.AUDITOR, True, "/dashboard/", 200),
+    (None, True, "/admin/", 200),  # staff with no role: the admin (which shows them nothing to change)
+    (None, False, "/csr/", 403),  # no role at all: the page saying where each role works
+])
+def test_signing_in_lands_each_role_on_the_page_it_works_in(client, django_user_model, role, staff, lands_on, status):
+    """After signing in at /accounts/login/ (and at /), a settlement analyst and an auditor land on the dashboard,
+    not on the CSR page their role does not include (a 403 first thing after signing in)."""
+    user = django_user_model.objects.create_user("someone", password="pw-123-long-enough", is_staff=staff)
+    if role:
+        user.groups.add(Group.objects.get(name=role))
+    response = client.post("/accounts/login/", {"username": "someone", "password": "pw-123-long-enough"},
+                           follow=True)
+    assert response.redirect_chain[-1][0] == lands_on
+    assert response.status_code == status
+    assert client.get("/")["Location"] == lands_on
