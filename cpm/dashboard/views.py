@@ -76,9 +76,33 @@ class ForecastForm(forms.Form):
         return data
 
 
+class AsOfForm(forms.Form):
+    as_of = forms.DateField(label="As of (end of day)", required=False,
+                            widget=forms.DateInput(attrs={"type": "date"}),
+                            help_text="See the programs as they stood at the end of this day (e.g. a past season); "
+                                      "empty: now.")
+
+
+def _as_of(form: AsOfForm) -> dt.datetime:
+    """The instant the dashboard shows: now, or the end of the day asked for (its last instant in
+    ``CPM_DISPLAY_TIME_ZONE``: a program elsewhere sees that instant in its own zone)."""
+    day = form.cleaned_data.get("as_of") if form.is_valid() else None
+    if day is None:
+        return timezone.now()
+    from django.conf import settings
+
+    tz = zone(getattr(settings, "CPM_DISPLAY_TIME_ZONE", "UTC"))
+    try:
+        return local_wall_to_utc(day + dt.timedelta(days=1), dt.time(0), tz) - dt.timedelta(microseconds=1)
+    except OverflowError:  # the last day of year 9999: there is no end of it to show
+        form.add_error("as_of", f"{day} is out of range.")
+        return timezone.now()
+
+
 @dashboard_view
 def dashboard(request):
-    now = timezone.now()
+    as_of = AsOfForm({"as_of": request.GET.get("as_of", "")})
+    now = _as_of(as_of)
     cards = selectors.program_cards(now=now)
     for card in cards:
         card.events_chart = charts.events_chart_svg(
@@ -89,7 +113,7 @@ def dashboard(request):
             [("Events", s.events, s.max_events), ("Event hours", float(s.hours), float(s.max_hours or 0) or None),
              ("Credits $", float(s.credits), float(s.credits_cap or 0) or None)],
             title=f"{s.name}: season to date") if s else ""
-    form = ForecastForm(request.GET or None)
+    form = ForecastForm(request.GET if "program" in request.GET else None)  # not bound by ?as_of= alone
     forecast = None
     if form.is_bound and form.is_valid():
         d = form.cleaned_data
@@ -98,7 +122,7 @@ def dashboard(request):
                                          territories=[d["territory"]] if d["territory"] else [])
     return render(request, "dashboard/index.html", {
         **admin.site.each_context(request), "title": "Program dashboard", "cards": cards, "now": now,
-        "form": form, "forecast": forecast})
+        "form": form, "forecast": forecast, "as_of": as_of})
 
 
 @dashboard_view

@@ -283,3 +283,24 @@ def test_forecast_form_reads_an_end_before_the_start_as_the_next_day_and_says_so
     assert (data["start_utc"], data["end_utc"]) == (dt.datetime(2026, 7, 16, 5, tzinfo=dt.UTC),
                                                     dt.datetime(2026, 7, 16, 9, tzinfo=dt.UTC))
     assert "earlier than Start: the next day" in response.content.decode()
+
+
+def test_the_dashboard_shows_a_past_day_as_of_its_end(admin_client):
+    """The clock is today (the demo's season is in 2011): ?as_of=2026-07-14 shows the programs as they stood at the
+    end of that day: the season to date with its one past event (2 h, $5.25 of $500.00), the next day's event still
+    to come. Without it the same season is over and nothing is live. A bad date is said in words, never a 500."""
+    program, f = _fleet_with_results()
+    response = admin_client.get(reverse("dashboard:index"), {"as_of": "2026-07-14"})
+    assert response.status_code == 200
+    card = next(c for c in response.context["cards"] if c.program == program)
+    assert (card.season.name, card.season.events, card.season.hours) == ("Summer 2026", 1, Decimal("2"))
+    assert card.season.credits == Decimal("5.25")
+    assert [e.name for e in card.live_events] == ["Tomorrow"]
+    assert "Shown as of the end of 2026-07-14" in response.content.decode()
+    assert response.context["forecast"] is None and not response.context["form"].is_bound
+    today = admin_client.get(reverse("dashboard:index"))
+    assert [e.name for e in next(c for c in today.context["cards"] if c.program == program).live_events] == []
+    for bad in ("2026-13-01", "9999-12-31", "x"):
+        response = admin_client.get(reverse("dashboard:index"), {"as_of": bad})
+        assert response.status_code == 200, bad
+        assert response.context["as_of"].errors, bad
