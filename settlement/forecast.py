@@ -77,7 +77,8 @@ class Forecast:
         return self.share_events == 0
 
     def explanation(self) -> str:
-        history = (f"no settled event yet: default delivered share {self.delivered_share}" if self.share_is_default
+        history = (f"no settled event with reserved capacity yet: default delivered share {self.delivered_share}"
+                   if self.share_is_default
                    else f"delivered share {self.delivered_share} over {self.share_events} settled event"
                         f"{'s' if self.share_events != 1 else ''}")
         return (f"{self.enrolled_kw} kW enrolled on {self.devices} device{'s' if self.devices != 1 else ''} x online "

@@ -36,7 +36,7 @@ def forecast_text(event_ids: list[int]) -> str:
     shares = delivered_shares(program_ids=sorted({e.program_id for e, *_ in rows}))
     names = {e.program_id: e.program.name for e, *_ in rows}
     for pid, share in shares.items():
-        basis = ("no settled event: default" if share.is_default else
+        basis = ("no settled event with reserved capacity: default" if share.is_default else
                  f"{share.delivered_kw:.1f} kW delivered / {share.reserved_kw:.1f} kW reserved over {share.events} "
                  f"settled event{'s' if share.events != 1 else ''}")
         out.append(f"  {names[pid]}: delivered share now {share.share} ({basis})")
