@@ -288,14 +288,18 @@ def credits_chart_svg(summary: Summary) -> str:
     rows = sorted(summary.customers, key=lambda c: c.total)
     if not rows:
         return ""
+    from matplotlib.patches import Patch
+
     colors = {"real Green Button data": "#1f77b4", fl.DERIVED: "#9ecae1", fl.SYNTHETIC: "#fdae6b"}
+    other = "#bbbbbb"  # no interval data: batteries (device telemetry), EV chargers (monthly credits)
     fig = Figure(figsize=(8, max(2.5, 0.22 * len(rows) + 1)), dpi=96)
     ax = fig.subplots()
-    ax.barh([f"{c.account} {c.program[:14]}" for c in rows], [float(c.total) for c in rows],
-            color=[colors.get(c.origin, "#bbbbbb") for c in rows])
+    ax.barh([f"{c.account} {c.program}" for c in rows], [float(c.total) for c in rows],
+            color=[colors.get(c.origin, other) for c in rows])
     ax.set_xlabel("Credits ($)")
-    ax.set_title("Bill credits per customer and program (blue: real meter data; light: derived / synthetic)",
-                 fontsize=9)
+    ax.set_title("Bill credits per customer and program, by the origin of the customer's meter data", fontsize=9)
+    origins = list(dict.fromkeys(c.origin for c in rows))
+    ax.legend(handles=[Patch(color=colors.get(o, other), label=o) for o in origins], fontsize=7, loc="lower right")
     ax.tick_params(labelsize=7)
     fig.tight_layout()
     buf = io.StringIO()
