@@ -339,11 +339,6 @@ def _check_within_a_year(*, field: str, value: dt.date, what: str, zone_name: st
             f"on or before {latest}."]})
 
 
-def _check_unenroll_date(program: Program, effective_date: dt.date, now: dt.datetime) -> None:
-    _check_within_a_year(field="effective_date", value=effective_date, what="an unenrollment takes effect",
-                         zone_name=program.time_zone, now=now)
-
-
 @use_case("enrollment.unenroll", Cap.MANAGE_ENROLLMENTS)
 @transaction.atomic
 def enrollment_unenroll(*, enrollment: Enrollment, effective_date: dt.date, now: dt.datetime, actor: Any,
@@ -358,7 +353,8 @@ def enrollment_unenroll(*, enrollment: Enrollment, effective_date: dt.date, now:
     devices still in it are all its own (``PermissionDenied``, 403, otherwise: a site may enroll another
     aggregator's device too).
     """
-    _check_unenroll_date(enrollment.program, effective_date, now)
+    _check_within_a_year(field="effective_date", value=effective_date, what="an unenrollment takes effect",
+                         zone_name=enrollment.program.time_zone, now=now)
     enrollment = _lock_enrollment(enrollment)
     _check_aggregator_may_end(actor, enrollment, effective_date)
     return _end(enrollment, effective_date=effective_date, reason_code=reason_code, reason_text=reason_text, now=now,

@@ -14,6 +14,7 @@ from django.http import Http404
 from django.shortcuts import render
 from django.utils import timezone
 
+from cpm.base.admintime import display_zone
 from cpm.base.timeutils import local_wall_to_utc, wall_time_exists, zone
 from devices.choices import DeviceType
 from events.models import Event
@@ -89,11 +90,8 @@ def _as_of(form: AsOfForm) -> dt.datetime:
     day = form.cleaned_data.get("as_of") if form.is_valid() else None
     if day is None:
         return timezone.now()
-    from django.conf import settings
-
-    tz = zone(getattr(settings, "CPM_DISPLAY_TIME_ZONE", "UTC"))
     try:
-        return local_wall_to_utc(day + dt.timedelta(days=1), dt.time(0), tz) - dt.timedelta(microseconds=1)
+        return local_wall_to_utc(day + dt.timedelta(days=1), dt.time(0), display_zone()) - dt.timedelta(microseconds=1)
     except OverflowError:  # the last day of year 9999: there is no end of it to show
         form.add_error("as_of", f"{day} is out of range.")
         return timezone.now()

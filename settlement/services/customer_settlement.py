@@ -583,7 +583,7 @@ def _season_incentive_line(run: _Run, facts: _IncentiveFacts, account_id: int, s
         dates = [inc.EnrollmentDates(season_start=season.start_date, season_end=season.end_date,
                                      effective=x.effective_date, end=x.end_date) for x in site]
         comp = inc.seasonal_component(rule, events, capacity, forfeit_on_any_opt_out=facts.forfeit_season,
-                                      enrollment=dates[0] if len(dates) == 1 else dates)
+                                      enrollment=dates)
         key = f"seasonal:{rule.rule_id}:{season.pk}"
     else:
         if rule.opted_out_counts_zero and facts.program_events:
