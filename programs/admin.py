@@ -11,7 +11,6 @@ the API; here they are read.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cache
@@ -20,7 +19,7 @@ from zoneinfo import available_timezones
 from django import forms
 from django.contrib import admin, messages
 
-from cpm.base.admin import GuardedModelAdmin, ReadOnlyAdmin, admin_now, guarded_action
+from cpm.base.admin import GuardedModelAdmin, ReadOnlyAdmin, admin_now, apply_errors, guarded_action
 from cpm.base.capabilities import may
 from cpm.base.errors import DomainError
 
@@ -38,26 +37,6 @@ from .models import (
 )
 
 
-def _apply_errors(form: forms.ModelForm, errors: dict[str, list[str]]) -> None:
-    """Put a service's or validator's ``errors`` (field -> messages) on ``form``, each message naming the form's
-    fields as the form labels them: the services name them as the API does ("end_date (2026-06-01) must be on or
-    after start_date"), a person reads "End date ... Start date" next to the boxes."""
-    for field, messages_ in errors.items():
-        target = field if field in form.fields else None
-        for message in messages_:
-            form.add_error(target, labelled(form, message))
-
-
-def labelled(form: forms.BaseForm, message: str) -> str:
-    """``message`` with every machine name of one of ``form``'s fields (a name with an underscore, as a whole
-    word: ``enrollment_closes_on``) replaced by the field's label ("Enrollment closes on")."""
-    labels = {name: str(field.label) for name, field in form.fields.items() if "_" in name and field.label}
-    if not labels:
-        return message
-    pattern = re.compile(r"\b(" + "|".join(sorted(map(re.escape, labels), key=len, reverse=True)) + r")\b")
-    return pattern.sub(lambda m: labels[m.group(1)], str(message))
-
-
 class RuleCheckedForm(forms.ModelForm):
     """A model form that also runs a pure validator of ``programs.rules`` on the cleaned values."""
 
@@ -70,7 +49,7 @@ class RuleCheckedForm(forms.ModelForm):
                       (f.name for f in self._meta.model._meta.concrete_fields)}
             values.update(cleaned)
             values["price_set_id"] = None
-            _apply_errors(self, type(self).pure_validator(values))
+            apply_errors(self, type(self).pure_validator(values))
         return cleaned
 
 
@@ -175,7 +154,7 @@ class ProgramForm(forms.ModelForm):
                 if field in values and values[field] != getattr(self.instance, field):
                     label = self.fields[field].label if field in self.fields else field
                     self.add_error(field, f"{label} cannot change once the program has been activated.")
-        _apply_errors(self, services.validate_program_values(values))
+        apply_errors(self, services.validate_program_values(values))
         return cleaned
 
 

@@ -14,6 +14,7 @@ The admin is an adapter over the services (``cpm.base.capabilities``):
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -72,6 +73,26 @@ def domain_error_text(exc: DomainError) -> str:
     if isinstance(errors, dict) and errors:
         return "; ".join(f"{field}: {' '.join(str(m) for m in msgs)}" for field, msgs in errors.items())
     return exc.message
+
+
+def apply_errors(form: forms.ModelForm, errors: dict[str, list[str]]) -> None:
+    """Put a service's or validator's ``errors`` (field -> messages) on ``form``, each message naming the form's
+    fields as the form labels them: the services name them as the API does ("end_date (2026-06-01) must be on or
+    after start_date"), a person reads "End date ... Start date" next to the boxes."""
+    for field, messages_ in errors.items():
+        target = field if field in form.fields else None
+        for message in messages_:
+            form.add_error(target, labelled(form, message))
+
+
+def labelled(form: forms.BaseForm, message: str) -> str:
+    """``message`` with every machine name of one of ``form``'s fields (a name with an underscore, as a whole
+    word: ``enrollment_closes_on``) replaced by the field's label ("Enrollment closes on")."""
+    labels = {name: str(field.label) for name, field in form.fields.items() if "_" in name and field.label}
+    if not labels:
+        return message
+    pattern = re.compile(r"\b(" + "|".join(sorted(map(re.escape, labels), key=len, reverse=True)) + r")\b")
+    return pattern.sub(lambda m: labels[m.group(1)], str(message))
 
 
 def apply_each(modeladmin, request, queryset, fn) -> int:
@@ -222,13 +243,40 @@ class GuardedModelAdmin(LocalTimeAdminMixin, AuditHistoryMixin, admin.ModelAdmin
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         """A service's refusal while saving (``DomainError``, e.g. "program X is closed") rolls the whole change back
-        (the admin saves the object and its inlines in one transaction) and is shown as the service's message on
-        the same page: nothing is saved."""
+        (the admin saves the object and its inlines in one transaction): nothing is saved. The page comes back with
+        what was typed still in the boxes, the refusal at the field it names (labelled as on screen) or above the
+        form, and as the page's message."""
         try:
             return super().changeform_view(request, object_id, form_url, extra_context)
         except DomainError as exc:
             self.message_user(request, domain_error_text(exc), messages.ERROR)
-            return HttpResponseRedirect(request.get_full_path())
+            if request.method != "POST":
+                return HttpResponseRedirect(request.get_full_path())
+            request.cpm_refusal = exc  # read by ``get_form``: the same POST, bound again, is invalid with it
+            try:
+                return super().changeform_view(request, object_id, form_url, extra_context)
+            except DomainError:  # refused before the form (the object itself): its message, on a fresh page
+                return HttpResponseRedirect(request.get_full_path())
+            finally:
+                del request.cpm_refusal
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+        refusal = getattr(request, "cpm_refusal", None)
+        if refusal is None:
+            return form
+
+        class Refused(form):
+            def clean(self):
+                data = super().clean()
+                errors = getattr(refusal, "errors", None)
+                if not (isinstance(errors, dict) and errors):
+                    errors = {refusal.field or "__all__": [refusal.message]}
+                apply_errors(self, errors)
+                return data
+
+        Refused.__name__ = form.__name__
+        return Refused
 
     def delete_view(self, request, object_id, extra_context=None):
         try:
