@@ -199,12 +199,12 @@ def event_components(outcome: EventOutcome, rules: Iterable[RuleSpec]) -> list[C
                 for start, kwh in outcome.interval_kwh:
                     total += kwh * _price_for(rule, start)
                 rate = None
-                text = (f"{format_quantity(outcome.kwh_avoided, 'kWh')} avoided priced per interval "
+                text = (f"{format_quantity(outcome.kwh_avoided, 'kWh', max_places=4)} avoided priced per interval "
                         f"({rule.price_set_name})")
             else:
                 total = outcome.kwh_avoided * rule.amount
                 rate = rule.amount
-                text = (f"{format_quantity(outcome.kwh_avoided, 'kWh')} avoided x "
+                text = (f"{format_quantity(outcome.kwh_avoided, 'kWh', max_places=4)} avoided x "
                         f"{format_rate(rule.amount)}/kWh")
             if total < 0 and not outcome.charges_negative_performance:
                 text += f" = {format_money(total)}, negative: pays $0 (program does not charge negative performance)"
@@ -454,7 +454,7 @@ def performance_kw_component(rule: RuleSpec, events: Sequence[SeasonEvent],
     total = avg * rule.amount
     pct = "all" if rule.top_percent_events is None else f"top {rule.top_percent_events}%"
     text = (f"Average kW drop of {pct} events ({used} of {len(drops)}) = "
-            f"{format_quantity(avg, 'kW')} x {format_rate(rule.amount)}/kW")
+            f"{format_quantity(avg, 'kW', max_places=4)} x {format_rate(rule.amount)}/kW")
     if not_enrolled:
         text += f" ({not_enrolled} event{'s' if not_enrolled > 1 else ''} while not enrolled counted 0 kW)"
     if total < 0 and not charges_negative_performance:
@@ -563,12 +563,12 @@ def event_components_batch(outcomes: EventOutcomes, rules: Iterable[RuleSpec]
                             break
                         total += value * price
                     rate = None
-                    text = (f"{format_quantity(kwh, 'kWh')} avoided priced per interval "
+                    text = (f"{format_quantity(kwh, 'kWh', max_places=4)} avoided priced per interval "
                             f"({rule.price_set_name})")
                 else:
                     total = kwh * rule.amount
                     rate = rule.amount
-                    text = f"{format_quantity(kwh, 'kWh')} avoided x {rate_text}/kWh"
+                    text = f"{format_quantity(kwh, 'kWh', max_places=4)} avoided x {rate_text}/kWh"
                 if total < 0 and not charges:
                     text += (f" = {format_money(total)}, negative: pays $0 (program does not charge negative "
                              "performance)")

@@ -43,14 +43,20 @@ def format_money(value: Decimal | int | float | str | None, *, currency: str = "
 
 
 def format_quantity(value: Decimal | int | float | str | None, unit: str = "", *, places: int = 2,
-                    trim: bool = False) -> str:
+                    trim: bool = False, max_places: int | None = None) -> str:
     """A quantity with its unit and ``places`` decimals ("15.00 kWh", "3.25 kW"); with ``trim``, at most ``places``
-    decimals, trailing zeros dropped ("1", "0.85")."""
+    decimals, trailing zeros dropped ("1", "0.85"); with ``max_places``, at least ``places`` and at most
+    ``max_places`` decimals, as many as the value has ("4.50 kWh", "0.104 kWh"): the quantity a line's amount was
+    worked from, so that quantity x rate reads as the amount."""
     if value is None or value == "":
         return ""
-    step = _STEPS.get(places) or Decimal(1).scaleb(-places)
+    shown = max(places, max_places or places)
+    step = _STEPS.get(shown) or Decimal(1).scaleb(-shown)
     number = to_decimal(value).quantize(step, rounding=ROUND_HALF_UP)
-    text = f"{number:,.{places}f}"
+    text = f"{number:,.{shown}f}"
+    if shown > places:
+        whole, _, decimals = text.partition(".")
+        text = f"{whole}.{decimals[:places]}{decimals[places:].rstrip('0')}"
     if trim and "." in text:
         text = text.rstrip("0").rstrip(".")
     if text in ("-0", ""):

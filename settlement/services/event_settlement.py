@@ -378,7 +378,7 @@ def _settlement_rows(*, event: Event, parts: list[_Part], m: meas.ChunkMeasureme
             text += net_text
             if shared:
                 text += f" {shared[0].upper()}{shared[1:]}."
-        text += (f" {format_quantity(kwh[k], 'kWh')} avoided over {counted[k]} intervals of "
+        text += (f" {format_quantity(kwh[k], 'kWh', max_places=4)} avoided over {counted[k]} intervals of "
                  f"{m.interval_minutes} min; average kW drop {format_quantity(kw[k], 'kW')} over the event "
                  "window.")
         if opted_out[k]:

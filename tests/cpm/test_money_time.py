@@ -27,3 +27,13 @@ def test_local_day_lengths_on_dst_days():
 def test_skipped_spring_wall_time():
     assert not wall_time_exists(dt.date(2026, 3, 8), dt.time(2, 30), LA)
     assert wall_time_exists(dt.date(2026, 3, 8), dt.time(3, 30), LA)
+
+
+def test_format_quantity_with_max_places_shows_the_decimals_the_value_has():
+    from cpm.base.money import format_quantity
+
+    assert format_quantity(Decimal("0.1040"), "kWh", max_places=4) == "0.104 kWh"
+    assert format_quantity(Decimal("4.5000"), "kWh", max_places=4) == "4.50 kWh"
+    assert format_quantity(Decimal("1234.56789"), "kWh", max_places=4) == "1,234.5679 kWh"
+    assert format_quantity(Decimal("3"), "kW", max_places=4) == "3.00 kW"
+    assert format_quantity(Decimal("0.104"), "kWh") == "0.10 kWh"  # the default stays two decimals

@@ -215,3 +215,21 @@ def test_season_enrollment_share_by_the_enrollments_dates():
     assert comp.description == ("Seasonal incentive (100.0% of event hours not opted out), prorated: enrolled 75 of "
                                 "the season's 122 days")
     assert inc.seasonal_component(prorated, [ev(3)], inc.EnrolledCapacity()).amount == D("25")  # no dates: in full
+
+
+def test_a_performance_line_reads_as_its_amount():
+    """A bill-credit line's quantity is the one its amount was worked from: 0.104 kWh x $1.25 = $0.13 (it read
+    "0.10 kWh avoided x $1.25/kWh" on a $0.13 line)."""
+    r = rule(inc.K_PERFORMANCE_KWH, basis=inc.B_PER_KWH, amount=D("1.25"))
+    one = inc.event_components(inc.EventOutcome(D("0.1040"), D(1), False), [r])[0]
+    assert (one.description, round_money(one.amount)) == ("0.104 kWh avoided x $1.25/kWh", D("0.13"))
+    columns, _ = inc.event_components_batch(inc.EventOutcomes(
+        kwh_avoided=[D("0.1040"), D("4.5000")], fraction=[D(1), D(1)], opted_out=[False, False],
+        responded=[True, True], capacity=[None, None]), [r])
+    assert [columns[0].component(k).description for k in (0, 1)] == [
+        "0.104 kWh avoided x $1.25/kWh", "4.50 kWh avoided x $1.25/kWh"]
+    kw = rule(inc.K_PERFORMANCE_KW, amount=D("100"))
+    events = [inc.SeasonEvent(event_id=i, hours=D(3), hours_not_opted_out=D(3), opted_out=False, kw_drop=D(v))
+              for i, v in enumerate(["1", "2", "2"])]
+    line = inc.performance_kw_component(kw, events)
+    assert line.description.startswith("Average kW drop of all events (3 of 3) = 1.6667 kW x $100.00/kW")
