@@ -440,6 +440,9 @@ def enrollment_add_device(*, enrollment: Enrollment, device: Device, now: dt.dat
     type, customer-owned, not held elsewhere); 400/409 listing every reason. An aggregator adds only its own device
     (403 ``aggregator_needs_own_device``)."""
     _check_aggregator_devices(actor, [device], field="device")
+    if start_date is not None:
+        _check_within_a_year(field="start_date", value=start_date, what="a device joins the enrollment",
+                             zone_name=enrollment.program.time_zone, now=now)
     enrollment = _lock_enrollment(enrollment)
     (device,) = _lock_devices([device])
     on = start_date or program_today(enrollment.program, now)
@@ -461,6 +464,9 @@ def enrollment_replace_device(*, enrollment: Enrollment, old_device: Device, new
     _check_aggregator_devices(actor, [new_device], field="new_device")
     if old_device.pk == new_device.pk:
         raise DomainValidationError({"new_device": ["The new device is the device being replaced."]})
+    if on is not None:
+        _check_within_a_year(field="on", value=on, what="a device replacement takes effect",
+                             zone_name=enrollment.program.time_zone, now=now)
     enrollment = _lock_enrollment(enrollment)
     _lock_devices([old_device, new_device])
     on = on or program_today(enrollment.program, now)
@@ -484,6 +490,8 @@ def subscription_end(*, subscription: ProgramSubscription, end_date: dt.date, no
                      reason_code: str = ReasonCode.DEVICE_REMOVED) -> ProgramSubscription:
     """End one subscription on local date ``end_date`` while its enrollment continues."""
     _check_reason(reason_code)
+    _check_within_a_year(field="end_date", value=end_date, what="a subscription ends",
+                         zone_name=subscription.enrollment.program.time_zone, now=now)
     subscription = ProgramSubscription.objects.select_for_update().get(pk=subscription.pk)
     for s in _end_subscriptions([subscription], end_date=end_date, reason_code=reason_code, now=now, actor=actor):
         _send_subscription_ended(s)

@@ -10,6 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
+from cpm.base.errors import DomainValidationError
 from enrollments.choices import EnrollmentStatus
 from enrollments.models import Enrollment, ProgramSubscription
 from tests.factories.devices import AggregatorFactory, DeviceFactory, DeviceInstallationFactory
@@ -369,3 +370,30 @@ def test_enroll_or_close_far_in_the_future_is_a_400_naming_the_field(admin_api, 
                               "today (")
     site.account.refresh_from_db()
     assert (site.account.status, site.account.closed_on) == ("open", None)
+
+
+def test_device_dates_far_in_the_future_are_a_400_naming_the_field(admin_api, site):
+    """A device added, replaced or its subscription ended in 2999 (a typo for 2029, or a CIS's "no end"): refused
+    like an unenrollment that far ahead, naming the field; nothing changed."""
+    from enrollments import services as enrollment_services
+    from tests.actors import TEST_ACTOR
+
+    part = active_participant(program=site.program)
+    new = DeviceFactory(aggregator=part.device.aggregator)
+    DeviceInstallationFactory(device=new, service_point=part.enrollment.service_point)
+    r = admin_api.post(f"{URL}{part.enrollment_id}/add-device/", {"device": new.pk, "start_date": "2999-01-01"},
+                       format="json")
+    assert r.status_code == 400, r.json()
+    assert r.json()["start_date"][0].startswith(
+        "2999-01-01 is more than a year ahead: a device joins the enrollment at most one year after today (")
+    r = admin_api.post(f"{URL}{part.enrollment_id}/replace-device/",
+                       {"old_device": part.device_id, "new_device": new.pk, "on": "2999-01-01"}, format="json")
+    assert r.status_code == 400, r.json()
+    assert r.json()["on"][0].startswith(
+        "2999-01-01 is more than a year ahead: a device replacement takes effect at most one year after today (")
+    with pytest.raises(DomainValidationError) as refused:
+        enrollment_services.subscription_end(subscription=part, end_date=dt.date(2999, 1, 1),
+                                             now=dt.datetime.now(dt.UTC), actor=TEST_ACTOR)
+    assert refused.value.errors["end_date"][0].startswith("2999-01-01 is more than a year ahead: a subscription ends")
+    assert list(ProgramSubscription.objects.filter(enrollment=part.enrollment_id).values_list("device_id", "end_date")
+                ) == [(part.device_id, None)]
