@@ -137,9 +137,12 @@ class ServiceAgreement(models.Model):
         ordering = ["service_point", "start_date"]
         constraints = [
             models.CheckConstraint(condition=Q(end_date__isnull=True) | Q(end_date__gte=F("start_date")),
-                                   name="agreement_period_ordered"),
+                                   name="agreement_period_ordered",
+                                   violation_error_message="The end date is before the start date."),
             models.UniqueConstraint(fields=["service_point"], condition=Q(end_date__isnull=True),
-                                    name="one_open_agreement_per_service_point"),
+                                    name="one_open_agreement_per_service_point",
+                                    violation_error_message="The service point already has an open-ended agreement "
+                                                            "(one at a time): end that one first."),
         ]
 
     def __str__(self) -> str:

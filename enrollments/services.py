@@ -635,13 +635,40 @@ def service_agreement_upsert(*, agreement_id: str, account: Account, service_poi
     another agreement of the account at that point continues, its enrollments there end on the date the last one
     ends (``service_agreement_move_out``). An import passes ``end_enrollments=False`` and runs the move-out once
     every row is in, so a rollover (old agreement ended, new one started) is not taken for a move-out whatever the
-    order of its rows."""
+    order of its rows.
+
+    Refused in words (``DomainValidationError``): an ``end_date`` before the ``start_date``, and a period that
+    overlaps another agreement at the service point (one occupant at a time; ``[start, end)``, so an agreement ending
+    on the day the next starts is no overlap), naming that agreement, its account and period."""
+    _agreement_period_check(agreement_id=agreement_id, service_point=service_point, start_date=start_date,
+                            end_date=end_date)
     agreement, outcome = upsert(ServiceAgreement, lookup={"agreement_id": agreement_id},
                                 values={"account": account, "service_point": service_point, "start_date": start_date,
                                         "end_date": end_date}, now=now, actor=actor)
     if end_enrollments:
         _move_out(account=account, service_point=service_point, now=now, actor=actor)
     return agreement, outcome
+
+
+def _agreement_period_check(*, agreement_id: str, service_point: ServicePoint, start_date: dt.date,
+                            end_date: dt.date | None) -> None:
+    if isinstance(start_date, dt.date) and isinstance(end_date, dt.date) and end_date < start_date:
+        raise DomainValidationError({"end_date": [f"end_date {end_date} is before start_date {start_date}."]})
+    if not isinstance(start_date, dt.date) or service_point is None or service_point.pk is None:
+        return  # the model's own validation names a missing value
+    overlapping = ServiceAgreement.objects.filter(service_point=service_point).exclude(agreement_id=agreement_id)
+    overlapping = overlapping.filter(Q(end_date__isnull=True) | Q(end_date__gt=start_date))
+    if end_date is not None:
+        overlapping = overlapping.filter(start_date__lt=end_date)
+    other = overlapping.select_related("account").order_by("start_date", "pk").first()
+    if other is None:
+        return
+    until = f"to {other.end_date}" if other.end_date else "open-ended"
+    separator = " " if other.end_date else ", "
+    raise DomainValidationError({"service_point_id": [
+        f"service point {service_point.service_point_id} is served by agreement {other.agreement_id} (account "
+        f"{other.account.account_number}) from {other.start_date}{separator}{until}; a service point has one "
+        f"agreement at a time: end {other.agreement_id} first (end_date, in this file or before)."]})
 
 
 def _move_out(*, account: Account, service_point: ServicePoint, now: dt.datetime, actor: Any) -> list[Enrollment]:
