@@ -275,10 +275,13 @@ def _without_conflicts(rows: list[tuple[int, dict[str, str]]], fmt: Format, repo
 
 
 def run_import(source, *, fmt: Format, handle: Callable[[dict[str, str], ImportReport], None],
-               name: str = "", finish: Callable[[ImportReport], None] | None = None) -> ImportReport:
+               name: str = "", finish: Callable[[ImportReport], None] | None = None,
+               order: Callable[[dict[str, str]], Any] | None = None) -> ImportReport:
     """Apply ``handle(row, report)`` to every row, all or nothing (see module docstring), then ``finish(report)``
-    in the same transaction when every row passed. Raises ``ImportFailed`` (nothing written) or returns the
-    counts."""
+    in the same transaction when every row passed. ``order(row)``: a sort key when the file's meaning does not
+    depend on the order of its rows but the rows must be applied in some order (the CIS import ends agreements
+    before it opens the next ones); errors still name the rows' lines. Raises ``ImportFailed`` (nothing written) or
+    returns the counts."""
     if not name:
         name = str(getattr(source, "name", "") or "")
     for attempt in range(DEADLOCK_RETRIES):
@@ -288,6 +291,8 @@ def run_import(source, *, fmt: Format, handle: Callable[[dict[str, str], ImportR
         rows, fatal = read_csv(source, fmt, report)
         if fatal:
             raise ImportFailed(report)
+        if order is not None:
+            rows.sort(key=lambda item: order(item[1]))  # stable: rows of one key keep the file's order
         try:
             _apply(rows, handle, report, finish)
         except OperationalError:

@@ -12,7 +12,10 @@ repeating its premise, service point, customer and account). Columns (required m
 - ``accounts``: account_number*, cis_person_id*, opened_on* (YYYY-MM-DD), closed_on (a date closes the account
   through ``account_close``: its enrollments end that day)
 - ``agreements``: agreement_id*, account_number*, service_point_id*, start_date*, end_date (an end date with no
-  other open agreement of the account at that point is a move-out: its enrollments there end that day)
+  other open agreement of the account at that point is a move-out: its enrollments there end that day). A service
+  point has one agreement at a time (periods ``[start_date, end_date)`` may not overlap; the refusal names the
+  other agreement); the rows are applied ending agreements first, so a file that ends one agreement and starts the
+  next is imported whatever the order of its rows.
 - ``combined``: every column above (agreement_id, start_date and end_date for the agreement).
 
 Entities are upserted by their CIS key: a re-import of the same file reports every entity ``unchanged`` and writes
@@ -181,4 +184,13 @@ def import_cis(source, *, kind: str, now: dt.datetime, actor: Any, name: str = "
         for account, sp in report.pending.values():
             services.service_agreement_move_out(account=account, service_point=sp, now=now, actor=actor)
 
-    return run_import(source, fmt=FORMATS[kind], handle=handle, name=name, finish=finish)
+    return run_import(source, fmt=FORMATS[kind], handle=handle, name=name, finish=finish,
+                      order=_agreement_order if kind in ("agreements", "combined") else None)
+
+
+def _agreement_order(row: dict[str, str]) -> tuple[int, str]:
+    """Agreements that end first, by end date, then the open-ended ones: one occupant at a time holds at every step
+    when the file holds at its end, whatever the order CIS wrote the rows in (a new occupant's or a rate change's
+    agreement before the end of the one it follows)."""
+    end = row.get("end_date", "")
+    return (0, end) if end else (1, "")

@@ -4,6 +4,8 @@ apply whatever their order."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from devices.imports import ImportFailed
@@ -102,3 +104,31 @@ def test_admin_add_says_why_in_words(base, client, admin_user):
     assert "served by agreement SA-2 (account ACC-2) from 2021-03-01, open-ended" in page
     assert ServiceAgreement.objects.count() == 2
 
+
+def test_a_change_of_occupant_applies_whatever_the_order_of_its_rows(base, now):
+    """CIS sends the new occupant's agreement (SA-10, line 2) before the old one's end (SA-1, line 3): the file as a
+    whole is consistent, so it is imported; again, it changes nothing."""
+    text = AGREEMENTS + "SA-10,ACC-2,SP-1,2024-01-01,\nSA-1,ACC-1,SP-1,2020-01-01,2024-01-01\n"
+    report = import_cis(text, kind="agreements", now=now, actor=TEST_ACTOR)
+    assert report.counts == {"agreements": {"new": 1, "updated": 1, "unchanged": 0}}
+    assert sorted(ServiceAgreement.objects.filter(service_point__service_point_id="SP-1").values_list(
+        "agreement_id", "account__account_number", "end_date")) == [
+        ("SA-1", "ACC-1", dt.date(2024, 1, 1)), ("SA-10", "ACC-2", None)]
+    again = import_cis(text, kind="agreements", now=now, actor=TEST_ACTOR)
+    assert again.counts == {"agreements": {"new": 0, "updated": 0, "unchanged": 2}}
+
+
+def test_a_rollover_in_a_combined_file_applies_whatever_the_order(base, now):
+    """A rate change: the account's new agreement first (line 2), the old one's end after (line 3)."""
+    header = ("premise_id,address_line1,city,service_point_id,cis_person_id,last_name,account_number,opened_on,"
+              "agreement_id,start_date,end_date\n")
+    text = header + ("P-1,1 Oak St,Fresno,SP-1,PER-1,Lopez,ACC-1,2020-01-01,SA-1B,2025-06-01,\n"
+                     "P-1,1 Oak St,Fresno,SP-1,PER-1,Lopez,ACC-1,2020-01-01,SA-1,2020-01-01,2025-06-01\n")
+    report = import_cis(text, kind="combined", now=now, actor=TEST_ACTOR)
+    assert report.counts["agreements"] == {"new": 1, "updated": 1, "unchanged": 0}
+    # A file where the old agreement is not ended is still refused, on the new agreement's line.
+    errors = _errors(AGREEMENTS + "SA-1,ACC-1,SP-1,2020-01-01,2025-06-01\nSA-20,ACC-2,SP-1,2025-01-01,\n", now)
+    assert errors == [
+        "line 3: service_point_id: service point SP-1 is served by agreement SA-1 (account ACC-1) from 2020-01-01 "
+        "to 2025-06-01; a service point has one agreement at a time: end SA-1 first (end_date, in this file or "
+        "before)."]
