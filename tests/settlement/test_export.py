@@ -98,3 +98,26 @@ def test_export_credits_command_writes_the_same_bytes_again(approved_july, tmp_p
     assert first.read_bytes() == again.read_bytes() == export.content.encode()
     call_command("export_credits", "--out", str(tmp_path / "c.csv"))  # nothing left: no second batch
     assert BillCreditExport.objects.count() == 1 and not (tmp_path / "c.csv").exists()
+
+
+@pytest.mark.parametrize("where", ["missing-dir/credits.csv", "a-directory"])
+def test_export_credits_command_to_an_unwritable_place_exports_nothing(approved_july, tmp_path, where):
+    """``--out`` in a folder that does not exist (or naming a folder): an error in words naming ``--out``, no
+    traceback, and no batch: the settlements stay approved for the next run (they used to be marked exported in a
+    batch whose file was never written)."""
+    from django.core.management import CommandError, call_command
+
+    (tmp_path / "a-directory").mkdir()
+    _, _, cs = approved_july
+    with pytest.raises(CommandError) as exc:
+        call_command("export_credits", "--out", str(tmp_path / where))
+    assert str(exc.value).startswith(f"--out: cannot write {tmp_path / where}: ")
+    assert str(exc.value).endswith("nothing exported.")
+    assert BillCreditExport.objects.count() == 0
+    cs.refresh_from_db()
+    assert (cs.status, cs.export_batch_id) == (CustomerSettlementStatus.APPROVED, None)
+    with pytest.raises(CommandError, match="No export batch 0."):  # not a new export
+        call_command("export_credits", "--batch", "0", "--out", str(tmp_path / "zero.csv"))
+    assert BillCreditExport.objects.count() == 0
+    call_command("export_credits", "--out", str(tmp_path / "credits.csv"))  # the next run exports them
+    assert BillCreditExport.objects.get().settlement_count == 1

@@ -4,6 +4,7 @@
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 from django.utils import timezone
 
 from cpm.base.capabilities import system_actor
@@ -15,6 +16,13 @@ from settlement.services import bill_credit_export_create
 ACTOR = system_actor("command:export_credits")
 
 
+def _write(out: str, export: BillCreditExport, consequence: str) -> None:
+    try:
+        Path(out).write_bytes(export.content.encode())
+    except OSError as exc:
+        raise CommandError(f"--out: cannot write {out}: {exc.strerror or exc}; {consequence}") from exc
+
+
 class Command(BaseCommand):
     help = "Export approved customer settlements as bill credits (CSV), or write an existing batch again."
 
@@ -24,22 +32,28 @@ class Command(BaseCommand):
         parser.add_argument("--out", help="File to write (default: standard output).")
 
     def handle(self, *args, program=None, batch=None, out=None, **options):
-        if batch:
+        if batch is not None:  # --batch 0 names no batch: it must not export a new one
             export = BillCreditExport.objects.filter(pk=batch).first()
             if export is None:
                 raise CommandError(f"No export batch {batch}.")
+            if out:
+                _write(out, export, "nothing written.")
         else:
             prog = None
             if program:
                 prog = Program.objects.filter(code=program).first()
                 if prog is None:
                     raise CommandError(f"No program {program!r}.")
-            export = bill_credit_export_create(now=timezone.now(), actor=ACTOR, program=prog)
-            if export is None:
-                self.stderr.write("Nothing to export: no approved customer settlement left.")
-                return
+            # One transaction with the file: a file that cannot be written leaves the settlements approved for the
+            # next run, never exported in a batch nobody received.
+            with transaction.atomic():
+                export = bill_credit_export_create(now=timezone.now(), actor=ACTOR, program=prog)
+                if export is None:
+                    self.stderr.write("Nothing to export: no approved customer settlement left.")
+                    return
+                if out:
+                    _write(out, export, "nothing exported.")
         if out:
-            Path(out).write_bytes(export.content.encode())
             self.stderr.write(f"{export.file_name}: {export.line_count} lines, {format_money(export.total_amount)} "
                               f"-> {out}")
         else:
