@@ -75,6 +75,10 @@ class BaselineParams:
         return d
 
 
+#: The most days a baseline may look back over or select (x, y, lookback_days and the weekend ones): a year.
+MAX_DAYS = 366
+
+
 def validate_params(p: BaselineParams) -> dict[str, str]:
     """Field -> message for every invalid field of ``p`` (empty when valid)."""
     errors: dict[str, str] = {}
@@ -82,6 +86,8 @@ def validate_params(p: BaselineParams) -> dict[str, str]:
         value = getattr(p, name)
         if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1:
             errors[name] = f"must be a positive integer, not {value!r}"
+        elif value > MAX_DAYS:  # a year of candidate days; 99999999 walked back past year 1 (OverflowError)
+            errors[name] = f"must be at most {MAX_DAYS} days, not {value!r}"
     if "x" not in errors and "y" not in errors and p.x > p.y:
         errors["x"] = f"must not exceed y ({p.x} > {p.y})"
     if "weekend_x" not in errors and "weekend_y" not in errors and p.weekend_x > p.weekend_y:

@@ -301,3 +301,13 @@ def test_a_seasonal_incentive_names_which_enrollments_it_pays(admin_api):
     response = admin_api.post(url, {**seasonal, "season_enrollment": "bogus"}, format="json")
     assert response.status_code == 400 and "season_enrollment" in response.json()
     assert program.incentive_rules.count() == 2
+
+
+def test_a_baseline_look_back_beyond_a_year_is_a_400(admin_api):
+    program = full_program()
+    response = admin_api.patch(f"{URL}{program.pk}/", {"baseline_params": {"lookback_days": 99999999}},
+                               format="json")
+    assert response.status_code == 400
+    assert response.json()["baseline_params"] == ["lookback_days: must be at most 366 days, not 99999999."]
+    program.refresh_from_db()
+    assert program.baseline_params == {}
