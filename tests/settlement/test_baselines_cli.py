@@ -103,3 +103,40 @@ def test_cli_insufficient_and_errors(tmp_path):
     with pytest.raises(CommandError, match="x: must not exceed y"):
         run_cli("--csv", str(csv_path), "--tz", "America/Los_Angeles", "--event-start", "2026-07-15T16:00-07:00",
                 "--event-end", "2026-07-15T17:00-07:00", "--x", "3", "--y", "2")
+
+
+EVENT = ("--tz", "America/Los_Angeles", "--event-start", "2026-07-15T16:00-07:00", "--event-end",
+         "2026-07-15T17:00-07:00")
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    # A Latin-1 byte on line 3 was a UnicodeDecodeError traceback.
+    ("timestamp,kwh\n2026-07-14T16:00:00-07:00,1\n2026-07-14T17:00:00-07:00,caf\xe9\n".encode("latin-1"),
+     "--csv: line 3: not UTF-8 text (save the file as UTF-8)"),
+    # Not a reading: the text NaN (leave the field empty), an infinity, a digit separator (float() read 15).
+    (b"timestamp,kwh\n2026-07-14T16:00:00-07:00,1\n2026-07-14T17:00:00-07:00,nan\n",
+     "line 3: kwh: not a number: 'nan' (leave the field empty for a missing reading)"),
+    (b"timestamp,kwh\n2026-07-14T16:00:00-07:00,1e400\n", "line 2: kwh: must be a finite number, not '1e400'"),
+    (b"timestamp,kw\n2026-07-14T16:00:00-07:00,-inf\n", "line 2: kw: must be a finite number, not '-inf'"),
+    (b"timestamp,kwh\n2026-07-14T16:00:00-07:00,1_5\n", "line 2: kwh: not a number: '1_5'"),
+    # Years the meter loads refuse: 'year 0 is out of range' / 'year 10000 is out of range' named no line.
+    (b"timestamp,kwh\n2026-07-14T16:00:00-07:00,1\n0001-01-01T00:00:00+05:00,1\n",
+     "line 3: timestamp: 0001-01-01T00:00:00+05:00 is outside the years 1900-2100"),
+    (b"timestamp,kwh\n9999-12-31T23:00:00-07:00,1\n",
+     "line 2: timestamp: 9999-12-31T23:00:00-07:00 is outside the years 1900-2100"),
+])
+def test_cli_bad_readings_are_errors_naming_the_line(tmp_path, content, message):
+    path = tmp_path / "meter.csv"
+    path.write_bytes(content)
+    with pytest.raises(CommandError) as exc:
+        run_cli("--csv", str(path), *EVENT)
+    assert str(exc.value) == message
+
+
+def test_cli_event_times_outside_the_years_are_errors(tmp_path):
+    """--event-start in year 1 (east of UTC) was an OverflowError traceback in the engine."""
+    path = write_csv(tmp_path / "meter.csv")
+    with pytest.raises(CommandError) as exc:
+        run_cli("--csv", str(path), "--tz", "America/Los_Angeles", "--event-start", "0001-01-01T00:00+05:00",
+                "--event-end", "0001-01-01T01:00+05:00")
+    assert str(exc.value) == "--event-start: 0001-01-01T00:00+05:00 is outside the years 1900-2100"

@@ -1,7 +1,9 @@
 """``manage.py baseline``: one service point's baseline for one event from a CSV, for analysts and disputes.
 
 Same code path as settlement (``settlement.baselines.baseline_for_event``). The CSV has a header with
-``timestamp`` (ISO 8601 with offset, interval start) and either ``kw`` (average demand) or ``kwh``.
+``timestamp`` (ISO 8601 with offset, interval start) and either ``kw`` (average demand) or ``kwh``. Refused with
+the line and column, as the meter loads refuse them: a file that is not UTF-8, a value that is not a number (the text
+``NaN``, ``1_5``; leave the field empty for a missing reading) or not finite, a time outside ``CPM_METER_YEARS``.
 Example::
 
     python manage.py baseline --csv meter.csv --tz America/Los_Angeles \\
@@ -12,12 +14,16 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import io
 import json
 import math
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from cpm.base.numbers import to_float
 from settlement.baselines import PRESETS, IntervalSeries, baseline_for_event, resolve_params, series_from_points
+from settlement.meterdata.checks import YEARS
 
 
 def _datetime(value: str, name: str) -> dt.datetime:
@@ -27,7 +33,31 @@ def _datetime(value: str, name: str) -> dt.datetime:
         raise CommandError(f"{name}: not an ISO 8601 date-time: {value!r}") from exc
     if parsed.tzinfo is None:
         raise CommandError(f"{name}: must include a UTC offset: {value!r}")
+    low, high = _years()
+    if not low <= parsed.year <= high:  # year 1 east of UTC, or 9999, overflowed in the engine
+        raise CommandError(f"{name}: {value.strip()} is outside the years {low}-{high}")
     return parsed
+
+
+def _years() -> tuple[int, int]:
+    """The years an interval may start in: the meter loads' (``CPM_METER_YEARS``)."""
+    return tuple(getattr(settings, "CPM_METER_YEARS", YEARS))
+
+
+def _value(raw: str, where: str) -> float:
+    """A reading (kWh or kW): empty = missing (NaN); refused in words as the meter loads refuse it: not a number
+    (the text NaN, a digit separator), an infinity."""
+    if not raw:
+        return math.nan
+    try:
+        value = to_float(raw)
+    except ValueError as exc:
+        raise CommandError(f"{where}: not a number: {raw[:40]!r}") from exc
+    if math.isnan(value):
+        raise CommandError(f"{where}: not a number: {raw[:40]!r} (leave the field empty for a missing reading)")
+    if math.isinf(value):
+        raise CommandError(f"{where}: must be a finite number, not {raw[:40]!r}")
+    return value
 
 
 def _date(value: str) -> dt.date:
@@ -40,25 +70,26 @@ def _date(value: str) -> dt.date:
 def read_csv(path: str):
     """(starts, kwh, interval_minutes or None) from the CSV; raises ``CommandError`` naming the line."""
     try:
-        handle = open(path, newline="", encoding="utf-8-sig")
+        with open(path, "rb") as handle:
+            data = handle.read()
     except OSError as exc:
         raise CommandError(f"--csv: cannot open {path}: {exc.strerror}") from exc
-    with handle:
-        reader = csv.DictReader(handle)
-        fields = [f.strip().lower() for f in reader.fieldnames or []]
-        if "timestamp" not in fields or not ({"kw", "kwh"} & set(fields)):
-            raise CommandError("--csv: the header needs 'timestamp' and 'kw' or 'kwh'")
-        reader.fieldnames = fields
-        column = "kwh" if "kwh" in fields else "kw"
-        starts, values = [], []
-        for row in reader:
-            line = reader.line_num
-            starts.append(_datetime(row["timestamp"] or "", f"line {line}: timestamp"))
-            raw = (row[column] or "").strip()
-            try:
-                values.append(float(raw) if raw else math.nan)
-            except ValueError as exc:
-                raise CommandError(f"line {line}: {column}: not a number: {raw!r}") from exc
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise CommandError(f"--csv: line {line}: not UTF-8 text (save the file as UTF-8)") from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    fields = [f.strip().lower() for f in reader.fieldnames or []]
+    if "timestamp" not in fields or not ({"kw", "kwh"} & set(fields)):
+        raise CommandError("--csv: the header needs 'timestamp' and 'kw' or 'kwh'")
+    reader.fieldnames = fields
+    column = "kwh" if "kwh" in fields else "kw"
+    starts, values = [], []
+    for row in reader:
+        line = reader.line_num
+        starts.append(_datetime(row["timestamp"] or "", f"line {line}: timestamp"))
+        values.append(_value((row[column] or "").strip(), f"line {line}: {column}"))
     if not starts:
         raise CommandError("--csv: no readings")
     return starts, values, column
