@@ -216,16 +216,18 @@ def enrollment_decisions_plan(*, now: dt.datetime) -> int:
     entries = AuditEntry.objects.filter(object_type="enrollments.enrollment", at__gte=_lookback(now), at__lte=now,
                                         to_status__in=list(_DECISIONS)).values_list("object_id", "from_status",
                                                                                     "to_status")
-    wanted: dict[int, str] = {}
+    # Every decision of the lookback, not only one per enrollment: an enrollment approved and ended within it gets
+    # both its welcome and its ended message (each kind once per enrollment).
+    wanted: dict[int, set[str]] = defaultdict(set)
     for object_id, frm, to in entries:
         kind, froms = _DECISIONS[to]
         if froms is None or frm in froms:
-            wanted[int(object_id)] = kind
+            wanted[int(object_id)].add(kind)
     # Decisions already told (their message exists) are not read again.
     for enrollment_id, kind in Message.objects.filter(enrollment_id__in=list(wanted)).values_list("enrollment_id",
                                                                                                   "kind"):
-        if wanted.get(enrollment_id) == kind:
-            del wanted[enrollment_id]
+        wanted[enrollment_id].discard(kind)
+    wanted = {pk: kinds for pk, kinds in wanted.items() if kinds}
     by_program: dict[int, list[Planned]] = defaultdict(list)
     programs: dict[int, Program] = {}
     for e in Enrollment.objects.filter(pk__in=wanted).select_related("program", "account"):
@@ -234,10 +236,10 @@ def enrollment_decisions_plan(*, now: dt.datetime) -> int:
         programs[e.program_id] = e.program
         tz, policy = selectors.zone_of(e.program), selectors.policy_of(e.program)
         due, note = rules.prompt_due(now=now, policy=policy, tz=tz)
-        by_program[e.program_id].append(Planned(
-            wanted[e.pk], e.account.customer_id, due, note, enrollment_id=e.pk,
-            data={"effective_date": str(e.effective_date or ""), "end_date": str(e.end_date or ""),
-                  "reason": e.reason_text or e.get_reason_code_display() or ""}))
+        data = {"effective_date": str(e.effective_date or ""), "end_date": str(e.end_date or ""),
+                "reason": e.reason_text or e.get_reason_code_display() or ""}
+        by_program[e.program_id] += [Planned(kind, e.account.customer_id, due, note, enrollment_id=e.pk, data=data)
+                                     for kind in sorted(wanted[e.pk])]
     return sum(_plan(programs[pid], planned, now=now) for pid, planned in by_program.items())
 
 
@@ -418,7 +420,7 @@ def _context(m: Message, c: _Ctx, *, now: dt.datetime) -> dict[str, Any]:
 
 
 def _suppression(m: Message, *, now: dt.datetime, live: set[tuple[int, int]], active: set[tuple[int, int]],
-                 open_customers: set[int], week_counts: dict[int, int], c: _Ctx,
+                 open_customers: set[int], ended: set[int], week_counts: dict[int, int], c: _Ctx,
                  contact: tuple[tuple[str, ...], str, str] | None = None) -> str:
     """Why the message must not go now (words), or empty. ``contact`` is the customer's current ``(channels,
     e-mail, phone)`` (``selectors.contacts``): a channel the customer no longer wants is refused, and the message
@@ -433,6 +435,8 @@ def _suppression(m: Message, *, now: dt.datetime, live: set[tuple[int, int]], ac
         m.recipient = email if m.channel == Channel.EMAIL else phone
     if m.kind in EVENT_KINDS and (m.customer_id, m.program_id) not in active:
         return "the customer is no longer enrolled in the program"
+    if m.kind == K.ENROLLMENT_APPROVED and m.enrollment_id in ended:
+        return "the enrollment ended before its welcome was sent (the customer is told it ended)"
     if m.kind in (K.EVENT_NOTICE, K.REMINDER):
         if m.event.status not in NOTICE_EVENT_STATUSES or m.event.end <= now:
             return f"the event is {m.event.get_status_display().lower()}"
@@ -516,6 +520,10 @@ def _claim_batch(*, scope: dict, now: dt.datetime, actor: Any, size: int, recove
                          .values_list("account__customer_id", "program_id"))
             open_customers = set(Customer.objects.filter(pk__in=customers, accounts__status=AccountStatus.OPEN)
                                  .values_list("pk", flat=True))
+            # Welcomes of enrollments that ended (or were cancelled) before the welcome went.
+            ended = set(Enrollment.objects.filter(
+                pk__in={m.enrollment_id for m in fresh if m.kind == K.ENROLLMENT_APPROVED}).exclude(
+                status__in=(EnrollmentStatus.ACTIVE, EnrollmentStatus.SUSPENDED)).values_list("pk", flat=True))
             # The customer's contact preference and addresses as they are now (they may have changed since the
             # message was planned: "no messages", another channel, a new address).
             contacts: dict[tuple[int, int], tuple[tuple[str, ...], str, str]] = {}
@@ -534,7 +542,8 @@ def _claim_batch(*, scope: dict, now: dt.datetime, actor: Any, size: int, recove
                     week_counts[cid] = max(week_counts[cid], n)
             for m in fresh:
                 why = _suppression(m, now=now, live=live, active=active, open_customers=open_customers,
-                                   week_counts=week_counts, c=c, contact=contacts.get((m.program_id, m.customer_id)))
+                                   ended=ended, week_counts=week_counts, c=c,
+                                   contact=contacts.get((m.program_id, m.customer_id)))
                 if why:
                     m.status, m.detail, m.updated_at = MS.SUPPRESSED, why[:500], now
                     suppressed.append(m)

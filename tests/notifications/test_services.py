@@ -390,3 +390,47 @@ def test_the_notice_promises_opt_out_only_until_the_programs_cut_off(program, fo
     reserved_event(program, [four["Ana"]])
     tick(utc(2026, 7, 15, 20, 0))
     assert "Opt out of this event with one click (until Wed Jul 15, 2026 2:00 PM PDT)" in mail.outbox[0].body
+
+
+def _approve_pending(program, account, *, now):
+    from cpm.base.states import transition
+    from enrollments.choices import ENROLLMENT_TRANSITIONS
+    from tests.factories.enrollments import EnrollmentFactory
+
+    enrollment = EnrollmentFactory(program=program, account=account, status=EnrollmentStatus.PENDING_APPROVAL,
+                                   effective_date=dt.date(2026, 7, 20))
+    transition(obj=enrollment, to=EnrollmentStatus.ACTIVE, allowed=ENROLLMENT_TRANSITIONS, now=now, actor=TEST_ACTOR)
+    return enrollment
+
+
+def test_an_enrollment_ended_soon_after_its_welcome_is_told_it_ended(program, four):
+    # Ana's enrollment is approved at 10:00 PDT and welcomed; at noon she calls and a CSR unenrolls her. Before: the
+    # tick read one decision per enrollment from the 72-hour audit lookback (the oldest, the approval, already
+    # told), so the "enrollment ended" message was never planned.
+    now = utc(2026, 7, 20, 17)
+    enrollment = _approve_pending(program, four["Ana"].enrollment.account, now=now)
+    tick(now)
+    enrollment_services.enrollment_unenroll(enrollment=enrollment, effective_date=dt.date(2026, 7, 21),
+                                            now=now + dt.timedelta(hours=2), actor=TEST_ACTOR,
+                                            reason_text="changed her mind")
+    tick(now + dt.timedelta(hours=2, minutes=1))
+    tick(now + dt.timedelta(hours=2, minutes=2))
+    assert rows(enrollment=enrollment) == [(K.ENROLLMENT_APPROVED, "Lopez", "email", S.SENT),
+                                           (K.ENROLLMENT_ENDED, "Lopez", "email", S.SENT)]
+    assert [m.subject for m in mail.outbox] == ["Welcome to Cool Rewards", "Your Cool Rewards enrollment has ended"]
+    assert "Your enrollment in Cool Rewards ended on 2026-07-21: changed her mind." in mail.outbox[1].body
+
+
+def test_an_enrollment_ended_before_its_welcome_went_gets_no_welcome(program, four):
+    # Approved and ended at night, before the morning window: only the ended message goes, in the morning.
+    now = utc(2026, 7, 21, 5)  # 22:00 PDT
+    enrollment = _approve_pending(program, four["Ana"].enrollment.account, now=now)
+    tick(now)
+    enrollment_services.enrollment_unenroll(enrollment=enrollment, effective_date=dt.date(2026, 7, 21),
+                                            now=now + dt.timedelta(minutes=30), actor=TEST_ACTOR)
+    tick(now + dt.timedelta(minutes=31))
+    tick(utc(2026, 7, 21, 15))  # 08:00 PDT
+    assert rows(enrollment=enrollment) == [(K.ENROLLMENT_APPROVED, "Lopez", "email", S.SUPPRESSED),
+                                           (K.ENROLLMENT_ENDED, "Lopez", "email", S.SENT)]
+    assert [m.subject for m in mail.outbox] == ["Your Cool Rewards enrollment has ended"]
+    assert Message.objects.get(kind=K.ENROLLMENT_APPROVED).detail.startswith("the enrollment ended before")
