@@ -42,6 +42,7 @@ from enrollments.choices import AccountStatus, EnrollmentStatus
 from enrollments.models import Customer, Enrollment
 from events.choices import EventStatus, OptOutChannel, ParticipationStatus
 from events.models import Event, OptOut, Participation
+from events.selectors import opt_out_refusals
 from events.services import participation_opt_out, release_participations
 from programs.choices import ProgramType
 from programs.models import Program
@@ -648,9 +649,51 @@ def link_message(*, token: str, now: dt.datetime) -> Message:
 
 @dataclass(frozen=True)
 class LinkOutcome:
+    """What a link's use did: ``opted_out`` participations; ``already`` when the link had been used before;
+    ``opted_out_before`` when the customer had already opted out of the event another way (nothing more to do)."""
+
     message: Message
     opted_out: int
     already: bool
+    opted_out_before: bool = False
+
+
+_NOT_TAKING_PART = ("You are no longer taking part in this event (your place in it was released), so there is "
+                    "nothing to opt out of.")
+
+
+def _link_participations(m: Message) -> list[Participation]:
+    """The customer's participations in the message's event that an opt-out concerns (live or opted out)."""
+    return list(Participation.objects.filter(event_id=m.event_id, enrollment__account__customer_id=m.customer_id,
+                                             status__in=LIVE_PARTICIPATION + (ParticipationStatus.OPTED_OUT,))
+                .select_related("event__program").order_by("pk"))
+
+
+def _link_refusal(event: Event, parts: list[Participation], *, now: dt.datetime) -> None:
+    """Refuse (``LinkRefused``) an opt-out by link of ``event`` at ``now``: cancelled, over, the customer no longer
+    taking part, or a live participation the events service would refuse (cut-off, allowance: the same check)."""
+    if event.status == EventStatus.CANCELLED:
+        raise LinkRefused("This event was cancelled: there is nothing to opt out of.", code="cancelled")
+    if now >= event.end:
+        raise LinkRefused("This event is over.", code="ended")
+    if not parts:
+        raise LinkRefused(_NOT_TAKING_PART, code="not_taking_part")
+    live = [p for p in parts if p.status in LIVE_PARTICIPATION]
+    for refusal in opt_out_refusals(live, at=now).values() if live else ():
+        if refusal is not None:
+            raise LinkRefused(refusal.message, code=refusal.code)
+
+
+def link_state(*, message: Message, now: dt.datetime) -> str:
+    """What the link's page offers at ``now`` before anything is posted (read only): ``used`` (the link opted out
+    already), ``opted_out`` (the customer already opted out of the event another way), or ``offer`` (the button).
+    Refused as the use of the link would be (``LinkRefused``: cancelled, ended, not taking part, past the program's
+    cut-off, allowance used), so the customer is told why on opening it, not after pressing the button."""
+    if message.link_used_at is not None:
+        return "used"
+    parts = _link_participations(message)
+    _link_refusal(message.event, parts, now=now)
+    return "offer" if any(p.status in LIVE_PARTICIPATION for p in parts) else "opted_out"
 
 
 @use_case("participation.opt_out_by_link", Cap.OPT_OUT_ON_BEHALF)
@@ -659,7 +702,9 @@ def participation_opt_out_by_link(*, message: Message, now: dt.datetime, actor: 
     service (channel ``notice_link``, the same cut-off and allowance checks as every request), for each of the
     customer's live participations in it. ``actor`` must be the message's customer (``CustomerActor``: the view
     builds it from a verified link). Used once: a second use returns ``already`` and changes nothing. Refusals are
-    ``LinkRefused`` with the events service's reason (``opt_out_cutoff``, ``opt_out_allowance``, cancelled)."""
+    ``LinkRefused`` with the events service's reason (``opt_out_cutoff``, ``opt_out_allowance``, cancelled), or
+    ``not_taking_part`` when the customer's participation was released (the link is not used up). A customer who
+    already opted out another way gets ``opted_out_before`` (no second confirmation)."""
     if isinstance(actor, CustomerActor) and actor.customer_id != message.customer_id:
         raise NotFound("Message not found.")
     with transaction.atomic():
@@ -667,13 +712,9 @@ def participation_opt_out_by_link(*, message: Message, now: dt.datetime, actor: 
         if m.link_used_at is not None:
             return LinkOutcome(m, 0, True)
         event = m.event
-        if event.status == EventStatus.CANCELLED:
-            raise LinkRefused("This event was cancelled: there is nothing to opt out of.", code="cancelled")
-        if now >= event.end:
-            raise LinkRefused("This event is over.", code="ended")
-        parts = list(Participation.objects.filter(event=event, enrollment__account__customer_id=m.customer_id,
-                                                  status__in=LIVE_PARTICIPATION + (ParticipationStatus.OPTED_OUT,))
-                     .order_by("pk"))
+        parts = _link_participations(m)
+        if event.status == EventStatus.CANCELLED or now >= event.end or not parts:
+            _link_refusal(event, parts, now=now)
         done = 0
         try:
             for p in parts:
@@ -692,7 +733,7 @@ def participation_opt_out_by_link(*, message: Message, now: dt.datetime, actor: 
         if done:
             _plan(event.program, [Planned(K.OPT_OUT_CONFIRMATION, m.customer_id, due, note, event_id=event.pk)],
                   now=now)
-        return LinkOutcome(m, done, False)
+        return LinkOutcome(m, done, False, opted_out_before=not done)
 
 
 # ------------------------------------------------------------------------------------- preferences, templates, policy
@@ -774,6 +815,6 @@ def notification_policy_save(*, policy: NotificationPolicy, now: dt.datetime, ac
 
 
 __all__ = ["LinkOutcome", "LinkRefused", "contact_preference_set", "event_cancellations_plan",
-           "event_notices_plan", "link_message", "message_bounce", "message_key", "message_retry",
+           "event_notices_plan", "link_message", "link_state", "message_bounce", "message_key", "message_retry",
            "message_template_delete", "message_template_save", "messages_due", "messages_send",
            "notification_policy_save", "notifications_tick", "participation_opt_out_by_link"]

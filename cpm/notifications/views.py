@@ -2,8 +2,9 @@
 
 GET shows what the link will do (the event, in the program's zone) with one button; POST opts out. The button is
 there because mail scanners (Safe Links and the like) open every link of a message: a GET that opted out would opt
-customers out of events they never declined. A refused link (tampered, expired, used, past the program's cut-off)
-gets a page saying why, with HTTP 400/410/409.
+customers out of events they never declined. A refused link (tampered, expired, past the program's cut-off, the
+event over or cancelled, the customer no longer taking part) gets a page saying why, with HTTP 400/410/409, on GET
+as on POST.
 """
 
 from __future__ import annotations
@@ -38,14 +39,21 @@ def opt_out(request, token: str):
     ctx = {"program": message.program, "event": event, "window": services.window_text(event, tz),
            "message": message}
     if request.method == "GET":
-        if message.link_used_at is not None:
-            ctx["already"] = True
-        return render(request, "notifications/opt_out.html", ctx)
+        # Told on opening the link when it cannot be used (past the cut-off, the event over or cancelled, no longer
+        # taking part), not after pressing the button.
+        try:
+            state = services.link_state(message=message, now=now)
+        except services.LinkRefused as exc:
+            return render(request, "notifications/opt_out.html", {**ctx, "refused": exc.message, "code": exc.code},
+                          status=_STATUS.get(exc.code, 409))
+        return render(request, "notifications/opt_out.html", {**ctx, "already": state == "used",
+                                                             "opted_out_before": state == "opted_out"})
     actor = CustomerActor(customer_id=message.customer_id, via=VIA)
     try:
         outcome = services.participation_opt_out_by_link(message=message, now=now, actor=actor)
     except services.LinkRefused as exc:
         return render(request, "notifications/opt_out.html", {**ctx, "refused": exc.message, "code": exc.code},
                       status=_STATUS.get(exc.code, 409))
-    return render(request, "notifications/opt_out.html", {**ctx, "done": not outcome.already,
-                                                         "already": outcome.already})
+    return render(request, "notifications/opt_out.html", {
+        **ctx, "done": not outcome.already and not outcome.opted_out_before, "already": outcome.already,
+        "opted_out_before": outcome.opted_out_before})

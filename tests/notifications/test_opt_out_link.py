@@ -180,3 +180,65 @@ def test_settlement_pays_nothing_for_the_event_the_customer_opted_out_of_by_link
     assert by_customer["Ben"].opted_out is False
     assert by_customer["Ben"].kwh_avoided == Decimal("3.0000")
     assert by_customer["Ben"].amount == Decimal("3.75")  # 3 kWh x $1.25
+
+
+def test_opening_the_link_past_the_cut_off_or_after_the_event_says_why_at_once(client, at, program, two):
+    # Before: the page offered "Opt me out of this event" (200) after the cut-off and after the event's end, and
+    # refused only once the customer pressed the button.
+    program.participation_rules.update(opt_out_cutoff_minutes=60)
+    path = link_path(mail.outbox[0])
+    at(la(2026, 7, 15, 13, 30))
+    assert "Opt me out of this event" in client.get(path).text  # before the cut-off: the button
+    at(la(2026, 7, 15, 14, 30))
+    response = client.get(path)
+    assert response.status_code == 409 and 'data-code="opt_out_cutoff"' in response.text
+    assert "Opt-outs close 60 minutes before the event starts (cut-off 2026-07-15 14:00 PDT)." in response.text
+    assert "Opt me out of this event" not in response.text
+    at(la(2026, 7, 15, 18, 30))
+    response = client.get(path)
+    assert response.status_code == 409 and "This event is over." in response.text
+    assert "Opt me out of this event" not in response.text
+    assert OptOut.objects.count() == 0
+
+
+def test_opening_the_link_of_a_cancelled_event_says_so(client, at, two):
+    event, _, _ = two
+    type(event).objects.filter(pk=event.pk).update(status=EventStatus.CANCELLED)
+    at(SENT_AT + dt.timedelta(minutes=5))
+    response = client.get(link_path(mail.outbox[0]))
+    assert response.status_code == 409
+    assert "This event was cancelled: there is nothing to opt out of." in response.text
+    assert "Opt me out of this event" not in response.text
+
+
+def test_the_link_of_a_customer_whose_participation_was_released_does_not_claim_an_opt_out(client, at, two):
+    # Ana's place in the event was released (device removed) after her notice. Before: the page offered the button
+    # and, pressed, said "You are opted out ... We will send you a confirmation" (none was sent), and used the link.
+    event, ana, _ = two
+    from events.services import release_participations
+
+    release_participations(Participation.objects.filter(subscription=ana), reason="device removed",
+                           now=SENT_AT + dt.timedelta(minutes=2), actor=TEST_ACTOR)
+    path = link_path(mail.outbox[0])
+    at(SENT_AT + dt.timedelta(minutes=5))
+    for response in (client.get(path), client.post(path)):
+        assert response.status_code == 409 and 'data-code="not_taking_part"' in response.text
+        assert "You are no longer taking part in this event" in response.text
+        assert "You are opted out" not in response.text and "Opt me out" not in response.text
+    assert OptOut.objects.count() == 0
+    assert Message.objects.filter(link_used_at__isnull=False).count() == 0
+
+
+def test_the_link_after_a_csr_opted_the_customer_out_says_already_opted_out(client, at, two):
+    from events import services as event_services
+
+    event, ana, _ = two
+    event_services.participation_opt_out(participation=Participation.objects.get(subscription=ana), channel="csr",
+                                         now=SENT_AT + dt.timedelta(minutes=1), actor=TEST_ACTOR)
+    path = link_path(mail.outbox[0])
+    at(SENT_AT + dt.timedelta(minutes=5))
+    for response in (client.get(path), client.post(path)):
+        assert response.status_code == 200
+        assert "You are already opted out of the event on Wed Jul 15, 2026 3:00 PM to 6:00 PM PDT" in response.text
+        assert "We will send you a confirmation" not in response.text and "Opt me out" not in response.text
+    assert OptOut.objects.count() == 1
