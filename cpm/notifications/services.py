@@ -137,6 +137,29 @@ def window_ref(event: Event) -> str:
     return f"{int(event.start.timestamp())}-{int(event.end.timestamp())}"
 
 
+def notice_ref(event: Event) -> str:
+    """The key part of the event's notices and reminders as it stands: its window (``window_ref``) while that is
+    the window last announced; a window announced before and since left (moved away and back) gets the revision
+    too (``<window>.r<revision>``), so the customers told of the other time are told of this one again."""
+    base = window_ref(event)
+    latest = (Message.objects.filter(event=event, kind=K.EVENT_NOTICE).order_by("-pk")
+              .values_list("subject_ref", flat=True).first())
+    if latest is None:
+        return base
+    if latest.split(".r")[0] == base:
+        return latest
+    if not Message.objects.filter(event=event, kind=K.EVENT_NOTICE, subject_ref=base).exists():
+        return base
+    return f"{base}.r{event.revision}"
+
+
+def _latest_notice_refs(event_ids: Iterable[int]) -> dict[int, str]:
+    """Per event: the key part of its latest planned notice (the window last announced)."""
+    latest = (Message.objects.filter(event_id__in=list(event_ids), kind=K.EVENT_NOTICE).values("event_id")
+              .annotate(last=Max("pk")).values_list("last", flat=True))
+    return dict(Message.objects.filter(pk__in=list(latest)).values_list("event_id", "subject_ref"))
+
+
 def _window_data(event: Event) -> dict[str, str]:
     return {"start": event.start.isoformat(), "end": event.end.isoformat()}
 
@@ -158,7 +181,7 @@ def event_notices_plan(*, event: Event, now: dt.datetime) -> int:
     planned = []
     # Keyed by the window: when the event is moved (a new revision), customers get a notice (and reminder) of the
     # new time; the queued ones of the old time are not sent (``_suppression``).
-    ref, data = window_ref(event), _window_data(event)
+    ref, data = notice_ref(event), _window_data(event)
     for cid in _live_customers(event):
         planned.append(Planned(K.EVENT_NOTICE, cid, notice_at, notice_note, event_id=event.pk, ref=ref, data=data))
         if reminder is not None and reminder[0] > notice_at:
@@ -421,7 +444,8 @@ def _context(m: Message, c: _Ctx, *, now: dt.datetime) -> dict[str, Any]:
 
 
 def _suppression(m: Message, *, now: dt.datetime, live: set[tuple[int, int]], active: set[tuple[int, int]],
-                 open_customers: set[int], ended: set[int], week_counts: dict[int, int], c: _Ctx,
+                 open_customers: set[int], ended: set[int], latest_refs: dict[int, str],
+                 week_counts: dict[int, int], c: _Ctx,
                  contact: tuple[tuple[str, ...], str, str] | None = None) -> str:
     """Why the message must not go now (words), or empty. ``contact`` is the customer's current ``(channels,
     e-mail, phone)`` (``selectors.contacts``): a channel the customer no longer wants is refused, and the message
@@ -446,6 +470,10 @@ def _suppression(m: Message, *, now: dt.datetime, live: set[tuple[int, int]], ac
         planned_for = (m.data or {}).get("start"), (m.data or {}).get("end")
         if planned_for[0] and planned_for != (m.event.start.isoformat(), m.event.end.isoformat()):
             return "the event was moved to another time after this was planned (a notice of the new time is planned)"
+        announced = latest_refs.get(m.event_id)
+        if m.subject_ref and announced and announced != m.subject_ref:
+            return ("the event was moved away and back to this time after this was planned (a notice of the time "
+                    "is planned again)")
     if m.kind == K.REMINDER and m.event.start <= now:
         return "the event has started"
     if not m.recipient:
@@ -521,6 +549,7 @@ def _claim_batch(*, scope: dict, now: dt.datetime, actor: Any, size: int, recove
                          .values_list("account__customer_id", "program_id"))
             open_customers = set(Customer.objects.filter(pk__in=customers, accounts__status=AccountStatus.OPEN)
                                  .values_list("pk", flat=True))
+            latest_refs = _latest_notice_refs({m.event_id for m in fresh if m.kind in (K.EVENT_NOTICE, K.REMINDER)})
             # Welcomes of enrollments that ended (or were cancelled) before the welcome went.
             ended = set(Enrollment.objects.filter(
                 pk__in={m.enrollment_id for m in fresh if m.kind == K.ENROLLMENT_APPROVED}).exclude(
@@ -543,7 +572,7 @@ def _claim_batch(*, scope: dict, now: dt.datetime, actor: Any, size: int, recove
                     week_counts[cid] = max(week_counts[cid], n)
             for m in fresh:
                 why = _suppression(m, now=now, live=live, active=active, open_customers=open_customers,
-                                   ended=ended, week_counts=week_counts, c=c,
+                                   ended=ended, latest_refs=latest_refs, week_counts=week_counts, c=c,
                                    contact=contacts.get((m.program_id, m.customer_id)))
                 if why:
                     m.status, m.detail, m.updated_at = MS.SUPPRESSED, why[:500], now

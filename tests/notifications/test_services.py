@@ -434,3 +434,40 @@ def test_an_enrollment_ended_before_its_welcome_went_gets_no_welcome(program, fo
                                            (K.ENROLLMENT_ENDED, "Lopez", "email", S.SENT)]
     assert [m.subject for m in mail.outbox] == ["Your Cool Rewards enrollment has ended"]
     assert Message.objects.get(kind=K.ENROLLMENT_APPROVED).detail.startswith("the enrollment ended before")
+
+
+def test_an_event_moved_away_and_back_is_announced_again_at_its_first_time(program, four):
+    # Ana is told of Jul 15 15:00-18:00 PDT, then of the move to Jul 16; then the event is moved back to Jul 15.
+    # Before: the notice key of the Jul 15 window existed (sent), so nothing told her of the move back: her last
+    # word was "Thu Jul 16", and the first reminder of Jul 15 (queued since the first plan) went out at 14:00 PDT.
+    from devices.models import Device
+
+    event = reserved_event(program, [four["Ana"]])
+    tick(utc(2026, 7, 15, 17, 0))  # 10:00 PDT: planned (notice due 13:00 PDT)
+    tick(utc(2026, 7, 15, 20, 0))
+    Device.objects.update(last_seen_at=utc(2026, 7, 15, 20, 0))
+    event_services.event_update(event=event, changes={"start": la(2026, 7, 16, 15), "end": la(2026, 7, 16, 18),
+                                                      "notification_at": la(2026, 7, 15, 13, 30)},
+                                now=utc(2026, 7, 15, 20, 10), actor=TEST_ACTOR, reason="moved a day")
+    tick(utc(2026, 7, 15, 20, 10))
+    tick(utc(2026, 7, 15, 20, 30))
+    event.refresh_from_db()
+    Device.objects.update(last_seen_at=utc(2026, 7, 15, 20, 40))
+    event_services.event_update(event=event, changes={"start": la(2026, 7, 15, 15), "end": la(2026, 7, 15, 18),
+                                                      "notification_at": la(2026, 7, 15, 13, 45)},
+                                now=utc(2026, 7, 15, 20, 40), actor=TEST_ACTOR, reason="back to the first day")
+    tick(utc(2026, 7, 15, 20, 45))
+    tick(utc(2026, 7, 15, 21, 0))  # 14:00 PDT: the reminder time
+    tick(utc(2026, 7, 15, 21, 1))
+    bodies = [m.body for m in mail.outbox]
+    assert [b.split(" event on ")[1][:38] if " event on " in b else b[:40] for b in bodies] == [
+        "Wed Jul 15, 2026 3:00 PM to 6:00 PM PD", "Thu Jul 16, 2026 3:00 PM to 6:00 PM PD",
+        "Wed Jul 15, 2026 3:00 PM to 6:00 PM PD", "Hello Ana Lopez,\n\nA reminder: the Cool R"]
+    assert "runs Wed Jul 15, 2026 3:00 PM to 6:00 PM PDT." in bodies[3]
+    assert [m.subject for m in mail.outbox].count("Reminder: Cool Rewards event today Wed Jul 15, 2026 3:00 PM to "
+                                                  "6:00 PM PDT") == 1
+    ana = four["Ana"].enrollment.account.customer
+    assert Message.objects.filter(customer=ana, kind=K.REMINDER, status=S.SENT).count() == 1
+    # Replayed, nothing more.
+    tick(utc(2026, 7, 15, 21, 2))
+    assert len(mail.outbox) == 4
