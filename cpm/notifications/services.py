@@ -318,11 +318,14 @@ def season_statements_plan(*, now: dt.datetime) -> int:
 
 def ptr_unnotified_release(*, event: Event, now: dt.datetime, actor: Any) -> int:
     """For a peak-time rebate (no device: the notice is the dispatch), release the participations of customers who
-    were not sent the event notice, once every notice of the event has been handled (none still QUEUED): the
-    customer was never asked, so the event does not count for them and settlement does not settle it. Ledger rows
-    RELEASED with the reason, audited (``events.services.release_participations``). Returns how many."""
+    were not sent the event notice, once every notice of the event has been handled (none still QUEUED or SENDING:
+    being handed, or in doubt after a killed sender): the customer was never asked, so the event does not count
+    for them and settlement does not settle it. Ledger rows RELEASED with the reason, audited
+    (``events.services.release_participations``). Returns how many."""
     scope = f"event:{event.pk}:ptr-unnotified"
-    if _marked(scope, "done") or Message.objects.filter(event=event, kind=K.EVENT_NOTICE, status=MS.QUEUED).exists():
+    # A notice SENDING (claimed, being handed to the channel, or in doubt after a killed sender) is not handled yet.
+    if _marked(scope, "done") or Message.objects.filter(event=event, kind=K.EVENT_NOTICE,
+                                                        status__in=(MS.QUEUED, MS.SENDING)).exists():
         return 0
     told = Message.objects.filter(event=event, kind=K.EVENT_NOTICE, status=MS.SENT).values("customer_id")
     with transaction.atomic():

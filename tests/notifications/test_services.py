@@ -471,3 +471,44 @@ def test_an_event_moved_away_and_back_is_announced_again_at_its_first_time(progr
     # Replayed, nothing more.
     tick(utc(2026, 7, 15, 21, 2))
     assert len(mail.outbox) == 4
+
+
+def test_peak_time_rebate_customers_whose_notice_is_being_handed_are_not_released(db, monkeypatch):
+    # The minute's tick runs on one worker while a sending chunk hands the last batch of notices to the channel on
+    # another (SENDING, claimed and committed; nothing QUEUED left). Before: the tick took "none still QUEUED" for
+    # "every notice handled" and released the customers of that batch as not notified, although their notice went.
+    from cpm.notifications import channels
+    from events.models import Participation
+    from programs.choices import ProgramType
+    from tests.factories.enrollments import AccountFactory, CustomerFactory, active_participant
+    from tests.factories.programs import IncentiveRuleFactory, ParticipationRuleFactory, ProgramFactory, SeasonFactory
+
+    ptr = ProgramFactory(code="ptr", name="Peak Time Rebates", program_type=ProgramType.PEAK_TIME_REBATE,
+                         requires_device=False, eligible_device_types=[])
+    SeasonFactory(program=ptr)
+    ParticipationRuleFactory(program=ptr)
+    IncentiveRuleFactory(program=ptr, amount=Decimal("1.00"))
+    ana = active_participant(program=ptr, device_kwargs=False, account=AccountFactory(
+        customer=CustomerFactory(first_name="Ana", last_name="Lopez", email="ana@example.com")))
+    event = reserved_event(ptr, [ana], notify_before=dt.timedelta(hours=23))
+    type(event).objects.filter(pk=event.pk).update(status="dispatched")
+    now = utc(2026, 7, 14, 23, 0)
+    services.notifications_tick(now=now, actor=TEST_ACTOR)
+    real_send = channels.send
+    during = {}
+
+    def send_while_the_tick_runs(items):
+        during["statuses"] = list(Message.objects.filter(kind=K.EVENT_NOTICE).values_list("status", flat=True))
+        during["released"] = services.notifications_tick(now=now + dt.timedelta(seconds=30),
+                                                         actor=TEST_ACTOR)["ptr_unnotified_released"]
+        return real_send(items)
+
+    monkeypatch.setattr(channels, "send", send_while_the_tick_runs)
+    services.messages_send(ids=list(Message.objects.filter(kind=K.EVENT_NOTICE).values_list("pk", flat=True)),
+                           now=now)
+    assert during == {"statuses": [S.SENDING], "released": 0}
+    assert Participation.objects.get(subscription=ana).status == "reserved"
+    assert rows(kind=K.EVENT_NOTICE) == [(K.EVENT_NOTICE, "Lopez", "email", S.SENT)]
+    # Once it is recorded, the next tick releases nobody (she was told).
+    services.notifications_tick(now=now + dt.timedelta(minutes=1), actor=TEST_ACTOR)
+    assert Participation.objects.get(subscription=ana).status == "reserved"
