@@ -192,15 +192,22 @@ def event_notices_plan(*, event: Event, now: dt.datetime) -> int:
     return n
 
 
+def cancellation_deadline(event: Event, policy: rules.Policy) -> dt.datetime:
+    """The latest a cancellation decided in quiet hours may wait: the urgent lead before the start, as a notice (it
+    must reach the customer before the event, not at its start)."""
+    return event.start - dt.timedelta(minutes=policy.urgent_lead_minutes)
+
+
 def event_cancellations_plan(*, event: Event, now: dt.datetime) -> int:
     """Tell the customers who were sent a notice of an event that it is cancelled (before its start: a
-    cancellation due in quiet hours waits for the morning only if that is still before the start)."""
+    cancellation due in quiet hours waits for the morning only if that leaves the urgent lead before the start,
+    else it goes at the start minus the urgent lead, or at once)."""
     scope = f"event:{event.pk}:cancellation"
     if _marked(scope, "done"):
         return 0
     program = event.program
     tz, policy = selectors.zone_of(program), selectors.policy_of(program)
-    due, note = rules.prompt_due(now=now, policy=policy, tz=tz, deadline=event.start)
+    due, note = rules.prompt_due(now=now, policy=policy, tz=tz, deadline=cancellation_deadline(event, policy))
     told = (Message.objects.filter(event=event, kind=K.EVENT_NOTICE, status=MS.SENT)
             .values_list("customer_id", flat=True).distinct())
     n = _plan(program, [Planned(K.CANCELLATION, cid, due, note, event_id=event.pk) for cid in told], now=now)
@@ -645,8 +652,7 @@ def message_retry(*, message: Message, now: dt.datetime, actor: Any) -> Message:
         tz, policy = selectors.zone_of(m.program), selectors.policy_of(m.program)
         deadline = None
         if m.event_id and m.kind in (K.EVENT_NOTICE, K.REMINDER, K.CANCELLATION):
-            deadline = m.event.start - dt.timedelta(minutes=policy.urgent_lead_minutes) \
-                if m.kind != K.CANCELLATION else m.event.start
+            deadline = m.event.start - dt.timedelta(minutes=policy.urgent_lead_minutes)
         due, note = rules.prompt_due(now=now, policy=policy, tz=tz, deadline=deadline)
         return transition(obj=m, to=MS.QUEUED, allowed=MESSAGE_TRANSITIONS, now=now, actor=actor,
                           reason="retry", extra_updates={"due_at": due, "due_note": f"retried: {note}"[:200]})

@@ -512,3 +512,28 @@ def test_peak_time_rebate_customers_whose_notice_is_being_handed_are_not_release
     # Once it is recorded, the next tick releases nobody (she was told).
     services.notifications_tick(now=now + dt.timedelta(minutes=1), actor=TEST_ACTOR)
     assert Participation.objects.get(subscription=ana).status == "reserved"
+
+
+def test_a_cancellation_decided_at_night_reaches_the_customer_before_an_early_event(program, four):
+    # A 06:00-09:00 PDT event on Jul 16, announced on Jul 15 at 13:00 PDT, is cancelled at 23:00 PDT. The morning
+    # window (08:00) is after the start. Before: the cancellation was held to the start itself (06:00 PDT), when the
+    # customer has already pre-cooled or left the house; it now goes at the start minus the urgent lead (05:30).
+    event = reserved_event(program, [four["Ana"]], start=la(2026, 7, 16, 6), notify_before=dt.timedelta(hours=17))
+    tick(utc(2026, 7, 15, 20, 0))
+    assert [m.subject for m in mail.outbox] == ["Cool Rewards: energy event Thu Jul 16"]
+    event_services.event_cancel(event=event, reason="cooler than forecast", now=utc(2026, 7, 16, 6, 0),
+                                actor=TEST_ACTOR)
+    tick(utc(2026, 7, 16, 6, 0))
+    cancellation = Message.objects.get(kind=K.CANCELLATION)
+    assert cancellation.due_at == utc(2026, 7, 16, 12, 30)  # 05:30 PDT
+    assert cancellation.due_note == ("quiet hours, but the event needs it before the morning window (2026-07-16 "
+                                     "08:00 PDT): moved from 2026-07-15 23:00 PDT to 2026-07-16 05:30 PDT")
+    tick(utc(2026, 7, 16, 12, 29))
+    assert len(mail.outbox) == 1
+    tick(utc(2026, 7, 16, 12, 30))
+    assert mail.outbox[-1].subject == "Cancelled: Cool Rewards event Thu Jul 16"
+    # Retried after a failure at 05:40 PDT (past the urgent lead), it goes at once.
+    Message.objects.filter(pk=cancellation.pk).update(status=S.FAILED, sent_at=None)
+    services.message_retry(message=cancellation, now=utc(2026, 7, 16, 12, 40), actor=TEST_ACTOR)
+    cancellation.refresh_from_db()
+    assert cancellation.due_at == utc(2026, 7, 16, 12, 40)
