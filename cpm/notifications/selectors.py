@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 from django.db.models import QuerySet
 
-from cpm.base.money import format_money
+from cpm.base.money import format_money, format_rate
 from enrollments.models import Customer
 from programs.choices import IncentiveBasis, IncentiveKind
 from programs.models import IncentiveRule, ParticipationRule, Program
@@ -56,6 +56,8 @@ _BASIS_WORDS = {
     IncentiveBasis.PER_KW: "per kW of average reduction",
     IncentiveBasis.FLAT: "for each event",
     IncentiveBasis.PER_DEVICE: "per device for each event",
+    IncentiveBasis.PER_KW_ENROLLED: "per kW of your enrolled capacity for each event",
+    IncentiveBasis.PER_KWH_ENROLLED: "per kWh of your enrolled storage for each event",
 }
 
 
@@ -68,7 +70,9 @@ def incentive_text(program: Program) -> tuple[str, str]:
         if r.basis == IncentiveBasis.PRICE_SET:
             parts.append("the event's price for each kWh you avoid")
         else:
-            parts.append(f"{format_money(r.amount)} {_BASIS_WORDS.get(r.basis, r.get_basis_display())}")
+            # A price per unit is shown as set, never rounded to cents ($0.125 per kWh); a flat sum as money.
+            amount = format_money(r.amount) if r.basis == IncentiveBasis.FLAT else format_rate(r.amount)
+            parts.append(f"{amount} {_BASIS_WORDS.get(r.basis, r.get_basis_display())}")
     if not parts:
         return "", ""
     return f"You earn {' and '.join(parts)}.", f"Earn {parts[0]}."

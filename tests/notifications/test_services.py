@@ -537,3 +537,20 @@ def test_a_cancellation_decided_at_night_reaches_the_customer_before_an_early_ev
     services.message_retry(message=cancellation, now=utc(2026, 7, 16, 12, 40), actor=TEST_ACTOR)
     cancellation.refresh_from_db()
     assert cancellation.due_at == utc(2026, 7, 16, 12, 40)
+
+
+def test_the_notice_states_the_programs_rates_as_set(program, four):
+    # $0.125 per kWh avoided and $2.00 per kW enrolled for each event. Before: "You earn $0.13 per kWh ..." (a rate
+    # rounded to cents: not what the program pays) "and $2.00 $ per kW of enrolled capacity" (the basis's label).
+    from programs.choices import IncentiveBasis, IncentiveKind
+    from tests.factories.programs import IncentiveRuleFactory
+
+    program.incentive_rules.update(amount=Decimal("0.1250"))
+    IncentiveRuleFactory(program=program, kind=IncentiveKind.PER_EVENT, basis=IncentiveBasis.PER_KW_ENROLLED,
+                         amount=Decimal("2.0000"))
+    reserved_event(program, [four["Ana"], four["Ben"]])
+    tick(utc(2026, 7, 15, 20, 0))
+    assert ("Cool Rewards calls an energy event on Wed Jul 15, 2026 3:00 PM to 6:00 PM PDT.\nYou earn $0.125 per kWh "
+            "you avoid below your usual use and $2.00 per kW of your enrolled capacity for each event.\n"
+            in mail.outbox[0].body)
+    assert "Earn $0.125 per kWh you avoid below your usual use." in LocmemSmsBackend.outbox[0].body
