@@ -111,6 +111,8 @@ class OptOutChannel(models.TextChoices):
     AGGREGATOR_REPORT = "aggregator_report", "Aggregator outcome report"
     DEVICE = "device", "Override at the device"
     NOTICE_LINK = "notice_link", "Opt-out link in a customer notice"
+    # Unavailability declared while the event is under way: the participation stops then (``release``).
+    UNAVAILABILITY = "unavailability", "Unavailability declared during the event"
 
 
 class DispatchKind(models.TextChoices):

@@ -9,7 +9,8 @@ through ``PARTICIPATION_TRANSITIONS``, one audit entry per row with the actor an
   ended) takes the old device's place in events not yet dispatched (the reservation engine decides it, its ledger
   row names the device it replaces);
 - its device goes inactive or is retired (``devices.signals.device_status_changed``);
-- the customer declares unavailability over it (``optouts.unavailability_create``);
+- the customer declares unavailability over it (``optouts.unavailability_create``); a participation already under
+  way then is opted out at that time instead (it keeps what it delivered: ``release_for_unavailability``);
 - ``event_dispatch`` finds it no longer valid (``dispatch_recheck``);
 - a higher-priority overlapping event takes the device (``reservation``, ``events.priority``).
 
@@ -47,6 +48,7 @@ from ..choices import (
     DeliveryStatus,
     DispatchKind,
     EventStatus,
+    OptOutChannel,
     ParticipationStatus,
     ReservationDecision,
 )
@@ -245,15 +247,34 @@ def release_for_device(*, device_id: int, status: str, now: dt.datetime, actor: 
 
 def release_for_unavailability(item: Unavailability, *, tz_name: str, now: dt.datetime, actor: Any
                                ) -> list[ReleasedRow]:
-    """The customer declared ``item`` (the enrollment, or one device): release its participations overlapping it."""
+    """The customer declared ``item`` (the enrollment, or one device): release its participations overlapping it
+    that have not begun when the declaration takes effect (``at`` = the later of ``now`` and the period's start).
+
+    A participation already under way then (its event began before ``at`` and ends after it) is not released: the
+    device took part until ``at``, so it is opted out at ``at`` (``participation_opt_out``, channel
+    ``unavailability``, never refused: a report of what the customer declared) and keeps what it delivered before
+    (prorated settlement: a battery that discharged 9 kW in the first hour of a 3-hour event counts 9 kWh, 3 kW);
+    the aggregator gets a RELEASE message for its device if the event was sent. A participation whose event ended by
+    ``at`` (not yet completed by the tick) is left as it is. Returns the released rows."""
+    from .optouts import participation_opt_out
+
+    at = max(now, item.start)
     qs = Participation.objects.filter(enrollment_id=item.enrollment_id, start__lt=item.end, end__gt=item.start)
     if item.device_id is not None:
         qs = qs.filter(device_id=item.device_id)
     tz = zone(tz_name)
-    return release_participations(qs, reason=(
-        f"Released: customer declared unavailable {item.start.astimezone(tz):%Y-%m-%d %H:%M %Z} to "
-        f"{item.end.astimezone(tz):%Y-%m-%d %H:%M %Z}" + (f" ({item.reason})." if item.reason else ".")),
-        now=now, actor=actor)
+    declared = (f"customer declared unavailable {item.start.astimezone(tz):%Y-%m-%d %H:%M %Z} to "
+                f"{item.end.astimezone(tz):%Y-%m-%d %H:%M %Z}" + (f" ({item.reason})" if item.reason else ""))
+    under_way = [ReleasedRow(*r) for r in qs.filter(start__lt=at, end__gt=at, status__in=LIVE,
+                                                   event__status__in=OPEN_EVENT_STATUSES)
+                 .order_by("pk").values_list(*_FIELDS)]
+    for row in under_way:
+        participation_opt_out(participation=Participation(pk=row.participation_id),
+                              channel=OptOutChannel.UNAVAILABILITY, at=at, now=now, actor=actor,
+                              reason=f"{declared[0].upper()}{declared[1:]}")
+    _release_messages([r for r in under_way if r.status == ParticipationStatus.DISPATCHED
+                       and r.event_status in SENT_EVENT_STATUSES], now=now)
+    return release_participations(qs.filter(start__gte=at), reason=f"Released: {declared}.", now=now, actor=actor)
 
 
 # ------------------------------------------------------------------------------------------------ dispatch check
