@@ -244,11 +244,20 @@ class SeasonEvent:
     opted_out: bool
     kw_drop: Decimal | None
     not_enrolled: bool = False  # an event of the program while the site was not enrolled (``site_season_events``)
+    # An event the site was called for and did not take part in: its device was offline at reservation (the
+    # ledger's OFFLINE skip). No participated hours; its kW counts as an opted-out event's (``missed_before_start``).
+    # (Declared unavailability over an event is an opt-out before it began: ``opted_out`` with no hours.)
+    missed: bool = False
 
     @property
     def opted_out_before_start(self) -> bool:
         """Opted out with no participated time (before the event, or the participation, began)."""
         return self.opted_out and self.hours_not_opted_out <= 0
+
+    @property
+    def missed_before_start(self) -> bool:
+        """No participated time in an event the site was called for: opted out before it began, or missed."""
+        return self.opted_out_before_start or (self.missed and self.hours_not_opted_out <= 0)
 
 
 def site_season_events(events: Sequence[SeasonEvent]) -> list[SeasonEvent]:
@@ -270,7 +279,8 @@ def site_season_events(events: Sequence[SeasonEvent]) -> list[SeasonEvent]:
             continue
         drops = [e.kw_drop for e in group if e.kw_drop is not None]
         out.append(SeasonEvent(group[0].event_id, group[0].hours, max(e.hours_not_opted_out for e in group),
-                               any(e.opted_out for e in group), sum(drops, ZERO) if drops else None))
+                               any(e.opted_out for e in group), sum(drops, ZERO) if drops else None,
+                               missed=all(e.missed or e.opted_out_before_start for e in group)))
     return out
 
 
@@ -428,7 +438,9 @@ def performance_kw_component(rule: RuleSpec, events: Sequence[SeasonEvent],
       terms divide by the event length.
     - an event opted out before it began (no participated time) counts 0 kW when ``rule.opted_out_counts_zero``
       (Efficiency Maine), else it is left out of the average (ConnectedSolutions / CT terms publish no opt-out
-      rule; a program may choose to average over the events taken part in).
+      rule; a program may choose to average over the events taken part in). So does an event the site was called
+      for and missed: the customer declared it unavailable (an opt-out made ahead: skipped or released at
+      reservation) or its device was offline (``SeasonEvent.missed``).
     - an event of the program while the site was no longer enrolled (``not_enrolled``: after it unenrolled,
       between an unenrolment and a re-enrolment) counts 0 kW when ``rule.opted_out_counts_zero``
       ("If customer(s) are not enrolled for a given event or opt out of the event, the performance of those
@@ -445,7 +457,7 @@ def performance_kw_component(rule: RuleSpec, events: Sequence[SeasonEvent],
             if rule.opted_out_counts_zero:
                 drops.append(ZERO)
                 not_enrolled += 1
-        elif e.opted_out_before_start:
+        elif e.missed_before_start:
             if rule.opted_out_counts_zero:
                 drops.append(ZERO)
         elif e.kw_drop is not None:

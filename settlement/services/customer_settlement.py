@@ -33,8 +33,8 @@ from cpm.base.states import check_transition, transition
 from cpm.base.timeutils import local_date, local_midnight, zone
 from enrollments.choices import EnrollmentStatus
 from enrollments.models import Account, Enrollment
-from events.choices import COUNTED_EVENT_STATUSES, ParticipationStatus
-from events.models import Event, Participation
+from events.choices import COUNTED_EVENT_STATUSES, ParticipationStatus, ReservationDecision
+from events.models import Event, Participation, Reservation, Unavailability
 from programs.choices import IncentiveKind, OptOutConsequence, SettlementTiming
 from programs.models import IncentiveRule, Program, Season
 
@@ -73,9 +73,12 @@ def _season_for(program: Program, day: dt.date) -> Season | None:
 
 
 def _season_events_by_enrollment(enrollment_ids: list[int], season: Season, tz) -> dict[int, list[inc.SeasonEvent]]:
-    """Counted events of the season per enrollment (cancelled events and participations left out). Two queries: the
-    participations (their start and end read only where opted out: the only rows that need them) and their few
-    events' times."""
+    """Counted events of the season per enrollment (cancelled events and participations left out), with the events
+    that called it and that it missed by the customer's doing (``_missed_events``: declared unavailable, an opt-out
+    made ahead; device offline): no participated hours, counted as the rules count an event opted out before it
+    began (PGE Energy Partner's "50 % of the season's event hours", Efficiency Maine's 0 kW). Three queries: the
+    participations (their start and end read only where opted out: the only rows that need them), the missed events
+    and the participations' few events' times."""
     start, end = local_midnight(season.start_date, tz), local_midnight(season.end_date + dt.timedelta(days=1), tz)
     opted = Q(opted_out_at__isnull=False) | Q(status=ParticipationStatus.OPTED_OUT)
     rows = list(Participation.objects.filter(enrollment_id__any=enrollment_ids,
@@ -90,6 +93,11 @@ def _season_events_by_enrollment(enrollment_ids: list[int], season: Season, tz) 
                    Event.objects.filter(pk__in={r[1] for r in rows}).values_list("pk", "start", "end")}
     out: dict[int, list[inc.SeasonEvent]] = defaultdict(list)
     ok = MeasurementStatus.OK
+    taken_part = {(r[0], r[1]) for r in rows}
+    for enrollment_id, event_id, offline, hours in _missed_events(enrollment_ids, start, end):
+        if (enrollment_id, event_id) not in taken_part:
+            taken_part.add((enrollment_id, event_id))
+            out[enrollment_id].append(inc.SeasonEvent(event_id, hours, ZERO, not offline, None, missed=offline))
     for enrollment_id, event_id, p_start, p_end, opted_at, status, kw, m_status in rows:
         hours = event_hours[event_id]
         opted_out = bool(opted_at) or status == ParticipationStatus.OPTED_OUT
@@ -101,6 +109,27 @@ def _season_events_by_enrollment(enrollment_ids: list[int], season: Season, tz) 
         out[enrollment_id].append(inc.SeasonEvent(event_id, hours, not_opted, opted_out,
                                                   kw if m_status == ok else None))
     return out
+
+
+def _missed_events(enrollment_ids: list[int], start: dt.datetime, end: dt.datetime):
+    """``(enrollment id, event id, offline, event hours)`` of the counted events starting in ``[start, end)`` that
+    called an enrollment (its reservation ledger has a row for it) and that it missed by the customer's doing: it
+    declared the enrollment (or the device) unavailable over the event (skipped at reservation as UNAVAILABLE, or
+    released when it declared it: ``offline`` False, an opt-out made ahead), or the device was offline
+    (``offline`` True). Skips that are the program's (limits, targeting, target met, another event's priority) are
+    not the customer's events. One query."""
+    declared = Unavailability.objects.filter(
+        Q(device__isnull=True) | Q(device_id=OuterRef("device_id")), enrollment_id=OuterRef("enrollment_id"),
+        start__lt=OuterRef("event__end"), end__gt=OuterRef("event__start"))
+    for enrollment_id, event_id, decision, ev_start, ev_end in (
+            Reservation.objects.filter(enrollment_id__any=enrollment_ids, event__status__in=COUNTED_EVENT_STATUSES,
+                                       event__start__gte=start, event__start__lt=end)
+            .filter(Q(decision__in=[ReservationDecision.UNAVAILABLE, ReservationDecision.OFFLINE])
+                    | Q(decision=ReservationDecision.RELEASED) & Exists(declared))
+            .order_by("event__start", "event_id", "enrollment_id")
+            .values_list("enrollment_id", "event_id", "decision", "event__start", "event__end")):
+        yield (enrollment_id, event_id, decision == ReservationDecision.OFFLINE,
+               Decimal(f"{(ev_end - ev_start).total_seconds() / 3600.0:.4f}"))
 
 
 def _opt_out_months(enrollment_ids: list[int], tz) -> dict[int, set[dt.date]]:

@@ -102,3 +102,79 @@ def test_unavailability_declared_during_an_event_opts_out_then_and_keeps_what_wa
     assert cs.total_amount == Decimal("615.30")
     # The other battery delivered the whole event: 27 kWh, 9 kW.
     assert EventSettlement.objects.get(participation=q).kw_drop_avg == Decimal("9.0000")
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Events the customer was called for and missed: declared unavailable (released or skipped) or device offline.
+from events.choices import ReservationDecision  # noqa: E402
+from events.models import Reservation  # noqa: E402
+
+JULY = [dt.datetime(2026, 7, d, 23, tzinfo=dt.UTC) for d in (1, 8, 15, 22)]  # Wednesdays 16:00-19:00 PDT
+
+
+def _missed_season(program, sub):
+    """Four 3-hour events on the July Wednesdays, all called for ``sub``: July 1 taken part in; July 8 reserved,
+    then released when the customer declared July 8 unavailable (the day before); July 15 skipped at reservation as
+    UNAVAILABLE (declared before it); July 22 skipped as OFFLINE (device not seen online). Returns the events."""
+    events = [EventFactory(program=program, start=s, end=s + dt.timedelta(hours=3), status=EventStatus.SCHEDULED)
+              for s in JULY]
+    ParticipationFactory(event=events[0], subscription=sub, status=ParticipationStatus.PARTICIPATED)
+    released = ParticipationFactory(event=events[1], subscription=sub, status=ParticipationStatus.RESERVED)
+    event_services.unavailability_create(enrollment=sub.enrollment, start=JULY[1] - dt.timedelta(hours=16),
+                                         end=JULY[1] + dt.timedelta(hours=8), reason="away",
+                                         now=JULY[1] - dt.timedelta(days=1), actor=TEST_ACTOR)
+    released.refresh_from_db()
+    assert released.status == ParticipationStatus.CANCELLED
+    event_services.unavailability_create(enrollment=sub.enrollment, start=JULY[2] - dt.timedelta(hours=16),
+                                         end=JULY[2] + dt.timedelta(hours=8), now=JULY[2] - dt.timedelta(days=2),
+                                         actor=TEST_ACTOR)
+    for event, decision in ((events[2], ReservationDecision.UNAVAILABLE), (events[3], ReservationDecision.OFFLINE)):
+        Reservation.objects.create(event=event, subscription=sub, enrollment=sub.enrollment, device=sub.device,
+                                   service_point=sub.enrollment.service_point, decision=decision,
+                                   detail="skipped", decided_at=event.start - dt.timedelta(days=1))
+    for event in events:
+        event.status = EventStatus.COMPLETED
+        event.save(update_fields=["status"])
+    return events
+
+
+def test_pge_energy_partner_does_not_pay_a_site_that_took_part_in_a_quarter_of_the_event_hours():
+    """PGE Energy Partner Smart Thermostat: "$60 per site per season ... participate in >= 50 % of the season's event
+    hours". Four 3-hour events called the site (12 h); it took part in one (3 h); it declared itself unavailable
+    for two (one released after reservation, one skipped at reservation) and its thermostat was offline for the
+    fourth: 3 / 12 = 25 % < 50 %: $0.00. (Only the event taken part in was counted: 3 / 3 = 100 %, paid $60.00.)
+    A second site that took part in all four: 100 %: $60.00."""
+    program = ProgramFactory()
+    season = SeasonFactory(program=program)
+    IncentiveRuleFactory(program=program, kind=IncentiveKind.SEASONAL, basis=IncentiveBasis.FLAT,
+                         amount=Decimal("60"), min_participation_share=Decimal("0.5"))
+    sub = active_participant(program=program)
+    events = _missed_season(program, sub)
+    full = active_participant(program=program)
+    for event in events:
+        ParticipationFactory(event=event, subscription=full, status=ParticipationStatus.PARTICIPATED)
+    cs = _season_end(sub.enrollment.account, program, season)
+    assert cs.total_amount == Decimal("0.00")
+    assert "Not paid: 25.0% of event hours not opted out < minimum 50.0%" in cs.explanation
+    assert _season_end(full.enrollment.account, program, season).total_amount == Decimal("60.00")
+
+
+def test_efficiency_maine_counts_events_declared_unavailable_or_missed_offline_as_zero_kw():
+    """Efficiency Maine small battery: kW = average discharge across all events, "an opted-out ... event counts as
+    0 kW". A 6 kW battery discharging 6 kWh in each hour of the July 1 event (6 kW); July 8 released (declared
+    unavailable), July 15 skipped as unavailable, July 22 skipped offline: (6 + 0 + 0 + 0) / 4 = 1.5 kW x $200 =
+    $300.00, plus July 1's 18 kWh x $1.70 = $30.60: $330.60. (Only July 1 counted: 6 kW, $1,200 + $30.60.)"""
+    program, season = _maine_battery_program()
+    sub = active_participant(program=program, device_kwargs={"device_type": DeviceType.BATTERY,
+                                                             "capacity_kw": Decimal("6")})
+    write_hourly(service_point=sub.enrollment.service_point, device=sub.device, channel=Channel.RECEIVED,
+                 first=dt.date(2026, 7, 1), last=dt.date(2026, 7, 2), kwh=0.0,
+                 overrides={JULY[0] + dt.timedelta(hours=h): 6.0 for h in range(3)})
+    events = _missed_season(program, sub)
+    with run_on_commit():
+        services.event_settle(event=events[0], now=SEASON_NOW, actor=TEST_ACTOR)
+    cs = _season_end(sub.enrollment.account, program, season)
+    line = cs.lines.get(kind=LineKind.PERFORMANCE_KW)
+    assert (line.quantity, line.amount) == (Decimal("1.5000"), Decimal("300.00"))
+    assert "(1 of 4)" not in line.description and "(4 of 4)" in line.description
+    assert cs.total_amount == Decimal("330.60")
