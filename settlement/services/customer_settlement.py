@@ -444,6 +444,8 @@ class _IncentiveFacts:
     keys: set[tuple[int, str]]
     opt_out_months: dict[int, set[dt.date]]
     season_events: dict[int, list[inc.SeasonEvent]]
+    # The monthly rules a month with an opted-out event forfeits (``_forfeited_monthly``).
+    forfeited_monthly: frozenset[int] = frozenset()
     # The program's counted events of the season (id, local day, hours), where a per-kW rule counts the events
     # while not enrolled as 0 kW (``_not_enrolled_events``); empty otherwise.
     program_events: list[tuple[int, dt.date, Decimal]] = field(default_factory=list)
@@ -500,7 +502,21 @@ class _IncentiveFacts:
         return cls(enrollments=enrollments, rules=rules, rule_seasons=rule_seasons, seasons_by_id=seasons_by_id,
                    capacities=capacities, forfeit_month=forfeit_month, forfeit_season=forfeit_season,
                    bonus_accounts=bonus_accounts, bonus_sps=bonus_sps, account_names=account_names, keys=keys,
-                   opt_out_months=opt_out_months, season_events=season_events, program_events=program_events)
+                   opt_out_months=opt_out_months, season_events=season_events, program_events=program_events,
+                   forfeited_monthly=_forfeited_monthly(rules, forfeit_month=forfeit_month))
+
+
+def _forfeited_monthly(rules: list[inc.RuleSpec], *, forfeit_month: bool) -> frozenset[int]:
+    """The monthly rules a month with an opted-out event forfeits: those that require no opted-out event
+    (``requires_no_skipped_event``); where none does, every monthly rule when the program has an opt-out penalty
+    rule "forfeit_month". A program that names the monthly rewards an opt-out forfeits keeps the others: Eversource
+    CT EV Managed Charging pays $10 a month for off-peak charging whatever the events, and $20 a month in June-
+    September "only if no event that month is opted out of" (its forfeit_month rule forfeits the $20 only)."""
+    monthly = [r for r in rules if r.kind == IncentiveKind.MONTHLY]
+    named = frozenset(r.rule_id for r in monthly if r.requires_no_skipped_event)
+    if named or not forfeit_month:
+        return named
+    return frozenset(r.rule_id for r in monthly)
 
 
 def _incentive_lines(run: _Run, facts: _IncentiveFacts, account_id: int) -> None:
@@ -568,8 +584,7 @@ def _monthly_lines(run: _Run, facts: _IncentiveFacts, account_id: int, enrollmen
         key = f"monthly:{rule.rule_id}:{month:%Y-%m}"
         if (enrollment.pk, key) in facts.keys:
             continue
-        if (rule.requires_no_skipped_event or facts.forfeit_month) and month in facts.opt_out_months.get(
-                enrollment.pk, ()):
+        if rule.rule_id in facts.forfeited_monthly and month in facts.opt_out_months.get(enrollment.pk, ()):
             run.notes[account_id].append(f"{month:%Y-%m}: monthly incentive forfeited (opted out of an event).")
             continue
         # Named by its rule too: two monthly rules of one program (an off-peak reward and a no-opt-out reward) are

@@ -178,3 +178,32 @@ def test_efficiency_maine_counts_events_declared_unavailable_or_missed_offline_a
     assert (line.quantity, line.amount) == (Decimal("1.5000"), Decimal("300.00"))
     assert "(1 of 4)" not in line.description and "(4 of 4)" in line.description
     assert cs.total_amount == Decimal("330.60")
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Eversource CT EV Managed Charging: two monthly rewards, only one of them forfeited by an opted-out event.
+def test_eversource_opt_out_forfeits_that_months_event_reward_not_the_off_peak_reward():
+    """Eversource CT EV Managed Charging (real-programs.json): "$10 per month: at least 80 % of home charging
+    off-peak" (no opt-out condition) and "$20 per month, June-September: no opt-out of peak demand events in that
+    month"; "the $20 for that summer month is earned only if no event that month is opted out of". The sample
+    program (``load_sample_programs``) has both monthly rules and an opt-out penalty "forfeit_month" rule described
+    as "An opted-out event forfeits that month's $20 event reward."
+    One EV charger enrolled all summer 2026, opted out of one July event: June $10 + $20, July $10 only, August
+    and September $10 + $20: $100.00 at season end (the $10 off-peak reward of July was forfeited too: $90.00)."""
+    from django.core.management import call_command
+
+    from programs.models import Program, Season
+
+    call_command("load_sample_programs", "--years", "2026", stdout=__import__("io").StringIO())
+    program = Program.objects.get(code="eversource-ct-ev-managed-charging")
+    season = Season.objects.get(program=program, name="Summer 2026")
+    sub = active_participant(program=program, start=dt.date(2026, 5, 1),
+                             device_kwargs={"device_type": DeviceType.EV_CHARGER})
+    start = dt.datetime(2026, 7, 15, 19, 0, tzinfo=dt.UTC)  # 15:00 EDT
+    event = EventFactory(program=program, start=start, end=start + dt.timedelta(hours=2))
+    ParticipationFactory(event=event, subscription=sub, status=ParticipationStatus.OPTED_OUT,
+                         opted_out_at=start + dt.timedelta(minutes=30))
+    cs = _season_end(sub.enrollment.account, program, season)
+    monthly = sorted((x.description[:26], x.amount) for x in cs.lines.filter(kind=LineKind.MONTHLY))
+    assert [a for d, a in monthly if d.startswith("Monthly incentive 2026-07")] == [Decimal("10.00")]
+    assert cs.total_amount == Decimal("100.00")
