@@ -94,7 +94,7 @@ def _season_events_by_enrollment(enrollment_ids: list[int], season: Season, tz) 
     out: dict[int, list[inc.SeasonEvent]] = defaultdict(list)
     ok = MeasurementStatus.OK
     taken_part = {(r[0], r[1]) for r in rows}
-    for enrollment_id, event_id, offline, hours in _missed_events(enrollment_ids, start, end):
+    for enrollment_id, event_id, offline, hours, _start in _missed_events(enrollment_ids, start, end):
         if (enrollment_id, event_id) not in taken_part:
             taken_part.add((enrollment_id, event_id))
             out[enrollment_id].append(inc.SeasonEvent(event_id, hours, ZERO, not offline, None, missed=offline))
@@ -111,8 +111,9 @@ def _season_events_by_enrollment(enrollment_ids: list[int], season: Season, tz) 
     return out
 
 
-def _missed_events(enrollment_ids: list[int], start: dt.datetime, end: dt.datetime):
-    """``(enrollment id, event id, offline, event hours)`` of the counted events starting in ``[start, end)`` that
+def _missed_events(enrollment_ids: list[int], start: dt.datetime | None = None, end: dt.datetime | None = None):
+    """``(enrollment id, event id, offline, event hours, event start)`` of the counted events starting in ``[start,
+    end)`` (None: unbounded) that
     called an enrollment (its reservation ledger has a row for it) and that it missed by the customer's doing: it
     declared the enrollment (or the device) unavailable over the event (skipped at reservation as UNAVAILABLE, or
     released when it declared it: ``offline`` False, an opt-out made ahead), or the device was offline
@@ -121,20 +122,29 @@ def _missed_events(enrollment_ids: list[int], start: dt.datetime, end: dt.dateti
     declared = Unavailability.objects.filter(
         Q(device__isnull=True) | Q(device_id=OuterRef("device_id")), enrollment_id=OuterRef("enrollment_id"),
         start__lt=OuterRef("event__end"), end__gt=OuterRef("event__start"))
+    bounds = {"event__start__gte": start} if start else {}
+    if end:
+        bounds["event__start__lt"] = end
     for enrollment_id, event_id, decision, ev_start, ev_end in (
             Reservation.objects.filter(enrollment_id__any=enrollment_ids, event__status__in=COUNTED_EVENT_STATUSES,
-                                       event__start__gte=start, event__start__lt=end)
+                                       **bounds)
             .filter(Q(decision__in=[ReservationDecision.UNAVAILABLE, ReservationDecision.OFFLINE])
                     | Q(decision=ReservationDecision.RELEASED) & Exists(declared))
             .order_by("event__start", "event_id", "enrollment_id")
             .values_list("enrollment_id", "event_id", "decision", "event__start", "event__end")):
         yield (enrollment_id, event_id, decision == ReservationDecision.OFFLINE,
-               Decimal(f"{(ev_end - ev_start).total_seconds() / 3600.0:.4f}"))
+               Decimal(f"{(ev_end - ev_start).total_seconds() / 3600.0:.4f}"), ev_start)
 
 
 def _opt_out_months(enrollment_ids: list[int], tz) -> dict[int, set[dt.date]]:
-    """First days of the local months with an opted-out counted event, per enrollment. One query."""
+    """First days of the local months with an opted-out counted event, per enrollment: an opt-out of its
+    participation, or unavailability declared over an event that called it (an opt-out made ahead:
+    ``_missed_events``; Eversource CT: "the $20 for that summer month is earned only if no event that month is
+    opted out of"). Two queries."""
     out: dict[int, set[dt.date]] = defaultdict(set)
+    for enrollment_id, _event, offline, _hours, start in _missed_events(enrollment_ids):
+        if not offline:
+            out[enrollment_id].add(local_date(start, tz).replace(day=1))
     for enrollment_id, start in (Participation.objects.filter(enrollment_id__any=enrollment_ids,
                                                               event__status__in=COUNTED_EVENT_STATUSES)
                                  .filter(Q(opted_out_at__isnull=False) | Q(status=ParticipationStatus.OPTED_OUT))

@@ -207,3 +207,35 @@ def test_eversource_opt_out_forfeits_that_months_event_reward_not_the_off_peak_r
     monthly = sorted((x.description[:26], x.amount) for x in cs.lines.filter(kind=LineKind.MONTHLY))
     assert [a for d, a in monthly if d.startswith("Monthly incentive 2026-07")] == [Decimal("10.00")]
     assert cs.total_amount == Decimal("100.00")
+
+
+def test_eversource_unavailability_declared_over_an_event_forfeits_that_months_event_reward():
+    """Eversource CT: the $20 of a summer month "is earned only if no event that month is opted out of". The customer
+    declares the July 15 event's afternoon unavailable the day before, after the charger was reserved: the
+    reservation is released (the charger is not called), which is an opt-out made ahead: July pays the $10
+    off-peak reward only; June, August, September $30 each: $100.00 (the declaration escaped the forfeit: $120.00).
+    """
+    from django.core.management import call_command
+
+    from programs.models import Program, Season
+
+    call_command("load_sample_programs", "--years", "2026", stdout=__import__("io").StringIO())
+    program = Program.objects.get(code="eversource-ct-ev-managed-charging")
+    season = Season.objects.get(program=program, name="Summer 2026")
+    sub = active_participant(program=program, start=dt.date(2026, 5, 1),
+                             device_kwargs={"device_type": DeviceType.EV_CHARGER})
+    start = dt.datetime(2026, 7, 15, 19, 0, tzinfo=dt.UTC)  # 15:00 EDT
+    event = EventFactory(program=program, start=start, end=start + dt.timedelta(hours=2),
+                         status=EventStatus.SCHEDULED)
+    p = ParticipationFactory(event=event, subscription=sub, status=ParticipationStatus.RESERVED)
+    event_services.unavailability_create(enrollment=sub.enrollment, start=start - dt.timedelta(hours=3),
+                                         end=start + dt.timedelta(hours=6), now=start - dt.timedelta(days=1),
+                                         actor=TEST_ACTOR)
+    p.refresh_from_db()
+    assert p.status == ParticipationStatus.CANCELLED
+    event.status = EventStatus.COMPLETED
+    event.save(update_fields=["status"])
+    cs = _season_end(sub.enrollment.account, program, season)
+    july = [x.amount for x in cs.lines.filter(kind=LineKind.MONTHLY) if "2026-07" in x.description]
+    assert july == [Decimal("10.00")]
+    assert cs.total_amount == Decimal("100.00")
