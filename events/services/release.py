@@ -8,7 +8,8 @@ through ``PARTICIPATION_TRANSITIONS``, one audit entry per row with the actor an
   from the end date on; a replacement device (a subscription of the same enrollment starting the day the old one
   ended) takes the old device's place in events not yet dispatched (the reservation engine decides it, its ledger
   row names the device it replaces);
-- its device goes inactive or is retired (``devices.signals.device_status_changed``);
+- its device goes inactive or is retired (``devices.signals.device_status_changed``), for events not yet begun
+  (one under way keeps what the device delivered before);
 - the customer declares unavailability over it (``optouts.unavailability_create``); a participation already under
   way then is opted out at that time instead (it keeps what it delivered: ``release_for_unavailability``);
 - ``event_dispatch`` finds it no longer valid (``dispatch_recheck``);
@@ -236,11 +237,14 @@ def _reserve_replacement(event_id: int, new: ProgramSubscription, *, old: Progra
 
 
 def release_for_device(*, device_id: int, status: str, now: dt.datetime, actor: Any) -> list[ReleasedRow]:
-    """The device went inactive or was retired: release its participations of every event not yet completed. The
-    reason gives the day in each event's program zone."""
+    """The device went inactive or was retired: release its participations of every event not yet completed that
+    have not begun at ``now``. A participation under way is left as it is: the device took part until it went
+    inactive, and settlement measures what it delivered (prorated over the event: a battery that discharged 9 kW
+    in the first hour of a 3-hour event counts 3 kW); releasing it would cancel that. The reason gives the day in
+    each event's program zone."""
     device = Device.objects.get(pk=device_id)
     return release_participations(
-        Participation.objects.filter(device_id=device_id),
+        Participation.objects.filter(device_id=device_id).exclude(start__lt=now, end__gt=now),
         reason=lambda r: f"Released: device {device} set {status} on {now.astimezone(zone(r.time_zone)):%Y-%m-%d}.",
         now=now, actor=actor)
 

@@ -239,3 +239,42 @@ def test_eversource_unavailability_declared_over_an_event_forfeits_that_months_e
     july = [x.amount for x in cs.lines.filter(kind=LineKind.MONTHLY) if "2026-07" in x.description]
     assert july == [Decimal("10.00")]
     assert cs.total_amount == Decimal("100.00")
+
+
+def test_a_battery_set_inactive_during_an_event_keeps_what_it_delivered_before(monkeypatch,
+                                                                              django_capture_on_commit_callbacks):
+    """Efficiency Maine terms prorate partial participation over the event length. A 9 kW battery dispatched for
+    16:00-19:00 PDT discharges 9 kWh in 16:00-17:00; at 17:00 its aggregator reports it faulted and it is set
+    inactive. Its participation in the event under way is not released (it took part until then): settled on its
+    telemetry, 9 kWh x $1.70 = $15.30, 9 kWh / 3 h = 3 kW x $200 = $600.00 at season end: $615.30. (It was released,
+    i.e. cancelled, and settled nothing: $0.00.) Its reservation in a later event (July 22) is released as before."""
+    from devices.choices import DeviceStatus
+    from devices.services import device_set_status
+    from events.services import release
+
+    program, season = _maine_battery_program()
+    sub = active_participant(program=program, device_kwargs={"device_type": DeviceType.BATTERY,
+                                                             "capacity_kw": Decimal("9")})
+    write_hourly(service_point=sub.enrollment.service_point, device=sub.device, channel=Channel.RECEIVED,
+                 first=dt.date(2026, 7, 14), last=dt.date(2026, 7, 16), kwh=0.0, overrides={START: 9.0})
+    event = EventFactory(program=program, start=START, end=START + dt.timedelta(hours=3), status=EventStatus.ACTIVE)
+    p = ParticipationFactory(event=event, subscription=sub, status=ParticipationStatus.DISPATCHED)
+    later = EventFactory(program=program, start=JULY[3], end=JULY[3] + dt.timedelta(hours=3),
+                         status=EventStatus.SCHEDULED)
+    q = ParticipationFactory(event=later, subscription=sub, status=ParticipationStatus.RESERVED)
+    at = START + dt.timedelta(hours=1)
+    monkeypatch.setattr(release, "clock", lambda: at)
+    with django_capture_on_commit_callbacks(execute=True):
+        device_set_status(device=sub.device, status=DeviceStatus.INACTIVE, now=at, actor=TEST_ACTOR)
+    p.refresh_from_db()
+    q.refresh_from_db()
+    assert (p.status, q.status) == (ParticipationStatus.DISPATCHED, ParticipationStatus.CANCELLED)
+    event.status = EventStatus.COMPLETED
+    event.save(update_fields=["status"])
+    with run_on_commit():
+        services.event_settle(event=event, now=SEASON_NOW, actor=TEST_ACTOR)
+    es = EventSettlement.objects.get(participation=p)
+    assert (es.kwh_avoided, es.kw_drop_avg, es.amount) == (Decimal("9.0000"), Decimal("3.0000"), Decimal("15.30"))
+    later.status = EventStatus.CANCELLED
+    later.save(update_fields=["status"])
+    assert _season_end(sub.enrollment.account, program, season).total_amount == Decimal("615.30")
