@@ -30,8 +30,16 @@ KW_TARGET = "DISPATCH_SETPOINT_RELATIVE"
 # Report payloads cpm reads: the device's outcome, and its metered energy per interval.
 OUTCOME = "OPERATING_STATE"
 USAGE = "USAGE"
+# cpm's own names, and the spec's OPERATING_STATE enumerations (OpenADR 3 report payloads, the CTA-2045 states): a
+# curtailment or heightened operation in effect = participated; opted out = opted out; an error = failed; "no demand
+# response directive is being followed" (NORMAL, IDLE_NORMAL, RUNNING_NORMAL) during the event = non-responsive.
 OUTCOME_VALUES = {"PARTICIPATED": "participated", "OPTED_OUT": "opted_out", "NON_RESPONSIVE": "non_responsive",
-                  "FAILED": "failed"}
+                  "FAILED": "failed",
+                  "RUNNING_CURTAILED": "participated", "IDLE_CURTAILED": "participated",
+                  "RUNNING_HEIGHTENED": "participated", "IDLE_HEIGHTENED": "participated",
+                  "IDLE_OPTED_OUT": "opted_out", "RUNNING_OPTED_OUT": "opted_out",
+                  "ERROR": "failed", "SGD_ERROR_CONDITION": "failed",
+                  "NORMAL": "non_responsive", "IDLE_NORMAL": "non_responsive", "RUNNING_NORMAL": "non_responsive"}
 
 
 def rfc3339(instant: dt.datetime, tz_name: str | None = None) -> str:

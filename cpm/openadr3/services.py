@@ -839,7 +839,8 @@ def _reporting_ven(actor: Any) -> Ven:
 @use_case("openadr3.report.create", Cap.REPORT_OUTCOMES)
 def report_create(*, data: dict, client_id: str, now: dt.datetime, actor: Any) -> Report:
     """A VEN reports on an event targeted at it. ``OPERATING_STATE`` payloads (PARTICIPATED, OPTED_OUT,
-    NON_RESPONSIVE, FAILED) per resource become participation outcomes at the event's current revision
+    NON_RESPONSIVE, FAILED, or the spec's states: ``documents.OUTCOME_VALUES``) per resource become participation
+    outcomes at the event's current revision
     (``participation_outcomes_report``; OPTED_OUT = an opt-out at the interval's start); ``USAGE`` payloads (kWh
     per interval) become the device's telemetry readings, versioned and idempotent meter data. Per-resource
     problems are kept in ``results`` (nothing raises for them)."""
