@@ -30,6 +30,8 @@ KW_TARGET = "DISPATCH_SETPOINT_RELATIVE"
 # Report payloads cpm reads: the device's outcome, and its metered energy per interval.
 OUTCOME = "OPERATING_STATE"
 USAGE = "USAGE"
+# kWh per unit of a USAGE value, by the report payload descriptor's ``units``.
+USAGE_UNITS = {"KWH": 1.0, "WH": 0.001, "MWH": 1000.0}
 # cpm's own names, and the spec's OPERATING_STATE enumerations (OpenADR 3 report payloads, the CTA-2045 states): a
 # curtailment or heightened operation in effect = participated; opted out = opted out; an error = failed; "no demand
 # response directive is being followed" (NORMAL, IDLE_NORMAL, RUNNING_NORMAL) during the event = non-responsive.

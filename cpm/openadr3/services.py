@@ -686,21 +686,12 @@ def notify_object(object_type: str, operation: str, *, now: dt.datetime, ven_id:
 
 
 # --------------------------------------------------------------------------------------------------------- reports
-def _report_rows(report: Report, oadr: OadrEvent, ven: Ven) -> tuple[list[dict], dict[str, list], list[dict]]:
-    """The outcomes and readings of a report, with per-resource errors."""
-    event = oadr.event
-    default = report.body.get("intervalPeriod")
-    parts = {p.device.aggregator_device_id: p for p in Participation.objects.filter(
-        event_id=event.pk, device__aggregator_id=ven.aggregator_id).select_related("device")}
-    outcomes, errors = [], []
-    readings: dict[str, list] = {"service_point": [], "device": [], "start": [], "kwh": [], "channel": [],
-                                 "minutes": []}
-    for i, res in enumerate(report.body["resources"]):
-        name = res.get("resourceName")
-        p = parts.get(name)
-        if p is None:
-            errors.append({"resource": name, "detail": "This resource is not reserved for this event."})
-            continue
+def _report_intervals(body: dict, event: Event):
+    """Each interval of a report's resources with its place and period: ``(i, j, resource name, start, duration,
+    interval)``. An interval's period is its own, else its resource's, else the report's, else the event's window;
+    an interval giving no start follows the one before it."""
+    default = body.get("intervalPeriod")
+    for i, res in enumerate(body["resources"]):
         cursor = None
         for j, interval in enumerate(res.get("intervals") or []):
             period = interval.get("intervalPeriod") or res.get("intervalPeriod") or default or {}
@@ -711,29 +702,87 @@ def _report_rows(report: Report, oadr: OadrEvent, ven: Ven) -> tuple[list[dict],
                                                                     ".intervalPeriod.duration")
                         if period.get("duration") else event.end - event.start)
             cursor = start + duration
-            for payload in interval.get("payloads") or []:
-                kind, values = payload.get("type"), payload.get("values") or [None]
-                if kind == docs.OUTCOME:
-                    status = docs.OUTCOME_VALUES.get(values[0]) if isinstance(values[0], str) else None
-                    if status is None:
-                        errors.append({"resource": name, "detail": f"Unknown OPERATING_STATE {values[0]!r}."})
-                        continue
-                    row = {"event": event.pk, "device": name, "revision": event.revision, "status": status}
-                    if status == ParticipationStatus.OPTED_OUT:
-                        row["opted_out_at"] = start
-                    outcomes.append(row)
-                elif kind == docs.USAGE:
-                    value = values[0]
-                    if not isinstance(value, int | float) or isinstance(value, bool):
-                        errors.append({"resource": name, "detail": f"USAGE {value!r} is not a number of kWh."})
-                        continue
-                    minutes = int(duration.total_seconds() // 60)
-                    readings["service_point"].append(p.service_point_id)
-                    readings["device"].append(p.device_id)
-                    readings["start"].append(int(start.timestamp()))
-                    readings["kwh"].append(abs(float(value)))
-                    readings["channel"].append(0 if value >= 0 else 1)
-                    readings["minutes"].append(minutes)
+            yield i, j, res.get("resourceName"), start, duration, interval
+
+
+def _usage_kwh_factor(body: dict) -> float:
+    """kWh per unit of the report's ``USAGE`` values, from its ``payloadDescriptors`` (``units``: KWH, WH or MWH;
+    none = KWH, the unit the event's report descriptor asks for). ``DomainValidationError`` naming the descriptor
+    for any other unit (a power or a non-energy unit cannot be stored as kWh)."""
+    factor = 1.0
+    descriptors = body.get("payloadDescriptors") or []
+    if not isinstance(descriptors, list):
+        raise DomainValidationError({"payloadDescriptors": ["Give a list of report payload descriptors."]})
+    for k, descriptor in enumerate(descriptors):
+        if not isinstance(descriptor, dict) or descriptor.get("payloadType") != docs.USAGE:
+            continue
+        units = descriptor.get("units")
+        if units is None:
+            continue
+        factor = docs.USAGE_UNITS.get(units.upper()) if isinstance(units, str) else None
+        if factor is None:
+            raise DomainValidationError({f"payloadDescriptors[{k}].units": [
+                f"USAGE is energy: give its units as KWH, WH or MWH, not {units!r}."]})
+    return factor
+
+
+def _check_usage(body: dict, event: Event) -> None:
+    """Every ``USAGE`` interval of a report fits cpm's meter data (5, 15, 30 or 60 minutes, starting on a multiple
+    of its length in UTC) and its units are energy; ``DomainValidationError`` naming the first that does not,
+    before anything is stored (the readings would otherwise be dropped as load row errors the VEN never sees)."""
+    _usage_kwh_factor(body)
+    for i, j, _, start, duration, interval in _report_intervals(body, event):
+        if not any(isinstance(p, dict) and p.get("type") == docs.USAGE for p in interval.get("payloads") or []):
+            continue
+        seconds = duration.total_seconds()
+        if seconds not in (300, 900, 1800, 3600) or int(start.timestamp()) % int(seconds):
+            raise DomainValidationError({f"resources[{i}].intervals[{j}].intervalPeriod": [
+                f"USAGE is stored in intervals of 5, 15, 30 or 60 minutes starting on a multiple of that length; "
+                f"this one starts {start.isoformat()} and lasts {docs.iso_duration(duration)}."]})
+
+
+def _report_rows(report: Report, oadr: OadrEvent, ven: Ven) -> tuple[list[dict], dict[str, list], list[dict]]:
+    """The outcomes and readings of a report, with per-resource errors."""
+    event = oadr.event
+    factor = _usage_kwh_factor(report.body)
+    parts = {p.device.aggregator_device_id: p for p in Participation.objects.filter(
+        event_id=event.pk, device__aggregator_id=ven.aggregator_id).select_related("device")}
+    outcomes, errors = [], []
+    readings: dict[str, list] = {"service_point": [], "device": [], "start": [], "kwh": [], "channel": [],
+                                 "minutes": []}
+    unknown: set[int] = set()
+    for i, res in enumerate(report.body["resources"]):
+        if res.get("resourceName") not in parts:
+            unknown.add(i)
+            errors.append({"resource": res.get("resourceName"),
+                           "detail": "This resource is not reserved for this event."})
+    for i, _, name, start, duration, interval in _report_intervals(report.body, event):
+        if i in unknown:
+            continue
+        p = parts[name]
+        for payload in interval.get("payloads") or []:
+            kind, values = payload.get("type"), payload.get("values") or [None]
+            if kind == docs.OUTCOME:
+                status = docs.OUTCOME_VALUES.get(values[0]) if isinstance(values[0], str) else None
+                if status is None:
+                    errors.append({"resource": name, "detail": f"Unknown OPERATING_STATE {values[0]!r}."})
+                    continue
+                row = {"event": event.pk, "device": name, "revision": event.revision, "status": status}
+                if status == ParticipationStatus.OPTED_OUT:
+                    row["opted_out_at"] = start
+                outcomes.append(row)
+            elif kind == docs.USAGE:
+                value = values[0]
+                if not isinstance(value, int | float) or isinstance(value, bool):
+                    errors.append({"resource": name, "detail": f"USAGE {value!r} is not a number of kWh."})
+                    continue
+                minutes = int(duration.total_seconds() // 60)
+                readings["service_point"].append(p.service_point_id)
+                readings["device"].append(p.device_id)
+                readings["start"].append(int(start.timestamp()))
+                readings["kwh"].append(abs(float(value)) * factor)
+                readings["channel"].append(0 if value >= 0 else 1)
+                readings["minutes"].append(minutes)
     return outcomes, readings, errors
 
 
@@ -786,6 +835,7 @@ def _report_body(data: dict, ven: Ven, actor: Any) -> tuple[OadrEvent, dict, str
     if data.get("intervalPeriod"):
         body["intervalPeriod"] = data["intervalPeriod"]
     _check_report_intervals(body)
+    _check_usage(body, oadr.event)
     return oadr, body, client_name, _text(data, "reportName", max_length=300) or ""
 
 

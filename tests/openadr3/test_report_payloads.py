@@ -55,3 +55,77 @@ def test_each_operating_state_of_the_spec_has_its_outcome(state, status):
     from cpm.openadr3 import documents as docs
 
     assert docs.OUTCOME_VALUES[state] == status
+
+
+# ------------------------------------------------------------------------------------------------ USAGE
+def _usage_report(world, event, intervals, *, units=None):
+    body = {"programID": str(world.program.pk), "eventID": str(event.pk), "clientName": "ven-agg-a",
+            "resources": [{"resourceName": "agg-a-t0", "intervals": intervals}]}
+    if units is not None:
+        body["payloadDescriptors"] = [{"objectType": "REPORT_PAYLOAD_DESCRIPTOR", "payloadType": "USAGE",
+                                       "readingType": "DIRECT_READ", "units": units}]
+    return world.http("POST", "/reports", world.token("agg-a"), json=body)
+
+
+def _usage(start, value, duration="PT1H"):
+    return {"id": 0, "intervalPeriod": {"start": start.isoformat(), "duration": duration},
+            "payloads": [{"type": "USAGE", "values": [value]}]}
+
+
+def test_usage_is_read_in_the_units_of_the_reports_payload_descriptor(world):
+    """The report's payloadDescriptors give USAGE its units (3.0.1 reportPayloadDescriptor.units): 750 WH is
+    0.75 kWh, 0.002 MWH 2 kWh; without units (or KWH) the value is kWh, as the event's reportDescriptor asks."""
+    import datetime as dt
+
+    from settlement.meterdata.intervals import decode
+    from settlement.meterdata.models import IntervalDay
+
+    world.register_vens()
+    event = _dispatched(world)
+    start = tomorrow_la(15)
+    slot = start.astimezone(dt.UTC)
+    device = world.devices["agg-a"][0]
+    assert _usage_report(world, event, [_usage(start, 750)], units="WH").status_code == 201
+    row = IntervalDay.objects.get(device=device, is_current=True)
+    assert decode(row.values)[slot.hour] == pytest.approx(0.75)
+    assert _usage_report(world, event, [_usage(start, 0.002)], units="MWH").status_code == 201
+    row = IntervalDay.objects.get(device=device, is_current=True)
+    assert (row.version, decode(row.values)[slot.hour]) == (2, pytest.approx(2.0))
+
+
+def test_usage_in_units_that_are_not_energy_is_a_400_and_stores_nothing(world):
+    from cpm.openadr3.models import Report
+    from settlement.meterdata.models import IntervalDay
+
+    world.register_vens()
+    event = _dispatched(world)
+    response = _usage_report(world, event, [_usage(tomorrow_la(15), 3.0)], units="KW")
+    assert response.status_code == 400, response.text
+    assert response.headers["Content-Type"].startswith("application/problem+json")
+    detail = response.json()["detail"]
+    assert "payloadDescriptors[0].units" in detail and "KW" in detail
+    assert Report.objects.count() == 0 and IntervalDay.objects.count() == 0
+    response = world.http("POST", "/reports", world.token("agg-a"), json={
+        "programID": str(world.program.pk), "eventID": str(event.pk), "clientName": "ven-agg-a",
+        "payloadDescriptors": 5,
+        "resources": [{"resourceName": "agg-a-t0", "intervals": [_usage(tomorrow_la(15), 1)]}]})
+    assert response.status_code == 400 and "payloadDescriptors" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("label,duration,minute", [("two hours", "PT2H", 0), ("seven minutes", "PT7M", 0),
+                                                   ("misaligned start", "PT15M", 7)])
+def test_usage_cpm_cannot_store_is_a_400_naming_the_interval_not_a_silent_201(world, label, duration, minute):
+    """A USAGE interval cpm's meter data cannot hold (5, 15, 30 or 60 minutes, starting on a multiple of its
+    length) was stored as a report with a 201 while its readings were dropped as load row errors the VEN never
+    sees: it is a 400 naming the interval, and nothing is stored."""
+    from cpm.openadr3.models import Report
+    from settlement.meterdata.models import IntervalDay
+
+    world.register_vens()
+    event = _dispatched(world)
+    start = tomorrow_la(15).replace(minute=minute)
+    response = _usage_report(world, event, [_usage(tomorrow_la(15), 0.5, "PT15M"), _usage(start, 1.0, duration)])
+    assert response.status_code == 400, (label, response.text)
+    detail = response.json()["detail"]
+    assert "resources[0].intervals[1]" in detail and "5, 15, 30 or 60 minutes" in detail, detail
+    assert Report.objects.count() == 0 and IntervalDay.objects.count() == 0
