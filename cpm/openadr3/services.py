@@ -962,6 +962,10 @@ def _subscription_fields(data: dict) -> dict[str, Any]:
         if not isinstance(op, dict):
             raise DomainValidationError({f"objectOperations[{i}]": ["Give an object."]})
         objects, operations, url = op.get("objects"), op.get("operations"), op.get("callbackUrl")
+        if isinstance(operations, list):
+            # The definition's subscription operations are READ, CREATE, UPDATE, DELETE; a notification's operation
+            # is GET, POST, PUT, DELETE: either names are taken, kept as the latter (as the 3.1 API keeps them).
+            operations = [v31.OPERATION_NAMES.get(o, o) if isinstance(o, str) else o for o in operations]
         if not isinstance(objects, list) or not objects or not all(o in OBJECT_TYPES for o in objects):
             raise DomainValidationError({f"objectOperations[{i}].objects": [f"Give objects among {OBJECT_TYPES}."]})
         if not isinstance(operations, list) or not operations or not all(o in OPERATIONS for o in operations):

@@ -129,3 +129,25 @@ def test_usage_cpm_cannot_store_is_a_400_naming_the_interval_not_a_silent_201(wo
     detail = response.json()["detail"]
     assert "resources[0].intervals[1]" in detail and "5, 15, 30 or 60 minutes" in detail, detail
     assert Report.objects.count() == 0 and IntervalDay.objects.count() == 0
+
+
+# ------------------------------------------------------------------------------------------------ subscriptions
+def test_a_301_subscription_takes_the_specs_operation_names_and_is_notified(world, receiver):
+    """The 3.0.1 definition's subscription operations are READ, CREATE, UPDATE, DELETE (the notification's operation
+    is GET, POST, PUT, DELETE): a VEN subscribing with CREATE and UPDATE is accepted (kept under the notification's
+    names, as the 3.1 API keeps them) and told of an event created for it."""
+    world.register_vens()
+    response = world.http("POST", "/subscriptions", world.token("agg-a"), json={
+        "clientName": "ven-agg-a", "programID": str(world.program.pk),
+        "objectOperations": [{"objects": ["EVENT"], "operations": ["CREATE", "UPDATE", "DELETE"],
+                              "callbackUrl": f"{receiver.url}/a", "bearerToken": "tok-a"}]})
+    assert response.status_code == 201, response.text
+    assert response.json()["objectOperations"][0]["operations"] == ["POST", "PUT", "DELETE"]
+    event = world.scheduled_event()
+    call = receiver.wait_for(lambda c: c["path"] == "/a")[0]
+    assert (call["json"]["operation"], call["json"]["object"]["id"]) == ("POST", str(event.pk))
+    assert call["headers"]["Authorization"] == "Bearer tok-a"
+    bad = world.http("POST", "/subscriptions", world.token("agg-a"), json={
+        "clientName": "ven-agg-a", "programID": str(world.program.pk),
+        "objectOperations": [{"objects": ["EVENT"], "operations": ["MODIFY"], "callbackUrl": f"{receiver.url}/a"}]})
+    assert bad.status_code == 400 and "objectOperations[0].operations" in bad.json()["detail"]
