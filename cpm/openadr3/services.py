@@ -362,16 +362,28 @@ def _event_payloads(data: dict) -> tuple[str, str, Decimal | None]:
 
 def _target_devices(data: dict) -> list[int] | None:
     """Device ids named by the event's targets (``VEN_NAME``: every device of those VENs' aggregators;
-    ``RESOURCE_NAME``: those resources' devices); None = no targeting (every enrolled device)."""
+    ``RESOURCE_NAME``: those resources' devices; any other type, e.g. ``GROUP``, as the spec's VEN and resource
+    ``targets`` describe their target criteria: every device of the VENs carrying a matching target (same type, a
+    common value), and the devices of the resources carrying one); None = no targeting (every enrolled device).
+    ``DomainValidationError`` when the targets name no device of a registered VEN."""
+    from .selectors import TargetFilter, has_target
+
     targets = _values_maps(data, "targets")
     q, named = Q(), False
     for t in targets:
+        named = True
+        values = [str(v) for v in t["values"]]
         if t["type"] == "VEN_NAME":
-            q |= Q(aggregator__openadr3_ven__ven_name__in=[str(v) for v in t["values"]])
-            named = True
+            q |= Q(aggregator__openadr3_ven__ven_name__in=values)
         elif t["type"] == "RESOURCE_NAME":
-            q |= Q(aggregator__openadr3_ven__isnull=False, aggregator_device_id__in=[str(v) for v in t["values"]])
-            named = True
+            q |= Q(aggregator__openadr3_ven__isnull=False, aggregator_device_id__in=values)
+        else:
+            wanted = TargetFilter(type=t["type"], values=tuple(values))
+            aggregators = [agg for agg, value in Ven.objects.exclude(targets=[]).values_list("aggregator_id", "targets")
+                           if has_target(value, wanted)]
+            devices = [dev for dev, value in Resource.objects.filter(device__isnull=False).exclude(targets=[])
+                       .values_list("device_id", "targets").iterator(chunk_size=2000) if has_target(value, wanted)]
+            q |= Q(aggregator_id__in=aggregators) | Q(pk__in=devices)
     if not named:
         return None
     ids = list(Device.objects.filter(q).values_list("pk", flat=True))

@@ -151,3 +151,40 @@ def test_a_301_subscription_takes_the_specs_operation_names_and_is_notified(worl
         "clientName": "ven-agg-a", "programID": str(world.program.pk),
         "objectOperations": [{"objects": ["EVENT"], "operations": ["MODIFY"], "callbackUrl": f"{receiver.url}/a"}]})
     assert bad.status_code == 400 and "objectOperations[0].operations" in bad.json()["detail"]
+
+
+# ------------------------------------------------------------------------------------------------ event targets
+def _grid_event(world, targets):
+    return world.http("POST", "/events", world.token("bl"), json={
+        "programID": str(world.program.pk), "eventName": "Feeder relief", "targets": targets,
+        "intervalPeriod": {"start": tomorrow_la(15).isoformat(), "duration": "PT1H"},
+        "intervals": [{"id": 0, "payloads": [{"type": "SIMPLE", "values": [1]}]}]})
+
+
+def test_an_event_targeted_at_a_group_reaches_the_vens_and_resources_carrying_it(world):
+    """Business logic targeting an event at a GROUP (any type other than VEN_NAME and RESOURCE_NAME) was given every
+    enrolled device: both VENs' 4 devices reserved for a group only one of them is in. The VENs' and resources'
+    ``targets`` are their target criteria (3.0.1 ven/resource ``targets``): the event reaches the VENs carrying the
+    group (all their devices) and the resources carrying it; a group nobody carries is a 400 and makes no event."""
+    from events.models import Event, Participation
+
+    vens = world.register_vens()
+    response = world.http("PUT", f"/vens/{vens['agg-a'].id}", world.token("bl"), json={
+        "venName": "ven-agg-a", "targets": [{"type": "GROUP", "values": ["north-feeder"]}]})
+    assert response.status_code == 200, response.text
+    nobody = _grid_event(world, [{"type": "GROUP", "values": ["south-feeder"]}])
+    assert nobody.status_code == 400 and "targets" in nobody.json()["detail"], nobody.text
+    assert Event.objects.count() == 0
+    made = _grid_event(world, [{"type": "GROUP", "values": ["north-feeder"]}])
+    assert made.status_code == 201, made.text
+    reserved = Participation.objects.filter(event_id=int(made.json()["id"]), status="reserved")
+    assert sorted(reserved.values_list("device__aggregator_device_id", flat=True)) == ["agg-a-t0", "agg-a-t1"]
+    assert [e["id"] for e in world.http("GET", "/events", world.token("agg-b")).json()] == []
+    resource = world.http("GET", f"/vens/{vens['agg-b'].id}/resources?resourceName=agg-b-t1",
+                          world.token("agg-b")).json()[0]
+    assert world.http("PUT", f"/vens/{vens['agg-b'].id}/resources/{resource['id']}", world.token("agg-b"), json={
+        "resourceName": "agg-b-t1", "targets": [{"type": "POSTAL_CODE", "values": ["97201"]}]}).status_code == 200
+    made = _grid_event(world, [{"type": "POSTAL_CODE", "values": ["97201"]}])
+    assert made.status_code == 201, made.text
+    reserved = Participation.objects.filter(event_id=int(made.json()["id"]), status="reserved")
+    assert list(reserved.values_list("device__aggregator_device_id", flat=True)) == ["agg-b-t1"]
