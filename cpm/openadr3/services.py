@@ -674,12 +674,12 @@ def _notify_event(oadr: OadrEvent, *, targets: dict[int, tuple[bool, bool]], gon
 
 
 def notify_object(object_type: str, operation: str, *, now: dt.datetime, ven_id: int | None = None,
-                  program_id: int | None = None, doc: dict | None = None) -> None:
+                  program_id: int | None = None, doc: dict | None = None, aggregator_id: int | None = None) -> None:
     """Notify the subscribers of a change of a program, VEN, resource, report or subscription: business logic of
-    every object, a VEN client only of its own VEN's (``ven_id``) and of programs; a subscription naming targets only
-    of objects matching them (``_wants``)."""
+    every object, a VEN client only of its own VEN's (``ven_id``, or the owning ``aggregator_id`` of a VEN client's
+    subscription) and of programs; a subscription naming targets only of objects matching them (``_wants``)."""
     rows = []
-    owner = None
+    owner = aggregator_id
     if ven_id is not None:
         owner = Ven.objects.filter(pk=ven_id).values_list("aggregator_id", flat=True).first()
     for sub, op in _subscriptions(object_type, operation, program_id):
@@ -1005,7 +1005,14 @@ def subscription_create(*, data: dict, client_id: str, now: dt.datetime, actor: 
     sub = Subscription.objects.create(aggregator=own, client_id=client_id[:128], created_at=now, updated_at=now,
                                       openadr_version=version, **fields)
     audit_record(obj=sub, action="create", now=now, actor=actor, changes={"clientName": sub.client_name})
+    _notify_subscription(sub, "POST", now=now)
     return sub
+
+
+def _notify_subscription(sub: Subscription, operation: str, *, now: dt.datetime, doc: dict | None = None) -> None:
+    """Tell the subscribers of SUBSCRIPTION objects (business logic; a VEN only of its own subscriptions)."""
+    notify_object("SUBSCRIPTION", operation, now=now, program_id=sub.program_id, aggregator_id=sub.aggregator_id,
+                  doc=doc or docs.subscription_doc(sub))
 
 
 @use_case("openadr3.subscription.update", *SUBSCRIPTION_CAPS)
@@ -1021,6 +1028,7 @@ def subscription_update(*, subscription: Subscription, data: dict, now: dt.datet
     subscription.save()
     audit_record(obj=subscription, action="update", now=now, actor=actor,
                  changes={"clientName": subscription.client_name})
+    _notify_subscription(subscription, "PUT", now=now)
     return subscription
 
 
@@ -1030,6 +1038,7 @@ def subscription_delete(*, subscription: Subscription, now: dt.datetime, actor: 
     """Delete a subscription (a VEN client only its own); returns its document."""
     _check_owner(subscription.aggregator_id, actor, what=f"Subscription {subscription.pk}")
     doc = docs.subscription_doc(subscription)
+    _notify_subscription(subscription, "DELETE", now=now, doc=doc)
     audit_record(obj=subscription, action="delete", now=now, actor=actor,
                  changes={"clientName": subscription.client_name})
     subscription.delete()

@@ -188,3 +188,31 @@ def test_an_event_targeted_at_a_group_reaches_the_vens_and_resources_carrying_it
     assert made.status_code == 201, made.text
     reserved = Participation.objects.filter(event_id=int(made.json()["id"]), status="reserved")
     assert list(reserved.values_list("device__aggregator_device_id", flat=True)) == ["agg-b-t1"]
+
+
+def test_subscription_objects_are_notified_to_those_who_may_read_them(world, receiver):
+    """SUBSCRIPTION is one of the objectTypes a subscription may name: business logic is told of a VEN's
+    subscription created, changed and deleted; another VEN is told nothing of it (it may not read it)."""
+    world.register_vens()
+    watch = {"objects": ["SUBSCRIPTION"], "operations": ["POST", "PUT", "DELETE"]}
+    assert world.http("POST", "/subscriptions", world.token("bl"), json={
+        "clientName": "utility", "objectOperations": [{**watch, "callbackUrl": f"{receiver.url}/bl"}]}
+    ).status_code == 201
+    assert world.http("POST", "/subscriptions", world.token("agg-b"), json={
+        "clientName": "ven-agg-b", "objectOperations": [{**watch, "callbackUrl": f"{receiver.url}/b"}]}
+    ).status_code == 201
+    body = {"clientName": "ven-agg-a", "programID": str(world.program.pk),
+            "objectOperations": [{"objects": ["EVENT"], "operations": ["POST"], "callbackUrl": f"{receiver.url}/a"}]}
+    token = world.token("agg-a")
+    made = world.http("POST", "/subscriptions", token, json=body)
+    assert made.status_code == 201, made.text
+    sub_id = made.json()["id"]
+    assert world.http("PUT", f"/subscriptions/{sub_id}", token, json={**body, "clientName": "ven-a"}).status_code == 200
+    assert world.http("DELETE", f"/subscriptions/{sub_id}", token).status_code == 200
+    receiver.wait_for(lambda c: c["path"] == "/bl" and c["json"]["operation"] == "DELETE")
+    told = [(c["json"]["objectType"], c["json"]["operation"], c["json"]["object"]["id"],
+             c["json"]["object"]["clientName"]) for c in receiver.calls if c["path"] == "/bl"
+            and c["json"]["object"]["id"] == sub_id]
+    assert told == [("SUBSCRIPTION", "POST", sub_id, "ven-agg-a"), ("SUBSCRIPTION", "PUT", sub_id, "ven-a"),
+                    ("SUBSCRIPTION", "DELETE", sub_id, "ven-a")]
+    assert [c for c in receiver.calls if c["path"] == "/b" and c["json"]["object"]["id"] == sub_id] == []
