@@ -3,18 +3,21 @@
 Searchable lists with their joins; each object's History page is its audit trail. Premises and service points are
 added and changed through their upserts (Cap.MAINTAIN_CUSTOMERS), aggregators through ``aggregator_upsert``
 (Cap.MANAGE_PROGRAMS), devices through ``device_register`` / ``device_update`` (Cap.MANAGE_DEVICES); the status
-only through the guarded actions; installations are read-only (``device_install`` / ``device_remove``). The
-device-list import page is offered only to users who may run ``devices.import``.
+only through the guarded actions; installations are listed read-only and written by the device page's "Install at
+service point" / "Removed on" fields (``device_install`` / ``device_remove``, Cap.MANAGE_DEVICES). The device-list
+import page is offered only to users who may run ``devices.import``.
 """
 
 from __future__ import annotations
 
 from django import forms
 from django.contrib import admin
+from django.contrib.admin.widgets import AdminDateWidget
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.template.response import TemplateResponse
 from django.urls import path
+from django.utils import timezone
 
 from cpm.base.admin import (
     GuardedModelAdmin,
@@ -26,6 +29,7 @@ from cpm.base.admin import (
     run_each,
 )
 from cpm.base.admin_tools import ChangelistToolsMixin, Tool
+from cpm.base.admintime import display_zone
 from cpm.base.capabilities import may
 from cpm.base.errors import DomainValidationError
 from cpm.base.uploads import validate_upload
@@ -154,6 +158,63 @@ class DeviceImportForm(ImportForm):
     aggregator = forms.ModelChoiceField(queryset=Aggregator.objects.all())
 
 
+class DeviceForm(forms.ModelForm):
+    """The device's fields, and where it is installed: a service point typed by its id installs (or moves) the
+    device there from "Installed on" (today when left empty); "Removed on" ends its current installation. Checked
+    here against the installations so a refusal is shown on its field with what was typed; ``device_install`` /
+    ``device_remove`` stay the rule."""
+
+    install_service_point = forms.CharField(
+        label="Install at service point", required=False, max_length=64,
+        help_text="The service point id (e.g. SP-0001234) where the device is installed; a device installed "
+                  "elsewhere is moved. Leave empty to leave its installation as it is.")
+    installed_on = forms.DateField(
+        label="Installed on", required=False, widget=AdminDateWidget,
+        help_text="Local date the device was installed at that service point; today when left empty.")
+    removed_on = forms.DateField(
+        label="Removed on", required=False, widget=AdminDateWidget,
+        help_text="Local date the device was removed from its current service point (ends its installation and "
+                  "its program subscriptions that day).")
+
+    class Meta:
+        model = Device
+        fields = ("device_type", "manufacturer", "model", "serial_number", "aggregator", "aggregator_device_id",
+                  "ownership", "capacity_kw", "usable_energy_kwh", "firmware_version")
+
+    def clean(self):
+        cleaned = super().clean()
+        sp_id = (cleaned.get("install_service_point") or "").strip()
+        installed_on, removed_on = cleaned.get("installed_on"), cleaned.get("removed_on")
+        current = None
+        if self.instance.pk is not None:
+            current = (DeviceInstallation.objects.filter(device=self.instance, removed_on__isnull=True)
+                       .select_related("service_point").first())
+        if sp_id and removed_on:
+            self.add_error("removed_on", "Either install the device at a service point or remove it, not both.")
+            return cleaned
+        if not sp_id and installed_on:
+            self.add_error("install_service_point", "Give the service point the device was installed at.")
+        if sp_id:
+            service_point = ServicePoint.objects.filter(service_point_id=sp_id).first()
+            if service_point is None:
+                self.add_error("install_service_point", f"No service point has the id {sp_id!r}.")
+                return cleaned
+            cleaned["install_service_point"] = service_point
+            day = installed_on or timezone.localdate(admin_now(), display_zone())
+            cleaned["installed_on"] = day
+            if current is not None and current.service_point_id != service_point.pk and day < current.installed_on:
+                self.add_error("installed_on", f"{day} is before the device's installation at "
+                                               f"{current.service_point.service_point_id} (from "
+                                               f"{current.installed_on}).")
+        if removed_on:
+            if current is None:
+                self.add_error("removed_on", "The device is not installed anywhere.")
+            elif removed_on < current.installed_on:
+                self.add_error("removed_on", f"{removed_on} is before the installation date "
+                                             f"{current.installed_on} (at {current.service_point.service_point_id}).")
+        return cleaned
+
+
 @admin.register(Device)
 class DeviceAdmin(ChangelistToolsMixin, LargeTableMixin, GuardedModelAdmin):
     write_use_cases = {"add": "device.register", "change": "device.update"}
@@ -164,6 +225,7 @@ class DeviceAdmin(ChangelistToolsMixin, LargeTableMixin, GuardedModelAdmin):
     search_fields = ("serial_number", "aggregator_device_id", "manufacturer", "model")
     list_select_related = ("aggregator",)
     readonly_fields = ("status", "last_seen_at", "created_at", "updated_at")
+    form = DeviceForm
     inlines = [InstallationInline]
     actions = ["activate", "deactivate", "retire"]
 
@@ -174,12 +236,20 @@ class DeviceAdmin(ChangelistToolsMixin, LargeTableMixin, GuardedModelAdmin):
 
     def save_via_service(self, request, obj, form, change):
         values = {k: getattr(obj, k) for k in services.DEVICE_FIELDS}
+        now = admin_now()
         if change:
-            services.device_update(device=obj, data=values, now=admin_now(), actor=request.user)
-            return
-        saved = services.device_register(aggregator=obj.aggregator, aggregator_device_id=obj.aggregator_device_id,
-                                         **values, now=admin_now(), actor=request.user)
-        obj.pk = saved.pk
+            services.device_update(device=obj, data=values, now=now, actor=request.user)
+        else:
+            saved = services.device_register(aggregator=obj.aggregator,
+                                             aggregator_device_id=obj.aggregator_device_id, **values, now=now,
+                                             actor=request.user)
+            obj.pk = saved.pk
+        service_point, removed_on = form.cleaned_data.get("install_service_point"), form.cleaned_data.get("removed_on")
+        if service_point:
+            services.device_install(device=obj, service_point=service_point,
+                                    installed_on=form.cleaned_data["installed_on"], now=now, actor=request.user)
+        elif removed_on:
+            services.device_remove(device=obj, removed_on=removed_on, now=now, actor=request.user)
 
     def _set(self, request, queryset, to):
         now = admin_now()
