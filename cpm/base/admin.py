@@ -31,7 +31,7 @@ from django.utils.translation import gettext as _
 
 from cpm.models import AuditEntry
 
-from .admintime import LocalTimeAdminMixin
+from .admintime import LocalTimeAdminMixin, readable_json
 from .capabilities import may
 from .errors import DomainError
 from .masking import changes_for
@@ -202,6 +202,7 @@ class AuditHistoryMixin(GuardedActionsMixin):
                        .select_related("actor").order_by("-at", "-id")[:500])
         for entry in entries:  # contact details in the changes: masked without the personal-data capability
             entry.changes = changes_for(request.user, entry.changes)
+            entry.changes_text = readable_json(entry.changes) if entry.changes else ""  # the page's zone
         opts = self.model._meta
         context = {**self.admin_site.each_context(request), "title": f"Audit trail: {obj}", "subtitle": None,
                    "entries": entries, "module_name": str(opts.verbose_name_plural).capitalize(), "object": obj,

@@ -13,7 +13,9 @@ and ``AuditHistoryAdmin``):
   refuses a time of the spring-forward gap or a repeated autumn time without its offset, in words naming the field;
 - shows decimals by what they are (``cpm.base.money.format_decimal_field``): money with currency and two decimals,
   kWh and kW with units, other numbers without trailing zeros, and JSON lists of codes as comma-separated values
-  (``install_decimal_display``).
+  (``install_decimal_display``);
+- shows a JSON object (an audit entry's changes, a dispatch payload, a message's figures) as "Label: value" lines,
+  its ISO 8601 instants in the page's zone with the abbreviation (``readable_json``), never as code.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.template.response import TemplateResponse
 from django.utils import timezone
+from django.utils.html import conditional_escape, format_html, format_html_join
+from django.utils.safestring import SafeString, mark_safe
 
 from .money import format_decimal_field
 from .timeutils import WallClockError, format_local, local_wall_to_utc_strict, zone
@@ -164,6 +168,50 @@ def local_label(label: str, tz: ZoneInfo) -> str:
     return f"{label} ({tz.key}, local time)"
 
 
+# -- readable JSON ------------------------------------------------------------------------------------------------
+
+_ISO_INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})$")
+
+
+def _json_label(key) -> str:
+    text = str(key).replace("_", " ").strip()
+    return text[:1].upper() + text[1:]
+
+
+def _json_text(value, tz: ZoneInfo):
+    if value is None or value == "":
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, str) and _ISO_INSTANT.match(value):
+        try:
+            return format_local(dt.datetime.fromisoformat(value.replace("Z", "+00:00")), tz)
+        except ValueError:
+            return value
+    return value
+
+
+def readable_json(value, *, tz: ZoneInfo | None = None) -> SafeString:
+    """A JSON value as people read it (HTML): an object as "Label: value" lines (``<ul class="readable-json">``,
+    nested objects nested), a list of plain values comma-separated ("none" when empty), ISO 8601 instants with an
+    offset in ``tz`` (default: the current zone) with the abbreviation ("2026-07-15 15:00 PDT"), dates and text as
+    they are, escaped."""
+    tz = tz or timezone.get_current_timezone()
+    if isinstance(value, dict):
+        if not value:
+            return mark_safe("-")  # noqa: S308 - a constant
+        return format_html('<ul class="readable-json">{}</ul>', format_html_join(
+            "", "<li>{}: {}</li>", ((_json_label(k), readable_json(v, tz=tz)) for k, v in value.items())))
+    if isinstance(value, list):
+        if not value:
+            return mark_safe("none")  # noqa: S308 - a constant
+        if all(not isinstance(v, dict | list) for v in value):
+            return mark_safe(", ".join(str(conditional_escape(_json_text(v, tz))) for v in value))  # noqa: S308
+        return format_html('<ul class="readable-json">{}</ul>', format_html_join(
+            "", "<li>{}</li>", ((readable_json(v, tz=tz),) for v in value)))
+    return conditional_escape(_json_text(value, tz))
+
+
 # -- readable decimals --------------------------------------------------------------------------------------------
 
 def display_for_field(value, field, empty_value_display, avoid_link=False):
@@ -175,6 +223,8 @@ def display_for_field(value, field, empty_value_display, avoid_link=False):
     if (isinstance(field, models.JSONField) and isinstance(value, list) and value
             and all(isinstance(v, str | int | float) and not isinstance(v, bool) for v in value)):
         return ", ".join(str(v) for v in value)
+    if isinstance(field, models.JSONField) and isinstance(value, dict) and value:
+        return readable_json(value)
     return django_display_for_field(value, field, empty_value_display, avoid_link=avoid_link)
 
 
