@@ -324,8 +324,30 @@ class LocalTimeAdminMixin:
         return [*related, *(p for p in dict.fromkeys(wanted) if p not in related)]
 
     def changelist_view(self, request, extra_context=None):
-        return _render_in(display_zone(), lambda: super(LocalTimeAdminMixin, self).changelist_view(
+        return _render_in(self._zone_for_list(request), lambda: super(LocalTimeAdminMixin, self).changelist_view(
             request, extra_context))
+
+    def _zone_for_list(self, request) -> ZoneInfo:
+        """The zone a list counts its days in (date drill-down, date filters): the program's when the list is
+        filtered to one program (``?program__id__exact=7``, ``?event__program__id__exact=7``), else the display
+        zone. Each row's times are shown in their own program's zone either way."""
+        path = self._zone_path()
+        relation = path.rpartition("__")[0]
+        if not relation:
+            return display_zone()
+        for key in (f"{relation}__id__exact", f"{relation}__exact", f"{relation}__pk__exact"):
+            pk = request.GET.get(key)
+            if not pk:
+                continue
+            try:
+                model = self.model
+                for part in relation.split("__"):  # to the model holding ``time_zone`` (the program)
+                    model = model._meta.get_field(part).related_model
+                value = model._default_manager.filter(pk=pk).values_list("time_zone", flat=True).first()
+                return zone(value) if value else display_zone()
+            except (ValueError, TypeError, ValidationError, LookupError):
+                return display_zone()
+        return display_zone()
 
     def history_view(self, request, object_id, extra_context=None):
         obj = self._object_for_zone(request, object_id)
