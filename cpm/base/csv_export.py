@@ -1,5 +1,7 @@
 """CSV export of an admin changelist's selection (issue 17.4): the columns of the list as the user sees them
-(``get_list_display``), machine-readable: times in UTC ISO 8601 with their offset (``2026-07-15T23:00:00+00:00``),
+(``get_list_display``), machine-readable: times in UTC ISO 8601 with their offset (``2026-07-15T23:00:00+00:00``)
+and, after the list's columns, each time again as a person reads it, in the row's program zone with the zone's
+abbreviation (column ``start (local time)``: ``2026-07-15 16:00 PDT``),
 dates ISO, money (decimal fields with two places) with two decimals, booleans ``true``/``false``, choices as their
 stored codes, HTML of display columns as text. Contact details (e-mail, phone) are masked for users without
 Cap.VIEW_PERSONAL_DATA (``cpm.base.masking``); a text cell that a spreadsheet would run as a formula is quoted.
@@ -62,10 +64,15 @@ def cell(field, value) -> str:
 def export_rows(modeladmin, request, queryset):
     """(header, rows) of ``queryset`` in the list's columns as ``request.user`` may see them."""
     # A local-time column of the list is exported as its field (UTC with offset: a file is read by programs).
-    names = [getattr(n, "source_field", n) for n in modeladmin.get_list_display(request) if n != "action_checkbox"]
+    shown = [n for n in modeladmin.get_list_display(request) if n != "action_checkbox"]
+    names = [getattr(n, "source_field", n) for n in shown]
+    # The local-time columns of the list (``LocalTimeAdminMixin``), again as people read them, after the others.
+    local = [n for n in shown if getattr(n, "source_field", None)]
     visible = contact_visible(request.user)
     header = [str(label_for_field(n, modeladmin.model, modeladmin)) for n in names]
-    related = modeladmin.list_select_related
+    header += [f"{label_for_field(n.source_field, modeladmin.model, modeladmin)} (local time)" for n in local]
+    # The list's joins, with the way to each row's zone (``LocalTimeAdminMixin.get_list_select_related``).
+    related = modeladmin.get_list_select_related(request)
     if isinstance(related, list | tuple) and related:  # the list's joins (names in words, e.g. an event's zone)
         queryset = queryset.select_related(*related)
     elif related is True:
@@ -79,6 +86,7 @@ def export_rows(modeladmin, request, queryset):
             label = getattr(name, "__name__", str(name)) if field is None else field.name
             mask = None if visible else _mask_for(label)
             row.append(mask(text) if mask and text else text)
+        row += [column(obj) or "" for column in local]
         rows.append(row)
     return header, rows
 
