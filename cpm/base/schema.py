@@ -60,7 +60,7 @@ DOMAIN_TAGS: dict[str, tuple[str, ...]] = {
     "Customers and enrollments": ("customers", "accounts", "service-agreements", "enrollments", "subscriptions"),
     "Events": ("events", "reservations", "participations", "unavailabilities"),
     "Aggregator integration": ("aggregator",),
-    "Meter data": ("meter-data-loads", "interval-days"),
+    "Meter data": ("meter-data-loads", "interval-days", "abnormal-days"),
     "Settlement and bill credits": ("event-settlements", "customer-settlements", "settlement-batches",
                                     "bill-credit-exports"),
 }
@@ -75,7 +75,8 @@ TAG_DESCRIPTIONS = {
               "opt-outs and unavailability.",
     "Aggregator integration": "For an aggregator's or OEM cloud's API client: its upcoming events and outcome "
                               "reports.",
-    "Meter data": "Interval meter data: load jobs (CSV, Green Button, bulk readings) and stored interval days.",
+    "Meter data": "Interval meter data: load jobs (CSV, Green Button, bulk readings), stored interval days, and "
+                  "abnormal days (outages, abnormal operation) left out of baselines.",
     "Settlement and bill credits": "What was earned: event and customer settlements, their batches, and "
                                    "bill-credit exports for the billing system.",
 }

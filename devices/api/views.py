@@ -44,6 +44,9 @@ class ServicePointViewSet(viewsets.ReadOnlyModelViewSet):
 
 
 class AggregatorViewSet(viewsets.ReadOnlyModelViewSet):
+    """Aggregators (OEM clouds and DERMS that operate customers' devices): code, name, contact, webhook; written in
+    the admin."""
+
     serializer_class = s.AggregatorSerializer
     filterset_class = AggregatorFilterSet
     search_fields = ["code", "name"]

@@ -47,6 +47,9 @@ def visible_devices(user, keys, *, field: str = "devices"):
 
 
 class CustomerViewSet(viewsets.ReadOnlyModelViewSet):
+    """Customers (persons from CIS, written by the CIS import): names, contact details (masked without the
+    personal-data capability) and the life-support flag. Search by CIS person id, name or e-mail."""
+
     serializer_class = s.CustomerSerializer
     filterset_class = CustomerFilterSet
     search_fields = ["cis_person_id", "last_name", "first_name", "email"]
@@ -57,6 +60,9 @@ class CustomerViewSet(viewsets.ReadOnlyModelViewSet):
 
 
 class ServiceAgreementViewSet(viewsets.ReadOnlyModelViewSet):
+    """Service agreements (from CIS): which account takes service at which service point, from and to which
+    date."""
+
     serializer_class = s.ServiceAgreementSerializer
     filterset_class = ServiceAgreementFilterSet
     search_fields = ["agreement_id"]
@@ -106,6 +112,11 @@ class AccountViewSet(viewsets.ReadOnlyModelViewSet):
 
 
 class EnrollmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Enrollments: an account's service point in a program, with its status (requested, pending approval, active,
+    suspended, unenrolled, rejected, cancelled), effective and end dates, reason and devices (subscriptions).
+    Status changes are the actions below; the account, service point and program are given by id or natural key
+    (account number, service point id, program code)."""
+
     serializer_class = s.EnrollmentSerializer
     filterset_class = EnrollmentFilterSet
     search_fields = ["account__account_number", "service_point__service_point_id", "external_transaction_id"]
@@ -140,6 +151,8 @@ class EnrollmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     @extend_schema(request=s.NoteSerializer, responses=s.EnrollmentSerializer)
     @action(detail=True, methods=["post"])
     def approve(self, request, pk=None):
+        """Approve a pending request (pending approval -> active). 409 if the program stopped taking enrollments or
+        the account closed."""
         data = validated(s.NoteSerializer, request.data)
         return self._render(services.enrollment_approve(enrollment=self.get_object(), now=api_now(), actor=request.user,
                                                         reason=data["reason"]))
@@ -147,6 +160,8 @@ class EnrollmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     @extend_schema(request=s.ReasonInputSerializer, responses=s.EnrollmentSerializer)
     @action(detail=True, methods=["post"])
     def reject(self, request, pk=None):
+        """Reject a request (requested / pending approval -> rejected) with a coded reason; the devices it held are
+        released."""
         data = validated(s.ReasonInputSerializer, request.data)
         return self._render(services.enrollment_reject(enrollment=self.get_object(), **data, now=api_now(),
                                                        actor=request.user))
@@ -154,6 +169,8 @@ class EnrollmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     @extend_schema(request=s.UnenrollSerializer, responses=s.EnrollmentSerializer)
     @action(detail=True, methods=["post"])
     def unenroll(self, request, pk=None):
+        """Unenroll (active / suspended -> unenrolled) from a local date in the program's zone, the first day no
+        longer enrolled; a request not yet active is cancelled instead."""
         data = validated(s.UnenrollSerializer, request.data)
         return self._render(services.enrollment_unenroll(enrollment=self.get_object(), **data, now=api_now(),
                                                          actor=request.user))
@@ -161,6 +178,7 @@ class EnrollmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     @extend_schema(request=s.NoteSerializer, responses=s.EnrollmentSerializer)
     @action(detail=True, methods=["post"])
     def suspend(self, request, pk=None):
+        """Suspend an active enrollment (not called for events; its devices stay held)."""
         data = validated(s.NoteSerializer, request.data)
         return self._render(services.enrollment_suspend(enrollment=self.get_object(), **data, now=api_now(),
                                                         actor=request.user))
@@ -168,6 +186,7 @@ class EnrollmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     @extend_schema(request=s.NoteSerializer, responses=s.EnrollmentSerializer)
     @action(detail=True, methods=["post"])
     def resume(self, request, pk=None):
+        """Resume a suspended enrollment (suspended -> active)."""
         data = validated(s.NoteSerializer, request.data)
         return self._render(services.enrollment_resume(enrollment=self.get_object(), **data, now=api_now(),
                                                        actor=request.user))
@@ -175,6 +194,8 @@ class EnrollmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     @extend_schema(request=s.AddDeviceSerializer, responses={201: s.EnrollmentSerializer})
     @action(detail=True, methods=["post"], url_path="add-device")
     def add_device(self, request, pk=None):
+        """Subscribe one more device (by id, serial number or aggregator device id) from a local date, default today
+        in the program's zone; 400/409 list every reason it cannot be."""
         enrollment = self.get_object()
         data = validated(s.AddDeviceSerializer, request.data)
         (device,) = visible_devices(request.user, [data["device"]], field="device")
@@ -185,6 +206,8 @@ class EnrollmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     @extend_schema(request=s.ReplaceDeviceSerializer, responses=s.EnrollmentSerializer)
     @action(detail=True, methods=["post"], url_path="replace-device")
     def replace_device(self, request, pk=None):
+        """Replace one subscribed device by another from a local date: the enrollment, its season's event counts
+        and opt-outs carry on."""
         enrollment = self.get_object()
         data = validated(s.ReplaceDeviceSerializer, request.data)
         old, new = visible_devices(request.user, [data["old_device"], data["new_device"]], field="new_device")

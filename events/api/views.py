@@ -127,6 +127,9 @@ class ReservationViewSet(viewsets.ReadOnlyModelViewSet):
 
 
 class ParticipationViewSet(viewsets.ReadOnlyModelViewSet):
+    """Participations: a device's part in an event (reserved, dispatched, participated, opted out, non-responsive,
+    failed, cancelled) with its window; an aggregator sees its own devices' only."""
+
     queryset = selectors.participation_list().order_by("-start", "id")
     serializer_class = s.ParticipationSerializer
     filterset_class = ParticipationFilterSet
@@ -140,6 +143,8 @@ class ParticipationViewSet(viewsets.ReadOnlyModelViewSet):
     @extend_schema(request=s.OptOutWriteSerializer, responses={201: s.ParticipationSerializer})
     @action(detail=True, methods=["post"], url_path="opt-out")
     def opt_out(self, request, pk=None):
+        """Opt the device out of the event (channel, optional time ``at`` with an offset, reason); refused (409)
+        after the program's opt-out cut-off or beyond its allowance. The minutes before the opt-out still count."""
         data = validated(s.OptOutWriteSerializer, request.data)
         participation = self.get_object()
         services.participation_opt_out(participation=participation, channel=data["channel"], at=data.get("at"),
@@ -150,6 +155,9 @@ class ParticipationViewSet(viewsets.ReadOnlyModelViewSet):
 
 class UnavailabilityViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
                             viewsets.GenericViewSet):
+    """Customer-declared periods ``[start, end)`` when an enrollment's devices (or one device) must not be called;
+    reservations they cover are released at once."""
+
     queryset = selectors.unavailability_list().order_by("start", "id")
     serializer_class = s.UnavailabilitySerializer
     filterset_class = UnavailabilityFilterSet
