@@ -65,12 +65,17 @@ def format_quantity(value: Decimal | int | float | str | None, unit: str = "", *
 
 
 def format_decimal_field(value, field_name: str, *, decimal_places: int | None = None) -> str:
-    """A model's decimal as people read it, by the field's name: money (``amount``, ``price``, ``rate``, ``cap``)
-    with currency and two decimals; ``kwh`` and ``kw`` with their unit; shares and other numbers without trailing
-    zeros."""
+    """A model's decimal as people read it, by the field's name: money (``amount``, ``cap``, ``bonus``) with currency
+    and two decimals; a price or rate (``price_per_kwh``, ``rate``, and an ``amount`` of more than two decimal places:
+    dollars per unit) as ``format_rate`` ("$0.12345", "$75.00", never rounded to cents), "/kWh" when the name
+    says so; ``kwh`` and ``kw`` with their unit; shares and other numbers without trailing zeros."""
     if value is None:
         return ""
     name = field_name.lower()
+    if "price" in name or name == "rate" or name.endswith("_rate") or (
+            "amount" in name and decimal_places is not None and decimal_places > 2):
+        per = "/kWh" if "per_kwh" in name else "/kW" if name.endswith("per_kw") else ""
+        return format_rate(value) + per
     if "kwh" in name:
         return format_quantity(value, "kWh")
     if name == "kw" or name.startswith("kw_") or name.endswith("_kw") or "_kw_" in name:
