@@ -44,8 +44,10 @@ def transition(
     reason: str = "",
     field: str = "status",
     extra_updates: dict[str, Any] | None = None,
+    changes: dict[str, Any] | None = None,
 ) -> models.Model:
-    """Move ``obj.<field>`` to ``to`` if the map allows it; audit who, when, from, to and why.
+    """Move ``obj.<field>`` to ``to`` if the map allows it; audit who, when, from, to and why (and ``changes``: what
+    else the change did, e.g. how many participations it cancelled, in the same one entry).
 
     Raises ``TransitionNotAllowed`` for a refused transition or when another transaction changed the status first.
     """
@@ -62,7 +64,7 @@ def transition(
     for key, value in updates.items():
         setattr(obj, key, value)
     audit_record(obj=obj, action="status_change", now=now, actor=actor, from_status=current, to_status=to,
-                 reason=reason)
+                 reason=reason, changes=changes)
     return obj
 
 

@@ -21,7 +21,7 @@ from django.db import transaction
 from cpm.base.audit import audit_record
 from cpm.base.capabilities import Cap, use_case
 from cpm.base.errors import ConflictError, DomainValidationError, TransitionNotAllowed
-from cpm.base.states import transition
+from cpm.base.states import check_transition, transition
 from cpm.base.tasks import enqueue_on_commit
 from cpm.base.timeutils import zone
 from devices.models import Device
@@ -336,14 +336,16 @@ def event_dispatch(*, event: Event, now: dt.datetime, actor: Any) -> Event:
         event_reserve(event=event, now=now, actor=actor)
     with transaction.atomic():
         event = Event.objects.select_for_update().select_related("program").get(pk=event.pk)
-        transition(obj=event, to=EventStatus.DISPATCHED, allowed=EVENT_TRANSITIONS, now=now, actor=actor,
-                   reason="notification time")
+        # Refused before anything moves; the one audit entry of the change carries what it did to participations.
+        check_transition(allowed=EVENT_TRANSITIONS, current=event.status, to=EventStatus.DISPATCHED,
+                         label=f"Event {event}")
         released = dispatch_recheck(event, now=now, actor=actor)
         n = participations_move(Participation.objects.filter(event=event, status=ParticipationStatus.RESERVED),
                                 to=ParticipationStatus.DISPATCHED, now=now, actor=actor,
                                 reason=f"event #{event.pk} dispatched")
-        audit_record(obj=event, action="update", now=now, actor=actor, reason="participations dispatched",
-                     changes={"participations_dispatched": n, "participations_released": len(released)})
+        transition(obj=event, to=EventStatus.DISPATCHED, allowed=EVENT_TRANSITIONS, now=now, actor=actor,
+                   reason="notification time",
+                   changes={"participations_dispatched": n, "participations_released": len(released)})
         create_dispatch_messages(event, kind=DispatchKind.DISPATCH, now=now)
         event_dispatched.send(sender=Event, event_id=event.pk, now=now, actor=actor)
     return event
@@ -397,10 +399,9 @@ def event_cancel(*, event: Event, reason: str, now: dt.datetime, actor: Any) -> 
     with transaction.atomic():
         event = Event.objects.select_for_update().select_related("program").get(pk=event.pk)
         was_sent = event.status in (EventStatus.DISPATCHED, EventStatus.ACTIVE)
-        transition(obj=event, to=EventStatus.CANCELLED, allowed=EVENT_TRANSITIONS, now=now, actor=actor,
-                   reason=reason, extra_updates={"cancel_reason": reason[:500]})
-        if was_sent:
-            create_dispatch_messages(event, kind=DispatchKind.CANCEL, now=now)
+        # Refused before anything moves; the one audit entry of the change carries what it did to participations.
+        check_transition(allowed=EVENT_TRANSITIONS, current=event.status, to=EventStatus.CANCELLED,
+                         label=f"Event {event}")
         n = participations_move(Participation.objects.filter(event=event).exclude(status=RELEASED), to=RELEASED,
                                 now=now, actor=actor, reason=reason)
         # Devices this event took from lower-priority events still scheduled go back to them: their reservation
@@ -408,9 +409,11 @@ def event_cancel(*, event: Event, reason: str, now: dt.datetime, actor: Any) -> 
         given_back = sorted(set(Reservation.objects.filter(
             decision=ReservationDecision.RELEASED, detail__startswith=f"{RELEASED_BY}event #{event.pk} '",
             event__status=EventStatus.SCHEDULED).values_list("event_id", flat=True)))
-        audit_record(obj=event, action="update", now=now, actor=actor, reason=reason,
-                     changes={"participations_cancelled": n,
-                              **({"reserved_again": given_back} if given_back else {})})
+        transition(obj=event, to=EventStatus.CANCELLED, allowed=EVENT_TRANSITIONS, now=now, actor=actor,
+                   reason=reason, extra_updates={"cancel_reason": reason[:500]},
+                   changes={"participations_cancelled": n, **({"reserved_again": given_back} if given_back else {})})
+        if was_sent:
+            create_dispatch_messages(event, kind=DispatchKind.CANCEL, now=now)
         from ..tasks import reserve_event
 
         for other_id in given_back:

@@ -10,7 +10,7 @@ from django.contrib.auth.models import Group
 
 from cpm.base import roles
 from cpm.base.capabilities import USE_CASES
-from cpm.base.errors import NotFound, PermissionDenied
+from cpm.base.errors import NotFound, PermissionDenied, TransitionNotAllowed
 from cpm.models import AuditEntry
 from events import services
 from events.choices import DeliveryStatus, EventStatus, OptOutChannel, ParticipationStatus
@@ -331,3 +331,59 @@ def test_api_opt_out_of_another_aggregators_device_is_not_found(api_client, worl
 
 def test_roles_groups_exist():
     assert set(Group.objects.values_list("name", flat=True)) >= set(roles.ROLES)
+
+
+# ------------------------------------------------------------------------------------- one change, one audit entry
+# Cancelling or dispatching an event writes exactly one entry for the event (who, when, from, to, why) carrying what
+# the change did to its participations, beside one entry per participation moved. Both wrote two entries for the
+# event (``event.cancelled`` / ``event.dispatched`` and an ``event.updated`` with the counts, same actor and reason):
+# the History page listed one change twice and a lookup of the entry of a cancellation found two.
+
+
+def _event_entries(event):
+    return list(AuditEntry.objects.filter(object_type="events.event", object_id=str(event.pk)).order_by("pk"))
+
+
+def test_cancel_writes_one_entry_for_the_event_with_the_participations_it_cancelled(world):
+    event = world["dispatched"]
+    before = len(_event_entries(event))
+    admin = role_user(roles.PROGRAM_ADMIN, "pa-once")
+    services.event_cancel(event=event, reason="CAISO withdrew the Flex Alert", now=NOW, actor=admin)
+
+    new = _event_entries(event)[before:]
+    assert len(new) == 1, [(e.code, e.reason, e.changes) for e in new]
+    entry = new[0]
+    assert (entry.code, entry.from_status, entry.to_status, entry.actor_id, entry.reason, entry.at) == (
+        "event.cancelled", EventStatus.DISPATCHED, EventStatus.CANCELLED, admin.pk, "CAISO withdrew the Flex Alert",
+        NOW)
+    assert entry.changes == {"participations_cancelled": 3}
+    assert AuditEntry.objects.get(object_type="events.event", object_id=str(event.pk), actor=admin,
+                                  reason="CAISO withdrew the Flex Alert") == entry
+    assert AuditEntry.objects.filter(object_type="events.participation", code="participation.cancelled",
+                                     actor=admin).count() == 3
+
+
+def test_dispatch_writes_one_entry_for_the_event_with_the_participations_it_dispatched(world):
+    event = world["scheduled"]
+    before = len(_event_entries(event))
+    services.event_dispatch(event=event, now=DISPATCH_AT, actor=TEST_ACTOR)
+
+    new = _event_entries(event)[before:]
+    assert len(new) == 1, [(e.code, e.reason, e.changes) for e in new]
+    entry = new[0]
+    assert (entry.code, entry.from_status, entry.to_status, entry.actor_label, entry.at) == (
+        "event.dispatched", EventStatus.SCHEDULED, EventStatus.DISPATCHED, "system:tests", DISPATCH_AT)
+    assert entry.changes == {"participations_dispatched": 3, "participations_released": 0}
+    assert set(Participation.objects.filter(event=event).values_list("status", flat=True)) == {
+        ParticipationStatus.DISPATCHED}
+
+
+def test_a_refused_cancel_changes_nothing(world):
+    event = world["dispatched"]
+    services.event_activate(event=event, now=la(2026, 7, 15, 15), actor=TEST_ACTOR)
+    services.event_complete(event=event, now=la(2026, 7, 15, 18), actor=TEST_ACTOR)
+    before = (AuditEntry.objects.count(), sorted(Participation.objects.filter(event=event).values_list("pk", "status")))
+    with pytest.raises(TransitionNotAllowed, match="cannot go from completed to cancelled"):
+        services.event_cancel(event=event, reason="too late", now=NOW, actor=TEST_ACTOR)
+    assert (AuditEntry.objects.count(),
+            sorted(Participation.objects.filter(event=event).values_list("pk", "status"))) == before
