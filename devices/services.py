@@ -5,8 +5,12 @@ Every function is keyword-only, takes ``now`` (aware UTC) and ``actor`` (a user 
 transaction and audits what it changes. Dates of installations are local calendar dates; periods are half-open
 ``[installed_on, removed_on)``.
 
+An aggregator's user (``Aggregator.api_user``) registers and changes only its own devices, whichever door calls
+(``_check_own``: ``PermissionDenied``, 403, code ``aggregator_foreign_device``); the API's querysets hide the others
+too (404).
+
 Errors: ``DomainValidationError`` (400, per field), ``ConflictError`` (409, naming the conflicting row),
-``TransitionNotAllowed`` (409).
+``TransitionNotAllowed`` (409), ``PermissionDenied`` (403).
 """
 
 from __future__ import annotations
@@ -22,12 +26,13 @@ from django.db.models import Q
 
 from cpm.base.audit import audit_record
 from cpm.base.capabilities import Cap, use_case
-from cpm.base.errors import ConflictError, DomainValidationError
+from cpm.base.errors import ConflictError, DomainValidationError, PermissionDenied
 from cpm.base.numbers import to_decimal
 from cpm.base.states import transition
 
 from .choices import DEVICE_TRANSITIONS, DeviceOwnership, DeviceStatus, DeviceType
 from .models import Aggregator, Device, DeviceInstallation, Premise, ServicePoint
+from .selectors import aggregator_of
 from .signals import device_removed, device_status_changed
 
 UTILITY_OWNED_MESSAGE = ("Utility-owned devices are out of scope: cpm enrolls customer-owned devices only "
@@ -113,6 +118,21 @@ def validate_device_fields(data: dict[str, Any], *, partial: bool = False) -> di
     return clean
 
 
+def _check_own(actor: Any, *, aggregator_id: int | None = None, device: Device | None = None) -> None:
+    """Refuse an aggregator's user acting on another aggregator's device (or registering one for it); the utility's
+    users and system actors act on every device. The device's aggregator is read from the stored row."""
+    own = aggregator_of(actor)
+    if own is None:
+        return
+    if device is not None:
+        aggregator_id = Device.objects.filter(pk=device.pk).values_list("aggregator_id", flat=True).first()
+    if aggregator_id != own.pk:
+        what = f"device {device.pk} is not one of them" if device is not None else \
+            "it cannot register a device for another aggregator"
+        raise PermissionDenied(f"Aggregator {own.code} manages only its own devices; {what}.",
+                               code="aggregator_foreign_device", field="device" if device is not None else "aggregator")
+
+
 @use_case("device.register", Cap.MANAGE_DEVICES)
 @transaction.atomic
 def device_register(
@@ -135,6 +155,7 @@ def device_register(
     Raises ``DomainValidationError`` for a utility-owned device (code ``utility_owned_device``) or bad fields, and
     ``ConflictError`` when the aggregator already has a device with that id.
     """
+    _check_own(actor, aggregator_id=aggregator.pk)
     aggregator_device_id = (aggregator_device_id or "").strip()
     if not aggregator_device_id:
         raise DomainValidationError({"aggregator_device_id": ["aggregator_device_id is required."]})
@@ -171,6 +192,7 @@ def device_update(*, device: Device, data: dict[str, Any], now: dt.datetime, act
     What changes is decided against the stored row (locked), not against ``device``: a caller may hand an instance
     that already carries the new values (the admin's form puts them there before saving), which would compare
     equal to them and save nothing."""
+    _check_own(actor, device=device)
     clean = validate_device_fields(data, partial=True)
     stored = Device.objects.select_for_update().get(pk=device.pk)
     changes = {k: [str(getattr(stored, k)), str(v)] for k, v in clean.items() if getattr(stored, k) != v}
@@ -189,6 +211,7 @@ def device_set_status(*, device: Device, status: str, now: dt.datetime, actor: A
 
     Raises ``DomainValidationError`` for an unknown status and ``TransitionNotAllowed`` (409) for a refused move.
     """
+    _check_own(actor, device=device)
     if status not in DeviceStatus.values:
         raise DomainValidationError({"status": [f"Unknown device status {status!r}."]})
     before = device.status
@@ -202,6 +225,7 @@ def device_set_status(*, device: Device, status: str, now: dt.datetime, actor: A
 def device_heartbeat(*, device: Device, seen_at: dt.datetime, now: dt.datetime, actor: Any) -> Device:
     """Record that the device was online at ``seen_at`` (aware; stored UTC). Never moves ``last_seen_at`` back and
     refuses times in the future (more than 5 minutes after ``now``, clock skew allowance)."""
+    _check_own(actor, device=device)
     if seen_at.tzinfo is None:
         raise DomainValidationError({"seen_at": ["seen_at must include a time zone offset."]})
     seen_at = seen_at.astimezone(dt.UTC)
@@ -229,6 +253,7 @@ def device_install(
     move). Installing where it already is returns the open installation unchanged (idempotent). Raises
     ``DomainValidationError`` if ``installed_on`` is before the open installation's start or the device is retired.
     """
+    _check_own(actor, device=device)
     device = _lock_device(device)
     if device.status == DeviceStatus.RETIRED:
         raise DomainValidationError({"device": [f"Device {device.pk} is retired and cannot be installed."]})
@@ -269,6 +294,7 @@ def device_remove(*, device: Device, removed_on: dt.date, now: dt.datetime, acto
     Sends ``devices.signals.device_removed`` (enrollments end the device's subscriptions that date). Raises
     ``DomainValidationError`` if the device is not installed or ``removed_on`` is before the installation.
     """
+    _check_own(actor, device=device)
     device = _lock_device(device)
     current = DeviceInstallation.objects.filter(device=device, removed_on__isnull=True).first()
     if current is None:
