@@ -22,15 +22,19 @@ reads; a span that takes devices from lower-priority events (their participation
 limits count) is written before the next span is read.
 
 Audit: the reservation ledger (one ``Reservation`` row per candidate, with the decision and the reason in words) is
-itself the audit of every decision, including the participations it creates, re-opens, moves or cancels. Those
-bulk writes run at 100,000s of rows per event, so no ``AuditEntry`` is written per participation inside the spans:
-the run writes ONE audit entry per event (``_finish_reservation``: actor, reason ``reservation``, counts by
-decision). Bulk participation changes outside the engine (dispatch, cancel) are audited per row
+itself the audit of every decision, including the participations it creates and moves. Those bulk writes run at
+100,000s of rows per event, so no ``AuditEntry`` is written per new participation inside the spans: the run writes
+ONE audit entry per event (``_finish_reservation``: actor, reason ``reservation``, counts by decision). A status
+change of an existing participation (a re-run cancelling one that no longer fits, or re-opening one that fits
+again) gets its own entry (from, to, the actor, the ledger's reason), written in one insert with the change
+(``_apply``): the next run replaces the ledger row, and the participation's History page must still say it
+happened. Bulk participation changes outside the engine (dispatch, cancel) are audited per row
 (``events.services.common.participations_move``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,7 +47,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import CharField, Exists, F, OuterRef, Q, StringAgg, Value, Window
 from django.db.models.functions import Cast, RowNumber
 
-from cpm.base.audit import audit_record
+from cpm.base.audit import audit_record, audit_write
 from cpm.base.bulk import insert_rows_start
 from cpm.base.capabilities import Cap, require, system_actor, use_case
 from cpm.base.errors import ConflictError, DomainValidationError
@@ -810,6 +814,8 @@ class WritePlan:
     reopen: list[int]
     move: list[int]  # participations kept, in another window (the event was moved)
     take: list[Take]  # lower-priority events' participations released for this event's new or re-opened ones
+    # Why each participation of ``release`` is cancelled (its audit entry's reason).
+    reasons: dict[int, str] = dataclasses.field(default_factory=dict)
 
 
 def _plan_writes(event: Event, decided: list[Decided], chosen: set[int] | None, *, now: dt.datetime,
@@ -854,6 +860,8 @@ def _plan_writes(event: Event, decided: list[Decided], chosen: set[int] | None, 
                 plan.move.append(d.participation_id)
         elif d.participation_id is not None and d.participation_status != RELEASED:
             plan.release.append(d.participation_id)
+            plan.reasons[d.participation_id] = (f"Event revision {event.revision}: {decision}"
+                                                + (f": {detail}" if detail else ""))
     return plan
 
 
@@ -865,10 +873,10 @@ def _write(event: Event, decided: list[Decided], chosen: set[int] | None, *, now
     cancelled by an earlier revision; CANCEL the participations (reserved or dispatched) of those no longer
     reserved, whose ledger row says why; move the candidates' other participations (held ones too) to the event's
     window. A constant number of statements (COPY on PostgreSQL); the updates only when there is something to
-    update. No per-row audit: the ledger rows are the audit (module docstring). Devices taken from lower-priority
-    events: their participations there are released first (audited per row by ``actor``, default
-    ``TAKEOVER_ACTOR``; their ledger rows say which event took them), in the same transaction, before this event's
-    are added (the no-overlap check sees no overlap)."""
+    update. The ledger rows are the audit of the decisions; a cancelled or re-opened participation also gets one
+    audit entry (``_apply``; module docstring). Devices taken from lower-priority events: their participations
+    there are released first (audited per row by ``actor``, default ``TAKEOVER_ACTOR``; their ledger rows say which
+    event took them), in the same transaction, before this event's are added (the no-overlap check sees no overlap)."""
     if not decided:
         return {}
     plan = _plan_writes(event, decided, chosen, now=now, live_status=_live_status(event))
@@ -904,14 +912,20 @@ def _apply(event: Event, plan: WritePlan, *, now: dt.datetime, actor: Any = None
             if plan.take:
                 _take_over(plan.take, now=now, actor=actor or TAKEOVER_ACTOR)
             if plan.release:
+                was = list(Participation.objects.filter(pk__any=plan.release).values_list("pk", "status"))
                 Participation.objects.filter(pk__any=plan.release).update(status=RELEASED, updated_at=now)
+                audit_write(model=Participation, rows=[(pk, status, RELEASED, plan.reasons.get(pk, ""))
+                                                       for pk, status in was], now=now, actor=actor or TAKEOVER_ACTOR)
             if plan.move:
                 Participation.objects.filter(pk__any=plan.move).update(start=event.start, end=event.end,
                                                                        updated_at=now)
             if plan.reopen:
-                Participation.objects.filter(pk__any=plan.reopen).update(status=_live_status(event),
-                                                                         start=event.start, end=event.end,
-                                                                         updated_at=now)
+                live = _live_status(event)
+                Participation.objects.filter(pk__any=plan.reopen).update(status=live, start=event.start,
+                                                                         end=event.end, updated_at=now)
+                audit_write(model=Participation, rows=[(pk, RELEASED, live, f"Event revision {event.revision}: "
+                                                                            "reserved again.")
+                                                       for pk in plan.reopen], now=now, actor=actor or TAKEOVER_ACTOR)
             with insert_rows_start(Participation, list(NewParticipationRow._fields), plan.new_participations):
                 if while_participations is not None:
                     while_participations()

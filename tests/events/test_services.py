@@ -552,3 +552,39 @@ def test_a_row_repeated_in_one_outcome_report_is_unchanged_and_refusals_name_loc
     assert [r["result"] for r in out] == ["recorded", "unchanged", "recorded", "error"]
     assert "2026-07-15 15:00 PDT" in out[3]["detail"] and "UTC" not in out[3]["detail"]
     assert Participation.objects.get(device__aggregator_device_id="n-1").status == ParticipationStatus.PARTICIPATED
+
+
+def test_a_re_reservation_audits_each_participation_it_cancels_or_re_opens(program, rule, july_now):
+    """QA (issue 13, one trail): modifying a dispatched event cancels the participation of a device that no longer
+    fits (the aggregator is sent a release) and re-opens it when it fits again. The participation's History page
+    (its audit entries) said nothing of either: the re-reservation's bulk updates wrote no entry per row, and the
+    ledger row that said why was replaced by the next run. Each now has one entry: who, when, from, to and why (the
+    ledger's decision in words)."""
+    editor = role_user(roles.PROGRAM_ADMIN, "pa-modify")
+    a, b = participant(program, july_now), participant(program, july_now)
+    event = scheduled(program, july_now)  # 15:00-18:00 local
+    services.event_dispatch(event=event, now=july_now, actor=TEST_ACTOR)
+    UnavailabilityFactory(enrollment=b.enrollment, start=la(2026, 7, 15, 18), end=la(2026, 7, 15, 20),
+                          reason="Guests")
+    pb = Participation.objects.get(event=event, subscription=b)
+
+    def trail():
+        return [(e.code, e.from_status, e.to_status, e.actor_label, e.reason)
+                for e in AuditEntry.objects.filter(object_type="events.participation", object_id=str(pb.pk))
+                .order_by("pk")][1:]  # after its dispatch
+
+    services.event_update(event=event, changes={"end": la(2026, 7, 15, 19)}, now=july_now, actor=editor,
+                          reason="heat lasts longer")
+    assert Participation.objects.get(pk=pb.pk).status == ParticipationStatus.CANCELLED
+    assert trail() == [("participation.cancelled", ParticipationStatus.DISPATCHED, ParticipationStatus.CANCELLED,
+                        "pa-modify", "Event revision 2: unavailable: Customer declared unavailable 2026-07-15 "
+                                     "18:00 PDT to 2026-07-15 20:00 PDT (Guests).")]
+
+    services.event_update(event=event, changes={"end": la(2026, 7, 15, 18)}, now=july_now, actor=editor,
+                          reason="back to three hours")
+    assert Participation.objects.get(pk=pb.pk).status == ParticipationStatus.DISPATCHED
+    assert trail()[1:] == [("participation.dispatched", ParticipationStatus.CANCELLED,
+                            ParticipationStatus.DISPATCHED, "pa-modify", "Event revision 3: reserved again.")]
+    # The device that stayed throughout has no new entry.
+    pa = Participation.objects.get(event=event, subscription=a)
+    assert AuditEntry.objects.filter(object_type="events.participation", object_id=str(pa.pk)).count() == 1
