@@ -297,8 +297,11 @@ def enrollment_reject(*, enrollment: Enrollment, now: dt.datetime, actor: Any,
 @transaction.atomic
 def enrollment_cancel(*, enrollment: Enrollment, now: dt.datetime, actor: Any,
                       reason_code: str = ReasonCode.CUSTOMER_REQUEST, reason_text: str = "") -> Enrollment:
-    """REQUESTED/PENDING_APPROVAL -> CANCELLED (withdrawn before approval); the devices it held are released."""
-    return _close_request(_lock_enrollment(enrollment), to=EnrollmentStatus.CANCELLED, reason_code=reason_code,
+    """REQUESTED/PENDING_APPROVAL -> CANCELLED (withdrawn before approval); the devices it held are released. An
+    aggregator withdraws only a request of its own devices (403 ``aggregator_foreign_devices``)."""
+    enrollment = _lock_enrollment(enrollment)
+    _check_aggregator_may_end(actor, enrollment, program_today(enrollment.program, now))
+    return _close_request(enrollment, to=EnrollmentStatus.CANCELLED, reason_code=reason_code,
                           reason_text=reason_text, now=now, actor=actor)
 
 
@@ -488,11 +491,17 @@ def enrollment_replace_device(*, enrollment: Enrollment, old_device: Device, new
 @transaction.atomic
 def subscription_end(*, subscription: ProgramSubscription, end_date: dt.date, now: dt.datetime, actor: Any,
                      reason_code: str = ReasonCode.DEVICE_REMOVED) -> ProgramSubscription:
-    """End one subscription on local date ``end_date`` while its enrollment continues."""
+    """End one subscription on local date ``end_date`` while its enrollment continues. An aggregator ends only a
+    subscription of its own device (403 ``aggregator_foreign_devices``)."""
     _check_reason(reason_code)
     _check_within_a_year(field="end_date", value=end_date, what="a subscription ends",
                          zone_name=subscription.enrollment.program.time_zone, now=now)
-    subscription = ProgramSubscription.objects.select_for_update().get(pk=subscription.pk)
+    subscription = ProgramSubscription.objects.select_for_update().select_related("device").get(pk=subscription.pk)
+    aggregator = aggregator_of(actor)
+    if aggregator is not None and (subscription.device is None or subscription.device.aggregator_id != aggregator.pk):
+        raise PermissionDenied(f"Aggregator {aggregator.code} may end only a subscription of its own devices; "
+                               f"subscription {subscription.pk} is not one.", code="aggregator_foreign_devices",
+                               field="subscription")
     for s in _end_subscriptions([subscription], end_date=end_date, reason_code=reason_code, now=now, actor=actor):
         _send_subscription_ended(s)
     return subscription
