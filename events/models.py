@@ -44,14 +44,14 @@ class Event(models.Model):
     target_feeders = models.JSONField(default=list, blank=True)
     target_device_types = models.JSONField(default=list, blank=True)
     target_devices = models.ManyToManyField(Device, blank=True, related_name="targeted_by_events")
-    target_kw = models.DecimalField(max_digits=12, decimal_places=3, null=True, blank=True)
+    target_kw = models.DecimalField("target kW", max_digits=12, decimal_places=3, null=True, blank=True)
     overrides_rules = models.BooleanField(default=False, editable=False,
                                           help_text="Emergency event scheduled over a participation rule (audited).")
     override_reason = models.CharField(max_length=500, blank=True, editable=False)
     cancel_reason = models.CharField(max_length=500, blank=True, editable=False)
     reserved_at = models.DateTimeField(null=True, blank=True, editable=False)
     forecast_kw = models.DecimalField(
-        max_digits=12, decimal_places=3, null=True, blank=True, editable=False,
+        "forecast kW", max_digits=12, decimal_places=3, null=True, blank=True, editable=False,
         help_text="Available kW forecast when the event was reserved (settlement.forecast), to compare with the "
                   "delivered kW drop.")
     settlement_handed_off_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -147,7 +147,7 @@ class Reservation(models.Model):
                                       db_constraint=False)
     decision = models.CharField(max_length=24, choices=ReservationDecision.choices)
     detail = models.CharField(max_length=300, blank=True, help_text="Plain-language explanation with numbers.")
-    capacity_kw = models.DecimalField(max_digits=9, decimal_places=3, default=0)
+    capacity_kw = models.DecimalField("capacity kW", max_digits=9, decimal_places=3, default=0)
     decided_at = models.DateTimeField()
 
     class Meta:

@@ -274,7 +274,7 @@ class IntervalPriceSet(models.Model):
 class IntervalPrice(models.Model):
     price_set = models.ForeignKey(IntervalPriceSet, on_delete=models.CASCADE, related_name="prices")
     interval_start = models.DateTimeField(help_text="UTC start of the interval.")
-    price_per_kwh = models.DecimalField(max_digits=10, decimal_places=5)
+    price_per_kwh = models.DecimalField("price per kWh", max_digits=10, decimal_places=5)
 
     name_needs = ("price_set__program",)  # its name reads the program's zone (``cpm.base.admintime``)
 

@@ -173,9 +173,14 @@ def local_label(label: str, tz: ZoneInfo) -> str:
 _ISO_INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})$")
 
 
+_UNITS = {"kw": "kW", "kwh": "kWh", "mw": "MW", "mwh": "MWh", "wh": "Wh"}
+
+
 def _json_label(key) -> str:
-    text = str(key).replace("_", " ").strip()
-    return text[:1].upper() + text[1:]
+    """A JSON key as a label: words capitalised at the start, units as written ("forecast_kw": "Forecast kW")."""
+    words = [_UNITS.get(w.lower(), w) for w in str(key).replace("_", " ").split()]
+    text = " ".join(words)
+    return text if words and words[0] in _UNITS.values() else text[:1].upper() + text[1:]
 
 
 def _json_text(value, tz: ZoneInfo):

@@ -24,7 +24,7 @@ def test_a_refused_device_keeps_what_was_typed_and_shows_the_error_at_its_box(ad
     assert response.status_code == 200  # the form again, not a redirect to an empty one
     form = response.context["adminform"].form
     assert form.errors["capacity_kw"] == [
-        "Capacity kw 5000 is above the plausible maximum of 1,000 kW (CPM_MAX_DEVICE_KW)."]
+        "Capacity kW 5000 is above the plausible maximum of 1,000 kW (CPM_MAX_DEVICE_KW)."]
     page = response.content.decode()
     assert 'value="pw-typed-77"' in page and 'value="24.1"' in page and 'value="5000"' in page
     assert not Device.objects.exists()

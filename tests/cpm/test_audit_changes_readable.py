@@ -47,7 +47,7 @@ def test_the_history_page_shows_changes_in_words_and_local_time(admin_client_):
     assert "Start: 2026-07-15 15:00 PDT" in page and "End: 2026-07-15 18:00 PDT" in page
     assert "Notification at: 2026-07-15 13:00 PDT" in page
     assert "Target device types: thermostat, battery" in page and "Target territories: none" in page
-    assert "Forecast kw: 13.361" in page and "Reserved: 34" in page
+    assert "Forecast kW: 13.361" in page and "Reserved: 34" in page
     assert "+00:00" not in page and "{&#x27;" not in page and "&#x27;start&#x27;" not in page
 
 
