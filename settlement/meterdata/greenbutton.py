@@ -7,7 +7,10 @@ What is read (namespaces Atom ``http://www.w3.org/2005/Atom`` and ESPI ``http://
   to the ``MeterReading`` above their ``up`` link.
 - ``ReadingType``: ``uom`` (72 = Wh is the energy unit accepted), ``powerOfTenMultiplier`` (value x 10^n),
   ``intervalLength`` (seconds; each reading's own ``duration`` wins), ``flowDirection`` (1 = forward -> delivered,
-  19 = reverse -> received, 4 = net -> delivered with negative values kept; anything else is an error).
+  19 = reverse -> received, 4 = net -> delivered with negative values kept; anything else is an error). A usage
+  point whose file also gives forward or reverse readings keeps those: its net readings are not stored (net is
+  forward minus reverse; stored as delivered too they conflicted with the forward ones), and one that disagrees
+  with the forward and reverse readings of its interval is a row error.
 - ``IntervalReading``: ``timePeriod/start`` (UTC epoch seconds), ``timePeriod/duration`` (seconds), ``value``.
 - ``LocalTimeParameters``: ``tzOffset`` and ``dstOffset`` (seconds), reported for information (times are UTC).
 
@@ -24,6 +27,7 @@ per-interval kWh limit depends on the service point: the loader checks it.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -134,7 +138,7 @@ def parse_green_button(source: bytes | str, *, years: tuple[int, int] = YEARS) -
             raise GreenButtonError(f"IntervalBlock under {mr_href or '?'}: no ReadingType found for its MeterReading")
         rt = reading_types[rt_href]
         acc = per_up.setdefault(up_href, {"channel": [], "start": [], "minutes": [], "kwh": [], "rows": [],
-                                          "errors": []})
+                                          "errors": [], "net": [], "where": []})
         for reading in block.findall(f"{ESPI}IntervalReading"):
             row += 1
             where = f" (IntervalReading {row}, in IntervalBlock {block_no})"
@@ -180,14 +184,50 @@ def parse_green_button(source: bytes | str, *, years: tuple[int, int] = YEARS) -
             acc["minutes"].append(duration_s // 60)
             acc["kwh"].append(kwh)
             acc["rows"].append(row)
+            acc["net"].append(rt["signed"])
+            acc["where"].append(where)
     result = []
     for href, acc in per_up.items():
+        if any(acc["net"]) and not all(acc["net"]):
+            _drop_net_beside_forward_and_reverse(acc)
         result.append(UsagePointReadings(
             href=href or "", title=usage_points.get(href, ""), channel=np.array(acc["channel"], dtype=np.int8),
             start=np.array(acc["start"], dtype=np.int64), minutes=np.array(acc["minutes"], dtype=np.int16),
             kwh=np.array(acc["kwh"], dtype=np.float64), rows=np.array(acc["rows"], dtype=np.int64),
             errors=acc["errors"]))
     return GreenButtonFile(usage_points=result, tz_offset_s=tz_offset, dst_offset_s=dst_offset)
+
+
+def _drop_net_beside_forward_and_reverse(acc: dict) -> None:
+    """A usage point with forward or reverse readings and net ones (flowDirection 4): net is forward minus reverse,
+    not a second delivered reading, so the net readings are not stored (on the delivered channel they would conflict
+    with every forward reading of an hour with export, and both be rejected). Where a net reading's interval has a
+    forward and a reverse reading and it disagrees with their difference (more than 0.001 Wh), it is a row error
+    naming the three values; the forward and reverse readings load."""
+    given: dict[tuple[int, int, int], float] = {}  # (channel, start, minutes) -> kWh of a forward/reverse reading
+    for net, ch, start, minutes, kwh in zip(acc["net"], acc["channel"], acc["start"], acc["minutes"], acc["kwh"],
+                                            strict=True):
+        if not net and not math.isnan(kwh):
+            given[(ch, start, minutes)] = kwh
+    keep = []
+    for k, net in enumerate(acc["net"]):
+        if not net:
+            keep.append(k)
+            continue
+        start, minutes, kwh = acc["start"][k], acc["minutes"][k], acc["kwh"][k]
+        forward, reverse = given.get((0, start, minutes)), given.get((1, start, minutes))
+        if forward is None or reverse is None or math.isnan(kwh) or abs(kwh - (forward - reverse)) <= 1e-6:
+            continue
+        when = dt.datetime.fromtimestamp(start, dt.UTC).isoformat().replace("+00:00", "Z")
+        acc["errors"].append({"row": acc["rows"][k], "field": "value", "message": (
+            f"net reading of {_wh(kwh)} Wh disagrees with forward {_wh(forward)} Wh - reverse {_wh(reverse)} Wh = "
+            f"{_wh(forward - reverse)} Wh at {when}; the forward and reverse readings are loaded{acc['where'][k]}")})
+    for name in ("channel", "start", "minutes", "kwh", "rows", "net", "where"):
+        acc[name] = [acc[name][k] for k in keep]
+
+
+def _wh(kwh: float) -> str:
+    return f"{round(kwh * 1000, 6):g}"
 
 
 def _reading_type(el, href: str) -> dict:

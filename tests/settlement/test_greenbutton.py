@@ -125,3 +125,70 @@ def test_the_default_green_button_folder_is_shared_beside_the_repository_root(mo
     assert green_button_dir() == tmp_path / "shared" / "data" / "greenbutton"  # where it is looked for, missing
     (tmp_path / "shared" / "data" / "greenbutton").mkdir(parents=True)
     assert green_button_dir().is_dir()
+
+
+# ------------------------------------------------------------------------ files holding more than one reading type
+ESPI_BASE = "https://services.greenbuttondata.org/DataCustodian/espi/1_1/resource"
+FIRST_HOUR = 1388552400  # 2014-01-01 05:00Z, the nine-day file's first reading (273 Wh forward)
+
+
+def _meter_reading(usage_point: str, number: str, rt: str, reading_type: str, readings: list[tuple[int, int, int]]
+                   ) -> str:
+    """Entries of one MeterReading of ``usage_point`` with its ReadingType and one IntervalBlock of
+    ``(start, duration, value)`` readings."""
+    body = "".join(f"<IntervalReading><timePeriod><duration>{d}</duration><start>{s}</start></timePeriod>"
+                   f"<value>{v}</value></IntervalReading>" for s, d, v in readings)
+    mr = f"{ESPI_BASE}/RetailCustomer/2/UsagePoint/{usage_point}/MeterReading/{number}"
+    return (f'<entry><link rel="self" href="{mr}"/><link rel="up" href="{mr.rsplit("/", 1)[0]}"/>'
+            f'<link rel="related" href="{ESPI_BASE}/ReadingType/{rt}"/>'
+            f'<content><MeterReading xmlns="http://naesb.org/espi"/></content></entry>'
+            f'<entry><link rel="self" href="{ESPI_BASE}/ReadingType/{rt}"/>'
+            f'<content><ReadingType xmlns="http://naesb.org/espi">{reading_type}</ReadingType></content></entry>'
+            f'<entry><link rel="self" href="{mr}/IntervalBlock/1"/><link rel="up" href="{mr}/IntervalBlock"/>'
+            f'<content><IntervalBlock xmlns="http://naesb.org/espi">{body}</IntervalBlock></content></entry>')
+
+
+def _hours(values: list[int]) -> list[tuple[int, int, int]]:
+    return [(FIRST_HOUR + 3600 * i, 3600, v) for i, v in enumerate(values)]
+
+
+def _energy_type(flow: int) -> str:
+    return (f"<flowDirection>{flow}</flowDirection><intervalLength>3600</intervalLength><uom>72</uom>"
+            "<powerOfTenMultiplier>0</powerOfTenMultiplier>")
+
+
+def test_a_net_reading_beside_forward_and_reverse_does_not_wipe_out_the_delivered_hours(now):
+    """A solar customer's Green Button file gives the forward (flowDirection 1), reverse (19) and net (4) readings
+    of one meter. Net is forward minus reverse, not a second delivered reading: it was stored on the delivered
+    channel too, so every hour with export held two different delivered values and both were rejected as
+    conflicting duplicates (the forward kWh lost). The forward and reverse readings are what is stored; a net
+    reading that disagrees with them is a row error naming it."""
+    sp = ServicePointFactory()
+    extra = (_meter_reading("2", "02", "20", _energy_type(19), _hours([100, 100, 0, 50]))
+             # hours 0-2: 273 - reverse; hour 3 disagrees: 273 - 50 = 223, not 200
+             + _meter_reading("2", "03", "21", _energy_type(4), _hours([173, 173, 273, 200])))
+    content = (GB_DIR / NINE_DAYS).read_text().replace("</feed>", extra + "</feed>")
+    _wh, count = expected_wh(GB_DIR / NINE_DAYS)
+    load = load_file(NINE_DAYS, sp, now, content=content.encode())
+    assert load.readings_new == count + 4  # every forward hour and the 4 reverse hours
+    assert load.readings_rejected == 1
+    assert load.errors == [{"row": count + 8, "field": "value", "message":
+                            "net reading of 200 Wh disagrees with forward 273 Wh - reverse 50 Wh = 223 Wh at "
+                            "2014-01-01T08:00:00Z; the forward and reverse readings are loaded "
+                            f"(IntervalReading {count + 8}, in IntervalBlock 11)"}]
+    day = IntervalDay.objects.get(service_point=sp, channel="delivered", day=dt.date(2014, 1, 1))
+    assert list(intervals.decode(day.values)[5:9]) == [0.273] * 4
+    received = IntervalDay.objects.get(service_point=sp, channel="received", day=dt.date(2014, 1, 1))
+    assert list(intervals.decode(received.values)[5:9]) == [0.1, 0.1, 0.0, 0.05]
+    assert stored_wh(sp) == pytest.approx(_wh + 250)
+
+
+def test_a_net_only_file_is_still_stored_on_the_delivered_channel_signed(now):
+    sp = ServicePointFactory()
+    content = (GB_DIR / NINE_DAYS).read_text().replace("<flowDirection>1</flowDirection>",
+                                                       "<flowDirection>4</flowDirection>")
+    content = content.replace("<value>273</value>", "<value>-273</value>", 1)
+    load = load_file(NINE_DAYS, sp, now, content=content.encode())
+    assert load.status == MeterDataLoad.Status.COMPLETED, load.errors
+    first = IntervalDay.objects.get(service_point=sp, channel="delivered", day=dt.date(2014, 1, 1))
+    assert intervals.decode(first.values)[5] == pytest.approx(-0.273)
