@@ -5,7 +5,9 @@ What is read (namespaces Atom ``http://www.w3.org/2005/Atom`` and ESPI ``http://
 - ``UsagePoint`` entries (their ``self`` link and title) own ``MeterReading`` entries (``up`` link below the usage
   point); a ``MeterReading`` names its ``ReadingType`` through a ``related`` link; ``IntervalBlock`` entries belong
   to the ``MeterReading`` above their ``up`` link.
-- ``ReadingType``: ``uom`` (72 = Wh is the energy unit accepted), ``powerOfTenMultiplier`` (value x 10^n),
+- ``ReadingType``: ``uom`` (72 = Wh is the energy unit accepted; the blocks of a ReadingType in another unit, a
+  gas meter's therms or a demand in W, are left out and named in ``UsagePointReadings.skipped``: a file holding
+  the electric and the gas meter loads the electricity), ``powerOfTenMultiplier`` (value x 10^n),
   ``intervalLength`` (seconds; each reading's own ``duration`` wins), ``flowDirection`` (1 = forward -> delivered,
   19 = reverse -> received, 4 = net -> delivered with negative values kept; anything else is an error). A usage
   point whose file also gives forward or reverse readings keeps those: its net readings are not stored (net is
@@ -62,6 +64,7 @@ class UsagePointReadings:
     kwh: np.ndarray
     rows: np.ndarray
     errors: list[dict] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # why readings of this usage point were left out (not Wh)
 
 
 @dataclass
@@ -138,7 +141,12 @@ def parse_green_button(source: bytes | str, *, years: tuple[int, int] = YEARS) -
             raise GreenButtonError(f"IntervalBlock under {mr_href or '?'}: no ReadingType found for its MeterReading")
         rt = reading_types[rt_href]
         acc = per_up.setdefault(up_href, {"channel": [], "start": [], "minutes": [], "kwh": [], "rows": [],
-                                          "errors": [], "net": [], "where": []})
+                                          "errors": [], "net": [], "where": [], "skipped": []})
+        if rt.get("unsupported"):  # another commodity or quantity (gas in therms, demand in W): not loaded here
+            if rt["unsupported"] not in acc["skipped"]:
+                acc["skipped"].append(rt["unsupported"])
+            row += len(block.findall(f"{ESPI}IntervalReading"))
+            continue
         for reading in block.findall(f"{ESPI}IntervalReading"):
             row += 1
             where = f" (IntervalReading {row}, in IntervalBlock {block_no})"
@@ -194,7 +202,7 @@ def parse_green_button(source: bytes | str, *, years: tuple[int, int] = YEARS) -
             href=href or "", title=usage_points.get(href, ""), channel=np.array(acc["channel"], dtype=np.int8),
             start=np.array(acc["start"], dtype=np.int64), minutes=np.array(acc["minutes"], dtype=np.int16),
             kwh=np.array(acc["kwh"], dtype=np.float64), rows=np.array(acc["rows"], dtype=np.int64),
-            errors=acc["errors"]))
+            errors=acc["errors"], skipped=acc["skipped"]))
     return GreenButtonFile(usage_points=result, tz_offset_s=tz_offset, dst_offset_s=dst_offset)
 
 
@@ -231,15 +239,15 @@ def _wh(kwh: float) -> str:
 
 
 def _reading_type(el, href: str) -> dict:
+    uom = _text(el, f"{ESPI}uom", str(UOM_WH))
+    if uom != str(UOM_WH):  # its blocks are left out; the file fails only if nothing else is there (the loader)
+        return {"unsupported": f"ReadingType {href}: unsupported uom {uom[:40]} (only 72 = Wh energy readings)"}
     flow = _text(el, f"{ESPI}flowDirection", "1")
     try:
         channel = FLOW_DIRECTIONS[to_int(flow)]
     except (KeyError, ValueError) as exc:
         raise GreenButtonError(f"ReadingType {href}: unknown flowDirection {flow!r} (1 forward, 19 reverse, 4 net)") \
             from exc
-    uom = _text(el, f"{ESPI}uom", str(UOM_WH))
-    if uom != str(UOM_WH):
-        raise GreenButtonError(f"ReadingType {href}: unsupported uom {uom} (only 72 = Wh energy readings)")
     power_text = _text(el, f"{ESPI}powerOfTenMultiplier", "0")
     power = _int_or_none(power_text)
     if power not in POWERS:

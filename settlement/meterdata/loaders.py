@@ -656,12 +656,12 @@ def _from_arrays(arrays: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray
 def _green_button(content: bytes, service_point_id: str | None, usage_point: str | None):
     lim = limits()
     data = parse_green_button(content, years=lim["years"])
-    points = [u for u in data.usage_points if u.start.size]
-    if usage_point:
-        points = [u for u in points if usage_point in (u.title, u.href)]
+    named = [u for u in data.usage_points if usage_point in (u.title, u.href)] if usage_point else data.usage_points
+    points = [u for u in named if u.start.size]
     if not points:
+        skipped = [m for u in named for m in u.skipped]  # e.g. only a gas meter's therms: say so
         raise GreenButtonError("no interval readings found" + (f" for usage point {usage_point!r}" if usage_point
-                                                              else ""))
+                                                              else "") + (f": {skipped[0]}" if skipped else ""))
     if len(points) > 1:
         raise GreenButtonError("the file holds several usage points with readings (" +
                                ", ".join(u.title or u.href for u in points) + "): choose one with usage_point")

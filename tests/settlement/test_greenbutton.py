@@ -192,3 +192,42 @@ def test_a_net_only_file_is_still_stored_on_the_delivered_channel_signed(now):
     assert load.status == MeterDataLoad.Status.COMPLETED, load.errors
     first = IntervalDay.objects.get(service_point=sp, channel="delivered", day=dt.date(2014, 1, 1))
     assert intervals.decode(first.values)[5] == pytest.approx(-0.273)
+
+
+def _gas_usage_point() -> str:
+    up = f"{ESPI_BASE}/RetailCustomer/2/UsagePoint/3"
+    return (f'<entry><link rel="self" href="{up}"/><link rel="up" href="{up.rsplit("/", 1)[0]}"/>'
+            '<title>Gas Meter</title><content><UsagePoint xmlns="http://naesb.org/espi"><ServiceCategory>'
+            '<kind>1</kind></ServiceCategory></UsagePoint></content></entry>'
+            + _meter_reading("3", "01", "30", "<flowDirection>1</flowDirection><intervalLength>86400"
+                             "</intervalLength><uom>169</uom><powerOfTenMultiplier>-3</powerOfTenMultiplier>",
+                             [(FIRST_HOUR, 86400, 2500)]))
+
+
+def test_a_file_with_a_gas_usage_point_loads_its_electricity(now):
+    """A customer's Download My Data file holds the electric meter and the gas meter (ServiceCategory 1, therms,
+    uom 169). The whole file failed ('unsupported uom 169'), even with usage_point naming the electric meter: the
+    electric usage point loads, the gas one (not electricity interval energy) is left out."""
+    content = (GB_DIR / NINE_DAYS).read_text().replace("</feed>", _gas_usage_point() + "</feed>").encode()
+    wh, count = expected_wh(GB_DIR / NINE_DAYS)
+    for usage_point in (None, "Green Button Sample Data File"):
+        sp = ServicePointFactory()
+        with TestCase.captureOnCommitCallbacks(execute=True):
+            load = meter_data_load_submit(source="green_button", content=content, now=now, file_name="both.xml",
+                                          service_point_id=sp.service_point_id, usage_point=usage_point,
+                                          actor=TEST_ACTOR)
+        load.refresh_from_db()
+        assert load.status == MeterDataLoad.Status.COMPLETED, load.errors
+        assert load.readings_new == count and stored_wh(sp) == pytest.approx(wh)
+    # Asked for the gas meter: refused in words, nothing stored.
+    sp = ServicePointFactory()
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        load = meter_data_load_submit(source="green_button", content=content, now=now, file_name="both.xml",
+                                      service_point_id=sp.service_point_id, usage_point="Gas Meter",
+                                      actor=TEST_ACTOR)
+    load.refresh_from_db()
+    assert load.status == MeterDataLoad.Status.FAILED
+    assert load.errors[0]["message"] == (
+        f"no interval readings found for usage point 'Gas Meter': ReadingType {ESPI_BASE}/ReadingType/30: "
+        "unsupported uom 169 (only 72 = Wh energy readings)")
+    assert not IntervalDay.objects.filter(service_point=sp).exists()
