@@ -140,3 +140,31 @@ def test_cli_event_times_outside_the_years_are_errors(tmp_path):
         run_cli("--csv", str(path), "--tz", "America/Los_Angeles", "--event-start", "0001-01-01T00:00+05:00",
                 "--event-end", "0001-01-01T01:00+05:00")
     assert str(exc.value) == "--event-start: 0001-01-01T00:00+05:00 is outside the years 1900-2100"
+
+
+def test_the_readable_summary_shows_interval_starts_in_the_programs_zone_on_an_autumn_dst_day(tmp_path):
+    """The summary an analyst reads printed each interval start in UTC ('2026-11-01T08:00:00Z'), so on the 25-hour
+    day the two 01:00 hours could not be told apart by anyone reading local time. Each start is the wall-clock time
+    in --tz with the zone's abbreviation: 01:00 PDT, then 01:00 PST (4 real hours from 00:00 to 03:00)."""
+    lines = ["timestamp,kw"]
+    t = dt.datetime(2026, 9, 1, tzinfo=LA).astimezone(dt.UTC)
+    end = dt.datetime(2026, 11, 2, tzinfo=LA).astimezone(dt.UTC)
+    while t < end:
+        local = t.astimezone(LA)
+        weekend = local.weekday() >= 5
+        kw = 1.0 if local.date() == dt.date(2026, 11, 1) and local.hour < 3 else (8.0 if weekend else 2.0)
+        lines.append(f"{local.isoformat()},{kw}")
+        t += dt.timedelta(hours=1)
+    path = tmp_path / "meter.csv"
+    path.write_text("\n".join(lines) + "\n")
+    out = StringIO()
+    # Sunday event 00:00-03:00 local: CAISO 4-in-4 on weekend days at 8 kW, no adjustment: 7 kWh avoided an hour.
+    call_command("baseline", "--csv", str(path), "--tz", "America/Los_Angeles", "--event-start",
+                 "2026-11-01T00:00-07:00", "--event-end", "2026-11-01T03:00-08:00", "--method", "caiso-auto",
+                 "--adjustment", "none", stdout=out)
+    text = out.getvalue()
+    assert "selected days: 2026-10-31, 2026-10-25, 2026-10-24, 2026-10-18" in text
+    starts = [line.split("  baseline")[0] for line in text.splitlines() if "  baseline " in line]
+    assert starts == ["2026-11-01 00:00 PDT", "2026-11-01 01:00 PDT", "2026-11-01 01:00 PST", "2026-11-01 02:00 PST"]
+    assert "Z " not in text and "T08:00" not in text
+    assert "reduction 7.0 kWh" in text and "'kwh_avoided': 28.0" in text

@@ -4,6 +4,7 @@ Same code path as settlement (``settlement.baselines.baseline_for_event``). The 
 ``timestamp`` (ISO 8601 with offset, interval start) and either ``kw`` (average demand) or ``kwh``. Refused with
 the line and column, as the meter loads refuse them: a file that is not UTF-8, a value that is not a number (the text
 ``NaN``, ``1_5``; leave the field empty for a missing reading) or not finite, a time outside ``CPM_METER_YEARS``.
+The readable summary shows interval starts in ``--tz`` ("2026-11-01 01:00 PST"); ``--json`` gives them in UTC.
 Example::
 
     python manage.py baseline --csv meter.csv --tz America/Los_Angeles \\
@@ -22,6 +23,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from cpm.base.numbers import to_float
+from cpm.base.timeutils import format_local
 from settlement.baselines import PRESETS, IntervalSeries, baseline_for_event, resolve_params, series_from_points
 from settlement.meterdata.checks import YEARS
 
@@ -163,9 +165,11 @@ class Command(BaseCommand):
         for e in data["excluded_days"]:
             self.stdout.write(f"  excluded {e['day']}: {e['reason']}")
         self.stdout.write(f"adjustment: {data['adjustment']}")
-        for i in data["intervals"]:
-            self.stdout.write(f"{i['start']}  baseline {i['baseline_kw']} kW  adjusted {i['adjusted_baseline_kw']} "
-                              f"kW  actual {i['actual_kw']} kW  reduction {i['reduction_kwh']} kWh")
+        for i, interval in zip(data["intervals"], result.intervals, strict=True):
+            # people read the program's wall clock (01:00 PDT and 01:00 PST on the autumn day), not UTC
+            self.stdout.write(f"{format_local(interval['start'], tz)}  baseline {i['baseline_kw']} kW  adjusted "
+                              f"{i['adjusted_baseline_kw']} kW  actual {i['actual_kw']} kW  reduction "
+                              f"{i['reduction_kwh']} kWh")
         self.stdout.write(f"totals: {data['totals']}")
 
 
