@@ -81,7 +81,8 @@ class Device(models.Model):
     aggregator_device_id = models.CharField(max_length=128)
     ownership = models.CharField(max_length=16, choices=DeviceOwnership.choices,
                                  default=DeviceOwnership.CUSTOMER_OWNED)
-    capacity_kw = models.DecimalField("capacity kW", max_digits=9, decimal_places=3, help_text="Controllable capacity, kW.")
+    capacity_kw = models.DecimalField("capacity kW", max_digits=9, decimal_places=3,
+                                      help_text="Controllable capacity, kW.")
     usable_energy_kwh = models.DecimalField("usable energy kWh", max_digits=9, decimal_places=3, null=True, blank=True,
                                             help_text="Batteries: usable energy, kWh.")
     firmware_version = models.CharField(max_length=64, blank=True)
