@@ -17,6 +17,7 @@ from functools import partial
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Q
 
 from cpm.base.audit import audit_record
 from cpm.base.capabilities import Cap, use_case
@@ -51,6 +52,10 @@ EDITABLE_FIELDS = ("name", "category", "direction", "start", "end", "notificatio
 # Changes that move devices in or out: the reservation runs again for them.
 RESERVATION_FIELDS = ("start", "end", "target_territories", "target_substations", "target_feeders",
                       "target_device_types", "target_devices", "target_kw")
+# Skip reasons another event of the program causes by counting toward the participant's limits.
+LIMIT_DECISIONS = (ReservationDecision.DAY_LIMIT, ReservationDecision.WEEK_LIMIT, ReservationDecision.SEASON_LIMIT,
+                   ReservationDecision.HOURS_LIMIT, ReservationDecision.DAY_HOURS_LIMIT, ReservationDecision.REST,
+                   ReservationDecision.CONSECUTIVE_DAYS, ReservationDecision.OPT_OUT_ALLOWANCE_USED)
 
 
 def _snapshot(event: Event, device_ids: list[int]) -> dict[str, Any]:
@@ -227,18 +232,54 @@ def event_update(
         event.save()
         if new_devices is not None:
             _set_target_devices(event, new_devices)
-        counts = None
+        counts, again = None, []
         if live and any(before[f] != after[f] for f in RESERVATION_FIELDS):
+            # The events this one's participants were skipped from as it stood: reserved again once it has moved,
+            # shrunk or called other devices (a limit or a device it no longer takes may now be free there).
+            again = _skipped_for(event)
             counts = reserve_locked(event, ctx, now=now, actor=actor)
             finish_reservation(event, counts, now=now, actor=actor)
         audit_record(obj=event, action="update", now=now, actor=actor, reason=reason,
                      changes={"before": before, "after": after, "revision": event.revision,
                               "reservation_counts": counts,
+                              **({"reserved_again": again} if again else {}),
                               **({"override_cleared": True} if override_cleared else {})})
+        _reserve_again(again, now=now)
         if event.status == EventStatus.DISPATCHED:
             create_dispatch_messages(event, kind=DispatchKind.MODIFY, now=now)
         event_modified.send(sender=Event, event_id=event.pk, revision=event.revision, now=now, actor=actor)
     return event
+
+
+def _skipped_for(event: Event) -> list[int]:
+    """The other SCHEDULED events whose ledger skipped a participant because of this event as it stands: a limit of
+    the program (day, week, season, hours, rest, consecutive days, opt-out allowance) of an enrollment this event
+    counts for, or an overlap on a device (or device-less service point) this event holds. Called before the event
+    is cancelled or changed; those events are reserved again after commit (``_reserve_again``), so a device the
+    event no longer counts for or holds is called there, and their ledger no longer names it. Earliest first."""
+    counted = Participation.objects.filter(event_id=event.pk).exclude(status=RELEASED)
+    limit = Q(event__program_id=event.program_id, decision__in=LIMIT_DECISIONS,
+              enrollment_id__in=counted.values("enrollment_id"))
+    overlap = Q(decision=ReservationDecision.OVERLAP) & (
+        Q(device_id__in=counted.filter(device__isnull=False).values("device_id"))
+        | Q(device__isnull=True, service_point_id__in=counted.filter(device__isnull=True).values("service_point_id")))
+    # The scheduled events first (few), then their ledgers by the (event, decision) index: never a scan of every
+    # event's ledger.
+    scheduled = list(Event.objects.filter(status=EventStatus.SCHEDULED).exclude(pk=event.pk)
+                     .values_list("pk", flat=True))
+    if not scheduled:
+        return []
+    skipped = set(Reservation.objects.filter(event_id__in=scheduled).filter(limit | overlap)
+                  .values_list("event_id", flat=True).distinct())
+    return list(Event.objects.filter(pk__in=skipped).order_by("start", "pk").values_list("pk", flat=True))
+
+
+def _reserve_again(event_ids: list[int], *, now: dt.datetime) -> None:
+    """Run the reservation of these scheduled events again after commit, in the order given (idempotent)."""
+    from ..tasks import reserve_event
+
+    for other_id in event_ids:
+        enqueue_on_commit(reserve_event, event_id=other_id, now=now.isoformat())
 
 
 # --------------------------------------------------------------------------------------------------------- schedule
@@ -402,21 +443,22 @@ def event_cancel(*, event: Event, reason: str, now: dt.datetime, actor: Any) -> 
         # Refused before anything moves; the one audit entry of the change carries what it did to participations.
         check_transition(allowed=EVENT_TRANSITIONS, current=event.status, to=EventStatus.CANCELLED,
                          label=f"Event {event}")
+        skipped = _skipped_for(event)
         n = participations_move(Participation.objects.filter(event=event).exclude(status=RELEASED), to=RELEASED,
                                 now=now, actor=actor, reason=reason)
         # Devices this event took from lower-priority events still scheduled go back to them: their reservation
         # runs again after commit (idempotent; a fresh decision for every candidate).
+        # So do devices skipped from other scheduled events because this one counted toward their limits or held
+        # them at the same time (``_skipped_for``): the event no longer counts.
         given_back = sorted(set(Reservation.objects.filter(
             decision=ReservationDecision.RELEASED, detail__startswith=f"{RELEASED_BY}event #{event.pk} '",
             event__status=EventStatus.SCHEDULED).values_list("event_id", flat=True)))
+        again = [*given_back, *(pk for pk in skipped if pk not in given_back)]
         transition(obj=event, to=EventStatus.CANCELLED, allowed=EVENT_TRANSITIONS, now=now, actor=actor,
                    reason=reason, extra_updates={"cancel_reason": reason[:500]},
-                   changes={"participations_cancelled": n, **({"reserved_again": given_back} if given_back else {})})
+                   changes={"participations_cancelled": n, **({"reserved_again": again} if again else {})})
         if was_sent:
             create_dispatch_messages(event, kind=DispatchKind.CANCEL, now=now)
-        from ..tasks import reserve_event
-
-        for other_id in given_back:
-            enqueue_on_commit(reserve_event, event_id=other_id, now=now.isoformat())
+        _reserve_again(again, now=now)
         event_cancelled.send(sender=Event, event_id=event.pk, reason=reason, now=now, actor=actor)
     return event
