@@ -321,6 +321,7 @@ class SpanChecks:
     taken_device: dict[int, list[str]]  # device -> taken by an earlier run of this event, in words (a re-run)
     taken_service_point: dict[int, list[str]]
     declined: str = ""  # the program declines this event (no incentive): the reason in words
+    has_target: bool = False  # the event has a target kW (a held participation's row says whether it counts)
 
 
 @dataclass(slots=True)
@@ -592,7 +593,8 @@ def _gather(event: Event, ctx: ProgramContext, *, now: dt.datetime, span: Span |
         unavailable=_unavailability(event, ctx, enrollment_ids), busy_device=overlaps.busy_device,
         busy_service_point=overlaps.busy_service_point, take_device=overlaps.take_device,
         take_service_point=overlaps.take_service_point, taken_device=overlaps.taken_device,
-        taken_service_point=overlaps.taken_service_point, declined=_declined(event, ctx))
+        taken_service_point=overlaps.taken_service_point, declined=_declined(event, ctx),
+        has_target=event.target_kw is not None)
     return SpanFacts(rows, checks, limits, _existing_participations(event, span), contested)
 
 
@@ -645,7 +647,7 @@ def _decide_rows(rows: list[CandidateRow], checks: SpanChecks, limits: LimitChec
             d.participation_id, d.participation_status, d.participation_window = current
             if current.status not in REEVALUATED:
                 d.held = True
-                d.detail = f"Reserved; participation already {current.status}."
+                d.detail = _held_detail(current.status, has_target=checks.has_target)
                 out.append(d)
                 continue
         d.decision, d.detail = _first_skip(row, checks) or (None, "")
@@ -665,6 +667,23 @@ def _decide_rows(rows: list[CandidateRow], checks: SpanChecks, limits: LimitChec
                     d.detail = " ".join([*(before or ()), *(t.taken_text for t in takes or ()), d.detail])
         out.append(d)
     return out
+
+
+# A participation whose outcome is recorded, in words; only one that took part delivers toward a target kW.
+_HELD_WORDS = {
+    ParticipationStatus.PARTICIPATED: "took part",
+    ParticipationStatus.OPTED_OUT: "the customer opted out",
+    ParticipationStatus.NON_RESPONSIVE: "the device did not respond",
+    ParticipationStatus.FAILED: "the device reported a failure",
+}
+
+
+def _held_detail(status: str, *, has_target: bool) -> str:
+    """The ledger sentence of a candidate whose outcome (or opt-out) is recorded for this event: kept as it is."""
+    text = f"Reserved earlier; {_HELD_WORDS.get(status, status)}, kept as recorded"
+    if has_target and status != ParticipationStatus.PARTICIPATED:
+        text += " (does not count toward the target kW)"
+    return text + "."
 
 
 def _of_candidate(row: CandidateRow, by_device: dict, by_service_point: dict):
@@ -773,7 +792,9 @@ def _choose(decided: list[Decided], target_kw: Decimal | None) -> set[int] | Non
              for sid in ledger.rotation_order((d.subscription_id, d.season_count, float(d.capacity_kw))
                                               for d in group)]
     cap = {d.subscription_id: float(d.capacity_kw) for d in passing}
-    already = sum(float(d.capacity_kw) for d in held)
+    # Only a held participation that took part delivers: an opted-out, non-responsive or failed device's capacity
+    # is not there, so the next devices in rotation order make up the target.
+    already = sum(float(d.capacity_kw) for d in held if d.participation_status == ParticipationStatus.PARTICIPATED)
     chosen = ledger.pick_until_target(((sid, cap[sid]) for sid in order), max(float(target_kw) - already, 0.0))
     return chosen | {d.subscription_id for d in held}
 

@@ -398,3 +398,23 @@ def test_a_clash_the_database_refuses_in_a_later_span_refuses_the_whole_reservat
     got = reserve(event, july_now)
     assert got[subs[2].pk][0] == D.OVERLAP
     assert sorted(v[0] for k, v in got.items() if k != subs[2].pk) == [D.RESERVED] * 4
+
+
+def test_target_kw_reserved_again_after_an_opt_out_calls_the_next_device(program, july_now):
+    """QA (rules): a 4 kW target called the 5 kW thermostat a (larger first) and left the 4 kW b 'target met'.
+    The customer of a opts out; the administrator reserves again: a's 5 kW will not be delivered, so it no longer
+    counts toward the target and b is called (4 kW). a keeps its opt-out, and its ledger row says so in words."""
+    a = participant(program, july_now, capacity_kw=Decimal("5"))
+    b = participant(program, july_now, capacity_kw=Decimal("4"))
+    event = EventFactory(program=program, target_kw=Decimal("4"))
+    got = reserve(event, july_now)
+    assert {k: v[0] for k, v in got.items()} == {a.pk: D.RESERVED, b.pk: D.TARGET_MET}
+    services.participation_opt_out(participation=Participation.objects.get(event=event, subscription=a),
+                                   channel="portal", now=july_now, actor=TEST_ACTOR)
+    got = reserve(event, july_now)
+    assert got[b.pk] == (D.RESERVED, "0 other event(s) so far in Summer 2026.")
+    assert got[a.pk] == (D.RESERVED, "Reserved earlier; the customer opted out, kept as recorded (does not count "
+                                     "toward the target kW).")
+    assert dict(Participation.objects.filter(event=event).values_list("subscription_id", "status")) == {
+        a.pk: ParticipationStatus.OPTED_OUT, b.pk: ParticipationStatus.RESERVED}
+    assert reserve(event, july_now) == got  # a re-run changes nothing
