@@ -22,13 +22,24 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class LedgerEvent:
-    """An event as the ledger sees it: UTC window, local start day, elapsed hours."""
+    """An event as the ledger sees it: UTC window, local start day, elapsed hours (and its name, for the words)."""
 
     id: int
     start: dt.datetime
     end: dt.datetime
     local_day: dt.date
     hours: float
+    name: str = ""
+
+    def words(self, tz: dt.tzinfo) -> str:
+        """``event #7 'Heat wave' (2026-07-14 17:00-19:00 PDT)``: its number, name and local window in ``tz``
+        (both ends in full when it crosses midnight or a DST change)."""
+        start, end = self.start.astimezone(tz), self.end.astimezone(tz)
+        if start.date() == end.date() and start.tzname() == end.tzname():
+            window = f"{start:%Y-%m-%d %H:%M}-{end:%H:%M %Z}"
+        else:
+            window = f"{start:%Y-%m-%d %H:%M %Z} to {end:%Y-%m-%d %H:%M %Z}"
+        return f"event #{self.id}" + (f" '{self.name}'" if self.name else "") + f" ({window})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,12 +105,14 @@ def limit_decision(
     limits: Limits,
     history: Iterable[LedgerEvent],
     opted_out: Iterable[LedgerEvent] = (),
+    tz: dt.tzinfo = dt.UTC,
 ) -> tuple[str, str] | None:
     """The first limit the participant would break by taking part in ``target``, as ``(decision, detail)``, or
     None if it may be reserved.
 
     ``history``: the participant's other counted events (distinct, ``target`` excluded), any date near the season.
-    ``opted_out``: those of them the participant opted out of. Checks in order: day count, day hours, week count,
+    ``opted_out``: those of them the participant opted out of. ``tz``: the program's zone, in which a reason names
+    another event's times. Checks in order: day count, day hours, week count,
     season count, season hours, rest, consecutive days, opt-out allowance.
     """
     history = list(history)
@@ -138,7 +151,7 @@ def limit_decision(
             else:
                 gap = -1.0
             if gap < limits.min_rest_minutes:
-                return "rest", (f"Only {max(gap, 0):g} minutes from event #{e.id}; the program requires "
+                return "rest", (f"Only {max(gap, 0):g} minutes from {e.words(tz)}; the program requires "
                                 f"{limits.min_rest_minutes} minutes of rest between events.")
     if limits.max_consecutive_event_days is not None:
         days = {e.local_day for e in history}

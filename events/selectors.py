@@ -54,8 +54,10 @@ class ProgramContext:
     def local_day(self, instant: dt.datetime) -> dt.date:
         return instant.astimezone(self.tz).date()
 
-    def ledger_event(self, event_id: int, start: dt.datetime, end: dt.datetime) -> ledger.LedgerEvent:
-        return ledger.LedgerEvent(event_id, start, end, self.local_day(start), (end - start).total_seconds() / 3600)
+    def ledger_event(self, event_id: int, start: dt.datetime, end: dt.datetime, name: str = ""
+                     ) -> ledger.LedgerEvent:
+        return ledger.LedgerEvent(event_id, start, end, self.local_day(start), (end - start).total_seconds() / 3600,
+                                  name)
 
 
 def decision_count_annotations() -> dict:

@@ -334,6 +334,7 @@ class LimitChecks:
     past: dict[int, ledger.LedgerEvent]  # counted events of the program in the history window
     history: dict[int, frozenset[int]]  # enrollment -> past events it took part in
     opted: dict[int, frozenset[int]]  # enrollment -> past events it opted out of
+    tz: dt.tzinfo = dt.UTC  # the program's zone: a reason names another event's times in it
 
 
 def _limit_checks(event: Event, ctx: ProgramContext, enrollment_ids: list[int]) -> LimitChecks:
@@ -349,9 +350,9 @@ def _limit_checks(event: Event, ctx: ProgramContext, enrollment_ids: list[int]) 
     win_last = max(period.last, target.local_day + around)
     win_start = dt.datetime.combine(win_first, dt.time(0), tzinfo=ctx.tz)
     win_end = dt.datetime.combine(win_last + dt.timedelta(days=1), dt.time(0), tzinfo=ctx.tz)
-    past = {eid: ctx.ledger_event(eid, s, e) for eid, s, e in Event.objects.filter(
+    past = {eid: ctx.ledger_event(eid, s, e, name) for eid, s, e, name in Event.objects.filter(
         program_id=ctx.program.pk, status__in=COUNTED_EVENT_STATUSES, start__lt=win_end, end__gt=win_start,
-    ).exclude(pk=event.pk).order_by().values_list("pk", "start", "end")}
+    ).exclude(pk=event.pk).order_by().values_list("pk", "start", "end", "name")}
     history: dict[int, frozenset[int]] = {}
     opted: dict[int, frozenset[int]] = {}
     if past:
@@ -365,7 +366,7 @@ def _limit_checks(event: Event, ctx: ProgramContext, enrollment_ids: list[int]) 
         ):
             history[enrollment_id] = frozenset(map(int, evs.split(","))) if evs else frozenset()
             opted[enrollment_id] = frozenset(map(int, outs.split(","))) if outs else frozenset()
-    return LimitChecks(target, period, limits, past, history, opted)
+    return LimitChecks(target, period, limits, past, history, opted, ctx.tz)
 
 
 def _unavailability(event: Event, ctx: ProgramContext, enrollment_ids: list[int]) -> dict[tuple[int, int | None], str]:
@@ -716,7 +717,7 @@ def _limit_decision(limits: LimitChecks, key: tuple[frozenset[int], frozenset[in
     hist = [limits.past[i] for i in key[0]]
     season_count = sum(1 for h in hist if limits.period.contains(h.local_day))
     skip = ledger.limit_decision(target=limits.target, season=limits.period, limits=limits.limits, history=hist,
-                                 opted_out=[limits.past[i] for i in key[1]])
+                                 opted_out=[limits.past[i] for i in key[1]], tz=limits.tz)
     return season_count, skip
 
 

@@ -418,3 +418,27 @@ def test_target_kw_reserved_again_after_an_opt_out_calls_the_next_device(program
     assert dict(Participation.objects.filter(event=event).values_list("subscription_id", "status")) == {
         a.pk: ParticipationStatus.OPTED_OUT, b.pk: ParticipationStatus.RESERVED}
     assert reserve(event, july_now) == got  # a re-run changes nothing
+
+
+def test_rest_across_the_autumn_dst_night_counts_real_minutes_and_names_the_other_event_in_local_time(
+        program, rule, july_now):
+    """QA (rules): 60 minutes of rest. Device a's earlier event ran 2026-10-31 23:00 PDT to 2026-11-01 01:30 PDT
+    (08:30 UTC); the next starts at 01:15 PST, the second 01:15 of the night (09:15 UTC): 45 real minutes of rest,
+    though the wall clock reads 15 minutes earlier. Device b's event ended 00:00 PDT (07:00 UTC): 135 minutes, enough.
+    The ledger names the event that is too close with its local times, not only its number."""
+    from zoneinfo import ZoneInfo
+
+    tz = ZoneInfo("America/Los_Angeles")
+    season = program.seasons.get()
+    season.end_date = dt.date(2026, 11, 30)
+    season.save()
+    set_rule(rule, min_rest_minutes=60)
+    a, b = participant(program, july_now), participant(program, july_now)
+    earlier = past_event(program, la(2026, 10, 31, 23), hours=2.5, subs=[a], status=EventStatus.SCHEDULED)
+    past_event(program, la(2026, 10, 31, 22), hours=2, subs=[b], status=EventStatus.SCHEDULED)
+    start = dt.datetime(2026, 11, 1, 1, 15, fold=1, tzinfo=tz)
+    assert start.astimezone(dt.UTC) == dt.datetime(2026, 11, 1, 9, 15, tzinfo=dt.UTC)
+    got = reserve(EventFactory(program=program, start=start, end=start + dt.timedelta(hours=1)), july_now)
+    assert got[a.pk] == (D.REST, f"Only 45 minutes from event #{earlier.pk} '{earlier.name}' (2026-10-31 23:00 PDT "
+                                 "to 2026-11-01 01:30 PDT); the program requires 60 minutes of rest between events.")
+    assert got[b.pk][0] == D.RESERVED
