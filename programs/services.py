@@ -52,7 +52,7 @@ from .models import (
     QualificationQuestion,
     Season,
 )
-from .signals import program_changed, program_closed
+from .signals import mutual_exclusion_creating, program_changed, program_closed
 
 logger = logging.getLogger(__name__)
 
@@ -621,7 +621,10 @@ def mutual_exclusion_create(*, program_a: Program, program_b: Program, reason: s
                             actor: Any) -> MutualExclusion:
     """Declare two programs mutually exclusive (stored once, lower id first).
 
-    Raises ``DomainValidationError`` for a program paired with itself, ``ConflictError`` if the pair exists.
+    Raises ``DomainValidationError`` for a program paired with itself, ``ConflictError`` if the pair exists, or
+    (code ``exclusion_conflict``, from the ``programs.signals.mutual_exclusion_creating`` receivers) while a service
+    point or device is in both programs at overlapping dates from today (the first program's local date) on, naming
+    each and their enrollments: the rule would be broken from the start and both programs' events would call them.
     """
     if program_a.pk == program_b.pk:
         raise DomainValidationError({"program_b": [f"Program {program_a.code} cannot exclude itself."]})
@@ -630,6 +633,8 @@ def mutual_exclusion_create(*, program_a: Program, program_b: Program, reason: s
     if existing:
         raise ConflictError(f"Programs {low.code} and {high.code} are already mutually exclusive.",
                             code="exclusion_exists")
+    mutual_exclusion_creating.send(sender=MutualExclusion, program_a=program_a, program_b=program_b,
+                                   on=now.astimezone(zone(program_a.time_zone)).date(), now=now, actor=actor)
     try:
         with transaction.atomic():
             exclusion = MutualExclusion.objects.create(program_a=low, program_b=high, reason=reason)

@@ -7,9 +7,14 @@ receivers' writes (enrollments end ``closed_on``, the program's local date) comm
 ``program_create`` (``change`` "created"), ``program_update`` ("updated", only when a field changed) or
 ``program_delete`` ("deleted", sent before the row goes, so receivers can still read it); inside the writing
 transaction (received by the OpenADR 3 VTN, which notifies its subscribers after the commit).
+
+``mutual_exclusion_creating(sender=MutualExclusion, program_a, program_b, on, now, actor)`` is sent by
+``mutual_exclusion_create`` before the pair is stored: a receiver refuses it by raising a ``ConflictError`` (the
+enrollments app, while a service point or device is in both programs at overlapping dates from local day ``on``).
 """
 
 from django.dispatch import Signal
 
 program_closed = Signal()
 program_changed = Signal()
+mutual_exclusion_creating = Signal()
