@@ -622,7 +622,7 @@ def _decide_rows(rows: list[CandidateRow], checks: SpanChecks, limits: LimitChec
     passes the checks before the limits, in this span or another: ``contested``); one it keeps a device in still
     counts, for all its candidates. So the decision does not depend on how the candidates are split into spans or
     chunks, nor on their order, and a re-run (the takes done) decides the same."""
-    by_history: dict[tuple[frozenset, frozenset], tuple[int, tuple[str, str] | None]] = {}
+    by_history: dict[tuple[frozenset, frozenset], tuple[int, int, tuple[str, str] | None]] = {}
     empty: frozenset[int] = frozenset()
     period = limits.period
     take_device, take_sp = checks.take_device, checks.take_service_point
@@ -639,7 +639,7 @@ def _decide_rows(rows: list[CandidateRow], checks: SpanChecks, limits: LimitChec
         known = by_history.get(key)
         if known is None:
             known = by_history[key] = _limit_decision(limits, key)
-        season_count, limit_skip = known
+        season_count, later, limit_skip = known
         cap = row.capacity_kw
         d = Decided(row.subscription_id, row.enrollment_id, row.device_id, row.service_point_id,
                     cap if cap is not None else Decimal("0"), season_count, None, "")
@@ -656,7 +656,8 @@ def _decide_rows(rows: list[CandidateRow], checks: SpanChecks, limits: LimitChec
             if limit_skip:
                 d.decision, d.detail = limit_skip
             else:
-                d.detail = f"{season_count} other event(s) so far in {period.name}."
+                d.detail = f"{season_count - later} other event(s) so far in {period.name}" + (
+                    f", and {later} more scheduled after this one." if later else ".")
                 # Only where lower-priority overlapping events hold (or held) some of the span's devices.
                 takes = before = None
                 if take_device or take_sp:
@@ -712,13 +713,15 @@ def _freed(rows: list[CandidateRow], checks: SpanChecks, existing: dict[int, Exi
 
 
 def _limit_decision(limits: LimitChecks, key: tuple[frozenset[int], frozenset[int]]
-                    ) -> tuple[int, tuple[str, str] | None]:
-    """(events so far this season, the limit skip or None) for a history (events taken part in, opted out of)."""
+                    ) -> tuple[int, int, tuple[str, str] | None]:
+    """(events of the season, those of them starting after this event, the limit skip or None) for a history
+    (events taken part in, opted out of). The rotation counts them all; the ledger says which come later."""
     hist = [limits.past[i] for i in key[0]]
-    season_count = sum(1 for h in hist if limits.period.contains(h.local_day))
+    in_season = [h for h in hist if limits.period.contains(h.local_day)]
+    later = sum(1 for h in in_season if h.start > limits.target.start)
     skip = ledger.limit_decision(target=limits.target, season=limits.period, limits=limits.limits, history=hist,
                                  opted_out=[limits.past[i] for i in key[1]], tz=limits.tz)
-    return season_count, skip
+    return len(in_season), later, skip
 
 
 # The checks of one candidate, in the order the ledger reports them (the first failing one is the reason).

@@ -66,7 +66,8 @@ def test_moving_an_event_to_another_week_frees_the_weekly_limit_of_the_event_it_
     with django_capture_on_commit_callbacks(execute=True):
         services.event_update(event=tuesday, changes={"start": la(2026, 7, 28, 15), "end": la(2026, 7, 28, 16)},
                               now=july_now, actor=TEST_ACTOR)
-    assert row(wednesday, a) == (D.RESERVED, "2 other event(s) so far in Summer 2026.")  # Monday and July 28
+    assert row(wednesday, a) == (D.RESERVED, "1 other event(s) so far in Summer 2026, and 1 more scheduled after "
+                                             "this one.")  # Monday, then July 28
     assert status(wednesday, a) == ParticipationStatus.RESERVED
     assert status(tuesday, a) == ParticipationStatus.RESERVED
 

@@ -442,3 +442,14 @@ def test_rest_across_the_autumn_dst_night_counts_real_minutes_and_names_the_othe
     assert got[a.pk] == (D.REST, f"Only 45 minutes from event #{earlier.pk} '{earlier.name}' (2026-10-31 23:00 PDT "
                                  "to 2026-11-01 01:30 PDT); the program requires 60 minutes of rest between events.")
     assert got[b.pk][0] == D.RESERVED
+
+
+def test_reserved_row_counts_the_events_before_it_as_so_far_and_says_how_many_come_later(program, july_now):
+    """QA (rules): device a took part on June 10 and is reserved for July 22; an event on July 15 is then reserved.
+    Its row read '2 other event(s) so far in Summer 2026' although one of the two is a week later: 'so far' is the
+    June event only, and the later one is said as such. The rotation still counts both (least called first)."""
+    a = participant(program, july_now)
+    past_event(program, la(2026, 6, 10, 15), subs=[a])
+    past_event(program, la(2026, 7, 22, 15), subs=[a], status=EventStatus.SCHEDULED)
+    got = reserve(EventFactory(program=program), july_now)
+    assert got[a.pk] == (D.RESERVED, "1 other event(s) so far in Summer 2026, and 1 more scheduled after this one.")
