@@ -8,7 +8,8 @@ class EnrollmentsConfig(AppConfig):
         from devices.signals import device_removed
         from programs.signals import mutual_exclusion_creating, program_closed
 
-        from .services import device_removed_receiver, mutual_exclusion_creating_receiver, program_closed_receiver
+        from .selectors import mutual_exclusion_creating_receiver
+        from .services import device_removed_receiver, program_closed_receiver
 
         device_removed.connect(device_removed_receiver, dispatch_uid="enrollments.device_removed")
         program_closed.connect(program_closed_receiver, dispatch_uid="enrollments.program_closed")

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 
 from django.db.models import Prefetch, Q, QuerySet
 
+from cpm.base.errors import ConflictError
 from cpm.base.timeutils import local_date, zone
 from devices.models import Device, DeviceInstallation, ServicePoint
 from devices.selectors import aggregator_of
@@ -17,6 +18,7 @@ from programs.choices import ProgramStatus
 from programs.models import MutualExclusion, Program, QualificationQuestion
 
 from . import eligibility as el
+from .choices import OPEN_ENROLLMENT_STATUSES, EnrollmentStatus
 from .models import Account, Customer, Enrollment, ProgramSubscription, ServiceAgreement
 
 # --- list querysets -------------------------------------------------------------------------------------------
@@ -267,3 +269,51 @@ def conflicting_subscription(*, device_ids: Iterable[int]) -> ProgramSubscriptio
     """The open exclusive subscription holding one of the devices (used to name the winner of a race)."""
     return (ProgramSubscription.objects.filter(device_id__in=list(device_ids), end_date__isnull=True, exclusive=True)
             .select_related("enrollment", "enrollment__program").first())
+
+
+def _overlaps_from(on: dt.date, *periods: tuple[dt.date | None, dt.date | None]) -> bool:
+    """Whether local-date periods ``[start, end)`` (None: open) all overlap on or after ``on``."""
+    first = max([on, *(start for start, _ in periods if start is not None)])
+    ends = [end for _, end in periods if end is not None]
+    return not ends or first < min(ends)
+
+
+def mutual_exclusion_creating_receiver(sender, *, program_a, program_b, on, **kwargs) -> None:
+    """``programs.signals.mutual_exclusion_creating``: refuse the pair (``ConflictError``, code
+    ``exclusion_conflict``) while a service point is enrolled in both programs, or a device subscribed in both, at
+    overlapping dates on or after ``on``: each named with its two enrollments (at most 5, then how many more).
+    Requests and suspended enrollments hold their place as active ones do; ended, rejected and cancelled ones do
+    not."""
+    holding = (*OPEN_ENROLLMENT_STATUSES, EnrollmentStatus.UNENROLLED)
+    order = {program_a.pk: 0, program_b.pk: 1}
+    running = Q(end_date__isnull=True) | Q(end_date__gt=on)
+    enrollments = Enrollment.objects.filter(running, program_id__in=list(order), status__in=holding)
+    by_point: dict[int, list[tuple]] = {}
+    for pk, program_id, sp_id, sp_label, start, end in enrollments.order_by("pk").values_list(
+            "pk", "program_id", "service_point_id", "service_point__service_point_id", "effective_date", "end_date"):
+        by_point.setdefault(sp_id, []).append((order[program_id], pk, sp_label, (start, end)))
+    by_device: dict[int, list[tuple]] = {}
+    for device_id, serial, enrollment_id, program_id, start, end, e_start, e_end in (
+            ProgramSubscription.objects.filter(running, device__isnull=False, enrollment__in=enrollments)
+            .order_by("enrollment_id", "pk").values_list(
+                "device_id", "device__serial_number", "enrollment_id", "enrollment__program_id", "start_date",
+                "end_date", "enrollment__effective_date", "enrollment__end_date")):
+        by_device.setdefault(device_id, []).append(
+            (order[program_id], enrollment_id, serial, (start, end), (e_start, e_end)))
+    conflicts = []
+    for rows in by_point.values():
+        for a in (r for r in rows if r[0] == 0):
+            for b in (r for r in rows if r[0] == 1):
+                if _overlaps_from(on, a[3], b[3]):
+                    conflicts.append(f"service point {a[2]} is enrolled in both (enrollments {a[1]} and {b[1]})")
+    for device_id, rows in by_device.items():
+        for a in (r for r in rows if r[0] == 0):
+            for b in (r for r in rows if r[0] == 1):
+                if _overlaps_from(on, a[3], a[4], b[3], b[4]):
+                    label = f"device {device_id}" + (f" ({a[2]})" if a[2] else "")
+                    conflicts.append(f"{label} is in both (enrollments {a[1]} and {b[1]})")
+    if conflicts:
+        more = f"; and {len(conflicts) - 5} more" if len(conflicts) > 5 else ""
+        raise ConflictError(f"Programs {program_a.code} and {program_b.code} cannot be made mutually exclusive: "
+                            f"{'; '.join(conflicts[:5])}{more}. End one of each pair first.",
+                            code="exclusion_conflict")
