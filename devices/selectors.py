@@ -10,8 +10,9 @@ from .models import Aggregator, Device, DeviceInstallation, Premise, ServicePoin
 
 
 def aggregator_of(user) -> Aggregator | None:
-    """The aggregator whose API client ``user`` is, or None (staff and CSR users see everything)."""
-    if user is None or not getattr(user, "is_authenticated", False):
+    """The aggregator whose API client ``user`` is, or None (staff and CSR users see everything; a superuser, who
+    holds every capability, is never narrowed to one aggregator, and costs no query to tell)."""
+    if user is None or not getattr(user, "is_authenticated", False) or getattr(user, "is_superuser", False):
         return None
     try:
         return user.aggregator

@@ -12,7 +12,8 @@ from django.db.models import Count, Exists, IntegerField, OuterRef, Prefetch, Qu
 from django.db.models.functions import Coalesce
 
 from cpm.base.timeutils import zone
-from devices.models import Aggregator
+from devices.models import Aggregator, Device
+from devices.selectors import aggregator_of
 from programs import rules as program_rules
 from programs.models import Program
 
@@ -60,22 +61,37 @@ class ProgramContext:
                                   name)
 
 
-def decision_count_annotations() -> dict:
+def decision_count_annotations(*, aggregator: Aggregator | None = None) -> dict:
     """``n_<decision>`` counts of the reservation ledger, one per decision: correlated subqueries (index-only counts
     on ``(event_id, decision)``) evaluated for the listed page's events only, instead of a GROUP BY over the join
-    with every reservation (which the pagination COUNT(*) repeated)."""
+    with every reservation (which the pagination COUNT(*) repeated). With ``aggregator``: its devices' rows only."""
+    rows = Reservation.objects.all() if aggregator is None else Reservation.objects.filter(
+        device__aggregator=aggregator)
+
     def count(value: str):
-        ledger = (Reservation.objects.filter(event_id=OuterRef("pk"), decision=value).order_by().values("event_id")
+        ledger = (rows.filter(event_id=OuterRef("pk"), decision=value).order_by().values("event_id")
                   .annotate(n=Count("pk")).values("n"))
         return Coalesce(Subquery(ledger, output_field=IntegerField()), 0)
 
     return {f"n_{value}": count(value) for value in ReservationDecision.values}
 
 
-def event_list() -> QuerySet[Event]:
-    """Events with their program and the reservation counts by decision (one query)."""
-    return (Event.objects.select_related("program").prefetch_related("target_devices")
-            .annotate(**decision_count_annotations()).order_by("-start", "-id"))
+def event_list(*, user=None) -> QuerySet[Event]:
+    """Events with their program and the reservation counts by decision (one query).
+
+    An aggregator's API client (``devices.selectors.aggregator_of``) sees only the events its own devices were
+    considered for (a row of the reservation ledger or a participation), and in them only its own devices: the
+    reservation counts and the target devices of other aggregators are not its business."""
+    aggregator = aggregator_of(user)
+    if aggregator is None:
+        return (Event.objects.select_related("program").prefetch_related("target_devices")
+                .annotate(**decision_count_annotations()).order_by("-start", "-id"))
+    own = Device.objects.filter(aggregator=aggregator)
+    considered = Exists(Reservation.objects.filter(event_id=OuterRef("pk"), device__aggregator=aggregator))
+    taking_part = Exists(Participation.objects.filter(event_id=OuterRef("pk"), device__aggregator=aggregator))
+    return (Event.objects.filter(considered | taking_part).select_related("program")
+            .prefetch_related(Prefetch("target_devices", queryset=own))
+            .annotate(**decision_count_annotations(aggregator=aggregator)).order_by("-start", "-id"))
 
 
 def reservation_list() -> QuerySet[Reservation]:

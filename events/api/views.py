@@ -50,8 +50,13 @@ class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     use_cases = {"create": "event.create", "partial_update": "event.update", "schedule": "event.schedule",
                  "dispatch_now": "event.dispatch", "cancel": "event.cancel", "reserve": "event.reserve"}
 
+    def get_queryset(self):
+        """Every event for staff; an aggregator's client only the events of its own devices (404 for another's)."""
+        return selectors.event_list(user=self.request.user)
+
     def _out(self, event, code=status.HTTP_200_OK):
-        return Response(s.EventSerializer(selectors.event_list().get(pk=event.pk)).data, status=code)
+        return Response(s.EventSerializer(selectors.event_list(user=self.request.user).get(pk=event.pk)).data,
+                        status=code)
 
     @extend_schema(request=s.EventWriteSerializer, responses={201: s.EventSerializer})
     def create(self, request):

@@ -262,3 +262,49 @@ def test_unavailability_refusals_keep_the_api_field_names(admin_api, program):
     r = admin_api.post("/api/v1/unavailabilities/", {**body, "start": "2020-07-13T00:00:00-07:00",
                                                      "end": "2020-07-14T00:00:00-07:00"}, format="json")
     assert r.status_code == 400 and r.json()["end"] == ["The period is already over: end must be later than now."]
+
+
+def test_an_aggregator_lists_and_reads_only_the_events_of_its_own_devices(api_client, django_user_model, program):
+    """QA: an aggregator's API client listed every event of every program on ``/api/v1/events/`` (events of another
+    aggregator's devices, peak-time rebates without devices) with reservation counts and target devices of other
+    aggregators. It now sees only the events its own devices were considered for (ledger or participation), their
+    counts and target devices its own, in the same number of queries; another aggregator's event is a 404."""
+    from tests.factories.programs import ParticipationRuleFactory, ProgramFactory, SeasonFactory
+
+    user = django_user_model.objects.create_user("ecobee-api")
+    user.groups.add(Group.objects.get(name=roles.AGGREGATOR))
+    agg = AggregatorFactory(code="ecobee", api_user=user)
+    other = AggregatorFactory(code="nest")
+    mine = participant(program, aggregator=agg, aggregator_device_id="e-1")
+    theirs = participant(program, aggregator=other, aggregator_device_id="n-1")
+    shared = scheduled_event(program)
+    targeted = EventFactory(program=program, start=la(2026, 7, 16, 15), end=la(2026, 7, 16, 17))
+    targeted.target_devices.set([mine.device, theirs.device])
+    services.event_schedule(event=targeted, now=JULY_NOW, actor=TEST_ACTOR)
+    services.event_reserve(event=targeted, now=JULY_NOW, actor=TEST_ACTOR)
+    nest_program = ProgramFactory(code="nest-only")
+    SeasonFactory(program=nest_program)
+    ParticipationRuleFactory(program=nest_program)
+    participant(nest_program, aggregator=other, aggregator_device_id="n-2")
+    foreign = scheduled_event(nest_program, start=la(2026, 7, 17, 15))
+    EventFactory(program=program, start=la(2026, 7, 20, 15))  # a draft: nobody's devices considered yet
+
+    api_client.force_authenticate(user)
+    count_queries(api_client, "/api/v1/events/")  # warm-up: the user's permissions and aggregator are cached
+    n_two, data = count_queries(api_client, "/api/v1/events/")
+    assert data["count"] == 2
+    assert [(e["id"], e["reservation_counts"], e["target_devices"]) for e in data["results"]] == [
+        (targeted.pk, {"reserved": 1}, [mine.device_id]), (shared.pk, {"reserved": 1}, [])]
+    assert api_client.get(f"/api/v1/events/{foreign.pk}/").status_code == 404
+    assert api_client.get(f"/api/v1/events/{shared.pk}/").json()["reservation_counts"] == {"reserved": 1}
+    participant(program, aggregator=agg, aggregator_device_id="e-2")
+    scheduled_event(program, start=la(2026, 7, 21, 15))
+    n_three, data = count_queries(api_client, "/api/v1/events/")
+    assert data["count"] == 3 and n_three == n_two
+    # Staff still see every event with every device's counts.
+    staff = django_user_model.objects.create_user("auditor")
+    staff.groups.add(Group.objects.get(name=roles.AUDITOR))
+    api_client.force_authenticate(staff)
+    data = api_client.get("/api/v1/events/").json()
+    assert data["count"] == 5
+    assert {e["id"]: e["reservation_counts"] for e in data["results"]}[shared.pk] == {"reserved": 2}
