@@ -160,6 +160,10 @@ class Enrollment(models.Model):
     source = models.CharField(max_length=20, choices=EnrollmentSource.choices)
     external_transaction_id = models.CharField(max_length=128, null=True, blank=True,
                                                help_text="Idempotency key of the requesting channel.")
+    idempotency_scope = models.CharField(
+        max_length=40, blank=True, default="", db_default="", editable=False,
+        help_text="Whose key space the external transaction id is in: 'aggregator:<id>' for an aggregator's API "
+                  "client (each aggregator numbers its own transactions), empty for the utility's channels.")
     requested_at = models.DateTimeField()
     effective_date = models.DateField(null=True, blank=True, help_text="First local day enrolled.")
     end_date = models.DateField(null=True, blank=True, help_text="First local day no longer enrolled.")
@@ -176,7 +180,7 @@ class Enrollment(models.Model):
                                     condition=Q(status__in=OPEN_ENROLLMENT_STATUSES),
                                     name="one_open_enrollment_per_program_service_point",
                                     violation_error_message="This service point is already enrolled in the program."),
-            models.UniqueConstraint(fields=["source", "external_transaction_id"],
+            models.UniqueConstraint(fields=["source", "idempotency_scope", "external_transaction_id"],
                                     condition=Q(external_transaction_id__isnull=False),
                                     name="enrollment_external_transaction_unique"),
             models.CheckConstraint(condition=Q(end_date__isnull=True) | Q(effective_date__isnull=True)

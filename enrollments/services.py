@@ -168,6 +168,8 @@ def enrollment_request(
 
     - Idempotent on ``(source, external_transaction_id)``: a retried request returns the same enrollment with
       ``created`` False and writes nothing (``ConflictError`` if the id was used for another account/point/program).
+      An aggregator's API client has a key space of its own (``Enrollment.idempotency_scope``): two aggregators
+      may both send their transaction '1001', and neither sees or collides with the other's.
     - Runs the eligibility engine on ``effective_date`` (local date; default today in the program's zone). Failing
       checks raise ``IneligibleError`` (400) or ``EnrollmentConflictError`` (409) listing EVERY reason; nothing is
       written. An ``effective_date`` more than a year after today in the program's zone (the same date a year
@@ -183,7 +185,9 @@ def enrollment_request(
                              zone_name=program.time_zone, now=now)
     _check_aggregator_devices(actor, devices)
     external_transaction_id = (external_transaction_id or "").strip() or None
-    lookup = {"source": source, "external_transaction_id": external_transaction_id}
+    requester = aggregator_of(actor)
+    scope = f"aggregator:{requester.pk}" if requester is not None else ""
+    lookup = {"source": source, "idempotency_scope": scope, "external_transaction_id": external_transaction_id}
     if external_transaction_id:
         existing = Enrollment.objects.filter(**lookup).first()
         if existing is not None:
@@ -205,7 +209,8 @@ def enrollment_request(
             with transaction.atomic():
                 enrollment = Enrollment.objects.create(
                     account=account, service_point=service_point, program=program, source=source,
-                    external_transaction_id=external_transaction_id, requested_at=now, effective_date=on,
+                    external_transaction_id=external_transaction_id, idempotency_scope=scope, requested_at=now,
+                    effective_date=on,
                     answers=answers or {}, status=EnrollmentStatus.REQUESTED)
                 exclusive = not program.allows_co_enrollment
                 for device in locked or [None]:

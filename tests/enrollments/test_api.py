@@ -397,3 +397,34 @@ def test_device_dates_far_in_the_future_are_a_400_naming_the_field(admin_api, si
     assert refused.value.errors["end_date"][0].startswith("2999-01-01 is more than a year ahead: a subscription ends")
     assert list(ProgramSubscription.objects.filter(enrollment=part.enrollment_id).values_list("device_id", "end_date")
                 ) == [(part.device_id, None)]
+
+
+def test_two_aggregators_keep_their_own_external_transaction_ids(django_user_model):
+    """QA: every aggregator's request is source ``aggregator_api``, so the idempotency key (source, external
+    transaction id) was shared by all aggregators: the second aggregator to send its own transaction '1001' got a
+    409 naming the first aggregator's enrollment (another account) and could not enroll at all. An aggregator's
+    external transaction ids are its own: each enrolls its own site under '1001', a retry returns its own
+    enrollment (200) and writes nothing; the same id for another site of its own is still a 409."""
+    program = ProgramFactory()
+    eco_client, eco = aggregator_client("ecobee", django_user_model)
+    nest_client, nest = aggregator_client("nest", django_user_model)
+    eco_site, nest_site = make_site(program), make_site(program)
+    for site, aggregator in ((eco_site, eco), (nest_site, nest)):
+        site.device.aggregator = aggregator
+        site.device.save()
+    first = eco_client.post(URL, body(eco_site, external_transaction_id="1001"), format="json")
+    assert first.status_code == 201, first.json()
+    second = nest_client.post(URL, body(nest_site, external_transaction_id="1001"), format="json")
+    assert second.status_code == 201, second.json()
+    assert second.json()["id"] != first.json()["id"]
+    assert second.json()["account"] == nest_site.account.pk and second.json()["source"] == "aggregator_api"
+    again = nest_client.post(URL, body(nest_site, external_transaction_id="1001"), format="json")
+    assert again.status_code == 200 and again.json()["id"] == second.json()["id"]
+    assert Enrollment.objects.count() == 2
+    other_site = make_site(program)
+    other_site.device.aggregator = nest
+    other_site.device.save()
+    reused = nest_client.post(URL, body(other_site, external_transaction_id="1001"), format="json")
+    assert reused.status_code == 409 and reused.json()["code"] == "external_transaction_reused"
+    assert reused.json()["conflicting_enrollment"] == second.json()["id"]
+    assert Enrollment.objects.count() == 2
