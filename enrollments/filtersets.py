@@ -51,6 +51,7 @@ class EnrollmentFilterSet(filters.FilterSet):
     status = filters.MultipleChoiceFilter(choices=EnrollmentStatus.choices)
     source = filters.ChoiceFilter(choices=EnrollmentSource.choices)
     account = filters.CharFilter(field_name="account__account_number")
+    customer = filters.CharFilter(field_name="account__customer__cis_person_id", help_text="CIS person id.")
     service_point = filters.CharFilter(field_name="service_point__service_point_id")
     aggregator = filters.CharFilter(method="filter_aggregator", help_text="Aggregator code of a subscribed device.")
     device_type = filters.ChoiceFilter(choices=DeviceType.choices, method="filter_device_type")
@@ -65,7 +66,7 @@ class EnrollmentFilterSet(filters.FilterSet):
 
     class Meta:
         model = Enrollment
-        fields = ["program", "status", "source", "account", "service_point", "aggregator", "device_type",
+        fields = ["program", "status", "source", "account", "customer", "service_point", "aggregator", "device_type",
                   "territory", "substation", "feeder", "effective_after", "effective_before", "active_on",
                   "external_transaction_id"]
 

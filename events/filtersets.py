@@ -27,11 +27,17 @@ class ReservationFilterSet(django_filters.FilterSet):
 
 
 class ParticipationFilterSet(django_filters.FilterSet):
+    """``account`` (account number) and ``customer`` (CIS person id): one customer's events, as a portal lists them."""
+
     status = django_filters.MultipleChoiceFilter(choices=ParticipationStatus.choices)
+    account = django_filters.CharFilter(field_name="enrollment__account__account_number",
+                                        help_text="Account number.")
+    customer = django_filters.CharFilter(field_name="enrollment__account__customer__cis_person_id",
+                                         help_text="CIS person id.")
 
     class Meta:
         model = Participation
-        fields = ["event", "device", "enrollment", "service_point", "status"]
+        fields = ["event", "device", "enrollment", "service_point", "status", "account", "customer"]
 
 
 class UnavailabilityFilterSet(django_filters.FilterSet):

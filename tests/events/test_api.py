@@ -308,3 +308,25 @@ def test_an_aggregator_lists_and_reads_only_the_events_of_its_own_devices(api_cl
     data = api_client.get("/api/v1/events/").json()
     assert data["count"] == 5
     assert {e["id"]: e["reservation_counts"] for e in data["results"]}[shared.pk] == {"reserved": 2}
+
+
+def test_a_portal_lists_one_customers_participations_and_enrollments(admin_api, program):
+    """QA: a customer portal had no way to ask for one customer's events and enrollments: participations filtered
+    by event, device, enrollment or service point only, enrollments by account only. Participations now filter by
+    ``account`` (account number) and ``customer`` (CIS person id), enrollments by ``customer``, in constant
+    queries."""
+    mine = participant(program)
+    other = participant(program)
+    scheduled_event(program)
+    account = mine.enrollment.account
+    count_queries(admin_api, "/api/v1/participations/")  # warm-up
+    n_one, data = count_queries(admin_api, f"/api/v1/participations/?account={account.account_number}")
+    assert [p["enrollment"] for p in data["results"]] == [mine.enrollment_id]
+    scheduled_event(program, start=la(2026, 7, 16, 15))
+    n_two, data = count_queries(admin_api, f"/api/v1/participations/?customer={account.customer.cis_person_id}")
+    assert [p["enrollment"] for p in data["results"]] == [mine.enrollment_id, mine.enrollment_id]
+    assert n_one == n_two
+    data = admin_api.get(f"/api/v1/enrollments/?customer={account.customer.cis_person_id}").json()
+    assert [e["id"] for e in data["results"]] == [mine.enrollment_id]
+    assert admin_api.get("/api/v1/participations/?account=NOBODY").json()["count"] == 0
+    assert other.enrollment_id != mine.enrollment_id
