@@ -501,7 +501,8 @@ def subscription_end(*, subscription: ProgramSubscription, end_date: dt.date, no
     _check_reason(reason_code)
     _check_within_a_year(field="end_date", value=end_date, what="a subscription ends",
                          zone_name=subscription.enrollment.program.time_zone, now=now)
-    subscription = ProgramSubscription.objects.select_for_update().select_related("device").get(pk=subscription.pk)
+    subscription = ProgramSubscription.objects.select_for_update(of=("self",)).select_related("device").get(
+        pk=subscription.pk)
     aggregator = aggregator_of(actor)
     if aggregator is not None and (subscription.device is None or subscription.device.aggregator_id != aggregator.pk):
         raise PermissionDenied(f"Aggregator {aggregator.code} may end only a subscription of its own devices; "
