@@ -172,10 +172,25 @@ def customer_settlement_calculate(*, account: Account, program: Program, period_
     unclaimed approved event lines, no incentive, and belongs to no season. An APPROVED or EXPORTED settlement is
     returned unchanged. Raises ``DomainValidationError`` for a bad period.
     Same code path as the batches: ``customer_settlements_calculate`` for one account.
+
+    Refused (``DomainValidationError``) for an account never enrolled in the program (nothing to settle: it would
+    write a $0 settlement on the account) and for a period longer than ``MAX_PERIOD_DAYS`` (a season or a billing
+    period, never centuries: 0001-01-01 to 9999-12-31 was accepted).
     """
+    if period_end > period_start and (period_end - period_start).days > MAX_PERIOD_DAYS:
+        raise DomainValidationError({"period_end": [
+            f"The period {period_start} to {period_end} is {(period_end - period_start).days} days; a customer "
+            f"settlement covers at most {MAX_PERIOD_DAYS} days (a season or a billing period)."]})
+    if not Enrollment.objects.filter(account_id=account.pk, program_id=program.pk).exists():
+        raise DomainValidationError({"account": [
+            f"Account {account.account_number} has never been enrolled in program {program.code}: there is nothing "
+            "to settle."]})
     return customer_settlements_calculate(account_ids=[account.pk], program=program, period_kind=period_kind,
                                           period_start=period_start, period_end=period_end, now=now, actor=actor,
                                           season=season, batch=batch)[account.pk]
+
+
+MAX_PERIOD_DAYS = 366  # the longest period one customer settlement covers (a leap year's season)
 
 
 class _Settlement(NamedTuple):

@@ -131,3 +131,27 @@ def test_settle_event_job_endpoint_and_permissions(admin_api, api_client, django
     user = django_user_model.objects.create_user("clerk", password="pw-clerk-123")
     api_client.force_authenticate(user)
     assert api_client.get("/api/v1/event-settlements/").status_code == 403
+
+
+def test_customer_settlement_calculate_refuses_an_account_never_enrolled_and_a_period_of_centuries(admin_api):
+    """A billing system calculated a $0 settlement for an account that never took part in the program, and one for
+    0001-01-01 to 9999-12-31; both are 400 naming the field, and nothing is written."""
+    from enrollments.models import Account
+    from settlement.models import CustomerSettlement
+
+    program = ProgramFactory(code="pge-sbp")
+    (es,) = make_settlements(program, 1)
+    other = Account.objects.exclude(pk=es.account_id).first() or make_settlements(ProgramFactory(), 1)[0].account
+    r = admin_api.post("/api/v1/customer-settlements/calculate/", {
+        "account": other.pk, "program": program.pk, "period_kind": "billing_period",
+        "period_start": "2026-07-01", "period_end": "2026-08-01"}, format="json")
+    assert r.status_code == 400, r.json()
+    assert r.json()["account"] == [f"Account {other.account_number} has never been enrolled in program pge-sbp: "
+                                   "there is nothing to settle."]
+    r = admin_api.post("/api/v1/customer-settlements/calculate/", {
+        "account": es.account_id, "program": program.pk, "period_kind": "billing_period",
+        "period_start": "0001-01-01", "period_end": "9999-12-31"}, format="json")
+    assert r.status_code == 400, r.json()
+    assert r.json()["period_end"][0].startswith("The period 0001-01-01 to 9999-12-31 is 3652058 days; a customer "
+                                                "settlement covers at most 366 days")
+    assert not CustomerSettlement.objects.exists()
