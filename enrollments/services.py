@@ -140,12 +140,24 @@ def _check_aggregator_devices(actor: Any, devices: Sequence[Device], *, field: s
                                field=field)
 
 
-def _same_request(enrollment: Enrollment, *, account, service_point, program) -> Enrollment:
+def _same_request(enrollment: Enrollment, *, account, service_point, program, devices=()) -> Enrollment:
+    """The enrollment an external transaction id already made, when this request is a retry of it: the same
+    account, service point and program, and devices that were subscribed in it (a retry after a device was added
+    or replaced is still the same request). Otherwise 409 ``external_transaction_reused``: the id was used for
+    another request, and answering with the first one would say that this one was done."""
     if (enrollment.account_id, enrollment.service_point_id, enrollment.program_id) != (
             account.pk, service_point.pk, program.pk):
         raise ConflictError(f"External transaction id {enrollment.external_transaction_id!r} was already used for "
                             f"enrollment {enrollment.pk} (another account, service point or program).",
                             code="external_transaction_reused", conflicting_enrollment=enrollment.pk)
+    if devices:
+        had = set(enrollment.subscriptions.values_list("device_id", flat=True))
+        other = sorted(d.pk for d in devices if d.pk not in had)
+        if other:
+            raise ConflictError(f"External transaction id {enrollment.external_transaction_id!r} was already used for "
+                                f"enrollment {enrollment.pk} with other devices (device {', '.join(map(str, other))} "
+                                "is not in it).", code="external_transaction_reused",
+                                conflicting_enrollment=enrollment.pk)
     return enrollment
 
 
@@ -191,7 +203,8 @@ def enrollment_request(
     if external_transaction_id:
         existing = Enrollment.objects.filter(**lookup).first()
         if existing is not None:
-            return _same_request(existing, account=account, service_point=service_point, program=program), False
+            return _same_request(existing, account=account, service_point=service_point, program=program,
+                                 devices=devices), False
     on = effective_date or program_today(program, now)
     with transaction.atomic():
         locked = _lock_devices(devices)
@@ -200,7 +213,8 @@ def enrollment_request(
         if external_transaction_id:  # a concurrent retry may have committed while we waited for the locks
             existing = Enrollment.objects.filter(**lookup).first()
             if existing is not None:
-                return _same_request(existing, account=account, service_point=service_point, program=program), False
+                return _same_request(existing, account=account, service_point=service_point, program=program,
+                                 devices=devices), False
         reasons = selectors.check_request(program=program, account=account, service_point=service_point,
                                           devices=locked, on=on, answers=answers)
         if reasons:
@@ -221,7 +235,7 @@ def enrollment_request(
                 existing = Enrollment.objects.filter(**lookup).first()
                 if existing is not None:
                     return _same_request(existing, account=account, service_point=service_point,
-                                         program=program), False
+                                         program=program, devices=devices), False
             _raise_for_integrity(device_ids=[d.pk for d in locked], program=program, service_point=service_point)
         audit_record(obj=enrollment, action="create", now=now, actor=actor,
                      changes={"source": source, "devices": [d.pk for d in locked], "effective_date": str(on)})

@@ -428,3 +428,23 @@ def test_two_aggregators_keep_their_own_external_transaction_ids(django_user_mod
     assert reused.status_code == 409 and reused.json()["code"] == "external_transaction_reused"
     assert reused.json()["conflicting_enrollment"] == second.json()["id"]
     assert Enrollment.objects.count() == 2
+
+
+def test_a_transaction_id_reused_with_other_devices_is_a_409_not_the_first_enrollment(admin_api, site):
+    """The same external transaction id with another device at the same site is another request: answering 200 with
+    the first enrollment said the second device was enrolled when it was not. A true retry (the same device) still
+    answers the first enrollment."""
+    first = admin_api.post(URL, body(site, external_transaction_id="crm-77"), format="json")
+    assert first.status_code == 201, first.json()
+    second_device = DeviceFactory()
+    DeviceInstallationFactory(device=second_device, service_point=site.service_point)
+    reused = admin_api.post(URL, body(site, external_transaction_id="crm-77", devices=[second_device.pk]),
+                            format="json")
+    assert reused.status_code == 409, reused.json()
+    assert reused.json()["code"] == "external_transaction_reused"
+    assert reused.json()["detail"] == (f"External transaction id 'crm-77' was already used for enrollment "
+                                       f"{first.json()['id']} with other devices (device {second_device.pk} is not "
+                                       "in it).")
+    retry = admin_api.post(URL, body(site, external_transaction_id="crm-77"), format="json")
+    assert retry.status_code == 200 and retry.json()["id"] == first.json()["id"]
+    assert list(ProgramSubscription.objects.values_list("device_id", flat=True)) == [site.device.pk]
