@@ -179,12 +179,16 @@ class AbnormalDayViewSet(mixins.CreateModelMixin, mixins.DestroyModelMixin, view
     def get_queryset(self):
         return selectors.abnormal_day_list()
 
-    @extend_schema(request=s.AbnormalDayInputSerializer, responses={201: s.AbnormalDaySerializer})
+    @extend_schema(request=s.AbnormalDayInputSerializer,
+                   responses={201: s.AbnormalDaySerializer, 200: s.AbnormalDaySerializer})
     def create(self, request, *args, **kwargs):
+        """201 with the new record; 200 with the existing one when the same day, target and reason were recorded
+        before (a retry), as enrollment requests answer a retry."""
         data = validated(s.AbnormalDayInputSerializer, request.data)
-        record = services.abnormal_day_create(data=data, now=api_now(), actor=request.user)
+        now = api_now()
+        record = services.abnormal_day_create(data=data, now=now, actor=request.user)
         return Response(s.AbnormalDaySerializer(selectors.abnormal_day_list().get(pk=record.pk)).data,
-                        status=status.HTTP_201_CREATED)
+                        status=status.HTTP_201_CREATED if record.created_at == now else status.HTTP_200_OK)
 
     def destroy(self, request, *args, **kwargs):
         services.abnormal_day_delete(abnormal_day=self.get_object(), now=api_now(), actor=request.user,

@@ -72,3 +72,15 @@ def test_admin_add_through_the_service_and_import_page(client, admin_user):
     page = client.post("/admin/settlement/abnormalday/import/",
                        {"file": SimpleUploadedFile("d.csv", b"day,scope,target,reason\n2026-07-14,territory,N,x\n")})
     assert page.status_code == 200 and AbnormalDay.objects.count() == 2
+
+
+def test_the_same_abnormal_day_posted_again_answers_200_with_the_first_record(admin_api):
+    """A retry of the same day, target and reason: 200 with the existing record (it answered 201 as if it had made
+    another), one record; another reason for that day and target is a 409."""
+    data = {"day": "2026-07-13", "scope": "feeder", "network_id": "F-12", "reason": "storm"}
+    first = admin_api.post("/api/v1/abnormal-days/", data, format="json")
+    again = admin_api.post("/api/v1/abnormal-days/", data, format="json")
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json()["id"] == first.json()["id"] and AbnormalDay.objects.count() == 1
+    other = admin_api.post("/api/v1/abnormal-days/", {**data, "reason": "heat wave"}, format="json")
+    assert other.status_code == 409 and other.json()["code"] == "abnormal_day_exists"
