@@ -118,8 +118,9 @@ class ExportCreateInputSerializer(serializers.Serializer):
 
 
 class AbnormalDaySerializer(serializers.ModelSerializer):
-    service_point_id = serializers.CharField(source="service_point.service_point_id", default=None, read_only=True)
-    program_code = serializers.CharField(source="program.code", default=None, read_only=True)
+    service_point_id = serializers.CharField(source="service_point.service_point_id", default=None, read_only=True,
+                                             allow_null=True)
+    program_code = serializers.CharField(source="program.code", default=None, read_only=True, allow_null=True)
     target = serializers.CharField(source="target_label", read_only=True)
 
     class Meta:

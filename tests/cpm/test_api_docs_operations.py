@@ -41,3 +41,17 @@ def test_abnormal_days_are_documented_with_the_meter_data(schema):
     assert operation["tags"] == ["Meter data"] and operation["summary"] == "List abnormal days"
     opt_out = schema["paths"]["/api/v1/participations/{id}/opt-out/"]["post"]
     assert "opt" in opt_out["description"].lower()
+
+
+@pytest.mark.django_db
+def test_an_abnormal_days_empty_targets_are_documented_as_null(schema, admin_client):
+    """A feeder's abnormal day has no service point and no program: the API answers null for their labels, which
+    the schema called non-null strings (a strict client rejected the answer)."""
+    from settlement.models import AbnormalDay
+
+    props = schema["components"]["schemas"]["AbnormalDay"]["properties"]
+    assert props["service_point_id"].get("nullable") is True and props["program_code"].get("nullable") is True
+    admin_client.post("/api/v1/abnormal-days/", {"day": "2026-07-13", "scope": "feeder", "network_id": "F-12",
+                                                 "reason": "storm"}, content_type="application/json")
+    (row,) = admin_client.get("/api/v1/abnormal-days/").json()["results"]
+    assert (row["service_point_id"], row["program_code"], AbnormalDay.objects.count()) == (None, None, 1)
