@@ -30,7 +30,7 @@ from programs.choices import IncentiveKind, ProgramStatus
 from programs.models import Program
 from settlement.choices import EventSettlementStatus
 from settlement.forecast import SETTLED_STATUSES
-from settlement.models import EventSettlement
+from settlement.models import EventSettlement, SettlementLine
 
 LIVE_STATUSES = (EventStatus.SCHEDULED, EventStatus.DISPATCHED, EventStatus.ACTIVE)
 LATEST_EVENTS = 5
@@ -57,7 +57,9 @@ class SeasonToDate:
     max_events: int | None = None
     hours: Decimal = ZERO  # elapsed hours of the counted events, summed exactly, rounded once to 0.01 h
     max_hours: Decimal | None = None
-    credits: Decimal = ZERO
+    credits: Decimal = ZERO  # event credits + season incentives
+    event_credits: Decimal = ZERO  # the season's event settlements (reversed ones left out)
+    incentive_credits: Decimal = ZERO  # customer settlements' incentive and cap lines of the season
     cap_per_customer: Decimal | None = None
     credits_cap: Decimal | None = None
 
@@ -145,8 +147,11 @@ def program_cards(*, now: dt.datetime) -> list[ProgramCard]:
 def _season_to_date(cards: dict[int, ProgramCard], *, now: dt.datetime) -> None:
     """Events called, event hours and credits in each program's current season, against the rule in effect's
     ``max_events_per_season`` / ``max_event_hours_per_season`` and the SEASON_CAP incentive (per customer; the
-    program's cap = cap x enrolled customers). Two queries for all programs."""
-    windows = {}
+    program's cap = cap x enrolled customers). Credits: the event settlements of the season's events and the
+    customer settlements' lines of the season that no event settlement carries (enrollment bonus, monthly,
+    seasonal and per-kW incentives, cap adjustments): a program paid per kW at season end read $0.00. Three
+    queries for all programs."""
+    windows, seasons = {}, {}
     for pid, card in cards.items():
         p = card.program
         tz = zone(p.time_zone)
@@ -164,6 +169,7 @@ def _season_to_date(cards: dict[int, ProgramCard], *, now: dt.datetime) -> None:
         if std.cap_per_customer is not None:
             std.credits_cap = std.cap_per_customer * card.customers
         card.season = std
+        seasons[season.pk] = pid
         windows[pid] = (local_midnight(season.start_date, tz),
                         local_midnight(season.end_date + dt.timedelta(days=1), tz))
     if not windows:
@@ -185,7 +191,15 @@ def _season_to_date(cards: dict[int, ProgramCard], *, now: dt.datetime) -> None:
         settled |= Q(program_id=pid, event__start__gte=a, event__start__lt=b)
     for pid, money in (EventSettlement.objects.filter(settled).filter(NOT_REVERSED).order_by().values("program_id")
                        .annotate(money=Sum("amount")).values_list("program_id", "money")):
-        cards[pid].season.credits = round_money(money or ZERO)
+        cards[pid].season.event_credits = round_money(money or ZERO)
+    for season_id, money in (SettlementLine.objects.filter(event_settlement__isnull=True,
+                                                           customer_settlement__season_id__in=list(seasons))
+                             .order_by().values("customer_settlement__season_id").annotate(money=Sum("amount"))
+                             .values_list("customer_settlement__season_id", "money")):
+        cards[seasons[season_id]].season.incentive_credits = round_money(money or ZERO)
+    for pid in windows:
+        std = cards[pid].season
+        std.credits = std.event_credits + std.incentive_credits
 
 
 # ------------------------------------------------------------------------------------------------------ event page

@@ -304,3 +304,28 @@ def test_the_dashboard_shows_a_past_day_as_of_its_end(admin_client):
         response = admin_client.get(reverse("dashboard:index"), {"as_of": bad})
         assert response.status_code == 200, bad
         assert response.context["as_of"].errors, bad
+
+
+def test_the_seasons_credits_count_its_season_incentives(admin_client):
+    """A program paid at season end (a seasonal or per-kW incentive) read "Credits $0.00" on the dashboard: only
+    event settlements were summed. The customer settlements' incentive lines of the season count too, and the card
+    says how the total splits."""
+    from programs.models import Season
+    from settlement.models import CustomerSettlement, SettlementLine
+
+    program, f = _fleet_with_results()
+    season = Season.objects.get(program=program)
+    s1 = f["past"].settlements.order_by("pk").first()
+    at = dt.datetime(2026, 7, 14, 12, tzinfo=dt.UTC)
+    cs = CustomerSettlement.objects.create(account_id=s1.account_id, program=program, season=season,
+                                           period_kind="season_end", period_start=season.start_date,
+                                           period_end=season.end_date + dt.timedelta(days=1), status="calculated",
+                                           total_amount=Decimal("20.00"), created_at=at, updated_at=at)
+    SettlementLine.objects.create(account_id=s1.account_id, program=program, customer_settlement=cs,
+                                  kind="seasonal", line_code="DRSN", amount=Decimal("20.00"), created_at=at)
+    response = admin_client.get(reverse("dashboard:index"), {"as_of": "2026-07-14"})
+    card = next(c for c in response.context["cards"] if c.program == program)
+    assert (card.season.credits, card.season.event_credits, card.season.incentive_credits) == (
+        Decimal("25.25"), Decimal("5.25"), Decimal("20.00"))
+    assert "$25.25 of $500.00" in response.content.decode()
+    assert "events $5.25, season incentives $20.00" in response.content.decode()
