@@ -153,7 +153,12 @@ class Reservation(models.Model):
     class Meta:
         ordering = ["event", "decision", "id"]
         constraints = [models.UniqueConstraint(fields=["event", "subscription"], name="reservation_unique_candidate")]
-        indexes = [models.Index(fields=["event", "decision"], name="reservation_event_decision_idx")]
+        indexes = [models.Index(fields=["event", "decision"], name="reservation_event_decision_idx"),
+                   # The few rows of events an enrollment was called for and missed (offline, declared unavailable,
+                   # released): what season-end incentives read per chunk of accounts, never the whole ledger
+                   # (``settlement.services.customer_settlement._missed_events``).
+                   models.Index(fields=["enrollment"], name="reservation_missed_idx",
+                                condition=Q(decision__in=["offline", "unavailable", "released"]))]
 
     def __str__(self) -> str:
         return f"{self.device or self.service_point} {self.get_decision_display().lower()} for {self.event.name}"

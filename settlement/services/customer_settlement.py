@@ -111,6 +111,11 @@ def _season_events_by_enrollment(enrollment_ids: list[int], season: Season, tz) 
     return out
 
 
+# The ledger decisions of an event an enrollment was called for and missed (``_missed_events``); the partial index
+# ``reservation_missed_idx`` holds only these rows.
+MISSED_DECISIONS = (ReservationDecision.OFFLINE, ReservationDecision.UNAVAILABLE, ReservationDecision.RELEASED)
+
+
 def _missed_events(enrollment_ids: list[int], start: dt.datetime | None = None, end: dt.datetime | None = None):
     """``(enrollment id, event id, offline, event hours, event start)`` of the counted events starting in ``[start,
     end)`` (None: unbounded) that
@@ -127,7 +132,7 @@ def _missed_events(enrollment_ids: list[int], start: dt.datetime | None = None, 
         bounds["event__start__lt"] = end
     for enrollment_id, event_id, decision, ev_start, ev_end in (
             Reservation.objects.filter(enrollment_id__any=enrollment_ids, event__status__in=COUNTED_EVENT_STATUSES,
-                                       **bounds)
+                                       decision__in=MISSED_DECISIONS, **bounds)
             .filter(Q(decision__in=[ReservationDecision.UNAVAILABLE, ReservationDecision.OFFLINE])
                     | Q(decision=ReservationDecision.RELEASED) & Exists(declared))
             .order_by("event__start", "event_id", "enrollment_id")
