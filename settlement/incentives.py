@@ -382,7 +382,13 @@ def seasonal_component(rule: RuleSpec, events: Sequence[SeasonEvent], capacity: 
                        enrollment: EnrollmentDates | Sequence[EnrollmentDates] | None = None) -> Component:
     """The seasonal incentive: ``amount x basis quantity`` if the participation tests pass, else $0 with why; times
     the enrollment's share by its dates (``season_enrollment_share`` of ``rule.season_enrollment``; several periods
-    of one site: ``site_enrollment_share``; ``enrollment`` None: in full). Amounts unrounded."""
+    of one site: ``site_enrollment_share``; ``enrollment`` None: in full). Amounts unrounded.
+
+    ``forfeit_on_any_opt_out`` (the program has an opt-out rule "forfeit_season") forfeits the incentive at the
+    first opt-out beyond the rule's allowance: beyond ``max_opt_outs`` where the rule sets one, else at any opt-out.
+    Source: Alliant Smart Hours (shared/data/programs/real-programs.json, id ``alliant-smart-hours``): "Opting out
+    of more than 3 events in a qualified season forfeits the $25 bonus": 3 opt-outs keep it, the 4th forfeits it
+    (the sample program's forfeit_season rule forfeited it at the first)."""
     qty, unit = basis_quantity(rule.basis, capacity)
     if enrollment is None:
         share_of_season, why = ONE, ""
@@ -399,7 +405,7 @@ def seasonal_component(rule: RuleSpec, events: Sequence[SeasonEvent], capacity: 
     if rule.max_opt_outs is not None and opt_outs > rule.max_opt_outs:
         return Component(K_SEASONAL, ZERO, f"Forfeited: {opt_outs} opt-outs > {rule.max_opt_outs} allowed",
                          qty, unit, rule.amount, rule.rule_id)
-    if forfeit_on_any_opt_out and opt_outs:
+    if forfeit_on_any_opt_out and opt_outs and rule.max_opt_outs is None:
         return Component(K_SEASONAL, ZERO, f"Forfeited: {opt_outs} opt-out(s) this season", qty, unit, rule.amount,
                          rule.rule_id)
     if rule.min_participation_share is not None and share is not None and share < rule.min_participation_share:
