@@ -69,15 +69,29 @@ def rule_specs(program: Program, *, kinds, on_day: dt.date | None = None, season
 
 
 def enrolled_capacity(enrollment_ids: list[int], *, start: dt.date, end: dt.date) -> dict[int, inc.EnrolledCapacity]:
-    """Devices subscribed per enrollment at some time in local dates ``[start, end)``: count, kW, usable kWh."""
-    acc: dict[int, list] = defaultdict(lambda: [0, Decimal(0), Decimal(0)])
+    """Devices subscribed per enrollment in local dates ``[start, end)``: the most subscribed AT ONCE on any day of
+    the period (count, kW, usable kWh, each its own maximum), not every subscription that overlapped the period.
+
+    A replaced device (``enrollment_replace_device``: the old subscription ends the day the new one starts) is one
+    device: Austin Energy Power Partner pays "$50 one-time per thermostat" and "$25 per year per thermostat ... that
+    stays enrolled" (shared/data/programs/real-programs.json, id ``austin-energy-power-partner``); a thermostat
+    replaced in July is still one thermostat ($75.00, not $150.00). Two devices subscribed together are two.
+    Subscriptions are half-open ``[start_date, end_date)``."""
+    rows: dict[int, list] = defaultdict(list)
     subs = ProgramSubscription.objects.filter(enrollment_id__any=enrollment_ids, device__isnull=False,
                                               start_date__lt=end).filter(
         Q(end_date__isnull=True) | Q(end_date__gt=start)).values_list(
-        "enrollment_id", "device__capacity_kw", "device__usable_energy_kwh")
-    for enrollment_id, kw, kwh in subs:
-        a = acc[enrollment_id]
-        a[0] += 1
-        a[1] += kw or 0
-        a[2] += kwh or 0
-    return {e: inc.EnrolledCapacity(a[0], a[1], a[2]) for e, a in acc.items()}
+        "enrollment_id", "start_date", "end_date", "device__capacity_kw", "device__usable_energy_kwh")
+    for enrollment_id, first, stop, kw, kwh in subs:
+        rows[enrollment_id].append((max(first, start), min(stop or end, end), Decimal(kw or 0), Decimal(kwh or 0)))
+    out = {}
+    for enrollment_id, subs_of in rows.items():
+        best = [0, Decimal(0), Decimal(0)]
+        # The set subscribed at once changes only on a subscription's first day: check each of them.
+        for day in {first for first, _, _, _ in subs_of}:
+            on = [r for r in subs_of if r[0] <= day < r[1]]
+            best[0] = max(best[0], len(on))
+            best[1] = max(best[1], sum((r[2] for r in on), Decimal(0)))
+            best[2] = max(best[2], sum((r[3] for r in on), Decimal(0)))
+        out[enrollment_id] = inc.EnrolledCapacity(best[0], best[1], best[2])
+    return out

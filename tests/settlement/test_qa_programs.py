@@ -67,3 +67,36 @@ def test_alliant_sample_forfeits_the_bonus_only_after_more_than_three_opt_outs(o
         assert f"Forfeited: {opt_outs} opt-outs > 3 allowed" in cs.explanation
     else:
         assert [(x.kind, x.amount) for x in cs.lines.all()] == [(LineKind.SEASONAL, Decimal("25.00"))]
+
+
+def test_austin_sample_pays_a_replaced_thermostat_as_one_thermostat():
+    """Austin Energy Power Partner (real-programs.json): "$50 one-time per thermostat" at enrollment and "$25 per
+    year per thermostat ... for each thermostat that stays enrolled". One thermostat enrolled May 1 2026, replaced by
+    a new one on July 10 (``enrollment_replace_device``: the old subscription ends July 10, the new one starts July
+    10; one thermostat subscribed every day). Season end (June-September): $50 x 1 + $25 x 1 = $75.00. (Both
+    subscriptions overlap the season, so they were counted as two thermostats: $100 + $50 = $150.00.)
+    A home that really has two thermostats at once (both subscribed all season) is paid for two: $150.00."""
+    from enrollments.services import enrollment_replace_device
+    from tests.factories.devices import DeviceFactory, DeviceInstallationFactory
+    from tests.factories.enrollments import ProgramSubscriptionFactory
+
+    program, season = _sample("austin-energy-power-partner")
+    sub = active_participant(program=program, start=dt.date(2026, 5, 1),
+                             device_kwargs={"device_type": DeviceType.THERMOSTAT})
+    new = DeviceFactory(device_type=DeviceType.THERMOSTAT, aggregator=sub.device.aggregator)
+    DeviceInstallationFactory(device=new, service_point=sub.enrollment.service_point)
+    enrollment_replace_device(enrollment=sub.enrollment, old_device=sub.device, new_device=new,
+                              on=dt.date(2026, 7, 10), now=dt.datetime(2026, 7, 9, 18, tzinfo=dt.UTC),
+                              actor=TEST_ACTOR)
+    cs = _season_end(sub.enrollment.account, program, season)
+    assert sorted((x.kind, x.quantity, x.amount) for x in cs.lines.all()) == [
+        (LineKind.ENROLLMENT_BONUS, Decimal("1.0000"), Decimal("50.00")),
+        (LineKind.SEASONAL, Decimal("1.0000"), Decimal("25.00"))]
+    assert cs.total_amount == Decimal("75.00")
+
+    two = active_participant(program=program, start=dt.date(2026, 5, 1),
+                             device_kwargs={"device_type": DeviceType.THERMOSTAT})
+    second = DeviceFactory(device_type=DeviceType.THERMOSTAT, aggregator=two.device.aggregator)
+    DeviceInstallationFactory(device=second, service_point=two.enrollment.service_point)
+    ProgramSubscriptionFactory(enrollment=two.enrollment, device=second, start_date=dt.date(2026, 5, 1))
+    assert _season_end(two.enrollment.account, program, season).total_amount == Decimal("150.00")
