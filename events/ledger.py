@@ -175,8 +175,13 @@ def limit_decision(
             return "opt_out_allowance_used", (f"{_plural(len(used), 'opt-out')} in {season.name}, beyond the "
                                               f"allowance of {limits.allowance:g}.")
         # Percent of the season's event hours: the rule's season maximum when set (the hours the customer signed
-        # up for), else the hours called so far (the same denominator as the opt-out service).
-        denominator = limits.max_event_hours_per_season or sum(e.hours for e in in_season)
+        # up for), else the hours called so far with the event being reserved (the same denominator as the opt-out
+        # service: ``programs.rules.check_opt_out_request``). Source: PGE Energy Partner Smart Thermostat
+        # (shared/data/programs/real-programs.json, id ``pge-or-energy-partner-smart-thermostat``): "the seasonal
+        # reward requires participating in at least 50% of the season's event hours": one opted-out 2 h event,
+        # then a 3 h event called: 2 of 5 hours = 40 %, within a 50 % allowance. (Without the event being reserved
+        # it read 2 of 2 = 100 %: one opt-out of the season's first event kept the device out of the whole season.)
+        denominator = limits.max_event_hours_per_season or (sum(e.hours for e in in_season) + target.hours)
         if limits.allowance_kind == "percent_hours" and denominator:
             share = 100.0 * sum(e.hours for e in used) / denominator
             if share > limits.allowance + 1e-9:
