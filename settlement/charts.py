@@ -18,8 +18,9 @@ import io
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-from matplotlib.dates import DateFormatter
+from matplotlib.dates import num2date
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 METHOD_DEVICE = "device-telemetry"  # ``settlement.measurement.METHOD_DEVICE`` (its inputs' "method")
 DEVICE_BASELINE = "Device baseline (idle, 0 kW)"
@@ -90,12 +91,44 @@ def event_settlement_chart_data(settlement) -> StepChart | None:
                      counted=counted)
 
 
+class _ElapsedAxis:
+    """The x axis of a chart: elapsed time from its first edge, drawn from that edge's local wall clock, so each
+    interval is as wide as it lasts, and each position labelled with the local clock it stands for.
+
+    On a day without a DST change the positions are the local wall-clock times themselves. On the 25-hour autumn
+    day the wall clock repeats an hour (01:00 PDT, 01:00 PST): drawn on the clock, that interval had no width and
+    its reading vanished; on the 23-hour spring day the clock skips an hour and the interval 01:00 PST - 03:00 PDT
+    was drawn two hours wide. The naive local times carry ``fold`` (the second 01:00 is ``fold=1``), which tells
+    the two occurrences apart. Where the chart crosses a change, the labels carry the zone's abbreviation."""
+
+    def __init__(self, chart: StepChart):
+        self.tz = ZoneInfo(chart.zone)
+        self.origin = chart.edges[0]
+        self.origin_instant = self._instant(self.origin)
+        names = {self._instant(e).astimezone(self.tz).tzname() for e in chart.edges}
+        self.fmt = "%H:%M %Z" if len(names) > 1 else "%H:%M"
+
+    def _instant(self, local: dt.datetime) -> dt.datetime:
+        return local.replace(tzinfo=self.tz).astimezone(dt.UTC)
+
+    def x(self, local: dt.datetime) -> dt.datetime:
+        """The drawing position of a naive local wall-clock time (its ``fold`` picks a repeated time)."""
+        return self.origin + (self._instant(local) - self.origin_instant)
+
+    def label(self, value, _pos=None) -> str:
+        position = num2date(value).replace(tzinfo=None)
+        return (self.origin_instant + (position - self.origin)).astimezone(self.tz).strftime(self.fmt)
+
+
 def step_chart_figure(chart: StepChart, *, figsize=(8, 3.4)) -> Figure:
     """The matplotlib figure of a ``StepChart``: each series as post-steps over its edges (the last value repeated
     at the last edge so the final interval is drawn to its end), the event window shaded, the legend outside the
-    plot, hours as local ``HH:MM`` (the day and zone in the title and axis label)."""
+    plot, hours as local ``HH:MM`` (the day and zone in the title and axis label). The axis is elapsed time
+    (``_ElapsedAxis``): on a DST day each interval is as wide as it lasts, the ticks read the local clock."""
     fig = Figure(figsize=figsize, dpi=96)
     ax = fig.subplots()
+    axis = _ElapsedAxis(chart)
+    edges = [axis.x(e) for e in chart.edges]
     lows, highs = [0.0], [0.0]
     for label, values in chart.series.items():
         ys = [float("nan") if v is None else v for v in values]
@@ -103,15 +136,15 @@ def step_chart_figure(chart: StepChart, *, figsize=(8, 3.4)) -> Figure:
         lows.append(min(known, default=0.0))
         highs.append(max(known, default=0.0))
         color, style = STYLES.get(label, ("#000000", "-"))
-        ax.step(chart.edges, [*ys, ys[-1]], where="post", label=label, color=color, linestyle=style)
-    ax.axvspan(*chart.window, color="#ffdd57", alpha=0.3, label="Event window")
+        ax.step(edges, [*ys, ys[-1]], where="post", label=label, color=color, linestyle=style)
+    ax.axvspan(*(axis.x(t) for t in chart.window), color="#ffdd57", alpha=0.3, label="Event window")
     if chart.counted:
-        ax.axvspan(*chart.counted, color="#2ca02c", alpha=0.12, label="Counted intervals")
+        ax.axvspan(*(axis.x(t) for t in chart.counted), color="#2ca02c", alpha=0.12, label="Counted intervals")
     span = (max(highs) - min(lows)) or 1.0
     ax.set_ylim(min(lows) - 0.1 * span if min(lows) < 0 else 0, max(highs) + 0.1 * span if max(highs) > 0 else 0.5)
     ax.axhline(0, color="#444444", linewidth=0.6)
-    ax.set_xlim(chart.edges[0], chart.edges[-1])
-    ax.xaxis.set_major_formatter(DateFormatter("%H:%M"))
+    ax.set_xlim(edges[0], edges[-1])
+    ax.xaxis.set_major_formatter(FuncFormatter(axis.label))
     ax.set_ylabel(chart.ylabel, fontsize=8)
     ax.set_xlabel(f"Local time ({chart.zone})", fontsize=8)
     ax.set_title(chart.title, fontsize=9)
