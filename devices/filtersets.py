@@ -5,6 +5,8 @@ from __future__ import annotations
 import django_filters as filters
 from django.db.models import Q
 
+from cpm.base.filters import AwareIsoDateTimeFilter
+
 from .choices import CustomerClass, DeviceStatus, DeviceType
 from .models import Aggregator, Device, Premise, ServicePoint
 
@@ -52,7 +54,8 @@ class DeviceFilterSet(filters.FilterSet):
     service_point = filters.CharFilter(method="filter_service_point",
                                        help_text="Service point id where the device is installed now.")
     territory = filters.CharFilter(method="filter_territory", help_text="Territory of its current service point.")
-    seen_since = filters.IsoDateTimeFilter(field_name="last_seen_at", lookup_expr="gte")
+    seen_since = AwareIsoDateTimeFilter(field_name="last_seen_at", lookup_expr="gte",
+                                        help_text="ISO 8601 with a UTC offset; devices seen at or after it.")
 
     class Meta:
         model = Device

@@ -2,6 +2,8 @@
 
 import django_filters
 
+from cpm.base.filters import AwareIsoDateTimeFilter
+
 from .choices import EventCategory, EventStatus, ParticipationStatus, ReservationDecision
 from .models import Event, Participation, Reservation, Unavailability
 
@@ -10,8 +12,10 @@ class EventFilterSet(django_filters.FilterSet):
     program = django_filters.CharFilter(field_name="program__code")
     status = django_filters.MultipleChoiceFilter(choices=EventStatus.choices)
     category = django_filters.ChoiceFilter(choices=EventCategory.choices)
-    start_after = django_filters.IsoDateTimeFilter(field_name="start", lookup_expr="gte")
-    start_before = django_filters.IsoDateTimeFilter(field_name="start", lookup_expr="lt")
+    start_after = AwareIsoDateTimeFilter(field_name="start", lookup_expr="gte",
+                                         help_text="ISO 8601 with a UTC offset; events starting at or after it.")
+    start_before = AwareIsoDateTimeFilter(field_name="start", lookup_expr="lt",
+                                          help_text="ISO 8601 with a UTC offset; events starting before it.")
 
     class Meta:
         model = Event

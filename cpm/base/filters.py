@@ -5,6 +5,11 @@
   to +/-23:59, PostgreSQL only +/-15:59: ``2026-07-01T10:00+20:00`` is a valid instant and is now filtered as
   such; one whose UTC time falls outside years 1-9999 is a 400 naming the parameter); invalid values (unknown
   choices, bad dates) are a 400 naming the parameter (django-filter's form errors).
+- ``AwareIsoDateTimeFilter``: a date-time parameter must carry its UTC offset (``2026-07-15T00:00:00-07:00``,
+  ``...Z``); one without (``2026-07-15T00:00``, ``2026-07-15``) is a 400 naming the parameter, as the API's
+  date-time inputs are (``cpm.base.api.AwareDateTimeField``). django-filter read it as UTC without a word: the
+  local day an integrator meant, seven or eight hours off, and the repeated hour of the fall-back night as neither
+  of its two instants.
 - ``IdFilter``: a database id is a whole number within 64 bits; anything else (``1.5``, ``1e20``) is a 400 naming
   the parameter (a NumberFilter read 1.5 as id 1 and sent 1e20 to SQLite as an OverflowError, HTTP 500).
 - ``OrderingFilter``: an ``ordering`` naming a field the view does not order by is a 400 listing the allowed ones.
@@ -15,7 +20,10 @@ from __future__ import annotations
 import datetime as dt
 
 from django import forms
-from django_filters import NumberFilter
+from django.core.exceptions import ValidationError
+from django.utils.dateparse import parse_datetime
+from django_filters import IsoDateTimeFilter, NumberFilter
+from django_filters.fields import IsoDateTimeField
 from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework import filters
 
@@ -40,6 +48,39 @@ def _to_utc(value):
 
 
 MAX_ID = 2**63 - 1
+
+NAIVE_MESSAGE = ("Give the time with its UTC offset (e.g. 2026-07-15T15:30:00-07:00 or 2026-07-15T22:30:00Z): a time "
+                 "without one is ambiguous.")
+
+
+class AwareIsoDateTimeField(IsoDateTimeField):
+    """An ISO 8601 date-time with a UTC offset; one without is refused (``NAIVE_MESSAGE``)."""
+
+    def to_python(self, value):
+        if isinstance(value, str) and value.strip():
+            try:
+                parsed = parse_datetime(value.strip())
+            except ValueError:
+                parsed = None
+            if parsed is None and _is_date(value.strip()):
+                parsed = dt.datetime.min  # a date alone ("2026-07-15"): naive too
+            if parsed is not None and (parsed.tzinfo is None or parsed.utcoffset() is None):
+                raise ValidationError(NAIVE_MESSAGE, code="naive")
+        return super().to_python(value)
+
+
+def _is_date(text: str) -> bool:
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
+class AwareIsoDateTimeFilter(IsoDateTimeFilter):
+    """A filter on an instant (see the module docstring)."""
+
+    field_class = AwareIsoDateTimeField
 
 
 class IdField(forms.IntegerField):
