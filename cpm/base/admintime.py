@@ -119,6 +119,10 @@ class OffsetTimeField(forms.TimeField):
         return super().to_python(value)
 
 
+INVALID_TIME = ("Enter a valid time as HH:MM (24-hour clock); for a time the clocks repeat on the night they go back, "
+                "add its UTC offset, e.g. 01:30 -07:00.")
+
+
 class LocalSplitDateTimeWidget(widgets.AdminSplitDateTime):
     """Shows a UTC instant as the current zone's wall clock; a repeated autumn time shows its offset so saving the
     page again keeps the same instant."""
@@ -146,7 +150,8 @@ class LocalSplitDateTimeField(forms.SplitDateTimeField):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         date_field, _time = self.fields
-        self.fields = (date_field, OffsetTimeField(error_messages=self.error_messages, localize=self.localize))
+        # The time box's own message: the whole field's ("Enter a list of values.") named nothing a person typed.
+        self.fields = (date_field, OffsetTimeField(error_messages={"invalid": INVALID_TIME}, localize=self.localize))
 
     def compress(self, data_list):
         if not data_list:
