@@ -79,7 +79,8 @@ class MessageTemplate(models.Model):
     """A program's wording of one kind of message (Django template syntax). Without one, ``rendering.DEFAULTS``.
 
     Variables: ``customer_name``, ``program_name``, ``event_name``, ``event_window`` (local, with the zone),
-    ``event_date``, ``incentive``, ``opt_out_url``, ``opt_out_expires`` (local), ``kwh_avoided``, ``credit``,
+    ``event_date``, ``event_day_word`` ("today", "tomorrow" or "on", as of sending), ``incentive``, ``opt_out_url``,
+    ``opt_out_expires`` (local), ``kwh_avoided``, ``credit``,
     ``season_name``, ``season_total``, ``reason``.
     """
 

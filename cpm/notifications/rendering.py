@@ -29,7 +29,7 @@ DEFAULTS: dict[str, Wording] = {
         "{{ incentive }}" + _OPT + _SIGN,
         "{{ program_name }}: event {{ event_window }}. {{ incentive_short }} Opt out: {{ opt_out_url }}"),
     K.REMINDER: Wording(
-        "Reminder: {{ program_name }} event today {{ event_window }}",
+        "Reminder: {{ program_name }} event {{ event_day_word }} {{ event_window }}",
         "Hello {{ customer_name }},\n\nA reminder: the {{ program_name }} event runs {{ event_window }}." + _OPT
         + _SIGN,
         "Reminder: {{ program_name }} event {{ event_window }}. Opt out: {{ opt_out_url }}"),

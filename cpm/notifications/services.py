@@ -389,6 +389,14 @@ def _local_text(instant: dt.datetime, tz: ZoneInfo) -> str:
     return instant.astimezone(tz).strftime("%a %b %-d, %Y %-I:%M %p %Z").replace(" 0", " ")
 
 
+def day_word(start: dt.datetime, *, now: dt.datetime, tz: ZoneInfo) -> str:
+    """The event's day as the customer reads it when the message goes at ``now``, in the program's zone: "today",
+    "tomorrow", else "on" (followed by the window, which names the date). A reminder of a night event goes the
+    evening before (quiet hours, the urgent lead): it said "today" for tomorrow's event."""
+    days = (local_date(start, tz) - local_date(now, tz)).days
+    return {0: "today", 1: "tomorrow"}.get(days, "on")
+
+
 def window_text(event: Event, tz: ZoneInfo) -> str:
     """``Tue Jul 14, 2026 4:00 PM to 7:00 PM PDT`` in the program's zone (the zone's abbreviation at each end)."""
     start, end = event.start.astimezone(tz), event.end.astimezone(tz)
@@ -443,6 +451,7 @@ def _context(m: Message, c: _Ctx, *, now: dt.datetime) -> dict[str, Any]:
         ctx["event_name"] = m.event.name
         ctx["event_window"] = window_text(m.event, tz)
         ctx["event_date"] = f"{m.event.start.astimezone(tz):%a %b %-d}"
+        ctx["event_day_word"] = day_word(m.event.start, now=now, tz=tz)
         if m.kind in (K.EVENT_NOTICE, K.REMINDER):
             token = links.make_token(m.pk, now=now)
             # The link works until it expires, and opting out until the program's cut-off: the earlier is promised.
@@ -804,7 +813,7 @@ def contact_preference_set(*, customer: Customer, channel: str, program: Program
 _SAMPLE_CONTEXT = {name: "x" for name in (
     "customer_name", "program_name", "incentive", "incentive_short", "effective_date", "end_date", "reason",
     "season_name", "period", "season_total", "kwh_avoided", "credit", "event_name", "event_window", "event_date",
-    "opt_out_url", "opt_out_expires")}
+    "event_day_word", "opt_out_url", "opt_out_expires")}
 
 
 def _check_template(fields: dict[str, str]) -> None:
