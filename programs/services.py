@@ -675,6 +675,18 @@ def _parse_row_start(value: Any, tz, row: int) -> dt.datetime:
     return value.astimezone(dt.UTC)
 
 
+def _repeated_hour_hint(local: dt.datetime, tz) -> str:
+    """For the first of a wall-clock time the clocks repeat (the autumn night), how to type the second: a row
+    without an offset is read as the first, so a second row of that time repeated it without saying why."""
+    second = local.replace(fold=1)
+    if local.fold or second.utcoffset() == local.utcoffset():
+        return ""
+    offset = second.isoformat()[-6:]
+    return (f" {local:%H:%M} happens twice in {tz.key} on {local:%Y-%m-%d} (the clocks go back): a time without an "
+            f"offset is the first ({local:%Z}); give the second its offset, {local:%Y-%m-%dT%H:%M:%S}{offset} "
+            f"({second:%Z}).")
+
+
 @use_case("price_set.create", Cap.MANAGE_PROGRAMS)
 @transaction.atomic
 def price_set_create(*, program: Program, name: str, interval_minutes: int, rows: Iterable[Mapping[str, Any]],
@@ -713,7 +725,8 @@ def price_set_create(*, program: Program, name: str, interval_minutes: int, rows
                 f"Row {row}: price_per_kwh must be zero or more."]})
         if start in prices:
             raise DomainValidationError({f"rows[{row - 1}].interval_start": [
-                f"Row {row}: interval {local:%Y-%m-%d %H:%M %Z} repeats row {prices[start][0]}."]})
+                f"Row {row}: interval {local:%Y-%m-%d %H:%M %Z} repeats row {prices[start][0]}."
+                + _repeated_hour_hint(local, tz)]})
         prices[start] = (row, price)
     if not prices:
         raise DomainValidationError({"rows": ["A price set needs at least one row."]})
