@@ -3,12 +3,15 @@ drops (read-only: written by the loaders). Registered when ``settlement.admin`` 
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.contrib import admin
 from django.urls import path
 from django.utils.html import format_html_join
 
 from cpm.base.admin import LargeTableMixin, ReadOnlyAdmin, admin_now, guarded_action, run_each
 from cpm.base.admin_tools import ChangelistToolsMixin, Tool
+from cpm.base.admintime import display_zone
 
 from .intervals import decode
 from .models import IntervalDay, MeterDataLoad, ReportedKwDrop
@@ -71,7 +74,7 @@ class IntervalDayAdmin(LargeTableMixin, ReadOnlyAdmin):
 
     # Newest first by primary key: an index scan; the model's ordering sorts the whole table through a join.
     ordering = ("-pk",)
-    list_display = ("service_point", "device", "channel", "day", "interval_minutes", "version", "is_current",
+    list_display = ("service_point", "device", "channel", "utc_day", "interval_minutes", "version", "is_current",
                     "received_at", "total_kwh")
     # No date hierarchy and no filter listing the table's distinct values: at a year of a utility's meters
     # (tens of millions of rows) those scan the table on every page. The filters below are fixed lists.
@@ -89,9 +92,23 @@ class IntervalDayAdmin(LargeTableMixin, ReadOnlyAdmin):
 
         return round(float(np.nansum(decode(obj.values))), 3)
 
-    @admin.display(description="values (kWh, blank = missing)")
+    @admin.display(description="day (UTC)", ordering="day")
+    def utc_day(self, obj):
+        return obj.day
+
+    @admin.display(description="values (kWh per interval, by local hour)")
     def values_kwh(self, obj):
-        return ", ".join("" if v != v else f"{v:.3f}" for v in decode(obj.values))
+        """One line per hour: the local start of the hour in the display zone, with the abbreviation, and its
+        intervals' kWh ("2026-11-01 01:00 PDT: 0.800"); a UTC day is 17:00 to 16:00 in Los Angeles, and the
+        fall-back day's two 01:00 hours read apart. A missing value reads "(missing)"."""
+        tz, per_hour = display_zone(), max(1, 60 // obj.interval_minutes)
+        start = dt.datetime.combine(obj.day, dt.time(0), tzinfo=dt.UTC)
+        values = ["(missing)" if v != v else f"{v:.3f}" for v in decode(obj.values)]
+        lines = []
+        for k in range(0, len(values), per_hour):
+            at = (start + dt.timedelta(minutes=obj.interval_minutes * k)).astimezone(tz)
+            lines.append((f"{at:%Y-%m-%d %H:%M %Z}", ", ".join(values[k:k + per_hour])))
+        return format_html_join("", "<div>{}: {}</div>", lines)
 
 
 @admin.register(ReportedKwDrop)
