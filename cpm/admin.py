@@ -2,14 +2,14 @@
 
 from django.contrib import admin
 
-from .base.admin import LargeTableMixin
+from .base.admin import ContactLookupsMixin, LargeTableMixin
 from .base.admintime import LocalTimeAdminMixin
 from .base.masking import changes_for
 from .models import AuditEntry, Job, JobChunk
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(LocalTimeAdminMixin, LargeTableMixin, admin.ModelAdmin):
+class AuditEntryAdmin(ContactLookupsMixin, LocalTimeAdminMixin, LargeTableMixin, admin.ModelAdmin):
     list_display = ("at", "actor_label", "code", "object_type", "object_id", "object_repr", "from_status",
                     "to_status")
     # A date filter of fixed choices, not a date hierarchy (which scans every entry on every page).

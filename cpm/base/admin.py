@@ -38,7 +38,7 @@ from cpm.models import AuditEntry
 from .admintime import LocalTimeAdminMixin, readable_json
 from .capabilities import may
 from .errors import DomainError
-from .masking import changes_for
+from .masking import changes_for, contact_lookup, contact_lookup_allowed
 from .pagination import EstimatedCountPaginator
 
 
@@ -147,7 +147,26 @@ def ask_reason(modeladmin, request, queryset, *, action: str, title: str, questi
     return TemplateResponse(request, "admin/cpm/reason_confirmation.html", context)
 
 
-class GuardedActionsMixin:
+class ContactLookupsMixin:
+    """Contact details (e-mail, phone, a message's recipient, those keys of an audit entry's changes) cannot be
+    searched or filtered for by users without ``view_personal_data``: the list answering a guess
+    (``?email__startswith=pat.j``, ``?recipient__regex=...``, ``?changes__email__startswith=...``) would reveal
+    what the page masks, one character at a time. Such a URL filter is refused as Django refuses any disallowed
+    lookup (400), and the search ignores contact fields."""
+
+    def lookup_allowed(self, lookup, value, request):
+        if not contact_lookup_allowed(request.user, lookup):
+            return False
+        return super().lookup_allowed(lookup, value, request)
+
+    def get_search_fields(self, request):
+        fields = super().get_search_fields(request)
+        if all(contact_lookup_allowed(request.user, f.lstrip("^=@")) for f in fields):
+            return fields
+        return tuple(f for f in fields if not contact_lookup(f.lstrip("^=@")))
+
+
+class GuardedActionsMixin(ContactLookupsMixin):
     """Actions declared with ``guarded_action`` are listed only for users who may run their use case. Every admin
     also has the read-only action "Export selected as CSV" (``cpm.base.csv_export``), offered with view permission:
     a read, so no use case (``read_only = True``)."""

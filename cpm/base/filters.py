@@ -136,7 +136,12 @@ class OrderingFilter(filters.OrderingFilter):
 
 
 class SearchFilter(filters.SearchFilter):
-    """DRF's search, refusing NUL characters."""
+    """DRF's search, refusing NUL characters; a view may choose its search fields per request
+    (``view.get_search_fields(request)``, e.g. contact details only for users who may see them)."""
+
+    def get_search_fields(self, view, request):
+        chooser = getattr(view, "get_search_fields", None)
+        return chooser(request) if callable(chooser) else super().get_search_fields(view, request)
 
     def filter_queryset(self, request, queryset, view):
         _check_nul(request)

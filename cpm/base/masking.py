@@ -36,6 +36,23 @@ def masked_contact(user, *, email: str = "", phone: str = "", visible: bool | No
     return {"email": mask_email(email or ""), "phone": mask_phone(phone or "")}
 
 
+# Fields holding a contact detail, wherever they are (a customer's ``email`` and ``phone``, a message's ``recipient``,
+# the keys of an audit entry's ``changes``): a list filtered or searched by one of them tells whether a guess is
+# right, so the filter is as personal as the value.
+CONTACT_LOOKUP_PARTS = frozenset({"email", "phone", "recipient"})
+
+
+def contact_lookup(lookup: str) -> bool:
+    """Whether the ORM lookup ``lookup`` (``email__startswith``, ``customer__phone``, ``changes__email``) reads a
+    contact detail."""
+    return any(part.lower() in CONTACT_LOOKUP_PARTS for part in str(lookup).split("__"))
+
+
+def contact_lookup_allowed(user, lookup: str) -> bool:
+    """A lookup touching contact details only for users who may see them (``view_personal_data``)."""
+    return not contact_lookup(lookup) or contact_visible(user)
+
+
 def masked_changes(changes: dict) -> dict:
     """An audit entry's ``changes`` with contact values masked (each ``value`` or ``[old, new]``)."""
     masks = {"email": mask_email, "phone": mask_phone}

@@ -16,6 +16,7 @@ from rest_framework.response import Response
 
 from cpm.base.api import WriteThrottle, api_now, validated
 from cpm.base.errors import DomainValidationError, NotFound
+from cpm.base.masking import contact_lookup_allowed
 from cpm.base.naturalkeys import lookup_many
 from devices.selectors import aggregator_of, device_list
 
@@ -57,6 +58,11 @@ class CustomerViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self):
         return selectors.customer_list(user=self.request.user)
+
+    def get_search_fields(self, request):
+        """Searching by e-mail would reveal it (a guess answered by the customer's row): only for users who may see
+        contact details."""
+        return [f for f in self.search_fields if contact_lookup_allowed(request.user, f)]
 
 
 class ServiceAgreementViewSet(viewsets.ReadOnlyModelViewSet):
