@@ -6,17 +6,50 @@ import datetime as dt
 
 from django.db.models import Prefetch, Q, QuerySet
 
+from cpm.base.capabilities import Cap, permission_name
+from cpm.base.errors import PermissionDenied
+
 from .models import Aggregator, Device, DeviceInstallation, Premise, ServicePoint
+
+# The scope of a user who acts as an aggregator (it holds the aggregator's capability ``report_outcomes``) but is the
+# API client of none: the old client of an aggregator whose client was replaced, or a user made before the link.
+# Not a row (pk 0 names none): every query narrowed to it finds nothing, every check of "its own" device refuses.
+NO_AGGREGATOR_PK = 0
+
+
+def unlinked_aggregator() -> Aggregator:
+    return Aggregator(pk=NO_AGGREGATOR_PK, code="(no aggregator)", name="no aggregator")
+
+
+def is_unlinked(aggregator: Aggregator | None) -> bool:
+    """Whether ``aggregator`` (an ``aggregator_of`` answer) is the empty scope of an unlinked aggregator user."""
+    return aggregator is not None and aggregator.pk == NO_AGGREGATOR_PK
+
+
+def refuse_unlinked(user, aggregator: Aggregator | None) -> None:
+    """Raise ``PermissionDenied`` (403, code ``aggregator_unlinked``) when ``aggregator`` is the empty scope of an
+    aggregator's user linked to no aggregator: it writes nothing."""
+    if is_unlinked(aggregator):
+        who = getattr(user, "get_username", lambda: str(user))()
+        raise PermissionDenied(f"{who} holds the Aggregator role but is not the API client of an aggregator: ask "
+                               "the utility to link it to its aggregator.", code="aggregator_unlinked")
 
 
 def aggregator_of(user) -> Aggregator | None:
     """The aggregator whose API client ``user`` is, or None (staff and CSR users see everything; a superuser, who
-    holds every capability, is never narrowed to one aggregator, and costs no query to tell)."""
+    holds every capability, is never narrowed to one aggregator, and costs no query to tell).
+
+    A user holding the aggregator's capability (the Aggregator role) without being any aggregator's API client is
+    narrowed to no aggregator (``unlinked_aggregator``: sees nothing, changes nothing), never widened to the
+    utility's view of every aggregator's devices, enrollments and events."""
     if user is None or not getattr(user, "is_authenticated", False) or getattr(user, "is_superuser", False):
         return None
     try:
         return user.aggregator
     except Aggregator.DoesNotExist:
+        has_perm = getattr(user, "has_perm", None)
+        if callable(has_perm) and has_perm(permission_name(Cap.REPORT_OUTCOMES)):
+            return unlinked_aggregator()
         return None
 
 

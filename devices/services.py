@@ -32,7 +32,7 @@ from cpm.base.states import transition
 
 from .choices import DEVICE_TRANSITIONS, DeviceOwnership, DeviceStatus, DeviceType
 from .models import Aggregator, Device, DeviceInstallation, Premise, ServicePoint
-from .selectors import aggregator_of
+from .selectors import aggregator_of, refuse_unlinked
 from .signals import device_removed, device_status_changed
 
 UTILITY_OWNED_MESSAGE = ("Utility-owned devices are out of scope: cpm enrolls customer-owned devices only "
@@ -124,6 +124,7 @@ def _check_own(actor: Any, *, aggregator_id: int | None = None, device: Device |
     own = aggregator_of(actor)
     if own is None:
         return
+    refuse_unlinked(actor, own)
     if device is not None:
         aggregator_id = Device.objects.filter(pk=device.pk).values_list("aggregator_id", flat=True).first()
     if aggregator_id != own.pk:

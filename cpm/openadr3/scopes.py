@@ -30,9 +30,12 @@ def client_kind(user) -> str | None:
     """``"ven"`` for an aggregator's API user, ``"bl"`` for a user who may manage events or programs, else None."""
     if user is None or not getattr(user, "is_active", False):
         return None
-    from devices.selectors import aggregator_of
+    from devices.selectors import aggregator_of, is_unlinked
 
-    if aggregator_of(user) is not None:
+    aggregator = aggregator_of(user)
+    if is_unlinked(aggregator):  # an aggregator's user linked to no aggregator: neither a VEN nor business logic
+        return None
+    if aggregator is not None:
         return "ven"
     if actor_can(user, (Cap.MANAGE_EVENTS, Cap.MANAGE_PROGRAMS)):
         return "bl"

@@ -79,6 +79,7 @@ class DeviceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         own = selectors.aggregator_of(request.user)
         aggregator = data.pop("aggregator", None)
         if own is not None:
+            selectors.refuse_unlinked(request.user, own)
             if aggregator is not None and aggregator != own:
                 raise PermissionDenied("An aggregator registers only its own devices.", field="aggregator")
             aggregator = own

@@ -12,7 +12,7 @@ from cpm.base.errors import DomainValidationError, PermissionDenied, TransitionN
 from cpm.base.naturalkeys import lookup_many
 from cpm.base.tasks import enqueue_on_commit
 from devices.models import Device
-from devices.selectors import aggregator_of
+from devices.selectors import aggregator_of, refuse_unlinked
 
 from .. import selectors, services
 from ..filtersets import EventFilterSet, ParticipationFilterSet, ReservationFilterSet, UnavailabilityFilterSet
@@ -180,6 +180,7 @@ class IsAggregatorClient(permissions.BasePermission):
 
     def has_permission(self, request, view):
         view.aggregator = aggregator_of(request.user)
+        refuse_unlinked(request.user, view.aggregator)
         return view.aggregator is not None
 
 
