@@ -9,6 +9,7 @@ from cpm.base.admin import GuardedModelAdmin, LargeTableMixin, ReadOnlyAdmin, ad
 from cpm.base.masking import contact_visible, mask_email, mask_phone
 
 from . import services
+from .links import withhold_links
 from .models import ContactPreference, Message, MessageTemplate, NotificationPolicy
 
 
@@ -25,8 +26,11 @@ class MessageAdmin(LargeTableMixin, ReadOnlyAdmin):
 
     def get_object(self, request, object_id, from_field=None):
         """The message as this user may see it: the address or number it went to masked without the personal-data
-        capability (the instance is only shown: messages are never saved from the admin)."""
+        capability, the opt-out link of a notice withheld from everyone (the instance is only shown: messages are
+        never saved from the admin)."""
         message = super().get_object(request, object_id, from_field)
+        if message is not None:  # the customer's opt-out link is their credential: never shown (``links``)
+            message.body = withhold_links(message.body)
         if message is not None and not contact_visible(request.user):
             message.recipient = (mask_email(message.recipient) if "@" in message.recipient
                                  else mask_phone(message.recipient))

@@ -8,6 +8,7 @@ refused when tampered with (``BadSignature``) or older than the program's ``opt_
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from django.conf import settings
 from django.core import signing
@@ -49,3 +50,18 @@ def issued_at(token: str) -> dt.datetime:
 def opt_out_url(token: str) -> str:
     """The absolute link (``CPM_PUBLIC_BASE_URL`` + the view's path)."""
     return settings.CPM_PUBLIC_BASE_URL.rstrip("/") + reverse("notifications:opt-out", args=[token])
+
+
+WITHHELD = "[opt-out link withheld: it opts the customer out, and only the customer holds it]"
+
+
+def withhold_links(text: str) -> str:
+    """``text`` (a message body as sent) with every opt-out link replaced by ``WITHHELD``: the link is the
+    customer's credential (whoever holds it opts the customer out, recorded as the customer), so the utility's
+    screens show where it was, never the token."""
+    if not text:
+        return text
+    marker = "TOKEN"
+    prefix, _, suffix = reverse("notifications:opt-out", args=[marker]).partition(marker)
+    pattern = re.compile(r"\S*" + re.escape(prefix) + r"[^\s/]+" + re.escape(suffix).rstrip("/") + r"/?")
+    return pattern.sub(WITHHELD, text)
