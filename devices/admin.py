@@ -132,17 +132,53 @@ class ServicePointAdmin(ChangelistToolsMixin, KeyReadOnlyOnChange, LargeTableMix
 AGGREGATOR_FIELDS = ("name", "contact_name", "contact_email", "api_user", "webhook_url", "webhook_secret")
 
 
+class AggregatorForm(forms.ModelForm):
+    """The webhook secret is typed, never shown back: a password box, empty on every page; left empty it keeps the
+    secret the aggregator has (``AggregatorAdmin.save_via_service``)."""
+
+    webhook_secret = forms.CharField(
+        required=False, max_length=128, strip=True, widget=forms.PasswordInput(render_value=False),
+        help_text="Signs every dispatch message (X-CPM-Signature). Never shown: type a new one to replace it, leave "
+                  "empty to keep the current one.")
+
+    class Meta:
+        model = Aggregator
+        fields = ("code", "name", "contact_name", "contact_email", "api_user", "webhook_url", "webhook_secret")
+
+
 @admin.register(Aggregator)
 class AggregatorAdmin(KeyReadOnlyOnChange, GuardedModelAdmin):
+    """Aggregators. The webhook secret is a credential (whoever knows it can send the aggregator's cloud signed
+    events): never displayed, only whether one is set; the program administrator types a replacement."""
+
     write_use_cases = {"add": "aggregator.upsert", "change": "aggregator.upsert"}
     key_field = "code"
+    form = AggregatorForm
     list_display = ("code", "name", "contact_email", "api_user")
     search_fields = ("code", "name")
     list_select_related = ("api_user",)
     raw_id_fields = ("api_user",)
 
+    @admin.display(description="webhook secret")
+    def webhook_secret_state(self, obj):
+        return "set (not shown)" if obj is not None and obj.webhook_secret else "none"
+
+    def get_fields(self, request, obj=None):
+        fields = [f for f in super().get_fields(request, obj) if f != "webhook_secret_state"]
+        if not self.has_change_permission(request, obj):  # read-only: whether a secret is set, never its value
+            return ["webhook_secret_state" if f == "webhook_secret" else f for f in fields]
+        at = fields.index("webhook_secret") if "webhook_secret" in fields else len(fields)
+        return [*fields[:at], "webhook_secret_state", *fields[at:]] if obj is not None else fields
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = tuple(super().get_readonly_fields(request, obj))
+        return (*readonly, "webhook_secret_state")
+
     def save_via_service(self, request, obj, form, change):
         values = {k: getattr(obj, k) for k in AGGREGATOR_FIELDS}
+        if change and not form.cleaned_data.get("webhook_secret"):  # left empty: the stored secret stays
+            values["webhook_secret"] = Aggregator.objects.filter(pk=obj.pk).values_list(
+                "webhook_secret", flat=True).first() or ""
         saved, _ = upserted(lambda: services.aggregator_upsert(code=obj.code, values=values, now=admin_now(),
                                                               actor=request.user))
         obj.pk = saved.pk

@@ -20,6 +20,7 @@ from cpm.models import AuditEntry
 
 from . import bulk
 from .capabilities import CustomerActor, SystemActor
+from .masking import redacted_changes
 
 _VERBS = {
     "create": "created",
@@ -91,7 +92,7 @@ def audit_record(
         from_status=from_status or "",
         to_status=to_status or "",
         reason=reason or "",
-        changes=changes or {},
+        changes=redacted_changes(changes or {}),  # a credential's value never enters the trail
     )
 
 

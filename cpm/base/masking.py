@@ -64,6 +64,34 @@ def masked_changes(changes: dict) -> dict:
     return out
 
 
+def is_secret_key(key: str) -> bool:
+    """A credential's field (an aggregator's ``webhook_secret``, a password): never written to or shown from the
+    audit trail, whoever reads it."""
+    lowered = str(key).lower()
+    return "secret" in lowered or "password" in lowered
+
+
+def _secret_state(value) -> str:
+    return "(set)" if value not in (None, "", "None") else ""
+
+
+def redacted_changes(changes: dict) -> dict:
+    """``changes`` with every credential replaced by whether it is set: a created one ``"(set)"``, a change
+    ``["(set)", "(changed)"]`` (or ``""`` where there was none / it was removed)."""
+    out = dict(changes or {})
+    for key, value in out.items():
+        if not is_secret_key(key) or value in ("(set)", "", None):
+            continue
+        if isinstance(value, list | tuple) and len(value) == 2:
+            old, new = (_secret_state(v) for v in value)
+            out[key] = [old, "(changed)" if new and old else new]
+        else:
+            out[key] = _secret_state(value)
+    return out
+
+
 def changes_for(user, changes: dict) -> dict:
-    """``changes`` as ``user`` may see them: contact values masked without ``view_personal_data``."""
-    return dict(changes or {}) if contact_visible(user) else masked_changes(changes)
+    """``changes`` as ``user`` may see them: credentials never shown, contact values masked without
+    ``view_personal_data``."""
+    changes = redacted_changes(changes)
+    return changes if contact_visible(user) else masked_changes(changes)
