@@ -40,22 +40,30 @@ JOB_KIND = "reservation"
 
 
 @shared_task(name="events.reserve")
-def reserve_event(*, event_id: int, now: str | None = None) -> dict[str, int]:
+def reserve_event(*, event_id: int, now: str | None = None, requested_by: int | None = None) -> dict[str, int]:
     """Reserve devices for a scheduled event (re-runnable) as a job (``cpm.base.jobs``): the single-transaction
     reservation (written span by span of ``CPM_CHUNK_SIZE``), recorded with its counts, or FAILED with the error in
     words (nothing of a failed run is written: one transaction; a dead worker's job is failed by the sweeper and the
     reservation can simply run again). For chunks on several workers use ``reserve_event_distributed``. ``now``:
     the instant the decisions are made as of (ISO 8601; the event's scheduling, passed by ``event_schedule``), else
-    the clock."""
+    the clock. ``requested_by``: the id of the user who asked for the run (the API's ``reserve`` action): the
+    service runs as that user (checked again, named in the audit trail), not as the task's system actor."""
     # With its program: the job names the event in the program's zone (``Event.__str__``).
     event = Event.objects.select_related("program").filter(pk=event_id, status="scheduled").first()
     if event is None:
         return {}
     at = dt.datetime.fromisoformat(now) if now else _now()
-    job = jobs.job_create(kind=JOB_KIND, subject=event, chunks=[], now=_now(), actor=RESERVE_ACTOR)
+    actor = RESERVE_ACTOR
+    if requested_by is not None:
+        from django.contrib.auth import get_user_model
+
+        actor = get_user_model().objects.filter(pk=requested_by, is_active=True).first()
+        if actor is None:  # the user who asked is gone or disabled since: nothing runs in their name
+            return {}
+    job = jobs.job_create(kind=JOB_KIND, subject=event, chunks=[], now=_now(), actor=actor)
 
     def body() -> dict[str, int]:
-        counts = services.event_reserve(event=event, now=at, actor=RESERVE_ACTOR)
+        counts = services.event_reserve(event=event, now=at, actor=actor)
         jobs.job_set_result(job.pk, counts)
         return counts
 

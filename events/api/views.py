@@ -96,13 +96,14 @@ class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     @extend_schema(request=None, responses={202: s.EventSerializer})
     @action(detail=True, methods=["post"])
     def reserve(self, request, pk=None):
-        """Run the reservation again (Celery task after commit, as the reservation task's system actor; the
-        ``event.reserve`` capability is checked here first; 202)."""
+        """Run the reservation again (Celery task after commit, running ``event_reserve`` as the requesting user,
+        who is named in the audit trail; the ``event.reserve`` capability is checked here first and by the service
+        again; 202)."""
         event = self.get_object()
         if event.status != "scheduled":
             raise TransitionNotAllowed(f"Event {event} is {event.status}; devices are reserved only for a scheduled "
                                        "event.", from_status=event.status, to_status=event.status)
-        enqueue_on_commit(reserve_event, event_id=event.pk)
+        enqueue_on_commit(reserve_event, event_id=event.pk, requested_by=request.user.pk)
         return self._out(event, status.HTTP_202_ACCEPTED)
 
     @extend_schema(responses=s.EventRevisionSerializer(many=True))
