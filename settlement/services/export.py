@@ -11,7 +11,7 @@ from collections import defaultdict
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import F, Sum
 
 from cpm.base.audit import actor_label, audit_record
 from cpm.base.capabilities import Cap, use_case
@@ -35,7 +35,7 @@ def bill_credit_export_render(export: BillCreditExport) -> str:
     clock values). One row per settlement line; reversal lines are negative and name the line they reverse."""
     lines = list(SettlementLine.objects.filter(customer_settlement__export_batch=export).exclude(amount=0)
                  .select_related("account", "program", "service_point", "customer_settlement")
-                 .order_by("customer_settlement_id", "id"))
+                 .annotate(event_day=F("event_settlement__event_day")).order_by("customer_settlement_id", "id"))
     pairs = {(x.account_id, x.service_point_id) for x in lines if x.service_point_id}
     agreements: dict[tuple[int, int], list[ServiceAgreement]] = defaultdict(list)
     if pairs:
@@ -47,14 +47,30 @@ def bill_credit_export_render(export: BillCreditExport) -> str:
     writer.writerow(EXPORT_COLUMNS)
     for x in lines:
         cs = x.customer_settlement
-        candidates = [sa for sa in agreements.get((x.account_id, x.service_point_id), [])
-                      if sa.start_date < cs.period_end and (sa.end_date is None or sa.end_date > cs.period_start)]
-        agreement = candidates[-1].agreement_id if candidates else ""
+        agreement = _agreement_of(x, agreements.get((x.account_id, x.service_point_id), []))
         writer.writerow([export.pk, x.pk, x.account.account_number, agreement,
                          x.service_point.service_point_id if x.service_point_id else "", x.program.code,
                          cs.period_kind, cs.period_start.isoformat(), cs.period_end.isoformat(), x.line_code,
                          f"{x.amount:.2f}", cs.pk, x.event_settlement_id or "", x.reverses_id or "", x.description])
     return buf.getvalue()
+
+
+def _agreement_of(line: SettlementLine, agreements: list[ServiceAgreement]) -> str:
+    """The service agreement billing posts ``line`` to (its account's at its service point; ``agreements`` in start
+    order): the latest one overlapping the settlement's period; else, for an event line, the one in effect on the
+    event's day (a late credit of a customer who moved out: no agreement of theirs overlaps the period that carries
+    it); else the latest one begun before the period ended. Empty when the account never had one there."""
+    cs = line.customer_settlement
+    for sa in reversed(agreements):
+        if sa.start_date < cs.period_end and (sa.end_date is None or sa.end_date > cs.period_start):
+            return sa.agreement_id
+    day = getattr(line, "event_day", None)
+    if day is not None:
+        for sa in reversed(agreements):
+            if sa.start_date <= day and (sa.end_date is None or sa.end_date > day):
+                return sa.agreement_id
+    earlier = [sa for sa in agreements if sa.start_date < cs.period_end]
+    return earlier[-1].agreement_id if earlier else ""
 
 
 @use_case("bill_credits.export", Cap.EXPORT_CREDITS)

@@ -121,3 +121,28 @@ def test_export_credits_command_to_an_unwritable_place_exports_nothing(approved_
     assert BillCreditExport.objects.count() == 0
     call_command("export_credits", "--out", str(tmp_path / "credits.csv"))  # the next run exports them
     assert BillCreditExport.objects.get().settlement_count == 1
+
+
+def test_a_late_credit_of_a_customer_who_moved_out_names_the_agreement_it_was_earned_under(admin_user):
+    """The customer moved out on 2026-07-20 (agreement ended, enrollment ended); the July 15 event was approved
+    after July's billing period, so August's settlement carries it. Its export line named no service agreement
+    (the agreement did not overlap August), and billing cannot post a credit to no agreement; it names the
+    agreement in effect on the event's day."""
+    from enrollments.models import ServiceAgreement
+
+    program = ProgramFactory(code="sep-thermostat")
+    sub = active_participant(program=program)
+    account = sub.enrollment.account
+    ServiceAgreement.objects.filter(account=account).update(end_date=dt.date(2026, 7, 20))
+    agreement = ServiceAgreement.objects.get(account=account).agreement_id
+    part = ParticipationFactory(event=EventFactory(program=program), subscription=sub)
+    es = EventSettlementFactory(participation=part, amount=Decimal("5.63"), components=component("5.63", "4.5"))
+    services.event_settlement_approve(settlement=es, now=NOW, actor=admin_user)
+    august = services.customer_settlement_calculate(
+        account=account, program=program, period_kind=PeriodKind.BILLING_PERIOD, period_start=dt.date(2026, 8, 1),
+        period_end=dt.date(2026, 9, 1), now=NOW, actor=admin_user)
+    assert august.total_amount == Decimal("5.63")
+    services.customer_settlement_approve(settlement=august, now=NOW, actor=admin_user)
+    export = services.bill_credit_export_create(now=NOW, actor=admin_user)
+    (row,) = [r.split(",") for r in export.content.splitlines()[1:]]
+    assert (row[2], row[3], row[9], row[10]) == (account.account_number, agreement, "DRPK", "5.63")
