@@ -843,7 +843,7 @@ def customer_settlement_approve(*, settlement: CustomerSettlement, now: dt.datet
             Q(status=ES.DEFERRED) | Q(approved_at__isnull=True)).order_by("pk"))
         _check_deferred_lines(cs, deferred)
         transition(obj=cs, to=CS.APPROVED, allowed=CUSTOMER_SETTLEMENT_TRANSITIONS, now=now, actor=actor,
-                   reason=f"${cs.total_amount}", extra_updates={"approved_at": now})
+                   reason=format_money(cs.total_amount), extra_updates={"approved_at": now})
         for es in deferred:
             reason = (f"paid at season end by customer settlement {cs.pk}" if es.approved_at is None else
                       f"correction (revision {es.revision}) carried by customer settlement {cs.pk}")

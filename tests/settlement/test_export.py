@@ -146,3 +146,28 @@ def test_a_late_credit_of_a_customer_who_moved_out_names_the_agreement_it_was_ea
     export = services.bill_credit_export_create(now=NOW, actor=admin_user)
     (row,) = [r.split(",") for r in export.content.splitlines()[1:]]
     assert (row[2], row[3], row[9], row[10]) == (account.account_number, agreement, "DRPK", "5.63")
+
+
+def test_the_approval_of_a_negative_or_large_customer_settlement_reads_as_money_in_the_audit_trail(approved_july,
+                                                                                                 admin_user):
+    """The audit trail read '$-1.25' for a settlement that takes $1.25 back (and '$12345.67' without separators);
+    it reads '-$1.25', as every other amount people read."""
+    from cpm.models import AuditEntry
+    from settlement.models import CustomerSettlement
+
+    sub, es, cs = approved_july
+    EventSettlement.objects.filter(pk=es.pk).update(status=EventSettlementStatus.CALCULATED, revision=2,
+                                                    amount=Decimal("4.38"), components=component("4.38", "3.5"))
+    services.event_settlement_approve(settlement=es, now=NOW, actor=admin_user)
+    august = services.customer_settlement_calculate(
+        account=sub.enrollment.account, program=es.program, period_kind=PeriodKind.BILLING_PERIOD,
+        period_start=dt.date(2026, 8, 1), period_end=dt.date(2026, 9, 1), now=NOW, actor=admin_user)
+    services.customer_settlement_approve(settlement=august, now=NOW, actor=admin_user)
+    entry = AuditEntry.objects.get(code="customer_settlement.approved", object_id=str(august.pk))
+    assert entry.reason == "-$1.25"
+    big = services.customer_settlement_calculate(
+        account=sub.enrollment.account, program=es.program, period_kind=PeriodKind.BILLING_PERIOD,
+        period_start=dt.date(2026, 9, 1), period_end=dt.date(2026, 10, 1), now=NOW, actor=admin_user)
+    CustomerSettlement.objects.filter(pk=big.pk).update(total_amount=Decimal("12345.67"))
+    services.customer_settlement_approve(settlement=big, now=NOW, actor=admin_user)
+    assert AuditEntry.objects.get(code="customer_settlement.approved", object_id=str(big.pk)).reason == "$12,345.67"
