@@ -186,6 +186,8 @@ def customer_settlement_calculate(*, account: Account, program: Program, period_
         raise DomainValidationError({"period_end": [
             f"The period {period_start} to {period_end} is {(period_end - period_start).days} days; a customer "
             f"settlement covers at most {MAX_PERIOD_DAYS} days (a season or a billing period)."]})
+    if period_kind == PeriodKind.SEASON_END and period_end > period_start:
+        _check_season_end(program=program, season=season, period_end=period_end, now=now)
     if not Enrollment.objects.filter(account_id=account.pk, program_id=program.pk).exists():
         raise DomainValidationError({"account": [
             f"Account {account.account_number} has never been enrolled in program {program.code}: there is nothing "
@@ -196,6 +198,26 @@ def customer_settlement_calculate(*, account: Account, program: Program, period_
 
 
 MAX_PERIOD_DAYS = 366  # the longest period one customer settlement covers (a leap year's season)
+
+
+def _check_season_end(*, program: Program, season: Season | None, period_end: dt.date, now: dt.datetime) -> None:
+    """A season-end settlement ends with one of the program's seasons (``period_end`` the day after its last day)
+    and is calculated once that season has ended in the program's zone, as ``season_settle`` requires: one of
+    July alone, or one calculated on the season's last evening, paid the season's incentives early and their
+    once-only keys kept the real season-end settlement from paying them. Raises ``DomainValidationError`` naming
+    ``period_end``."""
+    last_day = period_end - dt.timedelta(days=1)
+    season = season or _season_for(program, last_day)
+    if season is None or season.end_date != last_day:
+        raise DomainValidationError({"period_end": [
+            f"No season of program {program.code} ends on {last_day}: a season-end settlement covers a season, "
+            "its period_end the day after the season's last day"
+            + (f" ({season.name}: {season.end_date + dt.timedelta(days=1)})." if season else ".")]})
+    today = local_date(now, zone(program.time_zone))
+    if today <= season.end_date:
+        raise DomainValidationError({"period_end": [
+            f"Season {season.name} ends on {season.end_date} (today is {today} in {program.time_zone}); calculate "
+            "its season-end settlement after that."]})
 
 
 class _Settlement(NamedTuple):

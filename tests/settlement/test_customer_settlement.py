@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 
+from cpm.base.errors import DomainValidationError
 from enrollments.choices import EnrollmentStatus
 from events.choices import EventStatus, ParticipationStatus
 from programs.choices import IncentiveBasis, IncentiveKind, SettlementTiming
@@ -620,3 +621,29 @@ def test_two_monthly_rules_give_lines_named_by_their_rule():
     assert sorted(cs.lines.values_list("description", "amount")) == [
         ("Monthly incentive 2026-06: No opt-out reward", Decimal("20.00")),
         ("Monthly incentive 2026-06: Off-peak charging reward", Decimal("10.00"))]
+
+
+def test_a_season_end_settlement_is_refused_before_the_season_has_ended_or_for_a_period_that_is_not_a_season():
+    """A season-end settlement calculated on the season's last evening (Sep 30, 20:00 in Los Angeles; Oct 1 in UTC)
+    paid the seasonal incentive of a season still running, and its once-only key then kept the real season-end
+    settlement from paying it; a 'season-end' settlement of July alone paid the season's incentive too. Both are
+    refused naming period_end, and nothing is written (season_settle already refuses a season not ended)."""
+    program = ProgramFactory()
+    season = SeasonFactory(program=program)
+    IncentiveRuleFactory(program=program, kind=IncentiveKind.SEASONAL, amount=Decimal("60"),
+                         min_participation_share=Decimal("0"))
+    sub = active_participant(program=program)
+    ParticipationFactory(event=event_on(program, dt.date(2026, 7, 1)), subscription=sub)
+    start, end = season.start_date, season.end_date + dt.timedelta(days=1)
+    last_evening = dt.datetime(2026, 10, 1, 3, 0, tzinfo=dt.UTC)  # 2026-09-30 20:00 PDT
+    with pytest.raises(DomainValidationError) as exc:
+        calc(sub, start, end, kind=PeriodKind.SEASON_END, now=last_evening)
+    assert "period_end" in exc.value.errors
+    assert "Summer 2026 ends on 2026-09-30" in str(exc.value.errors["period_end"])
+    with pytest.raises(DomainValidationError) as exc:
+        calc(sub, dt.date(2026, 7, 1), dt.date(2026, 8, 1), kind=PeriodKind.SEASON_END)
+    assert "period_end" in exc.value.errors
+    assert CustomerSettlement.objects.count() == 0
+    # After the season, the season-end settlement pays it once.
+    paid = calc(sub, start, end, kind=PeriodKind.SEASON_END, now=last_evening + dt.timedelta(hours=8))
+    assert lines(paid) == [(LineKind.SEASONAL, Decimal("60.00"))]
