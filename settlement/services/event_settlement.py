@@ -536,10 +536,16 @@ def _recalculate_holding(*, event_settlement_ids: list[int], now: dt.datetime, a
 
 def _post_lines(es: EventSettlement, *, now, customer_settlement: CustomerSettlement | None = None) -> None:
     """Post the settlement's components as lines; if it had live lines (approved before), post a reversal of each
-    (-old) and the new lines (+new), unless the amounts are the same (then nothing changes)."""
+    (-old) and the new lines (+new), unless the amounts are the same (then nothing is posted). Its live lines may
+    be the lines a season settlement not yet approved holds of a deferred settlement: they are its money now, so
+    ``posted_amount`` reads their net (it read $0.00 for an approved settlement whose line the season pays)."""
     live = list(es.lines.filter(reverses__isnull=True, reversed_by__isnull=True))
     wanted = [c for c in es.components if Decimal(c["rounded"]) != 0]
     if sorted((x.kind, x.amount) for x in live) == sorted((c["kind"], Decimal(c["rounded"])) for c in wanted):
+        posted = es.lines.aggregate(s=Sum("amount"))["s"] or ZERO
+        if posted != es.posted_amount:
+            EventSettlement.objects.filter(pk=es.pk).update(posted_amount=posted)
+            es.posted_amount = posted
         return
     common = {"account_id": es.account_id, "program_id": es.program_id, "enrollment_id": es.enrollment_id,
               "service_point_id": es.service_point_id, "event_settlement": es, "created_at": now,

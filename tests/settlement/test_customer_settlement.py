@@ -647,3 +647,26 @@ def test_a_season_end_settlement_is_refused_before_the_season_has_ended_or_for_a
     # After the season, the season-end settlement pays it once.
     paid = calc(sub, start, end, kind=PeriodKind.SEASON_END, now=last_evening + dt.timedelta(hours=8))
     assert lines(paid) == [(LineKind.SEASONAL, Decimal("60.00"))]
+
+
+def test_a_deferred_event_settlement_approved_on_its_own_reads_the_money_its_season_settlement_holds(admin_user):
+    """An analyst approved a deferred $4.00 event settlement while the season settlement (calculated, not yet
+    approved) held its line: the settlement read APPROVED with posted_amount $0.00 although its $4.00 line is
+    approved money, paid once by the season settlement; it reads $4.00 (and nothing is posted twice)."""
+    program = ProgramFactory(settlement_timing=SettlementTiming.SEASON_END)
+    season = SeasonFactory(program=program)
+    sub = active_participant(program=program)
+    part = ParticipationFactory(event=event_on(program, dt.date(2026, 7, 1)), subscription=sub)
+    es = EventSettlementFactory(participation=part, status=EventSettlementStatus.DEFERRED, amount=Decimal("4.00"),
+                                components=[{"kind": "per_event", "amount": "4", "rounded": "4.00",
+                                             "description": "$4 per event", "quantity": "1", "unit": "",
+                                             "rate": "4", "rule_id": None}])
+    cs = calc(sub, season.start_date, season.end_date + dt.timedelta(days=1), kind=PeriodKind.SEASON_END)
+    services.event_settlement_approve(settlement=es, now=NOW, actor=admin_user)
+    es.refresh_from_db()
+    assert (es.status, es.posted_amount) == (EventSettlementStatus.APPROVED, Decimal("4.00"))
+    assert list(es.lines.values_list("amount", "customer_settlement_id")) == [(Decimal("4.00"), cs.pk)]
+    services.customer_settlement_approve(settlement=cs, now=NOW, actor=admin_user)
+    cs.refresh_from_db()
+    assert (cs.status, cs.total_amount) == (CS.APPROVED, Decimal("4.00"))
+    assert calc(sub, dt.date(2026, 10, 1), dt.date(2026, 11, 1), kind=PeriodKind.ADJUSTMENT).total_amount == 0
