@@ -242,7 +242,7 @@ class BillCreditExportAdmin(SettlementReadOnlyAdmin):
     search_fields = ("file_name",)
     list_select_related = ("program",)
     readonly_fields = ("download",)
-    actions = ["acknowledge"]
+    actions = ["acknowledge", "reject"]
 
     def get_queryset(self, request):
         return selectors.export_list()
@@ -273,6 +273,17 @@ class BillCreditExportAdmin(SettlementReadOnlyAdmin):
             return queryset.count()
 
         _run(self, request, go, "{count} export(s) acknowledged.")
+
+    @guarded_action("bill_credits.reject",
+                    description="Reject selected exports (billing could not load them; asks for the reason)")
+    def reject(self, request, queryset):
+        return ask_reason(
+            self, request, queryset, action="reject", title="Reject bill-credit exports",
+            question="Billing could not load these batches? Their settlements are approved again and go in the next "
+                     "export.",
+            apply=lambda export, reason: services.bill_credit_export_reject(export=export, reason=reason,
+                                                                            now=admin_now(), actor=request.user),
+            done="{count} export(s) rejected.")
 
 
 @admin.register(AbnormalDay)

@@ -47,7 +47,8 @@ CUSTOMER_SETTLEMENT_TRANSITIONS: dict[str, frozenset[str]] = {
     CustomerSettlementStatus.PENDING: frozenset({CustomerSettlementStatus.CALCULATED}),
     CustomerSettlementStatus.CALCULATED: frozenset({CustomerSettlementStatus.APPROVED}),
     CustomerSettlementStatus.APPROVED: frozenset({CustomerSettlementStatus.EXPORTED}),
-    CustomerSettlementStatus.EXPORTED: frozenset(),
+    # Billing rejected the batch it was exported in (``bill_credit_export_reject``): approved again, for the next.
+    CustomerSettlementStatus.EXPORTED: frozenset({CustomerSettlementStatus.APPROVED}),
 }
 
 
@@ -111,13 +112,18 @@ BATCH_TRANSITIONS: dict[str, frozenset[str]] = {
 
 
 class ExportStatus(models.TextChoices):
+    """CREATED (ready to pull) -> ACKNOWLEDGED (billing loaded it) or REJECTED (billing could not load it: its
+    settlements are approved again and go in the next batch; the file is kept as it was sent)."""
+
     CREATED = "created", "Created (ready to pull)"
     ACKNOWLEDGED = "acknowledged", "Acknowledged by billing"
+    REJECTED = "rejected", "Rejected by billing (its credits are exported again)"
 
 
 EXPORT_TRANSITIONS: dict[str, frozenset[str]] = {
-    ExportStatus.CREATED: frozenset({ExportStatus.ACKNOWLEDGED}),
+    ExportStatus.CREATED: frozenset({ExportStatus.ACKNOWLEDGED, ExportStatus.REJECTED}),
     ExportStatus.ACKNOWLEDGED: frozenset(),
+    ExportStatus.REJECTED: frozenset(),
 }
 
 

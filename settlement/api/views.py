@@ -122,9 +122,11 @@ class CustomerSettlementViewSet(viewsets.ReadOnlyModelViewSet):
 
 
 class BillCreditExportViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
-    """Bill-credit export batches for billing: create (export approved settlements), list, download, acknowledge."""
+    """Bill-credit export batches for billing: create (export approved settlements), list, download, acknowledge or
+    reject."""
 
-    use_cases = {"create": "bill_credits.export", "acknowledge": "bill_credits.acknowledge"}
+    use_cases = {"create": "bill_credits.export", "acknowledge": "bill_credits.acknowledge",
+                 "reject": "bill_credits.reject"}
     action_permissions = {"download": "cpm.pull_bill_credits"}  # a read of the file, by capability
 
     serializer_class = s.BillCreditExportSerializer
@@ -159,6 +161,16 @@ class BillCreditExportViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelVie
     def acknowledge(self, request, pk=None):
         export = services.bill_credit_export_acknowledge(export=self.get_object(), now=api_now(),
                                                          actor=request.user)
+        return Response(s.BillCreditExportSerializer(export).data)
+
+    @extend_schema(request=s.SettlementReasonInputSerializer, responses={200: s.BillCreditExportSerializer})
+    @action(detail=True, methods=["post"])
+    def reject(self, request, pk=None):
+        """Billing could not load the batch: its settlements are approved again and go in the next export (409 for
+        an acknowledged batch; rejecting again changes nothing)."""
+        data = validated(s.SettlementReasonInputSerializer, request.data)
+        export = services.bill_credit_export_reject(export=self.get_object(), reason=data["reason"], now=api_now(),
+                                                    actor=request.user)
         return Response(s.BillCreditExportSerializer(export).data)
 
 

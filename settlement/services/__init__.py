@@ -30,13 +30,20 @@ from .event_settlement import (
     event_settlement_reverse,
     event_settlements_approve,
 )
-from .export import EXPORT_COLUMNS, bill_credit_export_acknowledge, bill_credit_export_create, bill_credit_export_render
+from .export import (
+    EXPORT_COLUMNS,
+    bill_credit_export_acknowledge,
+    bill_credit_export_create,
+    bill_credit_export_reject,
+    bill_credit_export_render,
+)
 from .retention import interval_data_retire
 from .tick import settlement_tick
 
 __all__ = [
     "abnormal_day_create", "abnormal_day_delete", "abnormal_days_import",
     "BATCH_TABLES", "EXPORT_COLUMNS", "batch_chunk_done", "bill_credit_export_acknowledge", "bill_credit_export_create",
+    "bill_credit_export_reject",
     "bill_credit_export_render", "customer_batch_start", "customer_settle_chunk", "customer_settlement_approve",
     "customer_settlement_calculate", "customer_settlements_approve", "customer_settlements_calculate",
     "customer_settlements_create_due", "enrolled_capacity", "event_settle", "event_settle_chunk",

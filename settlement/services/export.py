@@ -15,7 +15,7 @@ from django.db.models import F, Sum
 
 from cpm.base.audit import actor_label, audit_record
 from cpm.base.capabilities import Cap, use_case
-from cpm.base.errors import ConflictError
+from cpm.base.errors import ConflictError, DomainValidationError
 from cpm.base.money import ZERO, format_money
 from cpm.base.states import transition
 from enrollments.models import ServiceAgreement
@@ -125,6 +125,34 @@ def bill_credit_export_acknowledge(*, export: BillCreditExport, now: dt.datetime
         transition(obj=export, to=ExportStatus.ACKNOWLEDGED, allowed=EXPORT_TRANSITIONS, now=now, actor=actor,
                    reason="acknowledged by billing",
                    extra_updates={"acknowledged_at": now, "acknowledged_by_label": actor_label(actor)[:150]})
+    return export
+
+
+@use_case("bill_credits.reject", Cap.PULL_BILL_CREDITS)
+def bill_credit_export_reject(*, export: BillCreditExport, reason: str, now: dt.datetime,
+                              actor: Any) -> BillCreditExport:
+    """Billing could not load the batch (``reason`` required): the batch becomes REJECTED, its file kept as it was
+    sent; its customer settlements go back from EXPORTED to APPROVED (no batch, audited
+    ``customer_settlement.export_rejected`` naming the file and the reason) so that the next export sends their
+    credits once, in a new batch. Rejecting a rejected batch changes nothing; an acknowledged one cannot be rejected
+    (``TransitionNotAllowed``: its credits are on bills; a correction is a reversal)."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise DomainValidationError({"reason": ["A reason is required to reject an export batch."]})
+    with transaction.atomic():
+        export = BillCreditExport.objects.select_for_update().get(pk=export.pk)
+        if export.status == ExportStatus.REJECTED:
+            return export
+        ids = list(CustomerSettlement.objects.select_for_update().filter(export_batch=export, status=CS.EXPORTED)
+                   .order_by("pk").values_list("pk", flat=True))
+        transition(obj=export, to=ExportStatus.REJECTED, allowed=EXPORT_TRANSITIONS, now=now, actor=actor,
+                   reason=f"rejected by billing: {reason}"[:500],
+                   changes={"settlements_approved_again": len(ids)})
+        CustomerSettlement.objects.filter(pk__in=ids).update(status=CS.APPROVED, export_batch=None, exported_at=None,
+                                                             updated_at=now)
+        why = f"{export.file_name} rejected by billing: {reason}"[:500]
+        audit_rows(model=CustomerSettlement, rows=[(pk, CS.EXPORTED, CS.APPROVED, why) for pk in ids], now=now,
+                   actor=actor, code="customer_settlement.export_rejected")
     return export
 
 

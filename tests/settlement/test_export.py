@@ -171,3 +171,59 @@ def test_the_approval_of_a_negative_or_large_customer_settlement_reads_as_money_
     CustomerSettlement.objects.filter(pk=big.pk).update(total_amount=Decimal("12345.67"))
     services.customer_settlement_approve(settlement=big, now=NOW, actor=admin_user)
     assert AuditEntry.objects.get(code="customer_settlement.approved", object_id=str(big.pk)).reason == "$12,345.67"
+
+
+def test_billing_rejects_a_batch_and_its_credits_are_exported_again_once(approved_july, admin_user):
+    """Billing could only acknowledge a batch: a batch it could not load (an unknown account, a file it refused)
+    left its settlements EXPORTED for ever, their credits never on a bill and never exported again. Billing now
+    rejects the batch with a reason: the batch reads REJECTED (its file kept), its settlements are APPROVED again
+    (each audited) and the next export sends them once, in a new batch; an acknowledged batch cannot be rejected,
+    nor a rejected one acknowledged."""
+    from cpm.base.errors import DomainValidationError, TransitionNotAllowed
+    from cpm.models import AuditEntry
+
+    sub, es, cs = approved_july
+    first = services.bill_credit_export_create(now=NOW, actor=admin_user)
+    with pytest.raises(DomainValidationError) as exc:
+        services.bill_credit_export_reject(export=first, reason=" ", now=NOW, actor=admin_user)
+    assert "reason" in exc.value.errors
+    rejected = services.bill_credit_export_reject(export=first, reason="account unknown to billing", now=NOW,
+                                                  actor=admin_user)
+    assert rejected.status == ExportStatus.REJECTED
+    cs.refresh_from_db()
+    assert (cs.status, cs.export_batch_id, cs.exported_at) == (CustomerSettlementStatus.APPROVED, None, None)
+    entry = AuditEntry.objects.get(object_type="settlement.customersettlement", object_id=str(cs.pk),
+                                   code="customer_settlement.export_rejected")
+    assert (entry.from_status, entry.to_status) == (CustomerSettlementStatus.EXPORTED,
+                                                    CustomerSettlementStatus.APPROVED)
+    assert first.file_name in entry.reason and "account unknown to billing" in entry.reason
+    assert AuditEntry.objects.filter(object_type="settlement.billcreditexport", object_id=str(first.pk),
+                                     to_status=ExportStatus.REJECTED).count() == 1
+    # Rejecting again changes nothing; acknowledging a rejected batch is refused.
+    again = services.bill_credit_export_reject(export=first, reason="again", now=NOW, actor=admin_user)
+    assert again.status == ExportStatus.REJECTED
+    with pytest.raises(TransitionNotAllowed):
+        services.bill_credit_export_acknowledge(export=first, now=NOW, actor=admin_user)
+    second = services.bill_credit_export_create(now=NOW + dt.timedelta(hours=1), actor=admin_user)
+    assert second.pk != first.pk
+    assert (second.settlement_count, second.line_count, second.total_amount) == (1, 1, Decimal("5.63"))
+    assert services.bill_credit_export_create(now=NOW + dt.timedelta(hours=2), actor=admin_user) is None
+    first.refresh_from_db()
+    assert first.content.count("\n") == 2  # the rejected file is kept as it was sent
+    services.bill_credit_export_acknowledge(export=second, now=NOW, actor=admin_user)
+    with pytest.raises(TransitionNotAllowed):
+        services.bill_credit_export_reject(export=second, reason="too late", now=NOW, actor=admin_user)
+
+
+def test_billing_rejects_a_batch_through_the_api(approved_july, admin_api):
+    created = admin_api.post("/api/v1/bill-credit-exports/", {}, format="json").json()
+    r = admin_api.post(f"/api/v1/bill-credit-exports/{created['id']}/reject/", {}, format="json")
+    assert r.status_code == 400 and "reason" in r.json()
+    r = admin_api.post(f"/api/v1/bill-credit-exports/{created['id']}/reject/", {"reason": "file refused"},
+                       format="json")
+    assert r.status_code == 200 and r.json()["status"] == "rejected"
+    assert admin_api.get("/api/v1/bill-credit-exports/", {"status": "rejected"}).json()["count"] == 1
+    r = admin_api.post(f"/api/v1/bill-credit-exports/{created['id']}/acknowledge/")
+    assert r.status_code == 409
+    again = admin_api.post("/api/v1/bill-credit-exports/", {}, format="json")
+    assert again.status_code == 201 and again.json()["settlement_count"] == 1 and again.json()["total_amount"] == "5.63"
