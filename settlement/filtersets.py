@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import django_filters as filters
+from django.db.models import Exists, OuterRef, Q
 
 from cpm.base.filters import IdFilter
 
@@ -59,9 +60,20 @@ class CustomerSettlementFilter(filters.FilterSet):
 
 
 class BillCreditExportFilter(filters.FilterSet):
+    """``program``: the batches holding the program's credits (its own batches and those exported for every program
+    that hold its settlements); ``created_after`` / ``created_before``: instants, ``[after, before)``."""
+
     status = filters.ChoiceFilter(choices=ExportStatus.choices)
-    program = IdFilter(field_name="program_id")
+    program = IdFilter(method="filter_program")
+    created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = BillCreditExport
-        fields = ["status", "program"]
+        fields = ["status", "program", "created_after", "created_before"]
+
+    def filter_program(self, queryset, name, value):
+        if value is None:
+            return queryset
+        holds = CustomerSettlement.objects.filter(export_batch=OuterRef("pk"), program_id=value)
+        return queryset.filter(Q(program_id=value) | Q(program__isnull=True) & Exists(holds))

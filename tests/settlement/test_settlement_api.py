@@ -155,3 +155,38 @@ def test_customer_settlement_calculate_refuses_an_account_never_enrolled_and_a_p
     assert r.json()["period_end"][0].startswith("The period 0001-01-01 to 9999-12-31 is 3652058 days; a customer "
                                                 "settlement covers at most 366 days")
     assert not CustomerSettlement.objects.exists()
+
+
+def test_export_batches_filter_by_the_program_whose_credits_they_hold_and_by_creation_time(admin_api, admin_user):
+    """A billing integrator listing program B's batches (?program=B) got none: the batch exported for every program
+    held B's credits but names no program. A batch is listed for each program whose credits it holds; and
+    created_after / created_before (instants) list the batches since the last pull (they were silently ignored:
+    every batch came back)."""
+    a, b = ProgramFactory(code="prog-a"), ProgramFactory(code="prog-b")
+
+    def approved(program):
+        (es,) = make_settlements(program, 1)
+        services.event_settlement_approve(settlement=es, now=NOW, actor=admin_user)
+        cs = services.customer_settlement_calculate(
+            account=es.account, program=program, period_kind=PeriodKind.BILLING_PERIOD,
+            period_start=dt.date(2026, 7, 1), period_end=dt.date(2026, 8, 1), now=NOW, actor=TEST_ACTOR)
+        services.customer_settlement_approve(settlement=cs, now=NOW, actor=TEST_ACTOR)
+
+    approved(a)
+    approved(b)
+    every = services.bill_credit_export_create(now=NOW, actor=TEST_ACTOR)
+    approved(a)
+    only_a = services.bill_credit_export_create(now=NOW + dt.timedelta(days=1), actor=TEST_ACTOR, program=a)
+
+    def ids(**params):
+        r = admin_api.get("/api/v1/bill-credit-exports/", params)
+        assert r.status_code == 200, r.json()
+        return [x["id"] for x in r.json()["results"]]
+
+    assert ids(program=b.pk) == [every.pk]
+    assert ids(program=a.pk) == [only_a.pk, every.pk]
+    assert ids(created_after="2026-08-04T00:00:00Z") == [only_a.pk]
+    assert ids(created_before="2026-08-04T00:00:00Z") == [every.pk]
+    assert ids(created_after="2026-08-03T05:00:00-07:00") == [only_a.pk, every.pk]
+    r = admin_api.get("/api/v1/bill-credit-exports/", {"created_after": "yesterday"})
+    assert r.status_code == 400 and "created_after" in r.json()
