@@ -7,6 +7,7 @@ import csv
 import datetime as dt
 import hashlib
 import io
+import re
 from collections import defaultdict
 from typing import Any
 
@@ -51,8 +52,18 @@ def bill_credit_export_render(export: BillCreditExport) -> str:
         writer.writerow([export.pk, x.pk, x.account.account_number, agreement,
                          x.service_point.service_point_id if x.service_point_id else "", x.program.code,
                          cs.period_kind, cs.period_start.isoformat(), cs.period_end.isoformat(), x.line_code,
-                         f"{x.amount:.2f}", cs.pk, x.event_settlement_id or "", x.reverses_id or "", x.description])
+                         f"{x.amount:.2f}", cs.pk, x.event_settlement_id or "", x.reverses_id or "",
+                         _one_line(x.description)])
     return buf.getvalue()
+
+
+_BREAKS = re.compile(r"[ \t]*[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]+[ \t]*")
+
+
+def _one_line(text: str) -> str:
+    """A description on one line of the file: a line break (from a rule's description) reads as one space, so
+    every credit is one line of the file, as billing reads it."""
+    return _BREAKS.sub(" ", text).strip()
 
 
 def _agreement_of(line: SettlementLine, agreements: list[ServiceAgreement]) -> str:
@@ -104,7 +115,7 @@ def bill_credit_export_create(*, now: dt.datetime, actor: Any, program: Program 
             s=Sum("amount"))
         export.content = content
         export.sha256 = hashlib.sha256(content.encode()).hexdigest()
-        export.line_count = content.count("\n") - 1
+        export.line_count = content.count("\n") - 1  # one line per credit (``_one_line``), after the header
         export.settlement_count = len(ids)
         export.total_amount = totals["s"] or ZERO
         export.save()

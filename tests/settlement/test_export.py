@@ -227,3 +227,25 @@ def test_billing_rejects_a_batch_through_the_api(approved_july, admin_api):
     assert r.status_code == 409
     again = admin_api.post("/api/v1/bill-credit-exports/", {}, format="json")
     assert again.status_code == 201 and again.json()["settlement_count"] == 1 and again.json()["total_amount"] == "5.63"
+
+
+def test_a_description_with_a_line_break_stays_on_its_line_and_the_batch_counts_its_lines(admin_user):
+    """A monthly rule described 'Off-peak\\nreward' (a line break typed in the admin or sent by the API) split its
+    credit line in two in the billing file and the batch read line_count 2 for 1 line; the file has one line per
+    credit (the break read as a space) and line_count counts credits."""
+    from programs.choices import IncentiveKind
+    from tests.factories.programs import IncentiveRuleFactory
+
+    program = ProgramFactory(code="sep-thermostat")
+    IncentiveRuleFactory(program=program, kind=IncentiveKind.MONTHLY, amount=Decimal("10"),
+                         description="Off-peak\r\nreward")
+    sub = active_participant(program=program, start=dt.date(2026, 7, 1))
+    cs = services.customer_settlement_calculate(account=sub.enrollment.account, program=program,
+                                                period_kind=PeriodKind.BILLING_PERIOD, period_start=dt.date(2026, 7, 1),
+                                                period_end=dt.date(2026, 8, 1), now=NOW, actor=admin_user)
+    assert cs.total_amount == Decimal("10.00")
+    services.customer_settlement_approve(settlement=cs, now=NOW, actor=admin_user)
+    export = services.bill_credit_export_create(now=NOW, actor=admin_user)
+    rows = export.content.splitlines()
+    assert len(rows) == 2 and export.line_count == 1
+    assert rows[1].endswith(",DRMO,10.00," + f"{cs.pk},,,Monthly incentive 2026-07: Off-peak reward")
