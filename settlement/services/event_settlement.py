@@ -597,7 +597,8 @@ def event_settlements_approve(*, settlements, now: dt.datetime, actor: Any) -> i
 def event_settlement_reverse(*, settlement: EventSettlement, reason: str, now: dt.datetime,
                              actor: Any) -> EventSettlement:
     """Reverse an APPROVED event settlement entirely (settled in error): a negative line for each live line;
-    status REVERSED. ``reason`` is required. Raises ``DomainValidationError`` / ``TransitionNotAllowed``."""
+    status REVERSED; a customer settlement not yet approved that holds its lines is recalculated with the reversal.
+    ``reason`` is required. Raises ``DomainValidationError`` / ``TransitionNotAllowed``."""
     if not (reason or "").strip():
         raise DomainValidationError({"reason": ["A reason is required to reverse a settlement."]})
     with transaction.atomic():
@@ -611,6 +612,9 @@ def event_settlement_reverse(*, settlement: EventSettlement, reason: str, now: d
             description=f"Reversal of line {x.pk}: {reason}"[:300], created_at=now) for x in live])
         es.posted_amount = es.lines.aggregate(s=Sum("amount"))["s"] or ZERO
         EventSettlement.objects.filter(pk=es.pk).update(posted_amount=es.posted_amount)
+        # A customer settlement not yet approved that holds the reversed lines takes their reversal now: it no
+        # longer bills a credit settled in error (to take it back on the next bill).
+        _recalculate_holding(event_settlement_ids=[es.pk], now=now, actor=actor)
     return es
 
 

@@ -249,3 +249,31 @@ def test_a_description_with_a_line_break_stays_on_its_line_and_the_batch_counts_
     rows = export.content.splitlines()
     assert len(rows) == 2 and export.line_count == 1
     assert rows[1].endswith(",DRMO,10.00," + f"{cs.pk},,,Monthly incentive 2026-07: Off-peak reward")
+
+
+def test_a_settlement_reversed_before_its_customer_settlement_is_approved_is_not_billed(admin_user):
+    """July's customer settlement (calculated, not yet approved) held the $5.63 of an event settlement that the
+    analyst then reversed (settled in error): the customer settlement still read $5.63, was approved and exported,
+    and the -$5.63 came a month later (a credit on July's bill taken back on August's). The reversal now reaches the
+    customer settlement that holds the line while it is not approved: it reads $0.00 and exports nothing to bill."""
+    program = ProgramFactory(code="sep-thermostat")
+    sub = active_participant(program=program)
+    part = ParticipationFactory(event=EventFactory(program=program), subscription=sub)
+    es = EventSettlementFactory(participation=part, amount=Decimal("5.63"), components=component("5.63", "4.5"))
+    services.event_settlement_approve(settlement=es, now=NOW, actor=admin_user)
+    cs = services.customer_settlement_calculate(account=sub.enrollment.account, program=program,
+                                                period_kind=PeriodKind.BILLING_PERIOD, period_start=dt.date(2026, 7, 1),
+                                                period_end=dt.date(2026, 8, 1), now=NOW, actor=admin_user)
+    assert cs.total_amount == Decimal("5.63")
+    services.event_settlement_reverse(settlement=es, reason="not enrolled that day", now=NOW, actor=admin_user)
+    cs.refresh_from_db()
+    assert (cs.status, cs.total_amount) == (CustomerSettlementStatus.CALCULATED, Decimal("0.00"))
+    assert sorted(cs.lines.values_list("amount", flat=True)) == [Decimal("-5.63"), Decimal("5.63")]
+    services.customer_settlement_approve(settlement=cs, now=NOW, actor=admin_user)
+    export = services.bill_credit_export_create(now=NOW, actor=admin_user)
+    assert export.total_amount == Decimal("0.00")
+    august = services.customer_settlement_calculate(
+        account=sub.enrollment.account, program=program, period_kind=PeriodKind.BILLING_PERIOD,
+        period_start=dt.date(2026, 8, 1), period_end=dt.date(2026, 9, 1), now=NOW, actor=admin_user)
+    assert august.total_amount == Decimal("0.00") and not august.lines.exists()
+
