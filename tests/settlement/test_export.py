@@ -277,3 +277,19 @@ def test_a_settlement_reversed_before_its_customer_settlement_is_approved_is_not
         period_start=dt.date(2026, 8, 1), period_end=dt.date(2026, 9, 1), now=NOW, actor=admin_user)
     assert august.total_amount == Decimal("0.00") and not august.lines.exists()
 
+
+
+def test_billing_rejects_a_batch_in_the_admin_with_a_reason(approved_july, admin_user, client, settings):
+    settings.SECURE_SSL_REDIRECT = False
+    _, _, cs = approved_july
+    export = services.bill_credit_export_create(now=NOW, actor=admin_user)
+    client.force_login(admin_user)
+    selected = {"action": "reject", "_selected_action": [export.pk]}
+    page = client.post("/admin/settlement/billcreditexport/", selected)
+    assert page.status_code == 200 and 'name="reason"' in page.content.decode()
+    r = client.post("/admin/settlement/billcreditexport/", {**selected, "apply": "yes", "reason": "file refused"},
+                    follow=True)
+    assert "1 export(s) rejected." in r.content.decode()
+    export.refresh_from_db()
+    cs.refresh_from_db()
+    assert (export.status, cs.status) == (ExportStatus.REJECTED, CustomerSettlementStatus.APPROVED)
