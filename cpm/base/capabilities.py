@@ -68,7 +68,7 @@ CAPABILITY_LABELS: dict[Cap, str] = {
     Cap.RUN_SETTLEMENT: "Run event and season settlement",
     Cap.APPROVE_SETTLEMENTS: "Approve and reverse settlements",
     Cap.EXPORT_CREDITS: "Create bill-credit export batches",
-    Cap.PULL_BILL_CREDITS: "Pull and acknowledge bill-credit export batches",
+    Cap.PULL_BILL_CREDITS: "Pull, acknowledge and reject bill-credit export batches",
     Cap.VIEW_PERSONAL_DATA: "See customers' unmasked contact details",
     Cap.USE_CSR_PAGE: "Use the CSR customer program page",
 }
