@@ -32,6 +32,7 @@ import csv
 import datetime as dt
 import io
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
@@ -95,6 +96,19 @@ class CsvEncodingError(CsvFormatError):
         super().__init__(f"line {line}: not UTF-8 text (save the file as UTF-8)")
 
 
+_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
+def _split_lines(text: str) -> list[str]:
+    """The lines of ``text``: only CR, LF and CRLF end one (as in the csv module and the vectorised path), not the
+    other characters ``str.splitlines`` breaks at (form feed, U+0085, U+2028, ...), which stay in their field (a
+    device serial holding one would otherwise become two rows and shift every later line number)."""
+    lines = _LINE_END.split(text)
+    if lines[-1] == "":
+        lines.pop()
+    return lines
+
+
 def _parse_aware(text: str) -> int | None:
     try:
         value = dt.datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
@@ -148,7 +162,7 @@ def parse_csv(source: str | bytes | io.TextIOBase | Iterable[str], *, tz: str | 
     text = source if isinstance(source, str) else "".join(source)
     if text.startswith("\ufeff"):
         text = text[1:]
-    lines = text.splitlines()
+    lines = _split_lines(text)
     if not lines:
         raise CsvFormatError("the file is empty")
     header = _header(lines[0])

@@ -429,8 +429,18 @@ def readings_to_csv(rows: Iterable[Mapping]) -> tuple[str, dict[int, int]]:
         fields = [str(sp or ""), str(row.get("channel") or "delivered"), str(start or ""),
                   str(row.get("interval_minutes") or 60), "" if kwh is None else repr(float(kwh)),
                   str(row.get("device") or "")]
-        lines.append(",".join(f.replace(",", " ") for f in fields))
+        lines.append(",".join(_csv_field(f) for f in fields))
     return "\n".join(lines) + "\n", pk_rows
+
+
+def _csv_field(value: str) -> str:
+    """A value as one CSV field of one line: quoted when it holds a comma or a quote (the parser gives back the very
+    text: '"SP-2"' stays an unknown service point, not SP-2); a line break, which no field of the parser may hold,
+    becomes a space (the row keeps its number and gets its own error)."""
+    value = value.replace("\r", " ").replace("\n", " ")
+    if "," in value or '"' in value:
+        return '"' + value.replace('"', '""') + '"'
+    return value
 
 
 def _parse_rows(rows: Iterable[Mapping], *, tz: str | None) -> ParsedReadings:
