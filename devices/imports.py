@@ -29,7 +29,7 @@ Aggregator device list (``import_devices --aggregator CODE FILE``), one row per 
 
     aggregator_device_id  required; the aggregator's id for the device (unique per aggregator)
     device_type           required; thermostat | ev_charger | battery | solar_inverter | water_heater
-    capacity_kw           required; controllable capacity, kW (decimal, >= 0, at most CPM_MAX_DEVICE_KW)
+    capacity_kw           required; controllable capacity, kW (decimal, >= 0, 3 decimals, at most CPM_MAX_DEVICE_KW)
     usable_energy_kwh     optional; batteries: usable energy, kWh (at most CPM_MAX_DEVICE_KWH)
     manufacturer, model, serial_number, firmware_version   optional text
     ownership             optional; customer_owned (default). utility_owned rows are refused (out of scope)

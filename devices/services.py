@@ -43,6 +43,7 @@ DEVICE_FIELDS = ("device_type", "manufacturer", "model", "serial_number", "capac
                  "firmware_version", "ownership")
 
 
+_DB_STEP = Decimal("0.001")  # their decimal places
 _DB_LIMIT = Decimal(10) ** 6  # Device.capacity_kw / usable_energy_kwh are numeric(9, 3): below 1,000,000
 _TEXT_FIELDS = ("manufacturer", "model", "serial_number", "firmware_version")
 
@@ -70,13 +71,20 @@ def _decimal(value: Any, *, field: str, errors: dict[str, list[str]], required: 
         errors.setdefault(field, []).append(
             f"{field} {shown} is above the plausible maximum of {limit:,} {unit} ({setting}).")
         return None
+    if number != number.quantize(_DB_STEP):
+        # The column keeps 3 decimals: the value would be stored rounded, differ from the file on every re-import
+        # (an "updated" and an audit entry each time) and round differently on SQLite and PostgreSQL.
+        kept = "watt" if unit == "kW" else "watt-hour"
+        errors.setdefault(field, []).append(f"{field} {shown} has more than 3 decimal places (kept to the {kept}).")
+        return None
     return number
 
 
 def validate_device_fields(data: dict[str, Any], *, partial: bool = False) -> dict[str, Any]:
     """Check device attributes (``DEVICE_FIELDS``); return cleaned values or raise ``DomainValidationError``.
 
-    ``capacity_kw`` (kW) and ``usable_energy_kwh`` (kWh) are finite non-negative decimals up to the plausibility
+    ``capacity_kw`` (kW) and ``usable_energy_kwh`` (kWh) are finite non-negative decimals of at most 3 decimal places
+    (what the columns keep) up to the plausibility
     bounds ``settings.CPM_MAX_DEVICE_KW`` (default 1,000 kW) and ``CPM_MAX_DEVICE_KWH`` (default 10,000 kWh), never
     beyond what the column holds; text fields fit their column; ``ownership`` must be customer-owned (utility-owned
     devices are refused with code ``utility_owned_device``). Every door (admin, API, imports) comes through here, so
