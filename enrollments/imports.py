@@ -4,7 +4,7 @@
 repeating its premise, service point, customer and account). Columns (required marked *):
 
 - ``premises``: premise_id*, address_line1*, city*, address_line2, state, postal_code, service_territory,
-  substation, feeder, transformer, latitude, longitude
+  substation, feeder, transformer, latitude, longitude (degrees; more than 6 decimals are rounded to 6)
 - ``service_points``: service_point_id*, premise_id* (must exist or be in the same file), meter_number,
   customer_class (residential | small_commercial | commercial_industrial; default residential), rate_code,
   is_active (true/false, default true), net_metered (default false)
@@ -28,7 +28,7 @@ described in ``devices.imports``; two identical imports at once end as if run on
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -80,10 +80,11 @@ FORMATS = {
          _key("account", _ACCOUNT), _key("agreement", _AGREEMENT)]),
 }
 COORDINATE_BOUNDS = {"latitude": 90, "longitude": 180}
+COORDINATE_STEP = Decimal("0.000001")  # Premise.latitude / longitude: numeric(9, 6)
 
 
 def _coordinate(value: str, column: str) -> Decimal | None:
-    """A latitude (-90..90) or longitude (-180..180) in degrees, or None."""
+    """A latitude (-90..90) or longitude (-180..180) in degrees, rounded to 6 decimals, or None."""
     if not value:
         return None
     try:
@@ -93,7 +94,9 @@ def _coordinate(value: str, column: str) -> Decimal | None:
     bound = COORDINATE_BOUNDS[column]
     if not number.is_finite() or abs(number) > bound:
         raise ValidationError({column: [f"{value[:40]} is not between -{bound} and {bound} degrees."]})
-    return number
+    # The columns keep 6 decimals (about 0.1 m): a GIS export's 7 or more (or a trailing zero) is the same position,
+    # rounded, so that the file imports and its re-import compares equal to what was stored.
+    return number.quantize(COORDINATE_STEP, rounding=ROUND_HALF_UP)
 
 
 def _premise(row, report, now, actor) -> Premise:
