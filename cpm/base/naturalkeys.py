@@ -15,6 +15,8 @@ from django.db.models import Q
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from .numbers import ascii_digits
+
 
 def _noun(model) -> str:
     return str(model._meta.verbose_name)
@@ -41,7 +43,7 @@ def _check_value(model, value, keys: Sequence[str]) -> None:
 
 
 def _digits_id(text: str) -> int | None:
-    return int(text) if text.isdigit() and 0 < int(text) <= MAX_ID else None
+    return int(text) if ascii_digits(text) and 0 < int(text) <= MAX_ID else None
 
 
 def lookup(queryset, value, keys: Sequence[str]):

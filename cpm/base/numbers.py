@@ -114,3 +114,10 @@ def install() -> None:
         method = cls.__dict__[name]
         if not getattr(method, "refuses_digit_separator", False):
             setattr(cls, name, _refusing(method, refuse))
+
+
+def ascii_digits(text: Any) -> bool:
+    """True for a non-empty text of ASCII digits only: what an id typed by a person or a client is. ``str.isdigit``
+    also says yes to superscripts (``²``) and other scripts' digits, which ``int`` refuses (``ValueError``) or reads
+    as another number: a door that checks with it and then calls ``int`` answered HTTP 500."""
+    return isinstance(text, str) and text.isascii() and text.isdigit()

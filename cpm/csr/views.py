@@ -19,7 +19,7 @@ from django.views.decorators.http import require_POST
 from cpm.base.audit import audit_record
 from cpm.base.errors import DomainError
 from cpm.base.masking import contact_visible, masked_contact
-from cpm.base.numbers import to_float
+from cpm.base.numbers import ascii_digits, to_float
 from cpm.base.timeutils import WallClockError, format_local_window, local_wall_to_utc_strict, zone
 from cpm.notifications.choices import ContactChoice
 from cpm.notifications.services import contact_preference_set
@@ -104,7 +104,7 @@ def _posted_id(request, name: str) -> int | None:
     """The id a form posted in ``name``, or None when it is missing or not a whole number (the lookup then answers
     404; a text where an id belongs raised ValueError, an HTTP 500)."""
     value = (request.POST.get(name) or "").strip()
-    return int(value) if value.isdigit() else None
+    return int(value) if ascii_digits(value) else None
 
 
 def _redirect_customer(customer_id: int, anchor: str = ""):
@@ -143,7 +143,7 @@ def enroll(request, customer_id: int):
     account = get_object_or_404(Account, pk=_posted_id(request, "account"), customer_id=customer_id)
     program = get_object_or_404(Program.objects.prefetch_related("questions"), pk=_posted_id(request, "program"))
     service_point = get_object_or_404(ServicePoint, pk=_posted_id(request, "service_point"))
-    device_ids = [int(x) for x in request.POST.getlist("devices") if x.isdigit()]
+    device_ids = [int(x) for x in request.POST.getlist("devices") if ascii_digits(x)]
     devices = list(Device.objects.filter(pk__in=device_ids))
     return _act(request, customer_id, "enrollments", lambda: enrollment_request(
         account=account, service_point=service_point, program=program, source=EnrollmentSource.CSR,

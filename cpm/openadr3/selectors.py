@@ -12,6 +12,7 @@ from typing import Any
 
 from django.db.models import Prefetch, QuerySet
 
+from cpm.base.numbers import ascii_digits
 from devices.models import Aggregator
 from events.choices import ParticipationStatus
 from events.models import Participation
@@ -81,7 +82,7 @@ def program_get(*, client: Client, program_id: str) -> Program | None:
 
 
 def _is_id(value: str) -> bool:
-    return isinstance(value, str) and value.isdigit() and len(value) < 18
+    return isinstance(value, str) and ascii_digits(value) and len(value) < 18
 
 
 def _events_qs(client: Client) -> QuerySet:

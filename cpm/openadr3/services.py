@@ -34,7 +34,7 @@ from django.db.models import Q
 from cpm.base.audit import audit_record
 from cpm.base.capabilities import Cap, use_case
 from cpm.base.errors import ConflictError, DomainValidationError, NotFound, PermissionDenied
-from cpm.base.numbers import to_decimal
+from cpm.base.numbers import ascii_digits, to_decimal
 from cpm.base.states import transition
 from cpm.base.tasks import enqueue_on_commit
 from devices.models import Aggregator, Device
@@ -832,7 +832,7 @@ def _report_body(data: dict, ven: Ven, actor: Any) -> tuple[OadrEvent, dict, str
     client_name = _text(data, "clientName", required=True)
     oadr = (OadrEvent.objects.filter(pk=int(event_id), deleted_at__isnull=True,
                                      targets__aggregator_id=ven.aggregator_id)
-            .select_related("event").first() if event_id.isdigit() and len(event_id) < 18 else None)
+            .select_related("event").first() if ascii_digits(event_id) and len(event_id) < 18 else None)
     if oadr is None:
         raise DomainValidationError({"eventID": [f"No event {event_id} is targeted at VEN {ven.ven_name}."]})
     program_id = data.get("programID")
@@ -963,7 +963,7 @@ def _subscription_fields(data: dict) -> dict[str, Any]:
     program = None
     if data.get("programID") is not None:
         pid = str(data["programID"])
-        program = Program.objects.filter(pk=int(pid)).first() if pid.isdigit() and len(pid) < 18 else None
+        program = Program.objects.filter(pk=int(pid)).first() if ascii_digits(pid) and len(pid) < 18 else None
         if program is None:
             raise DomainValidationError({"programID": [f"No program {pid}."]})
     ops = data.get("objectOperations")

@@ -22,6 +22,7 @@ from rest_framework.views import APIView
 
 from cpm.base.api import api_now
 from cpm.base.errors import ConflictError, DomainError, DomainValidationError, NotFound
+from cpm.base.numbers import ascii_digits
 from devices.selectors import aggregator_of
 from events import services as event_services
 from programs import services as program_services
@@ -190,7 +191,7 @@ class OpenADRView(APIView):
             if raw is None:
                 values[name] = default
                 continue
-            if not raw.isdigit() or not low <= int(raw) <= high:
+            if not ascii_digits(raw) or not low <= int(raw) <= high:
                 raise DomainValidationError({name: [f"{name} is an integer from {low} to {high}."]})
             values[name] = int(raw)
         return values["skip"], values["limit"]

@@ -51,6 +51,7 @@ from django.db import transaction
 from cpm.base.capabilities import Cap, use_case
 from cpm.base.errors import DomainValidationError
 from cpm.base.naturalkeys import lookup_many
+from cpm.base.numbers import ascii_digits
 from cpm.base.states import transition
 from cpm.base.timeutils import WallClockError, format_local, local_wall_to_utc_strict, zone
 from devices.models import ServicePoint
@@ -196,9 +197,9 @@ def parse_records(rows: list[tuple[int, list[str]]], errors, *, limits: dict) ->
     programs = lookup_many(Program.objects.all(), [f[1] for _, f in rows], ("code",))
     sps = lookup_many(ServicePoint.objects.only("pk", "service_point_id", "customer_class"),
                       [f[2] for _, f in rows], ("service_point_id",))
-    event_ids = {int(f[0]) for _, f in rows if f[0].isdigit() and 0 < int(f[0]) <= 2**63 - 1}
+    event_ids = {int(f[0]) for _, f in rows if ascii_digits(f[0]) and 0 < int(f[0]) <= 2**63 - 1}
     by_pk = {e.pk: e for e in Event.objects.select_related("program").filter(pk__in=event_ids)} if event_ids else {}
-    names = {f[0] for _, f in rows if f[0] and not f[0].isdigit()}
+    names = {f[0] for _, f in rows if f[0] and not ascii_digits(f[0])}
     by_name: dict[tuple[int, str], list[Event]] = {}
     if names:
         program_pks = {p.pk for p in programs if p is not None}
@@ -210,7 +211,7 @@ def parse_records(rows: list[tuple[int, list[str]]], errors, *, limits: dict) ->
         key, event, problem = f[0], None, None
         if not key:
             problem = "is empty"
-        elif key.isdigit():
+        elif ascii_digits(key):
             event = by_pk.get(int(key)) if 0 < int(key) <= 2**63 - 1 else None
             if event is None:
                 problem = f"No event has id {key}."
@@ -254,7 +255,7 @@ def parse_records(rows: list[tuple[int, list[str]]], errors, *, limits: dict) ->
         tz = zone(program.time_zone) if program is not None else None
         start = _time(f[3], "ActualStartTime", tz, problems)
         end = _time(f[4], "ActualEndTime", tz, problems)
-        size = int(f[5]) if f[5].isdigit() else None
+        size = int(f[5]) if ascii_digits(f[5]) else None
         if size is None or not 0 < size <= MAX_INTERVAL_SECONDS:
             problems.append(("IntervalSize(Seconds)", f"must be a whole number of seconds from 1 to "
                                                       f"{MAX_INTERVAL_SECONDS:,}, not {f[5]!r}"))
