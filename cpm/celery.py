@@ -26,6 +26,8 @@ app.conf.beat_schedule = {
     # Plans customer messages that came due and sends the due ones in chunks (cpm.notifications).
     "notifications-tick": {"task": "notifications.tick", "schedule": 60.0},
     "sweep-jobs": {"task": "cpm.sweep_jobs", "schedule": 60.0},
+    # Sends again the meter-data loads still PENDING CPM_JOB_STALL_SECONDS after they were sent (a lost message).
+    "resend-pending-loads": {"task": "settlement.resend_pending_loads", "schedule": 60.0},
     # Creates the monthly partitions of interval data ahead (this month and the next 3; PostgreSQL) and moves rows
     # that landed in the DEFAULT partition into their months.
     "interval-partitions": {"task": "settlement.interval_partitions_maintain", "schedule": 86400.0},

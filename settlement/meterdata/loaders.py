@@ -28,7 +28,9 @@ row; identical duplicates count once.
 Jobs (issue 15): every run of a load is a ``cpm.models.Job`` (kind ``meter_data_load``, subject the load) run by
 ``cpm.base.jobs.job_run``: a file-level problem ends the load and its job FAILED with the problem in words; any
 unexpected exception does the same with the exception's text (nothing stays ``running``), writing nothing (the work
-is one transaction). ``meter_data_load_retry`` runs a FAILED load again from its spooled file.
+is one transaction). ``meter_data_load_retry`` runs a FAILED load again from its spooled file. A submitted load
+whose message never reached a worker (no job yet, so the jobs sweeper cannot see it) is sent again by the beat
+(``meter_data_loads_resend``) once it has waited ``CPM_JOB_STALL_SECONDS``.
 
 CSV files are streamed (issue 8: peak memory bounded by the block size, not the file): the file is read in blocks of
 about ``BLOCK_BYTES``, each cut after its last line end (the rest carried to the next block; a block without a line
@@ -287,7 +289,7 @@ def meter_data_load_submit(*, source: str, now: dt.datetime, content: bytes | No
     load = MeterDataLoad.objects.create(
         source=source, file_name=file_name[:300], created_at=now,
         options={"path": str(spooled), "tz": tz, "service_point_id": service_point_id, "usage_point": usage_point,
-                 "row_offset": row_offset})
+                 "row_offset": row_offset, "sent_at": now.isoformat()})
     from .tasks import run_meter_data_load
 
     enqueue_on_commit(run_meter_data_load, load_id=load.pk)
@@ -356,11 +358,45 @@ def meter_data_load_retry(*, load_id: int, now: dt.datetime, actor) -> MeterData
         raise DomainValidationError({"file": ["this load has no stored file to run again: load the file again"]})
     transition(obj=load, to=Status.PENDING, allowed=LOAD_TRANSITIONS, now=now, actor=actor, reason="retry",
                extra_updates={"errors": [], "readings_new": 0, "readings_unchanged": 0, "readings_corrected": 0,
-                              "readings_rejected": 0, "finished_at": None})
+                              "readings_rejected": 0, "finished_at": None,
+                              "options": {**(load.options or {}), "sent_at": now.isoformat()}})
     from .tasks import run_meter_data_load
 
     enqueue_on_commit(run_meter_data_load, load_id=load.pk)
     return load
+
+
+def meter_data_loads_resend(*, now: dt.datetime, stall_seconds: int | None = None) -> int:
+    """Send again the job of every PENDING load sent ``stall_seconds`` (default ``CPM_JOB_STALL_SECONDS``) ago or
+    longer and not taken by a worker since: its message never reached one (the broker was down at the commit, or
+    lost it). A load has no ``Job`` until a worker runs it, so the jobs sweeper cannot see it. Returns how many were
+    sent (each at most once per ``stall_seconds``; ``options["sent_at"]`` records the last send).
+
+    Safe to run from several beats and alongside workers: the load task runs a load only if it is still PENDING (one
+    of two deliveries runs it). System work of the beat (``settlement.resend_pending_loads``); nothing changes state
+    here, so nothing is audited."""
+    stall = dt.timedelta(seconds=stall_seconds if stall_seconds is not None else settings.CPM_JOB_STALL_SECONDS)
+    due = now - stall
+    from .tasks import run_meter_data_load
+
+    resent = 0
+    with transaction.atomic():
+        for load in (MeterDataLoad.objects.select_for_update(skip_locked=True)
+                     .filter(status=Status.PENDING, created_at__lte=due).order_by("pk")):
+            options = dict(load.options or {})
+            if not options.get("path"):
+                continue  # not a submitted load (made and run in one call): nothing to send
+            try:
+                sent = dt.datetime.fromisoformat(options.get("sent_at") or "")
+            except ValueError:
+                sent = load.created_at
+            if sent > due:
+                continue
+            options["sent_at"] = now.isoformat()
+            if MeterDataLoad.objects.filter(pk=load.pk, status=Status.PENDING).update(options=options):
+                enqueue_on_commit(run_meter_data_load, load_id=load.pk)
+                resent += 1
+    return resent
 
 
 def _run(load: MeterDataLoad, work, *, now: dt.datetime, actor, reraise: bool = False,

@@ -19,6 +19,15 @@ def run_meter_data_load(*, load_id: int) -> str:
     return f"{load.status}: {load.summary}"
 
 
+@shared_task(name="settlement.resend_pending_loads")
+def resend_pending_loads() -> int:
+    """Send again the loads still PENDING long after they were sent (beat; idempotent): see
+    ``loaders.meter_data_loads_resend``."""
+    from .loaders import meter_data_loads_resend
+
+    return meter_data_loads_resend(now=dt.datetime.now(dt.UTC))
+
+
 @shared_task(name="settlement.interval_partitions_maintain")
 def interval_partitions_maintain(*, months_ahead: int = 3) -> list[str]:
     """Create the coming months' partitions of interval data (daily on beat; idempotent); returns the names made."""
