@@ -17,6 +17,7 @@ from django.db import transaction
 from cpm.base.audit import actor_user, audit_record
 from cpm.base.capabilities import Cap, CustomerActor, SystemActor, actor_can, use_case
 from cpm.base.errors import ConflictError, DomainValidationError, NotFound, PermissionDenied
+from cpm.base.naturalkeys import MAX_ID
 from cpm.base.states import check_transition, transition
 from devices.models import Aggregator, Device
 from devices.selectors import aggregator_of
@@ -159,7 +160,9 @@ def participation_outcomes_report(
         if own is not None and own.pk != aggregator.pk:
             raise PermissionDenied(f"{own.code} may report outcomes only for its own devices.",
                                    code="capability_required")
-    keys = {(int(o["event"]), str(o["device"])) for o in outcomes}
+    # An event id no bigint holds names no event (and must not reach the database: OverflowError on SQLite): its row
+    # gets the row's error below, like any other unknown event.
+    keys = {(int(o["event"]), str(o["device"])) for o in outcomes if 0 < int(o["event"]) <= MAX_ID}
     found = {
         (p.event_id, p.device.aggregator_device_id): p
         for p in Participation.objects.filter(
