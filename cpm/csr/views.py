@@ -19,6 +19,7 @@ from django.views.decorators.http import require_POST
 from cpm.base.audit import audit_record
 from cpm.base.errors import DomainError
 from cpm.base.masking import contact_visible, masked_contact
+from cpm.base.naturalkeys import MAX_ID
 from cpm.base.numbers import ascii_digits, to_float
 from cpm.base.timeutils import WallClockError, format_local_window, local_wall_to_utc_strict, zone
 from cpm.notifications.choices import ContactChoice
@@ -143,7 +144,8 @@ def enroll(request, customer_id: int):
     account = get_object_or_404(Account, pk=_posted_id(request, "account"), customer_id=customer_id)
     program = get_object_or_404(Program.objects.prefetch_related("questions"), pk=_posted_id(request, "program"))
     service_point = get_object_or_404(ServicePoint, pk=_posted_id(request, "service_point"))
-    device_ids = [int(x) for x in request.POST.getlist("devices") if ascii_digits(x)]
+    # An id no bigint holds names no device (and must not reach ``pk__in``: OverflowError on SQLite).
+    device_ids = [int(x) for x in request.POST.getlist("devices") if ascii_digits(x) and 0 < int(x) <= MAX_ID]
     devices = list(Device.objects.filter(pk__in=device_ids))
     return _act(request, customer_id, "enrollments", lambda: enrollment_request(
         account=account, service_point=service_point, program=program, source=EnrollmentSource.CSR,

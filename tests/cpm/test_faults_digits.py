@@ -55,3 +55,19 @@ def test_kw_drop_record_with_superscript_digits_is_a_row_error(settings, tmp_pat
     fields = {(e["row"], e["field"]) for e in load.errors}
     assert (3, "IntervalSize(Seconds)") in fields
     assert {row for row, _ in fields} == {2, 3}
+
+
+def test_csr_enroll_with_a_device_id_beyond_a_bigint_is_no_server_error(client, django_user_model):
+    """A device id of 20 digits reached ``pk__in`` (OverflowError on SQLite: HTTP 500); it names no device: the
+    form is answered as for any unknown device (a redirect to the customer page with the outcome in words)."""
+    user = django_user_model.objects.create_user("csr", password="pw-123-long-enough")
+    user.groups.add(Group.objects.get(name=roles.CSR))
+    client.force_login(user)
+    sub = active_participant(program=ProgramFactory())
+    enrollment = sub.enrollment
+    customer = enrollment.account.customer
+    response = client.post(f"/csr/customers/{customer.pk}/enroll/", {
+        "account": str(enrollment.account_id), "program": str(ProgramFactory().pk),
+        "service_point": str(enrollment.service_point_id), "devices": ["99999999999999999999"]})
+    assert response.status_code == 302
+    assert response["Location"].startswith(f"/csr/customers/{customer.pk}/")
