@@ -34,7 +34,7 @@ Aggregator device list (``import_devices --aggregator CODE FILE``), one row per 
     manufacturer, model, serial_number, firmware_version   optional text
     ownership             optional; customer_owned (default). utility_owned rows are refused (out of scope)
     service_point_id      optional; where the device is installed (CIS service point id)
-    installed_on          required with service_point_id; local date YYYY-MM-DD
+    installed_on          required with service_point_id (and refused without it); local date YYYY-MM-DD
     status                optional; registered | active | inactive | retired (moved by allowed transitions)
 
 Devices go through the device services (register, update, install, set status), so every rule and audit applies.
@@ -395,6 +395,10 @@ def import_devices(source, *, aggregator: Aggregator, now: dt.datetime, actor: A
     """Import an aggregator's device list (columns in the module docstring); all or nothing; idempotent."""
     def handle(row: dict[str, str], report: ImportReport) -> None:
         require(row, *DEVICE_COLUMNS)
+        if row.get("installed_on") and not row.get("service_point_id"):
+            raise DomainValidationError({"installed_on": [
+                f"{row['installed_on'][:40]} is given without a service_point_id: name the service point the device "
+                "is installed at, or leave installed_on empty."]})
         attrs = {k: row[k] for k in _DEVICE_ATTRS if k in row}
         attrs["usable_energy_kwh"] = attrs.get("usable_energy_kwh") or None
         attrs["ownership"] = attrs.get("ownership") or "customer_owned"

@@ -44,3 +44,17 @@ def test_trailing_zeros_are_no_extra_decimals_and_a_reimport_changes_nothing(now
     assert AuditEntry.objects.count() == entries
     device = Device.objects.get()
     assert (str(device.capacity_kw), str(device.usable_energy_kwh)) == ("5.200", "13.500")
+
+
+def test_installed_on_without_a_service_point_is_refused_not_ignored(now):
+    """A row giving ``installed_on`` but no ``service_point_id`` was imported with the date silently dropped (and an
+    unreadable date there never checked): which installation it dates cannot be known, so the row is refused."""
+    agg = AggregatorFactory(code="tesla")
+    head = "aggregator_device_id,device_type,capacity_kw,service_point_id,installed_on\n"
+    with pytest.raises(ImportFailed) as exc:
+        import_devices(head + "t-1,thermostat,1.5,,2026-01-10\nt-2,thermostat,1.5,,\n", aggregator=agg, now=now,
+                       actor=TEST_ACTOR)
+    assert exc.value.report.error_lines() == [
+        "line 2: installed_on: 2026-01-10 is given without a service_point_id: name the service point the device "
+        "is installed at, or leave installed_on empty."]
+    assert not Device.objects.exists()
