@@ -11,7 +11,8 @@ What is refused, never raised (a parser reports bad content; it does not crash o
   UTF-32 file, missing required columns (listed), unknown columns (listed: the formats are strict, so a misspelt
   optional column is not silently ignored), a column named twice, a CSV syntax error (on its line);
 - per value: a byte that is not UTF-8 or a NUL character anywhere in the file (its line and column), a value longer
-  than its model field allows (or ``MAX_CELL_CHARS`` for columns without a length), more values than columns;
+  than its model field allows (or ``MAX_CELL_CHARS`` for columns without a length), more values than columns, fewer
+  values than columns (a line cut short: its missing columns would read as empty and reset what they hold);
 - per row: dates outside ``CPM_IMPORT_MIN_YEAR``..``CPM_IMPORT_MAX_YEAR`` (default 1900..2100), numbers that are
   not finite, negative, or beyond their plausibility bound (devices: ``devices.services.validate_device_fields``);
 - conflicting duplicates: two rows giving one key (a device's ``aggregator_device_id``; a CIS premise, service
@@ -201,6 +202,10 @@ def read_csv(source, fmt: Format, report: ImportReport) -> tuple[list[tuple[int,
         row, ok = {}, True
         if len(record) > len(header) and any(v.strip() for v in record[len(header):]):
             report.error(line, f"{len(record)} values but the header names {len(header)} columns.")
+            ok = False
+        elif len(record) < len(header):  # a truncated line: its missing columns are not "empty" values
+            report.error(line, f"{len(record)} value{'s' if len(record) != 1 else ''} but the header names "
+                               f"{len(header)} columns (a row cut short?).")
             ok = False
         for column, value in zip(header, record, strict=False):
             value = value.strip()

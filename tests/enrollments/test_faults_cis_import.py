@@ -29,3 +29,20 @@ def test_geocoded_coordinates_beyond_six_decimals_are_kept_to_the_column_and_rei
     again = import_cis(content, kind="premises", now=now, actor=TEST_ACTOR)
     assert again.counts == {"premises": {"new": 0, "updated": 0, "unchanged": 2}}
     assert AuditEntry.objects.count() == entries
+
+
+def test_a_row_cut_short_is_refused_not_read_with_defaults(now):
+    """A row with fewer values than the header (a truncated line) was read with the missing columns as empty: an
+    inactive service point came back active (``is_active`` defaults to true), its rate code blanked. It is refused
+    naming its line, as a row with too many values is, and nothing is written."""
+    import_cis("premise_id,address_line1,city\nP-1,1 Oak St,Fresno\n", kind="premises", now=now, actor=TEST_ACTOR)
+    head = "service_point_id,premise_id,rate_code,is_active\n"
+    import_cis(head + "SP-1,P-1,TOU-D,false\n", kind="service_points", now=now, actor=TEST_ACTOR)
+    from devices.imports import ImportFailed
+    from devices.models import ServicePoint
+
+    with pytest.raises(ImportFailed) as exc:
+        import_cis(head + "SP-1,P-1\nSP-2,P-1,E-1,true\n", kind="service_points", now=now, actor=TEST_ACTOR)
+    assert exc.value.report.error_lines() == ["line 2: 2 values but the header names 4 columns (a row cut short?)."]
+    sp = ServicePoint.objects.get()
+    assert (sp.service_point_id, sp.rate_code, sp.is_active) == ("SP-1", "TOU-D", False)
