@@ -5,7 +5,7 @@ from __future__ import annotations
 import django_filters as filters
 from django.db.models import Exists, OuterRef, Q
 
-from cpm.base.filters import IdFilter
+from cpm.base.filters import AwareIsoDateTimeFilter, IdFilter
 
 from .choices import BatchKind, BatchStatus, CustomerSettlementStatus, EventSettlementStatus, ExportStatus, PeriodKind
 from .models import BillCreditExport, CustomerSettlement, EventSettlement, SettlementBatch
@@ -65,8 +65,8 @@ class BillCreditExportFilter(filters.FilterSet):
 
     status = filters.ChoiceFilter(choices=ExportStatus.choices)
     program = IdFilter(method="filter_program")
-    created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = AwareIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = AwareIsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = BillCreditExport

@@ -190,3 +190,6 @@ def test_export_batches_filter_by_the_program_whose_credits_they_hold_and_by_cre
     assert ids(created_after="2026-08-03T05:00:00-07:00") == [only_a.pk, every.pk]
     r = admin_api.get("/api/v1/bill-credit-exports/", {"created_after": "yesterday"})
     assert r.status_code == 400 and "created_after" in r.json()
+    # An instant without its UTC offset is ambiguous (as every date-time filter of the API): refused, named.
+    r = admin_api.get("/api/v1/bill-credit-exports/", {"created_before": "2026-08-04T00:00"})
+    assert r.status_code == 400 and "UTC offset" in str(r.json()["created_before"])
