@@ -157,6 +157,8 @@ class EventAdmin(LargeTableMixin, GuardedModelAdmin):
                                             **{k: v for k, v in data.items() if v is not None})
             obj.pk = created.pk
             obj.refresh_from_db()
+            # ``refresh_from_db`` drops the cached program: without it the "added" message names the event in UTC.
+            obj.program = form.cleaned_data["program"]
             return
         changes = {k: form.cleaned_data[k] for k in form.changed_data if k in services.EDITABLE_FIELDS}
         if "target_devices" in form.changed_data:

@@ -183,3 +183,28 @@ def test_a_target_kw_not_above_zero_is_an_error_on_its_field(client_):
         assert response.context["adminform"].form.errors == {"target_kw": ["Target kW must be positive."]}
         assert "Target kW:" in _labels(response.content.decode())
     assert not Event.objects.exists()
+
+
+def _messages(response) -> list[str]:
+    return [str(m) for m in response.context["messages"]] if response.context else []
+
+
+def test_the_added_and_changed_messages_name_the_event_in_the_programs_zone_not_utc(client_):
+    """The confirmation after "Save" read 'The event "Heat wave (2026-07-15 23:00 UTC)" was added successfully'
+    above a page that says 16:00 PDT: the saved event had lost its program before its name was written."""
+    la = ProgramFactory(time_zone="America/Los_Angeles")
+    added = client_.post(ADD, {"program": la.pk, "name": "Heat wave", "category": "economic", "direction": "reduce",
+                               "start_0": "2026-07-15", "start_1": "16:00", "end_0": "2026-07-15", "end_1": "18:00",
+                               "notification_at_0": "2026-07-15", "notification_at_1": "09:00"}, follow=True)
+    text = unescape(" ".join(_messages(added)))
+    assert "Heat wave (2026-07-15 16:00 PDT)" in text, text
+    assert "UTC" not in text
+
+    event = Event.objects.get()
+    changed = client_.post(f"/admin/events/event/{event.pk}/change/", {
+        "name": "Heat wave 2", "category": "economic", "direction": "reduce", "start_0": "2026-07-15",
+        "start_1": "16:00", "end_0": "2026-07-15", "end_1": "18:00", "notification_at_0": "2026-07-15",
+        "notification_at_1": "09:00", "revisions-TOTAL_FORMS": "0", "revisions-INITIAL_FORMS": "0"}, follow=True)
+    text = unescape(" ".join(_messages(changed)))
+    assert "Heat wave 2 (2026-07-15 16:00 PDT)" in text, text
+    assert "UTC" not in text
