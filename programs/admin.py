@@ -18,6 +18,8 @@ from zoneinfo import available_timezones
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import models
+from django.utils.text import capfirst
 
 from cpm.base.admin import GuardedModelAdmin, ReadOnlyAdmin, admin_now, apply_errors, guarded_action
 from cpm.base.capabilities import may
@@ -284,7 +286,42 @@ class QuestionForm(RuleCheckedForm):
         return super().clean()
 
 
-class SeasonFormSet(forms.BaseInlineFormSet):
+class ItemFormSet(forms.BaseInlineFormSet):
+    """The items of one program (seasons, participation rules, questions): two with the same key (a rule's
+    Effective from, a season's Name, a question's Code: the model's unique constraints with the program) are refused
+    on the later item's field, naming it as the form labels it and its value. Django's own text named the column
+    above the items with no field marked ("Please correct the duplicate data for effective_from.")."""
+
+    def _unique_fields(self) -> list[str]:
+        fields = []
+        for constraint in self.model._meta.constraints:
+            names = list(getattr(constraint, "fields", ()) or ())
+            if isinstance(constraint, models.UniqueConstraint) and constraint.condition is None \
+                    and self.fk.name in names and len(names) == 2:
+                fields.append(next(n for n in names if n != self.fk.name))
+        return fields
+
+    def validate_unique(self):
+        deleted = set(map(id, self.deleted_forms)) if self.can_delete else set()
+        for name in self._unique_fields():
+            seen: set = set()
+            for form in self.forms:
+                if id(form) in deleted or not form.is_valid() or name not in form.fields:
+                    continue
+                value = form.cleaned_data.get(name)
+                if value in (None, ""):
+                    continue
+                if value in seen:
+                    label = form.fields[name].label or capfirst(self.model._meta.get_field(name).verbose_name)
+                    shown = value.isoformat() if hasattr(value, "isoformat") else value
+                    form.add_error(name, f"{label} {shown} is already given to another "
+                                         f"{self.model._meta.verbose_name} of this program; each needs its own.")
+                else:
+                    seen.add(value)
+        super().validate_unique()
+
+
+class SeasonFormSet(ItemFormSet):
     """Refuses overlapping seasons among the forms of one program (saved and new alike)."""
 
     def clean(self):
@@ -333,6 +370,7 @@ class ItemInlineMixin:
     """An inline of program items: offered as the item's use cases allow; saved by ``ProgramAdmin.save_formset``."""
 
     extra = 0
+    formset = ItemFormSet
 
     def _may(self, request, verb: str) -> bool:
         return may(request.user, f"{ITEM_WRITES[self.model].entity}.{verb}")

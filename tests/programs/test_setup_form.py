@@ -108,3 +108,33 @@ def test_refusals_name_the_fields_as_the_form_labels_them(admin_client):
     assert errors(reported_min_completeness_pct="101") == (
         "Reported min completeness pct is a whole percent from 0 to 100, not 101.")
     assert not Program.objects.exists()
+
+
+def _errors(html: str) -> list[str]:
+    found = re.findall(r'<ul class="errorlist[^"]*"[^>]*>(.*?)</ul>', html, re.S)
+    return [" ".join(re.sub(r"<[^>]+>", " ", m).split()).replace("&#x27;", "'") for m in found]
+
+
+@pytest.mark.parametrize("prefix, rows, field, label, value", [
+    ("participation_rules", {"effective_from": "2027-01-01", "weekdays_allowed": "on",
+                             "opt_out_allowance_kind": "unlimited"}, "effective_from", "Effective from", "2027-01-01"),
+    ("seasons", {"name": "Summer", "start_date": None, "end_date": None}, "name", "Name", "Summer"),
+    ("questions", {"code": "ac", "text": "Central AC?", "answer_type": "boolean", "position": "0"}, "code", "Code",
+     "ac"),
+])
+def test_two_items_with_the_same_key_are_refused_naming_the_field_in_words(admin_client, prefix, rows, field, label,
+                                                                          value):
+    """Two participation rules from one date read "Please correct the duplicate data for effective_from." above the
+    rules, with no field marked: Django's text with the column's code name."""
+    data = _program_post(**{f"{prefix}-TOTAL_FORMS": "2"})
+    for i, dates in enumerate((("2027-06-01", "2027-06-30"), ("2027-08-01", "2027-08-31"))):
+        for key, val in rows.items():
+            data[f"{prefix}-{i}-{key}"] = val if val is not None else dates[key == "end_date"]
+    response = admin_client.post(reverse("admin:programs_program_add"), data)
+    assert response.status_code == 200 and not Program.objects.exists()
+    html = response.content.decode()
+    errors = _errors(html)
+    assert not any(field in e and label not in e for e in errors), errors
+    assert any(f"{label} {value}" in e for e in errors), errors
+    # the second row's field is the one marked
+    assert re.search(rf'id="id_{prefix}-1-{field}_error"', html), errors
