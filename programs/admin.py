@@ -26,7 +26,7 @@ from cpm.base.capabilities import may
 from cpm.base.errors import DomainError
 
 from . import rules, services
-from .choices import CustomerClass, DeviceType
+from .choices import CustomerClass, DeviceType, IncentiveBasis, IncentiveKind, OptOutConsequence
 from .models import (
     IncentiveRule,
     IntervalPrice,
@@ -51,8 +51,13 @@ class RuleCheckedForm(forms.ModelForm):
                       (f.name for f in self._meta.model._meta.concrete_fields)}
             values.update(cleaned)
             values["price_set_id"] = None
-            apply_errors(self, type(self).pure_validator(values))
+            apply_errors(self, self.in_words(type(self).pure_validator(values), values))
         return cleaned
+
+    def in_words(self, errors: dict[str, list[str]], values: dict) -> dict[str, list[str]]:
+        """The validator's ``errors`` as a person reads them next to the form (field names are then replaced by
+        their labels, ``apply_errors``)."""
+        return errors
 
 
 # Eligibility lists whose allowed values are fixed vocabularies (checkboxes listing every value).
@@ -168,15 +173,52 @@ class ParticipationRuleForm(RuleCheckedForm):
     pure_validator = staticmethod(rules.validate_participation_rule)
 
 
+def _quoted(choices, value) -> str:
+    return f"“{dict(choices).get(value, value)}”"
+
+
 class IncentiveRuleForm(RuleCheckedForm):
+    """An incentive rule; refusals name the kind, the basis and the consequence as the drop-downs show them (the
+    validator gives their codes: "Basis 'per_kwh_enrolled' does not fit a per_event incentive (allowed: flat,
+    per_device)")."""
+
     pure_validator = staticmethod(rules.validate_incentive_rule)
+
+    def in_words(self, errors, values):
+        kind, basis = values.get("kind"), values.get("basis") or IncentiveBasis.FLAT
+        consequence = values.get("opt_out_consequence")
+        kind_text = _quoted(IncentiveKind.choices, kind)
+        words = {}
+        for field, messages_ in errors.items():
+            out = []
+            for message in messages_:
+                if field == "basis" and message.startswith("Basis ") and kind in rules.INCENTIVE_BASES:
+                    allowed = [_quoted(IncentiveBasis.choices, b) for b in IncentiveBasis.values
+                               if b in rules.INCENTIVE_BASES[kind]]
+                    message = (f"The basis {_quoted(IncentiveBasis.choices, basis)} does not fit a {kind_text} "
+                               f"incentive; choose {', '.join(allowed[:-1]) + ' or ' if len(allowed) > 1 else ''}"
+                               f"{allowed[-1]}.")
+                elif field == "price_set" and "required" in message:
+                    message = (f"Choose a price set: the basis {_quoted(IncentiveBasis.choices, 'price_set')} pays "
+                               "each interval at its price.")
+                elif field == "price_set":
+                    message = (f"A price set is only used with the basis "
+                               f"{_quoted(IncentiveBasis.choices, 'price_set')}: clear it or change the basis.")
+                elif field == "amount" and message.startswith("A ") and "forfeiture has no amount" in message:
+                    message = (f"The opt-out consequence {_quoted(OptOutConsequence.choices, consequence)} has no "
+                               "amount; set amount to 0.")
+                elif field == "amount" and kind:
+                    message = message.replace(f"a {kind} incentive", f"a {kind_text} incentive")
+                if message.startswith("amount "):
+                    message = "Amount " + message[len("amount "):]
+                out.append(message.replace("set amount to", "set Amount to"))
+            words[field] = out
+        return words
 
     def clean(self):
         cleaned = super().clean()
         program = cleaned.get("program") or getattr(self.instance, "program", None)
         price_set = cleaned.get("price_set")
-        if cleaned.get("basis") == "price_set" and not price_set:
-            self.add_error("price_set", "price_set is required when basis is price_set.")
         if price_set and program and price_set.program_id != program.pk:
             self.add_error("price_set", "The price set belongs to another program.")
         season = cleaned.get("season")

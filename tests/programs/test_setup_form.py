@@ -4,6 +4,7 @@ codes (never JSON), sections, a safe default for life support, refusals in words
 from __future__ import annotations
 
 import re
+from html import unescape
 
 import pytest
 from django.urls import reverse
@@ -138,3 +139,35 @@ def test_two_items_with_the_same_key_are_refused_naming_the_field_in_words(admin
     assert any(f"{label} {value}" in e for e in errors), errors
     # the second row's field is the one marked
     assert re.search(rf'id="id_{prefix}-1-{field}_error"', html), errors
+
+
+def _incentive(**values):
+    data = _program_post(**{"incentive_rules-TOTAL_FORMS": "1"})
+    row = {"kind": "per_event", "basis": "flat", "amount": "1", "opted_out_counts_zero": "on",
+           "season_enrollment": "any"} | values
+    data.update({f"incentive_rules-0-{k}": v for k, v in row.items()})
+    return data
+
+
+@pytest.mark.parametrize("values, field, expected", [
+    # the codes of the values were given, not what the drop-downs show
+    ({"basis": "per_kwh_enrolled"}, "basis",
+     ["The basis “$ per kWh of enrolled usable energy” does not fit a “Per-event participation” incentive; choose "
+      "“Flat $” or “$ per device”."]),
+    # twice, once half-translated: "Price set is required when basis is Price set. price_set is required when ..."
+    ({"kind": "performance_kwh", "basis": "price_set", "amount": "0"}, "price_set",
+     ["Choose a price set: the basis “Interval price set ($/kWh per interval)” pays each interval at its price."]),
+    ({"amount": "-5"}, "amount", ["Amount must be zero or more."]),
+    ({"amount": "0"}, "amount", ["Amount must be more than zero for a “Per-event participation” incentive."]),
+    ({"kind": "opt_out_penalty", "amount": "5", "opt_out_consequence": "forfeit_season"}, "amount",
+     ["The opt-out consequence “Forfeit the seasonal incentive” has no amount; set Amount to 0."]),
+])
+def test_incentive_refusals_name_the_values_as_the_form_shows_them(admin_client, values, field, expected):
+    response = admin_client.post(reverse("admin:programs_program_add"), _incentive(**values))
+    assert response.status_code == 200 and not Program.objects.exists()
+    html = response.content.decode()
+    block = re.search(rf'<ul class="errorlist"[^>]*id="id_incentive_rules-0-{field}_error"[^>]*>(.*?)</ul>', html, re.S)
+    assert block, _errors(html)
+    shown = [unescape(" ".join(re.sub(r"<[^>]+>", " ", m).split()))
+             for m in re.findall(r"<li>(.*?)</li>", block.group(1), re.S)]
+    assert shown == expected
