@@ -19,9 +19,11 @@ from zoneinfo import available_timezones
 from django import forms
 from django.contrib import admin, messages
 from django.db import models
+from django.urls import path
 from django.utils.text import capfirst
 
 from cpm.base.admin import GuardedModelAdmin, ReadOnlyAdmin, admin_now, apply_errors, guarded_action
+from cpm.base.admin_tools import ChangelistToolsMixin, Tool
 from cpm.base.capabilities import may
 from cpm.base.errors import DomainError
 
@@ -673,13 +675,20 @@ class MutualExclusionAdmin(GuardedModelAdmin):
 
 
 @admin.register(IntervalPriceSet)
-class IntervalPriceSetAdmin(ReadOnlyAdmin):
-    """Price sets are created from rows and deleted through the API (``price_set_create`` / ``_delete``); here
-    they are read."""
+class IntervalPriceSetAdmin(ChangelistToolsMixin, ReadOnlyAdmin):
+    """Price sets are created from a CSV of rows on the upload page (``admin_prices``, ``price_set_create``) or
+    through the API; here they are read, never edited (a changed price would change settled credits)."""
 
     list_display = ("program", "name", "interval_minutes")
     search_fields = ("name", "program__code")
     list_select_related = ("program",)
+    changelist_tools = (Tool("Load an interval price set", "programs_intervalpriceset_upload", "price_set.create"),)
+
+    def get_urls(self):
+        from .admin_prices import upload_view
+
+        return [path("upload/", self.admin_site.admin_view(lambda request: upload_view(self, request)),
+                     name="programs_intervalpriceset_upload"), *super().get_urls()]
 
 
 @admin.register(IntervalPrice)
