@@ -45,6 +45,14 @@ class RuleCheckedForm(forms.ModelForm):
     """A model form that also runs a pure validator of ``programs.rules`` on the cleaned values."""
 
     pure_validator = None
+    #: Help shown under fields whose model gives none (units, what an empty value means).
+    help_texts: dict[str, str] = {}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name, text in self.help_texts.items():
+            if name in self.fields:
+                self.fields[name].help_text = text
 
     def clean(self):
         cleaned = super().clean()
@@ -171,8 +179,29 @@ class SeasonForm(RuleCheckedForm):
     pure_validator = staticmethod(rules.validate_season)
 
 
+NO_LIMIT = "empty = no limit."
+
+
 class ParticipationRuleForm(RuleCheckedForm):
     pure_validator = staticmethod(rules.validate_participation_rule)
+    help_texts = {
+        "effective_from": "Local date from which the rule applies; on each day the latest rule in effect applies "
+                          "(add a new rule to change limits later).",
+        "min_duration_minutes": f"Shortest event, minutes; {NO_LIMIT}",
+        "max_duration_minutes": f"Longest event, minutes; {NO_LIMIT}",
+        "max_events_per_day": f"Events a device may be called in one local day; {NO_LIMIT}",
+        "max_events_per_week": f"Events a device may be called in one week (Monday to Sunday); {NO_LIMIT}",
+        "max_events_per_season": f"Events a device may be called in one season; {NO_LIMIT}",
+        "max_event_hours_per_day": f"Event hours a device may be called in one local day (e.g. 4 or 2.5); "
+                                   f"{NO_LIMIT}",
+        "max_event_hours_per_season": f"Event hours a device may be called in one season; {NO_LIMIT}",
+        "min_rest_minutes": f"Minutes between the end of one event and the start of the next for a device; "
+                            f"{NO_LIMIT.replace('limit', 'rest required')}",
+        "max_consecutive_event_days": f"Local days in a row with an event for a device; {NO_LIMIT}",
+        "min_notice_minutes": "Least notice, in minutes between the notification and the start of an event "
+                              "(e.g. 1440 = a day ahead); empty = any notice.",
+        "opt_out_allowance_count": "With the allowance kind 'A number of opt-outs per season': opt-outs per season.",
+    }
 
 
 def _quoted(choices, value) -> str:
@@ -185,6 +214,17 @@ class IncentiveRuleForm(RuleCheckedForm):
     per_device)")."""
 
     pure_validator = staticmethod(rules.validate_incentive_rule)
+    help_texts = {
+        "season": "The season it pays in; empty = every season.",
+        "price_set": "With the basis “Interval price set ($/kWh per interval)”: the prices it pays (load them with "
+                     "“Load an interval price set” on the interval price sets' list).",
+        "top_percent_events": "Performance per kW drop: average the kW drops of the season's events with the "
+                              "largest drops only, this percent of them (e.g. 50 = the best half); empty = all "
+                              "events.",
+        "opt_out_consequence": "For an opt-out penalty: what an opt-out costs (a $ amount per opt-out, or the "
+                               "payment forfeited).",
+        "description": "How the incentive reads to people (statements, the CSR page).",
+    }
 
     def in_words(self, errors, values):
         kind, basis = values.get("kind"), values.get("basis") or IncentiveBasis.FLAT

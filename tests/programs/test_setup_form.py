@@ -171,3 +171,30 @@ def test_incentive_refusals_name_the_values_as_the_form_shows_them(admin_client,
     shown = [unescape(" ".join(re.sub(r"<[^>]+>", " ", m).split()))
              for m in re.findall(r"<li>(.*?)</li>", block.group(1), re.S)]
     assert shown == expected
+
+
+def _help_of(html: str, name: str) -> str:
+    """The help text shown under the (empty, template) inline field ``name``."""
+    block = re.search(rf'<div class="help"[^>]*id="id_{re.escape(name)}_helptext"[^>]*>(.*?)</div>', html, re.S)
+    assert block, f"no help text for {name}"
+    return unescape(" ".join(re.sub(r"<[^>]+>", " ", block.group(1)).split()))
+
+
+@pytest.mark.parametrize("name, words", [
+    ("participation_rules-__prefix__-effective_from", "latest rule in effect"),
+    ("participation_rules-__prefix__-max_events_per_season", "empty = no limit"),
+    ("participation_rules-__prefix__-max_events_per_week", "empty = no limit"),
+    ("participation_rules-__prefix__-max_event_hours_per_day", "hours"),
+    ("participation_rules-__prefix__-min_notice_minutes", "between the notification and the start"),
+    ("participation_rules-__prefix__-max_duration_minutes", "minutes"),
+    ("participation_rules-__prefix__-opt_out_allowance_count", "per season"),
+    ("incentive_rules-__prefix__-season", "empty = every season"),
+    ("incentive_rules-__prefix__-top_percent_events", "largest"),
+    ("incentive_rules-__prefix__-price_set", "Load an interval price set"),
+    ("incentive_rules-__prefix__-opt_out_consequence", "opt-out penalty"),
+])
+def test_every_limit_and_rate_field_says_its_unit_and_what_empty_means(admin_client, name, words):
+    """The rule limits had no help text: nothing said that an empty limit means no limit, what the notice is
+    measured between, or what "Top percent events" averages."""
+    html = admin_client.get(reverse("admin:programs_program_add")).content.decode()
+    assert words in _help_of(html, name)
