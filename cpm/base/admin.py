@@ -30,6 +30,7 @@ from django.db import transaction
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.utils.html import format_html
+from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -99,16 +100,31 @@ def labelled(form: forms.BaseForm, message: str) -> str:
     return pattern.sub(lambda m: labels[m.group(1)], str(message))
 
 
+def refusal_text(exc: DomainError) -> str:
+    """A refusal as a person reads it after an action: every message of a validation error, each after its field's
+    name in words ("Window end: The event ... is outside the event window ..."). ``exc.message`` is only the first
+    one, after the field's code ("window_end: ..."): an event breaking two rules showed one, then the next."""
+    errors = getattr(exc, "errors", None)
+    if not isinstance(errors, dict) or not errors:
+        return exc.message
+    parts = []
+    for field, messages_ in errors.items():
+        for message in messages_:
+            parts.append(str(message) if field in ("non_field_errors", "__all__")
+                         else f"{capfirst(field.replace('_', ' '))}: {message}")
+    return " ".join(parts)
+
+
 def apply_each(modeladmin, request, queryset, fn) -> int:
-    """Call ``fn(obj)`` for each selected object; a refused one is reported by name and does not stop the others.
-    Returns how many succeeded."""
+    """Call ``fn(obj)`` for each selected object; a refused one is reported by name (``refusal_text``) and does not
+    stop the others. Returns how many succeeded."""
     done = 0
     for obj in queryset:
         try:
             fn(obj)
             done += 1
         except DomainError as exc:
-            modeladmin.message_user(request, f"{obj}: {exc.message}", messages.ERROR)
+            modeladmin.message_user(request, f"{obj}: {refusal_text(exc)}", messages.ERROR)
     return done
 
 

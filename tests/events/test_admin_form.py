@@ -208,3 +208,28 @@ def test_the_added_and_changed_messages_name_the_event_in_the_programs_zone_not_
     text = unescape(" ".join(_messages(changed)))
     assert "Heat wave 2 (2026-07-15 16:00 PDT)" in text, text
     assert "UTC" not in text
+
+
+def test_scheduling_refused_by_the_rules_lists_every_violation_in_words(client_):
+    """"Schedule" on an event breaking two rules said only the first, prefixed by its column name: "QA short notice
+    (...): window_end: The event ... is outside the event window 06:00-22:00 (local)."; fixing it revealed the
+    notice next."""
+    from tests.factories.events import EventFactory
+    from tests.factories.programs import ParticipationRuleFactory, SeasonFactory
+
+    la = ZoneInfo("America/Los_Angeles")
+    program = ProgramFactory(time_zone="America/Los_Angeles")
+    SeasonFactory(program=program, name="Summer 2027", start_date=dt.date(2027, 6, 1), end_date=dt.date(2027, 9, 30))
+    ParticipationRuleFactory(program=program, effective_from=dt.date(2027, 1, 1), window_start=dt.time(14),
+                             window_end=dt.time(21), min_notice_minutes=120)
+    event = EventFactory(program=program, name="Late call", start=dt.datetime(2027, 7, 14, 22, tzinfo=la),
+                         end=dt.datetime(2027, 7, 14, 23, tzinfo=la),
+                         notification_at=dt.datetime(2027, 7, 14, 21, 30, tzinfo=la))
+    response = client_.post("/admin/events/event/", {"action": "schedule", "_selected_action": [event.pk]},
+                            follow=True)
+    text = unescape(" ".join(_messages(response)))
+    assert "The event 2027-07-14 22:00-23:00 is outside the event window 14:00-21:00 (local)." in text, text
+    assert "Notice of 30 minutes is less than the minimum of 120 minutes." in text, text
+    assert "window_end" not in text and "min_notice_minutes" not in text, text
+    event.refresh_from_db()
+    assert event.status == "draft"
