@@ -149,9 +149,10 @@ class LocalSplitDateTimeField(forms.SplitDateTimeField):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        date_field, _time = self.fields
+        date_field, time_field = self.fields
         # The time box's own message: the whole field's ("Enter a list of values.") named nothing a person typed.
-        self.fields = (date_field, OffsetTimeField(error_messages={"invalid": INVALID_TIME}, localize=self.localize))
+        self.fields = (date_field, OffsetTimeField(error_messages={"invalid": INVALID_TIME},
+                                                   input_formats=time_field.input_formats, localize=self.localize))
 
     def compress(self, data_list):
         if not data_list:

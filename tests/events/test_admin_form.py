@@ -233,3 +233,18 @@ def test_scheduling_refused_by_the_rules_lists_every_violation_in_words(client_)
     assert "window_end" not in text and "min_notice_minutes" not in text, text
     event.refresh_from_db()
     assert event.status == "draft"
+
+
+@pytest.mark.parametrize("typed", ["25:00", "4pm", "16h00"])
+def test_a_mistyped_time_is_refused_as_a_time_not_as_a_list_of_values(client_, typed):
+    """A start time typed "25:00" read "Enter a list of values." (the split field's own message, handed to its time
+    box): nothing said the time was the problem."""
+    la = ProgramFactory(time_zone="America/Los_Angeles")
+    response = _post(client_, la, start_1=typed)
+    assert response.status_code == 200 and not Event.objects.exists()
+    html = unescape(response.content.decode())
+    errors = re.search(r'<ul class="errorlist"[^>]*id="id_start_error"[^>]*>(.*?)</ul>', html, re.S)
+    assert errors, html[-3000:]
+    text = " ".join(re.sub(r"<[^>]+>", " ", errors.group(1)).split())
+    assert text.startswith("Enter a valid time as HH:MM"), text
+    assert "Enter a list of values." not in html
