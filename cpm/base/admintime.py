@@ -430,18 +430,21 @@ class LocalTimeAdminMixin:
             label = str(db_field.verbose_name)
             label = label[:1].upper() + label[1:]
             help_text = str(db_field.help_text or "")
+            # What the field means, without the storage zone: "UTC time participants are notified (dispatch)." reads
+            # "Time participants are notified (dispatch).", followed by the zone it is typed in.
+            meaning = f"{help_text[4:5].upper()}{help_text[5:]} " if help_text.startswith("UTC ") else ""
             if chooser:
                 # No program picked yet: the typed time is read in the zone of the program picked in this form.
                 fk = self.model._meta.get_field(chooser)
                 whose = "program" if self._zone_path() == f"{chooser}__time_zone" else f"{fk.verbose_name}'s program"
                 fallback = f"; {tz.key} when none is selected" if fk.null else ""
                 label = f"{label} (local time in the selected {whose}'s zone{fallback})"
-                help_text = (f"Type the wall-clock time of the selected {whose}'s time zone (shown next to each "
-                             f"{fk.verbose_name} in its list); stored in UTC.")
+                help_text = (f"{meaning}Type the wall-clock time of the selected {whose}'s time zone (shown next to "
+                             f"each {fk.verbose_name} in its list); stored in UTC.")
             else:
                 label = local_label(label, tz)
                 if "UTC" in help_text or not help_text:
-                    help_text = f"Local wall-clock time in {tz.key} (stored in UTC)."
+                    help_text = f"{meaning}Local wall-clock time in {tz.key} (stored in UTC)."
             return db_field.formfield(form_class=LocalSplitDateTimeField, widget=LocalSplitDateTimeWidget,
                                       label=label, help_text=help_text, **kwargs)
         formfield = super().formfield_for_dbfield(db_field, request, **kwargs)

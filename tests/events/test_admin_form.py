@@ -248,3 +248,18 @@ def test_a_mistyped_time_is_refused_as_a_time_not_as_a_list_of_values(client_, t
     text = " ".join(re.sub(r"<[^>]+>", " ", errors.group(1)).split())
     assert text.startswith("Enter a valid time as HH:MM"), text
     assert "Enter a list of values." not in html
+
+
+def test_the_time_fields_say_what_they_mean_as_well_as_their_zone(client_):
+    """"Notification at" (required) said only "Local wall-clock time in America/Los_Angeles (stored in UTC).": the
+    model's meaning ("UTC time participants are notified (dispatch).") was dropped with its "UTC"."""
+    la = ProgramFactory(time_zone="America/Los_Angeles")
+    for url in (f"{ADD}?program={la.pk}", ADD):
+        html = unescape(client_.get(url).content.decode())
+        helps = {name: " ".join(re.sub(r"<[^>]+>", " ", m).split()) for name, m in re.findall(
+            r'<div class="help"[^>]*id="id_(\w+)_helptext"[^>]*>(.*?)</div>\s*</div>', html, re.S)}
+        assert helps["notification_at"].startswith("Time participants are notified (dispatch)."), helps
+        assert helps["end"].startswith("End (exclusive)."), helps
+        assert "UTC time" not in helps["notification_at"]
+        zone = "Local wall-clock time in America/Los_Angeles" if "?" in url else "Type the wall-clock time"
+        assert zone in helps["notification_at"], helps
