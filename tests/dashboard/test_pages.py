@@ -329,3 +329,19 @@ def test_the_seasons_credits_count_its_season_incentives(admin_client):
         Decimal("25.25"), Decimal("5.25"), Decimal("20.00"))
     assert "$25.25 of $500.00" in response.content.decode()
     assert "events $5.25, season incentives $20.00" in response.content.decode()
+
+
+def test_amounts_read_with_thousands_separators_and_a_cancelled_event_is_not_waiting_for_settlement(admin_client):
+    """Money on the dashboard reads as everywhere else ("$12,345.67", not "$12345.67"); a cancelled event's page
+    says it will not be settled, not "not settled yet"."""
+    program, f = _fleet_with_results()
+    past = f["past"]
+    s1 = past.settlements.order_by("pk").first()
+    s1.amount = Decimal("12340.42")
+    s1.save()
+    html = admin_client.get(reverse("dashboard:event", args=[past.pk])).content.decode()
+    assert "$12,341.47" in html and "$12,340.42" in html and "$12341" not in html
+    cancelled = EventFactory(program=program, name="Called off", start=la(2026, 7, 16, 15), end=la(2026, 7, 16, 18),
+                             status=EventStatus.CANCELLED)
+    html = admin_client.get(reverse("dashboard:event", args=[cancelled.pk])).content.decode()
+    assert "none: the event was cancelled" in html and "not settled yet" not in html
