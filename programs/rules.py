@@ -342,9 +342,19 @@ def season_overlaps(seasons: Iterable[Any]) -> list[tuple[Any, str]]:
     return problems
 
 
+SEASON_YEARS = (1900, 2100)  # a season's dates: the importers' default plausible years (CPM_IMPORT_*_YEAR)
+
+
 def validate_season(season: Any) -> dict[str, list[str]]:
+    """A season's values: a name, ``end_date`` on or after ``start_date`` (local dates, inclusive), both within the
+    plausible years ``SEASON_YEARS`` (a season typed for 9999 is a typing slip, and no limit or incentive of the
+    program could ever count it)."""
     errors: dict[str, list[str]] = {}
     start, end = _get(season, "start_date"), _get(season, "end_date")
+    low, high = SEASON_YEARS
+    for field, value in (("start_date", start), ("end_date", end)):
+        if isinstance(value, dt.date) and not low <= value.year <= high:
+            _add(errors, field, f"{field} ({value}) is outside the plausible years {low}..{high}.")
     if start and end and end < start:
         _add(errors, "end_date", f"end_date ({end}) must be on or after start_date ({start}).")
     if not (_get(season, "name") or "").strip():

@@ -236,6 +236,17 @@ def test_overlapping_season_refused_naming_field_and_season(now):
     assert winter.pk and program.seasons.count() == 2
 
 
+def test_season_in_an_implausible_year_is_refused_naming_the_field(now):
+    """A season typed for 9999 (or 0026) is a slip: refused on the field, as the importers refuse such dates."""
+    program = ProgramFactory(status="draft")
+    with pytest.raises(DomainValidationError) as exc:
+        services.season_create(program=program, data={"name": "Summer 9999", "start_date": dt.date(9999, 6, 1),
+                                                      "end_date": dt.date(9999, 9, 30)}, now=now, actor=TEST_ACTOR)
+    assert errors_of(exc) == {"start_date": ["start_date (9999-06-01) is outside the plausible years 1900..2100."],
+                              "end_date": ["end_date (9999-09-30) is outside the plausible years 1900..2100."]}
+    assert not program.seasons.exists()
+
+
 def test_db_refuses_season_ending_before_start():
     with pytest.raises(IntegrityError), transaction.atomic():
         SeasonFactory(start_date=dt.date(2026, 9, 1), end_date=dt.date(2026, 8, 1))
