@@ -120,15 +120,22 @@ class ImportFailed(Exception):
         super().__init__("; ".join(report.error_lines()[:20]))
 
 
+def _by_field(errors: dict) -> str:
+    """``{"latitude": ["Ensure ... places."], "longitude": [...]}`` -> "latitude: Ensure ... places; longitude:
+    ..." (one sentence's punctuation: a message's own final period does not stand before the separator)."""
+    parts = [f"{f}: {' '.join(str(m) for m in msgs)}" for f, msgs in errors.items()]
+    return "; ".join([*(p.rstrip(".") for p in parts[:-1]), *parts[-1:]])
+
+
 def error_text(exc: Exception) -> str:
     """One line naming the field(s) of a domain or model validation error."""
     if isinstance(exc, DomainValidationError):
-        return "; ".join(f"{f}: {' '.join(m)}" for f, m in exc.errors.items())
+        return _by_field(exc.errors)
     if isinstance(exc, DomainError):
         return exc.message
     if isinstance(exc, ValidationError):
         if hasattr(exc, "error_dict"):
-            return "; ".join(f"{f}: {' '.join(m)}" for f, m in exc.message_dict.items())
+            return _by_field(exc.message_dict)
         return " ".join(exc.messages)
     return str(exc)
 
