@@ -4,6 +4,7 @@ drops (read-only: written by the loaders). Registered when ``settlement.admin`` 
 from __future__ import annotations
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 from django.contrib import admin
 from django.urls import path
@@ -125,8 +126,19 @@ class ReportedKwDropAdmin(ReadOnlyAdmin):
     exclude = ("kw_drop",)
 
     def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields if f.name != "kw_drop"] + ["values_kw"]
+        return [f.name for f in self.model._meta.fields if f.name != "kw_drop"] + ["values_kw", "values_by_interval"]
 
     @admin.display(description="kW drop per interval (blank = not reported)")
     def values_kw(self, obj):
         return ", ".join("" if v is None else f"{v:g}" for v in obj.kw_drop)
+
+    @admin.display(description="Reported kW drop by interval (the program's local time)")
+    def values_by_interval(self, obj):
+        """One line per interval: its local start in the event's program zone with the abbreviation and the kW
+        drop reported for it ("2026-07-15 15:00 PDT: 2 kW"; "(not reported)" for a blank), so an interval can be
+        found by the time people know it, the fall-back night's two 01:00 intervals apart."""
+        tz = ZoneInfo(obj.event.program.time_zone)
+        step = dt.timedelta(seconds=obj.interval_seconds)
+        lines = [(f"{(obj.actual_start + step * k).astimezone(tz):%Y-%m-%d %H:%M %Z}",
+                  "(not reported)" if v is None else f"{v:g} kW") for k, v in enumerate(obj.kw_drop)]
+        return format_html_join("", "<div>{}: {}</div>", lines)

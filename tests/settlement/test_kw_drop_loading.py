@@ -342,3 +342,17 @@ def test_two_identical_kw_drop_loads_at_once_end_as_if_one_after_the_other(world
     assert sorted(results) == ["0 new, 3 unchanged, 0 corrected, 0 rejected",
                                "3 new, 0 unchanged, 0 corrected, 0 rejected"]
     assert ReportedKwDrop.objects.count() == 3
+
+
+def test_admin_shows_each_reported_interval_at_its_local_time(world, admin_client):
+    """The record's page lists each interval at its start in the program's zone ("15:30 PDT"), not only a row of
+    numbers whose times a person had to count out from the UTC start."""
+    program, event, sps = world
+    load(kw_drop_file([record(event=event, service_point=sps["SP-1"], values=VALUES)]))
+    record_pk = ReportedKwDrop.objects.get(service_point=sps["SP-1"]).pk
+    detail = admin_client.get(f"/admin/settlement/reportedkwdrop/{record_pk}/change/").content.decode()
+    assert "<div>2026-07-15 16:00 PDT: 2 kW</div>" in detail  # the event's start, 23:00 UTC
+    assert "<div>2026-07-15 16:30 PDT: (not reported)</div>" in detail
+    assert "<div>2026-07-15 18:45 PDT: 1 kW</div>" in detail
+    assert "Reported kW drop by interval (the program&#x27;s local time)" in detail
+    assert detail.count(" PDT: ") == 12
