@@ -21,6 +21,14 @@ from programs.models import Program, Season
 from settlement.models import CustomerSettlement, EventSettlement
 
 SEARCH_LIMIT = 50
+#: The shortest query searched (a single character would match a large share of every name and number).
+SEARCH_MIN_LENGTH = 2
+
+
+def search_query(query: str) -> str:
+    """``query`` as searched: a typographic apostrophe (a name pasted from an e-mail: O’Brien) read as "'", a NUL
+    character dropped (it cannot be sent to PostgreSQL: it raised, an HTTP 500), spaces around stripped."""
+    return (query or "").replace("\u2019", "'").replace("\u2018", "'").replace("\x00", "").strip()
 
 
 @replica_reads
@@ -36,10 +44,8 @@ def customer_search(*, query: str, limit: int = SEARCH_LIMIT) -> list[Customer]:
     is one indexed query of at most ``limit`` rows (PostgreSQL: the ``*_name_key`` pattern-ops indexes for names,
     ``UPPER(col) text_pattern_ops`` indexes for numbers, addresses and cities: enrollments and devices migrations):
     a fixed number of queries however many customers match."""
-    # A name pasted from an e-mail carries a typographic apostrophe (O’Brien) where the record has "'"; a NUL
-    # character cannot be sent to PostgreSQL (it raised, an HTTP 500).
-    q = (query or "").replace("\u2019", "'").replace("\u2018", "'").replace("\x00", "").strip()
-    if len(q) < 2:
+    q = search_query(query)
+    if len(q) < SEARCH_MIN_LENGTH:
         return []
     ids: set[int] = set()
     # .order_by(): id probes need no sort (the models' default orderings would sort through joins).

@@ -46,8 +46,14 @@ CSR_PERMISSION = "cpm.use_csr_page"
 @permission_required(CSR_PERMISSION, raise_exception=True)
 def search(request):
     query = request.GET.get("q", "")
-    results = selectors.customer_search(query=query) if query else []
-    return render(request, "csr/search.html", {"query": query, "results": results})
+    too_short = bool(query.strip()) and len(selectors.search_query(query)) < selectors.SEARCH_MIN_LENGTH
+    # One more than shown: each probe then finds more than the limit when more match, so "more than 50" is known
+    # (the page said "50 customers found" when 62 matched).
+    results = selectors.customer_search(query=query, limit=selectors.SEARCH_LIMIT + 1) if query else []
+    more = len(results) > selectors.SEARCH_LIMIT
+    return render(request, "csr/search.html", {
+        "query": query, "results": results[:selectors.SEARCH_LIMIT], "more": more, "too_short": too_short,
+        "limit": selectors.SEARCH_LIMIT, "min_length": selectors.SEARCH_MIN_LENGTH})
 
 
 @login_required

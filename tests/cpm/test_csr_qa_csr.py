@@ -1,0 +1,48 @@
+"""CSR page defects found by QA (csr): what the search says it found, labels in the histories, unavailability
+double-submits and absurd dates, re-setting a contact preference."""
+
+from __future__ import annotations
+
+import re
+from html import unescape
+
+import pytest
+
+from cpm.csr.selectors import SEARCH_LIMIT
+from tests.cpm.test_csr_issue17 import csr  # noqa: F401  (fixture)
+from tests.cpm.test_csr_money_dates_search import _numbered_customer
+
+pytestmark = pytest.mark.django_db
+
+
+def _text(response) -> str:
+    return re.sub(r"\s+", " ", unescape(re.sub(r"<[^>]+>", " ", response.content.decode())))
+
+
+def test_a_search_matching_more_than_the_limit_says_so_not_a_false_count(csr):  # noqa: F811
+    """62 customers matched 'ACC-' and the page said '50 customers found': the CSR believed there were 50. It now
+    says more than 50 match, 50 are shown, and how to narrow the search."""
+    for i in range(SEARCH_LIMIT + 12):
+        _numbered_customer(f"ACC-{i}", f"MTR-{i}")
+    response = csr.get("/csr/", {"q": "ACC-"})
+    text = _text(response)
+    assert len(response.context["results"]) == SEARCH_LIMIT
+    assert "50 customers found" not in text
+    assert f"More than {SEARCH_LIMIT} customers match “ACC-”; {SEARCH_LIMIT} are shown." in text
+    assert "Type more of the name, number or address to narrow the search." in text
+
+
+def test_a_search_matching_exactly_the_limit_gives_the_exact_count(csr):  # noqa: F811
+    for i in range(SEARCH_LIMIT):
+        _numbered_customer(f"ACC-{i}", f"MTR-{i}")
+    text = _text(csr.get("/csr/", {"q": "ACC-"}))
+    assert f"{SEARCH_LIMIT} customers found for “ACC-”" in text and "More than" not in text
+
+
+def test_a_one_character_query_asks_for_two_not_no_customer_matches(csr):  # noqa: F811
+    """'a' answered '0 customers found … No customer matches' though nothing was searched; it now asks for at
+    least two characters."""
+    _numbered_customer("A-1", "M-1")
+    text = _text(csr.get("/csr/", {"q": "A"}))
+    assert "0 customers found" not in text and "No customer matches" not in text
+    assert "Type at least 2 characters to search (“A” is too short)." in text
