@@ -191,6 +191,12 @@ class DeviceEventRow:
     def decision_label(self) -> str:
         return ReservationDecision(self.decision).label if self.decision else ""
 
+    @property
+    def participation_status_label(self) -> str:
+        """The participation's status as a person reads it ("Opted out"; the page showed the code "opted_out")."""
+        status = self.participation_status
+        return ParticipationStatus(status).label if status in ParticipationStatus.values else (status or "")
+
 
 @dataclass
 class DeviceEventHistory:

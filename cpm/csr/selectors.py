@@ -233,6 +233,18 @@ class CustomerPage:
         return [line for line in self.eligibility if line.state == NOT_OFFERED]
 
 
+def enrollment_history_text(entry: AuditEntry) -> str:
+    """What one audit entry of an enrollment did: "requested→active" (``tests/cpm/test_csr_money_dates_search.py``
+    asserts the codes), "new→requested" for a first status, or the action ("Created") when the entry changed no
+    status (it read "new→" with nothing after the arrow)."""
+    if entry.to_status:
+        return f"{entry.from_status or 'new'}→{entry.to_status}"
+    return _ACTION_WORDS.get(entry.action, (entry.action or "changed").replace("_", " ").capitalize())
+
+
+_ACTION_WORDS = {"create": "Created", "update": "Changed", "delete": "Deleted"}
+
+
 #: The customer's latest messages shown on the page (all are in the admin).
 MESSAGES_SHOWN = 50
 
@@ -256,6 +268,8 @@ def customer_page(*, customer_id: int, now: dt.datetime) -> CustomerPage:
         history.setdefault(int(entry.object_id), []).append(entry)
     for e in enrollments:
         e.audit_entries = history.get(e.pk, [])
+        for entry in e.audit_entries:
+            entry.status_text = enrollment_history_text(entry)
     histories = device_event_history(device_ids=[i.device_id for i in installs], now=now)
     devices = [DeviceHistory(device=i.device, service_point=i.service_point, history=histories[i.device_id])
                for i in installs]

@@ -3,14 +3,23 @@ double-submits and absurd dates, re-setting a contact preference."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from html import unescape
 
 import pytest
+from django.utils import timezone
 
+from cpm.base.audit import audit_record
+from cpm.base.states import transition
 from cpm.csr.selectors import SEARCH_LIMIT
+from enrollments.choices import ENROLLMENT_TRANSITIONS, EnrollmentStatus
+from events.choices import EventStatus, ParticipationStatus
 from tests.cpm.test_csr_issue17 import csr  # noqa: F401  (fixture)
 from tests.cpm.test_csr_money_dates_search import _numbered_customer
+from tests.factories.enrollments import active_participant
+from tests.factories.events import EventFactory, ParticipationFactory
+from tests.factories.programs import ProgramFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -46,3 +55,30 @@ def test_a_one_character_query_asks_for_two_not_no_customer_matches(csr):  # noq
     text = _text(csr.get("/csr/", {"q": "A"}))
     assert "0 customers found" not in text and "No customer matches" not in text
     assert "Type at least 2 characters to search (“A” is too short)." in text
+
+
+def _section(text: str, start: str, end: str) -> str:
+    return text[text.index(start):text.index(end)]
+
+
+def test_histories_show_status_labels_not_codes(csr):  # noqa: F811
+    """The event history read 'Reserved opted_out' (the status's code) and the enrollment history 'new→ (csr)' for
+    the request's creation (an arrow to nothing). They now read 'Opted out' and 'Created (csr)'."""
+    program = ProgramFactory(time_zone="America/New_York")
+    sub = active_participant(program=program)
+    enrollment = sub.enrollment
+    start = (timezone.now() - dt.timedelta(days=3)).replace(microsecond=0)
+    event = EventFactory(program=program, name="Heat wave", start=start, end=start + dt.timedelta(hours=2),
+                         notification_at=start - dt.timedelta(hours=1), status=EventStatus.COMPLETED)
+    ParticipationFactory(event=event, subscription=sub, status=ParticipationStatus.OPTED_OUT)
+    enrollment.status = EnrollmentStatus.REQUESTED
+    enrollment.save()
+    now = timezone.now()
+    audit_record(obj=enrollment, action="create", now=now, actor=None, changes={"source": "csr"})
+    for to in (EnrollmentStatus.PENDING_APPROVAL, EnrollmentStatus.ACTIVE):
+        transition(obj=enrollment, to=to, allowed=ENROLLMENT_TRANSITIONS, now=now, actor=None, reason="ok")
+    text = _text(csr.get(f"/csr/customers/{enrollment.account.customer_id}/"))
+    history = _section(text, "Event history", "Unavailability")
+    assert "Heat wave" in history and "Opted out" in history and "opted_out" not in history
+    enrollments = _section(text, "Enrollments Program", "Upcoming events")
+    assert "new→ " not in enrollments and "Created (" in enrollments
