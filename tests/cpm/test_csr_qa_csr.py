@@ -82,3 +82,28 @@ def test_histories_show_status_labels_not_codes(csr):  # noqa: F811
     assert "Heat wave" in history and "Opted out" in history and "opted_out" not in history
     enrollments = _section(text, "Enrollments Program", "Upcoming events")
     assert "new→ " not in enrollments and "Created (" in enrollments
+
+
+def _csr_participant(csr):  # noqa: F811
+    program = ProgramFactory(name="Smart Savers", time_zone="America/Los_Angeles")
+    sub = active_participant(program=program)
+    return sub.enrollment, f"/csr/customers/{sub.enrollment.account.customer_id}/unavailability/"
+
+
+def _messages(response) -> list[str]:
+    return [str(m) for m in response.context["messages"]]
+
+
+def test_an_unavailability_ending_years_ahead_is_refused_naming_the_field(csr):  # noqa: F811
+    """A period to 9999-12-31 was recorded: the customer's devices were never called again while the enrollment
+    looked active. A period now ends at most a year ahead (like every other date a person types for the future),
+    refused naming To as the form labels it."""
+    from events.models import Unavailability
+
+    enrollment, url = _csr_participant(csr)
+    year = timezone.now().year + 1
+    response = csr.post(url, {"enrollment": enrollment.pk, "start": f"{year}-01-05T10:00",
+                              "end": "9999-12-31T00:00"}, follow=True)
+    [message] = _messages(response)
+    assert message.startswith("Unavailability not recorded: To is more than a year ahead")
+    assert not Unavailability.objects.exists()
