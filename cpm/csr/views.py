@@ -269,7 +269,9 @@ def declare_unavailability(request, customer_id: int):
     return _act(request, customer_id, "unavailability", lambda: unavailability_create(
         enrollment=enrollment, start=start, end=end, reason=request.POST.get("reason", ""), now=now,
         actor=request.user),
-        done=f"Unavailability recorded for {enrollment.program.name}.", refused="Unavailability not recorded")
+        done=lambda item: (f"Unavailability already recorded for {enrollment.program.name}: nothing changed."
+                           if item.already_recorded else f"Unavailability recorded for {enrollment.program.name}."),
+        refused="Unavailability not recorded")
 
 
 @csr_action(CONTACT_PREFERENCE)

@@ -244,14 +244,24 @@ def unavailability_create(
 
     Reservations it covers are released at once (``release.release_for_unavailability``: events not yet
     completed, ledger row RELEASED with the period in words, a RELEASE message if the event was sent), by the same
-    actor, in the same transaction."""
+    actor, in the same transaction.
+
+    Idempotent: the same period declared again for the same enrollment and device (a double click, a retried
+    request) returns the one already recorded, with ``already_recorded`` True, and writes nothing (it was recorded
+    and audited twice)."""
     errors = unavailability_period_errors(start=start, end=end, now=now)
     if device is not None and not ProgramSubscription.objects.filter(enrollment=enrollment, device=device).exists():
         errors["device"] = [f"Device {device.pk} is not subscribed in enrollment {enrollment.pk}."]
     if errors:
         raise DomainValidationError(errors)
+    Enrollment.objects.select_for_update().filter(pk=enrollment.pk).first()  # serialises two identical posts
+    same = Unavailability.objects.filter(enrollment=enrollment, device=device, start=start, end=end).first()
+    if same is not None:
+        same.already_recorded = True
+        return same
     item = Unavailability.objects.create(enrollment=enrollment, device=device, start=start, end=end,
                                          reason=(reason or "")[:300])
+    item.already_recorded = False
     audit_record(obj=item, action="create", now=now, actor=actor, reason=reason,
                  changes={"start": start.isoformat(), "end": end.isoformat(), "device": device and device.pk})
     release_for_unavailability(item, tz_name=enrollment.program.time_zone, now=now, actor=actor)

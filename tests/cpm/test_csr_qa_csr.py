@@ -94,6 +94,24 @@ def _messages(response) -> list[str]:
     return [str(m) for m in response.context["messages"]]
 
 
+def test_a_double_submitted_unavailability_is_recorded_once(csr):  # noqa: F811
+    """The same period posted twice (a double click, a reload) was recorded twice, with two audit entries; the
+    second post now changes nothing and says the period was already recorded."""
+    from cpm.models import AuditEntry
+    from events.models import Unavailability
+
+    enrollment, url = _csr_participant(csr)
+    year = timezone.now().year + 1
+    data = {"enrollment": enrollment.pk, "start": f"{year}-01-05T10:00", "end": f"{year}-01-05T18:00",
+            "reason": "Away"}
+    first = csr.post(url, data, follow=True)
+    assert _messages(first) == ["Unavailability recorded for Smart Savers."]
+    second = csr.post(url, data, follow=True)
+    assert _messages(second) == ["Unavailability already recorded for Smart Savers: nothing changed."]
+    assert Unavailability.objects.filter(enrollment=enrollment).count() == 1
+    assert AuditEntry.objects.filter(object_type="events.unavailability", action="create").count() == 1
+
+
 def test_an_unavailability_ending_years_ahead_is_refused_naming_the_field(csr):  # noqa: F811
     """A period to 9999-12-31 was recorded: the customer's devices were never called again while the enrollment
     looked active. A period now ends at most a year ahead (like every other date a person types for the future),
