@@ -21,6 +21,7 @@ from cpm.base.naturalkeys import MAX_ID
 from cpm.base.states import check_transition, transition
 from devices.models import Aggregator, Device
 from devices.selectors import aggregator_of
+from enrollments.choices import OPEN_ENROLLMENT_STATUSES
 from enrollments.models import Enrollment, ProgramSubscription
 
 from ..choices import PARTICIPATION_TRANSITIONS, EventStatus, OptOutChannel, ParticipationStatus
@@ -250,6 +251,11 @@ def unavailability_create(
     request) returns the one already recorded, with ``already_recorded`` True, and writes nothing (it was recorded
     and audited twice)."""
     errors = unavailability_period_errors(start=start, end=end, now=now)
+    if enrollment.status not in OPEN_ENROLLMENT_STATUSES:  # devices no longer (or never) in the program
+        errors["enrollment"] = [
+            f"The enrollment in {enrollment.program.name} at service point {enrollment.service_point.service_point_id} "
+            f"is {enrollment.get_status_display().lower()}: unavailability is declared only for an enrollment in the "
+            "program (requested, pending approval, active or suspended)."]
     if device is not None and not ProgramSubscription.objects.filter(enrollment=enrollment, device=device).exists():
         errors["device"] = [f"Device {device.pk} is not subscribed in enrollment {enrollment.pk}."]
     if errors:

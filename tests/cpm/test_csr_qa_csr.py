@@ -125,3 +125,23 @@ def test_an_unavailability_ending_years_ahead_is_refused_naming_the_field(csr): 
     [message] = _messages(response)
     assert message.startswith("Unavailability not recorded: To is more than a year ahead")
     assert not Unavailability.objects.exists()
+
+
+@pytest.mark.parametrize("status", [EnrollmentStatus.UNENROLLED, EnrollmentStatus.CANCELLED,
+                                    EnrollmentStatus.REJECTED])
+def test_unavailability_for_an_ended_enrollment_is_refused_in_words(csr, status):  # noqa: F811
+    """The form lists active enrollments only, but a post naming one of the customer's ended enrollments was
+    recorded ('Unavailability recorded for Smart Savers.') for devices no longer in the program; it is now
+    refused saying the enrollment has ended."""
+    from events.models import Unavailability
+
+    enrollment, url = _csr_participant(csr)
+    enrollment.status = status
+    enrollment.save()
+    year = timezone.now().year + 1
+    response = csr.post(url, {"enrollment": enrollment.pk, "start": f"{year}-01-05T10:00",
+                              "end": f"{year}-01-05T18:00"}, follow=True)
+    [message] = _messages(response)
+    assert message.startswith("Unavailability not recorded: ")
+    assert f"is {status.label.lower()}" in message and "only for an enrollment in the program" in message
+    assert not Unavailability.objects.exists()
