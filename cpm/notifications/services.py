@@ -788,7 +788,8 @@ def participation_opt_out_by_link(*, message: Message, now: dt.datetime, actor: 
 def contact_preference_set(*, customer: Customer, channel: str, program: Program | None = None,
                            now: dt.datetime, actor: Any) -> ContactPreference:
     """Set how the customer wants messages (``email``, ``sms``, ``both``, ``none``), for every program or one.
-    A channel the customer has no address for is refused (``DomainValidationError`` on ``channel``)."""
+    A channel the customer has no address for is refused (``DomainValidationError`` on ``channel``). Setting the
+    channel the preference already has writes nothing (it was audited as an update from the channel to itself)."""
     if channel not in ContactChoice.values:
         raise DomainValidationError({"channel": [f"Unknown channel {channel!r}: use one of "
                                                  f"{', '.join(ContactChoice.values)}."]})
@@ -800,6 +801,8 @@ def contact_preference_set(*, customer: Customer, channel: str, program: Program
         pref, created = ContactPreference.objects.select_for_update().get_or_create(
             customer=customer, program=program, defaults={"channel": channel, "updated_at": now})
         before = None if created else pref.channel
+        if before == channel:  # already so (a double click): nothing changes, nothing to audit
+            return pref
         if not created:
             ContactPreference.objects.filter(pk=pref.pk).update(channel=channel, updated_at=now)
             pref.channel = channel

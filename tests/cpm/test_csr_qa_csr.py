@@ -145,3 +145,20 @@ def test_unavailability_for_an_ended_enrollment_is_refused_in_words(csr, status)
     assert message.startswith("Unavailability not recorded: ")
     assert f"is {status.label.lower()}" in message and "only for an enrollment in the program" in message
     assert not Unavailability.objects.exists()
+
+
+def test_setting_the_same_contact_preference_again_writes_nothing(csr):  # noqa: F811
+    """Posting the preference the customer already has (a double click) wrote an 'update' audit entry from 'none'
+    to 'none' and moved its time; the second post now changes and audits nothing."""
+    from cpm.models import AuditEntry
+    from cpm.notifications.models import ContactPreference
+
+    enrollment, _ = _csr_participant(csr)
+    url = f"/csr/customers/{enrollment.account.customer_id}/contact-preference/"
+    first = csr.post(url, {"channel": "none"}, follow=True)
+    updated_at = ContactPreference.objects.get().updated_at
+    second = csr.post(url, {"channel": "none"}, follow=True)
+    assert _messages(first) == _messages(second) == ["Messages: No messages for every program."]
+    assert ContactPreference.objects.get().updated_at == updated_at
+    entries = AuditEntry.objects.filter(object_type="notifications.contactpreference")
+    assert [(e.action, e.actor_label) for e in entries] == [("create", "csr")]
