@@ -162,3 +162,29 @@ def test_setting_the_same_contact_preference_again_writes_nothing(csr):  # noqa:
     assert ContactPreference.objects.get().updated_at == updated_at
     entries = AuditEntry.objects.filter(object_type="notifications.contactpreference")
     assert [(e.action, e.actor_label) for e in entries] == [("create", "csr")]
+
+
+HUGE = "99999999999999999999999"
+
+
+@pytest.mark.parametrize(("path", "data"), [
+    (f"/csr/customers/{HUGE}/", None),
+    (f"/csr/customers/{HUGE}/enroll/", {"account": "1", "program": "1", "service_point": "1"}),
+    (f"/csr/customers/{HUGE}/enrollments/1/unenroll/", {"confirmed": "yes"}),
+    ("/csr/customers/{c}/enrollments/" + HUGE + "/unenroll/", {"confirmed": "yes"}),
+    (f"/csr/customers/{HUGE}/participations/1/opt-out/", {"confirmed": "yes"}),
+    ("/csr/customers/{c}/participations/" + HUGE + "/opt-out/", {"confirmed": "yes"}),
+    (f"/csr/customers/{HUGE}/unavailability/", {"enrollment": "1", "start": "2027-01-01T10:00",
+                                                 "end": "2027-01-01T12:00"}),
+    (f"/csr/customers/{HUGE}/contact-preference/", {"channel": "none", "program": "1"}),
+    (f"/csr/customers/{HUGE}/settlements/1/", None),
+    ("/csr/customers/{c}/settlements/" + HUGE + "/", None),
+])
+def test_an_id_in_the_address_too_big_for_any_row_is_not_found_never_a_500(csr, path, data):  # noqa: F811
+    """/csr/customers/99999999999999999999999/enroll/ raised OverflowError (HTTP 500): the customer id in the
+    address reached a lookup unchecked. Every CSR address now answers 404 for it."""
+    enrollment, _ = _csr_participant(csr)
+    csr.raise_request_exception = False
+    url = path.replace("{c}", str(enrollment.account.customer_id))
+    response = csr.get(url) if data is None else csr.post(url, data)
+    assert response.status_code == 404
