@@ -114,6 +114,13 @@ def _posted_id(request, name: str) -> int | None:
     return int(value) if ascii_digits(value) else None
 
 
+def _posted_text(request, name: str, *, limit: int | None = None) -> str:
+    """Free text the CSR typed in ``name`` (a reason, an answer), without NUL characters: pasted in, they reached
+    the database, which PostgreSQL refuses in a text column (an HTTP 500 after the CSR had confirmed)."""
+    text = (request.POST.get(name) or "").replace("\x00", "")
+    return text[:limit] if limit is not None else text
+
+
 def _redirect_customer(customer_id: int, anchor: str = ""):
     return redirect(reverse("csr:customer", args=[customer_id]) + (f"#{anchor}" if anchor else ""))
 
@@ -129,7 +136,7 @@ def _answers_from(post, program: Program) -> dict:
     """Qualification answers from form fields ``q_<code>``, typed per question."""
     answers: dict = {}
     for question in program.questions.all():
-        raw = post.get(f"q_{question.code}", "").strip()
+        raw = post.get(f"q_{question.code}", "").replace("\x00", "").strip()
         if raw == "":
             continue
         if question.answer_type == AnswerType.BOOLEAN:
@@ -193,11 +200,11 @@ def unenroll(request, customer_id: int, enrollment_id: int):
                           "are no longer called for events from then on.",
                           f"Reason recorded: {ReasonCode(reason).label if reason in ReasonCode.values else reason}."],
             action_url=reverse("csr:unenroll", args=[customer_id, enrollment.pk]),
-            fields={"reason_code": reason, "reason_text": request.POST.get("reason_text", "")},
+            fields={"reason_code": reason, "reason_text": _posted_text(request, "reason_text")},
             button="Yes, unenroll", anchor="enrollments")
     return _act(request, customer_id, "enrollments", lambda: enrollment_unenroll(
         enrollment=enrollment, effective_date=program_today(enrollment.program, now), now=now, actor=request.user,
-        reason_code=reason, reason_text=request.POST.get("reason_text", "")),
+        reason_code=reason, reason_text=_posted_text(request, "reason_text")),
         done=f"Unenrolled from {enrollment.program.name}.", refused="Not unenrolled")
 
 
@@ -221,10 +228,10 @@ def opt_out(request, customer_id: int, participation_id: int):
             consequences=["The device is not called for this event; the opt-out counts against the program's "
                           "allowance and may reduce the customer's incentive."],
             action_url=reverse("csr:opt_out", args=[customer_id, participation.pk]),
-            fields={"reason": request.POST.get("reason", "")[:300]}, button="Yes, opt out", anchor="upcoming")
+            fields={"reason": _posted_text(request, "reason", limit=300)}, button="Yes, opt out", anchor="upcoming")
     return _act(request, customer_id, "upcoming", lambda: participation_opt_out(
         participation=participation, channel=OptOutChannel.CSR, now=timezone.now(), actor=request.user,
-        reason=request.POST.get("reason", "")[:300]),
+        reason=_posted_text(request, "reason", limit=300)),
         done=f"Opted out of {participation.event.name}.", refused="Opt-out refused")
 
 
@@ -267,7 +274,7 @@ def declare_unavailability(request, customer_id: int):
         messages.error(request, "Unavailability not recorded: " + " ".join(m for ms in problems.values() for m in ms))
         return _redirect_customer(customer_id, "unavailability")
     return _act(request, customer_id, "unavailability", lambda: unavailability_create(
-        enrollment=enrollment, start=start, end=end, reason=request.POST.get("reason", ""), now=now,
+        enrollment=enrollment, start=start, end=end, reason=_posted_text(request, "reason"), now=now,
         actor=request.user),
         done=lambda item: (f"Unavailability already recorded for {enrollment.program.name}: nothing changed."
                            if item.already_recorded else f"Unavailability recorded for {enrollment.program.name}."),

@@ -188,3 +188,31 @@ def test_an_id_in_the_address_too_big_for_any_row_is_not_found_never_a_500(csr, 
     url = path.replace("{c}", str(enrollment.account.customer_id))
     response = csr.get(url) if data is None else csr.post(url, data)
     assert response.status_code == 404
+
+
+def test_a_nul_character_in_a_typed_reason_is_dropped_never_a_500(csr):  # noqa: F811
+    """A reason pasted with a NUL character (\\x00) reached the database: PostgreSQL refuses it in a text column
+    (ValueError, an HTTP 500) after the CSR had confirmed. The page now drops it from what the CSR typed."""
+    from events.models import OptOut, Unavailability
+    from tests.cpm.test_csr_actions import upcoming
+
+    enrollment, url = _csr_participant(csr)
+    year = timezone.now().year + 1
+    response = csr.post(url, {"enrollment": enrollment.pk, "start": f"{year}-01-05T10:00",
+                              "end": f"{year}-01-05T18:00", "reason": "Away\x00 on holiday"}, follow=True)
+    assert _messages(response) == ["Unavailability recorded for Smart Savers."]
+    assert Unavailability.objects.get().reason == "Away on holiday"
+
+    customer, participation = upcoming(hours_ahead=24)
+    response = csr.post(f"/csr/customers/{customer.pk}/participations/{participation.pk}/opt-out/",
+                        {"reason": "Party\x00", "confirmed": "yes"}, follow=True)
+    assert response.status_code == 200 and OptOut.objects.get().reason == "Party"
+
+    unenroll = f"/csr/customers/{enrollment.account.customer_id}/enrollments/{enrollment.pk}/unenroll/"
+    confirm = csr.post(unenroll, {"reason_code": "other", "reason_text": "Moving\x00 out"})
+    assert confirm.status_code == 200 and "\x00" not in confirm.content.decode()
+    response = csr.post(unenroll, {"reason_code": "other", "reason_text": "Moving\x00 out", "confirmed": "yes"},
+                        follow=True)
+    assert _messages(response) == ["Unenrolled from Smart Savers."]
+    enrollment.refresh_from_db()
+    assert enrollment.reason_text == "Moving out"
