@@ -17,6 +17,7 @@ another exclusive program, no double enrollment, life-support exclusion, qualifi
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass, field
 
 from cpm.base.numbers import to_float  # Django-free, as this module
@@ -279,15 +280,16 @@ def check_device(program: ProgramFacts, site: SiteFacts, device: DeviceFacts, on
 
 
 def _is_number(value) -> bool:
+    """A finite number, or a text of one: 'nan' and 'inf' are not (stored in the answers they made the JSON
+    invalid: an IntegrityError read as a conflicting enrollment on SQLite, an HTTP 500 on PostgreSQL)."""
     if isinstance(value, bool):
         return False
-    if isinstance(value, int | float):
+    if isinstance(value, int):
         return True
     try:
-        to_float(str(value))
-    except ValueError:
+        return math.isfinite(value if isinstance(value, float) else to_float(str(value)))
+    except (ValueError, OverflowError):
         return False
-    return True
 
 
 def check_answers(program: ProgramFacts, answers: dict | None) -> list[Reason]:

@@ -216,3 +216,35 @@ def test_a_nul_character_in_a_typed_reason_is_dropped_never_a_500(csr):  # noqa:
     assert _messages(response) == ["Unenrolled from Smart Savers."]
     enrollment.refresh_from_db()
     assert enrollment.reason_text == "Moving out"
+
+
+@pytest.mark.parametrize("typed", ["nan", "inf", "-Infinity", "1e999"])
+def test_a_number_answer_that_is_not_finite_is_refused_naming_the_question(client, django_user_model, typed):
+    """'nan' or 'inf' typed for "How many homes are in the building?" qualified (any number does) and was stored
+    as NaN/Infinity in the answers, which PostgreSQL's JSON refuses (an HTTP 500); it is now refused as not a
+    number, naming the question."""
+    from cpm.base import roles
+    from enrollments.models import Enrollment
+    from programs.models import QualificationQuestion
+    from tests.cpm.test_csr_page import user_with_role
+    from tests.factories.devices import DeviceFactory, DeviceInstallationFactory, ServicePointFactory
+    from tests.factories.enrollments import AccountFactory, ServiceAgreementFactory
+
+    program = ProgramFactory(code="tstat", name="Thermostat Rewards")
+    QualificationQuestion.objects.create(program=program, code="units", text="How many homes are in the building?",
+                                         answer_type="number", qualifying_answers=[])
+    account = AccountFactory()
+    sp = ServicePointFactory(premise__service_territory=program.eligible_territories[0]
+                             if program.eligible_territories else "SCE", rate_code=(program.eligible_rate_codes or
+                                                                                    ["R-1"])[0])
+    ServiceAgreementFactory(account=account, service_point=sp)
+    device = DeviceFactory()
+    DeviceInstallationFactory(device=device, service_point=sp)
+    client.force_login(user_with_role(django_user_model, roles.CSR))
+    response = client.post(f"/csr/customers/{account.customer_id}/enroll/",
+                           {"account": account.pk, "program": program.pk, "service_point": sp.pk,
+                            "devices": [device.pk], "q_units": typed}, follow=True)
+    [message] = _messages(response)
+    assert message.startswith("Not enrolled in Thermostat Rewards:") and "'units'" in message
+    assert "must be a number" in message
+    assert not Enrollment.objects.exists()
