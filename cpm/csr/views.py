@@ -25,7 +25,7 @@ from cpm.base.timeutils import WallClockError, format_local_window, local_wall_t
 from cpm.notifications.choices import ContactChoice
 from cpm.notifications.services import contact_preference_set
 from devices.models import Device, ServicePoint
-from enrollments.choices import EnrollmentSource, ReasonCode
+from enrollments.choices import EnrollmentSource, EnrollmentStatus, ReasonCode
 from enrollments.models import Account, Customer, Enrollment
 from enrollments.services import enrollment_request, enrollment_unenroll, program_today
 from events.choices import OptOutChannel
@@ -205,7 +205,10 @@ def unenroll(request, customer_id: int, enrollment_id: int):
     return _act(request, customer_id, "enrollments", lambda: enrollment_unenroll(
         enrollment=enrollment, effective_date=program_today(enrollment.program, now), now=now, actor=request.user,
         reason_code=reason, reason_text=_posted_text(request, "reason_text")),
-        done=f"Unenrolled from {enrollment.program.name}.", refused="Not unenrolled")
+        done=lambda ended: (f"Enrollment request cancelled for {enrollment.program.name} (it was not yet active)."
+                            if ended.status == EnrollmentStatus.CANCELLED
+                            else f"Unenrolled from {enrollment.program.name}."),
+        refused="Not unenrolled")
 
 
 def local_window(start, end) -> str:

@@ -248,3 +248,16 @@ def test_a_number_answer_that_is_not_finite_is_refused_naming_the_question(clien
     assert message.startswith("Not enrolled in Thermostat Rewards:") and "'units'" in message
     assert "must be a number" in message
     assert not Enrollment.objects.exists()
+
+
+def test_ending_a_request_not_yet_active_says_it_was_cancelled_not_unenrolled(csr):  # noqa: F811
+    """A pending request ended from the page is cancelled (the service's rule), but the page said 'Unenrolled from
+    Smart Savers.'; it now says the request was cancelled, as the enrollments table then shows."""
+    enrollment, _ = _csr_participant(csr)
+    enrollment.status = EnrollmentStatus.PENDING_APPROVAL
+    enrollment.save()
+    url = f"/csr/customers/{enrollment.account.customer_id}/enrollments/{enrollment.pk}/unenroll/"
+    response = csr.post(url, {"reason_code": "customer_request", "confirmed": "yes"}, follow=True)
+    enrollment.refresh_from_db()
+    assert enrollment.status == EnrollmentStatus.CANCELLED
+    assert _messages(response) == ["Enrollment request cancelled for Smart Savers (it was not yet active)."]
