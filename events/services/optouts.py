@@ -97,9 +97,15 @@ def participation_opt_out(
     typed with an earlier time must not slip past the cut-off or the allowance).
     Reports of what happened at the device (aggregator outcome report, device override) are recorded whatever the
     time, and counted. Opting out twice returns the first opt-out (idempotent). Cancelled events: ``ConflictError``.
-    An aggregator's user may opt out only its own devices' participations (``NotFound`` otherwise).
+    An aggregator's user may opt out only its own devices' participations (``NotFound`` otherwise); its request
+    is recorded with the channel ``aggregator_api`` whichever request channel it names.
     """
     at = at or now
+    if channel in REQUEST_CHANNELS and not isinstance(actor, SystemActor | CustomerActor) \
+            and aggregator_of(actor) is not None:
+        # An aggregator's client requests through the aggregator API, whatever channel it names (the default
+        # ``csr`` would read as the utility's CSR, ``portal`` as the customer's portal).
+        channel = OptOutChannel.AGGREGATOR_API
     if channel in REQUEST_CHANNELS and at < now:
         at = now
     with transaction.atomic():
