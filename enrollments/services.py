@@ -140,11 +140,13 @@ def _check_aggregator_devices(actor: Any, devices: Sequence[Device], *, field: s
                                field=field)
 
 
-def _same_request(enrollment: Enrollment, *, account, service_point, program, devices=()) -> Enrollment:
+def _same_request(enrollment: Enrollment, *, account, service_point, program, devices=(),
+                  effective_date: dt.date | None = None) -> Enrollment:
     """The enrollment an external transaction id already made, when this request is a retry of it: the same
     account, service point and program, and devices that were subscribed in it (a retry after a device was added
-    or replaced is still the same request). Otherwise 409 ``external_transaction_reused``: the id was used for
-    another request, and answering with the first one would say that this one was done."""
+    or replaced is still the same request), and the same ``effective_date`` when the retry gives one. Otherwise 409
+    ``external_transaction_reused``: the id was used for another request, and answering with the first one would
+    say that this one was done."""
     if (enrollment.account_id, enrollment.service_point_id, enrollment.program_id) != (
             account.pk, service_point.pk, program.pk):
         raise ConflictError(f"External transaction id {enrollment.external_transaction_id!r} was already used for "
@@ -158,6 +160,11 @@ def _same_request(enrollment: Enrollment, *, account, service_point, program, de
                                 f"enrollment {enrollment.pk} with other devices (device {', '.join(map(str, other))} "
                                 "is not in it).", code="external_transaction_reused",
                                 conflicting_enrollment=enrollment.pk)
+    if effective_date is not None and effective_date != enrollment.effective_date:
+        raise ConflictError(f"External transaction id {enrollment.external_transaction_id!r} was already used for "
+                            f"enrollment {enrollment.pk} effective {enrollment.effective_date}, not "
+                            f"{effective_date}.", code="external_transaction_reused",
+                            conflicting_enrollment=enrollment.pk)
     return enrollment
 
 
@@ -204,7 +211,7 @@ def enrollment_request(
         existing = Enrollment.objects.filter(**lookup).first()
         if existing is not None:
             return _same_request(existing, account=account, service_point=service_point, program=program,
-                                 devices=devices), False
+                                 devices=devices, effective_date=effective_date), False
     on = effective_date or program_today(program, now)
     with transaction.atomic():
         locked = _lock_devices(devices)
@@ -214,7 +221,7 @@ def enrollment_request(
             existing = Enrollment.objects.filter(**lookup).first()
             if existing is not None:
                 return _same_request(existing, account=account, service_point=service_point, program=program,
-                                 devices=devices), False
+                                 devices=devices, effective_date=effective_date), False
         reasons = selectors.check_request(program=program, account=account, service_point=service_point,
                                           devices=locked, on=on, answers=answers)
         if reasons:
@@ -235,7 +242,7 @@ def enrollment_request(
                 existing = Enrollment.objects.filter(**lookup).first()
                 if existing is not None:
                     return _same_request(existing, account=account, service_point=service_point,
-                                         program=program, devices=devices), False
+                                         program=program, devices=devices, effective_date=effective_date), False
             _raise_for_integrity(device_ids=[d.pk for d in locked], program=program, service_point=service_point)
         audit_record(obj=enrollment, action="create", now=now, actor=actor,
                      changes={"source": source, "devices": [d.pk for d in locked], "effective_date": str(on)})
