@@ -19,6 +19,7 @@ from cpm.base.capabilities import Cap, CustomerActor, SystemActor, actor_can, us
 from cpm.base.errors import ConflictError, DomainValidationError, NotFound, PermissionDenied
 from cpm.base.naturalkeys import MAX_ID
 from cpm.base.states import check_transition, transition
+from cpm.base.timeutils import zone
 from devices.models import Aggregator, Device
 from devices.selectors import aggregator_of
 from enrollments.choices import OPEN_ENROLLMENT_STATUSES
@@ -66,8 +67,8 @@ def _check_opt_out_allowed(p: Participation, *, channel: str, at: dt.datetime) -
     check_transition(allowed=PARTICIPATION_TRANSITIONS, current=p.status, to=ParticipationStatus.OPTED_OUT,
                      label=f"Participation #{p.pk}")
     if at >= event.end:
-        raise DomainValidationError({"at": [f"The event ended at {event.end.isoformat()}; an opt-out must be "
-                                            "before the end."]})
+        end = event.end.astimezone(zone(event.program.time_zone)).isoformat()
+        raise DomainValidationError({"at": [f"The event ended at {end}; an opt-out must be before the end."]})
     if channel in REQUEST_CHANNELS:
         # The same check as the CSR page's upcoming participations (events.selectors.opt_out_refusals).
         refusal = opt_out_refusals([p], at=at)[p.pk]
@@ -196,7 +197,12 @@ def participation_outcomes_report(
             _record_outcome(p, row, aggregator=aggregator, revision=revision, now=now, actor=actor)
             p.status, p.outcome_revision = status, revision  # a repeated row of this report is then unchanged
             results.append({**base, "result": "recorded", "detail": ""})
-        except (ConflictError, DomainValidationError) as exc:
+        except DomainValidationError as exc:
+            # The row's field is ``opted_out_at`` (the opt-out service calls it ``at``).
+            field, messages = next(iter(exc.errors.items()))
+            field = "opted_out_at" if field == "at" else field
+            results.append({**base, "result": "error", "detail": f"{field}: {messages[0]}"})
+        except ConflictError as exc:
             results.append({**base, "result": "error", "detail": exc.message})
     return results
 
