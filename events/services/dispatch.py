@@ -49,9 +49,10 @@ def create_dispatch_messages(event: Event, *, kind: str, now: dt.datetime) -> li
     """One message per aggregator for (event, kind, revision); idempotent (unique constraint). A step of the
     lifecycle services (dispatch, modify, cancel), which checked the actor and audit the change.
 
-    DISPATCH: aggregators of the devices taking part (not opted out). CANCEL: every aggregator with a device in the
-    event. MODIFY: aggregators with devices taking part and every aggregator already sent this event, with
-    ``released_devices`` (its devices whose participation was cancelled, e.g. no longer fitting the new window).
+    DISPATCH: aggregators of the devices taking part (not opted out). CANCEL: every aggregator that was sent the
+    event, listing all its devices in it. MODIFY: aggregators with devices taking part and every aggregator already
+    sent this event, with ``released_devices`` (its devices whose participation was cancelled, e.g. no longer
+    fitting the new window).
     Messages to aggregators with a webhook are delivered by a task after commit; the others are POLL_ONLY."""
     by_agg: dict[int, list[str]] = {}
     released: dict[int, list[str]] = {}
@@ -64,8 +65,11 @@ def create_dispatch_messages(event: Event, *, kind: str, now: dt.datetime) -> li
         elif status == RELEASED:
             released.setdefault(agg_id, []).append(dev)
     recipients = set(by_agg)
-    if kind == DispatchKind.MODIFY:
-        recipients |= set(DispatchMessage.objects.filter(event_id=event.pk).values_list("aggregator_id", flat=True))
+    if kind in (DispatchKind.MODIFY, DispatchKind.CANCEL):
+        sent = set(DispatchMessage.objects.filter(event_id=event.pk).values_list("aggregator_id", flat=True))
+        # A CANCEL goes only to aggregators that were sent the event (not one whose devices all opted out or were
+        # released before the dispatch: it never heard of the event).
+        recipients = recipients | sent if kind == DispatchKind.MODIFY else recipients & sent
     msgs = [DispatchMessage(event_id=event.pk, aggregator_id=agg_id, kind=kind, revision=event.revision,
                             payload=_message_payload(event, kind, by_agg.get(agg_id, []),
                                                      released.get(agg_id, []) if kind == DispatchKind.MODIFY
