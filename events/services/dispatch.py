@@ -87,12 +87,30 @@ def create_dispatch_messages(event: Event, *, kind: str, now: dt.datetime) -> li
 
 
 # ------------------------------------------------------------------------------------------------ HTTP delivery
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Redirects are not followed: urllib would repeat a redirected POST as a GET without its body, and the page
+    redirected to (a sign-in page) would answer 200 for a message the receiver never got."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
 def deliver_http(url: str, body: bytes, headers: dict[str, str], timeout: float) -> int:
-    """POST ``body`` to ``url``; returns the HTTP status. Raises ``OSError`` (``urllib.error.URLError``) or
-    ``ValueError`` when the request cannot be made. The one seam to the network (tests replace it)."""
+    """POST ``body`` to ``url``; returns the HTTP status (a redirect's own 3xx: it is not followed, so it is no
+    delivery). Raises ``OSError`` (``urllib.error.URLError``) or ``ValueError`` when the request cannot be made.
+    The one seam to the network (tests replace it)."""
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")
-    with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310 - URL set by an administrator
-        return getattr(resp, "status", 200)
+    try:
+        with _OPENER.open(request, timeout=timeout) as resp:  # noqa: S310 - URL set by an administrator
+            return getattr(resp, "status", 200)
+    except urllib.error.HTTPError as exc:
+        if 300 <= exc.code < 400:
+            exc.close()
+            return exc.code
+        raise
 
 
 def signed_request(message: DispatchMessage) -> tuple[bytes, dict[str, str]]:
