@@ -213,6 +213,13 @@ class OutcomeRowSerializer(serializers.Serializer):
             raise serializers.ValidationError(f"Must be one of {', '.join(OUTCOMES)}.")
         return value
 
+    def validate(self, attrs: dict) -> dict:
+        """The time of an opt-out goes only with ``opted_out`` (another status would drop it silently)."""
+        if attrs.get("opted_out_at") is not None and attrs["status"] != ParticipationStatus.OPTED_OUT:
+            raise serializers.ValidationError({"opted_out_at": [
+                f"Only an opted_out outcome has an opted_out_at (this row is {attrs['status']})."]})
+        return attrs
+
 
 class OutcomesSerializer(serializers.Serializer):
     outcomes = OutcomeRowSerializer(many=True, allow_empty=False, max_length=10000)
