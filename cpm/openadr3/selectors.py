@@ -117,8 +117,13 @@ def events_list(*, client: Client, program_id: str | None, targets: TargetFilter
         qs = qs.filter(program_id=int(program_id))
     if targets is not None:
         if targets.type == "VEN_NAME":
-            aggs = Ven.objects.filter(ven_name__in=targets.values).values("aggregator_id")
-            qs = qs.filter(pk__in=OadrEventTarget.objects.filter(aggregator_id__in=aggs).values("oadr_event_id"))
+            # A VEN matches on the targets it is shown (its own VEN's): another VEN's name must not tell it which
+            # of its events that VEN also receives.
+            aggs = Ven.objects.filter(ven_name__in=targets.values)
+            if client.is_ven:
+                aggs = aggs.filter(aggregator=client.aggregator)
+            rows = OadrEventTarget.objects.filter(aggregator_id__in=aggs.values("aggregator_id"))
+            qs = qs.filter(pk__in=rows.values("oadr_event_id"))
         elif targets.type == "RESOURCE_NAME":
             parts = Participation.objects.filter(device__aggregator_device_id__in=targets.values).exclude(
                 status=ParticipationStatus.CANCELLED)
