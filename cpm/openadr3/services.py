@@ -148,6 +148,7 @@ def ven_create(*, data: dict, client_id: str, now: dt.datetime, actor: Any) -> V
         raise ConflictError(f"Aggregator {aggregator.code} already has a VEN.")
     if Ven.objects.filter(ven_name=name).exists():
         raise ConflictError(f"A VEN named {name!r} already exists.")
+    _check_not_another_code(name, aggregator.pk)
     ven = Ven.objects.create(aggregator=aggregator, ven_name=name, client_id=client_id[:128],
                              attributes=_values_maps(data, "attributes"), targets=_values_maps(data, "targets"),
                              created_at=now, updated_at=now)
@@ -170,6 +171,7 @@ def ven_update(*, ven: Ven, data: dict, now: dt.datetime, actor: Any) -> Ven:
     name = _text(data, "venName", required=True)
     if name != ven.ven_name and Ven.objects.filter(ven_name=name).exists():
         raise ConflictError(f"A VEN named {name!r} already exists.")
+    _check_not_another_code(name, ven.aggregator_id)
     before = {"venName": ven.ven_name}
     ven.ven_name, ven.attributes, ven.targets = name, _values_maps(data, "attributes"), _values_maps(data, "targets")
     ven.updated_at = now
@@ -192,6 +194,14 @@ def ven_delete(*, ven: Ven, now: dt.datetime, actor: Any) -> dict:
     audit_record(obj=ven, action="delete", now=now, actor=actor, changes={"venName": ven.ven_name})
     ven.delete()
     return doc
+
+
+def _check_not_another_code(name: str, aggregator_id: int) -> None:
+    """A VEN's name is never another aggregator's code: business logic names an aggregator's VEN by its code (when
+    registering it, and in an event's ``VEN_NAME`` targets), so a VEN under another's code would block that
+    aggregator's registration and receive the events meant for it (``ConflictError``)."""
+    if Aggregator.objects.filter(code=name).exclude(pk=aggregator_id).exists():
+        raise ConflictError(f"The VEN name {name!r} is the code of another aggregator.")
 
 
 def _check_owner(aggregator_id: int | None, actor: Any, *, what: str) -> None:

@@ -33,3 +33,31 @@ def test_a_ven_filtering_events_by_another_vens_name_learns_nothing_of_that_ven(
     # Business logic still filters on every VEN.
     assert names(world.token("bl"), "targetType=VEN_NAME&targetValues=ven-agg-b") == ["Both", "B only"]
     assert only_b.id
+
+
+def test_a_ven_cannot_take_another_aggregators_code_as_its_name(world):
+    """Business logic names an aggregator's VEN by the aggregator's code (registering it, targeting events at it):
+    VEN agg-a calling itself "agg-b" would block agg-b's registration and receive the events meant for agg-b."""
+    from cpm.openadr3.models import Ven
+
+    token_a, token_b, token_bl = world.token("agg-a"), world.token("agg-b"), world.token("bl")
+    response = world.http("POST", "/vens", token_a, json={"venName": "agg-b"})
+    assert response.status_code == 409, response.text
+    assert response.json()["detail"] == "The VEN name 'agg-b' is the code of another aggregator."
+    assert not Ven.objects.exists()
+    # Its own code, or any other name, is fine; renaming onto another's code is refused the same way.
+    ven_a = world.http("POST", "/vens", token_a, json={"venName": "agg-a"})
+    assert ven_a.status_code == 201, ven_a.text
+    response = world.http("PUT", f"/vens/{ven_a.json()['id']}", token_a, json={"venName": "agg-b"})
+    assert response.status_code == 409, response.text
+    assert Ven.objects.get().ven_name == "agg-a"
+    # Business logic registers agg-b's VEN by its code, and an event targeted at "agg-b" reaches agg-b only.
+    assert world.http("POST", "/vens", token_bl, json={"venName": "agg-b"}).status_code == 201
+    event = world.http("POST", "/events", token_bl, json={
+        "programID": str(world.program.pk), "eventName": "For B",
+        "intervalPeriod": {"start": tomorrow_la(15).isoformat(), "duration": "PT2H"},
+        "intervals": [{"id": 0, "payloads": [{"type": "SIMPLE", "values": [1]}]}],
+        "targets": [{"type": "VEN_NAME", "values": ["agg-b"]}]})
+    assert event.status_code == 201, event.text
+    assert world.http("GET", "/events", token_a).json() == []
+    assert [e["eventName"] for e in world.http("GET", "/events", token_b).json()] == ["For B"]
