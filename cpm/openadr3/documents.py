@@ -73,7 +73,10 @@ def parse_instant(value: Any, field: str) -> dt.datetime:
 
 def parse_iso_duration(value: Any, field: str) -> dt.timedelta:
     """ISO 8601 duration text -> timedelta; ``DomainValidationError`` naming ``field`` otherwise."""
-    parsed = parse_duration(value) if isinstance(value, str) and value.startswith(("P", "-P")) else None
+    try:
+        parsed = parse_duration(value) if isinstance(value, str) and value.startswith(("P", "-P")) else None
+    except (OverflowError, ValueError):  # more days than a timedelta holds
+        parsed = None
     if parsed is None:
         raise DomainValidationError({field: [f"{value!r} is not an ISO 8601 duration (e.g. PT1H)."]})
     return parsed

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import secrets
 import urllib.error
 from decimal import Decimal, InvalidOperation
@@ -303,6 +304,28 @@ def program_errors(exc: DomainValidationError) -> DomainValidationError:
 
 
 # --------------------------------------------------------------------------------------------------------- events
+MAX_KW = Decimal("999999999.999")  # what an event's target_kw holds (12 digits, 3 decimals)
+
+
+def _period_end(start: dt.datetime, duration: dt.timedelta, field: str) -> dt.datetime:
+    """``start + duration``; ``DomainValidationError`` naming ``field`` when that is beyond year 9999."""
+    try:
+        return start + duration
+    except OverflowError:
+        raise DomainValidationError({field: [f"The interval starting {start.isoformat()} and lasting "
+                                             f"{docs.iso_duration(duration)} ends beyond year 9999."]}) from None
+
+
+def _finite_number(value: Any) -> bool:
+    """A JSON number a float holds (not a bool, not 1e400 read as infinity, not an integer of 400 digits)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
+
+
 def _event_window(data: dict) -> tuple[dt.datetime, dt.datetime]:
     """``[start, end)`` of an OpenADR event: the union of its intervals' periods (each defaulting to the event's
     ``intervalPeriod``), consecutive intervals following one another when they give no start."""
@@ -332,8 +355,8 @@ def _event_window(data: dict) -> tuple[dt.datetime, dt.datetime]:
         if duration <= dt.timedelta(0):
             raise DomainValidationError({"intervalPeriod.duration": ["The duration must be positive."]})
         starts.append(start)
-        ends.append(start + duration)
-        cursor = start + duration
+        cursor = _period_end(start, duration, f"intervals[{i}].intervalPeriod")
+        ends.append(cursor)
     return min(starts), max(ends)
 
 
@@ -365,6 +388,9 @@ def _event_payloads(data: dict) -> tuple[str, str, Decimal | None]:
                     kw = Decimal(0)
                 if kw == 0 or not kw.is_finite():
                     raise DomainValidationError({f"intervals[{i}].payloads[{j}].values": ["Give a non-zero kW."]})
+                if abs(kw) > MAX_KW:
+                    raise DomainValidationError({f"intervals[{i}].payloads[{j}].values": [
+                        "A kW target is at most 999,999,999.999 kW."]})
                 direction = EventDirection.REDUCE if kw < 0 else EventDirection.INCREASE
                 target_kw = abs(kw).quantize(Decimal("0.001"))
     return category, direction, target_kw
@@ -723,7 +749,7 @@ def _report_intervals(body: dict, event: Event):
             duration = (docs.parse_iso_duration(period["duration"], f"resources[{i}].intervals[{j}]"
                                                                     ".intervalPeriod.duration")
                         if period.get("duration") else event.end - event.start)
-            cursor = start + duration
+            cursor = _period_end(start, duration, f"resources[{i}].intervals[{j}].intervalPeriod")
             yield i, j, res.get("resourceName"), start, duration, interval
 
 
@@ -795,7 +821,7 @@ def _report_rows(report: Report, oadr: OadrEvent, ven: Ven) -> tuple[list[dict],
                 outcomes.append(row)
             elif kind == docs.USAGE:
                 value = values[0]
-                if not isinstance(value, int | float) or isinstance(value, bool):
+                if not _finite_number(value):
                     errors.append({"resource": name, "detail": f"USAGE {value!r} is not a number of kWh."})
                     continue
                 minutes = int(duration.total_seconds() // 60)

@@ -9,6 +9,8 @@ conflict.
 
 from __future__ import annotations
 
+import math
+
 from django.db import IntegrityError
 from django.http import Http404
 from django.urls import reverse
@@ -147,6 +149,7 @@ class OpenADRView(APIView):
         data = request.data
         if not isinstance(data, dict):
             raise DomainValidationError({"body": ["Give a JSON object."]})
+        _refuse_infinite(data, "")
         if not self.v31:
             return data
         if self.kind == "program":
@@ -218,6 +221,19 @@ class OpenADRView(APIView):
 
     def now(self):
         return api_now()
+
+
+def _refuse_infinite(value, where: str) -> None:
+    """A JSON number too large for a float (``1e400``, read as infinity) cannot be stored or compared: a 400 naming
+    its place (``resources[0].intervals[0].payloads[0].values[0]``)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise DomainValidationError({where or "body": ["A number beyond what a double-precision float holds."]})
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_infinite(item, f"{where}.{key}" if where else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _refuse_infinite(item, f"{where}[{index}]")
 
 
 def _found(obj, what: str, obj_id: str):
