@@ -140,6 +140,14 @@ class OpenADRView(APIView):
     def get_exception_handler(self):
         return problem_handler
 
+    def initial(self, request, *args, **kwargs):
+        """Authenticate and check the scope (``ScopePermission``), then refuse a query parameter holding a NUL
+        character (PostgreSQL cannot compare it: a 400 naming the parameter, as the rest of the API)."""
+        super().initial(request, *args, **kwargs)
+        for key, values in request.query_params.lists():
+            if "\x00" in key or any("\x00" in v for v in values):
+                raise DomainValidationError({key.replace("\x00", "\\x00"): [NUL_MESSAGE]})
+
     def perform_content_negotiation(self, request, force=False):
         return JSONRenderer(), "application/json"
 
@@ -149,7 +157,7 @@ class OpenADRView(APIView):
         data = request.data
         if not isinstance(data, dict):
             raise DomainValidationError({"body": ["Give a JSON object."]})
-        _refuse_infinite(data, "")
+        _refuse_unstorable(data, "")
         if not self.v31:
             return data
         if self.kind == "program":
@@ -223,17 +231,26 @@ class OpenADRView(APIView):
         return api_now()
 
 
-def _refuse_infinite(value, where: str) -> None:
-    """A JSON number too large for a float (``1e400``, read as infinity) cannot be stored or compared: a 400 naming
-    its place (``resources[0].intervals[0].payloads[0].values[0]``)."""
+def _refuse_unstorable(value, where: str) -> None:
+    """What no JSON column stores: a number too large for a float (``1e400``, read as infinity), or a NUL character
+    (``\\x00``, which PostgreSQL's text and jsonb refuse) in a text or a key: a 400 naming its place
+    (``resources[0].intervals[0].payloads[0].values[0]``)."""
     if isinstance(value, float) and not math.isfinite(value):
         raise DomainValidationError({where or "body": ["A number beyond what a double-precision float holds."]})
+    if isinstance(value, str) and "\x00" in value:
+        raise DomainValidationError({where or "body": [NUL_MESSAGE]})
     if isinstance(value, dict):
         for key, item in value.items():
-            _refuse_infinite(item, f"{where}.{key}" if where else str(key))
+            name = str(key).replace("\x00", "\\x00")
+            if "\x00" in str(key):
+                raise DomainValidationError({f"{where}.{name}" if where else name: [NUL_MESSAGE]})
+            _refuse_unstorable(item, f"{where}.{key}" if where else str(key))
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            _refuse_infinite(item, f"{where}[{index}]")
+            _refuse_unstorable(item, f"{where}[{index}]")
+
+
+NUL_MESSAGE = "A NUL character (\\x00) is not allowed."
 
 
 def _found(obj, what: str, obj_id: str):
