@@ -441,6 +441,22 @@ def event_changes(data: dict) -> dict[str, Any]:
     return changes
 
 
+def check_moved_start(*, event: Event, start: dt.datetime, now: dt.datetime) -> None:
+    """A PUT moving ``event``'s start: into the past, or before the notice its participants get
+    (``notification_at``, which an OpenADR client neither sends nor sees), is refused naming OpenADR's
+    ``intervalPeriod.start`` (the notice in the program's zone); an unchanged start is left to ``event_update``."""
+    from cpm.base.timeutils import format_local
+
+    if start == event.start:
+        return
+    if start <= now:
+        raise DomainValidationError({"intervalPeriod.start": ["The event must start in the future."]})
+    if event.notification_at is not None and start < event.notification_at:
+        raise DomainValidationError({"intervalPeriod.start": [
+            f"The event's participants are notified at {format_local(event.notification_at, event.program.time_zone)}"
+            "; it cannot start before its notice."]})
+
+
 @use_case("openadr3.event.create", Cap.MANAGE_EVENTS)
 def oadr_event_create(*, program: Program, data: dict, now: dt.datetime, actor: Any) -> Event:
     """Create and schedule a cpm event from an OpenADR event (business logic): ``events.services.event_create`` then

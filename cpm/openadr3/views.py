@@ -352,6 +352,7 @@ class EventView(OpenADRView):
         if data.get("programID") is not None and str(data["programID"]) != str(oadr.program_id):
             raise DomainValidationError({"programID": ["An event stays in its program."]})
         changes = services.event_changes(data)
+        services.check_moved_start(event=oadr.event, start=changes["start"], now=self.now())
         event_services.event_update(event=oadr.event, changes=changes, now=self.now(), actor=request.user,
                                     reason="changed through OpenADR 3")
         return self.out(sel.event_docs([self._get(event_id)])[0])
