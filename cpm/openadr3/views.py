@@ -44,6 +44,17 @@ TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not F
           409: "Conflict", 415: "Unsupported Media Type", 429: "Too Many Requests"}
 
 
+class BoundedJSONParser(JSONParser):
+    """DRF's JSON parser, with a body nested deeper than Python's recursion allows answered as malformed JSON (a
+    400 problem) instead of a ``RecursionError`` (HTTP 500)."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise drf_exceptions.ParseError("JSON parse error - the body is nested too deeply.") from None
+
+
 class ProblemJSONRenderer(JSONRenderer):
     media_type = "application/problem+json"
     format = "problem"
@@ -124,7 +135,7 @@ class ScopePermission(BasePermission):
 class OpenADRView(APIView):
     authentication_classes = [ClientCredentialsAuthentication]
     permission_classes = [ScopePermission]
-    parser_classes = [JSONParser]
+    parser_classes = [BoundedJSONParser]
     renderer_classes = [JSONRenderer]
     throttle_classes: list = []
     write_scope = ""
@@ -234,20 +245,23 @@ class OpenADRView(APIView):
 def _refuse_unstorable(value, where: str) -> None:
     """What no JSON column stores: a number too large for a float (``1e400``, read as infinity), or a NUL character
     (``\\x00``, which PostgreSQL's text and jsonb refuse) in a text or a key: a 400 naming its place
-    (``resources[0].intervals[0].payloads[0].values[0]``)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        raise DomainValidationError({where or "body": ["A number beyond what a double-precision float holds."]})
-    if isinstance(value, str) and "\x00" in value:
-        raise DomainValidationError({where or "body": [NUL_MESSAGE]})
-    if isinstance(value, dict):
-        for key, item in value.items():
-            name = str(key).replace("\x00", "\\x00")
-            if "\x00" in str(key):
-                raise DomainValidationError({f"{where}.{name}" if where else name: [NUL_MESSAGE]})
-            _refuse_unstorable(item, f"{where}.{key}" if where else str(key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            _refuse_unstorable(item, f"{where}[{index}]")
+    (``resources[0].intervals[0].payloads[0].values[0]``). Walked without recursion (a body may nest thousands
+    deep)."""
+    stack = [(value, where)]
+    while stack:
+        item, place = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            raise DomainValidationError({place or "body": ["A number beyond what a double-precision float holds."]})
+        if isinstance(item, str) and "\x00" in item:
+            raise DomainValidationError({place or "body": [NUL_MESSAGE]})
+        if isinstance(item, dict):
+            for key, child in reversed(list(item.items())):
+                name = f"{place}.{key}" if place else str(key)
+                if "\x00" in str(key):
+                    raise DomainValidationError({name.replace("\x00", "\\x00"): [NUL_MESSAGE]})
+                stack.append((child, name))
+        elif isinstance(item, list):
+            stack.extend((child, f"{place}[{index}]") for index, child in reversed(list(enumerate(item))))
 
 
 NUL_MESSAGE = "A NUL character (\\x00) is not allowed."

@@ -35,3 +35,14 @@ def test_a_nul_anywhere_in_a_body_is_a_400_and_writes_nothing(world, receiver):
                                                          "bearerToken": "t"}]}),
         "objectOperations[0].callbackUrl")
     assert not Subscription.objects.exists()
+
+
+@pytest.mark.parametrize("depth", [5000, 100000])
+def test_a_deeply_nested_body_is_a_400_not_a_500(world, depth):
+    """Lists nested thousands deep (valid JSON) exhausted Python's recursion: in the body check, or in the JSON
+    parser itself."""
+    response = world.http("POST", "/vens", world.token("agg-a"), data='{"venName": "ven-agg-a", "attributes": '
+                          + "[" * depth + "]" * depth + "}", headers={"Content-Type": "application/json"})
+    assert response.status_code == 400, (response.status_code, response.text[:300])
+    assert response.headers["Content-Type"].startswith("application/problem+json")
+    assert not Ven.objects.exists()
