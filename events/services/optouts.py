@@ -223,21 +223,22 @@ def unavailability_period_errors(*, start: dt.datetime, end: dt.datetime, now: d
         return {"end": [f"{labels['end']} must be after {labels['start']}."]}
     if end <= now:
         return {"end": [f"The period is already over: {labels['end']} must be later than now."]}
-    if end > _a_year_after(now):
-        return {"end": [f"{labels['end']} is more than a year ahead: a declared period ends at most one year from "
-                        "now (a date beyond, such as 9999-12-31, would keep the devices out of every event while "
+    if end > _a_year_after(max(start, now)):
+        return {"end": [f"{labels['end']} is more than a year after {labels['start']}: a declared period lasts at "
+                        "most one year (an end such as 9999-12-31 would keep the devices out of every event while "
                         "the enrollment looks active); for a longer absence unenroll, or declare the next period "
                         "later."]}
     return {}
 
 
-def _a_year_after(now: dt.datetime) -> dt.datetime:
-    """The same instant a year later (February 28 for February 29): the latest end of a declared period, as an
-    enrollment or unenrollment takes effect at most a year ahead (``enrollments.services._latest_date``)."""
+def _a_year_after(at: dt.datetime) -> dt.datetime:
+    """The same instant a year later (February 28 for February 29): the latest end of a declared period starting
+    at ``at`` (its start, or now for a period already under way), as an enrollment or unenrollment takes effect at
+    most a year ahead (``enrollments.services._latest_date``)."""
     try:
-        return now.replace(year=now.year + 1)
+        return at.replace(year=at.year + 1)
     except ValueError:  # February 29
-        return now.replace(year=now.year + 1, day=28)
+        return at.replace(year=at.year + 1, day=28)
 
 
 @use_case("unavailability.create", Cap.OPT_OUT_ON_BEHALF)

@@ -114,8 +114,8 @@ def test_a_double_submitted_unavailability_is_recorded_once(csr):  # noqa: F811
 
 def test_an_unavailability_ending_years_ahead_is_refused_naming_the_field(csr):  # noqa: F811
     """A period to 9999-12-31 was recorded: the customer's devices were never called again while the enrollment
-    looked active. A period now ends at most a year ahead (like every other date a person types for the future),
-    refused naming To as the form labels it."""
+    looked active. A period now lasts at most a year (from its start, or from now for one under way; a short period
+    on a day years ahead stays welcome: ``test_local_time_typing``), refused naming To as the form labels it."""
     from events.models import Unavailability
 
     enrollment, url = _csr_participant(csr)
@@ -123,7 +123,7 @@ def test_an_unavailability_ending_years_ahead_is_refused_naming_the_field(csr): 
     response = csr.post(url, {"enrollment": enrollment.pk, "start": f"{year}-01-05T10:00",
                               "end": "9999-12-31T00:00"}, follow=True)
     [message] = _messages(response)
-    assert message.startswith("Unavailability not recorded: To is more than a year ahead")
+    assert message.startswith("Unavailability not recorded: To is more than a year after From")
     assert not Unavailability.objects.exists()
 
 
