@@ -187,6 +187,11 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["cpm.base.api.ModelPermissions"],
+    "DEFAULT_PARSER_CLASSES": [
+        "cpm.base.api.BoundedJSONParser",  # a body nested too deep is a 400, not a RecursionError (HTTP 500)
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_FILTER_BACKENDS": [
         "cpm.base.filters.FilterBackend",
         "cpm.base.filters.OrderingFilter",

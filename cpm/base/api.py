@@ -13,13 +13,27 @@ import datetime as dt
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
 from django.utils import timezone
+from rest_framework import exceptions as drf_exceptions
 from rest_framework import pagination, permissions, serializers, status, throttling
+from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
 from .capabilities import may
 from .errors import DomainError, DomainValidationError
 from .numbers import has_digit_separator, to_int
 from .pagination import EstimatedCountPaginator
+
+
+class BoundedJSONParser(JSONParser):
+    """DRF's JSON parser, with a body nested deeper than Python's recursion allows (``[[[[...]]]]`` ten thousand
+    deep: valid JSON) answered as malformed JSON (400) instead of a ``RecursionError`` (HTTP 500). The parser of
+    the REST API (``REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"]``) and of the OpenADR 3 VTN."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise drf_exceptions.ParseError("JSON parse error - the body is nested too deeply.") from None
 
 
 def api_now() -> dt.datetime:

@@ -16,13 +16,12 @@ from django.http import Http404
 from django.urls import reverse
 from oauth2_provider.contrib.rest_framework import OAuth2Authentication
 from rest_framework import exceptions as drf_exceptions
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import BasePermission
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from cpm.base.api import api_now
+from cpm.base.api import BoundedJSONParser, api_now
 from cpm.base.errors import ConflictError, DomainError, DomainValidationError, NotFound
 from cpm.base.numbers import ascii_digits
 from devices.selectors import aggregator_of
@@ -42,17 +41,6 @@ V31_DOCS = {"program": v31.program_doc, "event": v31.event_doc, "ven": v31.ven_d
             "report": v31.report_doc, "subscription": v31.subscription_doc}
 TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
           409: "Conflict", 415: "Unsupported Media Type", 429: "Too Many Requests"}
-
-
-class BoundedJSONParser(JSONParser):
-    """DRF's JSON parser, with a body nested deeper than Python's recursion allows answered as malformed JSON (a
-    400 problem) instead of a ``RecursionError`` (HTTP 500)."""
-
-    def parse(self, stream, media_type=None, parser_context=None):
-        try:
-            return super().parse(stream, media_type, parser_context)
-        except RecursionError:
-            raise drf_exceptions.ParseError("JSON parse error - the body is nested too deeply.") from None
 
 
 class ProblemJSONRenderer(JSONRenderer):

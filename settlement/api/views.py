@@ -10,10 +10,10 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
-from cpm.base.api import WriteThrottle, api_now, validated
+from cpm.base.api import BoundedJSONParser, WriteThrottle, api_now, validated
 
 from .. import selectors, services
 from ..filtersets import BillCreditExportFilter, CustomerSettlementFilter, EventSettlementFilter, SettlementBatchFilter
@@ -186,7 +186,7 @@ class AbnormalDayViewSet(mixins.CreateModelMixin, mixins.DestroyModelMixin, view
     filterset_fields = {"scope": ["exact"], "kind": ["exact"], "day": ["exact", "gte", "lte"]}
     ordering_fields = ["day", "id"]
     throttle_classes = [WriteThrottle]
-    parser_classes = [JSONParser, MultiPartParser, FormParser]
+    parser_classes = [BoundedJSONParser, MultiPartParser, FormParser]
 
     def get_queryset(self):
         return selectors.abnormal_day_list()

@@ -5,10 +5,10 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
-from cpm.base.api import WriteThrottle, api_now, validated
+from cpm.base.api import BoundedJSONParser, WriteThrottle, api_now, validated
 from settlement.meterdata.filtersets import IntervalDayFilter, MeterDataLoadFilter
 from settlement.meterdata.loaders import meter_data_load_retry, meter_data_load_submit, readings_to_csv
 from settlement.meterdata.models import IntervalDay, MeterDataLoad
@@ -51,7 +51,7 @@ class MeterDataLoadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vie
         return Response(MeterDataLoadSerializer(load).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=BulkReadingsSerializer, responses={202: MeterDataLoadSerializer})
-    @action(detail=False, methods=["post"], parser_classes=[JSONParser])
+    @action(detail=False, methods=["post"], parser_classes=[BoundedJSONParser])
     def bulk(self, request):
         data = validated(BulkReadingsSerializer, request.data)
         text, _ = readings_to_csv(data["readings"])
