@@ -83,3 +83,11 @@ def test_a_bad_file_is_refused_naming_the_line_and_nothing_is_written(pa, body, 
 def test_a_csr_is_told_why_and_may_not_load_prices(client):
     client.force_login(staff_user(roles.CSR))
     assert client.get(reverse(UPLOAD)).status_code == 403
+
+
+def test_the_upload_page_leads_back_to_the_price_set_list(pa):
+    """Breadcrumbs Home > Interval price sets > the page (the shared ``admin/cpm/tool_page.html``)."""
+    html = pa.get(reverse(UPLOAD)).content.decode()
+    crumbs = html[html.index('<ol class="breadcrumbs">'):html.index("</ol>")]
+    assert f'href="{reverse("admin:programs_intervalpriceset_changelist")}"' in crumbs
+    assert f'href="{reverse("admin:index")}"' in crumbs and 'aria-current="page"' in crumbs
