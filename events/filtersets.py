@@ -2,10 +2,10 @@
 
 import django_filters
 
-from cpm.base.filters import AwareIsoDateTimeFilter
+from cpm.base.filters import AwareIsoDateTimeFilter, IdFilter
 
-from .choices import EventCategory, EventStatus, ParticipationStatus, ReservationDecision
-from .models import Event, Participation, Reservation, Unavailability
+from .choices import DispatchKind, EventCategory, EventStatus, ParticipationStatus, ReservationDecision
+from .models import DispatchMessage, Event, Participation, Reservation, Unavailability
 
 
 class EventFilterSet(django_filters.FilterSet):
@@ -48,3 +48,16 @@ class UnavailabilityFilterSet(django_filters.FilterSet):
     class Meta:
         model = Unavailability
         fields = ["enrollment", "device"]
+
+
+class AggregatorMessageFilterSet(django_filters.FilterSet):
+    """An aggregator polling its dispatch messages: ``after_id`` (those written after the last one it handled),
+    ``event`` (id), ``kind`` (dispatch, modify, cancel, release)."""
+
+    after_id = IdFilter(field_name="pk", lookup_expr="gt", help_text="Messages with an id greater than this one.")
+    event = IdFilter(field_name="event_id", help_text="The event's id.")
+    kind = django_filters.MultipleChoiceFilter(choices=DispatchKind.choices)
+
+    class Meta:
+        model = DispatchMessage
+        fields = ["after_id", "event", "kind"]

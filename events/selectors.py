@@ -19,7 +19,7 @@ from programs.models import Program
 
 from . import ledger
 from .choices import COUNTED_EVENT_STATUSES, EventStatus, ParticipationStatus, ReservationDecision
-from .models import Event, Participation, Reservation, Unavailability
+from .models import DispatchMessage, Event, Participation, Reservation, Unavailability
 
 RELEASED = ParticipationStatus.CANCELLED
 # Outcomes that say whether a device took part (success rate); DISPATCHED after the end means nothing reported.
@@ -128,6 +128,14 @@ def aggregator_events(*, aggregator: Aggregator) -> QuerySet[Event]:
             .filter(Exists(mine.filter(event_id=OuterRef("pk"))))
             .select_related("program").order_by("start", "id")
             .prefetch_related(Prefetch("participations", queryset=mine, to_attr="agg_participations")))
+
+
+def aggregator_messages(*, aggregator: Aggregator) -> QuerySet[DispatchMessage]:
+    """The dispatch messages cpm wrote for ``aggregator`` (dispatch, modification, cancellation, release of
+    devices), in the order they were written (id): the payloads its webhook is sent, for an aggregator without a
+    webhook (``poll_only``) or one catching up after an outage. Reading them changes nothing (a GET is safe): the
+    client keeps the last id it handled and asks for those after it. One query per page."""
+    return DispatchMessage.objects.filter(aggregator=aggregator).order_by("pk")
 
 
 # ----------------------------------------------------------------------------------------- opt-out checks (shared)

@@ -9,5 +9,6 @@ router.register("participations", views.ParticipationViewSet, basename="particip
 router.register("unavailabilities", views.UnavailabilityViewSet, basename="unavailability")
 router.register("aggregator/events", views.AggregatorEventViewSet, basename="aggregator-event")
 router.register("aggregator/outcomes", views.AggregatorOutcomeViewSet, basename="aggregator-outcome")
+router.register("aggregator/messages", views.AggregatorMessageViewSet, basename="aggregator-message")
 
 urlpatterns = router.urls

@@ -9,13 +9,21 @@ from rest_framework.response import Response
 
 from cpm.base.api import ModelPermissions, api_now, validated
 from cpm.base.errors import DomainValidationError, PermissionDenied, TransitionNotAllowed
+from cpm.base.filters import FilterBackend
 from cpm.base.naturalkeys import lookup_many
 from cpm.base.tasks import enqueue_on_commit
 from devices.models import Device
 from devices.selectors import aggregator_of, refuse_unlinked
 
 from .. import selectors, services
-from ..filtersets import EventFilterSet, ParticipationFilterSet, ReservationFilterSet, UnavailabilityFilterSet
+from ..filtersets import (
+    AggregatorMessageFilterSet,
+    EventFilterSet,
+    ParticipationFilterSet,
+    ReservationFilterSet,
+    UnavailabilityFilterSet,
+)
+from ..models import DispatchMessage
 from ..tasks import reserve_event
 from . import serializers as s
 
@@ -197,6 +205,22 @@ class AggregatorEventViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
     def get_queryset(self):
         return selectors.aggregator_events(aggregator=self.aggregator)
+
+
+class AggregatorMessageViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    """For an aggregator's API client: the dispatch messages cpm wrote for it (dispatch, modification,
+    cancellation, release of devices), oldest first, with the payload its webhook is sent. An aggregator without a
+    webhook (``delivery_status`` ``poll_only``) learns of a cancellation or a change here; one with a webhook can
+    catch up after an outage. Poll with ``?after_id=<the last id handled>``; reading changes nothing."""
+
+    permission_classes = [IsAggregatorClient]
+    serializer_class = s.DispatchMessageSerializer
+    filter_backends = [FilterBackend]
+    filterset_class = AggregatorMessageFilterSet
+    queryset = DispatchMessage.objects.none()
+
+    def get_queryset(self):
+        return selectors.aggregator_messages(aggregator=self.aggregator)
 
 
 class AggregatorOutcomeViewSet(viewsets.GenericViewSet):
