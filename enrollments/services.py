@@ -25,7 +25,7 @@ from cpm.base.audit import audit_record
 from cpm.base.capabilities import Cap, use_case
 from cpm.base.errors import ConflictError, DomainValidationError, PermissionDenied, TransitionNotAllowed
 from cpm.base.states import transition
-from cpm.base.timeutils import local_date, zone
+from cpm.base.timeutils import a_year_after, local_date, zone
 from devices.models import Device, DeviceInstallation, ServicePoint
 from devices.selectors import aggregator_of
 from devices.services import device_install, upsert
@@ -351,10 +351,7 @@ def _latest_date(today: dt.date) -> dt.date:
     A program has no end date and its seasons come a year at a time, so a customer joining or leaving "after next
     summer" is the farthest a person plans; a date beyond (2999-01-01: a typo, or a test value) would hold the
     devices and the service point for ever while the enrollment looks started or ended."""
-    try:
-        return today.replace(year=today.year + 1)
-    except ValueError:  # February 29
-        return today.replace(year=today.year + 1, day=28)
+    return a_year_after(today)
 
 
 def _check_within_a_year(*, field: str, value: dt.date, what: str, zone_name: str, now: dt.datetime) -> None:

@@ -61,6 +61,15 @@ def wall_time_exists(day: dt.date, time: dt.time, tz: ZoneInfo) -> bool:
     return round_trip.replace(tzinfo=None) == local.replace(tzinfo=None)
 
 
+def a_year_after(value: dt.date | dt.datetime) -> dt.date | dt.datetime:
+    """The same date (or instant) a year later, February 28 for February 29: the farthest ahead a person's change
+    may take effect (an enrollment, an unenrollment, an account closing, the end of a declared unavailability)."""
+    try:
+        return value.replace(year=value.year + 1)
+    except ValueError:  # February 29
+        return value.replace(year=value.year + 1, day=28)
+
+
 def hours_between(start: dt.datetime, end: dt.datetime) -> float:
     """Real elapsed hours of ``[start, end)`` (aware datetimes; DST-safe)."""
     return (require_aware(end) - require_aware(start)).total_seconds() / 3600.0

@@ -19,7 +19,7 @@ from cpm.base.capabilities import Cap, CustomerActor, SystemActor, actor_can, us
 from cpm.base.errors import ConflictError, DomainValidationError, NotFound, PermissionDenied
 from cpm.base.naturalkeys import MAX_ID
 from cpm.base.states import check_transition, transition
-from cpm.base.timeutils import zone
+from cpm.base.timeutils import a_year_after, zone
 from devices.models import Aggregator, Device
 from devices.selectors import aggregator_of
 from enrollments.choices import OPEN_ENROLLMENT_STATUSES
@@ -223,22 +223,12 @@ def unavailability_period_errors(*, start: dt.datetime, end: dt.datetime, now: d
         return {"end": [f"{labels['end']} must be after {labels['start']}."]}
     if end <= now:
         return {"end": [f"The period is already over: {labels['end']} must be later than now."]}
-    if end > _a_year_after(max(start, now)):
+    if end > a_year_after(max(start, now)):
         return {"end": [f"{labels['end']} is more than a year after {labels['start']}: a declared period lasts at "
                         "most one year (an end such as 9999-12-31 would keep the devices out of every event while "
                         "the enrollment looks active); for a longer absence unenroll, or declare the next period "
                         "later."]}
     return {}
-
-
-def _a_year_after(at: dt.datetime) -> dt.datetime:
-    """The same instant a year later (February 28 for February 29): the latest end of a declared period starting
-    at ``at`` (its start, or now for a period already under way), as an enrollment or unenrollment takes effect at
-    most a year ahead (``enrollments.services._latest_date``)."""
-    try:
-        return at.replace(year=at.year + 1)
-    except ValueError:  # February 29
-        return at.replace(year=at.year + 1, day=28)
 
 
 @use_case("unavailability.create", Cap.OPT_OUT_ON_BEHALF)
