@@ -197,12 +197,16 @@ class Participation(models.Model):
             models.UniqueConstraint(fields=["event", "subscription"], name="participation_unique_per_event"),
             models.CheckConstraint(condition=Q(end__gt=F("start")), name="participation_end_after_start"),
         ]
-        indexes = [models.Index(fields=["device", "start"], name="participation_device_start_idx"),
-                   models.Index(fields=["-start", "id"], name="participation_start_desc_idx"),
+        indexes = [models.Index(fields=["-start", "id"], name="participation_start_desc_idx"),
                    models.Index(fields=["service_point", "start"], name="participation_sp_start_idx"),
-                   # The live rows by (key, end): what the no-overlap checks probe (migration 0011).
-                   models.Index(fields=["device", "end"], name="participation_device_live_idx",
-                                condition=Q(device__isnull=False) & ~Q(status="cancelled")),
+                   # A device's rows by (device, end): what the no-overlap check probes (the live rows ending after
+                   # a new row starts, migration 0011), what deleting a device checks (``cpm.base.setkeys``), and
+                   # every read of a device's participations. ONE index for all three (migration 0015): a second
+                   # one on (device, start) cost about 7 s of PostgreSQL CPU in a reservation of 1,000,000 devices,
+                   # its inserts landing at random pages of a table holding every past event (BENCHMARKS.md).
+                   models.Index(fields=["device", "end"], name="participation_device_end_idx"),
+                   # The live rows of device-less (service-point) participations by (service point, end): what
+                   # their no-overlap check probes (migration 0011).
                    models.Index(fields=["service_point", "end"], name="participation_sp_live_idx",
                                 condition=Q(device__isnull=True) & ~Q(status="cancelled"))]
 

@@ -5,8 +5,9 @@ The participations of an event hold its devices: a device (or a device-less serv
 overlapping events. PostgreSQL's exclusion constraint (btree_gist, ``EXCLUDE USING gist (device_id WITH =,
 tstzrange(start, end) WITH &&)``) enforces that per row: each inserted row is probed against and added to a GiST
 index, about 60 % of a reservation's participation COPY at 1,000,000 devices (BENCHMARKS.md, issue 20). A
-``SetExclusion`` enforces the same rule with a plain partial btree index on ``(key, end)`` of the live rows and
-triggers that look at a whole statement's rows at once:
+``SetExclusion`` enforces the same rule with a plain btree index on ``(key, end)`` (of the live rows, or of every
+row when the table needs one on the key anyway: the probe skips rows that are not live) and triggers that look at
+a whole statement's rows at once:
 
 * INSERT (statement level, the inserted rows as a transition table): the keys' rows in ``lock_table`` (the
   devices, or the service points) are locked ``FOR NO KEY UPDATE`` in id order, then each inserted live row is
@@ -36,9 +37,9 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class SetExclusion:
     """Live rows of ``table`` with equal ``key`` may not overlap in ``[start, end)``; ``live`` is the SQL condition
-    on a row (``{r}`` stands for its alias) that makes it count (the partial index's predicate); writers of one key
-    serialize on ``lock_table``'s row ``id = key``. ``name``: the constraint name in errors (and the prefix of the
-    trigger and function names)."""
+    on a row (``{r}`` stands for its alias) that makes it count (a partial index's predicate, if the index is
+    partial); writers of one key serialize on ``lock_table``'s row ``id = key``. ``name``: the constraint name in
+    errors (and the prefix of the trigger and function names)."""
 
     name: str
     table: str
@@ -64,8 +65,8 @@ class SetExclusion:
                 "USING ERRCODE = 'invalid_transaction_state'; END IF;")
 
     def _probe(self, row: str, into: str = "") -> str:
-        """The id of another live row of ``row``'s key overlapping it (a range of the partial btree), ``INTO`` a
-        PL/pgSQL variable when ``into`` names one."""
+        """The id of another live row of ``row``'s key overlapping it (a range of the btree on ``(key, end)``),
+        ``INTO`` a PL/pgSQL variable when ``into`` names one."""
         k, s, e = self.key, self.start, self.end
         target = f" INTO {into}" if into else ""
         return (f'SELECT p.id{target} FROM "{self.table}" p WHERE p."{k}" = {row}."{k}" AND {self._live("p")} '
