@@ -254,12 +254,16 @@ def release_for_unavailability(item: Unavailability, *, tz_name: str, now: dt.da
     """The customer declared ``item`` (the enrollment, or one device): release its participations overlapping it
     that have not begun when the declaration takes effect (``at`` = the later of ``now`` and the period's start).
 
-    A participation already under way then (its event began before ``at`` and ends after it) is not released: the
-    device took part until ``at``, so it is opted out at ``at`` (``participation_opt_out``, channel
-    ``unavailability``, never refused: a report of what the customer declared) and keeps what it delivered before
-    (prorated settlement: a battery that discharged 9 kW in the first hour of a 3-hour event counts 9 kWh, 3 kW);
-    the aggregator gets a RELEASE message for its device if the event was sent. A participation whose event ended by
-    ``at`` (not yet completed by the tick) is left as it is. Returns the released rows."""
+    A participation already under way (its event began before ``now``, when the customer declares, and ends after
+    ``at``) is not released: the device took part until ``at``, so it is opted out at ``at``
+    (``participation_opt_out``, channel ``unavailability``, never refused: a report of what the customer declared)
+    and keeps what it delivered before (prorated settlement: a battery that discharged 9 kW in the first hour of a
+    3-hour event counts 9 kWh, 3 kW); the aggregator gets a RELEASE message for its device if the event was sent. A
+    participation whose event has not begun at ``now`` is released whole, even where the period covers only part of
+    the event (the reservation engine and the dispatch re-check treat any overlap so): opting it out ahead would
+    leave the device out of the dispatch while settlement counted the hours before ``at`` as taken part in. A
+    participation whose event ended by ``at`` (not yet completed by the tick) is left as it is. Returns the released
+    rows."""
     from .optouts import participation_opt_out
 
     at = max(now, item.start)
@@ -269,7 +273,7 @@ def release_for_unavailability(item: Unavailability, *, tz_name: str, now: dt.da
     tz = zone(tz_name)
     declared = (f"customer declared unavailable {item.start.astimezone(tz):%Y-%m-%d %H:%M %Z} to "
                 f"{item.end.astimezone(tz):%Y-%m-%d %H:%M %Z}" + (f" ({item.reason})" if item.reason else ""))
-    under_way = [ReleasedRow(*r) for r in qs.filter(start__lt=at, end__gt=at, status__in=LIVE,
+    under_way = [ReleasedRow(*r) for r in qs.filter(start__lt=now, end__gt=at, status__in=LIVE,
                                                    event__status__in=OPEN_EVENT_STATUSES)
                  .order_by("pk").values_list(*_FIELDS)]
     for row in under_way:
@@ -278,7 +282,7 @@ def release_for_unavailability(item: Unavailability, *, tz_name: str, now: dt.da
                               reason=f"{declared[0].upper()}{declared[1:]}")
     _release_messages([r for r in under_way if r.status == ParticipationStatus.DISPATCHED
                        and r.event_status in SENT_EVENT_STATUSES], now=now)
-    return release_participations(qs.filter(start__gte=at), reason=f"Released: {declared}.", now=now, actor=actor)
+    return release_participations(qs.filter(start__gte=now), reason=f"Released: {declared}.", now=now, actor=actor)
 
 
 # ------------------------------------------------------------------------------------------------ dispatch check
