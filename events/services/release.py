@@ -240,11 +240,12 @@ def release_for_device(*, device_id: int, status: str, now: dt.datetime, actor: 
     """The device went inactive or was retired: release its participations of every event not yet completed that
     have not begun at ``now``. A participation under way is left as it is: the device took part until it went
     inactive, and settlement measures what it delivered (prorated over the event: a battery that discharged 9 kW
-    in the first hour of a 3-hour event counts 3 kW); releasing it would cancel that. The reason gives the day in
-    each event's program zone."""
+    in the first hour of a 3-hour event counts 3 kW); releasing it would cancel that. So is one whose event is
+    over but not yet completed by the tick: the device took part in all of it. The reason gives the day in each
+    event's program zone."""
     device = Device.objects.get(pk=device_id)
     return release_participations(
-        Participation.objects.filter(device_id=device_id).exclude(start__lt=now, end__gt=now),
+        Participation.objects.filter(device_id=device_id, start__gte=now),
         reason=lambda r: f"Released: device {device} set {status} on {now.astimezone(zone(r.time_zone)):%Y-%m-%d}.",
         now=now, actor=actor)
 

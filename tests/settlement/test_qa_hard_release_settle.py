@@ -1,0 +1,60 @@
+"""QA pass (hard): releases that reach an event already over but not yet completed by the tick; expected kWh, kW
+and dollars worked by hand in each test's docstring from the program's published terms
+(shared/data/programs/real-programs.json)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from devices.choices import DeviceStatus
+from devices.services import device_set_status
+from events.choices import EventStatus, ParticipationStatus
+from events.services import release
+from programs.choices import DeviceType, IncentiveBasis, IncentiveKind, PerformanceMeasurement, ProgramType
+from settlement import services
+from settlement.choices import Channel
+from settlement.models import EventSettlement
+from tests.actors import TEST_ACTOR
+from tests.factories.enrollments import active_participant
+from tests.factories.programs import IncentiveRuleFactory, ProgramFactory
+from tests.factories.settlement import EventFactory, ParticipationFactory, run_on_commit, write_hourly
+
+pytestmark = pytest.mark.django_db
+START = dt.datetime(2026, 7, 15, 23, 0, tzinfo=dt.UTC)  # Wednesday 16:00 PDT
+SETTLE_NOW = dt.datetime(2026, 7, 20, 12, 0, tzinfo=dt.UTC)
+
+
+def test_a_battery_set_inactive_after_the_event_ended_keeps_the_event(monkeypatch,
+                                                                      django_capture_on_commit_callbacks):
+    """PGE Smart Battery Pilot: $1.70 per kWh discharged in an event. A 9 kW battery is dispatched for 16:00-19:00
+    PDT and discharges 9 kWh every hour (27 kWh). At 19:30, before the tick has completed the event (still ACTIVE),
+    its aggregator reports it faulted and it is set inactive. The event is over: the battery took part in all of
+    it, so nothing is released; settled on its telemetry: 27 kWh x $1.70 = $45.90, 27 kWh / 3 h = 9 kW.
+    (It was released, i.e. cancelled, like a reservation of a future event, and settled nothing: $0.00.)"""
+    program = ProgramFactory(program_type=ProgramType.BATTERY_STORAGE,
+                             performance_measurement=PerformanceMeasurement.DEVICE_TELEMETRY,
+                             eligible_device_types=[DeviceType.BATTERY])
+    IncentiveRuleFactory(program=program, kind=IncentiveKind.PERFORMANCE_KWH, basis=IncentiveBasis.PER_KWH,
+                         amount=Decimal("1.70"))
+    sub = active_participant(program=program, device_kwargs={"device_type": DeviceType.BATTERY,
+                                                             "capacity_kw": Decimal("9")})
+    write_hourly(service_point=sub.enrollment.service_point, device=sub.device, channel=Channel.RECEIVED,
+                 first=dt.date(2026, 7, 15), last=dt.date(2026, 7, 16), kwh=0.0,
+                 overrides={START + dt.timedelta(hours=h): 9.0 for h in range(3)})
+    event = EventFactory(program=program, start=START, end=START + dt.timedelta(hours=3), status=EventStatus.ACTIVE)
+    p = ParticipationFactory(event=event, subscription=sub, status=ParticipationStatus.DISPATCHED)
+    at = START + dt.timedelta(hours=3, minutes=30)
+    monkeypatch.setattr(release, "clock", lambda: at)
+    with django_capture_on_commit_callbacks(execute=True):
+        device_set_status(device=sub.device, status=DeviceStatus.INACTIVE, now=at, actor=TEST_ACTOR)
+    p.refresh_from_db()
+    assert p.status == ParticipationStatus.DISPATCHED
+    event.status = EventStatus.COMPLETED
+    event.save(update_fields=["status"])
+    with run_on_commit():
+        services.event_settle(event=event, now=SETTLE_NOW, actor=TEST_ACTOR)
+    es = EventSettlement.objects.get(participation=p)
+    assert (es.kwh_avoided, es.kw_drop_avg, es.amount) == (Decimal("27.0000"), Decimal("9.0000"), Decimal("45.90"))
