@@ -7,7 +7,10 @@ Pure module (no Django): inputs are plain dataclasses, money is ``Decimal`` in f
 Rules implemented (sources: the programs in shared/data/programs/real-programs.json):
 - performance per kWh: ``kWh avoided x $/kWh`` (PGE Smart Battery Pilot, $1.70/kWh), or with an interval price set
   the sum over intervals of ``kWh avoided_i x price_i``. A negative total pays $0 unless the program charges
-  negative performance.
+  negative performance. It pays load reduction, so a load-reduction event only: in a load-increase event it is
+  $0 whatever was measured (``reduces_load``; the rule ``events.priority`` declares, by which a program declining
+  events without incentive declines such an event), neither paying a customer who cut its load against the
+  event's direction nor charging one who raised it as asked.
 - per-event participation: ``amount x basis quantity x participation fraction`` (proration: 1 h of a 3 h event
   counts a third); non-responsive or failed participations earn nothing.
 - opt-out: PENALTY charges ``amount`` per opt-out; FORFEIT_EVENT pays nothing for that event.
@@ -148,6 +151,8 @@ class EventOutcome:
     interval_kwh: Sequence[tuple[dt.datetime, Decimal]] = ()
     capacity: EnrolledCapacity = field(default_factory=EnrolledCapacity)
     charges_negative_performance: bool = False
+    # False for a load-increase event: performance payments pay load reduction only (``INCREASE_TEXT``).
+    reduces_load: bool = True
 
 
 def basis_quantity(basis: str, capacity: EnrolledCapacity) -> tuple[Decimal, str]:
@@ -179,6 +184,12 @@ def _price_for(rule: RuleSpec, start: dt.datetime) -> Decimal:
     return prices[key]
 
 
+def _increase_text(kwh: Decimal) -> str:
+    """Why a load-increase event's performance line is $0 (``EventOutcome.reduces_load``)."""
+    return (f"{format_quantity(kwh, 'kWh', max_places=4)} avoided in a load-increase event: performance payments "
+            "pay load reduction only, so $0")
+
+
 def event_components(outcome: EventOutcome, rules: Iterable[RuleSpec]) -> list[Component]:
     """Components earned by one participation in one event (per-event kinds only; season kinds are elsewhere).
 
@@ -192,6 +203,10 @@ def event_components(outcome: EventOutcome, rules: Iterable[RuleSpec]) -> list[C
         if rule.kind == K_PERFORMANCE_KWH:
             if forfeits_event:
                 out.append(Component(K_PERFORMANCE_KWH, ZERO, "Forfeited: opted out of the event",
+                                     outcome.kwh_avoided, "kWh", None, rule.rule_id))
+                continue
+            if not outcome.reduces_load:
+                out.append(Component(K_PERFORMANCE_KWH, ZERO, _increase_text(outcome.kwh_avoided),
                                      outcome.kwh_avoided, "kWh", None, rule.rule_id))
                 continue
             if rule.basis == B_PRICE_SET:
@@ -515,6 +530,7 @@ class EventOutcomes:
     interval_starts: Sequence[dt.datetime] = ()
     interval_kwh: Sequence[Sequence[Decimal]] = ()
     charges_negative_performance: bool = False
+    reduces_load: bool = True  # the event's direction, shared by the chunk (``EventOutcome.reduces_load``)
 
 
 @dataclass
@@ -569,6 +585,11 @@ def event_components_batch(outcomes: EventOutcomes, rules: Iterable[RuleSpec]
                 if forfeits[k]:
                     col.amount.append(ZERO)
                     col.description.append("Forfeited: opted out of the event")
+                    col.rate.append(None)
+                    continue
+                if not outcomes.reduces_load:
+                    col.amount.append(ZERO)
+                    col.description.append(_increase_text(kwh))
                     col.rate.append(None)
                     continue
                 if prices is not None:

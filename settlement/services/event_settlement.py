@@ -27,7 +27,7 @@ from cpm.base.errors import ConflictError, DomainValidationError
 from cpm.base.money import ZERO, format_money, format_quantity, round_money
 from cpm.base.states import check_transition, transition
 from cpm.base.timeutils import format_local, local_date, zone
-from events.choices import EventStatus, ParticipationStatus
+from events.choices import EventDirection, EventStatus, ParticipationStatus
 from events.models import Event, Participation
 from programs.choices import IncentiveBasis, IncentiveKind, SettlementTiming
 
@@ -276,7 +276,8 @@ def _settlement_rows(*, event: Event, parts: list[_Part], m: meas.ChunkMeasureme
         kwh_avoided=kwh, fraction=fraction, opted_out=opted_out,
         responded=[p.status not in NOT_RESPONDED for p in parts],
         capacity=[capacity.get(p.enrollment_id, _NO_CAPACITY) for p in parts], interval_starts=m.starts,
-        interval_kwh=interval_kwh, charges_negative_performance=program.charges_negative_performance)
+        interval_kwh=interval_kwh, charges_negative_performance=program.charges_negative_performance,
+        reduces_load=event.direction != EventDirection.INCREASE)
     columns, errors = inc.event_components_batch(outcomes, rules)
 
     # Chunk-wide parts of the inputs.

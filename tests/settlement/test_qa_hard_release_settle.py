@@ -58,3 +58,44 @@ def test_a_battery_set_inactive_after_the_event_ended_keeps_the_event(monkeypatc
         services.event_settle(event=event, now=SETTLE_NOW, actor=TEST_ACTOR)
     es = EventSettlement.objects.get(participation=p)
     assert (es.kwh_avoided, es.kw_drop_avg, es.amount) == (Decimal("27.0000"), Decimal("9.0000"), Decimal("45.90"))
+
+
+def _increase_event_settlements(*, charges_negative: bool):
+    """A load-increase event (the utility asks for more load, e.g. to absorb midday solar) in a program paying
+    $1.25 per kWh of performance. Hourly readings 2.0 kWh on every day (CAISO 10-in-10: baseline 2.0 kW, day-of
+    adjustment 1.0); in the three event hours (16:00-19:00 PDT 2026-07-15) A reads 0.5 kWh (it cut its load: 1.5
+    kWh below the baseline an hour, 4.5 kWh) and B reads 3.5 kWh (it raised its load as asked: -4.5 kWh "avoided").
+    Returns the settlements of A and B."""
+    from events.choices import EventDirection
+    from tests.factories.settlement import event_hours
+
+    program = ProgramFactory(charges_negative_performance=charges_negative)
+    IncentiveRuleFactory(program=program, kind=IncentiveKind.PERFORMANCE_KWH, basis=IncentiveBasis.PER_KWH,
+                         amount=Decimal("1.25"))
+    event = EventFactory(program=program, direction=EventDirection.INCREASE)
+    out = []
+    for kwh in (0.5, 3.5):
+        sub = active_participant(program=program)
+        write_hourly(service_point=sub.enrollment.service_point, first=dt.date(2026, 5, 25),
+                     last=dt.date(2026, 7, 16), kwh=2.0, overrides={h: kwh for h in event_hours()})
+        out.append(ParticipationFactory(event=event, subscription=sub))
+    with run_on_commit():
+        services.event_settle(event=event, now=SETTLE_NOW, actor=TEST_ACTOR)
+    return [EventSettlement.objects.get(participation=p) for p in out]
+
+
+def test_a_load_increase_event_pays_no_performance_for_load_reduction():
+    """Performance payments pay load reduction below the baseline, so they pay a load-reduction event only (the
+    rule in ``events.priority``, by which a program declining events without incentive declines this one). In the
+    load-increase event A, which cut its load against the event's direction, was paid 4.5 kWh x $1.25 = $5.63 for
+    doing the opposite of what was asked; now its performance line is $0.00 and says why. B, which raised its load as
+    asked, is neither paid nor, in a program charging negative performance, charged 4.5 x $1.25 = $5.63 for it
+    (it was charged -$5.63). The measured kWh stay as measured (4.5 and -4.5)."""
+    a, b = _increase_event_settlements(charges_negative=False)
+    assert (a.kwh_avoided, a.amount) == (Decimal("4.5000"), Decimal("0.00"))
+    assert (b.kwh_avoided, b.amount) == (Decimal("-4.5000"), Decimal("0.00"))
+    assert ("load-increase event: performance payments pay load reduction only, so $0"
+            in a.components[0]["description"])
+    EventSettlement.objects.all().delete()
+    a, b = _increase_event_settlements(charges_negative=True)
+    assert (a.amount, b.amount) == (Decimal("0.00"), Decimal("0.00"))
