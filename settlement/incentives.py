@@ -263,6 +263,9 @@ class SeasonEvent:
     # ledger's OFFLINE skip). No participated hours; its kW counts as an opted-out event's (``missed_before_start``).
     # (Declared unavailability over an event is an opt-out before it began: ``opted_out`` with no hours.)
     missed: bool = False
+    # False for a load-increase event: it carries no performance payment, so it is not an event of the per-kW
+    # average (``performance_kw_component``).
+    reduces_load: bool = True
 
     @property
     def opted_out_before_start(self) -> bool:
@@ -295,7 +298,8 @@ def site_season_events(events: Sequence[SeasonEvent]) -> list[SeasonEvent]:
         drops = [e.kw_drop for e in group if e.kw_drop is not None]
         out.append(SeasonEvent(group[0].event_id, group[0].hours, max(e.hours_not_opted_out for e in group),
                                any(e.opted_out for e in group), sum(drops, ZERO) if drops else None,
-                               missed=all(e.missed or e.opted_out_before_start for e in group)))
+                               missed=all(e.missed or e.opted_out_before_start for e in group),
+                               reduces_load=group[0].reduces_load))
     return out
 
 
@@ -468,13 +472,18 @@ def performance_kw_component(rule: RuleSpec, events: Sequence[SeasonEvent],
       customer(s) will be counted as 0 kW for that event", Efficiency Maine program partner page), else it is left
       out.
     - events without data (``kw_drop`` None) are left out.
+    - a load-increase event (``reduces_load`` False) is left out: performance payments pay load reduction, so a
+      load-reduction event only (``events.priority``; its per-kWh line is $0 likewise). A battery asked to charge
+      discharges nothing; averaging it in as 0 kW would take from the events it was paid to discharge in.
 
     The season average (all events, or the top N %) is taken over these prorated values.
     """
     drops: list[Decimal] = []
-    not_enrolled = 0
+    not_enrolled = increase = 0
     for e in events:
-        if e.not_enrolled:
+        if not e.reduces_load:
+            increase += 1
+        elif e.not_enrolled:
             if rule.opted_out_counts_zero:
                 drops.append(ZERO)
                 not_enrolled += 1
@@ -490,6 +499,8 @@ def performance_kw_component(rule: RuleSpec, events: Sequence[SeasonEvent],
             f"{format_quantity(avg, 'kW', max_places=4)} x {format_rate(rule.amount)}/kW")
     if not_enrolled:
         text += f" ({not_enrolled} event{'s' if not_enrolled > 1 else ''} while not enrolled counted 0 kW)"
+    if increase:
+        text += f" ({increase} load-increase event{'s' if increase > 1 else ''} left out)"
     if total < 0 and not charges_negative_performance:
         text += ", negative: pays $0"
         total = ZERO

@@ -12,6 +12,7 @@ enrollments and lines as rows, not model instances (5,000 accounts: the instance
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -33,7 +34,7 @@ from cpm.base.states import check_transition, transition
 from cpm.base.timeutils import local_date, local_midnight, zone
 from enrollments.choices import EnrollmentStatus
 from enrollments.models import Account, Enrollment
-from events.choices import COUNTED_EVENT_STATUSES, ParticipationStatus, ReservationDecision
+from events.choices import COUNTED_EVENT_STATUSES, EventDirection, ParticipationStatus, ReservationDecision
 from events.models import Event, Participation, Reservation, Unavailability
 from programs.choices import IncentiveKind, OptOutConsequence, SettlementTiming
 from programs.models import IncentiveRule, Program, Season
@@ -501,6 +502,9 @@ class _IncentiveFacts:
     # The program's counted events of the season (id, local day, hours), where a per-kW rule counts the events
     # while not enrolled as 0 kW (``_not_enrolled_events``); empty otherwise.
     program_events: list[tuple[int, dt.date, Decimal]] = field(default_factory=list)
+    # The program's load-increase events of the season, where a per-kW rule applies: left out of its average
+    # (``incentives.performance_kw_component``).
+    increase_events: frozenset[int] = frozenset()
 
     @classmethod
     def load(cls, run: _Run) -> _IncentiveFacts:
@@ -541,6 +545,13 @@ class _IncentiveFacts:
                          if run.at_season_end and kinds & {IncentiveKind.SEASONAL, IncentiveKind.PERFORMANCE_KW}
                          else {})
         program_events = []
+        increase_events = frozenset()
+        if run.at_season_end and IncentiveKind.PERFORMANCE_KW in kinds:
+            season = run.season
+            increase_events = frozenset(Event.objects.filter(
+                program=program, direction=EventDirection.INCREASE, status__in=COUNTED_EVENT_STATUSES,
+                start__gte=local_midnight(season.start_date, run.tz),
+                start__lt=local_midnight(season.end_date + dt.timedelta(days=1), run.tz)).values_list("pk", flat=True))
         if run.at_season_end and any(r.kind == IncentiveKind.PERFORMANCE_KW and r.opted_out_counts_zero
                                      for r in rules):
             season = run.season
@@ -555,7 +566,8 @@ class _IncentiveFacts:
                    capacities=capacities, forfeit_month=forfeit_month, forfeit_season=forfeit_season,
                    bonus_accounts=bonus_accounts, bonus_sps=bonus_sps, account_names=account_names, keys=keys,
                    opt_out_months=opt_out_months, season_events=season_events, program_events=program_events,
-                   forfeited_monthly=_forfeited_monthly(rules, forfeit_month=forfeit_month))
+                   forfeited_monthly=_forfeited_monthly(rules, forfeit_month=forfeit_month),
+                   increase_events=increase_events)
 
 
 def _forfeited_monthly(rules: list[inc.RuleSpec], *, forfeit_month: bool) -> frozenset[int]:
@@ -684,6 +696,9 @@ def _season_incentive_line(run: _Run, facts: _IncentiveFacts, account_id: int, s
     else:
         if rule.opted_out_counts_zero and facts.program_events:
             events = events + _not_enrolled_events(facts, site, {e.event_id for e in events})
+        if facts.increase_events:
+            events = [dataclasses.replace(e, reduces_load=False) if e.event_id in facts.increase_events else e
+                      for e in events]
         comp = inc.performance_kw_component(rule, events,
                                             charges_negative_performance=run.program.charges_negative_performance)
         key = f"kw:{rule.rule_id}:{season.pk}"

@@ -99,3 +99,41 @@ def test_a_load_increase_event_pays_no_performance_for_load_reduction():
     EventSettlement.objects.all().delete()
     a, b = _increase_event_settlements(charges_negative=True)
     assert (a.amount, b.amount) == (Decimal("0.00"), Decimal("0.00"))
+
+
+def test_a_load_increase_event_is_left_out_of_the_season_kw_average():
+    """Efficiency Maine small battery: $200 per kW of average discharge over the season's events (performance:
+    load reduction). Two events of the season, 16:00-19:00 PDT: July 15 a load-reduction event, the 6 kW battery
+    discharges 6 kWh every hour (18 kWh / 3 h = 6 kW); July 22 a load-increase event (the battery is asked to
+    charge: it discharges nothing, 0 kW). A load-increase event carries no performance payment (the rule of
+    ``events.priority``; the per-kWh line of such an event is $0), so it is not an event of the per-kW average:
+    6 kW x $200 = $1,200.00 (it was averaged in: (6 + 0) / 2 = 3 kW, $600.00)."""
+    from events.choices import EventDirection
+    from programs.choices import SettlementTiming
+    from settlement.choices import LineKind, PeriodKind
+    from tests.factories.programs import SeasonFactory
+
+    program = ProgramFactory(program_type=ProgramType.BATTERY_STORAGE,
+                             performance_measurement=PerformanceMeasurement.DEVICE_TELEMETRY,
+                             eligible_device_types=[DeviceType.BATTERY], settlement_timing=SettlementTiming.SEASON_END)
+    season = SeasonFactory(program=program)
+    IncentiveRuleFactory(program=program, kind=IncentiveKind.PERFORMANCE_KW, basis=IncentiveBasis.PER_KW,
+                         amount=Decimal("200"), opted_out_counts_zero=True)
+    sub = active_participant(program=program, device_kwargs={"device_type": DeviceType.BATTERY,
+                                                             "capacity_kw": Decimal("6")})
+    later = START + dt.timedelta(days=7)
+    write_hourly(service_point=sub.enrollment.service_point, device=sub.device, channel=Channel.RECEIVED,
+                 first=dt.date(2026, 7, 15), last=dt.date(2026, 7, 23), kwh=0.0,
+                 overrides={START + dt.timedelta(hours=h): 6.0 for h in range(3)})
+    for start, direction in ((START, EventDirection.REDUCE), (later, EventDirection.INCREASE)):
+        event = EventFactory(program=program, start=start, end=start + dt.timedelta(hours=3), direction=direction)
+        ParticipationFactory(event=event, subscription=sub)
+        with run_on_commit():
+            services.event_settle(event=event, now=SETTLE_NOW + dt.timedelta(days=7), actor=TEST_ACTOR)
+    cs = services.customer_settlement_calculate(
+        account=sub.enrollment.account, program=program, period_kind=PeriodKind.SEASON_END,
+        period_start=season.start_date, period_end=season.end_date + dt.timedelta(days=1),
+        now=dt.datetime(2026, 10, 5, 12, 0, tzinfo=dt.UTC), actor=TEST_ACTOR)
+    line = cs.lines.get(kind=LineKind.PERFORMANCE_KW)
+    assert (line.quantity, line.amount) == (Decimal("6.0000"), Decimal("1200.00"))
+    assert "(1 of 1)" in line.description and "1 load-increase event left out" in line.description
