@@ -77,7 +77,9 @@ def _season_events_by_enrollment(enrollment_ids: list[int], season: Season, tz) 
     """Counted events of the season per enrollment (cancelled events and participations left out), with the events
     that called it and that it missed by the customer's doing (``_missed_events``: declared unavailable, an opt-out
     made ahead; device offline): no participated hours, counted as the rules count an event opted out before it
-    began (PGE Energy Partner's "50 % of the season's event hours", Efficiency Maine's 0 kW). Three queries: the
+    began (PGE Energy Partner's "50 % of the season's event hours", Efficiency Maine's 0 kW). An event settlement
+    reversed entirely (settled in error) gives no kW: the event is left out of a per-kW average, as one without
+    data. Three queries: the
     participations (their start and end read only where opted out: the only rows that need them), the missed events
     and the participations' few events' times."""
     start, end = local_midnight(season.start_date, tz), local_midnight(season.end_date + dt.timedelta(days=1), tz)
@@ -88,7 +90,7 @@ def _season_events_by_enrollment(enrollment_ids: list[int], season: Season, tz) 
                 .exclude(status=ParticipationStatus.CANCELLED)
                 .values_list("enrollment_id", "event_id", Case(When(opted, then=F("start"))),
                              Case(When(opted, then=F("end"))), "opted_out_at", "status", "settlement__kw_drop_avg",
-                             "settlement__measurement_status"))
+                             "settlement__measurement_status", "settlement__status"))
     # A few events, thousands of rows: each event's hours computed once.
     event_hours = {pk: Decimal(f"{(ev_end - ev_start).total_seconds() / 3600.0:.4f}") for pk, ev_start, ev_end in
                    Event.objects.filter(pk__in={r[1] for r in rows}).values_list("pk", "start", "end")}
@@ -99,7 +101,7 @@ def _season_events_by_enrollment(enrollment_ids: list[int], season: Season, tz) 
         if (enrollment_id, event_id) not in taken_part:
             taken_part.add((enrollment_id, event_id))
             out[enrollment_id].append(inc.SeasonEvent(event_id, hours, ZERO, not offline, None, missed=offline))
-    for enrollment_id, event_id, p_start, p_end, opted_at, status, kw, m_status in rows:
+    for enrollment_id, event_id, p_start, p_end, opted_at, status, kw, m_status, es_status in rows:
         hours = event_hours[event_id]
         opted_out = bool(opted_at) or status == ParticipationStatus.OPTED_OUT
         if opted_out:
@@ -107,8 +109,9 @@ def _season_events_by_enrollment(enrollment_ids: list[int], season: Season, tz) 
             not_opted = Decimal(f"{max(0.0, (stop - p_start).total_seconds() / 60.0) / 60:.4f}")
         else:
             not_opted = hours
+        # A settlement reversed entirely (settled in error) no longer measures anything: no kW (left out).
         out[enrollment_id].append(inc.SeasonEvent(event_id, hours, not_opted, opted_out,
-                                                  kw if m_status == ok else None))
+                                                  kw if m_status == ok and es_status != ES.REVERSED else None))
     return out
 
 

@@ -137,3 +137,53 @@ def test_a_load_increase_event_is_left_out_of_the_season_kw_average():
     line = cs.lines.get(kind=LineKind.PERFORMANCE_KW)
     assert (line.quantity, line.amount) == (Decimal("6.0000"), Decimal("1200.00"))
     assert "(1 of 1)" in line.description and "1 load-increase event left out" in line.description
+
+
+def test_a_reversed_event_settlement_is_left_out_of_the_season_kw_average():
+    """ConnectedSolutions-like battery program settled after each event: $1.70 per kWh discharged (PGE battery pilot)
+    and, at season end, $200 per kW of average discharge over the season's events. Two events, 16:00-19:00 PDT:
+    July 15 the 6 kW battery discharges 6 kWh every hour (18 kWh, 6 kW: $30.60); July 22 it reports 3 kWh every
+    hour (9 kWh, 3 kW: $15.30). The July 22 settlement is approved, then reversed entirely as settled in error (a
+    negative line of $15.30): its measurement no longer pays anything, so it is not an event of the season's
+    per-kW average either: 6 kW x $200 = $1,200.00 (it was still averaged in: (6 + 3) / 2 = 4.5 kW, $900.00)."""
+    from programs.choices import SettlementTiming
+    from settlement.choices import LineKind, PeriodKind
+    from tests.factories.programs import SeasonFactory
+
+    program = ProgramFactory(program_type=ProgramType.BATTERY_STORAGE,
+                             performance_measurement=PerformanceMeasurement.DEVICE_TELEMETRY,
+                             eligible_device_types=[DeviceType.BATTERY],
+                             settlement_timing=SettlementTiming.AFTER_EVENT)
+    season = SeasonFactory(program=program)
+    IncentiveRuleFactory(program=program, kind=IncentiveKind.PERFORMANCE_KW, basis=IncentiveBasis.PER_KW,
+                         amount=Decimal("200"))
+    IncentiveRuleFactory(program=program, kind=IncentiveKind.PERFORMANCE_KWH, basis=IncentiveBasis.PER_KWH,
+                         amount=Decimal("1.70"))
+    sub = active_participant(program=program, device_kwargs={"device_type": DeviceType.BATTERY,
+                                                             "capacity_kw": Decimal("6")})
+    later = START + dt.timedelta(days=7)
+    overrides = {START + dt.timedelta(hours=h): 6.0 for h in range(3)}
+    overrides |= {later + dt.timedelta(hours=h): 3.0 for h in range(3)}
+    write_hourly(service_point=sub.enrollment.service_point, device=sub.device, channel=Channel.RECEIVED,
+                 first=dt.date(2026, 7, 15), last=dt.date(2026, 7, 23), kwh=0.0, overrides=overrides)
+    settlements = []
+    for start in (START, later):
+        event = EventFactory(program=program, start=start, end=start + dt.timedelta(hours=3))
+        p = ParticipationFactory(event=event, subscription=sub)
+        with run_on_commit():
+            services.event_settle(event=event, now=SETTLE_NOW + dt.timedelta(days=7), actor=TEST_ACTOR)
+        settlements.append(EventSettlement.objects.get(participation=p))
+    assert [es.amount for es in settlements] == [Decimal("30.60"), Decimal("15.30")]
+    now = SETTLE_NOW + dt.timedelta(days=8)
+    for es in settlements:
+        services.event_settlement_approve(settlement=es, now=now, actor=TEST_ACTOR)
+    services.event_settlement_reverse(settlement=settlements[1], reason="meter data of another site", now=now,
+                                      actor=TEST_ACTOR)
+    cs = services.customer_settlement_calculate(
+        account=sub.enrollment.account, program=program, period_kind=PeriodKind.SEASON_END,
+        period_start=season.start_date, period_end=season.end_date + dt.timedelta(days=1),
+        now=dt.datetime(2026, 10, 5, 12, 0, tzinfo=dt.UTC), actor=TEST_ACTOR)
+    line = cs.lines.get(kind=LineKind.PERFORMANCE_KW)
+    assert (line.quantity, line.amount) == (Decimal("6.0000"), Decimal("1200.00"))
+    # $30.60 + $15.30 - $15.30 (reversal) + $1,200.00
+    assert cs.total_amount == Decimal("1230.60")
