@@ -27,8 +27,9 @@ Net load (issue 16): the meter read is ``interval_kwh_matrix(net=True)``: delive
 query; a service point with received (export) readings is measured on delivered - received in every interval,
 baseline days and event day alike, never clamped at zero; the others on delivered, as before (no extra query, no
 extra array). ``Program.counts_reduction_below_zero_net_load`` off: the actual net load counted in an event interval
-is max(actual, min(adjusted baseline, 0)) (``_below_zero_not_counted``). The settlement's inputs and explanation
-show both channels.
+is max(actual, min(adjusted baseline, 0)) (``_below_zero_not_counted``), for net readings on one channel too (a
+meter reporting net load, Green Button flowDirection 4: delivered with negative values). The settlement's inputs
+and explanation show both channels.
 
 One meter, several participations: where two or more participations of the event are at the same service point
 (two thermostats of one enrollment), the meter measured the service point once, so each counted interval's
@@ -361,10 +362,12 @@ def detect_days(kwh: np.ndarray, *, start: dt.datetime, interval_minutes: int, t
 
 
 def _below_zero_not_counted(result: bl.BatchBaselineResult, rows: np.ndarray, minutes: int) -> None:
-    """``Program.counts_reduction_below_zero_net_load`` off: in the event intervals of ``rows`` (net-metered), the
-    actual net load counted is never below the lower of zero and the adjusted baseline, so only the reduction down
-    to zero net load (or down to a baseline already below zero) counts: reduction = adjusted baseline -
-    max(actual, min(adjusted baseline, 0)). Delivered-only rows are never below zero: unchanged."""
+    """``Program.counts_reduction_below_zero_net_load`` off: in the event intervals of ``rows`` (net-metered: net
+    load on two channels, or net readings on one, e.g. Green Button flowDirection 4 stored on the delivered channel
+    with negative values), the actual net load counted is never below the lower of zero and the adjusted baseline,
+    so only the reduction down to zero net load (or down to a baseline already below zero) counts: reduction =
+    adjusted baseline - max(actual, min(adjusted baseline, 0)). A row whose actuals are never below zero is
+    unchanged by it."""
     adj, actual = result.adjusted_baseline_kw[rows], result.actual_kw[rows]
     floor = np.minimum(adj, 0.0)
     counted = np.where(actual < floor, floor, actual)
@@ -466,8 +469,10 @@ def _measure_meters(event, participations, minutes: int) -> ChunkMeasurement:
         for name, value in vars(again).items():
             if isinstance(value, np.ndarray):
                 getattr(result, name)[redo] = value
-    if net_rows.any() and not program.counts_reduction_below_zero_net_load:
-        _below_zero_not_counted(result, np.flatnonzero(net_rows), minutes)
+    if not program.counts_reduction_below_zero_net_load:
+        below = net_rows | (result.actual_kw < 0).any(axis=1)  # net on two channels, or net read on one
+        if below.any():
+            _below_zero_not_counted(result, np.flatnonzero(below), minutes)
     rows = np.array([row_of[p.service_point_id] for p in participations], dtype=np.int64)
     n_ev = len(result.event_starts)
     counted = _counted(participations, event, minutes, n_ev)

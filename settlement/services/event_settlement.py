@@ -353,6 +353,8 @@ def _settlement_rows(*, event: Event, parts: list[_Part], m: meas.ChunkMeasureme
                     net_text += " Reduction below zero net load does not count (program setting)."
             elif m.net_metered and m.net_metered[k]:
                 net_text = " Net metered: no received-channel readings, so net load = delivered."
+                if not program.counts_reduction_below_zero_net_load:
+                    net_text += " Reduction below zero net load does not count (program setting)."
         shared = m.shared[k] if m.shared else ""  # one meter or one report at the service point, counted once
         if shared:
             extra += f'"meter_shared": {_DUMPS(shared)}, '

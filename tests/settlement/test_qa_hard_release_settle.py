@@ -187,3 +187,32 @@ def test_a_reversed_event_settlement_is_left_out_of_the_season_kw_average():
     assert (line.quantity, line.amount) == (Decimal("6.0000"), Decimal("1200.00"))
     # $30.60 + $15.30 - $15.30 (reversal) + $1,200.00
     assert cs.total_amount == Decimal("1230.60")
+
+
+def test_net_readings_on_one_channel_do_not_count_reduction_below_zero_when_the_program_says_so():
+    """A net-metered service point whose meter reports net load on one channel (Green Button flowDirection 4:
+    stored on the delivered channel, negative values kept): 1.5 kWh every hour, -1.0 kWh (exporting) in the three
+    event hours (16:00-19:00 PDT 2026-07-15; CAISO 10-in-10: baseline 1.5 kW, adjustment 1.0). The program does not
+    count reduction below zero net load: the actual counted is max(-1.0, min(1.5, 0)) = 0 kW, so 1.5 kWh an hour x
+    3 = 4.5 kWh, 1.5 kW, 4.5 x $1.25 = $5.625 -> $5.63, exactly as for the same net load read on two channels
+    (``test_net_load``). It was paid the reduction below zero: 2.5 x 3 = 7.5 kWh, $9.38."""
+    from tests.factories.settlement import event_hours
+
+    program = ProgramFactory(counts_reduction_below_zero_net_load=False)
+    IncentiveRuleFactory(program=program, kind=IncentiveKind.PERFORMANCE_KWH, basis=IncentiveBasis.PER_KWH,
+                         amount=Decimal("1.25"))
+    sub = active_participant(program=program)
+    sp = sub.enrollment.service_point
+    sp.net_metered = True
+    sp.save(update_fields=["net_metered"])
+    write_hourly(service_point=sp, first=dt.date(2026, 5, 25), last=dt.date(2026, 7, 16), kwh=1.5,
+                 overrides={h: -1.0 for h in event_hours()})
+    event = EventFactory(program=program)
+    p = ParticipationFactory(event=event, subscription=sub)
+    with run_on_commit():
+        services.event_settle(event=event, now=SETTLE_NOW, actor=TEST_ACTOR)
+    es = EventSettlement.objects.get(participation=p)
+    assert (es.kwh_avoided, es.kw_drop_avg, es.amount) == (Decimal("4.5000"), Decimal("1.5000"), Decimal("5.63"))
+    assert es.inputs["actual_kw"] == [-1.0, -1.0, -1.0]
+    assert es.inputs["reduction_kwh"] == [1.5, 1.5, 1.5]
+    assert "Reduction below zero net load does not count (program setting)." in es.explanation
