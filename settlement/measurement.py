@@ -120,6 +120,9 @@ class ChunkMeasurement:
     # Meter rows sharing their service point's meter with another participation: why some counted intervals hold 0
     # kWh here (``_share_meter``); ``None`` or "" for the others.
     shared: list[str] | None = None
+    # Meter rows whose day-of adjustment could not be measured (the event day's readings are missing in the
+    # adjustment hours: the engine's ``adjustment_actual_missing``, baseline not adjusted); ``None`` elsewhere.
+    adjustment_missing: list[bool] | None = None
 
     def counted_mask(self) -> np.ndarray:
         """bool ``[n, n_ev]``: the counted intervals."""
@@ -502,7 +505,8 @@ def _measure_meters(event, participations, minutes: int) -> ChunkMeasurement:
         abnormal=[abnormal.get(r, {}) for r in rows.tolist()],
         no_reading_days=[tuple(sorted(empty_days.get(r, ()), reverse=True)) for r in rows.tolist()],
         net=[(delivered[r].tolist(), received[r].tolist()) if net_rows[r] else None for r in rows.tolist()],
-        net_metered=[p.service_point_id in flagged for p in participations], shared=shared)
+        net_metered=[p.service_point_id in flagged for p in participations], shared=shared,
+        adjustment_missing=result.flag_adjustment_actual_missing[rows].tolist())
 
 
 def device_kwh_matrix(*, device_ids, start: dt.datetime, end: dt.datetime, channel: str = "received",

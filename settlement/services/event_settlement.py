@@ -355,6 +355,8 @@ def _settlement_rows(*, event: Event, parts: list[_Part], m: meas.ChunkMeasureme
                 net_text = " Net metered: no received-channel readings, so net load = delivered."
                 if not program.counts_reduction_below_zero_net_load:
                     net_text += " Reduction below zero net load does not count (program setting)."
+        if m.adjustment_missing and m.adjustment_missing[k]:
+            extra += '"adjustment_not_measured": true, '
         shared = m.shared[k] if m.shared else ""  # one meter or one report at the service point, counted once
         if shared:
             extra += f'"meter_shared": {_DUMPS(shared)}, '
@@ -374,8 +376,13 @@ def _settlement_rows(*, event: Event, parts: list[_Part], m: meas.ChunkMeasureme
             if shared:
                 text += f" {shared[0].upper()}{shared[1:]}."
         else:
-            text = (f"{m.method}: baseline = {x_of_y} similar days ({day_text[day_index[k]]}); day-of "
-                    f"adjustment {'none' if adj != adj else format_quantity(adj, places=4, trim=True)}.")
+            if m.adjustment_missing and m.adjustment_missing[k]:
+                text = (f"{m.method}: baseline = {x_of_y} similar days ({day_text[day_index[k]]}); day-of "
+                        "adjustment not measured (the event day's readings are missing in the adjustment hours): "
+                        f"baseline not adjusted ({1 if adj != adj else format_quantity(adj, places=4, trim=True)}).")
+            else:
+                text = (f"{m.method}: baseline = {x_of_y} similar days ({day_text[day_index[k]]}); day-of "
+                        f"adjustment {'none' if adj != adj else format_quantity(adj, places=4, trim=True)}.")
             if excluded_text:
                 text += f" Days left out: {excluded_text}."
             text += net_text

@@ -216,3 +216,33 @@ def test_net_readings_on_one_channel_do_not_count_reduction_below_zero_when_the_
     assert es.inputs["actual_kw"] == [-1.0, -1.0, -1.0]
     assert es.inputs["reduction_kwh"] == [1.5, 1.5, 1.5]
     assert "Reduction below zero net load does not count (program setting)." in es.explanation
+
+
+def test_a_day_of_adjustment_without_event_day_readings_is_named_in_the_explanation():
+    """CAISO 10-in-10 with the day-of adjustment over the 3 hours ending 1 hour before the event (12:00-15:00 PDT
+    for 16:00-19:00 PDT on 2026-07-15). Readings 2.0 kWh every hour, 0.5 in the event hours; the event day's
+    12:00-15:00 readings (19:00Z-22:00Z) are missing. The adjustment cannot be measured, so the baseline is used
+    unadjusted (ratio 1): 1.5 kWh an hour x 3 = 4.5 kWh, $5.63. The explanation said "day-of adjustment 1." as if
+    the ratio had been measured; it now says the adjustment was not measured and why, and the inputs carry the
+    flag."""
+    import math
+
+    from tests.factories.settlement import event_hours
+
+    program = ProgramFactory()
+    IncentiveRuleFactory(program=program, kind=IncentiveKind.PERFORMANCE_KWH, basis=IncentiveBasis.PER_KWH,
+                         amount=Decimal("1.25"))
+    sub = active_participant(program=program)
+    overrides = {h: 0.5 for h in event_hours()}
+    overrides |= {dt.datetime(2026, 7, 15, h, tzinfo=dt.UTC): math.nan for h in (19, 20, 21)}
+    write_hourly(service_point=sub.enrollment.service_point, first=dt.date(2026, 5, 25), last=dt.date(2026, 7, 16),
+                 kwh=2.0, overrides=overrides)
+    event = EventFactory(program=program)
+    p = ParticipationFactory(event=event, subscription=sub)
+    with run_on_commit():
+        services.event_settle(event=event, now=SETTLE_NOW, actor=TEST_ACTOR)
+    es = EventSettlement.objects.get(participation=p)
+    assert (es.kwh_avoided, es.amount) == (Decimal("4.5000"), Decimal("5.63"))
+    assert ("day-of adjustment not measured (the event day's readings are missing in the adjustment hours): "
+            "baseline not adjusted (1).") in es.explanation
+    assert es.inputs["adjustment_not_measured"] is True
