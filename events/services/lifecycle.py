@@ -24,7 +24,7 @@ from cpm.base.capabilities import Cap, use_case
 from cpm.base.errors import ConflictError, DomainValidationError, TransitionNotAllowed
 from cpm.base.states import check_transition, transition
 from cpm.base.tasks import enqueue_on_commit
-from cpm.base.timeutils import zone
+from cpm.base.timeutils import format_local, zone
 from devices.models import Device
 from programs import calendars
 from programs import rules as program_rules
@@ -172,9 +172,20 @@ def _apply_changes(event: Event, changes: dict[str, Any]) -> None:
 def _new_revision(event: Event, ctx: ProgramContext, *, before: dict, after: dict, now: dt.datetime, actor: Any,
                   reason: str) -> None:
     """A scheduled event changes: the window may only move to the future, the rules are checked again (unless an
-    emergency override), and the previous version is kept as an ``EventRevision``."""
+    emergency override), and the previous version is kept as an ``EventRevision``.
+
+    An event that has begun (its start passed, the tick not yet run: still DISPATCHED) may not change whom it
+    calls (targeting, target kW), as an ACTIVE event may not: the reservation run again would add devices
+    DISPATCHED for the whole window, from its start (settled as having taken part before they were called), and
+    cancel dispatched ones under way."""
     if event.start <= now and (before["start"], before["end"]) != (after["start"], after["end"]):
         raise DomainValidationError({"start": ["A scheduled event's window can only move to the future."]})
+    if event.start <= now:
+        changed = [f for f in RESERVATION_FIELDS if f in before and before[f] != after[f]]
+        if changed:
+            began = format_local(event.start, zone(event.program.time_zone))
+            raise DomainValidationError({changed[0]: [
+                f"The event began at {began}: the devices it calls can no longer change."]})
     if not event.overrides_rules:
         _check_rules(event, ctx, now=now)
     EventRevision.objects.create(event=event, revision=event.revision, snapshot=before, changed_at=now,

@@ -50,3 +50,28 @@ def test_unavailability_over_part_of_an_event_not_begun_releases_it_and_dispatch
     msg = DispatchMessage.objects.get(event=event, kind=DispatchKind.DISPATCH)
     assert msg.payload["devices"] == [b.device.aggregator_device_id]
     assert Participation.objects.get(event=event, subscription=b).status == ParticipationStatus.DISPATCHED
+
+
+def test_an_event_under_way_still_dispatched_cannot_call_more_devices(program, july_now):
+    """The event (15:00-18:00 PDT on 07-15) is dispatched with A's device; B enrolls later. At 15:30 PDT the tick
+    has not yet marked it ACTIVE (a worker down) and the administrator widens its targeting (device types:
+    thermostat). Re-running the reservation then would add B DISPATCHED for the whole window, from 15:00 (its
+    participation starts with the event): settlement would count 15:00-15:30, before B was called, as taken part in
+    (a late join settled as a full one). An event that has begun is refused a change of whom it calls, as an ACTIVE
+    one is: 400 on target_device_types, in words, nothing changed (revision 1, one participation)."""
+    from cpm.base.errors import DomainValidationError
+
+    agg = AggregatorFactory(code="acme-cloud")
+    active_participant(program=program, device_kwargs={"last_seen_at": july_now, "aggregator": agg})
+    event = EventFactory(program=program, status=EventStatus.SCHEDULED)
+    services.event_reserve(event=event, now=july_now, actor=TEST_ACTOR)
+    services.event_dispatch(event=event, now=july_now, actor=TEST_ACTOR)
+    later = la(2026, 7, 15, 15, 30)
+    active_participant(program=program, device_kwargs={"last_seen_at": later, "aggregator": agg})
+    with pytest.raises(DomainValidationError) as exc:
+        services.event_update(event=event, changes={"target_device_types": ["thermostat"]}, now=later,
+                              actor=TEST_ACTOR)
+    assert exc.value.errors == {"target_device_types": [
+        "The event began at 2026-07-15 15:00 PDT: the devices it calls can no longer change."]}
+    event.refresh_from_db()
+    assert (event.revision, Participation.objects.filter(event=event).count()) == (1, 1)
