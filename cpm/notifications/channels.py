@@ -15,6 +15,7 @@ with it, a worker killed between handing a chunk to the server and committing ma
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import re
@@ -102,16 +103,16 @@ def send_emails(items: list[Outgoing]) -> list[Result]:
         return [Result(item.key, error=error) for item in items]
     try:
         for item in items:
-            message_id = make_msgid(idstring=re.sub(r"[^A-Za-z0-9]", ".", item.key)[:60], domain=domain)
+            mid = make_msgid(idstring=re.sub(r"[^A-Za-z0-9]", ".", item.key)[:60], domain=domain)
             email = EmailMessage(subject=item.subject, body=item.body, from_email=settings.CPM_NOTIFY_FROM_EMAIL,
-                                 to=[item.recipient], headers={"Message-ID": message_id, KEY_HEADER: item.key})
+                                 to=[item.recipient], headers={"Message-ID": mid, KEY_HEADER: item.key})
             try:
                 connection.send_messages([email])
             except Exception as exc:  # noqa: BLE001 - SMTP and providers raise many kinds: record it in words
                 results.append(Result(item.key, error=f"{type(exc).__name__}: {exc}"[:500]))
                 continue
             status = getattr(email, "anymail_status", None)  # django-anymail sets the provider's id here
-            provider_id = (getattr(status, "message_id", None) or message_id) if status else message_id
+            provider_id = (getattr(status, "message_id", None) or mid) if status else mid
             results.append(Result(item.key, provider_id=str(provider_id)[:200]))
     finally:
         connection.close()
@@ -166,26 +167,43 @@ class ConsoleSmsBackend(BaseSmsBackend):
         return [Result(item.key, provider_id=f"console-{item.key}") for item in items]
 
 
+NOT_AN_OBJECT = "The SMS provider's answer is not a JSON object with the message's id"
+
+
 class HttpSmsBackend(BaseSmsBackend):
     """A JSON-over-HTTP SMS provider: ``POST CPM_SMS_HTTP_URL`` with ``{"to", "body", "reference"}``, bearer
     ``CPM_SMS_HTTP_TOKEN`` and ``Idempotency-Key: <key>``; a 2xx answer's JSON ``id`` is the provider's id, any
-    other answer (or no answer in ``CPM_SMS_HTTP_TIMEOUT`` seconds) fails that message with the reason."""
+    other answer (or no answer in ``CPM_SMS_HTTP_TIMEOUT`` seconds, a dropped connection, a 2xx whose body is not
+    a JSON object) fails that message with the reason, never the batch."""
 
     def send(self, items):
         results = []
         for item in items:
             body = json.dumps({"to": item.recipient, "body": item.body, "reference": item.key}).encode()
-            request = urllib.request.Request(settings.CPM_SMS_HTTP_URL, data=body, method="POST", headers={
-                "Content-Type": "application/json", "Authorization": f"Bearer {settings.CPM_SMS_HTTP_TOKEN}",
-                "Idempotency-Key": item.key})
+            try:
+                request = urllib.request.Request(settings.CPM_SMS_HTTP_URL, data=body, method="POST", headers={
+                    "Content-Type": "application/json", "Authorization": f"Bearer {settings.CPM_SMS_HTTP_TOKEN}",
+                    "Idempotency-Key": item.key})
+            except ValueError as exc:
+                results.append(Result(item.key, error=f"CPM_SMS_HTTP_URL is not a valid URL: {exc}"[:500]))
+                continue
             try:
                 with urllib.request.urlopen(request, timeout=settings.CPM_SMS_HTTP_TIMEOUT) as response:
                     answer = json.loads(response.read() or b"{}")
-                results.append(Result(item.key, provider_id=str(answer.get("id", ""))[:200]))
             except urllib.error.HTTPError as exc:
                 results.append(Result(item.key, error=f"HTTP {exc.code} from the SMS provider"))
-            except (urllib.error.URLError, TimeoutError, ValueError) as exc:
-                results.append(Result(item.key, error=f"SMS provider unreachable: {exc}"[:500]))
+                continue
+            except ValueError:
+                results.append(Result(item.key, error=NOT_AN_OBJECT))
+                continue
+            except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+                # OSError: timeouts and connections reset or refused; HTTPException: no or a broken status line.
+                results.append(Result(item.key, error=f"SMS provider unreachable: {type(exc).__name__}: {exc}"[:500]))
+                continue
+            if not isinstance(answer, dict):
+                results.append(Result(item.key, error=NOT_AN_OBJECT))
+                continue
+            results.append(Result(item.key, provider_id=str(answer.get("id", ""))[:200]))
         return results
 
 
