@@ -22,7 +22,6 @@ import re
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from email.utils import make_msgid
 from pathlib import Path
 from typing import ClassVar
 
@@ -91,6 +90,15 @@ class OutboxEmailBackend(BaseEmailBackend):
         return written
 
 
+def message_id(key: str, domain: str) -> str:
+    """The e-mail's ``Message-ID``, derived from the message's key alone (``<event_notice.e7.c12.email@domain>``):
+    a message handed twice (its sender killed before the outcome was recorded) carries the same id both times, so
+    a provider or a mailbox that de-duplicates on it keeps one. (``make_msgid`` adds the time and a random number:
+    the second hand-off was a new message.)"""
+    local = re.sub(r"\.{2,}", ".", re.sub(r"[^A-Za-z0-9_.-]", ".", key)).strip(".") or "message"
+    return f"<{local}@{domain}>"
+
+
 def send_emails(items: list[Outgoing]) -> list[Result]:
     """Send e-mails over one connection; each message's failure is its own (the others still go)."""
     connection = mailers[MAILER]
@@ -103,7 +111,7 @@ def send_emails(items: list[Outgoing]) -> list[Result]:
         return [Result(item.key, error=error) for item in items]
     try:
         for item in items:
-            mid = make_msgid(idstring=re.sub(r"[^A-Za-z0-9]", ".", item.key)[:60], domain=domain)
+            mid = message_id(item.key, domain)
             email = EmailMessage(subject=item.subject, body=item.body, from_email=settings.CPM_NOTIFY_FROM_EMAIL,
                                  to=[item.recipient], headers={"Message-ID": mid, KEY_HEADER: item.key})
             try:
