@@ -164,12 +164,20 @@ def _window_data(event: Event) -> dict[str, str]:
     return {"start": event.start.isoformat(), "end": event.end.isoformat()}
 
 
+def _notices_scope(event: Event) -> str:
+    return f"event:{event.pk}:notices"
+
+
+def _notices_stamp(event: Event) -> str:
+    """The event's reservation as the notices were planned for it (``reserved_at`` and revision)."""
+    return f"{event.reserved_at.isoformat() if event.reserved_at else ''}/r{event.revision}"
+
+
 def event_notices_plan(*, event: Event, now: dt.datetime) -> int:
     """Plan the event notice and the reminder of every customer taking part in a reserved event (times from
     ``rules.notice_due`` / ``rules.reminder_due`` in the program's zone). Skipped while the event's reservation is
     unchanged since the last plan (``PlanMark``). Returns the rows offered."""
-    stamp = f"{event.reserved_at.isoformat() if event.reserved_at else ''}/r{event.revision}"
-    scope = f"event:{event.pk}:notices"
+    scope, stamp = _notices_scope(event), _notices_stamp(event)
     if _marked(scope, stamp):
         return 0
     program = event.program
@@ -328,7 +336,14 @@ def ptr_unnotified_release(*, event: Event, now: dt.datetime, actor: Any) -> int
     were not sent the event notice, once every notice of the event has been handled (none still QUEUED or SENDING:
     being handed, or in doubt after a killed sender): the customer was never asked, so the event does not count
     for them and settlement does not settle it. Ledger rows RELEASED with the reason, audited
-    (``events.services.release_participations``). Returns how many."""
+    (``events.services.release_participations``). Returns how many.
+
+    Only once the event's notices were planned for its reservation as it stands (the notices' ``PlanMark``): a
+    tick at notification time while the reservation is still under way (no participation visible yet, or reserved
+    between this tick's planning and this step) finds nothing QUEUED, and marking the event done then would leave
+    the customers the notice never reached settled on it."""
+    if event.reserved_at is None or not _marked(_notices_scope(event), _notices_stamp(event)):
+        return 0
     scope = f"event:{event.pk}:ptr-unnotified"
     # A notice SENDING (claimed, being handed to the channel, or in doubt after a killed sender) is not handled yet.
     if _marked(scope, "done") or Message.objects.filter(event=event, kind=K.EVENT_NOTICE,
