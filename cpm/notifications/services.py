@@ -284,7 +284,8 @@ def enrollment_decisions_plan(*, now: dt.datetime) -> int:
 
 def event_summaries_plan(*, now: dt.datetime) -> int:
     """After an event's settlements are approved: each customer's kWh avoided and credit for the event (sums over
-    the customer's participations), one summary per customer and event."""
+    the customer's participations that took part: none for a customer who opted out), one summary per customer and
+    event."""
     approved = EventSettlement.objects.filter(status=EventSettlementStatus.APPROVED, approved_at__gte=_lookback(now),
                                               approved_at__lte=now)
     # Events whose approved settlements changed since the last plan (``PlanMark``): a tick re-reads nothing else.
@@ -295,7 +296,9 @@ def event_summaries_plan(*, now: dt.datetime) -> int:
             marks[r["event_id"]] = stamp
     if not marks:
         return 0
-    rows = (approved.filter(event_id__in=list(marks)).values("event_id", "program_id", "account__customer_id")
+    # Not to a customer who opted out of the event (settled at $0): the summary thanks them "for taking part".
+    rows = (approved.filter(event_id__in=list(marks), opted_out=False)
+            .values("event_id", "program_id", "account__customer_id")
             .annotate(kwh=Sum("kwh_avoided"), credit=Sum("posted_amount")).order_by("event_id"))
     by_program: dict[int, list[Planned]] = defaultdict(list)
     for r in rows:
