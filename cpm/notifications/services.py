@@ -211,15 +211,22 @@ def event_cancellations_plan(*, event: Event, now: dt.datetime) -> int:
     cancellation due in quiet hours waits for the morning only if that leaves the urgent lead before the start,
     else it goes at the start minus the urgent lead, or at once)."""
     scope = f"event:{event.pk}:cancellation"
-    if _marked(scope, "done"):
-        return 0
+    # Notices still being handed (SENDING: claimed before the cancellation, or in doubt after a killed sender) may
+    # end SENT after this step: it runs again (no mark) while one is, and again when more have been sent since.
+    notices = Message.objects.filter(event=event, kind=K.EVENT_NOTICE)
+    if notices.filter(status=MS.SENDING).exists():
+        stamp = None
+    else:
+        stamp = f"sent:{notices.filter(status=MS.SENT).count()}"
+        if _marked(scope, stamp):
+            return 0
     program = event.program
     tz, policy = selectors.zone_of(program), selectors.policy_of(program)
     due, note = rules.prompt_due(now=now, policy=policy, tz=tz, deadline=cancellation_deadline(event, policy))
-    told = (Message.objects.filter(event=event, kind=K.EVENT_NOTICE, status=MS.SENT)
-            .values_list("customer_id", flat=True).distinct())
+    told = notices.filter(status=MS.SENT).values_list("customer_id", flat=True).distinct()
     n = _plan(program, [Planned(K.CANCELLATION, cid, due, note, event_id=event.pk) for cid in told], now=now)
-    _mark(scope, "done", now)
+    if stamp is not None:
+        _mark(scope, stamp, now)
     return n
 
 
