@@ -879,9 +879,21 @@ def message_template_delete(*, template: MessageTemplate, now: dt.datetime, acto
 
 @use_case("notification_policy.save", Cap.MANAGE_PROGRAMS)
 def notification_policy_save(*, policy: NotificationPolicy, now: dt.datetime, actor: Any) -> NotificationPolicy:
-    """Create or change a program's sending rules."""
+    """Create or change a program's sending rules; refused with the field named when one makes no sense (an empty
+    quiet window, a link that works for 0 hours, a notice or reminder 0 minutes before the start)."""
+    errors: dict[str, list[str]] = {}
     if policy.quiet_start == policy.quiet_end:
-        raise DomainValidationError({"quiet_end": ["quiet_start and quiet_end must differ."]})
+        errors["quiet_end"] = ["quiet_start and quiet_end must differ."]
+    if not policy.opt_out_link_hours:
+        errors["opt_out_link_hours"] = ["An opt-out link must work for at least 1 hour."]
+    if policy.reminder_lead_minutes == 0:
+        errors["reminder_lead_minutes"] = ["A reminder 0 minutes before the start is never sent: leave it empty "
+                                           "for no reminder."]
+    if policy.notice_lead_minutes == 0:
+        errors["notice_lead_minutes"] = ["A notice 0 minutes before the start comes too late: leave it empty to "
+                                         "send it at the event's notification time."]
+    if errors:
+        raise DomainValidationError(errors)
     created = policy.pk is None
     policy.updated_at = now
     policy.save()
