@@ -180,6 +180,15 @@ def event_notices_plan(*, event: Event, now: dt.datetime) -> int:
     scope, stamp = _notices_scope(event), _notices_stamp(event)
     if _marked(scope, stamp):
         return 0
+    n = _plan_notices(event, _live_customers(event), now=now)
+    _mark(scope, stamp, now)
+    return n
+
+
+def _plan_notices(event: Event, customer_ids: Iterable[int], *, now: dt.datetime,
+                  skip: set[tuple[str, int]] = frozenset()) -> int:
+    """Plan the notice and reminder of ``event`` for ``customer_ids`` (but not the ``(kind, customer)`` pairs in
+    ``skip``)."""
     program = event.program
     tz, policy = selectors.zone_of(program), selectors.policy_of(program)
     min_notice = selectors.min_notice_minutes(program, local_date(event.start, tz))
@@ -190,13 +199,35 @@ def event_notices_plan(*, event: Event, now: dt.datetime) -> int:
     # Keyed by the window: when the event is moved (a new revision), customers get a notice (and reminder) of the
     # new time; the queued ones of the old time are not sent (``_suppression``).
     ref, data = notice_ref(event), _window_data(event)
-    for cid in _live_customers(event):
-        planned.append(Planned(K.EVENT_NOTICE, cid, notice_at, notice_note, event_id=event.pk, ref=ref, data=data))
-        if reminder is not None and reminder[0] > notice_at:
+    for cid in customer_ids:
+        if (K.EVENT_NOTICE, cid) not in skip:
+            planned.append(Planned(K.EVENT_NOTICE, cid, notice_at, notice_note, event_id=event.pk, ref=ref,
+                                   data=data))
+        if reminder is not None and reminder[0] > notice_at and (K.REMINDER, cid) not in skip:
             planned.append(Planned(K.REMINDER, cid, reminder[0], reminder[1], event_id=event.pk, ref=ref,
                                    data=data))
-    n = _plan(program, planned, now=now)
-    _mark(scope, stamp, now)
+    return _plan(program, planned, now=now)
+
+
+def customer_notices_replan(*, customer_id: int, now: dt.datetime) -> int:
+    """Plan again, for one customer whose contact preference changed, the notices and reminders of the events
+    already planned (their ``PlanMark`` is the reservation's): on the channels the customer wants now (the queued
+    ones on a channel no longer wanted are suppressed at sending). Not a notice or reminder the customer was already
+    sent (or is being sent) on another channel. Returns the rows offered."""
+    events = (Event.objects.filter(status__in=NOTICE_EVENT_STATUSES, reserved_at__isnull=False, end__gt=now,
+                                   participations__status__in=LIVE_PARTICIPATION,
+                                   participations__enrollment__status=EnrollmentStatus.ACTIVE,
+                                   participations__enrollment__account__customer_id=customer_id)
+              .select_related("program").distinct().order_by("start", "pk"))
+    n = 0
+    for event in events:
+        if not _marked(_notices_scope(event), _notices_stamp(event)):
+            continue  # not planned yet: the tick plans it with the preference as it is now
+        ref = notice_ref(event)
+        skip = {(kind, customer_id) for kind in Message.objects.filter(
+            event=event, customer_id=customer_id, subject_ref=ref, status__in=(MS.SENT, MS.SENDING),
+            kind__in=(K.EVENT_NOTICE, K.REMINDER)).values_list("kind", flat=True)}
+        n += _plan_notices(event, [customer_id], now=now, skip=skip)
     return n
 
 
@@ -814,7 +845,9 @@ def contact_preference_set(*, customer: Customer, channel: str, program: Program
                            now: dt.datetime, actor: Any) -> ContactPreference:
     """Set how the customer wants messages (``email``, ``sms``, ``both``, ``none``), for every program or one.
     A channel the customer has no address for is refused (``DomainValidationError`` on ``channel``). Setting the
-    channel the preference already has writes nothing (it was audited as an update from the channel to itself)."""
+    channel the preference already has writes nothing (it was audited as an update from the channel to itself).
+    The notices and reminders already planned for the customer's coming events are planned again on the channels
+    wanted now (``customer_notices_replan``)."""
     if channel not in ContactChoice.values:
         raise DomainValidationError({"channel": [f"Unknown channel {channel!r}: use one of "
                                                  f"{', '.join(ContactChoice.values)}."]})
@@ -833,6 +866,9 @@ def contact_preference_set(*, customer: Customer, channel: str, program: Program
             pref.channel = channel
         audit_record(obj=pref, action="create" if created else "update", now=now, actor=actor,
                      changes={"channel": [before, channel], "program": program.code if program else "all"})
+        # Notices already planned for the customer's coming events follow the new preference (else the queued
+        # ones are suppressed at sending and none is planned on the new channel: the customer is never told).
+        customer_notices_replan(customer_id=customer.pk, now=now)
         return pref
 
 
