@@ -80,7 +80,8 @@ class MessageTemplate(models.Model):
 
     Variables: ``customer_name``, ``program_name``, ``event_name``, ``event_window`` (local, with the zone),
     ``event_date``, ``event_day_word`` ("today", "tomorrow" or "on", as of sending), ``incentive``, ``opt_out_url``,
-    ``opt_out_expires`` (local), ``kwh_avoided``, ``credit``,
+    ``opt_out_expires`` (local), ``opt_out_closed`` (local; set instead of the link past the cut-off), ``kwh_avoided``,
+    ``credit``,
     ``season_name``, ``season_total``, ``reason``.
     """
 

@@ -19,20 +19,23 @@ class Wording:
 
 
 _SIGN = "\n\n-- {{ program_name }}"
-_OPT = ("\n\nDon't want to take part this time? Opt out of this event with one click (until {{ opt_out_expires }}):"
-        "\n{{ opt_out_url }}")
+# Sent past the program's opt-out cut-off, a notice or reminder has no link (``opt_out_url`` empty) and says so.
+_OPT = ("{% if opt_out_url %}\n\nDon't want to take part this time? Opt out of this event with one click (until "
+        "{{ opt_out_expires }}):\n{{ opt_out_url }}{% elif opt_out_closed %}\n\nOpt-outs for this event closed at "
+        "{{ opt_out_closed }}.{% endif %}")
+_SMS_OPT = "{% if opt_out_url %} Opt out: {{ opt_out_url }}{% endif %}"
 
 DEFAULTS: dict[str, Wording] = {
     K.EVENT_NOTICE: Wording(
         "{{ program_name }}: energy event {{ event_date }}",
         "Hello {{ customer_name }},\n\n{{ program_name }} calls an energy event on {{ event_window }}.\n"
         "{{ incentive }}" + _OPT + _SIGN,
-        "{{ program_name }}: event {{ event_window }}. {{ incentive_short }} Opt out: {{ opt_out_url }}"),
+        "{{ program_name }}: event {{ event_window }}. {{ incentive_short }}" + _SMS_OPT),
     K.REMINDER: Wording(
         "Reminder: {{ program_name }} event {{ event_day_word }} {{ event_window }}",
         "Hello {{ customer_name }},\n\nA reminder: the {{ program_name }} event runs {{ event_window }}." + _OPT
         + _SIGN,
-        "Reminder: {{ program_name }} event {{ event_window }}. Opt out: {{ opt_out_url }}"),
+        "Reminder: {{ program_name }} event {{ event_window }}." + _SMS_OPT),
     K.CANCELLATION: Wording(
         "Cancelled: {{ program_name }} event {{ event_date }}",
         "Hello {{ customer_name }},\n\nThe {{ program_name }} event of {{ event_window }} is cancelled. "

@@ -509,12 +509,17 @@ def _context(m: Message, c: _Ctx, *, now: dt.datetime) -> dict[str, Any]:
         ctx["event_date"] = f"{m.event.start.astimezone(tz):%a %b %-d}"
         ctx["event_day_word"] = day_word(m.event.start, now=now, tz=tz)
         if m.kind in (K.EVENT_NOTICE, K.REMINDER):
-            token = links.make_token(m.pk, now=now)
-            # The link works until it expires, and opting out until the program's cut-off: the earlier is promised.
-            expires = min(now + dt.timedelta(hours=c.policies[m.program_id].opt_out_link_hours),
-                          c.opt_out_closes(m.event))
-            ctx["opt_out_url"] = links.opt_out_url(token)
-            ctx["opt_out_expires"] = _local_text(expires, tz)
+            closes = c.opt_out_closes(m.event)
+            if closes <= now:
+                # Past the program's cut-off: no link (it would be refused), and the message says opt-outs closed.
+                ctx["opt_out_url"], ctx["opt_out_expires"] = "", ""
+                ctx["opt_out_closed"] = _local_text(closes, tz)
+            else:
+                token = links.make_token(m.pk, now=now)
+                # The link works until it expires, and opting out until the cut-off: the earlier is promised.
+                expires = min(now + dt.timedelta(hours=c.policies[m.program_id].opt_out_link_hours), closes)
+                ctx["opt_out_url"] = links.opt_out_url(token)
+                ctx["opt_out_expires"] = _local_text(expires, tz)
     return ctx
 
 
@@ -877,7 +882,7 @@ def contact_preference_set(*, customer: Customer, channel: str, program: Program
 _SAMPLE_CONTEXT = {name: "x" for name in (
     "customer_name", "program_name", "incentive", "incentive_short", "effective_date", "end_date", "reason",
     "season_name", "period", "season_total", "kwh_avoided", "credit", "event_name", "event_window", "event_date",
-    "event_day_word", "opt_out_url", "opt_out_expires")}
+    "event_day_word", "opt_out_url", "opt_out_expires", "opt_out_closed")}
 
 
 def _check_template(fields: dict[str, str]) -> None:
