@@ -225,6 +225,13 @@ class CustomerPage:
     contact_preferences: list = ()
 
     @property
+    def enrolled_programs(self) -> list:
+        """The programs of the customer's enrollments, each once (a customer may hold several enrollments in one
+        program: two service points, or enrolled again after one ended), by name."""
+        by_pk = {e.program_id: e.program for e in self.enrollments}
+        return sorted(by_pk.values(), key=lambda p: (p.name, p.pk))
+
+    @property
     def offered(self) -> list[EligibilityLine]:
         return [line for line in self.eligibility if line.state != NOT_OFFERED]
 
