@@ -758,12 +758,14 @@ def link_message(*, token: str, now: dt.datetime) -> Message:
 @dataclass(frozen=True)
 class LinkOutcome:
     """What a link's use did: ``opted_out`` participations; ``already`` when the link had been used before;
-    ``opted_out_before`` when the customer had already opted out of the event another way (nothing more to do)."""
+    ``opted_out_before`` when the customer had already opted out of the event another way (nothing more to do);
+    ``confirmation_planned`` when a confirmation message is planned (not for a customer who wants no messages)."""
 
     message: Message
     opted_out: int
     already: bool
     opted_out_before: bool = False
+    confirmation_planned: bool = False
 
 
 _NOT_TAKING_PART = ("You are no longer taking part in this event (your place in it was released), so there is "
@@ -838,10 +840,11 @@ def participation_opt_out_by_link(*, message: Message, now: dt.datetime, actor: 
                      reason=f"opted out of {done} participation(s) of event #{event.pk}")
         tz, policy = selectors.zone_of(event.program), selectors.policy_of(event.program)
         due, note = rules.prompt_due(now=now, policy=policy, tz=tz)
-        if done:
-            _plan(event.program, [Planned(K.OPT_OUT_CONFIRMATION, m.customer_id, due, note, event_id=event.pk)],
-                  now=now)
-        return LinkOutcome(m, done, False, opted_out_before=not done)
+        planned = 0
+        if done:  # on the channels the customer wants now (none: nothing is promised on the page)
+            planned = _plan(event.program, [Planned(K.OPT_OUT_CONFIRMATION, m.customer_id, due, note,
+                                                    event_id=event.pk)], now=now)
+        return LinkOutcome(m, done, False, opted_out_before=not done, confirmation_planned=bool(planned))
 
 
 # ------------------------------------------------------------------------------------- preferences, templates, policy

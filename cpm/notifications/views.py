@@ -56,4 +56,4 @@ def opt_out(request, token: str):
                       status=_STATUS.get(exc.code, 409))
     return render(request, "notifications/opt_out.html", {
         **ctx, "done": not outcome.already and not outcome.opted_out_before, "already": outcome.already,
-        "opted_out_before": outcome.opted_out_before})
+        "opted_out_before": outcome.opted_out_before, "confirmation": outcome.confirmation_planned})
