@@ -21,13 +21,16 @@ AGGREGATOR = "Aggregator"
 # view_personal_data and never shows a webhook's bearer token).
 _VIEW_ALL = ["programs.view_*", "devices.view_*", "enrollments.view_*", "events.view_*", "settlement.view_*",
              "notifications.view_*", "openadr3.view_*"]
+# The admin's Jobs page (read only: progress, chunks, attempts and errors of loads, reservations and settlement
+# batches), which the batch and load pages link to: for the staff roles that follow a stuck or failed job.
+_VIEW_JOBS = ["cpm.view_job", "cpm.view_jobchunk"]
 
 ROLES: dict[str, list[str]] = {
     PROGRAM_ADMIN: [
         *_VIEW_ALL, "programs.*", "events.add_*", "events.change_*", "enrollments.change_*",
         "devices.change_*", "devices.add_*", "cpm.manage_programs", "cpm.maintain_customers", "cpm.manage_devices",
         "cpm.request_enrollments", "cpm.manage_enrollments", "cpm.approve_enrollments", "cpm.manage_events",
-        "cpm.use_csr_page", "cpm.view_personal_data", "cpm.opt_out_on_behalf", "cpm.view_auditentry",
+        "cpm.use_csr_page", "cpm.view_personal_data", "cpm.opt_out_on_behalf", "cpm.view_auditentry", *_VIEW_JOBS,
     ],
     CSR: [
         *_VIEW_ALL, "enrollments.add_enrollment", "enrollments.change_enrollment", "events.add_unavailability",
@@ -36,9 +39,10 @@ ROLES: dict[str, list[str]] = {
     ],
     SETTLEMENT_ANALYST: [
         *_VIEW_ALL, "settlement.add_*", "settlement.change_*", "cpm.approve_settlements", "cpm.export_credits",
-        "cpm.pull_bill_credits", "cpm.load_meter_data", "cpm.run_settlement",
+        "cpm.pull_bill_credits", "cpm.load_meter_data", "cpm.run_settlement", *_VIEW_JOBS,
     ],
-    AUDITOR: [*_VIEW_ALL, "programs.view_historical*", "cpm.view_auditentry", "auth.view_user", "auth.view_group"],
+    AUDITOR: [*_VIEW_ALL, "programs.view_historical*", "cpm.view_auditentry", "auth.view_user", "auth.view_group",
+              *_VIEW_JOBS],
     CIS_INTEGRATION: [
         "devices.view_premise", "devices.add_premise", "devices.change_premise", "devices.view_servicepoint",
         "devices.add_servicepoint", "devices.change_servicepoint", "enrollments.view_customer",

@@ -147,3 +147,25 @@ def test_export_download_needs_view_permission_and_a_missing_one_is_404(client, 
     r = client.get(url)
     assert r.status_code == 200 and r.content == b"batch_id,amount\n1,2.00\n"
     assert client.get("/admin/settlement/billcreditexport/999999/download/").status_code == 404
+
+
+@pytest.mark.parametrize("role", ["Settlement analyst", "Program administrator", "Auditor"])
+def test_a_staff_role_follows_the_batch_page_to_its_job_and_its_chunks(client, settled, role):
+    """The batch page links its job ("job #N: Completed, 1/1 chunks"), but the Jobs page was the superuser's only:
+    a settlement analyst, program administrator or auditor following the link (to see why a batch is stuck or
+    failed) got 403 "This page is not part of your role", and the admin index listed no Jobs (QA guard)."""
+    from tests.events.helpers import role_user
+
+    batch = SettlementBatch.objects.get(event=settled)
+    client.force_login(role_user(role))
+    if role == "Settlement analyst":
+        html = client.get(f"/admin/settlement/settlementbatch/{batch.pk}/change/").content.decode()
+        assert f'<a href="/admin/cpm/job/{batch.job_id}/change/">job #{batch.job_id}</a>' in html
+    r = client.get(f"/admin/cpm/job/{batch.job_id}/change/")
+    assert r.status_code == 200
+    html = r.content.decode()
+    assert "settlement.settle_event_chunk" in html and "Completed" in html
+    assert 'name="_save"' not in html  # still read only
+    listing = client.get("/admin/cpm/job/?status__exact=failed")
+    assert listing.status_code == 200 and "0 jobs" in listing.content.decode()
+    assert client.post(f"/admin/cpm/job/{batch.job_id}/delete/", {"post": "yes"}).status_code == 403
