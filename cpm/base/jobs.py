@@ -394,5 +394,12 @@ def jobs_open(*, subject: models.Model) -> models.QuerySet[Job]:
                               status__in=[JS.PENDING, JS.RUNNING])
 
 
+def job_latest(*, subject_type: str, subject_id: int | str, kind: str) -> Job | None:
+    """The latest job of ``kind`` on a subject (``app_label.model`` and its pk), or None: what a page shows of the
+    subject's last run (its status, progress and error)."""
+    return (Job.objects.filter(subject_type=subject_type, subject_id=str(subject_id), kind=kind)
+            .order_by("-created_at", "-id").first())
+
+
 __all__ = ["JobFailed", "JobHandle", "chunk_run", "job_chunk_results", "job_create", "job_enqueue", "job_fail",
-           "job_failed", "job_is_completed", "job_run", "job_set_result", "jobs_open", "jobs_sweep"]
+           "job_failed", "job_is_completed", "job_latest", "job_run", "job_set_result", "jobs_open", "jobs_sweep"]

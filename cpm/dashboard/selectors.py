@@ -11,6 +11,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from django.db.models import Count, F, Q, Sum, Window
 from django.db.models.functions import RowNumber
 
+from cpm.base.jobs import job_latest
 from cpm.base.money import round_money
 from cpm.base.replica import replica_reads
 from cpm.base.timeutils import local_date, local_midnight, zone
@@ -217,6 +218,9 @@ class EventPage:
     credits_by_status: list[tuple[str, int, Decimal]]
     interval_starts: list[dt.datetime]
     fleet: dict[str, list[float | None]]
+    # The event's latest reservation run (cpm.models.Job), or None: a failed or stalled one is shown with its error
+    # and how to run it again.
+    reservation_job: object | None = None
 
     @property
     def fleet_rows(self) -> list[tuple[dt.datetime, list[float | None]]]:
@@ -276,7 +280,7 @@ def fleet_series(inputs_rows) -> tuple[list[dt.datetime], dict[str, list[float |
 
 @replica_reads
 def event_page(*, event_id: int) -> EventPage:
-    """One event's figures: 6 queries whatever the number of reservations, participations or settlements."""
+    """One event's figures: 7 queries whatever the number of reservations, participations or settlements."""
     event = Event.objects.select_related("program").get(pk=event_id)
     labels = dict(ReservationDecision.choices)
     decisions = [(row["decision"], labels.get(row["decision"], row["decision"]), row["n"], row["kw"] or ZERO)
@@ -304,4 +308,5 @@ def event_page(*, event_id: int) -> EventPage:
         settled=sum(r["n"] for r in settled_rows),
         credits_total=round_money(sum((r["money"] or ZERO for r in by_status
                                        if r["status"] != EventSettlementStatus.REVERSED), ZERO)),
-        credits_by_status=credits, interval_starts=starts, fleet=fleet)
+        credits_by_status=credits, interval_starts=starts, fleet=fleet,
+        reservation_job=job_latest(subject_type=Event._meta.label_lower, subject_id=event_id, kind="reservation"))

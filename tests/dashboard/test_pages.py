@@ -345,3 +345,30 @@ def test_amounts_read_with_thousands_separators_and_a_cancelled_event_is_not_wai
                              status=EventStatus.CANCELLED)
     html = admin_client.get(reverse("dashboard:event", args=[cancelled.pk])).content.decode()
     assert "none: the event was cancelled" in html and "not settled yet" not in html
+
+
+def test_event_page_shows_a_failed_reservation_job_and_how_to_recover(admin_client):
+    """A reservation whose worker died (failed by the sweeper) or raised left the event SCHEDULED with no decision:
+    its page read only "Not reserved yet." and "not reserved yet", nothing said the run had failed, why, or what to
+    do. The page now names the event's latest reservation job with its status, progress and error, links it, and
+    says how to run it again (QA guard)."""
+    from cpm.base import jobs
+    from tests.actors import TEST_ACTOR
+
+    program = ProgramFactory(name="Stuck program")
+    event = EventFactory(program=program, status=EventStatus.SCHEDULED, start=la(2026, 7, 21, 15),
+                         end=la(2026, 7, 21, 17))
+    job = jobs.job_create(kind="reservation", subject=event, now=NOW, actor=TEST_ACTOR,
+                          chunks=[("events.reserve_chunk", {"event_id": event.pk})])
+    jobs.job_fail(job_id=job.pk, error="Chunk 0 stalled 3 times (worker lost)", now=NOW)
+    html = admin_client.get(reverse("dashboard:event", args=[event.pk])).content.decode()
+    assert f'<a href="/admin/cpm/job/{job.pk}/change/">job #{job.pk}</a>: Failed, 0/1 chunks' in html
+    assert "Chunk 0 stalled 3 times (worker lost)" in html
+    assert "Reserve devices again" in html  # the event admin's action that runs it again
+    # an event whose reservation completed: its job shown as completed, no recovery advice
+    done = EventFactory(program=program, status=EventStatus.SCHEDULED, start=la(2026, 7, 22, 15),
+                        end=la(2026, 7, 22, 17))
+    ok = jobs.job_create(kind="reservation", subject=done, now=NOW, actor=TEST_ACTOR, chunks=[])
+    html = admin_client.get(reverse("dashboard:event", args=[done.pk])).content.decode()
+    assert f'<a href="/admin/cpm/job/{ok.pk}/change/">job #{ok.pk}</a>: Completed' in html
+    assert "Reserve devices again" not in html
