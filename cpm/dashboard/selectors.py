@@ -128,7 +128,8 @@ def program_cards(*, now: dt.datetime) -> list[ProgramCard]:
             (labels.get(row["device__device_type"], row["device__device_type"]), row["n"], row["kw"] or ZERO))
     for event in Event.objects.filter(program_id__in=ids, status__in=LIVE_STATUSES, end__gt=now).order_by("start"):
         cards[event.program_id].live_events.append(event)
-    latest = list(Event.objects.filter(program_id__in=ids, status=EventStatus.COMPLETED)
+    # Ended by ``now``: the dashboard as of a past day (``?as_of=``) shows no event of a later day.
+    latest = list(Event.objects.filter(program_id__in=ids, status=EventStatus.COMPLETED, end__lte=now)
                   .annotate(rank=Window(RowNumber(), partition_by=F("program_id"), order_by=[F("start").desc(),
                                                                                              F("pk").desc()]))
                   .filter(rank__lte=LATEST_EVENTS).order_by("program_id", "-start"))
@@ -190,7 +191,9 @@ def _season_to_date(cards: dict[int, ProgramCard], *, now: dt.datetime) -> None:
     settled = Q()
     for pid, (a, b) in windows.items():
         settled |= Q(program_id=pid, event__start__gte=a, event__start__lt=b)
-    for pid, money in (EventSettlement.objects.filter(settled).filter(NOT_REVERSED).order_by().values("program_id")
+    # The events counted above (started by ``now``): as of a past day, a later event's credits are not "to date".
+    for pid, money in (EventSettlement.objects.filter(settled, event__start__lte=now).filter(NOT_REVERSED).order_by()
+                       .values("program_id")
                        .annotate(money=Sum("amount")).values_list("program_id", "money")):
         cards[pid].season.event_credits = round_money(money or ZERO)
     for season_id, money in (SettlementLine.objects.filter(event_settlement__isnull=True,

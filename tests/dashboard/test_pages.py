@@ -372,3 +372,20 @@ def test_event_page_shows_a_failed_reservation_job_and_how_to_recover(admin_clie
     html = admin_client.get(reverse("dashboard:event", args=[done.pk])).content.decode()
     assert f'<a href="/admin/cpm/job/{ok.pk}/change/">job #{ok.pk}</a>: Completed' in html
     assert "Reserve devices again" not in html
+
+
+def test_dashboard_as_of_a_past_day_shows_neither_later_events_nor_their_credits(admin_client):
+    """As of the end of 2026-06-30 (before the ``Past`` event of 2026-07-01 16:00 PDT), the season card counted
+    0 events called but $5.25 of credits (the later event's settlements), and "Latest events" listed that later
+    event with its kW drop and credits: the page did not show the program "as it stood at the end of this day".
+    Now both leave out events that had not started by then; as of the end of 2026-07-01 they count (QA guard)."""
+    program, f = _fleet_with_results()
+    response = admin_client.get(reverse("dashboard:index"), {"as_of": "2026-06-30"})
+    card = next(c for c in response.context["cards"] if c.program == program)
+    assert card.latest == []
+    assert (card.season.events, card.season.event_credits, card.season.credits) == (0, Decimal("0"), Decimal("0"))
+    assert "$0.00 of $500.00" in response.content.decode()
+    response = admin_client.get(reverse("dashboard:index"), {"as_of": "2026-07-01"})
+    card = next(c for c in response.context["cards"] if c.program == program)
+    assert [r.event.name for r in card.latest] == ["Past"]
+    assert (card.season.events, card.season.event_credits) == (1, Decimal("5.25"))
