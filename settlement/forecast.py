@@ -9,8 +9,8 @@
 - **online rate**: the share of those devices (by count) seen online within the program's
   ``device_online_threshold_minutes`` before ``now`` (a device never seen counts offline), as the reservation
   checks it.
-- **delivered share**: over the program's settled events (event settlements CALCULATED, DEFERRED or APPROVED),
-  the summed delivered kW drop (``EventSettlement.kw_drop_avg``) divided by the summed reserved capacity
+- **delivered share**: over the program's settled events ended by ``now`` (event settlements CALCULATED, DEFERRED or
+  APPROVED), the summed delivered kW drop (``EventSettlement.kw_drop_avg``) divided by the summed reserved capacity
   (``Reservation.capacity_kw`` of RESERVED decisions) of those events: a ratio of sums, so big events weigh more.
   With no settled event with reserved capacity: ``DEFAULT_DELIVERED_SHARE`` (1.0: reserved capacity assumed
   delivered), reported as a default. Not clamped above 1 (a fleet can deliver more than its nameplate), never below 0.
@@ -93,12 +93,15 @@ def forecast_kw(enrolled_kw: Decimal, online_rate: Decimal, delivered_share: Dec
     return (Decimal(enrolled_kw) * Decimal(online_rate) * Decimal(delivered_share)).quantize(_KW, ROUND_HALF_UP)
 
 
-def delivered_shares(*, program_ids: Iterable[int], exclude_event_id: int | None = None
-                     ) -> dict[int, DeliveredShare]:
-    """The delivered share of each program (two queries whatever the number of programs or events)."""
+def delivered_shares(*, program_ids: Iterable[int], exclude_event_id: int | None = None,
+                     ended_by: dt.datetime | None = None) -> dict[int, DeliveredShare]:
+    """The delivered share of each program (two queries whatever the number of programs or events). ``ended_by``:
+    only events ended by that instant (a forecast as of a past day uses no later event)."""
     program_ids = list(program_ids)
-    settled = (EventSettlement.objects.filter(program_id__in=program_ids, status__in=SETTLED_STATUSES)
-               .exclude(event_id=exclude_event_id).order_by().values("event_id", "program_id")
+    settled = EventSettlement.objects.filter(program_id__in=program_ids, status__in=SETTLED_STATUSES)
+    if ended_by is not None:
+        settled = settled.filter(event__end__lte=ended_by)
+    settled = (settled.exclude(event_id=exclude_event_id).order_by().values("event_id", "program_id")
                .annotate(kw=Sum("kw_drop_avg")))
     delivered = {row["event_id"]: (row["program_id"], row["kw"] or Decimal(0)) for row in settled}
     reserved = dict(Reservation.objects.filter(event_id__in=list(delivered), decision=ReservationDecision.RESERVED)
@@ -122,8 +125,8 @@ def available_kw_forecast(*, program: Program, start: dt.datetime, end: dt.datet
                           device_types: Iterable[str] = (), territories: Iterable[str] = (),
                           event: Event | None = None, share: DeliveredShare | None = None) -> Forecast:
     """The forecast for ``program`` in ``[start, end)`` (UTC) for the targeting (empty = all devices). ``event``:
-    use a saved event's whole targeting instead (and leave it out of its own history). Three queries (two fewer
-    when ``share`` is given)."""
+    use a saved event's whole targeting instead (and leave it out of its own history). The delivered share comes
+    from events ended by ``now``. Three queries (two fewer when ``share`` is given)."""
     if event is None:
         event = Event(program=program, start=start, end=end, target_device_types=list(device_types),
                       target_territories=list(territories))
@@ -137,7 +140,7 @@ def available_kw_forecast(*, program: Program, start: dt.datetime, end: dt.datet
     enrolled = (agg["kw"] or Decimal(0)).quantize(_KW)
     rate = (Decimal(online) / Decimal(devices)).quantize(_SHARE, ROUND_HALF_UP) if devices else Decimal(0)
     if share is None:
-        share = delivered_shares(program_ids=[program.pk], exclude_event_id=event.pk)[program.pk]
+        share = delivered_shares(program_ids=[program.pk], exclude_event_id=event.pk, ended_by=now)[program.pk]
     return Forecast(devices=devices, enrolled_kw=enrolled, online_devices=online, online_rate=rate,
                     delivered_share=share.share, share_events=share.events,
                     forecast_kw=forecast_kw(enrolled, rate, share.share))

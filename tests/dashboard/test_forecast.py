@@ -86,3 +86,20 @@ def test_targeted_event_forecast_uses_its_targeting():
                          target_territories=["SOUTH"], notification_at=START - dt.timedelta(hours=2))
     services.event_reserve(event=event, now=NOW, actor=TEST_ACTOR)
     assert Event.objects.get(pk=event.pk).forecast_kw == Decimal("3.750")
+
+
+def test_forecast_as_of_an_earlier_instant_uses_only_events_ended_by_then():
+    """The dashboard's forecast form as of a past day (``?as_of=``) took the delivered share from every settled
+    event, also those of later days: as of 2026-07-01 12:00Z, before the ``past`` event (2026-07-01 23:00Z to
+    2026-07-02 01:00Z), the share read 0.75 "over 1 settled event". It is now the default 1.0 with no event, and
+    0.75 once that event has ended (QA guard). Online as the reservation checks it (no upper bound on last seen):
+    d1, d2, d3 seen after 11:00 are online, d4 never: 3 of 4 = 0.75; 11.0 x 0.75 x 1.0 = 8.250 kW."""
+    program, _ = build_fleet()
+    before = available_kw_forecast(program=program, start=START, end=END,
+                                   now=dt.datetime(2026, 7, 1, 12, tzinfo=dt.UTC))
+    assert (before.delivered_share, before.share_events, before.share_is_default) == (DEFAULT_DELIVERED_SHARE, 0,
+                                                                                       True)
+    assert (before.online_rate, before.forecast_kw) == (Decimal("0.75"), Decimal("8.250"))
+    after = available_kw_forecast(program=program, start=START, end=END,
+                                  now=dt.datetime(2026, 7, 2, 1, tzinfo=dt.UTC))
+    assert (after.delivered_share, after.share_events) == (Decimal("0.75"), 1)
