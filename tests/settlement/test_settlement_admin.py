@@ -169,3 +169,30 @@ def test_a_staff_role_follows_the_batch_page_to_its_job_and_its_chunks(client, s
     listing = client.get("/admin/cpm/job/?status__exact=failed")
     assert listing.status_code == 200 and "0 jobs" in listing.content.decode()
     assert client.post(f"/admin/cpm/job/{batch.job_id}/delete/", {"post": "yes"}).status_code == 403
+
+
+def test_job_page_links_its_subject(client, settled):
+    """A job's page named its subject only as text frozen when the job started ("Settle an event #1", a load
+    "(running)" long after it completed) and linked nowhere: from a failed job a program administrator could not
+    reach the event, batch or load to act on it. The page and the list now link the subject's admin page, the page
+    under the subject's current name (QA guard)."""
+    from cpm.base import jobs
+    from tests.events.helpers import role_user
+
+    batch = SettlementBatch.objects.get(event=settled)
+    client.force_login(role_user("Program administrator"))
+    html = client.get(f"/admin/cpm/job/{batch.job_id}/change/").content.decode()
+    assert f'<a href="/admin/settlement/settlementbatch/{batch.pk}/change/">{batch}</a>' in html
+    reservation = jobs.job_create(kind="reservation", subject=settled, chunks=[], now=NOW, actor=TEST_ACTOR)
+    html = client.get(f"/admin/cpm/job/{reservation.pk}/change/").content.decode()
+    event = type(settled).objects.select_related("program").get(pk=settled.pk)
+    assert f'<a href="/admin/events/event/{settled.pk}/change/">{event}</a>' in html
+    assert "PDT)</a>" in html  # the event's start in its program's zone, not UTC
+    listing = client.get("/admin/cpm/job/").content.decode()
+    assert f'<a href="/admin/events/event/{settled.pk}/change/">' in listing
+    # a subject that is gone: its recorded name, no link
+    from cpm.models import Job
+
+    Job.objects.filter(pk=reservation.pk).update(subject_id="999999", subject_repr="Gone event")
+    html = client.get(f"/admin/cpm/job/{reservation.pk}/change/").content.decode()
+    assert "Gone event (no longer exists)" in html and "/admin/events/event/999999/" not in html
