@@ -58,8 +58,12 @@ class EnrollmentFilterSet(filters.FilterSet):
     territory = filters.CharFilter(field_name="service_point__premise__service_territory")
     substation = filters.CharFilter(field_name="service_point__premise__substation")
     feeder = filters.CharFilter(field_name="service_point__premise__feeder")
-    effective_after = filters.DateFilter(field_name="effective_date", lookup_expr="gte")
-    effective_before = filters.DateFilter(field_name="effective_date", lookup_expr="lt")
+    effective_after = filters.DateFilter(
+        field_name="effective_date", lookup_expr="gte",
+        help_text="Effective date (program's local date) on or after this date (included).")
+    effective_before = filters.DateFilter(
+        field_name="effective_date", lookup_expr="lt",
+        help_text="Effective date (program's local date) before this date; the date itself not included.")
     active_on = filters.DateFilter(method="filter_active_on",
                                    help_text="Enrolled on this local date ([effective_date, end_date)).")
     external_transaction_id = filters.CharFilter()

@@ -9,7 +9,7 @@ from .models import DispatchMessage, Event, Participation, Reservation, Unavaila
 
 
 class EventFilterSet(django_filters.FilterSet):
-    program = django_filters.CharFilter(field_name="program__code")
+    program = django_filters.CharFilter(field_name="program__code", help_text="Program code.")
     status = django_filters.MultipleChoiceFilter(choices=EventStatus.choices)
     category = django_filters.ChoiceFilter(choices=EventCategory.choices)
     start_after = AwareIsoDateTimeFilter(field_name="start", lookup_expr="gte",

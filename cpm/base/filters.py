@@ -96,6 +96,14 @@ class IdFilter(NumberFilter):
     field_class = IdField
 
 
+def describe(filterset_class, **texts: str):
+    """Give filters of ``filterset_class`` (declared, or generated from its ``Meta.fields``) their description in
+    the API docs (``help_text``, read by drf-spectacular); returns the class."""
+    for name, text in texts.items():
+        filterset_class.base_filters[name].extra["help_text"] = text
+    return filterset_class
+
+
 class FilterBackend(DjangoFilterBackend):
     """django-filter's backend with NUL refusal and date-times in UTC (see the module docstring)."""
 

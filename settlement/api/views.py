@@ -16,7 +16,13 @@ from rest_framework.response import Response
 from cpm.base.api import BoundedJSONParser, WriteThrottle, api_now, validated
 
 from .. import selectors, services
-from ..filtersets import BillCreditExportFilter, CustomerSettlementFilter, EventSettlementFilter, SettlementBatchFilter
+from ..filtersets import (
+    AbnormalDayFilter,
+    BillCreditExportFilter,
+    CustomerSettlementFilter,
+    EventSettlementFilter,
+    SettlementBatchFilter,
+)
 from . import serializers as s
 
 
@@ -183,7 +189,7 @@ class AbnormalDayViewSet(mixins.CreateModelMixin, mixins.DestroyModelMixin, view
                  "import_csv": "abnormal_days.import"}
 
     serializer_class = s.AbnormalDaySerializer
-    filterset_fields = {"scope": ["exact"], "kind": ["exact"], "day": ["exact", "gte", "lte"]}
+    filterset_class = AbnormalDayFilter
     ordering_fields = ["day", "id"]
     throttle_classes = [WriteThrottle]
     parser_classes = [BoundedJSONParser, MultiPartParser, FormParser]

@@ -55,3 +55,31 @@ def test_an_abnormal_days_empty_targets_are_documented_as_null(schema, admin_cli
                                                  "reason": "storm"}, content_type="application/json")
     (row,) = admin_client.get("/api/v1/abnormal-days/").json()["results"]
     assert (row["service_point_id"], row["program_code"], AbnormalDay.objects.count()) == (None, None, 1)
+
+
+RANGE_SUFFIXES = ("_after", "_before", "__gte", "__gt", "__lte", "__lt")
+
+
+@pytest.mark.django_db
+def test_every_range_filter_says_which_field_and_whether_the_bound_is_included(schema):
+    """The schema listed ``effective_before``, ``period_before``, ``created_at__lt``, ``day__lte`` ... with no
+    description: a client could not tell which field they compare, nor that ``effective_before`` leaves the date out
+    while ``period_before`` (event settlements) keeps it (QA guard)."""
+    missing = []
+    for path, item in schema["paths"].items():
+        for parameter in (item.get("get") or {}).get("parameters", []):
+            if parameter["in"] == "query" and parameter["name"].endswith(RANGE_SUFFIXES) \
+                    and not (parameter.get("description") or "").strip():
+                missing.append((path, parameter["name"]))
+    assert missing == []
+
+    def described(path, name):
+        return next(p["description"] for p in schema["paths"][path]["get"]["parameters"] if p["name"] == name)
+
+    assert described("/api/v1/enrollments/", "effective_before") == \
+        "Effective date (program's local date) before this date; the date itself not included."
+    assert described("/api/v1/event-settlements/", "period_before") == \
+        "Event day (program's local date) on or before this date (included)."
+    assert described("/api/v1/customer-settlements/", "period_after") == \
+        "Periods whose last day is on or after this date (period_end, exclusive, later than it)."
+    assert described("/api/v1/events/", "program") == "Program code."
