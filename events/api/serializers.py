@@ -9,6 +9,7 @@ from rest_framework import serializers
 
 from cpm.base.api import AwareDateTimeField
 from cpm.base.naturalkeys import KeyField, NaturalKeyRelatedField
+from devices.choices import DeviceType
 from devices.models import Device
 from enrollments.models import Enrollment
 from programs.models import Program
@@ -83,6 +84,12 @@ class EventSerializer(LocalWindowSerializer, serializers.ModelSerializer):
     quarter_hours = serializers.SerializerMethodField()
     target_devices = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
     reservation_counts = serializers.SerializerMethodField()
+    # Stored as JSON lists: declared so that the schema gives their items (they were "any value").
+    target_territories = serializers.ListField(child=serializers.CharField(), read_only=True)
+    target_substations = serializers.ListField(child=serializers.CharField(), read_only=True)
+    target_feeders = serializers.ListField(child=serializers.CharField(), read_only=True)
+    target_device_types = serializers.ListField(child=serializers.ChoiceField(choices=DeviceType.choices),
+                                                read_only=True)
 
     class Meta:
         model = Event

@@ -54,7 +54,32 @@ class IncentiveRuleSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+_ANSWER = {"oneOf": [{"type": "string"}, {"type": "boolean"}, {"type": "number"}]}
+
+
+@extend_schema_field({"type": "array", "items": {"type": "string"}})
+class QuestionChoicesField(serializers.JSONField):
+    """A question's allowed answers (a list of strings), stored as JSON and checked by the services."""
+
+
+@extend_schema_field({"oneOf": [
+    {"type": "array", "items": _ANSWER, "description": "The answers that qualify (choices, or true / false)."},
+    {"type": "object", "properties": {"min": {"type": "number", "nullable": True},
+                                      "max": {"type": "number", "nullable": True}},
+     "description": "A number question's qualifying range (bounds included; null: no bound)."}]})
+class QualifyingAnswersField(serializers.JSONField):
+    """The answers that qualify: a list, or a number question's ``{"min", "max"}``; checked by the services."""
+
+
+def _question_fields(**kwargs) -> dict:
+    """The JSON fields of a question, declared so that the schema describes them (they were "any value")."""
+    return {"choices": QuestionChoicesField(help_text="Allowed answers for a choice question.", **kwargs),
+            "qualifying_answers": QualifyingAnswersField(help_text="Answers that qualify; empty = any.", **kwargs)}
+
+
 class QuestionSerializer(serializers.ModelSerializer):
+    choices, qualifying_answers = _question_fields(read_only=True).values()
+
     class Meta:
         model = QualificationQuestion
         fields = ["id", "program", *QUESTION_FIELDS]
@@ -162,6 +187,8 @@ class NestedIncentiveRuleInputSerializer(serializers.ModelSerializer):
 
 
 class QuestionInputSerializer(serializers.ModelSerializer):
+    choices, qualifying_answers = _question_fields(required=False).values()
+
     class Meta:
         model = QualificationQuestion
         fields = list(QUESTION_FIELDS)

@@ -83,3 +83,22 @@ def test_every_range_filter_says_which_field_and_whether_the_bound_is_included(s
     assert described("/api/v1/customer-settlements/", "period_after") == \
         "Periods whose last day is on or after this date (period_end, exclusive, later than it)."
     assert described("/api/v1/events/", "program") == "Program code."
+
+
+@pytest.mark.django_db
+def test_list_fields_stored_as_json_are_described_with_their_items(schema):
+    """An event's target lists and a qualification question's choices and qualifying answers were stored as JSON
+    and described as "any value" ({}): a client could not tell an event answers lists of territory codes and
+    device types, nor what to send as a question's choices (QA guard)."""
+    components = schema["components"]["schemas"]
+    event = components["Event"]["properties"]
+    for name in ("target_territories", "target_substations", "target_feeders"):
+        assert event[name]["type"] == "array" and event[name]["items"]["type"] == "string", name
+    assert event["target_device_types"]["items"] == {"$ref": "#/components/schemas/DeviceTypeEnum"}
+    for component in ("QuestionInputRequest", "QuestionCreateRequest", "Question"):
+        props = components[component]["properties"]
+        assert props["choices"]["type"] == "array" and props["choices"]["items"]["type"] == "string", component
+        kinds = props["qualifying_answers"]["oneOf"]
+        assert kinds[0]["type"] == "array" and {"string", "boolean", "number"} == {
+            k["type"] for k in kinds[0]["items"]["oneOf"]}, component
+        assert kinds[1]["type"] == "object" and set(kinds[1]["properties"]) == {"min", "max"}, component
