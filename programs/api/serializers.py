@@ -224,22 +224,35 @@ class ProgramCreateSerializer(ProgramUpdateSerializer):
         fields = [*PROGRAM_FIELDS, "seasons", "participation_rules", "incentive_rules", "questions"]
 
 
+def _program_key() -> NaturalKeyRelatedField:
+    """A sub-resource's program, by its code (what a client knows) or its id."""
+    return NaturalKeyRelatedField(keys=("code",), queryset=Program.objects.all(), help_text="Program code or id.")
+
+
 class SeasonCreateSerializer(SeasonInputSerializer):
+    program = _program_key()
+
     class Meta(SeasonInputSerializer.Meta):
         fields = ["program", *SEASON_FIELDS]
 
 
 class ParticipationRuleCreateSerializer(ParticipationRuleInputSerializer):
+    program = _program_key()
+
     class Meta(ParticipationRuleInputSerializer.Meta):
         fields = ["program", *RULE_FIELDS]
 
 
 class IncentiveRuleCreateSerializer(IncentiveRuleInputSerializer):
+    program = _program_key()
+
     class Meta(IncentiveRuleInputSerializer.Meta):
         fields = ["program", *INCENTIVE_FIELDS]
 
 
 class QuestionCreateSerializer(QuestionInputSerializer):
+    program = _program_key()
+
     class Meta(QuestionInputSerializer.Meta):
         fields = ["program", *QUESTION_FIELDS]
 

@@ -311,3 +311,30 @@ def test_a_baseline_look_back_beyond_a_year_is_a_400(admin_api):
     assert response.json()["baseline_params"] == ["lookback_days: must be at most 366 days, not 99999999."]
     program.refresh_from_db()
     assert program.baseline_params == {}
+
+
+def test_sub_resources_accept_the_program_code(admin_api):
+    """Seasons, participation rules, incentive rules and qualification questions took the program only as its
+    integer id ("program: Incorrect type. Expected pk value, received str." for "sep-2026"), though events, price
+    sets, mutual exclusions and enrollments take the code a client knows; they now take the code or the id, and an
+    unknown code is a 400 naming it (QA guard)."""
+    program = ProgramFactory(status="draft", code="sep-2026")
+    season = admin_api.post("/api/v1/seasons/", {"program": "sep-2026", "name": "Summer 2026",
+                                                 "start_date": "2026-06-01", "end_date": "2026-09-30"}, format="json")
+    assert (season.status_code, season.json()["program"]) == (201, program.pk)
+    rule = admin_api.post("/api/v1/participation-rules/", {"program": "sep-2026", "effective_from": "2026-01-01"},
+                          format="json")
+    assert (rule.status_code, rule.json()["program"]) == (201, program.pk)
+    incentive = admin_api.post("/api/v1/incentive-rules/", {"program": "sep-2026", "kind": "performance_kwh",
+                                                            "basis": "per_kwh", "amount": "1.25"}, format="json")
+    assert (incentive.status_code, incentive.json()["program"]) == (201, program.pk)
+    question = admin_api.post("/api/v1/qualification-questions/", {
+        "program": "sep-2026", "code": "heat", "text": "Heating?", "answer_type": "choice",
+        "choices": ["gas", "electric"], "qualifying_answers": ["electric"]}, format="json")
+    assert (question.status_code, question.json()["program"]) == (201, program.pk)
+    assert admin_api.post("/api/v1/seasons/", {"program": program.pk, "name": "Winter", "start_date": "2026-12-01",
+                                               "end_date": "2027-02-28"}, format="json").status_code == 201
+    unknown = admin_api.post("/api/v1/seasons/", {"program": "nope", "name": "X", "start_date": "2027-06-01",
+                                                  "end_date": "2027-09-30"}, format="json")
+    assert unknown.status_code == 400
+    assert unknown.json()["program"] == ["No program has code or id 'nope'."]
