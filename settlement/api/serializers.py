@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from cpm.base.naturalkeys import NaturalKeyRelatedField
 from devices.models import ServicePoint
 from events.models import Event
 from programs.models import Program, Season
@@ -89,8 +90,14 @@ class SettleEventInputSerializer(serializers.Serializer):
     recalculate = serializers.BooleanField(default=False, help_text="Recalculate after new meter data or prices.")
 
 
+def _program_key(**kwargs) -> NaturalKeyRelatedField:
+    """A program by its code (what a client knows) or its id."""
+    return NaturalKeyRelatedField(keys=("code",), queryset=Program.objects.all(),
+                                  **{"help_text": "Program code or id.", **kwargs})
+
+
 class SettleSeasonInputSerializer(serializers.Serializer):
-    program = serializers.PrimaryKeyRelatedField(queryset=Program.objects.all())
+    program = _program_key()
     season = serializers.PrimaryKeyRelatedField(queryset=Season.objects.all())
 
     def validate(self, attrs):
@@ -100,9 +107,9 @@ class SettleSeasonInputSerializer(serializers.Serializer):
 
 
 class CustomerSettlementCalculateInputSerializer(serializers.Serializer):
-    account = serializers.PrimaryKeyRelatedField(queryset=CustomerSettlement._meta.get_field("account")
-                                                 .related_model.objects.all())
-    program = serializers.PrimaryKeyRelatedField(queryset=Program.objects.all())
+    account = NaturalKeyRelatedField(keys=("account_number",), help_text="Account number or id.",
+                                     queryset=CustomerSettlement._meta.get_field("account").related_model.objects.all())
+    program = _program_key()
     period_kind = serializers.ChoiceField(choices=PeriodKind.choices)
     period_start = serializers.DateField(help_text="Local date (program zone), inclusive.")
     period_end = serializers.DateField(help_text="Local date, exclusive.")
@@ -113,8 +120,8 @@ class SettlementReasonInputSerializer(serializers.Serializer):
 
 
 class ExportCreateInputSerializer(serializers.Serializer):
-    program = serializers.PrimaryKeyRelatedField(queryset=Program.objects.all(), required=False, allow_null=True,
-                                                 help_text="Only this program's settlements; empty = all.")
+    program = _program_key(required=False, allow_null=True,
+                           help_text="Only this program's settlements (its code or id); empty = all.")
 
 
 class AbnormalDaySerializer(serializers.ModelSerializer):
@@ -131,14 +138,15 @@ class AbnormalDaySerializer(serializers.ModelSerializer):
 
 
 class AbnormalDayInputSerializer(serializers.Serializer):
-    """One abnormal day: the target matching ``scope``: ``service_point`` (pk), ``program`` (pk) or ``network_id``
-    (feeder / substation / territory code)."""
+    """One abnormal day: the target matching ``scope``: ``service_point`` (the utility's id or the pk),
+    ``program`` (code or pk) or ``network_id`` (feeder / substation / territory code)."""
 
     day = serializers.DateField()
     scope = serializers.CharField()
-    service_point = serializers.PrimaryKeyRelatedField(queryset=ServicePoint.objects.all(), required=False,
-                                                       allow_null=True)
-    program = serializers.PrimaryKeyRelatedField(queryset=Program.objects.all(), required=False, allow_null=True)
+    service_point = NaturalKeyRelatedField(keys=("service_point_id",), queryset=ServicePoint.objects.all(),
+                                           required=False, allow_null=True,
+                                           help_text="Service point id (the utility's) or cpm id.")
+    program = _program_key(required=False, allow_null=True)
     network_id = serializers.CharField(required=False, allow_blank=True, max_length=64)
     kind = serializers.CharField(required=False, allow_blank=True, max_length=16)
     reason = serializers.CharField(max_length=300)

@@ -193,3 +193,37 @@ def test_export_batches_filter_by_the_program_whose_credits_they_hold_and_by_cre
     # An instant without its UTC offset is ambiguous (as every date-time filter of the API): refused, named.
     r = admin_api.get("/api/v1/bill-credit-exports/", {"created_before": "2026-08-04T00:00"})
     assert r.status_code == 400 and "UTC offset" in str(r.json()["created_before"])
+
+
+def test_settlement_inputs_accept_natural_keys(admin_api):
+    """Settling a season, calculating a customer settlement, exporting credits and recording an abnormal day took
+    the program, account and service point only as integer ids ('Incorrect type. Expected pk value, received str.'
+    for a program code or an account number); they now take the code, account number or the utility's service point
+    id as well (or the id), an unknown one a 400 naming the field (QA guard)."""
+    from tests.factories.programs import SeasonFactory
+
+    program = ProgramFactory(code="sep-keys")
+    season = SeasonFactory(program=program)
+    sub = active_participant(program=program)
+    sp, account = sub.enrollment.service_point, sub.enrollment.account
+    day = admin_api.post("/api/v1/abnormal-days/", {"day": "2026-07-01", "scope": "program", "program": "sep-keys",
+                                                    "reason": "Heat storm"}, format="json")
+    assert (day.status_code, day.json()["program_code"]) == (201, "sep-keys"), day.content
+    day = admin_api.post("/api/v1/abnormal-days/", {"day": "2026-07-02", "scope": "service_point",
+                                                    "service_point": sp.service_point_id, "reason": "Outage"},
+                         format="json")
+    assert (day.status_code, day.json()["service_point_id"]) == (201, sp.service_point_id), day.content
+    calc = admin_api.post("/api/v1/customer-settlements/calculate/", {
+        "account": account.account_number, "program": "sep-keys", "period_kind": "billing_period",
+        "period_start": "2026-07-01", "period_end": "2026-08-01"}, format="json")
+    assert calc.status_code in (200, 201), calc.content
+    unknown = admin_api.post("/api/v1/customer-settlements/calculate/", {
+        "account": "NO-SUCH", "program": "sep-keys", "period_kind": "billing_period",
+        "period_start": "2026-07-01", "period_end": "2026-08-01"}, format="json")
+    assert unknown.status_code == 400 and unknown.json()["account"] == [
+        "No account has account number or id 'NO-SUCH'."]
+    season_run = admin_api.post("/api/v1/settlement-batches/settle-season/", {"program": "nope", "season": season.pk},
+                                format="json")
+    assert season_run.status_code == 400 and season_run.json()["program"] == ["No program has code or id 'nope'."]
+    export = admin_api.post("/api/v1/bill-credit-exports/", {"program": "nope"}, format="json")
+    assert export.status_code == 400 and export.json()["program"] == ["No program has code or id 'nope'."]
