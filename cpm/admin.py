@@ -101,7 +101,7 @@ class JobAdmin(LocalTimeAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="Progress (chunks)")
     def progress(self, obj):
-        return obj.progress
+        return obj.progress if obj.chunks_total else "single step"  # its status is in the Status column
 
     def has_add_permission(self, request):
         return False

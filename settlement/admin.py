@@ -94,8 +94,9 @@ class SettlementBatchAdmin(ChangelistToolsMixin, SettlementReadOnlyAdmin):
         job = obj.job
         if job is None:
             return "-"
-        text = format_html('<a href="{}">job #{}</a>: {}, {} chunks', reverse("admin:cpm_job_change", args=[job.pk]),
-                           job.pk, job.get_status_display(), job.progress)
+        chunks = f"{job.progress} chunks" if job.chunks_total else "no chunks"
+        text = format_html('<a href="{}">job #{}</a>: {}, {}', reverse("admin:cpm_job_change", args=[job.pk]),
+                           job.pk, job.get_status_display(), chunks)
         return format_html("{} ({})", text, job.error[:200]) if job.error else text
 
     @admin.display(description="Errors")

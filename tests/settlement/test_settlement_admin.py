@@ -196,3 +196,14 @@ def test_job_page_links_its_subject(client, settled):
     Job.objects.filter(pk=reservation.pk).update(subject_id="999999", subject_repr="Gone event")
     html = client.get(f"/admin/cpm/job/{reservation.pk}/change/").content.decode()
     assert "Gone event (no longer exists)" in html and "/admin/events/event/999999/" not in html
+
+
+def test_job_list_progress_of_a_single_step_job_is_not_its_status_again(admin_client):
+    """A job without chunks (a meter-data load, a reservation in one transaction) read 'Completed completed' in the
+    Jobs list: its progress column repeated the status. It now reads 'single step' (QA guard)."""
+    from cpm.base import jobs
+
+    job = jobs.job_create(kind="reservation", subject=None, chunks=[], now=NOW, actor=TEST_ACTOR)
+    html = admin_client.get("/admin/cpm/job/").content.decode()
+    row = html[html.index(f'/admin/cpm/job/{job.pk}/change/'):].split("</tr>")[0]
+    assert '<td class="field-progress">single step</td>' in row, row
