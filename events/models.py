@@ -202,8 +202,9 @@ class Participation(models.Model):
                    # A device's rows by (device, end): what the no-overlap check probes (the live rows ending after
                    # a new row starts, migration 0011), what deleting a device checks (``cpm.base.setkeys``), and
                    # every read of a device's participations. ONE index for all three (migration 0015): a second
-                   # one on (device, start) cost about 7 s of PostgreSQL CPU in a reservation of 1,000,000 devices,
-                   # its inserts landing at random pages of a table holding every past event (BENCHMARKS.md).
+                   # one on (device, start) cost 6-8 s of PostgreSQL CPU in a reservation of 1,000,000 devices,
+                   # its inserts landing at random pages of a table holding every past event (BENCHMARKS.md,
+                   # 2026-12-07, fourteenth session: alternated pairs).
                    models.Index(fields=["device", "end"], name="participation_device_end_idx"),
                    # The live rows of device-less (service-point) participations by (service point, end): what
                    # their no-overlap check probes (migration 0011).

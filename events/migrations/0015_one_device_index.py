@@ -3,8 +3,8 @@
 
 Before: (device, start) over every row, for reads and for the check when a device is deleted, and (device, end)
 over the live rows, for the no-overlap check (0011). Each reserved device added an entry to both, at a random page of
-indexes that hold every past event's participations: at 1,000,000 devices the (device, start) one cost about 7 s of
-PostgreSQL CPU (BENCHMARKS.md, 2026-12-07 evening). The no-overlap probe reads the (device, end) range of rows ending
+indexes that hold every past event's participations: at 1,000,000 devices the (device, start) one cost 6-8 s of
+PostgreSQL CPU (BENCHMARKS.md, 2026-12-07, fourteenth session). The no-overlap probe reads the (device, end) range of rows ending
 after the new row starts and skips the cancelled ones it finds there (a device has few current or future rows), so
 it needs no partial index; the others read all of a device's rows. Created before the two are dropped.
 """
