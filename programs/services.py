@@ -52,7 +52,7 @@ from .models import (
     QualificationQuestion,
     Season,
 )
-from .signals import mutual_exclusion_creating, program_changed, program_closed
+from .signals import incentive_rule_changing, mutual_exclusion_creating, program_changed, program_closed
 
 logger = logging.getLogger(__name__)
 
@@ -527,6 +527,20 @@ def _incentive_write(*, program: Program, incentive: IncentiveRule | None, data:
     return incentive
 
 
+def _require_unsettled(stored: IncentiveRule, data: Mapping[str, Any] | None) -> None:
+    """Refuse (``ConflictError`` from the ``incentive_rule_changing`` receivers) changing or deleting (``data``
+    None) an incentive rule a settlement has been priced with: a recalculation would reprice money already settled.
+    Its description alone may change."""
+    uses = {(stored.kind, stored.season_id)}
+    if data is not None:
+        changed = {k for k, v in data.items() if getattr(stored, k, None) != v and k != "description"}
+        if not changed:
+            return
+        season = data.get("season", stored.season)
+        uses.add((data.get("kind", stored.kind), getattr(season, "pk", season)))
+    incentive_rule_changing.send(sender=IncentiveRule, rule=stored, uses=sorted(uses, key=str))
+
+
 @use_case("incentive_rule.create", Cap.MANAGE_PROGRAMS)
 @transaction.atomic
 def incentive_rule_create(*, program: Program, data: Mapping[str, Any], now: dt.datetime,
@@ -546,6 +560,7 @@ def incentive_rule_update(*, incentive: IncentiveRule, data: Mapping[str, Any], 
     program = _lock_program(incentive.program_id)
     _require_editable(program)
     incentive = IncentiveRule.objects.get(pk=incentive.pk)
+    _require_unsettled(incentive, data)
     incentive = _incentive_write(program=program, incentive=incentive, data=data)
     _audit_item(incentive, action="update", now=now, actor=actor, data=data)
     return incentive
@@ -556,6 +571,7 @@ def incentive_rule_update(*, incentive: IncentiveRule, data: Mapping[str, Any], 
 def incentive_rule_delete(*, incentive: IncentiveRule, now: dt.datetime, actor: Any) -> None:
     program = _lock_program(incentive.program_id)
     _require_editable(program)
+    _require_unsettled(IncentiveRule.objects.get(pk=incentive.pk), None)
     _audit_item(incentive, action="delete", now=now, actor=actor)
     incentive.delete()
 

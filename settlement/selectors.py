@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
+from cpm.base.errors import ConflictError
+from programs.models import Season
+
 from .models import BillCreditExport, CustomerSettlement, EventSettlement, SettlementBatch, SettlementLine
 
 
@@ -128,3 +131,41 @@ def recorded_abnormal_days(*, program, service_point_ids, first_day, last_day) -
                 for day, text in by_net.get(key, ()) if key[1] else ():
                     out.setdefault(pk, {}).setdefault(day, text)
     return out
+
+
+# Kinds priced per event (``event_settlement``) and per account and period (``customer_settlement``).
+_EVENT_KINDS = {"performance_kwh", "per_event", "opt_out_penalty"}
+_CUSTOMER_KINDS = {"enrollment_bonus", "monthly", "seasonal", "performance_kw", "opt_out_penalty", "season_cap"}
+
+
+def incentive_rule_changing_receiver(sender, *, rule, uses, **kwargs) -> None:
+    """``programs.signals.incentive_rule_changing``: refuse (``ConflictError``, code ``incentive_rule_settled``)
+    changing or deleting an incentive rule once a settlement of its program has been priced with it (an event
+    settlement on a day of the rule's season, or any season for a rule of every season, for the kinds priced per
+    event; a customer settlement of that season for the others): a recalculation would reprice settled money."""
+    for kind, season_id in uses:
+        season = Season.objects.filter(pk=season_id).first() if season_id else None
+        if kind in _EVENT_KINDS:
+            settled = EventSettlement.objects.filter(program_id=rule.program_id)
+            if season is not None:
+                settled = settled.filter(event_day__gte=season.start_date, event_day__lte=season.end_date)
+            count = settled.count()
+            if count:
+                first = settled.order_by("event_day", "pk").values("event_id", "event_day").first()
+                _refuse_settled(rule, f"{count} event settlement{'s' if count != 1 else ''} (the first of event "
+                                      f"#{first['event_id']} on {first['event_day'].isoformat()})")
+        if kind in _CUSTOMER_KINDS:
+            settled = CustomerSettlement.objects.filter(program_id=rule.program_id)
+            if season is not None:
+                settled = settled.filter(period_start__lte=season.end_date, period_end__gt=season.start_date)
+            count = settled.count()
+            if count:
+                first = settled.order_by("period_start", "pk").values("pk", "period_start").first()
+                _refuse_settled(rule, f"{count} customer settlement{'s' if count != 1 else ''} (the first "
+                                      f"#{first['pk']} from {first['period_start'].isoformat()})")
+
+
+def _refuse_settled(rule, what: str) -> None:
+    raise ConflictError(f"Incentive rule #{rule.pk} ({rule.get_kind_display()}) of program {rule.program.code} has "
+                        f"already priced {what}; changing or deleting it would reprice them when they are "
+                        "recalculated. Add a rule for a later season instead.", code="incentive_rule_settled")

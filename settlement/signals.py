@@ -20,4 +20,9 @@ def connect() -> bool:
     except ImportError:
         return False
     event_completed.connect(on_event_completed, dispatch_uid="settlement.on_event_completed")
+    from programs.signals import incentive_rule_changing
+
+    from .selectors import incentive_rule_changing_receiver
+
+    incentive_rule_changing.connect(incentive_rule_changing_receiver, dispatch_uid="settlement.incentive_rule_changing")
     return True
