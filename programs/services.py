@@ -122,13 +122,28 @@ def _lock_program(program: Program | int) -> Program:
 
 
 
-def _audit_item(obj, *, action: str, now: dt.datetime, actor: Any, data: Mapping[str, Any] | None = None) -> None:
+def _audit_value(value: Any) -> Any:
+    """A value as the audit trail stores it (JSON): a related object by its id, dates and amounts as text."""
+    value = getattr(value, "pk", value)
+    return value if isinstance(value, list | dict | bool | int) or value is None else str(value)
+
+
+def _before(obj, data: Mapping[str, Any]) -> dict[str, Any]:
+    """The stored values of the fields ``data`` writes (for ``_audit_item``'s before and after)."""
+    return {key: getattr(obj, key) for key in data if hasattr(obj, key)}
+
+
+def _audit_item(obj, *, action: str, now: dt.datetime, actor: Any, data: Mapping[str, Any] | None = None,
+                before: Mapping[str, Any] | None = None) -> None:
     """Audit a change of a program's item (season, rule, incentive, question): ``<entity>.created/updated/deleted``
-    with the program's code and the values written."""
+    with the program's code and the values written; for an update (``before`` given) only the fields that changed,
+    each as ``[before, after]``."""
     changes = {"program": obj.program.code if obj.program_id else None}
     for key, value in (data or {}).items():
-        value = getattr(value, "pk", value)
-        changes[key] = value if isinstance(value, list | dict | bool | int) or value is None else str(value)
+        if before is None:
+            changes[key] = _audit_value(value)
+        elif before.get(key) != value:
+            changes[key] = [_audit_value(before.get(key)), _audit_value(value)]
     # A deletion is recorded as an update coded ``<entity>.deleted`` (AuditEntry.Action has no "delete").
     audit_record(obj=obj, action="update" if action == "delete" else action, now=now, actor=actor, changes=changes,
                  code=audit_code(obj, action))
@@ -272,6 +287,7 @@ def program_update(*, program: Program, data: Mapping[str, Any], now: dt.datetim
     errors = validate_program_values(merged)
     if errors:
         raise DomainValidationError(errors)
+    before = _before(program, changed)
     for key, value in changed.items():
         setattr(program, key, value)
     _full_clean(program)
@@ -279,8 +295,7 @@ def program_update(*, program: Program, data: Mapping[str, Any], now: dt.datetim
     program.save()
     if changed:
         audit_record(obj=program, action="update", now=now, actor=actor,
-                     changes={k: str(v) if not isinstance(v, list | dict | bool | int) else v
-                              for k, v in changed.items()})
+                     changes={k: [_audit_value(before[k]), _audit_value(v)] for k, v in changed.items()})
         program_changed.send(sender=Program, program=program, change="updated", now=now, actor=actor)
     return program
 
@@ -430,8 +445,9 @@ def season_update(*, season: Season, data: Mapping[str, Any], now: dt.datetime, 
     _require_editable(program)
     season = Season.objects.get(pk=season.pk)
     _require_not_started(program, season.start_date, now, f"Season {season.name!r}")
+    before = _before(season, data)
     season = _season_write(program=program, season=season, data=data)
-    _audit_item(season, action="update", now=now, actor=actor, data=data)
+    _audit_item(season, action="update", now=now, actor=actor, data=data, before=before)
     return season
 
 
@@ -489,8 +505,9 @@ def participation_rule_update(*, rule: ParticipationRule, data: Mapping[str, Any
     _require_not_started(program, rule.effective_from, now, f"The participation rule from {rule.effective_from}")
     if data.get("effective_from") is not None:
         _require_not_started(program, data["effective_from"], now, "A participation rule")
+    before = _before(rule, data)
     rule = _rule_write(program=program, rule=rule, data=data)
-    _audit_item(rule, action="update", now=now, actor=actor, data=data)
+    _audit_item(rule, action="update", now=now, actor=actor, data=data, before=before)
     return rule
 
 
@@ -561,8 +578,9 @@ def incentive_rule_update(*, incentive: IncentiveRule, data: Mapping[str, Any], 
     _require_editable(program)
     incentive = IncentiveRule.objects.get(pk=incentive.pk)
     _require_unsettled(incentive, data)
+    before = _before(incentive, data)
     incentive = _incentive_write(program=program, incentive=incentive, data=data)
-    _audit_item(incentive, action="update", now=now, actor=actor, data=data)
+    _audit_item(incentive, action="update", now=now, actor=actor, data=data, before=before)
     return incentive
 
 
@@ -615,8 +633,9 @@ def question_update(*, question: QualificationQuestion, data: Mapping[str, Any],
     program = _lock_program(question.program_id)
     _require_editable(program)
     question = QualificationQuestion.objects.get(pk=question.pk)
+    before = _before(question, data)
     question = _question_write(program=program, question=question, data=data)
-    _audit_item(question, action="update", now=now, actor=actor, data=data)
+    _audit_item(question, action="update", now=now, actor=actor, data=data, before=before)
     return question
 
 
