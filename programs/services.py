@@ -565,6 +565,9 @@ def incentive_rule_create(*, program: Program, data: Mapping[str, Any], now: dt.
     """Add an incentive rule; checks the kind/basis combination and that price set and season are the program's."""
     program = _lock_program(program)
     _require_editable(program)
+    season = data.get("season")
+    incentive_rule_changing.send(sender=IncentiveRule, rule=IncentiveRule(program=program, kind=data.get("kind")),
+                                 uses=[(data.get("kind"), getattr(season, "pk", season))])
     incentive = _incentive_write(program=program, incentive=None, data=data)
     _audit_item(incentive, action="create", now=now, actor=actor, data=data)
     return incentive

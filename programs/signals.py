@@ -12,9 +12,10 @@ transaction (received by the OpenADR 3 VTN, which notifies its subscribers after
 ``mutual_exclusion_create`` before the pair is stored: a receiver refuses it by raising a ``ConflictError`` (the
 enrollments app, while a service point or device is in both programs at overlapping dates from local day ``on``).
 
-``incentive_rule_changing(sender=IncentiveRule, rule, uses)`` is sent by ``incentive_rule_update`` (when a field
-other than the description changes) and ``incentive_rule_delete`` before the write, the program row locked:
-``uses`` are the ``(kind, season)`` pairs the rule prices as stored and as it would be. A receiver refuses the
+``incentive_rule_changing(sender=IncentiveRule, rule, uses)`` is sent by ``incentive_rule_create`` (``rule`` not
+saved yet), ``incentive_rule_update`` (when a field other than the description changes) and
+``incentive_rule_delete`` before the write, the program row locked: ``uses`` are the ``(kind, season id)`` pairs
+the rule prices as stored and as it would be. A receiver refuses the
 change by raising a ``ConflictError`` (the settlement app, once a settlement has been priced with the rule: a
 recalculation would reprice it).
 """

@@ -140,7 +140,7 @@ _CUSTOMER_KINDS = {"enrollment_bonus", "monthly", "seasonal", "performance_kw", 
 
 def incentive_rule_changing_receiver(sender, *, rule, uses, **kwargs) -> None:
     """``programs.signals.incentive_rule_changing``: refuse (``ConflictError``, code ``incentive_rule_settled``)
-    changing or deleting an incentive rule once a settlement of its program has been priced with it (an event
+    adding, changing or deleting an incentive rule once a settlement of its program has been priced with it (an event
     settlement on a day of the rule's season, or any season for a rule of every season, for the kinds priced per
     event; a customer settlement of that season for the others): a recalculation would reprice settled money."""
     for kind, season_id in uses:
@@ -166,6 +166,10 @@ def incentive_rule_changing_receiver(sender, *, rule, uses, **kwargs) -> None:
 
 
 def _refuse_settled(rule, what: str) -> None:
+    if rule.pk is None:
+        raise ConflictError(f"A new incentive rule ({rule.get_kind_display()}) of program {rule.program.code} would "
+                            f"reprice {what} already settled when they are recalculated. Add it for a later "
+                            "season instead.", code="incentive_rule_settled")
     raise ConflictError(f"Incentive rule #{rule.pk} ({rule.get_kind_display()}) of program {rule.program.code} has "
                         f"already priced {what}; changing or deleting it would reprice them when they are "
                         "recalculated. Add a rule for a later season instead.", code="incentive_rule_settled")

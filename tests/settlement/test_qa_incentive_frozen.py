@@ -89,3 +89,24 @@ def test_api_patch_of_a_settled_rate_answers_409_and_changes_nothing(settled, pr
     assert response.status_code == 409, response.content
     assert response.json()["code"] == "incentive_rule_settled"
     assert IncentiveRule.objects.get(pk=rule.pk).amount == Decimal("1.2500")
+
+
+def test_a_new_rule_covering_settled_days_is_refused_one_for_a_later_season_is_not(settled, program_admin):
+    """A second performance rule of every season added after settlement would add 4.50 kWh x $2.00 = $9.00 to each
+    settled site on the next recalculation."""
+    program = settled["program"]
+    with pytest.raises(ConflictError) as exc:
+        program_services.incentive_rule_create(program=program, data={"kind": "performance_kwh", "basis": "per_kwh",
+                                                                      "amount": Decimal("2.00")},
+                                               now=NOW, actor=program_admin)
+    assert exc.value.code == "incentive_rule_settled"
+    assert exc.value.message.startswith(
+        f"A new incentive rule (Performance per kWh avoided) of program {program.code} would reprice 3 event "
+        f"settlements (the first of event #{settled['event'].pk} on 2026-07-15) already settled")
+    assert program.incentive_rules.count() == 1
+    winter = SeasonFactory(program=program, name="Winter 2026", start_date=dt.date(2026, 12, 1),
+                           end_date=dt.date(2027, 2, 28))
+    program_services.incentive_rule_create(program=program, data={"kind": "performance_kwh", "basis": "per_kwh",
+                                                                  "amount": Decimal("2.00"), "season": winter},
+                                           now=NOW, actor=program_admin)
+    assert program.incentive_rules.count() == 2
