@@ -21,6 +21,7 @@ from cpm.base.admin import (
     LargeTableMixin,
     ReadOnlyInline,
     admin_now,
+    apply_each,
     ask_reason,
     guarded_action,
 )
@@ -31,6 +32,7 @@ from settlement.meterdata import admin as meterdata_admin  # noqa: F401  (regist
 
 from . import selectors, services
 from .charts import event_settlement_chart_svg
+from .choices import ExportStatus
 from .models import AbnormalDay, BillCreditExport, CustomerSettlement, EventSettlement, SettlementBatch, SettlementLine
 
 
@@ -268,12 +270,19 @@ class BillCreditExportAdmin(SettlementReadOnlyAdmin):
 
     @guarded_action("bill_credits.acknowledge", description="Acknowledge selected exports (billing loaded them)")
     def acknowledge(self, request, queryset):
-        def go():
-            for export in queryset:
-                services.bill_credit_export_acknowledge(export=export, now=admin_now(), actor=request.user)
-            return queryset.count()
-
-        _run(self, request, go, "{count} export(s) acknowledged.")
+        """Each selected batch on its own: a refused one (a rejected batch) is named with its reason and the others
+        go on; one acknowledged before is named and not counted again."""
+        pending = []
+        for export in queryset:
+            if export.status == ExportStatus.ACKNOWLEDGED:
+                self.message_user(request, f"{export}: already acknowledged; nothing changed.", messages.WARNING)
+            else:
+                pending.append(export)
+        done = apply_each(self, request, pending,
+                          lambda export: services.bill_credit_export_acknowledge(export=export, now=admin_now(),
+                                                                                 actor=request.user))
+        if done:
+            self.message_user(request, f"{done} export(s) acknowledged.", messages.SUCCESS)
 
     @guarded_action("bill_credits.reject",
                     description="Reject selected exports (billing could not load them; asks for the reason)")
