@@ -32,7 +32,7 @@ from settlement.meterdata import admin as meterdata_admin  # noqa: F401  (regist
 
 from . import selectors, services
 from .charts import event_settlement_chart_svg
-from .choices import ExportStatus
+from .choices import CustomerSettlementStatus, ExportStatus
 from .models import AbnormalDay, BillCreditExport, CustomerSettlement, EventSettlement, SettlementBatch, SettlementLine
 
 
@@ -214,9 +214,13 @@ class CustomerSettlementAdmin(LargeTableMixin, SettlementReadOnlyAdmin):
 
     @guarded_action("customer_settlements.approve", description="Approve selected customer settlements")
     def approve(self, request, queryset):
-        _run(self, request, lambda: services.customer_settlements_approve(settlements=list(queryset),
-                                                                          now=admin_now(), actor=request.user),
-             "{count} customer settlement(s) approved.")
+        """Each selected CALCULATED settlement on its own (as ``customer_settlements_approve`` does, one at a time):
+        a refused one is named with its reason and the others are approved and counted."""
+        calculated = [cs for cs in queryset if cs.status == CustomerSettlementStatus.CALCULATED]
+        done = apply_each(self, request, calculated, lambda cs: services.customer_settlement_approve(
+            settlement=cs, now=admin_now(), actor=request.user))
+        if done:
+            self.message_user(request, f"{done} customer settlement(s) approved.", messages.SUCCESS)
 
     @guarded_action("bill_credits.export", description="Export the selected approved settlements as bill credits")
     def export(self, request, queryset):
