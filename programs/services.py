@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 
@@ -695,6 +696,10 @@ def mutual_exclusion_delete(*, exclusion: MutualExclusion, now: dt.datetime, act
 # --- interval price sets -------------------------------------------------------------------------------------------
 
 def _parse_row_start(value: Any, tz, row: int) -> dt.datetime:
+    """The UTC start of price row ``row``; refuses a text that is not ISO 8601, a local time that does not exist and
+    a year outside ``CPM_IMPORT_MIN_YEAR``..``CPM_IMPORT_MAX_YEAR`` (checked before any zone arithmetic: year 9999 or
+    0001 with an offset would overflow)."""
+    text = value.strip() if isinstance(value, str) else value
     if isinstance(value, str):
         try:
             value = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
@@ -703,6 +708,11 @@ def _parse_row_start(value: Any, tz, row: int) -> dt.datetime:
                 f"Row {row}: {value!r} is not an ISO 8601 date-time."]}) from exc
     if not isinstance(value, dt.datetime):
         raise DomainValidationError({f"rows[{row - 1}].interval_start": [f"Row {row}: interval_start is required."]})
+    low, high = settings.CPM_IMPORT_MIN_YEAR, settings.CPM_IMPORT_MAX_YEAR
+    if not low <= value.year <= high:
+        raise DomainValidationError({f"rows[{row - 1}].interval_start": [
+            f"Row {row}: interval_start {str(text)[:40]} is outside the plausible years {low}..{high} "
+            "(CPM_IMPORT_MIN_YEAR, CPM_IMPORT_MAX_YEAR)."]})
     if value.tzinfo is None:
         local = value.replace(tzinfo=tz)
         round_trip = local.astimezone(dt.UTC).astimezone(tz).replace(tzinfo=None)
@@ -711,6 +721,22 @@ def _parse_row_start(value: Any, tz, row: int) -> dt.datetime:
                 f"Row {row}: local time {value:%Y-%m-%d %H:%M} does not exist in {tz.key} (spring DST change)."]})
         value = local
     return value.astimezone(dt.UTC)
+
+
+def _check_price_digits(price: Decimal, given: Any, row: int) -> None:
+    """Refuse a price the column (``IntervalPrice.price_per_kwh``) cannot hold exactly: PostgreSQL fails on too many
+    digits (numeric field overflow) and rounds extra decimals silently, SQLite keeps both, so either would pay
+    something else than the file says."""
+    column = IntervalPrice._meta.get_field("price_per_kwh")
+    places = column.decimal_places
+    ceiling = Decimal(10) ** (column.max_digits - places) - Decimal(1).scaleb(-places)
+    key = f"rows[{row - 1}].price_per_kwh"
+    if price > ceiling:
+        raise DomainValidationError({key: [f"Row {row}: price_per_kwh {str(given).strip()[:40]} is more than "
+                                           f"{ceiling} $/kWh."]})
+    if price != price.quantize(Decimal(1).scaleb(-places)):
+        raise DomainValidationError({key: [f"Row {row}: price_per_kwh {str(given).strip()[:40]} has more than "
+                                           f"{places} decimal places."]})
 
 
 def _repeated_hour_hint(local: dt.datetime, tz) -> str:
@@ -734,8 +760,9 @@ def price_set_create(*, program: Program, name: str, interval_minutes: int, rows
     ``interval_start``: an aware datetime or ISO string with offset (any zone), or a naive one / ISO string without
     offset read as local wall-clock time in the program's zone (on the autumn DST night the first 01:xx is taken;
     give an offset for the second). Starts must be aligned to ``interval_minutes`` on the program's local clock and
-    unique. ``price_per_kwh``: dollars per kWh, zero or more. Rows are numbered from 1 in error messages; nothing is
-    written if any row is refused.
+    unique, in the years ``CPM_IMPORT_MIN_YEAR``..``CPM_IMPORT_MAX_YEAR``. ``price_per_kwh``: dollars per kWh, zero
+    or more, what the column holds exactly (at most 99,999.99999, 5 decimal places). Rows are numbered from 1 in
+    error messages; nothing is written if any row is refused.
     """
     program = _lock_program(program)
     _require_editable(program)
@@ -761,6 +788,7 @@ def price_set_create(*, program: Program, name: str, interval_minutes: int, rows
         if not price.is_finite() or price < 0:
             raise DomainValidationError({f"rows[{row - 1}].price_per_kwh": [
                 f"Row {row}: price_per_kwh must be zero or more."]})
+        _check_price_digits(price, item.get("price_per_kwh"), row)
         if start in prices:
             raise DomainValidationError({f"rows[{row - 1}].interval_start": [
                 f"Row {row}: interval {local:%Y-%m-%d %H:%M %Z} repeats row {prices[start][0]}."
