@@ -54,21 +54,40 @@ class PriceSetUploadForm(forms.Form):
         except DjangoValidationError as exc:
             raise forms.ValidationError(exc.messages) from exc
         text = upload.read().decode("utf-8-sig")
+        reader = csv.reader(io.StringIO(text, newline=""))
+        rows, self.row_lines, header, before = [], [], None, 0
         try:
-            reader = csv.DictReader(io.StringIO(text, newline=""))
-            header = [h.strip() for h in (reader.fieldnames or [])]
-            if sorted(header) != sorted(COLUMNS):
-                raise forms.ValidationError(
-                    f"The file needs the columns {', '.join(COLUMNS)} (found: {', '.join(header) or 'none'}).")
-            rows = [{k.strip(): (v or "").strip() for k, v in row.items() if k is not None} for row in reader]
+            for values in reader:
+                start, before = before + 1, reader.line_num  # a quoted value may span lines: the row starts here
+                if not values or values == [""]:
+                    continue
+                if header is None:
+                    header = [h.strip() for h in values]
+                    if sorted(header) != sorted(COLUMNS):
+                        raise forms.ValidationError(f"The file needs the columns {', '.join(COLUMNS)} "
+                                                    f"(found: {', '.join(h for h in header if h) or 'none'}).")
+                    continue
+                if len(values) != len(header):
+                    raise forms.ValidationError(
+                        f"Line {start}: {len(values)} value{'s' if len(values) != 1 else ''} for {len(header)} "
+                        f"columns ({', '.join(header)}).")
+                rows.append({name: value.strip() for name, value in zip(header, values, strict=True)})
+                self.row_lines.append(start)
         except csv.Error as exc:
             raise forms.ValidationError(f"Line {reader.line_num}: not CSV ({exc}).") from exc
+        if header is None:
+            raise forms.ValidationError(f"The file needs the columns {', '.join(COLUMNS)} (found: none).")
         return rows
 
 
-def _in_lines(message: str) -> str:
-    """The service numbers rows from 1 ("Row 3: ..."); in a file they are lines from 2 (the header is line 1)."""
-    return re.sub(r"^Row (\d+):", lambda m: f"Line {int(m.group(1)) + 1}:", message)
+def _in_lines(message: str, lines: list[int]) -> str:
+    """The service numbers rows from 1 ("Row 3: ..."); in a file they are the lines each row starts on (the header
+    is line 1; blank lines and values spanning lines move later rows down)."""
+    def line(match) -> str:
+        row = int(match.group(1))
+        return f"Line {lines[row - 1] if 0 < row <= len(lines) else row + 1}:"
+
+    return re.sub(r"^Row (\d+):", line, message)
 
 
 def upload_view(modeladmin, request):
@@ -87,7 +106,7 @@ def upload_view(modeladmin, request):
                 for key, messages_ in errors.items():
                     field = key if key in ("name", "interval_minutes") else "file"
                     for message in messages_:
-                        form.add_error(field, _in_lines(str(message)))
+                        form.add_error(field, _in_lines(str(message), form.row_lines))
             else:
                 form.add_error(None, exc.message)
         else:

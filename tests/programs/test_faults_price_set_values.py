@@ -69,3 +69,25 @@ def test_an_out_of_range_start_is_a_400_naming_the_row_in_the_api(start):
         f"Row 1: interval_start {start} is outside the plausible years 1900..2100 "
         "(CPM_IMPORT_MIN_YEAR, CPM_IMPORT_MAX_YEAR)."]
     assert not IntervalPriceSet.objects.filter(program=program).exists()
+
+
+@pytest.mark.parametrize("body, expected", [
+    # a blank line (skipped by the csv reader) used to shift every later line number by one
+    ("interval_start,price_per_kwh\n2026-07-15 15:00,0.40\n\n2026-07-15 16:00,abc\n", "Line 4: 'abc' is not a number."),
+    # a value spanning two lines (quoted) starts the next row further down
+    ('interval_start,price_per_kwh\n2026-07-15 15:00,"0.40\n"\n2026-07-15 16:00,abc\n',
+     "Line 4: 'abc' is not a number."),
+    # more values than columns: the third one was dropped without a word and the row loaded
+    ("interval_start,price_per_kwh\n2026-07-15 15:00,0.40\n2026-07-15 16:00,0.45,0.99\n",
+     "Line 3: 3 values for 2 columns (interval_start, price_per_kwh)."),
+    ("interval_start,price_per_kwh\n2026-07-15 15:00\n", "Line 2: 1 value for 2 columns (interval_start, "
+                                                         "price_per_kwh)."),
+])
+def test_the_admin_upload_names_the_line_of_the_file(pa, body, expected):
+    program = ProgramFactory(time_zone="America/Los_Angeles")
+    response = pa.post(reverse(UPLOAD), {
+        "program": program.pk, "name": "Prices", "interval_minutes": "60",
+        "file": SimpleUploadedFile("p.csv", body.encode(), content_type="text/csv")})
+    assert response.status_code == 200
+    assert expected in _text(response)
+    assert not IntervalPriceSet.objects.exists() and not IntervalPrice.objects.exists()
