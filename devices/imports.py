@@ -143,11 +143,12 @@ def error_text(exc: Exception) -> str:
 @dataclass(frozen=True)
 class Format:
     """A strict CSV format: its columns (name -> longest value, ``None`` = ``MAX_CELL_CHARS``), the required ones,
-    and its keys: ``(entity, key column, columns that must agree on every row giving that key)``."""
+    and its keys: ``(entity, key column, columns that must agree on every row giving that key)``; a key of several
+    columns is a tuple of their names (every one given, or the row is not compared)."""
 
     columns: dict[str, int | None]
     required: Sequence[str]
-    keys: Sequence[tuple[str, str, Sequence[str]]] = ()
+    keys: Sequence[tuple[str, str | tuple[str, ...], Sequence[str]]] = ()
 
 
 def _text(source) -> tuple[str | None, str | None]:
@@ -266,10 +267,14 @@ def _without_conflicts(rows: list[tuple[int, dict[str, str]]], fmt: Format, repo
     """Refuse every row of a key that other rows give different values (naming their lines); keep the rest."""
     refused: dict[int, list[str]] = {}
     for entity, key_column, columns in fmt.keys:
+        key_columns = (key_column,) if isinstance(key_column, str) else tuple(key_column)
+        if not isinstance(key_column, str):
+            key_column = ", ".join(key_columns)
         groups: dict[str, list[tuple[int, tuple]]] = {}
         for line, row in rows:
-            key = row.get(key_column, "")
-            if key:
+            parts = [row.get(c, "") for c in key_columns]
+            if all(parts):
+                key = ", ".join(parts)
                 groups.setdefault(key, []).append((line, tuple(row.get(c, "") for c in columns)))
         for key, members in groups.items():
             if len({values for _, values in members}) < 2:

@@ -3,7 +3,8 @@ left out of baseline day selection by settlement (``settlement.measurement``).
 
 Use cases (capability ``Cap.RUN_SETTLEMENT``: the settlement analyst decides which days are not a fair sample of
 a customer's load, since they change what settlement pays): ``abnormal_day.create``, ``abnormal_day.delete``,
-``abnormal_days.import`` (a CSV, all or nothing, errors per line; the shared import machinery of
+``abnormal_days.import`` (a CSV, all or nothing, errors per line, two rows giving one day, scope and target different
+kinds or reasons both refused naming each other; the shared import machinery of
 ``devices.imports``). Every change is audited.
 
 CSV columns (``abnormal_days.import``)::
@@ -20,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
@@ -35,6 +37,8 @@ from ..models import AbnormalDay
 NETWORK_SCOPES = (AbnormalDayScope.FEEDER, AbnormalDayScope.SUBSTATION, AbnormalDayScope.TERRITORY)
 IMPORT_COLUMNS = {"day": None, "scope": 16, "target": 64, "kind": 16, "reason": 300}
 IMPORT_REQUIRED = ("day", "scope", "target", "reason")
+# One abnormal day per day, scope and target: two rows of a file giving it different kinds or reasons are both refused.
+IMPORT_KEYS = (("abnormal day", ("day", "scope", "target"), ("kind", "reason")),)
 
 
 def _target(data: dict) -> dict:
@@ -78,6 +82,11 @@ def abnormal_day_create(*, data: dict, now: dt.datetime, actor: Any) -> Abnormal
         day = parse_date(day, "day")
     if not isinstance(day, dt.date):
         raise DomainValidationError({"day": ["A date is required."]})
+    low, high = settings.CPM_IMPORT_MIN_YEAR, settings.CPM_IMPORT_MAX_YEAR
+    if not low <= day.year <= high:
+        raise DomainValidationError({"day": [
+            f"{day.isoformat()} is outside the plausible years {low}..{high} (CPM_IMPORT_MIN_YEAR, "
+            "CPM_IMPORT_MAX_YEAR)."]})
     reason = str(data.get("reason") or "").strip()
     if not reason:
         raise DomainValidationError({"reason": ["Say why the day is abnormal."]})
@@ -140,5 +149,5 @@ def abnormal_days_import(source, *, now: dt.datetime, actor: Any, name: str = ""
         record = abnormal_day_create.__wrapped__(data=data, now=now, actor=actor)  # checked once for the import
         report.count("abnormal_day", record.pk, "new" if AbnormalDay.objects.count() > before else "unchanged")
 
-    return run_import(source, fmt=Format(columns=IMPORT_COLUMNS, required=IMPORT_REQUIRED), handle=handle,
-                      name=name)
+    return run_import(source, fmt=Format(columns=IMPORT_COLUMNS, required=IMPORT_REQUIRED, keys=IMPORT_KEYS),
+                      handle=handle, name=name)
