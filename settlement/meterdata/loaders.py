@@ -704,6 +704,8 @@ def _green_button(content: bytes, service_point_id: str | None, usage_point: str
     data = parse_green_button(content, years=lim["years"])
     named = [u for u in data.usage_points if usage_point in (u.title, u.href)] if usage_point else data.usage_points
     points = [u for u in named if u.start.size]
+    if not points:  # every reading of the one usage point that gave any was refused: its rows' errors, not "none"
+        points = [u for u in named if u.errors][:1] if len([u for u in named if u.errors]) == 1 else []
     if not points:
         skipped = [m for u in named for m in u.skipped]  # e.g. only a gas meter's therms: say so
         raise GreenButtonError("no interval readings found" + (f" for usage point {usage_point!r}" if usage_point
