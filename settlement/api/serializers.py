@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
 from cpm.base.naturalkeys import NaturalKeyRelatedField
+from cpm.base.uploads import validate_upload
 from devices.models import ServicePoint
 from events.models import Event
 from programs.models import Program, Season
@@ -154,3 +156,12 @@ class AbnormalDayInputSerializer(serializers.Serializer):
 
 class AbnormalDayImportSerializer(serializers.Serializer):
     file = serializers.FileField(help_text="CSV, UTF-8: day, scope, target, kind, reason.")
+
+    def validate_file(self, upload):
+        """The limits of every upload (``CPM_MAX_UPLOAD_BYTES``, a CSV file name); the importer reports bytes that
+        are not UTF-8 by line and column itself."""
+        try:
+            validate_upload(upload, kinds=("csv",), text=False)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.messages) from exc
+        return upload

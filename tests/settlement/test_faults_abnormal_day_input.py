@@ -53,3 +53,19 @@ def test_identical_repeats_count_once_and_a_rerun_changes_nothing(admin_api):
         assert r.status_code == 200, r.content
         assert {k: v for k, v in r.json()["counts"]["abnormal_day"].items() if v} == expected
         assert AbnormalDay.objects.count() == 1
+
+
+@pytest.mark.parametrize("name, body, expected", [
+    ("days.csv", b"day,scope,target,reason\n" + b"2026-07-13,feeder,F-1,storm\n" * 10,
+     "The file is 304 bytes; the limit is 200 bytes."),
+    ("days.xlsx", b"day,scope,target,reason\n2026-07-13,feeder,F-1,storm\n", "Expected a CSV file (.csv, .txt)."),
+])
+def test_the_api_import_applies_the_upload_limits_of_every_other_upload(admin_api, settings, name, body, expected):
+    """The abnormal-day import was the one upload of the API without the size and kind check
+    (``CPM_MAX_UPLOAD_BYTES``): a file of any size was read whole into memory and parsed."""
+    settings.CPM_MAX_UPLOAD_BYTES = 200
+    r = admin_api.post("/api/v1/abnormal-days/import/",
+                       {"file": SimpleUploadedFile(name, body, content_type="text/csv")}, format="multipart")
+    assert r.status_code == 400, r.content
+    assert r.json()["file"] == [expected]
+    assert not AbnormalDay.objects.exists()
