@@ -348,6 +348,9 @@ def _factorize(values: list[str]) -> tuple[list[str], np.ndarray]:
     return list(index), codes
 
 
+_BEYOND = 2**62  # an epoch second past any calendar: a local time whose UTC instant is outside years 1..9999
+
+
 def _resolve_local(local_rows, ts_col, zone, sp_keys, dev_col, ch, start, ok, row_no, reject, seen) -> None:
     """Local wall times -> UTC: spring gaps rejected; the repeated autumn hour resolved by order of appearance
     (``seen``: occurrences so far per key, updated in place)."""
@@ -362,9 +365,13 @@ def _resolve_local(local_rows, ts_col, zone, sp_keys, dev_col, ch, start, ok, ro
                 info = None
             else:
                 first = naive.replace(tzinfo=zone, fold=0)
-                exists = first.astimezone(UTC).astimezone(zone).replace(tzinfo=None) == naive
-                second = naive.replace(tzinfo=zone, fold=1)
-                info = (int(first.timestamp()), int(second.timestamp()), exists)
+                try:
+                    exists = first.astimezone(UTC).astimezone(zone).replace(tzinfo=None) == naive
+                    second = naive.replace(tzinfo=zone, fold=1)
+                    info = (int(first.timestamp()), int(second.timestamp()), exists)
+                except OverflowError:  # before year 1 or after 9999 in UTC: out of any range, the years check says so
+                    edge = _BEYOND if naive.year > 1 else -_BEYOND
+                    info = (edge, edge, True)
             cache[raw] = info
         if info is None:
             reject(int(row_no[k]), "interval_start", f"not an ISO 8601 date-time: {raw!r}")
