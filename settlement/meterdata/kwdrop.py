@@ -169,20 +169,23 @@ def _places(text: str) -> int:
     return max(0, places - int(exponent or 0))
 
 
-def _time(text: str, column: str, tz, problems: list) -> dt.datetime | None:
+def _time(text: str, column: str, tz, problems: list, years: tuple[int, int] = checks.YEARS) -> dt.datetime | None:
     try:
         value = dt.datetime.fromisoformat(text)
     except ValueError:
         problems.append((column, f"not a date and time: {text!r} (ISO 8601, e.g. 2026-07-15T14:00:00-07:00)"))
         return None
-    if value.tzinfo is not None:
-        return value.astimezone(dt.UTC)
-    if tz is None:
-        return None  # the program is unknown (its own error): the zone of a local time is too
     try:
+        if value.tzinfo is not None:
+            return value.astimezone(dt.UTC)
+        if tz is None:
+            return None  # the program is unknown (its own error): the zone of a local time is too
         return local_wall_to_utc_strict(value, tz, field=column)
     except WallClockError as exc:
         problems.append((column, str(exc).removeprefix(f"{column}: ")))
+        return None
+    except OverflowError:  # before year 1 or after 9999 in UTC (0001-01-01T00:00+05:00): outside any years
+        problems.append((column, f"{text[:40]} is outside the years {years[0]}-{years[1]}"))
         return None
 
 
@@ -253,8 +256,8 @@ def parse_records(rows: list[tuple[int, list[str]]], errors, *, limits: dict) ->
             problems.append(("SPId", f"service point {sp.service_point_id} has no participation in event "
                                      f"{event.pk}"))
         tz = zone(program.time_zone) if program is not None else None
-        start = _time(f[3], "ActualStartTime", tz, problems)
-        end = _time(f[4], "ActualEndTime", tz, problems)
+        start = _time(f[3], "ActualStartTime", tz, problems, limits["years"])
+        end = _time(f[4], "ActualEndTime", tz, problems, limits["years"])
         size = int(f[5]) if ascii_digits(f[5]) else None
         if size is None or not 0 < size <= MAX_INTERVAL_SECONDS:
             problems.append(("IntervalSize(Seconds)", f"must be a whole number of seconds from 1 to "
