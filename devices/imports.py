@@ -8,7 +8,8 @@ changes nothing and reports every row ``unchanged``. Counts are per entity: new 
 What is refused, never raised (a parser reports bad content; it does not crash on it):
 
 - file-level (reported on line 1, nothing else is checked): an empty file, a header without data rows, a UTF-16 or
-  UTF-32 file, missing required columns (listed), unknown columns (listed: the formats are strict, so a misspelt
+  UTF-32 file, a quote never closed (on the line it opens: the rest of the file would be one value), missing
+  required columns (listed), unknown columns (listed: the formats are strict, so a misspelt
   optional column is not silently ignored), a column named twice, a CSV syntax error (on its line);
 - per value: a byte that is not UTF-8 or a NUL character anywhere in the file (its line and column), a value longer
   than its model field allows (or ``MAX_CELL_CHARS`` for columns without a length), more values than columns, fewer
@@ -174,6 +175,18 @@ def _bad_text(value: str) -> bool:
     return False
 
 
+def _ends_in_open_quote(text: str) -> bool:
+    """True if the file ends inside a quoted value (the csv module then reads the rest of the file as that value,
+    silently). Checked only when the last record spans several lines; a file whose quoting the strict reader refuses
+    earlier (``"Smith" Jr``, which the lenient reader keeps) is not judged here."""
+    try:
+        for _ in csv.reader(io.StringIO(text, newline=""), strict=True):
+            pass
+    except csv.Error as exc:
+        return "unexpected end of data" in str(exc)
+    return False
+
+
 def read_csv(source, fmt: Format, report: ImportReport) -> tuple[list[tuple[int, dict[str, str]]], bool]:
     """Parse ``source`` (text, bytes or a binary/text file object; UTF-8, a BOM allowed) against ``fmt``; returns
     ``([(line, row)], fatal)``: the rows without errors (values stripped), and whether a file-level error stops the
@@ -190,7 +203,7 @@ def read_csv(source, fmt: Format, report: ImportReport) -> tuple[list[tuple[int,
     header: list[str] | None = None
     header_line = 1
     rows: list[tuple[int, dict[str, str]]] = []
-    last = 0
+    last = last_start = 0
     while not report.full:
         try:
             record = next(reader)
@@ -200,6 +213,7 @@ def read_csv(source, fmt: Format, report: ImportReport) -> tuple[list[tuple[int,
             report.error(reader.line_num, f"not valid CSV ({exc}).")
             return [], True
         line, last = last + 1, reader.line_num
+        last_start = line
         if not record:
             continue
         if header is None:
@@ -234,6 +248,10 @@ def read_csv(source, fmt: Format, report: ImportReport) -> tuple[list[tuple[int,
             report.rows += 1
     if header is None:
         report.error(1, "the file is empty.")
+        return [], True
+    if last_start < last and _ends_in_open_quote(text):
+        report.error(last_start, f"a quoted value opens here and is never closed: lines {last_start} to {last} "
+                                 "would be read as one value (close the quote or double it inside the value).")
         return [], True
     report.rows += len(rows)
     if not report.rows and not report.errors:
