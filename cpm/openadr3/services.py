@@ -335,7 +335,7 @@ def _event_window(data: dict) -> tuple[dt.datetime, dt.datetime]:
     intervals = data.get("intervals")
     if not isinstance(intervals, list) or not intervals:
         raise DomainValidationError({"intervals": ["Give at least one interval."]})
-    starts, ends, cursor = [], [], None
+    periods, cursor = [], None
     for i, interval in enumerate(intervals):
         if not isinstance(interval, dict):
             raise DomainValidationError({f"intervals[{i}]": ["Give an interval object."]})
@@ -354,10 +354,16 @@ def _event_window(data: dict) -> tuple[dt.datetime, dt.datetime]:
         duration = docs.parse_iso_duration(duration_text, f"intervals[{i}].intervalPeriod.duration")
         if duration <= dt.timedelta(0):
             raise DomainValidationError({"intervalPeriod.duration": ["The duration must be positive."]})
-        starts.append(start)
         cursor = _period_end(start, duration, f"intervals[{i}].intervalPeriod")
-        ends.append(cursor)
-    return min(starts), max(ends)
+        periods.append((start, cursor, i))
+    periods.sort()
+    for (_, before_end, _), (start, _, i) in zip(periods, periods[1:], strict=False):
+        if start != before_end:
+            how = "leaves a gap after" if start > before_end else "overlaps"
+            raise DomainValidationError({f"intervals[{i}].intervalPeriod.start": [
+                f"A cpm event is one window: this interval starts {start.isoformat()} and {how} the interval "
+                f"ending {before_end.isoformat()}; send separate events for separate windows."]})
+    return periods[0][0], max(end for _, end, _ in periods)
 
 
 def _event_payloads(data: dict) -> tuple[str, str, Decimal | None]:
@@ -371,6 +377,7 @@ def _event_payloads(data: dict) -> tuple[str, str, Decimal | None]:
             raise DomainValidationError({"priority": ["Give a non-negative integer."]})
         category = docs.CATEGORY_OF_PRIORITY.get(min(priority, 3), EventCategory.TEST)
     levels = {v: k for k, v in docs.LEVEL.items()}
+    seen: dict[str, Any] = {}  # payload type -> the value of the first interval giving it
     for i, interval in enumerate(data.get("intervals") or []):
         for j, payload in enumerate(interval.get("payloads") or []):
             if not isinstance(payload, dict) or not isinstance(payload.get("values"), list) or not payload["values"]:
@@ -380,6 +387,7 @@ def _event_payloads(data: dict) -> tuple[str, str, Decimal | None]:
                 if isinstance(value, list | dict) or value not in levels:
                     raise DomainValidationError({f"intervals[{i}].payloads[{j}].values": ["A SIMPLE level is 0 to "
                                                                                            "3."]})
+                _check_one_value(seen, docs.SIMPLE, value, f"intervals[{i}].payloads[{j}].values")
                 category = levels[value]
             elif payload.get("type") == docs.KW_TARGET:
                 try:
@@ -391,9 +399,20 @@ def _event_payloads(data: dict) -> tuple[str, str, Decimal | None]:
                 if abs(kw) > MAX_KW:
                     raise DomainValidationError({f"intervals[{i}].payloads[{j}].values": [
                         "A kW target is at most 999,999,999.999 kW."]})
+                _check_one_value(seen, docs.KW_TARGET, kw, f"intervals[{i}].payloads[{j}].values")
                 direction = EventDirection.REDUCE if kw < 0 else EventDirection.INCREASE
                 target_kw = abs(kw).quantize(Decimal("0.001"))
     return category, direction, target_kw
+
+
+def _check_one_value(seen: dict[str, Any], payload_type: str, value: Any, field: str) -> None:
+    """A cpm event has one level and one kW target for its whole window: a payload of ``payload_type`` whose value
+    differs from an earlier interval's is a ``DomainValidationError`` naming ``field`` (never the last one kept)."""
+    first = seen.setdefault(payload_type, value)
+    if first != value:
+        raise DomainValidationError({field: [
+            f"A cpm event has one {payload_type} value for its whole window: an earlier interval gives {first}, "
+            f"this one {value}; send separate events for different values."]})
 
 
 def _target_devices(data: dict) -> list[int] | None:
