@@ -771,19 +771,22 @@ def notify_object(object_type: str, operation: str, *, now: dt.datetime, ven_id:
 # --------------------------------------------------------------------------------------------------------- reports
 def _report_intervals(body: dict, event: Event):
     """Each interval of a report's resources with its place and period: ``(i, j, resource name, start, duration,
-    interval)``. An interval's period is its own, else its resource's, else the report's, else the event's window;
-    an interval giving no start follows the one before it."""
-    default = body.get("intervalPeriod")
+    interval)``. An interval's start is its own period's, else the end of the interval before it, else its
+    resource's period's, else the report's, else the event's start (a default period gives the first interval's
+    start: the intervals after it follow one another, as in an event); its duration is its own period's, else its
+    resource's, else the report's, else the event's length."""
+    default = body.get("intervalPeriod") or {}
     for i, res in enumerate(body["resources"]):
         cursor = None
+        inherited = res.get("intervalPeriod") or default
         for j, interval in enumerate(res.get("intervals") or []):
-            period = interval.get("intervalPeriod") or res.get("intervalPeriod") or default or {}
-            start_text = period.get("start")
-            start = (docs.parse_instant(start_text, f"resources[{i}].intervals[{j}].intervalPeriod.start")
-                     if start_text else cursor or event.start)
-            duration = (docs.parse_iso_duration(period["duration"], f"resources[{i}].intervals[{j}]"
-                                                                    ".intervalPeriod.duration")
-                        if period.get("duration") else event.end - event.start)
+            own = interval.get("intervalPeriod") or {}
+            where = f"resources[{i}].intervals[{j}].intervalPeriod"
+            start_text = own.get("start") or (None if cursor else inherited.get("start"))
+            start = docs.parse_instant(start_text, f"{where}.start") if start_text else cursor or event.start
+            duration_text = own.get("duration") or inherited.get("duration")
+            duration = (docs.parse_iso_duration(duration_text, f"{where}.duration") if duration_text
+                        else event.end - event.start)
             cursor = _period_end(start, duration, f"resources[{i}].intervals[{j}].intervalPeriod")
             yield i, j, res.get("resourceName"), start, duration, interval
 
