@@ -837,6 +837,7 @@ def _report_rows(report: Report, oadr: OadrEvent, ven: Ven) -> tuple[list[dict],
     readings: dict[str, list] = {"service_point": [], "device": [], "start": [], "kwh": [], "channel": [],
                                  "minutes": []}
     unknown: set[int] = set()
+    states: dict[str, list[tuple[dt.datetime, str]]] = {}
     for i, res in enumerate(report.body["resources"]):
         if res.get("resourceName") not in parts:
             unknown.add(i)
@@ -853,10 +854,7 @@ def _report_rows(report: Report, oadr: OadrEvent, ven: Ven) -> tuple[list[dict],
                 if status is None:
                     errors.append({"resource": name, "detail": f"Unknown OPERATING_STATE {values[0]!r}."})
                     continue
-                row = {"event": event.pk, "device": name, "revision": event.revision, "status": status}
-                if status == ParticipationStatus.OPTED_OUT:
-                    row["opted_out_at"] = start
-                outcomes.append(row)
+                states.setdefault(name, []).append((start, status))
             elif kind == docs.USAGE:
                 value = values[0]
                 if not _finite_number(value):
@@ -869,7 +867,29 @@ def _report_rows(report: Report, oadr: OadrEvent, ven: Ven) -> tuple[list[dict],
                 readings["kwh"].append(abs(float(value)) * factor)
                 readings["channel"].append(0 if value >= 0 else 1)
                 readings["minutes"].append(minutes)
+    for name, reported in states.items():
+        outcomes.extend({"event": event.pk, "device": name, "revision": event.revision, **row}
+                        for row in _outcome_of(reported))
     return outcomes, readings, errors
+
+
+def _outcome_of(states: list[tuple[dt.datetime, str]]) -> list[dict]:
+    """A device's outcome rows from the states it reported per interval (``(interval start, status)``): an opt-out
+    wins, at the start of the earliest opted-out interval, after a participation when an interval before it was
+    curtailed; else any curtailed interval is participation, else an error a failure, else non-responsive (a device
+    still at its normal state in the first interval, e.g. after a randomized start, has not failed to respond)."""
+    by_status: dict[str, list[dt.datetime]] = {}
+    for start, status in states:
+        by_status.setdefault(status, []).append(start)
+    participated = by_status.get(ParticipationStatus.PARTICIPATED, [])
+    if ParticipationStatus.OPTED_OUT in by_status:
+        at = min(by_status[ParticipationStatus.OPTED_OUT])
+        before = [{"status": ParticipationStatus.PARTICIPATED}] if any(s < at for s in participated) else []
+        return [*before, {"status": ParticipationStatus.OPTED_OUT, "opted_out_at": at}]
+    for status in (ParticipationStatus.PARTICIPATED, ParticipationStatus.FAILED):
+        if status in by_status:
+            return [{"status": status}]
+    return [{"status": ParticipationStatus.NON_RESPONSIVE}]
 
 
 def _process_report(report: Report, *, now: dt.datetime, actor: Any) -> dict:
