@@ -827,6 +827,36 @@ def _check_usage(body: dict, event: Event) -> None:
                 f"this one starts {start.isoformat()} and lasts {docs.iso_duration(duration)}."]})
 
 
+def _check_usage_plausible(body: dict, event: Event, ven: Ven) -> None:
+    """Every ``USAGE`` value of a reserved resource within what the meter data loaders accept for its service point
+    (``CPM_MAX_KWH_PER_HOUR`` or ``_CI`` x the interval's hours); ``DomainValidationError`` naming the first beyond
+    it, before anything is stored (the loader would drop it as a row error the VEN never sees). Watt-hours sent
+    without ``units`` (the default is KWH) are the usual cause: the message says so."""
+    from settlement.meterdata.loaders import kwh_per_hour_limit
+
+    factor = _usage_kwh_factor(body)
+    classes = dict(Participation.objects.filter(event_id=event.pk, device__aggregator_id=ven.aggregator_id)
+                   .values_list("device__aggregator_device_id", "service_point__customer_class"))
+    for i, j, name, _, duration, interval in _report_intervals(body, event):
+        if name not in classes:
+            continue
+        for k, payload in enumerate(interval.get("payloads") or []):
+            if not isinstance(payload, dict) or payload.get("type") != docs.USAGE:
+                continue
+            value = (payload.get("values") or [None])[0]
+            if not _finite_number(value):
+                continue
+            per_hour, setting = kwh_per_hour_limit(classes[name])
+            limit = per_hour * duration.total_seconds() / 3600
+            kwh = abs(float(value)) * factor
+            if kwh > limit:
+                minutes = int(duration.total_seconds() // 60)
+                raise DomainValidationError({f"resources[{i}].intervals[{j}].payloads[{k}].values": [
+                    f"{kwh:g} kWh in a {minutes}-minute interval is beyond the plausible {limit:g} kWh ({setting} = "
+                    f"{per_hour:g} kWh per hour); values in watt-hours need a USAGE payload descriptor with units "
+                    "WH."]})
+
+
 def _report_rows(report: Report, oadr: OadrEvent, ven: Ven) -> tuple[list[dict], dict[str, list], list[dict]]:
     """The outcomes and readings of a report, with per-resource errors."""
     event = oadr.event
@@ -942,6 +972,7 @@ def _report_body(data: dict, ven: Ven, actor: Any) -> tuple[OadrEvent, dict, str
         body["intervalPeriod"] = data["intervalPeriod"]
     _check_report_intervals(body)
     _check_usage(body, oadr.event)
+    _check_usage_plausible(body, oadr.event, ven)
     return oadr, body, client_name, _text(data, "reportName", max_length=300) or ""
 
 

@@ -111,6 +111,16 @@ def _limit_of(customer_class: str | None, lim: dict) -> float:
     return lim["per_hour_ci"] if customer_class == "commercial_industrial" else lim["per_hour"]
 
 
+def kwh_per_hour_limit(customer_class: str | None) -> tuple[float, str]:
+    """The plausible kWh per hour of interval of a service point of ``customer_class`` and the setting naming it
+    (``CPM_MAX_KWH_PER_HOUR`` or ``_CI``): the limit the loaders reject readings beyond, for callers that check a
+    reading before loading it."""
+    lim = limits()
+    per_hour = _limit_of(customer_class, lim)
+    name = "CPM_MAX_KWH_PER_HOUR_CI" if customer_class == "commercial_industrial" else "CPM_MAX_KWH_PER_HOUR"
+    return per_hour, name
+
+
 def _reject_over_limit(r: dict[str, np.ndarray], limit_per_hour: np.ndarray | float, errors: _Errors,
                        lim: dict) -> dict[str, np.ndarray]:
     """Drop (as row errors) the readings of ``r`` beyond the per-interval limit of their service point."""
