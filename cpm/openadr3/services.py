@@ -814,17 +814,30 @@ def _usage_kwh_factor(body: dict) -> float:
 
 def _check_usage(body: dict, event: Event) -> None:
     """Every ``USAGE`` interval of a report fits cpm's meter data (5, 15, 30 or 60 minutes, starting on a multiple
-    of its length in UTC) and its units are energy; ``DomainValidationError`` naming the first that does not,
+    of its length in UTC), gives one value per resource and interval (two different ones would both be dropped as
+    conflicting duplicates) and its units are energy; ``DomainValidationError`` naming the first that does not,
     before anything is stored (the readings would otherwise be dropped as load row errors the VEN never sees)."""
     _usage_kwh_factor(body)
-    for i, j, _, start, duration, interval in _report_intervals(body, event):
-        if not any(isinstance(p, dict) and p.get("type") == docs.USAGE for p in interval.get("payloads") or []):
+    seen: dict[tuple, tuple[str, Any]] = {}  # (resource, start, channel) -> (place, value) of its first USAGE
+    for i, j, name, start, duration, interval in _report_intervals(body, event):
+        usage = [p for p in interval.get("payloads") or [] if isinstance(p, dict) and p.get("type") == docs.USAGE]
+        if not usage:
             continue
         seconds = duration.total_seconds()
         if seconds not in (300, 900, 1800, 3600) or int(start.timestamp()) % int(seconds):
             raise DomainValidationError({f"resources[{i}].intervals[{j}].intervalPeriod": [
                 f"USAGE is stored in intervals of 5, 15, 30 or 60 minutes starting on a multiple of that length; "
                 f"this one starts {start.isoformat()} and lasts {docs.iso_duration(duration)}."]})
+        for payload in usage:
+            value = (payload.get("values") or [None])[0]
+            if not _finite_number(value):
+                continue
+            key, place = (name, start, value < 0), f"resources[{i}].intervals[{j}]"
+            first = seen.setdefault(key, (place, value))
+            if first[1] != value:
+                raise DomainValidationError({f"{place}.intervalPeriod.start": [
+                    f"{first[0]} already gives {name}'s USAGE from {start.isoformat()} ({first[1]}); this interval "
+                    f"gives {value}: one value per resource and interval."]})
 
 
 def _check_usage_plausible(body: dict, event: Event, ven: Ven) -> None:
