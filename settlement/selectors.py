@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from cpm.base.errors import ConflictError
+from programs.choices import IncentiveKind
 from programs.models import Season
 
 from .models import BillCreditExport, CustomerSettlement, EventSettlement, SettlementBatch, SettlementLine
@@ -134,42 +134,36 @@ def recorded_abnormal_days(*, program, service_point_ids, first_day, last_day) -
 
 
 # Kinds priced per event (``event_settlement``) and per account and period (``customer_settlement``).
-_EVENT_KINDS = {"performance_kwh", "per_event", "opt_out_penalty"}
-_CUSTOMER_KINDS = {"enrollment_bonus", "monthly", "seasonal", "performance_kw", "opt_out_penalty", "season_cap"}
+_EVENT_KINDS = {IncentiveKind.PERFORMANCE_KWH, IncentiveKind.PER_EVENT, IncentiveKind.OPT_OUT_PENALTY}
+_CUSTOMER_KINDS = {IncentiveKind.ENROLLMENT_BONUS, IncentiveKind.MONTHLY, IncentiveKind.SEASONAL,
+                   IncentiveKind.PERFORMANCE_KW, IncentiveKind.OPT_OUT_PENALTY, IncentiveKind.SEASON_CAP}
 
 
-def incentive_rule_changing_receiver(sender, *, rule, uses, **kwargs) -> None:
-    """``programs.signals.incentive_rule_changing``: refuse (``ConflictError``, code ``incentive_rule_settled``)
-    adding, changing or deleting an incentive rule once a settlement of its program has been priced with it (an event
-    settlement on a day of the rule's season, or any season for a rule of every season, for the kinds priced per
-    event; a customer settlement of that season for the others): a recalculation would reprice settled money."""
+def settlements_priced_with(*, program_id: int, uses) -> str | None:
+    """What an incentive rule of program ``program_id`` has priced already, in words, or None: ``uses`` are
+    ``(kind, season id or None)`` pairs (None: every season). A kind priced per event counts the event settlements on
+    a day of the season (of any day for None); the other kinds count the customer settlements of a period overlapping
+    the season. The first settled kind found is described ("3 event settlements (the first of event #7 on
+    2026-07-14)")."""
     for kind, season_id in uses:
         season = Season.objects.filter(pk=season_id).first() if season_id else None
-        if kind in _EVENT_KINDS:
-            settled = EventSettlement.objects.filter(program_id=rule.program_id)
+        for kinds, model, in_season, first_by, describe in (
+            (_EVENT_KINDS, EventSettlement,
+             lambda qs, s: qs.filter(event_day__gte=s.start_date, event_day__lte=s.end_date), ("event_day", "pk"),
+             lambda n, r: f"{n} event settlement{'s' if n != 1 else ''} (the first of event #{r.event_id} on "
+                          f"{r.event_day.isoformat()})"),
+            (_CUSTOMER_KINDS, CustomerSettlement,
+             lambda qs, s: qs.filter(period_start__lte=s.end_date, period_end__gt=s.start_date),
+             ("period_start", "pk"),
+             lambda n, r: f"{n} customer settlement{'s' if n != 1 else ''} (the first #{r.pk} from "
+                          f"{r.period_start.isoformat()})"),
+        ):
+            if kind not in kinds:
+                continue
+            settled = model.objects.filter(program_id=program_id)
             if season is not None:
-                settled = settled.filter(event_day__gte=season.start_date, event_day__lte=season.end_date)
+                settled = in_season(settled, season)
             count = settled.count()
             if count:
-                first = settled.order_by("event_day", "pk").values("event_id", "event_day").first()
-                _refuse_settled(rule, f"{count} event settlement{'s' if count != 1 else ''} (the first of event "
-                                      f"#{first['event_id']} on {first['event_day'].isoformat()})")
-        if kind in _CUSTOMER_KINDS:
-            settled = CustomerSettlement.objects.filter(program_id=rule.program_id)
-            if season is not None:
-                settled = settled.filter(period_start__lte=season.end_date, period_end__gt=season.start_date)
-            count = settled.count()
-            if count:
-                first = settled.order_by("period_start", "pk").values("pk", "period_start").first()
-                _refuse_settled(rule, f"{count} customer settlement{'s' if count != 1 else ''} (the first "
-                                      f"#{first['pk']} from {first['period_start'].isoformat()})")
-
-
-def _refuse_settled(rule, what: str) -> None:
-    if rule.pk is None:
-        raise ConflictError(f"A new incentive rule ({rule.get_kind_display()}) of program {rule.program.code} would "
-                            f"reprice {what} already settled when they are recalculated. Add it for a later "
-                            "season instead.", code="incentive_rule_settled")
-    raise ConflictError(f"Incentive rule #{rule.pk} ({rule.get_kind_display()}) of program {rule.program.code} has "
-                        f"already priced {what}; changing or deleting it would reprice them when they are "
-                        "recalculated. Add a rule for a later season instead.", code="incentive_rule_settled")
+                return describe(count, settled.order_by(*first_by).first())
+    return None
