@@ -812,15 +812,23 @@ def _usage_kwh_factor(body: dict) -> float:
     return factor
 
 
-def _check_usage(body: dict, event: Event) -> None:
+def _check_usage(body: dict, event: Event, ven: Ven) -> None:
     """Every ``USAGE`` interval of a report fits cpm's meter data (5, 15, 30 or 60 minutes, starting on a multiple
     of its length in UTC), gives one value per resource and interval (two different ones would both be dropped as
-    conflicting duplicates) and its units are energy; ``DomainValidationError`` naming the first that does not,
-    before anything is stored (the readings would otherwise be dropped as load row errors the VEN never sees)."""
-    _usage_kwh_factor(body)
+    conflicting duplicates), its units are energy, and each value of a reserved resource is within what the meter
+    data loaders accept for its service point (``CPM_MAX_KWH_PER_HOUR`` or ``_CI`` x the interval's hours; watt-hours
+    sent without ``units``, the default being KWH, are the usual cause: the message says so).
+    ``DomainValidationError`` naming the first that does not, in one pass over the intervals, before anything is
+    stored (the loader would otherwise drop the readings as row errors the VEN never sees)."""
+    from settlement.meterdata.loaders import kwh_per_hour_limit
+
+    factor = _usage_kwh_factor(body)
+    classes = dict(Participation.objects.filter(event_id=event.pk, device__aggregator_id=ven.aggregator_id)
+                   .values_list("device__aggregator_device_id", "service_point__customer_class"))
     seen: dict[tuple, tuple[str, Any]] = {}  # (resource, start, channel) -> (place, value) of its first USAGE
     for i, j, name, start, duration, interval in _report_intervals(body, event):
-        usage = [p for p in interval.get("payloads") or [] if isinstance(p, dict) and p.get("type") == docs.USAGE]
+        usage = [(k, p) for k, p in enumerate(interval.get("payloads") or [])
+                 if isinstance(p, dict) and p.get("type") == docs.USAGE]
         if not usage:
             continue
         seconds = duration.total_seconds()
@@ -828,7 +836,7 @@ def _check_usage(body: dict, event: Event) -> None:
             raise DomainValidationError({f"resources[{i}].intervals[{j}].intervalPeriod": [
                 f"USAGE is stored in intervals of 5, 15, 30 or 60 minutes starting on a multiple of that length; "
                 f"this one starts {start.isoformat()} and lasts {docs.iso_duration(duration)}."]})
-        for payload in usage:
+        for k, payload in usage:
             value = (payload.get("values") or [None])[0]
             if not _finite_number(value):
                 continue
@@ -838,36 +846,16 @@ def _check_usage(body: dict, event: Event) -> None:
                 raise DomainValidationError({f"{place}.intervalPeriod.start": [
                     f"{first[0]} already gives {name}'s USAGE from {start.isoformat()} ({first[1]}); this interval "
                     f"gives {value}: one value per resource and interval."]})
-
-
-def _check_usage_plausible(body: dict, event: Event, ven: Ven) -> None:
-    """Every ``USAGE`` value of a reserved resource within what the meter data loaders accept for its service point
-    (``CPM_MAX_KWH_PER_HOUR`` or ``_CI`` x the interval's hours); ``DomainValidationError`` naming the first beyond
-    it, before anything is stored (the loader would drop it as a row error the VEN never sees). Watt-hours sent
-    without ``units`` (the default is KWH) are the usual cause: the message says so."""
-    from settlement.meterdata.loaders import kwh_per_hour_limit
-
-    factor = _usage_kwh_factor(body)
-    classes = dict(Participation.objects.filter(event_id=event.pk, device__aggregator_id=ven.aggregator_id)
-                   .values_list("device__aggregator_device_id", "service_point__customer_class"))
-    for i, j, name, _, duration, interval in _report_intervals(body, event):
-        if name not in classes:
-            continue
-        for k, payload in enumerate(interval.get("payloads") or []):
-            if not isinstance(payload, dict) or payload.get("type") != docs.USAGE:
-                continue
-            value = (payload.get("values") or [None])[0]
-            if not _finite_number(value):
+            if name not in classes:
                 continue
             per_hour, setting = kwh_per_hour_limit(classes[name])
-            limit = per_hour * duration.total_seconds() / 3600
+            limit = per_hour * seconds / 3600
             kwh = abs(float(value)) * factor
             if kwh > limit:
-                minutes = int(duration.total_seconds() // 60)
-                raise DomainValidationError({f"resources[{i}].intervals[{j}].payloads[{k}].values": [
-                    f"{kwh:g} kWh in a {minutes}-minute interval is beyond the plausible {limit:g} kWh ({setting} = "
-                    f"{per_hour:g} kWh per hour); values in watt-hours need a USAGE payload descriptor with units "
-                    "WH."]})
+                raise DomainValidationError({f"{place}.payloads[{k}].values": [
+                    f"{kwh:g} kWh in a {int(seconds // 60)}-minute interval is beyond the plausible {limit:g} kWh "
+                    f"({setting} = {per_hour:g} kWh per hour); values in watt-hours need a USAGE payload descriptor "
+                    "with units WH."]})
 
 
 def _report_rows(report: Report, oadr: OadrEvent, ven: Ven) -> tuple[list[dict], dict[str, list], list[dict]]:
@@ -984,8 +972,7 @@ def _report_body(data: dict, ven: Ven, actor: Any) -> tuple[OadrEvent, dict, str
     if data.get("intervalPeriod"):
         body["intervalPeriod"] = data["intervalPeriod"]
     _check_report_intervals(body)
-    _check_usage(body, oadr.event)
-    _check_usage_plausible(body, oadr.event, ven)
+    _check_usage(body, oadr.event, ven)
     return oadr, body, client_name, _text(data, "reportName", max_length=300) or ""
 
 
