@@ -313,14 +313,32 @@ def copy_binary(model: type[models.Model], columns: Sequence[str], data: Iterabl
     """Write ``data`` (binary COPY rows the caller encoded, without the header and trailer: added here) with
     ``COPY ... FROM STDIN (FORMAT BINARY)``. PostgreSQL only: the caller's ORM fallback builds instances instead
     (``insert_objects``)."""
+    copy_binary_start(model, columns, data).finish()
+
+
+def copy_binary_start(model: type[models.Model], columns: Sequence[str], data: Iterable[bytes]) -> StartedInsert:
+    """``copy_binary``, returned as soon as PostgreSQL has every row and the end of the COPY, as
+    ``insert_rows_start`` does: the database inserts them while the caller works; ``StartedInsert.finish`` waits
+    for its answer (and raises its error) and must come before the connection's next statement. The count of the
+    returned ``StartedInsert`` is the number of ``data`` parts, not of rows. Used by the interval loads to merge a
+    chunk of readings while the previous chunk's rows are inserted (issue 20)."""
     qn = connection.ops.quote_name
     cols = ", ".join(qn(_field(model, c).column) for c in columns)
-    with connection.wrap_database_errors, connection.cursor() as cursor, cursor.cursor.copy(
-            f"COPY {qn(model._meta.db_table)} ({cols}) FROM STDIN (FORMAT BINARY)") as copy:
-        copy.write(COPY_BINARY_HEADER)
-        for part in data:
-            copy.write(part)
-        copy.write(COPY_BINARY_TRAILER)
+    cursor = connection.cursor()
+    parts = 0
+    try:
+        with connection.wrap_database_errors, cursor.cursor.copy(
+                f"COPY {qn(model._meta.db_table)} ({cols}) FROM STDIN (FORMAT BINARY)",
+                writer=_EndWithoutWaiting(cursor.cursor)) as copy:
+            copy.write(COPY_BINARY_HEADER)
+            for part in data:
+                copy.write(part)
+                parts += 1
+            copy.write(COPY_BINARY_TRAILER)
+    except BaseException:
+        cursor.close()
+        raise
+    return StartedInsert(cursor, parts)
 
 
 # ---------------------------------------------------------------------------------------------------- unnest

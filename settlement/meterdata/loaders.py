@@ -764,13 +764,67 @@ def _apply(parts: Iterable[dict[str, np.ndarray]], *, errors: _Errors, load: Met
                                 [_LOCK_KEY, stripes.tolist()])
             if months:  # after the locks, before touching the table (partitions module docstring)
                 partitions.ensure_months(_month_first(m) for m in months)
-        for r in parts:
-            _apply_partition(r, counts=counts, errors=errors, load=load, now=now)
+        pipe = _Pipe(load)
+        try:
+            for r in parts:
+                _apply_partition(r, counts=counts, errors=errors, load=load, now=now, pipe=pipe)
+            pipe.flush()
+        except BaseException:
+            pipe.abandon()  # the connection free for the rollback; the error raised is the first one
+            raise
     return counts
 
 
+class _Pipe:
+    """The writes of one chunk of a load held back until the next chunk's current rows are read, then started
+    without waiting (``bulk.copy_binary_start``), so PostgreSQL inserts one chunk's rows while this process merges
+    the next chunk's readings (the merge is Python and numpy, the insert the database's: at N = 100,000 each was
+    about 1.5 s of a 4.4 s load, one after the other). Chunks never share a (service point, device, channel, day):
+    reading a chunk's current rows before the previous chunk's are superseded and inserted reads the same rows
+    for its keys. Every write still lands in the load's one transaction, in chunk order."""
+
+    def __init__(self, load: MeterDataLoad) -> None:
+        self.load = load
+        self.writes: tuple[np.ndarray, np.ndarray, list[tuple]] | None = None  # the held-back chunk's
+        self.inflight: bulk.StartedInsert | None = None
+
+    def wait(self) -> None:
+        """Wait for the COPY in flight (raising its error): the connection is free for a statement."""
+        inflight, self.inflight = self.inflight, None
+        if inflight is not None:
+            inflight.finish()
+
+    def hold(self, superseded: np.ndarray, superseded_days: np.ndarray, inserts: list[dict]) -> None:
+        """Hold a chunk's writes (the rows to supersede, the ``interval_days_insert`` keyword sets)."""
+        self.writes = (superseded, superseded_days, inserts)
+
+    def start(self) -> None:
+        """Start the held-back writes: the superseding UPDATE, then the COPYs, the last one left in flight."""
+        writes, self.writes = self.writes, None
+        if writes is None:
+            return
+        superseded, superseded_days, inserts = writes
+        if superseded.size:
+            _supersede(superseded, superseded_days)
+        for kwargs in inserts:
+            self.wait()
+            self.inflight = interval_days_insert(**kwargs, load=self.load, start=True)
+
+    def flush(self) -> None:
+        """Write what is held back and wait for every COPY."""
+        self.wait()
+        self.start()
+        self.wait()
+
+    def abandon(self) -> None:
+        """After an error: wait for the COPY in flight without raising (the transaction is rolled back)."""
+        self.writes = None
+        with contextlib.suppress(Exception):
+            self.wait()
+
+
 def _apply_partition(r: dict[str, np.ndarray], *, counts: dict[str, int], errors: _Errors, load: MeterDataLoad,
-                     now: dt.datetime) -> None:
+                     now: dt.datetime, pipe: _Pipe | None = None) -> None:
     """Validate (interval length per day, duplicates in the load) and merge readings whose days are all here."""
     n = r["sp"].size
     if n == 0:
@@ -834,7 +888,7 @@ def _apply_partition(r: dict[str, np.ndarray], *, counts: dict[str, int], errors
         row_lo, row_hi = starts[lo], (starts[hi] if hi < n_groups else n)
         _apply_chunk(g_sp[lo:hi], g_dev[lo:hi], g_ch[lo:hi], g_dy[lo:hi], g_mn[lo:hi],
                      gid[row_lo:row_hi] - lo, sl[row_lo:row_hi], kwh[row_lo:row_hi], rows[row_lo:row_hi],
-                     counts=counts, errors=errors, load=load, now=now)
+                     counts=counts, errors=errors, load=load, now=now, pipe=pipe)
 
 
 def _lexsort_order(*keys: np.ndarray) -> np.ndarray:
@@ -896,9 +950,18 @@ def _fetch_current(g_sp, g_dy) -> list[tuple]:
             if (sp, day.toordinal() - _EPOCH_ORDINAL) in wanted]
 
 
-def _apply_chunk(g_sp, g_dev, g_ch, g_dy, g_mn, gid, sl, kwh, rows, *, counts, errors, load, now) -> None:
+def _apply_chunk(g_sp, g_dev, g_ch, g_dy, g_mn, gid, sl, kwh, rows, *, counts, errors, load, now,
+                 pipe: _Pipe | None = None) -> None:
+    """Merge a chunk of groups (one per service point, device, channel, day and interval length) with their current
+    rows: count new, unchanged and corrected readings, supersede the changed days and insert their new versions.
+    With ``pipe`` (``_apply``): the previous chunk's writes start once this chunk's current rows are read, and this
+    chunk's are held back in turn (``_Pipe``)."""
     m = g_sp.size
+    if pipe is not None:
+        pipe.wait()
     fetched = _fetch_current(g_sp, g_dy)
+    if pipe is not None:
+        pipe.start()  # the previous chunk's rows are inserted while this one is merged
     ex_id = np.zeros(m, dtype=np.int64)
     ex_version = np.zeros(m, dtype=np.int64)
     ex_row = np.full(m, -1, dtype=np.int64)  # index into fetched
@@ -952,11 +1015,15 @@ def _apply_chunk(g_sp, g_dev, g_ch, g_dy, g_mn, gid, sl, kwh, rows, *, counts, e
     superseded = np.concatenate([ex_id[idx] for idx, _ in batches])
     superseded_days = np.concatenate([g_dy[idx] for idx, _ in batches])[superseded > 0]
     superseded = superseded[superseded > 0]
+    inserts = [{"sp": g_sp[idx], "dev": g_dev[idx], "ch": g_ch[idx], "day": g_dy[idx], "minutes": int(g_mn[idx[0]]),
+                "values": values, "version": ex_version[idx] + 1} for idx, values in batches]
+    if pipe is not None:
+        pipe.hold(superseded, superseded_days, inserts)
+        return
     if superseded.size:
         _supersede(superseded, superseded_days)
-    for idx, values in batches:
-        interval_days_insert(sp=g_sp[idx], dev=g_dev[idx], ch=g_ch[idx], day=g_dy[idx], minutes=int(g_mn[idx[0]]),
-                values=values, version=ex_version[idx] + 1, load=load)
+    for kwargs in inserts:
+        interval_days_insert(**kwargs, load=load)
 
 
 def _months(start: np.ndarray) -> set[int]:
@@ -1025,7 +1092,7 @@ _COPY_COLUMNS = ["service_point_id", "device_id", "channel", "day", "interval_mi
 
 
 def interval_days_insert(*, sp, dev, ch, day, minutes: int, values: np.ndarray, version,
-                         load: MeterDataLoad) -> None:
+                         load: MeterDataLoad, start: bool = False) -> bulk.StartedInsert | None:
     """Insert new current ``IntervalDay`` versions: one PostgreSQL binary COPY of rows encoded with numpy
     (``cpm.base.bulk.copy_binary``; ``bulk.insert_objects`` elsewhere). The write step of the loads above, after
     validation and merging; the benchmark generator writes its seeded days with it. Nothing is checked here: the
@@ -1035,6 +1102,8 @@ def interval_days_insert(*, sp, dev, ch, day, minutes: int, values: np.ndarray, 
     int arrays of n; ``values`` ``[n, 1440 / minutes]`` float64 kWh (NaN = missing); ``received_at`` and the load
     reference come from ``load``. The partitions of the days' months are made if missing
     (``partitions.ensure_months``: the loads above made them already, before touching the table).
+    ``start``: return the COPY still being inserted (``bulk.copy_binary_start``; the caller finishes it before the
+    connection's next statement) instead of waiting for it; None when nothing is left in flight (SQLite).
     """
     received_at = load.created_at  # receipt time of the data = when the load was received, not when it ran
     n, width = values.shape
@@ -1044,7 +1113,7 @@ def interval_days_insert(*, sp, dev, ch, day, minutes: int, values: np.ndarray, 
                         day=dt.date.fromordinal(_EPOCH_ORDINAL + int(day[k])), interval_minutes=minutes,
                         values=intervals.encode(values[k]), version=int(version[k]), is_current=True,
                         received_at=received_at, load=load) for k in range(n)])
-        return
+        return None
     if n:
         partitions.ensure_months(_month_first(m) for m in _months(np.asarray(day, dtype=np.int64) * 86400))
     received_us = int((received_at - _PG_EPOCH).total_seconds() * 1_000_000)
@@ -1076,7 +1145,10 @@ def interval_days_insert(*, sp, dev, ch, day, minutes: int, values: np.ndarray, 
             rec["l8"], rec["rcv"] = 8, received_us
             rec["l9"], rec["load"] = 8, load.pk
             parts.append(rec.tobytes())
+    if start:
+        return bulk.copy_binary_start(IntervalDay, _COPY_COLUMNS, parts)
     bulk.copy_binary(IntervalDay, _COPY_COLUMNS, parts)
+    return None
 
 
 def meter_data_load_fail(*, load_id: int, error: str, now: dt.datetime, actor) -> None:
