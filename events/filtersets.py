@@ -3,6 +3,7 @@
 import django_filters
 
 from cpm.base.filters import AwareIsoDateTimeFilter, IdFilter
+from enrollments.models import ProgramSubscription
 
 from .choices import DispatchKind, EventCategory, EventStatus, ParticipationStatus, ReservationDecision
 from .models import DispatchMessage, Event, Participation, Reservation, Unavailability
@@ -24,6 +25,14 @@ class EventFilterSet(django_filters.FilterSet):
 
 class ReservationFilterSet(django_filters.FilterSet):
     decision = django_filters.MultipleChoiceFilter(choices=ReservationDecision.choices)
+    subscription = django_filters.ModelChoiceFilter(
+        queryset=ProgramSubscription.objects.all(), method="_of_subscription",
+        help_text="Program subscription id: its ledger rows in every event.")
+
+    def _of_subscription(self, queryset, name, value):
+        """A subscription's ledger rows, with its enrollment named: the ledger's index is (enrollment, subscription)
+        (events migration 0016), and a row's enrollment is its subscription's (the key checked by the database)."""
+        return queryset.filter(subscription=value, enrollment_id=value.enrollment_id)
 
     class Meta:
         model = Reservation

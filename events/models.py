@@ -130,7 +130,8 @@ class Reservation(models.Model):
     called?".
     """
 
-    # db_index=False where a composite index leads with the column (no second index to maintain on every insert)
+    # db_index=False where a composite index leads with the column (no second index to maintain on every insert),
+    # and on the subscription, second in the (enrollment, subscription) index: a subscription is of one enrollment.
     # db_constraint=False on every key: the database checks them set-based, once per statement over all its rows
     # (``cpm.base.setkeys``, migration 0010), not with one trigger per row; subscription and
     # enrollment as ONE key, (subscription_id, enrollment_id) -> the subscription's (id, enrollment_id): the
@@ -138,9 +139,9 @@ class Reservation(models.Model):
     event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="reservations", db_index=False,
                               db_constraint=False)
     subscription = models.ForeignKey(ProgramSubscription, on_delete=models.CASCADE, related_name="reservations",
-                                     db_constraint=False)
+                                     db_index=False, db_constraint=False)
     enrollment = models.ForeignKey(Enrollment, on_delete=models.CASCADE, related_name="reservations",
-                                   db_constraint=False)
+                                   db_index=False, db_constraint=False)
     device = models.ForeignKey(Device, null=True, blank=True, on_delete=models.CASCADE, related_name="reservations",
                                db_constraint=False)
     service_point = models.ForeignKey(ServicePoint, on_delete=models.CASCADE, related_name="reservations",
@@ -154,6 +155,11 @@ class Reservation(models.Model):
         ordering = ["event", "decision", "id"]
         constraints = [models.UniqueConstraint(fields=["event", "subscription"], name="reservation_unique_candidate")]
         indexes = [models.Index(fields=["event", "decision"], name="reservation_event_decision_idx"),
+                   # An enrollment's rows, and a subscription's within its enrollment: ONE index where there were two
+                   # (enrollment) and (subscription) (migration 0016). The key (subscription, enrollment) is checked
+                   # through it when a subscription is deleted (``cpm.base.setkeys``); a read by subscription alone
+                   # names its enrollment too (``ReservationFilterSet``). See ``Participation``.
+                   models.Index(fields=["enrollment", "subscription"], name="reservation_enrol_sub_idx"),
                    # The few rows of events an enrollment was called for and missed (offline, declared unavailable,
                    # released): what season-end incentives read per chunk of accounts, never the whole ledger
                    # (``settlement.services.customer_settlement._missed_events``).
@@ -169,14 +175,15 @@ class Participation(models.Model):
     a device held by two overlapping events (set-based exclusion on PostgreSQL, ``cpm.base.setexclusion``, migration
     0011; the service check elsewhere)."""
 
-    # db_index=False where a composite index leads with the column (no second index to maintain on every insert)
+    # db_index=False where a composite index leads with the column (no second index to maintain on every insert),
+    # and on the subscription, second in the (enrollment, subscription) index: a subscription is of one enrollment.
     # Every key checked set-based by the database, as on ``Reservation``.
     event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="participations", db_index=False,
                               db_constraint=False)
     subscription = models.ForeignKey(ProgramSubscription, on_delete=models.PROTECT, related_name="participations",
-                                     db_constraint=False)
+                                     db_index=False, db_constraint=False)
     enrollment = models.ForeignKey(Enrollment, on_delete=models.PROTECT, related_name="participations",
-                                   db_constraint=False)
+                                   db_index=False, db_constraint=False)
     device = models.ForeignKey(Device, null=True, blank=True, on_delete=models.PROTECT, related_name="participations",
                                db_index=False, db_constraint=False)
     service_point = models.ForeignKey(ServicePoint, on_delete=models.PROTECT, related_name="participations",
@@ -198,6 +205,11 @@ class Participation(models.Model):
             models.CheckConstraint(condition=Q(end__gt=F("start")), name="participation_end_after_start"),
         ]
         indexes = [models.Index(fields=["-start", "id"], name="participation_start_desc_idx"),
+                   # An enrollment's participations (its history, read per span by the reservation's limits), and a
+                   # subscription's within its enrollment (the key (subscription, enrollment) checked when a
+                   # subscription is deleted): ONE index where there were two, (enrollment) and (subscription)
+                   # (migration 0016), each reserved device adding an entry at a random page of both.
+                   models.Index(fields=["enrollment", "subscription"], name="participation_enrol_sub_idx"),
                    models.Index(fields=["service_point", "start"], name="participation_sp_start_idx"),
                    # A device's rows by (device, end): what the no-overlap check probes (the live rows ending after
                    # a new row starts, migration 0011), what deleting a device checks (``cpm.base.setkeys``), and

@@ -118,6 +118,27 @@ def test_reservation_ledger_filters_and_constant_queries(admin_api, program):
     assert [x["event"] for x in data["results"]] == [event.pk]
 
 
+def test_reservation_ledger_by_subscription_reads_its_enrollment_too(admin_api, program):
+    """``?subscription=`` lists that subscription's ledger rows in every event and only those; the query names the
+    subscription's enrollment as well, so it reads the (enrollment, subscription) index (events migration 0016):
+    there is no index on the subscription alone. An unknown subscription is a 400 naming the field."""
+    mine = participant(program)
+    other = participant(program)
+    first = scheduled_event(program)
+    second = scheduled_event(program, start=la(2026, 7, 16, 15))
+    with CaptureQueriesContext(connection) as ctx:
+        r = admin_api.get(f"/api/v1/reservations/?subscription={mine.pk}")
+    assert r.status_code == 200, r.content
+    rows = r.json()["results"]
+    assert sorted((x["event"], x["subscription"], x["decision"]) for x in rows) == [
+        (first.pk, mine.pk, "reserved"), (second.pk, mine.pk, "reserved")]
+    assert Reservation.objects.filter(subscription=other).count() == 2  # the other's rows exist, and are not listed
+    listed = [q["sql"] for q in ctx.captured_queries if 'FROM "events_reservation"' in q["sql"]]
+    assert listed and all(f'"events_reservation"."enrollment_id" = {mine.enrollment_id}' in q for q in listed)
+    r = admin_api.get("/api/v1/reservations/?subscription=999999")
+    assert r.status_code == 400 and "subscription" in r.json()
+
+
 def test_participations_list_and_opt_out(admin_api, program, rule):
     rule.opt_out_cutoff_minutes = 60
     rule.save()
