@@ -63,7 +63,10 @@ def _timed(parts: dict[str, float]):
         return module, name, original
 
     patched = [timing(loaders, "parse_csv", "parse CSV (Python)"),
-               timing(bulk, "copy_binary", "COPY binary (rows, indexes, queued key checks)"),
+               # A chunk's COPY is sent (``copy_binary_start``), the next chunk merged, then the COPY waited for
+               # (``StartedInsert.finish``): the wait is what the merge did not cover (``loaders._Pipe``).
+               timing(bulk, "copy_binary_start", "COPY binary: rows sent"),
+               timing(bulk.StartedInsert, "finish", "COPY binary: waiting (rows, indexes, key checks not overlapped)"),
                timing(connection, "_commit", "COMMIT (deferred foreign-key checks)")]
     try:
         with connection.execute_wrapper(wrapper):
