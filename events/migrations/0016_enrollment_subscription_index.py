@@ -15,6 +15,15 @@ import django.db.models.deletion
 from django.db import migrations, models
 
 
+# The indexes Django created for the two keys (``db_index`` of a ForeignKey; the same names on both databases).
+_DROPPED = [
+    ("events_participation_enrollment_id_7116cef9", "events_participation", "enrollment_id"),
+    ("events_participation_subscription_id_19b41132", "events_participation", "subscription_id"),
+    ("events_reservation_enrollment_id_5750b2a7", "events_reservation", "enrollment_id"),
+    ("events_reservation_subscription_id_1ba41579", "events_reservation", "subscription_id"),
+]
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -32,24 +41,35 @@ class Migration(migrations.Migration):
             model_name='reservation',
             index=models.Index(fields=['enrollment', 'subscription'], name='reservation_enrol_sub_idx'),
         ),
-        migrations.AlterField(
-            model_name='participation',
-            name='enrollment',
-            field=models.ForeignKey(db_constraint=False, db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='participations', to='enrollments.enrollment'),
-        ),
-        migrations.AlterField(
-            model_name='participation',
-            name='subscription',
-            field=models.ForeignKey(db_constraint=False, db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='participations', to='enrollments.programsubscription'),
-        ),
-        migrations.AlterField(
-            model_name='reservation',
-            name='enrollment',
-            field=models.ForeignKey(db_constraint=False, db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='reservations', to='enrollments.enrollment'),
-        ),
-        migrations.AlterField(
-            model_name='reservation',
-            name='subscription',
-            field=models.ForeignKey(db_constraint=False, db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='reservations', to='enrollments.programsubscription'),
+        # The fields lose db_index in the state only; in the database the four indexes are dropped by name. An
+        # AlterField would rebuild each table on SQLite (its way to alter a column), and a rebuilt table loses the
+        # set-based key triggers migration 0010 created there.
+        migrations.SeparateDatabaseAndState(
+            state_operations=[
+                migrations.AlterField(
+                    model_name='participation',
+                    name='enrollment',
+                    field=models.ForeignKey(db_constraint=False, db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='participations', to='enrollments.enrollment'),
+                ),
+                migrations.AlterField(
+                    model_name='participation',
+                    name='subscription',
+                    field=models.ForeignKey(db_constraint=False, db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='participations', to='enrollments.programsubscription'),
+                ),
+                migrations.AlterField(
+                    model_name='reservation',
+                    name='enrollment',
+                    field=models.ForeignKey(db_constraint=False, db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='reservations', to='enrollments.enrollment'),
+                ),
+                migrations.AlterField(
+                    model_name='reservation',
+                    name='subscription',
+                    field=models.ForeignKey(db_constraint=False, db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='reservations', to='enrollments.programsubscription'),
+                ),
+            ],
+            database_operations=[
+                migrations.RunSQL(f"DROP INDEX IF EXISTS {name}", reverse_sql=f"CREATE INDEX {name} ON {table} ({column})")
+                for name, table, column in _DROPPED
+            ],
         ),
     ]
