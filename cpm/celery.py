@@ -22,9 +22,9 @@ app.conf.beat_schedule = {
     "settlement-tick": {"task": "settlement.tick", "schedule": 3600.0},
     # Activates auto-activate draft programs whose enrollment window has opened (local date of each program).
     "programs-activate-due": {"task": "programs.activate_due", "schedule": 3600.0},
-    # Sends again the chunks of jobs whose worker died (no progress for CPM_JOB_STALL_SECONDS), or fails the job.
     # Plans customer messages that came due and sends the due ones in chunks (cpm.notifications).
     "notifications-tick": {"task": "notifications.tick", "schedule": 60.0},
+    # Sends again the chunks of jobs whose worker died (no progress for CPM_JOB_STALL_SECONDS), or fails the job.
     "sweep-jobs": {"task": "cpm.sweep_jobs", "schedule": 60.0},
     # Sends again the meter-data loads still PENDING CPM_JOB_STALL_SECONDS after they were sent (a lost message).
     "resend-pending-loads": {"task": "settlement.resend_pending_loads", "schedule": 60.0},
