@@ -79,6 +79,19 @@ def scenario(transactional_db, django_user_model):
     return {"customer": account.customer, "participation": participation}
 
 
+def _shown(page, selector: str) -> bool:
+    """Whether ``selector`` is visible once the page a click started has rendered: ``is_visible`` answers at once, and a
+    click returns when its navigation commits, before the new page is drawn (on a loaded machine the check ran on the
+    page before). Waits up to 10 s for it, then answers."""
+    from playwright.sync_api import TimeoutError as NotShown
+
+    try:
+        page.locator(selector).first.wait_for(state="visible", timeout=10_000)
+    except NotShown:
+        pass  # the answer below says it is not visible
+    return page.is_visible(selector)
+
+
 def _login(page, base, username, password):
     page.goto(f"{base}/accounts/login/?next=/csr/")
     page.fill("input[name=username]", username)
@@ -92,23 +105,23 @@ def test_csr_finds_enrolls_and_opts_out(live_server, browser, scenario):
     page.fill("input[name=q]", "Okafor")
     page.click("button[type=submit]")
     page.click("table a:has-text('Okafor')")
-    assert page.is_visible("h1:has-text('Okafor')")
+    assert _shown(page, "h1:has-text('Okafor')")
 
     biz = page.locator("tr.eligibility[data-program=biz]")
     assert "Not eligible" in biz.inner_text()
     assert "TOU-GS-1" in biz.inner_text() or "rate" in biz.inner_text().lower()
 
     page.locator("tr.eligibility[data-program=tstat] form.enroll-form button").click()
-    assert page.is_visible("text=Enrolled in Thermostat Rewards (Active).")
+    assert _shown(page, "text=Enrolled in Thermostat Rewards (Active).")
     assert Enrollment.objects.filter(program__code="tstat", status="active").count() == 1
 
     page.locator("#upcoming form.opt-out-form input[name=reason]").fill("Road trip")
     page.locator("#upcoming form.opt-out-form button").click()
     # Issue 17: a confirmation step before the opt-out happens.
-    assert page.is_visible("h1:has-text('Confirm opt-out')")
+    assert _shown(page, "h1:has-text('Confirm opt-out')")
     assert Participation.objects.get(pk=scenario["participation"].pk).status == ParticipationStatus.RESERVED
     page.locator("form.confirm-form button").click()
-    assert page.is_visible("text=Opted out of Evening peak.")
+    assert _shown(page, "text=Opted out of Evening peak.")
     assert Participation.objects.get(pk=scenario["participation"].pk).status == ParticipationStatus.OPTED_OUT
     upcoming = page.locator("#upcoming").inner_text()
     assert "Opted out" in upcoming and "Already opted out at" in upcoming
@@ -139,7 +152,7 @@ def test_csr_path_first_name_enroll_opt_out_and_unenroll_with_confirmation(live_
     _login(page, live_server.url, "carol", "carol-password-1")
     page.fill("input[name=q]", "Chinwe")
     page.click("button[type=submit]")
-    assert page.is_visible("text=1 customer found")
+    assert _shown(page, "text=1 customer found")
     _shot(page, "csr-1-search-first-name.png")
     page.click("table a:has-text('Okafor')")
 
@@ -148,25 +161,25 @@ def test_csr_path_first_name_enroll_opt_out_and_unenroll_with_confirmation(live_
     page.locator("#not-offered summary").click()
     assert "National Grid Batteries" in page.locator("#not-offered").inner_text()
     page.locator("tr.eligibility[data-program=tstat] form.enroll-form button").click()
-    assert page.is_visible("text=Enrolled in Thermostat Rewards (Active).")
+    assert _shown(page, "text=Enrolled in Thermostat Rewards (Active).")
     assert "Enrolled (Active)" in page.locator("tr.eligibility[data-program=tstat]").inner_text()
     _shot(page, "csr-2-enrolled.png")
 
     page.locator("#upcoming form.opt-out-form button").click()
-    assert page.is_visible("h1:has-text('Confirm opt-out')")
+    assert _shown(page, "h1:has-text('Confirm opt-out')")
     _shot(page, "csr-3-opt-out-confirm.png")
     page.locator("form.confirm-form button").click()
-    assert page.is_visible("text=Opted out of Evening peak.")
+    assert _shown(page, "text=Opted out of Evening peak.")
     assert Participation.objects.get(pk=scenario["participation"].pk).status == ParticipationStatus.OPTED_OUT
 
     tstat = Enrollment.objects.get(program__code="tstat")
     page.locator(f"form.unenroll-form[action$='/enrollments/{tstat.pk}/unenroll/'] button").click()
-    assert page.is_visible("h1:has-text('Confirm unenrollment')")
+    assert _shown(page, "h1:has-text('Confirm unenrollment')")
     _shot(page, "csr-4-unenroll-confirm.png")
     page.locator("a:has-text('Cancel, change nothing')").click()
     assert Enrollment.objects.get(pk=tstat.pk).status == "active"
     page.locator(f"form.unenroll-form[action$='/enrollments/{tstat.pk}/unenroll/'] button").click()
     page.locator("form.confirm-form button").click()
-    assert page.is_visible("text=Unenrolled from Thermostat Rewards.")
+    assert _shown(page, "text=Unenrolled from Thermostat Rewards.")
     assert Enrollment.objects.get(pk=tstat.pk).status == "unenrolled"
     _shot(page, "csr-5-customer-page-after.png")
