@@ -124,27 +124,38 @@ def insert_rows_start(model: type[models.Model], columns: Sequence[str], rows: S
     qn = connection.ops.quote_name
     fields = [_field(model, c) for c in columns]
     adapters = [_adapter(f) for f in fields]
+
+    def write(copy) -> None:
+        for lo in range(0, len(rows), BATCH):
+            batch = rows[lo:lo + BATCH]
+            if any(adapters):
+                batch = [[v if a is None or v is None else a(v) for a, v in zip(adapters, row, strict=True)]
+                         for row in batch]
+            text = copy_text(batch)
+            if text is not None:
+                copy.write(text)
+            else:  # a value type the column-wise encoder does not write: psycopg adapts it, row by row
+                for row in batch:
+                    copy.write_row(row)
+
     sql = f"COPY {qn(model._meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) FROM STDIN"
+    return StartedInsert(_copy_start(sql, write), len(rows))
+
+
+def _copy_start(sql: str, write: Callable[[Any], None]) -> Any:
+    """Run ``sql`` (a ``COPY ... FROM STDIN``) with ``write(copy)`` sending its data, and end it without waiting
+    for the database's answer (``_EndWithoutWaiting``); returns the Django cursor ``StartedInsert`` reads the answer
+    on (closed here if sending fails). ``wrap_database_errors``: a constraint the COPY violates raises Django's
+    ``IntegrityError``, as an INSERT does (the COPY runs on the driver's cursor, outside Django's error
+    translation)."""
     cursor = connection.cursor()
     try:
-        # ``wrap_database_errors``: a constraint the COPY violates raises Django's ``IntegrityError``, as an INSERT
-        # does (the COPY runs on the driver's cursor, outside Django's error translation).
         with connection.wrap_database_errors, cursor.cursor.copy(sql, writer=_EndWithoutWaiting(cursor.cursor)) as copy:
-            for lo in range(0, len(rows), BATCH):
-                batch = rows[lo:lo + BATCH]
-                if any(adapters):
-                    batch = [[v if a is None or v is None else a(v) for a, v in zip(adapters, row, strict=True)]
-                             for row in batch]
-                text = copy_text(batch)
-                if text is not None:
-                    copy.write(text)
-                else:  # a value type the column-wise encoder does not write: psycopg adapts it, row by row
-                    for row in batch:
-                        copy.write_row(row)
+            write(copy)
     except BaseException:
         cursor.close()
         raise
-    return StartedInsert(cursor, len(rows))
+    return cursor
 
 
 class _EndWithoutWaiting(LibpqWriter):
@@ -324,21 +335,16 @@ def copy_binary_start(model: type[models.Model], columns: Sequence[str], data: I
     chunk of readings while the previous chunk's rows are inserted (issue 20)."""
     qn = connection.ops.quote_name
     cols = ", ".join(qn(_field(model, c).column) for c in columns)
-    cursor = connection.cursor()
-    parts = 0
-    try:
-        with connection.wrap_database_errors, cursor.cursor.copy(
-                f"COPY {qn(model._meta.db_table)} ({cols}) FROM STDIN (FORMAT BINARY)",
-                writer=_EndWithoutWaiting(cursor.cursor)) as copy:
-            copy.write(COPY_BINARY_HEADER)
-            for part in data:
-                copy.write(part)
-                parts += 1
-            copy.write(COPY_BINARY_TRAILER)
-    except BaseException:
-        cursor.close()
-        raise
-    return StartedInsert(cursor, parts)
+    parts = list(data)
+
+    def write(copy) -> None:
+        copy.write(COPY_BINARY_HEADER)
+        for part in parts:
+            copy.write(part)
+        copy.write(COPY_BINARY_TRAILER)
+
+    return StartedInsert(_copy_start(f"COPY {qn(model._meta.db_table)} ({cols}) FROM STDIN (FORMAT BINARY)", write),
+                         len(parts))
 
 
 # ---------------------------------------------------------------------------------------------------- unnest

@@ -785,7 +785,7 @@ class _Pipe:
 
     def __init__(self, load: MeterDataLoad) -> None:
         self.load = load
-        self.writes: tuple[np.ndarray, np.ndarray, list[tuple]] | None = None  # the held-back chunk's
+        self.writes: tuple[np.ndarray, np.ndarray, list[dict]] | None = None  # the held-back chunk's
         self.inflight: bulk.StartedInsert | None = None
 
     def wait(self) -> None:
@@ -824,7 +824,7 @@ class _Pipe:
 
 
 def _apply_partition(r: dict[str, np.ndarray], *, counts: dict[str, int], errors: _Errors, load: MeterDataLoad,
-                     now: dt.datetime, pipe: _Pipe | None = None) -> None:
+                     now: dt.datetime, pipe: _Pipe) -> None:
     """Validate (interval length per day, duplicates in the load) and merge readings whose days are all here."""
     n = r["sp"].size
     if n == 0:
@@ -951,17 +951,15 @@ def _fetch_current(g_sp, g_dy) -> list[tuple]:
 
 
 def _apply_chunk(g_sp, g_dev, g_ch, g_dy, g_mn, gid, sl, kwh, rows, *, counts, errors, load, now,
-                 pipe: _Pipe | None = None) -> None:
+                 pipe: _Pipe) -> None:
     """Merge a chunk of groups (one per service point, device, channel, day and interval length) with their current
-    rows: count new, unchanged and corrected readings, supersede the changed days and insert their new versions.
-    With ``pipe`` (``_apply``): the previous chunk's writes start once this chunk's current rows are read, and this
-    chunk's are held back in turn (``_Pipe``)."""
+    rows: count new, unchanged and corrected readings; the changed days to supersede and their new versions are held
+    in ``pipe``, written once the next chunk's current rows are read (``_Pipe``), as the previous chunk's are once
+    this chunk's are."""
     m = g_sp.size
-    if pipe is not None:
-        pipe.wait()
+    pipe.wait()
     fetched = _fetch_current(g_sp, g_dy)
-    if pipe is not None:
-        pipe.start()  # the previous chunk's rows are inserted while this one is merged
+    pipe.start()  # the previous chunk's rows are inserted while this one is merged
     ex_id = np.zeros(m, dtype=np.int64)
     ex_version = np.zeros(m, dtype=np.int64)
     ex_row = np.full(m, -1, dtype=np.int64)  # index into fetched
@@ -1017,13 +1015,7 @@ def _apply_chunk(g_sp, g_dev, g_ch, g_dy, g_mn, gid, sl, kwh, rows, *, counts, e
     superseded = superseded[superseded > 0]
     inserts = [{"sp": g_sp[idx], "dev": g_dev[idx], "ch": g_ch[idx], "day": g_dy[idx], "minutes": int(g_mn[idx[0]]),
                 "values": values, "version": ex_version[idx] + 1} for idx, values in batches]
-    if pipe is not None:
-        pipe.hold(superseded, superseded_days, inserts)
-        return
-    if superseded.size:
-        _supersede(superseded, superseded_days)
-    for kwargs in inserts:
-        interval_days_insert(**kwargs, load=load)
+    pipe.hold(superseded, superseded_days, inserts)
 
 
 def _months(start: np.ndarray) -> set[int]:
